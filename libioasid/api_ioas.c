@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Public entry points for address spaces and mappings.  Each one checks
+ * its pointers, fills a struct ioasid_op and runs it through the context's
+ * transport; the rules themselves live in core/ioas.c.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "ctx.h"
+#include "util/macros.h"
+
+static int call(struct ioasid_ctx *ctx, struct ioasid_op *op)
+{
+	if (!ctx)
+		return -EINVAL;
+	return ctx_call(ctx, op);
+}
+
+/*
+ * ioasid_ioas_alloc - create an address space
+ * @flags: IOASID_IOAS_IDENTITY, IOASID_IOAS_RESTRICTED
+ *
+ * Errors: -EINVAL (NULL pointer), -EOPNOTSUPP (unknown flags), -ENOSPC
+ * (the session's IOAS quota is used up), -ENOMEM.
+ */
+IOASID_EXPORT int ioasid_ioas_alloc(struct ioasid_ctx *ctx, uint32_t flags,
+				    uint32_t *ioas_id)
+{
+	struct ioasid_op op;
+	int r;
+
+	if (!ioas_id)
+		return -EINVAL;
+	ioasid_op_init(&op, IOASID_CMD_IOAS_ALLOC);
+	op.flags = flags;
+	r = call(ctx, &op);
+	if (r == 0)
+		*ioas_id = op.out_id;
+	return r;
+}
+
+/*
+ * ioasid_ioas_destroy - destroy an address space and all its mappings
+ *
+ * Errors: -ENOENT (no such IOAS), -EBUSY (devices are attached).
+ */
+IOASID_EXPORT int ioasid_ioas_destroy(struct ioasid_ctx *ctx, uint32_t ioas_id)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_IOAS_DESTROY);
+	op.ioas_id = ioas_id;
+	return call(ctx, &op);
+}
+
+/*
+ * ioasid_ioas_set_snoop_mode - choose the coherency policy of an IOAS
+ * @mode: IOASID_SNOOP_AUTO, IOASID_SNOOP_ENFORCE or IOASID_SNOOP_ALLOW
+ *
+ * Errors: -ENOENT, -EINVAL (unknown mode), -EBUSY (devices are attached:
+ * domains already exist with their coherency fixed).
+ */
+IOASID_EXPORT int ioasid_ioas_set_snoop_mode(struct ioasid_ctx *ctx,
+					     uint32_t ioas_id, uint32_t mode)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_IOAS_SET_SNOOP);
+	op.ioas_id = ioas_id;
+	op.mode = mode;
+	return call(ctx, &op);
+}
+
+/* Runs @op whose result is one struct of @size bytes copied to @out. */
+static int call_struct(struct ioasid_ctx *ctx, struct ioasid_op *op,
+		       void *out, uint32_t size)
+{
+	if (!out)
+		return -EINVAL;
+	op->out = out;
+	op->out_cap = size;
+	return call(ctx, op);
+}
+
+/*
+ * ioasid_ioas_get_info - flags, snoop mode and counters of an IOAS
+ *
+ * Errors: -EINVAL (NULL @info), -ENOENT.
+ */
+IOASID_EXPORT int ioasid_ioas_get_info(struct ioasid_ctx *ctx, uint32_t ioas_id,
+				       struct ioasid_ioas_info *info)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_IOAS_INFO);
+	op.ioas_id = ioas_id;
+	return call_struct(ctx, &op, info, sizeof(*info));
+}
+
+/* Runs @op whose result is an array; *nr is capacity in, count out. */
+static int call_array(struct ioasid_ctx *ctx, struct ioasid_op *op,
+		      void *array, uint32_t elem_size, uint32_t *nr)
+{
+	int r;
+
+	if (!nr || (!array && *nr))
+		return -EINVAL;
+	if (*nr > UINT32_MAX / elem_size)
+		return -EOVERFLOW;
+	op->out = array;
+	op->out_cap = *nr * elem_size;
+	r = call(ctx, op);
+	if (r == 0 || r == -EMSGSIZE)
+		*nr = op->out_len / elem_size;
+	return r;
+}
+
+/*
+ * ioasid_ioas_list - the ids of the caller's address spaces
+ * @ids: room for *@nr ids
+ * @nr: in: capacity; out: number of IOASes
+ *
+ * Errors: -EINVAL, -EMSGSIZE (*@nr set to the number needed; nothing
+ * else written beyond the capacity).
+ */
+IOASID_EXPORT int ioasid_ioas_list(struct ioasid_ctx *ctx, uint32_t *ids,
+				   uint32_t *nr)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_IOAS_LIST);
+	return call_array(ctx, &op, ids, sizeof(*ids), nr);
+}
+
+/*
+ * ioasid_map_file - map part of a file into an IOAS
+ * @fd: memfd, tmpfs/hugetlbfs file or guest_memfd; the library keeps its
+ *      own reference, so the caller may close @fd afterwards
+ * @offset, @length: multiples of the file's page size, inside the file
+ * @flags: IOASID_MAP_READ, IOASID_MAP_WRITE, IOASID_MAP_FIXED_IOVA
+ * @iova: in (FIXED_IOVA): where; out: where it was mapped
+ *
+ * Errors: -EINVAL (NULL @iova, zero or unaligned length/offset/iova,
+ * range beyond the file, unsealed memfd, no READ/WRITE), -EOPNOTSUPP
+ * (unknown flags, unsupported kind of file), -EBADF (@fd not open),
+ * -EACCES (file's open mode lacks the access asked), -EOVERFLOW (iova +
+ * length or offset + length wraps), -EEXIST (overlaps a mapping),
+ * -EADDRINUSE (reserved or not allowed IOVA), -ENOSPC (no free IOVA of
+ * that size, or quota), -ENOENT (no such IOAS), -EPERM (private pages of
+ * a guest_memfd), -ENOMEM.
+ */
+IOASID_EXPORT int ioasid_map_file(struct ioasid_ctx *ctx, uint32_t ioas_id,
+				  int fd, uint64_t offset, uint64_t length,
+				  uint32_t flags, uint64_t *iova)
+{
+	struct ioasid_op op;
+	int r;
+
+	if (!iova)
+		return -EINVAL;
+	ioasid_op_init(&op, IOASID_CMD_MAP_FILE);
+	op.ioas_id = ioas_id;
+	op.fd = fd;
+	op.offset = offset;
+	op.length = length;
+	op.flags = flags;
+	op.iova = *iova;
+	r = call(ctx, &op);
+	if (r == 0)
+		*iova = op.out_iova;
+	return r;
+}
+
+/*
+ * ioasid_map_user - map host virtual memory into an IOAS (legacy path)
+ *
+ * The memory must stay mapped until it is unmapped from the IOAS.  Only
+ * embedded contexts can do this: the daemon cannot reach the caller's
+ * address space (-EOPNOTSUPP over ioasidd; use ioasid_map_file()).
+ * Errors: as ioasid_map_file() without the file checks; -EINVAL for an
+ * unaligned or NULL @vaddr.
+ */
+IOASID_EXPORT int ioasid_map_user(struct ioasid_ctx *ctx, uint32_t ioas_id,
+				  void *vaddr, uint64_t length, uint32_t flags,
+				  uint64_t *iova)
+{
+	struct ioasid_op op;
+	int r;
+
+	if (!iova)
+		return -EINVAL;
+	ioasid_op_init(&op, IOASID_CMD_MAP_USER);
+	op.ioas_id = ioas_id;
+	op.offset = (uint64_t)(uintptr_t)vaddr;
+	op.length = length;
+	op.flags = flags;
+	op.iova = *iova;
+	r = call(ctx, &op);
+	if (r == 0)
+		*iova = op.out_iova;
+	return r;
+}
+
+/*
+ * ioasid_unmap - remove every mapping byte in [iova, iova + length)
+ * @flags: IOASID_UNMAP_MISSING_OK
+ * @unmapped: bytes removed (may be NULL)
+ *
+ * Unlike the kernel, the range may cut through mappings at any page
+ * boundary; the pieces outside keep their file, offset and protection.
+ * Errors: -EINVAL (zero or unaligned), -EOVERFLOW, -ENOENT (no such IOAS,
+ * or nothing mapped in the range without MISSING_OK), -EOPNOTSUPP
+ * (unknown flags), -ENOMEM.
+ */
+IOASID_EXPORT int ioasid_unmap(struct ioasid_ctx *ctx, uint32_t ioas_id,
+			       uint64_t iova, uint64_t length, uint32_t flags,
+			       uint64_t *unmapped)
+{
+	struct ioasid_op op;
+	int r;
+
+	ioasid_op_init(&op, IOASID_CMD_UNMAP);
+	op.ioas_id = ioas_id;
+	op.iova = iova;
+	op.length = length;
+	op.flags = flags;
+	r = call(ctx, &op);
+	if (r == 0 && unmapped)
+		*unmapped = op.out_bytes;
+	return r;
+}
+
+/*
+ * ioasid_unmap_all - remove every mapping of an IOAS
+ *
+ * Succeeds with 0 bytes on an empty IOAS.  Errors: -ENOENT (no IOAS).
+ */
+IOASID_EXPORT int ioasid_unmap_all(struct ioasid_ctx *ctx, uint32_t ioas_id,
+				   uint64_t *unmapped)
+{
+	return ioasid_unmap(ctx, ioas_id, 0, UINT64_MAX,
+			    IOASID_UNMAP_MISSING_OK, unmapped);
+}
+
+/*
+ * ioasid_copy - map what one IOAS maps at [src_iova, +length) into another
+ * @flags: IOASID_MAP_READ/WRITE (at most the source's), FIXED_IOVA
+ * @dst_iova: in (FIXED_IOVA) / out
+ *
+ * The range must be fully mapped in the source.  Errors: -ENOENT (no such
+ * IOAS, or a hole in the source range), -EACCES (more access than the
+ * source mapping), and the errors of ioasid_map_file() for the target.
+ */
+IOASID_EXPORT int ioasid_copy(struct ioasid_ctx *ctx, uint32_t dst_ioas_id,
+			      uint32_t src_ioas_id, uint64_t src_iova,
+			      uint64_t length, uint32_t flags,
+			      uint64_t *dst_iova)
+{
+	struct ioasid_op op;
+	int r;
+
+	if (!dst_iova)
+		return -EINVAL;
+	ioasid_op_init(&op, IOASID_CMD_COPY);
+	op.ioas_id = dst_ioas_id;
+	op.ioas_id2 = src_ioas_id;
+	op.offset = src_iova;
+	op.length = length;
+	op.flags = flags;
+	op.iova = *dst_iova;
+	r = call(ctx, &op);
+	if (r == 0)
+		*dst_iova = op.out_iova;
+	return r;
+}
+
+/*
+ * ioasid_iova_ranges - the IOVA ranges mappings may use
+ * @ranges: room for *@nr ranges (may be NULL when *@nr is 0)
+ * @alignment: out: the alignment every IOVA must have (may be NULL)
+ *
+ * The allowed ranges minus every reserved region of attached devices and
+ * their IOMMUs.  Errors: -ENOENT, -EINVAL, -EMSGSIZE (*@nr set to the
+ * number needed).
+ */
+IOASID_EXPORT int ioasid_iova_ranges(struct ioasid_ctx *ctx, uint32_t ioas_id,
+				     struct ioasid_iova_range *ranges,
+				     uint32_t *nr, uint64_t *alignment)
+{
+	struct ioasid_op op;
+	int r;
+
+	ioasid_op_init(&op, IOASID_CMD_IOVA_RANGES);
+	op.ioas_id = ioas_id;
+	r = call_array(ctx, &op, ranges, sizeof(*ranges), nr);
+	if ((r == 0 || r == -EMSGSIZE) && alignment)
+		*alignment = op.out_bytes;
+	return r;
+}
+
+/*
+ * ioasid_allow_iovas - restrict the IOAS to these ranges (nr 0: no limit)
+ *
+ * Errors: -ENOENT, -EINVAL (unaligned, overlapping or inverted ranges),
+ * -EADDRINUSE (an existing mapping lies outside the new ranges), -E2BIG
+ * (more than 4096 ranges), -ENOMEM.
+ */
+IOASID_EXPORT int ioasid_allow_iovas(struct ioasid_ctx *ctx, uint32_t ioas_id,
+				     const struct ioasid_iova_range *ranges,
+				     uint32_t nr)
+{
+	struct ioasid_op op;
+
+	if (nr && !ranges)
+		return -EINVAL;
+	if (nr > 4096)
+		return -E2BIG;
+	ioasid_op_init(&op, IOASID_CMD_ALLOW_IOVAS);
+	op.ioas_id = ioas_id;
+	op.in = ranges;
+	op.in_len = nr * (uint32_t)sizeof(*ranges);
+	return call(ctx, &op);
+}
+
+/*
+ * ioasid_lookup - the mapping that contains @iova
+ *
+ * Errors: -EINVAL (NULL @mapping), -ENOENT (no IOAS, or @iova unmapped).
+ */
+IOASID_EXPORT int ioasid_lookup(struct ioasid_ctx *ctx, uint32_t ioas_id,
+				uint64_t iova, struct ioasid_mapping *mapping)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_LOOKUP);
+	op.ioas_id = ioas_id;
+	op.iova = iova;
+	return call_struct(ctx, &op, mapping, sizeof(*mapping));
+}
+
+/*
+ * ioasid_mapping_next - the first mapping that ends at or after @iova
+ *
+ * For walks in IOVA order (see ioasid_mapping_foreach()).
+ * Errors: -EINVAL, -ENOENT (no IOAS, or no mapping at or after @iova).
+ */
+IOASID_EXPORT int ioasid_mapping_next(struct ioasid_ctx *ctx, uint32_t ioas_id,
+				      uint64_t iova,
+				      struct ioasid_mapping *mapping)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_MAPPING_NEXT);
+	op.ioas_id = ioas_id;
+	op.iova = iova;
+	return call_struct(ctx, &op, mapping, sizeof(*mapping));
+}
+
+/*
+ * ioasid_file_get_info - what backs mappings with this file_id
+ *
+ * Errors: -EINVAL, -ENOENT (no IOAS, or no such file in it).
+ */
+IOASID_EXPORT int ioasid_file_get_info(struct ioasid_ctx *ctx,
+				       uint32_t ioas_id, uint32_t file_id,
+				       struct ioasid_file_info *info)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_FILE_INFO);
+	op.ioas_id = ioas_id;
+	op.file_id = file_id;
+	return call_struct(ctx, &op, info, sizeof(*info));
+}

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The backend seam: what the core asks of "hardware".
+ *
+ * Shaped after iommufd's objects so that the kernel backends fit without
+ * special cases:
+ *
+ *   be_ioas    an address space as the hardware side sees it.  iommufd: a
+ *              kernel IOAS (the kernel mirrors it into HWPTs); sim: a list
+ *              of domains the backend mirrors every map/unmap into.
+ *   be_domain  a hardware page table (iommufd HWPT, VT-d domain) created
+ *              from a be_ioas for one IOMMU unit, with its coherency fixed
+ *              at creation (BE_DOMAIN_ENFORCE_COHERENCY).
+ *   be_device  a device bound to the backend (VFIO cdev bound to iommufd;
+ *              a simulated device), attached to at most one domain.
+ *
+ * Who calls: only core/ (ioas.c, attach.c, confidential.c, core.c).
+ * Backends call nothing above this seam; they may use util/, discovery/
+ * and kvm/.  All calls come with the core lock held, except ->dma and
+ * ->read_dirty, which may run concurrently with ->map/->unmap on other
+ * threads (the backend must make that safe, as hardware does).
+ *
+ * Errors: negative errno; -EINVAL from ->attach means "this domain is not
+ * compatible with the device, try another" (the iommufd convention).
+ */
+#ifndef IOASID_BACKEND_H
+#define IOASID_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ioasid/ioasid.h>
+
+#include "core/inventory.h"
+
+struct ioasid_ctx;
+struct backend;
+struct be_ioas;
+struct be_domain;
+struct be_device;
+struct file_ref;
+
+/* What a range of IOVA points at. */
+struct be_backing {
+	struct file_ref *file;	/* NULL for user (HVA) mappings */
+	int fd;			/* the core's fd for file, else -1 */
+	uint64_t offset;	/* file offset of the first byte */
+	void *hva;		/* user mappings: the address */
+};
+
+/* A piece of mapping as the core had it before an unmap. */
+struct be_piece {
+	uint64_t iova;
+	uint64_t length;
+	struct be_backing backing;
+	uint32_t prot;		/* IOASID_MAP_READ | IOASID_MAP_WRITE */
+};
+
+/* Walks the mappings of an IOAS: calls fn for each piece until non-zero. */
+struct be_replay {
+	int (*each)(const struct be_replay *replay,
+		    int (*fn)(void *arg, const struct be_piece *piece),
+		    void *arg);
+	void *ioas;
+};
+
+enum be_domain_flags {
+	BE_DOMAIN_ENFORCE_COHERENCY	= 1 << 0,
+	BE_DOMAIN_DIRTY_TRACKING	= 1 << 1,
+};
+
+struct backend_ops {
+	const char *name;
+	/* ->unmap needs the whole pieces (kernel backends cannot cut) */
+	bool unmap_wants_pieces;
+
+	/* arg: what followed "name:" in the URI, or NULL. */
+	int (*open)(struct ioasid_ctx *log, const char *arg,
+		    struct backend **be, char *errmsg, size_t errlen);
+	void (*close)(struct backend *be);
+	/* Fill @inv with the units and devices this backend offers. */
+	int (*inventory)(struct backend *be, struct inventory *inv);
+
+	int (*ioas_alloc)(struct backend *be, struct be_ioas **ioas);
+	void (*ioas_free)(struct be_ioas *ioas);
+	/* Map [iova, iova+length) everywhere the IOAS is mirrored. */
+	int (*map)(struct be_ioas *ioas, uint64_t iova, uint64_t length,
+		   const struct be_backing *backing, uint32_t prot);
+	/*
+	 * Remove [iova, iova+length); @old lists the pieces that covered it
+	 * (whole, before the cut) for backends that cannot cut mappings.
+	 * When it returns, no DMA can reach the range (IOTLBs invalidated).
+	 */
+	int (*unmap)(struct be_ioas *ioas, uint64_t iova, uint64_t length,
+		     const struct be_piece *old, uint32_t nr_old);
+
+	/*
+	 * A new domain must start with every mapping of the IOAS: backends
+	 * that keep no copy (sim) fill it from @replay; the kernel mirrors
+	 * its own IOAS into a new HWPT and ignores it.
+	 */
+	int (*domain_alloc)(struct be_ioas *ioas, const struct inv_iommu *unit,
+			    uint32_t flags, const struct be_replay *replay,
+			    struct be_domain **domain);
+	void (*domain_free)(struct be_domain *domain);
+
+	/* @dev_id: the core's id, used in fault records. */
+	int (*device_open)(struct backend *be, const struct inv_device *dev,
+			   const struct inv_iommu *unit, uint32_t dev_id,
+			   int vfio_fd, struct be_device **device);
+	void (*device_close)(struct be_device *device);
+	/* Attach, or move from the current domain without a gap (replace). */
+	int (*attach)(struct be_device *device, struct be_domain *domain);
+	void (*detach)(struct be_device *device);
+	/* The VFIO device fd for kvm-vfio, or -1 (simulated devices). */
+	int (*device_vfio_fd)(struct be_device *device);
+
+	/* Optional: device-initiated DMA (simulated devices only). */
+	int (*dma)(struct be_device *device, uint64_t iova, void *buf,
+		   uint64_t length, uint32_t flags, uint64_t *done);
+	/* Optional: read (and clear) dirty bits, one bit per 4 KiB; bits
+	 * are ORed into @bitmap. */
+	int (*read_dirty)(struct be_domain *domain, uint64_t iova,
+			  uint64_t length, uint64_t *bitmap, bool clear);
+	/* Optional: counters of a device's DMA (simulated devices). */
+	int (*device_stats)(struct be_device *device,
+			    uint64_t *snooped_bytes, uint64_t *noncoherent_bytes);
+	/* Optional: where the topology came from ("built-in", a path). */
+	const char *(*describe)(struct backend *be);
+	/* Optional: take up to @cap fault records of one device. */
+	int (*read_faults)(struct be_device *device,
+			   struct ioasid_fault *faults, uint32_t cap,
+			   uint32_t *nr);
+};
+
+extern const struct backend_ops backend_sim;
+extern const struct backend_ops backend_iommufd;
+extern const struct backend_ops backend_vfio_type1;
+
+const struct backend_ops *backend_find(const char *name);
+
+#endif

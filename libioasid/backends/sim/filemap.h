@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Backing memory of the simulated IOMMU: what a page-table leaf points at.
+ *
+ * A file is mapped into this process once (MAP_SHARED, whole file, at an
+ * address congruent to file offsets modulo 1 GiB so that 2 MiB and 1 GiB
+ * leaves can be used); the mapping lives as long as the IOAS's file_ref
+ * and is released with it.  A file that grew after it was mapped gets a
+ * further mapping of its new size; old ones stay until the file_ref goes.
+ * User (HVA) mappings point at the caller's memory directly.
+ */
+#ifndef IOASID_SIM_FILEMAP_H
+#define IOASID_SIM_FILEMAP_H
+
+#include <stdint.h>
+
+#include "backends/backend.h"
+
+/* Host address of the first byte of @b, valid for @length bytes. */
+int filemap_hva(const struct be_backing *b, uint64_t length, uint32_t prot,
+		uint64_t *hva);
+
+#endif

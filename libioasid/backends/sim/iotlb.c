@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Simulated IOTLB and domain invalidation.
+ *
+ * IOTLB: three direct-mapped arrays, one per page size (like the separate
+ * large-page TLBs of real hardware).  Each entry is a seqlock: a reader
+ * loads seq, the fields, and seq again, and uses the entry only if seq
+ * was even and unchanged.  Writers (fill, invalidation) take the entry by
+ * moving seq from even to odd with a CAS; an invalidation that finds
+ * nothing to drop restores the old even value, so readers of unrelated
+ * entries are not disturbed.
+ *
+ * Fill vs invalidation race: a DMA may walk the page table before an unmap
+ * and insert the (now stale) result after the invalidation scanned its
+ * IOTLB.  To stop that, an invalidation first bumps tlb->gen, then takes
+ * every entry's lock in turn.  A fill reads gen before its walk and
+ * re-checks it while holding the entry lock: if the invalidation took that
+ * entry earlier, the lock hand-over makes the bumped gen visible and the
+ * fill is dropped; if later, the invalidation sees and drops the entry.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "iotlb.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SIM_IOTLB_VALID		(1ULL << 0)
+#define INFO_DIRTY		(1ULL << 2)
+#define INFO_FLAGS		(SIM_PTE_R | SIM_PTE_W | SIM_PTE_SNP)
+
+static uint32_t next_domain_id = 1;
+
+/* ------------------------------------------------------------------ */
+/* Entry seqlock                                                       */
+/* ------------------------------------------------------------------ */
+
+static bool entry_trylock(struct sim_iotlb_entry *e, uint64_t *seq)
+{
+	uint64_t s = __atomic_load_n(&e->seq, __ATOMIC_RELAXED);
+
+	if (s & 1)
+		return false;
+	if (!__atomic_compare_exchange_n(&e->seq, &s, s + 1, false,
+					 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		return false;
+	/* Field stores must not be visible before seq turns odd. */
+	sim_smp_wmb();
+	*seq = s;
+	return true;
+}
+
+static void entry_lock(struct sim_iotlb_entry *e, uint64_t *seq)
+{
+	while (!entry_trylock(e, seq)) {
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+	}
+}
+
+static void entry_unlock(struct sim_iotlb_entry *e, uint64_t seq,
+			 bool changed)
+{
+	__atomic_store_n(&e->seq, changed ? seq + 2 : seq, __ATOMIC_RELEASE);
+}
+
+static struct sim_iotlb_entry *entry_for(struct sim_iotlb *tlb,
+					 uint64_t iova, uint64_t size)
+{
+	if (size == SIM_SZ_4K)
+		return &tlb->e4k[(iova >> 12) % SIM_IOTLB_ENTRIES_4K];
+	if (size == SIM_SZ_2M)
+		return &tlb->e2m[(iova >> 21) % SIM_IOTLB_ENTRIES_2M];
+	return &tlb->e1g[(iova >> 30) % SIM_IOTLB_ENTRIES_1G];
+}
+
+/* ------------------------------------------------------------------ */
+/* Lookup / fill                                                       */
+/* ------------------------------------------------------------------ */
+
+void sim_iotlb_init(struct sim_iotlb *tlb)
+{
+	memset(tlb, 0, sizeof(*tlb));
+}
+
+static bool probe(struct sim_iotlb *tlb, uint32_t domid, uint64_t iova,
+		  uint64_t size, struct sim_iotlb_hit *hit)
+{
+	struct sim_iotlb_entry *e = entry_for(tlb, iova, size);
+	uint64_t want = (iova & ~(size - 1)) | SIM_IOTLB_VALID;
+	uint64_t s1, s2, hva, info;
+
+	s1 = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+	if (__atomic_load_n(&e->tag, __ATOMIC_RELAXED) != want || (s1 & 1))
+		return false;
+	hva = __atomic_load_n(&e->hva, __ATOMIC_RELAXED);
+	info = __atomic_load_n(&e->info, __ATOMIC_RELAXED);
+	sim_smp_rmb();
+	s2 = __atomic_load_n(&e->seq, __ATOMIC_RELAXED);
+	if (s1 != s2 || (uint32_t)(info >> 32) != domid)
+		return false;
+	hit->iova = want & ~SIM_IOTLB_VALID;
+	hit->hva = hva;
+	hit->size = size;
+	hit->flags = info & INFO_FLAGS;
+	hit->dirty = info & INFO_DIRTY;
+	return true;
+}
+
+bool sim_iotlb_lookup(struct sim_iotlb *tlb, uint32_t domid, uint64_t iova,
+		      struct sim_iotlb_hit *hit)
+{
+	return probe(tlb, domid, iova, SIM_SZ_2M, hit) ||
+	       probe(tlb, domid, iova, SIM_SZ_4K, hit) ||
+	       probe(tlb, domid, iova, SIM_SZ_1G, hit);
+}
+
+uint64_t sim_iotlb_gen(struct sim_iotlb *tlb)
+{
+	return __atomic_load_n(&tlb->gen, __ATOMIC_SEQ_CST);
+}
+
+void sim_iotlb_fill(struct sim_iotlb *tlb, uint64_t gen, uint32_t domid,
+		    const struct sim_xlate *x, bool dirty)
+{
+	struct sim_iotlb_entry *e = entry_for(tlb, x->iova, x->size);
+	uint64_t info = ((uint64_t)domid << 32) | (x->pte & INFO_FLAGS);
+	uint64_t seq;
+
+	if (!entry_trylock(e, &seq))
+		return;		/* busy: it is only a cache */
+	if (__atomic_load_n(&tlb->gen, __ATOMIC_SEQ_CST) != gen) {
+		entry_unlock(e, seq, false);
+		return;
+	}
+	if (dirty)
+		info |= INFO_DIRTY;
+	__atomic_store_n(&e->tag, x->iova | SIM_IOTLB_VALID, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->hva, x->hva, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->info, info, __ATOMIC_RELAXED);
+	entry_unlock(e, seq, true);
+}
+
+void sim_iotlb_account(struct sim_iotlb *tlb, uint64_t hits, uint64_t misses)
+{
+	if (hits)
+		__atomic_fetch_add(&tlb->hits, hits, __ATOMIC_RELAXED);
+	if (misses)
+		__atomic_fetch_add(&tlb->misses, misses, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------ */
+/* Invalidation                                                        */
+/* ------------------------------------------------------------------ */
+
+static void inval_array(struct sim_iotlb_entry *arr, unsigned int n,
+			uint64_t size, uint64_t start, uint64_t last)
+{
+	uint64_t seq, tag, base;
+	bool hit;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		entry_lock(&arr[i], &seq);
+		tag = __atomic_load_n(&arr[i].tag, __ATOMIC_RELAXED);
+		base = tag & ~SIM_IOTLB_VALID;
+		hit = (tag & SIM_IOTLB_VALID) && base <= last &&
+		      base + (size - 1) >= start;
+		if (hit)
+			__atomic_store_n(&arr[i].tag, 0, __ATOMIC_RELAXED);
+		entry_unlock(&arr[i], seq, hit);
+	}
+}
+
+void sim_iotlb_invalidate_range(struct sim_iotlb *tlb, uint64_t start,
+				uint64_t last)
+{
+	/* Bump first: fills that raced with the walk are refused. */
+	__atomic_add_fetch(&tlb->gen, 1, __ATOMIC_SEQ_CST);
+	inval_array(tlb->e4k, SIM_IOTLB_ENTRIES_4K, SIM_SZ_4K, start, last);
+	inval_array(tlb->e2m, SIM_IOTLB_ENTRIES_2M, SIM_SZ_2M, start, last);
+	inval_array(tlb->e1g, SIM_IOTLB_ENTRIES_1G, SIM_SZ_1G, start, last);
+	__atomic_fetch_add(&tlb->invalidations, 1, __ATOMIC_RELAXED);
+}
+
+void sim_iotlb_invalidate_all(struct sim_iotlb *tlb)
+{
+	sim_iotlb_invalidate_range(tlb, 0, UINT64_MAX);
+}
+
+/* ------------------------------------------------------------------ */
+/* Domain                                                              */
+/* ------------------------------------------------------------------ */
+
+int sim_domain_create(unsigned int addr_width, uint64_t pgsize_mask,
+		      unsigned int flags, struct sim_domain **out)
+{
+	struct sim_domain *dom;
+	int ret;
+
+	if (flags & ~SIM_DOMAIN_ENFORCE_COHERENCY)
+		return -EINVAL;
+	dom = calloc(1, sizeof(*dom));
+	if (!dom)
+		return -ENOMEM;
+	ret = sim_pgtable_create(addr_width, pgsize_mask, flags, &dom->pgt);
+	if (ret) {
+		free(dom);
+		return ret;
+	}
+	pthread_mutex_init(&dom->lock, NULL);
+	dom->id = __atomic_fetch_add(&next_domain_id, 1, __ATOMIC_RELAXED);
+	dom->enforce_coherency = flags & SIM_DOMAIN_ENFORCE_COHERENCY;
+	*out = dom;
+	return 0;
+}
+
+int sim_domain_destroy(struct sim_domain *dom)
+{
+	if (!dom)
+		return 0;
+	pthread_mutex_lock(&dom->lock);
+	if (dom->nr_attached) {
+		pthread_mutex_unlock(&dom->lock);
+		return -EBUSY;
+	}
+	pthread_mutex_unlock(&dom->lock);
+	sim_pgtable_destroy(dom->pgt);
+	pthread_mutex_destroy(&dom->lock);
+	free(dom);
+	return 0;
+}
+
+int sim_domain_map(struct sim_domain *dom, uint64_t iova, uint64_t length,
+		   uint64_t hva, uint64_t prot)
+{
+	int ret;
+
+	pthread_mutex_lock(&dom->lock);
+	ret = sim_pgtable_map(dom->pgt, iova, length, hva, prot);
+	pthread_mutex_unlock(&dom->lock);
+	return ret;
+}
+
+/* Steps 2-4 of the protocol in iotlb.h; domain mutex held. */
+static void flush_and_wait(struct sim_domain *dom, uint64_t iova,
+			   uint64_t length)
+{
+	struct sim_iotlb_link *l;
+
+	for (l = dom->iotlbs; l; l = l->next)
+		sim_iotlb_invalidate_range(l->tlb, iova, iova + length - 1);
+	sim_gp_synchronize();
+	sim_pgtable_reclaim(dom->pgt);
+}
+
+int64_t sim_domain_unmap(struct sim_domain *dom, uint64_t iova,
+			 uint64_t length)
+{
+	int64_t ret;
+
+	pthread_mutex_lock(&dom->lock);
+	ret = sim_pgtable_unmap(dom->pgt, iova, length);
+	if (ret > 0)
+		flush_and_wait(dom, iova, length);
+	pthread_mutex_unlock(&dom->lock);
+	return ret;
+}
+
+int sim_domain_read_and_clear_dirty(struct sim_domain *dom, uint64_t iova,
+				    uint64_t length, uint64_t *bitmap,
+				    unsigned int flags)
+{
+	int ret;
+
+	pthread_mutex_lock(&dom->lock);
+	ret = sim_pgtable_read_and_clear_dirty(dom->pgt, iova, length, bitmap,
+					       flags);
+	if (!ret && !(flags & SIM_DIRTY_NO_CLEAR))
+		flush_and_wait(dom, iova, length);
+	pthread_mutex_unlock(&dom->lock);
+	return ret;
+}
+
+int sim_domain_walk(struct sim_domain *dom, uint64_t iova,
+		    struct sim_xlate *x)
+{
+	int ret;
+
+	pthread_mutex_lock(&dom->lock);
+	ret = sim_pgtable_walk(dom->pgt, iova, x);
+	pthread_mutex_unlock(&dom->lock);
+	return ret;
+}
+
+int sim_domain_attach_iotlb(struct sim_domain *dom, struct sim_iotlb *tlb)
+{
+	struct sim_iotlb_link *l = &tlb->links[0];
+
+	if (l->domain)
+		l = &tlb->links[1];
+	if (l->domain)
+		return -EBUSY;
+	pthread_mutex_lock(&dom->lock);
+	l->domain = dom;
+	l->tlb = tlb;
+	l->next = dom->iotlbs;
+	dom->iotlbs = l;
+	dom->nr_attached++;
+	pthread_mutex_unlock(&dom->lock);
+	return 0;
+}
+
+void sim_domain_detach_iotlb(struct sim_domain *dom, struct sim_iotlb *tlb)
+{
+	struct sim_iotlb_link **pp;
+
+	pthread_mutex_lock(&dom->lock);
+	for (pp = &dom->iotlbs; *pp; pp = &(*pp)->next) {
+		if ((*pp)->tlb == tlb) {
+			(*pp)->domain = NULL;
+			*pp = (*pp)->next;
+			dom->nr_attached--;
+			break;
+		}
+	}
+	sim_iotlb_invalidate_all(tlb);
+	pthread_mutex_unlock(&dom->lock);
+}

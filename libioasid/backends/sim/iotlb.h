@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Simulated IOMMU: per-device IOTLB, the domain object and the
+ * invalidation protocol.
+ *
+ * Integration note
+ * ----------------
+ * struct sim_domain is what the sim backend creates per HWPT: a page table
+ * (pgtable.h) plus the list of IOTLBs of the devices attached to it.
+ * The backend calls sim_domain_map/unmap/read_and_clear_dirty; devices
+ * (dma.h) attach with sim_dev_attach(), which uses sim_domain_attach_iotlb.
+ * DMA uses sim_iotlb_lookup/fill from inside a grace-period read section.
+ *
+ * Guarantee: when sim_domain_unmap() returns, no DMA of any device can
+ * reach the unmapped pages, including DMA that was in flight:
+ *   1. the page table entries are cleared (atomically, leaf by leaf; a
+ *      straddling large leaf is first split in place),
+ *   2. every attached IOTLB drops the entries overlapping the range and
+ *      bumps its invalidation generation, so a fill computed from an old
+ *      walk is refused,
+ *   3. sim_gp_synchronize() waits until every DMA chunk that might still
+ *      hold an old translation (from the IOTLB or from a walk) has
+ *      finished its copy,
+ *   4. retired page-table pages are freed.
+ *
+ * Locking rules
+ * -------------
+ *  - Each domain has a mutex serializing its writers (map, unmap, dirty,
+ *    attach/detach).  Callers may hold their own IOAS lock around these
+ *    calls; never call them from inside a sim_gp read section.
+ *  - IOTLB lookups and fills are lock-free (per-entry seqlock); fills
+ *    and invalidations serialize per entry with a tiny CAS lock and the
+ *    reader never waits for them.
+ *  - Lock order: device attach lock (dma.c) -> domain mutex.
+ */
+#ifndef IOASID_SIM_IOTLB_H
+#define IOASID_SIM_IOTLB_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pgtable.h"
+
+#define SIM_IOTLB_ENTRIES_4K	256
+#define SIM_IOTLB_ENTRIES_2M	64
+#define SIM_IOTLB_ENTRIES_1G	16
+
+/* Fields are private; all are accessed atomically. */
+struct sim_iotlb_entry {
+	uint64_t seq;		/* seqlock: odd while being written */
+	uint64_t tag;		/* IOVA of the page | SIM_IOTLB_VALID */
+	uint64_t hva;		/* hva of the page */
+	uint64_t info;		/* domain id << 32 | PTE flags | DIRTY mark */
+};
+
+struct sim_domain;
+struct sim_iotlb;
+
+/*
+ * Membership of an IOTLB in a domain's invalidation list.  Two per IOTLB:
+ * while a device is moved between domains it is on both lists.
+ */
+struct sim_iotlb_link {
+	struct sim_domain *domain;	/* NULL: unused */
+	struct sim_iotlb *tlb;
+	struct sim_iotlb_link *next;
+};
+
+/* One per device.  Embedded in struct sim_dev; fields private. */
+struct sim_iotlb {
+	struct sim_iotlb_entry e4k[SIM_IOTLB_ENTRIES_4K];
+	struct sim_iotlb_entry e2m[SIM_IOTLB_ENTRIES_2M];
+	struct sim_iotlb_entry e1g[SIM_IOTLB_ENTRIES_1G];
+	uint64_t gen;		/* bumped by every invalidation */
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t invalidations;
+	/* writer side: device attach lock + the domain's mutex */
+	struct sim_iotlb_link links[2];
+};
+
+/* A cached translation as seen by a lookup. */
+struct sim_iotlb_hit {
+	uint64_t iova;		/* page base */
+	uint64_t hva;		/* page base */
+	uint64_t size;
+	uint64_t flags;		/* SIM_PTE_R/W/SNP */
+	bool dirty;		/* D already set in the leaf by this entry */
+};
+
+/* sim_domain_create() flags */
+#define SIM_DOMAIN_ENFORCE_COHERENCY	SIM_PGT_ENFORCE_COHERENCY
+
+struct sim_domain {
+	struct sim_pgtable *pgt;
+	uint32_t id;		/* tags IOTLB entries */
+	bool enforce_coherency;
+	pthread_mutex_t lock;
+	struct sim_iotlb_link *iotlbs;	/* attached devices */
+	unsigned int nr_attached;
+};
+
+/* --- IOTLB (per device) --------------------------------------------- */
+
+void sim_iotlb_init(struct sim_iotlb *tlb);
+
+/*
+ * Reader side, inside a sim_gp read section.  Returns true and fills *hit
+ * if a valid entry of domain domid translates iova.
+ */
+bool sim_iotlb_lookup(struct sim_iotlb *tlb, uint32_t domid, uint64_t iova,
+		      struct sim_iotlb_hit *hit);
+
+/* Generation to read BEFORE walking the page table for a fill. */
+uint64_t sim_iotlb_gen(struct sim_iotlb *tlb);
+
+/*
+ * Insert a translation obtained by a walk that started after reading gen.
+ * Silently does nothing if an invalidation ran since (the walk may be
+ * stale) or the slot is busy.  dirty: the walk set D in the leaf.
+ */
+void sim_iotlb_fill(struct sim_iotlb *tlb, uint64_t gen, uint32_t domid,
+		    const struct sim_xlate *x, bool dirty);
+
+/* Drop entries overlapping [start, last] (inclusive), any domain. */
+void sim_iotlb_invalidate_range(struct sim_iotlb *tlb, uint64_t start,
+				uint64_t last);
+void sim_iotlb_invalidate_all(struct sim_iotlb *tlb);
+
+/* Hit/miss accounting (batched by the DMA engine). */
+void sim_iotlb_account(struct sim_iotlb *tlb, uint64_t hits,
+		       uint64_t misses);
+
+/* --- Domain ---------------------------------------------------------- */
+
+/*
+ * Create a domain.  addr_width/pgsize_mask as for sim_pgtable_create();
+ * flags: SIM_DOMAIN_ENFORCE_COHERENCY (fixed for the domain's lifetime:
+ * every leaf carries SNP).  Returns 0, -EINVAL, -ENOMEM.
+ */
+int sim_domain_create(unsigned int addr_width, uint64_t pgsize_mask,
+		      unsigned int flags, struct sim_domain **out);
+
+/* Returns -EBUSY if devices are still attached (nothing freed). */
+int sim_domain_destroy(struct sim_domain *dom);
+
+/* sim_pgtable_map() under the domain mutex. */
+int sim_domain_map(struct sim_domain *dom, uint64_t iova, uint64_t length,
+		   uint64_t hva, uint64_t prot);
+
+/*
+ * Unmap, invalidate every attached IOTLB, wait for in-flight DMA, free
+ * retired tables.  Returns bytes unmapped or a negative errno (see
+ * sim_pgtable_unmap()).
+ */
+int64_t sim_domain_unmap(struct sim_domain *dom, uint64_t iova,
+			 uint64_t length);
+
+/*
+ * Read (and clear, unless SIM_DIRTY_NO_CLEAR) dirty bits, then invalidate
+ * IOTLBs and wait for in-flight DMA so that (a) every write that completed
+ * before the return is either reported now or will set D again, and
+ * (b) writes issued after the return set D again.
+ */
+int sim_domain_read_and_clear_dirty(struct sim_domain *dom, uint64_t iova,
+				    uint64_t length, uint64_t *bitmap,
+				    unsigned int flags);
+
+/* Writer-side walk (debug / tests). */
+int sim_domain_walk(struct sim_domain *dom, uint64_t iova,
+		    struct sim_xlate *x);
+
+/*
+ * Attach/detach an IOTLB (used by sim_dev_attach(), which serializes calls
+ * for one IOTLB).  An IOTLB can be on two domains' lists at once.  Attach
+ * returns 0 or -EBUSY (already on two lists).  Detach flushes the whole
+ * IOTLB but does not wait; the caller synchronizes.
+ */
+int sim_domain_attach_iotlb(struct sim_domain *dom, struct sim_iotlb *tlb);
+void sim_domain_detach_iotlb(struct sim_domain *dom, struct sim_iotlb *tlb);
+
+#endif /* IOASID_SIM_IOTLB_H */

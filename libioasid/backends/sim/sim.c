@@ -1,0 +1,445 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The simulated IOMMU backend: the topology file gives the units and
+ * devices; each be_ioas mirrors its mappings into sim_domains (real
+ * multi-level page tables, iotlb.h); each device is a sim_dev with an
+ * IOTLB and a DMA engine (dma.h).  Backing files are mapped into this
+ * process once (filemap.c) and the page tables point at those mappings.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "backends/sim/dma.h"
+#include "backends/sim/filemap.h"
+#include "backends/sim/guarded_copy.h"
+#include "backends/sim/topology.h"
+#include "util/log.h"
+#include "util/macros.h"
+
+struct backend {
+	struct ioasid_ctx *log;
+	char source[IOASID_PATH_MAX];	/* "built-in" or the file */
+	struct inventory topo;
+	struct be_device *devices;	/* open devices, for fault reads */
+	uint32_t next_domain_id;
+};
+
+struct be_domain {
+	struct sim_domain *dom;
+	struct be_ioas *ioas;
+	uint32_t addr_width;
+	uint64_t page_sizes;
+	bool enforce;
+	struct be_domain *next;
+};
+
+struct be_ioas {
+	struct backend *be;
+	struct be_domain *domains;
+};
+
+struct be_device {
+	struct backend *be;
+	struct sim_dev *dev;
+	const struct inv_iommu *unit;
+	struct be_domain *domain;
+	struct be_device *next;
+};
+
+/* ---- backend ------------------------------------------------------------ */
+
+static int sim_open(struct ioasid_ctx *log, const char *arg,
+		    struct backend **out, char *errmsg, size_t errlen)
+{
+	struct backend *be = calloc(1, sizeof(*be));
+	int r;
+
+	if (!be)
+		return -ENOMEM;
+	be->log = log;
+	if (arg && *arg) {
+		snprintf(be->source, sizeof(be->source), "%s", arg);
+		r = topology_load(arg, &be->topo, errmsg, errlen);
+	} else {
+		snprintf(be->source, sizeof(be->source), "built-in");
+		r = topology_parse(topology_default, &be->topo, errmsg, errlen);
+	}
+	if (r == 0)
+		r = sim_guard_init();
+	if (r < 0) {
+		inventory_release(&be->topo);
+		free(be);
+		return r;
+	}
+	*out = be;
+	return 0;
+}
+
+static void sim_close(struct backend *be)
+{
+	inventory_release(&be->topo);
+	free(be);
+}
+
+static const char *sim_describe(struct backend *be)
+{
+	return be->source;
+}
+
+/* Deep copy of the topology (the core owns and frees its inventory). */
+static int copy_ranges(struct ioasid_iova_range **dst, uint32_t *nr_dst,
+		       const struct ioasid_iova_range *src, uint32_t nr)
+{
+	*dst = NULL;
+	*nr_dst = 0;
+	if (!nr)
+		return 0;
+	*dst = malloc(nr * sizeof(*src));
+	if (!*dst)
+		return -ENOMEM;
+	memcpy(*dst, src, nr * sizeof(*src));
+	*nr_dst = nr;
+	return 0;
+}
+
+static int sim_inventory(struct backend *be, struct inventory *inv)
+{
+	const struct inventory *t = &be->topo;
+	int r = 0;
+
+	*inv = (struct inventory){ 0 };
+	inv->iommus = calloc(t->nr_iommus ? t->nr_iommus : 1,
+			     sizeof(*inv->iommus));
+	inv->devices = calloc(t->nr_devices ? t->nr_devices : 1,
+			      sizeof(*inv->devices));
+	if (!inv->iommus || !inv->devices)
+		r = -ENOMEM;
+	for (uint32_t i = 0; r == 0 && i < t->nr_iommus; i++) {
+		inv->iommus[i] = t->iommus[i];
+		r = copy_ranges(&inv->iommus[i].reserved,
+				&inv->iommus[i].nr_reserved,
+				t->iommus[i].reserved, t->iommus[i].nr_reserved);
+		inv->nr_iommus++;
+	}
+	for (uint32_t i = 0; r == 0 && i < t->nr_devices; i++) {
+		inv->devices[i] = t->devices[i];
+		r = copy_ranges(&inv->devices[i].reserved,
+				&inv->devices[i].nr_reserved,
+				t->devices[i].reserved,
+				t->devices[i].nr_reserved);
+		inv->nr_devices++;
+	}
+	if (r < 0)
+		inventory_release(inv);
+	return r;
+}
+
+/* ---- address spaces and domains ------------------------------------------- */
+
+static int sim_ioas_alloc(struct backend *be, struct be_ioas **out)
+{
+	struct be_ioas *ioas = calloc(1, sizeof(*ioas));
+
+	if (!ioas)
+		return -ENOMEM;
+	ioas->be = be;
+	*out = ioas;
+	return 0;
+}
+
+static void sim_ioas_free(struct be_ioas *ioas)
+{
+	/* the core frees domains (detaching devices) before the IOAS */
+	free(ioas);
+}
+
+static uint64_t pte_prot(uint32_t prot)
+{
+	return (prot & IOASID_MAP_READ ? SIM_PROT_READ : 0) |
+	       (prot & IOASID_MAP_WRITE ? SIM_PROT_WRITE : 0);
+}
+
+static uint64_t domain_limit(const struct be_domain *d)
+{
+	return d->addr_width >= 64 ? UINT64_MAX : (1ULL << d->addr_width);
+}
+
+static int domain_map(struct be_domain *d, uint64_t iova, uint64_t length,
+		      const struct be_backing *b, uint32_t prot)
+{
+	uint64_t hva;
+	int r;
+
+	r = filemap_hva(b, length, prot, &hva);
+	if (r < 0)
+		return r;
+	return sim_domain_map(d->dom, iova, length, hva, pte_prot(prot));
+}
+
+/* Unmap [iova, iova+length) from @d, clipped to what it can address. */
+static int domain_unmap(struct be_domain *d, uint64_t iova, uint64_t length)
+{
+	uint64_t limit = domain_limit(d);
+	int64_t r;
+
+	if (iova >= limit)
+		return 0;
+	if (length > limit - iova)
+		length = limit - iova;
+	r = sim_domain_unmap(d->dom, iova, length);
+	return r < 0 ? (int)r : 0;
+}
+
+static int sim_map(struct be_ioas *ioas, uint64_t iova, uint64_t length,
+		   const struct be_backing *backing, uint32_t prot)
+{
+	struct be_domain *d, *undo;
+	int r = 0;
+
+	for (d = ioas->domains; d; d = d->next) {
+		r = domain_map(d, iova, length, backing, prot);
+		if (r < 0)
+			break;
+	}
+	if (r == 0)
+		return 0;
+	/* all or nothing: take it out of the domains that got it */
+	for (undo = ioas->domains; undo != d; undo = undo->next)
+		domain_unmap(undo, iova, length);
+	return r;
+}
+
+static int sim_unmap(struct be_ioas *ioas, uint64_t iova, uint64_t length,
+		     const struct be_piece *old, uint32_t nr_old)
+{
+	int r = 0;
+
+	for (struct be_domain *d = ioas->domains; d; d = d->next) {
+		int e = domain_unmap(d, iova, length);
+
+		if (e < 0 && r == 0)
+			r = e;
+	}
+	return r;
+}
+
+struct replay_ctx {
+	struct be_domain *d;
+};
+
+static int replay_piece(void *arg, const struct be_piece *p)
+{
+	struct replay_ctx *rc = arg;
+
+	return domain_map(rc->d, p->iova, p->length, &p->backing, p->prot);
+}
+
+static int sim_domain_alloc(struct be_ioas *ioas, const struct inv_iommu *unit,
+			    uint32_t flags, const struct be_replay *replay,
+			    struct be_domain **out)
+{
+	uint64_t sizes = unit->info.page_sizes & (SIM_SZ_4K | SIM_SZ_2M |
+						  SIM_SZ_1G);
+	struct be_domain *d = calloc(1, sizeof(*d));
+	struct replay_ctx rc = { d };
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	d->enforce = flags & BE_DOMAIN_ENFORCE_COHERENCY;
+	if (d->enforce && !(unit->info.flags & IOASID_IOMMU_SNOOP_CONTROL)) {
+		free(d);
+		return -EINVAL;
+	}
+	d->addr_width = unit->info.addr_width;
+	d->page_sizes = sizes;
+	d->ioas = ioas;
+	r = sim_domain_create(d->addr_width, sizes | SIM_SZ_4K,
+			      d->enforce ? SIM_DOMAIN_ENFORCE_COHERENCY : 0,
+			      &d->dom);
+	if (r == 0 && replay)
+		r = replay->each(replay, replay_piece, &rc);
+	if (r < 0) {
+		if (d->dom)
+			sim_domain_destroy(d->dom);
+		free(d);
+		return r;
+	}
+	d->next = ioas->domains;
+	ioas->domains = d;
+	*out = d;
+	return 0;
+}
+
+static void sim_domain_free(struct be_domain *d)
+{
+	struct be_domain **p = &d->ioas->domains;
+
+	while (*p && *p != d)
+		p = &(*p)->next;
+	if (*p)
+		*p = d->next;
+	sim_domain_destroy(d->dom);
+	free(d);
+}
+
+/* ---- devices --------------------------------------------------------------- */
+
+static int sim_device_open(struct backend *be, const struct inv_device *inv,
+			   const struct inv_iommu *unit, uint32_t dev_id,
+			   int vfio_fd, struct be_device **out)
+{
+	struct be_device *dev = calloc(1, sizeof(*dev));
+	unsigned int flags = 0;
+	int r;
+
+	if (!dev)
+		return -ENOMEM;
+	if (inv->info.flags & IOASID_DEVICE_NO_SNOOP)
+		flags |= SIM_DEV_NO_SNOOP_CAPABLE;
+	r = sim_dev_create(dev_id, flags, 0, &dev->dev);
+	if (r < 0) {
+		free(dev);
+		return r;
+	}
+	dev->be = be;
+	dev->unit = unit;
+	dev->next = be->devices;
+	be->devices = dev;
+	*out = dev;
+	return 0;
+}
+
+static void sim_device_close(struct be_device *dev)
+{
+	struct be_device **p = &dev->be->devices;
+
+	while (*p && *p != dev)
+		p = &(*p)->next;
+	if (*p)
+		*p = dev->next;
+	sim_dev_destroy(dev->dev);
+	free(dev);
+}
+
+/* Like an IOMMU driver: a domain built for other hardware is refused. */
+static bool compatible(const struct be_device *dev, const struct be_domain *d)
+{
+	const struct ioasid_iommu_info *u = &dev->unit->info;
+	uint64_t sizes = u->page_sizes & (SIM_SZ_4K | SIM_SZ_2M | SIM_SZ_1G);
+
+	if (d->enforce && !(u->flags & IOASID_IOMMU_SNOOP_CONTROL))
+		return false;
+	return d->addr_width == u->addr_width && d->page_sizes == sizes;
+}
+
+static int sim_attach(struct be_device *dev, struct be_domain *d)
+{
+	if (!compatible(dev, d))
+		return -EINVAL;
+	sim_dev_attach(dev->dev, d->dom);	/* replaces without a gap */
+	dev->domain = d;
+	return 0;
+}
+
+static void sim_detach(struct be_device *dev)
+{
+	sim_dev_detach(dev->dev);
+	dev->domain = NULL;
+}
+
+static int sim_device_vfio_fd(struct be_device *dev)
+{
+	return -1;
+}
+
+static int sim_dma(struct be_device *dev, uint64_t iova, void *buf,
+		   uint64_t length, uint32_t flags, uint64_t *done)
+{
+	unsigned int sflags = flags & IOASID_DMA_NO_SNOOP ? SIM_DMA_NO_SNOOP : 0;
+	size_t moved = 0;
+	int r;
+
+	if (flags & IOASID_DMA_WRITE)
+		r = sim_dma_write(dev->dev, iova, buf, length, sflags, &moved);
+	else
+		r = sim_dma_read(dev->dev, iova, buf, length, sflags, &moved);
+	*done = moved;
+	return r;
+}
+
+static int sim_read_dirty(struct be_domain *d, uint64_t iova, uint64_t length,
+			  uint64_t *bitmap, bool clear)
+{
+	return sim_domain_read_and_clear_dirty(d->dom, iova, length, bitmap,
+					       clear ? 0 : SIM_DIRTY_NO_CLEAR);
+}
+
+static uint32_t fault_reason(uint8_t reason)
+{
+	switch (reason) {
+	case SIM_FAULT_BLOCKED:		return IOASID_FAULT_BLOCKED;
+	case SIM_FAULT_PERMISSION:	return IOASID_FAULT_PERMISSION;
+	case SIM_FAULT_BUS_ERROR:	return IOASID_FAULT_BUS_ERROR;
+	case SIM_FAULT_SEGV:		return IOASID_FAULT_BUS_ERROR;
+	default:			return IOASID_FAULT_NOT_PRESENT;
+	}
+}
+
+static int sim_read_faults(struct be_device *dev, struct ioasid_fault *out,
+			   uint32_t cap, uint32_t *nr)
+{
+	struct sim_fault f;
+	uint32_t n = 0;
+
+	while (n < cap && sim_dev_read_faults(dev->dev, &f, 1) == 1) {
+		out[n++] = (struct ioasid_fault){
+			.size = sizeof(*out),
+			.flags = f.access == SIM_ACCESS_WRITE ?
+				 IOASID_MAP_WRITE : IOASID_MAP_READ,
+			.dev_id = f.dev_id,
+			.reason = fault_reason(f.reason),
+			.iova = f.iova,
+			.timestamp_ns = f.timestamp_ns,
+		};
+	}
+	*nr = n;
+	return 0;
+}
+
+static int sim_device_stats(struct be_device *dev, uint64_t *snooped,
+			    uint64_t *noncoherent)
+{
+	struct sim_dev_stats st;
+
+	sim_dev_get_stats(dev->dev, &st);
+	*snooped = st.snooped_bytes;
+	*noncoherent = st.noncoherent_bytes;
+	return 0;
+}
+
+const struct backend_ops backend_sim = {
+	.name = "sim",
+	.open = sim_open,
+	.close = sim_close,
+	.describe = sim_describe,
+	.inventory = sim_inventory,
+	.ioas_alloc = sim_ioas_alloc,
+	.ioas_free = sim_ioas_free,
+	.map = sim_map,
+	.unmap = sim_unmap,
+	.domain_alloc = sim_domain_alloc,
+	.domain_free = sim_domain_free,
+	.device_open = sim_device_open,
+	.device_close = sim_device_close,
+	.attach = sim_attach,
+	.detach = sim_detach,
+	.device_vfio_fd = sim_device_vfio_fd,
+	.dma = sim_dma,
+	.read_dirty = sim_read_dirty,
+	.read_faults = sim_read_faults,
+	.device_stats = sim_device_stats,
+};

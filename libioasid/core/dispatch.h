@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Command dispatch: which handler runs an op, under which lock. */
+#ifndef IOASID_CORE_DISPATCH_H
+#define IOASID_CORE_DISPATCH_H
+
+#include "core/core.h"
+
+int dispatch(struct session *s, struct ioasid_op *op);
+/* Destroy every object of @s (core->lock held). */
+void dispatch_release_session(struct session *s);
+/* The session's IOAS @id, or NULL (another session's is NULL too). */
+struct ioas *session_find_ioas(struct session *s, uint32_t id);
+
+#endif

@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Backing files: classification, checks and de-duplication by inode. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "core/file.h"
+#include "util/macros.h"
+
+#define TMPFS_MAGIC		0x01021994
+#define HUGETLBFS_MAGIC		0x958458f6
+#define ANON_INODE_FS_MAGIC	0x09041934
+
+static void fd_link_name(int fd, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, buf, len - 1);
+	buf[n > 0 ? n : 0] = '\0';
+}
+
+/* Sets kind and page size, or says why the file cannot back DMA. */
+static int classify(int fd, const struct stat *st, const char *name,
+		    uint32_t *kind, uint64_t *page_size, struct ioasid_op *op)
+{
+	struct statfs sfs;
+
+	if (!S_ISREG(st->st_mode))
+		return op_fail(op, EOPNOTSUPP,
+			       "fd %d is not a regular file (%s): only memfd, "
+			       "tmpfs, hugetlbfs and guest_memfd files can be "
+			       "mapped", fd, name);
+	if (fstatfs(fd, &sfs) < 0)
+		return op_fail(op, errno, "fstatfs of fd %d: %s", fd,
+			       strerror(errno));
+	*page_size = SZ_4K;
+	switch ((uint32_t)sfs.f_type) {
+	case TMPFS_MAGIC:
+		*kind = strncmp(name, "/memfd:", 7) ? IOASID_FILE_TMPFS :
+						     IOASID_FILE_MEMFD;
+		return 0;
+	case HUGETLBFS_MAGIC:
+		*kind = strncmp(name, "/memfd:", 7) ? IOASID_FILE_HUGETLBFS :
+						     IOASID_FILE_MEMFD;
+		*page_size = (uint64_t)sfs.f_bsize;
+		return 0;
+	case ANON_INODE_FS_MAGIC:
+		if (strstr(name, "kvm-gmem")) {
+			*kind = IOASID_FILE_GUEST_MEMFD;
+			return 0;
+		}
+		break;
+	}
+	return op_fail(op, EOPNOTSUPP,
+		       "%s cannot back DMA: only memfd, tmpfs, hugetlbfs and "
+		       "guest_memfd files are pinned in memory (a disk file's "
+		       "pages can be written back or truncated)", name);
+}
+
+/* A memfd must not be able to shrink under a live mapping. */
+static int check_seals(int fd, uint32_t kind, const char *name,
+		       struct ioasid_op *op)
+{
+	int seals;
+
+	if (kind != IOASID_FILE_MEMFD)
+		return 0;
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+		return op_fail(op, EINVAL,
+			       "%s is not sealed against shrinking: create it "
+			       "with MFD_ALLOW_SEALING and add F_SEAL_SHRINK",
+			       name);
+	return 0;
+}
+
+static int check_access(int accmode, uint32_t prot, const char *name,
+			struct ioasid_op *op)
+{
+	if ((prot & IOASID_MAP_WRITE) && accmode == O_RDONLY)
+		return op_fail(op, EACCES,
+			       "%s is open read-only and cannot be mapped "
+			       "writable", name);
+	if ((prot & IOASID_MAP_READ) && accmode == O_WRONLY)
+		return op_fail(op, EACCES,
+			       "%s is open write-only and cannot be mapped "
+			       "readable", name);
+	return 0;
+}
+
+static int check_range(const struct file_ref *f, uint64_t size,
+		       uint64_t offset, uint64_t length, struct ioasid_op *op)
+{
+	if (!IS_ALIGNED(offset, f->page_size) ||
+	    !IS_ALIGNED(length, f->page_size))
+		return op_fail(op, EINVAL,
+			       "offset 0x%llx and length 0x%llx must be "
+			       "multiples of the file's page size 0x%llx",
+			       (unsigned long long)offset,
+			       (unsigned long long)length,
+			       (unsigned long long)f->page_size);
+	if (offset + length < offset)
+		return op_fail(op, EOVERFLOW, "offset + length overflows");
+	if (offset + length > size)
+		return op_fail(op, EINVAL,
+			       "range 0x%llx+0x%llx is beyond the end of %s "
+			       "(size 0x%llx)", (unsigned long long)offset,
+			       (unsigned long long)length, f->name,
+			       (unsigned long long)size);
+	return 0;
+}
+
+static int file_new(struct file_table *t, int fd, const struct stat *st,
+		    struct file_ref **out, struct ioasid_op *op)
+{
+	struct file_ref *f;
+	int flags, r;
+
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0)
+		return op_fail(op, EBADF, "fd %d is not open", fd);
+	if (flags & O_PATH)
+		return op_fail(op, EBADF, "fd %d is an O_PATH descriptor", fd);
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return op_fail(op, ENOMEM, "out of memory");
+	fd_link_name(fd, f->name, sizeof(f->name));
+	r = classify(fd, st, f->name, &f->kind, &f->page_size, op);
+	if (r == 0)
+		r = check_seals(fd, f->kind, f->name, op);
+	if (r < 0)
+		goto fail;
+	f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (f->fd < 0) {
+		r = op_fail(op, errno, "cannot keep a reference to %s: %s",
+			    f->name, strerror(errno));
+		goto fail;
+	}
+	f->accmode = flags & O_ACCMODE;
+	f->key.dev = st->st_dev;
+	f->key.ino = st->st_ino;
+	f->id = ++t->next_id;
+	f->table = t;
+	HASH_ADD(hh, t->by_key, key, sizeof(f->key), f);
+	HASH_ADD(hh_id, t->by_id, id, sizeof(f->id), f);
+	*out = f;
+	return 0;
+fail:
+	free(f);
+	return r;
+}
+
+int file_lookup_or_add(struct file_table *t, int fd, uint64_t offset,
+		       uint64_t length, uint32_t prot, struct file_ref **file,
+		       struct ioasid_op *op)
+{
+	struct file_key key;
+	struct file_ref *f;
+	struct stat st;
+	int flags, r;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return op_fail(op, EBADF, "fd %d is not an open file", fd);
+	key = (struct file_key){ .dev = st.st_dev, .ino = st.st_ino };
+	HASH_FIND(hh, t->by_key, &key, sizeof(key), f);
+	if (f) {
+		/* Same inode, but this fd may have a narrower access mode. */
+		flags = fcntl(fd, F_GETFL);
+		r = check_access(flags & O_ACCMODE, prot, f->name, op);
+	} else {
+		r = file_new(t, fd, &st, &f, op);
+		if (r < 0)
+			return r;
+		r = check_access(f->accmode, prot, f->name, op);
+	}
+	if (r == 0)
+		r = check_range(f, (uint64_t)st.st_size, offset, length, op);
+	if (r < 0) {
+		file_drop_unused(f);
+		return r;
+	}
+	*file = f;
+	return 0;
+}
+
+int file_size(const struct file_ref *file, uint64_t *size)
+{
+	struct stat st;
+
+	if (fstat(file->fd, &st) < 0)
+		return -errno;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+void file_get(struct file_ref *file)
+{
+	file->uses++;
+}
+
+static void file_free(struct file_ref *f)
+{
+	struct file_table *t = f->table;
+
+	HASH_DELETE(hh, t->by_key, f);
+	HASH_DELETE(hh_id, t->by_id, f);
+	if (f->be_release)
+		f->be_release(f);
+	close(f->fd);
+	free(f);
+}
+
+void file_put(struct file_ref *file)
+{
+	if (--file->uses == 0)
+		file_free(file);
+}
+
+void file_drop_unused(struct file_ref *file)
+{
+	if (file->uses == 0)
+		file_free(file);
+}
+
+int file_import(struct file_table *t, struct file_ref *src,
+		struct file_ref **file, struct ioasid_op *op)
+{
+	struct file_ref *f;
+
+	HASH_FIND(hh, t->by_key, &src->key, sizeof(src->key), f);
+	if (f) {
+		*file = f;
+		return 0;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return op_fail(op, ENOMEM, "out of memory");
+	f->fd = fcntl(src->fd, F_DUPFD_CLOEXEC, 3);
+	if (f->fd < 0) {
+		free(f);
+		return op_fail(op, errno, "cannot keep a reference to %s: %s",
+			       src->name, strerror(errno));
+	}
+	f->key = src->key;
+	f->table = t;
+	f->id = ++t->next_id;
+	f->kind = src->kind;
+	f->accmode = src->accmode;
+	f->page_size = src->page_size;
+	memcpy(f->name, src->name, sizeof(f->name));
+	HASH_ADD(hh, t->by_key, key, sizeof(f->key), f);
+	HASH_ADD(hh_id, t->by_id, id, sizeof(f->id), f);
+	*file = f;
+	return 0;
+}
+
+struct file_ref *file_find_id(struct file_table *t, uint32_t id)
+{
+	struct file_ref *f;
+
+	HASH_FIND(hh_id, t->by_id, &id, sizeof(id), f);
+	return f;
+}
+
+void file_table_release(struct file_table *t)
+{
+	struct file_ref *f, *tmp;
+
+	HASH_ITER(hh, t->by_key, f, tmp)
+		file_free(f);
+}
+
+void file_fill_info(const struct file_ref *f, struct ioasid_file_info *i)
+{
+	uint64_t size = 0;
+
+	file_size(f, &size);
+	*i = (struct ioasid_file_info){
+		.size = sizeof(*i),
+		.kind = f->kind,
+		.dev = f->key.dev,
+		.ino = f->key.ino,
+		.file_size = size,
+		.page_size = f->page_size,
+		.file_id = f->id,
+		.nr_mappings = (uint32_t)min_t(uint64_t, f->uses, UINT32_MAX),
+	};
+	snprintf(i->name, sizeof(i->name), "%s", f->name);
+}

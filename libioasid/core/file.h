@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Backing files of an IOAS.
+ *
+ * The IOAS keeps its own reference (a dup of the caller's fd), one per
+ * inode: thousands of mappings of one memfd hold one file_ref.  Each
+ * mapping piece counts one use; the file is closed with the last piece.
+ *
+ * Accepted files (anything else is refused with a reason):
+ *   memfd (tmpfs or hugetlbfs)  must carry F_SEAL_SHRINK, so it can never
+ *                               shrink under a live mapping;
+ *   other tmpfs / hugetlbfs     accepted; if truncated later, DMA to the
+ *                               lost pages ends in fault records;
+ *   guest_memfd                 shared ranges only (confidential guests).
+ */
+#ifndef IOASID_CORE_FILE_H
+#define IOASID_CORE_FILE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <uthash.h>
+
+#include "core/op.h"
+
+struct file_key {
+	uint64_t dev;
+	uint64_t ino;
+};
+
+struct file_ref {
+	struct file_key key;
+	struct file_table *table;	/* the IOAS's table it lives in */
+	uint32_t id;
+	uint32_t kind;			/* enum ioasid_file_kind */
+	int fd;				/* our own reference */
+	int accmode;			/* O_RDONLY / O_WRONLY / O_RDWR */
+	uint64_t page_size;
+	uint64_t uses;			/* mapping pieces */
+	char name[IOASID_PATH_MAX];
+	/* a backend's per-file state (sim: the file mapped in memory) */
+	void *be_data;
+	void (*be_release)(struct file_ref *file);
+	UT_hash_handle hh;		/* by key */
+	UT_hash_handle hh_id;		/* by id */
+};
+
+struct file_table {
+	struct file_ref *by_key;
+	struct file_ref *by_id;
+	uint32_t next_id;
+};
+
+/*
+ * Find or create the file_ref for @fd; checks kind, access against
+ * @prot, seals, alignment of offset/length to the file's page size and
+ * that [offset, offset+length) is inside the file.  Does not take a use.
+ */
+int file_lookup_or_add(struct file_table *t, int fd, uint64_t offset,
+		       uint64_t length, uint32_t prot, struct file_ref **file,
+		       struct ioasid_op *op);
+/* Current size of the file (it may have changed since mapping). */
+int file_size(const struct file_ref *file, uint64_t *size);
+void file_get(struct file_ref *file);
+/* Drop a use; the last one removes the file from its table and closes it. */
+void file_put(struct file_ref *file);
+/* Free a file that never got a use (after a failed map). */
+void file_drop_unused(struct file_ref *file);
+/* The file_ref in @t for the same inode as @src (taken from another IOAS). */
+int file_import(struct file_table *t, struct file_ref *src,
+		struct file_ref **file, struct ioasid_op *op);
+struct file_ref *file_find_id(struct file_table *t, uint32_t id);
+void file_table_release(struct file_table *t);
+void file_fill_info(const struct file_ref *file, struct ioasid_file_info *i);
+
+#endif

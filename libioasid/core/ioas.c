@@ -1,0 +1,1024 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Address spaces: mapping, unmapping (cutting anywhere), copying, IOVA
+ * allocation and the allowed/reserved ranges.  The order inside every
+ * operation is chosen so that a failure changes nothing:
+ *   map:   reserve IOVA in the tree, program the backend, undo the
+ *          reservation if the backend fails;
+ *   unmap: take the range out of the backend (which invalidates IOTLBs),
+ *          then out of the tree; if the tree cannot (-ENOMEM), put the
+ *          range back into the backend.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "core/core.h"
+#include "core/ioas.h"
+#include "core/iova_tree.h"
+#include "util/log.h"
+#include "util/macros.h"
+
+#define MAP_FLAGS (IOASID_MAP_READ | IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA)
+#define PROT_FLAGS (IOASID_MAP_READ | IOASID_MAP_WRITE)
+#define MAX_ALLOC_ALIGN SZ_1G
+
+static void backing_get(void *backing)
+{
+	if (backing)
+		file_get(backing);
+}
+
+static void backing_put(void *backing)
+{
+	if (backing)
+		file_put(backing);
+}
+
+static const struct iova_tree_ops tree_ops = {
+	.get = backing_get,
+	.put = backing_put,
+};
+
+static const struct backend_ops *be_ops(struct ioas *ioas)
+{
+	return ioas->core->be_ops;
+}
+
+int ioas_create(struct session *s, uint32_t flags, struct ioas **out,
+		struct ioasid_op *op)
+{
+	struct ioas *ioas;
+	int r;
+
+	if (flags & ~(uint32_t)(IOASID_IOAS_IDENTITY | IOASID_IOAS_RESTRICTED))
+		return op_fail(op, EOPNOTSUPP, "unknown IOAS flags 0x%x",
+			       flags);
+	ioas = calloc(1, sizeof(*ioas));
+	if (!ioas)
+		return op_fail(op, ENOMEM, "out of memory");
+	ioas->core = s->core;
+	ioas->owner = s;
+	ioas->flags = flags;
+	ioas->snoop_mode = IOASID_SNOOP_AUTO;
+	r = iova_tree_new(&tree_ops, &ioas->tree);
+	if (r < 0) {
+		free(ioas);
+		return op_fail(op, -r, "out of memory");
+	}
+	r = s->core->be_ops->ioas_alloc(s->core->be, &ioas->be);
+	if (r < 0) {
+		iova_tree_free(ioas->tree);
+		free(ioas);
+		return op_fail(op, -r, "the %s backend cannot create an "
+			       "address space", s->core->be_ops->name);
+	}
+	pthread_rwlock_init(&ioas->lock, NULL);
+	ioas->id = core_alloc_id(s->core);
+	*out = ioas;
+	return 0;
+}
+
+void ioas_destroy(struct ioas *ioas)
+{
+	struct ioas_reservation *res, *next;
+
+	be_ops(ioas)->ioas_free(ioas->be);
+	iova_tree_free(ioas->tree);
+	file_table_release(&ioas->files);
+	for (res = ioas->reservations; res; res = next) {
+		next = res->next;
+		free(res->ranges);
+		free(res);
+	}
+	free(ioas->allowed);
+	free(ioas->blocked);
+	pthread_rwlock_destroy(&ioas->lock);
+	free(ioas);
+}
+
+/* ---- argument checks ------------------------------------------------- */
+
+static int check_map_args(const struct ioasid_op *op, uint64_t length,
+			  struct ioasid_op *out)
+{
+	if (op->flags & ~(uint32_t)MAP_FLAGS)
+		return op_fail(out, EOPNOTSUPP, "unknown map flags 0x%x",
+			       op->flags & ~(uint32_t)MAP_FLAGS);
+	if (!(op->flags & PROT_FLAGS))
+		return op_fail(out, EINVAL,
+			       "a mapping must be readable, writable or both");
+	if (!length)
+		return op_fail(out, EINVAL, "length is zero");
+	if (!IS_ALIGNED(length, SZ_4K))
+		return op_fail(out, EINVAL,
+			       "length 0x%llx is not a multiple of 4 KiB",
+			       (unsigned long long)length);
+	if (op->flags & IOASID_MAP_FIXED_IOVA) {
+		if (!IS_ALIGNED(op->iova, SZ_4K))
+			return op_fail(out, EINVAL,
+				       "IOVA 0x%llx is not 4 KiB aligned",
+				       (unsigned long long)op->iova);
+		if (op->iova + (length - 1) < op->iova)
+			return op_fail(out, EOVERFLOW,
+				       "IOVA 0x%llx + length 0x%llx wraps",
+				       (unsigned long long)op->iova,
+				       (unsigned long long)length);
+	}
+	return 0;
+}
+
+static int check_range_args(uint64_t iova, uint64_t length,
+			    struct ioasid_op *op)
+{
+	if (!length)
+		return op_fail(op, EINVAL, "length is zero");
+	if (!IS_ALIGNED(iova, SZ_4K) || !IS_ALIGNED(length, SZ_4K))
+		return op_fail(op, EINVAL,
+			       "IOVA 0x%llx and length 0x%llx must be 4 KiB "
+			       "aligned", (unsigned long long)iova,
+			       (unsigned long long)length);
+	if (iova + (length - 1) < iova)
+		return op_fail(op, EOVERFLOW,
+			       "IOVA 0x%llx + length 0x%llx wraps",
+			       (unsigned long long)iova,
+			       (unsigned long long)length);
+	return 0;
+}
+
+static int check_quota(struct ioas *ioas, uint64_t pieces, uint64_t bytes,
+		       struct ioasid_op *op)
+{
+	struct session *s = ioas->owner;
+
+	if (s->nr_mappings + pieces > s->limits.max_mappings)
+		return op_fail(op, ENOSPC, "mapping quota of %llu reached",
+			       (unsigned long long)s->limits.max_mappings);
+	if (s->bytes_mapped + bytes > s->limits.max_bytes_mapped)
+		return op_fail(op, ENOSPC,
+			       "quota of %llu bytes mapped reached",
+			       (unsigned long long)s->limits.max_bytes_mapped);
+	return 0;
+}
+
+/* Largest power of two dividing both, so huge pages can be used. */
+static uint64_t alloc_alignment(uint64_t offset, uint64_t length)
+{
+	uint64_t bits = offset | length | MAX_ALLOC_ALIGN;
+
+	return max_t(uint64_t, bits & -bits, SZ_4K);
+}
+
+/* ---- bookkeeping helpers --------------------------------------------- */
+
+static void account(struct ioas *ioas, int64_t pieces, int64_t bytes)
+{
+	ioas->owner->nr_mappings += (uint64_t)pieces;
+	ioas->owner->bytes_mapped += (uint64_t)bytes;
+}
+
+static uint64_t nr_mappings(struct ioas *ioas)
+{
+	struct iova_tree_stats st;
+
+	iova_tree_stats(ioas->tree, &st);
+	return st.nr_mappings;
+}
+
+static int tree_error(struct ioas *ioas, int r, const struct iova_area *a,
+		      struct ioasid_op *op)
+{
+	unsigned long long iova = a->iova, last = a->iova + a->length - 1;
+
+	switch (r) {
+	case -EADDRINUSE:
+		/* iommufd answers EINVAL for reserved IOVA; so do we. */
+		return op_fail(op, EINVAL,
+			       "IOVA 0x%llx-0x%llx is reserved or outside "
+			       "the allowed ranges of IOAS %u", iova, last,
+			       ioas->id);
+	case -EEXIST:
+		return op_fail(op, EEXIST,
+			       "IOVA 0x%llx-0x%llx overlaps an existing "
+			       "mapping in IOAS %u", iova, last, ioas->id);
+	case -ENOSPC:
+		return op_fail(op, ENOSPC,
+			       "no free IOVA range of 0x%llx bytes in IOAS %u",
+			       (unsigned long long)a->length, ioas->id);
+	default:
+		return op_fail(op, -r, "cannot map: %s", strerror(-r));
+	}
+}
+
+static void area_to_backing(const struct iova_area *a,
+			    struct be_backing *b)
+{
+	struct file_ref *f = a->backing;
+
+	*b = (struct be_backing){
+		.file = f,
+		.fd = f ? f->fd : -1,
+		.offset = f ? a->offset : 0,
+		.hva = f ? NULL : (void *)(uintptr_t)a->offset,
+	};
+}
+
+/*
+ * Insert @a (its backing reference already taken) and program the
+ * backend.  On failure the reference is dropped and nothing changed.
+ */
+static int map_area(struct ioas *ioas, struct iova_area *a, bool fixed,
+		    uint64_t align, struct ioasid_op *op)
+{
+	struct be_backing backing;
+	int r;
+
+	pthread_rwlock_wrlock(&ioas->lock);
+	if (fixed)
+		r = iova_tree_insert(ioas->tree, a);
+	else
+		r = iova_tree_alloc(ioas->tree, 0, UINT64_MAX, align, a,
+				    &a->iova);
+	pthread_rwlock_unlock(&ioas->lock);
+	if (r < 0) {
+		backing_put(a->backing);
+		return tree_error(ioas, r, a, op);
+	}
+
+	area_to_backing(a, &backing);
+	r = be_ops(ioas)->map(ioas->be, a->iova, a->length, &backing, a->prot);
+	if (r < 0) {
+		pthread_rwlock_wrlock(&ioas->lock);
+		iova_tree_remove(ioas->tree, a->iova, a->length,
+				 IOVA_TREE_MAPPINGS, NULL, NULL, NULL);
+		pthread_rwlock_unlock(&ioas->lock);
+		return op_fail(op, -r, "the %s backend cannot map IOVA 0x%llx: "
+			       "%s", be_ops(ioas)->name,
+			       (unsigned long long)a->iova, strerror(-r));
+	}
+	account(ioas, 1, (int64_t)a->length);
+	op->out_iova = a->iova;
+	return 0;
+}
+
+/* ---- map ------------------------------------------------------------- */
+
+int ioas_map_file(struct ioas *ioas, struct ioasid_op *op)
+{
+	struct file_ref *file;
+	struct iova_area a;
+	int r;
+
+	r = check_map_args(op, op->length, op);
+	if (r == 0)
+		r = check_quota(ioas, 1, op->length, op);
+	if (r < 0)
+		return r;
+	r = file_lookup_or_add(&ioas->files, op->fd, op->offset, op->length,
+			       op->flags & PROT_FLAGS, &file, op);
+	if (r < 0)
+		return r;
+	file_get(file);
+	a = (struct iova_area){
+		.kind = IOVA_AREA_MAPPING,
+		.iova = op->iova,
+		.length = op->length,
+		.offset = op->offset,
+		.backing = file,
+		.prot = op->flags & PROT_FLAGS,
+	};
+	return map_area(ioas, &a, op->flags & IOASID_MAP_FIXED_IOVA,
+			alloc_alignment(op->offset, op->length), op);
+}
+
+int ioas_map_user(struct ioas *ioas, struct ioasid_op *op)
+{
+	struct iova_area a;
+	int r;
+
+	r = check_map_args(op, op->length, op);
+	if (r == 0)
+		r = check_quota(ioas, 1, op->length, op);
+	if (r < 0)
+		return r;
+	if (!op->offset || !IS_ALIGNED(op->offset, SZ_4K))
+		return op_fail(op, EINVAL, "user address 0x%llx is NULL or "
+			       "not page aligned",
+			       (unsigned long long)op->offset);
+	if (op->offset + (op->length - 1) < op->offset)
+		return op_fail(op, EOVERFLOW, "user range wraps");
+	a = (struct iova_area){
+		.kind = IOVA_AREA_MAPPING,
+		.iova = op->iova,
+		.length = op->length,
+		.offset = op->offset,
+		.prot = op->flags & PROT_FLAGS,
+	};
+	return map_area(ioas, &a, op->flags & IOASID_MAP_FIXED_IOVA,
+			alloc_alignment(op->offset, op->length), op);
+}
+
+/* ---- unmap ----------------------------------------------------------- */
+
+/* What an unmap will touch, gathered before anything changes. */
+struct unmap_plan {
+	struct ioas *ioas;
+	uint64_t first, last;		/* first and last byte mapped */
+	bool found;
+	bool want_pieces;
+	struct be_piece *v;		/* whole areas, for the backend */
+	uint32_t nr, cap;
+};
+
+static int plan_piece(void *arg, const struct iova_area *piece)
+{
+	struct unmap_plan *p = arg;
+	struct iova_area whole;
+
+	if (!p->found)
+		p->first = piece->iova;
+	p->found = true;
+	p->last = piece->iova + piece->length - 1;
+	if (!p->want_pieces)
+		return 0;
+	if (p->nr == p->cap) {
+		uint32_t cap = p->cap ? p->cap * 2 : 16;
+		void *v = realloc(p->v, cap * sizeof(*p->v));
+
+		if (!v)
+			return -ENOMEM;
+		p->v = v;
+		p->cap = cap;
+	}
+	iova_tree_lookup(p->ioas->tree, piece->iova, &whole);
+	p->v[p->nr] = (struct be_piece){
+		.iova = whole.iova,
+		.length = whole.length,
+		.prot = whole.prot,
+	};
+	area_to_backing(&whole, &p->v[p->nr].backing);
+	p->nr++;
+	return 0;
+}
+
+static int restore_piece(void *arg, const struct iova_area *a)
+{
+	struct ioas *ioas = arg;
+	struct be_backing b;
+
+	area_to_backing(a, &b);
+	return be_ops(ioas)->map(ioas->be, a->iova, a->length, &b, a->prot);
+}
+
+/*
+ * The tree could not drop the range after the backend did: map back what
+ * the tree still has there.  Only -ENOMEM gets here.
+ */
+static void restore_backend(struct ioas *ioas, uint64_t iova, uint64_t len)
+{
+	if (iova_tree_for_each_piece(ioas->tree, iova, len, IOVA_TREE_MAPPINGS,
+				     restore_piece, ioas) < 0)
+		err(ioas->core->log, "IOAS %u: hardware lost mappings at "
+		    "0x%llx after a failed unmap", ioas->id,
+		    (unsigned long long)iova);
+}
+
+static int unmap_range(struct ioas *ioas, uint64_t iova, uint64_t length,
+		       struct ioasid_op *op)
+{
+	struct unmap_plan p = {
+		.ioas = ioas,
+		.want_pieces = be_ops(ioas)->unmap_wants_pieces,
+	};
+	uint64_t removed = 0, before = nr_mappings(ioas), span;
+	int r;
+
+	r = iova_tree_for_each_piece(ioas->tree, iova, length,
+				     IOVA_TREE_MAPPINGS, plan_piece, &p);
+	if (r < 0) {
+		free(p.v);
+		return op_fail(op, -r, "cannot unmap: %s", strerror(-r));
+	}
+	if (!p.found) {
+		if (op->flags & IOASID_UNMAP_MISSING_OK) {
+			op->out_bytes = 0;
+			return 0;
+		}
+		return op_fail(op, ENOENT,
+			       "nothing is mapped at IOVA 0x%llx-0x%llx in "
+			       "IOAS %u", (unsigned long long)iova,
+			       (unsigned long long)(iova + length - 1),
+			       ioas->id);
+	}
+	span = p.last - p.first + 1;
+	r = be_ops(ioas)->unmap(ioas->be, p.first, span, p.v, p.nr);
+	free(p.v);
+	if (r < 0)
+		return op_fail(op, -r, "the %s backend cannot unmap: %s",
+			       be_ops(ioas)->name, strerror(-r));
+	pthread_rwlock_wrlock(&ioas->lock);
+	r = iova_tree_remove(ioas->tree, p.first, span, IOVA_TREE_MAPPINGS,
+			     NULL, NULL, &removed);
+	pthread_rwlock_unlock(&ioas->lock);
+	if (r < 0) {
+		restore_backend(ioas, p.first, span);
+		return op_fail(op, -r, "cannot unmap: %s", strerror(-r));
+	}
+	account(ioas, (int64_t)nr_mappings(ioas) - (int64_t)before,
+		-(int64_t)removed);
+	op->out_bytes = removed;
+	return 0;
+}
+
+static int unmap_all(struct ioas *ioas, struct ioasid_op *op)
+{
+	struct unmap_plan p = {
+		.ioas = ioas,
+		.want_pieces = be_ops(ioas)->unmap_wants_pieces,
+	};
+	struct iova_tree_iter it;
+	struct iova_area a;
+	uint64_t removed = 0, before = nr_mappings(ioas);
+	int r = 0;
+
+	iova_tree_iter_start(&it, ioas->tree, 0);
+	while (r == 0 && iova_tree_iter_next(&it, &a) == 0)
+		if (a.kind == IOVA_AREA_MAPPING)
+			r = plan_piece(&p, &a);
+	if (r < 0) {
+		free(p.v);
+		return op_fail(op, ENOMEM, "out of memory");
+	}
+	op->out_bytes = 0;
+	if (!p.found)
+		return 0;
+	/* A span of all 2^64 bytes has no length: unmap it in two steps. */
+	if (p.first == 0 && p.last == UINT64_MAX)
+		r = be_ops(ioas)->unmap(ioas->be, 0, SZ_4K, p.v, p.nr) ?:
+		    be_ops(ioas)->unmap(ioas->be, SZ_4K, UINT64_MAX - SZ_4K + 1,
+					p.v, p.nr);
+	else
+		r = be_ops(ioas)->unmap(ioas->be, p.first,
+					p.last - p.first + 1, p.v, p.nr);
+	free(p.v);
+	if (r < 0)
+		return op_fail(op, -r, "the %s backend cannot unmap: %s",
+			       be_ops(ioas)->name, strerror(-r));
+	/* Removing whole areas needs no memory: this cannot fail. */
+	pthread_rwlock_wrlock(&ioas->lock);
+	iova_tree_remove_all(ioas->tree, IOVA_TREE_MAPPINGS, NULL, NULL,
+			     &removed);
+	pthread_rwlock_unlock(&ioas->lock);
+	account(ioas, -(int64_t)before, -(int64_t)removed);
+	op->out_bytes = removed;
+	return 0;
+}
+
+int ioas_unmap(struct ioas *ioas, struct ioasid_op *op)
+{
+	int r;
+
+	if (op->flags & ~(uint32_t)IOASID_UNMAP_MISSING_OK)
+		return op_fail(op, EOPNOTSUPP, "unknown unmap flags 0x%x",
+			       op->flags);
+	/* iova 0, length U64_MAX: everything (as IOMMU_IOAS_UNMAP) */
+	if (op->iova == 0 && op->length == UINT64_MAX)
+		return unmap_all(ioas, op);
+	r = check_range_args(op->iova, op->length, op);
+	if (r < 0)
+		return r;
+	return unmap_range(ioas, op->iova, op->length, op);
+}
+
+/* ---- copy ------------------------------------------------------------ */
+
+struct copy_state {
+	struct ioas *dst, *src;
+	uint64_t src_iova, dst_iova, next;	/* next: first byte not seen */
+	uint32_t prot;
+	uint32_t nr_done;
+	struct ioasid_op *op;
+};
+
+/* Source pieces must cover the range without holes, with enough access. */
+static int copy_check(void *arg, const struct iova_area *piece)
+{
+	struct copy_state *c = arg;
+
+	if (piece->iova != c->next)
+		return op_fail(c->op, ENOENT,
+			       "IOVA 0x%llx of IOAS %u is not mapped",
+			       (unsigned long long)c->next, c->src->id);
+	if ((c->prot & piece->prot) != c->prot)
+		return op_fail(c->op, EACCES,
+			       "the source mapping at 0x%llx does not allow "
+			       "the access asked for",
+			       (unsigned long long)piece->iova);
+	c->next = piece->iova + piece->length;
+	return 0;
+}
+
+static int copy_piece(void *arg, const struct iova_area *piece)
+{
+	struct copy_state *c = arg;
+	struct file_ref *file = NULL;
+	struct iova_area a = *piece;
+	int r;
+
+	if (piece->backing) {
+		r = file_import(&c->dst->files, piece->backing, &file, c->op);
+		if (r < 0)
+			return r;
+		file_get(file);
+	}
+	a.backing = file;
+	a.prot = c->prot;
+	a.iova = c->dst_iova + (piece->iova - c->src_iova);
+	r = map_area(c->dst, &a, true, 0, c->op);
+	if (r == 0)
+		c->nr_done++;
+	return r;
+}
+
+int ioas_copy(struct ioas *dst, struct ioas *src, struct ioasid_op *op)
+{
+	struct copy_state c = {
+		.dst = dst, .src = src, .src_iova = op->offset,
+		.next = op->offset, .prot = op->flags & PROT_FLAGS, .op = op,
+	};
+	struct iova_area range = { .kind = IOVA_AREA_BLOCKED };
+	int r;
+
+	r = check_map_args(op, op->length, op);
+	if (r == 0)
+		r = check_range_args(op->offset, op->length, op);
+	if (r < 0)
+		return r;
+	r = iova_tree_for_each_piece(src->tree, op->offset, op->length,
+				     IOVA_TREE_MAPPINGS, copy_check, &c);
+	if (r == 0 && c.next != op->offset + op->length)
+		r = op_fail(op, ENOENT, "IOVA 0x%llx of IOAS %u is not mapped",
+			    (unsigned long long)c.next, src->id);
+	if (r == 0)
+		r = check_quota(dst, 1, op->length, op);
+	if (r < 0)
+		return r;
+
+	/* Choose the destination range: allocate it as a whole. */
+	c.dst_iova = op->iova;
+	if (!(op->flags & IOASID_MAP_FIXED_IOVA)) {
+		r = iova_tree_find_free(dst->tree, 0, UINT64_MAX, op->length,
+					alloc_alignment(op->offset, op->length),
+					&c.dst_iova);
+		if (r < 0) {
+			range.length = op->length;
+			return tree_error(dst, r, &range, op);
+		}
+	}
+	r = iova_tree_for_each_piece(src->tree, op->offset, op->length,
+				     IOVA_TREE_MAPPINGS, copy_piece, &c);
+	if (r < 0) {
+		/* undo the pieces already mapped */
+		struct ioasid_op undo;
+
+		ioasid_op_init(&undo, IOASID_CMD_UNMAP);
+		undo.flags = IOASID_UNMAP_MISSING_OK;
+		if (c.nr_done)
+			unmap_range(dst, c.dst_iova, op->length, &undo);
+		return r;
+	}
+	/* map_area accounted each piece; one copy is one request */
+	op->out_iova = c.dst_iova;
+	return 0;
+}
+
+/* ---- allowed and reserved ranges -------------------------------------- */
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct ioasid_iova_range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+struct range_vec {
+	struct ioasid_iova_range *v;
+	uint32_t nr, cap;
+};
+
+static int range_push(struct range_vec *rv, uint64_t start, uint64_t last)
+{
+	if (rv->nr == rv->cap) {
+		uint32_t cap = rv->cap ? rv->cap * 2 : 8;
+		void *v = realloc(rv->v, cap * sizeof(*rv->v));
+
+		if (!v)
+			return -ENOMEM;
+		rv->v = v;
+		rv->cap = cap;
+	}
+	rv->v[rv->nr++] = (struct ioasid_iova_range){ start, last };
+	return 0;
+}
+
+/* Sort and merge overlapping or touching ranges in place. */
+static void range_merge(struct range_vec *rv)
+{
+	uint32_t out = 0;
+
+	if (!rv->nr)
+		return;
+	qsort(rv->v, rv->nr, sizeof(*rv->v), range_cmp);
+	for (uint32_t i = 1; i < rv->nr; i++) {
+		struct ioasid_iova_range *cur = &rv->v[out];
+
+		if (cur->last == UINT64_MAX || rv->v[i].start <= cur->last + 1) {
+			cur->last = max_t(uint64_t, cur->last, rv->v[i].last);
+			continue;
+		}
+		rv->v[++out] = rv->v[i];
+	}
+	rv->nr = out + 1;
+}
+
+/* Complement of the (sorted, merged) allowed ranges. */
+static int push_disallowed(struct range_vec *rv,
+			   const struct ioasid_iova_range *allowed, uint32_t nr)
+{
+	uint64_t next = 0;
+	int r = 0;
+
+	for (uint32_t i = 0; i < nr && r == 0; i++) {
+		if (allowed[i].start > next)
+			r = range_push(rv, next, allowed[i].start - 1);
+		next = allowed[i].last + 1;
+		if (allowed[i].last == UINT64_MAX)
+			return r;
+	}
+	return r ? r : range_push(rv, next, UINT64_MAX);
+}
+
+/*
+ * The blocked set from allowed ranges and reservations; @skip_owner's
+ * reservation is left out and @extra (owner @extra_owner) added, so the
+ * caller can try a change before making it.
+ */
+static int compute_blocked(struct ioas *ioas,
+			   const struct ioasid_iova_range *allowed,
+			   uint32_t nr_allowed, const void *owner,
+			   const struct ioasid_iova_range *extra,
+			   uint32_t nr_extra, struct range_vec *rv)
+{
+	struct ioas_reservation *res;
+	int r = 0;
+
+	if (nr_allowed)
+		r = push_disallowed(rv, allowed, nr_allowed);
+	for (res = ioas->reservations; res && r == 0; res = res->next)
+		for (uint32_t i = 0; i < res->nr && r == 0; i++)
+			if (res->owner != owner)
+				r = range_push(rv, res->ranges[i].start,
+					       res->ranges[i].last);
+	for (uint32_t i = 0; i < nr_extra && r == 0; i++)
+		r = range_push(rv, extra[i].start, extra[i].last);
+	range_merge(rv);
+	return r;
+}
+
+/* Page-align blocked ranges outward: the tree works in 4 KiB pages. */
+static void range_align_out(struct ioasid_iova_range *r)
+{
+	r->start = ALIGN_DOWN(r->start, SZ_4K);
+	r->last = r->last | (SZ_4K - 1);
+}
+
+static int apply_blocked(struct ioas *ioas, struct range_vec *rv,
+			 struct ioasid_op *op)
+{
+	struct iova_area a = { .kind = IOVA_AREA_BLOCKED };
+	int r = 0;
+
+	for (uint32_t i = 0; i < rv->nr; i++) {
+		struct iova_area m;
+		uint64_t len;
+
+		range_align_out(&rv->v[i]);
+		len = rv->v[i].last - rv->v[i].start + 1;
+		if (len == 0)	/* all 2^64 bytes */
+			len = UINT64_MAX & ~(SZ_4K - 1);
+		if (iova_tree_first_overlap(ioas->tree, rv->v[i].start, len,
+					    IOVA_TREE_MAPPINGS, &m) == 0)
+			return op_fail(op, EADDRINUSE,
+				       "IOVA 0x%llx-0x%llx is mapped in IOAS %u "
+				       "and would become unusable",
+				       (unsigned long long)m.iova,
+				       (unsigned long long)(m.iova + m.length - 1),
+				       ioas->id);
+	}
+	range_merge(rv);
+	pthread_rwlock_wrlock(&ioas->lock);
+	iova_tree_remove_all(ioas->tree, IOVA_TREE_BLOCKED, NULL, NULL, NULL);
+	for (uint32_t i = 0; i < rv->nr && r == 0; i++) {
+		a.iova = rv->v[i].start;
+		a.length = rv->v[i].last - rv->v[i].start + 1;
+		if (a.length == 0)
+			a.length = UINT64_MAX & ~(SZ_4K - 1);
+		r = iova_tree_insert(ioas->tree, &a);
+	}
+	if (r < 0) {
+		/* put the old set back; the nodes just freed make room */
+		iova_tree_remove_all(ioas->tree, IOVA_TREE_BLOCKED, NULL, NULL,
+				     NULL);
+		for (uint32_t i = 0; i < ioas->nr_blocked; i++) {
+			a.iova = ioas->blocked[i].start;
+			a.length = ioas->blocked[i].last - a.iova + 1;
+			iova_tree_insert(ioas->tree, &a);
+		}
+	}
+	pthread_rwlock_unlock(&ioas->lock);
+	if (r < 0)
+		return op_fail(op, -r, "out of memory");
+	free(ioas->blocked);
+	ioas->blocked = rv->v;
+	ioas->nr_blocked = rv->nr;
+	rv->v = NULL;
+	return 0;
+}
+
+static int check_ranges(const struct ioasid_iova_range *v, uint32_t nr,
+			struct ioasid_op *op)
+{
+	for (uint32_t i = 0; i < nr; i++) {
+		if (v[i].start > v[i].last)
+			return op_fail(op, EINVAL, "range %u starts after it "
+				       "ends", i);
+		if (!IS_ALIGNED(v[i].start, SZ_4K) ||
+		    !IS_ALIGNED(v[i].last + 1, SZ_4K))
+			return op_fail(op, EINVAL, "range %u is not 4 KiB "
+				       "aligned", i);
+		for (uint32_t j = 0; j < i; j++)
+			if (v[i].start <= v[j].last && v[j].start <= v[i].last)
+				return op_fail(op, EINVAL,
+					       "ranges %u and %u overlap", j, i);
+	}
+	return 0;
+}
+
+int ioas_allow_iovas(struct ioas *ioas, struct ioasid_op *op)
+{
+	uint32_t nr = op->in_len / sizeof(struct ioasid_iova_range);
+	struct range_vec rv = { 0 };
+	struct ioasid_iova_range *allowed = NULL;
+	int r;
+
+	if (op->in_len % sizeof(struct ioasid_iova_range))
+		return op_fail(op, EINVAL, "ranges have a partial entry");
+	r = check_ranges(op->in, nr, op);
+	if (r < 0)
+		return r;
+	if (nr) {
+		allowed = malloc(op->in_len);
+		if (!allowed)
+			return op_fail(op, ENOMEM, "out of memory");
+		memcpy(allowed, op->in, op->in_len);
+		qsort(allowed, nr, sizeof(*allowed), range_cmp);
+	}
+	r = compute_blocked(ioas, allowed, nr, NULL, NULL, 0, &rv);
+	if (r < 0)
+		r = op_fail(op, -r, "out of memory");
+	if (r == 0)
+		r = apply_blocked(ioas, &rv, op);
+	free(rv.v);
+	if (r < 0) {
+		free(allowed);
+		return r;
+	}
+	free(ioas->allowed);
+	ioas->allowed = allowed;
+	ioas->nr_allowed = nr;
+	return 0;
+}
+
+static struct ioas_reservation **find_reservation(struct ioas *ioas,
+						  const void *owner)
+{
+	struct ioas_reservation **p = &ioas->reservations;
+
+	while (*p && (*p)->owner != owner)
+		p = &(*p)->next;
+	return p;
+}
+
+int ioas_set_reservation(struct ioas *ioas, const void *owner,
+			 const struct ioasid_iova_range *ranges, uint32_t nr,
+			 struct ioasid_op *op)
+{
+	struct ioas_reservation **slot = find_reservation(ioas, owner), *res;
+	struct range_vec rv = { 0 };
+	int r;
+
+	r = compute_blocked(ioas, ioas->allowed, ioas->nr_allowed, owner,
+			    ranges, nr, &rv);
+	if (r < 0)
+		r = op_fail(op, -r, "out of memory");
+	res = nr ? calloc(1, sizeof(*res)) : NULL;
+	if (r == 0 && nr && (!res || !(res->ranges = malloc(nr * sizeof(*ranges)))))
+		r = op_fail(op, ENOMEM, "out of memory");
+	if (r == 0)
+		r = apply_blocked(ioas, &rv, op);
+	free(rv.v);
+	if (r < 0) {
+		if (res)
+			free(res->ranges);
+		free(res);
+		return r;
+	}
+	if (*slot) {			/* drop the owner's old reservation */
+		struct ioas_reservation *old = *slot;
+
+		*slot = old->next;
+		free(old->ranges);
+		free(old);
+	}
+	if (res) {
+		memcpy(res->ranges, ranges, nr * sizeof(*ranges));
+		res->nr = nr;
+		res->owner = owner;
+		res->next = ioas->reservations;
+		ioas->reservations = res;
+	}
+	return 0;
+}
+
+int ioas_iova_ranges(struct ioas *ioas, struct ioasid_op *op)
+{
+	struct ioasid_iova_range *out = op->out;
+	uint32_t cap = op->out_cap / sizeof(*out), n = 0;
+	uint64_t next = 0;
+	bool end = false;
+
+	for (uint32_t i = 0; i <= ioas->nr_blocked && !end; i++) {
+		uint64_t start = i < ioas->nr_blocked ? ioas->blocked[i].start :
+							  0;
+		uint64_t last;
+
+		if (i < ioas->nr_blocked) {
+			if (start > next) {
+				if (n < cap)
+					out[n] = (struct ioasid_iova_range){
+						next, start - 1 };
+				n++;
+			}
+			last = ioas->blocked[i].last;
+			end = last == UINT64_MAX;
+			next = last + 1;
+			continue;
+		}
+		if (n < cap)
+			out[n] = (struct ioasid_iova_range){ next, UINT64_MAX };
+		n++;
+	}
+	op->out_len = n * (uint32_t)sizeof(*out);
+	op->out_bytes = SZ_4K;	/* required IOVA alignment */
+	if (n > cap)
+		return op_fail(op, EMSGSIZE, "%u ranges do not fit in %u", n,
+			       cap);
+	return 0;
+}
+
+/* ---- queries --------------------------------------------------------- */
+
+static void fill_mapping(const struct iova_area *a, struct ioasid_mapping *m)
+{
+	const struct file_ref *f = a->backing;
+
+	*m = (struct ioasid_mapping){
+		.size = sizeof(*m),
+		.flags = a->prot | (f ? 0 : IOASID_MAPPING_USER),
+		.iova = a->iova,
+		.length = a->length,
+		.offset = a->offset,
+		.file_id = f ? f->id : 0,
+	};
+}
+
+static int out_struct(struct ioasid_op *op, const void *src, uint32_t size)
+{
+	op->out_len = size;
+	if (op->out_cap < size)
+		return op_fail(op, EMSGSIZE, "result buffer too small");
+	memcpy(op->out, src, size);
+	return 0;
+}
+
+int ioas_lookup(struct ioas *ioas, struct ioasid_op *op)
+{
+	struct ioasid_mapping m;
+	struct iova_area a;
+	int r;
+
+	pthread_rwlock_rdlock(&ioas->lock);
+	r = iova_tree_lookup(ioas->tree, op->iova, &a);
+	if (r == 0 && a.kind != IOVA_AREA_MAPPING)
+		r = -ENOENT;
+	if (r == 0)
+		fill_mapping(&a, &m);
+	pthread_rwlock_unlock(&ioas->lock);
+	if (r < 0)
+		return op_fail(op, ENOENT, "IOVA 0x%llx is not mapped in IOAS %u",
+			       (unsigned long long)op->iova, ioas->id);
+	return out_struct(op, &m, sizeof(m));
+}
+
+int ioas_next(struct ioas *ioas, struct ioasid_op *op)
+{
+	struct iova_tree_iter it;
+	struct ioasid_mapping m;
+	struct iova_area a;
+	int r;
+
+	pthread_rwlock_rdlock(&ioas->lock);
+	iova_tree_iter_start(&it, ioas->tree, op->iova);
+	while ((r = iova_tree_iter_next(&it, &a)) == 0 &&
+	       a.kind != IOVA_AREA_MAPPING)
+		;
+	if (r == 0)
+		fill_mapping(&a, &m);
+	pthread_rwlock_unlock(&ioas->lock);
+	if (r < 0)
+		return op_fail(op, ENOENT, "no mapping at or after IOVA 0x%llx "
+			       "in IOAS %u", (unsigned long long)op->iova,
+			       ioas->id);
+	return out_struct(op, &m, sizeof(m));
+}
+
+int ioas_file_info(struct ioas *ioas, struct ioasid_op *op)
+{
+	struct ioasid_file_info info;
+	struct file_ref *f = file_find_id(&ioas->files, op->file_id);
+
+	if (!f)
+		return op_fail(op, ENOENT, "IOAS %u has no file %u", ioas->id,
+			       op->file_id);
+	file_fill_info(f, &info);
+	return out_struct(op, &info, sizeof(info));
+}
+
+void ioas_fill_info(struct ioas *ioas, struct ioasid_ioas_info *info)
+{
+	struct iova_tree_stats st;
+
+	iova_tree_stats(ioas->tree, &st);
+	*info = (struct ioasid_ioas_info){
+		.size = sizeof(*info),
+		.flags = ioas->flags,
+		.ioas_id = ioas->id,
+		.snoop_mode = ioas->snoop_mode,
+		.nr_mappings = st.nr_mappings,
+		.bytes_mapped = st.bytes_mapped,
+		.nr_devices = ioas->nr_devices,
+		.nr_domains = ioas->nr_domains,
+	};
+}
+
+/* ---- replay into new domains ------------------------------------------- */
+
+struct replay_arg {
+	int (*fn)(void *arg, const struct be_piece *piece);
+	void *arg;
+};
+
+static int replay_one(void *arg, const struct iova_area *a)
+{
+	struct replay_arg *ra = arg;
+	struct be_piece p = { .iova = a->iova, .length = a->length,
+			      .prot = a->prot };
+
+	area_to_backing(a, &p.backing);
+	return ra->fn(ra->arg, &p);
+}
+
+static int replay_each(const struct be_replay *replay,
+		       int (*fn)(void *arg, const struct be_piece *piece),
+		       void *arg)
+{
+	struct ioas *ioas = replay->ioas;
+	struct replay_arg ra = { fn, arg };
+	int r;
+
+	r = iova_tree_for_each_piece(ioas->tree, 0, UINT64_MAX & ~(SZ_4K - 1),
+				     IOVA_TREE_MAPPINGS, replay_one, &ra);
+	if (r == 0)
+		r = iova_tree_for_each_piece(ioas->tree,
+					     UINT64_MAX & ~(SZ_4K - 1), SZ_4K,
+					     IOVA_TREE_MAPPINGS, replay_one,
+					     &ra);
+	return r;
+}
+
+void ioas_replay(struct ioas *ioas, struct be_replay *replay)
+{
+	replay->each = replay_each;
+	replay->ioas = ioas;
+}

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * struct ioas: one I/O address space.
+ *
+ * The mapping bookkeeping (iova_tree) is the source of truth; the backend
+ * mirrors it into hardware (be_ioas and its domains).  IOVA that mappings
+ * may not use (outside the allowed ranges, reserved regions of attached
+ * devices and IOMMUs, beyond the domains' address width) is kept in the
+ * tree as BLOCKED areas, so the allocator skips it at no extra cost.
+ *
+ * Locking: every mutation runs under core->lock and takes ioas->lock for
+ * writing around tree changes; ioas_lookup() and ioas_next() take only
+ * ioas->lock for reading, so DMA threads and lookups run beside map/unmap.
+ */
+#ifndef IOASID_CORE_IOAS_H
+#define IOASID_CORE_IOAS_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <uthash.h>
+
+#include "core/file.h"
+#include "core/op.h"
+
+struct core;
+struct session;
+struct iova_tree;
+struct be_ioas;
+struct be_replay;
+
+/* A set of IOVA ranges a device or IOMMU reserves in this IOAS. */
+struct ioas_reservation {
+	const void *owner;		/* the device that brought it */
+	struct ioasid_iova_range *ranges;
+	uint32_t nr;
+	struct ioas_reservation *next;
+};
+
+struct ioas {
+	uint32_t id;
+	struct core *core;
+	struct session *owner;
+	uint32_t flags;			/* enum ioasid_ioas_flags */
+	uint32_t snoop_mode;		/* enum ioasid_snoop_mode */
+	pthread_rwlock_t lock;
+	struct iova_tree *tree;
+	struct file_table files;
+	struct be_ioas *be;
+	/* allowed ranges (ALLOW_IOVAS); nr_allowed 0 means everything */
+	struct ioasid_iova_range *allowed;
+	uint32_t nr_allowed;
+	struct ioas_reservation *reservations;
+	/* the merged blocked set now in the tree */
+	struct ioasid_iova_range *blocked;
+	uint32_t nr_blocked;
+	uint32_t nr_devices;
+	uint32_t nr_domains;
+	UT_hash_handle hh;
+};
+
+int ioas_create(struct session *s, uint32_t flags, struct ioas **ioas,
+		struct ioasid_op *op);
+/* Tears down mappings and files; the caller checked nr_devices == 0. */
+void ioas_destroy(struct ioas *ioas);
+
+int ioas_map_file(struct ioas *ioas, struct ioasid_op *op);
+int ioas_map_user(struct ioas *ioas, struct ioasid_op *op);
+int ioas_unmap(struct ioas *ioas, struct ioasid_op *op);
+int ioas_copy(struct ioas *dst, struct ioas *src, struct ioasid_op *op);
+int ioas_iova_ranges(struct ioas *ioas, struct ioasid_op *op);
+int ioas_allow_iovas(struct ioas *ioas, struct ioasid_op *op);
+int ioas_lookup(struct ioas *ioas, struct ioasid_op *op);
+int ioas_next(struct ioas *ioas, struct ioasid_op *op);
+int ioas_file_info(struct ioas *ioas, struct ioasid_op *op);
+void ioas_fill_info(struct ioas *ioas, struct ioasid_ioas_info *info);
+
+/*
+ * Add (or with nr == 0, remove) the reserved ranges @owner brings.  Fails
+ * with -EADDRINUSE, changing nothing, when a mapping lies in them.
+ */
+int ioas_set_reservation(struct ioas *ioas, const void *owner,
+			 const struct ioasid_iova_range *ranges, uint32_t nr,
+			 struct ioasid_op *op);
+
+/* A be_replay that walks this IOAS (for new domains). */
+void ioas_replay(struct ioas *ioas, struct be_replay *replay);
+
+#endif

@@ -1,0 +1,1528 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * iova_tree - ordered set of non-overlapping IOVA areas of one IOAS.
+ *
+ * Layout: a B+tree. Leaves hold up to LEAF_CAP areas as a key array (the
+ * first IOVA of each area, searched on every descent) plus a payload array
+ * of { last IOVA, file offset | kind | prot, backing or reason }: 32 bytes
+ * per area. The file offset is page aligned, so its low 12 bits carry the
+ * prot bits (0x7ff) and the BLOCKED flag (0x800).
+ *
+ * Inner nodes keep, for each child, a summary of the child's subtree:
+ *   start - first IOVA of the subtree (also the separator key),
+ *   last  - last IOVA of the subtree,
+ *   gapf  - the largest free gap strictly inside the subtree (between two of
+ *           its areas) OR'ed with flags telling which kinds of areas the
+ *           subtree holds. Gaps between areas are multiples of the page
+ *           size, so the low 12 bits are free for the flags.
+ * The gap between two sibling subtrees is start[j] - last[j - 1] - 1, so a
+ * node knows every gap below it: the interior gaps of its children and the
+ * gaps between them. That is the augmentation used by the IOVA allocator
+ * (find the lowest fitting hole without scanning) and the kind flags let
+ * searches for BLOCKED areas skip subtrees of mappings.
+ *
+ * Summaries are recomputed bottom-up along the modified path after every
+ * change (O(node size) per level). Nodes are split unevenly when an insert
+ * falls at the very end (or start) of a full leaf, so that ascending or
+ * descending fills pack leaves completely; other inserts into a full leaf
+ * first try to share the load with a sibling. Deletions merge a node that
+ * drops below half full with a sibling or borrow from it.
+ *
+ * Allocation for inserts is done up front (see tree_reserve()): one leaf and
+ * one inner node per level is the worst case of any single insert, so once
+ * the reserve is filled an operation cannot fail half way.
+ */
+#include "iova_tree.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PAGE_SZ		IOVA_TREE_PAGE_SIZE
+#define PAGE_MASK_LO	(PAGE_SZ - 1)
+
+/*
+ * Array sizes. The fan-out actually used is t->cap (same for leaves and
+ * inner nodes), LEAF_CAP unless a test asked for smaller nodes.
+ */
+#define LEAF_CAP	64
+#define INNER_CAP	64
+#define MIN_CAP		4
+#define MAX_HEIGHT	IOVA_TREE_MAX_HEIGHT
+
+/* offp: file offset | BLOCKED flag | prot bits */
+#define OFFP_BLOCKED	0x800ULL
+#define OFFP_PROT	((uint64_t)IOVA_PROT_MASK)
+#define OFFP_OFFSET	(~PAGE_MASK_LO)
+
+/* gapf flags: same values as the IOVA_TREE_MAPPINGS/BLOCKED kind masks */
+#define GF_MAP		((uint64_t)IOVA_TREE_MAPPINGS)
+#define GF_BLK		((uint64_t)IOVA_TREE_BLOCKED)
+#define GF_FLAGS	PAGE_MASK_LO
+
+struct lpay {
+	uint64_t last;
+	uint64_t offp;
+	uintptr_t data;		/* backing pointer, or reason if BLOCKED */
+};
+
+struct leaf {
+	uint64_t iova[LEAF_CAP];
+	struct lpay pay[LEAF_CAP];
+	uint32_t nr;
+};
+
+struct inner {
+	uint64_t start[INNER_CAP];
+	uint64_t last[INNER_CAP];
+	uint64_t gapf[INNER_CAP];
+	void *child[INNER_CAP];
+	uint32_t nr;
+};
+
+struct summ {
+	uint64_t start;
+	uint64_t last;
+	uint64_t gapf;
+};
+
+/* An area as stored: first IOVA + payload */
+struct ent {
+	uint64_t iova;
+	struct lpay p;
+};
+
+struct iova_tree {
+	void *root;		/* NULL when empty */
+	int height;		/* levels; leaves are at level height - 1 */
+	int cap;		/* max entries/children per node */
+	struct iova_tree_ops ops;
+	uint64_t gen;		/* bumped by every modification */
+	uint64_t nr_map;
+	uint64_t nr_blk;
+	uint64_t pg_map;	/* pages; at most 2^52, cannot overflow */
+	uint64_t pg_blk;
+	uint64_t nr_leaves;	/* in the tree, spares not counted */
+	uint64_t nr_inner;
+	uint64_t mem;		/* every byte allocated, spares included */
+	struct leaf *spare_leaf;
+	struct inner *spare_inner;	/* chained through child[0] */
+	int nr_spare_inner;
+};
+
+/* Request of the free-range search */
+struct ffreq {
+	uint64_t lo;		/* first usable IOVA (never 0) */
+	uint64_t hi;		/* last usable IOVA */
+	uint64_t len;
+	uint64_t align;
+};
+
+/* ------------------------------------------------------------------ */
+/* small helpers */
+
+static inline unsigned int ent_kind(uint64_t offp)
+{
+	return (offp & OFFP_BLOCKED) ? IOVA_TREE_BLOCKED : IOVA_TREE_MAPPINGS;
+}
+
+static inline uint64_t gap_of(uint64_t gapf)
+{
+	return gapf & ~GF_FLAGS;
+}
+
+static inline uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+static inline uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static inline uint64_t pages_to_bytes_sat(uint64_t pages)
+{
+	if (pages > (UINT64_MAX >> IOVA_TREE_PAGE_SHIFT))
+		return UINT64_MAX;
+	return pages << IOVA_TREE_PAGE_SHIFT;
+}
+
+/*
+ * Number of elements of the sorted array a[0..n) that are <= x.
+ * Branchless binary search: the loop has a fixed trip count for a given n
+ * and the compiler turns the select into a cmov.
+ */
+static inline int count_le(const uint64_t *a, int n, uint64_t x)
+{
+	const uint64_t *base = a;
+
+	if (n <= 0)
+		return 0;
+	while (n > 1) {
+		int half = n / 2;
+
+		base = base[half] <= x ? base + half : base;
+		n -= half;
+	}
+	return (int)(base - a) + (*base <= x);
+}
+
+/*
+ * Pull a node's key array into the cache in parallel before the dependent
+ * loads of the binary search; on a cold leaf this turns ~4 serial misses
+ * into one round trip.
+ */
+static inline void prefetch_keys(const uint64_t *a, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i += 8)
+		__builtin_prefetch(a + i);
+}
+
+static inline void leaf_get(const struct leaf *l, int i, struct ent *e)
+{
+	e->iova = l->iova[i];
+	e->p = l->pay[i];
+}
+
+static inline void leaf_set(struct leaf *l, int i, const struct ent *e)
+{
+	l->iova[i] = e->iova;
+	l->pay[i] = e->p;
+}
+
+static void ent_to_area(const struct ent *e, struct iova_area *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->iova = e->iova;
+	a->length = e->p.last - e->iova + 1;
+	if (e->p.offp & OFFP_BLOCKED) {
+		a->kind = IOVA_AREA_BLOCKED;
+		a->reason = (uint32_t)e->p.data;
+	} else {
+		a->kind = IOVA_AREA_MAPPING;
+		a->offset = e->p.offp & OFFP_OFFSET;
+		a->prot = (uint32_t)(e->p.offp & OFFP_PROT);
+		a->backing = (void *)e->p.data;
+	}
+}
+
+/* The piece [pa, pb] of @e, offset moved along */
+static void piece_of(const struct ent *e, uint64_t pa, uint64_t pb,
+		     struct iova_area *a)
+{
+	ent_to_area(e, a);
+	if (a->kind == IOVA_AREA_MAPPING)
+		a->offset += pa - e->iova;
+	a->iova = pa;
+	a->length = pb - pa + 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* node memory */
+
+static void *mem_alloc(struct iova_tree *t, size_t sz)
+{
+	void *p;
+
+	if (t->ops.alloc)
+		p = t->ops.alloc(t->ops.alloc_ctx, sz);
+	else
+		p = malloc(sz);
+	if (p)
+		t->mem += sz;
+	return p;
+}
+
+static void mem_free(struct iova_tree *t, void *p, size_t sz)
+{
+	if (!p)
+		return;
+	if (t->ops.free)
+		t->ops.free(t->ops.alloc_ctx, p, sz);
+	else
+		free(p);
+	t->mem -= sz;
+}
+
+/*
+ * Make sure the next insert cannot fail: it may split one node per level
+ * and add a new root, so it needs one leaf and 'height' inner nodes.
+ */
+static int tree_reserve(struct iova_tree *t)
+{
+	if (t->height >= MAX_HEIGHT)
+		return -ENOMEM;	/* unreachable: needs > 2^23 leaves per level */
+	if (!t->spare_leaf) {
+		t->spare_leaf = mem_alloc(t, sizeof(struct leaf));
+		if (!t->spare_leaf)
+			return -ENOMEM;
+	}
+	while (t->nr_spare_inner < t->height) {
+		struct inner *n = mem_alloc(t, sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		n->child[0] = t->spare_inner;
+		t->spare_inner = n;
+		t->nr_spare_inner++;
+	}
+	return 0;
+}
+
+static struct leaf *take_leaf(struct iova_tree *t)
+{
+	struct leaf *l = t->spare_leaf;
+
+	t->spare_leaf = NULL;
+	l->nr = 0;
+	t->nr_leaves++;
+	return l;
+}
+
+static struct inner *take_inner(struct iova_tree *t)
+{
+	struct inner *n = t->spare_inner;
+
+	t->spare_inner = n->child[0];
+	t->nr_spare_inner--;
+	n->nr = 0;
+	t->nr_inner++;
+	return n;
+}
+
+/* Freed nodes refill the reserve first, which spares malloc churn. */
+static void drop_leaf(struct iova_tree *t, struct leaf *l)
+{
+	t->nr_leaves--;
+	if (!t->spare_leaf)
+		t->spare_leaf = l;
+	else
+		mem_free(t, l, sizeof(*l));
+}
+
+static void drop_inner(struct iova_tree *t, struct inner *n)
+{
+	t->nr_inner--;
+	if (t->nr_spare_inner <= t->height) {
+		n->child[0] = t->spare_inner;
+		t->spare_inner = n;
+		t->nr_spare_inner++;
+	} else {
+		mem_free(t, n, sizeof(*n));
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* leaf and inner node array surgery */
+
+/* Open a hole of @n entries at @pos */
+static void leaf_open(struct leaf *l, int pos, int n)
+{
+	int tail = (int)l->nr - pos;
+
+	memmove(&l->iova[pos + n], &l->iova[pos], tail * sizeof(l->iova[0]));
+	memmove(&l->pay[pos + n], &l->pay[pos], tail * sizeof(l->pay[0]));
+	l->nr += n;
+}
+
+/* Close @n entries at @pos */
+static void leaf_close(struct leaf *l, int pos, int n)
+{
+	int tail = (int)l->nr - pos - n;
+
+	memmove(&l->iova[pos], &l->iova[pos + n], tail * sizeof(l->iova[0]));
+	memmove(&l->pay[pos], &l->pay[pos + n], tail * sizeof(l->pay[0]));
+	l->nr -= n;
+}
+
+static void leaf_copy(struct leaf *d, int di, const struct leaf *s, int si,
+		      int n)
+{
+	memcpy(&d->iova[di], &s->iova[si], n * sizeof(d->iova[0]));
+	memcpy(&d->pay[di], &s->pay[si], n * sizeof(d->pay[0]));
+}
+
+/* Even out two adjacent leaves, @a left of @b */
+static void leaf_balance(struct leaf *a, struct leaf *b)
+{
+	int want = ((int)a->nr + (int)b->nr) / 2;
+	int k;
+
+	if ((int)a->nr > want) {
+		k = (int)a->nr - want;
+		leaf_open(b, 0, k);
+		leaf_copy(b, 0, a, want, k);
+		a->nr = want;
+	} else if ((int)a->nr < want) {
+		k = want - (int)a->nr;
+		leaf_copy(a, a->nr, b, 0, k);
+		a->nr += k;
+		leaf_close(b, 0, k);
+	}
+}
+
+static void inner_open(struct inner *n, int pos, int k)
+{
+	size_t tail = (size_t)((int)n->nr - pos);
+
+	memmove(&n->start[pos + k], &n->start[pos], tail * 8);
+	memmove(&n->last[pos + k], &n->last[pos], tail * 8);
+	memmove(&n->gapf[pos + k], &n->gapf[pos], tail * 8);
+	memmove(&n->child[pos + k], &n->child[pos], tail * sizeof(void *));
+	n->nr += k;
+}
+
+static void inner_close(struct inner *n, int pos, int k)
+{
+	size_t tail = (size_t)((int)n->nr - pos - k);
+
+	memmove(&n->start[pos], &n->start[pos + k], tail * 8);
+	memmove(&n->last[pos], &n->last[pos + k], tail * 8);
+	memmove(&n->gapf[pos], &n->gapf[pos + k], tail * 8);
+	memmove(&n->child[pos], &n->child[pos + k], tail * sizeof(void *));
+	n->nr -= k;
+}
+
+static void inner_copy(struct inner *d, int di, const struct inner *s, int si,
+		       int k)
+{
+	memcpy(&d->start[di], &s->start[si], k * 8);
+	memcpy(&d->last[di], &s->last[si], k * 8);
+	memcpy(&d->gapf[di], &s->gapf[si], k * 8);
+	memcpy(&d->child[di], &s->child[si], k * sizeof(void *));
+}
+
+static void inner_balance(struct inner *a, struct inner *b)
+{
+	int want = ((int)a->nr + (int)b->nr) / 2;
+	int k;
+
+	if ((int)a->nr > want) {
+		k = (int)a->nr - want;
+		inner_open(b, 0, k);
+		inner_copy(b, 0, a, want, k);
+		a->nr = want;
+	} else if ((int)a->nr < want) {
+		k = want - (int)a->nr;
+		inner_copy(a, a->nr, b, 0, k);
+		a->nr += k;
+		inner_close(b, 0, k);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* augmented summaries */
+
+static void leaf_summ(const struct leaf *l, struct summ *s)
+{
+	uint64_t gap = 0;
+	uint64_t fl = ent_kind(l->pay[0].offp);
+	int i;
+
+	for (i = 1; i < (int)l->nr; i++) {
+		uint64_t g = l->iova[i] - l->pay[i - 1].last - 1;
+
+		gap = max_u64(gap, g);
+		fl |= ent_kind(l->pay[i].offp);
+	}
+	s->start = l->iova[0];
+	s->last = l->pay[l->nr - 1].last;
+	s->gapf = gap | fl;
+}
+
+static void inner_summ(const struct inner *n, struct summ *s)
+{
+	uint64_t gap = gap_of(n->gapf[0]);
+	uint64_t fl = n->gapf[0] & GF_FLAGS;
+	int j;
+
+	for (j = 1; j < (int)n->nr; j++) {
+		uint64_t g = n->start[j] - n->last[j - 1] - 1;
+
+		gap = max_u64(gap, max_u64(g, gap_of(n->gapf[j])));
+		fl |= n->gapf[j] & GF_FLAGS;
+	}
+	s->start = n->start[0];
+	s->last = n->last[n->nr - 1];
+	s->gapf = gap | fl;
+}
+
+static void node_summ(const void *node, bool is_leaf, struct summ *s)
+{
+	if (is_leaf)
+		leaf_summ(node, s);
+	else
+		inner_summ(node, s);
+}
+
+/* Recompute the summary slot @j of @p from its child */
+static void refresh(struct inner *p, int j, bool leafkid)
+{
+	struct summ s;
+
+	node_summ(p->child[j], leafkid, &s);
+	p->start[j] = s.start;
+	p->last[j] = s.last;
+	p->gapf[j] = s.gapf;
+}
+
+static inline uint32_t node_nr(const void *node, bool is_leaf)
+{
+	return is_leaf ? ((const struct leaf *)node)->nr :
+			 ((const struct inner *)node)->nr;
+}
+
+/* ------------------------------------------------------------------ */
+/* insertion */
+
+/*
+ * Insert into leaf @l (the caller made sure the key belongs here and does
+ * not overlap). A full leaf is split and the new right half is returned in
+ * *@sib. Appends and prepends split unevenly so that sequential fills leave
+ * full leaves behind.
+ */
+static void leaf_insert(struct iova_tree *t, struct leaf *l,
+			const struct ent *e, void **sib)
+{
+	int pos = count_le(l->iova, l->nr, e->iova);
+	int cap = t->cap, mid = (cap + 1) / 2;
+	struct leaf *n;
+
+	if ((int)l->nr < cap) {
+		leaf_open(l, pos, 1);
+		leaf_set(l, pos, e);
+		return;
+	}
+	n = take_leaf(t);
+	if (pos == cap) {
+		leaf_set(n, 0, e);
+		n->nr = 1;
+	} else if (pos == 0) {
+		leaf_copy(n, 0, l, 0, cap);
+		n->nr = cap;
+		leaf_set(l, 0, e);
+		l->nr = 1;
+	} else if (pos < mid) {
+		leaf_copy(n, 0, l, mid - 1, cap - mid + 1);
+		n->nr = cap - mid + 1;
+		l->nr = mid - 1;
+		leaf_open(l, pos, 1);
+		leaf_set(l, pos, e);
+	} else {
+		leaf_copy(n, 0, l, mid, cap - mid);
+		n->nr = cap - mid;
+		l->nr = mid;
+		leaf_open(n, pos - mid, 1);
+		leaf_set(n, pos - mid, e);
+	}
+	*sib = n;
+}
+
+/*
+ * Called on the parent of the leaves before descending into leaf @j with
+ * @key. If that leaf is full, try to give the entry, or half of the load,
+ * to a sibling with room instead of splitting. Returns the child to descend
+ * into.
+ */
+static int leaf_make_room(struct iova_tree *t, struct inner *p, int j,
+			  uint64_t key)
+{
+	struct leaf *l = p->child[j];
+	int cap = t->cap;
+	struct leaf *s;
+	int pos;
+
+	if ((int)l->nr < cap)
+		return j;
+	pos = count_le(l->iova, l->nr, key);
+	if (j + 1 < (int)p->nr) {
+		s = p->child[j + 1];
+		/* key sorts after all of l and before all of s */
+		if (pos == cap && (int)s->nr < cap)
+			return j + 1;
+		if (pos < cap && (int)s->nr <= cap - 2) {
+			leaf_balance(l, s);
+			refresh(p, j, true);
+			refresh(p, j + 1, true);
+			return key < s->iova[0] ? j : j + 1;
+		}
+	}
+	if (j > 0 && pos > 0) {
+		s = p->child[j - 1];
+		if ((int)s->nr <= cap - 2) {
+			leaf_balance(s, l);
+			refresh(p, j - 1, true);
+			refresh(p, j, true);
+			return key < l->iova[0] ? j - 1 : j;
+		}
+	}
+	return j;
+}
+
+/*
+ * Add @child as slot @q of @p. A full @p is split (unevenly when the new
+ * slot is the last one) and the new right node is returned in *@sib.
+ */
+static void inner_add(struct iova_tree *t, struct inner *p, int q, void *child,
+		      bool leafkid, void **sib)
+{
+	int cap = t->cap, mid = (cap + 1) / 2;
+	struct inner *dst = p;
+	struct inner *m;
+
+	if ((int)p->nr == cap) {
+		m = take_inner(t);
+		if (q == cap) {
+			dst = m;
+			q = 0;
+		} else if (q < mid) {
+			inner_copy(m, 0, p, mid - 1, cap - mid + 1);
+			m->nr = cap - mid + 1;
+			p->nr = mid - 1;
+		} else {
+			inner_copy(m, 0, p, mid, cap - mid);
+			m->nr = cap - mid;
+			p->nr = mid;
+			dst = m;
+			q -= mid;
+		}
+		*sib = m;
+	}
+	inner_open(dst, q, 1);
+	dst->child[q] = child;
+	refresh(dst, q, leafkid);
+}
+
+static void ins_rec(struct iova_tree *t, void *node, int level,
+		    const struct ent *e, void **sib)
+{
+	struct inner *p = node;
+	bool leafkid = level + 1 == t->height - 1;
+	void *csib = NULL;
+	int j;
+
+	if (level == t->height - 1) {
+		leaf_insert(t, node, e, sib);
+		return;
+	}
+	j = count_le(p->start, p->nr, e->iova);
+	j = j ? j - 1 : 0;
+	if (leafkid)
+		j = leaf_make_room(t, p, j, e->iova);
+	ins_rec(t, p->child[j], level + 1, e, &csib);
+	refresh(p, j, leafkid);
+	if (csib)
+		inner_add(t, p, j + 1, csib, leafkid, sib);
+}
+
+/* Insert a non-overlapping entry. The reserve must be filled. */
+static void tree_insert_ent(struct iova_tree *t, const struct ent *e)
+{
+	void *sib = NULL;
+	struct inner *r;
+	struct leaf *l;
+
+	if (!t->root) {
+		l = take_leaf(t);
+		leaf_set(l, 0, e);
+		l->nr = 1;
+		t->root = l;
+		t->height = 1;
+		return;
+	}
+	ins_rec(t, t->root, 0, e, &sib);
+	if (!sib)
+		return;
+	r = take_inner(t);
+	r->nr = 2;
+	r->child[0] = t->root;
+	r->child[1] = sib;
+	refresh(r, 0, t->height == 1);
+	refresh(r, 1, t->height == 1);
+	t->root = r;
+	t->height++;
+}
+
+/* ------------------------------------------------------------------ */
+/* search */
+
+/*
+ * Fill @p with the path to the first entry (in IOVA order) whose last >= @a,
+ * whose first <= @b and whose kind is in @kinds. Subtrees without such a
+ * kind are skipped via the summary flags; only subtrees straddling @a or @b
+ * can be entered without success, so this is O(log n).
+ */
+static bool ff_rec(const struct iova_tree *t, void *node, int level,
+		   uint64_t a, uint64_t b, unsigned int kinds,
+		   struct iova_tree_path *p)
+{
+	p->node[level] = node;
+	if (level == t->height - 1) {
+		const struct leaf *l = node;
+		int i = count_le(l->iova, l->nr, a);
+
+		if (i > 0 && l->pay[i - 1].last >= a)
+			i--;
+		for (; i < (int)l->nr && l->iova[i] <= b; i++) {
+			if (ent_kind(l->pay[i].offp) & kinds) {
+				p->idx[level] = i;
+				return true;
+			}
+		}
+		return false;
+	} else {
+		const struct inner *n = node;
+		int j = count_le(n->start, n->nr, a);
+
+		j = j ? j - 1 : 0;
+		if (n->last[j] < a)
+			j++;
+		for (; j < (int)n->nr && n->start[j] <= b; j++) {
+			if (!(n->gapf[j] & kinds))
+				continue;
+			p->idx[level] = j;
+			if (ff_rec(t, n->child[j], level + 1, a, b, kinds, p))
+				return true;
+		}
+		return false;
+	}
+}
+
+static bool find_first(const struct iova_tree *t, uint64_t a, uint64_t b,
+		       unsigned int kinds, struct iova_tree_path *p)
+{
+	if (!t->root)
+		return false;
+	return ff_rec(t, t->root, 0, a, b, kinds, p);
+}
+
+static inline struct leaf *path_leaf(const struct iova_tree *t,
+				     const struct iova_tree_path *p, int *i)
+{
+	*i = p->idx[t->height - 1];
+	return p->node[t->height - 1];
+}
+
+/* Advance @p to the next entry in IOVA order */
+static bool path_next(const struct iova_tree *t, struct iova_tree_path *p)
+{
+	int lv = t->height - 1;
+	const struct leaf *l = p->node[lv];
+
+	if (++p->idx[lv] < (int)l->nr)
+		return true;
+	while (--lv >= 0) {
+		const struct inner *n = p->node[lv];
+
+		if (++p->idx[lv] < (int)n->nr)
+			break;
+	}
+	if (lv < 0)
+		return false;
+	for (; lv < t->height - 1; lv++) {
+		const struct inner *n = p->node[lv];
+
+		p->node[lv + 1] = n->child[p->idx[lv]];
+		p->idx[lv + 1] = 0;
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* free-range search (allocator) */
+
+/* Lowest aligned start of a [len] block inside gap [gs, ge] and the window */
+static bool gap_fit(uint64_t gs, uint64_t ge, const struct ffreq *r,
+		    uint64_t *x)
+{
+	uint64_t s = max_u64(gs, r->lo);
+	uint64_t e = min_u64(ge, r->hi);
+	uint64_t xs;
+
+	if (s > e)
+		return false;
+	xs = (s + r->align - 1) & ~(r->align - 1);
+	if (xs < s || xs > e || e - xs < r->len - 1)
+		return false;
+	*x = xs;
+	return true;
+}
+
+/*
+ * Search the subtree at @node for the lowest fit. Children are visited in
+ * IOVA order, and a child is entered only if its largest interior gap is
+ * at least @len and it reaches into the window. A child can still fail
+ * (window clipping at its edges, or a large enough gap with the wrong
+ * alignment), in which case the search moves on to the next one.
+ */
+static bool ff_node(const struct iova_tree *t, const void *node, int level,
+		    const struct ffreq *r, uint64_t *x)
+{
+	if (level == t->height - 1) {
+		const struct leaf *l = node;
+		int i = count_le(l->iova, l->nr, r->lo);
+
+		for (i = i ? i : 1; i < (int)l->nr; i++) {
+			uint64_t gs = l->pay[i - 1].last + 1;
+
+			if (gs > r->hi)
+				break;
+			if (l->iova[i] - gs >= r->len &&
+			    gap_fit(gs, l->iova[i] - 1, r, x))
+				return true;
+		}
+		return false;
+	} else {
+		const struct inner *n = node;
+		int j0 = count_le(n->start, n->nr, r->lo);
+		int j;
+
+		j0 = j0 ? j0 - 1 : 0;
+		for (j = j0; j < (int)n->nr; j++) {
+			if (j > j0) {
+				/* the gap between child j - 1 and child j */
+				uint64_t gs = n->last[j - 1] + 1;
+
+				if (gs > r->hi)
+					break;
+				if (n->start[j] - gs >= r->len &&
+				    gap_fit(gs, n->start[j] - 1, r, x))
+					return true;
+			}
+			if (n->start[j] > r->hi)
+				break;
+			if (gap_of(n->gapf[j]) >= r->len && n->last[j] > r->lo &&
+			    ff_node(t, n->child[j], level + 1, r, x))
+				return true;
+		}
+		return false;
+	}
+}
+
+static int find_free(const struct iova_tree *t, const struct ffreq *r,
+		     uint64_t *x)
+{
+	struct summ s;
+
+	if (!t->root)
+		return gap_fit(0, UINT64_MAX, r, x) ? 0 : -ENOSPC;
+	node_summ(t->root, t->height == 1, &s);
+	if (s.start > 0 && gap_fit(0, s.start - 1, r, x))
+		return 0;
+	if (ff_node(t, t->root, 0, r, x))
+		return 0;
+	if (s.last < UINT64_MAX && gap_fit(s.last + 1, UINT64_MAX, r, x))
+		return 0;
+	return -ENOSPC;
+}
+
+/* ------------------------------------------------------------------ */
+/* removal */
+
+/*
+ * After entries of the leaf at the end of @p were removed or changed:
+ * refresh the summaries up the path, merging or borrowing for nodes that
+ * became less than half full and dropping empty ones, then shrink the root.
+ * Node positions above the changed level do not move, so @p stays valid
+ * for the walk up.
+ */
+static void rebalance(struct iova_tree *t, struct inner *par, int j,
+		      bool leafkid)
+{
+	int cap = t->cap;
+	int x = j > 0 ? j - 1 : j;
+	void *a, *b;
+
+	if (par->nr < 2) {
+		refresh(par, j, leafkid);
+		return;
+	}
+	a = par->child[x];
+	b = par->child[x + 1];
+	if ((int)(node_nr(a, leafkid) + node_nr(b, leafkid)) <= cap) {
+		if (leafkid) {
+			struct leaf *la = a, *lb = b;
+
+			leaf_copy(la, la->nr, lb, 0, lb->nr);
+			la->nr += lb->nr;
+			drop_leaf(t, lb);
+		} else {
+			struct inner *ia = a, *ib = b;
+
+			inner_copy(ia, ia->nr, ib, 0, ib->nr);
+			ia->nr += ib->nr;
+			drop_inner(t, ib);
+		}
+		inner_close(par, x + 1, 1);
+		refresh(par, x, leafkid);
+		return;
+	}
+	if (leafkid)
+		leaf_balance(a, b);
+	else
+		inner_balance(a, b);
+	refresh(par, x, leafkid);
+	refresh(par, x + 1, leafkid);
+}
+
+static void shrink_root(struct iova_tree *t)
+{
+	while (t->height > 1) {
+		struct inner *r = t->root;
+
+		if (r->nr > 1)
+			return;
+		t->root = r->nr ? r->child[0] : NULL;
+		t->height = r->nr ? t->height - 1 : 0;
+		drop_inner(t, r);
+	}
+	if (t->height == 1 && ((struct leaf *)t->root)->nr == 0) {
+		drop_leaf(t, t->root);
+		t->root = NULL;
+		t->height = 0;
+	}
+}
+
+static void fix_up(struct iova_tree *t, struct iova_tree_path *p)
+{
+	int lv;
+
+	for (lv = t->height - 2; lv >= 0; lv--) {
+		struct inner *par = p->node[lv];
+		int j = p->idx[lv];
+		bool leafkid = lv == t->height - 2;
+		void *c = par->child[j];
+		uint32_t cnr = node_nr(c, leafkid);
+
+		if (cnr == 0) {
+			if (leafkid)
+				drop_leaf(t, c);
+			else
+				drop_inner(t, c);
+			inner_close(par, j, 1);
+		} else if ((int)cnr < t->cap / 2) {
+			rebalance(t, par, j, leafkid);
+		} else {
+			refresh(par, j, leafkid);
+		}
+	}
+	shrink_root(t);
+}
+
+struct rm_ctx {
+	uint64_t a;
+	uint64_t b;
+	unsigned int kinds;
+	iova_tree_unmapped_fn cb;
+	void *ctx;
+	uint64_t pages;
+};
+
+static void count_area(struct iova_tree *t, uint64_t offp, int64_t nr,
+		       int64_t pages)
+{
+	if (offp & OFFP_BLOCKED) {
+		t->nr_blk += nr;
+		t->pg_blk += pages;
+	} else {
+		t->nr_map += nr;
+		t->pg_map += pages;
+	}
+}
+
+/*
+ * Hand the piece [pa, pb] of @e to the caller: @cuts get()s for the extra
+ * pieces the cut creates, the unmapped callback, then the put() of the
+ * piece.
+ */
+static void give_piece(struct iova_tree *t, struct rm_ctx *rc,
+		       const struct ent *e, uint64_t pa, uint64_t pb, int cuts)
+{
+	bool map = !(e->p.offp & OFFP_BLOCKED);
+	void *backing = (void *)e->p.data;
+	uint64_t pages = (pb - pa + 1) >> IOVA_TREE_PAGE_SHIFT;
+	struct iova_area piece;
+
+	if (map && t->ops.get) {
+		while (cuts--)
+			t->ops.get(backing);
+	}
+	if (rc->cb) {
+		piece_of(e, pa, pb, &piece);
+		rc->cb(rc->ctx, &piece);
+	}
+	if (map && t->ops.put)
+		t->ops.put(backing);
+	count_area(t, e->p.offp, 0, -(int64_t)pages);
+	rc->pages += pages;
+}
+
+/*
+ * Remove/trim the matching entries of one leaf, starting at the entry @p
+ * points to. Returns true when the range is finished, else sets *@next to
+ * where the next leaf's pass must start.
+ */
+static bool leaf_remove(struct iova_tree *t, struct iova_tree_path *p,
+			struct rm_ctx *rc, uint64_t *next)
+{
+	int r, w, i;
+	struct leaf *l = path_leaf(t, p, &i);
+	int nr0 = (int)l->nr;
+	uint64_t seen = 0;
+	struct ent e;
+
+	for (r = w = i; r < (int)l->nr && l->iova[r] <= rc->b; r++) {
+		leaf_get(l, r, &e);
+		seen = e.p.last;
+		if (!(ent_kind(e.p.offp) & rc->kinds)) {
+			leaf_set(l, w++, &e);
+			continue;
+		}
+		if (e.iova < rc->a) {
+			/* keep the head: only the first entry can be here */
+			give_piece(t, rc, &e, rc->a, e.p.last, 1);
+			e.p.last = rc->a - 1;
+			leaf_set(l, w++, &e);
+		} else if (e.p.last > rc->b) {
+			/* keep the tail, its file offset moves along */
+			give_piece(t, rc, &e, e.iova, rc->b, 1);
+			if (!(e.p.offp & OFFP_BLOCKED))
+				e.p.offp += rc->b + 1 - e.iova;
+			e.iova = rc->b + 1;
+			leaf_set(l, w++, &e);
+		} else {
+			give_piece(t, rc, &e, e.iova, e.p.last, 0);
+			count_area(t, e.p.offp, -1, 0);
+		}
+	}
+	if (w < r)
+		leaf_close(l, w, r - w);
+	if (r < nr0 || r == i || seen >= rc->b)
+		return true;
+	*next = seen + 1;
+	return false;
+}
+
+/*
+ * Punch [a, b] out of the middle of the entry @p points to: it keeps the
+ * head, a new entry takes the tail. The reserve must be filled.
+ */
+static void punch(struct iova_tree *t, struct iova_tree_path *p,
+		  struct rm_ctx *rc)
+{
+	struct ent e, tail;
+	int i;
+	struct leaf *l = path_leaf(t, p, &i);
+
+	leaf_get(l, i, &e);
+	give_piece(t, rc, &e, rc->a, rc->b, 2);
+	tail = e;
+	tail.iova = rc->b + 1;
+	if (!(e.p.offp & OFFP_BLOCKED))
+		tail.p.offp += rc->b + 1 - e.iova;
+	l->pay[i].last = rc->a - 1;
+	fix_up(t, p);
+	tree_insert_ent(t, &tail);
+	count_area(t, e.p.offp, 1, 0);
+}
+
+static int remove_range(struct iova_tree *t, uint64_t a, uint64_t b,
+			unsigned int kinds, iova_tree_unmapped_fn cb,
+			void *ctx, uint64_t *removed)
+{
+	struct rm_ctx rc = { .a = a, .b = b, .kinds = kinds, .cb = cb,
+			     .ctx = ctx };
+	struct iova_tree_path p;
+	uint64_t next = a;
+	struct leaf *l;
+	int i, ret;
+
+	if (!kinds || (kinds & ~IOVA_TREE_ALL))
+		return -EINVAL;
+	if (!find_first(t, a, b, kinds, &p))
+		goto out;
+	l = path_leaf(t, &p, &i);
+	if (l->iova[i] < a && l->pay[i].last > b) {
+		ret = tree_reserve(t);
+		if (ret)
+			return ret;
+		punch(t, &p, &rc);
+		goto out;
+	}
+	for (;;) {
+		bool done = leaf_remove(t, &p, &rc, &next);
+
+		fix_up(t, &p);
+		if (done || !find_first(t, next, b, kinds, &p))
+			break;
+	}
+out:
+	if (rc.pages)
+		t->gen++;
+	if (removed)
+		*removed = pages_to_bytes_sat(rc.pages);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* argument checks */
+
+static int check_range(uint64_t iova, uint64_t length, uint64_t *last)
+{
+	if (!length || (iova & PAGE_MASK_LO) || (length & PAGE_MASK_LO))
+		return -EINVAL;
+	if (__builtin_add_overflow(iova, length - 1, last))
+		return -EOVERFLOW;
+	return 0;
+}
+
+static int check_kinds(unsigned int kinds)
+{
+	return (!kinds || (kinds & ~IOVA_TREE_ALL)) ? -EINVAL : 0;
+}
+
+/* Validate @a and pack it; a->iova is taken as given */
+static int area_to_ent(const struct iova_area *a, struct ent *e)
+{
+	uint64_t end;
+	int ret;
+
+	if (a->kind != IOVA_AREA_MAPPING && a->kind != IOVA_AREA_BLOCKED)
+		return -EINVAL;
+	if (a->kind == IOVA_AREA_MAPPING &&
+	    ((a->offset & PAGE_MASK_LO) || (a->prot & ~IOVA_PROT_MASK)))
+		return -EINVAL;
+	ret = check_range(a->iova, a->length, &e->p.last);
+	if (ret)
+		return ret;
+	e->iova = a->iova;
+	if (a->kind == IOVA_AREA_BLOCKED) {
+		e->p.offp = OFFP_BLOCKED;
+		e->p.data = a->reason;
+		return 0;
+	}
+	if (__builtin_add_overflow(a->offset, a->length - 1, &end))
+		return -EOVERFLOW;
+	e->p.offp = a->offset | a->prot;
+	e->p.data = (uintptr_t)a->backing;
+	return 0;
+}
+
+static int make_ffreq(uint64_t min, uint64_t max, uint64_t length,
+		      uint64_t alignment, struct ffreq *r)
+{
+	if (!length || (length & PAGE_MASK_LO) || !alignment ||
+	    (alignment & (alignment - 1)) || min > max)
+		return -EINVAL;
+	r->align = alignment < PAGE_SZ ? PAGE_SZ : alignment;
+	r->lo = max_u64(min, PAGE_SZ);	/* never hand out IOVA 0 */
+	r->hi = max;
+	r->len = length;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* public API */
+
+int iova_tree_new(const struct iova_tree_ops *ops, struct iova_tree **out)
+{
+	struct iova_tree tmp = { 0 };
+	struct iova_tree *t;
+
+	tmp.cap = LEAF_CAP;
+	if (ops) {
+		if (!ops->alloc != !ops->free)
+			return -EINVAL;
+		if (ops->node_cap && (ops->node_cap < MIN_CAP ||
+				      ops->node_cap > LEAF_CAP))
+			return -EINVAL;
+		if (ops->node_cap)
+			tmp.cap = (int)ops->node_cap;
+		tmp.ops = *ops;
+	}
+	t = mem_alloc(&tmp, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	*t = tmp;
+	*out = t;
+	return 0;
+}
+
+static void free_rec(struct iova_tree *t, void *node, int level)
+{
+	int i;
+
+	if (level == t->height - 1) {
+		struct leaf *l = node;
+
+		for (i = 0; i < (int)l->nr && t->ops.put; i++) {
+			if (!(l->pay[i].offp & OFFP_BLOCKED))
+				t->ops.put((void *)l->pay[i].data);
+		}
+		mem_free(t, l, sizeof(*l));
+		return;
+	}
+	for (i = 0; i < (int)((struct inner *)node)->nr; i++)
+		free_rec(t, ((struct inner *)node)->child[i], level + 1);
+	mem_free(t, node, sizeof(struct inner));
+}
+
+void iova_tree_free(struct iova_tree *t)
+{
+	if (!t)
+		return;
+	if (t->root)
+		free_rec(t, t->root, 0);
+	mem_free(t, t->spare_leaf, sizeof(struct leaf));
+	while (t->spare_inner) {
+		struct inner *n = t->spare_inner;
+
+		t->spare_inner = n->child[0];
+		mem_free(t, n, sizeof(*n));
+	}
+	if (t->ops.free)
+		t->ops.free(t->ops.alloc_ctx, t, sizeof(*t));
+	else
+		free(t);
+}
+
+static int do_insert(struct iova_tree *t, const struct ent *e)
+{
+	struct iova_tree_path p;
+	int ret;
+
+	if (find_first(t, e->iova, e->p.last, IOVA_TREE_ALL, &p)) {
+		if (find_first(t, e->iova, e->p.last, IOVA_TREE_BLOCKED, &p))
+			return -EADDRINUSE;
+		return -EEXIST;
+	}
+	ret = tree_reserve(t);
+	if (ret)
+		return ret;
+	tree_insert_ent(t, e);
+	count_area(t, e->p.offp, 1,
+		   (int64_t)((e->p.last - e->iova + 1) >> IOVA_TREE_PAGE_SHIFT));
+	t->gen++;
+	return 0;
+}
+
+int iova_tree_insert(struct iova_tree *t, const struct iova_area *a)
+{
+	struct ent e;
+	int ret = area_to_ent(a, &e);
+
+	if (ret)
+		return ret;
+	return do_insert(t, &e);
+}
+
+int iova_tree_find_free(const struct iova_tree *t, uint64_t min, uint64_t max,
+			uint64_t length, uint64_t alignment, uint64_t *iova)
+{
+	struct ffreq r;
+	int ret = make_ffreq(min, max, length, alignment, &r);
+
+	if (ret)
+		return ret;
+	return find_free(t, &r, iova);
+}
+
+int iova_tree_alloc(struct iova_tree *t, uint64_t min, uint64_t max,
+		    uint64_t alignment, const struct iova_area *a,
+		    uint64_t *iova)
+{
+	struct iova_area tmp = *a;
+	struct ffreq r;
+	struct ent e;
+	uint64_t x;
+	int ret;
+
+	/* validate everything but the IOVA, which is not chosen yet */
+	tmp.iova = 0;
+	ret = area_to_ent(&tmp, &e);
+	if (ret)
+		return ret;
+	ret = make_ffreq(min, max, a->length, alignment, &r);
+	if (ret)
+		return ret;
+	ret = find_free(t, &r, &x);
+	if (ret)
+		return ret;
+	ret = tree_reserve(t);
+	if (ret)
+		return ret;
+	e.iova = x;
+	e.p.last = x + a->length - 1;
+	tree_insert_ent(t, &e);
+	count_area(t, e.p.offp, 1,
+		   (int64_t)(a->length >> IOVA_TREE_PAGE_SHIFT));
+	t->gen++;
+	*iova = x;
+	return 0;
+}
+
+int iova_tree_remove(struct iova_tree *t, uint64_t iova, uint64_t length,
+		     unsigned int kinds, iova_tree_unmapped_fn unmapped,
+		     void *ctx, uint64_t *removed)
+{
+	uint64_t last;
+	int ret = check_range(iova, length, &last);
+
+	if (!ret)
+		ret = check_kinds(kinds);
+	if (ret)
+		return ret;
+	return remove_range(t, iova, last, kinds, unmapped, ctx, removed);
+}
+
+int iova_tree_remove_all(struct iova_tree *t, unsigned int kinds,
+			 iova_tree_unmapped_fn unmapped, void *ctx,
+			 uint64_t *removed)
+{
+	int ret = check_kinds(kinds);
+
+	if (ret)
+		return ret;
+	return remove_range(t, 0, UINT64_MAX, kinds, unmapped, ctx, removed);
+}
+
+int iova_tree_for_each_piece(const struct iova_tree *t, uint64_t iova,
+			     uint64_t length, unsigned int kinds,
+			     iova_tree_visit_fn fn, void *ctx)
+{
+	struct iova_tree_path p;
+	struct iova_area piece;
+	struct leaf *l;
+	struct ent e;
+	uint64_t b;
+	int i, ret = check_range(iova, length, &b);
+
+	if (!ret)
+		ret = check_kinds(kinds);
+	if (ret)
+		return ret;
+	if (!find_first(t, iova, b, kinds, &p))
+		return 0;
+	for (;;) {
+		l = path_leaf(t, &p, &i);
+		leaf_get(l, i, &e);
+		if (e.iova > b)
+			return 0;
+		if (ent_kind(e.p.offp) & kinds) {
+			piece_of(&e, max_u64(e.iova, iova),
+				 min_u64(e.p.last, b), &piece);
+			ret = fn(ctx, &piece);
+			if (ret)
+				return ret;
+		}
+		if (e.p.last >= b)
+			return 0;
+		/* walk neighbours when all kinds match, else skip subtrees */
+		if (kinds == IOVA_TREE_ALL) {
+			if (!path_next(t, &p))
+				return 0;
+		} else if (!find_first(t, e.p.last + 1, b, kinds, &p)) {
+			return 0;
+		}
+	}
+}
+
+int iova_tree_first_overlap(const struct iova_tree *t, uint64_t iova,
+			    uint64_t length, unsigned int kinds,
+			    struct iova_area *out)
+{
+	struct iova_tree_path p;
+	struct leaf *l;
+	struct ent e;
+	uint64_t last;
+	int i, ret = check_range(iova, length, &last);
+
+	if (!ret)
+		ret = check_kinds(kinds);
+	if (ret)
+		return ret;
+	if (!find_first(t, iova, last, kinds, &p))
+		return -ENOENT;
+	if (out) {
+		l = path_leaf(t, &p, &i);
+		leaf_get(l, i, &e);
+		ent_to_area(&e, out);
+	}
+	return 0;
+}
+
+int iova_tree_lookup(const struct iova_tree *t, uint64_t iova,
+		     struct iova_area *out)
+{
+	const void *node = t->root;
+	const struct leaf *l;
+	struct ent e;
+	int lv, i;
+
+	if (!node)
+		return -ENOENT;
+	for (lv = 0; lv < t->height - 1; lv++) {
+		const struct inner *n = node;
+
+		prefetch_keys(n->start, n->nr);
+		i = count_le(n->start, n->nr, iova);
+		if (!i)
+			return -ENOENT;
+		node = n->child[i - 1];
+	}
+	l = node;
+	prefetch_keys(l->iova, l->nr);
+	i = count_le(l->iova, l->nr, iova);
+	if (!i || l->pay[i - 1].last < iova)
+		return -ENOENT;
+	if (out) {
+		leaf_get(l, i - 1, &e);
+		ent_to_area(&e, out);
+	}
+	return 0;
+}
+
+void iova_tree_stats(const struct iova_tree *t, struct iova_tree_stats *st)
+{
+	st->nr_mappings = t->nr_map;
+	st->nr_blocked = t->nr_blk;
+	st->bytes_mapped = pages_to_bytes_sat(t->pg_map);
+	st->bytes_blocked = pages_to_bytes_sat(t->pg_blk);
+	st->mem_bytes = t->mem;
+	st->height = (uint32_t)t->height;
+	st->nr_leaves = t->nr_leaves;
+	st->nr_inner = t->nr_inner;
+}
+
+uint64_t iova_tree_count(const struct iova_tree *t)
+{
+	return t->nr_map + t->nr_blk;
+}
+
+uint64_t iova_tree_bytes_mapped(const struct iova_tree *t)
+{
+	return pages_to_bytes_sat(t->pg_map);
+}
+
+void iova_tree_iter_start(struct iova_tree_iter *it, const struct iova_tree *t,
+			  uint64_t iova)
+{
+	it->tree = t;
+	it->gen = t->gen;
+	it->valid = find_first(t, iova, UINT64_MAX, IOVA_TREE_ALL, &it->path);
+}
+
+int iova_tree_iter_next(struct iova_tree_iter *it, struct iova_area *out)
+{
+	const struct iova_tree *t = it->tree;
+	struct leaf *l;
+	struct ent e;
+	int i;
+
+	if (it->gen != t->gen)
+		return -ESTALE;
+	if (!it->valid)
+		return -ENOENT;
+	l = path_leaf(t, &it->path, &i);
+	leaf_get(l, i, &e);
+	ent_to_area(&e, out);
+	it->valid = path_next(t, &it->path);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* validation */
+
+struct vstate {
+	bool have_prev;
+	uint64_t prev_last;
+	uint64_t nr_map, nr_blk, pg_map, pg_blk;
+	uint64_t nr_leaves, nr_inner;
+};
+
+static int val_leaf(const struct iova_tree *t, const struct leaf *l,
+		    struct vstate *vs)
+{
+	int i;
+
+	if (l->nr < 1 || (int)l->nr > t->cap)
+		return -EUCLEAN;
+	for (i = 0; i < (int)l->nr; i++) {
+		uint64_t a = l->iova[i], z = l->pay[i].last;
+		uint64_t offp = l->pay[i].offp;
+
+		if ((a & PAGE_MASK_LO) || (z & PAGE_MASK_LO) != PAGE_MASK_LO ||
+		    z < a)
+			return -EUCLEAN;
+		if (vs->have_prev && a <= vs->prev_last)
+			return -EUCLEAN;
+		if ((offp & OFFP_BLOCKED) && offp != OFFP_BLOCKED)
+			return -EUCLEAN;
+		vs->have_prev = true;
+		vs->prev_last = z;
+		if (offp & OFFP_BLOCKED) {
+			vs->nr_blk++;
+			vs->pg_blk += (z - a + 1) >> IOVA_TREE_PAGE_SHIFT;
+		} else {
+			vs->nr_map++;
+			vs->pg_map += (z - a + 1) >> IOVA_TREE_PAGE_SHIFT;
+		}
+	}
+	vs->nr_leaves++;
+	return 0;
+}
+
+static int val_rec(const struct iova_tree *t, const void *node, int level,
+		   struct vstate *vs)
+{
+	const struct inner *n = node;
+	bool leafkid = level + 1 == t->height - 1;
+	struct summ s;
+	int j, ret;
+
+	if (level == t->height - 1)
+		return val_leaf(t, node, vs);
+	if (n->nr < 1 || (int)n->nr > t->cap || (level == 0 && n->nr < 2))
+		return -EUCLEAN;
+	for (j = 0; j < (int)n->nr; j++) {
+		ret = val_rec(t, n->child[j], level + 1, vs);
+		if (ret)
+			return ret;
+		node_summ(n->child[j], leafkid, &s);
+		if (s.start != n->start[j] || s.last != n->last[j] ||
+		    s.gapf != n->gapf[j])
+			return -EUCLEAN;
+	}
+	vs->nr_inner++;
+	return 0;
+}
+
+int iova_tree_validate(const struct iova_tree *t)
+{
+	struct vstate vs = { 0 };
+	uint64_t mem;
+	int ret;
+
+	if (!t->root) {
+		if (t->height != 0)
+			return -EUCLEAN;
+	} else {
+		if (t->height < 1 || t->height > MAX_HEIGHT)
+			return -EUCLEAN;
+		ret = val_rec(t, t->root, 0, &vs);
+		if (ret)
+			return ret;
+	}
+	if (vs.nr_map != t->nr_map || vs.nr_blk != t->nr_blk ||
+	    vs.pg_map != t->pg_map || vs.pg_blk != t->pg_blk ||
+	    vs.nr_leaves != t->nr_leaves || vs.nr_inner != t->nr_inner)
+		return -EUCLEAN;
+	mem = sizeof(*t) + (vs.nr_leaves + !!t->spare_leaf) * sizeof(struct leaf) +
+	      (vs.nr_inner + (uint64_t)t->nr_spare_inner) * sizeof(struct inner);
+	if (mem != t->mem)
+		return -EUCLEAN;
+	return 0;
+}

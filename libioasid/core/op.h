@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * struct ioasid_op: one request to the core, whoever carries it.
+ *
+ * Every public entry point fills an op and hands it to the context's
+ * transport.  The embedded transport gives it straight to core_call(); the
+ * remote transport encodes it as an ioasidd message (the fields map 1:1 to
+ * IOASID_ATTR_*), and ioasidd decodes it back into an op and calls
+ * core_call() for the client's session.  So the core has one entry point
+ * and every operation behaves the same embedded and through the daemon.
+ */
+#ifndef IOASID_CORE_OP_H
+#define IOASID_CORE_OP_H
+
+#include <stdint.h>
+
+#include <ioasid/ioasid.h>
+#include <ioasid/proto.h>
+
+#define IOASID_ERRMSG_MAX 256
+
+struct ioasid_op {
+	uint32_t cmd;			/* enum ioasid_cmd */
+
+	/* arguments; which ones a command reads is in core/dispatch.c */
+	uint32_t ioas_id;
+	uint32_t ioas_id2;
+	uint32_t dev_id;
+	uint32_t vm_id;
+	uint32_t file_id;
+	uint32_t flags;
+	uint32_t mode;
+	uint64_t iova;
+	uint64_t length;
+	uint64_t offset;
+	int fd;				/* -1 when absent; the caller owns it */
+	int fd2;
+	char name[IOASID_NAME_MAX];
+	const void *in;			/* variable-size input (ranges, data) */
+	uint32_t in_len;
+
+	/* results */
+	uint32_t out_id;
+	uint64_t out_iova;
+	uint64_t out_bytes;
+	void *out;			/* caller's buffer for structs/arrays */
+	uint32_t out_cap;		/* its size */
+	uint32_t out_len;		/* bytes the core wants to return */
+
+	/* why it failed, for ioasid_last_error() and daemon replies */
+	char errmsg[IOASID_ERRMSG_MAX];
+};
+
+static inline void ioasid_op_init(struct ioasid_op *op, uint32_t cmd)
+{
+	*op = (struct ioasid_op){ .cmd = cmd, .fd = -1, .fd2 = -1 };
+}
+
+/* Record why an op fails and return -errnum (printf-style reason). */
+int op_fail(struct ioasid_op *op, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

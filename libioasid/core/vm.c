@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * VMs: a KVM VM fd tied to a session, its kvm-vfio device, and the VFIO
+ * files registered with it.  For real VFIO devices the kernel registers
+ * non-coherent DMA itself once the device fd is added to kvm-vfio; for
+ * simulated devices the core keeps the same state (coherency.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "core/device.h"
+#include "kvm/kvm.h"
+#include "util/log.h"
+#include "util/macros.h"
+
+static struct vm *find_vm(struct session *s, uint32_t id)
+{
+	struct vm *vm;
+
+	HASH_FIND(hh, s->core->vms, &id, sizeof(id), vm);
+	return vm && vm->owner == s ? vm : NULL;
+}
+
+static int dup_fd(int fd)
+{
+	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+int vm_bind(struct session *s, struct ioasid_op *op)
+{
+	int vm_fd = -1, vfio_fd = -1, r;
+	struct vm *vm;
+
+	if (s->nr_vms >= s->limits.max_vms)
+		return op_fail(op, ENOSPC, "quota of %u VMs reached",
+			       s->limits.max_vms);
+	if (!kvm_is_vm_fd(op->fd))
+		return op_fail(op, EINVAL, "fd %d is not a KVM VM", op->fd);
+	if (op->fd2 >= 0 && !kvm_is_vfio_device_fd(op->fd2))
+		return op_fail(op, EINVAL, "fd %d is not a kvm-vfio device",
+			       op->fd2);
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return op_fail(op, ENOMEM, "out of memory");
+	vm_fd = dup_fd(op->fd);
+	if (vm_fd < 0) {
+		r = op_fail(op, errno, "cannot keep the VM fd: %s",
+			    strerror(errno));
+		goto fail;
+	}
+	if (op->fd2 >= 0) {
+		vfio_fd = dup_fd(op->fd2);
+		r = vfio_fd < 0 ? op_fail(op, errno, "cannot keep the kvm-vfio "
+					  "fd: %s", strerror(errno)) : 0;
+	} else {
+		r = kvm_vfio_create(vm_fd, &vfio_fd);
+		if (r == -EEXIST)
+			r = op_fail(op, EEXIST, "the VM already has its "
+				    "kvm-vfio device (KVM allows one): pass "
+				    "its fd");
+		else if (r < 0)
+			r = op_fail(op, -r, "cannot create the VM's kvm-vfio "
+				    "device: %s", strerror(-r));
+		else
+			vm->flags |= IOASID_VM_KVM_VFIO_CREATED;
+	}
+	if (r < 0)
+		goto fail;
+	vm->id = core_alloc_id(s->core);
+	vm->owner = s;
+	vm->kvm_fd = vm_fd;
+	vm->kvm_vfio_fd = vfio_fd;
+	HASH_ADD(hh, s->core->vms, id, sizeof(vm->id), vm);
+	s->nr_vms++;
+	op->out_id = vm->id;
+	return 0;
+fail:
+	close_fd(vm_fd);
+	close_fd(vfio_fd);
+	free(vm);
+	return r;
+}
+
+void vm_remove_device(struct core *core, struct device *dev)
+{
+	struct vm *vm = dev->vm;
+
+	if (dev->vfio_fd >= 0 && kvm_vfio_file_del(vm->kvm_vfio_fd,
+						   dev->vfio_fd) < 0)
+		warn(core->log, "kvm-vfio FILE_DEL of %s failed",
+		     dev->inv->info.name);
+	coherency_leave_vm(core, dev);
+}
+
+static void vm_free(struct core *core, struct vm *vm)
+{
+	for (uint32_t i = 0; i < core->nr_devices; i++)
+		if (core->devices[i].vm == vm)
+			vm_remove_device(core, &core->devices[i]);
+	HASH_DELETE(hh, core->vms, vm);
+	vm->owner->nr_vms--;
+	close(vm->kvm_vfio_fd);
+	close(vm->kvm_fd);
+	free(vm);
+}
+
+int vm_unbind(struct session *s, struct ioasid_op *op)
+{
+	struct vm *vm = find_vm(s, op->vm_id);
+
+	if (!vm)
+		return op_fail(op, ENOENT, "no VM %u", op->vm_id);
+	vm_free(s->core, vm);
+	return 0;
+}
+
+void vms_release_session(struct core *core, struct session *s)
+{
+	struct vm *vm, *tmp;
+
+	HASH_ITER(hh, core->vms, vm, tmp)
+		if (vm->owner == s)
+			vm_free(core, vm);
+}
+
+int vm_info(struct session *s, struct ioasid_op *op)
+{
+	struct vm *vm = find_vm(s, op->vm_id);
+	struct ioasid_vm_info info;
+
+	if (!vm)
+		return op_fail(op, ENOENT, "no VM %u", op->vm_id);
+	info = (struct ioasid_vm_info){
+		.size = sizeof(info),
+		.flags = vm->flags,
+		.vm_id = vm->id,
+		.nr_devices = vm->nr_devices,
+		.nr_noncoherent = vm->nr_noncoherent,
+		.registrations = vm->registrations,
+	};
+	op->out_len = sizeof(info);
+	if (op->out_cap < sizeof(info))
+		return op_fail(op, EMSGSIZE, "result buffer too small");
+	memcpy(op->out, &info, sizeof(info));
+	return 0;
+}
+
+int vm_list(struct session *s, struct ioasid_op *op)
+{
+	uint32_t *ids = op->out, cap = op->out_cap / sizeof(*ids), n = 0;
+	struct vm *vm, *tmp;
+
+	HASH_ITER(hh, s->core->vms, vm, tmp) {
+		if (vm->owner != s)
+			continue;
+		if (n < cap)
+			ids[n] = vm->id;
+		n++;
+	}
+	op->out_len = n * (uint32_t)sizeof(*ids);
+	if (n > cap)
+		return op_fail(op, EMSGSIZE, "%u VMs do not fit in %u", n, cap);
+	return 0;
+}
+
+int vm_set_policy(struct session *s, struct ioasid_op *op)
+{
+	struct vm *vm = find_vm(s, op->vm_id);
+
+	if (!vm)
+		return op_fail(op, ENOENT, "no VM %u", op->vm_id);
+	if (op->flags & ~(uint32_t)IOASID_VM_FORBID_NONCOHERENT)
+		return op_fail(op, EOPNOTSUPP, "unknown VM policy flags 0x%x",
+			       op->flags);
+	if ((op->flags & IOASID_VM_FORBID_NONCOHERENT) && vm->nr_noncoherent)
+		return op_fail(op, EBUSY, "VM %u already has %u non-coherent "
+			       "device(s)", vm->id, vm->nr_noncoherent);
+	vm->flags = (vm->flags & ~(uint32_t)IOASID_VM_FORBID_NONCOHERENT) |
+		    op->flags;
+	return 0;
+}
+
+int device_set_vm(struct session *s, struct ioasid_op *op)
+{
+	struct vm *vm = op->vm_id ? find_vm(s, op->vm_id) : NULL;
+	struct device *dev = NULL;
+	int r;
+
+	for (uint32_t i = 0; op->dev_id && i < s->core->nr_devices; i++)
+		if (s->core->devices[i].dev_id == op->dev_id &&
+		    s->core->devices[i].owner == s)
+			dev = &s->core->devices[i];
+	if (!dev)
+		return op_fail(op, ENOENT, "no bound device %u", op->dev_id);
+	if (op->vm_id && !vm)
+		return op_fail(op, ENOENT, "no VM %u", op->vm_id);
+	if (dev->vm == vm)
+		return 0;
+	if (vm && dev->noncoherent &&
+	    (vm->flags & IOASID_VM_FORBID_NONCOHERENT))
+		return op_fail(op, EPERM, "device %s does non-coherent DMA and "
+			       "VM %u forbids anything that needs WBINVD",
+			       dev->inv->info.name, vm->id);
+	/* QEMU's order: the VFIO fd joins kvm-vfio, then the kernel judges */
+	if (vm && dev->vfio_fd >= 0) {
+		r = kvm_vfio_file_add(vm->kvm_vfio_fd, dev->vfio_fd);
+		if (r < 0)
+			return op_fail(op, -r, "KVM refused device %s: %s",
+				       dev->inv->info.name, strerror(-r));
+	}
+	if (dev->vm)
+		vm_remove_device(s->core, dev);
+	if (vm)
+		coherency_join_vm(s->core, dev, vm);
+	return 0;
+}

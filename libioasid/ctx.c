@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Context: reference counting, logging, last-error text and the choice of
+ * transport from the URI.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ctx.h"
+#include "util/log.h"
+#include "util/macros.h"
+
+static __thread char last_error[IOASID_ERRMSG_MAX];
+
+void ctx_set_error(const char *msg)
+{
+	snprintf(last_error, sizeof(last_error), "%s", msg);
+}
+
+int op_fail(struct ioasid_op *op, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(op->errmsg, sizeof(op->errmsg), fmt, ap);
+	va_end(ap);
+	return -errnum;
+}
+
+static void log_stderr(void *data, int priority, const char *file, int line,
+		       const char *fn, const char *format, va_list args)
+{
+	fprintf(stderr, "libioasid: %s: ", fn);
+	vfprintf(stderr, format, args);
+	fputc('\n', stderr);
+}
+
+static void log_null(void *data, int priority, const char *file, int line,
+		     const char *fn, const char *format, va_list args)
+{
+}
+
+/* $IOASID_LOG: a syslog priority as a number or a name ("debug"). */
+static int log_priority_from_env(const char *s)
+{
+	static const char *const names[] = {
+		"emerg", "alert", "crit", "err", "warning", "notice", "info",
+		"debug",
+	};
+	char *end;
+	long prio = strtol(s, &end, 10);
+
+	if (end != s && *end == '\0' && prio >= 0 && prio <= LOG_DEBUG)
+		return (int)prio;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (!strcasecmp(s, names[i]))
+			return (int)i;
+	return LOG_ERR;
+}
+
+void ioasid_log(struct ioasid_ctx *ctx, int priority, const char *file,
+		int line, const char *fn, const char *format, ...)
+{
+	va_list ap;
+
+	va_start(ap, format);
+	ctx->log_fn(ctx->log_data, priority, file, line, fn, format, ap);
+	va_end(ap);
+}
+
+int ioasid_log_enabled(const struct ioasid_ctx *ctx, int priority)
+{
+	return ctx && priority <= ctx->log_priority;
+}
+
+static const struct transport_ops *transport_for(const char **uri)
+{
+	if (!strncmp(*uri, "unix:", 5)) {
+		*uri += 5;
+		return &transport_remote;
+	}
+	return &transport_embedded;
+}
+
+/*
+ * ioasid_new - create a context
+ * @uri: where the address spaces live (see libioasid.h); NULL: $IOASID_URI
+ *       or "sim"
+ * @ctx: the new context, with one reference
+ *
+ * Returns 0, -EINVAL for a NULL @ctx or an unknown URI, -ENOMEM, -ENOENT
+ * for a topology file or socket that does not exist, -ECONNREFUSED when no
+ * daemon listens, -ENODEV when the kernel lacks the backend, or the error
+ * of the backend's set-up.
+ */
+IOASID_EXPORT int ioasid_new(const char *uri, struct ioasid_ctx **ctx)
+{
+	const char *env = getenv("IOASID_LOG");
+	struct ioasid_ctx *c;
+	int r;
+
+	if (!ctx)
+		return -EINVAL;
+	if (!uri)
+		uri = getenv("IOASID_URI");
+	if (!uri || !*uri)
+		uri = "sim";
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->refcount = 1;
+	c->log_fn = env ? log_stderr : log_null;
+	c->log_priority = env ? log_priority_from_env(env) : LOG_ERR;
+	c->transport = transport_for(&uri);
+
+	r = c->transport->open(c, uri, &c->transport_priv);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
+	info(c, "context %p on %s (%s)", (void *)c, c->transport->name,
+	     c->transport->backend_name(c->transport_priv));
+	*ctx = c;
+	return 0;
+}
+
+/* ioasid_ref - take a reference; returns @ctx (NULL stays NULL). */
+IOASID_EXPORT struct ioasid_ctx *ioasid_ref(struct ioasid_ctx *ctx)
+{
+	if (ctx)
+		__atomic_add_fetch(&ctx->refcount, 1, __ATOMIC_RELAXED);
+	return ctx;
+}
+
+/*
+ * ioasid_unref - drop a reference
+ *
+ * Returns NULL when this freed the context (tearing down every object the
+ * context created), @ctx otherwise.
+ */
+IOASID_EXPORT struct ioasid_ctx *ioasid_unref(struct ioasid_ctx *ctx)
+{
+	if (!ctx)
+		return NULL;
+	if (__atomic_sub_fetch(&ctx->refcount, 1, __ATOMIC_ACQ_REL) > 0)
+		return ctx;
+	info(ctx, "context %p released", (void *)ctx);
+	ctx->transport->close(ctx->transport_priv);
+	free(ctx);
+	return NULL;
+}
+
+/* ioasid_set_log_fn - send log messages to @log_fn (NULL: discard them). */
+IOASID_EXPORT void ioasid_set_log_fn(struct ioasid_ctx *ctx,
+				     ioasid_log_fn log_fn, void *data)
+{
+	if (!ctx)
+		return;
+	ctx->log_fn = log_fn ? log_fn : log_null;
+	ctx->log_data = data;
+}
+
+/* ioasid_get_log_priority - the highest syslog priority logged. */
+IOASID_EXPORT int ioasid_get_log_priority(const struct ioasid_ctx *ctx)
+{
+	return ctx ? ctx->log_priority : -EINVAL;
+}
+
+/* ioasid_set_log_priority - log messages up to @priority (LOG_DEBUG: all). */
+IOASID_EXPORT void ioasid_set_log_priority(struct ioasid_ctx *ctx,
+					   int priority)
+{
+	if (ctx)
+		ctx->log_priority = priority;
+}
+
+/* ioasid_get_backend - "sim", "iommufd", "vfio-type1"; NULL for NULL. */
+IOASID_EXPORT const char *ioasid_get_backend(struct ioasid_ctx *ctx)
+{
+	return ctx ? ctx->transport->backend_name(ctx->transport_priv) : NULL;
+}
+
+/* ioasid_is_remote - 1 when @ctx talks to ioasidd, 0 when embedded. */
+IOASID_EXPORT int ioasid_is_remote(const struct ioasid_ctx *ctx)
+{
+	return ctx && ctx->transport == &transport_remote;
+}
+
+/*
+ * ioasid_last_error - why the last failed call on this thread failed
+ *
+ * A sentence for users ("device 0000:00:03.0 cannot join IOAS 2: ..."),
+ * valid until the next failing call on this thread.  Never NULL.
+ */
+IOASID_EXPORT const char *ioasid_last_error(struct ioasid_ctx *ctx)
+{
+	return last_error;
+}
+
+int ctx_call(struct ioasid_ctx *ctx, struct ioasid_op *op)
+{
+	int r = ctx->transport->call(ctx->transport_priv, op);
+
+	if (r < 0) {
+		if (!op->errmsg[0])
+			snprintf(op->errmsg, sizeof(op->errmsg), "%s",
+				 strerror(-r));
+		ctx_set_error(op->errmsg);
+		dbg(ctx, "cmd %u failed: %s", op->cmd, op->errmsg);
+	}
+	return r;
+}

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The context object (private layout). */
+#ifndef IOASID_CTX_H
+#define IOASID_CTX_H
+
+#include "libioasid.h"
+#include "transport/transport.h"
+
+struct ioasid_ctx {
+	int refcount;			/* atomic */
+	ioasid_log_fn log_fn;
+	void *log_data;
+	int log_priority;
+	const struct transport_ops *transport;
+	void *transport_priv;
+};
+
+/* Run an op through the context's transport; keeps the error message. */
+int ctx_call(struct ioasid_ctx *ctx, struct ioasid_op *op);
+/* Set the thread's last-error text (ioasid_last_error()). */
+void ctx_set_error(const char *msg);
+
+#endif

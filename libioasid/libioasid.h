@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libioasid - manage I/O address spaces for virtual machine monitors.
+ *
+ * Conventions
+ *  - Every function that can fail returns 0 or a negative errno and passes
+ *    results through out-parameters; out-parameters are untouched on error.
+ *  - A failed call changes nothing: no half-applied state.
+ *  - After a failure, ioasid_last_error() gives a sentence saying why, for
+ *    messages to users.
+ *  - Objects inside a context (address spaces, devices, VMs) are named by
+ *    non-zero 32-bit ids, as in the Linux iommufd uAPI; an id that does not
+ *    exist, or belongs to another client of ioasidd, is -ENOENT.
+ *  - The library never exits, aborts or prints on its own: messages go to
+ *    the log function (by default: nowhere unless $IOASID_LOG is set).
+ *
+ * Thread safety
+ *  - A context may be used from several threads at once; calls on one
+ *    context are serialised internally except ioasid_lookup() and device
+ *    DMA, which run concurrently with map and unmap.
+ *  - ioasid_ref()/ioasid_unref() are atomic; the last unref must not race
+ *    with other calls on the context.
+ *  - The log function may be called from any thread that calls into the
+ *    library.
+ *
+ * Full documentation: libioasid(3) and one page per function family.
+ */
+#ifndef _LIBIOASID_H_
+#define _LIBIOASID_H_
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include <ioasid/ioasid.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ioasid_ctx;
+
+/* ---- context --------------------------------------------------------- */
+
+/*
+ * uri chooses where the address spaces live:
+ *   "sim"               simulated IOMMU, built-in topology (the default)
+ *   "sim:PATH"          simulated IOMMU, topology file PATH
+ *   "iommufd"           Linux /dev/iommu
+ *   "vfio-type1"        Linux VFIO type1 containers
+ *   "unix:PATH"         a running ioasidd at socket PATH
+ * NULL means $IOASID_URI, or "sim" when that is unset.
+ */
+int ioasid_new(const char *uri, struct ioasid_ctx **ctx);
+struct ioasid_ctx *ioasid_ref(struct ioasid_ctx *ctx);
+struct ioasid_ctx *ioasid_unref(struct ioasid_ctx *ctx);
+
+typedef void (*ioasid_log_fn)(void *data, int priority, const char *file,
+			      int line, const char *fn, const char *format,
+			      va_list args);
+void ioasid_set_log_fn(struct ioasid_ctx *ctx, ioasid_log_fn log_fn,
+		       void *data);
+int ioasid_get_log_priority(const struct ioasid_ctx *ctx);
+void ioasid_set_log_priority(struct ioasid_ctx *ctx, int priority);
+
+/* "sim", "iommufd", "vfio-type1"; for "unix:" the daemon's backend. */
+const char *ioasid_get_backend(struct ioasid_ctx *ctx);
+/* Non-zero when the context talks to ioasidd. */
+int ioasid_is_remote(const struct ioasid_ctx *ctx);
+/* Why the last failed call on this thread failed; never NULL. */
+const char *ioasid_last_error(struct ioasid_ctx *ctx);
+
+/* ---- address spaces -------------------------------------------------- */
+
+int ioasid_ioas_alloc(struct ioasid_ctx *ctx, uint32_t flags,
+		      uint32_t *ioas_id);
+int ioasid_ioas_destroy(struct ioasid_ctx *ctx, uint32_t ioas_id);
+int ioasid_ioas_set_snoop_mode(struct ioasid_ctx *ctx, uint32_t ioas_id,
+			       uint32_t mode);
+int ioasid_ioas_get_info(struct ioasid_ctx *ctx, uint32_t ioas_id,
+			 struct ioasid_ioas_info *info);
+/* Ids of this client's IOASes; -EMSGSIZE with *nr set when too small. */
+int ioasid_ioas_list(struct ioasid_ctx *ctx, uint32_t *ids, uint32_t *nr);
+
+int ioasid_map_file(struct ioasid_ctx *ctx, uint32_t ioas_id, int fd,
+		    uint64_t offset, uint64_t length, uint32_t flags,
+		    uint64_t *iova);
+int ioasid_map_user(struct ioasid_ctx *ctx, uint32_t ioas_id, void *vaddr,
+		    uint64_t length, uint32_t flags, uint64_t *iova);
+int ioasid_unmap(struct ioasid_ctx *ctx, uint32_t ioas_id, uint64_t iova,
+		 uint64_t length, uint32_t flags, uint64_t *unmapped);
+int ioasid_unmap_all(struct ioasid_ctx *ctx, uint32_t ioas_id,
+		     uint64_t *unmapped);
+int ioasid_copy(struct ioasid_ctx *ctx, uint32_t dst_ioas_id,
+		uint32_t src_ioas_id, uint64_t src_iova, uint64_t length,
+		uint32_t flags, uint64_t *dst_iova);
+
+int ioasid_iova_ranges(struct ioasid_ctx *ctx, uint32_t ioas_id,
+		       struct ioasid_iova_range *ranges, uint32_t *nr,
+		       uint64_t *alignment);
+int ioasid_allow_iovas(struct ioasid_ctx *ctx, uint32_t ioas_id,
+		       const struct ioasid_iova_range *ranges, uint32_t nr);
+
+/* The mapping containing iova. */
+int ioasid_lookup(struct ioasid_ctx *ctx, uint32_t ioas_id, uint64_t iova,
+		  struct ioasid_mapping *mapping);
+/* The first mapping that ends at or after iova (for walks). */
+int ioasid_mapping_next(struct ioasid_ctx *ctx, uint32_t ioas_id,
+			uint64_t iova, struct ioasid_mapping *mapping);
+int ioasid_file_get_info(struct ioasid_ctx *ctx, uint32_t ioas_id,
+			 uint32_t file_id, struct ioasid_file_info *info);
+
+/* Walk every mapping of an IOAS in IOVA order. */
+#define ioasid_mapping_foreach(ctx, ioas_id, m)				\
+	for (int _ioasid_err = ioasid_mapping_next(ctx, ioas_id, 0, (m)); \
+	     !_ioasid_err;						\
+	     _ioasid_err = ((m)->iova + (m)->length == 0) ? -1 :		\
+		ioasid_mapping_next(ctx, ioas_id,			\
+				    (m)->iova + (m)->length, (m)))
+
+/* Read (and clear) dirty bits: one bit per 4 KiB page from @iova. */
+int ioasid_dirty_read(struct ioasid_ctx *ctx, uint32_t ioas_id, uint64_t iova,
+		      uint64_t length, uint64_t *bitmap, uint32_t flags);
+
+/* ---- IOMMUs, devices, domains -------------------------------------------- */
+
+int ioasid_iommu_list(struct ioasid_ctx *ctx, struct ioasid_iommu_info *iommus,
+		      uint32_t *nr);
+int ioasid_device_list(struct ioasid_ctx *ctx,
+		       struct ioasid_device_info *devices, uint32_t *nr);
+int ioasid_device_get_info(struct ioasid_ctx *ctx, const char *name,
+			   struct ioasid_device_info *info);
+/* @vfio_fd: the VFIO cdev for real devices; -1 lets the library open it. */
+int ioasid_device_bind(struct ioasid_ctx *ctx, const char *name, int vfio_fd,
+		       uint32_t *dev_id);
+int ioasid_device_unbind(struct ioasid_ctx *ctx, uint32_t dev_id);
+int ioasid_device_attach(struct ioasid_ctx *ctx, uint32_t dev_id,
+			 uint32_t ioas_id, uint32_t flags);
+int ioasid_device_replace(struct ioasid_ctx *ctx, uint32_t dev_id,
+			  uint32_t ioas_id, uint32_t flags);
+int ioasid_device_detach(struct ioasid_ctx *ctx, uint32_t dev_id);
+/* Simulated devices: DMA of @length bytes at @iova into/from @buf. */
+int ioasid_device_dma(struct ioasid_ctx *ctx, uint32_t dev_id, uint64_t iova,
+		      void *buf, uint64_t length, uint32_t flags,
+		      uint64_t *done);
+int ioasid_domain_list(struct ioasid_ctx *ctx, uint32_t ioas_id,
+		       struct ioasid_domain_info *domains, uint32_t *nr);
+
+/* ---- KVM ---------------------------------------------------------------- */
+
+/*
+ * Tie a KVM VM to the context.  @kvm_vfio_fd: the VM's kvm-vfio device if
+ * the VMM already created it (KVM allows one per VM), else -1.
+ */
+int ioasid_vm_bind(struct ioasid_ctx *ctx, int kvm_vm_fd, int kvm_vfio_fd,
+		   uint32_t *vm_id);
+int ioasid_vm_unbind(struct ioasid_ctx *ctx, uint32_t vm_id);
+int ioasid_vm_get_info(struct ioasid_ctx *ctx, uint32_t vm_id,
+		       struct ioasid_vm_info *info);
+int ioasid_vm_list(struct ioasid_ctx *ctx, uint32_t *ids, uint32_t *nr);
+/* @flags: IOASID_VM_FORBID_NONCOHERENT or 0. */
+int ioasid_vm_set_policy(struct ioasid_ctx *ctx, uint32_t vm_id,
+			 uint32_t flags);
+/* Put a bound device in a VM (0: none) before or after attaching it. */
+int ioasid_device_set_vm(struct ioasid_ctx *ctx, uint32_t dev_id,
+			 uint32_t vm_id);
+
+/* ---- faults, events, status ----------------------------------------------- */
+
+int ioasid_fault_read(struct ioasid_ctx *ctx, struct ioasid_fault *faults,
+		      uint32_t *nr);
+/* @groups: IOASID_EVENT_GROUP_* bits (0 unsubscribes). */
+int ioasid_event_subscribe(struct ioasid_ctx *ctx, uint32_t groups);
+/* A descriptor that polls readable while events are queued. */
+int ioasid_event_get_fd(struct ioasid_ctx *ctx);
+/* Take one event; -EAGAIN when none is queued. */
+int ioasid_event_read(struct ioasid_ctx *ctx, struct ioasid_event *event);
+int ioasid_get_status(struct ioasid_ctx *ctx, struct ioasid_status *status);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* _LIBIOASID_H_ */

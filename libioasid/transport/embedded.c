@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Embedded transport: the core lives in this process, one session. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "ctx.h"
+#include "transport/transport.h"
+#include "util/log.h"
+
+struct embedded {
+	struct core *core;
+	struct session *session;
+};
+
+static int embedded_open(struct ioasid_ctx *ctx, const char *uri, void **priv)
+{
+	char errmsg[IOASID_ERRMSG_MAX] = "";
+	struct embedded *e;
+	int r;
+
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	r = core_new(ctx, uri, &e->core, errmsg, sizeof(errmsg));
+	if (r < 0)
+		goto fail;
+	r = core_session_new(e->core, NULL, &e->session);
+	if (r < 0) {
+		core_free(e->core);
+		goto fail;
+	}
+	*priv = e;
+	return 0;
+fail:
+	ctx_set_error(errmsg[0] ? errmsg : strerror(-r));
+	err(ctx, "cannot open %s: %s", uri, errmsg[0] ? errmsg : strerror(-r));
+	free(e);
+	return r;
+}
+
+static void embedded_close(void *priv)
+{
+	struct embedded *e = priv;
+
+	core_session_free(e->session);
+	core_free(e->core);
+	free(e);
+}
+
+static int embedded_call(void *priv, struct ioasid_op *op)
+{
+	struct embedded *e = priv;
+
+	return core_call(e->session, op);
+}
+
+static const char *embedded_backend_name(void *priv)
+{
+	struct embedded *e = priv;
+
+	return core_backend_name(e->core);
+}
+
+static int embedded_event_fd(void *priv)
+{
+	struct embedded *e = priv;
+
+	return e->session->event_fd;
+}
+
+static int embedded_event_read(void *priv, struct ioasid_event *ev)
+{
+	struct embedded *e = priv;
+
+	return core_session_pop_event(e->session, ev);
+}
+
+struct core *embedded_core(struct ioasid_ctx *ctx)
+{
+	struct embedded *e = ctx->transport_priv;
+
+	return ctx->transport == &transport_embedded ? e->core : NULL;
+}
+
+const struct transport_ops transport_embedded = {
+	.name = "embedded",
+	.open = embedded_open,
+	.close = embedded_close,
+	.call = embedded_call,
+	.backend_name = embedded_backend_name,
+	.event_fd = embedded_event_fd,
+	.event_read = embedded_event_read,
+};

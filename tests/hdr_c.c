@@ -1,0 +1,9 @@
+/* Each public header must compile alone, in strict C99. */
+#include <libioasid.h>
+#include <ioasid/ioasid.h>
+#include <ioasid/proto.h>
+
+int main(void)
+{
+	return 0;
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+
+int test_memfd_unsealed(uint64_t size)
+{
+	int fd = memfd_create("test-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	cr_assert(fd >= 0, "memfd_create");
+	cr_assert(ftruncate(fd, (off_t)size) == 0, "ftruncate");
+	return fd;
+}
+
+int test_memfd(uint64_t size)
+{
+	int fd = test_memfd_unsealed(size);
+
+	cr_assert(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) == 0, "seal");
+	return fd;
+}
+
+struct ioasid_ctx *test_ctx(void)
+{
+	struct ioasid_ctx *ctx = NULL;
+	const char *uri = getenv("IOASID_TEST_URI");
+	int r = ioasid_new(uri ? uri : "sim", &ctx);
+
+	cr_assert(r == 0, "ioasid_new(%s): %d %s", uri ? uri : "sim", r,
+		  ioasid_last_error(NULL));
+	return ctx;
+}
+
+struct ioasid_ctx *test_ctx_ioas(uint32_t *ioas_id)
+{
+	struct ioasid_ctx *ctx = test_ctx();
+
+	cr_assert(ioasid_ioas_alloc(ctx, 0, ioas_id) == 0);
+	return ctx;
+}
+
+int test_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	cr_assert(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}

@@ -1,0 +1,768 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Address spaces through the public API: every rule and errno of
+ * ioasid_ioas_*, map/unmap/copy, ranges and files, plus a randomized
+ * comparison against a per-page model.  Runs unchanged against ioasidd
+ * when IOASID_TEST_URI=unix:PATH.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+
+#define MiB (1ULL << 20)
+#define GiB (1ULL << 30)
+#define RW (IOASID_MAP_READ | IOASID_MAP_WRITE)
+#define FIXED IOASID_MAP_FIXED_IOVA
+
+static uint64_t nr_mappings(struct ioasid_ctx *ctx, uint32_t ioas)
+{
+	struct ioasid_ioas_info info;
+
+	cr_assert_eq(ioasid_ioas_get_info(ctx, ioas, &info), 0);
+	return info.nr_mappings;
+}
+
+static int map_fixed(struct ioasid_ctx *ctx, uint32_t ioas, int fd,
+		     uint64_t off, uint64_t len, uint64_t iova, uint32_t prot)
+{
+	return ioasid_map_file(ctx, ioas, fd, off, len, prot | FIXED, &iova);
+}
+
+/* ---- IOAS objects -------------------------------------------------------- */
+
+Test(ioas, alloc_list_destroy)
+{
+	struct ioasid_ctx *ctx = test_ctx();
+	uint32_t a, b, ids[4], nr = 4;
+
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &a), 0);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &b), 0);
+	cr_assert_neq(a, 0);
+	cr_assert_neq(a, b);
+	cr_assert_eq(ioasid_ioas_list(ctx, ids, &nr), 0);
+	cr_assert_eq(nr, 2);
+	nr = 1;
+	cr_assert_eq(ioasid_ioas_list(ctx, ids, &nr), -EMSGSIZE);
+	cr_assert_eq(nr, 2, "EMSGSIZE reports the number needed");
+	cr_assert_eq(ioasid_ioas_destroy(ctx, a), 0);
+	cr_assert_eq(ioasid_ioas_destroy(ctx, a), -ENOENT);
+	cr_assert_eq(ioasid_ioas_destroy(ctx, 0), -ENOENT);
+	nr = 4;
+	cr_assert_eq(ioasid_ioas_list(ctx, ids, &nr), 0);
+	cr_assert_eq(nr, 1);
+	cr_assert_eq(ids[0], b);
+	ioasid_unref(ctx);
+}
+
+Test(ioas, alloc_errors)
+{
+	struct ioasid_ctx *ctx = test_ctx();
+	uint32_t id = 77;
+
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 1U << 30, &id), -EOPNOTSUPP);
+	cr_assert_eq(id, 77, "out-parameter untouched on error");
+	cr_assert_str_neq(ioasid_last_error(ctx), "");
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, NULL), -EINVAL);
+	cr_assert_eq(ioasid_ioas_alloc(NULL, 0, &id), -EINVAL);
+	cr_assert_eq(ioasid_ioas_get_info(ctx, 12345, &(struct ioasid_ioas_info){0}),
+		     -ENOENT);
+	ioasid_unref(ctx);
+}
+
+Test(ioas, snoop_mode)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	struct ioasid_ioas_info info;
+
+	cr_assert_eq(ioasid_ioas_get_info(ctx, ioas, &info), 0);
+	cr_assert_eq(info.snoop_mode, IOASID_SNOOP_AUTO);
+	cr_assert_eq(ioasid_ioas_set_snoop_mode(ctx, ioas, IOASID_SNOOP_ENFORCE), 0);
+	cr_assert_eq(ioasid_ioas_set_snoop_mode(ctx, ioas, 99), -EINVAL);
+	cr_assert_eq(ioasid_ioas_get_info(ctx, ioas, &info), 0);
+	cr_assert_eq(info.snoop_mode, IOASID_SNOOP_ENFORCE);
+	ioasid_unref(ctx);
+}
+
+/* ---- map_file -------------------------------------------------------------- */
+
+Test(map, file_fixed_and_lookup)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int fd = test_memfd(8 * MiB);
+	struct ioasid_mapping m;
+	struct ioasid_file_info fi;
+	uint64_t iova = 0x100000;
+
+	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 2 * MiB, 4 * MiB,
+				     RW | FIXED, &iova), 0);
+	cr_assert_eq(iova, 0x100000);
+	close(fd);	/* the library keeps its own reference */
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x100000 + 5 * 4096, &m), 0);
+	cr_assert_eq(m.iova, 0x100000);
+	cr_assert_eq(m.length, 4 * MiB);
+	cr_assert_eq(m.offset, 2 * MiB);
+	cr_assert_eq(m.flags & RW, RW);
+	cr_assert_eq(ioasid_file_get_info(ctx, ioas, m.file_id, &fi), 0);
+	cr_assert_eq(fi.kind, IOASID_FILE_MEMFD);
+	cr_assert_eq(fi.page_size, 4096);
+	cr_assert_eq(fi.file_size, 8 * MiB);
+	cr_assert(strstr(fi.name, "test-ram"), "name %s", fi.name);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x100000 - 4096, &m), -ENOENT);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x100000 + 4 * MiB, &m), -ENOENT);
+	cr_assert_eq(ioasid_file_get_info(ctx, ioas, 999, &fi), -ENOENT);
+	ioasid_unref(ctx);
+}
+
+Test(map, same_inode_is_one_file)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int fd = test_memfd(64 * 4096), fd2 = dup(fd);
+	struct ioasid_mapping m1, m2;
+	struct ioasid_file_info fi;
+	char path[64];
+	int fd3;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	fd3 = open(path, O_RDWR);
+	cr_assert(fd3 >= 0);
+	for (int i = 0; i < 48; i++)
+		cr_assert_eq(map_fixed(ctx, ioas, i % 3 == 0 ? fd : i % 3 == 1 ? fd2 : fd3,
+				       (uint64_t)i * 4096, 4096,
+				       0x10000000 + (uint64_t)i * 8192, RW), 0);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x10000000, &m1), 0);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x10000000 + 47 * 8192, &m2), 0);
+	cr_assert_eq(m1.file_id, m2.file_id);
+	cr_assert_eq(ioasid_file_get_info(ctx, ioas, m1.file_id, &fi), 0);
+	cr_assert_eq(fi.nr_mappings, 48);
+	close(fd);
+	close(fd2);
+	close(fd3);
+	ioasid_unref(ctx);
+}
+
+Test(map, allocated_iova_is_aligned_and_never_zero)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int fd = test_memfd(16 * MiB);
+	uint64_t a = 0, b = 0, c = 0;
+
+	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 0, 4096, RW, &a), 0);
+	cr_assert_neq(a, 0);
+	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 2 * MiB, 4 * MiB, RW, &b), 0);
+	cr_assert_eq(b % (2 * MiB), 0, "2 MiB aligned: 0x%llx", (unsigned long long)b);
+	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 8 * MiB, 8 * MiB, RW, &c), 0);
+	cr_assert_eq(c % (8 * MiB), 0);
+	cr_assert(c + 8 * MiB <= b || c >= b + 4 * MiB, "no overlap");
+	close(fd);
+	ioasid_unref(ctx);
+}
+
+Test(map, argument_errors_change_nothing)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int fd = test_memfd(4 * MiB);
+	uint64_t iova = 0x200000;
+	int fds_before;
+
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, MiB, 0x200000, RW), 0);
+	fds_before = test_count_fds();
+
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 0, 0x800000, RW), -EINVAL);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 100, 4096, 0x800000, RW), -EINVAL);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 4000, 0x800000, RW), -EINVAL);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 4096, 0x800010, RW), -EINVAL);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 4096, 0x800000, 0), -EINVAL);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 4096, 0x800000, RW | (1U << 20)),
+		     -EOPNOTSUPP);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 4 * MiB, 4096, 0x800000, RW), -EINVAL);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 8 * MiB, 0x800000, RW), -EINVAL);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, UINT64_MAX - 4095, 8192, 0x800000, RW),
+		     -EOVERFLOW);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 8192, UINT64_MAX - 4095, RW),
+		     -EOVERFLOW);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 4096, 0x200000 + MiB - 4096, RW),
+		     -EEXIST);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 2 * MiB, 0x100000, RW), -EEXIST);
+	cr_assert_eq(map_fixed(ctx, ioas, -1, 0, 4096, 0x800000, RW), -EBADF);
+	cr_assert_eq(map_fixed(ctx, ioas, 9999, 0, 4096, 0x800000, RW), -EBADF);
+	cr_assert_eq(map_fixed(ctx, 4242, fd, 0, 4096, 0x800000, RW), -ENOENT);
+	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 0, 4096, RW, NULL), -EINVAL);
+	cr_assert_eq(iova, 0x200000);
+
+	cr_assert_eq(nr_mappings(ctx, ioas), 1, "failed maps left nothing");
+	cr_assert_eq(test_count_fds(), fds_before, "failed maps leak no fd");
+	close(fd);
+	ioasid_unref(ctx);
+}
+
+Test(map, file_kinds)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int pipefd[2], sv[2], dir, zero, disk, unsealed, ro;
+	char tmpl[] = "/var/tmp/ioasid-test-XXXXXX";
+	char path[64];
+
+	cr_assert_eq(pipe(pipefd), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	dir = open("/", O_RDONLY | O_DIRECTORY);
+	zero = open("/dev/zero", O_RDWR);
+	disk = mkstemp(tmpl);
+	cr_assert(disk >= 0);
+	unlink(tmpl);
+	cr_assert_eq(ftruncate(disk, 1 << 20), 0);
+	unsealed = test_memfd_unsealed(MiB);
+	ro = test_memfd(MiB);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", ro);
+	close(ro);
+	ro = -1;
+
+	cr_assert_eq(map_fixed(ctx, ioas, pipefd[0], 0, 4096, 0x100000, RW), -EOPNOTSUPP);
+	cr_assert_eq(map_fixed(ctx, ioas, sv[0], 0, 4096, 0x100000, RW), -EOPNOTSUPP);
+	cr_assert_eq(map_fixed(ctx, ioas, dir, 0, 4096, 0x100000, RW), -EOPNOTSUPP);
+	cr_assert_eq(map_fixed(ctx, ioas, zero, 0, 4096, 0x100000, RW), -EOPNOTSUPP);
+	cr_assert_eq(map_fixed(ctx, ioas, disk, 0, 4096, 0x100000, RW), -EOPNOTSUPP);
+	cr_assert_str_neq(ioasid_last_error(ctx), "");
+	cr_assert_eq(map_fixed(ctx, ioas, unsealed, 0, 4096, 0x100000, RW), -EINVAL);
+	cr_assert(strstr(ioasid_last_error(ctx), "F_SEAL_SHRINK"),
+		  "reason names the seal: %s", ioasid_last_error(ctx));
+	cr_assert_eq(nr_mappings(ctx, ioas), 0);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(sv[0]);
+	close(sv[1]);
+	close(dir);
+	close(zero);
+	close(disk);
+	close(unsealed);
+	ioasid_unref(ctx);
+}
+
+Test(map, read_only_file)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int fd = test_memfd(MiB), ro;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ro = open(path, O_RDONLY);
+	cr_assert(ro >= 0);
+	cr_assert_eq(map_fixed(ctx, ioas, ro, 0, 4096, 0x100000, RW), -EACCES);
+	cr_assert_eq(map_fixed(ctx, ioas, ro, 0, 4096, 0x100000,
+			       IOASID_MAP_READ), 0);
+	/* same inode already known read-only: a writable fd may map RW */
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 4096, 0x200000, RW), 0);
+	/* ... but the read-only fd still may not */
+	cr_assert_eq(map_fixed(ctx, ioas, ro, 0, 4096, 0x300000, RW), -EACCES);
+	close(ro);
+	close(fd);
+	ioasid_unref(ctx);
+}
+
+Test(map, hugetlb_memfd_page_size)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int fd = memfd_create("huge", MFD_HUGETLB | MFD_ALLOW_SEALING);
+	struct ioasid_mapping m;
+	struct ioasid_file_info fi;
+
+	if (fd < 0)
+		cr_skip_test("no hugetlbfs memfd: %s", strerror(errno));
+	if (ftruncate(fd, 4 * MiB) < 0) {
+		close(fd);
+		cr_skip_test("cannot size a hugetlb memfd: %s", strerror(errno));
+	}
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 4096, 2 * MiB, 0x200000, RW), -EINVAL,
+		     "offset must be 2 MiB aligned");
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, MiB, 0x200000, RW), -EINVAL,
+		     "length must be 2 MiB aligned");
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 2 * MiB, 2 * MiB, 0x200000, RW), 0);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x200000, &m), 0);
+	cr_assert_eq(ioasid_file_get_info(ctx, ioas, m.file_id, &fi), 0);
+	cr_assert_eq(fi.page_size, 2 * MiB);
+	close(fd);
+	ioasid_unref(ctx);
+}
+
+Test(map, guest_memfd_kind)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx;
+	struct ioasid_mapping m;
+	struct ioasid_file_info fi;
+	struct { uint64_t size, flags, reserved[6]; } gm = { .size = 2 * MiB };
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm, fd;
+
+	if (kvm < 0)
+		cr_skip_test("no /dev/kvm: %s", strerror(errno));
+	vm = ioctl(kvm, 0xAE01 /* KVM_CREATE_VM */, 0);
+	cr_assert(vm >= 0);
+	fd = ioctl(vm, _IOWR(0xAE, 0xd4, gm), &gm);
+	if (fd < 0) {
+		close(vm);
+		close(kvm);
+		cr_skip_test("KVM lacks guest_memfd: %s", strerror(errno));
+	}
+	ctx = test_ctx_ioas(&ioas);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 2 * MiB, 0x400000, RW), 0,
+		     "%s", ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x400000, &m), 0);
+	cr_assert_eq(ioasid_file_get_info(ctx, ioas, m.file_id, &fi), 0);
+	cr_assert_eq(fi.kind, IOASID_FILE_GUEST_MEMFD);
+	close(fd);
+	close(vm);
+	close(kvm);
+	ioasid_unref(ctx);
+}
+
+/* ---- map_user ------------------------------------------------------------------ */
+
+Test(map, user_memory)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	void *buf = mmap(NULL, 8 * 4096, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct ioasid_mapping m;
+	uint64_t iova = 0;
+	int r;
+
+	cr_assert(buf != MAP_FAILED);
+	r = ioasid_map_user(ctx, ioas, buf, 8 * 4096, RW, &iova);
+	if (ioasid_is_remote(ctx)) {
+		cr_assert_eq(r, -EOPNOTSUPP);
+	} else {
+		cr_assert_eq(r, 0);
+		cr_assert_eq(ioasid_lookup(ctx, ioas, iova, &m), 0);
+		cr_assert(m.flags & IOASID_MAPPING_USER);
+		cr_assert_eq(m.offset, (uint64_t)(uintptr_t)buf);
+		cr_assert_eq(m.file_id, 0);
+	}
+	cr_assert_eq(ioasid_map_user(ctx, ioas, (char *)buf + 1, 4096, RW, &iova),
+		     ioasid_is_remote(ctx) ? -EOPNOTSUPP : -EINVAL);
+	cr_assert_eq(ioasid_map_user(ctx, ioas, NULL, 4096, RW, &iova),
+		     ioasid_is_remote(ctx) ? -EOPNOTSUPP : -EINVAL);
+	munmap(buf, 8 * 4096);
+	ioasid_unref(ctx);
+}
+
+/* ---- unmap --------------------------------------------------------------------- */
+
+Test(unmap, cut_inside_keeps_backing)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int fd = test_memfd(8 * MiB);
+	struct ioasid_mapping m;
+	uint64_t done = 0;
+
+	cr_assert_eq(map_fixed(ctx, ioas, fd, MiB, 4 * MiB, 0x40000000, RW), 0);
+	/* punch one page out of the middle */
+	cr_assert_eq(ioasid_unmap(ctx, ioas, 0x40000000 + MiB, 4096, 0, &done), 0);
+	cr_assert_eq(done, 4096);
+	cr_assert_eq(nr_mappings(ctx, ioas), 2);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x40000000 + MiB, &m), -ENOENT);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x40000000, &m), 0);
+	cr_assert_eq(m.length, MiB);
+	cr_assert_eq(m.offset, MiB);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x40000000 + MiB + 4096, &m), 0);
+	cr_assert_eq(m.iova, 0x40000000 + MiB + 4096);
+	cr_assert_eq(m.length, 3 * MiB - 4096);
+	cr_assert_eq(m.offset, 2 * MiB + 4096, "offset follows the cut");
+	cr_assert_eq(m.flags & RW, RW);
+	/* a range spanning the hole and parts of both pieces */
+	cr_assert_eq(ioasid_unmap(ctx, ioas, 0x40000000 + MiB - 8192, 4 * 4096, 0,
+				  &done), 0);
+	cr_assert_eq(done, 3 * 4096, "the hole counts nothing");
+	close(fd);
+	ioasid_unref(ctx);
+}
+
+Test(unmap, missing_and_errors)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int fd = test_memfd(MiB);
+	uint64_t done = 1234;
+
+	cr_assert_eq(ioasid_unmap(ctx, ioas, 0x100000, 4096, 0, &done), -ENOENT);
+	cr_assert_eq(done, 1234);
+	cr_assert_eq(ioasid_unmap(ctx, ioas, 0x100000, 4096,
+				  IOASID_UNMAP_MISSING_OK, &done), 0);
+	cr_assert_eq(done, 0);
+	cr_assert_eq(ioasid_unmap(ctx, ioas, 0x100000, 0, 0, &done), -EINVAL);
+	cr_assert_eq(ioasid_unmap(ctx, ioas, 0x100001, 4096, 0, &done), -EINVAL);
+	cr_assert_eq(ioasid_unmap(ctx, ioas, 0x100000, 4095, 0, &done), -EINVAL);
+	cr_assert_eq(ioasid_unmap(ctx, ioas, UINT64_MAX - 4095, 8192, 0, &done),
+		     -EOVERFLOW);
+	cr_assert_eq(ioasid_unmap(ctx, ioas, 0x100000, 4096, 0x80, &done),
+		     -EOPNOTSUPP);
+	cr_assert_eq(ioasid_unmap(ctx, 999, 0x100000, 4096, 0, &done), -ENOENT);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, MiB, 0x100000, RW), 0);
+	cr_assert_eq(ioasid_unmap(ctx, ioas, 0x100000, 0x1000, 0x80, &done),
+		     -EOPNOTSUPP);
+	cr_assert_eq(nr_mappings(ctx, ioas), 1);
+	close(fd);
+	ioasid_unref(ctx);
+}
+
+Test(unmap, all)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int fd = test_memfd(MiB);
+	uint64_t done;
+
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 4096,
+				       (uint64_t)(i + 1) << 30, RW), 0);
+	cr_assert_eq(ioasid_unmap_all(ctx, ioas, &done), 0);
+	cr_assert_eq(done, 100 * 4096);
+	cr_assert_eq(nr_mappings(ctx, ioas), 0);
+	cr_assert_eq(ioasid_unmap_all(ctx, ioas, &done), 0);
+	cr_assert_eq(done, 0);
+	close(fd);
+	ioasid_unref(ctx);
+}
+
+/* ---- copy ---------------------------------------------------------------------- */
+
+Test(copy, shares_backing)
+{
+	uint32_t a, b;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&a);
+	int fd = test_memfd(4 * MiB);
+	struct ioasid_mapping m;
+	uint64_t dst = 0;
+
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &b), 0);
+	cr_assert_eq(map_fixed(ctx, a, fd, 0, MiB, 0x100000, RW), 0);
+	cr_assert_eq(map_fixed(ctx, a, fd, 2 * MiB, MiB, 0x200000, IOASID_MAP_READ), 0);
+	cr_assert_eq(ioasid_copy(ctx, b, a, 0x180000, MiB, IOASID_MAP_READ, &dst), 0);
+	cr_assert_eq(nr_mappings(ctx, b), 2);
+	cr_assert_eq(ioasid_lookup(ctx, b, dst, &m), 0);
+	cr_assert_eq(m.offset, 0x80000);
+	cr_assert_eq(ioasid_lookup(ctx, b, dst + 0x80000, &m), 0);
+	cr_assert_eq(m.offset, 2 * MiB);
+	cr_assert_eq(m.flags & RW, IOASID_MAP_READ);
+	/* more access than the source has */
+	dst = 0x10000000;
+	cr_assert_eq(ioasid_copy(ctx, b, a, 0x100000, 2 * MiB, RW | FIXED, &dst),
+		     -EACCES);
+	/* a hole in the source */
+	cr_assert_eq(ioasid_copy(ctx, b, a, 0x100000, 3 * MiB,
+				 IOASID_MAP_READ | FIXED, &dst), -ENOENT);
+	cr_assert_eq(ioasid_copy(ctx, b, 777, 0x100000, MiB, IOASID_MAP_READ, &dst),
+		     -ENOENT);
+	cr_assert_eq(nr_mappings(ctx, b), 2, "failed copies left nothing");
+	/* source unmapped: the copy stays, backed by the same file */
+	cr_assert_eq(ioasid_unmap_all(ctx, a, NULL), 0);
+	cr_assert_eq(ioasid_ioas_destroy(ctx, a), 0);
+	cr_assert_eq(ioasid_lookup(ctx, b, 0x100000 + 0x80000 - 0x80000, &m) == 0 ||
+		     nr_mappings(ctx, b) == 2, 1);
+	close(fd);
+	ioasid_unref(ctx);
+}
+
+/* ---- ranges -------------------------------------------------------------------- */
+
+Test(ranges, default_allow_and_narrow)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	struct ioasid_iova_range r[4];
+	struct ioasid_iova_range allow[2] = {
+		{ 0x100000, 0x1fffff }, { 0x40000000, 0x7fffffff },
+	};
+	uint32_t nr = 4;
+	uint64_t align = 0, iova = 0;
+	int fd = test_memfd(4 * MiB);
+
+	cr_assert_eq(ioasid_iova_ranges(ctx, ioas, r, &nr, &align), 0);
+	cr_assert_eq(nr, 1);
+	cr_assert_eq(r[0].start, 0);
+	cr_assert_eq(r[0].last, UINT64_MAX);
+	cr_assert_eq(align, 4096);
+
+	cr_assert_eq(ioasid_allow_iovas(ctx, ioas, allow, 2), 0);
+	nr = 4;
+	cr_assert_eq(ioasid_iova_ranges(ctx, ioas, r, &nr, NULL), 0);
+	cr_assert_eq(nr, 2);
+	cr_assert_eq(r[0].start, 0x100000);
+	cr_assert_eq(r[0].last, 0x1fffff);
+	cr_assert_eq(r[1].start, 0x40000000);
+	nr = 1;
+	cr_assert_eq(ioasid_iova_ranges(ctx, ioas, r, &nr, NULL), -EMSGSIZE);
+	cr_assert_eq(nr, 2);
+
+	/* outside the allowed ranges: as iommufd, EINVAL */
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 4096, 0x300000, RW), -EINVAL);
+	/* allocation lands inside them */
+	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 0, 2 * MiB, RW, &iova), 0);
+	cr_assert_eq(iova, 0x40000000);
+	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 0, 4096, RW, &iova), 0);
+	cr_assert(iova >= 0x100000 && iova <= 0x1fffff);
+	/* narrowing over a mapping fails and changes nothing */
+	cr_assert_eq(ioasid_allow_iovas(ctx, ioas, allow, 1), -EADDRINUSE);
+	nr = 4;
+	cr_assert_eq(ioasid_iova_ranges(ctx, ioas, r, &nr, NULL), 0);
+	cr_assert_eq(nr, 2);
+	close(fd);
+	ioasid_unref(ctx);
+}
+
+Test(ranges, allow_errors_and_nospc)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	struct ioasid_iova_range bad[2] = { { 0x2000, 0x1fff }, { 0, 0xfff } };
+	struct ioasid_iova_range ovl[2] = { { 0x0, 0x1fffff }, { 0x100000, 0x2fffff } };
+	struct ioasid_iova_range una[1] = { { 0x100, 0x1fff } };
+	struct ioasid_iova_range small[1] = { { 0x100000, 0x1fffff } };
+	uint64_t iova;
+	int fd = test_memfd(2 * MiB);
+
+	cr_assert_eq(ioasid_allow_iovas(ctx, ioas, bad, 2), -EINVAL);
+	cr_assert_eq(ioasid_allow_iovas(ctx, ioas, ovl, 2), -EINVAL);
+	cr_assert_eq(ioasid_allow_iovas(ctx, ioas, una, 1), -EINVAL);
+	cr_assert_eq(ioasid_allow_iovas(ctx, ioas, NULL, 1), -EINVAL);
+	cr_assert_eq(ioasid_allow_iovas(ctx, ioas, small, 1), 0);
+	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 0, 2 * MiB, RW, &iova), -ENOSPC);
+	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 0, MiB, RW, &iova), 0);
+	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 0, 4096, RW, &iova), -ENOSPC);
+	/* nr 0 lifts the restriction */
+	cr_assert_eq(ioasid_allow_iovas(ctx, ioas, NULL, 0), 0);
+	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 0, 4096, RW, &iova), 0);
+	close(fd);
+	ioasid_unref(ctx);
+}
+
+/* ---- teardown -------------------------------------------------------------------- */
+
+Test(lifetime, unref_closes_every_file)
+{
+	int before = test_count_fds();
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int fd = test_memfd(MiB);
+
+	for (int i = 0; i < 16; i++)
+		cr_assert_eq(map_fixed(ctx, ioas, fd, 0, MiB,
+				       (uint64_t)(i + 1) << 24, RW), 0);
+	close(fd);
+	cr_assert_eq(ioasid_unref(ctx), NULL);
+	cr_assert_eq(test_count_fds(), before, "no descriptor left behind");
+}
+
+Test(lifetime, ref_counting)
+{
+	struct ioasid_ctx *ctx = test_ctx();
+
+	cr_assert_eq(ioasid_ref(ctx), ctx);
+	cr_assert_eq(ioasid_unref(ctx), ctx);
+	cr_assert_eq(ioasid_unref(ctx), NULL);
+	cr_assert_eq(ioasid_ref(NULL), NULL);
+	cr_assert_eq(ioasid_unref(NULL), NULL);
+}
+
+Test(lifetime, bad_uri)
+{
+	struct ioasid_ctx *ctx = (void *)1;
+
+	cr_assert_eq(ioasid_new("nonsense", &ctx), -EINVAL);
+	cr_assert_eq(ctx, (void *)1);
+	cr_assert(strstr(ioasid_last_error(NULL), "nonsense"));
+	cr_assert_eq(ioasid_new("sim", NULL), -EINVAL);
+}
+
+/* ---- lookups beside map/unmap ---------------------------------------------------- */
+
+struct lookup_arg {
+	struct ioasid_ctx *ctx;
+	uint32_t ioas;
+	volatile int stop;
+	volatile uint64_t found, missed;
+};
+
+static void *lookup_loop(void *p)
+{
+	struct lookup_arg *a = p;
+	struct ioasid_mapping m;
+
+	while (!a->stop) {
+		/* the first page is never touched: it must always be found */
+		cr_assert_eq(ioasid_lookup(a->ctx, a->ioas, 0x100000, &m), 0);
+		if (ioasid_lookup(a->ctx, a->ioas, 0x100000 + 4096 * (a->found % 255 + 1),
+				  &m) == 0)
+			a->found++;
+		else
+			a->missed++;
+	}
+	return NULL;
+}
+
+Test(concurrency, lookups_during_map_unmap)
+{
+	struct lookup_arg a = { 0 };
+	pthread_t t;
+	int fd = test_memfd(MiB);
+
+	a.ctx = test_ctx_ioas(&a.ioas);
+	cr_assert_eq(map_fixed(a.ctx, a.ioas, fd, 0, MiB, 0x100000, RW), 0);
+	cr_assert_eq(pthread_create(&t, NULL, lookup_loop, &a), 0);
+	/* run until the reader has raced us a while (bounded) */
+	for (int i = 0; i < 2000 || (a.found + a.missed < 2000 && i < 2000000);
+	     i++) {
+		uint64_t off = 4096 * (uint64_t)(i % 255 + 1);
+
+		cr_assert_eq(ioasid_unmap(a.ctx, a.ioas, 0x100000 + off, 4096, 0,
+					  NULL), 0);
+		cr_assert_eq(map_fixed(a.ctx, a.ioas, fd, off, 4096,
+				       0x100000 + off, RW), 0);
+	}
+	a.stop = 1;
+	pthread_join(t, NULL);
+	cr_assert_gt(a.found + a.missed, 0);
+	close(fd);
+	ioasid_unref(a.ctx);
+}
+
+/* ---- randomized comparison with a per-page model ---------------------------------- */
+
+#define MODEL_PAGES 512
+#define MODEL_BASE 0x10000000ULL
+
+struct model_page {
+	uint32_t fd_idx;	/* 0: unmapped */
+	uint64_t offset;
+	uint32_t prot;
+};
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void model_compare(struct ioasid_ctx *ctx, uint32_t ioas,
+			  const struct model_page *model, const uint32_t *file_ids,
+			  uint64_t seed, int step)
+{
+	struct ioasid_mapping m;
+	uint64_t pages = 0;
+
+	for (int p = 0; p < MODEL_PAGES; p++) {
+		int r = ioasid_lookup(ctx, ioas, MODEL_BASE + (uint64_t)p * 4096, &m);
+
+		if (!model[p].fd_idx) {
+			cr_assert_eq(r, -ENOENT, "seed %llu step %d page %d should be unmapped",
+				     (unsigned long long)seed, step, p);
+			continue;
+		}
+		pages++;
+		cr_assert_eq(r, 0, "seed %llu step %d page %d should be mapped",
+			     (unsigned long long)seed, step, p);
+		cr_assert_eq(m.offset + (MODEL_BASE + (uint64_t)p * 4096 - m.iova),
+			     model[p].offset, "seed %llu step %d page %d offset",
+			     (unsigned long long)seed, step, p);
+		cr_assert_eq(m.flags & RW, model[p].prot);
+		cr_assert_eq(m.file_id, file_ids[model[p].fd_idx]);
+	}
+	/* the walk in IOVA order covers exactly the mapped pages */
+	uint64_t walked = 0, last_end = 0;
+
+	ioasid_mapping_foreach(ctx, ioas, &m) {
+		cr_assert_geq(m.iova, last_end, "walk is ordered and disjoint");
+		last_end = m.iova + m.length;
+		walked += m.length / 4096;
+	}
+	cr_assert_eq(walked, pages, "seed %llu step %d", (unsigned long long)seed, step);
+}
+
+static void model_run(uint64_t seed)
+{
+	static struct model_page model[MODEL_PAGES];
+	uint32_t ioas, file_ids[3] = { 0 };
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int fds[3] = { -1, test_memfd(MODEL_PAGES * 4096), test_memfd(MODEL_PAGES * 4096) };
+	uint64_t s = seed;
+
+	cr_log_info("model seed %llu", (unsigned long long)seed);
+	memset(model, 0, sizeof(model));
+	for (int step = 0; step < 1500; step++) {
+		uint64_t p = rnd(&s) % MODEL_PAGES;
+		uint64_t n = 1 + rnd(&s) % 24, done = 0;
+		int r;
+
+		if (p + n > MODEL_PAGES)
+			n = MODEL_PAGES - p;
+		if (rnd(&s) % 2) {
+			int f = 1 + (int)(rnd(&s) % 2);
+			uint64_t off = (rnd(&s) % (MODEL_PAGES - n + 1)) * 4096;
+			uint32_t prot = 1 + (uint32_t)(rnd(&s) % 3);
+			bool free_range = true;
+			struct ioasid_mapping m;
+
+			for (uint64_t i = p; i < p + n; i++)
+				free_range &= !model[i].fd_idx;
+			r = map_fixed(ctx, ioas, fds[f], off, n * 4096,
+				      MODEL_BASE + p * 4096, prot);
+			cr_assert_eq(r, free_range ? 0 : -EEXIST,
+				     "seed %llu step %d map", (unsigned long long)seed, step);
+			if (r == 0) {
+				for (uint64_t i = 0; i < n; i++)
+					model[p + i] = (struct model_page){
+						f, off + i * 4096, prot };
+				cr_assert_eq(ioasid_lookup(ctx, ioas, MODEL_BASE + p * 4096, &m), 0);
+				file_ids[f] = m.file_id;
+			}
+		} else {
+			uint64_t expect = 0;
+
+			for (uint64_t i = p; i < p + n; i++)
+				expect += model[i].fd_idx ? 4096 : 0;
+			r = ioasid_unmap(ctx, ioas, MODEL_BASE + p * 4096, n * 4096,
+					 IOASID_UNMAP_MISSING_OK, &done);
+			cr_assert_eq(r, 0);
+			cr_assert_eq(done, expect, "seed %llu step %d unmap bytes",
+				     (unsigned long long)seed, step);
+			for (uint64_t i = p; i < p + n; i++)
+				model[i].fd_idx = 0;
+		}
+		if (step % 10 == 0 || step > 1490)
+			model_compare(ctx, ioas, model, file_ids, seed, step);
+	}
+	close(fds[1]);
+	close(fds[2]);
+	ioasid_unref(ctx);
+}
+
+Test(model, random_map_unmap_split, .timeout = 120)
+{
+	const char *env = getenv("IOASID_TEST_SEED");
+	uint64_t seed = env ? strtoull(env, NULL, 0) : 0x10a51d;
+
+	for (int i = 0; i < 4; i++)
+		model_run(seed + (uint64_t)i * 7919);
+}

@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later WITH Linux-syscall-note */
+/*
+ * ioasid wire ABI: the values and structures shared by libioasid, ioasidd
+ * and anything else that speaks the ioasidd protocol.
+ *
+ * Rules (the same as the Linux iommufd uAPI):
+ *  - fixed-width types only, no libc types, explicit padding;
+ *  - every structure starts with __u32 size (bytes the writer filled in)
+ *    and, where it has options, __u32 flags;
+ *  - enums have explicit values and values are never reused;
+ *  - a reader that gets a larger structure than it knows accepts it when
+ *    the unknown tail is zero and fails with E2BIG otherwise; a reader that
+ *    gets a smaller one zero-fills the rest.
+ */
+#ifndef _UAPI_IOASID_IOASID_H
+#define _UAPI_IOASID_IOASID_H
+
+#include <linux/types.h>
+
+#define IOASID_NAME_MAX		32	/* device, IOMMU, driver names */
+#define IOASID_PATH_MAX		96	/* backing descriptions, node paths */
+
+/* ---- mapping ------------------------------------------------------- */
+
+/* Flags of map_file / map_user / copy. */
+enum ioasid_map_flags {
+	IOASID_MAP_READ		= 1 << 0, /* device may read */
+	IOASID_MAP_WRITE	= 1 << 1, /* device may write */
+	IOASID_MAP_FIXED_IOVA	= 1 << 2, /* use *iova, do not allocate */
+};
+
+/* Flags of unmap. */
+enum ioasid_unmap_flags {
+	/* Nothing mapped in the range is success (0 bytes), not ENOENT. */
+	IOASID_UNMAP_MISSING_OK	= 1 << 0,
+};
+
+/* Flags of ioas_alloc and ioasid_ioas_info.flags. */
+enum ioasid_ioas_flags {
+	/* IOVA equals guest-physical address; devices need not translate. */
+	IOASID_IOAS_IDENTITY	= 1 << 0,
+	/* Only pages marked shared are reachable by DMA (confidential). */
+	IOASID_IOAS_RESTRICTED	= 1 << 1,
+};
+
+/* Per-IOAS policy for cache coherency (the /dev/ioasid RFC v2 idea). */
+enum ioasid_snoop_mode {
+	IOASID_SNOOP_AUTO	= 0, /* enforce where the IOMMU can (kernel) */
+	IOASID_SNOOP_ENFORCE	= 1, /* refuse devices that cannot snoop */
+	IOASID_SNOOP_ALLOW	= 2, /* never enforce: no-snoop for speed */
+};
+
+/* Backing of a mapping, in ioasid_mapping.flags besides READ/WRITE. */
+enum ioasid_mapping_flags {
+	IOASID_MAPPING_USER	= 1 << 8, /* host virtual address, no file */
+};
+
+struct ioasid_iova_range {
+	__u64 start;
+	__u64 last;	/* inclusive */
+};
+
+/* One mapping (or a piece left by a partial unmap). */
+struct ioasid_mapping {
+	__u32 size;
+	__u32 flags;		/* IOASID_MAP_READ/WRITE, IOASID_MAPPING_* */
+	__u64 iova;
+	__u64 length;
+	__u64 offset;		/* into the file, or the user address */
+	__u32 file_id;		/* 0 for IOASID_MAPPING_USER */
+	__u32 __reserved;
+};
+
+enum ioasid_file_kind {
+	IOASID_FILE_MEMFD	= 1,
+	IOASID_FILE_TMPFS	= 2,
+	IOASID_FILE_HUGETLBFS	= 3,
+	IOASID_FILE_GUEST_MEMFD	= 4,
+};
+
+/* A file the IOAS holds a reference on (one per inode). */
+struct ioasid_file_info {
+	__u32 size;
+	__u32 kind;		/* enum ioasid_file_kind */
+	__u64 dev;
+	__u64 ino;
+	__u64 file_size;
+	__u64 page_size;
+	__u32 file_id;
+	__u32 nr_mappings;
+	char name[IOASID_PATH_MAX];
+};
+
+struct ioasid_ioas_info {
+	__u32 size;
+	__u32 flags;		/* enum ioasid_ioas_flags */
+	__u32 ioas_id;
+	__u32 snoop_mode;	/* enum ioasid_snoop_mode */
+	__u64 nr_mappings;
+	__u64 bytes_mapped;
+	__u64 bytes_private;	/* restricted IOAS: mapped but private */
+	__u32 nr_devices;
+	__u32 nr_domains;
+};
+
+/* ---- IOMMUs, domains, devices --------------------------------------- */
+
+enum ioasid_iommu_flags {
+	IOASID_IOMMU_CAPS_KNOWN		= 1 << 0, /* else: capabilities unknown */
+	IOASID_IOMMU_SNOOP_CONTROL	= 1 << 1, /* can force DMA to snoop */
+	IOASID_IOMMU_DIRTY_TRACKING	= 1 << 2,
+	IOASID_IOMMU_NESTING		= 1 << 3,
+	IOASID_IOMMU_PASID		= 1 << 4,
+	IOASID_IOMMU_SIMULATED		= 1 << 5,
+};
+
+struct ioasid_iommu_info {
+	__u32 size;
+	__u32 flags;		/* enum ioasid_iommu_flags */
+	char name[IOASID_NAME_MAX];	/* "dmar0", "ivhd0", "sim0" */
+	char kind[16];		/* "intel-vtd", "amd-vi", "sim", "unknown" */
+	__u64 page_sizes;	/* bit n set: 2^n-byte pages supported */
+	__u64 cap;		/* raw capability registers where known */
+	__u64 ecap;
+	__u32 addr_width;	/* input address bits */
+	__u32 nr_devices;
+};
+
+enum ioasid_domain_flags {
+	IOASID_DOMAIN_ENFORCE_COHERENCY	= 1 << 0,
+	IOASID_DOMAIN_DIRTY_TRACKING	= 1 << 1,
+};
+
+struct ioasid_domain_info {
+	__u32 size;
+	__u32 flags;		/* enum ioasid_domain_flags */
+	__u32 domain_id;
+	__u32 ioas_id;
+	char iommu[IOASID_NAME_MAX];
+	__u64 page_sizes;
+	__u32 nr_devices;
+	__u32 __reserved;
+};
+
+enum ioasid_device_flags {
+	IOASID_DEVICE_VFIO		= 1 << 0, /* bound to vfio-pci */
+	IOASID_DEVICE_NO_SNOOP		= 1 << 1, /* "Enable No Snoop" set */
+	IOASID_DEVICE_NO_SNOOP_UNKNOWN	= 1 << 2, /* config space unreadable */
+	IOASID_DEVICE_ATS		= 1 << 3,
+	IOASID_DEVICE_TRANSLATES	= 1 << 4, /* can use IOVAs */
+	IOASID_DEVICE_SIMULATED		= 1 << 5,
+	IOASID_DEVICE_BOUND		= 1 << 6, /* bound to this context */
+	IOASID_DEVICE_ATTACHED		= 1 << 7,
+	IOASID_DEVICE_NONCOHERENT	= 1 << 8, /* DMA may bypass caches now */
+	IOASID_DEVICE_NO_SNOOP_HINTED	= 1 << 9, /* VMM said it won't */
+	IOASID_DEVICE_GROUP_VIABLE	= 1 << 10, /* whole group on one IOAS */
+};
+
+struct ioasid_device_info {
+	__u32 size;
+	__u32 flags;		/* enum ioasid_device_flags */
+	char name[IOASID_NAME_MAX];	/* PCI address, "0000:00:03.0" */
+	char driver[IOASID_NAME_MAX];
+	char iommu[IOASID_NAME_MAX];
+	char vfio_cdev[IOASID_NAME_MAX];	/* "vfio0", or empty */
+	__u16 vendor;
+	__u16 device;
+	__u32 class_code;
+	__u32 group;		/* IOMMU group number, ~0U when none */
+	__u32 dev_id;		/* 0 when not bound */
+	__u32 ioas_id;		/* 0 when not attached */
+	__u32 domain_id;
+	__u32 vm_id;
+	__u32 platform;		/* enum ioasid_platform_flags, when attached */
+};
+
+/* Flags of device attach / replace. */
+enum ioasid_attach_flags {
+	/* The VMM promises the device will not issue no-snoop DMA (honoured
+	 * only when policy trusts the client's hints). */
+	IOASID_ATTACH_NO_SNOOP_UNUSED	= 1 << 0,
+};
+
+/* Flags of device DMA (simulated devices). */
+enum ioasid_dma_flags {
+	IOASID_DMA_WRITE	= 1 << 0, /* device writes memory (else reads) */
+	IOASID_DMA_NO_SNOOP	= 1 << 1, /* TLP No-Snoop attribute */
+};
+
+/* Flags of dirty_read. */
+enum ioasid_dirty_flags {
+	IOASID_DIRTY_NO_CLEAR	= 1 << 0,
+};
+
+/* Flags of convert: exactly one of them. */
+enum ioasid_convert_flags {
+	IOASID_CONVERT_PRIVATE	= 1 << 0,
+	IOASID_CONVERT_SHARED	= 1 << 1,
+};
+
+/* What a device on an IOAS needs the guest to be offered (virtio). */
+enum ioasid_platform_flags {
+	IOASID_PLATFORM_IOVA		= 1 << 0, /* addresses are IOVAs */
+	IOASID_PLATFORM_RESTRICTED	= 1 << 1, /* only shared memory */
+	/* VIRTIO_F_ACCESS_PLATFORM must be offered and not negotiated away */
+	IOASID_PLATFORM_ACCESS_PLATFORM	= 1 << 2,
+};
+
+/* ---- KVM and coherency ---------------------------------------------- */
+
+enum ioasid_vm_flags {
+	IOASID_VM_WBINVD_NEEDED		= 1 << 0, /* non-coherent DMA possible */
+	IOASID_VM_FORBID_NONCOHERENT	= 1 << 1, /* policy: refuse it */
+	IOASID_VM_KVM_VFIO_CREATED	= 1 << 2, /* we created the kvm-vfio fd */
+};
+
+struct ioasid_vm_info {
+	__u32 size;
+	__u32 flags;		/* enum ioasid_vm_flags */
+	__u32 vm_id;
+	__u32 nr_devices;
+	__u32 nr_noncoherent;
+	__u32 __reserved;
+	__u64 registrations;	/* times non-coherent DMA was registered */
+};
+
+/* ---- faults and events ---------------------------------------------- */
+
+enum ioasid_fault_reason {
+	IOASID_FAULT_NOT_PRESENT	= 1,
+	IOASID_FAULT_PERMISSION		= 2,
+	IOASID_FAULT_BUS_ERROR		= 3, /* backing truncated */
+	IOASID_FAULT_PRIVATE		= 4, /* confidential page */
+	IOASID_FAULT_BLOCKED		= 5, /* device attached nowhere */
+	IOASID_FAULT_GROUP_NOT_VIABLE	= 6,
+};
+
+struct ioasid_fault {
+	__u32 size;
+	__u32 flags;		/* IOASID_MAP_WRITE for a write access */
+	__u32 dev_id;
+	__u32 reason;		/* enum ioasid_fault_reason */
+	__u64 iova;
+	__u64 timestamp_ns;	/* CLOCK_MONOTONIC */
+};
+
+/* Event groups a client subscribes to (bit masks). */
+enum ioasid_event_group {
+	IOASID_EVENT_GROUP_FAULT	= 1 << 0,
+	IOASID_EVENT_GROUP_DEVICE	= 1 << 1,
+	IOASID_EVENT_GROUP_COHERENCY	= 1 << 2,
+};
+
+enum ioasid_event_type {
+	IOASID_EVENT_FAULT		= 1,
+	IOASID_EVENT_DEVICE_ADDED	= 2,
+	IOASID_EVENT_DEVICE_REMOVED	= 3,
+	IOASID_EVENT_VM_COHERENCY	= 4, /* arg: 1 registered, 0 not */
+	IOASID_EVENT_DEVICE_COHERENCY	= 5, /* arg: 1 non-coherent */
+};
+
+struct ioasid_event {
+	__u32 size;
+	__u32 type;		/* enum ioasid_event_type */
+	__u32 id;		/* vm_id or dev_id */
+	__u32 arg;
+	__u64 iova;		/* faults */
+	__u64 timestamp_ns;
+	char name[IOASID_NAME_MAX];	/* device name where relevant */
+};
+
+/* ---- status ----------------------------------------------------------- */
+
+struct ioasid_status {
+	__u32 size;
+	__u32 flags;		/* 1: answered by ioasidd */
+	char backend[16];
+	char topology[IOASID_PATH_MAX];	/* sim: file, or "built-in" */
+	__u32 nr_iommus;
+	__u32 nr_devices;
+	__u32 nr_sessions;	/* clients (1 when embedded) */
+	__u32 nr_ioas;		/* in the whole daemon */
+	__u32 nr_domains;
+	__u32 nr_vms;
+	__u64 nr_mappings;
+	__u64 bytes_mapped;
+	__u32 pid;		/* the process holding the IOMMU state */
+	__u32 __reserved;
+};
+
+#endif /* _UAPI_IOASID_IOASID_H */

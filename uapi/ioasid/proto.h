@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later WITH Linux-syscall-note */
+/*
+ * The ioasidd protocol.
+ *
+ * Transport: AF_UNIX SOCK_SEQPACKET, one message per packet, file
+ * descriptors as SCM_RIGHTS ancillary data (at most IOASID_MAX_FDS per
+ * message, only where the command says so).
+ *
+ * Framing: each packet is one netlink message: struct nlmsghdr, then a
+ * generic-netlink style header (struct genlmsghdr: cmd, version), then
+ * attributes (struct nlattr, 4-byte aligned).  nlmsg_len must equal the
+ * packet length.  nlmsg_seq is chosen by the client and echoed.
+ *
+ * Replies: a message with cmd IOASID_CMD_REPLY carrying IOASID_ATTR_ERRNO
+ * (u32, positive errno or 0), optionally IOASID_ATTR_ERRMSG (string) and
+ * the command's result attributes.  Events arrive unsolicited with cmd
+ * IOASID_CMD_EVENT and nlmsg_seq 0.
+ *
+ * Validation (strict; unlike libnl's parser): unknown commands, unknown,
+ * duplicate or wrongly sized attributes, a missing required attribute,
+ * trailing bytes and fds where none belong all get EINVAL with a reason; a
+ * packet whose netlink header does not add up (shorter than struct
+ * nlmsghdr, nlmsg_len != packet length, truncated data or ancillary data)
+ * closes the connection.  Requests carry NLM_F_REQUEST, nlmsg_type
+ * IOASID_MSG_TYPE and genlmsghdr.version IOASID_PROTO_VERSION.
+ */
+#ifndef _UAPI_IOASID_PROTO_H
+#define _UAPI_IOASID_PROTO_H
+
+#include <linux/types.h>
+
+#define IOASID_PROTO_VERSION	1
+#define IOASID_DEFAULT_SOCKET	"/run/ioasidd/ioasidd.sock"
+#define IOASID_MAX_MSG		(256 * 1024)	/* largest packet */
+#define IOASID_MAX_FDS		2	/* FD_INDEX and FD_INDEX2 */
+/* nlmsg_type of every message (there is no genl family to resolve). */
+#define IOASID_MSG_TYPE		0x10	/* NLMSG_MIN_TYPE */
+
+enum ioasid_cmd {
+	IOASID_CMD_UNSPEC		= 0,
+	IOASID_CMD_REPLY		= 1,
+	IOASID_CMD_EVENT		= 2,
+	IOASID_CMD_HELLO		= 3,	/* -> backend name */
+	IOASID_CMD_IOAS_ALLOC		= 10,
+	IOASID_CMD_IOAS_DESTROY		= 11,
+	IOASID_CMD_IOAS_SET_SNOOP	= 12,
+	IOASID_CMD_IOAS_INFO		= 13,
+	IOASID_CMD_IOAS_LIST		= 14,
+	IOASID_CMD_MAP_FILE		= 20,
+	IOASID_CMD_MAP_USER		= 21,
+	IOASID_CMD_UNMAP		= 22,
+	IOASID_CMD_COPY			= 23,
+	IOASID_CMD_IOVA_RANGES		= 24,
+	IOASID_CMD_ALLOW_IOVAS		= 25,
+	IOASID_CMD_LOOKUP		= 26,
+	IOASID_CMD_MAPPING_NEXT		= 27,
+	IOASID_CMD_FILE_INFO		= 28,
+	IOASID_CMD_MAP_BATCH		= 29,
+	IOASID_CMD_CONVERT		= 30,
+	IOASID_CMD_DIRTY_READ		= 31,
+	IOASID_CMD_IOMMU_LIST		= 40,
+	IOASID_CMD_DEVICE_LIST		= 41,
+	IOASID_CMD_DEVICE_BIND		= 42,
+	IOASID_CMD_DEVICE_UNBIND	= 43,
+	IOASID_CMD_DEVICE_ATTACH	= 44,
+	IOASID_CMD_DEVICE_DETACH	= 45,
+	IOASID_CMD_DEVICE_REPLACE	= 46,
+	IOASID_CMD_DEVICE_DMA		= 47,
+	IOASID_CMD_DOMAIN_LIST		= 48,
+	IOASID_CMD_DEVICE_INFO		= 49,
+	IOASID_CMD_VM_BIND		= 50,
+	IOASID_CMD_VM_UNBIND		= 51,
+	IOASID_CMD_VM_INFO		= 52,
+	IOASID_CMD_VM_SET_POLICY	= 53,
+	IOASID_CMD_DEVICE_SET_VM	= 54,
+	IOASID_CMD_VM_LIST		= 55,
+	IOASID_CMD_FAULT_READ		= 60,
+	IOASID_CMD_SUBSCRIBE		= 61,
+	IOASID_CMD_STATUS		= 62,
+	IOASID_CMD_EVENT_READ		= 63,	/* embedded only */
+	__IOASID_CMD_MAX,
+};
+
+enum ioasid_attr {
+	IOASID_ATTR_UNSPEC		= 0,
+	IOASID_ATTR_ERRNO		= 1,	/* u32 */
+	IOASID_ATTR_ERRMSG		= 2,	/* string */
+	IOASID_ATTR_IOAS_ID		= 3,	/* u32 */
+	IOASID_ATTR_IOAS_ID2		= 4,	/* u32: copy source */
+	IOASID_ATTR_DEV_ID		= 5,	/* u32 */
+	IOASID_ATTR_VM_ID		= 6,	/* u32 */
+	IOASID_ATTR_FLAGS		= 7,	/* u32 */
+	IOASID_ATTR_MODE		= 8,	/* u32 */
+	IOASID_ATTR_IOVA		= 9,	/* u64 */
+	IOASID_ATTR_LENGTH		= 10,	/* u64 */
+	IOASID_ATTR_OFFSET		= 11,	/* u64 */
+	IOASID_ATTR_NAME		= 12,	/* string */
+	IOASID_ATTR_FD_INDEX		= 13,	/* u32: index into SCM_RIGHTS */
+	IOASID_ATTR_DATA		= 14,	/* binary: ranges, DMA data */
+	IOASID_ATTR_OUT_ID		= 15,	/* u32 */
+	IOASID_ATTR_OUT_IOVA		= 16,	/* u64 */
+	IOASID_ATTR_OUT_BYTES		= 17,	/* u64 */
+	IOASID_ATTR_OUT_DATA		= 18,	/* binary: structs, arrays */
+	IOASID_ATTR_OUT_CAP		= 19,	/* u32: room the client has */
+	IOASID_ATTR_FILE_ID		= 20,	/* u32 */
+	IOASID_ATTR_FD_INDEX2		= 21,	/* u32 */
+	/* u32: bytes the result needs (may exceed OUT_DATA: EMSGSIZE) */
+	IOASID_ATTR_OUT_LEN		= 22,
+	__IOASID_ATTR_MAX,
+};
+
+#endif /* _UAPI_IOASID_PROTO_H */
