@@ -373,3 +373,41 @@ IOASID_EXPORT int ioasid_file_get_info(struct ioasid_ctx *ctx,
 	op.file_id = file_id;
 	return call_struct(ctx, &op, info, sizeof(*info));
 }
+
+/*
+ * ioasid_convert - shared/private conversion of a restricted IOAS
+ * @ranges, @nr: the pages to convert (whole 4 KiB pages, any number of
+ *               ranges, inside or across mappings and files)
+ * @flags: IOASID_CONVERT_PRIVATE or IOASID_CONVERT_SHARED
+ * @converted: out: bytes whose state changed (may be NULL)
+ *
+ * To private: when the call returns the pages are in no domain and no
+ * IOTLB, so no DMA reaches them.  To shared: mapped pages become reachable
+ * again.  Pages of a restricted IOAS start private.  Pages whose state does
+ * not change stay reachable throughout.  All or nothing.
+ * Errors: -EINVAL (NULL or empty batch, unaligned or inverted range, both
+ * or neither flag, IOAS not restricted), -EOPNOTSUPP (unknown flags),
+ * -ENOENT (no IOAS), -E2BIG (more than 65536 ranges), -ENOMEM.
+ */
+IOASID_EXPORT int ioasid_convert(struct ioasid_ctx *ctx, uint32_t ioas_id,
+				 const struct ioasid_iova_range *ranges,
+				 uint32_t nr, uint32_t flags,
+				 uint64_t *converted)
+{
+	struct ioasid_op op;
+	int r;
+
+	if (!ranges || !nr)
+		return -EINVAL;
+	if (nr > 65536)
+		return -E2BIG;
+	ioasid_op_init(&op, IOASID_CMD_CONVERT);
+	op.ioas_id = ioas_id;
+	op.flags = flags;
+	op.in = ranges;
+	op.in_len = nr * (uint32_t)sizeof(*ranges);
+	r = call(ctx, &op);
+	if (r == 0 && converted)
+		*converted = op.out_bytes;
+	return r;
+}

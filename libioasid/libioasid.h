@@ -122,6 +122,18 @@ int ioasid_file_get_info(struct ioasid_ctx *ctx, uint32_t ioas_id,
 int ioasid_dirty_read(struct ioasid_ctx *ctx, uint32_t ioas_id, uint64_t iova,
 		      uint64_t length, uint64_t *bitmap, uint32_t flags);
 
+/* ---- confidential memory ----------------------------------------------- */
+
+/*
+ * Make pages of a restricted IOAS private (unreachable by DMA when this
+ * returns) or shared, for a batch of ranges; all or nothing.
+ * @flags: IOASID_CONVERT_PRIVATE or IOASID_CONVERT_SHARED.
+ * @converted: bytes whose state changed (may be NULL).
+ */
+int ioasid_convert(struct ioasid_ctx *ctx, uint32_t ioas_id,
+		   const struct ioasid_iova_range *ranges, uint32_t nr,
+		   uint32_t flags, uint64_t *converted);
+
 /* ---- IOMMUs, devices, domains -------------------------------------------- */
 
 int ioasid_iommu_list(struct ioasid_ctx *ctx, struct ioasid_iommu_info *iommus,

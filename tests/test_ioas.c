@@ -276,6 +276,20 @@ Test(map, read_only_file)
 	ioasid_unref(ctx);
 }
 
+static long free_huge_pages(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	long n = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "HugePages_Free: %ld", &n) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return n;
+}
+
 Test(map, hugetlb_memfd_page_size)
 {
 	uint32_t ioas;
@@ -286,6 +300,10 @@ Test(map, hugetlb_memfd_page_size)
 
 	if (fd < 0)
 		cr_skip_test("no hugetlbfs memfd: %s", strerror(errno));
+	if (free_huge_pages() < 2) {
+		close(fd);
+		cr_skip_test("no free 2 MiB huge pages (vm.nr_hugepages)");
+	}
 	if (ftruncate(fd, 4 * MiB) < 0) {
 		close(fd);
 		cr_skip_test("cannot size a hugetlb memfd: %s", strerror(errno));
@@ -310,17 +328,20 @@ Test(map, guest_memfd_kind)
 	struct ioasid_mapping m;
 	struct ioasid_file_info fi;
 	struct { uint64_t size, flags, reserved[6]; } gm = { .size = 2 * MiB };
-	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm, fd;
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm, fd, plain;
 
 	if (kvm < 0)
 		cr_skip_test("no /dev/kvm: %s", strerror(errno));
 	vm = ioctl(kvm, 0xAE01 /* KVM_CREATE_VM */, 0);
 	cr_assert(vm >= 0);
+	gm.flags = 3;	/* GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED */
 	fd = ioctl(vm, _IOWR(0xAE, 0xd4, gm), &gm);
-	if (fd < 0) {
+	gm.flags = 0;
+	plain = ioctl(vm, _IOWR(0xAE, 0xd4, gm), &gm);
+	if (fd < 0 || plain < 0) {
 		close(vm);
 		close(kvm);
-		cr_skip_test("KVM lacks guest_memfd: %s", strerror(errno));
+		cr_skip_test("KVM lacks mmap-able guest_memfd: %s", strerror(errno));
 	}
 	ctx = test_ctx_ioas(&ioas);
 	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 2 * MiB, 0x400000, RW), 0,
@@ -328,7 +349,12 @@ Test(map, guest_memfd_kind)
 	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x400000, &m), 0);
 	cr_assert_eq(ioasid_file_get_info(ctx, ioas, m.file_id, &fi), 0);
 	cr_assert_eq(fi.kind, IOASID_FILE_GUEST_MEMFD);
+	/* without GUEST_MEMFD_FLAG_MMAP the simulated IOMMU cannot reach it */
+	cr_assert_eq(map_fixed(ctx, ioas, plain, 0, 2 * MiB, 0x800000, RW),
+		     -EOPNOTSUPP);
+	cr_assert(strstr(ioasid_last_error(ctx), "GUEST_MEMFD_FLAG_MMAP"));
 	close(fd);
+	close(plain);
 	close(vm);
 	close(kvm);
 	ioasid_unref(ctx);

@@ -769,8 +769,14 @@ int fault_read(struct session *s, struct ioasid_op *op)
 
 		if (dev->owner != s || !ops(core)->read_faults)
 			continue;
-		if (ops(core)->read_faults(dev->be, out + n, cap - n, &got) == 0)
-			n += got;
+		if (ops(core)->read_faults(dev->be, out + n, cap - n, &got))
+			continue;
+		/* a hole that is a private page of a confidential guest */
+		for (uint32_t j = n; j < n + got; j++)
+			if (out[j].reason == IOASID_FAULT_NOT_PRESENT &&
+			    dev->ioas && ioas_is_private(dev->ioas, out[j].iova))
+				out[j].reason = IOASID_FAULT_PRIVATE;
+		n += got;
 	}
 	op->out_len = n * (uint32_t)sizeof(*out);
 	return 0;

@@ -189,6 +189,12 @@ static int do_file_info(struct session *s, struct ioas *ioas,
 	return ioas_file_info(ioas, op);
 }
 
+static int do_convert(struct session *s, struct ioas *ioas,
+		      struct ioasid_op *op)
+{
+	return ioas_convert(ioas, op);
+}
+
 static int do_dirty_read(struct session *s, struct ioas *ioas,
 			 struct ioasid_op *op)
 {
@@ -286,6 +292,7 @@ static int do_status(struct session *s, struct ioas *unused,
 
 static const struct command commands[__IOASID_CMD_MAX] = {
 	[IOASID_CMD_DIRTY_READ]		= { do_dirty_read, NEEDS_IOAS },
+	[IOASID_CMD_CONVERT]		= { do_convert, NEEDS_IOAS },
 	[IOASID_CMD_IOMMU_LIST]		= { do_iommu_list, 0 },
 	[IOASID_CMD_DEVICE_LIST]	= { do_device_list, 0 },
 	[IOASID_CMD_DEVICE_INFO]	= { do_device_info, 0 },

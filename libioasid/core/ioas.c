@@ -17,6 +17,7 @@
 #include "core/core.h"
 #include "core/ioas.h"
 #include "core/iova_tree.h"
+#include "core/sharedmap.h"
 #include "util/log.h"
 #include "util/macros.h"
 
@@ -41,9 +42,14 @@ static const struct iova_tree_ops tree_ops = {
 	.put = backing_put,
 };
 
-static const struct backend_ops *be_ops(struct ioas *ioas)
+const struct backend_ops *be_ops_of(const struct ioas *ioas)
 {
 	return ioas->core->be_ops;
+}
+
+static const struct backend_ops *be_ops(struct ioas *ioas)
+{
+	return be_ops_of(ioas);
 }
 
 int ioas_create(struct session *s, uint32_t flags, struct ioas **out,
@@ -74,6 +80,12 @@ int ioas_create(struct session *s, uint32_t flags, struct ioas **out,
 		return op_fail(op, -r, "the %s backend cannot create an "
 			       "address space", s->core->be_ops->name);
 	}
+	if ((flags & IOASID_IOAS_RESTRICTED) && sharedmap_new(&ioas->shared)) {
+		s->core->be_ops->ioas_free(ioas->be);
+		iova_tree_free(ioas->tree);
+		free(ioas);
+		return op_fail(op, ENOMEM, "out of memory");
+	}
 	pthread_rwlock_init(&ioas->lock, NULL);
 	ioas->id = core_alloc_id(s->core);
 	*out = ioas;
@@ -94,6 +106,7 @@ void ioas_destroy(struct ioas *ioas)
 	}
 	free(ioas->allowed);
 	free(ioas->blocked);
+	sharedmap_free(ioas->shared);
 	pthread_rwlock_destroy(&ioas->lock);
 	free(ioas);
 }
@@ -211,8 +224,7 @@ static int tree_error(struct ioas *ioas, int r, const struct iova_area *a,
 	}
 }
 
-static void area_to_backing(const struct iova_area *a,
-			    struct be_backing *b)
+void ioas_area_backing(const struct iova_area *a, struct be_backing *b)
 {
 	struct file_ref *f = a->backing;
 
@@ -224,6 +236,84 @@ static void area_to_backing(const struct iova_area *a,
 	};
 }
 
+/* ---- what the hardware sees: everything, or only shared pages ------------ */
+
+struct visible {
+	struct ioas *ioas;
+	const struct iova_area *a;
+	uint64_t done;		/* bytes of @a mapped so far (for undo) */
+	uint64_t first_undone;	/* undo runs below this IOVA */
+};
+
+static int map_run(void *arg, uint64_t iova, uint64_t length)
+{
+	struct visible *v = arg;
+	struct iova_area piece = *v->a;
+	struct be_backing b;
+	int r;
+
+	piece.offset += iova - v->a->iova;
+	piece.iova = iova;
+	ioas_area_backing(&piece, &b);
+	r = be_ops(v->ioas)->map(v->ioas->be, iova, length, &b, piece.prot);
+	if (r == 0)
+		v->first_undone = iova + length;
+	return r;
+}
+
+static int unmap_run(void *arg, uint64_t iova, uint64_t length)
+{
+	struct visible *v = arg;
+
+	if (iova >= v->first_undone)
+		return 1;
+	length = min_t(uint64_t, length, v->first_undone - iova);
+	be_ops(v->ioas)->unmap(v->ioas->be, iova, length, NULL, 0);
+	return 0;
+}
+
+/*
+ * Program the backend with the part of @a the hardware may see: all of it,
+ * or in a restricted IOAS only its shared pages.  All or nothing.
+ */
+int ioas_map_visible(struct ioas *ioas, const struct iova_area *a)
+{
+	struct visible v = { ioas, a, 0, a->iova };
+	struct be_backing b;
+	int r;
+
+	if (!ioas->shared) {
+		ioas_area_backing(a, &b);
+		return be_ops(ioas)->map(ioas->be, a->iova, a->length, &b,
+					 a->prot);
+	}
+	r = sharedmap_for_each_run(ioas->shared, a->iova, a->length, true,
+				   map_run, &v);
+	if (r)
+		sharedmap_for_each_run(ioas->shared, a->iova, a->length, true,
+				       unmap_run, &v);
+	return r;
+}
+
+static int backend_map_error(struct ioas *ioas, const struct iova_area *a,
+			     int r, struct ioasid_op *op)
+{
+	const struct file_ref *f = a->backing;
+	const char *name = f ? f->name : "user memory";
+
+	if (r == -EPERM)
+		return op_fail(op, EPERM, "%s at offset 0x%llx is private "
+			       "guest memory: only shared ranges can be mapped",
+			       name, (unsigned long long)a->offset);
+	if (r == -EOPNOTSUPP && f && f->kind == IOASID_FILE_GUEST_MEMFD)
+		return op_fail(op, EOPNOTSUPP, "%s cannot be mapped by the %s "
+			       "backend: create it with GUEST_MEMFD_FLAG_MMAP",
+			       name, be_ops(ioas)->name);
+	return op_fail(op, -r, "the %s backend cannot map %s at IOVA 0x%llx: "
+		       "%s", be_ops(ioas)->name, name,
+		       (unsigned long long)a->iova, strerror(-r));
+}
+
 /*
  * Insert @a (its backing reference already taken) and program the
  * backend.  On failure the reference is dropped and nothing changed.
@@ -231,7 +321,6 @@ static void area_to_backing(const struct iova_area *a,
 static int map_area(struct ioas *ioas, struct iova_area *a, bool fixed,
 		    uint64_t align, struct ioasid_op *op)
 {
-	struct be_backing backing;
 	int r;
 
 	pthread_rwlock_wrlock(&ioas->lock);
@@ -246,16 +335,13 @@ static int map_area(struct ioas *ioas, struct iova_area *a, bool fixed,
 		return tree_error(ioas, r, a, op);
 	}
 
-	area_to_backing(a, &backing);
-	r = be_ops(ioas)->map(ioas->be, a->iova, a->length, &backing, a->prot);
+	r = ioas_map_visible(ioas, a);
 	if (r < 0) {
 		pthread_rwlock_wrlock(&ioas->lock);
 		iova_tree_remove(ioas->tree, a->iova, a->length,
 				 IOVA_TREE_MAPPINGS, NULL, NULL, NULL);
 		pthread_rwlock_unlock(&ioas->lock);
-		return op_fail(op, -r, "the %s backend cannot map IOVA 0x%llx: "
-			       "%s", be_ops(ioas)->name,
-			       (unsigned long long)a->iova, strerror(-r));
+		return backend_map_error(ioas, a, r, op);
 	}
 	account(ioas, 1, (int64_t)a->length);
 	op->out_iova = a->iova;
@@ -357,18 +443,14 @@ static int plan_piece(void *arg, const struct iova_area *piece)
 		.length = whole.length,
 		.prot = whole.prot,
 	};
-	area_to_backing(&whole, &p->v[p->nr].backing);
+	ioas_area_backing(&whole, &p->v[p->nr].backing);
 	p->nr++;
 	return 0;
 }
 
 static int restore_piece(void *arg, const struct iova_area *a)
 {
-	struct ioas *ioas = arg;
-	struct be_backing b;
-
-	area_to_backing(a, &b);
-	return be_ops(ioas)->map(ioas->be, a->iova, a->length, &b, a->prot);
+	return ioas_map_visible(arg, a);
 }
 
 /*
@@ -987,16 +1069,43 @@ void ioas_fill_info(struct ioas *ioas, struct ioasid_ioas_info *info)
 struct replay_arg {
 	int (*fn)(void *arg, const struct be_piece *piece);
 	void *arg;
+	struct ioas *ioas;
 };
+
+struct replay_run {
+	struct replay_arg *ra;
+	const struct iova_area *a;
+};
+
+static int replay_piece(struct replay_arg *ra, const struct iova_area *a)
+{
+	struct be_piece p = { .iova = a->iova, .length = a->length,
+			      .prot = a->prot };
+
+	ioas_area_backing(a, &p.backing);
+	return ra->fn(ra->arg, &p);
+}
+
+static int replay_shared_run(void *arg, uint64_t iova, uint64_t length)
+{
+	struct replay_run *rr = arg;
+	struct iova_area piece = *rr->a;
+
+	piece.offset += iova - rr->a->iova;
+	piece.iova = iova;
+	piece.length = length;
+	return replay_piece(rr->ra, &piece);
+}
 
 static int replay_one(void *arg, const struct iova_area *a)
 {
 	struct replay_arg *ra = arg;
-	struct be_piece p = { .iova = a->iova, .length = a->length,
-			      .prot = a->prot };
+	struct replay_run rr = { ra, a };
 
-	area_to_backing(a, &p.backing);
-	return ra->fn(ra->arg, &p);
+	if (!ra->ioas->shared)
+		return replay_piece(ra, a);
+	return sharedmap_for_each_run(ra->ioas->shared, a->iova, a->length,
+				      true, replay_shared_run, &rr);
 }
 
 static int replay_each(const struct be_replay *replay,
@@ -1004,7 +1113,7 @@ static int replay_each(const struct be_replay *replay,
 		       void *arg)
 {
 	struct ioas *ioas = replay->ioas;
-	struct replay_arg ra = { fn, arg };
+	struct replay_arg ra = { fn, arg, ioas };
 	int r;
 
 	r = iova_tree_for_each_piece(ioas->tree, 0, UINT64_MAX & ~(SZ_4K - 1),

@@ -16,6 +16,7 @@
 #define IOASID_CORE_IOAS_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <uthash.h>
@@ -28,6 +29,8 @@ struct session;
 struct iova_tree;
 struct be_ioas;
 struct be_replay;
+struct backend_ops;
+struct sharedmap;
 
 /* A set of IOVA ranges a device or IOMMU reserves in this IOAS. */
 struct ioas_reservation {
@@ -56,6 +59,8 @@ struct ioas {
 	uint32_t nr_blocked;
 	uint32_t nr_devices;
 	uint32_t nr_domains;
+	/* restricted IOAS: the shared pages (all others are private) */
+	struct sharedmap *shared;
 	UT_hash_handle hh;
 };
 
@@ -82,6 +87,21 @@ void ioas_fill_info(struct ioas *ioas, struct ioasid_ioas_info *info);
 int ioas_set_reservation(struct ioas *ioas, const void *owner,
 			 const struct ioasid_iova_range *ranges, uint32_t nr,
 			 struct ioasid_op *op);
+
+/*
+ * Convert pages of a restricted IOAS to private (unreachable by DMA when
+ * the call returns) or shared, for a batch of ranges; all or nothing.
+ */
+int ioas_convert(struct ioas *ioas, struct ioasid_op *op);
+/* Is @iova a private page of a restricted IOAS? */
+bool ioas_is_private(struct ioas *ioas, uint64_t iova);
+
+/* Internal to core/ioas*.c: how tree areas reach the backend. */
+struct iova_area;
+struct be_backing;
+void ioas_area_backing(const struct iova_area *a, struct be_backing *b);
+const struct backend_ops *be_ops_of(const struct ioas *ioas);
+int ioas_map_visible(struct ioas *ioas, const struct iova_area *a);
 
 /* A be_replay that walks this IOAS (for new domains). */
 void ioas_replay(struct ioas *ioas, struct be_replay *replay);

@@ -55,10 +55,18 @@
 #define OFFP_PROT	((uint64_t)IOVA_PROT_MASK)
 #define OFFP_OFFSET	(~PAGE_MASK_LO)
 
-/* gapf flags: same values as the IOVA_TREE_MAPPINGS/BLOCKED kind masks */
+/*
+ * gapf = largest interior gap | entry count of the child << GF_NR_SHIFT |
+ * kind flags (same values as the IOVA_TREE_MAPPINGS/BLOCKED masks). The
+ * count lets a descent predict where a key falls in the child and prefetch
+ * before the child's header has arrived.
+ */
 #define GF_MAP		((uint64_t)IOVA_TREE_MAPPINGS)
 #define GF_BLK		((uint64_t)IOVA_TREE_BLOCKED)
-#define GF_FLAGS	PAGE_MASK_LO
+#define GF_KINDS	(GF_MAP | GF_BLK)
+#define GF_NR_SHIFT	4
+#define GF_NR_MASK	(0xffULL << GF_NR_SHIFT)
+#define GF_LOW		PAGE_MASK_LO
 
 struct lpay {
 	uint64_t last;
@@ -66,18 +74,30 @@ struct lpay {
 	uintptr_t data;		/* backing pointer, or reason if BLOCKED */
 };
 
+/*
+ * The header shares the first cache line with the first keys. maxgap and
+ * nblk are kept up to date incrementally so that the summary of a leaf is
+ * O(1) and does not touch every payload line after a small change.
+ */
 struct leaf {
+	uint16_t nr;
+	uint16_t nblk;		/* BLOCKED entries */
+	uint64_t maxgap;	/* largest gap between two entries */
 	uint64_t iova[LEAF_CAP];
 	struct lpay pay[LEAF_CAP];
-	uint32_t nr;
+};
+
+/* summary of child j but its first IOVA, which is start[j] */
+struct islot {
+	uint64_t last;
+	uint64_t gapf;
+	void *child;
 };
 
 struct inner {
-	uint64_t start[INNER_CAP];
-	uint64_t last[INNER_CAP];
-	uint64_t gapf[INNER_CAP];
-	void *child[INNER_CAP];
 	uint32_t nr;
+	uint64_t start[INNER_CAP];
+	struct islot slot[INNER_CAP];
 };
 
 struct summ {
@@ -128,7 +148,12 @@ static inline unsigned int ent_kind(uint64_t offp)
 
 static inline uint64_t gap_of(uint64_t gapf)
 {
-	return gapf & ~GF_FLAGS;
+	return gapf & ~GF_LOW;
+}
+
+static inline int nr_of(uint64_t gapf)
+{
+	return (int)((gapf & GF_NR_MASK) >> GF_NR_SHIFT);
 }
 
 static inline uint64_t max_u64(uint64_t a, uint64_t b)
@@ -179,6 +204,40 @@ static inline void prefetch_keys(const uint64_t *a, int n)
 
 	for (i = 0; i < n; i += 8)
 		__builtin_prefetch(a + i);
+}
+
+/*
+ * Before descending into child @j of @n towards @x, start every cache miss
+ * the search in the child will take: its key array and, at the position
+ * interpolated from the child's range and entry count (exact for regularly
+ * spaced areas, close otherwise), the payload line of a leaf or the slot
+ * line of an inner node. One round trip per level instead of two.
+ */
+static inline void prefetch_child(const struct inner *n, int j, uint64_t x,
+				  bool leafkid)
+{
+	uint64_t s = n->start[j];
+	uint64_t span = ((n->slot[j].last - s) >> IOVA_TREE_PAGE_SHIFT) + 1;
+	int nr = nr_of(n->slot[j].gapf);
+	uint64_t i = 0;
+
+	if (x > s)
+		i = ((x - s) >> IOVA_TREE_PAGE_SHIFT) * (uint64_t)nr / span;
+	if (i >= (uint64_t)nr)
+		i = nr - 1;
+	if (leafkid) {
+		const struct leaf *l = n->slot[j].child;
+
+		prefetch_keys(l->iova, nr);
+		__builtin_prefetch(&l->pay[i]);
+		__builtin_prefetch(&l->pay[i].data);
+	} else {
+		const struct inner *c = n->slot[j].child;
+
+		prefetch_keys(c->start, nr);
+		__builtin_prefetch(&c->slot[i]);
+		__builtin_prefetch(&c->slot[i].child);
+	}
 }
 
 static inline void leaf_get(const struct leaf *l, int i, struct ent *e)
@@ -265,7 +324,7 @@ static int tree_reserve(struct iova_tree *t)
 
 		if (!n)
 			return -ENOMEM;
-		n->child[0] = t->spare_inner;
+		n->slot[0].child = t->spare_inner;
 		t->spare_inner = n;
 		t->nr_spare_inner++;
 	}
@@ -286,7 +345,7 @@ static struct inner *take_inner(struct iova_tree *t)
 {
 	struct inner *n = t->spare_inner;
 
-	t->spare_inner = n->child[0];
+	t->spare_inner = n->slot[0].child;
 	t->nr_spare_inner--;
 	n->nr = 0;
 	t->nr_inner++;
@@ -307,7 +366,7 @@ static void drop_inner(struct iova_tree *t, struct inner *n)
 {
 	t->nr_inner--;
 	if (t->nr_spare_inner <= t->height) {
-		n->child[0] = t->spare_inner;
+		n->slot[0].child = t->spare_inner;
 		t->spare_inner = n;
 		t->nr_spare_inner++;
 	} else {
@@ -362,6 +421,8 @@ static void leaf_balance(struct leaf *a, struct leaf *b)
 		a->nr += k;
 		leaf_close(b, 0, k);
 	}
+	leaf_recalc(a);
+	leaf_recalc(b);
 }
 
 static void inner_open(struct inner *n, int pos, int k)
@@ -369,9 +430,7 @@ static void inner_open(struct inner *n, int pos, int k)
 	size_t tail = (size_t)((int)n->nr - pos);
 
 	memmove(&n->start[pos + k], &n->start[pos], tail * 8);
-	memmove(&n->last[pos + k], &n->last[pos], tail * 8);
-	memmove(&n->gapf[pos + k], &n->gapf[pos], tail * 8);
-	memmove(&n->child[pos + k], &n->child[pos], tail * sizeof(void *));
+	memmove(&n->slot[pos + k], &n->slot[pos], tail * sizeof(n->slot[0]));
 	n->nr += k;
 }
 
@@ -380,9 +439,7 @@ static void inner_close(struct inner *n, int pos, int k)
 	size_t tail = (size_t)((int)n->nr - pos - k);
 
 	memmove(&n->start[pos], &n->start[pos + k], tail * 8);
-	memmove(&n->last[pos], &n->last[pos + k], tail * 8);
-	memmove(&n->gapf[pos], &n->gapf[pos + k], tail * 8);
-	memmove(&n->child[pos], &n->child[pos + k], tail * sizeof(void *));
+	memmove(&n->slot[pos], &n->slot[pos + k], tail * sizeof(n->slot[0]));
 	n->nr -= k;
 }
 
@@ -390,9 +447,7 @@ static void inner_copy(struct inner *d, int di, const struct inner *s, int si,
 		       int k)
 {
 	memcpy(&d->start[di], &s->start[si], k * 8);
-	memcpy(&d->last[di], &s->last[si], k * 8);
-	memcpy(&d->gapf[di], &s->gapf[si], k * 8);
-	memcpy(&d->child[di], &s->child[si], k * sizeof(void *));
+	memcpy(&d->slot[di], &s->slot[si], k * sizeof(d->slot[0]));
 }
 
 static void inner_balance(struct inner *a, struct inner *b)
@@ -416,38 +471,62 @@ static void inner_balance(struct inner *a, struct inner *b)
 /* ------------------------------------------------------------------ */
 /* augmented summaries */
 
-static void leaf_summ(const struct leaf *l, struct summ *s)
+/* Gap between entries k - 1 and k */
+static inline uint64_t leaf_gap(const struct leaf *l, int k)
+{
+	return l->iova[k] - l->pay[k - 1].last - 1;
+}
+
+/* Largest gap before entries [from, to] (clamped to the leaf) */
+static uint64_t leaf_gaps(const struct leaf *l, int from, int to)
 {
 	uint64_t gap = 0;
-	uint64_t fl = ent_kind(l->pay[0].offp);
-	int i;
+	int k;
 
-	for (i = 1; i < (int)l->nr; i++) {
-		uint64_t g = l->iova[i] - l->pay[i - 1].last - 1;
+	if (from < 1)
+		from = 1;
+	if (to > (int)l->nr - 1)
+		to = (int)l->nr - 1;
+	for (k = from; k <= to; k++)
+		gap = max_u64(gap, leaf_gap(l, k));
+	return gap;
+}
 
-		gap = max_u64(gap, g);
-		fl |= ent_kind(l->pay[i].offp);
-	}
+/* Full recomputation after bulk moves (splits, merges, balancing) */
+static void leaf_recalc(struct leaf *l)
+{
+	int i, nblk = 0;
+
+	for (i = 0; i < (int)l->nr; i++)
+		nblk += !!(l->pay[i].offp & OFFP_BLOCKED);
+	l->nblk = (uint16_t)nblk;
+	l->maxgap = leaf_gaps(l, 1, l->nr - 1);
+}
+
+static void leaf_summ(const struct leaf *l, struct summ *s)
+{
+	uint64_t fl = (l->nblk ? GF_BLK : 0) | (l->nr > l->nblk ? GF_MAP : 0);
+
 	s->start = l->iova[0];
 	s->last = l->pay[l->nr - 1].last;
-	s->gapf = gap | fl;
+	s->gapf = l->maxgap | (uint64_t)l->nr << GF_NR_SHIFT | fl;
 }
 
 static void inner_summ(const struct inner *n, struct summ *s)
 {
-	uint64_t gap = gap_of(n->gapf[0]);
-	uint64_t fl = n->gapf[0] & GF_FLAGS;
+	uint64_t gap = gap_of(n->slot[0].gapf);
+	uint64_t fl = n->slot[0].gapf & GF_KINDS;
 	int j;
 
 	for (j = 1; j < (int)n->nr; j++) {
-		uint64_t g = n->start[j] - n->last[j - 1] - 1;
+		uint64_t g = n->start[j] - n->slot[j - 1].last - 1;
 
-		gap = max_u64(gap, max_u64(g, gap_of(n->gapf[j])));
-		fl |= n->gapf[j] & GF_FLAGS;
+		gap = max_u64(gap, max_u64(g, gap_of(n->slot[j].gapf)));
+		fl |= n->slot[j].gapf & GF_KINDS;
 	}
 	s->start = n->start[0];
-	s->last = n->last[n->nr - 1];
-	s->gapf = gap | fl;
+	s->last = n->slot[n->nr - 1].last;
+	s->gapf = gap | (uint64_t)n->nr << GF_NR_SHIFT | fl;
 }
 
 static void node_summ(const void *node, bool is_leaf, struct summ *s)
@@ -458,15 +537,19 @@ static void node_summ(const void *node, bool is_leaf, struct summ *s)
 		inner_summ(node, s);
 }
 
-/* Recompute the summary slot @j of @p from its child */
-static void refresh(struct inner *p, int j, bool leafkid)
+/* Recompute the summary slot @j of @p from its child; true if it changed */
+static bool refresh(struct inner *p, int j, bool leafkid)
 {
 	struct summ s;
 
-	node_summ(p->child[j], leafkid, &s);
+	node_summ(p->slot[j].child, leafkid, &s);
+	if (p->start[j] == s.start && p->slot[j].last == s.last &&
+	    p->slot[j].gapf == s.gapf)
+		return false;
 	p->start[j] = s.start;
-	p->last[j] = s.last;
-	p->gapf[j] = s.gapf;
+	p->slot[j].last = s.last;
+	p->slot[j].gapf = s.gapf;
+	return true;
 }
 
 static inline uint32_t node_nr(const void *node, bool is_leaf)
@@ -492,8 +575,18 @@ static void leaf_insert(struct iova_tree *t, struct leaf *l,
 	struct leaf *n;
 
 	if ((int)l->nr < cap) {
+		/* the gap the new entry splits, if it was the largest */
+		bool was_max = pos > 0 && pos < (int)l->nr &&
+			       leaf_gap(l, pos) == l->maxgap;
+
 		leaf_open(l, pos, 1);
 		leaf_set(l, pos, e);
+		l->nblk += !!(e->p.offp & OFFP_BLOCKED);
+		if (was_max)
+			l->maxgap = leaf_gaps(l, 1, l->nr - 1);
+		else
+			l->maxgap = max_u64(l->maxgap,
+					    leaf_gaps(l, pos, pos + 1));
 		return;
 	}
 	n = take_leaf(t);
@@ -518,6 +611,8 @@ static void leaf_insert(struct iova_tree *t, struct leaf *l,
 		leaf_open(n, pos - mid, 1);
 		leaf_set(n, pos - mid, e);
 	}
+	leaf_recalc(l);
+	leaf_recalc(n);
 	*sib = n;
 }
 
@@ -530,7 +625,7 @@ static void leaf_insert(struct iova_tree *t, struct leaf *l,
 static int leaf_make_room(struct iova_tree *t, struct inner *p, int j,
 			  uint64_t key)
 {
-	struct leaf *l = p->child[j];
+	struct leaf *l = p->slot[j].child;
 	int cap = t->cap;
 	struct leaf *s;
 	int pos;
@@ -539,7 +634,7 @@ static int leaf_make_room(struct iova_tree *t, struct inner *p, int j,
 		return j;
 	pos = count_le(l->iova, l->nr, key);
 	if (j + 1 < (int)p->nr) {
-		s = p->child[j + 1];
+		s = p->slot[j + 1].child;
 		/* key sorts after all of l and before all of s */
 		if (pos == cap && (int)s->nr < cap)
 			return j + 1;
@@ -551,7 +646,7 @@ static int leaf_make_room(struct iova_tree *t, struct inner *p, int j,
 		}
 	}
 	if (j > 0 && pos > 0) {
-		s = p->child[j - 1];
+		s = p->slot[j - 1].child;
 		if ((int)s->nr <= cap - 2) {
 			leaf_balance(s, l);
 			refresh(p, j - 1, true);
@@ -592,7 +687,7 @@ static void inner_add(struct iova_tree *t, struct inner *p, int q, void *child,
 		*sib = m;
 	}
 	inner_open(dst, q, 1);
-	dst->child[q] = child;
+	dst->slot[q].child = child;
 	refresh(dst, q, leafkid);
 }
 
@@ -612,7 +707,7 @@ static void ins_rec(struct iova_tree *t, void *node, int level,
 	j = j ? j - 1 : 0;
 	if (leafkid)
 		j = leaf_make_room(t, p, j, e->iova);
-	ins_rec(t, p->child[j], level + 1, e, &csib);
+	ins_rec(t, p->slot[j].child, level + 1, e, &csib);
 	refresh(p, j, leafkid);
 	if (csib)
 		inner_add(t, p, j + 1, csib, leafkid, sib);
@@ -638,8 +733,8 @@ static void tree_insert_ent(struct iova_tree *t, const struct ent *e)
 		return;
 	r = take_inner(t);
 	r->nr = 2;
-	r->child[0] = t->root;
-	r->child[1] = sib;
+	r->slot[0].child = t->root;
+	r->slot[1].child = sib;
 	refresh(r, 0, t->height == 1);
 	refresh(r, 1, t->height == 1);
 	t->root = r;
@@ -678,13 +773,14 @@ static bool ff_rec(const struct iova_tree *t, void *node, int level,
 		int j = count_le(n->start, n->nr, a);
 
 		j = j ? j - 1 : 0;
-		if (n->last[j] < a)
+		if (n->slot[j].last < a)
 			j++;
 		for (; j < (int)n->nr && n->start[j] <= b; j++) {
-			if (!(n->gapf[j] & kinds))
+			if (!(n->slot[j].gapf & kinds))
 				continue;
 			p->idx[level] = j;
-			if (ff_rec(t, n->child[j], level + 1, a, b, kinds, p))
+			prefetch_child(n, j, a, level + 1 == t->height - 1);
+			if (ff_rec(t, n->slot[j].child, level + 1, a, b, kinds, p))
 				return true;
 		}
 		return false;
@@ -725,7 +821,7 @@ static bool path_next(const struct iova_tree *t, struct iova_tree_path *p)
 	for (; lv < t->height - 1; lv++) {
 		const struct inner *n = p->node[lv];
 
-		p->node[lv + 1] = n->child[p->idx[lv]];
+		p->node[lv + 1] = n->slot[p->idx[lv]].child;
 		p->idx[lv + 1] = 0;
 	}
 	return true;
@@ -784,7 +880,7 @@ static bool ff_node(const struct iova_tree *t, const void *node, int level,
 		for (j = j0; j < (int)n->nr; j++) {
 			if (j > j0) {
 				/* the gap between child j - 1 and child j */
-				uint64_t gs = n->last[j - 1] + 1;
+				uint64_t gs = n->slot[j - 1].last + 1;
 
 				if (gs > r->hi)
 					break;
@@ -794,8 +890,9 @@ static bool ff_node(const struct iova_tree *t, const void *node, int level,
 			}
 			if (n->start[j] > r->hi)
 				break;
-			if (gap_of(n->gapf[j]) >= r->len && n->last[j] > r->lo &&
-			    ff_node(t, n->child[j], level + 1, r, x))
+			if (gap_of(n->slot[j].gapf) >= r->len &&
+			    n->slot[j].last > r->lo &&
+			    ff_node(t, n->slot[j].child, level + 1, r, x))
 				return true;
 		}
 		return false;
@@ -840,14 +937,15 @@ static void rebalance(struct iova_tree *t, struct inner *par, int j,
 		refresh(par, j, leafkid);
 		return;
 	}
-	a = par->child[x];
-	b = par->child[x + 1];
+	a = par->slot[x].child;
+	b = par->slot[x + 1].child;
 	if ((int)(node_nr(a, leafkid) + node_nr(b, leafkid)) <= cap) {
 		if (leafkid) {
 			struct leaf *la = a, *lb = b;
 
 			leaf_copy(la, la->nr, lb, 0, lb->nr);
 			la->nr += lb->nr;
+			leaf_recalc(la);
 			drop_leaf(t, lb);
 		} else {
 			struct inner *ia = a, *ib = b;
@@ -875,7 +973,7 @@ static void shrink_root(struct iova_tree *t)
 
 		if (r->nr > 1)
 			return;
-		t->root = r->nr ? r->child[0] : NULL;
+		t->root = r->nr ? r->slot[0].child : NULL;
 		t->height = r->nr ? t->height - 1 : 0;
 		drop_inner(t, r);
 	}
@@ -894,7 +992,7 @@ static void fix_up(struct iova_tree *t, struct iova_tree_path *p)
 		struct inner *par = p->node[lv];
 		int j = p->idx[lv];
 		bool leafkid = lv == t->height - 2;
-		void *c = par->child[j];
+		void *c = par->slot[j].child;
 		uint32_t cnr = node_nr(c, leafkid);
 
 		if (cnr == 0) {
@@ -1166,7 +1264,7 @@ static void free_rec(struct iova_tree *t, void *node, int level)
 		return;
 	}
 	for (i = 0; i < (int)((struct inner *)node)->nr; i++)
-		free_rec(t, ((struct inner *)node)->child[i], level + 1);
+		free_rec(t, ((struct inner *)node)->slot[i].child, level + 1);
 	mem_free(t, node, sizeof(struct inner));
 }
 
@@ -1180,7 +1278,7 @@ void iova_tree_free(struct iova_tree *t)
 	while (t->spare_inner) {
 		struct inner *n = t->spare_inner;
 
-		t->spare_inner = n->child[0];
+		t->spare_inner = n->slot[0].child;
 		mem_free(t, n, sizeof(*n));
 	}
 	if (t->ops.free)
@@ -1367,14 +1465,13 @@ int iova_tree_lookup(const struct iova_tree *t, uint64_t iova,
 	for (lv = 0; lv < t->height - 1; lv++) {
 		const struct inner *n = node;
 
-		prefetch_keys(n->start, n->nr);
 		i = count_le(n->start, n->nr, iova);
 		if (!i)
 			return -ENOENT;
-		node = n->child[i - 1];
+		prefetch_child(n, i - 1, iova, lv + 1 == t->height - 1);
+		node = n->slot[i - 1].child;
 	}
 	l = node;
-	prefetch_keys(l->iova, l->nr);
 	i = count_le(l->iova, l->nr, iova);
 	if (!i || l->pay[i - 1].last < iova)
 		return -ENOENT;
@@ -1488,12 +1585,12 @@ static int val_rec(const struct iova_tree *t, const void *node, int level,
 	if (n->nr < 1 || (int)n->nr > t->cap || (level == 0 && n->nr < 2))
 		return -EUCLEAN;
 	for (j = 0; j < (int)n->nr; j++) {
-		ret = val_rec(t, n->child[j], level + 1, vs);
+		ret = val_rec(t, n->slot[j].child, level + 1, vs);
 		if (ret)
 			return ret;
-		node_summ(n->child[j], leafkid, &s);
-		if (s.start != n->start[j] || s.last != n->last[j] ||
-		    s.gapf != n->gapf[j])
+		node_summ(n->slot[j].child, leafkid, &s);
+		if (s.start != n->start[j] || s.last != n->slot[j].last ||
+		    s.gapf != n->slot[j].gapf)
 			return -EUCLEAN;
 	}
 	vs->nr_inner++;

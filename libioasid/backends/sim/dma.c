@@ -4,7 +4,9 @@
  * copies, fault records, traffic counters.  See dma.h for the contract.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
 #endif
 #include "dma.h"
 #include "guarded_copy.h"
@@ -27,8 +29,7 @@ struct dma_op {
 	bool no_snoop;
 	uint64_t hits;
 	uint64_t misses;
-	uint64_t snooped;
-	uint64_t noncoherent;
+	uint64_t bytes[2];	/* [non-coherent] */
 	/* set when a chunk faults */
 	uint64_t fault_iova;
 	uint32_t fault_domid;
@@ -249,10 +250,7 @@ static int dma_translate(struct dma_op *op, struct sim_domain *dom,
 static void account_snoop(struct dma_op *op, const struct sim_iotlb_hit *h,
 			  size_t n)
 {
-	if (op->no_snoop && !(h->flags & SIM_PTE_SNP))
-		op->noncoherent += n;
-	else
-		op->snooped += n;
+	op->bytes[op->no_snoop && !(h->flags & SIM_PTE_SNP)] += n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -314,21 +312,16 @@ out_fault:
 	return 0;
 }
 
-static void dma_account(struct sim_dev *dev, const struct dma_op *op,
-			size_t done)
+/* Once per call: a few relaxed atomic adds, not one per chunk. */
+static void dma_account(struct sim_dev *dev, const struct dma_op *op)
 {
-	uint64_t *bytes = op->access == SIM_ACCESS_WRITE ?
-			  &dev->bytes_written : &dev->bytes_read;
+	uint64_t *t = dev->traffic[op->access == SIM_ACCESS_WRITE];
 
 	sim_iotlb_account(&dev->iotlb, op->hits, op->misses);
-	if (done)
-		__atomic_fetch_add(bytes, done, __ATOMIC_RELAXED);
-	if (op->snooped)
-		__atomic_fetch_add(&dev->snooped_bytes, op->snooped,
-				   __ATOMIC_RELAXED);
-	if (op->noncoherent)
-		__atomic_fetch_add(&dev->noncoherent_bytes, op->noncoherent,
-				   __ATOMIC_RELAXED);
+	if (op->bytes[0])
+		__atomic_fetch_add(&t[0], op->bytes[0], __ATOMIC_RELAXED);
+	if (op->bytes[1])
+		__atomic_fetch_add(&t[1], op->bytes[1], __ATOMIC_RELAXED);
 }
 
 static int dma_run(struct dma_op *op, uint64_t iova, size_t len,
@@ -348,7 +341,7 @@ static int dma_run(struct dma_op *op, uint64_t iova, size_t len,
 		n = dma_chunk(op, iova + off, op->buf + off, want, &err);
 		off += n;
 	}
-	dma_account(op->dev, op, off);
+	dma_account(op->dev, op);
 	if (err && op->fault_reason)
 		record_fault(op->dev, op);
 	*done = off;
@@ -399,20 +392,25 @@ int sim_dev_translate(struct sim_dev *dev, uint64_t iova, unsigned int access,
 	return 0;
 }
 
+static uint64_t load64(uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
 void sim_dev_get_stats(struct sim_dev *dev, struct sim_dev_stats *st)
 {
-	st->bytes_read = __atomic_load_n(&dev->bytes_read, __ATOMIC_RELAXED);
-	st->bytes_written = __atomic_load_n(&dev->bytes_written,
-					    __ATOMIC_RELAXED);
-	st->snooped_bytes = __atomic_load_n(&dev->snooped_bytes,
-					    __ATOMIC_RELAXED);
-	st->noncoherent_bytes = __atomic_load_n(&dev->noncoherent_bytes,
-						__ATOMIC_RELAXED);
-	st->iotlb_hits = __atomic_load_n(&dev->iotlb.hits, __ATOMIC_RELAXED);
-	st->iotlb_misses = __atomic_load_n(&dev->iotlb.misses,
-					   __ATOMIC_RELAXED);
-	st->iotlb_invalidations = __atomic_load_n(&dev->iotlb.invalidations,
-						  __ATOMIC_RELAXED);
+	uint64_t rs = load64(&dev->traffic[0][0]);
+	uint64_t rn = load64(&dev->traffic[0][1]);
+	uint64_t ws = load64(&dev->traffic[1][0]);
+	uint64_t wn = load64(&dev->traffic[1][1]);
+
+	st->bytes_read = rs + rn;
+	st->bytes_written = ws + wn;
+	st->snooped_bytes = rs + ws;
+	st->noncoherent_bytes = rn + wn;
+	st->iotlb_hits = load64(&dev->iotlb.hits);
+	st->iotlb_misses = load64(&dev->iotlb.misses);
+	st->iotlb_invalidations = load64(&dev->iotlb.invalidations);
 	pthread_mutex_lock(&dev->fault_lock);
 	st->faults = dev->nr_faults;
 	st->fault_overflows = dev->nr_overflows;

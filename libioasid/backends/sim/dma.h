@@ -105,10 +105,7 @@ struct sim_dev {
 	int fault_eventfd;
 	uint64_t nr_faults;
 	uint64_t nr_overflows;
-	uint64_t bytes_read;
-	uint64_t bytes_written;
-	uint64_t snooped_bytes;
-	uint64_t noncoherent_bytes;
+	uint64_t traffic[2][2];		/* [write][non-coherent] bytes */
 	struct sim_iotlb iotlb;
 };
 

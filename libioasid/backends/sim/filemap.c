@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "backends/sim/filemap.h"
+#include "backends/sim/guarded_copy.h"
 #include "core/file.h"
 #include "util/macros.h"
 
@@ -70,6 +71,20 @@ static int map_file(struct file_ref *file, struct filemap_chunk **out)
 	return 0;
 }
 
+/*
+ * A private guest_memfd page SIGBUSes when touched through a mapping: look
+ * at the first page of the range (guest_memfd shares or hides whole files
+ * on the kernels we know) so such a range is refused up front.
+ */
+static int probe_shared(const void *addr)
+{
+	struct sim_guard_fault fault;
+	uint8_t byte;
+	size_t done;
+
+	return sim_guarded_copy(&byte, addr, 1, &done, &fault) ? -EPERM : 0;
+}
+
 int filemap_hva(const struct be_backing *b, uint64_t length, uint32_t prot,
 		uint64_t *hva)
 {
@@ -93,5 +108,7 @@ int filemap_hva(const struct be_backing *b, uint64_t length, uint32_t prot,
 		file->be_release = filemap_release;
 	}
 	*hva = (uint64_t)(uintptr_t)c->base + b->offset;
+	if (file->kind == IOASID_FILE_GUEST_MEMFD)
+		return probe_shared((const void *)(uintptr_t)*hva);
 	return 0;
 }

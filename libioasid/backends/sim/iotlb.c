@@ -19,11 +19,14 @@
  * fill is dropped; if later, the invalidation sees and drops the entry.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
 #endif
 #include "iotlb.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,12 +55,20 @@ static bool entry_trylock(struct sim_iotlb_entry *e, uint64_t *seq)
 	return true;
 }
 
+/* Writers only.  The holder may be a preempted DMA thread filling the
+ * entry: yield rather than burn the CPU it needs. */
 static void entry_lock(struct sim_iotlb_entry *e, uint64_t *seq)
 {
+	unsigned int spins = 0;
+
 	while (!entry_trylock(e, seq)) {
+		if (++spins < 128) {
 #if defined(__x86_64__) || defined(__i386__)
-		__builtin_ia32_pause();
+			__builtin_ia32_pause();
 #endif
+		} else {
+			sched_yield();
+		}
 	}
 }
 

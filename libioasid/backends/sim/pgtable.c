@@ -41,7 +41,9 @@
  * synchronize (the new, unmapped state).
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
 #endif
 #include "pgtable.h"
 
@@ -105,6 +107,8 @@ static void gp_thread_exit(void *arg)
 {
 	struct gp_reader *r = arg;
 
+	/* A later destructor doing DMA re-registers instead of using r. */
+	gp_self = NULL;
 	pthread_mutex_lock(&gp_lock);
 	*r->pprev = r->next;
 	if (r->next)

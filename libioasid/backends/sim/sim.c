@@ -197,8 +197,13 @@ static int sim_map(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 		   const struct be_backing *backing, uint32_t prot)
 {
 	struct be_domain *d, *undo;
-	int r = 0;
+	uint64_t hva;
+	int r;
 
+	/* even with no domain yet: the memory must be there to map */
+	r = filemap_hva(backing, length, prot, &hva);
+	if (r < 0)
+		return r;
 	for (d = ioas->domains; d; d = d->next) {
 		r = domain_map(d, iova, length, backing, prot);
 		if (r < 0)

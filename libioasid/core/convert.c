@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Shared/private conversion of a restricted IOAS (confidential guests).
+ *
+ * Mappings stay in the tree whatever the pages' state; only what the
+ * hardware sees changes.  To private: the pages leave every domain and
+ * IOTLB before the call returns.  To shared: they are mapped again from the
+ * mapping that covers them.  Pages whose state does not change are never
+ * touched, so DMA to them never sees a window (the page tables split large
+ * leaves in place).  A batch is all or nothing.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "backends/backend.h"
+#include "core/core.h"
+#include "core/ioas.h"
+#include "core/iova_tree.h"
+#include "core/sharedmap.h"
+#include "util/macros.h"
+
+#define KNOWN_FLAGS (IOASID_CONVERT_PRIVATE | IOASID_CONVERT_SHARED)
+
+struct flipped {
+	struct ioasid_iova_range *v;	/* runs whose state changed */
+	uint32_t nr, cap;
+};
+
+struct convert {
+	struct ioas *ioas;
+	bool to_shared;
+	struct flipped done;
+};
+
+static int remember(struct flipped *f, uint64_t iova, uint64_t length)
+{
+	if (f->nr == f->cap) {
+		uint32_t cap = f->cap ? f->cap * 2 : 64;
+		void *v = realloc(f->v, cap * sizeof(*f->v));
+
+		if (!v)
+			return -ENOMEM;
+		f->v = v;
+		f->cap = cap;
+	}
+	f->v[f->nr++] = (struct ioasid_iova_range){ iova, iova + length - 1 };
+	return 0;
+}
+
+static int map_piece(void *arg, const struct iova_area *piece)
+{
+	struct convert *c = arg;
+	struct be_backing b;
+
+	ioas_area_backing(piece, &b);
+	return be_ops_of(c->ioas)->map(c->ioas->be, piece->iova, piece->length,
+				       &b, piece->prot);
+}
+
+static int unmap_piece(void *arg, const struct iova_area *piece)
+{
+	struct convert *c = arg;
+
+	return be_ops_of(c->ioas)->unmap(c->ioas->be, piece->iova,
+					 piece->length, NULL, 0);
+}
+
+/* Make one run of pages visible or invisible to the hardware. */
+static int apply_run(struct convert *c, uint64_t iova, uint64_t length,
+		     bool shared)
+{
+	return iova_tree_for_each_piece(c->ioas->tree, iova, length,
+					IOVA_TREE_MAPPINGS,
+					shared ? map_piece : unmap_piece, c);
+}
+
+/* Put a run back the way it was (shared: visible, else invisible). */
+static void restore_run(struct convert *c, uint64_t iova, uint64_t length,
+			bool shared)
+{
+	apply_run(c, iova, length, false);	/* holes are harmless */
+	if (shared)
+		apply_run(c, iova, length, true);
+}
+
+static int flip_run(void *arg, uint64_t iova, uint64_t length)
+{
+	struct convert *c = arg;
+	int r;
+
+	r = apply_run(c, iova, length, c->to_shared);
+	if (r == 0)
+		r = remember(&c->done, iova, length);
+	if (r < 0) {
+		/* this run may be half applied */
+		restore_run(c, iova, length, !c->to_shared);
+		return r;
+	}
+	pthread_rwlock_wrlock(&c->ioas->lock);
+	sharedmap_set(c->ioas->shared, iova, length, c->to_shared);
+	pthread_rwlock_unlock(&c->ioas->lock);
+	return 0;
+}
+
+static void undo(struct convert *c)
+{
+	for (uint32_t i = c->done.nr; i-- > 0;) {
+		uint64_t iova = c->done.v[i].start;
+		uint64_t len = c->done.v[i].last - iova + 1;
+
+		restore_run(c, iova, len, !c->to_shared);
+		pthread_rwlock_wrlock(&c->ioas->lock);
+		sharedmap_set(c->ioas->shared, iova, len, !c->to_shared);
+		pthread_rwlock_unlock(&c->ioas->lock);
+	}
+}
+
+static int check_batch(struct ioas *ioas, const struct ioasid_iova_range *v,
+		       uint32_t nr, struct ioasid_op *op)
+{
+	for (uint32_t i = 0; i < nr; i++) {
+		if (v[i].start > v[i].last)
+			return op_fail(op, EINVAL, "range %u starts after it "
+				       "ends", i);
+		if (!IS_ALIGNED(v[i].start, SZ_4K) ||
+		    !IS_ALIGNED(v[i].last + 1, SZ_4K))
+			return op_fail(op, EINVAL, "range %u is not made of "
+				       "whole 4 KiB pages", i);
+	}
+	return 0;
+}
+
+int ioas_convert(struct ioas *ioas, struct ioasid_op *op)
+{
+	const struct ioasid_iova_range *v = op->in;
+	uint32_t nr = op->in_len / sizeof(*v);
+	struct convert c = { .ioas = ioas };
+	int r = 0;
+
+	if (op->flags & ~(uint32_t)KNOWN_FLAGS)
+		return op_fail(op, EOPNOTSUPP, "unknown convert flags 0x%x",
+			       op->flags);
+	if (op->flags != IOASID_CONVERT_PRIVATE &&
+	    op->flags != IOASID_CONVERT_SHARED)
+		return op_fail(op, EINVAL, "convert to private or to shared, "
+			       "not both or neither");
+	if (!ioas->shared)
+		return op_fail(op, EINVAL, "IOAS %u is not restricted: all its "
+			       "pages are shared", ioas->id);
+	if (op->in_len % sizeof(*v) || !nr)
+		return op_fail(op, EINVAL, "no ranges to convert");
+	r = check_batch(ioas, v, nr, op);
+	if (r < 0)
+		return r;
+	c.to_shared = op->flags == IOASID_CONVERT_SHARED;
+	for (uint32_t i = 0; c.to_shared && i < nr && r == 0; i++)
+		r = sharedmap_reserve(ioas->shared, v[i].start,
+				      v[i].last - v[i].start + 1);
+	for (uint32_t i = 0; i < nr && r == 0; i++)
+		r = sharedmap_for_each_run(ioas->shared, v[i].start,
+					   v[i].last - v[i].start + 1,
+					   !c.to_shared, flip_run, &c);
+	if (r < 0) {
+		undo(&c);
+		sharedmap_trim(ioas->shared);
+		free(c.done.v);
+		if (r == -EPERM)
+			return op_fail(op, EPERM, "the pages are private guest "
+				       "memory in their guest_memfd and cannot "
+				       "be shared with devices; nothing changed");
+		return op_fail(op, -r, "conversion failed and was undone: %s",
+			       strerror(-r));
+	}
+	pthread_rwlock_wrlock(&ioas->lock);
+	sharedmap_trim(ioas->shared);
+	pthread_rwlock_unlock(&ioas->lock);
+	op->out_bytes = 0;
+	for (uint32_t i = 0; i < c.done.nr; i++)
+		op->out_bytes += c.done.v[i].last - c.done.v[i].start + 1;
+	free(c.done.v);
+	return 0;
+}
+
+bool ioas_is_private(struct ioas *ioas, uint64_t iova)
+{
+	struct iova_area a;
+
+	return ioas->shared && !sharedmap_test(ioas->shared, iova) &&
+	       iova_tree_lookup(ioas->tree, iova, &a) == 0 &&
+	       a.kind == IOVA_AREA_MAPPING;
+}

@@ -1,0 +1,703 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Tests for the simulated IOMMU page tables (libioasid/backends/sim).
+ * The page table never dereferences the "hva" of a leaf, so most tests use
+ * made-up, suitably aligned addresses.  Build:
+ *   gcc -std=gnu11 -I libioasid tests/test_sim_pgtable.c \
+ *       libioasid/backends/sim/pgtable.c -lcriterion -lpthread
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#if defined(__SANITIZE_THREAD__) && !defined(SIM_TEST_FORCE_CRITERION)
+/*
+ * Criterion's sandbox maps its shared arena at random fixed addresses that
+ * collide with ThreadSanitizer's shadow memory (Criterion issue #274), so
+ * TSan builds run the same tests with this minimal stand-in: each test in
+ * a forked child, assertions exit(1), skips exit(77).
+ */
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+struct shim_test {
+	const char *name;
+	void (*fn)(void);
+	struct shim_test *next;
+};
+static struct shim_test *shim_tests, **shim_tail = &shim_tests;
+#define Test(s, n, ...)							\
+	static void s##_##n(void);					\
+	static struct shim_test s##_##n##_t = { #s "::" #n, s##_##n, NULL }; \
+	__attribute__((constructor)) static void s##_##n##_reg(void)	\
+	{ *shim_tail = &s##_##n##_t; shim_tail = &s##_##n##_t.next; }	\
+	static void s##_##n(void)
+#define cr_assert(c, ...) do { if (!(c)) {				\
+	fprintf(stderr, "%s:%d: assertion failed: %s\n",		\
+		__FILE__, __LINE__, #c); _exit(1); } } while (0)
+#define cr_assert_eq(a, b, ...)  cr_assert((a) == (b))
+#define cr_assert_neq(a, b, ...) cr_assert((a) != (b))
+#define cr_assert_lt(a, b, ...)  cr_assert((a) < (b))
+#define cr_assert_gt(a, b, ...)  cr_assert((a) > (b))
+#define cr_assert_geq(a, b, ...) cr_assert((a) >= (b))
+#define cr_assert_leq(a, b, ...) cr_assert((a) <= (b))
+#define cr_assert_not_null(p, ...) cr_assert((p) != NULL)
+#define cr_skip_test(...) do { fprintf(stderr, __VA_ARGS__);		\
+	fputc('\n', stderr); _exit(77); } while (0)
+int main(void)
+{
+	int st, failed = 0, n = 0;
+	struct shim_test *t;
+	pid_t pid;
+
+	for (t = shim_tests; t; t = t->next, n++) {
+		pid = fork();
+		if (pid == 0) {
+			alarm(300);
+			t->fn();
+			_exit(0);
+		}
+		waitpid(pid, &st, 0);
+		st = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		fprintf(stderr, "[%s] %s\n", st == 0 ? "PASS" : st == 77 ?
+			"SKIP" : "FAIL", t->name);
+		failed += st != 0 && st != 77;
+	}
+	fprintf(stderr, "Tested: %d | Failing: %d\n", n, failed);
+	return failed != 0;
+}
+#else
+#include <criterion/criterion.h>
+#endif
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backends/sim/pgtable.h"
+
+#define SZ_4K	SIM_SZ_4K
+#define SZ_2M	SIM_SZ_2M
+#define SZ_1G	SIM_SZ_1G
+#define ALL_SIZES (SZ_4K | SZ_2M | SZ_1G)
+#define RW	(SIM_PROT_READ | SIM_PROT_WRITE)
+#define HVA_BASE 0x100000000000ULL	/* 16 TiB: 1 GiB aligned, fake */
+
+static struct sim_pgtable *new_pgt(unsigned int aw, uint64_t mask,
+				   unsigned int flags)
+{
+	struct sim_pgtable *pgt = NULL;
+
+	cr_assert_eq(sim_pgtable_create(aw, mask, flags, &pgt), 0);
+	return pgt;
+}
+
+static struct sim_pgt_stats stats(struct sim_pgtable *pgt)
+{
+	struct sim_pgt_stats st;
+
+	sim_pgtable_stats(pgt, &st);
+	return st;
+}
+
+/* Walk and check level and translated address of one IOVA. */
+static void expect_leaf(struct sim_pgtable *pgt, uint64_t iova,
+			unsigned int level, uint64_t hva)
+{
+	struct sim_xlate x;
+
+	cr_assert_eq(sim_pgtable_walk(pgt, iova, &x), 0, "iova %#lx",
+		     (unsigned long)iova);
+	cr_assert_eq(x.level, level, "iova %#lx level %u want %u",
+		     (unsigned long)iova, x.level, level);
+	cr_assert_eq(x.size, 1ULL << (12 + 9 * (level - 1)));
+	cr_assert_eq(x.hva + (iova - x.iova), hva, "iova %#lx",
+		     (unsigned long)iova);
+}
+
+Test(sim_pgtable, create_params)
+{
+	struct sim_pgtable *pgt;
+
+	cr_assert_eq(sim_pgtable_create(29, ALL_SIZES, 0, &pgt), -EINVAL);
+	cr_assert_eq(sim_pgtable_create(58, ALL_SIZES, 0, &pgt), -EINVAL);
+	cr_assert_eq(sim_pgtable_create(48, SZ_2M, 0, &pgt), -EINVAL);
+	cr_assert_eq(sim_pgtable_create(48, SZ_4K | SZ_1G, 0, &pgt), -EINVAL);
+	cr_assert_eq(sim_pgtable_create(48, SZ_4K | (1ULL << 16), 0, &pgt),
+		     -EINVAL);
+	cr_assert_eq(sim_pgtable_create(48, SZ_4K, 0x80, &pgt), -EINVAL);
+
+	pgt = new_pgt(39, ALL_SIZES, 0);
+	cr_assert_eq(sim_pgtable_levels(pgt), 3);
+	sim_pgtable_destroy(pgt);
+	pgt = new_pgt(48, ALL_SIZES, 0);
+	cr_assert_eq(sim_pgtable_levels(pgt), 4);
+	sim_pgtable_destroy(pgt);
+	pgt = new_pgt(57, ALL_SIZES, 0);
+	cr_assert_eq(sim_pgtable_levels(pgt), 5);
+	cr_assert_eq(sim_pgtable_addr_width(pgt), 57);
+	/* Top of a 57-bit space is reachable through 5 levels. */
+	cr_assert_eq(sim_pgtable_map(pgt, (1ULL << 57) - SZ_4K, SZ_4K,
+				     HVA_BASE, RW), 0);
+	expect_leaf(pgt, (1ULL << 57) - SZ_4K, 1, HVA_BASE);
+	cr_assert_eq(stats(pgt).tables, 5);
+	sim_pgtable_destroy(pgt);
+}
+
+Test(sim_pgtable, large_leaf_selection)
+{
+	struct sim_pgtable *pgt = new_pgt(48, ALL_SIZES, 0);
+	uint64_t iova = SZ_1G, len = SZ_1G + SZ_2M + SZ_4K;
+	struct sim_pgt_stats st;
+
+	cr_assert_eq(sim_pgtable_map(pgt, iova, len, HVA_BASE, RW), 0);
+	st = stats(pgt);
+	cr_assert_eq(st.leaves_1g, 1);
+	cr_assert_eq(st.leaves_2m, 1);
+	cr_assert_eq(st.leaves_4k, 1);
+	cr_assert_eq(st.mapped_bytes, len);
+	expect_leaf(pgt, iova, 3, HVA_BASE);
+	expect_leaf(pgt, iova + 0x12345000, 3, HVA_BASE + 0x12345000);
+	expect_leaf(pgt, iova + SZ_1G + 0x1000, 2, HVA_BASE + SZ_1G + 0x1000);
+	expect_leaf(pgt, iova + SZ_1G + SZ_2M, 1, HVA_BASE + SZ_1G + SZ_2M);
+	/* root, L3 table for the 1 GiB slot row, L2 table, L1 table */
+	cr_assert_eq(st.tables, 4);
+	sim_pgtable_destroy(pgt);
+}
+
+Test(sim_pgtable, leaf_selection_respects_alignment_and_mask)
+{
+	struct sim_pgtable *pgt = new_pgt(48, ALL_SIZES, 0);
+	struct sim_pgt_stats st;
+
+	/* iova 2 MiB aligned, hva only 4 KiB congruent: 4 KiB leaves. */
+	cr_assert_eq(sim_pgtable_map(pgt, SZ_2M, SZ_2M, HVA_BASE + SZ_4K, RW),
+		     0);
+	st = stats(pgt);
+	cr_assert_eq(st.leaves_4k, 512);
+	cr_assert_eq(st.leaves_2m, 0);
+	expect_leaf(pgt, SZ_2M + 5 * SZ_4K, 1, HVA_BASE + 6 * SZ_4K);
+	/* Unaligned start then aligned middle: 4K head, 2M body, 4K tail. */
+	cr_assert_eq(sim_pgtable_map(pgt, 4 * SZ_2M - SZ_4K,
+				     SZ_4K + 2 * SZ_2M + SZ_4K,
+				     HVA_BASE + 4 * SZ_2M - SZ_4K, RW), 0);
+	st = stats(pgt);
+	cr_assert_eq(st.leaves_4k, 514);
+	cr_assert_eq(st.leaves_2m, 2);
+	sim_pgtable_destroy(pgt);
+
+	/* A unit without 1 GiB support never uses 1 GiB leaves. */
+	pgt = new_pgt(48, SZ_4K | SZ_2M, 0);
+	cr_assert_eq(sim_pgtable_map(pgt, SZ_1G, SZ_1G, HVA_BASE, RW), 0);
+	st = stats(pgt);
+	cr_assert_eq(st.leaves_1g, 0);
+	cr_assert_eq(st.leaves_2m, 512);
+	expect_leaf(pgt, SZ_1G + 7 * SZ_2M, 2, HVA_BASE + 7 * SZ_2M);
+	sim_pgtable_destroy(pgt);
+
+	pgt = new_pgt(39, SZ_4K, 0);
+	cr_assert_eq(sim_pgtable_map(pgt, 0, 2 * SZ_2M, HVA_BASE, RW), 0);
+	st = stats(pgt);
+	cr_assert_eq(st.leaves_4k, 1024);
+	cr_assert_eq(st.leaves_2m + st.leaves_1g, 0);
+	sim_pgtable_destroy(pgt);
+}
+
+Test(sim_pgtable, snoop_bit)
+{
+	struct sim_pgtable *pgt = new_pgt(48, ALL_SIZES,
+					  SIM_PGT_ENFORCE_COHERENCY);
+	struct sim_xlate x;
+
+	cr_assert(sim_pgtable_enforces_coherency(pgt));
+	cr_assert_eq(sim_pgtable_map(pgt, 0, SZ_2M, HVA_BASE, SIM_PROT_READ),
+		     0);
+	cr_assert_eq(sim_pgtable_walk(pgt, 0x1000, &x), 0);
+	cr_assert(x.pte & SIM_PTE_SNP);
+	cr_assert(x.pte & SIM_PTE_PS);
+	cr_assert(!(x.pte & SIM_PTE_W));
+	sim_pgtable_destroy(pgt);
+
+	pgt = new_pgt(48, ALL_SIZES, 0);
+	cr_assert(!sim_pgtable_enforces_coherency(pgt));
+	cr_assert_eq(sim_pgtable_map(pgt, 0, SZ_4K, HVA_BASE, RW), 0);
+	cr_assert_eq(sim_pgtable_map(pgt, SZ_4K, SZ_4K, HVA_BASE,
+				     RW | SIM_PROT_SNOOP), 0);
+	cr_assert_eq(sim_pgtable_walk(pgt, 0, &x), 0);
+	cr_assert(!(x.pte & SIM_PTE_SNP));
+	cr_assert_eq(sim_pgtable_walk(pgt, SZ_4K, &x), 0);
+	cr_assert(x.pte & SIM_PTE_SNP);
+	sim_pgtable_destroy(pgt);
+}
+
+Test(sim_pgtable, errors)
+{
+	struct sim_pgtable *pgt = new_pgt(39, ALL_SIZES, 0);
+	uint64_t top = 1ULL << 39;
+	struct sim_pgt_stats before, after;
+	struct sim_xlate x;
+
+	cr_assert_eq(sim_pgtable_map(pgt, 0x1001, SZ_4K, HVA_BASE, RW),
+		     -EINVAL);
+	cr_assert_eq(sim_pgtable_map(pgt, 0, 0x1001, HVA_BASE, RW), -EINVAL);
+	cr_assert_eq(sim_pgtable_map(pgt, 0, 0, HVA_BASE, RW), -EINVAL);
+	cr_assert_eq(sim_pgtable_map(pgt, 0, SZ_4K, HVA_BASE + 1, RW),
+		     -EINVAL);
+	cr_assert_eq(sim_pgtable_map(pgt, 0, SZ_4K, HVA_BASE, 0), -EINVAL);
+	cr_assert_eq(sim_pgtable_map(pgt, 0, SZ_4K, HVA_BASE, RW | SIM_PTE_D),
+		     -EINVAL);
+	cr_assert_eq(sim_pgtable_map(pgt, 0, SZ_4K, 1ULL << 52, RW), -EINVAL);
+	cr_assert_eq(sim_pgtable_map(pgt, top, SZ_4K, HVA_BASE, RW), -ERANGE);
+	cr_assert_eq(sim_pgtable_map(pgt, top - SZ_4K, 2 * SZ_4K, HVA_BASE,
+				     RW), -ERANGE);
+	cr_assert_eq(sim_pgtable_map(pgt, SZ_4K, UINT64_MAX - SZ_4K + 1,
+				     HVA_BASE, RW), -ERANGE);
+	cr_assert_eq(sim_pgtable_unmap(pgt, 0x800, SZ_4K), -EINVAL);
+	cr_assert_eq(sim_pgtable_unmap(pgt, 0, 0), -EINVAL);
+	cr_assert_eq(sim_pgtable_unmap(pgt, top, SZ_4K), -ERANGE);
+	cr_assert_eq(sim_pgtable_walk(pgt, top, &x), -ERANGE);
+	cr_assert_eq(sim_pgtable_walk(pgt, 0, &x), -ENOENT);
+
+	/* -EEXIST, including a page inside an existing large leaf, and
+	 * nothing changes on failure (checked up front). */
+	cr_assert_eq(sim_pgtable_map(pgt, SZ_2M, SZ_2M, HVA_BASE, RW), 0);
+	cr_assert_eq(sim_pgtable_map(pgt, 8 * SZ_2M, SZ_4K, HVA_BASE, RW), 0);
+	before = stats(pgt);
+	cr_assert_eq(sim_pgtable_map(pgt, SZ_2M + SZ_4K, SZ_4K, HVA_BASE, RW),
+		     -EEXIST);
+	cr_assert_eq(sim_pgtable_map(pgt, 0, 4 * SZ_2M, HVA_BASE, RW),
+		     -EEXIST);
+	cr_assert_eq(sim_pgtable_map(pgt, 6 * SZ_2M, 4 * SZ_2M, HVA_BASE, RW),
+		     -EEXIST);
+	after = stats(pgt);
+	cr_assert_eq(memcmp(&before, &after, sizeof(before)), 0);
+	cr_assert_eq(sim_pgtable_walk(pgt, 0, &x), -ENOENT);
+	cr_assert_eq(sim_pgtable_walk(pgt, 6 * SZ_2M, &x), -ENOENT);
+	/* Unmapping a hole is not an error: 0 bytes. */
+	cr_assert_eq(sim_pgtable_unmap(pgt, 100 * SZ_2M, SZ_2M), 0);
+	sim_pgtable_destroy(pgt);
+}
+
+Test(sim_pgtable, split_in_place)
+{
+	struct sim_pgtable *pgt = new_pgt(48, ALL_SIZES, 0);
+	uint64_t iova = 4 * SZ_1G, hole = iova + 300 * SZ_2M + 17 * SZ_4K;
+	struct sim_pgt_stats st;
+	struct sim_xlate x;
+	uint64_t bm[8] = { 0 };
+
+	cr_assert_eq(sim_pgtable_map(pgt, iova, SZ_1G, HVA_BASE, RW), 0);
+	cr_assert_eq(stats(pgt).leaves_1g, 1);
+	/* Dirty the 1 GiB leaf before the split: children inherit D. */
+	cr_assert_eq(sim_pgtable_translate(pgt, iova, SIM_ACCESS_WRITE, &x), 0);
+	cr_assert(x.pte & SIM_PTE_D);
+
+	cr_assert_eq(sim_pgtable_unmap(pgt, hole, SZ_4K), (int64_t)SZ_4K);
+	st = stats(pgt);
+	cr_assert_eq(st.splits, 2);
+	cr_assert_eq(st.leaves_1g, 0);
+	cr_assert_eq(st.leaves_2m, 511);
+	cr_assert_eq(st.leaves_4k, 511);
+	cr_assert_eq(st.mapped_bytes, SZ_1G - SZ_4K);
+	cr_assert_eq(sim_pgtable_walk(pgt, hole, &x), -ENOENT);
+	expect_leaf(pgt, hole - SZ_4K, 1, HVA_BASE + (hole - SZ_4K - iova));
+	expect_leaf(pgt, hole + SZ_4K, 1, HVA_BASE + (hole + SZ_4K - iova));
+	expect_leaf(pgt, iova, 2, HVA_BASE);
+	expect_leaf(pgt, iova + SZ_1G - SZ_4K, 2, HVA_BASE + SZ_1G - SZ_4K);
+	cr_assert_eq(sim_pgtable_walk(pgt, hole + SZ_4K, &x), 0);
+	cr_assert(x.pte & SIM_PTE_D, "D lost by the split");
+	cr_assert(x.pte & SIM_PTE_W);
+
+	/* Dirty state survives: the two pages around the hole report. */
+	cr_assert_eq(sim_pgtable_read_and_clear_dirty(pgt, hole - SZ_4K,
+						      3 * SZ_4K, bm, 0), 0);
+	cr_assert_eq(bm[0], 0x5);
+
+	/* Unmap across a 2 MiB boundary: tail of one leaf, head of next. */
+	cr_assert_eq(sim_pgtable_unmap(pgt, iova + 3 * SZ_2M - SZ_4K,
+				       2 * SZ_4K), (int64_t)(2 * SZ_4K));
+	st = stats(pgt);
+	cr_assert_eq(st.splits, 4);
+	cr_assert_eq(st.mapped_bytes, SZ_1G - 3 * SZ_4K);
+	/* Remapping the hole works and uses a 4 KiB leaf. */
+	cr_assert_eq(sim_pgtable_map(pgt, hole, SZ_4K, HVA_BASE, RW), 0);
+	expect_leaf(pgt, hole, 1, HVA_BASE);
+	/* Unmapping everything frees all tables but the root. */
+	cr_assert_eq(sim_pgtable_unmap(pgt, 0, 1ULL << 47),
+		     (int64_t)(SZ_1G - 2 * SZ_4K));
+	cr_assert_eq(stats(pgt).tables, 1);
+	cr_assert_eq(stats(pgt).mapped_bytes, 0);
+	sim_pgtable_destroy(pgt);
+}
+
+Test(sim_pgtable, dirty_bits)
+{
+	struct sim_pgtable *pgt = new_pgt(48, ALL_SIZES, 0);
+	uint64_t bm[16];
+	struct sim_xlate x;
+	unsigned int i;
+
+	/* [0, 2M): one 2 MiB leaf; [2M, 2M+64K): 4 KiB leaves */
+	cr_assert_eq(sim_pgtable_map(pgt, 0, SZ_2M + 16 * SZ_4K, HVA_BASE, RW),
+		     0);
+	cr_assert_eq(sim_pgtable_translate(pgt, 5 * SZ_4K, SIM_ACCESS_READ,
+					   &x), 0);
+	cr_assert(x.pte & SIM_PTE_A);
+	cr_assert(!(x.pte & SIM_PTE_D));
+	memset(bm, 0, sizeof(bm));
+	cr_assert_eq(sim_pgtable_read_and_clear_dirty(pgt, 0, SZ_2M +
+						      16 * SZ_4K, bm, 0), 0);
+	for (i = 0; i < 9; i++)
+		cr_assert_eq(bm[i], 0);
+
+	cr_assert_eq(sim_pgtable_translate(pgt, SZ_2M + 3 * SZ_4K,
+					   SIM_ACCESS_WRITE, &x), 0);
+	cr_assert_eq(sim_pgtable_translate(pgt, 100 * SZ_4K,
+					   SIM_ACCESS_WRITE, &x), 0);
+	/* NO_CLEAR: read twice, same answer. */
+	memset(bm, 0, sizeof(bm));
+	cr_assert_eq(sim_pgtable_read_and_clear_dirty(pgt, 0, SZ_2M +
+			16 * SZ_4K, bm, SIM_DIRTY_NO_CLEAR), 0);
+	for (i = 0; i < 8; i++)
+		cr_assert_eq(bm[i], ~0ULL, "2M leaf marks all its pages");
+	cr_assert_eq(bm[8], 1ULL << 3);
+	/* A partial range over the dirty 2 MiB leaf reports but keeps D. */
+	memset(bm, 0, sizeof(bm));
+	cr_assert_eq(sim_pgtable_read_and_clear_dirty(pgt, SZ_4K, 2 * SZ_4K,
+						      bm, 0), 0);
+	cr_assert_eq(bm[0], 0x3);
+	cr_assert_eq(sim_pgtable_walk(pgt, 0, &x), 0);
+	cr_assert(x.pte & SIM_PTE_D);
+	/* Full range clears. */
+	memset(bm, 0, sizeof(bm));
+	cr_assert_eq(sim_pgtable_read_and_clear_dirty(pgt, 0, SZ_2M +
+			16 * SZ_4K, bm, 0), 0);
+	cr_assert_eq(bm[0], ~0ULL);
+	cr_assert_eq(bm[8], 1ULL << 3);
+	memset(bm, 0, sizeof(bm));
+	cr_assert_eq(sim_pgtable_read_and_clear_dirty(pgt, 0, SZ_2M +
+			16 * SZ_4K, bm, 0), 0);
+	for (i = 0; i < 9; i++)
+		cr_assert_eq(bm[i], 0);
+	/* Permission is checked before A/D are set. */
+	cr_assert_eq(sim_pgtable_map(pgt, SZ_1G, SZ_4K, HVA_BASE,
+				     SIM_PROT_READ), 0);
+	cr_assert_eq(sim_pgtable_translate(pgt, SZ_1G, SIM_ACCESS_WRITE, &x),
+		     -EACCES);
+	cr_assert(!(x.pte & (SIM_PTE_A | SIM_PTE_D)));
+	cr_assert_eq(sim_pgtable_read_and_clear_dirty(pgt, 0, SZ_4K, NULL, 0),
+		     -EINVAL);
+	sim_pgtable_destroy(pgt);
+}
+
+Test(sim_pgtable, teardown_and_churn_bounded)
+{
+	struct sim_pgtable *pgt = new_pgt(48, ALL_SIZES, 0);
+	struct sim_pgt_stats st;
+	uint64_t iova;
+	unsigned int i;
+
+	srand(7);
+	/* Random 4 KiB map/unmap churn over a 1 TiB space. */
+	for (i = 0; i < 20000; i++) {
+		iova = ((uint64_t)rand() % (1ULL << 28)) << 12;
+		if (sim_pgtable_map(pgt, iova, SZ_4K, HVA_BASE, RW) == 0)
+			cr_assert_eq(sim_pgtable_unmap(pgt, iova, SZ_4K),
+				     (int64_t)SZ_4K);
+		st = stats(pgt);
+		cr_assert_eq(st.tables, 1, "empty tables must be unlinked");
+		cr_assert_lt(st.pending, SIM_PGT_RECLAIM_BATCH + 8,
+			     "retired pages must be freed");
+	}
+	/* Tear down a populated table: ASan/LSan checks nothing leaks. */
+	for (i = 0; i < 64; i++)
+		cr_assert_eq(sim_pgtable_map(pgt, (uint64_t)i * SZ_1G + SZ_4K *
+					     (i + 1), SZ_2M, HVA_BASE, RW), 0);
+	cr_assert_gt(stats(pgt).tables, 64);
+	sim_pgtable_destroy(pgt);
+}
+
+Test(sim_pgtable, enomem_all_or_nothing)
+{
+	struct sim_pgtable *pgt;
+	struct sim_pgt_stats st;
+	struct sim_xlate x;
+	int n, ret;
+
+	/* map: needs several tables; fail each allocation in turn. */
+	for (n = 0;; n++) {
+		pgt = new_pgt(48, ALL_SIZES, 0);
+		cr_assert_eq(sim_pgtable_map(pgt, 0, SZ_4K, HVA_BASE, RW), 0);
+		sim_pgtable_fail_alloc_after(pgt, n);
+		ret = sim_pgtable_map(pgt, 512 * SZ_1G - SZ_4K,
+				      2 * SZ_4K + SZ_1G, HVA_BASE, RW);
+		if (!ret)
+			break;
+		cr_assert_eq(ret, -ENOMEM);
+		st = stats(pgt);
+		cr_assert_eq(st.mapped_bytes, SZ_4K);
+		cr_assert_eq(st.tables, 4);
+		sim_pgtable_destroy(pgt);
+	}
+	cr_assert_geq(n, 5, "expected >= 5 allocations, got %d", n);
+	sim_pgtable_destroy(pgt);
+
+	/* unmap that must split twice: fails cleanly, then succeeds. */
+	for (n = 0;; n++) {
+		pgt = new_pgt(48, ALL_SIZES, 0);
+		cr_assert_eq(sim_pgtable_map(pgt, SZ_1G, SZ_1G, HVA_BASE, RW),
+			     0);
+		sim_pgtable_fail_alloc_after(pgt, n);
+		ret = sim_pgtable_unmap(pgt, SZ_1G + SZ_2M + SZ_4K, SZ_4K);
+		if (ret >= 0)
+			break;
+		cr_assert_eq(ret, -ENOMEM);
+		st = stats(pgt);
+		cr_assert_eq(st.leaves_1g, 1);
+		cr_assert_eq(st.splits, 0);
+		expect_leaf(pgt, SZ_1G + SZ_2M + SZ_4K, 3,
+			    HVA_BASE + SZ_2M + SZ_4K);
+		sim_pgtable_destroy(pgt);
+	}
+	cr_assert_eq(ret, (int64_t)SZ_4K);
+	cr_assert_geq(n, 2);
+	cr_assert_eq(sim_pgtable_walk(pgt, SZ_1G + SZ_2M + SZ_4K, &x), -ENOENT);
+	sim_pgtable_destroy(pgt);
+}
+
+/* ------------------------------------------------------------------ */
+/* Randomized against a per-page reference                             */
+/* ------------------------------------------------------------------ */
+
+#define R_PAGES (1UL << 20)		/* 4 GiB of IOVA */
+
+struct ref {
+	uint64_t *pte;			/* hva | prot, 0 = hole */
+	uint64_t present;
+};
+
+static bool ref_any(struct ref *r, uint64_t first, uint64_t n)
+{
+	for (uint64_t i = first; i < first + n; i++)
+		if (r->pte[i])
+			return true;
+	return false;
+}
+
+static void ref_check_page(struct sim_pgtable *pgt, struct ref *r,
+			   uint64_t pg)
+{
+	struct sim_xlate x;
+	int ret = sim_pgtable_walk(pgt, pg << 12, &x);
+
+	if (!r->pte[pg]) {
+		cr_assert_eq(ret, -ENOENT, "page %#lx should be a hole",
+			     (unsigned long)pg);
+		return;
+	}
+	cr_assert_eq(ret, 0, "page %#lx should be mapped", (unsigned long)pg);
+	cr_assert_eq(x.hva + ((pg << 12) - x.iova), r->pte[pg] & ~0xfffULL,
+		     "page %#lx hva", (unsigned long)pg);
+	cr_assert_eq(x.pte & RW, r->pte[pg] & RW);
+	/* The leaf chosen must be allowed by its alignment. */
+	cr_assert_eq(x.iova & (x.size - 1), 0);
+	cr_assert_eq(x.hva & (x.size - 1), 0);
+}
+
+static void ref_check_range(struct sim_pgtable *pgt, struct ref *r,
+			    uint64_t first, uint64_t n)
+{
+	uint64_t lo = first > 600 ? first - 600 : 0;
+	uint64_t hi = first + n + 600 < R_PAGES ? first + n + 600 : R_PAGES;
+
+	for (uint64_t pg = lo; pg < hi; pg++)
+		ref_check_page(pgt, r, pg);
+}
+
+static uint64_t rnd64(void)
+{
+	return ((uint64_t)rand() << 31) ^ (uint64_t)rand();
+}
+
+/* Pick a range: small, 2 MiB-ish or 1 GiB-ish, sometimes misaligned. */
+static void pick_range(uint64_t *first, uint64_t *n)
+{
+	int kind = rand() % 10;
+
+	if (kind < 5) {
+		*n = 1 + rand() % 64;
+		*first = rnd64() % (R_PAGES - *n);
+	} else if (kind < 9) {
+		*n = 512 * (1 + rand() % 3) + (rand() % 4 ? 0 : rand() % 3);
+		*first = (rnd64() % (R_PAGES / 512 - 4)) * 512 +
+			 (rand() % 4 ? 0 : rand() % 512);
+	} else {
+		*n = (1UL << 18) + (rand() % 2 ? 0 : 512);
+		*first = (uint64_t)(rand() % 3) << 18;
+	}
+}
+
+Test(sim_pgtable, randomized_vs_reference, .timeout = 120)
+{
+	struct sim_pgtable *pgt = new_pgt(39, ALL_SIZES, 0);
+	struct ref r = { .pte = calloc(R_PAGES, sizeof(uint64_t)) };
+	uint64_t first, n, hva, prot, i, cnt;
+	int64_t bytes;
+	unsigned int op;
+	int ret;
+
+	cr_assert_not_null(r.pte);
+	srand(12345);
+	for (op = 0; op < 3000; op++) {
+		pick_range(&first, &n);
+		if (rand() % 2) {
+			/* hva congruent to iova (large leaves possible) or
+			 * shifted by some pages (4 KiB leaves only). */
+			hva = HVA_BASE + (first << 12) +
+			      (rand() % 3 ? 0 : (uint64_t)(1 + rand() % 7) << 12);
+			prot = rand() % 4 ? RW : SIM_PROT_READ;
+			ret = sim_pgtable_map(pgt, first << 12, n << 12, hva,
+					      prot);
+			if (ref_any(&r, first, n)) {
+				cr_assert_eq(ret, -EEXIST, "op %u", op);
+			} else {
+				cr_assert_eq(ret, 0, "op %u", op);
+				for (i = 0; i < n; i++)
+					r.pte[first + i] = (hva + (i << 12)) |
+							   prot;
+				r.present += n;
+			}
+		} else {
+			bytes = sim_pgtable_unmap(pgt, first << 12, n << 12);
+			for (i = 0, cnt = 0; i < n; i++) {
+				cnt += r.pte[first + i] != 0;
+				r.pte[first + i] = 0;
+			}
+			r.present -= cnt;
+			cr_assert_eq(bytes, (int64_t)(cnt << 12), "op %u", op);
+		}
+		cr_assert_eq(stats(pgt).mapped_bytes, r.present << 12,
+			     "op %u", op);
+		ref_check_range(pgt, &r, first, n > 2048 ? 2048 : n);
+		if (op % 1000 == 999)
+			for (i = 0; i < R_PAGES; i++)
+				ref_check_page(pgt, &r, i);
+	}
+	cr_assert_geq(sim_pgtable_unmap(pgt, 0, R_PAGES << 12), 0);
+	cr_assert_eq(stats(pgt).tables, 1);
+	free(r.pte);
+	sim_pgtable_destroy(pgt);
+}
+
+/* ------------------------------------------------------------------ */
+/* Concurrent walkers never see a hole while leaves are split          */
+/* ------------------------------------------------------------------ */
+
+#define C_LEAVES 8			/* 8 x 2 MiB */
+#define C_PAGES (C_LEAVES * 512)
+#define C_IOVA SZ_1G
+
+struct walk_shared {
+	struct sim_pgtable *pgt;
+	uint8_t removing[C_PAGES];	/* set before unmap starts */
+	int stop;
+	unsigned long walks;
+	unsigned long bad;
+};
+
+static void *walker(void *arg)
+{
+	struct walk_shared *s = arg;
+	unsigned int seed = (unsigned int)(uintptr_t)&seed;
+	unsigned long walks = 0, bad = 0;
+	struct sim_xlate x;
+	unsigned int pg;
+	int ret;
+
+	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+		pg = rand_r(&seed) % C_PAGES;
+		sim_gp_read_lock();
+		ret = sim_pgtable_walk(s->pgt, C_IOVA + (uint64_t)pg * SZ_4K,
+				       &x);
+		/* Checked inside the section: the writer clears removing[]
+		 * only after a grace period following the remap. */
+		if (ret && !__atomic_load_n(&s->removing[pg],
+					    __ATOMIC_ACQUIRE))
+			bad++;
+		sim_gp_read_unlock();
+		walks++;
+		if (ret == 0 && x.hva + (C_IOVA + (uint64_t)pg * SZ_4K -
+					 x.iova) != HVA_BASE + pg * SZ_4K)
+			bad++;
+	}
+	__atomic_fetch_add(&s->walks, walks, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&s->bad, bad, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static long elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 +
+	       (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+Test(sim_pgtable, concurrent_split_no_hole, .timeout = 120)
+{
+	struct walk_shared *s = calloc(1, sizeof(*s));
+	pthread_t th[2];
+	unsigned int round, k, pg;
+	struct timespec t0;
+
+	srand(99);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(sim_pgtable_create(48, ALL_SIZES, 0, &s->pgt), 0);
+	cr_assert_eq(sim_pgtable_map(s->pgt, C_IOVA, C_PAGES * SZ_4K,
+				     HVA_BASE, RW), 0);
+	for (k = 0; k < 2; k++)
+		pthread_create(&th[k], NULL, walker, s);
+	for (round = 0; round < 40 || elapsed_ms(&t0) < 500; round++) {
+		/* Punch holes (splitting leaves), then restore 2 MiB leaves
+		 * by unmapping whole leaves and mapping them again. */
+		for (k = 0; k < 24; k++) {
+			pg = rand() % C_PAGES;
+			__atomic_store_n(&s->removing[pg], 1, __ATOMIC_RELEASE);
+			sim_pgtable_unmap(s->pgt, C_IOVA + (uint64_t)pg * SZ_4K,
+					  SZ_4K);
+		}
+		sim_gp_synchronize();
+		sim_pgtable_reclaim(s->pgt);
+		for (k = 0; k < C_LEAVES; k++) {
+			uint64_t off = (uint64_t)k * SZ_2M;
+			bool holes = false;
+
+			for (pg = k * 512; pg < (k + 1) * 512; pg++)
+				holes |= s->removing[pg];
+			if (!holes)
+				continue;
+			for (pg = k * 512; pg < (k + 1) * 512; pg++)
+				__atomic_store_n(&s->removing[pg], 1,
+						 __ATOMIC_RELEASE);
+			sim_pgtable_unmap(s->pgt, C_IOVA + off, SZ_2M);
+			cr_assert_eq(sim_pgtable_map(s->pgt, C_IOVA + off,
+						     SZ_2M, HVA_BASE + off, RW),
+				     0);
+			/* Only now may walkers demand presence again. */
+			sim_gp_synchronize();
+			for (pg = k * 512; pg < (k + 1) * 512; pg++)
+				__atomic_store_n(&s->removing[pg], 0,
+						 __ATOMIC_RELEASE);
+		}
+	}
+	__atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
+	for (k = 0; k < 2; k++)
+		pthread_join(th[k], NULL);
+	cr_assert_gt(s->walks, 1000);
+	cr_assert_eq(s->bad, 0, "walkers saw %lu holes/bad translations",
+		     s->bad);
+	cr_assert_geq(stats(s->pgt).splits, 40);
+	sim_pgtable_destroy(s->pgt);
+	free(s);
+}
