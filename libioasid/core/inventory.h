@@ -45,6 +45,25 @@ struct inventory {
 };
 
 void inventory_release(struct inventory *inv);
+/*
+ * Append a zeroed unit / device (info.size set; device group ~0U).
+ * The returned pointer is valid until the next append.  -ENOMEM,
+ * -EOVERFLOW.
+ */
+int inventory_add_iommu(struct inventory *inv, struct inv_iommu **iommu);
+int inventory_add_device(struct inventory *inv, struct inv_device **dev);
+/*
+ * Add [start, last] (inclusive) to a sorted list of disjoint ranges,
+ * merging overlapping and adjacent ones.  -EINVAL if start > last,
+ * -ENOMEM.
+ */
+int inventory_add_range(struct ioasid_iova_range **ranges, uint32_t *nr,
+			uint64_t start, uint64_t last);
+/* Set every unit's info.nr_devices from the devices behind it. */
+void inventory_count_devices(struct inventory *inv);
+/* Sort units and devices by name. */
+void inventory_sort(struct inventory *inv);
+
 struct inv_iommu *inventory_find_iommu(struct inventory *inv,
 				       const char *name);
 struct inv_device *inventory_find_device(struct inventory *inv,

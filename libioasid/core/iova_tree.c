@@ -337,6 +337,8 @@ static struct leaf *take_leaf(struct iova_tree *t)
 
 	t->spare_leaf = NULL;
 	l->nr = 0;
+	l->nblk = 0;
+	l->maxgap = 0;
 	t->nr_leaves++;
 	return l;
 }
@@ -376,6 +378,39 @@ static void drop_inner(struct iova_tree *t, struct inner *n)
 
 /* ------------------------------------------------------------------ */
 /* leaf and inner node array surgery */
+
+/* Gap between entries k - 1 and k */
+static inline uint64_t leaf_gap(const struct leaf *l, int k)
+{
+	return l->iova[k] - l->pay[k - 1].last - 1;
+}
+
+/* Largest gap before entries [from, to] (clamped to the leaf) */
+static uint64_t leaf_gaps(const struct leaf *l, int from, int to)
+{
+	uint64_t gap = 0;
+	int k;
+
+	if (from < 1)
+		from = 1;
+	if (to > (int)l->nr - 1)
+		to = (int)l->nr - 1;
+	for (k = from; k <= to; k++)
+		gap = max_u64(gap, leaf_gap(l, k));
+	return gap;
+}
+
+/* Full recomputation after bulk moves (splits, merges, balancing) */
+static void leaf_recalc(struct leaf *l)
+{
+	int i, nblk = 0;
+
+	for (i = 0; i < (int)l->nr; i++)
+		nblk += !!(l->pay[i].offp & OFFP_BLOCKED);
+	l->nblk = (uint16_t)nblk;
+	l->maxgap = leaf_gaps(l, 1, l->nr - 1);
+}
+
 
 /* Open a hole of @n entries at @pos */
 static void leaf_open(struct leaf *l, int pos, int n)
@@ -470,38 +505,6 @@ static void inner_balance(struct inner *a, struct inner *b)
 
 /* ------------------------------------------------------------------ */
 /* augmented summaries */
-
-/* Gap between entries k - 1 and k */
-static inline uint64_t leaf_gap(const struct leaf *l, int k)
-{
-	return l->iova[k] - l->pay[k - 1].last - 1;
-}
-
-/* Largest gap before entries [from, to] (clamped to the leaf) */
-static uint64_t leaf_gaps(const struct leaf *l, int from, int to)
-{
-	uint64_t gap = 0;
-	int k;
-
-	if (from < 1)
-		from = 1;
-	if (to > (int)l->nr - 1)
-		to = (int)l->nr - 1;
-	for (k = from; k <= to; k++)
-		gap = max_u64(gap, leaf_gap(l, k));
-	return gap;
-}
-
-/* Full recomputation after bulk moves (splits, merges, balancing) */
-static void leaf_recalc(struct leaf *l)
-{
-	int i, nblk = 0;
-
-	for (i = 0; i < (int)l->nr; i++)
-		nblk += !!(l->pay[i].offp & OFFP_BLOCKED);
-	l->nblk = (uint16_t)nblk;
-	l->maxgap = leaf_gaps(l, 1, l->nr - 1);
-}
 
 static void leaf_summ(const struct leaf *l, struct summ *s)
 {
@@ -691,26 +694,36 @@ static void inner_add(struct iova_tree *t, struct inner *p, int q, void *child,
 	refresh(dst, q, leafkid);
 }
 
-static void ins_rec(struct iova_tree *t, void *node, int level,
+/*
+ * Returns whether the summary of @node may have changed, so that the
+ * callers stop recomputing summaries as soon as one level is unchanged.
+ * (Balancing two children of @p never changes @p's own summary.)
+ */
+static bool ins_rec(struct iova_tree *t, void *node, int level,
 		    const struct ent *e, void **sib)
 {
 	struct inner *p = node;
 	bool leafkid = level + 1 == t->height - 1;
 	void *csib = NULL;
+	bool changed;
 	int j;
 
 	if (level == t->height - 1) {
 		leaf_insert(t, node, e, sib);
-		return;
+		return true;
 	}
 	j = count_le(p->start, p->nr, e->iova);
 	j = j ? j - 1 : 0;
 	if (leafkid)
 		j = leaf_make_room(t, p, j, e->iova);
-	ins_rec(t, p->slot[j].child, level + 1, e, &csib);
-	refresh(p, j, leafkid);
-	if (csib)
+	changed = ins_rec(t, p->slot[j].child, level + 1, e, &csib);
+	if (changed)
+		changed = refresh(p, j, leafkid);
+	if (csib) {
 		inner_add(t, p, j + 1, csib, leafkid, sib);
+		changed = true;
+	}
+	return changed;
 }
 
 /* Insert a non-overlapping entry. The reserve must be filled. */
@@ -724,6 +737,7 @@ static void tree_insert_ent(struct iova_tree *t, const struct ent *e)
 		l = take_leaf(t);
 		leaf_set(l, 0, e);
 		l->nr = 1;
+		leaf_recalc(l);
 		t->root = l;
 		t->height = 1;
 		return;
@@ -1003,8 +1017,8 @@ static void fix_up(struct iova_tree *t, struct iova_tree_path *p)
 			inner_close(par, j, 1);
 		} else if ((int)cnr < t->cap / 2) {
 			rebalance(t, par, j, leafkid);
-		} else {
-			refresh(par, j, leafkid);
+		} else if (!refresh(par, j, leafkid)) {
+			break;	/* unchanged summary: ancestors unchanged too */
 		}
 	}
 	shrink_root(t);
@@ -1066,7 +1080,7 @@ static void give_piece(struct iova_tree *t, struct rm_ctx *rc,
 static bool leaf_remove(struct iova_tree *t, struct iova_tree_path *p,
 			struct rm_ctx *rc, uint64_t *next)
 {
-	int r, w, i;
+	int r, w, i, nblk = 0;
 	struct leaf *l = path_leaf(t, p, &i);
 	int nr0 = (int)l->nr;
 	uint64_t seen = 0;
@@ -1094,10 +1108,20 @@ static bool leaf_remove(struct iova_tree *t, struct iova_tree_path *p,
 		} else {
 			give_piece(t, rc, &e, e.iova, e.p.last, 0);
 			count_area(t, e.p.offp, -1, 0);
+			nblk += !!(e.p.offp & OFFP_BLOCKED);
 		}
 	}
 	if (w < r)
 		leaf_close(l, w, r - w);
+	/*
+	 * Inside the leaf only the gaps around [i, w] changed, and they only
+	 * grew; but removing the first or last entry drops a gap entirely.
+	 */
+	l->nblk -= nblk;
+	if (i == 0 || r == nr0)
+		l->maxgap = leaf_gaps(l, 1, l->nr - 1);
+	else
+		l->maxgap = max_u64(l->maxgap, leaf_gaps(l, i, w));
 	if (r < nr0 || r == i || seen >= rc->b)
 		return true;
 	*next = seen + 1;
@@ -1122,6 +1146,7 @@ static void punch(struct iova_tree *t, struct iova_tree_path *p,
 	if (!(e.p.offp & OFFP_BLOCKED))
 		tail.p.offp += rc->b + 1 - e.iova;
 	l->pay[i].last = rc->a - 1;
+	l->maxgap = max_u64(l->maxgap, leaf_gaps(l, i + 1, i + 1));
 	fix_up(t, p);
 	tree_insert_ent(t, &tail);
 	count_area(t, e.p.offp, 1, 0);
@@ -1543,7 +1568,7 @@ struct vstate {
 static int val_leaf(const struct iova_tree *t, const struct leaf *l,
 		    struct vstate *vs)
 {
-	int i;
+	int i, nblk;
 
 	if (l->nr < 1 || (int)l->nr > t->cap)
 		return -EUCLEAN;
@@ -1569,6 +1594,12 @@ static int val_leaf(const struct iova_tree *t, const struct leaf *l,
 		}
 	}
 	vs->nr_leaves++;
+	if (l->maxgap != leaf_gaps(l, 1, l->nr - 1))
+		return -EUCLEAN;
+	for (i = 0, nblk = 0; i < (int)l->nr; i++)
+		nblk += !!(l->pay[i].offp & OFFP_BLOCKED);
+	if (nblk != l->nblk)
+		return -EUCLEAN;
 	return 0;
 }
 

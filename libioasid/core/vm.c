@@ -58,7 +58,8 @@ int vm_bind(struct session *s, struct ioasid_op *op)
 					  "fd: %s", strerror(errno)) : 0;
 	} else {
 		r = kvm_vfio_create(vm_fd, &vfio_fd);
-		if (r == -EEXIST)
+		/* KVM says EBUSY: it allows one kvm-vfio device per VM */
+		if (r == -EBUSY || r == -EEXIST)
 			r = op_fail(op, EEXIST, "the VM already has its "
 				    "kvm-vfio device (KVM allows one): pass "
 				    "its fd");

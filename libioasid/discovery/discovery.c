@@ -102,21 +102,26 @@ static int check_dir(const char *sysroot, const char *path)
 
 /* ---- reserved regions -------------------------------------------------- */
 
-/* One "0xSTART 0xLAST type" line; *skip for types that do not count. */
-static int parse_reserved_line(const char *line, uint64_t *start,
-			       uint64_t *last, bool *skip)
+/*
+ * One "0xSTART 0xLAST type" line (exactly three words); *skip for types
+ * that do not count.  @line is clobbered.
+ */
+static int parse_reserved_line(char *line, uint64_t *start, uint64_t *last,
+			       bool *skip)
 {
-	char a[32], b[32], type[32], extra;
-	int n;
+	char *word[4], *save = NULL;
+	int n = 0;
 
-	n = sscanf(line, "%31s %31s %31s %c", a, b, type, &extra);
+	for (char *w = strtok_r(line, " \t", &save); w && n < 4;
+	     w = strtok_r(NULL, " \t", &save))
+		word[n++] = w;
 	if (n != 3)
 		return -EINVAL;
-	if (parse_u64(a, 16, start) || parse_u64(b, 16, last))
+	if (parse_u64(word[0], 16, start) || parse_u64(word[1], 16, last))
 		return -EINVAL;
 	if (*start > *last)
 		return -EINVAL;
-	*skip = !strcmp(type, "direct-relaxable");
+	*skip = !strcmp(word[2], "direct-relaxable");
 	return 0;
 }
 
@@ -129,7 +134,7 @@ int discovery_parse_reserved(const char *text,
 
 	while (*p) {
 		const char *eol = strchr(p, '\n');
-		char line[128];
+		char line[128], copy[128];
 		uint64_t start, last;
 		bool skip;
 		size_t len;
@@ -147,7 +152,8 @@ int discovery_parse_reserved(const char *text,
 		p = *eol ? eol + 1 : eol;
 		if (!len)
 			continue;
-		if (parse_reserved_line(line, &start, &last, &skip))
+		memcpy(copy, line, len + 1);
+		if (parse_reserved_line(copy, &start, &last, &skip))
 			return set_error(errmsg, errlen, -EINVAL,
 					 "line %u: expected \"0xSTART 0xLAST type\" with START <= LAST, got \"%s\"",
 					 lineno, line);
@@ -300,6 +306,7 @@ static void read_ids(struct ioasid_ctx *log, const char *sysroot,
 		     const char *syspath, struct inv_device *dev)
 {
 	static const char *const names[] = { "vendor", "device", "class" };
+	static const uint64_t max[] = { 0xffff, 0xffff, 0xffffff };
 	uint64_t val[ARRAY_SIZE(names)] = { 0 };
 	char path[PATH_MAX];
 
@@ -308,6 +315,8 @@ static void read_ids(struct ioasid_ctx *log, const char *sysroot,
 
 		if (!ret)
 			ret = sysfs_read_hex(sysroot, path, &val[i]);
+		if (!ret && val[i] > max[i])
+			ret = -ERANGE;
 		if (ret) {
 			warn(log, "%s: %s unreadable: %s", dev->info.name,
 			     names[i], strerror(-ret));
@@ -417,18 +426,35 @@ static void read_config(struct ioasid_ctx *log, const char *sysroot,
 	dev->pcie_devctl = cfg.devctl;
 }
 
-/* Flags that follow from what was read. */
-static void derive_flags(struct inv_device *dev)
+/*
+ * VFIO's no-IOMMU mode makes a fake group (named "vfio-noiommu") so that
+ * unsafe userspace drivers can work: there is no translation behind it.
+ */
+static bool is_noiommu_group(const char *sysroot, uint32_t group)
 {
+	char path[96], name[32];
+
+	snprintf(path, sizeof(path), "/sys/kernel/iommu_groups/%u/name", group);
+	return sysfs_read_text(sysroot, path, name, sizeof(name)) > 0 &&
+	       !strcmp(name, "vfio-noiommu");
+}
+
+/* Flags and device nodes that follow from what was read. */
+static void derive_flags(const char *sysroot, struct inv_device *dev)
+{
+	bool grouped = dev->info.group != ~0U;
+	bool noiommu = grouped && is_noiommu_group(sysroot, dev->info.group);
+
 	/* vfio-pci, or a vfio-pci variant driver (it has a VFIO cdev) */
 	if (!strcmp(dev->info.driver, "vfio-pci") || dev->info.vfio_cdev[0])
 		dev->info.flags |= IOASID_DEVICE_VFIO;
 	/* IOVAs work behind an IOMMU, or with the device's own ATS */
-	if (dev->info.group != ~0U || (dev->info.flags & IOASID_DEVICE_ATS))
+	if ((grouped && !noiommu) || (dev->info.flags & IOASID_DEVICE_ATS))
 		dev->info.flags |= IOASID_DEVICE_TRANSLATES;
-	if ((dev->info.flags & IOASID_DEVICE_VFIO) && dev->info.group != ~0U)
+	if ((dev->info.flags & IOASID_DEVICE_VFIO) && grouped)
 		snprintf(dev->group_dev_path, sizeof(dev->group_dev_path),
-			 "/dev/vfio/%u", dev->info.group);
+			 noiommu ? "/dev/vfio/noiommu-%u" : "/dev/vfio/%u",
+			 dev->info.group);
 }
 
 int discovery_read_device(struct ioasid_ctx *log, const char *sysroot,
@@ -455,7 +481,7 @@ int discovery_read_device(struct ioasid_ctx *log, const char *sysroot,
 	read_group(log, sysroot, syspath, dev);
 	read_vfio_cdev(sysroot, syspath, dev);
 	read_config(log, sysroot, syspath, dev);
-	derive_flags(dev);
+	derive_flags(sysroot, dev);
 	if (dev->info.group != ~0U)
 		return read_group_reserved(log, sysroot, dev, errmsg, errlen);
 	return 0;
@@ -634,6 +660,8 @@ static int scan_tree(struct scan *s)
 				  strerror(errno));
 	if (!strcmp(s->root_real, "/"))
 		s->root_real[0] = '\0';
+	/* from here on, independent of the working directory */
+	s->sysroot = s->root_real;
 	ret = enumerate_dir(s, "/sys/class/iommu", add_iommu);
 	if (!ret)
 		ret = enumerate_dir(s, "/sys/bus/pci/devices", add_device);

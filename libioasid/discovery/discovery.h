@@ -47,30 +47,6 @@
 struct ioasid_ctx;
 
 /* ---- building an inventory (implemented in core/inventory.c) -------- */
-/*
- * These belong in core/inventory.h; they are declared here until that
- * header carries them (identical redeclarations are harmless).
- */
-
-/*
- * Append a zeroed unit / device (info.size set; device group ~0U).
- * The returned pointer is valid until the next append.  -ENOMEM,
- * -EOVERFLOW.
- */
-int inventory_add_iommu(struct inventory *inv, struct inv_iommu **iommu);
-int inventory_add_device(struct inventory *inv, struct inv_device **dev);
-/*
- * Add [start, last] (inclusive) to a sorted list of disjoint ranges,
- * merging overlapping and adjacent ones.  -EINVAL if start > last,
- * -ENOMEM.
- */
-int inventory_add_range(struct ioasid_iova_range **ranges, uint32_t *nr,
-			uint64_t start, uint64_t last);
-/* Set every unit's info.nr_devices from the devices behind it. */
-void inventory_count_devices(struct inventory *inv);
-/* Sort units and devices by name. */
-void inventory_sort(struct inventory *inv);
-
 /* ---- scanning -------------------------------------------------------- */
 
 /*
@@ -104,8 +80,21 @@ int discovery_scan(struct ioasid_ctx *log, const char *sysroot,
 /*
  * Read one PCI device (syspath as the running system names it, e.g.
  * "/sys/devices/pci0000:00/0000:00:03.0") into @dev, which must be
- * zeroed except info.size.  Used by discovery_scan() for both paths, and
- * by ioasidd for a single hot-plugged device.
+ * zeroed.  Used by discovery_scan() for both paths, and by ioasidd for a
+ * single hot-plugged device.  What it fills in:
+ *   name, vendor, device, class_code   the directory name and attributes
+ *   driver                 last component of the `driver` link, or ""
+ *   iommu                  last component of the `iommu` link, or ""
+ *   group                  the `iommu_group` link's number, or ~0U
+ *   vfio_cdev, vfio_dev_path   from SYSPATH/vfio-dev/vfioN
+ *   group_dev_path         "/dev/vfio/N" ("/dev/vfio/noiommu-N" for a
+ *                          VFIO no-IOMMU group) for VFIO devices
+ *   reserved               the group's reserved_regions, merged
+ *   pcie_cap_offset, pcie_devctl, and flags:
+ *     VFIO        driver vfio-pci, or any driver with a VFIO cdev (variant
+ *                 drivers such as mlx5_vfio_pci)
+ *     NO_SNOOP, NO_SNOOP_UNKNOWN, ATS   from pcie_parse_config()
+ *     TRANSLATES  in an IOMMU group (not a no-IOMMU one), or ATS
  * -ENOENT (device gone), -ENAMETOOLONG, -EINVAL (reserved_regions), -ENOMEM.
  */
 int discovery_read_device(struct ioasid_ctx *log, const char *sysroot,

@@ -29,7 +29,7 @@
 /* Is @fd a KVM VM (anon_inode:kvm-vm)? a kvm-vfio device? */
 bool kvm_is_vm_fd(int fd);
 bool kvm_is_vfio_device_fd(int fd);
-/* Create the VM's kvm-vfio device: -EEXIST when the VM already has one. */
+/* Create the VM's kvm-vfio device: -EBUSY when the VM already has one. */
 int kvm_vfio_create(int vm_fd, int *kvm_vfio_fd);
 /* KVM_DEV_VFIO_FILE_ADD / _DEL of a VFIO (group or cdev) fd. */
 int kvm_vfio_file_add(int kvm_vfio_fd, int vfio_fd);
