@@ -93,6 +93,13 @@ struct backend_ops {
 	 */
 	int (*unmap)(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 		     const struct be_piece *old, uint32_t nr_old);
+	/*
+	 * Optional: hide many page runs that lie inside mappings (private
+	 * conversion) with one invalidation.  The mappings stay; the core
+	 * maps the runs back with ->map when they are shared again.
+	 */
+	int (*hide_batch)(struct be_ioas *ioas,
+			  const struct ioasid_iova_range *runs, uint32_t nr);
 
 	/*
 	 * A new domain must start with every mapping of the IOAS: backends

@@ -115,6 +115,67 @@ static void undo(struct convert *c)
 	}
 }
 
+/* ---- to private in one batch: one invalidation for everything --------- */
+
+struct hide {
+	struct convert *c;
+	struct flipped pieces;		/* mapped parts of the runs */
+};
+
+static int hide_piece(void *arg, const struct iova_area *piece)
+{
+	struct hide *h = arg;
+
+	return remember(&h->pieces, piece->iova, piece->length);
+}
+
+static int hide_run(void *arg, uint64_t iova, uint64_t length)
+{
+	struct hide *h = arg;
+	int r = remember(&h->c->done, iova, length);
+
+	if (r == 0)
+		r = iova_tree_for_each_piece(h->c->ioas->tree, iova, length,
+					     IOVA_TREE_MAPPINGS, hide_piece, h);
+	return r;
+}
+
+static int to_private_batched(struct convert *c,
+			      const struct ioasid_iova_range *v, uint32_t nr)
+{
+	struct hide h = { .c = c };
+	int r = 0;
+
+	for (uint32_t i = 0; i < nr && r == 0; i++)
+		r = sharedmap_for_each_run(c->ioas->shared, v[i].start,
+					   v[i].last - v[i].start + 1, true,
+					   hide_run, &h);
+	if (r == 0 && h.pieces.nr)
+		r = be_ops_of(c->ioas)->hide_batch(c->ioas->be, h.pieces.v,
+						   h.pieces.nr);
+	free(h.pieces.v);
+	if (r < 0) {
+		/*
+		 * Only -ENOMEM splitting a large page gets here, with some
+		 * pieces hidden: show every run again (unmap + map, so pages
+		 * of these runs see a short window on this error path only).
+		 */
+		for (uint32_t i = 0; i < c->done.nr; i++)
+			restore_run(c, c->done.v[i].start,
+				    c->done.v[i].last - c->done.v[i].start + 1,
+				    true);
+		c->done.nr = 0;
+		return r;
+	}
+	pthread_rwlock_wrlock(&c->ioas->lock);
+	for (uint32_t i = 0; i < c->done.nr; i++)
+		sharedmap_set(c->ioas->shared, c->done.v[i].start,
+			      c->done.v[i].last - c->done.v[i].start + 1,
+			      false);
+	pthread_rwlock_unlock(&c->ioas->lock);
+	return 0;
+}
+
 static int check_batch(struct ioas *ioas, const struct ioasid_iova_range *v,
 		       uint32_t nr, struct ioasid_op *op)
 {
@@ -135,6 +196,7 @@ int ioas_convert(struct ioas *ioas, struct ioasid_op *op)
 	const struct ioasid_iova_range *v = op->in;
 	uint32_t nr = op->in_len / sizeof(*v);
 	struct convert c = { .ioas = ioas };
+	bool batched;
 	int r = 0;
 
 	if (op->flags & ~(uint32_t)KNOWN_FLAGS)
@@ -156,7 +218,10 @@ int ioas_convert(struct ioas *ioas, struct ioasid_op *op)
 	for (uint32_t i = 0; c.to_shared && i < nr && r == 0; i++)
 		r = sharedmap_reserve(ioas->shared, v[i].start,
 				      v[i].last - v[i].start + 1);
-	for (uint32_t i = 0; i < nr && r == 0; i++)
+	batched = !c.to_shared && be_ops_of(ioas)->hide_batch;
+	if (batched)
+		r = to_private_batched(&c, v, nr);
+	for (uint32_t i = 0; !batched && i < nr && r == 0; i++)
 		r = sharedmap_for_each_run(ioas->shared, v[i].start,
 					   v[i].last - v[i].start + 1,
 					   !c.to_shared, flip_run, &c);

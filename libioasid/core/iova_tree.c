@@ -207,14 +207,44 @@ static inline void prefetch_keys(const uint64_t *a, int n)
 }
 
 /*
- * Before descending into child @j of @n towards @x, start every cache miss
- * the search in the child will take: its key array and, at the position
- * interpolated from the child's range and entry count (exact for regularly
- * spaced areas, close otherwise), the payload line of a leaf or the slot
- * line of an inner node. One round trip per level instead of two.
+ * count_le() starting from a guess @h: look at up to 4 neighbours on the
+ * right side of the guess, then fall back to a binary search of the rest.
  */
-static inline void prefetch_child(const struct inner *n, int j, uint64_t x,
-				  bool leafkid)
+static inline int count_le_hint(const uint64_t *a, int n, uint64_t x, int h)
+{
+	int k;
+
+	if (h < 0 || h >= n)
+		return count_le(a, n, x);
+	if (a[h] <= x) {
+		for (k = h + 1; k < n && k <= h + 4; k++) {
+			if (a[k] > x)
+				return k;
+		}
+		if (k == n)
+			return n;
+		return k + count_le(a + k, n - k, x);
+	}
+	for (k = h - 1; k >= 0 && k >= h - 4; k--) {
+		if (a[k] <= x)
+			return k + 1;
+	}
+	if (k < 0)
+		return 0;
+	return count_le(a, k + 1, x);
+}
+
+/*
+ * Before descending into child @j of @n towards @x, guess where @x falls in
+ * the child by interpolating over the child's range and entry count (exact
+ * for regularly spaced areas, as guest memory mapped page by page is, and
+ * close otherwise) and start the cache misses the search will take there:
+ * the key line(s) and the payload line of a leaf, or the slot line of an
+ * inner node. Returns the guess for count_le_hint(). One memory round trip
+ * per level instead of the two or more of a cold binary search.
+ */
+static inline int prefetch_child(const struct inner *n, int j, uint64_t x,
+				 bool leafkid)
 {
 	uint64_t s = n->start[j];
 	uint64_t span = ((n->slot[j].last - s) >> IOVA_TREE_PAGE_SHIFT) + 1;
@@ -228,16 +258,29 @@ static inline void prefetch_child(const struct inner *n, int j, uint64_t x,
 	if (leafkid) {
 		const struct leaf *l = n->slot[j].child;
 
+#ifdef PF_ALL
 		prefetch_keys(l->iova, nr);
+#else
+		__builtin_prefetch(&l->nr);
+		__builtin_prefetch(&l->iova[i]);
+		__builtin_prefetch(&l->iova[i + 1 < (uint64_t)nr ? i + 1 : i]);
+#endif
 		__builtin_prefetch(&l->pay[i]);
 		__builtin_prefetch(&l->pay[i].data);
 	} else {
 		const struct inner *c = n->slot[j].child;
 
+#ifdef PF_ALL
 		prefetch_keys(c->start, nr);
+#else
+		__builtin_prefetch(&c->nr);
+		__builtin_prefetch(&c->start[i]);
+		__builtin_prefetch(&c->start[i + 1 < (uint64_t)nr ? i + 1 : i]);
+#endif
 		__builtin_prefetch(&c->slot[i]);
 		__builtin_prefetch(&c->slot[i].child);
 	}
+	return (int)i;
 }
 
 static inline void leaf_get(const struct leaf *l, int i, struct ent *e)
@@ -766,12 +809,12 @@ static void tree_insert_ent(struct iova_tree *t, const struct ent *e)
  */
 static bool ff_rec(const struct iova_tree *t, void *node, int level,
 		   uint64_t a, uint64_t b, unsigned int kinds,
-		   struct iova_tree_path *p)
+		   struct iova_tree_path *p, int hint)
 {
 	p->node[level] = node;
 	if (level == t->height - 1) {
 		const struct leaf *l = node;
-		int i = count_le(l->iova, l->nr, a);
+		int i = count_le_hint(l->iova, l->nr, a, hint);
 
 		if (i > 0 && l->pay[i - 1].last >= a)
 			i--;
@@ -784,7 +827,7 @@ static bool ff_rec(const struct iova_tree *t, void *node, int level,
 		return false;
 	} else {
 		const struct inner *n = node;
-		int j = count_le(n->start, n->nr, a);
+		int j = count_le_hint(n->start, n->nr, a, hint);
 
 		j = j ? j - 1 : 0;
 		if (n->slot[j].last < a)
@@ -793,8 +836,10 @@ static bool ff_rec(const struct iova_tree *t, void *node, int level,
 			if (!(n->slot[j].gapf & kinds))
 				continue;
 			p->idx[level] = j;
-			prefetch_child(n, j, a, level + 1 == t->height - 1);
-			if (ff_rec(t, n->slot[j].child, level + 1, a, b, kinds, p))
+			hint = prefetch_child(n, j, a,
+					      level + 1 == t->height - 1);
+			if (ff_rec(t, n->slot[j].child, level + 1, a, b, kinds,
+				   p, hint))
 				return true;
 		}
 		return false;
@@ -806,7 +851,7 @@ static bool find_first(const struct iova_tree *t, uint64_t a, uint64_t b,
 {
 	if (!t->root)
 		return false;
-	return ff_rec(t, t->root, 0, a, b, kinds, p);
+	return ff_rec(t, t->root, 0, a, b, kinds, p, -1);
 }
 
 static inline struct leaf *path_leaf(const struct iova_tree *t,
@@ -1482,22 +1527,22 @@ int iova_tree_lookup(const struct iova_tree *t, uint64_t iova,
 {
 	const void *node = t->root;
 	const struct leaf *l;
+	int lv, i, hint = -1;
 	struct ent e;
-	int lv, i;
 
 	if (!node)
 		return -ENOENT;
 	for (lv = 0; lv < t->height - 1; lv++) {
 		const struct inner *n = node;
 
-		i = count_le(n->start, n->nr, iova);
+		i = count_le_hint(n->start, n->nr, iova, hint);
 		if (!i)
 			return -ENOENT;
-		prefetch_child(n, i - 1, iova, lv + 1 == t->height - 1);
+		hint = prefetch_child(n, i - 1, iova, lv + 1 == t->height - 1);
 		node = n->slot[i - 1].child;
 	}
 	l = node;
-	i = count_le(l->iova, l->nr, iova);
+	i = count_le_hint(l->iova, l->nr, iova, hint);
 	if (!i || l->pay[i - 1].last < iova)
 		return -ENOENT;
 	if (out) {

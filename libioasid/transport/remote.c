@@ -1,15 +1,629 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Remote transport: talks to ioasidd (being built). */
+/*
+ * Remote transport: the core lives in ioasidd, reached over an AF_UNIX
+ * SOCK_SEQPACKET socket ("unix:PATH", or "unix:@NAME" for an abstract
+ * socket).  Each op becomes one request message (proto/codec.c) with its
+ * descriptors as SCM_RIGHTS; the reply is decoded back into the op, so the
+ * public API cannot tell this transport from the embedded one.
+ *
+ * Threads: one request is in flight per context (r->lock); the daemon
+ * serves a client's requests in order anyway.
+ *
+ * Events: the daemon sends IOASID_CMD_EVENT messages whenever the
+ * session has some, interleaved with replies.  Whatever reads the socket
+ * (a call waiting for its reply, or event_read()) queues them here.  The
+ * descriptor handed out by event_fd() is an epoll set of the socket and
+ * an eventfd that is readable while the local queue is not empty: it
+ * polls readable both for queued events and for events still in the
+ * socket (it may also wake while another thread waits for a reply;
+ * event_read() then says -EAGAIN).
+ */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <netlink/msg.h>
+
+#include "ctx.h"
+#include "proto/codec.h"
 #include "transport/transport.h"
+#include "util/log.h"
+#include "util/macros.h"
 
-static int remote_open(struct ioasid_ctx *ctx, const char *uri, void **priv)
+#define EVENT_QUEUE_LEN	1024
+
+struct remote {
+	struct ioasid_ctx *ctx;
+	pthread_mutex_t lock;		/* one request at a time; all below */
+	int sock;
+	int event_efd;			/* -1 until event_fd() is asked for */
+	int event_epfd;
+	uint32_t seq;
+	bool broken;			/* framing lost or daemon gone */
+	char broken_why[128];
+	char backend[IOASID_NAME_MAX];
+	uint32_t session_id;
+	struct ioasid_event *events;	/* ring */
+	uint32_t ev_head, ev_len;
+	uint64_t ev_dropped;
+	unsigned char *rxbuf;		/* IOASID_MAX_MSG */
+};
+
+/* ---- the connection ------------------------------------------------------- */
+
+static void mark_broken(struct remote *r, const char *why)
 {
-	return -EPROTONOSUPPORT;
+	if (r->broken)
+		return;
+	r->broken = true;
+	snprintf(r->broken_why, sizeof(r->broken_why), "%s", why);
+	err(r->ctx, "connection to ioasidd lost: %s", why);
+}
+
+static int send_packet(int sock, const void *buf, size_t len, const int *fds,
+		       unsigned int nfds)
+{
+	union {
+		char buf[PROTO_CMSG_SPACE];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	if (nfds) {
+		memset(&control, 0, sizeof(control));
+		mh.msg_control = control.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	do {
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)len ? 0 : -EMSGSIZE;
+}
+
+/* Close descriptors the daemon should never have sent. */
+static unsigned int close_received_fds(struct msghdr *mh)
+{
+	unsigned int n = 0;
+
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm;
+	     cm = CMSG_NXTHDR(mh, cm)) {
+		int fd;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t off = 0; off + sizeof(int) <=
+		     cm->cmsg_len - CMSG_LEN(0); off += sizeof(int)) {
+			memcpy(&fd, CMSG_DATA(cm) + off, sizeof(int));
+			close(fd);
+			n++;
+		}
+	}
+	return n;
+}
+
+/*
+ * Receive and validate one message from the daemon into @m.
+ * Returns 0, -EAGAIN (non-blocking and nothing there) or another negative
+ * errno after which the connection is unusable (reason in r->broken_why).
+ */
+static int recv_one(struct remote *r, bool block, struct proto_msg *m)
+{
+	char control[PROTO_CMSG_SPACE];
+	struct iovec iov = { .iov_base = r->rxbuf, .iov_len = IOASID_MAX_MSG };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control, .msg_controllen = sizeof(control),
+	};
+	char why[IOASID_ERRMSG_MAX];
+	ssize_t n;
+	int ret;
+
+	do {
+		n = recvmsg(r->sock, &mh, MSG_CMSG_CLOEXEC |
+			    (block ? 0 : MSG_DONTWAIT));
+	} while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return -EAGAIN;
+	if (n <= 0) {
+		ret = n < 0 ? -errno : -ECONNRESET;
+		snprintf(why, sizeof(why), "%s", n < 0 ? strerror(errno) :
+			 "ioasidd closed the connection");
+		mark_broken(r, why);
+		return ret;
+	}
+	if (close_received_fds(&mh) || (mh.msg_flags & (MSG_TRUNC |
+							MSG_CTRUNC))) {
+		mark_broken(r, "unexpected descriptors or truncated message");
+		return -EPROTO;
+	}
+	ret = proto_parse(r->rxbuf, (size_t)n, 0, PROTO_FROM_DAEMON, m, why,
+			  sizeof(why));
+	if (ret < 0) {
+		mark_broken(r, why);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* ---- the local event queue -------------------------------------------------- */
+
+static void queue_event(struct remote *r, const struct proto_msg *m)
+{
+	struct ioasid_event ev;
+	uint64_t one = 1;
+
+	if (proto_decode_event(m, &ev) < 0) {
+		warn(r->ctx, "dropping a malformed event from ioasidd");
+		return;
+	}
+	if (r->ev_len == EVENT_QUEUE_LEN) {
+		r->ev_dropped++;
+		return;
+	}
+	r->events[(r->ev_head + r->ev_len) % EVENT_QUEUE_LEN] = ev;
+	if (r->ev_len++ == 0 && r->event_efd >= 0 &&
+	    write(r->event_efd, &one, sizeof(one)) < 0)
+		warn(r->ctx, "cannot signal the event fd: %m");
+}
+
+static int pop_event(struct remote *r, struct ioasid_event *ev)
+{
+	uint64_t count;
+
+	if (!r->ev_len)
+		return -EAGAIN;
+	*ev = r->events[r->ev_head];
+	r->ev_head = (r->ev_head + 1) % EVENT_QUEUE_LEN;
+	/* keep the eventfd readable exactly while events are queued */
+	if (--r->ev_len == 0 && r->event_efd >= 0 &&
+	    read(r->event_efd, &count, sizeof(count)) < 0)
+		count = 0;
+	return 0;
+}
+
+/* Queue every event already in the socket (no request in flight). */
+static void drain_events(struct remote *r)
+{
+	struct proto_msg m;
+
+	while (!r->broken && recv_one(r, false, &m) == 0) {
+		if (m.cmd != IOASID_CMD_EVENT) {
+			mark_broken(r, "reply without a request");
+			break;
+		}
+		queue_event(r, &m);
+	}
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+static uint32_t next_seq(struct remote *r)
+{
+	if (++r->seq == 0)	/* 0 marks events */
+		++r->seq;
+	return r->seq;
+}
+
+static int send_request(struct remote *r, struct ioasid_op *op, uint32_t seq)
+{
+	int fds[IOASID_MAX_FDS];
+	unsigned int nfds;
+	struct nl_msg *msg;
+	const void *buf;
+	size_t len;
+	int ret;
+
+	ret = proto_encode_request(op, seq, &msg, fds, &nfds);
+	if (ret < 0)
+		return ret;
+	buf = proto_msg_data(msg, &len);
+	ret = send_packet(r->sock, buf, len, fds, nfds);
+	nlmsg_free(msg);
+	if (ret == -EBADF)
+		return op_fail(op, EBADF, "a descriptor passed to %s is not "
+			       "open", proto_cmd_name(op->cmd));
+	if (ret == -EMSGSIZE)
+		return op_fail(op, EMSGSIZE, "a %zu-byte %s message does not "
+			       "fit the socket buffer", len,
+			       proto_cmd_name(op->cmd));
+	if (ret < 0) {
+		mark_broken(r, strerror(-ret));
+		return op_fail(op, -ret, "cannot send to ioasidd: %s",
+			       strerror(-ret));
+	}
+	return 0;
+}
+
+/* Wait for the reply to @seq, queueing the events that come first. */
+static int wait_reply(struct remote *r, struct ioasid_op *op, uint32_t seq)
+{
+	struct proto_msg m;
+	int ret;
+
+	for (;;) {
+		ret = recv_one(r, true, &m);
+		if (ret < 0)
+			return op_fail(op, ret == -EPROTO ? EPROTO : ECONNRESET,
+				       "connection to ioasidd lost: %s",
+				       r->broken_why);
+		if (m.cmd == IOASID_CMD_EVENT) {
+			queue_event(r, &m);
+			continue;
+		}
+		if (m.seq != seq) {
+			mark_broken(r, "reply to a request never sent");
+			return op_fail(op, EPROTO, "ioasidd replied out of "
+				       "order (seq %u, expected %u)", m.seq,
+				       seq);
+		}
+		if (proto_decode_reply(&m, op, &ret) < 0) {
+			mark_broken(r, op->errmsg);
+			return -EPROTO;
+		}
+		return ret;
+	}
+}
+
+/* One request and its reply; r->lock held. */
+static int roundtrip(struct remote *r, struct ioasid_op *op)
+{
+	uint32_t seq;
+	int ret;
+
+	if (r->broken)
+		return op_fail(op, ECONNRESET, "connection to ioasidd lost: %s",
+			       r->broken_why);
+	seq = next_seq(r);
+	ret = send_request(r, op, seq);
+	if (ret < 0)
+		return ret;
+	return wait_reply(r, op, seq);
+}
+
+static int locked_roundtrip(struct remote *r, struct ioasid_op *op)
+{
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	ret = roundtrip(r, op);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+/*
+ * Device DMA larger than one message: one request per chunk, transparently.
+ * The result is the bytes done in total; it stops at the first failure or
+ * short transfer, as a single DMA would.
+ */
+static int dma_chunked(struct remote *r, struct ioasid_op *op)
+{
+	uint64_t done = 0;
+	int ret = 0;
+
+	if (op->iova + op->length < op->iova)
+		return op_fail(op, EOVERFLOW, "iova + length overflows");
+	while (done < op->length) {
+		uint32_t n = (uint32_t)min_t(uint64_t, op->length - done,
+					     PROTO_DMA_CHUNK);
+		struct ioasid_op sub = *op;
+
+		sub.iova = op->iova + done;
+		sub.length = n;
+		sub.in = op->in_len ? (const char *)op->in + done : NULL;
+		sub.in_len = op->in_len > done ?
+			min_t(uint32_t, op->in_len - (uint32_t)done, n) : 0;
+		sub.out = op->out_cap ? (char *)op->out + done : op->out;
+		sub.out_cap = op->out_cap > done ?
+			min_t(uint32_t, op->out_cap - (uint32_t)done, n) : 0;
+		sub.out_bytes = sub.out_len = 0;
+		ret = locked_roundtrip(r, &sub);
+		done += min_t(uint64_t, sub.out_bytes, n);
+		if (ret < 0 || sub.out_bytes < n) {
+			memcpy(op->errmsg, sub.errmsg, sizeof(op->errmsg));
+			break;
+		}
+	}
+	op->out_bytes = done;
+	op->out_len = op->out_cap ? (uint32_t)min_t(uint64_t, done,
+						    op->out_cap) : 0;
+	return ret;
+}
+
+static bool dma_needs_chunks(const struct ioasid_op *op)
+{
+	return op->cmd == IOASID_CMD_DEVICE_DMA &&
+	       (op->in_len > PROTO_DMA_CHUNK || op->out_cap > PROTO_DMA_CHUNK);
+}
+
+/* IOVA covered by one chunk of dirty bitmap: a bit per 4 KiB page. */
+#define DIRTY_CHUNK_IOVA	((uint64_t)PROTO_DMA_CHUNK * 8 * 4096)
+
+/*
+ * A dirty bitmap larger than one message (more than 4 GiB of IOVA per
+ * 128 KiB of bitmap): one request per 4 GiB.  Only valid ranges are
+ * split; anything the core would refuse goes as one request so the error
+ * is the embedded one and nothing is read half.
+ */
+static bool dirty_needs_chunks(const struct ioasid_op *op)
+{
+	return op->cmd == IOASID_CMD_DIRTY_READ &&
+	       op->out_cap > PROTO_MAX_PAYLOAD && op->length &&
+	       !(op->iova & 4095) && !(op->length & 4095) &&
+	       op->iova + (op->length - 1) >= op->iova &&
+	       (op->length / 4096 + 63) / 64 * 8 <= op->out_cap;
+}
+
+static int dirty_chunked(struct remote *r, struct ioasid_op *op)
+{
+	uint64_t pos = 0, any = 0;
+	int ret = 0;
+
+	while (pos < op->length && ret == 0) {
+		uint64_t n = min_t(uint64_t, op->length - pos,
+				   DIRTY_CHUNK_IOVA);
+		struct ioasid_op sub = *op;
+
+		sub.iova = op->iova + pos;
+		sub.length = n;
+		/* chunks start on 64-page boundaries: whole bitmap words */
+		sub.out = (char *)op->out + pos / 4096 / 8;
+		sub.out_cap = (uint32_t)((n / 4096 + 63) / 64 * 8);
+		sub.out_bytes = sub.out_len = 0;
+		ret = locked_roundtrip(r, &sub);
+		if (ret < 0)
+			memcpy(op->errmsg, sub.errmsg, sizeof(op->errmsg));
+		any |= sub.out_bytes;
+		pos += n;
+	}
+	op->out_bytes = any;
+	op->out_len = (uint32_t)((op->length / 4096 + 63) / 64 * 8);
+	return ret;
+}
+
+static int remote_event_read(void *priv, struct ioasid_event *ev);
+
+static int remote_call(void *priv, struct ioasid_op *op)
+{
+	struct remote *r = priv;
+
+	switch (op->cmd) {
+	case IOASID_CMD_MAP_USER:
+		return op_fail(op, EOPNOTSUPP, "ioasidd cannot reach this "
+			       "process's memory: map a memfd or guest_memfd "
+			       "with ioasid_map_file() instead of user memory");
+	case IOASID_CMD_EVENT_READ:
+		if (op->out_cap < sizeof(struct ioasid_event))
+			return op_fail(op, EMSGSIZE, "result buffer too small");
+		op->out_len = sizeof(struct ioasid_event);
+		return remote_event_read(priv, op->out);
+	}
+	if (dma_needs_chunks(op))
+		return dma_chunked(r, op);
+	if (dirty_needs_chunks(op))
+		return dirty_chunked(r, op);
+	return locked_roundtrip(r, op);
+}
+
+/* ---- open / close ------------------------------------------------------------- */
+
+static int open_fail(struct remote *r, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int open_fail(struct remote *r, int ret, const char *fmt, ...)
+{
+	char msg[IOASID_ERRMSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ctx_set_error(msg);
+	err(r->ctx, "%s", msg);
+	return ret;
+}
+
+static int fill_addr(const char *path, struct sockaddr_un *sa,
+		     socklen_t *salen)
+{
+	size_t len = strlen(path);
+
+	if (!len)
+		return -EINVAL;
+	if (len >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path, path, len);
+	if (path[0] == '@')		/* abstract namespace */
+		sa->sun_path[0] = '\0';
+	*salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
+			     (path[0] == '@' ? 0 : 1));
+	return 0;
+}
+
+static int connect_fail(struct remote *r, int e, const char *path)
+{
+	switch (e) {
+	case ENOENT:
+		return open_fail(r, -ENOENT, "no ioasidd socket at %s (is "
+				 "ioasidd running?)", path);
+	case ECONNREFUSED:
+		return open_fail(r, -ECONNREFUSED, "nobody accepts connections "
+				 "at %s (ioasidd is not running)", path);
+	case EACCES:
+	case EPERM:
+		return open_fail(r, -e, "permission denied on %s: the socket "
+				 "is for members of ioasidd's group", path);
+	}
+	return open_fail(r, -e, "cannot connect to %s: %s", path, strerror(e));
+}
+
+static int connect_socket(struct remote *r, const char *path)
+{
+	int sndbuf = 2 * IOASID_MAX_MSG;
+	struct sockaddr_un sa;
+	socklen_t salen;
+	int ret;
+
+	ret = fill_addr(path, &sa, &salen);
+	if (ret < 0)
+		return open_fail(r, ret, "bad ioasidd socket path \"%s\"",
+				 path);
+	r->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (r->sock < 0)
+		return open_fail(r, -errno, "cannot create a socket: %m");
+	/* one message may be IOASID_MAX_MSG: above the default limit */
+	if (setsockopt(r->sock, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+		       sizeof(sndbuf)) < 0)
+		warn(r->ctx, "cannot raise SO_SNDBUF: %m");
+	if (connect(r->sock, (struct sockaddr *)&sa, salen) < 0)
+		return connect_fail(r, errno, path);
+	return 0;
+}
+
+/* Say hello: learns the backend; gives the daemon a name for the session. */
+static int hello(struct remote *r, const char *path)
+{
+	struct ioasid_op op;
+	int ret;
+
+	ioasid_op_init(&op, IOASID_CMD_HELLO);
+	snprintf(op.name, sizeof(op.name), "%.24s[%d]",
+		 program_invocation_short_name, (int)getpid());
+	ret = locked_roundtrip(r, &op);
+	if (ret < 0)
+		return open_fail(r, ret, "ioasidd at %s refused us: %s", path,
+				 op.errmsg[0] ? op.errmsg : strerror(-ret));
+	snprintf(r->backend, sizeof(r->backend), "%s", op.name);
+	r->session_id = op.out_id;
+	return 0;
+}
+
+static void remote_close(void *priv)
+{
+	struct remote *r = priv;
+
+	if (!r)
+		return;
+	close_fd(r->sock);
+	close_fd(r->event_epfd);
+	close_fd(r->event_efd);
+	pthread_mutex_destroy(&r->lock);
+	free(r->events);
+	free(r->rxbuf);
+	free(r);
+}
+
+static int remote_open(struct ioasid_ctx *ctx, const char *path, void **priv)
+{
+	struct remote *r = calloc(1, sizeof(*r));
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	r->ctx = ctx;
+	r->sock = r->event_efd = r->event_epfd = -1;
+	pthread_mutex_init(&r->lock, NULL);
+	r->events = calloc(EVENT_QUEUE_LEN, sizeof(*r->events));
+	r->rxbuf = malloc(IOASID_MAX_MSG);
+	if (!r->events || !r->rxbuf) {
+		remote_close(r);
+		return -ENOMEM;
+	}
+	ret = connect_socket(r, path);
+	if (ret == 0)
+		ret = hello(r, path);
+	if (ret < 0) {
+		remote_close(r);
+		return ret;
+	}
+	info(ctx, "connected to ioasidd at %s: backend %s, session %u", path,
+	     r->backend, r->session_id);
+	*priv = r;
+	return 0;
+}
+
+static const char *remote_backend_name(void *priv)
+{
+	struct remote *r = priv;
+
+	return r->backend;
+}
+
+/* ---- events ------------------------------------------------------------------- */
+
+static int make_event_fd(struct remote *r)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	uint64_t one = 1;
+
+	r->event_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	r->event_epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (r->event_efd < 0 || r->event_epfd < 0 ||
+	    epoll_ctl(r->event_epfd, EPOLL_CTL_ADD, r->sock, &ev) < 0 ||
+	    epoll_ctl(r->event_epfd, EPOLL_CTL_ADD, r->event_efd, &ev) < 0) {
+		int ret = -errno;
+
+		close_fd(r->event_efd);
+		close_fd(r->event_epfd);
+		return ret;
+	}
+	if (r->ev_len && write(r->event_efd, &one, sizeof(one)) < 0)
+		warn(r->ctx, "cannot signal the event fd: %m");
+	return r->event_epfd;
+}
+
+static int remote_event_fd(void *priv)
+{
+	struct remote *r = priv;
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	ret = r->event_epfd >= 0 ? r->event_epfd : make_event_fd(r);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+static int remote_event_read(void *priv, struct ioasid_event *ev)
+{
+	struct remote *r = priv;
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	drain_events(r);
+	ret = pop_event(r, ev);
+	if (ret == -EAGAIN && r->broken)
+		ret = -ECONNRESET;
+	pthread_mutex_unlock(&r->lock);
+	return ret;
 }
 
 const struct transport_ops transport_remote = {
 	.name = "remote",
 	.open = remote_open,
+	.close = remote_close,
+	.call = remote_call,
+	.backend_name = remote_backend_name,
+	.event_fd = remote_event_fd,
+	.event_read = remote_event_read,
 };

@@ -281,6 +281,43 @@ int64_t sim_domain_unmap(struct sim_domain *dom, uint64_t iova,
 	return ret;
 }
 
+/* Past this many ranges, dropping whole IOTLBs is cheaper than ranges. */
+#define BATCH_FLUSH_ALL 8
+
+int64_t sim_domain_unmap_batch(struct sim_domain *dom,
+			       const struct sim_range *ranges, size_t nr)
+{
+	struct sim_iotlb_link *l;
+	int64_t total = 0, ret = 0;
+	size_t i;
+
+	pthread_mutex_lock(&dom->lock);
+	for (i = 0; i < nr; i++) {
+		ret = sim_pgtable_unmap(dom->pgt, ranges[i].iova,
+					ranges[i].length);
+		if (ret < 0)
+			break;
+		total += ret;
+	}
+	/* even after a failure: what was unmapped must be unreachable */
+	for (l = dom->iotlbs; l && total; l = l->next) {
+		if (i > BATCH_FLUSH_ALL) {
+			sim_iotlb_invalidate_all(l->tlb);
+			continue;
+		}
+		for (size_t j = 0; j < i; j++)
+			sim_iotlb_invalidate_range(l->tlb, ranges[j].iova,
+						   ranges[j].iova +
+						   ranges[j].length - 1);
+	}
+	if (total) {
+		sim_gp_synchronize();
+		sim_pgtable_reclaim(dom->pgt);
+	}
+	pthread_mutex_unlock(&dom->lock);
+	return ret < 0 ? ret : total;
+}
+
 int sim_domain_read_and_clear_dirty(struct sim_domain *dom, uint64_t iova,
 				    uint64_t length, uint64_t *bitmap,
 				    unsigned int flags)

@@ -157,6 +157,20 @@ int sim_domain_map(struct sim_domain *dom, uint64_t iova, uint64_t length,
 int64_t sim_domain_unmap(struct sim_domain *dom, uint64_t iova,
 			 uint64_t length);
 
+struct sim_range {
+	uint64_t iova;
+	uint64_t length;
+};
+
+/*
+ * sim_domain_unmap() of many ranges with one IOTLB flush and one grace
+ * period: what confidential-memory conversions need.  Returns the bytes
+ * unmapped, or the first error (-EINVAL, -ERANGE, -ENOMEM); the ranges
+ * before the failing one are unmapped (and unreachable), the rest not.
+ */
+int64_t sim_domain_unmap_batch(struct sim_domain *dom,
+			       const struct sim_range *ranges, size_t nr);
+
 /*
  * Read (and clear, unless SIM_DIRTY_NO_CLEAR) dirty bits, then invalidate
  * IOTLBs and wait for in-flight DMA so that (a) every write that completed

@@ -231,6 +231,36 @@ static int sim_unmap(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 	return r;
 }
 
+static int sim_hide_batch(struct be_ioas *ioas,
+			  const struct ioasid_iova_range *runs, uint32_t nr)
+{
+	struct sim_range *v = malloc((nr ? nr : 1) * sizeof(*v));
+	int r = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (struct be_domain *d = ioas->domains; d && r == 0; d = d->next) {
+		uint64_t limit = domain_limit(d);
+		size_t n = 0;
+
+		for (uint32_t i = 0; i < nr; i++) {
+			if (runs[i].start >= limit)
+				continue;
+			v[n].iova = runs[i].start;
+			v[n].length = min_t(uint64_t, runs[i].last, limit - 1) -
+				      runs[i].start + 1;
+			n++;
+		}
+		if (n) {
+			int64_t e = sim_domain_unmap_batch(d->dom, v, n);
+
+			r = e < 0 ? (int)e : 0;
+		}
+	}
+	free(v);
+	return r;
+}
+
 struct replay_ctx {
 	struct be_domain *d;
 };
@@ -436,6 +466,7 @@ const struct backend_ops backend_sim = {
 	.ioas_free = sim_ioas_free,
 	.map = sim_map,
 	.unmap = sim_unmap,
+	.hide_batch = sim_hide_batch,
 	.domain_alloc = sim_domain_alloc,
 	.domain_free = sim_domain_free,
 	.device_open = sim_device_open,

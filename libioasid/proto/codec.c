@@ -1,0 +1,899 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The ioasidd wire codec (see codec.h).
+ *
+ * Messages are built with libnl-3.  They are parsed by hand with libnl's
+ * accessors only: libnl 3.7's nla_parse() trusts nlmsg_len, ignores
+ * unknown, duplicate and truncated attributes and checks minimum lengths
+ * only, while a daemon serving unprivileged clients must reject all of
+ * that.  The policy table below is the single statement of which
+ * attribute each command carries; both ends use it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <netlink/attr.h>
+#include <netlink/errno.h>
+#include <netlink/msg.h>
+
+#include "proto/codec.h"
+#include "util/macros.h"
+
+#define BIT(a)	(1ULL << IOASID_ATTR_##a)
+
+_Static_assert(__IOASID_ATTR_MAX <= 64, "attribute masks are 64-bit");
+_Static_assert(PROTO_DMA_CHUNK <= PROTO_MAX_PAYLOAD, "DMA chunk fits");
+
+/* ---- attributes ---------------------------------------------------------- */
+
+enum attr_type {
+	AT_U32 = 1,
+	AT_U64,
+	AT_STRING,	/* NUL-terminated, no embedded NUL, max bytes with NUL */
+	AT_BINARY,	/* 0..max bytes */
+	AT_FD,		/* u32 index into the SCM_RIGHTS array */
+};
+
+struct attr_def {
+	const char *name;
+	enum attr_type type;
+	uint32_t max;
+};
+
+static const struct attr_def attr_defs[__IOASID_ATTR_MAX] = {
+	[IOASID_ATTR_ERRNO]	= { "ERRNO", AT_U32, 0 },
+	[IOASID_ATTR_ERRMSG]	= { "ERRMSG", AT_STRING, IOASID_ERRMSG_MAX },
+	[IOASID_ATTR_IOAS_ID]	= { "IOAS_ID", AT_U32, 0 },
+	[IOASID_ATTR_IOAS_ID2]	= { "IOAS_ID2", AT_U32, 0 },
+	[IOASID_ATTR_DEV_ID]	= { "DEV_ID", AT_U32, 0 },
+	[IOASID_ATTR_VM_ID]	= { "VM_ID", AT_U32, 0 },
+	[IOASID_ATTR_FLAGS]	= { "FLAGS", AT_U32, 0 },
+	[IOASID_ATTR_MODE]	= { "MODE", AT_U32, 0 },
+	[IOASID_ATTR_IOVA]	= { "IOVA", AT_U64, 0 },
+	[IOASID_ATTR_LENGTH]	= { "LENGTH", AT_U64, 0 },
+	[IOASID_ATTR_OFFSET]	= { "OFFSET", AT_U64, 0 },
+	[IOASID_ATTR_NAME]	= { "NAME", AT_STRING, IOASID_NAME_MAX },
+	[IOASID_ATTR_FD_INDEX]	= { "FD_INDEX", AT_FD, 0 },
+	[IOASID_ATTR_DATA]	= { "DATA", AT_BINARY, PROTO_MAX_PAYLOAD },
+	[IOASID_ATTR_OUT_ID]	= { "OUT_ID", AT_U32, 0 },
+	[IOASID_ATTR_OUT_IOVA]	= { "OUT_IOVA", AT_U64, 0 },
+	[IOASID_ATTR_OUT_BYTES]	= { "OUT_BYTES", AT_U64, 0 },
+	[IOASID_ATTR_OUT_DATA]	= { "OUT_DATA", AT_BINARY, PROTO_MAX_PAYLOAD },
+	[IOASID_ATTR_OUT_CAP]	= { "OUT_CAP", AT_U32, 0 },
+	[IOASID_ATTR_FILE_ID]	= { "FILE_ID", AT_U32, 0 },
+	[IOASID_ATTR_FD_INDEX2]	= { "FD_INDEX2", AT_FD, 0 },
+	[IOASID_ATTR_OUT_LEN]	= { "OUT_LEN", AT_U32, 0 },
+};
+
+const char *proto_attr_name(uint32_t attr)
+{
+	if (attr >= ARRAY_SIZE(attr_defs) || !attr_defs[attr].name)
+		return "?";
+	return attr_defs[attr].name;
+}
+
+/* ---- per-command policy ---------------------------------------------------- */
+
+/* A request: @req must be present, @opt may be. */
+#define REQ(n, f, req, opt) \
+	{ n, PROTO_CMD_REQUEST | (f), (req) | (opt), (req) }
+
+#define ID	BIT(IOAS_ID)
+#define CAP	BIT(OUT_CAP)
+#define RANGE	(BIT(IOVA) | BIT(LENGTH))
+#define LIST	PROTO_CMD_OUT_PARTIAL
+
+static const struct proto_cmd_policy policies[__IOASID_CMD_MAX] = {
+	[IOASID_CMD_REPLY] = { "REPLY", PROTO_CMD_FROM_DAEMON,
+		BIT(ERRNO) | BIT(ERRMSG) | BIT(OUT_ID) | BIT(OUT_IOVA) |
+		BIT(OUT_BYTES) | BIT(OUT_LEN) | BIT(OUT_DATA) | BIT(NAME),
+		BIT(ERRNO) },
+	[IOASID_CMD_EVENT] = { "EVENT", PROTO_CMD_FROM_DAEMON,
+		BIT(OUT_DATA), BIT(OUT_DATA) },
+	/* NAME: the client's session name (kept for a later reclaim) */
+	[IOASID_CMD_HELLO]	  = REQ("HELLO", PROTO_CMD_NAME_OUT, 0,
+					BIT(NAME)),
+	[IOASID_CMD_IOAS_ALLOC]	  = REQ("IOAS_ALLOC", 0, BIT(FLAGS), 0),
+	[IOASID_CMD_IOAS_DESTROY] = REQ("IOAS_DESTROY", 0, ID, 0),
+	[IOASID_CMD_IOAS_SET_SNOOP] = REQ("IOAS_SET_SNOOP", 0,
+					  ID | BIT(MODE), 0),
+	[IOASID_CMD_IOAS_INFO]	  = REQ("IOAS_INFO", 0, ID | CAP, 0),
+	[IOASID_CMD_IOAS_LIST]	  = REQ("IOAS_LIST", LIST, CAP, 0),
+	[IOASID_CMD_MAP_FILE]	  = REQ("MAP_FILE", 0,
+					ID | BIT(FD_INDEX) | BIT(OFFSET) |
+					RANGE | BIT(FLAGS), 0),
+	/* refused by ioasidd: it cannot reach the caller's memory */
+	[IOASID_CMD_MAP_USER]	  = REQ("MAP_USER", PROTO_CMD_LOCAL,
+					ID | BIT(OFFSET) | RANGE | BIT(FLAGS),
+					0),
+	[IOASID_CMD_UNMAP]	  = REQ("UNMAP", 0, ID | RANGE | BIT(FLAGS), 0),
+	[IOASID_CMD_COPY]	  = REQ("COPY", 0,
+					ID | BIT(IOAS_ID2) | BIT(OFFSET) |
+					RANGE | BIT(FLAGS), 0),
+	[IOASID_CMD_IOVA_RANGES]  = REQ("IOVA_RANGES", LIST, ID | CAP, 0),
+	[IOASID_CMD_ALLOW_IOVAS]  = REQ("ALLOW_IOVAS", 0, ID, BIT(DATA)),
+	[IOASID_CMD_LOOKUP]	  = REQ("LOOKUP", 0, ID | BIT(IOVA) | CAP, 0),
+	[IOASID_CMD_MAPPING_NEXT] = REQ("MAPPING_NEXT", 0,
+					ID | BIT(IOVA) | CAP, 0),
+	[IOASID_CMD_FILE_INFO]	  = REQ("FILE_INFO", 0,
+					ID | BIT(FILE_ID) | CAP, 0),
+	/* DATA: struct ioasid_map_entry[]; OUT_DATA: the IOVAs chosen */
+	[IOASID_CMD_MAP_BATCH]	  = REQ("MAP_BATCH", 0,
+					ID | BIT(FD_INDEX) | BIT(FLAGS) |
+					BIT(DATA), CAP),
+	[IOASID_CMD_CONVERT]	  = REQ("CONVERT", 0,
+					ID | BIT(FLAGS) | BIT(DATA), 0),
+	[IOASID_CMD_DIRTY_READ]	  = REQ("DIRTY_READ", 0,
+					ID | RANGE | BIT(FLAGS) | CAP, 0),
+	[IOASID_CMD_IOMMU_LIST]	  = REQ("IOMMU_LIST", LIST, CAP, 0),
+	[IOASID_CMD_DEVICE_LIST]  = REQ("DEVICE_LIST", LIST, CAP, 0),
+	/* FD_INDEX: the VFIO cdev when the caller opened it */
+	[IOASID_CMD_DEVICE_BIND]  = REQ("DEVICE_BIND", 0, BIT(NAME),
+					BIT(FD_INDEX)),
+	[IOASID_CMD_DEVICE_UNBIND] = REQ("DEVICE_UNBIND", 0, BIT(DEV_ID), 0),
+	[IOASID_CMD_DEVICE_ATTACH] = REQ("DEVICE_ATTACH", 0,
+					 BIT(DEV_ID) | ID | BIT(FLAGS), 0),
+	[IOASID_CMD_DEVICE_DETACH] = REQ("DEVICE_DETACH", 0, BIT(DEV_ID), 0),
+	[IOASID_CMD_DEVICE_REPLACE] = REQ("DEVICE_REPLACE", 0,
+					  BIT(DEV_ID) | ID | BIT(FLAGS), 0),
+	/* DATA: what the device writes; OUT_CAP/OUT_DATA: what it reads */
+	[IOASID_CMD_DEVICE_DMA]	  = REQ("DEVICE_DMA", PROTO_CMD_OUT_PARTIAL,
+					BIT(DEV_ID) | RANGE | BIT(FLAGS),
+					BIT(DATA) | CAP),
+	[IOASID_CMD_DOMAIN_LIST]  = REQ("DOMAIN_LIST", LIST, ID | CAP, 0),
+	[IOASID_CMD_DEVICE_INFO]  = REQ("DEVICE_INFO", 0, BIT(NAME) | CAP, 0),
+	/* FD_INDEX: the KVM VM; FD_INDEX2: its kvm-vfio device, if any */
+	[IOASID_CMD_VM_BIND]	  = REQ("VM_BIND", 0, BIT(FD_INDEX),
+					BIT(FD_INDEX2)),
+	[IOASID_CMD_VM_UNBIND]	  = REQ("VM_UNBIND", 0, BIT(VM_ID), 0),
+	[IOASID_CMD_VM_INFO]	  = REQ("VM_INFO", 0, BIT(VM_ID) | CAP, 0),
+	[IOASID_CMD_VM_SET_POLICY] = REQ("VM_SET_POLICY", 0,
+					 BIT(VM_ID) | BIT(FLAGS), 0),
+	[IOASID_CMD_DEVICE_SET_VM] = REQ("DEVICE_SET_VM", 0,
+					 BIT(DEV_ID) | BIT(VM_ID), 0),
+	[IOASID_CMD_VM_LIST]	  = REQ("VM_LIST", LIST, CAP, 0),
+	[IOASID_CMD_FAULT_READ]	  = REQ("FAULT_READ", LIST, CAP, 0),
+	/* FLAGS: enum ioasid_event_group bits */
+	[IOASID_CMD_SUBSCRIBE]	  = REQ("SUBSCRIBE", 0, BIT(FLAGS), 0),
+	[IOASID_CMD_STATUS]	  = REQ("STATUS", 0, CAP, 0),
+	/* events are read from the client's own queue */
+	[IOASID_CMD_EVENT_READ]	  = REQ("EVENT_READ", PROTO_CMD_LOCAL, 0, CAP),
+};
+
+const struct proto_cmd_policy *proto_cmd_policy(uint32_t cmd)
+{
+	if (cmd >= ARRAY_SIZE(policies) || !policies[cmd].name)
+		return NULL;
+	return &policies[cmd];
+}
+
+const char *proto_cmd_name(uint32_t cmd)
+{
+	const struct proto_cmd_policy *p = proto_cmd_policy(cmd);
+
+	return p ? p->name : "?";
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static int why_fail(char *why, size_t len, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int why_fail(char *why, size_t len, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why && len) {
+		va_start(ap, fmt);
+		vsnprintf(why, len, fmt, ap);
+		va_end(ap);
+	}
+	return -errnum;
+}
+
+int proto_nle_errno(int nle)
+{
+	switch (nle < 0 ? -nle : nle) {
+	case NLE_SUCCESS:
+		return 0;
+	case NLE_INTR:
+		return -EINTR;
+	case NLE_BAD_SOCK:
+		return -EBADF;
+	case NLE_AGAIN:
+		return -EAGAIN;
+	case NLE_NOMEM:
+		/* the only way nla_put() fails on a sized message */
+		return -EMSGSIZE;
+	case NLE_EXIST:
+		return -EEXIST;
+	case NLE_INVAL:
+		return -EINVAL;
+	case NLE_RANGE:
+		return -ERANGE;
+	case NLE_MSGSIZE:
+	case NLE_MSG_OVERFLOW:
+		return -EMSGSIZE;
+	case NLE_OPNOTSUPP:
+		return -EOPNOTSUPP;
+	case NLE_NOATTR:
+	case NLE_MISSING_ATTR:
+	case NLE_OBJ_NOTFOUND:
+		return -ENOENT;
+	case NLE_MSG_TRUNC:
+	case NLE_MSG_TOOSHORT:
+	case NLE_ATTRSIZE:
+	case NLE_PARSE_ERR:
+		return -EBADMSG;
+	case NLE_BUSY:
+		return -EBUSY;
+	case NLE_NOACCESS:
+	case NLE_PERM:
+		return -EPERM;
+	case NLE_NODEV:
+		return -ENODEV;
+	default:
+		return -EPROTO;
+	}
+}
+
+static uint32_t get_u32(const struct nlattr *a)
+{
+	return nla_get_u32((struct nlattr *)a);
+}
+
+static uint64_t get_u64(const struct nlattr *a)
+{
+	uint64_t v;
+
+	memcpy(&v, nla_data(a), sizeof(v));	/* only 4-byte aligned */
+	return v;
+}
+
+/* A message with the netlink and genetlink headers filled in. */
+static struct nl_msg *new_msg(uint32_t cmd, uint32_t seq, int flags,
+			      size_t attr_room)
+{
+	struct nl_msg *msg;
+	struct genlmsghdr *g;
+
+	msg = nlmsg_alloc_size(NLMSG_ALIGN(PROTO_HDRLEN) + attr_room);
+	if (!msg)
+		return NULL;
+	if (!nlmsg_put(msg, 0, seq, IOASID_MSG_TYPE, GENL_HDRLEN, flags)) {
+		nlmsg_free(msg);
+		return NULL;
+	}
+	g = nlmsg_data(nlmsg_hdr(msg));
+	g->cmd = (uint8_t)cmd;
+	g->version = IOASID_PROTO_VERSION;
+	g->reserved = 0;
+	return msg;
+}
+
+const void *proto_msg_data(struct nl_msg *msg, size_t *len)
+{
+	struct nlmsghdr *nlh = nlmsg_hdr(msg);
+
+	*len = nlh->nlmsg_len;
+	return nlh;
+}
+
+/* nla_put() with a non-NULL pointer even for empty payloads. */
+static int put_bytes(struct nl_msg *msg, int attr, const void *data,
+		     uint32_t len)
+{
+	static const char empty;
+
+	return nla_put(msg, attr, (int)len, len ? data : &empty);
+}
+
+static int put_string(struct nl_msg *msg, int attr, const char *s,
+		      size_t max)
+{
+	size_t n = strnlen(s, max - 1);
+	char buf[IOASID_ERRMSG_MAX];
+
+	if (max > sizeof(buf))
+		return -NLE_RANGE;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return nla_put(msg, attr, (int)n + 1, buf);
+}
+
+/* ---- parsing ------------------------------------------------------------------ */
+
+static int check_string(const struct nlattr *a, const struct attr_def *d,
+			char *why, size_t whylen)
+{
+	const char *s = nla_data(a);
+	int len = nla_len(a);
+
+	if (len < 1 || (uint32_t)len > d->max)
+		return why_fail(why, whylen, EINVAL, "string attribute %s of "
+				"%d bytes (1 to %u allowed)", d->name, len,
+				d->max);
+	if (memchr(s, '\0', (size_t)len) != s + len - 1)
+		return why_fail(why, whylen, EINVAL, "string attribute %s is "
+				"not a NUL-terminated string", d->name);
+	return 0;
+}
+
+/* Exact sizes for fixed-size attributes, bounds for the others. */
+static int check_attr(const struct nlattr *a, const struct attr_def *d,
+		      char *why, size_t whylen)
+{
+	int len = nla_len(a);
+
+	switch (d->type) {
+	case AT_U32:
+	case AT_FD:
+		if (len != 4)
+			break;
+		return 0;
+	case AT_U64:
+		if (len != 8)
+			break;
+		return 0;
+	case AT_STRING:
+		return check_string(a, d, why, whylen);
+	case AT_BINARY:
+		if ((uint32_t)len > d->max)
+			return why_fail(why, whylen, EINVAL, "attribute %s of "
+					"%d bytes exceeds %u", d->name, len,
+					d->max);
+		return 0;
+	}
+	return why_fail(why, whylen, EINVAL, "attribute %s has %d bytes, "
+			"expected %d", d->name, len,
+			d->type == AT_U64 ? 8 : 4);
+}
+
+/* Walk the attributes: every byte accounted for, each known and once. */
+static int parse_attrs(const struct nlmsghdr *nlh,
+		       const struct proto_cmd_policy *pol,
+		       struct proto_msg *m, char *why, size_t whylen)
+{
+	const struct nlattr *a = nlmsg_attrdata(nlh, GENL_HDRLEN);
+	int rem = nlmsg_attrlen(nlh, GENL_HDRLEN);
+	int r;
+
+	while (rem > 0) {
+		uint32_t type;
+
+		if (rem < NLA_HDRLEN)
+			return why_fail(why, whylen, EINVAL, "%d stray bytes "
+					"after the last attribute", rem);
+		if (a->nla_len < NLA_HDRLEN || a->nla_len > rem)
+			return why_fail(why, whylen, EINVAL, "attribute type "
+					"%u claims %u bytes, %d remain",
+					a->nla_type, a->nla_len, rem);
+		if ((int)NLA_ALIGN(a->nla_len) > rem)
+			return why_fail(why, whylen, EINVAL, "attribute %s "
+					"lacks its alignment padding",
+					proto_attr_name(a->nla_type));
+		type = a->nla_type;
+		if (type & ~NLA_TYPE_MASK)
+			return why_fail(why, whylen, EINVAL, "attribute type "
+					"%#x has nested/byte-order flags",
+					type);
+		if (!type || type >= __IOASID_ATTR_MAX ||
+		    !attr_defs[type].name)
+			return why_fail(why, whylen, EINVAL, "unknown "
+					"attribute type %u", type);
+		if (!(pol->allowed & (1ULL << type)))
+			return why_fail(why, whylen, EINVAL, "attribute %s "
+					"does not belong in %s",
+					attr_defs[type].name, pol->name);
+		if (m->attr[type])
+			return why_fail(why, whylen, EINVAL, "duplicate "
+					"attribute %s", attr_defs[type].name);
+		r = check_attr(a, &attr_defs[type], why, whylen);
+		if (r < 0)
+			return r;
+		m->attr[type] = a;
+		rem -= NLA_ALIGN(a->nla_len);
+		a = (const struct nlattr *)((const char *)a +
+					    NLA_ALIGN(a->nla_len));
+	}
+	return 0;
+}
+
+static int check_required(const struct proto_cmd_policy *pol,
+			  const struct proto_msg *m, char *why, size_t whylen)
+{
+	for (uint32_t i = 1; i < __IOASID_ATTR_MAX; i++)
+		if ((pol->required & (1ULL << i)) && !m->attr[i])
+			return why_fail(why, whylen, EINVAL, "%s needs "
+					"attribute %s", pol->name,
+					proto_attr_name(i));
+	return 0;
+}
+
+/* Descriptor indexes name distinct received fds; no fd goes unnamed. */
+static int check_fds(const struct proto_msg *m, unsigned int nfds,
+		     char *why, size_t whylen)
+{
+	static const uint32_t fd_attrs[] = {
+		IOASID_ATTR_FD_INDEX, IOASID_ATTR_FD_INDEX2,
+	};
+	unsigned int named = 0;
+	uint32_t seen = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(fd_attrs); i++) {
+		const struct nlattr *a = m->attr[fd_attrs[i]];
+		uint32_t idx;
+
+		if (!a)
+			continue;
+		idx = get_u32(a);
+		if (idx >= nfds)
+			return why_fail(why, whylen, EINVAL, "%s is %u but %u "
+					"descriptor(s) came with the message",
+					proto_attr_name(fd_attrs[i]), idx,
+					nfds);
+		if (seen & (1U << idx))
+			return why_fail(why, whylen, EINVAL, "descriptor %u "
+					"named twice", idx);
+		seen |= 1U << idx;
+		named++;
+	}
+	if (nfds > named)
+		return why_fail(why, whylen, EINVAL, "%u descriptor(s) sent "
+				"but %s names %u", nfds, proto_cmd_name(m->cmd),
+				named);
+	return 0;
+}
+
+/* Values the policy cannot express. */
+static int check_values(const struct proto_msg *m, char *why, size_t whylen)
+{
+	const struct nlattr *a = m->attr[IOASID_ATTR_OUT_CAP];
+
+	if (a && get_u32(a) > PROTO_MAX_PAYLOAD)
+		return why_fail(why, whylen, EINVAL, "OUT_CAP %u exceeds the "
+				"largest result (%u bytes)", get_u32(a),
+				PROTO_MAX_PAYLOAD);
+	a = m->attr[IOASID_ATTR_ERRNO];
+	if (a && get_u32(a) >= 4096)
+		return why_fail(why, whylen, EINVAL, "ERRNO %u is not an "
+				"errno", get_u32(a));
+	return 0;
+}
+
+static int check_header(const struct nlmsghdr *nlh, size_t len,
+			enum proto_side side, struct proto_msg *m,
+			char *why, size_t whylen)
+{
+	int want = side == PROTO_FROM_CLIENT ? NLM_F_REQUEST : 0;
+	const struct genlmsghdr *g;
+
+	if (nlh->nlmsg_type != IOASID_MSG_TYPE)
+		return why_fail(why, whylen, EINVAL, "message type %u (ioasidd "
+				"messages use %u)", nlh->nlmsg_type,
+				IOASID_MSG_TYPE);
+	if (nlh->nlmsg_flags != want)
+		return why_fail(why, whylen, EINVAL, "message flags %#x, "
+				"expected %#x", nlh->nlmsg_flags, want);
+	if (len < PROTO_HDRLEN)
+		return why_fail(why, whylen, EINVAL, "message of %zu bytes "
+				"has no room for the genetlink header", len);
+	g = nlmsg_data(nlh);
+	m->cmd = g->cmd;
+	m->version = g->version;
+	if (g->version != IOASID_PROTO_VERSION)
+		return why_fail(why, whylen, EPROTONOSUPPORT, "protocol "
+				"version %u (this side speaks %u)", g->version,
+				IOASID_PROTO_VERSION);
+	if (g->reserved)
+		return why_fail(why, whylen, EINVAL, "genetlink reserved "
+				"field is %u, must be 0", g->reserved);
+	return 0;
+}
+
+int proto_parse(const void *buf, size_t len, unsigned int nfds,
+		enum proto_side side, struct proto_msg *m, char *why,
+		size_t whylen)
+{
+	const struct nlmsghdr *nlh = buf;
+	const struct proto_cmd_policy *pol;
+	uint32_t need;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	/* framing: without these nothing else in the packet can be trusted */
+	if (len < NLMSG_HDRLEN)
+		return why_fail(why, whylen, EBADMSG, "packet of %zu bytes is "
+				"shorter than a netlink header", len);
+	if (nlh->nlmsg_len != len || len > IOASID_MAX_MSG)
+		return why_fail(why, whylen, EBADMSG, "nlmsg_len %u but the "
+				"packet has %zu bytes", nlh->nlmsg_len, len);
+	m->seq = nlh->nlmsg_seq;
+
+	r = check_header(nlh, len, side, m, why, whylen);
+	if (r < 0)
+		return r;
+	pol = proto_cmd_policy(m->cmd);
+	need = side == PROTO_FROM_CLIENT ? PROTO_CMD_REQUEST :
+					   PROTO_CMD_FROM_DAEMON;
+	if (!pol || !(pol->flags & need))
+		return why_fail(why, whylen, EINVAL, "unknown command %u",
+				m->cmd);
+	r = parse_attrs(nlh, pol, m, why, whylen);
+	if (r < 0)
+		return r;
+	r = check_required(pol, m, why, whylen);
+	if (r < 0)
+		return r;
+	r = check_fds(m, nfds, why, whylen);
+	if (r < 0)
+		return r;
+	return check_values(m, why, whylen);
+}
+
+/* ---- requests --------------------------------------------------------------- */
+
+/* The attributes whose op fields hold something other than the default. */
+static uint64_t op_fields(const struct ioasid_op *op)
+{
+	uint64_t f = 0;
+
+	f |= op->ioas_id ? BIT(IOAS_ID) : 0;
+	f |= op->ioas_id2 ? BIT(IOAS_ID2) : 0;
+	f |= op->dev_id ? BIT(DEV_ID) : 0;
+	f |= op->vm_id ? BIT(VM_ID) : 0;
+	f |= op->file_id ? BIT(FILE_ID) : 0;
+	f |= op->flags ? BIT(FLAGS) : 0;
+	f |= op->mode ? BIT(MODE) : 0;
+	f |= op->iova ? BIT(IOVA) : 0;
+	f |= op->length ? BIT(LENGTH) : 0;
+	f |= op->offset ? BIT(OFFSET) : 0;
+	f |= op->fd >= 0 ? BIT(FD_INDEX) : 0;
+	f |= op->fd2 >= 0 ? BIT(FD_INDEX2) : 0;
+	f |= op->name[0] ? BIT(NAME) : 0;
+	f |= op->in_len ? BIT(DATA) : 0;
+	f |= op->out_cap ? BIT(OUT_CAP) : 0;
+	return f;
+}
+
+/* Every argument the caller set must travel; required fds must be open. */
+static int check_request(struct ioasid_op *op,
+			 const struct proto_cmd_policy *pol)
+{
+	uint64_t extra = op_fields(op) & ~pol->allowed;
+	int fd;
+
+	if (extra)
+		return op_fail(op, EINVAL, "%s does not carry %s to ioasidd",
+			       pol->name,
+			       proto_attr_name((uint32_t)__builtin_ctzll(extra)));
+	if (op->in_len > PROTO_MAX_PAYLOAD)
+		return op_fail(op, E2BIG, "%u bytes of input exceed one "
+			       "ioasidd message (%u)", op->in_len,
+			       PROTO_MAX_PAYLOAD);
+	if (op->name[0] && strnlen(op->name, sizeof(op->name)) >=
+	    sizeof(op->name))
+		return op_fail(op, EINVAL, "name is not NUL-terminated");
+	for (int i = 0; i < 2; i++) {
+		fd = i ? op->fd2 : op->fd;
+		if (!(pol->allowed & (i ? BIT(FD_INDEX2) : BIT(FD_INDEX))))
+			continue;
+		if (fd < 0 && !(pol->required &
+				(i ? BIT(FD_INDEX2) : BIT(FD_INDEX))))
+			continue;
+		if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+			return op_fail(op, EBADF, "fd %d is not an open file",
+				       fd);
+	}
+	return 0;
+}
+
+static int put_fd(struct nl_msg *msg, int attr, int fd, int fds[],
+		  unsigned int *nfds)
+{
+	if (fd < 0)
+		return 0;
+	fds[*nfds] = fd;
+	return nla_put_u32(msg, attr, (*nfds)++);
+}
+
+/* Put request attribute @a of @op; absent optional attributes are skipped. */
+static int put_request_attr(struct nl_msg *msg, uint32_t a,
+			    const struct ioasid_op *op, bool required,
+			    int fds[], unsigned int *nfds)
+{
+	switch (a) {
+	case IOASID_ATTR_IOAS_ID:
+		return nla_put_u32(msg, a, op->ioas_id);
+	case IOASID_ATTR_IOAS_ID2:
+		return nla_put_u32(msg, a, op->ioas_id2);
+	case IOASID_ATTR_DEV_ID:
+		return nla_put_u32(msg, a, op->dev_id);
+	case IOASID_ATTR_VM_ID:
+		return nla_put_u32(msg, a, op->vm_id);
+	case IOASID_ATTR_FILE_ID:
+		return nla_put_u32(msg, a, op->file_id);
+	case IOASID_ATTR_FLAGS:
+		return nla_put_u32(msg, a, op->flags);
+	case IOASID_ATTR_MODE:
+		return nla_put_u32(msg, a, op->mode);
+	case IOASID_ATTR_IOVA:
+		return nla_put_u64(msg, a, op->iova);
+	case IOASID_ATTR_LENGTH:
+		return nla_put_u64(msg, a, op->length);
+	case IOASID_ATTR_OFFSET:
+		return nla_put_u64(msg, a, op->offset);
+	case IOASID_ATTR_NAME:
+		if (!op->name[0] && !required)
+			return 0;
+		return put_string(msg, a, op->name, sizeof(op->name));
+	case IOASID_ATTR_FD_INDEX:
+		return put_fd(msg, a, op->fd, fds, nfds);
+	case IOASID_ATTR_FD_INDEX2:
+		return put_fd(msg, a, op->fd2, fds, nfds);
+	case IOASID_ATTR_DATA:
+		if (!op->in_len && !required)
+			return 0;
+		return put_bytes(msg, a, op->in, op->in_len);
+	case IOASID_ATTR_OUT_CAP:
+		return nla_put_u32(msg, a, min_t(uint32_t, op->out_cap,
+						 PROTO_MAX_PAYLOAD));
+	}
+	return -NLE_INVAL;
+}
+
+int proto_encode_request(struct ioasid_op *op, uint32_t seq,
+			 struct nl_msg **out, int fds[IOASID_MAX_FDS],
+			 unsigned int *nfds)
+{
+	const struct proto_cmd_policy *pol = proto_cmd_policy(op->cmd);
+	struct nl_msg *msg;
+	int r;
+
+	*nfds = 0;
+	if (!pol || !(pol->flags & PROTO_CMD_REQUEST))
+		return op_fail(op, EOPNOTSUPP, "command %u does not exist in "
+			       "the ioasidd protocol", op->cmd);
+	r = check_request(op, pol);
+	if (r < 0)
+		return r;
+	msg = new_msg(op->cmd, seq, NLM_F_REQUEST,
+		      512 + NLA_HDRLEN + NLA_ALIGN(op->in_len));
+	if (!msg)
+		return op_fail(op, ENOMEM, "out of memory for a message");
+	for (uint32_t a = 1; a < __IOASID_ATTR_MAX; a++) {
+		if (!(pol->allowed & (1ULL << a)))
+			continue;
+		r = put_request_attr(msg, a, op,
+				     pol->required & (1ULL << a), fds, nfds);
+		if (r < 0) {
+			nlmsg_free(msg);
+			*nfds = 0;
+			r = proto_nle_errno(r);
+			return op_fail(op, -r, "cannot build %s: %s",
+				       pol->name, strerror(-r));
+		}
+	}
+	*out = msg;
+	return 0;
+}
+
+static void get_string(const struct nlattr *a, char *dst, size_t len)
+{
+	/* validated: NUL-terminated and no longer than the destination */
+	snprintf(dst, len, "%s", (const char *)nla_data(a));
+}
+
+static void decode_request_attr(uint32_t a, const struct nlattr *na,
+				const int *fds, struct ioasid_op *op)
+{
+	switch (a) {
+	case IOASID_ATTR_IOAS_ID:   op->ioas_id = get_u32(na); break;
+	case IOASID_ATTR_IOAS_ID2:  op->ioas_id2 = get_u32(na); break;
+	case IOASID_ATTR_DEV_ID:    op->dev_id = get_u32(na); break;
+	case IOASID_ATTR_VM_ID:	    op->vm_id = get_u32(na); break;
+	case IOASID_ATTR_FILE_ID:   op->file_id = get_u32(na); break;
+	case IOASID_ATTR_FLAGS:	    op->flags = get_u32(na); break;
+	case IOASID_ATTR_MODE:	    op->mode = get_u32(na); break;
+	case IOASID_ATTR_IOVA:	    op->iova = get_u64(na); break;
+	case IOASID_ATTR_LENGTH:    op->length = get_u64(na); break;
+	case IOASID_ATTR_OFFSET:    op->offset = get_u64(na); break;
+	case IOASID_ATTR_FD_INDEX:  op->fd = fds[get_u32(na)]; break;
+	case IOASID_ATTR_FD_INDEX2: op->fd2 = fds[get_u32(na)]; break;
+	case IOASID_ATTR_OUT_CAP:   op->out_cap = get_u32(na); break;
+	case IOASID_ATTR_NAME:
+		get_string(na, op->name, sizeof(op->name));
+		break;
+	case IOASID_ATTR_DATA:
+		op->in = nla_data(na);
+		op->in_len = (uint32_t)nla_len(na);
+		break;
+	}
+}
+
+void proto_decode_request(const struct proto_msg *m, const int *fds,
+			  struct ioasid_op *op, void *outbuf)
+{
+	ioasid_op_init(op, m->cmd);
+	op->out = outbuf;
+	for (uint32_t a = 1; a < __IOASID_ATTR_MAX; a++)
+		if (m->attr[a])
+			decode_request_attr(a, m->attr[a], fds, op);
+}
+
+/* ---- replies and events ----------------------------------------------------- */
+
+static int put_nonzero_u32(struct nl_msg *msg, int attr, uint32_t v)
+{
+	return v ? nla_put_u32(msg, attr, v) : 0;
+}
+
+static int put_nonzero_u64(struct nl_msg *msg, int attr, uint64_t v)
+{
+	return v ? nla_put_u64(msg, attr, v) : 0;
+}
+
+/* Result bytes worth sending: on success, or partial lists and DMA. */
+static uint32_t reply_data_len(const struct ioasid_op *op, int result)
+{
+	const struct proto_cmd_policy *pol = proto_cmd_policy(op->cmd);
+
+	if (!op->out || !op->out_len)
+		return 0;
+	if (result < 0 && !(pol && (pol->flags & PROTO_CMD_OUT_PARTIAL)))
+		return 0;
+	return min_t(uint32_t, min_t(uint32_t, op->out_len, op->out_cap),
+		     PROTO_MAX_PAYLOAD);
+}
+
+static int put_reply_attrs(struct nl_msg *msg, const struct ioasid_op *op,
+			   int result, uint32_t data_len)
+{
+	const struct proto_cmd_policy *pol = proto_cmd_policy(op->cmd);
+	int r;
+
+	r = nla_put_u32(msg, IOASID_ATTR_ERRNO, (uint32_t)-result);
+	if (!r && result < 0 && op->errmsg[0])
+		r = put_string(msg, IOASID_ATTR_ERRMSG, op->errmsg,
+			       sizeof(op->errmsg));
+	if (!r)
+		r = put_nonzero_u32(msg, IOASID_ATTR_OUT_ID, op->out_id);
+	if (!r)
+		r = put_nonzero_u64(msg, IOASID_ATTR_OUT_IOVA, op->out_iova);
+	if (!r)
+		r = put_nonzero_u64(msg, IOASID_ATTR_OUT_BYTES, op->out_bytes);
+	if (!r)
+		r = put_nonzero_u32(msg, IOASID_ATTR_OUT_LEN, op->out_len);
+	if (!r && data_len)
+		r = put_bytes(msg, IOASID_ATTR_OUT_DATA, op->out, data_len);
+	if (!r && pol && (pol->flags & PROTO_CMD_NAME_OUT) && op->name[0])
+		r = put_string(msg, IOASID_ATTR_NAME, op->name,
+			       sizeof(op->name));
+	return r;
+}
+
+int proto_encode_reply(const struct ioasid_op *op, int result, uint32_t seq,
+		       struct nl_msg **out)
+{
+	uint32_t data_len = reply_data_len(op, result);
+	struct nl_msg *msg;
+	int r;
+
+	if (result > 0 || result <= -4096)
+		result = -EIO;
+	msg = new_msg(IOASID_CMD_REPLY, seq, 0,
+		      512 + NLA_HDRLEN + NLA_ALIGN(data_len));
+	if (!msg)
+		return -ENOMEM;
+	r = put_reply_attrs(msg, op, result, data_len);
+	if (r < 0) {
+		nlmsg_free(msg);
+		return proto_nle_errno(r);
+	}
+	*out = msg;
+	return 0;
+}
+
+int proto_encode_error(uint32_t seq, int result, const char *reason,
+		       struct nl_msg **out)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_UNSPEC);
+	snprintf(op.errmsg, sizeof(op.errmsg), "%s", reason ? reason : "");
+	return proto_encode_reply(&op, result, seq, out);
+}
+
+/* Everything in a reply must fit what the request asked for. */
+static int check_reply(const struct proto_msg *m, const struct ioasid_op *op)
+{
+	const struct nlattr *data = m->attr[IOASID_ATTR_OUT_DATA];
+	const struct nlattr *len = m->attr[IOASID_ATTR_OUT_LEN];
+	const struct proto_cmd_policy *pol = proto_cmd_policy(op->cmd);
+
+	if (m->cmd != IOASID_CMD_REPLY)
+		return EPROTO;
+	if (data && (uint32_t)nla_len(data) > op->out_cap)
+		return EPROTO;
+	if (data && len && get_u32(len) < (uint32_t)nla_len(data))
+		return EPROTO;
+	if (m->attr[IOASID_ATTR_NAME] &&
+	    !(pol && (pol->flags & PROTO_CMD_NAME_OUT)))
+		return EPROTO;
+	return 0;
+}
+
+int proto_decode_reply(const struct proto_msg *m, struct ioasid_op *op,
+		       int *result)
+{
+	const struct nlattr *a;
+
+	if (check_reply(m, op))
+		return op_fail(op, EPROTO, "ioasidd sent a reply that does "
+			       "not match %s", proto_cmd_name(op->cmd));
+	*result = -(int)get_u32(m->attr[IOASID_ATTR_ERRNO]);
+	op->errmsg[0] = '\0';
+	if ((a = m->attr[IOASID_ATTR_ERRMSG]))
+		get_string(a, op->errmsg, sizeof(op->errmsg));
+	if ((a = m->attr[IOASID_ATTR_OUT_ID]))
+		op->out_id = get_u32(a);
+	if ((a = m->attr[IOASID_ATTR_OUT_IOVA]))
+		op->out_iova = get_u64(a);
+	if ((a = m->attr[IOASID_ATTR_OUT_BYTES]))
+		op->out_bytes = get_u64(a);
+	op->out_len = 0;
+	if ((a = m->attr[IOASID_ATTR_OUT_DATA])) {
+		op->out_len = (uint32_t)nla_len(a);
+		if (op->out_len)
+			memcpy(op->out, nla_data(a), op->out_len);
+	}
+	if ((a = m->attr[IOASID_ATTR_OUT_LEN]))
+		op->out_len = get_u32(a);
+	if ((a = m->attr[IOASID_ATTR_NAME]))
+		get_string(a, op->name, sizeof(op->name));
+	return 0;
+}
+
+int proto_encode_event(const struct ioasid_event *ev, struct nl_msg **out)
+{
+	struct nl_msg *msg = new_msg(IOASID_CMD_EVENT, 0, 0,
+				     NLA_HDRLEN + NLA_ALIGN(sizeof(*ev)));
+	int r;
+
+	if (!msg)
+		return -ENOMEM;
+	r = nla_put(msg, IOASID_ATTR_OUT_DATA, sizeof(*ev), ev);
+	if (r < 0) {
+		nlmsg_free(msg);
+		return proto_nle_errno(r);
+	}
+	*out = msg;
+	return 0;
+}
+
+/* The wire-ABI rule: shorter is zero-filled, a longer tail must be zero. */
+int proto_decode_event(const struct proto_msg *m, struct ioasid_event *ev)
+{
+	const struct nlattr *a = m->attr[IOASID_ATTR_OUT_DATA];
+	const unsigned char *p;
+	size_t len, n;
+
+	if (m->cmd != IOASID_CMD_EVENT || !a)
+		return -EPROTO;
+	p = nla_data(a);
+	len = (size_t)nla_len(a);
+	if (len < 2 * sizeof(uint32_t))
+		return -EPROTO;
+	n = min_t(size_t, len, sizeof(*ev));
+	memset(ev, 0, sizeof(*ev));
+	memcpy(ev, p, n);
+	for (size_t i = n; i < len; i++)
+		if (p[i])
+			return -E2BIG;
+	ev->size = sizeof(*ev);
+	return 0;
+}

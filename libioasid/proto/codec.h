@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The ioasidd wire codec: struct ioasid_op <-> one netlink-format message.
+ *
+ * Shared by the two ends of the socket and by nothing else (see README in
+ * this directory): transport/remote.c encodes requests and decodes
+ * replies and events; ioasidd decodes requests and encodes replies and
+ * events.  Both sides validate with the same per-command policy table.
+ *
+ * Message layout (uapi/ioasid/proto.h):
+ *
+ *   struct nlmsghdr   nlmsg_len = packet length, nlmsg_type =
+ *                     IOASID_MSG_TYPE, NLM_F_REQUEST on requests,
+ *                     nlmsg_seq chosen by the client and echoed
+ *   struct genlmsghdr cmd = enum ioasid_cmd, version =
+ *                     IOASID_PROTO_VERSION, reserved = 0
+ *   struct nlattr...  4-byte aligned, each attribute at most once
+ *
+ * Error convention: functions return 0 or a negative errno and write a
+ * sentence into the caller's buffer (op->errmsg or @why).  libnl's NLE_*
+ * codes never escape this file.
+ */
+#ifndef IOASID_PROTO_CODEC_H
+#define IOASID_PROTO_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
+
+#include <ioasid/ioasid.h>
+#include <ioasid/proto.h>
+
+#include "core/op.h"
+
+struct nl_msg;
+
+/* Bytes before the first attribute. */
+#define PROTO_HDRLEN		(NLMSG_HDRLEN + GENL_HDRLEN)
+/*
+ * Largest DATA or OUT_DATA payload: a packet minus room for the headers
+ * and every other attribute, so that any valid op fits one packet.
+ */
+#define PROTO_MAX_PAYLOAD	(IOASID_MAX_MSG - 4096)
+/* DEVICE_DMA larger than this is split into several messages. */
+#define PROTO_DMA_CHUNK		(128 * 1024)
+/* Room for the ancillary data of one message. */
+#define PROTO_CMSG_SPACE	CMSG_SPACE(sizeof(int) * IOASID_MAX_FDS)
+
+enum proto_cmd_flags {
+	PROTO_CMD_REQUEST	= 1 << 0, /* a client may send it */
+	PROTO_CMD_LOCAL		= 1 << 1, /* meaningless over the socket */
+	PROTO_CMD_FROM_DAEMON	= 1 << 2, /* REPLY and EVENT */
+	/* results are meaningful on failure too (lists on EMSGSIZE, DMA) */
+	PROTO_CMD_OUT_PARTIAL	= 1 << 3,
+	PROTO_CMD_NAME_OUT	= 1 << 4, /* the reply carries op->name */
+};
+
+/* Which attributes a command may and must carry (1ULL << IOASID_ATTR_*). */
+struct proto_cmd_policy {
+	const char *name;
+	uint32_t flags;
+	uint64_t allowed;
+	uint64_t required;
+};
+
+/* NULL for a command number the protocol does not know. */
+const struct proto_cmd_policy *proto_cmd_policy(uint32_t cmd);
+/* "IOAS_ID", "DATA", ...; "?" for unknown numbers. */
+const char *proto_attr_name(uint32_t attr);
+const char *proto_cmd_name(uint32_t cmd);
+
+/* Who sent the message being parsed. */
+enum proto_side {
+	PROTO_FROM_CLIENT,	/* requests */
+	PROTO_FROM_DAEMON,	/* replies and events */
+};
+
+/* A validated message; attribute pointers point into the caller's buffer. */
+struct proto_msg {
+	uint32_t seq;
+	uint32_t cmd;
+	uint32_t version;
+	const struct nlattr *attr[__IOASID_ATTR_MAX];
+};
+
+/*
+ * proto_parse - validate one received packet strictly
+ * @buf, @len: the packet exactly as received
+ * @nfds: descriptors that came with it (SCM_RIGHTS)
+ *
+ * Returns 0; -EBADMSG for a framing violation (the connection cannot be
+ * trusted any more and must be closed; @m->seq is not valid); any other
+ * negative errno for a well-framed but invalid message, which deserves an
+ * error reply with @why to @m->seq.
+ */
+int proto_parse(const void *buf, size_t len, unsigned int nfds,
+		enum proto_side side, struct proto_msg *m, char *why,
+		size_t whylen);
+
+/*
+ * proto_encode_request - build the request for @op
+ * @fds: out: the descriptors to pass with it, @nfds of them
+ *
+ * Checks that every argument set in @op is carried by the command (a
+ * field the policy does not know would otherwise be lost silently) and
+ * that required descriptors are open (-EBADF).  Errors land in
+ * op->errmsg.
+ */
+int proto_encode_request(struct ioasid_op *op, uint32_t seq,
+			 struct nl_msg **msg, int fds[IOASID_MAX_FDS],
+			 unsigned int *nfds);
+
+/*
+ * proto_decode_request - turn a parsed request into an op for core_call()
+ * @fds: the descriptors received with it (indexed by FD_INDEX/FD_INDEX2)
+ * @outbuf: room for results, at least PROTO_MAX_PAYLOAD bytes
+ *
+ * op->in points into the message; nothing is allocated.
+ */
+void proto_decode_request(const struct proto_msg *m, const int *fds,
+			  struct ioasid_op *op, void *outbuf);
+
+/* The reply to @op, which returned @result (0 or -errno), for @seq. */
+int proto_encode_reply(const struct ioasid_op *op, int result, uint32_t seq,
+		       struct nl_msg **msg);
+/* An error reply without an op (invalid requests). */
+int proto_encode_error(uint32_t seq, int result, const char *reason,
+		       struct nl_msg **msg);
+
+/*
+ * proto_decode_reply - fill @op's results from a parsed reply
+ * @result: out: the op's result, 0 or -errno from the daemon
+ *
+ * Returns 0, or -EPROTO when the reply does not fit the request (reason
+ * in op->errmsg; nothing written to op->out).  op->out is written only up
+ * to op->out_cap.
+ */
+int proto_decode_reply(const struct proto_msg *m, struct ioasid_op *op,
+		       int *result);
+
+int proto_encode_event(const struct ioasid_event *ev, struct nl_msg **msg);
+/* 0, or -EPROTO / -E2BIG (unknown non-zero tail) for a bad event. */
+int proto_decode_event(const struct proto_msg *m, struct ioasid_event *ev);
+
+/* The packet of a built message. */
+const void *proto_msg_data(struct nl_msg *msg, size_t *len);
+
+/* libnl's NLE_* (positive or negative) to a negative errno. */
+int proto_nle_errno(int nle);
+
+#endif
