@@ -86,12 +86,20 @@ fail:
 	return r;
 }
 
+/* The VFIO file KVM should know about: the caller's, or the backend's. */
+static int device_vfio_file(struct core *core, const struct device *dev)
+{
+	if (dev->vfio_fd >= 0)
+		return dev->vfio_fd;
+	return dev->be ? core->be_ops->device_vfio_fd(dev->be) : -1;
+}
+
 void vm_remove_device(struct core *core, struct device *dev)
 {
 	struct vm *vm = dev->vm;
+	int vfio_fd = device_vfio_file(core, dev);
 
-	if (dev->vfio_fd >= 0 && kvm_vfio_file_del(vm->kvm_vfio_fd,
-						   dev->vfio_fd) < 0)
+	if (vfio_fd >= 0 && kvm_vfio_file_del(vm->kvm_vfio_fd, vfio_fd) < 0)
 		warn(core->log, "kvm-vfio FILE_DEL of %s failed",
 		     dev->inv->info.name);
 	coherency_leave_vm(core, dev);
@@ -207,8 +215,9 @@ int device_set_vm(struct session *s, struct ioasid_op *op)
 			       "VM %u forbids anything that needs WBINVD",
 			       dev->inv->info.name, vm->id);
 	/* QEMU's order: the VFIO fd joins kvm-vfio, then the kernel judges */
-	if (vm && dev->vfio_fd >= 0) {
-		r = kvm_vfio_file_add(vm->kvm_vfio_fd, dev->vfio_fd);
+	if (vm && device_vfio_file(s->core, dev) >= 0) {
+		r = kvm_vfio_file_add(vm->kvm_vfio_fd,
+				      device_vfio_file(s->core, dev));
 		if (r < 0)
 			return op_fail(op, -r, "KVM refused device %s: %s",
 				       dev->inv->info.name, strerror(-r));
