@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backends/backend.h"
 #include "core/core.h"
 #include "core/device.h"
 #include "kvm/kvm.h"
