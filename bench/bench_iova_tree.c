@@ -6,7 +6,12 @@
  * "value" is the median over "reps" repetitions.
  *
  * Metrics, for n = 65536, 1048576, 16777216 (--quick: up to 1048576) and
- * pattern sequential/random (the order in which the n areas are touched):
+ * pattern (the n areas are 4 KiB mappings):
+ *   sequential   adjacent pages, touched in ascending IOVA order
+ *   random       adjacent pages, touched in random order
+ *   random_gaps  irregular layout (1-8 page strides, 1 in 97 with a 4 MiB
+ *                hole), touched in random order: shows what lookups cost
+ *                when the interpolation guess of the tree is off
  *   map_ns             insert n 4 KiB mappings (fixed IOVA), per insert
  *   bytes_per_mapping  all node memory the tree accounts / n
  *   heap_bytes_per_mapping  malloc's own view (mallinfo2), chunk overhead
@@ -19,6 +24,9 @@
  *                      64 GiB mapping
  *   alloc_iova_ns      allocation (lowest fit + insert) among 1,048,576
  *                      areas whose holes are almost all too small
+ *   dram_latency_ns    calibration: one dependent random load in a 256 MiB
+ *                      buffer (pointer chase), i.e. what a cache miss costs
+ *                      on this machine right now
  *
  * Usage: bench_iova_tree [--quick] [--reps N]
  * Build: gcc -O2 -o bench_iova_tree bench/bench_iova_tree.c \
@@ -114,19 +122,38 @@ static void make_order(uint64_t *order, uint64_t n, bool random)
 	}
 }
 
-/* area i lives at IOVA (i + 1) pages: adjacent 4 KiB mappings, as QEMU
- * makes for confidential guests */
+/*
+ * IOVA of area i: adjacent 4 KiB mappings, as QEMU makes for confidential
+ * guests, or an irregular layout when @gaps is set.
+ */
+static uint64_t *gaps;
+
 static inline uint64_t area_iova(uint64_t i)
 {
-	return (i + 1) * PG;
+	return gaps ? gaps[i] : (i + 1) * PG;
+}
+
+static void make_gaps(uint64_t n)
+{
+	uint64_t i, x = PG;
+
+	gaps = malloc(n * sizeof(*gaps));
+	if (!gaps)
+		die("malloc", -ENOMEM);
+	for (i = 0; i < n; i++) {
+		gaps[i] = x;
+		x += PG * (1 + rnd() % 8);
+		if (rnd() % 97 == 0)
+			x += 4 * MiB;
+	}
 }
 
 struct run {
 	double map_ns, lookup_ns, lat_ns, unmap_ns, bpm, heap_bpm;
 };
 
-static void one_run(uint64_t n, bool random, const uint64_t *order,
-		    uint64_t *keys, struct run *r)
+static void one_run(uint64_t n, const uint64_t *order, uint64_t *keys,
+		    struct run *r)
 {
 	struct iova_tree_stats st;
 	struct iova_tree *t;
@@ -196,22 +223,23 @@ static void one_run(uint64_t n, bool random, const uint64_t *order,
 	iova_tree_free(t);
 }
 
-static void bench_scale(uint64_t n, bool random)
+static void bench_scale(uint64_t n, const char *pat)
 {
 	int reps = n <= 65536 ? 7 : n <= 1048576 ? 3 : 1, k;
 	uint64_t *order = malloc(n * sizeof(*order));
 	uint64_t *keys = malloc(n * sizeof(*keys));
 	double v[6][16];
-	const char *pat = random ? "random" : "sequential";
 	struct run r;
 
 	if (reps_override)
 		reps = reps_override > 16 ? 16 : reps_override;
 	if (!order || !keys)
 		die("malloc", -ENOMEM);
-	make_order(order, n, random);
+	make_order(order, n, strcmp(pat, "sequential"));
+	if (!strcmp(pat, "random_gaps"))
+		make_gaps(n);
 	for (k = 0; k < reps; k++) {
-		one_run(n, random, order, keys, &r);
+		one_run(n, order, keys, &r);
 		v[0][k] = r.map_ns;
 		v[1][k] = r.lookup_ns;
 		v[2][k] = r.lat_ns;
@@ -229,6 +257,8 @@ static void bench_scale(uint64_t n, bool random)
 	     reps, NULL);
 	free(order);
 	free(keys);
+	free(gaps);
+	gaps = NULL;
 }
 
 /* 100,000 distinct random 4 KiB punches out of one 64 GiB mapping */
@@ -348,6 +378,35 @@ static void bench_alloc(void)
 	     "\"length\":2097152,\"align\":2097152,\"allocs\":100000");
 }
 
+/* Calibration: latency of one dependent random load into 256 MiB */
+static void bench_dram(void)
+{
+	const size_t sz = 256 * MiB, lines = sz / 64, hops = 2000000;
+	uint64_t *buf = malloc(sz), *perm = malloc(lines * sizeof(*perm));
+	uint64_t i, cur;
+	double v[16], t0;
+	int reps = 3, k;
+
+	if (!buf || !perm)
+		die("malloc", -ENOMEM);
+	make_order(perm, lines, true);
+	for (i = 0; i < lines; i++)
+		buf[perm[i] * 8] = perm[(i + 1) % lines] * 8;
+	for (k = 0; k < reps; k++) {
+		cur = perm[0] * 8;
+		t0 = now_ns();
+		for (i = 0; i < hops; i++)
+			cur = buf[cur];
+		v[k] = (now_ns() - t0) / (double)hops;
+		if (cur == UINT64_MAX)
+			fprintf(stderr, "(unlikely)\n");
+	}
+	emit("dram_latency_ns", median(v, reps), "ns", sz, "pointer_chase",
+	     reps, NULL);
+	free(buf);
+	free(perm);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t sizes[] = { 65536, 1048576, 16777216 };
@@ -371,10 +430,12 @@ int main(int argc, char **argv)
 	for (s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
 		if (sizes[s] > max_n)
 			continue;
-		bench_scale(sizes[s], false);
-		bench_scale(sizes[s], true);
+		bench_scale(sizes[s], "sequential");
+		bench_scale(sizes[s], "random");
+		bench_scale(sizes[s], "random_gaps");
 	}
 	bench_split_storm();
 	bench_alloc();
+	bench_dram();
 	return 0;
 }

@@ -367,10 +367,10 @@ static int device_reservation(const struct device *dev,
 
 	if (!v)
 		return -ENOMEM;
-	memcpy(v, inv->reserved, inv->nr_reserved * sizeof(*v));
-	i += inv->nr_reserved;
-	memcpy(v + i, unit->reserved, unit->nr_reserved * sizeof(*v));
-	i += unit->nr_reserved;
+	for (uint32_t k = 0; k < inv->nr_reserved; k++)
+		v[i++] = inv->reserved[k];
+	for (uint32_t k = 0; k < unit->nr_reserved; k++)
+		v[i++] = unit->reserved[k];
 	if (unit->info.addr_width && unit->info.addr_width < 64)
 		v[i++] = (struct ioasid_iova_range){
 			1ULL << unit->info.addr_width, UINT64_MAX };

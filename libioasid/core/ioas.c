@@ -337,11 +337,13 @@ static int map_area(struct ioas *ioas, struct iova_area *a, bool fixed,
 
 	r = ioas_map_visible(ioas, a);
 	if (r < 0) {
+		/* the reason names the file: say it before the file may go */
+		r = backend_map_error(ioas, a, r, op);
 		pthread_rwlock_wrlock(&ioas->lock);
 		iova_tree_remove(ioas->tree, a->iova, a->length,
 				 IOVA_TREE_MAPPINGS, NULL, NULL, NULL);
 		pthread_rwlock_unlock(&ioas->lock);
-		return backend_map_error(ioas, a, r, op);
+		return r;
 	}
 	account(ioas, 1, (int64_t)a->length);
 	op->out_iova = a->iova;

@@ -2,31 +2,36 @@
 /*
  * iova_tree - ordered set of non-overlapping IOVA areas of one IOAS.
  *
- * Layout: a B+tree. Leaves hold up to LEAF_CAP areas as a key array (the
- * first IOVA of each area, searched on every descent) plus a payload array
- * of { last IOVA, file offset | kind | prot, backing or reason }: 32 bytes
- * per area. The file offset is page aligned, so its low 12 bits carry the
- * prot bits (0x7ff) and the BLOCKED flag (0x800).
+ * Layout: a B+tree. Leaves hold up to 64 areas as a key array (the first
+ * IOVA of each area, searched on every descent) plus a payload array of
+ * { last IOVA, file offset | kind | prot, backing or reason }: 32 bytes per
+ * area. The file offset is page aligned, so its low 12 bits carry the prot
+ * bits (0x7ff) and the BLOCKED flag (0x800).
  *
  * Inner nodes keep, for each child, a summary of the child's subtree:
  *   start - first IOVA of the subtree (also the separator key),
  *   last  - last IOVA of the subtree,
  *   gapf  - the largest free gap strictly inside the subtree (between two of
- *           its areas) OR'ed with flags telling which kinds of areas the
- *           subtree holds. Gaps between areas are multiples of the page
- *           size, so the low 12 bits are free for the flags.
+ *           its areas), OR'ed with the child's entry count and with flags
+ *           telling which kinds of areas the subtree holds. Gaps between
+ *           areas are multiples of the page size, so the low 12 bits are
+ *           free for the count and the flags.
  * The gap between two sibling subtrees is start[j] - last[j - 1] - 1, so a
  * node knows every gap below it: the interior gaps of its children and the
  * gaps between them. That is the augmentation used by the IOVA allocator
  * (find the lowest fitting hole without scanning) and the kind flags let
- * searches for BLOCKED areas skip subtrees of mappings.
+ * searches for BLOCKED areas skip subtrees of mappings. Knowing a child's
+ * range and count before touching it, a descent interpolates where the key
+ * falls inside it and prefetches just those cache lines (prefetch_child()).
  *
- * Summaries are recomputed bottom-up along the modified path after every
- * change (O(node size) per level). Nodes are split unevenly when an insert
- * falls at the very end (or start) of a full leaf, so that ascending or
- * descending fills pack leaves completely; other inserts into a full leaf
- * first try to share the load with a sibling. Deletions merge a node that
- * drops below half full with a sibling or borrow from it.
+ * A leaf maintains its own largest gap and BLOCKED count incrementally, so
+ * its summary is O(1); an inner summary is O(node size). Summaries are
+ * refreshed bottom-up along the modified path and the walk stops at the
+ * first level whose summary did not change. Nodes are split unevenly when
+ * an insert falls at the very end (or start) of a full node, so that
+ * ascending or descending fills pack nodes completely; other inserts into a
+ * full leaf first try to share the load with a sibling. Deletions merge a
+ * node that drops below half full with a sibling or borrow from it.
  *
  * Allocation for inserts is done up front (see tree_reserve()): one leaf and
  * one inner node per level is the worst case of any single insert, so once
@@ -126,7 +131,7 @@ struct iova_tree {
 	uint64_t nr_inner;
 	uint64_t mem;		/* every byte allocated, spares included */
 	struct leaf *spare_leaf;
-	struct inner *spare_inner;	/* chained through child[0] */
+	struct inner *spare_inner;	/* chained through slot[0].child */
 	int nr_spare_inner;
 };
 
@@ -194,21 +199,9 @@ static inline int count_le(const uint64_t *a, int n, uint64_t x)
 }
 
 /*
- * Pull a node's key array into the cache in parallel before the dependent
- * loads of the binary search; on a cold leaf this turns ~4 serial misses
- * into one round trip.
- */
-static inline void prefetch_keys(const uint64_t *a, int n)
-{
-	int i;
-
-	for (i = 0; i < n; i += 8)
-		__builtin_prefetch(a + i);
-}
-
-/*
  * count_le() starting from a guess @h: look at up to 4 neighbours on the
- * right side of the guess, then fall back to a binary search of the rest.
+ * side of the guess where the answer lies, then fall back to a binary
+ * search of the rest of that side.
  */
 static inline int count_le_hint(const uint64_t *a, int n, uint64_t x, int h)
 {
@@ -239,9 +232,10 @@ static inline int count_le_hint(const uint64_t *a, int n, uint64_t x, int h)
  * the child by interpolating over the child's range and entry count (exact
  * for regularly spaced areas, as guest memory mapped page by page is, and
  * close otherwise) and start the cache misses the search will take there:
- * the key line(s) and the payload line of a leaf, or the slot line of an
- * inner node. Returns the guess for count_le_hint(). One memory round trip
- * per level instead of the two or more of a cold binary search.
+ * the key lines around it and the payload line of a leaf, or the slot line
+ * of an inner node. Returns the guess for count_le_hint(). One memory round
+ * trip per level instead of the two or more of a cold binary search, and a
+ * few lines instead of the whole key array.
  */
 static inline int prefetch_child(const struct inner *n, int j, uint64_t x,
 				 bool leafkid)
@@ -249,34 +243,30 @@ static inline int prefetch_child(const struct inner *n, int j, uint64_t x,
 	uint64_t s = n->start[j];
 	uint64_t span = ((n->slot[j].last - s) >> IOVA_TREE_PAGE_SHIFT) + 1;
 	int nr = nr_of(n->slot[j].gapf);
-	uint64_t i = 0;
+	uint64_t i = 0, lo, hi;
 
 	if (x > s)
 		i = ((x - s) >> IOVA_TREE_PAGE_SHIFT) * (uint64_t)nr / span;
 	if (i >= (uint64_t)nr)
 		i = nr - 1;
+	lo = i >= 8 ? i - 8 : 0;
+	hi = i + 8 < (uint64_t)nr ? i + 8 : (uint64_t)nr - 1;
 	if (leafkid) {
 		const struct leaf *l = n->slot[j].child;
 
-#ifdef PF_ALL
-		prefetch_keys(l->iova, nr);
-#else
 		__builtin_prefetch(&l->nr);
+		__builtin_prefetch(&l->iova[lo]);
 		__builtin_prefetch(&l->iova[i]);
-		__builtin_prefetch(&l->iova[i + 1 < (uint64_t)nr ? i + 1 : i]);
-#endif
+		__builtin_prefetch(&l->iova[hi]);
 		__builtin_prefetch(&l->pay[i]);
 		__builtin_prefetch(&l->pay[i].data);
 	} else {
 		const struct inner *c = n->slot[j].child;
 
-#ifdef PF_ALL
-		prefetch_keys(c->start, nr);
-#else
 		__builtin_prefetch(&c->nr);
+		__builtin_prefetch(&c->start[lo]);
 		__builtin_prefetch(&c->start[i]);
-		__builtin_prefetch(&c->start[i + 1 < (uint64_t)nr ? i + 1 : i]);
-#endif
+		__builtin_prefetch(&c->start[hi]);
 		__builtin_prefetch(&c->slot[i]);
 		__builtin_prefetch(&c->slot[i].child);
 	}
@@ -356,7 +346,7 @@ static void mem_free(struct iova_tree *t, void *p, size_t sz)
 static int tree_reserve(struct iova_tree *t)
 {
 	if (t->height >= MAX_HEIGHT)
-		return -ENOMEM;	/* unreachable: needs > 2^23 leaves per level */
+		return -ENOMEM;	/* unreachable in practice: 2^23+ leaves */
 	if (!t->spare_leaf) {
 		t->spare_leaf = mem_alloc(t, sizeof(struct leaf));
 		if (!t->spare_leaf)
@@ -453,7 +443,6 @@ static void leaf_recalc(struct leaf *l)
 	l->nblk = (uint16_t)nblk;
 	l->maxgap = leaf_gaps(l, 1, l->nr - 1);
 }
-
 
 /* Open a hole of @n entries at @pos */
 static void leaf_open(struct leaf *l, int pos, int n)
