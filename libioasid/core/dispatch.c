@@ -277,11 +277,11 @@ static int do_status(struct session *s, struct ioas *unused,
 	for (struct domain *d = core->domains; d; d = d->next)
 		st.nr_domains++;
 	HASH_ITER(hh, core->ioas_table, ioas, tmp) {
-		struct ioasid_ioas_info info;
+		uint64_t nr, bytes;
 
-		ioas_fill_info(ioas, &info);
-		st.nr_mappings += info.nr_mappings;
-		st.bytes_mapped += info.bytes_mapped;
+		ioas_count(ioas, &nr, &bytes);
+		st.nr_mappings += nr;
+		st.bytes_mapped += bytes;
 	}
 	snprintf(st.backend, sizeof(st.backend), "%s", core->be_ops->name);
 	snprintf(st.topology, sizeof(st.topology), "%s",

@@ -1049,6 +1049,46 @@ int ioas_file_info(struct ioas *ioas, struct ioasid_op *op)
 	return out_struct(op, &info, sizeof(info));
 }
 
+void ioas_count(struct ioas *ioas, uint64_t *nr_mappings, uint64_t *bytes)
+{
+	struct iova_tree_stats st;
+
+	iova_tree_stats(ioas->tree, &st);
+	*nr_mappings = st.nr_mappings;
+	*bytes = st.bytes_mapped;
+}
+
+static int count_shared(void *arg, uint64_t iova, uint64_t length)
+{
+	*(uint64_t *)arg += length;
+	return 0;
+}
+
+static int count_private(void *arg, const struct iova_area *a)
+{
+	struct { struct ioas *ioas; uint64_t bytes; } *c = arg;
+	uint64_t shared = 0;
+
+	sharedmap_for_each_run(c->ioas->shared, a->iova, a->length, true,
+			       count_shared, &shared);
+	c->bytes += a->length - shared;
+	return 0;
+}
+
+/* Bytes mapped in a restricted IOAS that are private: O(mappings + runs). */
+static uint64_t mapped_private_bytes(struct ioas *ioas)
+{
+	struct { struct ioas *ioas; uint64_t bytes; } c = { ioas, 0 };
+	struct iova_tree_iter it;
+	struct iova_area a;
+
+	iova_tree_iter_start(&it, ioas->tree, 0);
+	while (iova_tree_iter_next(&it, &a) == 0)
+		if (a.kind == IOVA_AREA_MAPPING)
+			count_private(&c, &a);
+	return c.bytes;
+}
+
 void ioas_fill_info(struct ioas *ioas, struct ioasid_ioas_info *info)
 {
 	struct iova_tree_stats st;
@@ -1064,6 +1104,12 @@ void ioas_fill_info(struct ioas *ioas, struct ioasid_ioas_info *info)
 		.nr_devices = ioas->nr_devices,
 		.nr_domains = ioas->nr_domains,
 	};
+	if (ioas->shared) {
+		info->state_bytes = sharedmap_mem_bytes(ioas->shared);
+		info->bytes_shared = sharedmap_shared_pages(ioas->shared) *
+				     SZ_4K;
+		info->bytes_private = mapped_private_bytes(ioas);
+	}
 }
 
 /* ---- replay into new domains ------------------------------------------- */

@@ -79,6 +79,8 @@ int ioas_lookup(struct ioas *ioas, struct ioasid_op *op);
 int ioas_next(struct ioas *ioas, struct ioasid_op *op);
 int ioas_file_info(struct ioas *ioas, struct ioasid_op *op);
 void ioas_fill_info(struct ioas *ioas, struct ioasid_ioas_info *info);
+/* Just the counters, O(1): for daemon-wide status. */
+void ioas_count(struct ioas *ioas, uint64_t *nr_mappings, uint64_t *bytes);
 
 /*
  * Add (or with nr == 0, remove) the reserved ranges @owner brings.  Fails

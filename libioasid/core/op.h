@@ -12,7 +12,9 @@
 #ifndef IOASID_CORE_OP_H
 #define IOASID_CORE_OP_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <ioasid/ioasid.h>
 #include <ioasid/proto.h>
@@ -51,9 +53,14 @@ struct ioasid_op {
 	char errmsg[IOASID_ERRMSG_MAX];
 };
 
+/* Zero everything but the reason buffer, which only needs to be empty. */
 static inline void ioasid_op_init(struct ioasid_op *op, uint32_t cmd)
 {
-	*op = (struct ioasid_op){ .cmd = cmd, .fd = -1, .fd2 = -1 };
+	memset(op, 0, offsetof(struct ioasid_op, errmsg));
+	op->errmsg[0] = '\0';
+	op->cmd = cmd;
+	op->fd = -1;
+	op->fd2 = -1;
 }
 
 /* Record why an op fails and return -errnum (printf-style reason). */

@@ -27,6 +27,10 @@
 
 _Static_assert(__IOASID_ATTR_MAX <= 64, "attribute masks are 64-bit");
 _Static_assert(PROTO_DMA_CHUNK <= PROTO_MAX_PAYLOAD, "DMA chunk fits");
+_Static_assert(PROTO_MAX_PAYLOAD % 8 == 0, "whole u64 words");
+_Static_assert(NLA_HDRLEN + PROTO_MAX_PAYLOAD <= UINT16_MAX, "fits nla_len");
+_Static_assert(2 * NLA_HDRLEN + 2 * PROTO_MAX_PAYLOAD + 1024 <= IOASID_MAX_MSG,
+	       "a request with DATA and its reply fit a packet");
 
 /* ---- attributes ---------------------------------------------------------- */
 

@@ -39,12 +39,15 @@ struct nl_msg;
 /* Bytes before the first attribute. */
 #define PROTO_HDRLEN		(NLMSG_HDRLEN + GENL_HDRLEN)
 /*
- * Largest DATA or OUT_DATA payload: a packet minus room for the headers
- * and every other attribute, so that any valid op fits one packet.
+ * Largest DATA or OUT_DATA payload: what a netlink attribute can hold
+ * (nla_len is 16 bits), rounded down to 8 bytes.  Any op whose payloads
+ * fit also fits one packet (IOASID_MAX_MSG).  Larger device DMA and dirty
+ * bitmaps are split by the remote transport; other larger inputs fail
+ * with E2BIG.
  */
-#define PROTO_MAX_PAYLOAD	(IOASID_MAX_MSG - 4096)
+#define PROTO_MAX_PAYLOAD	(UINT16_MAX - NLA_HDRLEN - 3)
 /* DEVICE_DMA larger than this is split into several messages. */
-#define PROTO_DMA_CHUNK		(128 * 1024)
+#define PROTO_DMA_CHUNK		(60 * 1024)
 /* Room for the ancillary data of one message. */
 #define PROTO_CMSG_SPACE	CMSG_SPACE(sizeof(int) * IOASID_MAX_FDS)
 

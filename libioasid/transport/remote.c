@@ -248,7 +248,7 @@ static int send_request(struct remote *r, struct ioasid_op *op, uint32_t seq)
 			       proto_cmd_name(op->cmd));
 	if (ret < 0) {
 		mark_broken(r, strerror(-ret));
-		return op_fail(op, -ret, "cannot send to ioasidd: %s",
+		return op_fail(op, ECONNRESET, "connection to ioasidd lost: %s",
 			       strerror(-ret));
 	}
 	return 0;
@@ -307,6 +307,12 @@ static int locked_roundtrip(struct remote *r, struct ioasid_op *op)
 	pthread_mutex_lock(&r->lock);
 	ret = roundtrip(r, op);
 	pthread_mutex_unlock(&r->lock);
+	/* the daemon saw a smaller buffer than the caller has: say why */
+	if (ret == -EMSGSIZE && op->out_cap > PROTO_MAX_PAYLOAD &&
+	    op->out_len > PROTO_MAX_PAYLOAD && op->out_len <= op->out_cap)
+		op_fail(op, EMSGSIZE, "the result (%u bytes) is larger than "
+			"one ioasidd message carries (%u bytes)", op->out_len,
+			(unsigned int)PROTO_MAX_PAYLOAD);
 	return ret;
 }
 
@@ -357,10 +363,11 @@ static bool dma_needs_chunks(const struct ioasid_op *op)
 
 /* IOVA covered by one chunk of dirty bitmap: a bit per 4 KiB page. */
 #define DIRTY_CHUNK_IOVA	((uint64_t)PROTO_DMA_CHUNK * 8 * 4096)
+_Static_assert(DIRTY_CHUNK_IOVA % (64 * 4096) == 0, "whole bitmap words");
 
 /*
- * A dirty bitmap larger than one message (more than 4 GiB of IOVA per
- * 128 KiB of bitmap): one request per 4 GiB.  Only valid ranges are
+ * A dirty bitmap larger than one message (a 60 KiB bitmap covers 1.875
+ * GiB of IOVA): one request per chunk of IOVA.  Only valid ranges are
  * split; anything the core would refuse goes as one request so the error
  * is the embedded one and nothing is read half.
  */

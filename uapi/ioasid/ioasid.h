@@ -101,6 +101,8 @@ struct ioasid_ioas_info {
 	__u64 bytes_private;	/* restricted IOAS: mapped but private */
 	__u32 nr_devices;
 	__u32 nr_domains;
+	__u64 state_bytes;	/* memory the shared/private state uses */
+	__u64 bytes_shared;	/* restricted IOAS: pages marked shared */
 };
 
 /* ---- IOMMUs, domains, devices --------------------------------------- */

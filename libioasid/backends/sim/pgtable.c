@@ -77,7 +77,13 @@ struct sim_pgtable {
 	size_t retired_cap;	/* >= live non-root tables + nr_retired */
 	uint64_t splits;
 	int fail_after;		/* fault injection, < 0 = off */
+	/* freed tables kept for reuse (never visible to walkers) */
+	pte_t *spare;
+	unsigned int nr_spare;
 };
+
+/* How many freed tables a page table keeps instead of freeing them. */
+#define SPARE_TABLES 64
 
 /* ------------------------------------------------------------------ */
 /* Grace periods                                                       */
@@ -296,12 +302,45 @@ static bool alloc_allowed(struct sim_pgtable *pgt)
 	return true;
 }
 
+/*
+ * Give a table back: keep a few for the next split (so a conversion storm
+ * does not churn the allocator and fault pages in), free the rest.
+ */
+static void table_free(struct sim_pgtable *pgt, pte_t *t)
+{
+	if (pgt->nr_spare >= SPARE_TABLES) {
+		free(t);
+		return;
+	}
+	t[0] = (pte_t)(uintptr_t)pgt->spare;
+	pgt->spare = t;
+	pgt->nr_spare++;
+}
+
+static void spare_release(struct sim_pgtable *pgt)
+{
+	pte_t *t;
+
+	while ((t = pgt->spare)) {
+		pgt->spare = (pte_t *)(uintptr_t)t[0];
+		free(t);
+	}
+	pgt->nr_spare = 0;
+}
+
 static pte_t *table_alloc(struct sim_pgtable *pgt)
 {
 	pte_t *t;
 
 	if (!alloc_allowed(pgt))
 		return NULL;
+	if (pgt->spare) {
+		t = pgt->spare;
+		pgt->spare = (pte_t *)(uintptr_t)t[0];
+		pgt->nr_spare--;
+		memset(t, 0, TABLE_BYTES);
+		return t;
+	}
 	t = aligned_alloc(TABLE_BYTES, TABLE_BYTES);
 	if (!t)
 		return NULL;
@@ -346,7 +385,7 @@ void sim_pgtable_reclaim(struct sim_pgtable *pgt)
 	size_t i;
 
 	for (i = 0; i < pgt->nr_retired; i++)
-		free(pgt->retired[i]);
+		table_free(pgt, pgt->retired[i]);
 	pgt->nr_retired = 0;
 }
 
@@ -359,13 +398,13 @@ struct pt_pool {
 	pte_t *head;
 };
 
-static void pool_release(struct pt_pool *pool)
+static void pool_release(struct sim_pgtable *pgt, struct pt_pool *pool)
 {
 	pte_t *t;
 
 	while ((t = pool->head)) {
 		pool->head = (pte_t *)(uintptr_t)t[0];
-		free(t);
+		table_free(pgt, t);
 	}
 }
 
@@ -381,7 +420,7 @@ static int pool_fill(struct sim_pgtable *pgt, struct pt_pool *pool,
 	for (i = 0; i < n; i++) {
 		t = table_alloc(pgt);
 		if (!t) {
-			pool_release(pool);
+			pool_release(pgt, pool);
 			return -ENOMEM;
 		}
 		t[0] = (pte_t)(uintptr_t)pool->head;
@@ -474,6 +513,7 @@ void sim_pgtable_destroy(struct sim_pgtable *pgt)
 	sim_gp_synchronize();
 	sim_pgtable_reclaim(pgt);
 	free_subtree(pgt->root, pgt->levels);
+	spare_release(pgt);
 	free(pgt->retired);
 	free(pgt);
 }
@@ -595,7 +635,7 @@ int sim_pgtable_map(struct sim_pgtable *pgt, uint64_t iova, uint64_t length,
 		return ret;
 	c.pool = &pool;
 	ret = map_level(&c, pgt->root, pgt->levels, iova, c.end);
-	pool_release(&pool);
+	pool_release(pgt, &pool);
 	return ret;
 }
 
@@ -725,6 +765,26 @@ static uint64_t unmap_level(struct sim_pgtable *pgt, struct pt_pool *pool,
 	return bytes;
 }
 
+/*
+ * One 4 KiB leaf: the common case of a conversion storm once large pages
+ * are split.  One walk, one exchange; a table left empty stays linked (it
+ * is reused when the page comes back, and freed by a covering unmap or with
+ * the page table).
+ */
+static int walk_slot(struct sim_pgtable *pgt, uint64_t iova, pte_t **slotp,
+		     unsigned int *levelp, pte_t *ep);
+
+static bool unmap_one_leaf(struct sim_pgtable *pgt, uint64_t iova)
+{
+	unsigned int level;
+	pte_t *slot, e;
+
+	if (walk_slot(pgt, iova, &slot, &level, &e) || level != 1)
+		return false;
+	__atomic_exchange_n(slot, 0, __ATOMIC_ACQ_REL);	/* keep A/D races */
+	return true;
+}
+
 int64_t sim_pgtable_unmap(struct sim_pgtable *pgt, uint64_t iova,
 			  uint64_t length)
 {
@@ -735,13 +795,15 @@ int64_t sim_pgtable_unmap(struct sim_pgtable *pgt, uint64_t iova,
 	ret = check_range(pgt, iova, length);
 	if (ret)
 		return ret;
+	if (length == SIM_SZ_4K && unmap_one_leaf(pgt, iova))
+		return SIM_SZ_4K;
 	ret = pool_fill(pgt, &pool, splits_at(pgt, iova) +
 				    splits_at(pgt, iova + length));
 	if (ret)
 		return ret;
 	bytes = unmap_level(pgt, &pool, pgt->root, pgt->levels, iova,
 			    iova + length);
-	pool_release(&pool);
+	pool_release(pgt, &pool);
 	if (pgt->nr_retired >= SIM_PGT_RECLAIM_BATCH) {
 		sim_gp_synchronize();
 		sim_pgtable_reclaim(pgt);

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * IOAS operations through the public API (embedded, simulated IOMMU):
+ * map, lookup and unmap of n 4 KiB mappings of one memfd, sequential and
+ * random IOVAs, with and without a device attached (with one, every map
+ * and unmap also programs page tables and invalidates IOTLBs).
+ *
+ * One JSON object per line:
+ *   {"bench":"ioas","metric":"map_ns","value":..,"unit":"ns","n":..,
+ *    "pattern":"random","layer":"api","domain":"none"}
+ * Medians of --reps runs (default 3).  --quick stops at 65536 mappings,
+ * --full adds 16777216.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libioasid.h>
+
+#define PAGE 4096ULL
+#define BASE (1ULL << 32)
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return v[n / 2];
+}
+
+static void emit(const char *metric, double value, const char *unit,
+		 uint64_t n, const char *pattern, const char *domain, int reps)
+{
+	printf("{\"bench\":\"ioas\",\"metric\":\"%s\",\"value\":%.1f,"
+	       "\"unit\":\"%s\",\"n\":%llu,\"pattern\":\"%s\",\"layer\":\"api\","
+	       "\"domain\":\"%s\",\"reps\":%d}\n", metric, value, unit,
+	       (unsigned long long)n, pattern, domain, reps);
+	fflush(stdout);
+}
+
+/* A permutation of 0..n-1 (random) or the identity (sequential). */
+static uint64_t *order(uint64_t n, int random)
+{
+	uint64_t *v = malloc(n * sizeof(*v)), s = 0x9e3779b97f4a7c15ULL;
+
+	if (!v)
+		return NULL;
+	for (uint64_t i = 0; i < n; i++)
+		v[i] = i;
+	for (uint64_t i = n - 1; random && i > 0; i--) {
+		uint64_t j, t;
+
+		s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+		j = s % (i + 1);
+		t = v[i], v[i] = v[j], v[j] = t;
+	}
+	return v;
+}
+
+struct run {
+	double map, lookup, unmap;
+};
+
+static int one_run(uint64_t n, int random, int with_domain, struct run *out)
+{
+	struct ioasid_ctx *ctx;
+	struct ioasid_mapping m;
+	uint64_t *ord = order(n, random), iova;
+	uint32_t ioas, dev;
+	int fd, r = -1;
+	double t;
+
+	fd = memfd_create("bench-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (!ord || fd < 0 || ftruncate(fd, (off_t)(n * PAGE)) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0 ||
+	    ioasid_new("sim", &ctx) < 0)
+		goto out;
+	if (ioasid_ioas_alloc(ctx, 0, &ioas) < 0)
+		goto unref;
+	if (with_domain && (ioasid_device_bind(ctx, "0000:00:01.0", -1, &dev) ||
+			    ioasid_device_attach(ctx, dev, ioas, 0)))
+		goto unref;
+	/* every other page, so no two mappings touch */
+	t = now_ns();
+	for (uint64_t i = 0; i < n; i++) {
+		iova = BASE + ord[i] * 2 * PAGE;
+		if (ioasid_map_file(ctx, ioas, fd, ord[i] * PAGE, PAGE,
+				    IOASID_MAP_READ | IOASID_MAP_WRITE |
+				    IOASID_MAP_FIXED_IOVA, &iova))
+			goto unref;
+	}
+	out->map = (now_ns() - t) / (double)n;
+	t = now_ns();
+	for (uint64_t i = 0; i < n; i++)
+		if (ioasid_lookup(ctx, ioas, BASE + ord[n - 1 - i] * 2 * PAGE,
+				  &m))
+			goto unref;
+	out->lookup = (now_ns() - t) / (double)n;
+	t = now_ns();
+	for (uint64_t i = 0; i < n; i++)
+		if (ioasid_unmap(ctx, ioas, BASE + ord[i] * 2 * PAGE, PAGE, 0,
+				 NULL))
+			goto unref;
+	out->unmap = (now_ns() - t) / (double)n;
+	r = 0;
+unref:
+	ioasid_unref(ctx);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(ord);
+	return r;
+}
+
+static int measure(uint64_t n, int random, int with_domain, int reps)
+{
+	double map[16], lookup[16], unmap[16];
+	const char *pattern = random ? "random" : "sequential";
+	const char *domain = with_domain ? "sim" : "none";
+	struct run run;
+
+	for (int i = 0; i < reps; i++) {
+		if (one_run(n, random, with_domain, &run) < 0) {
+			fprintf(stderr, "bench_ioas: run n=%llu failed\n",
+				(unsigned long long)n);
+			return -1;
+		}
+		map[i] = run.map;
+		lookup[i] = run.lookup;
+		unmap[i] = run.unmap;
+	}
+	emit("map_ns", median(map, reps), "ns", n, pattern, domain, reps);
+	emit("lookup_ns", median(lookup, reps), "ns", n, pattern, domain, reps);
+	emit("unmap_ns", median(unmap, reps), "ns", n, pattern, domain, reps);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t sizes[] = { 65536, 1048576, 16777216 };
+	int nsizes = 2, reps = 3;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--quick"))
+			nsizes = 1;
+		else if (!strcmp(argv[i], "--full"))
+			nsizes = 3;
+		else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+			reps = atoi(argv[++i]);
+	}
+	if (reps < 1 || reps > 16)
+		reps = 3;
+	for (int s = 0; s < nsizes; s++)
+		for (int random = 0; random < 2; random++)
+			if (measure(sizes[s], random, 0, s == 2 ? 1 : reps))
+				return 1;
+	for (int random = 0; random < 2; random++)
+		if (measure(65536, random, 1, reps))
+			return 1;
+	return 0;
+}

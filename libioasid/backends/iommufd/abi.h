@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The parts of the Linux iommufd and VFIO cdev uAPI this backend uses.
+ *
+ * Debian 12's linux-libc-dev (6.1) predates IOMMU_IOAS_MAP_FILE (6.13),
+ * IOMMU_GET_HW_INFO (6.6), dirty tracking (6.7) and the VFIO device cdev
+ * ioctls (6.6), so the numbers and layouts are defined here from the
+ * kernel's documented ABI (Documentation/userspace-api/iommufd.rst and the
+ * uAPI headers it describes).  Names carry an "ifd_"/"IFD_" prefix so that
+ * this file never clashes with a newer <linux/iommufd.h> included beside
+ * it.  The guest tests use the kernel's own header, so a mistake here
+ * would show up as a disagreement there.
+ *
+ * Every iommufd command structure starts with a __u32 size; the kernel
+ * accepts older (smaller) structures and refuses unknown non-zero tail
+ * bytes with E2BIG.
+ */
+#ifndef IOASID_IOMMUFD_ABI_H
+#define IOASID_IOMMUFD_ABI_H
+
+#include <stdint.h>
+#include <sys/ioctl.h>
+
+/* ioctl type ';', commands numbered from 0x80, no size encoded (_IO). */
+#define IFD_TYPE			';'
+#define IFD_CMD(nr)			_IO(IFD_TYPE, (nr))
+
+#define IFD_DESTROY			IFD_CMD(0x80)
+#define IFD_IOAS_ALLOC			IFD_CMD(0x81)
+#define IFD_IOAS_ALLOW_IOVAS		IFD_CMD(0x82)
+#define IFD_IOAS_COPY			IFD_CMD(0x83)
+#define IFD_IOAS_IOVA_RANGES		IFD_CMD(0x84)
+#define IFD_IOAS_MAP			IFD_CMD(0x85)
+#define IFD_IOAS_UNMAP			IFD_CMD(0x86)
+#define IFD_HWPT_ALLOC			IFD_CMD(0x89)
+#define IFD_GET_HW_INFO			IFD_CMD(0x8a)
+#define IFD_HWPT_SET_DIRTY_TRACKING	IFD_CMD(0x8b)
+#define IFD_HWPT_GET_DIRTY_BITMAP	IFD_CMD(0x8c)
+#define IFD_IOAS_MAP_FILE		IFD_CMD(0x8f)
+
+/* Flags of IOAS_MAP, IOAS_MAP_FILE and IOAS_COPY. */
+#define IFD_MAP_FIXED_IOVA		(1u << 0)
+#define IFD_MAP_WRITEABLE		(1u << 1)
+#define IFD_MAP_READABLE		(1u << 2)
+
+/* Flags of HWPT_ALLOC. */
+#define IFD_HWPT_ALLOC_DIRTY_TRACKING	(1u << 1)
+
+/* GET_HW_INFO: out_data_type and out_capabilities. */
+#define IFD_HW_INFO_TYPE_NONE		0
+#define IFD_HW_INFO_TYPE_INTEL_VTD	1
+#define IFD_HW_INFO_TYPE_ARM_SMMUV3	2
+#define IFD_HW_INFO_TYPE_AMD		4
+#define IFD_HW_CAP_DIRTY_TRACKING	(1ull << 0)
+
+/* SET_DIRTY_TRACKING flags; GET_DIRTY_BITMAP flags. */
+#define IFD_HWPT_DIRTY_TRACKING_ENABLE	(1u << 0)
+#define IFD_HWPT_GET_DIRTY_NO_CLEAR	(1u << 0)
+
+struct ifd_destroy {
+	uint32_t size;
+	uint32_t id;
+};
+
+struct ifd_ioas_alloc {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t out_ioas_id;
+};
+
+struct ifd_iova_range {
+	uint64_t start;
+	uint64_t last;		/* inclusive */
+};
+
+struct ifd_ioas_iova_ranges {
+	uint32_t size;
+	uint32_t ioas_id;
+	uint32_t num_iovas;	/* in: room; out: how many there are */
+	uint32_t reserved;
+	uint64_t allowed_iovas;	/* user pointer to struct ifd_iova_range[] */
+	uint64_t out_iova_alignment;
+};
+
+struct ifd_ioas_map {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t ioas_id;
+	uint32_t reserved;
+	uint64_t user_va;
+	uint64_t length;
+	uint64_t iova;
+};
+
+struct ifd_ioas_map_file {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t ioas_id;
+	int32_t fd;
+	uint64_t start;		/* file offset */
+	uint64_t length;
+	uint64_t iova;
+};
+
+struct ifd_ioas_unmap {
+	uint32_t size;
+	uint32_t ioas_id;
+	uint64_t iova;
+	uint64_t length;	/* in: range; out: bytes unmapped */
+};
+
+struct ifd_hwpt_alloc {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t dev_id;
+	uint32_t pt_id;		/* the IOAS the HWPT mirrors */
+	uint32_t out_hwpt_id;
+	uint32_t reserved;
+	uint32_t data_type;	/* 0: none (a paging domain) */
+	uint32_t data_len;
+	uint64_t data_uptr;
+	uint32_t fault_id;
+	uint32_t reserved2;
+};
+
+/* Driver data of GET_HW_INFO for Intel VT-d. */
+struct ifd_hw_info_vtd {
+	uint32_t flags;
+	uint32_t reserved;
+	uint64_t cap_reg;
+	uint64_t ecap_reg;
+};
+
+struct ifd_hw_info {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t dev_id;
+	uint32_t data_len;	/* in: room; out: bytes the driver has */
+	uint64_t data_uptr;
+	uint32_t out_data_type;
+	uint8_t out_max_pasid_log2;
+	uint8_t reserved[3];
+	uint64_t out_capabilities;
+};
+
+struct ifd_hwpt_set_dirty_tracking {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t hwpt_id;
+	uint32_t reserved;
+};
+
+struct ifd_hwpt_get_dirty_bitmap {
+	uint32_t size;
+	uint32_t hwpt_id;
+	uint32_t flags;
+	uint32_t reserved;
+	uint64_t iova;
+	uint64_t length;
+	uint64_t page_size;
+	uint64_t data;		/* user pointer to the bitmap */
+};
+
+/*
+ * VFIO device cdev (/dev/vfio/devices/vfioN): type ';', base 100.
+ * These structures start with argsz instead of size.
+ */
+#define KVFIO_DEVICE_BIND_IOMMUFD	_IO(';', 100 + 18)
+#define KVFIO_DEVICE_ATTACH_IOMMUFD_PT	_IO(';', 100 + 19)
+#define KVFIO_DEVICE_DETACH_IOMMUFD_PT	_IO(';', 100 + 20)
+
+struct kvfio_device_bind_iommufd {
+	uint32_t argsz;
+	uint32_t flags;
+	int32_t iommufd;
+	uint32_t out_devid;
+};
+
+struct kvfio_device_attach_iommufd_pt {
+	uint32_t argsz;
+	uint32_t flags;
+	uint32_t pt_id;		/* in: IOAS or HWPT; out: the HWPT used */
+};
+
+struct kvfio_device_detach_iommufd_pt {
+	uint32_t argsz;
+	uint32_t flags;
+};
+
+/* VT-d extended capability: snoop control (SC). */
+#define VTD_ECAP_SC			(1ull << 7)
+
+#endif
