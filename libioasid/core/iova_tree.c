@@ -99,8 +99,14 @@ struct islot {
 	void *child;
 };
 
+/*
+ * maxgap and flags cache the node's own summary (largest gap below it and
+ * the kinds below it), updated incrementally by refresh().
+ */
 struct inner {
-	uint32_t nr;
+	uint16_t nr;
+	uint16_t flags;
+	uint64_t maxgap;
 	uint64_t start[INNER_CAP];
 	struct islot slot[INNER_CAP];
 };
@@ -383,6 +389,8 @@ static struct inner *take_inner(struct iova_tree *t)
 	t->spare_inner = n->slot[0].child;
 	t->nr_spare_inner--;
 	n->nr = 0;
+	n->flags = 0;
+	n->maxgap = 0;
 	t->nr_inner++;
 	return n;
 }
@@ -442,6 +450,28 @@ static void leaf_recalc(struct leaf *l)
 		nblk += !!(l->pay[i].offp & OFFP_BLOCKED);
 	l->nblk = (uint16_t)nblk;
 	l->maxgap = leaf_gaps(l, 1, l->nr - 1);
+}
+
+/* Gap between children j - 1 and j */
+static inline uint64_t inner_gap(const struct inner *n, int j)
+{
+	return n->start[j] - n->slot[j - 1].last - 1;
+}
+
+/* Full recomputation after slots were added, removed or moved */
+static void inner_recalc(struct inner *n)
+{
+	uint64_t gap = 0, fl = 0;
+	int j;
+
+	for (j = 0; j < (int)n->nr; j++) {
+		gap = max_u64(gap, gap_of(n->slot[j].gapf));
+		if (j)
+			gap = max_u64(gap, inner_gap(n, j));
+		fl |= n->slot[j].gapf & GF_KINDS;
+	}
+	n->maxgap = gap;
+	n->flags = (uint16_t)fl;
 }
 
 /* Open a hole of @n entries at @pos */
@@ -533,6 +563,8 @@ static void inner_balance(struct inner *a, struct inner *b)
 		a->nr += k;
 		inner_close(b, 0, k);
 	}
+	inner_recalc(a);
+	inner_recalc(b);
 }
 
 /* ------------------------------------------------------------------ */
@@ -549,19 +581,9 @@ static void leaf_summ(const struct leaf *l, struct summ *s)
 
 static void inner_summ(const struct inner *n, struct summ *s)
 {
-	uint64_t gap = gap_of(n->slot[0].gapf);
-	uint64_t fl = n->slot[0].gapf & GF_KINDS;
-	int j;
-
-	for (j = 1; j < (int)n->nr; j++) {
-		uint64_t g = n->start[j] - n->slot[j - 1].last - 1;
-
-		gap = max_u64(gap, max_u64(g, gap_of(n->slot[j].gapf)));
-		fl |= n->slot[j].gapf & GF_KINDS;
-	}
 	s->start = n->start[0];
 	s->last = n->slot[n->nr - 1].last;
-	s->gapf = gap | (uint64_t)n->nr << GF_NR_SHIFT | fl;
+	s->gapf = n->maxgap | (uint64_t)n->nr << GF_NR_SHIFT | n->flags;
 }
 
 static void node_summ(const void *node, bool is_leaf, struct summ *s)
@@ -572,18 +594,62 @@ static void node_summ(const void *node, bool is_leaf, struct summ *s)
 		inner_summ(node, s);
 }
 
-/* Recompute the summary slot @j of @p from its child; true if it changed */
-static bool refresh(struct inner *p, int j, bool leafkid)
+/* Fill slot @j of @p from its child; the caller recalculates @p */
+static void slot_set(struct inner *p, int j, bool leafkid)
 {
 	struct summ s;
+
+	node_summ(p->slot[j].child, leafkid, &s);
+	p->start[j] = s.start;
+	p->slot[j].last = s.last;
+	p->slot[j].gapf = s.gapf;
+}
+
+/*
+ * The gaps of @p that depend on slot @j: its interior, and the gaps to its
+ * neighbours (0 where there is no neighbour).
+ */
+static void slot_gaps(const struct inner *p, int j, uint64_t g[3])
+{
+	g[0] = gap_of(p->slot[j].gapf);
+	g[1] = j > 0 ? inner_gap(p, j) : 0;
+	g[2] = j + 1 < (int)p->nr ? inner_gap(p, j + 1) : 0;
+}
+
+/*
+ * Recompute slot @j of @p from its child after the child changed; true if
+ * the slot changed. @p's cached maxgap/flags follow in O(1), unless the
+ * change shrank the gap that was the maximum or removed the last area of
+ * a kind, which needs an O(node) recalculation.
+ */
+static bool refresh(struct inner *p, int j, bool leafkid)
+{
+	uint64_t old[3], new[3];
+	struct summ s;
+	bool recalc;
+	int k;
 
 	node_summ(p->slot[j].child, leafkid, &s);
 	if (p->start[j] == s.start && p->slot[j].last == s.last &&
 	    p->slot[j].gapf == s.gapf)
 		return false;
+	slot_gaps(p, j, old);
+	recalc = p->slot[j].gapf & ~s.gapf & GF_KINDS;
 	p->start[j] = s.start;
 	p->slot[j].last = s.last;
 	p->slot[j].gapf = s.gapf;
+	slot_gaps(p, j, new);
+	for (k = 0; k < 3; k++) {
+		if (new[k] < old[k] && old[k] == p->maxgap)
+			recalc = true;
+	}
+	if (recalc) {
+		inner_recalc(p);
+		return true;
+	}
+	p->maxgap = max_u64(p->maxgap, max_u64(new[0],
+					       max_u64(new[1], new[2])));
+	p->flags |= s.gapf & GF_KINDS;
 	return true;
 }
 
@@ -701,7 +767,7 @@ static void inner_add(struct iova_tree *t, struct inner *p, int q, void *child,
 {
 	int cap = t->cap, mid = (cap + 1) / 2;
 	struct inner *dst = p;
-	struct inner *m;
+	struct inner *m = NULL;
 
 	if ((int)p->nr == cap) {
 		m = take_inner(t);
@@ -723,7 +789,10 @@ static void inner_add(struct iova_tree *t, struct inner *p, int q, void *child,
 	}
 	inner_open(dst, q, 1);
 	dst->slot[q].child = child;
-	refresh(dst, q, leafkid);
+	slot_set(dst, q, leafkid);
+	inner_recalc(p);
+	if (m)
+		inner_recalc(m);
 }
 
 /*
@@ -781,8 +850,9 @@ static void tree_insert_ent(struct iova_tree *t, const struct ent *e)
 	r->nr = 2;
 	r->slot[0].child = t->root;
 	r->slot[1].child = sib;
-	refresh(r, 0, t->height == 1);
-	refresh(r, 1, t->height == 1);
+	slot_set(r, 0, t->height == 1);
+	slot_set(r, 1, t->height == 1);
+	inner_recalc(r);
 	t->root = r;
 	t->height++;
 }
@@ -1000,10 +1070,12 @@ static void rebalance(struct iova_tree *t, struct inner *par, int j,
 
 			inner_copy(ia, ia->nr, ib, 0, ib->nr);
 			ia->nr += ib->nr;
+			inner_recalc(ia);
 			drop_inner(t, ib);
 		}
 		inner_close(par, x + 1, 1);
-		refresh(par, x, leafkid);
+		slot_set(par, x, leafkid);
+		inner_recalc(par);
 		return;
 	}
 	if (leafkid)
@@ -1049,6 +1121,7 @@ static void fix_up(struct iova_tree *t, struct iova_tree_path *p)
 			else
 				drop_inner(t, c);
 			inner_close(par, j, 1);
+			inner_recalc(par);
 		} else if ((int)cnr < t->cap / 2) {
 			rebalance(t, par, j, leafkid);
 		} else if (!refresh(par, j, leafkid)) {
@@ -1642,6 +1715,7 @@ static int val_rec(const struct iova_tree *t, const void *node, int level,
 {
 	const struct inner *n = node;
 	bool leafkid = level + 1 == t->height - 1;
+	uint64_t gap = 0, fl = 0;
 	struct summ s;
 	int j, ret;
 
@@ -1657,7 +1731,13 @@ static int val_rec(const struct iova_tree *t, const void *node, int level,
 		if (s.start != n->start[j] || s.last != n->slot[j].last ||
 		    s.gapf != n->slot[j].gapf)
 			return -EUCLEAN;
+		gap = max_u64(gap, gap_of(n->slot[j].gapf));
+		if (j)
+			gap = max_u64(gap, inner_gap(n, j));
+		fl |= n->slot[j].gapf & GF_KINDS;
 	}
+	if (gap != n->maxgap || fl != n->flags)
+		return -EUCLEAN;
 	vs->nr_inner++;
 	return 0;
 }

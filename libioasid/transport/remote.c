@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -30,6 +31,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <netlink/msg.h>
@@ -526,12 +528,44 @@ static int hello(struct remote *r, const char *path)
 	return 0;
 }
 
+#define TEARDOWN_TIMEOUT_MS	5000
+
+/*
+ * As embedded, the last unref returns once every object of the context is
+ * gone: say we are done (SHUT_WR) and wait until the daemon, having torn
+ * the session down, closes its end.  Events still in flight are dropped.
+ * Bounded, so a wedged daemon cannot hang the caller.
+ */
+static void wait_teardown(struct remote *r)
+{
+	struct pollfd p = { .fd = r->sock, .events = POLLIN };
+	struct timespec t0, t;
+	long left;
+
+	if (r->broken || shutdown(r->sock, SHUT_WR) < 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		left = TEARDOWN_TIMEOUT_MS -
+		       ((t.tv_sec - t0.tv_sec) * 1000 +
+			(t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		if (recv(r->sock, r->rxbuf, IOASID_MAX_MSG, MSG_DONTWAIT) <= 0 &&
+		    errno != EAGAIN && errno != EINTR)
+			break;
+	}
+}
+
 static void remote_close(void *priv)
 {
 	struct remote *r = priv;
 
 	if (!r)
 		return;
+	if (r->sock >= 0)
+		wait_teardown(r);
 	close_fd(r->sock);
 	close_fd(r->event_epfd);
 	close_fd(r->event_efd);

@@ -767,35 +767,39 @@ static uint64_t unmap_level(struct sim_pgtable *pgt, struct pt_pool *pool,
 
 /*
  * One 4 KiB leaf: the common case of a conversion storm once large pages
- * are split.  One walk, one exchange; a table left empty stays linked (it
- * is reused when the page comes back, and freed by a covering unmap or with
- * the page table).
+ * are split.  One walk, one exchange.  Returns false when the caller must
+ * take the general path: no 4 KiB leaf there, or its table is now empty and
+ * must be unlinked (*cleared tells whether the leaf is already gone).
  */
 static int walk_slot(struct sim_pgtable *pgt, uint64_t iova, pte_t **slotp,
 		     unsigned int *levelp, pte_t *ep);
 
-static bool unmap_one_leaf(struct sim_pgtable *pgt, uint64_t iova)
+static bool unmap_one_leaf(struct sim_pgtable *pgt, uint64_t iova,
+			   bool *cleared)
 {
 	unsigned int level;
 	pte_t *slot, e;
 
+	*cleared = false;
 	if (walk_slot(pgt, iova, &slot, &level, &e) || level != 1)
 		return false;
 	__atomic_exchange_n(slot, 0, __ATOMIC_ACQ_REL);	/* keep A/D races */
-	return true;
+	*cleared = true;
+	return !table_empty((pte_t *)((uintptr_t)slot & ~(TABLE_BYTES - 1)));
 }
 
 int64_t sim_pgtable_unmap(struct sim_pgtable *pgt, uint64_t iova,
 			  uint64_t length)
 {
 	struct pt_pool pool;
+	bool cleared = false;
 	uint64_t bytes;
 	int ret;
 
 	ret = check_range(pgt, iova, length);
 	if (ret)
 		return ret;
-	if (length == SIM_SZ_4K && unmap_one_leaf(pgt, iova))
+	if (length == SIM_SZ_4K && unmap_one_leaf(pgt, iova, &cleared))
 		return SIM_SZ_4K;
 	ret = pool_fill(pgt, &pool, splits_at(pgt, iova) +
 				    splits_at(pgt, iova + length));
@@ -803,6 +807,8 @@ int64_t sim_pgtable_unmap(struct sim_pgtable *pgt, uint64_t iova,
 		return ret;
 	bytes = unmap_level(pgt, &pool, pgt->root, pgt->levels, iova,
 			    iova + length);
+	if (cleared)	/* the fast path took the leaf, this unlinked its table */
+		bytes = SIM_SZ_4K;
 	pool_release(pgt, &pool);
 	if (pgt->nr_retired >= SIM_PGT_RECLAIM_BATCH) {
 		sim_gp_synchronize();
