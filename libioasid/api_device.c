@@ -450,3 +450,24 @@ IOASID_EXPORT int ioasid_get_status(struct ioasid_ctx *ctx,
 		status->flags |= 1;
 	return r;
 }
+
+/*
+ * ioasid_set_observer - see every client's objects, read-only
+ * @on: 1 to see all address spaces, mappings, domains, devices and VMs of
+ *      every client of ioasidd (lists, info, lookups); 0 to see only ours
+ *
+ * Observing changes nothing anyone can do: mutations still need
+ * ownership.  Embedded contexts have one client, so it changes nothing.
+ * Errors: -EINVAL, -EOPNOTSUPP (on not 0 or 1), -EPERM (ioasidd's policy
+ * does not let this user observe).
+ */
+IOASID_EXPORT int ioasid_set_observer(struct ioasid_ctx *ctx, int on)
+{
+	struct ioasid_op op;
+
+	if (on != 0 && on != 1)
+		return -EOPNOTSUPP;
+	ioasid_op_init(&op, IOASID_CMD_OBSERVE);
+	op.flags = (uint32_t)on;
+	return call(ctx, &op);
+}

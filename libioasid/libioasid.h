@@ -188,6 +188,11 @@ int ioasid_event_get_fd(struct ioasid_ctx *ctx);
 /* Take one event; -EAGAIN when none is queued. */
 int ioasid_event_read(struct ioasid_ctx *ctx, struct ioasid_event *event);
 int ioasid_get_status(struct ioasid_ctx *ctx, struct ioasid_status *status);
+/*
+ * See (read-only) every client's address spaces, devices and VMs: for
+ * ioasidctl and monitoring.  Through ioasidd, policy decides who may.
+ */
+int ioasid_set_observer(struct ioasid_ctx *ctx, int on);
 
 #ifdef __cplusplus
 } /* extern "C" */

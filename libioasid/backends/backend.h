@@ -81,7 +81,14 @@ struct backend_ops {
 	/* Fill @inv with the units and devices this backend offers. */
 	int (*inventory)(struct backend *be, struct inventory *inv);
 
-	int (*ioas_alloc)(struct backend *be, struct be_ioas **ioas);
+	/*
+	 * @flags: the IOAS's IOASID_IOAS_* flags, so a backend can lay out
+	 * its mappings for the IOAS's kind (the kernel backends map a
+	 * RESTRICTED IOAS page by page, so that conversions never cut a
+	 * kernel mapping).
+	 */
+	int (*ioas_alloc)(struct backend *be, uint32_t flags,
+			  struct be_ioas **ioas);
 	void (*ioas_free)(struct be_ioas *ioas);
 	/* Map [iova, iova+length) everywhere the IOAS is mirrored. */
 	int (*map)(struct be_ioas *ioas, uint64_t iova, uint64_t length,
@@ -141,8 +148,8 @@ struct backend_ops {
 };
 
 extern const struct backend_ops backend_sim;
-extern const struct backend_ops backend_iommufd;
-extern const struct backend_ops backend_vfio_type1;
+extern const struct backend_ops backend_iommufd;	/* backends/iommufd/ */
+extern const struct backend_ops backend_vfio_type1;	/* backends/vfio_type1/ */
 
 const struct backend_ops *backend_find(const char *name);
 

@@ -25,6 +25,7 @@ static const struct session_limits unlimited = {
 	.max_vms = UINT32_MAX,
 	.allow_noncoherent = 1,
 	.trust_hints = 1,
+	.may_observe = 1,
 };
 
 /* "name" or "name:arg" → backend ops and arg. */

@@ -16,6 +16,7 @@
 #define IOASID_CORE_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/inventory.h"
@@ -37,6 +38,7 @@ struct session_limits {
 	uint32_t max_vms;
 	uint32_t allow_noncoherent;	/* may a VM need WBINVD? */
 	uint32_t trust_hints;		/* honour "no no-snoop" hints */
+	uint32_t may_observe;		/* may see every session's objects */
 	/* device names the session may bind; NULL: all */
 	char **devices;
 	uint32_t nr_devices;
@@ -51,6 +53,7 @@ struct session {
 	uint64_t bytes_mapped;
 	uint32_t nr_vms;
 	uint32_t event_groups;		/* subscribed ioasid_event_group */
+	bool observer;			/* read-only view of every session */
 	/* queued events for this session (ring) */
 	struct ioasid_event *events;
 	uint32_t ev_head, ev_len, ev_cap;

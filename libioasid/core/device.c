@@ -104,7 +104,7 @@ static void fill_info(struct session *s, const struct device *dev,
 				   IOASID_DEVICE_GROUP_VIABLE);
 	info->dev_id = info->ioas_id = info->domain_id = info->vm_id = 0;
 	info->platform = 0;
-	if (dev->owner != s)
+	if (!dev->owner || (dev->owner != s && !s->observer))
 		return;
 	info->flags |= IOASID_DEVICE_BOUND;
 	info->dev_id = dev->dev_id;

@@ -18,6 +18,7 @@
 enum {
 	CONCURRENT	= 1 << 0,	/* no core->lock */
 	NEEDS_IOAS	= 1 << 1,	/* op->ioas_id must name an IOAS */
+	READ_ONLY	= 1 << 2,	/* an observer may run it on any IOAS */
 };
 
 typedef int (*handler_fn)(struct session *s, struct ioas *ioas,
@@ -34,6 +35,17 @@ struct ioas *session_find_ioas(struct session *s, uint32_t id)
 
 	HASH_FIND(hh, s->core->ioas_table, &id, sizeof(id), ioas);
 	return ioas && ioas->owner == s ? ioas : NULL;
+}
+
+/* An observer may read any session's IOAS; others only their own. */
+static struct ioas *find_ioas_to_read(struct session *s, uint32_t id)
+{
+	struct ioas *ioas;
+
+	if (!s->observer)
+		return session_find_ioas(s, id);
+	HASH_FIND(hh, s->core->ioas_table, &id, sizeof(id), ioas);
+	return ioas;
 }
 
 static int out_copy(struct ioasid_op *op, const void *src, uint32_t len)
@@ -120,7 +132,7 @@ static int do_ioas_list(struct session *s, struct ioas *unused,
 	struct ioas *ioas, *tmp;
 
 	HASH_ITER(hh, s->core->ioas_table, ioas, tmp) {
-		if (ioas->owner != s)
+		if (ioas->owner != s && !s->observer)
 			continue;
 		if (n < cap)
 			ids[n] = ioas->id;
@@ -258,6 +270,19 @@ static int do_subscribe(struct session *s, struct ioas *unused,
 	return 0;
 }
 
+static int do_observe(struct session *s, struct ioas *unused,
+		      struct ioasid_op *op)
+{
+	if (op->flags > 1)
+		return op_fail(op, EOPNOTSUPP, "unknown observe flags 0x%x",
+			       op->flags);
+	if (op->flags && !s->limits.may_observe)
+		return op_fail(op, EPERM, "policy does not let this client see "
+			       "other clients' objects");
+	s->observer = op->flags;
+	return 0;
+}
+
 static int do_status(struct session *s, struct ioas *unused,
 		     struct ioasid_op *op)
 {
@@ -302,7 +327,8 @@ static const struct command commands[__IOASID_CMD_MAX] = {
 	[IOASID_CMD_DEVICE_DETACH]	= { do_device_detach, 0 },
 	[IOASID_CMD_DEVICE_REPLACE]	= { do_device_replace, NEEDS_IOAS },
 	[IOASID_CMD_DEVICE_DMA]		= { do_device_dma, CONCURRENT },
-	[IOASID_CMD_DOMAIN_LIST]	= { do_domain_list, NEEDS_IOAS },
+	[IOASID_CMD_DOMAIN_LIST]	= { do_domain_list,
+					    NEEDS_IOAS | READ_ONLY },
 	[IOASID_CMD_VM_BIND]		= { do_vm_bind, 0 },
 	[IOASID_CMD_VM_UNBIND]		= { do_vm_unbind, 0 },
 	[IOASID_CMD_VM_INFO]		= { do_vm_info, 0 },
@@ -312,22 +338,23 @@ static const struct command commands[__IOASID_CMD_MAX] = {
 	[IOASID_CMD_FAULT_READ]		= { do_fault_read, 0 },
 	[IOASID_CMD_SUBSCRIBE]		= { do_subscribe, 0 },
 	[IOASID_CMD_STATUS]		= { do_status, 0 },
+	[IOASID_CMD_OBSERVE]		= { do_observe, 0 },
 	[IOASID_CMD_IOAS_ALLOC]		= { do_ioas_alloc, 0 },
 	[IOASID_CMD_IOAS_DESTROY]	= { do_ioas_destroy, NEEDS_IOAS },
 	[IOASID_CMD_IOAS_SET_SNOOP]	= { do_ioas_set_snoop, NEEDS_IOAS },
-	[IOASID_CMD_IOAS_INFO]		= { do_ioas_info, NEEDS_IOAS },
+	[IOASID_CMD_IOAS_INFO]		= { do_ioas_info, NEEDS_IOAS | READ_ONLY },
 	[IOASID_CMD_IOAS_LIST]		= { do_ioas_list, 0 },
 	[IOASID_CMD_MAP_FILE]		= { do_map_file, NEEDS_IOAS },
 	[IOASID_CMD_MAP_USER]		= { do_map_user, NEEDS_IOAS },
 	[IOASID_CMD_UNMAP]		= { do_unmap, NEEDS_IOAS },
 	[IOASID_CMD_COPY]		= { do_copy, NEEDS_IOAS },
-	[IOASID_CMD_IOVA_RANGES]	= { do_iova_ranges, NEEDS_IOAS },
+	[IOASID_CMD_IOVA_RANGES]	= { do_iova_ranges, NEEDS_IOAS | READ_ONLY },
 	[IOASID_CMD_ALLOW_IOVAS]	= { do_allow_iovas, NEEDS_IOAS },
-	[IOASID_CMD_LOOKUP]		= { do_lookup,
-					    NEEDS_IOAS | CONCURRENT },
-	[IOASID_CMD_MAPPING_NEXT]	= { do_mapping_next,
-					    NEEDS_IOAS | CONCURRENT },
-	[IOASID_CMD_FILE_INFO]		= { do_file_info, NEEDS_IOAS },
+	[IOASID_CMD_LOOKUP]		= { do_lookup, NEEDS_IOAS |
+					    CONCURRENT | READ_ONLY },
+	[IOASID_CMD_MAPPING_NEXT]	= { do_mapping_next, NEEDS_IOAS |
+					    CONCURRENT | READ_ONLY },
+	[IOASID_CMD_FILE_INFO]		= { do_file_info, NEEDS_IOAS | READ_ONLY },
 };
 
 static int run(struct session *s, const struct command *c,
@@ -336,7 +363,8 @@ static int run(struct session *s, const struct command *c,
 	struct ioas *ioas = NULL;
 
 	if (c->flags & NEEDS_IOAS) {
-		ioas = session_find_ioas(s, op->ioas_id);
+		ioas = c->flags & READ_ONLY ? find_ioas_to_read(s, op->ioas_id) :
+					      session_find_ioas(s, op->ioas_id);
 		if (!ioas)
 			return op_fail(op, ENOENT, "no IOAS %u", op->ioas_id);
 	}

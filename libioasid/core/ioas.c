@@ -73,7 +73,7 @@ int ioas_create(struct session *s, uint32_t flags, struct ioas **out,
 		free(ioas);
 		return op_fail(op, -r, "out of memory");
 	}
-	r = s->core->be_ops->ioas_alloc(s->core->be, &ioas->be);
+	r = s->core->be_ops->ioas_alloc(s->core->be, flags, &ioas->be);
 	if (r < 0) {
 		iova_tree_free(ioas->tree);
 		free(ioas);

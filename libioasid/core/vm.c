@@ -26,6 +26,17 @@ static struct vm *find_vm(struct session *s, uint32_t id)
 	return vm && vm->owner == s ? vm : NULL;
 }
 
+/* An observer may read any session's VM. */
+static struct vm *find_vm_to_read(struct session *s, uint32_t id)
+{
+	struct vm *vm;
+
+	if (!s->observer)
+		return find_vm(s, id);
+	HASH_FIND(hh, s->core->vms, &id, sizeof(id), vm);
+	return vm;
+}
+
 static int dup_fd(int fd)
 {
 	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
@@ -139,7 +150,7 @@ void vms_release_session(struct core *core, struct session *s)
 
 int vm_info(struct session *s, struct ioasid_op *op)
 {
-	struct vm *vm = find_vm(s, op->vm_id);
+	struct vm *vm = find_vm_to_read(s, op->vm_id);
 	struct ioasid_vm_info info;
 
 	if (!vm)
@@ -165,7 +176,7 @@ int vm_list(struct session *s, struct ioasid_op *op)
 	struct vm *vm, *tmp;
 
 	HASH_ITER(hh, s->core->vms, vm, tmp) {
-		if (vm->owner != s)
+		if (vm->owner != s && !s->observer)
 			continue;
 		if (n < cap)
 			ids[n] = vm->id;

@@ -357,10 +357,15 @@ static int dma_chunked(struct remote *r, struct ioasid_op *op)
 	return ret;
 }
 
+/* Only consistent requests are split; the core judges the others. */
 static bool dma_needs_chunks(const struct ioasid_op *op)
 {
-	return op->cmd == IOASID_CMD_DEVICE_DMA &&
-	       (op->in_len > PROTO_DMA_CHUNK || op->out_cap > PROTO_DMA_CHUNK);
+	bool write = op->flags & IOASID_DMA_WRITE;
+
+	if (op->cmd != IOASID_CMD_DEVICE_DMA || op->length <= PROTO_DMA_CHUNK)
+		return false;
+	return write ? op->in_len == op->length && !op->out_cap :
+		       op->out_cap >= op->length && !op->in_len;
 }
 
 /* IOVA covered by one chunk of dirty bitmap: a bit per 4 KiB page. */

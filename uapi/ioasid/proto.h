@@ -78,6 +78,7 @@ enum ioasid_cmd {
 	IOASID_CMD_SUBSCRIBE		= 61,
 	IOASID_CMD_STATUS		= 62,
 	IOASID_CMD_EVENT_READ		= 63,	/* embedded only */
+	IOASID_CMD_OBSERVE		= 64,	/* see every client (admins) */
 	__IOASID_CMD_MAX,
 };
 

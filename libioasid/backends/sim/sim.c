@@ -139,7 +139,8 @@ static int sim_inventory(struct backend *be, struct inventory *inv)
 
 /* ---- address spaces and domains ------------------------------------------- */
 
-static int sim_ioas_alloc(struct backend *be, struct be_ioas **out)
+static int sim_ioas_alloc(struct backend *be, uint32_t flags,
+			  struct be_ioas **out)
 {
 	struct be_ioas *ioas = calloc(1, sizeof(*ioas));
 

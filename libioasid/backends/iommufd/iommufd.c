@@ -1,0 +1,661 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The Linux iommufd backend: /dev/iommu and VFIO device cdevs.
+ *
+ *   be_ioas    a kernel IOAS (IOMMU_IOAS_ALLOC) and the backend's record of
+ *              the mappings it holds (kcommon.h: kmap)
+ *   be_domain  a kernel HWPT allocated from that IOAS for a device of the
+ *              unit (IOMMU_HWPT_ALLOC); the kernel mirrors the IOAS into it
+ *   be_device  a VFIO cdev bound to this iommufd (VFIO_DEVICE_BIND_IOMMUFD)
+ *
+ * Files are mapped by fd and offset (IOMMU_IOAS_MAP_FILE) except
+ * guest_memfd, which the kernel refuses there: it is mapped into this
+ * process and given by address (IOMMU_IOAS_MAP), as user memory is.
+ * Everything the backend allocates in the kernel is IOMMU_DESTROYed when
+ * its object goes.  See README in this directory for the whole mapping
+ * of seam operations to ioctls and for what is not atomic.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backends/backend.h"
+#include "backends/iommufd/abi.h"
+#include "backends/iommufd/iommufd.h"
+#include "backends/kcommon/kcommon.h"
+#include "core/file.h"
+#include "util/log.h"
+#include "util/macros.h"
+
+#define IOMMUFD_PATH "/dev/iommu"
+
+struct backend {
+	struct ioasid_ctx *log;
+	int fd;				/* /dev/iommu */
+	bool no_map_file;		/* kernel before 6.13 */
+	struct be_device *devices;	/* bound devices */
+	char desc[IOASID_PATH_MAX];
+};
+
+struct be_ioas {
+	struct backend *be;
+	uint32_t id;			/* kernel IOAS */
+	struct kmap map;
+};
+
+struct be_domain {
+	struct be_ioas *ioas;
+	const struct inv_iommu *unit;
+	uint32_t hwpt_id;
+	bool enforce;
+	bool dirty;			/* allocated with dirty tracking on */
+};
+
+struct be_device {
+	struct backend *be;
+	const struct inv_device *inv;
+	const struct inv_iommu *unit;
+	int fd;				/* the VFIO cdev */
+	bool own_fd;			/* opened here (else the core's dup) */
+	uint32_t dev_id;		/* the kernel's, from BIND_IOMMUFD */
+	struct be_domain *domain;
+	/* IOMMU_GET_HW_INFO */
+	uint32_t hw_type;
+	uint64_t hw_caps;
+	uint64_t cap, ecap;		/* VT-d registers */
+	struct be_device *next;
+};
+
+static void destroy_object(struct backend *be, uint32_t id, const char *what)
+{
+	struct ifd_destroy d = { .size = sizeof(d), .id = id };
+	int r = kioctl(be->fd, IFD_DESTROY, &d);
+
+	if (r < 0)
+		err(be->log, "iommufd: IOMMU_DESTROY of %s %u: %s", what, id,
+		    strerror(-r));
+}
+
+/* ---- open ----------------------------------------------------------------- */
+
+static int open_error(int e, char *errmsg, size_t errlen)
+{
+	if (e == ENOENT || e == ENODEV || e == ENXIO) {
+		snprintf(errmsg, errlen, "this kernel has no " IOMMUFD_PATH
+			 " (CONFIG_IOMMUFD)");
+		return -ENODEV;
+	}
+	snprintf(errmsg, errlen, "cannot open " IOMMUFD_PATH ": %s",
+		 strerror(e));
+	return -e;
+}
+
+/*
+ * iommufd before 6.6 has no IOMMU_GET_HW_INFO, IOMMU_HWPT_ALLOC nor VFIO
+ * cdevs: ask for the hardware info of device id 0, which cannot exist.
+ */
+static int probe(struct backend *be, char *errmsg, size_t errlen)
+{
+	struct ifd_hw_info hi = { .size = sizeof(hi) };
+	int r = kioctl(be->fd, IFD_GET_HW_INFO, &hi);
+
+	if (r == -ENOTTY || r == -EOPNOTSUPP) {
+		snprintf(errmsg, errlen, "this kernel's iommufd predates "
+			 "Linux 6.6 (no IOMMU_GET_HW_INFO / IOMMU_HWPT_ALLOC "
+			 "/ VFIO device cdevs)");
+		return -ENODEV;
+	}
+	return 0;
+}
+
+static int iommufd_open(struct ioasid_ctx *log, const char *arg,
+			struct backend **out, char *errmsg, size_t errlen)
+{
+	struct backend *be;
+	int r;
+
+	if (arg && *arg) {
+		snprintf(errmsg, errlen, "the iommufd backend takes no "
+			 "argument (got \"%s\")", arg);
+		return -EINVAL;
+	}
+	be = calloc(1, sizeof(*be));
+	if (!be)
+		return -ENOMEM;
+	be->log = log;
+	be->fd = open(IOMMUFD_PATH, O_RDWR | O_CLOEXEC);
+	if (be->fd < 0) {
+		r = open_error(errno, errmsg, errlen);
+		free(be);
+		return r;
+	}
+	r = probe(be, errmsg, errlen);
+	if (r < 0) {
+		close(be->fd);
+		free(be);
+		return r;
+	}
+	snprintf(be->desc, sizeof(be->desc), IOMMUFD_PATH);
+	*out = be;
+	return 0;
+}
+
+static void iommufd_close(struct backend *be)
+{
+	close(be->fd);
+	free(be);
+}
+
+static const char *iommufd_describe(struct backend *be)
+{
+	return be->desc;
+}
+
+static bool has_cdev(const struct inv_device *d)
+{
+	return d->info.vfio_cdev[0] && d->vfio_dev_path[0];
+}
+
+static int iommufd_inventory(struct backend *be, struct inventory *inv)
+{
+	char msg[IOASID_ERRMSG_MAX];
+	int r = kinv_scan(be->log, inv, has_cdev, msg, sizeof(msg));
+
+	if (r < 0)
+		err(be->log, "iommufd: %s", msg);
+	else if (!inv->nr_devices)
+		notice(be->log, "iommufd: no device has a VFIO cdev (bind one "
+		       "to vfio-pci; CONFIG_VFIO_DEVICE_CDEV)");
+	return r;
+}
+
+/* ---- kernel mappings ----------------------------------------------------- */
+
+static int map_by_address(struct be_ioas *ioas, const struct kmap_entry *e,
+			  uint32_t flags)
+{
+	struct ifd_ioas_map m = {
+		.size = sizeof(m), .flags = flags, .ioas_id = ioas->id,
+		.length = e->length, .iova = e->iova,
+	};
+	uint64_t hva;
+	int r;
+
+	r = kfile_hva(&e->backing, e->length, &hva);
+	if (r < 0)
+		return r;
+	m.user_va = hva;
+	return kioctl(ioas->be->fd, IFD_IOAS_MAP, &m);
+}
+
+static int map_by_file(struct be_ioas *ioas, const struct kmap_entry *e,
+		       uint32_t flags)
+{
+	struct ifd_ioas_map_file m = {
+		.size = sizeof(m), .flags = flags, .ioas_id = ioas->id,
+		.fd = e->backing.fd, .start = e->backing.offset,
+		.length = e->length, .iova = e->iova,
+	};
+
+	return kioctl(ioas->be->fd, IFD_IOAS_MAP_FILE, &m);
+}
+
+static bool by_file(const struct backend *be, const struct be_backing *b)
+{
+	return b->file && b->file->kind != IOASID_FILE_GUEST_MEMFD &&
+	       !be->no_map_file;
+}
+
+static int kmap_do_map(void *arg, const struct kmap_entry *e)
+{
+	struct be_ioas *ioas = arg;
+	uint32_t flags = IFD_MAP_FIXED_IOVA |
+			 kprot(e->prot, IFD_MAP_READABLE, IFD_MAP_WRITEABLE);
+	int r;
+
+	if (!by_file(ioas->be, &e->backing))
+		return map_by_address(ioas, e, flags);
+	r = map_by_file(ioas, e, flags);
+	if (r == -ENOTTY) {
+		notice(ioas->be->log, "iommufd: no IOMMU_IOAS_MAP_FILE (Linux "
+		       "before 6.13): mapping files by address");
+		ioas->be->no_map_file = true;
+		snprintf(ioas->be->desc, sizeof(ioas->be->desc),
+			 IOMMUFD_PATH " (files mapped by address)");
+		r = map_by_address(ioas, e, flags);
+	}
+	return r;
+}
+
+static int kmap_do_unmap(void *arg, uint64_t iova, uint64_t length)
+{
+	struct be_ioas *ioas = arg;
+	struct ifd_ioas_unmap u = {
+		.size = sizeof(u), .ioas_id = ioas->id, .iova = iova,
+		.length = length,
+	};
+	int r = kioctl(ioas->be->fd, IFD_IOAS_UNMAP, &u);
+
+	/* nothing there: the goal (no DMA reaches it) holds */
+	return r == -ENOENT ? 0 : r;
+}
+
+static void kmap_lost(void *arg, const struct kmap_entry *e)
+{
+	struct be_ioas *ioas = arg;
+
+	err(ioas->be->log, "iommufd: IOAS %u lost IOVA 0x%llx-0x%llx while "
+	    "undoing a failed unmap", ioas->id, (unsigned long long)e->iova,
+	    (unsigned long long)(e->iova + e->length - 1));
+}
+
+static const struct kmap_ops iommufd_kmap_ops = {
+	.map = kmap_do_map,
+	.unmap = kmap_do_unmap,
+	.lost = kmap_lost,
+};
+
+/* ---- address spaces -------------------------------------------------------- */
+
+static int iommufd_ioas_alloc(struct backend *be, uint32_t flags,
+			      struct be_ioas **out)
+{
+	struct ifd_ioas_alloc a = { .size = sizeof(a) };
+	struct be_ioas *ioas = calloc(1, sizeof(*ioas));
+	int r;
+
+	if (!ioas)
+		return -ENOMEM;
+	r = kioctl(be->fd, IFD_IOAS_ALLOC, &a);
+	if (r < 0) {
+		free(ioas);
+		return r;
+	}
+	ioas->be = be;
+	ioas->id = a.out_ioas_id;
+	/* every later unmap of a restricted IOAS is whole: no window */
+	ioas->map.per_page = flags & IOASID_IOAS_RESTRICTED;
+	*out = ioas;
+	return 0;
+}
+
+static void iommufd_ioas_free(struct be_ioas *ioas)
+{
+	/* the kernel drops the mappings with the IOAS */
+	destroy_object(ioas->be, ioas->id, "IOAS");
+	kmap_release(&ioas->map);
+	free(ioas);
+}
+
+static int iommufd_map(struct be_ioas *ioas, uint64_t iova, uint64_t length,
+		       const struct be_backing *backing, uint32_t prot)
+{
+	return kmap_map(&ioas->map, &iommufd_kmap_ops, ioas, iova, length,
+			backing, prot);
+}
+
+static int iommufd_unmap(struct be_ioas *ioas, uint64_t iova, uint64_t length,
+			 const struct be_piece *old, uint32_t nr_old)
+{
+	/* the record of kernel mappings knows more than @old: see kmap.c */
+	return kmap_unmap(&ioas->map, &iommufd_kmap_ops, ioas, iova, length);
+}
+
+static int iommufd_hide_batch(struct be_ioas *ioas,
+			      const struct ioasid_iova_range *runs,
+			      uint32_t nr)
+{
+	int r = 0;
+
+	for (uint32_t i = 0; i < nr && r == 0; i++)
+		r = kmap_unmap(&ioas->map, &iommufd_kmap_ops, ioas,
+			       runs[i].start, runs[i].last - runs[i].start + 1);
+	return r;
+}
+
+/* ---- domains (HWPTs) ------------------------------------------------------ */
+
+/* A bound device behind @unit: HWPT_ALLOC needs one to pick the driver. */
+static struct be_device *device_on(struct backend *be,
+				   const struct inv_iommu *unit)
+{
+	for (struct be_device *d = be->devices; d; d = d->next)
+		if (d->unit == unit)
+			return d;
+	return NULL;
+}
+
+/*
+ * Can the kernel enforce coherency for @dev?  The kernel decides by the
+ * driver's IOMMU_CAP_ENFORCE_CACHE_COHERENCY; for VT-d that is ecap.SC,
+ * which GET_HW_INFO gives us; otherwise trust what sysfs said.
+ */
+static bool kernel_can_enforce(const struct be_device *dev)
+{
+	if (dev->hw_type == IFD_HW_INFO_TYPE_INTEL_VTD)
+		return dev->ecap & VTD_ECAP_SC;
+	if (dev->hw_type == IFD_HW_INFO_TYPE_AMD)
+		return true;
+	return dev->unit->info.flags & IOASID_IOMMU_SNOOP_CONTROL;
+}
+
+static int check_coherency(struct backend *be, const struct be_device *dev,
+			   bool enforce)
+{
+	bool can = kernel_can_enforce(dev);
+
+	if (enforce && !can) {
+		info(be->log, "iommufd: %s cannot enforce cache coherency",
+		     dev->unit->info.name);
+		return -EINVAL;
+	}
+	if (!enforce && can) {
+		/*
+		 * iommufd_hwpt_paging_alloc() turns enforcement on for every
+		 * HWPT allocated for a device whose IOMMU can enforce, and
+		 * there is no flag to ask otherwise: "allow" cannot be had.
+		 */
+		warn(be->log, "iommufd: a HWPT for %s always enforces cache "
+		     "coherency (the kernel offers no way to let no-snoop DMA "
+		     "through on a unit with snoop control): snoop mode "
+		     "\"allow\" is not supported by this backend",
+		     dev->unit->info.name);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+static int hwpt_alloc(struct backend *be, struct be_device *dev,
+		      struct be_ioas *ioas, bool dirty, uint32_t *hwpt_id)
+{
+	struct ifd_hwpt_alloc h = {
+		.size = sizeof(h), .dev_id = dev->dev_id, .pt_id = ioas->id,
+		.flags = dirty ? IFD_HWPT_ALLOC_DIRTY_TRACKING : 0,
+	};
+	int r = kioctl(be->fd, IFD_HWPT_ALLOC, &h);
+
+	if (r == 0)
+		*hwpt_id = h.out_hwpt_id;
+	return r;
+}
+
+static int set_dirty_tracking(struct backend *be, uint32_t hwpt_id, bool on)
+{
+	struct ifd_hwpt_set_dirty_tracking s = {
+		.size = sizeof(s), .hwpt_id = hwpt_id,
+		.flags = on ? IFD_HWPT_DIRTY_TRACKING_ENABLE : 0,
+	};
+
+	return kioctl(be->fd, IFD_HWPT_SET_DIRTY_TRACKING, &s);
+}
+
+static int iommufd_domain_alloc(struct be_ioas *ioas,
+				const struct inv_iommu *unit, uint32_t flags,
+				const struct be_replay *replay,
+				struct be_domain **out)
+{
+	struct backend *be = ioas->be;
+	struct be_device *dev = device_on(be, unit);
+	bool enforce = flags & BE_DOMAIN_ENFORCE_COHERENCY;
+	bool dirty;
+	struct be_domain *d;
+	int r;
+
+	if (!dev) {
+		err(be->log, "iommufd: no bound device behind %s to allocate "
+		    "a HWPT for", unit->info.name);
+		return -ENODEV;
+	}
+	r = check_coherency(be, dev, enforce);
+	if (r < 0)
+		return r;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	/* like the simulated IOMMU: track dirty pages wherever it can */
+	dirty = dev->hw_caps & IFD_HW_CAP_DIRTY_TRACKING;
+	r = hwpt_alloc(be, dev, ioas, dirty, &d->hwpt_id);
+	if (r < 0) {
+		free(d);
+		return r;
+	}
+	if (dirty && set_dirty_tracking(be, d->hwpt_id, true) < 0)
+		dirty = false;
+	d->ioas = ioas;
+	d->unit = unit;
+	d->enforce = enforce;
+	d->dirty = dirty;
+	dbg(be->log, "iommufd: HWPT %u on IOAS %u for %s (%s%s)", d->hwpt_id,
+	    ioas->id, unit->info.name, enforce ? "coherent" : "non-coherent",
+	    dirty ? ", dirty tracking" : "");
+	*out = d;
+	return 0;
+}
+
+static void iommufd_domain_free(struct be_domain *d)
+{
+	destroy_object(d->ioas->be, d->hwpt_id, "HWPT");
+	free(d);
+}
+
+static int iommufd_read_dirty(struct be_domain *d, uint64_t iova,
+			      uint64_t length, uint64_t *bitmap, bool clear)
+{
+	uint64_t words = (length / SZ_4K + 63) / 64;
+	struct ifd_hwpt_get_dirty_bitmap g = {
+		.size = sizeof(g), .hwpt_id = d->hwpt_id,
+		.flags = clear ? 0 : IFD_HWPT_GET_DIRTY_NO_CLEAR,
+		.iova = iova, .length = length, .page_size = SZ_4K,
+	};
+	uint64_t *tmp;
+	int r;
+
+	if (!d->dirty)
+		return -EOPNOTSUPP;	/* the unit has no dirty tracking */
+	tmp = calloc(words, sizeof(*tmp));
+	if (!tmp)
+		return -ENOMEM;
+	g.data = (uint64_t)(uintptr_t)tmp;
+	r = kioctl(d->ioas->be->fd, IFD_HWPT_GET_DIRTY_BITMAP, &g);
+	for (uint64_t i = 0; r == 0 && i < words; i++)
+		bitmap[i] |= tmp[i];
+	free(tmp);
+	return r;
+}
+
+/* ---- devices --------------------------------------------------------------- */
+
+static int bind_device(struct backend *be, struct be_device *dev)
+{
+	struct kvfio_device_bind_iommufd b = {
+		.argsz = sizeof(b), .iommufd = be->fd,
+	};
+	int r = kioctl(dev->fd, KVFIO_DEVICE_BIND_IOMMUFD, &b);
+
+	if (r == -EINVAL || r == -EBUSY)
+		warn(be->log, "iommufd: VFIO_DEVICE_BIND_IOMMUFD of %s: %s "
+		     "(the device is bound through another open file, or its "
+		     "group is in use through the legacy VFIO interface)",
+		     dev->inv->info.name, strerror(-r));
+	else if (r < 0)
+		warn(be->log, "iommufd: VFIO_DEVICE_BIND_IOMMUFD of %s: %s",
+		     dev->inv->info.name, strerror(-r));
+	if (r == 0)
+		dev->dev_id = b.out_devid;
+	return r;
+}
+
+/* Ask the kernel about the IOMMU; check it says what sysfs said. */
+static void hw_info(struct backend *be, struct be_device *dev)
+{
+	struct ifd_hw_info_vtd vtd = { 0 };
+	struct ifd_hw_info hi = {
+		.size = sizeof(hi), .dev_id = dev->dev_id,
+		.data_len = sizeof(vtd), .data_uptr = (uint64_t)(uintptr_t)&vtd,
+	};
+	const struct ioasid_iommu_info *u = &dev->unit->info;
+	int r = kioctl(be->fd, IFD_GET_HW_INFO, &hi);
+
+	if (r < 0) {
+		warn(be->log, "iommufd: IOMMU_GET_HW_INFO for %s: %s",
+		     dev->inv->info.name, strerror(-r));
+		return;
+	}
+	dev->hw_type = hi.out_data_type;
+	dev->hw_caps = hi.out_capabilities;
+	if (dev->hw_type != IFD_HW_INFO_TYPE_INTEL_VTD)
+		return;
+	dev->cap = vtd.cap_reg;
+	dev->ecap = vtd.ecap_reg;
+	if ((u->flags & IOASID_IOMMU_CAPS_KNOWN) &&
+	    (u->cap != dev->cap || u->ecap != dev->ecap))
+		warn(be->log, "iommufd: %s: the kernel reports VT-d cap 0x%llx "
+		     "ecap 0x%llx, sysfs said cap 0x%llx ecap 0x%llx",
+		     u->name, (unsigned long long)dev->cap,
+		     (unsigned long long)dev->ecap, (unsigned long long)u->cap,
+		     (unsigned long long)u->ecap);
+}
+
+static int iommufd_device_open(struct backend *be, const struct inv_device *inv,
+			       const struct inv_iommu *unit, uint32_t dev_id,
+			       int vfio_fd, struct be_device **out)
+{
+	struct be_device *dev = calloc(1, sizeof(*dev));
+	int r;
+
+	if (!dev)
+		return -ENOMEM;
+	dev->be = be;
+	dev->inv = inv;
+	dev->unit = unit;
+	dev->fd = vfio_fd;
+	if (dev->fd < 0) {
+		if (!inv->vfio_dev_path[0]) {
+			free(dev);
+			return -ENODEV;
+		}
+		dev->fd = open(inv->vfio_dev_path, O_RDWR | O_CLOEXEC);
+		if (dev->fd < 0) {
+			r = -errno;
+			warn(be->log, "iommufd: cannot open %s: %s",
+			     inv->vfio_dev_path, strerror(-r));
+			free(dev);
+			return r;
+		}
+		dev->own_fd = true;
+	}
+	r = bind_device(be, dev);
+	if (r < 0) {
+		if (dev->own_fd)
+			close(dev->fd);
+		free(dev);
+		return r;
+	}
+	hw_info(be, dev);
+	dev->next = be->devices;
+	be->devices = dev;
+	*out = dev;
+	return 0;
+}
+
+static void iommufd_detach(struct be_device *dev)
+{
+	struct kvfio_device_detach_iommufd_pt d = { .argsz = sizeof(d) };
+	int r = kioctl(dev->fd, KVFIO_DEVICE_DETACH_IOMMUFD_PT, &d);
+
+	if (r < 0)
+		err(dev->be->log, "iommufd: VFIO_DEVICE_DETACH_IOMMUFD_PT of "
+		    "%s: %s", dev->inv->info.name, strerror(-r));
+	dev->domain = NULL;
+}
+
+static void iommufd_device_close(struct be_device *dev)
+{
+	struct be_device **p = &dev->be->devices;
+
+	if (dev->domain)
+		iommufd_detach(dev);
+	while (*p && *p != dev)
+		p = &(*p)->next;
+	if (*p)
+		*p = dev->next;
+	/*
+	 * Closing the cdev unbinds it.  A caller's fd stays bound (to this
+	 * iommufd, detached) until the caller closes it too.
+	 */
+	if (dev->own_fd)
+		close(dev->fd);
+	free(dev);
+}
+
+/* Attach, or replace the current HWPT without a gap (the kernel's replace). */
+static int iommufd_attach(struct be_device *dev, struct be_domain *d)
+{
+	struct kvfio_device_attach_iommufd_pt a = {
+		.argsz = sizeof(a), .pt_id = d->hwpt_id,
+	};
+	int r = kioctl(dev->fd, KVFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+
+	if (r < 0)
+		return r;	/* EINVAL: incompatible, the core tries on */
+	dev->domain = d;
+	return 0;
+}
+
+static int iommufd_device_vfio_fd(struct be_device *dev)
+{
+	return dev->fd;
+}
+
+/* ---- white-box test hooks (iommufd.h) ------------------------------------- */
+
+int iommufd_test_fd(const struct backend *be)
+{
+	return be->fd;
+}
+
+uint32_t iommufd_test_ioas_id(const struct be_ioas *ioas)
+{
+	return ioas->id;
+}
+
+uint32_t iommufd_test_hwpt_id(const struct be_domain *domain)
+{
+	return domain->hwpt_id;
+}
+
+uint32_t iommufd_test_dev_id(const struct be_device *device)
+{
+	return device->dev_id;
+}
+
+uint64_t iommufd_test_nr_mappings(const struct be_ioas *ioas)
+{
+	return ioas->map.nr;
+}
+
+const struct backend_ops backend_iommufd = {
+	.name = "iommufd",
+	/* kcommon's record of kernel mappings replaces the core's pieces */
+	.unmap_wants_pieces = false,
+	.open = iommufd_open,
+	.close = iommufd_close,
+	.describe = iommufd_describe,
+	.inventory = iommufd_inventory,
+	.ioas_alloc = iommufd_ioas_alloc,
+	.ioas_free = iommufd_ioas_free,
+	.map = iommufd_map,
+	.unmap = iommufd_unmap,
+	.hide_batch = iommufd_hide_batch,
+	.domain_alloc = iommufd_domain_alloc,
+	.domain_free = iommufd_domain_free,
+	.device_open = iommufd_device_open,
+	.device_close = iommufd_device_close,
+	.attach = iommufd_attach,
+	.detach = iommufd_detach,
+	.device_vfio_fd = iommufd_device_vfio_fd,
+	.read_dirty = iommufd_read_dirty,
+};

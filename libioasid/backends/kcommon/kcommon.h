@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What the two Linux backends (iommufd, vfio-type1) share:
+ *
+ *  kmap   the backend's own record of the mappings the kernel holds, and
+ *         the map/unmap composition built on it.  Neither kernel uAPI can
+ *         cut a mapping (iommufd IOMMU_IOAS_UNMAP of a sub-range fails
+ *         with ENOENT, type1 v2 VFIO_IOMMU_UNMAP_DMA with EINVAL), so an
+ *         unmap that cuts inside a mapping unmaps the whole kernel mappings
+ *         it touches and maps back the pieces that stay.  The record is
+ *         what makes that exact whatever the core's pieces look like (a
+ *         restricted IOAS is mapped page by page, conversions unmap runs
+ *         inside mappings, unmap-all is split in two calls).
+ *  kfile  backing files mapped into this process (type1 maps by address;
+ *         iommufd needs an address for guest_memfd, which MAP_FILE
+ *         refuses).
+ *  kinv   the inventory from sysfs, filtered to what a backend can use.
+ *
+ * Who may include this: backends/iommufd and backends/vfio_type1 only.
+ */
+#ifndef IOASID_KCOMMON_H
+#define IOASID_KCOMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "core/inventory.h"
+
+struct ioasid_ctx;
+
+/* ---- kmap: the mappings the kernel holds ------------------------------- */
+
+struct kmap_entry {
+	uint64_t iova;
+	uint64_t length;
+	struct be_backing backing;	/* of the entry's first byte */
+	uint32_t prot;			/* IOASID_MAP_READ | IOASID_MAP_WRITE */
+};
+
+/* Sorted by IOVA, never overlapping. */
+struct kmap {
+	struct kmap_entry *v;
+	size_t nr, cap;
+	bool per_page;		/* map in 4 KiB kernel mappings (restricted) */
+};
+
+/* How a backend programs the kernel for one entry / one exact range. */
+struct kmap_ops {
+	/* Map @e in the kernel (all of it, or nothing). */
+	int (*map)(void *arg, const struct kmap_entry *e);
+	/*
+	 * Unmap [iova, iova+length), which covers whole kernel mappings only
+	 * (holes allowed); 0 or negative errno, nothing changed on error.
+	 */
+	int (*unmap)(void *arg, uint64_t iova, uint64_t length);
+	/*
+	 * Optional: an entry could not be put back after a failed unmap (the
+	 * error path of an error path): the kernel no longer has it.
+	 */
+	void (*lost)(void *arg, const struct kmap_entry *e);
+};
+
+/*
+ * Map [iova, iova+length) of @backing: one kernel mapping, or one per
+ * 4 KiB page when @m->per_page.  All or nothing.
+ */
+int kmap_map(struct kmap *m, const struct kmap_ops *ops, void *arg,
+	     uint64_t iova, uint64_t length, const struct be_backing *backing,
+	     uint32_t prot);
+/*
+ * Take [iova, iova+length) out of the kernel.  Kernel mappings that lie
+ * inside go with one unmap call; one that sticks out at either end is
+ * unmapped whole and its outer piece mapped back (the non-atomic window:
+ * DMA to that piece faults until it is back).  On failure nothing changed
+ * (pieces are restored); -errno.
+ */
+int kmap_unmap(struct kmap *m, const struct kmap_ops *ops, void *arg,
+	       uint64_t iova, uint64_t length);
+/* Program every entry again (a kernel address space that lost them). */
+int kmap_replay(const struct kmap *m, const struct kmap_ops *ops, void *arg);
+void kmap_release(struct kmap *m);
+
+/* ---- kfile: backing files mapped into this process --------------------- */
+
+/*
+ * The address of byte @b->offset of @b's file (mapped once, MAP_SHARED,
+ * for the life of the file_ref), or @b->hva for user memory.  A private
+ * guest_memfd page (which would SIGBUS when touched) gives -EPERM; a
+ * guest_memfd that cannot be mmap()ed -EOPNOTSUPP.
+ */
+int kfile_hva(const struct be_backing *b, uint64_t length, uint64_t *hva);
+
+/* ---- kinv: inventory ---------------------------------------------------- */
+
+/*
+ * Scan sysfs (discovery_scan) and keep the devices @keep accepts and the
+ * units behind them.  -ENOMEM, or discovery's errors with @errmsg.
+ */
+int kinv_scan(struct ioasid_ctx *log, struct inventory *inv,
+	      bool (*keep)(const struct inv_device *dev),
+	      char *errmsg, size_t errlen);
+
+/* The prot of a mapping as an ioctl flag pair (READ/WRITE bits given). */
+static inline uint32_t kprot(uint32_t prot, uint32_t rd, uint32_t wr)
+{
+	return (prot & IOASID_MAP_READ ? rd : 0) |
+	       (prot & IOASID_MAP_WRITE ? wr : 0);
+}
+
+/* ioctl() that retries on EINTR; 0 or -errno. */
+int kioctl(int fd, unsigned long req, void *arg);
+
+#endif

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * kfile: backing files mapped into this process, once per file_ref (its
+ * be_data), for the kernel calls that take an address: VFIO type1
+ * MAP_DMA, and iommufd IOMMU_IOAS_MAP of a guest_memfd.  The mapping is
+ * MAP_SHARED, so the kernel pins the file's own pages, and it lives until
+ * the last mapping piece of the file is gone (the core then releases the
+ * file_ref).  A file that grew gets a further mapping of its new size.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "backends/kcommon/kcommon.h"
+#include "core/file.h"
+#include "util/macros.h"
+
+struct kfile_chunk {
+	void *base;
+	uint64_t length;
+	struct kfile_chunk *next;
+};
+
+static void kfile_release(struct file_ref *file)
+{
+	struct kfile_chunk *c = file->be_data, *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		munmap(c->base, c->length);
+		free(c);
+	}
+	file->be_data = NULL;
+}
+
+/* Map the whole file at a 2 MiB aligned address (large IOMMU pages). */
+static int map_file(struct file_ref *file, struct kfile_chunk **out)
+{
+	int prot = PROT_READ | (file->accmode == O_RDONLY ? 0 : PROT_WRITE);
+	uint64_t len, slack = SZ_2M;
+	struct kfile_chunk *c;
+	uint8_t *area, *base;
+	struct stat st;
+
+	if (fstat(file->fd, &st) < 0)
+		return -errno;
+	len = ALIGN_UP((uint64_t)st.st_size, file->page_size ?
+		       file->page_size : SZ_4K);
+	if (!len)
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	area = mmap(NULL, len + slack, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (area == MAP_FAILED) {
+		free(c);
+		return -ENOMEM;
+	}
+	base = (uint8_t *)ALIGN_UP((uintptr_t)area, SZ_2M);
+	if (mmap(base, len, prot, MAP_SHARED | MAP_FIXED, file->fd, 0) ==
+	    MAP_FAILED) {
+		int e = errno;
+
+		munmap(area, len + slack);
+		free(c);
+		/* guest_memfd without GUEST_MEMFD_FLAG_MMAP cannot be mapped */
+		return e == ENODEV || e == EINVAL ? -EOPNOTSUPP : -e;
+	}
+	if (base > area)
+		munmap(area, (size_t)(base - area));
+	munmap(base + len, (size_t)(area + len + slack - (base + len)));
+	c->base = base;
+	c->length = len;
+	*out = c;
+	return 0;
+}
+
+/*
+ * A private guest_memfd page SIGBUSes when touched.  Reading it through
+ * process_vm_readv() on ourselves goes through the kernel's user-copy
+ * path instead, which reports EFAULT: no signal handler needed.
+ */
+static int probe_readable(const void *addr)
+{
+	uint8_t byte;
+	struct iovec local = { &byte, 1 };
+	struct iovec remote = { (void *)addr, 1 };
+
+	return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 1 ?
+	       0 : -EPERM;
+}
+
+int kfile_hva(const struct be_backing *b, uint64_t length, uint64_t *hva)
+{
+	struct file_ref *file = b->file;
+	struct kfile_chunk *c;
+	int r;
+
+	if (!file) {
+		*hva = (uint64_t)(uintptr_t)b->hva;
+		return 0;
+	}
+	for (c = file->be_data; c; c = c->next)
+		if (b->offset + length <= c->length)
+			break;
+	if (!c) {
+		r = map_file(file, &c);
+		if (r < 0)
+			return r;
+		c->next = file->be_data;
+		file->be_data = c;
+		file->be_release = kfile_release;
+	}
+	*hva = (uint64_t)(uintptr_t)c->base + b->offset;
+	if (file->kind == IOASID_FILE_GUEST_MEMFD)
+		return probe_readable((const void *)(uintptr_t)*hva);
+	return 0;
+}

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * kmap: the backend's record of the mappings the kernel holds, as a sorted
+ * array (binary search, memmove on insert/remove: cheap for the hundreds
+ * of mappings a VMM makes; a restricted IOAS adds pages mostly in IOVA
+ * order, which appends).  See kcommon.h for why it exists.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/kcommon/kcommon.h"
+#include "util/macros.h"
+
+static uint64_t entry_last(const struct kmap_entry *e)
+{
+	return e->iova + (e->length - 1);
+}
+
+/* Index of the first entry that ends at or after @iova. */
+static size_t find_first(const struct kmap *m, uint64_t iova)
+{
+	size_t lo = 0, hi = m->nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (entry_last(&m->v[mid]) < iova)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Make room for @more entries, so that later inserts cannot fail. */
+static int reserve(struct kmap *m, size_t more)
+{
+	size_t cap = m->cap ? m->cap : 16;
+	void *v;
+
+	if (m->nr + more <= m->cap)
+		return 0;
+	while (cap < m->nr + more)
+		cap *= 2;
+	v = realloc(m->v, cap * sizeof(*m->v));
+	if (!v)
+		return -ENOMEM;
+	m->v = v;
+	m->cap = cap;
+	return 0;
+}
+
+/* Open a gap of @n entries at @at (capacity reserved). */
+static void open_gap(struct kmap *m, size_t at, size_t n)
+{
+	memmove(&m->v[at + n], &m->v[at], (m->nr - at) * sizeof(*m->v));
+	m->nr += n;
+}
+
+static void remove_entries(struct kmap *m, size_t at, size_t n)
+{
+	memmove(&m->v[at], &m->v[at + n], (m->nr - at - n) * sizeof(*m->v));
+	m->nr -= n;
+}
+
+/* Does [iova, last] overlap an entry? */
+static bool overlaps(const struct kmap *m, uint64_t iova, uint64_t last)
+{
+	size_t i = find_first(m, iova);
+
+	return i < m->nr && m->v[i].iova <= last;
+}
+
+/* @out: the part [iova, iova+length) of @e (inside it). */
+static void piece_of(const struct kmap_entry *e, uint64_t iova,
+		     uint64_t length, struct kmap_entry *out)
+{
+	uint64_t delta = iova - e->iova;
+
+	*out = *e;
+	out->iova = iova;
+	out->length = length;
+	if (e->backing.file)
+		out->backing.offset += delta;
+	else
+		out->backing.hva = (char *)e->backing.hva + delta;
+}
+
+/*
+ * Unmap entries [i, j) from the kernel: one call for the span they cover
+ * (holes between them are fine for both kernels), or one per entry when
+ * the span is too long to express as a length.
+ */
+static int unmap_entries(const struct kmap *m, const struct kmap_ops *ops,
+			 void *arg, size_t i, size_t j)
+{
+	uint64_t lo, hi;
+	int r = 0;
+
+	if (i >= j)
+		return 0;
+	lo = m->v[i].iova;
+	hi = entry_last(&m->v[j - 1]);
+	if (hi - lo < (1ULL << 62))
+		return ops->unmap(arg, lo, hi - lo + 1);
+	for (size_t k = i; k < j && r == 0; k++)
+		r = ops->unmap(arg, m->v[k].iova, m->v[k].length);
+	return r;
+}
+
+static int map_whole(struct kmap *m, const struct kmap_ops *ops, void *arg,
+		     const struct kmap_entry *e)
+{
+	size_t at = find_first(m, e->iova);
+	int r;
+
+	r = ops->map(arg, e);
+	if (r < 0)
+		return r;
+	open_gap(m, at, 1);
+	m->v[at] = *e;
+	return 0;
+}
+
+static int map_pages(struct kmap *m, const struct kmap_ops *ops, void *arg,
+		     const struct kmap_entry *e)
+{
+	size_t n = e->length / SZ_4K, at = find_first(m, e->iova), done;
+	int r = 0;
+
+	open_gap(m, at, n);
+	for (done = 0; done < n && r == 0; done++) {
+		piece_of(e, e->iova + done * SZ_4K, SZ_4K, &m->v[at + done]);
+		r = ops->map(arg, &m->v[at + done]);
+	}
+	if (r == 0)
+		return 0;
+	done--;			/* the page that failed is not mapped */
+	if (done)
+		unmap_entries(m, ops, arg, at, at + done);
+	remove_entries(m, at, n);
+	return r;
+}
+
+int kmap_map(struct kmap *m, const struct kmap_ops *ops, void *arg,
+	     uint64_t iova, uint64_t length, const struct be_backing *backing,
+	     uint32_t prot)
+{
+	struct kmap_entry e = {
+		.iova = iova, .length = length, .backing = *backing,
+		.prot = prot,
+	};
+	bool pages = m->per_page && length > SZ_4K;
+	int r;
+
+	if (!length || iova + (length - 1) < iova)
+		return -EINVAL;
+	if (overlaps(m, iova, iova + (length - 1)))
+		return -EEXIST;
+	if (pages && !IS_ALIGNED(iova | length, SZ_4K))
+		return -EINVAL;
+	r = reserve(m, pages ? length / SZ_4K : 1);
+	if (r < 0)
+		return r;
+	return pages ? map_pages(m, ops, arg, &e) : map_whole(m, ops, arg, &e);
+}
+
+/* A remap of kept pieces failed: put entries [i, j) back as they were. */
+static void restore(struct kmap *m, const struct kmap_ops *ops, void *arg,
+		    size_t i, size_t j)
+{
+	size_t k = i;
+
+	while (k < j) {
+		if (ops->map(arg, &m->v[k]) == 0) {
+			k++;
+			continue;
+		}
+		/* keep the record truthful: the kernel lost this one */
+		if (ops->lost)
+			ops->lost(arg, &m->v[k]);
+		remove_entries(m, k, 1);
+		j--;
+	}
+}
+
+int kmap_unmap(struct kmap *m, const struct kmap_ops *ops, void *arg,
+	       uint64_t iova, uint64_t length)
+{
+	uint64_t last = iova + (length - 1), lo, hi;
+	struct kmap_entry head, tail;
+	bool has_head, has_tail;
+	size_t i, j;
+	int r;
+
+	if (!length)
+		return 0;
+	i = find_first(m, iova);
+	for (j = i; j < m->nr && m->v[j].iova <= last; j++)
+		;
+	if (i == j)
+		return 0;
+	lo = m->v[i].iova;
+	hi = entry_last(&m->v[j - 1]);
+	has_head = lo < iova;
+	has_tail = hi > last;
+	if (has_head)
+		piece_of(&m->v[i], lo, iova - lo, &head);
+	if (has_tail)
+		piece_of(&m->v[j - 1], last + 1, hi - last, &tail);
+	/* the pieces that stay must fit in the record afterwards */
+	r = reserve(m, 2);
+	if (r == 0)
+		r = unmap_entries(m, ops, arg, i, j);
+	if (r < 0)
+		return r;
+	/* -- window: DMA to head/tail faults until they are mapped back -- */
+	if (has_head)
+		r = ops->map(arg, &head);
+	if (r == 0 && has_tail) {
+		r = ops->map(arg, &tail);
+		if (r < 0 && has_head)
+			ops->unmap(arg, head.iova, head.length);
+	}
+	if (r < 0) {
+		restore(m, ops, arg, i, j);
+		return r;
+	}
+	remove_entries(m, i, j - i);
+	if (has_head) {
+		open_gap(m, i, 1);
+		m->v[i++] = head;
+	}
+	if (has_tail) {
+		open_gap(m, i, 1);
+		m->v[i] = tail;
+	}
+	return 0;
+}
+
+int kmap_replay(const struct kmap *m, const struct kmap_ops *ops, void *arg)
+{
+	size_t k;
+	int r = 0;
+
+	for (k = 0; k < m->nr && r == 0; k++)
+		r = ops->map(arg, &m->v[k]);
+	if (r < 0 && k > 1)
+		unmap_entries(m, ops, arg, 0, k - 1);
+	return r;
+}
+
+void kmap_release(struct kmap *m)
+{
+	free(m->v);
+	m->v = NULL;
+	m->nr = m->cap = 0;
+}
