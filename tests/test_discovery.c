@@ -54,9 +54,40 @@ static const char *data_dir(void)
 	return dir;
 }
 
+/*
+ * The recorded trees are kept as tar archives: sysfs is full of symlinks,
+ * and a release tarball (automake's dist) would turn them into copies.
+ * Each test process unpacks the tree it needs into a private directory.
+ */
+static char unpacked[PATH_MAX / 2];
+
+static void remove_unpacked(void)
+{
+	char cmd[PATH_MAX];
+
+	if (!unpacked[0])
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", unpacked);
+	if (system(cmd) != 0)
+		fprintf(stderr, "test_discovery: cannot remove %s\n", unpacked);
+	unpacked[0] = '\0';
+}
+
 static void data_tree(char *buf, size_t size, const char *name)
 {
-	snprintf(buf, size, "%s/%s", data_dir(), name);
+	char cmd[PATH_MAX * 2];
+
+	if (!unpacked[0]) {
+		snprintf(unpacked, sizeof(unpacked), "/tmp/ioasid-sysfs-XXXXXX");
+		cr_assert(mkdtemp(unpacked), "mkdtemp: %s", strerror(errno));
+		atexit(remove_unpacked);
+	}
+	snprintf(buf, size, "%s/%s", unpacked, name);
+	if (access(buf, F_OK) == 0)
+		return;
+	snprintf(cmd, sizeof(cmd), "tar -xJf '%s/%s.tar.xz' -C '%s'", data_dir(),
+		 name, unpacked);
+	cr_assert_eq(system(cmd), 0, "cannot unpack %s", name);
 }
 
 static int scan(const char *root, struct inventory *inv, char *err,
