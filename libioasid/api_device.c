@@ -471,3 +471,27 @@ IOASID_EXPORT int ioasid_set_observer(struct ioasid_ctx *ctx, int on)
 	op.flags = (uint32_t)on;
 	return call(ctx, &op);
 }
+
+/*
+ * ioasid_sim_hotplug - unplug (@present 0) or plug back (1) a simulated
+ * device, as a real hot-unplug would: a bound device is detached and
+ * unbound, and IOASID_EVENT_DEVICE_REMOVED / _ADDED events go to its owner
+ * and to every client subscribed to device events.
+ *
+ * Errors: -EINVAL (NULL name), -ENOENT (no such device), -EOPNOTSUPP
+ * (not the simulated backend, or @present not 0/1), -EPERM (another
+ * client's device, without the right to observe).
+ */
+IOASID_EXPORT int ioasid_sim_hotplug(struct ioasid_ctx *ctx, const char *name,
+				     int present)
+{
+	struct ioasid_op op;
+
+	if (present != 0 && present != 1)
+		return -EOPNOTSUPP;
+	ioasid_op_init(&op, IOASID_CMD_SIM_HOTPLUG);
+	if (set_name(&op, name) < 0)
+		return -EINVAL;
+	op.flags = (uint32_t)present;
+	return call(ctx, &op);
+}

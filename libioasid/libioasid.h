@@ -193,6 +193,8 @@ int ioasid_get_status(struct ioasid_ctx *ctx, struct ioasid_status *status);
  * ioasidctl and monitoring.  Through ioasidd, policy decides who may.
  */
 int ioasid_set_observer(struct ioasid_ctx *ctx, int on);
+/* Simulated IOMMU only: unplug (0) or plug back (1) a device. */
+int ioasid_sim_hotplug(struct ioasid_ctx *ctx, const char *name, int present);
 
 #ifdef __cplusplus
 } /* extern "C" */

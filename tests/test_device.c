@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -587,5 +588,56 @@ Test(dirty, dma_writes_set_bits)
 	cr_assert_eq(ioasid_dirty_read(ctx, ioas, iova, MiB, bitmap, 0x10),
 		     -EOPNOTSUPP);
 	close(fd);
+	ioasid_unref(ctx);
+}
+
+/* ---- hotplug ------------------------------------------------------------------- */
+
+Test(hotplug, unplug_detaches_unbinds_and_tells)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	uint32_t nic = bind(ctx, NIC), again;
+	struct ioasid_event ev;
+	struct pollfd pfd;
+	uint8_t buf[64];
+	uint64_t done;
+
+	cr_assert_eq(ioasid_event_subscribe(ctx, IOASID_EVENT_GROUP_DEVICE), 0);
+	cr_assert_eq(ioasid_device_attach(ctx, nic, ioas, 0), 0);
+	cr_assert_eq(ioasid_event_read(ctx, &ev), -EAGAIN);
+	cr_assert_eq(ioasid_sim_hotplug(ctx, NIC, 0), 0);
+	pfd = (struct pollfd){ .fd = ioasid_event_get_fd(ctx), .events = POLLIN };
+	cr_assert_eq(poll(&pfd, 1, 1000), 1, "the event fd wakes the caller");
+	cr_assert_eq(ioasid_event_read(ctx, &ev), 0);
+	cr_assert_eq(ev.type, IOASID_EVENT_DEVICE_REMOVED);
+	cr_assert_eq(ev.id, nic);
+	cr_assert_str_eq(ev.name, NIC);
+	cr_assert(info_of(ctx, NIC).flags & IOASID_DEVICE_REMOVED);
+	cr_assert_not(info_of(ctx, NIC).flags & IOASID_DEVICE_BOUND);
+	cr_assert_eq(nr_domains(ctx, ioas), 0, "detached: its domain went");
+	cr_assert_eq(ioasid_device_dma(ctx, nic, 0, buf, sizeof(buf), 0, &done),
+		     -ENOENT);
+	cr_assert_eq(ioasid_device_bind(ctx, NIC, -1, &again), -ENODEV);
+	cr_assert_eq(ioasid_sim_hotplug(ctx, NIC, 1), 0);
+	cr_assert_eq(ioasid_event_read(ctx, &ev), 0);
+	cr_assert_eq(ev.type, IOASID_EVENT_DEVICE_ADDED);
+	cr_assert_eq(ioasid_device_bind(ctx, NIC, -1, &again), 0);
+	cr_assert_eq(ioasid_sim_hotplug(ctx, "0000:99:00.0", 0), -ENOENT);
+	cr_assert_eq(ioasid_sim_hotplug(ctx, NIC, 2), -EOPNOTSUPP);
+	cr_assert_eq(ioasid_sim_hotplug(ctx, NULL, 0), -EINVAL);
+	ioasid_unref(ctx);
+}
+
+Test(hotplug, owner_hears_even_unsubscribed)
+{
+	struct ioasid_ctx *ctx = test_ctx();
+	uint32_t nic = bind(ctx, NIC);
+	struct ioasid_event ev;
+
+	cr_assert_eq(ioasid_sim_hotplug(ctx, NIC, 0), 0);
+	cr_assert_eq(ioasid_event_read(ctx, &ev), 0);
+	cr_assert_eq(ev.type, IOASID_EVENT_DEVICE_REMOVED);
+	cr_assert_eq(ev.id, nic);
 	ioasid_unref(ctx);
 }

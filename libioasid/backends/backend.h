@@ -139,6 +139,16 @@ struct backend_ops {
 	/* Optional: counters of a device's DMA (simulated devices). */
 	int (*device_stats)(struct be_device *device,
 			    uint64_t *snooped_bytes, uint64_t *noncoherent_bytes);
+	/*
+	 * Optional hotplug.  Real backends: a pollable fd (a udev monitor)
+	 * and a reader that says which device came or went.  The simulated
+	 * backend instead unplugs on request (->simulate_hotplug).
+	 */
+	int (*hotplug_fd)(struct backend *be);
+	int (*hotplug_read)(struct backend *be, char *name, size_t len,
+			    bool *present);
+	int (*simulate_hotplug)(struct backend *be, const char *name,
+				bool present);
 	/* Optional: where the topology came from ("built-in", a path). */
 	const char *(*describe)(struct backend *be);
 	/* Optional: take up to @cap fault records of one device. */

@@ -179,6 +179,19 @@ int core_call(struct session *s, struct ioasid_op *op)
 	return dispatch(s, op);
 }
 
+int core_hotplug_fd(struct core *core)
+{
+	return core->be_ops->hotplug_fd ? core->be_ops->hotplug_fd(core->be) :
+					  -1;
+}
+
+void core_hotplug_poll(struct core *core)
+{
+	pthread_mutex_lock(&core->lock);
+	devices_hotplug_poll(core);
+	pthread_mutex_unlock(&core->lock);
+}
+
 uint64_t core_now_ns(void)
 {
 	struct timespec ts;
@@ -244,7 +257,7 @@ void core_emit_to(struct session *s, uint32_t group,
 {
 	struct ioasid_event e = *ev;
 
-	if (!(s->event_groups & group))
+	if (group && !(s->event_groups & group))
 		return;
 	stamp(&e);
 	pthread_mutex_lock(&s->core->event_lock);

@@ -105,9 +105,12 @@ uint32_t core_alloc_id(struct core *core);
 /* Queue an event to every session subscribed to @group (any thread). */
 void core_emit(struct core *core, uint32_t group,
 	       const struct ioasid_event *ev);
-/* Queue an event to one session if it subscribed to @group. */
+/* Queue an event to one session if it subscribed to @group (0: always). */
 void core_emit_to(struct session *s, uint32_t group,
 		  const struct ioasid_event *ev);
 uint64_t core_now_ns(void);
+/* The backend's hotplug source (-1: none), and draining it. */
+int core_hotplug_fd(struct core *core);
+void core_hotplug_poll(struct core *core);
 
 #endif

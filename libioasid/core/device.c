@@ -104,6 +104,8 @@ static void fill_info(struct session *s, const struct device *dev,
 				   IOASID_DEVICE_GROUP_VIABLE);
 	info->dev_id = info->ioas_id = info->domain_id = info->vm_id = 0;
 	info->platform = 0;
+	if (dev->removed)
+		info->flags |= IOASID_DEVICE_REMOVED;
 	if (!dev->owner || (dev->owner != s && !s->observer))
 		return;
 	info->flags |= IOASID_DEVICE_BOUND;
@@ -231,6 +233,8 @@ int device_bind(struct session *s, struct ioasid_op *op)
 	if (dev->owner)
 		return op_fail(op, EBUSY, "device %s is already bound",
 			       op->name);
+	if (dev->removed)
+		return op_fail(op, ENODEV, "device %s was unplugged", op->name);
 	if (!dev->unit)
 		return op_fail(op, ENODEV, "device %s is not behind an IOMMU "
 			       "this backend knows", op->name);
@@ -818,5 +822,80 @@ int dirty_read(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 			       strerror(-r));
 	op->out_len = (uint32_t)(words * 8);
 	op->out_bytes = any;
+	return 0;
+}
+
+/* ---- hotplug ------------------------------------------------------------ */
+
+static void device_event(struct core *core, struct session *owner,
+			 const struct device *dev, uint32_t type, uint32_t id)
+{
+	struct ioasid_event ev = { .type = type, .id = id };
+
+	snprintf(ev.name, sizeof(ev.name), "%s", dev->inv->info.name);
+	core_emit(core, IOASID_EVENT_GROUP_DEVICE, &ev);
+	/* the owner hears it even when not subscribed to everyone's */
+	if (owner && !(owner->event_groups & IOASID_EVENT_GROUP_DEVICE))
+		core_emit_to(owner, 0, &ev);
+}
+
+void devices_hotplug(struct core *core, const char *name, bool present)
+{
+	struct device *dev = find_by_name(core, name);
+	struct session *owner;
+	uint32_t id;
+
+	if (!dev || dev->removed == !present)
+		return;
+	if (present) {
+		dev->removed = false;
+		notice(core->log, "device %s is back", name);
+		device_event(core, NULL, dev, IOASID_EVENT_DEVICE_ADDED, 0);
+		return;
+	}
+	owner = dev->owner;
+	id = dev->dev_id;
+	if (owner)
+		unbind_device(core, dev);	/* detaches first */
+	dev->removed = true;
+	notice(core->log, "device %s was unplugged%s", name,
+	       owner ? ": detached and unbound" : "");
+	device_event(core, owner, dev, IOASID_EVENT_DEVICE_REMOVED, id);
+}
+
+void devices_hotplug_poll(struct core *core)
+{
+	char name[IOASID_NAME_MAX];
+	bool present;
+
+	if (!ops(core)->hotplug_read)
+		return;
+	while (ops(core)->hotplug_read(core->be, name, sizeof(name),
+				       &present) == 0)
+		devices_hotplug(core, name, present);
+}
+
+int device_sim_hotplug(struct session *s, struct ioasid_op *op)
+{
+	struct device *dev = find_by_name(s->core, op->name);
+	int r;
+
+	if (op->flags > 1)
+		return op_fail(op, EOPNOTSUPP, "unknown hotplug flags 0x%x",
+			       op->flags);
+	if (!ops(s->core)->simulate_hotplug)
+		return op_fail(op, EOPNOTSUPP, "the %s backend has real "
+			       "devices: unplug them for real",
+			       ops(s->core)->name);
+	if (!dev)
+		return op_fail(op, ENOENT, "no device %s", op->name);
+	if (dev->owner && dev->owner != s && !s->limits.may_observe)
+		return op_fail(op, EPERM, "device %s belongs to another "
+			       "client", op->name);
+	r = ops(s->core)->simulate_hotplug(s->core->be, op->name, op->flags);
+	if (r < 0)
+		return op_fail(op, -r, "cannot simulate that: %s",
+			       strerror(-r));
+	devices_hotplug(s->core, op->name, op->flags);
 	return 0;
 }

@@ -53,6 +53,7 @@ struct device {
 	struct domain *domain;
 	struct vm *vm;
 	bool hinted;			/* trusted "no no-snoop" hint */
+	bool removed;			/* hot-unplugged */
 	bool noncoherent;
 	bool group_viable;		/* read by DMA without the core lock */
 };
@@ -73,6 +74,17 @@ int devices_init(struct core *core);
 void devices_release(struct core *core);
 /* Undo everything @s holds: detach and unbind devices, unbind VMs. */
 void devices_release_session(struct core *core, struct session *s);
+
+/*
+ * A device came or went (udev, or the simulator on request): a removed
+ * device is detached and unbound, its owner and every session subscribed
+ * to device events are told.  Only devices of the inventory come back;
+ * new ones need a restart of the core.
+ */
+void devices_hotplug(struct core *core, const char *name, bool present);
+/* Drain the backend's hotplug source (core->lock held). */
+void devices_hotplug_poll(struct core *core);
+int device_sim_hotplug(struct session *s, struct ioasid_op *op);
 
 int device_list(struct session *s, struct ioasid_op *op);
 int device_info(struct session *s, struct ioasid_op *op);

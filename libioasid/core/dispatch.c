@@ -253,6 +253,7 @@ SESSION_HANDLER(do_vm_unbind, vm_unbind)
 SESSION_HANDLER(do_vm_info, vm_info)
 SESSION_HANDLER(do_vm_list, vm_list)
 SESSION_HANDLER(do_vm_set_policy, vm_set_policy)
+SESSION_HANDLER(do_sim_hotplug, device_sim_hotplug)
 
 static int do_subscribe(struct session *s, struct ioas *unused,
 			struct ioasid_op *op)
@@ -339,6 +340,7 @@ static const struct command commands[__IOASID_CMD_MAX] = {
 	[IOASID_CMD_SUBSCRIBE]		= { do_subscribe, 0 },
 	[IOASID_CMD_STATUS]		= { do_status, 0 },
 	[IOASID_CMD_OBSERVE]		= { do_observe, 0 },
+	[IOASID_CMD_SIM_HOTPLUG]	= { do_sim_hotplug, 0 },
 	[IOASID_CMD_IOAS_ALLOC]		= { do_ioas_alloc, 0 },
 	[IOASID_CMD_IOAS_DESTROY]	= { do_ioas_destroy, NEEDS_IOAS },
 	[IOASID_CMD_IOAS_SET_SNOOP]	= { do_ioas_set_snoop, NEEDS_IOAS },

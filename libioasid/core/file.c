@@ -15,6 +15,8 @@
 #define TMPFS_MAGIC		0x01021994
 #define HUGETLBFS_MAGIC		0x958458f6
 #define ANON_INODE_FS_MAGIC	0x09041934
+/* newer kernels (7.x) give guest_memfd its own pseudo fs ("GMEM") */
+#define GUEST_MEMFD_MAGIC	0x474d454d
 
 static void fd_link_name(int fd, char *buf, size_t len)
 {
@@ -52,6 +54,7 @@ static int classify(int fd, const struct stat *st, const char *name,
 		*page_size = (uint64_t)sfs.f_bsize;
 		return 0;
 	case ANON_INODE_FS_MAGIC:
+	case GUEST_MEMFD_MAGIC:
 		if (strstr(name, "kvm-gmem")) {
 			*kind = IOASID_FILE_GUEST_MEMFD;
 			return 0;

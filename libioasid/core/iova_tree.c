@@ -240,8 +240,8 @@ static inline int count_le_hint(const uint64_t *a, int n, uint64_t x, int h)
  * close otherwise) and start the cache misses the search will take there:
  * the key lines around it and the payload line of a leaf, or the slot line
  * of an inner node. Returns the guess for count_le_hint(). One memory round
- * trip per level instead of the two or more of a cold binary search, and a
- * few lines instead of the whole key array.
+ * trip per level instead of the two or more of a cold binary search, and
+ * usually a few lines instead of the whole key array.
  */
 static inline int prefetch_child(const struct inner *n, int j, uint64_t x,
 				 bool leafkid)
@@ -257,22 +257,30 @@ static inline int prefetch_child(const struct inner *n, int j, uint64_t x,
 		i = nr - 1;
 	lo = i >= 8 ? i - 8 : 0;
 	hi = i + 8 < (uint64_t)nr ? i + 8 : (uint64_t)nr - 1;
+	/*
+	 * A hole covering a good part of the child makes the guess unreliable:
+	 * then fetch the whole key array (what a cold binary search needs).
+	 */
+	if ((gap_of(n->slot[j].gapf) >> IOVA_TREE_PAGE_SHIFT) * 4 > span) {
+		lo = 0;
+		hi = nr - 1;
+	}
 	if (leafkid) {
 		const struct leaf *l = n->slot[j].child;
 
-		__builtin_prefetch(&l->nr);
-		__builtin_prefetch(&l->iova[lo]);
-		__builtin_prefetch(&l->iova[i]);
+		for (; lo <= hi; lo += 8)
+			__builtin_prefetch(&l->iova[lo]);
 		__builtin_prefetch(&l->iova[hi]);
+		__builtin_prefetch(&l->nr);
 		__builtin_prefetch(&l->pay[i]);
 		__builtin_prefetch(&l->pay[i].data);
 	} else {
 		const struct inner *c = n->slot[j].child;
 
-		__builtin_prefetch(&c->nr);
-		__builtin_prefetch(&c->start[lo]);
-		__builtin_prefetch(&c->start[i]);
+		for (; lo <= hi; lo += 8)
+			__builtin_prefetch(&c->start[lo]);
 		__builtin_prefetch(&c->start[hi]);
+		__builtin_prefetch(&c->nr);
 		__builtin_prefetch(&c->slot[i]);
 		__builtin_prefetch(&c->slot[i].child);
 	}

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include "core/core.h"
 #include "ctx.h"
@@ -12,7 +14,26 @@
 struct embedded {
 	struct core *core;
 	struct session *session;
+	int epoll_fd;		/* the session's events + the hotplug source */
 };
+
+/* One descriptor for the caller's poll(): events queued or hotplug. */
+static int make_event_fd(struct embedded *e)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int hotplug = core_hotplug_fd(e->core);
+
+	e->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (e->epoll_fd < 0)
+		return -errno;
+	if (epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->session->event_fd, &ev) ||
+	    (hotplug >= 0 &&
+	     epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, hotplug, &ev))) {
+		close(e->epoll_fd);
+		return -errno;
+	}
+	return 0;
+}
 
 static int embedded_open(struct ioasid_ctx *ctx, const char *uri, void **priv)
 {
@@ -27,6 +48,11 @@ static int embedded_open(struct ioasid_ctx *ctx, const char *uri, void **priv)
 	if (r < 0)
 		goto fail;
 	r = core_session_new(e->core, NULL, &e->session);
+	if (r == 0) {
+		r = make_event_fd(e);
+		if (r < 0)
+			core_session_free(e->session);
+	}
 	if (r < 0) {
 		core_free(e->core);
 		goto fail;
@@ -44,6 +70,7 @@ static void embedded_close(void *priv)
 {
 	struct embedded *e = priv;
 
+	close(e->epoll_fd);
 	core_session_free(e->session);
 	core_free(e->core);
 	free(e);
@@ -67,13 +94,15 @@ static int embedded_event_fd(void *priv)
 {
 	struct embedded *e = priv;
 
-	return e->session->event_fd;
+	return e->epoll_fd;
 }
 
 static int embedded_event_read(void *priv, struct ioasid_event *ev)
 {
 	struct embedded *e = priv;
 
+	if (core_hotplug_fd(e->core) >= 0)
+		core_hotplug_poll(e->core);
 	return core_session_pop_event(e->session, ev);
 }
 

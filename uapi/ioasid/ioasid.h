@@ -156,6 +156,7 @@ enum ioasid_device_flags {
 	IOASID_DEVICE_NONCOHERENT	= 1 << 8, /* DMA may bypass caches now */
 	IOASID_DEVICE_NO_SNOOP_HINTED	= 1 << 9, /* VMM said it won't */
 	IOASID_DEVICE_GROUP_VIABLE	= 1 << 10, /* whole group on one IOAS */
+	IOASID_DEVICE_REMOVED		= 1 << 11, /* hot-unplugged */
 };
 
 struct ioasid_device_info {

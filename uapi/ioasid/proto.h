@@ -79,6 +79,7 @@ enum ioasid_cmd {
 	IOASID_CMD_STATUS		= 62,
 	IOASID_CMD_EVENT_READ		= 63,	/* embedded only */
 	IOASID_CMD_OBSERVE		= 64,	/* see every client (admins) */
+	IOASID_CMD_SIM_HOTPLUG		= 65,	/* simulated unplug/replug */
 	__IOASID_CMD_MAX,
 };
 

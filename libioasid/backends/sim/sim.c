@@ -457,6 +457,13 @@ static int sim_device_stats(struct be_device *dev, uint64_t *snooped,
 	return 0;
 }
 
+/* The topology's devices can be unplugged and plugged back. */
+static int sim_simulate_hotplug(struct backend *be, const char *name,
+				bool present)
+{
+	return inventory_find_device(&be->topo, name) ? 0 : -ENOENT;
+}
+
 const struct backend_ops backend_sim = {
 	.name = "sim",
 	.open = sim_open,
@@ -479,4 +486,5 @@ const struct backend_ops backend_sim = {
 	.read_dirty = sim_read_dirty,
 	.read_faults = sim_read_faults,
 	.device_stats = sim_device_stats,
+	.simulate_hotplug = sim_simulate_hotplug,
 };
