@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * Benchmark of libioasid/core/iova_tree.c. Prints one JSON object per line:
- *   {"bench":"iova_tree","metric":"map_ns","value":123.4,"unit":"ns",
- *    "n":1048576,"pattern":"random","reps":3}
- * "value" is the median over "reps" repetitions.
+ *   {"bench":"ioas","layer":"tree","metric":"map_ns","value":123.4,"unit":"ns",
+ *    "n":1048576,"pattern":"random","reps":5,"min":120.1}
+ * "value" is the median over "reps" repetitions, "min" the best one (on a
+ * shared machine the minimum is the least disturbed measurement).
  *
  * Metrics, for n = 65536, 1048576, 16777216 (--quick: up to 1048576) and
  * pattern (the n areas are 4 KiB mappings):
@@ -74,19 +75,23 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Sorts @v */
 static double median(double *v, int k)
 {
 	qsort(v, k, sizeof(*v), cmp_double);
 	return k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
 }
 
-static void emit(const char *metric, double value, const char *unit,
-		 uint64_t n, const char *pattern, int reps, const char *extra)
+/* One JSON line: median and min of the @reps values in @v */
+static void emit(const char *metric, double *v, int reps, const char *unit,
+		 uint64_t n, const char *pattern, const char *extra)
 {
-	printf("{\"bench\":\"iova_tree\",\"metric\":\"%s\",\"value\":%.4g,"
+	double med = median(v, reps);
+
+	printf("{\"bench\":\"ioas\",\"layer\":\"tree\",\"metric\":\"%s\",\"value\":%.4g,"
 	       "\"unit\":\"%s\",\"n\":%" PRIu64 ",\"pattern\":\"%s\","
-	       "\"reps\":%d%s%s}\n", metric, value, unit, n, pattern, reps,
-	       extra ? "," : "", extra ? extra : "");
+	       "\"reps\":%d,\"min\":%.4g%s%s}\n", metric, med, unit, n,
+	       pattern, reps, v[0], extra ? "," : "", extra ? extra : "");
 	fflush(stdout);
 }
 
@@ -225,7 +230,7 @@ static void one_run(uint64_t n, const uint64_t *order, uint64_t *keys,
 
 static void bench_scale(uint64_t n, const char *pat)
 {
-	int reps = n <= 65536 ? 7 : n <= 1048576 ? 3 : 1, k;
+	int reps = n <= 65536 ? 7 : n <= 1048576 ? 5 : 1, k;
 	uint64_t *order = malloc(n * sizeof(*order));
 	uint64_t *keys = malloc(n * sizeof(*keys));
 	double v[6][16];
@@ -247,14 +252,12 @@ static void bench_scale(uint64_t n, const char *pat)
 		v[4][k] = r.bpm;
 		v[5][k] = r.heap_bpm;
 	}
-	emit("map_ns", median(v[0], reps), "ns", n, pat, reps, NULL);
-	emit("lookup_ns", median(v[1], reps), "ns", n, pat, reps, NULL);
-	emit("lookup_latency_ns", median(v[2], reps), "ns", n, pat, reps, NULL);
-	emit("unmap_ns", median(v[3], reps), "ns", n, pat, reps, NULL);
-	emit("bytes_per_mapping", median(v[4], reps), "bytes", n, pat, reps,
-	     NULL);
-	emit("heap_bytes_per_mapping", median(v[5], reps), "bytes", n, pat,
-	     reps, NULL);
+	emit("map_ns", v[0], reps, "ns", n, pat, NULL);
+	emit("lookup_ns", v[1], reps, "ns", n, pat, NULL);
+	emit("lookup_latency_ns", v[2], reps, "ns", n, pat, NULL);
+	emit("unmap_ns", v[3], reps, "ns", n, pat, NULL);
+	emit("bytes_per_mapping", v[4], reps, "bytes", n, pat, NULL);
+	emit("heap_bytes_per_mapping", v[5], reps, "bytes", n, pat, NULL);
 	free(order);
 	free(keys);
 	free(gaps);
@@ -314,7 +317,7 @@ static void bench_split_storm(void)
 	snprintf(extra, sizeof(extra),
 		 "\"punches\":%" PRIu64 ",\"bytes_per_area_after\":%.1f",
 		 punches, bpa);
-	emit("split_storm_s", median(v, reps), "s", 1, "random", reps, extra);
+	emit("split_storm_s", v, reps, "s", 1, "random", extra);
 	free(hit);
 	free(pg);
 }
@@ -372,9 +375,9 @@ static void bench_alloc(void)
 			iova_tree_free(t);
 		}
 	}
-	emit("alloc_iova_ns", median(v[0], reps), "ns", n, "fragmented", reps,
+	emit("alloc_iova_ns", v[0], reps, "ns", n, "fragmented",
 	     "\"length\":16384,\"align\":4096,\"allocs\":100000");
-	emit("alloc_iova_ns", median(v[1], reps), "ns", n, "fragmented", reps,
+	emit("alloc_iova_ns", v[1], reps, "ns", n, "fragmented",
 	     "\"length\":2097152,\"align\":2097152,\"allocs\":100000");
 }
 
@@ -401,8 +404,7 @@ static void bench_dram(void)
 		if (cur == UINT64_MAX)
 			fprintf(stderr, "(unlikely)\n");
 	}
-	emit("dram_latency_ns", median(v, reps), "ns", sz, "pointer_chase",
-	     reps, NULL);
+	emit("dram_latency_ns", v, reps, "ns", sz, "pointer_chase", NULL);
 	free(buf);
 	free(perm);
 }

@@ -758,6 +758,91 @@ Test(iova_tree, for_each_piece)
 	free_tree(t);
 }
 
+/* A visitor that modifies the tree it walks (IOAS_COPY within one IOAS) */
+struct mod_ctx {
+	struct iova_tree *t;
+	struct bk *b;
+	uint64_t seen[2000];
+	int n;
+};
+
+static int modifying_visitor(void *ctx, const struct iova_area *p)
+{
+	struct mod_ctx *m = ctx;
+
+	uint64_t i;
+
+	m->seen[m->n++] = p->iova;
+	/* copy the piece far away, 3 times: splits nodes, grows the root */
+	for (i = 0; i < 3; i++)
+		cr_assert_eq(map(m->t, (1ULL << 40) + p->iova + i * PG, PG,
+				 m->b, 0), 0);
+	/* drop the next 3 areas (merges, frees nodes): the walk skips them */
+	cr_assert_eq(iova_tree_remove(m->t, p->iova + PG, 6 * PG,
+				      IOVA_TREE_MAPPINGS, NULL, NULL, NULL), 0);
+	return 0;
+}
+
+Test(iova_tree, for_each_piece_visitor_may_modify)
+{
+	static struct mod_ctx m;
+	struct iova_tree *t = new_tree_cap(4);
+	struct bk b = { 0 };
+	uint64_t i;
+	int k;
+
+	for (i = 0; i < 1000; i++)
+		cr_assert_eq(map(t, i * 2 * PG, PG, &b, 0), 0);
+	m.t = t;
+	m.b = &b;
+	m.n = 0;
+	/* all kinds: the walk steps along the path instead of re-finding */
+	cr_assert_eq(iova_tree_for_each_piece(t, 0, 2000 * PG, IOVA_TREE_ALL,
+					      modifying_visitor, &m), 0);
+	/* visits pages 0, (2, 4, 6 removed) 8, ...: every fourth area */
+	cr_assert_eq(m.n, 250);
+	for (k = 0; k < m.n; k++)
+		cr_assert_eq(m.seen[k], (uint64_t)k * 8 * PG);
+	cr_assert_eq(iova_tree_count(t), 1000);
+	cr_assert_eq((uint64_t)b.refs, iova_tree_count(t));
+	free_tree(t);
+}
+
+/* A visitor deleting what it was given and everything before it */
+static int eating_visitor(void *ctx, const struct iova_area *p)
+{
+	struct mod_ctx *m = ctx;
+
+	m->seen[m->n++] = p->iova;
+	cr_assert_eq(iova_tree_remove(m->t, 0, p->iova + PG,
+				      IOVA_TREE_MAPPINGS, NULL, NULL, NULL), 0);
+	return 0;
+}
+
+Test(iova_tree, for_each_piece_visitor_may_free_nodes)
+{
+	static struct mod_ctx m;
+	struct iova_tree *t = new_tree_cap(4);
+	struct bk b = { 0 };
+	uint64_t i;
+	int k;
+
+	for (i = 0; i < 1000; i++)
+		cr_assert_eq(map(t, i * 2 * PG, PG, &b, 0), 0);
+	/* a second spare leaf is not kept: freed leaves go back to malloc */
+	m.t = t;
+	m.b = &b;
+	m.n = 0;
+	cr_assert_eq(iova_tree_for_each_piece(t, 0, 2000 * PG, IOVA_TREE_ALL,
+					      eating_visitor, &m), 0);
+	cr_assert_eq(m.n, 1000);
+	for (k = 0; k < m.n; k++)
+		cr_assert_eq(m.seen[k], (uint64_t)k * 2 * PG);
+	cr_assert_eq(iova_tree_count(t), 0);
+	cr_assert_eq(b.refs, 0);
+	free_tree(t);
+}
+
 Test(iova_tree, first_overlap)
 {
 	struct iova_tree *t = new_tree();

@@ -1535,7 +1535,7 @@ int iova_tree_for_each_piece(const struct iova_tree *t, uint64_t iova,
 	struct iova_area piece;
 	struct leaf *l;
 	struct ent e;
-	uint64_t b;
+	uint64_t b, gen;
 	int i, ret = check_range(iova, length, &b);
 
 	if (!ret)
@@ -1549,6 +1549,7 @@ int iova_tree_for_each_piece(const struct iova_tree *t, uint64_t iova,
 		leaf_get(l, i, &e);
 		if (e.iova > b)
 			return 0;
+		gen = t->gen;
 		if (ent_kind(e.p.offp) & kinds) {
 			piece_of(&e, max_u64(e.iova, iova),
 				 min_u64(e.p.last, b), &piece);
@@ -1558,6 +1559,13 @@ int iova_tree_for_each_piece(const struct iova_tree *t, uint64_t iova,
 		}
 		if (e.p.last >= b)
 			return 0;
+		if (t->gen != gen) {
+			/* @fn changed the tree: the path is stale, find our
+			 * place again after the piece just visited */
+			if (!find_first(t, e.p.last + 1, b, kinds, &p))
+				return 0;
+			continue;
+		}
 		/* walk neighbours when all kinds match, else skip subtrees */
 		if (kinds == IOVA_TREE_ALL) {
 			if (!path_next(t, &p))

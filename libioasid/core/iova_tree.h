@@ -18,7 +18,9 @@
  *    read-only functions take a const tree and never modify it).
  *  - Everything is 4 KiB granular (IOVA_TREE_PAGE_SIZE): iova, length and
  *    file offset must be multiples of 4096, length > 0, else -EINVAL.
- *  - Areas are never merged: two adjacent mappings stay two areas.
+ *  - Areas are never merged: two adjacent mappings stay two areas. One
+ *    area is at most 2^64 - 4096 bytes (a u64 length): covering all 2^64
+ *    bytes takes two areas, e.g. [0, 2^63) and [2^63, 2^64).
  *  - Fixed-IOVA insert checks, in this order: -EINVAL (bad arguments),
  *    -EOVERFLOW (iova + length - 1 or offset + length - 1 wraps),
  *    -EADDRINUSE (overlaps a BLOCKED area), -EEXIST (overlaps a MAPPING),
@@ -35,9 +37,9 @@
  *    every removed piece calls put() once, after the unmapped callback for
  *    that piece. The get() of a cut comes before the put() of the piece cut
  *    off, so a refcount never drops to zero while an area still references
- *    the backing. Net effect:
- *    removing a whole area = 1 put; trimming one end = get + put; punching
- *    a hole = 2 get + 1 put. iova_tree_free() puts every remaining mapping.
+ *    the backing. Net effect: removing a whole area = 1 put; trimming one
+ *    end = get + put; punching a hole = 2 get + 1 put. iova_tree_free()
+ *    puts every remaining mapping.
  *  - Removal is atomic: the only removal that needs memory is punching a
  *    hole inside one area, and the tree preallocates the worst-case number
  *    of nodes before touching anything, so -ENOMEM leaves it unchanged and
@@ -46,8 +48,11 @@
  *    (e.g. to enforce "unmap must cover whole mappings"), then
  *    iova_tree_remove() with an unmapped() callback that removes each piece
  *    from the hardware page tables; the callback runs before the piece
- *    leaves the tree and before its put(). Callbacks must not call back
- *    into the tree.
+ *    leaves the tree and before its put(). The unmapped() callback and the
+ *    get/put/alloc/free hooks must not call into the tree. Visitors of
+ *    iova_tree_for_each_piece() may call anything, even modify the tree
+ *    (e.g. IOAS_COPY within one IOAS): the walk then resumes after the
+ *    piece just visited, against the current contents.
  *  - Byte totals (removed, bytes_mapped) saturate at UINT64_MAX: the only
  *    case is a tree covering all 2^64 bytes.
  *  - "Unchanged on error" is about the contents: a failed operation may
@@ -193,7 +198,9 @@ int iova_tree_remove_all(struct iova_tree *t, unsigned int kinds,
  * Call @fn for each piece (area clipped to the range) of a kind in @kinds
  * inside [@iova, @iova + @length), in IOVA order, without changing anything:
  * exactly the pieces iova_tree_remove() would remove. Returns 0, @fn's
- * non-zero return value, -EINVAL or -EOVERFLOW.
+ * non-zero return value, -EINVAL or -EOVERFLOW. @fn may modify the tree
+ * (through a non-const pointer of its own); the walk then continues after
+ * the piece it was given.
  */
 int iova_tree_for_each_piece(const struct iova_tree *t, uint64_t iova,
 			     uint64_t length, unsigned int kinds,
