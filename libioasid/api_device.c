@@ -22,9 +22,9 @@ static int call_array(struct ioasid_ctx *ctx, struct ioasid_op *op,
 	int r;
 
 	if (!nr || (!array && *nr))
-		return -EINVAL;
+		return api_reject(-EINVAL, "libioasid");
 	if (*nr > UINT32_MAX / elem)
-		return -EOVERFLOW;
+		return api_reject(-EOVERFLOW, "libioasid");
 	op->out = array;
 	op->out_cap = *nr * elem;
 	r = call(ctx, op);
@@ -37,7 +37,7 @@ static int call_struct(struct ioasid_ctx *ctx, struct ioasid_op *op,
 		       void *out, uint32_t size)
 {
 	if (!out)
-		return -EINVAL;
+		return api_reject(-EINVAL, "libioasid");
 	op->out = out;
 	op->out_cap = size;
 	return call(ctx, op);
@@ -46,7 +46,7 @@ static int call_struct(struct ioasid_ctx *ctx, struct ioasid_op *op,
 static int set_name(struct ioasid_op *op, const char *name)
 {
 	if (!name || !*name || strlen(name) >= sizeof(op->name))
-		return -EINVAL;
+		return api_reject(-EINVAL, "libioasid");
 	snprintf(op->name, sizeof(op->name), "%s", name);
 	return 0;
 }
@@ -95,7 +95,7 @@ IOASID_EXPORT int ioasid_device_get_info(struct ioasid_ctx *ctx,
 
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_INFO);
 	if (set_name(&op, name) < 0)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__);
 	return call_struct(ctx, &op, info, sizeof(*info));
 }
 
@@ -116,10 +116,10 @@ IOASID_EXPORT int ioasid_device_bind(struct ioasid_ctx *ctx, const char *name,
 	int r;
 
 	if (!dev_id)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__);
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_BIND);
 	if (set_name(&op, name) < 0)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__);
 	op.fd = vfio_fd;
 	r = call(ctx, &op);
 	if (r == 0)
@@ -219,7 +219,7 @@ IOASID_EXPORT int ioasid_device_dma(struct ioasid_ctx *ctx, uint32_t dev_id,
 	int r;
 
 	if (!buf || length > UINT32_MAX)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__);
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_DMA);
 	op.dev_id = dev_id;
 	op.iova = iova;
@@ -270,7 +270,7 @@ IOASID_EXPORT int ioasid_dirty_read(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	uint64_t words = (length / 4096 + 63) / 64;
 
 	if (!bitmap || words > UINT32_MAX / 8)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__);
 	ioasid_op_init(&op, IOASID_CMD_DIRTY_READ);
 	op.ioas_id = ioas_id;
 	op.iova = iova;
@@ -297,7 +297,7 @@ IOASID_EXPORT int ioasid_vm_bind(struct ioasid_ctx *ctx, int kvm_vm_fd,
 	int r;
 
 	if (!vm_id)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__);
 	ioasid_op_init(&op, IOASID_CMD_VM_BIND);
 	op.fd = kvm_vm_fd;
 	op.fd2 = kvm_vfio_fd;
@@ -416,7 +416,7 @@ IOASID_EXPORT int ioasid_event_subscribe(struct ioasid_ctx *ctx,
 IOASID_EXPORT int ioasid_event_get_fd(struct ioasid_ctx *ctx)
 {
 	if (!ctx)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__);
 	return ctx->transport->event_fd(ctx->transport_priv);
 }
 
@@ -429,7 +429,7 @@ IOASID_EXPORT int ioasid_event_read(struct ioasid_ctx *ctx,
 				    struct ioasid_event *event)
 {
 	if (!ctx || !event)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__);
 	return ctx->transport->event_read(ctx->transport_priv, event);
 }
 
@@ -466,7 +466,7 @@ IOASID_EXPORT int ioasid_set_observer(struct ioasid_ctx *ctx, int on)
 	struct ioasid_op op;
 
 	if (on != 0 && on != 1)
-		return -EOPNOTSUPP;
+		return api_reject(-EOPNOTSUPP, __func__);
 	ioasid_op_init(&op, IOASID_CMD_OBSERVE);
 	op.flags = (uint32_t)on;
 	return call(ctx, &op);
@@ -488,10 +488,10 @@ IOASID_EXPORT int ioasid_sim_hotplug(struct ioasid_ctx *ctx, const char *name,
 	struct ioasid_op op;
 
 	if (present != 0 && present != 1)
-		return -EOPNOTSUPP;
+		return api_reject(-EOPNOTSUPP, __func__);
 	ioasid_op_init(&op, IOASID_CMD_SIM_HOTPLUG);
 	if (set_name(&op, name) < 0)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__);
 	op.flags = (uint32_t)present;
 	return call(ctx, &op);
 }

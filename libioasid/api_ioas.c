@@ -13,7 +13,7 @@
 static int call(struct ioasid_ctx *ctx, struct ioasid_op *op)
 {
 	if (!ctx)
-		return -EINVAL;
+		return api_reject(-EINVAL, "libioasid");
 	return ctx_call(ctx, op);
 }
 
@@ -31,7 +31,7 @@ IOASID_EXPORT int ioasid_ioas_alloc(struct ioasid_ctx *ctx, uint32_t flags,
 	int r;
 
 	if (!ioas_id)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__);
 	ioasid_op_init(&op, IOASID_CMD_IOAS_ALLOC);
 	op.flags = flags;
 	r = call(ctx, &op);
@@ -77,7 +77,7 @@ static int call_struct(struct ioasid_ctx *ctx, struct ioasid_op *op,
 		       void *out, uint32_t size)
 {
 	if (!out)
-		return -EINVAL;
+		return api_reject(-EINVAL, "libioasid");
 	op->out = out;
 	op->out_cap = size;
 	return call(ctx, op);
@@ -105,9 +105,9 @@ static int call_array(struct ioasid_ctx *ctx, struct ioasid_op *op,
 	int r;
 
 	if (!nr || (!array && *nr))
-		return -EINVAL;
+		return api_reject(-EINVAL, "libioasid");
 	if (*nr > UINT32_MAX / elem_size)
-		return -EOVERFLOW;
+		return api_reject(-EOVERFLOW, "libioasid");
 	op->out = array;
 	op->out_cap = *nr * elem_size;
 	r = call(ctx, op);
@@ -146,7 +146,7 @@ IOASID_EXPORT int ioasid_ioas_list(struct ioasid_ctx *ctx, uint32_t *ids,
  * (unknown flags, unsupported kind of file), -EBADF (@fd not open),
  * -EACCES (file's open mode lacks the access asked), -EOVERFLOW (iova +
  * length or offset + length wraps), -EEXIST (overlaps a mapping),
- * -EADDRINUSE (reserved or not allowed IOVA), -ENOSPC (no free IOVA of
+ * -EINVAL also for reserved or not allowed IOVA (as iommufd), -ENOSPC (no free IOVA of
  * that size, or quota), -ENOENT (no such IOAS), -EPERM (private pages of
  * a guest_memfd), -ENOMEM.
  */
@@ -158,7 +158,7 @@ IOASID_EXPORT int ioasid_map_file(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	int r;
 
 	if (!iova)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__);
 	ioasid_op_init(&op, IOASID_CMD_MAP_FILE);
 	op.ioas_id = ioas_id;
 	op.fd = fd;
@@ -189,7 +189,7 @@ IOASID_EXPORT int ioasid_map_user(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	int r;
 
 	if (!iova)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__);
 	ioasid_op_init(&op, IOASID_CMD_MAP_USER);
 	op.ioas_id = ioas_id;
 	op.offset = (uint64_t)(uintptr_t)vaddr;
@@ -261,7 +261,7 @@ IOASID_EXPORT int ioasid_copy(struct ioasid_ctx *ctx, uint32_t dst_ioas_id,
 	int r;
 
 	if (!dst_iova)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__);
 	ioasid_op_init(&op, IOASID_CMD_COPY);
 	op.ioas_id = dst_ioas_id;
 	op.ioas_id2 = src_ioas_id;
@@ -313,9 +313,9 @@ IOASID_EXPORT int ioasid_allow_iovas(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	struct ioasid_op op;
 
 	if (nr && !ranges)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__);
 	if (nr > 4096)
-		return -E2BIG;
+		return api_reject(-E2BIG, __func__);
 	ioasid_op_init(&op, IOASID_CMD_ALLOW_IOVAS);
 	op.ioas_id = ioas_id;
 	op.in = ranges;
@@ -398,9 +398,9 @@ IOASID_EXPORT int ioasid_convert(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	int r;
 
 	if (!ranges || !nr)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__);
 	if (nr > 65536)
-		return -E2BIG;
+		return api_reject(-E2BIG, __func__);
 	ioasid_op_init(&op, IOASID_CMD_CONVERT);
 	op.ioas_id = ioas_id;
 	op.flags = flags;

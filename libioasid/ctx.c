@@ -21,6 +21,17 @@ void ctx_set_error(const char *msg)
 	snprintf(last_error, sizeof(last_error), "%s", msg);
 }
 
+int api_reject(int err, const char *fn)
+{
+	const char *why = err == -EINVAL ? "a required pointer is NULL, a "
+					   "name is empty or too long, or a "
+					   "count is out of range" :
+					   strerror(-err);
+
+	snprintf(last_error, sizeof(last_error), "%s: %s", fn, why);
+	return err;
+}
+
 int op_fail(struct ioasid_op *op, int errnum, const char *fmt, ...)
 {
 	va_list ap;

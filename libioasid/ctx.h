@@ -19,5 +19,10 @@ struct ioasid_ctx {
 int ctx_call(struct ioasid_ctx *ctx, struct ioasid_op *op);
 /* Set the thread's last-error text (ioasid_last_error()). */
 void ctx_set_error(const char *msg);
+/*
+ * An entry point refuses its arguments before anything runs: record why
+ * (so ioasid_last_error() is never stale) and return @err.
+ */
+int api_reject(int err, const char *fn);
 
 #endif

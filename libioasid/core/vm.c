@@ -75,6 +75,10 @@ int vm_bind(struct session *s, struct ioasid_op *op)
 			r = op_fail(op, EEXIST, "the VM already has its "
 				    "kvm-vfio device (KVM allows one): pass "
 				    "its fd");
+		else if (r == -EIO)	/* KVM serves only the VM's process */
+			r = op_fail(op, EIO, "only the VM's own process can "
+				    "create its kvm-vfio device: create it "
+				    "(KVM_CREATE_DEVICE) and pass its fd");
 		else if (r < 0)
 			r = op_fail(op, -r, "cannot create the VM's kvm-vfio "
 				    "device: %s", strerror(-r));
