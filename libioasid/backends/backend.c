@@ -7,6 +7,8 @@
 
 static const struct backend_ops *const backends[] = {
 	&backend_sim,
+	&backend_iommufd,
+	&backend_vfio_type1,
 };
 
 const struct backend_ops *backend_find(const char *name)

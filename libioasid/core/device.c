@@ -808,6 +808,18 @@ int dirty_read(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 	if (!ops(s->core)->read_dirty)
 		return op_fail(op, EOPNOTSUPP, "the %s backend does not track "
 			       "dirty pages", ops(s->core)->name);
+	/*
+	 * Only units with dirty tracking can report dirty pages (the kernel
+	 * backends cannot ask the others; the simulated IOMMU follows the
+	 * topology's dirty-tracking= rather than always tracking).
+	 */
+	for (struct domain *d = s->core->domains; d; d = d->next)
+		if (d->ioas == ioas &&
+		    !(d->unit->info.flags & IOASID_IOMMU_DIRTY_TRACKING))
+			return op_fail(op, EOPNOTSUPP, "domain %u on %s cannot "
+				       "track dirty pages: the IOMMU has no "
+				       "dirty tracking", d->id,
+				       d->unit->info.name);
 	memset(op->out, 0, words * 8);
 	for (struct domain *d = s->core->domains; d && r == 0; d = d->next) {
 		if (d->ioas != ioas)

@@ -37,7 +37,7 @@ _Static_assert(2 * NLA_HDRLEN + 2 * PROTO_MAX_PAYLOAD + 1024 <= IOASID_MAX_MSG,
 enum attr_type {
 	AT_U32 = 1,
 	AT_U64,
-	AT_STRING,	/* NUL-terminated, no embedded NUL, max bytes with NUL */
+	AT_STRING,	/* NUL-terminated, no inner NUL; max counts the NUL */
 	AT_BINARY,	/* 0..max bytes */
 	AT_FD,		/* u32 index into the SCM_RIGHTS array */
 };
@@ -50,7 +50,8 @@ struct attr_def {
 
 static const struct attr_def attr_defs[__IOASID_ATTR_MAX] = {
 	[IOASID_ATTR_ERRNO]	= { "ERRNO", AT_U32, 0 },
-	[IOASID_ATTR_ERRMSG]	= { "ERRMSG", AT_STRING, IOASID_ERRMSG_MAX },
+	[IOASID_ATTR_ERRMSG]	= { "ERRMSG", AT_STRING,
+				    IOASID_ERRMSG_MAX },
 	[IOASID_ATTR_IOAS_ID]	= { "IOAS_ID", AT_U32, 0 },
 	[IOASID_ATTR_IOAS_ID2]	= { "IOAS_ID2", AT_U32, 0 },
 	[IOASID_ATTR_DEV_ID]	= { "DEV_ID", AT_U32, 0 },
@@ -66,7 +67,8 @@ static const struct attr_def attr_defs[__IOASID_ATTR_MAX] = {
 	[IOASID_ATTR_OUT_ID]	= { "OUT_ID", AT_U32, 0 },
 	[IOASID_ATTR_OUT_IOVA]	= { "OUT_IOVA", AT_U64, 0 },
 	[IOASID_ATTR_OUT_BYTES]	= { "OUT_BYTES", AT_U64, 0 },
-	[IOASID_ATTR_OUT_DATA]	= { "OUT_DATA", AT_BINARY, PROTO_MAX_PAYLOAD },
+	[IOASID_ATTR_OUT_DATA]	= { "OUT_DATA", AT_BINARY,
+				    PROTO_MAX_PAYLOAD },
 	[IOASID_ATTR_OUT_CAP]	= { "OUT_CAP", AT_U32, 0 },
 	[IOASID_ATTR_FILE_ID]	= { "FILE_ID", AT_U32, 0 },
 	[IOASID_ATTR_FD_INDEX2]	= { "FD_INDEX2", AT_FD, 0 },
@@ -80,7 +82,7 @@ const char *proto_attr_name(uint32_t attr)
 	return attr_defs[attr].name;
 }
 
-/* ---- per-command policy ---------------------------------------------------- */
+/* ---- per-command policy -------------------------------------------------- */
 
 /* A request: @req must be present, @opt may be. */
 #define REQ(n, f, req, opt) \
@@ -114,18 +116,23 @@ static const struct proto_cmd_policy policies[__IOASID_CMD_MAX] = {
 	[IOASID_CMD_MAP_USER]	  = REQ("MAP_USER", PROTO_CMD_LOCAL,
 					ID | BIT(OFFSET) | RANGE | BIT(FLAGS),
 					0),
-	[IOASID_CMD_UNMAP]	  = REQ("UNMAP", 0, ID | RANGE | BIT(FLAGS), 0),
+	[IOASID_CMD_UNMAP]	  = REQ("UNMAP", 0,
+					ID | RANGE | BIT(FLAGS), 0),
 	[IOASID_CMD_COPY]	  = REQ("COPY", 0,
 					ID | BIT(IOAS_ID2) | BIT(OFFSET) |
 					RANGE | BIT(FLAGS), 0),
 	[IOASID_CMD_IOVA_RANGES]  = REQ("IOVA_RANGES", LIST, ID | CAP, 0),
 	[IOASID_CMD_ALLOW_IOVAS]  = REQ("ALLOW_IOVAS", 0, ID, BIT(DATA)),
-	[IOASID_CMD_LOOKUP]	  = REQ("LOOKUP", 0, ID | BIT(IOVA) | CAP, 0),
+	[IOASID_CMD_LOOKUP]	  = REQ("LOOKUP", 0,
+					ID | BIT(IOVA) | CAP, 0),
 	[IOASID_CMD_MAPPING_NEXT] = REQ("MAPPING_NEXT", 0,
 					ID | BIT(IOVA) | CAP, 0),
 	[IOASID_CMD_FILE_INFO]	  = REQ("FILE_INFO", 0,
 					ID | BIT(FILE_ID) | CAP, 0),
-	/* DATA: struct ioasid_map_entry[]; OUT_DATA: the IOVAs chosen */
+	/*
+	 * DATA: struct proto_map_entry[], all or nothing; OUT_ID: entries
+	 * mapped; OUT_BYTES: bytes mapped; OUT_DATA: the IOVAs (u64 each)
+	 */
 	[IOASID_CMD_MAP_BATCH]	  = REQ("MAP_BATCH", 0,
 					ID | BIT(FD_INDEX) | BIT(FLAGS) |
 					BIT(DATA), CAP),
@@ -145,7 +152,8 @@ static const struct proto_cmd_policy policies[__IOASID_CMD_MAX] = {
 	[IOASID_CMD_DEVICE_REPLACE] = REQ("DEVICE_REPLACE", 0,
 					  BIT(DEV_ID) | ID | BIT(FLAGS), 0),
 	/* DATA: what the device writes; OUT_CAP/OUT_DATA: what it reads */
-	[IOASID_CMD_DEVICE_DMA]	  = REQ("DEVICE_DMA", PROTO_CMD_OUT_PARTIAL,
+	[IOASID_CMD_DEVICE_DMA]	  = REQ("DEVICE_DMA",
+					PROTO_CMD_OUT_PARTIAL,
 					BIT(DEV_ID) | RANGE | BIT(FLAGS),
 					BIT(DATA) | CAP),
 	[IOASID_CMD_DOMAIN_LIST]  = REQ("DOMAIN_LIST", LIST, ID | CAP, 0),
@@ -165,7 +173,13 @@ static const struct proto_cmd_policy policies[__IOASID_CMD_MAX] = {
 	[IOASID_CMD_SUBSCRIBE]	  = REQ("SUBSCRIBE", 0, BIT(FLAGS), 0),
 	[IOASID_CMD_STATUS]	  = REQ("STATUS", 0, CAP, 0),
 	/* events are read from the client's own queue */
-	[IOASID_CMD_EVENT_READ]	  = REQ("EVENT_READ", PROTO_CMD_LOCAL, 0, CAP),
+	[IOASID_CMD_EVENT_READ]	  = REQ("EVENT_READ", PROTO_CMD_LOCAL,
+					0, CAP),
+	/* FLAGS: 1 to see every client's objects (policy: observe) */
+	[IOASID_CMD_OBSERVE]	  = REQ("OBSERVE", 0, BIT(FLAGS), 0),
+	/* NAME: the simulated device; FLAGS: 1 plug, 0 unplug */
+	[IOASID_CMD_SIM_HOTPLUG]  = REQ("SIM_HOTPLUG", 0,
+					BIT(NAME) | BIT(FLAGS), 0),
 };
 
 const struct proto_cmd_policy *proto_cmd_policy(uint32_t cmd)
@@ -182,7 +196,7 @@ const char *proto_cmd_name(uint32_t cmd)
 	return p ? p->name : "?";
 }
 
-/* ---- helpers ---------------------------------------------------------------- */
+/* ---- helpers ------------------------------------------------------------- */
 
 static int why_fail(char *why, size_t len, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -309,7 +323,7 @@ static int put_string(struct nl_msg *msg, int attr, const char *s,
 	return nla_put(msg, attr, (int)n + 1, buf);
 }
 
-/* ---- parsing ------------------------------------------------------------------ */
+/* ---- parsing ------------------------------------------------------------- */
 
 static int check_string(const struct nlattr *a, const struct attr_def *d,
 			char *why, size_t whylen)
@@ -539,7 +553,7 @@ int proto_parse(const void *buf, size_t len, unsigned int nfds,
 	return check_values(m, why, whylen);
 }
 
-/* ---- requests --------------------------------------------------------------- */
+/* ---- requests ------------------------------------------------------------ */
 
 /* The attributes whose op fields hold something other than the default. */
 static uint64_t op_fields(const struct ioasid_op *op)
@@ -569,12 +583,12 @@ static int check_request(struct ioasid_op *op,
 			 const struct proto_cmd_policy *pol)
 {
 	uint64_t extra = op_fields(op) & ~pol->allowed;
+	uint32_t first = extra ? (uint32_t)__builtin_ctzll(extra) : 0;
 	int fd;
 
 	if (extra)
 		return op_fail(op, EINVAL, "%s does not carry %s to ioasidd",
-			       pol->name,
-			       proto_attr_name((uint32_t)__builtin_ctzll(extra)));
+			       pol->name, proto_attr_name(first));
 	if (op->in_len > PROTO_MAX_PAYLOAD)
 		return op_fail(op, E2BIG, "%u bytes of input exceed one "
 			       "ioasidd message (%u)", op->in_len,
@@ -729,7 +743,7 @@ void proto_decode_request(const struct proto_msg *m, const int *fds,
 			decode_request_attr(a, m->attr[a], fds, op);
 }
 
-/* ---- replies and events ----------------------------------------------------- */
+/* ---- replies and events -------------------------------------------------- */
 
 static int put_nonzero_u32(struct nl_msg *msg, int attr, uint32_t v)
 {

@@ -51,9 +51,20 @@ struct nl_msg;
 /* Room for the ancillary data of one message. */
 #define PROTO_CMSG_SPACE	CMSG_SPACE(sizeof(int) * IOASID_MAX_FDS)
 
+/*
+ * One entry of IOASID_CMD_MAP_BATCH's DATA: a range of the request's fd
+ * (FD_INDEX) to map with the request's FLAGS.  Interim wire layout until
+ * uapi has struct ioasid_map_entry; keep the two identical.
+ */
+struct proto_map_entry {
+	uint64_t iova;		/* with IOASID_MAP_FIXED_IOVA */
+	uint64_t offset;	/* into the file */
+	uint64_t length;
+};
+
 enum proto_cmd_flags {
 	PROTO_CMD_REQUEST	= 1 << 0, /* a client may send it */
-	PROTO_CMD_LOCAL		= 1 << 1, /* meaningless over the socket */
+	PROTO_CMD_LOCAL		= 1 << 1, /* refused over the socket */
 	PROTO_CMD_FROM_DAEMON	= 1 << 2, /* REPLY and EVENT */
 	/* results are meaningful on failure too (lists on EMSGSIZE, DMA) */
 	PROTO_CMD_OUT_PARTIAL	= 1 << 3,

@@ -46,9 +46,9 @@
 
 struct remote {
 	struct ioasid_ctx *ctx;
-	pthread_mutex_t lock;		/* one request at a time; all below */
+	pthread_mutex_t lock;		/* one request at a time */
 	int sock;
-	int event_efd;			/* -1 until event_fd() is asked for */
+	int event_efd;			/* -1 until event_fd() */
 	int event_epfd;
 	uint32_t seq;
 	bool broken;			/* framing lost or daemon gone */
@@ -61,7 +61,7 @@ struct remote {
 	unsigned char *rxbuf;		/* IOASID_MAX_MSG */
 };
 
-/* ---- the connection ------------------------------------------------------- */
+/* ---- the connection ------------------------------------------------------ */
 
 static void mark_broken(struct remote *r, const char *why)
 {
@@ -130,11 +130,15 @@ static unsigned int close_received_fds(struct msghdr *mh)
  */
 static int recv_one(struct remote *r, bool block, struct proto_msg *m)
 {
-	char control[PROTO_CMSG_SPACE];
+	union {
+		char buf[PROTO_CMSG_SPACE];
+		struct cmsghdr align;
+	} control;
 	struct iovec iov = { .iov_base = r->rxbuf, .iov_len = IOASID_MAX_MSG };
 	struct msghdr mh = {
 		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = control, .msg_controllen = sizeof(control),
+		.msg_control = control.buf,
+		.msg_controllen = sizeof(control.buf),
 	};
 	char why[IOASID_ERRMSG_MAX];
 	ssize_t n;
@@ -167,7 +171,7 @@ static int recv_one(struct remote *r, bool block, struct proto_msg *m)
 	return 0;
 }
 
-/* ---- the local event queue -------------------------------------------------- */
+/* ---- the local event queue ----------------------------------------------- */
 
 static void queue_event(struct remote *r, const struct proto_msg *m)
 {
@@ -179,7 +183,9 @@ static void queue_event(struct remote *r, const struct proto_msg *m)
 		return;
 	}
 	if (r->ev_len == EVENT_QUEUE_LEN) {
-		r->ev_dropped++;
+		if (r->ev_dropped++ == 0)
+			warn(r->ctx, "event queue full: dropping events until "
+			     "ioasid_event_read() catches up");
 		return;
 	}
 	r->events[(r->ev_head + r->ev_len) % EVENT_QUEUE_LEN] = ev;
@@ -217,7 +223,7 @@ static void drain_events(struct remote *r)
 	}
 }
 
-/* ---- requests ------------------------------------------------------------------ */
+/* ---- requests ------------------------------------------------------------ */
 
 static uint32_t next_seq(struct remote *r)
 {
@@ -438,7 +444,7 @@ static int remote_call(void *priv, struct ioasid_op *op)
 	return locked_roundtrip(r, op);
 }
 
-/* ---- open / close ------------------------------------------------------------- */
+/* ---- open / close -------------------------------------------------------- */
 
 static int open_fail(struct remote *r, int ret, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -545,6 +551,7 @@ static void wait_teardown(struct remote *r)
 {
 	struct pollfd p = { .fd = r->sock, .events = POLLIN };
 	struct timespec t0, t;
+	ssize_t n;
 	long left;
 
 	if (r->broken || shutdown(r->sock, SHUT_WR) < 0)
@@ -557,8 +564,8 @@ static void wait_teardown(struct remote *r)
 			(t.tv_nsec - t0.tv_nsec) / 1000000);
 		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
 			break;
-		if (recv(r->sock, r->rxbuf, IOASID_MAX_MSG, MSG_DONTWAIT) <= 0 &&
-		    errno != EAGAIN && errno != EINTR)
+		n = recv(r->sock, r->rxbuf, IOASID_MAX_MSG, MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 			break;
 	}
 }
@@ -616,7 +623,7 @@ static const char *remote_backend_name(void *priv)
 	return r->backend;
 }
 
-/* ---- events ------------------------------------------------------------------- */
+/* ---- events -------------------------------------------------------------- */
 
 static int make_event_fd(struct remote *r)
 {

@@ -78,7 +78,7 @@ struct ifd_ioas_iova_ranges {
 	uint32_t ioas_id;
 	uint32_t num_iovas;	/* in: room; out: how many there are */
 	uint32_t reserved;
-	uint64_t allowed_iovas;	/* user pointer to struct ifd_iova_range[] */
+	uint64_t allowed_iovas;	/* user pointer: ifd_iova_range[] */
 	uint64_t out_iova_alignment;
 };
 
@@ -179,7 +179,7 @@ struct kvfio_device_bind_iommufd {
 struct kvfio_device_attach_iommufd_pt {
 	uint32_t argsz;
 	uint32_t flags;
-	uint32_t pt_id;		/* in: IOAS or HWPT; out: the HWPT used */
+	uint32_t pt_id;		/* in: IOAS or HWPT; out: HWPT used */
 };
 
 struct kvfio_device_detach_iommufd_pt {

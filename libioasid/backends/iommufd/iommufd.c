@@ -15,6 +15,7 @@
  * its object goes.  See README in this directory for the whole mapping
  * of seam operations to ioctls and for what is not atomic.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,6 +38,7 @@ struct backend {
 	int fd;				/* /dev/iommu */
 	bool no_map_file;		/* kernel before 6.13 */
 	struct be_device *devices;	/* bound devices */
+	struct khotplug hotplug;
 	char desc[IOASID_PATH_MAX];
 };
 
@@ -51,7 +53,7 @@ struct be_domain {
 	const struct inv_iommu *unit;
 	uint32_t hwpt_id;
 	bool enforce;
-	bool dirty;			/* allocated with dirty tracking on */
+	bool dirty;			/* dirty tracking on */
 };
 
 struct be_device {
@@ -59,7 +61,7 @@ struct be_device {
 	const struct inv_device *inv;
 	const struct inv_iommu *unit;
 	int fd;				/* the VFIO cdev */
-	bool own_fd;			/* opened here (else the core's dup) */
+	bool own_fd;			/* opened here, else the core's */
 	uint32_t dev_id;		/* the kernel's, from BIND_IOMMUFD */
 	struct be_domain *domain;
 	/* IOMMU_GET_HW_INFO */
@@ -79,7 +81,7 @@ static void destroy_object(struct backend *be, uint32_t id, const char *what)
 		    strerror(-r));
 }
 
-/* ---- open ----------------------------------------------------------------- */
+/* ---- open ---------------------------------------------------------------- */
 
 static int open_error(int e, char *errmsg, size_t errlen)
 {
@@ -145,6 +147,7 @@ static int iommufd_open(struct ioasid_ctx *log, const char *arg,
 
 static void iommufd_close(struct backend *be)
 {
+	khotplug_release(&be->hotplug);
 	close(be->fd);
 	free(be);
 }
@@ -161,7 +164,7 @@ static bool has_cdev(const struct inv_device *d)
 
 static int iommufd_inventory(struct backend *be, struct inventory *inv)
 {
-	char msg[IOASID_ERRMSG_MAX];
+	char msg[256];
 	int r = kinv_scan(be->log, inv, has_cdev, msg, sizeof(msg));
 
 	if (r < 0)
@@ -170,6 +173,45 @@ static int iommufd_inventory(struct backend *be, struct inventory *inv)
 		notice(be->log, "iommufd: no device has a VFIO cdev (bind one "
 		       "to vfio-pci; CONFIG_VFIO_DEVICE_CDEV)");
 	return r;
+}
+
+/* A device is usable while its VFIO cdev exists. */
+static bool cdev_now(const char *name, char *path, size_t len)
+{
+	char dir[128];
+	struct dirent *e;
+	bool found = false;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s/vfio-dev", name);
+	d = opendir(dir);
+	if (!d)
+		return false;
+	while (!found && (e = readdir(d)))
+		if (!strncmp(e->d_name, "vfio", 4)) {
+			if (path)
+				snprintf(path, len, "/dev/vfio/devices/%s",
+					 e->d_name);
+			found = true;
+		}
+	closedir(d);
+	return found;
+}
+
+static bool usable(const char *name)
+{
+	return cdev_now(name, NULL, 0);
+}
+
+static int iommufd_hotplug_fd(struct backend *be)
+{
+	return khotplug_fd(&be->hotplug, be->log);
+}
+
+static int iommufd_hotplug_read(struct backend *be, char *name, size_t len,
+				bool *present)
+{
+	return khotplug_read(&be->hotplug, name, len, present, usable);
 }
 
 /* ---- kernel mappings ----------------------------------------------------- */
@@ -239,8 +281,16 @@ static int kmap_do_unmap(void *arg, uint64_t iova, uint64_t length)
 	};
 	int r = kioctl(ioas->be->fd, IFD_IOAS_UNMAP, &u);
 
-	/* nothing there: the goal (no DMA reaches it) holds */
-	return r == -ENOENT ? 0 : r;
+	/*
+	 * The record only asks for ranges of whole kernel mappings, so ENOENT
+	 * (a cut, or nothing there) means the record is wrong: report it
+	 * rather than let the core believe a still-mapped range is gone.
+	 */
+	if (r < 0)
+		err(ioas->be->log, "iommufd: IOMMU_IOAS_UNMAP 0x%llx+0x%llx of "
+		    "IOAS %u: %s", (unsigned long long)iova,
+		    (unsigned long long)length, ioas->id, strerror(-r));
+	return r;
 }
 
 static void kmap_lost(void *arg, const struct kmap_entry *e)
@@ -258,7 +308,7 @@ static const struct kmap_ops iommufd_kmap_ops = {
 	.lost = kmap_lost,
 };
 
-/* ---- address spaces -------------------------------------------------------- */
+/* ---- address spaces ------------------------------------------------------ */
 
 static int iommufd_ioas_alloc(struct backend *be, uint32_t flags,
 			      struct be_ioas **out)
@@ -316,7 +366,7 @@ static int iommufd_hide_batch(struct be_ioas *ioas,
 	return r;
 }
 
-/* ---- domains (HWPTs) ------------------------------------------------------ */
+/* ---- domains (HWPTs) ----------------------------------------------------- */
 
 /* A bound device behind @unit: HWPT_ALLOC needs one to pick the driver. */
 static struct be_device *device_on(struct backend *be,
@@ -466,7 +516,7 @@ static int iommufd_read_dirty(struct be_domain *d, uint64_t iova,
 	return r;
 }
 
-/* ---- devices --------------------------------------------------------------- */
+/* ---- devices ------------------------------------------------------------- */
 
 static int bind_device(struct backend *be, struct be_device *dev)
 {
@@ -519,6 +569,27 @@ static void hw_info(struct backend *be, struct be_device *dev)
 		     (unsigned long long)u->ecap);
 }
 
+/*
+ * Open the device's cdev: its name now (a rebind to vfio-pci may have
+ * given it another one since the inventory was read), else the inventory's.
+ */
+static int open_cdev(struct backend *be, const struct inv_device *inv, int *fd)
+{
+	char path[300];	/* "/dev/vfio/devices/" + a directory entry */
+
+	if (!cdev_now(inv->info.name, path, sizeof(path)))
+		snprintf(path, sizeof(path), "%s", inv->vfio_dev_path);
+	if (!path[0])
+		return -ENODEV;
+	*fd = open(path, O_RDWR | O_CLOEXEC);
+	if (*fd < 0) {
+		warn(be->log, "iommufd: cannot open %s: %s", path,
+		     strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 static int iommufd_device_open(struct backend *be, const struct inv_device *inv,
 			       const struct inv_iommu *unit, uint32_t dev_id,
 			       int vfio_fd, struct be_device **out)
@@ -533,15 +604,8 @@ static int iommufd_device_open(struct backend *be, const struct inv_device *inv,
 	dev->unit = unit;
 	dev->fd = vfio_fd;
 	if (dev->fd < 0) {
-		if (!inv->vfio_dev_path[0]) {
-			free(dev);
-			return -ENODEV;
-		}
-		dev->fd = open(inv->vfio_dev_path, O_RDWR | O_CLOEXEC);
-		if (dev->fd < 0) {
-			r = -errno;
-			warn(be->log, "iommufd: cannot open %s: %s",
-			     inv->vfio_dev_path, strerror(-r));
+		r = open_cdev(be, inv, &dev->fd);
+		if (r < 0) {
 			free(dev);
 			return r;
 		}
@@ -610,7 +674,7 @@ static int iommufd_device_vfio_fd(struct be_device *dev)
 	return dev->fd;
 }
 
-/* ---- white-box test hooks (iommufd.h) ------------------------------------- */
+/* ---- white-box test hooks (iommufd.h) ------------------------------------ */
 
 int iommufd_test_fd(const struct backend *be)
 {
@@ -658,4 +722,6 @@ const struct backend_ops backend_iommufd = {
 	.detach = iommufd_detach,
 	.device_vfio_fd = iommufd_device_vfio_fd,
 	.read_dirty = iommufd_read_dirty,
+	.hotplug_fd = iommufd_hotplug_fd,
+	.hotplug_read = iommufd_hotplug_read,
 };

@@ -36,14 +36,14 @@ struct kmap_entry {
 	uint64_t iova;
 	uint64_t length;
 	struct be_backing backing;	/* of the entry's first byte */
-	uint32_t prot;			/* IOASID_MAP_READ | IOASID_MAP_WRITE */
+	uint32_t prot;			/* IOASID_MAP_READ, _WRITE */
 };
 
 /* Sorted by IOVA, never overlapping. */
 struct kmap {
 	struct kmap_entry *v;
 	size_t nr, cap;
-	bool per_page;		/* map in 4 KiB kernel mappings (restricted) */
+	bool per_page;		/* one kernel mapping per 4 KiB page */
 };
 
 /* How a backend programs the kernel for one entry / one exact range. */
@@ -101,6 +101,25 @@ int kfile_hva(const struct be_backing *b, uint64_t length, uint64_t *hva);
 int kinv_scan(struct ioasid_ctx *log, struct inventory *inv,
 	      bool (*keep)(const struct inv_device *dev),
 	      char *errmsg, size_t errlen);
+
+/* ---- khotplug: devices that come and go -------------------------------- */
+
+struct discovery_monitor;
+
+struct khotplug {
+	struct discovery_monitor *mon;	/* made at the first khotplug_fd() */
+	bool failed;
+};
+
+/* The pollable fd (a udev netlink monitor), or -1 when there is none. */
+int khotplug_fd(struct khotplug *h, struct ioasid_ctx *log);
+/*
+ * The next device that came (@present: bound so that @usable says yes)
+ * or went (removed, or its driver unbound): 0, or -EAGAIN.
+ */
+int khotplug_read(struct khotplug *h, char *name, size_t len, bool *present,
+		  bool (*usable)(const char *name));
+void khotplug_release(struct khotplug *h);
 
 /* The prot of a mapping as an ioctl flag pair (READ/WRITE bits given). */
 static inline uint32_t kprot(uint32_t prot, uint32_t rd, uint32_t wr)

@@ -1,0 +1,596 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bench_rpc: what going through ioasidd costs.
+ *
+ *   roundtrip_ns (raw)      SOCK_SEQPACKET ping-pong between two processes
+ *                           with messages the size of an IOAS_INFO request
+ *                           and reply: the floor for any daemon
+ *   roundtrip_ns (ioasidd)  ioasid_ioas_get_info() through a real ioasidd
+ *   ratio_vs_raw            ioasidd rate / raw rate (target >= 0.7)
+ *   batched_maps_per_s      4 KiB mappings per second with MAP_BATCH (2048
+ *                           ranges of one fd per message; target >= 1 M/s)
+ *   pipelined_maps_per_s    MAP_FILE requests kept in flight (one mapping
+ *                           and one SCM_RIGHTS descriptor per message)
+ *   concurrent_ops_per_s    IOAS_INFO from N clients at once, in total
+ *
+ * One JSON object per line; every figure is the median of --runs runs.
+ * Usage: bench_rpc [--runs N] [--iters N] [--quick]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <netlink/attr.h>
+#include <netlink/msg.h>
+
+#include "../tests/daemon_fixture.h"
+#include "libioasid.h"
+#include "proto/codec.h"
+
+#define MAX_RUNS	31
+
+static int runs = 5;
+static int iters = 20000;
+static double seconds = 1.0;
+static struct daemon_fixture ioasidd;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "bench_rpc: %s: %s\n", what, strerror(errno));
+	if (ioasidd.pid > 0)
+		daemon_stop(&ioasidd);
+	exit(1);
+}
+
+/* ---- message sizes of a small request ------------------------------------ */
+
+static size_t encoded_len(struct nl_msg *msg)
+{
+	size_t len;
+
+	proto_msg_data(msg, &len);
+	nlmsg_free(msg);
+	return len;
+}
+
+/* The bytes an IOAS_INFO request and its reply take on the wire. */
+static void info_sizes(size_t *req, size_t *rep)
+{
+	struct ioasid_ioas_info info = { .size = sizeof(info) };
+	struct ioasid_op op;
+	struct nl_msg *msg;
+	int fds[IOASID_MAX_FDS];
+	unsigned int nfds;
+
+	ioasid_op_init(&op, IOASID_CMD_IOAS_INFO);
+	op.ioas_id = 1;
+	op.out = &info;
+	op.out_cap = op.out_len = sizeof(info);
+	if (proto_encode_request(&op, 1, &msg, fds, &nfds) < 0)
+		die("encode");
+	*req = encoded_len(msg);
+	if (proto_encode_reply(&op, 0, 1, &msg) < 0)
+		die("encode");
+	*rep = encoded_len(msg);
+}
+
+/* ---- raw ping-pong and IOAS_INFO, interleaved --------------------------- */
+
+/*
+ * The host is shared: load comes and goes.  So each run alternates short
+ * blocks of raw ping-pong and of IOAS_INFO through ioasidd, and the ratio
+ * compares the two totals of the same run.
+ */
+#define BLOCKS 10
+
+struct pingpong {
+	int s;
+	pid_t child;
+	size_t req, rep;
+	char buf[4096];
+};
+
+static void echo_child(int s, size_t rep_len)
+{
+	char buf[4096] = { 0 };
+
+	while (recv(s, buf, sizeof(buf), 0) > 0)
+		if (send(s, buf, rep_len, 0) < 0)
+			break;
+	_exit(0);
+}
+
+static void raw_open(struct pingpong *p, size_t req, size_t rep)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) < 0)
+		die("socketpair");
+	p->child = fork();
+	if (p->child < 0)
+		die("fork");
+	if (p->child == 0) {
+		close(sv[0]);
+		echo_child(sv[1], rep);
+	}
+	close(sv[1]);
+	p->s = sv[0];
+	p->req = req;
+	p->rep = rep;
+	memset(p->buf, 0, sizeof(p->buf));
+}
+
+static uint64_t raw_block(struct pingpong *p, int n)
+{
+	uint64_t t0 = now_ns();
+
+	for (int i = 0; i < n; i++)
+		if (send(p->s, p->buf, p->req, 0) < 0 ||
+		    recv(p->s, p->buf, sizeof(p->buf), 0) <= 0)
+			die("ping-pong");
+	return now_ns() - t0;
+}
+
+static void raw_close(struct pingpong *p)
+{
+	close(p->s);
+	waitpid(p->child, NULL, 0);
+}
+
+static uint64_t info_block(struct ioasid_ctx *ctx, uint32_t ioas, int n)
+{
+	struct ioasid_ioas_info info;
+	uint64_t t0 = now_ns();
+
+	for (int i = 0; i < n; i++)
+		if (ioasid_ioas_get_info(ctx, ioas, &info) < 0)
+			die("IOAS_INFO");
+	return now_ns() - t0;
+}
+
+static struct ioasid_ctx *client(uint32_t *ioas);
+
+/* One run: ns per round trip, raw and through ioasidd. */
+static void roundtrip_run(size_t req, size_t rep, double *raw, double *rpc)
+{
+	uint64_t traw = 0, trpc = 0;
+	struct pingpong p;
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = client(&ioas);
+	int n = iters / BLOCKS;
+
+	raw_open(&p, req, rep);
+	raw_block(&p, n);		/* warm up */
+	info_block(ctx, ioas, n);
+	for (int b = 0; b < BLOCKS; b++) {
+		traw += raw_block(&p, n);
+		trpc += info_block(ctx, ioas, n);
+	}
+	raw_close(&p);
+	ioasid_unref(ctx);
+	*raw = (double)traw / (n * BLOCKS);
+	*rpc = (double)trpc / (n * BLOCKS);
+}
+
+/* ---- through ioasidd ------------------------------------------------------ */
+
+static struct ioasid_ctx *client(uint32_t *ioas)
+{
+	struct ioasid_ctx *ctx;
+
+	if (ioasid_new(ioasidd.uri, &ctx) < 0 ||
+	    ioasid_ioas_alloc(ctx, 0, ioas) < 0) {
+		fprintf(stderr, "bench_rpc: %s\n", ioasid_last_error(NULL));
+		daemon_stop(&ioasidd);
+		exit(1);
+	}
+	return ctx;
+}
+
+/* ---- many clients -------------------------------------------------------- */
+
+struct worker {
+	pthread_t thread;
+	pthread_barrier_t *start;
+	volatile bool *stop;
+	uint64_t ops;
+};
+
+static void *worker_main(void *p)
+{
+	struct worker *w = p;
+	struct ioasid_ioas_info info;
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = client(&ioas);
+
+	pthread_barrier_wait(w->start);
+	while (!*w->stop) {
+		if (ioasid_ioas_get_info(ctx, ioas, &info) < 0)
+			break;
+		w->ops++;
+	}
+	ioasid_unref(ctx);
+	return NULL;
+}
+
+static double concurrent_ops_per_s(int nr)
+{
+	struct worker *w = calloc((size_t)nr, sizeof(*w));
+	pthread_barrier_t start;
+	volatile bool stop = false;
+	uint64_t t0, ops = 0;
+
+	pthread_barrier_init(&start, NULL, (unsigned int)nr + 1);
+	for (int i = 0; i < nr; i++) {
+		w[i].start = &start;
+		w[i].stop = &stop;
+		pthread_create(&w[i].thread, NULL, worker_main, &w[i]);
+	}
+	pthread_barrier_wait(&start);
+	t0 = now_ns();
+	while (now_ns() - t0 < (uint64_t)(seconds * 1e9))
+		usleep(10000);
+	stop = true;
+	t0 = now_ns() - t0;
+	for (int i = 0; i < nr; i++) {
+		pthread_join(w[i].thread, NULL);
+		ops += w[i].ops;
+	}
+	pthread_barrier_destroy(&start);
+	free(w);
+	return (double)ops * 1e9 / (double)t0;
+}
+
+/* ---- mapping throughput over a raw connection ---------------------------- */
+
+struct conn {
+	int s;
+	uint32_t seq;
+	unsigned char *rx;
+};
+
+static void conn_open(struct conn *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int sndbuf = 2 * IOASID_MAX_MSG;
+
+	c->s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ioasidd.sock);
+	setsockopt(c->s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	if (c->s < 0 || connect(c->s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		die("connect");
+	c->rx = malloc(IOASID_MAX_MSG);
+	c->seq = 0;
+}
+
+static void conn_send(struct conn *c, struct ioasid_op *op)
+{
+	union {
+		char buf[PROTO_CMSG_SPACE];
+		struct cmsghdr align;
+	} control = { { 0 } };
+	struct iovec iov;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	int fds[IOASID_MAX_FDS];
+	unsigned int nfds;
+	struct nl_msg *msg;
+	size_t len;
+
+	if (proto_encode_request(op, ++c->seq, &msg, fds, &nfds) < 0) {
+		fprintf(stderr, "bench_rpc: %s\n", op->errmsg);
+		exit(1);
+	}
+	iov.iov_base = (void *)proto_msg_data(msg, &len);
+	iov.iov_len = len;
+	if (nfds) {
+		mh.msg_control = control.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	if (sendmsg(c->s, &mh, 0) != (ssize_t)len)
+		die("sendmsg");
+	nlmsg_free(msg);
+}
+
+/* The next reply: its result, with @op's results filled in. */
+static int conn_reply(struct conn *c, struct ioasid_op *op)
+{
+	struct proto_msg m;
+	char why[256];
+	ssize_t n;
+	int r;
+
+	do {
+		n = recv(c->s, c->rx, IOASID_MAX_MSG, 0);
+		if (n <= 0)
+			die("recv");
+		if (proto_parse(c->rx, (size_t)n, 0, PROTO_FROM_DAEMON, &m,
+				why, sizeof(why)) < 0) {
+			fprintf(stderr, "bench_rpc: bad reply: %s\n", why);
+			exit(1);
+		}
+	} while (m.cmd == IOASID_CMD_EVENT);
+	if (proto_decode_reply(&m, op, &r) < 0)
+		die("reply");
+	return r;
+}
+
+static int conn_call(struct conn *c, struct ioasid_op *op)
+{
+	conn_send(c, op);
+	return conn_reply(c, op);
+}
+
+static uint32_t conn_ioas(struct conn *c)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_IOAS_ALLOC);
+	if (conn_call(c, &op) < 0)
+		die("IOAS_ALLOC");
+	return op.out_id;
+}
+
+static void conn_unmap_all(struct conn *c, uint32_t ioas)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_UNMAP);
+	op.ioas_id = ioas;
+	op.length = UINT64_MAX;
+	op.flags = IOASID_UNMAP_MISSING_OK;
+	if (conn_call(c, &op) < 0)
+		die("UNMAP");
+}
+
+#define MAP_BASE	0x100000000ULL
+#define WINDOW		32
+#define PER_MSG		2048	/* 48 KiB of entries: one attribute */
+
+/* MAP_FILE requests, WINDOW of them in flight: 4 KiB each. */
+static double pipelined_maps_per_s(struct conn *c, uint32_t ioas, int fd,
+				   int n)
+{
+	struct ioasid_op op;
+	uint64_t t0;
+	int sent = 0, done = 0;
+
+	t0 = now_ns();
+	while (done < n) {
+		while (sent < n && sent - done < WINDOW) {
+			ioasid_op_init(&op, IOASID_CMD_MAP_FILE);
+			op.ioas_id = ioas;
+			op.fd = fd;
+			op.offset = 0;
+			op.length = 4096;
+			op.iova = MAP_BASE + (uint64_t)sent * 8192;
+			op.flags = IOASID_MAP_READ | IOASID_MAP_WRITE |
+				   IOASID_MAP_FIXED_IOVA;
+			conn_send(c, &op);
+			sent++;
+		}
+		ioasid_op_init(&op, IOASID_CMD_MAP_FILE);
+		if (conn_reply(c, &op) < 0) {
+			fprintf(stderr, "bench_rpc: MAP_FILE: %s\n", op.errmsg);
+			exit(1);
+		}
+		done++;
+	}
+	t0 = now_ns() - t0;
+	conn_unmap_all(c, ioas);
+	return (double)n * 1e9 / (double)t0;
+}
+
+/*
+ * One MAP_BATCH message per @per_msg mappings (4 KiB each, every other
+ * page of the file at every other IOVA page: nothing merges); 0 when the
+ * daemon refuses MAP_BATCH.
+ */
+static double batched_maps_per_s(struct conn *c, uint32_t ioas, int fd,
+				 int n, int per_msg)
+{
+	struct proto_map_entry *e = calloc((size_t)per_msg, sizeof(*e));
+	struct ioasid_op op;
+	uint64_t t0;
+	int r;
+
+	t0 = now_ns();
+	for (int done = 0; done < n; done += per_msg) {
+		for (int i = 0; i < per_msg; i++) {
+			uint64_t k = (uint64_t)(done + i);
+
+			e[i].iova = MAP_BASE + k * 8192;
+			e[i].offset = (k % 128) * 8192;
+			e[i].length = 4096;
+		}
+		ioasid_op_init(&op, IOASID_CMD_MAP_BATCH);
+		op.ioas_id = ioas;
+		op.fd = fd;
+		op.flags = IOASID_MAP_READ | IOASID_MAP_WRITE |
+			   IOASID_MAP_FIXED_IOVA;
+		op.in = e;
+		op.in_len = (uint32_t)(per_msg * sizeof(*e));
+		r = conn_call(c, &op);
+		if (r < 0) {
+			fprintf(stderr, "bench_rpc: MAP_BATCH: %s\n",
+				op.errmsg);
+			free(e);
+			return 0;
+		}
+	}
+	t0 = now_ns() - t0;
+	free(e);
+	conn_unmap_all(c, ioas);
+	return (double)n * 1e9 / (double)t0;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+static void emit(const char *metric, double value, const char *unit,
+		 const char *extra)
+{
+	printf("{\"bench\":\"rpc\",\"metric\":\"%s\",\"value\":%.6g,"
+	       "\"unit\":\"%s\"%s%s,\"runs\":%d}\n", metric, value, unit,
+	       extra ? "," : "", extra ? extra : "", runs);
+	fflush(stdout);
+}
+
+static void bench_roundtrips(void)
+{
+	double raw[MAX_RUNS], rpc[MAX_RUNS], ratio[MAX_RUNS];
+	size_t req, rep;
+
+	info_sizes(&req, &rep);
+	for (int i = 0; i < runs; i++) {
+		roundtrip_run(req, rep, &raw[i], &rpc[i]);
+		ratio[i] = raw[i] / rpc[i];
+	}
+	emit("roundtrip_ns", median(raw, runs), "ns",
+	     "\"transport\":\"raw\"");
+	emit("roundtrip_ns", median(rpc, runs), "ns",
+	     "\"transport\":\"ioasidd\",\"request\":\"IOAS_INFO\"");
+	emit("ratio_vs_raw", median(ratio, runs), "x",
+	     "\"target\":0.7");
+}
+
+static void bench_maps(void)
+{
+	double pipe[MAX_RUNS], batch[MAX_RUNS];
+	int n = iters * 10, fd;
+	struct conn c;
+	uint32_t ioas;
+
+	fd = memfd_create("bench", MFD_ALLOW_SEALING);
+	if (fd < 0 || ftruncate(fd, 1 << 20) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0)
+		die("memfd");
+	conn_open(&c);
+	ioas = conn_ioas(&c);
+	for (int i = 0; i < runs; i++) {
+		pipe[i] = pipelined_maps_per_s(&c, ioas, fd, n / 4);
+		batch[i] = batched_maps_per_s(&c, ioas, fd, n, PER_MSG);
+	}
+	emit("pipelined_maps_per_s", median(pipe, runs), "maps/s",
+	     "\"transport\":\"ioasidd\",\"request\":\"MAP_FILE\","
+	     "\"in_flight\":32");
+	if (median(batch, runs) > 0)
+		emit("batched_maps_per_s", median(batch, runs), "maps/s",
+		     "\"transport\":\"ioasidd\",\"per_message\":2048,"
+		     "\"target\":1e6");
+	else
+		printf("{\"bench\":\"rpc\",\"metric\":"
+		       "\"batched_maps_per_s\",\"value\":null,\"unit\":"
+		       "\"maps/s\",\"note\":\"MAP_BATCH refused\"}\n");
+	close(c.s);
+	free(c.rx);
+	close(fd);
+}
+
+static void bench_concurrency(void)
+{
+	static const int clients[] = { 1, 4, 16, 64 };
+	double v[MAX_RUNS];
+	char extra[64];
+
+	for (size_t k = 0; k < sizeof(clients) / sizeof(clients[0]); k++) {
+		for (int i = 0; i < runs; i++)
+			v[i] = concurrent_ops_per_s(clients[k]);
+		snprintf(extra, sizeof(extra), "\"transport\":\"ioasidd\","
+			 "\"clients\":%d", clients[k]);
+		emit("concurrent_ops_per_s", median(v, runs), "ops/s", extra);
+	}
+}
+
+static void parse_args(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "runs", required_argument, NULL, 'r' },
+		{ "iters", required_argument, NULL, 'i' },
+		{ "quick", no_argument, NULL, 'q' },
+		{}
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "r:i:q", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			runs = atoi(optarg);
+			break;
+		case 'i':
+			iters = atoi(optarg);
+			break;
+		case 'q':
+			runs = 3;
+			iters = 2000;
+			seconds = 0.2;
+			break;
+		default:
+			fprintf(stderr, "usage: bench_rpc [--runs N] "
+				"[--iters N] [--quick]\n");
+			exit(2);
+		}
+	}
+	if (runs < 1 || runs > MAX_RUNS || iters < 10) {
+		fprintf(stderr, "bench_rpc: 1..%d runs, >= 10 iters\n",
+			MAX_RUNS);
+		exit(2);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	char config[256];
+	struct daemon_opts o = { .config = config, .log_level = "warning" };
+
+	parse_args(argc, argv);
+	snprintf(config, sizeof(config), "[user %u]\nmax-ioas = unlimited\n"
+		 "max-mappings = unlimited\n", (unsigned)getuid());
+	signal(SIGPIPE, SIG_IGN);
+	if (daemon_start(&ioasidd, &o) < 0) {
+		fprintf(stderr, "bench_rpc: cannot start %s\n",
+			daemon_binary());
+		return 1;
+	}
+	bench_roundtrips();
+	bench_maps();
+	bench_concurrency();
+	return daemon_stop(&ioasidd) == 0 ? 0 : 1;
+}

@@ -1,0 +1,600 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * ioasidctl ioas show: one address space drawn as text.
+ *
+ * The IOVA space is cut into segments: mapped (ioasid_mapping_next walk),
+ * free (allowed but unmapped), reserved (a hole between two allowed
+ * ranges: a reserved region of an attached device or IOMMU, or a gap
+ * left by ioasid_allow_iovas()) and disallowed (below the first or above
+ * the last allowed range: the IOMMU aperture or ioasid_allow_iovas()).
+ * libioasid reports only the allowed ranges, so "reserved" and
+ * "disallowed" are told apart by position.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ioasidctl.h"
+
+#define MAP_COLUMNS	64
+#define MIN_SPAN	(4ULL << 30)	/* draw at least 0-4G */
+
+static const char usage[] =
+	"Usage: ioasidctl ioas show IOAS [--json]\n"
+	"\n"
+	"Draw an address space of this session: a line of 64 columns from\n"
+	"IOVA 0 (# mapped, . free, r reserved, x disallowed), every range\n"
+	"of the IOVA space, the mappings with their backing files, and the\n"
+	"domains and devices it is attached to.\n";
+
+enum seg_kind {		/* in drawing priority: a column shows the highest */
+	SEG_FREE,
+	SEG_DISALLOWED,
+	SEG_RESERVED,
+	SEG_MAPPED,
+};
+
+static const char seg_char[] = ".xr#";
+static const char *const seg_name[] = {
+	"free", "disallowed", "reserved", "mapped",
+};
+
+struct segment {
+	uint64_t start, last;		/* inclusive */
+	enum seg_kind kind;
+};
+
+struct view {
+	uint32_t id;
+	struct ioasid_ioas_info info;
+	struct ioasid_iova_range *allowed;
+	uint32_t nr_allowed;
+	uint64_t alignment;
+	struct ioasid_mapping *maps;
+	size_t nr_maps;
+	struct ioasid_file_info *files;
+	size_t nr_files;
+	struct ioasid_domain_info *domains;
+	uint32_t nr_domains;
+	struct ioasid_device_info *devices;	/* all of them */
+	uint32_t nr_devices;
+	struct segment *segs;
+	size_t nr_segs, cap_segs;
+	bool nomem;
+};
+
+static void view_free(struct view *v)
+{
+	free(v->allowed);
+	free(v->maps);
+	free(v->files);
+	free(v->domains);
+	free(v->devices);
+	free(v->segs);
+}
+
+/* Grows an array of @elem-sized entries so that one more fits. */
+static bool grow(void **v, size_t nr, size_t *cap, size_t elem)
+{
+	size_t n = *cap ? *cap * 2 : 32;
+	void *bigger;
+
+	if (nr < *cap)
+		return true;
+	bigger = realloc(*v, n * elem);
+	if (!bigger)
+		return false;
+	*v = bigger;
+	*cap = n;
+	return true;
+}
+
+/* ---- gathering ----------------------------------------------------------- */
+
+static int get_ranges(struct ctl *ctl, struct view *v)
+{
+	uint32_t nr = 0;
+	int r;
+
+	for (int tries = 0; tries < 8; tries++) {
+		r = ioasid_iova_ranges(ctl->ctx, v->id, v->allowed, &nr,
+				       &v->alignment);
+		if (r != -EMSGSIZE)
+			break;
+		free(v->allowed);
+		v->allowed = calloc(nr, sizeof(*v->allowed));
+		if (!v->allowed)
+			return -ENOMEM;
+	}
+	v->nr_allowed = nr;
+	return r;
+}
+
+static int get_mappings(struct ctl *ctl, struct view *v)
+{
+	struct ioasid_mapping m;
+	size_t cap = 0;
+	uint64_t next = 0;
+	int r;
+
+	while ((r = ioasid_mapping_next(ctl->ctx, v->id, next, &m)) == 0) {
+		if (!grow((void **)&v->maps, v->nr_maps, &cap, sizeof(m)))
+			return -ENOMEM;
+		v->maps[v->nr_maps++] = m;
+		next = m.iova + m.length;
+		if (next == 0)		/* the mapping ends at 2^64 */
+			return 0;
+	}
+	return r == -ENOENT ? 0 : r;
+}
+
+static const struct ioasid_file_info *find_file(const struct view *v,
+						uint32_t file_id)
+{
+	for (size_t i = 0; i < v->nr_files; i++)
+		if (v->files[i].file_id == file_id)
+			return &v->files[i];
+	return NULL;
+}
+
+static int get_files(struct ctl *ctl, struct view *v)
+{
+	size_t cap = 0;
+	int r;
+
+	for (size_t i = 0; i < v->nr_maps; i++) {
+		uint32_t id = v->maps[i].file_id;
+
+		if (!id || find_file(v, id))
+			continue;
+		if (!grow((void **)&v->files, v->nr_files, &cap,
+			  sizeof(*v->files)))
+			return -ENOMEM;
+		r = ioasid_file_get_info(ctl->ctx, v->id, id,
+					 &v->files[v->nr_files]);
+		if (r < 0)
+			return r;
+		v->nr_files++;
+	}
+	return 0;
+}
+
+static int cmp_domain(const void *a, const void *b)
+{
+	const struct ioasid_domain_info *x = a, *y = b;
+
+	return x->domain_id < y->domain_id ? -1 : x->domain_id > y->domain_id;
+}
+
+static int gather(struct ctl *ctl, struct view *v)
+{
+	int r;
+
+	r = ioasid_ioas_get_info(ctl->ctx, v->id, &v->info);
+	if (r < 0)
+		return ctl_fail(ctl, r, "IOAS %u", v->id);
+	r = get_ranges(ctl, v);
+	if (r == 0)
+		r = get_mappings(ctl, v);
+	if (r == 0)
+		r = get_files(ctl, v);
+	if (r == 0)
+		r = ctl_list_domains(ctl, v->id, &v->domains, &v->nr_domains);
+	if (r == 0)
+		r = ctl_list_devices(ctl, &v->devices, &v->nr_devices);
+	if (r < 0)
+		return ctl_fail(ctl, r, "cannot read IOAS %u", v->id);
+	qsort(v->domains, v->nr_domains, sizeof(*v->domains), cmp_domain);
+	return EXIT_OK;
+}
+
+/* ---- segments ------------------------------------------------------------ */
+
+static void push(struct view *v, uint64_t start, uint64_t last,
+		 enum seg_kind kind)
+{
+	struct segment *prev = v->nr_segs ? &v->segs[v->nr_segs - 1] : NULL;
+
+	if (prev && prev->kind == kind && prev->last + 1 == start) {
+		prev->last = last;
+		return;
+	}
+	if (!grow((void **)&v->segs, v->nr_segs, &v->cap_segs,
+		  sizeof(*v->segs))) {
+		v->nomem = true;
+		return;
+	}
+	v->segs[v->nr_segs++] = (struct segment){ start, last, kind };
+}
+
+/* Mapped and free segments of the allowed range [start, last]. */
+static void carve(struct view *v, uint64_t start, uint64_t last, size_t *mi)
+{
+	uint64_t cur = start;
+	bool done = false;
+
+	while (*mi < v->nr_maps && v->maps[*mi].iova < start)
+		(*mi)++;
+	for (; *mi < v->nr_maps && !done; (*mi)++) {
+		const struct ioasid_mapping *m = &v->maps[*mi];
+		uint64_t end = m->iova + (m->length - 1);
+
+		if (m->iova > last)
+			break;
+		if (m->iova > cur)
+			push(v, cur, m->iova - 1, SEG_FREE);
+		push(v, m->iova, end, SEG_MAPPED);
+		done = end >= last;
+		cur = end + 1;
+	}
+	if (!done && cur <= last)
+		push(v, cur, last, SEG_FREE);
+}
+
+static void build_segments(struct view *v)
+{
+	uint64_t next = 0;
+	size_t mi = 0;
+
+	for (uint32_t i = 0; i < v->nr_allowed; i++) {
+		const struct ioasid_iova_range *a = &v->allowed[i];
+
+		if (a->start > next)
+			push(v, next, a->start - 1,
+			     i ? SEG_RESERVED : SEG_DISALLOWED);
+		carve(v, a->start, a->last, &mi);
+		if (a->last == UINT64_MAX)
+			return;
+		next = a->last + 1;
+	}
+	push(v, next, UINT64_MAX, SEG_DISALLOWED);
+}
+
+/* ---- drawing ------------------------------------------------------------- */
+
+typedef unsigned __int128 u128;
+
+/* The power of two from 0 that shows every mapping and reserved hole. */
+static u128 draw_span(const struct view *v)
+{
+	u128 top = MIN_SPAN, span = 1;
+
+	for (size_t i = 0; i < v->nr_segs; i++) {
+		const struct segment *s = &v->segs[i];
+
+		if ((s->kind == SEG_MAPPED || s->kind == SEG_RESERVED) &&
+		    (u128)s->last + 1 > top)
+			top = (u128)s->last + 1;
+	}
+	while (span < top)
+		span <<= 1;
+	return span;
+}
+
+static const char *span_label(u128 span)
+{
+	static char buf[32];
+
+	if (span > UINT64_MAX)
+		return "16E";
+	snprintf(buf, sizeof(buf), "%s", size_str((uint64_t)span).s);
+	return buf;
+}
+
+static void draw(const struct view *v)
+{
+	u128 span = draw_span(v), width = span / MAP_COLUMNS;
+	enum seg_kind col[MAP_COLUMNS] = { SEG_FREE };
+	const char *label = span_label(span);
+	char line[MAP_COLUMNS + 1];
+
+	for (size_t i = 0; i < v->nr_segs; i++) {
+		const struct segment *s = &v->segs[i];
+		u128 last = s->last < span ? s->last : span - 1;
+
+		if (s->start >= span)
+			continue;
+		for (u128 c = s->start / width; c <= last / width; c++)
+			if (s->kind > col[c])
+				col[c] = s->kind;
+	}
+	for (int c = 0; c < MAP_COLUMNS; c++)
+		line[c] = seg_char[col[c]];
+	line[MAP_COLUMNS] = '\0';
+	printf("  0%*s\n", MAP_COLUMNS + 1, label);
+	printf("  |%s|\n", line);
+	printf("  # mapped  . free  r reserved  x disallowed  (one column: "
+	       "%s)\n", size_str((uint64_t)width).s);
+}
+
+/* ---- human output -------------------------------------------------------- */
+
+static struct str32 seg_size(const struct segment *s)
+{
+	struct str32 out;
+
+	if (s->start == 0 && s->last == UINT64_MAX) {
+		snprintf(out.s, sizeof(out.s), "16E");
+		return out;
+	}
+	return size_str(s->last - s->start + 1);
+}
+
+static void print_summary(const struct view *v)
+{
+	const struct ioasid_ioas_info *i = &v->info;
+	char flags[64];
+
+	ioas_flags_str(i->flags, flags, sizeof(flags));
+	printf("IOAS %u\n", v->id);
+	printf("  flags:       %s\n", flags);
+	printf("  snoop mode:  %s\n", snoop_mode_name(i->snoop_mode));
+	printf("  mappings:    %llu, %s mapped", (unsigned long long)
+	       i->nr_mappings, size_str(i->bytes_mapped).s);
+	if (i->flags & IOASID_IOAS_RESTRICTED)
+		printf(", %s of it private\n  shared:      %s (its state "
+		       "takes %s)", size_str(i->bytes_private).s,
+		       size_str(i->bytes_shared).s, size_str(i->state_bytes).s);
+	printf("\n  devices:     %u on %u domain%s\n", i->nr_devices,
+	       i->nr_domains, i->nr_domains == 1 ? "" : "s");
+	printf("  alignment:   %s\n\n", size_str(v->alignment).s);
+}
+
+static int print_segments(const struct view *v)
+{
+	static const char *const hdr[] = { "START", "LAST", "KIND", ">SIZE" };
+	struct table t;
+	int r;
+
+	table_init(&t, hdr, ARRAY_SIZE(hdr));
+	for (size_t i = 0; i < v->nr_segs; i++) {
+		table_cell(&t, "%s", hex_str(v->segs[i].start, true).s);
+		table_cell(&t, "%s", hex_str(v->segs[i].last, true).s);
+		table_cell(&t, "%s", seg_name[v->segs[i].kind]);
+		table_cell(&t, "%s", seg_size(&v->segs[i]).s);
+	}
+	r = table_print(&t, stdout, "  ");
+	table_free(&t);
+	return r;
+}
+
+static void mapping_cells(struct table *t, const struct view *v,
+			  const struct ioasid_mapping *m)
+{
+	const struct ioasid_file_info *f = find_file(v, m->file_id);
+
+	table_cell(t, "%s", hex_str(m->iova, true).s);
+	table_cell(t, "%s", size_str(m->length).s);
+	table_cell(t, "%s", prot_str(m->flags));
+	table_cell(t, "%s", hex_str(m->offset, false).s);
+	if (m->flags & IOASID_MAPPING_USER)
+		table_cell(t, "(user memory)");
+	else if (f)
+		table_cell(t, "%s (%s)", f->name, file_kind_name(f->kind));
+	else
+		table_cell(t, "file %u", m->file_id);
+}
+
+static int print_mappings(const struct view *v)
+{
+	static const char *const hdr[] = {
+		"IOVA", ">LENGTH", "PROT", ">OFFSET", "FILE",
+	};
+	struct table t;
+	int r;
+
+	if (!v->nr_maps) {
+		printf("\n  no mappings\n");
+		return 0;
+	}
+	printf("\n  MAPPINGS\n");
+	table_init(&t, hdr, ARRAY_SIZE(hdr));
+	for (size_t i = 0; i < v->nr_maps; i++)
+		mapping_cells(&t, v, &v->maps[i]);
+	r = table_print(&t, stdout, "  ");
+	table_free(&t);
+	return r;
+}
+
+static int print_domains(const struct view *v)
+{
+	static const char *const hdr[] = {
+		">DOMAIN", "IOMMU", "SNOOP", "DIRTY", "PAGE-SIZES", ">DEVICES",
+	};
+	struct table t;
+	char sizes[64];
+	int r;
+
+	if (!v->nr_domains) {
+		printf("\n  no domains (no device attached)\n");
+		return 0;
+	}
+	printf("\n  DOMAINS\n");
+	table_init(&t, hdr, ARRAY_SIZE(hdr));
+	for (uint32_t i = 0; i < v->nr_domains; i++) {
+		const struct ioasid_domain_info *d = &v->domains[i];
+
+		page_sizes_str(d->page_sizes, sizes, sizeof(sizes));
+		table_cell(&t, "%u", d->domain_id);
+		table_cell(&t, "%s", d->iommu);
+		table_cell(&t, "%s", d->flags & IOASID_DOMAIN_ENFORCE_COHERENCY ?
+			   "enforced" : "not-enforced");
+		table_cell(&t, "%s", d->flags & IOASID_DOMAIN_DIRTY_TRACKING ?
+			   "yes" : "no");
+		table_cell(&t, "%s", sizes);
+		table_cell(&t, "%u", d->nr_devices);
+	}
+	r = table_print(&t, stdout, "  ");
+	table_free(&t);
+	return r;
+}
+
+static int print_devices(const struct view *v)
+{
+	static const char *const hdr[] = {
+		"DEVICE", ">DEV", ">DOMAIN", "COHERENT", "PLATFORM",
+	};
+	struct table t;
+	char platform[64];
+	int r;
+
+	if (!v->info.nr_devices)
+		return 0;
+	printf("\n  DEVICES\n");
+	table_init(&t, hdr, ARRAY_SIZE(hdr));
+	for (uint32_t i = 0; i < v->nr_devices; i++) {
+		const struct ioasid_device_info *d = &v->devices[i];
+
+		if (d->ioas_id != v->id)
+			continue;
+		flag_words(d->platform, platform_names,
+			   ARRAY_SIZE(platform_names), platform,
+			   sizeof(platform));
+		table_cell(&t, "%s", d->name);
+		table_cell(&t, "%u", d->dev_id);
+		table_cell(&t, "%u", d->domain_id);
+		table_cell(&t, "%s", d->flags & IOASID_DEVICE_NONCOHERENT ?
+			   "no" : "yes");
+		table_cell(&t, "%s", platform);
+	}
+	r = table_print(&t, stdout, "  ");
+	table_free(&t);
+	return r;
+}
+
+static int print_human(const struct view *v)
+{
+	print_summary(v);
+	draw(v);
+	printf("\n");
+	if (print_segments(v) < 0 || print_mappings(v) < 0 ||
+	    print_domains(v) < 0 || print_devices(v) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+static void json_ranges(struct json *j, const struct view *v)
+{
+	json_arr_begin(j, "allowed_ranges");
+	for (uint32_t i = 0; i < v->nr_allowed; i++) {
+		json_obj_begin(j, NULL);
+		json_hex(j, "start", v->allowed[i].start);
+		json_hex(j, "last", v->allowed[i].last);
+		json_obj_end(j);
+	}
+	json_arr_end(j);
+	json_arr_begin(j, "segments");
+	for (size_t i = 0; i < v->nr_segs; i++) {
+		json_obj_begin(j, NULL);
+		json_hex(j, "start", v->segs[i].start);
+		json_hex(j, "last", v->segs[i].last);
+		json_str(j, "kind", seg_name[v->segs[i].kind]);
+		json_obj_end(j);
+	}
+	json_arr_end(j);
+}
+
+static void json_mappings(struct json *j, const struct view *v)
+{
+	json_arr_begin(j, "mappings");
+	for (size_t i = 0; i < v->nr_maps; i++) {
+		const struct ioasid_mapping *m = &v->maps[i];
+
+		json_obj_begin(j, NULL);
+		json_hex(j, "iova", m->iova);
+		json_u64(j, "length", m->length);
+		json_hex(j, "offset", m->offset);
+		json_str(j, "prot", prot_str(m->flags));
+		json_bool(j, "user", m->flags & IOASID_MAPPING_USER);
+		json_id(j, "file_id", m->file_id);
+		json_obj_end(j);
+	}
+	json_arr_end(j);
+	json_arr_begin(j, "files");
+	for (size_t i = 0; i < v->nr_files; i++) {
+		const struct ioasid_file_info *f = &v->files[i];
+
+		json_obj_begin(j, NULL);
+		json_u64(j, "file_id", f->file_id);
+		json_str(j, "name", f->name);
+		json_str(j, "kind", file_kind_name(f->kind));
+		json_u64(j, "size", f->file_size);
+		json_u64(j, "page_size", f->page_size);
+		json_u64(j, "nr_mappings", f->nr_mappings);
+		json_obj_end(j);
+	}
+	json_arr_end(j);
+}
+
+static void json_domains(struct json *j, const struct view *v)
+{
+	json_arr_begin(j, "domains");
+	for (uint32_t i = 0; i < v->nr_domains; i++) {
+		const struct ioasid_domain_info *d = &v->domains[i];
+
+		json_obj_begin(j, NULL);
+		json_u64(j, "domain", d->domain_id);
+		json_str(j, "iommu", d->iommu);
+		json_bool(j, "enforce_coherency",
+			  d->flags & IOASID_DOMAIN_ENFORCE_COHERENCY);
+		json_bool(j, "dirty_tracking",
+			  d->flags & IOASID_DOMAIN_DIRTY_TRACKING);
+		json_arr_begin(j, "page_sizes");
+		for (unsigned int bit = 0; bit < 64; bit++)
+			if (d->page_sizes & (1ULL << bit))
+				json_u64(j, NULL, 1ULL << bit);
+		json_arr_end(j);
+		json_u64(j, "nr_devices", d->nr_devices);
+		json_obj_end(j);
+	}
+	json_arr_end(j);
+	json_arr_begin(j, "devices");
+	for (uint32_t i = 0; i < v->nr_devices; i++)
+		if (v->devices[i].ioas_id == v->id)
+			json_device(j, &v->devices[i]);
+	json_arr_end(j);
+}
+
+static void print_json(const struct view *v)
+{
+	struct json j;
+
+	json_init(&j, stdout, true);
+	json_obj_begin(&j, NULL);
+	json_ioas_fields(&j, &v->info);
+	json_u64(&j, "alignment", v->alignment);
+	json_ranges(&j, v);
+	json_mappings(&j, v);
+	json_domains(&j, v);
+	json_obj_end(&j);
+	json_finish(&j);
+}
+
+int cmd_ioas_show(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = { COMMON_OPTS, { 0 } };
+	struct view v = { 0 };
+	int c, r;
+
+	while ((c = ctl_opt(ctl, argc, argv, "h", opts, usage)) != -1)
+		return ctl_opt_status(c);
+	r = ctl_nargs(ctl, argc, 1, 1) ?:
+	    ctl_parse_id(ctl, "IOAS id", argv[optind], &v.id) ?: ctl_open(ctl);
+	if (r)
+		return r;
+	r = gather(ctl, &v);
+	if (r == EXIT_OK) {
+		build_segments(&v);
+		if (v.nomem)
+			r = ctl_syserr(ctl, ENOMEM, "ioas show");
+	}
+	if (r == EXIT_OK && ctl->json)
+		print_json(&v);
+	else if (r == EXIT_OK && print_human(&v) < 0)
+		r = ctl_syserr(ctl, ENOMEM, "ioas show");
+	view_free(&v);
+	return r;
+}

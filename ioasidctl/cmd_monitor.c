@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* ioasidctl monitor: print events as they happen, one per line. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ioasidctl.h"
+
+static const char usage[] =
+	"Usage: ioasidctl monitor [--count N] [--timeout SECONDS] [--json]\n"
+	"\n"
+	"Subscribe to every event group (faults, devices, coherency) and\n"
+	"print each event on one line as it happens, until interrupted\n"
+	"(SIGINT, SIGTERM), N events were printed, or SECONDS passed\n"
+	"without an event.  With --json each line is one JSON object.\n"
+	"Events belong to the session: through ioasidd, monitor sees device\n"
+	"hotplug; in a batch it sees what the earlier lines caused (there\n"
+	"it returns when no event is queued, unless --count or --timeout\n"
+	"say otherwise).\n";
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	stop = 1;
+}
+
+static const char *event_name(uint32_t type)
+{
+	switch (type) {
+	case IOASID_EVENT_FAULT:
+		return "fault";
+	case IOASID_EVENT_DEVICE_ADDED:
+		return "device-added";
+	case IOASID_EVENT_DEVICE_REMOVED:
+		return "device-removed";
+	case IOASID_EVENT_VM_COHERENCY:
+		return "vm-coherency";
+	case IOASID_EVENT_DEVICE_COHERENCY:
+		return "device-coherency";
+	default:
+		return "unknown";
+	}
+}
+
+static void print_human(const struct ioasid_event *ev)
+{
+	printf("%llu.%06llu %s", (unsigned long long)(ev->timestamp_ns /
+						      1000000000ULL),
+	       (unsigned long long)(ev->timestamp_ns % 1000000000ULL / 1000),
+	       event_name(ev->type));
+	switch (ev->type) {
+	case IOASID_EVENT_FAULT:
+		printf(" device %s (dev %u) at IOVA %s", ev->name, ev->id,
+		       hex_str(ev->iova, false).s);
+		break;
+	case IOASID_EVENT_DEVICE_ADDED:
+		printf(" device %s", ev->name);
+		break;
+	case IOASID_EVENT_DEVICE_REMOVED:
+		printf(" device %s", ev->name);
+		if (ev->id)
+			printf(" (dev %u: detached and unbound)", ev->id);
+		break;
+	case IOASID_EVENT_VM_COHERENCY:
+		printf(" VM %u: %s", ev->id, ev->arg ?
+		       "non-coherent DMA registered, WBINVD flushes" :
+		       "non-coherent DMA unregistered, WBINVD is a no-op");
+		break;
+	case IOASID_EVENT_DEVICE_COHERENCY:
+		printf(" device %s (dev %u): %s", ev->name, ev->id, ev->arg ?
+		       "non-coherent" : "coherent");
+		break;
+	default:
+		printf(" id %u arg %u", ev->id, ev->arg);
+	}
+	putchar('\n');
+}
+
+static void print_json(const struct ioasid_event *ev)
+{
+	struct json j;
+
+	json_init(&j, stdout, false);
+	json_obj_begin(&j, NULL);
+	json_u64(&j, "timestamp_ns", ev->timestamp_ns);
+	json_str(&j, "type", event_name(ev->type));
+	json_u64(&j, "id", ev->id);
+	json_u64(&j, "arg", ev->arg);
+	json_str(&j, "device", ev->name);
+	if (ev->type == IOASID_EVENT_FAULT)
+		json_hex(&j, "iova", ev->iova);
+	json_obj_end(&j);
+	json_finish(&j);
+}
+
+/* Prints the queued events; stops after *left more (when counting). */
+static int drain(struct ctl *ctl, long *left)
+{
+	struct ioasid_event ev;
+	int r;
+
+	while (*left != 0 && (r = ioasid_event_read(ctl->ctx, &ev)) == 0) {
+		if (ctl->json)
+			print_json(&ev);
+		else
+			print_human(&ev);
+		fflush(stdout);
+		if (*left > 0)
+			(*left)--;
+	}
+	if (*left == 0 || r == -EAGAIN)
+		return EXIT_OK;
+	return ctl_fail(ctl, r, "cannot read events");
+}
+
+/* Waits up to @timeout_ms (-1: for ever) for events. */
+static int wait_events(struct ctl *ctl, int fd, int timeout_ms, bool *idle)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int n = poll(&p, 1, timeout_ms);
+
+	*idle = n == 0;
+	if (n < 0 && errno != EINTR)
+		return ctl_syserr(ctl, errno, "monitor: poll");
+	return EXIT_OK;
+}
+
+static int loop(struct ctl *ctl, long count, int timeout_ms)
+{
+	int fd = ioasid_event_get_fd(ctl->ctx), r;
+	bool idle = false;
+
+	if (fd < 0)
+		return ctl_fail(ctl, fd, "cannot wait for events");
+	for (;;) {
+		r = drain(ctl, &count);
+		if (r || count == 0 || stop || idle || timeout_ms == 0)
+			return r;
+		r = wait_events(ctl, fd, timeout_ms, &idle);
+		if (r)
+			return r;
+	}
+}
+
+static void catch_signals(struct sigaction *old_int,
+			  struct sigaction *old_term)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigemptyset(&sa.sa_mask);
+	stop = 0;
+	sigaction(SIGINT, &sa, old_int);
+	sigaction(SIGTERM, &sa, old_term);
+}
+
+int cmd_monitor(struct ctl *ctl, int argc, char **argv)
+{
+	enum { OPT_COUNT = 0x300, OPT_TIMEOUT };
+	static const struct option opts[] = {
+		COMMON_OPTS,
+		{ "count", required_argument, NULL, OPT_COUNT },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ 0 },
+	};
+	struct sigaction old_int, old_term;
+	uint32_t count = 0, seconds = 0;
+	bool has_count = false, has_timeout = false;
+	int c, r;
+
+	while ((c = ctl_opt(ctl, argc, argv, "h", opts, usage)) != -1) {
+		if (c == OPT_COUNT && str_to_u32(optarg, &count) == 0 && count)
+			has_count = true;
+		else if (c == OPT_TIMEOUT && str_to_u32(optarg, &seconds) == 0 &&
+			 seconds <= 86400)
+			has_timeout = true;
+		else if (c == OPT_COUNT || c == OPT_TIMEOUT)
+			return ctl_usage(ctl, "'%s' is not a valid %s", optarg,
+					 c == OPT_COUNT ? "count" : "timeout");
+		else
+			return ctl_opt_status(c);
+	}
+	r = ctl_nargs(ctl, argc, 0, 0) ?: ctl_open(ctl) ?:
+	    ctl_subscribe_all(ctl);
+	if (r)
+		return r;
+	if (ctl->batch && !has_count && !has_timeout)
+		has_timeout = true;	/* seconds = 0: what is queued */
+	catch_signals(&old_int, &old_term);
+	r = loop(ctl, has_count ? (long)count : -1,
+		 has_timeout ? (int)seconds * 1000 : -1);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	return r;
+}

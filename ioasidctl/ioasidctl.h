@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ioasidctl: what the subcommands share.
+ *
+ * Every subcommand is a function `int cmd_x(struct ctl *, argc, argv)`
+ * that returns an exit status (enum ctl_exit).  argv[0] is the
+ * subcommand's own name; options are parsed with ctl_opt(), positional
+ * arguments follow at argv[optind].
+ */
+#ifndef IOASIDCTL_H
+#define IOASIDCTL_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libioasid.h>
+
+#include "util.h"
+
+/* Exit statuses, documented in ioasidctl(8). */
+enum ctl_exit {
+	EXIT_OK		= 0,	/* done */
+	EXIT_FAIL	= 1,	/* the operation failed */
+	EXIT_USAGE	= 2,	/* bad command line */
+	EXIT_UNREACHABLE = 3,	/* cannot reach ioasidd or open the backend */
+};
+
+struct ctl {
+	const char *uri;		/* where the IOMMU state lives */
+	struct ioasid_ctx *ctx;		/* opened by ctl_open() */
+	bool json;			/* --json */
+	bool batch;			/* running the lines of a batch */
+	unsigned int line;		/* batch line number, 0 outside */
+	bool subscribed;		/* events are being queued */
+	bool own_only;			/* --session: do not ask to observe */
+	bool observer;			/* sees every client's objects */
+	char observe_why[128];		/* why not, when the daemon said no */
+	char cmd[64];			/* "ioas create", for messages */
+	/* the value a batch line "NAME=command ..." stores in NAME */
+	bool has_result;
+	bool result_is_addr;		/* stored as 0x... */
+	uint64_t result;
+};
+
+struct cmd {
+	const char *name;
+	int (*fn)(struct ctl *ctl, int argc, char **argv);
+	const char *summary;
+};
+
+/* ---- running subcommands ------------------------------------------------ */
+
+/*
+ * Runs argv[0] from @table: "help"/--help print the list; an unknown
+ * name is a usage error.  @group is the path so far ("ioasidctl ioas").
+ */
+int ctl_dispatch(struct ctl *ctl, const struct cmd *table, size_t n,
+		 const char *group, const char *usage, int argc,
+		 char **argv);
+/* Runs one top-level command line (also each line of a batch). */
+int ctl_run(struct ctl *ctl, int argc, char **argv);
+/* Opens the context on ctl->uri unless it is open: EXIT_OK or 3. */
+int ctl_open(struct ctl *ctl);
+
+/* ---- options ------------------------------------------------------------- */
+
+#define OPT_JSON	0x100
+#define CTL_OPT_HELP	(-2)	/* --help was printed */
+#define CTL_OPT_ERROR	(-3)	/* a usage error was printed */
+#define COMMON_OPTS \
+	{ "help", no_argument, NULL, 'h' }, \
+	{ "json", no_argument, NULL, OPT_JSON }
+
+/*
+ * getopt_long() with the common options (-h/--help, --json) handled and
+ * errors reported in our words.  Returns the option, -1 at the end,
+ * CTL_OPT_HELP or CTL_OPT_ERROR (turn those into a status with
+ * ctl_opt_status()).  @shortopts must start with "h".
+ */
+int ctl_opt(struct ctl *ctl, int argc, char **argv, const char *shortopts,
+	    const struct option *longopts, const char *usage);
+int ctl_opt_status(int opt);
+/* Checks that between @min and @max positional arguments follow. */
+int ctl_nargs(struct ctl *ctl, int argc, int min, int max);
+
+/* ---- messages ------------------------------------------------------------ */
+
+void ctl_err(struct ctl *ctl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Prints "ioasidctl: CMD: message" and the hint to --help; returns 2. */
+int ctl_usage(struct ctl *ctl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/*
+ * A library call failed with @r: prints "ioasidctl: <what>: <why>", where
+ * why is ioasid_last_error(); returns 3 when the daemon went away, else 1.
+ */
+int ctl_fail(struct ctl *ctl, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* A system call failed with errno @errnum (not the library). */
+int ctl_syserr(struct ctl *ctl, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void ctl_set_result(struct ctl *ctl, uint64_t value);
+/* The same for an address (an IOVA): stored in hex. */
+void ctl_set_result_addr(struct ctl *ctl, uint64_t iova);
+
+/* ---- arguments ----------------------------------------------------------- */
+
+int ctl_parse_id(struct ctl *ctl, const char *what, const char *arg,
+		 uint32_t *id);
+int ctl_parse_size(struct ctl *ctl, const char *what, const char *arg,
+		   uint64_t *v);
+/* "START-LAST" (inclusive) or "START+LENGTH", sizes as ctl_parse_size. */
+int ctl_parse_range(struct ctl *ctl, const char *arg,
+		    struct ioasid_iova_range *range);
+/* "00:03.0" -> "0000:00:03.0"; anything else is copied as it is. */
+void ctl_device_name(const char *arg, char *name, size_t len);
+/* The device named by @arg: EXIT_OK, or 1 with a message. */
+int ctl_device_info(struct ctl *ctl, const char *arg,
+		    struct ioasid_device_info *info);
+/* Binds the device to this session unless it already is. */
+int ctl_bind(struct ctl *ctl, const char *arg, uint32_t *dev_id,
+	     struct ioasid_device_info *info);
+
+/* ---- lists from the library (malloc'ed; free() them) --------------------- */
+
+int ctl_list_devices(struct ctl *ctl, struct ioasid_device_info **v,
+		     uint32_t *nr);
+int ctl_list_iommus(struct ctl *ctl, struct ioasid_iommu_info **v,
+		    uint32_t *nr);
+int ctl_list_ioas(struct ctl *ctl, uint32_t **ids, uint32_t *nr);
+int ctl_list_domains(struct ctl *ctl, uint32_t ioas_id,
+		     struct ioasid_domain_info **v, uint32_t *nr);
+int ctl_list_vms(struct ctl *ctl, uint32_t **ids, uint32_t *nr);
+
+/* ---- words for flags ----------------------------------------------------- */
+
+const char *snoop_mode_name(uint32_t mode);
+const char *fault_reason_name(uint32_t reason);
+const char *file_kind_name(uint32_t kind);
+/* "rw", "r-", "-w" */
+const char *prot_str(uint32_t flags);
+/* Comma-separated words for set bits of a flag word (@names by bit). */
+void flag_words(uint32_t flags, const char *const *names, size_t n,
+		char *buf, size_t len);
+void json_flag_words(struct json *j, const char *key, uint32_t flags,
+		     const char *const *names, size_t n);
+extern const char *const device_cap_names[11];
+/* One device / IOMMU unit as a JSON object (the --json schema). */
+void json_device(struct json *j, const struct ioasid_device_info *d);
+void json_iommu(struct json *j, const struct ioasid_iommu_info *u);
+extern const char *const platform_names[3];
+
+/* ---- subcommands --------------------------------------------------------- */
+
+int cmd_status(struct ctl *ctl, int argc, char **argv);
+int cmd_devices(struct ctl *ctl, int argc, char **argv);
+int cmd_iommus(struct ctl *ctl, int argc, char **argv);
+int cmd_ioas(struct ctl *ctl, int argc, char **argv);
+int cmd_ioas_show(struct ctl *ctl, int argc, char **argv);
+/* "identity,restricted" or "-" */
+void ioas_flags_str(uint32_t flags, char *buf, size_t len);
+/* The fields of struct ioasid_ioas_info into the current JSON object. */
+void json_ioas_fields(struct json *j, const struct ioasid_ioas_info *info);
+int cmd_map(struct ctl *ctl, int argc, char **argv);
+int cmd_unmap(struct ctl *ctl, int argc, char **argv);
+int cmd_attach(struct ctl *ctl, int argc, char **argv);
+int cmd_detach(struct ctl *ctl, int argc, char **argv);
+int cmd_replace(struct ctl *ctl, int argc, char **argv);
+int cmd_kvm(struct ctl *ctl, int argc, char **argv);
+int cmd_monitor(struct ctl *ctl, int argc, char **argv);
+int cmd_faults(struct ctl *ctl, int argc, char **argv);
+int cmd_sim(struct ctl *ctl, int argc, char **argv);
+int cmd_dma(struct ctl *ctl, int argc, char **argv);
+int cmd_convert(struct ctl *ctl, int argc, char **argv);
+int cmd_batch(struct ctl *ctl, int argc, char **argv);
+
+/*
+ * Through ioasidd, lists show only this session's objects unless the
+ * daemon lets us observe: say so once on stderr (@what: "address spaces").
+ */
+void ctl_note_session_view(struct ctl *ctl, const char *what);
+
+/* For batch mode: subscribe the session to every event group. */
+int ctl_subscribe_all(struct ctl *ctl);
+
+#endif

@@ -1,0 +1,620 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * One client connection.
+ *
+ * Life: accept -> SO_PEERCRED/SO_PEERGROUPS -> policy verdict -> a core
+ * session with the verdict's limits (or, when denied, no session: the
+ * first request is answered with EACCES and the connection closed).
+ * Every request is one packet: received with its SCM_RIGHTS descriptors,
+ * validated (proto/codec.c), run through core_call() on the session,
+ * answered, and its descriptors closed (the core dups what it keeps).
+ *
+ * Framing violations (short or mis-sized packets, truncated data or
+ * ancillary data) disconnect the client; everything else gets an error
+ * reply.  Disconnecting tears the session down (core_session_free()), so
+ * no object outlives its client.
+ *
+ * Events before replies: the events a request caused for its own session
+ * are sent ahead of its reply, so when a call returns on the client its
+ * events are already queued there, as with an embedded context.
+ *
+ * Back-pressure: replies and events are sent without blocking.  When the
+ * client does not read, what did not fit is queued (at most one reply and
+ * the events that precede it), and the client's requests and events are
+ * not looked at until it drains: a slow client never stalls the daemon or
+ * the other clients.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <netlink/msg.h>
+
+#include "ioasidd.h"
+#include "proto/codec.h"
+#include "util/macros.h"
+
+#define EVENTS_PER_WAKEUP	64
+#define MAX_PEER_GROUPS		65536
+
+/* A message the client's socket had no room for yet. */
+struct outmsg {
+	struct outmsg *next;
+	size_t len;
+	unsigned char data[];
+};
+
+struct client {
+	struct server *srv;
+	struct client *next, *prev;
+	uint64_t id;			/* for messages */
+	int fd;
+	struct ucred cred;
+	/* NULL when the policy denies this peer */
+	struct session *session;
+	struct session_limits limits;	/* owns its device list */
+	char policy_label[64];
+	/*
+	 * The name the client gave in HELLO.  Meant for a later "reclaim":
+	 * a restarted VMM presenting the same name (and uid) could take
+	 * over the session of its predecessor instead of having it torn
+	 * down; today a disconnect always frees the session.
+	 */
+	char name[IOASID_NAME_MAX];
+	struct watch sock_w, ev_w;
+	/* messages that did not fit the socket yet, oldest first */
+	struct outmsg *out_head, **out_tail;
+	bool close_after_send;
+	int deny_errno;
+	char deny_why[160];
+	bool dead;
+	uint64_t nr_requests;
+};
+
+/* ---- epoll interest ------------------------------------------------------ */
+
+/* Read requests and forward events only while nothing waits to be sent. */
+static void rearm(struct client *c)
+{
+	bool pending = c->out_head != NULL;
+	uint32_t sock = pending ? EPOLLOUT : EPOLLIN;
+
+	if (server_watch(c->srv, &c->sock_w, sock) < 0) {
+		client_kill(c, "cannot watch the socket");
+		return;
+	}
+	if (c->session &&
+	    server_watch(c->srv, &c->ev_w, pending ? 0 : EPOLLIN) < 0)
+		client_kill(c, "cannot watch the event queue");
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+static void keep_pending(struct client *c, const void *buf, size_t len)
+{
+	struct outmsg *m = malloc(sizeof(*m) + len);
+
+	if (!m) {
+		client_kill(c, "out of memory for a pending message");
+		return;
+	}
+	m->next = NULL;
+	m->len = len;
+	memcpy(m->data, buf, len);
+	if (!c->out_head)
+		c->out_tail = &c->out_head;
+	*c->out_tail = m;
+	c->out_tail = &m->next;
+	rearm(c);
+}
+
+static void free_pending(struct client *c)
+{
+	while (c->out_head) {
+		struct outmsg *m = c->out_head;
+
+		c->out_head = m->next;
+		free(m);
+	}
+}
+
+static void after_send(struct client *c)
+{
+	if (c->close_after_send)
+		client_kill(c, c->deny_why);
+}
+
+/* Send one packet without blocking; keep it when the client is slow. */
+static void send_packet(struct client *c, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (c->dead)
+		return;
+	if (c->out_head) {		/* keep the order */
+		keep_pending(c, buf, len);
+		return;
+	}
+	n = send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n == (ssize_t)len) {
+		after_send(c);
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		keep_pending(c, buf, len);
+		return;
+	}
+	if (n < 0 && errno == EMSGSIZE)
+		log_err(c->srv, "client %llu: a %zu-byte message does not fit "
+			"the socket buffer", (unsigned long long)c->id, len);
+	client_kill(c, n < 0 ? strerror(errno) : "short send");
+}
+
+static void send_msg(struct client *c, struct nl_msg *msg)
+{
+	const void *buf;
+	size_t len;
+
+	buf = proto_msg_data(msg, &len);
+	send_packet(c, buf, len);
+	nlmsg_free(msg);
+}
+
+static void flush_pending(struct client *c)
+{
+	while (c->out_head) {
+		struct outmsg *m = c->out_head;
+		ssize_t n = send(c->fd, m->data, m->len,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n != (ssize_t)m->len) {
+			client_kill(c, n < 0 ? strerror(errno) : "short send");
+			return;
+		}
+		c->out_head = m->next;
+		free(m);
+	}
+	rearm(c);
+	after_send(c);
+}
+
+static void reply_error(struct client *c, uint32_t seq, int err,
+			const char *why)
+{
+	struct nl_msg *msg;
+
+	if (proto_encode_error(seq, err, why, &msg) < 0) {
+		client_kill(c, "out of memory for a reply");
+		return;
+	}
+	send_msg(c, msg);
+}
+
+/*
+ * Send up to @max of the session's queued events as EVENT messages;
+ * @queue: also when the socket is full (they then wait in order).
+ */
+static void forward_events(struct client *c, int max, bool queue)
+{
+	struct ioasid_event ev;
+	struct nl_msg *msg;
+
+	for (int i = 0; i < max; i++) {
+		if (c->dead || !c->session || (c->out_head && !queue))
+			return;
+		/*
+		 * A hint, read without the lock: popping an empty queue costs
+		 * a read() of the eventfd.  An event queued right after this
+		 * (from another thread) makes event_fd readable: not lost.
+		 */
+		if (!__atomic_load_n(&c->session->ev_len, __ATOMIC_ACQUIRE))
+			return;
+		if (core_session_pop_event(c->session, &ev) < 0)
+			return;
+		if (proto_encode_event(&ev, &msg) < 0) {
+			log_warn(c->srv, "client %llu: event dropped: out of "
+				 "memory", (unsigned long long)c->id);
+			continue;
+		}
+		send_msg(c, msg);
+	}
+}
+
+/* ---- commands the daemon answers itself ---------------------------------- */
+
+static int do_hello(struct client *c, struct ioasid_op *op)
+{
+	if (op->name[0]) {
+		snprintf(c->name, sizeof(c->name), "%s", op->name);
+		log_info(c->srv, "client %llu is \"%s\"",
+			 (unsigned long long)c->id, c->name);
+	}
+	snprintf(op->name, sizeof(op->name), "%s",
+		 core_backend_name(c->srv->core));
+	op->out_id = c->session->id;
+	return 0;
+}
+
+/*
+ * The status says who answered, and counts clients: the core also counts
+ * the daemon's own embedded session, which is nobody's.
+ */
+static void fix_status(struct server *srv, struct ioasid_op *op)
+{
+	struct ioasid_status *st = op->out;
+	uint32_t n = 0;
+
+	if (op->out_len < offsetof(struct ioasid_status, nr_ioas))
+		return;
+	for (struct client *c = srv->clients; c; c = c->next)
+		n += c->session != NULL;
+	st->flags |= 1;
+	st->nr_sessions = n;
+}
+
+static int run_op(struct client *c, struct ioasid_op *op)
+{
+	int r;
+
+	switch (op->cmd) {
+	case IOASID_CMD_HELLO:
+		return do_hello(c, op);
+	case IOASID_CMD_MAP_USER:
+		return op_fail(op, EOPNOTSUPP, "ioasidd cannot reach the "
+			       "memory of process %d: map a memfd or "
+			       "guest_memfd with MAP_FILE instead",
+			       (int)c->cred.pid);
+	case IOASID_CMD_EVENT_READ:
+		return op_fail(op, EOPNOTSUPP, "events arrive as EVENT "
+			       "messages; EVENT_READ is for embedded contexts");
+	case IOASID_CMD_MAP_BATCH:
+		return map_batch(c->session, op);
+	}
+	r = core_call(c->session, op);
+	if (op->cmd == IOASID_CMD_STATUS && r == 0)
+		fix_status(c->srv, op);
+	return r;
+}
+
+static void close_fds(int *fds, unsigned int nfds)
+{
+	for (unsigned int i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
+/*
+ * Run a valid request and answer it.  The descriptors that came with it
+ * are closed before the reply leaves: the core dups what it keeps, and a
+ * client that got its reply sees the daemon's descriptors settled.
+ */
+static void serve(struct client *c, const struct proto_msg *m, int *fds,
+		  unsigned int nfds)
+{
+	struct ioasid_op op;
+	struct nl_msg *msg;
+	int r;
+
+	if (!c->session) {
+		close_fds(fds, nfds);
+		c->close_after_send = true;
+		reply_error(c, m->seq, -c->deny_errno, c->deny_why);
+		return;
+	}
+	proto_decode_request(m, fds, &op, c->srv->outbuf);
+	r = run_op(c, &op);
+	close_fds(fds, nfds);
+	log_dbg(c->srv, "client %llu: %s -> %d%s%s",
+		(unsigned long long)c->id, proto_cmd_name(op.cmd), r,
+		r < 0 ? ": " : "", r < 0 ? op.errmsg : "");
+	/* what the request caused reaches the client before its reply */
+	forward_events(c, INT_MAX, true);
+	if (proto_encode_reply(&op, r, m->seq, &msg) < 0) {
+		client_kill(c, "out of memory for a reply");
+		return;
+	}
+	send_msg(c, msg);
+}
+
+/* ---- receiving ----------------------------------------------------------- */
+
+/*
+ * Take every descriptor out of the ancillary data, so that every path
+ * closes them.  False when something other than SCM_RIGHTS came along.
+ */
+static bool collect_fds(struct msghdr *mh, int *fds, unsigned int *nfds)
+{
+	bool ok = true;
+
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm;
+	     cm = CMSG_NXTHDR(mh, cm)) {
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		if (cm->cmsg_level != SOL_SOCKET ||
+		    cm->cmsg_type != SCM_RIGHTS) {
+			ok = false;
+			continue;
+		}
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int),
+			       sizeof(fd));
+			if (*nfds < IOASID_MAX_FDS) {
+				fds[(*nfds)++] = fd;
+			} else {
+				close(fd);
+				ok = false;
+			}
+		}
+	}
+	return ok;
+}
+
+/* One packet into srv->rxbuf: its length, -EAGAIN, or -1 (killed). */
+static ssize_t receive(struct client *c, int *fds, unsigned int *nfds)
+{
+	union {
+		char buf[PROTO_CMSG_SPACE];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {
+		.iov_base = c->srv->rxbuf, .iov_len = IOASID_MAX_MSG,
+	};
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control.buf,
+		.msg_controllen = sizeof(control.buf),
+	};
+	ssize_t n;
+	bool ok;
+
+	n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return -EAGAIN;
+	if (n < 0) {
+		client_kill(c, strerror(errno));
+		return -1;
+	}
+	ok = collect_fds(&mh, fds, nfds);
+	if (n == 0 || !ok || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		close_fds(fds, *nfds);
+		client_kill(c, n == 0 ? "disconnected" :
+			    (mh.msg_flags & MSG_TRUNC) ?
+			    "framing: packet larger than IOASID_MAX_MSG" :
+			    "framing: unexpected or too many descriptors");
+		return -1;
+	}
+	return n;
+}
+
+static void handle_one(struct client *c)
+{
+	int fds[IOASID_MAX_FDS];
+	unsigned int nfds = 0;
+	char why[IOASID_ERRMSG_MAX];
+	struct proto_msg m;
+	ssize_t n;
+	int r;
+
+	n = receive(c, fds, &nfds);
+	if (n < 0)
+		return;
+	c->nr_requests++;
+	r = proto_parse(c->srv->rxbuf, (size_t)n, nfds, PROTO_FROM_CLIENT, &m,
+			why, sizeof(why));
+	if (r == 0) {
+		serve(c, &m, fds, nfds);
+		return;
+	}
+	close_fds(fds, nfds);
+	if (r == -EBADMSG) {
+		char reason[IOASID_ERRMSG_MAX + 16];
+
+		snprintf(reason, sizeof(reason), "framing: %s", why);
+		client_kill(c, reason);
+		return;
+	}
+	log_dbg(c->srv, "client %llu: invalid request: %s",
+		(unsigned long long)c->id, why);
+	reply_error(c, m.seq, r, why);
+}
+
+void client_on_socket(struct client *c, uint32_t events)
+{
+	if (c->dead)
+		return;
+	if (events & EPOLLERR) {
+		client_kill(c, "socket error");
+		return;
+	}
+	if ((events & EPOLLOUT) && c->out_head)
+		flush_pending(c);
+	if (c->dead)
+		return;
+	if ((events & EPOLLIN) && !c->out_head)
+		handle_one(c);
+	else if (events & EPOLLHUP)
+		client_kill(c, "disconnected");
+}
+
+/* The session's event_fd is readable: events nobody's request caused. */
+void client_on_events(struct client *c)
+{
+	forward_events(c, EVENTS_PER_WAKEUP, false);
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+/* Supplementary groups of the peer as they were at connect(). */
+static int peer_groups(int fd, gid_t **groups, size_t *nr)
+{
+	socklen_t len = 0;
+	gid_t *g;
+
+	*groups = NULL;
+	*nr = 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, NULL, &len) == 0)
+		return 0;
+	if (errno != ERANGE || len > MAX_PEER_GROUPS * sizeof(gid_t))
+		return -errno;
+	g = malloc(len ? len : 1);
+	if (!g)
+		return -ENOMEM;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) < 0) {
+		free(g);
+		return -errno;
+	}
+	*groups = g;
+	*nr = len / sizeof(gid_t);
+	return 0;
+}
+
+static int open_session(struct client *c, const struct policy_result *res)
+{
+	struct core *core = c->srv->core;
+	const char **names;
+	int r;
+
+	names = calloc(core->inv.nr_devices + 1, sizeof(*names));
+	if (!names)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < core->inv.nr_devices; i++)
+		names[i] = core->inv.devices[i].info.name;
+	r = policy_session_limits(res, names, core->inv.nr_devices,
+				  &c->limits);
+	free(names);
+	if (r < 0)
+		return r;
+	r = core_session_new(core, &c->limits, &c->session);
+	if (r < 0)
+		return r;
+	c->ev_w = (struct watch){ .kind = WATCH_EVENTS, .client = c,
+				  .fd = c->session->event_fd };
+	return server_watch(c->srv, &c->ev_w, EPOLLIN);
+}
+
+static int judge(struct client *c)
+{
+	struct policy_result res;
+	gid_t *groups;
+	size_t nr;
+	int r;
+
+	r = peer_groups(c->fd, &groups, &nr);
+	if (r < 0)
+		return r;
+	policy_lookup(c->srv->policy, c->cred.uid, c->cred.gid, groups, nr,
+		      &res);
+	free(groups);
+	snprintf(c->policy_label, sizeof(c->policy_label), "%s", res.label);
+	if (res.allow)
+		return open_session(c, &res);
+	c->deny_errno = EACCES;
+	snprintf(c->deny_why, sizeof(c->deny_why), "uid %u is not allowed "
+		 "to use ioasidd (policy section [%s])", c->cred.uid,
+		 res.label);
+	return 0;
+}
+
+/* Takes @fd: on failure it is closed. */
+int client_new(struct server *srv, int fd, struct client **out)
+{
+	struct client *c = calloc(1, sizeof(*c));
+	socklen_t len = sizeof(c->cred);
+	int sndbuf = 2 * IOASID_MAX_MSG;
+	int r;
+
+	if (!c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->srv = srv;
+	c->fd = fd;
+	c->id = ++srv->nr_accepted;
+	c->sock_w = (struct watch){ .kind = WATCH_CLIENT, .client = c,
+				    .fd = fd };
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+		r = -errno;
+		client_free(c);
+		return r;
+	}
+	/* one reply may be IOASID_MAX_MSG: above the default limit */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
+		log_warn(srv, "cannot raise SO_SNDBUF: %m");
+	r = judge(c);
+	if (r == 0)
+		r = server_watch(srv, &c->sock_w, EPOLLIN);
+	if (r < 0) {
+		server_unwatch(srv, &c->sock_w);
+		server_unwatch(srv, &c->ev_w);
+		client_free(c);
+		return r;
+	}
+	c->next = srv->clients;
+	if (srv->clients)
+		srv->clients->prev = c;
+	srv->clients = c;
+	srv->nr_clients++;
+	log_info(srv, "client %llu: pid %d uid %u gid %u, policy [%s]%s",
+		 (unsigned long long)c->id, (int)c->cred.pid, c->cred.uid,
+		 c->cred.gid, c->policy_label, c->session ? "" : ": denied");
+	*out = c;
+	return 0;
+}
+
+void client_kill(struct client *c, const char *why)
+{
+	struct server *srv = c->srv;
+
+	if (c->dead)
+		return;
+	c->dead = true;
+	log_info(srv, "client %llu%s%s%s gone after %llu request(s): %s",
+		 (unsigned long long)c->id, c->name[0] ? " (" : "", c->name,
+		 c->name[0] ? ")" : "", (unsigned long long)c->nr_requests,
+		 why);
+	server_unwatch(srv, &c->sock_w);
+	server_unwatch(srv, &c->ev_w);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->nr_clients--;
+	/* freed after the current epoll batch, which may still name it */
+	c->next = srv->dead;
+	c->prev = NULL;
+	srv->dead = c;
+}
+
+bool clients_reap(struct server *srv)
+{
+	bool any = srv->dead != NULL;
+
+	while (srv->dead) {
+		struct client *c = srv->dead;
+
+		srv->dead = c->next;
+		client_free(c);
+	}
+	return any;
+}
+
+void client_free(struct client *c)
+{
+	/* tears down every object the client created */
+	if (c->session)
+		core_session_free(c->session);
+	policy_limits_release(&c->limits);
+	close_fd(c->fd);
+	free_pending(c);
+	free(c);
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * ioasidd internals: the server (one epoll loop), its clients, and the
+ * systemd glue.
+ *
+ *   main.c    options, backend, socket, privileges, signals
+ *   server.c  the epoll loop: listening socket, signalfd, client sockets,
+ *             each session's event_fd; accepting and reaping clients
+ *   client.c  one connection: SO_PEERCRED verdict, session, requests in,
+ *             replies and events out (with back-pressure)
+ *   policy.c  ioasidd.conf
+ *   sd.c      sd_notify and socket activation (libsystemd, optional)
+ */
+#ifndef IOASIDD_H
+#define IOASIDD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/core.h"
+#include "policy.h"
+#include "util/log.h"
+
+struct ioasid_ctx;
+struct client;
+struct nl_msg;
+
+/* What an epoll registration stands for. */
+enum watch_kind {
+	WATCH_LISTEN,
+	WATCH_SIGNAL,
+	WATCH_CLIENT,		/* a client's socket */
+	WATCH_EVENTS,		/* a client session's event_fd */
+};
+
+struct watch {
+	enum watch_kind kind;
+	struct client *client;
+	int fd;
+	uint32_t events;		/* what epoll currently waits for */
+	bool added;
+};
+
+struct server {
+	struct ioasid_ctx *ctx;		/* the embedded backend */
+	struct core *core;
+	struct policy *policy;
+	const char *config_path;	/* for SIGHUP reloads */
+	bool config_missing_ok;
+	int epfd;
+	int listen_fd;
+	int signal_fd;
+	struct watch listen_w, signal_w;
+	bool listen_paused;		/* out of fds: not accepting */
+	bool stop;
+	struct client *clients;		/* doubly linked */
+	struct client *dead;		/* freed after each epoll batch */
+	uint32_t nr_clients;
+	uint64_t nr_accepted;
+	/* one request is handled at a time: shared buffers */
+	unsigned char *rxbuf;		/* IOASID_MAX_MSG */
+	unsigned char *outbuf;		/* PROTO_MAX_PAYLOAD */
+};
+
+#define log_err(srv, ...)	err((srv)->ctx, __VA_ARGS__)
+#define log_warn(srv, ...)	warn((srv)->ctx, __VA_ARGS__)
+#define log_info(srv, ...)	info((srv)->ctx, __VA_ARGS__)
+#define log_dbg(srv, ...)	dbg((srv)->ctx, __VA_ARGS__)
+
+/* server.c */
+int server_init(struct server *srv, struct ioasid_ctx *ctx, int listen_fd,
+		struct policy *policy);
+int server_run(struct server *srv);
+void server_fini(struct server *srv);
+/* Register @w (for w->fd) or change what it waits for; 0 or -errno. */
+int server_watch(struct server *srv, struct watch *w, uint32_t events);
+void server_unwatch(struct server *srv, struct watch *w);
+
+/* client.c */
+int client_new(struct server *srv, int fd, struct client **out);
+/* Disconnect: the session and its objects go away after this batch. */
+void client_kill(struct client *c, const char *why);
+void client_free(struct client *c);
+/* Free the clients killed since the last call; true if there were any. */
+bool clients_reap(struct server *srv);
+void client_on_socket(struct client *c, uint32_t events);
+void client_on_events(struct client *c);
+
+/* map_batch.c: MAP_BATCH, run by the core or, until it can, here. */
+int map_batch(struct session *s, struct ioasid_op *op);
+
+/*
+ * sd.c: no-ops without libsystemd.  sd_activation_fd() returns the socket
+ * systemd passed (non-blocking by then), -ENOENT when not socket-activated,
+ * or another negative errno with @errmsg set.
+ */
+int sd_activation_fd(char *errmsg, size_t errlen);
+void sd_ready(const char *status);
+void sd_stopping(void);
+
+#endif

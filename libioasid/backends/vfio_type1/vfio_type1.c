@@ -1,0 +1,742 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The legacy VFIO type1 backend: containers and groups.
+ *
+ *   be_ioas    a container (/dev/vfio/vfio): one address space shared by
+ *              every group in it.  Type1 has no IOMMU until a group is in
+ *              the container (VFIO_SET_IOMMU needs one), so mappings made
+ *              before are kept in the backend's record (kcommon.h: kmap)
+ *              and programmed when the first group arrives; when the last
+ *              group leaves, the kernel drops them and the record stays.
+ *   be_domain  implicit: type1 creates its IOMMU domains itself, one per
+ *              compatible set of groups, and makes each enforce cache
+ *              coherency where the IOMMU can.  A be_domain records the
+ *              class (unit, coherency) the core asked for; the backend
+ *              refuses the classes type1 cannot produce, so the core's
+ *              "one domain per coherency class" model holds.
+ *   be_device  a device reached through its group (/dev/vfio/N); groups
+ *              are shared by their devices.
+ *
+ * Memory is mapped by address (VFIO_IOMMU_MAP_DMA): files are mapped into
+ * this process first (kcommon.h: kfile).  See README in this directory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <linux/vfio.h>
+
+#include "backends/backend.h"
+#include "backends/kcommon/kcommon.h"
+#include "backends/vfio_type1/vfio_type1.h"
+#include "discovery/discovery.h"
+#include "util/log.h"
+#include "util/macros.h"
+
+#define CONTAINER_PATH "/dev/vfio/vfio"
+
+struct vt1_group {
+	uint32_t number;
+	int fd;
+	bool own_fd;
+	unsigned int refs;		/* devices opened through it */
+	unsigned int attached;		/* of those, attached */
+	struct be_ioas *container;	/* the container it is in, or NULL */
+	bool enforce;			/* the class it joined with */
+	struct vt1_group *next;
+};
+
+struct backend {
+	struct ioasid_ctx *log;
+	struct vt1_group *groups;
+	struct khotplug hotplug;
+	char desc[IOASID_PATH_MAX];
+};
+
+struct be_ioas {
+	struct backend *be;
+	int fd;				/* the container */
+	bool live;			/* VFIO_SET_IOMMU done */
+	unsigned int nr_groups, nr_enforcing;
+	struct kmap map;
+	/* VFIO_IOMMU_GET_INFO at the last VFIO_SET_IOMMU */
+	uint64_t pgsizes;
+	int64_t dma_avail;
+	struct ioasid_iova_range *ranges;
+	uint32_t nr_ranges;
+};
+
+struct be_domain {
+	struct be_ioas *ioas;
+	const struct inv_iommu *unit;
+	bool enforce;
+};
+
+struct be_device {
+	struct backend *be;
+	const struct inv_device *inv;
+	const struct inv_iommu *unit;
+	struct vt1_group *group;
+	struct be_domain *domain;
+};
+
+/* ---- open ---------------------------------------------------------------- */
+
+static int probe_container(int fd, char *errmsg, size_t errlen)
+{
+	int v = ioctl(fd, VFIO_GET_API_VERSION);
+
+	if (v != VFIO_API_VERSION) {
+		snprintf(errmsg, errlen, CONTAINER_PATH " speaks VFIO API "
+			 "version %d, not %d", v, VFIO_API_VERSION);
+		return -ENODEV;
+	}
+	if (ioctl(fd, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) != 1) {
+		snprintf(errmsg, errlen, "this kernel's VFIO has no type1v2 "
+			 "IOMMU driver (CONFIG_VFIO_IOMMU_TYPE1)");
+		return -ENODEV;
+	}
+	return 0;
+}
+
+static int vt1_open(struct ioasid_ctx *log, const char *arg,
+		    struct backend **out, char *errmsg, size_t errlen)
+{
+	struct backend *be;
+	int fd, r;
+
+	if (arg && *arg) {
+		snprintf(errmsg, errlen, "the vfio-type1 backend takes no "
+			 "argument (got \"%s\")", arg);
+		return -EINVAL;
+	}
+	fd = open(CONTAINER_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		r = errno;
+		if (r == ENOENT || r == ENODEV || r == ENXIO) {
+			snprintf(errmsg, errlen, "this kernel has no "
+				 CONTAINER_PATH " (CONFIG_VFIO_CONTAINER)");
+			return -ENODEV;
+		}
+		snprintf(errmsg, errlen, "cannot open " CONTAINER_PATH ": %s",
+			 strerror(r));
+		return -r;
+	}
+	r = probe_container(fd, errmsg, errlen);
+	close(fd);
+	if (r < 0)
+		return r;
+	be = calloc(1, sizeof(*be));
+	if (!be)
+		return -ENOMEM;
+	be->log = log;
+	snprintf(be->desc, sizeof(be->desc), CONTAINER_PATH " (type1v2)");
+	*out = be;
+	return 0;
+}
+
+static void vt1_close(struct backend *be)
+{
+	khotplug_release(&be->hotplug);
+	free(be);
+}
+
+static const char *vt1_describe(struct backend *be)
+{
+	return be->desc;
+}
+
+static bool has_group(const struct inv_device *d)
+{
+	return (d->info.flags & IOASID_DEVICE_VFIO) && d->group_dev_path[0];
+}
+
+static int vt1_inventory(struct backend *be, struct inventory *inv)
+{
+	char msg[256];
+	int r = kinv_scan(be->log, inv, has_group, msg, sizeof(msg));
+
+	if (r < 0)
+		err(be->log, "vfio-type1: %s", msg);
+	return r;
+}
+
+/* A device is usable while a VFIO driver has it (and so its group). */
+static bool usable(const char *name)
+{
+	char path[128], driver[64];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", name);
+	return sysfs_link_name(NULL, path, driver, sizeof(driver)) >= 0 &&
+	       strstr(driver, "vfio");
+}
+
+static int vt1_hotplug_fd(struct backend *be)
+{
+	return khotplug_fd(&be->hotplug, be->log);
+}
+
+static int vt1_hotplug_read(struct backend *be, char *name, size_t len,
+			    bool *present)
+{
+	return khotplug_read(&be->hotplug, name, len, present, usable);
+}
+
+/* ---- kernel mappings ----------------------------------------------------- */
+
+static int kmap_do_map(void *arg, const struct kmap_entry *e)
+{
+	struct be_ioas *ioas = arg;
+	struct vfio_iommu_type1_dma_map m = {
+		.argsz = sizeof(m),
+		.flags = kprot(e->prot, VFIO_DMA_MAP_FLAG_READ,
+			       VFIO_DMA_MAP_FLAG_WRITE),
+		.iova = e->iova,
+		.size = e->length,
+	};
+	uint64_t hva;
+	int r;
+
+	/* the address is needed, and checked, even before the IOMMU is up */
+	r = kfile_hva(&e->backing, e->length, &hva);
+	if (r < 0 || !ioas->live)
+		return r;
+	m.vaddr = hva;
+	return kioctl(ioas->fd, VFIO_IOMMU_MAP_DMA, &m);
+}
+
+static int kmap_do_unmap(void *arg, uint64_t iova, uint64_t length)
+{
+	struct be_ioas *ioas = arg;
+	struct vfio_iommu_type1_dma_unmap u = {
+		.argsz = sizeof(u), .iova = iova, .size = length,
+	};
+
+	if (!ioas->live)
+		return 0;
+	return kioctl(ioas->fd, VFIO_IOMMU_UNMAP_DMA, &u);
+}
+
+static void kmap_lost(void *arg, const struct kmap_entry *e)
+{
+	struct be_ioas *ioas = arg;
+
+	err(ioas->be->log, "vfio-type1: a container lost IOVA 0x%llx-0x%llx "
+	    "while undoing a failed unmap", (unsigned long long)e->iova,
+	    (unsigned long long)(e->iova + e->length - 1));
+}
+
+static const struct kmap_ops vt1_kmap_ops = {
+	.map = kmap_do_map,
+	.unmap = kmap_do_unmap,
+	.lost = kmap_lost,
+};
+
+/* ---- address spaces (containers) ----------------------------------------- */
+
+static int vt1_ioas_alloc(struct backend *be, uint32_t flags,
+			  struct be_ioas **out)
+{
+	struct be_ioas *ioas = calloc(1, sizeof(*ioas));
+
+	if (!ioas)
+		return -ENOMEM;
+	ioas->fd = open(CONTAINER_PATH, O_RDWR | O_CLOEXEC);
+	if (ioas->fd < 0) {
+		int r = -errno;
+
+		free(ioas);
+		return r;
+	}
+	ioas->be = be;
+	ioas->dma_avail = -1;
+	ioas->map.per_page = flags & IOASID_IOAS_RESTRICTED;
+	*out = ioas;
+	return 0;
+}
+
+static void vt1_ioas_free(struct be_ioas *ioas)
+{
+	/* groups have left (the core detached every device): nothing mapped */
+	close(ioas->fd);
+	kmap_release(&ioas->map);
+	free(ioas->ranges);
+	free(ioas);
+}
+
+static int vt1_map(struct be_ioas *ioas, uint64_t iova, uint64_t length,
+		   const struct be_backing *backing, uint32_t prot)
+{
+	return kmap_map(&ioas->map, &vt1_kmap_ops, ioas, iova, length, backing,
+			prot);
+}
+
+static int vt1_unmap(struct be_ioas *ioas, uint64_t iova, uint64_t length,
+		     const struct be_piece *old, uint32_t nr_old)
+{
+	return kmap_unmap(&ioas->map, &vt1_kmap_ops, ioas, iova, length);
+}
+
+static int vt1_hide_batch(struct be_ioas *ioas,
+			  const struct ioasid_iova_range *runs, uint32_t nr)
+{
+	int r = 0;
+
+	for (uint32_t i = 0; i < nr && r == 0; i++)
+		r = kmap_unmap(&ioas->map, &vt1_kmap_ops, ioas, runs[i].start,
+			       runs[i].last - runs[i].start + 1);
+	return r;
+}
+
+/* ---- VFIO_IOMMU_GET_INFO ------------------------------------------------- */
+
+static void take_ranges(struct be_ioas *ioas,
+			const struct vfio_iommu_type1_info_cap_iova_range *c,
+			const char *end)
+{
+	const char *past = (const char *)&c->iova_ranges[c->nr_iovas];
+	struct ioasid_iova_range *v;
+
+	if (past > end || !c->nr_iovas)
+		return;
+	v = calloc(c->nr_iovas, sizeof(*v));
+	if (!v)
+		return;
+	for (uint32_t i = 0; i < c->nr_iovas; i++)
+		v[i] = (struct ioasid_iova_range){ c->iova_ranges[i].start,
+						   c->iova_ranges[i].end };
+	free(ioas->ranges);
+	ioas->ranges = v;
+	ioas->nr_ranges = c->nr_iovas;
+}
+
+/* Walk the capability chain: DMA_AVAIL and IOVA_RANGE. */
+static void parse_caps(struct be_ioas *ioas,
+		       const struct vfio_iommu_type1_info *info)
+{
+	const char *base = (const char *)info, *end = base + info->argsz;
+	uint32_t off = info->cap_offset;
+
+	for (int n = 0; off && n < 64; n++) {
+		const struct vfio_info_cap_header *h;
+
+		h = (const void *)(base + off);
+
+		if (off < sizeof(*info) || base + off + sizeof(*h) > end)
+			break;
+		if (h->id == VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL &&
+		    base + off + sizeof(struct vfio_iommu_type1_info_dma_avail)
+		    <= end)
+			ioas->dma_avail = ((const struct
+				vfio_iommu_type1_info_dma_avail *)h)->avail;
+		else if (h->id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE &&
+			 base + off + sizeof(struct
+				vfio_iommu_type1_info_cap_iova_range) <= end)
+			take_ranges(ioas, (const void *)h, end);
+		off = h->next;
+	}
+}
+
+static int get_info(struct be_ioas *ioas)
+{
+	struct vfio_iommu_type1_info *info;
+	uint32_t size = sizeof(*info);
+	int r;
+
+	for (int tries = 0; tries < 3; tries++) {
+		info = calloc(1, size);
+		if (!info)
+			return -ENOMEM;
+		info->argsz = size;
+		r = kioctl(ioas->fd, VFIO_IOMMU_GET_INFO, info);
+		if (r == 0 && info->argsz > size) {
+			size = info->argsz;	/* room for the caps */
+			free(info);
+			continue;
+		}
+		break;
+	}
+	if (r == 0) {
+		ioas->pgsizes = info->flags & VFIO_IOMMU_INFO_PGSIZES ?
+				info->iova_pgsizes : 0;
+		ioas->dma_avail = -1;
+		if (info->flags & VFIO_IOMMU_INFO_CAPS)
+			parse_caps(ioas, info);
+	}
+	free(info);
+	return r;
+}
+
+static void report_info(struct be_ioas *ioas)
+{
+	struct backend *be = ioas->be;
+
+	if (ioas->dma_avail >= 0)
+		snprintf(be->desc, sizeof(be->desc), CONTAINER_PATH
+			 " (type1v2): %lld more DMA mappings allowed",
+			 (long long)ioas->dma_avail);
+	info(be->log, "vfio-type1: container up: page sizes 0x%llx, %lld "
+	     "mappings available (dma_entry_limit), %u IOVA range(s)",
+	     (unsigned long long)ioas->pgsizes, (long long)ioas->dma_avail,
+	     ioas->nr_ranges);
+}
+
+/* ---- groups in containers ------------------------------------------------ */
+
+/* The first group in a container: set up the IOMMU, program the record. */
+static int bring_up(struct be_ioas *ioas)
+{
+	int r = kioctl(ioas->fd, VFIO_SET_IOMMU, (void *)VFIO_TYPE1v2_IOMMU);
+
+	if (r < 0)
+		return r;
+	ioas->live = true;
+	r = kmap_replay(&ioas->map, &vt1_kmap_ops, ioas);
+	if (r < 0) {
+		warn(ioas->be->log, "vfio-type1: cannot program the %zu "
+		     "mapping(s) made before the first attach: %s",
+		     ioas->map.nr, strerror(-r));
+		return r;
+	}
+	if (get_info(ioas) == 0)
+		report_info(ioas);
+	return 0;
+}
+
+static void group_left(struct vt1_group *g)
+{
+	struct be_ioas *ioas = g->container;
+
+	ioas->nr_groups--;
+	if (g->enforce)
+		ioas->nr_enforcing--;
+	/* the kernel tore the IOMMU down with the last group */
+	if (!ioas->nr_groups)
+		ioas->live = false;
+	g->container = NULL;
+}
+
+static int group_leave(struct backend *be, struct vt1_group *g)
+{
+	int r = kioctl(g->fd, VFIO_GROUP_UNSET_CONTAINER, NULL);
+
+	if (r < 0) {
+		err(be->log, "vfio-type1: group %u cannot leave its container: "
+		    "%s%s", g->number, strerror(-r), r == -EBUSY ?
+		    " (a device fd of the group is still open; the group "
+		    "stays in the container and can still DMA into it)" : "");
+		return r;
+	}
+	group_left(g);
+	return 0;
+}
+
+static int group_join(struct backend *be, struct vt1_group *g,
+		      struct be_ioas *ioas, bool enforce)
+{
+	int r = kioctl(g->fd, VFIO_GROUP_SET_CONTAINER, &ioas->fd);
+
+	if (r < 0)
+		return r;
+	g->container = ioas;
+	g->enforce = enforce;
+	ioas->nr_groups++;
+	if (enforce)
+		ioas->nr_enforcing++;
+	if (ioas->live)
+		return 0;
+	r = bring_up(ioas);
+	/* unsetting the only group drops the IOMMU again */
+	if (r < 0 && kioctl(g->fd, VFIO_GROUP_UNSET_CONTAINER, NULL) == 0)
+		group_left(g);
+	return r;
+}
+
+/* Does the kernel's coherency for the container match the classes? */
+static void check_cc(struct be_ioas *ioas)
+{
+	int cc = ioctl(ioas->fd, VFIO_CHECK_EXTENSION, VFIO_DMA_CC_IOMMU);
+	int want = ioas->nr_groups == ioas->nr_enforcing;
+
+	if (cc >= 0 && cc != want)
+		warn(ioas->be->log, "vfio-type1: VFIO_DMA_CC_IOMMU says %d, "
+		     "but %u of %u group(s) joined as coherent", cc,
+		     ioas->nr_enforcing, ioas->nr_groups);
+}
+
+/* ---- domains ------------------------------------------------------------- */
+
+static int vt1_domain_alloc(struct be_ioas *ioas, const struct inv_iommu *unit,
+			    uint32_t flags, const struct be_replay *replay,
+			    struct be_domain **out)
+{
+	bool enforce = flags & BE_DOMAIN_ENFORCE_COHERENCY;
+	bool can = unit->info.flags & IOASID_IOMMU_SNOOP_CONTROL;
+	struct be_domain *d;
+
+	if (enforce && !can)
+		return -EINVAL;
+	if (!enforce && can) {
+		/* vfio_iommu_type1 enforces wherever the IOMMU can */
+		warn(ioas->be->log, "vfio-type1: type1 makes every domain "
+		     "on %s enforce cache coherency: snoop mode \"allow\" "
+		     "is not supported by this backend", unit->info.name);
+		return -EOPNOTSUPP;
+	}
+	if (flags & BE_DOMAIN_DIRTY_TRACKING)
+		return -EOPNOTSUPP;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->ioas = ioas;
+	d->unit = unit;
+	d->enforce = enforce;
+	*out = d;
+	return 0;
+}
+
+static void vt1_domain_free(struct be_domain *d)
+{
+	free(d);
+}
+
+/* ---- devices ------------------------------------------------------------- */
+
+static struct vt1_group *find_group(struct backend *be, uint32_t number)
+{
+	struct vt1_group *g;
+
+	for (g = be->groups; g && g->number != number; g = g->next)
+		;
+	return g;
+}
+
+static int check_viable(struct backend *be, int fd, uint32_t number)
+{
+	struct vfio_group_status st = { .argsz = sizeof(st) };
+	int r = kioctl(fd, VFIO_GROUP_GET_STATUS, &st);
+
+	if (r < 0)
+		return r == -ENOTTY ? -EINVAL : r;	/* not a group fd */
+	if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE)) {
+		warn(be->log, "vfio-type1: group %u is not viable: every "
+		     "device in it must be bound to a VFIO driver", number);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+static int group_get(struct backend *be, const struct inv_device *inv,
+		     int vfio_fd, struct vt1_group **out)
+{
+	struct vt1_group *g = find_group(be, inv->info.group);
+	int r;
+
+	if (g) {
+		g->refs++;
+		*out = g;
+		return 0;
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->number = inv->info.group;
+	g->fd = vfio_fd;
+	if (g->fd < 0) {
+		g->fd = open(inv->group_dev_path, O_RDWR | O_CLOEXEC);
+		if (g->fd < 0) {
+			r = -errno;
+			warn(be->log, "vfio-type1: cannot open %s: %s%s",
+			     inv->group_dev_path, strerror(-r), r == -EBUSY ?
+			     " (open elsewhere, or its device is bound to "
+			     "iommufd through its cdev)" : "");
+			free(g);
+			return r;
+		}
+		g->own_fd = true;
+	}
+	r = check_viable(be, g->fd, g->number);
+	if (r < 0) {
+		if (g->own_fd)
+			close(g->fd);
+		free(g);
+		return r;
+	}
+	g->refs = 1;
+	g->next = be->groups;
+	be->groups = g;
+	*out = g;
+	return 0;
+}
+
+static void group_put(struct backend *be, struct vt1_group *g)
+{
+	struct vt1_group **p = &be->groups;
+
+	if (--g->refs)
+		return;
+	if (g->container)
+		group_leave(be, g);
+	while (*p && *p != g)
+		p = &(*p)->next;
+	if (*p)
+		*p = g->next;
+	if (g->own_fd)
+		close(g->fd);
+	free(g);
+}
+
+/*
+ * @vfio_fd, when given, must be the device's group (/dev/vfio/N): type1
+ * hands out device fds only once the group is in a container with an
+ * IOMMU, which is after attach.  The caller gets its device fd from its
+ * own group fd then (VFIO_GROUP_GET_DEVICE_FD), and must close it before
+ * the device is detached.
+ */
+static int vt1_device_open(struct backend *be, const struct inv_device *inv,
+			   const struct inv_iommu *unit, uint32_t dev_id,
+			   int vfio_fd, struct be_device **out)
+{
+	struct be_device *dev = calloc(1, sizeof(*dev));
+	int r;
+
+	if (!dev)
+		return -ENOMEM;
+	r = group_get(be, inv, vfio_fd, &dev->group);
+	if (r < 0) {
+		free(dev);
+		return r;
+	}
+	dev->be = be;
+	dev->inv = inv;
+	dev->unit = unit;
+	*out = dev;
+	return 0;
+}
+
+static void vt1_detach(struct be_device *dev)
+{
+	struct vt1_group *g = dev->group;
+
+	dev->domain = NULL;
+	if (!g->attached || --g->attached)
+		return;		/* group-mates still use the container */
+	if (g->container)
+		group_leave(dev->be, g);
+}
+
+static void vt1_device_close(struct be_device *dev)
+{
+	if (dev->domain)
+		vt1_detach(dev);
+	group_put(dev->be, dev->group);
+	free(dev);
+}
+
+/*
+ * Attach: the group joins the domain's container.  A replace to another
+ * container must leave the old one first: type1 cannot move a group
+ * without a gap (DMA is blocked in between).
+ */
+static int vt1_attach(struct be_device *dev, struct be_domain *d)
+{
+	struct vt1_group *g = dev->group;
+	struct be_ioas *old = g->container;
+	int r;
+
+	if (old == d->ioas) {
+		if (g->enforce != d->enforce)
+			return -EINVAL;	/* not the class it is in */
+		if (!dev->domain)
+			g->attached++;
+		dev->domain = d;
+		return 0;
+	}
+	if (old && g->attached > (dev->domain ? 1u : 0u))
+		return -EBUSY;		/* group-mates stay there */
+	if (old) {
+		r = group_leave(dev->be, g);
+		if (r < 0)
+			return r;
+	}
+	r = group_join(dev->be, g, d->ioas, d->enforce);
+	if (r < 0) {
+		if (old && group_join(dev->be, g, old, g->enforce) < 0)
+			err(dev->be->log, "vfio-type1: group %u lost its "
+			    "container after a failed replace", g->number);
+		return r;
+	}
+	check_cc(d->ioas);
+	if (!dev->domain)
+		g->attached++;
+	dev->domain = d;
+	return 0;
+}
+
+static int vt1_device_vfio_fd(struct be_device *dev)
+{
+	/* kvm-vfio takes the group, as QEMU passes it */
+	return dev->group->fd;
+}
+
+/* ---- white-box test hooks (vfio_type1.h) --------------------------------- */
+
+int vfio_type1_test_container_fd(const struct be_ioas *ioas)
+{
+	return ioas->fd;
+}
+
+int vfio_type1_test_group_fd(const struct be_device *device)
+{
+	return device->group->fd;
+}
+
+int64_t vfio_type1_test_dma_avail(const struct be_ioas *ioas)
+{
+	struct be_ioas *mut = (struct be_ioas *)ioas;
+
+	if (ioas->live)
+		get_info(mut);
+	return ioas->dma_avail;
+}
+
+int vfio_type1_test_iova_ranges(const struct be_ioas *ioas,
+				const struct ioasid_iova_range **ranges,
+				uint32_t *nr)
+{
+	*ranges = ioas->ranges;
+	*nr = ioas->nr_ranges;
+	return ioas->live ? 0 : -ENODEV;
+}
+
+int vfio_type1_test_cc(const struct be_ioas *ioas)
+{
+	return ioctl(ioas->fd, VFIO_CHECK_EXTENSION, VFIO_DMA_CC_IOMMU);
+}
+
+const struct backend_ops backend_vfio_type1 = {
+	.name = "vfio-type1",
+	.unmap_wants_pieces = false,	/* kcommon keeps its own record */
+	.open = vt1_open,
+	.close = vt1_close,
+	.describe = vt1_describe,
+	.inventory = vt1_inventory,
+	.ioas_alloc = vt1_ioas_alloc,
+	.ioas_free = vt1_ioas_free,
+	.map = vt1_map,
+	.unmap = vt1_unmap,
+	.hide_batch = vt1_hide_batch,
+	.domain_alloc = vt1_domain_alloc,
+	.domain_free = vt1_domain_free,
+	.device_open = vt1_device_open,
+	.device_close = vt1_device_close,
+	.attach = vt1_attach,
+	.detach = vt1_detach,
+	.device_vfio_fd = vt1_device_vfio_fd,
+	.hotplug_fd = vt1_hotplug_fd,
+	.hotplug_read = vt1_hotplug_read,
+};

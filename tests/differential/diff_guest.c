@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * diff_guest - the differential scenarios on the iommufd backend, in the
+ * tests/vm guest (make check-vm).  Results go to the serial console as
+ * "# DIFF ..." lines (TAP diagnostics) between the rig's BEGIN/END
+ * markers; compare.sh takes them from the boot's log and matches them
+ * with diff_sim's.  One TAP line per scenario says it ran.
+ *
+ * The edu device moves data through its own 4 KiB buffer only, so a
+ * device write is: data -> staging page -> buffer -> IOVA, and a device
+ * read: IOVA -> buffer -> staging page (diff.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../kernel/kbtest.h"
+#include "diff.h"
+
+static struct edu edu;
+
+static void edu_write(struct diff_env *e, uint64_t iova, const uint8_t *data,
+		      uint32_t len)
+{
+	if (pwrite(e->stage_fd, data, len, 0) != (ssize_t)len)
+		return;
+	edu_to_buf(&edu, DIFF_STAGE_IOVA, 0, len);
+	edu_to_mem(&edu, 0, iova, len);
+}
+
+static void edu_read(struct diff_env *e, uint64_t iova, uint8_t *out,
+		     uint32_t len)
+{
+	uint8_t marker[DIFF_PROBE_LEN];
+
+	if (len > sizeof(marker))
+		return;
+	memset(marker, 0xee, len);
+	if (pwrite(e->stage_fd, marker, len, 0) != (ssize_t)len)
+		return;
+	edu_to_buf(&edu, DIFF_STAGE_IOVA, 0, len);	/* buffer = marker */
+	edu_to_buf(&edu, iova, 0, len);
+	edu_to_mem(&edu, 0, DIFF_STAGE_IOVA, len);
+	if (pread(e->stage_fd, out, len, 0) != (ssize_t)len)
+		memset(out, 0, len);
+}
+
+static const struct diff_dma edu_dma = {
+	.write = edu_write,
+	.read = edu_read,
+};
+
+static void ran(struct diff_env *e, const char *name, const char *skip)
+{
+	if (skip)
+		tap_skip(skip, "diff: %s", name);
+	else
+		tap_ok(1, "diff: %s", name);
+}
+
+int main(void)
+{
+	struct diff_env e = {
+		.backend = "iommufd", .dma = &edu_dma, .prefix = "# ",
+		.out = stdout,
+	};
+	char path[96];
+	int cdev = -1, r;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("TAP version 13\n");
+	r = ioasid_new("iommufd", &e.ctx);
+	if (!tap_ok(r == 0, "ioasid_new(\"iommufd\") (%s)",
+		    r ? strerror(-r) : "ok"))
+		return tap_done();
+	if (!tap_ok(diff_find_device(e.ctx, e.dev_name, sizeof(e.dev_name)) ==
+		    0, "edu in the inventory"))
+		goto out;
+	snprintf(path, sizeof(path), "/dev/vfio/devices/vfio0");
+	{
+		struct ioasid_device_info di;
+
+		if (ioasid_device_get_info(e.ctx, e.dev_name, &di) == 0)
+			snprintf(path, sizeof(path), "/dev/vfio/devices/%s",
+				 di.vfio_cdev);
+	}
+	cdev = open(path, O_RDWR | O_CLOEXEC);
+	e.stage_fd = kb_memfd(4096, 0);
+	if (!tap_ok(cdev >= 0 && e.stage_fd >= 0 &&
+		    ioasid_device_bind(e.ctx, e.dev_name, cdev, &e.dev) == 0 &&
+		    edu_open(&edu, cdev) == 0,
+		    "edu bound with our cdev, BAR0 mapped (%s)",
+		    kb_err(e.ctx)))
+		goto out;
+	printf("# DIFF-BEGIN %u scenarios\n", diff_nr_scenarios());
+	diff_run_all(&e, ran);
+	printf("# DIFF-END\n");
+	edu_close(&edu);
+	ioasid_device_unbind(e.ctx, e.dev);
+out:
+	ioasid_unref(e.ctx);
+	if (cdev >= 0)
+		close(cdev);
+	if (e.stage_fd > 0)
+		close(e.stage_fd);
+	return tap_done();
+}

@@ -1,0 +1,744 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * kb_iommufd - the iommufd backend against the real kernel (tests/vm
+ * guest: Linux 7.3, emulated VT-d with snoop-control on or off, QEMU's edu
+ * device bound to vfio-pci).  Through the public API with URI "iommufd",
+ * the edu device bound with a cdev fd this test opened (so it can drive
+ * edu's DMA engine through BAR0):
+ *
+ *  1. DMA: a memfd mapped by fd+offset, edu DMA into and out of it;
+ *     unmap, DMA blocked (memory untouched, DMAR fault in the kernel log);
+ *     an unmap that cuts inside a mapping (the composed path): DMA to the
+ *     kept pages works, to the cut page is blocked.  Also user memory,
+ *     hugetlbfs, guest_memfd and a restricted IOAS (page-granular
+ *     conversions), and replace between IOASes.
+ *  2. Coherency: the domain enforces iff the unit has snoop control, as
+ *     IOMMU_GET_HW_INFO says; snoop modes "allow"/"enforce".
+ *  3. KVM: a VM bound, edu put in it (KVM_DEV_VFIO_FILE_ADD), kprobes on
+ *     kvm_arch_[un]register_noncoherent_dma show the kernel's verdict;
+ *     the library's verdict is compared with it.
+ * Raw cross-checks use the kernel's own <linux/iommufd.h> (7.3 headers),
+ * not the backend's definitions.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#if __has_include(<linux/iommufd.h>)
+#include <linux/iommufd.h>
+#define HAVE_KERNEL_IOMMUFD_H 1
+#endif
+#include <linux/kvm.h>
+
+#include "backends/iommufd/iommufd.h"
+#include "kbtest.h"
+#include "kvm/kvm.h"
+
+#define IOVA		0x4000000ull	/* below edu's 28-bit DMA mask */
+#define LEN		(16 * KB_PAGE)
+#define XFER		1024u
+
+static struct ioasid_ctx *ctx;
+static struct ioasid_device_info edu_info;
+static struct ioasid_iommu_info unit;
+static struct edu edu;
+static uint32_t dev;
+static int cdev = -1;
+static int sc = -1;		/* the unit's snoop control, as the library sees it */
+
+#ifdef HAVE_KERNEL_IOMMUFD_H
+/* ---- raw cross-checks (kernel headers) ----------------------------------- */
+
+static void raw_hw_info(void)
+{
+	struct iommu_hw_info_vtd vtd = { 0 };
+	struct iommu_hw_info hi = {
+		.size = sizeof(hi),
+		.dev_id = iommufd_test_dev_id(kb_be_device(ctx, dev)),
+		.data_len = sizeof(vtd),
+		.data_uptr = (uint64_t)(uintptr_t)&vtd,
+	};
+	int fd = iommufd_test_fd(kb_backend(ctx));
+	int r = ioctl(fd, IOMMU_GET_HW_INFO, &hi);
+	int ksc;
+
+	if (!tap_ok(r == 0 && hi.out_data_type == IOMMU_HW_INFO_TYPE_INTEL_VTD,
+		    "raw IOMMU_GET_HW_INFO on the backend's dev_id: VT-d (%s)",
+		    r ? strerror(errno) : "ok"))
+		return;
+	ksc = !!(vtd.ecap_reg & (1ull << 7));
+	tap_diag("kernel: cap 0x%llx ecap 0x%llx caps 0x%llx; library: cap "
+		 "0x%llx ecap 0x%llx", (unsigned long long)vtd.cap_reg,
+		 (unsigned long long)vtd.ecap_reg,
+		 (unsigned long long)hi.out_capabilities,
+		 (unsigned long long)unit.cap, (unsigned long long)unit.ecap);
+	tap_ok(vtd.cap_reg == unit.cap && vtd.ecap_reg == unit.ecap,
+	       "GET_HW_INFO cap/ecap equal what discovery read from sysfs");
+	tap_ok(ksc == sc, "snoop control: kernel ecap.SC=%d, library %d", ksc,
+	       sc);
+	tap_ok(!!(hi.out_capabilities & IOMMU_HW_CAP_DIRTY_TRACKING) ==
+	       !!(unit.flags & IOASID_IOMMU_DIRTY_TRACKING),
+	       "dirty tracking: kernel %d, library %d",
+	       !!(hi.out_capabilities & IOMMU_HW_CAP_DIRTY_TRACKING),
+	       !!(unit.flags & IOASID_IOMMU_DIRTY_TRACKING));
+}
+
+static void raw_iova_ranges(uint32_t ioas)
+{
+	struct iommu_iova_range kr[16];
+	struct ioasid_iova_range lr[16];
+	struct iommu_ioas_iova_ranges q = {
+		.size = sizeof(q),
+		.ioas_id = iommufd_test_ioas_id(kb_be_ioas(ctx, ioas)),
+		.num_iovas = 16, .allowed_iovas = (uint64_t)(uintptr_t)kr,
+	};
+	uint32_t nr = 16;
+	uint64_t align = 0;
+	int r = ioctl(iommufd_test_fd(kb_backend(ctx)), IOMMU_IOAS_IOVA_RANGES,
+		      &q);
+	bool same;
+
+	if (!tap_ok(r == 0 && ioasid_iova_ranges(ctx, ioas, lr, &nr, &align)
+		    == 0, "IOVA ranges from the kernel (IOMMU_IOAS_IOVA_RANGES) "
+		    "and from the library"))
+		return;
+	same = q.num_iovas == nr && q.out_iova_alignment == align;
+	for (uint32_t i = 0; i < nr && i < q.num_iovas; i++) {
+		tap_diag("range %u: kernel 0x%llx-0x%llx library 0x%llx-0x%llx",
+			 i, (unsigned long long)kr[i].start,
+			 (unsigned long long)kr[i].last,
+			 (unsigned long long)lr[i].start,
+			 (unsigned long long)lr[i].last);
+		same = same && kr[i].start == lr[i].start &&
+		       kr[i].last == lr[i].last;
+	}
+	tap_ok(same, "after attach the kernel's allowed IOVA ranges (%u, "
+	       "alignment 0x%llx) equal what the core computed from sysfs "
+	       "reserved_regions and the address width (%u, 0x%llx)",
+	       q.num_iovas, (unsigned long long)q.out_iova_alignment, nr,
+	       (unsigned long long)align);
+}
+
+/* The kernel cannot cut: a sub-range unmap of a real mapping is ENOENT. */
+static void raw_cut_refused(uint32_t ioas, uint64_t iova)
+{
+	struct iommu_ioas_unmap u = {
+		.size = sizeof(u),
+		.ioas_id = iommufd_test_ioas_id(kb_be_ioas(ctx, ioas)),
+		.iova = iova, .length = KB_PAGE,
+	};
+	int r = ioctl(iommufd_test_fd(kb_backend(ctx)), IOMMU_IOAS_UNMAP, &u);
+
+	tap_ok(r < 0 && errno == ENOENT, "raw IOMMU_IOAS_UNMAP of one page "
+	       "inside a kernel mapping fails with ENOENT (%s)",
+	       r ? strerror(errno) : "succeeded");
+}
+#else
+static void raw_hw_info(void)
+{
+	tap_skip("built without the 7.3 uAPI headers", "raw GET_HW_INFO");
+}
+
+static void raw_iova_ranges(uint32_t ioas)
+{
+	tap_skip("built without the 7.3 uAPI headers", "raw IOVA ranges");
+}
+
+static void raw_cut_refused(uint32_t ioas, uint64_t iova)
+{
+	tap_skip("built without the 7.3 uAPI headers", "raw sub-range unmap");
+}
+#endif
+
+/* ---- DMA through edu ----------------------------------------------------- */
+
+/* Device reads @src into its buffer and writes it to @dst. */
+static int dma_copy(uint64_t src, uint64_t dst, uint32_t len)
+{
+	return edu_to_buf(&edu, src, 0, len) || edu_to_mem(&edu, 0, dst, len);
+}
+
+/* Put @pat into the device buffer through a page mapped at @via. */
+static int load_buffer(int memfd, uint64_t file_off, uint64_t via,
+		       const uint8_t *pat, uint32_t len)
+{
+	if (pwrite(memfd, pat, len, (off_t)file_off) != (ssize_t)len)
+		return -1;
+	return edu_to_buf(&edu, via, 0, len);
+}
+
+/*
+ * The device writes to @iova, which must be blocked: memory untouched and
+ * a DMAR fault in the kernel log.  The kernel rate-limits fault messages
+ * (10 lines per 5 s, two per fault): if none shows, wait once and retry.
+ */
+static void blocked_write(const char *what, int memfd, uint64_t off,
+			  uint64_t iova, uint8_t fill)
+{
+	char marker[128];
+	bool fault = false;
+	int r = 0;
+
+	for (int attempt = 0; attempt < 2 && !fault; attempt++) {
+		if (attempt)
+			usleep(5100 * 1000);
+		snprintf(marker, sizeof(marker), "ioasid-kb: %s at 0x%llx (%d)",
+			 what, (unsigned long long)iova, attempt);
+		kb_kmsg(marker);
+		r |= edu_to_mem(&edu, 0, iova, XFER);
+		fault = kb_dmar_fault_after(marker, iova);
+	}
+	tap_ok(r == 0, "%s: edu DMA to IOVA 0x%llx completes as the device "
+	       "sees it", what, (unsigned long long)iova);
+	tap_ok(kb_file_is(memfd, off, fill, KB_PAGE),
+	       "%s: memory behind IOVA 0x%llx untouched", what,
+	       (unsigned long long)iova);
+	tap_ok(fault, "%s: DMAR fault at 0x%llx in the kernel log", what,
+	       (unsigned long long)iova);
+}
+
+static void suite_dma(uint32_t ioas)
+{
+	uint8_t pat[XFER], pat2[XFER];
+	uint64_t iova = IOVA, unmapped = 0;
+	int m = kb_memfd(LEN, 0x5a);
+
+	if (!tap_ok(m >= 0, "memfd of %llu KiB", LEN / 1024))
+		return;
+	tap_ok(ioasid_map_file(ctx, ioas, m, 0, LEN, IOASID_MAP_READ |
+			       IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+			       &iova) == 0 && iova == IOVA,
+	       "map_file memfd at IOVA 0x%llx (%s)", IOVA,
+	       kb_err(ctx));
+	tap_ok(iommufd_test_nr_mappings(kb_be_ioas(ctx, ioas)) == 1,
+	       "one kernel mapping (IOMMU_IOAS_MAP_FILE)");
+
+	/* memory -> device -> memory */
+	kb_pattern(pat, sizeof(pat), 0x11);
+	tap_ok(load_buffer(m, 0, IOVA, pat, XFER) == 0 &&
+	       edu_to_mem(&edu, 0, IOVA + KB_PAGE, XFER) == 0 &&
+	       kb_file_equals(m, KB_PAGE, pat, XFER),
+	       "edu DMA reads memfd page 0 and writes it to page 1");
+	tap_ok(kb_file_is(m, KB_PAGE + XFER, 0x5a, KB_PAGE - XFER),
+	       "the rest of page 1 untouched");
+
+	/* the composed unmap: cut page 3 out of the 16-page mapping */
+	tap_ok(ioasid_unmap(ctx, ioas, IOVA + 3 * KB_PAGE, KB_PAGE, 0,
+			    &unmapped) == 0 && unmapped == KB_PAGE,
+	       "unmap one page inside the mapping (%s)",
+	       kb_err(ctx));
+	tap_ok(iommufd_test_nr_mappings(kb_be_ioas(ctx, ioas)) == 2,
+	       "the kernel now holds the two pieces around the cut");
+	raw_cut_refused(ioas, IOVA + 5 * KB_PAGE);
+	kb_pattern(pat2, sizeof(pat2), 0x77);
+	tap_ok(load_buffer(m, 0, IOVA, pat2, XFER) == 0 &&
+	       edu_to_mem(&edu, 0, IOVA + 2 * KB_PAGE, XFER) == 0 &&
+	       edu_to_mem(&edu, 0, IOVA + 4 * KB_PAGE, XFER) == 0 &&
+	       kb_file_equals(m, 2 * KB_PAGE, pat2, XFER) &&
+	       kb_file_equals(m, 4 * KB_PAGE, pat2, XFER),
+	       "DMA to the kept pages on both sides of the cut works");
+	blocked_write("cut page", m, 3 * KB_PAGE, IOVA + 3 * KB_PAGE, 0x5a);
+
+	/* unmap everything, DMA again */
+	tap_ok(ioasid_unmap(ctx, ioas, IOVA, LEN, 0, &unmapped) == 0 &&
+	       unmapped == LEN - KB_PAGE, "unmap the rest (%llu bytes)",
+	       (unsigned long long)unmapped);
+	tap_ok(iommufd_test_nr_mappings(kb_be_ioas(ctx, ioas)) == 0,
+	       "no kernel mapping left");
+	kb_file_fill(m, 6 * KB_PAGE, 0x5a, KB_PAGE);
+	blocked_write("after unmap", m, 6 * KB_PAGE, IOVA + 6 * KB_PAGE, 0x5a);
+	close(m);
+}
+
+static void suite_user_memory(uint32_t ioas)
+{
+	uint8_t pat[XFER];
+	uint64_t iova = IOVA + 0x100000;
+	uint8_t *buf = mmap(NULL, 4 * KB_PAGE, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+	if (!tap_ok(buf != MAP_FAILED, "anonymous buffer"))
+		return;
+	memset(buf, 0x33, 4 * KB_PAGE);
+	kb_pattern(pat, sizeof(pat), 0x42);
+	memcpy(buf, pat, XFER);
+	tap_ok(ioasid_map_user(ctx, ioas, buf, 4 * KB_PAGE, IOASID_MAP_READ |
+			       IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+			       &iova) == 0, "map_user of an anonymous buffer "
+	       "(IOMMU_IOAS_MAP) (%s)", kb_err(ctx));
+	tap_ok(dma_copy(iova, iova + 2 * KB_PAGE, XFER) == 0 &&
+	       !memcmp(buf + 2 * KB_PAGE, pat, XFER),
+	       "edu DMA copies inside user memory");
+	tap_ok(ioasid_unmap(ctx, ioas, iova, 4 * KB_PAGE, 0, NULL) == 0,
+	       "unmap user memory");
+	munmap(buf, 4 * KB_PAGE);
+}
+
+static void suite_hugetlb(uint32_t ioas)
+{
+	uint64_t iova = IOVA + 0x200000;	/* 2 MiB aligned */
+	uint8_t pat[XFER], *p;
+	int m = memfd_create("ioasid-kb-huge", MFD_CLOEXEC | MFD_HUGETLB |
+			     MFD_ALLOW_SEALING);
+
+	if (m < 0 || ftruncate(m, 0x200000) ||
+	    fcntl(m, F_ADD_SEALS, F_SEAL_SHRINK)) {
+		tap_skip("no hugetlbfs memfd", "hugetlbfs mapping");
+		if (m >= 0)
+			close(m);
+		return;
+	}
+	/* hugetlbfs has no write(): go through a mapping */
+	p = mmap(NULL, 0x200000, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
+	if (p == MAP_FAILED) {
+		tap_skip("cannot mmap the huge page", "hugetlbfs mapping");
+		close(m);
+		return;
+	}
+	kb_pattern(pat, sizeof(pat), 0x99);
+	memcpy(p + 0x1000, pat, XFER);
+	tap_ok(ioasid_map_file(ctx, ioas, m, 0, 0x200000, IOASID_MAP_READ |
+			       IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+			       &iova) == 0, "map_file of a 2 MiB hugetlbfs "
+	       "memfd (%s)", kb_err(ctx));
+	tap_ok(dma_copy(iova + 0x1000, iova + 0x1ff000, XFER) == 0 &&
+	       !memcmp(p + 0x1ff000, pat, XFER),
+	       "edu DMA inside the huge page");
+	tap_ok(ioasid_unmap(ctx, ioas, iova, 0x200000, 0, NULL) == 0,
+	       "unmap the huge page");
+	munmap(p, 0x200000);
+	close(m);
+}
+
+/* A private guest_memfd page cannot back DMA: refused, no signal. */
+static void private_guest_memfd(uint32_t ioas, int vm)
+{
+	uint64_t iova = IOVA + 0x500000;
+	int g = -1, r;
+
+	if (kvm_create_guest_memfd(vm, 4 * KB_PAGE, GUEST_MEMFD_FLAG_MMAP,
+				   &g) < 0) {
+		tap_skip("no private guest_memfd with MMAP", "private "
+			 "guest_memfd refused");
+		return;
+	}
+	r = ioasid_map_file(ctx, ioas, g, 0, 4 * KB_PAGE, IOASID_MAP_READ |
+			    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA, &iova);
+	tap_ok(r == -EPERM, "a private guest_memfd is refused with EPERM (%d: "
+	       "%s)", r, kb_err(ctx));
+	close(g);
+}
+
+static void suite_guest_memfd(uint32_t ioas)
+{
+	uint64_t iova = IOVA + 0x400000;
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm = -1, g = -1, r;
+	uint8_t pat[XFER], *p;
+
+	if (kvm >= 0)
+		vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0 || kvm_create_guest_memfd(vm, 4 * KB_PAGE,
+					     GUEST_MEMFD_FLAG_MMAP |
+					     GUEST_MEMFD_FLAG_INIT_SHARED,
+					     &g) < 0) {
+		tap_skip("no guest_memfd with MMAP|INIT_SHARED", "guest_memfd");
+		goto out;
+	}
+	r = ioasid_map_file(ctx, ioas, g, 0, 4 * KB_PAGE, IOASID_MAP_READ |
+			    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA, &iova);
+	if (!tap_ok(r == 0, "map_file of a shared guest_memfd (mmap + "
+		    "IOMMU_IOAS_MAP: MAP_FILE refuses guest_memfd) (%s)",
+		    kb_err(ctx)))
+		goto out;
+	p = mmap(NULL, 4 * KB_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, g, 0);
+	if (p != MAP_FAILED) {
+		kb_pattern(pat, sizeof(pat), 0x5c);
+		memcpy(p, pat, XFER);
+		tap_ok(dma_copy(iova, iova + 3 * KB_PAGE, XFER) == 0 &&
+		       !memcmp(p + 3 * KB_PAGE, pat, XFER),
+		       "edu DMA inside guest_memfd");
+		munmap(p, 4 * KB_PAGE);
+	}
+	tap_ok(ioasid_unmap(ctx, ioas, iova, 4 * KB_PAGE, 0, NULL) == 0,
+	       "unmap guest_memfd");
+	private_guest_memfd(ioas, vm);
+out:
+	if (g >= 0)
+		close(g);
+	if (vm >= 0)
+		close(vm);
+	if (kvm >= 0)
+		close(kvm);
+}
+
+/* What a page-granular layout costs: 2 MiB to shared and back. */
+static void convert_cost(uint32_t rio)
+{
+	struct ioasid_iova_range r = { 0x8000000, 0x81fffff };
+	uint64_t iova = r.start;
+	struct timespec t0, t1, t2;
+	int m = kb_memfd(0x200000, 0);
+
+	if (m < 0 || ioasid_map_file(ctx, rio, m, 0, 0x200000, IOASID_MAP_READ |
+				     IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+				     &iova) < 0) {
+		tap_skip("cannot map 2 MiB", "conversion cost");
+		if (m >= 0)
+			close(m);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	tap_ok(ioasid_convert(ctx, rio, &r, 1, IOASID_CONVERT_SHARED, NULL) ==
+	       0 && iommufd_test_nr_mappings(kb_be_ioas(ctx, rio)) == 512 + 3,
+	       "2 MiB to shared: 512 kernel mappings");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	tap_ok(ioasid_convert(ctx, rio, &r, 1, IOASID_CONVERT_PRIVATE, NULL) ==
+	       0, "and back to private");
+	clock_gettime(CLOCK_MONOTONIC, &t2);
+	tap_diag("page-granular conversion of 2 MiB in this TCG guest: to "
+		 "shared %.1f ms (512 IOMMU_IOAS_MAP_FILE), to private %.1f ms",
+		 ((double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+		  (double)(t1.tv_nsec - t0.tv_nsec) / 1e6),
+		 ((double)(t2.tv_sec - t1.tv_sec) * 1e3 +
+		  (double)(t2.tv_nsec - t1.tv_nsec) / 1e6));
+	ioasid_unmap(ctx, rio, r.start, 0x200000, 0, NULL);
+	close(m);
+}
+
+/* A restricted IOAS: per-page kernel mappings, conversions never cut. */
+static void suite_restricted(uint32_t plain)
+{
+	struct ioasid_iova_range shared = { IOVA, IOVA + 4 * KB_PAGE - 1 };
+	struct ioasid_iova_range priv = { IOVA + 2 * KB_PAGE,
+					  IOVA + 3 * KB_PAGE - 1 };
+	uint64_t iova = IOVA;
+	uint8_t pat[XFER];
+	uint32_t rio;
+	int m = kb_memfd(8 * KB_PAGE, 0x6b);
+
+	if (!tap_ok(m >= 0 && ioasid_ioas_alloc(ctx, IOASID_IOAS_RESTRICTED,
+						&rio) == 0,
+		    "restricted IOAS"))
+		return;
+	tap_ok(ioasid_map_file(ctx, rio, m, 0, 8 * KB_PAGE, IOASID_MAP_READ |
+			       IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+			       &iova) == 0, "map 8 private pages");
+	tap_ok(ioasid_convert(ctx, rio, &shared, 1, IOASID_CONVERT_SHARED,
+			      NULL) == 0, "convert 4 pages to shared");
+	tap_ok(iommufd_test_nr_mappings(kb_be_ioas(ctx, rio)) == 4,
+	       "4 kernel mappings of 4 KiB (one per shared page)");
+	tap_ok(ioasid_device_replace(ctx, dev, rio, 0) == 0,
+	       "replace edu's attachment to the restricted IOAS "
+	       "(VFIO_DEVICE_ATTACH_IOMMUFD_PT again) (%s)",
+	       kb_err(ctx));
+	kb_pattern(pat, sizeof(pat), 0x21);
+	tap_ok(load_buffer(m, 0, IOVA, pat, XFER) == 0 &&
+	       edu_to_mem(&edu, 0, IOVA + 3 * KB_PAGE, XFER) == 0 &&
+	       kb_file_equals(m, 3 * KB_PAGE, pat, XFER),
+	       "DMA between shared pages works");
+	tap_ok(ioasid_convert(ctx, rio, &priv, 1, IOASID_CONVERT_PRIVATE,
+			      NULL) == 0 &&
+	       iommufd_test_nr_mappings(kb_be_ioas(ctx, rio)) == 3,
+	       "page 2 to private: one whole kernel mapping unmapped, none cut");
+	kb_file_fill(m, 2 * KB_PAGE, 0x6b, KB_PAGE);
+	blocked_write("private page", m, 2 * KB_PAGE, IOVA + 2 * KB_PAGE, 0x6b);
+	tap_ok(edu_to_mem(&edu, 0, IOVA + KB_PAGE, XFER) == 0 &&
+	       kb_file_equals(m, KB_PAGE, pat, XFER),
+	       "DMA to the shared page next to it still works");
+	convert_cost(rio);
+	tap_ok(ioasid_device_replace(ctx, dev, plain, 0) == 0,
+	       "replace back to the plain IOAS");
+	tap_ok(ioasid_ioas_destroy(ctx, rio) == 0, "destroy the restricted "
+	       "IOAS (IOMMU_DESTROY)");
+	close(m);
+}
+
+/* ---- coherency ----------------------------------------------------------- */
+
+static void suite_coherency(uint32_t ioas)
+{
+	struct ioasid_domain_info d[4];
+	struct ioasid_device_info di;
+	uint32_t nr = 4, other;
+	int r;
+
+	tap_ok(ioasid_domain_list(ctx, ioas, d, &nr) == 0 && nr == 1,
+	       "one domain (HWPT) on the IOAS");
+	tap_ok(!!(d[0].flags & IOASID_DOMAIN_ENFORCE_COHERENCY) == sc,
+	       "the domain %s coherency, as the unit's snoop control (%d)",
+	       d[0].flags & IOASID_DOMAIN_ENFORCE_COHERENCY ? "enforces" :
+	       "does not enforce", sc);
+	tap_ok(ioasid_device_get_info(ctx, edu_info.name, &di) == 0 &&
+	       !(di.flags & IOASID_DEVICE_NONCOHERENT),
+	       "edu is coherent in the library's view (it cannot issue "
+	       "no-snoop: no PCI Express capability, so no Enable No Snoop)");
+	tap_ok(!(edu_info.flags & (IOASID_DEVICE_NO_SNOOP |
+				  IOASID_DEVICE_NO_SNOOP_UNKNOWN)),
+	       "inventory: edu has neither NO_SNOOP nor NO_SNOOP_UNKNOWN");
+
+	/* snoop modes on a second IOAS, by replacing edu's attachment */
+	if (!tap_ok(ioasid_ioas_alloc(ctx, 0, &other) == 0, "second IOAS"))
+		return;
+	ioasid_ioas_set_snoop_mode(ctx, other, IOASID_SNOOP_ALLOW);
+	r = ioasid_device_replace(ctx, dev, other, 0);
+	if (sc)
+		tap_ok(r == -EOPNOTSUPP, "snoop mode allow on a unit with snoop "
+		       "control is refused: a kernel HWPT always enforces there "
+		       "(%d: %s)", r, kb_err(ctx));
+	else
+		tap_ok(r == 0, "snoop mode allow without snoop control works "
+		       "(%s)", kb_err(ctx));
+	if (r == 0)
+		ioasid_device_replace(ctx, dev, ioas, 0);
+	ioasid_ioas_destroy(ctx, other);
+	if (ioasid_ioas_alloc(ctx, 0, &other) < 0)
+		return;
+	ioasid_ioas_set_snoop_mode(ctx, other, IOASID_SNOOP_ENFORCE);
+	r = ioasid_device_replace(ctx, dev, other, 0);
+	tap_ok(sc ? r == 0 : r == -EINVAL, "snoop mode enforce %s (%d: %s)",
+	       sc ? "works with snoop control" : "is refused without it", r,
+	       kb_err(ctx));
+	if (r == 0)
+		ioasid_device_replace(ctx, dev, ioas, 0);
+	ioasid_ioas_destroy(ctx, other);
+}
+
+/* ---- KVM ----------------------------------------------------------------- */
+
+static void check_kernel(const char *when, int want_reg, int want_unreg)
+{
+	int reg, unreg;
+
+	kb_kprobes_count(&reg, &unreg);
+	tap_ok(reg == want_reg && unreg == want_unreg, "%s: kernel register/"
+	       "unregister hits %d/%d, expected %d/%d", when, reg, unreg,
+	       want_reg, want_unreg);
+}
+
+static void check_library(uint32_t vm, const char *when)
+{
+	struct ioasid_vm_info vi;
+	bool kernel_wbinvd = !sc;
+
+	if (ioasid_vm_get_info(ctx, vm, &vi) < 0)
+		return;
+	/*
+	 * The library judges from the domain and the device (edu cannot
+	 * issue no-snoop): no WBINVD.  The kernel judges from the unit's
+	 * capability.  They agree with snoop control, and differ, as
+	 * documented, without it.
+	 */
+	tap_ok(!(vi.flags & IOASID_VM_WBINVD_NEEDED) && vi.nr_noncoherent == 0,
+	       "%s: library verdict: WBINVD not needed (kernel: %s)%s", when,
+	       kernel_wbinvd ? "registered" : "not registered",
+	       kernel_wbinvd ? " - the documented difference (docs/"
+	       "kernel-backends.md): edu cannot issue no-snoop" : " - agree");
+}
+
+static void suite_kvm(void)
+{
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vmfd = -1;
+	int want = !sc;
+	uint32_t vm;
+
+	if (kvm >= 0)
+		vmfd = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vmfd < 0) {
+		tap_skip("no /dev/kvm", "KVM forwarding");
+		goto out;
+	}
+	if (kb_kprobes_setup() < 0) {
+		tap_skip("no kprobe events", "KVM forwarding");
+		goto out;
+	}
+	if (!tap_ok(ioasid_vm_bind(ctx, vmfd, -1, &vm) == 0,
+		    "vm_bind (the library creates the kvm-vfio device) (%s)",
+		    kb_err(ctx)))
+		goto out_kp;
+	check_kernel("vm_bind", 0, 0);
+	tap_ok(ioasid_device_set_vm(ctx, dev, vm) == 0, "device_set_vm "
+	       "(KVM_DEV_VFIO_FILE_ADD of the cdev) (%s)",
+	       kb_err(ctx));
+	check_kernel("set_vm", want, 0);
+	check_library(vm, "in the VM");
+	tap_ok(ioasid_device_set_vm(ctx, dev, 0) == 0, "device out of the VM "
+	       "(KVM_DEV_VFIO_FILE_DEL)");
+	check_kernel("set_vm 0", 0, want);
+	tap_ok(ioasid_device_set_vm(ctx, dev, vm) == 0, "device into the VM "
+	       "again");
+	check_kernel("set_vm again", want, 0);
+	tap_ok(ioasid_device_detach(ctx, dev) == 0, "detach edu");
+	check_kernel("detach (the kernel judges by capability, not by "
+		     "attachment)", 0, 0);
+	check_library(vm, "detached");
+	tap_ok(ioasid_vm_unbind(ctx, vm) == 0, "vm_unbind");
+	check_kernel("vm_unbind", 0, want);
+out_kp:
+	kb_kprobes_remove();
+out:
+	if (vmfd >= 0)
+		close(vmfd);
+	if (kvm >= 0)
+		close(kvm);
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static int setup(void)
+{
+	struct ioasid_iommu_info u[8];
+	uint32_t nr = 8;
+	char path[96];
+	int r;
+
+	r = ioasid_new("iommufd", &ctx);
+	if (!tap_ok(r == 0, "ioasid_new(\"iommufd\") (%s)",
+		    r ? strerror(-r) : "ok"))
+		return -1;
+	kb_log_to_tap(ctx, LOG_NOTICE);
+	r = kb_find_edu(ctx, &edu_info);
+	if (!tap_ok(r == 0 && edu_info.vfio_cdev[0], "edu in the inventory: "
+		    "%s %s, behind %s, group %u", edu_info.name,
+		    edu_info.vfio_cdev, edu_info.iommu, edu_info.group))
+		return -1;
+	if (ioasid_iommu_list(ctx, u, &nr) < 0)
+		return -1;
+	tap_ok(nr == 1 && !strcmp(u[0].name, edu_info.iommu),
+	       "the backend offers one unit, edu's (%u)", nr);
+	unit = u[0];
+	sc = !!(unit.flags & IOASID_IOMMU_SNOOP_CONTROL);
+	if (kb_expect_snoop() >= 0)
+		tap_ok(sc == kb_expect_snoop(), "unit snoop control %d matches "
+		       "QEMU's snoop-control", sc);
+	kb_cdev_path(&edu_info, path, sizeof(path));
+	cdev = open(path, O_RDWR | O_CLOEXEC);
+	if (!tap_ok(cdev >= 0, "open %s", path))
+		return -1;
+	r = ioasid_device_bind(ctx, edu_info.name, cdev, &dev);
+	if (!tap_ok(r == 0, "bind edu with our cdev fd "
+		    "(VFIO_DEVICE_BIND_IOMMUFD) (%s)", kb_err(ctx)))
+		return -1;
+	return tap_ok(edu_open(&edu, cdev) == 0, "edu BAR0 mapped, bus "
+		      "mastering on") ? 0 : -1;
+}
+
+static void rebind_fresh(void)
+{
+	struct ioasid_ctx *c2;
+	uint32_t d2;
+
+	close(cdev);
+	cdev = -1;
+	if (ioasid_new("iommufd", &c2) < 0)
+		return;
+	tap_ok(ioasid_device_bind(c2, edu_info.name, -1, &d2) == 0 &&
+	       ioasid_device_unbind(c2, d2) == 0,
+	       "after everything closed, edu binds again (the library opens "
+	       "the cdev itself) (%s)", kb_err(c2));
+	ioasid_unref(c2);
+}
+
+/* ---- hotplug ------------------------------------------------------------- */
+
+static bool write_sysfs(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = write(fd, s, strlen(s)) == (ssize_t)strlen(s);
+	close(fd);
+	return ok;
+}
+
+/* Wait up to 5 s for @type about edu on @c's event descriptor. */
+static bool wait_event(struct ioasid_ctx *c, uint32_t type)
+{
+	struct pollfd p = { .fd = ioasid_event_get_fd(c), .events = POLLIN };
+	struct ioasid_event ev;
+
+	for (int i = 0; i < 50; i++) {
+		while (ioasid_event_read(c, &ev) == 0)
+			if (ev.type == type && !strcmp(ev.name, edu_info.name))
+				return true;
+		poll(&p, 1, 100);
+	}
+	return false;
+}
+
+/* edu leaves vfio-pci and comes back: the backend's udev monitor tells. */
+static void suite_hotplug(void)
+{
+	struct ioasid_ctx *c;
+	uint32_t d;
+	int r;
+
+	if (ioasid_new("iommufd", &c) < 0)
+		return;
+	ioasid_event_subscribe(c, IOASID_EVENT_GROUP_DEVICE);
+	if (!tap_ok(write_sysfs("/sys/bus/pci/drivers/vfio-pci/unbind",
+				edu_info.name), "unbind edu from vfio-pci"))
+		goto out;
+	tap_ok(wait_event(c, IOASID_EVENT_DEVICE_REMOVED), "DEVICE_REMOVED "
+	       "event (udev monitor: unbind)");
+	r = ioasid_device_bind(c, edu_info.name, -1, &d);
+	tap_ok(r == -ENODEV, "binding it now fails with ENODEV (%d: %s)", r,
+	       kb_err(c));
+	tap_ok(write_sysfs("/sys/bus/pci/drivers_probe", edu_info.name),
+	       "probe edu again (driver_override is vfio-pci)");
+	tap_ok(wait_event(c, IOASID_EVENT_DEVICE_ADDED), "DEVICE_ADDED event "
+	       "(bind to vfio-pci)");
+	r = ioasid_device_bind(c, edu_info.name, -1, &d);
+	tap_ok(r == 0 && ioasid_device_unbind(c, d) == 0, "edu binds again "
+	       "(its cdev looked up anew) (%s)", r ? kb_err(c) : "");
+out:
+	ioasid_unref(c);
+}
+
+int main(void)
+{
+	uint32_t ioas;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("TAP version 13\n");
+	if (setup() < 0)
+		goto done;
+	if (!tap_ok(ioasid_ioas_alloc(ctx, 0, &ioas) == 0 &&
+		    ioasid_device_attach(ctx, dev, ioas, 0) == 0,
+		    "IOAS allocated, edu attached (IOMMU_HWPT_ALLOC + "
+		    "VFIO_DEVICE_ATTACH_IOMMUFD_PT) (%s)",
+		    kb_err(ctx)))
+		goto done;
+	raw_hw_info();
+	raw_iova_ranges(ioas);
+	suite_dma(ioas);
+	suite_user_memory(ioas);
+	suite_hugetlb(ioas);
+	suite_guest_memfd(ioas);
+	suite_restricted(ioas);
+	suite_coherency(ioas);
+	suite_kvm();
+	edu_close(&edu);
+	tap_ok(ioasid_device_unbind(ctx, dev) == 0 &&
+	       ioasid_ioas_destroy(ctx, ioas) == 0, "unbind, destroy");
+	ioasid_unref(ctx);
+	ctx = NULL;
+	rebind_fresh();
+	suite_hotplug();
+done:
+	edu_close(&edu);
+	if (ctx)
+		ioasid_unref(ctx);
+	if (cdev >= 0)
+		close(cdev);
+	return tap_done();
+}

@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Helpers of the kernel-backend guest suites (see kbtest.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/klog.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/vfio.h>
+
+#include "backends/backend.h"
+#include "core/core.h"
+#include "core/device.h"
+#include "core/ioas.h"
+#include "transport/transport.h"
+#include "kbtest.h"
+
+#define EDU_ID		0x00
+#define EDU_DMA_SRC	0x80
+#define EDU_DMA_DST	0x88
+#define EDU_DMA_CNT	0x90
+#define EDU_DMA_CMD	0x98
+#define EDU_CMD_START	0x1
+#define EDU_CMD_TO_RAM	0x2
+
+#define TRACEFS		"/sys/kernel/tracing"
+#define KP_GROUP	"ioasid_kb"
+
+/* ---- edu ----------------------------------------------------------------- */
+
+static int enable_bus_master(int devfd)
+{
+	struct vfio_region_info ri = {
+		.argsz = sizeof(ri), .index = VFIO_PCI_CONFIG_REGION_INDEX,
+	};
+	uint16_t cmd;
+
+	if (ioctl(devfd, VFIO_DEVICE_GET_REGION_INFO, &ri))
+		return -1;
+	if (pread(devfd, &cmd, 2, (off_t)ri.offset + 4) != 2)
+		return -1;
+	cmd |= 0x6;	/* memory space + bus master */
+	return pwrite(devfd, &cmd, 2, (off_t)ri.offset + 4) == 2 ? 0 : -1;
+}
+
+int edu_open(struct edu *e, int devfd)
+{
+	struct vfio_region_info ri = {
+		.argsz = sizeof(ri), .index = VFIO_PCI_BAR0_REGION_INDEX,
+	};
+	void *m;
+
+	memset(e, 0, sizeof(*e));
+	e->devfd = devfd;
+	if (ioctl(devfd, VFIO_DEVICE_GET_REGION_INFO, &ri) ||
+	    !(ri.flags & VFIO_REGION_INFO_FLAG_MMAP) || ri.size < 0x100)
+		return -1;
+	m = mmap(NULL, ri.size, PROT_READ | PROT_WRITE, MAP_SHARED, devfd,
+		 (off_t)ri.offset);
+	if (m == MAP_FAILED)
+		return -1;
+	e->bar0 = m;
+	e->bar_size = ri.size;
+	if ((*(volatile uint32_t *)(e->bar0 + EDU_ID) & 0xff) != 0xed ||
+	    enable_bus_master(devfd)) {
+		edu_close(e);
+		return -1;
+	}
+	return 0;
+}
+
+void edu_close(struct edu *e)
+{
+	if (e->bar0)
+		munmap((void *)e->bar0, e->bar_size);
+	e->bar0 = NULL;
+}
+
+static void wr64(struct edu *e, unsigned int off, uint64_t v)
+{
+	*(volatile uint64_t *)(e->bar0 + off) = v;
+}
+
+static uint64_t rd64(struct edu *e, unsigned int off)
+{
+	return *(volatile uint64_t *)(e->bar0 + off);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int edu_xfer(struct edu *e, uint64_t src, uint64_t dst, uint32_t len,
+		    bool to_ram)
+{
+	double deadline = now() + 10.0;
+
+	if (!e->bar0 || !len || len > EDU_XFER_MAX)
+		return -1;
+	wr64(e, EDU_DMA_SRC, src);
+	wr64(e, EDU_DMA_DST, dst);
+	wr64(e, EDU_DMA_CNT, len);
+	wr64(e, EDU_DMA_CMD, EDU_CMD_START | (to_ram ? EDU_CMD_TO_RAM : 0));
+	while (rd64(e, EDU_DMA_CMD) & EDU_CMD_START) {
+		if (now() > deadline)
+			return -1;
+		usleep(1000);
+	}
+	return 0;
+}
+
+int edu_to_buf(struct edu *e, uint64_t iova, uint64_t buf_off, uint32_t len)
+{
+	if (buf_off + len >= KB_PAGE)
+		return -1;
+	return edu_xfer(e, iova, EDU_BUF_ADDR + buf_off, len, false);
+}
+
+int edu_to_mem(struct edu *e, uint64_t buf_off, uint64_t iova, uint32_t len)
+{
+	if (buf_off + len >= KB_PAGE)
+		return -1;
+	return edu_xfer(e, EDU_BUF_ADDR + buf_off, iova, len, true);
+}
+
+/* ---- memory -------------------------------------------------------------- */
+
+int kb_memfd(uint64_t size, uint8_t fill)
+{
+	int fd = memfd_create("ioasid-kb", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	uint8_t page[KB_PAGE];
+
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, (off_t)size) ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK)) {
+		close(fd);
+		return -1;
+	}
+	memset(page, fill, sizeof(page));
+	for (uint64_t off = 0; off < size; off += KB_PAGE)
+		if (pwrite(fd, page, KB_PAGE, (off_t)off) != (ssize_t)KB_PAGE)
+			break;
+	return fd;
+}
+
+void kb_pattern(uint8_t *buf, size_t len, uint8_t seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(seed + i * 7 + (i >> 8));
+}
+
+bool kb_file_equals(int fd, uint64_t off, const uint8_t *want, size_t len)
+{
+	uint8_t *got = malloc(len);
+	bool eq;
+
+	if (!got)
+		return false;
+	eq = pread(fd, got, len, (off_t)off) == (ssize_t)len &&
+	     !memcmp(got, want, len);
+	free(got);
+	return eq;
+}
+
+bool kb_file_is(int fd, uint64_t off, uint8_t byte, size_t len)
+{
+	uint8_t *want = malloc(len);
+	bool eq;
+
+	if (!want)
+		return false;
+	memset(want, byte, len);
+	eq = kb_file_equals(fd, off, want, len);
+	free(want);
+	return eq;
+}
+
+void kb_file_fill(int fd, uint64_t off, uint8_t byte, size_t len)
+{
+	uint8_t *buf = malloc(len);
+
+	if (!buf)
+		return;
+	memset(buf, byte, len);
+	if (pwrite(fd, buf, len, (off_t)off) != (ssize_t)len)
+		tap_diag("pwrite: %s", strerror(errno));
+	free(buf);
+}
+
+/* ---- inventory and environment ------------------------------------------- */
+
+int kb_find_edu(struct ioasid_ctx *ctx, struct ioasid_device_info *info)
+{
+	struct ioasid_device_info v[64];
+	uint32_t nr = 64;
+
+	if (ioasid_device_list(ctx, v, &nr) < 0)
+		return -1;
+	for (uint32_t i = 0; i < nr; i++)
+		if (v[i].vendor == EDU_VENDOR && v[i].device == EDU_DEVICE) {
+			*info = v[i];
+			return 0;
+		}
+	return -1;
+}
+
+void kb_cdev_path(const struct ioasid_device_info *info, char *buf, size_t len)
+{
+	snprintf(buf, len, "/dev/vfio/devices/%s", info->vfio_cdev);
+}
+
+int kb_expect_snoop(void)
+{
+	const char *s = getenv("IOASID_EXPECT_SNOOP");
+
+	if (s && !strcmp(s, "on"))
+		return 1;
+	if (s && !strcmp(s, "off"))
+		return 0;
+	return -1;
+}
+
+const char *kb_err(struct ioasid_ctx *ctx)
+{
+	static char seen[256];
+	const char *e = ioasid_last_error(ctx);
+
+	if (!strcmp(e, seen))
+		return "-";
+	snprintf(seen, sizeof(seen), "%s", e);
+	return e;
+}
+
+static void log_fn(void *data, int priority, const char *file, int line,
+		   const char *fn, const char *format, va_list args)
+{
+	printf("# lib: ");
+	vprintf(format, args);
+	printf("\n");
+	fflush(stdout);
+}
+
+void kb_log_to_tap(struct ioasid_ctx *ctx, int priority)
+{
+	ioasid_set_log_fn(ctx, log_fn, NULL);
+	ioasid_set_log_priority(ctx, priority);
+}
+
+/* ---- kernel log ---------------------------------------------------------- */
+
+void kb_kmsg(const char *marker)
+{
+	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (write(fd, marker, strlen(marker)) < 0)
+		tap_diag("write /dev/kmsg: %s", strerror(errno));
+	close(fd);
+}
+
+static bool scan_log(char *buf, const char *marker, uint64_t iova)
+{
+	char want[64], *p = strstr(buf, marker);
+
+	snprintf(want, sizeof(want), "fault addr 0x%llx ",
+		 (unsigned long long)iova);
+	p = p ? strchr(p, '\n') : NULL;
+	while (p && *++p) {
+		char *eol = strchr(p, '\n');
+
+		if (eol)
+			*eol = 0;
+		if (strstr(p, "DMAR") && strstr(p, want)) {
+			tap_diag("klog: %s", p);
+			return true;
+		}
+		p = eol;
+	}
+	return false;
+}
+
+bool kb_dmar_fault_after(const char *marker, uint64_t iova)
+{
+	for (int tries = 0; tries < 20; tries++) {
+		int n = klogctl(10 /* SIZE_BUFFER */, NULL, 0);
+		char *buf;
+		bool hit = false;
+
+		if (n <= 0)
+			return false;
+		buf = calloc(1, (size_t)n + 1);
+		if (!buf)
+			return false;
+		n = klogctl(3 /* READ_ALL */, buf, n);
+		if (n > 0)
+			hit = scan_log(buf, marker, iova);
+		free(buf);
+		if (hit)
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
+/* ---- kprobes ------------------------------------------------------------- */
+
+static int write_file(const char *path, const char *s, bool append)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC | (append ? O_APPEND : O_TRUNC));
+	ssize_t r;
+
+	if (fd < 0)
+		return -1;
+	r = write(fd, s, strlen(s));
+	close(fd);
+	return r == (ssize_t)strlen(s) ? 0 : -1;
+}
+
+void kb_kprobes_remove(void)
+{
+	write_file(TRACEFS "/events/" KP_GROUP "/enable", "0", false);
+	write_file(TRACEFS "/kprobe_events", "-:" KP_GROUP "/ncdma_reg\n", true);
+	write_file(TRACEFS "/kprobe_events", "-:" KP_GROUP "/ncdma_unreg\n",
+		   true);
+}
+
+int kb_kprobes_setup(void)
+{
+	int reg, unreg;
+
+	kb_kprobes_remove();
+	if (write_file(TRACEFS "/kprobe_events", "p:" KP_GROUP
+		       "/ncdma_reg kvm_arch_register_noncoherent_dma\n", true) ||
+	    write_file(TRACEFS "/kprobe_events", "p:" KP_GROUP
+		       "/ncdma_unreg kvm_arch_unregister_noncoherent_dma\n",
+		       true) ||
+	    write_file(TRACEFS "/events/" KP_GROUP "/enable", "1", false))
+		return -1;
+	kb_kprobes_count(&reg, &unreg);
+	return 0;
+}
+
+void kb_kprobes_count(int *reg, int *unreg)
+{
+	char line[1024];
+	FILE *f = fopen(TRACEFS "/trace", "r");
+
+	*reg = *unreg = 0;
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			if (line[0] == '#')
+				continue;
+			if (strstr(line, "ncdma_reg:"))
+				(*reg)++;
+			else if (strstr(line, "ncdma_unreg:"))
+				(*unreg)++;
+		}
+		fclose(f);
+	}
+	write_file(TRACEFS "/trace", "", false);
+}
+
+/* ---- white box ----------------------------------------------------------- */
+
+struct backend *kb_backend(struct ioasid_ctx *ctx)
+{
+	struct core *core = embedded_core(ctx);
+
+	return core ? core->be : NULL;
+}
+
+struct be_ioas *kb_be_ioas(struct ioasid_ctx *ctx, uint32_t ioas_id)
+{
+	struct core *core = embedded_core(ctx);
+	struct ioas *ioas = NULL;
+
+	if (core)
+		HASH_FIND(hh, core->ioas_table, &ioas_id, sizeof(ioas_id),
+			  ioas);
+	return ioas ? ioas->be : NULL;
+}
+
+static struct device *find_device(struct ioasid_ctx *ctx, uint32_t dev_id)
+{
+	struct core *core = embedded_core(ctx);
+
+	for (uint32_t i = 0; core && i < core->nr_devices; i++)
+		if (core->devices[i].dev_id == dev_id)
+			return &core->devices[i];
+	return NULL;
+}
+
+struct be_device *kb_be_device(struct ioasid_ctx *ctx, uint32_t dev_id)
+{
+	struct device *d = find_device(ctx, dev_id);
+
+	return d ? d->be : NULL;
+}
+
+struct be_domain *kb_be_domain(struct ioasid_ctx *ctx, uint32_t dev_id)
+{
+	struct device *d = find_device(ctx, dev_id);
+
+	return d && d->domain ? d->domain->be : NULL;
+}

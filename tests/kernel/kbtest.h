@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Helpers of the kernel-backend suites that run in the tests/vm guest
+ * (Linux 7.3, emulated VT-d, QEMU's edu device bound to vfio-pci):
+ * TAP lines (tests/vm/guest/tap.h), the edu DMA engine through a VFIO
+ * device fd, kprobe events, the kernel log, and white-box access to the
+ * library's core and backend objects for raw kernel cross-checks.
+ */
+#ifndef IOASID_TESTS_KBTEST_H
+#define IOASID_TESTS_KBTEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libioasid.h>
+
+#include "../vm/guest/tap.h"
+
+#define EDU_VENDOR	0x1234
+#define EDU_DEVICE	0x11e8
+#define EDU_BUF_ADDR	0x40000ull	/* device-side buffer, 4 KiB */
+/* QEMU 7.2's edu aborts on a transfer that ends at the buffer's end. */
+#define EDU_XFER_MAX	2048u
+#define KB_PAGE		4096ull
+
+struct edu {
+	int devfd;			/* VFIO device fd (not owned) */
+	volatile uint8_t *bar0;
+	uint64_t bar_size;
+};
+
+/* Map BAR0 through the VFIO region info, check the id, enable bus master. */
+int edu_open(struct edu *e, int devfd);
+void edu_close(struct edu *e);
+/* One transfer: memory(@iova) -> buffer, or buffer -> memory; 0 or -1. */
+int edu_to_buf(struct edu *e, uint64_t iova, uint64_t buf_off, uint32_t len);
+int edu_to_mem(struct edu *e, uint64_t buf_off, uint64_t iova, uint32_t len);
+
+/* A memfd of @size bytes sealed against shrinking, filled with @fill. */
+int kb_memfd(uint64_t size, uint8_t fill);
+/* Pattern @seed of @len bytes into @buf. */
+void kb_pattern(uint8_t *buf, size_t len, uint8_t seed);
+/* Do @len bytes at @off of @fd equal @want? */
+bool kb_file_equals(int fd, uint64_t off, const uint8_t *want, size_t len);
+bool kb_file_is(int fd, uint64_t off, uint8_t byte, size_t len);
+void kb_file_fill(int fd, uint64_t off, uint8_t byte, size_t len);
+
+/* The edu device in the library's inventory (0: found). */
+int kb_find_edu(struct ioasid_ctx *ctx, struct ioasid_device_info *info);
+/* "/dev/vfio/devices/vfioN" of a device. */
+void kb_cdev_path(const struct ioasid_device_info *info, char *buf,
+		  size_t len);
+/* IOASID_EXPECT_SNOOP from the rig: 1 on, 0 off, -1 unset. */
+int kb_expect_snoop(void);
+/*
+ * ioasid_last_error() for a TAP line: the text when it is new since the
+ * previous call, else "-" (it keeps the last failure's text forever).
+ */
+const char *kb_err(struct ioasid_ctx *ctx);
+/* Library messages as "# lib: ..." diagnostics. */
+void kb_log_to_tap(struct ioasid_ctx *ctx, int priority);
+
+/* Kernel log: a marker line, and a DMAR fault at @iova after it. */
+void kb_kmsg(const char *marker);
+bool kb_dmar_fault_after(const char *marker, uint64_t iova);
+
+/* kprobe events on kvm_arch_[un]register_noncoherent_dma. */
+int kb_kprobes_setup(void);
+void kb_kprobes_count(int *reg, int *unreg);	/* and clear */
+void kb_kprobes_remove(void);
+
+/* White box: backend objects behind the library's ids (embedded ctx). */
+struct backend;
+struct be_ioas;
+struct be_device;
+struct be_domain;
+struct backend *kb_backend(struct ioasid_ctx *ctx);
+struct be_ioas *kb_be_ioas(struct ioasid_ctx *ctx, uint32_t ioas_id);
+struct be_device *kb_be_device(struct ioasid_ctx *ctx, uint32_t dev_id);
+/* The backend domain a device is attached through, or NULL. */
+struct be_domain *kb_be_domain(struct ioasid_ctx *ctx, uint32_t dev_id);
+
+#endif

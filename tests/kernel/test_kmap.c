@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The kernel backends' record of kernel mappings and the unmap
+ * composition (backends/kcommon/kmap.c), against a fake kernel that
+ * behaves like iommufd: mappings cannot overlap, an unmap must cover whole
+ * mappings (else ENOENT and nothing changes), and map calls can be made to
+ * fail.  Runs on the host (make check); the real kernels are in
+ * tests/kernel/kb_*.c (make check-vm).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libioasid.h>
+
+#include "backends/kcommon/kcommon.h"
+#include "util/macros.h"
+
+#define PG SZ_4K
+
+struct fake {
+	struct kmap_entry v[256];
+	int nr;
+	int maps, unmaps;
+	int fail_map_at;	/* the n-th map call (1-based) fails; 0 never */
+	int lost;
+};
+
+static int fake_map(void *arg, const struct kmap_entry *e)
+{
+	struct fake *k = arg;
+
+	if (++k->maps == k->fail_map_at)
+		return -ENOMEM;
+	for (int i = 0; i < k->nr; i++)
+		if (e->iova <= k->v[i].iova + k->v[i].length - 1 &&
+		    k->v[i].iova <= e->iova + e->length - 1)
+			return -EEXIST;
+	cr_assert_lt(k->nr, 256);
+	k->v[k->nr++] = *e;
+	return 0;
+}
+
+static int fake_unmap(void *arg, uint64_t iova, uint64_t length)
+{
+	struct fake *k = arg;
+	uint64_t last = iova + length - 1;
+	int out = 0;
+
+	k->unmaps++;
+	for (int i = 0; i < k->nr; i++) {
+		uint64_t s = k->v[i].iova, l = s + k->v[i].length - 1;
+
+		if (l >= iova && s <= last && (s < iova || l > last))
+			return -ENOENT;		/* would cut: refused */
+	}
+	for (int i = 0; i < k->nr; i++) {
+		uint64_t s = k->v[i].iova, l = s + k->v[i].length - 1;
+
+		if (!(l >= iova && s <= last))
+			k->v[out++] = k->v[i];
+	}
+	k->nr = out;
+	return 0;
+}
+
+static void fake_lost(void *arg, const struct kmap_entry *e)
+{
+	((struct fake *)arg)->lost++;
+}
+
+static const struct kmap_ops ops = {
+	.map = fake_map, .unmap = fake_unmap, .lost = fake_lost,
+};
+
+/* The kernel's mapping at @iova: its length and file offset. */
+static bool kernel_has(struct fake *k, uint64_t iova, uint64_t len,
+		       uint64_t offset)
+{
+	for (int i = 0; i < k->nr; i++)
+		if (k->v[i].iova == iova)
+			return k->v[i].length == len &&
+			       k->v[i].backing.offset == offset;
+	return false;
+}
+
+static const struct be_backing file_at0 = {
+	.file = (struct file_ref *)0x1, .fd = 3, .offset = 0,
+};
+
+Test(kmap, map_and_unmap_whole)
+{
+	struct fake k = { 0 };
+	struct kmap m = { 0 };
+
+	cr_assert_eq(kmap_map(&m, &ops, &k, 0x100000, 8 * PG, &file_at0, 3), 0);
+	cr_assert_eq(k.nr, 1);
+	cr_assert_eq(kmap_map(&m, &ops, &k, 0x101000, PG, &file_at0, 3),
+		     -EEXIST, "the record refuses overlaps itself");
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, 0x100000, 8 * PG), 0);
+	cr_assert_eq(k.nr, 0);
+	cr_assert_eq(m.nr, 0);
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, 0x100000, 8 * PG), 0,
+		     "nothing there is fine");
+	kmap_release(&m);
+}
+
+Test(kmap, cut_middle_keeps_both_sides)
+{
+	struct fake k = { 0 };
+	struct kmap m = { 0 };
+
+	kmap_map(&m, &ops, &k, 0x100000, 8 * PG, &file_at0, 3);
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, 0x103000, 2 * PG), 0);
+	cr_assert_eq(k.nr, 2);
+	cr_assert(kernel_has(&k, 0x100000, 3 * PG, 0));
+	cr_assert(kernel_has(&k, 0x105000, 3 * PG, 5 * PG),
+		  "the tail keeps its file offset");
+	cr_assert_eq(m.nr, 2);
+	cr_assert_eq(k.unmaps, 1, "one unmap call");
+	kmap_release(&m);
+}
+
+Test(kmap, cut_across_two_mappings)
+{
+	struct fake k = { 0 };
+	struct kmap m = { 0 };
+	struct be_backing b2 = file_at0;
+
+	b2.offset = 0x10000;
+	kmap_map(&m, &ops, &k, 0x100000, 4 * PG, &file_at0, 3);
+	kmap_map(&m, &ops, &k, 0x104000, 4 * PG, &b2, 3);
+	kmap_map(&m, &ops, &k, 0x200000, PG, &file_at0, 3);
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, 0x102000, 4 * PG), 0);
+	cr_assert(kernel_has(&k, 0x100000, 2 * PG, 0));
+	cr_assert(kernel_has(&k, 0x106000, 2 * PG, 0x12000));
+	cr_assert(kernel_has(&k, 0x200000, PG, 0), "untouched");
+	cr_assert_eq(k.nr, 3);
+	kmap_release(&m);
+}
+
+Test(kmap, user_memory_pieces_move_the_address)
+{
+	struct fake k = { 0 };
+	struct kmap m = { 0 };
+	struct be_backing u = { .fd = -1, .hva = (void *)0x7f0000000000 };
+
+	kmap_map(&m, &ops, &k, 0x100000, 4 * PG, &u, 3);
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, 0x100000, PG), 0);
+	cr_assert_eq(k.nr, 1);
+	cr_assert_eq(k.v[0].iova, 0x101000);
+	cr_assert_eq((uintptr_t)k.v[0].backing.hva, 0x7f0000001000);
+	kmap_release(&m);
+}
+
+Test(kmap, per_page_unmaps_never_cut)
+{
+	struct fake k = { 0 };
+	struct kmap m = { .per_page = true };
+
+	cr_assert_eq(kmap_map(&m, &ops, &k, 0x100000, 16 * PG, &file_at0, 3),
+		     0);
+	cr_assert_eq(k.nr, 16);
+	cr_assert(kernel_has(&k, 0x107000, PG, 7 * PG));
+	k.maps = 0;
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, 0x103000, 3 * PG), 0);
+	cr_assert_eq(k.nr, 13);
+	cr_assert_eq(k.maps, 0, "nothing mapped back: no window");
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, 0x100000, 16 * PG), 0);
+	cr_assert_eq(k.nr, 0);
+	kmap_release(&m);
+}
+
+Test(kmap, failed_page_map_rolls_back)
+{
+	struct fake k = { .fail_map_at = 5 };
+	struct kmap m = { .per_page = true };
+
+	cr_assert_eq(kmap_map(&m, &ops, &k, 0x100000, 8 * PG, &file_at0, 3),
+		     -ENOMEM);
+	cr_assert_eq(k.nr, 0, "the 4 pages mapped were taken out again");
+	cr_assert_eq(m.nr, 0);
+	kmap_release(&m);
+}
+
+Test(kmap, failed_remap_restores_everything)
+{
+	struct fake k = { 0 };
+	struct kmap m = { 0 };
+
+	kmap_map(&m, &ops, &k, 0x100000, 8 * PG, &file_at0, 3);
+	kmap_map(&m, &ops, &k, 0x108000, 8 * PG, &file_at0, 3);
+	k.maps = 0;
+	k.fail_map_at = 2;		/* the head goes back, the tail fails */
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, 0x104000, 8 * PG), -ENOMEM);
+	cr_assert_eq(k.nr, 2, "both mappings are back, whole");
+	cr_assert(kernel_has(&k, 0x100000, 8 * PG, 0));
+	cr_assert(kernel_has(&k, 0x108000, 8 * PG, 0));
+	cr_assert_eq(m.nr, 2);
+	cr_assert_eq(k.lost, 0);
+	kmap_release(&m);
+}
+
+Test(kmap, replay_after_the_kernel_lost_all)
+{
+	struct fake k = { 0 }, fresh = { 0 };
+	struct kmap m = { 0 };
+
+	kmap_map(&m, &ops, &k, 0x100000, 8 * PG, &file_at0, 3);
+	kmap_map(&m, &ops, &k, 0x300000, PG, &file_at0, 3);
+	kmap_unmap(&m, &ops, &k, 0x102000, PG);
+	cr_assert_eq(kmap_replay(&m, &ops, &fresh), 0);
+	cr_assert_eq(fresh.nr, 3);
+	cr_assert(kernel_has(&fresh, 0x103000, 5 * PG, 3 * PG));
+	fresh = (struct fake){ .fail_map_at = 3 };
+	cr_assert_eq(kmap_replay(&m, &ops, &fresh), -ENOMEM);
+	cr_assert_eq(fresh.nr, 0, "a failed replay leaves nothing behind");
+	kmap_release(&m);
+}
+
+Test(kmap, top_of_the_address_space)
+{
+	struct fake k = { 0 };
+	struct kmap m = { 0 };
+
+	cr_assert_eq(kmap_map(&m, &ops, &k, 0, PG, &file_at0, 3), 0);
+	cr_assert_eq(kmap_map(&m, &ops, &k, UINT64_MAX - 2 * PG + 1, PG,
+			      &file_at0, 3), 0);
+	cr_assert_eq(kmap_map(&m, &ops, &k, UINT64_MAX - PG + 1, PG,
+			      &file_at0, 3), 0);
+	cr_assert_eq(kmap_map(&m, &ops, &k, UINT64_MAX - PG + 1, 2 * PG,
+			      &file_at0, 3), -EINVAL, "wraps");
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, 0, UINT64_MAX - PG + 1), 0);
+	cr_assert_eq(k.nr, 1, "the top page stays");
+	cr_assert_eq(k.unmaps, 2, "a span too long for one call: one per "
+		     "mapping");
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, PG, UINT64_MAX - PG + 1), 0);
+	cr_assert_eq(k.nr, 0);
+	kmap_release(&m);
+}
+
+Test(kernel_backends, absent_kernel_is_enodev)
+{
+	struct ioasid_ctx *ctx = NULL;
+
+	if (access("/dev/iommu", F_OK) == 0 ||
+	    access("/dev/vfio/vfio", F_OK) == 0)
+		cr_skip_test("this machine has /dev/iommu or /dev/vfio/vfio");
+	cr_assert_eq(ioasid_new("iommufd", &ctx), -ENODEV);
+	cr_assert(strstr(ioasid_last_error(NULL), "/dev/iommu"), "%s",
+		  ioasid_last_error(NULL));
+	cr_assert_eq(ioasid_new("vfio-type1", &ctx), -ENODEV);
+	cr_assert(strstr(ioasid_last_error(NULL), "/dev/vfio/vfio"));
+	cr_assert_eq(ioasid_new("iommufd:extra", &ctx), -EINVAL);
+}

@@ -1,0 +1,656 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# ioasidctl end to end: runs the built ioasidctl on the simulated IOMMU
+# (--uri sim, embedded) or, when IOASID_TEST_URI is set (see
+# tests/conformance-test_ioasidctl.sh), through a running ioasidd, and
+# checks tables, JSON (with tests/json_check), messages and exit statuses,
+# --help at every level, and batch mode.  Prints one "ok"/"not ok" line
+# per check and ends with "N passed, N failed, N skipped".
+set -u
+
+builddir=${top_builddir:-.}
+srcdir=${top_srcdir:-.}
+CTL=${IOASIDCTL:-$builddir/ioasidctl/ioasidctl}
+JC=${JSON_CHECK:-$builddir/tests/json_check}
+URI=${IOASID_TEST_URI:-sim}
+case $URI in unix:*) daemon=yes ;; *) daemon=no ;; esac
+
+for tool in "$CTL" "$JC"; do
+	if [ ! -x "$tool" ]; then
+		echo "$0: $tool is not built" >&2
+		exit 99
+	fi
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_ioasidctl-XXXXXX") || exit 99
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 99' INT TERM
+
+pass=0 fail=0 skip=0 n=0
+rc=0
+
+# ---- helpers ------------------------------------------------------------
+
+# run ARGS...: ioasidctl on $URI; stdout, stderr and status kept.
+run() {
+	"$CTL" --uri "$URI" "$@" > "$tmp/out" 2> "$tmp/err" < /dev/null
+	rc=$?
+}
+
+# batch [OPTIONS...] < script: one session for all lines.
+batch() {
+	"$CTL" --uri "$URI" batch "$@" > "$tmp/out" 2> "$tmp/err"
+	rc=$?
+}
+
+# raw ARGS...: ioasidctl without --uri.
+raw() {
+	"$CTL" "$@" > "$tmp/out" 2> "$tmp/err" < /dev/null
+	rc=$?
+}
+
+ok() {
+	n=$((n + 1)) pass=$((pass + 1))
+	echo "ok $n - $1"
+}
+
+not_ok() {
+	n=$((n + 1)) fail=$((fail + 1))
+	echo "not ok $n - $1: $2"
+	echo "# status $rc; stdout:"
+	sed 's/^/#   /' "$tmp/out" | head -40
+	echo "# stderr:"
+	sed 's/^/#   /' "$tmp/err" | head -20
+}
+
+skipped() {
+	n=$((n + 1)) skip=$((skip + 1))
+	echo "ok $n - $1 # SKIP $2"
+}
+
+# t NAME STATUS [-o RE] [-O RE] [-e RE] [-E RE] [-j PATH VALUE] [-J]
+#   -o/-e: stdout/stderr has a line matching RE (grep -E);
+#   -O/-E: no line matches; -j: JSON value at PATH of stdout is VALUE;
+#   -J: stdout is valid JSON (one or more documents).
+t() {
+	name=$1 want=$2
+	shift 2
+	if [ "$rc" != "$want" ]; then
+		not_ok "$name" "exit status $rc, expected $want"
+		return
+	fi
+	while [ $# -gt 0 ]; do
+		case $1 in
+		-o) grep -Eq -- "$2" "$tmp/out" ||
+			{ not_ok "$name" "stdout lacks /$2/"; return; } ;;
+		-O) ! grep -Eq -- "$2" "$tmp/out" ||
+			{ not_ok "$name" "stdout has /$2/"; return; } ;;
+		-e) grep -Eq -- "$2" "$tmp/err" ||
+			{ not_ok "$name" "stderr lacks /$2/"; return; } ;;
+		-E) ! grep -Eq -- "$2" "$tmp/err" ||
+			{ not_ok "$name" "stderr has /$2/"; return; } ;;
+		-J) "$JC" < "$tmp/out" 2> "$tmp/jc" ||
+			{ not_ok "$name" "invalid JSON: $(cat "$tmp/jc")"; return; }
+		    shift; continue ;;
+		-j) got=$("$JC" "$2" < "$tmp/out" 2>&1)
+		    [ "$got" = "$3" ] ||
+			{ not_ok "$name" "JSON $2 is '$got', expected '$3'"; return; }
+		    shift ;;
+		*) echo "t: bad option $1" >&2; exit 99 ;;
+		esac
+		shift 2
+	done
+	ok "$name"
+}
+
+# ---- help at every level ---------------------------------------------------
+
+raw --help
+t "ioasidctl --help" 0 -o '^Usage: ioasidctl' -o '^  batch ' -o 'Exit status'
+raw help
+t "ioasidctl help" 0 -o '^  ioas +list, show'
+raw --version
+t "ioasidctl --version" 0 -o '^ioasidctl [0-9]'
+for cmd in status devices iommus ioas map unmap attach detach replace kvm \
+	   monitor faults dma sim batch script; do
+	raw "$cmd" --help
+	t "$cmd --help" 0 -o "^Usage: ioasidctl ($cmd|script|batch)" -E .
+done
+for sub in list show create destroy snoop allow; do
+	raw ioas "$sub" --help
+	t "ioas $sub --help" 0 -o "^Usage: ioasidctl ioas $sub"
+done
+for sub in show create add remove policy; do
+	raw kvm "$sub" --help
+	t "kvm $sub --help" 0 -o "^Usage: ioasidctl kvm $sub"
+done
+for sub in show unplug plug; do
+	raw sim "$sub" --help
+	t "sim $sub --help" 0 -o "^Usage: ioasidctl sim $sub"
+done
+raw help ioas create
+t "help ioas create" 0 -o '^Usage: ioasidctl ioas create' -o '--snoop'
+raw ioas help
+t "ioas help" 0 -o '^  destroy'
+
+# ---- usage errors: exit 2 -----------------------------------------------------
+
+raw
+t "no command" 2 -e '^Usage: ioasidctl'
+run frobnicate
+t "unknown command" 2 -e "'frobnicate' is not a command of ioasidctl"
+run ioas frobnicate
+t "unknown ioas subcommand" 2 -e "'frobnicate' is not a command of ioasidctl ioas"
+run devices --frob
+t "unknown option" 2 -e "devices: option '--frob' is not known" \
+	-e "Try 'ioasidctl devices --help'"
+run map 1 --memfd --length
+t "option without its argument" 2 -e "option '--length' needs an argument"
+raw --uri
+t "--uri without URI" 2 -e "needs an argument"
+run ioas show
+t "missing argument" 2 -e 'ioas show: too few arguments'
+run ioas show 1 2
+t "extra argument" 2 -e 'unexpected argument'
+run ioas show zero
+t "bad IOAS id" 2 -e "'zero' is not a valid IOAS id"
+run ioas show 0
+t "IOAS id 0" 2 -e "'0' is not a valid IOAS id"
+run ioas create --snoop sometimes
+t "bad snoop mode" 2 -e "snoop mode 'sometimes' is not auto, enforce or allow"
+run map 1
+t "map without a source" 2 -e 'exactly one of FILE, --fd N and --memfd'
+run map 1 --memfd
+t "map --memfd without --length" 2 -e '--memfd needs --length'
+run map 1 --memfd --length 2Q
+t "bad size" 2 -e "'2Q' is not a valid length"
+run map 1 --memfd --length 1.0000001K
+t "fractional bytes" 2 -e "not a valid length"
+run map 1 --memfd --length 2M --prot x
+t "bad --prot" 2 -e "--prot 'x' is not rw, r or w"
+run map 1 --fd 999 --length 4K
+t "--fd not open" 2 -e 'fd 999 is not open'
+run unmap 1 --all --missing-ok
+t "unmap --all --missing-ok" 2 -e 'exclude each other'
+run unmap 1 0x1000
+t "unmap without length" 2 -e 'too few arguments'
+run ioas allow 1 5-3
+t "reversed range" 2 -e "'5-3' is not a valid range"
+run monitor --count 0
+t "monitor --count 0" 2 -e "'0' is not a valid count"
+run dma 00:01.0 0 0
+t "dma of 0 bytes" 2 -e 'length must be between 1 and 64M'
+run kvm policy 1 sometimes
+t "bad kvm policy" 2 -e "policy 'sometimes' is not forbid or allow"
+
+# ---- cannot reach: exit 3 ----------------------------------------------------
+
+raw --uri "unix:$tmp/no-such.sock" status
+t "no daemon" 3 -e "cannot reach unix:$tmp/no-such.sock" -e '--uri sim'
+raw --uri bogus status
+t "unknown backend" 3 -e 'cannot reach bogus: unknown backend'
+raw --uri "sim:$tmp/missing.topology" status
+t "missing topology" 3 -e "cannot reach sim:$tmp/missing.topology"
+IOASID_URI="unix:$tmp/env.sock" "$CTL" status > "$tmp/out" 2> "$tmp/err"
+rc=$?
+t "IOASID_URI is the default" 3 -e "cannot reach unix:$tmp/env.sock"
+
+# ---- status, devices, iommus, sim ------------------------------------------------
+
+run status
+t "status" 0 -o '^backend: +sim$' -o '^devices: +7$' -o '^iommus: +2$'
+run status --json
+t "status --json" 0 -J -j .backend sim -j .nr_devices 7 -j .nr_iommus 2
+if [ $daemon = yes ]; then
+	t "status --json through ioasidd" 0 -j .daemon true
+	run status
+	t "status: served by ioasidd" 0 -o '^served by: +ioasidd \(pid [0-9]+\)'
+else
+	t "status --json embedded" 0 -j .daemon false -j .nr_sessions 1 \
+		-j .topology built-in -j .nr_ioas 0
+fi
+
+run devices
+t "devices table" 0 \
+	-o '^DEVICE +ID +CLASS +DRIVER +GROUP +IOMMU +FLAGS +DEV +IOAS +DOMAIN +VM +STATE$' \
+	-o '^0000:01:00\.0 +1002:740f +038000 +vfio-pci-sim +4 +sim1 +no-snoop,translates,simulated +- +- +- +- +-$' \
+	-o '^0000:01:01\.0 .* simulated +-' \
+	-o '^0000:01:02\.0 .*no-snoop-unknown'
+run --json devices
+t "devices --json" 0 -J -j '.devices#' 7 -j '.devices[4].name' 0000:01:00.0 \
+	-j '.devices[4].vendor' 1002 -j '.devices[4].flags[0]' no-snoop \
+	-j '.devices[4].group' 4 -j '.devices[4].dev_id' null \
+	-j '.devices[4].state#' 0
+run devices 00:03.0 0000:01:00.0
+t "devices DEVICE..." 0 -o '^0000:00:03\.0' -o '^0000:01:00\.0' -O '^0000:00:01\.0'
+run devices 0000:99:00.0
+t "devices: unknown device" 1 -e 'no device 0000:99:00.0'
+
+run iommus
+t "iommus table" 0 -o '^IOMMU +KIND +SNOOP-CONTROL +PAGE-SIZES' \
+	-o '^sim0 +sim +yes +4K,2M,1G +48 +yes +yes +yes +4$' \
+	-o '^sim1 +sim +no +4K,2M +39 +no +no +no +3$'
+run iommus --json
+t "iommus --json" 0 -J -j '.iommus#' 2 -j '.iommus[1].snoop_control' false \
+	-j '.iommus[0].page_sizes[2]' 1073741824 -j '.iommus[1].addr_width' 39
+
+run sim
+t "sim" 0 -o '^iommu sim1 snoop-control=no page-sizes=4K,2M address-width=39' \
+	-o '^device 0000:01:01\.0 .* translates=no' \
+	-o '^device 0000:01:02\.0 .* no-snoop=unknown'
+if [ $daemon = no ]; then
+	cp "$tmp/out" "$tmp/copy.topology"
+	raw --uri "sim:$tmp/copy.topology" sim
+	grep -v '^#' "$tmp/out" > "$tmp/round2"
+	grep -v '^#' "$tmp/copy.topology" > "$tmp/round1"
+	if cmp -s "$tmp/round1" "$tmp/round2"; then
+		ok "sim output reads back as a topology"
+	else
+		rc=1
+		not_ok "sim output reads back as a topology" "differs"
+	fi
+	raw --uri "sim:$tmp/copy.topology" status --json
+	t "status shows the topology file" 0 -j .topology "$tmp/copy.topology"
+fi
+run sim --json
+t "sim --json" 0 -J -j '.iommus#' 2 -j '.devices#' 7
+
+# ---- one-shot commands: state dies with the session ------------------------------
+
+run ioas create
+t "ioas create" 0 -o '^IOAS [0-9]+ created \(snoop mode auto\)$'
+run ioas list
+t "ioas list: the one-shot IOAS is gone" 0 -o '^IOAS +FLAGS +SNOOP' -O '^ +[0-9]'
+run ioas create --identity --restricted --snoop enforce --json
+t "ioas create --json" 0 -J -j .snoop_mode enforce -j '.flags[0]' identity \
+	-j '.flags[1]' restricted -j .nr_mappings 0
+run ioas show 4242
+t "ioas show: no such IOAS" 1 -e 'ioas show|IOAS 4242' -e 'no IOAS 4242'
+run attach 0000:99:00.0 1
+t "attach: no such device" 1 -e 'device 0000:99:00.0: no device 0000:99:00.0'
+run detach 00:01.0
+t "detach: not bound" 1 -e 'not bound to this session'
+run kvm
+t "kvm: no VM" 0 -o 'no VMs in this session'
+run faults
+t "faults: none" 0 -o '^no faults queued$'
+run faults --json
+t "faults --json: none" 0 -J -j '.faults#' 0
+
+# ---- batch: one session --------------------------------------------------------
+
+batch -x <<'EOF'
+# a plain IOAS and one that insists on snooping
+a=ioas create
+e=ioas create --snoop enforce
+iova=map $a --memfd --length 2M
+map $a --memfd --length 64K --iova 0x40000000 --prot r
+attach 00:01.0 $a
+attach 0000:01:00.0 $a
+echo a=$a iova=$iova
+ioas list
+ioas show $a
+EOF
+t "batch: create, map, attach, show" 0 \
+	-o '^> a=ioas create$' \
+	-o '^mapped 2M of a new memfd at IOVA 0x200000-0x3fffff in IOAS [0-9]+ \(rw\)$' \
+	-o '^mapped 64K of a new memfd at IOVA 0x40000000-0x4000ffff in IOAS [0-9]+ \(r-\)$' \
+	-o '^0000:00:01\.0 \(dev [0-9]+\) attached to IOAS [0-9]+, domain [0-9]+ on sim0, coherent$' \
+	-o '^0000:01:00\.0 \(dev [0-9]+\) attached to IOAS [0-9]+, domain [0-9]+ on sim1, non-coherent' \
+	-o '^a=[0-9]+ iova=0x200000$' \
+	-o '^ +[0-9]+ +- +auto +2 +2\.06M +0B +2 +2$' \
+	-o '^ +[0-9]+ +- +enforce +0 +0B +0B +0 +0$'
+t "ioas show: the drawing" 0 \
+	-o '^  0 {63}4G$' \
+	-o '^  \|#\.{15}#\.{46}r\|$' \
+	-o 'one column: 64M'
+t "ioas show: the ranges" 0 \
+	-o '^  0x0000000000200000  0x00000000003fffff  mapped +2M$' \
+	-o '^  0x00000000fee00000  0x00000000feefffff  reserved +1M$' \
+	-o '^  0x0000008000000000  0xffffffffffffffff  disallowed '
+t "ioas show: mappings, domains, devices" 0 \
+	-o '^  0x0000000040000000 +64K +r- +0x0 +/memfd:ioasidctl \(deleted\) \(memfd\)$' \
+	-o '^ +[0-9]+ +sim0 +enforced +yes +4K,2M,1G +1$' \
+	-o '^ +[0-9]+ +sim1 +not-enforced +no +4K,2M +1$' \
+	-o '^  0000:01:00\.0 +[0-9]+ +[0-9]+ +no +iova,access-platform$'
+
+batch --json <<'EOF'
+a=ioas create
+map $a --memfd --length 2M
+map $a --memfd --length 4K --iova 0x10000000
+attach 00:03.0 $a
+ioas show $a
+EOF
+t "batch --json: one document per command" 0 -J
+docs=$("$JC" -n < "$tmp/out")
+[ "$docs" = 5 ] && ok "batch --json: 5 documents" ||
+	not_ok "batch --json: 5 documents" "got $docs"
+"$JC" -d 4 .nr_mappings '.mappings#' '.mappings[1].iova' \
+	'.mappings[0].prot' '.files[0].kind' '.domains[0].iommu' \
+	'.domains[0].enforce_coherency' '.devices[0].name' \
+	'.segments[0].kind' '.allowed_ranges#' < "$tmp/out" > "$tmp/vals" 2>&1
+if [ "$(tr '\n' ' ' < "$tmp/vals")" = \
+     "2 2 0x10000000 rw memfd sim0 true 0000:00:03.0 free 2 " ]; then
+	ok "ioas show --json fields"
+else
+	rc=1
+	not_ok "ioas show --json fields" "$(tr '\n' ' ' < "$tmp/vals")"
+fi
+
+# cutting a mapping in the middle leaves two pieces with their offsets
+batch <<'EOF'
+a=ioas create
+map $a --memfd --length 1M --iova 0x100000
+unmap $a 0x140000 64K
+ioas show $a
+unmap $a 0x0 0x1000 --missing-ok
+bytes=unmap $a --all
+echo bytes=$bytes
+EOF
+t "unmap cuts a mapping" 0 -o '^unmapped 64K from IOAS [0-9]+$' \
+	-o '^  0x0000000000100000 +256K +rw +0x0 ' \
+	-o '^  0x0000000000150000 +704K +rw +0x50000 ' \
+	-o '^unmapped 0B from IOAS' -o '^unmapped 960K from IOAS' \
+	-o '^bytes=983040$'
+
+# ---- errors inside a session: messages and statuses --------------------------------
+
+batch <<'EOF'
+a=ioas create
+e=ioas create --snoop enforce
+i=ioas create --identity
+map $a --memfd --length 1M --iova 0x100000
+!attach 0000:01:00.0 $e
+!attach 0000:01:01.0 $a
+attach 0000:01:01.0 $i
+!map $a --memfd --length 4K --iova 0x100000
+!map $a --memfd --length 6K
+!unmap $a 0x800000 4K
+!ioas destroy $i
+!ioas snoop $i allow
+attach 00:02.0 $a
+!attach 00:02.1 $e
+!replace 00:01.0 $a
+attach 00:01.0 $a
+replace 00:01.0 $e
+detach 00:01.0
+!detach 00:01.0
+-ioas show 4242
+ioas destroy $e
+EOF
+t "batch: error paths keep the session going" 0 \
+	-e "line 5: attach 0000:01:00\.0 to IOAS [0-9]+: device 0000:01:00\.0 cannot join IOAS [0-9]+: its IOMMU sim1 has no snoop control and the IOAS is in enforce mode$" \
+	-e 'line 6: attach 0000:01:01\.0 to IOAS [0-9]+: device 0000:01:01\.0 does not support IOVA translation' \
+	-e 'line 8: cannot map 4K into IOAS [0-9]+: IOVA 0x100000-0x100fff overlaps an existing mapping' \
+	-e 'line 9: cannot map 6K into IOAS [0-9]+: .*multiple' \
+	-e 'line 10: cannot unmap 4K at 0x800000 from IOAS [0-9]+: nothing is mapped at IOVA 0x800000-0x800fff' \
+	-e 'line 11: cannot destroy IOAS [0-9]+: IOAS [0-9]+ still has 1 device\(s\) attached' \
+	-e 'line 12: IOAS [0-9]+: snoop mode allow: IOAS [0-9]+ already has domains' \
+	-e 'line 14: attach 0000:00:02\.1 to IOAS [0-9]+: .*same IOMMU group 2' \
+	-e 'line 15: replace 0000:00:01\.0 to IOAS [0-9]+: device 0000:00:01\.0 is not attached' \
+	-e 'line 19: detach 0000:00:01\.0: device 0000:00:01\.0 is not attached' \
+	-e 'line 20: IOAS 4242: no IOAS 4242' \
+	-o '^0000:00:01\.0 \(dev [0-9]+\) moved to IOAS [0-9]+, domain [0-9]+ on sim0, coherent$' \
+	-o '^0000:00:01\.0 \(dev [0-9]+\) detached from IOAS [0-9]+$' \
+	-o '^IOAS [0-9]+ destroyed$'
+
+printf 'a=ioas create\nioas show $a\nioas show 4242\nioas list\n' > "$tmp/stop.batch"
+run batch "$tmp/stop.batch"
+t "batch stops at the first failure" 1 -e '^ioasidctl: line 3: IOAS 4242: no IOAS 4242$' \
+	-O '^IOAS +FLAGS'
+run batch --keep-going "$tmp/stop.batch"
+t "batch --keep-going" 1 -o '^IOAS +FLAGS'
+run script "$tmp/stop.batch"
+t "script FILE" 1 -e 'line 3'
+run script
+t "script needs a FILE" 2 -e 'too few arguments'
+run batch "$tmp/none.batch"
+t "batch: missing file" 1 -e "cannot open $tmp/none.batch"
+
+printf 'ioas show $nope\n' | "$CTL" --uri "$URI" batch > "$tmp/out" 2> "$tmp/err"; rc=$?
+t "batch: unset variable" 2 -e 'line 1: batch: \$nope is not set'
+printf 'x=ioas list\n' | "$CTL" --uri "$URI" batch > "$tmp/out" 2> "$tmp/err"; rc=$?
+t "batch: nothing to store" 2 -e "line 1: 'ioas list' makes nothing to store in x"
+printf '!ioas create\n' | "$CTL" --uri "$URI" batch > "$tmp/out" 2> "$tmp/err"; rc=$?
+t "batch: ! on a success" 1 -e "'ioas create' was expected to fail but succeeded"
+printf 'echo "unterminated\n' | "$CTL" --uri "$URI" batch > "$tmp/out" 2> "$tmp/err"; rc=$?
+t "batch: unterminated quote" 2 -e 'unterminated " quote'
+printf 'batch\n' | "$CTL" --uri "$URI" batch > "$tmp/out" 2> "$tmp/err"; rc=$?
+t "batch: no nesting" 2 -e 'cannot run another batch'
+printf "echo 'a  b' \"c \\\\\$d\" e\\\\ f # comment\n" |
+	"$CTL" --uri "$URI" batch > "$tmp/out" 2> "$tmp/err"; rc=$?
+t "batch: quoting" 0 -o '^a  b c \$d e f$'
+
+# ---- files, inherited fds, JSON escaping ----------------------------------------------
+
+shm=
+for d in /dev/shm "${XDG_RUNTIME_DIR:-}"; do
+	[ -n "$d" ] && [ -d "$d" ] && [ -w "$d" ] &&
+		[ "$(stat -f -c %T "$d" 2>/dev/null)" = tmpfs ] && { shm=$d; break; }
+done
+if [ -n "$shm" ]; then
+	f="$shm/ioasidctl-test-$$"
+	bad=$(printf '%s/ioasidctl "q"\tx\377-%s' "$shm" $$)
+	truncate -s 4M "$f" && truncate -s 8K "$bad"
+	cat > "$tmp/files.batch" <<EOF
+a=ioas create
+map \$a "$f" --offset 1M --length 1M --iova 0x200000
+map \$a --fd 3 --length 2M --prot r
+map \$a "$f"
+map \$a '$bad'
+ioas show \$a
+EOF
+	"$CTL" --uri "$URI" batch "$tmp/files.batch" > "$tmp/out" 2> "$tmp/err" 3< "$f"
+	rc=$?
+	t "map FILE and --fd" 0 \
+		-o "^mapped 1M of $f at IOVA 0x200000-0x2fffff" \
+		-o '^mapped 2M of the inherited fd at IOVA ' \
+		-o "^mapped 4M of $f at IOVA" \
+		-o "^  0x0000000000200000 +1M +rw +0x100000 +$f \(tmpfs\)$"
+	"$CTL" --uri "$URI" --json batch "$tmp/files.batch" > "$tmp/out" 2> "$tmp/err" 3< "$f"
+	rc=$?
+	t "JSON escapes file names" 0 -J -o '\\"q\\"\\tx\\ufffd-'
+	run map 1 --fd 0 --length 4K
+	t "--fd 0 that is /dev/null" 1 -e 'cannot map 4K into IOAS 1'
+	rm -f "$f" "$bad"
+else
+	skipped "map FILE and --fd" "no writable tmpfs"
+	skipped "JSON escapes file names" "no writable tmpfs"
+fi
+printf 'a=ioas create\nmap $a %s/README.md --prot r --length 4K\n' "$srcdir" > "$tmp/disk.batch"
+run batch "$tmp/disk.batch"
+if [ "$(stat -f -c %T "$srcdir/README.md" 2>/dev/null)" = tmpfs ]; then
+	skipped "map of a disk file" "the source tree is on tmpfs"
+else
+	t "map of a disk file" 1 -e 'cannot back DMA'
+fi
+
+# ---- confidential memory: convert --------------------------------------------------
+
+batch <<'EOF'
+r=ioas create --restricted
+map $r --memfd --length 2M --iova 0x200000
+attach 00:01.0 $r
+!dma 00:01.0 0x200000 4K
+bytes=convert $r shared 0x200000+1M
+dma 00:01.0 0x200000 4K
+convert $r private 0x200000-0x200fff
+!dma 00:01.0 0x200000 4K
+!convert $r shared 0x200001+4K
+p=ioas create
+!convert $p shared 0+4K
+echo bytes=$bytes
+ioas list
+faults
+EOF
+t "convert" 0 \
+	-o '^converted 1M of IOAS [0-9]+ to shared$' \
+	-o '^0000:00:01\.0 read 4K at IOVA 0x200000: ' \
+	-o '^converted 4K of IOAS [0-9]+ to private$' \
+	-e 'line 9: cannot convert IOAS [0-9]+ to shared: range 0 is not made of whole 4 KiB pages' \
+	-e 'line 11: cannot convert IOAS [0-9]+ to shared: IOAS [0-9]+ is not restricted' \
+	-o '^bytes=1048576$' \
+	-o '^ +[0-9]+ +restricted +auto +1 +2M +1\.0M +1 +1$' \
+	-o ' read +0x0000000000200000 +private$'
+run convert 1 both 0+4K
+t "convert: bad state" 2 -e "'both' is not private or shared"
+run convert 1 shared
+t "convert: no range" 2 -e 'too few arguments'
+
+# ---- simulated hotplug ------------------------------------------------------------------
+
+batch <<'EOF'
+a=ioas create
+attach 00:01.0 $a
+sim unplug 00:01.0
+!attach 00:01.0 $a
+sim plug 00:01.0
+attach 00:01.0 $a
+monitor
+EOF
+t "sim unplug, plug" 0 -o '^0000:00:01\.0 unplugged$' -o '^0000:00:01\.0 plugged in$' \
+	-e 'line 4: cannot bind 0000:00:01\.0: device 0000:00:01\.0 was unplugged' \
+	-o ' device-removed device 0000:00:01\.0 \(dev [0-9]+: detached and unbound\)$' \
+	-o ' device-added device 0000:00:01\.0$'
+run sim unplug 0000:99:00.0
+t "sim unplug: no such device" 1 -e 'cannot unplug 0000:99:00\.0: no device 0000:99:00\.0'
+
+# ---- events, faults, DMA -----------------------------------------------------------------
+
+batch <<'EOF'
+a=ioas create
+map $a --memfd --length 1M --iova 0x100000
+attach 00:01.0 $a
+attach 01:00.0 $a
+dma 00:01.0 0x100000 4K --write --fill 0x5a
+dma 00:01.0 0x100000 16
+!dma 00:01.0 0x900000 4K
+dma 00:01.0 0x100000 4K --write --no-snoop
+monitor
+faults
+EOF
+t "dma, monitor, faults" 0 \
+	-o '^0000:00:01\.0 wrote 4K at IOVA 0x100000$' \
+	-o '^0000:00:01\.0 read 16B at IOVA 0x100000: 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a$' \
+	-e 'line 7: DMA read 4K at 0x900000 by 0000:00:01\.0: DMA fault at IOVA 0x900000' \
+	-o '^[0-9]+\.[0-9]{6} device-coherency device 0000:01:00\.0 \(dev [0-9]+\): non-coherent$' \
+	-o '^[0-9]+\.[0-9]{6} fault device 0000:00:01\.0 \(dev [0-9]+\) at IOVA 0x900000$' \
+	-o '^ +TIME +DEVICE +DEV +ACCESS +IOVA +REASON$' \
+	-o ' 0000:00:01\.0 +[0-9]+ +read +0x0000000000900000 +not-present$'
+
+batch --json <<'EOF'
+a=ioas create
+attach 01:00.0 $a
+detach 01:00.0
+monitor
+EOF
+tail -n 2 "$tmp/out" > "$tmp/mon"
+if [ "$(wc -l < "$tmp/mon")" -eq 2 ] && head -1 "$tmp/mon" | "$JC" &&
+   [ "$("$JC" .type .arg < "$tmp/mon" | tr '\n' ' ')" = "device-coherency 1 " ] &&
+   [ "$(tail -1 "$tmp/mon" | "$JC" .arg)" = 0 ]; then
+	ok "monitor --json: one object per line"
+else
+	rc=1
+	not_ok "monitor --json: one object per line" "$(cat "$tmp/mon")"
+fi
+
+# ---- KVM -------------------------------------------------------------------------------------
+
+printf 'vm=kvm create\n' > "$tmp/kvm.batch"
+run batch "$tmp/kvm.batch"
+if [ $rc -ne 0 ]; then
+	skipped "kvm" "cannot create a KVM VM here: $(head -1 "$tmp/err")"
+else
+	batch <<'EOF'
+a=ioas create
+vm=kvm create
+attach 01:00.0 $a
+attach 00:03.0 $a
+attach 01:02.0 $a --no-snoop-unused
+kvm add 01:00.0 $vm
+kvm add 00:03.0 $vm
+kvm add 01:02.0 $vm
+kvm
+!kvm policy $vm forbid
+kvm remove 01:00.0
+kvm policy $vm forbid
+!kvm add 01:00.0 $vm
+monitor
+EOF
+	t "kvm show: WBINVD and why" 0 \
+		-o '^VM [0-9]+ created: 0 device\(s\), 0 non-coherent, WBINVD not needed$' \
+		-o '^0000:01:00\.0 added to VM [0-9]+: 1 device\(s\), 1 non-coherent, WBINVD needed$' \
+		-o '^VM [0-9]+: WBINVD needed \(non-coherent DMA is registered with KVM\)$' \
+		-o '^  0000:01:00\.0 +[0-9]+ +[0-9]+ +[0-9]+ +sim1 +no +Enable No Snoop is set, and domain [0-9]+ does not force snooping: its IOMMU sim1 has no snoop control$' \
+		-o '^  0000:00:03\.0 .* sim0 +yes +domain [0-9]+ on sim0 forces snooping$' \
+		-o '^  0000:01:02\.0 .* yes +the VMM promised it issues no no-snoop DMA$' \
+		-e 'line 10: VM [0-9]+: policy forbid: VM [0-9]+ already has 1 non-coherent device' \
+		-e 'line 13: cannot put 0000:01:00\.0 in VM [0-9]+: .*forbids anything that needs WBINVD' \
+		-o 'vm-coherency VM [0-9]+: non-coherent DMA registered' \
+		-o 'vm-coherency VM [0-9]+: non-coherent DMA unregistered'
+	batch --json <<'EOF'
+a=ioas create --snoop allow
+vm=kvm create
+attach 00:03.0 $a
+kvm add 00:03.0 $vm
+kvm show
+EOF
+	"$JC" -d 4 '.vms[0].wbinvd_needed' '.vms[0].devices[0].name' \
+		'.vms[0].devices[0].coherent' '.vms[0].devices[0].reason' \
+		< "$tmp/out" > "$tmp/vals" 2>&1
+	if [ "$(tr '\n' '|' < "$tmp/vals")" = "true|0000:00:03.0|false|Enable No Snoop is set, and domain $("$JC" -d 2 .domain < "$tmp/out") does not force snooping: IOAS $("$JC" -d 0 .ioas < "$tmp/out") is in snoop mode allow|" ]; then
+		ok "kvm --json: snoop mode allow"
+	else
+		rc=1
+		not_ok "kvm --json: snoop mode allow" "$(cat "$tmp/vals")"
+	fi
+fi
+
+# ---- through ioasidd: sessions ------------------------------------------------------------------
+
+if [ $daemon = yes ]; then
+	batch <<'EOF'
+a=ioas create
+map $a --memfd --length 2M
+status
+EOF
+	t "daemon counts other objects of this session" 0 -o '^ioas: +[1-9]' \
+		-o '^mappings: +[1-9][0-9]* \(2M\)'
+	run status --json
+	t "daemon: the batch session is gone" 0 -j .nr_ioas 0 -j .nr_mappings 0
+
+	# another client's objects: shown when the daemon lets us observe
+	observer=$("$JC" .observer < "$tmp/out")
+	printf '%s\n' 'a=ioas create' 'map $a --memfd --length 2M' \
+		'echo ready $a' 'monitor --timeout 3' > "$tmp/hold.batch"
+	"$CTL" --uri "$URI" batch "$tmp/hold.batch" > "$tmp/hold" 2>&1 &
+	holder=$!
+	tries=0
+	until grep -q '^ready' "$tmp/hold" || [ $tries -gt 300 ]; do
+		sleep 0.01
+		tries=$((tries + 1))
+	done
+	held=$(sed -n 's/^ready //p' "$tmp/hold")
+	run ioas list
+	if [ "$observer" = true ]; then
+		t "observer: another client's IOAS" 0 \
+			-o "^ +$held +- +auto +1 +2M "
+		run ioas show "$held"
+		t "observer: ioas show of another client's IOAS" 0 \
+			-o '^  mappings: +1, 2M mapped'
+	else
+		t "no observer: only this session" 0 -O "^ +$held " \
+			-e "only this session's address spaces are shown: "
+		run ioas show "$held"
+		t "no observer: another client's IOAS is not there" 1 \
+			-e "no IOAS $held"
+	fi
+	run --session ioas list
+	t "--session: only this session" 0 -O "^ +$held " -E .
+	kill "$holder" 2> /dev/null
+	wait "$holder"
+fi
+
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
