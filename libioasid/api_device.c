@@ -7,8 +7,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctx.h"
+#include "kvm/kvm.h"
 #include "util/macros.h"
 
 static int call(struct ioasid_ctx *ctx, struct ioasid_op *op)
@@ -301,7 +303,24 @@ IOASID_EXPORT int ioasid_vm_bind(struct ioasid_ctx *ctx, int kvm_vm_fd,
 	ioasid_op_init(&op, IOASID_CMD_VM_BIND);
 	op.fd = kvm_vm_fd;
 	op.fd2 = kvm_vfio_fd;
+	/*
+	 * KVM serves a VM only from the process that created it, so through
+	 * ioasidd the kvm-vfio device is created here, in the VMM.
+	 */
+	if (kvm_vfio_fd < 0 && ioasid_is_remote(ctx)) {
+		r = kvm_vfio_create(kvm_vm_fd, &op.fd2);
+		if (r < 0) {
+			ctx_set_error(r == -EBUSY ?
+				      "the VM already has its kvm-vfio device "
+				      "(KVM allows one): pass its fd" :
+				      "cannot create the VM's kvm-vfio device");
+			return r;
+		}
+		op.flags = IOASID_VM_KVM_VFIO_CREATED;
+	}
 	r = call(ctx, &op);
+	if (op.flags & IOASID_VM_KVM_VFIO_CREATED)
+		close(op.fd2);		/* ioasidd keeps its own copy */
 	if (r == 0)
 		*vm_id = op.out_id;
 	return r;

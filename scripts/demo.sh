@@ -1,7 +1,65 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# The README demo on an already configured build directory ($1).
+#
+# The README demo, on a configured and built build directory ($1):
+#   1. start ioasidd on the simulated IOMMU, on a private socket;
+#   2. run the example VMM flow against it (a real KVM VM, guest RAM in a
+#      memfd mapped by fd + offset, two simulated devices, DMA checked in
+#      the memfd) and keep its state alive;
+#   3. show that state from outside with ioasidctl: status, devices, the
+#      address space drawn to scale, and the VM's coherency (WBINVD);
+#   4. stop the VMM (it tears down) and the daemon.
 set -euo pipefail
-build=${1:?usage: demo.sh BUILD_DIR}
-echo "== example VMM flow on the embedded simulated IOMMU"
-"$build/examples/vmm_flow"
+
+build=$(cd "${1:?usage: demo.sh BUILD_DIR}" && pwd)
+dir=$(mktemp -d)
+sock=$dir/ioasidd.sock
+daemon_pid='' vmm_pid=''
+
+cleanup() {
+	[ -n "$vmm_pid" ] && kill "$vmm_pid" 2>/dev/null && wait "$vmm_pid" 2>/dev/null
+	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+wait_for() {	# wait_for CONDITION-COMMAND... (up to 10 s)
+	for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done
+	echo "demo: timed out waiting for: $*" >&2
+	return 1
+}
+
+section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+ctl() {
+	section "ioasidctl $*"
+	"$build/ioasidctl/ioasidctl" --uri "unix:$sock" "$@"
+}
+
+section "ioasidd on the simulated IOMMU (built-in topology), socket $sock"
+"$build/ioasidd/ioasidd" --socket "$sock" --backend sim --log-level notice \
+	2> "$dir/ioasidd.log" &
+daemon_pid=$!
+wait_for test -S "$sock"
+echo "ioasidd running (pid $daemon_pid)"
+
+section "the example VMM flow, connected to ioasidd"
+"$build/examples/vmm_flow" --keep "unix:$sock" > "$dir/vmm.log" 2>&1 &
+vmm_pid=$!
+wait_for grep -q "holding the state" "$dir/vmm.log" || { cat "$dir/vmm.log"; exit 1; }
+cat "$dir/vmm.log"
+
+ctl status
+ctl devices
+ctl iommus
+ioas=$("$build/ioasidctl/ioasidctl" --uri "unix:$sock" --json ioas list |
+	sed -n 's/.*"ioas": \([0-9]*\).*/\1/p' | head -n1)
+ctl ioas show "${ioas:-1}"
+ctl kvm
+
+section "the VMM stops: its objects go with its session"
+kill -TERM "$vmm_pid"
+wait "$vmm_pid" 2>/dev/null || true
+vmm_pid=''
+tail -n 2 "$dir/vmm.log"
+ctl status

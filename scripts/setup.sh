@@ -16,7 +16,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # Debian packages the build, the tests and the demo need.
 packages=(
 	build-essential autoconf automake libtool pkg-config
-	libnl-3-dev libnl-genl-3-dev libudev-dev uthash-dev libsystemd-dev
+	libnl-3-dev libudev-dev uthash-dev libsystemd-dev
 	libcriterion-dev scdoc umockdev libumockdev-dev
 	qemu-system-x86 busybox-static cpio
 )

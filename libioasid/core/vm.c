@@ -64,10 +64,15 @@ int vm_bind(struct session *s, struct ioasid_op *op)
 			    strerror(errno));
 		goto fail;
 	}
-	if (op->fd2 >= 0) {
+	if (op->flags & ~(uint32_t)IOASID_VM_KVM_VFIO_CREATED) {
+		r = op_fail(op, EOPNOTSUPP, "unknown VM bind flags 0x%x",
+			    op->flags);
+	} else if (op->fd2 >= 0) {
 		vfio_fd = dup_fd(op->fd2);
 		r = vfio_fd < 0 ? op_fail(op, errno, "cannot keep the kvm-vfio "
 					  "fd: %s", strerror(errno)) : 0;
+		/* the library made it on the caller's side (through ioasidd) */
+		vm->flags |= op->flags & IOASID_VM_KVM_VFIO_CREATED;
 	} else {
 		r = kvm_vfio_create(vm_fd, &vfio_fd);
 		/* KVM says EBUSY: it allows one kvm-vfio device per VM */

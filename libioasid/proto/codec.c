@@ -158,9 +158,12 @@ static const struct proto_cmd_policy policies[__IOASID_CMD_MAX] = {
 					BIT(DATA) | CAP),
 	[IOASID_CMD_DOMAIN_LIST]  = REQ("DOMAIN_LIST", LIST, ID | CAP, 0),
 	[IOASID_CMD_DEVICE_INFO]  = REQ("DEVICE_INFO", 0, BIT(NAME) | CAP, 0),
-	/* FD_INDEX: the KVM VM; FD_INDEX2: its kvm-vfio device, if any */
+	/*
+	 * FD_INDEX: the KVM VM; FD_INDEX2: its kvm-vfio device, if any;
+	 * FLAGS: IOASID_VM_KVM_VFIO_CREATED when libioasid made it
+	 */
 	[IOASID_CMD_VM_BIND]	  = REQ("VM_BIND", 0, BIT(FD_INDEX),
-					BIT(FD_INDEX2)),
+					BIT(FD_INDEX2) | BIT(FLAGS)),
 	[IOASID_CMD_VM_UNBIND]	  = REQ("VM_UNBIND", 0, BIT(VM_ID), 0),
 	[IOASID_CMD_VM_INFO]	  = REQ("VM_INFO", 0, BIT(VM_ID) | CAP, 0),
 	[IOASID_CMD_VM_SET_POLICY] = REQ("VM_SET_POLICY", 0,
