@@ -18,7 +18,7 @@ packages=(
 	build-essential autoconf automake libtool pkg-config
 	libnl-3-dev libudev-dev uthash-dev libsystemd-dev
 	libcriterion-dev scdoc umockdev libumockdev-dev
-	qemu-system-x86 busybox-static cpio
+	qemu-system-x86 busybox-static cpio xz-utils
 )
 
 install_missing() {
