@@ -280,8 +280,14 @@ struct storm {
 	struct ioasid_ctx *ctx;
 	uint32_t dev;
 	uint64_t base;
-	/* pages 0..STORM_PAGES/2-1 stay shared; the others flip */
-	uint8_t private_after[STORM_PAGES];	/* set after to-private returned */
+	/*
+	 * Pages 0..STORM_PAGES/2-1 stay shared; the others flip.  state: 0
+	 * shared, 1 being made private, 2 private (the conversion returned);
+	 * gen counts changes, so a DMA judges only against a state that held
+	 * from before it started until after it ended.
+	 */
+	uint8_t private_after[STORM_PAGES];
+	uint32_t gen[STORM_PAGES];
 	volatile int stop;
 	uint64_t faults_on_kept, reached_private, dmas;
 	uint32_t seed;
@@ -295,17 +301,21 @@ static void *storm_dma(void *p)
 	uint64_t done;
 
 	while (!s->stop) {
-		uint32_t page;
-		int r, priv;
+		uint32_t page, gen;
+		int r, priv, stable;
 
 		x = x * 1103515245 + 12345;
 		page = (x >> 8) % STORM_PAGES;
-		priv = __atomic_load_n(&s->private_after[page], __ATOMIC_ACQUIRE);
+		/* seqlock read: an odd generation is a conversion under way */
+		gen = __atomic_load_n(&s->gen[page], __ATOMIC_SEQ_CST);
+		priv = __atomic_load_n(&s->private_after[page], __ATOMIC_SEQ_CST);
 		r = ioasid_device_dma(s->ctx, s->dev, s->base + page * 4096ULL, buf,
 				      sizeof(buf), 0, &done);
+		stable = !(gen & 1) &&
+			 __atomic_load_n(&s->gen[page], __ATOMIC_SEQ_CST) == gen;
 		if (page < STORM_PAGES / 2 && r != 0)
 			__atomic_add_fetch(&s->faults_on_kept, 1, __ATOMIC_RELAXED);
-		if (page >= STORM_PAGES / 2 && priv == 2 && r == 0)
+		if (page >= STORM_PAGES / 2 && priv == 2 && stable && r == 0)
 			__atomic_add_fetch(&s->reached_private, 1, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&s->dmas, 1, __ATOMIC_RELAXED);
 	}
@@ -337,14 +347,15 @@ Test(convert, storm_beside_dma, .timeout = 120)
 		x = x * 1103515245 + 12345;
 		page = STORM_PAGES / 2 + (x >> 8) % (STORM_PAGES / 2);
 		to_private = !s.private_after[page];
-		if (!to_private)
-			__atomic_store_n(&s.private_after[page], 0, __ATOMIC_RELEASE);
-		else
-			__atomic_store_n(&s.private_after[page], 1, __ATOMIC_RELEASE);
+		/* seqlock write: odd while the page's state is changing */
+		__atomic_add_fetch(&s.gen[page], 1, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&s.private_after[page], to_private ? 1 : 0,
+				 __ATOMIC_SEQ_CST);
 		cr_assert_eq(convert1(s.ctx, ioas, s.base + page * 4096ULL, 4096,
 				      to_private ? PRIV : SHARED), 0);
 		if (to_private)	/* 2: the conversion has returned */
-			__atomic_store_n(&s.private_after[page], 2, __ATOMIC_RELEASE);
+			__atomic_store_n(&s.private_after[page], 2, __ATOMIC_SEQ_CST);
+		__atomic_add_fetch(&s.gen[page], 1, __ATOMIC_SEQ_CST);
 	}
 	s.stop = 1;
 	for (int i = 0; i < 2; i++)

@@ -639,5 +639,7 @@ Test(hotplug, owner_hears_even_unsubscribed)
 	cr_assert_eq(ioasid_event_read(ctx, &ev), 0);
 	cr_assert_eq(ev.type, IOASID_EVENT_DEVICE_REMOVED);
 	cr_assert_eq(ev.id, nic);
+	/* plug it back: through a shared ioasidd other tests need it */
+	cr_assert_eq(ioasid_sim_hotplug(ctx, NIC, 1), 0);
 	ioasid_unref(ctx);
 }

@@ -153,10 +153,9 @@ int device_info(struct session *s, struct ioasid_op *op)
 	if (!dev)
 		return op_fail(op, ENOENT, "no device %s", op->name);
 	fill_info(s, dev, &info);
-	if (op->out_cap < sizeof(info))
-		return op_fail(op, EMSGSIZE, "result buffer too small");
-	memcpy(op->out, &info, sizeof(info));
-	op->out_len = sizeof(info);
+	/* an older, smaller caller gets the part it knows */
+	op->out_len = min_t(uint32_t, sizeof(info), op->out_cap);
+	memcpy(op->out, &info, op->out_len);
 	return 0;
 }
 

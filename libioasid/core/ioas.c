@@ -987,12 +987,14 @@ static void fill_mapping(const struct iova_area *a, struct ioasid_mapping *m)
 	};
 }
 
+/*
+ * A result structure: a caller built against an older, smaller version of
+ * it gets the part it knows (its size field tells it there is more).
+ */
 static int out_struct(struct ioasid_op *op, const void *src, uint32_t size)
 {
-	op->out_len = size;
-	if (op->out_cap < size)
-		return op_fail(op, EMSGSIZE, "result buffer too small");
-	memcpy(op->out, src, size);
+	op->out_len = min_t(uint32_t, size, op->out_cap);
+	memcpy(op->out, src, op->out_len);
 	return 0;
 }
 

@@ -172,10 +172,9 @@ int vm_info(struct session *s, struct ioasid_op *op)
 		.nr_noncoherent = vm->nr_noncoherent,
 		.registrations = vm->registrations,
 	};
-	op->out_len = sizeof(info);
-	if (op->out_cap < sizeof(info))
-		return op_fail(op, EMSGSIZE, "result buffer too small");
-	memcpy(op->out, &info, sizeof(info));
+	/* an older, smaller caller gets the part it knows */
+	op->out_len = min_t(uint32_t, sizeof(info), op->out_cap);
+	memcpy(op->out, &info, op->out_len);
 	return 0;
 }
 
