@@ -427,7 +427,7 @@ static double pipelined_maps_per_s(struct conn *c, uint32_t ioas, int fd,
 static double batched_maps_per_s(struct conn *c, uint32_t ioas, int fd,
 				 int n, int per_msg)
 {
-	struct proto_map_entry *e = calloc((size_t)per_msg, sizeof(*e));
+	struct ioasid_map_entry *e = calloc((size_t)per_msg, sizeof(*e));
 	struct ioasid_op op;
 	uint64_t t0;
 	int r;

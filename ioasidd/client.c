@@ -274,8 +274,6 @@ static int run_op(struct client *c, struct ioasid_op *op)
 	case IOASID_CMD_EVENT_READ:
 		return op_fail(op, EOPNOTSUPP, "events arrive as EVENT "
 			       "messages; EVENT_READ is for embedded contexts");
-	case IOASID_CMD_MAP_BATCH:
-		return map_batch(c->session, op);
 	}
 	r = core_call(c->session, op);
 	if (op->cmd == IOASID_CMD_STATUS && r == 0)

@@ -88,8 +88,6 @@ bool clients_reap(struct server *srv);
 void client_on_socket(struct client *c, uint32_t events);
 void client_on_events(struct client *c);
 
-/* map_batch.c: MAP_BATCH, run by the core or, until it can, here. */
-int map_batch(struct session *s, struct ioasid_op *op);
 
 /*
  * sd.c: no-ops without libsystemd.  sd_activation_fd() returns the socket

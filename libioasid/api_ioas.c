@@ -411,3 +411,42 @@ IOASID_EXPORT int ioasid_convert(struct ioasid_ctx *ctx, uint32_t ioas_id,
 		*converted = op.out_bytes;
 	return r;
 }
+
+/*
+ * ioasid_map_file_batch - map many ranges of one file in one call
+ * @fd: as ioasid_map_file(); checked once for the whole batch
+ * @entries, @nr: the ranges (file offset, length, and the IOVA when
+ *                @flags has IOASID_MAP_FIXED_IOVA)
+ * @flags: IOASID_MAP_READ, IOASID_MAP_WRITE, IOASID_MAP_FIXED_IOVA, for
+ *         every entry
+ * @iovas: out: where each entry was mapped (may be NULL)
+ *
+ * All or nothing: if an entry cannot be mapped, the ones before it are
+ * unmapped and the call fails with that entry's error (the reason names
+ * it).  Through ioasidd this is one message, not one per range.
+ * Errors: those of ioasid_map_file(), -EINVAL (NULL @entries or @nr 0),
+ * -E2BIG (more than 2730 entries, what one message carries).
+ */
+IOASID_EXPORT int ioasid_map_file_batch(struct ioasid_ctx *ctx,
+					uint32_t ioas_id, int fd,
+					const struct ioasid_map_entry *entries,
+					uint32_t nr, uint32_t flags,
+					uint64_t *iovas)
+{
+	uint64_t scratch[64], *out = iovas ? iovas : scratch;
+	struct ioasid_op op;
+
+	if (!entries || !nr)
+		return api_reject(-EINVAL, __func__);
+	if (nr > IOASID_MAP_BATCH_MAX || (!iovas && nr > 64))
+		return api_reject(iovas ? -E2BIG : -EINVAL, __func__);
+	ioasid_op_init(&op, IOASID_CMD_MAP_BATCH);
+	op.ioas_id = ioas_id;
+	op.fd = fd;
+	op.flags = flags;
+	op.in = entries;
+	op.in_len = nr * (uint32_t)sizeof(*entries);
+	op.out = out;
+	op.out_cap = nr * (uint32_t)sizeof(*out);
+	return call(ctx, &op);
+}

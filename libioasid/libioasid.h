@@ -87,6 +87,11 @@ int ioasid_map_file(struct ioasid_ctx *ctx, uint32_t ioas_id, int fd,
 		    uint64_t *iova);
 int ioasid_map_user(struct ioasid_ctx *ctx, uint32_t ioas_id, void *vaddr,
 		    uint64_t length, uint32_t flags, uint64_t *iova);
+/* At most what one ioasidd message carries (64 KiB of entries). */
+#define IOASID_MAP_BATCH_MAX 2730
+int ioasid_map_file_batch(struct ioasid_ctx *ctx, uint32_t ioas_id, int fd,
+			  const struct ioasid_map_entry *entries, uint32_t nr,
+			  uint32_t flags, uint64_t *iovas);
 int ioasid_unmap(struct ioasid_ctx *ctx, uint32_t ioas_id, uint64_t iova,
 		 uint64_t length, uint32_t flags, uint64_t *unmapped);
 int ioasid_unmap_all(struct ioasid_ctx *ctx, uint32_t ioas_id,

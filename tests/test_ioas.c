@@ -792,3 +792,52 @@ Test(model, random_map_unmap_split, .timeout = 120)
 	for (int i = 0; i < 4; i++)
 		model_run(seed + (uint64_t)i * 7919);
 }
+
+/* ---- batches ------------------------------------------------------------------ */
+
+Test(map, batch_all_or_nothing)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int fd = test_memfd(4 * MiB);
+	struct ioasid_map_entry e[3] = {
+		{ .iova = 0x100000, .offset = 0, .length = 4096 },
+		{ .iova = 0x200000, .offset = 8192, .length = 8192 },
+		{ .iova = 0x300000, .offset = MiB, .length = MiB },
+	};
+	uint64_t iovas[3] = { 0 };
+	struct ioasid_mapping m;
+
+	cr_assert_eq(ioasid_map_file_batch(ctx, ioas, fd, e, 3, RW | FIXED, iovas),
+		     0, "%s", ioasid_last_error(ctx));
+	cr_assert_eq(iovas[1], 0x200000);
+	cr_assert_eq(nr_mappings(ctx, ioas), 3);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x200000 + 4096, &m), 0);
+	cr_assert_eq(m.offset, 8192);
+	/* the last entry overlaps: the first two are undone */
+	e[0].iova = 0x400000;
+	e[1].iova = 0x500000;
+	e[2].iova = 0x200000;
+	cr_assert_eq(ioasid_map_file_batch(ctx, ioas, fd, e, 3, RW | FIXED, iovas),
+		     -EEXIST);
+	cr_assert(strstr(ioasid_last_error(ctx), "entry 2"), "%s",
+		  ioasid_last_error(ctx));
+	cr_assert_eq(nr_mappings(ctx, ioas), 3, "nothing half-applied");
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x400000, &m), -ENOENT);
+	/* allocated IOVAs come back */
+	cr_assert_eq(ioasid_map_file_batch(ctx, ioas, fd, e, 2, RW, iovas), 0);
+	cr_assert_neq(iovas[0], 0);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, iovas[1], &m), 0);
+	cr_assert_eq(m.offset, 8192);
+	/* bad batches */
+	e[0].length = 100;
+	cr_assert_eq(ioasid_map_file_batch(ctx, ioas, fd, e, 1, RW, iovas), -EINVAL);
+	cr_assert_eq(ioasid_map_file_batch(ctx, ioas, fd, NULL, 1, RW, iovas), -EINVAL);
+	cr_assert_eq(ioasid_map_file_batch(ctx, ioas, fd, e, 0, RW, iovas), -EINVAL);
+	cr_assert_eq(ioasid_map_file_batch(ctx, ioas, fd, e, IOASID_MAP_BATCH_MAX + 1,
+					   RW, iovas), -E2BIG);
+	cr_assert_eq(ioasid_map_file_batch(ctx, ioas, -1, e, 1, RW, iovas), -EBADF);
+	cr_assert_eq(nr_mappings(ctx, ioas), 5);
+	close(fd);
+	ioasid_unref(ctx);
+}

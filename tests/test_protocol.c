@@ -1689,7 +1689,7 @@ static uint64_t raw_nr_mappings(int s, uint32_t ioas)
 /* Many ranges of one file in one message, all or nothing. */
 Test(daemon, map_batch_is_all_or_nothing)
 {
-	struct proto_map_entry e[3] = {
+	struct ioasid_map_entry e[3] = {
 		{ .iova = 0x100000, .offset = 0, .length = 4096 },
 		{ .iova = 0x200000, .offset = 8192, .length = 8192 },
 		{ .iova = 0x300000, .offset = 4096, .length = 4096 },

@@ -150,6 +150,12 @@ static int do_map_file(struct session *s, struct ioas *ioas,
 	return ioas_map_file(ioas, op);
 }
 
+static int do_map_batch(struct session *s, struct ioas *ioas,
+			struct ioasid_op *op)
+{
+	return ioas_map_batch(ioas, op);
+}
+
 static int do_map_user(struct session *s, struct ioas *ioas,
 		       struct ioasid_op *op)
 {
@@ -347,6 +353,7 @@ static const struct command commands[__IOASID_CMD_MAX] = {
 	[IOASID_CMD_IOAS_LIST]		= { do_ioas_list, 0 },
 	[IOASID_CMD_MAP_FILE]		= { do_map_file, NEEDS_IOAS },
 	[IOASID_CMD_MAP_USER]		= { do_map_user, NEEDS_IOAS },
+	[IOASID_CMD_MAP_BATCH]		= { do_map_batch, NEEDS_IOAS },
 	[IOASID_CMD_UNMAP]		= { do_unmap, NEEDS_IOAS },
 	[IOASID_CMD_COPY]		= { do_copy, NEEDS_IOAS },
 	[IOASID_CMD_IOVA_RANGES]	= { do_iova_ranges, NEEDS_IOAS | READ_ONLY },

@@ -575,6 +575,117 @@ int ioas_unmap(struct ioas *ioas, struct ioasid_op *op)
 	return unmap_range(ioas, op->iova, op->length, op);
 }
 
+/* ---- batches: many ranges of one file, all or nothing -------------------- */
+
+/* Lowest offset and highest end of a batch, checking each entry's shape. */
+static int batch_span(const struct ioasid_map_entry *e, uint32_t nr,
+		      uint64_t *lo, uint64_t *hi, struct ioasid_op *op)
+{
+	*lo = UINT64_MAX;
+	*hi = 0;
+	for (uint32_t i = 0; i < nr; i++) {
+		if (!e[i].length)
+			return op_fail(op, EINVAL, "entry %u: length is zero", i);
+		if (e[i].offset + e[i].length < e[i].offset)
+			return op_fail(op, EOVERFLOW, "entry %u: offset + length "
+				       "wraps", i);
+		*lo = min_t(uint64_t, *lo, e[i].offset);
+		*hi = max_t(uint64_t, *hi, e[i].offset + e[i].length);
+	}
+	return 0;
+}
+
+/* Map entry @i of a batch (the file was checked for the whole batch). */
+static int batch_entry(struct ioas *ioas, struct file_ref *file,
+		       const struct ioasid_map_entry *e, uint32_t i,
+		       uint64_t *iova, struct ioasid_op *op)
+{
+	char why[IOASID_ERRMSG_MAX];
+	struct iova_area a;
+	int r;
+
+	if (!IS_ALIGNED(e->offset | e->length, file->page_size))
+		return op_fail(op, EINVAL, "entry %u: offset and length must "
+			       "be multiples of 0x%llx", i,
+			       (unsigned long long)file->page_size);
+	if ((op->flags & IOASID_MAP_FIXED_IOVA) &&
+	    (!IS_ALIGNED(e->iova, SZ_4K) ||
+	     e->iova + (e->length - 1) < e->iova))
+		return op_fail(op, EINVAL, "entry %u: IOVA 0x%llx is unaligned "
+			       "or wraps", i, (unsigned long long)e->iova);
+	file_get(file);
+	a = (struct iova_area){
+		.kind = IOVA_AREA_MAPPING,
+		.iova = e->iova,
+		.length = e->length,
+		.offset = e->offset,
+		.backing = file,
+		.prot = op->flags & PROT_FLAGS,
+	};
+	r = map_area(ioas, &a, op->flags & IOASID_MAP_FIXED_IOVA,
+		     alloc_alignment(e->offset, e->length), op);
+	if (r < 0) {
+		memcpy(why, op->errmsg, sizeof(why));
+		return op_fail(op, -r, "entry %u: %s", i, why);
+	}
+	*iova = a.iova;
+	return 0;
+}
+
+int ioas_map_batch(struct ioas *ioas, struct ioasid_op *op)
+{
+	const struct ioasid_map_entry *e = op->in;
+	uint32_t nr = op->in_len / sizeof(*e), i;
+	uint64_t *iovas, lo = 0, hi = 0, bytes = 0;
+	struct ioasid_op undo;
+	struct file_ref *file;
+	int r;
+
+	if (!nr || op->in_len % sizeof(*e))
+		return op_fail(op, EINVAL, "a batch needs whole entries of "
+			       "%zu bytes", sizeof(*e));
+	if (op->out_cap && op->out_cap < nr * sizeof(*iovas))
+		return op_fail(op, EMSGSIZE, "room for %u IOVAs, %u entries",
+			       op->out_cap / (uint32_t)sizeof(*iovas), nr);
+	r = check_map_args(op, SZ_4K, op);
+	if (r == 0)
+		r = batch_span(e, nr, &lo, &hi, op);
+	if (r == 0)
+		r = check_quota(ioas, nr, hi - lo, op);
+	if (r < 0)
+		return r;
+	/* the IOVAs are needed to undo, whether or not the caller wants them */
+	iovas = op->out_cap ? op->out : calloc(nr, sizeof(*iovas));
+	if (!iovas)
+		return op_fail(op, ENOMEM, "out of memory");
+	/* one look at the file (kind, seals, access, size) for the batch */
+	r = file_lookup_or_add(&ioas->files, op->fd, lo, hi - lo,
+			       op->flags & PROT_FLAGS, &file, op);
+	if (r < 0)
+		goto out;
+	file_get(file);		/* holds it while entries come and go */
+	for (i = 0; i < nr; i++) {
+		r = batch_entry(ioas, file, &e[i], i, &iovas[i], op);
+		if (r < 0)
+			break;
+		bytes += e[i].length;
+	}
+	for (uint32_t k = 0; r < 0 && k < i; k++) {	/* all or nothing */
+		ioasid_op_init(&undo, IOASID_CMD_UNMAP);
+		unmap_range(ioas, iovas[k], e[k].length, &undo);
+	}
+	file_put(file);
+	if (r == 0) {
+		op->out_id = nr;
+		op->out_bytes = bytes;
+		op->out_len = op->out_cap ? nr * (uint32_t)sizeof(*iovas) : 0;
+	}
+out:
+	if (!op->out_cap)
+		free(iovas);
+	return r;
+}
+
 /* ---- copy ------------------------------------------------------------ */
 
 struct copy_state {

@@ -71,6 +71,8 @@ void ioas_destroy(struct ioas *ioas);
 
 int ioas_map_file(struct ioas *ioas, struct ioasid_op *op);
 int ioas_map_user(struct ioas *ioas, struct ioasid_op *op);
+/* Many ranges of one file (struct ioasid_map_entry), all or nothing. */
+int ioas_map_batch(struct ioas *ioas, struct ioasid_op *op);
 int ioas_unmap(struct ioas *ioas, struct ioasid_op *op);
 int ioas_copy(struct ioas *dst, struct ioas *src, struct ioasid_op *op);
 int ioas_iova_ranges(struct ioas *ioas, struct ioasid_op *op);

@@ -130,7 +130,7 @@ static const struct proto_cmd_policy policies[__IOASID_CMD_MAX] = {
 	[IOASID_CMD_FILE_INFO]	  = REQ("FILE_INFO", 0,
 					ID | BIT(FILE_ID) | CAP, 0),
 	/*
-	 * DATA: struct proto_map_entry[], all or nothing; OUT_ID: entries
+	 * DATA: struct ioasid_map_entry[], all or nothing; OUT_ID: entries
 	 * mapped; OUT_BYTES: bytes mapped; OUT_DATA: the IOVAs (u64 each)
 	 */
 	[IOASID_CMD_MAP_BATCH]	  = REQ("MAP_BATCH", 0,

@@ -56,11 +56,6 @@ struct nl_msg;
  * (FD_INDEX) to map with the request's FLAGS.  Interim wire layout until
  * uapi has struct ioasid_map_entry; keep the two identical.
  */
-struct proto_map_entry {
-	uint64_t iova;		/* with IOASID_MAP_FIXED_IOVA */
-	uint64_t offset;	/* into the file */
-	uint64_t length;
-};
 
 enum proto_cmd_flags {
 	PROTO_CMD_REQUEST	= 1 << 0, /* a client may send it */

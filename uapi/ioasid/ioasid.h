@@ -55,6 +55,13 @@ enum ioasid_mapping_flags {
 	IOASID_MAPPING_USER	= 1 << 8, /* host virtual address, no file */
 };
 
+/* One range of a batch mapping of one file (IOASID_CMD_MAP_BATCH). */
+struct ioasid_map_entry {
+	__u64 iova;		/* with IOASID_MAP_FIXED_IOVA */
+	__u64 offset;		/* into the file */
+	__u64 length;
+};
+
 struct ioasid_iova_range {
 	__u64 start;
 	__u64 last;	/* inclusive */
