@@ -6,7 +6,8 @@
 #   scripts/setup.sh demo   install what is missing, build, run the demo
 #   scripts/setup.sh test   install what is missing, build, run every test
 #
-# Builds in ./build (plain) and ./build-san (ASan+UBSan, tests only).
+# Builds in ./build (plain), ./build-san (ASan+UBSan) and ./build-tsan
+# (ThreadSanitizer, the concurrent simulated hardware only).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -69,12 +70,18 @@ run_tests() {
 	# 2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 	configure_in build-san --enable-asan --enable-ubsan --enable-werror
 	make -C build-san -j"$jobs" check || rc=1
-	# 3. the real Linux iommufd/VFIO stack in QEMU
+	# 3. the lock-free simulated hardware under ThreadSanitizer (criterion
+	#    cannot run under TSan: these two tests bring their own runner)
+	configure_in build-tsan --enable-tsan --enable-werror
+	make -C build-tsan -j"$jobs"
+	make -C build-tsan check TESTS="tests/test_sim_pgtable tests/test_sim_dma" || rc=1
+	# 4. the real Linux iommufd/VFIO stack in QEMU
 	make -C build check-vm || rc=1
-	# 4. the release tarball builds and passes its own tests
+	# 5. the release tarball builds and passes its own tests
 	make -C build -j"$jobs" distcheck || rc=1
 	# (a failed distcheck leaves its build tree: count its tests too)
-	"$top/scripts/test-summary.sh" build build-san build/ioasid-*/_build/sub || rc=1
+	"$top/scripts/test-summary.sh" build build-san build-tsan \
+		build/ioasid-*/_build/sub || rc=1
 	return $rc
 }
 
