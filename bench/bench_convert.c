@@ -3,7 +3,8 @@
  * Shared/private conversion of a 64 GiB confidential guest: random 4 KiB
  * flips in the upper half while a device thread DMAs into the lower half,
  * which stays shared.  Through the public API, embedded and (when the
- * ioasidd binary is given with --daemon PATH) through the daemon.
+ * ioasidd binary is given with --daemon PATH or $IOASIDD) through the
+ * daemon.
  *
  * One JSON object per line (bench "convert"):
  *   flips_per_s            mode embedded|daemon, batch (ranges per call)
@@ -242,7 +243,7 @@ static pid_t start_daemon(const char *path, char *uri, size_t len)
 
 int main(int argc, char **argv)
 {
-	const char *daemon = NULL;
+	const char *daemon = getenv("IOASIDD");
 	uint64_t flips = 1000000;
 	int dma_runs = 1;
 	char uri[160];
