@@ -13,46 +13,6 @@
 #include "kvm/kvm.h"
 #include "util/macros.h"
 
-static int call(struct ioasid_ctx *ctx, struct ioasid_op *op)
-{
-	return ctx ? ctx_call(ctx, op) : -EINVAL;
-}
-
-static int call_array(struct ioasid_ctx *ctx, struct ioasid_op *op,
-		      void *array, uint32_t elem, uint32_t *nr)
-{
-	int r;
-
-	if (!nr || (!array && *nr))
-		return api_reject(-EINVAL, "libioasid");
-	if (*nr > UINT32_MAX / elem)
-		return api_reject(-EOVERFLOW, "libioasid");
-	op->out = array;
-	op->out_cap = *nr * elem;
-	r = call(ctx, op);
-	if (r == 0 || r == -EMSGSIZE)
-		*nr = op->out_len / elem;
-	return r;
-}
-
-static int call_struct(struct ioasid_ctx *ctx, struct ioasid_op *op,
-		       void *out, uint32_t size)
-{
-	if (!out)
-		return api_reject(-EINVAL, "libioasid");
-	op->out = out;
-	op->out_cap = size;
-	return call(ctx, op);
-}
-
-static int set_name(struct ioasid_op *op, const char *name)
-{
-	if (!name || !*name || strlen(name) >= sizeof(op->name))
-		return api_reject(-EINVAL, "libioasid");
-	snprintf(op->name, sizeof(op->name), "%s", name);
-	return 0;
-}
-
 /*
  * ioasid_iommu_list - the IOMMU units the backend knows
  *
@@ -65,7 +25,7 @@ IOASID_EXPORT int ioasid_iommu_list(struct ioasid_ctx *ctx,
 	struct ioasid_op op;
 
 	ioasid_op_init(&op, IOASID_CMD_IOMMU_LIST);
-	return call_array(ctx, &op, iommus, sizeof(*iommus), nr);
+	return api_call_array(ctx, &op, iommus, sizeof(*iommus), nr);
 }
 
 /*
@@ -81,7 +41,7 @@ IOASID_EXPORT int ioasid_device_list(struct ioasid_ctx *ctx,
 	struct ioasid_op op;
 
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_LIST);
-	return call_array(ctx, &op, devices, sizeof(*devices), nr);
+	return api_call_array(ctx, &op, devices, sizeof(*devices), nr);
 }
 
 /*
@@ -96,9 +56,9 @@ IOASID_EXPORT int ioasid_device_get_info(struct ioasid_ctx *ctx,
 	struct ioasid_op op;
 
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_INFO);
-	if (set_name(&op, name) < 0)
+	if (api_set_name(&op, name) < 0)
 		return api_reject(-EINVAL, __func__);
-	return call_struct(ctx, &op, info, sizeof(*info));
+	return api_call_struct(ctx, &op, info, sizeof(*info));
 }
 
 /*
@@ -120,10 +80,10 @@ IOASID_EXPORT int ioasid_device_bind(struct ioasid_ctx *ctx, const char *name,
 	if (!dev_id)
 		return api_reject(-EINVAL, __func__);
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_BIND);
-	if (set_name(&op, name) < 0)
+	if (api_set_name(&op, name) < 0)
 		return api_reject(-EINVAL, __func__);
 	op.fd = vfio_fd;
-	r = call(ctx, &op);
+	r = api_call(ctx, &op);
 	if (r == 0)
 		*dev_id = op.out_id;
 	return r;
@@ -140,7 +100,7 @@ IOASID_EXPORT int ioasid_device_unbind(struct ioasid_ctx *ctx, uint32_t dev_id)
 
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_UNBIND);
 	op.dev_id = dev_id;
-	return call(ctx, &op);
+	return api_call(ctx, &op);
 }
 
 static int attach_op(struct ioasid_ctx *ctx, uint32_t cmd, uint32_t dev_id,
@@ -152,7 +112,7 @@ static int attach_op(struct ioasid_ctx *ctx, uint32_t cmd, uint32_t dev_id,
 	op.dev_id = dev_id;
 	op.ioas_id = ioas_id;
 	op.flags = flags;
-	return call(ctx, &op);
+	return api_call(ctx, &op);
 }
 
 /*
@@ -234,7 +194,7 @@ IOASID_EXPORT int ioasid_device_dma(struct ioasid_ctx *ctx, uint32_t dev_id,
 		op.out = buf;
 		op.out_cap = (uint32_t)length;
 	}
-	r = call(ctx, &op);
+	r = api_call(ctx, &op);
 	if (done)
 		*done = op.out_bytes;
 	return r;
@@ -253,7 +213,7 @@ IOASID_EXPORT int ioasid_domain_list(struct ioasid_ctx *ctx, uint32_t ioas_id,
 
 	ioasid_op_init(&op, IOASID_CMD_DOMAIN_LIST);
 	op.ioas_id = ioas_id;
-	return call_array(ctx, &op, domains, sizeof(*domains), nr);
+	return api_call_array(ctx, &op, domains, sizeof(*domains), nr);
 }
 
 /*
@@ -280,7 +240,7 @@ IOASID_EXPORT int ioasid_dirty_read(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	op.flags = flags;
 	op.out = bitmap;
 	op.out_cap = (uint32_t)(words * 8);
-	return call(ctx, &op);
+	return api_call(ctx, &op);
 }
 
 /*
@@ -318,7 +278,7 @@ IOASID_EXPORT int ioasid_vm_bind(struct ioasid_ctx *ctx, int kvm_vm_fd,
 		}
 		op.flags = IOASID_VM_KVM_VFIO_CREATED;
 	}
-	r = call(ctx, &op);
+	r = api_call(ctx, &op);
 	if (op.flags & IOASID_VM_KVM_VFIO_CREATED)
 		close(op.fd2);		/* ioasidd keeps its own copy */
 	if (r == 0)
@@ -333,7 +293,7 @@ IOASID_EXPORT int ioasid_vm_unbind(struct ioasid_ctx *ctx, uint32_t vm_id)
 
 	ioasid_op_init(&op, IOASID_CMD_VM_UNBIND);
 	op.vm_id = vm_id;
-	return call(ctx, &op);
+	return api_call(ctx, &op);
 }
 
 /*
@@ -349,7 +309,7 @@ IOASID_EXPORT int ioasid_vm_get_info(struct ioasid_ctx *ctx, uint32_t vm_id,
 
 	ioasid_op_init(&op, IOASID_CMD_VM_INFO);
 	op.vm_id = vm_id;
-	return call_struct(ctx, &op, info, sizeof(*info));
+	return api_call_struct(ctx, &op, info, sizeof(*info));
 }
 
 /* ioasid_vm_list - ids of this client's VMs.  -EINVAL, -EMSGSIZE. */
@@ -359,7 +319,7 @@ IOASID_EXPORT int ioasid_vm_list(struct ioasid_ctx *ctx, uint32_t *ids,
 	struct ioasid_op op;
 
 	ioasid_op_init(&op, IOASID_CMD_VM_LIST);
-	return call_array(ctx, &op, ids, sizeof(*ids), nr);
+	return api_call_array(ctx, &op, ids, sizeof(*ids), nr);
 }
 
 /*
@@ -377,7 +337,7 @@ IOASID_EXPORT int ioasid_vm_set_policy(struct ioasid_ctx *ctx, uint32_t vm_id,
 	ioasid_op_init(&op, IOASID_CMD_VM_SET_POLICY);
 	op.vm_id = vm_id;
 	op.flags = flags;
-	return call(ctx, &op);
+	return api_call(ctx, &op);
 }
 
 /*
@@ -395,7 +355,7 @@ IOASID_EXPORT int ioasid_device_set_vm(struct ioasid_ctx *ctx,
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_SET_VM);
 	op.dev_id = dev_id;
 	op.vm_id = vm_id;
-	return call(ctx, &op);
+	return api_call(ctx, &op);
 }
 
 /*
@@ -410,7 +370,7 @@ IOASID_EXPORT int ioasid_fault_read(struct ioasid_ctx *ctx,
 	struct ioasid_op op;
 
 	ioasid_op_init(&op, IOASID_CMD_FAULT_READ);
-	return call_array(ctx, &op, faults, sizeof(*faults), nr);
+	return api_call_array(ctx, &op, faults, sizeof(*faults), nr);
 }
 
 /*
@@ -425,7 +385,7 @@ IOASID_EXPORT int ioasid_event_subscribe(struct ioasid_ctx *ctx,
 
 	ioasid_op_init(&op, IOASID_CMD_SUBSCRIBE);
 	op.flags = groups;
-	return call(ctx, &op);
+	return api_call(ctx, &op);
 }
 
 /*
@@ -464,7 +424,7 @@ IOASID_EXPORT int ioasid_get_status(struct ioasid_ctx *ctx,
 	int r;
 
 	ioasid_op_init(&op, IOASID_CMD_STATUS);
-	r = call_struct(ctx, &op, status, sizeof(*status));
+	r = api_call_struct(ctx, &op, status, sizeof(*status));
 	if (r == 0 && ioasid_is_remote(ctx))
 		status->flags |= 1;
 	return r;
@@ -488,7 +448,7 @@ IOASID_EXPORT int ioasid_set_observer(struct ioasid_ctx *ctx, int on)
 		return api_reject(-EOPNOTSUPP, __func__);
 	ioasid_op_init(&op, IOASID_CMD_OBSERVE);
 	op.flags = (uint32_t)on;
-	return call(ctx, &op);
+	return api_call(ctx, &op);
 }
 
 /*
@@ -509,8 +469,8 @@ IOASID_EXPORT int ioasid_sim_hotplug(struct ioasid_ctx *ctx, const char *name,
 	if (present != 0 && present != 1)
 		return api_reject(-EOPNOTSUPP, __func__);
 	ioasid_op_init(&op, IOASID_CMD_SIM_HOTPLUG);
-	if (set_name(&op, name) < 0)
+	if (api_set_name(&op, name) < 0)
 		return api_reject(-EINVAL, __func__);
 	op.flags = (uint32_t)present;
-	return call(ctx, &op);
+	return api_call(ctx, &op);
 }

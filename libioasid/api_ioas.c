@@ -10,13 +10,6 @@
 #include "ctx.h"
 #include "util/macros.h"
 
-static int call(struct ioasid_ctx *ctx, struct ioasid_op *op)
-{
-	if (!ctx)
-		return api_reject(-EINVAL, "libioasid");
-	return ctx_call(ctx, op);
-}
-
 /*
  * ioasid_ioas_alloc - create an address space
  * @flags: IOASID_IOAS_IDENTITY, IOASID_IOAS_RESTRICTED
@@ -34,7 +27,7 @@ IOASID_EXPORT int ioasid_ioas_alloc(struct ioasid_ctx *ctx, uint32_t flags,
 		return api_reject(-EINVAL, __func__);
 	ioasid_op_init(&op, IOASID_CMD_IOAS_ALLOC);
 	op.flags = flags;
-	r = call(ctx, &op);
+	r = api_call(ctx, &op);
 	if (r == 0)
 		*ioas_id = op.out_id;
 	return r;
@@ -51,7 +44,7 @@ IOASID_EXPORT int ioasid_ioas_destroy(struct ioasid_ctx *ctx, uint32_t ioas_id)
 
 	ioasid_op_init(&op, IOASID_CMD_IOAS_DESTROY);
 	op.ioas_id = ioas_id;
-	return call(ctx, &op);
+	return api_call(ctx, &op);
 }
 
 /*
@@ -69,18 +62,7 @@ IOASID_EXPORT int ioasid_ioas_set_snoop_mode(struct ioasid_ctx *ctx,
 	ioasid_op_init(&op, IOASID_CMD_IOAS_SET_SNOOP);
 	op.ioas_id = ioas_id;
 	op.mode = mode;
-	return call(ctx, &op);
-}
-
-/* Runs @op whose result is one struct of @size bytes copied to @out. */
-static int call_struct(struct ioasid_ctx *ctx, struct ioasid_op *op,
-		       void *out, uint32_t size)
-{
-	if (!out)
-		return api_reject(-EINVAL, "libioasid");
-	op->out = out;
-	op->out_cap = size;
-	return call(ctx, op);
+	return api_call(ctx, &op);
 }
 
 /*
@@ -95,25 +77,7 @@ IOASID_EXPORT int ioasid_ioas_get_info(struct ioasid_ctx *ctx, uint32_t ioas_id,
 
 	ioasid_op_init(&op, IOASID_CMD_IOAS_INFO);
 	op.ioas_id = ioas_id;
-	return call_struct(ctx, &op, info, sizeof(*info));
-}
-
-/* Runs @op whose result is an array; *nr is capacity in, count out. */
-static int call_array(struct ioasid_ctx *ctx, struct ioasid_op *op,
-		      void *array, uint32_t elem_size, uint32_t *nr)
-{
-	int r;
-
-	if (!nr || (!array && *nr))
-		return api_reject(-EINVAL, "libioasid");
-	if (*nr > UINT32_MAX / elem_size)
-		return api_reject(-EOVERFLOW, "libioasid");
-	op->out = array;
-	op->out_cap = *nr * elem_size;
-	r = call(ctx, op);
-	if (r == 0 || r == -EMSGSIZE)
-		*nr = op->out_len / elem_size;
-	return r;
+	return api_call_struct(ctx, &op, info, sizeof(*info));
 }
 
 /*
@@ -130,7 +94,7 @@ IOASID_EXPORT int ioasid_ioas_list(struct ioasid_ctx *ctx, uint32_t *ids,
 	struct ioasid_op op;
 
 	ioasid_op_init(&op, IOASID_CMD_IOAS_LIST);
-	return call_array(ctx, &op, ids, sizeof(*ids), nr);
+	return api_call_array(ctx, &op, ids, sizeof(*ids), nr);
 }
 
 /*
@@ -166,7 +130,7 @@ IOASID_EXPORT int ioasid_map_file(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	op.length = length;
 	op.flags = flags;
 	op.iova = *iova;
-	r = call(ctx, &op);
+	r = api_call(ctx, &op);
 	if (r == 0)
 		*iova = op.out_iova;
 	return r;
@@ -196,7 +160,7 @@ IOASID_EXPORT int ioasid_map_user(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	op.length = length;
 	op.flags = flags;
 	op.iova = *iova;
-	r = call(ctx, &op);
+	r = api_call(ctx, &op);
 	if (r == 0)
 		*iova = op.out_iova;
 	return r;
@@ -225,7 +189,7 @@ IOASID_EXPORT int ioasid_unmap(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	op.iova = iova;
 	op.length = length;
 	op.flags = flags;
-	r = call(ctx, &op);
+	r = api_call(ctx, &op);
 	if (r == 0 && unmapped)
 		*unmapped = op.out_bytes;
 	return r;
@@ -269,7 +233,7 @@ IOASID_EXPORT int ioasid_copy(struct ioasid_ctx *ctx, uint32_t dst_ioas_id,
 	op.length = length;
 	op.flags = flags;
 	op.iova = *dst_iova;
-	r = call(ctx, &op);
+	r = api_call(ctx, &op);
 	if (r == 0)
 		*dst_iova = op.out_iova;
 	return r;
@@ -293,7 +257,7 @@ IOASID_EXPORT int ioasid_iova_ranges(struct ioasid_ctx *ctx, uint32_t ioas_id,
 
 	ioasid_op_init(&op, IOASID_CMD_IOVA_RANGES);
 	op.ioas_id = ioas_id;
-	r = call_array(ctx, &op, ranges, sizeof(*ranges), nr);
+	r = api_call_array(ctx, &op, ranges, sizeof(*ranges), nr);
 	if ((r == 0 || r == -EMSGSIZE) && alignment)
 		*alignment = op.out_bytes;
 	return r;
@@ -320,7 +284,7 @@ IOASID_EXPORT int ioasid_allow_iovas(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	op.ioas_id = ioas_id;
 	op.in = ranges;
 	op.in_len = nr * (uint32_t)sizeof(*ranges);
-	return call(ctx, &op);
+	return api_call(ctx, &op);
 }
 
 /*
@@ -336,7 +300,7 @@ IOASID_EXPORT int ioasid_lookup(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	ioasid_op_init(&op, IOASID_CMD_LOOKUP);
 	op.ioas_id = ioas_id;
 	op.iova = iova;
-	return call_struct(ctx, &op, mapping, sizeof(*mapping));
+	return api_call_struct(ctx, &op, mapping, sizeof(*mapping));
 }
 
 /*
@@ -354,7 +318,7 @@ IOASID_EXPORT int ioasid_mapping_next(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	ioasid_op_init(&op, IOASID_CMD_MAPPING_NEXT);
 	op.ioas_id = ioas_id;
 	op.iova = iova;
-	return call_struct(ctx, &op, mapping, sizeof(*mapping));
+	return api_call_struct(ctx, &op, mapping, sizeof(*mapping));
 }
 
 /*
@@ -371,7 +335,7 @@ IOASID_EXPORT int ioasid_file_get_info(struct ioasid_ctx *ctx,
 	ioasid_op_init(&op, IOASID_CMD_FILE_INFO);
 	op.ioas_id = ioas_id;
 	op.file_id = file_id;
-	return call_struct(ctx, &op, info, sizeof(*info));
+	return api_call_struct(ctx, &op, info, sizeof(*info));
 }
 
 /*
@@ -406,7 +370,7 @@ IOASID_EXPORT int ioasid_convert(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	op.flags = flags;
 	op.in = ranges;
 	op.in_len = nr * (uint32_t)sizeof(*ranges);
-	r = call(ctx, &op);
+	r = api_call(ctx, &op);
 	if (r == 0 && converted)
 		*converted = op.out_bytes;
 	return r;
@@ -448,5 +412,5 @@ IOASID_EXPORT int ioasid_map_file_batch(struct ioasid_ctx *ctx,
 	op.in_len = nr * (uint32_t)sizeof(*entries);
 	op.out = out;
 	op.out_cap = nr * (uint32_t)sizeof(*out);
-	return call(ctx, &op);
+	return api_call(ctx, &op);
 }

@@ -226,3 +226,45 @@ int ctx_call(struct ioasid_ctx *ctx, struct ioasid_op *op)
 	}
 	return r;
 }
+
+int api_call(struct ioasid_ctx *ctx, struct ioasid_op *op)
+{
+	if (!ctx)
+		return api_reject(-EINVAL, "libioasid");
+	return ctx_call(ctx, op);
+}
+
+int api_call_struct(struct ioasid_ctx *ctx, struct ioasid_op *op, void *out,
+		    uint32_t size)
+{
+	if (!out)
+		return api_reject(-EINVAL, "libioasid");
+	op->out = out;
+	op->out_cap = size;
+	return api_call(ctx, op);
+}
+
+int api_call_array(struct ioasid_ctx *ctx, struct ioasid_op *op, void *array,
+		   uint32_t elem_size, uint32_t *nr)
+{
+	int r;
+
+	if (!nr || (!array && *nr))
+		return api_reject(-EINVAL, "libioasid");
+	if (*nr > UINT32_MAX / elem_size)
+		return api_reject(-EOVERFLOW, "libioasid");
+	op->out = array;
+	op->out_cap = *nr * elem_size;
+	r = api_call(ctx, op);
+	if (r == 0 || r == -EMSGSIZE)
+		*nr = op->out_len / elem_size;
+	return r;
+}
+
+int api_set_name(struct ioasid_op *op, const char *name)
+{
+	if (!name || !*name || strlen(name) >= sizeof(op->name))
+		return -EINVAL;
+	snprintf(op->name, sizeof(op->name), "%s", name);
+	return 0;
+}

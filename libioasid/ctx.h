@@ -25,4 +25,15 @@ void ctx_set_error(const char *msg);
  */
 int api_reject(int err, const char *fn);
 
+/* Shared by the api_*.c entry points: run @op, with its results in ... */
+int api_call(struct ioasid_ctx *ctx, struct ioasid_op *op);
+/* ... one structure of @size bytes at @out, */
+int api_call_struct(struct ioasid_ctx *ctx, struct ioasid_op *op, void *out,
+		    uint32_t size);
+/* ... or an array: *@nr is the capacity in, the count out (EMSGSIZE too). */
+int api_call_array(struct ioasid_ctx *ctx, struct ioasid_op *op, void *array,
+		   uint32_t elem_size, uint32_t *nr);
+/* Copy a device name into @op: -EINVAL when NULL, empty or too long. */
+int api_set_name(struct ioasid_op *op, const char *name);
+
 #endif

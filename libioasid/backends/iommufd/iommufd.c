@@ -26,6 +26,7 @@
 #include "backends/backend.h"
 #include "backends/iommufd/abi.h"
 #include "backends/iommufd/iommufd.h"
+#include "backends/filemap.h"
 #include "backends/kcommon/kcommon.h"
 #include "core/file.h"
 #include "util/log.h"
@@ -226,7 +227,7 @@ static int map_by_address(struct be_ioas *ioas, const struct kmap_entry *e,
 	uint64_t hva;
 	int r;
 
-	r = kfile_hva(&e->backing, e->length, &hva);
+	r = filemap_hva(&e->backing, e->length, &hva);
 	if (r < 0)
 		return r;
 	m.user_va = hva;

@@ -11,9 +11,6 @@
  *         what makes that exact whatever the core's pieces look like (a
  *         restricted IOAS is mapped page by page, conversions unmap runs
  *         inside mappings, unmap-all is split in two calls).
- *  kfile  backing files mapped into this process (type1 maps by address;
- *         iommufd needs an address for guest_memfd, which MAP_FILE
- *         refuses).
  *  kinv   the inventory from sysfs, filtered to what a backend can use.
  *
  * Who may include this: backends/iommufd and backends/vfio_type1 only.
@@ -82,15 +79,7 @@ int kmap_unmap(struct kmap *m, const struct kmap_ops *ops, void *arg,
 int kmap_replay(const struct kmap *m, const struct kmap_ops *ops, void *arg);
 void kmap_release(struct kmap *m);
 
-/* ---- kfile: backing files mapped into this process --------------------- */
 
-/*
- * The address of byte @b->offset of @b's file (mapped once, MAP_SHARED,
- * for the life of the file_ref), or @b->hva for user memory.  A private
- * guest_memfd page (which would SIGBUS when touched) gives -EPERM; a
- * guest_memfd that cannot be mmap()ed -EOPNOTSUPP.
- */
-int kfile_hva(const struct be_backing *b, uint64_t length, uint64_t *hva);
 
 /* ---- kinv: inventory ---------------------------------------------------- */
 

@@ -13,7 +13,7 @@
 
 #include "backends/backend.h"
 #include "backends/sim/dma.h"
-#include "backends/sim/filemap.h"
+#include "backends/filemap.h"
 #include "backends/sim/guarded_copy.h"
 #include "backends/sim/topology.h"
 #include "util/log.h"
@@ -174,7 +174,7 @@ static int domain_map(struct be_domain *d, uint64_t iova, uint64_t length,
 	uint64_t hva;
 	int r;
 
-	r = filemap_hva(b, length, prot, &hva);
+	r = filemap_hva(b, length, &hva);
 	if (r < 0)
 		return r;
 	return sim_domain_map(d->dom, iova, length, hva, pte_prot(prot));
@@ -202,7 +202,7 @@ static int sim_map(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 	int r;
 
 	/* even with no domain yet: the memory must be there to map */
-	r = filemap_hva(backing, length, prot, &hva);
+	r = filemap_hva(backing, length, &hva);
 	if (r < 0)
 		return r;
 	for (d = ioas->domains; d; d = d->next) {

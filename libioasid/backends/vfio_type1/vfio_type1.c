@@ -18,7 +18,7 @@
  *              are shared by their devices.
  *
  * Memory is mapped by address (VFIO_IOMMU_MAP_DMA): files are mapped into
- * this process first (kcommon.h: kfile).  See README in this directory.
+ * this process first (backends/filemap.h).  See README in this directory.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +31,7 @@
 #include <linux/vfio.h>
 
 #include "backends/backend.h"
+#include "backends/filemap.h"
 #include "backends/kcommon/kcommon.h"
 #include "backends/vfio_type1/vfio_type1.h"
 #include "discovery/discovery.h"
@@ -202,7 +203,7 @@ static int kmap_do_map(void *arg, const struct kmap_entry *e)
 	int r;
 
 	/* the address is needed, and checked, even before the IOMMU is up */
-	r = kfile_hva(&e->backing, e->length, &hva);
+	r = filemap_hva(&e->backing, e->length, &hva);
 	if (r < 0 || !ioas->live)
 		return r;
 	m.vaddr = hva;
