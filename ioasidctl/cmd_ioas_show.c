@@ -598,3 +598,12 @@ int cmd_ioas_show(struct ctl *ctl, int argc, char **argv)
 	view_free(&v);
 	return r;
 }
+
+/* "ioasidctl show ioas N": the ip(8)-style spelling of "ioas show N". */
+int cmd_show(struct ctl *ctl, int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "ioas"))
+		return cmd_ioas_show(ctl, argc - 1, argv + 1);
+	return ctl_usage(ctl, "show what? \"ioasidctl show ioas N\" draws an "
+			 "address space");
+}

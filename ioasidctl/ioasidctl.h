@@ -158,6 +158,7 @@ int cmd_devices(struct ctl *ctl, int argc, char **argv);
 int cmd_iommus(struct ctl *ctl, int argc, char **argv);
 int cmd_ioas(struct ctl *ctl, int argc, char **argv);
 int cmd_ioas_show(struct ctl *ctl, int argc, char **argv);
+int cmd_show(struct ctl *ctl, int argc, char **argv);
 /* "identity,restricted" or "-" */
 void ioas_flags_str(uint32_t flags, char *buf, size_t len);
 /* The fields of struct ioasid_ioas_info into the current JSON object. */

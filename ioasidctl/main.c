@@ -20,6 +20,7 @@ static const struct cmd commands[] = {
 	{ "devices", cmd_devices, "list the devices and their state" },
 	{ "iommus", cmd_iommus, "list the IOMMU units and what they can do" },
 	{ "ioas", cmd_ioas, "list, show, create or destroy address spaces" },
+	{ "show", cmd_show, "show ioas N: the same as ioas show N" },
 	{ "map", cmd_map, "map a file (or an inherited fd) into an IOAS" },
 	{ "unmap", cmd_unmap, "unmap a range, or everything, from an IOAS" },
 	{ "convert", cmd_convert, "make pages of a restricted IOAS private or "
