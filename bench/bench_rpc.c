@@ -348,7 +348,7 @@ static int conn_reply(struct conn *c, struct ioasid_op *op)
 			exit(1);
 		}
 	} while (m.cmd == IOASID_CMD_EVENT);
-	if (proto_decode_reply(&m, op, &r) < 0)
+	if (proto_decode_reply(&m, NULL, op, &r) < 0)
 		die("reply");
 	return r;
 }

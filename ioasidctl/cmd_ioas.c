@@ -42,6 +42,12 @@ void json_ioas_fields(struct json *j, const struct ioasid_ioas_info *info)
 	json_u64(j, "nr_domains", info->nr_domains);
 }
 
+void json_owner_fields(struct json *j, uint32_t pid, uint32_t uid)
+{
+	json_u64(j, "owner_pid", pid);
+	json_u64(j, "owner_uid", uid);
+}
+
 static int parse_mode(struct ctl *ctl, const char *arg, uint32_t *mode)
 {
 	static const uint32_t modes[] = {
@@ -65,10 +71,12 @@ static const char list_usage[] =
 	"\n"
 	"List the address spaces: flags, snoop mode, mappings, bytes mapped\n"
 	"(and of them private), devices and domains.  Through ioasidd, those\n"
-	"of every client when the daemon lets ioasidctl observe, else those\n"
-	"of this session.\n";
+	"of every client when the daemon lets ioasidctl observe (with the\n"
+	"pid and uid of the client that created each), else those of this\n"
+	"session.\n";
 
-static void add_row(struct table *t, const struct ioasid_ioas_info *info)
+static void add_row(struct table *t, const struct ioasid_ioas_info *info,
+		    bool owner)
 {
 	char flags[64];
 
@@ -81,6 +89,10 @@ static void add_row(struct table *t, const struct ioasid_ioas_info *info)
 	table_cell(t, "%s", size_str(info->bytes_private).s);
 	table_cell(t, "%u", info->nr_devices);
 	table_cell(t, "%u", info->nr_domains);
+	if (!owner)
+		return;
+	table_cell(t, "%u", info->owner_pid);
+	table_cell(t, "%u", info->owner_uid);
 }
 
 static int list_print(struct ctl *ctl, const struct ioasid_ioas_info *v,
@@ -88,8 +100,10 @@ static int list_print(struct ctl *ctl, const struct ioasid_ioas_info *v,
 {
 	static const char *const hdr[] = {
 		">IOAS", "FLAGS", "SNOOP", ">MAPPINGS", ">MAPPED", ">PRIVATE",
-		">DEVICES", ">DOMAINS",
+		">DEVICES", ">DOMAINS", ">PID", ">UID",
 	};
+	/* whose they are matters only when they may be anyone's */
+	size_t cols = ctl->observer ? ARRAY_SIZE(hdr) : ARRAY_SIZE(hdr) - 2;
 	struct table t;
 	struct json j;
 	int r;
@@ -101,6 +115,9 @@ static int list_print(struct ctl *ctl, const struct ioasid_ioas_info *v,
 		for (uint32_t i = 0; i < nr; i++) {
 			json_obj_begin(&j, NULL);
 			json_ioas_fields(&j, &v[i]);
+			if (ctl->observer)
+				json_owner_fields(&j, v[i].owner_pid,
+						  v[i].owner_uid);
 			json_obj_end(&j);
 		}
 		json_arr_end(&j);
@@ -108,9 +125,9 @@ static int list_print(struct ctl *ctl, const struct ioasid_ioas_info *v,
 		json_finish(&j);
 		return EXIT_OK;
 	}
-	table_init(&t, hdr, ARRAY_SIZE(hdr));
+	table_init(&t, hdr, cols);
 	for (uint32_t i = 0; i < nr; i++)
-		add_row(&t, &v[i]);
+		add_row(&t, &v[i], ctl->observer);
 	r = table_print(&t, stdout, "");
 	table_free(&t);
 	return r < 0 ? ctl_syserr(ctl, ENOMEM, "ioas list") : EXIT_OK;

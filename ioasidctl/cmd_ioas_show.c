@@ -47,6 +47,7 @@ struct segment {
 
 struct view {
 	uint32_t id;
+	bool owner;			/* show who created it (observer) */
 	struct ioasid_ioas_info info;
 	struct ioasid_iova_range *allowed;
 	uint32_t nr_allowed;
@@ -328,6 +329,9 @@ static void print_summary(const struct view *v)
 
 	ioas_flags_str(i->flags, flags, sizeof(flags));
 	printf("IOAS %u\n", v->id);
+	if (v->owner)
+		printf("  owner:       pid %u, uid %u\n", i->owner_pid,
+		       i->owner_uid);
 	printf("  flags:       %s\n", flags);
 	printf("  snoop mode:  %s\n", snoop_mode_name(i->snoop_mode));
 	printf("  mappings:    %llu, %s mapped", (unsigned long long)
@@ -565,6 +569,8 @@ static void print_json(const struct view *v)
 	json_init(&j, stdout, true);
 	json_obj_begin(&j, NULL);
 	json_ioas_fields(&j, &v->info);
+	if (v->owner)
+		json_owner_fields(&j, v->info.owner_pid, v->info.owner_uid);
 	json_u64(&j, "alignment", v->alignment);
 	json_ranges(&j, v);
 	json_mappings(&j, v);
@@ -585,6 +591,7 @@ int cmd_ioas_show(struct ctl *ctl, int argc, char **argv)
 	    ctl_parse_id(ctl, "IOAS id", argv[optind], &v.id) ?: ctl_open(ctl);
 	if (r)
 		return r;
+	v.owner = ctl->observer;
 	r = gather(ctl, &v);
 	if (r == EXIT_OK) {
 		build_segments(&v);

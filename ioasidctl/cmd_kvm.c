@@ -104,7 +104,9 @@ static const char show_usage[] =
 	"\n"
 	"For each VM of this session: whether WBINVD must really flush, the\n"
 	"device counts, and for each device its domain and why its DMA is\n"
-	"coherent or not.\n";
+	"coherent or not.  When ioasidd lets ioasidctl observe, the VMs of\n"
+	"every client, each with the pid and uid of the client that bound\n"
+	"it.\n";
 
 static void json_vm_device(struct ctl *ctl, struct json *j,
 			   const struct kvm_view *v,
@@ -129,6 +131,8 @@ static void json_vm(struct ctl *ctl, struct json *j, const struct kvm_view *v,
 {
 	json_obj_begin(j, NULL);
 	json_u64(j, "vm", vm->vm_id);
+	if (ctl->observer)
+		json_owner_fields(j, vm->owner_pid, vm->owner_uid);
 	json_bool(j, "wbinvd_needed", vm->flags & IOASID_VM_WBINVD_NEEDED);
 	json_bool(j, "forbid_noncoherent",
 		  vm->flags & IOASID_VM_FORBID_NONCOHERENT);
@@ -168,6 +172,9 @@ static int print_vm(struct ctl *ctl, const struct kvm_view *v,
 	       vm->flags & IOASID_VM_WBINVD_NEEDED ?
 	       "needed (non-coherent DMA is registered with KVM)" :
 	       "not needed (all DMA snoops CPU caches)");
+	if (ctl->observer)
+		printf("  owner: pid %u, uid %u\n", vm->owner_pid,
+		       vm->owner_uid);
 	printf("  devices: %u, non-coherent: %u, registrations: %llu, "
 	       "policy: %s, kvm-vfio device: %s\n", vm->nr_devices,
 	       vm->nr_noncoherent, (unsigned long long)vm->registrations,

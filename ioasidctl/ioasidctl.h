@@ -163,6 +163,8 @@ int cmd_show(struct ctl *ctl, int argc, char **argv);
 void ioas_flags_str(uint32_t flags, char *buf, size_t len);
 /* The fields of struct ioasid_ioas_info into the current JSON object. */
 void json_ioas_fields(struct json *j, const struct ioasid_ioas_info *info);
+/* Who created an object (observers: ioasidd's clients), as JSON fields. */
+void json_owner_fields(struct json *j, uint32_t pid, uint32_t uid);
 int cmd_map(struct ctl *ctl, int argc, char **argv);
 int cmd_unmap(struct ctl *ctl, int argc, char **argv);
 int cmd_attach(struct ctl *ctl, int argc, char **argv);

@@ -8,6 +8,9 @@
  * Every request is one packet: received with its SCM_RIGHTS descriptors,
  * validated (proto/codec.c), run through core_call() on the session,
  * answered, and its descriptors closed (the core dups what it keeps).
+ * A reply may carry one descriptor the command returns (DEVICE_GET_FD):
+ * the daemon owns it until the reply is sent (or dropped), then closes
+ * its copy.
  *
  * Framing violations (short or mis-sized packets, truncated data or
  * ancillary data) disconnect the client; everything else gets an error
@@ -45,6 +48,7 @@
 /* A message the client's socket had no room for yet. */
 struct outmsg {
 	struct outmsg *next;
+	int fd;				/* passed with it (ours); -1 */
 	size_t len;
 	unsigned char data[];
 };
@@ -95,15 +99,19 @@ static void rearm(struct client *c)
 
 /* ---- sending ------------------------------------------------------------- */
 
-static void keep_pending(struct client *c, const void *buf, size_t len)
+/* Takes @fd. */
+static void keep_pending(struct client *c, const void *buf, size_t len,
+			 int fd)
 {
 	struct outmsg *m = malloc(sizeof(*m) + len);
 
 	if (!m) {
+		close_fd(fd);
 		client_kill(c, "out of memory for a pending message");
 		return;
 	}
 	m->next = NULL;
+	m->fd = fd;
 	m->len = len;
 	memcpy(m->data, buf, len);
 	if (!c->out_head)
@@ -119,6 +127,7 @@ static void free_pending(struct client *c)
 		struct outmsg *m = c->out_head;
 
 		c->out_head = m->next;
+		close_fd(m->fd);
 		free(m);
 	}
 }
@@ -129,24 +138,55 @@ static void after_send(struct client *c)
 		client_kill(c, c->deny_why);
 }
 
-/* Send one packet without blocking; keep it when the client is slow. */
-static void send_packet(struct client *c, const void *buf, size_t len)
+/* One packet and, unless @fd is -1, that descriptor as SCM_RIGHTS. */
+static ssize_t send_with_fd(int sock, const void *buf, size_t len, int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+
+	if (fd >= 0) {
+		memset(&control, 0, sizeof(control));
+		mh.msg_control = control.buf;
+		mh.msg_controllen = sizeof(control.buf);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/*
+ * Send one packet (with @fd, which it takes) without blocking; keep it
+ * when the client is slow.
+ */
+static void send_packet(struct client *c, const void *buf, size_t len,
+			int fd)
 {
 	ssize_t n;
 
-	if (c->dead)
-		return;
-	if (c->out_head) {		/* keep the order */
-		keep_pending(c, buf, len);
+	if (c->dead) {
+		close_fd(fd);
 		return;
 	}
-	n = send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (c->out_head) {		/* keep the order */
+		keep_pending(c, buf, len, fd);
+		return;
+	}
+	n = send_with_fd(c->fd, buf, len, fd);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		keep_pending(c, buf, len, fd);
+		return;
+	}
+	close_fd(fd);		/* the client has its own now, or none */
 	if (n == (ssize_t)len) {
 		after_send(c);
-		return;
-	}
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		keep_pending(c, buf, len);
 		return;
 	}
 	if (n < 0 && errno == EMSGSIZE)
@@ -155,13 +195,14 @@ static void send_packet(struct client *c, const void *buf, size_t len)
 	client_kill(c, n < 0 ? strerror(errno) : "short send");
 }
 
-static void send_msg(struct client *c, struct nl_msg *msg)
+/* Takes @fd (-1: none). */
+static void send_msg(struct client *c, struct nl_msg *msg, int fd)
 {
 	const void *buf;
 	size_t len;
 
 	buf = proto_msg_data(msg, &len);
-	send_packet(c, buf, len);
+	send_packet(c, buf, len, fd);
 	nlmsg_free(msg);
 }
 
@@ -169,8 +210,7 @@ static void flush_pending(struct client *c)
 {
 	while (c->out_head) {
 		struct outmsg *m = c->out_head;
-		ssize_t n = send(c->fd, m->data, m->len,
-				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = send_with_fd(c->fd, m->data, m->len, m->fd);
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
@@ -179,6 +219,7 @@ static void flush_pending(struct client *c)
 			return;
 		}
 		c->out_head = m->next;
+		close_fd(m->fd);
 		free(m);
 	}
 	rearm(c);
@@ -194,7 +235,7 @@ static void reply_error(struct client *c, uint32_t seq, int err,
 		client_kill(c, "out of memory for a reply");
 		return;
 	}
-	send_msg(c, msg);
+	send_msg(c, msg, -1);
 }
 
 /*
@@ -223,7 +264,7 @@ static void forward_events(struct client *c, int max, bool queue)
 				 "memory", (unsigned long long)c->id);
 			continue;
 		}
-		send_msg(c, msg);
+		send_msg(c, msg, -1);
 	}
 }
 
@@ -233,6 +274,8 @@ static int do_hello(struct client *c, struct ioasid_op *op)
 {
 	if (op->name[0]) {
 		snprintf(c->name, sizeof(c->name), "%s", op->name);
+		core_session_set_owner(c->session, (uint32_t)c->cred.pid,
+				       c->cred.uid, c->name);
 		log_info(c->srv, "client %llu is \"%s\"",
 			 (unsigned long long)c->id, c->name);
 	}
@@ -288,6 +331,20 @@ static void close_fds(int *fds, unsigned int nfds)
 }
 
 /*
+ * The descriptor the reply passes (the core's, ours to close after
+ * sending); any other the op returned is closed now.
+ */
+static int reply_fd(struct ioasid_op *op, int result)
+{
+	int fd = proto_reply_fd(op, result);
+
+	if (fd < 0)
+		close_fd(op->out_fd);
+	op->out_fd = -1;
+	return fd;
+}
+
+/*
  * Run a valid request and answer it.  The descriptors that came with it
  * are closed before the reply leaves: the core dups what it keeps, and a
  * client that got its reply sees the daemon's descriptors settled.
@@ -297,7 +354,7 @@ static void serve(struct client *c, const struct proto_msg *m, int *fds,
 {
 	struct ioasid_op op;
 	struct nl_msg *msg;
-	int r;
+	int r, fd;
 
 	if (!c->session) {
 		close_fds(fds, nfds);
@@ -314,10 +371,12 @@ static void serve(struct client *c, const struct proto_msg *m, int *fds,
 	/* what the request caused reaches the client before its reply */
 	forward_events(c, INT_MAX, true);
 	if (proto_encode_reply(&op, r, m->seq, &msg) < 0) {
+		close_fd(op.out_fd);
 		client_kill(c, "out of memory for a reply");
 		return;
 	}
-	send_msg(c, msg);
+	fd = reply_fd(&op, r);
+	send_msg(c, msg, fd);
 }
 
 /* ---- receiving ----------------------------------------------------------- */
@@ -493,6 +552,9 @@ static int open_session(struct client *c, const struct policy_result *res)
 	r = core_session_new(core, &c->limits, &c->session);
 	if (r < 0)
 		return r;
+	/* its name comes with HELLO */
+	core_session_set_owner(c->session, (uint32_t)c->cred.pid,
+			       c->cred.uid, "");
 	c->ev_w = (struct watch){ .kind = WATCH_EVENTS, .client = c,
 				  .fd = c->session->event_fd };
 	return server_watch(c->srv, &c->ev_w, EPOLLIN);

@@ -28,6 +28,7 @@ enum policy_key {
 	K_NONCOHERENT	= 1 << 6,
 	K_HINTS		= 1 << 7,
 	K_OBSERVE	= 1 << 8,
+	K_DEVICE_FDS	= 1 << 9,
 };
 
 enum daemon_key {
@@ -55,6 +56,7 @@ static const struct policy_limits root_all = {
 	.allow_noncoherent = true,
 	.trust_hints = true,
 	.observe = true,
+	.device_fds = true,
 	.all_devices = true,
 };
 
@@ -264,6 +266,9 @@ static int limit_key(struct parser *ps, const char *key, char *v,
 	if (!strcmp(key, "observe"))
 		return set_once(ps, &l->set, K_OBSERVE, key) ?:
 		       parse_bool(ps, key, v, &l->observe);
+	if (!strcmp(key, "device-fds"))
+		return set_once(ps, &l->set, K_DEVICE_FDS, key) ?:
+		       parse_bool(ps, key, v, &l->device_fds);
 	if (!strcmp(key, "devices"))
 		return set_once(ps, &l->set, K_DEVICES, key) ?:
 		       parse_devices(ps, v, l);
@@ -595,6 +600,8 @@ static void overlay(struct policy_limits *dst, const struct policy_limits *src)
 		dst->trust_hints = src->trust_hints;
 	if (s & K_OBSERVE)
 		dst->observe = src->observe;
+	if (s & K_DEVICE_FDS)
+		dst->device_fds = src->device_fds;
 	if (s & K_DEVICES) {
 		dst->all_devices = src->all_devices;
 		dst->devices = src->devices;
@@ -703,6 +710,7 @@ int policy_session_limits(const struct policy_result *res,
 	l->allow_noncoherent = pl->allow_noncoherent;
 	l->trust_hints = pl->trust_hints;
 	l->may_observe = pl->observe;
+	l->may_get_fds = pl->device_fds;
 	if (pl->all_devices)
 		return 0;		/* devices NULL: all of them */
 	/* never NULL from here on: an empty list means none */

@@ -42,6 +42,12 @@ struct policy_limits {
 	bool allow_noncoherent;
 	bool trust_hints;
 	bool observe;			/* may see all clients' objects */
+	/*
+	 * may receive its devices' VFIO files (ioasid_device_get_fd): a
+	 * VFIO cdev bound to the daemon's iommufd can attach to any page
+	 * table in it, so only clients trusted with that get them
+	 */
+	bool device_fds;
 	/* device names or fnmatch(3) globs; all_devices: "*" / "all" */
 	bool all_devices;
 	char **devices;

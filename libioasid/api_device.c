@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "ctx.h"
-#include "kvm/kvm.h"
+#include "kvm_client.h"
 #include "util/macros.h"
 
 /*
@@ -92,15 +92,48 @@ IOASID_EXPORT int ioasid_device_bind(struct ioasid_ctx *ctx, const char *name,
 /*
  * ioasid_device_unbind - give a device back (detaching it first)
  *
+ * It leaves its VM too; through ioasidd the library then removes its VFIO
+ * file from the VM's kvm-vfio device itself.
  * Errors: -ENOENT (not bound by this client).
  */
 IOASID_EXPORT int ioasid_device_unbind(struct ioasid_ctx *ctx, uint32_t dev_id)
 {
 	struct ioasid_op op;
 
+	if (ioasid_is_remote(ctx))
+		return kvm_client_device_unbind(ctx, dev_id);
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_UNBIND);
 	op.dev_id = dev_id;
 	return api_call(ctx, &op);
+}
+
+/*
+ * ioasid_device_get_fd - the device's VFIO file, for the VMM's own use
+ * @fd: out: a new descriptor (close-on-exec) the caller owns: the VFIO
+ *      cdev with the iommufd backend, the VFIO group with vfio-type1 -
+ *      the file the backend registers with kvm-vfio
+ *
+ * For BAR mmap, config space and interrupts, as libvirt hands QEMU its
+ * devices' fds.  Through ioasidd the daemon passes it (SCM_RIGHTS).
+ * Errors: -EINVAL (NULL @fd), -ENOENT (not bound by this client),
+ * -EOPNOTSUPP (a simulated device: it has no VFIO file), -EMFILE.
+ */
+IOASID_EXPORT int ioasid_device_get_fd(struct ioasid_ctx *ctx, uint32_t dev_id,
+				       int *fd)
+{
+	struct ioasid_op op;
+	int r;
+
+	if (!fd)
+		return api_reject(-EINVAL, __func__);
+	ioasid_op_init(&op, IOASID_CMD_DEVICE_GET_FD);
+	op.dev_id = dev_id;
+	r = api_call(ctx, &op);
+	if (r == 0)
+		*fd = op.out_fd;
+	else
+		close_fd(op.out_fd);
+	return r;
 }
 
 static int attach_op(struct ioasid_ctx *ctx, uint32_t cmd, uint32_t dev_id,
@@ -248,6 +281,9 @@ IOASID_EXPORT int ioasid_dirty_read(struct ioasid_ctx *ctx, uint32_t ioas_id,
  * @kvm_vm_fd: from KVM_CREATE_VM (the library keeps a dup)
  * @kvm_vfio_fd: the VM's kvm-vfio device, or -1 to create it
  *
+ * KVM serves a VM only in the process that created it, so through ioasidd
+ * the kvm-vfio device is created here, in the VMM, and the library keeps
+ * a dup of it for ioasid_device_set_vm().
  * Errors: -EINVAL (not a KVM VM / kvm-vfio fd), -EEXIST (the VM already
  * has a kvm-vfio device and @kvm_vfio_fd was -1), -ENOSPC (VM quota),
  * -ENOMEM.
@@ -260,27 +296,12 @@ IOASID_EXPORT int ioasid_vm_bind(struct ioasid_ctx *ctx, int kvm_vm_fd,
 
 	if (!vm_id)
 		return api_reject(-EINVAL, __func__);
+	if (ioasid_is_remote(ctx))
+		return kvm_client_vm_bind(ctx, kvm_vm_fd, kvm_vfio_fd, vm_id);
 	ioasid_op_init(&op, IOASID_CMD_VM_BIND);
 	op.fd = kvm_vm_fd;
 	op.fd2 = kvm_vfio_fd;
-	/*
-	 * KVM serves a VM only from the process that created it, so through
-	 * ioasidd the kvm-vfio device is created here, in the VMM.
-	 */
-	if (kvm_vfio_fd < 0 && ioasid_is_remote(ctx)) {
-		r = kvm_vfio_create(kvm_vm_fd, &op.fd2);
-		if (r < 0) {
-			ctx_set_error(r == -EBUSY ?
-				      "the VM already has its kvm-vfio device "
-				      "(KVM allows one): pass its fd" :
-				      "cannot create the VM's kvm-vfio device");
-			return r;
-		}
-		op.flags = IOASID_VM_KVM_VFIO_CREATED;
-	}
 	r = api_call(ctx, &op);
-	if (op.flags & IOASID_VM_KVM_VFIO_CREATED)
-		close(op.fd2);		/* ioasidd keeps its own copy */
 	if (r == 0)
 		*vm_id = op.out_id;
 	return r;
@@ -291,6 +312,8 @@ IOASID_EXPORT int ioasid_vm_unbind(struct ioasid_ctx *ctx, uint32_t vm_id)
 {
 	struct ioasid_op op;
 
+	if (ioasid_is_remote(ctx))
+		return kvm_client_vm_unbind(ctx, vm_id);
 	ioasid_op_init(&op, IOASID_CMD_VM_UNBIND);
 	op.vm_id = vm_id;
 	return api_call(ctx, &op);
@@ -344,13 +367,18 @@ IOASID_EXPORT int ioasid_vm_set_policy(struct ioasid_ctx *ctx, uint32_t vm_id,
  * ioasid_device_set_vm - put a bound device in a VM (@vm_id 0: none)
  *
  * Real VFIO devices are added to the VM's kvm-vfio device (and removed
- * from the previous VM's).  Errors: -ENOENT (device or VM), -EPERM (the
- * device is non-coherent and the VM forbids it), and KVM's errors.
+ * from the previous VM's): through ioasidd by the library, in this
+ * process, since KVM serves the VM nowhere else.  Errors: -ENOENT
+ * (device or VM), -EPERM (the device is non-coherent and the VM forbids
+ * it), and KVM's errors.
  */
 IOASID_EXPORT int ioasid_device_set_vm(struct ioasid_ctx *ctx,
 				       uint32_t dev_id, uint32_t vm_id)
 {
 	struct ioasid_op op;
+
+	if (ioasid_is_remote(ctx))
+		return kvm_client_set_vm(ctx, dev_id, vm_id);
 
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_SET_VM);
 	op.dev_id = dev_id;

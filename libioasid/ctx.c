@@ -128,9 +128,11 @@ IOASID_EXPORT int ioasid_new(const char *uri, struct ioasid_ctx **ctx)
 	c->log_fn = env ? log_stderr : log_null;
 	c->log_priority = env ? log_priority_from_env(env) : LOG_ERR;
 	c->transport = transport_for(&uri);
+	kvm_client_init(&c->kvm);
 
 	r = c->transport->open(c, uri, &c->transport_priv);
 	if (r < 0) {
+		kvm_client_release(&c->kvm);
 		free(c);
 		return r;
 	}
@@ -161,6 +163,8 @@ IOASID_EXPORT struct ioasid_ctx *ioasid_unref(struct ioasid_ctx *ctx)
 	if (__atomic_sub_fetch(&ctx->refcount, 1, __ATOMIC_ACQ_REL) > 0)
 		return ctx;
 	info(ctx, "context %p released", (void *)ctx);
+	/* KVM forgets what this process registered, as with a session */
+	kvm_client_release(&ctx->kvm);
 	ctx->transport->close(ctx->transport_priv);
 	free(ctx);
 	return NULL;
@@ -237,11 +241,16 @@ int api_call(struct ioasid_ctx *ctx, struct ioasid_op *op)
 int api_call_struct(struct ioasid_ctx *ctx, struct ioasid_op *op, void *out,
 		    uint32_t size)
 {
+	int r;
+
 	if (!out)
 		return api_reject(-EINVAL, "libioasid");
 	op->out = out;
 	op->out_cap = size;
-	return api_call(ctx, op);
+	r = api_call(ctx, op);
+	if (r == 0 && op->out_len < size)
+		memset((char *)out + op->out_len, 0, size - op->out_len);
+	return r;
 }
 
 int api_call_array(struct ioasid_ctx *ctx, struct ioasid_op *op, void *array,

@@ -3,6 +3,7 @@
 #ifndef IOASID_CTX_H
 #define IOASID_CTX_H
 
+#include "kvm_client.h"
 #include "libioasid.h"
 #include "transport/transport.h"
 
@@ -13,6 +14,8 @@ struct ioasid_ctx {
 	int log_priority;
 	const struct transport_ops *transport;
 	void *transport_priv;
+	/* remote only: kvm-vfio registrations done in this process */
+	struct kvm_client kvm;
 };
 
 /* Run an op through the context's transport; keeps the error message. */
@@ -27,7 +30,10 @@ int api_reject(int err, const char *fn);
 
 /* Shared by the api_*.c entry points: run @op, with its results in ... */
 int api_call(struct ioasid_ctx *ctx, struct ioasid_op *op);
-/* ... one structure of @size bytes at @out, */
+/*
+ * ... one structure of @size bytes at @out (a shorter one from an older
+ * daemon is zero-filled: the ABI's size rule),
+ */
 int api_call_struct(struct ioasid_ctx *ctx, struct ioasid_op *op, void *out,
 		    uint32_t size);
 /* ... or an array: *@nr is the capacity in, the count out (EMSGSIZE too). */

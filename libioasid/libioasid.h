@@ -156,6 +156,8 @@ int ioasid_device_attach(struct ioasid_ctx *ctx, uint32_t dev_id,
 int ioasid_device_replace(struct ioasid_ctx *ctx, uint32_t dev_id,
 			  uint32_t ioas_id, uint32_t flags);
 int ioasid_device_detach(struct ioasid_ctx *ctx, uint32_t dev_id);
+/* A new fd of the device's VFIO file (cdev or group): the caller owns it. */
+int ioasid_device_get_fd(struct ioasid_ctx *ctx, uint32_t dev_id, int *fd);
 /* Simulated devices: DMA of @length bytes at @iova into/from @buf. */
 int ioasid_device_dma(struct ioasid_ctx *ctx, uint32_t dev_id, uint64_t iova,
 		      void *buf, uint64_t length, uint32_t flags,

@@ -2,8 +2,9 @@
 /*
  * Devices on the simulated IOMMU through the public API: listing, bind,
  * attach/detach/replace, domains, groups, reserved regions, and DMA that is
- * checked byte by byte against the backing memfd.  Runs unchanged against
- * ioasidd when IOASID_TEST_URI=unix:PATH.
+ * checked byte by byte against the backing memfd; the VFIO file of a
+ * device (none when simulated), KVM VMs with simulated devices, and who
+ * owns what.  Runs unchanged against ioasidd when IOASID_TEST_URI=unix:PATH.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -641,5 +643,158 @@ Test(hotplug, owner_hears_even_unsubscribed)
 	cr_assert_eq(ev.id, nic);
 	/* plug it back: through a shared ioasidd other tests need it */
 	cr_assert_eq(ioasid_sim_hotplug(ctx, NIC, 1), 0);
+	ioasid_unref(ctx);
+}
+
+/* ---- the VFIO file, VMs and owners ------------------------------------------------- */
+
+Test(vfio_fd, simulated_devices_have_none)
+{
+	struct ioasid_ctx *ctx = test_ctx();
+	uint32_t nic = bind(ctx, NIC);
+	int fd = -7, before = test_count_fds();
+
+	cr_assert_eq(ioasid_device_get_fd(ctx, nic, &fd), -EOPNOTSUPP);
+	cr_assert(strstr(ioasid_last_error(ctx), "no VFIO file"), "%s",
+		  ioasid_last_error(ctx));
+	cr_assert(strstr(ioasid_last_error(ctx), NIC), "the reason names it");
+	cr_assert_eq(fd, -7, "out-parameter untouched");
+	cr_assert_eq(test_count_fds(), before, "no descriptor appeared");
+	cr_assert_eq(ioasid_device_get_fd(ctx, nic, NULL), -EINVAL);
+	cr_assert(strstr(ioasid_last_error(ctx), "ioasid_device_get_fd"));
+	cr_assert_eq(ioasid_device_get_fd(NULL, nic, &fd), -EINVAL);
+	ioasid_unref(ctx);
+}
+
+Test(vfio_fd, unknown_and_foreign_devices)
+{
+	struct ioasid_ctx *a = test_ctx(), *b = test_ctx();
+	uint32_t dev = bind(a, NIC);
+	int fd = -7, before = test_count_fds();
+
+	cr_assert_eq(ioasid_device_get_fd(a, 4242, &fd), -ENOENT);
+	cr_assert(strstr(ioasid_last_error(a), "no bound device 4242"), "%s",
+		  ioasid_last_error(a));
+	cr_assert_eq(ioasid_device_get_fd(a, 0, &fd), -ENOENT);
+	/* embedded: another core; through ioasidd: another client */
+	cr_assert_eq(ioasid_device_get_fd(b, dev, &fd), -ENOENT);
+	cr_assert_eq(ioasid_device_unbind(a, dev), 0);
+	cr_assert_eq(ioasid_device_get_fd(a, dev, &fd), -ENOENT,
+		     "unbound: gone");
+	cr_assert_eq(fd, -7);
+	cr_assert_eq(test_count_fds(), before);
+	ioasid_unref(b);
+	ioasid_unref(a);
+}
+
+static int new_vm_fd(void)
+{
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm = -1;
+
+	if (kvm >= 0) {
+		vm = ioctl(kvm, 0xAE01 /* KVM_CREATE_VM */, 0);
+		close(kvm);
+	}
+	if (vm < 0)
+		cr_skip_test("no KVM VM: /dev/kvm is missing or refused");
+	return vm;
+}
+
+static struct ioasid_vm_info vm_of(struct ioasid_ctx *ctx, uint32_t vm)
+{
+	struct ioasid_vm_info info;
+
+	cr_assert_eq(ioasid_vm_get_info(ctx, vm, &info), 0, "%s",
+		     ioasid_last_error(ctx));
+	return info;
+}
+
+/*
+ * A simulated device joins, moves between and leaves VMs (through
+ * ioasidd: with no kvm-vfio work in the VMM, there is no VFIO file), and
+ * nothing the library keeps for the VMs outlives them.
+ */
+Test(vfio_fd, simulated_device_in_vms)
+{
+	int vm_fd = new_vm_fd(), vm2_fd = new_vm_fd();
+	int before = test_count_fds();
+	struct ioasid_ctx *ctx = test_ctx();
+	int with_ctx = test_count_fds();
+	uint32_t ioas, dev, vm, vm2;
+
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &ioas), 0);
+	dev = bind(ctx, GPU1);
+	cr_assert_eq(ioasid_device_attach(ctx, dev, ioas, 0), 0);
+	cr_assert_eq(ioasid_vm_bind(ctx, vm_fd, -1, &vm), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_vm_bind(ctx, vm2_fd, -1, &vm2), 0);
+	cr_assert_eq(ioasid_device_set_vm(ctx, dev, vm), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(vm_of(ctx, vm).nr_devices, 1);
+	cr_assert_eq(vm_of(ctx, vm).nr_noncoherent, 1, "no snoop control");
+	cr_assert(vm_of(ctx, vm).flags & IOASID_VM_WBINVD_NEEDED);
+	cr_assert_eq(vm_of(ctx, vm).owner_pid, (uint32_t)getpid());
+	cr_assert_eq(vm_of(ctx, vm).owner_uid, (uint32_t)getuid());
+	cr_assert_eq(ioasid_device_set_vm(ctx, dev, 4242), -ENOENT);
+	cr_assert(strstr(ioasid_last_error(ctx), "no VM 4242"), "%s",
+		  ioasid_last_error(ctx));
+	cr_assert_eq(vm_of(ctx, vm).nr_devices, 1, "a failed move changes "
+		     "nothing");
+	cr_assert_eq(ioasid_device_set_vm(ctx, 4242, vm), -ENOENT);
+	/* move, leave, come back; unbinding takes it out */
+	cr_assert_eq(ioasid_device_set_vm(ctx, dev, vm2), 0);
+	cr_assert_eq(vm_of(ctx, vm).nr_devices, 0);
+	cr_assert_eq(vm_of(ctx, vm2).nr_noncoherent, 1);
+	cr_assert_eq(ioasid_device_set_vm(ctx, dev, vm2), 0, "again: no-op");
+	cr_assert_eq(ioasid_device_set_vm(ctx, dev, 0), 0);
+	cr_assert_eq(vm_of(ctx, vm2).nr_devices, 0);
+	cr_assert_not(vm_of(ctx, vm2).flags & IOASID_VM_WBINVD_NEEDED);
+	cr_assert_eq(ioasid_device_set_vm(ctx, dev, vm), 0);
+	cr_assert_eq(ioasid_device_unbind(ctx, dev), 0);
+	cr_assert_eq(vm_of(ctx, vm).nr_devices, 0);
+	cr_assert_eq(vm_of(ctx, vm).nr_noncoherent, 0);
+	/* the VMs go; the VMM's descriptors are its own */
+	cr_assert_eq(ioasid_vm_unbind(ctx, vm), 0);
+	cr_assert_eq(ioasid_vm_unbind(ctx, vm), -ENOENT);
+	cr_assert_eq(ioasid_vm_unbind(ctx, vm2), 0);
+	cr_assert_eq(test_count_fds(), with_ctx, "the library keeps no "
+		     "descriptor of an unbound VM");
+	cr_assert_eq(ioasid_vm_bind(ctx, 0, -1, &vm), -EINVAL,
+		     "stdin is no KVM VM");
+	cr_assert(strstr(ioasid_last_error(ctx), "not a KVM VM"), "%s",
+		  ioasid_last_error(ctx));
+	ioasid_unref(ctx);
+	cr_assert_eq(test_count_fds(), before);
+	close(vm2_fd);
+	close(vm_fd);
+}
+
+/* A VM the context still holds when it goes away leaves nothing open. */
+Test(vfio_fd, context_release_closes_what_vms_kept)
+{
+	int vm_fd = new_vm_fd(), before = test_count_fds();
+	struct ioasid_ctx *ctx = test_ctx();
+	uint32_t dev, vm;
+
+	dev = bind(ctx, NIC);
+	cr_assert_eq(ioasid_vm_bind(ctx, vm_fd, -1, &vm), 0);
+	cr_assert_eq(ioasid_device_set_vm(ctx, dev, vm), 0);
+	ioasid_unref(ctx);
+	cr_assert_eq(test_count_fds(), before);
+	close(vm_fd);
+}
+
+Test(owner, ioas_says_who_created_it)
+{
+	struct ioasid_ctx *ctx = test_ctx();
+	struct ioasid_ioas_info info;
+	uint32_t ioas;
+
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &ioas), 0);
+	memset(&info, 0xa5, sizeof(info));
+	cr_assert_eq(ioasid_ioas_get_info(ctx, ioas, &info), 0);
+	cr_assert_eq(info.size, sizeof(info));
+	cr_assert_eq(info.owner_pid, (uint32_t)getpid());
+	cr_assert_eq(info.owner_uid, (uint32_t)getuid());
 	ioasid_unref(ctx);
 }

@@ -15,6 +15,9 @@ CTL=${IOASIDCTL:-$builddir/ioasidctl/ioasidctl}
 JC=${JSON_CHECK:-$builddir/tests/json_check}
 URI=${IOASID_TEST_URI:-sim}
 case $URI in unix:*) daemon=yes ;; *) daemon=no ;; esac
+# an observer's ioas list ends with the owner's pid and uid
+owner=
+[ $daemon = yes ] && owner='( +[0-9]+ +[0-9]+)?'
 
 for tool in "$CTL" "$JC"; do
 	if [ ! -x "$tool" ]; then
@@ -262,6 +265,9 @@ run ioas create
 t "ioas create" 0 -o '^IOAS [0-9]+ created \(snoop mode auto\)$'
 run ioas list
 t "ioas list: the one-shot IOAS is gone" 0 -o '^IOAS +FLAGS +SNOOP' -O '^ +[0-9]'
+if [ $daemon = no ]; then
+	t "ioas list: embedded, nobody else's: no owners" 0 -O ' PID +UID'
+fi
 run ioas create --identity --restricted --snoop enforce --json
 t "ioas create --json" 0 -J -j .snoop_mode enforce -j '.flags[0]' identity \
 	-j '.flags[1]' restricted -j .nr_mappings 0
@@ -299,8 +305,8 @@ t "batch: create, map, attach, show" 0 \
 	-o '^0000:00:01\.0 \(dev [0-9]+\) attached to IOAS [0-9]+, domain [0-9]+ on sim0, coherent$' \
 	-o '^0000:01:00\.0 \(dev [0-9]+\) attached to IOAS [0-9]+, domain [0-9]+ on sim1, non-coherent' \
 	-o '^a=[0-9]+ iova=0x200000$' \
-	-o '^ +[0-9]+ +- +auto +2 +2\.06M +0B +2 +2$' \
-	-o '^ +[0-9]+ +- +enforce +0 +0B +0B +0 +0$'
+	-o "^ +[0-9]+ +- +auto +2 +2\\.06M +0B +2 +2$owner\$" \
+	-o "^ +[0-9]+ +- +enforce +0 +0B +0B +0 +0$owner\$"
 t "ioas show: the drawing" 0 \
 	-o '^  0 {63}4G$' \
 	-o '^  \|#\.{15}#\.{46}r\|$' \
@@ -491,7 +497,7 @@ t "convert" 0 \
 	-e 'line 9: cannot convert IOAS [0-9]+ to shared: range 0 is not made of whole 4 KiB pages' \
 	-e 'line 11: cannot convert IOAS [0-9]+ to shared: IOAS [0-9]+ is not restricted' \
 	-o '^bytes=1048576$' \
-	-o '^ +[0-9]+ +restricted +auto +1 +2M +1\.0M +1 +1$' \
+	-o "^ +[0-9]+ +restricted +auto +1 +2M +1\\.0M +1 +1$owner\$" \
 	-o ' read +0x0000000000200000 +private$'
 run convert 1 both 0+4K
 t "convert: bad state" 2 -e "'both' is not private or shared"
@@ -633,12 +639,27 @@ EOF
 	done
 	held=$(sed -n 's/^ready //p' "$tmp/hold")
 	run ioas list
+	uid=$(id -u)
 	if [ "$observer" = true ]; then
-		t "observer: another client's IOAS" 0 \
-			-o "^ +$held +- +auto +1 +2M "
+		t "observer: another client's IOAS, with its owner" 0 \
+			-o "^ +$held +- +auto +1 +2M .* $holder +$uid *\$" \
+			-o '^IOAS +FLAGS .* PID +UID *$'
+		run ioas list --json
+		i=0
+		while [ "$("$JC" ".ioas[$i].ioas" < "$tmp/out")" != "$held" ] &&
+			[ $i -lt 64 ]; do
+			i=$((i + 1))
+		done
+		t "observer: ioas list --json owner" 0 \
+			-j ".ioas[$i].owner_pid" "$holder" \
+			-j ".ioas[$i].owner_uid" "$uid"
 		run ioas show "$held"
 		t "observer: ioas show of another client's IOAS" 0 \
-			-o '^  mappings: +1, 2M mapped'
+			-o '^  mappings: +1, 2M mapped' \
+			-o "^  owner: +pid $holder, uid $uid\$"
+		run ioas show "$held" --json
+		t "observer: ioas show --json owner" 0 \
+			-j .owner_pid "$holder" -j .owner_uid "$uid"
 	else
 		t "no observer: only this session" 0 -O "^ +$held " \
 			-e "only this session's address spaces are shown: "
@@ -647,7 +668,8 @@ EOF
 			-e "no IOAS $held"
 	fi
 	run --session ioas list
-	t "--session: only this session" 0 -O "^ +$held " -E .
+	t "--session: only this session, no owners" 0 -O "^ +$held " -E . \
+		-O ' PID +UID'
 	kill "$holder" 2> /dev/null
 	wait "$holder"
 fi

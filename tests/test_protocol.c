@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -32,6 +33,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <linux/kvm.h>
 #include <netlink/attr.h>
 #include <netlink/errno.h>
 #include <netlink/msg.h>
@@ -264,14 +266,49 @@ static void bytes_send(int s, const void *buf, size_t len)
 }
 
 /* One packet: its length, 0 at end of connection, -errno on timeout. */
+/* The descriptors the last raw_recv() got (ours to close). */
+static int rx_fds[8];
+static unsigned int rx_nfds;
+
+static void rx_collect(struct msghdr *mh)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm;
+	     cm = CMSG_NXTHDR(mh, cm)) {
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		for (size_t i = 0; cm->cmsg_type == SCM_RIGHTS && i < n; i++)
+			memcpy(&rx_fds[rx_nfds++],
+			       CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+	}
+}
+
+static void rx_close(void)
+{
+	for (unsigned int i = 0; i < rx_nfds; i++)
+		close(rx_fds[i]);
+	rx_nfds = 0;
+}
+
 static ssize_t raw_recv(int s, int timeout_ms)
 {
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 8)];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = { .iov_base = rxbuf, .iov_len = sizeof(rxbuf) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control.buf, .msg_controllen = sizeof(control),
+	};
 	struct pollfd p = { .fd = s, .events = POLLIN };
 	ssize_t n;
 
+	rx_close();
 	if (poll(&p, 1, timeout_ms) != 1)
 		return -ETIMEDOUT;
-	n = recv(s, rxbuf, sizeof(rxbuf), 0);
+	n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+	if (n >= 0)
+		rx_collect(&mh);
 	return n < 0 ? -errno : n;
 }
 
@@ -282,8 +319,8 @@ static int reply_errno(int s, uint32_t seq, struct proto_msg *m)
 	ssize_t n = raw_recv(s, 5000);
 
 	cr_assert_gt(n, 0, "expected a reply to seq %u, got %zd", seq, n);
-	cr_assert_eq(proto_parse(rxbuf, (size_t)n, 0, PROTO_FROM_DAEMON, m,
-				 why, sizeof(why)), 0,
+	cr_assert_eq(proto_parse(rxbuf, (size_t)n, rx_nfds, PROTO_FROM_DAEMON,
+				 m, why, sizeof(why)), 0,
 		     "the reply itself must be valid: %s", why);
 	cr_assert_eq(m->cmd, IOASID_CMD_REPLY);
 	cr_assert_eq(m->seq, seq, "reply to seq %u, expected %u", m->seq, seq);
@@ -331,7 +368,13 @@ static int codec_call(int s, struct ioasid_op *op)
 	cr_assert_eq(send_fds(s, buf, len, fds, (int)nfds), (ssize_t)len);
 	nlmsg_free(msg);
 	reply_errno(s, seq, &m);
-	cr_assert_eq(proto_decode_reply(&m, op, &r), 0, "%s", op->errmsg);
+	cr_assert_eq(proto_decode_reply(&m, rx_fds, op, &r), 0, "%s",
+		     op->errmsg);
+	/* the descriptor the reply named is the caller's now */
+	for (unsigned int i = 0; i < rx_nfds; i++)
+		if (rx_fds[i] == op->out_fd)
+			rx_fds[i] = rx_fds[--rx_nfds];
+	rx_close();
 	return r;
 }
 
@@ -364,6 +407,7 @@ static const uint32_t all_commands[] = {
 	IOASID_CMD_VM_SET_POLICY, IOASID_CMD_DEVICE_SET_VM, IOASID_CMD_VM_LIST,
 	IOASID_CMD_FAULT_READ, IOASID_CMD_SUBSCRIBE, IOASID_CMD_STATUS,
 	IOASID_CMD_EVENT_READ, IOASID_CMD_OBSERVE, IOASID_CMD_SIM_HOTPLUG,
+	IOASID_CMD_DEVICE_GET_FD,
 };
 
 Test(codec, every_command_and_attribute_is_described)
@@ -455,6 +499,39 @@ Test(codec, request_roundtrip_for_every_command)
 	close(memfd2);
 }
 
+/* An optional attribute at its default stays home: older daemons. */
+Test(codec, optional_defaults_are_not_sent)
+{
+	int fds[IOASID_MAX_FDS];
+	struct ioasid_op op, back;
+	unsigned int nfds;
+	struct nl_msg *msg;
+	struct proto_msg m;
+	static char outbuf[PROTO_MAX_PAYLOAD];
+	const void *buf;
+	char why[256];
+	size_t len;
+
+	for (uint32_t flags = 0; flags < 2; flags++) {
+		ioasid_op_init(&op, IOASID_CMD_DEVICE_SET_VM);
+		op.dev_id = 3;
+		op.flags = flags;
+		cr_assert_eq(proto_encode_request(&op, 9, &msg, fds, &nfds),
+			     0, "%s", op.errmsg);
+		buf = proto_msg_data(msg, &len);
+		cr_assert_eq(proto_parse(buf, len, nfds, PROTO_FROM_CLIENT, &m,
+					 why, sizeof(why)), 0, "%s", why);
+		cr_assert_eq(!!m.attr[IOASID_ATTR_FLAGS], flags,
+			     "FLAGS %u sent: %d", flags,
+			     !!m.attr[IOASID_ATTR_FLAGS]);
+		cr_assert(m.attr[IOASID_ATTR_VM_ID], "required: always");
+		proto_decode_request(&m, fds, &back, outbuf);
+		cr_assert_eq(back.flags, flags);
+		cr_assert_eq(back.vm_id, 0);
+		nlmsg_free(msg);
+	}
+}
+
 /* An op field the command does not carry is an error, never lost. */
 Test(codec, encoder_refuses_what_cannot_travel)
 {
@@ -501,7 +578,7 @@ static void reply_roundtrip(struct ioasid_op *op, int result,
 	cr_assert_eq(proto_parse(buf, len, 0, PROTO_FROM_DAEMON, &m, why,
 				 sizeof(why)), 0, "%s", why);
 	cr_assert_eq(m.seq, 77);
-	cr_assert_eq(proto_decode_reply(&m, back, back_result), 0, "%s",
+	cr_assert_eq(proto_decode_reply(&m, NULL, back, back_result), 0, "%s",
 		     back->errmsg);
 	nlmsg_free(msg);
 }
@@ -575,9 +652,110 @@ Test(codec, replies_carry_results_and_partial_lists)
 		buf = proto_msg_data(msg, &len);
 		cr_assert_eq(proto_parse(buf, len, 0, PROTO_FROM_DAEMON, &m,
 					 why, sizeof(why)), 0);
-		cr_assert_eq(proto_decode_reply(&m, &back, &r), -EPROTO);
+		cr_assert_eq(proto_decode_reply(&m, NULL, &back, &r), -EPROTO);
 		nlmsg_free(msg);
 	}
+}
+
+/* Build @op's reply, parse it as a client that got @nfds descriptors. */
+static int parse_reply(const struct ioasid_op *op, int result,
+		       unsigned int nfds, struct proto_msg *m,
+		       struct nl_msg **msg, char *why, size_t whylen)
+{
+	const void *buf;
+	size_t len;
+
+	cr_assert_eq(proto_encode_reply(op, result, 5, msg), 0);
+	buf = proto_msg_data(*msg, &len);
+	return proto_parse(buf, len, nfds, PROTO_FROM_DAEMON, m, why, whylen);
+}
+
+/* A raw reply with @err naming descriptor 0 (what no daemon may send). */
+static void raw_reply_with_fd(struct raw *r, uint32_t err)
+{
+	raw_begin(r, IOASID_CMD_REPLY, 5);
+	raw_hdr(r)->nlmsg_flags = 0;
+	raw_u32(r, IOASID_ATTR_ERRNO, err);
+	raw_u32(r, IOASID_ATTR_OUT_FD_INDEX, 0);
+}
+
+/* A descriptor comes back only in the successful reply of DEVICE_GET_FD. */
+Test(codec, reply_descriptors_only_where_the_command_returns_one)
+{
+	int fds[1] = { 1234 }, r;
+	struct ioasid_op op, back;
+	struct proto_msg m;
+	struct nl_msg *msg;
+	struct raw raw;
+	char why[256];
+
+	ioasid_op_init(&op, IOASID_CMD_DEVICE_GET_FD);
+	cr_assert_eq(op.out_fd, -1, "no descriptor by default");
+	op.out_fd = 77;
+	cr_assert_eq(proto_reply_fd(&op, 0), 77);
+	cr_assert_eq(proto_reply_fd(&op, -ENOENT), -1, "not with an error");
+	/* success: OUT_FD_INDEX names the one descriptor */
+	cr_assert_eq(parse_reply(&op, 0, 1, &m, &msg, why, sizeof(why)), 0,
+		     "%s", why);
+	ioasid_op_init(&back, IOASID_CMD_DEVICE_GET_FD);
+	cr_assert_eq(proto_decode_reply(&m, fds, &back, &r), 0, "%s",
+		     back.errmsg);
+	cr_assert_eq(r, 0);
+	cr_assert_eq(back.out_fd, 1234, "the received descriptor");
+	/* the same reply decoded for a command that returns none */
+	ioasid_op_init(&back, IOASID_CMD_IOAS_ALLOC);
+	cr_assert_eq(proto_decode_reply(&m, fds, &back, &r), -EPROTO);
+	cr_assert(strstr(back.errmsg, "none belongs"), "%s", back.errmsg);
+	cr_assert_eq(back.out_fd, -1);
+	nlmsg_free(msg);
+	/* named but not sent, or sent twice as many */
+	cr_assert_eq(parse_reply(&op, 0, 0, &m, &msg, why, sizeof(why)),
+		     -EINVAL);
+	cr_assert(strstr(why, "OUT_FD_INDEX is 0 but 0"), "%s", why);
+	nlmsg_free(msg);
+	cr_assert_eq(parse_reply(&op, 0, 2, &m, &msg, why, sizeof(why)),
+		     -EINVAL);
+	cr_assert(strstr(why, "2 descriptor(s) sent"), "%s", why);
+	nlmsg_free(msg);
+
+	/* an error carries no descriptor, even if the op had one */
+	cr_assert_eq(parse_reply(&op, -EOPNOTSUPP, 0, &m, &msg, why,
+				 sizeof(why)), 0, "%s", why);
+	ioasid_op_init(&back, IOASID_CMD_DEVICE_GET_FD);
+	cr_assert_eq(proto_decode_reply(&m, NULL, &back, &r), 0);
+	cr_assert_eq(r, -EOPNOTSUPP);
+	cr_assert_eq(back.out_fd, -1);
+	nlmsg_free(msg);
+
+	/* success without the descriptor */
+	op.out_fd = -1;
+	cr_assert_eq(parse_reply(&op, 0, 0, &m, &msg, why, sizeof(why)), 0);
+	cr_assert_eq(proto_decode_reply(&m, NULL, &back, &r), -EPROTO);
+	cr_assert(strstr(back.errmsg, "no descriptor"), "%s", back.errmsg);
+	nlmsg_free(msg);
+
+	/* an error that names a descriptor */
+	raw_reply_with_fd(&raw, ENOENT);
+	cr_assert_eq(proto_parse(raw.b, raw.len, 1, PROTO_FROM_DAEMON, &m, why,
+				 sizeof(why)), 0, "%s", why);
+	ioasid_op_init(&back, IOASID_CMD_DEVICE_GET_FD);
+	cr_assert_eq(proto_decode_reply(&m, fds, &back, &r), -EPROTO);
+	cr_assert(strstr(back.errmsg, "with an error"), "%s", back.errmsg);
+	cr_assert_eq(back.out_fd, -1);
+
+	/* requests never carry OUT_FD_INDEX */
+	raw_begin(&raw, IOASID_CMD_DEVICE_GET_FD, 6);
+	raw_u32(&raw, IOASID_ATTR_DEV_ID, 1);
+	raw_u32(&raw, IOASID_ATTR_OUT_FD_INDEX, 0);
+	cr_assert_eq(proto_parse(raw.b, raw.len, 1, PROTO_FROM_CLIENT, &m, why,
+				 sizeof(why)), -EINVAL);
+	cr_assert(strstr(why, "OUT_FD_INDEX does not belong"), "%s", why);
+	/* nor does an event */
+	raw_begin(&raw, IOASID_CMD_EVENT, 0);
+	raw_hdr(&raw)->nlmsg_flags = 0;
+	raw_attr(&raw, IOASID_ATTR_OUT_DATA, "12345678", 8);
+	cr_assert_eq(proto_parse(raw.b, raw.len, 1, PROTO_FROM_DAEMON, &m, why,
+				 sizeof(why)), -EINVAL, "unnamed descriptor");
 }
 
 Test(codec, events_follow_the_abi_size_rules)
@@ -1747,6 +1925,196 @@ Test(daemon, map_batch_is_all_or_nothing)
 	expect_clean_exit();
 }
 
+/* ---- device descriptors and owners ------------------------------------ */
+
+static uint32_t raw_bind(int s, const char *name)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_DEVICE_BIND);
+	snprintf(op.name, sizeof(op.name), "%s", name);
+	cr_assert_eq(codec_call(s, &op), 0, "%s", op.errmsg);
+	return op.out_id;
+}
+
+static int raw_get_fd(int s, uint32_t dev, struct ioasid_op *op)
+{
+	int r;
+
+	ioasid_op_init(op, IOASID_CMD_DEVICE_GET_FD);
+	op->dev_id = dev;
+	r = codec_call(s, op);
+	cr_assert_eq(rx_nfds, 0, "no descriptor left over");
+	return r;
+}
+
+static int raw_set_vm(int s, uint32_t dev, uint32_t vm, uint32_t flags,
+		      struct ioasid_op *op)
+{
+	ioasid_op_init(op, IOASID_CMD_DEVICE_SET_VM);
+	op->dev_id = dev;
+	op->vm_id = vm;
+	op->flags = flags;
+	return codec_call(s, op);
+}
+
+/* A VM and its kvm-vfio device bound over @s; 0 without /dev/kvm. */
+static uint32_t raw_vm(int s)
+{
+	struct kvm_create_device cd = { .type = 4 /* VFIO */ };
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm = -1;
+	struct ioasid_op op;
+
+	if (kvm >= 0)
+		vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (kvm >= 0)
+		close(kvm);
+	if (vm < 0)
+		return 0;
+	cr_assert_eq(ioctl(vm, KVM_CREATE_DEVICE, &cd), 0);
+	ioasid_op_init(&op, IOASID_CMD_VM_BIND);
+	op.fd = vm;
+	op.fd2 = (int)cd.fd;
+	op.flags = IOASID_VM_KVM_VFIO_CREATED;
+	cr_assert_eq(codec_call(s, &op), 0, "%s", op.errmsg);
+	close((int)cd.fd);
+	close(vm);
+	return op.out_id;
+}
+
+/*
+ * Simulated devices have no VFIO file: no descriptor in the reply, and
+ * no client may claim it registered one with KVM.
+ */
+Test(daemon, device_get_fd_and_client_registration_are_checked)
+{
+	struct ioasid_ctx *probe = remote_ctx();
+	int before = settled_fds(probe, 1), s = raw_connect();
+	struct ioasid_op op;
+	uint32_t dev, vm;
+
+	dev = raw_bind(s, NIC);
+	cr_assert_eq(raw_get_fd(s, dev, &op), -EOPNOTSUPP);
+	cr_assert(strstr(op.errmsg, "no VFIO file"), "%s", op.errmsg);
+	cr_assert_eq(op.out_fd, -1);
+	cr_assert_eq(raw_get_fd(s, 4242, &op), -ENOENT);
+	cr_assert(strstr(op.errmsg, "no bound device 4242"), "%s", op.errmsg);
+	/* another client's device is not there */
+	{
+		int other = raw_connect();
+
+		cr_assert_eq(raw_get_fd(other, dev, &op), -ENOENT);
+		close(other);
+	}
+	cr_assert_eq(raw_set_vm(s, dev, 0, 2, &op), -EOPNOTSUPP);
+	cr_assert(strstr(op.errmsg, "unknown set_vm flags 0x2"), "%s",
+		  op.errmsg);
+	cr_assert_eq(raw_set_vm(s, dev, 0, IOASID_SET_VM_CLIENT_REGISTERED,
+				&op), -EINVAL);
+	cr_assert(strstr(op.errmsg, "needs a VM"), "%s", op.errmsg);
+	vm = raw_vm(s);
+	if (vm) {
+		cr_assert_eq(raw_set_vm(s, dev, vm,
+					IOASID_SET_VM_CLIENT_REGISTERED, &op),
+			     -EINVAL);
+		cr_assert(strstr(op.errmsg, "no VFIO file"), "%s", op.errmsg);
+		cr_assert_eq(raw_set_vm(s, dev, vm, 0, &op), 0, "%s",
+			     op.errmsg);
+	} else {
+		cr_log_warn("no /dev/kvm: the VM half is not checked");
+	}
+	close(s);
+	settled_fds(probe, 1);
+	expect_daemon_fds(before);	/* its session and VM are gone */
+	ioasid_unref(probe);
+	expect_clean_exit();
+}
+
+/* Run @fn in a child that keeps its objects until told to go. */
+static pid_t child_client(void (*fn)(int ready_fd), int *go_fd)
+{
+	int ready[2], go[2];
+	pid_t pid;
+	char c;
+
+	cr_assert_eq(pipe(ready), 0);
+	cr_assert_eq(pipe(go), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(ready[0]);
+		close(go[1]);
+		fn(ready[1]);
+		if (read(go[0], &c, 1) < 0)
+			_exit(2);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	cr_assert_eq(read(ready[0], &c, 1), 1, "the child client is ready");
+	close(ready[0]);
+	*go_fd = go[1];
+	return pid;
+}
+
+/* A client with an IOAS and (with /dev/kvm) a VM; says "1" or "0". */
+static void owner_client(int ready_fd)
+{
+	struct ioasid_ctx *ctx = NULL;
+	uint32_t ioas, vm;
+	int kvm, vm_fd = -1;
+	char c = '0';
+
+	if (ioasid_new(d.uri, &ctx) < 0 || ioasid_ioas_alloc(ctx, 0, &ioas))
+		_exit(3);
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm >= 0)
+		vm_fd = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm_fd >= 0 && ioasid_vm_bind(ctx, vm_fd, -1, &vm) == 0)
+		c = '1';
+	if (write(ready_fd, &c, 1) != 1)
+		_exit(4);
+}
+
+/* Observers see whose the IOASes and VMs are: pid and uid of the peer. */
+Test(daemon, observers_see_owners)
+{
+	struct ioasid_ctx *admin = remote_ctx();
+	struct ioasid_ioas_info info;
+	struct ioasid_vm_info vi;
+	uint32_t ids[8], nr = 8, mine;
+	int go, status, found = 0;
+	pid_t pid = child_client(owner_client, &go);
+
+	cr_assert_eq(ioasid_ioas_alloc(admin, 0, &mine), 0);
+	cr_assert_eq(ioasid_set_observer(admin, 1), 0, "%s",
+		     ioasid_last_error(admin));
+	cr_assert_eq(ioasid_ioas_list(admin, ids, &nr), 0);
+	cr_assert_eq(nr, 2);
+	for (uint32_t i = 0; i < nr; i++) {
+		cr_assert_eq(ioasid_ioas_get_info(admin, ids[i], &info), 0);
+		cr_assert_eq(info.owner_uid, (uint32_t)getuid());
+		cr_assert_eq(info.owner_pid, ids[i] == mine ?
+			     (uint32_t)getpid() : (uint32_t)pid,
+			     "IOAS %u: owner pid %u", ids[i], info.owner_pid);
+	}
+	nr = 8;
+	cr_assert_eq(ioasid_vm_list(admin, ids, &nr), 0);
+	for (uint32_t i = 0; i < nr; i++) {
+		cr_assert_eq(ioasid_vm_get_info(admin, ids[i], &vi), 0);
+		cr_assert_eq(vi.owner_pid, (uint32_t)pid);
+		cr_assert_eq(vi.owner_uid, (uint32_t)getuid());
+		found++;
+	}
+	cr_log_info("%d VM(s) of the child seen", found);
+	cr_assert_eq(write(go, "x", 1), 1);
+	close(go);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ioasid_unref(admin);
+	expect_clean_exit();
+}
+
 Test(daemon, map_user_is_refused_with_a_reason)
 {
 	struct ioasid_ctx *ctx = remote_ctx();
@@ -1872,4 +2240,248 @@ Test(daemon, connect_errors_are_explained)
 		cr_assert(strstr(ioasid_last_error(NULL), "not running"));
 		unlink(sa.sun_path);
 	}
+}
+
+/* ========================================================================== */
+/* a daemon that breaks the rules: the client closes what it did not ask for */
+/* ========================================================================== */
+
+TestSuite(fake, .timeout = 60);
+
+enum fake_reply {
+	FAKE_FD_IN_PLAIN_REPLY,		/* one in IOAS_ALLOC's reply */
+	FAKE_UNNAMED_FD,		/* a descriptor no attribute names */
+	FAKE_TWO_FDS,			/* DEVICE_GET_FD with two */
+	FAKE_FD_WITH_ERROR,		/* DEVICE_GET_FD failed, with one */
+	FAKE_TOO_MANY_FDS,		/* more than the client takes */
+	FAKE_FD_WITH_EVENT,		/* an EVENT with one, then a reply */
+	FAKE_NO_FD,			/* DEVICE_GET_FD succeeded without */
+	FAKE_GOOD_FD,			/* DEVICE_GET_FD as it should be */
+};
+
+struct fake {
+	char dir[64];
+	char uri[128];
+	pid_t pid;
+};
+
+static void fake_send(int s, struct raw *m, int nfds)
+{
+	int fds[8] = { -1, -1, -1, -1, -1, -1, -1, -1 };
+
+	for (int i = 0; i < nfds; i++)
+		fds[i] = test_memfd(4096 * (uint64_t)(i + 1));
+	/* the client may already have hung up on an earlier rule break */
+	if (send_fds(s, m->b, m->len, fds, nfds) != (ssize_t)m->len &&
+	    errno != EPIPE && errno != ECONNRESET)
+		_exit(10);
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
+static void fake_reply_to(int s, uint32_t seq, enum fake_reply how)
+{
+	struct raw m;
+
+	raw_begin(&m, IOASID_CMD_REPLY, seq);
+	raw_hdr(&m)->nlmsg_flags = 0;
+	raw_u32(&m, IOASID_ATTR_ERRNO, how == FAKE_FD_WITH_ERROR ? ENOENT : 0);
+	if (how == FAKE_FD_IN_PLAIN_REPLY || how == FAKE_UNNAMED_FD)
+		raw_u32(&m, IOASID_ATTR_OUT_ID, 7);
+	if (how != FAKE_UNNAMED_FD && how != FAKE_NO_FD &&
+	    how != FAKE_TOO_MANY_FDS && how != FAKE_FD_WITH_EVENT)
+		raw_u32(&m, IOASID_ATTR_OUT_FD_INDEX, 0);
+	switch (how) {
+	case FAKE_TWO_FDS:
+		fake_send(s, &m, 2);
+		break;
+	case FAKE_TOO_MANY_FDS:
+		fake_send(s, &m, 8);
+		break;
+	case FAKE_NO_FD:
+	case FAKE_FD_WITH_EVENT:
+		fake_send(s, &m, 0);
+		break;
+	default:
+		fake_send(s, &m, 1);
+	}
+}
+
+static void fake_event(int s)
+{
+	struct ioasid_event ev = { .size = sizeof(ev), .type = 1 };
+	struct raw m;
+
+	raw_begin(&m, IOASID_CMD_EVENT, 0);
+	raw_hdr(&m)->nlmsg_flags = 0;
+	raw_attr(&m, IOASID_ATTR_OUT_DATA, &ev, sizeof(ev));
+	fake_send(s, &m, 1);
+}
+
+static void fake_hello(int s, uint32_t seq)
+{
+	struct ioasid_op op;
+	struct nl_msg *msg;
+	const void *buf;
+	size_t len;
+
+	ioasid_op_init(&op, IOASID_CMD_HELLO);
+	snprintf(op.name, sizeof(op.name), "sim");
+	op.out_id = 1;
+	if (proto_encode_reply(&op, 0, seq, &msg) < 0)
+		_exit(11);
+	buf = proto_msg_data(msg, &len);
+	if (send(s, buf, len, MSG_NOSIGNAL) != (ssize_t)len)
+		_exit(12);
+	nlmsg_free(msg);
+}
+
+/* Serve one client: HELLO properly, every other request as @how says. */
+static void fake_serve(int listen_fd, enum fake_reply how)
+{
+	int s = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	struct proto_msg m;
+	char why[256];
+	ssize_t n;
+
+	if (s < 0)
+		_exit(13);
+	signal(SIGPIPE, SIG_IGN);	/* a hung-up client is not our failure */
+	while ((n = raw_recv(s, 10000)) > 0) {
+		rx_close();
+		if (proto_parse(rxbuf, (size_t)n, 0, PROTO_FROM_CLIENT, &m, why,
+				sizeof(why)) < 0)
+			_exit(14);
+		if (m.cmd == IOASID_CMD_HELLO) {
+			fake_hello(s, m.seq);
+			continue;
+		}
+		if (how == FAKE_FD_WITH_EVENT)
+			fake_event(s);
+		fake_reply_to(s, m.seq, how);
+	}
+	_exit(0);
+}
+
+static void fake_start(struct fake *f, enum fake_reply how)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/ioasid-fake-XXXXXX");
+	cr_assert_not_null(mkdtemp(f->dir));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/sock", f->dir);
+	snprintf(f->uri, sizeof(f->uri), "unix:%s", sa.sun_path);
+	cr_assert(s >= 0);
+	cr_assert_eq(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(s, 4), 0);
+	fflush(NULL);
+	f->pid = fork();
+	cr_assert_geq(f->pid, 0);
+	if (f->pid == 0)
+		fake_serve(s, how);
+	close(s);
+}
+
+static void fake_stop(struct fake *f)
+{
+	char path[96];
+	int status;
+
+	cr_assert_eq(waitpid(f->pid, &status, 0), f->pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the fake daemon exits cleanly (status %#x)", status);
+	snprintf(path, sizeof(path), "%s/sock", f->dir);
+	unlink(path);
+	rmdir(f->dir);
+}
+
+/*
+ * The call fails with EPROTO, every descriptor that came is closed (the
+ * process has as many as before), and the connection is dropped.
+ */
+static void expect_refused(enum fake_reply how, bool get_fd)
+{
+	struct ioasid_ctx *ctx;
+	struct fake f;
+	int before, fd = -7, r;
+	uint32_t id = 0;
+
+	fake_start(&f, how);
+	cr_assert_eq(ioasid_new(f.uri, &ctx), 0, "%s",
+		     ioasid_last_error(NULL));
+	before = test_count_fds();
+	r = get_fd ? ioasid_device_get_fd(ctx, 1, &fd) :
+		     ioasid_ioas_alloc(ctx, 0, &id);
+	cr_assert_eq(r, -EPROTO, "case %d: %d (%s)", how, r,
+		     ioasid_last_error(ctx));
+	cr_assert_str_neq(ioasid_last_error(ctx), "");
+	cr_assert_eq(test_count_fds(), before, "case %d: descriptors the "
+		     "daemon should not have sent are closed", how);
+	cr_assert_eq(fd, -7, "nothing stored");
+	cr_assert_eq(id, 0);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &id), -ECONNRESET,
+		     "the connection is dropped");
+	ioasid_unref(ctx);
+	fake_stop(&f);
+}
+
+Test(fake, descriptor_in_a_reply_that_returns_none)
+{
+	expect_refused(FAKE_FD_IN_PLAIN_REPLY, false);
+}
+
+Test(fake, descriptor_no_attribute_names)
+{
+	expect_refused(FAKE_UNNAMED_FD, false);
+}
+
+Test(fake, two_descriptors_for_one)
+{
+	expect_refused(FAKE_TWO_FDS, true);
+}
+
+Test(fake, descriptor_with_an_error)
+{
+	expect_refused(FAKE_FD_WITH_ERROR, true);
+}
+
+Test(fake, more_descriptors_than_room_msg_ctrunc)
+{
+	expect_refused(FAKE_TOO_MANY_FDS, true);
+}
+
+Test(fake, descriptor_with_an_event)
+{
+	expect_refused(FAKE_FD_WITH_EVENT, true);
+}
+
+Test(fake, no_descriptor_where_one_is_due)
+{
+	expect_refused(FAKE_NO_FD, true);
+}
+
+/* The rule-abiding case: the one descriptor becomes the caller's. */
+Test(fake, the_descriptor_of_device_get_fd)
+{
+	struct ioasid_ctx *ctx;
+	struct stat st;
+	struct fake f;
+	int before, fd = -1;
+
+	fake_start(&f, FAKE_GOOD_FD);
+	cr_assert_eq(ioasid_new(f.uri, &ctx), 0);
+	before = test_count_fds();
+	cr_assert_eq(ioasid_device_get_fd(ctx, 1, &fd), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(test_count_fds(), before + 1);
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq(st.st_size, 4096, "the memfd the fake daemon sent");
+	cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC, "close-on-exec");
+	close(fd);
+	cr_assert_eq(ioasid_device_get_fd(ctx, 1, &fd), 0, "still connected");
+	close(fd);
+	cr_assert_eq(test_count_fds(), before);
+	ioasid_unref(ctx);
+	fake_stop(&f);
 }

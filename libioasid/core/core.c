@@ -26,6 +26,7 @@ static const struct session_limits unlimited = {
 	.allow_noncoherent = 1,
 	.trust_hints = 1,
 	.may_observe = 1,
+	.may_get_fds = 1,
 };
 
 /* "name" or "name:arg" → backend ops and arg. */
@@ -138,6 +139,9 @@ int core_session_new(struct core *core, const struct session_limits *limits,
 	s->ev_cap = EVENT_QUEUE_LEN;
 	s->core = core;
 	s->limits = limits ? *limits : unlimited;
+	s->pid = (uint32_t)getpid();
+	s->uid = (uint32_t)getuid();
+	snprintf(s->name, sizeof(s->name), "embedded");
 	pthread_mutex_lock(&core->lock);
 	pthread_mutex_lock(&core->event_lock);
 	s->id = ++core->next_session_id;
@@ -147,6 +151,17 @@ int core_session_new(struct core *core, const struct session_limits *limits,
 	pthread_mutex_unlock(&core->lock);
 	*out = s;
 	return 0;
+}
+
+void core_session_set_owner(struct session *s, uint32_t pid, uint32_t uid,
+			    const char *name)
+{
+	pthread_mutex_lock(&s->core->lock);
+	s->pid = pid;
+	s->uid = uid;
+	if (name)
+		snprintf(s->name, sizeof(s->name), "%s", name);
+	pthread_mutex_unlock(&s->core->lock);
 }
 
 static void unlink_session(struct core *core, struct session *s)

@@ -39,6 +39,7 @@ struct session_limits {
 	uint32_t allow_noncoherent;	/* may a VM need WBINVD? */
 	uint32_t trust_hints;		/* honour "no no-snoop" hints */
 	uint32_t may_observe;		/* may see every session's objects */
+	uint32_t may_get_fds;		/* may receive devices' VFIO files */
 	/* device names the session may bind; NULL: all */
 	char **devices;
 	uint32_t nr_devices;
@@ -47,6 +48,10 @@ struct session_limits {
 struct session {
 	struct core *core;
 	uint32_t id;
+	/* who: ioasidd knows it from SO_PEERCRED and HELLO (observers) */
+	uint32_t pid;
+	uint32_t uid;
+	char name[IOASID_NAME_MAX];
 	struct session_limits limits;
 	uint32_t nr_ioas;
 	uint64_t nr_mappings;
@@ -91,8 +96,12 @@ int core_new(struct ioasid_ctx *log, const char *uri, struct core **core,
 void core_free(struct core *core);
 const char *core_backend_name(const struct core *core);
 
+/* A new session owned by this process ("embedded") until told otherwise. */
 int core_session_new(struct core *core, const struct session_limits *limits,
 		     struct session **session);
+/* Who the session is for; @name NULL keeps the name. */
+void core_session_set_owner(struct session *session, uint32_t pid,
+			    uint32_t uid, const char *name);
 /* Tears down every object of the session. */
 void core_session_free(struct session *session);
 

@@ -278,6 +278,44 @@ static void unbind_device(struct core *core, struct device *dev)
 	pthread_rwlock_unlock(&dev->lock);
 }
 
+int device_vfio_file(struct core *core, const struct device *dev)
+{
+	if (dev->vfio_fd >= 0)
+		return dev->vfio_fd;
+	return dev->be ? ops(core)->device_vfio_fd(dev->be) : -1;
+}
+
+/*
+ * What the VMM needs besides the IOMMU side: the device's VFIO file (the
+ * cdev with iommufd, the group with type1) for its BARs, config space and
+ * interrupts, and for kvm-vfio.  Whatever the backend registers with KVM.
+ */
+int device_get_fd(struct session *s, struct ioasid_op *op)
+{
+	struct device *dev = find_bound(s, op->dev_id);
+	int fd, e;
+
+	if (!dev)
+		return no_device(op, op->dev_id);
+	fd = ops(s->core)->device_vfio_fd(dev->be);
+	if (fd < 0)
+		return op_fail(op, EOPNOTSUPP, "device %s has no VFIO file to "
+			       "hand out: it is simulated by the %s backend",
+			       dev->inv->info.name, ops(s->core)->name);
+	/* a cdev bound to a shared iommufd could reach others' page tables */
+	if (!s->limits.may_get_fds)
+		return op_fail(op, EPERM, "policy does not hand VFIO files to "
+			       "this client (device-fds in ioasidd.conf)");
+	op->out_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (op->out_fd < 0) {
+		e = errno;
+		return op_fail(op, e, "cannot duplicate the VFIO file of "
+			       "device %s: %s", dev->inv->info.name,
+			       strerror(e));
+	}
+	return 0;
+}
+
 int device_unbind(struct session *s, struct ioasid_op *op)
 {
 	struct device *dev = find_bound(s, op->dev_id);

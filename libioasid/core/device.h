@@ -56,6 +56,8 @@ struct device {
 	bool removed;			/* hot-unplugged */
 	bool noncoherent;
 	bool group_viable;		/* read by DMA without the core lock */
+	/* in its VM's kvm-vfio by the client (ioasidd), not by us */
+	bool kvm_by_client;
 };
 
 struct vm {
@@ -96,6 +98,10 @@ int device_replace(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 int device_detach(struct session *s, struct ioasid_op *op);
 int device_dma(struct session *s, struct ioasid_op *op);
 int device_set_vm(struct session *s, struct ioasid_op *op);
+/* A new descriptor of the device's VFIO file, in op->out_fd. */
+int device_get_fd(struct session *s, struct ioasid_op *op);
+/* The VFIO file KVM should know about: the caller's, or the backend's. */
+int device_vfio_file(struct core *core, const struct device *dev);
 int domain_list(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 int fault_read(struct session *s, struct ioasid_op *op);
 int dirty_read(struct session *s, struct ioas *ioas, struct ioasid_op *op);

@@ -252,6 +252,7 @@ SESSION_HANDLER(do_device_unbind, device_unbind)
 SESSION_HANDLER(do_device_detach, device_detach)
 SESSION_HANDLER(do_device_dma, device_dma)
 SESSION_HANDLER(do_device_set_vm, device_set_vm)
+SESSION_HANDLER(do_device_get_fd, device_get_fd)
 SESSION_HANDLER(do_fault_read, fault_read)
 SESSION_HANDLER(do_vm_bind, vm_bind)
 SESSION_HANDLER(do_vm_unbind, vm_unbind)
@@ -341,6 +342,7 @@ static const struct command commands[__IOASID_CMD_MAX] = {
 	[IOASID_CMD_VM_LIST]		= { do_vm_list, 0 },
 	[IOASID_CMD_VM_SET_POLICY]	= { do_vm_set_policy, 0 },
 	[IOASID_CMD_DEVICE_SET_VM]	= { do_device_set_vm, 0 },
+	[IOASID_CMD_DEVICE_GET_FD]	= { do_device_get_fd, 0 },
 	[IOASID_CMD_FAULT_READ]		= { do_fault_read, 0 },
 	[IOASID_CMD_SUBSCRIBE]		= { do_subscribe, 0 },
 	[IOASID_CMD_STATUS]		= { do_status, 0 },

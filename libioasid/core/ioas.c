@@ -1216,6 +1216,8 @@ void ioas_fill_info(struct ioas *ioas, struct ioasid_ioas_info *info)
 		.bytes_mapped = st.bytes_mapped,
 		.nr_devices = ioas->nr_devices,
 		.nr_domains = ioas->nr_domains,
+		.owner_pid = ioas->owner->pid,
+		.owner_uid = ioas->owner->uid,
 	};
 	if (ioas->shared) {
 		info->state_bytes = sharedmap_mem_bytes(ioas->shared);

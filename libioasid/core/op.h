@@ -48,6 +48,11 @@ struct ioasid_op {
 	void *out;			/* caller's buffer for structs/arrays */
 	uint32_t out_cap;		/* its size */
 	uint32_t out_len;		/* bytes the core wants to return */
+	/*
+	 * A new descriptor the command returns (DEVICE_GET_FD), -1 when
+	 * none: whoever holds the op after the call owns and closes it.
+	 */
+	int out_fd;
 
 	/* why it failed, for ioasid_last_error() and daemon replies */
 	char errmsg[IOASID_ERRMSG_MAX];
@@ -61,6 +66,7 @@ static inline void ioasid_op_init(struct ioasid_op *op, uint32_t cmd)
 	op->cmd = cmd;
 	op->fd = -1;
 	op->fd2 = -1;
+	op->out_fd = -1;
 }
 
 /* Record why an op fails and return -errnum (printf-style reason). */

@@ -107,22 +107,20 @@ fail:
 	return r;
 }
 
-/* The VFIO file KVM should know about: the caller's, or the backend's. */
-static int device_vfio_file(struct core *core, const struct device *dev)
-{
-	if (dev->vfio_fd >= 0)
-		return dev->vfio_fd;
-	return dev->be ? core->be_ops->device_vfio_fd(dev->be) : -1;
-}
-
+/*
+ * Out of its VM: FILE_DEL from kvm-vfio, unless the client registered the
+ * device itself (ioasidd), which then removes it itself too.
+ */
 void vm_remove_device(struct core *core, struct device *dev)
 {
 	struct vm *vm = dev->vm;
 	int vfio_fd = device_vfio_file(core, dev);
 
-	if (vfio_fd >= 0 && kvm_vfio_file_del(vm->kvm_vfio_fd, vfio_fd) < 0)
+	if (vfio_fd >= 0 && !dev->kvm_by_client &&
+	    kvm_vfio_file_del(vm->kvm_vfio_fd, vfio_fd) < 0)
 		warn(core->log, "kvm-vfio FILE_DEL of %s failed",
 		     dev->inv->info.name);
+	dev->kvm_by_client = false;
 	coherency_leave_vm(core, dev);
 }
 
@@ -171,6 +169,8 @@ int vm_info(struct session *s, struct ioasid_op *op)
 		.nr_devices = vm->nr_devices,
 		.nr_noncoherent = vm->nr_noncoherent,
 		.registrations = vm->registrations,
+		.owner_pid = vm->owner->pid,
+		.owner_uid = vm->owner->uid,
 	};
 	/* an older, smaller caller gets the part it knows */
 	op->out_len = min_t(uint32_t, sizeof(info), op->out_cap);
@@ -213,20 +213,76 @@ int vm_set_policy(struct session *s, struct ioasid_op *op)
 	return 0;
 }
 
-int device_set_vm(struct session *s, struct ioasid_op *op)
+static struct device *find_device(struct session *s, uint32_t dev_id)
 {
-	struct vm *vm = op->vm_id ? find_vm(s, op->vm_id) : NULL;
-	struct device *dev = NULL;
-	int r;
-
-	for (uint32_t i = 0; op->dev_id && i < s->core->nr_devices; i++)
-		if (s->core->devices[i].dev_id == op->dev_id &&
+	for (uint32_t i = 0; dev_id && i < s->core->nr_devices; i++)
+		if (s->core->devices[i].dev_id == dev_id &&
 		    s->core->devices[i].owner == s)
-			dev = &s->core->devices[i];
+			return &s->core->devices[i];
+	return NULL;
+}
+
+/* What the client may claim it did with kvm-vfio (ioasidd). */
+static int check_client_registered(struct session *s, struct device *dev,
+				   struct vm *vm, struct ioasid_op *op)
+{
+	if (!(op->flags & IOASID_SET_VM_CLIENT_REGISTERED))
+		return 0;
+	if (!vm)
+		return op_fail(op, EINVAL, "device %s: a client registration "
+			       "with kvm-vfio needs a VM", dev->inv->info.name);
+	if (s->core->be_ops->device_vfio_fd(dev->be) < 0)
+		return op_fail(op, EINVAL, "device %s has no VFIO file: there "
+			       "is nothing the client could have added to VM "
+			       "%u's kvm-vfio device", dev->inv->info.name,
+			       vm->id);
+	return 0;
+}
+
+static int check_set_vm(struct session *s, struct device *dev, struct vm *vm,
+			struct ioasid_op *op)
+{
+	const uint32_t known = IOASID_SET_VM_CLIENT_REGISTERED;
+
+	if (op->flags & ~known)
+		return op_fail(op, EOPNOTSUPP, "unknown set_vm flags 0x%x",
+			       op->flags & ~known);
 	if (!dev)
 		return op_fail(op, ENOENT, "no bound device %u", op->dev_id);
 	if (op->vm_id && !vm)
 		return op_fail(op, ENOENT, "no VM %u", op->vm_id);
+	return check_client_registered(s, dev, vm, op);
+}
+
+/* QEMU's order: the VFIO fd joins kvm-vfio, then the kernel judges. */
+static int kvm_add(struct core *core, struct device *dev, struct vm *vm,
+		   struct ioasid_op *op)
+{
+	int fd = device_vfio_file(core, dev), r;
+
+	if (fd < 0 || (op->flags & IOASID_SET_VM_CLIENT_REGISTERED))
+		return 0;
+	r = kvm_vfio_file_add(vm->kvm_vfio_fd, fd);
+	if (r == -EIO)		/* KVM serves only the VM's own process */
+		return op_fail(op, EIO, "KVM refused device %s: only the "
+			       "VMM's process may add it to VM %u's kvm-vfio "
+			       "device (libioasid does so through ioasidd)",
+			       dev->inv->info.name, vm->id);
+	if (r < 0)
+		return op_fail(op, -r, "KVM refused device %s: %s",
+			       dev->inv->info.name, strerror(-r));
+	return 0;
+}
+
+int device_set_vm(struct session *s, struct ioasid_op *op)
+{
+	struct vm *vm = op->vm_id ? find_vm(s, op->vm_id) : NULL;
+	struct device *dev = find_device(s, op->dev_id);
+	int r;
+
+	r = check_set_vm(s, dev, vm, op);
+	if (r < 0)
+		return r;
 	if (dev->vm == vm)
 		return 0;
 	if (vm && dev->noncoherent &&
@@ -234,17 +290,17 @@ int device_set_vm(struct session *s, struct ioasid_op *op)
 		return op_fail(op, EPERM, "device %s does non-coherent DMA and "
 			       "VM %u forbids anything that needs WBINVD",
 			       dev->inv->info.name, vm->id);
-	/* QEMU's order: the VFIO fd joins kvm-vfio, then the kernel judges */
-	if (vm && device_vfio_file(s->core, dev) >= 0) {
-		r = kvm_vfio_file_add(vm->kvm_vfio_fd,
-				      device_vfio_file(s->core, dev));
+	if (vm) {
+		r = kvm_add(s->core, dev, vm, op);
 		if (r < 0)
-			return op_fail(op, -r, "KVM refused device %s: %s",
-				       dev->inv->info.name, strerror(-r));
+			return r;
 	}
 	if (dev->vm)
 		vm_remove_device(s->core, dev);
-	if (vm)
+	if (vm) {
 		coherency_join_vm(s->core, dev, vm);
+		dev->kvm_by_client = op->flags &
+				     IOASID_SET_VM_CLIENT_REGISTERED;
+	}
 	return 0;
 }

@@ -73,6 +73,7 @@ static const struct attr_def attr_defs[__IOASID_ATTR_MAX] = {
 	[IOASID_ATTR_FILE_ID]	= { "FILE_ID", AT_U32, 0 },
 	[IOASID_ATTR_FD_INDEX2]	= { "FD_INDEX2", AT_FD, 0 },
 	[IOASID_ATTR_OUT_LEN]	= { "OUT_LEN", AT_U32, 0 },
+	[IOASID_ATTR_OUT_FD_INDEX] = { "OUT_FD_INDEX", AT_FD, 0 },
 };
 
 const char *proto_attr_name(uint32_t attr)
@@ -96,7 +97,8 @@ const char *proto_attr_name(uint32_t attr)
 static const struct proto_cmd_policy policies[__IOASID_CMD_MAX] = {
 	[IOASID_CMD_REPLY] = { "REPLY", PROTO_CMD_FROM_DAEMON,
 		BIT(ERRNO) | BIT(ERRMSG) | BIT(OUT_ID) | BIT(OUT_IOVA) |
-		BIT(OUT_BYTES) | BIT(OUT_LEN) | BIT(OUT_DATA) | BIT(NAME),
+		BIT(OUT_BYTES) | BIT(OUT_LEN) | BIT(OUT_DATA) | BIT(NAME) |
+		BIT(OUT_FD_INDEX),
 		BIT(ERRNO) },
 	[IOASID_CMD_EVENT] = { "EVENT", PROTO_CMD_FROM_DAEMON,
 		BIT(OUT_DATA), BIT(OUT_DATA) },
@@ -168,8 +170,12 @@ static const struct proto_cmd_policy policies[__IOASID_CMD_MAX] = {
 	[IOASID_CMD_VM_INFO]	  = REQ("VM_INFO", 0, BIT(VM_ID) | CAP, 0),
 	[IOASID_CMD_VM_SET_POLICY] = REQ("VM_SET_POLICY", 0,
 					 BIT(VM_ID) | BIT(FLAGS), 0),
+	/* FLAGS: IOASID_SET_VM_CLIENT_REGISTERED (libioasid did kvm-vfio) */
 	[IOASID_CMD_DEVICE_SET_VM] = REQ("DEVICE_SET_VM", 0,
-					 BIT(DEV_ID) | BIT(VM_ID), 0),
+					 BIT(DEV_ID) | BIT(VM_ID), BIT(FLAGS)),
+	/* the reply carries the device's VFIO file (OUT_FD_INDEX) */
+	[IOASID_CMD_DEVICE_GET_FD] = REQ("DEVICE_GET_FD", PROTO_CMD_FD_OUT,
+					 BIT(DEV_ID), 0),
 	[IOASID_CMD_VM_LIST]	  = REQ("VM_LIST", LIST, CAP, 0),
 	[IOASID_CMD_FAULT_READ]	  = REQ("FAULT_READ", LIST, CAP, 0),
 	/* FLAGS: enum ioasid_event_group bits */
@@ -441,6 +447,7 @@ static int check_fds(const struct proto_msg *m, unsigned int nfds,
 {
 	static const uint32_t fd_attrs[] = {
 		IOASID_ATTR_FD_INDEX, IOASID_ATTR_FD_INDEX2,
+		IOASID_ATTR_OUT_FD_INDEX,
 	};
 	unsigned int named = 0;
 	uint32_t seen = 0;
@@ -673,6 +680,7 @@ int proto_encode_request(struct ioasid_op *op, uint32_t seq,
 {
 	const struct proto_cmd_policy *pol = proto_cmd_policy(op->cmd);
 	struct nl_msg *msg;
+	uint64_t send;
 	int r;
 
 	*nfds = 0;
@@ -686,8 +694,14 @@ int proto_encode_request(struct ioasid_op *op, uint32_t seq,
 		      512 + NLA_HDRLEN + NLA_ALIGN(op->in_len));
 	if (!msg)
 		return op_fail(op, ENOMEM, "out of memory for a message");
+	/*
+	 * An optional attribute left at its default is not sent (absent
+	 * decodes to the default): a daemon that predates it still takes
+	 * the request when the caller does not use it.
+	 */
+	send = pol->required | (pol->allowed & op_fields(op));
 	for (uint32_t a = 1; a < __IOASID_ATTR_MAX; a++) {
-		if (!(pol->allowed & (1ULL << a)))
+		if (!(send & (1ULL << a)))
 			continue;
 		r = put_request_attr(msg, a, op,
 				     pol->required & (1ULL << a), fds, nfds);
@@ -794,7 +808,19 @@ static int put_reply_attrs(struct nl_msg *msg, const struct ioasid_op *op,
 	if (!r && pol && (pol->flags & PROTO_CMD_NAME_OUT) && op->name[0])
 		r = put_string(msg, IOASID_ATTR_NAME, op->name,
 			       sizeof(op->name));
+	/* the only descriptor of a reply is its first */
+	if (!r && proto_reply_fd(op, result) >= 0)
+		r = nla_put_u32(msg, IOASID_ATTR_OUT_FD_INDEX, 0);
 	return r;
+}
+
+int proto_reply_fd(const struct ioasid_op *op, int result)
+{
+	const struct proto_cmd_policy *pol = proto_cmd_policy(op->cmd);
+
+	if (result < 0 || !pol || !(pol->flags & PROTO_CMD_FD_OUT))
+		return -1;
+	return op->out_fd;
 }
 
 int proto_encode_reply(const struct ioasid_op *op, int result, uint32_t seq,
@@ -829,33 +855,52 @@ int proto_encode_error(uint32_t seq, int result, const char *reason,
 	return proto_encode_reply(&op, result, seq, out);
 }
 
+/* A descriptor exactly where the command returns one: on success. */
+static const char *check_reply_fd(const struct proto_msg *m,
+				  const struct proto_cmd_policy *pol)
+{
+	bool has = m->attr[IOASID_ATTR_OUT_FD_INDEX];
+	bool ok = !get_u32(m->attr[IOASID_ATTR_ERRNO]);
+
+	if (!(pol && (pol->flags & PROTO_CMD_FD_OUT)))
+		return has ? "a descriptor where none belongs" : NULL;
+	if (has && !ok)
+		return "a descriptor with an error";
+	if (!has && ok)
+		return "no descriptor";
+	return NULL;
+}
+
 /* Everything in a reply must fit what the request asked for. */
-static int check_reply(const struct proto_msg *m, const struct ioasid_op *op)
+static const char *check_reply(const struct proto_msg *m,
+			       const struct ioasid_op *op)
 {
 	const struct nlattr *data = m->attr[IOASID_ATTR_OUT_DATA];
 	const struct nlattr *len = m->attr[IOASID_ATTR_OUT_LEN];
 	const struct proto_cmd_policy *pol = proto_cmd_policy(op->cmd);
 
 	if (m->cmd != IOASID_CMD_REPLY)
-		return EPROTO;
+		return "not a reply";
 	if (data && (uint32_t)nla_len(data) > op->out_cap)
-		return EPROTO;
+		return "more data than asked for";
 	if (data && len && get_u32(len) < (uint32_t)nla_len(data))
-		return EPROTO;
+		return "data longer than its length";
 	if (m->attr[IOASID_ATTR_NAME] &&
 	    !(pol && (pol->flags & PROTO_CMD_NAME_OUT)))
-		return EPROTO;
-	return 0;
+		return "a name where none belongs";
+	return check_reply_fd(m, pol);
 }
 
-int proto_decode_reply(const struct proto_msg *m, struct ioasid_op *op,
-		       int *result)
+int proto_decode_reply(const struct proto_msg *m, const int *fds,
+		       struct ioasid_op *op, int *result)
 {
+	const char *bad = check_reply(m, op);
 	const struct nlattr *a;
 
-	if (check_reply(m, op))
+	if (bad)
 		return op_fail(op, EPROTO, "ioasidd sent a reply that does "
-			       "not match %s", proto_cmd_name(op->cmd));
+			       "not match %s: %s", proto_cmd_name(op->cmd),
+			       bad);
 	*result = -(int)get_u32(m->attr[IOASID_ATTR_ERRNO]);
 	op->errmsg[0] = '\0';
 	if ((a = m->attr[IOASID_ATTR_ERRMSG]))
@@ -876,6 +921,8 @@ int proto_decode_reply(const struct proto_msg *m, struct ioasid_op *op,
 		op->out_len = get_u32(a);
 	if ((a = m->attr[IOASID_ATTR_NAME]))
 		get_string(a, op->name, sizeof(op->name));
+	if ((a = m->attr[IOASID_ATTR_OUT_FD_INDEX]))
+		op->out_fd = fds[get_u32(a)];
 	return 0;
 }
 

@@ -64,6 +64,8 @@ enum proto_cmd_flags {
 	/* results are meaningful on failure too (lists on EMSGSIZE, DMA) */
 	PROTO_CMD_OUT_PARTIAL	= 1 << 3,
 	PROTO_CMD_NAME_OUT	= 1 << 4, /* the reply carries op->name */
+	/* a successful reply carries one descriptor (op->out_fd) */
+	PROTO_CMD_FD_OUT	= 1 << 5,
 };
 
 /* Which attributes a command may and must carry (1ULL << IOASID_ATTR_*). */
@@ -131,23 +133,35 @@ int proto_encode_request(struct ioasid_op *op, uint32_t seq,
 void proto_decode_request(const struct proto_msg *m, const int *fds,
 			  struct ioasid_op *op, void *outbuf);
 
-/* The reply to @op, which returned @result (0 or -errno), for @seq. */
+/*
+ * The reply to @op, which returned @result (0 or -errno), for @seq.  When
+ * proto_reply_fd() says so, the reply names one descriptor (OUT_FD_INDEX
+ * 0): the sender must pass exactly that one with it.
+ */
 int proto_encode_reply(const struct ioasid_op *op, int result, uint32_t seq,
 		       struct nl_msg **msg);
+/* The descriptor the reply to @op carries, or -1 (none belongs in it). */
+int proto_reply_fd(const struct ioasid_op *op, int result);
 /* An error reply without an op (invalid requests). */
 int proto_encode_error(uint32_t seq, int result, const char *reason,
 		       struct nl_msg **msg);
 
 /*
  * proto_decode_reply - fill @op's results from a parsed reply
+ * @fds: the descriptors received with it (proto_parse() checked that each
+ *       is named exactly once)
  * @result: out: the op's result, 0 or -errno from the daemon
  *
  * Returns 0, or -EPROTO when the reply does not fit the request (reason
- * in op->errmsg; nothing written to op->out).  op->out is written only up
- * to op->out_cap.
+ * in op->errmsg; nothing written to op->out, op->out_fd left alone): a
+ * descriptor in the reply to a command that returns none, or in an error
+ * reply, or none where the command returns one.  On success op->out_fd is
+ * the descriptor the reply named (the caller owns it now; it must close
+ * every other one it received) or -1.  op->out is written only up to
+ * op->out_cap.
  */
-int proto_decode_reply(const struct proto_msg *m, struct ioasid_op *op,
-		       int *result);
+int proto_decode_reply(const struct proto_msg *m, const int *fds,
+		       struct ioasid_op *op, int *result);
 
 int proto_encode_event(const struct ioasid_event *ev, struct nl_msg **msg);
 /* 0, or -EPROTO / -E2BIG (unknown non-zero tail) for a bad event. */

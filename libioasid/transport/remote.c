@@ -9,6 +9,13 @@
  * Threads: one request is in flight per context (r->lock); the daemon
  * serves a client's requests in order anyway.
  *
+ * Descriptors from the daemon: only a successful reply to a command that
+ * returns one (DEVICE_GET_FD) may carry one, named by OUT_FD_INDEX; it
+ * becomes op->out_fd.  Anything else - a descriptor with an event, with
+ * another reply, unnamed, more than one, or truncated ancillary data
+ * (MSG_CTRUNC) - is closed at once and breaks the connection (-EPROTO):
+ * the daemon no longer speaks the protocol.
+ *
  * Events: the daemon sends IOASID_CMD_EVENT messages whenever the
  * session has some, interleaved with replies.  Whatever reads the socket
  * (a call waiting for its reply, or event_read()) queues them here.  The
@@ -102,33 +109,56 @@ static int send_packet(int sock, const void *buf, size_t len, const int *fds,
 	return n == (ssize_t)len ? 0 : -EMSGSIZE;
 }
 
-/* Close descriptors the daemon should never have sent. */
-static unsigned int close_received_fds(struct msghdr *mh)
+static void close_fds(int *fds, unsigned int nfds)
 {
-	unsigned int n = 0;
-
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm;
-	     cm = CMSG_NXTHDR(mh, cm)) {
-		int fd;
-
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t off = 0; off + sizeof(int) <=
-		     cm->cmsg_len - CMSG_LEN(0); off += sizeof(int)) {
-			memcpy(&fd, CMSG_DATA(cm) + off, sizeof(int));
-			close(fd);
-			n++;
-		}
-	}
-	return n;
+	for (unsigned int i = 0; i < nfds; i++)
+		close_fd(fds[i]);
 }
 
 /*
- * Receive and validate one message from the daemon into @m.
- * Returns 0, -EAGAIN (non-blocking and nothing there) or another negative
- * errno after which the connection is unusable (reason in r->broken_why).
+ * Take every descriptor out of the ancillary data, so that every path
+ * closes them (those beyond IOASID_MAX_FDS at once).  False when anything
+ * but SCM_RIGHTS came, or too many descriptors.
  */
-static int recv_one(struct remote *r, bool block, struct proto_msg *m)
+static bool collect_fds(struct msghdr *mh, int *fds, unsigned int *nfds)
+{
+	bool ok = true;
+
+	*nfds = 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm;
+	     cm = CMSG_NXTHDR(mh, cm)) {
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		if (cm->cmsg_level != SOL_SOCKET ||
+		    cm->cmsg_type != SCM_RIGHTS) {
+			ok = false;
+			continue;
+		}
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int),
+			       sizeof(fd));
+			if (*nfds < IOASID_MAX_FDS) {
+				fds[(*nfds)++] = fd;
+			} else {
+				close(fd);
+				ok = false;
+			}
+		}
+	}
+	return ok;
+}
+
+/*
+ * Receive and validate one message from the daemon into @m, with the
+ * descriptors it named in @fds (the caller owns them: *@nfds of them).
+ * Returns 0, -EAGAIN (non-blocking and nothing there) or another negative
+ * errno after which the connection is unusable (reason in r->broken_why;
+ * no descriptor left open).
+ */
+static int recv_one(struct remote *r, bool block, struct proto_msg *m,
+		    int *fds, unsigned int *nfds)
 {
 	union {
 		char buf[PROTO_CMSG_SPACE];
@@ -144,6 +174,7 @@ static int recv_one(struct remote *r, bool block, struct proto_msg *m)
 	ssize_t n;
 	int ret;
 
+	*nfds = 0;
 	do {
 		n = recvmsg(r->sock, &mh, MSG_CMSG_CLOEXEC |
 			    (block ? 0 : MSG_DONTWAIT));
@@ -157,14 +188,20 @@ static int recv_one(struct remote *r, bool block, struct proto_msg *m)
 		mark_broken(r, why);
 		return ret;
 	}
-	if (close_received_fds(&mh) || (mh.msg_flags & (MSG_TRUNC |
-							MSG_CTRUNC))) {
-		mark_broken(r, "unexpected descriptors or truncated message");
+	if (!collect_fds(&mh, fds, nfds) ||
+	    (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		close_fds(fds, *nfds);
+		*nfds = 0;
+		mark_broken(r, mh.msg_flags & MSG_TRUNC ? "truncated message" :
+			    "unexpected ancillary data or too many "
+			    "descriptors");
 		return -EPROTO;
 	}
-	ret = proto_parse(r->rxbuf, (size_t)n, 0, PROTO_FROM_DAEMON, m, why,
-			  sizeof(why));
+	ret = proto_parse(r->rxbuf, (size_t)n, *nfds, PROTO_FROM_DAEMON, m,
+			  why, sizeof(why));
 	if (ret < 0) {
+		close_fds(fds, *nfds);
+		*nfds = 0;
 		mark_broken(r, why);
 		return -EPROTO;
 	}
@@ -212,9 +249,13 @@ static int pop_event(struct remote *r, struct ioasid_event *ev)
 /* Queue every event already in the socket (no request in flight). */
 static void drain_events(struct remote *r)
 {
+	int fds[IOASID_MAX_FDS];
+	unsigned int nfds;
 	struct proto_msg m;
 
-	while (!r->broken && recv_one(r, false, &m) == 0) {
+	while (!r->broken && recv_one(r, false, &m, fds, &nfds) == 0) {
+		/* events name no descriptor (proto_parse), replies may */
+		close_fds(fds, nfds);
 		if (m.cmd != IOASID_CMD_EVENT) {
 			mark_broken(r, "reply without a request");
 			break;
@@ -262,33 +303,50 @@ static int send_request(struct remote *r, struct ioasid_op *op, uint32_t seq)
 	return 0;
 }
 
+/* Decode the reply; the descriptor it names goes to op->out_fd. */
+static int take_reply(struct remote *r, const struct proto_msg *m,
+		      int *fds, unsigned int nfds, struct ioasid_op *op)
+{
+	int ret;
+
+	if (proto_decode_reply(m, fds, op, &ret) < 0) {
+		close_fds(fds, nfds);
+		mark_broken(r, op->errmsg);
+		return -EPROTO;
+	}
+	for (unsigned int i = 0; i < nfds; i++)
+		if (fds[i] != op->out_fd)
+			close(fds[i]);
+	return ret;
+}
+
 /* Wait for the reply to @seq, queueing the events that come first. */
 static int wait_reply(struct remote *r, struct ioasid_op *op, uint32_t seq)
 {
+	int fds[IOASID_MAX_FDS];
+	unsigned int nfds;
 	struct proto_msg m;
 	int ret;
 
 	for (;;) {
-		ret = recv_one(r, true, &m);
+		ret = recv_one(r, true, &m, fds, &nfds);
 		if (ret < 0)
 			return op_fail(op, ret == -EPROTO ? EPROTO : ECONNRESET,
 				       "connection to ioasidd lost: %s",
 				       r->broken_why);
 		if (m.cmd == IOASID_CMD_EVENT) {
+			close_fds(fds, nfds);	/* none: proto_parse */
 			queue_event(r, &m);
 			continue;
 		}
 		if (m.seq != seq) {
+			close_fds(fds, nfds);
 			mark_broken(r, "reply to a request never sent");
 			return op_fail(op, EPROTO, "ioasidd replied out of "
 				       "order (seq %u, expected %u)", m.seq,
 				       seq);
 		}
-		if (proto_decode_reply(&m, op, &ret) < 0) {
-			mark_broken(r, op->errmsg);
-			return -EPROTO;
-		}
-		return ret;
+		return take_reply(r, &m, fds, nfds, op);
 	}
 }
 

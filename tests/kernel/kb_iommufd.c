@@ -17,6 +17,11 @@
  *  3. KVM: a VM bound, edu put in it (KVM_DEV_VFIO_FILE_ADD), kprobes on
  *     kvm_arch_[un]register_noncoherent_dma show the kernel's verdict;
  *     the library's verdict is compared with it.
+ *  4. Through a real ioasidd started here (backend iommufd; the rig puts
+ *     the daemon at /usr/sbin/ioasidd): the daemon opens and binds edu,
+ *     ioasid_device_get_fd() passes its cdev to this process, which maps
+ *     BAR0 and makes edu DMA through the daemon's IOAS; set_vm registers
+ *     non-coherent DMA with KVM from this process (the kprobes again).
  * Raw cross-checks use the kernel's own <linux/iommufd.h> (7.3 headers),
  * not the backend's definitions.
  */
@@ -38,7 +43,11 @@
 #endif
 #include <linux/kvm.h>
 
+#include <sys/stat.h>
+
 #include "backends/iommufd/iommufd.h"
+#include "ctx.h"
+#include "../daemon_fixture.h"
 #include "kbtest.h"
 #include "kvm/kvm.h"
 
@@ -511,6 +520,35 @@ static void suite_coherency(uint32_t ioas)
 	ioasid_ioas_destroy(ctx, other);
 }
 
+/* ---- the VFIO file ------------------------------------------------------- */
+
+/* Does @fd refer to the character device @path? */
+static bool same_cdev(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
+	       S_ISCHR(a.st_mode) && a.st_rdev == b.st_rdev;
+}
+
+/* Embedded: a dup of the cdev the library holds. */
+static void suite_vfio_fd(void)
+{
+	char path[96];
+	int fd = -1, r;
+
+	kb_cdev_path(&edu_info, path, sizeof(path));
+	r = ioasid_device_get_fd(ctx, dev, &fd);
+	if (!tap_ok(r == 0 && fd >= 0 && fd != cdev, "get_fd: a new "
+		    "descriptor of edu's VFIO file (%s)", kb_err(ctx)))
+		return;
+	tap_ok(same_cdev(fd, path) && (fcntl(fd, F_GETFD) & FD_CLOEXEC),
+	       "it is %s, close-on-exec", path);
+	close(fd);
+	tap_ok(ioasid_device_get_fd(ctx, 4242, &fd) == -ENOENT,
+	       "get_fd of an unknown device: ENOENT");
+}
+
 /* ---- KVM ----------------------------------------------------------------- */
 
 static void check_kernel(const char *when, int want_reg, int want_unreg)
@@ -588,6 +626,195 @@ out:
 		close(vmfd);
 	if (kvm >= 0)
 		close(kvm);
+}
+
+/* ---- through ioasidd ----------------------------------------------------- */
+
+#define GUEST_IOASIDD	"/usr/sbin/ioasidd"
+
+struct remote {
+	struct daemon_fixture d;
+	struct ioasid_ctx *ctx;
+	uint32_t dev, ioas, vm;
+	int fd;			/* edu's cdev, from the daemon */
+	int vmfd;
+	struct edu edu;
+	int mem;
+};
+
+static int start_daemon(struct remote *rm)
+{
+	struct daemon_opts o = { .backend = "iommufd", .log_level = "info" };
+	int r;
+
+	if (!getenv("IOASIDD") && access(GUEST_IOASIDD, X_OK) == 0)
+		setenv("IOASIDD", GUEST_IOASIDD, 0);
+	if (access(daemon_binary(), X_OK) < 0) {
+		tap_skip("no ioasidd in this guest", "through ioasidd");
+		return -1;
+	}
+	r = daemon_start(&rm->d, &o);
+	if (!tap_ok(r == 0, "ioasidd --backend iommufd started (%s)",
+		    r ? strerror(-r) : "ok"))
+		return -1;
+	r = ioasid_new(rm->d.uri, &rm->ctx);
+	if (!tap_ok(r == 0, "connected to it (%s)",
+		    r ? ioasid_last_error(NULL) : "ok"))
+		return -1;
+	kb_log_to_tap(rm->ctx, LOG_NOTICE);
+	return 0;
+}
+
+/* The daemon binds edu; its cdev comes over the socket. */
+static int remote_fd(struct remote *rm)
+{
+	char path[96];
+	int before, r;
+
+	r = ioasid_device_bind(rm->ctx, edu_info.name, -1, &rm->dev);
+	if (!tap_ok(r == 0, "the daemon opens and binds edu (%s)",
+		    kb_err(rm->ctx)))
+		return -1;
+	before = daemon_count_fds(&rm->d);
+	r = ioasid_device_get_fd(rm->ctx, rm->dev, &rm->fd);
+	kb_cdev_path(&edu_info, path, sizeof(path));
+	if (!tap_ok(r == 0 && same_cdev(rm->fd, path), "get_fd through "
+		    "ioasidd: %s, passed with SCM_RIGHTS (%s)", path,
+		    kb_err(rm->ctx)))
+		return -1;
+	tap_ok(fcntl(rm->fd, F_GETFD) & FD_CLOEXEC, "received close-on-exec");
+	tap_ok(daemon_count_fds(&rm->d) == before, "the daemon kept no copy "
+	       "of what it sent (%d descriptors, before %d)",
+	       daemon_count_fds(&rm->d), before);
+	return 0;
+}
+
+/* BAR0 and DMA through the received cdev, into the daemon's IOAS. */
+static void remote_dma(struct remote *rm)
+{
+	uint8_t pat[XFER];
+	uint64_t iova = IOVA;
+
+	rm->mem = kb_memfd(LEN, 0x5a);
+	if (!tap_ok(rm->mem >= 0 &&
+		    ioasid_ioas_alloc(rm->ctx, 0, &rm->ioas) == 0 &&
+		    ioasid_map_file(rm->ctx, rm->ioas, rm->mem, 0, LEN,
+				    IOASID_MAP_READ | IOASID_MAP_WRITE |
+				    IOASID_MAP_FIXED_IOVA, &iova) == 0 &&
+		    ioasid_device_attach(rm->ctx, rm->dev, rm->ioas, 0) == 0,
+		    "the daemon maps a memfd and attaches edu (%s)",
+		    kb_err(rm->ctx)))
+		return;
+	if (!tap_ok(edu_open(&rm->edu, rm->fd) == 0, "edu BAR0 mapped and "
+		    "bus mastering on, through the received cdev"))
+		return;
+	kb_pattern(pat, sizeof(pat), 0x3c);
+	tap_ok(pwrite(rm->mem, pat, XFER, 0) == XFER &&
+	       edu_to_buf(&rm->edu, IOVA, 0, XFER) == 0 &&
+	       edu_to_mem(&rm->edu, 0, IOVA + KB_PAGE, XFER) == 0 &&
+	       kb_file_equals(rm->mem, KB_PAGE, pat, XFER),
+	       "edu DMA through the daemon's IOAS: page 0 copied to page 1");
+	edu_close(&rm->edu);
+}
+
+static void remote_vm_info(struct remote *rm, uint32_t want_devices)
+{
+	struct ioasid_vm_info vi;
+
+	tap_ok(ioasid_vm_get_info(rm->ctx, rm->vm, &vi) == 0 &&
+	       vi.nr_devices == want_devices &&
+	       vi.owner_pid == (uint32_t)getpid(),
+	       "the daemon's account: %u device(s) in VM %u, owner pid %u",
+	       want_devices, rm->vm, (unsigned int)getpid());
+}
+
+/*
+ * Why the library registers in the VMM: the daemon, told to do it itself
+ * (no IOASID_SET_VM_CLIENT_REGISTERED, as libioasid before it), gets EIO
+ * from KVM, says why, and changes nothing.
+ */
+static void remote_daemon_cannot(struct remote *rm)
+{
+	struct ioasid_op op;
+	int r;
+
+	ioasid_op_init(&op, IOASID_CMD_DEVICE_SET_VM);
+	op.dev_id = rm->dev;
+	op.vm_id = rm->vm;
+	r = ctx_call(rm->ctx, &op);
+	tap_ok(r == -EIO && strstr(op.errmsg, "VMM's process"), "the daemon "
+	       "itself cannot add the cdev to this VM's kvm-vfio: %d (%s)", r,
+	       op.errmsg);
+	check_kernel("the daemon's attempt", 0, 0);
+	remote_vm_info(rm, 0);
+}
+
+/* set_vm: this process adds the cdev to kvm-vfio; the kernel judges. */
+static void remote_kvm(struct remote *rm)
+{
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), want = !sc;
+
+	if (kvm >= 0)
+		rm->vmfd = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (kvm >= 0)
+		close(kvm);
+	if (rm->vmfd < 0 || kb_kprobes_setup() < 0) {
+		tap_skip("no /dev/kvm or kprobe events", "KVM through ioasidd");
+		return;
+	}
+	if (!tap_ok(ioasid_vm_bind(rm->ctx, rm->vmfd, -1, &rm->vm) == 0,
+		    "vm_bind through ioasidd (kvm-vfio created here) (%s)",
+		    kb_err(rm->ctx)))
+		goto out;
+	remote_daemon_cannot(rm);
+	tap_ok(ioasid_device_set_vm(rm->ctx, rm->dev, rm->vm) == 0,
+	       "set_vm through ioasidd: KVM_DEV_VFIO_FILE_ADD in the VMM "
+	       "(%s)", kb_err(rm->ctx));
+	check_kernel("ioasidd set_vm", want, 0);
+	remote_vm_info(rm, 1);
+	tap_ok(ioasid_device_set_vm(rm->ctx, rm->dev, 0) == 0,
+	       "set_vm 0 through ioasidd (FILE_DEL in the VMM)");
+	check_kernel("ioasidd set_vm 0", 0, want);
+	remote_vm_info(rm, 0);
+	tap_ok(ioasid_device_set_vm(rm->ctx, rm->dev, rm->vm) == 0,
+	       "set_vm again");
+	check_kernel("ioasidd set_vm again", want, 0);
+	tap_ok(ioasid_device_unbind(rm->ctx, rm->dev) == 0, "unbind edu "
+	       "while in the VM");
+	rm->dev = 0;
+	check_kernel("ioasidd unbind (FILE_DEL after the daemon's answer)", 0,
+		     want);
+	remote_vm_info(rm, 0);
+	tap_ok(ioasid_vm_unbind(rm->ctx, rm->vm) == 0, "vm_unbind");
+	check_kernel("ioasidd vm_unbind", 0, 0);
+out:
+	kb_kprobes_remove();
+}
+
+static void suite_remote(void)
+{
+	struct remote rm = { .fd = -1, .vmfd = -1, .mem = -1 };
+	int status;
+
+	rm.d.pid = -1;
+	if (start_daemon(&rm) == 0 && remote_fd(&rm) == 0) {
+		remote_dma(&rm);
+		remote_kvm(&rm);
+	}
+	if (rm.dev)
+		ioasid_device_unbind(rm.ctx, rm.dev);
+	if (rm.ctx)
+		ioasid_unref(rm.ctx);
+	if (rm.fd >= 0)
+		close(rm.fd);
+	if (rm.vmfd >= 0)
+		close(rm.vmfd);
+	if (rm.mem >= 0)
+		close(rm.mem);
+	if (rm.d.pid > 0) {
+		status = daemon_stop(&rm.d);
+		tap_ok(status == 0, "ioasidd exits cleanly (%d)", status);
+	}
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -726,6 +953,7 @@ int main(void)
 	suite_guest_memfd(ioas);
 	suite_restricted(ioas);
 	suite_coherency(ioas);
+	suite_vfio_fd();
 	suite_kvm();
 	edu_close(&edu);
 	tap_ok(ioasid_device_unbind(ctx, dev) == 0 &&
@@ -733,6 +961,7 @@ int main(void)
 	ioasid_unref(ctx);
 	ctx = NULL;
 	rebind_fresh();
+	suite_remote();
 	suite_hotplug();
 done:
 	edu_close(&edu);

@@ -12,7 +12,8 @@
  *    DMA blocked after unmap;
  *  - replace between containers: refused while a device fd is open
  *    (VFIO_GROUP_UNSET_CONTAINER says EBUSY), works after;
- *  - kvm-vfio with the group fd: the kernel's verdict through kprobes.
+ *  - kvm-vfio with the group fd: the kernel's verdict through kprobes;
+ *  - ioasid_device_get_fd(): the group, what kvm-vfio gets.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -260,6 +262,26 @@ out:
 		close(kvm);
 }
 
+/* get_fd hands out the group: the file kvm-vfio gets with type1. */
+static void suite_vfio_fd(const char *group_path)
+{
+	struct vfio_group_status st = { .argsz = sizeof(st) };
+	struct stat a, b;
+	int fd = -1;
+
+	if (!tap_ok(ioasid_device_get_fd(ctx, dev, &fd) == 0, "get_fd (%s)",
+		    kb_err(ctx)))
+		return;
+	tap_ok(fstat(fd, &a) == 0 && stat(group_path, &b) == 0 &&
+	       a.st_rdev == b.st_rdev && fd != group,
+	       "get_fd: a new descriptor of %s", group_path);
+	tap_ok(ioctl(fd, VFIO_GROUP_GET_STATUS, &st) == 0 &&
+	       (st.flags & VFIO_GROUP_FLAGS_VIABLE) &&
+	       (st.flags & VFIO_GROUP_FLAGS_CONTAINER_SET),
+	       "it is the group, viable and in its container");
+	close(fd);
+}
+
 int main(void)
 {
 	uint64_t iova = IOVA;
@@ -302,6 +324,7 @@ int main(void)
 		    "bus mastering"))
 		goto done;
 	check_info(ioas);
+	suite_vfio_fd(path);
 	suite_dma(ioas, m);
 	suite_replace(ioas);
 	suite_kvm();

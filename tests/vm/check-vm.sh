@@ -5,11 +5,13 @@
 # snoop-control=on and =off (and, with --selftests or IOASID_VM_SELFTESTS=1,
 # the kernel's iommufd selftests).
 #
-# Usage: check-vm.sh [--selftests] [PROG...]
+# Usage: check-vm.sh [--selftests] [--add SRC=DEST]... [PROG...]
 #   PROG...      extra guest test programs (static, or dynamic with their
 #                libraries collected by ldd) run in both boots after the
 #                rig's own tests/vm/guest programs; also IOASID_VM_PROGS
 #                (space-separated)
+#   --add S=D    also put file S at D in the guest (not run; an executable
+#                brings its libraries), e.g. ioasidd for the programs
 # Environment: V=1 (copy the guest console to stdout), IOASID_VM_OFFLINE=1
 #   (never fetch/build a kernel: skip unless cached or shared), QEMU,
 #   SHARED_VM_DIR, IOASID_VM_CACHE, JOBS, CC.
@@ -21,14 +23,16 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 selftests=${IOASID_VM_SELFTESTS:-0}
-progs=()
-for a in "$@"; do
-	case $a in
+progs=() adds=()
+while [ $# -gt 0 ]; do
+	case $1 in
 	--selftests) selftests=1 ;;
+	--add) [ $# -ge 2 ] || die "--add needs SRC=DEST"; adds+=(--add "$2"); shift ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-	-*) die "unknown option $a" ;;
-	*) progs+=("$a") ;;
+	-*) die "unknown option $1" ;;
+	*) progs+=("$1") ;;
 	esac
+	shift
 done
 if [ -n "${IOASID_VM_PROGS:-}" ]; then
 	read -r -a more <<<"$IOASID_VM_PROGS"
@@ -71,7 +75,7 @@ step "guest programs" "$t"
 # 3. initramfs
 t=$SECONDS
 initrd=$IOASID_VM_CACHE/run/initrd-check.cpio.gz
-"$vm_dir/mkinitrd.sh" -o "$initrd" "${guest[@]}" "${progs[@]}"
+"$vm_dir/mkinitrd.sh" -o "$initrd" "${adds[@]}" -- "${guest[@]}" "${progs[@]}"
 step "initramfs" "$t"
 
 # 4. boots

@@ -6,7 +6,9 @@
 #   PROG          an executable (static, dynamic - its shared libraries are
 #                 collected with ldd - or a #!/bin/sh script); installed as
 #                 /tests/<basename>
-#   --add S=D     also copy file S to path D inside the image (data files)
+#   --add S=D     also copy file S to path D inside the image (data files,
+#                 or programs the tests start: an executable's shared
+#                 libraries come along)
 #   --xfail FILE  list of known-failing case names (see tests/vm/init)
 # Environment: BUSYBOX (default: busybox from PATH; must be static,
 #   Debian's busybox-static), IOASID_VM_CACHE (scratch space).
@@ -80,6 +82,7 @@ for a in "${adds[@]}"; do
 	[ -e "$src" ] || die "--add: no such file $src"
 	mkdir -p "$stage$(dirname "$dst")"
 	cp -L "$src" "$stage$dst"
+	if [ -x "$src" ]; then copy_libs "$src"; fi
 done
 
 mkdir -p "$(dirname "$out")"

@@ -110,6 +110,8 @@ struct ioasid_ioas_info {
 	__u32 nr_domains;
 	__u64 state_bytes;	/* memory the shared/private state uses */
 	__u64 bytes_shared;	/* restricted IOAS: pages marked shared */
+	__u32 owner_pid;	/* the client that created it (observers) */
+	__u32 owner_uid;
 };
 
 /* ---- IOMMUs, domains, devices --------------------------------------- */
@@ -232,6 +234,20 @@ struct ioasid_vm_info {
 	__u32 nr_noncoherent;
 	__u32 __reserved;
 	__u64 registrations;	/* times non-coherent DMA was registered */
+	__u32 owner_pid;	/* the client that bound it (observers) */
+	__u32 owner_uid;
+};
+
+/* Flags of device set_vm (IOASID_CMD_DEVICE_SET_VM). */
+enum ioasid_set_vm_flags {
+	/*
+	 * The client itself added the device's VFIO file to the new VM's
+	 * kvm-vfio device (KVM_DEV_VFIO_FILE_ADD) and will remove it: KVM
+	 * serves a VM only in the process that created it, so through
+	 * ioasidd libioasid does this in the VMM.  Needs a VM and a device
+	 * with a VFIO file; the core then only keeps its account.
+	 */
+	IOASID_SET_VM_CLIENT_REGISTERED	= 1 << 0,
 };
 
 /* ---- faults and events ---------------------------------------------- */

@@ -4,7 +4,11 @@
  *
  * Transport: AF_UNIX SOCK_SEQPACKET, one message per packet, file
  * descriptors as SCM_RIGHTS ancillary data (at most IOASID_MAX_FDS per
- * message, only where the command says so).
+ * message, only where the command says so).  Requests name theirs with
+ * FD_INDEX/FD_INDEX2; a reply carries at most one, named by OUT_FD_INDEX,
+ * and only on success of a command that returns a descriptor
+ * (DEVICE_GET_FD).  Every descriptor that comes with a message must be
+ * named by it exactly once.
  *
  * Framing: each packet is one netlink message: struct nlmsghdr, then a
  * generic-netlink style header (struct genlmsghdr: cmd, version), then
@@ -74,6 +78,8 @@ enum ioasid_cmd {
 	IOASID_CMD_VM_SET_POLICY	= 53,
 	IOASID_CMD_DEVICE_SET_VM	= 54,
 	IOASID_CMD_VM_LIST		= 55,
+	/* -> a new fd of the device's VFIO file (reply's OUT_FD_INDEX) */
+	IOASID_CMD_DEVICE_GET_FD	= 56,
 	IOASID_CMD_FAULT_READ		= 60,
 	IOASID_CMD_SUBSCRIBE		= 61,
 	IOASID_CMD_STATUS		= 62,
@@ -108,6 +114,8 @@ enum ioasid_attr {
 	IOASID_ATTR_FD_INDEX2		= 21,	/* u32 */
 	/* u32: bytes the result needs (may exceed OUT_DATA: EMSGSIZE) */
 	IOASID_ATTR_OUT_LEN		= 22,
+	/* u32: index into the reply's SCM_RIGHTS (a returned descriptor) */
+	IOASID_ATTR_OUT_FD_INDEX	= 23,
 	__IOASID_ATTR_MAX,
 };
 
