@@ -381,39 +381,6 @@ static void serve(struct client *c, const struct proto_msg *m, int *fds,
 
 /* ---- receiving ----------------------------------------------------------- */
 
-/*
- * Take every descriptor out of the ancillary data, so that every path
- * closes them.  False when something other than SCM_RIGHTS came along.
- */
-static bool collect_fds(struct msghdr *mh, int *fds, unsigned int *nfds)
-{
-	bool ok = true;
-
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm;
-	     cm = CMSG_NXTHDR(mh, cm)) {
-		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-		if (cm->cmsg_level != SOL_SOCKET ||
-		    cm->cmsg_type != SCM_RIGHTS) {
-			ok = false;
-			continue;
-		}
-		for (size_t i = 0; i < n; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int),
-			       sizeof(fd));
-			if (*nfds < IOASID_MAX_FDS) {
-				fds[(*nfds)++] = fd;
-			} else {
-				close(fd);
-				ok = false;
-			}
-		}
-	}
-	return ok;
-}
-
 /* One packet into srv->rxbuf: its length, -EAGAIN, or -1 (killed). */
 static ssize_t receive(struct client *c, int *fds, unsigned int *nfds)
 {
@@ -439,7 +406,7 @@ static ssize_t receive(struct client *c, int *fds, unsigned int *nfds)
 		client_kill(c, strerror(errno));
 		return -1;
 	}
-	ok = collect_fds(&mh, fds, nfds);
+	ok = proto_collect_fds(&mh, fds, nfds);
 	if (n == 0 || !ok || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		close_fds(fds, *nfds);
 		client_kill(c, n == 0 ? "disconnected" :

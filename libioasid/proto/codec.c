@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <netlink/attr.h>
 #include <netlink/errno.h>
@@ -964,4 +965,34 @@ int proto_decode_event(const struct proto_msg *m, struct ioasid_event *ev)
 			return -E2BIG;
 	ev->size = sizeof(*ev);
 	return 0;
+}
+
+bool proto_collect_fds(struct msghdr *mh, int *fds, unsigned int *nfds)
+{
+	bool ok = true;
+
+	*nfds = 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm;
+	     cm = CMSG_NXTHDR(mh, cm)) {
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		if (cm->cmsg_level != SOL_SOCKET ||
+		    cm->cmsg_type != SCM_RIGHTS) {
+			ok = false;
+			continue;
+		}
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int),
+			       sizeof(fd));
+			if (*nfds < IOASID_MAX_FDS) {
+				fds[(*nfds)++] = fd;
+			} else {
+				close(fd);
+				ok = false;
+			}
+		}
+	}
+	return ok;
 }

@@ -23,6 +23,7 @@
 #ifndef IOASID_PROTO_CODEC_H
 #define IOASID_PROTO_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -172,5 +173,12 @@ const void *proto_msg_data(struct nl_msg *msg, size_t *len);
 
 /* libnl's NLE_* (positive or negative) to a negative errno. */
 int proto_nle_errno(int nle);
+
+/*
+ * Take every descriptor out of a received message's ancillary data into
+ * @fds (at most IOASID_MAX_FDS; more are closed at once), so every path
+ * can close them.  False when anything but SCM_RIGHTS came, or too many.
+ */
+bool proto_collect_fds(struct msghdr *mh, int *fds, unsigned int *nfds);
 
 #endif

@@ -116,41 +116,6 @@ static void close_fds(int *fds, unsigned int nfds)
 }
 
 /*
- * Take every descriptor out of the ancillary data, so that every path
- * closes them (those beyond IOASID_MAX_FDS at once).  False when anything
- * but SCM_RIGHTS came, or too many descriptors.
- */
-static bool collect_fds(struct msghdr *mh, int *fds, unsigned int *nfds)
-{
-	bool ok = true;
-
-	*nfds = 0;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm;
-	     cm = CMSG_NXTHDR(mh, cm)) {
-		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-		if (cm->cmsg_level != SOL_SOCKET ||
-		    cm->cmsg_type != SCM_RIGHTS) {
-			ok = false;
-			continue;
-		}
-		for (size_t i = 0; i < n; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int),
-			       sizeof(fd));
-			if (*nfds < IOASID_MAX_FDS) {
-				fds[(*nfds)++] = fd;
-			} else {
-				close(fd);
-				ok = false;
-			}
-		}
-	}
-	return ok;
-}
-
-/*
  * Receive and validate one message from the daemon into @m, with the
  * descriptors it named in @fds (the caller owns them: *@nfds of them).
  * Returns 0, -EAGAIN (non-blocking and nothing there) or another negative
@@ -188,7 +153,7 @@ static int recv_one(struct remote *r, bool block, struct proto_msg *m,
 		mark_broken(r, why);
 		return ret;
 	}
-	if (!collect_fds(&mh, fds, nfds) ||
+	if (!proto_collect_fds(&mh, fds, nfds) ||
 	    (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		close_fds(fds, *nfds);
 		*nfds = 0;
