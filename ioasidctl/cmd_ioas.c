@@ -375,18 +375,6 @@ static const struct cmd ioas_cmds[] = {
 
 int cmd_ioas(struct ctl *ctl, int argc, char **argv)
 {
-	char *list_argv[] = { (char *)"list", NULL };
-
-	/* "ioas" and "ioas --json": list */
-	if (argc == 1 || (argc == 2 && !strcmp(argv[1], "--json"))) {
-		if (argc == 2)
-			ctl->json = true;
-		argc = 1;
-		argv = list_argv;
-	} else {
-		argc--;
-		argv++;
-	}
-	return ctl_dispatch(ctl, ioas_cmds, ARRAY_SIZE(ioas_cmds),
-			    "ioasidctl ioas", group_usage, argc, argv);
+	return ctl_dispatch_group(ctl, ioas_cmds, ARRAY_SIZE(ioas_cmds), "ioasidctl ioas",
+				  group_usage, "list", argc, argv);
 }

@@ -474,17 +474,6 @@ static const struct cmd kvm_cmds[] = {
 
 int cmd_kvm(struct ctl *ctl, int argc, char **argv)
 {
-	char *show_argv[] = { (char *)"show", NULL };
-
-	if (argc == 1 || (argc == 2 && !strcmp(argv[1], "--json"))) {
-		if (argc == 2)
-			ctl->json = true;
-		argc = 1;
-		argv = show_argv;
-	} else {
-		argc--;
-		argv++;
-	}
-	return ctl_dispatch(ctl, kvm_cmds, ARRAY_SIZE(kvm_cmds),
-			    "ioasidctl kvm", group_usage, argc, argv);
+	return ctl_dispatch_group(ctl, kvm_cmds, ARRAY_SIZE(kvm_cmds), "ioasidctl kvm",
+				  group_usage, "show", argc, argv);
 }

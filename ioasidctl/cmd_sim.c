@@ -202,17 +202,6 @@ static const struct cmd sim_cmds[] = {
 
 int cmd_sim(struct ctl *ctl, int argc, char **argv)
 {
-	char *show_argv[] = { (char *)"show", NULL };
-
-	if (argc == 1 || (argc == 2 && !strcmp(argv[1], "--json"))) {
-		if (argc == 2)
-			ctl->json = true;
-		argc = 1;
-		argv = show_argv;
-	} else {
-		argc--;
-		argv++;
-	}
-	return ctl_dispatch(ctl, sim_cmds, ARRAY_SIZE(sim_cmds),
-			    "ioasidctl sim", group_usage, argc, argv);
+	return ctl_dispatch_group(ctl, sim_cmds, ARRAY_SIZE(sim_cmds), "ioasidctl sim",
+				  group_usage, "show", argc, argv);
 }

@@ -503,3 +503,21 @@ void json_flag_words(struct json *j, const char *key, uint32_t flags,
 			json_str(j, NULL, names[bit]);
 	json_arr_end(j);
 }
+
+int ctl_dispatch_group(struct ctl *ctl, const struct cmd *table, size_t n,
+		       const char *group, const char *usage, const char *dflt,
+		       int argc, char **argv)
+{
+	char *dflt_argv[] = { (char *)dflt, NULL };
+
+	if (argc == 1 || (argc == 2 && !strcmp(argv[1], "--json"))) {
+		if (argc == 2)
+			ctl->json = true;
+		argc = 1;
+		argv = dflt_argv;
+	} else {
+		argc--;
+		argv++;
+	}
+	return ctl_dispatch(ctl, table, n, group, usage, argc, argv);
+}

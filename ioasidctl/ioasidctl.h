@@ -58,6 +58,13 @@ struct cmd {
 int ctl_dispatch(struct ctl *ctl, const struct cmd *table, size_t n,
 		 const char *group, const char *usage, int argc,
 		 char **argv);
+/*
+ * A command group ("ioasidctl ioas ..."): argv[0] is the group's name; with
+ * no subcommand (or only --json) it runs @dflt.
+ */
+int ctl_dispatch_group(struct ctl *ctl, const struct cmd *table, size_t n,
+		       const char *group, const char *usage, const char *dflt,
+		       int argc, char **argv);
 /* Runs one top-level command line (also each line of a batch). */
 int ctl_run(struct ctl *ctl, int argc, char **argv);
 /* Opens the context on ctl->uri unless it is open: EXIT_OK or 3. */

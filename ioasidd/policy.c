@@ -275,20 +275,29 @@ static int limit_key(struct parser *ps, const char *key, char *v,
 	return perr(ps, "unknown key \"%s\"", key);
 }
 
+/* A decimal id: 1 when @s is one (in *@id), 0 when it is a name, -EINVAL. */
+static int parse_id(const char *s, uint32_t *id)
+{
+	unsigned long n;
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return 0;
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (*end || errno || n >= UINT32_MAX)
+		return -EINVAL;
+	*id = (uint32_t)n;
+	return 1;
+}
+
 static int resolve_group(const char *s, uint32_t *gid)
 {
 	struct group *g;
-	char *end;
-	unsigned long n;
+	int r = parse_id(s, gid);
 
-	if (isdigit((unsigned char)*s)) {
-		errno = 0;
-		n = strtoul(s, &end, 10);
-		if (*end || errno || n >= UINT32_MAX)
-			return -EINVAL;
-		*gid = (uint32_t)n;
-		return 0;
-	}
+	if (r)
+		return r < 0 ? r : 0;
 	g = getgrnam(s);
 	if (!g)
 		return -ENOENT;
@@ -299,17 +308,10 @@ static int resolve_group(const char *s, uint32_t *gid)
 static int resolve_user(const char *s, uint32_t *uid)
 {
 	struct passwd *pw;
-	char *end;
-	unsigned long n;
+	int r = parse_id(s, uid);
 
-	if (isdigit((unsigned char)*s)) {
-		errno = 0;
-		n = strtoul(s, &end, 10);
-		if (*end || errno || n >= UINT32_MAX)
-			return -EINVAL;
-		*uid = (uint32_t)n;
-		return 0;
-	}
+	if (r)
+		return r < 0 ? r : 0;
 	pw = getpwnam(s);
 	if (!pw)
 		return -ENOENT;
