@@ -65,8 +65,8 @@ until grep -q "Serving backend" "$dir/ioasidd.log" 2>/dev/null; do
 		exit 99
 	fi
 	tries=$((tries + 1))
-	if [ $tries -gt 2000 ]; then
-		echo "$0: ioasidd did not start within 20 s" >&2
+	if [ $tries -gt 6000 ]; then
+		echo "$0: ioasidd did not start within 60 s" >&2
 		exit 99
 	fi
 	sleep 0.01

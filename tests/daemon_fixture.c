@@ -18,8 +18,9 @@
 
 #include "daemon_fixture.h"
 
-#define START_TIMEOUT_MS	20000
-#define STOP_TIMEOUT_MS		10000
+/* bounds for a hang: start-up and an ASan exit on a loaded 2-core CI */
+#define START_TIMEOUT_MS	60000
+#define STOP_TIMEOUT_MS		30000
 
 static void sleep_ms(int ms)
 {

@@ -45,13 +45,21 @@ const char *daemon_binary(void);
 int daemon_start(struct daemon_fixture *d, const struct daemon_opts *opts);
 
 /*
- * SIGTERM and wait (SIGKILL after 10 s).  Returns the exit status (0 for
+ * SIGTERM and wait (SIGKILL after 30 s).  Returns the exit status (0 for
  * a clean shutdown), or 128 + signal when it died of a signal.  Removes
  * the directory; copies the log to stderr when the status is not 0.
  */
 int daemon_stop(struct daemon_fixture *d);
 
-/* Descriptors the daemon has open now (from /proc/PID/fd), or -errno. */
+/*
+ * Descriptors the daemon has open now (from /proc/PID/fd), or -errno.
+ * "Now" races with the daemon's work: a reply that passes a descriptor
+ * reaches the client before the daemon closes its copy, and connections
+ * that went away are reaped after the daemon's current batch of events.
+ * Count after a round trip on the connection whose request must have
+ * finished (ioasidd reads a connection's next request only when the
+ * previous one is done), or wait for the number wanted.
+ */
 int daemon_count_fds(const struct daemon_fixture *d);
 
 /* Still running? */

@@ -628,12 +628,17 @@ EOF
 
 	# another client's objects: shown when the daemon lets us observe
 	observer=$("$JC" .observer < "$tmp/out")
+	# The holder keeps its session until it is killed below (monitor's
+	# --timeout only bounds a forgotten holder): what follows must not
+	# race its exit, however slow the machine.
 	printf '%s\n' 'a=ioas create' 'map $a --memfd --length 2M' \
-		'echo ready $a' 'monitor --timeout 3' > "$tmp/hold.batch"
+		'echo ready $a' 'monitor --timeout 600' > "$tmp/hold.batch"
 	"$CTL" --uri "$URI" batch "$tmp/hold.batch" > "$tmp/hold" 2>&1 &
 	holder=$!
+	# waits for the line; 60 s bound a hang
 	tries=0
-	until grep -q '^ready' "$tmp/hold" || [ $tries -gt 300 ]; do
+	until grep -q '^ready' "$tmp/hold" || [ $tries -gt 6000 ] ||
+		! kill -0 "$holder" 2> /dev/null; do
 		sleep 0.01
 		tries=$((tries + 1))
 	done

@@ -545,6 +545,7 @@ struct walk_shared {
 	int stop;
 	unsigned long walks;
 	unsigned long bad;
+	unsigned long progress;		/* walks so far, all walkers */
 };
 
 static void *walker(void *arg)
@@ -568,6 +569,7 @@ static void *walker(void *arg)
 			bad++;
 		sim_gp_read_unlock();
 		walks++;
+		__atomic_fetch_add(&s->progress, 1, __ATOMIC_RELAXED);
 		if (ret == 0 && x.hva + (C_IOVA + (uint64_t)pg * SZ_4K -
 					 x.iova) != HVA_BASE + pg * SZ_4K)
 			bad++;
@@ -600,7 +602,14 @@ Test(sim_pgtable, concurrent_split_no_hole, .timeout = 120)
 				     HVA_BASE, RW), 0);
 	for (k = 0; k < 2; k++)
 		pthread_create(&th[k], NULL, walker, s);
-	for (round = 0; round < 40 || elapsed_ms(&t0) < 500; round++) {
+	/*
+	 * At least 40 rounds and 500 ms, and as long as the walkers need
+	 * for their 1000 walks (a loaded machine may starve them; the
+	 * test's timeout bounds a hang).
+	 */
+	for (round = 0; round < 40 || elapsed_ms(&t0) < 500 ||
+	     __atomic_load_n(&s->progress, __ATOMIC_RELAXED) <= 1000;
+	     round++) {
 		/* Punch holes (splitting leaves), then restore 2 MiB leaves
 		 * by unmapping whole leaves and mapping them again. */
 		for (k = 0; k < 24; k++) {

@@ -77,7 +77,9 @@ static void blocked_write(const char *what, int memfd, uint64_t off,
 			 "0x%llx (%d)", what, (unsigned long long)iova, attempt);
 		kb_kmsg(marker);
 		edu_to_mem(&edu, 0, iova, XFER);
-		fault = kb_dmar_fault_after(marker, iova);
+		fault = kb_dmar_fault_after(marker, iova, attempt ?
+					    KB_FAULT_RETRY_MS :
+					    KB_FAULT_FIRST_MS);
 	}
 	tap_ok(kb_file_is(memfd, off, fill, KB_PAGE),
 	       "%s: memory behind IOVA 0x%llx untouched", what,

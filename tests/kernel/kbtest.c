@@ -102,7 +102,7 @@ static double now(void)
 static int edu_xfer(struct edu *e, uint64_t src, uint64_t dst, uint32_t len,
 		    bool to_ram)
 {
-	double deadline = now() + 10.0;
+	double deadline = now() + KB_EDU_DEADLINE_S;
 
 	if (!e->bar0 || !len || len > EDU_XFER_MAX)
 		return -1;
@@ -290,9 +290,11 @@ static bool scan_log(char *buf, const char *marker, uint64_t iova)
 	return false;
 }
 
-bool kb_dmar_fault_after(const char *marker, uint64_t iova)
+bool kb_dmar_fault_after(const char *marker, uint64_t iova, int wait_ms)
 {
-	for (int tries = 0; tries < 20; tries++) {
+	double deadline = now() + wait_ms / 1e3;
+
+	for (;;) {
 		int n = klogctl(10 /* SIZE_BUFFER */, NULL, 0);
 		char *buf;
 		bool hit = false;
@@ -308,9 +310,10 @@ bool kb_dmar_fault_after(const char *marker, uint64_t iova)
 		free(buf);
 		if (hit)
 			return true;
+		if (now() > deadline)
+			return false;
 		usleep(50000);
 	}
-	return false;
 }
 
 /* ---- kprobes ------------------------------------------------------------- */

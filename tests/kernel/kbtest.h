@@ -61,9 +61,23 @@ const char *kb_err(struct ioasid_ctx *ctx);
 /* Library messages as "# lib: ..." diagnostics. */
 void kb_log_to_tap(struct ioasid_ctx *ctx, int priority);
 
-/* Kernel log: a marker line, and a DMAR fault at @iova after it. */
+/*
+ * Kernel log: a marker line, and a DMAR fault at @iova after it, waiting
+ * up to @wait_ms for the fault handler (a kernel thread of a TCG guest on
+ * a loaded host) to print it.
+ */
 void kb_kmsg(const char *marker);
-bool kb_dmar_fault_after(const char *marker, uint64_t iova);
+bool kb_dmar_fault_after(const char *marker, uint64_t iova, int wait_ms);
+/*
+ * How long a blocked write's DMAR message may take to show: the first
+ * try (when it does not show, the message may be rate-limited or the
+ * fault not recorded, see kb_iommufd.c's blocked_write()), and the try
+ * after the wait, when it must show.
+ */
+#define KB_FAULT_FIRST_MS	2000
+#define KB_FAULT_RETRY_MS	30000
+/* edu finishes a transfer in ~100 ms of virtual time; a hang, not a wait */
+#define KB_EDU_DEADLINE_S	60.0
 
 /* kprobe events on kvm_arch_[un]register_noncoherent_dma. */
 int kb_kprobes_setup(void);
