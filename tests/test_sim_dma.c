@@ -503,6 +503,94 @@ Test(sim_iotlb, fill_protocol)
 	free(tlb);
 }
 
+/*
+ * Ranged invalidation takes only the slots of the pages in its range:
+ * against a model of the direct-mapped arrays, random fills and random
+ * invalidations (one page, a few, wrapping the array, longer than it)
+ * leave exactly the entries outside every invalidated range.
+ */
+Test(sim_iotlb, ranged_invalidation_matches_model)
+{
+	enum { N4 = SIM_IOTLB_ENTRIES_4K, N2 = SIM_IOTLB_ENTRIES_2M };
+	const uint64_t big = IOVA + (1ULL << 40);	/* 2 MiB entries here */
+	struct sim_iotlb *tlb = malloc(sizeof(*tlb));
+	uint64_t m4[N4] = { 0 }, m2[N2] = { 0 };	/* page base, 0: empty */
+	uint64_t s = 0x2545f4914f6cdd1dULL;
+	struct sim_iotlb_hit h;
+
+	cr_assert_not_null(tlb);
+	sim_iotlb_init(tlb);
+	for (int round = 0; round < 4000; round++) {
+		uint64_t r, start, len, last;
+		bool in2m;
+
+		s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+		r = s;
+		if (r % 3) {	/* fill */
+			struct sim_xlate x = { .pte = SIM_PTE_R };
+
+			if (r & 8) {
+				x.iova = big + ((r >> 8) % (4 * N2)) * SZ_2M;
+				x.size = SZ_2M;
+				x.level = 2;
+				m2[(x.iova >> 21) % N2] = x.iova;
+			} else {
+				x.iova = IOVA + ((r >> 8) % (4 * N4)) * SZ_4K;
+				x.size = SZ_4K;
+				x.level = 1;
+				m4[(x.iova >> 12) % N4] = x.iova;
+			}
+			x.hva = x.iova;
+			sim_iotlb_fill(tlb, sim_iotlb_gen(tlb), 5, &x, false);
+			continue;
+		}
+		/* invalidate: lengths from one byte to beyond the array */
+		in2m = r & 8;
+		len = (r >> 40) % 4 == 0 ? ((r >> 20) % (2 * N4 + 8)) * SZ_4K + 1 :
+		      ((r >> 20) % 8) * SZ_4K + 1 + ((r >> 50) & 0xfff);
+		start = (in2m ? big : IOVA) + ((r >> 8) % (4 * N4)) * SZ_4K +
+			((r >> 30) & 0xfff);
+		if (in2m && (r & 16))
+			len *= 512;	/* many 2 MiB pages */
+		last = start + len - 1;
+		sim_iotlb_invalidate_range(tlb, start, last);
+		for (int i = 0; i < N4; i++)
+			if (m4[i] && m4[i] <= last && m4[i] + SZ_4K - 1 >= start)
+				m4[i] = 0;
+		for (int i = 0; i < N2; i++)
+			if (m2[i] && m2[i] <= last && m2[i] + SZ_2M - 1 >= start)
+				m2[i] = 0;
+		for (int i = 0; i < N4; i++) {
+			uint64_t page = m4[i];
+
+			if (!page)
+				continue;
+			cr_assert(sim_iotlb_lookup(tlb, 5, page, &h),
+				  "round %d: 4 KiB page %#llx dropped by "
+				  "[%#llx, %#llx]", round,
+				  (unsigned long long)page,
+				  (unsigned long long)start,
+				  (unsigned long long)last);
+			cr_assert_eq(h.iova, page);
+		}
+		for (int i = 0; i < N2; i++) {
+			if (!m2[i])
+				continue;
+			cr_assert(sim_iotlb_lookup(tlb, 5, m2[i], &h),
+				  "round %d: 2 MiB page dropped", round);
+			cr_assert_eq(h.size, SZ_2M);
+		}
+		/* and nothing in the range survived */
+		for (uint64_t p = start & ~(SZ_4K - 1), n = 0;
+		     p <= last && n < 4 * N4; p += SZ_4K, n++)
+			cr_assert(!sim_iotlb_lookup(tlb, 5, p, &h) ||
+				  !(h.iova <= last && h.iova + h.size - 1 >= start),
+				  "round %d: %#llx survived", round,
+				  (unsigned long long)p);
+	}
+	free(tlb);
+}
+
 Test(sim_dma, dirty_tracking_through_dma)
 {
 	struct sim_domain *dom = new_domain(0);

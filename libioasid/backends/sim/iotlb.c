@@ -17,6 +17,9 @@
  * re-checks it while holding the entry lock: if the invalidation took that
  * entry earlier, the lock hand-over makes the bumped gen visible and the
  * fill is dropped; if later, the invalidation sees and drops the entry.
+ * An entry can only live in the slot its page number selects, so an
+ * invalidation takes only the slots of the pages in its range (all of them
+ * once the range covers the array): O(range), not O(IOTLB).
  */
 #ifndef _GNU_SOURCE
 #ifndef _GNU_SOURCE
@@ -167,23 +170,44 @@ void sim_iotlb_account(struct sim_iotlb *tlb, uint64_t hits, uint64_t misses)
 /* Invalidation                                                        */
 /* ------------------------------------------------------------------ */
 
-static void inval_array(struct sim_iotlb_entry *arr, unsigned int n,
-			uint64_t size, uint64_t start, uint64_t last)
+/* Take entry e, drop it if it overlaps [start, last], release it. */
+static void inval_entry(struct sim_iotlb_entry *e, uint64_t size,
+			uint64_t start, uint64_t last)
 {
 	uint64_t seq, tag, base;
 	bool hit;
+
+	entry_lock(e, &seq);
+	tag = __atomic_load_n(&e->tag, __ATOMIC_RELAXED);
+	base = tag & ~SIM_IOTLB_VALID;
+	hit = (tag & SIM_IOTLB_VALID) && base <= last &&
+	      base + (size - 1) >= start;
+	if (hit)
+		__atomic_store_n(&e->tag, 0, __ATOMIC_RELAXED);
+	entry_unlock(e, seq, hit);
+}
+
+/*
+ * The arrays are direct-mapped: a page of this size can only sit in slot
+ * (page number % n).  So an entry overlapping [start, last] is in one of
+ * the slots of the pages the range covers, and only those need taking
+ * (the fill/invalidation hand-over argument above is per slot).  A range
+ * of n pages or more covers every slot: scan the array once.
+ */
+static void inval_array(struct sim_iotlb_entry *arr, unsigned int n,
+			unsigned int shift, uint64_t start, uint64_t last)
+{
+	uint64_t first = start >> shift, pages = (last >> shift) - first;
+	uint64_t size = 1ULL << shift;
 	unsigned int i;
 
-	for (i = 0; i < n; i++) {
-		entry_lock(&arr[i], &seq);
-		tag = __atomic_load_n(&arr[i].tag, __ATOMIC_RELAXED);
-		base = tag & ~SIM_IOTLB_VALID;
-		hit = (tag & SIM_IOTLB_VALID) && base <= last &&
-		      base + (size - 1) >= start;
-		if (hit)
-			__atomic_store_n(&arr[i].tag, 0, __ATOMIC_RELAXED);
-		entry_unlock(&arr[i], seq, hit);
+	if (pages >= n - 1) {
+		for (i = 0; i < n; i++)
+			inval_entry(&arr[i], size, start, last);
+		return;
 	}
+	for (uint64_t p = 0; p <= pages; p++)
+		inval_entry(&arr[(first + p) % n], size, start, last);
 }
 
 void sim_iotlb_invalidate_range(struct sim_iotlb *tlb, uint64_t start,
@@ -191,9 +215,9 @@ void sim_iotlb_invalidate_range(struct sim_iotlb *tlb, uint64_t start,
 {
 	/* Bump first: fills that raced with the walk are refused. */
 	__atomic_add_fetch(&tlb->gen, 1, __ATOMIC_SEQ_CST);
-	inval_array(tlb->e4k, SIM_IOTLB_ENTRIES_4K, SIM_SZ_4K, start, last);
-	inval_array(tlb->e2m, SIM_IOTLB_ENTRIES_2M, SIM_SZ_2M, start, last);
-	inval_array(tlb->e1g, SIM_IOTLB_ENTRIES_1G, SIM_SZ_1G, start, last);
+	inval_array(tlb->e4k, SIM_IOTLB_ENTRIES_4K, 12, start, last);
+	inval_array(tlb->e2m, SIM_IOTLB_ENTRIES_2M, 21, start, last);
+	inval_array(tlb->e1g, SIM_IOTLB_ENTRIES_1G, 30, start, last);
 	__atomic_fetch_add(&tlb->invalidations, 1, __ATOMIC_RELAXED);
 }
 

@@ -715,12 +715,28 @@ static uint64_t retire_subtree(struct sim_pgtable *pgt, pte_t *table,
 	return bytes;
 }
 
-static bool table_empty(pte_t *table)
+static bool pte_slot_present(pte_t *table, unsigned int i)
 {
-	unsigned int i;
+	return pte_present(__atomic_load_n(&table[i % PTES_PER_TABLE],
+					   __ATOMIC_RELAXED));
+}
 
-	for (i = 0; i < PTES_PER_TABLE; i++)
-		if (pte_present(__atomic_load_n(&table[i], __ATOMIC_RELAXED)))
+/*
+ * Whether a table has no present entry, looking outward from slot near
+ * (the one just cleared): while a table is being emptied page by page,
+ * in either direction or at random, a present neighbour is usually close,
+ * so the test costs a few loads instead of a scan of 512 entries per page.
+ * The whole table is read only when it really is empty.
+ */
+static bool table_empty(pte_t *table, unsigned int near)
+{
+	unsigned int d;
+
+	if (pte_slot_present(table, near))
+		return false;
+	for (d = 1; d <= PTES_PER_TABLE / 2; d++)
+		if (pte_slot_present(table, near + d) ||
+		    pte_slot_present(table, near + PTES_PER_TABLE - d))
 			return false;
 	return true;
 }
@@ -757,7 +773,7 @@ static uint64_t unmap_level(struct sim_pgtable *pgt, struct pt_pool *pool,
 			continue;
 		}
 		bytes += unmap_level(pgt, pool, child, level - 1, addr, next);
-		if (table_empty(child)) {
+		if (table_empty(child, pte_index(addr, level - 1))) {
 			pte_publish(slot, 0);
 			retire_table(pgt, child);
 		}
@@ -785,7 +801,8 @@ static bool unmap_one_leaf(struct sim_pgtable *pgt, uint64_t iova,
 		return false;
 	__atomic_exchange_n(slot, 0, __ATOMIC_ACQ_REL);	/* keep A/D races */
 	*cleared = true;
-	return !table_empty((pte_t *)((uintptr_t)slot & ~(TABLE_BYTES - 1)));
+	return !table_empty((pte_t *)((uintptr_t)slot & ~(TABLE_BYTES - 1)),
+			    pte_index(iova, 1));
 }
 
 int64_t sim_pgtable_unmap(struct sim_pgtable *pgt, uint64_t iova,
