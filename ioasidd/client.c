@@ -255,7 +255,7 @@ static void forward_events(struct client *c, int max, bool queue)
 		 * a read() of the eventfd.  An event queued right after this
 		 * (from another thread) makes event_fd readable: not lost.
 		 */
-		if (!__atomic_load_n(&c->session->ev_len, __ATOMIC_ACQUIRE))
+		if (!core_session_has_events(c->session))
 			return;
 		if (core_session_pop_event(c->session, &ev) < 0)
 			return;
@@ -281,7 +281,7 @@ static int do_hello(struct client *c, struct ioasid_op *op)
 	}
 	snprintf(op->name, sizeof(op->name), "%s",
 		 core_backend_name(c->srv->core));
-	op->out_id = c->session->id;
+	op->out_id = core_session_id(c->session);
 	return 0;
 }
 
@@ -503,16 +503,16 @@ static int peer_groups(int fd, gid_t **groups, size_t *nr)
 static int open_session(struct client *c, const struct policy_result *res)
 {
 	struct core *core = c->srv->core;
+	uint32_t n = core_nr_devices(core);
 	const char **names;
 	int r;
 
-	names = calloc(core->inv.nr_devices + 1, sizeof(*names));
+	names = calloc(n + 1, sizeof(*names));
 	if (!names)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < core->inv.nr_devices; i++)
-		names[i] = core->inv.devices[i].info.name;
-	r = policy_session_limits(res, names, core->inv.nr_devices,
-				  &c->limits);
+	for (uint32_t i = 0; i < n; i++)
+		names[i] = core_device_name(core, i);
+	r = policy_session_limits(res, names, n, &c->limits);
 	free(names);
 	if (r < 0)
 		return r;
@@ -523,7 +523,7 @@ static int open_session(struct client *c, const struct policy_result *res)
 	core_session_set_owner(c->session, (uint32_t)c->cred.pid,
 			       c->cred.uid, "");
 	c->ev_w = (struct watch){ .kind = WATCH_EVENTS, .client = c,
-				  .fd = c->session->event_fd };
+				  .fd = core_session_event_fd(c->session) };
 	return server_watch(c->srv, &c->ev_w, EPOLLIN);
 }
 

@@ -23,7 +23,6 @@
 #include "policy.h"
 #include "util/log.h"
 
-struct ioasid_ctx;
 struct client;
 struct nl_msg;
 
@@ -44,8 +43,8 @@ struct watch {
 };
 
 struct server {
-	struct ioasid_ctx *ctx;		/* the embedded backend */
-	struct core *core;
+	const struct log_sink *log;	/* the daemon's (stderr/journal) */
+	struct core *core;		/* the daemon owns it */
 	struct policy *policy;
 	const char *config_path;	/* for SIGHUP reloads */
 	bool config_missing_ok;
@@ -64,14 +63,14 @@ struct server {
 	unsigned char *outbuf;		/* PROTO_MAX_PAYLOAD */
 };
 
-#define log_err(srv, ...)	err((srv)->ctx, __VA_ARGS__)
-#define log_warn(srv, ...)	warn((srv)->ctx, __VA_ARGS__)
-#define log_info(srv, ...)	info((srv)->ctx, __VA_ARGS__)
-#define log_dbg(srv, ...)	dbg((srv)->ctx, __VA_ARGS__)
+#define log_err(srv, ...)	err((srv)->log, __VA_ARGS__)
+#define log_warn(srv, ...)	warn((srv)->log, __VA_ARGS__)
+#define log_info(srv, ...)	info((srv)->log, __VA_ARGS__)
+#define log_dbg(srv, ...)	dbg((srv)->log, __VA_ARGS__)
 
 /* server.c */
-int server_init(struct server *srv, struct ioasid_ctx *ctx, int listen_fd,
-		struct policy *policy);
+int server_init(struct server *srv, struct core *core,
+		const struct log_sink *log, int listen_fd, struct policy *policy);
 int server_run(struct server *srv);
 void server_fini(struct server *srv);
 /* Register @w (for w->fd) or change what it waits for; 0 or -errno. */

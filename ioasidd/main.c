@@ -27,9 +27,7 @@
 #include <unistd.h>
 #include <linux/capability.h>
 
-#include "ctx.h"
 #include "ioasidd.h"
-#include "transport/transport.h"
 #include "util/macros.h"
 
 #ifndef SYSCONFDIR
@@ -70,6 +68,8 @@ static void log_fn(void *data, int priority, const char *file, int line,
 			priority >= 0 && priority <= LOG_DEBUG ?
 			level_names[priority] : "?", msg);
 }
+
+static struct log_sink daemon_log = { .fn = log_fn };
 
 static void say(int priority, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -402,24 +402,23 @@ static void block_signals(void)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 }
 
-static int open_backend(const struct options *o, struct ioasid_ctx **ctx)
+/* The daemon owns the core itself; the core logs through daemon_log. */
+static int open_backend(const struct options *o, struct core **core)
 {
-	int r = ioasid_new(o->backend, ctx);
+	const char *uri = *o->backend ? o->backend : "sim";
+	char errmsg[IOASID_ERRMSG_MAX] = "";
+	int r;
 
-	if (r < 0) {
-		say(LOG_ERR, "cannot open backend \"%s\": %s", o->backend,
-		    ioasid_last_error(NULL));
-		return r;
-	}
-	ioasid_set_log_fn(*ctx, log_fn, NULL);
-	ioasid_set_log_priority(*ctx, log_level);
-	if (!embedded_core(*ctx)) {
-		say(LOG_ERR, "backend \"%s\" is not a local backend",
-		    o->backend);
-		ioasid_unref(*ctx);
+	if (!strncmp(uri, "unix:", 5)) {
+		say(LOG_ERR, "backend \"%s\" is not a local backend", uri);
 		return -EINVAL;
 	}
-	return 0;
+	daemon_log.priority = log_level;
+	r = core_new(&daemon_log, uri, core, errmsg, sizeof(errmsg));
+	if (r < 0)
+		say(LOG_ERR, "cannot open backend \"%s\": %s", uri,
+		    errmsg[0] ? errmsg : strerror(-r));
+	return r;
 }
 
 static int load_policy(const struct options *o, struct policy **p)
@@ -457,14 +456,14 @@ static int get_socket(const struct options *o, const struct policy *p,
 	return fd;
 }
 
-static int serve(const struct options *o, struct ioasid_ctx *ctx,
+static int serve(const struct options *o, struct core *core,
 		 struct policy *policy, int listen_fd)
 {
 	struct server srv;
 	char status[128];
 	int r;
 
-	r = server_init(&srv, ctx, listen_fd, policy);
+	r = server_init(&srv, core, &daemon_log, listen_fd, policy);
 	srv.config_path = o->config;
 	srv.config_missing_ok = !o->config_given;
 	if (r < 0) {
@@ -472,7 +471,7 @@ static int serve(const struct options *o, struct ioasid_ctx *ctx,
 	} else {
 		snprintf(status, sizeof(status), "Serving backend %s, %u "
 			 "device(s)", core_backend_name(srv.core),
-			 srv.core->inv.nr_devices);
+			 core_nr_devices(srv.core));
 		say(LOG_NOTICE, "%s on %s", status, o->socket_path);
 		sd_ready(status);
 		r = server_run(&srv);
@@ -491,7 +490,7 @@ int main(int argc, char **argv)
 		.config = DEFAULT_CONFIG,
 		.log_level = LOG_INFO,
 	};
-	struct ioasid_ctx *ctx = NULL;
+	struct core *core = NULL;
 	struct policy *policy = NULL;
 	bool created = false;
 	int fd = -1, r;
@@ -510,21 +509,21 @@ int main(int argc, char **argv)
 
 	r = load_policy(&o, &policy);
 	if (r == 0)
-		r = open_backend(&o, &ctx);
+		r = open_backend(&o, &core);
 	if (r == 0)
 		r = fd = get_socket(&o, policy, &created);
 	if (r >= 0 && geteuid() == 0 && !o.keep_caps &&
 	    (r = drop_capabilities()) < 0)
 		say(LOG_ERR, "cannot drop capabilities: %s", strerror(-r));
 	if (r >= 0) {
-		r = serve(&o, ctx, policy, fd);
+		r = serve(&o, core, policy, fd);
 		policy = NULL;		/* serve() freed it */
 	}
 	close_fd(fd);
 	if (created)
 		unlink(o.socket_path);
-	if (ctx)
-		ioasid_unref(ctx);
+	if (core)
+		core_free(core);
 	policy_free(policy);
 	say(r < 0 ? LOG_ERR : LOG_INFO, "exiting%s", r < 0 ? " on error" : "");
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

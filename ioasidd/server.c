@@ -24,7 +24,6 @@
 
 #include "ioasidd.h"
 #include "proto/codec.h"
-#include "transport/transport.h"
 #include "util/macros.h"
 
 #define MAX_EVENTS	64
@@ -203,12 +202,12 @@ static int open_signalfd(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-int server_init(struct server *srv, struct ioasid_ctx *ctx, int listen_fd,
-		struct policy *policy)
+int server_init(struct server *srv, struct core *core,
+		const struct log_sink *log, int listen_fd, struct policy *policy)
 {
 	memset(srv, 0, sizeof(*srv));
-	srv->ctx = ctx;
-	srv->core = embedded_core(ctx);
+	srv->log = log;
+	srv->core = core;
 	srv->policy = policy;
 	srv->listen_fd = listen_fd;
 	srv->signal_fd = -1;

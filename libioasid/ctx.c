@@ -21,6 +21,16 @@ void ctx_set_error(const char *msg)
 	snprintf(last_error, sizeof(last_error), "%s", msg);
 }
 
+int api_fail(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	op_failv(last_error, sizeof(last_error), -err, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
 int api_reject(int err, const char *fn)
 {
 	const char *why = err == -EINVAL ? "a required pointer is NULL, a "
@@ -28,18 +38,7 @@ int api_reject(int err, const char *fn)
 					   "count is out of range" :
 					   strerror(-err);
 
-	snprintf(last_error, sizeof(last_error), "%s: %s", fn, why);
-	return err;
-}
-
-int op_fail(struct ioasid_op *op, int errnum, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(op->errmsg, sizeof(op->errmsg), fmt, ap);
-	va_end(ap);
-	return -errnum;
+	return api_fail(err, "%s: %s", fn, why);
 }
 
 static void log_stderr(void *data, int priority, const char *file, int line,
@@ -73,21 +72,6 @@ static int log_priority_from_env(const char *s)
 	return LOG_ERR;
 }
 
-void ioasid_log(struct ioasid_ctx *ctx, int priority, const char *file,
-		int line, const char *fn, const char *format, ...)
-{
-	va_list ap;
-
-	va_start(ap, format);
-	ctx->log_fn(ctx->log_data, priority, file, line, fn, format, ap);
-	va_end(ap);
-}
-
-int ioasid_log_enabled(const struct ioasid_ctx *ctx, int priority)
-{
-	return ctx && priority <= ctx->log_priority;
-}
-
 static const struct transport_ops *transport_for(const char **uri)
 {
 	if (!strncmp(*uri, "unix:", 5)) {
@@ -111,6 +95,7 @@ static const struct transport_ops *transport_for(const char **uri)
 IOASID_EXPORT int ioasid_new(const char *uri, struct ioasid_ctx **ctx)
 {
 	const char *env = getenv("IOASID_LOG");
+	char errmsg[IOASID_ERRMSG_MAX] = "";
 	struct ioasid_ctx *c;
 	int r;
 
@@ -125,18 +110,20 @@ IOASID_EXPORT int ioasid_new(const char *uri, struct ioasid_ctx **ctx)
 	if (!c)
 		return -ENOMEM;
 	c->refcount = 1;
-	c->log_fn = env ? log_stderr : log_null;
-	c->log_priority = env ? log_priority_from_env(env) : LOG_ERR;
+	c->log.fn = env ? log_stderr : log_null;
+	c->log.priority = env ? log_priority_from_env(env) : LOG_ERR;
 	c->transport = transport_for(&uri);
 	kvm_client_init(&c->kvm);
 
-	r = c->transport->open(c, uri, &c->transport_priv);
+	r = c->transport->open(&c->log, uri, &c->transport_priv, errmsg,
+			       sizeof(errmsg));
 	if (r < 0) {
+		ctx_set_error(errmsg[0] ? errmsg : strerror(-r));
 		kvm_client_release(&c->kvm);
 		free(c);
 		return r;
 	}
-	info(c, "context %p on %s (%s)", (void *)c, c->transport->name,
+	info(&c->log, "context %p on %s (%s)", (void *)c, c->transport->name,
 	     c->transport->backend_name(c->transport_priv));
 	*ctx = c;
 	return 0;
@@ -162,7 +149,7 @@ IOASID_EXPORT struct ioasid_ctx *ioasid_unref(struct ioasid_ctx *ctx)
 		return NULL;
 	if (__atomic_sub_fetch(&ctx->refcount, 1, __ATOMIC_ACQ_REL) > 0)
 		return ctx;
-	info(ctx, "context %p released", (void *)ctx);
+	info(&ctx->log, "context %p released", (void *)ctx);
 	/* KVM forgets what this process registered, as with a session */
 	kvm_client_release(&ctx->kvm);
 	ctx->transport->close(ctx->transport_priv);
@@ -176,14 +163,14 @@ IOASID_EXPORT void ioasid_set_log_fn(struct ioasid_ctx *ctx,
 {
 	if (!ctx)
 		return;
-	ctx->log_fn = log_fn ? log_fn : log_null;
-	ctx->log_data = data;
+	ctx->log.fn = log_fn ? log_fn : log_null;
+	ctx->log.data = data;
 }
 
 /* ioasid_get_log_priority - the highest syslog priority logged. */
 IOASID_EXPORT int ioasid_get_log_priority(const struct ioasid_ctx *ctx)
 {
-	return ctx ? ctx->log_priority : -EINVAL;
+	return ctx ? ctx->log.priority : -EINVAL;
 }
 
 /* ioasid_set_log_priority - log messages up to @priority (LOG_DEBUG: all). */
@@ -191,7 +178,7 @@ IOASID_EXPORT void ioasid_set_log_priority(struct ioasid_ctx *ctx,
 					   int priority)
 {
 	if (ctx)
-		ctx->log_priority = priority;
+		ctx->log.priority = priority;
 }
 
 /* ioasid_get_backend - "sim", "iommufd", "vfio-type1"; NULL for NULL. */
@@ -217,6 +204,12 @@ IOASID_EXPORT const char *ioasid_last_error(struct ioasid_ctx *ctx)
 	return last_error;
 }
 
+struct core *embedded_core(struct ioasid_ctx *ctx)
+{
+	return ctx->transport == &transport_embedded ?
+	       embedded_transport_core(ctx->transport_priv) : NULL;
+}
+
 int ctx_call(struct ioasid_ctx *ctx, struct ioasid_op *op)
 {
 	int r = ctx->transport->call(ctx->transport_priv, op);
@@ -226,7 +219,7 @@ int ctx_call(struct ioasid_ctx *ctx, struct ioasid_op *op)
 			snprintf(op->errmsg, sizeof(op->errmsg), "%s",
 				 strerror(-r));
 		ctx_set_error(op->errmsg);
-		dbg(ctx, "cmd %u failed: %s", op->cmd, op->errmsg);
+		dbg(&ctx->log, "cmd %u failed: %s", op->cmd, op->errmsg);
 	}
 	return r;
 }

@@ -6,12 +6,11 @@
 #include "kvm_client.h"
 #include "libioasid.h"
 #include "transport/transport.h"
+#include "util/log.h"
 
 struct ioasid_ctx {
 	int refcount;			/* atomic */
-	ioasid_log_fn log_fn;
-	void *log_data;
-	int log_priority;
+	struct log_sink log;		/* handed to the transport and core */
 	const struct transport_ops *transport;
 	void *transport_priv;
 	/* remote only: kvm-vfio registrations done in this process */
@@ -22,6 +21,9 @@ struct ioasid_ctx {
 int ctx_call(struct ioasid_ctx *ctx, struct ioasid_op *op);
 /* Set the thread's last-error text (ioasid_last_error()). */
 void ctx_set_error(const char *msg);
+/* The same with a printf-style reason (op_failv()); returns @err. */
+int api_fail(int err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /*
  * An entry point refuses its arguments before anything runs: record why
  * (so ioasid_last_error() is never stale) and return @err.
@@ -41,5 +43,11 @@ int api_call_array(struct ioasid_ctx *ctx, struct ioasid_op *op, void *array,
 		   uint32_t elem_size, uint32_t *nr);
 /* Copy a device name into @op: -EINVAL when NULL, empty or too long. */
 int api_set_name(struct ioasid_op *op, const char *name);
+
+/*
+ * The core behind an embedded context, NULL for a remote one.  For tests
+ * that look at core state; nothing in the library or ioasidd uses it.
+ */
+struct core *embedded_core(struct ioasid_ctx *ctx);
 
 #endif

@@ -34,22 +34,6 @@ struct kvm_client_dev {
 	int vfio_fd;			/* that file (from DEVICE_GET_FD) */
 };
 
-static int fail(int err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* A reason for ioasid_last_error(); returns @err. */
-static int fail(int err, const char *fmt, ...)
-{
-	char msg[IOASID_ERRMSG_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	ctx_set_error(msg);
-	return err;
-}
-
 void kvm_client_init(struct kvm_client *kc)
 {
 	pthread_mutex_init(&kc->lock, NULL);
@@ -84,7 +68,7 @@ static void unregister(struct ioasid_ctx *ctx, struct kvm_client *kc,
 	int r = kvm_vfio_file_del(dev->vm->kvm_vfio_fd, dev->vfio_fd);
 
 	if (r < 0 && ctx)
-		warn(ctx, "kvm-vfio FILE_DEL of device %u from VM %u: %s",
+		warn(&ctx->log, "kvm-vfio FILE_DEL of device %u from VM %u: %s",
 		     dev->dev_id, dev->vm->vm_id, strerror(-r));
 	while (*p != dev)
 		p = &(*p)->next;
@@ -131,23 +115,23 @@ static int kvm_vfio_for_bind(int kvm_vm_fd, int kvm_vfio_fd, int *fd,
 	int r;
 
 	if (!kvm_is_vm_fd(kvm_vm_fd))
-		return fail(-EINVAL, "fd %d is not a KVM VM", kvm_vm_fd);
+		return api_fail(-EINVAL, "fd %d is not a KVM VM", kvm_vm_fd);
 	if (kvm_vfio_fd >= 0) {
 		*fd = fcntl(kvm_vfio_fd, F_DUPFD_CLOEXEC, 3);
 		if (*fd < 0)
-			return fail(-errno, "cannot keep kvm-vfio fd %d: %s",
+			return api_fail(-errno, "cannot keep kvm-vfio fd %d: %s",
 				    kvm_vfio_fd, strerror(errno));
 		return 0;
 	}
 	r = kvm_vfio_create(kvm_vm_fd, fd);
 	if (r == -EBUSY || r == -EEXIST)
-		return fail(-EEXIST, "the VM already has its kvm-vfio device "
+		return api_fail(-EEXIST, "the VM already has its kvm-vfio device "
 			    "(KVM allows one): pass its fd");
 	if (r == -EIO)
-		return fail(r, "only the VM's own process can create its "
+		return api_fail(r, "only the VM's own process can create its "
 			    "kvm-vfio device: bind the VM from there");
 	if (r < 0)
-		return fail(r, "cannot create the VM's kvm-vfio device: %s",
+		return api_fail(r, "cannot create the VM's kvm-vfio device: %s",
 			    strerror(-r));
 	*flags = IOASID_VM_KVM_VFIO_CREATED;
 	return 0;
@@ -162,7 +146,7 @@ int kvm_client_vm_bind(struct ioasid_ctx *ctx, int kvm_vm_fd,
 	int r;
 
 	if (!vm)
-		return fail(-ENOMEM, "out of memory");
+		return api_fail(-ENOMEM, "out of memory");
 	ioasid_op_init(&op, IOASID_CMD_VM_BIND);
 	op.fd = kvm_vm_fd;
 	r = kvm_vfio_for_bind(kvm_vm_fd, kvm_vfio_fd, &op.fd2, &op.flags);
@@ -225,11 +209,11 @@ static int kvm_add(struct kvm_client_vm *vm, uint32_t dev_id, int vfio_fd)
 	int r = kvm_vfio_file_add(vm->kvm_vfio_fd, vfio_fd);
 
 	if (r == -EIO)
-		return fail(r, "KVM refused device %u: only the process that "
+		return api_fail(r, "KVM refused device %u: only the process that "
 			    "created VM %u may add devices to it", dev_id,
 			    vm->vm_id);
 	if (r < 0)
-		return fail(r, "KVM refused device %u in VM %u "
+		return api_fail(r, "KVM refused device %u in VM %u "
 			    "(KVM_DEV_VFIO_FILE_ADD): %s", dev_id, vm->vm_id,
 			    strerror(-r));
 	return 0;
@@ -261,7 +245,7 @@ static int move(struct ioasid_ctx *ctx, struct kvm_client_dev *dev,
 		return r;
 	}
 	if (kvm_vfio_file_del(dev->vm->kvm_vfio_fd, dev->vfio_fd) < 0)
-		warn(ctx, "kvm-vfio FILE_DEL of device %u from VM %u failed",
+		warn(&ctx->log, "kvm-vfio FILE_DEL of device %u from VM %u failed",
 		     dev->dev_id, dev->vm->vm_id);
 	dev->vm = vm;
 	return 0;
@@ -284,7 +268,7 @@ static int join(struct ioasid_ctx *ctx, struct kvm_client *kc,
 	if (r < 0)
 		return r;
 	dev = calloc(1, sizeof(*dev));
-	r = dev ? kvm_add(vm, dev_id, fd) : fail(-ENOMEM, "out of memory");
+	r = dev ? kvm_add(vm, dev_id, fd) : api_fail(-ENOMEM, "out of memory");
 	if (r == 0) {
 		r = set_vm_call(ctx, dev_id, vm->vm_id,
 				IOASID_SET_VM_CLIENT_REGISTERED);

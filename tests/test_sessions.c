@@ -10,7 +10,7 @@
 
 #include <criterion/criterion.h>
 
-#include "core/core.h"
+#include "core/base.h"
 #include "helpers.h"
 
 static struct core *core;

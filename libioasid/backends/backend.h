@@ -33,7 +33,7 @@
 
 #include "core/inventory.h"
 
-struct ioasid_ctx;
+struct log_sink;
 struct backend;
 struct be_ioas;
 struct be_domain;
@@ -75,7 +75,7 @@ struct backend_ops {
 	bool unmap_wants_pieces;
 
 	/* arg: what followed "name:" in the URI, or NULL. */
-	int (*open)(struct ioasid_ctx *log, const char *arg,
+	int (*open)(const struct log_sink *log, const char *arg,
 		    struct backend **be, char *errmsg, size_t errlen);
 	void (*close)(struct backend *be);
 	/* Fill @inv with the units and devices this backend offers. */

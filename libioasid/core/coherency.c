@@ -7,7 +7,7 @@
  */
 #include <stdio.h>
 
-#include "core/core.h"
+#include "core/base.h"
 #include "core/device.h"
 #include "util/log.h"
 

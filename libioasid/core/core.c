@@ -1,15 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The core object, sessions, ids and event queues. */
+/* The core object and its sessions; ids and events are in base.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backends/backend.h"
-#include "core/core.h"
+#include "core/base.h"
 #include "core/device.h"
 #include "core/dispatch.h"
 #include "core/ioas.h"
@@ -44,7 +43,7 @@ static const struct backend_ops *parse_uri(const char *uri, char *name,
 	return backend_find(name);
 }
 
-int core_new(struct ioasid_ctx *log, const char *uri, struct core **out,
+int core_new(const struct log_sink *log, const char *uri, struct core **out,
 	     char *errmsg, size_t errlen)
 {
 	const struct backend_ops *ops;
@@ -111,13 +110,6 @@ void core_free(struct core *core)
 const char *core_backend_name(const struct core *core)
 {
 	return core->be_ops->name;
-}
-
-uint32_t core_alloc_id(struct core *core)
-{
-	if (++core->next_id == 0)
-		++core->next_id;
-	return core->next_id;
 }
 
 int core_session_new(struct core *core, const struct session_limits *limits,
@@ -207,75 +199,27 @@ void core_hotplug_poll(struct core *core)
 	pthread_mutex_unlock(&core->lock);
 }
 
-uint64_t core_now_ns(void)
+bool core_session_has_events(const struct session *s)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	return __atomic_load_n(&s->ev_len, __ATOMIC_ACQUIRE) != 0;
 }
 
-static void session_queue(struct session *s, const struct ioasid_event *ev)
+uint32_t core_session_id(const struct session *s)
 {
-	uint64_t one = 1;
-
-	if (s->ev_len == s->ev_cap) {
-		s->ev_dropped++;
-		return;
-	}
-	s->events[(s->ev_head + s->ev_len) % s->ev_cap] = *ev;
-	s->ev_len++;
-	if (write(s->event_fd, &one, sizeof(one)) < 0)
-		s->ev_dropped++;
+	return s->id;
 }
 
-int core_session_pop_event(struct session *s, struct ioasid_event *ev)
+int core_session_event_fd(const struct session *s)
 {
-	uint64_t count;
-	int r = -EAGAIN;
-
-	pthread_mutex_lock(&s->core->event_lock);
-	if (s->ev_len) {
-		*ev = s->events[s->ev_head];
-		s->ev_head = (s->ev_head + 1) % s->ev_cap;
-		s->ev_len--;
-		r = 0;
-	}
-	/* keep the eventfd readable exactly while events are queued */
-	if (!s->ev_len && read(s->event_fd, &count, sizeof(count)) < 0)
-		count = 0;
-	pthread_mutex_unlock(&s->core->event_lock);
-	return r;
+	return s->event_fd;
 }
 
-static void stamp(struct ioasid_event *e)
+uint32_t core_nr_devices(const struct core *core)
 {
-	e->size = sizeof(*e);
-	if (!e->timestamp_ns)
-		e->timestamp_ns = core_now_ns();
+	return core->inv.nr_devices;
 }
 
-void core_emit(struct core *core, uint32_t group, const struct ioasid_event *ev)
+const char *core_device_name(const struct core *core, uint32_t i)
 {
-	struct ioasid_event e = *ev;
-
-	stamp(&e);
-	pthread_mutex_lock(&core->event_lock);
-	for (struct session *s = core->sessions; s; s = s->next)
-		if (s->event_groups & group)
-			session_queue(s, &e);
-	pthread_mutex_unlock(&core->event_lock);
-}
-
-void core_emit_to(struct session *s, uint32_t group,
-		  const struct ioasid_event *ev)
-{
-	struct ioasid_event e = *ev;
-
-	if (group && !(s->event_groups & group))
-		return;
-	stamp(&e);
-	pthread_mutex_lock(&s->core->event_lock);
-	session_queue(s, &e);
-	pthread_mutex_unlock(&s->core->event_lock);
+	return i < core->inv.nr_devices ? core->inv.devices[i].info.name : NULL;
 }

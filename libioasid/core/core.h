@@ -8,8 +8,12 @@
  *               belongs to the session that created it; another session
  *               naming it gets -ENOENT.
  *
+ * This header is the core's door: the transports and ioasidd see only
+ * these functions and opaque structs.  The layout and the leaf helpers
+ * (ids, events, time) are in core/base.h, for core/ itself.
+ *
  * Entry point: core_call() runs one struct ioasid_op for a session.
- * Locking: core->lock serialises ops; lookups and DMA take only read
+ * Locking: the core's lock serialises ops; lookups and DMA take only read
  * locks (see ioas.h) so they run beside map and unmap.
  */
 #ifndef IOASID_CORE_H
@@ -20,15 +24,17 @@
 #include <stdint.h>
 
 #include "core/inventory.h"
-#include "core/op.h"
+#include "op/op.h"
 
-struct ioasid_ctx;
+struct log_sink;
 struct backend;
 struct backend_ops;
 struct ioas;
 struct device;
 struct domain;
 struct vm;
+struct core;
+struct session;
 
 /* Per-session limits (ioasidd policy; unlimited when embedded). */
 struct session_limits {
@@ -45,53 +51,7 @@ struct session_limits {
 	uint32_t nr_devices;
 };
 
-struct session {
-	struct core *core;
-	uint32_t id;
-	/* who: ioasidd knows it from SO_PEERCRED and HELLO (observers) */
-	uint32_t pid;
-	uint32_t uid;
-	char name[IOASID_NAME_MAX];
-	struct session_limits limits;
-	uint32_t nr_ioas;
-	uint64_t nr_mappings;
-	uint64_t bytes_mapped;
-	uint32_t nr_vms;
-	uint32_t event_groups;		/* subscribed ioasid_event_group */
-	bool observer;			/* read-only view of every session */
-	/* queued events for this session (ring) */
-	struct ioasid_event *events;
-	uint32_t ev_head, ev_len, ev_cap;
-	uint64_t ev_dropped;
-	int event_fd;			/* eventfd, readable when events queued */
-	struct session *next;
-};
-
-#define CORE_FAULT_RING 256
-
-struct core {
-	struct ioasid_ctx *log;		/* for messages only (not a ref) */
-	pthread_mutex_t lock;		/* serialises ops */
-	/* the session list and their event queues; taken inside lock */
-	pthread_mutex_t event_lock;
-	/* faults the core itself records (group not viable) */
-	struct ioasid_fault faults[CORE_FAULT_RING];
-	uint32_t fault_head, fault_len;
-	pthread_rwlock_t objects_lock;	/* id tables; write to add/remove */
-	const struct backend_ops *be_ops;
-	struct backend *be;
-	struct inventory inv;
-	struct device *devices;		/* array, one per inventory device */
-	uint32_t nr_devices;
-	struct ioas *ioas_table;	/* uthash by id */
-	struct domain *domains;		/* list */
-	struct vm *vms;			/* uthash by id */
-	struct session *sessions;
-	uint32_t next_id;		/* shared id space for all objects */
-	uint32_t next_session_id;
-};
-
-int core_new(struct ioasid_ctx *log, const char *uri, struct core **core,
+int core_new(const struct log_sink *log, const char *uri, struct core **core,
 	     char *errmsg, size_t errlen);
 void core_free(struct core *core);
 const char *core_backend_name(const struct core *core);
@@ -108,16 +68,16 @@ void core_session_free(struct session *session);
 int core_call(struct session *session, struct ioasid_op *op);
 /* Take the oldest queued event of @session: 0, or -EAGAIN. */
 int core_session_pop_event(struct session *session, struct ioasid_event *ev);
+/* Whether events are queued (a hint, read without the lock). */
+bool core_session_has_events(const struct session *session);
+/* The session's id, and its eventfd (readable while events are queued). */
+uint32_t core_session_id(const struct session *session);
+int core_session_event_fd(const struct session *session);
 
-/* Allocate a fresh object id (never 0). */
-uint32_t core_alloc_id(struct core *core);
-/* Queue an event to every session subscribed to @group (any thread). */
-void core_emit(struct core *core, uint32_t group,
-	       const struct ioasid_event *ev);
-/* Queue an event to one session if it subscribed to @group (0: always). */
-void core_emit_to(struct session *s, uint32_t group,
-		  const struct ioasid_event *ev);
-uint64_t core_now_ns(void);
+/* The devices the backend found: how many, and the name of number @i. */
+uint32_t core_nr_devices(const struct core *core);
+const char *core_device_name(const struct core *core, uint32_t i);
+
 /* The backend's hotplug source (-1: none), and draining it. */
 int core_hotplug_fd(struct core *core);
 void core_hotplug_poll(struct core *core);

@@ -22,7 +22,7 @@
 #include <uthash.h>
 
 #include "core/inventory.h"
-#include "core/op.h"
+#include "op/op.h"
 
 struct core;
 struct session;

@@ -3,7 +3,7 @@
 #ifndef IOASID_CORE_DISPATCH_H
 #define IOASID_CORE_DISPATCH_H
 
-#include "core/core.h"
+#include "core/base.h"
 
 int dispatch(struct session *s, struct ioasid_op *op);
 /* Destroy every object of @s (core->lock held). */

@@ -21,7 +21,7 @@
 
 #include <uthash.h>
 
-#include "core/op.h"
+#include "op/op.h"
 
 struct file_key {
 	uint64_t dev;

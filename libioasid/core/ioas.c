@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "backends/backend.h"
-#include "core/core.h"
+#include "core/base.h"
 #include "core/ioas.h"
 #include "core/iova_tree.h"
 #include "core/sharedmap.h"

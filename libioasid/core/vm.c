@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
-#include "core/core.h"
+#include "core/base.h"
 #include "core/device.h"
 #include "kvm/kvm.h"
 #include "util/log.h"

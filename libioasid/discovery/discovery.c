@@ -34,7 +34,7 @@
 #define RESV_TEXT_MAX	16384
 
 struct scan {
-	struct ioasid_ctx *log;
+	const struct log_sink *log;
 	const char *sysroot;		/* NULL: the running system */
 	char root_real[PATH_MAX];	/* realpath(sysroot), "" for "/" */
 	struct inventory *inv;
@@ -168,7 +168,7 @@ int discovery_parse_reserved(const char *text,
 }
 
 /* The group's reserved_regions; a missing file means none. */
-static int read_group_reserved(struct ioasid_ctx *log, const char *sysroot,
+static int read_group_reserved(const struct log_sink *log, const char *sysroot,
 			       struct inv_device *dev, char *errmsg,
 			       size_t errlen)
 {
@@ -197,7 +197,7 @@ static int read_group_reserved(struct ioasid_ctx *log, const char *sysroot,
 
 /* ---- one IOMMU unit ------------------------------------------------------ */
 
-static bool read_vtd(struct ioasid_ctx *log, const char *sysroot,
+static bool read_vtd(const struct log_sink *log, const char *sysroot,
 		     const char *syspath, struct inv_iommu *unit)
 {
 	char path[PATH_MAX];
@@ -223,7 +223,7 @@ static bool read_vtd(struct ioasid_ctx *log, const char *sysroot,
 	return true;
 }
 
-static bool read_amd(struct ioasid_ctx *log, const char *sysroot,
+static bool read_amd(const struct log_sink *log, const char *sysroot,
 		     const char *syspath, struct inv_iommu *unit,
 		     uint64_t *efr2)
 {
@@ -272,7 +272,7 @@ static void set_unknown_unit(struct inv_iommu *unit)
 	snprintf(unit->info.kind, sizeof(unit->info.kind), "unknown");
 }
 
-int discovery_read_iommu(struct ioasid_ctx *log, const char *sysroot,
+int discovery_read_iommu(const struct log_sink *log, const char *sysroot,
 			 const char *syspath, struct inv_iommu *unit,
 			 char *errmsg, size_t errlen)
 {
@@ -302,7 +302,7 @@ int discovery_read_iommu(struct ioasid_ctx *log, const char *sysroot,
 
 /* ---- one PCI device ------------------------------------------------------ */
 
-static void read_ids(struct ioasid_ctx *log, const char *sysroot,
+static void read_ids(const struct log_sink *log, const char *sysroot,
 		     const char *syspath, struct inv_device *dev)
 {
 	static const char *const names[] = { "vendor", "device", "class" };
@@ -329,7 +329,7 @@ static void read_ids(struct ioasid_ctx *log, const char *sysroot,
 }
 
 /* Optional link: its last component into @buf, or "" when absent. */
-static void read_link(struct ioasid_ctx *log, const char *sysroot,
+static void read_link(const struct log_sink *log, const char *sysroot,
 		      const char *syspath, const char *leaf, char *buf,
 		      size_t size)
 {
@@ -346,7 +346,7 @@ static void read_link(struct ioasid_ctx *log, const char *sysroot,
 		buf[0] = '\0';
 }
 
-static void read_group(struct ioasid_ctx *log, const char *sysroot,
+static void read_group(const struct log_sink *log, const char *sysroot,
 		       const char *syspath, struct inv_device *dev)
 {
 	char name[32];
@@ -401,7 +401,7 @@ static void read_vfio_cdev(const char *sysroot, const char *syspath,
 	closedir(dir);
 }
 
-static void read_config(struct ioasid_ctx *log, const char *sysroot,
+static void read_config(const struct log_sink *log, const char *sysroot,
 			const char *syspath, struct inv_device *dev)
 {
 	struct pcie_config_info cfg;
@@ -457,7 +457,7 @@ static void derive_flags(const char *sysroot, struct inv_device *dev)
 			 dev->info.group);
 }
 
-int discovery_read_device(struct ioasid_ctx *log, const char *sysroot,
+int discovery_read_device(const struct log_sink *log, const char *sysroot,
 			  const char *syspath, struct inv_device *dev,
 			  char *errmsg, size_t errlen)
 {
@@ -689,7 +689,7 @@ static int add_missing_units(struct scan *s)
 	return 0;
 }
 
-int discovery_scan(struct ioasid_ctx *log, const char *sysroot,
+int discovery_scan(const struct log_sink *log, const char *sysroot,
 		   struct inventory *inv, char *errmsg, size_t errlen)
 {
 	struct scan s = {

@@ -8,7 +8,7 @@
  * public header.  See README in this directory.
  *
  * Errors are negative errno values.  Nothing here exits, aborts or
- * prints; messages go to the optional struct ioasid_ctx log (NULL: none)
+ * prints; messages go to the optional log sink (NULL: none)
  * and, for failures, to the caller's errmsg buffer.
  *
  * The sysfs root
@@ -44,7 +44,7 @@
 
 #include "core/inventory.h"
 
-struct ioasid_ctx;
+struct log_sink;
 
 /* ---- building an inventory (implemented in core/inventory.c) -------- */
 /* ---- scanning -------------------------------------------------------- */
@@ -74,7 +74,7 @@ struct ioasid_ctx;
  *   other     libudev or readdir failures, as their errno
  * with a sentence in @errmsg (may be NULL).
  */
-int discovery_scan(struct ioasid_ctx *log, const char *sysroot,
+int discovery_scan(const struct log_sink *log, const char *sysroot,
 		   struct inventory *inv, char *errmsg, size_t errlen);
 
 /*
@@ -97,11 +97,11 @@ int discovery_scan(struct ioasid_ctx *log, const char *sysroot,
  *     TRANSLATES  in an IOMMU group (not a no-IOMMU one), or ATS
  * -ENOENT (device gone), -ENAMETOOLONG, -EINVAL (reserved_regions), -ENOMEM.
  */
-int discovery_read_device(struct ioasid_ctx *log, const char *sysroot,
+int discovery_read_device(const struct log_sink *log, const char *sysroot,
 			  const char *syspath, struct inv_device *dev,
 			  char *errmsg, size_t errlen);
 /* Read one IOMMU unit (e.g. "/sys/devices/virtual/iommu/dmar0"). */
-int discovery_read_iommu(struct ioasid_ctx *log, const char *sysroot,
+int discovery_read_iommu(const struct log_sink *log, const char *sysroot,
 			 const char *syspath, struct inv_iommu *unit,
 			 char *errmsg, size_t errlen);
 
@@ -252,7 +252,7 @@ struct discovery_monitor;
  * Socket creation failure is an error: -EPERM/-EACCES (not allowed),
  * -EAFNOSUPPORT, -ENOMEM, -EINVAL (bad source).
  */
-int discovery_monitor_new(struct ioasid_ctx *log,
+int discovery_monitor_new(const struct log_sink *log,
 			  enum discovery_monitor_source source,
 			  struct discovery_monitor **mon);
 /* The pollable fd; owned by the monitor. */

@@ -22,7 +22,7 @@
 #define MONITOR_SKIP_MAX	64
 
 struct discovery_monitor {
-	struct ioasid_ctx *log;
+	const struct log_sink *log;
 	struct udev *udev;
 	struct udev_monitor *monitor;
 	const char *source;
@@ -61,7 +61,7 @@ static int open_monitor(struct discovery_monitor *m)
 	return udev_monitor_enable_receiving(m->monitor);
 }
 
-int discovery_monitor_new(struct ioasid_ctx *log,
+int discovery_monitor_new(const struct log_sink *log,
 			  enum discovery_monitor_source source,
 			  struct discovery_monitor **mon)
 {

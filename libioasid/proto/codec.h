@@ -33,7 +33,7 @@
 #include <ioasid/ioasid.h>
 #include <ioasid/proto.h>
 
-#include "core/op.h"
+#include "op/op.h"
 
 struct nl_msg;
 

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "core/core.h"
-#include "ctx.h"
 #include "transport/transport.h"
 #include "util/log.h"
 
@@ -26,7 +25,7 @@ static int make_event_fd(struct embedded *e)
 	e->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (e->epoll_fd < 0)
 		return -errno;
-	if (epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->session->event_fd, &ev) ||
+	if (epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, core_session_event_fd(e->session), &ev) ||
 	    (hotplug >= 0 &&
 	     epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, hotplug, &ev))) {
 		close(e->epoll_fd);
@@ -35,16 +34,16 @@ static int make_event_fd(struct embedded *e)
 	return 0;
 }
 
-static int embedded_open(struct ioasid_ctx *ctx, const char *uri, void **priv)
+static int embedded_open(const struct log_sink *log, const char *uri,
+			 void **priv, char *errmsg, size_t errlen)
 {
-	char errmsg[IOASID_ERRMSG_MAX] = "";
 	struct embedded *e;
 	int r;
 
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
-	r = core_new(ctx, uri, &e->core, errmsg, sizeof(errmsg));
+	r = core_new(log, uri, &e->core, errmsg, errlen);
 	if (r < 0)
 		goto fail;
 	r = core_session_new(e->core, NULL, &e->session);
@@ -60,8 +59,7 @@ static int embedded_open(struct ioasid_ctx *ctx, const char *uri, void **priv)
 	*priv = e;
 	return 0;
 fail:
-	ctx_set_error(errmsg[0] ? errmsg : strerror(-r));
-	err(ctx, "cannot open %s: %s", uri, errmsg[0] ? errmsg : strerror(-r));
+	err(log, "cannot open %s: %s", uri, errmsg[0] ? errmsg : strerror(-r));
 	free(e);
 	return r;
 }
@@ -106,11 +104,11 @@ static int embedded_event_read(void *priv, struct ioasid_event *ev)
 	return core_session_pop_event(e->session, ev);
 }
 
-struct core *embedded_core(struct ioasid_ctx *ctx)
+struct core *embedded_transport_core(void *priv)
 {
-	struct embedded *e = ctx->transport_priv;
+	struct embedded *e = priv;
 
-	return ctx->transport == &transport_embedded ? e->core : NULL;
+	return e->core;
 }
 
 const struct transport_ops transport_embedded = {

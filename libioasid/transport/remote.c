@@ -43,7 +43,6 @@
 
 #include <netlink/msg.h>
 
-#include "ctx.h"
 #include "proto/codec.h"
 #include "transport/transport.h"
 #include "util/log.h"
@@ -52,7 +51,9 @@
 #define EVENT_QUEUE_LEN	1024
 
 struct remote {
-	struct ioasid_ctx *ctx;
+	const struct log_sink *log;	/* the context's */
+	char *open_err;			/* while opening: why it failed */
+	size_t open_errlen;
 	pthread_mutex_t lock;		/* one request at a time */
 	int sock;
 	int event_efd;			/* -1 until event_fd() */
@@ -76,7 +77,7 @@ static void mark_broken(struct remote *r, const char *why)
 		return;
 	r->broken = true;
 	snprintf(r->broken_why, sizeof(r->broken_why), "%s", why);
-	err(r->ctx, "connection to ioasidd lost: %s", why);
+	err(r->log, "connection to ioasidd lost: %s", why);
 }
 
 static int send_packet(int sock, const void *buf, size_t len, const int *fds,
@@ -181,19 +182,19 @@ static void queue_event(struct remote *r, const struct proto_msg *m)
 	uint64_t one = 1;
 
 	if (proto_decode_event(m, &ev) < 0) {
-		warn(r->ctx, "dropping a malformed event from ioasidd");
+		warn(r->log, "dropping a malformed event from ioasidd");
 		return;
 	}
 	if (r->ev_len == EVENT_QUEUE_LEN) {
 		if (r->ev_dropped++ == 0)
-			warn(r->ctx, "event queue full: dropping events until "
+			warn(r->log, "event queue full: dropping events until "
 			     "ioasid_event_read() catches up");
 		return;
 	}
 	r->events[(r->ev_head + r->ev_len) % EVENT_QUEUE_LEN] = ev;
 	if (r->ev_len++ == 0 && r->event_efd >= 0 &&
 	    write(r->event_efd, &one, sizeof(one)) < 0)
-		warn(r->ctx, "cannot signal the event fd: %m");
+		warn(r->log, "cannot signal the event fd: %m");
 }
 
 static int pop_event(struct remote *r, struct ioasid_event *ev)
@@ -474,14 +475,12 @@ static int open_fail(struct remote *r, int ret, const char *fmt, ...)
 
 static int open_fail(struct remote *r, int ret, const char *fmt, ...)
 {
-	char msg[IOASID_ERRMSG_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	op_failv(r->open_err, r->open_errlen, -ret, fmt, ap);
 	va_end(ap);
-	ctx_set_error(msg);
-	err(r->ctx, "%s", msg);
+	err(r->log, "%s", r->open_err);
 	return ret;
 }
 
@@ -538,7 +537,7 @@ static int connect_socket(struct remote *r, const char *path)
 	/* one message may be IOASID_MAX_MSG: above the default limit */
 	if (setsockopt(r->sock, SOL_SOCKET, SO_SNDBUF, &sndbuf,
 		       sizeof(sndbuf)) < 0)
-		warn(r->ctx, "cannot raise SO_SNDBUF: %m");
+		warn(r->log, "cannot raise SO_SNDBUF: %m");
 	if (connect(r->sock, (struct sockaddr *)&sa, salen) < 0)
 		return connect_fail(r, errno, path);
 	return 0;
@@ -610,14 +609,17 @@ static void remote_close(void *priv)
 	free(r);
 }
 
-static int remote_open(struct ioasid_ctx *ctx, const char *path, void **priv)
+static int remote_open(const struct log_sink *log, const char *path,
+		       void **priv, char *errmsg, size_t errlen)
 {
 	struct remote *r = calloc(1, sizeof(*r));
 	int ret;
 
 	if (!r)
 		return -ENOMEM;
-	r->ctx = ctx;
+	r->log = log;
+	r->open_err = errmsg;
+	r->open_errlen = errlen;
 	r->sock = r->event_efd = r->event_epfd = -1;
 	pthread_mutex_init(&r->lock, NULL);
 	r->events = calloc(EVENT_QUEUE_LEN, sizeof(*r->events));
@@ -633,7 +635,8 @@ static int remote_open(struct ioasid_ctx *ctx, const char *path, void **priv)
 		remote_close(r);
 		return ret;
 	}
-	info(ctx, "connected to ioasidd at %s: backend %s, session %u", path,
+	r->open_err = NULL;
+	info(log, "connected to ioasidd at %s: backend %s, session %u", path,
 	     r->backend, r->session_id);
 	*priv = r;
 	return 0;
@@ -665,7 +668,7 @@ static int make_event_fd(struct remote *r)
 		return ret;
 	}
 	if (r->ev_len && write(r->event_efd, &one, sizeof(one)) < 0)
-		warn(r->ctx, "cannot signal the event fd: %m");
+		warn(r->log, "cannot signal the event fd: %m");
 	return r->event_epfd;
 }
 

@@ -5,20 +5,25 @@
  *   embedded.c  the core lives in this process (default)
  *   remote.c    the core lives in ioasidd, reached over a socket
  *
- * Only ctx.c and api.c call through this interface; transports call the
+ * Only ctx.c calls through this interface; transports call the
  * core (embedded) or the protocol code (remote), nothing else.
  */
 #ifndef IOASID_TRANSPORT_H
 #define IOASID_TRANSPORT_H
 
-#include "core/op.h"
+#include "op/op.h"
 
-struct ioasid_ctx;
+struct log_sink;
 
 struct transport_ops {
 	const char *name;
-	/* arg: the URI after "sim:" / "unix:" etc. */
-	int (*open)(struct ioasid_ctx *ctx, const char *uri, void **priv);
+	/*
+	 * uri: the URI after "unix:" (remote) or all of it (embedded); the
+	 * transport logs to @log (the context's, outliving it) and writes
+	 * why it failed to @errmsg.
+	 */
+	int (*open)(const struct log_sink *log, const char *uri, void **priv,
+		    char *errmsg, size_t errlen);
 	void (*close)(void *priv);
 	/* Run one op; returns 0 or a negative errno (op->errmsg set). */
 	int (*call)(void *priv, struct ioasid_op *op);
@@ -31,8 +36,8 @@ struct transport_ops {
 };
 
 struct core;
-/* The core behind an embedded context (ioasidd serves it); else NULL. */
-struct core *embedded_core(struct ioasid_ctx *ctx);
+/* The core behind an embedded transport's @priv (for tests). */
+struct core *embedded_transport_core(void *priv);
 
 extern const struct transport_ops transport_embedded;
 extern const struct transport_ops transport_remote;

@@ -14,10 +14,10 @@
 #include <linux/vfio.h>
 
 #include "backends/backend.h"
-#include "core/core.h"
+#include "core/base.h"
 #include "core/device.h"
 #include "core/ioas.h"
-#include "transport/transport.h"
+#include "ctx.h"
 #include "kbtest.h"
 
 #define EDU_ID		0x00

@@ -35,7 +35,7 @@
 #define IOMMUFD_PATH "/dev/iommu"
 
 struct backend {
-	struct ioasid_ctx *log;
+	const struct log_sink *log;
 	int fd;				/* /dev/iommu */
 	bool no_map_file;		/* kernel before 6.13 */
 	struct be_device *devices;	/* bound devices */
@@ -114,7 +114,7 @@ static int probe(struct backend *be, char *errmsg, size_t errlen)
 	return 0;
 }
 
-static int iommufd_open(struct ioasid_ctx *log, const char *arg,
+static int iommufd_open(const struct log_sink *log, const char *arg,
 			struct backend **out, char *errmsg, size_t errlen)
 {
 	struct backend *be;

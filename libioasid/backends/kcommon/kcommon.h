@@ -25,7 +25,7 @@
 #include "backends/backend.h"
 #include "core/inventory.h"
 
-struct ioasid_ctx;
+struct log_sink;
 
 /* ---- kmap: the mappings the kernel holds ------------------------------- */
 
@@ -87,7 +87,7 @@ void kmap_release(struct kmap *m);
  * Scan sysfs (discovery_scan) and keep the devices @keep accepts and the
  * units behind them.  -ENOMEM, or discovery's errors with @errmsg.
  */
-int kinv_scan(struct ioasid_ctx *log, struct inventory *inv,
+int kinv_scan(const struct log_sink *log, struct inventory *inv,
 	      bool (*keep)(const struct inv_device *dev),
 	      char *errmsg, size_t errlen);
 
@@ -101,7 +101,7 @@ struct khotplug {
 };
 
 /* The pollable fd (a udev netlink monitor), or -1 when there is none. */
-int khotplug_fd(struct khotplug *h, struct ioasid_ctx *log);
+int khotplug_fd(struct khotplug *h, const struct log_sink *log);
 /*
  * The next device that came (@present: bound so that @usable says yes)
  * or went (removed, or its driver unbound): 0, or -EAGAIN.

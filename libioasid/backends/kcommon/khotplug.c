@@ -14,7 +14,7 @@
 #include "discovery/discovery.h"
 #include "util/log.h"
 
-int khotplug_fd(struct khotplug *h, struct ioasid_ctx *log)
+int khotplug_fd(struct khotplug *h, const struct log_sink *log)
 {
 	int r;
 

@@ -49,7 +49,7 @@ static int take_device(struct inventory *inv, struct inv_device *src)
 	return 0;
 }
 
-int kinv_scan(struct ioasid_ctx *log, struct inventory *inv,
+int kinv_scan(const struct log_sink *log, struct inventory *inv,
 	      bool (*keep)(const struct inv_device *dev),
 	      char *errmsg, size_t errlen)
 {

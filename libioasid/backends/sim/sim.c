@@ -20,7 +20,7 @@
 #include "util/macros.h"
 
 struct backend {
-	struct ioasid_ctx *log;
+	const struct log_sink *log;
 	char source[IOASID_PATH_MAX];	/* "built-in" or the file */
 	struct inventory topo;
 	struct be_device *devices;	/* open devices, for fault reads */
@@ -51,7 +51,7 @@ struct be_device {
 
 /* ---- backend ------------------------------------------------------------ */
 
-static int sim_open(struct ioasid_ctx *log, const char *arg,
+static int sim_open(const struct log_sink *log, const char *arg,
 		    struct backend **out, char *errmsg, size_t errlen)
 {
 	struct backend *be = calloc(1, sizeof(*be));

@@ -52,7 +52,7 @@ struct vt1_group {
 };
 
 struct backend {
-	struct ioasid_ctx *log;
+	const struct log_sink *log;
 	struct vt1_group *groups;
 	struct khotplug hotplug;
 	char desc[IOASID_PATH_MAX];
@@ -104,7 +104,7 @@ static int probe_container(int fd, char *errmsg, size_t errlen)
 	return 0;
 }
 
-static int vt1_open(struct ioasid_ctx *log, const char *arg,
+static int vt1_open(const struct log_sink *log, const char *arg,
 		    struct backend **out, char *errmsg, size_t errlen)
 {
 	struct backend *be;

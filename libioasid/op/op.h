@@ -9,9 +9,10 @@
  * core_call() for the client's session.  So the core has one entry point
  * and every operation behaves the same embedded and through the daemon.
  */
-#ifndef IOASID_CORE_OP_H
-#define IOASID_CORE_OP_H
+#ifndef IOASID_OP_H
+#define IOASID_OP_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -69,6 +70,14 @@ static inline void ioasid_op_init(struct ioasid_op *op, uint32_t cmd)
 	op->out_fd = -1;
 }
 
+/*
+ * The one error setter: write a printf-style reason into @msg and return
+ * -errnum.  op_fail() writes into the op's errmsg (what the core, the
+ * codec and the transports use); the API writes a caller's refusal into
+ * the thread's ioasid_last_error() text with op_failv() too.
+ */
+int op_failv(char *msg, size_t size, int errnum, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 /* Record why an op fails and return -errnum (printf-style reason). */
 int op_fail(struct ioasid_op *op, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The core's leaf: object ids, per-session event queues, the clock. */
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/base.h"
+
+uint32_t core_alloc_id(struct core *core)
+{
+	if (++core->next_id == 0)
+		++core->next_id;
+	return core->next_id;
+}
+
+uint64_t core_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void session_queue(struct session *s, const struct ioasid_event *ev)
+{
+	uint64_t one = 1;
+
+	if (s->ev_len == s->ev_cap) {
+		s->ev_dropped++;
+		return;
+	}
+	s->events[(s->ev_head + s->ev_len) % s->ev_cap] = *ev;
+	s->ev_len++;
+	if (write(s->event_fd, &one, sizeof(one)) < 0)
+		s->ev_dropped++;
+}
+
+int core_session_pop_event(struct session *s, struct ioasid_event *ev)
+{
+	uint64_t count;
+	int r = -EAGAIN;
+
+	pthread_mutex_lock(&s->core->event_lock);
+	if (s->ev_len) {
+		*ev = s->events[s->ev_head];
+		s->ev_head = (s->ev_head + 1) % s->ev_cap;
+		s->ev_len--;
+		r = 0;
+	}
+	/* keep the eventfd readable exactly while events are queued */
+	if (!s->ev_len && read(s->event_fd, &count, sizeof(count)) < 0)
+		count = 0;
+	pthread_mutex_unlock(&s->core->event_lock);
+	return r;
+}
+
+static void stamp(struct ioasid_event *e)
+{
+	e->size = sizeof(*e);
+	if (!e->timestamp_ns)
+		e->timestamp_ns = core_now_ns();
+}
+
+void core_emit(struct core *core, uint32_t group, const struct ioasid_event *ev)
+{
+	struct ioasid_event e = *ev;
+
+	stamp(&e);
+	pthread_mutex_lock(&core->event_lock);
+	for (struct session *s = core->sessions; s; s = s->next)
+		if (s->event_groups & group)
+			session_queue(s, &e);
+	pthread_mutex_unlock(&core->event_lock);
+}
+
+void core_emit_to(struct session *s, uint32_t group,
+		  const struct ioasid_event *ev)
+{
+	struct ioasid_event e = *ev;
+
+	if (group && !(s->event_groups & group))
+		return;
+	stamp(&e);
+	pthread_mutex_lock(&s->core->event_lock);
+	session_queue(s, &e);
+	pthread_mutex_unlock(&s->core->event_lock);
+}

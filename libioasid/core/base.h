@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The core's leaf: the layout of struct core and struct session, object
+ * ids, event queues and the clock.  Every core/ file may include this;
+ * it calls nothing else in core/.  Outside core/, only core/core.h.
+ */
+#ifndef IOASID_CORE_BASE_H
+#define IOASID_CORE_BASE_H
+
+#include "core/core.h"
+
+struct session {
+	struct core *core;
+	uint32_t id;
+	/* who: ioasidd knows it from SO_PEERCRED and HELLO (observers) */
+	uint32_t pid;
+	uint32_t uid;
+	char name[IOASID_NAME_MAX];
+	struct session_limits limits;
+	uint32_t nr_ioas;
+	uint64_t nr_mappings;
+	uint64_t bytes_mapped;
+	uint32_t nr_vms;
+	uint32_t event_groups;		/* subscribed ioasid_event_group */
+	bool observer;			/* read-only view of every session */
+	/* queued events for this session (ring) */
+	struct ioasid_event *events;
+	uint32_t ev_head, ev_len, ev_cap;
+	uint64_t ev_dropped;
+	int event_fd;			/* eventfd, readable when events queued */
+	struct session *next;
+};
+
+#define CORE_FAULT_RING 256
+
+struct core {
+	const struct log_sink *log;		/* for messages only (not a ref) */
+	pthread_mutex_t lock;		/* serialises ops */
+	/* the session list and their event queues; taken inside lock */
+	pthread_mutex_t event_lock;
+	/* faults the core itself records (group not viable) */
+	struct ioasid_fault faults[CORE_FAULT_RING];
+	uint32_t fault_head, fault_len;
+	pthread_rwlock_t objects_lock;	/* id tables; write to add/remove */
+	const struct backend_ops *be_ops;
+	struct backend *be;
+	struct inventory inv;
+	struct device *devices;		/* array, one per inventory device */
+	uint32_t nr_devices;
+	struct ioas *ioas_table;	/* uthash by id */
+	struct domain *domains;		/* list */
+	struct vm *vms;			/* uthash by id */
+	struct session *sessions;
+	uint32_t next_id;		/* shared id space for all objects */
+	uint32_t next_session_id;
+};
+
+/* Allocate a fresh object id (never 0). */
+uint32_t core_alloc_id(struct core *core);
+/* Queue an event to every session subscribed to @group (any thread). */
+void core_emit(struct core *core, uint32_t group,
+	       const struct ioasid_event *ev);
+/* Queue an event to one session if it subscribed to @group (0: always). */
+void core_emit_to(struct session *s, uint32_t group,
+		  const struct ioasid_event *ev);
+/* CLOCK_MONOTONIC in nanoseconds (event timestamps). */
+uint64_t core_now_ns(void);
+
+#endif
