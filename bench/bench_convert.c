@@ -4,7 +4,8 @@
  * flips in the upper half while a device thread DMAs into the lower half,
  * which stays shared.  Through the public API, embedded and (when the
  * ioasidd binary is given with --daemon PATH or $IOASIDD) through the
- * daemon.
+ * daemon, with the same three loads in both places: single flips, batches
+ * of 1024 without the device thread, and batches of 1024 with it.
  *
  * One JSON object per line (bench "convert"):
  *   flips_per_s            mode embedded|daemon, batch (ranges per call)
@@ -12,7 +13,9 @@
  *   dma_gbps_during_storm  the device thread's throughput meanwhile
  *   faults_on_unchanged_pages  DMA faults on pages that never changed (0)
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -74,15 +77,16 @@ static void *dma_loop(void *arg)
 }
 
 static int with_dma;
+static uint64_t cur_flips;
 
 static void emit(const char *metric, double value, const char *unit,
 		 const char *mode, int batch)
 {
 	printf("{\"bench\":\"convert\",\"metric\":\"%s\",\"value\":%.3f,"
 	       "\"unit\":\"%s\",\"mode\":\"%s\",\"batch\":%d,"
-	       "\"dma\":%s,\"guest_bytes\":%llu}\n", metric, value, unit,
-	       mode, batch, with_dma ? "true" : "false",
-	       (unsigned long long)GUEST);
+	       "\"dma\":%s,\"flips\":%llu,\"guest_bytes\":%llu}\n", metric,
+	       value, unit, mode, batch, with_dma ? "true" : "false",
+	       (unsigned long long)cur_flips, (unsigned long long)GUEST);
 	fflush(stdout);
 }
 
@@ -91,9 +95,10 @@ static void emit_phase(const char *metric, double value, const char *unit,
 {
 	printf("{\"bench\":\"convert\",\"metric\":\"%s\",\"value\":%.3f,"
 	       "\"unit\":\"%s\",\"mode\":\"%s\",\"batch\":%d,"
-	       "\"dma\":%s,\"phase\":\"%s\",\"guest_bytes\":%llu}\n",
+	       "\"dma\":%s,\"phase\":\"%s\",\"flips\":%llu,"
+	       "\"guest_bytes\":%llu}\n",
 	       metric, value, unit, mode, batch, with_dma ? "true" : "false",
-	       phase, (unsigned long long)GUEST);
+	       phase, (unsigned long long)cur_flips, (unsigned long long)GUEST);
 	fflush(stdout);
 }
 
@@ -180,6 +185,7 @@ static int run(const char *uri, const char *mode, int batch, uint64_t flips,
 	int r;
 
 	with_dma = dma;
+	cur_flips = flips / 4;
 	if (setup(uri, &d.ctx, &ioas, &dev) < 0)
 		return -1;
 	d.dev = dev;
@@ -197,6 +203,7 @@ static int run(const char *uri, const char *mode, int batch, uint64_t flips,
 	}
 	if (with_dma && pthread_create(&t, NULL, dma_loop, &d))
 		return -1;
+	cur_flips = flips;
 	r = r ? r : storm(d.ctx, ioas, batch, flips, &secs);
 	if (with_dma) {
 		d.stop = 1;
@@ -220,59 +227,81 @@ static int run(const char *uri, const char *mode, int batch, uint64_t flips,
 	return r;
 }
 
+/* The three loads, embedded and through the daemon alike. */
+static int run_all(const char *uri, const char *mode, uint64_t flips,
+		   int dma)
+{
+	return run(uri, mode, 1, flips / 10, 0) ||
+	       run(uri, mode, 1024, flips, 0) ||
+	       (dma && run(uri, mode, 1024, flips, 1));
+}
+
+static char sock_dir[] = "/tmp/ioasid-bench-XXXXXX";
+static char sock_path[128];
+
 /* Start ioasidd on a private socket; returns its pid or -1. */
 static pid_t start_daemon(const char *path, char *uri, size_t len)
 {
-	char dir[] = "/tmp/ioasid-bench-XXXXXX", sock[128];
 	pid_t pid;
 
-	if (!mkdtemp(dir))
+	if (!mkdtemp(sock_dir))
 		return -1;
-	snprintf(sock, sizeof(sock), "%s/sock", dir);
-	snprintf(uri, len, "unix:%s", sock);
+	snprintf(sock_path, sizeof(sock_path), "%s/sock", sock_dir);
+	snprintf(uri, len, "unix:%s", sock_path);
 	pid = fork();
 	if (pid == 0) {
-		execl(path, path, "--socket", sock, "--backend", "sim",
+		execl(path, path, "--socket", sock_path, "--backend", "sim",
 		      "--config", "/dev/null", (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 200 && access(sock, F_OK); i++)
+	for (int i = 0; i < 200 && access(sock_path, F_OK); i++)
 		usleep(10000);
-	return access(sock, F_OK) ? -1 : pid;
+	return access(sock_path, F_OK) ? -1 : pid;
+}
+
+/* Stop the daemon and remove its socket and directory. */
+static void stop_daemon(pid_t pid)
+{
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
+	unlink(sock_path);
+	rmdir(sock_dir);
 }
 
 int main(int argc, char **argv)
 {
 	const char *daemon = getenv("IOASIDD");
 	uint64_t flips = 1000000;
-	int dma_runs = 1;
+	int dma = 1, r;
 	char uri[160];
 	pid_t pid;
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--daemon") && i + 1 < argc)
+		if (!strcmp(argv[i], "--daemon") && i + 1 < argc) {
 			daemon = argv[++i];
-		else if (!strcmp(argv[i], "--quick"))
+		} else if (!strcmp(argv[i], "--quick")) {
 			flips = 40000;
-		else if (!strcmp(argv[i], "--no-dma"))
-			dma_runs = 0;
+		} else if (!strcmp(argv[i], "--no-dma")) {
+			dma = 0;
+		} else {
+			fprintf(stderr, "usage: %s [--quick] [--no-dma] "
+				"[--daemon PATH]\n", argv[0]);
+			return 2;
+		}
 	}
-	if (run("sim", "embedded", 1, flips / 10, 0) ||
-	    run("sim", "embedded", 1024, flips, 0) ||
-	    (dma_runs && run("sim", "embedded", 1024, flips, 1)))
+	if (run_all("sim", "embedded", flips, dma))
 		return 1;
-	if (!daemon)
+	if (!daemon || !*daemon)
 		return 0;
 	pid = start_daemon(daemon, uri, sizeof(uri));
 	if (pid < 0) {
 		fprintf(stderr, "bench_convert: cannot start %s\n", daemon);
+		stop_daemon(pid);
 		return 1;
 	}
-	if (run(uri, "daemon", 1024, flips, 1)) {
-		kill(pid, SIGTERM);
-		return 1;
-	}
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
-	return 0;
+	r = run_all(uri, "daemon", flips, dma);
+	stop_daemon(pid);
+	return r ? 1 : 0;
 }

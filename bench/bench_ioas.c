@@ -7,11 +7,16 @@
  *
  * One JSON object per line:
  *   {"bench":"ioas","metric":"map_ns","value":..,"unit":"ns","n":..,
- *    "pattern":"random","layer":"api","domain":"none"}
- * Medians of --reps runs (default 3).  --quick stops at 65536 mappings,
- * --full adds 16777216.
+ *    "pattern":"random","layer":"api","domain":"none",
+ *    "lookup_order":"random","reps":3}
+ * pattern is the order of the maps and unmaps; lookups always go in a
+ * random order of their own.  Medians of --reps runs (default 3).  Sizes
+ * 65536 and 1048576, with and without a device; --quick: 65536 only,
+ * --full adds 16777216 (without a device, one run).
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,44 +28,29 @@
 
 #include <libioasid.h>
 
+#include "bench.h"
+
 #define PAGE 4096ULL
 #define BASE (1ULL << 32)
 
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return v[n / 2];
-}
+#define now_ns bench_now_ns
+#define median bench_median
 
 static void emit(const char *metric, double value, const char *unit,
 		 uint64_t n, const char *pattern, const char *domain, int reps)
 {
 	printf("{\"bench\":\"ioas\",\"metric\":\"%s\",\"value\":%.1f,"
 	       "\"unit\":\"%s\",\"n\":%llu,\"pattern\":\"%s\",\"layer\":\"api\","
-	       "\"domain\":\"%s\",\"reps\":%d}\n", metric, value, unit,
-	       (unsigned long long)n, pattern, domain, reps);
+	       "\"domain\":\"%s\",\"lookup_order\":\"random\",\"reps\":%d}\n",
+	       metric, value, unit, (unsigned long long)n, pattern, domain,
+	       reps);
 	fflush(stdout);
 }
 
 /* A permutation of 0..n-1 (random) or the identity (sequential). */
-static uint64_t *order(uint64_t n, int random)
+static uint64_t *order(uint64_t n, int random, uint64_t s)
 {
-	uint64_t *v = malloc(n * sizeof(*v)), s = 0x9e3779b97f4a7c15ULL;
+	uint64_t *v = malloc(n * sizeof(*v));
 
 	if (!v)
 		return NULL;
@@ -84,13 +74,14 @@ static int one_run(uint64_t n, int random, int with_domain, struct run *out)
 {
 	struct ioasid_ctx *ctx;
 	struct ioasid_mapping m;
-	uint64_t *ord = order(n, random), iova;
+	uint64_t *ord = order(n, random, 0x9e3779b97f4a7c15ULL), iova;
+	uint64_t *lord = order(n, 1, 0x2545f4914f6cdd1dULL);
 	uint32_t ioas, dev;
 	int fd, r = -1;
 	double t;
 
 	fd = memfd_create("bench-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (!ord || fd < 0 || ftruncate(fd, (off_t)(n * PAGE)) < 0 ||
+	if (!ord || !lord || fd < 0 || ftruncate(fd, (off_t)(n * PAGE)) < 0 ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0 ||
 	    ioasid_new("sim", &ctx) < 0)
 		goto out;
@@ -111,8 +102,7 @@ static int one_run(uint64_t n, int random, int with_domain, struct run *out)
 	out->map = (now_ns() - t) / (double)n;
 	t = now_ns();
 	for (uint64_t i = 0; i < n; i++)
-		if (ioasid_lookup(ctx, ioas, BASE + ord[n - 1 - i] * 2 * PAGE,
-				  &m))
+		if (ioasid_lookup(ctx, ioas, BASE + lord[i] * 2 * PAGE, &m))
 			goto unref;
 	out->lookup = (now_ns() - t) / (double)n;
 	t = now_ns();
@@ -128,6 +118,7 @@ out:
 	if (fd >= 0)
 		close(fd);
 	free(ord);
+	free(lord);
 	return r;
 }
 
@@ -156,25 +147,23 @@ static int measure(uint64_t n, int random, int with_domain, int reps)
 
 int main(int argc, char **argv)
 {
-	uint64_t sizes[] = { 65536, 1048576, 16777216 };
-	int nsizes = 2, reps = 3;
+	struct bench_opts o;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick"))
-			nsizes = 1;
-		else if (!strcmp(argv[i], "--full"))
-			nsizes = 3;
-		else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-			reps = atoi(argv[++i]);
+	if (bench_parse(argc, argv, &o) != argc) {
+		fprintf(stderr, "usage: %s [--quick | --full] [--reps N]\n",
+			argv[0]);
+		return 2;
 	}
-	if (reps < 1 || reps > 16)
-		reps = 3;
-	for (int s = 0; s < nsizes; s++)
+	if (!o.reps)
+		o.reps = 3;
+	for (int s = 0; s < o.sizes; s++)
 		for (int random = 0; random < 2; random++)
-			if (measure(sizes[s], random, 0, s == 2 ? 1 : reps))
+			if (measure(bench_sizes[s], random, 0,
+				    s == 2 ? 1 : o.reps))
 				return 1;
-	for (int random = 0; random < 2; random++)
-		if (measure(65536, random, 1, reps))
-			return 1;
+	for (int s = 0; s < o.sizes && s < 2; s++)
+		for (int random = 0; random < 2; random++)
+			if (measure(bench_sizes[s], random, 1, o.reps))
+				return 1;
 	return 0;
 }

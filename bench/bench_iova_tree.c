@@ -6,13 +6,15 @@
  * "value" is the median over "reps" repetitions, "min" the best one (on a
  * shared machine the minimum is the least disturbed measurement).
  *
- * Metrics, for n = 65536, 1048576, 16777216 (--quick: up to 1048576) and
- * pattern (the n areas are 4 KiB mappings):
- *   sequential   adjacent pages, touched in ascending IOVA order
- *   random       adjacent pages, touched in random order
+ * Metrics, for n = 65536 and 1048576 (--quick: 65536 only, --full adds
+ * 16777216) and pattern (the n areas are 4 KiB mappings):
+ *   sequential   adjacent pages, inserted and removed in ascending order
+ *   random       adjacent pages, inserted and removed in random order
  *   random_gaps  irregular layout (1-8 page strides, 1 in 97 with a 4 MiB
  *                hole), touched in random order: shows what lookups cost
  *                when the interpolation guess of the tree is off
+ * Lookups always go in a random order of their own, independent of the
+ * insertion order (so "sequential" lookups are not an ascending scan).
  *   map_ns             insert n 4 KiB mappings (fixed IOVA), per insert
  *   bytes_per_mapping  all node memory the tree accounts / n
  *   heap_bytes_per_mapping  malloc's own view (mallinfo2), chunk overhead
@@ -25,15 +27,19 @@
  *                      64 GiB mapping
  *   alloc_iova_ns      allocation (lowest fit + insert) among 1,048,576
  *                      areas whose holes are almost all too small
- *   dram_latency_ns    calibration: one dependent random load in a 256 MiB
- *                      buffer (pointer chase), i.e. what a cache miss costs
- *                      on this machine right now
+ *   dram_latency_ns    calibration: one dependent random load (pointer
+ *                      chase) in a buffer of "buffer_bytes", at least 4x
+ *                      the last-level cache ("llc_bytes", from sysfs) and
+ *                      256 MiB, on huge pages where the kernel allows: what
+ *                      a DRAM miss costs on this machine right now
  *
- * Usage: bench_iova_tree [--quick] [--reps N]
+ * Usage: bench_iova_tree [--quick | --full] [--reps N]
  * Build: gcc -O2 -o bench_iova_tree bench/bench_iova_tree.c \
  *            libioasid/core/iova_tree.c
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
 #include <errno.h>
 #include <inttypes.h>
 #include <malloc.h>
@@ -42,7 +48,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/mman.h>
+
 #include "../libioasid/core/iova_tree.h"
+#include "bench.h"
 
 #define PG	IOVA_TREE_PAGE_SIZE
 #define GiB	(1ULL << 30)
@@ -60,27 +69,8 @@ static uint64_t rnd(void)
 	return z ^ (z >> 31);
 }
 
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Sorts @v */
-static double median(double *v, int k)
-{
-	qsort(v, k, sizeof(*v), cmp_double);
-	return k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
-}
+#define now_ns bench_now_ns
+#define median bench_median
 
 /* One JSON line: median and min of the @reps values in @v */
 static void emit(const char *metric, double *v, int reps, const char *unit,
@@ -153,12 +143,14 @@ static void make_gaps(uint64_t n)
 	}
 }
 
+#define LOOKUP_ORDER "\"lookup_order\":\"random\""
+
 struct run {
 	double map_ns, lookup_ns, lat_ns, unmap_ns, bpm, heap_bpm;
 };
 
-static void one_run(uint64_t n, const uint64_t *order, uint64_t *keys,
-		    struct run *r)
+static void one_run(uint64_t n, const uint64_t *order, const uint64_t *lorder,
+		    uint64_t *keys, struct run *r)
 {
 	struct iova_tree_stats st;
 	struct iova_tree *t;
@@ -189,9 +181,9 @@ static void one_run(uint64_t n, const uint64_t *order, uint64_t *keys,
 	r->bpm = (double)st.mem_bytes / (double)n;
 	r->heap_bpm = (double)(heap_used() - heap0) / (double)n;
 
-	/* lookup keys: same order, random byte inside the page */
+	/* lookup keys: their own random order, random byte inside the page */
 	for (i = 0; i < n; i++)
-		keys[i] = area_iova(order[i]) + (rnd() & (PG - 1));
+		keys[i] = area_iova(lorder[i]) + (rnd() & (PG - 1));
 	t0 = now_ns();
 	for (i = 0; i < n; i++) {
 		struct iova_area out;
@@ -233,18 +225,20 @@ static void bench_scale(uint64_t n, const char *pat)
 	int reps = n <= 65536 ? 7 : n <= 1048576 ? 5 : 1, k;
 	uint64_t *order = malloc(n * sizeof(*order));
 	uint64_t *keys = malloc(n * sizeof(*keys));
+	uint64_t *lorder = malloc(n * sizeof(*lorder));
 	double v[6][16];
 	struct run r;
 
 	if (reps_override)
 		reps = reps_override > 16 ? 16 : reps_override;
-	if (!order || !keys)
+	if (!order || !keys || !lorder)
 		die("malloc", -ENOMEM);
 	make_order(order, n, strcmp(pat, "sequential"));
+	make_order(lorder, n, true);
 	if (!strcmp(pat, "random_gaps"))
 		make_gaps(n);
 	for (k = 0; k < reps; k++) {
-		one_run(n, order, keys, &r);
+		one_run(n, order, lorder, keys, &r);
 		v[0][k] = r.map_ns;
 		v[1][k] = r.lookup_ns;
 		v[2][k] = r.lat_ns;
@@ -253,12 +247,13 @@ static void bench_scale(uint64_t n, const char *pat)
 		v[5][k] = r.heap_bpm;
 	}
 	emit("map_ns", v[0], reps, "ns", n, pat, NULL);
-	emit("lookup_ns", v[1], reps, "ns", n, pat, NULL);
-	emit("lookup_latency_ns", v[2], reps, "ns", n, pat, NULL);
+	emit("lookup_ns", v[1], reps, "ns", n, pat, LOOKUP_ORDER);
+	emit("lookup_latency_ns", v[2], reps, "ns", n, pat, LOOKUP_ORDER);
 	emit("unmap_ns", v[3], reps, "ns", n, pat, NULL);
 	emit("bytes_per_mapping", v[4], reps, "bytes", n, pat, NULL);
 	emit("heap_bytes_per_mapping", v[5], reps, "bytes", n, pat, NULL);
 	free(order);
+	free(lorder);
 	free(keys);
 	free(gaps);
 	gaps = NULL;
@@ -381,22 +376,39 @@ static void bench_alloc(void)
 	     "\"length\":2097152,\"align\":2097152,\"allocs\":100000");
 }
 
-/* Calibration: latency of one dependent random load into 256 MiB */
+/*
+ * Calibration: latency of one dependent random load in a buffer well past
+ * the last-level cache.  Huge pages where possible, so that the figure is
+ * a DRAM miss rather than a DRAM miss plus a page walk.
+ */
 static void bench_dram(void)
 {
-	const size_t sz = 256 * MiB, lines = sz / 64, hops = 2000000;
-	uint64_t *buf = malloc(sz), *perm = malloc(lines * sizeof(*perm));
-	uint64_t i, cur;
+	uint64_t llc = bench_llc_bytes(), i, j, x, cur;
+	size_t sz = 256 * MiB, lines, hops = 2000000;
 	double v[16], t0;
 	int reps = 3, k;
+	char extra[96];
+	uint64_t *buf;
 
-	if (!buf || !perm)
-		die("malloc", -ENOMEM);
-	make_order(perm, lines, true);
+	while (sz < 4 * llc)
+		sz *= 2;
+	lines = sz / 64;
+	buf = mmap(NULL, sz, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		die("mmap", -ENOMEM);
+	madvise(buf, sz, MADV_HUGEPAGE);
+	/* one cycle through every line (Sattolo), one word per line */
 	for (i = 0; i < lines; i++)
-		buf[perm[i] * 8] = perm[(i + 1) % lines] * 8;
+		buf[i * 8] = i * 8;
+	for (i = lines - 1; i > 0; i--) {
+		j = rnd() % i;
+		x = buf[i * 8];
+		buf[i * 8] = buf[j * 8];
+		buf[j * 8] = x;
+	}
 	for (k = 0; k < reps; k++) {
-		cur = perm[0] * 8;
+		cur = 0;
 		t0 = now_ns();
 		for (i = 0; i < hops; i++)
 			cur = buf[cur];
@@ -404,37 +416,27 @@ static void bench_dram(void)
 		if (cur == UINT64_MAX)
 			fprintf(stderr, "(unlikely)\n");
 	}
-	emit("dram_latency_ns", v, reps, "ns", sz, "pointer_chase", NULL);
-	free(buf);
-	free(perm);
+	snprintf(extra, sizeof(extra),
+		 "\"buffer_bytes\":%zu,\"llc_bytes\":%" PRIu64, sz, llc);
+	emit("dram_latency_ns", v, reps, "ns", hops, "pointer_chase", extra);
+	munmap(buf, sz);
 }
 
 int main(int argc, char **argv)
 {
-	uint64_t sizes[] = { 65536, 1048576, 16777216 };
-	uint64_t max_n = UINT64_MAX;
-	unsigned int s;
-	int i;
+	struct bench_opts o;
+	int s;
 
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick")) {
-			max_n = 1048576;
-		} else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
-			reps_override = atoi(argv[++i]);
-			if (reps_override < 1)
-				reps_override = 1;
-		} else {
-			fprintf(stderr, "usage: %s [--quick] [--reps N]\n",
-				argv[0]);
-			return 2;
-		}
+	if (bench_parse(argc, argv, &o) != argc) {
+		fprintf(stderr, "usage: %s [--quick | --full] [--reps N]\n",
+			argv[0]);
+		return 2;
 	}
-	for (s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
-		if (sizes[s] > max_n)
-			continue;
-		bench_scale(sizes[s], "sequential");
-		bench_scale(sizes[s], "random");
-		bench_scale(sizes[s], "random_gaps");
+	reps_override = o.reps;
+	for (s = 0; s < o.sizes; s++) {
+		bench_scale(bench_sizes[s], "sequential");
+		bench_scale(bench_sizes[s], "random");
+		bench_scale(bench_sizes[s], "random_gaps");
 	}
 	bench_split_storm();
 	bench_alloc();

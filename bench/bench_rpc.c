@@ -13,13 +13,22 @@
  *                           and one SCM_RIGHTS descriptor per message)
  *   concurrent_ops_per_s    IOAS_INFO from N clients at once, in total
  *
+ * Round trips and maps are measured twice, pinned with sched_setaffinity:
+ * "placement":"one_cpu" (client, daemon and the raw echo process on CPU
+ * 0) and "two_cpus" (client on CPU 0, daemon and echo process on CPU 1);
+ * without a second CPU the second placement is skipped (said on stderr).
+ * Unpinned, the scheduler's choice decides the figure from run to run.
+ * concurrent_ops_per_s runs unpinned ("placement":"any").
+ *
  * One JSON object per line; every figure is the median of --runs runs.
  * Usage: bench_rpc [--runs N] [--iters N] [--quick]
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -45,6 +54,8 @@ static int runs = 5;
 static int iters = 20000;
 static double seconds = 1.0;
 static struct daemon_fixture ioasidd;
+static const char *placement = "any";
+static int peer_cpu = -1;	/* daemon and echo process; -1: unpinned */
 
 static uint64_t now_ns(void)
 {
@@ -73,6 +84,70 @@ static void die(const char *what)
 	if (ioasidd.pid > 0)
 		daemon_stop(&ioasidd);
 	exit(1);
+}
+
+/* ---- placement ----------------------------------------------------------- */
+
+/* Pin task tid (0: the caller) to cpu, or to every CPU when cpu < 0. */
+static int pin_task(pid_t tid, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	if (cpu >= 0)
+		CPU_SET(cpu, &set);
+	else
+		for (int c = 0; c < CPU_SETSIZE; c++)
+			CPU_SET(c, &set);
+	return sched_setaffinity(tid, sizeof(set), &set);
+}
+
+/* Every thread of process pid. */
+static int pin_process(pid_t pid, int cpu)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+	int r = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return pin_task(pid, cpu);
+	while ((d = readdir(dir)))
+		if (d->d_name[0] != '.' &&
+		    pin_task((pid_t)atoi(d->d_name), cpu) < 0)
+			r = -1;
+	closedir(dir);
+	return r;
+}
+
+/* two == 0: everything on CPU 0; two == 1: client on 0, peers on 1. */
+static int place(int two)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (two && cpus < 2) {
+		fprintf(stderr, "bench_rpc: one CPU online, no two_cpus "
+			"placement\n");
+		return -1;
+	}
+	peer_cpu = two;
+	placement = two ? "two_cpus" : "one_cpu";
+	if (pin_task(0, 0) < 0 || pin_process(ioasidd.pid, peer_cpu) < 0) {
+		fprintf(stderr, "bench_rpc: sched_setaffinity: %s\n",
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void unplace(void)
+{
+	peer_cpu = -1;
+	placement = "any";
+	pin_task(0, -1);
+	pin_process(ioasidd.pid, -1);
 }
 
 /* ---- message sizes of a small request ------------------------------------ */
@@ -144,6 +219,8 @@ static void raw_open(struct pingpong *p, size_t req, size_t rep)
 		die("fork");
 	if (p->child == 0) {
 		close(sv[0]);
+		if (peer_cpu >= 0)
+			pin_task(0, peer_cpu);
 		echo_child(sv[1], rep);
 	}
 	close(sv[1]);
@@ -468,8 +545,9 @@ static void emit(const char *metric, double value, const char *unit,
 		 const char *extra)
 {
 	printf("{\"bench\":\"rpc\",\"metric\":\"%s\",\"value\":%.6g,"
-	       "\"unit\":\"%s\"%s%s,\"runs\":%d}\n", metric, value, unit,
-	       extra ? "," : "", extra ? extra : "", runs);
+	       "\"unit\":\"%s\"%s%s,\"placement\":\"%s\",\"runs\":%d}\n",
+	       metric, value, unit, extra ? "," : "", extra ? extra : "",
+	       placement, runs);
 	fflush(stdout);
 }
 
@@ -589,8 +667,13 @@ int main(int argc, char **argv)
 			daemon_binary());
 		return 1;
 	}
-	bench_roundtrips();
-	bench_maps();
+	for (int two = 0; two < 2; two++) {
+		if (place(two) < 0)
+			continue;
+		bench_roundtrips();
+		bench_maps();
+	}
+	unplace();
 	bench_concurrency();
 	return daemon_stop(&ioasidd) == 0 ? 0 : 1;
 }

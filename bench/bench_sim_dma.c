@@ -2,7 +2,10 @@
 /*
  * Benchmark of the simulated IOMMU DMA path.  Prints JSON lines:
  *   copy_ratio_vs_memcpy   DMA (translate + guarded copy) vs plain memcpy of
- *                          the same size into the same memory, medians
+ *                          the same size into the same memory, medians;
+ *                          "leaf" 2M (a domain that may use 2 MiB leaves:
+ *                          the IOTLB always hits) and 4K (4 KiB leaves
+ *                          only, as for page-granular address spaces)
  *   translations_per_s     sim_dev_translate() with IOTLB hits / misses
  *   dma_gbps_during_split  DMA throughput while another thread splits
  *                          2 MiB leaves by punching 4 KiB holes
@@ -10,6 +13,8 @@
  *   gcc -std=gnu11 -O2 -I libioasid bench/bench_sim_dma.c \
  *       libioasid/backends/sim/{pgtable,iotlb,dma,guarded_copy}.c \
  *       -lpthread -o bench_sim_dma
+ * Usage: bench_sim_dma [--quick] [--reps N]   (N runs per median, default 31;
+ * --quick: 7)
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -26,12 +31,14 @@
 #include "backends/sim/dma.h"
 #include "backends/sim/iotlb.h"
 #include "backends/sim/pgtable.h"
+#include "bench.h"
 
 #define MEM_SIZE	(64UL << 20)
 #define IOVA		(1ULL << 32)
 #define RW		(SIM_PROT_READ | SIM_PROT_WRITE)
 #define ALL_SIZES	(SIM_SZ_4K | SIM_SZ_2M | SIM_SZ_1G)
-#define RUNS		31
+#define MAX_RUNS	31
+static int RUNS = MAX_RUNS;
 #define WINDOW		(8UL << 20)	/* rotate destinations over 8 MiB */
 
 static uint64_t now_ns(void)
@@ -80,6 +87,8 @@ static void check(int ret, const char *what)
 struct env {
 	struct sim_domain *dom;
 	struct sim_dev *dev;
+	struct sim_domain *dom4k;	/* same memory, 4 KiB leaves only */
+	struct sim_dev *dev4k;
 	uint8_t *mem;
 	uint8_t *src;
 };
@@ -94,6 +103,11 @@ static void env_init(struct env *e)
 	      "map");
 	check(sim_dev_create(1, 0, 0, &e->dev), "dev");
 	check(sim_dev_attach(e->dev, e->dom), "attach");
+	check(sim_domain_create(48, SIM_SZ_4K, 0, &e->dom4k), "domain4k");
+	check(sim_domain_map(e->dom4k, IOVA, MEM_SIZE, (uintptr_t)e->mem, RW),
+	      "map4k");
+	check(sim_dev_create(4, 0, 0, &e->dev4k), "dev4k");
+	check(sim_dev_attach(e->dev4k, e->dom4k), "attach4k");
 }
 
 /* ------------------------------------------------------------------ */
@@ -115,8 +129,8 @@ static uint64_t run_memcpy(struct env *e, size_t size, unsigned long iters,
 	return now_ns() - t0;
 }
 
-static uint64_t run_dma(struct env *e, size_t size, unsigned long iters,
-			int write)
+static uint64_t run_dma(struct sim_dev *dev, struct env *e, size_t size,
+			unsigned long iters, int write)
 {
 	uint64_t t0 = now_ns();
 	size_t off = 0, done;
@@ -124,10 +138,10 @@ static uint64_t run_dma(struct env *e, size_t size, unsigned long iters,
 
 	for (unsigned long i = 0; i < iters; i++) {
 		if (write)
-			ret = sim_dma_write(e->dev, IOVA + off, e->src, size, 0,
+			ret = sim_dma_write(dev, IOVA + off, e->src, size, 0,
 					    &done);
 		else
-			ret = sim_dma_read(e->dev, IOVA + off, e->src, size, 0,
+			ret = sim_dma_read(dev, IOVA + off, e->src, size, 0,
 					   &done);
 		check(ret, "dma");
 		off = (off + size) % WINDOW;
@@ -135,25 +149,28 @@ static uint64_t run_dma(struct env *e, size_t size, unsigned long iters,
 	return now_ns() - t0;
 }
 
-static void bench_copy_ratio(struct env *e, size_t size, int write)
+static void bench_copy_ratio(struct env *e, size_t size, int write,
+			     int leaf4k)
 {
 	unsigned long iters = (8UL << 20) / size;
-	uint64_t mc[RUNS], dm[RUNS], m_med, d_med;
+	uint64_t mc[MAX_RUNS], dm[MAX_RUNS], m_med, d_med;
+	struct sim_dev *dev = leaf4k ? e->dev4k : e->dev;
 
 	run_memcpy(e, size, iters, write);	/* warm up */
-	run_dma(e, size, iters, write);
+	run_dma(dev, e, size, iters, write);
 	for (int r = 0; r < RUNS; r++) {
 		mc[r] = run_memcpy(e, size, iters, write);
-		dm[r] = run_dma(e, size, iters, write);
+		dm[r] = run_dma(dev, e, size, iters, write);
 	}
 	m_med = median(mc, RUNS);
 	d_med = median(dm, RUNS);
 	printf("{\"bench\":\"sim_dma\",\"metric\":\"copy_ratio_vs_memcpy\","
 	       "\"value\":%.3f,\"unit\":\"ratio\",\"size\":%zu,"
-	       "\"op\":\"%s\",\"dma_ns_per_op\":%.1f,"
-	       "\"memcpy_ns_per_op\":%.1f}\n",
+	       "\"op\":\"%s\",\"leaf\":\"%s\",\"dma_ns_per_op\":%.1f,"
+	       "\"memcpy_ns_per_op\":%.1f,\"runs\":%d}\n",
 	       (double)m_med / d_med, size, write ? "write" : "read",
-	       (double)d_med / iters, (double)m_med / iters);
+	       leaf4k ? "4K" : "2M", (double)d_med / iters,
+	       (double)m_med / iters, RUNS);
 }
 
 /* ------------------------------------------------------------------ */
@@ -163,7 +180,7 @@ static void bench_translate(struct env *e, const char *kind,
 			    unsigned long pages, unsigned long iters)
 {
 	struct sim_dev_stats s0, s1;
-	uint64_t hva, t[RUNS], med;
+	uint64_t hva, t[MAX_RUNS], med;
 	unsigned long p = 0;
 
 	(void)e;
@@ -329,20 +346,30 @@ static void bench_split(struct env *e)
 	       splits / secs, (unsigned long)faults);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static const size_t sizes[] = { 4096, 65536, 1048576 };
+	struct bench_opts o;
 	struct env e;
 
+	if (bench_parse(argc, argv, &o) != argc) {
+		fprintf(stderr, "usage: %s [--quick] [--reps N]\n", argv[0]);
+		return 2;
+	}
+	RUNS = o.reps ? o.reps : o.sizes == BENCH_QUICK ? 7 : MAX_RUNS;
 	env_init(&e);
 	for (unsigned int i = 0; i < 3; i++) {
-		bench_copy_ratio(&e, sizes[i], 1);
-		bench_copy_ratio(&e, sizes[i], 0);
+		for (int leaf4k = 0; leaf4k < 2; leaf4k++) {
+			bench_copy_ratio(&e, sizes[i], 1, leaf4k);
+			bench_copy_ratio(&e, sizes[i], 0, leaf4k);
+		}
 	}
 	bench_translations(&e);
 	bench_split(&e);
 	fflush(stdout);
 	sim_dev_destroy(e.dev);
 	sim_domain_destroy(e.dom);
+	sim_dev_destroy(e.dev4k);
+	sim_domain_destroy(e.dom4k);
 	return 0;
 }

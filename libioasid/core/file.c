@@ -160,6 +160,20 @@ fail:
 	return r;
 }
 
+/*
+ * Every call pays one fstat() (identity and size) and, for a file already
+ * held, one fcntl(F_GETFL) (this descriptor's access mode): about 150 + 70
+ * ns on the machine of docs/benchmarks.md.  They cannot be cached by fd
+ * number: the number is the caller's, and close() + open() (in any thread,
+ * or a new SCM_RIGHTS descriptor in ioasidd) reuse it for another file
+ * between two calls.  A cache would need a per-call proof that the number
+ * still names the open file description the core holds; the only one,
+ * kcmp(KCMP_FILE) against the core's duplicate, measured 260-300 ns there,
+ * more than the two calls it would replace, and needs CONFIG_KCMP.  Nor can
+ * fstat() alone do: the same inode may now be open read-only through this
+ * descriptor while the held description is read-write, and the read-only
+ * descriptor must still be refused a writable mapping (EACCES).
+ */
 int file_lookup_or_add(struct file_table *t, int fd, uint64_t offset,
 		       uint64_t length, uint32_t prot, struct file_ref **file,
 		       struct ioasid_op *op)

@@ -1,0 +1,148 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Run the benchmarks and rewrite docs/benchmarks.md from what they print.
+#
+#   scripts/bench-report.sh [BUILD_DIR [make bench arguments...]]
+#
+# BUILD_DIR defaults to ./build (a configured build tree).  Examples:
+#   scripts/bench-report.sh
+#   scripts/bench-report.sh build BENCH_IOVA_TREE_ARGS=--full
+#   scripts/bench-report.sh build bench-quick     (a short run)
+#
+# The machine is described by what the benchmarks read: /proc/cpuinfo,
+# the cache entries of sysfs, /proc/meminfo, uname and the compiler.
+# The raw JSON lines are kept in docs/benchmarks.json next to the page.
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-build}
+[ $# -gt 0 ] && shift
+target=bench
+case "${1:-}" in
+bench|bench-quick) target=$1; shift ;;
+esac
+[ -f "$build/Makefile" ] || {
+	echo "bench-report: $build is not a configured build tree" >&2
+	exit 2
+}
+
+out=$top/docs/benchmarks.md
+json=$top/docs/benchmarks.json
+tmp=$(mktemp)
+trap 'rm -f "$tmp" "$tmp.md"' EXIT
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+start=$(date -u '+%Y-%m-%d %H:%M UTC')
+make -s -C "$build" "$target" "$@" >"$tmp"
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+end=$(date -u '+%H:%M UTC')
+grep '^{' "$tmp" >"$json"
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
+ncpu=$(grep -c '^processor' /proc/cpuinfo)
+mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+caches=
+for d in /sys/devices/system/cpu/cpu0/cache/index*; do
+	[ -r "$d/size" ] || continue
+	c="L$(cat "$d/level") $(cat "$d/type") $(cat "$d/size")"
+	c="$c (shared by CPUs $(cat "$d/shared_cpu_list"))"
+	caches="$caches
+  - $c"
+done
+cc=$(sed -n 's/^CC = //p' "$build/Makefile" | head -n1)
+ccver=$(${cc:-cc} --version 2>/dev/null | head -n1)
+commit=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
+
+{
+	cat <<EOF
+# Benchmarks
+
+This page is generated: \`scripts/bench-report.sh\` ran \`make $target\`
+in a build tree and wrote every line the programs printed into the tables
+below (and, unformatted, into \`docs/benchmarks.json\`).  Do not edit it by
+hand; run the script again.  The comparison with QEMU's and libvfio-user's
+IOVA structures is in [benchmarks-peers.md](benchmarks-peers.md).
+
+Each figure is one JSON line: \`value\` in \`unit\` and the parameters it
+was measured with.  Unless a line says otherwise, \`value\` is a median over
+\`reps\` or \`runs\` repetitions (\`min\` is the best one where given).
+
+## Run
+
+- Commit \`$commit\`, $start to $end.
+- Load average before: $load_before; after: $load_after.
+
+## Machine (as the benchmarks read it)
+
+- CPU: $cpu, $ncpu logical CPUs (/proc/cpuinfo).
+- Caches of CPU 0 (sysfs):$caches
+- Memory: $mem (/proc/meminfo).
+- Kernel: $(uname -sr); compiler: $ccver.
+
+EOF
+	awk -f - "$json" <<'AWK'
+function field(line, key,    m) {
+	if (match(line, "\"" key "\":(\"[^\"]*\"|[^,}]*)")) {
+		m = substr(line, RSTART + length(key) + 3, RLENGTH - length(key) - 3)
+		gsub(/"/, "", m)
+		return m
+	}
+	return ""
+}
+function params(line,    rest, out, k, v) {
+	rest = line
+	gsub(/^{|}$/, "", rest)
+	out = ""
+	while (match(rest, /"[^"]*":("[^"]*"|[^,]*)/)) {
+		k = substr(rest, RSTART, RLENGTH)
+		rest = substr(rest, RSTART + RLENGTH)
+		if (k ~ /^"(bench|metric|value|unit)":/)
+			continue
+		gsub(/"/, "", k)
+		sub(/:/, "=", k)
+		out = out (out == "" ? "" : ", ") k
+	}
+	return out
+}
+{
+	b = field($0, "bench")
+	if (b == "ioas" && field($0, "layer") == "tree")
+		b = "iova_tree"
+	if (b != cur) {
+		cur = b
+		printf "\n## %s\n\n| metric | value | unit | parameters |\n|---|---:|---|---|\n", b
+	}
+	printf "| %s | %s | %s | %s |\n", field($0, "metric"), field($0, "value"),
+		field($0, "unit"), params($0)
+}
+AWK
+	cat <<'EOF'
+
+## What the programs measure
+
+- **ioas** (`bench/bench_ioas.c`): map, lookup and unmap of n 4 KiB
+  mappings through the public API, embedded, simulated IOMMU, with no
+  device (`domain=none`) and with one attached (`domain=sim`: every map and
+  unmap also programs the page table and invalidates the IOTLB).
+  `pattern` is the order of maps and unmaps; lookups go in a random order
+  of their own.
+- **iova_tree** (`bench/bench_iova_tree.c`): the IOVA tree alone
+  (`libioasid/core/iova_tree.c`), same sizes and orders, plus split storm,
+  allocation, and `dram_latency_ns`: one dependent load in a buffer of
+  `buffer_bytes`, at least four times the last-level cache (`llc_bytes`).
+- **sim_dma** (`bench/bench_sim_dma.c`): simulated DMA against memcpy,
+  with 2 MiB leaves (`leaf=2M`, the IOTLB always hits) and 4 KiB leaves
+  (`leaf=4K`); translations with IOTLB hits and misses; DMA while 2 MiB
+  leaves are split.
+- **convert** (`bench/bench_convert.c`): shared/private conversions of a
+  64 GiB guest, embedded and through ioasidd (`mode`), single calls and
+  batches of 1024, without and with a device thread doing DMA (`dma`).
+- **rpc** (`bench/bench_rpc.c`): round trips through ioasidd against a raw
+  SOCK_SEQPACKET ping-pong, and maps per second, pinned with
+  sched_setaffinity: everything on one CPU (`placement=one_cpu`), or client
+  and daemon on two CPUs (`placement=two_cpus`).
+EOF
+} >"$tmp.md"
+mv "$tmp.md" "$out"
+echo "bench-report: wrote $out and $json" >&2
