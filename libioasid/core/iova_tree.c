@@ -804,12 +804,34 @@ static void inner_add(struct iova_tree *t, struct inner *p, int q, void *child,
 }
 
 /*
+ * Whether @e overlaps an entry of leaf @l or the entry right after it,
+ * whose first IOVA is @next (0: none; a successor's IOVA is never 0).
+ * Entries do not overlap each other, so only the predecessor of e->iova
+ * and its successor can.
+ */
+static bool leaf_overlaps(const struct leaf *l, const struct ent *e,
+			  uint64_t next)
+{
+	int pos = count_le(l->iova, l->nr, e->iova);
+	uint64_t succ = pos < (int)l->nr ? l->iova[pos] : next;
+
+	if (pos > 0 && l->pay[pos - 1].last >= e->iova)
+		return true;
+	return succ && succ <= e->p.last;
+}
+
+/*
  * Returns whether the summary of @node may have changed, so that the
  * callers stop recomputing summaries as soon as one level is unchanged.
  * (Balancing two children of @p never changes @p's own summary.)
+ * @next is the first IOVA after @node's subtree (0: none).  With @check,
+ * the overlap test is made in the same descent, on the parent of the
+ * leaves and before anything changes: on overlap *@overlap is set and the
+ * tree is left as it was.
  */
 static bool ins_rec(struct iova_tree *t, void *node, int level,
-		    const struct ent *e, void **sib)
+		    const struct ent *e, uint64_t next, bool check,
+		    bool *overlap, void **sib)
 {
 	struct inner *p = node;
 	bool leafkid = level + 1 == t->height - 1;
@@ -823,9 +845,19 @@ static bool ins_rec(struct iova_tree *t, void *node, int level,
 	}
 	j = count_le(p->start, p->nr, e->iova);
 	j = j ? j - 1 : 0;
-	if (leafkid)
+	if (j + 1 < (int)p->nr)
+		next = p->start[j + 1];
+	if (leafkid) {
+		if (check && leaf_overlaps(p->slot[j].child, e, next)) {
+			*overlap = true;
+			return false;
+		}
 		j = leaf_make_room(t, p, j, e->iova);
-	changed = ins_rec(t, p->slot[j].child, level + 1, e, &csib);
+	}
+	changed = ins_rec(t, p->slot[j].child, level + 1, e, next, check,
+			  overlap, &csib);
+	if (*overlap)
+		return false;
 	if (changed)
 		changed = refresh(p, j, leafkid);
 	if (csib) {
@@ -835,9 +867,15 @@ static bool ins_rec(struct iova_tree *t, void *node, int level,
 	return changed;
 }
 
-/* Insert a non-overlapping entry. The reserve must be filled. */
-static void tree_insert_ent(struct iova_tree *t, const struct ent *e)
+/*
+ * Insert an entry, in one descent.  With @check, refuse (return false,
+ * nothing changed) when it overlaps an entry; without, the caller knows it
+ * does not.  The reserve must be filled.
+ */
+static bool tree_insert_checked(struct iova_tree *t, const struct ent *e,
+				bool check)
 {
+	bool overlap = false;
 	void *sib = NULL;
 	struct inner *r;
 	struct leaf *l;
@@ -849,11 +887,15 @@ static void tree_insert_ent(struct iova_tree *t, const struct ent *e)
 		leaf_recalc(l);
 		t->root = l;
 		t->height = 1;
-		return;
+		return true;
 	}
-	ins_rec(t, t->root, 0, e, &sib);
+	if (check && t->height == 1 && leaf_overlaps(t->root, e, 0))
+		return false;
+	ins_rec(t, t->root, 0, e, 0, check, &overlap, &sib);
+	if (overlap)
+		return false;
 	if (!sib)
-		return;
+		return true;
 	r = take_inner(t);
 	r->nr = 2;
 	r->slot[0].child = t->root;
@@ -863,6 +905,13 @@ static void tree_insert_ent(struct iova_tree *t, const struct ent *e)
 	inner_recalc(r);
 	t->root = r;
 	t->height++;
+	return true;
+}
+
+/* Insert a non-overlapping entry. The reserve must be filled. */
+static void tree_insert_ent(struct iova_tree *t, const struct ent *e)
+{
+	tree_insert_checked(t, e, false);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1432,19 +1481,23 @@ static int do_insert(struct iova_tree *t, const struct ent *e)
 	struct iova_tree_path p;
 	int ret;
 
-	if (find_first(t, e->iova, e->p.last, IOVA_TREE_ALL, &p)) {
-		if (find_first(t, e->iova, e->p.last, IOVA_TREE_BLOCKED, &p))
-			return -EADDRINUSE;
-		return -EEXIST;
-	}
 	ret = tree_reserve(t);
-	if (ret)
+	if (ret) {
+		/* an overlap is reported first, as without the fused check */
+		if (find_first(t, e->iova, e->p.last, IOVA_TREE_ALL, &p))
+			goto overlap;
 		return ret;
-	tree_insert_ent(t, e);
+	}
+	if (!tree_insert_checked(t, e, true))
+		goto overlap;
 	count_area(t, e->p.offp, 1,
 		   (int64_t)((e->p.last - e->iova + 1) >> IOVA_TREE_PAGE_SHIFT));
 	t->gen++;
 	return 0;
+overlap:
+	if (find_first(t, e->iova, e->p.last, IOVA_TREE_BLOCKED, &p))
+		return -EADDRINUSE;
+	return -EEXIST;
 }
 
 int iova_tree_insert(struct iova_tree *t, const struct iova_area *a)
