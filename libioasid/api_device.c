@@ -57,7 +57,8 @@ IOASID_EXPORT int ioasid_device_get_info(struct ioasid_ctx *ctx,
 
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_INFO);
 	if (api_set_name(&op, name) < 0)
-		return api_reject(-EINVAL, __func__);
+		return api_reject(-EINVAL, __func__, "%s",
+				  api_name_problem(name));
 	return api_call_struct(ctx, &op, info, sizeof(*info));
 }
 
@@ -78,10 +79,11 @@ IOASID_EXPORT int ioasid_device_bind(struct ioasid_ctx *ctx, const char *name,
 	int r;
 
 	if (!dev_id)
-		return api_reject(-EINVAL, __func__);
+		return api_reject(-EINVAL, __func__, "dev_id is NULL");
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_BIND);
 	if (api_set_name(&op, name) < 0)
-		return api_reject(-EINVAL, __func__);
+		return api_reject(-EINVAL, __func__, "%s",
+				  api_name_problem(name));
 	op.fd = vfio_fd;
 	r = api_call(ctx, &op);
 	if (r == 0)
@@ -125,7 +127,7 @@ IOASID_EXPORT int ioasid_device_get_fd(struct ioasid_ctx *ctx, uint32_t dev_id,
 	int r;
 
 	if (!fd)
-		return api_reject(-EINVAL, __func__);
+		return api_reject(-EINVAL, __func__, "fd is NULL");
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_GET_FD);
 	op.dev_id = dev_id;
 	r = api_call(ctx, &op);
@@ -213,8 +215,12 @@ IOASID_EXPORT int ioasid_device_dma(struct ioasid_ctx *ctx, uint32_t dev_id,
 	struct ioasid_op op;
 	int r;
 
-	if (!buf || length > UINT32_MAX)
-		return api_reject(-EINVAL, __func__);
+	if (!buf)
+		return api_reject(-EINVAL, __func__, "buf is NULL");
+	if (length > UINT32_MAX)
+		return api_reject(-EINVAL, __func__, "length %llu exceeds one "
+				  "transfer (%u bytes)",
+				  (unsigned long long)length, UINT32_MAX);
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_DMA);
 	op.dev_id = dev_id;
 	op.iova = iova;
@@ -264,8 +270,12 @@ IOASID_EXPORT int ioasid_dirty_read(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	struct ioasid_op op;
 	uint64_t words = (length / 4096 + 63) / 64;
 
-	if (!bitmap || words > UINT32_MAX / 8)
-		return api_reject(-EINVAL, __func__);
+	if (!bitmap)
+		return api_reject(-EINVAL, __func__, "bitmap is NULL");
+	if (words > UINT32_MAX / 8)
+		return api_reject(-EINVAL, __func__, "length %llu needs a "
+				  "bitmap larger than 4 GiB",
+				  (unsigned long long)length);
 	ioasid_op_init(&op, IOASID_CMD_DIRTY_READ);
 	op.ioas_id = ioas_id;
 	op.iova = iova;
@@ -295,7 +305,7 @@ IOASID_EXPORT int ioasid_vm_bind(struct ioasid_ctx *ctx, int kvm_vm_fd,
 	int r;
 
 	if (!vm_id)
-		return api_reject(-EINVAL, __func__);
+		return api_reject(-EINVAL, __func__, "vm_id is NULL");
 	if (ioasid_is_remote(ctx))
 		return kvm_client_vm_bind(ctx, kvm_vm_fd, kvm_vfio_fd, vm_id);
 	ioasid_op_init(&op, IOASID_CMD_VM_BIND);
@@ -423,7 +433,7 @@ IOASID_EXPORT int ioasid_event_subscribe(struct ioasid_ctx *ctx,
 IOASID_EXPORT int ioasid_event_get_fd(struct ioasid_ctx *ctx)
 {
 	if (!ctx)
-		return api_reject(-EINVAL, __func__);
+		return api_reject(-EINVAL, __func__, "ctx is NULL");
 	return ctx->transport->event_fd(ctx->transport_priv);
 }
 
@@ -435,8 +445,10 @@ IOASID_EXPORT int ioasid_event_get_fd(struct ioasid_ctx *ctx)
 IOASID_EXPORT int ioasid_event_read(struct ioasid_ctx *ctx,
 				    struct ioasid_event *event)
 {
-	if (!ctx || !event)
-		return api_reject(-EINVAL, __func__);
+	if (!ctx)
+		return api_reject(-EINVAL, __func__, "ctx is NULL");
+	if (!event)
+		return api_reject(-EINVAL, __func__, "event is NULL");
 	return ctx->transport->event_read(ctx->transport_priv, event);
 }
 
@@ -473,7 +485,8 @@ IOASID_EXPORT int ioasid_set_observer(struct ioasid_ctx *ctx, int on)
 	struct ioasid_op op;
 
 	if (on != 0 && on != 1)
-		return api_reject(-EOPNOTSUPP, __func__);
+		return api_reject(-EOPNOTSUPP, __func__, "on is %d, not 0 "
+				  "or 1", on);
 	ioasid_op_init(&op, IOASID_CMD_OBSERVE);
 	op.flags = (uint32_t)on;
 	return api_call(ctx, &op);
@@ -495,10 +508,12 @@ IOASID_EXPORT int ioasid_sim_hotplug(struct ioasid_ctx *ctx, const char *name,
 	struct ioasid_op op;
 
 	if (present != 0 && present != 1)
-		return api_reject(-EOPNOTSUPP, __func__);
+		return api_reject(-EOPNOTSUPP, __func__, "present is %d, not "
+				  "0 or 1", present);
 	ioasid_op_init(&op, IOASID_CMD_SIM_HOTPLUG);
 	if (api_set_name(&op, name) < 0)
-		return api_reject(-EINVAL, __func__);
+		return api_reject(-EINVAL, __func__, "%s",
+				  api_name_problem(name));
 	op.flags = (uint32_t)present;
 	return api_call(ctx, &op);
 }

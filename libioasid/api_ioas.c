@@ -24,7 +24,7 @@ IOASID_EXPORT int ioasid_ioas_alloc(struct ioasid_ctx *ctx, uint32_t flags,
 	int r;
 
 	if (!ioas_id)
-		return api_reject(-EINVAL, __func__);
+		return api_reject(-EINVAL, __func__, "ioas_id is NULL");
 	ioasid_op_init(&op, IOASID_CMD_IOAS_ALLOC);
 	op.flags = flags;
 	r = api_call(ctx, &op);
@@ -122,7 +122,7 @@ IOASID_EXPORT int ioasid_map_file(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	int r;
 
 	if (!iova)
-		return api_reject(-EINVAL, __func__);
+		return api_reject(-EINVAL, __func__, "iova is NULL");
 	ioasid_op_init(&op, IOASID_CMD_MAP_FILE);
 	op.ioas_id = ioas_id;
 	op.fd = fd;
@@ -153,7 +153,7 @@ IOASID_EXPORT int ioasid_map_user(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	int r;
 
 	if (!iova)
-		return api_reject(-EINVAL, __func__);
+		return api_reject(-EINVAL, __func__, "iova is NULL");
 	ioasid_op_init(&op, IOASID_CMD_MAP_USER);
 	op.ioas_id = ioas_id;
 	op.offset = (uint64_t)(uintptr_t)vaddr;
@@ -225,7 +225,7 @@ IOASID_EXPORT int ioasid_copy(struct ioasid_ctx *ctx, uint32_t dst_ioas_id,
 	int r;
 
 	if (!dst_iova)
-		return api_reject(-EINVAL, __func__);
+		return api_reject(-EINVAL, __func__, "dst_iova is NULL");
 	ioasid_op_init(&op, IOASID_CMD_COPY);
 	op.ioas_id = dst_ioas_id;
 	op.ioas_id2 = src_ioas_id;
@@ -277,9 +277,11 @@ IOASID_EXPORT int ioasid_allow_iovas(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	struct ioasid_op op;
 
 	if (nr && !ranges)
-		return api_reject(-EINVAL, __func__);
+		return api_reject(-EINVAL, __func__, "ranges is NULL but nr "
+				  "is %u", nr);
 	if (nr > 4096)
-		return api_reject(-E2BIG, __func__);
+		return api_reject(-E2BIG, __func__, "%u ranges exceed the "
+				  "limit of 4096", nr);
 	ioasid_op_init(&op, IOASID_CMD_ALLOW_IOVAS);
 	op.ioas_id = ioas_id;
 	op.in = ranges;
@@ -361,10 +363,13 @@ IOASID_EXPORT int ioasid_convert(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	struct ioasid_op op;
 	int r;
 
-	if (!ranges || !nr)
-		return api_reject(-EINVAL, __func__);
+	if (!ranges)
+		return api_reject(-EINVAL, __func__, "ranges is NULL");
+	if (!nr)
+		return api_reject(-EINVAL, __func__, "nr is 0");
 	if (nr > 65536)
-		return api_reject(-E2BIG, __func__);
+		return api_reject(-E2BIG, __func__, "%u ranges exceed the "
+				  "limit of 65536", nr);
 	ioasid_op_init(&op, IOASID_CMD_CONVERT);
 	op.ioas_id = ioas_id;
 	op.flags = flags;
@@ -400,10 +405,16 @@ IOASID_EXPORT int ioasid_map_file_batch(struct ioasid_ctx *ctx,
 	uint64_t scratch[64], *out = iovas ? iovas : scratch;
 	struct ioasid_op op;
 
-	if (!entries || !nr)
-		return api_reject(-EINVAL, __func__);
-	if (nr > IOASID_MAP_BATCH_MAX || (!iovas && nr > 64))
-		return api_reject(iovas ? -E2BIG : -EINVAL, __func__);
+	if (!entries)
+		return api_reject(-EINVAL, __func__, "entries is NULL");
+	if (!nr)
+		return api_reject(-EINVAL, __func__, "nr is 0");
+	if (nr > IOASID_MAP_BATCH_MAX)
+		return api_reject(-E2BIG, __func__, "%u entries exceed the "
+				  "limit of %u", nr, IOASID_MAP_BATCH_MAX);
+	if (!iovas && nr > 64)
+		return api_reject(-EINVAL, __func__, "iovas is NULL with %u "
+				  "entries (more than 64)", nr);
 	ioasid_op_init(&op, IOASID_CMD_MAP_BATCH);
 	op.ioas_id = ioas_id;
 	op.fd = fd;

@@ -31,14 +31,17 @@ int api_fail(int err, const char *fmt, ...)
 	return err;
 }
 
-int api_reject(int err, const char *fn)
+int api_reject(int err, const char *fn, const char *fmt, ...)
 {
-	const char *why = err == -EINVAL ? "a required pointer is NULL, a "
-					   "name is empty or too long, or a "
-					   "count is out of range" :
-					   strerror(-err);
+	int n = snprintf(last_error, sizeof(last_error), "%s: ", fn);
+	va_list ap;
 
-	return api_fail(err, "%s: %s", fn, why);
+	if (n < 0 || (size_t)n >= sizeof(last_error))
+		return err;
+	va_start(ap, fmt);
+	vsnprintf(last_error + n, sizeof(last_error) - (size_t)n, fmt, ap);
+	va_end(ap);
+	return err;
 }
 
 static void log_stderr(void *data, int priority, const char *file, int line,
@@ -100,7 +103,7 @@ IOASID_EXPORT int ioasid_new(const char *uri, struct ioasid_ctx **ctx)
 	int r;
 
 	if (!ctx)
-		return -EINVAL;
+		return api_reject(-EINVAL, __func__, "ctx is NULL");
 	if (!uri)
 		uri = getenv("IOASID_URI");
 	if (!uri || !*uri)
@@ -224,43 +227,63 @@ int ctx_call(struct ioasid_ctx *ctx, struct ioasid_op *op)
 	return r;
 }
 
-int api_call(struct ioasid_ctx *ctx, struct ioasid_op *op)
+int api_call_fn(const char *fn, struct ioasid_ctx *ctx, struct ioasid_op *op)
 {
 	if (!ctx)
-		return api_reject(-EINVAL, "libioasid");
+		return api_reject(-EINVAL, fn, "ctx is NULL");
 	return ctx_call(ctx, op);
 }
 
-int api_call_struct(struct ioasid_ctx *ctx, struct ioasid_op *op, void *out,
-		    uint32_t size)
+int api_call_struct_fn(const char *fn, struct ioasid_ctx *ctx,
+		       struct ioasid_op *op, void *out, uint32_t size)
 {
 	int r;
 
 	if (!out)
-		return api_reject(-EINVAL, "libioasid");
+		return api_reject(-EINVAL, fn, "the result pointer is NULL");
 	op->out = out;
 	op->out_cap = size;
-	r = api_call(ctx, op);
+	r = api_call_fn(fn, ctx, op);
 	if (r == 0 && op->out_len < size)
 		memset((char *)out + op->out_len, 0, size - op->out_len);
 	return r;
 }
 
-int api_call_array(struct ioasid_ctx *ctx, struct ioasid_op *op, void *array,
-		   uint32_t elem_size, uint32_t *nr)
+int api_call_array_fn(const char *fn, struct ioasid_ctx *ctx,
+		      struct ioasid_op *op, void *array, uint32_t elem_size,
+		      uint32_t *nr)
 {
 	int r;
 
-	if (!nr || (!array && *nr))
-		return api_reject(-EINVAL, "libioasid");
+	if (!nr)
+		return api_reject(-EINVAL, fn, "the count pointer is NULL");
+	if (!array && *nr)
+		return api_reject(-EINVAL, fn, "the array is NULL but its "
+				  "capacity is %u", *nr);
 	if (*nr > UINT32_MAX / elem_size)
-		return api_reject(-EOVERFLOW, "libioasid");
+		return api_reject(-EOVERFLOW, fn, "a capacity of %u entries "
+				  "overflows", *nr);
 	op->out = array;
 	op->out_cap = *nr * elem_size;
-	r = api_call(ctx, op);
+	r = api_call_fn(fn, ctx, op);
+	/* the transport bounded a success's out_len by out_cap */
+	if (r == 0 && op->out_len % elem_size)
+		return api_reject(-EPROTO, fn, "a result of %u bytes is not a "
+				  "whole number of %u-byte entries",
+				  op->out_len, elem_size);
 	if (r == 0 || r == -EMSGSIZE)
 		*nr = op->out_len / elem_size;
 	return r;
+}
+
+const char *api_name_problem(const char *name)
+{
+	if (!name)
+		return "name is NULL";
+	if (!*name)
+		return "name is empty";
+	_Static_assert(IOASID_NAME_MAX == 32, "the sentence below");
+	return "name is longer than 31 bytes";
 }
 
 int api_set_name(struct ioasid_op *op, const char *name)

@@ -28,21 +28,28 @@ int api_fail(int err, const char *fmt, ...)
  * An entry point refuses its arguments before anything runs: record why
  * (so ioasid_last_error() is never stale) and return @err.
  */
-int api_reject(int err, const char *fn);
+int api_reject(int err, const char *fn, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Shared by the api_*.c entry points: run @op, with its results in ... */
-int api_call(struct ioasid_ctx *ctx, struct ioasid_op *op);
+int api_call_fn(const char *fn, struct ioasid_ctx *ctx, struct ioasid_op *op);
+#define api_call(...)		api_call_fn(__func__, __VA_ARGS__)
 /*
  * ... one structure of @size bytes at @out (a shorter one from an older
  * daemon is zero-filled: the ABI's size rule),
  */
-int api_call_struct(struct ioasid_ctx *ctx, struct ioasid_op *op, void *out,
-		    uint32_t size);
+int api_call_struct_fn(const char *fn, struct ioasid_ctx *ctx,
+		       struct ioasid_op *op, void *out, uint32_t size);
+#define api_call_struct(...)	api_call_struct_fn(__func__, __VA_ARGS__)
 /* ... or an array: *@nr is the capacity in, the count out (EMSGSIZE too). */
-int api_call_array(struct ioasid_ctx *ctx, struct ioasid_op *op, void *array,
-		   uint32_t elem_size, uint32_t *nr);
+int api_call_array_fn(const char *fn, struct ioasid_ctx *ctx,
+		      struct ioasid_op *op, void *array, uint32_t elem_size,
+		      uint32_t *nr);
+#define api_call_array(...)	api_call_array_fn(__func__, __VA_ARGS__)
 /* Copy a device name into @op: -EINVAL when NULL, empty or too long. */
 int api_set_name(struct ioasid_op *op, const char *name);
+/* Why api_set_name() refused @name. */
+const char *api_name_problem(const char *name);
 
 /*
  * The core behind an embedded context, NULL for a remote one.  For tests

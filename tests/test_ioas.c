@@ -841,3 +841,79 @@ Test(map, batch_all_or_nothing)
 	close(fd);
 	ioasid_unref(ctx);
 }
+
+/* ---- argument refusals name the argument ---------------------------------------- */
+
+#define expect_refusal(call, err, text)					\
+	do {								\
+		int r_ = (call);					\
+		cr_assert_eq(r_, err, "%s: %d", #call, r_);		\
+		cr_assert(strstr(ioasid_last_error(ctx), text),		\
+			  "%s: \"%s\" lacks \"%s\"", #call,		\
+			  ioasid_last_error(ctx), text);		\
+	} while (0)
+
+Test(args, each_refusal_says_which_argument)
+{
+	struct ioasid_ctx *ctx = test_ctx();
+	struct ioasid_iova_range range = { 0, 4095 };
+	struct ioasid_map_entry ent = { .length = 4096 };
+	uint32_t ids[4], nr = 4, id;
+	uint64_t u64;
+	int fd;
+
+	expect_refusal(ioasid_ioas_alloc(ctx, 0, NULL), -EINVAL,
+		       "ioasid_ioas_alloc: ioas_id is NULL");
+	expect_refusal(ioasid_ioas_list(NULL, ids, &nr), -EINVAL,
+		       "ioasid_ioas_list: ctx is NULL");
+	expect_refusal(ioasid_ioas_list(ctx, ids, NULL), -EINVAL,
+		       "ioasid_ioas_list: the count pointer is NULL");
+	expect_refusal(ioasid_ioas_list(ctx, NULL, &nr), -EINVAL,
+		       "the array is NULL but its capacity is 4");
+	expect_refusal(ioasid_ioas_get_info(ctx, 1, NULL), -EINVAL,
+		       "ioasid_ioas_get_info: the result pointer is NULL");
+	expect_refusal(ioasid_map_file(ctx, 1, 0, 0, 4096, 0, NULL), -EINVAL,
+		       "ioasid_map_file: iova is NULL");
+	expect_refusal(ioasid_copy(ctx, 1, 1, 0, 4096, 0, NULL), -EINVAL,
+		       "ioasid_copy: dst_iova is NULL");
+	expect_refusal(ioasid_allow_iovas(ctx, 1, NULL, 1), -EINVAL,
+		       "ranges is NULL but nr is 1");
+	expect_refusal(ioasid_allow_iovas(ctx, 1, &range, 5000), -E2BIG,
+		       "5000 ranges exceed the limit of 4096");
+	expect_refusal(ioasid_convert(ctx, 1, NULL, 1, 0, &u64), -EINVAL,
+		       "ioasid_convert: ranges is NULL");
+	expect_refusal(ioasid_map_file_batch(ctx, 1, 0, NULL, 1, 0, &u64),
+		       -EINVAL, "ioasid_map_file_batch: entries is NULL");
+	expect_refusal(ioasid_map_file_batch(ctx, 1, 0, &ent, 0, 0, &u64),
+		       -EINVAL, "ioasid_map_file_batch: nr is 0");
+	expect_refusal(ioasid_device_get_info(ctx, NULL, NULL), -EINVAL,
+		       "ioasid_device_get_info: name is NULL");
+	expect_refusal(ioasid_device_bind(ctx, "", -1, &id), -EINVAL,
+		       "ioasid_device_bind: name is empty");
+	expect_refusal(ioasid_device_bind(ctx, "0123456789012345678901234567"
+					  "8901234", -1, &id), -EINVAL,
+		       "name is longer than 31 bytes");
+	expect_refusal(ioasid_device_bind(ctx, "x", -1, NULL), -EINVAL,
+		       "ioasid_device_bind: dev_id is NULL");
+	expect_refusal(ioasid_device_get_fd(ctx, 1, NULL), -EINVAL,
+		       "ioasid_device_get_fd: fd is NULL");
+	expect_refusal(ioasid_device_dma(ctx, 1, 0, NULL, 8, 0, &u64), -EINVAL,
+		       "ioasid_device_dma: buf is NULL");
+	expect_refusal(ioasid_dirty_read(ctx, 1, 0, 4096, NULL, 0), -EINVAL,
+		       "ioasid_dirty_read: bitmap is NULL");
+	expect_refusal(ioasid_vm_bind(ctx, -1, -1, NULL), -EINVAL,
+		       "ioasid_vm_bind: vm_id is NULL");
+	expect_refusal(ioasid_event_read(ctx, NULL), -EINVAL,
+		       "ioasid_event_read: event is NULL");
+	expect_refusal(ioasid_event_get_fd(NULL), -EINVAL,
+		       "ioasid_event_get_fd: ctx is NULL");
+	expect_refusal(ioasid_set_observer(ctx, 2), -EOPNOTSUPP,
+		       "on is 2, not 0 or 1");
+	expect_refusal(ioasid_sim_hotplug(ctx, "x", 3), -EOPNOTSUPP,
+		       "present is 3, not 0 or 1");
+	expect_refusal(ioasid_new("sim", NULL), -EINVAL, "ioasid_new: ctx is "
+		       "NULL");
+	fd = ioasid_event_get_fd(ctx);	/* a valid call still works */
+	cr_assert(fd >= 0, "%d %s", fd, ioasid_last_error(ctx));
+	ioasid_unref(ctx);
+}

@@ -872,24 +872,84 @@ static const char *check_reply_fd(const struct proto_msg *m,
 	return NULL;
 }
 
+/* The capacity the daemon saw (proto_encode_request() caps OUT_CAP). */
+static uint32_t sent_cap(const struct ioasid_op *op)
+{
+	return min_t(uint32_t, op->out_cap, PROTO_MAX_PAYLOAD);
+}
+
+/* Commands whose success names a new object by OUT_ID (never 0). */
+static bool reply_names_object(uint32_t cmd)
+{
+	switch (cmd) {
+	case IOASID_CMD_IOAS_ALLOC:
+	case IOASID_CMD_DEVICE_BIND:
+	case IOASID_CMD_VM_BIND:
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Counts and lengths of a reply against the request: a peer that lies
+ * about them must not make the caller read or write beyond its buffers.
+ * On success OUT_LEN is the bytes in OUT_DATA, at most the capacity sent;
+ * only EMSGSIZE may report more (the size needed), and only commands
+ * with partial results send data with an error.
+ */
+static const char *check_reply_sizes(const struct proto_msg *m,
+				     const struct ioasid_op *op,
+				     const struct proto_cmd_policy *pol)
+{
+	const struct nlattr *data = m->attr[IOASID_ATTR_OUT_DATA];
+	const struct nlattr *len = m->attr[IOASID_ATTR_OUT_LEN];
+	const struct nlattr *bytes = m->attr[IOASID_ATTR_OUT_BYTES];
+	uint32_t err = get_u32(m->attr[IOASID_ATTR_ERRNO]);
+	uint32_t dlen = data ? (uint32_t)nla_len(data) : 0;
+	uint32_t olen = len ? get_u32(len) : dlen;
+
+	if (dlen > sent_cap(op))
+		return "more data than asked for";
+	if (olen < dlen)
+		return "data longer than its length";
+	if (err && dlen && !(pol && (pol->flags & PROTO_CMD_OUT_PARTIAL)))
+		return "data with an error";
+	if (!err && olen != dlen)
+		return "a length that is not the data's";
+	if (olen > sent_cap(op) && err != EMSGSIZE)
+		return "a length beyond the buffer";
+	if (op->cmd == IOASID_CMD_DEVICE_DMA && bytes &&
+	    get_u64(bytes) > op->length)
+		return "more bytes done than asked for";
+	if (op->cmd == IOASID_CMD_MAP_BATCH && m->attr[IOASID_ATTR_OUT_ID] &&
+	    get_u32(m->attr[IOASID_ATTR_OUT_ID]) >
+	    op->in_len / sizeof(struct ioasid_map_entry))
+		return "more entries mapped than sent";
+	return NULL;
+}
+
 /* Everything in a reply must fit what the request asked for. */
 static const char *check_reply(const struct proto_msg *m,
 			       const struct ioasid_op *op)
 {
-	const struct nlattr *data = m->attr[IOASID_ATTR_OUT_DATA];
-	const struct nlattr *len = m->attr[IOASID_ATTR_OUT_LEN];
 	const struct proto_cmd_policy *pol = proto_cmd_policy(op->cmd);
+	const char *bad;
 
 	if (m->cmd != IOASID_CMD_REPLY)
 		return "not a reply";
-	if (data && (uint32_t)nla_len(data) > op->out_cap)
-		return "more data than asked for";
-	if (data && len && get_u32(len) < (uint32_t)nla_len(data))
-		return "data longer than its length";
+	if ((bad = check_reply_sizes(m, op, pol)))
+		return bad;
 	if (m->attr[IOASID_ATTR_NAME] &&
 	    !(pol && (pol->flags & PROTO_CMD_NAME_OUT)))
 		return "a name where none belongs";
-	return check_reply_fd(m, pol);
+	if ((bad = check_reply_fd(m, pol)))
+		return bad;
+	if (!get_u32(m->attr[IOASID_ATTR_ERRNO]) &&
+	    reply_names_object(op->cmd) &&
+	    !(m->attr[IOASID_ATTR_OUT_ID] &&
+	      get_u32(m->attr[IOASID_ATTR_OUT_ID])))
+		return "no id for the new object";
+	return NULL;
 }
 
 int proto_decode_reply(const struct proto_msg *m, const int *fds,

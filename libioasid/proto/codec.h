@@ -154,7 +154,12 @@ int proto_encode_error(uint32_t seq, int result, const char *reason,
  * @result: out: the op's result, 0 or -errno from the daemon
  *
  * Returns 0, or -EPROTO when the reply does not fit the request (reason
- * in op->errmsg; nothing written to op->out, op->out_fd left alone): a
+ * in op->errmsg; nothing written to op->out, op->out_fd left alone):
+ * OUT_DATA longer than the OUT_CAP sent; OUT_LEN shorter than OUT_DATA,
+ * different from it on success, or beyond OUT_CAP on anything but
+ * EMSGSIZE; data with an error for a command without partial results;
+ * DEVICE_DMA bytes beyond LENGTH; MAP_BATCH counts beyond the entries
+ * sent; a new object without an id; a name where none belongs; a
  * descriptor in the reply to a command that returns none, or in an error
  * reply, or none where the command returns one.  On success op->out_fd is
  * the descriptor the reply named (the caller owns it now; it must close
