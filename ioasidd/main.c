@@ -304,13 +304,18 @@ static int make_socket(const char *path, const char *group, mode_t mode)
 	old = umask(0177);	/* born 0600: never wider than intended */
 	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
-	if (r < 0 || listen(fd, SOMAXCONN) < 0) {
+	if (r < 0) {
 		r = -errno;
-		say(LOG_ERR, "cannot listen on %s: %s", path, strerror(-r));
+		say(LOG_ERR, "cannot bind %s: %s", path, strerror(-r));
 		close(fd);
 		return r;
 	}
+	/* group and mode first: nobody connects before they hold */
 	r = set_socket_access(path, group, mode);
+	if (r == 0 && listen(fd, SOMAXCONN) < 0) {
+		r = -errno;
+		say(LOG_ERR, "cannot listen on %s: %s", path, strerror(-r));
+	}
 	if (r < 0) {
 		close(fd);
 		unlink(path);

@@ -108,6 +108,25 @@ Test(inventory, bind_unbind)
 	cr_assert_eq(ioasid_device_bind(ctx, "nope", -1, &id2), -ENOENT);
 	cr_assert_eq(ioasid_device_bind(ctx, NIC, -1, NULL), -EINVAL);
 	cr_assert_eq(ioasid_device_unbind(ctx, id), 0);
+	{
+		/* a VFIO file is a character device: a pipe is not one */
+		int p[2];
+
+		cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+		id2 = 77;
+		cr_assert_eq(ioasid_device_bind(ctx, NIC, p[0], &id2),
+			     -EINVAL, "%s", ioasid_last_error(ctx));
+		cr_assert(strstr(ioasid_last_error(ctx), "not a character "
+				 "device"), "%s", ioasid_last_error(ctx));
+		cr_assert_eq(id2, 77);
+		cr_assert_not(info_of(ctx, NIC).flags & IOASID_DEVICE_BOUND);
+		close(p[1]);
+		cr_assert_eq(ioasid_device_bind(ctx, NIC, p[1], &id2),
+			     -EBADF, "a closed descriptor");
+		close(p[0]);
+	}
+	id = bind(ctx, NIC);
+	cr_assert_eq(ioasid_device_unbind(ctx, id), 0);
 	cr_assert_eq(ioasid_device_unbind(ctx, id), -ENOENT);
 	cr_assert_not(info_of(ctx, NIC).flags & IOASID_DEVICE_BOUND);
 	ioasid_unref(ctx);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backends/backend.h"
@@ -217,6 +218,25 @@ static bool policy_allows(const struct session *s, const char *name)
 	return false;
 }
 
+/*
+ * A VFIO file (a cdev /dev/vfio/devices/vfioN, a group /dev/vfio/N) is a
+ * character device; the kernel refuses anything else where it wants one
+ * (KVM_DEV_VFIO_FILE_ADD: EINVAL).  Every backend, the simulator too,
+ * refuses the same way.
+ */
+static int check_vfio_file(struct ioasid_op *op)
+{
+	struct stat st;
+
+	if (fstat(op->fd, &st) < 0)
+		return op_fail(op, EBADF, "vfio_fd %d: %s", op->fd,
+			       strerror(errno));
+	if (!S_ISCHR(st.st_mode))
+		return op_fail(op, EINVAL, "vfio_fd %d is not a VFIO device "
+			       "file (not a character device)", op->fd);
+	return 0;
+}
+
 int device_bind(struct session *s, struct ioasid_op *op)
 {
 	struct core *core = s->core;
@@ -238,6 +258,9 @@ int device_bind(struct session *s, struct ioasid_op *op)
 		return op_fail(op, ENODEV, "device %s is not behind an IOMMU "
 			       "this backend knows", op->name);
 	if (op->fd >= 0) {
+		r = check_vfio_file(op);
+		if (r < 0)
+			return r;
 		vfio_fd = fcntl(op->fd, F_DUPFD_CLOEXEC, 3);
 		if (vfio_fd < 0)
 			return op_fail(op, EBADF, "fd %d: %s", op->fd,
