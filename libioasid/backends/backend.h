@@ -31,7 +31,7 @@
 
 #include <ioasid/ioasid.h>
 
-#include "core/inventory.h"
+#include "inventory/inventory.h"
 
 struct log_sink;
 struct backend;

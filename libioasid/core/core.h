@@ -23,7 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/inventory.h"
+#include "inventory/inventory.h"
 #include "op/op.h"
 
 struct log_sink;

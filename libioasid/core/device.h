@@ -21,7 +21,7 @@
 
 #include <uthash.h>
 
-#include "core/inventory.h"
+#include "inventory/inventory.h"
 #include "op/op.h"
 
 struct core;

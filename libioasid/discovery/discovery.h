@@ -3,8 +3,8 @@
  * discovery/: what the running system (or a recorded copy of its sysfs)
  * says about IOMMU units and PCI devices, as a struct inventory.
  *
- * Who may include this: backends (iommufd, vfio-type1, sim for the
- * inventory helpers), ioasidd (hotplug monitor) and the tests.  Never a
+ * Who may include this: the kernel backends (backends/kcommon,
+ * backends/vfio_type1) and the tests.  Never a
  * public header.  See README in this directory.
  *
  * Errors are negative errno values.  Nothing here exits, aborts or
@@ -42,11 +42,11 @@
 
 #include <ioasid/ioasid.h>
 
-#include "core/inventory.h"
+#include "inventory/inventory.h"
+#include "util/parse.h"
 
 struct log_sink;
 
-/* ---- building an inventory (implemented in core/inventory.c) -------- */
 /* ---- scanning -------------------------------------------------------- */
 
 /*
@@ -207,8 +207,6 @@ ssize_t sysfs_read_binary(const char *sysroot, const char *path, void *buf,
 /* The last component of a symlink's target ("iommu_group" -> "12"). */
 int sysfs_link_name(const char *sysroot, const char *path, char *buf,
 		    size_t size);
-/* Parse a whole string as a number (strtoull rules, no sign). */
-int parse_u64(const char *s, int base, uint64_t *val);
 
 /* ---- hotplug (monitor.c) -------------------------------------------- */
 

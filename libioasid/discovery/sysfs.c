@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "discovery/discovery.h"
+#include "util/parse.h"
 
 /* NULL, "" and "/" all mean the running system. */
 static const char *root_prefix(const char *sysroot)
@@ -100,24 +101,6 @@ int sysfs_read_text(const char *sysroot, const char *path, char *buf,
 	while (n > 0 && isspace((unsigned char)buf[n - 1]))
 		buf[--n] = '\0';
 	return (int)n;
-}
-
-int parse_u64(const char *s, int base, uint64_t *val)
-{
-	unsigned long long v;
-	char *end;
-
-	/* strtoull accepts leading blanks and a minus sign: we do not */
-	if (!s || !isxdigit((unsigned char)s[0]))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, base);
-	if (errno == ERANGE)
-		return -ERANGE;
-	if (end == s || *end != '\0')
-		return -EINVAL;
-	*val = v;
-	return 0;
 }
 
 int sysfs_read_hex(const char *sysroot, const char *path, uint64_t *val)

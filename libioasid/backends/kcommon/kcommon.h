@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "backends/backend.h"
-#include "core/inventory.h"
+#include "inventory/inventory.h"
 
 struct log_sink;
 

@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "backends/sim/topology.h"
-#include "discovery/discovery.h"
 #include "util/macros.h"
+#include "util/parse.h"
 
 #define TOPOLOGY_FILE_MAX	(1024 * 1024)
 #define SIM_DRIVER		"vfio-pci-sim"

@@ -27,7 +27,7 @@
 
 #include <stddef.h>
 
-#include "core/inventory.h"
+#include "inventory/inventory.h"
 
 /* The built-in topology (also shipped as default.topology). */
 extern const char topology_default[];

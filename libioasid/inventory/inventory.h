@@ -5,8 +5,8 @@
  * simulated topology (backends/sim/topology.c); the layers above cannot
  * tell which.
  */
-#ifndef IOASID_CORE_INVENTORY_H
-#define IOASID_CORE_INVENTORY_H
+#ifndef IOASID_INVENTORY_H
+#define IOASID_INVENTORY_H
 
 #include <stdint.h>
 

@@ -4,15 +4,13 @@
  * helpers both producers (discovery/ and the simulated topology) use to
  * fill it, so that the two cannot drift apart in how they build it.
  *
- * The building helpers are declared in discovery/discovery.h until
- * core/inventory.h carries them (see discovery/README).
+ * A bottom module: it includes nothing of the library but util/.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/inventory.h"
-#include "discovery/discovery.h"
+#include "inventory/inventory.h"
 #include "util/macros.h"
 
 static void release_iommu(struct inv_iommu *iommu)
