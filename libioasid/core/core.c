@@ -181,11 +181,6 @@ void core_session_free(struct session *s)
 	free(s);
 }
 
-int core_call(struct session *s, struct ioasid_op *op)
-{
-	return dispatch(s, op);
-}
-
 int core_hotplug_fd(struct core *core)
 {
 	return core->be_ops->hotplug_fd ? core->be_ops->hotplug_fd(core->be) :

@@ -381,7 +381,8 @@ static int run(struct session *s, const struct command *c,
 	return c->fn(s, ioas, op);
 }
 
-int dispatch(struct session *s, struct ioasid_op *op)
+/* The core's single entry: which handler, under which lock. */
+int core_call(struct session *s, struct ioasid_op *op)
 {
 	const struct command *c;
 	int r;

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Command dispatch: which handler runs an op, under which lock. */
+/*
+ * Command dispatch: which handler runs an op, under which lock.  Its entry
+ * is core_call() (declared in core/core.h): the core's single door.
+ */
 #ifndef IOASID_CORE_DISPATCH_H
 #define IOASID_CORE_DISPATCH_H
 
 #include "core/base.h"
 
-int dispatch(struct session *s, struct ioasid_op *op);
 /* Destroy every object of @s (core->lock held). */
 void dispatch_release_session(struct session *s);
 /* The session's IOAS @id, or NULL (another session's is NULL too). */
