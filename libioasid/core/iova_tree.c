@@ -638,9 +638,16 @@ static bool refresh(struct inner *p, int j, bool leafkid)
 	int k;
 
 	node_summ(p->slot[j].child, leafkid, &s);
-	if (p->start[j] == s.start && p->slot[j].last == s.last &&
-	    p->slot[j].gapf == s.gapf)
-		return false;
+	if (p->start[j] == s.start && p->slot[j].gapf == s.gapf) {
+		if (p->slot[j].last == s.last)
+			return false;
+		if (j + 1 == (int)p->nr) {
+			/* the last slot grew or shrank at its end (appends):
+			 * no gap of p involves its last IOVA */
+			p->slot[j].last = s.last;
+			return true;
+		}
+	}
 	slot_gaps(p, j, old);
 	recalc = p->slot[j].gapf & ~s.gapf & GF_KINDS;
 	p->start[j] = s.start;
@@ -776,12 +783,14 @@ static void inner_add(struct iova_tree *t, struct inner *p, int q, void *child,
 	int cap = t->cap, mid = (cap + 1) / 2;
 	struct inner *dst = p;
 	struct inner *m = NULL;
+	bool p_same = false;
 
 	if ((int)p->nr == cap) {
 		m = take_inner(t);
 		if (q == cap) {
 			dst = m;
 			q = 0;
+			p_same = true;	/* p keeps every slot it had */
 		} else if (q < mid) {
 			inner_copy(m, 0, p, mid - 1, cap - mid + 1);
 			m->nr = cap - mid + 1;
@@ -798,7 +807,16 @@ static void inner_add(struct iova_tree *t, struct inner *p, int q, void *child,
 	inner_open(dst, q, 1);
 	dst->slot[q].child = child;
 	slot_set(dst, q, leafkid);
-	inner_recalc(p);
+	if (!m && q == (int)p->nr - 1 && q > 0) {
+		/* an append (ascending fills): the summary only gains the new
+		 * slot's gaps and kinds */
+		p->maxgap = max_u64(p->maxgap,
+				    max_u64(gap_of(p->slot[q].gapf),
+					    inner_gap(p, q)));
+		p->flags |= (uint16_t)(p->slot[q].gapf & GF_KINDS);
+	} else if (!p_same) {
+		inner_recalc(p);
+	}
 	if (m)
 		inner_recalc(m);
 }
