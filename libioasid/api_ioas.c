@@ -108,7 +108,8 @@ IOASID_EXPORT int ioasid_ioas_list(struct ioasid_ctx *ctx, uint32_t *ids,
  * Errors: -EINVAL (NULL @iova, zero or unaligned length/offset/iova,
  * range beyond the file, unsealed memfd, no READ/WRITE), -EOPNOTSUPP
  * (unknown flags, unsupported kind of file), -EBADF (@fd not open),
- * -EACCES (file's open mode lacks the access asked), -EOVERFLOW (iova +
+ * -EACCES (file's open mode lacks the access asked, or WRITE asked of a
+ * file sealed with F_SEAL_WRITE or F_SEAL_FUTURE_WRITE), -EOVERFLOW (iova +
  * length or offset + length wraps), -EEXIST (overlaps a mapping),
  * -EINVAL also for reserved or not allowed IOVA (as iommufd), -ENOSPC (no free IOVA of
  * that size, or quota), -ENOENT (no such IOAS), -EPERM (private pages of
@@ -214,7 +215,8 @@ IOASID_EXPORT int ioasid_unmap_all(struct ioasid_ctx *ctx, uint32_t ioas_id,
  *
  * The range must be fully mapped in the source.  Errors: -ENOENT (no such
  * IOAS, or a hole in the source range), -EACCES (more access than the
- * source mapping), and the errors of ioasid_map_file() for the target.
+ * source mapping, or WRITE of a file sealed against writing since), and
+ * the errors of ioasid_map_file() for the target.
  */
 IOASID_EXPORT int ioasid_copy(struct ioasid_ctx *ctx, uint32_t dst_ioas_id,
 			      uint32_t src_ioas_id, uint64_t src_iova,

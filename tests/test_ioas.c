@@ -276,6 +276,95 @@ Test(map, read_only_file)
 	ioasid_unref(ctx);
 }
 
+/*
+ * A write-sealed memfd: write() is refused, so must DMA writes be (the
+ * kernel's IOMMU_IOAS_MAP_FILE does not look at seals).  EACCES, as for
+ * a read-only descriptor; reading stays possible.
+ */
+static void write_sealed(int seal, const char *name)
+{
+	uint32_t ioas, other;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	struct ioasid_mapping m;
+	int fd = test_memfd(MiB), fd2;
+	char path[64];
+	uint64_t iova = 0x100000;
+
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, seal), 0);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 4096, 0x100000, RW), -EACCES);
+	cr_assert(strstr(ioasid_last_error(ctx), "sealed against writing") &&
+		  strstr(ioasid_last_error(ctx), name),
+		  "the reason names the seal: %s", ioasid_last_error(ctx));
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 4096, 0x100000,
+			       IOASID_MAP_WRITE), -EACCES);
+	cr_assert_eq(ioasid_map_file_batch(ctx, ioas, fd,
+					   &(struct ioasid_map_entry){
+						   .iova = 0x100000,
+						   .length = 4096 },
+					   1, RW | FIXED, NULL), -EACCES);
+	cr_assert_eq(nr_mappings(ctx, ioas), 0, "nothing mapped");
+	/* the seal is the inode's: another descriptor of it is no way round */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	fd2 = open(path, O_RDWR);
+	cr_assert(fd2 >= 0);
+	cr_assert_eq(map_fixed(ctx, ioas, fd2, 0, 4096, 0x100000, RW), -EACCES);
+	close(fd2);
+	/* reading is what the seal leaves */
+	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 0, MiB, IOASID_MAP_READ |
+				     FIXED, &iova), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_lookup(ctx, ioas, iova, &m), 0);
+	cr_assert_eq(m.flags & RW, IOASID_MAP_READ);
+	/* and a copy of it may not add writing either */
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &other), 0);
+	iova = 0x100000;
+	cr_assert_eq(ioasid_copy(ctx, other, ioas, 0x100000, MiB, RW | FIXED,
+				 &iova), -EACCES);
+	cr_assert_eq(nr_mappings(ctx, other), 0);
+	close(fd);
+	ioasid_unref(ctx);
+}
+
+Test(map, write_sealed_memfd)
+{
+	write_sealed(F_SEAL_WRITE, "F_SEAL_WRITE");
+}
+
+Test(map, future_write_sealed_memfd)
+{
+	write_sealed(F_SEAL_FUTURE_WRITE, "F_SEAL_FUTURE_WRITE");
+}
+
+/*
+ * Sealed after a writable mapping: F_SEAL_WRITE is refused while the
+ * pages are mapped writable (the library's shared mapping of the file);
+ * F_SEAL_FUTURE_WRITE is taken and leaves that mapping, as it leaves
+ * mmap(2)'s, but a copy of it cannot be writable.
+ */
+Test(map, sealed_after_a_writable_mapping)
+{
+	uint32_t ioas, other;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int fd = test_memfd(MiB);
+	uint64_t iova = 0x100000;
+
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, MiB, 0x100000, RW), 0);
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), -1);
+	cr_assert_eq(errno, EBUSY);
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE), 0);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 4096, 0x400000, RW), -EACCES);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &other), 0);
+	cr_assert_eq(ioasid_copy(ctx, other, ioas, 0x100000, MiB, RW | FIXED,
+				 &iova), -EACCES);
+	cr_assert(strstr(ioasid_last_error(ctx), "F_SEAL_FUTURE_WRITE"), "%s",
+		  ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_copy(ctx, other, ioas, 0x100000, MiB,
+				 IOASID_MAP_READ | FIXED, &iova), 0);
+	cr_assert_eq(nr_mappings(ctx, ioas), 1, "the first mapping stays");
+	close(fd);
+	ioasid_unref(ctx);
+}
+
 static long free_huge_pages(void)
 {
 	FILE *f = fopen("/proc/meminfo", "r");

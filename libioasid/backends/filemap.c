@@ -28,10 +28,24 @@ static void filemap_release(struct file_ref *file)
 	file->be_data = NULL;
 }
 
+/*
+ * Writable unless the descriptor or a write seal forbids it (then the
+ * core maps the file for reading only, and mmap(PROT_WRITE) would fail).
+ */
+static int file_prot(const struct file_ref *file)
+{
+	int seals = fcntl(file->fd, F_GET_SEALS);
+
+	if (file->accmode == O_RDONLY ||
+	    (seals > 0 && (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))))
+		return PROT_READ;
+	return PROT_READ | PROT_WRITE;
+}
+
 /* Map the whole file at an address ≡ 0 (mod 1 GiB). */
 static int map_file(struct file_ref *file, struct filemap_chunk **out)
 {
-	int prot = PROT_READ | (file->accmode == O_RDONLY ? 0 : PROT_WRITE);
+	int prot = file_prot(file);
 	struct filemap_chunk *c;
 	struct stat st;
 	uint8_t *area, *base;

@@ -98,6 +98,24 @@ static int check_access(int accmode, uint32_t prot, const char *name,
 	return 0;
 }
 
+int file_check_write_seals(int fd, uint32_t prot, const char *name,
+			   struct ioasid_op *op)
+{
+	int seals;
+
+	if (!(prot & IOASID_MAP_WRITE))
+		return 0;
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+		return 0;	/* EINVAL: a file that has no seals */
+	return op_fail(op, EACCES,
+		       "%s is sealed against writing (%s) and cannot be "
+		       "mapped writable: devices would write what write() "
+		       "may not", name,
+		       seals & F_SEAL_WRITE ? "F_SEAL_WRITE" :
+					      "F_SEAL_FUTURE_WRITE");
+}
+
 static int check_range(const struct file_ref *f, uint64_t size,
 		       uint64_t offset, uint64_t length, struct ioasid_op *op)
 {
@@ -197,6 +215,9 @@ int file_lookup_or_add(struct file_table *t, int fd, uint64_t offset,
 			return r;
 		r = check_access(f->accmode, prot, f->name, op);
 	}
+	/* seals only grow: looked at on every map, not kept */
+	if (r == 0)
+		r = file_check_write_seals(fd, prot, f->name, op);
 	if (r == 0)
 		r = check_range(f, (uint64_t)st.st_size, offset, length, op);
 	if (r < 0) {

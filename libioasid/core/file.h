@@ -12,6 +12,12 @@
  *   other tmpfs / hugetlbfs     accepted; if truncated later, DMA to the
  *                               lost pages ends in fault records;
  *   guest_memfd                 shared ranges only (confidential guests).
+ * A file sealed against writing (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE) is
+ * mapped readable only: write() refuses, so must DMA (the kernel's
+ * IOMMU_IOAS_MAP_FILE and VFIO's MAP_DMA of a read-only mapping do not
+ * look at seals).  The seals are read at every map and copy, never kept:
+ * a seal added after a writable mapping leaves that mapping (as it leaves
+ * mmap(2)'s writable mappings) but no new one is writable.
  */
 #ifndef IOASID_CORE_FILE_H
 #define IOASID_CORE_FILE_H
@@ -53,12 +59,18 @@ struct file_table {
 
 /*
  * Find or create the file_ref for @fd; checks kind, access against
- * @prot, seals, alignment of offset/length to the file's page size and
+ * @prot (open mode and write seals), seals, alignment of offset/length to the file's page size and
  * that [offset, offset+length) is inside the file.  Does not take a use.
  */
 int file_lookup_or_add(struct file_table *t, int fd, uint64_t offset,
 		       uint64_t length, uint32_t prot, struct file_ref **file,
 		       struct ioasid_op *op);
+/*
+ * -EACCES with a reason when @prot asks for writing and the file of @fd
+ * (named @name) is sealed against it; 0 otherwise.
+ */
+int file_check_write_seals(int fd, uint32_t prot, const char *name,
+			   struct ioasid_op *op);
 /* Current size of the file (it may have changed since mapping). */
 int file_size(const struct file_ref *file, uint64_t *size);
 void file_get(struct file_ref *file);

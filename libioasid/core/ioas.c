@@ -710,6 +710,14 @@ static int copy_check(void *arg, const struct iova_area *piece)
 			       "the source mapping at 0x%llx does not allow "
 			       "the access asked for",
 			       (unsigned long long)piece->iova);
+	/* sealed since it was mapped: the copy is a new writable mapping */
+	if (piece->backing) {
+		const struct file_ref *f = piece->backing;
+		int r = file_check_write_seals(f->fd, c->prot, f->name, c->op);
+
+		if (r < 0)
+			return r;
+	}
 	c->next = piece->iova + piece->length;
 	return 0;
 }

@@ -203,6 +203,36 @@ static void suite_replace(uint32_t ioas)
 	close(m);
 }
 
+/* A write-sealed memfd: readable only (type1 maps by address). */
+static void suite_write_seal(uint32_t ioas, int m)
+{
+	uint64_t sealed_iova = IOVA + 0x100000, iova = sealed_iova;
+	uint8_t pat[XFER];
+	int sealed;
+
+	kb_pattern(pat, sizeof(pat), 0x71);
+	sealed = kb_write_sealed_memfd(LEN, 0x5a, pat, XFER);
+	if (!tap_ok(sealed >= 0, "memfd sealed with F_SEAL_WRITE"))
+		return;
+	kb_writable_map_refused(ctx, ioas, sealed, sealed_iova, LEN,
+				"F_SEAL_WRITE");
+	tap_ok(ioasid_map_file(ctx, ioas, sealed, 0, LEN, IOASID_MAP_READ |
+			       IOASID_MAP_FIXED_IOVA, &iova) == 0,
+	       "mapped readable only (%s)", kb_err(ctx));
+	iova = IOVA;
+	tap_ok(ioasid_map_file(ctx, ioas, m, 0, LEN, IOASID_MAP_READ |
+			       IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+			       &iova) == 0 && open_device_fd() == 0 &&
+	       edu_to_buf(&edu, sealed_iova, 0, XFER) == 0 &&
+	       edu_to_mem(&edu, 0, IOVA + 3 * KB_PAGE, XFER) == 0 &&
+	       kb_file_equals(m, 3 * KB_PAGE, pat, XFER),
+	       "edu reads the sealed memfd (%s)", kb_err(ctx));
+	close_device_fd();
+	ioasid_unmap(ctx, ioas, IOVA, LEN, 0, NULL);
+	ioasid_unmap(ctx, ioas, sealed_iova, LEN, 0, NULL);
+	close(sealed);
+}
+
 static void suite_coherency(void)
 {
 	uint32_t other;
@@ -329,6 +359,7 @@ int main(void)
 	suite_vfio_fd(path);
 	suite_dma(ioas, m);
 	suite_replace(ioas);
+	suite_write_seal(ioas, m);
 	suite_kvm();
 	close_device_fd();
 	suite_coherency();

@@ -153,6 +153,33 @@ int kb_memfd(uint64_t size, uint8_t fill)
 	return fd;
 }
 
+int kb_write_sealed_memfd(uint64_t size, uint8_t fill, const uint8_t *pat,
+			  size_t len)
+{
+	int fd = kb_memfd(size, fill);
+
+	if (fd >= 0 && (pwrite(fd, pat, len, 0) != (ssize_t)len ||
+			fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) < 0)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+bool kb_writable_map_refused(struct ioasid_ctx *ctx, uint32_t ioas, int fd,
+			     uint64_t iova, uint64_t len, const char *seal)
+{
+	char want[64];
+	int r;
+
+	snprintf(want, sizeof(want), "sealed against writing (%s)", seal);
+	r = ioasid_map_file(ctx, ioas, fd, 0, len, IOASID_MAP_READ |
+			    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA, &iova);
+	return tap_ok(r == -EACCES && strstr(ioasid_last_error(ctx), want),
+		      "memfd sealed with %s mapped writable: %d (%s)", seal, r,
+		      kb_err(ctx));
+}
+
 void kb_pattern(uint8_t *buf, size_t len, uint8_t seed)
 {
 	for (size_t i = 0; i < len; i++)

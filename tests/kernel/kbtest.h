@@ -39,6 +39,15 @@ int edu_to_mem(struct edu *e, uint64_t buf_off, uint64_t iova, uint32_t len);
 
 /* A memfd of @size bytes sealed against shrinking, filled with @fill. */
 int kb_memfd(uint64_t size, uint8_t fill);
+/* kb_memfd() with @pat at offset 0, then sealed with F_SEAL_WRITE. */
+int kb_write_sealed_memfd(uint64_t size, uint8_t fill, const uint8_t *pat,
+			  size_t len);
+/*
+ * TAP: a writable map of @fd at @iova is refused with EACCES and a reason
+ * that names the seal @seal ("F_SEAL_WRITE"...).
+ */
+bool kb_writable_map_refused(struct ioasid_ctx *ctx, uint32_t ioas, int fd,
+			     uint64_t iova, uint64_t len, const char *seal);
 /* Pattern @seed of @len bytes into @buf. */
 void kb_pattern(uint8_t *buf, size_t len, uint8_t seed);
 /* Do @len bytes at @off of @fd equal @want? */
