@@ -96,7 +96,8 @@ IOASID_EXPORT int ioasid_device_bind(struct ioasid_ctx *ctx, const char *name,
  *
  * It leaves its VM too; through ioasidd the library then removes its VFIO
  * file from the VM's kvm-vfio device itself.
- * Errors: -ENOENT (not bound by this client).
+ * Errors: -ENOENT (not bound by this client), -EBUSY (attached, and the
+ * backend cannot detach it: as ioasid_device_detach(); still bound).
  */
 IOASID_EXPORT int ioasid_device_unbind(struct ioasid_ctx *ctx, uint32_t dev_id)
 {
@@ -190,7 +191,9 @@ IOASID_EXPORT int ioasid_device_replace(struct ioasid_ctx *ctx,
 /*
  * ioasid_device_detach - stop a device's DMA and leave its IOAS
  *
- * Errors: -ENOENT, -EINVAL (not attached).
+ * Errors: -ENOENT, -EINVAL (not attached), -EBUSY (vfio-type1: a device
+ * fd of the group is open, so the kernel keeps the group in its container
+ * and its DMA still reaches the IOAS; the device stays attached).
  */
 IOASID_EXPORT int ioasid_device_detach(struct ioasid_ctx *ctx, uint32_t dev_id)
 {

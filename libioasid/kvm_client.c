@@ -332,7 +332,8 @@ int kvm_client_device_unbind(struct ioasid_ctx *ctx, uint32_t dev_id)
 	pthread_mutex_lock(&kc->lock);
 	r = api_call(ctx, &op);
 	dev = find_dev(kc, dev_id);
-	if (dev)
+	/* EBUSY: still bound, attached and in its VM; anything else: gone */
+	if (dev && r != -EBUSY)
 		unregister(ctx, kc, dev);
 	pthread_mutex_unlock(&kc->lock);
 	return r;

@@ -125,7 +125,12 @@ struct backend_ops {
 	void (*device_close)(struct be_device *device);
 	/* Attach, or move from the current domain without a gap (replace). */
 	int (*attach)(struct be_device *device, struct be_domain *domain);
-	void (*detach)(struct be_device *device);
+	/*
+	 * 0, or -errno with the device still attached (nothing changed) and
+	 * the reason in @why: the kernel may refuse (VFIO type1: a group
+	 * stays in its container while a device fd of it is open).
+	 */
+	int (*detach)(struct be_device *device, char *why, size_t len);
 	/* The VFIO device fd for kvm-vfio, or -1 (simulated devices). */
 	int (*device_vfio_fd)(struct be_device *device);
 

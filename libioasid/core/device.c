@@ -283,12 +283,15 @@ int device_bind(struct session *s, struct ioasid_op *op)
 	return 0;
 }
 
-static void detach_device(struct core *core, struct device *dev);
+static int detach_device(struct core *core, struct device *dev,
+			 struct ioasid_op *op);
 
+/* Cannot be refused (teardown, hotplug): what the backend keeps is logged. */
 static void unbind_device(struct core *core, struct device *dev)
 {
-	if (dev->ioas)
-		detach_device(core, dev);
+	if (dev->ioas && detach_device(core, dev, NULL) < 0)
+		err(core->log, "device %s stays attached in the kernel after "
+		    "its unbind", dev->inv->info.name);
 	if (dev->vm)
 		vm_remove_device(core, dev);
 	pthread_rwlock_wrlock(&dev->lock);
@@ -345,6 +348,13 @@ int device_unbind(struct session *s, struct ioasid_op *op)
 
 	if (!dev)
 		return no_device(op, op->dev_id);
+	/* a refused detach refuses the unbind: nothing changes */
+	if (dev->ioas) {
+		int r = detach_device(s->core, dev, op);
+
+		if (r < 0)
+			return r;
+	}
 	unbind_device(s->core, dev);
 	return 0;
 }
@@ -675,17 +685,36 @@ int device_replace(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 	return 0;
 }
 
-static void detach_device(struct core *core, struct device *dev)
+/*
+ * 0, or -errno when the backend refuses (the device is still attached,
+ * nothing changed): with @op, the reason goes there, else to the log.
+ */
+static int detach_device(struct core *core, struct device *dev,
+			 struct ioasid_op *op)
 {
 	struct ioas *ioas = dev->ioas;
+	char why[IOASID_ERRMSG_MAX] = "";
+	int r;
 
-	ops(core)->detach(dev->be);
+	r = ops(core)->detach(dev->be, why, sizeof(why));
+	if (r < 0) {
+		if (!op) {
+			err(core->log, "device %s cannot be detached from IOAS "
+			    "%u: %s", dev->inv->info.name, ioas->id,
+			    why[0] ? why : strerror(-r));
+			return r;
+		}
+		return op_fail(op, -r, "device %s is still attached to IOAS "
+			       "%u: %s", dev->inv->info.name, ioas->id,
+			       why[0] ? why : strerror(-r));
+	}
 	leave(core, dev, ioas, dev->domain);
 	dev->ioas = NULL;
 	dev->domain = NULL;
 	dev->hinted = false;
 	update_group(core, dev->inv->info.group);
 	coherency_update(core, dev);
+	return 0;
 }
 
 int device_detach(struct session *s, struct ioasid_op *op)
@@ -697,8 +726,7 @@ int device_detach(struct session *s, struct ioasid_op *op)
 	if (!dev->ioas)
 		return op_fail(op, EINVAL, "device %s is not attached",
 			       dev->inv->info.name);
-	detach_device(s->core, dev);
-	return 0;
+	return detach_device(s->core, dev, op);
 }
 
 void devices_release_session(struct core *core, struct session *s)

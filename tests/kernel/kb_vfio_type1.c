@@ -12,6 +12,8 @@
  *    DMA blocked after unmap;
  *  - replace between containers: refused while a device fd is open
  *    (VFIO_GROUP_UNSET_CONTAINER says EBUSY), works after;
+ *  - detach (and unbind) refused with EBUSY then too, nothing changed:
+ *    the device still attached, its DMA reaching the IOAS;
  *  - kvm-vfio with the group fd: the kernel's verdict through kprobes;
  *  - ioasid_device_get_fd(): the group, what kvm-vfio gets.
  */
@@ -203,6 +205,58 @@ static void suite_replace(uint32_t ioas)
 	close(m);
 }
 
+static bool attached_to(uint32_t ioas)
+{
+	struct ioasid_device_info di;
+
+	return ioasid_device_get_info(ctx, edu_info.name, &di) == 0 &&
+	       di.ioas_id == ioas;
+}
+
+/*
+ * Detach while a device fd of the group is open: the kernel keeps the
+ * group in its container (VFIO_GROUP_UNSET_CONTAINER: EBUSY) and edu's
+ * DMA still reaches the IOAS, so the detach must fail and change nothing
+ * (it used to report success).
+ */
+static void suite_detach_busy(uint32_t ioas, int m)
+{
+	uint64_t iova = IOVA;
+	uint8_t pat[XFER];
+	int r;
+
+	if (!tap_ok(open_device_fd() == 0 &&
+		    ioasid_map_file(ctx, ioas, m, 0, LEN, IOASID_MAP_READ |
+				    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+				    &iova) == 0,
+		    "device fd open, memfd mapped (%s)", kb_err(ctx)))
+		return;
+	r = ioasid_device_detach(ctx, dev);
+	tap_ok(r == -EBUSY && strstr(ioasid_last_error(ctx), "device fd") &&
+	       strstr(ioasid_last_error(ctx), "VFIO_GROUP_UNSET_CONTAINER"),
+	       "detach while a device fd of the group is open: %d (%s)", r,
+	       kb_err(ctx));
+	tap_ok(attached_to(ioas), "the core still has edu attached to IOAS "
+	       "%u", ioas);
+	kb_pattern(pat, sizeof(pat), 0x6e);
+	tap_ok(pwrite(m, pat, XFER, 0) == XFER &&
+	       edu_to_buf(&edu, IOVA, 0, XFER) == 0 &&
+	       edu_to_mem(&edu, 0, IOVA + 2 * KB_PAGE, XFER) == 0 &&
+	       kb_file_equals(m, 2 * KB_PAGE, pat, XFER),
+	       "and so has the kernel: edu's DMA reaches the IOAS");
+	r = ioasid_ioas_destroy(ctx, ioas);
+	tap_ok(r == -EBUSY, "the IOAS cannot be destroyed under it (%d)", r);
+	r = ioasid_device_unbind(ctx, dev);
+	tap_ok(r == -EBUSY && attached_to(ioas), "unbind (which detaches "
+	       "first) is refused the same way: %d (%s)", r, kb_err(ctx));
+	close_device_fd();
+	tap_ok(ioasid_device_detach(ctx, dev) == 0 && attached_to(0),
+	       "detach once the device fd is closed (%s)", kb_err(ctx));
+	tap_ok(ioasid_device_attach(ctx, dev, ioas, 0) == 0, "attach again "
+	       "(%s)", kb_err(ctx));
+	ioasid_unmap(ctx, ioas, IOVA, LEN, 0, NULL);
+}
+
 /* A write-sealed memfd: readable only (type1 maps by address). */
 static void suite_write_seal(uint32_t ioas, int m)
 {
@@ -359,6 +413,7 @@ int main(void)
 	suite_vfio_fd(path);
 	suite_dma(ioas, m);
 	suite_replace(ioas);
+	suite_detach_busy(ioas, m);
 	suite_write_seal(ioas, m);
 	suite_kvm();
 	close_device_fd();

@@ -626,23 +626,30 @@ static int iommufd_device_open(struct backend *be, const struct inv_device *inv,
 	return 0;
 }
 
-static void iommufd_detach(struct be_device *dev)
+static int iommufd_detach(struct be_device *dev, char *why, size_t len)
 {
 	struct kvfio_device_detach_iommufd_pt d = { .argsz = sizeof(d) };
 	int r = kioctl(dev->fd, KVFIO_DEVICE_DETACH_IOMMUFD_PT, &d);
 
-	if (r < 0)
-		err(dev->be->log, "iommufd: VFIO_DEVICE_DETACH_IOMMUFD_PT of "
-		    "%s: %s", dev->inv->info.name, strerror(-r));
+	if (r < 0) {
+		snprintf(why, len, "VFIO_DEVICE_DETACH_IOMMUFD_PT: %s",
+			 strerror(-r));
+		err(dev->be->log, "iommufd: %s of %s", why,
+		    dev->inv->info.name);
+		return r;	/* still attached, as the kernel says */
+	}
 	dev->domain = NULL;
+	return 0;
 }
 
 static void iommufd_device_close(struct be_device *dev)
 {
 	struct be_device **p = &dev->be->devices;
 
+	char why[128];
+
 	if (dev->domain)
-		iommufd_detach(dev);
+		iommufd_detach(dev, why, sizeof(why));	/* logged */
 	while (*p && *p != dev)
 		p = &(*p)->next;
 	if (*p)

@@ -381,10 +381,11 @@ static int sim_attach(struct be_device *dev, struct be_domain *d)
 	return 0;
 }
 
-static void sim_detach(struct be_device *dev)
+static int sim_detach(struct be_device *dev, char *why, size_t len)
 {
 	sim_dev_detach(dev->dev);
 	dev->domain = NULL;
+	return 0;
 }
 
 static int sim_device_vfio_fd(struct be_device *dev)

@@ -421,19 +421,31 @@ static void group_left(struct vt1_group *g)
 	g->container = NULL;
 }
 
-static int group_leave(struct backend *be, struct vt1_group *g)
+/* -errno with the reason in @why (when not NULL, else logged). */
+static int group_leave(struct backend *be, struct vt1_group *g, char *why,
+		       size_t len)
 {
 	int r = kioctl(g->fd, VFIO_GROUP_UNSET_CONTAINER, NULL);
+	char buf[256];
 
-	if (r < 0) {
-		err(be->log, "vfio-type1: group %u cannot leave its container: "
-		    "%s%s", g->number, strerror(-r), r == -EBUSY ?
-		    " (a device fd of the group is still open; the group "
-		    "stays in the container and can still DMA into it)" : "");
-		return r;
+	if (r == 0) {
+		group_left(g);
+		return 0;
 	}
-	group_left(g);
-	return 0;
+	if (r == -EBUSY)
+		snprintf(buf, sizeof(buf), "a device fd of VFIO group %u is "
+			 "open, so the kernel keeps the group in its container "
+			 "(VFIO_GROUP_UNSET_CONTAINER: EBUSY), where DMA still "
+			 "reaches: close the device fds first", g->number);
+	else
+		snprintf(buf, sizeof(buf), "VFIO group %u cannot leave its "
+			 "container (VFIO_GROUP_UNSET_CONTAINER: %s)",
+			 g->number, strerror(-r));
+	if (why)
+		snprintf(why, len, "%s", buf);
+	else
+		err(be->log, "vfio-type1: %s", buf);
+	return r;
 }
 
 static int group_join(struct backend *be, struct vt1_group *g,
@@ -581,7 +593,7 @@ static void group_put(struct backend *be, struct vt1_group *g)
 	if (--g->refs)
 		return;
 	if (g->container)
-		group_leave(be, g);
+		group_leave(be, g, NULL, 0);	/* logged */
 	while (*p && *p != g)
 		p = &(*p)->next;
 	if (*p)
@@ -619,21 +631,38 @@ static int vt1_device_open(struct backend *be, const struct inv_device *inv,
 	return 0;
 }
 
-static void vt1_detach(struct be_device *dev)
+/*
+ * The last attached device of a group takes the group out of the
+ * container.  The kernel refuses (EBUSY) while a device fd of the group
+ * is open: then nothing changes and the caller learns why, since the
+ * group's devices would still reach the container's mappings.
+ */
+static int vt1_detach(struct be_device *dev, char *why, size_t len)
 {
 	struct vt1_group *g = dev->group;
+	int r;
 
+	if (g->attached == 1 && g->container) {
+		r = group_leave(dev->be, g, why, len);
+		if (r < 0)
+			return r;
+	}
+	if (g->attached)
+		g->attached--;	/* else group-mates still use the container */
 	dev->domain = NULL;
-	if (!g->attached || --g->attached)
-		return;		/* group-mates still use the container */
-	if (g->container)
-		group_leave(dev->be, g);
+	return 0;
 }
 
 static void vt1_device_close(struct be_device *dev)
 {
-	if (dev->domain)
-		vt1_detach(dev);
+	char why[256];
+
+	/* closing cannot be refused: what remains is logged */
+	if (dev->domain && vt1_detach(dev, why, sizeof(why)) < 0) {
+		err(dev->be->log, "vfio-type1: %s", why);
+		dev->domain = NULL;
+		dev->group->attached--;
+	}
 	group_put(dev->be, dev->group);
 	free(dev);
 }
@@ -660,7 +689,7 @@ static int vt1_attach(struct be_device *dev, struct be_domain *d)
 	if (old && g->attached > (dev->domain ? 1u : 0u))
 		return -EBUSY;		/* group-mates stay there */
 	if (old) {
-		r = group_leave(dev->be, g);
+		r = group_leave(dev->be, g, NULL, 0);
 		if (r < 0)
 			return r;
 	}
