@@ -4,7 +4,7 @@
 #
 # For each boot: the "# DIFF" lines diff_guest printed (iommufd backend,
 # real VT-d and edu) are taken from the boot's serial log
-# ($IOASID_VM_CACHE/logs/check-snoop-{on,off}.log, between the rig's
+# ($IOASID_VM_LOGS/check-snoop-{on,off}.log, between the rig's
 # "### BEGIN diff_guest" / "### END diff_guest"), diff_sim runs the same
 # scenarios on the simulated IOMMU with the matching topology
 # (edu-sc-{on,off}.topology), and every result key is compared.
@@ -15,7 +15,8 @@
 # so the list and the docs stay true).
 #
 # Usage: compare.sh [--log-dir DIR] [--keep DIR]
-# Environment: top_srcdir, top_builddir (set by make), IOASID_VM_CACHE.
+# Environment: top_srcdir, top_builddir (set by make), IOASID_VM_LOGS
+#   (default $IOASID_VM_CACHE/logs, as tests/vm/check-vm.sh).
 # Exit status: 0 equal up to the deliberate list, 1 otherwise.
 set -euo pipefail
 
@@ -25,7 +26,7 @@ top_builddir=${top_builddir:-.}
 # shellcheck source=../vm/lib.sh
 . "$top_srcdir/tests/vm/lib.sh"
 
-log_dir=$IOASID_VM_CACHE/logs
+log_dir=$IOASID_VM_LOGS
 keep=""
 while [ $# -gt 0 ]; do
 	case $1 in

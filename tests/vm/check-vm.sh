@@ -14,7 +14,10 @@
 #                brings its libraries), e.g. ioasidd for the programs
 # Environment: V=1 (copy the guest console to stdout), IOASID_VM_OFFLINE=1
 #   (never fetch/build a kernel: skip unless cached or shared), QEMU,
-#   SHARED_VM_DIR, IOASID_VM_CACHE, JOBS, CC.
+#   SHARED_VM_DIR, IOASID_VM_CACHE, IOASID_VM_LOGS (the boots' logs,
+#   default $IOASID_VM_CACHE/logs), JOBS, CC.
+# Guest programs and the initramfs are built in a private directory per
+# run, so runs from several trees at once do not overwrite each other's.
 # Exit status: 0 all passed, 1 a failure, 77 skipped (reason on stderr):
 # no QEMU, or no kernel can be had.
 set -euo pipefail
@@ -64,7 +67,8 @@ step "kernel ($KERNEL_ORIGIN)" "$t"
 # 2. guest programs
 t=$SECONDS
 rc=0
-mapfile -t guest < <("$vm_dir/build-guest.sh" || echo "FAILED $?")
+make_run_dir
+mapfile -t guest < <("$vm_dir/build-guest.sh" --out "$run_dir/guest" || echo "FAILED $?")
 for g in "${guest[@]}"; do
 	case $g in FAILED*) rc=${g#FAILED } ;; esac
 done
@@ -74,7 +78,7 @@ step "guest programs" "$t"
 
 # 3. initramfs
 t=$SECONDS
-initrd=$IOASID_VM_CACHE/run/initrd-check.cpio.gz
+initrd=$run_dir/initrd-check.cpio.gz
 "$vm_dir/mkinitrd.sh" -o "$initrd" "${adds[@]}" -- "${guest[@]}" "${progs[@]}"
 step "initramfs" "$t"
 
@@ -86,7 +90,7 @@ tot_p=0 tot_f=0 tot_s=0
 # add a boot's closing "N passed, N failed, N skipped" line to the totals
 tally() {
 	local line
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" 2>/dev/null | tail -n1 || true)
+	line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$1" 2>/dev/null | tail -n1 || true)
 	[ -n "$line" ] || return 0
 	tot_p=$((tot_p + $(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")))
 	tot_f=$((tot_f + $(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")))
@@ -98,8 +102,8 @@ for snoop in on off; do
 	t=$SECONDS
 	rc=0
 	"$vm_dir/run.sh" "${quiet[@]}" --kernel "$KERNEL_IMAGE" --initrd "$initrd" --snoop "$snoop" \
-		--log "$IOASID_VM_CACHE/logs/check-snoop-$snoop.log" || rc=$?
-	tally "$IOASID_VM_CACHE/logs/check-snoop-$snoop.log"
+		--log "$IOASID_VM_LOGS/check-snoop-$snoop.log" || rc=$?
+	tally "$IOASID_VM_LOGS/check-snoop-$snoop.log"
 	step "boot+tests snoop=$snoop" "$t"
 	case $rc in
 	0) ;;
@@ -111,8 +115,8 @@ if [ "$selftests" = 1 ]; then
 	t=$SECONDS
 	rc=0
 	"$vm_dir/run.sh" "${quiet[@]}" --kernel "$KERNEL_IMAGE" --selftests --snoop on \
-		--log "$IOASID_VM_CACHE/logs/check-selftests.log" || rc=$?
-	tally "$IOASID_VM_CACHE/logs/check-selftests.log"
+		--log "$IOASID_VM_LOGS/check-selftests.log" || rc=$?
+	tally "$IOASID_VM_LOGS/check-selftests.log"
 	step "kernel selftests" "$t"
 	case $rc in
 	0) ;;
@@ -121,7 +125,7 @@ if [ "$selftests" = 1 ]; then
 	esac
 fi
 
-echo "check-vm: kernel $KERNEL_RELEASE ($KERNEL_ORIGIN), logs in $IOASID_VM_CACHE/logs"
+echo "check-vm: kernel $KERNEL_RELEASE ($KERNEL_ORIGIN), logs in $IOASID_VM_LOGS"
 printf '  %s\n' "${timings[@]}"
 printf '  %-28s %4d s\n' total $((SECONDS - t_all))
 echo "$tot_p passed, $tot_f failed, $tot_s skipped"

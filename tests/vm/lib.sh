@@ -19,6 +19,10 @@ if [ -z "${IOASID_VM_CACHE:-}" ]; then
 	fi
 fi
 export IOASID_VM_CACHE
+# Serial logs of the boots.  Runs that may overlap (two build trees on one
+# machine) each need their own: make check-vm puts them in its build tree.
+: "${IOASID_VM_LOGS:=$IOASID_VM_CACHE/logs}"
+export IOASID_VM_LOGS
 # Debian package that carries the kernel source, and the suite it lives in.
 : "${IOASID_VM_KPKG:=linux-source-7.3}"
 : "${IOASID_VM_SUITE:=trixie-backports}"
@@ -56,6 +60,17 @@ config_matches() {
 		}
 		exit bad
 	}' "$1" "$2"
+}
+
+# run_dir: a private directory for one run's guest programs and initramfs
+# (the kernel cache is shared and locked; these are not), removed at exit.
+make_run_dir() {
+	mkdir -p "$IOASID_VM_CACHE/run"
+	run_dir=$(mktemp -d "$IOASID_VM_CACHE/run/${0##*/}.XXXXXX")
+	# shellcheck disable=SC2064 # expand now: the directory of this run
+	trap "rm -rf '$run_dir'" EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
 }
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }

@@ -10,7 +10,7 @@
 #   --kernel FILE      bzImage (default: from build-kernel.sh)
 #   --initrd FILE      a ready initramfs from mkinitrd.sh (then no programs
 #                      are built and PROG/--selftests are not allowed)
-#   --log FILE         serial console log (default under $IOASID_VM_CACHE/logs)
+#   --log FILE         serial console log (default under $IOASID_VM_LOGS)
 #   --timeout SECS     kill QEMU after SECS (default 300, 900 with --selftests)
 #   --append ARGS      extra kernel command line
 #   --quiet            do not copy the console to stdout
@@ -65,7 +65,7 @@ done
 "$qemu" -device intel-iommu,help 2>/dev/null | grep -q snoop-control ||
 	skip "$qemu's intel-iommu has no snoop-control property"
 
-mkdir -p "$IOASID_VM_CACHE/logs" "$IOASID_VM_CACHE/run"
+mkdir -p "$IOASID_VM_LOGS"
 
 if [ -z "$kernel" ]; then
 	rc=0
@@ -83,11 +83,12 @@ if [ -n "$initrd" ]; then
 else
 	all=() mk=()
 	rc=0
+	make_run_dir
 	if [ "$selftests" = 1 ]; then
-		mapfile -t built < <("$vm_dir/build-guest.sh" --selftests || echo "FAILED $?")
+		mapfile -t built < <("$vm_dir/build-guest.sh" --selftests --out "$run_dir/guest" || echo "FAILED $?")
 		mk+=(--xfail "$vm_dir/selftests.xfail")
 	elif [ "$defaults" = 1 ]; then
-		mapfile -t built < <("$vm_dir/build-guest.sh" || echo "FAILED $?")
+		mapfile -t built < <("$vm_dir/build-guest.sh" --out "$run_dir/guest" || echo "FAILED $?")
 	else
 		built=()
 	fi
@@ -97,11 +98,11 @@ else
 	done
 	all+=("${progs[@]}")
 	[ "${#all[@]}" -gt 0 ] || die "no test programs to run"
-	initrd=$IOASID_VM_CACHE/run/initrd-$mode.cpio.gz
+	initrd=$run_dir/initrd-$mode.cpio.gz
 	"$vm_dir/mkinitrd.sh" -o "$initrd" "${mk[@]}" "${all[@]}"
 fi
 
-logf=${logf:-$IOASID_VM_CACHE/logs/run-$mode-snoop-$snoop.log}
+logf=${logf:-$IOASID_VM_LOGS/run-$mode-snoop-$snoop.log}
 mkdir -p "$(dirname "$logf")"
 # no_timer_check: the kernel's boot-time check that the IO-APIC timer
 # ticks (timer_irq_works(): 4 jiffies within a TSC-timed delay) fails when
@@ -135,9 +136,10 @@ secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 
 tr -d '\r' <"$logf" >"$logf.txt"
 mv "$logf.txt" "$logf"
-summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$logf" | tail -n1 || true)
+# -a: the console is text with terminal escapes; never "Binary file matches"
+summary=$(grep -aE '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$logf" | tail -n1 || true)
 echo "---"
-grep -E '^not ok |^# XFAIL|^# XPASS|^ioasid-vm:|^### .* [1-9][0-9]* failed|^# .* killed by signal' "$logf" |
+grep -aE '^not ok |^# XFAIL|^# XPASS|^ioasid-vm:|^### .* [1-9][0-9]* failed|^# .* killed by signal' "$logf" |
 	sed 's/^/  /' || true
 if [ -s "$logf.stderr" ]; then
 	echo "  (qemu stderr: $(wc -l <"$logf.stderr") lines in $logf.stderr)"
