@@ -97,10 +97,24 @@ if [ -f "$builddir/man/libioasid.3" ]; then
 	while read -r name target rest; do
 		case $name in ''|'#'*) continue ;; esac
 		checked=$((checked + 1))
-		got=$(cat "$builddir/man/$name.3" 2>/dev/null)
-		[ "$got" = ".so man3/$target.3" ] ||
-			err "man/$name.3 is '$got', expected '.so man3/$target.3' (MAN3_LINKS in Makefile.am?)"
+		got=$(readlink "$builddir/man/$name.3" 2>/dev/null)
+		[ "$got" = "$target.3" ] ||
+			err "man/$name.3 links to '$got', expected '$target.3' (MAN3_LINKS in Makefile.am?)"
 	done < "$links"
+	# every page, aliases included, opens with "man -l" from the build tree
+	# (here and from elsewhere: the command a reader types)
+	if command -v man > /dev/null 2>&1; then
+		for page in "$builddir"/man/*.[0-9]; do
+			checked=$((checked + 1))
+			abs=$(cd "$(dirname "$page")" && pwd)/$(basename "$page")
+			out=$(cd / && MANWIDTH=80 man -l "$abs" 2>&1 > /dev/null)
+			[ -z "$out" ] || err "man -l $page: $out"
+			n=$(MANWIDTH=80 man -l "$page" 2>/dev/null | grep -c .)
+			[ "$n" -gt 5 ] || err "man -l $page shows $n lines"
+		done
+	else
+		echo "SKIP: man not found: pages not opened"
+	fi
 fi
 
 if [ $fail -ne 0 ]; then
