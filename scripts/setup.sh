@@ -34,16 +34,33 @@ install_missing() {
 		echo "setup: missing packages and not root: ${missing[*]}" >&2
 		exit 1
 	fi
-	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+	quietly build/setup.log apt-get update -q
+	quietly build/setup.log env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+# quietly LOG CMD...: run CMD with its output appended to LOG; on failure
+# show the log's end and where the whole log is, and fail.
+quietly() {
+	local log=$1; shift
+	mkdir -p "$(dirname "$log")"
+	if ! "$@" >> "$log" 2>&1; then
+		echo "setup: '$*' failed; the end of $log:" >&2
+		tail -n 40 "$log" >&2
+		return 1
+	fi
+}
+
+# configure_in DIR CONFIGURE-ARGS...: autoreconf (once) and configure DIR,
+# their output in DIR/setup.log (shown when one fails).
 configure_in() {
 	local dir=$1; shift
-	[ -x configure ] || autoreconf -fi
 	mkdir -p "$dir"
+	local log=$dir/setup.log
+	[ -x configure ] || quietly "$log" autoreconf -fi
 	if [ ! -f "$dir/Makefile" ] || [ configure -nt "$dir/Makefile" ]; then
-		(cd "$dir" && "$top/configure" "$@")
+		quietly "$log" sh -c 'cd "$1" && shift && exec "$@"' sh "$dir" \
+			"$top/configure" "$@"
 	fi
 }
 
@@ -52,9 +69,11 @@ build() {
 	make -C build -j"$jobs"
 }
 
+# The demo shows the demo: the build's output goes to build/setup.log.
 run_demo() {
-	build
-	make -C build -j"$jobs" examples
+	echo "setup: building ioasid (log: build/setup.log)"
+	configure_in build --enable-werror
+	quietly build/setup.log make -C build -j"$jobs" V=0 all examples
 	"$top/scripts/demo.sh" "$top/build"
 }
 
@@ -85,6 +104,8 @@ run_tests() {
 	return $rc
 }
 
+# (tests source this file for its functions: SETUP_NO_MAIN=1)
+[ -n "${SETUP_NO_MAIN:-}" ] && return 0
 install_missing
 case "${1:-}" in
 demo)	run_demo ;;
