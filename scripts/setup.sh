@@ -18,7 +18,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 packages=(
 	build-essential autoconf automake libtool pkg-config
 	libnl-3-dev libudev-dev uthash-dev libsystemd-dev
-	libcriterion-dev scdoc umockdev libumockdev-dev
+	libcriterion-dev scdoc umockdev libumockdev-dev man-db bash-completion
 	qemu-system-x86 busybox-static cpio xz-utils
 )
 
