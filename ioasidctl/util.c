@@ -119,7 +119,35 @@ static int scale(uint64_t whole, uint64_t frac, unsigned int frac_digits,
 	return 0;
 }
 
+static int one_size(const char *s, uint64_t *out);
+
+/* A size, or sizes joined by '+' as size_str() prints them (2M+4K). */
 int str_to_size(const char *s, uint64_t *out)
+{
+	char buf[64], *part, *save = NULL;
+	uint64_t sum = 0, v;
+	int r;
+
+	if (!s || !strchr(s, '+'))
+		return one_size(s, out);
+	if (strlen(s) >= sizeof(buf) || s[0] == '+' || s[strlen(s) - 1] == '+' ||
+	    strstr(s, "++"))
+		return -EINVAL;
+	strcpy(buf, s);
+	for (part = strtok_r(buf, "+", &save); part;
+	     part = strtok_r(NULL, "+", &save)) {
+		r = one_size(part, &v);
+		if (r < 0)
+			return r;
+		if (sum > UINT64_MAX - v)
+			return -ERANGE;
+		sum += v;
+	}
+	*out = sum;
+	return 0;
+}
+
+static int one_size(const char *s, uint64_t *out)
 {
 	uint64_t whole, frac = 0;
 	unsigned int n, nfrac = 0;
@@ -149,40 +177,35 @@ int str_to_size(const char *s, uint64_t *out)
 }
 
 /*
- * Two decimals, truncated (so that a size never looks larger, or rounder,
- * than it is), then one trailing zero dropped: 1.50 -> 1.5, 1023.99.
+ * Exact: the whole units of the largest unit that fits, then what is left
+ * in smaller units, joined by '+' (2M+4K, 4K+1B).  A size that needs more
+ * than three parts is given in bytes (so that a size never looks rounder
+ * than it is, and every page counts).  str_to_size() reads all of them.
  */
-static void inexact_size(char *buf, size_t len, uint64_t bytes,
-			 uint64_t unit, char suffix)
-{
-	unsigned __int128 hundredths = (unsigned __int128)bytes * 100 / unit;
-	unsigned int frac = (unsigned int)(hundredths % 100);
-	unsigned long long whole = (unsigned long long)(hundredths / 100);
-
-	if (frac % 10 == 0)
-		snprintf(buf, len, "%llu.%u%c", whole, frac / 10, suffix);
-	else
-		snprintf(buf, len, "%llu.%02u%c", whole, frac, suffix);
-}
-
 struct str32 size_str(uint64_t bytes)
 {
 	struct str32 out;
-	int i = -1;
-	uint64_t unit = 1;
+	size_t used = 0;
+	uint64_t left = bytes;
+	int parts = 0;
 
-	while (i + 1 < (int)sizeof(size_units) - 1 && bytes >= (unit << 10)) {
-		unit <<= 10;
-		i++;
+	for (int i = (int)sizeof(size_units) - 2; i >= -1 && left; i--) {
+		unsigned int shift = 10 * (unsigned int)(i + 1);
+		uint64_t n = left >> shift;
+
+		if (!n)
+			continue;
+		if (++parts > 3)
+			break;
+		used += (size_t)snprintf(out.s + used, sizeof(out.s) - used,
+					 "%s%llu%c", used ? "+" : "",
+					 (unsigned long long)n,
+					 i < 0 ? 'B' : size_units[i]);
+		left -= n << shift;
 	}
-	if (i < 0)
+	if (!bytes || parts > 3)
 		snprintf(out.s, sizeof(out.s), "%lluB",
 			 (unsigned long long)bytes);
-	else if (bytes % unit == 0)
-		snprintf(out.s, sizeof(out.s), "%llu%c",
-			 (unsigned long long)(bytes / unit), size_units[i]);
-	else
-		inexact_size(out.s, sizeof(out.s), bytes, unit, size_units[i]);
 	return out;
 }
 

@@ -74,9 +74,12 @@ Test(size, format)
 		const char *s;
 	} cases[] = {
 		{ 0, "0B" }, { 100, "100B" }, { 1023, "1023B" }, { 4096, "4K" },
-		{ 3 << 19, "1.5M" }, { 2ULL << 30, "2G" }, { (1 << 20) + 4096, "1.0M" },
-		{ (1ULL << 30) - 4096, "1023.99M" }, { 2162688, "2.06M" },
-		{ UINT64_MAX, "15.99E" }, { 1ULL << 60, "1E" },
+		{ 4097, "4K+1B" }, { 3 << 19, "1M+512K" }, { 2ULL << 30, "2G" },
+		{ (2 << 20) + 4096, "2M+4K" }, { (1 << 20) + 4096, "1M+4K" },
+		{ (1ULL << 30) - 4096, "1023M+1020K" }, { 2162688, "2M+64K" },
+		{ (1ULL << 30) + (1 << 20) + 4096, "1G+1M+4K" },
+		{ (1ULL << 30) + (1 << 20) + 4096 + 1, "1074794497B" },
+		{ UINT64_MAX, "18446744073709551615B" }, { 1ULL << 60, "1E" },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
@@ -92,6 +95,17 @@ Test(size, round_trip)
 		cr_assert_eq(str_to_size(size_str(x).s, &v), 0);
 		cr_assert_eq(v, x);
 	}
+	/* exact: every size prints as itself */
+	for (uint64_t x = 1; x < (1ULL << 40); x = x * 3 + 4095) {
+		cr_assert_eq(str_to_size(size_str(x).s, &v), 0, "%s", size_str(x).s);
+		cr_assert_eq(v, x, "%s", size_str(x).s);
+	}
+	cr_assert_eq(str_to_size("2M+4K", &v), 0);
+	cr_assert_eq(v, (2 << 20) + 4096);
+	cr_assert_eq(str_to_size("2M+", &v), -EINVAL);
+	cr_assert_eq(str_to_size("+4K", &v), -EINVAL);
+	cr_assert_eq(str_to_size("2M++4K", &v), -EINVAL);
+	cr_assert_eq(str_to_size("15E+1E", &v), -ERANGE);
 }
 
 Test(number, u32)
