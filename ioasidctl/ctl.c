@@ -89,14 +89,46 @@ int ctl_subscribe_all(struct ctl *ctl)
 
 /* ---- messages ------------------------------------------------------------ */
 
+/*
+ * With --json an error is one JSON object on a line of stderr (stdout
+ * keeps only results): {"error":{"errno":2,"name":"ENOENT","message":...}}
+ * plus "line" in a batch; ioasidctl(8) documents it.
+ */
+static void json_error(struct ctl *ctl, const char *msg)
+{
+	int e = ctl->err > 0 ? ctl->err : EINVAL;
+
+	fprintf(stderr, "{\"error\":{\"errno\":%d,\"name\":\"%s\",", e,
+		errno_name(-e).s);
+	if (ctl->line)
+		fprintf(stderr, "\"line\":%u,", ctl->line);
+	fputs("\"message\":\"", stderr);
+	for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(stderr, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(stderr, "\\u%04x", *p);
+		else
+			fputc(*p, stderr);
+	}
+	fputs("\"}}\n", stderr);
+}
+
 static void vmsg(struct ctl *ctl, const char *fmt, va_list ap)
 {
+	char msg[1024];
+
 	fflush(stdout);
-	fputs("ioasidctl: ", stderr);
-	if (ctl->line)
-		fprintf(stderr, "line %u: ", ctl->line);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (ctl->json) {
+		json_error(ctl, msg);
+	} else {
+		fputs("ioasidctl: ", stderr);
+		if (ctl->line)
+			fprintf(stderr, "line %u: ", ctl->line);
+		fprintf(stderr, "%s\n", msg);
+	}
+	ctl->err = 0;
 }
 
 void ctl_err(struct ctl *ctl, const char *fmt, ...)
@@ -116,9 +148,11 @@ int ctl_usage(struct ctl *ctl, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	ctl->err = EINVAL;
 	ctl_err(ctl, "%s: %s", ctl->cmd[0] ? ctl->cmd : "usage", msg);
-	fprintf(stderr, "Try 'ioasidctl %s%s--help'.\n", ctl->cmd,
-		ctl->cmd[0] ? " " : "");
+	if (!ctl->json)
+		fprintf(stderr, "Try 'ioasidctl %s%s--help'.\n", ctl->cmd,
+			ctl->cmd[0] ? " " : "");
 	return EXIT_USAGE;
 }
 
@@ -137,8 +171,13 @@ int ctl_fail(struct ctl *ctl, int r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	/* the library's sentence; its argument checks leave none */
-	if (why && *why)
+	ctl->err = -r;
+	/* the library's sentence (alone when it already names the object:
+	 * "no IOAS 99", not "IOAS 99: no IOAS 99"); its argument checks
+	 * leave none */
+	if (why && *why && strstr(why, msg))
+		ctl_err(ctl, "%s", why);
+	else if (why && *why)
 		ctl_err(ctl, "%s: %s", msg, why);
 	else
 		ctl_err(ctl, "%s: %s (%s)", msg, strerror(-r),
@@ -154,6 +193,7 @@ int ctl_syserr(struct ctl *ctl, int errnum, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	ctl->err = errnum;
 	ctl_err(ctl, "%s: %s", msg, strerror(errnum));
 	return EXIT_FAIL;
 }
@@ -173,12 +213,68 @@ void ctl_set_result_addr(struct ctl *ctl, uint64_t iova)
 
 /* ---- options ------------------------------------------------------------- */
 
-static int opt_error(struct ctl *ctl, int c, char **argv, const char *what)
+/* Edit distance of two short strings (for "did you mean"). */
+static unsigned int distance(const char *a, size_t la, const char *b)
+{
+	size_t lb = strlen(b);
+	unsigned int row[64], prev, tmp;
+
+	if (la >= 64 || lb >= 64)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (unsigned int)j;
+	for (size_t i = 1; i <= la; i++) {
+		prev = row[0];
+		row[0] = (unsigned int)i;
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned int best = prev + (a[i - 1] != b[j - 1]);
+
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			tmp = row[j];
+			row[j] = best;
+			prev = tmp;
+		}
+	}
+	return row[lb];
+}
+
+/* The long option nearest to --@arg (at most 2 edits), or NULL. */
+static const char *nearest_option(const char *arg,
+				  const struct option *longopts)
+{
+	size_t len = strcspn(arg, "=");
+	const char *best = NULL;
+	unsigned int best_d = 3;
+
+	for (const struct option *o = longopts; o && o->name; o++) {
+		unsigned int d = distance(arg, len, o->name);
+
+		if (d < best_d) {
+			best_d = d;
+			best = o->name;
+		}
+	}
+	return best;
+}
+
+static int opt_error(struct ctl *ctl, int c, char **argv,
+		     const struct option *longopts, const char *what)
 {
 	const char *arg = argv[optind - 1];
+	const char *near;
 
-	if (optopt && optopt < 0x100 && (arg[0] != '-' || arg[1] != '-'))
+	if (c == '?' && arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9')
+		ctl_usage(ctl, "'%s' is not an option, nor a valid argument "
+			  "(ids, sizes and addresses are never negative)", arg);
+	else if (optopt && optopt < 0x100 && (arg[0] != '-' || arg[1] != '-'))
 		ctl_usage(ctl, "option '-%c' %s", optopt, what);
+	else if (c == '?' && arg[0] == '-' && arg[1] == '-' &&
+		 (near = nearest_option(arg + 2, longopts)))
+		ctl_usage(ctl, "option '%s' %s; did you mean '--%s'?", arg,
+			  what, near);
 	else
 		ctl_usage(ctl, "option '%s' %s", arg, what);
 	return CTL_OPT_ERROR;
@@ -206,9 +302,10 @@ int ctl_opt(struct ctl *ctl, int argc, char **argv, const char *shortopts,
 			ctl->json = true;
 			continue;
 		case ':':
-			return opt_error(ctl, c, argv, "needs an argument");
+			return opt_error(ctl, c, argv, longopts,
+					 "needs an argument");
 		case '?':
-			return opt_error(ctl, c, argv, "is not known");
+			return opt_error(ctl, c, argv, longopts, "is not known");
 		default:
 			return c;
 		}

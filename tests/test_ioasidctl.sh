@@ -274,7 +274,7 @@ t "ioas create --json" 0 -J -j .snoop_mode enforce -j '.flags[0]' identity \
 run ioas show 4242
 t "ioas show: no such IOAS" 1 -e 'ioas show|IOAS 4242' -e 'no IOAS 4242'
 run attach 0000:99:00.0 1
-t "attach: no such device" 1 -e 'device 0000:99:00.0: no device 0000:99:00.0'
+t "attach: no such device" 1 -e '^ioasidctl: no device 0000:99:00.0$'
 run detach 00:01.0
 t "detach: not bound" 1 -e 'not bound to this session'
 run kvm
@@ -305,7 +305,7 @@ t "batch: create, map, attach, show" 0 \
 	-o '^0000:00:01\.0 \(dev [0-9]+\) attached to IOAS [0-9]+, domain [0-9]+ on sim0, coherent$' \
 	-o '^0000:01:00\.0 \(dev [0-9]+\) attached to IOAS [0-9]+, domain [0-9]+ on sim1, non-coherent' \
 	-o '^a=[0-9]+ iova=0x200000$' \
-	-o "^ +[0-9]+ +- +auto +2 +2\\.06M +0B +2 +2$owner\$" \
+	-o "^ +[0-9]+ +- +auto +2 +2M\\+64K +0B +2 +2$owner\$" \
 	-o "^ +[0-9]+ +- +enforce +0 +0B +0B +0 +0$owner\$"
 t "ioas show: the drawing" 0 \
 	-o '^  0 {63}4G$' \
@@ -396,14 +396,14 @@ t "batch: error paths keep the session going" 0 \
 	-e 'line 14: attach 0000:00:02\.1 to IOAS [0-9]+: .*same IOMMU group 2' \
 	-e 'line 15: replace 0000:00:01\.0 to IOAS [0-9]+: device 0000:00:01\.0 is not attached' \
 	-e 'line 19: detach 0000:00:01\.0: device 0000:00:01\.0 is not attached' \
-	-e 'line 20: IOAS 4242: no IOAS 4242' \
+	-e 'line 20: no IOAS 4242' \
 	-o '^0000:00:01\.0 \(dev [0-9]+\) moved to IOAS [0-9]+, domain [0-9]+ on sim0, coherent$' \
 	-o '^0000:00:01\.0 \(dev [0-9]+\) detached from IOAS [0-9]+$' \
 	-o '^IOAS [0-9]+ destroyed$'
 
 printf 'a=ioas create\nioas show $a\nioas show 4242\nioas list\n' > "$tmp/stop.batch"
 run batch "$tmp/stop.batch"
-t "batch stops at the first failure" 1 -e '^ioasidctl: line 3: IOAS 4242: no IOAS 4242$' \
+t "batch stops at the first failure" 1 -e '^ioasidctl: line 3: no IOAS 4242$' \
 	-O '^IOAS +FLAGS'
 run batch --keep-going "$tmp/stop.batch"
 t "batch --keep-going" 1 -o '^IOAS +FLAGS'
@@ -497,7 +497,7 @@ t "convert" 0 \
 	-e 'line 9: cannot convert IOAS [0-9]+ to shared: range 0 is not made of whole 4 KiB pages' \
 	-e 'line 11: cannot convert IOAS [0-9]+ to shared: IOAS [0-9]+ is not restricted' \
 	-o '^bytes=1048576$' \
-	-o "^ +[0-9]+ +restricted +auto +1 +2M +1\\.0M +1 +1$owner\$" \
+	-o "^ +[0-9]+ +restricted +auto +1 +2M +1M\\+4K +1 +1$owner\$" \
 	-o ' read +0x0000000000200000 +private$'
 run convert 1 both 0+4K
 t "convert: bad state" 2 -e "'both' is not private or shared"
@@ -614,6 +614,33 @@ EOF
 fi
 
 # ---- through ioasidd: sessions ------------------------------------------------------------------
+
+# ---- messages: said once, near misses, --json errors ------------------------
+
+run ioas show 99
+t "an unknown IOAS is named once" 1 -e '^ioasidctl: no IOAS 99$'
+run status --jsn
+t "an unknown option suggests the near one" 2 -e "not known; did you mean '--json'\?"
+run ioas show -5
+t "'-5' is no option" 2 -e "'-5' is not an option, nor a valid argument"
+run --json ioas show 99
+t "--json: an error is JSON on stderr" 1 -O .
+jerr() {	# jerr NAME PATH VALUE...: JSON values of stderr
+	name=$1; shift
+	while [ $# -gt 0 ]; do
+		got=$("$JC" "$1" < "$tmp/err" 2>&1)
+		[ "$got" = "$2" ] ||
+			{ not_ok "$name" "stderr JSON $1 is '$got', expected '$2'"; return; }
+		shift 2
+	done
+	ok "$name"
+}
+jerr "--json error object" .error.errno 2 .error.name ENOENT \
+	.error.message "no IOAS 99"
+run --json map 1 --memfd --lenght 4K
+t "--json: a usage error is JSON too" 2 -O . -E '^Try '
+jerr "--json usage error object" .error.name EINVAL \
+	.error.message "map: option '--lenght' is not known; did you mean '--length'?"
 
 if [ $daemon = yes ]; then
 	batch <<'EOF'
