@@ -158,7 +158,10 @@ int ioasid_device_replace(struct ioasid_ctx *ctx, uint32_t dev_id,
 int ioasid_device_detach(struct ioasid_ctx *ctx, uint32_t dev_id);
 /* A new fd of the device's VFIO file (cdev or group): the caller owns it. */
 int ioasid_device_get_fd(struct ioasid_ctx *ctx, uint32_t dev_id, int *fd);
-/* Simulated devices: DMA of @length bytes at @iova into/from @buf. */
+/*
+ * Simulated devices: DMA of @length bytes at @iova into/from @buf.
+ * Simulator-only: in the LIBIOASID_SIM_1 version node.
+ */
 int ioasid_device_dma(struct ioasid_ctx *ctx, uint32_t dev_id, uint64_t iova,
 		      void *buf, uint64_t length, uint32_t flags,
 		      uint64_t *done);
@@ -200,7 +203,10 @@ int ioasid_get_status(struct ioasid_ctx *ctx, struct ioasid_status *status);
  * ioasidctl and monitoring.  Through ioasidd, policy decides who may.
  */
 int ioasid_set_observer(struct ioasid_ctx *ctx, int on);
-/* Simulated IOMMU only: unplug (0) or plug back (1) a device. */
+/*
+ * Simulated IOMMU only: unplug (0) or plug back (1) a device.
+ * Simulator-only: in the LIBIOASID_SIM_1 version node.
+ */
 int ioasid_sim_hotplug(struct ioasid_ctx *ctx, const char *name, int present);
 
 #ifdef __cplusplus
