@@ -71,8 +71,12 @@ static int do_ioas_alloc(struct session *s, struct ioas *unused,
 	if (r < 0)
 		return r;
 	pthread_rwlock_wrlock(&s->core->objects_lock);
-	HASH_ADD(hh, s->core->ioas_table, id, sizeof(ioas->id), ioas);
+	r = hash_add(hh, s->core->ioas_table, id, sizeof(ioas->id), ioas);
 	pthread_rwlock_unlock(&s->core->objects_lock);
+	if (r < 0) {
+		ioas_destroy(ioas);
+		return op_fail(op, ENOMEM, "out of memory");
+	}
 	s->nr_ioas++;
 	op->out_id = ioas->id;
 	return 0;

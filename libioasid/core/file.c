@@ -138,6 +138,21 @@ static int check_range(const struct file_ref *f, uint64_t size,
 	return 0;
 }
 
+/* Into both tables of @t with the next id: 0, or -ENOMEM and in neither. */
+static int file_insert(struct file_table *t, struct file_ref *f,
+		       struct ioasid_op *op)
+{
+	f->id = t->next_id + 1;
+	if (hash_add(hh, t->by_key, key, sizeof(f->key), f) < 0)
+		return op_fail(op, ENOMEM, "out of memory");
+	if (hash_add(hh_id, t->by_id, id, sizeof(f->id), f) < 0) {
+		HASH_DELETE(hh, t->by_key, f);
+		return op_fail(op, ENOMEM, "out of memory");
+	}
+	t->next_id++;
+	return 0;
+}
+
 static int file_new(struct file_table *t, int fd, const struct stat *st,
 		    struct file_ref **out, struct ioasid_op *op)
 {
@@ -167,10 +182,12 @@ static int file_new(struct file_table *t, int fd, const struct stat *st,
 	f->accmode = flags & O_ACCMODE;
 	f->key.dev = st->st_dev;
 	f->key.ino = st->st_ino;
-	f->id = ++t->next_id;
 	f->table = t;
-	HASH_ADD(hh, t->by_key, key, sizeof(f->key), f);
-	HASH_ADD(hh_id, t->by_id, id, sizeof(f->id), f);
+	r = file_insert(t, f, op);
+	if (r < 0) {
+		close(f->fd);
+		goto fail;
+	}
 	*out = f;
 	return 0;
 fail:
@@ -288,13 +305,15 @@ int file_import(struct file_table *t, struct file_ref *src,
 	}
 	f->key = src->key;
 	f->table = t;
-	f->id = ++t->next_id;
 	f->kind = src->kind;
 	f->accmode = src->accmode;
 	f->page_size = src->page_size;
 	memcpy(f->name, src->name, sizeof(f->name));
-	HASH_ADD(hh, t->by_key, key, sizeof(f->key), f);
-	HASH_ADD(hh_id, t->by_id, id, sizeof(f->id), f);
+	if (file_insert(t, f, op) < 0) {
+		close(f->fd);
+		free(f);
+		return -ENOMEM;
+	}
 	*file = f;
 	return 0;
 }

@@ -25,7 +25,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <uthash.h>
+#include "util/hash.h"
 
 #include "op/op.h"
 

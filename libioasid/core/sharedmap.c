@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <uthash.h>
+#include "util/hash.h"
 
 #include "core/sharedmap.h"
 
@@ -66,7 +66,10 @@ int sharedmap_reserve(struct sharedmap *map, uint64_t iova, uint64_t length)
 		if (!l)
 			return -ENOMEM;
 		l->index = i;
-		HASH_ADD(hh, map->leaves, index, sizeof(l->index), l);
+		if (hash_add(hh, map->leaves, index, sizeof(l->index), l) < 0) {
+			free(l);
+			return -ENOMEM;
+		}
 		map->nr_leaves++;
 	}
 	return 0;

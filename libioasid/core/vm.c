@@ -58,6 +58,13 @@ int vm_bind(struct session *s, struct ioasid_op *op)
 	vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return op_fail(op, ENOMEM, "out of memory");
+	/* in the table before kvm_vfio_create(), which cannot be undone */
+	vm->id = core_alloc_id(s->core);
+	vm->kvm_fd = vm->kvm_vfio_fd = -1;
+	if (hash_add(hh, s->core->vms, id, sizeof(vm->id), vm) < 0) {
+		free(vm);
+		return op_fail(op, ENOMEM, "out of memory");
+	}
 	vm_fd = dup_fd(op->fd);
 	if (vm_fd < 0) {
 		r = op_fail(op, errno, "cannot keep the VM fd: %s",
@@ -92,15 +99,14 @@ int vm_bind(struct session *s, struct ioasid_op *op)
 	}
 	if (r < 0)
 		goto fail;
-	vm->id = core_alloc_id(s->core);
 	vm->owner = s;
 	vm->kvm_fd = vm_fd;
 	vm->kvm_vfio_fd = vfio_fd;
-	HASH_ADD(hh, s->core->vms, id, sizeof(vm->id), vm);
 	s->nr_vms++;
 	op->out_id = vm->id;
 	return 0;
 fail:
+	HASH_DELETE(hh, s->core->vms, vm);
 	close_fd(vm_fd);
 	close_fd(vfio_fd);
 	free(vm);
