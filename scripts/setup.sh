@@ -20,6 +20,7 @@ packages=(
 	libnl-3-dev libudev-dev uthash-dev libsystemd-dev
 	libcriterion-dev scdoc umockdev libumockdev-dev man-db bash-completion
 	qemu-system-x86 busybox-static cpio xz-utils
+	clang libclang-rt-14-dev
 )
 
 install_missing() {
@@ -94,6 +95,9 @@ run_tests() {
 	configure_in build-tsan --enable-tsan --enable-werror
 	make -C build-tsan -j"$jobs"
 	make -C build-tsan check TESTS="tests/test_sim_pgtable tests/test_sim_dma" || rc=1
+	# 3b. a short smoke run of each fuzz target (libFuzzer, clang); a
+	#     crash is a bug: its input lands in build/fuzz/artifacts/
+	make -C build fuzz FUZZ_SECONDS=25 || rc=1
 	# 4. the real Linux iommufd/VFIO stack in QEMU
 	make -C build check-vm || rc=1
 	# 5. the release tarball builds and passes its own tests
