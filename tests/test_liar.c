@@ -117,6 +117,7 @@ static struct {
 	pthread_t thread;
 	lie_fn *lie;
 	uint32_t requests;	/* after HELLO */
+	bool event_with_fd;	/* an event carrying a descriptor first */
 } L;
 
 static void send_raw(int s, struct raw *m)
@@ -184,6 +185,14 @@ static void *liar_main(void *arg)
 			L.requests++;
 			L.lie(&out, &m);
 		}
+		if (L.event_with_fd && m.cmd != IOASID_CMD_HELLO) {
+			static struct raw ev;
+
+			raw_begin(&ev, IOASID_CMD_EVENT, 0);
+			raw_data(&ev, 8, 0);
+			raw_fd(&ev);
+			send_raw(c, &ev);
+		}
 		send_raw(c, &out);
 	}
 	close(c);
@@ -219,6 +228,7 @@ static struct ioasid_ctx *liar_start(lie_fn *lie)
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", L.path);
 	L.lie = lie;
 	L.requests = 0;
+	L.event_with_fd = false;
 	L.lsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	cr_assert(L.lsock >= 0);
 	cr_assert_eq(bind(L.lsock, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -722,6 +732,20 @@ Test(descriptors, honest_one_is_the_callers)
 	cr_assert_eq(r, 0, "%d %s", r, ioasid_last_error(ctx));
 	cr_assert(fd >= 0 && fcntl(fd, F_GETFD) >= 0);
 	close(fd);
+	liar_stop(ctx);
+}
+
+Test(descriptors, one_with_an_event_is_closed)
+{
+	struct ioasid_ctx *ctx = liar_start(honest_list);
+	uint32_t ids[16], nr;
+	int r;
+
+	L.event_with_fd = true;
+	r = list4(ctx, &nr, ids);
+	cr_assert_eq(nr, 4);
+	canary_check(ids, 0, sizeof(ids));
+	expect_caught(ctx, r, "descriptor");
 	liar_stop(ctx);
 }
 
