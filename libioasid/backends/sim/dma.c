@@ -4,9 +4,7 @@
  * copies, fault records, traffic counters.  See dma.h for the contract.
  */
 #ifndef _GNU_SOURCE
-#ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
-#endif
 #endif
 #include "dma.h"
 #include "guarded_copy.h"

@@ -3,9 +3,7 @@
  * memcpy with SIGBUS/SIGSEGV recovery.  See guarded_copy.h for the rules.
  */
 #ifndef _GNU_SOURCE
-#ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
-#endif
 #endif
 #include "guarded_copy.h"
 

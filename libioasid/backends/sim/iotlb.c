@@ -22,9 +22,7 @@
  * once the range covers the array): O(range), not O(IOTLB).
  */
 #ifndef _GNU_SOURCE
-#ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
-#endif
 #endif
 #include "iotlb.h"
 

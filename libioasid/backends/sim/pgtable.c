@@ -41,9 +41,7 @@
  * synchronize (the new, unmapped state).
  */
 #ifndef _GNU_SOURCE
-#ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
-#endif
 #endif
 #include "pgtable.h"
 
