@@ -14,8 +14,8 @@
  *   guest_memfd                 shared ranges only (confidential guests).
  * A file sealed against writing (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE) is
  * mapped readable only: write() refuses, so must DMA (the kernel's
- * IOMMU_IOAS_MAP_FILE and VFIO's MAP_DMA of a read-only mapping do not
- * look at seals).  The seals are read at every map and copy, never kept:
+ * IOMMU_IOAS_MAP_FILE does not look at seals; the backends that map by
+ * address map such a file PROT_READ, backends/filemap.c).  The seals are read at every map and copy, never kept:
  * a seal added after a writable mapping leaves that mapping (as it leaves
  * mmap(2)'s writable mappings) but no new one is writable.
  */

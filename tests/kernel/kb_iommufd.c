@@ -193,7 +193,9 @@ static int load_buffer(int memfd, uint64_t file_off, uint64_t via,
  * and QEMU's VT-d records no new fault while the guest has not yet
  * cleared the previous one ("compression of faults").  If none shows,
  * wait out both once (the rate limit's window; the handler meanwhile
- * clears the record) and retry; the retry's message must show.
+ * clears the record) and retry.  Memory untouched is the assertion; the
+ * message, when VT-d dropped even the retry's, is a skip with the reason
+ * (kb_fault_logged()).
  */
 static void blocked_write(const char *what, int memfd, uint64_t off,
 			  uint64_t iova, uint8_t fill)
@@ -218,8 +220,7 @@ static void blocked_write(const char *what, int memfd, uint64_t off,
 	tap_ok(kb_file_is(memfd, off, fill, KB_PAGE),
 	       "%s: memory behind IOVA 0x%llx untouched", what,
 	       (unsigned long long)iova);
-	tap_ok(fault, "%s: DMAR fault at 0x%llx in the kernel log", what,
-	       (unsigned long long)iova);
+	kb_fault_logged(fault, what, iova);
 }
 
 static void suite_dma(uint32_t ioas)

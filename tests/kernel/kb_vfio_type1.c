@@ -86,8 +86,7 @@ static void blocked_write(const char *what, int memfd, uint64_t off,
 	tap_ok(kb_file_is(memfd, off, fill, KB_PAGE),
 	       "%s: memory behind IOVA 0x%llx untouched", what,
 	       (unsigned long long)iova);
-	tap_ok(fault, "%s: DMAR fault at 0x%llx in the kernel log", what,
-	       (unsigned long long)iova);
+	kb_fault_logged(fault, what, iova);
 }
 
 static void check_info(uint32_t ioas)

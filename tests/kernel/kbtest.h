@@ -85,6 +85,16 @@ bool kb_dmar_fault_after(const char *marker, uint64_t iova, int wait_ms);
  */
 #define KB_FAULT_FIRST_MS	2000
 #define KB_FAULT_RETRY_MS	30000
+/*
+ * TAP for the fault message of a blocked write: a pass when it was seen,
+ * else a skip with the reason.  The blocking itself is what memory shows
+ * (untouched); the message is the kernel's report of it, and VT-d does
+ * not report every fault: it keeps one record per pending fault and
+ * drops ("compresses") a new one of a device with a record not yet
+ * cleared, which QEMU's emulation does too when the guest's handler runs
+ * late on a loaded host.
+ */
+void kb_fault_logged(bool seen, const char *what, uint64_t iova);
 /* edu finishes a transfer in ~100 ms of virtual time; a hang, not a wait */
 #define KB_EDU_DEADLINE_S	60.0
 
