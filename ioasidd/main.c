@@ -112,7 +112,8 @@ static void usage(FILE *f)
 "Own the IOMMU state and serve libioasid clients over a socket.\n"
 "\n"
 "  -s, --socket PATH        listen on PATH (default %s)\n"
-"  -b, --backend URI        sim, sim:TOPOLOGY, iommufd, vfio-type1\n"
+"  -b, --backend URI        auto (the default: iommufd or vfio-type1, as the\n"
+"                           host has), iommufd, vfio-type1, sim, sim:TOPOLOGY\n"
 "                           (default sim)\n"
 "  -c, --config FILE        policy (default %s; a missing default\n"
 "                           file means built-in defaults)\n"
@@ -407,12 +408,45 @@ static void block_signals(void)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 }
 
+/*
+ * Without --backend (or with "auto" or an empty one): the host's IOMMU
+ * interface, iommufd before VFIO type1.  Never the simulator: on a host
+ * with neither, start-up fails and says how to ask for it.
+ * $IOASIDD_DEV_DIR (tests only) replaces /dev in the probe.
+ */
+static const char *auto_backend(void)
+{
+	const char *dev = getenv("IOASIDD_DEV_DIR");
+	char path[PATH_MAX];
+
+	if (!dev || !*dev)
+		dev = "/dev";
+	snprintf(path, sizeof(path), "%s/iommu", dev);
+	if (access(path, F_OK) == 0)
+		return "iommufd";
+	snprintf(path, sizeof(path), "%s/vfio/vfio", dev);
+	if (access(path, F_OK) == 0)
+		return "vfio-type1";
+	say(LOG_ERR, "no IOMMU interface on this host (neither %s/iommu nor "
+	    "%s/vfio/vfio); to serve the simulated IOMMU, start ioasidd "
+	    "with --backend sim", dev, dev);
+	return NULL;
+}
+
 /* The daemon owns the core itself; the core logs through daemon_log. */
 static int open_backend(const struct options *o, struct core **core)
 {
-	const char *uri = *o->backend ? o->backend : "sim";
+	const char *uri = o->backend;
 	char errmsg[IOASID_ERRMSG_MAX] = "";
 	int r;
+
+	if (!uri || !*uri || !strcmp(uri, "auto")) {
+		uri = auto_backend();
+		if (!uri)
+			return -ENODEV;
+		say(LOG_NOTICE, "backend %s (chosen from this host's devices)",
+		    uri);
+	}
 
 	if (!strncmp(uri, "unix:", 5)) {
 		say(LOG_ERR, "backend \"%s\" is not a local backend", uri);
@@ -491,7 +525,7 @@ int main(int argc, char **argv)
 {
 	struct options o = {
 		.socket_path = IOASID_DEFAULT_SOCKET,
-		.backend = "sim",
+		.backend = "auto",
 		.config = DEFAULT_CONFIG,
 		.log_level = LOG_INFO,
 	};

@@ -1,0 +1,53 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# ioasidd without --backend takes the host's IOMMU interface and never the
+# simulator: $IOASIDD_DEV_DIR stands for /dev (a directory with or without
+# "iommu" and "vfio/vfio"); no kernel interface is opened for real here
+# (these hosts have none, so the chosen backend fails to open, after the
+# log says which it chose).
+set -u
+builddir=${top_builddir:-.}
+D=$builddir/ioasidd/ioasidd
+[ -x "$D" ] || { echo "$D is not built"; exit 99; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_ioasidd_backend-XXXXXX") || exit 99
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0 n=0
+check() {	# check NAME COMMAND...
+	n=$((n + 1)); name=$1; shift
+	if "$@"; then pass=$((pass + 1)); echo "ok $n - $name"
+	else fail=$((fail + 1)); echo "not ok $n - $name"; sed 's/^/#   /' "$tmp/log"; fi
+}
+start() {	# start DEVDIR ARGS...: run ioasidd until it gives up (a daemon
+		# that serves instead is stopped after 30 s and fails the checks)
+	dev=$1; shift
+	IOASIDD_DEV_DIR=$dev timeout 30 "$D" --socket "$tmp/s.sock" --config "$tmp/none.conf" \
+		"$@" > "$tmp/log" 2>&1 < /dev/null
+	rc=$?
+}
+: > "$tmp/none.conf"
+
+mkdir -p "$tmp/empty"
+start "$tmp/empty"
+check "no IOMMU interface: ioasidd refuses to start" [ "$rc" = 1 ]
+check "and names --backend sim" grep -q 'no IOMMU interface on this host.*--backend sim' "$tmp/log"
+check "and chooses no backend" sh -c "! grep -q '(chosen' '$tmp/log'"
+[ -e "$tmp/s.sock" ] && check "no socket was made" false || check "no socket was made" true
+
+start "$tmp/empty" --backend=
+check "an empty --backend is auto too" grep -q 'no IOMMU interface on this host' "$tmp/log"
+
+mkdir -p "$tmp/vfio/vfio"; : > "$tmp/vfio/vfio/vfio"
+start "$tmp/vfio"
+check "/dev/vfio/vfio: vfio-type1 is chosen" grep -q 'backend vfio-type1 (chosen' "$tmp/log"
+
+mkdir -p "$tmp/both/vfio"; : > "$tmp/both/iommu"; : > "$tmp/both/vfio/vfio"
+start "$tmp/both" --backend auto
+check "/dev/iommu: iommufd is chosen first" grep -q 'backend iommufd (chosen' "$tmp/log"
+
+"$D" --help > "$tmp/log" 2>&1
+check "--help says auto is the default" grep -q 'auto (the default' "$tmp/log"
+
+echo "1..$n"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
