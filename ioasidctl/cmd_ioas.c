@@ -10,7 +10,8 @@
 
 #include "ioasidctl.h"
 
-static const char *const ioas_flag_names[] = { "identity", "restricted" };
+static const char *const ioas_flag_names[] = { "identity", "restricted",
+						     "page-granular" };
 
 static const char group_usage[] =
 	"Usage: ioasidctl ioas [list|show|create|destroy|snoop|allow] ...\n"
@@ -176,6 +177,7 @@ static int ioas_list(struct ctl *ctl, int argc, char **argv)
 
 static const char create_usage[] =
 	"Usage: ioasidctl ioas create [--identity] [--restricted]\n"
+	"                             [--page-granular]\n"
 	"                             [--snoop auto|enforce|allow] [--json]\n"
 	"\n"
 	"Create an address space and print its id.\n"
@@ -183,7 +185,10 @@ static const char create_usage[] =
 	"  --identity    IOVA equals guest-physical address: devices that\n"
 	"                cannot translate may join it\n"
 	"  --restricted  only pages marked shared are reachable by DMA\n"
-	"                (confidential guests)\n"
+	"                (confidential guests; implies --page-granular)\n"
+	"  --page-granular  4 KiB IOPTEs only, so that every cut of a\n"
+	"                mapping is atomic (no window for the pages that\n"
+	"                stay); the default allows large IOPTEs\n"
 	"  --snoop MODE  cache coherency policy: auto (enforce where the\n"
 	"                IOMMU can; the default), enforce (refuse devices\n"
 	"                whose IOMMU cannot), allow (never enforce)\n";
@@ -212,11 +217,13 @@ static int create_print(struct ctl *ctl, uint32_t id)
 
 static int ioas_create(struct ctl *ctl, int argc, char **argv)
 {
-	enum { OPT_IDENTITY = 0x300, OPT_RESTRICTED, OPT_SNOOP };
+	enum { OPT_IDENTITY = 0x300, OPT_RESTRICTED, OPT_SNOOP,
+	       OPT_PAGE_GRANULAR };
 	static const struct option opts[] = {
 		COMMON_OPTS,
 		{ "identity", no_argument, NULL, OPT_IDENTITY },
 		{ "restricted", no_argument, NULL, OPT_RESTRICTED },
+		{ "page-granular", no_argument, NULL, OPT_PAGE_GRANULAR },
 		{ "snoop", required_argument, NULL, OPT_SNOOP },
 		{ 0 },
 	};
@@ -230,6 +237,9 @@ static int ioas_create(struct ctl *ctl, int argc, char **argv)
 			break;
 		case OPT_RESTRICTED:
 			flags |= IOASID_IOAS_RESTRICTED;
+			break;
+		case OPT_PAGE_GRANULAR:
+			flags |= IOASID_IOAS_PAGE_GRANULAR;
 			break;
 		case OPT_SNOOP:
 			r = parse_mode(ctl, optarg, &mode);

@@ -612,6 +612,48 @@ Test(dirty, dma_writes_set_bits)
 	ioasid_unref(ctx);
 }
 
+/*
+ * The leaf size shows in dirty tracking: a DMA write marks the whole leaf
+ * dirty.  A 2 MiB-aligned mapping gets a 2 MiB leaf, except on a
+ * page-granular IOAS, whose domains have 4 KiB leaves only.
+ */
+static unsigned int dirty_pages_after_one_write(uint32_t ioas_flags)
+{
+	struct ioasid_ctx *ctx = test_ctx();
+	uint32_t ioas, nic = bind(ctx, NIC), nr = 1, n = 0;
+	struct ioasid_domain_info dom;
+	int fd = test_memfd(2 * MiB);
+	uint64_t iova = 2 * MiB, done, bitmap[8];
+	uint8_t buf[64] = { 1 };
+
+	cr_assert_eq(ioasid_ioas_alloc(ctx, ioas_flags, &ioas), 0);
+	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 0, 2 * MiB, RW | FIXED,
+				     &iova), 0);
+	cr_assert_eq(ioasid_device_attach(ctx, nic, ioas, 0), 0);
+	cr_assert_eq(ioasid_domain_list(ctx, ioas, &dom, &nr), 0);
+	if (ioas_flags & IOASID_IOAS_PAGE_GRANULAR)
+		cr_assert_eq(dom.page_sizes, 4096, "4 KiB entries only: 0x%llx",
+			     (unsigned long long)dom.page_sizes);
+	else
+		cr_assert(dom.page_sizes & (2 * MiB));
+	cr_assert_eq(ioasid_dirty_read(ctx, ioas, iova, 2 * MiB, bitmap, 0), 0);
+	cr_assert_eq(ioasid_device_dma(ctx, nic, iova + 7 * 4096, buf,
+				       sizeof(buf), IOASID_DMA_WRITE, &done), 0);
+	cr_assert_eq(ioasid_dirty_read(ctx, ioas, iova, 2 * MiB, bitmap, 0), 0);
+	for (unsigned int i = 0; i < 8; i++)
+		n += (unsigned int)__builtin_popcountll(bitmap[i]);
+	close(fd);
+	ioasid_unref(ctx);
+	return n;
+}
+
+Test(dirty, page_granular_ioas_has_4k_leaves)
+{
+	cr_assert_eq(dirty_pages_after_one_write(IOASID_IOAS_PAGE_GRANULAR), 1);
+	cr_assert_eq(dirty_pages_after_one_write(0), 512,
+		     "a large-page IOAS maps 2 MiB with one leaf");
+}
+
 /* ---- hotplug ------------------------------------------------------------------- */
 
 Test(hotplug, unplug_detaches_unbinds_and_tells)

@@ -80,6 +80,30 @@ Test(ioas, alloc_errors)
 	ioasid_unref(ctx);
 }
 
+Test(ioas, page_granular_flag)
+{
+	struct ioasid_ctx *ctx = test_ctx();
+	struct ioasid_ioas_info info = { .size = sizeof(info) };
+	uint32_t pg, plain, restricted;
+
+	cr_assert_eq(ioasid_ioas_alloc(ctx, IOASID_IOAS_PAGE_GRANULAR, &pg), 0,
+		     "%s", ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_ioas_get_info(ctx, pg, &info), 0);
+	cr_assert_eq(info.flags, IOASID_IOAS_PAGE_GRANULAR);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &plain), 0);
+	cr_assert_eq(ioasid_ioas_get_info(ctx, plain, &info), 0);
+	cr_assert_eq(info.flags, 0, "large pages are the default");
+	cr_assert_eq(ioasid_ioas_alloc(ctx, IOASID_IOAS_RESTRICTED,
+				       &restricted), 0);
+	cr_assert_eq(ioasid_ioas_get_info(ctx, restricted, &info), 0);
+	cr_assert_eq(info.flags,
+		     IOASID_IOAS_RESTRICTED | IOASID_IOAS_PAGE_GRANULAR,
+		     "restricted implies page-granular: 0x%x", info.flags);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, IOASID_IOAS_PAGE_GRANULAR << 1,
+				       &plain), -EOPNOTSUPP);
+	ioasid_unref(ctx);
+}
+
 Test(ioas, snoop_mode)
 {
 	uint32_t ioas;

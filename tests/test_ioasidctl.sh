@@ -270,7 +270,10 @@ if [ $daemon = no ]; then
 fi
 run ioas create --identity --restricted --snoop enforce --json
 t "ioas create --json" 0 -J -j .snoop_mode enforce -j '.flags[0]' identity \
-	-j '.flags[1]' restricted -j .nr_mappings 0
+	-j '.flags[1]' restricted -j '.flags[2]' page-granular \
+	-j .nr_mappings 0
+run ioas create --page-granular --json
+t "ioas create --page-granular" 0 -J -j '.flags[0]' page-granular
 run ioas show 4242
 t "ioas show: no such IOAS" 1 -e 'ioas show|IOAS 4242' -e 'no IOAS 4242'
 run attach 0000:99:00.0 1
@@ -497,7 +500,7 @@ t "convert" 0 \
 	-e 'line 9: cannot convert IOAS [0-9]+ to shared: range 0 is not made of whole 4 KiB pages' \
 	-e 'line 11: cannot convert IOAS [0-9]+ to shared: IOAS [0-9]+ is not restricted' \
 	-o '^bytes=1048576$' \
-	-o "^ +[0-9]+ +restricted +auto +1 +2M +1M\\+4K +1 +1$owner\$" \
+	-o "^ +[0-9]+ +restricted,page-granular +auto +1 +2M +1M\\+4K +1 +1$owner\$" \
 	-o ' read +0x0000000000200000 +private$'
 run convert 1 both 0+4K
 t "convert: bad state" 2 -e "'both' is not private or shared"

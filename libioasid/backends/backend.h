@@ -103,6 +103,15 @@ struct backend_ops {
 	int (*unmap)(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 		     const struct be_piece *old, uint32_t nr_old);
 	/*
+	 * Optional, after a failed ->unmap: the ranges the hardware lost
+	 * anyway (a composed cut whose kept pieces could be put back neither
+	 * cut nor whole), up to @cap into @out; returns how many it stored
+	 * and forgets those (the core calls until 0).  The core drops them
+	 * too, so that its view matches the hardware's.
+	 */
+	size_t (*take_lost)(struct be_ioas *ioas, struct ioasid_iova_range *out,
+			    size_t cap);
+	/*
 	 * Optional: hide many page runs that lie inside mappings (private
 	 * conversion) with one invalidation.  The mappings stay; the core
 	 * maps the runs back with ->map when they are shared again.

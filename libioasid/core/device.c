@@ -193,7 +193,10 @@ int domain_list(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 					 IOASID_DOMAIN_ENFORCE_COHERENCY : 0,
 				.domain_id = d->id,
 				.ioas_id = ioas->id,
-				.page_sizes = d->unit->info.page_sizes,
+				/* what its IOPTEs may be */
+				.page_sizes = ioas->flags &
+					      IOASID_IOAS_PAGE_GRANULAR ?
+					      SZ_4K : d->unit->info.page_sizes,
 				.nr_devices = d->nr_devices,
 			};
 			if (d->unit->info.flags & IOASID_IOMMU_DIRTY_TRACKING)

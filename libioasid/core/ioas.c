@@ -58,9 +58,13 @@ int ioas_create(struct session *s, uint32_t flags, struct ioas **out,
 	struct ioas *ioas;
 	int r;
 
-	if (flags & ~(uint32_t)(IOASID_IOAS_IDENTITY | IOASID_IOAS_RESTRICTED))
+	if (flags & ~(uint32_t)(IOASID_IOAS_IDENTITY | IOASID_IOAS_RESTRICTED |
+				IOASID_IOAS_PAGE_GRANULAR))
 		return op_fail(op, EOPNOTSUPP, "unknown IOAS flags 0x%x",
 			       flags);
+	/* conversions cut mappings anywhere: they must be atomic */
+	if (flags & IOASID_IOAS_RESTRICTED)
+		flags |= IOASID_IOAS_PAGE_GRANULAR;
 	ioas = calloc(1, sizeof(*ioas));
 	if (!ioas)
 		return op_fail(op, ENOMEM, "out of memory");
@@ -468,6 +472,60 @@ static void restore_backend(struct ioas *ioas, uint64_t iova, uint64_t len)
 		    (unsigned long long)iova);
 }
 
+/*
+ * The backend's unmap failed.  Normally nothing changed; but a composed
+ * cut whose kept pieces could be put back neither cut nor whole (user
+ * memory the process unmapped meanwhile) lost them in the kernel: drop
+ * them here too, so that the core lists only what the hardware has, and
+ * say which.
+ */
+static int unmap_failed(struct ioas *ioas, int r, struct ioasid_op *op)
+{
+	struct ioasid_iova_range lost[16];
+	uint64_t first = 0, last = 0, bytes = 0, removed, before;
+	size_t n, total = 0;
+
+	if (!be_ops(ioas)->take_lost)
+		goto plain;
+	before = nr_mappings(ioas);
+	while ((n = be_ops(ioas)->take_lost(ioas->be, lost,
+					    ARRAY_SIZE(lost))) > 0) {
+		for (size_t k = 0; k < n; k++) {
+			uint64_t len = lost[k].last - lost[k].start + 1;
+
+			if (!total++)
+				first = lost[k].start;
+			last = lost[k].last;
+			removed = 0;
+			pthread_rwlock_wrlock(&ioas->lock);
+			/* whole kernel mappings: a cut of the tree's areas
+			 * only where they differ (rare); logged if it fails */
+			if (iova_tree_remove(ioas->tree, lost[k].start, len,
+					     IOVA_TREE_MAPPINGS, NULL, NULL,
+					     &removed) < 0)
+				err(ioas->core->log, "IOAS %u: cannot drop lost "
+				    "IOVA 0x%llx-0x%llx", ioas->id,
+				    (unsigned long long)lost[k].start,
+				    (unsigned long long)lost[k].last);
+			pthread_rwlock_unlock(&ioas->lock);
+			bytes += removed;
+		}
+	}
+	if (!total)
+		goto plain;
+	account(ioas, (int64_t)nr_mappings(ioas) - (int64_t)before,
+		-(int64_t)bytes);
+	return op_fail(op, -r, "the %s backend cannot unmap: %s; undoing it "
+		       "failed too, and the kernel lost %zu mapping(s) "
+		       "(%llu bytes) within IOVA 0x%llx-0x%llx, which are "
+		       "now unmapped here as well", be_ops(ioas)->name,
+		       strerror(-r), total, (unsigned long long)bytes,
+		       (unsigned long long)first, (unsigned long long)last);
+plain:
+	return op_fail(op, -r, "the %s backend cannot unmap: %s",
+		       be_ops(ioas)->name, strerror(-r));
+}
+
 static int unmap_range(struct ioas *ioas, uint64_t iova, uint64_t length,
 		       struct ioasid_op *op)
 {
@@ -499,8 +557,7 @@ static int unmap_range(struct ioas *ioas, uint64_t iova, uint64_t length,
 	r = be_ops(ioas)->unmap(ioas->be, p.first, span, p.v, p.nr);
 	free(p.v);
 	if (r < 0)
-		return op_fail(op, -r, "the %s backend cannot unmap: %s",
-			       be_ops(ioas)->name, strerror(-r));
+		return unmap_failed(ioas, r, op);
 	pthread_rwlock_wrlock(&ioas->lock);
 	r = iova_tree_remove(ioas->tree, p.first, span, IOVA_TREE_MAPPINGS,
 			     NULL, NULL, &removed);
@@ -547,8 +604,7 @@ static int unmap_all(struct ioas *ioas, struct ioasid_op *op)
 					p.last - p.first + 1, p.v, p.nr);
 	free(p.v);
 	if (r < 0)
-		return op_fail(op, -r, "the %s backend cannot unmap: %s",
-			       be_ops(ioas)->name, strerror(-r));
+		return unmap_failed(ioas, r, op);
 	/* Removing whole areas needs no memory: this cannot fail. */
 	pthread_rwlock_wrlock(&ioas->lock);
 	iova_tree_remove_all(ioas->tree, IOVA_TREE_MAPPINGS, NULL, NULL,

@@ -26,6 +26,8 @@
  * not the backend's definitions.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -62,6 +64,37 @@ static struct edu edu;
 static uint32_t dev;
 static int cdev = -1;
 static int sc = -1;		/* the unit's snoop control, as the library sees it */
+
+/* The backend's trace: ioctls of kind @c issued so far. */
+static uint64_t calls(enum iommufd_call c)
+{
+	return iommufd_test_calls(kb_backend(ctx), c);
+}
+
+/* A snapshot of the trace, to assert what one operation issued. */
+struct trace {
+	uint64_t v[IOMMUFD_CALL_NR];
+};
+
+static struct trace trace_now(void)
+{
+	struct trace t;
+
+	for (int c = 0; c < IOMMUFD_CALL_NR; c++)
+		t.v[c] = calls((enum iommufd_call)c);
+	return t;
+}
+
+static uint64_t since(const struct trace *t, enum iommufd_call c)
+{
+	return calls(c) - t->v[c];
+}
+
+/* The calls of kind @c a storm issued (storm_run() leaves the counts). */
+static uint64_t issued(const struct trace *t, enum iommufd_call c)
+{
+	return t->v[c];
+}
 
 #ifdef HAVE_KERNEL_IOMMUFD_H
 /* ---- raw cross-checks (kernel headers) ----------------------------------- */
@@ -228,6 +261,7 @@ static void suite_dma(uint32_t ioas)
 	uint8_t pat[XFER], pat2[XFER];
 	uint64_t iova = IOVA, unmapped = 0;
 	int m = kb_memfd(LEN, 0x5a);
+	struct trace t = trace_now();
 
 	if (!tap_ok(m >= 0, "memfd of %llu KiB", LEN / 1024))
 		return;
@@ -236,8 +270,13 @@ static void suite_dma(uint32_t ioas)
 			       &iova) == 0 && iova == IOVA,
 	       "map_file memfd at IOVA 0x%llx (%s)", IOVA,
 	       kb_err(ctx));
-	tap_ok(iommufd_test_nr_mappings(kb_be_ioas(ctx, ioas)) == 1,
-	       "one kernel mapping (IOMMU_IOAS_MAP_FILE)");
+	tap_ok(iommufd_test_nr_mappings(kb_be_ioas(ctx, ioas)) == 1 &&
+	       since(&t, IOMMUFD_CALL_MAP_FILE) == 1 &&
+	       since(&t, IOMMUFD_CALL_MAP) == 0,
+	       "one kernel mapping, by IOMMU_IOAS_MAP_FILE (trace: %llu "
+	       "MAP_FILE, %llu MAP)",
+	       (unsigned long long)since(&t, IOMMUFD_CALL_MAP_FILE),
+	       (unsigned long long)since(&t, IOMMUFD_CALL_MAP));
 
 	/* memory -> device -> memory */
 	kb_pattern(pat, sizeof(pat), 0x11);
@@ -249,10 +288,19 @@ static void suite_dma(uint32_t ioas)
 	       "the rest of page 1 untouched");
 
 	/* the composed unmap: cut page 3 out of the 16-page mapping */
+	t = trace_now();
 	tap_ok(ioasid_unmap(ctx, ioas, IOVA + 3 * KB_PAGE, KB_PAGE, 0,
 			    &unmapped) == 0 && unmapped == KB_PAGE,
 	       "unmap one page inside the mapping (%s)",
 	       kb_err(ctx));
+	tap_ok(since(&t, IOMMUFD_CALL_UNMAP) == 1 &&
+	       since(&t, IOMMUFD_CALL_MAP_FILE) == 2 &&
+	       since(&t, IOMMUFD_CALL_CUT) == 0 &&
+	       since(&t, IOMMUFD_CALL_MAP) == 0,
+	       "large-page IOAS: the cut was composed (1 IOMMU_IOAS_UNMAP, "
+	       "2 IOMMU_IOAS_MAP_FILE; issued %llu, %llu)",
+	       (unsigned long long)since(&t, IOMMUFD_CALL_UNMAP),
+	       (unsigned long long)since(&t, IOMMUFD_CALL_MAP_FILE));
 	tap_ok(iommufd_test_nr_mappings(kb_be_ioas(ctx, ioas)) == 2,
 	       "the kernel now holds the two pieces around the cut");
 	raw_cut_refused(ioas, IOVA + 5 * KB_PAGE);
@@ -356,6 +404,58 @@ out:
 		close(sealed);
 	if (dst >= 0)
 		close(dst);
+}
+
+/*
+ * A cut of user memory the process has unmapped meanwhile: on a large-page
+ * IOAS the composed cut cannot map the kept pieces back (EFAULT), nor the
+ * whole mapping: the call fails, says what the kernel lost, and the
+ * library no longer lists it.  On a page-granular IOAS the kernel cuts:
+ * nothing needs the memory again, the cut works and the rest stays.
+ */
+static void user_memory_gone(uint32_t plain, uint32_t flags,
+			     const char *what)
+{
+	struct ioasid_ioas_info info = { .size = sizeof(info) };
+	uint64_t iova = IOVA + 0x400000;
+	uint32_t ioas;
+	void *buf = mmap(NULL, 8 * KB_PAGE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	int r;
+
+	if (!tap_ok(buf != MAP_FAILED &&
+		    ioasid_ioas_alloc(ctx, flags, &ioas) == 0 &&
+		    ioasid_device_replace(ctx, dev, ioas, 0) == 0 &&
+		    ioasid_map_user(ctx, ioas, buf, 8 * KB_PAGE,
+				    IOASID_MAP_READ | IOASID_MAP_WRITE |
+				    IOASID_MAP_FIXED_IOVA, &iova) == 0,
+		    "%s: user memory mapped (%s)", what, kb_err(ctx)))
+		return;
+	munmap(buf, 8 * KB_PAGE);
+	r = ioasid_unmap(ctx, ioas, iova + 3 * KB_PAGE, KB_PAGE, 0, NULL);
+	ioasid_ioas_get_info(ctx, ioas, &info);
+	if (flags & IOASID_IOAS_PAGE_GRANULAR)
+		tap_ok(r == 0 && info.nr_mappings == 2 &&
+		       info.bytes_mapped == 7 * KB_PAGE &&
+		       iommufd_test_nr_mappings(kb_be_ioas(ctx, ioas)) == 2,
+		       "%s: the kernel cuts without the memory: %d, %llu "
+		       "mappings, %llu bytes left", what, r,
+		       (unsigned long long)info.nr_mappings,
+		       (unsigned long long)info.bytes_mapped);
+	else
+		tap_ok(r == -EFAULT && info.nr_mappings == 0 &&
+		       info.bytes_mapped == 0 &&
+		       iommufd_test_nr_mappings(kb_be_ioas(ctx, ioas)) == 0 &&
+		       strstr(ioasid_last_error(ctx), "the kernel lost") &&
+		       strstr(ioasid_last_error(ctx), "(32768 bytes)"),
+		       "%s: the composed cut fails (%s), the library drops "
+		       "what the kernel lost (%llu mappings, %llu bytes left): %s",
+		       what, strerror(-r),
+		       (unsigned long long)info.nr_mappings,
+		       (unsigned long long)info.bytes_mapped, kb_err(ctx));
+	tap_ok(ioasid_device_replace(ctx, dev, plain, 0) == 0 &&
+	       ioasid_ioas_destroy(ctx, ioas) == 0, "%s: edu back, IOAS "
+	       "destroyed (%s)", what, kb_err(ctx));
 }
 
 static void suite_hugetlb(uint32_t ioas)
@@ -462,6 +562,7 @@ static void convert_cost(uint32_t rio)
 	uint64_t iova = r.start;
 	struct timespec t0, t1, t2;
 	int m = kb_memfd(0x200000, 0);
+	struct trace t, t_mid;
 
 	if (m < 0 || ioasid_map_file(ctx, rio, m, 0, 0x200000, IOASID_MAP_READ |
 				     IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
@@ -471,25 +572,39 @@ static void convert_cost(uint32_t rio)
 			close(m);
 		return;
 	}
+	t = trace_now();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	tap_ok(ioasid_convert(ctx, rio, &r, 1, IOASID_CONVERT_SHARED, NULL) ==
-	       0 && iommufd_test_nr_mappings(kb_be_ioas(ctx, rio)) == 512 + 3,
-	       "2 MiB to shared: 512 kernel mappings");
+	       0 && iommufd_test_nr_mappings(kb_be_ioas(ctx, rio)) == 1 + 2,
+	       "2 MiB to shared: one more kernel mapping");
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	t_mid = trace_now();
+	tap_ok(since(&t, IOMMUFD_CALL_MAP_FILE) == 1 &&
+	       since(&t, IOMMUFD_CALL_MAP) == 0,
+	       "2 MiB to shared: one IOMMU_IOAS_MAP_FILE (%llu)",
+	       (unsigned long long)since(&t, IOMMUFD_CALL_MAP_FILE));
 	tap_ok(ioasid_convert(ctx, rio, &r, 1, IOASID_CONVERT_PRIVATE, NULL) ==
 	       0, "and back to private");
 	clock_gettime(CLOCK_MONOTONIC, &t2);
-	tap_diag("page-granular conversion of 2 MiB in this TCG guest: to "
-		 "shared %.1f ms (512 IOMMU_IOAS_MAP_FILE), to private %.1f ms",
+	tap_ok(since(&t_mid, IOMMUFD_CALL_CUT) == 1 &&
+	       since(&t_mid, IOMMUFD_CALL_UNMAP) == 0,
+	       "2 MiB to private: one VFIO_IOMMU_UNMAP_DMA (%llu)",
+	       (unsigned long long)since(&t_mid, IOMMUFD_CALL_CUT));
+	tap_diag("{\"bench\":\"kb_iommufd\",\"metric\":\"convert_2m_to_shared\","
+		 "\"value\":%.2f,\"unit\":\"ms\",\"calls\":%llu}",
 		 ((double)(t1.tv_sec - t0.tv_sec) * 1e3 +
 		  (double)(t1.tv_nsec - t0.tv_nsec) / 1e6),
+		 (unsigned long long)(since(&t, IOMMUFD_CALL_MAP_FILE)));
+	tap_diag("{\"bench\":\"kb_iommufd\",\"metric\":\"convert_2m_to_private\","
+		 "\"value\":%.2f,\"unit\":\"ms\",\"calls\":%llu}",
 		 ((double)(t2.tv_sec - t1.tv_sec) * 1e3 +
-		  (double)(t2.tv_nsec - t1.tv_nsec) / 1e6));
+		  (double)(t2.tv_nsec - t1.tv_nsec) / 1e6),
+		 (unsigned long long)(since(&t_mid, IOMMUFD_CALL_CUT)));
 	ioasid_unmap(ctx, rio, r.start, 0x200000, 0, NULL);
 	close(m);
 }
 
-/* A restricted IOAS: per-page kernel mappings, conversions never cut. */
+/* A restricted IOAS: mapped by runs, conversions cut by the kernel. */
 static void suite_restricted(uint32_t plain)
 {
 	struct ioasid_iova_range shared = { IOVA, IOVA + 4 * KB_PAGE - 1 };
@@ -499,6 +614,7 @@ static void suite_restricted(uint32_t plain)
 	uint8_t pat[XFER];
 	uint32_t rio;
 	int m = kb_memfd(8 * KB_PAGE, 0x6b);
+	struct trace t;
 
 	if (!tap_ok(m >= 0 && ioasid_ioas_alloc(ctx, IOASID_IOAS_RESTRICTED,
 						&rio) == 0,
@@ -507,10 +623,13 @@ static void suite_restricted(uint32_t plain)
 	tap_ok(ioasid_map_file(ctx, rio, m, 0, 8 * KB_PAGE, IOASID_MAP_READ |
 			       IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
 			       &iova) == 0, "map 8 private pages");
+	t = trace_now();
 	tap_ok(ioasid_convert(ctx, rio, &shared, 1, IOASID_CONVERT_SHARED,
 			      NULL) == 0, "convert 4 pages to shared");
-	tap_ok(iommufd_test_nr_mappings(kb_be_ioas(ctx, rio)) == 4,
-	       "4 kernel mappings of 4 KiB (one per shared page)");
+	tap_ok(iommufd_test_nr_mappings(kb_be_ioas(ctx, rio)) == 1 &&
+	       since(&t, IOMMUFD_CALL_MAP_FILE) == 1,
+	       "one kernel mapping for the run, one IOMMU_IOAS_MAP_FILE "
+	       "(%llu)", (unsigned long long)since(&t, IOMMUFD_CALL_MAP_FILE));
 	tap_ok(ioasid_device_replace(ctx, dev, rio, 0) == 0,
 	       "replace edu's attachment to the restricted IOAS "
 	       "(VFIO_DEVICE_ATTACH_IOMMUFD_PT again) (%s)",
@@ -520,10 +639,15 @@ static void suite_restricted(uint32_t plain)
 	       edu_to_mem(&edu, 0, IOVA + 3 * KB_PAGE, XFER) == 0 &&
 	       kb_file_equals(m, 3 * KB_PAGE, pat, XFER),
 	       "DMA between shared pages works");
+	t = trace_now();
 	tap_ok(ioasid_convert(ctx, rio, &priv, 1, IOASID_CONVERT_PRIVATE,
 			      NULL) == 0 &&
-	       iommufd_test_nr_mappings(kb_be_ioas(ctx, rio)) == 3,
-	       "page 2 to private: one whole kernel mapping unmapped, none cut");
+	       iommufd_test_nr_mappings(kb_be_ioas(ctx, rio)) == 2 &&
+	       since(&t, IOMMUFD_CALL_CUT) == 1 &&
+	       since(&t, IOMMUFD_CALL_UNMAP) == 0 &&
+	       since(&t, IOMMUFD_CALL_MAP_FILE) == 0,
+	       "page 2 to private: the kernel cut it out of the run (one "
+	       "VFIO_IOMMU_UNMAP_DMA, no remap), two pieces left");
 	kb_file_fill(m, 2 * KB_PAGE, 0x6b, KB_PAGE);
 	blocked_write("private page", m, 2 * KB_PAGE, IOVA + 2 * KB_PAGE, 0x6b);
 	tap_ok(edu_to_mem(&edu, 0, IOVA + KB_PAGE, XFER) == 0 &&
@@ -535,6 +659,242 @@ static void suite_restricted(uint32_t plain)
 	tap_ok(ioasid_ioas_destroy(ctx, rio) == 0, "destroy the restricted "
 	       "IOAS (IOMMU_DESTROY)");
 	close(m);
+}
+
+/* ---- cut and conversion storms under concurrent DMA ------------------------ */
+
+#define STORM_IOVA	0x6000000ull
+#define STORM_PAGES	128u
+#define STORM_CUTS	200u	/* at least; more until the DMA thread did enough */
+#define STORM_DMAS	10u	/* DMAs to kept pages during the storm, at least */
+#define STORM_MAX_CUTS	200000u	/* a bound only if edu stalled */
+#define STORM_XFER	256u
+
+/* Pages 4, 12, 20, ... stay mapped (and shared) throughout. */
+static bool kept(uint32_t page)
+{
+	return page % 8 == 4;
+}
+
+struct storm {
+	int memfd;
+	uint8_t pat[STORM_XFER];
+	atomic_bool stop;
+	atomic_uint dmas, faults, wrong;
+};
+
+/* edu writes its buffer to kept pages, round robin, checking the bytes. */
+static void *storm_dma(void *arg)
+{
+	struct storm *st = arg;
+
+	for (uint32_t k = 4; !atomic_load(&st->stop); k = (k + 8) % STORM_PAGES) {
+		uint64_t off = (uint64_t)k * KB_PAGE;
+
+		kb_file_fill(st->memfd, off, 0, STORM_XFER);
+		if (edu_to_mem(&edu, 0, STORM_IOVA + off, STORM_XFER) < 0) {
+			atomic_fetch_add(&st->wrong, 1);
+			break;
+		}
+		atomic_fetch_add(&st->dmas, 1);
+		if (kb_file_is(st->memfd, off, 0, STORM_XFER))
+			atomic_fetch_add(&st->faults, 1);	/* blocked */
+		else if (!kb_file_equals(st->memfd, off, st->pat, STORM_XFER))
+			atomic_fetch_add(&st->wrong, 1);
+	}
+	return NULL;
+}
+
+/* A random range of 1-3 cuttable pages (page 0 and the last included). */
+static void storm_pick(uint32_t *first, uint32_t *n)
+{
+	uint32_t p, len = 1 + (uint32_t)(rand() % 3);
+
+	do
+		p = (uint32_t)rand() % STORM_PAGES;
+	while (kept(p));
+	*first = p;
+	for (*n = 1; *n < len && p + *n < STORM_PAGES && !kept(p + *n); (*n)++)
+		;
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
+	       (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+enum storm_kind { STORM_CUT, STORM_CONVERT };
+
+/*
+ * Cut (unmap + map back) or convert (to private + back to shared) random
+ * ranges of a 128-page mapping while edu DMAs into the kept pages.
+ * Returns how many concurrent DMAs to kept pages faulted.
+ */
+static unsigned int storm_run(uint32_t ioas, enum storm_kind kind,
+			      const char *what, struct trace *t,
+			      uint32_t *nr_ops)
+{
+	struct storm st = { .memfd = kb_memfd(STORM_PAGES * KB_PAGE, 0x3c) };
+	uint64_t iova = STORM_IOVA;
+	uint32_t ops = 0, errors = 0;
+	struct timespec t0;
+	pthread_t thr;
+	int r;
+
+	kb_pattern(st.pat, sizeof(st.pat), 0x5d);
+	if (st.memfd < 0 ||
+	    ioasid_map_file(ctx, ioas, st.memfd, 0, STORM_PAGES * KB_PAGE,
+			    IOASID_MAP_READ | IOASID_MAP_WRITE |
+			    IOASID_MAP_FIXED_IOVA, &iova) < 0) {
+		tap_ok(0, "%s: map %u pages (%s)", what, STORM_PAGES,
+		       kb_err(ctx));
+		return 0;
+	}
+	if (kind == STORM_CONVERT) {
+		struct ioasid_iova_range all = {
+			STORM_IOVA, STORM_IOVA + STORM_PAGES * KB_PAGE - 1,
+		};
+
+		tap_ok(ioasid_convert(ctx, ioas, &all, 1, IOASID_CONVERT_SHARED,
+				      NULL) == 0, "%s: all pages to shared", what);
+	}
+	/* edu's buffer gets the pattern from kept page 4 */
+	tap_ok(load_buffer(st.memfd, 4 * KB_PAGE, STORM_IOVA + 4 * KB_PAGE,
+			   st.pat, STORM_XFER) == 0, "%s: edu buffer loaded", what);
+	*t = trace_now();
+	srand(15);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = pthread_create(&thr, NULL, storm_dma, &st);
+	while (r == 0 && ops < STORM_MAX_CUTS &&
+	       (ops < STORM_CUTS || atomic_load(&st.dmas) < STORM_DMAS)) {
+		uint32_t p, n;
+		uint64_t at, len, back;
+
+		storm_pick(&p, &n);
+		at = STORM_IOVA + (uint64_t)p * KB_PAGE;
+		len = (uint64_t)n * KB_PAGE;
+		back = at;
+		if (kind == STORM_CUT) {
+			errors += ioasid_unmap(ctx, ioas, at, len, 0, NULL) != 0;
+			errors += ioasid_map_file(ctx, ioas, st.memfd,
+						  (uint64_t)p * KB_PAGE, len,
+						  IOASID_MAP_READ |
+						  IOASID_MAP_WRITE |
+						  IOASID_MAP_FIXED_IOVA,
+						  &back) != 0;
+		} else {
+			struct ioasid_iova_range rg = { at, at + len - 1 };
+
+			errors += ioasid_convert(ctx, ioas, &rg, 1,
+						 IOASID_CONVERT_PRIVATE,
+						 NULL) != 0;
+			errors += ioasid_convert(ctx, ioas, &rg, 1,
+						 IOASID_CONVERT_SHARED,
+						 NULL) != 0;
+		}
+		ops++;
+	}
+	/* what the storm's calls issued: @t becomes that, per kind */
+	for (int c = 0; c < IOMMUFD_CALL_NR; c++)
+		t->v[c] = calls((enum iommufd_call)c) - t->v[c];
+	atomic_store(&st.stop, true);
+	if (r == 0)
+		pthread_join(thr, NULL);
+	tap_ok(r == 0 && errors == 0 && ops >= STORM_CUTS,
+	       "%s: %u random cuts of 1-3 pages (first and last pages "
+	       "included), each undone, %u failed, in %.0f ms", what, ops,
+	       errors, ms_since(&t0));
+	tap_ok(atomic_load(&st.dmas) >= STORM_DMAS && atomic_load(&st.wrong) == 0,
+	       "%s: %u concurrent edu DMAs to kept pages, %u with wrong bytes",
+	       what, atomic_load(&st.dmas), atomic_load(&st.wrong));
+	*nr_ops = ops;
+	/* leave one range cut: DMA to it must be blocked */
+	if (kind == STORM_CUT)
+		ioasid_unmap(ctx, ioas, STORM_IOVA + KB_PAGE, KB_PAGE, 0, NULL);
+	else
+		ioasid_convert(ctx, ioas, &(struct ioasid_iova_range){
+				STORM_IOVA + KB_PAGE,
+				STORM_IOVA + 2 * KB_PAGE - 1 }, 1,
+			       IOASID_CONVERT_PRIVATE, NULL);
+	kb_file_fill(st.memfd, KB_PAGE, 0x3c, KB_PAGE);
+	blocked_write(what, st.memfd, KB_PAGE, STORM_IOVA + KB_PAGE, 0x3c);
+	ioasid_unmap(ctx, ioas, STORM_IOVA, STORM_PAGES * KB_PAGE,
+		     IOASID_UNMAP_MISSING_OK, NULL);
+	close(st.memfd);
+	return atomic_load(&st.faults);
+}
+
+/* Run a storm on a fresh IOAS of @flags with edu moved onto it. */
+static unsigned int storm_on(uint32_t plain, uint32_t flags,
+			     enum storm_kind kind, const char *what,
+			     struct trace *t, uint32_t *ops)
+{
+	unsigned int faults = 0;
+	uint32_t ioas;
+
+	if (!tap_ok(ioasid_ioas_alloc(ctx, flags, &ioas) == 0 &&
+		    ioasid_device_replace(ctx, dev, ioas, 0) == 0,
+		    "%s: IOAS (flags 0x%x), edu on it (%s)", what, flags,
+		    kb_err(ctx)))
+		return 0;
+	faults = storm_run(ioas, kind, what, t, ops);
+	tap_ok(ioasid_device_replace(ctx, dev, plain, 0) == 0 &&
+	       ioasid_ioas_destroy(ctx, ioas) == 0, "%s: edu back, IOAS "
+	       "destroyed", what);
+	return faults;
+}
+
+static void suite_storms(uint32_t plain)
+{
+	struct trace t;
+	unsigned int faults;
+	uint32_t ops = 0;
+
+	faults = storm_on(plain, IOASID_IOAS_PAGE_GRANULAR, STORM_CUT,
+			  "page-granular cut storm", &t, &ops);
+	tap_ok(faults == 0, "page-granular: no concurrent DMA to a kept page "
+	       "faulted (%u did)", faults);
+	tap_ok(issued(&t, IOMMUFD_CALL_CUT) == ops &&
+	       issued(&t, IOMMUFD_CALL_VFIO_IOAS) == ops &&
+	       issued(&t, IOMMUFD_CALL_UNMAP) == 0 &&
+	       issued(&t, IOMMUFD_CALL_MAP_FILE) == ops &&
+	       issued(&t, IOMMUFD_CALL_MAP) == 0,
+	       "page-granular: each cut was one VFIO_IOMMU_UNMAP_DMA on the "
+	       "iommufd (after IOMMU_VFIO_IOAS), no remap: %llu cuts, %llu "
+	       "IOMMU_IOAS_UNMAP, %llu MAP_FILE for %u map-backs",
+	       (unsigned long long)issued(&t, IOMMUFD_CALL_CUT),
+	       (unsigned long long)issued(&t, IOMMUFD_CALL_UNMAP),
+	       (unsigned long long)issued(&t, IOMMUFD_CALL_MAP_FILE), ops);
+
+	faults = storm_on(plain, 0, STORM_CUT, "large-page cut storm", &t,
+			  &ops);
+	tap_ok(issued(&t, IOMMUFD_CALL_CUT) == 0 &&
+	       issued(&t, IOMMUFD_CALL_UNMAP) == ops &&
+	       issued(&t, IOMMUFD_CALL_MAP_FILE) > ops,
+	       "large-page: every cut composed (%llu IOMMU_IOAS_UNMAP, %llu "
+	       "MAP_FILE incl. remaps, 0 compat unmaps)",
+	       (unsigned long long)issued(&t, IOMMUFD_CALL_UNMAP),
+	       (unsigned long long)issued(&t, IOMMUFD_CALL_MAP_FILE));
+	tap_diag("{\"bench\":\"kb_iommufd\",\"metric\":\"large_page_cut_window"
+		 "_faults\",\"value\":%u,\"unit\":\"DMAs\",\"cuts\":%u}",
+		 faults, ops);
+
+	faults = storm_on(plain, IOASID_IOAS_RESTRICTED, STORM_CONVERT,
+			  "restricted conversion storm", &t, &ops);
+	tap_ok(faults == 0, "restricted: no concurrent DMA to a kept shared "
+	       "page faulted (%u did)", faults);
+	tap_ok(issued(&t, IOMMUFD_CALL_CUT) == ops &&
+	       issued(&t, IOMMUFD_CALL_MAP_FILE) == ops &&
+	       issued(&t, IOMMUFD_CALL_UNMAP) == 0 &&
+	       issued(&t, IOMMUFD_CALL_MAP) == 0,
+	       "restricted: to private one compat unmap, to shared one "
+	       "IOMMU_IOAS_MAP_FILE per run (%llu, %llu for %u round trips)",
+	       (unsigned long long)issued(&t, IOMMUFD_CALL_CUT),
+	       (unsigned long long)issued(&t, IOMMUFD_CALL_MAP_FILE), ops);
 }
 
 /* ---- coherency ----------------------------------------------------------- */
@@ -1038,9 +1398,13 @@ int main(void)
 	suite_dma(ioas);
 	suite_user_memory(ioas);
 	suite_write_seal(ioas);
+	user_memory_gone(ioas, 0, "large-page IOAS, memory gone");
+	user_memory_gone(ioas, IOASID_IOAS_PAGE_GRANULAR,
+			 "page-granular IOAS, memory gone");
 	suite_hugetlb(ioas);
 	suite_guest_memfd(ioas);
 	suite_restricted(ioas);
+	suite_storms(ioas);
 	suite_coherency(ioas);
 	suite_vfio_fd();
 	suite_kvm();

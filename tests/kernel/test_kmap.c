@@ -25,6 +25,9 @@ struct fake {
 	int maps, unmaps;
 	int fail_map_at;	/* the n-th map call (1-based) fails; 0 never */
 	int lost;
+	int cuts;
+	int fail_cut;		/* errno the cut fails with; 0 never */
+	int fail_map_from;	/* every map call from the n-th fails */
 };
 
 static int fake_map(void *arg, const struct kmap_entry *e)
@@ -33,6 +36,8 @@ static int fake_map(void *arg, const struct kmap_entry *e)
 
 	if (++k->maps == k->fail_map_at)
 		return -ENOMEM;
+	if (k->fail_map_from && k->maps >= k->fail_map_from)
+		return -EFAULT;
 	for (int i = 0; i < k->nr; i++)
 		if (e->iova <= k->v[i].iova + k->v[i].length - 1 &&
 		    k->v[i].iova <= e->iova + e->length - 1)
@@ -70,8 +75,44 @@ static void fake_lost(void *arg, const struct kmap_entry *e)
 	((struct fake *)arg)->lost++;
 }
 
+/* iommufd with huge pages off: split whatever sticks out, then remove. */
+static int fake_cut(void *arg, uint64_t iova, uint64_t length)
+{
+	struct fake *k = arg;
+	uint64_t last = iova + length - 1;
+	struct kmap_entry keep[256];
+	int out = 0;
+
+	k->cuts++;
+	if (k->fail_cut)
+		return -k->fail_cut;
+	for (int i = 0; i < k->nr; i++) {
+		struct kmap_entry e = k->v[i];
+		uint64_t s = e.iova, l = s + e.length - 1;
+
+		if (l < iova || s > last) {
+			keep[out++] = e;
+			continue;
+		}
+		if (s < iova) {
+			keep[out] = e;
+			keep[out++].length = iova - s;
+		}
+		if (l > last) {
+			keep[out] = e;
+			keep[out].iova = last + 1;
+			keep[out].length = l - last;
+			keep[out++].backing.offset += last + 1 - s;
+		}
+	}
+	memcpy(k->v, keep, out * sizeof(*keep));
+	k->nr = out;
+	return 0;
+}
+
 static const struct kmap_ops ops = {
 	.map = fake_map, .unmap = fake_unmap, .lost = fake_lost,
+	.cut = fake_cut,
 };
 
 /* The kernel's mapping at @iova: its length and file offset. */
@@ -199,6 +240,57 @@ Test(kmap, failed_remap_restores_everything)
 	cr_assert(kernel_has(&k, 0x108000, 8 * PG, 0));
 	cr_assert_eq(m.nr, 2);
 	cr_assert_eq(k.lost, 0);
+	kmap_release(&m);
+}
+
+Test(kmap, lost_pieces_are_listed)
+{
+	struct fake k = { 0 };
+	struct kmap m = { 0 };
+	struct ioasid_iova_range lost[4];
+
+	kmap_map(&m, &ops, &k, 0x100000, 8 * PG, &file_at0, 3);
+	kmap_map(&m, &ops, &k, 0x200000, 8 * PG, &file_at0, 3);
+	k.maps = 0;
+	k.fail_map_from = 1;	/* the memory is gone: nothing maps again */
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, 0x101000, PG), -EFAULT);
+	cr_assert_eq(k.lost, 1);
+	cr_assert_eq(m.nr, 1, "the record holds what the kernel holds");
+	cr_assert_eq(k.nr, 1);
+	cr_assert_eq(kmap_take_lost(&m, lost, 4), 1);
+	cr_assert_eq(lost[0].start, 0x100000);
+	cr_assert_eq(lost[0].last, 0x100000 + 8 * PG - 1);
+	cr_assert_eq(kmap_take_lost(&m, lost, 4), 0, "taken once");
+	kmap_release(&m);
+}
+
+Test(kmap, kernel_cuts_are_one_call_and_never_remap)
+{
+	struct fake k = { 0 };
+	struct kmap m = { .kernel_cuts = true };
+
+	kmap_map(&m, &ops, &k, 0x100000, 64 * PG, &file_at0, 3);
+	kmap_map(&m, &ops, &k, 0x200000, 8 * PG, &file_at0, 3);
+	k.maps = k.unmaps = 0;
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, 0x105000, PG), 0);
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, 0x100000, PG), 0, "first page");
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, 0x13f000, PG), 0, "last page");
+	/* across the hole between the two mappings, cutting both */
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, 0x120000, 0xe3000), 0);
+	cr_assert_eq(k.cuts, 4, "one kernel call per unmap");
+	cr_assert_eq(k.maps, 0, "nothing mapped back");
+	cr_assert_eq(k.unmaps, 0, "no whole unmap either");
+	cr_assert_eq(k.nr, 3);
+	cr_assert_eq(m.nr, 3, "the record follows the kernel's pieces");
+	cr_assert(kernel_has(&k, 0x101000, 4 * PG, PG));
+	cr_assert(kernel_has(&k, 0x106000, 0x1a000, 6 * PG));
+	cr_assert(kernel_has(&k, 0x203000, 5 * PG, 3 * PG));
+	for (size_t i = 0; i < m.nr; i++)
+		cr_assert(kernel_has(&k, m.v[i].iova, m.v[i].length,
+				     m.v[i].backing.offset));
+	k.fail_cut = EBUSY;
+	cr_assert_eq(kmap_unmap(&m, &ops, &k, 0x102000, PG), -EBUSY);
+	cr_assert_eq(m.nr, 3, "a failed cut changes nothing");
 	kmap_release(&m);
 }
 

@@ -41,6 +41,14 @@ enum ioasid_ioas_flags {
 	IOASID_IOAS_IDENTITY	= 1 << 0,
 	/* Only pages marked shared are reachable by DMA (confidential). */
 	IOASID_IOAS_RESTRICTED	= 1 << 1,
+	/*
+	 * Every IOPTE maps one 4 KiB page, never a large page, so that every
+	 * cut of a mapping is atomic (pages that stay are never unmapped,
+	 * not even for a moment).  Without it IOPTEs are as large as the
+	 * alignment allows and a cut on a kernel backend is composed.
+	 * Implied by (and reported for) IOASID_IOAS_RESTRICTED.
+	 */
+	IOASID_IOAS_PAGE_GRANULAR = 1 << 2,
 };
 
 /* Per-IOAS policy for cache coherency (the /dev/ioasid RFC v2 idea). */

@@ -32,6 +32,8 @@
 #define IFD_IOAS_IOVA_RANGES		IFD_CMD(0x84)
 #define IFD_IOAS_MAP			IFD_CMD(0x85)
 #define IFD_IOAS_UNMAP			IFD_CMD(0x86)
+#define IFD_OPTION			IFD_CMD(0x87)
+#define IFD_VFIO_IOAS			IFD_CMD(0x88)
 #define IFD_HWPT_ALLOC			IFD_CMD(0x89)
 #define IFD_GET_HW_INFO			IFD_CMD(0x8a)
 #define IFD_HWPT_SET_DIRTY_TRACKING	IFD_CMD(0x8b)
@@ -107,6 +109,51 @@ struct ifd_ioas_unmap {
 	uint32_t ioas_id;
 	uint64_t iova;
 	uint64_t length;	/* in: range; out: bytes unmapped */
+};
+
+struct ifd_ioas_copy {
+	uint32_t size;
+	uint32_t flags;		/* IFD_MAP_* (FIXED_IOVA, READABLE, ...) */
+	uint32_t dst_ioas_id;
+	uint32_t src_ioas_id;
+	uint64_t length;
+	uint64_t dst_iova;
+	uint64_t src_iova;
+};
+
+/* IOMMU_OPTION: IOMMU_OPTION_HUGE_PAGES of an IOAS (val64 0: 4 KiB IOPTEs). */
+#define IFD_OPTION_HUGE_PAGES		1
+#define IFD_OPTION_OP_SET		0
+struct ifd_option {
+	uint32_t size;
+	uint32_t option_id;
+	uint16_t op;
+	uint16_t reserved;
+	uint32_t object_id;
+	uint64_t val64;
+};
+
+/* IOMMU_VFIO_IOAS: the fd's compatibility IOAS (the target of VFIO ioctls). */
+#define IFD_VFIO_IOAS_SET		1
+struct ifd_vfio_ioas {
+	uint32_t size;
+	uint32_t ioas_id;
+	uint16_t op;
+	uint16_t reserved;
+};
+
+/*
+ * VFIO_IOMMU_UNMAP_DMA (type ';', base 100 + 14), answered by iommufd on
+ * the /dev/iommu fd itself for its compatibility IOAS: on an IOAS with
+ * huge pages off it cuts the areas at both ends of the range first
+ * (drivers/iommu/iommufd/vfio_compat.c).
+ */
+#define KVFIO_IOMMU_UNMAP_DMA		_IO(';', 100 + 14)
+struct kvfio_dma_unmap {
+	uint32_t argsz;
+	uint32_t flags;
+	uint64_t iova;
+	uint64_t size;		/* in: range; out: bytes unmapped */
 };
 
 struct ifd_hwpt_alloc {

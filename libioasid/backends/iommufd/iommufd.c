@@ -37,6 +37,7 @@
 struct backend {
 	const struct log_sink *log;
 	int fd;				/* /dev/iommu */
+	uint64_t calls[IOMMUFD_CALL_NR];	/* the trace: ioctls issued */
 	bool no_map_file;		/* kernel before 6.13 */
 	struct be_device *devices;	/* bound devices */
 	struct khotplug hotplug;
@@ -46,8 +47,17 @@ struct backend {
 struct be_ioas {
 	struct backend *be;
 	uint32_t id;			/* kernel IOAS */
+	bool page_granular;		/* IOMMU_OPTION_HUGE_PAGES 0: cuts split */
 	struct kmap map;
 };
+
+/* Every mapping ioctl goes through here, so the trace is complete. */
+static int traced(struct backend *be, enum iommufd_call c, unsigned long req,
+		  void *arg)
+{
+	be->calls[c]++;
+	return kioctl(be->fd, req, arg);
+}
 
 struct be_domain {
 	struct be_ioas *ioas;
@@ -231,7 +241,7 @@ static int map_by_address(struct be_ioas *ioas, const struct kmap_entry *e,
 	if (r < 0)
 		return r;
 	m.user_va = hva;
-	return kioctl(ioas->be->fd, IFD_IOAS_MAP, &m);
+	return traced(ioas->be, IOMMUFD_CALL_MAP, IFD_IOAS_MAP, &m);
 }
 
 static int map_by_file(struct be_ioas *ioas, const struct kmap_entry *e,
@@ -243,7 +253,7 @@ static int map_by_file(struct be_ioas *ioas, const struct kmap_entry *e,
 		.length = e->length, .iova = e->iova,
 	};
 
-	return kioctl(ioas->be->fd, IFD_IOAS_MAP_FILE, &m);
+	return traced(ioas->be, IOMMUFD_CALL_MAP_FILE, IFD_IOAS_MAP_FILE, &m);
 }
 
 static bool by_file(const struct backend *be, const struct be_backing *b)
@@ -280,7 +290,7 @@ static int kmap_do_unmap(void *arg, uint64_t iova, uint64_t length)
 		.size = sizeof(u), .ioas_id = ioas->id, .iova = iova,
 		.length = length,
 	};
-	int r = kioctl(ioas->be->fd, IFD_IOAS_UNMAP, &u);
+	int r = traced(ioas->be, IOMMUFD_CALL_UNMAP, IFD_IOAS_UNMAP, &u);
 
 	/*
 	 * The record only asks for ranges of whole kernel mappings, so ENOENT
@@ -291,6 +301,43 @@ static int kmap_do_unmap(void *arg, uint64_t iova, uint64_t length)
 		err(ioas->be->log, "iommufd: IOMMU_IOAS_UNMAP 0x%llx+0x%llx of "
 		    "IOAS %u: %s", (unsigned long long)iova,
 		    (unsigned long long)length, ioas->id, strerror(-r));
+	return r;
+}
+
+/*
+ * The kernel's own split (page-granular IOASes): make the IOAS this fd's
+ * compatibility IOAS (a per-fd pointer: set before every cut, under the
+ * core's lock like every seam call), then the VFIO-compatibility unmap on
+ * the iommufd itself cuts the areas at both ends of the range and removes
+ * only the range.  The areas outside keep their pages and IOPTEs.
+ */
+static int kmap_do_cut(void *arg, uint64_t iova, uint64_t length)
+{
+	struct be_ioas *ioas = arg;
+	struct backend *be = ioas->be;
+	struct ifd_vfio_ioas v = {
+		.size = sizeof(v), .ioas_id = ioas->id, .op = IFD_VFIO_IOAS_SET,
+	};
+	struct kvfio_dma_unmap u = {
+		.argsz = sizeof(u), .iova = iova, .size = length,
+	};
+	int r = traced(be, IOMMUFD_CALL_VFIO_IOAS, IFD_VFIO_IOAS, &v);
+
+	if (r == 0)
+		r = traced(be, IOMMUFD_CALL_CUT, KVFIO_IOMMU_UNMAP_DMA, &u);
+	if (r < 0) {
+		/*
+		 * A split alone changes no translation; the kernel unmaps
+		 * areas in IOVA order and stops at the first it cannot
+		 * remove (EBUSY: an in-kernel access, which this backend
+		 * never creates), so u.size says how far it got.
+		 */
+		err(be->log, "iommufd: cut of IOVA 0x%llx+0x%llx from IOAS %u "
+		    "(VFIO_IOMMU_UNMAP_DMA on the iommufd): %s%s",
+		    (unsigned long long)iova, (unsigned long long)length,
+		    ioas->id, strerror(-r),
+		    u.size ? "; part of the range was unmapped" : "");
+	}
 	return r;
 }
 
@@ -307,9 +354,27 @@ static const struct kmap_ops iommufd_kmap_ops = {
 	.map = kmap_do_map,
 	.unmap = kmap_do_unmap,
 	.lost = kmap_lost,
+	.cut = kmap_do_cut,
 };
 
 /* ---- address spaces ------------------------------------------------------ */
+
+static int disable_huge_pages(struct backend *be, uint32_t ioas_id)
+{
+	struct ifd_option o = {
+		.size = sizeof(o), .option_id = IFD_OPTION_HUGE_PAGES,
+		.op = IFD_OPTION_OP_SET, .object_id = ioas_id, .val64 = 0,
+	};
+	int r = traced(be, IOMMUFD_CALL_OPTION, IFD_OPTION, &o);
+
+	if (r < 0) {
+		err(be->log, "iommufd: IOMMU_OPTION_HUGE_PAGES off for IOAS %u: "
+		    "%s: a page-granular IOAS cannot be had", ioas_id,
+		    strerror(-r));
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
 
 static int iommufd_ioas_alloc(struct backend *be, uint32_t flags,
 			      struct be_ioas **out)
@@ -320,15 +385,29 @@ static int iommufd_ioas_alloc(struct backend *be, uint32_t flags,
 
 	if (!ioas)
 		return -ENOMEM;
-	r = kioctl(be->fd, IFD_IOAS_ALLOC, &a);
+	r = traced(be, IOMMUFD_CALL_IOAS_ALLOC, IFD_IOAS_ALLOC, &a);
 	if (r < 0) {
 		free(ioas);
 		return r;
 	}
 	ioas->be = be;
 	ioas->id = a.out_ioas_id;
-	/* every later unmap of a restricted IOAS is whole: no window */
-	ioas->map.per_page = flags & IOASID_IOAS_RESTRICTED;
+	/*
+	 * Page-granular (restricted IOASes always are): 4 KiB IOPTEs, so the
+	 * kernel can split its areas and every cut is one atomic call.  The
+	 * option must be set before any domain holds mappings: now.  A
+	 * restricted IOAS is then mapped by runs, not page by page.
+	 */
+	if (flags & IOASID_IOAS_PAGE_GRANULAR) {
+		r = disable_huge_pages(be, ioas->id);
+		if (r < 0) {
+			destroy_object(be, ioas->id, "IOAS");
+			free(ioas);
+			return r;
+		}
+		ioas->page_granular = true;
+		ioas->map.kernel_cuts = true;
+	}
 	*out = ioas;
 	return 0;
 }
@@ -353,6 +432,12 @@ static int iommufd_unmap(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 {
 	/* the record of kernel mappings knows more than @old: see kmap.c */
 	return kmap_unmap(&ioas->map, &iommufd_kmap_ops, ioas, iova, length);
+}
+
+static size_t iommufd_take_lost(struct be_ioas *ioas,
+				struct ioasid_iova_range *out, size_t cap)
+{
+	return kmap_take_lost(&ioas->map, out, cap);
 }
 
 static int iommufd_hide_batch(struct be_ioas *ioas,
@@ -709,6 +794,11 @@ uint64_t iommufd_test_nr_mappings(const struct be_ioas *ioas)
 	return ioas->map.nr;
 }
 
+uint64_t iommufd_test_calls(const struct backend *be, enum iommufd_call c)
+{
+	return c < IOMMUFD_CALL_NR ? be->calls[c] : 0;
+}
+
 const struct backend_ops backend_iommufd = {
 	.name = "iommufd",
 	/* kcommon's record of kernel mappings replaces the core's pieces */
@@ -721,6 +811,7 @@ const struct backend_ops backend_iommufd = {
 	.ioas_free = iommufd_ioas_free,
 	.map = iommufd_map,
 	.unmap = iommufd_unmap,
+	.take_lost = iommufd_take_lost,
 	.hide_batch = iommufd_hide_batch,
 	.domain_alloc = iommufd_domain_alloc,
 	.domain_free = iommufd_domain_free,

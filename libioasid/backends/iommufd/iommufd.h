@@ -18,6 +18,25 @@ struct be_ioas;
 struct be_domain;
 struct be_device;
 
+/*
+ * The backend's trace: how many of each mapping ioctl it issued since it
+ * was opened, so a test can check which calls an operation really made
+ * (a cut by the kernel's split, a conversion by one MAP_FILE per run).
+ */
+enum iommufd_call {
+	IOMMUFD_CALL_IOAS_ALLOC,	/* IOMMU_IOAS_ALLOC */
+	IOMMUFD_CALL_OPTION,		/* IOMMU_OPTION (huge pages off) */
+	IOMMUFD_CALL_MAP,		/* IOMMU_IOAS_MAP (by address) */
+	IOMMUFD_CALL_MAP_FILE,		/* IOMMU_IOAS_MAP_FILE */
+	IOMMUFD_CALL_UNMAP,		/* IOMMU_IOAS_UNMAP (whole areas) */
+	IOMMUFD_CALL_VFIO_IOAS,		/* IOMMU_VFIO_IOAS (compat IOAS set) */
+	IOMMUFD_CALL_CUT,		/* VFIO_IOMMU_UNMAP_DMA on the iommufd */
+	IOMMUFD_CALL_COPY,		/* IOMMU_IOAS_COPY */
+	IOMMUFD_CALL_NR
+};
+
+uint64_t iommufd_test_calls(const struct backend *be, enum iommufd_call c);
+
 /* The /dev/iommu fd (owned by the backend). */
 int iommufd_test_fd(const struct backend *be);
 /* Kernel ids: IOAS, HWPT, and the device's dev_id from BIND_IOMMUFD. */

@@ -41,6 +41,15 @@ struct kmap {
 	struct kmap_entry *v;
 	size_t nr, cap;
 	bool per_page;		/* one kernel mapping per 4 KiB page */
+	/*
+	 * The kernel cuts its own mappings (ops->cut): iommufd on an IOAS
+	 * with large pages off.  An unmap is then one ops->cut call, never
+	 * a composition.
+	 */
+	bool kernel_cuts;
+	/* what a failed composed unmap could not put back (kmap_take_lost) */
+	struct kmap_entry *lost;
+	size_t nr_lost, cap_lost;
 };
 
 /* How a backend programs the kernel for one entry / one exact range. */
@@ -57,6 +66,12 @@ struct kmap_ops {
 	 * error path of an error path): the kernel no longer has it.
 	 */
 	void (*lost)(void *arg, const struct kmap_entry *e);
+	/*
+	 * With kmap.kernel_cuts: remove exactly [iova, iova+length) from the
+	 * kernel, cutting mappings that stick out (the mappings on both
+	 * sides keep their IOPTEs).  0, or -errno with nothing unmapped.
+	 */
+	int (*cut)(void *arg, uint64_t iova, uint64_t length);
 };
 
 /*
@@ -67,14 +82,23 @@ int kmap_map(struct kmap *m, const struct kmap_ops *ops, void *arg,
 	     uint64_t iova, uint64_t length, const struct be_backing *backing,
 	     uint32_t prot);
 /*
- * Take [iova, iova+length) out of the kernel.  Kernel mappings that lie
- * inside go with one unmap call; one that sticks out at either end is
- * unmapped whole and its outer piece mapped back (the non-atomic window:
- * DMA to that piece faults until it is back).  On failure nothing changed
- * (pieces are restored); -errno.
+ * Take [iova, iova+length) out of the kernel.  With @m->kernel_cuts: one
+ * ops->cut call, atomic.  Otherwise kernel mappings that lie inside go
+ * with one unmap call; one that sticks out at either end is unmapped whole
+ * and its outer piece mapped back (the non-atomic window: DMA to that
+ * piece faults until it is back).  On failure nothing changed (pieces are
+ * restored), -errno; except that what could not be restored either is
+ * dropped from the record and listed for kmap_take_lost().
  */
 int kmap_unmap(struct kmap *m, const struct kmap_ops *ops, void *arg,
 	       uint64_t iova, uint64_t length);
+/*
+ * After a failed kmap_unmap(): the mappings the kernel lost (not in the
+ * record any more), up to @cap of them into @out; returns how many it
+ * stored and forgets those (call until it returns 0).
+ */
+size_t kmap_take_lost(struct kmap *m, struct ioasid_iova_range *out,
+		      size_t cap);
 /* Program every entry again (a kernel address space that lost them). */
 int kmap_replay(const struct kmap *m, const struct kmap_ops *ops, void *arg);
 void kmap_release(struct kmap *m);

@@ -166,7 +166,10 @@ int kmap_map(struct kmap *m, const struct kmap_ops *ops, void *arg,
 	return pages ? map_pages(m, ops, arg, &e) : map_whole(m, ops, arg, &e);
 }
 
-/* A remap of kept pieces failed: put entries [i, j) back as they were. */
+/*
+ * A remap of kept pieces failed: put entries [i, j) back as they were.
+ * Room for j - i lost entries was reserved before the kernel was asked.
+ */
 static void restore(struct kmap *m, const struct kmap_ops *ops, void *arg,
 		    size_t i, size_t j)
 {
@@ -180,9 +183,75 @@ static void restore(struct kmap *m, const struct kmap_ops *ops, void *arg,
 		/* keep the record truthful: the kernel lost this one */
 		if (ops->lost)
 			ops->lost(arg, &m->v[k]);
+		m->lost[m->nr_lost++] = m->v[k];
 		remove_entries(m, k, 1);
 		j--;
 	}
+}
+
+static int reserve_lost(struct kmap *m, size_t n)
+{
+	size_t cap = m->cap_lost ? m->cap_lost : 4;
+	void *v;
+
+	if (m->nr_lost + n <= m->cap_lost)
+		return 0;
+	while (cap < m->nr_lost + n)
+		cap *= 2;
+	v = realloc(m->lost, cap * sizeof(*m->lost));
+	if (!v)
+		return -ENOMEM;
+	m->lost = v;
+	m->cap_lost = cap;
+	return 0;
+}
+
+size_t kmap_take_lost(struct kmap *m, struct ioasid_iova_range *out,
+		      size_t cap)
+{
+	size_t n = min_t(size_t, m->nr_lost, cap);
+
+	for (size_t k = 0; k < n; k++)
+		out[k] = (struct ioasid_iova_range){
+			m->lost[k].iova, entry_last(&m->lost[k]),
+		};
+	memmove(m->lost, m->lost + n, (m->nr_lost - n) * sizeof(*m->lost));
+	m->nr_lost -= n;
+	return n;
+}
+
+/*
+ * The kernel cuts: one call for exactly the range; then the record keeps
+ * the outer pieces of the entries that stuck out, as the kernel does.
+ */
+static int kernel_cut(struct kmap *m, const struct kmap_ops *ops, void *arg,
+		      uint64_t iova, uint64_t length, size_t i, size_t j)
+{
+	uint64_t last = iova + (length - 1), lo = m->v[i].iova;
+	uint64_t hi = entry_last(&m->v[j - 1]);
+	struct kmap_entry head, tail;
+	bool has_head = lo < iova, has_tail = hi > last;
+	int r;
+
+	if (has_head)
+		piece_of(&m->v[i], lo, iova - lo, &head);
+	if (has_tail)
+		piece_of(&m->v[j - 1], last + 1, hi - last, &tail);
+	r = reserve(m, 2);
+	if (r == 0)
+		r = ops->cut(arg, iova, length);
+	if (r < 0)
+		return r;
+	remove_entries(m, i, j - i);
+	if (has_head) {
+		open_gap(m, i, 1);
+		m->v[i++] = head;
+	}
+	if (has_tail) {
+		open_gap(m, i, 1);
+		m->v[i] = tail;
+	}
+	return 0;
 }
 
 int kmap_unmap(struct kmap *m, const struct kmap_ops *ops, void *arg,
@@ -201,6 +270,8 @@ int kmap_unmap(struct kmap *m, const struct kmap_ops *ops, void *arg,
 		;
 	if (i == j)
 		return 0;
+	if (m->kernel_cuts)
+		return kernel_cut(m, ops, arg, iova, length, i, j);
 	lo = m->v[i].iova;
 	hi = entry_last(&m->v[j - 1]);
 	has_head = lo < iova;
@@ -209,8 +280,9 @@ int kmap_unmap(struct kmap *m, const struct kmap_ops *ops, void *arg,
 		piece_of(&m->v[i], lo, iova - lo, &head);
 	if (has_tail)
 		piece_of(&m->v[j - 1], last + 1, hi - last, &tail);
-	/* the pieces that stay must fit in the record afterwards */
-	r = reserve(m, 2);
+	/* the pieces that stay must fit in the record afterwards, and what
+	 * a failed restore loses in the list of losses */
+	r = reserve(m, 2) ?: reserve_lost(m, j - i);
 	if (r == 0)
 		r = unmap_entries(m, ops, arg, i, j);
 	if (r < 0)
@@ -254,6 +326,9 @@ int kmap_replay(const struct kmap *m, const struct kmap_ops *ops, void *arg)
 void kmap_release(struct kmap *m)
 {
 	free(m->v);
+	free(m->lost);
 	m->v = NULL;
+	m->lost = NULL;
 	m->nr = m->cap = 0;
+	m->nr_lost = m->cap_lost = 0;
 }

@@ -39,6 +39,7 @@ struct be_domain {
 struct be_ioas {
 	struct backend *be;
 	struct be_domain *domains;
+	bool page_granular;	/* 4 KiB leaves only (IOASID_IOAS_PAGE_GRANULAR) */
 };
 
 struct be_device {
@@ -147,6 +148,7 @@ static int sim_ioas_alloc(struct backend *be, uint32_t flags,
 	if (!ioas)
 		return -ENOMEM;
 	ioas->be = be;
+	ioas->page_granular = flags & IOASID_IOAS_PAGE_GRANULAR;
 	*out = ioas;
 	return 0;
 }
@@ -293,7 +295,9 @@ static int sim_domain_alloc(struct be_ioas *ioas, const struct inv_iommu *unit,
 	d->addr_width = unit->info.addr_width;
 	d->page_sizes = sizes;
 	d->ioas = ioas;
-	r = sim_domain_create(d->addr_width, sizes | SIM_SZ_4K,
+	/* a page-granular IOAS never gets large leaves, as on iommufd */
+	r = sim_domain_create(d->addr_width,
+			      ioas->page_granular ? SIM_SZ_4K : sizes | SIM_SZ_4K,
 			      d->enforce ? SIM_DOMAIN_ENFORCE_COHERENCY : 0,
 			      &d->dom);
 	if (r == 0 && replay)

@@ -282,6 +282,12 @@ static int vt1_unmap(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 	return kmap_unmap(&ioas->map, &vt1_kmap_ops, ioas, iova, length);
 }
 
+static size_t vt1_take_lost(struct be_ioas *ioas,
+			    struct ioasid_iova_range *out, size_t cap)
+{
+	return kmap_take_lost(&ioas->map, out, cap);
+}
+
 static int vt1_hide_batch(struct be_ioas *ioas,
 			  const struct ioasid_iova_range *runs, uint32_t nr)
 {
@@ -759,6 +765,7 @@ const struct backend_ops backend_vfio_type1 = {
 	.ioas_free = vt1_ioas_free,
 	.map = vt1_map,
 	.unmap = vt1_unmap,
+	.take_lost = vt1_take_lost,
 	.hide_batch = vt1_hide_batch,
 	.domain_alloc = vt1_domain_alloc,
 	.domain_free = vt1_domain_free,
