@@ -1120,6 +1120,80 @@ static void s_restricted_dma(struct diff_env *e)
 	probe_write(e, "neighbour", BASE + 2 * PG, fd, 2 * PG);
 }
 
+/* Cuts of a page-granular IOAS: first, last and middle pages. */
+static void s_pg_cut(struct diff_env *e)
+{
+	uint32_t a = new_ioas(e, IOASID_IOAS_PAGE_GRANULAR);
+	int fd;
+
+	map_new(e, a, BASE, 16 * PG, &fd);
+	attach(e, a);
+	rec_ioas(e, "ioas", a);
+	rec_domains(e, "domains", a);
+	rc(e, "cut_first", ioasid_unmap(e->ctx, a, BASE, PG, 0, NULL));
+	rc(e, "cut_last", ioasid_unmap(e->ctx, a, BASE + 15 * PG, PG, 0, NULL));
+	rc(e, "cut_middle", ioasid_unmap(e->ctx, a, BASE + 6 * PG, 3 * PG, 0,
+					 NULL));
+	rec_mappings(e, "mappings", a);
+	probe_write(e, "first", BASE, fd, 0);
+	probe_write(e, "second", BASE + PG, fd, PG);
+	probe_write(e, "below_cut", BASE + 5 * PG, fd, 5 * PG);
+	probe_write(e, "in_cut", BASE + 7 * PG, fd, 7 * PG);
+	probe_write(e, "above_cut", BASE + 9 * PG, fd, 9 * PG);
+	probe_write(e, "next_to_last", BASE + 14 * PG, fd, 14 * PG);
+	probe_write(e, "last", BASE + 15 * PG, fd, 15 * PG);
+}
+
+/* One cut across two mappings and the hole between them. */
+static void s_pg_cut_span(struct diff_env *e)
+{
+	uint32_t a = new_ioas(e, IOASID_IOAS_PAGE_GRANULAR);
+	int f1, f2;
+	uint64_t n = 0;
+
+	map_new(e, a, BASE, 4 * PG, &f1);
+	map_new(e, a, BASE + 6 * PG, 4 * PG, &f2);
+	attach(e, a);
+	rc(e, "cut", ioasid_unmap(e->ctx, a, BASE + 2 * PG, 6 * PG, 0, &n));
+	rec_hex(e, "bytes", n);
+	rec_mappings(e, "mappings", a);
+	probe_write(e, "kept_low", BASE + PG, f1, PG);
+	probe_write(e, "cut_low", BASE + 3 * PG, f1, 3 * PG);
+	probe_write(e, "cut_high", BASE + 7 * PG, f2, PG);
+	probe_write(e, "kept_high", BASE + 8 * PG, f2, 2 * PG);
+	rc(e, "again", ioasid_unmap(e->ctx, a, BASE + 2 * PG, 6 * PG, 0, NULL));
+}
+
+/* Conversions by runs: two runs shared, a range across both private. */
+static void s_convert_runs(struct diff_env *e)
+{
+	uint32_t a = new_ioas(e, IOASID_IOAS_RESTRICTED);
+	struct ioasid_iova_range sh[2] = {
+		{ BASE, BASE + 6 * PG - 1 }, { BASE + 8 * PG, BASE + 16 * PG - 1 },
+	};
+	struct ioasid_iova_range pr = { BASE + 4 * PG, BASE + 10 * PG - 1 };
+	struct ioasid_ioas_info info = { .size = sizeof(info) };
+	uint64_t n = 0;
+	int fd;
+
+	map_new(e, a, BASE, 16 * PG, &fd);
+	attach(e, a);
+	rc(e, "to_shared", ioasid_convert(e->ctx, a, sh, 2,
+					  IOASID_CONVERT_SHARED, &n));
+	rec_hex(e, "shared_bytes", n);
+	rc(e, "to_private", ioasid_convert(e->ctx, a, &pr, 1,
+					   IOASID_CONVERT_PRIVATE, &n));
+	rec_hex(e, "private_bytes", n);
+	ioasid_ioas_get_info(e->ctx, a, &info);
+	rec_hex(e, "bytes_shared", info.bytes_shared);
+	probe_write(e, "shared_low", BASE + 3 * PG, fd, 3 * PG);
+	probe_write(e, "private_low", BASE + 5 * PG, fd, 5 * PG);
+	probe_write(e, "never_shared", BASE + 6 * PG, fd, 6 * PG);
+	probe_write(e, "private_high", BASE + 9 * PG, fd, 9 * PG);
+	probe_write(e, "shared_high", BASE + 10 * PG, fd, 10 * PG);
+	probe_write(e, "shared_last", BASE + 15 * PG, fd, 15 * PG);
+}
+
 static void s_restricted_unmap(struct diff_env *e)
 {
 	uint32_t a = new_ioas(e, IOASID_IOAS_RESTRICTED);
@@ -1257,7 +1331,7 @@ static const struct scenario scenarios[] = {
 	S(dma_detached), S(dma_replace), S(dma_copy), S(dma_user),
 	S(dma_map_after_attach), S(dma_remap), S(dma_unmap_all),
 	S(restricted_map), S(restricted_dma), S(restricted_unmap),
-	S(convert_errors),
+	S(convert_errors), S(pg_cut), S(pg_cut_span), S(convert_runs),
 	S(dirty), S(device_dma_api), S(faults), S(vm),
 };
 #define ARRAY_SIZE_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
