@@ -33,22 +33,28 @@ static size_t find_first(const struct kmap *m, uint64_t iova)
 	return lo;
 }
 
+/* Grow array @v of @nr used entries to room for @more (capacity @cap). */
+static int grow(struct kmap_entry **v, size_t nr, size_t *cap, size_t more)
+{
+	size_t c = *cap ? *cap : 16;
+	void *p;
+
+	if (nr + more <= *cap)
+		return 0;
+	while (c < nr + more)
+		c *= 2;
+	p = realloc(*v, c * sizeof(**v));
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = c;
+	return 0;
+}
+
 /* Make room for @more entries, so that later inserts cannot fail. */
 static int reserve(struct kmap *m, size_t more)
 {
-	size_t cap = m->cap ? m->cap : 16;
-	void *v;
-
-	if (m->nr + more <= m->cap)
-		return 0;
-	while (cap < m->nr + more)
-		cap *= 2;
-	v = realloc(m->v, cap * sizeof(*m->v));
-	if (!v)
-		return -ENOMEM;
-	m->v = v;
-	m->cap = cap;
-	return 0;
+	return grow(&m->v, m->nr, &m->cap, more);
 }
 
 /* Open a gap of @n entries at @at (capacity reserved). */
@@ -191,19 +197,7 @@ static void restore(struct kmap *m, const struct kmap_ops *ops, void *arg,
 
 static int reserve_lost(struct kmap *m, size_t n)
 {
-	size_t cap = m->cap_lost ? m->cap_lost : 4;
-	void *v;
-
-	if (m->nr_lost + n <= m->cap_lost)
-		return 0;
-	while (cap < m->nr_lost + n)
-		cap *= 2;
-	v = realloc(m->lost, cap * sizeof(*m->lost));
-	if (!v)
-		return -ENOMEM;
-	m->lost = v;
-	m->cap_lost = cap;
-	return 0;
+	return grow(&m->lost, m->nr_lost, &m->cap_lost, n);
 }
 
 size_t kmap_take_lost(struct kmap *m, struct ioasid_iova_range *out,
@@ -220,6 +214,40 @@ size_t kmap_take_lost(struct kmap *m, struct ioasid_iova_range *out,
 	return n;
 }
 
+/* The pieces of entries [i, j) that stick out of [iova, last]. */
+struct ends {
+	struct kmap_entry head, tail;
+	bool has_head, has_tail;
+};
+
+static void ends_of(const struct kmap *m, size_t i, size_t j, uint64_t iova,
+		    uint64_t last, struct ends *x)
+{
+	uint64_t lo = m->v[i].iova, hi = entry_last(&m->v[j - 1]);
+
+	x->has_head = lo < iova;
+	x->has_tail = hi > last;
+	if (x->has_head)
+		piece_of(&m->v[i], lo, iova - lo, &x->head);
+	if (x->has_tail)
+		piece_of(&m->v[j - 1], last + 1, hi - last, &x->tail);
+}
+
+/* Entries [i, j) are gone from the kernel but for @x: record that. */
+static void keep_ends(struct kmap *m, size_t i, size_t j,
+		      const struct ends *x)
+{
+	remove_entries(m, i, j - i);
+	if (x->has_head) {
+		open_gap(m, i, 1);
+		m->v[i++] = x->head;
+	}
+	if (x->has_tail) {
+		open_gap(m, i, 1);
+		m->v[i] = x->tail;
+	}
+}
+
 /*
  * The kernel cuts: one call for exactly the range; then the record keeps
  * the outer pieces of the entries that stuck out, as the kernel does.
@@ -227,39 +255,23 @@ size_t kmap_take_lost(struct kmap *m, struct ioasid_iova_range *out,
 static int kernel_cut(struct kmap *m, const struct kmap_ops *ops, void *arg,
 		      uint64_t iova, uint64_t length, size_t i, size_t j)
 {
-	uint64_t last = iova + (length - 1), lo = m->v[i].iova;
-	uint64_t hi = entry_last(&m->v[j - 1]);
-	struct kmap_entry head, tail;
-	bool has_head = lo < iova, has_tail = hi > last;
+	struct ends x;
 	int r;
 
-	if (has_head)
-		piece_of(&m->v[i], lo, iova - lo, &head);
-	if (has_tail)
-		piece_of(&m->v[j - 1], last + 1, hi - last, &tail);
+	ends_of(m, i, j, iova, iova + (length - 1), &x);
 	r = reserve(m, 2);
 	if (r == 0)
 		r = ops->cut(arg, iova, length);
-	if (r < 0)
-		return r;
-	remove_entries(m, i, j - i);
-	if (has_head) {
-		open_gap(m, i, 1);
-		m->v[i++] = head;
-	}
-	if (has_tail) {
-		open_gap(m, i, 1);
-		m->v[i] = tail;
-	}
-	return 0;
+	if (r == 0)
+		keep_ends(m, i, j, &x);
+	return r;
 }
 
 int kmap_unmap(struct kmap *m, const struct kmap_ops *ops, void *arg,
 	       uint64_t iova, uint64_t length)
 {
-	uint64_t last = iova + (length - 1), lo, hi;
-	struct kmap_entry head, tail;
-	bool has_head, has_tail;
+	uint64_t last = iova + (length - 1);
+	struct ends x;
 	size_t i, j;
 	int r;
 
@@ -272,14 +284,7 @@ int kmap_unmap(struct kmap *m, const struct kmap_ops *ops, void *arg,
 		return 0;
 	if (m->kernel_cuts)
 		return kernel_cut(m, ops, arg, iova, length, i, j);
-	lo = m->v[i].iova;
-	hi = entry_last(&m->v[j - 1]);
-	has_head = lo < iova;
-	has_tail = hi > last;
-	if (has_head)
-		piece_of(&m->v[i], lo, iova - lo, &head);
-	if (has_tail)
-		piece_of(&m->v[j - 1], last + 1, hi - last, &tail);
+	ends_of(m, i, j, iova, last, &x);
 	/* the pieces that stay must fit in the record afterwards, and what
 	 * a failed restore loses in the list of losses */
 	r = reserve(m, 2) ?: reserve_lost(m, j - i);
@@ -288,26 +293,18 @@ int kmap_unmap(struct kmap *m, const struct kmap_ops *ops, void *arg,
 	if (r < 0)
 		return r;
 	/* -- window: DMA to head/tail faults until they are mapped back -- */
-	if (has_head)
-		r = ops->map(arg, &head);
-	if (r == 0 && has_tail) {
-		r = ops->map(arg, &tail);
-		if (r < 0 && has_head)
-			ops->unmap(arg, head.iova, head.length);
+	if (x.has_head)
+		r = ops->map(arg, &x.head);
+	if (r == 0 && x.has_tail) {
+		r = ops->map(arg, &x.tail);
+		if (r < 0 && x.has_head)
+			ops->unmap(arg, x.head.iova, x.head.length);
 	}
 	if (r < 0) {
 		restore(m, ops, arg, i, j);
 		return r;
 	}
-	remove_entries(m, i, j - i);
-	if (has_head) {
-		open_gap(m, i, 1);
-		m->v[i++] = head;
-	}
-	if (has_tail) {
-		open_gap(m, i, 1);
-		m->v[i] = tail;
-	}
+	keep_ends(m, i, j, &x);
 	return 0;
 }
 
