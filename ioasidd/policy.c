@@ -29,6 +29,7 @@ enum policy_key {
 	K_HINTS		= 1 << 7,
 	K_OBSERVE	= 1 << 8,
 	K_DEVICE_FDS	= 1 << 9,
+	K_MAX_CONVERT	= 1 << 10,
 };
 
 enum daemon_key {
@@ -44,6 +45,7 @@ static const struct policy_limits builtin = {
 	.max_mappings = 4194304,	/* a 16 GiB guest in 4 KiB pages */
 	.max_bytes_mapped = POLICY_UNLIMITED,
 	.max_vms = 8,
+	.max_conversion_state = 64ULL << 20,	/* 2 TiB shared */
 };
 
 /* Root, unless a [user root] section exists. */
@@ -53,6 +55,7 @@ static const struct policy_limits root_all = {
 	.max_mappings = POLICY_UNLIMITED,
 	.max_bytes_mapped = POLICY_UNLIMITED,
 	.max_vms = POLICY_UNLIMITED,
+	.max_conversion_state = POLICY_UNLIMITED,
 	.allow_noncoherent = true,
 	.trust_hints = true,
 	.observe = true,
@@ -242,6 +245,8 @@ static int limit_key(struct parser *ps, const char *key, char *v,
 		  offsetof(struct policy_limits, max_bytes_mapped) },
 		{ "max-vms", K_MAX_VMS, false, UINT32_MAX,
 		  offsetof(struct policy_limits, max_vms) },
+		{ "max-conversion-state", K_MAX_CONVERT, true, UINT64_MAX,
+		  offsetof(struct policy_limits, max_conversion_state) },
 	};
 	int r;
 
@@ -596,6 +601,8 @@ static void overlay(struct policy_limits *dst, const struct policy_limits *src)
 		dst->max_bytes_mapped = src->max_bytes_mapped;
 	if (s & K_MAX_VMS)
 		dst->max_vms = src->max_vms;
+	if (s & K_MAX_CONVERT)
+		dst->max_conversion_state = src->max_conversion_state;
 	if (s & K_NONCOHERENT)
 		dst->allow_noncoherent = src->allow_noncoherent;
 	if (s & K_HINTS)
@@ -709,6 +716,7 @@ int policy_session_limits(const struct policy_result *res,
 	l->max_mappings = pl->max_mappings;
 	l->max_bytes_mapped = pl->max_bytes_mapped;
 	l->max_vms = clamp32(pl->max_vms);
+	l->max_conversion_state = pl->max_conversion_state;
 	l->allow_noncoherent = pl->allow_noncoherent;
 	l->trust_hints = pl->trust_hints;
 	l->may_observe = pl->observe;

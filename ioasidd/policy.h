@@ -39,6 +39,7 @@ struct policy_limits {
 	uint64_t max_mappings;
 	uint64_t max_bytes_mapped;
 	uint64_t max_vms;
+	uint64_t max_conversion_state;	/* bytes of shared/private state */
 	bool allow_noncoherent;
 	bool trust_hints;
 	bool observe;			/* may see all clients' objects */

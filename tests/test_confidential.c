@@ -155,8 +155,15 @@ Test(convert, shared_state_survives_unmap_and_new_domains)
 	uint64_t iova = 0x100000, done;
 	uint8_t buf[4096];
 
-	cr_assert_eq(convert1(ctx, ioas, 0x100000, 8192, SHARED), 0,
-		     "pages may be shared before anything maps them");
+	cr_assert_eq(convert1(ctx, ioas, 0x100000, 8192, SHARED), -ENOENT, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert(strstr(ioasid_last_error(ctx), "not all mapped"));
+	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 0, MiB, RW | FIXED, &iova), 0);
+	cr_assert_eq(convert1(ctx, ioas, 0x100000 - 4096, 8192, SHARED), -ENOENT,
+		     "a range half outside the mapping is refused");
+	cr_assert_eq(convert1(ctx, ioas, 0x100000, 8192, SHARED), 0);
+	/* the state outlives the mapping: a new one sees the same pages */
+	cr_assert_eq(ioasid_unmap(ctx, ioas, 0x100000, MiB, 0, NULL), 0);
 	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 0, MiB, RW | FIXED, &iova), 0);
 	cr_assert_eq(ioasid_device_dma(ctx, nic, 0x101000, buf, 4096, 0, &done), 0);
 	cr_assert_eq(ioasid_device_dma(ctx, nic, 0x102000, buf, 4096, 0, &done),

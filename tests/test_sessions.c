@@ -199,3 +199,206 @@ Test(sessions, free_tears_everything_down)
 	cr_assert_eq(bind(b, "0000:00:01.0", &dev), 0, "the device is free again");
 	core_session_free(b);
 }
+
+/* ---- hostile tenants: quotas on every path that creates state ----------- */
+
+static int map_at(struct session *s, uint32_t ioas, int fd, uint64_t iova,
+		  uint64_t offset, uint64_t length)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_MAP_FILE);
+	op.ioas_id = ioas;
+	op.fd = fd;
+	op.offset = offset;
+	op.length = length;
+	op.iova = iova;
+	op.flags = IOASID_MAP_READ | IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA;
+	return run(s, &op);
+}
+
+static int unmap_at(struct session *s, uint32_t ioas, uint64_t iova,
+		    uint64_t length, struct ioasid_op *op)
+{
+	ioasid_op_init(op, IOASID_CMD_UNMAP);
+	op->ioas_id = ioas;
+	op->iova = iova;
+	op->length = length;
+	return run(s, op);
+}
+
+static uint64_t mappings_of(struct session *s, uint32_t ioas)
+{
+	struct ioasid_ioas_info i;
+
+	cr_assert_eq(info(s, ioas, &i), 0);
+	return i.nr_mappings;
+}
+
+static int convert_at(struct session *s, uint32_t ioas, uint64_t start,
+		      uint64_t length, uint32_t to, struct ioasid_op *op)
+{
+	static struct ioasid_iova_range r;
+
+	r = (struct ioasid_iova_range){ start, start + (length - 1) };
+	ioasid_op_init(op, IOASID_CMD_CONVERT);
+	op->ioas_id = ioas;
+	op->in = &r;
+	op->in_len = sizeof(r);
+	op->flags = to;
+	return run(s, op);
+}
+
+static uint32_t restricted_alloc(struct session *s)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_IOAS_ALLOC);
+	op.flags = IOASID_IOAS_RESTRICTED;
+	cr_assert_eq(run(s, &op), 0, "%s", op.errmsg);
+	return op.out_id;
+}
+
+Test(sessions, unmap_that_cuts_is_a_new_mapping)
+{
+	struct session_limits lim = { .max_ioas = 1, .max_mappings = 2,
+				      .max_bytes_mapped = 1 << 20 };
+	struct session *s = session(&lim);
+	uint32_t ioas = ioas_alloc(s);
+	int fd = test_memfd(1 << 20);
+	struct ioasid_op op;
+
+	cr_assert_eq(map_at(s, ioas, fd, 0x100000, 0, 64 * 4096), 0);
+	cr_assert_eq(unmap_at(s, ioas, 0x100000 + 4096, 4096, &op), 0,
+		     "the first cut makes two mappings: %s", op.errmsg);
+	cr_assert_eq(mappings_of(s, ioas), 2);
+	cr_assert_eq(unmap_at(s, ioas, 0x100000 + 8 * 4096, 4096, &op),
+		     -ENOSPC, "a third mapping is over the quota");
+	cr_assert(strstr(op.errmsg, "quota"), "%s", op.errmsg);
+	cr_assert_eq(mappings_of(s, ioas), 2, "nothing was applied");
+	cr_assert_eq(unmap_at(s, ioas, 0x100000 + 2 * 4096, 4096, &op), 0,
+		     "trimming an end creates nothing: %s", op.errmsg);
+	cr_assert_eq(mappings_of(s, ioas), 2);
+	close(fd);
+	core_session_free(s);
+}
+
+Test(sessions, copy_counts_every_piece)
+{
+	struct session_limits lim = { .max_ioas = 2, .max_mappings = 5,
+				      .max_bytes_mapped = 1 << 20 };
+	struct session *s = session(&lim);
+	uint32_t src = ioas_alloc(s), dst = ioas_alloc(s);
+	int fd = test_memfd(1 << 20);
+	struct ioasid_op op;
+
+	for (uint64_t i = 0; i < 3; i++)
+		cr_assert_eq(map_at(s, src, fd, 0x100000 + i * 4096, i * 4096,
+				    4096), 0);
+	ioasid_op_init(&op, IOASID_CMD_COPY);
+	op.ioas_id = dst;
+	op.ioas_id2 = src;
+	op.offset = 0x100000;
+	op.length = 3 * 4096;
+	op.iova = 0x400000;
+	op.flags = IOASID_MAP_READ | IOASID_MAP_FIXED_IOVA;
+	cr_assert_eq(run(s, &op), -ENOSPC, "3 + 3 pieces > 5");
+	cr_assert(strstr(op.errmsg, "quota"), "%s", op.errmsg);
+	cr_assert_eq(mappings_of(s, dst), 0, "nothing was applied");
+	op.length = 2 * 4096;
+	op.errmsg[0] = 0;
+	cr_assert_eq(run(s, &op), 0, "3 + 2 pieces fit: %s", op.errmsg);
+	cr_assert_eq(mappings_of(s, dst), 2);
+	close(fd);
+	core_session_free(s);
+}
+
+Test(sessions, batch_counts_every_byte)
+{
+	struct session_limits lim = { .max_ioas = 1, .max_mappings = 100,
+				      .max_bytes_mapped = 4 * 4096 };
+	struct session *s = session(&lim);
+	uint32_t ioas = ioas_alloc(s);
+	int fd = test_memfd(1 << 20);
+	struct ioasid_map_entry e[8];
+	struct ioasid_op op;
+
+	/* eight entries of the same file page: 8 pages mapped, span 1 */
+	for (uint32_t i = 0; i < 8; i++)
+		e[i] = (struct ioasid_map_entry){ .iova = 0x100000 + i * 4096,
+						  .offset = 0, .length = 4096 };
+	ioasid_op_init(&op, IOASID_CMD_MAP_BATCH);
+	op.ioas_id = ioas;
+	op.fd = fd;
+	op.in = e;
+	op.in_len = sizeof(e);
+	op.flags = IOASID_MAP_READ | IOASID_MAP_FIXED_IOVA;
+	cr_assert_eq(run(s, &op), -ENOSPC, "%s", op.errmsg);
+	cr_assert(strstr(op.errmsg, "quota"), "%s", op.errmsg);
+	cr_assert_eq(mappings_of(s, ioas), 0, "nothing was applied");
+	op.in_len = 4 * sizeof(e[0]);
+	cr_assert_eq(run(s, &op), 0, "four pages fit: %s", op.errmsg);
+	close(fd);
+	core_session_free(s);
+}
+
+Test(sessions, conversion_of_unmapped_iova_is_refused)
+{
+	struct session_limits lim = { .max_ioas = 1, .max_mappings = 100,
+				      .max_bytes_mapped = UINT64_MAX,
+				      .max_conversion_state = 1 << 20 };
+	struct session *s = session(&lim);
+	uint32_t ioas = restricted_alloc(s);
+	int fd = test_memfd(1 << 20);
+	struct ioasid_ioas_info i;
+	struct ioasid_op op;
+
+	cr_assert_eq(map_at(s, ioas, fd, 0x100000, 0, 1 << 20), 0);
+	cr_assert_eq(convert_at(s, ioas, 0, 1ULL << 44, IOASID_CONVERT_SHARED,
+				&op), -ENOENT, "2^44 bytes, mostly unmapped");
+	cr_assert(strstr(op.errmsg, "not all mapped"), "%s", op.errmsg);
+	cr_assert_eq(convert_at(s, ioas, 0, 1ULL << 60, IOASID_CONVERT_SHARED,
+				&op), -ENOENT, "2^60 bytes");
+	cr_assert_eq(convert_at(s, ioas, 0, 1ULL << 60, IOASID_CONVERT_PRIVATE,
+				&op), -ENOENT, "to private as well");
+	cr_assert_eq(info(s, ioas, &i), 0);
+	cr_assert_eq(i.bytes_shared, 0);
+	cr_assert_lt(i.state_bytes, 4096, "no state was allocated");
+	cr_assert_eq(convert_at(s, ioas, 0x100000, 1 << 20,
+				IOASID_CONVERT_SHARED, &op), 0, "%s", op.errmsg);
+	close(fd);
+	core_session_free(s);
+}
+
+Test(sessions, conversion_state_quota)
+{
+	/* room for one 1 GiB leaf of state (32 KiB of bits), not two */
+	struct session_limits lim = { .max_ioas = 2, .max_mappings = 100,
+				      .max_bytes_mapped = UINT64_MAX,
+				      .max_conversion_state = 48 << 10 };
+	struct session *s = session(&lim);
+	uint32_t a = restricted_alloc(s), b = restricted_alloc(s);
+	uint64_t gib = 1ULL << 30;
+	int fd = test_memfd(4 * gib);		/* sparse: nothing is touched */
+	struct ioasid_ioas_info i;
+	struct ioasid_op op;
+
+	cr_assert_eq(map_at(s, a, fd, gib, 0, 2 * gib), 0);
+	cr_assert_eq(map_at(s, b, fd, gib, 2 * gib, 2 * gib), 0);
+	cr_assert_eq(convert_at(s, a, gib, 2 * gib, IOASID_CONVERT_SHARED, &op),
+		     -ENOSPC, "two leaves of state are over the quota");
+	cr_assert(strstr(op.errmsg, "conversion state"), "%s", op.errmsg);
+	cr_assert_eq(info(s, a, &i), 0);
+	cr_assert_eq(i.bytes_shared, 0, "nothing was applied");
+	cr_assert_eq(convert_at(s, a, gib, gib, IOASID_CONVERT_SHARED, &op), 0,
+		     "%s", op.errmsg);
+	cr_assert_eq(convert_at(s, b, gib, 4096, IOASID_CONVERT_SHARED, &op),
+		     -ENOSPC, "the quota covers all the session's IOASes");
+	cr_assert_eq(convert_at(s, a, gib + 4096, 4096, IOASID_CONVERT_SHARED, &op),
+		     0, "a leaf that exists costs nothing: %s", op.errmsg);
+	cr_assert_eq(convert_at(s, a, gib, gib, IOASID_CONVERT_PRIVATE, &op), 0);
+	cr_assert_eq(convert_at(s, b, gib, 4096, IOASID_CONVERT_SHARED, &op), 0,
+		     "private pages give their state back: %s", op.errmsg);
+	close(fd);
+	core_session_free(s);
+}

@@ -17,6 +17,7 @@
 #include "core/ioas.h"
 #include "core/iova_tree.h"
 #include "core/sharedmap.h"
+#include "util/hash.h"
 #include "util/macros.h"
 
 #define KNOWN_FLAGS (IOASID_CONVERT_PRIVATE | IOASID_CONVERT_SHARED)
@@ -176,6 +177,70 @@ static int to_private_batched(struct convert *c,
 	return 0;
 }
 
+/* Mappings must cover a range without holes (state follows what is mapped). */
+struct coverage {
+	uint64_t next;
+};
+
+static int cover_piece(void *arg, const struct iova_area *piece)
+{
+	struct coverage *c = arg;
+
+	if (piece->iova != c->next)
+		return -ENOENT;
+	c->next = piece->iova + piece->length;
+	return 0;
+}
+
+static bool range_mapped(struct ioas *ioas, uint64_t start, uint64_t last)
+{
+	struct coverage c = { start };
+	int r;
+
+	r = iova_tree_for_each_piece(ioas->tree, start, last - start + 1,
+				     IOVA_TREE_MAPPINGS, cover_piece, &c);
+	return r == 0 && c.next - 1 == last;
+}
+
+/* Conversion state of every restricted IOAS of the session, in bytes. */
+static uint64_t session_state_bytes(struct session *s)
+{
+	struct ioas *x, *tmp;
+	uint64_t bytes = 0;
+
+	HASH_ITER(hh, s->core->ioas_table, x, tmp)
+		if (x->owner == s && x->shared)
+			bytes += sharedmap_mem_bytes(x->shared);
+	return bytes;
+}
+
+/* Would making these ranges shared take more state than the quota? */
+static int check_state_quota(struct ioas *ioas,
+			     const struct ioasid_iova_range *v, uint32_t nr,
+			     struct ioasid_op *op)
+{
+	struct session *s = ioas->owner;
+	uint64_t limit = s->limits.max_conversion_state, used, budget;
+
+	if (limit == UINT64_MAX)
+		return 0;
+	used = session_state_bytes(s);
+	budget = used < limit ? limit - used : 0;
+	for (uint32_t i = 0; i < nr; i++) {
+		uint64_t cost = sharedmap_reserve_cost(ioas->shared,
+				v[i].start, v[i].last - v[i].start + 1, budget);
+
+		if (cost > budget)
+			return op_fail(op, ENOSPC, "quota of %llu bytes of "
+				       "conversion state reached (%llu in "
+				       "use); nothing changed",
+				       (unsigned long long)limit,
+				       (unsigned long long)used);
+		budget -= cost;
+	}
+	return 0;
+}
+
 static int check_batch(struct ioas *ioas, const struct ioasid_iova_range *v,
 		       uint32_t nr, struct ioasid_op *op)
 {
@@ -187,6 +252,12 @@ static int check_batch(struct ioas *ioas, const struct ioasid_iova_range *v,
 		    !IS_ALIGNED(v[i].last + 1, SZ_4K))
 			return op_fail(op, EINVAL, "range %u is not made of "
 				       "whole 4 KiB pages", i);
+		if (!range_mapped(ioas, v[i].start, v[i].last))
+			return op_fail(op, ENOENT, "range %u (IOVA 0x%llx-"
+				       "0x%llx) is not all mapped in IOAS %u: "
+				       "only mapped pages can be converted",
+				       i, (unsigned long long)v[i].start,
+				       (unsigned long long)v[i].last, ioas->id);
 	}
 	return 0;
 }
@@ -215,6 +286,10 @@ int ioas_convert(struct ioas *ioas, struct ioasid_op *op)
 	if (r < 0)
 		return r;
 	c.to_shared = op->flags == IOASID_CONVERT_SHARED;
+	if (c.to_shared)
+		r = check_state_quota(ioas, v, nr, op);
+	if (r < 0)
+		return r;
 	for (uint32_t i = 0; c.to_shared && i < nr && r == 0; i++)
 		r = sharedmap_reserve(ioas->shared, v[i].start,
 				      v[i].last - v[i].start + 1);

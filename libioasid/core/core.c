@@ -22,6 +22,7 @@ static const struct session_limits unlimited = {
 	.max_mappings = UINT64_MAX,
 	.max_bytes_mapped = UINT64_MAX,
 	.max_vms = UINT32_MAX,
+	.max_conversion_state = UINT64_MAX,
 	.allow_noncoherent = 1,
 	.trust_hints = 1,
 	.may_observe = 1,

@@ -42,6 +42,8 @@ struct session_limits {
 	uint64_t max_mappings;
 	uint64_t max_bytes_mapped;
 	uint32_t max_vms;
+	/* bytes of shared/private page state, all restricted IOASes */
+	uint64_t max_conversion_state;
 	uint32_t allow_noncoherent;	/* may a VM need WBINVD? */
 	uint32_t trust_hints;		/* honour "no no-snoop" hints */
 	uint32_t may_observe;		/* may see every session's objects */

@@ -526,6 +526,20 @@ plain:
 		       be_ops(ioas)->name, strerror(-r));
 }
 
+/*
+ * Does unmapping [iova, iova+length) leave a piece of one mapping on each
+ * side?  Only then is the count of mappings one higher afterwards (ends in
+ * two different mappings trim both and create none).
+ */
+static bool cuts_one_in_two(struct ioas *ioas, uint64_t iova, uint64_t length)
+{
+	struct iova_area a;
+
+	return iova_tree_lookup(ioas->tree, iova, &a) == 0 &&
+	       a.kind == IOVA_AREA_MAPPING && a.iova < iova &&
+	       a.iova + (a.length - 1) > iova + (length - 1);
+}
+
 static int unmap_range(struct ioas *ioas, uint64_t iova, uint64_t length,
 		       struct ioasid_op *op)
 {
@@ -552,6 +566,13 @@ static int unmap_range(struct ioas *ioas, uint64_t iova, uint64_t length,
 			       "IOAS %u", (unsigned long long)iova,
 			       (unsigned long long)(iova + length - 1),
 			       ioas->id);
+	}
+	/* a hole inside one mapping leaves two: one mapping more */
+	r = cuts_one_in_two(ioas, iova, length) ?
+	    check_quota(ioas, 1, 0, op) : 0;
+	if (r < 0) {
+		free(p.v);
+		return r;
 	}
 	span = p.last - p.first + 1;
 	r = be_ops(ioas)->unmap(ioas->be, p.first, span, p.v, p.nr);
@@ -635,16 +656,21 @@ int ioas_unmap(struct ioas *ioas, struct ioasid_op *op)
 
 /* Lowest offset and highest end of a batch, checking each entry's shape. */
 static int batch_span(const struct ioasid_map_entry *e, uint32_t nr,
-		      uint64_t *lo, uint64_t *hi, struct ioasid_op *op)
+		      uint64_t *lo, uint64_t *hi, uint64_t *sum,
+		      struct ioasid_op *op)
 {
 	*lo = UINT64_MAX;
 	*hi = 0;
+	*sum = 0;
 	for (uint32_t i = 0; i < nr; i++) {
 		if (!e[i].length)
 			return op_fail(op, EINVAL, "entry %u: length is zero", i);
 		if (e[i].offset + e[i].length < e[i].offset)
 			return op_fail(op, EOVERFLOW, "entry %u: offset + length "
 				       "wraps", i);
+		/* entries may map one file range many times: count each */
+		*sum = *sum + e[i].length < *sum ? UINT64_MAX :
+						   *sum + e[i].length;
 		*lo = min_t(uint64_t, *lo, e[i].offset);
 		*hi = max_t(uint64_t, *hi, e[i].offset + e[i].length);
 	}
@@ -692,7 +718,7 @@ int ioas_map_batch(struct ioas *ioas, struct ioasid_op *op)
 {
 	const struct ioasid_map_entry *e = op->in;
 	uint32_t nr = op->in_len / sizeof(*e), i;
-	uint64_t *iovas, lo = 0, hi = 0, bytes = 0;
+	uint64_t *iovas, lo = 0, hi = 0, bytes = 0, sum = 0;
 	struct ioasid_op undo;
 	struct file_ref *file;
 	int r;
@@ -705,9 +731,9 @@ int ioas_map_batch(struct ioas *ioas, struct ioasid_op *op)
 			       op->out_cap / (uint32_t)sizeof(*iovas), nr);
 	r = check_map_args(op, SZ_4K, op);
 	if (r == 0)
-		r = batch_span(e, nr, &lo, &hi, op);
+		r = batch_span(e, nr, &lo, &hi, &sum, op);
 	if (r == 0)
-		r = check_quota(ioas, nr, hi - lo, op);
+		r = check_quota(ioas, nr, sum, op);
 	if (r < 0)
 		return r;
 	/* the IOVAs are needed to undo, whether or not the caller wants them */
@@ -749,6 +775,7 @@ struct copy_state {
 	uint64_t src_iova, dst_iova, next;	/* next: first byte not seen */
 	uint32_t prot;
 	uint32_t nr_done;
+	uint64_t nr_pieces;		/* mappings the copy will create */
 	struct ioasid_op *op;
 };
 
@@ -775,6 +802,7 @@ static int copy_check(void *arg, const struct iova_area *piece)
 			return r;
 	}
 	c->next = piece->iova + piece->length;
+	c->nr_pieces++;
 	return 0;
 }
 
@@ -820,7 +848,7 @@ int ioas_copy(struct ioas *dst, struct ioas *src, struct ioasid_op *op)
 		r = op_fail(op, ENOENT, "IOVA 0x%llx of IOAS %u is not mapped",
 			    (unsigned long long)c.next, src->id);
 	if (r == 0)
-		r = check_quota(dst, 1, op->length, op);
+		r = check_quota(dst, c.nr_pieces, op->length, op);
 	if (r < 0)
 		return r;
 

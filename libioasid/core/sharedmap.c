@@ -75,6 +75,23 @@ int sharedmap_reserve(struct sharedmap *map, uint64_t iova, uint64_t length)
 	return 0;
 }
 
+uint64_t sharedmap_reserve_cost(const struct sharedmap *map, uint64_t iova,
+				uint64_t length, uint64_t budget)
+{
+	uint64_t first = iova >> LEAF_SHIFT;
+	uint64_t last = (iova + length - 1) >> LEAF_SHIFT;
+	uint64_t cost = 0;
+
+	for (uint64_t i = first; i <= last && i >= first; i++) {
+		if (find(map, i))
+			continue;
+		cost += sizeof(struct leaf);
+		if (cost > budget)
+			break;
+	}
+	return cost;
+}
+
 void sharedmap_trim(struct sharedmap *map)
 {
 	struct leaf *l, *tmp;

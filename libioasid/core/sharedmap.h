@@ -21,6 +21,13 @@ void sharedmap_free(struct sharedmap *map);
 /* Make sure setting bits in [iova, iova+length) cannot fail. -ENOMEM. */
 int sharedmap_reserve(struct sharedmap *map, uint64_t iova, uint64_t length);
 /*
+ * Bytes sharedmap_reserve() of [iova, iova+length) would allocate, or
+ * more than @budget when it would allocate more than @budget (counting
+ * stops there, so a huge range costs no time).
+ */
+uint64_t sharedmap_reserve_cost(const struct sharedmap *map, uint64_t iova,
+				uint64_t length, uint64_t budget);
+/*
  * Set or clear the pages of [iova, iova+length); call reserve first.
  * Leaves that become empty stay until sharedmap_trim(), so clearing and
  * setting back (an undo) never needs memory.
