@@ -5,6 +5,7 @@
  * the read-only observer view, and teardown of everything a session held.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -400,5 +401,79 @@ Test(sessions, conversion_state_quota)
 	cr_assert_eq(convert_at(s, b, gib, 4096, IOASID_CONVERT_SHARED, &op), 0,
 		     "private pages give their state back: %s", op.errmsg);
 	close(fd);
+	core_session_free(s);
+}
+
+/* ---- hotplug rights, device files --------------------------------------- */
+
+static int hotplug(struct session *s, const char *name, uint32_t present,
+		   struct ioasid_op *op)
+{
+	ioasid_op_init(op, IOASID_CMD_SIM_HOTPLUG);
+	snprintf(op->name, sizeof(op->name), "%s", name);
+	op->flags = present;
+	return run(s, op);
+}
+
+Test(sessions, hotplug_rights)
+{
+	static char *none[] = { NULL };
+	struct session_limits tenant = { .max_ioas = 8, .max_mappings = 100,
+					 .max_bytes_mapped = 1 << 20 };
+	struct session_limits nodev = tenant, admin = tenant;
+	struct session *a, *b, *n, *root;
+	struct ioasid_op op;
+	uint32_t dev;
+
+	nodev.devices = none;		/* devices = none */
+	nodev.nr_devices = 0;
+	nodev.may_observe = 1;
+	admin.may_observe = 1;
+	a = session(&tenant);
+	b = session(&tenant);
+	n = session(&nodev);
+	root = session(&admin);
+	cr_assert_eq(bind(a, "0000:00:01.0", &dev), 0);
+	cr_assert_eq(hotplug(b, "0000:00:01.0", 0, &op), -EPERM,
+		     "another tenant's bound device");
+	cr_assert(strstr(op.errmsg, "bound by another client"), "%s", op.errmsg);
+	cr_assert_eq(hotplug(b, "0000:00:02.0", 0, &op), -EPERM,
+		     "an unbound device: administrators only");
+	cr_assert_eq(hotplug(n, "0000:00:02.0", 0, &op), -EPERM,
+		     "devices = none touches no device");
+	cr_assert(strstr(op.errmsg, "policy"), "%s", op.errmsg);
+	cr_assert_eq(observe(root, 1), 0);
+	cr_assert_eq(hotplug(root, "0000:00:01.0", 0, &op), -EPERM,
+		     "an observer is read-only");
+	cr_assert(strstr(op.errmsg, "observer"), "%s", op.errmsg);
+	cr_assert_eq(bind(b, "0000:00:01.0", &dev), -EBUSY,
+		     "a still has it");
+	cr_assert_eq(observe(root, 0), 0);
+	cr_assert_eq(hotplug(root, "0000:00:02.0", 0, &op), 0, "%s", op.errmsg);
+	cr_assert_eq(hotplug(root, "0000:00:02.0", 1, &op), 0, "%s", op.errmsg);
+	/* the owner may unplug its device, and plug back what it unplugged */
+	cr_assert_eq(hotplug(a, "0000:00:01.0", 0, &op), 0, "%s", op.errmsg);
+	cr_assert_eq(hotplug(b, "0000:00:01.0", 1, &op), -EPERM);
+	cr_assert_eq(hotplug(a, "0000:00:01.0", 1, &op), 0, "%s", op.errmsg);
+	cr_assert_eq(bind(b, "0000:00:01.0", &dev), 0, "back and free");
+	core_session_free(a);
+	core_session_free(b);
+	core_session_free(n);
+	core_session_free(root);
+}
+
+Test(sessions, device_fd_policy_answers_first)
+{
+	struct session_limits lim = { .max_ioas = 8, .max_mappings = 100,
+				      .max_bytes_mapped = 1 << 20 };
+	struct session *s = session(&lim);
+	struct ioasid_op op;
+	uint32_t dev;
+
+	cr_assert_eq(bind(s, "0000:00:01.0", &dev), 0);
+	ioasid_op_init(&op, IOASID_CMD_DEVICE_GET_FD);
+	op.dev_id = dev;
+	cr_assert_eq(run(s, &op), -EPERM, "not EOPNOTSUPP: %s", op.errmsg);
+	cr_assert(strstr(op.errmsg, "device-fds"), "%s", op.errmsg);
 	core_session_free(s);
 }

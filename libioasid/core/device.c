@@ -326,15 +326,19 @@ int device_get_fd(struct session *s, struct ioasid_op *op)
 
 	if (!dev)
 		return no_device(op, op->dev_id);
+	/*
+	 * a cdev bound to a shared iommufd could reach others' page tables;
+	 * the policy answers first, so a client without the right learns
+	 * nothing about the backend
+	 */
+	if (!s->limits.may_get_fds)
+		return op_fail(op, EPERM, "policy does not hand VFIO files to "
+			       "this client (device-fds in ioasidd.conf)");
 	fd = ops(s->core)->device_vfio_fd(dev->be);
 	if (fd < 0)
 		return op_fail(op, EOPNOTSUPP, "device %s has no VFIO file to "
 			       "hand out: it is simulated by the %s backend",
 			       dev->inv->info.name, ops(s->core)->name);
-	/* a cdev bound to a shared iommufd could reach others' page tables */
-	if (!s->limits.may_get_fds)
-		return op_fail(op, EPERM, "policy does not hand VFIO files to "
-			       "this client (device-fds in ioasidd.conf)");
 	op->out_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (op->out_fd < 0) {
 		e = errno;
@@ -734,9 +738,12 @@ int device_detach(struct session *s, struct ioasid_op *op)
 
 void devices_release_session(struct core *core, struct session *s)
 {
-	for (uint32_t i = 0; i < core->nr_devices; i++)
+	for (uint32_t i = 0; i < core->nr_devices; i++) {
 		if (core->devices[i].owner == s)
 			unbind_device(core, &core->devices[i]);
+		if (core->devices[i].unplugged_by == s)
+			core->devices[i].unplugged_by = NULL;
+	}
 }
 
 /* ---- DMA and faults ----------------------------------------------------- */
@@ -952,6 +959,7 @@ void devices_hotplug(struct core *core, const char *name, bool present)
 		return;
 	if (present) {
 		dev->removed = false;
+		dev->unplugged_by = NULL;
 		notice(core->log, "device %s is back", name);
 		device_event(core, NULL, dev, IOASID_EVENT_DEVICE_ADDED, 0);
 		return;
@@ -978,6 +986,34 @@ void devices_hotplug_poll(struct core *core)
 		devices_hotplug(core, name, present);
 }
 
+/*
+ * Who may unplug (or plug back) a simulated device: never an observer (it
+ * is read-only) nor a client whose devices= does not name the device; the
+ * owner of a bound device; and for unbound or others' devices only an
+ * administrator (policy observe = yes, while not observing).
+ */
+static int may_hotplug(struct session *s, const struct device *dev,
+		       struct ioasid_op *op)
+{
+	const char *name = dev->inv->info.name;
+
+	if (s->observer)
+		return op_fail(op, EPERM, "an observer is read-only: it cannot "
+			       "hotplug %s", name);
+	if (!policy_allows(s, name))
+		return op_fail(op, EPERM, "policy does not let this client use "
+			       "device %s", name);
+	if (dev->owner == s || (dev->removed && dev->unplugged_by == s))
+		return 0;
+	if (!s->limits.may_observe)
+		return op_fail(op, EPERM, "device %s is %s: only its owner or "
+			       "an administrator (observe = yes in ioasidd.conf) "
+			       "may hotplug it", name,
+			       dev->owner ? "bound by another client" :
+					    "not bound by this client");
+	return 0;
+}
+
 int device_sim_hotplug(struct session *s, struct ioasid_op *op)
 {
 	struct device *dev = find_by_name(s->core, op->name);
@@ -992,13 +1028,15 @@ int device_sim_hotplug(struct session *s, struct ioasid_op *op)
 			       ops(s->core)->name);
 	if (!dev)
 		return op_fail(op, ENOENT, "no device %s", op->name);
-	if (dev->owner && dev->owner != s && !s->limits.may_observe)
-		return op_fail(op, EPERM, "device %s belongs to another "
-			       "client", op->name);
+	r = may_hotplug(s, dev, op);
+	if (r < 0)
+		return r;
 	r = ops(s->core)->simulate_hotplug(s->core->be, op->name, op->flags);
 	if (r < 0)
 		return op_fail(op, -r, "cannot simulate that: %s",
 			       strerror(-r));
 	devices_hotplug(s->core, op->name, op->flags);
+	if (dev->removed)
+		dev->unplugged_by = s;
 	return 0;
 }

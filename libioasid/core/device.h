@@ -54,6 +54,8 @@ struct device {
 	struct vm *vm;
 	bool hinted;			/* trusted "no no-snoop" hint */
 	bool removed;			/* hot-unplugged */
+	/* who unplugged it (simulated), so it may plug it back */
+	const struct session *unplugged_by;
 	bool noncoherent;
 	bool group_viable;		/* read by DMA without the core lock */
 	/* in its VM's kvm-vfio by the client (ioasidd), not by us */
