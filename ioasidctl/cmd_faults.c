@@ -60,7 +60,8 @@ static const char *access_str(const struct ioasid_fault *f)
 }
 
 static int print_table(const struct fault_list *l,
-		       const struct ioasid_device_info *d, uint32_t nd)
+		       const struct ioasid_device_info *d, uint32_t nd,
+		       uint64_t lost)
 {
 	static const char *const hdr[] = {
 		">TIME", "DEVICE", ">DEV", "ACCESS", "IOVA", "REASON",
@@ -68,6 +69,9 @@ static int print_table(const struct fault_list *l,
 	struct table t;
 	int r;
 
+	if (lost)
+		printf("%llu fault records lost: the queue was full\n",
+		       (unsigned long long)lost);
 	if (!l->nr) {
 		printf("no faults queued\n");
 		return 0;
@@ -92,12 +96,14 @@ static int print_table(const struct fault_list *l,
 }
 
 static void print_json(const struct fault_list *l,
-		       const struct ioasid_device_info *d, uint32_t nd)
+		       const struct ioasid_device_info *d, uint32_t nd,
+		       uint64_t lost)
 {
 	struct json j;
 
 	json_init(&j, stdout, true);
 	json_obj_begin(&j, NULL);
+	json_u64(&j, "records_lost", lost);
 	json_arr_begin(&j, "faults");
 	for (size_t i = 0; i < l->nr; i++) {
 		const struct ioasid_fault *f = &l->v[i];
@@ -121,6 +127,7 @@ int cmd_faults(struct ctl *ctl, int argc, char **argv)
 	static const struct option opts[] = { COMMON_OPTS, { 0 } };
 	struct fault_list l = { 0 };
 	struct ioasid_device_info *d = NULL;
+	struct ioasid_status st = { 0 };
 	uint32_t nd = 0;
 	int c, r;
 
@@ -132,11 +139,14 @@ int cmd_faults(struct ctl *ctl, int argc, char **argv)
 	r = read_all(ctl, &l);
 	if (r == 0)
 		r = ctl_list_devices(ctl, &d, &nd);
+	/* records the queue had no room for (a daemon before it: 0) */
+	if (r == 0)
+		r = ioasid_get_status(ctl->ctx, &st);
 	if (r < 0) {
 		r = ctl_fail(ctl, r, "cannot read faults");
 	} else if (ctl->json) {
-		print_json(&l, d, nd);
-	} else if (print_table(&l, d, nd) < 0) {
+		print_json(&l, d, nd, st.faults_lost);
+	} else if (print_table(&l, d, nd, st.faults_lost) < 0) {
 		r = ctl_syserr(ctl, ENOMEM, "faults");
 	}
 	free(l.v);

@@ -168,6 +168,9 @@ static int hotplug(struct ctl *ctl, int argc, char **argv, const char *help,
 	if (strlen(argv[optind]) >= sizeof(name))
 		return ctl_usage(ctl, "'%s' is not a device name", argv[optind]);
 	ctl_device_name(argv[optind], name, sizeof(name));
+	/* an observer is read-only: hotplug from the session's own view */
+	if (ctl->observer && ioasid_set_observer(ctl->ctx, 0) == 0)
+		ctl->observer = false;
 	r = ioasid_sim_hotplug(ctl->ctx, name, present);
 	if (r < 0)
 		return ctl_fail(ctl, r, "cannot %s %s", argv[0], name);

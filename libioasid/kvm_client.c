@@ -252,6 +252,28 @@ static int move(struct ioasid_ctx *ctx, struct kvm_client_dev *dev,
 }
 
 /*
+ * Is bound device @dev_id simulated?  The daemon's policy answers
+ * DEVICE_GET_FD before the backend, so a client without device-fds hears
+ * EPERM for simulated devices too; those have no file to register anyway.
+ */
+static int bound_simulated(struct ioasid_ctx *ctx, uint32_t dev_id)
+{
+	struct ioasid_device_info *v;
+	uint32_t nr = 1024;
+	int r;
+
+	v = calloc(nr, sizeof(*v));
+	if (!v)
+		return api_fail(-ENOMEM, "out of memory");
+	r = ioasid_device_list(ctx, v, &nr);
+	for (uint32_t i = 0; r == 0 && i < nr; i++)
+		if (v[i].dev_id == dev_id && (v[i].flags & IOASID_DEVICE_BOUND))
+			r = !!(v[i].flags & IOASID_DEVICE_SIMULATED);
+	free(v);
+	return r;
+}
+
+/*
  * Register a device that is in no VM here yet.  Without a VFIO file
  * (simulated device; or a daemon that predates DEVICE_GET_FD: EINVAL)
  * there is nothing to register and the daemon decides alone.
@@ -263,6 +285,13 @@ static int join(struct ioasid_ctx *ctx, struct kvm_client *kc,
 	int fd = -1, r;
 
 	r = ioasid_device_get_fd(ctx, dev_id, &fd);
+	if (r == -EPERM) {
+		int sim = bound_simulated(ctx, dev_id);
+
+		if (sim < 0)
+			return sim;
+		r = sim ? -EOPNOTSUPP : -EPERM;
+	}
 	if (r == -EOPNOTSUPP || r == -EINVAL)
 		return set_vm_call(ctx, dev_id, vm->vm_id, 0);
 	if (r < 0)

@@ -286,6 +286,7 @@ run faults
 t "faults: none" 0 -o '^no faults queued$'
 run faults --json
 t "faults --json: none" 0 -J -j '.faults#' 0
+t "faults --json: nothing lost" 0 -J -j '.records_lost' 0
 
 # ---- batch: one session --------------------------------------------------------
 

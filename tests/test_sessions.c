@@ -477,3 +477,91 @@ Test(sessions, device_fd_policy_answers_first)
 	cr_assert(strstr(op.errmsg, "device-fds"), "%s", op.errmsg);
 	core_session_free(s);
 }
+
+/* ---- fault records belong to the device's session ----------------------- */
+
+static uint32_t bind_attach(struct session *s, const char *name, uint32_t ioas)
+{
+	struct ioasid_op op;
+	uint32_t dev;
+
+	cr_assert_eq(bind(s, name, &dev), 0);
+	ioasid_op_init(&op, IOASID_CMD_DEVICE_ATTACH);
+	op.dev_id = dev;
+	op.ioas_id = ioas;
+	cr_assert_eq(run(s, &op), 0, "%s", op.errmsg);
+	return dev;
+}
+
+/* DMA by a device whose group is not viable: the core records a fault */
+static void dma_not_viable(struct session *s, uint32_t dev)
+{
+	static uint8_t buf[64];
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_DEVICE_DMA);
+	op.dev_id = dev;
+	op.iova = 0x100000;
+	op.length = sizeof(buf);
+	op.out = buf;
+	op.out_cap = sizeof(buf);
+	cr_assert_eq(run(s, &op), -EFAULT, "%s", op.errmsg);
+}
+
+static uint32_t read_faults(struct session *s, struct ioasid_fault *f,
+			    uint32_t cap)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_FAULT_READ);
+	op.out = f;
+	op.out_cap = cap * (uint32_t)sizeof(*f);
+	cr_assert_eq(run(s, &op), 0, "%s", op.errmsg);
+	return op.out_len / (uint32_t)sizeof(*f);
+}
+
+static uint64_t faults_lost(struct session *s)
+{
+	struct ioasid_status st;
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_STATUS);
+	op.out = &st;
+	op.out_cap = sizeof(st);
+	cr_assert_eq(run(s, &op), 0);
+	return st.faults_lost;
+}
+
+Test(sessions, departed_client_cannot_starve_fault_records)
+{
+	struct session_limits lim = { .max_ioas = 8, .max_mappings = 100,
+				      .max_bytes_mapped = 1 << 20 };
+	struct session *a = session(&lim), *b = session(&lim);
+	static struct ioasid_fault f[512];
+	uint32_t ioas = ioas_alloc(a), dev;
+	struct ioasid_op op;
+
+	/* 0000:00:02.0 shares group 2 with 0000:00:02.1, left unattached */
+	dev = bind_attach(a, "0000:00:02.0", ioas);
+	for (int i = 0; i < 300; i++)
+		dma_not_viable(a, dev);
+	cr_assert_eq(faults_lost(a), 300 - 256, "an overflow is counted");
+	cr_assert_eq(faults_lost(b), 0, "and only for its session");
+	cr_assert_eq(read_faults(b, f, 512), 0, "b sees none of a's");
+	core_session_free(a);		/* leaves 256 records unread */
+
+	ioas = ioas_alloc(b);
+	dev = bind_attach(b, "0000:00:02.0", ioas);
+	dma_not_viable(b, dev);
+	cr_assert_eq(read_faults(b, f, 512), 1, "b's own record is there");
+	cr_assert_eq(f[0].dev_id, dev);
+	cr_assert_eq(f[0].reason, IOASID_FAULT_GROUP_NOT_VIABLE);
+	/* unbinding takes the device's queued records with it */
+	dma_not_viable(b, dev);
+	ioasid_op_init(&op, IOASID_CMD_DEVICE_UNBIND);
+	op.dev_id = dev;
+	cr_assert_eq(run(b, &op), 0, "%s", op.errmsg);
+	dev = bind_attach(b, "0000:00:02.0", ioas);
+	cr_assert_eq(read_faults(b, f, 512), 0, "purged at unbind");
+	core_session_free(b);
+}

@@ -9,6 +9,8 @@
 
 #include "core/core.h"
 
+#define SESSION_FAULT_RING 256
+
 struct session {
 	struct core *core;
 	uint32_t id;
@@ -28,19 +30,22 @@ struct session {
 	uint32_t ev_head, ev_len, ev_cap;
 	uint64_t ev_dropped;
 	int event_fd;			/* eventfd, readable when events queued */
+	/*
+	 * fault records the core itself makes (group not viable) for this
+	 * session's devices; under core->event_lock.  Full: the oldest stay
+	 * and faults_lost counts the rest.
+	 */
+	struct ioasid_fault faults[SESSION_FAULT_RING];
+	uint32_t fault_head, fault_len;
+	uint64_t faults_lost;
 	struct session *next;
 };
-
-#define CORE_FAULT_RING 256
 
 struct core {
 	const struct log_sink *log;		/* for messages only (not a ref) */
 	pthread_mutex_t lock;		/* serialises ops */
 	/* the session list and their event queues; taken inside lock */
 	pthread_mutex_t event_lock;
-	/* faults the core itself records (group not viable) */
-	struct ioasid_fault faults[CORE_FAULT_RING];
-	uint32_t fault_head, fault_len;
 	pthread_rwlock_t objects_lock;	/* id tables; write to add/remove */
 	const struct backend_ops *be_ops;
 	struct backend *be;

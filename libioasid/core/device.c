@@ -289,6 +289,8 @@ int device_bind(struct session *s, struct ioasid_op *op)
 static int detach_device(struct core *core, struct device *dev,
 			 struct ioasid_op *op);
 
+static void purge_core_faults(struct session *s, uint32_t dev_id);
+
 /* Cannot be refused (teardown, hotplug): what the backend keeps is logged. */
 static void unbind_device(struct core *core, struct device *dev)
 {
@@ -298,6 +300,7 @@ static void unbind_device(struct core *core, struct device *dev)
 	if (dev->vm)
 		vm_remove_device(core, dev);
 	pthread_rwlock_wrlock(&dev->lock);
+	purge_core_faults(dev->owner, dev->dev_id);
 	ops(core)->device_close(dev->be);
 	dev->be = NULL;
 	dev->owner = NULL;
@@ -748,7 +751,8 @@ void devices_release_session(struct core *core, struct session *s)
 
 /* ---- DMA and faults ----------------------------------------------------- */
 
-static void record_core_fault(struct core *core, const struct device *dev,
+/* Queue a record for @s, the session that owns the device. */
+static void record_core_fault(struct session *s, const struct device *dev,
 			      uint64_t iova, uint32_t flags, uint32_t reason)
 {
 	struct ioasid_fault f = {
@@ -761,13 +765,33 @@ static void record_core_fault(struct core *core, const struct device *dev,
 		.timestamp_ns = core_now_ns(),
 	};
 
-	pthread_mutex_lock(&core->event_lock);
-	if (core->fault_len < CORE_FAULT_RING) {
-		core->faults[(core->fault_head + core->fault_len) %
-			     CORE_FAULT_RING] = f;
-		core->fault_len++;
+	pthread_mutex_lock(&s->core->event_lock);
+	if (s->fault_len < SESSION_FAULT_RING) {
+		s->faults[(s->fault_head + s->fault_len) %
+			  SESSION_FAULT_RING] = f;
+		s->fault_len++;
+	} else {
+		s->faults_lost++;
 	}
-	pthread_mutex_unlock(&core->event_lock);
+	pthread_mutex_unlock(&s->core->event_lock);
+}
+
+/* Drop the queued records of a device leaving @s (unbound, unplugged). */
+static void purge_core_faults(struct session *s, uint32_t dev_id)
+{
+	uint32_t kept = 0;
+
+	pthread_mutex_lock(&s->core->event_lock);
+	for (uint32_t i = 0; i < s->fault_len; i++) {
+		struct ioasid_fault *f = &s->faults[(s->fault_head + i) %
+						    SESSION_FAULT_RING];
+
+		if (f->dev_id != dev_id)
+			s->faults[(s->fault_head + kept++) %
+				  SESSION_FAULT_RING] = *f;
+	}
+	s->fault_len = kept;
+	pthread_mutex_unlock(&s->core->event_lock);
 }
 
 static void fault_event(struct session *s, const struct device *dev,
@@ -817,7 +841,7 @@ int device_dma(struct session *s, struct ioasid_op *op)
 		r = no_device(op, op->dev_id);
 	} else if (dev->ioas &&
 		   !__atomic_load_n(&dev->group_viable, __ATOMIC_ACQUIRE)) {
-		record_core_fault(s->core, dev, op->iova, op->flags,
+		record_core_fault(s, dev, op->iova, op->flags,
 				  IOASID_FAULT_GROUP_NOT_VIABLE);
 		r = op_fail(op, EFAULT, "IOMMU group %u of device %s is not "
 			    "viable: all its devices must be attached to one "
@@ -846,24 +870,12 @@ int fault_read(struct session *s, struct ioasid_op *op)
 	uint32_t cap = op->out_cap / sizeof(*out), n = 0, got;
 	struct core *core = s->core;
 
-	/* the core's own records first (this session's devices only) */
+	/* the core's own records first (all of this session's devices) */
 	pthread_mutex_lock(&core->event_lock);
-	for (uint32_t i = 0; i < core->fault_len && n < cap;) {
-		struct ioasid_fault *f = &core->faults[(core->fault_head + i) %
-						       CORE_FAULT_RING];
-
-		if (!find_bound(s, f->dev_id)) {
-			i++;
-			continue;
-		}
-		out[n++] = *f;
-		/* remove entry i by moving the head entries up */
-		for (uint32_t j = i; j > 0; j--)
-			core->faults[(core->fault_head + j) % CORE_FAULT_RING] =
-				core->faults[(core->fault_head + j - 1) %
-					     CORE_FAULT_RING];
-		core->fault_head = (core->fault_head + 1) % CORE_FAULT_RING;
-		core->fault_len--;
+	for (; s->fault_len && n < cap; n++) {
+		out[n] = s->faults[s->fault_head];
+		s->fault_head = (s->fault_head + 1) % SESSION_FAULT_RING;
+		s->fault_len--;
 	}
 	pthread_mutex_unlock(&core->event_lock);
 	for (uint32_t i = 0; i < core->nr_devices && n < cap; i++) {

@@ -319,6 +319,9 @@ static int do_status(struct session *s, struct ioas *unused,
 		st.nr_mappings += nr;
 		st.bytes_mapped += bytes;
 	}
+	pthread_mutex_lock(&core->event_lock);
+	st.faults_lost = s->faults_lost;
+	pthread_mutex_unlock(&core->event_lock);
 	snprintf(st.backend, sizeof(st.backend), "%s", core->be_ops->name);
 	snprintf(st.topology, sizeof(st.topology), "%s",
 		 core->be_ops->describe ? core->be_ops->describe(core->be) :

@@ -320,6 +320,8 @@ struct ioasid_status {
 	__u64 bytes_mapped;
 	__u32 pid;		/* the process holding the IOMMU state */
 	__u32 __reserved;
+	/* this session's fault records dropped: its queue was full */
+	__u64 faults_lost;
 };
 
 #endif /* _UAPI_IOASID_IOASID_H */
