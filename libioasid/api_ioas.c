@@ -144,7 +144,8 @@ IOASID_EXPORT int ioasid_map_file(struct ioasid_ctx *ctx, uint32_t ioas_id,
  * embedded contexts can do this: the daemon cannot reach the caller's
  * address space (-EOPNOTSUPP over ioasidd; use ioasid_map_file()).
  * Errors: as ioasid_map_file() without the file checks; -EINVAL for an
- * unaligned or NULL @vaddr.
+ * unaligned or NULL @vaddr; -EFAULT when part of the range is not mapped
+ * in this process, or lacks the access @flags ask for (as pinning).
  */
 IOASID_EXPORT int ioasid_map_user(struct ioasid_ctx *ctx, uint32_t ioas_id,
 				  void *vaddr, uint64_t length, uint32_t flags,

@@ -513,6 +513,68 @@ Test(map, user_memory)
 	ioasid_unref(ctx);
 }
 
+/*
+ * Memory a device could not use is refused at map time, as pinning refuses
+ * it on a real kernel (EFAULT), and nothing is mapped.
+ */
+Test(map, user_memory_must_be_mapped_with_the_access_asked)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	char *buf = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct ioasid_mapping m;
+	uint64_t iova = 0x100000;
+	int remote = ioasid_is_remote(ctx);
+
+	cr_assert(buf != MAP_FAILED);
+	/* rw page, read-only page, hole */
+	cr_assert_eq(mprotect(buf + 4096, 4096, PROT_READ), 0);
+	cr_assert_eq(munmap(buf + 2 * 4096, 4096), 0);
+
+	cr_assert_eq(ioasid_map_user(ctx, ioas, (void *)0x1000, 4096,
+				     RW | IOASID_MAP_FIXED_IOVA, &iova),
+		     remote ? -EOPNOTSUPP : -EFAULT);
+	if (!remote)
+		cr_assert(strstr(ioasid_last_error(ctx), "0x1000 is not mapped"),
+			  "%s", ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_map_user(ctx, ioas, buf, 2 * 4096,
+				     RW | IOASID_MAP_FIXED_IOVA, &iova),
+		     remote ? -EOPNOTSUPP : -EFAULT);
+	if (!remote)
+		cr_assert(strstr(ioasid_last_error(ctx),
+				 "without write permission"),
+			  "%s", ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_map_user(ctx, ioas, buf, 3 * 4096,
+				     IOASID_MAP_READ | IOASID_MAP_FIXED_IOVA,
+				     &iova),
+		     remote ? -EOPNOTSUPP : -EFAULT);
+	if (!remote)
+		cr_assert(strstr(ioasid_last_error(ctx), "is not mapped"),
+			  "%s", ioasid_last_error(ctx));
+	cr_assert_eq(iova, 0x100000);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, iova, &m), -ENOENT);
+
+	/* the same pages, asking only for what they allow */
+	cr_assert_eq(ioasid_map_user(ctx, ioas, buf, 2 * 4096,
+				     IOASID_MAP_READ | IOASID_MAP_FIXED_IOVA,
+				     &iova),
+		     remote ? -EOPNOTSUPP : 0);
+	if (!remote) {
+		cr_assert_eq(ioasid_lookup(ctx, ioas, iova, &m), 0);
+		cr_assert_eq(m.offset, (uint64_t)(uintptr_t)buf);
+		cr_assert_eq(m.length, 2 * 4096);
+	}
+	cr_assert_eq(ioasid_map_user(ctx, ioas, buf, 4096,
+				     RW | IOASID_MAP_FIXED_IOVA,
+				     &(uint64_t){ 0x200000 }),
+		     remote ? -EOPNOTSUPP : 0);
+	if (!remote)
+		cr_assert_eq(ioasid_unmap_all(ctx, ioas, NULL), 0);
+	munmap(buf, 2 * 4096);
+	ioasid_unref(ctx);
+}
+
 /* ---- unmap --------------------------------------------------------------------- */
 
 Test(unmap, cut_inside_keeps_backing)

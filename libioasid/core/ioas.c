@@ -10,8 +10,10 @@
  *          range back into the backend.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backends/backend.h"
 #include "core/base.h"
@@ -384,6 +386,121 @@ int ioas_map_file(struct ioas *ioas, struct ioasid_op *op)
 			alloc_alignment(op->offset, op->length), op);
 }
 
+/*
+ * One line of /proc/self/maps: "start-end perms ...".  Returns false for a
+ * line that does not parse (the range check then fails closed).
+ */
+static bool parse_maps_line(const char *l, uint64_t *start, uint64_t *end,
+			    bool *r, bool *w)
+{
+	char *p;
+
+	*start = strtoull(l, &p, 16);
+	if (*p != '-')
+		return false;
+	*end = strtoull(p + 1, &p, 16);
+	if (*p != ' ' || !p[1] || !p[2])
+		return false;
+	*r = p[1] == 'r';
+	*w = p[2] == 'w';
+	return *end > *start;
+}
+
+/*
+ * Is every byte of [addr, addr + len) mapped in this process with the
+ * access @prot asks for (IOASID_MAP_READ: readable, IOASID_MAP_WRITE:
+ * writable)?  Pinning on a real kernel refuses the same with EFAULT.  Reads
+ * /proc/self/maps through a stack buffer: no allocation, and only lines up
+ * to the end of the range are looked at (the file is sorted by address).
+ */
+static int check_user_range(uint64_t addr, uint64_t len, uint32_t prot,
+			    struct ioasid_op *op)
+{
+	uint64_t cur = addr, last = addr + (len - 1);
+	char buf[4096];
+	size_t have = 0;
+	bool eof = false, skip = false;
+	int fd, r = 1;
+
+	fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return op_fail(op, errno == ENOMEM ? ENOMEM : EFAULT,
+			       "cannot read /proc/self/maps to check user "
+			       "range 0x%llx: %s", (unsigned long long)addr,
+			       strerror(errno));
+	while (r > 0) {
+		char *nl = have ? memchr(buf, '\n', have) : NULL;
+		uint64_t s, e;
+		bool rd, wr;
+
+		if (!nl && have == sizeof(buf) - 1) {
+			/* a long path: the fields needed are at the start */
+			nl = buf + have;
+			if (skip) {
+				have = 0;
+				continue;
+			}
+		}
+		if (!nl && !eof) {
+			ssize_t n = read(fd, buf + have, sizeof(buf) - 1 - have);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				eof = true;
+			else
+				have += (size_t)n;
+			continue;
+		}
+		if (!nl)
+			break;		/* end of file: cur is not mapped */
+		*nl = '\0';
+		if (skip) {
+			/* the tail of a line already looked at */
+		} else if (!parse_maps_line(buf, &s, &e, &rd, &wr)) {
+			r = -1;
+		} else if (e <= cur) {
+			/* before the range */
+		} else if (s > cur) {
+			break;		/* a hole at cur */
+		} else if ((prot & IOASID_MAP_READ) && !rd) {
+			r = -2;
+		} else if ((prot & IOASID_MAP_WRITE) && !wr) {
+			r = -3;
+		} else if (e - 1 >= last) {
+			r = 0;
+		} else {
+			cur = e;
+		}
+		skip = nl == buf + have;
+		if (skip) {
+			have = 0;
+		} else {
+			have -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, have);
+		}
+	}
+	close(fd);
+	switch (r) {
+	case 0:
+		return 0;
+	case -1:
+		return op_fail(op, EFAULT, "cannot parse /proc/self/maps "
+			       "while checking user address 0x%llx",
+			       (unsigned long long)cur);
+	case -2:
+		return op_fail(op, EFAULT, "user address 0x%llx is mapped "
+			       "without read permission",
+			       (unsigned long long)cur);
+	case -3:
+		return op_fail(op, EFAULT, "user address 0x%llx is mapped "
+			       "without write permission (IOASID_MAP_WRITE "
+			       "asked)", (unsigned long long)cur);
+	}
+	return op_fail(op, EFAULT, "user address 0x%llx is not mapped in this "
+		       "process", (unsigned long long)cur);
+}
+
 int ioas_map_user(struct ioas *ioas, struct ioasid_op *op)
 {
 	struct iova_area a;
@@ -400,6 +517,10 @@ int ioas_map_user(struct ioas *ioas, struct ioasid_op *op)
 			       (unsigned long long)op->offset);
 	if (op->offset + (op->length - 1) < op->offset)
 		return op_fail(op, EOVERFLOW, "user range wraps");
+	r = check_user_range(op->offset, op->length, op->flags & PROT_FLAGS,
+			     op);
+	if (r < 0)
+		return r;
 	a = (struct iova_area){
 		.kind = IOVA_AREA_MAPPING,
 		.iova = op->iova,
