@@ -74,7 +74,10 @@ build() {
 run_demo() {
 	echo "setup: building ioasid (log: build/setup.log)"
 	configure_in build --enable-werror
-	quietly build/setup.log make -C build -j"$jobs" V=0 all examples
+	# two runs: automake's 'all' re-enters make, so 'all examples' in one
+	# parallel run builds the same objects twice at once
+	quietly build/setup.log make -C build -j"$jobs" V=0 all
+	quietly build/setup.log make -C build -j"$jobs" V=0 examples
 	"$top/scripts/demo.sh" "$top/build"
 }
 
