@@ -15,8 +15,9 @@
  *              a simulated device), attached to at most one domain.
  *
  * Who calls: only core/ (core.c, dispatch.c, ioas.c, convert.c, device.c,
- * vm.c); docs/architecture.md's layer table (tests/check-layers.sh) keeps
- * everything above the core from including this.
+ * domain.c, fault.c, vm.c); docs/architecture.md's layer table
+ * (tests/check-layers.sh) keeps everything above the core from including
+ * this.
  * Backends call nothing above this seam; they may use util/, discovery/,
  * inventory/, kvm/ and core/file.h.  All calls come with the core lock held, except ->dma and
  * ->read_dirty, which may run concurrently with ->map/->unmap on other

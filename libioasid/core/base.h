@@ -60,6 +60,12 @@ struct core {
 	uint32_t next_session_id;
 };
 
+/* The backend's operations (backends/backend.h has the struct). */
+static inline const struct backend_ops *core_ops(const struct core *core)
+{
+	return core->be_ops;
+}
+
 /* Allocate a fresh object id (never 0). */
 uint32_t core_alloc_id(struct core *core);
 /* Queue an event to every session subscribed to @group (any thread). */

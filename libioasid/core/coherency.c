@@ -8,10 +8,13 @@
 #include <stdio.h>
 
 #include "core/base.h"
+#include "core/coherency.h"
 #include "core/device.h"
+#include "core/domain.h"
+#include "core/vm.h"
 #include "util/log.h"
 
-bool device_may_nosnoop(const struct device *dev)
+bool coherency_may_nosnoop(const struct device *dev)
 {
 	uint32_t f = dev->inv->info.flags;
 
@@ -55,7 +58,7 @@ static void vm_account(struct core *core, struct vm *vm, int delta)
 void coherency_update(struct core *core, struct device *dev)
 {
 	bool now = dev->ioas && dev->domain && !dev->domain->enforce &&
-		   device_may_nosnoop(dev);
+		   coherency_may_nosnoop(dev);
 
 	if (now == dev->noncoherent)
 		return;

@@ -11,8 +11,11 @@
 
 #include "backends/backend.h"
 #include "core/device.h"
+#include "core/domain.h"
+#include "core/fault.h"
 #include "core/dispatch.h"
 #include "core/ioas.h"
+#include "core/vm.h"
 #include "util/macros.h"
 
 enum {
@@ -46,14 +49,6 @@ static struct ioas *find_ioas_to_read(struct session *s, uint32_t id)
 		return session_find_ioas(s, id);
 	HASH_FIND(hh, s->core->ioas_table, &id, sizeof(id), ioas);
 	return ioas;
-}
-
-/* One result structure; older, smaller callers get the part they know. */
-static int out_copy(struct ioasid_op *op, const void *src, uint32_t len)
-{
-	op->out_len = min_t(uint32_t, len, op->out_cap);
-	memcpy(op->out, src, op->out_len);
-	return 0;
 }
 
 /* ---- handlers ---------------------------------------------------------- */
@@ -125,7 +120,7 @@ static int do_ioas_info(struct session *s, struct ioas *ioas,
 	struct ioasid_ioas_info info;
 
 	ioas_fill_info(ioas, &info);
-	return out_copy(op, &info, sizeof(info));
+	return op_out_struct(op, &info, sizeof(info));
 }
 
 static int do_ioas_list(struct session *s, struct ioas *unused,
@@ -219,7 +214,7 @@ static int do_convert(struct session *s, struct ioas *ioas,
 static int do_dirty_read(struct session *s, struct ioas *ioas,
 			 struct ioasid_op *op)
 {
-	return dirty_read(s, ioas, op);
+	return domain_dirty_read(s, ioas, op);
 }
 
 static int do_domain_list(struct session *s, struct ioas *ioas,
@@ -231,13 +226,13 @@ static int do_domain_list(struct session *s, struct ioas *ioas,
 static int do_device_attach(struct session *s, struct ioas *ioas,
 			    struct ioasid_op *op)
 {
-	return device_attach(s, ioas, op);
+	return domain_attach(s, ioas, op);
 }
 
 static int do_device_replace(struct session *s, struct ioas *ioas,
 			     struct ioasid_op *op)
 {
-	return device_replace(s, ioas, op);
+	return domain_replace(s, ioas, op);
 }
 
 /* Handlers that need no IOAS share one shape. */
@@ -248,14 +243,14 @@ static int do_device_replace(struct session *s, struct ioas *ioas,
 		return fn(s, op);					\
 	}
 
-SESSION_HANDLER(do_iommu_list, iommu_list)
+SESSION_HANDLER(do_iommu_list, device_iommu_list)
 SESSION_HANDLER(do_device_list, device_list)
 SESSION_HANDLER(do_device_info, device_info)
 SESSION_HANDLER(do_device_bind, device_bind)
 SESSION_HANDLER(do_device_unbind, device_unbind)
-SESSION_HANDLER(do_device_detach, device_detach)
-SESSION_HANDLER(do_device_dma, device_dma)
-SESSION_HANDLER(do_device_set_vm, device_set_vm)
+SESSION_HANDLER(do_device_detach, domain_detach)
+SESSION_HANDLER(do_device_dma, fault_dma)
+SESSION_HANDLER(do_device_set_vm, vm_set_device)
 SESSION_HANDLER(do_device_get_fd, device_get_fd)
 SESSION_HANDLER(do_fault_read, fault_read)
 SESSION_HANDLER(do_vm_bind, vm_bind)
@@ -326,7 +321,7 @@ static int do_status(struct session *s, struct ioas *unused,
 	snprintf(st.topology, sizeof(st.topology), "%s",
 		 core->be_ops->describe ? core->be_ops->describe(core->be) :
 					  "");
-	return out_copy(op, &st, sizeof(st));
+	return op_out_struct(op, &st, sizeof(st));
 }
 
 static const struct command commands[__IOASID_CMD_MAX] = {
@@ -414,7 +409,7 @@ void dispatch_release_session(struct session *s)
 	struct ioas *ioas, *tmp;
 
 	devices_release_session(s->core, s);
-	vms_release_session(s->core, s);
+	vm_release_session(s->core, s);
 	HASH_ITER(hh, s->core->ioas_table, ioas, tmp) {
 		if (ioas->owner != s)
 			continue;

@@ -13,7 +13,9 @@
 
 #include "backends/backend.h"
 #include "core/base.h"
+#include "core/coherency.h"
 #include "core/device.h"
+#include "core/vm.h"
 #include "kvm/kvm.h"
 #include "util/log.h"
 #include "util/macros.h"
@@ -152,7 +154,7 @@ int vm_unbind(struct session *s, struct ioasid_op *op)
 	return 0;
 }
 
-void vms_release_session(struct core *core, struct session *s)
+void vm_release_session(struct core *core, struct session *s)
 {
 	struct vm *vm, *tmp;
 
@@ -178,10 +180,7 @@ int vm_info(struct session *s, struct ioasid_op *op)
 		.owner_pid = vm->owner->pid,
 		.owner_uid = vm->owner->uid,
 	};
-	/* an older, smaller caller gets the part it knows */
-	op->out_len = min_t(uint32_t, sizeof(info), op->out_cap);
-	memcpy(op->out, &info, op->out_len);
-	return 0;
+	return op_out_struct(op, &info, sizeof(info));
 }
 
 int vm_list(struct session *s, struct ioasid_op *op)
@@ -219,15 +218,6 @@ int vm_set_policy(struct session *s, struct ioasid_op *op)
 	return 0;
 }
 
-static struct device *find_device(struct session *s, uint32_t dev_id)
-{
-	for (uint32_t i = 0; dev_id && i < s->core->nr_devices; i++)
-		if (s->core->devices[i].dev_id == dev_id &&
-		    s->core->devices[i].owner == s)
-			return &s->core->devices[i];
-	return NULL;
-}
-
 /* What the client may claim it did with kvm-vfio (ioasidd). */
 static int check_client_registered(struct session *s, struct device *dev,
 				   struct vm *vm, struct ioasid_op *op)
@@ -254,7 +244,7 @@ static int check_set_vm(struct session *s, struct device *dev, struct vm *vm,
 		return op_fail(op, EOPNOTSUPP, "unknown set_vm flags 0x%x",
 			       op->flags & ~known);
 	if (!dev)
-		return op_fail(op, ENOENT, "no bound device %u", op->dev_id);
+		return device_not_bound(op, op->dev_id);
 	if (op->vm_id && !vm)
 		return op_fail(op, ENOENT, "no VM %u", op->vm_id);
 	return check_client_registered(s, dev, vm, op);
@@ -280,10 +270,10 @@ static int kvm_add(struct core *core, struct device *dev, struct vm *vm,
 	return 0;
 }
 
-int device_set_vm(struct session *s, struct ioasid_op *op)
+int vm_set_device(struct session *s, struct ioasid_op *op)
 {
 	struct vm *vm = op->vm_id ? find_vm(s, op->vm_id) : NULL;
-	struct device *dev = find_device(s, op->dev_id);
+	struct device *dev = device_find_bound(s, op->dev_id);
 	int r;
 
 	r = check_set_vm(s, dev, vm, op);

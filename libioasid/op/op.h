@@ -82,4 +82,13 @@ int op_failv(char *msg, size_t size, int errnum, const char *fmt, va_list ap)
 int op_fail(struct ioasid_op *op, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * Results in op->out.  op_out_array(): @n elements of @elem bytes were
+ * written (as many as fit): sets out_len, -EMSGSIZE when they did not all
+ * fit.  op_out_struct(): one result structure; an older, smaller caller
+ * gets the part it knows.
+ */
+int op_out_array(struct ioasid_op *op, uint32_t n, uint32_t elem);
+int op_out_struct(struct ioasid_op *op, const void *src, uint32_t len);
+
 #endif

@@ -16,6 +16,7 @@
 #include "backends/backend.h"
 #include "core/base.h"
 #include "core/device.h"
+#include "core/domain.h"
 #include "core/ioas.h"
 #include "ctx.h"
 #include "kbtest.h"

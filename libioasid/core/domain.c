@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Domains: IOMMU groups, attaching devices to address spaces through
+ * domains chosen by capability and coherency class (attach, replace,
+ * detach), the domains' lifetime and listing, and their dirty bits.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "core/base.h"
+#include "core/coherency.h"
+#include "core/device.h"
+#include "core/domain.h"
+#include "core/ioas.h"
+#include "core/vm.h"
+#include "util/log.h"
+#include "util/macros.h"
+
+/* ---- groups ------------------------------------------------------------ */
+
+/* A group is viable when all its devices are attached to one IOAS. */
+static void update_group(struct core *core, uint32_t group)
+{
+	struct ioas *ioas = NULL;
+	bool viable = true, first = true;
+
+	if (group == UINT32_MAX)
+		return;
+	for (uint32_t i = 0; i < core->nr_devices; i++) {
+		struct device *d = &core->devices[i];
+
+		if (d->inv->info.group != group)
+			continue;
+		if (!d->ioas || (!first && d->ioas != ioas))
+			viable = false;
+		ioas = d->ioas;
+		first = false;
+	}
+	for (uint32_t i = 0; i < core->nr_devices; i++)
+		if (core->devices[i].inv->info.group == group)
+			__atomic_store_n(&core->devices[i].group_viable,
+					 viable, __ATOMIC_RELEASE);
+}
+
+/* A group-mate attached elsewhere blocks the attach (as iommufd). */
+static const struct device *group_conflict(struct core *core,
+					   const struct device *dev,
+					   const struct ioas *ioas)
+{
+	uint32_t group = dev->inv->info.group;
+
+	for (uint32_t i = 0; group != UINT32_MAX && i < core->nr_devices; i++) {
+		const struct device *d = &core->devices[i];
+
+		if (d != dev && d->inv->info.group == group && d->ioas &&
+		    d->ioas != ioas)
+			return d;
+	}
+	return NULL;
+}
+
+/* ---- attach ------------------------------------------------------------ */
+
+/* Which coherency class the device's domain in @ioas must have. */
+static int want_enforce(const struct device *dev, const struct ioas *ioas,
+			bool *enforce, struct ioasid_op *op)
+{
+	bool can = dev->unit->info.flags & IOASID_IOMMU_SNOOP_CONTROL;
+
+	switch (ioas->snoop_mode) {
+	case IOASID_SNOOP_ENFORCE:
+		if (!can)
+			return op_fail(op, EINVAL,
+				       "device %s cannot join IOAS %u: its "
+				       "IOMMU %s has no snoop control and the "
+				       "IOAS is in enforce mode",
+				       dev->inv->info.name, ioas->id,
+				       dev->unit->info.name);
+		*enforce = true;
+		return 0;
+	case IOASID_SNOOP_ALLOW:
+		*enforce = false;
+		return 0;
+	default:
+		*enforce = can;
+		return 0;
+	}
+}
+
+/* Reserved ranges the device brings: its group's, its unit's, aperture. */
+static int device_reservation(const struct device *dev,
+			      struct ioasid_iova_range **out, uint32_t *nr)
+{
+	const struct inv_device *inv = dev->inv;
+	const struct inv_iommu *unit = dev->unit;
+	uint32_t n = inv->nr_reserved + unit->nr_reserved + 1, i = 0;
+	struct ioasid_iova_range *v = calloc(n, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (uint32_t k = 0; k < inv->nr_reserved; k++)
+		v[i++] = inv->reserved[k];
+	for (uint32_t k = 0; k < unit->nr_reserved; k++)
+		v[i++] = unit->reserved[k];
+	if (unit->info.addr_width && unit->info.addr_width < 64)
+		v[i++] = (struct ioasid_iova_range){
+			1ULL << unit->info.addr_width, UINT64_MAX };
+	*out = v;
+	*nr = i;
+	return 0;
+}
+
+static void domain_put(struct core *core, struct domain *d)
+{
+	struct domain **p = &core->domains;
+
+	if (--d->nr_devices)
+		return;
+	while (*p && *p != d)
+		p = &(*p)->next;
+	if (*p)
+		*p = d->next;
+	d->ioas->nr_domains--;
+	core_ops(core)->domain_free(d->be);
+	free(d);
+}
+
+/* Try the IOAS's domains of the right class; else create one. */
+static int attach_to_domain(struct core *core, struct device *dev,
+			    struct ioas *ioas, bool enforce,
+			    struct domain **out, struct ioasid_op *op)
+{
+	struct be_replay replay;
+	struct domain *d;
+	int r;
+
+	for (d = core->domains; d; d = d->next) {
+		if (d->ioas != ioas || d->enforce != enforce)
+			continue;
+		r = core_ops(core)->attach(dev->be, d->be);
+		if (r == 0) {
+			d->nr_devices++;
+			*out = d;
+			return 0;
+		}
+		if (r != -EINVAL)	/* EINVAL: incompatible, try on */
+			return op_fail(op, -r, "attach failed: %s",
+				       strerror(-r));
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return op_fail(op, ENOMEM, "out of memory");
+	ioas_replay(ioas, &replay);
+	r = core_ops(core)->domain_alloc(ioas->be, dev->unit, enforce ?
+					 BE_DOMAIN_ENFORCE_COHERENCY : 0,
+					 &replay, &d->be);
+	if (r == 0) {
+		r = core_ops(core)->attach(dev->be, d->be);
+		if (r < 0)
+			core_ops(core)->domain_free(d->be);
+	}
+	if (r < 0) {
+		free(d);
+		return op_fail(op, -r, "cannot create a domain on %s for "
+			       "device %s: %s", dev->unit->info.name,
+			       dev->inv->info.name, strerror(-r));
+	}
+	d->id = core_alloc_id(core);
+	d->ioas = ioas;
+	d->unit = dev->unit;
+	d->enforce = enforce;
+	d->nr_devices = 1;
+	d->next = core->domains;
+	core->domains = d;
+	ioas->nr_domains++;
+	*out = d;
+	return 0;
+}
+
+static int check_attach(struct session *s, struct device *dev,
+			struct ioas *ioas, struct ioasid_op *op)
+{
+	const struct device *mate;
+
+	if (op->flags & ~(uint32_t)IOASID_ATTACH_NO_SNOOP_UNUSED)
+		return op_fail(op, EOPNOTSUPP, "unknown attach flags 0x%x",
+			       op->flags);
+	if (!(dev->inv->info.flags & IOASID_DEVICE_TRANSLATES) &&
+	    !(ioas->flags & IOASID_IOAS_IDENTITY))
+		return op_fail(op, EOPNOTSUPP,
+			       "device %s does not support IOVA translation: "
+			       "it can only join an identity IOAS",
+			       dev->inv->info.name);
+	mate = group_conflict(s->core, dev, ioas);
+	if (mate)
+		return op_fail(op, EINVAL,
+			       "device %s cannot join IOAS %u: %s of the same "
+			       "IOMMU group %u is attached to IOAS %u",
+			       dev->inv->info.name, ioas->id,
+			       mate->inv->info.name, dev->inv->info.group,
+			       mate->ioas->id);
+	return 0;
+}
+
+/* Would this attach make DMA non-coherent where policy forbids it? */
+static int check_coherency_policy(struct session *s, struct device *dev,
+				  bool enforce, bool hinted,
+				  struct ioasid_op *op)
+{
+	bool may = (dev->inv->info.flags & (IOASID_DEVICE_NO_SNOOP |
+					    IOASID_DEVICE_NO_SNOOP_UNKNOWN)) &&
+		   !hinted;
+
+	if (!may || enforce)
+		return 0;
+	if (!s->limits.allow_noncoherent)
+		return op_fail(op, EPERM,
+			       "device %s would do non-coherent DMA (no-snoop "
+			       "enabled, domain does not enforce snooping) and "
+			       "policy forbids it for this client",
+			       dev->inv->info.name);
+	if (dev->vm && (dev->vm->flags & IOASID_VM_FORBID_NONCOHERENT))
+		return op_fail(op, EPERM,
+			       "device %s would do non-coherent DMA and VM %u "
+			       "forbids anything that needs WBINVD",
+			       dev->inv->info.name, dev->vm->id);
+	return 0;
+}
+
+/*
+ * The common part of attach and replace.  On success the device is in a
+ * domain of @ioas; the old attachment (replace) is released by the
+ * caller.  On failure nothing changed.
+ */
+static int join(struct session *s, struct device *dev, struct ioas *ioas,
+		struct ioasid_op *op)
+{
+	struct ioasid_iova_range *res = NULL;
+	bool enforce = false, hinted;
+	struct domain *d = NULL;
+	uint32_t nr = 0;
+	int r;
+
+	r = check_attach(s, dev, ioas, op);
+	if (r == 0)
+		r = want_enforce(dev, ioas, &enforce, op);
+	if (r < 0)
+		return r;
+	hinted = (op->flags & IOASID_ATTACH_NO_SNOOP_UNUSED) &&
+		 s->limits.trust_hints;
+	r = check_coherency_policy(s, dev, enforce, hinted, op);
+	if (r < 0)
+		return r;
+	if (device_reservation(dev, &res, &nr) < 0)
+		return op_fail(op, ENOMEM, "out of memory");
+	if (dev->ioas != ioas)
+		r = ioas_set_reservation(ioas, dev, res, nr, op);
+	free(res);
+	if (r < 0)
+		return r;
+	r = attach_to_domain(s->core, dev, ioas, enforce, &d, op);
+	if (r < 0) {
+		if (dev->ioas != ioas)
+			ioas_set_reservation(ioas, dev, NULL, 0, op);
+		return r;
+	}
+	dev->hinted = hinted;
+	if (dev->ioas != ioas)
+		ioas->nr_devices++;
+	dev->domain = d;
+	return 0;
+}
+
+static void leave(struct core *core, struct device *dev, struct ioas *ioas,
+		  struct domain *d)
+{
+	struct ioasid_op scratch;
+
+	domain_put(core, d);
+	ioasid_op_init(&scratch, IOASID_CMD_UNSPEC);
+	ioas_set_reservation(ioas, dev, NULL, 0, &scratch);
+	ioas->nr_devices--;
+}
+
+static void attached(struct core *core, struct device *dev, struct ioas *old)
+{
+	if (old)
+		update_group(core, dev->inv->info.group);
+	update_group(core, dev->inv->info.group);
+	coherency_update(core, dev);
+	info(core->log, "device %s on IOAS %u domain %u (%s)",
+	     dev->inv->info.name, dev->ioas->id, dev->domain->id,
+	     dev->domain->enforce ? "snoop enforced" : "snoop not enforced");
+}
+
+int domain_attach(struct session *s, struct ioas *ioas, struct ioasid_op *op)
+{
+	struct device *dev = device_find_bound(s, op->dev_id);
+	int r;
+
+	if (!dev)
+		return device_not_bound(op, op->dev_id);
+	if (op->flags & ~(uint32_t)IOASID_ATTACH_NO_SNOOP_UNUSED)
+		return op_fail(op, EOPNOTSUPP, "unknown attach flags 0x%x",
+			       op->flags);
+	if (dev->ioas)
+		return op_fail(op, EBUSY, "device %s is already attached to "
+			       "IOAS %u (use replace)", dev->inv->info.name,
+			       dev->ioas->id);
+	r = join(s, dev, ioas, op);
+	if (r < 0)
+		return r;
+	dev->ioas = ioas;
+	attached(s->core, dev, NULL);
+	return 0;
+}
+
+int domain_replace(struct session *s, struct ioas *ioas, struct ioasid_op *op)
+{
+	struct device *dev = device_find_bound(s, op->dev_id);
+	struct domain *old_domain;
+	struct ioas *old;
+	int r;
+
+	if (!dev)
+		return device_not_bound(op, op->dev_id);
+	if (!dev->ioas)
+		return op_fail(op, EINVAL, "device %s is not attached: "
+			       "nothing to replace", dev->inv->info.name);
+	old = dev->ioas;
+	old_domain = dev->domain;
+	if (old == ioas)
+		return 0;
+	/* the backend moves the device without a window (sim_dev_attach,
+	 * VFIO_DEVICE_ATTACH_IOMMUFD_PT replace) */
+	r = join(s, dev, ioas, op);
+	if (r < 0)
+		return r;
+	dev->ioas = ioas;
+	leave(s->core, dev, old, old_domain);
+	attached(s->core, dev, old);
+	return 0;
+}
+
+/*
+ * 0, or -errno when the backend refuses (the device is still attached,
+ * nothing changed): with @op, the reason goes there, else to the log.
+ */
+int domain_detach_device(struct core *core, struct device *dev,
+			 struct ioasid_op *op)
+{
+	struct ioas *ioas = dev->ioas;
+	char why[IOASID_ERRMSG_MAX] = "";
+	int r;
+
+	r = core_ops(core)->detach(dev->be, why, sizeof(why));
+	if (r < 0) {
+		if (!op) {
+			err(core->log, "device %s cannot be detached from IOAS "
+			    "%u: %s", dev->inv->info.name, ioas->id,
+			    why[0] ? why : strerror(-r));
+			return r;
+		}
+		return op_fail(op, -r, "device %s is still attached to IOAS "
+			       "%u: %s", dev->inv->info.name, ioas->id,
+			       why[0] ? why : strerror(-r));
+	}
+	leave(core, dev, ioas, dev->domain);
+	dev->ioas = NULL;
+	dev->domain = NULL;
+	dev->hinted = false;
+	update_group(core, dev->inv->info.group);
+	coherency_update(core, dev);
+	return 0;
+}
+
+int domain_detach(struct session *s, struct ioasid_op *op)
+{
+	struct device *dev = device_find_bound(s, op->dev_id);
+
+	if (!dev)
+		return device_not_bound(op, op->dev_id);
+	if (!dev->ioas)
+		return op_fail(op, EINVAL, "device %s is not attached",
+			       dev->inv->info.name);
+	return domain_detach_device(s->core, dev, op);
+}
+
+/* ---- listing and dirty bits -------------------------------------------- */
+
+int domain_list(struct session *s, struct ioas *ioas, struct ioasid_op *op)
+{
+	struct ioasid_domain_info *out = op->out;
+	uint32_t cap = op->out_cap / sizeof(*out), n = 0;
+
+	for (struct domain *d = s->core->domains; d; d = d->next) {
+		if (d->ioas != ioas)
+			continue;
+		if (n < cap) {
+			out[n] = (struct ioasid_domain_info){
+				.size = sizeof(*out),
+				.flags = d->enforce ?
+					 IOASID_DOMAIN_ENFORCE_COHERENCY : 0,
+				.domain_id = d->id,
+				.ioas_id = ioas->id,
+				/* what its IOPTEs may be */
+				.page_sizes = ioas->flags &
+					      IOASID_IOAS_PAGE_GRANULAR ?
+					      SZ_4K : d->unit->info.page_sizes,
+				.nr_devices = d->nr_devices,
+			};
+			if (d->unit->info.flags & IOASID_IOMMU_DIRTY_TRACKING)
+				out[n].flags |= IOASID_DOMAIN_DIRTY_TRACKING;
+			snprintf(out[n].iommu, sizeof(out[n].iommu), "%s",
+				 d->unit->info.name);
+		}
+		n++;
+	}
+	return op_out_array(op, n, sizeof(*out));
+}
+
+int domain_dirty_read(struct session *s, struct ioas *ioas,
+		      struct ioasid_op *op)
+{
+	bool clear = !(op->flags & IOASID_DIRTY_NO_CLEAR), any = false;
+	uint64_t pages, words;
+	int r = 0;
+
+	if (op->flags & ~(uint32_t)IOASID_DIRTY_NO_CLEAR)
+		return op_fail(op, EOPNOTSUPP, "unknown dirty flags 0x%x",
+			       op->flags);
+	if (!op->length || !IS_ALIGNED(op->iova | op->length, SZ_4K))
+		return op_fail(op, EINVAL, "range must be 4 KiB aligned and "
+			       "not empty");
+	if (op->iova + (op->length - 1) < op->iova)
+		return op_fail(op, EOVERFLOW, "range wraps");
+	pages = op->length / SZ_4K;
+	words = (pages + 63) / 64;
+	if (words > op->out_cap / 8)
+		return op_fail(op, EMSGSIZE, "the bitmap needs %llu bytes",
+			       (unsigned long long)(words * 8));
+	if (!core_ops(s->core)->read_dirty)
+		return op_fail(op, EOPNOTSUPP, "the %s backend does not track "
+			       "dirty pages", core_ops(s->core)->name);
+	/*
+	 * Only units with dirty tracking can report dirty pages (the kernel
+	 * backends cannot ask the others; the simulated IOMMU follows the
+	 * topology's dirty-tracking= rather than always tracking).
+	 */
+	for (struct domain *d = s->core->domains; d; d = d->next)
+		if (d->ioas == ioas &&
+		    !(d->unit->info.flags & IOASID_IOMMU_DIRTY_TRACKING))
+			return op_fail(op, EOPNOTSUPP, "domain %u on %s cannot "
+				       "track dirty pages: the IOMMU has no "
+				       "dirty tracking", d->id,
+				       d->unit->info.name);
+	memset(op->out, 0, words * 8);
+	for (struct domain *d = s->core->domains; d && r == 0; d = d->next) {
+		if (d->ioas != ioas)
+			continue;
+		any = true;
+		r = core_ops(s->core)->read_dirty(d->be, op->iova, op->length,
+						  op->out, clear);
+	}
+	if (r < 0)
+		return op_fail(op, -r, "reading dirty bits failed: %s",
+			       strerror(-r));
+	op->out_len = (uint32_t)(words * 8);
+	op->out_bytes = any;
+	return 0;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Domains: attaching a bound device to an IOAS through a domain of the
+ * IOAS, IOMMU groups, and the domains' dirty bits.
+ *
+ * Attaching puts a device in a domain of an IOAS: an existing domain of
+ * the same coherency class that the backend accepts, or a new one (the
+ * iommufd/QEMU loop).  A domain lives while a device is attached to it.
+ * A group is viable (its devices may do DMA) when all its devices are
+ * attached to one IOAS.
+ */
+#ifndef IOASID_CORE_DOMAIN_H
+#define IOASID_CORE_DOMAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/base.h"
+#include "op/op.h"
+
+struct ioas;
+struct device;
+struct be_domain;
+
+struct domain {
+	uint32_t id;
+	struct ioas *ioas;
+	const struct inv_iommu *unit;	/* the unit it was created for */
+	bool enforce;			/* coherency, fixed at creation */
+	struct be_domain *be;
+	uint32_t nr_devices;
+	struct domain *next;		/* in core->domains */
+};
+
+int domain_attach(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int domain_replace(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int domain_detach(struct session *s, struct ioasid_op *op);
+/*
+ * Detach an attached @dev: 0, or -errno when the backend refuses (the
+ * device is still attached, nothing changed); with @op the reason goes
+ * there, else to the log.
+ */
+int domain_detach_device(struct core *core, struct device *dev,
+			 struct ioasid_op *op);
+int domain_list(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int domain_dirty_read(struct session *s, struct ioas *ioas,
+		      struct ioasid_op *op);
+
+#endif

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Faults: DMA requests to (simulated) devices, and fault records: the
+ * core's own, queued per session, and the backend's, read per device.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "backends/backend.h"
+#include "core/base.h"
+#include "core/device.h"
+#include "core/fault.h"
+#include "core/ioas.h"
+
+/* Queue a record for @s, the session that owns the device. */
+static void record_core_fault(struct session *s, const struct device *dev,
+			      uint64_t iova, uint32_t flags, uint32_t reason)
+{
+	struct ioasid_fault f = {
+		.size = sizeof(f),
+		.flags = flags & IOASID_DMA_WRITE ? IOASID_MAP_WRITE :
+						   IOASID_MAP_READ,
+		.dev_id = dev->dev_id,
+		.reason = reason,
+		.iova = iova,
+		.timestamp_ns = core_now_ns(),
+	};
+
+	pthread_mutex_lock(&s->core->event_lock);
+	if (s->fault_len < SESSION_FAULT_RING) {
+		s->faults[(s->fault_head + s->fault_len) %
+			  SESSION_FAULT_RING] = f;
+		s->fault_len++;
+	} else {
+		s->faults_lost++;
+	}
+	pthread_mutex_unlock(&s->core->event_lock);
+}
+
+void fault_purge_device(struct session *s, uint32_t dev_id)
+{
+	uint32_t kept = 0;
+
+	pthread_mutex_lock(&s->core->event_lock);
+	for (uint32_t i = 0; i < s->fault_len; i++) {
+		struct ioasid_fault *f = &s->faults[(s->fault_head + i) %
+						    SESSION_FAULT_RING];
+
+		if (f->dev_id != dev_id)
+			s->faults[(s->fault_head + kept++) %
+				  SESSION_FAULT_RING] = *f;
+	}
+	s->fault_len = kept;
+	pthread_mutex_unlock(&s->core->event_lock);
+}
+
+static void fault_event(struct session *s, const struct device *dev,
+			uint64_t iova)
+{
+	struct ioasid_event ev = {
+		.type = IOASID_EVENT_FAULT,
+		.id = dev->dev_id,
+		.iova = iova,
+	};
+
+	snprintf(ev.name, sizeof(ev.name), "%s", dev->inv->info.name);
+	core_emit_to(s, IOASID_EVENT_GROUP_FAULT, &ev);
+}
+
+int fault_dma(struct session *s, struct ioasid_op *op)
+{
+	const uint32_t known = IOASID_DMA_WRITE | IOASID_DMA_NO_SNOOP;
+	struct device *dev = device_find_bound(s, op->dev_id);
+	uint64_t done = 0;
+	void *buf;
+	int r;
+
+	if (!dev)
+		return device_not_bound(op, op->dev_id);
+	if (op->flags & ~known)
+		return op_fail(op, EOPNOTSUPP, "unknown DMA flags 0x%x",
+			       op->flags);
+	if (!core_ops(s->core)->dma)
+		return op_fail(op, EOPNOTSUPP, "the %s backend cannot start "
+			       "DMA: only simulated devices can",
+			       core_ops(s->core)->name);
+	if (op->flags & IOASID_DMA_WRITE) {
+		if (op->in_len != op->length)
+			return op_fail(op, EINVAL, "DMA data is %u bytes, "
+				       "length is %llu", op->in_len,
+				       (unsigned long long)op->length);
+		buf = (void *)op->in;
+	} else {
+		if (op->out_cap < op->length)
+			return op_fail(op, EINVAL, "DMA buffer too small");
+		buf = op->out;
+	}
+	pthread_rwlock_rdlock(&dev->lock);
+	if (dev->owner != s) {
+		r = device_not_bound(op, op->dev_id);
+	} else if (dev->ioas &&
+		   !__atomic_load_n(&dev->group_viable, __ATOMIC_ACQUIRE)) {
+		record_core_fault(s, dev, op->iova, op->flags,
+				  IOASID_FAULT_GROUP_NOT_VIABLE);
+		r = op_fail(op, EFAULT, "IOMMU group %u of device %s is not "
+			    "viable: all its devices must be attached to one "
+			    "IOAS before any may do DMA",
+			    dev->inv->info.group, dev->inv->info.name);
+	} else {
+		r = core_ops(s->core)->dma(dev->be, op->iova, buf, op->length,
+					   op->flags, &done);
+		if (r < 0)
+			op_fail(op, -r, "DMA fault at IOVA 0x%llx after %llu "
+				"bytes", (unsigned long long)(op->iova + done),
+				(unsigned long long)done);
+	}
+	pthread_rwlock_unlock(&dev->lock);
+	op->out_bytes = done;
+	if (!(op->flags & IOASID_DMA_WRITE))
+		op->out_len = (uint32_t)done;
+	if (r < 0 && r != -ENOENT)
+		fault_event(s, dev, op->iova + done);
+	return r;
+}
+
+int fault_read(struct session *s, struct ioasid_op *op)
+{
+	struct ioasid_fault *out = op->out;
+	uint32_t cap = op->out_cap / sizeof(*out), n = 0, got;
+	struct core *core = s->core;
+
+	/* the core's own records first (all of this session's devices) */
+	pthread_mutex_lock(&core->event_lock);
+	for (; s->fault_len && n < cap; n++) {
+		out[n] = s->faults[s->fault_head];
+		s->fault_head = (s->fault_head + 1) % SESSION_FAULT_RING;
+		s->fault_len--;
+	}
+	pthread_mutex_unlock(&core->event_lock);
+	for (uint32_t i = 0; i < core->nr_devices && n < cap; i++) {
+		struct device *dev = &core->devices[i];
+
+		if (dev->owner != s || !core_ops(core)->read_faults)
+			continue;
+		if (core_ops(core)->read_faults(dev->be, out + n, cap - n,
+						&got))
+			continue;
+		/* a hole that is a private page of a confidential guest */
+		for (uint32_t j = n; j < n + got; j++)
+			if (out[j].reason == IOASID_FAULT_NOT_PRESENT &&
+			    dev->ioas &&
+			    ioas_is_private(dev->ioas, out[j].iova))
+				out[j].reason = IOASID_FAULT_PRIVATE;
+		n += got;
+	}
+	op->out_len = n * (uint32_t)sizeof(*out);
+	return 0;
+}

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Faults: DMA a client asks a (simulated) device to do, and the fault
+ * records it leaves: the core's own (group not viable), kept per session,
+ * and the backend's, read per device.
+ */
+#ifndef IOASID_CORE_FAULT_H
+#define IOASID_CORE_FAULT_H
+
+#include <stdint.h>
+
+#include "core/base.h"
+#include "op/op.h"
+
+/* Runs without the core lock, beside map/unmap (CONCURRENT). */
+int fault_dma(struct session *s, struct ioasid_op *op);
+int fault_read(struct session *s, struct ioasid_op *op);
+/* Drop the queued records of a device leaving @s (unbound, unplugged). */
+void fault_purge_device(struct session *s, uint32_t dev_id);
+
+#endif
