@@ -54,16 +54,16 @@ static int map_piece(void *arg, const struct iova_area *piece)
 	struct be_backing b;
 
 	ioas_area_backing(piece, &b);
-	return be_ops_of(c->ioas)->map(c->ioas->be, piece->iova, piece->length,
-				       &b, piece->prot);
+	return core_ops(c->ioas->core)->map(c->ioas->be, piece->iova,
+					    piece->length, &b, piece->prot);
 }
 
 static int unmap_piece(void *arg, const struct iova_area *piece)
 {
 	struct convert *c = arg;
 
-	return be_ops_of(c->ioas)->unmap(c->ioas->be, piece->iova,
-					 piece->length, NULL, 0);
+	return core_ops(c->ioas->core)->unmap(c->ioas->be, piece->iova,
+					      piece->length, NULL, 0);
 }
 
 /* Make one run of pages visible or invisible to the hardware. */
@@ -152,8 +152,9 @@ static int to_private_batched(struct convert *c,
 					   v[i].last - v[i].start + 1, true,
 					   hide_run, &h);
 	if (r == 0 && h.pieces.nr)
-		r = be_ops_of(c->ioas)->hide_batch(c->ioas->be, h.pieces.v,
-						   h.pieces.nr);
+		r = core_ops(c->ioas->core)->hide_batch(c->ioas->be,
+							h.pieces.v,
+							h.pieces.nr);
 	free(h.pieces.v);
 	if (r < 0) {
 		/*
@@ -293,7 +294,7 @@ int ioas_convert(struct ioas *ioas, struct ioasid_op *op)
 	for (uint32_t i = 0; c.to_shared && i < nr && r == 0; i++)
 		r = sharedmap_reserve(ioas->shared, v[i].start,
 				      v[i].last - v[i].start + 1);
-	batched = !c.to_shared && be_ops_of(ioas)->hide_batch;
+	batched = !c.to_shared && core_ops(ioas->core)->hide_batch;
 	if (batched)
 		r = to_private_batched(&c, v, nr);
 	for (uint32_t i = 0; !batched && i < nr && r == 0; i++)

@@ -32,7 +32,7 @@ struct command {
 	uint32_t flags;
 };
 
-struct ioas *session_find_ioas(struct session *s, uint32_t id)
+static struct ioas *find_ioas(struct session *s, uint32_t id)
 {
 	struct ioas *ioas;
 
@@ -46,7 +46,7 @@ static struct ioas *find_ioas_to_read(struct session *s, uint32_t id)
 	struct ioas *ioas;
 
 	if (!s->observer)
-		return session_find_ioas(s, id);
+		return find_ioas(s, id);
 	HASH_FIND(hh, s->core->ioas_table, &id, sizeof(id), ioas);
 	return ioas;
 }
@@ -168,7 +168,7 @@ static int do_unmap(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 
 static int do_copy(struct session *s, struct ioas *dst, struct ioasid_op *op)
 {
-	struct ioas *src = session_find_ioas(s, op->ioas_id2);
+	struct ioas *src = find_ioas(s, op->ioas_id2);
 
 	if (!src)
 		return op_fail(op, ENOENT, "no IOAS %u", op->ioas_id2);
@@ -376,7 +376,7 @@ static int run(struct session *s, const struct command *c,
 
 	if (c->flags & NEEDS_IOAS) {
 		ioas = c->flags & READ_ONLY ? find_ioas_to_read(s, op->ioas_id) :
-					      session_find_ioas(s, op->ioas_id);
+					      find_ioas(s, op->ioas_id);
 		if (!ioas)
 			return op_fail(op, ENOENT, "no IOAS %u", op->ioas_id);
 	}

@@ -10,7 +10,5 @@
 
 /* Destroy every object of @s (core->lock held). */
 void dispatch_release_session(struct session *s);
-/* The session's IOAS @id, or NULL (another session's is NULL too). */
-struct ioas *session_find_ioas(struct session *s, uint32_t id);
 
 #endif

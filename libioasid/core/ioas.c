@@ -44,14 +44,9 @@ static const struct iova_tree_ops tree_ops = {
 	.put = backing_put,
 };
 
-const struct backend_ops *be_ops_of(const struct ioas *ioas)
+static const struct backend_ops *be_ops(const struct ioas *ioas)
 {
-	return ioas->core->be_ops;
-}
-
-static const struct backend_ops *be_ops(struct ioas *ioas)
-{
-	return be_ops_of(ioas);
+	return core_ops(ioas->core);
 }
 
 int ioas_create(struct session *s, uint32_t flags, struct ioas **out,

@@ -104,7 +104,6 @@ bool ioas_is_private(struct ioas *ioas, uint64_t iova);
 struct iova_area;
 struct be_backing;
 void ioas_area_backing(const struct iova_area *a, struct be_backing *b);
-const struct backend_ops *be_ops_of(const struct ioas *ioas);
 int ioas_map_visible(struct ioas *ioas, const struct iova_area *a);
 
 /* A be_replay that walks this IOAS (for new domains). */
