@@ -263,7 +263,7 @@ static int check_batch(struct ioas *ioas, const struct ioasid_iova_range *v,
 	return 0;
 }
 
-int ioas_convert(struct ioas *ioas, struct ioasid_op *op)
+int ioas_convert(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 {
 	const struct ioasid_iova_range *v = op->in;
 	uint32_t nr = op->in_len / sizeof(*v);

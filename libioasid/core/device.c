@@ -107,7 +107,7 @@ static void fill_info(struct session *s, const struct device *dev,
 	info->platform = platform_flags(dev);
 }
 
-int device_list(struct session *s, struct ioasid_op *op)
+int device_list(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	struct ioasid_device_info *out = op->out;
 	uint32_t cap = op->out_cap / sizeof(*out);
@@ -118,7 +118,7 @@ int device_list(struct session *s, struct ioasid_op *op)
 	return op_out_array(op, core->nr_devices, sizeof(*out));
 }
 
-int device_info(struct session *s, struct ioasid_op *op)
+int device_info(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	struct device *dev = find_by_name(s->core, op->name);
 	struct ioasid_device_info info;
@@ -129,7 +129,8 @@ int device_info(struct session *s, struct ioasid_op *op)
 	return op_out_struct(op, &info, sizeof(info));
 }
 
-int device_iommu_list(struct session *s, struct ioasid_op *op)
+int device_iommu_list(struct session *s, struct ioas *unused,
+		      struct ioasid_op *op)
 {
 	struct ioasid_iommu_info *out = op->out;
 	uint32_t cap = op->out_cap / sizeof(*out);
@@ -178,7 +179,7 @@ static int check_vfio_file(struct ioasid_op *op)
 	return 0;
 }
 
-int device_bind(struct session *s, struct ioasid_op *op)
+int device_bind(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	struct core *core = s->core;
 	struct device *dev = find_by_name(core, op->name);
@@ -255,7 +256,7 @@ int device_vfio_file(struct core *core, const struct device *dev)
  * cdev with iommufd, the group with type1) for its BARs, config space and
  * interrupts, and for kvm-vfio.  Whatever the backend registers with KVM.
  */
-int device_get_fd(struct session *s, struct ioasid_op *op)
+int device_get_fd(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	struct device *dev = device_find_bound(s, op->dev_id);
 	int fd, e;
@@ -285,7 +286,7 @@ int device_get_fd(struct session *s, struct ioasid_op *op)
 	return 0;
 }
 
-int device_unbind(struct session *s, struct ioasid_op *op)
+int device_unbind(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	struct device *dev = device_find_bound(s, op->dev_id);
 
@@ -392,7 +393,8 @@ static int may_hotplug(struct session *s, const struct device *dev,
 	return 0;
 }
 
-int device_sim_hotplug(struct session *s, struct ioasid_op *op)
+int device_sim_hotplug(struct session *s, struct ioas *unused,
+		       struct ioasid_op *op)
 {
 	struct device *dev = find_by_name(s->core, op->name);
 	int r;

@@ -81,15 +81,17 @@ void devices_release_session(struct core *core, struct session *s);
 void devices_hotplug(struct core *core, const char *name, bool present);
 /* Drain the backend's hotplug source (core->lock held). */
 void devices_hotplug_poll(struct core *core);
-int device_sim_hotplug(struct session *s, struct ioasid_op *op);
+int device_sim_hotplug(struct session *s, struct ioas *ioas,
+		       struct ioasid_op *op);
 
-int device_list(struct session *s, struct ioasid_op *op);
-int device_info(struct session *s, struct ioasid_op *op);
-int device_iommu_list(struct session *s, struct ioasid_op *op);
-int device_bind(struct session *s, struct ioasid_op *op);
-int device_unbind(struct session *s, struct ioasid_op *op);
+int device_list(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int device_info(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int device_iommu_list(struct session *s, struct ioas *ioas,
+		      struct ioasid_op *op);
+int device_bind(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int device_unbind(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 /* A new descriptor of the device's VFIO file, in op->out_fd. */
-int device_get_fd(struct session *s, struct ioasid_op *op);
+int device_get_fd(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 /* The VFIO file KVM should know about: the caller's, or the backend's. */
 int device_vfio_file(struct core *core, const struct device *dev);
 

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Command dispatch.  Mutating commands run under core->lock; queries
- * marked CONCURRENT take only the object-table read lock, so DMA threads
- * and lookups never wait behind a long map or unmap.
+ * Command dispatch: the table comes from <ioasid/ops.def>, one row per
+ * command (its handler and how it runs).  Mutating commands run under
+ * core->lock; queries marked CONCURRENT take only the object-table read
+ * lock, so DMA threads and lookups never wait behind a long map or unmap.
+ * The handlers here are the ones that work on the session's tables
+ * rather than on one object.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,11 +27,8 @@ enum {
 	READ_ONLY	= 1 << 2,	/* an observer may run it on any IOAS */
 };
 
-typedef int (*handler_fn)(struct session *s, struct ioas *ioas,
-			  struct ioasid_op *op);
-
 struct command {
-	handler_fn fn;
+	dispatch_fn *fn;
 	uint32_t flags;
 };
 
@@ -53,8 +53,8 @@ static struct ioas *find_ioas_to_read(struct session *s, uint32_t id)
 
 /* ---- handlers ---------------------------------------------------------- */
 
-static int do_ioas_alloc(struct session *s, struct ioas *unused,
-			 struct ioasid_op *op)
+static int dispatch_ioas_alloc(struct session *s, struct ioas *unused,
+			       struct ioasid_op *op)
 {
 	struct ioas *ioas;
 	int r;
@@ -85,8 +85,8 @@ static void ioas_remove(struct session *s, struct ioas *ioas)
 	s->nr_ioas--;
 }
 
-static int do_ioas_destroy(struct session *s, struct ioas *ioas,
-			   struct ioasid_op *op)
+static int dispatch_ioas_destroy(struct session *s, struct ioas *ioas,
+				 struct ioasid_op *op)
 {
 	struct ioasid_op unmap;
 
@@ -96,35 +96,14 @@ static int do_ioas_destroy(struct session *s, struct ioas *ioas,
 	ioasid_op_init(&unmap, IOASID_CMD_UNMAP);
 	unmap.iova = 0;
 	unmap.length = UINT64_MAX;
-	ioas_unmap(ioas, &unmap);	/* keeps the session's counters right */
+	ioas_unmap(s, ioas, &unmap);	/* keeps the session's counters right */
 	ioas_remove(s, ioas);
 	ioas_destroy(ioas);
 	return 0;
 }
 
-static int do_ioas_set_snoop(struct session *s, struct ioas *ioas,
-			     struct ioasid_op *op)
-{
-	if (op->mode > IOASID_SNOOP_ALLOW)
-		return op_fail(op, EINVAL, "unknown snoop mode %u", op->mode);
-	if (ioas->nr_domains)
-		return op_fail(op, EBUSY, "IOAS %u already has domains; their "
-			       "coherency is fixed", ioas->id);
-	ioas->snoop_mode = op->mode;
-	return 0;
-}
-
-static int do_ioas_info(struct session *s, struct ioas *ioas,
-			struct ioasid_op *op)
-{
-	struct ioasid_ioas_info info;
-
-	ioas_fill_info(ioas, &info);
-	return op_out_struct(op, &info, sizeof(info));
-}
-
-static int do_ioas_list(struct session *s, struct ioas *unused,
-			struct ioasid_op *op)
+static int dispatch_ioas_list(struct session *s, struct ioas *unused,
+			      struct ioasid_op *op)
 {
 	uint32_t *ids = op->out, cap = op->out_cap / sizeof(*ids), n = 0;
 	struct ioas *ioas, *tmp;
@@ -143,30 +122,9 @@ static int do_ioas_list(struct session *s, struct ioas *unused,
 	return 0;
 }
 
-static int do_map_file(struct session *s, struct ioas *ioas,
-		       struct ioasid_op *op)
-{
-	return ioas_map_file(ioas, op);
-}
-
-static int do_map_batch(struct session *s, struct ioas *ioas,
-			struct ioasid_op *op)
-{
-	return ioas_map_batch(ioas, op);
-}
-
-static int do_map_user(struct session *s, struct ioas *ioas,
-		       struct ioasid_op *op)
-{
-	return ioas_map_user(ioas, op);
-}
-
-static int do_unmap(struct session *s, struct ioas *ioas, struct ioasid_op *op)
-{
-	return ioas_unmap(ioas, op);
-}
-
-static int do_copy(struct session *s, struct ioas *dst, struct ioasid_op *op)
+/* IOAS_ID is the destination; the source must be the caller's too. */
+static int dispatch_copy(struct session *s, struct ioas *dst,
+			 struct ioasid_op *op)
 {
 	struct ioas *src = find_ioas(s, op->ioas_id2);
 
@@ -175,93 +133,8 @@ static int do_copy(struct session *s, struct ioas *dst, struct ioasid_op *op)
 	return ioas_copy(dst, src, op);
 }
 
-static int do_iova_ranges(struct session *s, struct ioas *ioas,
-			  struct ioasid_op *op)
-{
-	return ioas_iova_ranges(ioas, op);
-}
-
-static int do_allow_iovas(struct session *s, struct ioas *ioas,
-			  struct ioasid_op *op)
-{
-	return ioas_allow_iovas(ioas, op);
-}
-
-static int do_lookup(struct session *s, struct ioas *ioas,
-		     struct ioasid_op *op)
-{
-	return ioas_lookup(ioas, op);
-}
-
-static int do_mapping_next(struct session *s, struct ioas *ioas,
-			   struct ioasid_op *op)
-{
-	return ioas_next(ioas, op);
-}
-
-static int do_file_info(struct session *s, struct ioas *ioas,
-			struct ioasid_op *op)
-{
-	return ioas_file_info(ioas, op);
-}
-
-static int do_convert(struct session *s, struct ioas *ioas,
-		      struct ioasid_op *op)
-{
-	return ioas_convert(ioas, op);
-}
-
-static int do_dirty_read(struct session *s, struct ioas *ioas,
-			 struct ioasid_op *op)
-{
-	return domain_dirty_read(s, ioas, op);
-}
-
-static int do_domain_list(struct session *s, struct ioas *ioas,
-			  struct ioasid_op *op)
-{
-	return domain_list(s, ioas, op);
-}
-
-static int do_device_attach(struct session *s, struct ioas *ioas,
-			    struct ioasid_op *op)
-{
-	return domain_attach(s, ioas, op);
-}
-
-static int do_device_replace(struct session *s, struct ioas *ioas,
-			     struct ioasid_op *op)
-{
-	return domain_replace(s, ioas, op);
-}
-
-/* Handlers that need no IOAS share one shape. */
-#define SESSION_HANDLER(name, fn)					\
-	static int name(struct session *s, struct ioas *unused,		\
-			struct ioasid_op *op)				\
-	{								\
-		return fn(s, op);					\
-	}
-
-SESSION_HANDLER(do_iommu_list, device_iommu_list)
-SESSION_HANDLER(do_device_list, device_list)
-SESSION_HANDLER(do_device_info, device_info)
-SESSION_HANDLER(do_device_bind, device_bind)
-SESSION_HANDLER(do_device_unbind, device_unbind)
-SESSION_HANDLER(do_device_detach, domain_detach)
-SESSION_HANDLER(do_device_dma, fault_dma)
-SESSION_HANDLER(do_device_set_vm, vm_set_device)
-SESSION_HANDLER(do_device_get_fd, device_get_fd)
-SESSION_HANDLER(do_fault_read, fault_read)
-SESSION_HANDLER(do_vm_bind, vm_bind)
-SESSION_HANDLER(do_vm_unbind, vm_unbind)
-SESSION_HANDLER(do_vm_info, vm_info)
-SESSION_HANDLER(do_vm_list, vm_list)
-SESSION_HANDLER(do_vm_set_policy, vm_set_policy)
-SESSION_HANDLER(do_sim_hotplug, device_sim_hotplug)
-
-static int do_subscribe(struct session *s, struct ioas *unused,
-			struct ioasid_op *op)
+static int dispatch_subscribe(struct session *s, struct ioas *unused,
+			      struct ioasid_op *op)
 {
 	const uint32_t known = IOASID_EVENT_GROUP_FAULT |
 			       IOASID_EVENT_GROUP_DEVICE |
@@ -276,8 +149,8 @@ static int do_subscribe(struct session *s, struct ioas *unused,
 	return 0;
 }
 
-static int do_observe(struct session *s, struct ioas *unused,
-		      struct ioasid_op *op)
+static int dispatch_observe(struct session *s, struct ioas *unused,
+			    struct ioasid_op *op)
 {
 	if (op->flags > 1)
 		return op_fail(op, EOPNOTSUPP, "unknown observe flags 0x%x",
@@ -289,8 +162,8 @@ static int do_observe(struct session *s, struct ioas *unused,
 	return 0;
 }
 
-static int do_status(struct session *s, struct ioas *unused,
-		     struct ioasid_op *op)
+static int dispatch_status(struct session *s, struct ioas *unused,
+			   struct ioasid_op *op)
 {
 	struct core *core = s->core;
 	struct ioasid_status st = {
@@ -325,48 +198,12 @@ static int do_status(struct session *s, struct ioas *unused,
 }
 
 static const struct command commands[__IOASID_CMD_MAX] = {
-	[IOASID_CMD_DIRTY_READ]		= { do_dirty_read, NEEDS_IOAS },
-	[IOASID_CMD_CONVERT]		= { do_convert, NEEDS_IOAS },
-	[IOASID_CMD_IOMMU_LIST]		= { do_iommu_list, 0 },
-	[IOASID_CMD_DEVICE_LIST]	= { do_device_list, 0 },
-	[IOASID_CMD_DEVICE_INFO]	= { do_device_info, 0 },
-	[IOASID_CMD_DEVICE_BIND]	= { do_device_bind, 0 },
-	[IOASID_CMD_DEVICE_UNBIND]	= { do_device_unbind, 0 },
-	[IOASID_CMD_DEVICE_ATTACH]	= { do_device_attach, NEEDS_IOAS },
-	[IOASID_CMD_DEVICE_DETACH]	= { do_device_detach, 0 },
-	[IOASID_CMD_DEVICE_REPLACE]	= { do_device_replace, NEEDS_IOAS },
-	[IOASID_CMD_DEVICE_DMA]		= { do_device_dma, CONCURRENT },
-	[IOASID_CMD_DOMAIN_LIST]	= { do_domain_list,
-					    NEEDS_IOAS | READ_ONLY },
-	[IOASID_CMD_VM_BIND]		= { do_vm_bind, 0 },
-	[IOASID_CMD_VM_UNBIND]		= { do_vm_unbind, 0 },
-	[IOASID_CMD_VM_INFO]		= { do_vm_info, 0 },
-	[IOASID_CMD_VM_LIST]		= { do_vm_list, 0 },
-	[IOASID_CMD_VM_SET_POLICY]	= { do_vm_set_policy, 0 },
-	[IOASID_CMD_DEVICE_SET_VM]	= { do_device_set_vm, 0 },
-	[IOASID_CMD_DEVICE_GET_FD]	= { do_device_get_fd, 0 },
-	[IOASID_CMD_FAULT_READ]		= { do_fault_read, 0 },
-	[IOASID_CMD_SUBSCRIBE]		= { do_subscribe, 0 },
-	[IOASID_CMD_STATUS]		= { do_status, 0 },
-	[IOASID_CMD_OBSERVE]		= { do_observe, 0 },
-	[IOASID_CMD_SIM_HOTPLUG]	= { do_sim_hotplug, 0 },
-	[IOASID_CMD_IOAS_ALLOC]		= { do_ioas_alloc, 0 },
-	[IOASID_CMD_IOAS_DESTROY]	= { do_ioas_destroy, NEEDS_IOAS },
-	[IOASID_CMD_IOAS_SET_SNOOP]	= { do_ioas_set_snoop, NEEDS_IOAS },
-	[IOASID_CMD_IOAS_INFO]		= { do_ioas_info, NEEDS_IOAS | READ_ONLY },
-	[IOASID_CMD_IOAS_LIST]		= { do_ioas_list, 0 },
-	[IOASID_CMD_MAP_FILE]		= { do_map_file, NEEDS_IOAS },
-	[IOASID_CMD_MAP_USER]		= { do_map_user, NEEDS_IOAS },
-	[IOASID_CMD_MAP_BATCH]		= { do_map_batch, NEEDS_IOAS },
-	[IOASID_CMD_UNMAP]		= { do_unmap, NEEDS_IOAS },
-	[IOASID_CMD_COPY]		= { do_copy, NEEDS_IOAS },
-	[IOASID_CMD_IOVA_RANGES]	= { do_iova_ranges, NEEDS_IOAS | READ_ONLY },
-	[IOASID_CMD_ALLOW_IOVAS]	= { do_allow_iovas, NEEDS_IOAS },
-	[IOASID_CMD_LOOKUP]		= { do_lookup, NEEDS_IOAS |
-					    CONCURRENT | READ_ONLY },
-	[IOASID_CMD_MAPPING_NEXT]	= { do_mapping_next, NEEDS_IOAS |
-					    CONCURRENT | READ_ONLY },
-	[IOASID_CMD_FILE_INFO]		= { do_file_info, NEEDS_IOAS | READ_ONLY },
+#define C(f)	f
+#define IOASID_OP(name, nr, wire, required, optional, handler, core) \
+	[IOASID_CMD_##name] = { handler, (core) },
+#include <ioasid/ops.def>
+#undef IOASID_OP
+#undef C
 };
 
 static int run(struct session *s, const struct command *c,

@@ -8,6 +8,17 @@
 
 #include "core/base.h"
 
+struct ioas;
+
+/*
+ * What every command's handler looks like (its row in <ioasid/ops.def>
+ * names it): @ioas is the IOAS that op->ioas_id names when the row says
+ * NEEDS_IOAS (checked, and the caller's unless READ_ONLY lets an observer
+ * read anyone's), NULL otherwise.
+ */
+typedef int dispatch_fn(struct session *s, struct ioas *ioas,
+			struct ioasid_op *op);
+
 /* Destroy every object of @s (core->lock held). */
 void dispatch_release_session(struct session *s);
 

@@ -377,7 +377,7 @@ int domain_detach_device(struct core *core, struct device *dev,
 	return 0;
 }
 
-int domain_detach(struct session *s, struct ioasid_op *op)
+int domain_detach(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	struct device *dev = device_find_bound(s, op->dev_id);
 

@@ -34,7 +34,7 @@ struct domain {
 
 int domain_attach(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 int domain_replace(struct session *s, struct ioas *ioas, struct ioasid_op *op);
-int domain_detach(struct session *s, struct ioasid_op *op);
+int domain_detach(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 /*
  * Detach an attached @dev: 0, or -errno when the backend refuses (the
  * device is still attached, nothing changed); with @op the reason goes

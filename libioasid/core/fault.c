@@ -67,7 +67,7 @@ static void fault_event(struct session *s, const struct device *dev,
 	core_emit_to(s, IOASID_EVENT_GROUP_FAULT, &ev);
 }
 
-int fault_dma(struct session *s, struct ioasid_op *op)
+int fault_dma(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	const uint32_t known = IOASID_DMA_WRITE | IOASID_DMA_NO_SNOOP;
 	struct device *dev = device_find_bound(s, op->dev_id);
@@ -123,7 +123,7 @@ int fault_dma(struct session *s, struct ioasid_op *op)
 	return r;
 }
 
-int fault_read(struct session *s, struct ioasid_op *op)
+int fault_read(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	struct ioasid_fault *out = op->out;
 	uint32_t cap = op->out_cap / sizeof(*out), n = 0, got;

@@ -13,8 +13,8 @@
 #include "op/op.h"
 
 /* Runs without the core lock, beside map/unmap (CONCURRENT). */
-int fault_dma(struct session *s, struct ioasid_op *op);
-int fault_read(struct session *s, struct ioasid_op *op);
+int fault_dma(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int fault_read(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 /* Drop the queued records of a device leaving @s (unbound, unplugged). */
 void fault_purge_device(struct session *s, uint32_t dev_id);
 

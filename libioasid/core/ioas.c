@@ -353,7 +353,7 @@ static int map_area(struct ioas *ioas, struct iova_area *a, bool fixed,
 
 /* ---- map ------------------------------------------------------------- */
 
-int ioas_map_file(struct ioas *ioas, struct ioasid_op *op)
+int ioas_map_file(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 {
 	struct file_ref *file;
 	struct iova_area a;
@@ -496,7 +496,7 @@ static int check_user_range(uint64_t addr, uint64_t len, uint32_t prot,
 		       "process", (unsigned long long)cur);
 }
 
-int ioas_map_user(struct ioas *ioas, struct ioasid_op *op)
+int ioas_map_user(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 {
 	struct iova_area a;
 	int r;
@@ -752,7 +752,7 @@ static int unmap_all(struct ioas *ioas, struct ioasid_op *op)
 	return 0;
 }
 
-int ioas_unmap(struct ioas *ioas, struct ioasid_op *op)
+int ioas_unmap(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 {
 	int r;
 
@@ -830,7 +830,7 @@ static int batch_entry(struct ioas *ioas, struct file_ref *file,
 	return 0;
 }
 
-int ioas_map_batch(struct ioas *ioas, struct ioasid_op *op)
+int ioas_map_batch(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 {
 	const struct ioasid_map_entry *e = op->in;
 	uint32_t nr = op->in_len / sizeof(*e), i;
@@ -1168,7 +1168,7 @@ static int check_ranges(const struct ioasid_iova_range *v, uint32_t nr,
 	return 0;
 }
 
-int ioas_allow_iovas(struct ioas *ioas, struct ioasid_op *op)
+int ioas_allow_iovas(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 {
 	uint32_t nr = op->in_len / sizeof(struct ioasid_iova_range);
 	struct range_vec rv = { 0 };
@@ -1254,7 +1254,7 @@ int ioas_set_reservation(struct ioas *ioas, const void *owner,
 	return 0;
 }
 
-int ioas_iova_ranges(struct ioas *ioas, struct ioasid_op *op)
+int ioas_iova_ranges(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 {
 	struct ioasid_iova_range *out = op->out;
 	uint32_t cap = op->out_cap / sizeof(*out), n = 0;
@@ -1317,7 +1317,7 @@ static int out_struct(struct ioasid_op *op, const void *src, uint32_t size)
 	return 0;
 }
 
-int ioas_lookup(struct ioas *ioas, struct ioasid_op *op)
+int ioas_lookup(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 {
 	struct ioasid_mapping m;
 	struct iova_area a;
@@ -1336,7 +1336,7 @@ int ioas_lookup(struct ioas *ioas, struct ioasid_op *op)
 	return out_struct(op, &m, sizeof(m));
 }
 
-int ioas_next(struct ioas *ioas, struct ioasid_op *op)
+int ioas_next(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 {
 	struct iova_tree_iter it;
 	struct ioasid_mapping m;
@@ -1358,7 +1358,7 @@ int ioas_next(struct ioas *ioas, struct ioasid_op *op)
 	return out_struct(op, &m, sizeof(m));
 }
 
-int ioas_file_info(struct ioas *ioas, struct ioasid_op *op)
+int ioas_file_info(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 {
 	struct ioasid_file_info info;
 	struct file_ref *f = file_find_id(&ioas->files, op->file_id);
@@ -1433,6 +1433,25 @@ void ioas_fill_info(struct ioas *ioas, struct ioasid_ioas_info *info)
 				     SZ_4K;
 		info->bytes_private = mapped_private_bytes(ioas);
 	}
+}
+
+int ioas_info(struct session *s, struct ioas *ioas, struct ioasid_op *op)
+{
+	struct ioasid_ioas_info info;
+
+	ioas_fill_info(ioas, &info);
+	return op_out_struct(op, &info, sizeof(info));
+}
+
+int ioas_set_snoop(struct session *s, struct ioas *ioas, struct ioasid_op *op)
+{
+	if (op->mode > IOASID_SNOOP_ALLOW)
+		return op_fail(op, EINVAL, "unknown snoop mode %u", op->mode);
+	if (ioas->nr_domains)
+		return op_fail(op, EBUSY, "IOAS %u already has domains; their "
+			       "coherency is fixed", ioas->id);
+	ioas->snoop_mode = op->mode;
+	return 0;
 }
 
 /* ---- replay into new domains ------------------------------------------- */

@@ -69,18 +69,23 @@ int ioas_create(struct session *s, uint32_t flags, struct ioas **ioas,
 /* Tears down mappings and files; the caller checked nr_devices == 0. */
 void ioas_destroy(struct ioas *ioas);
 
-int ioas_map_file(struct ioas *ioas, struct ioasid_op *op);
-int ioas_map_user(struct ioas *ioas, struct ioasid_op *op);
+int ioas_map_file(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int ioas_map_user(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 /* Many ranges of one file (struct ioasid_map_entry), all or nothing. */
-int ioas_map_batch(struct ioas *ioas, struct ioasid_op *op);
-int ioas_unmap(struct ioas *ioas, struct ioasid_op *op);
+int ioas_map_batch(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int ioas_unmap(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 int ioas_copy(struct ioas *dst, struct ioas *src, struct ioasid_op *op);
-int ioas_iova_ranges(struct ioas *ioas, struct ioasid_op *op);
-int ioas_allow_iovas(struct ioas *ioas, struct ioasid_op *op);
-int ioas_lookup(struct ioas *ioas, struct ioasid_op *op);
-int ioas_next(struct ioas *ioas, struct ioasid_op *op);
-int ioas_file_info(struct ioas *ioas, struct ioasid_op *op);
+int ioas_iova_ranges(struct session *s, struct ioas *ioas,
+		     struct ioasid_op *op);
+int ioas_allow_iovas(struct session *s, struct ioas *ioas,
+		     struct ioasid_op *op);
+int ioas_lookup(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int ioas_next(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int ioas_file_info(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 void ioas_fill_info(struct ioas *ioas, struct ioasid_ioas_info *info);
+int ioas_info(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+/* Only before the IOAS has domains: their coherency is fixed. */
+int ioas_set_snoop(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 /* Just the counters, O(1): for daemon-wide status. */
 void ioas_count(struct ioas *ioas, uint64_t *nr_mappings, uint64_t *bytes);
 
@@ -96,7 +101,7 @@ int ioas_set_reservation(struct ioas *ioas, const void *owner,
  * Convert pages of a restricted IOAS to private (unreachable by DMA when
  * the call returns) or shared, for a batch of ranges; all or nothing.
  */
-int ioas_convert(struct ioas *ioas, struct ioasid_op *op);
+int ioas_convert(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 /* Is @iova a private page of a restricted IOAS? */
 bool ioas_is_private(struct ioas *ioas, uint64_t iova);
 

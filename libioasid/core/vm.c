@@ -44,7 +44,7 @@ static int dup_fd(int fd)
 	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
-int vm_bind(struct session *s, struct ioasid_op *op)
+int vm_bind(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	int vm_fd = -1, vfio_fd = -1, r;
 	struct vm *vm;
@@ -144,7 +144,7 @@ static void vm_free(struct core *core, struct vm *vm)
 	free(vm);
 }
 
-int vm_unbind(struct session *s, struct ioasid_op *op)
+int vm_unbind(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	struct vm *vm = find_vm(s, op->vm_id);
 
@@ -163,7 +163,7 @@ void vm_release_session(struct core *core, struct session *s)
 			vm_free(core, vm);
 }
 
-int vm_info(struct session *s, struct ioasid_op *op)
+int vm_info(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	struct vm *vm = find_vm_to_read(s, op->vm_id);
 	struct ioasid_vm_info info;
@@ -183,7 +183,7 @@ int vm_info(struct session *s, struct ioasid_op *op)
 	return op_out_struct(op, &info, sizeof(info));
 }
 
-int vm_list(struct session *s, struct ioasid_op *op)
+int vm_list(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	uint32_t *ids = op->out, cap = op->out_cap / sizeof(*ids), n = 0;
 	struct vm *vm, *tmp;
@@ -201,7 +201,7 @@ int vm_list(struct session *s, struct ioasid_op *op)
 	return 0;
 }
 
-int vm_set_policy(struct session *s, struct ioasid_op *op)
+int vm_set_policy(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	struct vm *vm = find_vm(s, op->vm_id);
 
@@ -270,7 +270,7 @@ static int kvm_add(struct core *core, struct device *dev, struct vm *vm,
 	return 0;
 }
 
-int vm_set_device(struct session *s, struct ioasid_op *op)
+int vm_set_device(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	struct vm *vm = op->vm_id ? find_vm(s, op->vm_id) : NULL;
 	struct device *dev = device_find_bound(s, op->dev_id);

@@ -27,12 +27,12 @@ struct vm {
 	UT_hash_handle hh;
 };
 
-int vm_bind(struct session *s, struct ioasid_op *op);
-int vm_unbind(struct session *s, struct ioasid_op *op);
-int vm_info(struct session *s, struct ioasid_op *op);
-int vm_list(struct session *s, struct ioasid_op *op);
-int vm_set_policy(struct session *s, struct ioasid_op *op);
-int vm_set_device(struct session *s, struct ioasid_op *op);
+int vm_bind(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int vm_unbind(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int vm_info(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int vm_list(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int vm_set_policy(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+int vm_set_device(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 /* Take @dev out of its VM (kvm-vfio FILE_DEL unless the client did it). */
 void vm_remove_device(struct core *core, struct device *dev);
 /* Unbind every VM of @s. */

@@ -25,7 +25,7 @@
 struct ioasid_op {
 	uint32_t cmd;			/* enum ioasid_cmd */
 
-	/* arguments; which ones a command reads is in core/dispatch.c */
+	/* arguments; which ones a command carries: <ioasid/ops.def> */
 	uint32_t ioas_id;
 	uint32_t ioas_id2;
 	uint32_t dev_id;

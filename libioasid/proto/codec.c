@@ -86,110 +86,17 @@ const char *proto_attr_name(uint32_t attr)
 
 /* ---- per-command policy -------------------------------------------------- */
 
-/* A request: @req must be present, @opt may be. */
-#define REQ(n, f, req, opt) \
-	{ n, PROTO_CMD_REQUEST | (f), (req) | (opt), (req) }
-
-#define ID	BIT(IOAS_ID)
-#define CAP	BIT(OUT_CAP)
-#define RANGE	(BIT(IOVA) | BIT(LENGTH))
-#define LIST	PROTO_CMD_OUT_PARTIAL
-
+/* A row of <ioasid/ops.def> each: @required must be present, @optional may. */
 static const struct proto_cmd_policy policies[__IOASID_CMD_MAX] = {
-	[IOASID_CMD_REPLY] = { "REPLY", PROTO_CMD_FROM_DAEMON,
-		BIT(ERRNO) | BIT(ERRMSG) | BIT(OUT_ID) | BIT(OUT_IOVA) |
-		BIT(OUT_BYTES) | BIT(OUT_LEN) | BIT(OUT_DATA) | BIT(NAME) |
-		BIT(OUT_FD_INDEX),
-		BIT(ERRNO) },
-	[IOASID_CMD_EVENT] = { "EVENT", PROTO_CMD_FROM_DAEMON,
-		BIT(OUT_DATA), BIT(OUT_DATA) },
-	/* NAME: the client's session name (kept for a later reclaim) */
-	[IOASID_CMD_HELLO]	  = REQ("HELLO", PROTO_CMD_NAME_OUT, 0,
-					BIT(NAME)),
-	[IOASID_CMD_IOAS_ALLOC]	  = REQ("IOAS_ALLOC", 0, BIT(FLAGS), 0),
-	[IOASID_CMD_IOAS_DESTROY] = REQ("IOAS_DESTROY", 0, ID, 0),
-	[IOASID_CMD_IOAS_SET_SNOOP] = REQ("IOAS_SET_SNOOP", 0,
-					  ID | BIT(MODE), 0),
-	[IOASID_CMD_IOAS_INFO]	  = REQ("IOAS_INFO", 0, ID | CAP, 0),
-	[IOASID_CMD_IOAS_LIST]	  = REQ("IOAS_LIST", LIST, CAP, 0),
-	[IOASID_CMD_MAP_FILE]	  = REQ("MAP_FILE", 0,
-					ID | BIT(FD_INDEX) | BIT(OFFSET) |
-					RANGE | BIT(FLAGS), 0),
-	/* refused by ioasidd: it cannot reach the caller's memory */
-	[IOASID_CMD_MAP_USER]	  = REQ("MAP_USER", PROTO_CMD_LOCAL,
-					ID | BIT(OFFSET) | RANGE | BIT(FLAGS),
-					0),
-	[IOASID_CMD_UNMAP]	  = REQ("UNMAP", 0,
-					ID | RANGE | BIT(FLAGS), 0),
-	[IOASID_CMD_COPY]	  = REQ("COPY", 0,
-					ID | BIT(IOAS_ID2) | BIT(OFFSET) |
-					RANGE | BIT(FLAGS), 0),
-	[IOASID_CMD_IOVA_RANGES]  = REQ("IOVA_RANGES", LIST, ID | CAP, 0),
-	[IOASID_CMD_ALLOW_IOVAS]  = REQ("ALLOW_IOVAS", 0, ID, BIT(DATA)),
-	[IOASID_CMD_LOOKUP]	  = REQ("LOOKUP", 0,
-					ID | BIT(IOVA) | CAP, 0),
-	[IOASID_CMD_MAPPING_NEXT] = REQ("MAPPING_NEXT", 0,
-					ID | BIT(IOVA) | CAP, 0),
-	[IOASID_CMD_FILE_INFO]	  = REQ("FILE_INFO", 0,
-					ID | BIT(FILE_ID) | CAP, 0),
-	/*
-	 * DATA: struct ioasid_map_entry[], all or nothing; OUT_ID: entries
-	 * mapped; OUT_BYTES: bytes mapped; OUT_DATA: the IOVAs (u64 each)
-	 */
-	[IOASID_CMD_MAP_BATCH]	  = REQ("MAP_BATCH", 0,
-					ID | BIT(FD_INDEX) | BIT(FLAGS) |
-					BIT(DATA), CAP),
-	[IOASID_CMD_CONVERT]	  = REQ("CONVERT", 0,
-					ID | BIT(FLAGS) | BIT(DATA), 0),
-	[IOASID_CMD_DIRTY_READ]	  = REQ("DIRTY_READ", 0,
-					ID | RANGE | BIT(FLAGS) | CAP, 0),
-	[IOASID_CMD_IOMMU_LIST]	  = REQ("IOMMU_LIST", LIST, CAP, 0),
-	[IOASID_CMD_DEVICE_LIST]  = REQ("DEVICE_LIST", LIST, CAP, 0),
-	/* FD_INDEX: the VFIO cdev when the caller opened it */
-	[IOASID_CMD_DEVICE_BIND]  = REQ("DEVICE_BIND", 0, BIT(NAME),
-					BIT(FD_INDEX)),
-	[IOASID_CMD_DEVICE_UNBIND] = REQ("DEVICE_UNBIND", 0, BIT(DEV_ID), 0),
-	[IOASID_CMD_DEVICE_ATTACH] = REQ("DEVICE_ATTACH", 0,
-					 BIT(DEV_ID) | ID | BIT(FLAGS), 0),
-	[IOASID_CMD_DEVICE_DETACH] = REQ("DEVICE_DETACH", 0, BIT(DEV_ID), 0),
-	[IOASID_CMD_DEVICE_REPLACE] = REQ("DEVICE_REPLACE", 0,
-					  BIT(DEV_ID) | ID | BIT(FLAGS), 0),
-	/* DATA: what the device writes; OUT_CAP/OUT_DATA: what it reads */
-	[IOASID_CMD_DEVICE_DMA]	  = REQ("DEVICE_DMA",
-					PROTO_CMD_OUT_PARTIAL,
-					BIT(DEV_ID) | RANGE | BIT(FLAGS),
-					BIT(DATA) | CAP),
-	[IOASID_CMD_DOMAIN_LIST]  = REQ("DOMAIN_LIST", LIST, ID | CAP, 0),
-	[IOASID_CMD_DEVICE_INFO]  = REQ("DEVICE_INFO", 0, BIT(NAME) | CAP, 0),
-	/*
-	 * FD_INDEX: the KVM VM; FD_INDEX2: its kvm-vfio device, if any;
-	 * FLAGS: IOASID_VM_KVM_VFIO_CREATED when libioasid made it
-	 */
-	[IOASID_CMD_VM_BIND]	  = REQ("VM_BIND", 0, BIT(FD_INDEX),
-					BIT(FD_INDEX2) | BIT(FLAGS)),
-	[IOASID_CMD_VM_UNBIND]	  = REQ("VM_UNBIND", 0, BIT(VM_ID), 0),
-	[IOASID_CMD_VM_INFO]	  = REQ("VM_INFO", 0, BIT(VM_ID) | CAP, 0),
-	[IOASID_CMD_VM_SET_POLICY] = REQ("VM_SET_POLICY", 0,
-					 BIT(VM_ID) | BIT(FLAGS), 0),
-	/* FLAGS: IOASID_SET_VM_CLIENT_REGISTERED (libioasid did kvm-vfio) */
-	[IOASID_CMD_DEVICE_SET_VM] = REQ("DEVICE_SET_VM", 0,
-					 BIT(DEV_ID) | BIT(VM_ID), BIT(FLAGS)),
-	/* the reply carries the device's VFIO file (OUT_FD_INDEX) */
-	[IOASID_CMD_DEVICE_GET_FD] = REQ("DEVICE_GET_FD", PROTO_CMD_FD_OUT,
-					 BIT(DEV_ID), 0),
-	[IOASID_CMD_VM_LIST]	  = REQ("VM_LIST", LIST, CAP, 0),
-	[IOASID_CMD_FAULT_READ]	  = REQ("FAULT_READ", LIST, CAP, 0),
-	/* FLAGS: enum ioasid_event_group bits */
-	[IOASID_CMD_SUBSCRIBE]	  = REQ("SUBSCRIBE", 0, BIT(FLAGS), 0),
-	[IOASID_CMD_STATUS]	  = REQ("STATUS", 0, CAP, 0),
-	/* events are read from the client's own queue */
-	[IOASID_CMD_EVENT_READ]	  = REQ("EVENT_READ", PROTO_CMD_LOCAL,
-					0, CAP),
-	/* FLAGS: 1 to see every client's objects (policy: observe) */
-	[IOASID_CMD_OBSERVE]	  = REQ("OBSERVE", 0, BIT(FLAGS), 0),
-	/* NAME: the simulated device; FLAGS: 1 plug, 0 unplug */
-	[IOASID_CMD_SIM_HOTPLUG]  = REQ("SIM_HOTPLUG", 0,
-					BIT(NAME) | BIT(FLAGS), 0),
+#define W(f)	PROTO_CMD_##f
+#define A(a)	BIT(a)
+#define IOASID_OP(name, nr, wire, required, optional, handler, core) \
+	[IOASID_CMD_##name] = { #name, (wire), (required) | (optional), \
+				(required) },
+#include <ioasid/ops.def>
+#undef IOASID_OP
+#undef A
+#undef W
 };
 
 const struct proto_cmd_policy *proto_cmd_policy(uint32_t cmd)
@@ -881,13 +788,9 @@ static uint32_t sent_cap(const struct ioasid_op *op)
 /* Commands whose success names a new object by OUT_ID (never 0). */
 static bool reply_names_object(uint32_t cmd)
 {
-	switch (cmd) {
-	case IOASID_CMD_IOAS_ALLOC:
-	case IOASID_CMD_DEVICE_BIND:
-	case IOASID_CMD_VM_BIND:
-		return true;
-	}
-	return false;
+	const struct proto_cmd_policy *p = proto_cmd_policy(cmd);
+
+	return p && (p->flags & PROTO_CMD_NEW_ID);
 }
 
 /*

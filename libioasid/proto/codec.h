@@ -52,12 +52,6 @@ struct nl_msg;
 /* Room for the ancillary data of one message. */
 #define PROTO_CMSG_SPACE	CMSG_SPACE(sizeof(int) * IOASID_MAX_FDS)
 
-/*
- * One entry of IOASID_CMD_MAP_BATCH's DATA: a range of the request's fd
- * (FD_INDEX) to map with the request's FLAGS.  Interim wire layout until
- * uapi has struct ioasid_map_entry; keep the two identical.
- */
-
 enum proto_cmd_flags {
 	PROTO_CMD_REQUEST	= 1 << 0, /* a client may send it */
 	PROTO_CMD_LOCAL		= 1 << 1, /* refused over the socket */
@@ -67,9 +61,14 @@ enum proto_cmd_flags {
 	PROTO_CMD_NAME_OUT	= 1 << 4, /* the reply carries op->name */
 	/* a successful reply carries one descriptor (op->out_fd) */
 	PROTO_CMD_FD_OUT	= 1 << 5,
+	/* a successful reply names a new object by OUT_ID (never 0) */
+	PROTO_CMD_NEW_ID	= 1 << 6,
 };
 
-/* Which attributes a command may and must carry (1ULL << IOASID_ATTR_*). */
+/*
+ * Which attributes a command may and must carry (1ULL << IOASID_ATTR_*),
+ * from its row in <ioasid/ops.def>.
+ */
 struct proto_cmd_policy {
 	const char *name;
 	uint32_t flags;

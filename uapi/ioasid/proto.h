@@ -40,52 +40,16 @@
 /* nlmsg_type of every message (there is no genl family to resolve). */
 #define IOASID_MSG_TYPE		0x10	/* NLMSG_MIN_TYPE */
 
+/*
+ * The commands, their numbers and their attributes: one row each in
+ * <ioasid/ops.def>.
+ */
 enum ioasid_cmd {
 	IOASID_CMD_UNSPEC		= 0,
-	IOASID_CMD_REPLY		= 1,
-	IOASID_CMD_EVENT		= 2,
-	IOASID_CMD_HELLO		= 3,	/* -> backend name */
-	IOASID_CMD_IOAS_ALLOC		= 10,
-	IOASID_CMD_IOAS_DESTROY		= 11,
-	IOASID_CMD_IOAS_SET_SNOOP	= 12,
-	IOASID_CMD_IOAS_INFO		= 13,
-	IOASID_CMD_IOAS_LIST		= 14,
-	IOASID_CMD_MAP_FILE		= 20,
-	IOASID_CMD_MAP_USER		= 21,
-	IOASID_CMD_UNMAP		= 22,
-	IOASID_CMD_COPY			= 23,
-	IOASID_CMD_IOVA_RANGES		= 24,
-	IOASID_CMD_ALLOW_IOVAS		= 25,
-	IOASID_CMD_LOOKUP		= 26,
-	IOASID_CMD_MAPPING_NEXT		= 27,
-	IOASID_CMD_FILE_INFO		= 28,
-	IOASID_CMD_MAP_BATCH		= 29,
-	IOASID_CMD_CONVERT		= 30,
-	IOASID_CMD_DIRTY_READ		= 31,
-	IOASID_CMD_IOMMU_LIST		= 40,
-	IOASID_CMD_DEVICE_LIST		= 41,
-	IOASID_CMD_DEVICE_BIND		= 42,
-	IOASID_CMD_DEVICE_UNBIND	= 43,
-	IOASID_CMD_DEVICE_ATTACH	= 44,
-	IOASID_CMD_DEVICE_DETACH	= 45,
-	IOASID_CMD_DEVICE_REPLACE	= 46,
-	IOASID_CMD_DEVICE_DMA		= 47,
-	IOASID_CMD_DOMAIN_LIST		= 48,
-	IOASID_CMD_DEVICE_INFO		= 49,
-	IOASID_CMD_VM_BIND		= 50,
-	IOASID_CMD_VM_UNBIND		= 51,
-	IOASID_CMD_VM_INFO		= 52,
-	IOASID_CMD_VM_SET_POLICY	= 53,
-	IOASID_CMD_DEVICE_SET_VM	= 54,
-	IOASID_CMD_VM_LIST		= 55,
-	/* -> a new fd of the device's VFIO file (reply's OUT_FD_INDEX) */
-	IOASID_CMD_DEVICE_GET_FD	= 56,
-	IOASID_CMD_FAULT_READ		= 60,
-	IOASID_CMD_SUBSCRIBE		= 61,
-	IOASID_CMD_STATUS		= 62,
-	IOASID_CMD_EVENT_READ		= 63,	/* embedded only */
-	IOASID_CMD_OBSERVE		= 64,	/* see every client (admins) */
-	IOASID_CMD_SIM_HOTPLUG		= 65,	/* simulated unplug/replug */
+#define IOASID_OP(name, nr, wire, required, optional, handler, core) \
+	IOASID_CMD_##name = nr,
+#include <ioasid/ops.def>
+#undef IOASID_OP
 	__IOASID_CMD_MAX,
 };
 
