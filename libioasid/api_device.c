@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "ctx.h"
-#include "kvm_client.h"
 #include "util/macros.h"
 
 /*
@@ -103,8 +102,6 @@ IOASID_EXPORT int ioasid_device_unbind(struct ioasid_ctx *ctx, uint32_t dev_id)
 {
 	struct ioasid_op op;
 
-	if (ioasid_is_remote(ctx))
-		return kvm_client_device_unbind(ctx, dev_id);
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_UNBIND);
 	op.dev_id = dev_id;
 	return api_call(ctx, &op);
@@ -309,8 +306,6 @@ IOASID_EXPORT int ioasid_vm_bind(struct ioasid_ctx *ctx, int kvm_vm_fd,
 
 	if (!vm_id)
 		return api_reject(-EINVAL, __func__, "vm_id is NULL");
-	if (ioasid_is_remote(ctx))
-		return kvm_client_vm_bind(ctx, kvm_vm_fd, kvm_vfio_fd, vm_id);
 	ioasid_op_init(&op, IOASID_CMD_VM_BIND);
 	op.fd = kvm_vm_fd;
 	op.fd2 = kvm_vfio_fd;
@@ -325,8 +320,6 @@ IOASID_EXPORT int ioasid_vm_unbind(struct ioasid_ctx *ctx, uint32_t vm_id)
 {
 	struct ioasid_op op;
 
-	if (ioasid_is_remote(ctx))
-		return kvm_client_vm_unbind(ctx, vm_id);
 	ioasid_op_init(&op, IOASID_CMD_VM_UNBIND);
 	op.vm_id = vm_id;
 	return api_call(ctx, &op);
@@ -389,9 +382,6 @@ IOASID_EXPORT int ioasid_device_set_vm(struct ioasid_ctx *ctx,
 				       uint32_t dev_id, uint32_t vm_id)
 {
 	struct ioasid_op op;
-
-	if (ioasid_is_remote(ctx))
-		return kvm_client_set_vm(ctx, dev_id, vm_id);
 
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_SET_VM);
 	op.dev_id = dev_id;
@@ -464,13 +454,9 @@ IOASID_EXPORT int ioasid_get_status(struct ioasid_ctx *ctx,
 				    struct ioasid_status *status)
 {
 	struct ioasid_op op;
-	int r;
 
 	ioasid_op_init(&op, IOASID_CMD_STATUS);
-	r = api_call_struct(ctx, &op, status, sizeof(*status));
-	if (r == 0 && ioasid_is_remote(ctx))
-		status->flags |= 1;
-	return r;
+	return api_call_struct(ctx, &op, status, sizeof(*status));
 }
 
 /*

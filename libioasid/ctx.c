@@ -116,13 +116,11 @@ IOASID_EXPORT int ioasid_new(const char *uri, struct ioasid_ctx **ctx)
 	c->log.fn = env ? log_stderr : log_null;
 	c->log.priority = env ? log_priority_from_env(env) : LOG_ERR;
 	c->transport = transport_for(&uri);
-	kvm_client_init(&c->kvm);
 
 	r = c->transport->open(&c->log, uri, &c->transport_priv, errmsg,
 			       sizeof(errmsg));
 	if (r < 0) {
 		ctx_set_error(errmsg[0] ? errmsg : strerror(-r));
-		kvm_client_release(&c->kvm);
 		free(c);
 		return r;
 	}
@@ -153,8 +151,6 @@ IOASID_EXPORT struct ioasid_ctx *ioasid_unref(struct ioasid_ctx *ctx)
 	if (__atomic_sub_fetch(&ctx->refcount, 1, __ATOMIC_ACQ_REL) > 0)
 		return ctx;
 	info(&ctx->log, "context %p released", (void *)ctx);
-	/* KVM forgets what this process registered, as with a session */
-	kvm_client_release(&ctx->kvm);
 	ctx->transport->close(ctx->transport_priv);
 	free(ctx);
 	return NULL;
@@ -211,6 +207,13 @@ struct core *embedded_core(struct ioasid_ctx *ctx)
 {
 	return ctx->transport == &transport_embedded ?
 	       embedded_transport_core(ctx->transport_priv) : NULL;
+}
+
+int remote_send_raw(struct ioasid_ctx *ctx, struct ioasid_op *op)
+{
+	if (ctx->transport != &transport_remote)
+		return op_fail(op, EINVAL, "not a context on ioasidd");
+	return remote_transport_send(ctx->transport_priv, op);
 }
 
 int ctx_call(struct ioasid_ctx *ctx, struct ioasid_op *op)

@@ -3,7 +3,6 @@
 #ifndef IOASID_CTX_H
 #define IOASID_CTX_H
 
-#include "kvm_client.h"
 #include "libioasid.h"
 #include "transport/transport.h"
 #include "util/log.h"
@@ -13,8 +12,6 @@ struct ioasid_ctx {
 	struct log_sink log;		/* handed to the transport and core */
 	const struct transport_ops *transport;
 	void *transport_priv;
-	/* remote only: kvm-vfio registrations done in this process */
-	struct kvm_client kvm;
 };
 
 /* Run an op through the context's transport; keeps the error message. */
@@ -56,5 +53,10 @@ const char *api_name_problem(const char *name);
  * that look at core state; nothing in the library or ioasidd uses it.
  */
 struct core *embedded_core(struct ioasid_ctx *ctx);
+/*
+ * For tests: send @op to ioasidd as it is, without the KVM side the
+ * remote transport does in this process (-EINVAL when embedded).
+ */
+int remote_send_raw(struct ioasid_ctx *ctx, struct ioasid_op *op);
 
 #endif

@@ -44,6 +44,7 @@
 #include <netlink/msg.h>
 
 #include "proto/codec.h"
+#include "transport/kvm_client.h"
 #include "transport/transport.h"
 #include "util/log.h"
 #include "util/macros.h"
@@ -67,6 +68,7 @@ struct remote {
 	uint32_t ev_head, ev_len;
 	uint64_t ev_dropped;
 	unsigned char *rxbuf;		/* IOASID_MAX_MSG */
+	struct kvm_client kvm;		/* KVM's side, done in this process */
 };
 
 /* ---- the connection ------------------------------------------------------ */
@@ -446,11 +448,46 @@ static int dirty_chunked(struct remote *r, struct ioasid_op *op)
 
 static int remote_event_read(void *priv, struct ioasid_event *ev);
 
+/* The kvm client's requests: one roundtrip each. */
+static int kvm_send(void *priv, struct ioasid_op *op)
+{
+	return locked_roundtrip(priv, op);
+}
+
+int remote_transport_send(void *priv, struct ioasid_op *op)
+{
+	return locked_roundtrip(priv, op);
+}
+
+/* A status answered by ioasidd says so (a field an older daemon lacks). */
+static int status_call(struct remote *r, struct ioasid_op *op)
+{
+	const uint32_t end = offsetof(struct ioasid_status, flags) +
+			     sizeof(uint32_t);
+	uint32_t flags;
+	int ret = locked_roundtrip(r, op);
+
+	if (ret < 0 || op->out_cap < end)
+		return ret;
+	if (op->out_len < end) {
+		memset((char *)op->out + op->out_len, 0, end - op->out_len);
+		op->out_len = end;
+	}
+	memcpy(&flags, (char *)op->out + end - sizeof(flags), sizeof(flags));
+	flags |= 1;
+	memcpy((char *)op->out + end - sizeof(flags), &flags, sizeof(flags));
+	return 0;
+}
+
 static int remote_call(void *priv, struct ioasid_op *op)
 {
 	struct remote *r = priv;
 
+	if (kvm_client_handles(op))
+		return kvm_client_call(&r->kvm, op);
 	switch (op->cmd) {
+	case IOASID_CMD_STATUS:
+		return status_call(r, op);
 	case IOASID_CMD_MAP_USER:
 		return op_fail(op, EOPNOTSUPP, "ioasidd cannot reach this "
 			       "process's memory: map a memfd or guest_memfd "
@@ -598,6 +635,8 @@ static void remote_close(void *priv)
 
 	if (!r)
 		return;
+	/* KVM forgets what this process registered, as with a session */
+	kvm_client_release(&r->kvm);
 	if (r->sock >= 0)
 		wait_teardown(r);
 	close_fd(r->sock);
@@ -622,6 +661,7 @@ static int remote_open(const struct log_sink *log, const char *path,
 	r->open_errlen = errlen;
 	r->sock = r->event_efd = r->event_epfd = -1;
 	pthread_mutex_init(&r->lock, NULL);
+	kvm_client_init(&r->kvm, log, kvm_send, r);
 	r->events = calloc(EVENT_QUEUE_LEN, sizeof(*r->events));
 	r->rxbuf = malloc(IOASID_MAX_MSG);
 	if (!r->events || !r->rxbuf) {

@@ -38,6 +38,11 @@ struct transport_ops {
 struct core;
 /* The core behind an embedded transport's @priv (for tests). */
 struct core *embedded_transport_core(void *priv);
+/*
+ * For tests: one request to ioasidd exactly as @op says, past the KVM
+ * side that the remote transport otherwise does here first.
+ */
+int remote_transport_send(void *priv, struct ioasid_op *op);
 
 extern const struct transport_ops transport_embedded;
 extern const struct transport_ops transport_remote;

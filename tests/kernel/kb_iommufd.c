@@ -1186,7 +1186,7 @@ static void remote_daemon_cannot(struct remote *rm)
 	ioasid_op_init(&op, IOASID_CMD_DEVICE_SET_VM);
 	op.dev_id = rm->dev;
 	op.vm_id = rm->vm;
-	r = ctx_call(rm->ctx, &op);
+	r = remote_send_raw(rm->ctx, &op);
 	tap_ok(r == -EIO && strstr(op.errmsg, "VMM's process"), "the daemon "
 	       "itself cannot add the cdev to this VM's kvm-vfio: %d (%s)", r,
 	       op.errmsg);
