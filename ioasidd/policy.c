@@ -227,53 +227,61 @@ static int set_once(struct parser *ps, uint32_t *set, uint32_t bit,
 	return 0;
 }
 
+/* The keys of a limits section that take one number or one yes/no. */
+enum key_kind { KEY_COUNT, KEY_SIZE, KEY_BOOL };
+
+#define LIMIT(f)	offsetof(struct policy_limits, f)
+
+static const struct limit_keydef {
+	const char *name;
+	uint32_t bit;
+	enum key_kind kind;
+	uint64_t max;		/* counts and sizes */
+	size_t off;		/* the field in struct policy_limits */
+} limit_keys[] = {
+	{ "max-ioas", K_MAX_IOAS, KEY_COUNT, UINT32_MAX, LIMIT(max_ioas) },
+	{ "max-mappings", K_MAX_MAPPINGS, KEY_COUNT, UINT64_MAX,
+	  LIMIT(max_mappings) },
+	{ "max-bytes-mapped", K_MAX_BYTES, KEY_SIZE, UINT64_MAX,
+	  LIMIT(max_bytes_mapped) },
+	{ "max-vms", K_MAX_VMS, KEY_COUNT, UINT32_MAX, LIMIT(max_vms) },
+	{ "max-conversion-state", K_MAX_CONVERT, KEY_SIZE, UINT64_MAX,
+	  LIMIT(max_conversion_state) },
+	{ "allow", K_ALLOW, KEY_BOOL, 0, LIMIT(allow) },
+	{ "allow-noncoherent", K_NONCOHERENT, KEY_BOOL, 0,
+	  LIMIT(allow_noncoherent) },
+	{ "trust-hints", K_HINTS, KEY_BOOL, 0, LIMIT(trust_hints) },
+	{ "observe", K_OBSERVE, KEY_BOOL, 0, LIMIT(observe) },
+	{ "device-fds", K_DEVICE_FDS, KEY_BOOL, 0, LIMIT(device_fds) },
+};
+
+static const struct limit_keydef *find_limit_key(const char *key)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(limit_keys); i++)
+		if (!strcmp(key, limit_keys[i].name))
+			return &limit_keys[i];
+	return NULL;
+}
+
+static int parse_limit(struct parser *ps, const struct limit_keydef *k,
+		       const char *v, struct policy_limits *l)
+{
+	void *field = (char *)l + k->off;
+
+	if (k->kind == KEY_BOOL)
+		return parse_bool(ps, k->name, v, field);
+	return parse_count(ps, k->name, v, k->kind == KEY_SIZE, k->max,
+			   field);
+}
+
 static int limit_key(struct parser *ps, const char *key, char *v,
 		     struct policy_limits *l)
 {
-	static const struct {
-		const char *name;
-		uint32_t bit;
-		bool size;
-		uint64_t max;
-		size_t off;
-	} counts[] = {
-		{ "max-ioas", K_MAX_IOAS, false, UINT32_MAX,
-		  offsetof(struct policy_limits, max_ioas) },
-		{ "max-mappings", K_MAX_MAPPINGS, false, UINT64_MAX,
-		  offsetof(struct policy_limits, max_mappings) },
-		{ "max-bytes-mapped", K_MAX_BYTES, true, UINT64_MAX,
-		  offsetof(struct policy_limits, max_bytes_mapped) },
-		{ "max-vms", K_MAX_VMS, false, UINT32_MAX,
-		  offsetof(struct policy_limits, max_vms) },
-		{ "max-conversion-state", K_MAX_CONVERT, true, UINT64_MAX,
-		  offsetof(struct policy_limits, max_conversion_state) },
-	};
-	int r;
+	const struct limit_keydef *k = find_limit_key(key);
 
-	for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
-		if (strcmp(key, counts[i].name))
-			continue;
-		r = set_once(ps, &l->set, counts[i].bit, key);
-		return r ? r : parse_count(ps, key, v, counts[i].size,
-					    counts[i].max,
-					    (uint64_t *)((char *)l +
-							 counts[i].off));
-	}
-	if (!strcmp(key, "allow"))
-		return set_once(ps, &l->set, K_ALLOW, key) ?:
-		       parse_bool(ps, key, v, &l->allow);
-	if (!strcmp(key, "allow-noncoherent"))
-		return set_once(ps, &l->set, K_NONCOHERENT, key) ?:
-		       parse_bool(ps, key, v, &l->allow_noncoherent);
-	if (!strcmp(key, "trust-hints"))
-		return set_once(ps, &l->set, K_HINTS, key) ?:
-		       parse_bool(ps, key, v, &l->trust_hints);
-	if (!strcmp(key, "observe"))
-		return set_once(ps, &l->set, K_OBSERVE, key) ?:
-		       parse_bool(ps, key, v, &l->observe);
-	if (!strcmp(key, "device-fds"))
-		return set_once(ps, &l->set, K_DEVICE_FDS, key) ?:
-		       parse_bool(ps, key, v, &l->device_fds);
+	if (k)
+		return set_once(ps, &l->set, k->bit, key) ?:
+		       parse_limit(ps, k, v, l);
 	if (!strcmp(key, "devices"))
 		return set_once(ps, &l->set, K_DEVICES, key) ?:
 		       parse_devices(ps, v, l);

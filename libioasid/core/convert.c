@@ -263,13 +263,11 @@ static int check_batch(struct ioas *ioas, const struct ioasid_iova_range *v,
 	return 0;
 }
 
-int ioas_convert(struct session *s, struct ioas *ioas, struct ioasid_op *op)
+static int check_convert(struct ioas *ioas,
+			 const struct ioasid_iova_range *v, uint32_t nr,
+			 struct ioasid_op *op)
 {
-	const struct ioasid_iova_range *v = op->in;
-	uint32_t nr = op->in_len / sizeof(*v);
-	struct convert c = { .ioas = ioas };
-	bool batched;
-	int r = 0;
+	int r;
 
 	if (op->flags & ~(uint32_t)KNOWN_FLAGS)
 		return op_fail(op, EOPNOTSUPP, "unknown convert flags 0x%x",
@@ -284,34 +282,58 @@ int ioas_convert(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 	if (op->in_len % sizeof(*v) || !nr)
 		return op_fail(op, EINVAL, "no ranges to convert");
 	r = check_batch(ioas, v, nr, op);
+	if (r == 0 && op->flags == IOASID_CONVERT_SHARED)
+		r = check_state_quota(ioas, v, nr, op);
+	return r;
+}
+
+/* Flip every page of the batch; c->done remembers what was flipped. */
+static int flip_batch(struct convert *c, const struct ioasid_iova_range *v,
+		      uint32_t nr)
+{
+	struct ioas *ioas = c->ioas;
+	int r = 0;
+
+	for (uint32_t i = 0; c->to_shared && i < nr && r == 0; i++)
+		r = sharedmap_reserve(ioas->shared, v[i].start,
+				      v[i].last - v[i].start + 1);
+	if (r == 0 && !c->to_shared && core_ops(ioas->core)->hide_batch)
+		return to_private_batched(c, v, nr);
+	for (uint32_t i = 0; i < nr && r == 0; i++)
+		r = sharedmap_for_each_run(ioas->shared, v[i].start,
+					   v[i].last - v[i].start + 1,
+					   !c->to_shared, flip_run, c);
+	return r;
+}
+
+/* Flip back what @c flipped; the reason for @r. */
+static int convert_failed(struct convert *c, int r, struct ioasid_op *op)
+{
+	undo(c);
+	sharedmap_trim(c->ioas->shared);
+	free(c->done.v);
+	if (r == -EPERM)
+		return op_fail(op, EPERM, "the pages are private guest memory "
+			       "in their guest_memfd and cannot be shared with "
+			       "devices; nothing changed");
+	return op_fail(op, -r, "conversion failed and was undone: %s",
+		       strerror(-r));
+}
+
+int ioas_convert(struct session *s, struct ioas *ioas, struct ioasid_op *op)
+{
+	const struct ioasid_iova_range *v = op->in;
+	uint32_t nr = op->in_len / sizeof(*v);
+	struct convert c = { .ioas = ioas };
+	int r;
+
+	r = check_convert(ioas, v, nr, op);
 	if (r < 0)
 		return r;
 	c.to_shared = op->flags == IOASID_CONVERT_SHARED;
-	if (c.to_shared)
-		r = check_state_quota(ioas, v, nr, op);
+	r = flip_batch(&c, v, nr);
 	if (r < 0)
-		return r;
-	for (uint32_t i = 0; c.to_shared && i < nr && r == 0; i++)
-		r = sharedmap_reserve(ioas->shared, v[i].start,
-				      v[i].last - v[i].start + 1);
-	batched = !c.to_shared && core_ops(ioas->core)->hide_batch;
-	if (batched)
-		r = to_private_batched(&c, v, nr);
-	for (uint32_t i = 0; !batched && i < nr && r == 0; i++)
-		r = sharedmap_for_each_run(ioas->shared, v[i].start,
-					   v[i].last - v[i].start + 1,
-					   !c.to_shared, flip_run, &c);
-	if (r < 0) {
-		undo(&c);
-		sharedmap_trim(ioas->shared);
-		free(c.done.v);
-		if (r == -EPERM)
-			return op_fail(op, EPERM, "the pages are private guest "
-				       "memory in their guest_memfd and cannot "
-				       "be shared with devices; nothing changed");
-		return op_fail(op, -r, "conversion failed and was undone: %s",
-			       strerror(-r));
-	}
+		return convert_failed(&c, r, op);
 	pthread_rwlock_wrlock(&ioas->lock);
 	sharedmap_trim(ioas->shared);
 	pthread_rwlock_unlock(&ioas->lock);

@@ -44,6 +44,57 @@ static const struct backend_ops *parse_uri(const char *uri, char *name,
 	return backend_find(name);
 }
 
+static struct core *core_alloc(const struct log_sink *log,
+			       const struct backend_ops *ops)
+{
+	struct core *core = calloc(1, sizeof(*core));
+
+	if (!core)
+		return NULL;
+	core->log = log;
+	core->be_ops = ops;
+	pthread_mutex_init(&core->lock, NULL);
+	pthread_mutex_init(&core->event_lock, NULL);
+	pthread_rwlock_init(&core->objects_lock, NULL);
+	return core;
+}
+
+static void core_dealloc(struct core *core)
+{
+	pthread_mutex_destroy(&core->lock);
+	pthread_mutex_destroy(&core->event_lock);
+	pthread_rwlock_destroy(&core->objects_lock);
+	free(core);
+}
+
+/* Open the backend, list its devices, give each its struct device. */
+static int core_open_backend(struct core *core, const char *arg,
+			     char *errmsg, size_t errlen)
+{
+	const struct backend_ops *ops = core->be_ops;
+	int r;
+
+	r = ops->open(core->log, arg, &core->be, errmsg, errlen);
+	if (r < 0)
+		return r;
+	r = ops->inventory(core->be, &core->inv);
+	if (r < 0) {
+		snprintf(errmsg, errlen, "cannot list devices: %s",
+			 strerror(-r));
+		goto close;
+	}
+	r = devices_init(core);
+	if (r < 0) {
+		snprintf(errmsg, errlen, "out of memory");
+		inventory_release(&core->inv);
+		goto close;
+	}
+	return 0;
+close:
+	ops->close(core->be);
+	return r;
+}
+
 int core_new(const struct log_sink *log, const char *uri, struct core **out,
 	     char *errmsg, size_t errlen)
 {
@@ -59,36 +110,12 @@ int core_new(const struct log_sink *log, const char *uri, struct core **out,
 			 "sim, iommufd, vfio-type1, unix:PATH)", uri);
 		return -EINVAL;
 	}
-	core = calloc(1, sizeof(*core));
+	core = core_alloc(log, ops);
 	if (!core)
 		return -ENOMEM;
-	core->log = log;
-	core->be_ops = ops;
-	pthread_mutex_init(&core->lock, NULL);
-	pthread_mutex_init(&core->event_lock, NULL);
-	pthread_rwlock_init(&core->objects_lock, NULL);
-	r = ops->open(log, arg, &core->be, errmsg, errlen);
-	if (r == 0) {
-		r = ops->inventory(core->be, &core->inv);
-		if (r < 0) {
-			snprintf(errmsg, errlen, "cannot list devices: %s",
-				 strerror(-r));
-			ops->close(core->be);
-		}
-	}
-	if (r == 0) {
-		r = devices_init(core);
-		if (r < 0) {
-			snprintf(errmsg, errlen, "out of memory");
-			inventory_release(&core->inv);
-			ops->close(core->be);
-		}
-	}
+	r = core_open_backend(core, arg, errmsg, errlen);
 	if (r < 0) {
-		pthread_mutex_destroy(&core->lock);
-		pthread_mutex_destroy(&core->event_lock);
-		pthread_rwlock_destroy(&core->objects_lock);
-		free(core);
+		core_dealloc(core);
 		return r;
 	}
 	*out = core;
@@ -102,10 +129,7 @@ void core_free(struct core *core)
 	devices_release(core);
 	inventory_release(&core->inv);
 	core->be_ops->close(core->be);
-	pthread_mutex_destroy(&core->lock);
-	pthread_mutex_destroy(&core->event_lock);
-	pthread_rwlock_destroy(&core->objects_lock);
-	free(core);
+	core_dealloc(core);
 }
 
 const char *core_backend_name(const struct core *core)

@@ -128,16 +128,18 @@ static void domain_put(struct core *core, struct domain *d)
 	free(d);
 }
 
-/* Try the IOAS's domains of the right class; else create one. */
-static int attach_to_domain(struct core *core, struct device *dev,
-			    struct ioas *ioas, bool enforce,
-			    struct domain **out, struct ioasid_op *op)
+/*
+ * An existing domain of @ioas of the right class that takes @dev: 0 and
+ * *@out, 1 when none does (the backend said EINVAL, incompatible, to
+ * all), -errno when the backend failed otherwise.
+ */
+static int attach_existing(struct core *core, struct device *dev,
+			   struct ioas *ioas, bool enforce,
+			   struct domain **out, struct ioasid_op *op)
 {
-	struct be_replay replay;
-	struct domain *d;
 	int r;
 
-	for (d = core->domains; d; d = d->next) {
+	for (struct domain *d = core->domains; d; d = d->next) {
 		if (d->ioas != ioas || d->enforce != enforce)
 			continue;
 		r = core_ops(core)->attach(dev->be, d->be);
@@ -150,18 +152,39 @@ static int attach_to_domain(struct core *core, struct device *dev,
 			return op_fail(op, -r, "attach failed: %s",
 				       strerror(-r));
 	}
-	d = calloc(1, sizeof(*d));
-	if (!d)
-		return op_fail(op, ENOMEM, "out of memory");
+	return 1;
+}
+
+/* A new backend domain for @ioas on the device's unit, with @dev in it. */
+static int be_domain_new(struct core *core, struct device *dev,
+			 struct ioas *ioas, bool enforce,
+			 struct be_domain **out)
+{
+	struct be_replay replay;
+	int r;
+
 	ioas_replay(ioas, &replay);
 	r = core_ops(core)->domain_alloc(ioas->be, dev->unit, enforce ?
 					 BE_DOMAIN_ENFORCE_COHERENCY : 0,
-					 &replay, &d->be);
-	if (r == 0) {
-		r = core_ops(core)->attach(dev->be, d->be);
-		if (r < 0)
-			core_ops(core)->domain_free(d->be);
-	}
+					 &replay, out);
+	if (r < 0)
+		return r;
+	r = core_ops(core)->attach(dev->be, *out);
+	if (r < 0)
+		core_ops(core)->domain_free(*out);
+	return r;
+}
+
+static int attach_new(struct core *core, struct device *dev,
+		      struct ioas *ioas, bool enforce, struct domain **out,
+		      struct ioasid_op *op)
+{
+	struct domain *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (!d)
+		return op_fail(op, ENOMEM, "out of memory");
+	r = be_domain_new(core, dev, ioas, enforce, &d->be);
 	if (r < 0) {
 		free(d);
 		return op_fail(op, -r, "cannot create a domain on %s for "
@@ -178,6 +201,18 @@ static int attach_to_domain(struct core *core, struct device *dev,
 	ioas->nr_domains++;
 	*out = d;
 	return 0;
+}
+
+/* Try the IOAS's domains of the right class; else create one. */
+static int attach_to_domain(struct core *core, struct device *dev,
+			    struct ioas *ioas, bool enforce,
+			    struct domain **out, struct ioasid_op *op)
+{
+	int r = attach_existing(core, dev, ioas, enforce, out, op);
+
+	if (r <= 0)
+		return r;
+	return attach_new(core, dev, ioas, enforce, out, op);
 }
 
 static int check_attach(struct session *s, struct device *dev,
@@ -422,12 +457,10 @@ int domain_list(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 	return op_out_array(op, n, sizeof(*out));
 }
 
-int domain_dirty_read(struct session *s, struct ioas *ioas,
-		      struct ioasid_op *op)
+/* The range and the bitmap's room: 0 and *@bytes, the bitmap's size. */
+static int check_dirty_args(struct ioasid_op *op, uint64_t *bytes)
 {
-	bool clear = !(op->flags & IOASID_DIRTY_NO_CLEAR), any = false;
-	uint64_t pages, words;
-	int r = 0;
+	uint64_t words;
 
 	if (op->flags & ~(uint32_t)IOASID_DIRTY_NO_CLEAR)
 		return op_fail(op, EOPNOTSUPP, "unknown dirty flags 0x%x",
@@ -437,38 +470,61 @@ int domain_dirty_read(struct session *s, struct ioas *ioas,
 			       "not empty");
 	if (op->iova + (op->length - 1) < op->iova)
 		return op_fail(op, EOVERFLOW, "range wraps");
-	pages = op->length / SZ_4K;
-	words = (pages + 63) / 64;
+	words = (op->length / SZ_4K + 63) / 64;
 	if (words > op->out_cap / 8)
 		return op_fail(op, EMSGSIZE, "the bitmap needs %llu bytes",
 			       (unsigned long long)(words * 8));
-	if (!core_ops(s->core)->read_dirty)
+	*bytes = words * 8;
+	return 0;
+}
+
+/*
+ * Only units with dirty tracking can report dirty pages (the kernel
+ * backends cannot ask the others; the simulated IOMMU follows the
+ * topology's dirty-tracking= rather than always tracking).
+ */
+static int check_dirty_tracking(struct core *core, const struct ioas *ioas,
+				struct ioasid_op *op)
+{
+	if (!core_ops(core)->read_dirty)
 		return op_fail(op, EOPNOTSUPP, "the %s backend does not track "
-			       "dirty pages", core_ops(s->core)->name);
-	/*
-	 * Only units with dirty tracking can report dirty pages (the kernel
-	 * backends cannot ask the others; the simulated IOMMU follows the
-	 * topology's dirty-tracking= rather than always tracking).
-	 */
-	for (struct domain *d = s->core->domains; d; d = d->next)
+			       "dirty pages", core_ops(core)->name);
+	for (struct domain *d = core->domains; d; d = d->next)
 		if (d->ioas == ioas &&
 		    !(d->unit->info.flags & IOASID_IOMMU_DIRTY_TRACKING))
 			return op_fail(op, EOPNOTSUPP, "domain %u on %s cannot "
 				       "track dirty pages: the IOMMU has no "
 				       "dirty tracking", d->id,
 				       d->unit->info.name);
-	memset(op->out, 0, words * 8);
-	for (struct domain *d = s->core->domains; d && r == 0; d = d->next) {
+	return 0;
+}
+
+int domain_dirty_read(struct session *s, struct ioas *ioas,
+		      struct ioasid_op *op)
+{
+	bool clear = !(op->flags & IOASID_DIRTY_NO_CLEAR), any = false;
+	struct core *core = s->core;
+	uint64_t bytes = 0;
+	int r;
+
+	r = check_dirty_args(op, &bytes);
+	if (r == 0)
+		r = check_dirty_tracking(core, ioas, op);
+	if (r < 0)
+		return r;
+	/* the bitmap is the OR of every domain's */
+	memset(op->out, 0, bytes);
+	for (struct domain *d = core->domains; d && r == 0; d = d->next) {
 		if (d->ioas != ioas)
 			continue;
 		any = true;
-		r = core_ops(s->core)->read_dirty(d->be, op->iova, op->length,
-						  op->out, clear);
+		r = core_ops(core)->read_dirty(d->be, op->iova, op->length,
+					       op->out, clear);
 	}
 	if (r < 0)
 		return op_fail(op, -r, "reading dirty bits failed: %s",
 			       strerror(-r));
-	op->out_len = (uint32_t)(words * 8);
+	op->out_len = (uint32_t)bytes;
 	op->out_bytes = any;
 	return 0;
 }

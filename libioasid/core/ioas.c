@@ -1096,49 +1096,65 @@ static void range_align_out(struct ioasid_iova_range *r)
 	r->last = r->last | (SZ_4K - 1);
 }
 
-static int apply_blocked(struct ioas *ioas, struct range_vec *rv,
-			 struct ioasid_op *op)
+/* A range's length; a range of all 2^64 bytes stops one page short. */
+static uint64_t blocked_length(const struct ioasid_iova_range *r)
+{
+	uint64_t len = r->last - r->start + 1;
+
+	return len ? len : UINT64_MAX & ~(SZ_4K - 1);
+}
+
+/* Page-align @rv outwards; -EADDRINUSE when a mapping lies in it. */
+static int check_unmapped(struct ioas *ioas, struct range_vec *rv,
+			  struct ioasid_op *op)
+{
+	struct iova_area m;
+
+	for (uint32_t i = 0; i < rv->nr; i++) {
+		range_align_out(&rv->v[i]);
+		if (iova_tree_first_overlap(ioas->tree, rv->v[i].start,
+					    blocked_length(&rv->v[i]),
+					    IOVA_TREE_MAPPINGS, &m) < 0)
+			continue;
+		return op_fail(op, EADDRINUSE,
+			       "IOVA 0x%llx-0x%llx is mapped in IOAS %u "
+			       "and would become unusable",
+			       (unsigned long long)m.iova,
+			       (unsigned long long)(m.iova + m.length - 1),
+			       ioas->id);
+	}
+	return 0;
+}
+
+/* The tree's BLOCKED areas become @v (ioas->lock held for writing). */
+static int insert_blocked(struct ioas *ioas,
+			  const struct ioasid_iova_range *v, uint32_t nr)
 {
 	struct iova_area a = { .kind = IOVA_AREA_BLOCKED };
 	int r = 0;
 
-	for (uint32_t i = 0; i < rv->nr; i++) {
-		struct iova_area m;
-		uint64_t len;
-
-		range_align_out(&rv->v[i]);
-		len = rv->v[i].last - rv->v[i].start + 1;
-		if (len == 0)	/* all 2^64 bytes */
-			len = UINT64_MAX & ~(SZ_4K - 1);
-		if (iova_tree_first_overlap(ioas->tree, rv->v[i].start, len,
-					    IOVA_TREE_MAPPINGS, &m) == 0)
-			return op_fail(op, EADDRINUSE,
-				       "IOVA 0x%llx-0x%llx is mapped in IOAS %u "
-				       "and would become unusable",
-				       (unsigned long long)m.iova,
-				       (unsigned long long)(m.iova + m.length - 1),
-				       ioas->id);
-	}
-	range_merge(rv);
-	pthread_rwlock_wrlock(&ioas->lock);
 	iova_tree_remove_all(ioas->tree, IOVA_TREE_BLOCKED, NULL, NULL, NULL);
-	for (uint32_t i = 0; i < rv->nr && r == 0; i++) {
-		a.iova = rv->v[i].start;
-		a.length = rv->v[i].last - rv->v[i].start + 1;
-		if (a.length == 0)
-			a.length = UINT64_MAX & ~(SZ_4K - 1);
+	for (uint32_t i = 0; i < nr && r == 0; i++) {
+		a.iova = v[i].start;
+		a.length = blocked_length(&v[i]);
 		r = iova_tree_insert(ioas->tree, &a);
 	}
-	if (r < 0) {
-		/* put the old set back; the nodes just freed make room */
-		iova_tree_remove_all(ioas->tree, IOVA_TREE_BLOCKED, NULL, NULL,
-				     NULL);
-		for (uint32_t i = 0; i < ioas->nr_blocked; i++) {
-			a.iova = ioas->blocked[i].start;
-			a.length = ioas->blocked[i].last - a.iova + 1;
-			iova_tree_insert(ioas->tree, &a);
-		}
-	}
+	return r;
+}
+
+static int apply_blocked(struct ioas *ioas, struct range_vec *rv,
+			 struct ioasid_op *op)
+{
+	int r = check_unmapped(ioas, rv, op);
+
+	if (r < 0)
+		return r;
+	range_merge(rv);
+	pthread_rwlock_wrlock(&ioas->lock);
+	r = insert_blocked(ioas, rv->v, rv->nr);
+	/* on failure the old set goes back; the nodes just freed make room */
+	if (r < 0)
+		insert_blocked(ioas, ioas->blocked, ioas->nr_blocked);
 	pthread_rwlock_unlock(&ioas->lock);
 	if (r < 0)
 		return op_fail(op, -r, "out of memory");

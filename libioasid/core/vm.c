@@ -44,11 +44,8 @@ static int dup_fd(int fd)
 	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
-int vm_bind(struct session *s, struct ioas *unused, struct ioasid_op *op)
+static int check_bind(struct session *s, struct ioasid_op *op)
 {
-	int vm_fd = -1, vfio_fd = -1, r;
-	struct vm *vm;
-
 	if (s->nr_vms >= s->limits.max_vms)
 		return op_fail(op, ENOSPC, "quota of %u VMs reached",
 			       s->limits.max_vms);
@@ -57,62 +54,96 @@ int vm_bind(struct session *s, struct ioas *unused, struct ioasid_op *op)
 	if (op->fd2 >= 0 && !kvm_is_vfio_device_fd(op->fd2))
 		return op_fail(op, EINVAL, "fd %d is not a kvm-vfio device",
 			       op->fd2);
-	vm = calloc(1, sizeof(*vm));
+	return 0;
+}
+
+/* A VM with an id, in the table but not yet owned: no fds. */
+static int vm_new(struct core *core, struct vm **out, struct ioasid_op *op)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+
 	if (!vm)
 		return op_fail(op, ENOMEM, "out of memory");
-	/* in the table before kvm_vfio_create(), which cannot be undone */
-	vm->id = core_alloc_id(s->core);
+	vm->id = core_alloc_id(core);
 	vm->kvm_fd = vm->kvm_vfio_fd = -1;
-	if (hash_add(hh, s->core->vms, id, sizeof(vm->id), vm) < 0) {
+	if (hash_add(hh, core->vms, id, sizeof(vm->id), vm) < 0) {
 		free(vm);
 		return op_fail(op, ENOMEM, "out of memory");
 	}
-	vm_fd = dup_fd(op->fd);
-	if (vm_fd < 0) {
-		r = op_fail(op, errno, "cannot keep the VM fd: %s",
-			    strerror(errno));
-		goto fail;
-	}
-	if (op->flags & ~(uint32_t)IOASID_VM_KVM_VFIO_CREATED) {
-		r = op_fail(op, EOPNOTSUPP, "unknown VM bind flags 0x%x",
-			    op->flags);
-	} else if (op->fd2 >= 0) {
-		vfio_fd = dup_fd(op->fd2);
-		r = vfio_fd < 0 ? op_fail(op, errno, "cannot keep the kvm-vfio "
-					  "fd: %s", strerror(errno)) : 0;
-		/* the library made it on the caller's side (through ioasidd) */
-		vm->flags |= op->flags & IOASID_VM_KVM_VFIO_CREATED;
-	} else {
-		r = kvm_vfio_create(vm_fd, &vfio_fd);
-		/* KVM says EBUSY: it allows one kvm-vfio device per VM */
-		if (r == -EBUSY || r == -EEXIST)
-			r = op_fail(op, EEXIST, "the VM already has its "
-				    "kvm-vfio device (KVM allows one): pass "
-				    "its fd");
-		else if (r == -EIO)	/* KVM serves only the VM's process */
-			r = op_fail(op, EIO, "only the VM's own process can "
-				    "create its kvm-vfio device: create it "
-				    "(KVM_CREATE_DEVICE) and pass its fd");
-		else if (r < 0)
-			r = op_fail(op, -r, "cannot create the VM's kvm-vfio "
-				    "device: %s", strerror(-r));
-		else
-			vm->flags |= IOASID_VM_KVM_VFIO_CREATED;
-	}
+	*out = vm;
+	return 0;
+}
+
+/* Undo vm_new() and whatever fds the VM got. */
+static void vm_drop(struct core *core, struct vm *vm)
+{
+	HASH_DELETE(hh, core->vms, vm);
+	close_fd(vm->kvm_fd);
+	close_fd(vm->kvm_vfio_fd);
+	free(vm);
+}
+
+/* The VM's kvm-vfio device, made here: KVM allows one per VM. */
+static int create_kvm_vfio(struct vm *vm, struct ioasid_op *op)
+{
+	int r = kvm_vfio_create(vm->kvm_fd, &vm->kvm_vfio_fd);
+
+	/* KVM says EBUSY: it allows one kvm-vfio device per VM */
+	if (r == -EBUSY || r == -EEXIST)
+		return op_fail(op, EEXIST, "the VM already has its kvm-vfio "
+			       "device (KVM allows one): pass its fd");
+	if (r == -EIO)		/* KVM serves only the VM's process */
+		return op_fail(op, EIO, "only the VM's own process can create "
+			       "its kvm-vfio device: create it "
+			       "(KVM_CREATE_DEVICE) and pass its fd");
 	if (r < 0)
-		goto fail;
+		return op_fail(op, -r, "cannot create the VM's kvm-vfio "
+			       "device: %s", strerror(-r));
+	vm->flags |= IOASID_VM_KVM_VFIO_CREATED;
+	return 0;
+}
+
+/* Our own copies of the VM fd and of its kvm-vfio device (or a new one). */
+static int take_fds(struct vm *vm, struct ioasid_op *op)
+{
+	vm->kvm_fd = dup_fd(op->fd);
+	if (vm->kvm_fd < 0)
+		return op_fail(op, errno, "cannot keep the VM fd: %s",
+			       strerror(errno));
+	if (op->flags & ~(uint32_t)IOASID_VM_KVM_VFIO_CREATED)
+		return op_fail(op, EOPNOTSUPP, "unknown VM bind flags 0x%x",
+			       op->flags);
+	if (op->fd2 < 0)
+		return create_kvm_vfio(vm, op);
+	vm->kvm_vfio_fd = dup_fd(op->fd2);
+	if (vm->kvm_vfio_fd < 0)
+		return op_fail(op, errno, "cannot keep the kvm-vfio fd: %s",
+			       strerror(errno));
+	/* the library made it on the caller's side (through ioasidd) */
+	vm->flags |= op->flags & IOASID_VM_KVM_VFIO_CREATED;
+	return 0;
+}
+
+int vm_bind(struct session *s, struct ioas *unused, struct ioasid_op *op)
+{
+	struct vm *vm = NULL;
+	int r;
+
+	r = check_bind(s, op);
+	if (r == 0)
+		r = vm_new(s->core, &vm, op);
+	if (r < 0)
+		return r;
+	/* in the table before kvm_vfio_create(), which cannot be undone */
+	r = take_fds(vm, op);
+	if (r < 0) {
+		vm_drop(s->core, vm);
+		return r;
+	}
 	vm->owner = s;
-	vm->kvm_fd = vm_fd;
-	vm->kvm_vfio_fd = vfio_fd;
 	s->nr_vms++;
 	op->out_id = vm->id;
 	return 0;
-fail:
-	HASH_DELETE(hh, s->core->vms, vm);
-	close_fd(vm_fd);
-	close_fd(vfio_fd);
-	free(vm);
-	return r;
 }
 
 /*
