@@ -244,13 +244,6 @@ static void unbind_device(struct core *core, struct device *dev)
 	pthread_rwlock_unlock(&dev->lock);
 }
 
-int device_vfio_file(struct core *core, const struct device *dev)
-{
-	if (dev->vfio_fd >= 0)
-		return dev->vfio_fd;
-	return dev->be ? core_ops(core)->device_vfio_fd(dev->be) : -1;
-}
-
 /*
  * What the VMM needs besides the IOMMU side: the device's VFIO file (the
  * cdev with iommufd, the group with type1) for its BARs, config space and

@@ -92,7 +92,5 @@ int device_bind(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 int device_unbind(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 /* A new descriptor of the device's VFIO file, in op->out_fd. */
 int device_get_fd(struct session *s, struct ioas *ioas, struct ioasid_op *op);
-/* The VFIO file KVM should know about: the caller's, or the backend's. */
-int device_vfio_file(struct core *core, const struct device *dev);
 
 #endif

@@ -39,6 +39,14 @@ static struct vm *find_vm_to_read(struct session *s, uint32_t id)
 	return vm;
 }
 
+/* The VFIO file KVM should know about: the caller's, or the backend's. */
+static int kvm_file(struct core *core, const struct device *dev)
+{
+	if (dev->vfio_fd >= 0)
+		return dev->vfio_fd;
+	return dev->be ? core_ops(core)->device_vfio_fd(dev->be) : -1;
+}
+
 static int dup_fd(int fd)
 {
 	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
@@ -153,7 +161,7 @@ int vm_bind(struct session *s, struct ioas *unused, struct ioasid_op *op)
 void vm_remove_device(struct core *core, struct device *dev)
 {
 	struct vm *vm = dev->vm;
-	int vfio_fd = device_vfio_file(core, dev);
+	int vfio_fd = kvm_file(core, dev);
 
 	if (vfio_fd >= 0 && !dev->kvm_by_client &&
 	    kvm_vfio_file_del(vm->kvm_vfio_fd, vfio_fd) < 0)
@@ -285,7 +293,7 @@ static int check_set_vm(struct session *s, struct device *dev, struct vm *vm,
 static int kvm_add(struct core *core, struct device *dev, struct vm *vm,
 		   struct ioasid_op *op)
 {
-	int fd = device_vfio_file(core, dev), r;
+	int fd = kvm_file(core, dev), r;
 
 	if (fd < 0 || (op->flags & IOASID_SET_VM_CLIENT_REGISTERED))
 		return 0;
