@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Public entry points for address spaces and mappings.  Each one checks
- * its pointers, fills a struct ioasid_op and runs it through the context's
- * transport; the rules themselves live in core/ioas.c.
+ * Public entry points for address spaces and mappings: the "address
+ * spaces" section of libioasid.h.  Each one checks its pointers, fills a
+ * struct ioasid_op and runs it through the context's transport; the
+ * rules live in the core (uapi/ioasid/ops.def names each command's
+ * handler).
  */
 #include <errno.h>
-#include <string.h>
 
 #include "ctx.h"
 #include "util/macros.h"
@@ -344,47 +345,6 @@ IOASID_EXPORT int ioasid_file_get_info(struct ioasid_ctx *ctx,
 }
 
 /*
- * ioasid_convert - shared/private conversion of a restricted IOAS
- * @ranges, @nr: the pages to convert (whole 4 KiB pages, any number of
- *               ranges, inside or across mappings and files)
- * @flags: IOASID_CONVERT_PRIVATE or IOASID_CONVERT_SHARED
- * @converted: out: bytes whose state changed (may be NULL)
- *
- * To private: when the call returns the pages are in no domain and no
- * IOTLB, so no DMA reaches them.  To shared: mapped pages become reachable
- * again.  Pages of a restricted IOAS start private.  Pages whose state does
- * not change stay reachable throughout.  All or nothing.
- * Errors: -EINVAL (NULL or empty batch, unaligned or inverted range, both
- * or neither flag, IOAS not restricted), -EOPNOTSUPP (unknown flags),
- * -ENOENT (no IOAS), -E2BIG (more than 65536 ranges), -ENOMEM.
- */
-IOASID_EXPORT int ioasid_convert(struct ioasid_ctx *ctx, uint32_t ioas_id,
-				 const struct ioasid_iova_range *ranges,
-				 uint32_t nr, uint32_t flags,
-				 uint64_t *converted)
-{
-	struct ioasid_op op;
-	int r;
-
-	if (!ranges)
-		return api_reject(-EINVAL, __func__, "ranges is NULL");
-	if (!nr)
-		return api_reject(-EINVAL, __func__, "nr is 0");
-	if (nr > 65536)
-		return api_reject(-E2BIG, __func__, "%u ranges exceed the "
-				  "limit of 65536", nr);
-	ioasid_op_init(&op, IOASID_CMD_CONVERT);
-	op.ioas_id = ioas_id;
-	op.flags = flags;
-	op.in = ranges;
-	op.in_len = nr * (uint32_t)sizeof(*ranges);
-	r = api_call(ctx, &op);
-	if (r == 0 && converted)
-		*converted = op.out_bytes;
-	return r;
-}
-
-/*
  * ioasid_map_file_batch - map many ranges of one file in one call
  * @fd: as ioasid_map_file(); checked once for the whole batch
  * @entries, @nr: the ranges (file offset, length, and the IOVA when
@@ -426,5 +386,36 @@ IOASID_EXPORT int ioasid_map_file_batch(struct ioasid_ctx *ctx,
 	op.in_len = nr * (uint32_t)sizeof(*entries);
 	op.out = out;
 	op.out_cap = nr * (uint32_t)sizeof(*out);
+	return api_call(ctx, &op);
+}
+
+/*
+ * ioasid_dirty_read - which pages devices wrote since the last read
+ * @bitmap: length / 4 KiB bits, zeroed and then set for dirty pages
+ * @flags: IOASID_DIRTY_NO_CLEAR keeps the dirty state
+ *
+ * Errors: -EINVAL (NULL, empty or unaligned range), -EOVERFLOW, -ENOENT,
+ * -EOPNOTSUPP (unknown flags; backend without dirty tracking).
+ */
+IOASID_EXPORT int ioasid_dirty_read(struct ioasid_ctx *ctx, uint32_t ioas_id,
+				    uint64_t iova, uint64_t length,
+				    uint64_t *bitmap, uint32_t flags)
+{
+	struct ioasid_op op;
+	uint64_t words = (length / 4096 + 63) / 64;
+
+	if (!bitmap)
+		return api_reject(-EINVAL, __func__, "bitmap is NULL");
+	if (words > UINT32_MAX / 8)
+		return api_reject(-EINVAL, __func__, "length %llu needs a "
+				  "bitmap larger than 4 GiB",
+				  (unsigned long long)length);
+	ioasid_op_init(&op, IOASID_CMD_DIRTY_READ);
+	op.ioas_id = ioas_id;
+	op.iova = iova;
+	op.length = length;
+	op.flags = flags;
+	op.out = bitmap;
+	op.out_cap = (uint32_t)(words * 8);
 	return api_call(ctx, &op);
 }

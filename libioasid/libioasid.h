@@ -158,13 +158,6 @@ int ioasid_device_replace(struct ioasid_ctx *ctx, uint32_t dev_id,
 int ioasid_device_detach(struct ioasid_ctx *ctx, uint32_t dev_id);
 /* A new fd of the device's VFIO file (cdev or group): the caller owns it. */
 int ioasid_device_get_fd(struct ioasid_ctx *ctx, uint32_t dev_id, int *fd);
-/*
- * Simulated devices: DMA of @length bytes at @iova into/from @buf.
- * Simulator-only: in the LIBIOASID_SIM_1 version node.
- */
-int ioasid_device_dma(struct ioasid_ctx *ctx, uint32_t dev_id, uint64_t iova,
-		      void *buf, uint64_t length, uint32_t flags,
-		      uint64_t *done);
 int ioasid_domain_list(struct ioasid_ctx *ctx, uint32_t ioas_id,
 		       struct ioasid_domain_info *domains, uint32_t *nr);
 
@@ -203,10 +196,18 @@ int ioasid_get_status(struct ioasid_ctx *ctx, struct ioasid_status *status);
  * ioasidctl and monitoring.  Through ioasidd, policy decides who may.
  */
 int ioasid_set_observer(struct ioasid_ctx *ctx, int on);
+
+/* ---- simulator only ------------------------------------------------------ */
+
 /*
- * Simulated IOMMU only: unplug (0) or plug back (1) a device.
- * Simulator-only: in the LIBIOASID_SIM_1 version node.
+ * For tests and demonstrations of the simulated IOMMU; exported in their
+ * own version node, LIBIOASID_SIM_1, so VMMs need not link against them.
  */
+/* A simulated device does DMA of @length bytes at @iova into/from @buf. */
+int ioasid_device_dma(struct ioasid_ctx *ctx, uint32_t dev_id, uint64_t iova,
+		      void *buf, uint64_t length, uint32_t flags,
+		      uint64_t *done);
+/* Unplug (0) or plug back (1) a simulated device. */
 int ioasid_sim_hotplug(struct ioasid_ctx *ctx, const char *name, int present);
 
 #ifdef __cplusplus
