@@ -12,6 +12,14 @@
  *   pipelined_maps_per_s    MAP_FILE requests kept in flight (one mapping
  *                           and one SCM_RIGHTS descriptor per message)
  *   concurrent_ops_per_s    IOAS_INFO from N clients at once, in total
+ *   lookup_ns               ioasid_lookup() of n 4 KiB mappings in random
+ *                           order: embedded, through ioasidd's shared view
+ *                           ("transport":"ioasidd_view", the fast path) and
+ *                           over the socket ("ioasidd_socket",
+ *                           IOASID_NO_FASTPATH=1; --lookups of them)
+ *   view_ratio_vs_embedded  view / embedded (target <= 2)
+ *   map_unmap_ns            one ioasid_map_file() + ioasid_unmap() pair
+ *                           through ioasidd, back to back (two round trips)
  *
  * Round trips and maps are measured twice, pinned with sched_setaffinity:
  * "placement":"one_cpu" (client, daemon and the raw echo process on CPU
@@ -21,7 +29,8 @@
  * concurrent_ops_per_s runs unpinned ("placement":"any").
  *
  * One JSON object per line; every figure is the median of --runs runs.
- * Usage: bench_rpc [--runs N] [--iters N] [--quick]
+ * Usage: bench_rpc [--runs N] [--iters N] [--mappings N] [--lookups N]
+ *                  [--quick]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +61,8 @@
 
 static int runs = 5;
 static int iters = 20000;
+static int nr_lookup_maps = 65536;
+static int socket_lookups = 5000;
 static double seconds = 1.0;
 static struct daemon_fixture ioasidd;
 static const char *placement = "any";
@@ -602,6 +613,141 @@ static void bench_maps(void)
 	close(fd);
 }
 
+/* ---- lookups: embedded, the shared view, the socket --------------------- */
+
+#define LOOKUP_BASE	(1ULL << 32)
+#define PG		4096ULL
+
+static struct ioasid_ctx *lookup_ctx(const char *uri, bool fastpath)
+{
+	struct ioasid_ctx *ctx;
+	int r;
+
+	if (!fastpath)
+		setenv("IOASID_NO_FASTPATH", "1", 1);
+	r = ioasid_new(uri, &ctx);
+	unsetenv("IOASID_NO_FASTPATH");
+	if (r < 0)
+		die("ioasid_new");
+	return ctx;
+}
+
+/* n mappings of one page, every other page from LOOKUP_BASE. */
+static uint32_t lookup_fill(struct ioasid_ctx *ctx, int fd, int n)
+{
+	static struct ioasid_map_entry e[IOASID_MAP_BATCH_MAX];
+	static uint64_t iovas[IOASID_MAP_BATCH_MAX];
+	uint32_t ioas;
+
+	if (ioasid_ioas_alloc(ctx, 0, &ioas) < 0)
+		die("IOAS_ALLOC");
+	for (int i = 0; i < n;) {
+		uint32_t k = 0;
+
+		for (; k < IOASID_MAP_BATCH_MAX && i < n; k++, i++)
+			e[k] = (struct ioasid_map_entry){
+				.iova = LOOKUP_BASE + (uint64_t)i * 2 * PG,
+				.offset = 0, .length = PG };
+		if (ioasid_map_file_batch(ctx, ioas, fd, e, k,
+					  IOASID_MAP_READ |
+					  IOASID_MAP_FIXED_IOVA, iovas) < 0) {
+			fprintf(stderr, "bench_rpc: MAP_BATCH: %s\n",
+				ioasid_last_error(ctx));
+			exit(1);
+		}
+	}
+	return ioas;
+}
+
+/* ns per lookup over @nr of @order (indexes into the n mappings). */
+static double lookup_block(struct ioasid_ctx *ctx, uint32_t ioas,
+			   const uint32_t *order, int nr)
+{
+	struct ioasid_mapping m;
+	uint64_t t0 = now_ns();
+
+	for (int i = 0; i < nr; i++)
+		if (ioasid_lookup(ctx, ioas, LOOKUP_BASE +
+				  (uint64_t)order[i] * 2 * PG + 17, &m) < 0)
+			die("LOOKUP");
+	return (double)(now_ns() - t0) / nr;
+}
+
+static double map_unmap_ns(struct ioasid_ctx *ctx, uint32_t ioas, int fd,
+			   int nr)
+{
+	uint64_t t0 = now_ns(), iova;
+
+	for (int i = 0; i < nr; i++) {
+		iova = 1ULL << 44;
+		if (ioasid_map_file(ctx, ioas, fd, 0, PG, IOASID_MAP_READ |
+				    IOASID_MAP_FIXED_IOVA, &iova) < 0 ||
+		    ioasid_unmap(ctx, ioas, iova, PG, 0, NULL) < 0)
+			die("MAP/UNMAP");
+	}
+	return (double)(now_ns() - t0) / nr;
+}
+
+static void bench_lookups(void)
+{
+	double emb[MAX_RUNS], view[MAX_RUNS], sock[MAX_RUNS], ratio[MAX_RUNS];
+	double pair[MAX_RUNS];
+	struct ioasid_ctx *ce, *cv, *cs;
+	uint32_t ie, iv, is, *order;
+	int n = nr_lookup_maps, fd;
+	char extra[160];
+
+	fd = memfd_create("bench", MFD_ALLOW_SEALING);
+	order = malloc(sizeof(*order) * (size_t)n);
+	if (fd < 0 || !order || ftruncate(fd, 1 << 20) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0)
+		die("memfd");
+	srand(19);
+	for (int i = 0; i < n; i++)
+		order[i] = (uint32_t)i;
+	for (int i = n - 1; i > 0; i--) {
+		int j = rand() % (i + 1);
+		uint32_t t = order[i];
+
+		order[i] = order[j];
+		order[j] = t;
+	}
+	ce = lookup_ctx("sim", true);
+	cv = lookup_ctx(ioasidd.uri, true);
+	cs = lookup_ctx(ioasidd.uri, false);
+	ie = lookup_fill(ce, fd, n);
+	iv = lookup_fill(cv, fd, n);
+	is = lookup_fill(cs, fd, n);
+	lookup_block(cv, iv, order, 1);		/* the view is made here */
+	for (int i = 0; i < runs; i++) {
+		emb[i] = lookup_block(ce, ie, order, n);
+		view[i] = lookup_block(cv, iv, order, n);
+		sock[i] = lookup_block(cs, is, order,
+				       socket_lookups < n ? socket_lookups : n);
+		ratio[i] = view[i] / emb[i];
+		pair[i] = map_unmap_ns(cv, iv, fd, socket_lookups / 4 + 1);
+	}
+	snprintf(extra, sizeof(extra), "\"transport\":\"embedded\","
+		 "\"n\":%d,\"lookup_order\":\"random\"", n);
+	emit("lookup_ns", median(emb, runs), "ns", extra);
+	snprintf(extra, sizeof(extra), "\"transport\":\"ioasidd_view\","
+		 "\"n\":%d,\"lookup_order\":\"random\"", n);
+	emit("lookup_ns", median(view, runs), "ns", extra);
+	snprintf(extra, sizeof(extra), "\"transport\":\"ioasidd_socket\","
+		 "\"n\":%d,\"lookups\":%d,\"lookup_order\":\"random\"",
+		 n, socket_lookups < n ? socket_lookups : n);
+	emit("lookup_ns", median(sock, runs), "ns", extra);
+	emit("view_ratio_vs_embedded", median(ratio, runs), "x",
+	     "\"target\":2");
+	emit("map_unmap_ns", median(pair, runs), "ns",
+	     "\"transport\":\"ioasidd\",\"note\":\"two round trips\"");
+	ioasid_unref(ce);
+	ioasid_unref(cv);
+	ioasid_unref(cs);
+	free(order);
+	close(fd);
+}
+
 static void bench_concurrency(void)
 {
 	static const int clients[] = { 1, 4, 16, 64 };
@@ -623,12 +769,20 @@ static void parse_args(int argc, char **argv)
 		{ "runs", required_argument, NULL, 'r' },
 		{ "iters", required_argument, NULL, 'i' },
 		{ "quick", no_argument, NULL, 'q' },
+		{ "mappings", required_argument, NULL, 'n' },
+		{ "lookups", required_argument, NULL, 'l' },
 		{}
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "r:i:q", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:i:qn:l:", opts, NULL)) != -1) {
 		switch (c) {
+		case 'n':
+			nr_lookup_maps = atoi(optarg);
+			break;
+		case 'l':
+			socket_lookups = atoi(optarg);
+			break;
 		case 'r':
 			runs = atoi(optarg);
 			break;
@@ -639,16 +793,19 @@ static void parse_args(int argc, char **argv)
 			runs = 3;
 			iters = 2000;
 			seconds = 0.2;
+			socket_lookups = 1000;
 			break;
 		default:
 			fprintf(stderr, "usage: bench_rpc [--runs N] "
-				"[--iters N] [--quick]\n");
+				"[--iters N] [--mappings N] [--lookups N] "
+				"[--quick]\n");
 			exit(2);
 		}
 	}
-	if (runs < 1 || runs > MAX_RUNS || iters < 10) {
-		fprintf(stderr, "bench_rpc: 1..%d runs, >= 10 iters\n",
-			MAX_RUNS);
+	if (runs < 1 || runs > MAX_RUNS || iters < 10 ||
+	    nr_lookup_maps < 1 || socket_lookups < 1) {
+		fprintf(stderr, "bench_rpc: 1..%d runs, >= 10 iters, >= 1 "
+			"mappings and lookups\n", MAX_RUNS);
 		exit(2);
 	}
 }
@@ -672,6 +829,7 @@ int main(int argc, char **argv)
 			continue;
 		bench_roundtrips();
 		bench_maps();
+		bench_lookups();
 	}
 	unplace();
 	bench_concurrency();

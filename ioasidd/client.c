@@ -28,6 +28,7 @@
  * the other clients.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,7 @@ struct client {
 	char deny_why[160];
 	bool dead;
 	uint64_t nr_requests;
+	struct fastpath *fastpath;	/* NULL until the client asks */
 };
 
 /* ---- epoll interest ------------------------------------------------------ */
@@ -302,6 +304,30 @@ static void fix_status(struct server *srv, struct ioasid_op *op)
 	st->nr_sessions = n;
 }
 
+/* The session's shared view (the reply passes a copy of its memfd). */
+static int do_view(struct client *c, struct ioasid_op *op)
+{
+	char why[IOASID_ERRMSG_MAX];
+	int r;
+
+	if (c->srv->no_fastpath)
+		return op_fail(op, EOPNOTSUPP, "this ioasidd runs without the "
+			       "fast path (--no-fastpath)");
+	if (!c->fastpath) {
+		r = fastpath_new(c->srv, c->session, &c->limits, &c->fastpath,
+				 why, sizeof(why));
+		if (r < 0) {
+			log_warn(c->srv, "client %llu: no fast path: %s",
+				 (unsigned long long)c->id, why);
+			return op_fail(op, -r, "no shared view: %s", why);
+		}
+	}
+	op->out_fd = fcntl(fastpath_fd(c->fastpath), F_DUPFD_CLOEXEC, 0);
+	if (op->out_fd < 0)
+		return op_fail(op, errno, "cannot pass the shared view: %m");
+	return 0;
+}
+
 static int run_op(struct client *c, struct ioasid_op *op)
 {
 	int r;
@@ -309,6 +335,8 @@ static int run_op(struct client *c, struct ioasid_op *op)
 	switch (op->cmd) {
 	case IOASID_CMD_HELLO:
 		return do_hello(c, op);
+	case IOASID_CMD_VIEW:
+		return do_view(c, op);
 	case IOASID_CMD_MAP_USER:
 		return op_fail(op, EOPNOTSUPP, "ioasidd cannot reach the "
 			       "memory of process %d: map a memfd or "
@@ -352,6 +380,7 @@ static int reply_fd(struct ioasid_op *op, int result)
 static void serve(struct client *c, const struct proto_msg *m, int *fds,
 		  unsigned int nfds)
 {
+	struct fastpath_req req;
 	struct ioasid_op op;
 	struct nl_msg *msg;
 	int r, fd;
@@ -363,7 +392,10 @@ static void serve(struct client *c, const struct proto_msg *m, int *fds,
 		return;
 	}
 	proto_decode_request(m, fds, &op, c->srv->outbuf);
+	fastpath_before(&op, &req);
 	r = run_op(c, &op);
+	/* the view says what the core says before the reply leaves */
+	fastpath_after(c->fastpath, &req, &op, r);
 	close_fds(fds, nfds);
 	log_dbg(c->srv, "client %llu: %s -> %d%s%s",
 		(unsigned long long)c->id, proto_cmd_name(op.cmd), r,
@@ -638,6 +670,7 @@ bool clients_reap(struct server *srv)
 void client_free(struct client *c)
 {
 	/* tears down every object the client created */
+	fastpath_free(c->fastpath);
 	if (c->session)
 		core_session_free(c->session);
 	policy_limits_release(&c->limits);

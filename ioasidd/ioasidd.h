@@ -9,6 +9,7 @@
  *   client.c  one connection: SO_PEERCRED verdict, session, requests in,
  *             replies and events out (with back-pressure)
  *   policy.c  ioasidd.conf
+ *   fastpath.c  each client's shared view of its mappings (proto/view.h)
  *   sd.c      sd_notify and socket activation (libsystemd, optional)
  */
 #ifndef IOASIDD_H
@@ -58,6 +59,9 @@ struct server {
 	struct client *dead;		/* freed after each epoll batch */
 	uint32_t nr_clients;
 	uint64_t nr_accepted;
+	/* the fast path: off (--no-fastpath), and its size limit */
+	bool no_fastpath;
+	uint64_t fastpath_max_mappings;
 	/* one request is handled at a time: shared buffers */
 	unsigned char *rxbuf;		/* IOASID_MAX_MSG */
 	unsigned char *outbuf;		/* PROTO_MAX_PAYLOAD */
@@ -87,6 +91,27 @@ bool clients_reap(struct server *srv);
 void client_on_socket(struct client *c, uint32_t events);
 void client_on_events(struct client *c);
 
+/*
+ * fastpath.c: a client's shared view.  fastpath_before() keeps what
+ * a request asked (the op's fields may be results afterwards);
+ * fastpath_after() patches the view from the core once it ran.
+ */
+#define FASTPATH_MAX_IOAS	16
+#define FASTPATH_MAX_MAPPINGS	(1u << 20)
+struct fastpath;
+struct fastpath_req {
+	uint32_t cmd, ioas_id, flags, in_len;
+	uint64_t iova, length;
+	const void *in;
+};
+int fastpath_new(struct server *srv, struct session *session,
+		 const struct session_limits *limits, struct fastpath **out,
+		 char *why, size_t whylen);
+void fastpath_free(struct fastpath *fp);
+int fastpath_fd(const struct fastpath *fp);
+void fastpath_before(const struct ioasid_op *op, struct fastpath_req *req);
+void fastpath_after(struct fastpath *fp, const struct fastpath_req *req,
+		    const struct ioasid_op *op, int result);
 
 /*
  * sd.c: no-ops without libsystemd.  sd_activation_fd() returns the socket

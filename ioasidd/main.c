@@ -43,6 +43,7 @@ struct options {
 	const char *socket_group;	/* overrides [daemon] socket-group */
 	int log_level;
 	bool keep_caps;
+	bool no_fastpath;
 };
 
 /* ---- logging ------------------------------------------------------------- */
@@ -120,13 +121,15 @@ static void usage(FILE *f)
 "  -g, --socket-group GROUP group of the socket (overrides the config)\n"
 "  -l, --log-level LEVEL    err, warning, notice, info (default), debug\n"
 "      --keep-capabilities  do not narrow root's capabilities\n"
+"      --no-fastpath        no shared view of mappings for clients: every\n"
+"                           lookup is a round trip\n"
 "  -f, --foreground         accepted for compatibility: always foreground\n"
 "  -h, --help               this text\n"
 "  -V, --version            version and protocol version\n",
 		IOASID_DEFAULT_SOCKET, DEFAULT_CONFIG);
 }
 
-enum { OPT_KEEP_CAPS = 256 };
+enum { OPT_KEEP_CAPS = 256, OPT_NO_FASTPATH };
 
 /* 0: run; 1: exit successfully (help, version); -1: usage error. */
 static int parse_options(int argc, char **argv, struct options *o)
@@ -138,6 +141,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "socket-group", required_argument, NULL, 'g' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "keep-capabilities", no_argument, NULL, OPT_KEEP_CAPS },
+		{ "no-fastpath", no_argument, NULL, OPT_NO_FASTPATH },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -171,6 +175,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_KEEP_CAPS:
 			o->keep_caps = true;
+			break;
+		case OPT_NO_FASTPATH:
+			o->no_fastpath = true;
 			break;
 		case 'f':
 			break;
@@ -505,6 +512,7 @@ static int serve(const struct options *o, struct core *core,
 	r = server_init(&srv, core, &daemon_log, listen_fd, policy);
 	srv.config_path = o->config;
 	srv.config_missing_ok = !o->config_given;
+	srv.no_fastpath = o->no_fastpath;
 	if (r < 0) {
 		say(LOG_ERR, "cannot set up the event loop: %s", strerror(-r));
 	} else {

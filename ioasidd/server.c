@@ -211,6 +211,7 @@ int server_init(struct server *srv, struct core *core,
 	srv->policy = policy;
 	srv->listen_fd = listen_fd;
 	srv->signal_fd = -1;
+	srv->fastpath_max_mappings = FASTPATH_MAX_MAPPINGS;
 	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (srv->epfd < 0)
 		return -errno;

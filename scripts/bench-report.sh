@@ -141,7 +141,12 @@ AWK
 - **rpc** (`bench/bench_rpc.c`): round trips through ioasidd against a raw
   SOCK_SEQPACKET ping-pong, and maps per second, pinned with
   sched_setaffinity: everything on one CPU (`placement=one_cpu`), or client
-  and daemon on two CPUs (`placement=two_cpus`).
+  and daemon on two CPUs (`placement=two_cpus`).  In the same run and
+  placement, `lookup_ns` of n 4 KiB mappings in random order embedded,
+  through ioasidd's shared view (`transport=ioasidd_view`, the fast path
+  of docs/architecture.md) and over the socket (`ioasidd_socket`,
+  `IOASID_NO_FASTPATH=1`), their ratio (`view_ratio_vs_embedded`), and
+  one map + unmap pair through the daemon (`map_unmap_ns`).
 EOF
 } >"$tmp.md"
 mv "$tmp.md" "$out"

@@ -6,6 +6,14 @@
  * descriptors as SCM_RIGHTS; the reply is decoded back into the op, so the
  * public API cannot tell this transport from the embedded one.
  *
+ * The fast path: lookups and mapping walks are answered from the
+ * session's shared view (proto/view.h) when the daemon gives one: asked
+ * for at the first lookup (IOASID_CMD_VIEW), mapped read-only once its
+ * seals say it cannot shrink, read without a lock.  Whatever the view
+ * cannot say (an IOAS it has no slot for, a writer that kept it busy) is
+ * asked over the socket as before; a view found inconsistent is dropped
+ * for good.  IOASID_NO_FASTPATH=1 in the environment: never asked for.
+ *
  * Threads: one request is in flight per context (r->lock); the daemon
  * serves a client's requests in order anyway.
  *
@@ -36,7 +44,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +54,7 @@
 #include <netlink/msg.h>
 
 #include "proto/codec.h"
+#include "proto/view.h"
 #include "transport/kvm_client.h"
 #include "transport/transport.h"
 #include "util/log.h"
@@ -69,7 +80,18 @@ struct remote {
 	uint64_t ev_dropped;
 	unsigned char *rxbuf;		/* IOASID_MAX_MSG */
 	struct kvm_client kvm;		/* KVM's side, done in this process */
+	/* the fast path: r->view is NULL, or &r->view_r once mapped */
+	bool no_fastpath;
+	bool view_tried;		/* asked once (atomic) */
+	const struct view_reader *view;	/* atomic */
+	struct view_reader view_r;
+	void *view_map;
+	size_t view_len;
+	uint32_t view_hint;		/* atomic, any value is safe */
 };
+
+/* A view larger than this is not mapped (the daemon's are far smaller). */
+#define VIEW_MAP_MAX	((size_t)1 << 32)
 
 /* ---- the connection ------------------------------------------------------ */
 
@@ -479,15 +501,127 @@ static int status_call(struct remote *r, struct ioasid_op *op)
 	return 0;
 }
 
+/* ---- the fast path ----------------------------------------------------- */
+
+/* Map the view the daemon passed (takes @fd); r->lock held. */
+static void view_map(struct remote *r, int fd)
+{
+	char why[IOASID_ERRMSG_MAX];
+	struct stat st;
+	void *map;
+	int seals;
+
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK) || fstat(fd, &st) < 0 ||
+	    st.st_size < (off_t)VIEW_HEADER_SIZE ||
+	    (uint64_t)st.st_size > VIEW_MAP_MAX) {
+		warn(r->log, "ioasidd passed a shared view that is not a "
+		     "sealed memfd of a sane size: lookups go through the "
+		     "socket");
+		close(fd);
+		return;
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED) {
+		warn(r->log, "cannot map ioasidd's shared view: %m");
+		return;
+	}
+	if (view_reader_init(&r->view_r, map, (size_t)st.st_size, why,
+			     sizeof(why)) < 0) {
+		warn(r->log, "ioasidd's shared view is unusable: %s", why);
+		munmap(map, (size_t)st.st_size);
+		return;
+	}
+	r->view_map = map;
+	r->view_len = (size_t)st.st_size;
+	__atomic_store_n(&r->view, &r->view_r, __ATOMIC_RELEASE);
+}
+
+/* Ask for the view once; r->lock held. */
+static void view_setup(struct remote *r)
+{
+	struct ioasid_op op;
+	int ret;
+
+	if (r->view_tried)
+		return;
+	ioasid_op_init(&op, IOASID_CMD_VIEW);
+	ret = roundtrip(r, &op);
+	__atomic_store_n(&r->view_tried, true, __ATOMIC_RELEASE);
+	if (ret < 0) {
+		dbg(r->log, "no shared view from ioasidd: %s", op.errmsg);
+		return;
+	}
+	if (op.out_fd < 0) {
+		warn(r->log, "ioasidd answered VIEW without a descriptor");
+		return;
+	}
+	view_map(r, op.out_fd);
+}
+
+/*
+ * LOOKUP or MAPPING_NEXT from the view: 0 or -ENOENT (the answer), or
+ * -EAGAIN (ask the daemon).
+ */
+static int view_call(struct remote *r, struct ioasid_op *op)
+{
+	const struct view_reader *v;
+	bool next = op->cmd == IOASID_CMD_MAPPING_NEXT;
+	struct ioasid_mapping m;
+	uint32_t hint;
+	int ret;
+
+	v = __atomic_load_n(&r->view, __ATOMIC_ACQUIRE);
+	if (!v) {
+		if (r->no_fastpath ||
+		    __atomic_load_n(&r->view_tried, __ATOMIC_ACQUIRE))
+			return -EAGAIN;
+		pthread_mutex_lock(&r->lock);
+		view_setup(r);
+		pthread_mutex_unlock(&r->lock);
+		v = __atomic_load_n(&r->view, __ATOMIC_ACQUIRE);
+		if (!v)
+			return -EAGAIN;
+	}
+	hint = __atomic_load_n(&r->view_hint, __ATOMIC_RELAXED);
+	ret = view_find(v, op->ioas_id, op->iova, next, &m, &hint);
+	__atomic_store_n(&r->view_hint, hint, __ATOMIC_RELAXED);
+	if (ret == 0) {
+		op->out_len = min_t(uint32_t, sizeof(m), op->out_cap);
+		memcpy(op->out, &m, op->out_len);
+		return 0;
+	}
+	if (ret == -ENOENT)
+		return next ?
+		       op_fail(op, ENOENT, "no mapping at or after IOVA 0x%llx "
+			       "in IOAS %u", (unsigned long long)op->iova,
+			       op->ioas_id) :
+		       op_fail(op, ENOENT, "IOVA 0x%llx is not mapped in IOAS "
+			       "%u", (unsigned long long)op->iova, op->ioas_id);
+	if (ret == -EPROTO &&
+	    __atomic_exchange_n(&r->view, NULL, __ATOMIC_ACQ_REL))
+		warn(r->log, "ioasidd's shared view is inconsistent: lookups "
+		     "go through the socket from now on");
+	return -EAGAIN;
+}
+
 static int remote_call(void *priv, struct ioasid_op *op)
 {
 	struct remote *r = priv;
+	int ret;
 
 	if (kvm_client_handles(op))
 		return kvm_client_call(&r->kvm, op);
 	switch (op->cmd) {
 	case IOASID_CMD_STATUS:
 		return status_call(r, op);
+	case IOASID_CMD_LOOKUP:
+	case IOASID_CMD_MAPPING_NEXT:
+		ret = view_call(r, op);
+		if (ret != -EAGAIN)
+			return ret;
+		break;
 	case IOASID_CMD_MAP_USER:
 		return op_fail(op, EOPNOTSUPP, "ioasidd cannot reach this "
 			       "process's memory: map a memfd or guest_memfd "
@@ -642,6 +776,8 @@ static void remote_close(void *priv)
 	close_fd(r->sock);
 	close_fd(r->event_epfd);
 	close_fd(r->event_efd);
+	if (r->view_map)
+		munmap(r->view_map, r->view_len);
 	pthread_mutex_destroy(&r->lock);
 	free(r->events);
 	free(r->rxbuf);
@@ -660,6 +796,8 @@ static int remote_open(const struct log_sink *log, const char *path,
 	r->open_err = errmsg;
 	r->open_errlen = errlen;
 	r->sock = r->event_efd = r->event_epfd = -1;
+	r->no_fastpath = getenv("IOASID_NO_FASTPATH") &&
+			 strcmp(getenv("IOASID_NO_FASTPATH"), "0") != 0;
 	pthread_mutex_init(&r->lock, NULL);
 	kvm_client_init(&r->kvm, log, kvm_send, r);
 	r->events = calloc(EVENT_QUEUE_LEN, sizeof(*r->events));
