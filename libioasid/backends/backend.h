@@ -41,6 +41,7 @@ struct backend;
 struct be_ioas;
 struct be_domain;
 struct be_device;
+struct be_tenant;
 struct file_ref;
 
 /* What a range of IOVA points at. */
@@ -85,13 +86,24 @@ struct backend_ops {
 	int (*inventory)(struct backend *be, struct inventory *inv);
 
 	/*
+	 * Optional: a tenant is where one session's kernel objects live,
+	 * isolated from every other session's (iommufd: a /dev/iommu of its
+	 * own, so that a device file bound in it can reach only its IOASes
+	 * and HWPTs).  The core opens one per session at the session's first
+	 * IOAS or device and closes it after the session's last object went;
+	 * backends without tenants get NULL in ->ioas_alloc/->device_open.
+	 */
+	int (*tenant_open)(struct backend *be, struct be_tenant **tenant);
+	void (*tenant_close)(struct be_tenant *tenant);
+
+	/*
 	 * @flags: the IOAS's IOASID_IOAS_* flags, so a backend can lay out
 	 * its mappings for the IOAS's kind (the kernel backends map a
 	 * RESTRICTED IOAS page by page, so that conversions never cut a
 	 * kernel mapping).
 	 */
-	int (*ioas_alloc)(struct backend *be, uint32_t flags,
-			  struct be_ioas **ioas);
+	int (*ioas_alloc)(struct backend *be, struct be_tenant *tenant,
+			  uint32_t flags, struct be_ioas **ioas);
 	void (*ioas_free)(struct be_ioas *ioas);
 	/* Map [iova, iova+length) everywhere the IOAS is mirrored. */
 	int (*map)(struct be_ioas *ioas, uint64_t iova, uint64_t length,
@@ -131,7 +143,8 @@ struct backend_ops {
 	void (*domain_free)(struct be_domain *domain);
 
 	/* @dev_id: the core's id, used in fault records. */
-	int (*device_open)(struct backend *be, const struct inv_device *dev,
+	int (*device_open)(struct backend *be, struct be_tenant *tenant,
+			   const struct inv_device *dev,
 			   const struct inv_iommu *unit, uint32_t dev_id,
 			   int vfio_fd, struct be_device **device);
 	void (*device_close)(struct be_device *device);

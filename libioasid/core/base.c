@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The core's leaf: object ids, per-session event queues, the clock. */
+/*
+ * The core's leaf: object ids, per-session event queues, the clock, the
+ * session's tenant in the backend.
+ */
 #include <errno.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "backends/backend.h"
 #include "core/base.h"
 
 uint32_t core_alloc_id(struct core *core)
@@ -12,6 +16,20 @@ uint32_t core_alloc_id(struct core *core)
 	if (++core->next_id == 0)
 		++core->next_id;
 	return core->next_id;
+}
+
+int core_session_tenant(struct session *s, struct be_tenant **out)
+{
+	const struct backend_ops *ops = s->core->be_ops;
+	int r;
+
+	if (!s->tenant && ops->tenant_open) {
+		r = ops->tenant_open(s->core->be, &s->tenant);
+		if (r < 0)
+			return r;
+	}
+	*out = s->tenant;
+	return 0;
 }
 
 uint64_t core_now_ns(void)

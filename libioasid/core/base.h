@@ -38,6 +38,8 @@ struct session {
 	struct ioasid_fault faults[SESSION_FAULT_RING];
 	uint32_t fault_head, fault_len;
 	uint64_t faults_lost;
+	/* the backend's tenant (core_session_tenant), NULL until needed */
+	struct be_tenant *tenant;
 	struct session *next;
 };
 
@@ -74,6 +76,12 @@ void core_emit(struct core *core, uint32_t group,
 /* Queue an event to one session if it subscribed to @group (0: always). */
 void core_emit_to(struct session *s, uint32_t group,
 		  const struct ioasid_event *ev);
+/*
+ * The session's tenant in the backend, opened at the first call (iommufd:
+ * the session's own /dev/iommu); *tenant NULL for backends without.
+ * 0 or -errno (nothing opened).  Core lock held.
+ */
+int core_session_tenant(struct session *s, struct be_tenant **tenant);
 /* CLOCK_MONOTONIC in nanoseconds (event timestamps). */
 uint64_t core_now_ns(void);
 

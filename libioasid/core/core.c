@@ -200,11 +200,15 @@ void core_session_free(struct session *s)
 	pthread_mutex_lock(&core->event_lock);
 	unlink_session(core, s);
 	pthread_mutex_unlock(&core->event_lock);
+	/* after the session's last object: they live in the tenant */
+	if (s->tenant)
+		core->be_ops->tenant_close(s->tenant);
 	pthread_mutex_unlock(&core->lock);
 	close(s->event_fd);
 	free(s->events);
 	free(s);
 }
+
 
 int core_hotplug_fd(struct core *core)
 {

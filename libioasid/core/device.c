@@ -183,6 +183,7 @@ int device_bind(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	struct core *core = s->core;
 	struct device *dev = find_by_name(core, op->name);
+	struct be_tenant *tenant;
 	int vfio_fd = -1, r;
 	uint32_t id;
 
@@ -208,9 +209,17 @@ int device_bind(struct session *s, struct ioas *unused, struct ioasid_op *op)
 			return op_fail(op, EBADF, "fd %d: %s", op->fd,
 				       strerror(errno));
 	}
+	r = core_session_tenant(s, &tenant);
+	if (r < 0) {
+		close_fd(vfio_fd);
+		return op_fail(op, -r, "cannot bind device %s: the %s backend "
+			       "cannot open this session's own kernel context: "
+			       "%s", op->name, core_ops(core)->name,
+			       strerror(-r));
+	}
 	id = core_alloc_id(core);
-	r = core_ops(core)->device_open(core->be, dev->inv, dev->unit, id,
-					vfio_fd, &dev->be);
+	r = core_ops(core)->device_open(core->be, tenant, dev->inv, dev->unit,
+					id, vfio_fd, &dev->be);
 	if (r < 0) {
 		close_fd(vfio_fd);
 		return op_fail(op, -r, "cannot bind device %s: %s", op->name,

@@ -52,6 +52,7 @@ static const struct backend_ops *be_ops(const struct ioas *ioas)
 int ioas_create(struct session *s, uint32_t flags, struct ioas **out,
 		struct ioasid_op *op)
 {
+	struct be_tenant *tenant;
 	struct ioas *ioas;
 	int r;
 
@@ -74,7 +75,15 @@ int ioas_create(struct session *s, uint32_t flags, struct ioas **out,
 		free(ioas);
 		return op_fail(op, -r, "out of memory");
 	}
-	r = s->core->be_ops->ioas_alloc(s->core->be, flags, &ioas->be);
+	r = core_session_tenant(s, &tenant);
+	if (r < 0) {
+		iova_tree_free(ioas->tree);
+		free(ioas);
+		return op_fail(op, -r, "the %s backend cannot open this "
+			       "session's own kernel context: %s",
+			       s->core->be_ops->name, strerror(-r));
+	}
+	r = s->core->be_ops->ioas_alloc(s->core->be, tenant, flags, &ioas->be);
 	if (r < 0) {
 		iova_tree_free(ioas->tree);
 		free(ioas);

@@ -41,6 +41,7 @@
 
 #if __has_include(<linux/iommufd.h>)
 #include <linux/iommufd.h>
+#include <linux/vfio.h>
 #define HAVE_KERNEL_IOMMUFD_H 1
 #endif
 #include <linux/kvm.h>
@@ -108,7 +109,7 @@ static void raw_hw_info(void)
 		.data_len = sizeof(vtd),
 		.data_uptr = (uint64_t)(uintptr_t)&vtd,
 	};
-	int fd = iommufd_test_fd(kb_backend(ctx));
+	int fd = iommufd_test_device_iommufd(kb_be_device(ctx, dev));
 	int r = ioctl(fd, IOMMU_GET_HW_INFO, &hi);
 	int ksc;
 
@@ -144,8 +145,8 @@ static void raw_iova_ranges(uint32_t ioas)
 	};
 	uint32_t nr = 16;
 	uint64_t align = 0;
-	int r = ioctl(iommufd_test_fd(kb_backend(ctx)), IOMMU_IOAS_IOVA_RANGES,
-		      &q);
+	int r = ioctl(iommufd_test_ioas_fd(kb_be_ioas(ctx, ioas)),
+		      IOMMU_IOAS_IOVA_RANGES, &q);
 	bool same;
 
 	if (!tap_ok(r == 0 && ioasid_iova_ranges(ctx, ioas, lr, &nr, &align)
@@ -177,7 +178,8 @@ static void raw_cut_refused(uint32_t ioas, uint64_t iova)
 		.ioas_id = iommufd_test_ioas_id(kb_be_ioas(ctx, ioas)),
 		.iova = iova, .length = KB_PAGE,
 	};
-	int r = ioctl(iommufd_test_fd(kb_backend(ctx)), IOMMU_IOAS_UNMAP, &u);
+	int r = ioctl(iommufd_test_ioas_fd(kb_be_ioas(ctx, ioas)),
+		      IOMMU_IOAS_UNMAP, &u);
 
 	tap_ok(r < 0 && errno == ENOENT, "raw IOMMU_IOAS_UNMAP of one page "
 	       "inside a kernel mapping fails with ENOENT (%s)",
@@ -1262,6 +1264,179 @@ static void suite_remote(void)
 	}
 }
 
+/*
+ * Two clients of one ioasidd: each session has its own iommufd, so a
+ * device file bound in the second session resolves page table ids in
+ * that iommufd only.  The rig has one edu: the first client maps and
+ * DMAs, releases edu (its IOAS and mapping stay), the second binds it
+ * with its own cdev and then with one received from the daemon and tries
+ * every small object id with the raw VFIO_DEVICE_ATTACH_IOMMUFD_PT (with
+ * one iommufd per daemon, the first client's IOAS is among them and the
+ * attach succeeds); then the first binds again and its DMA still works.
+ */
+#define TENANT_IDS	64
+
+struct id_scan {
+	int ok, enoent, einval, other;
+};
+
+#ifdef HAVE_KERNEL_IOMMUFD_H
+static struct id_scan scan_attach(int fd)
+{
+	struct id_scan n = { 0 };
+
+	for (uint32_t id = 1; id <= TENANT_IDS; id++) {
+		struct vfio_device_attach_iommufd_pt a = {
+			.argsz = sizeof(a), .pt_id = id,
+		};
+
+		if (ioctl(fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a) == 0)
+			n.ok++;
+		else if (errno == ENOENT)
+			n.enoent++;
+		else if (errno == EINVAL)
+			n.einval++;
+		else
+			n.other++;
+	}
+	return n;
+}
+
+static void check_scan(int fd, const char *which)
+{
+	struct id_scan n = scan_attach(fd);
+
+	/* EINVAL: the id of this session's own device object, not a PT */
+	tap_ok(n.ok == 0 && n.other == 0 && n.einval <= 1 &&
+	       n.enoent >= TENANT_IDS - 1,
+	       "second client, %s: raw VFIO_DEVICE_ATTACH_IOMMUFD_PT to ids "
+	       "1..%d refused by the kernel: %d ENOENT, %d EINVAL (its own "
+	       "device object), %d attached, %d other", which, TENANT_IDS,
+	       n.enoent, n.einval, n.ok, n.other);
+}
+#else
+static void check_scan(int fd, const char *which)
+{
+	(void)fd;
+	(void)which;
+	tap_skip("built without the 7.3 uAPI headers", "raw attach scan");
+}
+#endif
+
+/* Client A: edu in its IOAS, DMA through a received cdev lands. */
+static bool first_dma(struct remote *a, uint8_t seed, const char *when)
+{
+	uint8_t pat[XFER];
+	int fd = -1;
+	bool ok;
+
+	ok = ioasid_device_bind(a->ctx, edu_info.name, -1, &a->dev) == 0 &&
+	     ioasid_device_attach(a->ctx, a->dev, a->ioas, 0) == 0 &&
+	     ioasid_device_get_fd(a->ctx, a->dev, &fd) == 0 &&
+	     edu_open(&a->edu, fd) == 0;
+	if (!tap_ok(ok, "first client %s: edu bound, attached to its IOAS, "
+		    "cdev received (%s)", when, kb_err(a->ctx)))
+		goto out;
+	kb_pattern(pat, sizeof(pat), seed);
+	tap_ok(pwrite(a->mem, pat, XFER, 0) == XFER &&
+	       edu_to_buf(&a->edu, IOVA, 0, XFER) == 0 &&
+	       edu_to_mem(&a->edu, 0, IOVA + 2 * KB_PAGE, XFER) == 0 &&
+	       kb_file_equals(a->mem, 2 * KB_PAGE, pat, XFER),
+	       "first client %s: edu DMA through its IOAS lands in its memfd",
+	       when);
+	edu_close(&a->edu);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (a->dev && ioasid_device_unbind(a->ctx, a->dev) == 0)
+		a->dev = 0;
+	return ok;
+}
+
+static void second_client(struct remote *a, struct ioasid_ctx *b)
+{
+	uint64_t dst = IOVA;
+	uint32_t bdev = 0, bioas = 0;
+	char path[96];
+	int own, recv = -1, r;
+
+	kb_cdev_path(&edu_info, path, sizeof(path));
+	own = open(path, O_RDWR | O_CLOEXEC);
+	r = own < 0 ? -errno : ioasid_device_bind(b, edu_info.name, own, &bdev);
+	if (tap_ok(r == 0, "second client binds edu with its own cdev (%s)",
+		   kb_err(b))) {
+		check_scan(own, "its own cdev");
+		ioasid_device_unbind(b, bdev);
+	}
+	if (own >= 0)
+		close(own);		/* only then is edu free to bind again */
+	bdev = 0;
+	if (!tap_ok(ioasid_device_bind(b, edu_info.name, -1, &bdev) == 0 &&
+		    ioasid_device_get_fd(b, bdev, &recv) == 0,
+		    "second client: the daemon binds edu, its cdev received "
+		    "(%s)", kb_err(b)))
+		goto out;
+	check_scan(recv, "the received cdev");
+	r = ioasid_device_attach(b, bdev, a->ioas, 0);
+	tap_ok(r == -ENOENT, "second client: attaching edu to the first's "
+	       "IOAS %u through the daemon: ENOENT (%d: %s)", a->ioas, r,
+	       kb_err(b));
+	r = ioasid_ioas_alloc(b, 0, &bioas);
+	if (tap_ok(r == 0, "second client allocates its own IOAS"))
+		r = ioasid_copy(b, bioas, a->ioas, IOVA, KB_PAGE,
+				IOASID_MAP_READ | IOASID_MAP_FIXED_IOVA, &dst);
+	tap_ok(r == -ENOENT, "second client: copy from the first's IOAS "
+	       "refused, ENOENT (%d: %s)", r, kb_err(b));
+out:
+	if (recv >= 0)
+		close(recv);
+	if (bdev)
+		ioasid_device_unbind(b, bdev);
+	if (bioas)
+		ioasid_ioas_destroy(b, bioas);
+}
+
+static void suite_two_clients(void)
+{
+	struct remote a = { .fd = -1, .vmfd = -1, .mem = -1 };
+	struct ioasid_ctx *b = NULL;
+	uint64_t iova = IOVA;
+	int status;
+
+	a.d.pid = -1;
+	if (start_daemon(&a) < 0)
+		goto out;
+	a.mem = kb_memfd(LEN, 0x5a);
+	if (!tap_ok(a.mem >= 0 && ioasid_ioas_alloc(a.ctx, 0, &a.ioas) == 0 &&
+		    ioasid_map_file(a.ctx, a.ioas, a.mem, 0, LEN,
+				    IOASID_MAP_READ | IOASID_MAP_WRITE |
+				    IOASID_MAP_FIXED_IOVA, &iova) == 0,
+		    "two clients: the first maps a memfd in its IOAS (%s)",
+		    kb_err(a.ctx)))
+		goto out;
+	if (!first_dma(&a, 0x61, "before"))
+		goto out;
+	if (!tap_ok(ioasid_new(a.d.uri, &b) == 0, "a second client connects "
+		    "to the same ioasidd"))
+		goto out;
+	kb_log_to_tap(b, LOG_NOTICE);
+	second_client(&a, b);
+	ioasid_unref(b);
+	b = NULL;
+	first_dma(&a, 0x62, "after the second's attempts");
+out:
+	if (b)
+		ioasid_unref(b);
+	if (a.ctx)
+		ioasid_unref(a.ctx);
+	if (a.mem >= 0)
+		close(a.mem);
+	if (a.d.pid > 0) {
+		status = daemon_stop(&a.d);
+		tap_ok(status == 0, "ioasidd exits cleanly (%d)", status);
+	}
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static int setup(void)
@@ -1415,6 +1590,7 @@ int main(void)
 	ctx = NULL;
 	rebind_fresh();
 	suite_remote();
+	suite_two_clients();
 	suite_hotplug();
 done:
 	edu_close(&edu);

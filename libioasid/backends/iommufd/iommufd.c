@@ -6,7 +6,12 @@
  *              the mappings it holds (kcommon.h: kmap)
  *   be_domain  a kernel HWPT allocated from that IOAS for a device of the
  *              unit (IOMMU_HWPT_ALLOC); the kernel mirrors the IOAS into it
- *   be_device  a VFIO cdev bound to this iommufd (VFIO_DEVICE_BIND_IOMMUFD)
+ *   be_device  a VFIO cdev bound to its tenant's iommufd
+ *              (VFIO_DEVICE_BIND_IOMMUFD)
+ *   be_tenant  one session's own /dev/iommu: its IOASes, HWPTs and bound
+ *              devices live there, so a device file handed out can name
+ *              no other session's IOAS or HWPT (kernel object ids are per
+ *              iommufd: iommufd_get_object(idev->ictx, ...))
  *
  * Files are mapped by fd and offset (IOMMU_IOAS_MAP_FILE) except
  * guest_memfd, which the kernel refuses there: it is mapped into this
@@ -36,27 +41,34 @@
 
 struct backend {
 	const struct log_sink *log;
-	int fd;				/* /dev/iommu */
 	uint64_t calls[IOMMUFD_CALL_NR];	/* the trace: ioctls issued */
+	uint32_t nr_tenants;		/* open now */
 	bool no_map_file;		/* kernel before 6.13 */
-	struct be_device *devices;	/* bound devices */
 	struct khotplug hotplug;
 	char desc[IOASID_PATH_MAX];
 };
 
+/* One session's iommufd. */
+struct be_tenant {
+	struct backend *be;
+	int fd;				/* its own /dev/iommu */
+	struct be_device *devices;	/* bound to it */
+};
+
 struct be_ioas {
 	struct backend *be;
+	struct be_tenant *tenant;	/* the iommufd it lives in */
 	uint32_t id;			/* kernel IOAS */
 	bool page_granular;		/* IOMMU_OPTION_HUGE_PAGES 0: cuts split */
 	struct kmap map;
 };
 
 /* Every mapping ioctl goes through here, so the trace is complete. */
-static int traced(struct backend *be, enum iommufd_call c, unsigned long req,
+static int traced(struct be_tenant *t, enum iommufd_call c, unsigned long req,
 		  void *arg)
 {
-	be->calls[c]++;
-	return kioctl(be->fd, req, arg);
+	t->be->calls[c]++;
+	return kioctl(t->fd, req, arg);
 }
 
 struct be_domain {
@@ -69,6 +81,7 @@ struct be_domain {
 
 struct be_device {
 	struct backend *be;
+	struct be_tenant *tenant;	/* bound to its iommufd */
 	const struct inv_device *inv;
 	const struct inv_iommu *unit;
 	int fd;				/* the VFIO cdev */
@@ -82,13 +95,13 @@ struct be_device {
 	struct be_device *next;
 };
 
-static void destroy_object(struct backend *be, uint32_t id, const char *what)
+static void destroy_object(struct be_tenant *t, uint32_t id, const char *what)
 {
 	struct ifd_destroy d = { .size = sizeof(d), .id = id };
-	int r = kioctl(be->fd, IFD_DESTROY, &d);
+	int r = kioctl(t->fd, IFD_DESTROY, &d);
 
 	if (r < 0)
-		err(be->log, "iommufd: IOMMU_DESTROY of %s %u: %s", what, id,
+		err(t->be->log, "iommufd: IOMMU_DESTROY of %s %u: %s", what, id,
 		    strerror(-r));
 }
 
@@ -110,10 +123,10 @@ static int open_error(int e, char *errmsg, size_t errlen)
  * iommufd before 6.6 has no IOMMU_GET_HW_INFO, IOMMU_HWPT_ALLOC nor VFIO
  * cdevs: ask for the hardware info of device id 0, which cannot exist.
  */
-static int probe(struct backend *be, char *errmsg, size_t errlen)
+static int probe(int fd, char *errmsg, size_t errlen)
 {
 	struct ifd_hw_info hi = { .size = sizeof(hi) };
-	int r = kioctl(be->fd, IFD_GET_HW_INFO, &hi);
+	int r = kioctl(fd, IFD_GET_HW_INFO, &hi);
 
 	if (r == -ENOTTY || r == -EOPNOTSUPP) {
 		snprintf(errmsg, errlen, "this kernel's iommufd predates "
@@ -128,39 +141,76 @@ static int iommufd_open(const struct log_sink *log, const char *arg,
 			struct backend **out, char *errmsg, size_t errlen)
 {
 	struct backend *be;
-	int r;
+	int fd, r;
 
 	if (arg && *arg) {
 		snprintf(errmsg, errlen, "the iommufd backend takes no "
 			 "argument (got \"%s\")", arg);
 		return -EINVAL;
 	}
+	/* only to probe: every session opens its own (tenant_open) */
+	fd = open(IOMMUFD_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return open_error(errno, errmsg, errlen);
+	r = probe(fd, errmsg, errlen);
+	close(fd);
+	if (r < 0)
+		return r;
 	be = calloc(1, sizeof(*be));
 	if (!be)
 		return -ENOMEM;
 	be->log = log;
-	be->fd = open(IOMMUFD_PATH, O_RDWR | O_CLOEXEC);
-	if (be->fd < 0) {
-		r = open_error(errno, errmsg, errlen);
-		free(be);
-		return r;
-	}
-	r = probe(be, errmsg, errlen);
-	if (r < 0) {
-		close(be->fd);
-		free(be);
-		return r;
-	}
-	snprintf(be->desc, sizeof(be->desc), IOMMUFD_PATH);
+	snprintf(be->desc, sizeof(be->desc), IOMMUFD_PATH " (one per session)");
 	*out = be;
 	return 0;
 }
 
 static void iommufd_close(struct backend *be)
 {
+	if (be->nr_tenants)
+		err(be->log, "iommufd: %u session iommufd(s) still open at "
+		    "close", be->nr_tenants);
 	khotplug_release(&be->hotplug);
-	close(be->fd);
 	free(be);
+}
+
+/* ---- tenants: one /dev/iommu per session --------------------------------- */
+
+static int iommufd_tenant_open(struct backend *be, struct be_tenant **out)
+{
+	struct be_tenant *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	t->be = be;
+	t->fd = open(IOMMUFD_PATH, O_RDWR | O_CLOEXEC);
+	if (t->fd < 0) {
+		int e = errno;
+
+		err(be->log, "iommufd: cannot open " IOMMUFD_PATH " for a "
+		    "session: %s", strerror(e));
+		free(t);
+		return -e;
+	}
+	be->nr_tenants++;
+	*out = t;
+	return 0;
+}
+
+/*
+ * After the session's last IOAS and device went.  A device file the
+ * session handed out stays bound to this iommufd (the kernel keeps the
+ * context while a device is bound to it), with no IOAS or HWPT left in
+ * it to attach to.
+ */
+static void iommufd_tenant_close(struct be_tenant *t)
+{
+	if (t->devices)
+		err(t->be->log, "iommufd: a session's iommufd closed with "
+		    "devices still bound");
+	t->be->nr_tenants--;
+	close(t->fd);
+	free(t);
 }
 
 static const char *iommufd_describe(struct backend *be)
@@ -241,7 +291,7 @@ static int map_by_address(struct be_ioas *ioas, const struct kmap_entry *e,
 	if (r < 0)
 		return r;
 	m.user_va = hva;
-	return traced(ioas->be, IOMMUFD_CALL_MAP, IFD_IOAS_MAP, &m);
+	return traced(ioas->tenant, IOMMUFD_CALL_MAP, IFD_IOAS_MAP, &m);
 }
 
 static int map_by_file(struct be_ioas *ioas, const struct kmap_entry *e,
@@ -253,7 +303,7 @@ static int map_by_file(struct be_ioas *ioas, const struct kmap_entry *e,
 		.length = e->length, .iova = e->iova,
 	};
 
-	return traced(ioas->be, IOMMUFD_CALL_MAP_FILE, IFD_IOAS_MAP_FILE, &m);
+	return traced(ioas->tenant, IOMMUFD_CALL_MAP_FILE, IFD_IOAS_MAP_FILE, &m);
 }
 
 static bool by_file(const struct backend *be, const struct be_backing *b)
@@ -290,7 +340,7 @@ static int kmap_do_unmap(void *arg, uint64_t iova, uint64_t length)
 		.size = sizeof(u), .ioas_id = ioas->id, .iova = iova,
 		.length = length,
 	};
-	int r = traced(ioas->be, IOMMUFD_CALL_UNMAP, IFD_IOAS_UNMAP, &u);
+	int r = traced(ioas->tenant, IOMMUFD_CALL_UNMAP, IFD_IOAS_UNMAP, &u);
 
 	/*
 	 * The record only asks for ranges of whole kernel mappings, so ENOENT
@@ -315,16 +365,17 @@ static int kmap_do_cut(void *arg, uint64_t iova, uint64_t length)
 {
 	struct be_ioas *ioas = arg;
 	struct backend *be = ioas->be;
+	struct be_tenant *t = ioas->tenant;
 	struct ifd_vfio_ioas v = {
 		.size = sizeof(v), .ioas_id = ioas->id, .op = IFD_VFIO_IOAS_SET,
 	};
 	struct kvfio_dma_unmap u = {
 		.argsz = sizeof(u), .iova = iova, .size = length,
 	};
-	int r = traced(be, IOMMUFD_CALL_VFIO_IOAS, IFD_VFIO_IOAS, &v);
+	int r = traced(t, IOMMUFD_CALL_VFIO_IOAS, IFD_VFIO_IOAS, &v);
 
 	if (r == 0)
-		r = traced(be, IOMMUFD_CALL_CUT, KVFIO_IOMMU_UNMAP_DMA, &u);
+		r = traced(t, IOMMUFD_CALL_CUT, KVFIO_IOMMU_UNMAP_DMA, &u);
 	if (r < 0) {
 		/*
 		 * A split alone changes no translation; the kernel unmaps
@@ -359,13 +410,14 @@ static const struct kmap_ops iommufd_kmap_ops = {
 
 /* ---- address spaces ------------------------------------------------------ */
 
-static int disable_huge_pages(struct backend *be, uint32_t ioas_id)
+static int disable_huge_pages(struct be_tenant *t, uint32_t ioas_id)
 {
+	struct backend *be = t->be;
 	struct ifd_option o = {
 		.size = sizeof(o), .option_id = IFD_OPTION_HUGE_PAGES,
 		.op = IFD_OPTION_OP_SET, .object_id = ioas_id, .val64 = 0,
 	};
-	int r = traced(be, IOMMUFD_CALL_OPTION, IFD_OPTION, &o);
+	int r = traced(t, IOMMUFD_CALL_OPTION, IFD_OPTION, &o);
 
 	if (r < 0) {
 		err(be->log, "iommufd: IOMMU_OPTION_HUGE_PAGES off for IOAS %u: "
@@ -376,8 +428,8 @@ static int disable_huge_pages(struct backend *be, uint32_t ioas_id)
 	return 0;
 }
 
-static int iommufd_ioas_alloc(struct backend *be, uint32_t flags,
-			      struct be_ioas **out)
+static int iommufd_ioas_alloc(struct backend *be, struct be_tenant *t,
+			      uint32_t flags, struct be_ioas **out)
 {
 	struct ifd_ioas_alloc a = { .size = sizeof(a) };
 	struct be_ioas *ioas = calloc(1, sizeof(*ioas));
@@ -385,12 +437,13 @@ static int iommufd_ioas_alloc(struct backend *be, uint32_t flags,
 
 	if (!ioas)
 		return -ENOMEM;
-	r = traced(be, IOMMUFD_CALL_IOAS_ALLOC, IFD_IOAS_ALLOC, &a);
+	r = traced(t, IOMMUFD_CALL_IOAS_ALLOC, IFD_IOAS_ALLOC, &a);
 	if (r < 0) {
 		free(ioas);
 		return r;
 	}
 	ioas->be = be;
+	ioas->tenant = t;
 	ioas->id = a.out_ioas_id;
 	/*
 	 * Page-granular (restricted IOASes always are): 4 KiB IOPTEs, so the
@@ -399,9 +452,9 @@ static int iommufd_ioas_alloc(struct backend *be, uint32_t flags,
 	 * restricted IOAS is then mapped by runs, not page by page.
 	 */
 	if (flags & IOASID_IOAS_PAGE_GRANULAR) {
-		r = disable_huge_pages(be, ioas->id);
+		r = disable_huge_pages(t, ioas->id);
 		if (r < 0) {
-			destroy_object(be, ioas->id, "IOAS");
+			destroy_object(t, ioas->id, "IOAS");
 			free(ioas);
 			return r;
 		}
@@ -415,7 +468,7 @@ static int iommufd_ioas_alloc(struct backend *be, uint32_t flags,
 static void iommufd_ioas_free(struct be_ioas *ioas)
 {
 	/* the kernel drops the mappings with the IOAS */
-	destroy_object(ioas->be, ioas->id, "IOAS");
+	destroy_object(ioas->tenant, ioas->id, "IOAS");
 	kmap_release(&ioas->map);
 	free(ioas);
 }
@@ -454,11 +507,14 @@ static int iommufd_hide_batch(struct be_ioas *ioas,
 
 /* ---- domains (HWPTs) ----------------------------------------------------- */
 
-/* A bound device behind @unit: HWPT_ALLOC needs one to pick the driver. */
-static struct be_device *device_on(struct backend *be,
+/*
+ * A device bound to @t behind @unit: HWPT_ALLOC needs one (of the same
+ * iommufd) to pick the driver.
+ */
+static struct be_device *device_on(struct be_tenant *t,
 				   const struct inv_iommu *unit)
 {
-	for (struct be_device *d = be->devices; d; d = d->next)
+	for (struct be_device *d = t->devices; d; d = d->next)
 		if (d->unit == unit)
 			return d;
 	return NULL;
@@ -504,28 +560,28 @@ static int check_coherency(struct backend *be, const struct be_device *dev,
 	return 0;
 }
 
-static int hwpt_alloc(struct backend *be, struct be_device *dev,
+static int hwpt_alloc(struct be_tenant *t, struct be_device *dev,
 		      struct be_ioas *ioas, bool dirty, uint32_t *hwpt_id)
 {
 	struct ifd_hwpt_alloc h = {
 		.size = sizeof(h), .dev_id = dev->dev_id, .pt_id = ioas->id,
 		.flags = dirty ? IFD_HWPT_ALLOC_DIRTY_TRACKING : 0,
 	};
-	int r = kioctl(be->fd, IFD_HWPT_ALLOC, &h);
+	int r = kioctl(t->fd, IFD_HWPT_ALLOC, &h);
 
 	if (r == 0)
 		*hwpt_id = h.out_hwpt_id;
 	return r;
 }
 
-static int set_dirty_tracking(struct backend *be, uint32_t hwpt_id, bool on)
+static int set_dirty_tracking(struct be_tenant *t, uint32_t hwpt_id, bool on)
 {
 	struct ifd_hwpt_set_dirty_tracking s = {
 		.size = sizeof(s), .hwpt_id = hwpt_id,
 		.flags = on ? IFD_HWPT_DIRTY_TRACKING_ENABLE : 0,
 	};
 
-	return kioctl(be->fd, IFD_HWPT_SET_DIRTY_TRACKING, &s);
+	return kioctl(t->fd, IFD_HWPT_SET_DIRTY_TRACKING, &s);
 }
 
 static int iommufd_domain_alloc(struct be_ioas *ioas,
@@ -534,15 +590,15 @@ static int iommufd_domain_alloc(struct be_ioas *ioas,
 				struct be_domain **out)
 {
 	struct backend *be = ioas->be;
-	struct be_device *dev = device_on(be, unit);
+	struct be_device *dev = device_on(ioas->tenant, unit);
 	bool enforce = flags & BE_DOMAIN_ENFORCE_COHERENCY;
 	bool dirty;
 	struct be_domain *d;
 	int r;
 
 	if (!dev) {
-		err(be->log, "iommufd: no bound device behind %s to allocate "
-		    "a HWPT for", unit->info.name);
+		err(be->log, "iommufd: no device of this session bound behind "
+		    "%s to allocate a HWPT for", unit->info.name);
 		return -ENODEV;
 	}
 	r = check_coherency(be, dev, enforce);
@@ -553,12 +609,12 @@ static int iommufd_domain_alloc(struct be_ioas *ioas,
 		return -ENOMEM;
 	/* like the simulated IOMMU: track dirty pages wherever it can */
 	dirty = dev->hw_caps & IFD_HW_CAP_DIRTY_TRACKING;
-	r = hwpt_alloc(be, dev, ioas, dirty, &d->hwpt_id);
+	r = hwpt_alloc(ioas->tenant, dev, ioas, dirty, &d->hwpt_id);
 	if (r < 0) {
 		free(d);
 		return r;
 	}
-	if (dirty && set_dirty_tracking(be, d->hwpt_id, true) < 0)
+	if (dirty && set_dirty_tracking(ioas->tenant, d->hwpt_id, true) < 0)
 		dirty = false;
 	d->ioas = ioas;
 	d->unit = unit;
@@ -573,7 +629,7 @@ static int iommufd_domain_alloc(struct be_ioas *ioas,
 
 static void iommufd_domain_free(struct be_domain *d)
 {
-	destroy_object(d->ioas->be, d->hwpt_id, "HWPT");
+	destroy_object(d->ioas->tenant, d->hwpt_id, "HWPT");
 	free(d);
 }
 
@@ -595,7 +651,7 @@ static int iommufd_read_dirty(struct be_domain *d, uint64_t iova,
 	if (!tmp)
 		return -ENOMEM;
 	g.data = (uint64_t)(uintptr_t)tmp;
-	r = kioctl(d->ioas->be->fd, IFD_HWPT_GET_DIRTY_BITMAP, &g);
+	r = kioctl(d->ioas->tenant->fd, IFD_HWPT_GET_DIRTY_BITMAP, &g);
 	for (uint64_t i = 0; r == 0 && i < words; i++)
 		bitmap[i] |= tmp[i];
 	free(tmp);
@@ -604,10 +660,16 @@ static int iommufd_read_dirty(struct be_domain *d, uint64_t iova,
 
 /* ---- devices ------------------------------------------------------------- */
 
+/*
+ * Bind the cdev to the session's iommufd: from then on the kernel resolves
+ * the device's ATTACH_IOMMUFD_PT ids in that iommufd only, so whoever
+ * holds the device file (a VMM given it by ioasid_device_get_fd) can put
+ * it in this session's IOASes and HWPTs and nowhere else.
+ */
 static int bind_device(struct backend *be, struct be_device *dev)
 {
 	struct kvfio_device_bind_iommufd b = {
-		.argsz = sizeof(b), .iommufd = be->fd,
+		.argsz = sizeof(b), .iommufd = dev->tenant->fd,
 	};
 	int r = kioctl(dev->fd, KVFIO_DEVICE_BIND_IOMMUFD, &b);
 
@@ -633,7 +695,7 @@ static void hw_info(struct backend *be, struct be_device *dev)
 		.data_len = sizeof(vtd), .data_uptr = (uint64_t)(uintptr_t)&vtd,
 	};
 	const struct ioasid_iommu_info *u = &dev->unit->info;
-	int r = kioctl(be->fd, IFD_GET_HW_INFO, &hi);
+	int r = kioctl(dev->tenant->fd, IFD_GET_HW_INFO, &hi);
 
 	if (r < 0) {
 		warn(be->log, "iommufd: IOMMU_GET_HW_INFO for %s: %s",
@@ -676,7 +738,8 @@ static int open_cdev(struct backend *be, const struct inv_device *inv, int *fd)
 	return 0;
 }
 
-static int iommufd_device_open(struct backend *be, const struct inv_device *inv,
+static int iommufd_device_open(struct backend *be, struct be_tenant *t,
+			       const struct inv_device *inv,
 			       const struct inv_iommu *unit, uint32_t dev_id,
 			       int vfio_fd, struct be_device **out)
 {
@@ -686,6 +749,7 @@ static int iommufd_device_open(struct backend *be, const struct inv_device *inv,
 	if (!dev)
 		return -ENOMEM;
 	dev->be = be;
+	dev->tenant = t;
 	dev->inv = inv;
 	dev->unit = unit;
 	dev->fd = vfio_fd;
@@ -705,8 +769,8 @@ static int iommufd_device_open(struct backend *be, const struct inv_device *inv,
 		return r;
 	}
 	hw_info(be, dev);
-	dev->next = be->devices;
-	be->devices = dev;
+	dev->next = t->devices;
+	t->devices = dev;
 	*out = dev;
 	return 0;
 }
@@ -729,7 +793,7 @@ static int iommufd_detach(struct be_device *dev, char *why, size_t len)
 
 static void iommufd_device_close(struct be_device *dev)
 {
-	struct be_device **p = &dev->be->devices;
+	struct be_device **p = &dev->tenant->devices;
 
 	char why[128];
 
@@ -769,9 +833,14 @@ static int iommufd_device_vfio_fd(struct be_device *dev)
 
 /* ---- white-box test hooks (iommufd.h) ------------------------------------ */
 
-int iommufd_test_fd(const struct backend *be)
+int iommufd_test_ioas_fd(const struct be_ioas *ioas)
 {
-	return be->fd;
+	return ioas->tenant->fd;
+}
+
+int iommufd_test_device_iommufd(const struct be_device *device)
+{
+	return device->tenant->fd;
 }
 
 uint32_t iommufd_test_ioas_id(const struct be_ioas *ioas)
@@ -805,6 +874,8 @@ const struct backend_ops backend_iommufd = {
 	.unmap_wants_pieces = false,
 	.open = iommufd_open,
 	.close = iommufd_close,
+	.tenant_open = iommufd_tenant_open,
+	.tenant_close = iommufd_tenant_close,
 	.describe = iommufd_describe,
 	.inventory = iommufd_inventory,
 	.ioas_alloc = iommufd_ioas_alloc,

@@ -37,8 +37,9 @@ enum iommufd_call {
 
 uint64_t iommufd_test_calls(const struct backend *be, enum iommufd_call c);
 
-/* The /dev/iommu fd (owned by the backend). */
-int iommufd_test_fd(const struct backend *be);
+/* The /dev/iommu an IOAS lives in / a device is bound to: its session's. */
+int iommufd_test_ioas_fd(const struct be_ioas *ioas);
+int iommufd_test_device_iommufd(const struct be_device *device);
 /* Kernel ids: IOAS, HWPT, and the device's dev_id from BIND_IOMMUFD. */
 uint32_t iommufd_test_ioas_id(const struct be_ioas *ioas);
 uint32_t iommufd_test_hwpt_id(const struct be_domain *domain);

@@ -140,8 +140,8 @@ static int sim_inventory(struct backend *be, struct inventory *inv)
 
 /* ---- address spaces and domains ------------------------------------------- */
 
-static int sim_ioas_alloc(struct backend *be, uint32_t flags,
-			  struct be_ioas **out)
+static int sim_ioas_alloc(struct backend *be, struct be_tenant *tenant,
+			  uint32_t flags, struct be_ioas **out)
 {
 	struct be_ioas *ioas = calloc(1, sizeof(*ioas));
 
@@ -328,7 +328,8 @@ static void sim_domain_free(struct be_domain *d)
 
 /* ---- devices --------------------------------------------------------------- */
 
-static int sim_device_open(struct backend *be, const struct inv_device *inv,
+static int sim_device_open(struct backend *be, struct be_tenant *tenant,
+			   const struct inv_device *inv,
 			   const struct inv_iommu *unit, uint32_t dev_id,
 			   int vfio_fd, struct be_device **out)
 {

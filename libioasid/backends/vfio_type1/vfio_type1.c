@@ -239,11 +239,12 @@ static const struct kmap_ops vt1_kmap_ops = {
 
 /* ---- address spaces (containers) ----------------------------------------- */
 
-static int vt1_ioas_alloc(struct backend *be, uint32_t flags,
-			  struct be_ioas **out)
+static int vt1_ioas_alloc(struct backend *be, struct be_tenant *tenant,
+			  uint32_t flags, struct be_ioas **out)
 {
 	struct be_ioas *ioas = calloc(1, sizeof(*ioas));
 
+	(void)tenant;		/* every container is its own kernel object */
 	if (!ioas)
 		return -ENOMEM;
 	ioas->fd = open(CONTAINER_PATH, O_RDWR | O_CLOEXEC);
@@ -616,7 +617,8 @@ static void group_put(struct backend *be, struct vt1_group *g)
  * own group fd then (VFIO_GROUP_GET_DEVICE_FD), and must close it before
  * the device is detached.
  */
-static int vt1_device_open(struct backend *be, const struct inv_device *inv,
+static int vt1_device_open(struct backend *be, struct be_tenant *tenant,
+			   const struct inv_device *inv,
 			   const struct inv_iommu *unit, uint32_t dev_id,
 			   int vfio_fd, struct be_device **out)
 {
