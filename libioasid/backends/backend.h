@@ -131,6 +131,17 @@ struct backend_ops {
 	 */
 	int (*hide_batch)(struct be_ioas *ioas,
 			  const struct ioasid_iova_range *runs, uint32_t nr);
+	/*
+	 * Optional: the hardware copies [src_iova, src_iova+length) of @src
+	 * to @dst_iova in @dst (iommufd: IOMMU_IOAS_COPY, the same pinned
+	 * pages), both IOASes of one tenant and neither restricted.  @pieces
+	 * are the mappings the copy makes in @dst as the core records them
+	 * (IOVA in @dst, @dst's file references), in IOVA order.  All or
+	 * nothing; the core falls back to ->map of each piece without it.
+	 */
+	int (*copy)(struct be_ioas *dst, uint64_t dst_iova, struct be_ioas *src,
+		    uint64_t src_iova, uint64_t length, uint32_t prot,
+		    const struct be_piece *pieces, uint32_t nr_pieces);
 
 	/*
 	 * A new domain must start with every mapping of the IOAS: backends

@@ -931,11 +931,11 @@ static int copy_check(void *arg, const struct iova_area *piece)
 	return 0;
 }
 
-static int copy_piece(void *arg, const struct iova_area *piece)
+/* @a: @piece as the destination maps it, holding a reference to its file. */
+static int copy_area(struct copy_state *c, const struct iova_area *piece,
+		     struct iova_area *a)
 {
-	struct copy_state *c = arg;
 	struct file_ref *file = NULL;
-	struct iova_area a = *piece;
 	int r;
 
 	if (piece->backing) {
@@ -944,13 +944,103 @@ static int copy_piece(void *arg, const struct iova_area *piece)
 			return r;
 		file_get(file);
 	}
-	a.backing = file;
-	a.prot = c->prot;
-	a.iova = c->dst_iova + (piece->iova - c->src_iova);
+	*a = *piece;
+	a->backing = file;
+	a->prot = c->prot;
+	a->iova = c->dst_iova + (piece->iova - c->src_iova);
+	return 0;
+}
+
+static int copy_piece(void *arg, const struct iova_area *piece)
+{
+	struct copy_state *c = arg;
+	struct iova_area a;
+	int r;
+
+	r = copy_area(c, piece, &a);
+	if (r < 0)
+		return r;
 	r = map_area(c->dst, &a, true, 0, c->op);
 	if (r == 0)
 		c->nr_done++;
 	return r;
+}
+
+/*
+ * The backend copies (->copy, iommufd's IOMMU_IOAS_COPY): the pieces go
+ * into the destination's tree first, then one backend call maps them
+ * all; if it fails they leave the tree again and nothing changed.
+ */
+struct kcopy_state {
+	struct copy_state *c;
+	struct be_piece *v;		/* the destination's pieces */
+	uint32_t nr;
+};
+
+static int kcopy_insert(void *arg, const struct iova_area *piece)
+{
+	struct kcopy_state *k = arg;
+	struct copy_state *c = k->c;
+	struct iova_area a;
+	int r;
+
+	r = copy_area(c, piece, &a);
+	if (r < 0)
+		return r;
+	pthread_rwlock_wrlock(&c->dst->lock);
+	r = iova_tree_insert(c->dst->tree, &a);
+	pthread_rwlock_unlock(&c->dst->lock);
+	if (r < 0) {
+		backing_put(a.backing);
+		return tree_error(c->dst, r, &a, c->op);
+	}
+	k->v[k->nr] = (struct be_piece){
+		.iova = a.iova, .length = a.length, .prot = a.prot,
+	};
+	ioas_area_backing(&a, &k->v[k->nr].backing);
+	k->nr++;
+	return 0;
+}
+
+static int kernel_copy(struct copy_state *c, uint64_t length)
+{
+	struct kcopy_state k = { .c = c };
+	struct ioasid_op *op = c->op;
+	int r;
+
+	k.v = calloc(c->nr_pieces, sizeof(*k.v));
+	if (!k.v)
+		return op_fail(op, ENOMEM, "out of memory");
+	r = iova_tree_for_each_piece(c->src->tree, c->src_iova, length,
+				     IOVA_TREE_MAPPINGS, kcopy_insert, &k);
+	if (r == 0) {
+		r = be_ops(c->dst)->copy(c->dst->be, c->dst_iova, c->src->be,
+					 c->src_iova, length, c->prot, k.v,
+					 k.nr);
+		if (r < 0)
+			r = op_fail(op, -r, "the %s backend cannot copy IOVA "
+				    "0x%llx+0x%llx of IOAS %u: %s",
+				    be_ops(c->dst)->name,
+				    (unsigned long long)c->src_iova,
+				    (unsigned long long)length, c->src->id,
+				    strerror(-r));
+	}
+	if (r < 0 && k.nr) {
+		pthread_rwlock_wrlock(&c->dst->lock);
+		iova_tree_remove(c->dst->tree, c->dst_iova, length,
+				 IOVA_TREE_MAPPINGS, NULL, NULL, NULL);
+		pthread_rwlock_unlock(&c->dst->lock);
+	}
+	if (r == 0)
+		account(c->dst, k.nr, (int64_t)length);
+	free(k.v);
+	return r;
+}
+
+/* Restricted IOASes map only shared pages: those copy piece by piece. */
+static bool kernel_copies(const struct ioas *dst, const struct ioas *src)
+{
+	return be_ops(dst)->copy && !dst->shared && !src->shared;
 }
 
 int ioas_copy(struct ioas *dst, struct ioas *src, struct ioasid_op *op)
@@ -987,6 +1077,12 @@ int ioas_copy(struct ioas *dst, struct ioas *src, struct ioasid_op *op)
 			range.length = op->length;
 			return tree_error(dst, r, &range, op);
 		}
+	}
+	if (kernel_copies(dst, src)) {
+		r = kernel_copy(&c, op->length);
+		if (r == 0)
+			op->out_iova = c.dst_iova;
+		return r;
 	}
 	r = iova_tree_for_each_piece(src->tree, op->offset, op->length,
 				     IOVA_TREE_MAPPINGS, copy_piece, &c);

@@ -326,6 +326,99 @@ static void suite_dma(uint32_t ioas)
 	close(m);
 }
 
+/*
+ * ioasid_copy: one IOMMU_IOAS_COPY (the destination maps the source's
+ * pinned pages), never maps of the backing; DMA through the copy reaches
+ * the source's memory; a later composed cut of the copy maps its pieces
+ * back from the destination's own record; bad input changes nothing and
+ * reaches no kernel call.
+ */
+#define COPY_SRC	0x6000000ull
+#define COPY_DST	0x7000000ull
+
+static void suite_copy(uint32_t ioas)
+{
+	uint8_t pat[XFER];
+	uint64_t iova = COPY_SRC, dst = COPY_DST, unmapped = 0, before;
+	uint32_t flags = IOASID_MAP_READ | IOASID_MAP_WRITE |
+			 IOASID_MAP_FIXED_IOVA;
+	int m = kb_memfd(LEN, 0x5a);
+	struct trace t;
+	uint32_t src = 0;
+	int r;
+
+	if (!tap_ok(m >= 0 && ioasid_ioas_alloc(ctx, 0, &src) == 0 &&
+		    ioasid_map_file(ctx, src, m, 0, LEN / 2, flags, &iova) == 0 &&
+		    (iova = COPY_SRC + LEN / 2,
+		     ioasid_map_file(ctx, src, m, LEN / 2, LEN / 2, flags,
+				     &iova) == 0),
+		    "copy: a second IOAS with the memfd in two mappings (%s)",
+		    kb_err(ctx)))
+		goto out;
+	t = trace_now();
+	r = ioasid_copy(ctx, ioas, src, COPY_SRC + KB_PAGE, LEN - 2 * KB_PAGE,
+			flags, &dst);
+	tap_ok(r == 0 && dst == COPY_DST, "ioasid_copy of 14 pages across "
+	       "both mappings into edu's IOAS at 0x%llx (%s)",
+	       (unsigned long long)COPY_DST, kb_err(ctx));
+	tap_ok(since(&t, IOMMUFD_CALL_COPY) == 1 &&
+	       since(&t, IOMMUFD_CALL_MAP_FILE) == 0 &&
+	       since(&t, IOMMUFD_CALL_MAP) == 0,
+	       "trace: 1 IOMMU_IOAS_COPY, no map of the backing (issued %llu "
+	       "COPY, %llu MAP_FILE, %llu MAP)",
+	       (unsigned long long)since(&t, IOMMUFD_CALL_COPY),
+	       (unsigned long long)since(&t, IOMMUFD_CALL_MAP_FILE),
+	       (unsigned long long)since(&t, IOMMUFD_CALL_MAP));
+	tap_ok(iommufd_test_nr_mappings(kb_be_ioas(ctx, ioas)) == 2,
+	       "the destination records the kernel's 2 areas (one per "
+	       "source mapping)");
+	kb_pattern(pat, sizeof(pat), 0x21);
+	tap_ok(load_buffer(m, KB_PAGE, COPY_DST, pat, XFER) == 0 &&
+	       edu_to_mem(&edu, 0, COPY_DST + 9 * KB_PAGE, XFER) == 0 &&
+	       kb_file_equals(m, 10 * KB_PAGE, pat, XFER),
+	       "edu DMA through the copy reads memfd page 1 and writes page 10 "
+	       "(the source's pages themselves)");
+
+	/* bad input: refused before any kernel call, nothing changed */
+	before = iommufd_test_nr_mappings(kb_be_ioas(ctx, ioas));
+	t = trace_now();
+	dst = COPY_DST + LEN;
+	r = ioasid_copy(ctx, ioas, src, COPY_SRC + LEN, KB_PAGE, flags, &dst);
+	tap_ok(r == -ENOENT, "copy of an unmapped source range: ENOENT (%d: "
+	       "%s)", r, kb_err(ctx));
+	dst = COPY_DST;
+	r = ioasid_copy(ctx, ioas, src, COPY_SRC, KB_PAGE, flags, &dst);
+	tap_ok(r == -EEXIST, "copy onto a mapped destination: EEXIST (%d: %s)",
+	       r, kb_err(ctx));
+	tap_ok(since(&t, IOMMUFD_CALL_COPY) == 0 &&
+	       iommufd_test_nr_mappings(kb_be_ioas(ctx, ioas)) == before,
+	       "neither reached the kernel; the destination still has %llu "
+	       "kernel mappings", (unsigned long long)before);
+
+	/* a composed cut of the copy maps its pieces back from the record */
+	t = trace_now();
+	tap_ok(ioasid_unmap(ctx, ioas, COPY_DST + 3 * KB_PAGE, KB_PAGE, 0,
+			    &unmapped) == 0 && unmapped == KB_PAGE &&
+	       since(&t, IOMMUFD_CALL_UNMAP) == 1 &&
+	       since(&t, IOMMUFD_CALL_MAP_FILE) == 2,
+	       "cut one page out of the copy (large-page IOAS: 1 UNMAP, 2 "
+	       "MAP_FILE of the destination's pieces) (%s)", kb_err(ctx));
+	kb_pattern(pat, sizeof(pat), 0x43);
+	tap_ok(load_buffer(m, KB_PAGE, COPY_DST, pat, XFER) == 0 &&
+	       edu_to_mem(&edu, 0, COPY_DST + 4 * KB_PAGE, XFER) == 0 &&
+	       kb_file_equals(m, 5 * KB_PAGE, pat, XFER),
+	       "DMA to the kept pages of the copy still lands in the memfd");
+	tap_ok(ioasid_unmap(ctx, ioas, COPY_DST, LEN, 0, &unmapped) == 0 &&
+	       unmapped == LEN - 3 * KB_PAGE &&
+	       iommufd_test_nr_mappings(kb_be_ioas(ctx, ioas)) == 0,
+	       "unmap the copy (%llu bytes)", (unsigned long long)unmapped);
+out:
+	if (src)
+		ioasid_ioas_destroy(ctx, src);
+	if (m >= 0)
+		close(m);
+}
+
 static void suite_user_memory(uint32_t ioas)
 {
 	uint8_t pat[XFER];
@@ -1571,6 +1664,7 @@ int main(void)
 	raw_hw_info();
 	raw_iova_ranges(ioas);
 	suite_dma(ioas);
+	suite_copy(ioas);
 	suite_user_memory(ioas);
 	suite_write_seal(ioas);
 	user_memory_gone(ioas, 0, "large-page IOAS, memory gone");

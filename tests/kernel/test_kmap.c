@@ -332,6 +332,81 @@ Test(kmap, top_of_the_address_space)
 	kmap_release(&m);
 }
 
+/* The fake kernel's IOMMU_IOAS_COPY: counts, or fails with fail_cut. */
+static int fake_copy(void *arg)
+{
+	struct fake *k = arg;
+
+	k->maps++;
+	return k->fail_cut ? -k->fail_cut : 0;
+}
+
+Test(kmap, copy_records_one_entry_per_source_mapping)
+{
+	struct fake k = { 0 };
+	struct kmap src = { 0 }, dst = { 0 };
+	struct be_backing b2 = file_at0, dstb = file_at0;
+	struct be_piece pieces[2];
+
+	b2.offset = 0x10000;
+	dstb.fd = 7;		/* the destination's own file reference */
+	kmap_map(&src, &ops, &k, 0x100000, 4 * PG, &file_at0, 3);
+	kmap_map(&src, &ops, &k, 0x104000, 4 * PG, &b2, 3);
+	/* the core's destination pieces: [2 pages of the first][2 of the 2nd] */
+	pieces[0] = (struct be_piece){ .iova = 0x900000, .length = 2 * PG,
+				       .backing = dstb, .prot = 1 };
+	pieces[0].backing.offset = 2 * PG;
+	pieces[1] = (struct be_piece){ .iova = 0x902000, .length = 2 * PG,
+				       .backing = dstb, .prot = 1 };
+	pieces[1].backing.offset = 0x10000;
+	k.maps = 0;
+	cr_assert_eq(kmap_copy(&dst, &src, 0x900000, 0x102000, 4 * PG, 1,
+			       pieces, 2, fake_copy, &k), 0);
+	cr_assert_eq(k.maps, 1, "one kernel call");
+	cr_assert_eq(dst.nr, 2, "one entry per source mapping in the range");
+	cr_assert_eq(dst.v[0].iova, 0x900000);
+	cr_assert_eq(dst.v[0].length, 2 * PG);
+	cr_assert_eq(dst.v[0].backing.offset, 2 * PG);
+	cr_assert_eq(dst.v[0].backing.fd, 7, "the destination's backing");
+	cr_assert_eq(dst.v[0].prot, 1);
+	cr_assert_eq(dst.v[1].iova, 0x902000);
+	cr_assert_eq(dst.v[1].backing.offset, 0x10000);
+	cr_assert_eq(src.nr, 2, "the source is unchanged");
+	kmap_release(&src);
+	kmap_release(&dst);
+}
+
+Test(kmap, copy_refuses_holes_overlaps_and_kernel_failure)
+{
+	struct fake k = { 0 };
+	struct kmap src = { 0 }, dst = { 0 };
+	struct be_piece p = { .iova = 0x900000, .length = 8 * PG,
+			      .backing = file_at0, .prot = 3 };
+
+	kmap_map(&src, &ops, &k, 0x100000, 2 * PG, &file_at0, 3);
+	kmap_map(&src, &ops, &k, 0x104000, 2 * PG, &file_at0, 3);
+	k.maps = 0;
+	cr_assert_eq(kmap_copy(&dst, &src, 0x900000, 0x100000, 6 * PG, 3, &p,
+			       1, fake_copy, &k), -ENOENT, "a hole");
+	cr_assert_eq(kmap_copy(&dst, &src, 0x900000, 0x100000, 3 * PG, 3, &p,
+			       1, fake_copy, &k), -ENOENT, "runs past the end");
+	cr_assert_eq(kmap_copy(&dst, &src, 0x900000, 0x200000, PG, 3, &p, 1,
+			       fake_copy, &k), -ENOENT, "nothing mapped");
+	cr_assert_eq(k.maps, 0, "the kernel was never asked");
+	cr_assert_eq(kmap_copy(&src, &src, 0x101000, 0x104000, PG, 3, &p, 1,
+			       fake_copy, &k), -EEXIST, "destination in use");
+	k.fail_cut = ENOMEM;
+	cr_assert_eq(kmap_copy(&dst, &src, 0x900000, 0x100000, 2 * PG, 3, &p,
+			       1, fake_copy, &k), -ENOMEM);
+	cr_assert_eq(dst.nr, 0, "a failed copy records nothing");
+	k.fail_cut = 0;
+	cr_assert_eq(kmap_copy(&src, &src, 0x108000, 0x100000, 2 * PG, 3, &p,
+			       1, fake_copy, &k), -EINVAL,
+		     "the core's pieces do not cover the destination");
+	kmap_release(&src);
+	kmap_release(&dst);
+}
+
 Test(kernel_backends, absent_kernel_is_enodev)
 {
 	struct ioasid_ctx *ctx = NULL;

@@ -505,6 +505,57 @@ static int iommufd_hide_batch(struct be_ioas *ioas,
 	return r;
 }
 
+struct copy_call {
+	struct be_ioas *dst, *src;
+	struct ifd_ioas_copy c;
+};
+
+static int do_copy(void *arg)
+{
+	struct copy_call *cc = arg;
+
+	return traced(cc->dst->tenant, IOMMUFD_CALL_COPY, IFD_IOAS_COPY,
+		      &cc->c);
+}
+
+/*
+ * IOMMU_IOAS_COPY: the destination maps the source's pages themselves
+ * (the kernel shares the pinned iopt_pages, so they are pinned and
+ * accounted once), one kernel call whatever the number of pieces.  Both
+ * IOASes are in one iommufd: the kernel looks both ids up in the fd it
+ * is called on, so no session can copy from another's.
+ */
+static int iommufd_copy(struct be_ioas *dst, uint64_t dst_iova,
+			struct be_ioas *src, uint64_t src_iova, uint64_t length,
+			uint32_t prot, const struct be_piece *pieces,
+			uint32_t nr_pieces)
+{
+	struct copy_call cc = {
+		.dst = dst, .src = src,
+		.c = {
+			.size = sizeof(cc.c), .dst_ioas_id = dst->id,
+			.src_ioas_id = src->id, .length = length,
+			.dst_iova = dst_iova, .src_iova = src_iova,
+			.flags = IFD_MAP_FIXED_IOVA |
+				 kprot(prot, IFD_MAP_READABLE,
+				       IFD_MAP_WRITEABLE),
+		},
+	};
+	int r;
+
+	if (dst->tenant != src->tenant)
+		return -EXDEV;
+	r = kmap_copy(&dst->map, &src->map, dst_iova, src_iova, length, prot,
+		      pieces, nr_pieces, do_copy, &cc);
+	if (r < 0)
+		err(dst->be->log, "iommufd: IOMMU_IOAS_COPY of IOVA 0x%llx+0x%llx "
+		    "of IOAS %u to 0x%llx of IOAS %u: %s",
+		    (unsigned long long)src_iova, (unsigned long long)length,
+		    src->id, (unsigned long long)dst_iova, dst->id,
+		    strerror(-r));
+	return r;
+}
+
 /* ---- domains (HWPTs) ----------------------------------------------------- */
 
 /*
@@ -884,6 +935,7 @@ const struct backend_ops backend_iommufd = {
 	.unmap = iommufd_unmap,
 	.take_lost = iommufd_take_lost,
 	.hide_batch = iommufd_hide_batch,
+	.copy = iommufd_copy,
 	.domain_alloc = iommufd_domain_alloc,
 	.domain_free = iommufd_domain_free,
 	.device_open = iommufd_device_open,

@@ -99,6 +99,18 @@ int kmap_unmap(struct kmap *m, const struct kmap_ops *ops, void *arg,
  */
 size_t kmap_take_lost(struct kmap *m, struct ioasid_iova_range *out,
 		      size_t cap);
+/*
+ * The kernel copies [src_iova, src_iova+length) of @src to @dst_iova
+ * (IOMMU_IOAS_COPY, issued by @copy): the source must be covered by the
+ * record without holes (-ENOENT) and the destination free (-EEXIST),
+ * checked before @copy runs.  Then @dst records one entry per source
+ * entry in the range (the kernel makes one area per source area), with
+ * @prot and the backing of the core's @pieces in @dst.  All or nothing.
+ */
+int kmap_copy(struct kmap *dst, const struct kmap *src, uint64_t dst_iova,
+	      uint64_t src_iova, uint64_t length, uint32_t prot,
+	      const struct be_piece *pieces, uint32_t nr_pieces,
+	      int (*copy)(void *arg), void *arg);
 /* Program every entry again (a kernel address space that lost them). */
 int kmap_replay(const struct kmap *m, const struct kmap_ops *ops, void *arg);
 void kmap_release(struct kmap *m);

@@ -308,6 +308,80 @@ int kmap_unmap(struct kmap *m, const struct kmap_ops *ops, void *arg,
 	return 0;
 }
 
+/* The backing of @dst_iova from the core's pieces of the copy. */
+static bool backing_at(const struct be_piece *pieces, uint32_t nr,
+		       uint64_t dst_iova, struct be_backing *out)
+{
+	for (uint32_t k = 0; k < nr; k++) {
+		const struct be_piece *p = &pieces[k];
+		uint64_t delta = dst_iova - p->iova;
+
+		if (dst_iova < p->iova || delta >= p->length)
+			continue;
+		*out = p->backing;
+		if (out->file)
+			out->offset += delta;
+		else
+			out->hva = (char *)out->hva + delta;
+		return true;
+	}
+	return false;
+}
+
+int kmap_copy(struct kmap *dst, const struct kmap *src, uint64_t dst_iova,
+	      uint64_t src_iova, uint64_t length, uint32_t prot,
+	      const struct be_piece *pieces, uint32_t nr_pieces,
+	      int (*copy)(void *arg), void *arg)
+{
+	uint64_t src_last = src_iova + (length - 1), cur = src_iova;
+	struct kmap_entry *v;
+	size_t i, j, n;
+	int r;
+
+	if (!length || src_last < src_iova ||
+	    dst_iova + (length - 1) < dst_iova)
+		return -EINVAL;
+	i = find_first(src, src_iova);
+	for (j = i; j < src->nr && src->v[j].iova <= src_last; j++) {
+		if (src->v[j].iova > cur)
+			return -ENOENT;		/* a hole in the source */
+		cur = entry_last(&src->v[j]) + 1;
+	}
+	if (i == j || cur - 1 < src_last)
+		return -ENOENT;
+	if (overlaps(dst, dst_iova, dst_iova + (length - 1)))
+		return -EEXIST;
+	n = j - i;
+	/* collected first: @dst may be @src */
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t k = 0; k < n; k++) {
+		const struct kmap_entry *e = &src->v[i + k];
+		uint64_t lo = e->iova > src_iova ? e->iova : src_iova;
+		uint64_t hi = entry_last(e) < src_last ? entry_last(e) : src_last;
+
+		piece_of(e, lo, hi - lo + 1, &v[k]);
+		v[k].iova = dst_iova + (lo - src_iova);
+		v[k].prot = prot;
+		if (!backing_at(pieces, nr_pieces, v[k].iova, &v[k].backing)) {
+			free(v);
+			return -EINVAL;	/* the core's pieces do not cover it */
+		}
+	}
+	r = reserve(dst, n);
+	if (r == 0)
+		r = copy(arg);
+	if (r == 0) {
+		size_t at = find_first(dst, dst_iova);
+
+		open_gap(dst, at, n);
+		memcpy(&dst->v[at], v, n * sizeof(*v));
+	}
+	free(v);
+	return r;
+}
+
 int kmap_replay(const struct kmap *m, const struct kmap_ops *ops, void *arg)
 {
 	size_t k;
