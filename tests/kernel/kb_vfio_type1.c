@@ -374,6 +374,7 @@ int main(void)
 	uint32_t ioas, nr = 1;
 	char path[64];
 	int m = -1, r;
+	bool compat;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("TAP version 13\n");
@@ -382,6 +383,16 @@ int main(void)
 		    r ? strerror(-r) : "ok"))
 		goto done;
 	kb_log_to_tap(ctx, LOG_INFO);
+	/*
+	 * iommufd says so in the log at the first open of its emulated
+	 * container (iommufd_fops_open); the backend must tell the same
+	 * from the ioctls' answers alone (real type1 here: composed cuts).
+	 */
+	compat = kb_klog_contains("IOMMUFD is providing /dev/vfio/vfio");
+	tap_ok(vfio_type1_test_iommufd_compat(kb_backend(ctx)) == compat,
+	       "/dev/vfio/vfio is %s (kernel log), and the backend detected "
+	       "it", compat ? "iommufd's VFIO container emulation" :
+	       "VFIO's real type1 container");
 	r = kb_find_edu(ctx, &edu_info);
 	if (!tap_ok(r == 0, "edu in the inventory, group %u", edu_info.group) ||
 	    ioasid_iommu_list(ctx, &u, &nr) < 0)

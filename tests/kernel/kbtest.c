@@ -332,20 +332,36 @@ static bool scan_log(char *buf, const char *marker, uint64_t iova, bool diag)
 	return false;
 }
 
-static bool read_log(const char *marker, uint64_t iova, bool diag)
+/* The kernel log as one string (free it), or NULL. */
+static char *klog_text(void)
 {
 	int n = klogctl(10 /* SIZE_BUFFER */, NULL, 0);
 	char *buf;
-	bool hit = false;
 
 	if (n <= 0)
-		return false;
+		return NULL;
 	buf = calloc(1, (size_t)n + 1);
-	if (!buf)
-		return false;
-	n = klogctl(3 /* READ_ALL */, buf, n);
-	if (n > 0)
-		hit = scan_log(buf, marker, iova, diag);
+	if (buf && klogctl(3 /* READ_ALL */, buf, n) <= 0) {
+		free(buf);
+		buf = NULL;
+	}
+	return buf;
+}
+
+static bool read_log(const char *marker, uint64_t iova, bool diag)
+{
+	char *buf = klog_text();
+	bool hit = buf && scan_log(buf, marker, iova, diag);
+
+	free(buf);
+	return hit;
+}
+
+bool kb_klog_contains(const char *needle)
+{
+	char *buf = klog_text();
+	bool hit = buf && strstr(buf, needle);
+
 	free(buf);
 	return hit;
 }

@@ -76,6 +76,8 @@ void kb_log_to_tap(struct ioasid_ctx *ctx, int priority);
  * a loaded host) to print it.
  */
 void kb_kmsg(const char *marker);
+/* Does the kernel log (still) hold @needle anywhere? */
+bool kb_klog_contains(const char *needle);
 bool kb_dmar_fault_after(const char *marker, uint64_t iova, int wait_ms);
 /*
  * How long a blocked write's DMAR message may take to show: the first

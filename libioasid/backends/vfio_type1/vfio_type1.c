@@ -19,6 +19,15 @@
  *
  * Memory is mapped by address (VFIO_IOMMU_MAP_DMA): files are mapped into
  * this process first (backends/filemap.h).  See README in this directory.
+ *
+ * Where /dev/vfio/vfio is iommufd's emulation of the container
+ * (CONFIG_IOMMUFD_VFIO_CONTAINER, drivers/iommu/iommufd/vfio_compat.c),
+ * the containers ask for VFIO_TYPE1_IOMMU (v1): the emulation then turns
+ * large pages off (iopt_disable_large_pages) and its VFIO_IOMMU_UNMAP_DMA
+ * cuts the kernel's areas at both ends of any page-aligned range, so
+ * every cut is one atomic call, as on a page-granular iommufd IOAS.  Real
+ * type1 cannot cut (v2 refuses a bisecting unmap, v1 unmaps whole
+ * mappings or nothing): there cuts stay composed (kcommon.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +41,7 @@
 
 #include "backends/backend.h"
 #include "backends/filemap.h"
+#include "backends/iommufd/abi.h"
 #include "backends/kcommon/kcommon.h"
 #include "backends/vfio_type1/vfio_type1.h"
 #include "discovery/discovery.h"
@@ -53,6 +63,8 @@ struct vt1_group {
 
 struct backend {
 	const struct log_sink *log;
+	/* /dev/vfio/vfio is iommufd's emulation (iommufd_compat()) */
+	bool iommufd_compat;
 	struct vt1_group *groups;
 	struct khotplug hotplug;
 	char desc[IOASID_PATH_MAX];
@@ -104,6 +116,22 @@ static int probe_container(int fd, char *errmsg, size_t errlen)
 	return 0;
 }
 
+/*
+ * Is this container file iommufd's emulation?  Its fd is an iommufd, so
+ * it answers iommufd's own ioctls: IOMMU_GET_HW_INFO of device id 0 (no
+ * such object) is ENOENT from iommufd_get_hw_info(), while VFIO's real
+ * container answers an unknown ioctl with EINVAL before it has an IOMMU
+ * driver (vfio_fops_unl_ioctl()).  VFIO_CHECK_EXTENSION cannot tell them
+ * apart on a fresh container (both say 1 for TYPE1, TYPE1v2, UNMAP_ALL
+ * and 0 for UPDATE_VADDR until real type1 has an IOMMU).
+ */
+static bool iommufd_compat(int fd)
+{
+	struct ifd_hw_info hi = { .size = sizeof(hi) };
+
+	return ioctl(fd, IFD_GET_HW_INFO, &hi) < 0 && errno == ENOENT;
+}
+
 static int vt1_open(const struct log_sink *log, const char *arg,
 		    struct backend **out, char *errmsg, size_t errlen)
 {
@@ -128,14 +156,28 @@ static int vt1_open(const struct log_sink *log, const char *arg,
 		return -r;
 	}
 	r = probe_container(fd, errmsg, errlen);
-	close(fd);
-	if (r < 0)
+	if (r < 0) {
+		close(fd);
 		return r;
+	}
 	be = calloc(1, sizeof(*be));
-	if (!be)
+	if (!be) {
+		close(fd);
 		return -ENOMEM;
+	}
 	be->log = log;
-	snprintf(be->desc, sizeof(be->desc), CONTAINER_PATH " (type1v2)");
+	be->iommufd_compat = iommufd_compat(fd);
+	close(fd);
+	if (be->iommufd_compat) {
+		snprintf(be->desc, sizeof(be->desc), CONTAINER_PATH " (iommufd's "
+			 "VFIO container emulation, type1 v1: the kernel cuts)");
+		info(log, "vfio-type1: " CONTAINER_PATH " is served by iommufd "
+		     "(CONFIG_IOMMUFD_VFIO_CONTAINER): containers use "
+		     "VFIO_TYPE1_IOMMU, large pages off, and cuts are the "
+		     "kernel's own");
+	} else {
+		snprintf(be->desc, sizeof(be->desc), CONTAINER_PATH " (type1v2)");
+	}
 	*out = be;
 	return 0;
 }
@@ -235,6 +277,8 @@ static const struct kmap_ops vt1_kmap_ops = {
 	.map = kmap_do_map,
 	.unmap = kmap_do_unmap,
 	.lost = kmap_lost,
+	/* iommufd's emulation with VFIO_TYPE1_IOMMU: the same call cuts */
+	.cut = kmap_do_unmap,
 };
 
 /* ---- address spaces (containers) ----------------------------------------- */
@@ -256,7 +300,14 @@ static int vt1_ioas_alloc(struct backend *be, struct be_tenant *tenant,
 	}
 	ioas->be = be;
 	ioas->dma_avail = -1;
-	ioas->map.per_page = flags & IOASID_IOAS_RESTRICTED;
+	/*
+	 * iommufd's emulation cuts, so restricted containers are mapped by
+	 * runs there; real type1 maps them page by page, so that
+	 * conversions only ever unmap whole mappings.
+	 */
+	ioas->map.kernel_cuts = be->iommufd_compat;
+	ioas->map.per_page = (flags & IOASID_IOAS_RESTRICTED) &&
+			     !be->iommufd_compat;
 	*out = ioas;
 	return 0;
 }
@@ -398,10 +449,14 @@ static void report_info(struct be_ioas *ioas)
 /* The first group in a container: set up the IOMMU, program the record. */
 static int bring_up(struct be_ioas *ioas)
 {
-	int r = kioctl(ioas->fd, VFIO_SET_IOMMU, (void *)VFIO_TYPE1v2_IOMMU);
+	unsigned long type = ioas->be->iommufd_compat ? VFIO_TYPE1_IOMMU :
+							VFIO_TYPE1v2_IOMMU;
+	int r = kioctl(ioas->fd, VFIO_SET_IOMMU, (void *)type);
 
 	if (r < 0)
 		return r;
+	if (ioas->live)		/* iommufd's emulation kept its mappings */
+		goto info;
 	ioas->live = true;
 	r = kmap_replay(&ioas->map, &vt1_kmap_ops, ioas);
 	if (r < 0) {
@@ -410,6 +465,7 @@ static int bring_up(struct be_ioas *ioas)
 		     ioas->map.nr, strerror(-r));
 		return r;
 	}
+info:
 	if (get_info(ioas) == 0)
 		report_info(ioas);
 	return 0;
@@ -422,8 +478,12 @@ static void group_left(struct vt1_group *g)
 	ioas->nr_groups--;
 	if (g->enforce)
 		ioas->nr_enforcing--;
-	/* the kernel tore the IOMMU down with the last group */
-	if (!ioas->nr_groups)
+	/*
+	 * Real type1 tore the IOMMU down with the last group.  iommufd's
+	 * emulation keeps its IOAS, and the mappings in it, in the container
+	 * file: they are not programmed again.
+	 */
+	if (!ioas->nr_groups && !ioas->be->iommufd_compat)
 		ioas->live = false;
 	g->container = NULL;
 }
@@ -754,6 +814,11 @@ int vfio_type1_test_iova_ranges(const struct be_ioas *ioas,
 int vfio_type1_test_cc(const struct be_ioas *ioas)
 {
 	return ioctl(ioas->fd, VFIO_CHECK_EXTENSION, VFIO_DMA_CC_IOMMU);
+}
+
+bool vfio_type1_test_iommufd_compat(const struct backend *be)
+{
+	return be->iommufd_compat;
 }
 
 const struct backend_ops backend_vfio_type1 = {

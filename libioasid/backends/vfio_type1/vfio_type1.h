@@ -7,10 +7,12 @@
 #ifndef IOASID_BACKEND_VFIO_TYPE1_H
 #define IOASID_BACKEND_VFIO_TYPE1_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <ioasid/ioasid.h>
 
+struct backend;
 struct be_ioas;
 struct be_device;
 
@@ -30,5 +32,7 @@ int vfio_type1_test_iova_ranges(const struct be_ioas *ioas,
 				uint32_t *nr);
 /* VFIO_CHECK_EXTENSION(VFIO_DMA_CC_IOMMU) on the container now. */
 int vfio_type1_test_cc(const struct be_ioas *ioas);
+/* Did open find iommufd's emulation of /dev/vfio/vfio (the kernel cuts)? */
+bool vfio_type1_test_iommufd_compat(const struct backend *be);
 
 #endif
