@@ -143,7 +143,7 @@ static void on_signal(struct server *srv)
 
 /* ---- the loop ------------------------------------------------------------ */
 
-static void dispatch(struct server *srv, struct watch *w, uint32_t events)
+static void serve_watch(struct server *srv, struct watch *w, uint32_t events)
 {
 	switch (w->kind) {
 	case WATCH_LISTEN:
@@ -181,7 +181,7 @@ int server_run(struct server *srv)
 			return -errno;
 		}
 		for (int i = 0; i < n; i++)
-			dispatch(srv, evs[i].data.ptr, evs[i].events);
+			serve_watch(srv, evs[i].data.ptr, evs[i].events);
 		reap(srv);
 	}
 	return 0;

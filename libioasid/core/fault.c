@@ -67,53 +67,72 @@ static void fault_event(struct session *s, const struct device *dev,
 	core_emit_to(s, IOASID_EVENT_GROUP_FAULT, &ev);
 }
 
-int fault_dma(struct session *s, struct ioas *unused, struct ioasid_op *op)
+/* The request, and where its data comes from or goes: 0 and *@buf. */
+static int check_dma(struct core *core, struct ioasid_op *op, void **buf)
 {
 	const uint32_t known = IOASID_DMA_WRITE | IOASID_DMA_NO_SNOOP;
+
+	if (op->flags & ~known)
+		return op_fail(op, EOPNOTSUPP, "unknown DMA flags 0x%x",
+			       op->flags);
+	if (!core_ops(core)->dma)
+		return op_fail(op, EOPNOTSUPP, "the %s backend cannot start "
+			       "DMA: only simulated devices can",
+			       core_ops(core)->name);
+	if (!(op->flags & IOASID_DMA_WRITE)) {
+		if (op->out_cap < op->length)
+			return op_fail(op, EINVAL, "DMA buffer too small");
+		*buf = op->out;
+		return 0;
+	}
+	if (op->in_len != op->length)
+		return op_fail(op, EINVAL, "DMA data is %u bytes, length is "
+			       "%llu", op->in_len,
+			       (unsigned long long)op->length);
+	*buf = (void *)op->in;
+	return 0;
+}
+
+/* The DMA itself, under the device's read lock (bind/unbind wait). */
+static int run_dma(struct session *s, struct device *dev, void *buf,
+		   uint64_t *done, struct ioasid_op *op)
+{
+	int r;
+
+	if (dev->owner != s)
+		return device_not_bound(op, op->dev_id);
+	if (dev->ioas &&
+	    !__atomic_load_n(&dev->group_viable, __ATOMIC_ACQUIRE)) {
+		record_core_fault(s, dev, op->iova, op->flags,
+				  IOASID_FAULT_GROUP_NOT_VIABLE);
+		return op_fail(op, EFAULT, "IOMMU group %u of device %s is not "
+			       "viable: all its devices must be attached to "
+			       "one IOAS before any may do DMA",
+			       dev->inv->info.group, dev->inv->info.name);
+	}
+	r = core_ops(s->core)->dma(dev->be, op->iova, buf, op->length,
+				   op->flags, done);
+	if (r < 0)
+		op_fail(op, -r, "DMA fault at IOVA 0x%llx after %llu bytes",
+			(unsigned long long)(op->iova + *done),
+			(unsigned long long)*done);
+	return r;
+}
+
+int fault_dma(struct session *s, struct ioas *unused, struct ioasid_op *op)
+{
 	struct device *dev = device_find_bound(s, op->dev_id);
 	uint64_t done = 0;
-	void *buf;
+	void *buf = NULL;
 	int r;
 
 	if (!dev)
 		return device_not_bound(op, op->dev_id);
-	if (op->flags & ~known)
-		return op_fail(op, EOPNOTSUPP, "unknown DMA flags 0x%x",
-			       op->flags);
-	if (!core_ops(s->core)->dma)
-		return op_fail(op, EOPNOTSUPP, "the %s backend cannot start "
-			       "DMA: only simulated devices can",
-			       core_ops(s->core)->name);
-	if (op->flags & IOASID_DMA_WRITE) {
-		if (op->in_len != op->length)
-			return op_fail(op, EINVAL, "DMA data is %u bytes, "
-				       "length is %llu", op->in_len,
-				       (unsigned long long)op->length);
-		buf = (void *)op->in;
-	} else {
-		if (op->out_cap < op->length)
-			return op_fail(op, EINVAL, "DMA buffer too small");
-		buf = op->out;
-	}
+	r = check_dma(s->core, op, &buf);
+	if (r < 0)
+		return r;
 	pthread_rwlock_rdlock(&dev->lock);
-	if (dev->owner != s) {
-		r = device_not_bound(op, op->dev_id);
-	} else if (dev->ioas &&
-		   !__atomic_load_n(&dev->group_viable, __ATOMIC_ACQUIRE)) {
-		record_core_fault(s, dev, op->iova, op->flags,
-				  IOASID_FAULT_GROUP_NOT_VIABLE);
-		r = op_fail(op, EFAULT, "IOMMU group %u of device %s is not "
-			    "viable: all its devices must be attached to one "
-			    "IOAS before any may do DMA",
-			    dev->inv->info.group, dev->inv->info.name);
-	} else {
-		r = core_ops(s->core)->dma(dev->be, op->iova, buf, op->length,
-					   op->flags, &done);
-		if (r < 0)
-			op_fail(op, -r, "DMA fault at IOVA 0x%llx after %llu "
-				"bytes", (unsigned long long)(op->iova + done),
-				(unsigned long long)done);
-	}
+	r = run_dma(s, dev, buf, &done, op);
 	pthread_rwlock_unlock(&dev->lock);
 	op->out_bytes = done;
 	if (!(op->flags & IOASID_DMA_WRITE))
