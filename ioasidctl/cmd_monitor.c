@@ -18,9 +18,12 @@ static const char usage[] =
 	"Events belong to the session: through ioasidd, monitor sees device\n"
 	"hotplug; in a batch it sees what the earlier lines caused (there\n"
 	"it returns when no event is queued, unless --count or --timeout\n"
-	"say otherwise).\n";
+	"say otherwise).  Events the session's queue had no room for are\n"
+	"reported by a line of their own (\"events-lost\").\n";
 
 static volatile sig_atomic_t stop;
+/* the session's lost events an earlier line already told (in a batch) */
+static uint64_t lost_reported;
 
 static void on_signal(int sig)
 {
@@ -96,6 +99,31 @@ static void print_json(const struct ioasid_event *ev)
 	json_finish(&j);
 }
 
+/* Says how many events were lost since *seen (the queue was full). */
+static void report_lost(struct ctl *ctl, uint64_t *seen)
+{
+	struct ioasid_status st;
+	struct json j;
+
+	if (ioasid_get_status(ctl->ctx, &st) < 0 || st.events_lost <= *seen)
+		return;
+	if (ctl->json) {
+		json_init(&j, stdout, false);
+		json_obj_begin(&j, NULL);
+		json_str(&j, "type", "events-lost");
+		json_u64(&j, "count", st.events_lost - *seen);
+		json_u64(&j, "total", st.events_lost);
+		json_obj_end(&j);
+		json_finish(&j);
+	} else {
+		printf("events-lost %llu (the queue was full; %llu in all)\n",
+		       (unsigned long long)(st.events_lost - *seen),
+		       (unsigned long long)st.events_lost);
+	}
+	fflush(stdout);
+	*seen = st.events_lost;
+}
+
 /* Prints the queued events; stops after *left more (when counting). */
 static int drain(struct ctl *ctl, long *left)
 {
@@ -137,6 +165,7 @@ static int loop(struct ctl *ctl, long count, int timeout_ms)
 		return ctl_fail(ctl, fd, "cannot wait for events");
 	for (;;) {
 		r = drain(ctl, &count);
+		report_lost(ctl, &lost_reported);
 		if (r || count == 0 || stop || idle || timeout_ms == 0)
 			return r;
 		r = wait_events(ctl, fd, timeout_ms, &idle);

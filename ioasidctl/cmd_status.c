@@ -10,7 +10,9 @@ static const char usage[] =
 	"Print the backend, its topology, the process that holds the IOMMU\n"
 	"state (ioasidd, or ioasidctl itself for an embedded URI), the\n"
 	"number of objects it holds for all its clients, and whether this\n"
-	"ioasidctl sees every client's objects (observer) or its own only.\n";
+	"ioasidctl sees every client's objects (observer) or its own only,\n"
+	"and how many of this session's fault records and events were lost\n"
+	"because its queues were full.\n";
 
 static void print_human(const struct ctl *ctl, const struct ioasid_status *st)
 {
@@ -32,6 +34,9 @@ static void print_human(const struct ctl *ctl, const struct ioasid_status *st)
 	printf("vms:        %u\n", st->nr_vms);
 	printf("mappings:   %llu (%s)\n", (unsigned long long)st->nr_mappings,
 	       size_str(st->bytes_mapped).s);
+	printf("lost:       %llu fault records, %llu events (this session's "
+	       "queues were full)\n", (unsigned long long)st->faults_lost,
+	       (unsigned long long)st->events_lost);
 }
 
 static void print_json(const struct ctl *ctl, const struct ioasid_status *st)
@@ -54,6 +59,8 @@ static void print_json(const struct ctl *ctl, const struct ioasid_status *st)
 	json_u64(&j, "nr_vms", st->nr_vms);
 	json_u64(&j, "nr_mappings", st->nr_mappings);
 	json_u64(&j, "bytes_mapped", st->bytes_mapped);
+	json_u64(&j, "faults_lost", st->faults_lost);
+	json_u64(&j, "events_lost", st->events_lost);
 	json_obj_end(&j);
 	json_finish(&j);
 }

@@ -264,6 +264,7 @@ static void forward_events(struct client *c, int max, bool queue)
 		if (proto_encode_event(&ev, &msg) < 0) {
 			log_warn(c->srv, "client %llu: event dropped: out of "
 				 "memory", (unsigned long long)c->id);
+			core_session_event_lost(c->session);
 			continue;
 		}
 		send_msg(c, msg, -1);

@@ -306,6 +306,83 @@ Test(dma, write_read_unmap_fault)
 	ioasid_unref(ctx);
 }
 
+static struct ioasid_status status_of(struct ioasid_ctx *ctx)
+{
+	struct ioasid_status st;
+
+	cr_assert_eq(ioasid_get_status(ctx, &st), 0, "%s",
+		     ioasid_last_error(ctx));
+	return st;
+}
+
+/* @n DMA writes to an IOVA nothing is mapped at: one fault each */
+static void faulting_dma(struct ioasid_ctx *ctx, uint32_t dev, int n)
+{
+	uint8_t byte = 0x5a;
+	uint64_t done;
+
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(ioasid_device_dma(ctx, dev, 0x40000000, &byte, 1,
+					       IOASID_DMA_WRITE, &done),
+			     -EFAULT, "%s", ioasid_last_error(ctx));
+}
+
+Test(dma, full_device_fault_log_counts_what_it_drops)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	uint32_t nic = bind(ctx, NIC);
+	static struct ioasid_fault f[512];
+	uint32_t nr = 512;
+
+	cr_assert_eq(ioasid_device_attach(ctx, nic, ioas, 0), 0);
+	cr_assert_eq(status_of(ctx).faults_lost, 0);
+	/* the simulated device's own log keeps the oldest 256 */
+	faulting_dma(ctx, nic, 300);
+	cr_assert_eq(status_of(ctx).faults_lost, 300 - 256,
+		     "the records the device's log dropped are counted");
+	cr_assert_eq(ioasid_fault_read(ctx, f, &nr), 0);
+	cr_assert_eq(nr, 256, "the oldest 256 were kept");
+	/* room again: the next one is queued, not lost, and never uncounted */
+	faulting_dma(ctx, nic, 1);
+	nr = 512;
+	cr_assert_eq(ioasid_fault_read(ctx, f, &nr), 0);
+	cr_assert_eq(nr, 1);
+	cr_assert_eq(status_of(ctx).faults_lost, 300 - 256);
+	/* drops not yet told are counted when the device is unbound */
+	faulting_dma(ctx, nic, 260);
+	cr_assert_eq(ioasid_device_unbind(ctx, nic), 0);
+	cr_assert_eq(status_of(ctx).faults_lost, 300 - 256 + 4);
+	ioasid_unref(ctx);
+}
+
+Test(events, full_queue_counts_what_it_drops)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	uint32_t nic = bind(ctx, NIC);
+	struct ioasid_event ev;
+	int n = 0, r;
+
+	cr_assert_eq(ioasid_device_attach(ctx, nic, ioas, 0), 0);
+	cr_assert_eq(ioasid_event_subscribe(ctx, IOASID_EVENT_GROUP_FAULT), 0);
+	cr_assert_eq(status_of(ctx).events_lost, 0);
+	/* one fault event each; nobody reads: the queue keeps 1024 */
+	faulting_dma(ctx, nic, 1100);
+	cr_assert_eq(status_of(ctx).events_lost, 1100 - 1024,
+		     "the events the full queue dropped are counted");
+	while ((r = ioasid_event_read(ctx, &ev)) == 0) {
+		cr_assert_eq(ev.type, IOASID_EVENT_FAULT);
+		n++;
+	}
+	cr_assert_eq(r, -EAGAIN);
+	cr_assert_eq(n, 1024, "the oldest 1024 were kept");
+	faulting_dma(ctx, nic, 1);
+	cr_assert_eq(ioasid_event_read(ctx, &ev), 0, "room again");
+	cr_assert_eq(status_of(ctx).events_lost, 1100 - 1024);
+	ioasid_unref(ctx);
+}
+
 Test(dma, permission_and_blocked)
 {
 	uint32_t ioas;

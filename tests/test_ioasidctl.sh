@@ -565,6 +565,30 @@ else
 	not_ok "monitor --json: one object per line" "$(cat "$tmp/mon")"
 fi
 
+# a full event queue: monitor says how many were lost, status counts them
+{
+	printf 'a=ioas create\nattach 00:01.0 $a\n'
+	i=0
+	while [ $i -lt 1100 ]; do
+		printf '!dma 00:01.0 0x900000 1\n'
+		i=$((i + 1))
+	done
+	printf 'status\nmonitor\n'
+} > "$tmp/lost.batch"
+run batch "$tmp/lost.batch"
+t "events lost: status and monitor" 0 \
+	-o '^lost: +844 fault records, 76 events \(this session.s queues were full\)$' \
+	-o '^events-lost 76 \(the queue was full; 76 in all\)$'
+if [ "$(grep -c ' fault device 0000:00:01\.0 ' "$tmp/out")" = 1024 ]; then
+	ok "monitor: the 1024 queued events"
+else
+	rc=1
+	not_ok "monitor: the 1024 queued events" "$(grep -c ' fault ' "$tmp/out")"
+fi
+run status --json
+t "status --json: nothing lost in a new session" 0 -j .faults_lost 0 \
+	-j .events_lost 0
+
 # ---- KVM -------------------------------------------------------------------------------------
 
 printf 'vm=kvm create\n' > "$tmp/kvm.batch"

@@ -196,6 +196,12 @@ struct backend_ops {
 	int (*read_faults)(struct be_device *device,
 			   struct ioasid_fault *faults, uint32_t cap,
 			   uint32_t *nr);
+	/*
+	 * Optional: how many of the device's own fault records its log
+	 * dropped (it was full) since the last call; the core counts them
+	 * in the owning session's faults_lost.
+	 */
+	uint64_t (*take_faults_lost)(struct be_device *device);
 };
 
 extern const struct backend_ops backend_sim;

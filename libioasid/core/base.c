@@ -50,8 +50,16 @@ static void session_queue(struct session *s, const struct ioasid_event *ev)
 	}
 	s->events[(s->ev_head + s->ev_len) % s->ev_cap] = *ev;
 	s->ev_len++;
+	/* a saturated counter stays readable: the event is still queued */
 	if (write(s->event_fd, &one, sizeof(one)) < 0)
-		s->ev_dropped++;
+		return;
+}
+
+void core_session_event_lost(struct session *s)
+{
+	pthread_mutex_lock(&s->core->event_lock);
+	s->ev_dropped++;
+	pthread_mutex_unlock(&s->core->event_lock);
 }
 
 int core_session_pop_event(struct session *s, struct ioasid_event *ev)

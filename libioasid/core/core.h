@@ -70,6 +70,8 @@ void core_session_free(struct session *session);
 int core_call(struct session *session, struct ioasid_op *op);
 /* Take the oldest queued event of @session: 0, or -EAGAIN. */
 int core_session_pop_event(struct session *session, struct ioasid_event *ev);
+/* Count an event the session was not given (ioasid_status events_lost). */
+void core_session_event_lost(struct session *session);
 /* Whether events are queued (a hint, read without the lock). */
 bool core_session_has_events(const struct session *session);
 /* The session's id, and its eventfd (readable while events are queued). */

@@ -244,6 +244,7 @@ static void unbind_device(struct core *core, struct device *dev)
 		vm_remove_device(core, dev);
 	pthread_rwlock_wrlock(&dev->lock);
 	fault_purge_device(dev->owner, dev->dev_id);
+	fault_take_lost(core, dev);
 	core_ops(core)->device_close(dev->be);
 	dev->be = NULL;
 	dev->owner = NULL;

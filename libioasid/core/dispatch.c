@@ -187,8 +187,9 @@ static int dispatch_status(struct session *s, struct ioas *unused,
 		st.nr_mappings += nr;
 		st.bytes_mapped += bytes;
 	}
+	st.faults_lost = fault_lost_count(s);
 	pthread_mutex_lock(&core->event_lock);
-	st.faults_lost = s->faults_lost;
+	st.events_lost = s->ev_dropped;
 	pthread_mutex_unlock(&core->event_lock);
 	snprintf(st.backend, sizeof(st.backend), "%s", core->be_ops->name);
 	snprintf(st.topology, sizeof(st.topology), "%s",

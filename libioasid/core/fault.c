@@ -54,6 +54,34 @@ void fault_purge_device(struct session *s, uint32_t dev_id)
 	pthread_mutex_unlock(&s->core->event_lock);
 }
 
+void fault_take_lost(struct core *core, struct device *dev)
+{
+	uint64_t n;
+
+	if (!dev->owner || !dev->be || !core_ops(core)->take_faults_lost)
+		return;
+	n = core_ops(core)->take_faults_lost(dev->be);
+	if (!n)
+		return;
+	pthread_mutex_lock(&core->event_lock);
+	dev->owner->faults_lost += n;
+	pthread_mutex_unlock(&core->event_lock);
+}
+
+uint64_t fault_lost_count(struct session *s)
+{
+	struct core *core = s->core;
+	uint64_t n;
+
+	for (uint32_t i = 0; i < core->nr_devices; i++)
+		if (core->devices[i].owner == s)
+			fault_take_lost(core, &core->devices[i]);
+	pthread_mutex_lock(&core->event_lock);
+	n = s->faults_lost;
+	pthread_mutex_unlock(&core->event_lock);
+	return n;
+}
+
 static void fault_event(struct session *s, const struct device *dev,
 			uint64_t iova)
 {

@@ -39,6 +39,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -481,23 +482,38 @@ int remote_transport_send(void *priv, struct ioasid_op *op)
 	return locked_roundtrip(priv, op);
 }
 
-/* A status answered by ioasidd says so (a field an older daemon lacks). */
+/*
+ * A status answered by ioasidd says so (a field an older daemon lacks),
+ * and its events_lost adds the events this process's own queue dropped
+ * (ioasid_event_read() fell behind) to those the daemon counted.
+ */
 static int status_call(struct remote *r, struct ioasid_op *op)
 {
-	const uint32_t end = offsetof(struct ioasid_status, flags) +
-			     sizeof(uint32_t);
-	uint32_t flags;
+	const uint32_t flags_end = offsetof(struct ioasid_status, flags) +
+				   sizeof(uint32_t);
+	const uint32_t lost_end = offsetof(struct ioasid_status, events_lost) +
+				  sizeof(uint64_t);
+	uint32_t end = op->out_cap >= lost_end ? lost_end : flags_end, flags;
 	int ret = locked_roundtrip(r, op);
 
-	if (ret < 0 || op->out_cap < end)
+	if (ret < 0 || op->out_cap < flags_end)
 		return ret;
 	if (op->out_len < end) {
 		memset((char *)op->out + op->out_len, 0, end - op->out_len);
 		op->out_len = end;
 	}
-	memcpy(&flags, (char *)op->out + end - sizeof(flags), sizeof(flags));
+	memcpy(&flags, (char *)op->out + flags_end - sizeof(flags),
+	       sizeof(flags));
 	flags |= 1;
-	memcpy((char *)op->out + end - sizeof(flags), &flags, sizeof(flags));
+	memcpy((char *)op->out + flags_end - sizeof(flags), &flags,
+	       sizeof(flags));
+	if (end == lost_end) {
+		struct ioasid_status *st = op->out;
+
+		pthread_mutex_lock(&r->lock);
+		st->events_lost += r->ev_dropped;
+		pthread_mutex_unlock(&r->lock);
+	}
 	return 0;
 }
 

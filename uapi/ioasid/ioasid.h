@@ -322,6 +322,8 @@ struct ioasid_status {
 	__u32 __reserved;
 	/* this session's fault records dropped: its queue was full */
 	__u64 faults_lost;
+	/* this session's events dropped: its queue was full */
+	__u64 events_lost;
 };
 
 #endif /* _UAPI_IOASID_IOASID_H */

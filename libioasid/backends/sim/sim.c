@@ -47,6 +47,7 @@ struct be_device {
 	struct sim_dev *dev;
 	const struct inv_iommu *unit;
 	struct be_domain *domain;
+	uint64_t overflows_taken;	/* of the log's drops, told the core */
 	struct be_device *next;
 };
 
@@ -452,6 +453,17 @@ static int sim_read_faults(struct be_device *dev, struct ioasid_fault *out,
 	return 0;
 }
 
+static uint64_t sim_take_faults_lost(struct be_device *dev)
+{
+	struct sim_dev_stats st;
+	uint64_t n;
+
+	sim_dev_get_stats(dev->dev, &st);
+	n = st.fault_overflows - dev->overflows_taken;
+	dev->overflows_taken = st.fault_overflows;
+	return n;
+}
+
 static int sim_device_stats(struct be_device *dev, uint64_t *snooped,
 			    uint64_t *noncoherent)
 {
@@ -491,6 +503,7 @@ const struct backend_ops backend_sim = {
 	.dma = sim_dma,
 	.read_dirty = sim_read_dirty,
 	.read_faults = sim_read_faults,
+	.take_faults_lost = sim_take_faults_lost,
 	.device_stats = sim_device_stats,
 	.simulate_hotplug = sim_simulate_hotplug,
 };
