@@ -31,6 +31,7 @@
 
 #include "failnth.h"
 #include "helpers.h"
+#include "snapshot.h"
 
 #define MiB (1ULL << 20)
 #define RW (IOASID_MAP_READ | IOASID_MAP_WRITE)
@@ -53,93 +54,6 @@ struct fx {
 static struct fx F = { .fd = -1, .kvm_fd = -1, .vm_fd = -1,
 		       .scratch_fd = -1 };
 
-/* ---- the state, as bytes ------------------------------------------------ */
-
-struct snap {
-	char *buf;
-	size_t len;
-	FILE *f;
-};
-
-static void put(struct snap *s, const char *what, int r, const void *p,
-		size_t n)
-{
-	fprintf(s->f, "%s %d ", what, r);
-	if (r == 0 && p)
-		fwrite(p, 1, n, s->f);
-	fputc('\n', s->f);
-}
-
-static void snap_ioas(struct snap *s, struct ioasid_ctx *ctx, uint32_t id)
-{
-	struct ioasid_ioas_info info = { 0 };
-	struct ioasid_iova_range ranges[64] = { 0 };
-	struct ioasid_domain_info doms[16] = { 0 };
-	struct ioasid_mapping m = { 0 };
-	uint64_t align = 0, iova = 0;
-	uint32_t nr = 64;
-	int r;
-
-	put(s, "ioas", ioasid_ioas_get_info(ctx, id, &info), &info,
-	    sizeof(info));
-	r = ioasid_iova_ranges(ctx, id, ranges, &nr, &align);
-	put(s, "ranges", r, ranges, nr * sizeof(ranges[0]));
-	put(s, "align", r, &align, sizeof(align));
-	nr = 16;
-	r = ioasid_domain_list(ctx, id, doms, &nr);
-	put(s, "domains", r, doms, nr * sizeof(doms[0]));
-	for (int i = 0; i < 100000; i++) {
-		struct ioasid_file_info fi = { 0 };
-
-		memset(&m, 0, sizeof(m));
-		r = ioasid_mapping_next(ctx, id, iova, &m);
-		put(s, "mapping", r, &m, sizeof(m));
-		if (r < 0)
-			break;
-		if (m.file_id)
-			put(s, "file", ioasid_file_get_info(ctx, id, m.file_id,
-							    &fi), &fi,
-			    sizeof(fi));
-		if (m.iova + m.length == 0)
-			break;
-		iova = m.iova + m.length;
-	}
-}
-
-static void snapshot(struct snap *s)
-{
-	struct ioasid_ctx *ctx = F.ctx;
-	struct ioasid_device_info devs[64];
-	struct ioasid_status st = { 0 };
-	uint32_t ids[256], nr = 256;
-	int r;
-
-	memset(devs, 0, sizeof(devs));
-	s->buf = NULL;
-	s->len = 0;
-	s->f = open_memstream(&s->buf, &s->len);
-	cr_assert(s->f, "open_memstream");
-	r = ioasid_ioas_list(ctx, ids, &nr);
-	put(s, "ioas_list", r, ids, nr * sizeof(ids[0]));
-	for (uint32_t i = 0; r == 0 && i < nr; i++)
-		snap_ioas(s, ctx, ids[i]);
-	nr = 64;
-	r = ioasid_device_list(ctx, devs, &nr);
-	put(s, "devices", r, devs, nr * sizeof(devs[0]));
-	nr = 256;
-	r = ioasid_vm_list(ctx, ids, &nr);
-	put(s, "vm_list", r, ids, nr * sizeof(ids[0]));
-	for (uint32_t i = 0; r == 0 && i < nr; i++) {
-		struct ioasid_vm_info vi = { 0 };
-
-		put(s, "vm", ioasid_vm_get_info(ctx, ids[i], &vi), &vi,
-		    sizeof(vi));
-	}
-	r = ioasid_get_status(ctx, &st);
-	put(s, "status", r, &st, sizeof(st));
-	fclose(s->f);
-}
-
 /*
  * Run @call with its n-th allocation failing, for n = 1, 2, ... until it
  * returns without the failure having come (it must then succeed) or
@@ -155,7 +69,7 @@ static unsigned int fail_nth(const char *name, int (*call)(struct fx *))
 		bool hit;
 		int r;
 
-		snapshot(&before);
+		snapshot_take(F.ctx, &before, SNAP_STATUS);
 		failnth_arm(n);
 		r = call(&F);
 		hit = failnth_disarm();
@@ -167,11 +81,11 @@ static unsigned int fail_nth(const char *name, int (*call)(struct fx *))
 				     "failing (n=%lu)", name, r,
 				     ioasid_last_error(F.ctx),
 				     (unsigned long)n);
-			free(before.buf);
+			snapshot_free(&before);
 			return failures;
 		}
 		if (r == 0) {	/* it could do without that allocation */
-			free(before.buf);
+			snapshot_free(&before);
 			return failures;
 		}
 		cr_assert_eq(r, -ENOMEM, "%s with allocation %lu failing: "
@@ -179,13 +93,12 @@ static unsigned int fail_nth(const char *name, int (*call)(struct fx *))
 			     r, ioasid_last_error(F.ctx));
 		cr_assert(F.ctx == NULL || ioasid_last_error(F.ctx)[0],
 			  "%s: -ENOMEM without a reason", name);
-		snapshot(&after);
-		cr_assert(before.len == after.len &&
-			  memcmp(before.buf, after.buf, before.len) == 0,
+		snapshot_take(F.ctx, &after, SNAP_STATUS);
+		cr_assert(snapshot_equal(&before, &after),
 			  "%s with allocation %lu failing returned -ENOMEM "
 			  "but changed the state", name, (unsigned long)n);
-		free(before.buf);
-		free(after.buf);
+		snapshot_free(&before);
+		snapshot_free(&after);
 		failures++;
 	}
 	cr_assert_fail("%s: still failing after %d allocations", name, MAX_N);
