@@ -21,6 +21,7 @@ packages=(
 	libcriterion-dev scdoc umockdev libumockdev-dev man-db bash-completion
 	qemu-system-x86 busybox-static cpio xz-utils
 	clang libclang-rt-14-dev
+	dpkg-dev debhelper lintian debootstrap
 )
 
 install_missing() {
@@ -105,6 +106,9 @@ run_tests() {
 	make -C build check-vm || rc=1
 	# 5. the release tarball builds and passes its own tests
 	make -C build -j"$jobs" distcheck || rc=1
+	# 6. the Debian packages: built from the tarball, lintian, installed
+	#    into a clean debootstrapped root, used, purged
+	"$top/scripts/check-packages.sh" build || rc=1
 	# (a failed distcheck leaves its build tree: count its tests too)
 	"$top/scripts/test-summary.sh" build build-san build-tsan \
 		build/ioasid-*/_build/sub || rc=1
