@@ -179,14 +179,10 @@ static int check_vfio_file(struct ioasid_op *op)
 	return 0;
 }
 
-int device_bind(struct session *s, struct ioas *unused, struct ioasid_op *op)
+/* May @s bind @dev (found by op->name)? */
+static int check_bind(struct session *s, const struct device *dev,
+		      struct ioasid_op *op)
 {
-	struct core *core = s->core;
-	struct device *dev = find_by_name(core, op->name);
-	struct be_tenant *tenant;
-	int vfio_fd = -1, r;
-	uint32_t id;
-
 	if (!dev)
 		return op_fail(op, ENOENT, "no device %s", op->name);
 	if (!policy_allows(s, op->name))
@@ -200,30 +196,68 @@ int device_bind(struct session *s, struct ioas *unused, struct ioasid_op *op)
 	if (!dev->unit)
 		return op_fail(op, ENODEV, "device %s is not behind an IOMMU "
 			       "this backend knows", op->name);
-	if (op->fd >= 0) {
-		r = check_vfio_file(op);
-		if (r < 0)
-			return r;
-		vfio_fd = fcntl(op->fd, F_DUPFD_CLOEXEC, 3);
-		if (vfio_fd < 0)
-			return op_fail(op, EBADF, "fd %d: %s", op->fd,
-				       strerror(errno));
-	}
+	return 0;
+}
+
+/* Our own copy of the caller's VFIO file, if it passed one: *@fd or -1. */
+static int take_vfio_file(struct ioasid_op *op, int *fd)
+{
+	int r;
+
+	*fd = -1;
+	if (op->fd < 0)
+		return 0;
+	r = check_vfio_file(op);
+	if (r < 0)
+		return r;
+	*fd = fcntl(op->fd, F_DUPFD_CLOEXEC, 3);
+	if (*fd < 0)
+		return op_fail(op, EBADF, "fd %d: %s", op->fd,
+			       strerror(errno));
+	return 0;
+}
+
+/*
+ * The backend's side of the bind: the session's tenant, then the device
+ * under a new id (*@id).
+ */
+static int open_device(struct session *s, struct device *dev, int vfio_fd,
+		       uint32_t *id, struct ioasid_op *op)
+{
+	struct core *core = s->core;
+	struct be_tenant *tenant;
+	int r;
+
 	r = core_session_tenant(s, &tenant);
-	if (r < 0) {
-		close_fd(vfio_fd);
+	if (r < 0)
 		return op_fail(op, -r, "cannot bind device %s: the %s backend "
 			       "cannot open this session's own kernel context: "
 			       "%s", op->name, core_ops(core)->name,
 			       strerror(-r));
-	}
-	id = core_alloc_id(core);
+	*id = core_alloc_id(core);
 	r = core_ops(core)->device_open(core->be, tenant, dev->inv, dev->unit,
-					id, vfio_fd, &dev->be);
-	if (r < 0) {
-		close_fd(vfio_fd);
+					*id, vfio_fd, &dev->be);
+	if (r < 0)
 		return op_fail(op, -r, "cannot bind device %s: %s", op->name,
 			       strerror(-r));
+	return 0;
+}
+
+int device_bind(struct session *s, struct ioas *unused, struct ioasid_op *op)
+{
+	struct device *dev = find_by_name(s->core, op->name);
+	int vfio_fd = -1, r;
+	uint32_t id = 0;
+
+	r = check_bind(s, dev, op);
+	if (r == 0)
+		r = take_vfio_file(op, &vfio_fd);
+	if (r < 0)
+		return r;
+	r = open_device(s, dev, vfio_fd, &id, op);
+	if (r < 0) {
+		close_fd(vfio_fd);
+		return r;
 	}
 	pthread_rwlock_wrlock(&dev->lock);
 	dev->dev_id = id;
