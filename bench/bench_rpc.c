@@ -18,8 +18,16 @@
  *                           over the socket ("ioasidd_socket",
  *                           IOASID_NO_FASTPATH=1; --lookups of them)
  *   view_ratio_vs_embedded  view / embedded (target <= 2)
- *   map_unmap_ns            one ioasid_map_file() + ioasid_unmap() pair
- *                           through ioasidd, back to back (two round trips)
+ *   single_calls_per_s      ioasid_map_file() and ioasid_unmap() of one
+ *                           page, back to back, each call waiting for its
+ *                           result: embedded, through ioasidd's request
+ *                           ring ("ioasidd_ring", the fast path) and over
+ *                           the socket ("ioasidd_socket"); target >= 1 M/s
+ *   lone_call_ns            one ioasid_unmap() (of nothing) after 2 ms of
+ *                           quiet, when the daemon sleeps (target <= 10 us)
+ *   daemon_cpu_per_lone_call_ns  CPU time ioasidd spent per lone call
+ *                           (/proc/PID/schedstat): what its bounded spin
+ *                           after each burst costs an idle system
  *
  * Round trips and maps are measured twice, pinned with sched_setaffinity:
  * "placement":"one_cpu" (client, daemon and the raw echo process on CPU
@@ -56,6 +64,7 @@
 #include "../tests/daemon_fixture.h"
 #include "libioasid.h"
 #include "proto/codec.h"
+#include "proto/ring.h"
 
 #define MAX_RUNS	31
 
@@ -673,8 +682,9 @@ static double lookup_block(struct ioasid_ctx *ctx, uint32_t ioas,
 	return (double)(now_ns() - t0) / nr;
 }
 
-static double map_unmap_ns(struct ioasid_ctx *ctx, uint32_t ioas, int fd,
-			   int nr)
+/* Calls per second: @nr map + unmap pairs, back to back. */
+static double single_calls_per_s(struct ioasid_ctx *ctx, uint32_t ioas,
+				 int fd, int nr)
 {
 	uint64_t t0 = now_ns(), iova;
 
@@ -685,13 +695,52 @@ static double map_unmap_ns(struct ioasid_ctx *ctx, uint32_t ioas, int fd,
 		    ioasid_unmap(ctx, ioas, iova, PG, 0, NULL) < 0)
 			die("MAP/UNMAP");
 	}
-	return (double)(now_ns() - t0) / nr;
+	return 2e9 * nr / (double)(now_ns() - t0);
+}
+
+/* ioasidd's CPU time so far, ns (-1 without schedstat). */
+static double daemon_cpu_ns(void)
+{
+	char path[64];
+	double ns = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)ioasidd.pid);
+	f = fopen(path, "re");
+	if (f && fscanf(f, "%lf", &ns) != 1)
+		ns = -1;
+	if (f)
+		fclose(f);
+	return ns;
+}
+
+/* Median ns of @nr lone calls, each after 2 ms of quiet; daemon CPU each. */
+static double lone_call_ns(struct ioasid_ctx *ctx, uint32_t ioas, int nr,
+			   double *cpu_ns)
+{
+	double v[64], c0 = daemon_cpu_ns();
+	struct timespec quiet = { 0, 2000000 };
+	uint64_t t;
+
+	if (nr > 64)
+		nr = 64;
+	for (int i = 0; i < nr; i++) {
+		nanosleep(&quiet, NULL);
+		t = now_ns();
+		if (ioasid_unmap(ctx, ioas, 1ULL << 45, PG,
+				 IOASID_UNMAP_MISSING_OK, NULL) < 0)
+			die("UNMAP");
+		v[i] = (double)(now_ns() - t);
+	}
+	*cpu_ns = c0 < 0 ? -1 : (daemon_cpu_ns() - c0) / nr;
+	return median(v, nr);
 }
 
 static void bench_lookups(void)
 {
 	double emb[MAX_RUNS], view[MAX_RUNS], sock[MAX_RUNS], ratio[MAX_RUNS];
-	double pair[MAX_RUNS];
+	double se[MAX_RUNS], sr[MAX_RUNS], ss[MAX_RUNS];
+	double lr[MAX_RUNS], ls[MAX_RUNS], cr[MAX_RUNS], cs_cpu[MAX_RUNS];
 	struct ioasid_ctx *ce, *cv, *cs;
 	uint32_t ie, iv, is, *order;
 	int n = nr_lookup_maps, fd;
@@ -725,7 +774,11 @@ static void bench_lookups(void)
 		sock[i] = lookup_block(cs, is, order,
 				       socket_lookups < n ? socket_lookups : n);
 		ratio[i] = view[i] / emb[i];
-		pair[i] = map_unmap_ns(cv, iv, fd, socket_lookups / 4 + 1);
+		se[i] = single_calls_per_s(ce, ie, fd, iters);
+		sr[i] = single_calls_per_s(cv, iv, fd, iters);
+		ss[i] = single_calls_per_s(cs, is, fd, socket_lookups / 4 + 1);
+		lr[i] = lone_call_ns(cv, iv, 32, &cr[i]);
+		ls[i] = lone_call_ns(cs, is, 32, &cs_cpu[i]);
 	}
 	snprintf(extra, sizeof(extra), "\"transport\":\"embedded\","
 		 "\"n\":%d,\"lookup_order\":\"random\"", n);
@@ -739,8 +792,24 @@ static void bench_lookups(void)
 	emit("lookup_ns", median(sock, runs), "ns", extra);
 	emit("view_ratio_vs_embedded", median(ratio, runs), "x",
 	     "\"target\":2");
-	emit("map_unmap_ns", median(pair, runs), "ns",
-	     "\"transport\":\"ioasidd\",\"note\":\"two round trips\"");
+	emit("single_calls_per_s", median(se, runs), "1/s",
+	     "\"transport\":\"embedded\",\"calls\":\"map_file+unmap\"");
+	emit("single_calls_per_s", median(sr, runs), "1/s",
+	     "\"transport\":\"ioasidd_ring\",\"calls\":\"map_file+unmap\","
+	     "\"target\":1e6");
+	emit("single_calls_per_s", median(ss, runs), "1/s",
+	     "\"transport\":\"ioasidd_socket\",\"calls\":\"map_file+unmap\"");
+	snprintf(extra, sizeof(extra), "\"transport\":\"ioasidd_ring\","
+		 "\"quiet_ms\":2,\"target\":10000,\"daemon_spin_us\":%u,"
+		 "\"client_spin_us\":%u", RING_DAEMON_SPIN_NS / 1000,
+		 RING_CLIENT_SPIN_NS / 1000);
+	emit("lone_call_ns", median(lr, runs), "ns", extra);
+	emit("lone_call_ns", median(ls, runs), "ns",
+	     "\"transport\":\"ioasidd_socket\",\"quiet_ms\":2");
+	emit("daemon_cpu_per_lone_call_ns", median(cr, runs), "ns",
+	     "\"transport\":\"ioasidd_ring\"");
+	emit("daemon_cpu_per_lone_call_ns", median(cs_cpu, runs), "ns",
+	     "\"transport\":\"ioasidd_socket\"");
 	ioasid_unref(ce);
 	ioasid_unref(cv);
 	ioasid_unref(cs);

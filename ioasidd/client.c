@@ -80,6 +80,8 @@ struct client {
 	bool dead;
 	uint64_t nr_requests;
 	struct fastpath *fastpath;	/* NULL until the client asks */
+	struct ring *ring;		/* likewise */
+	struct watch ring_w;
 };
 
 /* ---- epoll interest ------------------------------------------------------ */
@@ -97,6 +99,9 @@ static void rearm(struct client *c)
 	if (c->session &&
 	    server_watch(c->srv, &c->ev_w, pending ? 0 : EPOLLIN) < 0)
 		client_kill(c, "cannot watch the event queue");
+	if (c->ring && c->ring_w.added &&
+	    server_watch(c->srv, &c->ring_w, pending ? 0 : EPOLLIN) < 0)
+		client_kill(c, "cannot watch the ring's doorbell");
 }
 
 /* ---- sending ------------------------------------------------------------- */
@@ -329,6 +334,54 @@ static int do_view(struct client *c, struct ioasid_op *op)
 	return 0;
 }
 
+/*
+ * The session's request ring; op->fd is the client's doorbell, op->fd2
+ * the eventfd we write when it waits for a completion.
+ */
+static int do_ring(struct client *c, struct ioasid_op *op)
+{
+	char why[IOASID_ERRMSG_MAX];
+	int r;
+
+	if (c->srv->no_fastpath)
+		return op_fail(op, EOPNOTSUPP, "this ioasidd runs without the "
+			       "fast path (--no-fastpath)");
+	if (c->ring)
+		return op_fail(op, EBUSY, "the session has its ring already");
+	r = ring_new(c->srv, op->fd, op->fd2, &c->ring, why, sizeof(why));
+	if (r < 0)
+		return op_fail(op, -r, "no request ring: %s", why);
+	c->ring_w = (struct watch){ .kind = WATCH_RING, .client = c,
+				    .fd = ring_doorbell(c->ring) };
+	r = server_watch(c->srv, &c->ring_w, EPOLLIN);
+	if (r == 0)
+		op->out_fd = ring_take_memfd(c->ring);
+	if (r < 0) {
+		server_unwatch(c->srv, &c->ring_w);
+		ring_free(c->ring);
+		c->ring = NULL;
+		return op_fail(op, -r, "cannot set up the request ring: %s",
+			       strerror(-r));
+	}
+	return 0;
+}
+
+static int do_file_register(struct client *c, struct ioasid_op *op)
+{
+	int r;
+
+	if (!c->ring)
+		return op_fail(op, ENOENT, "the session has no request ring");
+	r = ring_file_register(c->ring, op->fd, &op->out_id);
+	if (r == -ENOSPC)
+		return op_fail(op, ENOSPC, "%u files are registered already",
+			       RING_MAX_FILES);
+	if (r < 0)
+		return op_fail(op, -r, "cannot keep the file: %s",
+			       strerror(-r));
+	return 0;
+}
+
 static int run_op(struct client *c, struct ioasid_op *op)
 {
 	int r;
@@ -338,6 +391,15 @@ static int run_op(struct client *c, struct ioasid_op *op)
 		return do_hello(c, op);
 	case IOASID_CMD_VIEW:
 		return do_view(c, op);
+	case IOASID_CMD_RING:
+		return do_ring(c, op);
+	case IOASID_CMD_FILE_REGISTER:
+		return do_file_register(c, op);
+	case IOASID_CMD_FILE_UNREGISTER:
+		if (!c->ring || ring_file_unregister(c->ring, op->file_id) < 0)
+			return op_fail(op, ENOENT, "no registered file %u",
+				       op->file_id);
+		return 0;
 	case IOASID_CMD_MAP_USER:
 		return op_fail(op, EOPNOTSUPP, "ioasidd cannot reach the "
 			       "memory of process %d: map a memfd or "
@@ -501,6 +563,44 @@ void client_on_socket(struct client *c, uint32_t events)
 		client_kill(c, "disconnected");
 }
 
+/* One request from the ring, run as serve() runs the socket's. */
+static int ring_run(void *arg, struct ioasid_op *op)
+{
+	struct client *c = arg;
+	struct fastpath_req req;
+	int r;
+
+	c->nr_requests++;
+	fastpath_before(op, &req);
+	r = run_op(c, op);
+	fastpath_after(c->fastpath, &req, op, r);
+	log_dbg(c->srv, "client %llu: ring %s -> %d%s%s",
+		(unsigned long long)c->id, proto_cmd_name(op->cmd), r,
+		r < 0 ? ": " : "", r < 0 ? op->errmsg : "");
+	/* its events reach the socket before its completion the ring */
+	forward_events(c, INT_MAX, true);
+	return r;
+}
+
+static bool ring_stop(void *arg)
+{
+	struct client *c = arg;
+
+	return c->dead || c->out_head;
+}
+
+/* The client rang its doorbell. */
+void client_on_ring(struct client *c)
+{
+	if (ring_stop(c) || !c->ring)
+		return;
+	if (ring_serve(c->ring, ring_run, ring_stop, c) == -EPROTO) {
+		log_warn(c->srv, "client %llu broke its request ring: it is "
+			 "served over the socket only", (unsigned long long)c->id);
+		server_unwatch(c->srv, &c->ring_w);
+	}
+}
+
 /* The session's event_fd is readable: events nobody's request caused. */
 void client_on_events(struct client *c)
 {
@@ -642,6 +742,7 @@ void client_kill(struct client *c, const char *why)
 		 why);
 	server_unwatch(srv, &c->sock_w);
 	server_unwatch(srv, &c->ev_w);
+	server_unwatch(srv, &c->ring_w);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -671,6 +772,9 @@ bool clients_reap(struct server *srv)
 void client_free(struct client *c)
 {
 	/* tears down every object the client created */
+	if (c->ring)
+		ring_break_now(c->ring);	/* a waiting client wakes */
+	ring_free(c->ring);
 	fastpath_free(c->fastpath);
 	if (c->session)
 		core_session_free(c->session);

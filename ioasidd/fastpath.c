@@ -320,6 +320,9 @@ void fastpath_after(struct fastpath *fp, const struct fastpath_req *req,
 	/* cannot change a mapping */
 	case IOASID_CMD_HELLO:
 	case IOASID_CMD_VIEW:
+	case IOASID_CMD_RING:
+	case IOASID_CMD_FILE_REGISTER:
+	case IOASID_CMD_FILE_UNREGISTER:
 	case IOASID_CMD_IOAS_SET_SNOOP:
 	case IOASID_CMD_IOAS_INFO:
 	case IOASID_CMD_IOAS_LIST:

@@ -10,6 +10,7 @@
  *             replies and events out (with back-pressure)
  *   policy.c  ioasidd.conf
  *   fastpath.c  each client's shared view of its mappings (proto/view.h)
+ *   ring.c    each client's request ring (proto/ring.h)
  *   sd.c      sd_notify and socket activation (libsystemd, optional)
  */
 #ifndef IOASIDD_H
@@ -33,6 +34,7 @@ enum watch_kind {
 	WATCH_SIGNAL,
 	WATCH_CLIENT,		/* a client's socket */
 	WATCH_EVENTS,		/* a client session's event_fd */
+	WATCH_RING,		/* a client's ring doorbell */
 };
 
 struct watch {
@@ -62,6 +64,7 @@ struct server {
 	/* the fast path: off (--no-fastpath), and its size limit */
 	bool no_fastpath;
 	uint64_t fastpath_max_mappings;
+	uint64_t ring_spin_ns;		/* --ring-spin-us */
 	/* one request is handled at a time: shared buffers */
 	unsigned char *rxbuf;		/* IOASID_MAX_MSG */
 	unsigned char *outbuf;		/* PROTO_MAX_PAYLOAD */
@@ -90,6 +93,7 @@ void client_free(struct client *c);
 bool clients_reap(struct server *srv);
 void client_on_socket(struct client *c, uint32_t events);
 void client_on_events(struct client *c);
+void client_on_ring(struct client *c);
 
 /*
  * fastpath.c: a client's shared view.  fastpath_before() keeps what
@@ -112,6 +116,26 @@ int fastpath_fd(const struct fastpath *fp);
 void fastpath_before(const struct ioasid_op *op, struct fastpath_req *req);
 void fastpath_after(struct fastpath *fp, const struct fastpath_req *req,
 		    const struct ioasid_op *op, int result);
+
+/*
+ * ring.c: a client's request ring.  ring_serve() runs each request with
+ * @run (as the socket's requests run) and spins, bounded, until @stop
+ * says so (the client went away, or does not read its socket).  Returns
+ * -EPROTO once the client broke it.
+ */
+#define RING_MAX_FILES		64
+struct ring;
+int ring_new(struct server *srv, int doorbell, int done, struct ring **out,
+	     char *why, size_t whylen);
+void ring_free(struct ring *rg);
+/* The memfd, once, for the reply (which closes it). */
+int ring_take_memfd(struct ring *rg);
+int ring_doorbell(const struct ring *rg);
+int ring_file_register(struct ring *rg, int fd, uint32_t *id);
+int ring_file_unregister(struct ring *rg, uint32_t id);
+int ring_serve(struct ring *rg, int (*run)(void *, struct ioasid_op *),
+	       bool (*stop)(void *), void *arg);
+void ring_break_now(struct ring *rg);
 
 /*
  * sd.c: no-ops without libsystemd.  sd_activation_fd() returns the socket

@@ -44,6 +44,7 @@ struct options {
 	int log_level;
 	bool keep_caps;
 	bool no_fastpath;
+	long ring_spin_us;		/* -1: default */
 };
 
 /* ---- logging ------------------------------------------------------------- */
@@ -121,15 +122,17 @@ static void usage(FILE *f)
 "  -g, --socket-group GROUP group of the socket (overrides the config)\n"
 "  -l, --log-level LEVEL    err, warning, notice, info (default), debug\n"
 "      --keep-capabilities  do not narrow root's capabilities\n"
-"      --no-fastpath        no shared view of mappings for clients: every\n"
-"                           lookup is a round trip\n"
+"      --no-fastpath        no shared view of mappings and no request ring\n"
+"                           for clients: every call is a round trip\n"
+"      --ring-spin-us N     how long to keep looking at a client's request\n"
+"                           ring after it emptied (default 20; 0: not at all)\n"
 "  -f, --foreground         accepted for compatibility: always foreground\n"
 "  -h, --help               this text\n"
 "  -V, --version            version and protocol version\n",
 		IOASID_DEFAULT_SOCKET, DEFAULT_CONFIG);
 }
 
-enum { OPT_KEEP_CAPS = 256, OPT_NO_FASTPATH };
+enum { OPT_KEEP_CAPS = 256, OPT_NO_FASTPATH, OPT_RING_SPIN };
 
 /* 0: run; 1: exit successfully (help, version); -1: usage error. */
 static int parse_options(int argc, char **argv, struct options *o)
@@ -142,6 +145,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "keep-capabilities", no_argument, NULL, OPT_KEEP_CAPS },
 		{ "no-fastpath", no_argument, NULL, OPT_NO_FASTPATH },
+		{ "ring-spin-us", required_argument, NULL, OPT_RING_SPIN },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -179,6 +183,21 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_NO_FASTPATH:
 			o->no_fastpath = true;
 			break;
+		case OPT_RING_SPIN: {
+			char *end;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || v > 1000000 ||
+			    optarg[0] == '-') {
+				fprintf(stderr, "ioasidd: --ring-spin-us wants "
+					"0 to 1000000, not \"%s\"\n", optarg);
+				return -1;
+			}
+			o->ring_spin_us = (long)v;
+			break;
+		}
 		case 'f':
 			break;
 		case 'h':
@@ -513,6 +532,8 @@ static int serve(const struct options *o, struct core *core,
 	srv.config_path = o->config;
 	srv.config_missing_ok = !o->config_given;
 	srv.no_fastpath = o->no_fastpath;
+	if (o->ring_spin_us >= 0)
+		srv.ring_spin_ns = (uint64_t)o->ring_spin_us * 1000;
 	if (r < 0) {
 		say(LOG_ERR, "cannot set up the event loop: %s", strerror(-r));
 	} else {
@@ -536,6 +557,7 @@ int main(int argc, char **argv)
 		.backend = "auto",
 		.config = DEFAULT_CONFIG,
 		.log_level = LOG_INFO,
+		.ring_spin_us = -1,
 	};
 	struct core *core = NULL;
 	struct policy *policy = NULL;

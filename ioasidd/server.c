@@ -24,6 +24,7 @@
 
 #include "ioasidd.h"
 #include "proto/codec.h"
+#include "proto/ring.h"
 #include "util/macros.h"
 
 #define MAX_EVENTS	64
@@ -158,6 +159,9 @@ static void serve_watch(struct server *srv, struct watch *w, uint32_t events)
 	case WATCH_EVENTS:
 		client_on_events(w->client);
 		break;
+	case WATCH_RING:
+		client_on_ring(w->client);
+		break;
 	}
 }
 
@@ -212,6 +216,7 @@ int server_init(struct server *srv, struct core *core,
 	srv->listen_fd = listen_fd;
 	srv->signal_fd = -1;
 	srv->fastpath_max_mappings = FASTPATH_MAX_MAPPINGS;
+	srv->ring_spin_ns = RING_DAEMON_SPIN_NS;
 	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (srv->epfd < 0)
 		return -errno;

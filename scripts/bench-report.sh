@@ -145,8 +145,12 @@ AWK
   placement, `lookup_ns` of n 4 KiB mappings in random order embedded,
   through ioasidd's shared view (`transport=ioasidd_view`, the fast path
   of docs/architecture.md) and over the socket (`ioasidd_socket`,
-  `IOASID_NO_FASTPATH=1`), their ratio (`view_ratio_vs_embedded`), and
-  one map + unmap pair through the daemon (`map_unmap_ns`).
+  `IOASID_NO_FASTPATH=1`), their ratio (`view_ratio_vs_embedded`);
+  single map and unmap calls back to back (`single_calls_per_s`)
+  embedded, through the request ring (`ioasidd_ring`) and the socket; one
+  call after 2 ms of quiet (`lone_call_ns`) and the daemon's CPU time per
+  such call (`daemon_cpu_per_lone_call_ns`, from /proc/PID/schedstat:
+  the price of its spin).
 EOF
 } >"$tmp.md"
 mv "$tmp.md" "$out"

@@ -95,10 +95,11 @@ run_tests() {
 	configure_in build-san --enable-asan --enable-ubsan --enable-werror
 	make -C build-san -j"$jobs" check || rc=1
 	# 3. the lock-free simulated hardware under ThreadSanitizer (criterion
-	#    cannot run under TSan: these two tests bring their own runner)
+	#    cannot run under TSan: these tests bring their own runner), and the
+	#    shared view's seqcount against a busy writer
 	configure_in build-tsan --enable-tsan --enable-werror
 	make -C build-tsan -j"$jobs"
-	make -C build-tsan check TESTS="tests/test_sim_pgtable tests/test_sim_dma" || rc=1
+	make -C build-tsan check TESTS="tests/test_sim_pgtable tests/test_sim_dma tests/test_view" || rc=1
 	# 3b. a short smoke run of each fuzz target (libFuzzer, clang); a
 	#     crash is a bug: its input lands in build/fuzz/artifacts/
 	make -C build fuzz FUZZ_SECONDS=25 || rc=1

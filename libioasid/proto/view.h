@@ -28,10 +28,11 @@
  * index (appends at the right edge split without moving anything).
  *
  * Seqcount (per slot): the writer makes the count odd, changes the slot,
- * and makes it even again (release).  A reader takes the count (acquire),
- * retries while it is odd, reads, and retries if the count changed
- * (acquire fence before the second read).  Every word is read once with an
- * atomic load, and every index and count is checked against the sizes the
+ * and makes it even again.  A reader takes the count, retries while it is
+ * odd, reads, and retries if the count changed.  Every shared word is
+ * stored with release and loaded with acquire ordering (no fences), so a
+ * reader that saw any new word sees the count changed.  Every word is
+ * read once, and every index and count is checked against the sizes the
  * reader computed itself before it is used, so a torn read or a corrupt
  * view costs a retry or an error, never a read outside the mapping.
  * After VIEW_MAX_RETRIES torn reads the reader gives up (-EAGAIN) and the

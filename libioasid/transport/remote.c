@@ -12,7 +12,21 @@
  * seals say it cannot shrink, read without a lock.  Whatever the view
  * cannot say (an IOAS it has no slot for, a writer that kept it busy) is
  * asked over the socket as before; a view found inconsistent is dropped
- * for good.  IOASID_NO_FASTPATH=1 in the environment: never asked for.
+ * for good.
+ *
+ * The request ring (proto/ring.h): maps, unmaps and single-range
+ * conversions go through the session's ring once the daemon gave one
+ * (asked for at the first of them, IOASID_CMD_RING with our doorbell
+ * eventfd and one it writes when we wait): the request is written into
+ * the ring, the doorbell rung only if the daemon sleeps, and the
+ * completion awaited spinning (yielding) for up to RING_CLIENT_SPIN_NS,
+ * then in poll() on that eventfd and the socket.  A map names its file
+ * by the number the daemon gave it (IOASID_CMD_FILE_REGISTER, once per
+ * file: the descriptor's device, inode and access mode are checked at
+ * every call, so a descriptor number reused for another file registers
+ * that one).  Anything else, and whatever the ring cannot carry, goes
+ * over the socket.  IOASID_NO_FASTPATH=1 in the environment: neither the
+ * view nor the ring is asked for.
  *
  * Threads: one request is in flight per context (r->lock); the daemon
  * serves a client's requests in order anyway.
@@ -37,6 +51,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -55,6 +70,7 @@
 #include <netlink/msg.h>
 
 #include "proto/codec.h"
+#include "proto/ring.h"
 #include "proto/view.h"
 #include "transport/kvm_client.h"
 #include "transport/transport.h"
@@ -62,6 +78,7 @@
 #include "util/macros.h"
 
 #define EVENT_QUEUE_LEN	1024
+#define RING_CLIENT_FILES	32	/* the daemon keeps 64 */
 
 struct remote {
 	const struct log_sink *log;	/* the context's */
@@ -89,7 +106,24 @@ struct remote {
 	void *view_map;
 	size_t view_len;
 	uint32_t view_hint;		/* atomic, any value is safe */
+	/* the request ring (r->lock): on once mapped */
+	bool ring_tried, ring_on;
+	struct ring_producer ring;
+	void *ring_map;
+	int ring_bell;			/* our doorbell eventfd */
+	int ring_done;			/* the daemon's: completions */
+	uint64_t ring_seq;
+	struct ring_file {
+		int fd;			/* -1: free */
+		dev_t dev;
+		ino_t ino;
+		int mode;		/* O_ACCMODE */
+		uint32_t id;		/* the daemon's number */
+		uint64_t used;
+	} files[RING_CLIENT_FILES];
+	uint64_t files_clock;
 };
+
 
 /* A view larger than this is not mapped (the daemon's are far smaller). */
 #define VIEW_MAP_MAX	((size_t)1 << 32)
@@ -622,6 +656,224 @@ static int view_call(struct remote *r, struct ioasid_op *op)
 	return -EAGAIN;
 }
 
+/* ---- the request ring ------------------------------------------------ */
+
+static uint64_t ring_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Ask for the ring once; r->lock held. */
+static void ring_setup(struct remote *r)
+{
+	struct ioasid_op op;
+	struct stat st;
+	void *map;
+	int ret, seals;
+
+	r->ring_tried = true;
+	r->ring_bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	r->ring_done = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->ring_bell < 0 || r->ring_done < 0)
+		goto fail;
+	ioasid_op_init(&op, IOASID_CMD_RING);
+	op.fd = r->ring_bell;
+	op.fd2 = r->ring_done;
+	ret = roundtrip(r, &op);
+	if (ret < 0 || op.out_fd < 0) {
+		dbg(r->log, "no request ring from ioasidd: %s", op.errmsg);
+		goto fail;
+	}
+	seals = fcntl(op.out_fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK) ||
+	    fstat(op.out_fd, &st) < 0 || st.st_size < (off_t)RING_SIZE) {
+		warn(r->log, "ioasidd passed a request ring that is not a "
+		     "sealed memfd of its size: not using it");
+		close(op.out_fd);
+		goto fail;
+	}
+	map = mmap(NULL, RING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		   op.out_fd, 0);
+	close(op.out_fd);
+	if (map == MAP_FAILED || ring_producer_init(&r->ring, map,
+						    RING_SIZE) < 0) {
+		warn(r->log, "cannot use ioasidd's request ring");
+		if (map != MAP_FAILED)
+			munmap(map, RING_SIZE);
+		goto fail;
+	}
+	r->ring_map = map;
+	r->ring_on = true;
+	return;
+fail:
+	close_fd(r->ring_bell);
+	close_fd(r->ring_done);
+}
+
+/*
+ * The daemon's number for @fd, registering it if needed; -EAGAIN: let
+ * the socket carry this map (it then says what is wrong with @fd).
+ */
+static int ring_file(struct remote *r, int fd, uint32_t *id)
+{
+	struct ring_file *e, *lru = &r->files[0];
+	struct ioasid_op op;
+	struct stat st;
+	int mode;
+
+	if (fd < 0 || fstat(fd, &st) < 0 || (mode = fcntl(fd, F_GETFL)) < 0)
+		return -EAGAIN;
+	mode &= O_ACCMODE;
+	for (int i = 0; i < RING_CLIENT_FILES; i++) {
+		e = &r->files[i];
+		if (e->id && e->fd == fd && e->dev == st.st_dev &&
+		    e->ino == st.st_ino && e->mode == mode) {
+			e->used = ++r->files_clock;
+			*id = e->id;
+			return 0;
+		}
+		if (!e->id || (lru->id && e->used < lru->used))
+			lru = e;
+	}
+	if (lru->id) {
+		ioasid_op_init(&op, IOASID_CMD_FILE_UNREGISTER);
+		op.file_id = lru->id;
+		roundtrip(r, &op);		/* nothing to do if it fails */
+		lru->id = 0;
+	}
+	ioasid_op_init(&op, IOASID_CMD_FILE_REGISTER);
+	op.fd = fd;
+	if (roundtrip(r, &op) < 0 || !op.out_id)
+		return -EAGAIN;
+	*lru = (struct ring_file){ .fd = fd, .dev = st.st_dev,
+				   .ino = st.st_ino, .mode = mode,
+				   .id = op.out_id,
+				   .used = ++r->files_clock };
+	*id = op.out_id;
+	return 0;
+}
+
+static void ring_off(struct remote *r, const char *why)
+{
+	r->ring_on = false;
+	warn(r->log, "request ring dropped: %s; calls go through the socket",
+	     why);
+}
+
+/*
+ * Wait for the completion of the one request in flight: spin, then sleep
+ * on the completion eventfd and the socket (events that arrive meanwhile
+ * are queued, so a daemon waiting for us to read them is not stuck).
+ */
+static int ring_wait(struct remote *r, struct ring_cqe *c)
+{
+	struct pollfd p[2] = {
+		{ .fd = r->ring_done, .events = POLLIN },
+		{ .fd = r->sock, .events = POLLIN },
+	};
+	uint64_t t0 = ring_now(), count;
+
+	for (;;) {
+		if (ring_reap(&r->ring, c) == 0)
+			return 0;
+		if (ring_flags(&r->ring) & RING_BROKEN)
+			return -EPROTO;
+		if (ring_now() - t0 < RING_CLIENT_SPIN_NS) {
+			sched_yield();	/* a daemon on this CPU runs */
+			continue;
+		}
+		ring_set_waiting(&r->ring, true);
+		if (ring_reap(&r->ring, c) == 0) {
+			ring_set_waiting(&r->ring, false);
+			return 0;
+		}
+		if (poll(p, 2, -1) < 0 && errno != EINTR) {
+			ring_set_waiting(&r->ring, false);
+			return -ECONNRESET;
+		}
+		ring_set_waiting(&r->ring, false);
+		if (p[0].revents & POLLIN &&
+		    read(r->ring_done, &count, sizeof(count)) < 0)
+			count = 0;
+		if (p[1].revents) {
+			drain_events(r);
+			if (r->broken)
+				return -ECONNRESET;
+		}
+	}
+}
+
+/*
+ * MAP_FILE, UNMAP or a one-range CONVERT through the ring; -EAGAIN: it
+ * goes over the socket instead.  r->lock held.
+ */
+static int ring_call(struct remote *r, struct ioasid_op *op)
+{
+	const struct ioasid_iova_range *range = op->in;
+	struct ring_sqe s = {
+		.cmd = op->cmd, .flags = op->flags, .ioas_id = op->ioas_id,
+		.iova = op->iova, .length = op->length, .offset = op->offset,
+	};
+	struct ring_cqe c;
+	uint64_t one = 1;
+	int ret;
+
+	if (!r->ring_tried && !r->no_fastpath && !r->broken)
+		ring_setup(r);
+	if (!r->ring_on || r->broken)
+		return -EAGAIN;
+	if (op->cmd == IOASID_CMD_CONVERT) {
+		if (op->in_len != sizeof(*range) || !range ||
+		    range->last < range->start ||
+		    range->last - range->start == UINT64_MAX)
+			return -EAGAIN;
+		s.iova = range->start;
+		s.length = range->last - range->start + 1;
+	}
+	if (op->cmd == IOASID_CMD_MAP_FILE &&
+	    ring_file(r, op->fd, &s.file) < 0)
+		return -EAGAIN;
+	s.user_data = ++r->ring_seq;
+	if (ring_submit(&r->ring, &s) &&
+	    write(r->ring_bell, &one, sizeof(one)) < 0 && errno != EAGAIN) {
+		ring_off(r, "cannot ring the doorbell");
+		return op_fail(op, EIO, "cannot reach ioasidd's request ring: "
+			       "%m");
+	}
+	ret = ring_wait(r, &c);
+	if (ret == -ECONNRESET) {
+		mark_broken(r, "connection lost while waiting on the ring");
+		return op_fail(op, ECONNRESET, "connection to ioasidd lost: %s",
+			       r->broken_why);
+	}
+	if (ret < 0 || c.user_data != s.user_data ||
+	    c.result > 0 || c.result < -4095) {
+		ring_off(r, ret < 0 ? "ioasidd marked it broken" :
+			 "a completion that answers no request");
+		return op_fail(op, EPROTO, "ioasidd's request ring broke "
+			       "during %s", proto_cmd_name(op->cmd));
+	}
+	op->out_id = c.out_id;
+	op->out_iova = c.out_iova;
+	op->out_bytes = c.out_bytes;
+	if (c.result < 0)
+		return op_fail(op, -c.result, "%s", c.errmsg);
+	return 0;
+}
+
+static int ring_or_socket(struct remote *r, struct ioasid_op *op)
+{
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	ret = ring_call(r, op);
+	pthread_mutex_unlock(&r->lock);
+	return ret == -EAGAIN ? locked_roundtrip(r, op) : ret;
+}
+
 static int remote_call(void *priv, struct ioasid_op *op)
 {
 	struct remote *r = priv;
@@ -637,6 +889,12 @@ static int remote_call(void *priv, struct ioasid_op *op)
 		ret = view_call(r, op);
 		if (ret != -EAGAIN)
 			return ret;
+		break;
+	case IOASID_CMD_MAP_FILE:
+	case IOASID_CMD_UNMAP:
+	case IOASID_CMD_CONVERT:
+		if (!r->no_fastpath)
+			return ring_or_socket(r, op);
 		break;
 	case IOASID_CMD_MAP_USER:
 		return op_fail(op, EOPNOTSUPP, "ioasidd cannot reach this "
@@ -794,6 +1052,10 @@ static void remote_close(void *priv)
 	close_fd(r->event_efd);
 	if (r->view_map)
 		munmap(r->view_map, r->view_len);
+	if (r->ring_map)
+		munmap(r->ring_map, RING_SIZE);
+	close_fd(r->ring_bell);
+	close_fd(r->ring_done);
 	pthread_mutex_destroy(&r->lock);
 	free(r->events);
 	free(r->rxbuf);
@@ -811,7 +1073,8 @@ static int remote_open(const struct log_sink *log, const char *path,
 	r->log = log;
 	r->open_err = errmsg;
 	r->open_errlen = errlen;
-	r->sock = r->event_efd = r->event_epfd = -1;
+	r->sock = r->event_efd = r->event_epfd = r->ring_bell = -1;
+	r->ring_done = -1;
 	r->no_fastpath = getenv("IOASID_NO_FASTPATH") &&
 			 strcmp(getenv("IOASID_NO_FASTPATH"), "0") != 0;
 	pthread_mutex_init(&r->lock, NULL);

@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The request ring's daemon side (libioasid/proto/ring.h): the memfd,
+ * the client's doorbell, its registered files, and serving the ring.
+ *
+ * Serving: every request is copied out of the ring (ring_take()), turned
+ * into an op for the client's session and run exactly as the same request
+ * from the socket would be (the caller's @run: policy, core, shared view,
+ * events), and its result posted.  When the ring is empty the daemon
+ * keeps looking for up to --ring-spin-us (yielding the CPU between looks,
+ * so a client on the same CPU runs), then asks for the doorbell and goes
+ * back to epoll.  One wakeup serves at most RING_BUDGET requests; then
+ * the daemon rings its own doorbell and lets the other clients go first.
+ * While the client's socket has replies or events it did not read, its
+ * ring is not served either (@stop; as the socket's requests are not).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ioasidd.h"
+#include "proto/ring.h"
+#include "util/macros.h"
+
+#define RING_BUDGET	1024
+
+struct ring {
+	struct server *srv;
+	struct ring_consumer rc;
+	int memfd;
+	int doorbell;			/* the client's eventfd: requests */
+	int done;			/* another: completions, when waited */
+	int files[RING_MAX_FILES];	/* registered: ours, or -1 */
+	uint64_t served;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Is @fd an eventfd?  Anything else could block or lie. */
+static bool is_eventfd(int fd)
+{
+	char path[64], target[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return !strcmp(target, "anon_inode:[eventfd]");
+}
+
+/* Our own non-blocking copy of the client's eventfd @fd, or -errno. */
+static int take_eventfd(int fd)
+{
+	int ours, flags;
+
+	if (fd < 0 || !is_eventfd(fd))
+		return -EINVAL;
+	ours = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	flags = ours < 0 ? -1 : fcntl(ours, F_GETFL);
+	/* the client's file: never let a read or write of it block us */
+	if (flags < 0 || fcntl(ours, F_SETFL, flags | O_NONBLOCK) < 0) {
+		int e = -errno;
+
+		close_fd(ours);
+		return e;
+	}
+	return ours;
+}
+
+int ring_new(struct server *srv, int doorbell, int done, struct ring **out,
+	     char *why, size_t whylen)
+{
+	struct ring *rg = calloc(1, sizeof(*rg));
+	void *base;
+
+	if (!rg) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	rg->srv = srv;
+	rg->memfd = rg->doorbell = rg->done = -1;
+	for (int i = 0; i < RING_MAX_FILES; i++)
+		rg->files[i] = -1;
+	rg->doorbell = take_eventfd(doorbell);
+	rg->done = rg->doorbell < 0 ? -1 : take_eventfd(done);
+	if (rg->doorbell < 0 || rg->done < 0) {
+		int e = rg->doorbell < 0 ? rg->doorbell : rg->done;
+
+		snprintf(why, whylen, "%s", e == -EINVAL ?
+			 "the doorbells must be eventfds" : strerror(-e));
+		ring_free(rg);
+		return e;
+	}
+	rg->memfd = memfd_create("ioasid-ring", MFD_CLOEXEC |
+				 MFD_ALLOW_SEALING);
+	if (rg->memfd < 0 || ftruncate(rg->memfd, RING_SIZE) < 0 ||
+	    fcntl(rg->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+		  F_SEAL_SEAL) < 0) {
+		snprintf(why, whylen, "cannot make the ring's memfd: %m");
+		ring_free(rg);
+		return -errno;
+	}
+	base = mmap(NULL, RING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		    rg->memfd, 0);
+	if (base == MAP_FAILED) {
+		snprintf(why, whylen, "cannot map the ring: %m");
+		ring_free(rg);
+		return -errno;
+	}
+	ring_consumer_init(&rg->rc, base);
+	*out = rg;
+	return 0;
+}
+
+void ring_free(struct ring *rg)
+{
+	if (!rg)
+		return;
+	if (rg->rc.base)
+		munmap(rg->rc.base, RING_SIZE);
+	close_fd(rg->memfd);
+	close_fd(rg->doorbell);
+	close_fd(rg->done);
+	for (int i = 0; i < RING_MAX_FILES; i++)
+		close_fd(rg->files[i]);
+	free(rg);
+}
+
+int ring_take_memfd(struct ring *rg)
+{
+	int fd = rg->memfd;
+
+	rg->memfd = -1;		/* the mapping is all we keep */
+	return fd;
+}
+
+int ring_doorbell(const struct ring *rg)
+{
+	return rg->doorbell;
+}
+
+int ring_file_register(struct ring *rg, int fd, uint32_t *id)
+{
+	for (int i = 0; i < RING_MAX_FILES; i++) {
+		if (rg->files[i] >= 0)
+			continue;
+		rg->files[i] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (rg->files[i] < 0)
+			return -errno;
+		*id = (uint32_t)i + 1;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+int ring_file_unregister(struct ring *rg, uint32_t id)
+{
+	if (!id || id > RING_MAX_FILES || rg->files[id - 1] < 0)
+		return -ENOENT;
+	close_fd(rg->files[id - 1]);
+	return 0;
+}
+
+/* The op a request stands for; -errno for one the ring cannot carry. */
+static int to_op(struct ring *rg, const struct ring_sqe *s,
+		 struct ioasid_op *op, struct ioasid_iova_range *range)
+{
+	switch (s->cmd) {
+	case RING_CMD_MAP_FILE:
+		if (!s->file || s->file > RING_MAX_FILES ||
+		    rg->files[s->file - 1] < 0)
+			return op_fail(op, EBADF, "the ring names file %u, "
+				       "which is not registered", s->file);
+		ioasid_op_init(op, IOASID_CMD_MAP_FILE);
+		op->fd = rg->files[s->file - 1];
+		op->offset = s->offset;
+		break;
+	case RING_CMD_UNMAP:
+		ioasid_op_init(op, IOASID_CMD_UNMAP);
+		break;
+	case RING_CMD_CONVERT:
+		if (!s->length || s->iova + (s->length - 1) < s->iova)
+			return op_fail(op, EINVAL, "bad conversion range");
+		ioasid_op_init(op, IOASID_CMD_CONVERT);
+		range->start = s->iova;
+		range->last = s->iova + s->length - 1;
+		op->in = range;
+		op->in_len = sizeof(*range);
+		break;
+	default:
+		return op_fail(op, EINVAL, "command %u cannot go through the "
+			       "ring", s->cmd);
+	}
+	op->ioas_id = s->ioas_id;
+	op->iova = s->iova;
+	op->length = s->length;
+	op->flags = s->flags;
+	return 0;
+}
+
+/* Tell a client that sleeps that its completion (or a broken ring) is there. */
+static void wake_client(struct ring *rg)
+{
+	uint64_t one = 1;
+
+	if (write(rg->done, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_dbg(rg->srv, "cannot wake a ring's client: %m");
+}
+
+/*
+ * Serve what is in the ring; 1 when it stopped for the budget (more to
+ * do), 0 when empty, -EPROTO when the client broke it.
+ */
+static int drain(struct ring *rg, int (*run)(void *, struct ioasid_op *),
+		 bool (*stop)(void *), void *arg, int *budget)
+{
+	struct ioasid_iova_range range;
+	struct ring_sqe s;
+	bool posted = false;
+	int r = 0;
+
+	while (*budget > 0 && !stop(arg)) {
+		struct ring_cqe cqe = { 0 };
+		struct ioasid_op op;
+
+		r = ring_take(&rg->rc, &s);
+		if (r < 0)
+			break;
+		(*budget)--;
+		rg->served++;
+		ioasid_op_init(&op, IOASID_CMD_UNSPEC);
+		cqe.result = to_op(rg, &s, &op, &range);
+		if (cqe.result == 0)
+			cqe.result = run(arg, &op);
+		cqe.user_data = s.user_data;
+		cqe.out_id = op.out_id;
+		cqe.out_iova = op.out_iova;
+		cqe.out_bytes = op.out_bytes;
+		if (cqe.result < 0)
+			snprintf(cqe.errmsg, sizeof(cqe.errmsg), "%s",
+				 op.errmsg);
+		ring_complete(&rg->rc, &cqe);
+		posted = true;
+	}
+	if (posted && ring_client_waits(&rg->rc))
+		wake_client(rg);
+	if (r == -EPROTO) {
+		wake_client(rg);
+		return -EPROTO;
+	}
+	return *budget > 0 ? 0 : 1;
+}
+
+int ring_serve(struct ring *rg, int (*run)(void *, struct ioasid_op *),
+	       bool (*stop)(void *), void *arg)
+{
+	uint64_t spin = rg->srv->ring_spin_ns, until;
+	int budget = RING_BUDGET, r;
+	uint64_t count;
+
+	if (read(rg->doorbell, &count, sizeof(count)) < 0)
+		count = 0;		/* EAGAIN: spurious */
+	ring_set_need_wakeup(&rg->rc, false);
+	for (;;) {
+		r = drain(rg, run, stop, arg, &budget);
+		if (r < 0)
+			return r;
+		if (stop(arg)) {
+			/*
+			 * Back-pressure: the doorbell is unwatched until the
+			 * client reads its socket; ring it ourselves so the
+			 * requests already there are served then.
+			 */
+			count = 1;
+			if (write(rg->doorbell, &count, sizeof(count)) < 0)
+				ring_set_need_wakeup(&rg->rc, true);
+			return 0;
+		}
+		if (r > 0) {
+			/* others first; our own doorbell brings us back */
+			count = 1;
+			if (write(rg->doorbell, &count, sizeof(count)) < 0)
+				ring_set_need_wakeup(&rg->rc, true);
+			return 0;
+		}
+		until = now_ns() + spin;
+		while (!ring_pending(&rg->rc) && now_ns() < until)
+			sched_yield();
+		if (ring_pending(&rg->rc))
+			continue;
+		/* asleep from here: a request now must ring the doorbell */
+		ring_set_need_wakeup(&rg->rc, true);
+		if (!ring_pending(&rg->rc))
+			return 0;
+		ring_set_need_wakeup(&rg->rc, false);
+	}
+}
+
+void ring_break_now(struct ring *rg)
+{
+	ring_break(&rg->rc);
+	wake_client(rg);
+}
