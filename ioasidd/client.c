@@ -455,6 +455,13 @@ static void serve(struct client *c, const struct proto_msg *m, int *fds,
 		return;
 	}
 	proto_decode_request(m, fds, &op, c->srv->outbuf);
+	/* room for the reply first: without it the request is not run */
+	if (proto_reply_prepare(&op, m->seq, &msg) < 0) {
+		close_fds(fds, nfds);
+		reply_error(c, m->seq, -ENOMEM, "ioasidd is out of memory for "
+			    "the reply: the request was not run");
+		return;
+	}
 	fastpath_before(&op, &req);
 	r = run_op(c, &op);
 	/* the view says what the core says before the reply leaves */
@@ -465,9 +472,10 @@ static void serve(struct client *c, const struct proto_msg *m, int *fds,
 		r < 0 ? ": " : "", r < 0 ? op.errmsg : "");
 	/* what the request caused reaches the client before its reply */
 	forward_events(c, INT_MAX, true);
-	if (proto_encode_reply(&op, r, m->seq, &msg) < 0) {
+	if (proto_reply_finish(msg, &op, r) < 0) {
+		nlmsg_free(msg);
 		close_fd(op.out_fd);
-		client_kill(c, "out of memory for a reply");
+		client_kill(c, "a reply does not fit the room made for it");
 		return;
 	}
 	fd = reply_fd(&op, r);
@@ -660,6 +668,15 @@ static int open_session(struct client *c, const struct policy_result *res)
 	return server_watch(c->srv, &c->ev_w, EPOLLIN);
 }
 
+/* The client's first request gets ENOMEM, then the connection closes. */
+static int deny_for_memory(struct client *c, const char *what)
+{
+	c->deny_errno = ENOMEM;
+	snprintf(c->deny_why, sizeof(c->deny_why), "ioasidd is out of memory "
+		 "for %s", what);
+	return 0;
+}
+
 static int judge(struct client *c)
 {
 	struct policy_result res;
@@ -668,14 +685,19 @@ static int judge(struct client *c)
 	int r;
 
 	r = peer_groups(c->fd, &groups, &nr);
+	if (r == -ENOMEM)
+		return deny_for_memory(c, "the client's groups");
 	if (r < 0)
 		return r;
 	policy_lookup(c->srv->policy, c->cred.uid, c->cred.gid, groups, nr,
 		      &res);
 	free(groups);
 	snprintf(c->policy_label, sizeof(c->policy_label), "%s", res.label);
-	if (res.allow)
-		return open_session(c, &res);
+	if (res.allow) {
+		r = open_session(c, &res);
+		return r == -ENOMEM && !c->session ?
+		       deny_for_memory(c, "a new session") : r;
+	}
 	c->deny_errno = EACCES;
 	snprintf(c->deny_why, sizeof(c->deny_why), "uid %u is not allowed "
 		 "to use ioasidd (policy section [%s])", c->cred.uid,

@@ -60,18 +60,28 @@ static bool should_fail(void)
 	return true;
 }
 
+void failnth_ctl_arm(struct failnth_ctl *c, uint64_t n)
+{
+	__atomic_store_n(&c->count, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->hit, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->fail_at, n, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->armed, 1, __ATOMIC_RELEASE);
+}
+
+bool failnth_ctl_disarm(struct failnth_ctl *c)
+{
+	__atomic_store_n(&c->armed, 0, __ATOMIC_RELEASE);
+	return __atomic_load_n(&c->hit, __ATOMIC_ACQUIRE);
+}
+
 void failnth_arm(uint64_t n)
 {
-	__atomic_store_n(&ctl->count, 0, __ATOMIC_RELEASE);
-	__atomic_store_n(&ctl->hit, 0, __ATOMIC_RELEASE);
-	__atomic_store_n(&ctl->fail_at, n, __ATOMIC_RELEASE);
-	__atomic_store_n(&ctl->armed, 1, __ATOMIC_RELEASE);
+	failnth_ctl_arm(ctl, n);
 }
 
 bool failnth_disarm(void)
 {
-	__atomic_store_n(&ctl->armed, 0, __ATOMIC_RELEASE);
-	return __atomic_load_n(&ctl->hit, __ATOMIC_ACQUIRE);
+	return failnth_ctl_disarm(ctl);
 }
 
 uint64_t failnth_count(void)
@@ -79,21 +89,32 @@ uint64_t failnth_count(void)
 	return __atomic_load_n(&ctl->count, __ATOMIC_ACQUIRE);
 }
 
-int failnth_attach(const char *path)
+struct failnth_ctl *failnth_map(const char *path)
 {
 	struct failnth_ctl *shared;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600), e;
 
 	if (fd < 0)
-		return -errno;
+		return NULL;
 	if (ftruncate(fd, sizeof(*shared)) < 0) {
+		e = errno;
 		close(fd);
-		return -errno;
+		errno = e;
+		return NULL;
 	}
 	shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE,
 		      MAP_SHARED, fd, 0);
+	e = errno;
 	close(fd);
-	if (shared == MAP_FAILED)
+	errno = e;
+	return shared == MAP_FAILED ? NULL : shared;
+}
+
+int failnth_attach(const char *path)
+{
+	struct failnth_ctl *shared = failnth_map(path);
+
+	if (!shared)
 		return -errno;
 	ctl = shared;
 	return 0;

@@ -22,5 +22,13 @@ bool failnth_disarm(void);
 uint64_t failnth_count(void);
 /* Keep the counters in the file @path (created), shared with others. */
 int failnth_attach(const char *path);
+/*
+ * The counters in the file @path (created) without using them for this
+ * process: to arm another process's allocations (a daemon built with
+ * these wrappers that attached to @path).  NULL on failure (errno).
+ */
+struct failnth_ctl *failnth_map(const char *path);
+void failnth_ctl_arm(struct failnth_ctl *c, uint64_t n);
+bool failnth_ctl_disarm(struct failnth_ctl *c);
 
 #endif

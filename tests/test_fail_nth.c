@@ -16,7 +16,8 @@
  * Embedded by default; through ioasidd (IOASID_TEST_URI, the conformance
  * run) the failures hit the client side of the library, and with
  * IOASID_FAILNTH_CTL naming the daemon's shared counters
- * (tests/failnth-daemon.sh) the daemon's side of each request.
+ * (tests/conformance-test_fail_nth_daemon.sh, tests/ioasidd-failnth) the
+ * daemon's side of each request.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,24 +56,44 @@ static struct fx F = { .fd = -1, .kvm_fd = -1, .vm_fd = -1,
 		       .scratch_fd = -1 };
 
 /*
+ * The daemon's counters ($IOASID_FAILNTH_CTL, tests/ioasidd-failnth):
+ * when set, the failures are armed in the daemon, not in this process.
+ */
+static struct failnth_ctl *daemon_ctl;
+
+static void arm(uint64_t n)
+{
+	if (daemon_ctl)
+		failnth_ctl_arm(daemon_ctl, n);
+	else
+		failnth_arm(n);
+}
+
+static bool disarm(void)
+{
+	return daemon_ctl ? failnth_ctl_disarm(daemon_ctl) : failnth_disarm();
+}
+
+/*
  * Run @call with its n-th allocation failing, for n = 1, 2, ... until it
  * returns without the failure having come (it must then succeed) or
  * succeeds in spite of it.  @call returns 0 for the outcome it has when
  * nothing fails.
  */
-static unsigned int fail_nth(const char *name, int (*call)(struct fx *))
+static unsigned int fail_nth_from(const char *name, int (*call)(struct fx *),
+				  uint64_t first)
 {
 	unsigned int failures = 0;
 
-	for (uint64_t n = 1; n < MAX_N; n++) {
+	for (uint64_t n = first; n < MAX_N; n++) {
 		struct snap before, after;
 		bool hit;
 		int r;
 
 		snapshot_take(F.ctx, &before, SNAP_STATUS);
-		failnth_arm(n);
+		arm(n);
 		r = call(&F);
-		hit = failnth_disarm();
+		hit = disarm();
 		if (!hit && getenv("FAILNTH_VERBOSE"))
 			fprintf(stderr, "%s: %u allocation failures, then "
 				"success\n", name, failures);
@@ -105,7 +126,7 @@ static unsigned int fail_nth(const char *name, int (*call)(struct fx *))
 	return failures;
 }
 
-#define FAIL_NTH(call) fail_nth(#call, call)
+#define FAIL_NTH(call) fail_nth_from(#call, call, 1)
 
 /* ---- fixture ---------------------------------------------------------- */
 
@@ -115,6 +136,11 @@ static void setup(void)
 	char *remote_uri = getenv("IOASID_TEST_URI");
 
 	F.remote = remote_uri && strncmp(remote_uri, "unix:", 5) == 0;
+	if (F.remote && getenv("IOASID_FAILNTH_CTL")) {
+		daemon_ctl = failnth_map(getenv("IOASID_FAILNTH_CTL"));
+		cr_assert(daemon_ctl, "cannot map $IOASID_FAILNTH_CTL: %s",
+			  strerror(errno));
+	}
 	F.ctx = test_ctx();
 	F.fd = test_memfd(16 * MiB);
 	cr_assert_eq(ioasid_ioas_alloc(F.ctx, 0, &F.ioas), 0);
@@ -192,7 +218,23 @@ static int c_new(struct fx *f)
 
 Test(fail_nth, new)
 {
-	FAIL_NTH(c_new);
+	int r;
+
+	if (!daemon_ctl) {
+		FAIL_NTH(c_new);
+		return;
+	}
+	/*
+	 * In the daemon, a connection's first allocation is the daemon's
+	 * record of it: without that it can only close the connection
+	 * (ECONNRESET, as ioasid_new(3) says).  Every later one is answered
+	 * with ENOMEM.
+	 */
+	arm(1);
+	r = c_new(&F);
+	cr_assert(disarm(), "the daemon allocated nothing for a connection");
+	cr_assert_eq(r, -ECONNRESET, "%d (%s)", r, ioasid_last_error(NULL));
+	fail_nth_from("c_new", c_new, 2);
 }
 
 static int c_ioas_alloc(struct fx *f)

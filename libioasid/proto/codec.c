@@ -753,6 +753,28 @@ int proto_encode_reply(const struct ioasid_op *op, int result, uint32_t seq,
 	return 0;
 }
 
+int proto_reply_prepare(const struct ioasid_op *op, uint32_t seq,
+			struct nl_msg **out)
+{
+	uint32_t room = op->out ? min_t(uint32_t, op->out_cap,
+					PROTO_MAX_PAYLOAD) : 0;
+
+	*out = new_msg(IOASID_CMD_REPLY, seq, 0,
+		       512 + NLA_HDRLEN + NLA_ALIGN(room));
+	return *out ? 0 : -ENOMEM;
+}
+
+int proto_reply_finish(struct nl_msg *msg, const struct ioasid_op *op,
+		       int result)
+{
+	int r;
+
+	if (result > 0 || result <= -4096)
+		result = -EIO;
+	r = put_reply_attrs(msg, op, result, reply_data_len(op, result));
+	return r < 0 ? proto_nle_errno(r) : 0;
+}
+
 int proto_encode_error(uint32_t seq, int result, const char *reason,
 		       struct nl_msg **out)
 {

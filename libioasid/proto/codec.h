@@ -138,6 +138,16 @@ void proto_decode_request(const struct proto_msg *m, const int *fds,
  * proto_reply_fd() says so, the reply names one descriptor (OUT_FD_INDEX
  * 0): the sender must pass exactly that one with it.
  */
+/*
+ * The same in two steps, so that a server that has no memory for the
+ * reply finds out before it runs the request: proto_reply_prepare() makes
+ * room for the reply to the decoded request @op (-ENOMEM), and
+ * proto_reply_finish() fills it once @op ran, allocating nothing.
+ */
+int proto_reply_prepare(const struct ioasid_op *op, uint32_t seq,
+			struct nl_msg **msg);
+int proto_reply_finish(struct nl_msg *msg, const struct ioasid_op *op,
+		       int result);
 int proto_encode_reply(const struct ioasid_op *op, int result, uint32_t seq,
 		       struct nl_msg **msg);
 /* The descriptor the reply to @op carries, or -1 (none belongs in it). */
