@@ -9,7 +9,8 @@
  *  1. DMA: a memfd mapped by fd+offset, edu DMA into and out of it;
  *     unmap, DMA blocked (memory untouched, DMAR fault in the kernel log);
  *     an unmap that cuts inside a mapping (the composed path): DMA to the
- *     kept pages works, to the cut page is blocked.  Also user memory,
+ *     kept pages works, to the cut page is blocked.  ioasid_copy (one
+ *     IOMMU_IOAS_COPY).  Also user memory,
  *     hugetlbfs, guest_memfd and a restricted IOAS (page-granular
  *     conversions), and replace between IOASes.
  *  2. Coherency: the domain enforces iff the unit has snoop control, as
@@ -22,9 +23,13 @@
  *     ioasid_device_get_fd() passes its cdev to this process, which maps
  *     BAR0 and makes edu DMA through the daemon's IOAS; set_vm registers
  *     non-coherent DMA with KVM from this process (the kprobes again).
+ *  5. Two clients of one ioasidd, each with its own iommufd: the second
+ *     (with the rig's second edu) cannot attach its device to anything
+ *     of the first's, by any id; the first's DMA keeps landing.
  * Raw cross-checks use the kernel's own <linux/iommufd.h> (7.3 headers),
  * not the backend's definitions.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1360,12 +1365,14 @@ static void suite_remote(void)
 /*
  * Two clients of one ioasidd: each session has its own iommufd, so a
  * device file bound in the second session resolves page table ids in
- * that iommufd only.  The rig has one edu: the first client maps and
- * DMAs, releases edu (its IOAS and mapping stay), the second binds it
- * with its own cdev and then with one received from the daemon and tries
- * every small object id with the raw VFIO_DEVICE_ATTACH_IOMMUFD_PT (with
- * one iommufd per daemon, the first client's IOAS is among them and the
- * attach succeeds); then the first binds again and its DMA still works.
+ * that iommufd only.  The first client maps a memfd and DMAs through its
+ * IOAS; the second binds an edu with its own cdev and then with one
+ * received from the daemon and tries every small object id with the raw
+ * VFIO_DEVICE_ATTACH_IOMMUFD_PT (with one iommufd per daemon, the first
+ * client's IOAS and HWPT are among them and the attach succeeds).  With
+ * the rig's second edu (run.sh), the first keeps edu attached, its HWPT
+ * alive and DMA landing, throughout; with one edu it releases it for the
+ * second (its IOAS and mapping stay) and binds again afterwards.
  */
 #define TENANT_IDS	64
 
@@ -1416,20 +1423,120 @@ static void check_scan(int fd, const char *which)
 }
 #endif
 
-/* Client A: edu in its IOAS, DMA through a received cdev lands. */
-static bool first_dma(struct remote *a, uint8_t seed, const char *when)
+/* The VFIO cdev of PCI device @name now, or false. */
+static bool cdev_of(const char *name, char *path, size_t len)
+{
+	char dir[160];
+	struct dirent *e;
+	bool found = false;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s/vfio-dev", name);
+	d = opendir(dir);
+	while (d && !found && (e = readdir(d)))
+		if (!strncmp(e->d_name, "vfio", 4)) {
+			snprintf(path, len, "/dev/vfio/devices/%s", e->d_name);
+			found = access(path, F_OK) == 0;
+		}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static int sysfs_write(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, strlen(text)) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/*
+ * The rig's second edu (run.sh gives QEMU two; /init binds only the
+ * first): bound to vfio-pci here, before the daemon reads its inventory.
+ * Its name in @name, or false when there is none or it does not bind.
+ */
+static bool second_edu_bind(char *name, size_t len)
+{
+	char p[320], node[300];
+	bool found = false;
+	struct dirent *e;
+	DIR *d = opendir("/sys/bus/pci/devices");
+
+	while (d && !found && (e = readdir(d))) {
+		char v[16] = "", dv[16] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.' || !strcmp(e->d_name, edu_info.name))
+			continue;
+		snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/vendor",
+			 e->d_name);
+		if ((f = fopen(p, "re"))) {
+			if (!fgets(v, sizeof(v), f))
+				v[0] = 0;
+			fclose(f);
+		}
+		snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/device",
+			 e->d_name);
+		if ((f = fopen(p, "re"))) {
+			if (!fgets(dv, sizeof(dv), f))
+				dv[0] = 0;
+			fclose(f);
+		}
+		if (!strncmp(v, "0x1234", 6) && !strncmp(dv, "0x11e8", 6) &&
+		    strlen(e->d_name) < len) {
+			memcpy(name, e->d_name, strlen(e->d_name) + 1);
+			found = true;
+		}
+	}
+	if (d)
+		closedir(d);
+	if (!found)
+		return false;
+	snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/driver_override", name);
+	if (sysfs_write(p, "vfio-pci") < 0 ||
+	    sysfs_write("/sys/bus/pci/drivers_probe", name) < 0)
+		return false;
+	/* vfio-pci's probe makes the cdev and devtmpfs its node: wait for
+	 * both, with a bound meant for a hang */
+	for (int i = 0; i < 600 && !cdev_of(name, node, sizeof(node)); i++)
+		usleep(100 * 1000);
+	return cdev_of(name, node, sizeof(node));
+}
+
+static void second_edu_release(const char *name)
+{
+	char p[160];
+
+	if (strlen(name) > 64)
+		return;
+
+	sysfs_write("/sys/bus/pci/drivers/vfio-pci/unbind", name);
+	snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/driver_override", name);
+	sysfs_write(p, "\n");
+}
+
+/* Client A: edu in its IOAS, its cdev received, BAR0 mapped. */
+static bool first_bind(struct remote *a, const char *when)
+{
+	bool ok = ioasid_device_bind(a->ctx, edu_info.name, -1, &a->dev) == 0 &&
+		  ioasid_device_attach(a->ctx, a->dev, a->ioas, 0) == 0 &&
+		  ioasid_device_get_fd(a->ctx, a->dev, &a->fd) == 0 &&
+		  edu_open(&a->edu, a->fd) == 0;
+
+	return tap_ok(ok, "first client %s: edu bound, attached to its IOAS, "
+		      "cdev received (%s)", when, kb_err(a->ctx));
+}
+
+/* DMA through A's IOAS lands in A's memfd. */
+static void first_dma(struct remote *a, uint8_t seed, const char *when)
 {
 	uint8_t pat[XFER];
-	int fd = -1;
-	bool ok;
 
-	ok = ioasid_device_bind(a->ctx, edu_info.name, -1, &a->dev) == 0 &&
-	     ioasid_device_attach(a->ctx, a->dev, a->ioas, 0) == 0 &&
-	     ioasid_device_get_fd(a->ctx, a->dev, &fd) == 0 &&
-	     edu_open(&a->edu, fd) == 0;
-	if (!tap_ok(ok, "first client %s: edu bound, attached to its IOAS, "
-		    "cdev received (%s)", when, kb_err(a->ctx)))
-		goto out;
 	kb_pattern(pat, sizeof(pat), seed);
 	tap_ok(pwrite(a->mem, pat, XFER, 0) == XFER &&
 	       edu_to_buf(&a->edu, IOVA, 0, XFER) == 0 &&
@@ -1437,34 +1544,40 @@ static bool first_dma(struct remote *a, uint8_t seed, const char *when)
 	       kb_file_equals(a->mem, 2 * KB_PAGE, pat, XFER),
 	       "first client %s: edu DMA through its IOAS lands in its memfd",
 	       when);
-	edu_close(&a->edu);
-out:
-	if (fd >= 0)
-		close(fd);
-	if (a->dev && ioasid_device_unbind(a->ctx, a->dev) == 0)
-		a->dev = 0;
-	return ok;
 }
 
-static void second_client(struct remote *a, struct ioasid_ctx *b)
+static void first_release(struct remote *a)
+{
+	edu_close(&a->edu);
+	if (a->fd >= 0)
+		close(a->fd);
+	a->fd = -1;
+	if (a->dev && ioasid_device_unbind(a->ctx, a->dev) == 0)
+		a->dev = 0;
+}
+
+/* The second client, with the PCI device @name. */
+static void second_client(struct remote *a, struct ioasid_ctx *b,
+			  const char *name)
 {
 	uint64_t dst = IOVA;
 	uint32_t bdev = 0, bioas = 0;
-	char path[96];
-	int own, recv = -1, r;
+	char path[300];
+	int own = -1, recv = -1, r = -ENODEV;
 
-	kb_cdev_path(&edu_info, path, sizeof(path));
-	own = open(path, O_RDWR | O_CLOEXEC);
-	r = own < 0 ? -errno : ioasid_device_bind(b, edu_info.name, own, &bdev);
-	if (tap_ok(r == 0, "second client binds edu with its own cdev (%s)",
-		   kb_err(b))) {
+	if (cdev_of(name, path, sizeof(path)))
+		own = open(path, O_RDWR | O_CLOEXEC);
+	if (own >= 0)
+		r = ioasid_device_bind(b, name, own, &bdev);
+	if (tap_ok(r == 0, "second client binds edu %s with its own cdev (%s)",
+		   name, kb_err(b))) {
 		check_scan(own, "its own cdev");
 		ioasid_device_unbind(b, bdev);
 	}
 	if (own >= 0)
 		close(own);		/* only then is edu free to bind again */
 	bdev = 0;
-	if (!tap_ok(ioasid_device_bind(b, edu_info.name, -1, &bdev) == 0 &&
+	if (!tap_ok(ioasid_device_bind(b, name, -1, &bdev) == 0 &&
 		    ioasid_device_get_fd(b, bdev, &recv) == 0,
 		    "second client: the daemon binds edu, its cdev received "
 		    "(%s)", kb_err(b)))
@@ -1474,6 +1587,8 @@ static void second_client(struct remote *a, struct ioasid_ctx *b)
 	tap_ok(r == -ENOENT, "second client: attaching edu to the first's "
 	       "IOAS %u through the daemon: ENOENT (%d: %s)", a->ioas, r,
 	       kb_err(b));
+	if (a->dev)
+		first_dma(a, 0x63, "while the second holds its edu");
 	r = ioasid_ioas_alloc(b, 0, &bioas);
 	if (tap_ok(r == 0, "second client allocates its own IOAS"))
 		r = ioasid_copy(b, bioas, a->ioas, IOVA, KB_PAGE,
@@ -1494,9 +1609,16 @@ static void suite_two_clients(void)
 	struct remote a = { .fd = -1, .vmfd = -1, .mem = -1 };
 	struct ioasid_ctx *b = NULL;
 	uint64_t iova = IOVA;
+	char edu2[64];
+	bool two;
 	int status;
 
 	a.d.pid = -1;
+	two = second_edu_bind(edu2, sizeof(edu2));
+	if (!two)
+		tap_skip("the rig has no second edu bound to vfio-pci: the "
+			 "first client releases its edu for the second",
+			 "two clients with a device each");
 	if (start_daemon(&a) < 0)
 		goto out;
 	a.mem = kb_memfd(LEN, 0x5a);
@@ -1507,16 +1629,21 @@ static void suite_two_clients(void)
 		    "two clients: the first maps a memfd in its IOAS (%s)",
 		    kb_err(a.ctx)))
 		goto out;
-	if (!first_dma(&a, 0x61, "before"))
+	if (!first_bind(&a, "before"))
 		goto out;
+	first_dma(&a, 0x61, "before");
+	if (!two)
+		first_release(&a);
 	if (!tap_ok(ioasid_new(a.d.uri, &b) == 0, "a second client connects "
 		    "to the same ioasidd"))
 		goto out;
 	kb_log_to_tap(b, LOG_NOTICE);
-	second_client(&a, b);
+	second_client(&a, b, two ? edu2 : edu_info.name);
 	ioasid_unref(b);
 	b = NULL;
-	first_dma(&a, 0x62, "after the second's attempts");
+	if (two || first_bind(&a, "after the second's attempts"))
+		first_dma(&a, 0x62, "after the second's attempts");
+	first_release(&a);
 out:
 	if (b)
 		ioasid_unref(b);
@@ -1528,6 +1655,8 @@ out:
 		status = daemon_stop(&a.d);
 		tap_ok(status == 0, "ioasidd exits cleanly (%d)", status);
 	}
+	if (two)
+		second_edu_release(edu2);
 }
 
 /* ---- main ---------------------------------------------------------------- */

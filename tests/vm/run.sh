@@ -120,6 +120,7 @@ qargs=(
 	-kernel "$kernel" -initrd "$initrd" -append "$cmdline"
 	-device "intel-iommu,intremap=on,caching-mode=on,snoop-control=$snoop"
 	-device edu
+	-device edu	# 00:04.0, unbound: kb_iommufd's second client binds it
 )
 log "booting ($mode, snoop-control=$snoop, timeout ${tmo}s), log: $logf"
 t0=$(date +%s.%N)

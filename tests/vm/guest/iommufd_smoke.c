@@ -135,7 +135,9 @@ static int find_edu(char *bdf, size_t bdflen, char *cdev, size_t cdevlen)
 				}
 			closedir(vd);
 		}
-		break;
+		/* the rig's second edu has no driver: the bound one it is */
+		if (found == 0)
+			break;
 	}
 	closedir(d);
 	return found;
