@@ -235,6 +235,29 @@ static int sim_unmap(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 	return r;
 }
 
+/*
+ * The hardware side of a copy (iommufd: IOMMU_IOAS_COPY): the
+ * destination gets the core's pieces, all or nothing, in one seam call,
+ * so the core's one-call copy path is the same here as on iommufd.
+ */
+static int sim_copy(struct be_ioas *dst, uint64_t dst_iova,
+		    struct be_ioas *src, uint64_t src_iova, uint64_t length,
+		    uint32_t prot, const struct be_piece *pieces,
+		    uint32_t nr_pieces)
+{
+	uint32_t i;
+	int r = 0;
+
+	for (i = 0; i < nr_pieces && r == 0; i++)
+		r = sim_map(dst, pieces[i].iova, pieces[i].length,
+			    &pieces[i].backing, pieces[i].prot);
+	if (r < 0)
+		for (i--; i-- > 0;)
+			sim_unmap(dst, pieces[i].iova, pieces[i].length, NULL,
+				  0);
+	return r;
+}
+
 static int sim_hide_batch(struct be_ioas *ioas,
 			  const struct ioasid_iova_range *runs, uint32_t nr)
 {
@@ -493,6 +516,7 @@ const struct backend_ops backend_sim = {
 	.map = sim_map,
 	.unmap = sim_unmap,
 	.hide_batch = sim_hide_batch,
+	.copy = sim_copy,
 	.domain_alloc = sim_domain_alloc,
 	.domain_free = sim_domain_free,
 	.device_open = sim_device_open,
