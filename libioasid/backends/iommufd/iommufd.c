@@ -326,8 +326,8 @@ static int kmap_do_map(void *arg, const struct kmap_entry *e)
 		notice(ioas->be->log, "iommufd: no IOMMU_IOAS_MAP_FILE (Linux "
 		       "before 6.13): mapping files by address");
 		ioas->be->no_map_file = true;
-		snprintf(ioas->be->desc, sizeof(ioas->be->desc),
-			 IOMMUFD_PATH " (files mapped by address)");
+		snprintf(ioas->be->desc, sizeof(ioas->be->desc), IOMMUFD_PATH
+			 " (one per session; files mapped by address)");
 		r = map_by_address(ioas, e, flags);
 	}
 	return r;
