@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: LGPL-2.1-or-later
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Benchmark of libioasid/core/iova_tree.c. Prints one JSON object per line:
  *   {"bench":"ioas","layer":"tree","metric":"map_ns","value":123.4,"unit":"ns",

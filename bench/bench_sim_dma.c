@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: LGPL-2.1-or-later
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Benchmark of the simulated IOMMU DMA path.  Prints JSON lines:
  *   copy_ratio_vs_memcpy   DMA (translate + guarded copy) vs plain memcpy of

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ioasidctl attach, detach, replace: devices in and out of an IOAS. */
 #include <stdio.h>
 #include <string.h>

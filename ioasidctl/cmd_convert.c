@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ioasidctl convert: shared/private conversion in a restricted IOAS. */
 #include <stdio.h>
 #include <string.h>

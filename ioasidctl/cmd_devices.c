@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ioasidctl devices: what the backend offers, and this session's state. */
 #include <errno.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ioasidctl dma: make a simulated device read or write memory. */
 #include <errno.h>
 #include <stdio.h>

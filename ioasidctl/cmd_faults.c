@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ioasidctl faults: take the queued DMA fault records and print them. */
 #include <errno.h>
 #include <stdio.h>

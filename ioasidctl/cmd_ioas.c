@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * ioasidctl ioas: list, create, destroy, snoop, allow (and show, in
  * cmd_ioas_show.c).

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ioasidctl iommus: the IOMMU units and their capabilities. */
 #include <errno.h>
 #include <stdio.h>

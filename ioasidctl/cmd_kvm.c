@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * ioasidctl kvm: the VMs of this session, whether each needs WBINVD, and
  * which devices on which domains make it so (show); and, for batches and

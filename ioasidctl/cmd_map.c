@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ioasidctl map: map a file, an inherited fd or fresh memory into an IOAS. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ioasidctl monitor: print events as they happen, one per line. */
 #include <errno.h>
 #include <poll.h>

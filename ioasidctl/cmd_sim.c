@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * ioasidctl sim: print the machine the backend offers (its IOMMU units
  * and devices, read through the library's inventory calls) in the syntax

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ioasidctl status: backend, topology, who holds the state, counts. */
 #include <stdio.h>
 

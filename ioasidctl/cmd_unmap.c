@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ioasidctl unmap: remove a range, or every mapping, from an IOAS. */
 #include <stdio.h>
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * ioasidctl: helpers every subcommand uses on top of libioasid: opening
  * the context, options, messages, argument parsing and the library's

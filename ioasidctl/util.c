@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ioasidctl helpers: sizes, tables, JSON, errno names. */
 #include <ctype.h>
 #include <errno.h>

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Allocation failure injection for tests/test_fail_nth (and a daemon built
  * for it): the program is linked with -Wl,--wrap=SYMBOL for every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Each public header must compile alone, in strict C99. */
 #include <libioasid.h>
 #include <ioasid/ioasid.h>

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * json_check - validate JSON on standard input and pick values out of it,
  * for tests/test_ioasidctl.sh (python3 and jq are not guaranteed).

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The state a session sees, as bytes (see snapshot.h). */
 #include <stdlib.h>
 #include <string.h>

@@ -12,9 +12,6 @@
  * prevent that; UMOCKDEV_WRAPPER names the wrapper); without it those
  * tests are skipped, saying why.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1		/* nftw */
-#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

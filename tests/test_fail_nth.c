@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Fail-nth, like the kernel's iommufd_fail_nth: every public call runs
  * with its 1st, 2nd, ... allocation failing until it succeeds.  Each

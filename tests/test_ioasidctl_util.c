@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * ioasidctl/util.c on its own: sizes both ways, numbers, the table printer
  * and the JSON writer's escaping (checked byte for byte).

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: LGPL-2.1-or-later
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Unit tests of libioasid/core/iova_tree.c plus a randomized model-based
  * test against a per-page reference of a 4096-page window.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: LGPL-2.1-or-later
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Tests for the simulated DMA engine, IOTLB invalidation and guarded copies
  * (libioasid/backends/sim), with real memfd / guest_memfd memory.  Build:
@@ -6,9 +6,6 @@
  *       libioasid/backends/sim/{pgtable,iotlb,dma,guarded_copy}.c \
  *       -lcriterion -lpthread
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
-#endif
 #include "tsan_runner.h"
 #include <errno.h>
 #include <fcntl.h>

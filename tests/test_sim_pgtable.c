@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: LGPL-2.1-or-later
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Tests for the simulated IOMMU page tables (libioasid/backends/sim).
  * The page table never dereferences the "hva" of a leaf, so most tests use
@@ -6,9 +6,6 @@
  *   gcc -std=gnu11 -I libioasid tests/test_sim_pgtable.c \
  *       libioasid/backends/sim/pgtable.c -lcriterion -lpthread
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
-#endif
 #include "tsan_runner.h"
 #include <errno.h>
 #include <pthread.h>

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: LGPL-2.1-or-later
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The shared view (libioasid/proto/view.c) on its own: the writer against
  * a per-page reference model, the seals that keep a client from writing

@@ -14,8 +14,8 @@
  *   be_device  a device bound to the backend (VFIO cdev bound to iommufd;
  *              a simulated device), attached to at most one domain.
  *
- * Who calls: only core/ (core.c, dispatch.c, ioas.c, convert.c, device.c,
- * domain.c, fault.c, vm.c); docs/architecture.md's layer table
+ * Who calls: only core/ (base.c, core.c, dispatch.c, ioas.c, convert.c,
+ * device.c, domain.c, fault.c, vm.c); docs/architecture.md's layer table
  * (tests/check-layers.sh) keeps everything above the core from including
  * this.
  * Backends call nothing above this seam; they may use util/, discovery/,

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The core's leaf: object ids, per-session event queues, the clock, the
- * session's tenant in the backend.
+ * session's tenant in the backend, a growable range array.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -111,4 +112,19 @@ void core_emit_to(struct session *s, uint32_t group,
 	pthread_mutex_lock(&s->core->event_lock);
 	session_queue(s, &e);
 	pthread_mutex_unlock(&s->core->event_lock);
+}
+
+int core_ranges_push(struct core_ranges *r, uint64_t start, uint64_t last)
+{
+	if (r->nr == r->cap) {
+		uint32_t cap = r->cap ? r->cap * 2 : 8;
+		void *v = realloc(r->v, cap * sizeof(*r->v));
+
+		if (!v)
+			return -ENOMEM;
+		r->v = v;
+		r->cap = cap;
+	}
+	r->v[r->nr++] = (struct ioasid_iova_range){ start, last };
+	return 0;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The core's leaf: the layout of struct core and struct session, object
- * ids, event queues and the clock.  Every core/ file may include this;
+ * ids, event queues, the clock and a growable range array.  Every core/ file may include this;
  * it calls nothing else in core/.  Outside core/, only core/core.h.
  */
 #ifndef IOASID_CORE_BASE_H
@@ -84,5 +84,13 @@ void core_emit_to(struct session *s, uint32_t group,
 int core_session_tenant(struct session *s, struct be_tenant **tenant);
 /* CLOCK_MONOTONIC in nanoseconds (event timestamps). */
 uint64_t core_now_ns(void);
+
+/* A growable array of IOVA ranges (start from { 0 }; free(v) at the end). */
+struct core_ranges {
+	struct ioasid_iova_range *v;
+	uint32_t nr, cap;
+};
+/* Append [@start, @last]: 0, or -ENOMEM with the array unchanged. */
+int core_ranges_push(struct core_ranges *r, uint64_t start, uint64_t last);
 
 #endif

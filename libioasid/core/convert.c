@@ -22,30 +22,15 @@
 
 #define KNOWN_FLAGS (IOASID_CONVERT_PRIVATE | IOASID_CONVERT_SHARED)
 
-struct flipped {
-	struct ioasid_iova_range *v;	/* runs whose state changed */
-	uint32_t nr, cap;
-};
-
 struct convert {
 	struct ioas *ioas;
 	bool to_shared;
-	struct flipped done;
+	struct core_ranges done;	/* runs whose state changed */
 };
 
-static int remember(struct flipped *f, uint64_t iova, uint64_t length)
+static int remember(struct core_ranges *f, uint64_t iova, uint64_t length)
 {
-	if (f->nr == f->cap) {
-		uint32_t cap = f->cap ? f->cap * 2 : 64;
-		void *v = realloc(f->v, cap * sizeof(*f->v));
-
-		if (!v)
-			return -ENOMEM;
-		f->v = v;
-		f->cap = cap;
-	}
-	f->v[f->nr++] = (struct ioasid_iova_range){ iova, iova + length - 1 };
-	return 0;
+	return core_ranges_push(f, iova, iova + length - 1);
 }
 
 static int map_piece(void *arg, const struct iova_area *piece)
@@ -120,7 +105,7 @@ static void undo(struct convert *c)
 
 struct hide {
 	struct convert *c;
-	struct flipped pieces;		/* mapped parts of the runs */
+	struct core_ranges pieces;		/* mapped parts of the runs */
 };
 
 static int hide_piece(void *arg, const struct iova_area *piece)

@@ -1110,28 +1110,8 @@ static int range_cmp(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-struct range_vec {
-	struct ioasid_iova_range *v;
-	uint32_t nr, cap;
-};
-
-static int range_push(struct range_vec *rv, uint64_t start, uint64_t last)
-{
-	if (rv->nr == rv->cap) {
-		uint32_t cap = rv->cap ? rv->cap * 2 : 8;
-		void *v = realloc(rv->v, cap * sizeof(*rv->v));
-
-		if (!v)
-			return -ENOMEM;
-		rv->v = v;
-		rv->cap = cap;
-	}
-	rv->v[rv->nr++] = (struct ioasid_iova_range){ start, last };
-	return 0;
-}
-
 /* Sort and merge overlapping or touching ranges in place. */
-static void range_merge(struct range_vec *rv)
+static void range_merge(struct core_ranges *rv)
 {
 	uint32_t out = 0;
 
@@ -1151,7 +1131,7 @@ static void range_merge(struct range_vec *rv)
 }
 
 /* Complement of the (sorted, merged) allowed ranges. */
-static int push_disallowed(struct range_vec *rv,
+static int push_disallowed(struct core_ranges *rv,
 			   const struct ioasid_iova_range *allowed, uint32_t nr)
 {
 	uint64_t next = 0;
@@ -1159,12 +1139,12 @@ static int push_disallowed(struct range_vec *rv,
 
 	for (uint32_t i = 0; i < nr && r == 0; i++) {
 		if (allowed[i].start > next)
-			r = range_push(rv, next, allowed[i].start - 1);
+			r = core_ranges_push(rv, next, allowed[i].start - 1);
 		next = allowed[i].last + 1;
 		if (allowed[i].last == UINT64_MAX)
 			return r;
 	}
-	return r ? r : range_push(rv, next, UINT64_MAX);
+	return r ? r : core_ranges_push(rv, next, UINT64_MAX);
 }
 
 /*
@@ -1176,7 +1156,7 @@ static int compute_blocked(struct ioas *ioas,
 			   const struct ioasid_iova_range *allowed,
 			   uint32_t nr_allowed, const void *owner,
 			   const struct ioasid_iova_range *extra,
-			   uint32_t nr_extra, struct range_vec *rv)
+			   uint32_t nr_extra, struct core_ranges *rv)
 {
 	struct ioas_reservation *res;
 	int r = 0;
@@ -1186,10 +1166,10 @@ static int compute_blocked(struct ioas *ioas,
 	for (res = ioas->reservations; res && r == 0; res = res->next)
 		for (uint32_t i = 0; i < res->nr && r == 0; i++)
 			if (res->owner != owner)
-				r = range_push(rv, res->ranges[i].start,
+				r = core_ranges_push(rv, res->ranges[i].start,
 					       res->ranges[i].last);
 	for (uint32_t i = 0; i < nr_extra && r == 0; i++)
-		r = range_push(rv, extra[i].start, extra[i].last);
+		r = core_ranges_push(rv, extra[i].start, extra[i].last);
 	range_merge(rv);
 	return r;
 }
@@ -1210,7 +1190,7 @@ static uint64_t blocked_length(const struct ioasid_iova_range *r)
 }
 
 /* Page-align @rv outwards; -EADDRINUSE when a mapping lies in it. */
-static int check_unmapped(struct ioas *ioas, struct range_vec *rv,
+static int check_unmapped(struct ioas *ioas, struct core_ranges *rv,
 			  struct ioasid_op *op)
 {
 	struct iova_area m;
@@ -1247,7 +1227,7 @@ static int insert_blocked(struct ioas *ioas,
 	return r;
 }
 
-static int apply_blocked(struct ioas *ioas, struct range_vec *rv,
+static int apply_blocked(struct ioas *ioas, struct core_ranges *rv,
 			 struct ioasid_op *op)
 {
 	int r = check_unmapped(ioas, rv, op);
@@ -1292,7 +1272,7 @@ static int check_ranges(const struct ioasid_iova_range *v, uint32_t nr,
 int ioas_allow_iovas(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 {
 	uint32_t nr = op->in_len / sizeof(struct ioasid_iova_range);
-	struct range_vec rv = { 0 };
+	struct core_ranges rv = { 0 };
 	struct ioasid_iova_range *allowed = NULL;
 	int r;
 
@@ -1339,7 +1319,7 @@ int ioas_set_reservation(struct ioas *ioas, const void *owner,
 			 struct ioasid_op *op)
 {
 	struct ioas_reservation **slot = find_reservation(ioas, owner), *res;
-	struct range_vec rv = { 0 };
+	struct core_ranges rv = { 0 };
 	int r;
 
 	r = compute_blocked(ioas, ioas->allowed, ioas->nr_allowed, owner,

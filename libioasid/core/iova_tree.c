@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: LGPL-2.1-or-later
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * iova_tree - ordered set of non-overlapping IOVA areas of one IOAS.
  *

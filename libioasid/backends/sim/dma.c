@@ -1,11 +1,8 @@
-// SPDX-License-Identifier: LGPL-2.1-or-later
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Simulated DMA engine: translation through IOTLB and page table, guarded
  * copies, fault records, traffic counters.  See dma.h for the contract.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
-#endif
 #include "dma.h"
 #include "guarded_copy.h"
 

@@ -1,10 +1,7 @@
-// SPDX-License-Identifier: LGPL-2.1-or-later
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * memcpy with SIGBUS/SIGSEGV recovery.  See guarded_copy.h for the rules.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
-#endif
 #include "guarded_copy.h"
 
 #include <errno.h>

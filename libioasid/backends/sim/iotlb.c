@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: LGPL-2.1-or-later
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Simulated IOTLB and domain invalidation.
  *
@@ -21,9 +21,6 @@
  * invalidation takes only the slots of the pages in its range (all of them
  * once the range covers the array): O(range), not O(IOTLB).
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
-#endif
 #include "iotlb.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: LGPL-2.1-or-later
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Simulated IOMMU page tables (VT-d second-stage format) and grace periods.
  *
@@ -40,9 +40,6 @@
  * waits), or the reader's section sees everything the writer did before
  * synchronize (the new, unmapped state).
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
-#endif
 #include "pgtable.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * iommufd_smoke - proof of the VM rig against the raw kernel ABI.
  *
