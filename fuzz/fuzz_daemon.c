@@ -257,6 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	srv.policy = policy;
 	srv.listen_fd = -1;
 	srv.signal_fd = -1;
+	srv.timer_fd = -1;
 	srv.epfd = epoll_create1(EPOLL_CLOEXEC);
 	srv.rxbuf = malloc(IOASID_MAX_MSG);
 	srv.outbuf = malloc(PROTO_MAX_PAYLOAD);

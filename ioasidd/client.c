@@ -64,13 +64,11 @@ struct client {
 	struct session *session;
 	struct session_limits limits;	/* owns its device list */
 	char policy_label[64];
-	/*
-	 * The name the client gave in HELLO.  Meant for a later "reclaim":
-	 * a restarted VMM presenting the same name (and uid) could take
-	 * over the session of its predecessor instead of having it torn
-	 * down; today a disconnect always frees the session.
-	 */
+	/* The name the client gave in HELLO ("qemu[1234]"), for the log. */
 	char name[IOASID_NAME_MAX];
+	/* its named-session record (SESSION_NAME or _RECLAIM), or NULL */
+	struct named *named;
+	uint32_t linger_s;		/* what its policy grants */
 	struct watch sock_w, ev_w;
 	/* messages that did not fit the socket yet, oldest first */
 	struct outmsg *out_head, **out_tail;
@@ -293,6 +291,72 @@ static int do_hello(struct client *c, struct ioasid_op *op)
 	return 0;
 }
 
+static int do_session_name(struct client *c, struct ioasid_op *op)
+{
+	int r;
+
+	if (c->named)
+		return op_fail(op, EBUSY, "this session is already named "
+			       "\"%s\"", c->name);
+	r = sessions_name(c->srv, c->cred.uid, c->linger_s, c->session, op,
+			  &c->named);
+	if (r < 0)
+		return r;
+	snprintf(c->name, sizeof(c->name), "%s", op->name);
+	core_session_set_owner(c->session, (uint32_t)c->cred.pid, c->cred.uid,
+			       c->name);
+	log_info(c->srv, "client %llu named its session \"%s\" (linger %u s)",
+		 (unsigned long long)c->id, c->name, c->linger_s);
+	return 0;
+}
+
+/*
+ * Take over a lingering session: only from a connection whose own
+ * session is unnamed and empty, which is then freed.
+ */
+static int do_session_reclaim(struct client *c, struct ioasid_op *op)
+{
+	struct core_session_usage u;
+	struct session_limits limits;
+	struct session *s;
+	struct named *n;
+	int r;
+
+	if (c->named)
+		return op_fail(op, EBUSY, "this connection already holds the "
+			       "named session \"%s\"", c->name);
+	r = sessions_reclaim_check(c->srv, c->cred.uid, op, &n);
+	if (r < 0)
+		return r;
+	core_session_usage(c->session, &u);
+	if (u.nr_ioas || u.nr_devices || u.nr_vms)
+		return op_fail(op, ENOTEMPTY, "this connection's own session "
+			       "already holds objects (%u IOAS, %u device(s), "
+			       "%u VM(s)): reclaim before creating any",
+			       u.nr_ioas, u.nr_devices, u.nr_vms);
+	r = sessions_take(c->srv, n, op, &s, &limits);
+	if (r < 0)
+		return r;
+	server_unwatch(c->srv, &c->ev_w);
+	/* the old session's view goes; VIEW makes one of the new session */
+	fastpath_free(c->fastpath);
+	c->fastpath = NULL;
+	core_session_free(c->session);
+	policy_limits_release(&c->limits);
+	c->session = s;
+	c->limits = limits;
+	c->named = n;
+	c->linger_s = op->out_bytes > UINT32_MAX ? UINT32_MAX :
+		      (uint32_t)op->out_bytes;
+	snprintf(c->name, sizeof(c->name), "%s", op->name);
+	core_session_set_owner(s, (uint32_t)c->cred.pid, c->cred.uid, c->name);
+	c->ev_w = (struct watch){ .kind = WATCH_EVENTS, .client = c,
+				  .fd = core_session_event_fd(s) };
+	if (server_watch(c->srv, &c->ev_w, c->out_head ? 0 : EPOLLIN) < 0)
+		client_kill(c, "cannot watch the event queue");
+	return 0;
+}
+
 /*
  * The status says who answered, and counts clients: the core also counts
  * the daemon's own embedded session, which is nobody's.
@@ -408,6 +472,18 @@ static int run_op(struct client *c, struct ioasid_op *op)
 	case IOASID_CMD_EVENT_READ:
 		return op_fail(op, EOPNOTSUPP, "events arrive as EVENT "
 			       "messages; EVENT_READ is for embedded contexts");
+	case IOASID_CMD_SESSION_TOKEN:
+		return op_fail(op, EOPNOTSUPP, "the library keeps the token; "
+			       "ioasidd never sends it again");
+	case IOASID_CMD_SESSION_NAME:
+		return do_session_name(c, op);
+	case IOASID_CMD_SESSION_RECLAIM:
+		return do_session_reclaim(c, op);
+	case IOASID_CMD_SESSION_LIST:
+		return sessions_list(c->srv, c->cred.uid,
+				     c->limits.may_observe, op);
+	case IOASID_CMD_SESSION_DROP:
+		return sessions_drop(c->srv, c->cred.uid, op);
 	}
 	r = core_call(c->session, op);
 	if (op->cmd == IOASID_CMD_STATUS && r == 0)
@@ -693,6 +769,7 @@ static int judge(struct client *c)
 		      &res);
 	free(groups);
 	snprintf(c->policy_label, sizeof(c->policy_label), "%s", res.label);
+	c->linger_s = (uint32_t)res.lim.linger;
 	if (res.allow) {
 		r = open_session(c, &res);
 		return r == -ENOMEM && !c->session ?
@@ -793,11 +870,14 @@ bool clients_reap(struct server *srv)
 
 void client_free(struct client *c)
 {
-	/* tears down every object the client created */
+	/* the ring and view are the connection's; a named session may linger */
 	if (c->ring)
 		ring_break_now(c->ring);	/* a waiting client wakes */
 	ring_free(c->ring);
 	fastpath_free(c->fastpath);
+	if (c->named && c->session &&
+	    sessions_disconnected(c->srv, c->named, &c->limits))
+		c->session = NULL;
 	if (c->session)
 		core_session_free(c->session);
 	policy_limits_release(&c->limits);

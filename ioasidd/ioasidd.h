@@ -8,6 +8,8 @@
  *             each session's event_fd; accepting and reaping clients
  *   client.c  one connection: SO_PEERCRED verdict, session, requests in,
  *             replies and events out (with back-pressure)
+ *   sessions.c named sessions: tokens, lingering after a disconnect,
+ *             reclaim, the linger timer
  *   policy.c  ioasidd.conf
  *   fastpath.c  each client's shared view of its mappings (proto/view.h)
  *   ring.c    each client's request ring (proto/ring.h)
@@ -26,6 +28,7 @@
 #include "util/log.h"
 
 struct client;
+struct named;
 struct nl_msg;
 
 /* What an epoll registration stands for. */
@@ -35,6 +38,7 @@ enum watch_kind {
 	WATCH_CLIENT,		/* a client's socket */
 	WATCH_EVENTS,		/* a client session's event_fd */
 	WATCH_RING,		/* a client's ring doorbell */
+	WATCH_TIMER,		/* the earliest end of a linger */
 };
 
 struct watch {
@@ -54,7 +58,8 @@ struct server {
 	int epfd;
 	int listen_fd;
 	int signal_fd;
-	struct watch listen_w, signal_w;
+	int timer_fd;
+	struct watch listen_w, signal_w, timer_w;
 	bool listen_paused;		/* out of fds: not accepting */
 	bool stop;
 	struct client *clients;		/* doubly linked */
@@ -65,6 +70,8 @@ struct server {
 	bool no_fastpath;
 	uint64_t fastpath_max_mappings;
 	uint64_t ring_spin_ns;		/* --ring-spin-us */
+	struct named *named;		/* named sessions (sessions.c) */
+	uint32_t nr_lingering;		/* of them, without a connection */
 	/* one request is handled at a time: shared buffers */
 	unsigned char *rxbuf;		/* IOASID_MAX_MSG */
 	unsigned char *outbuf;		/* PROTO_MAX_PAYLOAD */
@@ -136,6 +143,34 @@ int ring_file_unregister(struct ring *rg, uint32_t id);
 int ring_serve(struct ring *rg, int (*run)(void *, struct ioasid_op *),
 	       bool (*stop)(void *), void *arg);
 void ring_break_now(struct ring *rg);
+
+/*
+ * sessions.c: named sessions.  Every function that takes an op returns 0
+ * or a negative errno with the reason in it.
+ */
+int sessions_init(struct server *srv);
+void sessions_fini(struct server *srv);
+void sessions_on_timer(struct server *srv);
+int session_name_check(struct ioasid_op *op);
+/* Name @session (connected, of @uid) op->name; the reply gets the token. */
+int sessions_name(struct server *srv, uint32_t uid, uint32_t linger_s,
+		  struct session *session, struct ioasid_op *op,
+		  struct named **out);
+/* The lingering session op->name of @uid, if op->in is its token. */
+int sessions_reclaim_check(struct server *srv, uint32_t uid,
+			   struct ioasid_op *op, struct named **out);
+/* Hand @n's session and limits over; a new token goes in the reply. */
+int sessions_take(struct server *srv, struct named *n, struct ioasid_op *op,
+		  struct session **session, struct session_limits *limits);
+/*
+ * @n's connection is gone: true when its session lingers (it took
+ * @limits), false when @n is forgotten and the caller frees the session.
+ */
+bool sessions_disconnected(struct server *srv, struct named *n,
+			   struct session_limits *limits);
+int sessions_list(struct server *srv, uint32_t uid, bool all,
+		  struct ioasid_op *op);
+int sessions_drop(struct server *srv, uint32_t uid, struct ioasid_op *op);
 
 /*
  * sd.c: no-ops without libsystemd.  sd_activation_fd() returns the socket

@@ -30,6 +30,7 @@ enum policy_key {
 	K_OBSERVE	= 1 << 8,
 	K_DEVICE_FDS	= 1 << 9,
 	K_MAX_CONVERT	= 1 << 10,
+	K_LINGER	= 1 << 11,
 };
 
 enum daemon_key {
@@ -282,6 +283,17 @@ static int limit_key(struct parser *ps, const char *key, char *v,
 	if (k)
 		return set_once(ps, &l->set, k->bit, key) ?:
 		       parse_limit(ps, k, v, l);
+	/* seconds, never "unlimited" */
+	if (!strcmp(key, "linger")) {
+		if (set_once(ps, &l->set, K_LINGER, key) ||
+		    parse_count(ps, key, v, false, IOASID_SESSION_LINGER_MAX,
+				&l->linger))
+			return -EINVAL;
+		if (l->linger == POLICY_UNLIMITED)
+			return perr(ps, "linger: seconds, at most %u",
+				    IOASID_SESSION_LINGER_MAX);
+		return 0;
+	}
 	if (!strcmp(key, "devices"))
 		return set_once(ps, &l->set, K_DEVICES, key) ?:
 		       parse_devices(ps, v, l);
@@ -619,6 +631,8 @@ static void overlay(struct policy_limits *dst, const struct policy_limits *src)
 		dst->observe = src->observe;
 	if (s & K_DEVICE_FDS)
 		dst->device_fds = src->device_fds;
+	if (s & K_LINGER)
+		dst->linger = src->linger;
 	if (s & K_DEVICES) {
 		dst->all_devices = src->all_devices;
 		dst->devices = src->devices;

@@ -49,6 +49,8 @@ struct policy_limits {
 	 * table in it, so only clients trusted with that get them
 	 */
 	bool device_fds;
+	/* seconds a named session outlives its connection (0: none) */
+	uint64_t linger;
 	/* device names or fnmatch(3) globs; all_devices: "*" / "all" */
 	bool all_devices;
 	char **devices;

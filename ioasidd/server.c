@@ -162,6 +162,9 @@ static void serve_watch(struct server *srv, struct watch *w, uint32_t events)
 	case WATCH_RING:
 		client_on_ring(w->client);
 		break;
+	case WATCH_TIMER:
+		sessions_on_timer(srv);
+		break;
 	}
 }
 
@@ -217,6 +220,7 @@ int server_init(struct server *srv, struct core *core,
 	srv->signal_fd = -1;
 	srv->fastpath_max_mappings = FASTPATH_MAX_MAPPINGS;
 	srv->ring_spin_ns = RING_DAEMON_SPIN_NS;
+	srv->timer_fd = -1;
 	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (srv->epfd < 0)
 		return -errno;
@@ -233,7 +237,7 @@ int server_init(struct server *srv, struct core *core,
 	if (server_watch(srv, &srv->signal_w, EPOLLIN) < 0 ||
 	    server_watch(srv, &srv->listen_w, EPOLLIN) < 0)
 		return -errno;
-	return 0;
+	return sessions_init(srv);
 }
 
 /* Disconnects every client (tearing their sessions down). */
@@ -242,6 +246,7 @@ void server_fini(struct server *srv)
 	while (srv->clients)
 		client_kill(srv->clients, "ioasidd is shutting down");
 	reap(srv);
+	sessions_fini(srv);
 	close_fd(srv->signal_fd);
 	close_fd(srv->epfd);
 	free(srv->rxbuf);

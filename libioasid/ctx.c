@@ -98,7 +98,8 @@ static const struct transport_ops *transport_for(const char **uri)
 IOASID_EXPORT int ioasid_new(const char *uri, struct ioasid_ctx **ctx)
 {
 	const char *env = getenv("IOASID_LOG");
-	char errmsg[IOASID_ERRMSG_MAX] = "";
+	char errmsg[IOASID_ERRMSG_MAX] = "", path[256];
+	const char *query;
 	struct ioasid_ctx *c;
 	int r;
 
@@ -116,6 +117,19 @@ IOASID_EXPORT int ioasid_new(const char *uri, struct ioasid_ctx **ctx)
 	c->log.fn = env ? log_stderr : log_null;
 	c->log.priority = env ? log_priority_from_env(env) : LOG_ERR;
 	c->transport = transport_for(&uri);
+	/* unix:PATH?session=NAME&token-file=FILE */
+	query = c->transport == &transport_remote ? strchr(uri, '?') : NULL;
+	if (query) {
+		if ((size_t)(query - uri) >= sizeof(path)) {
+			free(c);
+			return api_reject(-ENAMETOOLONG, __func__, "socket path "
+					  "too long");
+		}
+		memcpy(path, uri, (size_t)(query - uri));
+		path[query - uri] = '\0';
+		uri = path;
+		query++;
+	}
 
 	r = c->transport->open(&c->log, uri, &c->transport_priv, errmsg,
 			       sizeof(errmsg));
@@ -126,6 +140,17 @@ IOASID_EXPORT int ioasid_new(const char *uri, struct ioasid_ctx **ctx)
 	}
 	info(&c->log, "context %p on %s (%s)", (void *)c, c->transport->name,
 	     c->transport->backend_name(c->transport_priv));
+	if (query) {
+		r = ctx_open_session(c, query);
+		if (r < 0) {
+			char why[IOASID_ERRMSG_MAX];
+
+			snprintf(why, sizeof(why), "%s", last_error);
+			ioasid_unref(c);
+			ctx_set_error(why);
+			return r;
+		}
+	}
 	*ctx = c;
 	return 0;
 }

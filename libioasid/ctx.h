@@ -49,6 +49,12 @@ int api_set_name(struct ioasid_op *op, const char *name);
 const char *api_name_problem(const char *name);
 
 /*
+ * api_session.c: open the session the URI parameters after '?' name
+ * ("session=NAME&token-file=FILE"); 0 or -errno with the reason set.
+ */
+int ctx_open_session(struct ioasid_ctx *ctx, const char *query);
+
+/*
  * The core behind an embedded context, NULL for a remote one.  For tests
  * that look at core state; nothing in the library or ioasidd uses it.
  */

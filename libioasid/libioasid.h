@@ -70,6 +70,26 @@ int ioasid_is_remote(const struct ioasid_ctx *ctx);
 /* Why the last failed call on this thread failed; never NULL. */
 const char *ioasid_last_error(struct ioasid_ctx *ctx);
 
+/* ---- sessions that outlive their connection (ioasidd) ---------------- */
+
+/*
+ * Through ioasidd a session may be named; with the policy's linger it
+ * outlives its connection, and a process of the same uid presenting the
+ * name and the reclaim token takes it over (ioasid_session(3)).  The
+ * URI "unix:PATH?session=NAME&token-file=FILE" does the same at
+ * ioasid_new(): it reclaims when FILE holds a token, else names a new
+ * session, and leaves the current token in FILE.
+ */
+int ioasid_session_name(struct ioasid_ctx *ctx, const char *name,
+			uint32_t *linger_s);
+/* Hex text, IOASID_SESSION_TOKEN_HEX bytes with the NUL; single use. */
+int ioasid_session_token(struct ioasid_ctx *ctx, char *token, size_t size);
+int ioasid_session_reclaim(struct ioasid_ctx *ctx, const char *name,
+			   const char *token);
+int ioasid_session_list(struct ioasid_ctx *ctx,
+			struct ioasid_session_info *sessions, uint32_t *nr);
+int ioasid_session_drop(struct ioasid_ctx *ctx, const char *name);
+
 /* ---- address spaces -------------------------------------------------- */
 
 int ioasid_ioas_alloc(struct ioasid_ctx *ctx, uint32_t flags,

@@ -181,6 +181,25 @@ void core_session_set_owner(struct session *s, uint32_t pid, uint32_t uid,
 	pthread_mutex_unlock(&s->core->lock);
 }
 
+void core_session_usage(struct session *s, struct core_session_usage *u)
+{
+	struct core *core = s->core;
+
+	memset(u, 0, sizeof(*u));
+	pthread_mutex_lock(&core->lock);
+	u->nr_ioas = s->nr_ioas;
+	u->nr_mappings = s->nr_mappings;
+	u->nr_vms = s->nr_vms;
+	for (uint32_t i = 0; i < core->nr_devices; i++)
+		u->nr_devices += core->devices[i].owner == s;
+	pthread_mutex_unlock(&core->lock);
+}
+
+uint32_t core_session_pid(const struct session *s)
+{
+	return s->pid;
+}
+
 static void unlink_session(struct core *core, struct session *s)
 {
 	struct session **p = &core->sessions;

@@ -64,6 +64,16 @@ int core_session_new(struct core *core, const struct session_limits *limits,
 /* Who the session is for; @name NULL keeps the name. */
 void core_session_set_owner(struct session *session, uint32_t pid,
 			    uint32_t uid, const char *name);
+/* What a session holds now (for ioasidd's session list). */
+struct core_session_usage {
+	uint32_t nr_ioas;
+	uint64_t nr_mappings;
+	uint32_t nr_devices;		/* bound */
+	uint32_t nr_vms;
+};
+void core_session_usage(struct session *session,
+			struct core_session_usage *usage);
+uint32_t core_session_pid(const struct session *session);
 /* Tears down every object of the session. */
 void core_session_free(struct session *session);
 

@@ -93,6 +93,9 @@ struct remote {
 	char broken_why[128];
 	char backend[IOASID_NAME_MAX];
 	uint32_t session_id;
+	/* a named session's reclaim token (SESSION_NAME, _RECLAIM) */
+	bool named;
+	unsigned char token[IOASID_SESSION_TOKEN_LEN];
 	struct ioasid_event *events;	/* ring */
 	uint32_t ev_head, ev_len;
 	uint64_t ev_dropped;
@@ -874,6 +877,47 @@ static int ring_or_socket(struct remote *r, struct ioasid_op *op)
 	return ret == -EAGAIN ? locked_roundtrip(r, op) : ret;
 }
 
+/* The token stays here, not with the caller: ioasid_session_token(). */
+static int session_call(struct remote *r, struct ioasid_op *op)
+{
+	int ret = locked_roundtrip(r, op);
+
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&r->lock);
+	memcpy(r->token, op->out, sizeof(r->token));
+	r->named = true;
+	/*
+	 * A reclaim changes the session: a view mapped before it is the
+	 * old session's and no longer kept up to date.  Lookups go through
+	 * the socket from now on (view_tried stays set; the mapping stays
+	 * until close: another thread may be reading it).
+	 */
+	if (op->cmd == IOASID_CMD_SESSION_RECLAIM &&
+	    __atomic_load_n(&r->view_tried, __ATOMIC_ACQUIRE))
+		__atomic_store_n(&r->view, NULL, __ATOMIC_RELEASE);
+	r->session_id = op->out_id;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+static int session_token(struct remote *r, struct ioasid_op *op)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (!r->named)
+		ret = op_fail(op, ENOENT, "this session has no name, so no "
+			      "token (ioasid_session_name())");
+	else if (op->out_cap < sizeof(r->token))
+		ret = op_fail(op, EMSGSIZE, "result buffer too small");
+	else
+		memcpy(op->out, r->token, sizeof(r->token));
+	op->out_len = ret ? 0 : sizeof(r->token);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
 static int remote_call(void *priv, struct ioasid_op *op)
 {
 	struct remote *r = priv;
@@ -905,6 +949,11 @@ static int remote_call(void *priv, struct ioasid_op *op)
 			return op_fail(op, EMSGSIZE, "result buffer too small");
 		op->out_len = sizeof(struct ioasid_event);
 		return remote_event_read(priv, op->out);
+	case IOASID_CMD_SESSION_TOKEN:
+		return session_token(r, op);
+	case IOASID_CMD_SESSION_NAME:
+	case IOASID_CMD_SESSION_RECLAIM:
+		return session_call(r, op);
 	}
 	if (dma_needs_chunks(op))
 		return dma_chunked(r, op);
@@ -1057,6 +1106,7 @@ static void remote_close(void *priv)
 	close_fd(r->ring_bell);
 	close_fd(r->ring_done);
 	pthread_mutex_destroy(&r->lock);
+	explicit_bzero(r->token, sizeof(r->token));
 	free(r->events);
 	free(r->rxbuf);
 	free(r);

@@ -326,4 +326,32 @@ struct ioasid_status {
 	__u64 events_lost;
 };
 
+/* ---- sessions that outlive their connection (ioasidd) ---------------- */
+
+/* A reclaim token: random bytes; as text, twice as many hex digits. */
+#define IOASID_SESSION_TOKEN_LEN	32
+#define IOASID_SESSION_TOKEN_HEX	(2 * IOASID_SESSION_TOKEN_LEN + 1)
+/* Longest lingering time the policy may grant (seconds). */
+#define IOASID_SESSION_LINGER_MAX	86400
+
+enum ioasid_session_state {
+	IOASID_SESSION_CONNECTED	= 1,
+	IOASID_SESSION_LINGERING	= 2,	/* connection gone, kept */
+};
+
+struct ioasid_session_info {
+	__u32 size;
+	__u32 id;		/* the core session's id */
+	__u32 state;		/* enum ioasid_session_state */
+	__u32 uid;
+	__u32 pid;		/* the last process that held it */
+	__u32 linger_s;		/* granted by the policy */
+	__u32 expires_in_s;	/* LINGERING: seconds left (rounded up) */
+	__u32 nr_ioas;
+	__u64 nr_mappings;
+	__u32 nr_devices;	/* bound */
+	__u32 nr_vms;
+	char name[IOASID_NAME_MAX];
+};
+
 #endif /* _UAPI_IOASID_IOASID_H */

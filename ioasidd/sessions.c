@@ -1,0 +1,397 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Named sessions that outlive their connection.
+ *
+ * A client may name its session (SESSION_NAME): it gets a reclaim token,
+ * IOASID_SESSION_TOKEN_LEN bytes from getrandom(2) that the daemon keeps
+ * and never logs.  When its connection drops and its policy grants
+ * `linger = SECONDS`, the session stays whole for that long: its core
+ * session (IOASes, mappings, bound and attached devices, domains, VMs) is
+ * simply not freed, so devices keep translating through it.  A process of
+ * the same uid presenting the name and the token (SESSION_RECLAIM) takes
+ * it over on its own connection; the token is then replaced by a new one
+ * (single use).  Unclaimed, it is torn down when the linger ends, exactly
+ * as a disconnect without linger tears down at once.
+ *
+ * Names are per uid: another uid's session of the same name does not
+ * exist for the caller (ENOENT), so nothing tells a client whether
+ * another user has one.  Tokens are compared in constant time.
+ *
+ * One timerfd in the epoll loop fires at the earliest deadline.  At most
+ * max-clients sessions linger at once (the connection limit counts
+ * connections only, so a successor can always connect to reclaim); a
+ * named session that disconnects when that many linger is torn down at
+ * once, and the log says so.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ioasidd.h"
+#include "util/macros.h"
+
+struct named {
+	struct named *next;
+	char name[IOASID_NAME_MAX];
+	uint32_t uid;
+	uint32_t linger_s;
+	unsigned char token[IOASID_SESSION_TOKEN_LEN];
+	struct session *session;	/* connected: the client's */
+	bool lingering;
+	/* while lingering: the session's limits (owned) and its end */
+	struct session_limits limits;
+	uint64_t deadline_ns;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- names and tokens ---------------------------------------------------- */
+
+static bool name_char(char ch, bool first)
+{
+	if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	    (ch >= '0' && ch <= '9'))
+		return true;
+	return !first && (ch == '.' || ch == '_' || ch == '-');
+}
+
+/* 0, or -EINVAL with the reason in @op. */
+int session_name_check(struct ioasid_op *op)
+{
+	const char *n = op->name;
+	size_t len = strnlen(n, sizeof(op->name));
+
+	if (!len)
+		return op_fail(op, EINVAL, "a session name is required");
+	for (size_t i = 0; i < len; i++)
+		if (!name_char(n[i], i == 0))
+			return op_fail(op, EINVAL, "session name \"%s\": only "
+				       "letters, digits, '.', '_' and '-' "
+				       "(not first) are allowed", n);
+	return 0;
+}
+
+static bool token_equal(const unsigned char *a, const unsigned char *b)
+{
+	volatile unsigned char diff = 0;
+
+	for (size_t i = 0; i < IOASID_SESSION_TOKEN_LEN; i++)
+		diff |= a[i] ^ b[i];
+	return diff == 0;
+}
+
+static int new_token(unsigned char *t)
+{
+	size_t done = 0;
+
+	while (done < IOASID_SESSION_TOKEN_LEN) {
+		ssize_t n = getrandom(t + done, IOASID_SESSION_TOKEN_LEN - done,
+				      0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* The reply of SESSION_NAME and SESSION_RECLAIM: token, id, linger. */
+static int grant(struct named *n, struct ioasid_op *op)
+{
+	if (op->out_cap < IOASID_SESSION_TOKEN_LEN)
+		return op_fail(op, EMSGSIZE, "a token needs %u bytes",
+			       IOASID_SESSION_TOKEN_LEN);
+	memcpy(op->out, n->token, IOASID_SESSION_TOKEN_LEN);
+	op->out_len = IOASID_SESSION_TOKEN_LEN;
+	op->out_id = core_session_id(n->session);
+	op->out_bytes = n->linger_s;
+	return 0;
+}
+
+static struct named *find(struct server *srv, uint32_t uid, const char *name)
+{
+	for (struct named *n = srv->named; n; n = n->next)
+		if (n->uid == uid && !strcmp(n->name, name))
+			return n;
+	return NULL;
+}
+
+static void unlink_named(struct server *srv, struct named *n)
+{
+	struct named **p = &srv->named;
+
+	while (*p && *p != n)
+		p = &(*p)->next;
+	if (*p)
+		*p = n->next;
+}
+
+/* ---- the timer ----------------------------------------------------------- */
+
+static void arm_timer(struct server *srv)
+{
+	struct itimerspec its = {};
+	uint64_t first = UINT64_MAX;
+
+	for (struct named *n = srv->named; n; n = n->next)
+		if (n->lingering && n->deadline_ns < first)
+			first = n->deadline_ns;
+	if (first != UINT64_MAX) {
+		/* absolute; a deadline already past still fires */
+		if (!first)
+			first = 1;
+		its.it_value.tv_sec = (time_t)(first / 1000000000ULL);
+		its.it_value.tv_nsec = (long)(first % 1000000000ULL);
+	}
+	if (timerfd_settime(srv->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+		log_err(srv, "cannot arm the linger timer: %m");
+}
+
+static void free_lingering(struct server *srv, struct named *n,
+			   const char *why)
+{
+	log_info(srv, "session \"%s\" of uid %u %s: torn down", n->name,
+		 n->uid, why);
+	unlink_named(srv, n);
+	srv->nr_lingering--;
+	core_session_free(n->session);
+	policy_limits_release(&n->limits);
+	free(n);
+}
+
+void sessions_on_timer(struct server *srv)
+{
+	uint64_t ticks, now = now_ns();
+	struct named *n, *next;
+
+	if (read(srv->timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		log_warn(srv, "linger timer: %m");
+	for (n = srv->named; n; n = next) {
+		next = n->next;
+		if (n->lingering && n->deadline_ns <= now)
+			free_lingering(srv, n, "was not reclaimed in time");
+	}
+	arm_timer(srv);
+}
+
+int sessions_init(struct server *srv)
+{
+	srv->timer_fd = timerfd_create(CLOCK_MONOTONIC,
+				       TFD_CLOEXEC | TFD_NONBLOCK);
+	if (srv->timer_fd < 0)
+		return -errno;
+	srv->timer_w = (struct watch){ .kind = WATCH_TIMER,
+				       .fd = srv->timer_fd };
+	return server_watch(srv, &srv->timer_w, EPOLLIN);
+}
+
+/* After every client is gone: what still lingers goes too. */
+void sessions_fini(struct server *srv)
+{
+	while (srv->named) {
+		struct named *n = srv->named;
+
+		if (!n->lingering) {	/* cannot happen: clients are gone */
+			unlink_named(srv, n);
+			free(n);
+			continue;
+		}
+		free_lingering(srv, n, "lingered until ioasidd stopped");
+	}
+	close_fd(srv->timer_fd);
+}
+
+/* ---- what clients ask ---------------------------------------------------- */
+
+int sessions_name(struct server *srv, uint32_t uid, uint32_t linger_s,
+		  struct session *session, struct ioasid_op *op,
+		  struct named **out)
+{
+	struct named *n;
+	int r;
+
+	r = session_name_check(op);
+	if (r < 0)
+		return r;
+	if (find(srv, uid, op->name))
+		return op_fail(op, EEXIST, "uid %u already has a session "
+			       "named \"%s\"", uid, op->name);
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return op_fail(op, ENOMEM, "out of memory");
+	r = new_token(n->token);
+	if (r < 0) {
+		free(n);
+		return op_fail(op, -r, "cannot draw a token: %s",
+			       strerror(-r));
+	}
+	snprintf(n->name, sizeof(n->name), "%s", op->name);
+	n->uid = uid;
+	n->linger_s = linger_s;
+	n->session = session;
+	r = grant(n, op);
+	if (r < 0) {
+		explicit_bzero(n->token, sizeof(n->token));
+		free(n);
+		return r;
+	}
+	n->next = srv->named;
+	srv->named = n;
+	*out = n;
+	return 0;
+}
+
+int sessions_reclaim_check(struct server *srv, uint32_t uid,
+			   struct ioasid_op *op, struct named **out)
+{
+	struct named *n;
+	int r;
+
+	r = session_name_check(op);
+	if (r < 0)
+		return r;
+	if (op->in_len != IOASID_SESSION_TOKEN_LEN)
+		return op_fail(op, EINVAL, "a token has %u bytes, not %u",
+			       IOASID_SESSION_TOKEN_LEN, op->in_len);
+	n = find(srv, uid, op->name);
+	if (!n)
+		return op_fail(op, ENOENT, "uid %u has no session named "
+			       "\"%s\" (it ended, or was never named)", uid,
+			       op->name);
+	if (!n->lingering)
+		return op_fail(op, EBUSY, "session \"%s\" is still connected: "
+			       "only a session whose connection is gone can be "
+			       "reclaimed", op->name);
+	if (!token_equal(n->token, op->in)) {
+		log_warn(srv, "uid %u presented a wrong token for session "
+			 "\"%s\"", uid, n->name);
+		return op_fail(op, EACCES, "wrong token for session \"%s\" "
+			       "(tokens are single use: a reclaim replaces "
+			       "it)", op->name);
+	}
+	*out = n;
+	return 0;
+}
+
+int sessions_take(struct server *srv, struct named *n, struct ioasid_op *op,
+		  struct session **session, struct session_limits *limits)
+{
+	unsigned char fresh[IOASID_SESSION_TOKEN_LEN];
+	int r = new_token(fresh);
+
+	if (r < 0)
+		return op_fail(op, -r, "cannot draw a token: %s",
+			       strerror(-r));
+	memcpy(n->token, fresh, sizeof(fresh));
+	explicit_bzero(fresh, sizeof(fresh));
+	n->lingering = false;
+	srv->nr_lingering--;
+	*session = n->session;
+	*limits = n->limits;
+	memset(&n->limits, 0, sizeof(n->limits));
+	arm_timer(srv);
+	log_info(srv, "session \"%s\" of uid %u reclaimed", n->name, n->uid);
+	return grant(n, op);
+}
+
+bool sessions_disconnected(struct server *srv, struct named *n,
+			   struct session_limits *limits)
+{
+	if (!n->linger_s || srv->nr_lingering >= srv->policy->max_clients) {
+		if (n->linger_s)
+			log_warn(srv, "session \"%s\" of uid %u cannot linger: "
+				 "%u sessions linger already (max-clients)",
+				 n->name, n->uid, srv->nr_lingering);
+		unlink_named(srv, n);
+		explicit_bzero(n->token, sizeof(n->token));
+		free(n);
+		return false;
+	}
+	n->lingering = true;
+	n->limits = *limits;
+	memset(limits, 0, sizeof(*limits));
+	n->deadline_ns = now_ns() + (uint64_t)n->linger_s * 1000000000ULL;
+	srv->nr_lingering++;
+	arm_timer(srv);
+	log_info(srv, "session \"%s\" of uid %u lingers for %u s", n->name,
+		 n->uid, n->linger_s);
+	return true;
+}
+
+static void fill_info(const struct named *n, uint64_t now,
+		      struct ioasid_session_info *si)
+{
+	struct core_session_usage u;
+
+	core_session_usage(n->session, &u);
+	memset(si, 0, sizeof(*si));
+	si->size = sizeof(*si);
+	si->id = core_session_id(n->session);
+	si->state = n->lingering ? IOASID_SESSION_LINGERING :
+				   IOASID_SESSION_CONNECTED;
+	si->uid = n->uid;
+	si->pid = core_session_pid(n->session);
+	si->linger_s = n->linger_s;
+	if (n->lingering && n->deadline_ns > now)
+		si->expires_in_s = (uint32_t)((n->deadline_ns - now +
+					       999999999ULL) / 1000000000ULL);
+	si->nr_ioas = u.nr_ioas;
+	si->nr_mappings = u.nr_mappings;
+	si->nr_devices = u.nr_devices;
+	si->nr_vms = u.nr_vms;
+	snprintf(si->name, sizeof(si->name), "%s", n->name);
+}
+
+int sessions_list(struct server *srv, uint32_t uid, bool all,
+		  struct ioasid_op *op)
+{
+	struct ioasid_session_info *out = op->out;
+	uint32_t cap = op->out_cap / sizeof(*out), nr = 0;
+	uint64_t now = now_ns();
+
+	for (struct named *n = srv->named; n; n = n->next) {
+		if (n->uid != uid && !all)
+			continue;
+		if (nr < cap)
+			fill_info(n, now, &out[nr]);
+		nr++;
+	}
+	op->out_len = nr * (uint32_t)sizeof(*out);
+	if (nr > cap)
+		return op_fail(op, EMSGSIZE, "%u sessions do not fit in %u",
+			       nr, cap);
+	return 0;
+}
+
+int sessions_drop(struct server *srv, uint32_t uid, struct ioasid_op *op)
+{
+	struct named *n;
+	int r = session_name_check(op);
+
+	if (r < 0)
+		return r;
+	n = find(srv, uid, op->name);
+	if (!n)
+		return op_fail(op, ENOENT, "uid %u has no session named "
+			       "\"%s\"", uid, op->name);
+	if (!n->lingering)
+		return op_fail(op, EBUSY, "session \"%s\" is connected: its "
+			       "own process ends it", op->name);
+	free_lingering(srv, n, "was dropped");
+	arm_timer(srv);
+	return 0;
+}
