@@ -43,17 +43,39 @@ int ctl_open(struct ctl *ctl)
 
 	if (ctl->ctx)
 		return EXIT_OK;
-	r = ioasid_new(ctl->uri, &ctl->ctx);
+	if (!ctl->base_uri)
+		ctl->base_uri = ctl->uri;
+	r = ioasid_new(ctl->base_uri, &ctl->ctx);
+	if (r == 0 && ctl->session) {
+		/* reachable: what fails now is the session's, exit 1 */
+		ioasid_unref(ctl->ctx);
+		r = ioasid_new(ctl->uri, &ctl->ctx);
+		if (r < 0) {
+			why = ioasid_last_error(NULL);
+			ctl_err(ctl, "session %s: %s", ctl->session,
+				why && *why ? why : strerror(-r));
+			if (r == -ENOENT || r == -EACCES)
+				fprintf(stderr, "(ioasidctl session drop %s, or "
+					"removing %s, starts session %s "
+					"afresh.)\n", ctl->session,
+					ctl->token_file, ctl->session);
+			ctl->ctx = NULL;
+			return EXIT_FAIL;
+		}
+	}
 	if (r < 0) {
 		why = ioasid_last_error(NULL);
-		ctl_err(ctl, "cannot reach %s: %s", ctl->uri,
+		ctl_err(ctl, "cannot reach %s: %s", ctl->base_uri,
 			why && *why ? why : strerror(-r));
-		if (!strncmp(ctl->uri, "unix:", 5))
+		if (!strncmp(ctl->base_uri, "unix:", 5))
 			fprintf(stderr, "(\"--uri sim\" runs the simulated "
 				"IOMMU inside ioasidctl, without ioasidd.)\n");
 		ctl->ctx = NULL;
 		return EXIT_UNREACHABLE;
 	}
+	r = ctl_session_check(ctl);
+	if (r)
+		return r;
 	observe(ctl);
 	if (ctl->batch)
 		return ctl_subscribe_all(ctl);

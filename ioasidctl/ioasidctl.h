@@ -33,7 +33,12 @@ struct ctl {
 	bool batch;			/* running the lines of a batch */
 	unsigned int line;		/* batch line number, 0 outside */
 	bool subscribed;		/* events are being queued */
-	bool own_only;			/* --session: do not ask to observe */
+	bool own_only;			/* --own: do not ask to observe */
+	const char *base_uri;		/* ctl->uri without --session's */
+	const char *session;		/* --session NAME */
+	const char *token_file;		/* --token-file, or token_path */
+	char token_path[4096];
+	char session_uri[8192];		/* uri?session=NAME&token-file=F */
 	bool observer;			/* sees every client's objects */
 	char observe_why[128];		/* why not, when the daemon said no */
 	char cmd[64];			/* "ioas create", for messages */
@@ -185,6 +190,13 @@ int cmd_sim(struct ctl *ctl, int argc, char **argv);
 int cmd_dma(struct ctl *ctl, int argc, char **argv);
 int cmd_convert(struct ctl *ctl, int argc, char **argv);
 int cmd_batch(struct ctl *ctl, int argc, char **argv);
+int cmd_session(struct ctl *ctl, int argc, char **argv);
+/*
+ * --session: make ctl->uri name the session and its token file (an exit
+ * status); after opening, refuse a session without linger.
+ */
+int ctl_session_uri(struct ctl *ctl);
+int ctl_session_check(struct ctl *ctl);
 
 /*
  * Through ioasidd, lists show only this session's objects unless the

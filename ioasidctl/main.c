@@ -34,11 +34,13 @@ static const struct cmd commands[] = {
 	{ "dma", cmd_dma, "make a simulated device do DMA" },
 	{ "sim", cmd_sim, "print the topology (ioasid-topology(5)); hotplug" },
 	{ "batch", cmd_batch, "run subcommands from a file in one session" },
+	{ "session", cmd_session, "named sessions in ioasidd: list, drop" },
 	{ "script", cmd_batch, "the same as batch" },
 };
 
 static const char usage_head[] =
-	"Usage: ioasidctl [--uri URI] [--json] [--session] COMMAND [ARGS...]\n"
+	"Usage: ioasidctl [--uri URI] [--json] [--own] [--session NAME]\n"
+	"                 [--token-file FILE] COMMAND [ARGS...]\n"
 	"       ioasidctl COMMAND --help\n"
 	"\n"
 	"Inspect and drive IOMMU I/O address spaces through libioasid.\n"
@@ -48,8 +50,14 @@ static const char usage_head[] =
 	"               sim, sim:TOPOLOGY, iommufd, vfio-type1 (default:\n"
 	"               $IOASID_URI, else unix:" IOASID_DEFAULT_SOCKET ")\n"
 	"  --json       print JSON instead of tables\n"
-	"  --session    through ioasidd, show only this session's objects\n"
+	"  --own        through ioasidd, show only this session's objects\n"
 	"               (by default ioasidctl asks to see every client's)\n"
+	"  --session NAME  work in ioasidd's session NAME: made by the first\n"
+	"               command, taken over by the next ones, it keeps its\n"
+	"               objects between commands for the policy's linger;\n"
+	"               implies --own\n"
+	"  --token-file FILE  where --session keeps the session's token\n"
+	"               (default $XDG_RUNTIME_DIR/ioasidctl/sessions/NAME)\n"
 	"  -h, --help   print this help\n"
 	"  --version    print the version\n"
 	"\n"
@@ -61,7 +69,8 @@ static const char usage_tail[] =
 	"3 cannot reach ioasidd or open the backend.\n"
 	"Objects created through ioasidd belong to the connection and go\n"
 	"away with it: use 'ioasidctl batch' to create, map, attach and\n"
-	"show in one session.\n"
+	"show in one session, or --session NAME to keep them across\n"
+	"commands.\n"
 	"See ioasidctl(8).\n";
 
 static void print_commands(const struct cmd *table, size_t n, FILE *f)
@@ -140,14 +149,16 @@ static const char *default_uri(void)
 	return env && *env ? env : "unix:" IOASID_DEFAULT_SOCKET;
 }
 
-enum { OPT_URI = 0x200, OPT_VERSION, OPT_SESSION };
+enum { OPT_URI = 0x200, OPT_VERSION, OPT_OWN, OPT_SESSION, OPT_TOKEN_FILE };
 
 static const struct option global_opts[] = {
 	{ "uri", required_argument, NULL, OPT_URI },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
-	{ "session", no_argument, NULL, OPT_SESSION },
+	{ "own", no_argument, NULL, OPT_OWN },
+	{ "session", required_argument, NULL, OPT_SESSION },
+	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -166,8 +177,18 @@ static int parse_global(struct ctl *ctl, int argc, char **argv)
 				return ctl_usage(ctl, "--uri needs a URI");
 			ctl->uri = optarg;
 			break;
-		case OPT_SESSION:
+		case OPT_OWN:
 			ctl->own_only = true;
+			break;
+		case OPT_SESSION:
+			if (!*optarg)
+				return ctl_usage(ctl, "--session needs a name");
+			ctl->session = optarg;
+			break;
+		case OPT_TOKEN_FILE:
+			if (!*optarg)
+				return ctl_usage(ctl, "--token-file needs a file");
+			ctl->token_file = optarg;
 			break;
 		case OPT_VERSION:
 			printf("ioasidctl %s\n", PACKAGE_VERSION);
@@ -189,6 +210,11 @@ int main(int argc, char **argv)
 
 	status = parse_global(&ctl, argc, argv);
 	if (status >= 0)
+		return status;
+	if (ctl.token_file && !ctl.session)
+		return ctl_usage(&ctl, "--token-file goes with --session NAME");
+	status = ctl_session_uri(&ctl);
+	if (status)
 		return status;
 	status = ctl_run(&ctl, argc - optind, argv + optind);
 	ioasid_unref(ctl.ctx);

@@ -116,7 +116,7 @@ t "ioasidctl help" 0 -o '^  ioas +list, show'
 raw --version
 t "ioasidctl --version" 0 -o '^ioasidctl [0-9]'
 for cmd in status devices iommus ioas map unmap attach detach replace kvm \
-	   monitor faults dma sim batch script; do
+	   monitor faults dma sim batch script session; do
 	raw "$cmd" --help
 	t "$cmd --help" 0 -o "^Usage: ioasidctl ($cmd|script|batch)" -E .
 done
@@ -727,11 +727,113 @@ EOF
 		t "no observer: another client's IOAS is not there" 1 \
 			-e "no IOAS $held"
 	fi
-	run --session ioas list
-	t "--session: only this session, no owners" 0 -O "^ +$held " -E . \
+	run --own ioas list
+	t "--own: only this session, no owners" 0 -O "^ +$held " -E . \
 		-O ' PID +UID'
 	kill "$holder" 2> /dev/null
 	wait "$holder"
+fi
+
+# ---- --session NAME: state kept in ioasidd across commands -------------------
+
+export XDG_RUNTIME_DIR="$tmp/xdg"
+mkdir -m 0700 "$XDG_RUNTIME_DIR"
+tokens="$XDG_RUNTIME_DIR/ioasidctl/sessions"
+raw --token-file "$tmp/tok" ioas list
+t "--token-file without --session" 2 -e '--token-file goes with --session NAME'
+raw --uri sim --session s1 ioas list
+t "--session needs ioasidd" 2 -e 'needs a plain unix:PATH URI'
+raw --session ../up ioas list
+t "--session: a name that is no file name" 2 -e "no '/' and no leading '.'"
+
+if [ $daemon = yes ]; then
+	# the conformance daemon grants no linger: said, and nothing left
+	run --session s0 ioas list
+	t "--session without linger is refused" 1 \
+		-e 'gives this user no linger .*session s0 would end'
+	if [ -e "$tokens/s0" ]; then
+		rc=1
+		not_ok "--session without linger leaves no token" "$tokens/s0"
+	else
+		ok "--session without linger leaves no token"
+	fi
+else
+	# an ioasidd of our own whose policy lets us linger
+	lsock="$tmp/linger.sock"
+	printf '[user %s]\nlinger = 600\ndevices = all\n' "$(id -u)" \
+		> "$tmp/linger.conf"
+	"$builddir/ioasidd/ioasidd" --backend sim --socket "$lsock" \
+		--config "$tmp/linger.conf" --log-level info \
+		2> "$tmp/linger.log" &
+	lpid=$!
+	tries=0	# ready once it says so; 60 s bound a hang
+	until grep -q 'Serving backend' "$tmp/linger.log" 2> /dev/null ||
+		[ $tries -gt 6000 ] || ! kill -0 $lpid 2> /dev/null; do
+		sleep 0.01
+		tries=$((tries + 1))
+	done
+	L="unix:$lsock"
+	raw --uri "$L" --session s1 ioas create
+	t "--session: ioas create" 0 -o '^IOAS [0-9]+ created'
+	ioas=$(sed -n 's/^IOAS \([0-9]*\) created.*/\1/p' "$tmp/out")
+	mode=$(stat -c %a "$tokens/s1" 2> /dev/null)
+	if [ "$mode" = 600 ]; then
+		ok "--session: token file of mode 0600"
+	else
+		rc=1
+		not_ok "--session: token file of mode 0600" "mode '$mode'"
+	fi
+	raw --uri "$L" --session s1 map "$ioas" --memfd --length 2M
+	t "--session: map into the IOAS of the last command" 0
+	raw --uri "$L" --session s1 ioas list
+	t "--session: the IOAS and its mapping are still there" 0 \
+		-o "^ +$ioas +- +auto +1 +2M " -E .
+	raw --uri "$L" session list
+	t "session list: s1 lingers with what it holds" 0 \
+		-o '^NAME +STATE +ID +UID +PID +LINGER +EXPIRES' \
+		-o '^s1 +lingering +[0-9]+ +[0-9]+ +[0-9]+ +600s +[0-9]+s +1 +1 +0 +0$'
+	raw --uri "$L" --json session list
+	t "session list --json" 0 -J -j .sessions[0].name s1 \
+		-j .sessions[0].state lingering -j .sessions[0].nr_ioas 1 \
+		-j .sessions[0].linger_s 600
+	raw --uri "$L" --session s1 --token-file "$tmp/other.tok" ioas list
+	t "--session: another token file cannot take the name" 1 \
+		-e 'already has a session named "s1"'
+	cp "$tokens/s1" "$tmp/old.tok"
+	raw --uri "$L" --session s1 ioas list
+	t "--session: reclaimed again" 0 -o "^ +$ioas "
+	cp "$tokens/s1" "$tmp/cur.tok"
+	cp "$tmp/old.tok" "$tokens/s1"
+	raw --uri "$L" --session s1 ioas list
+	t "--session: a spent token is refused" 1 -e 'wrong token' \
+		-e 'session drop s1'
+	cp "$tmp/cur.tok" "$tokens/s1"
+	chmod 0644 "$tokens/s1"
+	raw --uri "$L" --session s1 ioas list
+	t "--session: a token file others may read is refused" 1 \
+		-e 'mode 0600'
+	chmod 0600 "$tokens/s1"
+	raw --uri "$L" --session s1 session drop s1
+	t "session drop: not from inside" 2 -e 'from inside it'
+	raw --uri "$L" session drop s1
+	t "session drop" 0 -o '^session s1 dropped$'
+	[ -e "$tokens/s1" ] && { rc=1; not_ok "session drop removes the token" \
+		"$tokens/s1"; } || ok "session drop removes the token"
+	raw --uri "$L" session drop s1
+	t "session drop: no such session" 1 -e 'has no session named "s1"'
+	raw --uri "$L" --session s1 ioas list
+	t "--session after a drop: a new, empty session" 0 -O "^ +$ioas "
+	raw --uri "$L" session list
+	t "session list: the new s1" 0 -o '^s1 +lingering .* +0 +0 +0 +0$'
+	kill $lpid
+	wait $lpid
+	lstatus=$?
+	if [ $lstatus -eq 0 ]; then
+		ok "the lingering ioasidd exits cleanly"
+	else
+		rc=$lstatus
+		not_ok "the lingering ioasidd exits cleanly" "$(cat "$tmp/linger.log")"
+	fi
 fi
 
 echo "$pass passed, $fail failed, $skip skipped"
