@@ -44,6 +44,7 @@ struct named {
 	unsigned char token[IOASID_SESSION_TOKEN_LEN];
 	struct session *session;	/* connected: the client's */
 	bool lingering;
+	uint64_t bad_tokens;		/* wrong tokens presented */
 	/* while lingering: the session's limits (owned) and its end */
 	struct session_limits limits;
 	uint64_t deadline_ns;
@@ -277,8 +278,12 @@ int sessions_reclaim_check(struct server *srv, uint32_t uid,
 			       "only a session whose connection is gone can be "
 			       "reclaimed", op->name);
 	if (!token_equal(n->token, op->in)) {
-		log_warn(srv, "uid %u presented a wrong token for session "
-			 "\"%s\"", uid, n->name);
+		/* logged, but a client retrying in a loop cannot flood it */
+		n->bad_tokens++;
+		if (!(n->bad_tokens & (n->bad_tokens - 1)))
+			log_warn(srv, "uid %u presented a wrong token for "
+				 "session \"%s\" (%llu so far)", uid, n->name,
+				 (unsigned long long)n->bad_tokens);
 		return op_fail(op, EACCES, "wrong token for session \"%s\" "
 			       "(tokens are single use: a reclaim replaces "
 			       "it)", op->name);
