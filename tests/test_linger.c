@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,6 +240,69 @@ Test(linger, session_survives_and_its_device_dma_lands_after_reclaim)
 	cr_assert_not(find_session(watch, "vm1", NULL));
 	ioasid_unref(watch);
 	close(memfd);
+	expect_clean_exit();
+}
+
+/* A VMM subscribed to device events dies; they wait for its successor. */
+static void subscriber_dies(const char *name, char *token, size_t len)
+{
+	int p[2], status;
+	pid_t pid;
+
+	cr_assert_eq(pipe(p), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct ioasid_ctx *ctx;
+		char tok[IOASID_SESSION_TOKEN_HEX];
+
+		close(p[0]);
+		if (ioasid_new(d.uri, &ctx) < 0 ||
+		    ioasid_session_name(ctx, name, NULL) < 0 ||
+		    ioasid_event_subscribe(ctx, IOASID_EVENT_GROUP_DEVICE) < 0 ||
+		    ioasid_session_token(ctx, tok, sizeof(tok)) < 0 ||
+		    write(p[1], tok, sizeof(tok)) != sizeof(tok))
+			_exit(1);
+		_exit(0);
+	}
+	close(p[1]);
+	cr_assert_eq(read(p[0], token, len), (ssize_t)len);
+	close(p[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+Test(linger, events_queued_while_lingering_reach_the_successor)
+{
+	char token[IOASID_SESSION_TOKEN_HEX];
+	struct ioasid_ctx *ctx, *admin;
+	struct ioasid_event ev;
+	struct pollfd pfd;
+	int r = -EAGAIN;
+
+	setup();
+	admin = connect_ctx();
+	subscriber_dies("ears", token, sizeof(token));
+	wait_state(admin, "ears", IOASID_SESSION_LINGERING, NULL);
+	cr_assert_eq(ioasid_sim_hotplug(admin, "0000:00:02.1", 0), 0, "%s",
+		     ioasid_last_error(admin));
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "ears", token), 0, "%s",
+		     ioasid_last_error(ctx));
+	pfd = (struct pollfd){ .fd = ioasid_event_get_fd(ctx),
+			       .events = POLLIN };
+	cr_assert_geq(pfd.fd, 0);
+	/* bounded: 30 s for a hang, the event is already queued */
+	for (int i = 0; i < 30 && r == -EAGAIN; i++) {
+		cr_assert_geq(poll(&pfd, 1, 1000), 0);
+		r = ioasid_event_read(ctx, &ev);
+	}
+	cr_assert_eq(r, 0, "the event queued while lingering arrives");
+	cr_assert_eq(ev.type, IOASID_EVENT_DEVICE_REMOVED);
+	cr_assert_str_eq(ev.name, "0000:00:02.1");
+	cr_assert_eq(ioasid_sim_hotplug(admin, "0000:00:02.1", 1), 0);
+	ioasid_unref(ctx);
+	ioasid_unref(admin);
 	expect_clean_exit();
 }
 
