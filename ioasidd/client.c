@@ -554,6 +554,10 @@ static void serve(struct client *c, const struct proto_msg *m, int *fds,
 		client_kill(c, "a reply does not fit the room made for it");
 		return;
 	}
+	/* a token leaves only in the reply: no copy stays in outbuf */
+	if (op.cmd == IOASID_CMD_SESSION_NAME ||
+	    op.cmd == IOASID_CMD_SESSION_RECLAIM)
+		explicit_bzero(c->srv->outbuf, IOASID_SESSION_TOKEN_LEN);
 	fd = reply_fd(&op, r);
 	send_msg(c, msg, fd);
 }

@@ -490,6 +490,31 @@ static int nobody_tries_roots_token(void)
 	return 0;
 }
 
+/* An unprivileged user's own session lingers and comes back to it. */
+static int nobody_lingers_and_reclaims(void)
+{
+	char token[IOASID_SESSION_TOKEN_HEX];
+	struct ioasid_ctx *ctx;
+	uint32_t ioas, ids[4], nr = 4, linger = 0;
+
+	if (ioasid_new(d.uri, &ctx) < 0 ||
+	    ioasid_session_name(ctx, "mine", &linger) < 0 || linger != 60 ||
+	    ioasid_session_token(ctx, token, sizeof(token)) < 0 ||
+	    ioasid_ioas_alloc(ctx, 0, &ioas) < 0)
+		return 1;
+	ioasid_unref(ctx);
+	if (ioasid_new(d.uri, &ctx) < 0)
+		return 2;
+	if (ioasid_session_reclaim(ctx, "mine", root_held.token) != -EACCES)
+		return 3;	/* root's token is not this session's */
+	if (ioasid_session_reclaim(ctx, "mine", token) < 0)
+		return 4;
+	if (ioasid_ioas_list(ctx, ids, &nr) < 0 || nr != 1 || ids[0] != ioas)
+		return 5;
+	ioasid_unref(ctx);
+	return 0;
+}
+
 Test(linger, another_uids_token_reclaims_nothing)
 {
 	int memfd = test_memfd(1 << 20);
@@ -501,6 +526,7 @@ Test(linger, another_uids_token_reclaims_nothing)
 	vmm_dies("vm1", memfd, false, &root_held);
 	wait_state(ctx, "vm1", IOASID_SESSION_LINGERING, NULL);
 	cr_assert_eq(run_as_nobody(nobody_tries_roots_token), 0);
+	cr_assert_eq(run_as_nobody(nobody_lingers_and_reclaims), 0);
 	/* root's session is untouched and still root's to reclaim */
 	cr_assert(find_session(ctx, "vm1", &si));
 	cr_assert_eq(si.state, IOASID_SESSION_LINGERING);
