@@ -187,6 +187,8 @@ Test(linger, session_survives_and_its_device_dma_lands_after_reclaim)
 	int memfd = test_memfd(1 << 20);
 	struct ioasid_session_info si;
 	struct ioasid_ioas_info info;
+	struct ioasid_mapping m;
+	uint32_t own;
 	struct ioasid_ctx *ctx, *watch;
 	char token2[IOASID_SESSION_TOKEN_HEX], buf[16] = "";
 	uint64_t done = 0;
@@ -203,8 +205,24 @@ Test(linger, session_survives_and_its_device_dma_lands_after_reclaim)
 	cr_assert(si.expires_in_s >= 1 && si.expires_in_s <= 60);
 
 	ctx = connect_ctx();
+	/*
+	 * Before: an IOAS of its own, looked up (the shared view has a slot
+	 * for it), then destroyed, so the context may still reclaim.
+	 */
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &own), 0);
+	cr_assert_eq(ioasid_map_file(ctx, own, memfd, 0, 4096,
+				     RW | IOASID_MAP_FIXED_IOVA,
+				     &(uint64_t){ 0 }), 0);
+	cr_assert_eq(ioasid_lookup(ctx, own, 0, &m), 0);
+	cr_assert_eq(ioasid_lookup(ctx, h.ioas, h.iova, &m), -ENOENT);
+	cr_assert_eq(ioasid_ioas_destroy(ctx, own), 0);
 	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
 		     ioasid_last_error(ctx));
+	/* the old view does not answer for the reclaimed session */
+	cr_assert_eq(ioasid_lookup(ctx, h.ioas, h.iova, &m), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(m.iova, h.iova);
+	cr_assert_eq(ioasid_lookup(ctx, own, 0, &m), -ENOENT);
 	/* the same ids, the same mapping, the same attached device */
 	cr_assert_eq(ioasid_ioas_get_info(ctx, h.ioas, &info), 0, "%s",
 		     ioasid_last_error(ctx));
