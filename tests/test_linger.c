@@ -223,6 +223,14 @@ Test(linger, session_survives_and_its_device_dma_lands_after_reclaim)
 		     ioasid_last_error(ctx));
 	cr_assert_eq(m.iova, h.iova);
 	cr_assert_eq(ioasid_lookup(ctx, own, 0, &m), -ENOENT);
+	/* a request ring set up before (the map above) serves the new one */
+	cr_assert_eq(ioasid_map_file(ctx, h.ioas, memfd, 8192, 4096,
+				     RW | IOASID_MAP_FIXED_IOVA,
+				     &(uint64_t){ 1 << 30 }), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_lookup(ctx, h.ioas, 1 << 30, &m), 0);
+	cr_assert_eq(ioasid_unmap(ctx, h.ioas, 1 << 30, 4096, 0, NULL), 0, "%s",
+		     ioasid_last_error(ctx));
 	/* the same ids, the same mapping, the same attached device */
 	cr_assert_eq(ioasid_ioas_get_info(ctx, h.ioas, &info), 0, "%s",
 		     ioasid_last_error(ctx));
