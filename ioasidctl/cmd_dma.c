@@ -51,7 +51,7 @@ static void print_result(struct ctl *ctl, const char *dev,
 	json_obj_begin(&j, NULL);
 	json_str(&j, "device", dev);
 	json_str(&j, "access", wr ? "write" : "read");
-	json_hex(&j, "iova", a->iova);
+	json_u64(&j, "iova", a->iova);
 	json_u64(&j, "bytes", done);
 	if (!wr)
 		json_str(&j, "first_bytes", hex);

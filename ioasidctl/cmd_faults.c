@@ -113,7 +113,7 @@ static void print_json(const struct fault_list *l,
 		json_str(&j, "device", dev_name(d, nd, f->dev_id));
 		json_u64(&j, "dev_id", f->dev_id);
 		json_str(&j, "access", access_str(f));
-		json_hex(&j, "iova", f->iova);
+		json_u64(&j, "iova", f->iova);
 		json_str(&j, "reason", fault_reason_name(f->reason));
 		json_obj_end(&j);
 	}

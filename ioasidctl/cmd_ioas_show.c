@@ -485,16 +485,16 @@ static void json_ranges(struct json *j, const struct view *v)
 	json_arr_begin(j, "allowed_ranges");
 	for (uint32_t i = 0; i < v->nr_allowed; i++) {
 		json_obj_begin(j, NULL);
-		json_hex(j, "start", v->allowed[i].start);
-		json_hex(j, "last", v->allowed[i].last);
+		json_u64(j, "start", v->allowed[i].start);
+		json_u64(j, "last", v->allowed[i].last);
 		json_obj_end(j);
 	}
 	json_arr_end(j);
 	json_arr_begin(j, "segments");
 	for (size_t i = 0; i < v->nr_segs; i++) {
 		json_obj_begin(j, NULL);
-		json_hex(j, "start", v->segs[i].start);
-		json_hex(j, "last", v->segs[i].last);
+		json_u64(j, "start", v->segs[i].start);
+		json_u64(j, "last", v->segs[i].last);
 		json_str(j, "kind", seg_name[v->segs[i].kind]);
 		json_obj_end(j);
 	}
@@ -508,9 +508,9 @@ static void json_mappings(struct json *j, const struct view *v)
 		const struct ioasid_mapping *m = &v->maps[i];
 
 		json_obj_begin(j, NULL);
-		json_hex(j, "iova", m->iova);
+		json_u64(j, "iova", m->iova);
 		json_u64(j, "length", m->length);
-		json_hex(j, "offset", m->offset);
+		json_u64(j, "offset", m->offset);
 		json_str(j, "prot", prot_str(m->flags));
 		json_bool(j, "user", m->flags & IOASID_MAPPING_USER);
 		json_id(j, "file_id", m->file_id);

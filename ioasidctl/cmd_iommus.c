@@ -79,8 +79,8 @@ void json_iommu(struct json *j, const struct ioasid_iommu_info *u)
 			json_u64(j, NULL, 1ULL << bit);
 	json_arr_end(j);
 	json_u64(j, "addr_width", u->addr_width);
-	json_hex(j, "cap", u->cap);
-	json_hex(j, "ecap", u->ecap);
+	json_u64(j, "cap", u->cap);
+	json_u64(j, "ecap", u->ecap);
 	json_u64(j, "nr_devices", u->nr_devices);
 	json_obj_end(j);
 }

@@ -203,9 +203,9 @@ static void print_result(struct ctl *ctl, const struct map_args *a,
 	json_init(&j, stdout, true);
 	json_obj_begin(&j, NULL);
 	json_u64(&j, "ioas", a->ioas);
-	json_hex(&j, "iova", iova);
+	json_u64(&j, "iova", iova);
 	json_u64(&j, "length", a->length);
-	json_hex(&j, "offset", a->offset);
+	json_u64(&j, "offset", a->offset);
 	json_str(&j, "prot", prot_str(a->prot));
 	if (a->path)
 		json_str(&j, "file", a->path);

@@ -94,7 +94,7 @@ static void print_json(const struct ioasid_event *ev)
 	json_u64(&j, "arg", ev->arg);
 	json_str(&j, "device", ev->name);
 	if (ev->type == IOASID_EVENT_FAULT)
-		json_hex(&j, "iova", ev->iova);
+		json_u64(&j, "iova", ev->iova);
 	json_obj_end(&j);
 	json_finish(&j);
 }

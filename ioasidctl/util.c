@@ -457,12 +457,6 @@ void json_null(struct json *j, const char *key)
 	fputs("null", j->f);
 }
 
-void json_hex(struct json *j, const char *key, uint64_t value)
-{
-	json_key(j, key);
-	fprintf(j->f, "\"0x%llx\"", (unsigned long long)value);
-}
-
 void json_id(struct json *j, const char *key, uint32_t id)
 {
 	if (id)

@@ -87,11 +87,14 @@ void json_obj_end(struct json *j);
 void json_arr_begin(struct json *j, const char *key);
 void json_arr_end(struct json *j);
 void json_str(struct json *j, const char *key, const char *value);
+/*
+ * Every integer ioasidctl prints in JSON -- address, IOVA, offset, size,
+ * count, register -- is a plain decimal number, exact to 64 bits (the one
+ * rule of ioasidctl(8), JSON OUTPUT).
+ */
 void json_u64(struct json *j, const char *key, uint64_t value);
 void json_bool(struct json *j, const char *key, bool value);
 void json_null(struct json *j, const char *key);
-/* A u64 as a "0x..." string: addresses do not fit a JSON double. */
-void json_hex(struct json *j, const char *key, uint64_t value);
 /* An id, or null when it is 0 ("none"). */
 void json_id(struct json *j, const char *key, uint32_t id);
 /* Ends the document with a newline and flushes. */

@@ -8,6 +8,10 @@
  *   json_check -n                 print the number of documents
  *   json_check [-d N] PATH...     print the value at each PATH of document
  *                                 N (default 0), one per line
+ *   json_check -l                 list every leaf of every document, one
+ *                                 per line: "DOC PATH KIND VALUE", KIND
+ *                                 null, bool, number or string (to check
+ *                                 how a kind of value is encoded everywhere)
  *
  * PATH: .key and [index] steps, e.g. .devices[0].name; a trailing # gives
  * the number of members of an object or array.  Strings are printed
@@ -390,6 +394,32 @@ static bool query(const struct node *n, const char *path)
 	return true;
 }
 
+static const char *const kind_names[] = {
+	[J_NULL] = "null", [J_BOOL] = "bool", [J_NUM] = "number",
+	[J_STR] = "string",
+};
+
+/* Prints every leaf under @n, its path built in @path (of @len bytes). */
+static void list_leaves(size_t doc, const struct node *n, char *path,
+			size_t used, size_t len)
+{
+	if (n->kind != J_ARR && n->kind != J_OBJ) {
+		printf("%zu %s %s %s\n", doc, used ? path : ".",
+		       kind_names[n->kind], n->text ? n->text : "");
+		return;
+	}
+	for (size_t i = 0; i < n->nr; i++) {
+		int w = n->kind == J_OBJ ?
+			snprintf(path + used, len - used, ".%s", n->kids[i]->key) :
+			snprintf(path + used, len - used, "[%zu]", i);
+
+		if (w < 0 || (size_t)w >= len - used)
+			continue;	/* too deep to name: not listed */
+		list_leaves(doc, n->kids[i], path, used + (size_t)w, len);
+		path[used] = '\0';
+	}
+}
+
 static void free_node(struct node *n)
 {
 	for (size_t i = 0; i < n->nr; i++)
@@ -426,11 +456,14 @@ int main(int argc, char **argv)
 	struct parser p = { 0 };
 	struct node *docs[4096];
 	size_t nr = 0, want = 0;
-	bool count = false, ok = true;
+	bool count = false, leaves = false, ok = true;
 	int a = 1;
 
 	if (a < argc && !strcmp(argv[a], "-n")) {
 		count = true;
+		a++;
+	} else if (a < argc && !strcmp(argv[a], "-l")) {
+		leaves = true;
 		a++;
 	} else if (a + 1 < argc && !strcmp(argv[a], "-d")) {
 		want = strtoul(argv[a + 1], NULL, 10);
@@ -450,6 +483,11 @@ int main(int argc, char **argv)
 	}
 	if (count)
 		printf("%zu\n", nr);
+	for (size_t i = 0; leaves && i < nr; i++) {
+		char path[4096] = "";
+
+		list_leaves(i, docs[i], path, 0, sizeof(path));
+	}
 	for (; a < argc; a++) {
 		if (want >= nr || !query(docs[want], argv[a])) {
 			fprintf(stderr, "json_check: no %s in document %zu\n",

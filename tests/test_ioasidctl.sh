@@ -341,7 +341,7 @@ docs=$("$JC" -n < "$tmp/out")
 	'.domains[0].enforce_coherency' '.devices[0].name' \
 	'.segments[0].kind' '.allowed_ranges#' < "$tmp/out" > "$tmp/vals" 2>&1
 if [ "$(tr '\n' ' ' < "$tmp/vals")" = \
-     "2 2 0x10000000 rw memfd sim0 true 0000:00:03.0 free 2 " ]; then
+     "2 2 268435456 rw memfd sim0 true 0000:00:03.0 free 2 " ]; then
 	ok "ioas show --json fields"
 else
 	rc=1
@@ -642,6 +642,75 @@ EOF
 fi
 
 # ---- through ioasidd: sessions ------------------------------------------------------------------
+
+# ---- JSON: one encoding for addresses and sizes ------------------------------
+
+# Every read command's JSON, walked leaf by leaf (json_check -l): no value
+# is a "0x..." string, and every address, offset and size is a number (or
+# null when unknown).  The state covers mappings with offsets, a restricted
+# IOAS with shared and private bytes, reserved holes, a fault and events.
+f=$tmp/json-walk.ram
+if [ "$(stat -f -c %T "$tmp" 2>/dev/null)" = tmpfs ]; then
+	filemap="map \$a $f --offset 1M --length 1M --iova 0x10000000"
+else
+	filemap="map \$a --memfd --length 1M --iova 0x10000000"
+fi
+truncate -s 4M "$f"
+batch --json <<EOF
+a=ioas create
+map \$a --memfd --length 2M
+$filemap
+attach 00:01.0 \$a
+attach 01:00.0 \$a
+r=ioas create --restricted
+map \$r --memfd --length 2M --iova 0x200000
+convert \$r shared 0x200000+1M
+-dma 00:01.0 0x900000 4K
+dma 00:01.0 0x10000000 16
+unmap \$a 0x10000000 4K
+status
+devices
+iommus
+ioas list
+ioas show \$a
+ioas show \$r
+kvm
+faults
+sim
+monitor
+EOF
+if [ "$rc" != 0 ]; then
+	not_ok "JSON walk: the batch ran" "status $rc"
+else
+	"$JC" -l < "$tmp/out" > "$tmp/leaves" 2>&1
+	nleaves=$(wc -l < "$tmp/leaves")
+	bad=$(awk '
+	function last(p) { sub(/\[[0-9]+\]$/, "", p); sub(/.*\./, "", p); return p }
+	{
+		k = last($2)
+		if (k == "first_bytes") next	# data, not a size
+		if ($3 == "string" && $4 ~ /^0[xX][0-9a-fA-F]+$/) { print; next }
+		if (k ~ /^(iova|offset|start|last|length|size|page_size|page_sizes|alignment|cap|ecap|bytes|unmapped|converted|timestamp_ns|state_bytes)$/ ||
+		    k ~ /^bytes_/ || k ~ /_bytes$/)
+			if ($3 != "number" && $3 != "null") print
+	}' "$tmp/leaves")
+	# the walk must have seen the kinds of values it judges
+	seen=$(awk '{ p = $2; sub(/\[[0-9]+\]$/, "", p); sub(/.*\./, "", p); print p }' \
+		"$tmp/leaves" | sort -u | grep -cxE 'iova|offset|start|last|length|size|page_sizes|cap|bytes_mapped|bytes_private|timestamp_ns')
+	if [ -n "$bad" ]; then
+		not_ok "JSON walk: addresses and sizes are numbers" "$bad"
+	elif [ "$seen" -ne 11 ]; then
+		not_ok "JSON walk: addresses and sizes are numbers" \
+			"only $seen of 11 kinds of fields seen in $nleaves leaves"
+	else
+		ok "JSON walk: addresses and sizes are numbers ($nleaves leaves)"
+	fi
+	"$JC" -d 14 '.mappings[1].iova' '.segments[0].last' \
+		< "$tmp/out" > "$tmp/vals" 2>&1
+	[ "$(tr '\n' ' ' < "$tmp/vals")" = "268439552 2097151 " ] &&
+		ok "JSON walk: exact decimal IOVAs" ||
+		not_ok "JSON walk: exact decimal IOVAs" "$(cat "$tmp/vals")"
+fi
 
 # ---- messages: said once, near misses, --json errors ------------------------
 

@@ -202,7 +202,7 @@ static void write_doc(FILE *f, const void *arg)
 	json_obj_begin(&j, NULL);
 	json_str(&j, "name", "x");
 	json_u64(&j, "n", UINT64_MAX);
-	json_hex(&j, "iova", 0xfee00000);
+	json_u64(&j, "iova", 0xfee00000);
 	json_id(&j, "none", 0);
 	json_id(&j, "some", 7);
 	json_bool(&j, "yes", true);
@@ -223,7 +223,7 @@ Test(json, documents)
 	char *out = capture(write_doc, &pretty);
 
 	cr_assert_str_eq(out, "{\"name\":\"x\",\"n\":18446744073709551615,"
-			      "\"iova\":\"0xfee00000\",\"none\":null,"
+			      "\"iova\":4276092928,\"none\":null,"
 			      "\"some\":7,\"yes\":true,\"empty\":[],"
 			      "\"list\":[1,{}]}\n");
 	free(out);
@@ -231,7 +231,7 @@ Test(json, documents)
 	out = capture(write_doc, &pretty);
 	cr_assert_str_eq(out, "{\n  \"name\": \"x\",\n"
 			      "  \"n\": 18446744073709551615,\n"
-			      "  \"iova\": \"0xfee00000\",\n  \"none\": null,\n"
+			      "  \"iova\": 4276092928,\n  \"none\": null,\n"
 			      "  \"some\": 7,\n  \"yes\": true,\n"
 			      "  \"empty\": [],\n  \"list\": [\n    1,\n"
 			      "    {}\n  ]\n}\n");
