@@ -101,8 +101,15 @@ static void show_vm(uint32_t vm)
 	printf("VM %u: %u devices, %u non-coherent: WBINVD %s\n", vm,
 	       info.nr_devices, info.nr_noncoherent,
 	       info.flags & IOASID_VM_WBINVD_NEEDED ?
-	       "must really flush (non-coherent DMA registered)" :
-	       "can stay a no-op");
+	       "needed (a device's DMA may bypass CPU caches)" :
+	       "not needed");
+	/* only a VFIO file in the VM's kvm-vfio device tells KVM */
+	if (info.nr_kvm_files)
+		printf("VM %u: KVM told through %u VFIO file(s)\n", vm,
+		       info.nr_kvm_files);
+	else if (info.nr_devices)
+		printf("VM %u: KVM not told (no device has a VFIO file)\n",
+		       vm);
 }
 
 /* Map a guest_memfd range too, where KVM has guest_memfd with mmap. */

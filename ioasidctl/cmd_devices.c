@@ -17,7 +17,8 @@ static const char usage[] =
 	"client's bindings show only when the daemon lets ioasidctl observe.\n";
 
 #define CAP_MASK	0x3fU		/* bits 0-5: what the device is */
-#define STATE_SHIFT	6		/* bits 6-10: its state here */
+#define STATE_SHIFT	6		/* bits 6-12: its state here */
+#define NR_STATE	7
 
 static void id_cell(struct table *t, uint32_t id)
 {
@@ -33,8 +34,8 @@ static void add_row(struct table *t, const struct ioasid_device_info *d)
 
 	flag_words(d->flags & CAP_MASK, device_cap_names, 6, caps,
 		   sizeof(caps));
-	flag_words(d->flags >> STATE_SHIFT, device_cap_names + STATE_SHIFT, 5,
-		   state, sizeof(state));
+	flag_words(d->flags >> STATE_SHIFT, device_cap_names + STATE_SHIFT,
+		   NR_STATE, state, sizeof(state));
 	table_cell(t, "%s", d->name);
 	table_cell(t, "%04x:%04x", d->vendor, d->device);
 	table_cell(t, "%06x", d->class_code);
@@ -92,7 +93,7 @@ void json_device(struct json *j, const struct ioasid_device_info *d)
 	json_str(j, "vfio_cdev", d->vfio_cdev);
 	json_flag_words(j, "flags", d->flags & CAP_MASK, device_cap_names, 6);
 	json_flag_words(j, "state", d->flags >> STATE_SHIFT,
-			device_cap_names + STATE_SHIFT, 5);
+			device_cap_names + STATE_SHIFT, NR_STATE);
 	json_id(j, "dev_id", d->dev_id);
 	json_id(j, "ioas", d->ioas_id);
 	json_id(j, "domain", d->domain_id);

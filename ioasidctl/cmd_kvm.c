@@ -123,6 +123,7 @@ static void json_vm_device(struct ctl *ctl, struct json *j,
 	json_str(j, "iommu", d->iommu);
 	json_bool(j, "coherent", !(d->flags & IOASID_DEVICE_NONCOHERENT));
 	json_str(j, "reason", why);
+	json_bool(j, "kvm_file", d->flags & IOASID_DEVICE_KVM_FILE);
 	json_obj_end(j);
 }
 
@@ -140,6 +141,8 @@ static void json_vm(struct ctl *ctl, struct json *j, const struct kvm_view *v,
 		  vm->flags & IOASID_VM_KVM_VFIO_CREATED);
 	json_u64(j, "nr_devices", vm->nr_devices);
 	json_u64(j, "nr_noncoherent", vm->nr_noncoherent);
+	json_bool(j, "kvm_told", vm->nr_kvm_files);
+	json_u64(j, "nr_kvm_files", vm->nr_kvm_files);
 	json_u64(j, "registrations", vm->registrations);
 	json_arr_begin(j, "devices");
 	for (uint32_t i = 0; i < v->nr_devs; i++)
@@ -147,6 +150,26 @@ static void json_vm(struct ctl *ctl, struct json *j, const struct kvm_view *v,
 			json_vm_device(ctl, j, v, &v->devs[i]);
 	json_arr_end(j);
 	json_obj_end(j);
+}
+
+/*
+ * What KVM really knows: only the VFIO files in the VM's kvm-vfio device
+ * (KVM_DEV_VFIO_FILE_ADD) tell it of a device, and it then judges that
+ * device's coherency itself.  Simulated devices have no VFIO file.
+ */
+static void print_kvm_told(const struct ioasid_vm_info *vm)
+{
+	if (!vm->nr_devices)
+		printf("  KVM told: nothing (no device in the VM)\n");
+	else if (!vm->nr_kvm_files)
+		printf("  KVM told: no (no device of the VM has a VFIO file, so "
+		       "no KVM_DEV_VFIO_FILE_ADD ran;\n  KVM keeps treating "
+		       "the guest's WBINVD as a no-op)\n");
+	else
+		printf("  KVM told: the VFIO files of %u of %u device(s) are in "
+		       "its kvm-vfio device\n  (KVM_DEV_VFIO_FILE_ADD); KVM "
+		       "judges their coherency itself, from their IOMMU\n",
+		       vm->nr_kvm_files, vm->nr_devices);
 }
 
 static void id_cell(struct table *t, uint32_t id)
@@ -162,7 +185,7 @@ static int print_vm(struct ctl *ctl, const struct kvm_view *v,
 {
 	static const char *const hdr[] = {
 		"DEVICE", ">DEV", ">IOAS", ">DOMAIN", "IOMMU", "COHERENT",
-		"WHY",
+		"KVM", "WHY",
 	};
 	struct table t;
 	char why[384];
@@ -170,12 +193,13 @@ static int print_vm(struct ctl *ctl, const struct kvm_view *v,
 
 	printf("VM %u: WBINVD %s\n", vm->vm_id,
 	       vm->flags & IOASID_VM_WBINVD_NEEDED ?
-	       "needed (non-coherent DMA is registered with KVM)" :
+	       "needed (a device's DMA may bypass CPU caches)" :
 	       "not needed (all DMA snoops CPU caches)");
 	if (ctl->observer)
 		printf("  owner: pid %u, uid %u\n", vm->owner_pid,
 		       vm->owner_uid);
-	printf("  devices: %u, non-coherent: %u, registrations: %llu, "
+	print_kvm_told(vm);
+	printf("  devices: %u, non-coherent: %u, times needed: %llu, "
 	       "policy: %s, kvm-vfio device: %s\n", vm->nr_devices,
 	       vm->nr_noncoherent, (unsigned long long)vm->registrations,
 	       vm->flags & IOASID_VM_FORBID_NONCOHERENT ?
@@ -198,6 +222,8 @@ static int print_vm(struct ctl *ctl, const struct kvm_view *v,
 		table_cell(&t, "%s", d->iommu);
 		table_cell(&t, "%s", d->flags & IOASID_DEVICE_NONCOHERENT ?
 			   "no" : "yes");
+		table_cell(&t, "%s", d->flags & IOASID_DEVICE_KVM_FILE ?
+			   "told" : "no-file");
 		table_cell(&t, "%s", why);
 	}
 	r = table_print(&t, stdout, "  ");
@@ -288,10 +314,10 @@ static int print_vm_result(struct ctl *ctl, uint32_t vm_id, const char *what)
 	if (r < 0)
 		return ctl_fail(ctl, r, "VM %u", vm_id);
 	if (!ctl->json) {
-		printf("%s: %u device(s), %u non-coherent, WBINVD %s\n", what,
-		       vm.nr_devices, vm.nr_noncoherent,
+		printf("%s: %u device(s), %u non-coherent, WBINVD %s, KVM "
+		       "told of %u device(s)\n", what, vm.nr_devices, vm.nr_noncoherent,
 		       vm.flags & IOASID_VM_WBINVD_NEEDED ? "needed" :
-		       "not needed");
+		       "not needed", vm.nr_kvm_files);
 		return EXIT_OK;
 	}
 	json_init(&j, stdout, true);
@@ -302,6 +328,7 @@ static int print_vm_result(struct ctl *ctl, uint32_t vm_id, const char *what)
 		  vm.flags & IOASID_VM_FORBID_NONCOHERENT);
 	json_u64(&j, "nr_devices", vm.nr_devices);
 	json_u64(&j, "nr_noncoherent", vm.nr_noncoherent);
+	json_u64(&j, "nr_kvm_files", vm.nr_kvm_files);
 	json_obj_end(&j);
 	json_finish(&j);
 	return EXIT_OK;

@@ -68,9 +68,10 @@ static void print_human(const struct ioasid_event *ev)
 			printf(" (dev %u: detached and unbound)", ev->id);
 		break;
 	case IOASID_EVENT_VM_COHERENCY:
+		/* libioasid's verdict; whether KVM was told: ioasidctl kvm */
 		printf(" VM %u: %s", ev->id, ev->arg ?
-		       "non-coherent DMA registered, WBINVD flushes" :
-		       "non-coherent DMA unregistered, WBINVD is a no-op");
+		       "WBINVD needed (a device's DMA may bypass CPU caches)" :
+		       "WBINVD no longer needed");
 		break;
 	case IOASID_EVENT_DEVICE_COHERENCY:
 		printf(" device %s (dev %u): %s", ev->name, ev->id, ev->arg ?

@@ -531,10 +531,10 @@ int ctl_list_vms(struct ctl *ctl, uint32_t **ids, uint32_t *nr)
 /* ---- words for flags ----------------------------------------------------- */
 
 /* By bit number of enum ioasid_device_flags. */
-const char *const device_cap_names[11] = {
+const char *const device_cap_names[13] = {
 	"vfio", "no-snoop", "no-snoop-unknown", "ats", "translates",
 	"simulated", "bound", "attached", "noncoherent", "no-snoop-hinted",
-	"group-viable",
+	"group-viable", "removed", "kvm-file",
 };
 
 /* By bit number of enum ioasid_platform_flags. */

@@ -881,6 +881,9 @@ Test(vfio_fd, simulated_device_in_vms)
 	cr_assert(vm_of(ctx, vm).flags & IOASID_VM_WBINVD_NEEDED);
 	cr_assert_eq(vm_of(ctx, vm).owner_pid, (uint32_t)getpid());
 	cr_assert_eq(vm_of(ctx, vm).owner_uid, (uint32_t)getuid());
+	cr_assert_eq(vm_of(ctx, vm).nr_kvm_files, 0, "a simulated device has "
+		     "no VFIO file: KVM was never told");
+	cr_assert_not(info_of(ctx, GPU1).flags & IOASID_DEVICE_KVM_FILE);
 	cr_assert_eq(ioasid_device_set_vm(ctx, dev, 4242), -ENOENT);
 	cr_assert(strstr(ioasid_last_error(ctx), "no VM 4242"), "%s",
 		  ioasid_last_error(ctx));

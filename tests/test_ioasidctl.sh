@@ -613,16 +613,18 @@ kvm policy $vm forbid
 monitor
 EOF
 	t "kvm show: WBINVD and why" 0 \
-		-o '^VM [0-9]+ created: 0 device\(s\), 0 non-coherent, WBINVD not needed$' \
-		-o '^0000:01:00\.0 added to VM [0-9]+: 1 device\(s\), 1 non-coherent, WBINVD needed$' \
-		-o '^VM [0-9]+: WBINVD needed \(non-coherent DMA is registered with KVM\)$' \
-		-o '^  0000:01:00\.0 +[0-9]+ +[0-9]+ +[0-9]+ +sim1 +no +Enable No Snoop is set, and domain [0-9]+ does not force snooping: its IOMMU sim1 has no snoop control$' \
-		-o '^  0000:00:03\.0 .* sim0 +yes +domain [0-9]+ on sim0 forces snooping$' \
-		-o '^  0000:01:02\.0 .* yes +the VMM promised it issues no no-snoop DMA$' \
+		-o '^VM [0-9]+ created: 0 device\(s\), 0 non-coherent, WBINVD not needed, KVM told of 0 device\(s\)$' \
+		-o '^0000:01:00\.0 added to VM [0-9]+: 1 device\(s\), 1 non-coherent, WBINVD needed, KVM told of 0 device\(s\)$' \
+		-o '^VM [0-9]+: WBINVD needed \(a device.s DMA may bypass CPU caches\)$' \
+		-o '^  KVM told: no \(no device of the VM has a VFIO file, so no KVM_DEV_VFIO_FILE_ADD ran;$' \
+		-O 'registered with KVM' \
+		-o '^  0000:01:00\.0 +[0-9]+ +[0-9]+ +[0-9]+ +sim1 +no +no-file +Enable No Snoop is set, and domain [0-9]+ does not force snooping: its IOMMU sim1 has no snoop control$' \
+		-o '^  0000:00:03\.0 .* sim0 +yes +no-file +domain [0-9]+ on sim0 forces snooping$' \
+		-o '^  0000:01:02\.0 .* yes +no-file +the VMM promised it issues no no-snoop DMA$' \
 		-e 'line 10: VM [0-9]+: policy forbid: VM [0-9]+ already has 1 non-coherent device' \
 		-e 'line 13: cannot put 0000:01:00\.0 in VM [0-9]+: .*forbids anything that needs WBINVD' \
-		-o 'vm-coherency VM [0-9]+: non-coherent DMA registered' \
-		-o 'vm-coherency VM [0-9]+: non-coherent DMA unregistered'
+		-o 'vm-coherency VM [0-9]+: WBINVD needed' \
+		-o 'vm-coherency VM [0-9]+: WBINVD no longer needed'
 	batch --json <<'EOF'
 a=ioas create --snoop allow
 vm=kvm create
@@ -630,10 +632,12 @@ attach 00:03.0 $a
 kvm add 00:03.0 $vm
 kvm show
 EOF
-	"$JC" -d 4 '.vms[0].wbinvd_needed' '.vms[0].devices[0].name' \
+	"$JC" -d 4 '.vms[0].kvm_told' '.vms[0].nr_kvm_files' \
+		'.vms[0].devices[0].kvm_file' \
+		'.vms[0].wbinvd_needed' '.vms[0].devices[0].name' \
 		'.vms[0].devices[0].coherent' '.vms[0].devices[0].reason' \
 		< "$tmp/out" > "$tmp/vals" 2>&1
-	if [ "$(tr '\n' '|' < "$tmp/vals")" = "true|0000:00:03.0|false|Enable No Snoop is set, and domain $("$JC" -d 2 .domain < "$tmp/out") does not force snooping: IOAS $("$JC" -d 0 .ioas < "$tmp/out") is in snoop mode allow|" ]; then
+	if [ "$(tr '\n' '|' < "$tmp/vals")" = "false|0|false|true|0000:00:03.0|false|Enable No Snoop is set, and domain $("$JC" -d 2 .domain < "$tmp/out") does not force snooping: IOAS $("$JC" -d 0 .ioas < "$tmp/out") is in snoop mode allow|" ]; then
 		ok "kvm --json: snoop mode allow"
 	else
 		rc=1

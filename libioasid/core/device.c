@@ -83,7 +83,8 @@ static void fill_info(struct session *s, const struct device *dev,
 				   IOASID_DEVICE_ATTACHED |
 				   IOASID_DEVICE_NONCOHERENT |
 				   IOASID_DEVICE_NO_SNOOP_HINTED |
-				   IOASID_DEVICE_GROUP_VIABLE);
+				   IOASID_DEVICE_GROUP_VIABLE |
+				   IOASID_DEVICE_KVM_FILE);
 	info->dev_id = info->ioas_id = info->domain_id = info->vm_id = 0;
 	info->platform = 0;
 	if (dev->removed)
@@ -103,6 +104,8 @@ static void fill_info(struct session *s, const struct device *dev,
 		info->flags |= IOASID_DEVICE_NO_SNOOP_HINTED;
 	if (dev->group_viable)
 		info->flags |= IOASID_DEVICE_GROUP_VIABLE;
+	if (dev->kvm_file)
+		info->flags |= IOASID_DEVICE_KVM_FILE;
 	info->vm_id = dev->vm ? dev->vm->id : 0;
 	info->platform = platform_flags(dev);
 }

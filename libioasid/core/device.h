@@ -42,6 +42,8 @@ struct device {
 	bool group_viable;		/* read by DMA without the core lock */
 	/* in its VM's kvm-vfio by the client (ioasidd), not by us */
 	bool kvm_by_client;
+	/* its VFIO file is in its VM's kvm-vfio (FILE_ADD done, or by the client) */
+	bool kvm_file;
 };
 
 /*

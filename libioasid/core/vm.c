@@ -168,6 +168,7 @@ void vm_remove_device(struct core *core, struct device *dev)
 		warn(core->log, "kvm-vfio FILE_DEL of %s failed",
 		     dev->inv->info.name);
 	dev->kvm_by_client = false;
+	dev->kvm_file = false;
 	coherency_leave_vm(core, dev);
 }
 
@@ -206,15 +207,21 @@ int vm_info(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	struct vm *vm = find_vm_to_read(s, op->vm_id);
 	struct ioasid_vm_info info;
+	uint32_t nr_kvm_files = 0;
 
 	if (!vm)
 		return op_fail(op, ENOENT, "no VM %u", op->vm_id);
+	for (uint32_t i = 0; i < s->core->nr_devices; i++)
+		if (s->core->devices[i].vm == vm &&
+		    s->core->devices[i].kvm_file)
+			nr_kvm_files++;
 	info = (struct ioasid_vm_info){
 		.size = sizeof(info),
 		.flags = vm->flags,
 		.vm_id = vm->id,
 		.nr_devices = vm->nr_devices,
 		.nr_noncoherent = vm->nr_noncoherent,
+		.nr_kvm_files = nr_kvm_files,
 		.registrations = vm->registrations,
 		.owner_pid = vm->owner->pid,
 		.owner_uid = vm->owner->uid,
@@ -336,6 +343,9 @@ int vm_set_device(struct session *s, struct ioas *unused, struct ioasid_op *op)
 		coherency_join_vm(s->core, dev, vm);
 		dev->kvm_by_client = op->flags &
 				     IOASID_SET_VM_CLIENT_REGISTERED;
+		/* kvm_add() did FILE_ADD, or the client did (it was checked) */
+		dev->kvm_file = dev->kvm_by_client ||
+				kvm_file(s->core, dev) >= 0;
 	}
 	return 0;
 }

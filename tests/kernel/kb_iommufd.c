@@ -1106,6 +1106,9 @@ static void check_library(uint32_t vm, const char *when)
 	       kernel_wbinvd ? "registered" : "not registered",
 	       kernel_wbinvd ? " - the documented difference (docs/"
 	       "kernel-backends.md): edu cannot issue no-snoop" : " - agree");
+	tap_ok(vi.nr_kvm_files == 1, "%s: KVM was told: the cdev is in the "
+	       "VM's kvm-vfio device (nr_kvm_files %u)", when,
+	       vi.nr_kvm_files);
 }
 
 static void suite_kvm(void)
@@ -1268,8 +1271,10 @@ static void remote_vm_info(struct remote *rm, uint32_t want_devices)
 
 	tap_ok(ioasid_vm_get_info(rm->ctx, rm->vm, &vi) == 0 &&
 	       vi.nr_devices == want_devices &&
+	       vi.nr_kvm_files == want_devices &&
 	       vi.owner_pid == (uint32_t)getpid(),
-	       "the daemon's account: %u device(s) in VM %u, owner pid %u",
+	       "the daemon's account: %u device(s) in VM %u, as many VFIO "
+	       "files added by the VMM, owner pid %u",
 	       want_devices, rm->vm, (unsigned int)getpid());
 }
 

@@ -174,6 +174,8 @@ enum ioasid_device_flags {
 	IOASID_DEVICE_NO_SNOOP_HINTED	= 1 << 9, /* VMM said it won't */
 	IOASID_DEVICE_GROUP_VIABLE	= 1 << 10, /* whole group on one IOAS */
 	IOASID_DEVICE_REMOVED		= 1 << 11, /* hot-unplugged */
+	IOASID_DEVICE_KVM_FILE		= 1 << 12, /* its VFIO file is in its
+						      VM's kvm-vfio device */
 };
 
 struct ioasid_device_info {
@@ -240,8 +242,14 @@ struct ioasid_vm_info {
 	__u32 vm_id;
 	__u32 nr_devices;
 	__u32 nr_noncoherent;
-	__u32 __reserved;
-	__u64 registrations;	/* times non-coherent DMA was registered */
+	/*
+	 * Devices of the VM whose VFIO file is in its kvm-vfio device
+	 * (KVM_DEV_VFIO_FILE_ADD done, by libioasid or by the client): the
+	 * only way KVM learns of a device.  0 for simulated devices.
+	 */
+	__u32 nr_kvm_files;
+	/* times libioasid's verdict went to "WBINVD needed" (told KVM or not) */
+	__u64 registrations;
 	__u32 owner_pid;	/* the client that bound it (observers) */
 	__u32 owner_uid;
 };
