@@ -587,6 +587,8 @@ const char *file_kind_name(uint32_t kind)
 		return "hugetlbfs";
 	case IOASID_FILE_GUEST_MEMFD:
 		return "guest_memfd";
+	case IOASID_FILE_MEMFD_HUGETLB:
+		return "memfd-hugetlb";
 	default:
 		return "unknown";
 	}

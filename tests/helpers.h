@@ -8,7 +8,7 @@
 
 #include <libioasid.h>
 
-/* A memfd of @size bytes, sealed against shrinking (what map_file wants). */
+/* A memfd of @size bytes, sealed against shrinking (good practice). */
 int test_memfd(uint64_t size);
 /* A memfd without the seal. */
 int test_memfd_unsealed(uint64_t size);

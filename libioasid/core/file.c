@@ -50,7 +50,7 @@ static int classify(int fd, const struct stat *st, const char *name,
 		return 0;
 	case HUGETLBFS_MAGIC:
 		*kind = strncmp(name, "/memfd:", 7) ? IOASID_FILE_HUGETLBFS :
-						     IOASID_FILE_MEMFD;
+						     IOASID_FILE_MEMFD_HUGETLB;
 		*page_size = (uint64_t)sfs.f_bsize;
 		return 0;
 	case ANON_INODE_FS_MAGIC:
@@ -67,22 +67,13 @@ static int classify(int fd, const struct stat *st, const char *name,
 		       "pages can be written back or truncated)", name);
 }
 
-/* A memfd must not be able to shrink under a live mapping. */
-static int check_seals(int fd, uint32_t kind, const char *name,
-		       struct ioasid_op *op)
-{
-	int seals;
-
-	if (kind != IOASID_FILE_MEMFD)
-		return 0;
-	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || !(seals & F_SEAL_SHRINK))
-		return op_fail(op, EINVAL,
-			       "%s is not sealed against shrinking: create it "
-			       "with MFD_ALLOW_SEALING and add F_SEAL_SHRINK",
-			       name);
-	return 0;
-}
+/*
+ * No file is asked to be sealed against shrinking: a tmpfs or hugetlbfs
+ * file cannot carry that seal, so a memfd is not asked either (one rule,
+ * ioasid_map_file(3)).  A shrink under a live mapping is safe on every
+ * backend: the kernel's keep the pages they pinned, the simulator's DMA
+ * beyond the new end faults (IOASID_FAULT_BUS_ERROR).
+ */
 
 static int check_access(int accmode, uint32_t prot, const char *name,
 			struct ioasid_op *op)
@@ -169,8 +160,6 @@ static int file_new(struct file_table *t, int fd, const struct stat *st,
 		return op_fail(op, ENOMEM, "out of memory");
 	fd_link_name(fd, f->name, sizeof(f->name));
 	r = classify(fd, st, f->name, &f->kind, &f->page_size, op);
-	if (r == 0)
-		r = check_seals(fd, f->kind, f->name, op);
 	if (r < 0)
 		goto fail;
 	f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);

@@ -91,6 +91,7 @@ enum ioasid_file_kind {
 	IOASID_FILE_TMPFS	= 2,
 	IOASID_FILE_HUGETLBFS	= 3,
 	IOASID_FILE_GUEST_MEMFD	= 4,
+	IOASID_FILE_MEMFD_HUGETLB = 5,	/* a memfd_create(MFD_HUGETLB) */
 };
 
 /* A file the IOAS holds a reference on (one per inode). */
