@@ -48,11 +48,17 @@ static int print_state(struct ctl *ctl, const char *verb,
 		printf("%s %s (dev %u)\n", d->name, verb, d->dev_id);
 		return EXIT_OK;
 	}
-	printf("%s (dev %u) %s IOAS %u, domain %u on %s, %s\n", d->name,
+	printf("%s (dev %u) %s IOAS %u, domain %u on %s, %s", d->name,
 	       d->dev_id, verb, d->ioas_id, d->domain_id, d->iommu,
 	       d->flags & IOASID_DEVICE_NONCOHERENT ?
 	       "non-coherent: its no-snoop DMA bypasses CPU caches" :
 	       "coherent");
+	/* attached, but the kernel would not let its DMA through yet */
+	if (!(d->flags & IOASID_DEVICE_GROUP_VIABLE))
+		printf("; its DMA is blocked: IOMMU group %u is not viable "
+		       "until all its devices are attached to IOAS %u",
+		       d->group, d->ioas_id);
+	putchar('\n');
 	return EXIT_OK;
 }
 
@@ -117,7 +123,8 @@ int cmd_detach(struct ctl *ctl, int argc, char **argv)
 	    ctl_device_info(ctl, argv[optind], &info);
 	if (r)
 		return r;
-	if (!(info.flags & IOASID_DEVICE_BOUND)) {
+	if (!(info.flags & IOASID_DEVICE_BOUND) ||
+	    (info.flags & IOASID_DEVICE_OTHER_SESSION)) {
 		ctl_err(ctl, "detach %s: the device is not bound to this "
 			"session (another ioasidctl or VMM session owns its "
 			"attachment)", info.name);

@@ -372,6 +372,18 @@ static int judge(struct batch *b, const struct line *l, int st)
 	}
 }
 
+/*
+ * The prefix as written, before the line is split: a line that cannot be
+ * split (an unset $var) still fails the way its '-' or '!' says.
+ */
+static enum line_mode raw_mode(const char *text)
+{
+	text += strspn(text, " \t");
+	if (text[0] == '-' && text[1] != '-')
+		return MAY_FAIL;
+	return text[0] == '!' ? MUST_FAIL : MUST_PASS;
+}
+
 static int do_line(struct batch *b, const char *text)
 {
 	struct words w = { 0 };
@@ -382,7 +394,12 @@ static int do_line(struct batch *b, const char *text)
 	st = split(b, text, &w);
 	if (st < 0)
 		st = ctl_syserr(b->ctl, -st, "batch");
-	if (st || !w.nr) {
+	if (st) {
+		words_free(&w);
+		l.mode = raw_mode(text);
+		return judge(b, &l, st);
+	}
+	if (!w.nr) {
 		words_free(&w);
 		return st;
 	}

@@ -17,8 +17,8 @@ static const char usage[] =
 	"client's bindings show only when the daemon lets ioasidctl observe.\n";
 
 #define CAP_MASK	0x3fU		/* bits 0-5: what the device is */
-#define STATE_SHIFT	6		/* bits 6-12: its state here */
-#define NR_STATE	7
+#define STATE_SHIFT	6		/* bits 6-13: its state here */
+#define NR_STATE	8
 
 static void id_cell(struct table *t, uint32_t id)
 {

@@ -427,7 +427,9 @@ int ctl_bind(struct ctl *ctl, const char *arg, uint32_t *dev_id,
 	st = ctl_device_info(ctl, arg, info);
 	if (st)
 		return st;
-	if (info->flags & IOASID_DEVICE_BOUND) {
+	/* bound here; another session's (observed) answers EBUSY below */
+	if ((info->flags & IOASID_DEVICE_BOUND) &&
+	    !(info->flags & IOASID_DEVICE_OTHER_SESSION)) {
 		*dev_id = info->dev_id;
 		return EXIT_OK;
 	}
@@ -531,10 +533,10 @@ int ctl_list_vms(struct ctl *ctl, uint32_t **ids, uint32_t *nr)
 /* ---- words for flags ----------------------------------------------------- */
 
 /* By bit number of enum ioasid_device_flags. */
-const char *const device_cap_names[13] = {
+const char *const device_cap_names[14] = {
 	"vfio", "no-snoop", "no-snoop-unknown", "ats", "translates",
 	"simulated", "bound", "attached", "noncoherent", "no-snoop-hinted",
-	"group-viable", "removed", "kvm-file",
+	"group-viable", "removed", "kvm-file", "other-session",
 };
 
 /* By bit number of enum ioasid_platform_flags. */

@@ -158,7 +158,7 @@ void flag_words(uint32_t flags, const char *const *names, size_t n,
 		char *buf, size_t len);
 void json_flag_words(struct json *j, const char *key, uint32_t flags,
 		     const char *const *names, size_t n);
-extern const char *const device_cap_names[13];
+extern const char *const device_cap_names[14];
 /* One device / IOMMU unit as a JSON object (the --json schema). */
 void json_device(struct json *j, const struct ioasid_device_info *d);
 void json_iommu(struct json *j, const struct ioasid_iommu_info *u);

@@ -825,9 +825,15 @@ int client_new(struct server *srv, int fd, struct client **out)
 		srv->clients->prev = c;
 	srv->clients = c;
 	srv->nr_clients++;
-	log_info(srv, "client %llu: pid %d uid %u gid %u, policy [%s]%s",
-		 (unsigned long long)c->id, (int)c->cred.pid, c->cred.uid,
-		 c->cred.gid, c->policy_label, c->session ? "" : ": denied");
+	if (c->session)
+		log_info(srv, "client %llu: pid %d uid %u gid %u, policy [%s], "
+			 "session %u", (unsigned long long)c->id,
+			 (int)c->cred.pid, c->cred.uid, c->cred.gid,
+			 c->policy_label, core_session_id(c->session));
+	else
+		log_info(srv, "client %llu: pid %d uid %u gid %u, policy [%s]: "
+			 "denied", (unsigned long long)c->id, (int)c->cred.pid,
+			 c->cred.uid, c->cred.gid, c->policy_label);
 	*out = c;
 	return 0;
 }

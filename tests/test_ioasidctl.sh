@@ -420,6 +420,20 @@ t "batch: missing file" 1 -e "cannot open $tmp/none.batch"
 
 printf 'ioas show $nope\n' | "$CTL" --uri "$URI" batch > "$tmp/out" 2> "$tmp/err"; rc=$?
 t "batch: unset variable" 2 -e 'line 1: batch: \$nope is not set'
+printf -- '-ioas show $nope\n!ioas show ${nope}\necho after\n' |
+	"$CTL" --uri "$URI" batch > "$tmp/out" 2> "$tmp/err"; rc=$?
+t "batch: '-' and '!' lines survive an unset variable" 0 -o '^after$' \
+	-e 'line 1: batch: \$nope is not set' -e 'line 2: batch: \$nope is not set'
+
+# attached, but its group is not viable: its DMA is blocked, and it says so
+batch <<'EOF'
+a=ioas create
+attach 00:02.0 $a
+attach 00:02.1 $a
+EOF
+t "attach: a group not yet viable is said to block DMA" 0 \
+	-o '^0000:00:02\.0 \(dev [0-9]+\) attached to IOAS [0-9]+, domain [0-9]+ on sim0, coherent; its DMA is blocked: IOMMU group 2 is not viable until all its devices are attached to IOAS [0-9]+$' \
+	-o '^0000:00:02\.1 \(dev [0-9]+\) attached to IOAS [0-9]+, domain [0-9]+ on sim0, coherent$'
 printf 'x=ioas list\n' | "$CTL" --uri "$URI" batch > "$tmp/out" 2> "$tmp/err"; rc=$?
 t "batch: nothing to store" 2 -e "line 1: 'ioas list' makes nothing to store in x"
 printf '!ioas create\n' | "$CTL" --uri "$URI" batch > "$tmp/out" 2> "$tmp/err"; rc=$?
@@ -760,6 +774,7 @@ EOF
 	# --timeout only bounds a forgotten holder): what follows must not
 	# race its exit, however slow the machine.
 	printf '%s\n' 'a=ioas create' 'map $a --memfd --length 2M' \
+		'attach 00:01.0 $a' \
 		'echo ready $a' 'monitor --timeout 600' > "$tmp/hold.batch"
 	"$CTL" --uri "$URI" batch "$tmp/hold.batch" > "$tmp/hold" 2>&1 &
 	holder=$!
@@ -773,6 +788,12 @@ EOF
 	held=$(sed -n 's/^ready //p' "$tmp/hold")
 	run ioas list
 	uid=$(id -u)
+	printf 'a=ioas create\nattach 00:01.0 $a\n' | "$CTL" --uri "$URI" batch \
+		> "$tmp/out" 2> "$tmp/err"
+	rc=$?
+	t "EBUSY names the session that holds the device" 1 \
+		-e "device 0000:00:01\\.0 is already bound by session [0-9]+ of pid $holder \\([^)]*\\), uid $uid\$"
+	run ioas list
 	if [ "$observer" = true ]; then
 		t "observer: another client's IOAS, with its owner" 0 \
 			-o "^ +$held +- +auto +1 +2M .* $holder +$uid *\$" \

@@ -130,6 +130,77 @@ Test(sessions, ids_of_others_are_enoent)
 	core_session_free(b);
 }
 
+static uint32_t device_flags(struct session *s, const char *name)
+{
+	struct ioasid_device_info info;
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_DEVICE_INFO);
+	strcpy(op.name, name);
+	op.out = &info;
+	op.out_cap = sizeof(info);
+	cr_assert_eq(run(s, &op), 0, "%s", op.errmsg);
+	return info.flags;
+}
+
+/* Binds @name in @s, which must fail with EBUSY; the message. */
+static const char *busy(struct session *s, const char *name)
+{
+	static struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_DEVICE_BIND);
+	strcpy(op.name, name);
+	cr_assert_eq(run(s, &op), -EBUSY);
+	return op.errmsg;
+}
+
+/*
+ * EBUSY says by whom: this session; another session of the same user, or
+ * anyone's to an observer, by session, pid, name and uid; another user's
+ * session to anyone else without saying whose.
+ */
+Test(sessions, already_bound_says_by_whom)
+{
+	struct session_limits admin = { .may_observe = 1 };
+	struct session *holder = session(NULL), *same = session(NULL);
+	struct session *other = session(NULL), *root = session(&admin);
+	char want[160];
+	const char *msg;
+	uint32_t dev;
+
+	core_session_set_owner(holder, 4242, 1000, "qemu");
+	core_session_set_owner(same, 4343, 1000, "qemu");
+	core_session_set_owner(other, 4444, 2000, "crosvm");
+	core_session_set_owner(root, 1, 0, "ioasidctl");
+	cr_assert_eq(bind(holder, "0000:00:01.0", &dev), 0);
+	msg = busy(holder, "0000:00:01.0");
+	snprintf(want, sizeof(want), "device 0000:00:01.0 is already bound by "
+		 "this session (dev %u)", dev);
+	cr_assert_str_eq(msg, want);
+	snprintf(want, sizeof(want), "device 0000:00:01.0 is already bound by "
+		 "session %u of pid 4242 (qemu), uid 1000",
+		 core_session_id(holder));
+	cr_assert_str_eq(busy(same, "0000:00:01.0"), want);
+	msg = busy(other, "0000:00:01.0");
+	cr_assert_str_eq(msg, "device 0000:00:01.0 is already bound by "
+			 "another user's session");
+	cr_assert_null(strstr(msg, "4242"), "no pid for another tenant");
+	cr_assert_eq(observe(root, 1), 0);
+	cr_assert_str_eq(busy(root, "0000:00:01.0"), want, "the administrator "
+			 "is told whose it is");
+	cr_assert_eq(device_flags(holder, "0000:00:01.0") &
+		     (IOASID_DEVICE_BOUND | IOASID_DEVICE_OTHER_SESSION),
+		     IOASID_DEVICE_BOUND, "bound here");
+	cr_assert_eq(device_flags(root, "0000:00:01.0") &
+		     (IOASID_DEVICE_BOUND | IOASID_DEVICE_OTHER_SESSION),
+		     IOASID_DEVICE_BOUND | IOASID_DEVICE_OTHER_SESSION,
+		     "an observer sees it is another session's");
+	core_session_free(root);
+	core_session_free(other);
+	core_session_free(same);
+	core_session_free(holder);
+}
+
 Test(sessions, observer_reads_but_cannot_change)
 {
 	struct session_limits plain = { .max_ioas = 8, .max_mappings = 100,

@@ -84,7 +84,8 @@ static void fill_info(struct session *s, const struct device *dev,
 				   IOASID_DEVICE_NONCOHERENT |
 				   IOASID_DEVICE_NO_SNOOP_HINTED |
 				   IOASID_DEVICE_GROUP_VIABLE |
-				   IOASID_DEVICE_KVM_FILE);
+				   IOASID_DEVICE_KVM_FILE |
+				   IOASID_DEVICE_OTHER_SESSION);
 	info->dev_id = info->ioas_id = info->domain_id = info->vm_id = 0;
 	info->platform = 0;
 	if (dev->removed)
@@ -92,6 +93,8 @@ static void fill_info(struct session *s, const struct device *dev,
 	if (!dev->owner || (dev->owner != s && !s->observer))
 		return;
 	info->flags |= IOASID_DEVICE_BOUND;
+	if (dev->owner != s)
+		info->flags |= IOASID_DEVICE_OTHER_SESSION;
 	info->dev_id = dev->dev_id;
 	if (dev->ioas) {
 		info->flags |= IOASID_DEVICE_ATTACHED;
@@ -182,6 +185,27 @@ static int check_vfio_file(struct ioasid_op *op)
 	return 0;
 }
 
+/*
+ * EBUSY, saying by whom: this session; another session of the same user,
+ * or any to an observer (the administrator), by pid, name and uid; else
+ * only that it is another user's (whose is the administrator's to see).
+ */
+static int bound_elsewhere(struct session *s, const struct device *dev,
+			   struct ioasid_op *op)
+{
+	const struct session *o = dev->owner;
+
+	if (o == s)
+		return op_fail(op, EBUSY, "device %s is already bound by this "
+			       "session (dev %u)", op->name, dev->dev_id);
+	if (o->uid == s->uid || s->observer)
+		return op_fail(op, EBUSY, "device %s is already bound by "
+			       "session %u of pid %u (%s), uid %u", op->name,
+			       o->id, o->pid, o->name, o->uid);
+	return op_fail(op, EBUSY, "device %s is already bound by another "
+		       "user's session", op->name);
+}
+
 /* May @s bind @dev (found by op->name)? */
 static int check_bind(struct session *s, const struct device *dev,
 		      struct ioasid_op *op)
@@ -192,8 +216,7 @@ static int check_bind(struct session *s, const struct device *dev,
 		return op_fail(op, EPERM, "policy does not allow this client "
 			       "to use device %s", op->name);
 	if (dev->owner)
-		return op_fail(op, EBUSY, "device %s is already bound",
-			       op->name);
+		return bound_elsewhere(s, dev, op);
 	if (dev->removed)
 		return op_fail(op, ENODEV, "device %s was unplugged", op->name);
 	if (!dev->unit)

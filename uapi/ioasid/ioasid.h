@@ -177,6 +177,8 @@ enum ioasid_device_flags {
 	IOASID_DEVICE_REMOVED		= 1 << 11, /* hot-unplugged */
 	IOASID_DEVICE_KVM_FILE		= 1 << 12, /* its VFIO file is in its
 						      VM's kvm-vfio device */
+	IOASID_DEVICE_OTHER_SESSION	= 1 << 13, /* bound by another session
+						      (shown to an observer) */
 };
 
 struct ioasid_device_info {
