@@ -41,6 +41,9 @@ void json_ioas_fields(struct json *j, const struct ioasid_ioas_info *info)
 	json_u64(j, "state_bytes", info->state_bytes);
 	json_u64(j, "nr_devices", info->nr_devices);
 	json_u64(j, "nr_domains", info->nr_domains);
+	json_u64(j, "bytes_pinned", info->bytes_pinned);
+	json_u64(j, "nr_conversions", info->nr_conversions);
+	json_u64(j, "nr_faults", info->nr_faults);
 }
 
 void json_owner_fields(struct json *j, uint32_t pid, uint32_t uid)

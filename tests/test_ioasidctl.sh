@@ -19,7 +19,7 @@ case $URI in unix:*) daemon=yes ;; *) daemon=no ;; esac
 owner=
 [ $daemon = yes ] && owner='( +[0-9]+ +[0-9]+)?'
 
-for tool in "$CTL" "$JC"; do
+for tool in "$CTL" "$JC" "${PROM_CHECK:-$builddir/tests/prom_check}"; do
 	if [ ! -x "$tool" ]; then
 		echo "$0: $tool is not built" >&2
 		exit 99
@@ -660,6 +660,72 @@ EOF
 fi
 
 # ---- through ioasidd: sessions ------------------------------------------------------------------
+
+# ---- status --format=prometheus ------------------------------------------------
+
+PC=${PROM_CHECK:-$builddir/tests/prom_check}
+batch <<'EOF'
+a=ioas create
+map $a --memfd --length 2M
+r=ioas create --restricted
+map $r --memfd --length 2M --iova 0x200000
+attach 00:01.0 $a
+convert $r shared 0x200000+4K
+-dma 00:01.0 0x900000 4K
+echo ==prometheus==
+status --format prometheus
+echo ==ids $a $r
+EOF
+sed -n '/^==prometheus==$/,/^==ids /p' "$tmp/out" | sed '1d;$d' > "$tmp/prom"
+ids=$(sed -n 's/^==ids //p' "$tmp/out")
+pa=${ids% *} pr=${ids#* }
+if [ "$rc" != 0 ] || ! "$PC" < "$tmp/prom" 2> "$tmp/pc"; then
+	not_ok "status --format prometheus: valid text format" \
+		"status $rc; $(cat "$tmp/pc")"
+else
+	ok "status --format prometheus: valid text format"
+	got=$(for q in "ioasid_ioas_mapped_bytes ioas=$pa" \
+		       "ioasid_ioas_mappings ioas=$pa" \
+		       "ioasid_ioas_faults_total ioas=$pa" \
+		       "ioasid_ioas_devices ioas=$pa" \
+		       "ioasid_ioas_conversions_total ioas=$pr" \
+		       "ioasid_ioas_private_bytes ioas=$pr" \
+		       "ioasid_ioas_shared_bytes ioas=$pr" \
+		       "ioasid_ioas_pinned_bytes ioas=$pr" \
+		       "ioasid_info backend=sim"; do
+		"$PC" $q < "$tmp/prom" 2>&1
+	done | tr '\n' ' ')
+	[ "$got" = "2097152 1 1 1 1 2093056 4096 0 1 " ] &&
+		ok "status --format prometheus: per-IOAS counters" ||
+		not_ok "status --format prometheus: per-IOAS counters" "$got"
+	sess=$("$PC" ioasid_ioas_mappings "ioas=$pa" < "$tmp/prom" > /dev/null &&
+		sed -n "s/^ioasid_ioas_mappings{ioas=\"$pa\",session=\"\\([0-9]*\\)\".*/\\1/p" "$tmp/prom")
+	got=$("$PC" ioasid_session_ioas "session=$sess" < "$tmp/prom" 2>&1)
+	[ -n "$sess" ] && [ "$got" = 2 ] &&
+		ok "status --format prometheus: per-session totals" ||
+		not_ok "status --format prometheus: per-session totals" \
+			"session '$sess': $got"
+fi
+run status --format yaml
+t "status --format: unknown" 2 -e "format 'yaml' is not text, json or prometheus"
+run status --format json
+t "status --format json" 0 -J -j .backend "$("$JC" .backend < "$tmp/out")"
+
+# the checker itself refuses what the format does not allow
+for bad in 'x 1' \
+	'# HELP x a\n# TYPE x gauge\nx 1\nx 2' \
+	'# HELP x_c a\n# TYPE x_c counter\nx_c 1' \
+	'# HELP x a\n# TYPE x gauge\nx{a="1",a="2"} 1' \
+	'# HELP x a\n# TYPE x gauge\nx{a="\\q"} 1' \
+	'# HELP x a\n# TYPE x gauge\nx 0x10' \
+	'# HELP x a\n# TYPE x gauge\n# HELP y b\n# TYPE y gauge\ny 1\nx 1'; do
+	if printf "$bad\\n" | "$PC" 2> /dev/null; then
+		not_ok "prom_check refuses bad text" "accepted: $bad"
+		bad=accepted
+		break
+	fi
+done
+[ "$bad" = accepted ] || ok "prom_check refuses bad text"
 
 # ---- JSON: one encoding for addresses and sizes ------------------------------
 

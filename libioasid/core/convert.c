@@ -326,6 +326,8 @@ int ioas_convert(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 	for (uint32_t i = 0; i < c.done.nr; i++)
 		op->out_bytes += c.done.v[i].last - c.done.v[i].start + 1;
 	free(c.done.v);
+	if (op->out_bytes)
+		__atomic_add_fetch(&ioas->nr_conversions, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 

@@ -161,6 +161,8 @@ int fault_dma(struct session *s, struct ioas *unused, struct ioasid_op *op)
 		return r;
 	pthread_rwlock_rdlock(&dev->lock);
 	r = run_dma(s, dev, buf, &done, op);
+	if (r < 0 && r != -ENOENT && dev->ioas)	/* counted for monitoring */
+		__atomic_add_fetch(&dev->ioas->nr_faults, 1, __ATOMIC_RELAXED);
 	pthread_rwlock_unlock(&dev->lock);
 	op->out_bytes = done;
 	if (!(op->flags & IOASID_DMA_WRITE))

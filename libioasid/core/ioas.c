@@ -1527,6 +1527,11 @@ void ioas_fill_info(struct ioas *ioas, struct ioasid_ioas_info *info)
 		.nr_domains = ioas->nr_domains,
 		.owner_pid = ioas->owner->pid,
 		.owner_uid = ioas->owner->uid,
+		.owner_session = ioas->owner->id,
+		.nr_conversions = __atomic_load_n(&ioas->nr_conversions,
+						  __ATOMIC_RELAXED),
+		.nr_faults = __atomic_load_n(&ioas->nr_faults,
+					     __ATOMIC_RELAXED),
 	};
 	if (ioas->shared) {
 		info->state_bytes = sharedmap_mem_bytes(ioas->shared);
@@ -1534,6 +1539,12 @@ void ioas_fill_info(struct ioas *ioas, struct ioasid_ioas_info *info)
 				     SZ_4K;
 		info->bytes_private = mapped_private_bytes(ioas);
 	}
+	/*
+	 * The kernel backends pin what is mapped into a domain (private
+	 * pages of a restricted IOAS are in none); the simulator pins nothing.
+	 */
+	if (ioas->nr_domains && strcmp(core_ops(ioas->core)->name, "sim"))
+		info->bytes_pinned = info->bytes_mapped - info->bytes_private;
 }
 
 int ioas_info(struct session *s, struct ioas *ioas, struct ioasid_op *op)

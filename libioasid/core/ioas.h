@@ -61,6 +61,9 @@ struct ioas {
 	uint32_t nr_domains;
 	/* restricted IOAS: the shared pages (all others are private) */
 	struct sharedmap *shared;
+	/* monitoring: conversions done, DMA faults of its devices (atomic) */
+	uint64_t nr_conversions;
+	uint64_t nr_faults;
 	UT_hash_handle hh;
 };
 

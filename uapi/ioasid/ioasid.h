@@ -121,6 +121,12 @@ struct ioasid_ioas_info {
 	__u64 bytes_shared;	/* restricted IOAS: pages marked shared */
 	__u32 owner_pid;	/* the client that created it (observers) */
 	__u32 owner_uid;
+	/* counters for monitoring (0 from an older daemon) */
+	__u64 nr_conversions;	/* ioasid_convert() calls that changed it */
+	__u64 nr_faults;	/* DMA faults of its devices (simulated) */
+	__u64 bytes_pinned;	/* kernel backends: mapped into its domains */
+	__u32 owner_session;	/* the creating session's id */
+	__u32 __reserved;
 };
 
 /* ---- IOMMUs, domains, devices --------------------------------------- */
