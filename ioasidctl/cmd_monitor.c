@@ -5,21 +5,35 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ioasidctl.h"
 
 static const char usage[] =
-	"Usage: ioasidctl monitor [--count N] [--timeout SECONDS] [--json]\n"
+	"Usage: ioasidctl monitor [--count N] [--timeout SECONDS]\n"
+	"                         [-t|--time iso|long|monotonic|none] [--json]\n"
 	"\n"
-	"Subscribe to every event group (faults, devices, coherency) and\n"
-	"print each event on one line as it happens, until interrupted\n"
-	"(SIGINT, SIGTERM), N events were printed, or SECONDS passed\n"
-	"without an event.  With --json each line is one JSON object.\n"
+	"Subscribe to every event group (faults, devices, coherency,\n"
+	"sessions) and print each event on one line as it happens, until\n"
+	"interrupted (SIGINT, SIGTERM), N events were printed, or SECONDS\n"
+	"passed without an event.  With --json each line is one JSON object.\n"
 	"Events belong to the session: through ioasidd, monitor sees device\n"
-	"hotplug; in a batch it sees what the earlier lines caused (there\n"
-	"it returns when no event is queued, unless --count or --timeout\n"
-	"say otherwise).  Events the session's queue had no room for are\n"
-	"reported by a line of their own (\"events-lost\").\n";
+	"hotplug, and an observer (an administrator) every session's events\n"
+	"and sessions starting and ending; in a batch it sees what the\n"
+	"earlier lines caused (there it returns when no event is queued,\n"
+	"unless --count or --timeout say otherwise).  Events the session's\n"
+	"queue had no room for are reported by a line of their own\n"
+	"(\"events-lost\").\n"
+	"\n"
+	"  --time iso        wall-clock time first, 2026-12-02T10:00:00.123456+01:00\n"
+	"                    (the default)\n"
+	"  -t, --time long   a \"Timestamp: ...\" line before each event, as ip -t\n"
+	"  --time monotonic  seconds of CLOCK_MONOTONIC, as the library stamps them\n"
+	"  --time none       no time\n";
+
+enum time_format { TIME_ISO, TIME_LONG, TIME_MONOTONIC, TIME_NONE };
+static enum time_format time_format;
 
 static volatile sig_atomic_t stop;
 /* the session's lost events an earlier line already told (in a batch) */
@@ -43,17 +57,77 @@ static const char *event_name(uint32_t type)
 		return "vm-coherency";
 	case IOASID_EVENT_DEVICE_COHERENCY:
 		return "device-coherency";
+	case IOASID_EVENT_SESSION_START:
+		return "session-start";
+	case IOASID_EVENT_SESSION_END:
+		return "session-end";
 	default:
 		return "unknown";
 	}
 }
 
-static void print_human(const struct ioasid_event *ev)
+/* The wall-clock time of a CLOCK_MONOTONIC stamp, as clock_gettime(). */
+static struct timespec wall_time(uint64_t mono_ns)
 {
-	printf("%llu.%06llu %s", (unsigned long long)(ev->timestamp_ns /
-						      1000000000ULL),
-	       (unsigned long long)(ev->timestamp_ns % 1000000000ULL / 1000),
-	       event_name(ev->type));
+	struct timespec now_real, now_mono, t;
+	int64_t ns;
+
+	clock_gettime(CLOCK_REALTIME, &now_real);
+	clock_gettime(CLOCK_MONOTONIC, &now_mono);
+	ns = (int64_t)now_real.tv_sec * 1000000000LL + now_real.tv_nsec -
+	     ((int64_t)now_mono.tv_sec * 1000000000LL + now_mono.tv_nsec) +
+	     (int64_t)mono_ns;
+	t.tv_sec = (time_t)(ns / 1000000000LL);
+	t.tv_nsec = (long)(ns % 1000000000LL);
+	return t;
+}
+
+/* "2026-12-02T10:00:00.123456+01:00", local time (ISO 8601). */
+static void iso_time(uint64_t mono_ns, char *buf, size_t len)
+{
+	struct timespec t = wall_time(mono_ns);
+	struct tm tm;
+	char date[32], zone[8];
+
+	localtime_r(&t.tv_sec, &tm);
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+	strftime(zone, sizeof(zone), "%z", &tm);	/* +0100 */
+	snprintf(buf, len, "%s.%06ld%.3s:%s", date, t.tv_nsec / 1000, zone,
+		 zone + 3);
+}
+
+static void print_time(const struct ioasid_event *ev)
+{
+	struct timespec t;
+	char buf[64];
+	struct tm tm;
+
+	switch (time_format) {
+	case TIME_ISO:
+		iso_time(ev->timestamp_ns, buf, sizeof(buf));
+		printf("%s ", buf);
+		break;
+	case TIME_LONG:		/* ip -t monitor */
+		t = wall_time(ev->timestamp_ns);
+		localtime_r(&t.tv_sec, &tm);
+		strftime(buf, sizeof(buf), "%a %b %e %H:%M:%S %Y", &tm);
+		printf("Timestamp: %s %06ld usec\n", buf, t.tv_nsec / 1000);
+		break;
+	case TIME_MONOTONIC:
+		printf("%llu.%06llu ", (unsigned long long)(ev->timestamp_ns /
+							    1000000000ULL),
+		       (unsigned long long)(ev->timestamp_ns % 1000000000ULL /
+					    1000));
+		break;
+	case TIME_NONE:
+		break;
+	}
+}
+
+static void print_human(const struct ctl *ctl, const struct ioasid_event *ev)
+{
+	print_time(ev);
+	fputs(event_name(ev->type), stdout);
 	switch (ev->type) {
 	case IOASID_EVENT_FAULT:
 		printf(" device %s (dev %u) at IOVA %s", ev->name, ev->id,
@@ -77,18 +151,33 @@ static void print_human(const struct ioasid_event *ev)
 		printf(" device %s (dev %u): %s", ev->name, ev->id, ev->arg ?
 		       "non-coherent" : "coherent");
 		break;
+	case IOASID_EVENT_SESSION_START:
+	case IOASID_EVENT_SESSION_END:
+		printf(" session %u: pid %u, uid %u%s%s", ev->id, ev->pid,
+		       ev->uid, ev->name[0] ? ", " : "", ev->name);
+		break;
 	default:
 		printf(" id %u arg %u", ev->id, ev->arg);
 	}
+	/* an observer sees every session's: say whose (not for its own) */
+	if (ctl->observer && ev->session_id &&
+	    ev->pid != (uint32_t)getpid() &&
+	    ev->type != IOASID_EVENT_SESSION_START &&
+	    ev->type != IOASID_EVENT_SESSION_END)
+		printf(" [session %u, pid %u, uid %u]", ev->session_id,
+		       ev->pid, ev->uid);
 	putchar('\n');
 }
 
 static void print_json(const struct ioasid_event *ev)
 {
 	struct json j;
+	char buf[64];
 
+	iso_time(ev->timestamp_ns, buf, sizeof(buf));
 	json_init(&j, stdout, false);
 	json_obj_begin(&j, NULL);
+	json_str(&j, "time", buf);
 	json_u64(&j, "timestamp_ns", ev->timestamp_ns);
 	json_str(&j, "type", event_name(ev->type));
 	json_u64(&j, "id", ev->id);
@@ -96,6 +185,11 @@ static void print_json(const struct ioasid_event *ev)
 	json_str(&j, "device", ev->name);
 	if (ev->type == IOASID_EVENT_FAULT)
 		json_u64(&j, "iova", ev->iova);
+	json_id(&j, "session", ev->session_id);
+	if (ev->session_id) {
+		json_u64(&j, "pid", ev->pid);
+		json_u64(&j, "uid", ev->uid);
+	}
 	json_obj_end(&j);
 	json_finish(&j);
 }
@@ -135,7 +229,7 @@ static int drain(struct ctl *ctl, long *left)
 		if (ctl->json)
 			print_json(&ev);
 		else
-			print_human(&ev);
+			print_human(ctl, &ev);
 		fflush(stdout);
 		if (*left > 0)
 			(*left)--;
@@ -188,19 +282,42 @@ static void catch_signals(struct sigaction *old_int,
 
 int cmd_monitor(struct ctl *ctl, int argc, char **argv)
 {
-	enum { OPT_COUNT = 0x300, OPT_TIMEOUT };
+	enum { OPT_COUNT = 0x300, OPT_TIMEOUT, OPT_TIME };
 	static const struct option opts[] = {
 		COMMON_OPTS,
 		{ "count", required_argument, NULL, OPT_COUNT },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "time", required_argument, NULL, OPT_TIME },
 		{ 0 },
+	};
+	static const char *const formats[] = {
+		[TIME_ISO] = "iso", [TIME_LONG] = "long",
+		[TIME_MONOTONIC] = "monotonic", [TIME_NONE] = "none",
 	};
 	struct sigaction old_int, old_term;
 	uint32_t count = 0, seconds = 0;
 	bool has_count = false, has_timeout = false;
 	int c, r;
 
-	while ((c = ctl_opt(ctl, argc, argv, "h", opts, usage)) != -1) {
+	time_format = TIME_ISO;
+	while ((c = ctl_opt(ctl, argc, argv, "ht", opts, usage)) != -1) {
+		size_t f = 0;
+
+		if (c == 't') {
+			time_format = TIME_LONG;
+			continue;
+		}
+		if (c == OPT_TIME) {
+			while (f < ARRAY_SIZE(formats) &&
+			       strcmp(optarg, formats[f]))
+				f++;
+			if (f == ARRAY_SIZE(formats))
+				return ctl_usage(ctl, "--time '%s' is not iso, "
+						 "long, monotonic or none",
+						 optarg);
+			time_format = (enum time_format)f;
+			continue;
+		}
 		if (c == OPT_COUNT && str_to_u32(optarg, &count) == 0 && count)
 			has_count = true;
 		else if (c == OPT_TIMEOUT && str_to_u32(optarg, &seconds) == 0 &&

@@ -96,13 +96,17 @@ void ctl_note_session_view(struct ctl *ctl, const char *what)
 
 int ctl_subscribe_all(struct ctl *ctl)
 {
+	const uint32_t old = IOASID_EVENT_GROUP_FAULT |
+			     IOASID_EVENT_GROUP_DEVICE |
+			     IOASID_EVENT_GROUP_COHERENCY;
 	int r;
 
 	if (ctl->subscribed)
 		return EXIT_OK;
-	r = ioasid_event_subscribe(ctl->ctx, IOASID_EVENT_GROUP_FAULT |
-					     IOASID_EVENT_GROUP_DEVICE |
-					     IOASID_EVENT_GROUP_COHERENCY);
+	r = ioasid_event_subscribe(ctl->ctx,
+				   old | IOASID_EVENT_GROUP_SESSION);
+	if (r == -EOPNOTSUPP)	/* a daemon older than session events */
+		r = ioasid_event_subscribe(ctl->ctx, old);
 	if (r < 0)
 		return ctl_fail(ctl, r, "cannot subscribe to events");
 	ctl->subscribed = true;

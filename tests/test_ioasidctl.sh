@@ -558,8 +558,8 @@ t "dma, monitor, faults" 0 \
 	-o '^0000:00:01\.0 wrote 4K at IOVA 0x100000$' \
 	-o '^0000:00:01\.0 read 16B at IOVA 0x100000: 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a$' \
 	-e 'line 7: DMA read 4K at 0x900000 by 0000:00:01\.0: DMA fault at IOVA 0x900000' \
-	-o '^[0-9]+\.[0-9]{6} device-coherency device 0000:01:00\.0 \(dev [0-9]+\): non-coherent$' \
-	-o '^[0-9]+\.[0-9]{6} fault device 0000:00:01\.0 \(dev [0-9]+\) at IOVA 0x900000$' \
+	-o '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}[+-][0-9]{2}:[0-9]{2} device-coherency device 0000:01:00\.0 \(dev [0-9]+\): non-coherent$' \
+	-o '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}[+-][0-9]{2}:[0-9]{2} fault device 0000:00:01\.0 \(dev [0-9]+\) at IOVA 0x900000$' \
 	-o '^ +TIME +DEVICE +DEV +ACCESS +IOVA +REASON$' \
 	-o ' 0000:00:01\.0 +[0-9]+ +read +0x0000000000900000 +not-present$'
 
@@ -890,6 +890,31 @@ EOF
 	run --own ioas list
 	t "--own: only this session, no owners" 0 -O "^ +$held " -E . \
 		-O ' PID +UID'
+	if [ "$observer" = true ]; then
+		# an administrator's monitor hears another session start,
+		# fault and end; it is subscribed once it said so (status
+		# opens its session, and a batch's session subscribes at once)
+		printf '%s\n' 'status' 'echo subscribed' \
+			'monitor --count 3 --timeout 60' > "$tmp/mon.batch"
+		"$CTL" --uri "$URI" batch "$tmp/mon.batch" > "$tmp/mon" 2>&1 &
+		mon=$!
+		tries=0
+		until grep -q '^subscribed' "$tmp/mon" || [ $tries -gt 6000 ] ||
+			! kill -0 "$mon" 2> /dev/null; do
+			sleep 0.01
+			tries=$((tries + 1))
+		done
+		printf 'a=ioas create\nattach 00:03.0 $a\n-dma 00:03.0 0x900000 4K\n' |
+			"$CTL" --uri "$URI" batch > /dev/null 2>&1
+		wait "$mon"
+		rc=$?
+		cp "$tmp/mon" "$tmp/out"
+		: > "$tmp/err"
+		t "observer monitor: every session's events, with wall-clock time" 0 \
+			-o '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}[+-][0-9]{2}:[0-9]{2} session-start session [0-9]+: pid [0-9]+, uid '"$uid"'$' \
+			-o '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}[+-][0-9]{2}:[0-9]{2} fault device 0000:00:03\.0 \(dev [0-9]+\) at IOVA 0x900000 \[session [0-9]+, pid [0-9]+, uid '"$uid"'\]$' \
+			-o '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}[+-][0-9]{2}:[0-9]{2} session-end session [0-9]+: pid [0-9]+, uid '"$uid"', ioasidctl(\[[0-9]+\])?$'
+	fi
 	kill "$holder" 2> /dev/null
 	wait "$holder"
 fi

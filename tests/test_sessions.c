@@ -636,3 +636,115 @@ Test(sessions, departed_client_cannot_starve_fault_records)
 	cr_assert_eq(read_faults(b, f, 512), 0, "purged at unbind");
 	core_session_free(b);
 }
+
+/* ---- events: observers hear every session, others only their own ------- */
+
+static void subscribe(struct session *s, uint32_t groups)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_SUBSCRIBE);
+	op.flags = groups;
+	cr_assert_eq(run(s, &op), 0, "%s", op.errmsg);
+}
+
+/* The next event of @s must be @type about session @about; returns it. */
+static struct ioasid_event next_event(struct session *s, uint32_t type,
+				      const struct session *about)
+{
+	struct ioasid_event ev;
+
+	cr_assert_eq(core_session_pop_event(s, &ev), 0, "an event of type %u",
+		     type);
+	cr_assert_eq(ev.type, type, "type %u, expected %u", ev.type, type);
+	cr_assert_eq(ev.session_id, core_session_id(about));
+	cr_assert_eq(ev.pid, about->pid);
+	cr_assert_eq(ev.uid, about->uid);
+	return ev;
+}
+
+static void no_event(struct session *s, const char *why)
+{
+	struct ioasid_event ev;
+
+	cr_assert_eq(core_session_pop_event(s, &ev), -EAGAIN,
+		     "%s: got an event of type %u", why, ev.type);
+}
+
+Test(sessions, observers_hear_every_session_others_only_their_own)
+{
+	const uint32_t all = IOASID_EVENT_GROUP_FAULT |
+			     IOASID_EVENT_GROUP_DEVICE |
+			     IOASID_EVENT_GROUP_COHERENCY |
+			     IOASID_EVENT_GROUP_SESSION;
+	struct session_limits admin = { .may_observe = 1 };
+	struct session *root = session(&admin), *a = session(NULL);
+	struct session *b = session(NULL), *c;
+	struct ioasid_event ev;
+	uint32_t ioas, nic, gpu;
+	static uint8_t buf[64];
+	struct ioasid_op op;
+
+	core_session_set_owner(root, 1, 0, "ioasidctl");
+	core_session_set_owner(a, 4242, 1000, "qemu");
+	core_session_set_owner(b, 4343, 2000, "crosvm");
+	cr_assert_eq(observe(root, 1), 0);
+	subscribe(root, all);
+	subscribe(a, all);
+	subscribe(b, all);
+
+	/* a session starts: only the observer hears it */
+	cr_assert_eq(core_session_new(core, NULL, &c), 0);
+	core_session_set_owner(c, 4444, 3000, "cloud-hypervisor");
+	ev = next_event(root, IOASID_EVENT_SESSION_START, c);
+	cr_assert_eq(ev.id, core_session_id(c));
+	cr_assert_str_eq(ev.name, "cloud-hypervisor");
+	no_event(a, "another session's start");
+	no_event(b, "another session's start");
+
+	/* a's coherency change and fault: a and the observer */
+	ioas = ioas_alloc(a);
+	nic = bind_attach(a, "0000:00:01.0", ioas);
+	gpu = bind_attach(a, "0000:01:00.0", ioas);
+	ev = next_event(a, IOASID_EVENT_DEVICE_COHERENCY, a);
+	cr_assert_eq(ev.id, gpu);
+	ev = next_event(root, IOASID_EVENT_DEVICE_COHERENCY, a);
+	cr_assert_str_eq(ev.name, "0000:01:00.0");
+	ioasid_op_init(&op, IOASID_CMD_DEVICE_DMA);
+	op.dev_id = nic;
+	op.iova = 0x900000;
+	op.length = sizeof(buf);
+	op.out = buf;
+	op.out_cap = sizeof(buf);
+	cr_assert_eq(run(a, &op), -EFAULT);
+	ev = next_event(a, IOASID_EVENT_FAULT, a);
+	cr_assert_eq(ev.iova, 0x900000);
+	ev = next_event(root, IOASID_EVENT_FAULT, a);
+	cr_assert_eq(ev.id, nic);
+	cr_assert_eq(ev.iova, 0x900000);
+	no_event(b, "another tenant's faults and coherency");
+	no_event(a, "nothing more");
+
+	/* an observer that did not subscribe to a group hears none of it */
+	subscribe(root, IOASID_EVENT_GROUP_SESSION);
+	cr_assert_eq(run(a, &op), -EFAULT);
+	no_event(root, "not subscribed to faults");
+	(void)next_event(a, IOASID_EVENT_FAULT, a);
+
+	/* the end of a session: the observer only */
+	{
+		uint32_t id = core_session_id(c);
+
+		core_session_free(c);
+		cr_assert_eq(core_session_pop_event(root, &ev), 0);
+		cr_assert_eq(ev.type, IOASID_EVENT_SESSION_END);
+		cr_assert_eq(ev.id, id);
+		cr_assert_eq(ev.session_id, id);
+		cr_assert_eq(ev.pid, 4444);
+		cr_assert_eq(ev.uid, 3000);
+	}
+	no_event(b, "another session's end");
+	core_session_free(b);
+	core_session_free(a);
+	core_session_free(root);
+}

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -101,16 +102,54 @@ void core_emit(struct core *core, uint32_t group, const struct ioasid_event *ev)
 	pthread_mutex_unlock(&core->event_lock);
 }
 
+static void label(struct ioasid_event *e, const struct session *s)
+{
+	e->session_id = s->id;
+	e->pid = s->pid;
+	e->uid = s->uid;
+}
+
+/*
+ * The fan-out to observers: an administrator's monitor sees every
+ * session's events.  A session that does not observe sees only its own
+ * (and everyone's hotplug, core_emit()).
+ */
+static void queue_observers(struct core *core, const struct session *about,
+			    uint32_t group, const struct ioasid_event *e)
+{
+	for (struct session *o = core->sessions; o; o = o->next)
+		if (o != about && o->observer && (o->event_groups & group))
+			session_queue(o, e);
+}
+
 void core_emit_to(struct session *s, uint32_t group,
 		  const struct ioasid_event *ev)
 {
 	struct ioasid_event e = *ev;
 
-	if (group && !(s->event_groups & group))
-		return;
 	stamp(&e);
+	label(&e, s);
 	pthread_mutex_lock(&s->core->event_lock);
-	session_queue(s, &e);
+	if (!group || (s->event_groups & group))
+		session_queue(s, &e);
+	if (group)
+		queue_observers(s->core, s, group, &e);
+	pthread_mutex_unlock(&s->core->event_lock);
+}
+
+void core_emit_session(struct session *s, bool start)
+{
+	struct ioasid_event e = {
+		.type = start ? IOASID_EVENT_SESSION_START :
+				IOASID_EVENT_SESSION_END,
+		.id = s->id,
+	};
+
+	snprintf(e.name, sizeof(e.name), "%s", s->name);
+	stamp(&e);
+	label(&e, s);
+	pthread_mutex_lock(&s->core->event_lock);
+	queue_observers(s->core, s, IOASID_EVENT_GROUP_SESSION, &e);
 	pthread_mutex_unlock(&s->core->event_lock);
 }
 

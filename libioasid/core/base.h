@@ -25,6 +25,7 @@ struct session {
 	uint32_t nr_vms;
 	uint32_t event_groups;		/* subscribed ioasid_event_group */
 	bool observer;			/* read-only view of every session */
+	bool announced;			/* observers heard it start */
 	/* queued events for this session (ring) */
 	struct ioasid_event *events;
 	uint32_t ev_head, ev_len, ev_cap;
@@ -73,7 +74,11 @@ uint32_t core_alloc_id(struct core *core);
 /* Queue an event to every session subscribed to @group (any thread). */
 void core_emit(struct core *core, uint32_t group,
 	       const struct ioasid_event *ev);
-/* Queue an event to one session if it subscribed to @group (0: always). */
+/*
+ * Queue an event about @s's objects to @s if it subscribed to @group (0:
+ * always), and to every other session that observes and subscribed to
+ * @group (not for 0); the event carries @s's id, pid and uid.
+ */
 void core_emit_to(struct session *s, uint32_t group,
 		  const struct ioasid_event *ev);
 /*
@@ -82,6 +87,8 @@ void core_emit_to(struct session *s, uint32_t group,
  * 0 or -errno (nothing opened).  Core lock held.
  */
 int core_session_tenant(struct session *s, struct be_tenant **tenant);
+/* Session @s started (@start) or ends: to observers subscribed to it. */
+void core_emit_session(struct session *s, bool start);
 /* CLOCK_MONOTONIC in nanoseconds (event timestamps). */
 uint64_t core_now_ns(void);
 

@@ -173,11 +173,18 @@ int core_session_new(struct core *core, const struct session_limits *limits,
 void core_session_set_owner(struct session *s, uint32_t pid, uint32_t uid,
 			    const char *name)
 {
+	bool first;
+
 	pthread_mutex_lock(&s->core->lock);
 	s->pid = pid;
 	s->uid = uid;
 	if (name)
 		snprintf(s->name, sizeof(s->name), "%s", name);
+	/* ioasidd names its client's session right after it is made */
+	first = !s->announced;
+	s->announced = true;
+	if (first)
+		core_emit_session(s, true);
 	pthread_mutex_unlock(&s->core->lock);
 }
 
@@ -216,6 +223,8 @@ void core_session_free(struct session *s)
 
 	pthread_mutex_lock(&core->lock);
 	dispatch_release_session(s);
+	if (s->announced)
+		core_emit_session(s, false);
 	pthread_mutex_lock(&core->event_lock);
 	unlink_session(core, s);
 	pthread_mutex_unlock(&core->event_lock);

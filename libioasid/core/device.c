@@ -385,6 +385,11 @@ static void device_event(struct core *core, struct session *owner,
 	struct ioasid_event ev = { .type = type, .id = id };
 
 	snprintf(ev.name, sizeof(ev.name), "%s", dev->inv->info.name);
+	if (owner) {		/* whose binding it ends, for observers */
+		ev.session_id = owner->id;
+		ev.pid = owner->pid;
+		ev.uid = owner->uid;
+	}
 	core_emit(core, IOASID_EVENT_GROUP_DEVICE, &ev);
 	/* the owner hears it even when not subscribed to everyone's */
 	if (owner && !(owner->event_groups & IOASID_EVENT_GROUP_DEVICE))

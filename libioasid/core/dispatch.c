@@ -138,7 +138,8 @@ static int dispatch_subscribe(struct session *s, struct ioas *unused,
 {
 	const uint32_t known = IOASID_EVENT_GROUP_FAULT |
 			       IOASID_EVENT_GROUP_DEVICE |
-			       IOASID_EVENT_GROUP_COHERENCY;
+			       IOASID_EVENT_GROUP_COHERENCY |
+			       IOASID_EVENT_GROUP_SESSION;
 
 	if (op->flags & ~known)
 		return op_fail(op, EOPNOTSUPP, "unknown event groups 0x%x",

@@ -300,6 +300,8 @@ enum ioasid_event_group {
 	IOASID_EVENT_GROUP_FAULT	= 1 << 0,
 	IOASID_EVENT_GROUP_DEVICE	= 1 << 1,
 	IOASID_EVENT_GROUP_COHERENCY	= 1 << 2,
+	/* sessions starting and ending: observers only (ioasidd) */
+	IOASID_EVENT_GROUP_SESSION	= 1 << 3,
 };
 
 enum ioasid_event_type {
@@ -308,6 +310,8 @@ enum ioasid_event_type {
 	IOASID_EVENT_DEVICE_REMOVED	= 3,
 	IOASID_EVENT_VM_COHERENCY	= 4, /* arg: 1 registered, 0 not */
 	IOASID_EVENT_DEVICE_COHERENCY	= 5, /* arg: 1 non-coherent */
+	IOASID_EVENT_SESSION_START	= 6, /* id: the session; name: its */
+	IOASID_EVENT_SESSION_END	= 7, /*   client's name, if known */
 };
 
 struct ioasid_event {
@@ -318,6 +322,16 @@ struct ioasid_event {
 	__u64 iova;		/* faults */
 	__u64 timestamp_ns;
 	char name[IOASID_NAME_MAX];	/* device name where relevant */
+	/*
+	 * The session whose device, VM or self the event concerns, and its
+	 * client's pid and uid (0: none, as for the hotplug of an unbound
+	 * device; also from an older daemon).  Observers receive other
+	 * sessions' events too and tell them apart by these.
+	 */
+	__u32 session_id;
+	__u32 pid;
+	__u32 uid;
+	__u32 __reserved;
 };
 
 /* ---- status ----------------------------------------------------------- */
