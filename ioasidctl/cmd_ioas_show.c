@@ -21,12 +21,15 @@
 #define MIN_SPAN	(4ULL << 30)	/* draw at least 0-4G */
 
 static const char usage[] =
-	"Usage: ioasidctl ioas show IOAS [--json]\n"
+	"Usage: ioasidctl ioas show IOAS [--json] [--svg FILE]\n"
 	"\n"
 	"Draw an address space of this session: a line of 64 columns from\n"
 	"IOVA 0 (# mapped, . free, r reserved, x disallowed), every range\n"
 	"of the IOVA space, the mappings with their backing files, and the\n"
-	"domains and devices it is attached to.\n";
+	"domains and devices it is attached to.\n"
+	"\n"
+	"  --svg FILE   also write the same picture as SVG to FILE ('-':\n"
+	"               standard output, instead of the text)\n";
 
 enum seg_kind {		/* in drawing priority: a column shows the highest */
 	SEG_FREE,
@@ -283,13 +286,13 @@ static const char *span_label(u128 span)
 	return buf;
 }
 
-static void draw(const struct view *v)
+/* What each column shows: the most important kind in it (text and SVG). */
+static u128 columns(const struct view *v, enum seg_kind col[MAP_COLUMNS])
 {
 	u128 span = draw_span(v), width = span / MAP_COLUMNS;
-	enum seg_kind col[MAP_COLUMNS] = { SEG_FREE };
-	const char *label = span_label(span);
-	char line[MAP_COLUMNS + 1];
 
+	for (int c = 0; c < MAP_COLUMNS; c++)
+		col[c] = SEG_FREE;
 	for (size_t i = 0; i < v->nr_segs; i++) {
 		const struct segment *s = &v->segs[i];
 		u128 last = s->last < span ? s->last : span - 1;
@@ -300,6 +303,16 @@ static void draw(const struct view *v)
 			if (s->kind > col[c])
 				col[c] = s->kind;
 	}
+	return span;
+}
+
+static void draw(const struct view *v)
+{
+	enum seg_kind col[MAP_COLUMNS];
+	u128 span = columns(v, col), width = span / MAP_COLUMNS;
+	const char *label = span_label(span);
+	char line[MAP_COLUMNS + 1];
+
 	for (int c = 0; c < MAP_COLUMNS; c++)
 		line[c] = seg_char[col[c]];
 	line[MAP_COLUMNS] = '\0';
@@ -478,6 +491,222 @@ static int print_human(const struct view *v)
 	return 0;
 }
 
+/* ---- SVG ----------------------------------------------------------------- */
+
+#define SVG_W		960
+#define SVG_X		32
+#define SVG_COL		14		/* MAP_COLUMNS * 14 = 896 */
+#define SVG_ROW		18
+
+static const char *const seg_fill[] = {
+	[SEG_FREE] = "#eeeeec", [SEG_DISALLOWED] = "#555753",
+	[SEG_RESERVED] = "#f57900", [SEG_MAPPED] = "#3465a4",
+};
+
+/* @s as XML character data or attribute value. */
+static void xml_text(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '&': fputs("&amp;", f); break;
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '"': fputs("&quot;", f); break;
+		default:
+			if ((unsigned char)*s < 0x20)
+				fputc(' ', f);	/* not allowed in XML 1.0 */
+			else
+				fputc(*s, f);
+		}
+	}
+}
+
+static void svg_line(FILE *f, int *y, const char *cls, const char *text)
+{
+	fprintf(f, "  <text class=\"%s\" x=\"%d\" y=\"%d\">", cls, SVG_X,
+		*y);
+	xml_text(f, text);
+	fputs("</text>\n", f);
+	*y += SVG_ROW;
+}
+
+static void svg_bar(FILE *f, const struct view *v, int *y)
+{
+	enum seg_kind col[MAP_COLUMNS];
+	u128 span = columns(v, col), width = span / MAP_COLUMNS;
+	char text[96];
+
+	fprintf(f, "  <g class=\"map\" data-span=\"%s\" data-column=\"%llu\">"
+		"\n", span_label(span), (unsigned long long)width);
+	for (int c = 0; c < MAP_COLUMNS; c++)
+		fprintf(f, "    <rect class=\"col %s\" data-kind=\"%s\" "
+			"x=\"%d\" y=\"%d\" width=\"%d\" height=\"28\" "
+			"fill=\"%s\" stroke=\"#ffffff\"/>\n", seg_name[col[c]],
+			seg_name[col[c]], SVG_X + c * SVG_COL, *y, SVG_COL,
+			seg_fill[col[c]]);
+	fprintf(f, "  </g>\n");
+	*y += 28 + 14;
+	fprintf(f, "  <text x=\"%d\" y=\"%d\">0</text>\n  <text x=\"%d\" "
+		"y=\"%d\" text-anchor=\"end\">%s</text>\n", SVG_X, *y,
+		SVG_X + MAP_COLUMNS * SVG_COL, *y, span_label(span));
+	*y += SVG_ROW;
+	for (int k = SEG_MAPPED, x = SVG_X; k >= SEG_FREE; k--, x += 150)
+		fprintf(f, "  <rect x=\"%d\" y=\"%d\" width=\"12\" "
+			"height=\"12\" fill=\"%s\" stroke=\"#888a85\"/><text "
+			"x=\"%d\" y=\"%d\">%s</text>\n", x, *y - 11,
+			seg_fill[k], x + 16, *y, seg_name[k]);
+	snprintf(text, sizeof(text), "one column: %s",
+		 size_str((uint64_t)width).s);
+	fprintf(f, "  <text x=\"%d\" y=\"%d\">", SVG_X + 600, *y);
+	xml_text(f, text);
+	fputs("</text>\n", f);
+	*y += SVG_ROW * 2;
+}
+
+/* A restricted IOAS: its mapped bytes, private and shared, to scale. */
+static void svg_state(FILE *f, const struct view *v, int *y)
+{
+	const struct ioasid_ioas_info *i = &v->info;
+	uint64_t total = i->bytes_mapped ? i->bytes_mapped : 1;
+	int w = MAP_COLUMNS * SVG_COL;
+	int wp = (int)((u128)i->bytes_private * (unsigned int)w / total);
+	char text[160];
+
+	if (!(i->flags & IOASID_IOAS_RESTRICTED))
+		return;
+	fprintf(f, "  <g class=\"state\" data-bytes-mapped=\"%llu\" "
+		"data-bytes-private=\"%llu\" data-bytes-shared=\"%llu\">\n"
+		"    <rect class=\"private\" x=\"%d\" y=\"%d\" width=\"%d\" "
+		"height=\"16\" fill=\"#cc0000\"/>\n    <rect class=\"shared\" "
+		"x=\"%d\" y=\"%d\" width=\"%d\" height=\"16\" "
+		"fill=\"#73d216\"/>\n  </g>\n",
+		(unsigned long long)i->bytes_mapped,
+		(unsigned long long)i->bytes_private,
+		(unsigned long long)(i->bytes_mapped - i->bytes_private),
+		SVG_X, *y, wp, SVG_X + wp, *y, w - wp);
+	*y += 16 + SVG_ROW;
+	snprintf(text, sizeof(text), "restricted: %s mapped, %s private (red), "
+		 "%s shared (green)", size_str(i->bytes_mapped).s,
+		 size_str(i->bytes_private).s,
+		 size_str(i->bytes_mapped - i->bytes_private).s);
+	svg_line(f, y, "caption", text);
+	*y += SVG_ROW;
+}
+
+static void svg_tables(FILE *f, const struct view *v, int *y)
+{
+	char text[256];
+
+	svg_line(f, y, "heading", "RANGES");
+	for (size_t i = 0; i < v->nr_segs; i++) {
+		const struct segment *s = &v->segs[i];
+
+		fprintf(f, "  <g class=\"segment\" data-start=\"%llu\" "
+			"data-last=\"%llu\" data-kind=\"%s\">\n  ",
+			(unsigned long long)s->start,
+			(unsigned long long)s->last, seg_name[s->kind]);
+		snprintf(text, sizeof(text), "%s  %s  %-10s %s",
+			 hex_str(s->start, true).s, hex_str(s->last, true).s,
+			 seg_name[s->kind], seg_size(s).s);
+		svg_line(f, y, "row", text);
+		fputs("  </g>\n", f);
+	}
+	*y += SVG_ROW / 2;
+	svg_line(f, y, "heading", v->nr_maps ? "MAPPINGS" : "no mappings");
+	for (size_t i = 0; i < v->nr_maps; i++) {
+		const struct ioasid_mapping *m = &v->maps[i];
+		const struct ioasid_file_info *fi = find_file(v, m->file_id);
+
+		fprintf(f, "  <g class=\"mapping\" data-iova=\"%llu\" "
+			"data-length=\"%llu\" data-offset=\"%llu\" "
+			"data-prot=\"%s\">\n  ", (unsigned long long)m->iova,
+			(unsigned long long)m->length,
+			(unsigned long long)m->offset, prot_str(m->flags));
+		snprintf(text, sizeof(text), "%s  %s  %s  %s  %s%s%s%s",
+			 hex_str(m->iova, true).s, size_str(m->length).s,
+			 prot_str(m->flags), hex_str(m->offset, false).s,
+			 m->flags & IOASID_MAPPING_USER ? "(user memory)" :
+			 fi ? fi->name : "file", fi ? " (" : "",
+			 fi ? file_kind_name(fi->kind) : "", fi ? ")" : "");
+		svg_line(f, y, "row", text);
+		fputs("  </g>\n", f);
+	}
+	*y += SVG_ROW / 2;
+	svg_line(f, y, "heading", v->nr_domains ? "DOMAINS" :
+		 "no domains (no device attached)");
+	for (uint32_t i = 0; i < v->nr_domains; i++) {
+		const struct ioasid_domain_info *d = &v->domains[i];
+		const char *snoop = d->flags & IOASID_DOMAIN_ENFORCE_COHERENCY ?
+				    "enforced" : "not-enforced";
+
+		fprintf(f, "  <g class=\"domain\" data-domain=\"%u\" "
+			"data-iommu=\"", d->domain_id);
+		xml_text(f, d->iommu);
+		fprintf(f, "\" data-snoop=\"%s\" data-devices=\"%u\">\n  ",
+			snoop, d->nr_devices);
+		snprintf(text, sizeof(text), "domain %u on %s, snooping %s, "
+			 "%u device(s)", d->domain_id, d->iommu, snoop,
+			 d->nr_devices);
+		svg_line(f, y, "row", text);
+		fputs("  </g>\n", f);
+	}
+	for (uint32_t i = 0; i < v->nr_devices; i++) {
+		const struct ioasid_device_info *d = &v->devices[i];
+		bool coherent = !(d->flags & IOASID_DEVICE_NONCOHERENT);
+
+		if (d->ioas_id != v->id)
+			continue;
+		fprintf(f, "  <g class=\"device\" data-name=\"");
+		xml_text(f, d->name);
+		fprintf(f, "\" data-domain=\"%u\" data-coherent=\"%s\">\n  ",
+			d->domain_id, coherent ? "yes" : "no");
+		snprintf(text, sizeof(text), "  %s (dev %u) on domain %u, %s",
+			 d->name, d->dev_id, d->domain_id,
+			 coherent ? "coherent" : "non-coherent");
+		svg_line(f, y, "row", text);
+		fputs("  </g>\n", f);
+	}
+}
+
+/* The picture of print_human() as an SVG document. */
+static int write_svg(FILE *f, const struct view *v)
+{
+	char flags[64], title[256], *body = NULL;
+	size_t len = 0;
+	FILE *b = open_memstream(&body, &len);
+	int y = 28;
+
+	if (!b)
+		return -ENOMEM;
+	ioas_flags_str(v->info.flags, flags, sizeof(flags));
+	snprintf(title, sizeof(title), "IOAS %u: %s, snoop mode %s, %llu "
+		 "mapping(s), %s mapped", v->id, flags,
+		 snoop_mode_name(v->info.snoop_mode),
+		 (unsigned long long)v->info.nr_mappings,
+		 size_str(v->info.bytes_mapped).s);
+	/* the body first: its height is known at its end */
+	svg_line(b, &y, "title", title);
+	svg_bar(b, v, &y);
+	svg_state(b, v, &y);
+	svg_tables(b, v, &y);
+	if (fclose(b) != 0) {
+		free(body);
+		return -ENOMEM;
+	}
+	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+		"height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"monospace\" "
+		"font-size=\"12\" xml:space=\"preserve\" data-ioas=\"%u\">\n  <title>", SVG_W, y,
+		SVG_W, y, v->id);
+	xml_text(f, title);
+	fprintf(f, "</title>\n  <rect width=\"%d\" height=\"%d\" "
+		"fill=\"#ffffff\"/>\n", SVG_W, y);
+	fwrite(body, 1, len, f);
+	fputs("</svg>\n", f);
+	free(body);
+	return fflush(f) == 0 && !ferror(f) ? 0 : -EIO;
+}
+
 /* ---- JSON ---------------------------------------------------------------- */
 
 static void json_ranges(struct json *j, const struct view *v)
@@ -579,14 +808,41 @@ static void print_json(const struct view *v)
 	json_finish(&j);
 }
 
+/* Writes the SVG to @path ("-": stdout); EXIT_OK or 1 with a message. */
+static int svg_to(struct ctl *ctl, const struct view *v, const char *path)
+{
+	bool out = !strcmp(path, "-");
+	FILE *f = out ? stdout : fopen(path, "w");
+	int r;
+
+	if (!f)
+		return ctl_syserr(ctl, errno, "ioas show: cannot create %s",
+				  path);
+	r = write_svg(f, v);
+	if (!out && fclose(f) != 0 && r == 0)
+		r = -errno;
+	if (r < 0)
+		return ctl_syserr(ctl, -r, "ioas show: cannot write %s", path);
+	return EXIT_OK;
+}
+
 int cmd_ioas_show(struct ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = { COMMON_OPTS, { 0 } };
+	enum { OPT_SVG = 0x300 };
+	static const struct option opts[] = {
+		COMMON_OPTS,
+		{ "svg", required_argument, NULL, OPT_SVG },
+		{ 0 },
+	};
 	struct view v = { 0 };
+	const char *svg = NULL;
 	int c, r;
 
-	while ((c = ctl_opt(ctl, argc, argv, "h", opts, usage)) != -1)
-		return ctl_opt_status(c);
+	while ((c = ctl_opt(ctl, argc, argv, "h", opts, usage)) != -1) {
+		if (c != OPT_SVG)
+			return ctl_opt_status(c);
+		svg = optarg;
+	}
 	r = ctl_nargs(ctl, argc, 1, 1) ?:
 	    ctl_parse_id(ctl, "IOAS id", argv[optind], &v.id) ?: ctl_open(ctl);
 	if (r)
@@ -598,7 +854,11 @@ int cmd_ioas_show(struct ctl *ctl, int argc, char **argv)
 		if (v.nomem)
 			r = ctl_syserr(ctl, ENOMEM, "ioas show");
 	}
-	if (r == EXIT_OK && ctl->json)
+	if (r == EXIT_OK && svg)
+		r = svg_to(ctl, &v, svg);
+	if (r == EXIT_OK && svg && !strcmp(svg, "-"))
+		;			/* the SVG is the output */
+	else if (r == EXIT_OK && ctl->json)
 		print_json(&v);
 	else if (r == EXIT_OK && print_human(&v) < 0)
 		r = ctl_syserr(ctl, ENOMEM, "ioas show");

@@ -19,6 +19,7 @@ packages=(
 	build-essential autoconf automake libtool pkg-config
 	libnl-3-dev libudev-dev uthash-dev libsystemd-dev
 	libcriterion-dev scdoc umockdev libumockdev-dev man-db bash-completion
+	libxml2-utils librsvg2-bin
 	qemu-system-x86 busybox-static cpio xz-utils
 	clang libclang-rt-14-dev
 	dpkg-dev debhelper lintian debootstrap

@@ -727,6 +727,93 @@ for bad in 'x 1' \
 done
 [ "$bad" = accepted ] || ok "prom_check refuses bad text"
 
+# ---- ioas show --svg: the same picture as the text view ------------------------
+
+batch <<'EOF'
+a=ioas create
+map $a --memfd --length 2M
+map $a --memfd --length 4K --iova 0x10000000
+attach 00:03.0 $a
+attach 01:00.0 $a
+ioas show $a
+echo ==json
+--json ioas show $a
+echo ==svg
+ioas show $a --svg -
+r=ioas create --restricted
+map $r --memfd --length 2M --iova 0x200000
+convert $r shared 0x200000+1M
+echo ==restricted
+ioas show $r --svg -
+EOF
+sed -n '/^==svg$/,/^<\/svg>$/p' "$tmp/out" | sed '1d' > "$tmp/a.svg"
+sed -n '/^==json$/,/^==svg$/p' "$tmp/out" | sed '1d;$d' > "$tmp/a.json"
+sed -n '/^==restricted$/,$p' "$tmp/out" | sed '1d' > "$tmp/r.svg"
+sed -n '/^==json$/q;p' "$tmp/out" > "$tmp/a.txt"
+if [ "$rc" != 0 ]; then
+	not_ok "ioas show --svg" "status $rc"
+elif ! command -v xmllint > /dev/null; then
+	skipped "ioas show --svg: its facts" "no xmllint (libxml2-utils)"
+elif ! xmllint --noout "$tmp/a.svg" "$tmp/r.svg" 2> "$tmp/xml"; then
+	not_ok "ioas show --svg: well-formed XML" "$(cat "$tmp/xml")"
+else
+	ok "ioas show --svg: well-formed XML"
+	x() {	# x FILE XPATH: an XPath value of the SVG (namespace-blind)
+		xmllint --xpath "$2" "$1" 2> /dev/null
+	}
+	# the 64 columns, kind by kind, as the text view's line draws them
+	cols=$(for i in $(seq 1 64); do
+		x "$tmp/a.svg" "string((//*[local-name()='rect'][starts-with(@class,'col ')])[$i]/@data-kind)"
+		echo
+	done | sed 's/^mapped$/#/; s/^free$/./; s/^reserved$/r/; s/^disallowed$/x/' | tr -d '\n')
+	line=$(sed -n 's/^  |\(.*\)|$/\1/p' "$tmp/a.txt")
+	[ -n "$line" ] && [ "$cols" = "$line" ] &&
+		ok "ioas show --svg: the columns of the text view" ||
+		not_ok "ioas show --svg: the columns of the text view" \
+			"svg '$cols', text '$line'"
+	# every range, mapping, domain and device of the JSON, in order
+	want= got=
+	cnt=$("$JC" '.segments#' < "$tmp/a.json")
+	i=0
+	while [ $i -lt "$cnt" ]; do
+		want="$want $("$JC" ".segments[$i].start" ".segments[$i].last" ".segments[$i].kind" < "$tmp/a.json" | tr '\n' ' ')"
+		j=$((i + 1))
+		got="$got $(x "$tmp/a.svg" "string((//*[@class='segment'])[$j]/@data-start)") $(x "$tmp/a.svg" "string((//*[@class='segment'])[$j]/@data-last)") $(x "$tmp/a.svg" "string((//*[@class='segment'])[$j]/@data-kind)") "
+		i=$j
+	done
+	cnt=$("$JC" '.mappings#' < "$tmp/a.json")
+	i=0
+	while [ $i -lt "$cnt" ]; do
+		want="$want $("$JC" ".mappings[$i].iova" ".mappings[$i].length" ".mappings[$i].prot" < "$tmp/a.json" | tr '\n' ' ')"
+		j=$((i + 1))
+		got="$got $(x "$tmp/a.svg" "string((//*[@class='mapping'])[$j]/@data-iova)") $(x "$tmp/a.svg" "string((//*[@class='mapping'])[$j]/@data-length)") $(x "$tmp/a.svg" "string((//*[@class='mapping'])[$j]/@data-prot)") "
+		i=$j
+	done
+	want="$want $("$JC" '.domains#' '.devices#' < "$tmp/a.json" | tr '\n' ' ')"
+	got="$got $(x "$tmp/a.svg" "count(//*[@class='domain'])") $(x "$tmp/a.svg" "count(//*[@class='device'])") "
+	[ "$cnt" = 2 ] && [ "$got" = "$want" ] &&
+		ok "ioas show --svg: ranges, mappings, domains, devices as the JSON" ||
+		not_ok "ioas show --svg: ranges, mappings, domains, devices as the JSON" \
+			"svg '$got', json '$want'"
+	# the restricted IOAS: private and shared bytes
+	got=$(x "$tmp/r.svg" "string(//*[@class='state']/@data-bytes-private)")-$(x "$tmp/r.svg" "string(//*[@class='state']/@data-bytes-shared)")
+	[ "$got" = 1048576-1048576 ] &&
+		ok "ioas show --svg: shared and private state" ||
+		not_ok "ioas show --svg: shared and private state" "$got"
+	if ! command -v rsvg-convert > /dev/null; then
+		skipped "ioas show --svg: rendered" "no rsvg-convert (librsvg2-bin)"
+	elif rsvg-convert -o "$tmp/a.png" "$tmp/a.svg" 2> "$tmp/xml" &&
+	     [ "$(head -c 8 "$tmp/a.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] &&
+	     [ "$(wc -c < "$tmp/a.png")" -gt 10000 ]; then
+		ok "ioas show --svg: rendered headless ($(wc -c < "$tmp/a.png") bytes of PNG)"
+	else
+		not_ok "ioas show --svg: rendered" "$(cat "$tmp/xml")"
+	fi
+fi
+printf 'a=ioas create\nioas show $a --svg %s/no/such/dir/x.svg\n' "$tmp" > "$tmp/svg.batch"
+run batch "$tmp/svg.batch"
+t "ioas show --svg: an uncreatable file" 1 -e "cannot create $tmp/no/such/dir/x.svg"
+
 # ---- JSON: one encoding for addresses and sizes ------------------------------
 
 # Every read command's JSON, walked leaf by leaf (json_check -l): no value
