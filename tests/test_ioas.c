@@ -549,6 +549,59 @@ Test(map, user_memory)
 }
 
 /*
+ * A line of /proc/self/maps longer than the checker's buffer (a file whose
+ * path is over 4 KiB) before the range does not stop the range check.
+ */
+#define LONG_DEPTH 24
+Test(map, user_range_check_reads_past_a_long_maps_line)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	char tmpl[] = "/tmp/ioasid-longpath-XXXXXX", name[201];
+	int dirs[LONG_DEPTH + 1], fd, i;
+	uint64_t iova = 0x100000;
+	void *low, *buf;
+	int remote = ioasid_is_remote(ctx);
+
+	memset(name, 'd', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	cr_assert(mkdtemp(tmpl));
+	dirs[0] = open(tmpl, O_RDONLY | O_DIRECTORY);
+	cr_assert(dirs[0] >= 0);
+	for (i = 1; i <= LONG_DEPTH; i++) {
+		cr_assert_eq(mkdirat(dirs[i - 1], name, 0700), 0);
+		dirs[i] = openat(dirs[i - 1], name, O_RDONLY | O_DIRECTORY);
+		cr_assert(dirs[i] >= 0);
+	}
+	fd = openat(dirs[LONG_DEPTH], "f", O_RDWR | O_CREAT, 0600);
+	cr_assert(fd >= 0);
+	cr_assert_eq(ftruncate(fd, 4096), 0);
+	/* low in the address space: its line comes before buf's */
+	low = mmap((void *)0x10000000, 4096, PROT_READ, MAP_SHARED |
+		   MAP_FIXED_NOREPLACE, fd, 0);
+	cr_assert(low == (void *)0x10000000, "%p", low);
+	buf = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert(buf != MAP_FAILED && (uintptr_t)buf > 0x10000000);
+	cr_assert_eq(ioasid_map_user(ctx, ioas, buf, 4096,
+				     RW | IOASID_MAP_FIXED_IOVA, &iova),
+		     remote ? -EOPNOTSUPP : 0, "%s", ioasid_last_error(ctx));
+	if (!remote)
+		cr_assert_eq(ioasid_unmap(ctx, ioas, iova, 4096, 0, NULL), 0);
+	cr_assert_eq(munmap(buf, 4096), 0);
+	cr_assert_eq(munmap(low, 4096), 0);
+	close(fd);
+	cr_assert_eq(unlinkat(dirs[LONG_DEPTH], "f", 0), 0);
+	for (i = LONG_DEPTH; i >= 1; i--) {
+		close(dirs[i]);
+		cr_assert_eq(unlinkat(dirs[i - 1], name, AT_REMOVEDIR), 0);
+	}
+	close(dirs[0]);
+	cr_assert_eq(rmdir(tmpl), 0);
+	ioasid_unref(ctx);
+}
+
+/*
  * Memory a device could not use is refused at map time, as pinning refuses
  * it on a real kernel (EFAULT), and nothing is mapped.
  */

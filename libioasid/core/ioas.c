@@ -411,98 +411,150 @@ static bool parse_maps_line(const char *l, uint64_t *start, uint64_t *end,
 }
 
 /*
+ * /proc/self/maps read a line at a time through a stack buffer, without
+ * allocating.  A line longer than the buffer (a long path) keeps its start,
+ * which holds the fields wanted, and its tail is dropped.
+ */
+struct maps_reader {
+	int fd;
+	size_t have;		/* bytes in buf */
+	size_t used;		/* bytes the line returned last takes */
+	bool eof;
+	bool skip;		/* dropping the tail of a long line */
+	char buf[4096];
+};
+
+static void maps_fill(struct maps_reader *m)
+{
+	ssize_t n;
+
+	do
+		n = read(m->fd, m->buf + m->have, sizeof(m->buf) - 1 - m->have);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		m->eof = true;
+	else
+		m->have += (size_t)n;
+}
+
+/* The next line, NUL-terminated, or NULL at the end of the file. */
+static char *maps_next_line(struct maps_reader *m)
+{
+	for (;;) {
+		char *nl;
+
+		m->have -= m->used;
+		memmove(m->buf, m->buf + m->used, m->have);
+		m->used = 0;
+		nl = memchr(m->buf, '\n', m->have);
+		if (nl) {
+			*nl = '\0';
+			m->used = (size_t)(nl + 1 - m->buf);
+			if (!m->skip)
+				return m->buf;
+			m->skip = false;	/* the end of a long line */
+		} else if (m->have == sizeof(m->buf) - 1) {
+			m->buf[m->have] = '\0';
+			m->used = m->have;
+			if (!m->skip) {
+				m->skip = true;
+				return m->buf;
+			}
+		} else if (m->eof) {
+			return NULL;
+		} else {
+			maps_fill(m);
+		}
+	}
+}
+
+enum user_range_verdict {
+	USER_RANGE_GO_ON,	/* this line ends before the range's end */
+	USER_RANGE_OK,
+	USER_RANGE_HOLE,
+	USER_RANGE_BAD_LINE,
+	USER_RANGE_NO_READ,
+	USER_RANGE_NO_WRITE,
+};
+
+/* What one line of maps says of [*cur, last]; a line covering *cur moves it. */
+static enum user_range_verdict check_maps_line(const char *line,
+					       uint64_t *cur, uint64_t last,
+					       uint32_t prot)
+{
+	uint64_t s, e;
+	bool rd, wr;
+
+	if (!parse_maps_line(line, &s, &e, &rd, &wr))
+		return USER_RANGE_BAD_LINE;
+	if (e <= *cur)
+		return USER_RANGE_GO_ON;	/* before the range */
+	if (s > *cur)
+		return USER_RANGE_HOLE;
+	if ((prot & IOASID_MAP_READ) && !rd)
+		return USER_RANGE_NO_READ;
+	if ((prot & IOASID_MAP_WRITE) && !wr)
+		return USER_RANGE_NO_WRITE;
+	if (e - 1 >= last)
+		return USER_RANGE_OK;
+	*cur = e;
+	return USER_RANGE_GO_ON;
+}
+
+static int user_range_fail(enum user_range_verdict v, uint64_t cur,
+			   struct ioasid_op *op)
+{
+	unsigned long long a = cur;
+
+	switch (v) {
+	case USER_RANGE_OK:
+	case USER_RANGE_GO_ON:
+		return 0;
+	case USER_RANGE_BAD_LINE:
+		return op_fail(op, EFAULT, "cannot parse /proc/self/maps "
+			       "while checking user address 0x%llx", a);
+	case USER_RANGE_NO_READ:
+		return op_fail(op, EFAULT, "user address 0x%llx is mapped "
+			       "without read permission", a);
+	case USER_RANGE_NO_WRITE:
+		return op_fail(op, EFAULT, "user address 0x%llx is mapped "
+			       "without write permission (IOASID_MAP_WRITE "
+			       "asked)", a);
+	case USER_RANGE_HOLE:
+		break;
+	}
+	return op_fail(op, EFAULT, "user address 0x%llx is not mapped in this "
+		       "process", a);
+}
+
+/*
  * Is every byte of [addr, addr + len) mapped in this process with the
  * access @prot asks for (IOASID_MAP_READ: readable, IOASID_MAP_WRITE:
- * writable)?  Pinning on a real kernel refuses the same with EFAULT.  Reads
- * /proc/self/maps through a stack buffer: no allocation, and only lines up
- * to the end of the range are looked at (the file is sorted by address).
+ * writable)?  Pinning on a real kernel refuses the same with EFAULT.  Only
+ * lines up to the end of the range are looked at (the file is sorted by
+ * address).
  */
 static int check_user_range(uint64_t addr, uint64_t len, uint32_t prot,
 			    struct ioasid_op *op)
 {
+	struct maps_reader m = { .fd = -1 };
+	enum user_range_verdict v;
 	uint64_t cur = addr, last = addr + (len - 1);
-	char buf[4096];
-	size_t have = 0;
-	bool eof = false, skip = false;
-	int fd, r = 1;
+	char *line;
 
-	fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	m.fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (m.fd < 0)
 		return op_fail(op, errno == ENOMEM ? ENOMEM : EFAULT,
 			       "cannot read /proc/self/maps to check user "
 			       "range 0x%llx: %s", (unsigned long long)addr,
 			       strerror(errno));
-	while (r > 0) {
-		char *nl = have ? memchr(buf, '\n', have) : NULL;
-		uint64_t s, e;
-		bool rd, wr;
-
-		if (!nl && have == sizeof(buf) - 1) {
-			/* a long path: the fields needed are at the start */
-			nl = buf + have;
-			if (skip) {
-				have = 0;
-				continue;
-			}
-		}
-		if (!nl && !eof) {
-			ssize_t n = read(fd, buf + have, sizeof(buf) - 1 - have);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				eof = true;
-			else
-				have += (size_t)n;
-			continue;
-		}
-		if (!nl)
-			break;		/* end of file: cur is not mapped */
-		*nl = '\0';
-		if (skip) {
-			/* the tail of a line already looked at */
-		} else if (!parse_maps_line(buf, &s, &e, &rd, &wr)) {
-			r = -1;
-		} else if (e <= cur) {
-			/* before the range */
-		} else if (s > cur) {
-			break;		/* a hole at cur */
-		} else if ((prot & IOASID_MAP_READ) && !rd) {
-			r = -2;
-		} else if ((prot & IOASID_MAP_WRITE) && !wr) {
-			r = -3;
-		} else if (e - 1 >= last) {
-			r = 0;
-		} else {
-			cur = e;
-		}
-		skip = nl == buf + have;
-		if (skip) {
-			have = 0;
-		} else {
-			have -= (size_t)(nl + 1 - buf);
-			memmove(buf, nl + 1, have);
-		}
-	}
-	close(fd);
-	switch (r) {
-	case 0:
-		return 0;
-	case -1:
-		return op_fail(op, EFAULT, "cannot parse /proc/self/maps "
-			       "while checking user address 0x%llx",
-			       (unsigned long long)cur);
-	case -2:
-		return op_fail(op, EFAULT, "user address 0x%llx is mapped "
-			       "without read permission",
-			       (unsigned long long)cur);
-	case -3:
-		return op_fail(op, EFAULT, "user address 0x%llx is mapped "
-			       "without write permission (IOASID_MAP_WRITE "
-			       "asked)", (unsigned long long)cur);
-	}
-	return op_fail(op, EFAULT, "user address 0x%llx is not mapped in this "
-		       "process", (unsigned long long)cur);
+	do {
+		line = maps_next_line(&m);
+		v = line ? check_maps_line(line, &cur, last, prot)
+			 : USER_RANGE_HOLE;
+	} while (v == USER_RANGE_GO_ON);
+	close(m.fd);
+	return user_range_fail(v, cur, op);
 }
 
 int ioas_map_user(struct session *s, struct ioas *ioas, struct ioasid_op *op)
