@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ioasidctl faults: take the queued DMA fault records and print them. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,13 +9,19 @@
 #include "ioasidctl.h"
 
 static const char usage[] =
-	"Usage: ioasidctl faults [--json]\n"
+	"Usage: ioasidctl faults [--time iso|monotonic] [--json]\n"
 	"\n"
 	"Take every queued DMA fault record of this session's devices\n"
 	"(oldest first) and print it: time, device, access, IOVA and\n"
-	"reason.  Reading removes them from the queue.\n";
+	"reason.  Reading removes them from the queue.\n"
+	"\n"
+	"  --time iso        wall-clock time, 2026-12-02T10:00:00.123456+01:00\n"
+	"                    (the default)\n"
+	"  --time monotonic  seconds of CLOCK_MONOTONIC, as the library stamps them\n";
 
 #define BATCH 64
+
+static bool monotonic;
 
 struct fault_list {
 	struct ioasid_fault *v;
@@ -80,10 +87,17 @@ static int print_table(const struct fault_list *l,
 	for (size_t i = 0; i < l->nr; i++) {
 		const struct ioasid_fault *f = &l->v[i];
 
-		table_cell(&t, "%llu.%06llu", (unsigned long long)
-			   (f->timestamp_ns / 1000000000ULL),
-			   (unsigned long long)(f->timestamp_ns % 1000000000ULL
-						/ 1000));
+		char when[64];
+
+		if (monotonic)
+			snprintf(when, sizeof(when), "%llu.%06llu",
+				 (unsigned long long)(f->timestamp_ns /
+						      1000000000ULL),
+				 (unsigned long long)(f->timestamp_ns %
+						      1000000000ULL / 1000));
+		else
+			mono_iso_time(f->timestamp_ns, when, sizeof(when));
+		table_cell(&t, "%s", when);
 		table_cell(&t, "%s", dev_name(d, nd, f->dev_id));
 		table_cell(&t, "%u", f->dev_id);
 		table_cell(&t, "%s", access_str(f));
@@ -107,8 +121,11 @@ static void print_json(const struct fault_list *l,
 	json_arr_begin(&j, "faults");
 	for (size_t i = 0; i < l->nr; i++) {
 		const struct ioasid_fault *f = &l->v[i];
+		char when[64];
 
+		mono_iso_time(f->timestamp_ns, when, sizeof(when));
 		json_obj_begin(&j, NULL);
+		json_str(&j, "time", when);
 		json_u64(&j, "timestamp_ns", f->timestamp_ns);
 		json_str(&j, "device", dev_name(d, nd, f->dev_id));
 		json_u64(&j, "dev_id", f->dev_id);
@@ -124,15 +141,28 @@ static void print_json(const struct fault_list *l,
 
 int cmd_faults(struct ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = { COMMON_OPTS, { 0 } };
+	enum { OPT_TIME = 0x300 };
+	static const struct option opts[] = {
+		COMMON_OPTS,
+		{ "time", required_argument, NULL, OPT_TIME },
+		{ 0 },
+	};
 	struct fault_list l = { 0 };
 	struct ioasid_device_info *d = NULL;
 	struct ioasid_status st = { 0 };
 	uint32_t nd = 0;
 	int c, r;
 
-	while ((c = ctl_opt(ctl, argc, argv, "h", opts, usage)) != -1)
-		return ctl_opt_status(c);
+	monotonic = false;
+	while ((c = ctl_opt(ctl, argc, argv, "h", opts, usage)) != -1) {
+		if (c != OPT_TIME)
+			return ctl_opt_status(c);
+		if (!strcmp(optarg, "monotonic"))
+			monotonic = true;
+		else if (strcmp(optarg, "iso"))
+			return ctl_usage(ctl, "--time '%s' is not iso or "
+					 "monotonic", optarg);
+	}
 	r = ctl_nargs(ctl, argc, 0, 0) ?: ctl_open(ctl);
 	if (r)
 		return r;

@@ -66,36 +66,6 @@ static const char *event_name(uint32_t type)
 	}
 }
 
-/* The wall-clock time of a CLOCK_MONOTONIC stamp, as clock_gettime(). */
-static struct timespec wall_time(uint64_t mono_ns)
-{
-	struct timespec now_real, now_mono, t;
-	int64_t ns;
-
-	clock_gettime(CLOCK_REALTIME, &now_real);
-	clock_gettime(CLOCK_MONOTONIC, &now_mono);
-	ns = (int64_t)now_real.tv_sec * 1000000000LL + now_real.tv_nsec -
-	     ((int64_t)now_mono.tv_sec * 1000000000LL + now_mono.tv_nsec) +
-	     (int64_t)mono_ns;
-	t.tv_sec = (time_t)(ns / 1000000000LL);
-	t.tv_nsec = (long)(ns % 1000000000LL);
-	return t;
-}
-
-/* "2026-12-02T10:00:00.123456+01:00", local time (ISO 8601). */
-static void iso_time(uint64_t mono_ns, char *buf, size_t len)
-{
-	struct timespec t = wall_time(mono_ns);
-	struct tm tm;
-	char date[32], zone[8];
-
-	localtime_r(&t.tv_sec, &tm);
-	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
-	strftime(zone, sizeof(zone), "%z", &tm);	/* +0100 */
-	snprintf(buf, len, "%s.%06ld%.3s:%s", date, t.tv_nsec / 1000, zone,
-		 zone + 3);
-}
-
 static void print_time(const struct ioasid_event *ev)
 {
 	struct timespec t;
@@ -104,11 +74,11 @@ static void print_time(const struct ioasid_event *ev)
 
 	switch (time_format) {
 	case TIME_ISO:
-		iso_time(ev->timestamp_ns, buf, sizeof(buf));
+		mono_iso_time(ev->timestamp_ns, buf, sizeof(buf));
 		printf("%s ", buf);
 		break;
 	case TIME_LONG:		/* ip -t monitor */
-		t = wall_time(ev->timestamp_ns);
+		t = mono_to_wall(ev->timestamp_ns);
 		localtime_r(&t.tv_sec, &tm);
 		strftime(buf, sizeof(buf), "%a %b %e %H:%M:%S %Y", &tm);
 		printf("Timestamp: %s %06ld usec\n", buf, t.tv_nsec / 1000);
@@ -174,7 +144,7 @@ static void print_json(const struct ioasid_event *ev)
 	struct json j;
 	char buf[64];
 
-	iso_time(ev->timestamp_ns, buf, sizeof(buf));
+	mono_iso_time(ev->timestamp_ns, buf, sizeof(buf));
 	json_init(&j, stdout, false);
 	json_obj_begin(&j, NULL);
 	json_str(&j, "time", buf);

@@ -6,8 +6,41 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "util.h"
+
+/* ---- time ------------------------------------------------------------- */
+
+/* The wall-clock time of a CLOCK_MONOTONIC stamp, as clock_gettime(). */
+struct timespec mono_to_wall(uint64_t mono_ns)
+{
+	struct timespec now_real, now_mono, t;
+	int64_t ns;
+
+	clock_gettime(CLOCK_REALTIME, &now_real);
+	clock_gettime(CLOCK_MONOTONIC, &now_mono);
+	ns = (int64_t)now_real.tv_sec * 1000000000LL + now_real.tv_nsec -
+	     ((int64_t)now_mono.tv_sec * 1000000000LL + now_mono.tv_nsec) +
+	     (int64_t)mono_ns;
+	t.tv_sec = (time_t)(ns / 1000000000LL);
+	t.tv_nsec = (long)(ns % 1000000000LL);
+	return t;
+}
+
+/* "2026-12-02T10:00:00.123456+01:00", local time (ISO 8601). */
+void mono_iso_time(uint64_t mono_ns, char *buf, size_t len)
+{
+	struct timespec t = mono_to_wall(mono_ns);
+	struct tm tm;
+	char date[32], zone[8];
+
+	localtime_r(&t.tv_sec, &tm);
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+	strftime(zone, sizeof(zone), "%z", &tm);	/* +0100 */
+	snprintf(buf, len, "%s.%06ld%.3s:%s", date, t.tv_nsec / 1000, zone,
+		 zone + 3);
+}
 
 /* ---- numbers and sizes ------------------------------------------------ */
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -16,6 +17,13 @@
 struct str32 {
 	char s[32];
 };
+
+/* ---- time ------------------------------------------------------------- */
+
+/* The wall-clock time of a CLOCK_MONOTONIC stamp, as clock_gettime(). */
+struct timespec mono_to_wall(uint64_t mono_ns);
+/* "2026-12-02T10:00:00.123456+01:00": local time, ISO 8601 (64 bytes do). */
+void mono_iso_time(uint64_t mono_ns, char *buf, size_t len);
 
 /* ---- numbers and sizes ------------------------------------------------ */
 

@@ -561,7 +561,30 @@ t "dma, monitor, faults" 0 \
 	-o '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}[+-][0-9]{2}:[0-9]{2} device-coherency device 0000:01:00\.0 \(dev [0-9]+\): non-coherent$' \
 	-o '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}[+-][0-9]{2}:[0-9]{2} fault device 0000:00:01\.0 \(dev [0-9]+\) at IOVA 0x900000$' \
 	-o '^ +TIME +DEVICE +DEV +ACCESS +IOVA +REASON$' \
-	-o ' 0000:00:01\.0 +[0-9]+ +read +0x0000000000900000 +not-present$'
+	-o '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}[+-][0-9]{2}:[0-9]{2} +0000:00:01\.0 +[0-9]+ +read +0x0000000000900000 +not-present$'
+
+# faults: --time monotonic keeps the library's seconds; JSON has both
+batch <<'EOF'
+a=ioas create
+attach 00:01.0 $a
+!dma 00:01.0 0x900000 4K
+faults --time monotonic
+!dma 00:01.0 0x900000 4K
+faults --json
+EOF
+t "faults --time monotonic" 0 \
+	-o '^ *[0-9]+\.[0-9]{6} +0000:00:01\.0 +[0-9]+ +read +0x0000000000900000 +not-present$'
+sed -n '/^{/,$p' "$tmp/out" > "$tmp/fj"
+if "$JC" .faults[0].time < "$tmp/fj" > "$tmp/ft" 2>&1 &&
+   grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}[+-][0-9]{2}:[0-9]{2}$' "$tmp/ft" &&
+   "$JC" .faults[0].timestamp_ns < "$tmp/fj" | grep -qE '^[1-9][0-9]*$'; then
+	ok "faults --json: wall-clock time and monotonic timestamp_ns"
+else
+	rc=1
+	not_ok "faults --json: wall-clock time and monotonic timestamp_ns" "$(cat "$tmp/fj")"
+fi
+run faults --time utc
+t "faults --time: not a format" 2 -e "--time 'utc' is not iso or monotonic"
 
 batch --json <<'EOF'
 a=ioas create
