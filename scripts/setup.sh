@@ -83,37 +83,55 @@ run_demo() {
 	"$top/scripts/demo.sh" "$top/build"
 }
 
+# stage NAME CMD...: run one stage of the suite; a failure is remembered
+# by name, so the closing line cannot read as green when a stage did not
+# build or did not run its tests
+stage() {
+	local name=$1
+	shift
+	"$@" && return 0
+	failed_stages+=("$name")
+	echo "setup: stage '$name' failed" >&2
+}
+
 run_tests() {
 	local rc=0
+	failed_stages=()
 	# hugetlbfs tests need a few free 2 MiB pages (best effort, as root)
 	if [ "$(id -u)" -eq 0 ] && [ "$(cat /proc/sys/vm/nr_hugepages)" -lt 16 ]; then
 		echo 16 > /proc/sys/vm/nr_hugepages 2>/dev/null || true
 	fi
 	build
 	# 1. the whole suite on a plain build, then make distcheck
-	make -C build -j"$jobs" check || rc=1
+	stage "make check" make -C build -j"$jobs" check
 	# 2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 	configure_in build-san --enable-asan --enable-ubsan --enable-werror
-	make -C build-san -j"$jobs" check || rc=1
+	stage "ASan+UBSan make check" make -C build-san -j"$jobs" check
 	# 3. the lock-free simulated hardware under ThreadSanitizer (criterion
 	#    cannot run under TSan: these tests bring their own runner), and the
 	#    shared view's seqcount against a busy writer
 	configure_in build-tsan --enable-tsan --enable-werror
 	make -C build-tsan -j"$jobs"
-	make -C build-tsan check TESTS="tests/test_sim_pgtable tests/test_sim_dma tests/test_view" || rc=1
+	stage "TSan" make -C build-tsan check TESTS="tests/test_sim_pgtable tests/test_sim_dma tests/test_view"
 	# 3b. a short smoke run of each fuzz target (libFuzzer, clang); a
 	#     crash is a bug: its input lands in build/fuzz/artifacts/
-	make -C build fuzz FUZZ_SECONDS=25 || rc=1
+	stage "fuzz smoke" make -C build fuzz FUZZ_SECONDS=25
 	# 4. the real Linux iommufd/VFIO stack in QEMU
-	make -C build check-vm || rc=1
+	stage "check-vm" make -C build check-vm
 	# 5. the release tarball builds and passes its own tests
-	make -C build -j"$jobs" distcheck || rc=1
+	stage "distcheck" make -C build -j"$jobs" distcheck
 	# 6. the Debian packages: built from the tarball, lintian, installed
 	#    into a clean debootstrapped root, used, purged
-	"$top/scripts/check-packages.sh" build || rc=1
+	stage "packages" "$top/scripts/check-packages.sh" build
 	# (a failed distcheck leaves its build tree: count its tests too)
 	"$top/scripts/test-summary.sh" build build-san build-tsan \
 		build/ioasid-*/_build/sub || rc=1
+	if [ ${#failed_stages[@]} -gt 0 ]; then
+		printf 'failed stages (%d):' ${#failed_stages[@]}
+		printf " '%s'" "${failed_stages[@]}"
+		echo
+		rc=1
+	fi
 	return $rc
 }
 

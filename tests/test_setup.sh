@@ -46,6 +46,14 @@ printf '%s\n' "$out" | grep -q 'build/setup.log' &&
 grep -q 'quietly build/setup.log make .*V=0' "$srcdir/scripts/setup.sh" &&
 	ok "the demo's make is quiet" || bad "the demo's make is not logged"
 
+# a stage that fails is named, and only that one
+out=$(SETUP_NO_MAIN=1 bash -c '
+	set -euo pipefail; . "$0"; failed_stages=()
+	stage "one" false 2>/dev/null; stage "two" true; stage "three" false 2>/dev/null
+	echo "${#failed_stages[@]}:${failed_stages[*]}"' "$srcdir/scripts/setup.sh" 2>&1)
+[ "$out" = "2:one three" ] && ok "failed stages are remembered by name" ||
+	bad "stage recorded '$out', not '2:one three'"
+
 echo "1..$n"
 echo "$((n - fail)) passed, $fail failed"
 [ $fail -eq 0 ]
