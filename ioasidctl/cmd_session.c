@@ -134,6 +134,16 @@ static void list_json(const struct ioasid_session_info *v, uint32_t nr)
 		json_u64(&j, "nr_mappings", v[i].nr_mappings);
 		json_u64(&j, "nr_devices", v[i].nr_devices);
 		json_u64(&j, "nr_vms", v[i].nr_vms);
+		json_u64(&j, "bytes_mapped", v[i].bytes_mapped);
+		json_u64(&j, "state_bytes", v[i].state_bytes);
+		json_u64(&j, "faults_lost", v[i].faults_lost);
+		json_u64(&j, "events_lost", v[i].events_lost);
+		json_u64(&j, "max_ioas", v[i].max_ioas);
+		json_u64(&j, "max_mappings", v[i].max_mappings);
+		json_u64(&j, "max_bytes_mapped", v[i].max_bytes_mapped);
+		json_u64(&j, "max_vms", v[i].max_vms);
+		json_u64(&j, "max_conversion_state",
+			 v[i].max_conversion_state);
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);
@@ -175,24 +185,9 @@ static int session_list(struct ctl *ctl, int argc, char **argv)
 	r = ctl_nargs(ctl, argc, 0, 0) ?: ctl_open(ctl);
 	if (r)
 		return r;
-	for (;;) {
-		struct ioasid_session_info *grown;
-		uint32_t cap = nr;
-
-		r = ioasid_session_list(ctl->ctx, v, &nr);
-		if (r != -EMSGSIZE || nr <= cap)
-			break;
-		grown = realloc(v, nr * sizeof(*v));
-		if (!grown) {
-			free(v);
-			return ctl_syserr(ctl, ENOMEM, "cannot list sessions");
-		}
-		v = grown;
-	}
-	if (r < 0) {
-		free(v);
+	r = ctl_list_sessions(ctl, &v, &nr);
+	if (r < 0)
 		return ctl_fail(ctl, r, "cannot list sessions");
-	}
 	if (ctl->json)
 		list_json(v, nr);
 	else

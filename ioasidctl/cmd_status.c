@@ -200,8 +200,99 @@ static void prom_sessions(const struct prom_session *v, size_t nr)
 	}
 }
 
+/* A limit as a sample value: all ones is no limit, +Inf. */
+static void prom_limit_value(uint64_t v, uint64_t none)
+{
+	if (v == none)
+		printf(" +Inf\n");
+	else
+		printf(" %llu\n", (unsigned long long)v);
+}
+
+/*
+ * What the daemon knows of each named session the caller may see (its
+ * uid's; an observer's policy: every uid's): lost records and events,
+ * and each limit of ioasidd.conf(5) next to its use.
+ */
+static void prom_named_sessions(const struct ioasid_session_info *v,
+				uint32_t nr)
+{
+	enum { L_IOAS, L_MAPPINGS, L_BYTES, L_VMS, L_STATE, NR_LIMITS };
+	static const char *const limit_names[NR_LIMITS] = {
+		[L_IOAS] = "max-ioas", [L_MAPPINGS] = "max-mappings",
+		[L_BYTES] = "max-bytes-mapped", [L_VMS] = "max-vms",
+		[L_STATE] = "max-conversion-state",
+	};
+
+	prom_family("ioasid_session_info", "gauge", "A named session ioasidd "
+		    "keeps, connected or lingering (always 1).");
+	for (uint32_t i = 0; i < nr; i++) {
+		printf("ioasid_session_info{");
+		prom_owner_labels(v[i].id, v[i].pid, v[i].uid);
+		printf(",name=\"");
+		prom_label(v[i].name);
+		printf("\",state=\"%s\"} 1\n",
+		       v[i].state == IOASID_SESSION_LINGERING ? "lingering" :
+								"connected");
+	}
+	for (int m = 0; m < 2; m++) {
+		static const char *const names[] = {
+			"ioasid_session_fault_records_lost_total",
+			"ioasid_session_events_lost_total",
+		};
+		static const char *const helps[] = {
+			"Fault records of the session dropped because its "
+			"queue was full.",
+			"Events of the session ioasidd dropped because its "
+			"queue was full.",
+		};
+
+		prom_family(names[m], "counter", helps[m]);
+		for (uint32_t i = 0; i < nr; i++) {
+			printf("%s{", names[m]);
+			prom_owner_labels(v[i].id, v[i].pid, v[i].uid);
+			printf("} %llu\n", (unsigned long long)
+			       (m ? v[i].events_lost : v[i].faults_lost));
+		}
+	}
+	prom_family("ioasid_session_limit", "gauge", "A limit of the "
+		    "session's ioasidd.conf section (+Inf: none).");
+	for (uint32_t i = 0; i < nr; i++) {
+		const uint64_t lim[NR_LIMITS] = {
+			v[i].max_ioas, v[i].max_mappings,
+			v[i].max_bytes_mapped, v[i].max_vms,
+			v[i].max_conversion_state,
+		};
+
+		for (int l = 0; l < NR_LIMITS; l++) {
+			printf("ioasid_session_limit{");
+			prom_owner_labels(v[i].id, v[i].pid, v[i].uid);
+			printf(",limit=\"%s\"}", limit_names[l]);
+			prom_limit_value(lim[l], l == L_IOAS || l == L_VMS ?
+					 UINT32_MAX : UINT64_MAX);
+		}
+	}
+	prom_family("ioasid_session_usage", "gauge", "What the session uses "
+		    "of the limit of the same name.");
+	for (uint32_t i = 0; i < nr; i++) {
+		const uint64_t use[NR_LIMITS] = {
+			v[i].nr_ioas, v[i].nr_mappings, v[i].bytes_mapped,
+			v[i].nr_vms, v[i].state_bytes,
+		};
+
+		for (int l = 0; l < NR_LIMITS; l++) {
+			printf("ioasid_session_usage{");
+			prom_owner_labels(v[i].id, v[i].pid, v[i].uid);
+			printf(",limit=\"%s\"} %llu\n", limit_names[l],
+			       (unsigned long long)use[l]);
+		}
+	}
+}
+
 static int print_prometheus(struct ctl *ctl, const struct ioasid_status *st)
 {
+	struct ioasid_session_info *named = NULL;
+	uint32_t nr_named = 0;
 	struct ioasid_ioas_info *v = NULL;
 	struct prom_session *sess = NULL;
 	uint32_t *ids = NULL, nr = 0, n = 0;
@@ -284,6 +375,16 @@ static int print_prometheus(struct ctl *ctl, const struct ioasid_status *st)
 	prom_sessions(sess, nr_sess);
 	free(v);
 	free(sess);
+	/* embedded: no daemon, no named sessions */
+	r = ioasid_is_remote(ctl->ctx) ?
+		ctl_list_sessions(ctl, &named, &nr_named) : 0;
+	if (r < 0) {
+		fflush(stdout);
+		return ctl_fail(ctl, r, "cannot list sessions");
+	}
+	if (nr_named)
+		prom_named_sessions(named, nr_named);
+	free(named);
 	fflush(stdout);
 	return EXIT_OK;
 }

@@ -506,6 +506,11 @@ static int vms_fn(struct ctl *ctl, uint32_t arg, void *v, uint32_t *nr)
 	return ioasid_vm_list(ctl->ctx, v, nr);
 }
 
+static int sessions_fn(struct ctl *ctl, uint32_t arg, void *v, uint32_t *nr)
+{
+	return ioasid_session_list(ctl->ctx, v, nr);
+}
+
 int ctl_list_devices(struct ctl *ctl, struct ioasid_device_info **v,
 		     uint32_t *nr)
 {
@@ -532,6 +537,12 @@ int ctl_list_domains(struct ctl *ctl, uint32_t ioas_id,
 int ctl_list_vms(struct ctl *ctl, uint32_t **ids, uint32_t *nr)
 {
 	return list_all(ctl, vms_fn, 0, sizeof(**ids), (void **)ids, nr);
+}
+
+int ctl_list_sessions(struct ctl *ctl, struct ioasid_session_info **v,
+		      uint32_t *nr)
+{
+	return list_all(ctl, sessions_fn, 0, sizeof(**v), (void **)v, nr);
 }
 
 /* ---- words for flags ----------------------------------------------------- */

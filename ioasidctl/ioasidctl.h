@@ -142,6 +142,9 @@ int ctl_list_devices(struct ctl *ctl, struct ioasid_device_info **v,
 int ctl_list_iommus(struct ctl *ctl, struct ioasid_iommu_info **v,
 		    uint32_t *nr);
 int ctl_list_ioas(struct ctl *ctl, uint32_t **ids, uint32_t *nr);
+/* Named sessions (ioasidd; -EOPNOTSUPP embedded). */
+int ctl_list_sessions(struct ctl *ctl, struct ioasid_session_info **v,
+		      uint32_t *nr);
 int ctl_list_domains(struct ctl *ctl, uint32_t ioas_id,
 		     struct ioasid_domain_info **v, uint32_t *nr);
 int ctl_list_vms(struct ctl *ctl, uint32_t **ids, uint32_t *nr);

@@ -358,6 +358,15 @@ static void fill_info(const struct named *n, uint64_t now,
 	si->nr_mappings = u.nr_mappings;
 	si->nr_devices = u.nr_devices;
 	si->nr_vms = u.nr_vms;
+	si->faults_lost = u.faults_lost;
+	si->events_lost = u.events_lost;
+	si->bytes_mapped = u.bytes_mapped;
+	si->state_bytes = u.state_bytes;
+	si->max_mappings = u.max_mappings;
+	si->max_bytes_mapped = u.max_bytes_mapped;
+	si->max_conversion_state = u.max_conversion_state;
+	si->max_ioas = u.max_ioas;
+	si->max_vms = u.max_vms;
 	snprintf(si->name, sizeof(si->name), "%s", n->name);
 }
 

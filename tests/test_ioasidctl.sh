@@ -1055,8 +1055,8 @@ if [ $daemon = yes ]; then
 else
 	# an ioasidd of our own whose policy lets us linger
 	lsock="$tmp/linger.sock"
-	printf '[user %s]\nlinger = 600\ndevices = all\n' "$(id -u)" \
-		> "$tmp/linger.conf"
+	printf '[user %s]\nlinger = 600\ndevices = all\nmax-mappings = 100\nmax-bytes-mapped = 1G\n' \
+		"$(id -u)" > "$tmp/linger.conf"
 	"$builddir/ioasidd/ioasidd" --backend sim --socket "$lsock" \
 		--config "$tmp/linger.conf" --log-level info \
 		2> "$tmp/linger.log" &
@@ -1091,6 +1091,44 @@ else
 	t "session list --json" 0 -J -j .sessions[0].name s1 \
 		-j .sessions[0].state lingering -j .sessions[0].nr_ioas 1 \
 		-j .sessions[0].linger_s 600
+	# a second session whose fault queue overflowed (the batch of
+	# "events lost" above): 1100 faults, 256 records kept; its events
+	# reached the client (its own queue, not ioasidd's, dropped the
+	# rest: the daemon counts none)
+	raw --uri "$L" --session s2 batch "$tmp/lost.batch"
+	t "--session s2: a batch of faults" 0
+	raw --uri "$L" status --format prometheus
+	cp "$tmp/out" "$tmp/lprom"
+	if [ "$rc" != 0 ] || ! "$PC" < "$tmp/lprom" 2> "$tmp/pc"; then
+		not_ok "prometheus: named sessions, valid text format" \
+			"status $rc; $(cat "$tmp/pc" "$tmp/err")"
+	else
+		ok "prometheus: named sessions, valid text format"
+		s1=$(sed -n 's/^ioasid_session_info{session="\([0-9]*\)".*name="s1".*/\1/p' "$tmp/lprom")
+		s2=$(sed -n 's/^ioasid_session_info{session="\([0-9]*\)".*name="s2".*/\1/p' "$tmp/lprom")
+		got=$(for q in "ioasid_session_fault_records_lost_total session=$s1" \
+			       "ioasid_session_events_lost_total session=$s1" \
+			       "ioasid_session_fault_records_lost_total session=$s2" \
+			       "ioasid_session_events_lost_total session=$s2" \
+			       "ioasid_session_info session=$s2 state=lingering"; do
+			"$PC" $q < "$tmp/lprom" 2>&1
+		done | tr '\n' ' ')
+		[ -n "$s1" ] && [ -n "$s2" ] && [ "$got" = "0 0 844 0 1 " ] &&
+			ok "prometheus: records and events lost, per session" ||
+			not_ok "prometheus: records and events lost, per session" \
+				"s1 '$s1' s2 '$s2': $got"
+		got=$(for l in max-mappings max-bytes-mapped max-ioas; do
+			for f in limit usage; do
+				"$PC" ioasid_session_$f "session=$s1" "limit=$l" \
+					< "$tmp/lprom" 2>&1
+			done
+		done | tr '\n' ' ')
+		[ "$got" = "100 1 1073741824 2097152 64 1 " ] &&
+			ok "prometheus: limits next to their use, per session" ||
+			not_ok "prometheus: limits next to their use, per session" "$got"
+	fi
+	raw --uri "$L" session drop s2
+	t "session drop s2" 0
 	raw --uri "$L" --session s1 --token-file "$tmp/other.tok" ioas list
 	t "--session: another token file cannot take the name" 1 \
 		-e 'already has a session named "s1"'

@@ -189,7 +189,7 @@ static bool range_mapped(struct ioas *ioas, uint64_t start, uint64_t last)
 }
 
 /* Conversion state of every restricted IOAS of the session, in bytes. */
-static uint64_t session_state_bytes(struct session *s)
+uint64_t ioas_session_state_bytes(struct session *s)
 {
 	struct ioas *x, *tmp;
 	uint64_t bytes = 0;
@@ -210,7 +210,7 @@ static int check_state_quota(struct ioas *ioas,
 
 	if (limit == UINT64_MAX)
 		return 0;
-	used = session_state_bytes(s);
+	used = ioas_session_state_bytes(s);
 	budget = used < limit ? limit - used : 0;
 	for (uint32_t i = 0; i < nr; i++) {
 		uint64_t cost = sharedmap_reserve_cost(ioas->shared,

@@ -11,6 +11,7 @@
 #include "core/base.h"
 #include "core/device.h"
 #include "core/dispatch.h"
+#include "core/fault.h"
 #include "core/ioas.h"
 #include "util/log.h"
 #include "util/macros.h"
@@ -197,9 +198,20 @@ void core_session_usage(struct session *s, struct core_session_usage *u)
 	u->nr_ioas = s->nr_ioas;
 	u->nr_mappings = s->nr_mappings;
 	u->nr_vms = s->nr_vms;
+	u->bytes_mapped = s->bytes_mapped;
+	u->state_bytes = ioas_session_state_bytes(s);
+	u->max_ioas = s->limits.max_ioas;
+	u->max_vms = s->limits.max_vms;
+	u->max_mappings = s->limits.max_mappings;
+	u->max_bytes_mapped = s->limits.max_bytes_mapped;
+	u->max_conversion_state = s->limits.max_conversion_state;
 	for (uint32_t i = 0; i < core->nr_devices; i++)
 		u->nr_devices += core->devices[i].owner == s;
+	u->faults_lost = fault_lost_count(s);
 	pthread_mutex_unlock(&core->lock);
+	pthread_mutex_lock(&core->event_lock);
+	u->events_lost = s->ev_dropped;
+	pthread_mutex_unlock(&core->event_lock);
 }
 
 uint32_t core_session_pid(const struct session *s)

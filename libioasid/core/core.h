@@ -70,6 +70,12 @@ struct core_session_usage {
 	uint64_t nr_mappings;
 	uint32_t nr_devices;		/* bound */
 	uint32_t nr_vms;
+	uint64_t bytes_mapped;
+	uint64_t state_bytes;		/* shared/private page state */
+	uint64_t faults_lost, events_lost;	/* queues were full */
+	/* the limits the session runs under (UINT*_MAX: none) */
+	uint32_t max_ioas, max_vms;
+	uint64_t max_mappings, max_bytes_mapped, max_conversion_state;
 };
 void core_session_usage(struct session *session,
 			struct core_session_usage *usage);

@@ -105,6 +105,8 @@ int ioas_set_reservation(struct ioas *ioas, const void *owner,
  * the call returns) or shared, for a batch of ranges; all or nothing.
  */
 int ioas_convert(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+/* Conversion state of every restricted IOAS of @s, bytes (core->lock). */
+uint64_t ioas_session_state_bytes(struct session *s);
 /* Is @iova a private page of a restricted IOAS? */
 bool ioas_is_private(struct ioas *ioas, uint64_t iova);
 

@@ -383,6 +383,17 @@ struct ioasid_session_info {
 	__u32 nr_devices;	/* bound */
 	__u32 nr_vms;
 	char name[IOASID_NAME_MAX];
+	/* counters and quotas for monitoring (0 from an older daemon) */
+	__u64 faults_lost;	/* fault records dropped: its queue was full */
+	__u64 events_lost;	/* events dropped: its queue was full */
+	__u64 bytes_mapped;
+	__u64 state_bytes;	/* shared/private page state it uses */
+	/* the limits of ioasidd.conf(5) it runs under; all ones: none */
+	__u64 max_mappings;
+	__u64 max_bytes_mapped;
+	__u64 max_conversion_state;
+	__u32 max_ioas;
+	__u32 max_vms;
 };
 
 #endif /* _UAPI_IOASID_IOASID_H */
