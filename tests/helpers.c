@@ -2,7 +2,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -55,4 +57,34 @@ int test_count_fds(void)
 		n++;
 	closedir(d);
 	return n;
+}
+
+ssize_t send_fds_flags(int s, const void *buf, size_t len, const int *fds,
+		       int nfds, int flags)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 8)];
+		struct cmsghdr align;
+	} control = { { 0 } };
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+
+	cr_assert(nfds >= 0 && nfds <= 8, "%d descriptors", nfds);
+	if (nfds) {
+		mh.msg_control = control.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
+	}
+	return sendmsg(s, &mh, flags);
+}
+
+ssize_t send_fds(int s, const void *buf, size_t len, const int *fds,
+		 int nfds)
+{
+	return send_fds_flags(s, buf, len, fds, nfds, MSG_NOSIGNAL);
 }

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <libioasid.h>
 
@@ -18,5 +19,14 @@ struct ioasid_ctx *test_ctx(void);
 struct ioasid_ctx *test_ctx_ioas(uint32_t *ioas_id);
 /* Number of open file descriptors of this process. */
 int test_count_fds(void);
+/*
+ * One packet on socket @s with @nfds (at most 8) descriptors as SCM_RIGHTS,
+ * sent with sendmsg() @flags; sendmsg()'s result.  send_fds() sends with
+ * MSG_NOSIGNAL.
+ */
+ssize_t send_fds_flags(int s, const void *buf, size_t len, const int *fds,
+		       int nfds, int flags);
+ssize_t send_fds(int s, const void *buf, size_t len, const int *fds,
+		 int nfds);
 
 #endif

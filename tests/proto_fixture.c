@@ -201,29 +201,6 @@ int raw_connect(void)
 	return s;
 }
 
-ssize_t send_fds(int s, const void *buf, size_t len, const int *fds,
-			int nfds)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 8)];
-		struct cmsghdr align;
-	} control = { { 0 } };
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
-
-	if (nfds) {
-		mh.msg_control = control.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
-	}
-	return sendmsg(s, &mh, MSG_NOSIGNAL);
-}
-
 void raw_send(int s, const struct raw *m, const int *fds, int nfds)
 {
 	cr_assert_eq(send_fds(s, m->b, m->len, fds, nfds), (ssize_t)m->len,

@@ -79,9 +79,6 @@ void raw_u64(struct raw *m, uint16_t type, uint64_t v);
 void raw_str(struct raw *m, uint16_t type, const char *s);
 /* A raw SOCK_SEQPACKET connection to the test's daemon. */
 int raw_connect(void);
-/* One packet with @nfds descriptors as SCM_RIGHTS; sendmsg()'s result. */
-ssize_t send_fds(int s, const void *buf, size_t len, const int *fds,
-		 int nfds);
 void raw_send(int s, const struct raw *m, const int *fds, int nfds);
 void bytes_send(int s, const void *buf, size_t len);
 

@@ -183,29 +183,11 @@ static ssize_t raw_request(int s, struct ioasid_op *op, uint32_t seq,
 	const void *buf;
 	size_t len;
 	ssize_t n;
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * IOASID_MAX_FDS)];
-		struct cmsghdr align;
-	} control = { { 0 } };
-	struct iovec iov;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	cr_assert_eq(proto_encode_request(op, seq, &msg, fds, &nfds), 0, "%s",
 		     op->errmsg);
 	buf = proto_msg_data(msg, &len);
-	iov = (struct iovec){ .iov_base = (void *)buf, .iov_len = len };
-	if (nfds) {
-		struct cmsghdr *cm;
-
-		mh.msg_control = control.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-	}
-	n = sendmsg(s, &mh, MSG_NOSIGNAL | flags);
+	n = send_fds_flags(s, buf, len, fds, (int)nfds, MSG_NOSIGNAL | flags);
 	nlmsg_free(msg);
 	return n;
 }

@@ -71,10 +71,9 @@ static int raw_call(struct raw *c, struct ioasid_op *op)
 	union {
 		char buf[PROTO_CMSG_SPACE];
 		struct cmsghdr align;
-	} control = { { 0 } }, rcontrol;
+	} rcontrol;
 	struct iovec iov;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
+	const void *buf;
 	int fds[IOASID_MAX_FDS];
 	unsigned int nfds;
 	struct proto_msg m;
@@ -86,18 +85,9 @@ static int raw_call(struct raw *c, struct ioasid_op *op)
 
 	cr_assert_eq(proto_encode_request(op, ++c->seq, &msg, fds, &nfds), 0,
 		     "%s", op->errmsg);
-	iov.iov_base = (void *)proto_msg_data(msg, &len);
-	iov.iov_len = len;
-	if (nfds) {
-		mh.msg_control = control.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-	}
-	cr_assert_eq(sendmsg(c->s, &mh, 0), (ssize_t)len);
+	buf = proto_msg_data(msg, &len);
+	cr_assert_eq(send_fds_flags(c->s, buf, len, fds, (int)nfds, 0),
+		     (ssize_t)len);
 	nlmsg_free(msg);
 	do {
 		struct msghdr rh = {
