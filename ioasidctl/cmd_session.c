@@ -104,9 +104,11 @@ int ctl_session_check(struct ctl *ctl)
 static const char list_usage[] =
 	"Usage: ioasidctl session list [--json]\n"
 	"\n"
-	"List the named sessions of this user in ioasidd (every user's when\n"
-	"ioasidctl may observe): connected, or lingering after their\n"
-	"connection dropped, with the seconds left and what they hold.\n";
+	"List this user's sessions in ioasidd (every user's when ioasidctl\n"
+	"may observe): each connection's, named or not, and the named ones\n"
+	"lingering after their connection dropped, with the seconds left,\n"
+	"what they hold and which process they serve (CLIENT: the name it\n"
+	"gave ioasidd; a '*' marks this ioasidctl's own session).\n";
 
 static const char *state_name(uint32_t state)
 {
@@ -124,7 +126,10 @@ static void list_json(const struct ioasid_session_info *v, uint32_t nr)
 	for (uint32_t i = 0; i < nr; i++) {
 		json_obj_begin(&j, NULL);
 		json_str(&j, "name", v[i].name);
+		json_bool(&j, "named", v[i].flags & IOASID_SESSION_NAMED);
+		json_bool(&j, "self", v[i].flags & IOASID_SESSION_SELF);
 		json_str(&j, "state", state_name(v[i].state));
+		json_str(&j, "client", v[i].client);
 		json_u64(&j, "id", v[i].id);
 		json_u64(&j, "uid", v[i].uid);
 		json_u64(&j, "pid", v[i].pid);
@@ -154,22 +159,26 @@ static void list_json(const struct ioasid_session_info *v, uint32_t nr)
 static void list_human(const struct ioasid_session_info *v, uint32_t nr)
 {
 	if (!nr) {
-		printf("no named sessions\n");
+		printf("no sessions\n");
 		return;
 	}
-	printf("%-31s %-9s %6s %6s %7s %6s %7s %4s %8s %4s %3s\n", "NAME",
+	printf("%-31s %-9s %6s %6s %7s %6s %7s %4s %8s %4s %3s %s\n", "NAME",
 	       "STATE", "ID", "UID", "PID", "LINGER", "EXPIRES", "IOAS",
-	       "MAPPINGS", "DEVS", "VMS");
+	       "MAPPINGS", "DEVS", "VMS", "CLIENT");
 	for (uint32_t i = 0; i < nr; i++) {
-		char exp[16] = "-";
+		bool named = v[i].flags & IOASID_SESSION_NAMED;
+		char exp[16] = "-", linger[16] = "-";
 
 		if (v[i].state == IOASID_SESSION_LINGERING)
 			snprintf(exp, sizeof(exp), "%us", v[i].expires_in_s);
-		printf("%-31s %-9s %6u %6u %7u %5us %7s %4u %8llu %4u %3u\n",
-		       v[i].name, state_name(v[i].state), v[i].id, v[i].uid,
-		       v[i].pid, v[i].linger_s, exp, v[i].nr_ioas,
+		if (named)
+			snprintf(linger, sizeof(linger), "%us", v[i].linger_s);
+		printf("%-31s %-9s %6u %6u %7u %6s %7s %4u %8llu %4u %3u %s%s\n",
+		       named ? v[i].name : "-", state_name(v[i].state),
+		       v[i].id, v[i].uid, v[i].pid, linger, exp, v[i].nr_ioas,
 		       (unsigned long long)v[i].nr_mappings, v[i].nr_devices,
-		       v[i].nr_vms);
+		       v[i].nr_vms, v[i].client[0] ? v[i].client : "-",
+		       v[i].flags & IOASID_SESSION_SELF ? " *" : "");
 	}
 }
 

@@ -210,12 +210,12 @@ static void prom_limit_value(uint64_t v, uint64_t none)
 }
 
 /*
- * What the daemon knows of each named session the caller may see (its
- * uid's; an observer's policy: every uid's): lost records and events,
- * and each limit of ioasidd.conf(5) next to its use.
+ * What the daemon knows of each session the caller may see (its uid's;
+ * an observer's policy: every uid's), named or not: lost records and
+ * events, and each limit of ioasidd.conf(5) next to its use.
  */
-static void prom_named_sessions(const struct ioasid_session_info *v,
-				uint32_t nr)
+static void prom_daemon_sessions(const struct ioasid_session_info *v,
+				 uint32_t nr)
 {
 	enum { L_IOAS, L_MAPPINGS, L_BYTES, L_VMS, L_STATE, NR_LIMITS };
 	static const char *const limit_names[NR_LIMITS] = {
@@ -224,13 +224,17 @@ static void prom_named_sessions(const struct ioasid_session_info *v,
 		[L_STATE] = "max-conversion-state",
 	};
 
-	prom_family("ioasid_session_info", "gauge", "A named session ioasidd "
-		    "keeps, connected or lingering (always 1).");
+	prom_family("ioasid_session_info", "gauge", "A session ioasidd "
+		    "keeps: a connection's, or a named one lingering "
+		    "(always 1).");
 	for (uint32_t i = 0; i < nr; i++) {
 		printf("ioasid_session_info{");
 		prom_owner_labels(v[i].id, v[i].pid, v[i].uid);
 		printf(",name=\"");
 		prom_label(v[i].name);
+		printf("\",named=\"%s\",client=\"",
+		       v[i].flags & IOASID_SESSION_NAMED ? "yes" : "no");
+		prom_label(v[i].client);
 		printf("\",state=\"%s\"} 1\n",
 		       v[i].state == IOASID_SESSION_LINGERING ? "lingering" :
 								"connected");
@@ -291,8 +295,8 @@ static void prom_named_sessions(const struct ioasid_session_info *v,
 
 static int print_prometheus(struct ctl *ctl, const struct ioasid_status *st)
 {
-	struct ioasid_session_info *named = NULL;
-	uint32_t nr_named = 0;
+	struct ioasid_session_info *listed = NULL;
+	uint32_t nr_listed = 0;
 	struct ioasid_ioas_info *v = NULL;
 	struct prom_session *sess = NULL;
 	uint32_t *ids = NULL, nr = 0, n = 0;
@@ -375,16 +379,16 @@ static int print_prometheus(struct ctl *ctl, const struct ioasid_status *st)
 	prom_sessions(sess, nr_sess);
 	free(v);
 	free(sess);
-	/* embedded: no daemon, no named sessions */
+	/* embedded: no daemon, no session list */
 	r = ioasid_is_remote(ctl->ctx) ?
-		ctl_list_sessions(ctl, &named, &nr_named) : 0;
+		ctl_list_sessions(ctl, &listed, &nr_listed) : 0;
 	if (r < 0) {
 		fflush(stdout);
 		return ctl_fail(ctl, r, "cannot list sessions");
 	}
-	if (nr_named)
-		prom_named_sessions(named, nr_named);
-	free(named);
+	if (nr_listed)
+		prom_daemon_sessions(listed, nr_listed);
+	free(listed);
 	fflush(stdout);
 	return EXIT_OK;
 }

@@ -66,6 +66,7 @@ struct client {
 	char policy_label[64];
 	/* The name the client gave in HELLO ("qemu[1234]"), for the log. */
 	char name[IOASID_NAME_MAX];
+	char hello[IOASID_NAME_MAX];	/* that name, kept for session lists */
 	/* its named-session record (SESSION_NAME or _RECLAIM), or NULL */
 	struct named *named;
 	uint32_t linger_s;		/* what its policy grants */
@@ -280,6 +281,7 @@ static int do_hello(struct client *c, struct ioasid_op *op)
 {
 	if (op->name[0]) {
 		snprintf(c->name, sizeof(c->name), "%s", op->name);
+		snprintf(c->hello, sizeof(c->hello), "%s", op->name);
 		core_session_set_owner(c->session, (uint32_t)c->cred.pid,
 				       c->cred.uid, c->name);
 		log_info(c->srv, "client %llu is \"%s\"",
@@ -481,7 +483,7 @@ static int run_op(struct client *c, struct ioasid_op *op)
 		return do_session_reclaim(c, op);
 	case IOASID_CMD_SESSION_LIST:
 		return sessions_list(c->srv, c->cred.uid,
-				     c->limits.may_observe, op);
+				     c->limits.may_observe, c->session, op);
 	case IOASID_CMD_SESSION_DROP:
 		return sessions_drop(c->srv, c->cred.uid, op);
 	}
@@ -836,6 +838,16 @@ int client_new(struct server *srv, int fd, struct client **out)
 			 c->cred.uid, c->cred.gid, c->policy_label);
 	*out = c;
 	return 0;
+}
+
+void client_who(const struct client *c, struct client_who *w)
+{
+	w->session = c->session;
+	w->named = c->named;
+	w->uid = c->cred.uid;
+	w->pid = (uint32_t)c->cred.pid;
+	w->hello = c->hello;
+	w->next = c->next;
 }
 
 void client_kill(struct client *c, const char *why)

@@ -101,6 +101,15 @@ bool clients_reap(struct server *srv);
 void client_on_socket(struct client *c, uint32_t events);
 void client_on_events(struct client *c);
 void client_on_ring(struct client *c);
+/* What a session list says of a connected client (sessions.c). */
+struct client_who {
+	struct session *session;	/* NULL: the policy denied it */
+	const struct named *named;	/* NULL: unnamed */
+	uint32_t uid, pid;
+	const char *hello;		/* the name it gave at HELLO, or "" */
+	const struct client *next;
+};
+void client_who(const struct client *c, struct client_who *w);
 
 /*
  * fastpath.c: a client's shared view.  fastpath_before() keeps what
@@ -168,8 +177,13 @@ int sessions_take(struct server *srv, struct named *n, struct ioasid_op *op,
  */
 bool sessions_disconnected(struct server *srv, struct named *n,
 			   struct session_limits *limits);
+/*
+ * Every session @uid may see (every uid's when @all): the named ones,
+ * connected or lingering, then each connected client's unnamed one;
+ * @self is the caller's.
+ */
 int sessions_list(struct server *srv, uint32_t uid, bool all,
-		  struct ioasid_op *op);
+		  const struct session *self, struct ioasid_op *op);
 int sessions_drop(struct server *srv, uint32_t uid, struct ioasid_op *op);
 
 /*

@@ -337,23 +337,30 @@ bool sessions_disconnected(struct server *srv, struct named *n,
 	return true;
 }
 
-static void fill_info(const struct named *n, uint64_t now,
-		      struct ioasid_session_info *si)
+/* The facts of one session; @n is NULL when it is unnamed. */
+static void fill_info(struct session *session, const struct named *n,
+		      uint32_t uid, uint32_t pid, const char *hello,
+		      uint64_t now, struct ioasid_session_info *si)
 {
 	struct core_session_usage u;
 
-	core_session_usage(n->session, &u);
+	core_session_usage(session, &u);
 	memset(si, 0, sizeof(*si));
 	si->size = sizeof(*si);
-	si->id = core_session_id(n->session);
-	si->state = n->lingering ? IOASID_SESSION_LINGERING :
-				   IOASID_SESSION_CONNECTED;
-	si->uid = n->uid;
-	si->pid = core_session_pid(n->session);
-	si->linger_s = n->linger_s;
-	if (n->lingering && n->deadline_ns > now)
-		si->expires_in_s = (uint32_t)((n->deadline_ns - now +
-					       999999999ULL) / 1000000000ULL);
+	si->id = core_session_id(session);
+	si->state = n && n->lingering ? IOASID_SESSION_LINGERING :
+					IOASID_SESSION_CONNECTED;
+	si->uid = uid;
+	si->pid = pid;
+	if (n) {
+		si->flags |= IOASID_SESSION_NAMED;
+		si->linger_s = n->linger_s;
+		snprintf(si->name, sizeof(si->name), "%s", n->name);
+		if (n->lingering && n->deadline_ns > now)
+			si->expires_in_s = (uint32_t)((n->deadline_ns - now +
+						       999999999ULL) /
+						      1000000000ULL);
+	}
 	si->nr_ioas = u.nr_ioas;
 	si->nr_mappings = u.nr_mappings;
 	si->nr_devices = u.nr_devices;
@@ -367,21 +374,57 @@ static void fill_info(const struct named *n, uint64_t now,
 	si->max_conversion_state = u.max_conversion_state;
 	si->max_ioas = u.max_ioas;
 	si->max_vms = u.max_vms;
-	snprintf(si->name, sizeof(si->name), "%s", n->name);
+	snprintf(si->client, sizeof(si->client), "%s", hello);
+}
+
+/* What the live client holding @session said at HELLO, or "". */
+static const char *hello_of(struct server *srv, const struct session *session)
+{
+	struct client_who w;
+
+	for (const struct client *c = srv->clients; c; c = w.next) {
+		client_who(c, &w);
+		if (w.session == session)
+			return w.hello;
+	}
+	return "";
 }
 
 int sessions_list(struct server *srv, uint32_t uid, bool all,
-		  struct ioasid_op *op)
+		  const struct session *self, struct ioasid_op *op)
 {
 	struct ioasid_session_info *out = op->out;
 	uint32_t cap = op->out_cap / sizeof(*out), nr = 0;
 	uint64_t now = now_ns();
+	struct client_who w;
 
+	/*
+	 * Named ones from their records (a connection that just dropped
+	 * is there before it lingers), then each client's unnamed one.
+	 */
 	for (struct named *n = srv->named; n; n = n->next) {
 		if (n->uid != uid && !all)
 			continue;
-		if (nr < cap)
-			fill_info(n, now, &out[nr]);
+		if (nr < cap) {
+			fill_info(n->session, n, n->uid,
+				  core_session_pid(n->session),
+				  n->lingering ? "" : hello_of(srv, n->session),
+				  now, &out[nr]);
+			if (n->session == self)
+				out[nr].flags |= IOASID_SESSION_SELF;
+		}
+		nr++;
+	}
+	for (const struct client *c = srv->clients; c; c = w.next) {
+		client_who(c, &w);
+		if (!w.session || w.named || (w.uid != uid && !all))
+			continue;
+		if (nr < cap) {
+			fill_info(w.session, NULL, w.uid, w.pid, w.hello, now,
+				  &out[nr]);
+			if (w.session == self)
+				out[nr].flags |= IOASID_SESSION_SELF;
+		}
 		nr++;
 	}
 	op->out_len = nr * (uint32_t)sizeof(*out);

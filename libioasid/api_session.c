@@ -183,8 +183,10 @@ IOASID_EXPORT int ioasid_session_reclaim(struct ioasid_ctx *ctx,
 }
 
 /*
- * ioasid_session_list - the caller's uid's named sessions (every uid's for
- * an observer), connected and lingering
+ * ioasid_session_list - the caller's uid's sessions in ioasidd (every uid's
+ * for a client the policy lets observe): the named ones, connected and
+ * lingering, then each connection's unnamed one (flags say which, and
+ * which is the caller's)
  *
  * Returns 0, -EINVAL, -EOPNOTSUPP (embedded), -EMSGSIZE (*@nr set to the
  * number there are), -ECONNRESET.

@@ -1086,11 +1086,37 @@ else
 	raw --uri "$L" session list
 	t "session list: s1 lingers with what it holds" 0 \
 		-o '^NAME +STATE +ID +UID +PID +LINGER +EXPIRES' \
-		-o '^s1 +lingering +[0-9]+ +[0-9]+ +[0-9]+ +600s +[0-9]+s +1 +1 +0 +0$'
+		-o '^s1 +lingering +[0-9]+ +[0-9]+ +[0-9]+ +600s +[0-9]+s +1 +1 +0 +0 +-$' \
+		-o '^- +connected +[0-9]+ +[0-9]+ +[0-9]+ +- +- +0 +0 +0 +0 +ioasidctl\[[0-9]+\] \*$'
 	raw --uri "$L" --json session list
 	t "session list --json" 0 -J -j .sessions[0].name s1 \
 		-j .sessions[0].state lingering -j .sessions[0].nr_ioas 1 \
-		-j .sessions[0].linger_s 600
+		-j .sessions[0].linger_s 600 -j .sessions[0].named true \
+		-j .sessions[0].self false -j .sessions[0].client "" \
+		-j .sessions[1].named false -j .sessions[1].self true \
+		-j .sessions[1].state connected
+	# an unnamed client that stays connected (a monitor) is listed with
+	# what it told ioasidd it is, to the operator and in the metrics
+	"$CTL" --uri "$L" monitor > "$tmp/mon.out" 2>&1 &
+	mpid=$!
+	tries=0	# listed once connected; 60 s bound a hang
+	until "$CTL" --uri "$L" session list 2> /dev/null |
+		grep -q "ioasidctl\[$mpid\]\$" || [ $tries -gt 6000 ]; do
+		sleep 0.01
+		tries=$((tries + 1))
+	done
+	raw --uri "$L" session list
+	t "session list: an unnamed connected session" 0 \
+		-o "^- +connected +[0-9]+ +[0-9]+ +$mpid +- +- +0 +0 +0 +0 +ioasidctl\[$mpid\]\$"
+	raw --uri "$L" status --format prometheus
+	got=$("$PC" ioasid_session_info "pid=$mpid" named=no \
+		"client=ioasidctl[$mpid]" state=connected < "$tmp/out" 2>&1)/$("$PC" \
+		ioasid_session_events_lost_total "pid=$mpid" < "$tmp/out" 2>&1)
+	[ "$got" = 1/0 ] &&
+		ok "prometheus: an unnamed session, with its counters" ||
+		not_ok "prometheus: an unnamed session, with its counters" "$got"
+	kill $mpid
+	wait $mpid 2> /dev/null
 	# a second session whose fault queue overflowed (the batch of
 	# "events lost" above): 1100 faults, 256 records kept; its events
 	# reached the client (its own queue, not ioasidd's, dropped the
@@ -1157,7 +1183,7 @@ else
 	raw --uri "$L" --session s1 ioas list
 	t "--session after a drop: a new, empty session" 0 -O "^ +$ioas "
 	raw --uri "$L" session list
-	t "session list: the new s1" 0 -o '^s1 +lingering .* +0 +0 +0 +0$'
+	t "session list: the new s1" 0 -o '^s1 +lingering .* +0 +0 +0 +0 +-$'
 	kill $lpid
 	wait $lpid
 	lstatus=$?

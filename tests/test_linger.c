@@ -503,14 +503,18 @@ static int nobody_tries_roots_token(void)
 		return 2;
 	if (ioasid_session_drop(ctx, "vm1") != -ENOENT)
 		return 3;
-	if (ioasid_session_list(ctx, v, &nr) < 0 || nr != 0)
-		return 4;	/* root's sessions are not listed */
+	/* root's sessions, lingering or connected, are not listed: its own */
+	if (ioasid_session_list(ctx, v, &nr) < 0 || nr != 1 ||
+	    v[0].uid != NOBODY || v[0].pid != (uint32_t)getpid() ||
+	    v[0].flags != IOASID_SESSION_SELF || v[0].name[0])
+		return 4;
 	/* the same name is free for nobody, and its own */
 	if (ioasid_session_name(ctx, "vm1", NULL) < 0)
 		return 5;
 	nr = 4;
 	if (ioasid_session_list(ctx, v, &nr) < 0 || nr != 1 ||
-	    v[0].uid != NOBODY || v[0].state != IOASID_SESSION_CONNECTED)
+	    v[0].uid != NOBODY || v[0].state != IOASID_SESSION_CONNECTED ||
+	    v[0].flags != (IOASID_SESSION_SELF | IOASID_SESSION_NAMED))
 		return 6;
 	ioasid_unref(ctx);
 	return 0;
@@ -602,6 +606,101 @@ Test(linger, lingering_sessions_are_bounded_by_max_clients)
 	cr_assert_eq(ioasid_session_reclaim(ctx, "first", a.token), 0, "%s",
 		     ioasid_last_error(ctx));
 	ioasid_unref(ctx);
+	ioasid_unref(watch);
+	close(memfd);
+	expect_clean_exit();
+}
+
+/* The entry of session @id in @v, or NULL. */
+static const struct ioasid_session_info *
+entry_of(const struct ioasid_session_info *v, uint32_t nr, uint32_t id)
+{
+	for (uint32_t i = 0; i < nr; i++)
+		if (v[i].id == id)
+			return &v[i];
+	return NULL;
+}
+
+/* An observer sees unnamed connected sessions too, each for what it is. */
+Test(linger, observer_lists_unnamed_sessions_with_what_they_hold)
+{
+	int memfd = test_memfd(1 << 20);
+	struct ioasid_ctx *watch, *vmm;
+	struct ioasid_session_info v[8], mine, vmm_si;
+	const struct ioasid_session_info *e;
+	char hello[IOASID_NAME_MAX];
+	uint32_t nr = 8, ioas, self = 0;
+	uint64_t iova = 0;
+
+	setup();
+	watch = connect_ctx();
+	vmm = connect_ctx();
+	cr_assert_eq(ioasid_ioas_alloc(vmm, 0, &ioas), 0);
+	cr_assert_eq(ioasid_map_file(vmm, ioas, memfd, 0, 1 << 20, RW, &iova),
+		     0, "%s", ioasid_last_error(vmm));
+	cr_assert_eq(ioasid_session_list(watch, v, &nr), 0, "%s",
+		     ioasid_last_error(watch));
+	cr_assert_eq(nr, 2, "both connections' sessions, named or not");
+	for (uint32_t i = 0; i < nr; i++) {
+		cr_assert_eq(v[i].size, sizeof(v[i]));
+		cr_assert_eq(v[i].state, IOASID_SESSION_CONNECTED);
+		cr_assert_eq(v[i].uid, getuid());
+		cr_assert_eq(v[i].pid, (uint32_t)getpid());
+		cr_assert_eq(v[i].name[0], '\0', "unnamed");
+		cr_assert_eq(v[i].flags & IOASID_SESSION_NAMED, 0);
+		if (v[i].flags & IOASID_SESSION_SELF) {
+			cr_assert_eq(self, 0, "one entry is the caller's");
+			self = v[i].id;
+			mine = v[i];
+		} else {
+			vmm_si = v[i];
+		}
+	}
+	cr_assert_neq(self, 0);
+	cr_assert_eq(mine.nr_ioas, 0);
+	cr_assert_eq(vmm_si.nr_ioas, 1);
+	cr_assert_eq(vmm_si.nr_mappings, 1);
+	cr_assert_eq(vmm_si.bytes_mapped, 1 << 20);
+	snprintf(hello, sizeof(hello), "[%d]", (int)getpid());
+	cr_assert(strstr(vmm_si.client, hello), "client \"%s\" is what it said "
+		  "at HELLO", vmm_si.client);
+	/* too small an array: EMSGSIZE and how many there are */
+	nr = 1;
+	cr_assert_eq(ioasid_session_list(watch, v, &nr), -EMSGSIZE);
+	cr_assert_eq(nr, 2);
+	/* named, it is the same entry, now named */
+	cr_assert_eq(ioasid_session_name(vmm, "vmm", NULL), 0);
+	nr = 8;
+	cr_assert_eq(ioasid_session_list(watch, v, &nr), 0);
+	e = entry_of(v, nr, vmm_si.id);
+	cr_assert(e && e->flags == IOASID_SESSION_NAMED &&
+		  !strcmp(e->name, "vmm") && e->linger_s == 60);
+	/* gone with an unnamed connection: it is not listed any more */
+	ioasid_unref(vmm);
+	vmm = connect_ctx();
+	nr = 8;
+	for (int tries = 0; tries < SETTLE_TRIES; tries++) {
+		nr = 8;
+		cr_assert_eq(ioasid_session_list(watch, v, &nr), 0);
+		e = entry_of(v, nr, vmm_si.id);
+		if (e && e->state == IOASID_SESSION_LINGERING)
+			break;
+		sleep_ms(2);
+	}
+	cr_assert(e && e->state == IOASID_SESSION_LINGERING &&
+		  e->client[0] == '\0' && e->flags == IOASID_SESSION_NAMED);
+	cr_assert_eq(nr, 3, "the watcher, the new connection, the lingering");
+	cr_assert_eq(ioasid_session_drop(watch, "vmm"), 0);
+	ioasid_unref(vmm);
+	for (int tries = 0; tries < SETTLE_TRIES; tries++) {
+		nr = 8;
+		cr_assert_eq(ioasid_session_list(watch, v, &nr), 0);
+		if (nr == 1)
+			break;
+		sleep_ms(2);
+	}
+	cr_assert_eq(nr, 1, "an unnamed session ends with its connection");
+	cr_assert_eq(v[0].id, self);
 	ioasid_unref(watch);
 	close(memfd);
 	expect_clean_exit();

@@ -370,6 +370,12 @@ enum ioasid_session_state {
 	IOASID_SESSION_LINGERING	= 2,	/* connection gone, kept */
 };
 
+/* ioasid_session_info flags */
+enum ioasid_session_flags {
+	IOASID_SESSION_NAMED		= 1 << 0,	/* has a name (reclaimable) */
+	IOASID_SESSION_SELF		= 1 << 1,	/* the caller's own */
+};
+
 struct ioasid_session_info {
 	__u32 size;
 	__u32 id;		/* the core session's id */
@@ -382,7 +388,7 @@ struct ioasid_session_info {
 	__u64 nr_mappings;
 	__u32 nr_devices;	/* bound */
 	__u32 nr_vms;
-	char name[IOASID_NAME_MAX];
+	char name[IOASID_NAME_MAX];	/* "" when unnamed */
 	/* counters and quotas for monitoring (0 from an older daemon) */
 	__u64 faults_lost;	/* fault records dropped: its queue was full */
 	__u64 events_lost;	/* events dropped: its queue was full */
@@ -394,6 +400,11 @@ struct ioasid_session_info {
 	__u64 max_conversion_state;
 	__u32 max_ioas;
 	__u32 max_vms;
+	/* 0 from an older daemon, which lists named sessions only */
+	__u32 flags;		/* enum ioasid_session_flags */
+	__u32 __reserved;
+	/* what the client said it is at HELLO ("qemu[1234]"); "" lingering */
+	char client[IOASID_NAME_MAX];
 };
 
 #endif /* _UAPI_IOASID_IOASID_H */
