@@ -123,11 +123,18 @@ int cmd_detach(struct ctl *ctl, int argc, char **argv)
 	    ctl_device_info(ctl, argv[optind], &info);
 	if (r)
 		return r;
-	if (!(info.flags & IOASID_DEVICE_BOUND) ||
-	    (info.flags & IOASID_DEVICE_OTHER_SESSION)) {
+	if (info.flags & IOASID_DEVICE_OTHER_SESSION) {
+		ctl_err(ctl, "detach %s: the device is bound to another "
+			"session; only that session can detach it", info.name);
+		return EXIT_FAIL;
+	}
+	if (!(info.flags & IOASID_DEVICE_BOUND)) {
 		ctl_err(ctl, "detach %s: the device is not bound to this "
-			"session (another ioasidctl or VMM session owns its "
-			"attachment)", info.name);
+			"session, so there is nothing to detach%s", info.name,
+			ioasid_is_remote(ctl->ctx) ? " (a device another "
+			"session bound only that session can detach)" :
+			" (an embedded context starts empty: attach and detach "
+			"in one 'batch')");
 		return EXIT_FAIL;
 	}
 	ioas = info.ioas_id;

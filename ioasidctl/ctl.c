@@ -188,6 +188,25 @@ static bool connection_lost(int r)
 	       r == -ECONNREFUSED;
 }
 
+/*
+ * An object that is not there, in a context that lives only as long as
+ * this one command: say so once, the likeliest reason (a newcomer's
+ * "ioas create" then "ioas show 1" as two commands).
+ */
+static void embedded_hint(struct ctl *ctl, int r)
+{
+	static bool said;
+
+	if (r != -ENOENT || said || ctl->json || ctl->batch || !ctl->ctx ||
+	    ioasid_is_remote(ctl->ctx))
+		return;
+	said = true;
+	fprintf(stderr, "ioasidctl: (%s runs inside this ioasidctl: it starts "
+		"empty and its objects end with the command; run the commands "
+		"in one 'batch', or keep them in ioasidd with --session NAME)\n",
+		ctl->uri);
+}
+
 int ctl_fail(struct ctl *ctl, int r, const char *fmt, ...)
 {
 	const char *why = ioasid_last_error(ctl->ctx);
@@ -208,6 +227,7 @@ int ctl_fail(struct ctl *ctl, int r, const char *fmt, ...)
 	else
 		ctl_err(ctl, "%s: %s (%s)", msg, strerror(-r),
 			errno_name(r).s);
+	embedded_hint(ctl, r);
 	return connection_lost(r) ? EXIT_UNREACHABLE : EXIT_FAIL;
 }
 

@@ -279,7 +279,24 @@ t "ioas show: no such IOAS" 1 -e 'ioas show|IOAS 4242' -e 'no IOAS 4242'
 run attach 0000:99:00.0 1
 t "attach: no such device" 1 -e '^ioasidctl: no device 0000:99:00.0$'
 run detach 00:01.0
-t "detach: not bound" 1 -e 'not bound to this session'
+t "detach: not bound" 1 -e 'not bound to this session, so there is nothing to detach' \
+	-E 'another ioasidctl or VMM session owns'
+if [ $daemon = no ]; then
+	run detach 00:01.0
+	t "detach, embedded: the context starts empty" 1 \
+		-e "embedded context starts empty: attach and detach in one 'batch'"
+	run ioas show 1
+	t "embedded: a missing object says the context lives one command" 1 \
+		-e '^ioasidctl: no IOAS 1$' \
+		-e "^ioasidctl: \(sim runs inside this ioasidctl: it starts empty and its objects end with the command; run the commands in one 'batch', or keep them in ioasidd with --session NAME\)$"
+	printf 'ioas show 77\n' | batch
+	t "embedded batch: no such hint (the batch is one context)" 1 \
+		-e 'no IOAS 77' -E 'runs inside this ioasidctl'
+else
+	run ioas show 4243
+	t "through ioasidd: no embedded hint" 1 -e 'no IOAS 4243' \
+		-E 'runs inside this ioasidctl'
+fi
 run kvm
 t "kvm: no VM" 0 -o 'no VMs in this session'
 run faults
