@@ -7,8 +7,10 @@
  *   2. bind the VM and two simulated devices: a NIC behind an IOMMU with
  *      snoop control and a GPU that issues no-snoop DMA behind one without,
  *   3. map guest RAM by fd + offset at IOVA == guest-physical address,
- *   4. let the NIC DMA into guest RAM and check the bytes in the memfd,
- *   5. show the VM's coherency state (the GPU makes WBINVD necessary),
+ *   4. attach the NIC, let it DMA into guest RAM and check the bytes in
+ *      the memfd,
+ *   5. attach the GPU and show the VM's coherency state after each
+ *      attach and after the GPU's detach (the GPU makes WBINVD needed),
  *   6. tear everything down.
  *
  * Usage: vmm_flow [URI]    (default: $IOASID_URI, else the embedded "sim";
@@ -112,6 +114,22 @@ static void show_vm(uint32_t vm)
 		       vm);
 }
 
+/* What the library judged of a device just attached. */
+static void say_attached(const char *what, const char *name, uint32_t dev,
+			 uint32_t ioas)
+{
+	struct ioasid_device_info info;
+	int nc;
+
+	if (ioasid_device_get_info(ctx, name, &info) < 0)
+		return;
+	nc = !!(info.flags & IOASID_DEVICE_NONCOHERENT);
+	printf("attached the %s %s (dev %u) to IOAS %u: %s\n", what, name,
+	       dev, ioas, nc ? "non-coherent (it may issue no-snoop DMA and "
+	       "its domain does not force snooping)" : "coherent (its DMA "
+	       "snoops CPU caches)");
+}
+
 /* Map a guest_memfd range too, where KVM has guest_memfd with mmap. */
 static void map_gmem(int vm_fd, uint32_t ioas)
 {
@@ -199,13 +217,14 @@ int main(int argc, char **argv)
 
 	if ((r = ioasid_device_attach(ctx, nic, ioas, 0)) < 0)
 		return fail("attach NIC", r);
+	say_attached("NIC", NIC, nic, ioas);
 	if (vm)
 		show_vm(vm);
-	if ((r = ioasid_device_attach(ctx, gpu, ioas, 0)) < 0)
-		return fail("attach GPU", r);
-	printf("attached %s (dev %u) and %s (dev %u)\n", NIC, nic, GPU, gpu);
 	if (dma_check(nic, ram))
 		return 1;
+	if ((r = ioasid_device_attach(ctx, gpu, ioas, 0)) < 0)
+		return fail("attach GPU", r);
+	say_attached("GPU", GPU, gpu, ioas);
 	if (vm)
 		show_vm(vm);
 
@@ -213,6 +232,7 @@ int main(int argc, char **argv)
 		wait_for_signal();
 	if ((r = ioasid_device_detach(ctx, gpu)) < 0)
 		return fail("detach GPU", r);
+	printf("detached the GPU\n");
 	if (vm)
 		show_vm(vm);
 	ioasid_unref(ctx);

@@ -61,5 +61,5 @@ section "the VMM stops: its objects go with its session"
 kill -TERM "$vmm_pid"
 wait "$vmm_pid" 2>/dev/null || true
 vmm_pid=''
-tail -n 2 "$dir/vmm.log"
+sed '1,/^holding the state/d' "$dir/vmm.log"
 ctl status
