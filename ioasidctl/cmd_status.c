@@ -247,8 +247,9 @@ static void prom_daemon_sessions(const struct ioasid_session_info *v,
 		static const char *const helps[] = {
 			"Fault records of the session dropped because its "
 			"queue was full.",
-			"Events of the session ioasidd dropped because its "
-			"queue was full.",
+			"Events of the session dropped because a queue was "
+			"full: ioasidd's, or its client's (reported at the "
+			"client's next request).",
 		};
 
 		prom_family(names[m], "counter", helps[m]);

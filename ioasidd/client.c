@@ -486,6 +486,9 @@ static int run_op(struct client *c, struct ioasid_op *op)
 				     c->limits.may_observe, c->session, op);
 	case IOASID_CMD_SESSION_DROP:
 		return sessions_drop(c->srv, c->cred.uid, op);
+	case IOASID_CMD_EVENTS_DROPPED:
+		core_session_events_dropped(c->session, op->length);
+		return 0;
 	}
 	r = core_call(c->session, op);
 	if (op->cmd == IOASID_CMD_STATUS && r == 0)

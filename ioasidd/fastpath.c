@@ -326,6 +326,7 @@ void fastpath_after(struct fastpath *fp, const struct fastpath_req *req,
 	case IOASID_CMD_SESSION_NAME:	/* a reclaim frees the view instead */
 	case IOASID_CMD_SESSION_LIST:
 	case IOASID_CMD_SESSION_DROP:	/* only lingering sessions */
+	case IOASID_CMD_EVENTS_DROPPED:
 	case IOASID_CMD_IOAS_SET_SNOOP:
 	case IOASID_CMD_IOAS_INFO:
 	case IOASID_CMD_IOAS_LIST:

@@ -54,6 +54,7 @@ static const uint32_t all_commands[] = {
 	IOASID_CMD_DEVICE_GET_FD, IOASID_CMD_SESSION_NAME,
 	IOASID_CMD_SESSION_RECLAIM, IOASID_CMD_SESSION_LIST,
 	IOASID_CMD_SESSION_DROP, IOASID_CMD_SESSION_TOKEN,
+	IOASID_CMD_EVENTS_DROPPED,
 };
 
 Test(codec, every_command_and_attribute_is_described)

@@ -64,6 +64,14 @@ void core_session_event_lost(struct session *s)
 	pthread_mutex_unlock(&s->core->event_lock);
 }
 
+void core_session_events_dropped(struct session *s, uint64_t n)
+{
+	pthread_mutex_lock(&s->core->event_lock);
+	s->ev_dropped = s->ev_dropped > UINT64_MAX - n ? UINT64_MAX :
+							 s->ev_dropped + n;
+	pthread_mutex_unlock(&s->core->event_lock);
+}
+
 int core_session_pop_event(struct session *s, struct ioasid_event *ev)
 {
 	uint64_t count;

@@ -88,6 +88,8 @@ int core_call(struct session *session, struct ioasid_op *op);
 int core_session_pop_event(struct session *session, struct ioasid_event *ev);
 /* Count an event the session was not given (ioasid_status events_lost). */
 void core_session_event_lost(struct session *session);
+/* Count @n events its client's own queue dropped (saturating). */
+void core_session_events_dropped(struct session *session, uint64_t n);
 /* Whether events are queued (a hint, read without the lock). */
 bool core_session_has_events(const struct session *session);
 /* The session's id, and its eventfd (readable while events are queued). */

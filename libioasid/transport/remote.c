@@ -99,6 +99,8 @@ struct remote {
 	struct ioasid_event *events;	/* ring */
 	uint32_t ev_head, ev_len;
 	uint64_t ev_dropped;
+	uint64_t ev_reported;		/* of them, told to ioasidd */
+	bool no_report;			/* ioasidd does not take the count */
 	unsigned char *rxbuf;		/* IOASID_MAX_MSG */
 	struct kvm_client kvm;		/* KVM's side, done in this process */
 	/* the fast path: r->view is NULL, or &r->view_r once mapped */
@@ -378,6 +380,32 @@ static int wait_reply(struct remote *r, struct ioasid_op *op, uint32_t seq)
 	}
 }
 
+/*
+ * Tell ioasidd how many events this process's own queue dropped since
+ * the last time, so that the session's events_lost -- what observers'
+ * session lists and metrics show -- counts them too; before the next
+ * request, when the reader catches up, and at the end.  A daemon that
+ * does not take the count is not asked again.  r->lock held.
+ */
+static void report_dropped(struct remote *r)
+{
+	uint64_t n = r->ev_dropped - r->ev_reported;
+	struct ioasid_op op;
+	uint32_t seq;
+
+	if (!n || r->broken || r->no_report)
+		return;
+	ioasid_op_init(&op, IOASID_CMD_EVENTS_DROPPED);
+	op.length = n;
+	seq = next_seq(r);
+	if (send_request(r, &op, seq) < 0)
+		return;
+	if (wait_reply(r, &op, seq) == 0)
+		r->ev_reported += n;
+	else if (!r->broken)
+		r->no_report = true;
+}
+
 /* One request and its reply; r->lock held. */
 static int roundtrip(struct remote *r, struct ioasid_op *op)
 {
@@ -387,6 +415,7 @@ static int roundtrip(struct remote *r, struct ioasid_op *op)
 	if (r->broken)
 		return op_fail(op, ECONNRESET, "connection to ioasidd lost: %s",
 			       r->broken_why);
+	report_dropped(r);
 	seq = next_seq(r);
 	ret = send_request(r, op, seq);
 	if (ret < 0)
@@ -522,7 +551,8 @@ int remote_transport_send(void *priv, struct ioasid_op *op)
 /*
  * A status answered by ioasidd says so (a field an older daemon lacks),
  * and its events_lost adds the events this process's own queue dropped
- * (ioasid_event_read() fell behind) to those the daemon counted.
+ * (ioasid_event_read() fell behind) and did not tell the daemon yet
+ * (report_dropped()) to those the daemon counted.
  */
 static int status_call(struct remote *r, struct ioasid_op *op)
 {
@@ -548,7 +578,7 @@ static int status_call(struct remote *r, struct ioasid_op *op)
 		struct ioasid_status *st = op->out;
 
 		pthread_mutex_lock(&r->lock);
-		st->events_lost += r->ev_dropped;
+		st->events_lost += r->ev_dropped - r->ev_reported;
 		pthread_mutex_unlock(&r->lock);
 	}
 	return 0;
@@ -1094,8 +1124,10 @@ static void remote_close(void *priv)
 		return;
 	/* KVM forgets what this process registered, as with a session */
 	kvm_client_release(&r->kvm);
-	if (r->sock >= 0)
+	if (r->sock >= 0) {
+		report_dropped(r);
 		wait_teardown(r);
+	}
 	close_fd(r->sock);
 	close_fd(r->event_epfd);
 	close_fd(r->event_efd);
@@ -1200,6 +1232,7 @@ static int remote_event_read(void *priv, struct ioasid_event *ev)
 	ret = pop_event(r, ev);
 	if (ret == -EAGAIN && r->broken)
 		ret = -ECONNRESET;
+	report_dropped(r);
 	pthread_mutex_unlock(&r->lock);
 	return ret;
 }
