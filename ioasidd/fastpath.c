@@ -358,6 +358,12 @@ void fastpath_after(struct fastpath *fp, const struct fastpath_req *req,
 	case IOASID_CMD_EVENT_READ:
 	case IOASID_CMD_SIM_HOTPLUG:
 	case IOASID_CMD_MAP_USER:	/* refused by ioasidd */
+	/* nested tables: stage 1 is the guest's, the IOAS keeps its maps */
+	case IOASID_CMD_NESTED_ALLOC:
+	case IOASID_CMD_NESTED_DESTROY:
+	case IOASID_CMD_NESTED_ATTACH:
+	case IOASID_CMD_NESTED_INVALIDATE:
+	case IOASID_CMD_NESTED_LIST:
 		return;
 	case IOASID_CMD_LOOKUP:
 	case IOASID_CMD_MAPPING_NEXT:

@@ -181,6 +181,23 @@ int ioasid_device_get_fd(struct ioasid_ctx *ctx, uint32_t dev_id, int *fd);
 int ioasid_domain_list(struct ioasid_ctx *ctx, uint32_t ioas_id,
 		       struct ioasid_domain_info *domains, uint32_t *nr);
 
+/* ---- nested tables (stage 1 over a nest-parent IOAS) --------------------- */
+
+int ioasid_nested_alloc(struct ioasid_ctx *ctx, uint32_t ioas_id,
+			uint32_t dev_id, uint32_t type, const void *data,
+			uint32_t len, uint32_t flags, uint32_t *nested_id);
+int ioasid_nested_destroy(struct ioasid_ctx *ctx, uint32_t nested_id);
+int ioasid_device_attach_nested(struct ioasid_ctx *ctx, uint32_t dev_id,
+				uint32_t nested_id, uint32_t flags);
+int ioasid_device_replace_nested(struct ioasid_ctx *ctx, uint32_t dev_id,
+				 uint32_t nested_id, uint32_t flags);
+/* @nr: in the entries, out those done; @errors: NULL or one per entry. */
+int ioasid_nested_invalidate(struct ioasid_ctx *ctx, uint32_t nested_id,
+			     const struct ioasid_nested_inval *entries,
+			     uint32_t *nr, int32_t *errors);
+int ioasid_nested_list(struct ioasid_ctx *ctx, uint32_t ioas_id,
+		       struct ioasid_nested_info *tables, uint32_t *nr);
+
 /* ---- KVM ---------------------------------------------------------------- */
 
 /*

@@ -799,3 +799,89 @@ Test(fail_nth, copy_into_fresh_ioas)
 	cr_assert_eq(ioasid_ioas_alloc(F.ctx, 0, &F.ioas2), 0);
 	FAIL_NTH(c_copy_other);
 }
+
+/* ---- nested tables --------------------------------------------------------- */
+
+static uint32_t nest_parent, nested;
+
+/* A nest parent with guest memory mapped, the NIC bound. */
+static void nest_setup(void)
+{
+	uint64_t iova = 0x100000;
+
+	cr_assert_eq(ioasid_ioas_alloc(F.ctx, IOASID_IOAS_NEST_PARENT,
+				       &nest_parent), 0);
+	cr_assert_eq(ioasid_map_file(F.ctx, nest_parent, F.fd, 0, 4 * MiB,
+				     RW | FIXED, &iova), 0);
+	bind_attach(&F.dev, NIC, 0);
+}
+
+static int c_nested_alloc(struct fx *f)
+{
+	struct ioasid_nested_vtd_s1 s1 = {
+		.pgtbl_addr = 0x100000, .addr_width = 48,
+	};
+
+	return ioasid_nested_alloc(f->ctx, nest_parent, f->dev,
+				   IOASID_NESTED_VTD_S1, &s1, sizeof(s1), 0,
+				   &nested);
+}
+
+static int c_attach_nested(struct fx *f)
+{
+	return ioasid_device_attach_nested(f->ctx, f->dev, nested, 0);
+}
+
+static int c_replace_nested(struct fx *f)
+{
+	return ioasid_device_replace_nested(f->ctx, f->dev, nested, 0);
+}
+
+static int c_nested_invalidate(struct fx *f)
+{
+	struct ioasid_nested_inval v[2] = {
+		{ .addr = 0x1000, .npages = 4 },
+		{ .flags = IOASID_NESTED_INVAL_ALL },
+	};
+	uint32_t nr = 2;
+
+	return ioasid_nested_invalidate(f->ctx, nested, v, &nr, NULL);
+}
+
+/* a new stage-2 domain of the parent, then the table */
+Test(fail_nth, nested_alloc)
+{
+	nest_setup();
+	FAIL_NTH(c_nested_alloc);
+}
+
+/* over the domain a device attached to the parent already made */
+Test(fail_nth, nested_alloc_existing_domain)
+{
+	nest_setup();
+	cr_assert_eq(ioasid_device_attach(F.ctx, F.dev, nest_parent, 0), 0);
+	FAIL_NTH(c_nested_alloc);
+}
+
+Test(fail_nth, device_attach_nested)
+{
+	nest_setup();
+	cr_assert_eq(c_nested_alloc(&F), 0);
+	FAIL_NTH(c_attach_nested);
+}
+
+Test(fail_nth, device_replace_nested)
+{
+	nest_setup();
+	cr_assert_eq(c_nested_alloc(&F), 0);
+	cr_assert_eq(ioasid_device_attach(F.ctx, F.dev, nest_parent, 0), 0);
+	FAIL_NTH(c_replace_nested);
+}
+
+Test(fail_nth, nested_invalidate)
+{
+	nest_setup();
+	cr_assert_eq(c_nested_alloc(&F), 0);
+	cr_assert_eq(c_attach_nested(&F), 0);
+	FAIL_NTH(c_nested_invalidate);
+}

@@ -100,7 +100,7 @@ Test(ioas, page_granular_flag)
 	cr_assert_eq(info.flags,
 		     IOASID_IOAS_RESTRICTED | IOASID_IOAS_PAGE_GRANULAR,
 		     "restricted implies page-granular: 0x%x", info.flags);
-	cr_assert_eq(ioasid_ioas_alloc(ctx, IOASID_IOAS_PAGE_GRANULAR << 1,
+	cr_assert_eq(ioasid_ioas_alloc(ctx, IOASID_IOAS_NEST_PARENT << 1,
 				       &plain), -EOPNOTSUPP);
 	ioasid_unref(ctx);
 }

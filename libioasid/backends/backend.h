@@ -13,6 +13,8 @@
  *              at creation (BE_DOMAIN_ENFORCE_COHERENCY).
  *   be_device  a device bound to the backend (VFIO cdev bound to iommufd;
  *              a simulated device), attached to at most one domain.
+ *   be_nested  a nested (stage-1) table over a domain of a nest-parent
+ *              IOAS (iommufd: a nested HWPT), in the vendor's format.
  *
  * Who calls: only core/ (base.c, core.c, dispatch.c, ioas.c, convert.c,
  * device.c, domain.c, fault.c, vm.c); docs/architecture.md's layer table
@@ -42,6 +44,7 @@ struct be_ioas;
 struct be_domain;
 struct be_device;
 struct be_tenant;
+struct be_nested;
 struct file_ref;
 
 /* What a range of IOVA points at. */
@@ -202,6 +205,32 @@ struct backend_ops {
 	 * in the owning session's faults_lost.
 	 */
 	uint64_t (*take_faults_lost)(struct be_device *device);
+
+	/*
+	 * Optional: nested translation.  A nested table over @parent (a
+	 * domain of an IOAS allocated with IOASID_IOAS_NEST_PARENT, which
+	 * ->ioas_alloc saw) for the IOMMU of @device, from the vendor's
+	 * @data of @type (the core checked its size and flags; the backend
+	 * refuses what it cannot do, with the reason in @why).  @nested_id:
+	 * the core's id, for fault records.
+	 */
+	int (*nested_alloc)(struct be_domain *parent, struct be_device *device,
+			    uint32_t type, const void *data, uint32_t len,
+			    uint32_t nested_id, struct be_nested **nested,
+			    char *why, size_t whylen);
+	void (*nested_free)(struct be_nested *nested);
+	/* Attach or move (replace) a device to a nested table, no gap. */
+	int (*attach_nested)(struct be_device *device,
+			     struct be_nested *nested);
+	/*
+	 * Invalidate the nested table's caches for each entry in order;
+	 * stop at the first that fails.  *@done: the entries done.  0 or
+	 * the failing entry's -errno (reason in @why).
+	 */
+	int (*nested_invalidate)(struct be_nested *nested,
+				 const struct ioasid_nested_inval *v,
+				 uint32_t nr, uint32_t *done, char *why,
+				 size_t whylen);
 };
 
 extern const struct backend_ops backend_sim;

@@ -57,6 +57,7 @@ struct core {
 	uint32_t nr_devices;
 	struct ioas *ioas_table;	/* uthash by id */
 	struct domain *domains;		/* list */
+	struct nested *nested;		/* list of nested tables */
 	struct vm *vms;			/* uthash by id */
 	struct session *sessions;
 	uint32_t next_id;		/* shared id space for all objects */

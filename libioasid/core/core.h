@@ -32,6 +32,7 @@ struct backend_ops;
 struct ioas;
 struct device;
 struct domain;
+struct nested;
 struct vm;
 struct core;
 struct session;

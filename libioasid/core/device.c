@@ -16,6 +16,7 @@
 #include "core/base.h"
 #include "core/device.h"
 #include "core/domain.h"
+#include "core/nested.h"
 #include "core/fault.h"
 #include "core/ioas.h"
 #include "core/vm.h"
@@ -88,6 +89,7 @@ static void fill_info(struct session *s, const struct device *dev,
 				   IOASID_DEVICE_OTHER_SESSION);
 	info->dev_id = info->ioas_id = info->domain_id = info->vm_id = 0;
 	info->platform = 0;
+	info->nested_id = 0;
 	if (dev->removed)
 		info->flags |= IOASID_DEVICE_REMOVED;
 	if (!dev->owner || (dev->owner != s && !s->observer))
@@ -100,6 +102,7 @@ static void fill_info(struct session *s, const struct device *dev,
 		info->flags |= IOASID_DEVICE_ATTACHED;
 		info->ioas_id = dev->ioas->id;
 		info->domain_id = dev->domain->id;
+		info->nested_id = dev->nested ? dev->nested->id : 0;
 	}
 	if (dev->noncoherent)
 		info->flags |= IOASID_DEVICE_NONCOHERENT;

@@ -33,6 +33,7 @@ struct device {
 	struct be_device *be;
 	struct ioas *ioas;
 	struct domain *domain;
+	struct nested *nested;		/* attached through it (nested.h) */
 	struct vm *vm;
 	bool hinted;			/* trusted "no no-snoop" hint */
 	bool removed;			/* hot-unplugged */

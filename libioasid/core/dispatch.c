@@ -18,6 +18,7 @@
 #include "core/fault.h"
 #include "core/dispatch.h"
 #include "core/ioas.h"
+#include "core/nested.h"
 #include "core/vm.h"
 #include "util/macros.h"
 
@@ -93,6 +94,9 @@ static int dispatch_ioas_destroy(struct session *s, struct ioas *ioas,
 	if (ioas->nr_devices)
 		return op_fail(op, EBUSY, "IOAS %u still has %u device(s) "
 			       "attached", ioas->id, ioas->nr_devices);
+	if (ioas->nr_nested)
+		return op_fail(op, EBUSY, "IOAS %u is the parent of %u nested "
+			       "table(s)", ioas->id, ioas->nr_nested);
 	ioasid_op_init(&unmap, IOASID_CMD_UNMAP);
 	unmap.iova = 0;
 	unmap.length = UINT64_MAX;
@@ -249,6 +253,7 @@ void dispatch_release_session(struct session *s)
 
 	devices_release_session(s->core, s);
 	vm_release_session(s->core, s);
+	nested_release_session(s->core, s);
 	HASH_ITER(hh, s->core->ioas_table, ioas, tmp) {
 		if (ioas->owner != s)
 			continue;

@@ -15,6 +15,7 @@
 #include "core/device.h"
 #include "core/domain.h"
 #include "core/ioas.h"
+#include "core/nested.h"
 #include "core/vm.h"
 #include "util/log.h"
 #include "util/macros.h"
@@ -113,11 +114,12 @@ static int device_reservation(const struct device *dev,
 	return 0;
 }
 
-static void domain_put(struct core *core, struct domain *d)
+/* Free @d once neither a device nor a nested table uses it. */
+static void domain_release(struct core *core, struct domain *d)
 {
 	struct domain **p = &core->domains;
 
-	if (--d->nr_devices)
+	if (d->nr_devices || d->nr_nested)
 		return;
 	while (*p && *p != d)
 		p = &(*p)->next;
@@ -126,6 +128,12 @@ static void domain_put(struct core *core, struct domain *d)
 	d->ioas->nr_domains--;
 	core_ops(core)->domain_free(d->be);
 	free(d);
+}
+
+static void domain_put(struct core *core, struct domain *d)
+{
+	d->nr_devices--;
+	domain_release(core, d);
 }
 
 /*
@@ -270,8 +278,36 @@ static int check_coherency_policy(struct session *s, struct device *dev,
  * domain of @ioas; the old attachment (replace) is released by the
  * caller.  On failure nothing changed.
  */
+/* Through nested table @n: its stage-2 domain, the backend's nested attach. */
+static int attach_nested_domain(struct core *core, struct device *dev,
+				struct nested *n, bool enforce,
+				struct domain **out, struct ioasid_op *op)
+{
+	int r;
+
+	if (n->s2->enforce != enforce)
+		return op_fail(op, EINVAL, "nested table %u: its stage-2 domain "
+			       "%u %s cache coherency and IOAS %u's snoop mode "
+			       "now asks otherwise", n->id, n->s2->id,
+			       n->s2->enforce ? "enforces" : "does not enforce",
+			       n->parent->id);
+	r = core_ops(core)->attach_nested(dev->be, n->be);
+	if (r == -EINVAL)
+		return op_fail(op, EINVAL, "device %s cannot use nested table "
+			       "%u: it was made for IOMMU %s, the device is "
+			       "behind %s", dev->inv->info.name, n->id,
+			       n->s2->unit->info.name, dev->unit->info.name);
+	if (r < 0)
+		return op_fail(op, -r, "attaching device %s to nested table %u "
+			       "failed: %s", dev->inv->info.name, n->id,
+			       strerror(-r));
+	n->s2->nr_devices++;
+	*out = n->s2;
+	return 0;
+}
+
 static int join(struct session *s, struct device *dev, struct ioas *ioas,
-		struct ioasid_op *op)
+		struct nested *n, struct ioasid_op *op)
 {
 	struct ioasid_iova_range *res = NULL;
 	bool enforce = false, hinted;
@@ -296,7 +332,10 @@ static int join(struct session *s, struct device *dev, struct ioas *ioas,
 	free(res);
 	if (r < 0)
 		return r;
-	r = attach_to_domain(s->core, dev, ioas, enforce, &d, op);
+	if (n)
+		r = attach_nested_domain(s->core, dev, n, enforce, &d, op);
+	else
+		r = attach_to_domain(s->core, dev, ioas, enforce, &d, op);
 	if (r < 0) {
 		if (dev->ioas != ioas)
 			ioas_set_reservation(ioas, dev, NULL, 0, op);
@@ -306,15 +345,27 @@ static int join(struct session *s, struct device *dev, struct ioas *ioas,
 	if (dev->ioas != ioas)
 		ioas->nr_devices++;
 	dev->domain = d;
+	dev->nested = n;
+	if (n)
+		n->nr_devices++;
 	return 0;
 }
 
+/* The device left domain @d (and nested table @n, if it used one). */
+static void leave_domain(struct core *core, struct domain *d,
+			 struct nested *n)
+{
+	if (n)
+		n->nr_devices--;
+	domain_put(core, d);
+}
+
 static void leave(struct core *core, struct device *dev, struct ioas *ioas,
-		  struct domain *d)
+		  struct domain *d, struct nested *n)
 {
 	struct ioasid_op scratch;
 
-	domain_put(core, d);
+	leave_domain(core, d, n);
 	ioasid_op_init(&scratch, IOASID_CMD_UNSPEC);
 	ioas_set_reservation(ioas, dev, NULL, 0, &scratch);
 	ioas->nr_devices--;
@@ -345,7 +396,7 @@ int domain_attach(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 		return op_fail(op, EBUSY, "device %s is already attached to "
 			       "IOAS %u (use replace)", dev->inv->info.name,
 			       dev->ioas->id);
-	r = join(s, dev, ioas, op);
+	r = join(s, dev, ioas, NULL, op);
 	if (r < 0)
 		return r;
 	dev->ioas = ioas;
@@ -357,6 +408,7 @@ int domain_replace(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 {
 	struct device *dev = device_find_bound(s, op->dev_id);
 	struct domain *old_domain;
+	struct nested *old_nested;
 	struct ioas *old;
 	int r;
 
@@ -367,17 +419,101 @@ int domain_replace(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 			       "nothing to replace", dev->inv->info.name);
 	old = dev->ioas;
 	old_domain = dev->domain;
-	if (old == ioas)
+	old_nested = dev->nested;
+	/* from a nested table to its parent itself is a move too */
+	if (old == ioas && !old_nested)
 		return 0;
 	/* the backend moves the device without a window (sim_dev_attach,
 	 * VFIO_DEVICE_ATTACH_IOMMUFD_PT replace) */
-	r = join(s, dev, ioas, op);
+	r = join(s, dev, ioas, NULL, op);
 	if (r < 0)
 		return r;
 	dev->ioas = ioas;
-	leave(s->core, dev, old, old_domain);
+	if (old == ioas)
+		leave_domain(s->core, old_domain, old_nested);
+	else
+		leave(s->core, dev, old, old_domain, old_nested);
 	attached(s->core, dev, old);
 	return 0;
+}
+
+int domain_attach_nested(struct session *s, struct device *dev,
+			 struct nested *n, bool replace, struct ioasid_op *op)
+{
+	struct domain *old_domain = dev->domain;
+	struct nested *old_nested = dev->nested;
+	struct ioas *old = dev->ioas;
+	int r;
+
+	if (!replace && old)
+		return op_fail(op, EBUSY, "device %s is already attached to "
+			       "IOAS %u (use replace)", dev->inv->info.name,
+			       old->id);
+	if (replace && !old)
+		return op_fail(op, EINVAL, "device %s is not attached: "
+			       "nothing to replace", dev->inv->info.name);
+	if (old_nested == n)
+		return 0;
+	r = join(s, dev, n->parent, n, op);
+	if (r < 0)
+		return r;
+	dev->ioas = n->parent;
+	if (old == n->parent)
+		leave_domain(s->core, old_domain, old_nested);
+	else if (old)
+		leave(s->core, dev, old, old_domain, old_nested);
+	attached(s->core, dev, old);
+	return 0;
+}
+
+int domain_get_parent(struct session *s, struct device *dev,
+		      struct ioas *ioas, struct domain **out,
+		      struct ioasid_op *op)
+{
+	struct core *core = s->core;
+	struct be_replay replay;
+	bool enforce = false;
+	struct domain *d;
+	int r;
+
+	r = want_enforce(dev, ioas, &enforce, op);
+	if (r < 0)
+		return r;
+	for (d = core->domains; d; d = d->next)
+		if (d->ioas == ioas && d->unit == dev->unit &&
+		    d->enforce == enforce)
+			break;
+	if (!d) {
+		d = calloc(1, sizeof(*d));
+		if (!d)
+			return op_fail(op, ENOMEM, "out of memory");
+		ioas_replay(ioas, &replay);
+		r = core_ops(core)->domain_alloc(ioas->be, dev->unit, enforce ?
+						 BE_DOMAIN_ENFORCE_COHERENCY :
+						 0, &replay, &d->be);
+		if (r < 0) {
+			free(d);
+			return op_fail(op, -r, "cannot create a stage-2 domain "
+				       "of IOAS %u on %s: %s", ioas->id,
+				       dev->unit->info.name, strerror(-r));
+		}
+		d->id = core_alloc_id(core);
+		d->ioas = ioas;
+		d->unit = dev->unit;
+		d->enforce = enforce;
+		d->next = core->domains;
+		core->domains = d;
+		ioas->nr_domains++;
+	}
+	d->nr_nested++;
+	*out = d;
+	return 0;
+}
+
+void domain_put_parent(struct core *core, struct domain *d)
+{
+	d->nr_nested--;
+	domain_release(core, d);
 }
 
 /*
@@ -403,9 +539,10 @@ int domain_detach_device(struct core *core, struct device *dev,
 			       "%u: %s", dev->inv->info.name, ioas->id,
 			       why[0] ? why : strerror(-r));
 	}
-	leave(core, dev, ioas, dev->domain);
+	leave(core, dev, ioas, dev->domain, dev->nested);
 	dev->ioas = NULL;
 	dev->domain = NULL;
+	dev->nested = NULL;
 	dev->hinted = false;
 	update_group(core, dev->inv->info.group);
 	coherency_update(core, dev);

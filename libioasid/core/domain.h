@@ -29,6 +29,7 @@ struct domain {
 	bool enforce;			/* coherency, fixed at creation */
 	struct be_domain *be;
 	uint32_t nr_devices;
+	uint32_t nr_nested;		/* nested tables over it (stage 2) */
 	struct domain *next;		/* in core->domains */
 };
 
@@ -43,6 +44,25 @@ int domain_detach(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 int domain_detach_device(struct core *core, struct device *dev,
 			 struct ioasid_op *op);
 int domain_list(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+
+struct nested;
+/*
+ * The domain of nest-parent @ioas a nested table for @dev's IOMMU goes
+ * over: an existing one on that unit of the class the IOAS's snoop mode
+ * asks for, or a new one (no device in it yet).  Counted in nr_nested
+ * until domain_put_parent().
+ */
+int domain_get_parent(struct session *s, struct device *dev,
+		      struct ioas *ioas, struct domain **out,
+		      struct ioasid_op *op);
+void domain_put_parent(struct core *core, struct domain *d);
+/*
+ * Attach @dev to nested table @n (on its parent IOAS, through its
+ * stage-2 domain), or with @replace move it there from wherever it is
+ * attached, without a gap.  On failure nothing changed.
+ */
+int domain_attach_nested(struct session *s, struct device *dev,
+			 struct nested *n, bool replace, struct ioasid_op *op);
 int domain_dirty_read(struct session *s, struct ioas *ioas,
 		      struct ioasid_op *op);
 

@@ -57,7 +57,8 @@ int ioas_create(struct session *s, uint32_t flags, struct ioas **out,
 	int r;
 
 	if (flags & ~(uint32_t)(IOASID_IOAS_IDENTITY | IOASID_IOAS_RESTRICTED |
-				IOASID_IOAS_PAGE_GRANULAR))
+				IOASID_IOAS_PAGE_GRANULAR |
+				IOASID_IOAS_NEST_PARENT))
 		return op_fail(op, EOPNOTSUPP, "unknown IOAS flags 0x%x",
 			       flags);
 	/* conversions cut mappings anywhere: they must be atomic */

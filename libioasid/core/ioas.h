@@ -59,6 +59,7 @@ struct ioas {
 	uint32_t nr_blocked;
 	uint32_t nr_devices;
 	uint32_t nr_domains;
+	uint32_t nr_nested;		/* nested tables over it */
 	/* restricted IOAS: the shared pages (all others are private) */
 	struct sharedmap *shared;
 	/* monitoring: conversions done, DMA faults of its devices (atomic) */

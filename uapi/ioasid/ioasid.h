@@ -49,6 +49,12 @@ enum ioasid_ioas_flags {
 	 * Implied by (and reported for) IOASID_IOAS_RESTRICTED.
 	 */
 	IOASID_IOAS_PAGE_GRANULAR = 1 << 2,
+	/*
+	 * A nesting parent: its domains are stage-2 tables that nested
+	 * (stage-1) tables can be allocated over (ioasid_nested_alloc; the
+	 * kernel's IOMMU_HWPT_ALLOC_NEST_PARENT).  Fixed at allocation.
+	 */
+	IOASID_IOAS_NEST_PARENT	= 1 << 3,
 };
 
 /* Per-IOAS policy for cache coherency (the /dev/ioasid RFC v2 idea). */
@@ -135,7 +141,7 @@ enum ioasid_iommu_flags {
 	IOASID_IOMMU_CAPS_KNOWN		= 1 << 0, /* else: capabilities unknown */
 	IOASID_IOMMU_SNOOP_CONTROL	= 1 << 1, /* can force DMA to snoop */
 	IOASID_IOMMU_DIRTY_TRACKING	= 1 << 2,
-	IOASID_IOMMU_NESTING		= 1 << 3,
+	IOASID_IOMMU_NESTING		= 1 << 3, /* nested tables (ioasid_nested_alloc) */
 	IOASID_IOMMU_PASID		= 1 << 4,
 	IOASID_IOMMU_SIMULATED		= 1 << 5,
 };
@@ -203,6 +209,9 @@ struct ioasid_device_info {
 	__u32 domain_id;
 	__u32 vm_id;
 	__u32 platform;		/* enum ioasid_platform_flags, when attached */
+	/* the nested table it is attached to (ioas_id: its parent), or 0 */
+	__u32 nested_id;
+	__u32 __reserved;
 };
 
 /* Flags of device attach / replace. */
@@ -235,6 +244,81 @@ enum ioasid_platform_flags {
 	IOASID_PLATFORM_RESTRICTED	= 1 << 1, /* only shared memory */
 	/* VIRTIO_F_ACCESS_PLATFORM must be offered and not negotiated away */
 	IOASID_PLATFORM_ACCESS_PLATFORM	= 1 << 2,
+};
+
+/* ---- nested (stage-1) tables ----------------------------------------- */
+
+/* What a nested table's data is: the vendor's stage-1 format. */
+enum ioasid_nested_type {
+	/* Intel VT-d first-stage table: struct ioasid_nested_vtd_s1 */
+	IOASID_NESTED_VTD_S1	= 1,
+	/* the kernel's selftest mock IOMMU: struct ioasid_nested_selftest */
+	IOASID_NESTED_SELFTEST	= 2,
+};
+
+/* Flags of struct ioasid_nested_vtd_s1 (iommufd's IOMMU_VTD_S1_*). */
+enum ioasid_vtd_s1_flags {
+	IOASID_VTD_S1_SRE	= 1 << 0, /* supervisor requests */
+	IOASID_VTD_S1_EAFE	= 1 << 1, /* extended access flag */
+	IOASID_VTD_S1_WPE	= 1 << 2, /* write protect */
+};
+
+/*
+ * A VT-d first-stage table as the guest wrote it (iommufd's struct
+ * iommu_hwpt_vtd_s1): its root at guest-physical @pgtbl_addr, an IOVA of
+ * the parent IOAS; 4 levels for @addr_width 48, 5 for 57.
+ */
+struct ioasid_nested_vtd_s1 {
+	__u64 flags;		/* enum ioasid_vtd_s1_flags */
+	__u64 pgtbl_addr;	/* 4 KiB aligned */
+	__u32 addr_width;	/* 48 or 57 */
+	__u32 __reserved;
+};
+
+/* The selftest mock's nested data (iommufd's struct iommu_hwpt_selftest). */
+struct ioasid_nested_selftest {
+	__u32 iotlb;		/* the value its IOTLB slots start with */
+	__u32 __reserved;
+};
+
+/* Flags of struct ioasid_nested_inval. */
+enum ioasid_nested_inval_flags {
+	IOASID_NESTED_INVAL_ALL		= 1 << 0, /* everything (addr, npages 0) */
+	IOASID_NESTED_INVAL_LEAF	= 1 << 1, /* only leaf entries changed */
+};
+
+/*
+ * One invalidation request of a nested table's caches: the 4 KiB pages
+ * [addr, addr + npages * 4096) of its IOVA space, or everything.  On a
+ * selftest table @addr names the mock's IOTLB slot.
+ */
+struct ioasid_nested_inval {
+	__u64 addr;
+	__u64 npages;
+	__u32 flags;		/* enum ioasid_nested_inval_flags */
+	__u32 __reserved;
+};
+
+/*
+ * Flags of a nested attach (IOASID_CMD_NESTED_ATTACH) besides the
+ * IOASID_ATTACH_* ones: move an attached device (replace).
+ */
+enum ioasid_nested_attach_flags {
+	IOASID_NESTED_ATTACH_REPLACE	= 1 << 16,
+};
+
+struct ioasid_nested_info {
+	__u32 size;
+	__u32 flags;		/* 0 */
+	__u32 nested_id;
+	__u32 ioas_id;		/* the parent */
+	__u32 domain_id;	/* the parent's stage-2 domain under it */
+	__u32 type;		/* enum ioasid_nested_type */
+	__u32 nr_devices;
+	__u32 addr_width;	/* VT-d: the stage-1 address width */
+	__u64 pgtbl_addr;	/* VT-d: the stage-1 root (guest-physical) */
+	__u64 nr_invalidations;	/* requests processed */
+	char iommu[IOASID_NAME_MAX];
 };
 
 /* ---- KVM and coherency ---------------------------------------------- */
@@ -284,15 +368,33 @@ enum ioasid_fault_reason {
 	IOASID_FAULT_PRIVATE		= 4, /* confidential page */
 	IOASID_FAULT_BLOCKED		= 5, /* device attached nowhere */
 	IOASID_FAULT_GROUP_NOT_VIABLE	= 6,
+	/* a stage-1 entry with a reserved bit set (nested tables) */
+	IOASID_FAULT_RESERVED_BIT	= 7,
+};
+
+/* In ioasid_fault.flags besides IOASID_MAP_WRITE: where nested DMA failed. */
+enum ioasid_fault_flags {
+	IOASID_FAULT_STAGE1	= 1 << 8, /* the nested table's walk */
+	IOASID_FAULT_STAGE2	= 1 << 9, /* the parent's translation of a
+					     stage-1 table or its output */
 };
 
 struct ioasid_fault {
 	__u32 size;
-	__u32 flags;		/* IOASID_MAP_WRITE for a write access */
+	__u32 flags;		/* IOASID_MAP_WRITE, enum ioasid_fault_flags */
 	__u32 dev_id;
 	__u32 reason;		/* enum ioasid_fault_reason */
 	__u64 iova;
 	__u64 timestamp_ns;	/* CLOCK_MONOTONIC */
+	/*
+	 * Nested DMA (0 otherwise): the address that failed at its stage -
+	 * stage 1: the IOVA the device used; stage 2: the guest-physical
+	 * address (a stage-1 table entry's or the stage-1 output) the
+	 * parent IOAS could not translate - and the nested table.
+	 */
+	__u64 stage_addr;
+	__u32 nested_id;
+	__u32 __reserved;
 };
 
 /* Event groups a client subscribes to (bit masks). */

@@ -5,6 +5,7 @@
  */
 #include "dma.h"
 #include "guarded_copy.h"
+#include "nested.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -29,6 +30,8 @@ struct dma_op {
 	uint64_t fault_iova;
 	uint32_t fault_domid;
 	int fault_reason;	/* 0: none or not recordable */
+	uint8_t fault_stage;	/* nested: 1 or 2 */
+	uint64_t fault_stage_addr;
 };
 
 /* ------------------------------------------------------------------ */
@@ -142,6 +145,8 @@ static void record_fault(struct sim_dev *dev, const struct dma_op *op)
 		.domain_id = op->fault_domid,
 		.access = op->access,
 		.reason = op->fault_reason,
+		.stage = op->fault_stage,
+		.stage_addr = op->fault_stage_addr,
 	};
 	bool queued = false;
 	int efd;
@@ -196,6 +201,10 @@ static int xlate_error_reason(int err)
 		return SIM_FAULT_OUT_OF_RANGE;
 	case -EACCES:
 		return SIM_FAULT_PERMISSION;
+	case -EILSEQ:
+		return SIM_FAULT_RESERVED;
+	case -EFAULT:
+		return SIM_FAULT_BUS_ERROR;
 	default:
 		return SIM_FAULT_NOT_PRESENT;
 	}
@@ -220,17 +229,28 @@ static int dma_translate(struct dma_op *op, struct sim_domain *dom,
 	uint64_t gen;
 	int ret;
 
-	if (sim_iotlb_lookup(tlb, dom->id, iova, h)) {
-		if (!(h->flags & access_perm(op->access)))
-			return SIM_FAULT_PERMISSION;
-		if (!write || h->dirty) {
-			op->hits++;
-			return 0;
-		}
+	/*
+	 * A hit without the permission walks again, as a hit that must set
+	 * D does: the walk says which stage refuses (nested domains).
+	 */
+	if (sim_iotlb_lookup(tlb, dom->id, iova, h) &&
+	    (h->flags & access_perm(op->access)) && (!write || h->dirty)) {
+		op->hits++;
+		return 0;
 	}
 	op->misses++;
 	gen = sim_iotlb_gen(tlb);
-	ret = sim_pgtable_translate(dom->pgt, iova, op->access, &x);
+	if (dom->parent) {
+		struct sim_nested_fault nf;
+
+		ret = sim_nested_translate(dom, iova, op->access, &x, &nf);
+		if (ret) {
+			op->fault_stage = nf.stage;
+			op->fault_stage_addr = nf.addr;
+		}
+	} else {
+		ret = sim_pgtable_translate(dom->pgt, iova, op->access, &x);
+	}
 	if (ret)
 		return xlate_error_reason(ret);
 	sim_iotlb_fill(tlb, gen, dom->id, &x, write);

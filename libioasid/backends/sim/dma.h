@@ -67,6 +67,7 @@ enum sim_fault_reason {
 	SIM_FAULT_BUS_ERROR = 5,	/* SIGBUS: truncated file, private
 					 * guest_memfd page, hw poison */
 	SIM_FAULT_SEGV = 6,		/* SIGSEGV: hva unmapped/protected */
+	SIM_FAULT_RESERVED = 7,		/* stage-1 entry: reserved bit set */
 };
 
 struct sim_fault {
@@ -76,7 +77,9 @@ struct sim_fault {
 	uint32_t domain_id;		/* 0 when blocked */
 	uint8_t access;			/* SIM_ACCESS_READ or _WRITE */
 	uint8_t reason;			/* enum sim_fault_reason */
-	uint8_t pad[6];
+	uint8_t stage;			/* nested domain: 1 or 2, else 0 */
+	uint8_t pad[5];
+	uint64_t stage_addr;		/* nested: what failed (nested.h) */
 };
 
 struct sim_dev_stats {

@@ -34,6 +34,11 @@
 
 static uint32_t next_domain_id = 1;
 
+uint32_t sim_domain_new_id(void)
+{
+	return __atomic_fetch_add(&next_domain_id, 1, __ATOMIC_RELAXED);
+}
+
 /* ------------------------------------------------------------------ */
 /* Entry seqlock                                                       */
 /* ------------------------------------------------------------------ */
@@ -242,7 +247,7 @@ int sim_domain_create(unsigned int addr_width, uint64_t pgsize_mask,
 		return ret;
 	}
 	pthread_mutex_init(&dom->lock, NULL);
-	dom->id = __atomic_fetch_add(&next_domain_id, 1, __ATOMIC_RELAXED);
+	dom->id = sim_domain_new_id();
 	dom->enforce_coherency = flags & SIM_DOMAIN_ENFORCE_COHERENCY;
 	*out = dom;
 	return 0;
@@ -257,7 +262,22 @@ int sim_domain_destroy(struct sim_domain *dom)
 		pthread_mutex_unlock(&dom->lock);
 		return -EBUSY;
 	}
+	if (dom->children) {
+		pthread_mutex_unlock(&dom->lock);
+		return -EBUSY;
+	}
 	pthread_mutex_unlock(&dom->lock);
+	if (dom->parent) {
+		struct sim_domain **pp;
+
+		pthread_mutex_lock(&dom->parent->lock);
+		for (pp = &dom->parent->children; *pp; pp = &(*pp)->next_child)
+			if (*pp == dom) {
+				*pp = dom->next_child;
+				break;
+			}
+		pthread_mutex_unlock(&dom->parent->lock);
+	}
 	sim_pgtable_destroy(dom->pgt);
 	pthread_mutex_destroy(&dom->lock);
 	free(dom);
@@ -275,6 +295,23 @@ int sim_domain_map(struct sim_domain *dom, uint64_t iova, uint64_t length,
 	return ret;
 }
 
+/*
+ * The nested domains over @dom cache combined translations tagged by
+ * their own IOVAs, which say nothing of the stage-2 address they went
+ * through: a change of stage 2 drops all of their entries (as VT-d's
+ * second-stage invalidation does for nested entries).  @dom's mutex held;
+ * lock order parent -> nested.
+ */
+static void flush_children(struct sim_domain *dom)
+{
+	for (struct sim_domain *c = dom->children; c; c = c->next_child) {
+		pthread_mutex_lock(&c->lock);
+		for (struct sim_iotlb_link *l = c->iotlbs; l; l = l->next)
+			sim_iotlb_invalidate_all(l->tlb);
+		pthread_mutex_unlock(&c->lock);
+	}
+}
+
 /* Steps 2-4 of the protocol in iotlb.h; domain mutex held. */
 static void flush_and_wait(struct sim_domain *dom, uint64_t iova,
 			   uint64_t length)
@@ -283,6 +320,7 @@ static void flush_and_wait(struct sim_domain *dom, uint64_t iova,
 
 	for (l = dom->iotlbs; l; l = l->next)
 		sim_iotlb_invalidate_range(l->tlb, iova, iova + length - 1);
+	flush_children(dom);
 	sim_gp_synchronize();
 	sim_pgtable_reclaim(dom->pgt);
 }
@@ -319,6 +357,8 @@ int64_t sim_domain_unmap_batch(struct sim_domain *dom,
 		total += ret;
 	}
 	/* even after a failure: what was unmapped must be unreachable */
+	if (total)
+		flush_children(dom);
 	for (l = dom->iotlbs; l && total; l = l->next) {
 		if (i > BATCH_FLUSH_ALL) {
 			sim_iotlb_invalidate_all(l->tlb);

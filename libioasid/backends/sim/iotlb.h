@@ -93,12 +93,25 @@ struct sim_iotlb_hit {
 #define SIM_DOMAIN_ENFORCE_COHERENCY	SIM_PGT_ENFORCE_COHERENCY
 
 struct sim_domain {
-	struct sim_pgtable *pgt;
+	struct sim_pgtable *pgt;	/* NULL for a nested domain */
 	uint32_t id;		/* tags IOTLB entries */
 	bool enforce_coherency;
 	pthread_mutex_t lock;
 	struct sim_iotlb_link *iotlbs;	/* attached devices */
 	unsigned int nr_attached;
+	/*
+	 * Nested (two-stage) domains, nested.h: a nested domain has no page
+	 * table of its own but a stage-1 table in guest memory, read
+	 * through @parent (its stage 2); its IOTLB entries (tagged with its
+	 * id) cache the combined translation.  A parent lists its nested
+	 * domains (under its mutex) so that its unmaps drop their entries.
+	 */
+	struct sim_domain *parent;
+	struct sim_domain *children;
+	struct sim_domain *next_child;
+	uint64_t s1_root;		/* guest-physical, in @parent */
+	unsigned int s1_levels;		/* 4 or 5 */
+	unsigned int s1_width;		/* 48 or 57 */
 };
 
 /* --- IOTLB (per device) --------------------------------------------- */
@@ -193,5 +206,8 @@ int sim_domain_walk(struct sim_domain *dom, uint64_t iova,
  */
 int sim_domain_attach_iotlb(struct sim_domain *dom, struct sim_iotlb *tlb);
 void sim_domain_detach_iotlb(struct sim_domain *dom, struct sim_iotlb *tlb);
+
+/* A fresh domain id (IOTLB tag), shared by plain and nested domains. */
+uint32_t sim_domain_new_id(void);
 
 #endif /* IOASID_SIM_IOTLB_H */

@@ -15,6 +15,7 @@
 #include "backends/sim/dma.h"
 #include "backends/filemap.h"
 #include "backends/sim/guarded_copy.h"
+#include "backends/sim/nested.h"
 #include "backends/sim/topology.h"
 #include "util/log.h"
 #include "util/macros.h"
@@ -24,7 +25,16 @@ struct backend {
 	char source[IOASID_PATH_MAX];	/* "built-in" or the file */
 	struct inventory topo;
 	struct be_device *devices;	/* open devices, for fault reads */
+	struct be_nested *nested;	/* for fault records' nested ids */
 	uint32_t next_domain_id;
+};
+
+struct be_nested {
+	struct backend *be;
+	struct sim_domain *dom;		/* nested.h */
+	struct be_domain *parent;
+	uint32_t nested_id;		/* the core's */
+	struct be_nested *next;
 };
 
 struct be_domain {
@@ -47,6 +57,7 @@ struct be_device {
 	struct sim_dev *dev;
 	const struct inv_iommu *unit;
 	struct be_domain *domain;
+	struct be_nested *nested;	/* attached through it, or NULL */
 	uint64_t overflows_taken;	/* of the log's drops, told the core */
 	struct be_device *next;
 };
@@ -407,6 +418,7 @@ static int sim_attach(struct be_device *dev, struct be_domain *d)
 		return -EINVAL;
 	sim_dev_attach(dev->dev, d->dom);	/* replaces without a gap */
 	dev->domain = d;
+	dev->nested = NULL;
 	return 0;
 }
 
@@ -414,6 +426,104 @@ static int sim_detach(struct be_device *dev, char *why, size_t len)
 {
 	sim_dev_detach(dev->dev);
 	dev->domain = NULL;
+	dev->nested = NULL;
+	return 0;
+}
+
+/* ---- nested tables ---------------------------------------------------------- */
+
+static int sim_nested_alloc(struct be_domain *parent, struct be_device *dev,
+			    uint32_t type, const void *data, uint32_t len,
+			    uint32_t nested_id, struct be_nested **out,
+			    char *why, size_t whylen)
+{
+	const struct ioasid_nested_vtd_s1 *s1 = data;
+	struct be_nested *n;
+	int r;
+
+	if (type != IOASID_NESTED_VTD_S1) {
+		snprintf(why, whylen, "the simulated IOMMU implements VT-d "
+			 "first-stage tables only (type %u)", type);
+		return -EOPNOTSUPP;
+	}
+	if (s1->flags) {
+		snprintf(why, whylen, "the simulated IOMMU implements none of "
+			 "the VT-d first-stage flags (0x%llx): no supervisor "
+			 "requests, write protection or extended access flag",
+			 (unsigned long long)s1->flags);
+		return -EOPNOTSUPP;
+	}
+	if (!compatible(dev, parent)) {
+		snprintf(why, whylen, "the parent's domain was made for "
+			 "another IOMMU than the device's");
+		return -EINVAL;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	r = sim_nested_create(parent->dom, s1->pgtbl_addr, s1->addr_width,
+			      &n->dom);
+	if (r < 0) {
+		free(n);
+		if (r == -EINVAL)
+			snprintf(why, whylen, "stage-1 root 0x%llx or address "
+				 "width %u refused",
+				 (unsigned long long)s1->pgtbl_addr,
+				 s1->addr_width);
+		return r;
+	}
+	n->be = dev->be;
+	n->parent = parent;
+	n->nested_id = nested_id;
+	n->next = dev->be->nested;
+	dev->be->nested = n;
+	*out = n;
+	return 0;
+}
+
+static void sim_nested_free(struct be_nested *n)
+{
+	struct be_nested **p = &n->be->nested;
+
+	while (*p && *p != n)
+		p = &(*p)->next;
+	if (*p)
+		*p = n->next;
+	sim_domain_destroy(n->dom);
+	free(n);
+}
+
+static int sim_attach_nested(struct be_device *dev, struct be_nested *n)
+{
+	if (!compatible(dev, n->parent))
+		return -EINVAL;
+	sim_dev_attach(dev->dev, n->dom);	/* replaces without a gap */
+	dev->domain = n->parent;
+	dev->nested = n;
+	return 0;
+}
+
+static int sim_nested_inval(struct be_nested *n,
+			    const struct ioasid_nested_inval *v, uint32_t nr,
+			    uint32_t *done, char *why, size_t whylen)
+{
+	for (*done = 0; *done < nr; (*done)++) {
+		const struct ioasid_nested_inval *e = &v[*done];
+
+		if (e->flags & IOASID_NESTED_INVAL_ALL)
+			sim_nested_invalidate(n->dom, 0, UINT64_MAX);
+		else
+			sim_nested_invalidate(n->dom, e->addr, e->addr +
+					      (e->npages << 12) - 1);
+	}
+	return 0;
+}
+
+static uint32_t nested_id_of(const struct backend *be, uint32_t domid)
+{
+	for (const struct be_nested *n = be->nested; n; n = n->next)
+		if (n->dom->id == domid)
+			return n->nested_id;
 	return 0;
 }
 
@@ -451,6 +561,7 @@ static uint32_t fault_reason(uint8_t reason)
 	case SIM_FAULT_PERMISSION:	return IOASID_FAULT_PERMISSION;
 	case SIM_FAULT_BUS_ERROR:	return IOASID_FAULT_BUS_ERROR;
 	case SIM_FAULT_SEGV:		return IOASID_FAULT_BUS_ERROR;
+	case SIM_FAULT_RESERVED:	return IOASID_FAULT_RESERVED_BIT;
 	default:			return IOASID_FAULT_NOT_PRESENT;
 	}
 }
@@ -471,6 +582,13 @@ static int sim_read_faults(struct be_device *dev, struct ioasid_fault *out,
 			.iova = f.iova,
 			.timestamp_ns = f.timestamp_ns,
 		};
+		if (f.stage) {
+			out[n - 1].flags |= f.stage == 1 ? IOASID_FAULT_STAGE1 :
+							   IOASID_FAULT_STAGE2;
+			out[n - 1].stage_addr = f.stage_addr;
+			out[n - 1].nested_id = nested_id_of(dev->be,
+							    f.domain_id);
+		}
 	}
 	*nr = n;
 	return 0;
@@ -530,4 +648,8 @@ const struct backend_ops backend_sim = {
 	.take_faults_lost = sim_take_faults_lost,
 	.device_stats = sim_device_stats,
 	.simulate_hotplug = sim_simulate_hotplug,
+	.nested_alloc = sim_nested_alloc,
+	.nested_free = sim_nested_free,
+	.attach_nested = sim_attach_nested,
+	.nested_invalidate = sim_nested_inval,
 };

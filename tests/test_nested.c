@@ -1,0 +1,700 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Nested translation on the simulated IOMMU through the public API: a
+ * guest's VT-d first-stage table built in a memfd that the nest-parent
+ * IOAS maps (IOVA = guest-physical address), devices attached to the
+ * nested table, DMA checked byte by byte at the guest-physical page the
+ * stage-1 entry names, the IOTLB keeping a stale stage-1 translation
+ * until an invalidation covers it, stage-2 unmaps dropping combined
+ * entries, faults at the stage that failed, and every refusal.  Runs
+ * unchanged against ioasidd when IOASID_TEST_URI=unix:PATH.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+
+#define KiB (1ULL << 10)
+#define MiB (1ULL << 20)
+#define RW (IOASID_MAP_READ | IOASID_MAP_WRITE)
+#define FIXED IOASID_MAP_FIXED_IOVA
+
+/* Devices of the built-in topology (libioasid/backends/sim/default.topology) */
+#define NIC "0000:00:01.0"		/* sim0 (nesting), group 1 */
+#define GPU0 "0000:00:03.0"		/* sim0, group 3 */
+#define GPU1 "0000:01:00.0"		/* sim1: no nesting */
+
+/* x86-64 paging bits of a VT-d first-stage entry */
+#define P (1ULL << 0)
+#define W (1ULL << 1)
+#define U (1ULL << 2)
+#define PS (1ULL << 7)
+
+/*
+ * Guest memory: an 8 MiB memfd, its first 64 KiB (the page tables) and
+ * the rest (data) mapped as two mappings of the parent at GPA_BASE.
+ */
+#define GPA_BASE	0x40000000ULL
+#define MEM_SIZE	(8 * MiB)
+#define TABLES_SIZE	(64 * KiB)
+#define PML4		0x0000ULL	/* offsets in the memfd */
+#define PDPT		0x1000ULL
+#define PD		0x2000ULL
+#define PT		0x3000ULL
+#define PAGE_A		0x10000ULL
+#define PAGE_B		0x11000ULL
+#define PAGE_C		0x12000ULL
+#define LARGE		0x200000ULL	/* a 2 MiB page, 2 MiB aligned */
+/* Guest IOVAs (stage-1 inputs) */
+#define GVA		0x200000ULL	/* PD[1] -> PT: PT[0] A, PT[1] B */
+#define GVA_RO		(GVA + 2 * 4096)	/* PT[2]: read-only */
+#define GVA_SUPER	(GVA + 3 * 4096)	/* PT[3]: no U */
+#define GVA_OUTSIDE	(GVA + 4 * 4096)	/* PT[4]: GPA not mapped */
+#define GVA_LARGE	0x400000ULL	/* PD[2]: 2 MiB leaf at LARGE */
+#define GVA_HOLE	0x600000ULL	/* PD[3]: not present */
+#define GPA_UNMAPPED	0x70000000ULL
+
+struct guest {
+	struct ioasid_ctx *ctx;
+	uint32_t ioas, dev, nested;
+	int fd;
+	uint8_t *mem;			/* the memfd, as the guest sees it */
+};
+
+static uint64_t gpa(uint64_t off)
+{
+	return GPA_BASE + off;
+}
+
+static uint64_t *entry(struct guest *g, uint64_t table, unsigned int i)
+{
+	return (uint64_t *)(g->mem + table) + i;
+}
+
+/* The guest's stage-1 table. */
+static void build_tables(struct guest *g)
+{
+	*entry(g, PML4, 0) = gpa(PDPT) | P | W | U;
+	*entry(g, PDPT, 0) = gpa(PD) | P | W | U;
+	*entry(g, PD, 1) = gpa(PT) | P | W | U;
+	*entry(g, PT, 0) = gpa(PAGE_A) | P | W | U;
+	*entry(g, PT, 1) = gpa(PAGE_B) | P | W | U;
+	*entry(g, PT, 2) = gpa(PAGE_C) | P | U;
+	*entry(g, PT, 3) = gpa(PAGE_C) | P | W;
+	*entry(g, PT, 4) = GPA_UNMAPPED | P | W | U;
+	*entry(g, PD, 2) = gpa(LARGE) | P | W | U | PS;
+}
+
+static uint32_t bind(struct ioasid_ctx *ctx, const char *name)
+{
+	uint32_t id = 0;
+
+	cr_assert_eq(ioasid_device_bind(ctx, name, -1, &id), 0, "bind %s: %s",
+		     name, ioasid_last_error(ctx));
+	return id;
+}
+
+static struct ioasid_nested_vtd_s1 s1_at(uint64_t root)
+{
+	return (struct ioasid_nested_vtd_s1){
+		.pgtbl_addr = root, .addr_width = 48,
+	};
+}
+
+static int alloc_s1(struct guest *g, uint64_t root, uint32_t *id)
+{
+	struct ioasid_nested_vtd_s1 s1 = s1_at(root);
+
+	return ioasid_nested_alloc(g->ctx, g->ioas, g->dev,
+				   IOASID_NESTED_VTD_S1, &s1, sizeof(s1), 0,
+				   id);
+}
+
+/* Guest memory in a nest-parent IOAS and the NIC bound, not attached. */
+static void guest_setup(struct guest *g)
+{
+	uint64_t iova;
+
+	memset(g, 0, sizeof(*g));
+	g->ctx = test_ctx();
+	cr_assert_eq(ioasid_ioas_alloc(g->ctx, IOASID_IOAS_NEST_PARENT,
+				       &g->ioas), 0, "%s",
+		     ioasid_last_error(g->ctx));
+	g->fd = test_memfd(MEM_SIZE);
+	g->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      g->fd, 0);
+	cr_assert(g->mem != MAP_FAILED);
+	build_tables(g);
+	iova = gpa(0);
+	cr_assert_eq(ioasid_map_file(g->ctx, g->ioas, g->fd, 0, TABLES_SIZE,
+				     RW | FIXED, &iova), 0, "%s",
+		     ioasid_last_error(g->ctx));
+	iova = gpa(TABLES_SIZE);
+	cr_assert_eq(ioasid_map_file(g->ctx, g->ioas, g->fd, TABLES_SIZE,
+				     MEM_SIZE - TABLES_SIZE, RW | FIXED,
+				     &iova), 0, "%s",
+		     ioasid_last_error(g->ctx));
+	g->dev = bind(g->ctx, NIC);
+}
+
+/* ... and a nested table over it with the NIC attached. */
+static void guest_setup_nested(struct guest *g)
+{
+	guest_setup(g);
+	cr_assert_eq(alloc_s1(g, gpa(PML4), &g->nested), 0, "%s",
+		     ioasid_last_error(g->ctx));
+	cr_assert_neq(g->nested, 0);
+	cr_assert_eq(ioasid_device_attach_nested(g->ctx, g->dev, g->nested, 0),
+		     0, "%s", ioasid_last_error(g->ctx));
+}
+
+static void guest_teardown(struct guest *g)
+{
+	munmap(g->mem, MEM_SIZE);
+	close(g->fd);
+	ioasid_unref(g->ctx);
+}
+
+static int dev_write(struct guest *g, uint64_t iova, const void *buf,
+		     uint64_t len)
+{
+	uint64_t done = 0;
+
+	return ioasid_device_dma(g->ctx, g->dev, iova, (void *)buf, len,
+				 IOASID_DMA_WRITE, &done);
+}
+
+static int dev_read(struct guest *g, uint64_t iova, void *buf, uint64_t len)
+{
+	uint64_t done = 0;
+
+	return ioasid_device_dma(g->ctx, g->dev, iova, buf, len, 0, &done);
+}
+
+static void pattern(uint8_t *buf, size_t len, uint32_t seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(seed * 37 + i * 11 + (i >> 12));
+}
+
+static void write_and_check(struct guest *g, uint64_t iova, uint64_t off,
+			    size_t len, uint32_t seed)
+{
+	uint8_t *buf = malloc(len);
+
+	cr_assert(buf);
+	pattern(buf, len, seed);
+	cr_assert_eq(dev_write(g, iova, buf, len), 0, "DMA to 0x%llx: %s",
+		     (unsigned long long)iova, ioasid_last_error(g->ctx));
+	cr_assert_eq(memcmp(g->mem + off, buf, len), 0,
+		     "DMA to 0x%llx did not land at GPA 0x%llx",
+		     (unsigned long long)iova,
+		     (unsigned long long)gpa(off));
+	free(buf);
+}
+
+/* The single fault record the last DMA left. */
+static struct ioasid_fault one_fault(struct guest *g)
+{
+	struct ioasid_fault f[4];
+	uint32_t nr = 4;
+
+	cr_assert_eq(ioasid_fault_read(g->ctx, f, &nr), 0);
+	cr_assert_eq(nr, 1, "%u fault records", nr);
+	return f[0];
+}
+
+static void expect_fault(struct guest *g, uint32_t stage, uint32_t reason,
+			 uint64_t iova, uint64_t stage_addr)
+{
+	struct ioasid_fault f = one_fault(g);
+
+	cr_assert_eq(f.flags & (IOASID_FAULT_STAGE1 | IOASID_FAULT_STAGE2),
+		     stage, "flags 0x%x", f.flags);
+	cr_assert_eq(f.reason, reason, "reason %u", f.reason);
+	cr_assert_eq(f.iova, iova, "iova 0x%llx", (unsigned long long)f.iova);
+	cr_assert_eq(f.stage_addr, stage_addr, "stage_addr 0x%llx",
+		     (unsigned long long)f.stage_addr);
+	cr_assert_eq(f.nested_id, g->nested);
+	cr_assert_eq(f.dev_id, g->dev);
+}
+
+static void invalidate_range(struct guest *g, uint64_t addr, uint64_t npages)
+{
+	struct ioasid_nested_inval e = { .addr = addr, .npages = npages };
+	int32_t err = 1;
+	uint32_t nr = 1;
+
+	cr_assert_eq(ioasid_nested_invalidate(g->ctx, g->nested, &e, &nr,
+					      &err), 0, "%s",
+		     ioasid_last_error(g->ctx));
+	cr_assert_eq(nr, 1);
+	cr_assert_eq(err, 0);
+}
+
+/* ---- translation ------------------------------------------------------------ */
+
+Test(nested, dma_lands_at_the_stage1_gpa)
+{
+	struct guest g;
+	uint8_t back[8192];
+
+	guest_setup_nested(&g);
+	{
+		struct ioasid_ioas_info info;
+
+		cr_assert_eq(ioasid_ioas_get_info(g.ctx, g.ioas, &info), 0);
+		cr_assert(info.flags & IOASID_IOAS_NEST_PARENT);
+	}
+	/* two 4 KiB pages of stage 1 in one DMA: A then B */
+	write_and_check(&g, GVA, PAGE_A, 4096, 1);
+	write_and_check(&g, GVA + 4096, PAGE_B, 4096, 2);
+	write_and_check(&g, GVA + 100, PAGE_A + 100, 8000, 3);
+	/* and reads come from there */
+	pattern(g.mem + PAGE_A, 8192, 4);
+	cr_assert_eq(dev_read(&g, GVA, back, sizeof(back)), 0);
+	cr_assert_eq(memcmp(back, g.mem + PAGE_A, sizeof(back)), 0);
+	/* a 2 MiB stage-1 leaf */
+	write_and_check(&g, GVA_LARGE + 0x1234, LARGE + 0x1234, 3 * 4096, 5);
+	write_and_check(&g, GVA_LARGE + 2 * MiB - 4096,
+			LARGE + 2 * MiB - 4096, 4096, 6);
+	guest_teardown(&g);
+}
+
+Test(nested, stale_until_invalidated)
+{
+	struct guest g;
+
+	guest_setup_nested(&g);
+	write_and_check(&g, GVA, PAGE_A, 4096, 1);
+	/* the guest points the page elsewhere, without telling the IOMMU */
+	*entry(&g, PT, 0) = gpa(PAGE_C) | P | W | U;
+	write_and_check(&g, GVA, PAGE_A, 4096, 2);	/* cached: stale */
+	/* an invalidation of another range leaves it cached */
+	invalidate_range(&g, GVA + 4096, 1);
+	write_and_check(&g, GVA, PAGE_A, 4096, 3);
+	invalidate_range(&g, GVA, 1);
+	write_and_check(&g, GVA, PAGE_C, 4096, 4);	/* fresh */
+
+	/* invalidating everything does it too */
+	*entry(&g, PT, 0) = gpa(PAGE_B) | P | W | U;
+	write_and_check(&g, GVA, PAGE_C, 4096, 5);
+	{
+		struct ioasid_nested_inval all = {
+			.flags = IOASID_NESTED_INVAL_ALL,
+		};
+		uint32_t nr = 1;
+
+		cr_assert_eq(ioasid_nested_invalidate(g.ctx, g.nested, &all,
+						      &nr, NULL), 0);
+		cr_assert_eq(nr, 1);
+	}
+	write_and_check(&g, GVA, PAGE_B, 4096, 6);
+
+	/* a present entry removed: DMA faults once invalidated */
+	*entry(&g, PT, 0) = 0;
+	write_and_check(&g, GVA, PAGE_B, 4096, 7);
+	invalidate_range(&g, GVA, 1);
+	cr_assert_eq(dev_write(&g, GVA, "x", 1), -EFAULT);
+	expect_fault(&g, IOASID_FAULT_STAGE1, IOASID_FAULT_NOT_PRESENT, GVA,
+		     GVA);
+	guest_teardown(&g);
+}
+
+Test(nested, stage2_unmap_drops_combined_entries)
+{
+	struct guest g;
+	uint64_t unmapped = 0;
+
+	guest_setup_nested(&g);
+	write_and_check(&g, GVA, PAGE_A, 4096, 1);	/* now cached */
+	cr_assert_eq(ioasid_unmap(g.ctx, g.ioas, gpa(TABLES_SIZE),
+				  MEM_SIZE - TABLES_SIZE, 0, &unmapped), 0,
+		     "%s", ioasid_last_error(g.ctx));
+	cr_assert_eq(dev_write(&g, GVA, "x", 1), -EFAULT);
+	expect_fault(&g, IOASID_FAULT_STAGE2, IOASID_FAULT_NOT_PRESENT, GVA,
+		     gpa(PAGE_A));
+	guest_teardown(&g);
+}
+
+Test(nested, faults_name_the_stage)
+{
+	struct guest g;
+	uint8_t b = 0;
+
+	guest_setup_nested(&g);
+	cr_assert_eq(dev_write(&g, GVA_HOLE, "x", 1), -EFAULT);
+	expect_fault(&g, IOASID_FAULT_STAGE1, IOASID_FAULT_NOT_PRESENT,
+		     GVA_HOLE, GVA_HOLE);
+	/* stage 1 gives a GPA the parent does not map */
+	cr_assert_eq(dev_write(&g, GVA_OUTSIDE, "x", 1), -EFAULT);
+	expect_fault(&g, IOASID_FAULT_STAGE2, IOASID_FAULT_NOT_PRESENT,
+		     GVA_OUTSIDE, GPA_UNMAPPED);
+	/* read-only at stage 1: reads go, writes fault */
+	cr_assert_eq(dev_read(&g, GVA_RO, &b, 1), 0);
+	cr_assert_eq(dev_write(&g, GVA_RO, "x", 1), -EACCES);
+	expect_fault(&g, IOASID_FAULT_STAGE1, IOASID_FAULT_PERMISSION, GVA_RO,
+		     GVA_RO);
+	/* a supervisor page: the device's requests are user requests */
+	cr_assert_eq(dev_read(&g, GVA_SUPER, &b, 1), -EACCES);
+	expect_fault(&g, IOASID_FAULT_STAGE1, IOASID_FAULT_PERMISSION,
+		     GVA_SUPER, GVA_SUPER);
+	/* beyond the 48-bit stage-1 input */
+	cr_assert_eq(dev_read(&g, 1ULL << 48, &b, 1), -EFAULT);
+	(void)one_fault(&g);
+	guest_teardown(&g);
+}
+
+Test(nested, reserved_bit_is_a_stage1_fault)
+{
+	struct guest g;
+
+	guest_setup_nested(&g);
+	*entry(&g, PML4, 1) = gpa(PDPT) | P | W | U | PS;	/* no 512 GiB page */
+	cr_assert_eq(dev_write(&g, 1ULL << 39, "x", 1), -EFAULT);
+	expect_fault(&g, IOASID_FAULT_STAGE1, IOASID_FAULT_RESERVED_BIT,
+		     1ULL << 39, 1ULL << 39);
+	/* a 2 MiB leaf whose address is not 2 MiB aligned */
+	*entry(&g, PD, 4) = gpa(LARGE + 0x2000) | P | W | U | PS;
+	cr_assert_eq(dev_write(&g, 4 * 2 * MiB, "x", 1), -EFAULT);
+	expect_fault(&g, IOASID_FAULT_STAGE1, IOASID_FAULT_RESERVED_BIT,
+		     4 * 2 * MiB, 4 * 2 * MiB);
+	guest_teardown(&g);
+}
+
+/* A root the parent does not map faults at walk time, at stage 2. */
+Test(nested, root_outside_the_parent_faults_at_walk_time)
+{
+	struct guest g;
+
+	guest_setup(&g);
+	cr_assert_eq(alloc_s1(&g, GPA_UNMAPPED, &g.nested), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	cr_assert_eq(ioasid_device_attach_nested(g.ctx, g.dev, g.nested, 0),
+		     0);
+	cr_assert_eq(dev_write(&g, GVA, "x", 1), -EFAULT);
+	/* the PML4 entry of GVA: index 0 */
+	expect_fault(&g, IOASID_FAULT_STAGE2, IOASID_FAULT_NOT_PRESENT, GVA,
+		     GPA_UNMAPPED);
+	guest_teardown(&g);
+}
+
+/* ---- attach, replace, listing ----------------------------------------------- */
+
+Test(nested, replace_between_parent_and_nested)
+{
+	struct ioasid_nested_info info[2];
+	struct ioasid_device_info dinfo;
+	struct guest g;
+	uint32_t nr = 2;
+
+	guest_setup(&g);
+	cr_assert_eq(alloc_s1(&g, gpa(PML4), &g.nested), 0);
+	cr_assert_eq(ioasid_device_attach(g.ctx, g.dev, g.ioas, 0), 0);
+	/* directly on the parent: IOVA is the GPA */
+	write_and_check(&g, gpa(PAGE_B), PAGE_B, 4096, 1);
+	cr_assert_eq(ioasid_device_replace_nested(g.ctx, g.dev, g.nested, 0),
+		     0, "%s", ioasid_last_error(g.ctx));
+	write_and_check(&g, GVA, PAGE_A, 4096, 2);
+	cr_assert_eq(ioasid_device_get_info(g.ctx, NIC, &dinfo), 0);
+	cr_assert_eq(dinfo.nested_id, g.nested);
+	cr_assert_eq(dinfo.ioas_id, g.ioas);
+	cr_assert(dinfo.flags & IOASID_DEVICE_ATTACHED);
+
+	cr_assert_eq(ioasid_nested_list(g.ctx, g.ioas, info, &nr), 0);
+	cr_assert_eq(nr, 1);
+	cr_assert_eq(info[0].nested_id, g.nested);
+	cr_assert_eq(info[0].ioas_id, g.ioas);
+	cr_assert_eq(info[0].type, IOASID_NESTED_VTD_S1);
+	cr_assert_eq(info[0].nr_devices, 1);
+	cr_assert_eq(info[0].pgtbl_addr, gpa(PML4));
+	cr_assert_eq(info[0].addr_width, 48);
+	cr_assert_eq(info[0].domain_id, dinfo.domain_id);
+	cr_assert_str_eq(info[0].iommu, "sim0");
+
+	/* back to the parent itself */
+	cr_assert_eq(ioasid_device_replace(g.ctx, g.dev, g.ioas, 0), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	write_and_check(&g, gpa(PAGE_C), PAGE_C, 4096, 3);
+	cr_assert_eq(ioasid_device_get_info(g.ctx, NIC, &dinfo), 0);
+	cr_assert_eq(dinfo.nested_id, 0);
+	nr = 2;
+	cr_assert_eq(ioasid_nested_list(g.ctx, g.ioas, info, &nr), 0);
+	cr_assert_eq(info[0].nr_devices, 0);
+	/* the table can go now, and then the IOAS */
+	cr_assert_eq(ioasid_device_detach(g.ctx, g.dev), 0);
+	cr_assert_eq(ioasid_nested_destroy(g.ctx, g.nested), 0);
+	cr_assert_eq(ioasid_ioas_destroy(g.ctx, g.ioas), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	guest_teardown(&g);
+}
+
+Test(nested, two_tables_and_two_devices)
+{
+	struct guest g;
+	uint32_t second = 0, gpu;
+	uint64_t done = 0;
+	char x = 'x';
+
+	guest_setup_nested(&g);
+	gpu = bind(g.ctx, GPU0);
+	/* the GPU shares the first table */
+	cr_assert_eq(ioasid_device_attach_nested(g.ctx, gpu, g.nested, 0), 0,
+		     "%s", ioasid_last_error(g.ctx));
+	cr_assert_eq(ioasid_device_dma(g.ctx, gpu, GVA, &x, 1,
+				       IOASID_DMA_WRITE, &done), 0);
+	cr_assert_eq(g.mem[PAGE_A], 'x');
+	/* a second table over the same guest tables */
+	cr_assert_eq(alloc_s1(&g, gpa(PML4), &second), 0);
+	cr_assert_neq(second, g.nested);
+	/* from one nested table to another */
+	cr_assert_eq(ioasid_device_replace_nested(g.ctx, g.dev, second, 0), 0,
+		     "%s", ioasid_last_error(g.ctx));
+	write_and_check(&g, GVA + 4096, PAGE_B, 4096, 9);
+	cr_assert_eq(ioasid_nested_destroy(g.ctx, g.nested), -EBUSY);
+	guest_teardown(&g);	/* the session's teardown frees it all */
+}
+
+/* ---- refusals ------------------------------------------------------------- */
+
+Test(nested, parent_must_be_a_nesting_parent)
+{
+	struct ioasid_ctx *ctx = test_ctx();
+	struct ioasid_nested_vtd_s1 s1 = s1_at(0x1000);
+	uint32_t ioas = 0, dev, id = 0;
+
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &ioas), 0);
+	dev = bind(ctx, NIC);
+	cr_assert_eq(ioasid_nested_alloc(ctx, ioas, dev, IOASID_NESTED_VTD_S1,
+					 &s1, sizeof(s1), 0, &id), -EINVAL);
+	cr_assert(strstr(ioasid_last_error(ctx), "not a nesting parent"),
+		  "%s", ioasid_last_error(ctx));
+	cr_assert_eq(id, 0);
+	ioasid_unref(ctx);
+}
+
+Test(nested, bad_data_is_refused)
+{
+	struct {
+		struct ioasid_nested_vtd_s1 s1;
+		uint64_t tail;
+	} big = { .s1 = s1_at(gpa(PML4)) };
+	struct ioasid_nested_vtd_s1 s1 = s1_at(gpa(PML4));
+	struct ioasid_nested_selftest st = { 0 };
+	struct ioasid_nested_info info[1];
+	struct guest g;
+	uint32_t id = 0, nr = 1, other;
+
+	guest_setup(&g);
+	/* sizes */
+	cr_assert_eq(ioasid_nested_alloc(g.ctx, g.ioas, g.dev,
+					 IOASID_NESTED_VTD_S1, &s1,
+					 sizeof(s1) - 1, 0, &id), -EINVAL);
+	cr_assert(strstr(ioasid_last_error(g.ctx), "needs"), "%s",
+		  ioasid_last_error(g.ctx));
+	big.tail = 1;
+	cr_assert_eq(ioasid_nested_alloc(g.ctx, g.ioas, g.dev,
+					 IOASID_NESTED_VTD_S1, &big,
+					 sizeof(big), 0, &id), -E2BIG);
+	/* types and flags */
+	cr_assert_eq(ioasid_nested_alloc(g.ctx, g.ioas, g.dev, 77, &s1,
+					 sizeof(s1), 0, &id), -EOPNOTSUPP);
+	cr_assert_eq(ioasid_nested_alloc(g.ctx, g.ioas, g.dev,
+					 IOASID_NESTED_VTD_S1, &s1, sizeof(s1),
+					 1, &id), -EOPNOTSUPP);
+	cr_assert_eq(ioasid_nested_alloc(g.ctx, g.ioas, g.dev,
+					 IOASID_NESTED_SELFTEST, &st,
+					 sizeof(st), 0, &id), -EOPNOTSUPP);
+	cr_assert(strstr(ioasid_last_error(g.ctx), "VT-d first-stage"), "%s",
+		  ioasid_last_error(g.ctx));
+	s1.flags = 1ULL << 40;
+	cr_assert_eq(ioasid_nested_alloc(g.ctx, g.ioas, g.dev,
+					 IOASID_NESTED_VTD_S1, &s1, sizeof(s1),
+					 0, &id), -EOPNOTSUPP);
+	s1.flags = IOASID_VTD_S1_SRE;	/* known, not simulated */
+	cr_assert_eq(ioasid_nested_alloc(g.ctx, g.ioas, g.dev,
+					 IOASID_NESTED_VTD_S1, &s1, sizeof(s1),
+					 0, &id), -EOPNOTSUPP);
+	s1 = s1_at(gpa(PML4));
+	s1.__reserved = 1;
+	cr_assert_eq(ioasid_nested_alloc(g.ctx, g.ioas, g.dev,
+					 IOASID_NESTED_VTD_S1, &s1, sizeof(s1),
+					 0, &id), -EOPNOTSUPP);
+	/* fields */
+	s1 = s1_at(gpa(PML4));
+	s1.addr_width = 39;
+	cr_assert_eq(ioasid_nested_alloc(g.ctx, g.ioas, g.dev,
+					 IOASID_NESTED_VTD_S1, &s1, sizeof(s1),
+					 0, &id), -EINVAL);
+	s1 = s1_at(gpa(PML4) + 8);
+	cr_assert_eq(ioasid_nested_alloc(g.ctx, g.ioas, g.dev,
+					 IOASID_NESTED_VTD_S1, &s1, sizeof(s1),
+					 0, &id), -EINVAL);
+	cr_assert_eq(ioasid_nested_alloc(g.ctx, g.ioas, g.dev,
+					 IOASID_NESTED_VTD_S1, NULL, 0, 0, &id),
+		     -EINVAL);
+	/* objects */
+	s1 = s1_at(gpa(PML4));
+	cr_assert_eq(ioasid_nested_alloc(g.ctx, 999999, g.dev,
+					 IOASID_NESTED_VTD_S1, &s1, sizeof(s1),
+					 0, &id), -ENOENT);
+	cr_assert_eq(ioasid_nested_alloc(g.ctx, g.ioas, 999999,
+					 IOASID_NESTED_VTD_S1, &s1, sizeof(s1),
+					 0, &id), -ENOENT);
+	other = bind(g.ctx, GPU1);
+	cr_assert_eq(ioasid_nested_alloc(g.ctx, g.ioas, other,
+					 IOASID_NESTED_VTD_S1, &s1, sizeof(s1),
+					 0, &id), -EOPNOTSUPP);
+	cr_assert(strstr(ioasid_last_error(g.ctx), "no nested translation"),
+		  "%s", ioasid_last_error(g.ctx));
+	/* nothing was made */
+	cr_assert_eq(id, 0);
+	cr_assert_eq(ioasid_nested_list(g.ctx, g.ioas, info, &nr), 0);
+	cr_assert_eq(nr, 0);
+	cr_assert_eq(ioasid_domain_list(g.ctx, g.ioas, NULL, &nr), 0);
+	cr_assert_eq(nr, 0, "%u domains left behind", nr);
+	/* a longer structure with a zero tail is fine */
+	big.tail = 0;
+	cr_assert_eq(ioasid_nested_alloc(g.ctx, g.ioas, g.dev,
+					 IOASID_NESTED_VTD_S1, &big,
+					 sizeof(big), 0, &id), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	guest_teardown(&g);
+}
+
+Test(nested, busy_and_missing)
+{
+	struct guest g;
+	uint32_t gpu1;
+
+	guest_setup_nested(&g);
+	cr_assert_eq(ioasid_nested_destroy(g.ctx, g.nested), -EBUSY);
+	cr_assert(strstr(ioasid_last_error(g.ctx), "attached"), "%s",
+		  ioasid_last_error(g.ctx));
+	cr_assert_eq(ioasid_device_attach_nested(g.ctx, g.dev, g.nested, 0),
+		     -EBUSY);
+	cr_assert_eq(ioasid_device_attach_nested(g.ctx, g.dev, g.nested, 1u << 30),
+		     -EOPNOTSUPP);
+	cr_assert_eq(ioasid_device_attach_nested(g.ctx, g.dev, 999999, 0),
+		     -ENOENT);
+	cr_assert_eq(ioasid_nested_destroy(g.ctx, 999999), -ENOENT);
+	/* a device behind another IOMMU cannot use the table */
+	gpu1 = bind(g.ctx, GPU1);
+	cr_assert_eq(ioasid_device_attach_nested(g.ctx, gpu1, g.nested, 0),
+		     -EINVAL);
+	cr_assert_eq(ioasid_device_replace_nested(g.ctx, gpu1, g.nested, 0),
+		     -EINVAL);	/* not attached */
+	/* the parent stays while the table exists */
+	cr_assert_eq(ioasid_device_detach(g.ctx, g.dev), 0);
+	cr_assert_eq(ioasid_ioas_destroy(g.ctx, g.ioas), -EBUSY);
+	cr_assert(strstr(ioasid_last_error(g.ctx), "nested"), "%s",
+		  ioasid_last_error(g.ctx));
+	cr_assert_eq(ioasid_nested_destroy(g.ctx, g.nested), 0);
+	cr_assert_eq(ioasid_nested_destroy(g.ctx, g.nested), -ENOENT);
+	cr_assert_eq(ioasid_ioas_destroy(g.ctx, g.ioas), 0);
+	guest_teardown(&g);
+}
+
+Test(nested, invalidate_reports_each_entry)
+{
+	struct ioasid_nested_inval v[4] = {
+		{ .addr = GVA, .npages = 1 },
+		{ .flags = IOASID_NESTED_INVAL_ALL },
+		{ .addr = GVA + 1, .npages = 1 },	/* unaligned */
+		{ .addr = GVA, .npages = 2 },
+	};
+	struct ioasid_nested_info info[1];
+	int32_t err[4] = { 7, 7, 7, 7 };
+	struct guest g;
+	uint32_t nr = 4;
+
+	guest_setup_nested(&g);
+	cr_assert_eq(ioasid_nested_invalidate(g.ctx, g.nested, v, &nr, err),
+		     -EINVAL);
+	cr_assert(strstr(ioasid_last_error(g.ctx), "entry 2"), "%s",
+		  ioasid_last_error(g.ctx));
+	cr_assert_eq(nr, 2);
+	cr_assert_eq(err[0], 0);
+	cr_assert_eq(err[1], 0);
+	cr_assert_eq(err[2], -EINVAL);
+	cr_assert_eq(err[3], -ECANCELED);
+	nr = 1;
+	cr_assert_eq(ioasid_nested_list(g.ctx, g.ioas, info, &nr), 0);
+	cr_assert_eq(info[0].nr_invalidations, 2);
+
+	/* one bad entry of each kind, first in its request */
+	struct {
+		struct ioasid_nested_inval e;
+		int err;
+	} bad[] = {
+		{ { .addr = GVA, .npages = 0 }, -EINVAL },
+		{ { .addr = 4096, .flags = IOASID_NESTED_INVAL_ALL }, -EINVAL },
+		{ { .addr = UINT64_MAX & ~4095ULL, .npages = 2 }, -EOVERFLOW },
+		{ { .addr = 0, .npages = UINT64_MAX }, -EOVERFLOW },
+		{ { .addr = GVA, .npages = 1, .flags = 1u << 9 }, -EOPNOTSUPP },
+		{ { .addr = GVA, .npages = 1, .__reserved = 1 }, -EOPNOTSUPP },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int32_t e = 0;
+
+		nr = 1;
+		cr_assert_eq(ioasid_nested_invalidate(g.ctx, g.nested,
+						      &bad[i].e, &nr, &e),
+			     bad[i].err, "case %zu", i);
+		cr_assert_eq(nr, 0, "case %zu", i);
+		cr_assert_eq(e, bad[i].err, "case %zu", i);
+	}
+	nr = 0;
+	cr_assert_eq(ioasid_nested_invalidate(g.ctx, g.nested, v, &nr, err),
+		     -EINVAL);
+	nr = 1;
+	cr_assert_eq(ioasid_nested_invalidate(g.ctx, g.nested, NULL, &nr, err),
+		     -EINVAL);
+	cr_assert_eq(ioasid_nested_invalidate(g.ctx, g.nested, v, NULL, err),
+		     -EINVAL);
+	nr = 4097;
+	cr_assert_eq(ioasid_nested_invalidate(g.ctx, g.nested, v, &nr, NULL),
+		     -E2BIG);
+	nr = 1;
+	cr_assert_eq(ioasid_nested_invalidate(g.ctx, 999999, v, &nr, NULL),
+		     -ENOENT);
+	guest_teardown(&g);
+}
+
+/* Another context (through ioasidd: another session) sees nothing of it. */
+Test(nested, other_context_cannot_touch_it)
+{
+	struct ioasid_nested_inval e = { .flags = IOASID_NESTED_INVAL_ALL };
+	struct ioasid_nested_vtd_s1 s1 = s1_at(gpa(PML4));
+	struct ioasid_ctx *other = test_ctx();
+	struct ioasid_nested_info info[1];
+	uint32_t nr = 1, id = 0, ioas = 0;
+	struct guest g;
+
+	guest_setup_nested(&g);
+	cr_assert_eq(ioasid_nested_destroy(other, g.nested), -ENOENT);
+	cr_assert_eq(ioasid_nested_invalidate(other, g.nested, &e, &nr, NULL),
+		     -ENOENT);
+	cr_assert_eq(ioasid_device_attach_nested(other, g.dev, g.nested, 0),
+		     -ENOENT);
+	nr = 1;
+	cr_assert_eq(ioasid_nested_list(other, g.ioas, info, &nr), -ENOENT);
+	cr_assert_eq(ioasid_nested_alloc(other, g.ioas, g.dev,
+					 IOASID_NESTED_VTD_S1, &s1, sizeof(s1),
+					 0, &id), -ENOENT);
+	/* with its own IOAS, still not with our device */
+	cr_assert_eq(ioasid_ioas_alloc(other, IOASID_IOAS_NEST_PARENT, &ioas),
+		     0);
+	cr_assert_eq(ioasid_nested_alloc(other, ioas, g.dev,
+					 IOASID_NESTED_VTD_S1, &s1, sizeof(s1),
+					 0, &id), -ENOENT);
+	write_and_check(&g, GVA, PAGE_A, 4096, 1);
+	ioasid_unref(other);
+	guest_teardown(&g);
+}
