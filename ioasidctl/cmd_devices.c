@@ -13,7 +13,8 @@ static const char usage[] =
 	"List the devices the backend offers (or only those named): PCI\n"
 	"name, vendor:device, class, driver, IOMMU group and unit, what the\n"
 	"device can do, and its state in this session (bound, attached, on\n"
-	"which IOAS and domain, coherent or not).  Through ioasidd, another\n"
+	"which IOAS and domain, through which nested table, coherent or\n"
+	"not).  Through ioasidd, another\n"
 	"client's bindings show only when the daemon lets ioasidctl observe.\n";
 
 #define CAP_MASK	0x3fU		/* bits 0-5: what the device is */
@@ -49,6 +50,7 @@ static void add_row(struct table *t, const struct ioasid_device_info *d)
 	id_cell(t, d->dev_id);
 	id_cell(t, d->ioas_id);
 	id_cell(t, d->domain_id);
+	id_cell(t, d->nested_id);
 	id_cell(t, d->vm_id);
 	table_cell(t, "%s", state);
 }
@@ -58,7 +60,7 @@ static int print_table(const struct ioasid_device_info *v, uint32_t nr,
 {
 	static const char *const hdr[] = {
 		"DEVICE", "ID", "CLASS", "DRIVER", ">GROUP", "IOMMU", "FLAGS",
-		">DEV", ">IOAS", ">DOMAIN", ">VM", "STATE",
+		">DEV", ">IOAS", ">DOMAIN", ">NESTED", ">VM", "STATE",
 	};
 	struct table t;
 	int r;
@@ -97,6 +99,7 @@ void json_device(struct json *j, const struct ioasid_device_info *d)
 	json_id(j, "dev_id", d->dev_id);
 	json_id(j, "ioas", d->ioas_id);
 	json_id(j, "domain", d->domain_id);
+	json_id(j, "nested", d->nested_id);
 	json_id(j, "vm", d->vm_id);
 	json_flag_words(j, "platform", d->platform, platform_names,
 			ARRAY_SIZE(platform_names));

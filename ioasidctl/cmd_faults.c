@@ -66,6 +66,14 @@ static const char *access_str(const struct ioasid_fault *f)
 	return f->flags & IOASID_MAP_WRITE ? "write" : "read";
 }
 
+/* 1 or 2 for a nested table's fault, else 0. */
+static unsigned int stage_of(const struct ioasid_fault *f)
+{
+	if (f->flags & IOASID_FAULT_STAGE1)
+		return 1;
+	return f->flags & IOASID_FAULT_STAGE2 ? 2 : 0;
+}
+
 static int print_table(const struct fault_list *l,
 		       const struct ioasid_device_info *d, uint32_t nd,
 		       uint64_t lost)
@@ -102,7 +110,12 @@ static int print_table(const struct fault_list *l,
 		table_cell(&t, "%u", f->dev_id);
 		table_cell(&t, "%s", access_str(f));
 		table_cell(&t, "%s", hex_str(f->iova, true).s);
-		table_cell(&t, "%s", fault_reason_name(f->reason));
+		if (stage_of(f))
+			table_cell(&t, "%s (nested %u, stage %u at %s)",
+				   fault_reason_name(f->reason), f->nested_id,
+				   stage_of(f), hex_str(f->stage_addr, true).s);
+		else
+			table_cell(&t, "%s", fault_reason_name(f->reason));
 	}
 	r = table_print(&t, stdout, "");
 	table_free(&t);
@@ -132,6 +145,10 @@ static void print_json(const struct fault_list *l,
 		json_str(&j, "access", access_str(f));
 		json_u64(&j, "iova", f->iova);
 		json_str(&j, "reason", fault_reason_name(f->reason));
+		/* nested tables: which one, the stage, what it refused */
+		json_id(&j, "nested", f->nested_id);
+		json_u64(&j, "stage", stage_of(f));
+		json_u64(&j, "stage_addr", f->stage_addr);
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);

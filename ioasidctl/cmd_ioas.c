@@ -11,7 +11,8 @@
 #include "ioasidctl.h"
 
 static const char *const ioas_flag_names[] = { "identity", "restricted",
-						     "page-granular" };
+						     "page-granular",
+						     "nest-parent" };
 
 static const char group_usage[] =
 	"Usage: ioasidctl ioas [list|show|create|destroy|snoop|allow] ...\n"
@@ -180,7 +181,7 @@ static int ioas_list(struct ctl *ctl, int argc, char **argv)
 
 static const char create_usage[] =
 	"Usage: ioasidctl ioas create [--identity] [--restricted]\n"
-	"                             [--page-granular]\n"
+	"                             [--page-granular] [--nest-parent]\n"
 	"                             [--snoop auto|enforce|allow] [--json]\n"
 	"\n"
 	"Create an address space and print its id.\n"
@@ -192,6 +193,8 @@ static const char create_usage[] =
 	"  --page-granular  4 KiB IOPTEs only, so that every cut of a\n"
 	"                mapping is atomic (no window for the pages that\n"
 	"                stay); the default allows large IOPTEs\n"
+	"  --nest-parent  nested (stage-1) tables may be created over it\n"
+	"                ('ioasidctl nested create')\n"
 	"  --snoop MODE  cache coherency policy: auto (enforce where the\n"
 	"                IOMMU can; the default), enforce (refuse devices\n"
 	"                whose IOMMU cannot), allow (never enforce)\n";
@@ -221,12 +224,13 @@ static int create_print(struct ctl *ctl, uint32_t id)
 static int ioas_create(struct ctl *ctl, int argc, char **argv)
 {
 	enum { OPT_IDENTITY = 0x300, OPT_RESTRICTED, OPT_SNOOP,
-	       OPT_PAGE_GRANULAR };
+	       OPT_PAGE_GRANULAR, OPT_NEST_PARENT };
 	static const struct option opts[] = {
 		COMMON_OPTS,
 		{ "identity", no_argument, NULL, OPT_IDENTITY },
 		{ "restricted", no_argument, NULL, OPT_RESTRICTED },
 		{ "page-granular", no_argument, NULL, OPT_PAGE_GRANULAR },
+		{ "nest-parent", no_argument, NULL, OPT_NEST_PARENT },
 		{ "snoop", required_argument, NULL, OPT_SNOOP },
 		{ 0 },
 	};
@@ -243,6 +247,9 @@ static int ioas_create(struct ctl *ctl, int argc, char **argv)
 			break;
 		case OPT_PAGE_GRANULAR:
 			flags |= IOASID_IOAS_PAGE_GRANULAR;
+			break;
+		case OPT_NEST_PARENT:
+			flags |= IOASID_IOAS_NEST_PARENT;
 			break;
 		case OPT_SNOOP:
 			r = parse_mode(ctl, optarg, &mode);

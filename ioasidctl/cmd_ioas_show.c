@@ -61,6 +61,8 @@ struct view {
 	size_t nr_files;
 	struct ioasid_domain_info *domains;
 	uint32_t nr_domains;
+	struct ioasid_nested_info *nested;	/* tables over it */
+	uint32_t nr_nested;
 	struct ioasid_device_info *devices;	/* all of them */
 	uint32_t nr_devices;
 	struct segment *segs;
@@ -74,6 +76,7 @@ static void view_free(struct view *v)
 	free(v->maps);
 	free(v->files);
 	free(v->domains);
+	free(v->nested);
 	free(v->devices);
 	free(v->segs);
 }
@@ -185,6 +188,8 @@ static int gather(struct ctl *ctl, struct view *v)
 		r = get_files(ctl, v);
 	if (r == 0)
 		r = ctl_list_domains(ctl, v->id, &v->domains, &v->nr_domains);
+	if (r == 0)
+		r = ctl_list_nested(ctl, v->id, &v->nested, &v->nr_nested);
 	if (r == 0)
 		r = ctl_list_devices(ctl, &v->devices, &v->nr_devices);
 	if (r < 0)
@@ -447,10 +452,18 @@ static int print_domains(const struct view *v)
 	return r;
 }
 
+static int print_nested(const struct view *v)
+{
+	if (!v->nr_nested)
+		return 0;
+	printf("\n  NESTED TABLES\n");
+	return nested_table(v->nested, v->nr_nested, "  ");
+}
+
 static int print_devices(const struct view *v)
 {
 	static const char *const hdr[] = {
-		"DEVICE", ">DEV", ">DOMAIN", "COHERENT", "PLATFORM",
+		"DEVICE", ">DEV", ">DOMAIN", ">NESTED", "COHERENT", "PLATFORM",
 	};
 	struct table t;
 	char platform[64];
@@ -471,6 +484,10 @@ static int print_devices(const struct view *v)
 		table_cell(&t, "%s", d->name);
 		table_cell(&t, "%u", d->dev_id);
 		table_cell(&t, "%u", d->domain_id);
+		if (d->nested_id)
+			table_cell(&t, "%u", d->nested_id);
+		else
+			table_cell(&t, "-");
 		table_cell(&t, "%s", d->flags & IOASID_DEVICE_NONCOHERENT ?
 			   "no" : "yes");
 		table_cell(&t, "%s", platform);
@@ -486,7 +503,8 @@ static int print_human(const struct view *v)
 	draw(v);
 	printf("\n");
 	if (print_segments(v) < 0 || print_mappings(v) < 0 ||
-	    print_domains(v) < 0 || print_devices(v) < 0)
+	    print_domains(v) < 0 || print_nested(v) < 0 ||
+	    print_devices(v) < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -804,6 +822,7 @@ static void print_json(const struct view *v)
 	json_ranges(&j, v);
 	json_mappings(&j, v);
 	json_domains(&j, v);
+	json_nested_array(&j, v->nested, v->nr_nested);
 	json_obj_end(&j);
 	json_finish(&j);
 }

@@ -521,6 +521,11 @@ static int domains_fn(struct ctl *ctl, uint32_t arg, void *v, uint32_t *nr)
 	return ioasid_domain_list(ctl->ctx, arg, v, nr);
 }
 
+static int nested_fn(struct ctl *ctl, uint32_t arg, void *v, uint32_t *nr)
+{
+	return ioasid_nested_list(ctl->ctx, arg, v, nr);
+}
+
 static int vms_fn(struct ctl *ctl, uint32_t arg, void *v, uint32_t *nr)
 {
 	return ioasid_vm_list(ctl->ctx, v, nr);
@@ -552,6 +557,12 @@ int ctl_list_domains(struct ctl *ctl, uint32_t ioas_id,
 		     struct ioasid_domain_info **v, uint32_t *nr)
 {
 	return list_all(ctl, domains_fn, ioas_id, sizeof(**v), (void **)v, nr);
+}
+
+int ctl_list_nested(struct ctl *ctl, uint32_t ioas_id,
+		    struct ioasid_nested_info **v, uint32_t *nr)
+{
+	return list_all(ctl, nested_fn, ioas_id, sizeof(**v), (void **)v, nr);
 }
 
 int ctl_list_vms(struct ctl *ctl, uint32_t **ids, uint32_t *nr)
@@ -608,6 +619,8 @@ const char *fault_reason_name(uint32_t reason)
 		return "blocked";
 	case IOASID_FAULT_GROUP_NOT_VIABLE:
 		return "group-not-viable";
+	case IOASID_FAULT_RESERVED_BIT:
+		return "reserved-bit";
 	default:
 		return "unknown";
 	}

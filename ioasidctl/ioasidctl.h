@@ -148,6 +148,8 @@ int ctl_list_sessions(struct ctl *ctl, struct ioasid_session_info **v,
 int ctl_list_domains(struct ctl *ctl, uint32_t ioas_id,
 		     struct ioasid_domain_info **v, uint32_t *nr);
 int ctl_list_vms(struct ctl *ctl, uint32_t **ids, uint32_t *nr);
+int ctl_list_nested(struct ctl *ctl, uint32_t ioas_id,
+		    struct ioasid_nested_info **v, uint32_t *nr);
 
 /* ---- words for flags ----------------------------------------------------- */
 
@@ -194,6 +196,12 @@ int cmd_dma(struct ctl *ctl, int argc, char **argv);
 int cmd_convert(struct ctl *ctl, int argc, char **argv);
 int cmd_batch(struct ctl *ctl, int argc, char **argv);
 int cmd_session(struct ctl *ctl, int argc, char **argv);
+int cmd_nested(struct ctl *ctl, int argc, char **argv);
+/* Nested tables as a table (@indent before each line) or a JSON array. */
+int nested_table(const struct ioasid_nested_info *v, uint32_t nr,
+		 const char *indent);
+void json_nested_array(struct json *j, const struct ioasid_nested_info *v,
+		       uint32_t nr);
 /*
  * --session: make ctl->uri name the session and its token file (an exit
  * status); after opening, refuse a session without linger.

@@ -28,6 +28,8 @@ static const struct cmd commands[] = {
 	{ "attach", cmd_attach, "attach a device to an IOAS" },
 	{ "detach", cmd_detach, "detach a device from its IOAS" },
 	{ "replace", cmd_replace, "move an attached device to another IOAS" },
+	{ "nested", cmd_nested, "nested (stage-1) tables over a nest-parent "
+	  "IOAS" },
 	{ "kvm", cmd_kvm, "VMs: WBINVD state and which devices cause it" },
 	{ "monitor", cmd_monitor, "print events as they happen" },
 	{ "faults", cmd_faults, "read and print queued DMA fault records" },

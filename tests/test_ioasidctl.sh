@@ -116,7 +116,7 @@ t "ioasidctl help" 0 -o '^  ioas +list, show'
 raw --version
 t "ioasidctl --version" 0 -o '^ioasidctl [0-9]'
 for cmd in status devices iommus ioas map unmap attach detach replace kvm \
-	   monitor faults dma sim batch script session; do
+	   monitor faults dma sim batch script session nested; do
 	raw "$cmd" --help
 	t "$cmd --help" 0 -o "^Usage: ioasidctl ($cmd|script|batch)" -E .
 done
@@ -216,8 +216,8 @@ fi
 
 run devices
 t "devices table" 0 \
-	-o '^DEVICE +ID +CLASS +DRIVER +GROUP +IOMMU +FLAGS +DEV +IOAS +DOMAIN +VM +STATE$' \
-	-o '^0000:01:00\.0 +1002:740f +038000 +vfio-pci-sim +4 +sim1 +no-snoop,translates,simulated +- +- +- +- +-$' \
+	-o '^DEVICE +ID +CLASS +DRIVER +GROUP +IOMMU +FLAGS +DEV +IOAS +DOMAIN +NESTED +VM +STATE$' \
+	-o '^0000:01:00\.0 +1002:740f +038000 +vfio-pci-sim +4 +sim1 +no-snoop,translates,simulated +- +- +- +- +- +-$' \
 	-o '^0000:01:01\.0 .* simulated +-' \
 	-o '^0000:01:02\.0 .*no-snoop-unknown'
 run --json devices
@@ -340,7 +340,7 @@ t "ioas show: mappings, domains, devices" 0 \
 	-o '^  0x0000000040000000 +64K +r- +0x0 +/memfd:ioasidctl \(deleted\) \(memfd\)$' \
 	-o '^ +[0-9]+ +sim0 +enforced +yes +4K,2M,1G +1$' \
 	-o '^ +[0-9]+ +sim1 +not-enforced +no +4K,2M +1$' \
-	-o '^  0000:01:00\.0 +[0-9]+ +[0-9]+ +no +iova,access-platform$'
+	-o '^  0000:01:00\.0 +[0-9]+ +[0-9]+ +- +no +iova,access-platform$'
 
 batch --json <<'EOF'
 a=ioas create
@@ -922,6 +922,76 @@ else
 		ok "JSON walk: exact decimal IOVAs" ||
 		not_ok "JSON walk: exact decimal IOVAs" "$(cat "$tmp/vals")"
 fi
+
+# ---- nested tables ------------------------------------------------------------
+
+for sub in list create attach invalidate destroy; do
+	raw nested "$sub" --help
+	t "nested $sub --help" 0 -o "^Usage: ioasidctl nested $sub"
+done
+# a root the parent does not map: DMA faults at stage 2, at the root
+batch -x <<'EOF'
+p=ioas create --nest-parent
+map $p --memfd --length 2M --iova 0x40000000
+n=nested create $p 00:01.0 --root 0x80000000
+nested attach 00:01.0 $n
+nested list $p
+nested invalidate $n 0x200000 4 --leaf
+nested invalidate $n --all
+-dma 00:01.0 0x200000 16
+faults
+ioas show $p
+devices 00:01.0
+replace 00:01.0 $p
+nested list
+-nested destroy 4242
+-nested invalidate $n 0x201 1
+-nested create 1 00:01.0
+nested destroy $n
+EOF
+t "nested: create, attach, list, invalidate, destroy" 0 \
+	-o '^nested table [0-9]+ created over IOAS [0-9]+ for sim0 \(root 0x80000000, 48-bit\)$' \
+	-o '^0000:00:01\.0 \(dev [0-9]+\) attached to nested table [0-9]+ over IOAS [0-9]+, domain [0-9]+ on sim0$' \
+	-o '^NESTED +TYPE +IOMMU +DOMAIN +ROOT +WIDTH +DEVICES +INVALIDATIONS$' \
+	-o '^ +[0-9]+ +vtd-s1 +sim0 +[0-9]+ +0x80000000 +48 +1 +0$' \
+	-o '^nested table [0-9]+: 0x200000\+4 pages invalidated$' \
+	-o '^nested table [0-9]+: everything invalidated$' \
+	-o 'not-present \(nested [0-9]+, stage 2 at 0x0000000080000000\)$' \
+	-o '^  NESTED TABLES$' \
+	-o '^ +[0-9]+ +vtd-s1 +sim0 +[0-9]+ +0x80000000 +48 +1 +2$' \
+	-o '^  0000:00:01\.0 +[0-9]+ +[0-9]+ +[0-9]+ +yes ' \
+	-o '^ +[0-9]+ +vtd-s1 +sim0 +[0-9]+ +0x80000000 +48 +0 +2$' \
+	-o '^nested table [0-9]+ destroyed$' \
+	-e 'cannot destroy nested table 4242: no nested table 4242$' \
+	-e 'cannot invalidate nested table [0-9]+: entry 0: address 0x201 is not 4 KiB aligned$' \
+	-e 'nested create: --root GPA is required'
+batch --json <<'EOF'
+p=ioas create --nest-parent
+n=nested create $p 00:01.0 --root 0x1000 --width 57
+nested attach 00:01.0 $n
+nested list $p
+devices 00:01.0
+EOF
+t "nested --json" 0 -J
+"$JC" -d 3 '.nested[0].addr_width' '.nested[0].pgtbl_addr' '.nested[0].type' \
+	< "$tmp/out" > "$tmp/vals" 2>&1
+[ "$(tr '\n' ' ' < "$tmp/vals")" = "57 4096 vtd-s1 " ] &&
+	ok "nested list --json: width, root, type" ||
+	not_ok "nested list --json: width, root, type" "$(cat "$tmp/vals")"
+batch <<'EOF'
+a=ioas create
+nested create $a 00:01.0 --root 0x1000
+EOF
+t "nested create: not a nesting parent" 1 \
+	-e 'IOAS [0-9]+ is not a nesting parent: allocate it with IOASID_IOAS_NEST_PARENT'
+batch <<'EOF'
+p=ioas create --nest-parent
+n=nested create $p 00:01.0 --root 0x1000
+nested attach 00:01.0 $n
+nested destroy $n
+EOF
+t "nested destroy: devices attached" 1 \
+	-e 'nested table [0-9]+ still has 1 device\(s\) attached'
 
 # ---- messages: said once, near misses, --json errors ------------------------
 
