@@ -151,6 +151,13 @@ AWK
   call after 2 ms of quiet (`lone_call_ns`) and the daemon's CPU time per
   such call (`daemon_cpu_per_lone_call_ns`, from /proc/PID/schedstat:
   the price of its spin).
+- **nested** (`bench/bench_nested.c`): two-stage translation on the
+  simulated IOMMU (`stages=2`: a VT-d first-stage table of 4 KiB leaves
+  in guest memory, each of its reads translated by stage 2) with IOTLB
+  hits and misses, cached stage-2-only translations (`stages=1`) beside
+  them; nested invalidations per second of one page and of everything
+  (`layer=sim`) and of one entry through the public API
+  (`layer=api-embedded`).
 EOF
 } >"$tmp.md"
 mv "$tmp.md" "$out"
