@@ -305,6 +305,8 @@ static int do_session_name(struct client *c, struct ioasid_op *op)
 	if (r < 0)
 		return r;
 	snprintf(c->name, sizeof(c->name), "%s", op->name);
+	journal_session_named(c->srv->journal, c->session, c->name,
+			      c->linger_s, op->out);
 	core_session_set_owner(c->session, (uint32_t)c->cred.pid, c->cred.uid,
 			       c->name);
 	log_info(c->srv, "client %llu named its session \"%s\" (linger %u s)",
@@ -339,10 +341,12 @@ static int do_session_reclaim(struct client *c, struct ioasid_op *op)
 	r = sessions_take(c->srv, n, op, &s, &limits);
 	if (r < 0)
 		return r;
+	journal_session_token(c->srv->journal, s, op->out);
 	server_unwatch(c->srv, &c->ev_w);
 	/* the old session's view goes; VIEW makes one of the new session */
 	fastpath_free(c->fastpath);
 	c->fastpath = NULL;
+	journal_session_end(c->srv->journal, c->session);
 	core_session_free(c->session);
 	policy_limits_release(&c->limits);
 	c->session = s;
@@ -450,6 +454,7 @@ static int do_file_register(struct client *c, struct ioasid_op *op)
 
 static int run_op(struct client *c, struct ioasid_op *op)
 {
+	struct journal_req jreq;
 	int r;
 
 	switch (op->cmd) {
@@ -490,7 +495,15 @@ static int run_op(struct client *c, struct ioasid_op *op)
 		core_session_events_dropped(c->session, op->length);
 		return 0;
 	}
+	/* recorded before the reply leaves (journal.c) */
+	if (c->srv->journal)
+		journal_before(c->srv->journal, op, &jreq);
 	r = core_call(c->session, op);
+	if (c->srv->journal)
+		journal_op(c->srv->journal, c->session, &jreq, op, r);
+	/* counted for a client that resumes after a lost connection */
+	if (r >= 0 && c->named && proto_cmd_changes_state(op->cmd))
+		sessions_changed(c->named, op);
 	if (op->cmd == IOASID_CMD_STATUS && r == 0)
 		fix_status(c->srv, op);
 	return r;
@@ -726,9 +739,10 @@ static int peer_groups(int fd, gid_t **groups, size_t *nr)
 	return 0;
 }
 
-static int open_session(struct client *c, const struct policy_result *res)
+int server_session_limits(struct server *srv, const struct policy_result *res,
+			  struct session_limits *limits)
 {
-	struct core *core = c->srv->core;
+	struct core *core = srv->core;
 	uint32_t n = core_nr_devices(core);
 	const char **names;
 	int r;
@@ -738,13 +752,22 @@ static int open_session(struct client *c, const struct policy_result *res)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < n; i++)
 		names[i] = core_device_name(core, i);
-	r = policy_session_limits(res, names, n, &c->limits);
+	r = policy_session_limits(res, names, n, limits);
 	free(names);
+	return r;
+}
+
+static int open_session(struct client *c, const struct policy_result *res)
+{
+	int r = server_session_limits(c->srv, res, &c->limits);
+
 	if (r < 0)
 		return r;
-	r = core_session_new(core, &c->limits, &c->session);
+	r = core_session_new(c->srv->core, &c->limits, &c->session);
 	if (r < 0)
 		return r;
+	journal_session_open(c->srv->journal, c->session, c->cred.uid,
+			     c->cred.gid);
 	/* its name comes with HELLO */
 	core_session_set_owner(c->session, (uint32_t)c->cred.pid,
 			       c->cred.uid, "");
@@ -903,8 +926,10 @@ void client_free(struct client *c)
 	if (c->named && c->session &&
 	    sessions_disconnected(c->srv, c->named, &c->limits))
 		c->session = NULL;
-	if (c->session)
+	if (c->session) {
+		journal_session_end(c->srv->journal, c->session);
 		core_session_free(c->session);
+	}
 	policy_limits_release(&c->limits);
 	close_fd(c->fd);
 	free_pending(c);

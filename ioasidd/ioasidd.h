@@ -13,7 +13,9 @@
  *   policy.c  ioasidd.conf
  *   fastpath.c  each client's shared view of its mappings (proto/view.h)
  *   ring.c    each client's request ring (proto/ring.h)
- *   sd.c      sd_notify and socket activation (libsystemd, optional)
+ *   sd.c      sd_notify, socket activation and the fd store (libsystemd,
+ *             optional)
+ *   journal.c every acknowledged change, for a restart after a crash
  */
 #ifndef IOASIDD_H
 #define IOASIDD_H
@@ -75,6 +77,9 @@ struct server {
 	/* one request is handled at a time: shared buffers */
 	unsigned char *rxbuf;		/* IOASID_MAX_MSG */
 	unsigned char *outbuf;		/* PROTO_MAX_PAYLOAD */
+	/* crash survival (journal.c): NULL without an fd store */
+	struct journal *journal;
+	bool compact_due;
 };
 
 #define log_err(srv, ...)	err((srv)->log, __VA_ARGS__)
@@ -92,6 +97,9 @@ int server_watch(struct server *srv, struct watch *w, uint32_t events);
 void server_unwatch(struct server *srv, struct watch *w);
 
 /* client.c */
+/* The limits a session of verdict @res gets (the caller releases them). */
+int server_session_limits(struct server *srv, const struct policy_result *res,
+			  struct session_limits *limits);
 int client_new(struct server *srv, int fd, struct client **out);
 /* Disconnect: the session and its objects go away after this batch. */
 void client_kill(struct client *c, const char *why);
@@ -185,14 +193,73 @@ bool sessions_disconnected(struct server *srv, struct named *n,
 int sessions_list(struct server *srv, uint32_t uid, bool all,
 		  const struct session *self, struct ioasid_op *op);
 int sessions_drop(struct server *srv, uint32_t uid, struct ioasid_op *op);
+/*
+ * A session the journal rebuilt after a crash: it lingers for @linger_s
+ * from now, reclaimable with @token.  Takes @session and @limits.
+ */
+int sessions_restore(struct server *srv, const char *name, uint32_t uid,
+		     uint32_t linger_s, const unsigned char *token,
+		     const struct ioasid_session_resume *resume,
+		     struct session *session, struct session_limits *limits);
+/* @op, a change (proto_cmd_changes_state()), succeeded on @n's session. */
+void sessions_changed(struct named *n, const struct ioasid_op *op);
 
 /*
- * sd.c: no-ops without libsystemd.  sd_activation_fd() returns the socket
- * systemd passed (non-blocking by then), -ENOENT when not socket-activated,
- * or another negative errno with @errmsg set.
+ * sd.c: no-ops without libsystemd.  sd_take_fds() sorts what systemd
+ * passed (LISTEN_FDS, LISTEN_FDNAMES): the listening socket (non-blocking
+ * by then; -1 when none) and the fd store's other descriptors with their
+ * names; 0, or a negative errno with @errmsg set.
  */
-int sd_activation_fd(char *errmsg, size_t errlen);
+struct sd_fds {
+	int listen_fd;
+	bool listen_from_store;		/* "listen": our own, stored */
+	int *fds;
+	char **names;
+	unsigned int nr;
+};
+int sd_take_fds(struct sd_fds *out, char *errmsg, size_t errlen);
+void sd_fds_release(struct sd_fds *f);
+/* Whether a service manager keeps descriptors for us (NOTIFY_SOCKET). */
+bool sd_has_fdstore(void);
+/* FDSTORE=1 with FDNAME=@name: 0 or -errno. */
+int sd_fdstore(const char *name, int fd);
+void sd_fdstore_remove(const char *name);
 void sd_ready(const char *status);
 void sd_stopping(void);
+
+/*
+ * journal.c: every change a session made, appended before its reply
+ * leaves.  Every function takes a NULL journal (no fd store) and then
+ * does nothing.
+ */
+struct journal;
+struct journal_req {
+	struct ioasid_op op;		/* the request as it came */
+	uint32_t next_id;		/* the core's before it ran */
+};
+int journal_new(struct server *srv, struct journal **out);
+/*
+ * Rebuild what the store's descriptors @fds (@names) hold, or start an
+ * empty journal; what cannot be rebuilt is logged.  0 or -errno (then
+ * the journal is off).  Takes the descriptors.
+ */
+int journal_start(struct journal *j, const int *fds, char **names,
+		  unsigned int n);
+void journal_free(struct journal *j);
+void journal_compact(struct journal *j);
+void journal_session_open(struct journal *j, struct session *s, uint32_t uid,
+			  uint32_t gid);
+void journal_session_named(struct journal *j, struct session *s,
+			   const char *name, uint32_t linger_s,
+			   const unsigned char *token);
+void journal_session_token(struct journal *j, struct session *s,
+			   const unsigned char *token);
+void journal_session_end(struct journal *j, struct session *s);
+void journal_before(struct journal *j, const struct ioasid_op *op,
+		    struct journal_req *req);
+/* After @req ran on @s giving @res and @result: recorded if it changed. */
+int journal_op(struct journal *j, struct session *s,
+	       const struct journal_req *req, const struct ioasid_op *res,
+	       int result);
 
 #endif

@@ -499,30 +499,75 @@ static int load_policy(const struct options *o, struct policy **p)
 	return r;
 }
 
-/* The socket systemd passed, or one of our own (*created). */
+/*
+ * The socket systemd passed (socket activation, or ours from the fd store
+ * after a crash), or one of our own (*created), which then goes to the
+ * fd store when there is one: clients that connect while a crashed
+ * ioasidd restarts wait in its backlog.  @sfds: the store's other
+ * descriptors, for the journal.
+ */
 static int get_socket(const struct options *o, const struct policy *p,
-		      bool *created)
+		      bool *created, struct sd_fds *sfds)
 {
 	char errmsg[256];
-	int fd = sd_activation_fd(errmsg, sizeof(errmsg));
+	int r = sd_take_fds(sfds, errmsg, sizeof(errmsg));
+	int fd;
 
 	*created = false;
-	if (fd >= 0) {
-		say(LOG_INFO, "socket-activated");
-		return fd;
-	}
-	if (fd != -ENOENT) {
+	if (r < 0) {
 		say(LOG_ERR, "%s", errmsg);
+		return r;
+	}
+	if (sfds->listen_fd >= 0) {
+		fd = sfds->listen_fd;
+		sfds->listen_fd = -1;
+		/* ours: its file goes when we stop */
+		*created = sfds->listen_from_store;
+		say(LOG_INFO, "%s", *created ? "listening socket from the fd "
+		    "store" : "socket-activated");
 		return fd;
 	}
 	fd = make_socket(o->socket_path, o->socket_group ? o->socket_group :
 			 p->socket_group, p->socket_mode);
 	*created = fd >= 0;
+	if (fd >= 0 && sd_has_fdstore() && sd_fdstore("listen", fd) < 0)
+		say(LOG_WARNING, "cannot put the listening socket in the fd "
+		    "store");
 	return fd;
 }
 
+/* Crash survival, when a service manager keeps our descriptors. */
+static int start_journal(struct server *srv, struct sd_fds *sfds)
+{
+	int r;
+
+	bool sim = !strcmp(core_backend_name(srv->core), "sim");
+
+	if (!sd_has_fdstore() || !sim) {
+		if (sd_has_fdstore())
+			say(LOG_NOTICE, "no crash survival on backend %s: its "
+			    "kernel objects cannot be taken over yet (the "
+			    "simulated backend rebuilds from a journal)",
+			    core_backend_name(srv->core));
+		for (unsigned int i = 0; i < sfds->nr; i++) {
+			sd_fdstore_remove(sfds->names[i]);
+			close(sfds->fds[i]);
+		}
+		return 0;
+	}
+	r = journal_new(srv, &srv->journal);
+	if (r < 0)
+		return r;
+	r = journal_start(srv->journal, sfds->fds, sfds->names, sfds->nr);
+	if (r < 0) {
+		journal_free(srv->journal);
+		srv->journal = NULL;
+	}
+	return 0;
+}
+
 static int serve(const struct options *o, struct core *core,
-		 struct policy *policy, int listen_fd)
+		 struct policy *policy, int listen_fd, struct sd_fds *sfds)
 {
 	struct server srv;
 	char status[128];
@@ -534,6 +579,8 @@ static int serve(const struct options *o, struct core *core,
 	srv.no_fastpath = o->no_fastpath;
 	if (o->ring_spin_us >= 0)
 		srv.ring_spin_ns = (uint64_t)o->ring_spin_us * 1000;
+	if (r == 0)
+		r = start_journal(&srv, sfds);
 	if (r < 0) {
 		say(LOG_ERR, "cannot set up the event loop: %s", strerror(-r));
 	} else {
@@ -546,6 +593,7 @@ static int serve(const struct options *o, struct core *core,
 		sd_stopping();
 	}
 	server_fini(&srv);
+	journal_free(srv.journal);
 	policy_free(srv.policy);	/* may have been reloaded */
 	return r;
 }
@@ -561,6 +609,7 @@ int main(int argc, char **argv)
 	};
 	struct core *core = NULL;
 	struct policy *policy = NULL;
+	struct sd_fds sfds = { .listen_fd = -1 };
 	bool created = false;
 	int fd = -1, r;
 
@@ -580,14 +629,15 @@ int main(int argc, char **argv)
 	if (r == 0)
 		r = open_backend(&o, &core);
 	if (r == 0)
-		r = fd = get_socket(&o, policy, &created);
+		r = fd = get_socket(&o, policy, &created, &sfds);
 	if (r >= 0 && geteuid() == 0 && !o.keep_caps &&
 	    (r = drop_capabilities()) < 0)
 		say(LOG_ERR, "cannot drop capabilities: %s", strerror(-r));
 	if (r >= 0) {
-		r = serve(&o, core, policy, fd);
+		r = serve(&o, core, policy, fd, &sfds);
 		policy = NULL;		/* serve() freed it */
 	}
+	sd_fds_release(&sfds);
 	close_fd(fd);
 	if (created)
 		unlink(o.socket_path);

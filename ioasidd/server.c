@@ -190,6 +190,8 @@ int server_run(struct server *srv)
 		for (int i = 0; i < n; i++)
 			serve_watch(srv, evs[i].data.ptr, evs[i].events);
 		reap(srv);
+		if (srv->compact_due)
+			journal_compact(srv->journal);
 	}
 	return 0;
 }

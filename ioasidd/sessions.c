@@ -45,6 +45,8 @@ struct named {
 	struct session *session;	/* connected: the client's */
 	bool lingering;
 	uint64_t bad_tokens;		/* wrong tokens presented */
+	/* changes since it was named, and the last one's results */
+	struct ioasid_session_resume resume;
 	/* while lingering: the session's limits (owned) and its end */
 	struct session_limits limits;
 	uint64_t deadline_ns;
@@ -118,6 +120,12 @@ static int grant(struct named *n, struct ioasid_op *op)
 			       IOASID_SESSION_TOKEN_LEN);
 	memcpy(op->out, n->token, IOASID_SESSION_TOKEN_LEN);
 	op->out_len = IOASID_SESSION_TOKEN_LEN;
+	/* a client that knows it asks for room for this */
+	if (op->out_cap >= IOASID_SESSION_TOKEN_LEN + sizeof(n->resume)) {
+		memcpy((char *)op->out + IOASID_SESSION_TOKEN_LEN, &n->resume,
+		       sizeof(n->resume));
+		op->out_len += sizeof(n->resume);
+	}
 	op->out_id = core_session_id(n->session);
 	op->out_bytes = n->linger_s;
 	return 0;
@@ -169,6 +177,7 @@ static void free_lingering(struct server *srv, struct named *n,
 		 n->uid, why);
 	unlink_named(srv, n);
 	srv->nr_lingering--;
+	journal_session_end(srv->journal, n->session);
 	core_session_free(n->session);
 	policy_limits_release(&n->limits);
 	free(n);
@@ -335,6 +344,45 @@ bool sessions_disconnected(struct server *srv, struct named *n,
 	log_info(srv, "session \"%s\" of uid %u lingers for %u s", n->name,
 		 n->uid, n->linger_s);
 	return true;
+}
+
+void sessions_changed(struct named *n, const struct ioasid_op *op)
+{
+	n->resume.changes++;
+	n->resume.last_out_id = op->out_id;
+	n->resume.last_out_iova = op->out_iova;
+	n->resume.last_out_bytes = op->out_bytes;
+}
+
+int sessions_restore(struct server *srv, const char *name, uint32_t uid,
+		     uint32_t linger_s, const unsigned char *token,
+		     const struct ioasid_session_resume *resume,
+		     struct session *session, struct session_limits *limits)
+{
+	struct named *n;
+
+	if (find(srv, uid, name))
+		return -EEXIST;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	n->uid = uid;
+	n->linger_s = linger_s;
+	memcpy(n->token, token, sizeof(n->token));
+	n->resume = *resume;
+	n->session = session;
+	n->lingering = true;
+	n->limits = *limits;
+	memset(limits, 0, sizeof(*limits));
+	n->deadline_ns = now_ns() + (uint64_t)linger_s * 1000000000ULL;
+	n->next = srv->named;
+	srv->named = n;
+	srv->nr_lingering++;
+	arm_timer(srv);
+	log_info(srv, "session \"%s\" of uid %u rebuilt from the journal: "
+		 "it lingers for %u s", name, uid, linger_s);
+	return 0;
 }
 
 /* The facts of one session; @n is NULL when it is unnamed. */

@@ -88,3 +88,21 @@ ssize_t send_fds(int s, const void *buf, size_t len, const int *fds,
 {
 	return send_fds_flags(s, buf, len, fds, nfds, MSG_NOSIGNAL);
 }
+
+bool test_find_session(struct ioasid_ctx *ctx, const char *name,
+		       struct ioasid_session_info *out)
+{
+	struct ioasid_session_info v[16];
+	uint32_t nr = 16;
+
+	cr_assert_eq(ioasid_session_list(ctx, v, &nr), 0, "%s",
+		     ioasid_last_error(ctx));
+	for (uint32_t i = 0; i < nr; i++) {
+		if (strcmp(v[i].name, name) || v[i].uid != getuid())
+			continue;
+		if (out)
+			*out = v[i];
+		return true;
+	}
+	return false;
+}

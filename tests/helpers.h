@@ -3,6 +3,7 @@
 #ifndef IOASID_TESTS_HELPERS_H
 #define IOASID_TESTS_HELPERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -17,6 +18,12 @@ int test_memfd_unsealed(uint64_t size);
 struct ioasid_ctx *test_ctx(void);
 /* A context and one IOAS in it. */
 struct ioasid_ctx *test_ctx_ioas(uint32_t *ioas_id);
+/*
+ * The named session @name of this uid in @ctx's ioasidd (an observer
+ * sees other uids' too: they are skipped), into @out (may be NULL).
+ */
+bool test_find_session(struct ioasid_ctx *ctx, const char *name,
+		       struct ioasid_session_info *out);
 /* Number of open file descriptors of this process. */
 int test_count_fds(void);
 /*

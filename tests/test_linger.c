@@ -85,26 +85,6 @@ static struct ioasid_ctx *connect_ctx(void)
 	return ctx;
 }
 
-/* The named session @name of this uid, as the daemon lists it now. */
-static bool find_session(struct ioasid_ctx *ctx, const char *name,
-			 struct ioasid_session_info *out)
-{
-	struct ioasid_session_info v[16];
-	uint32_t nr = 16;
-
-	cr_assert_eq(ioasid_session_list(ctx, v, &nr), 0, "%s",
-		     ioasid_last_error(ctx));
-	for (uint32_t i = 0; i < nr; i++) {
-		/* an observer (root here) also sees other uids' sessions */
-		if (strcmp(v[i].name, name) || v[i].uid != getuid())
-			continue;
-		if (out)
-			*out = v[i];
-		return true;
-	}
-	return false;
-}
-
 /* Wait until @name is in @state (0: gone); bounded. */
 static void wait_state(struct ioasid_ctx *ctx, const char *name,
 		       uint32_t state, struct ioasid_session_info *out)
@@ -112,7 +92,7 @@ static void wait_state(struct ioasid_ctx *ctx, const char *name,
 	struct ioasid_session_info si;
 
 	for (int i = 0; i < SETTLE_TRIES; i++) {
-		bool there = find_session(ctx, name, &si);
+		bool there = test_find_session(ctx, name, &si);
 
 		if (!state && !there)
 			return;
@@ -245,7 +225,7 @@ Test(linger, session_survives_and_its_device_dma_lands_after_reclaim)
 	/* single use: a new token, and the session is connected again */
 	cr_assert_eq(ioasid_session_token(ctx, token2, sizeof(token2)), 0);
 	cr_assert_str_neq(token2, h.token);
-	cr_assert(find_session(watch, "vm1", &si));
+	cr_assert(test_find_session(watch, "vm1", &si));
 	cr_assert_eq(si.state, IOASID_SESSION_CONNECTED);
 	cr_assert_eq(si.pid, (uint32_t)getpid());
 
@@ -263,7 +243,7 @@ Test(linger, session_survives_and_its_device_dma_lands_after_reclaim)
 	wait_state(watch, "vm1", IOASID_SESSION_LINGERING, NULL);
 	cr_assert_eq(ioasid_session_drop(watch, "vm1"), 0, "%s",
 		     ioasid_last_error(watch));
-	cr_assert_not(find_session(watch, "vm1", NULL));
+	cr_assert_not(test_find_session(watch, "vm1", NULL));
 	ioasid_unref(watch);
 	close(memfd);
 	expect_clean_exit();
@@ -371,9 +351,9 @@ Test(linger, without_linger_a_named_session_ends_with_its_connection)
 		     ioasid_last_error(ctx));
 	cr_assert_eq(linger, 0);
 	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &ioas), 0);
-	cr_assert(find_session(watch, "brief", NULL));
+	cr_assert(test_find_session(watch, "brief", NULL));
 	ioasid_unref(ctx);		/* returns after the teardown */
-	cr_assert_not(find_session(watch, "brief", NULL));
+	cr_assert_not(test_find_session(watch, "brief", NULL));
 	ioasid_unref(watch);
 	expect_clean_exit();
 }
@@ -558,7 +538,7 @@ Test(linger, another_uids_token_reclaims_nothing)
 	cr_assert_eq(run_as_nobody(nobody_tries_roots_token), 0);
 	cr_assert_eq(run_as_nobody(nobody_lingers_and_reclaims), 0);
 	/* root's session is untouched and still root's to reclaim */
-	cr_assert(find_session(ctx, "vm1", &si));
+	cr_assert(test_find_session(ctx, "vm1", &si));
 	cr_assert_eq(si.state, IOASID_SESSION_LINGERING);
 	cr_assert_eq(si.uid, 0);
 	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", root_held.token), 0,
@@ -599,8 +579,8 @@ Test(linger, lingering_sessions_are_bounded_by_max_clients)
 	wait_state(watch, "second", IOASID_SESSION_LINGERING, NULL);
 	vmm_dies("third", memfd, false, &c);	/* two linger: torn down */
 	wait_state(watch, "third", 0, NULL);
-	cr_assert(find_session(watch, "first", NULL));
-	cr_assert(find_session(watch, "second", NULL));
+	cr_assert(test_find_session(watch, "first", NULL));
+	cr_assert(test_find_session(watch, "second", NULL));
 	/* a successor can connect and reclaim although two linger */
 	ctx = connect_ctx();
 	cr_assert_eq(ioasid_session_reclaim(ctx, "first", a.token), 0, "%s",
@@ -782,7 +762,7 @@ Test(linger, uri_names_then_reclaims_with_its_token_file)
 	cr_assert_eq(write(fd, before, strlen(before)), (ssize_t)strlen(before));
 	close(fd);
 	cr_assert_eq(ioasid_new(u, &ctx), -EACCES);
-	cr_assert(find_session(watch, "uri1", NULL));
+	cr_assert(test_find_session(watch, "uri1", NULL));
 
 	/* parameters */
 	uri(u, sizeof(u), "session=a&bogus=1");
@@ -794,7 +774,7 @@ Test(linger, uri_names_then_reclaims_with_its_token_file)
 	cr_assert_eq(ioasid_new(u, &ctx), -EINVAL);
 	uri(u, sizeof(u), "session=ok");
 	cr_assert_eq(ioasid_new(u, &ctx), 0, "%s", ioasid_last_error(NULL));
-	cr_assert(find_session(watch, "ok", NULL));
+	cr_assert(test_find_session(watch, "ok", NULL));
 	ioasid_unref(ctx);
 	ioasid_unref(watch);
 	expect_clean_exit();

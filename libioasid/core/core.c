@@ -273,6 +273,23 @@ uint32_t core_session_id(const struct session *s)
 	return s->id;
 }
 
+uint32_t core_next_id(struct core *core)
+{
+	uint32_t id;
+
+	pthread_mutex_lock(&core->lock);
+	id = core->next_id;
+	pthread_mutex_unlock(&core->lock);
+	return id;
+}
+
+void core_set_next_id(struct core *core, uint32_t id)
+{
+	pthread_mutex_lock(&core->lock);
+	core->next_id = id;
+	pthread_mutex_unlock(&core->lock);
+}
+
 int core_session_event_fd(const struct session *s)
 {
 	return s->event_fd;

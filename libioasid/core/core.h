@@ -96,6 +96,12 @@ bool core_session_has_events(const struct session *session);
 /* The session's id, and its eventfd (readable while events are queued). */
 uint32_t core_session_id(const struct session *session);
 int core_session_event_fd(const struct session *session);
+/*
+ * The id the next object gets is one more than core_next_id(); ioasidd's
+ * journal sets it back so a replayed change makes the objects it made.
+ */
+uint32_t core_next_id(struct core *core);
+void core_set_next_id(struct core *core, uint32_t id);
 
 /* The devices the backend found: how many, and the name of number @i. */
 uint32_t core_nr_devices(const struct core *core);

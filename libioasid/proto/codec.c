@@ -113,6 +113,49 @@ const char *proto_cmd_name(uint32_t cmd)
 	return p ? p->name : "?";
 }
 
+bool proto_cmd_changes_state(uint32_t cmd)
+{
+	switch (cmd) {
+	/* answered by ioasidd or the library, not the core */
+	case IOASID_CMD_REPLY:
+	case IOASID_CMD_EVENT:
+	case IOASID_CMD_HELLO:
+	case IOASID_CMD_MAP_USER:
+	case IOASID_CMD_EVENT_READ:
+	case IOASID_CMD_VIEW:
+	case IOASID_CMD_RING:
+	case IOASID_CMD_FILE_REGISTER:
+	case IOASID_CMD_FILE_UNREGISTER:
+	case IOASID_CMD_SESSION_NAME:
+	case IOASID_CMD_SESSION_RECLAIM:
+	case IOASID_CMD_SESSION_LIST:
+	case IOASID_CMD_SESSION_DROP:
+	case IOASID_CMD_SESSION_TOKEN:
+	/* reads */
+	case IOASID_CMD_IOAS_INFO:
+	case IOASID_CMD_IOAS_LIST:
+	case IOASID_CMD_IOVA_RANGES:
+	case IOASID_CMD_LOOKUP:
+	case IOASID_CMD_MAPPING_NEXT:
+	case IOASID_CMD_FILE_INFO:
+	case IOASID_CMD_IOMMU_LIST:
+	case IOASID_CMD_DEVICE_LIST:
+	case IOASID_CMD_DOMAIN_LIST:
+	case IOASID_CMD_DEVICE_INFO:
+	case IOASID_CMD_VM_INFO:
+	case IOASID_CMD_VM_LIST:
+	case IOASID_CMD_DEVICE_GET_FD:
+	case IOASID_CMD_FAULT_READ:
+	case IOASID_CMD_STATUS:
+	/* the data is in the files; the host's devices; dirty bits */
+	case IOASID_CMD_DEVICE_DMA:
+	case IOASID_CMD_SIM_HOTPLUG:
+	case IOASID_CMD_DIRTY_READ:
+		return false;
+	}
+	return proto_cmd_policy(cmd) != NULL;
+}
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static int why_fail(char *why, size_t len, int errnum, const char *fmt, ...)

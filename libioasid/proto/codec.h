@@ -81,6 +81,12 @@ const struct proto_cmd_policy *proto_cmd_policy(uint32_t cmd);
 /* "IOAS_ID", "DATA", ...; "?" for unknown numbers. */
 const char *proto_attr_name(uint32_t attr);
 const char *proto_cmd_name(uint32_t cmd);
+/*
+ * Whether a successful @cmd changes state a session keeps (what ioasidd
+ * journals and counts for struct ioasid_session_resume): every command
+ * the core runs but reads, DMA, dirty-bit reads and simulated hot-plug.
+ */
+bool proto_cmd_changes_state(uint32_t cmd);
 
 /* Who sent the message being parsed. */
 enum proto_side {

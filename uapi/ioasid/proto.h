@@ -83,4 +83,23 @@ enum ioasid_attr {
 	__IOASID_ATTR_MAX,
 };
 
+/*
+ * The reply to SESSION_NAME and SESSION_RECLAIM: OUT_DATA is the token
+ * (IOASID_SESSION_TOKEN_LEN bytes), then, when OUT_CAP has room for it,
+ * this: how many changes of the session ioasidd has recorded since it was
+ * named (successful requests that change state; the ones
+ * proto_cmd_changes_state() names) and the results of the last one.  A
+ * client that lost its connection with a change in flight compares the
+ * count with its own: one more, the change took effect (these are its
+ * results); the same, it did not (send it again); fewer, ioasidd lost
+ * acknowledged changes.
+ */
+struct ioasid_session_resume {
+	__u64 changes;
+	__u64 last_out_iova;
+	__u64 last_out_bytes;
+	__u32 last_out_id;
+	__u32 __reserved;
+};
+
 #endif /* _UAPI_IOASID_PROTO_H */

@@ -1,0 +1,1003 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Crash survival: the journal of every acknowledged change, in a memfd
+ * kept in the service manager's file descriptor store.
+ *
+ * Under a service manager (NOTIFY_SOCKET set, built with libsystemd),
+ * every change a session makes is appended to the journal before its
+ * reply leaves (journal_op(), from run_op(): the socket and the request
+ * ring alike), and every file descriptor such a change passed (a mapped
+ * memfd, a VFIO cdev, a KVM VM) goes to the fd store once, as "f<N>".
+ * The journal itself is "journal.0" or "journal.1", the listening socket
+ * "listen".  After a crash the service manager starts ioasidd again and
+ * passes them back; journal_restore() replays the changes of every named
+ * session that had not ended into a new core session, which then
+ * lingers as if its client had disconnected at the crash.
+ *
+ * The format (version 1): a header, then records.  A record is a header
+ * with its total length and a checksum (FNV-1a 64 of everything after
+ * the checksum), then its body; a record that reaches past the end of
+ * the file is a write the crash cut short (never acknowledged) and is
+ * ignored.  A record that is whole but does not check is damage: the
+ * records after it are read again from the next record that checks, and
+ * every session that has a record after the damage is not rebuilt (it
+ * may lack a change); the log says which.
+ *
+ * Replay is deterministic on the simulated backend: the core's object
+ * ids are set back to what they were before each change (core_set_next_id),
+ * so a reclaimed session has the ids its client knows.  A replayed change
+ * that does not give the recorded result ends that session's rebuild:
+ * the session is torn down and named in the log; the others go on.
+ *
+ * Compaction (journal_compact()): a new memfd with only the records of
+ * sessions still alive, re-keyed to their current ids, stored under the
+ * other name before the old one is removed, so a crash at any moment
+ * leaves one whole journal in the store.  It runs after every restore
+ * and when the journal has grown past four times its size after the
+ * last compaction.  Files no kept record names leave the store.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ioasidd.h"
+#include "proto/codec.h"
+#include "util/macros.h"
+
+#define J_MAGIC		"IOASIDJ"	/* 8 bytes with its NUL */
+#define J_VERSION	1u
+#define R_MAGIC		0x4345524au	/* "JREC" */
+#define J_MIN_COMPACT	(1u << 20)
+#define J_MAX_FILES	4096u		/* FileDescriptorStoreMax= allows more */
+
+struct j_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t header_size;
+	uint64_t generation;
+	uint32_t next_id;		/* the core's next id when it was made */
+	uint32_t reserved[9];
+};
+_Static_assert(sizeof(struct j_header) == 64, "journal header");
+
+enum j_type {
+	J_OPEN = 1,	/* a session began: uid, gid */
+	J_NAME,		/* it was named: name, linger, token */
+	J_TOKEN,	/* it was reclaimed: its new token */
+	J_END,		/* it ended */
+	J_OP,		/* a change it made */
+};
+
+struct j_rec {
+	uint32_t magic;
+	uint32_t len;			/* the whole record, 8-byte multiple */
+	uint64_t sum;			/* FNV-1a 64 of what follows */
+	uint16_t type;
+	uint16_t nfiles;
+	uint32_t key;			/* the session's id in that run */
+	uint64_t seq;			/* records since the journal began */
+};
+_Static_assert(sizeof(struct j_rec) == 32, "journal record");
+
+struct j_session {
+	uint32_t uid, gid, linger_s;
+	char name[IOASID_NAME_MAX];
+	unsigned char token[IOASID_SESSION_TOKEN_LEN];
+};
+
+struct j_op {
+	uint32_t cmd, ioas_id, ioas_id2, dev_id, vm_id, file_id, flags, mode;
+	uint64_t iova, length, offset;
+	char name[IOASID_NAME_MAX];
+	uint32_t next_id_before, next_id_after;
+	uint32_t out_id, in_len;
+	uint64_t out_iova, out_bytes;
+	uint32_t file[2];		/* f<N> of fd and fd2; 0: none */
+	/* then in_len bytes of input */
+};
+
+/* A file in the store: what it is, to find it again. */
+struct j_file {
+	uint32_t id;			/* FDNAME f<id> */
+	dev_t dev;
+	ino_t ino;
+	int mode;			/* O_ACCMODE */
+	int fd;				/* only while restoring; else -1 */
+	bool used;			/* named by a kept record (compaction) */
+};
+
+struct journal {
+	struct server *srv;
+	int fd;				/* the memfd */
+	uint64_t generation;
+	uint64_t end;			/* where the next record goes */
+	uint64_t compacted_size;
+	uint64_t seq;
+	struct j_file *files;
+	uint32_t nr_files, cap_files, next_file;
+	bool broken;
+};
+
+static uint64_t fnv(const void *p, size_t len)
+{
+	const unsigned char *b = p;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+static void journal_off(struct journal *j, const char *why)
+{
+	if (j->broken)
+		return;
+	j->broken = true;
+	log_err(j->srv, "journal: %s: crash survival is off from now on "
+		"(the journal leaves the fd store; a restart rebuilds "
+		"nothing)", why);
+	sd_fdstore_remove(j->generation & 1 ? "journal.1" : "journal.0");
+}
+
+static int write_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Append one record (@body of @len bytes) at j->end of @fd. */
+static int put(struct journal *j, int fd, uint64_t *end, enum j_type type,
+	       uint32_t key, uint16_t nfiles, const void *body, size_t len)
+{
+	size_t total = (sizeof(struct j_rec) + len + 7) & ~(size_t)7;
+	unsigned char *buf = calloc(1, total);
+	struct j_rec *r = (struct j_rec *)buf;
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	r->magic = R_MAGIC;
+	r->len = (uint32_t)total;
+	r->type = (uint16_t)type;
+	r->nfiles = nfiles;
+	r->key = key;
+	r->seq = ++j->seq;
+	if (len)
+		memcpy(buf + sizeof(*r), body, len);
+	r->sum = fnv(buf + offsetof(struct j_rec, type),
+		     total - offsetof(struct j_rec, type));
+	ret = write_all(fd, buf, total, *end);
+	free(buf);
+	if (ret == 0)
+		*end += total;
+	return ret;
+}
+
+static int append(struct journal *j, enum j_type type, uint32_t key,
+		  uint16_t nfiles, const void *body, size_t len)
+{
+	int r;
+
+	if (!j || j->broken)
+		return 0;
+	r = put(j, j->fd, &j->end, type, key, nfiles, body, len);
+	if (r < 0) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "cannot append: %s", strerror(-r));
+		journal_off(j, why);
+	}
+	return r;
+}
+
+static struct j_file *file_by_id(struct journal *j, uint32_t id)
+{
+	for (uint32_t i = 0; i < j->nr_files; i++)
+		if (j->files[i].id == id)
+			return &j->files[i];
+	return NULL;
+}
+
+static struct j_file *file_add(struct journal *j, uint32_t id)
+{
+	struct j_file *f;
+
+	if (j->nr_files == j->cap_files) {
+		uint32_t cap = j->cap_files ? 2 * j->cap_files : 16;
+
+		f = realloc(j->files, cap * sizeof(*f));
+		if (!f)
+			return NULL;
+		j->files = f;
+		j->cap_files = cap;
+	}
+	f = &j->files[j->nr_files++];
+	*f = (struct j_file){ .id = id, .fd = -1 };
+	if (id >= j->next_file)
+		j->next_file = id + 1;
+	return f;
+}
+
+/* The store's name for @fd, storing it once; 0 when it cannot. */
+static uint32_t file_ref(struct journal *j, int fd)
+{
+	char name[32];
+	struct j_file *f;
+	struct stat st;
+	int mode = fcntl(fd, F_GETFL);
+
+	if (fd < 0 || mode < 0 || fstat(fd, &st) < 0)
+		return 0;
+	mode &= O_ACCMODE;
+	for (uint32_t i = 0; i < j->nr_files; i++) {
+		f = &j->files[i];
+		if (f->dev == st.st_dev && f->ino == st.st_ino &&
+		    f->mode == mode)
+			return f->id;
+	}
+	if (j->nr_files >= J_MAX_FILES)
+		return 0;
+	f = file_add(j, j->next_file ? j->next_file : 1);
+	if (!f)
+		return 0;
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	f->mode = mode;
+	snprintf(name, sizeof(name), "f%u", f->id);
+	if (sd_fdstore(name, fd) < 0) {
+		j->nr_files--;
+		return 0;
+	}
+	return f->id;
+}
+
+void journal_session_open(struct journal *j, struct session *s, uint32_t uid,
+			  uint32_t gid)
+{
+	struct j_session b = { .uid = uid, .gid = gid };
+
+	append(j, J_OPEN, core_session_id(s), 0, &b, sizeof(b));
+}
+
+void journal_session_named(struct journal *j, struct session *s,
+			   const char *name, uint32_t linger_s,
+			   const unsigned char *token)
+{
+	struct j_session b = { .linger_s = linger_s };
+
+	snprintf(b.name, sizeof(b.name), "%s", name);
+	memcpy(b.token, token, sizeof(b.token));
+	append(j, J_NAME, core_session_id(s), 0, &b, sizeof(b));
+	explicit_bzero(&b, sizeof(b));
+}
+
+void journal_session_token(struct journal *j, struct session *s,
+			   const unsigned char *token)
+{
+	struct j_session b = {};
+
+	memcpy(b.token, token, sizeof(b.token));
+	append(j, J_TOKEN, core_session_id(s), 0, &b, sizeof(b));
+	explicit_bzero(&b, sizeof(b));
+}
+
+void journal_session_end(struct journal *j, struct session *s)
+{
+	append(j, J_END, core_session_id(s), 0, NULL, 0);
+}
+
+void journal_before(struct journal *j, const struct ioasid_op *op,
+		    struct journal_req *req)
+{
+	req->op = *op;
+	req->next_id = j && !j->broken ? core_next_id(j->srv->core) : 0;
+}
+
+int journal_op(struct journal *j, struct session *s,
+	       const struct journal_req *req, const struct ioasid_op *res,
+	       int result)
+{
+	const struct ioasid_op *op = &req->op;
+	struct j_op *b;
+	size_t len;
+	int r;
+
+	if (!j || j->broken || result < 0 || !proto_cmd_changes_state(op->cmd))
+		return 0;
+	len = sizeof(*b) + op->in_len;
+	b = calloc(1, len);
+	if (!b) {
+		journal_off(j, "out of memory for a record");
+		return 0;
+	}
+	*b = (struct j_op){
+		.cmd = op->cmd, .ioas_id = op->ioas_id,
+		.ioas_id2 = op->ioas_id2, .dev_id = op->dev_id,
+		.vm_id = op->vm_id, .file_id = op->file_id,
+		.flags = op->flags, .mode = op->mode, .iova = op->iova,
+		.length = op->length, .offset = op->offset,
+		.next_id_before = req->next_id,
+		.next_id_after = core_next_id(j->srv->core),
+		.out_id = res->out_id, .in_len = op->in_len,
+		.out_iova = res->out_iova, .out_bytes = res->out_bytes,
+	};
+	memcpy(b->name, op->name, sizeof(b->name));
+	if (op->in_len)
+		memcpy(b + 1, op->in, op->in_len);
+	for (int i = 0; i < 2; i++) {
+		int fd = i ? op->fd2 : op->fd;
+
+		if (fd < 0)
+			continue;
+		b->file[i] = file_ref(j, fd);
+		if (!b->file[i]) {
+			free(b);
+			journal_off(j, "a file does not fit the fd store");
+			return 0;
+		}
+	}
+	r = append(j, J_OP, core_session_id(s), 0, b, len);
+	free(b);
+	if (r == 0 && j->end > 4 * j->compacted_size &&
+	    j->end > J_MIN_COMPACT)
+		j->srv->compact_due = true;
+	return 0;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+struct rec {
+	const struct j_rec *h;
+	const void *body;
+	size_t body_len;
+};
+
+struct j_image {
+	unsigned char *map;
+	size_t size;
+	struct rec *recs;
+	uint32_t nr;
+	uint32_t *damaged_keys;		/* sessions with records after damage */
+	uint32_t nr_damaged;
+	uint32_t next_id;
+	uint64_t generation;
+};
+
+static bool rec_ok(const unsigned char *p, size_t left)
+{
+	const struct j_rec *r = (const struct j_rec *)p;
+
+	if (left < sizeof(*r) || r->magic != R_MAGIC || r->len < sizeof(*r) ||
+	    r->len % 8 || r->len > left)
+		return false;
+	return fnv(p + offsetof(struct j_rec, type),
+		   r->len - offsetof(struct j_rec, type)) == r->sum;
+}
+
+static bool key_damaged(const struct j_image *im, uint32_t key)
+{
+	for (uint32_t i = 0; i < im->nr_damaged; i++)
+		if (im->damaged_keys[i] == key)
+			return true;
+	return false;
+}
+
+static void image_free(struct j_image *im)
+{
+	if (im->map && im->map != MAP_FAILED)
+		munmap(im->map, im->size);
+	free(im->recs);
+	free(im->damaged_keys);
+	memset(im, 0, sizeof(*im));
+}
+
+/* Parse @fd; 0, or -errno with the reason logged (nothing usable). */
+static int image_read(struct server *srv, int fd, const char *fdname,
+		      struct j_image *im)
+{
+	const struct j_header *h;
+	struct stat st;
+	size_t off;
+	bool damaged = false;
+
+	memset(im, 0, sizeof(*im));
+	if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(*h)) {
+		log_err(srv, "journal %s: truncated (%lld bytes, the header "
+			"has %zu): nothing to rebuild", fdname,
+			(long long)st.st_size, sizeof(*h));
+		return -EINVAL;
+	}
+	im->size = (size_t)st.st_size;
+	im->map = mmap(NULL, im->size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (im->map == MAP_FAILED) {
+		log_err(srv, "journal %s: cannot map it: %m", fdname);
+		return -errno;
+	}
+	h = (const struct j_header *)im->map;
+	if (memcmp(h->magic, J_MAGIC, sizeof(h->magic))) {
+		log_err(srv, "journal %s: not an ioasidd journal (bad magic): "
+			"nothing to rebuild", fdname);
+		return -EINVAL;
+	}
+	if (h->version > J_VERSION) {
+		log_err(srv, "journal %s: version %u is newer than this "
+			"ioasidd reads (%u): nothing to rebuild", fdname,
+			h->version, J_VERSION);
+		return -EPROTO;
+	}
+	if (h->version < 1 || h->header_size < sizeof(*h) ||
+	    h->header_size > im->size) {
+		log_err(srv, "journal %s: bad header: nothing to rebuild",
+			fdname);
+		return -EINVAL;
+	}
+	im->next_id = h->next_id;
+	im->generation = h->generation;
+	im->recs = calloc(im->size / sizeof(struct j_rec) + 1,
+			  sizeof(*im->recs));
+	im->damaged_keys = calloc(im->size / sizeof(struct j_rec) + 1,
+				  sizeof(uint32_t));
+	if (!im->recs || !im->damaged_keys)
+		return -ENOMEM;
+	off = h->header_size;
+	while (off + sizeof(struct j_rec) <= im->size) {
+		const struct j_rec *r = (const void *)(im->map + off);
+
+		if (!rec_ok(im->map + off, im->size - off)) {
+			if (r->magic == R_MAGIC && r->len >= sizeof(*r) &&
+			    r->len > im->size - off)
+				break;		/* the cut-short last write */
+			if (!damaged)
+				log_err(srv, "journal %s: damaged at offset "
+					"%zu: sessions with records after it "
+					"are not rebuilt", fdname, off);
+			damaged = true;
+			off += 8;
+			continue;
+		}
+		if (damaged && !key_damaged(im, r->key))
+			im->damaged_keys[im->nr_damaged++] = r->key;
+		im->recs[im->nr++] = (struct rec){
+			.h = r, .body = r + 1,
+			.body_len = r->len - sizeof(*r),
+		};
+		off += r->len;
+	}
+	return 0;
+}
+
+/* ---- the store's descriptors on start ------------------------------------ */
+
+int journal_new(struct server *srv, struct journal **out)
+{
+	struct journal *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return -ENOMEM;
+	j->srv = srv;
+	j->fd = -1;
+	j->next_file = 1;
+	*out = j;
+	return 0;
+}
+
+/* A fresh memfd with a header, not yet stored. */
+static int new_memfd(struct journal *j, uint64_t generation, uint64_t *end)
+{
+	struct j_header h = { .version = J_VERSION,
+			      .header_size = sizeof(h),
+			      .generation = generation,
+			      .next_id = core_next_id(j->srv->core) };
+	int fd = memfd_create("ioasidd-journal", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	memcpy(h.magic, J_MAGIC, sizeof(h.magic));
+	if (write_all(fd, &h, sizeof(h), 0) < 0) {
+		close(fd);
+		return -EIO;
+	}
+	*end = sizeof(h);
+	return fd;
+}
+
+static uint32_t body_u32(const struct rec *r, size_t off)
+{
+	uint32_t v = 0;
+
+	if (off + 4 <= r->body_len)
+		memcpy(&v, (const char *)r->body + off, 4);
+	return v;
+}
+
+/*
+ * Rewrite the journal with the records of the sessions in @keep (old key
+ * -> new key pairs), store it, then drop the old one.
+ */
+static int rewrite(struct journal *j, const struct j_image *im,
+		   const uint32_t (*keep)[2], uint32_t nr_keep)
+{
+	uint64_t end, gen = j->generation + 1;
+	char name[16];
+	int fd, r = 0;
+
+	fd = new_memfd(j, gen, &end);
+	if (fd < 0)
+		return fd;
+	for (uint32_t i = 0; i < j->nr_files; i++)
+		j->files[i].used = false;
+	j->seq = 0;
+	for (uint32_t i = 0; im && i < im->nr && r == 0; i++) {
+		const struct rec *rc = &im->recs[i];
+		uint32_t key = 0;
+
+		for (uint32_t k = 0; k < nr_keep; k++)
+			if (keep[k][0] == rc->h->key)
+				key = keep[k][1];
+		if (!key)
+			continue;
+		if (rc->h->type == J_OP) {
+			const struct j_op *o = rc->body;
+
+			for (int f = 0; f < 2; f++) {
+				struct j_file *jf = file_by_id(j, o->file[f]);
+
+				if (jf)
+					jf->used = true;
+			}
+		}
+		r = put(j, fd, &end, rc->h->type, key, rc->h->nfiles, rc->body,
+			rc->body_len);
+	}
+	snprintf(name, sizeof(name), "journal.%u", (unsigned int)(gen & 1));
+	if (r == 0)
+		r = sd_fdstore(name, fd);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	/* the new one is in the store: the old one may go */
+	sd_fdstore_remove(gen & 1 ? "journal.0" : "journal.1");
+	close_fd(j->fd);
+	j->fd = fd;
+	j->end = j->compacted_size = end;
+	j->generation = gen;
+	for (uint32_t i = 0; i < j->nr_files;) {
+		if (j->files[i].used) {
+			i++;
+			continue;
+		}
+		snprintf(name, sizeof(name), "f%u", j->files[i].id);
+		sd_fdstore_remove(name);
+		close_fd(j->files[i].fd);
+		j->files[i] = j->files[--j->nr_files];
+	}
+	return 0;
+}
+
+/* ---- restore ------------------------------------------------------------- */
+
+struct rebuilt {
+	uint32_t key;			/* in the journal */
+	struct j_session sess;
+	bool named, ended, failed, opened, name_seen;
+	struct ioasid_session_resume resume;	/* changes since J_NAME */
+	struct session *session;
+	struct session_limits limits;
+};
+
+static struct rebuilt *find_rebuilt(struct rebuilt *rb, uint32_t nr,
+				    uint32_t key)
+{
+	for (uint32_t i = 0; i < nr; i++)
+		if (rb[i].key == key)
+			return &rb[i];
+	return NULL;
+}
+
+static void fail_rebuild(struct server *srv, struct rebuilt *b,
+			 const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fail_rebuild(struct server *srv, struct rebuilt *b,
+			 const char *fmt, ...)
+{
+	char why[IOASID_ERRMSG_MAX + 64];
+	va_list ap;
+
+	if (b->failed)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_err(srv, "session \"%s\" of uid %u not rebuilt: %s", b->sess.name,
+		b->sess.uid, why);
+	b->failed = true;
+	if (b->session)
+		core_session_free(b->session);
+	b->session = NULL;
+	policy_limits_release(&b->limits);
+}
+
+static void replay(struct journal *j, struct rebuilt *b, const struct rec *rc)
+{
+	struct server *srv = j->srv;
+	const struct j_op *o = rc->body;
+	unsigned char *out = srv->outbuf;
+	struct ioasid_op op;
+	int r;
+
+	if (rc->body_len < sizeof(*o) || o->in_len > rc->body_len - sizeof(*o)) {
+		fail_rebuild(srv, b, "record %" PRIu64 " is malformed",
+			     rc->h->seq);
+		return;
+	}
+	ioasid_op_init(&op, o->cmd);
+	op.ioas_id = o->ioas_id;
+	op.ioas_id2 = o->ioas_id2;
+	op.dev_id = o->dev_id;
+	op.vm_id = o->vm_id;
+	op.file_id = o->file_id;
+	op.flags = o->flags;
+	op.mode = o->mode;
+	op.iova = o->iova;
+	op.length = o->length;
+	op.offset = o->offset;
+	memcpy(op.name, o->name, sizeof(op.name));
+	op.name[sizeof(op.name) - 1] = '\0';
+	op.in = o->in_len ? (const void *)(o + 1) : NULL;
+	op.in_len = o->in_len;
+	op.out = out;
+	op.out_cap = PROTO_MAX_PAYLOAD;
+	for (int f = 0; f < 2; f++) {
+		struct j_file *jf;
+
+		if (!o->file[f])
+			continue;
+		jf = file_by_id(j, o->file[f]);
+		if (!jf || jf->fd < 0) {
+			fail_rebuild(srv, b, "file f%u (for %s, record %"
+				     PRIu64 ") is not in the fd store",
+				     o->file[f], proto_cmd_name(o->cmd),
+				     rc->h->seq);
+			return;
+		}
+		*(f ? &op.fd2 : &op.fd) = jf->fd;
+	}
+	core_set_next_id(srv->core, o->next_id_before);
+	r = core_call(b->session, &op);
+	close_fd(op.out_fd);
+	if (r < 0) {
+		fail_rebuild(srv, b, "%s (record %" PRIu64 ") failed again: "
+			     "%s", proto_cmd_name(o->cmd), rc->h->seq,
+			     op.errmsg);
+		return;
+	}
+	if (op.out_id != o->out_id || op.out_iova != o->out_iova ||
+	    core_next_id(srv->core) != o->next_id_after)
+		fail_rebuild(srv, b, "%s (record %" PRIu64 ") gave another "
+			     "result (id %u, not %u)", proto_cmd_name(o->cmd),
+			     rc->h->seq, op.out_id, o->out_id);
+}
+
+static int open_rebuilt(struct server *srv, struct rebuilt *b)
+{
+	struct policy_result res;
+	int r;
+
+	policy_lookup(srv->policy, b->sess.uid, b->sess.gid, NULL, 0, &res);
+	if (!res.allow) {
+		fail_rebuild(srv, b, "the policy no longer allows uid %u",
+			     b->sess.uid);
+		return -EACCES;
+	}
+	r = server_session_limits(srv, &res, &b->limits);
+	if (r == 0)
+		r = core_session_new(srv->core, &b->limits, &b->session);
+	if (r < 0) {
+		fail_rebuild(srv, b, "cannot make a session: %s",
+			     strerror(-r));
+		return r;
+	}
+	core_session_set_owner(b->session, 0, b->sess.uid, b->sess.name);
+	return 0;
+}
+
+/* Replay @im; the sessions rebuilt linger.  Returns how many. */
+static uint32_t rebuild(struct journal *j, const struct j_image *im)
+{
+	struct server *srv = j->srv;
+	struct rebuilt *rb = calloc(im->nr + 1, sizeof(*rb));
+	uint32_t nr = 0, done = 0, max_id = im->next_id, (*keep)[2];
+
+	keep = calloc(im->nr + 1, sizeof(*keep));
+	if (!rb || !keep) {
+		log_err(srv, "journal: out of memory: nothing rebuilt");
+		free(rb);
+		free(keep);
+		return 0;
+	}
+	/* who lives at the end, and with which name and token */
+	for (uint32_t i = 0; i < im->nr; i++) {
+		const struct rec *rc = &im->recs[i];
+		struct rebuilt *b = find_rebuilt(rb, nr, rc->h->key);
+		const struct j_session *s = rc->body;
+
+		if (!b) {
+			b = &rb[nr++];
+			b->key = rc->h->key;
+		}
+		if (rc->h->type != J_OP && rc->body_len < sizeof(*s) &&
+		    rc->h->type != J_END)
+			continue;
+		switch (rc->h->type) {
+		case J_OPEN:
+			b->opened = true;
+			b->sess.uid = s->uid;
+			b->sess.gid = s->gid;
+			break;
+		case J_NAME:
+			b->named = true;
+			memcpy(b->sess.name, s->name, sizeof(s->name));
+			b->sess.name[sizeof(b->sess.name) - 1] = '\0';
+			b->sess.linger_s = s->linger_s;
+			memcpy(b->sess.token, s->token, sizeof(s->token));
+			break;
+		case J_TOKEN:
+			memcpy(b->sess.token, s->token, sizeof(s->token));
+			break;
+		case J_END:
+			b->ended = true;
+			break;
+		case J_OP:
+			if (rc->body_len >= sizeof(struct j_op) &&
+			    body_u32(rc, offsetof(struct j_op,
+						  next_id_after)) > max_id)
+				max_id = body_u32(rc, offsetof(struct j_op,
+							next_id_after));
+			break;
+		}
+	}
+	for (uint32_t i = 0; i < nr; i++) {
+		struct rebuilt *b = &rb[i];
+
+		if (b->ended || !b->named)
+			continue;
+		if (!b->opened) {
+			b->failed = true;
+			log_err(srv, "session \"%s\" not rebuilt: the journal "
+				"lacks its beginning", b->sess.name);
+		} else if (key_damaged(im, b->key)) {
+			fail_rebuild(srv, b, "the journal is damaged before "
+				     "some of its records");
+		} else {
+			open_rebuilt(srv, b);
+		}
+	}
+	for (uint32_t i = 0; i < im->nr; i++) {
+		const struct rec *rc = &im->recs[i];
+		struct rebuilt *b = find_rebuilt(rb, nr, rc->h->key);
+
+		if (!b || !b->session || b->failed)
+			continue;
+		if (rc->h->type == J_NAME)
+			b->name_seen = true;
+		if (rc->h->type != J_OP)
+			continue;
+		replay(j, b, rc);
+		if (b->name_seen && !b->failed) {
+			const struct j_op *o = rc->body;
+
+			b->resume.changes++;
+			b->resume.last_out_id = o->out_id;
+			b->resume.last_out_iova = o->out_iova;
+			b->resume.last_out_bytes = o->out_bytes;
+		}
+	}
+	core_set_next_id(srv->core, max_id);
+	for (uint32_t i = 0; i < nr; i++) {
+		struct rebuilt *b = &rb[i];
+		int r;
+
+		if (!b->session || b->failed)
+			continue;
+		r = sessions_restore(srv, b->sess.name, b->sess.uid,
+				     b->sess.linger_s, b->sess.token,
+				     &b->resume, b->session, &b->limits);
+		if (r < 0) {
+			fail_rebuild(srv, b, "%s", strerror(-r));
+			continue;
+		}
+		keep[done][0] = b->key;
+		keep[done][1] = core_session_id(b->session);
+		done++;
+		explicit_bzero(&b->sess.token, sizeof(b->sess.token));
+	}
+	/* the rebuilt sessions, under their new ids */
+	if (rewrite(j, im, (const uint32_t (*)[2])keep, done) < 0)
+		journal_off(j, "cannot write the compacted journal");
+	for (uint32_t i = 0; i < nr; i++)
+		explicit_bzero(&rb[i].sess, sizeof(rb[i].sess));
+	free(rb);
+	free(keep);
+	return done;
+}
+
+static bool parse_file_name(const char *name, uint32_t *id)
+{
+	char *end;
+	unsigned long v;
+
+	if (name[0] != 'f' || !name[1])
+		return false;
+	errno = 0;
+	v = strtoul(name + 1, &end, 10);
+	if (*end || errno || !v || v > UINT32_MAX)
+		return false;
+	*id = (uint32_t)v;
+	return true;
+}
+
+int journal_start(struct journal *j, const int *fds, char **names,
+		  unsigned int n)
+{
+	struct server *srv = j->srv;
+	struct j_image im = {}, other = {};
+	const char *jname = "";
+	int jfd = -1, r;
+	uint32_t restored = 0;
+
+	/* the files first, then the newest whole journal */
+	for (unsigned int i = 0; i < n; i++) {
+		uint32_t id;
+		struct j_file *f;
+		struct stat st;
+		int mode;
+
+		if (fds[i] < 0)
+			continue;
+		if (parse_file_name(names[i], &id) && !file_by_id(j, id) &&
+		    fstat(fds[i], &st) == 0 &&
+		    (mode = fcntl(fds[i], F_GETFL)) >= 0 &&
+		    (f = file_add(j, id))) {
+			f->fd = fds[i];
+			f->dev = st.st_dev;
+			f->ino = st.st_ino;
+			f->mode = mode & O_ACCMODE;
+			continue;
+		}
+		if (!strcmp(names[i], "journal.0") ||
+		    !strcmp(names[i], "journal.1")) {
+			struct j_image cand;
+
+			if (image_read(srv, fds[i], names[i], &cand) < 0) {
+				image_free(&cand);
+				sd_fdstore_remove(names[i]);
+				close(fds[i]);
+				continue;
+			}
+			/* two: a compaction was cut short; the newer wins */
+			if (jfd < 0 || cand.generation > im.generation) {
+				other = im;
+				im = cand;
+				if (jfd >= 0) {
+					close(jfd);
+					if (strcmp(jname, names[i]))
+						sd_fdstore_remove(jname);
+				}
+				jfd = fds[i];
+				jname = names[i];
+			} else {
+				image_free(&cand);
+				close(fds[i]);
+				if (strcmp(names[i], jname))
+					sd_fdstore_remove(names[i]);
+			}
+			image_free(&other);
+			continue;
+		}
+		log_warn(srv, "the fd store passed \"%s\", which ioasidd does "
+			 "not know: closed", names[i]);
+		sd_fdstore_remove(names[i]);
+		close(fds[i]);
+	}
+	if (jfd >= 0) {
+		j->generation = im.generation;
+		j->fd = jfd;
+		log_info(srv, "journal: %u record(s) to replay", im.nr);
+		restored = rebuild(j, &im);
+		log_info(srv, "journal: %u session(s) rebuilt", restored);
+		image_free(&im);
+		r = j->broken ? -EIO : 0;
+	} else {
+		if (j->nr_files)
+			log_err(srv, "the fd store passed %u file(s) but no "
+				"journal that can be read: nothing to rebuild",
+				j->nr_files);
+		r = rewrite(j, NULL, NULL, 0);
+		if (r < 0)
+			journal_off(j, "cannot store a new journal");
+	}
+	/* what is left of the store's files is the core's now (dups) */
+	for (uint32_t i = 0; i < j->nr_files; i++)
+		close_fd(j->files[i].fd);
+	return r;
+}
+
+void journal_compact(struct journal *j)
+{
+	struct server *srv = j->srv;
+	struct j_image im;
+	uint32_t (*keep)[2] = NULL, nr = 0;
+
+	srv->compact_due = false;
+	if (j->broken)
+		return;
+	if (image_read(srv, j->fd, "(current)", &im) < 0) {
+		image_free(&im);
+		journal_off(j, "cannot read it back to compact it");
+		return;
+	}
+	keep = calloc(im.nr + 1, sizeof(*keep));
+	if (!keep) {
+		image_free(&im);
+		return;			/* next time */
+	}
+	for (uint32_t i = 0; i < im.nr; i++) {
+		const struct rec *rc = &im.recs[i];
+		bool ended = false, known = false;
+
+		for (uint32_t k = 0; k < nr; k++)
+			known |= keep[k][0] == rc->h->key;
+		if (known || rc->h->type != J_OPEN)
+			continue;
+		for (uint32_t k = i + 1; k < im.nr; k++)
+			if (im.recs[k].h->key == rc->h->key &&
+			    im.recs[k].h->type == J_END)
+				ended = true;
+		if (!ended) {
+			keep[nr][0] = keep[nr][1] = rc->h->key;
+			nr++;
+		}
+	}
+	if (rewrite(j, &im, (const uint32_t (*)[2])keep, nr) < 0)
+		journal_off(j, "cannot write the compacted journal");
+	else
+		log_info(srv, "journal compacted: %" PRIu64 " bytes, %u "
+			 "session(s)", j->end, nr);
+	free(keep);
+	image_free(&im);
+}
+
+void journal_free(struct journal *j)
+{
+	if (!j)
+		return;
+	close_fd(j->fd);
+	for (uint32_t i = 0; i < j->nr_files; i++)
+		close_fd(j->files[i].fd);
+	free(j->files);
+	free(j);
+}
