@@ -95,8 +95,8 @@ static struct ioasid_ctx *vmm(const char *name, int memfd, struct held *h)
 }
 
 /* After the crash: the device still reaches the memfd through h. */
-static void check_reclaimed(struct ioasid_ctx *ctx, const struct held *h,
-			    int memfd)
+static void check_mapped(struct ioasid_ctx *ctx, const struct held *h,
+			 int memfd, uint64_t nr_mappings)
 {
 	struct ioasid_ioas_info info;
 	struct ioasid_mapping m;
@@ -109,7 +109,7 @@ static void check_reclaimed(struct ioasid_ctx *ctx, const struct held *h,
 	cr_assert_eq(m.length, 1 << 20);
 	cr_assert_eq(ioasid_ioas_get_info(ctx, h->ioas, &info), 0, "%s",
 		     ioasid_last_error(ctx));
-	cr_assert_eq(info.nr_mappings, 1);
+	cr_assert_eq(info.nr_mappings, nr_mappings);
 	cr_assert_eq(ioasid_device_dma(ctx, h->dev, h->iova + 4096,
 				       (void *)"after the crash", 16,
 				       IOASID_DMA_WRITE, &done), 0, "%s",
@@ -117,6 +117,12 @@ static void check_reclaimed(struct ioasid_ctx *ctx, const struct held *h,
 	cr_assert_eq(done, 16);
 	cr_assert_eq(pread(memfd, buf, 16, 4096), 16);
 	cr_assert_str_eq(buf, "after the crash");
+}
+
+static void check_reclaimed(struct ioasid_ctx *ctx, const struct held *h,
+			    int memfd)
+{
+	check_mapped(ctx, h, memfd, 1);
 }
 
 TestSuite(crash, .fini = fini, .timeout = 120);
@@ -466,6 +472,63 @@ Test(crash, a_rebuilt_session_goes_to_its_token_only)
 	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", root_held.token), 0,
 		     "%s", ioasid_last_error(ctx));
 	check_reclaimed(ctx, &root_held, memfd);
+	ioasid_unref(ctx);
+	close(memfd);
+}
+
+/* ---- clients that resume on their own ------------------------------------ */
+
+Test(crash, a_named_context_resumes_its_session_on_its_own)
+{
+	int memfd = test_memfd(1 << 20);
+	struct ioasid_ctx *ctx, *unnamed, *never;
+	uint64_t iova = 1 << 30;
+	struct ioasid_mapping m;
+	uint32_t ioas, more;
+	struct held h, h2;
+
+	start();
+	ctx = vmm("vm1", memfd, &h);
+	/* the ring carries maps from here on */
+	cr_assert_eq(ioasid_map_file(ctx, h.ioas, memfd, 0, 4096,
+				     RW | IOASID_MAP_FIXED_IOVA, &iova), 0);
+	unnamed = connect_ctx();
+	cr_assert_eq(ioasid_ioas_alloc(unnamed, 0, &ioas), 0);
+	setenv("IOASID_RECONNECT", "0", 1);
+	never = vmm_on("vm2", memfd, NIC2, &h2);
+	unsetenv("IOASID_RECONNECT");
+
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	/* the very context goes on: same ids, same mappings */
+	check_mapped(ctx, &h, memfd, 2);
+	cr_assert_eq(ioasid_lookup(ctx, h.ioas, 1 << 30, &m), 0, "%s",
+		     ioasid_last_error(ctx));
+	iova = 2u << 30;
+	cr_assert_eq(ioasid_map_file(ctx, h.ioas, memfd, 4096, 4096,
+				     RW | IOASID_MAP_FIXED_IOVA, &iova), 0,
+		     "%s", ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &more), 0);
+	/* and a second crash, the same */
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	cr_assert_eq(ioasid_lookup(ctx, h.ioas, 2u << 30, &m), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_ioas_get_info(ctx, more,
+					  &(struct ioasid_ioas_info){}), 0);
+
+	/* unnamed, or named without reconnecting: ECONNRESET as before */
+	cr_assert_eq(ioasid_ioas_get_info(unnamed, ioas,
+					  &(struct ioasid_ioas_info){}),
+		     -ECONNRESET);
+	cr_assert_eq(ioasid_ioas_get_info(never, h2.ioas,
+					  &(struct ioasid_ioas_info){}),
+		     -ECONNRESET);
+	/* that one's session is still there for a new context */
+	ioasid_unref(never);
+	never = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(never, "vm2", h2.token), 0, "%s",
+		     ioasid_last_error(never));
+	ioasid_unref(never);
+	ioasid_unref(unnamed);
 	ioasid_unref(ctx);
 	close(memfd);
 }

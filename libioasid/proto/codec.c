@@ -895,7 +895,9 @@ static const char *check_reply_sizes(const struct proto_msg *m,
 		return "more entries mapped than sent";
 	if ((op->cmd == IOASID_CMD_SESSION_NAME ||
 	     op->cmd == IOASID_CMD_SESSION_RECLAIM) && !err &&
-	    dlen != IOASID_SESSION_TOKEN_LEN)
+	    dlen != IOASID_SESSION_TOKEN_LEN &&
+	    dlen != IOASID_SESSION_TOKEN_LEN +
+		    sizeof(struct ioasid_session_resume))
 		return "a token of the wrong size";
 	return NULL;
 }

@@ -28,6 +28,12 @@
  * over the socket.  IOASID_NO_FASTPATH=1 in the environment: neither the
  * view nor the ring is asked for.
  *
+ * Resuming (libioasid(3), RESUMING): a context of a named session counts
+ * the session's changes as ioasidd does; when a call finds the connection
+ * lost it dials again for up to $IOASID_RECONNECT seconds, reclaims the
+ * session and, by comparing the counts, returns the recorded result of
+ * the call in flight or sends it again (resume()).
+ *
  * Threads: one request is in flight per context (r->lock); the daemon
  * serves a client's requests in order anyway.
  *
@@ -96,6 +102,19 @@ struct remote {
 	/* a named session's reclaim token (SESSION_NAME, _RECLAIM) */
 	bool named;
 	unsigned char token[IOASID_SESSION_TOKEN_LEN];
+	/*
+	 * Resuming a named session after a lost connection: where to dial,
+	 * its name, for how long (0: never), and the changes ioasidd
+	 * recorded for it as we count them (known: the daemon told us at
+	 * the last name or reclaim).  inflight: a request went out whose
+	 * answer has not come.
+	 */
+	char path[108];
+	char sess_name[IOASID_NAME_MAX];
+	uint32_t reconnect_ms;
+	bool resume_known;
+	uint64_t changes;
+	bool inflight;
 	struct ioasid_event *events;	/* ring */
 	uint32_t ev_head, ev_len;
 	uint64_t ev_dropped;
@@ -420,7 +439,22 @@ static int roundtrip(struct remote *r, struct ioasid_op *op)
 	ret = send_request(r, op, seq);
 	if (ret < 0)
 		return ret;
-	return wait_reply(r, op, seq);
+	r->inflight = true;
+	ret = wait_reply(r, op, seq);
+	if (r->broken)
+		return ret;
+	r->inflight = false;
+	if (ret >= 0 && proto_cmd_changes_state(op->cmd))
+		r->changes++;
+	return ret;
+}
+
+static int resume(struct remote *r, struct ioasid_op *op);
+
+/* A named session's context gets its session back, when it can. */
+static bool resumable(const struct remote *r)
+{
+	return r->broken && r->named && r->resume_known && r->reconnect_ms;
 }
 
 static int locked_roundtrip(struct remote *r, struct ioasid_op *op)
@@ -429,6 +463,8 @@ static int locked_roundtrip(struct remote *r, struct ioasid_op *op)
 
 	pthread_mutex_lock(&r->lock);
 	ret = roundtrip(r, op);
+	if (ret == -ECONNRESET && resumable(r))
+		ret = resume(r, op);
 	pthread_mutex_unlock(&r->lock);
 	/* the daemon saw a smaller buffer than the caller has: say why */
 	if (ret == -EMSGSIZE && op->out_cap > PROTO_MAX_PAYLOAD &&
@@ -870,6 +906,7 @@ static int ring_call(struct remote *r, struct ioasid_op *op)
 	    ring_file(r, op->fd, &s.file) < 0)
 		return -EAGAIN;
 	s.user_data = ++r->ring_seq;
+	r->inflight = true;
 	if (ring_submit(&r->ring, &s) &&
 	    write(r->ring_bell, &one, sizeof(one)) < 0 && errno != EAGAIN) {
 		ring_off(r, "cannot ring the doorbell");
@@ -889,6 +926,9 @@ static int ring_call(struct remote *r, struct ioasid_op *op)
 		return op_fail(op, EPROTO, "ioasidd's request ring broke "
 			       "during %s", proto_cmd_name(op->cmd));
 	}
+	r->inflight = false;
+	if (c.result >= 0)
+		r->changes++;		/* map, unmap, convert */
 	op->out_id = c.out_id;
 	op->out_iova = c.out_iova;
 	op->out_bytes = c.out_bytes;
@@ -903,20 +943,57 @@ static int ring_or_socket(struct remote *r, struct ioasid_op *op)
 
 	pthread_mutex_lock(&r->lock);
 	ret = ring_call(r, op);
+	if (ret == -ECONNRESET && resumable(r))
+		ret = resume(r, op);
 	pthread_mutex_unlock(&r->lock);
 	return ret == -EAGAIN ? locked_roundtrip(r, op) : ret;
+}
+
+/*
+ * The reply of SESSION_NAME or _RECLAIM in @buf (@len bytes): the token,
+ * then, from a daemon that sends it, the changes it recorded.
+ */
+static void take_grant(struct remote *r, const unsigned char *buf,
+		       uint32_t len, const char *name)
+{
+	struct ioasid_session_resume res;
+
+	memcpy(r->token, buf, sizeof(r->token));
+	r->named = true;
+	if (name != r->sess_name)
+		snprintf(r->sess_name, sizeof(r->sess_name), "%s", name);
+	r->resume_known = len >= sizeof(r->token) + sizeof(res);
+	if (r->resume_known) {
+		memcpy(&res, buf + sizeof(r->token), sizeof(res));
+		r->changes = res.changes;
+	}
 }
 
 /* The token stays here, not with the caller: ioasid_session_token(). */
 static int session_call(struct remote *r, struct ioasid_op *op)
 {
-	int ret = locked_roundtrip(r, op);
+	unsigned char buf[IOASID_SESSION_TOKEN_LEN +
+			  sizeof(struct ioasid_session_resume)];
+	void *caller_out = op->out;
+	uint32_t caller_cap = op->out_cap;
+	int ret;
 
+	/* room for what a resume needs, the caller gets the token */
+	if (caller_cap >= IOASID_SESSION_TOKEN_LEN) {
+		op->out = buf;
+		op->out_cap = sizeof(buf);
+	}
+	ret = locked_roundtrip(r, op);
+	op->out = caller_out;
+	op->out_cap = caller_cap;
 	if (ret < 0)
 		return ret;
+	if (op->out_len < IOASID_SESSION_TOKEN_LEN)
+		return op_fail(op, EPROTO, "ioasidd's reply carries no token");
+	memcpy(op->out, buf, IOASID_SESSION_TOKEN_LEN);
 	pthread_mutex_lock(&r->lock);
-	memcpy(r->token, op->out, sizeof(r->token));
-	r->named = true;
+	take_grant(r, buf, op->out_len, op->name);
+	op->out_len = IOASID_SESSION_TOKEN_LEN;
 	/*
 	 * A reclaim changes the session: a view mapped before it is the
 	 * old session's and no longer kept up to date.  Lookups go through
@@ -928,6 +1005,7 @@ static int session_call(struct remote *r, struct ioasid_op *op)
 		__atomic_store_n(&r->view, NULL, __ATOMIC_RELEASE);
 	r->session_id = op->out_id;
 	pthread_mutex_unlock(&r->lock);
+	explicit_bzero(buf, sizeof(buf));
 	return 0;
 }
 
@@ -1044,7 +1122,8 @@ static int connect_fail(struct remote *r, int e, const char *path)
 	return open_fail(r, -e, "cannot connect to %s: %s", path, strerror(e));
 }
 
-static int connect_socket(struct remote *r, const char *path)
+/* A connected socket in r->sock; -errno without a word (dial_fail). */
+static int dial(struct remote *r, const char *path)
 {
 	int sndbuf = 2 * IOASID_MAX_MSG;
 	struct sockaddr_un sa;
@@ -1053,17 +1132,31 @@ static int connect_socket(struct remote *r, const char *path)
 
 	ret = fill_addr(path, &sa, &salen);
 	if (ret < 0)
-		return open_fail(r, ret, "bad ioasidd socket path \"%s\"",
-				 path);
+		return ret;
 	r->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (r->sock < 0)
-		return open_fail(r, -errno, "cannot create a socket: %m");
+		return -errno;
 	/* one message may be IOASID_MAX_MSG: above the default limit */
 	if (setsockopt(r->sock, SOL_SOCKET, SO_SNDBUF, &sndbuf,
 		       sizeof(sndbuf)) < 0)
 		warn(r->log, "cannot raise SO_SNDBUF: %m");
-	if (connect(r->sock, (struct sockaddr *)&sa, salen) < 0)
-		return connect_fail(r, errno, path);
+	if (connect(r->sock, (struct sockaddr *)&sa, salen) < 0) {
+		ret = -errno;
+		close_fd(r->sock);
+		return ret;
+	}
+	return 0;
+}
+
+static int connect_socket(struct remote *r, const char *path)
+{
+	int ret = dial(r, path);
+
+	if (ret == -EINVAL || ret == -ENAMETOOLONG)
+		return open_fail(r, ret, "bad ioasidd socket path \"%s\"",
+				 path);
+	if (ret < 0)
+		return connect_fail(r, -ret, path);
 	return 0;
 }
 
@@ -1144,6 +1237,207 @@ static void remote_close(void *priv)
 	free(r);
 }
 
+/* ---- resuming a named session after a lost connection ------------------ */
+
+#define RECONNECT_DEFAULT_MS	5000
+#define RECONNECT_MAX_MS	(3600 * 1000)
+
+/* $IOASID_RECONNECT: seconds (decimal, e.g. 2.5); 0 never. */
+static uint32_t reconnect_ms(const struct log_sink *log)
+{
+	const char *env = getenv("IOASID_RECONNECT");
+	char *end;
+	double v;
+
+	if (!env || !*env)
+		return RECONNECT_DEFAULT_MS;
+	errno = 0;
+	v = strtod(env, &end);
+	if (errno || *end || v < 0 || v * 1000 > RECONNECT_MAX_MS) {
+		warn(log, "IOASID_RECONNECT=\"%s\" is not 0 to 3600 seconds: "
+		     "%u ms", env, RECONNECT_DEFAULT_MS);
+		return RECONNECT_DEFAULT_MS;
+	}
+	return (uint32_t)(v * 1000);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Blocking calls on the new socket end by @deadline (0: never). */
+static void socket_deadline(int sock, uint64_t deadline)
+{
+	uint64_t now = mono_ms(), left = deadline > now ? deadline - now : 1;
+	struct timeval tv = { .tv_sec = (time_t)(left / 1000),
+			      .tv_usec = (suseconds_t)(left % 1000) * 1000 };
+
+	if (!deadline)
+		tv = (struct timeval){ 0, 0 };
+	setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* What belonged to the lost connection goes; r->lock held. */
+static void drop_connection(struct remote *r)
+{
+	close_fd(r->sock);
+	/* the ring was the connection's: asked for again on next use */
+	if (r->ring_map)
+		munmap(r->ring_map, RING_SIZE);
+	r->ring_map = NULL;
+	r->ring_on = r->ring_tried = false;
+	close_fd(r->ring_bell);
+	close_fd(r->ring_done);
+	for (int i = 0; i < RING_CLIENT_FILES; i++)
+		r->files[i].id = 0;
+	/*
+	 * The view: readers in other threads may hold it, so it is not
+	 * mapped again: lookups go through the socket from now on (as
+	 * after a reclaim).  It stays mapped until the context closes.
+	 */
+	__atomic_store_n(&r->view, NULL, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->view_tried, true, __ATOMIC_RELEASE);
+}
+
+/*
+ * One try: dial, HELLO, SESSION_RECLAIM with our name and token.  0 (the
+ * daemon's count of the session's changes in *@res), -EAGAIN (try again
+ * a little later), or another -errno (give up; the reason in @op).
+ */
+static int reclaim_once(struct remote *r, uint64_t deadline,
+			struct ioasid_session_resume *res,
+			struct ioasid_op *why)
+{
+	unsigned char buf[IOASID_SESSION_TOKEN_LEN + sizeof(*res)];
+	struct ioasid_op op;
+	int ret;
+
+	drop_connection(r);
+	ret = dial(r, r->path);
+	if (ret < 0)
+		return ret == -ENOENT || ret == -ECONNREFUSED ||
+		       ret == -EAGAIN ? -EAGAIN :
+		       op_fail(why, -ret, "cannot reach %s: %s", r->path,
+			       strerror(-ret));
+	socket_deadline(r->sock, deadline);
+	r->broken = false;
+	ioasid_op_init(&op, IOASID_CMD_HELLO);
+	snprintf(op.name, sizeof(op.name), "%.24s[%d]",
+		 program_invocation_short_name, (int)getpid());
+	if (roundtrip(r, &op) < 0)
+		return -EAGAIN;
+	snprintf(r->backend, sizeof(r->backend), "%s", op.name);
+	ioasid_op_init(&op, IOASID_CMD_SESSION_RECLAIM);
+	snprintf(op.name, sizeof(op.name), "%s", r->sess_name);
+	op.in = r->token;
+	op.in_len = sizeof(r->token);
+	op.out = buf;
+	op.out_cap = sizeof(buf);
+	ret = roundtrip(r, &op);
+	/* EBUSY: our old connection is not reaped yet */
+	if (ret == -EBUSY || ret == -ECONNRESET)
+		return -EAGAIN;
+	if (ret < 0)
+		return op_fail(why, -ret, "%s", op.errmsg);
+	if (op.out_len < sizeof(buf)) {
+		explicit_bzero(buf, sizeof(buf));
+		return op_fail(why, EPROTO, "ioasidd does not say which "
+			       "changes of the session it kept");
+	}
+	take_grant(r, buf, op.out_len, r->sess_name);
+	memcpy(res, buf + IOASID_SESSION_TOKEN_LEN, sizeof(*res));
+	explicit_bzero(buf, sizeof(buf));
+	r->session_id = op.out_id;
+	socket_deadline(r->sock, 0);
+	if (r->event_epfd >= 0) {
+		struct epoll_event ev = { .events = EPOLLIN };
+
+		epoll_ctl(r->event_epfd, EPOLL_CTL_ADD, r->sock, &ev);
+	}
+	return 0;
+}
+
+/*
+ * The connection was lost during @op (or before it): dial again for up
+ * to r->reconnect_ms, reclaim the session, and finish @op: its change
+ * took effect (the daemon counts one more: its results), or it did not
+ * (sent again).  r->lock held.
+ */
+static int resume(struct remote *r, struct ioasid_op *op)
+{
+	uint64_t deadline = mono_ms() + r->reconnect_ms, wait = 1;
+	bool change = proto_cmd_changes_state(op->cmd);
+	struct ioasid_session_resume res;
+	struct ioasid_op why;
+	int ret;
+
+	ioasid_op_init(&why, op->cmd);
+	for (;;) {
+		bool sent = r->inflight;
+
+		r->inflight = false;
+		ret = reclaim_once(r, deadline, &res, &why);
+		while (ret == -EAGAIN) {
+			uint64_t now = mono_ms();
+
+			if (now >= deadline)
+				break;
+			/* bounded back-off while nobody accepts */
+			poll(NULL, 0, (int)min_t(uint64_t, wait,
+						 deadline - now));
+			wait = min_t(uint64_t, 2 * wait, 100);
+			ret = reclaim_once(r, deadline, &res, &why);
+		}
+		if (ret < 0) {
+			mark_broken(r, "lost, and not resumed");
+			r->resume_known = false;
+			if (ret == -EAGAIN)
+				return op_fail(op, ECONNRESET, "connection to "
+					       "ioasidd lost and not regained "
+					       "within %u ms", r->reconnect_ms);
+			return op_fail(op, ECONNRESET, "connection to ioasidd "
+				       "lost; session \"%s\" could not be "
+				       "reclaimed: %s", r->sess_name,
+				       why.errmsg);
+		}
+		info(r->log, "connection to ioasidd regained: session \"%s\" "
+		     "reclaimed, %llu change(s) recorded", r->sess_name,
+		     (unsigned long long)res.changes);
+		if (sent && change && res.changes == r->changes + 1) {
+			/* it took effect before the connection went */
+			r->changes++;
+			if (op->cmd == IOASID_CMD_MAP_BATCH && op->out_cap)
+				return op_fail(op, ECONNRESET, "the batch was "
+					       "mapped, but its IOVAs were lost "
+					       "with the connection: look "
+					       "them up");
+			op->out_id = res.last_out_id;
+			op->out_iova = res.last_out_iova;
+			op->out_bytes = res.last_out_bytes;
+			op->out_len = 0;
+			return 0;
+		}
+		if (res.changes != r->changes) {
+			mark_broken(r, "ioasidd lost changes");
+			r->resume_known = false;
+			return op_fail(op, EIO, "ioasidd kept %llu change(s) of "
+				       "session \"%s\", this context had %llu "
+				       "acknowledged: state was lost",
+				       (unsigned long long)res.changes,
+				       r->sess_name,
+				       (unsigned long long)r->changes);
+		}
+		ret = roundtrip(r, op);
+		if (ret != -ECONNRESET || !r->broken)
+			return ret;
+	}
+}
+
 static int remote_open(const struct log_sink *log, const char *path,
 		       void **priv, char *errmsg, size_t errlen)
 {
@@ -1167,6 +1461,8 @@ static int remote_open(const struct log_sink *log, const char *path,
 		remote_close(r);
 		return -ENOMEM;
 	}
+	snprintf(r->path, sizeof(r->path), "%s", path);
+	r->reconnect_ms = reconnect_ms(log);
 	ret = connect_socket(r, path);
 	if (ret == 0)
 		ret = hello(r, path);
