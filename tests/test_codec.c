@@ -453,3 +453,28 @@ Test(codec, libnl_errors_become_errnos)
 		cr_assert_lt(proto_nle_errno(-e), 0, "NLE %d", e);
 }
 
+
+/* What ioasidd journals and a resuming client counts: the same set. */
+Test(codec, changes_state_is_what_the_core_changes)
+{
+	static const uint32_t changes[] = {
+		IOASID_CMD_IOAS_ALLOC, IOASID_CMD_MAP_FILE, IOASID_CMD_UNMAP,
+		IOASID_CMD_CONVERT, IOASID_CMD_DEVICE_ATTACH,
+		IOASID_CMD_DEVICE_BIND, IOASID_CMD_VM_BIND,
+	};
+	static const uint32_t not[] = {
+		IOASID_CMD_HELLO, IOASID_CMD_LOOKUP, IOASID_CMD_IOAS_INFO,
+		IOASID_CMD_DEVICE_DMA, IOASID_CMD_STATUS, IOASID_CMD_VIEW,
+		IOASID_CMD_RING, IOASID_CMD_FILE_REGISTER,
+		IOASID_CMD_SESSION_NAME, IOASID_CMD_SESSION_RECLAIM,
+		IOASID_CMD_EVENTS_DROPPED, IOASID_CMD_MAP_USER,
+		IOASID_CMD_SIM_HOTPLUG, IOASID_CMD_REPLY, 9999,
+	};
+
+	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++)
+		cr_assert(proto_cmd_changes_state(changes[i]), "%s changes",
+			  proto_cmd_name(changes[i]));
+	for (size_t i = 0; i < sizeof(not) / sizeof(not[0]); i++)
+		cr_assert_not(proto_cmd_changes_state(not[i]), "%s does not",
+			      proto_cmd_name(not[i]));
+}

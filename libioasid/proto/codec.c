@@ -90,9 +90,10 @@ const char *proto_attr_name(uint32_t attr)
 static const struct proto_cmd_policy policies[__IOASID_CMD_MAX] = {
 #define W(f)	PROTO_CMD_##f
 #define A(a)	BIT(a)
+/* the handler column is 0 or a function's name: "0" has two bytes */
 #define IOASID_OP(name, nr, wire, required, optional, handler, core) \
 	[IOASID_CMD_##name] = { #name, (wire), (required) | (optional), \
-				(required) },
+				(required), sizeof(#handler) > 2 },
 #include <ioasid/ops.def>
 #undef IOASID_OP
 #undef A
@@ -115,22 +116,12 @@ const char *proto_cmd_name(uint32_t cmd)
 
 bool proto_cmd_changes_state(uint32_t cmd)
 {
+	const struct proto_cmd_policy *p = proto_cmd_policy(cmd);
+
+	/* answered by ioasidd or the library; through ioasidd, MAP_USER */
+	if (!p || !p->core || cmd == IOASID_CMD_MAP_USER)
+		return false;
 	switch (cmd) {
-	/* answered by ioasidd or the library, not the core */
-	case IOASID_CMD_REPLY:
-	case IOASID_CMD_EVENT:
-	case IOASID_CMD_HELLO:
-	case IOASID_CMD_MAP_USER:
-	case IOASID_CMD_EVENT_READ:
-	case IOASID_CMD_VIEW:
-	case IOASID_CMD_RING:
-	case IOASID_CMD_FILE_REGISTER:
-	case IOASID_CMD_FILE_UNREGISTER:
-	case IOASID_CMD_SESSION_NAME:
-	case IOASID_CMD_SESSION_RECLAIM:
-	case IOASID_CMD_SESSION_LIST:
-	case IOASID_CMD_SESSION_DROP:
-	case IOASID_CMD_SESSION_TOKEN:
 	/* reads */
 	case IOASID_CMD_IOAS_INFO:
 	case IOASID_CMD_IOAS_LIST:
@@ -153,7 +144,7 @@ bool proto_cmd_changes_state(uint32_t cmd)
 	case IOASID_CMD_DIRTY_READ:
 		return false;
 	}
-	return proto_cmd_policy(cmd) != NULL;
+	return true;
 }
 
 /* ---- helpers ------------------------------------------------------------- */

@@ -74,6 +74,7 @@ struct proto_cmd_policy {
 	uint32_t flags;
 	uint64_t allowed;
 	uint64_t required;
+	bool core;		/* libioasid's core runs it (a handler) */
 };
 
 /* NULL for a command number the protocol does not know. */
@@ -84,7 +85,9 @@ const char *proto_cmd_name(uint32_t cmd);
 /*
  * Whether a successful @cmd changes state a session keeps (what ioasidd
  * journals and counts for struct ioasid_session_resume): every command
- * the core runs but reads, DMA, dirty-bit reads and simulated hot-plug.
+ * the core runs (one with a handler in <ioasid/ops.def>) but reads, DMA,
+ * dirty-bit reads and simulated hot-plug.  Commands ioasidd or the
+ * library answer themselves never count.
  */
 bool proto_cmd_changes_state(uint32_t cmd);
 
