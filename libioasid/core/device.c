@@ -279,6 +279,11 @@ int device_bind(struct session *s, struct ioas *unused, struct ioasid_op *op)
 	uint32_t id = 0;
 
 	r = check_bind(s, dev, op);
+	if (r == 0 && op->fd >= 0 &&
+	    (dev->inv->info.flags & IOASID_DEVICE_MOCK))
+		r = op_fail(op, EINVAL, "device %s is a mock device of the "
+			    "kernel's iommufd selftest driver: it has no VFIO "
+			    "file to pass (vfio_fd must be -1)", op->name);
 	if (r == 0)
 		r = take_vfio_file(op, &vfio_fd);
 	if (r < 0)

@@ -159,6 +159,12 @@ int fault_dma(struct session *s, struct ioas *unused, struct ioasid_op *op)
 	r = check_dma(s->core, op, &buf);
 	if (r < 0)
 		return r;
+	if (!(dev->inv->info.flags &
+	      (IOASID_DEVICE_SIMULATED | IOASID_DEVICE_MOCK)))
+		return op_fail(op, EOPNOTSUPP, "device %s is a real device: "
+			       "only simulated devices and the kernel's mock "
+			       "devices (\"iommufd:mock\") take DMA requests",
+			       dev->inv->info.name);
 	pthread_rwlock_rdlock(&dev->lock);
 	r = run_dma(s, dev, buf, &done, op);
 	if (r < 0 && r != -ENOENT && dev->ioas)	/* counted for monitoring */

@@ -493,3 +493,25 @@ struct be_domain *kb_be_domain(struct ioasid_ctx *ctx, uint32_t dev_id)
 
 	return d && d->domain ? d->domain->be : NULL;
 }
+
+int kb_mock_ctx(struct ioasid_ctx **ctx)
+{
+	return ioasid_new("iommufd:mock", ctx);
+}
+
+int kb_mock_device(struct ioasid_ctx *ctx, struct ioasid_device_info *info)
+{
+	struct ioasid_device_info d[64];
+	uint32_t nr = 64;
+	int r = ioasid_device_list(ctx, d, &nr);
+
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < nr; i++)
+		if ((d[i].flags & IOASID_DEVICE_MOCK) &&
+		    !(d[i].flags & IOASID_DEVICE_BOUND)) {
+			*info = d[i];
+			return 0;
+		}
+	return -ENOENT;
+}

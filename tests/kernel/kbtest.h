@@ -105,6 +105,19 @@ int kb_kprobes_setup(void);
 void kb_kprobes_count(int *reg, int *unreg);	/* and clear */
 void kb_kprobes_remove(void);
 
+/*
+ * The kernel's iommufd selftest mock devices (CONFIG_IOMMUFD_TEST):
+ * kb_mock_ctx() opens an embedded context on "iommufd:mock" (units and
+ * devices of the real inventory, plus the unit "iommufd_mock" and the
+ * devices "mock0", "mock1"); -EOPNOTSUPP when the kernel has no selftest
+ * driver (the reason in ioasid_last_error(NULL)).  kb_mock_device() finds
+ * the first mock device not bound by @ctx's session: 0 and its info.
+ * Binding it (ioasid_device_bind with vfio_fd -1) creates it in the
+ * kernel; through ioasidd, start the daemon with --backend iommufd:mock.
+ */
+int kb_mock_ctx(struct ioasid_ctx **ctx);
+int kb_mock_device(struct ioasid_ctx *ctx, struct ioasid_device_info *info);
+
 /* White box: backend objects behind the library's ids (embedded ctx). */
 struct backend;
 struct be_ioas;

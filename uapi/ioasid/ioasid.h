@@ -191,6 +191,8 @@ enum ioasid_device_flags {
 						      VM's kvm-vfio device */
 	IOASID_DEVICE_OTHER_SESSION	= 1 << 13, /* bound by another session
 						      (shown to an observer) */
+	IOASID_DEVICE_MOCK		= 1 << 14, /* the kernel's selftest mock
+						      device ("iommufd:mock") */
 };
 
 struct ioasid_device_info {

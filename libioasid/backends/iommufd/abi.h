@@ -237,4 +237,99 @@ struct kvfio_device_detach_iommufd_pt {
 /* VT-d extended capability: snoop control (SC). */
 #define VTD_ECAP_SC			(1ull << 7)
 
+/*
+ * The kernel's iommufd selftest driver (CONFIG_IOMMUFD_TEST): one more
+ * iommufd command, IOMMU_TEST_CMD, whose ops make mock devices behind a
+ * mock IOMMU (drivers/iommu/iommufd/iommufd_test.h; not a uAPI header:
+ * the numbers below are that file's).  Used only by "iommufd:mock".
+ */
+#define IFD_TEST_CMD			IFD_CMD(0x80 + 32)
+
+enum {
+	IFD_TEST_OP_MOCK_DOMAIN = 2,
+	IFD_TEST_OP_MD_CHECK_MAP = 3,
+	IFD_TEST_OP_CREATE_ACCESS = 5,
+	IFD_TEST_OP_ACCESS_RW = 8,
+	IFD_TEST_OP_MOCK_DOMAIN_REPLACE = 10,
+	IFD_TEST_OP_ACCESS_REPLACE_IOAS = 11,
+	IFD_TEST_OP_MOCK_DOMAIN_FLAGS = 12,
+	IFD_TEST_OP_DIRTY = 13,
+	IFD_TEST_OP_TRIGGER_IOPF = 15,
+	IFD_TEST_OP_PASID_ATTACH = 18,
+	IFD_TEST_OP_PASID_REPLACE = 19,
+	IFD_TEST_OP_PASID_DETACH = 20,
+	IFD_TEST_OP_PASID_CHECK_HWPT = 21,
+};
+
+/* The mock IOMMU's aperture (MOCK_APERTURE_START/_LAST) and PASID width. */
+#define IFD_MOCK_APERTURE_START		(1ull << 24)
+#define IFD_MOCK_APERTURE_LAST		((1ull << 31) - 1)
+#define IFD_MOCK_PASID_WIDTH		20
+/* Mock device flags (MOCK_FLAGS_DEVICE_*). */
+#define IFD_MOCK_DEVICE_NO_DIRTY	(1u << 0)
+#define IFD_MOCK_DEVICE_PASID		(1u << 2)
+/* ACCESS_RW flags; one call moves at most 16 MiB. */
+#define IFD_MOCK_ACCESS_RW_WRITE	(1u << 0)
+#define IFD_MOCK_ACCESS_RW_MAX		(16ull << 20)
+/* GET_HW_INFO type of a mock device. */
+#define IFD_HW_INFO_TYPE_SELFTEST	0xfeedbeef
+
+struct ifd_test_cmd {
+	uint32_t size;
+	uint32_t op;
+	uint32_t id;
+	uint32_t reserved;
+	union {
+		struct {
+			uint32_t out_stdev_id;
+			uint32_t out_hwpt_id;
+			uint32_t out_idev_id;	/* the device's dev_id */
+			uint32_t dev_flags;	/* MOCK_DOMAIN_FLAGS only */
+		} mock_domain;
+		struct {
+			uint32_t pt_id;
+		} mock_domain_replace;
+		struct {
+			uint64_t iova;
+			uint64_t length;
+			uint64_t uptr;
+		} check_map;
+		struct {
+			uint32_t out_access_fd;
+			uint32_t flags;
+		} create_access;
+		struct {
+			uint64_t iova;
+			uint64_t length;
+			uint64_t uptr;
+			uint32_t flags;
+		} access_rw;
+		struct {
+			uint32_t ioas_id;
+		} access_replace_ioas;
+		struct {
+			uint32_t flags;
+			uint32_t reserved;
+			uint64_t iova;
+			uint64_t length;
+			uint64_t page_size;
+			uint64_t uptr;
+			uint64_t out_nr_dirty;
+		} dirty;
+		struct {
+			uint32_t dev_id;
+			uint32_t pasid;
+			uint32_t grpid;
+			uint32_t perm;
+			uint64_t addr;
+		} trigger_iopf;
+		struct {
+			uint32_t pasid;
+			uint32_t pt_id;		/* hwpt_id for CHECK_HWPT */
+		} pasid;
+		uint64_t pad[6];
+	};
+	uint32_t last;
+};
+
 #endif

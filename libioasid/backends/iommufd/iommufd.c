@@ -23,9 +23,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backends/backend.h"
@@ -38,12 +40,22 @@
 #include "util/macros.h"
 
 #define IOMMUFD_PATH "/dev/iommu"
+/* "iommufd:mock": the selftest driver's mock devices (see mock_*) */
+#define MOCK_UNIT	"iommufd_mock"
+#define MOCK_MAX	16
+#define MOCK_DEFAULT	2
+#define MOCK_GROUP_BASE	0x80000000u	/* not sysfs groups: one each */
+#define MOCK_FAULTS	16		/* DMA fault records kept per device */
+
+_Static_assert(sizeof(struct ifd_test_cmd) == 72,
+	       "struct iommu_test_cmd of drivers/iommu/iommufd/iommufd_test.h");
 
 struct backend {
 	const struct log_sink *log;
 	uint64_t calls[IOMMUFD_CALL_NR];	/* the trace: ioctls issued */
 	uint32_t nr_tenants;		/* open now */
 	bool no_map_file;		/* kernel before 6.13 */
+	uint32_t nr_mock;		/* "iommufd:mock[=N]": mock devices */
 	struct khotplug hotplug;
 	char desc[IOASID_PATH_MAX];
 };
@@ -53,6 +65,9 @@ struct be_tenant {
 	struct backend *be;
 	int fd;				/* its own /dev/iommu */
 	struct be_device *devices;	/* bound to it */
+	/* mock devices: the empty IOAS a detached one is parked on */
+	uint32_t park_ioas;
+	uint32_t nr_parked;		/* mock devices using it */
 };
 
 struct be_ioas {
@@ -93,6 +108,15 @@ struct be_device {
 	uint64_t hw_caps;
 	uint64_t cap, ecap;		/* VT-d registers */
 	struct be_device *next;
+	/* a mock device of the kernel's selftest driver ("iommufd:mock") */
+	bool mock;
+	uint32_t core_id;		/* the core's dev_id, in fault records */
+	uint32_t stdev_id;		/* its selftest object */
+	int access_fd;			/* its DMA: an access on its IOAS */
+	pthread_mutex_t fault_lock;	/* ->dma runs beside everything */
+	struct ioasid_fault faults[MOCK_FAULTS];
+	uint32_t fault_head, fault_len;
+	uint64_t faults_lost;
 };
 
 static void destroy_object(struct be_tenant *t, uint32_t id, const char *what)
@@ -137,22 +161,70 @@ static int probe(int fd, char *errmsg, size_t errlen)
 	return 0;
 }
 
+/* "" or NULL: real devices only; "mock" or "mock=N": N mock devices too. */
+static int parse_arg(const char *arg, uint32_t *nr_mock, char *errmsg,
+		     size_t errlen)
+{
+	char *end;
+	unsigned long n;
+
+	*nr_mock = 0;
+	if (!arg || !*arg)
+		return 0;
+	if (!strcmp(arg, "mock")) {
+		*nr_mock = MOCK_DEFAULT;
+		return 0;
+	}
+	if (!strncmp(arg, "mock=", 5) && arg[5] >= '0' && arg[5] <= '9') {
+		errno = 0;
+		n = strtoul(arg + 5, &end, 10);
+		if (!*end && !errno && n >= 1 && n <= MOCK_MAX) {
+			*nr_mock = (uint32_t)n;
+			return 0;
+		}
+	}
+	snprintf(errmsg, errlen, "the iommufd backend's argument is \"mock\" "
+		 "or \"mock=N\" (1 to %u mock devices of the kernel's selftest "
+		 "driver), not \"%s\"", MOCK_MAX, arg);
+	return -EINVAL;
+}
+
+/*
+ * The selftest driver answers IOMMU_TEST_CMD; without CONFIG_IOMMUFD_TEST
+ * the command does not exist (ENOTTY).  Op 0 is no op: EOPNOTSUPP.
+ */
+static int probe_mock(int fd, char *errmsg, size_t errlen)
+{
+	struct ifd_test_cmd c = { .size = sizeof(c), .op = 0 };
+	int r = kioctl(fd, IFD_TEST_CMD, &c);
+
+	if (r == -EOPNOTSUPP)
+		return 0;
+	snprintf(errmsg, errlen, "\"iommufd:mock\" needs the kernel's iommufd "
+		 "selftest driver (CONFIG_IOMMUFD_TEST), which this kernel "
+		 "does not have (IOMMU_TEST_CMD: %s)",
+		 strerror(r < 0 ? -r : EINVAL));
+	return -EOPNOTSUPP;
+}
+
 static int iommufd_open(const struct log_sink *log, const char *arg,
 			struct backend **out, char *errmsg, size_t errlen)
 {
 	struct backend *be;
 	int fd, r;
 
-	if (arg && *arg) {
-		snprintf(errmsg, errlen, "the iommufd backend takes no "
-			 "argument (got \"%s\")", arg);
-		return -EINVAL;
-	}
+	uint32_t nr_mock = 0;
+
+	r = parse_arg(arg, &nr_mock, errmsg, errlen);
+	if (r < 0)
+		return r;
 	/* only to probe: every session opens its own (tenant_open) */
 	fd = open(IOMMUFD_PATH, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return open_error(errno, errmsg, errlen);
 	r = probe(fd, errmsg, errlen);
+	if (r == 0 && nr_mock)
+		r = probe_mock(fd, errmsg, errlen);
 	close(fd);
 	if (r < 0)
 		return r;
@@ -160,7 +232,13 @@ static int iommufd_open(const struct log_sink *log, const char *arg,
 	if (!be)
 		return -ENOMEM;
 	be->log = log;
-	snprintf(be->desc, sizeof(be->desc), IOMMUFD_PATH " (one per session)");
+	be->nr_mock = nr_mock;
+	snprintf(be->desc, sizeof(be->desc), IOMMUFD_PATH " (one per session%s)",
+		 nr_mock ? "; selftest mock devices" : "");
+	if (nr_mock)
+		warn(log, "iommufd: offering %u mock device(s) of the kernel's "
+		     "selftest driver (CONFIG_IOMMUFD_TEST): for tests only",
+		     nr_mock);
 	*out = be;
 	return 0;
 }
@@ -223,6 +301,8 @@ static bool has_cdev(const struct inv_device *d)
 	return d->info.vfio_cdev[0] && d->vfio_dev_path[0];
 }
 
+static int mock_inventory(struct backend *be, struct inventory *inv);
+
 static int iommufd_inventory(struct backend *be, struct inventory *inv)
 {
 	char msg[256];
@@ -230,7 +310,9 @@ static int iommufd_inventory(struct backend *be, struct inventory *inv)
 
 	if (r < 0)
 		err(be->log, "iommufd: %s", msg);
-	else if (!inv->nr_devices)
+	if (r == 0 && be->nr_mock)
+		r = mock_inventory(be, inv);
+	else if (r == 0 && !inv->nr_devices)
 		notice(be->log, "iommufd: no device has a VFIO cdev (bind one "
 		       "to vfio-pci; CONFIG_VFIO_DEVICE_CDEV)");
 	return r;
@@ -582,6 +664,8 @@ static bool kernel_can_enforce(const struct be_device *dev)
 		return dev->ecap & VTD_ECAP_SC;
 	if (dev->hw_type == IFD_HW_INFO_TYPE_AMD)
 		return true;
+	if (dev->mock)	/* no IOMMU_CAP_ENFORCE_CACHE_COHERENCY */
+		return false;
 	return dev->unit->info.flags & IOASID_IOMMU_SNOOP_CONTROL;
 }
 
@@ -789,6 +873,10 @@ static int open_cdev(struct backend *be, const struct inv_device *inv, int *fd)
 	return 0;
 }
 
+static int mock_open(struct be_device *dev);
+static void mock_close(struct be_device *dev);
+static int mock_attach(struct be_device *dev, uint32_t pt_id, uint32_t ioas_id);
+
 static int iommufd_device_open(struct backend *be, struct be_tenant *t,
 			       const struct inv_device *inv,
 			       const struct inv_iommu *unit, uint32_t dev_id,
@@ -804,6 +892,16 @@ static int iommufd_device_open(struct backend *be, struct be_tenant *t,
 	dev->inv = inv;
 	dev->unit = unit;
 	dev->fd = vfio_fd;
+	dev->access_fd = -1;
+	dev->core_id = dev_id;
+	if (inv->info.flags & IOASID_DEVICE_MOCK) {
+		r = mock_open(dev);	/* the core passes no file for one */
+		if (r < 0) {
+			free(dev);
+			return r;
+		}
+		goto bound;
+	}
 	if (dev->fd < 0) {
 		r = open_cdev(be, inv, &dev->fd);
 		if (r < 0) {
@@ -819,6 +917,7 @@ static int iommufd_device_open(struct backend *be, struct be_tenant *t,
 		free(dev);
 		return r;
 	}
+bound:
 	hw_info(be, dev);
 	dev->next = t->devices;
 	t->devices = dev;
@@ -829,11 +928,17 @@ static int iommufd_device_open(struct backend *be, struct be_tenant *t,
 static int iommufd_detach(struct be_device *dev, char *why, size_t len)
 {
 	struct kvfio_device_detach_iommufd_pt d = { .argsz = sizeof(d) };
-	int r = kioctl(dev->fd, KVFIO_DEVICE_DETACH_IOMMUFD_PT, &d);
+	int r;
 
+	if (dev->mock)
+		r = mock_attach(dev, dev->tenant->park_ioas,
+				dev->tenant->park_ioas);
+	else
+		r = kioctl(dev->fd, KVFIO_DEVICE_DETACH_IOMMUFD_PT, &d);
 	if (r < 0) {
-		snprintf(why, len, "VFIO_DEVICE_DETACH_IOMMUFD_PT: %s",
-			 strerror(-r));
+		snprintf(why, len, "%s: %s", dev->mock ?
+			 "IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE to the empty IOAS" :
+			 "VFIO_DEVICE_DETACH_IOMMUFD_PT", strerror(-r));
 		err(dev->be->log, "iommufd: %s of %s", why,
 		    dev->inv->info.name);
 		return r;	/* still attached, as the kernel says */
@@ -858,7 +963,9 @@ static void iommufd_device_close(struct be_device *dev)
 	 * Closing the cdev unbinds it.  A caller's fd stays bound (to this
 	 * iommufd, detached) until the caller closes it too.
 	 */
-	if (dev->own_fd)
+	if (dev->mock)
+		mock_close(dev);
+	else if (dev->own_fd)
 		close(dev->fd);
 	free(dev);
 }
@@ -869,8 +976,12 @@ static int iommufd_attach(struct be_device *dev, struct be_domain *d)
 	struct kvfio_device_attach_iommufd_pt a = {
 		.argsz = sizeof(a), .pt_id = d->hwpt_id,
 	};
-	int r = kioctl(dev->fd, KVFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+	int r;
 
+	if (dev->mock)
+		r = mock_attach(dev, d->hwpt_id, d->ioas->id);
+	else
+		r = kioctl(dev->fd, KVFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
 	if (r < 0)
 		return r;	/* EINVAL: incompatible, the core tries on */
 	dev->domain = d;
@@ -879,7 +990,304 @@ static int iommufd_attach(struct be_device *dev, struct be_domain *d)
 
 static int iommufd_device_vfio_fd(struct be_device *dev)
 {
-	return dev->fd;
+	return dev->mock ? -1 : dev->fd;
+}
+
+/* ---- mock devices ("iommufd:mock") --------------------------------------- */
+
+/*
+ * With CONFIG_IOMMUFD_TEST the kernel's selftest driver makes devices
+ * behind a mock IOMMU on request (IOMMU_TEST_OP_MOCK_DOMAIN): each is
+ * bound to the iommufd that asked, with a dev_id like a VFIO cdev's, so
+ * HWPT_ALLOC, IOAS mappings and everything the kernel does with an
+ * attached device run its real code.  The URI "iommufd:mock[=N]" offers
+ * N of them (unit "iommufd_mock", devices "mock0"...), never otherwise:
+ * a production kernel has no such driver and a production daemon must
+ * not pretend to have devices.
+ *
+ * A mock device exists from its bind to its unbind.  The kernel attaches
+ * it at creation, so it is created on (and, detached, moved back to) an
+ * empty IOAS of its tenant that nobody maps: it translates nothing there,
+ * which is what detached means.  Its "DMA" (->dma, for tests) is an
+ * in-kernel access (IOMMU_TEST_OP_CREATE_ACCESS / ACCESS_RW) kept on the
+ * IOAS the device is attached to: it reads and writes the pages the
+ * kernel's IOAS holds at an IOVA, with the mapping's permissions.
+ */
+
+static int mock_cmd(struct be_tenant *t, struct ifd_test_cmd *c)
+{
+	c->size = sizeof(*c);
+	return kioctl(t->fd, IFD_TEST_CMD, c);
+}
+
+static int mock_inventory(struct backend *be, struct inventory *inv)
+{
+	struct inv_iommu *u;
+	struct inv_device *d;
+	int r;
+
+	r = inventory_add_iommu(inv, &u);
+	if (r < 0)
+		goto fail;
+	snprintf(u->info.name, sizeof(u->info.name), MOCK_UNIT);
+	snprintf(u->info.kind, sizeof(u->info.kind), "iommufd-mock");
+	/* capabilities: what the library can use of the mock IOMMU */
+	u->info.flags = IOASID_IOMMU_CAPS_KNOWN;
+	u->info.page_sizes = SZ_4K;
+	u->info.addr_width = 31;	/* MOCK_APERTURE_LAST + 1 */
+	r = inventory_add_range(&u->reserved, &u->nr_reserved, 0,
+				IFD_MOCK_APERTURE_START - 1);
+	for (uint32_t i = 0; r == 0 && i < be->nr_mock; i++) {
+		r = inventory_add_device(inv, &d);
+		if (r < 0)
+			break;
+		snprintf(d->info.name, sizeof(d->info.name), "mock%u", i);
+		snprintf(d->info.driver, sizeof(d->info.driver), "iommufd_mock");
+		snprintf(d->info.iommu, sizeof(d->info.iommu), MOCK_UNIT);
+		d->info.flags = IOASID_DEVICE_MOCK | IOASID_DEVICE_TRANSLATES;
+		d->info.group = MOCK_GROUP_BASE + i;
+	}
+	if (r < 0)
+		goto fail;
+	inventory_count_devices(inv);
+	return 0;
+fail:
+	inventory_release(inv);
+	return r;
+}
+
+/* The tenant's empty IOAS, for as long as one of its mock devices lives. */
+static int park_get(struct be_tenant *t)
+{
+	struct ifd_ioas_alloc a = { .size = sizeof(a) };
+	int r;
+
+	if (t->nr_parked) {
+		t->nr_parked++;
+		return 0;
+	}
+	r = kioctl(t->fd, IFD_IOAS_ALLOC, &a);
+	if (r < 0)
+		return r;
+	t->park_ioas = a.out_ioas_id;
+	t->nr_parked = 1;
+	return 0;
+}
+
+static void park_put(struct be_tenant *t)
+{
+	if (--t->nr_parked)
+		return;
+	destroy_object(t, t->park_ioas, "IOAS (mock devices' empty one)");
+	t->park_ioas = 0;
+}
+
+static int mock_create(struct be_device *dev)
+{
+	struct be_tenant *t = dev->tenant;
+	struct ifd_test_cmd c = {
+		.op = IFD_TEST_OP_MOCK_DOMAIN_FLAGS, .id = t->park_ioas,
+	};
+	int r = mock_cmd(t, &c);
+
+	if (r < 0) {
+		err(dev->be->log, "iommufd: IOMMU_TEST_OP_MOCK_DOMAIN for %s: %s",
+		    dev->inv->info.name, strerror(-r));
+		return r;
+	}
+	dev->stdev_id = c.mock_domain.out_stdev_id;
+	dev->dev_id = c.mock_domain.out_idev_id;
+	c = (struct ifd_test_cmd){
+		.op = IFD_TEST_OP_CREATE_ACCESS, .id = t->park_ioas,
+	};
+	r = mock_cmd(t, &c);
+	if (r < 0) {
+		err(dev->be->log, "iommufd: IOMMU_TEST_OP_CREATE_ACCESS for %s: "
+		    "%s", dev->inv->info.name, strerror(-r));
+		destroy_object(t, dev->stdev_id, "mock device");
+		return r;
+	}
+	dev->access_fd = (int)c.create_access.out_access_fd;
+	return 0;
+}
+
+/* Bind: the kernel makes the device, bound to the tenant's iommufd. */
+static int mock_open(struct be_device *dev)
+{
+	int r = park_get(dev->tenant);
+
+	if (r < 0)
+		return r;
+	r = mock_create(dev);
+	if (r < 0) {
+		park_put(dev->tenant);
+		return r;
+	}
+	dev->mock = true;
+	dev->fd = -1;
+	pthread_mutex_init(&dev->fault_lock, NULL);
+	return 0;
+}
+
+static void mock_close(struct be_device *dev)
+{
+	close(dev->access_fd);
+	/* detaches, unbinds and removes the kernel's device */
+	destroy_object(dev->tenant, dev->stdev_id, "mock device");
+	park_put(dev->tenant);
+	pthread_mutex_destroy(&dev->fault_lock);
+}
+
+static int mock_replace(struct be_device *dev, uint32_t pt_id)
+{
+	struct ifd_test_cmd c = {
+		.op = IFD_TEST_OP_MOCK_DOMAIN_REPLACE, .id = dev->stdev_id,
+		.mock_domain_replace.pt_id = pt_id,
+	};
+
+	return mock_cmd(dev->tenant, &c);
+}
+
+static int mock_access_on(struct be_device *dev, uint32_t ioas_id)
+{
+	struct ifd_test_cmd c = {
+		.op = IFD_TEST_OP_ACCESS_REPLACE_IOAS,
+		.id = (uint32_t)dev->access_fd,
+		.access_replace_ioas.ioas_id = ioas_id,
+	};
+
+	return mock_cmd(dev->tenant, &c);
+}
+
+/*
+ * Attach (replace without a gap) to HWPT or IOAS @pt_id of IOAS @ioas_id,
+ * and move the device's DMA access there too; all or nothing.
+ */
+static int mock_attach(struct be_device *dev, uint32_t pt_id, uint32_t ioas_id)
+{
+	uint32_t old_pt = dev->domain ? dev->domain->hwpt_id :
+					dev->tenant->park_ioas;
+	int r = mock_replace(dev, pt_id);
+
+	if (r < 0)
+		return r;
+	r = mock_access_on(dev, ioas_id);
+	if (r < 0) {
+		err(dev->be->log, "iommufd: IOMMU_TEST_OP_ACCESS_REPLACE_IOAS "
+		    "of %s to IOAS %u: %s", dev->inv->info.name, ioas_id,
+		    strerror(-r));
+		if (mock_replace(dev, old_pt) < 0)
+			err(dev->be->log, "iommufd: %s could not be put back "
+			    "on %u", dev->inv->info.name, old_pt);
+	}
+	return r;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void mock_fault(struct be_device *dev, uint64_t iova, uint32_t flags,
+		       uint32_t reason)
+{
+	struct ioasid_fault f = {
+		.size = sizeof(f),
+		.flags = flags & IOASID_DMA_WRITE ? IOASID_MAP_WRITE :
+						   IOASID_MAP_READ,
+		.dev_id = dev->core_id,
+		.reason = reason,
+		.iova = iova,
+		.timestamp_ns = mono_ns(),
+	};
+
+	pthread_mutex_lock(&dev->fault_lock);
+	if (dev->fault_len < MOCK_FAULTS) {
+		dev->faults[(dev->fault_head + dev->fault_len++) %
+			    MOCK_FAULTS] = f;
+	} else {
+		dev->faults_lost++;
+	}
+	pthread_mutex_unlock(&dev->fault_lock);
+}
+
+/*
+ * A mock device's DMA: IOMMU_TEST_OP_ACCESS_RW through the IOAS it is
+ * attached to, in pieces the driver takes (16 MiB).  A real device's DMA
+ * is the device's own business: -EOPNOTSUPP.
+ */
+static int iommufd_dma(struct be_device *dev, uint64_t iova, void *buf,
+		       uint64_t length, uint32_t flags, uint64_t *done)
+{
+	*done = 0;
+	if (!dev->mock)
+		return -EOPNOTSUPP;
+	if (flags & IOASID_DMA_NO_SNOOP)
+		return -EOPNOTSUPP;	/* the mock has no such attribute */
+	while (*done < length) {
+		uint64_t n = length - *done;
+		struct ifd_test_cmd c = { .op = IFD_TEST_OP_ACCESS_RW,
+					  .id = (uint32_t)dev->access_fd };
+		int r;
+
+		if (n > IFD_MOCK_ACCESS_RW_MAX)
+			n = IFD_MOCK_ACCESS_RW_MAX;
+		c.access_rw.iova = iova + *done;
+		c.access_rw.length = n;
+		c.access_rw.uptr = (uint64_t)(uintptr_t)((uint8_t *)buf + *done);
+		c.access_rw.flags = flags & IOASID_DMA_WRITE ?
+				    IFD_MOCK_ACCESS_RW_WRITE : 0;
+		r = mock_cmd(dev->tenant, &c);
+		if (r == -EPERM) {
+			mock_fault(dev, iova + *done, flags,
+				   IOASID_FAULT_PERMISSION);
+			return -EACCES;
+		}
+		if (r == -ENOENT || r == -EINVAL || r == -EFAULT) {
+			mock_fault(dev, iova + *done, flags, dev->domain ?
+				   IOASID_FAULT_NOT_PRESENT :
+				   IOASID_FAULT_BLOCKED);
+			return -EFAULT;
+		}
+		if (r < 0)
+			return r;
+		*done += n;
+	}
+	return 0;
+}
+
+static int iommufd_read_faults(struct be_device *dev, struct ioasid_fault *out,
+			       uint32_t cap, uint32_t *nr)
+{
+	uint32_t n = 0;
+
+	*nr = 0;
+	if (!dev->mock)
+		return 0;
+	pthread_mutex_lock(&dev->fault_lock);
+	for (; n < cap && dev->fault_len; n++, dev->fault_len--) {
+		out[n] = dev->faults[dev->fault_head];
+		dev->fault_head = (dev->fault_head + 1) % MOCK_FAULTS;
+	}
+	pthread_mutex_unlock(&dev->fault_lock);
+	*nr = n;
+	return 0;
+}
+
+static uint64_t iommufd_take_faults_lost(struct be_device *dev)
+{
+	uint64_t n;
+
+	if (!dev->mock)
+		return 0;
+	pthread_mutex_lock(&dev->fault_lock);
+	n = dev->faults_lost;
+	dev->faults_lost = 0;
+	pthread_mutex_unlock(&dev->fault_lock);
+	return n;
 }
 
 /* ---- white-box test hooks (iommufd.h) ------------------------------------ */
@@ -914,6 +1322,11 @@ uint64_t iommufd_test_nr_mappings(const struct be_ioas *ioas)
 	return ioas->map.nr;
 }
 
+uint32_t iommufd_test_mock_stdev_id(const struct be_device *device)
+{
+	return device->mock ? device->stdev_id : 0;
+}
+
 uint64_t iommufd_test_calls(const struct backend *be, enum iommufd_call c)
 {
 	return c < IOMMUFD_CALL_NR ? be->calls[c] : 0;
@@ -944,6 +1357,9 @@ const struct backend_ops backend_iommufd = {
 	.detach = iommufd_detach,
 	.device_vfio_fd = iommufd_device_vfio_fd,
 	.read_dirty = iommufd_read_dirty,
+	.dma = iommufd_dma,
+	.read_faults = iommufd_read_faults,
+	.take_faults_lost = iommufd_take_faults_lost,
 	.hotplug_fd = iommufd_hotplug_fd,
 	.hotplug_read = iommufd_hotplug_read,
 };

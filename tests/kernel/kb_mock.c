@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * kb_mock - the iommufd backend on the kernel's selftest mock devices
+ * (tests/vm guest: Linux 7.3 with CONFIG_IOMMUFD_TEST).  URI
+ * "iommufd:mock" adds the mock IOMMU "iommufd_mock" and devices mock0,
+ * mock1 to the inventory; binding one makes the kernel create it
+ * (IOMMU_TEST_OP_MOCK_DOMAIN) in the session's iommufd, so bind, attach
+ * (IOMMU_HWPT_ALLOC + replace), map, unmap and cuts run the kernel's
+ * real iommufd code.  What landed is proven twice: the mock domain's
+ * page table is checked against the memfd's pages
+ * (IOMMU_TEST_OP_MD_CHECK_MAP on the HWPT), and the device's "DMA"
+ * (ioasid_device_dma: IOMMU_TEST_OP_ACCESS_RW through the IOAS it is
+ * attached to) moves bytes into and out of the memfd.
+ *
+ *  1. URIs: "iommufd:mock", "iommufd:mock=3"; bad arguments refused.
+ *  2. Inventory: the unit and devices, their flags; a VFIO file refused.
+ *  3. DMA and the HWPT: map, attach, CHECK_MAP, writes and reads; a
+ *     read-only mapping refuses a write (EACCES, a PERMISSION record);
+ *     unmap, a cut inside a mapping, replace to another IOAS, detach
+ *     (BLOCKED); unbind removes the kernel's device.
+ *  4. Through a real ioasidd (--backend iommufd:mock): two clients, each
+ *     its own mock device and iommufd; neither reaches the other's.
+ *
+ * Other suites that need mock devices (dirty tracking, nested tables,
+ * faults, PASID) open their context with kb_mock_ctx() and find a device
+ * with kb_mock_device() (kbtest.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "backends/iommufd/abi.h"
+#include "backends/iommufd/iommufd.h"
+#include "../daemon_fixture.h"
+#include "kbtest.h"
+
+#define IOVA	0x1000000ull	/* the mock IOMMU's aperture starts here */
+#define LEN	(16 * KB_PAGE)
+
+static struct ioasid_ctx *ctx;
+
+static int check_map(uint32_t dev, uint64_t iova, uint64_t len, void *uptr)
+{
+	struct be_device *bd = kb_be_device(ctx, dev);
+	struct be_domain *bdom = kb_be_domain(ctx, dev);
+	struct ifd_test_cmd c = {
+		.size = sizeof(c), .op = IFD_TEST_OP_MD_CHECK_MAP,
+		.check_map = { .iova = iova, .length = len,
+			       .uptr = (uint64_t)(uintptr_t)uptr },
+	};
+
+	if (!bd || !bdom)
+		return -ENOENT;
+	c.id = iommufd_test_hwpt_id(bdom);
+	if (ioctl(iommufd_test_device_iommufd(bd), IFD_TEST_CMD, &c) < 0)
+		return -errno;
+	return 0;
+}
+
+static void suite_uris(void)
+{
+	static const char *const bad[] = {
+		"iommufd:mock=0", "iommufd:mock=17", "iommufd:mock=x",
+		"iommufd:mocks", "iommufd:mock=2x",
+	};
+	struct ioasid_ctx *c = NULL;
+	uint32_t nr = 8;
+	struct ioasid_device_info d[8];
+	int r, mocks = 0;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = ioasid_new(bad[i], &c);
+		tap_ok(r == -EINVAL && strstr(ioasid_last_error(NULL), "mock=N"),
+		       "ioasid_new(\"%s\") refused with EINVAL and the form "
+		       "(%d: %s)", bad[i], r, ioasid_last_error(NULL));
+		if (r == 0)
+			ioasid_unref(c);
+	}
+	r = ioasid_new("iommufd:mock=3", &c);
+	if (!tap_ok(r == 0, "ioasid_new(\"iommufd:mock=3\") (%s)",
+		    r ? ioasid_last_error(NULL) : "ok"))
+		return;
+	r = ioasid_device_list(c, d, &nr);
+	for (uint32_t i = 0; r == 0 && i < nr; i++)
+		mocks += !!(d[i].flags & IOASID_DEVICE_MOCK);
+	tap_ok(r == 0 && mocks == 3, "mock=3 offers 3 mock devices (%d)",
+	       mocks);
+	ioasid_unref(c);
+}
+
+static void suite_inventory(void)
+{
+	struct ioasid_iommu_info units[8];
+	struct ioasid_device_info d;
+	uint32_t nr = 8, dev = 0;
+	const struct ioasid_iommu_info *u = NULL;
+	int r;
+
+	r = ioasid_iommu_list(ctx, units, &nr);
+	for (uint32_t i = 0; r == 0 && i < nr; i++)
+		if (!strcmp(units[i].name, "iommufd_mock"))
+			u = &units[i];
+	tap_ok(u && !strcmp(u->kind, "iommufd-mock") && u->nr_devices == 2 &&
+	       u->addr_width == 31 && !(u->flags & IOASID_IOMMU_PASID),
+	       "unit iommufd_mock, kind iommufd-mock, 2 devices, 31-bit "
+	       "aperture, no capability the library cannot use (%s)",
+	       u ? u->kind : "missing");
+	r = ioasid_device_get_info(ctx, "mock0", &d);
+	tap_ok(r == 0 && (d.flags & IOASID_DEVICE_MOCK) &&
+	       !(d.flags & IOASID_DEVICE_VFIO) && !strcmp(d.iommu,
+							   "iommufd_mock"),
+	       "mock0: flags MOCK, not VFIO, behind iommufd_mock (%s)",
+	       kb_err(ctx));
+	r = ioasid_device_bind(ctx, "mock0", 0, &dev);
+	tap_ok(r == -EINVAL && strstr(ioasid_last_error(ctx), "no VFIO file"),
+	       "bind with a VFIO file refused: EINVAL (%s)", kb_err(ctx));
+	if (r == 0)
+		ioasid_device_unbind(ctx, dev);
+}
+
+static int dma(uint32_t dev, uint64_t iova, void *buf, uint64_t len,
+	       bool write)
+{
+	uint64_t done = 0;
+
+	return ioasid_device_dma(ctx, dev, iova, buf, len,
+				 write ? IOASID_DMA_WRITE : 0, &done);
+}
+
+/* One fault record of @dev with @reason at @iova (and none left). */
+static bool fault_is(uint32_t dev, uint32_t reason, uint64_t iova)
+{
+	struct ioasid_fault f[4];
+	uint32_t nr = 4;
+
+	if (ioasid_fault_read(ctx, f, &nr) < 0 || nr != 1)
+		return false;
+	return f[0].dev_id == dev && f[0].reason == reason &&
+	       f[0].iova == iova;
+}
+
+static void dma_lands(uint32_t dev, int m, uint64_t iova, uint64_t off,
+		      uint8_t seed, const char *what)
+{
+	uint8_t out[1024], in[1024];
+
+	kb_pattern(out, sizeof(out), seed);
+	memset(in, 0, sizeof(in));
+	tap_ok(dma(dev, iova, out, sizeof(out), true) == 0 &&
+	       kb_file_equals(m, off, out, sizeof(out)) &&
+	       dma(dev, iova, in, sizeof(in), false) == 0 &&
+	       !memcmp(in, out, sizeof(in)), "%s: a write at 0x%llx lands at "
+	       "offset 0x%llx of the memfd, a read brings it back (%s)", what,
+	       (unsigned long long)iova, (unsigned long long)off, kb_err(ctx));
+}
+
+static void dma_blocked(uint32_t dev, uint64_t iova, uint32_t reason,
+			const char *what)
+{
+	uint8_t b[64] = { 0 };
+	int r = dma(dev, iova, b, sizeof(b), true);
+
+	tap_ok(r == -EFAULT && fault_is(dev, reason, iova), "%s: a write at "
+	       "0x%llx faults: EFAULT, one record of reason %u (%d, %s)", what,
+	       (unsigned long long)iova, reason, r, kb_err(ctx));
+}
+
+static void suite_dma(void)
+{
+	uint32_t dev = 0, ioas = 0, ioas2 = 0;
+	uint64_t iova = IOVA, iova2 = IOVA, ro = IOVA + LEN;
+	int m = kb_memfd(LEN, 0), m2 = kb_memfd(LEN, 0);
+	uint8_t b[64] = { 0 };
+	void *p = MAP_FAILED;
+	int r;
+
+	if (!tap_ok(ioasid_device_bind(ctx, "mock0", -1, &dev) == 0 &&
+		    iommufd_test_mock_stdev_id(kb_be_device(ctx, dev)) &&
+		    ioasid_ioas_alloc(ctx, 0, &ioas) == 0 &&
+		    ioasid_map_file(ctx, ioas, m, 0, LEN, IOASID_MAP_READ |
+				    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+				    &iova) == 0 &&
+		    ioasid_device_attach(ctx, dev, ioas, 0) == 0,
+		    "mock0 bound (the kernel made it: a selftest object), a "
+		    "memfd mapped at 0x%llx, attached (%s)",
+		    (unsigned long long)IOVA, kb_err(ctx)))
+		goto out;
+	p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
+	tap_ok(p != MAP_FAILED && check_map(dev, IOVA, LEN, p) == 0,
+	       "the mock domain's page table maps 0x%llx+0x%llx to the "
+	       "memfd's pages (IOMMU_TEST_OP_MD_CHECK_MAP on the HWPT)",
+	       (unsigned long long)IOVA, (unsigned long long)LEN);
+	dma_lands(dev, m, IOVA + 0x1800, 0x1800, 1, "attached");
+	r = dma(dev, IOVA - KB_PAGE, b, sizeof(b), false);
+	tap_ok(r == -EFAULT && fault_is(dev, IOASID_FAULT_NOT_PRESENT,
+					IOVA - KB_PAGE),
+	       "a read below the mapping: EFAULT, a NOT_PRESENT record (%s)",
+	       kb_err(ctx));
+
+	/* a read-only mapping */
+	tap_ok(ioasid_map_file(ctx, ioas, m, 0, KB_PAGE, IOASID_MAP_READ |
+			       IOASID_MAP_FIXED_IOVA, &ro) == 0 &&
+	       dma(dev, ro, b, sizeof(b), false) == 0 &&
+	       dma(dev, ro, b, sizeof(b), true) == -EACCES &&
+	       fault_is(dev, IOASID_FAULT_PERMISSION, ro),
+	       "a read-only mapping: reads work, a write is EACCES with a "
+	       "PERMISSION record (%s)", kb_err(ctx));
+
+	/* a cut inside the mapping: the kept pages stay, the cut is gone */
+	tap_ok(ioasid_unmap(ctx, ioas, IOVA + 4 * KB_PAGE, KB_PAGE, 0,
+			    NULL) == 0, "unmap one page inside the mapping "
+	       "(%s)", kb_err(ctx));
+	dma_lands(dev, m, IOVA + 3 * KB_PAGE, 3 * KB_PAGE, 2, "after a cut");
+	dma_lands(dev, m, IOVA + 5 * KB_PAGE, 5 * KB_PAGE, 3, "after a cut");
+	dma_blocked(dev, IOVA + 4 * KB_PAGE, IOASID_FAULT_NOT_PRESENT,
+		    "the cut page");
+	tap_ok(check_map(dev, IOVA + 4 * KB_PAGE, KB_PAGE,
+			 (uint8_t *)p + 4 * KB_PAGE) < 0 &&
+	       check_map(dev, IOVA + 5 * KB_PAGE, KB_PAGE,
+			 (uint8_t *)p + 5 * KB_PAGE) == 0,
+	       "CHECK_MAP: the cut page is gone from the HWPT, the next one "
+	       "is there");
+
+	/* replace to another IOAS */
+	tap_ok(ioasid_ioas_alloc(ctx, 0, &ioas2) == 0 &&
+	       ioasid_map_file(ctx, ioas2, m2, 0, LEN, IOASID_MAP_READ |
+			       IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+			       &iova2) == 0 &&
+	       ioasid_device_replace(ctx, dev, ioas2, 0) == 0,
+	       "replace onto a second IOAS (%s)", kb_err(ctx));
+	dma_lands(dev, m2, IOVA + 0x800, 0x800, 4, "replaced");
+	tap_ok(kb_file_is(m, 0x800, 0, 1024), "the first IOAS's memfd is "
+	       "untouched by it");
+
+	/* detach: the device translates nothing */
+	tap_ok(ioasid_device_detach(ctx, dev) == 0, "detach (%s)",
+	       kb_err(ctx));
+	dma_blocked(dev, IOVA, IOASID_FAULT_BLOCKED, "detached");
+	tap_ok(ioasid_device_attach(ctx, dev, ioas, 0) == 0,
+	       "attach again (%s)", kb_err(ctx));
+	dma_lands(dev, m, IOVA + 0x2000, 0x2000, 5, "attached again");
+	tap_ok(ioasid_unmap_all(ctx, ioas, NULL) == 0, "unmap all (%s)",
+	       kb_err(ctx));
+	dma_blocked(dev, IOVA, IOASID_FAULT_NOT_PRESENT, "unmapped");
+out:
+	if (p != MAP_FAILED)
+		munmap(p, LEN);
+	if (dev) {
+		struct be_device *bd = kb_be_device(ctx, dev);
+		int ifd = bd ? iommufd_test_device_iommufd(bd) : -1;
+		uint32_t stdev = bd ? iommufd_test_mock_stdev_id(bd) : 0;
+		struct ifd_destroy d = { .size = sizeof(d), .id = stdev };
+
+		r = ioasid_device_unbind(ctx, dev);
+		tap_ok(r == 0 && ifd >= 0 && ioctl(ifd, IFD_DESTROY, &d) < 0 &&
+		       errno == ENOENT, "unbind; the kernel's mock device is "
+		       "gone (IOMMU_DESTROY of it: ENOENT)");
+	}
+	if (ioas)
+		ioasid_ioas_destroy(ctx, ioas);
+	if (ioas2)
+		ioasid_ioas_destroy(ctx, ioas2);
+	close(m);
+	close(m2);
+}
+
+/* A real device of this inventory takes no DMA request. */
+static void suite_real_device(void)
+{
+	struct ioasid_device_info edu;
+	uint32_t dev;
+	uint8_t b[8];
+	int r;
+
+	if (kb_find_edu(ctx, &edu) < 0) {
+		tap_skip("no edu device with a VFIO cdev", "a real device's "
+			 "DMA is refused");
+		return;
+	}
+	if (ioasid_device_bind(ctx, edu.name, -1, &dev) < 0) {
+		tap_skip(ioasid_last_error(ctx), "a real device's DMA is "
+			 "refused");
+		return;
+	}
+	r = dma(dev, IOVA, b, sizeof(b), false);
+	tap_ok(r == -EOPNOTSUPP && strstr(ioasid_last_error(ctx), "real "
+					  "device"),
+	       "%s (real, beside the mocks): DMA request refused, EOPNOTSUPP "
+	       "(%s)", edu.name, kb_err(ctx));
+	ioasid_device_unbind(ctx, dev);
+}
+
+/* ---- through ioasidd ----------------------------------------------------- */
+
+struct client {
+	struct ioasid_ctx *c;
+	uint32_t dev, ioas;
+	int mem;
+};
+
+static int client_setup(struct client *cl, const char *uri, const char *name,
+			uint8_t fill)
+{
+	uint64_t iova = IOVA;
+
+	cl->mem = kb_memfd(LEN, fill);
+	if (ioasid_new(uri, &cl->c) < 0)
+		return -1;
+	return ioasid_device_bind(cl->c, name, -1, &cl->dev) == 0 &&
+	       ioasid_ioas_alloc(cl->c, 0, &cl->ioas) == 0 &&
+	       ioasid_map_file(cl->c, cl->ioas, cl->mem, 0, LEN,
+			       IOASID_MAP_READ | IOASID_MAP_WRITE |
+			       IOASID_MAP_FIXED_IOVA, &iova) == 0 &&
+	       ioasid_device_attach(cl->c, cl->dev, cl->ioas, 0) == 0 ? 0 : -1;
+}
+
+static void suite_remote(void)
+{
+	struct daemon_opts o = { .backend = "iommufd:mock",
+				 .log_level = "info" };
+	struct daemon_fixture d;
+	struct client a = { 0 }, b = { 0 };
+	uint8_t out[512], in[512];
+	uint64_t done = 0;
+	uint32_t other;
+	int r;
+
+	if (!getenv("IOASIDD") && access("/usr/sbin/ioasidd", X_OK) == 0)
+		setenv("IOASIDD", "/usr/sbin/ioasidd", 0);
+	if (access(daemon_binary(), X_OK) < 0) {
+		tap_skip("no ioasidd in this guest", "through ioasidd");
+		return;
+	}
+	if (!tap_ok(daemon_start(&d, &o) == 0, "ioasidd --backend "
+		    "iommufd:mock started"))
+		return;
+	tap_ok(client_setup(&a, d.uri, "mock0", 0xa) == 0, "client A: mock0 "
+	       "bound by the daemon, mapped, attached (%s)", kb_err(a.c));
+	tap_ok(client_setup(&b, d.uri, "mock1", 0xb) == 0, "client B: mock1, "
+	       "its own iommufd in the daemon (%s)", kb_err(b.c));
+	kb_pattern(out, sizeof(out), 9);
+	r = ioasid_device_dma(a.c, a.dev, IOVA + 0x100, out, sizeof(out),
+			      IOASID_DMA_WRITE, &done);
+	tap_ok(r == 0 && done == sizeof(out) &&
+	       kb_file_equals(a.mem, 0x100, out, sizeof(out)),
+	       "A's mock device writes through the daemon's IOAS into A's "
+	       "memfd (%s)", kb_err(a.c));
+	r = ioasid_device_dma(b.c, b.dev, IOVA + 0x100, in, sizeof(in), 0,
+			      &done);
+	tap_ok(r == 0 && kb_file_is(b.mem, 0x100, 0xb, 1) && in[0] == 0xb,
+	       "B's device reads B's memory at the same IOVA (%s)",
+	       kb_err(b.c));
+	r = ioasid_device_dma(b.c, a.dev, IOVA, in, sizeof(in), 0, &done);
+	tap_ok(r == -ENOENT, "B cannot make A's device do DMA: ENOENT (%d)",
+	       r);
+	r = ioasid_device_attach(b.c, b.dev, a.ioas, 0);
+	tap_ok(r == -ENOENT, "B cannot attach its device to A's IOAS: ENOENT "
+	       "(%d)", r);
+	r = ioasid_device_bind(b.c, "mock0", -1, &other);
+	tap_ok(r == -EBUSY, "B cannot bind A's mock0: EBUSY (%d)", r);
+	if (a.c)
+		ioasid_unref(a.c);
+	if (b.c)
+		ioasid_unref(b.c);
+	close(a.mem);
+	close(b.mem);
+	tap_ok(daemon_stop(&d) == 0, "ioasidd stops cleanly");
+}
+
+int main(void)
+{
+	int r;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("TAP version 13\n");
+	r = kb_mock_ctx(&ctx);
+	if (r == -EOPNOTSUPP || r == -ENODEV) {
+		printf("1..0 # SKIP %s\n", ioasid_last_error(NULL));
+		return 77;
+	}
+	if (!tap_ok(r == 0, "ioasid_new(\"iommufd:mock\") (%s)",
+		    r ? ioasid_last_error(NULL) : "ok"))
+		return tap_done();
+	kb_log_to_tap(ctx, LOG_NOTICE);
+	suite_uris();
+	suite_inventory();
+	suite_dma();
+	suite_real_device();
+	ioasid_unref(ctx);
+	ctx = NULL;
+	suite_remote();
+	return tap_done();
+}
