@@ -874,6 +874,129 @@ Test(iova_tree, first_overlap)
 	free_tree(t);
 }
 
+/*
+ * Ascending fills take the append path (no search in a node when the key
+ * sorts after its last entry). The overlap check must still see the last
+ * area on that path, of either kind, and the nodes must come out packed.
+ */
+Test(iova_tree, append_fill_fast_path)
+{
+	struct iova_tree *t = new_tree_cap(4);
+	struct iova_tree_stats st;
+	struct bk b = { 0 };
+	struct iova_area a;
+	uint64_t i, n = 2000, s;
+
+	for (i = 0; i < n; i++) {
+		s = (3 * i + 1) * PG;
+		if (i % 50 == 49)
+			cr_assert_eq(block(t, s, 2 * PG, (uint32_t)i), 0);
+		else
+			cr_assert_eq(map(t, s, 2 * PG, &b, i * PG), 0);
+		/* an append overlapping the last area's last page */
+		cr_assert_eq(map(t, s + PG, 4 * PG, &b, 0),
+			     i % 50 == 49 ? -EADDRINUSE : -EEXIST,
+			     "append over area %" PRIu64, i);
+	}
+	cr_assert_eq(iova_tree_validate(t), 0);
+	iova_tree_stats(t, &st);
+	/* cap 4, uneven splits at the end: every leaf but the last is full */
+	cr_assert_eq(st.nr_leaves, (n + 3) / 4, "%" PRIu64 " leaves",
+		     st.nr_leaves);
+	for (i = 0; i < n; i++) {
+		s = (3 * i + 1) * PG;
+		cr_assert_eq(iova_tree_lookup(t, s + PG, &a), 0);
+		cr_assert_eq(a.iova, s);
+		cr_assert_eq(iova_tree_lookup(t, s + 2 * PG, NULL), -ENOENT);
+	}
+	/* the gap right after the end and the one page before the last area */
+	cr_assert_eq(map(t, (3 * n + 1) * PG, PG, &b, 0), 0);
+	cr_assert_eq(map(t, (3 * n - 2) * PG, PG, &b, 0), -EADDRINUSE);
+	cr_assert_eq(map(t, (3 * n) * PG, PG, &b, 0), 0);
+	/* inserts into the gaps inside full leaves search for their place */
+	for (i = 1; i < n; i += 7)
+		cr_assert_eq(map(t, 3 * i * PG, PG, &b, 0), 0);
+	cr_assert_eq(iova_tree_validate(t), 0);
+	for (i = 1; i < n; i += 7) {
+		cr_assert_eq(iova_tree_lookup(t, 3 * i * PG, &a), 0);
+		cr_assert_eq(a.iova, 3 * i * PG);
+	}
+	cr_assert_eq(iova_tree_count(t), n + 2 + (n + 5) / 7);
+	free_tree(t);
+	cr_assert_eq(b.refs, 0);
+}
+
+/*
+ * One removal over many leaves and levels: every piece of the requested
+ * kind once, in IOVA order, the ends trimmed, the other kind untouched;
+ * ranges starting in a gap at the end of a subtree, or on an area of the
+ * other kind, find their first piece further on.
+ */
+Test(iova_tree, remove_many_pieces_one_pass)
+{
+	struct iova_tree *t = new_tree_cap(4);
+	struct bk b = { 0 };
+	uint64_t i, n = 600, rm, first, last, want = 0, prev = 0;
+	int k, pieces = 0;
+
+	for (i = 0; i < n; i++) {
+		uint64_t s = (4 * i + 1) * PG;
+
+		if (i % 3 == 2)
+			cr_assert_eq(block(t, s, 2 * PG, 7), 0);
+		else
+			cr_assert_eq(map(t, s, 2 * PG, &b, i * PG), 0);
+	}
+	/*
+	 * Cap 4 and an ascending fill: leaf k holds areas 4k..4k+3. A range
+	 * starting in the gap after area 7, the end of leaf 1, finds area 9
+	 * in leaf 2 (area 8 is BLOCKED).
+	 */
+	cr_assert_eq(iova_tree_remove(t, (4 * 7 + 3) * PG, 8 * PG,
+				      IOVA_TREE_MAPPINGS, NULL, NULL, &rm), 0);
+	cr_assert_eq(rm, 2 * PG);
+	cr_assert_eq(iova_tree_lookup(t, (4 * 9 + 1) * PG, NULL), -ENOENT);
+	cr_assert_eq(iova_tree_lookup(t, (4 * 8 + 1) * PG, NULL), 0);
+	/* from the second page of area 12 to the first page of area 589 */
+	first = (4 * 12 + 2) * PG;
+	last = (4 * 589 + 1) * PG;
+	for (i = 12; i <= 589; i++)
+		if (i % 3 != 2)
+			want += (i == 12 || i == 589) ? PG : 2 * PG;
+	nr_events = 0;
+	cr_assert_eq(iova_tree_remove(t, first, last - first + PG,
+				      IOVA_TREE_MAPPINGS, on_unmapped, NULL,
+				      &rm), 0);
+	cr_assert_eq(rm, want);
+	cr_assert_eq(iova_tree_validate(t), 0);
+	for (k = 0; k < nr_events && k < MAX_EVENTS; k++) {
+		if (events[k].type != EV_UNMAPPED)
+			continue;
+		cr_assert_gt(events[k].piece.iova, prev, "pieces in order");
+		prev = events[k].piece.iova;
+		pieces++;
+	}
+	cr_assert_eq(pieces, 386, "%d pieces", pieces);
+	expect_area(t, (4 * 12 + 1) * PG, (4 * 12 + 1) * PG, PG, &b, 12 * PG);
+	expect_area(t, last + PG, last + PG, PG, &b, 589 * PG + PG);
+	for (i = 13; i < 589; i++) {
+		struct iova_area a;
+		int r = iova_tree_lookup(t, (4 * i + 1) * PG, &a);
+
+		if (i % 3 == 2)
+			cr_assert(r == 0 && a.kind == IOVA_AREA_BLOCKED);
+		else
+			cr_assert_eq(r, -ENOENT);
+	}
+	/* start on a BLOCKED area, remove mappings only */
+	cr_assert_eq(iova_tree_remove(t, (4 * 596 + 1) * PG, 12 * PG,
+				      IOVA_TREE_MAPPINGS, NULL, NULL, &rm), 0);
+	cr_assert_eq(rm, 4 * PG, "areas 597 and 598");
+	cr_assert_eq(iova_tree_lookup(t, (4 * 596 + 1) * PG, NULL), 0);
+	free_tree(t);
+	cr_assert_eq(b.refs, 0);
+}
+
 Test(iova_tree, lookup_edges)
 {
 	struct iova_tree *t = new_tree();

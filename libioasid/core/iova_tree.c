@@ -33,6 +33,15 @@
  * full leaf first try to share the load with a sibling. Deletions merge a
  * node that drops below half full with a sibling or borrow from it.
  *
+ * Every operation descends once. An insert checks for overlaps on its way
+ * down (on the parent of the leaves, before anything changes) and takes the
+ * last child without searching when the key sorts after it (appends); a
+ * removal finds its first piece by the descent of a lookup
+ * (find_first_fast(), the recursive search only when that subtree does not
+ * hold it) and removes the pieces leaf by leaf from there. Descents that
+ * will write prefetch the tail of the leaf that is about to shift
+ * (prefetch_child_wr()) together with the keys they search.
+ *
  * Allocation for inserts is done up front (see tree_reserve()): one leaf and
  * one inner node per level is the worst case of any single insert, so once
  * the reserve is filled an operation cannot fail half way.
@@ -243,8 +252,8 @@ static inline int count_le_hint(const uint64_t *a, int n, uint64_t x, int h)
  * trip per level instead of the two or more of a cold binary search, and
  * usually a few lines instead of the whole key array.
  */
-static inline int prefetch_child(const struct inner *n, int j, uint64_t x,
-				 bool leafkid)
+static inline int prefetch_child_wr(const struct inner *n, int j, uint64_t x,
+				    bool leafkid, bool wr)
 {
 	uint64_t s = n->start[j];
 	uint64_t span = ((n->slot[j].last - s) >> IOVA_TREE_PAGE_SHIFT) + 1;
@@ -268,6 +277,25 @@ static inline int prefetch_child(const struct inner *n, int j, uint64_t x,
 	if (leafkid) {
 		const struct leaf *l = n->slot[j].child;
 
+		if (wr) {
+			/*
+			 * An insert or a removal shifts the entries from the
+			 * key's position to the end: fetch them all now, in
+			 * parallel with the search, not one line at a time
+			 * behind it.
+			 */
+			uint64_t k = lo;
+
+			hi = (uint64_t)nr - 1;
+			__builtin_prefetch(&l->iova[0], 1);	/* summary */
+			for (; k <= hi; k += 8)
+				__builtin_prefetch(&l->iova[k], 1);
+			for (k = i; k <= hi; k += 8) {
+				__builtin_prefetch(&l->pay[k], 1);
+				__builtin_prefetch(&l->pay[k + 2].data, 1);
+				__builtin_prefetch(&l->pay[k + 5].offp, 1);
+			}
+		}
 		for (; lo <= hi; lo += 8)
 			__builtin_prefetch(&l->iova[lo]);
 		__builtin_prefetch(&l->iova[hi]);
@@ -277,6 +305,11 @@ static inline int prefetch_child(const struct inner *n, int j, uint64_t x,
 	} else {
 		const struct inner *c = n->slot[j].child;
 
+		if (wr) {
+			/* what refresh() reads of it on the way back up */
+			__builtin_prefetch(&c->start[0], 1);
+			__builtin_prefetch(&c->slot[nr - 1].last, 1);
+		}
 		for (; lo <= hi; lo += 8)
 			__builtin_prefetch(&c->start[lo]);
 		__builtin_prefetch(&c->start[hi]);
@@ -285,6 +318,12 @@ static inline int prefetch_child(const struct inner *n, int j, uint64_t x,
 		__builtin_prefetch(&c->slot[i].child);
 	}
 	return (int)i;
+}
+
+static inline int prefetch_child(const struct inner *n, int j, uint64_t x,
+				 bool leafkid)
+{
+	return prefetch_child_wr(n, j, x, leafkid, false);
 }
 
 static inline void leaf_get(const struct leaf *l, int i, struct ent *e)
@@ -683,10 +722,17 @@ static inline uint32_t node_nr(const void *node, bool is_leaf)
  * *@sib. Appends and prepends split unevenly so that sequential fills leave
  * full leaves behind.
  */
-static void leaf_insert(struct iova_tree *t, struct leaf *l,
-			const struct ent *e, void **sib)
+static inline int leaf_pos(const struct leaf *l, uint64_t x, int hint)
 {
-	int pos = count_le(l->iova, l->nr, e->iova);
+	if (l->nr && x > l->iova[l->nr - 1])
+		return l->nr;	/* an append */
+	return count_le_hint(l->iova, l->nr, x, hint);
+}
+
+static void leaf_insert(struct iova_tree *t, struct leaf *l,
+			const struct ent *e, void **sib, int hint)
+{
+	int pos = leaf_pos(l, e->iova, hint);
 	int cap = t->cap, mid = (cap + 1) / 2;
 	struct leaf *n;
 
@@ -828,9 +874,9 @@ static void inner_add(struct iova_tree *t, struct inner *p, int q, void *child,
  * and its successor can.
  */
 static bool leaf_overlaps(const struct leaf *l, const struct ent *e,
-			  uint64_t next)
+			  uint64_t next, int hint)
 {
-	int pos = count_le(l->iova, l->nr, e->iova);
+	int pos = leaf_pos(l, e->iova, hint);
 	uint64_t succ = pos < (int)l->nr ? l->iova[pos] : next;
 
 	if (pos > 0 && l->pay[pos - 1].last >= e->iova)
@@ -849,31 +895,39 @@ static bool leaf_overlaps(const struct leaf *l, const struct ent *e,
  */
 static bool ins_rec(struct iova_tree *t, void *node, int level,
 		    const struct ent *e, uint64_t next, bool check,
-		    bool *overlap, void **sib)
+		    bool *overlap, void **sib, int hint)
 {
 	struct inner *p = node;
 	bool leafkid = level + 1 == t->height - 1;
 	void *csib = NULL;
 	bool changed;
-	int j;
+	int j, j0;
 
 	if (level == t->height - 1) {
-		leaf_insert(t, node, e, sib);
+		leaf_insert(t, node, e, sib, hint);
 		return true;
 	}
-	j = count_le(p->start, p->nr, e->iova);
-	j = j ? j - 1 : 0;
+	if (e->iova > p->start[p->nr - 1])
+		j = p->nr - 1;	/* appends (ascending fills): no search */
+	else
+		j = count_le_hint(p->start, p->nr, e->iova, hint) - 1;
+	j = j > 0 ? j : 0;
+	/* the same interpolated prefetch as a lookup's descent */
+	hint = prefetch_child_wr(p, j, e->iova, leafkid, true);
 	if (j + 1 < (int)p->nr)
 		next = p->start[j + 1];
 	if (leafkid) {
-		if (check && leaf_overlaps(p->slot[j].child, e, next)) {
+		if (check && leaf_overlaps(p->slot[j].child, e, next, hint)) {
 			*overlap = true;
 			return false;
 		}
+		j0 = j;
 		j = leaf_make_room(t, p, j, e->iova);
+		if (j != j0)
+			hint = -1;	/* moved to a sibling: guess again */
 	}
 	changed = ins_rec(t, p->slot[j].child, level + 1, e, next, check,
-			  overlap, &csib);
+			  overlap, &csib, hint);
 	if (*overlap)
 		return false;
 	if (changed)
@@ -907,9 +961,9 @@ static bool tree_insert_checked(struct iova_tree *t, const struct ent *e,
 		t->height = 1;
 		return true;
 	}
-	if (check && t->height == 1 && leaf_overlaps(t->root, e, 0))
+	if (check && t->height == 1 && leaf_overlaps(t->root, e, 0, -1))
 		return false;
-	ins_rec(t, t->root, 0, e, 0, check, &overlap, &sib);
+	ins_rec(t, t->root, 0, e, 0, check, &overlap, &sib, -1);
 	if (overlap)
 		return false;
 	if (!sib)
@@ -980,12 +1034,61 @@ static bool ff_rec(const struct iova_tree *t, void *node, int level,
 	}
 }
 
-static bool find_first(const struct iova_tree *t, uint64_t a, uint64_t b,
-		       unsigned int kinds, struct iova_tree_path *p)
+/*
+ * The common case of find_first(), without recursion: the descent of a
+ * lookup towards @a, recording the path. It answers when the subtree that
+ * would hold @a holds the first entry of the range (an entry containing
+ * @a or starting after it in the same leaf); anything else (@a in a gap
+ * at the end of a subtree, a kind filtered out) is left to ff_rec().
+ */
+static bool find_first_fast(const struct iova_tree *t, uint64_t a,
+			    uint64_t b, unsigned int kinds,
+			    struct iova_tree_path *p, bool wr)
+{
+	const void *node = t->root;
+	const struct leaf *l;
+	int lv, i, hint = -1;
+
+	for (lv = 0; lv < t->height - 1; lv++) {
+		const struct inner *n = node;
+
+		i = count_le_hint(n->start, n->nr, a, hint);
+		if (!i || n->slot[i - 1].last < a ||
+		    !(n->slot[i - 1].gapf & kinds))
+			return false;
+		p->node[lv] = (void *)n;
+		p->idx[lv] = i - 1;
+		hint = prefetch_child_wr(n, i - 1, a, lv + 1 == t->height - 1,
+					 wr);
+		node = n->slot[i - 1].child;
+	}
+	l = node;
+	i = count_le_hint(l->iova, l->nr, a, hint);
+	if (i > 0 && l->pay[i - 1].last >= a)
+		i--;
+	if (i >= (int)l->nr || l->iova[i] > b ||
+	    !(ent_kind(l->pay[i].offp) & kinds))
+		return false;
+	p->node[lv] = (void *)l;
+	p->idx[lv] = i;
+	return true;
+}
+
+static bool find_first_wr(const struct iova_tree *t, uint64_t a, uint64_t b,
+			  unsigned int kinds, struct iova_tree_path *p,
+			  bool wr)
 {
 	if (!t->root)
 		return false;
+	if (find_first_fast(t, a, b, kinds, p, wr))
+		return true;
 	return ff_rec(t, t->root, 0, a, b, kinds, p, -1);
+}
+
+static bool find_first(const struct iova_tree *t, uint64_t a, uint64_t b,
+		       unsigned int kinds, struct iova_tree_path *p)
+{
+	return find_first_wr(t, a, b, kinds, p, false);
 }
 
 static inline struct leaf *path_leaf(const struct iova_tree *t,
@@ -1347,7 +1450,7 @@ static int remove_range(struct iova_tree *t, uint64_t a, uint64_t b,
 
 	if (!kinds || (kinds & ~IOVA_TREE_ALL))
 		return -EINVAL;
-	if (!find_first(t, a, b, kinds, &p))
+	if (!find_first_wr(t, a, b, kinds, &p, true))
 		goto out;
 	l = path_leaf(t, &p, &i);
 	if (l->iova[i] < a && l->pay[i].last > b) {
