@@ -23,11 +23,20 @@
  *                           result: embedded, through ioasidd's request
  *                           ring ("ioasidd_ring", the fast path) and over
  *                           the socket ("ioasidd_socket"); target >= 1 M/s
- *   lone_call_ns            one ioasid_unmap() (of nothing) after 2 ms of
- *                           quiet, when the daemon sleeps (target <= 10 us)
+ *   lone_call_ns            one ioasid_unmap() (of nothing) gap_us after
+ *                           the end of the previous call (target <= 10 us):
+ *                           within the daemon's spin (daemon_spin_us) it
+ *                           still looks at the ring, after it sleeps
  *   daemon_cpu_per_lone_call_ns  CPU time ioasidd spent per lone call
- *                           (/proc/PID/schedstat): what its bounded spin
- *                           after each burst costs an idle system
+ *                           (its CPU clock, over 200 ms of such calls):
+ *                           what its bounded spin
+ *                           after each burst costs; daemon_cpu_pct the
+ *                           same as a share of the time between calls
+ *   daemon_idle_cpu_pct     ioasidd's CPU share over --idle-seconds after
+ *                           one call, the client connected and silent
+ *
+ * calls and idle run twice: against the daemon with its default spin and
+ * against a second one started with --ring-spin-us 0 (daemon_spin_us).
  *
  * Round trips and maps are measured twice, pinned with sched_setaffinity:
  * "placement":"one_cpu" (client, daemon and the raw echo process on CPU
@@ -38,7 +47,8 @@
  *
  * One JSON object per line; every figure is the median of --runs runs.
  * Usage: bench_rpc [--runs N] [--iters N] [--mappings N] [--lookups N]
- *                  [--quick]
+ *                  [--idle-seconds S] [--only PART,...] [--quick]
+ * PART: roundtrips, maps, lookups, calls, idle, concurrency.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,6 +84,11 @@ static int nr_lookup_maps = 65536;
 static int socket_lookups = 5000;
 static double seconds = 1.0;
 static struct daemon_fixture ioasidd;
+static struct daemon_fixture nospin;	/* --ring-spin-us 0 */
+static struct daemon_fixture *dmn = &ioasidd;	/* the one measured */
+static unsigned int daemon_spin_us = RING_DAEMON_SPIN_NS / 1000;
+static double idle_seconds = 10.0;
+static const char *only;		/* --only: comma-separated parts */
 static const char *placement = "any";
 static int peer_cpu = -1;	/* daemon and echo process; -1: unpinned */
 
@@ -103,6 +118,8 @@ static void die(const char *what)
 	fprintf(stderr, "bench_rpc: %s: %s\n", what, strerror(errno));
 	if (ioasidd.pid > 0)
 		daemon_stop(&ioasidd);
+	if (nospin.pid > 0)
+		daemon_stop(&nospin);
 	exit(1);
 }
 
@@ -154,7 +171,7 @@ static int place(int two)
 	}
 	peer_cpu = two;
 	placement = two ? "two_cpus" : "one_cpu";
-	if (pin_task(0, 0) < 0 || pin_process(ioasidd.pid, peer_cpu) < 0) {
+	if (pin_task(0, 0) < 0 || pin_process(dmn->pid, peer_cpu) < 0) {
 		fprintf(stderr, "bench_rpc: sched_setaffinity: %s\n",
 			strerror(errno));
 		return -1;
@@ -167,7 +184,7 @@ static void unplace(void)
 	peer_cpu = -1;
 	placement = "any";
 	pin_task(0, -1);
-	pin_process(ioasidd.pid, -1);
+	pin_process(dmn->pid, -1);
 }
 
 /* ---- message sizes of a small request ------------------------------------ */
@@ -698,49 +715,84 @@ static double single_calls_per_s(struct ioasid_ctx *ctx, uint32_t ioas,
 	return 2e9 * nr / (double)(now_ns() - t0);
 }
 
-/* ioasidd's CPU time so far, ns (-1 without schedstat). */
+/*
+ * ioasidd's CPU time so far, ns (-1 if unknown): its process CPU clock.
+ * The kernel brings a running thread's share up to date at its next tick
+ * or switch, so a reading can lag by a tick: measure over 200 ms or more.
+ */
 static double daemon_cpu_ns(void)
 {
-	char path[64];
-	double ns = -1;
-	FILE *f;
+	struct timespec ts;
+	clockid_t clk;
 
-	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)ioasidd.pid);
-	f = fopen(path, "re");
-	if (f && fscanf(f, "%lf", &ns) != 1)
-		ns = -1;
-	if (f)
-		fclose(f);
-	return ns;
+	if (clock_getcpuclockid(dmn->pid, &clk) != 0 ||
+	    clock_gettime(clk, &ts) < 0)
+		return -1;
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-/* Median ns of @nr lone calls, each after 2 ms of quiet; daemon CPU each. */
-static double lone_call_ns(struct ioasid_ctx *ctx, uint32_t ioas, int nr,
-			   double *cpu_ns)
+/*
+ * Wait until @gap_ns after the end of the previous call: sleeping for
+ * long gaps (the client is idle, as its CPU would be), spinning on the
+ * clock for gaps shorter than a timer's slack.
+ */
+static void quiet_for(uint64_t since, uint64_t gap_ns)
 {
-	double v[64], c0 = daemon_cpu_ns();
-	struct timespec quiet = { 0, 2000000 };
+	uint64_t until = since + gap_ns, t;
+
+	while ((t = now_ns()) + 100000 < until) {
+		struct timespec ts = { 0, (long)(until - t - 60000) };
+
+		nanosleep(&ts, NULL);
+	}
+	while (now_ns() < until)
+		;
+}
+
+/* One lone call @gap_ns after @*end; its ns, *@end moved to its end. */
+static double lone_call(struct ioasid_ctx *ctx, uint32_t ioas,
+			uint64_t gap_ns, uint64_t *end)
+{
 	uint64_t t;
+
+	quiet_for(*end, gap_ns);
+	t = now_ns();
+	if (ioasid_unmap(ctx, ioas, 1ULL << 45, PG, IOASID_UNMAP_MISSING_OK,
+			 NULL) < 0)
+		die("UNMAP");
+	*end = now_ns();
+	return (double)(*end - t);
+}
+
+/*
+ * Median ns of @nr lone calls, each @gap_ns after the end of the one
+ * before; *@cpu_ns: the daemon's CPU time per call (its spin included),
+ * over a further 200 ms of calls at that pace.
+ */
+static double lone_call_ns(struct ioasid_ctx *ctx, uint32_t ioas, int nr,
+			   uint64_t gap_ns, double *cpu_ns)
+{
+	double v[64], c0;
+	uint64_t end = now_ns();
+	int m = (int)(200000000 / (gap_ns + 5000));
 
 	if (nr > 64)
 		nr = 64;
-	for (int i = 0; i < nr; i++) {
-		nanosleep(&quiet, NULL);
-		t = now_ns();
-		if (ioasid_unmap(ctx, ioas, 1ULL << 45, PG,
-				 IOASID_UNMAP_MISSING_OK, NULL) < 0)
-			die("UNMAP");
-		v[i] = (double)(now_ns() - t);
-	}
-	*cpu_ns = c0 < 0 ? -1 : (daemon_cpu_ns() - c0) / nr;
+	if (m < nr)
+		m = nr;
+	lone_call(ctx, ioas, 0, &end);
+	for (int i = 0; i < nr; i++)
+		v[i] = lone_call(ctx, ioas, gap_ns, &end);
+	c0 = daemon_cpu_ns();
+	for (int i = 0; i < m; i++)
+		lone_call(ctx, ioas, gap_ns, &end);
+	*cpu_ns = c0 < 0 ? -1 : (daemon_cpu_ns() - c0) / m;
 	return median(v, nr);
 }
 
 static void bench_lookups(void)
 {
 	double emb[MAX_RUNS], view[MAX_RUNS], sock[MAX_RUNS], ratio[MAX_RUNS];
-	double se[MAX_RUNS], sr[MAX_RUNS], ss[MAX_RUNS];
-	double lr[MAX_RUNS], ls[MAX_RUNS], cr[MAX_RUNS], cs_cpu[MAX_RUNS];
 	struct ioasid_ctx *ce, *cv, *cs;
 	uint32_t ie, iv, is, *order;
 	int n = nr_lookup_maps, fd;
@@ -774,11 +826,6 @@ static void bench_lookups(void)
 		sock[i] = lookup_block(cs, is, order,
 				       socket_lookups < n ? socket_lookups : n);
 		ratio[i] = view[i] / emb[i];
-		se[i] = single_calls_per_s(ce, ie, fd, iters);
-		sr[i] = single_calls_per_s(cv, iv, fd, iters);
-		ss[i] = single_calls_per_s(cs, is, fd, socket_lookups / 4 + 1);
-		lr[i] = lone_call_ns(cv, iv, 32, &cr[i]);
-		ls[i] = lone_call_ns(cs, is, 32, &cs_cpu[i]);
 	}
 	snprintf(extra, sizeof(extra), "\"transport\":\"embedded\","
 		 "\"n\":%d,\"lookup_order\":\"random\"", n);
@@ -792,29 +839,129 @@ static void bench_lookups(void)
 	emit("lookup_ns", median(sock, runs), "ns", extra);
 	emit("view_ratio_vs_embedded", median(ratio, runs), "x",
 	     "\"target\":2");
-	emit("single_calls_per_s", median(se, runs), "1/s",
-	     "\"transport\":\"embedded\",\"calls\":\"map_file+unmap\"");
-	emit("single_calls_per_s", median(sr, runs), "1/s",
-	     "\"transport\":\"ioasidd_ring\",\"calls\":\"map_file+unmap\","
-	     "\"target\":1e6");
-	emit("single_calls_per_s", median(ss, runs), "1/s",
-	     "\"transport\":\"ioasidd_socket\",\"calls\":\"map_file+unmap\"");
-	snprintf(extra, sizeof(extra), "\"transport\":\"ioasidd_ring\","
-		 "\"quiet_ms\":2,\"target\":10000,\"daemon_spin_us\":%u,"
-		 "\"client_spin_us\":%u", RING_DAEMON_SPIN_NS / 1000,
-		 RING_CLIENT_SPIN_NS / 1000);
-	emit("lone_call_ns", median(lr, runs), "ns", extra);
-	emit("lone_call_ns", median(ls, runs), "ns",
-	     "\"transport\":\"ioasidd_socket\",\"quiet_ms\":2");
-	emit("daemon_cpu_per_lone_call_ns", median(cr, runs), "ns",
-	     "\"transport\":\"ioasidd_ring\"");
-	emit("daemon_cpu_per_lone_call_ns", median(cs_cpu, runs), "ns",
-	     "\"transport\":\"ioasidd_socket\"");
 	ioasid_unref(ce);
 	ioasid_unref(cv);
 	ioasid_unref(cs);
 	free(order);
 	close(fd);
+}
+
+/* ---- single calls and lone calls ---------------------------------------- */
+
+static const unsigned int gaps_us[] = { 5, 10, 20, 50, 200, 2000 };
+
+/*
+ * An IOAS holding one page of @fd (fd >= 0) for good, as a VMM's IOAS
+ * holds its guest memory file while it maps and unmaps pieces of it.
+ */
+static uint32_t calls_ioas(struct ioasid_ctx *ctx, int fd)
+{
+	uint64_t iova = 1ULL << 40;
+	uint32_t ioas;
+
+	if (ioasid_ioas_alloc(ctx, 0, &ioas) < 0)
+		die("IOAS_ALLOC");
+	if (fd >= 0 && ioasid_map_file(ctx, ioas, fd, 0, PG, IOASID_MAP_READ |
+				       IOASID_MAP_FIXED_IOVA, &iova) < 0)
+		die("MAP_FILE");
+	return ioas;
+}
+
+/*
+ * Map and unmap calls back to back, embedded, through the ring and over
+ * the socket, of one page of a file the IOAS holds already; then lone calls through the ring after gaps of gaps_us (the
+ * daemon spins --ring-spin-us after its last request, the client
+ * RING_CLIENT_SPIN_NS while it waits), with the daemon's CPU time per call
+ * and as a share of the time; and over the socket after 2 ms.
+ */
+static void bench_calls(void)
+{
+	double se[MAX_RUNS], sr[MAX_RUNS], ss[MAX_RUNS];
+	double lr[MAX_RUNS], cr[MAX_RUNS], pct[MAX_RUNS];
+	struct ioasid_ctx *ce, *cv, *cs;
+	uint32_t ie, iv, is;
+	char extra[256];
+	int fd;
+
+	fd = memfd_create("bench", MFD_ALLOW_SEALING);
+	if (fd < 0 || ftruncate(fd, 1 << 20) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0)
+		die("memfd");
+	ce = lookup_ctx("sim", true);
+	cv = lookup_ctx(dmn->uri, true);
+	cs = lookup_ctx(dmn->uri, false);
+	ie = calls_ioas(ce, fd);
+	iv = calls_ioas(cv, fd);
+	is = calls_ioas(cs, fd);
+	single_calls_per_s(cv, iv, fd, 10);	/* the ring is made here */
+	for (int i = 0; i < runs; i++) {
+		se[i] = single_calls_per_s(ce, ie, fd, iters);
+		sr[i] = single_calls_per_s(cv, iv, fd, iters);
+		ss[i] = single_calls_per_s(cs, is, fd, socket_lookups / 4 + 1);
+	}
+	emit("single_calls_per_s", median(se, runs), "1/s",
+	     "\"transport\":\"embedded\",\"calls\":\"map_file+unmap\"");
+	snprintf(extra, sizeof(extra), "\"transport\":\"ioasidd_ring\","
+		 "\"calls\":\"map_file+unmap\",\"target\":1e6,"
+		 "\"daemon_spin_us\":%u", daemon_spin_us);
+	emit("single_calls_per_s", median(sr, runs), "1/s", extra);
+	emit("single_calls_per_s", median(ss, runs), "1/s",
+	     "\"transport\":\"ioasidd_socket\",\"calls\":\"map_file+unmap\"");
+	for (size_t g = 0; g < sizeof(gaps_us) / sizeof(gaps_us[0]); g++) {
+		for (int i = 0; i < runs; i++) {
+			lr[i] = lone_call_ns(cv, iv, 32,
+					     gaps_us[g] * 1000ull, &cr[i]);
+			pct[i] = 100.0 * cr[i] / (gaps_us[g] * 1000.0 + lr[i]);
+		}
+		snprintf(extra, sizeof(extra), "\"transport\":\"ioasidd_ring\","
+			 "\"gap_us\":%u,\"target\":10000,"
+			 "\"daemon_spin_us\":%u,\"client_spin_us\":%u",
+			 gaps_us[g], daemon_spin_us,
+			 RING_CLIENT_SPIN_NS / 1000);
+		emit("lone_call_ns", median(lr, runs), "ns", extra);
+		emit("daemon_cpu_per_lone_call_ns", median(cr, runs), "ns",
+		     extra);
+		emit("daemon_cpu_pct", median(pct, runs), "%", extra);
+	}
+	for (int i = 0; i < runs; i++)
+		lr[i] = lone_call_ns(cs, is, 32, 2000000, &cr[i]);
+	emit("lone_call_ns", median(lr, runs), "ns",
+	     "\"transport\":\"ioasidd_socket\",\"gap_us\":2000");
+	emit("daemon_cpu_per_lone_call_ns", median(cr, runs), "ns",
+	     "\"transport\":\"ioasidd_socket\",\"gap_us\":2000");
+	ioasid_unref(ce);
+	ioasid_unref(cv);
+	ioasid_unref(cs);
+	close(fd);
+}
+
+/*
+ * The daemon's CPU share over idle_seconds after one call through the
+ * ring, the client connected and silent: what the spin costs an idle
+ * system.
+ */
+static void bench_idle(void)
+{
+	struct ioasid_ctx *ctx = lookup_ctx(dmn->uri, true);
+	uint32_t ioas = calls_ioas(ctx, -1);
+	struct timespec ts = { (time_t)idle_seconds,
+			       (long)((idle_seconds - (time_t)idle_seconds) *
+				      1e9) };
+	double c0, t0, pct;
+	char extra[128];
+
+	if (ioasid_unmap(ctx, ioas, 1ULL << 45, PG, IOASID_UNMAP_MISSING_OK,
+			 NULL) < 0)
+		die("UNMAP");
+	c0 = daemon_cpu_ns();
+	t0 = (double)now_ns();
+	nanosleep(&ts, NULL);
+	pct = 100.0 * (daemon_cpu_ns() - c0) / ((double)now_ns() - t0);
+	snprintf(extra, sizeof(extra), "\"transport\":\"ioasidd_ring\","
+		 "\"seconds\":%g,\"daemon_spin_us\":%u", idle_seconds,
+		 daemon_spin_us);
+	emit("daemon_idle_cpu_pct", c0 < 0 ? -1 : pct, "%", extra);
+	ioasid_unref(ctx);
 }
 
 static void bench_concurrency(void)
@@ -832,6 +979,18 @@ static void bench_concurrency(void)
 	}
 }
 
+/* Is @name among --only's parts (or is there no --only)? */
+static bool part(const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = only; p; p = strchr(p, ',') ? strchr(p, ',') + 1 :
+							   NULL)
+		if (!strncmp(p, name, n) && (p[n] == ',' || !p[n]))
+			return true;
+	return !only;
+}
+
 static void parse_args(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -840,12 +999,21 @@ static void parse_args(int argc, char **argv)
 		{ "quick", no_argument, NULL, 'q' },
 		{ "mappings", required_argument, NULL, 'n' },
 		{ "lookups", required_argument, NULL, 'l' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "idle-seconds", required_argument, NULL, 's' },
 		{}
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "r:i:qn:l:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:i:qn:l:o:s:", opts,
+				NULL)) != -1) {
 		switch (c) {
+		case 'o':
+			only = optarg;
+			break;
+		case 's':
+			idle_seconds = atof(optarg);
+			break;
 		case 'n':
 			nr_lookup_maps = atoi(optarg);
 			break;
@@ -863,16 +1031,19 @@ static void parse_args(int argc, char **argv)
 			iters = 2000;
 			seconds = 0.2;
 			socket_lookups = 1000;
+			idle_seconds = 2.0;
 			break;
 		default:
 			fprintf(stderr, "usage: bench_rpc [--runs N] "
 				"[--iters N] [--mappings N] [--lookups N] "
+				"[--idle-seconds S] [--only PART,...] "
 				"[--quick]\n");
 			exit(2);
 		}
 	}
 	if (runs < 1 || runs > MAX_RUNS || iters < 10 ||
-	    nr_lookup_maps < 1 || socket_lookups < 1) {
+	    nr_lookup_maps < 1 || socket_lookups < 1 ||
+	    !(idle_seconds > 0 && idle_seconds <= 600)) {
 		fprintf(stderr, "bench_rpc: 1..%d runs, >= 10 iters, >= 1 "
 			"mappings and lookups\n", MAX_RUNS);
 		exit(2);
@@ -883,6 +1054,7 @@ int main(int argc, char **argv)
 {
 	char config[256];
 	struct daemon_opts o = { .config = config, .log_level = "warning" };
+	int ret = 0;
 
 	parse_args(argc, argv);
 	snprintf(config, sizeof(config), "[user %u]\nmax-ioas = unlimited\n"
@@ -896,11 +1068,45 @@ int main(int argc, char **argv)
 	for (int two = 0; two < 2; two++) {
 		if (place(two) < 0)
 			continue;
-		bench_roundtrips();
-		bench_maps();
-		bench_lookups();
+		if (part("roundtrips"))
+			bench_roundtrips();
+		if (part("maps"))
+			bench_maps();
+		if (part("lookups"))
+			bench_lookups();
+		if (part("calls"))
+			bench_calls();
+		if (part("idle"))
+			bench_idle();
 	}
 	unplace();
-	bench_concurrency();
-	return daemon_stop(&ioasidd) == 0 ? 0 : 1;
+	if (part("concurrency"))
+		bench_concurrency();
+	if (part("calls") || part("idle")) {
+		/* the same without the daemon's spin */
+		o.ring_spin_us = "0";
+		if (daemon_start(&nospin, &o) < 0) {
+			fprintf(stderr, "bench_rpc: cannot start %s\n",
+				daemon_binary());
+			daemon_stop(&ioasidd);
+			return 1;
+		}
+		dmn = &nospin;
+		daemon_spin_us = 0;
+		for (int two = 0; two < 2; two++) {
+			if (place(two) < 0)
+				continue;
+			if (part("calls"))
+				bench_calls();
+			if (part("idle"))
+				bench_idle();
+		}
+		unplace();
+		dmn = &ioasidd;
+		if (daemon_stop(&nospin) != 0)
+			ret = 1;
+	}
+	if (daemon_stop(&ioasidd) != 0)
+		ret = 1;
+	return ret;
 }

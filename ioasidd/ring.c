@@ -7,9 +7,11 @@
  * into an op for the client's session and run exactly as the same request
  * from the socket would be (the caller's @run: policy, core, shared view,
  * events), and its result posted.  When the ring is empty the daemon
- * keeps looking for up to --ring-spin-us (yielding the CPU between looks,
- * so a client on the same CPU runs), then asks for the doorbell and goes
- * back to epoll.  One wakeup serves at most RING_BUDGET requests; then
+ * keeps looking for a while (--ring-spin-us, adapted to the client's pace
+ * up to RING_SPIN_ADAPT times that: adapt_spin()), then asks for the
+ * doorbell and goes back to epoll.  Between looks it yields the CPU when
+ * the client may be on its CPU, else spins on the pause instruction
+ * (ring_relax()).  One wakeup serves at most RING_BUDGET requests; then
  * the daemon rings its own doorbell and lets the other clients go first.
  * While the client's socket has replies or events it did not read, its
  * ring is not served either (@stop; as the socket's requests are not).
@@ -30,6 +32,8 @@
 #include "util/macros.h"
 
 #define RING_BUDGET	1024
+/* The adaptive spin goes up to this many times --ring-spin-us. */
+#define RING_SPIN_ADAPT	8
 
 struct ring {
 	struct server *srv;
@@ -39,6 +43,9 @@ struct ring {
 	int done;			/* another: completions, when waited */
 	int files[RING_MAX_FILES];	/* registered: ours, or -1 */
 	uint64_t served;
+	uint64_t spin_ns;		/* this ring's spin now (adaptive) */
+	uint64_t idle_since;		/* last look that found it empty */
+	bool asleep;			/* went back to epoll at idle_since */
 };
 
 static uint64_t now_ns(void)
@@ -266,13 +273,43 @@ static int drain(struct ring *rg, int (*run)(void *, struct ioasid_op *),
 	return *budget > 0 ? 0 : 1;
 }
 
+/*
+ * The spin adapts to the client: woken by a request that came less than
+ * the longest spin (RING_SPIN_ADAPT x --ring-spin-us) after the ring went
+ * quiet, spin half as long again as that quiet was, next time, so that a
+ * client calling at that pace finds the daemon looking; a request after a
+ * longer quiet brings the spin back to --ring-spin-us.  The CPU it costs
+ * is bounded by the longest spin per quiet period, and none when idle.
+ */
+static void adapt_spin(struct ring *rg, uint64_t now)
+{
+	uint64_t base = rg->srv->ring_spin_ns, max = base * RING_SPIN_ADAPT;
+	uint64_t quiet;
+
+	if (!rg->spin_ns)
+		rg->spin_ns = base;
+	if (!rg->asleep)
+		return;
+	rg->asleep = false;
+	quiet = now - rg->idle_since;
+	if (quiet <= max)
+		rg->spin_ns = quiet + quiet / 2 < max ? quiet + quiet / 2 : max;
+	else
+		rg->spin_ns = base;
+	if (rg->spin_ns < base)
+		rg->spin_ns = base;
+}
+
 int ring_serve(struct ring *rg, int (*run)(void *, struct ioasid_op *),
 	       bool (*stop)(void *), void *arg)
 {
-	uint64_t spin = rg->srv->ring_spin_ns, until;
+	uint64_t spin, until, now = now_ns();
 	int budget = RING_BUDGET, r;
 	uint64_t count;
+	bool same;
 
+	adapt_spin(rg, now);
+	spin = rg->spin_ns;
 	if (read(rg->doorbell, &count, sizeof(count)) < 0)
 		count = 0;		/* EAGAIN: spurious */
 	ring_set_need_wakeup(&rg->rc, false);
@@ -298,15 +335,19 @@ int ring_serve(struct ring *rg, int (*run)(void *, struct ioasid_op *),
 				ring_set_need_wakeup(&rg->rc, true);
 			return 0;
 		}
-		until = now_ns() + spin;
+		same = ring_consumer_same_cpu(&rg->rc);
+		rg->idle_since = now_ns();
+		until = rg->idle_since + spin;
 		while (!ring_pending(&rg->rc) && now_ns() < until)
-			sched_yield();
+			ring_relax(same);
 		if (ring_pending(&rg->rc))
 			continue;
 		/* asleep from here: a request now must ring the doorbell */
 		ring_set_need_wakeup(&rg->rc, true);
-		if (!ring_pending(&rg->rc))
+		if (!ring_pending(&rg->rc)) {
+			rg->asleep = true;
 			return 0;
+		}
 		ring_set_need_wakeup(&rg->rc, false);
 	}
 }

@@ -9,6 +9,9 @@
 #   scripts/bench-report.sh
 #   scripts/bench-report.sh build BENCH_IOVA_TREE_ARGS=--full
 #   scripts/bench-report.sh build bench-quick     (a short run)
+#   BENCH_SCHED="chrt -f 1" scripts/bench-report.sh build bench-quick
+#                       (real-time priority: on a machine busy with other
+#                       work, the figures are then the programs' own)
 #
 # The machine is described by what the benchmarks read: /proc/cpuinfo,
 # the cache entries of sysfs, /proc/meminfo, uname and the compiler.
@@ -32,9 +35,18 @@ json=$top/docs/benchmarks.json
 tmp=$(mktemp)
 trap 'rm -f "$tmp" "$tmp.md"' EXIT
 
+# BENCH_SCHED: a command to run the benchmarks under, e.g. "chrt -f 1"
+# on a machine shared with other work (said in the Run section).
+sched=${BENCH_SCHED:-}
+if [ -n "$sched" ]; then
+	sched_text="\`$sched\` (the benchmarks, ioasidd included, ran under it,
+  ahead of the machine's other work)"
+else
+	sched_text="the default policy, shared with that load"
+fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 start=$(date -u '+%Y-%m-%d %H:%M UTC')
-make -s -C "$build" "$target" "$@" >"$tmp"
+$sched make -s -C "$build" "$target" "$@" >"$tmp"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 end=$(date -u '+%H:%M UTC')
 grep '^{' "$tmp" >"$json"
@@ -72,6 +84,7 @@ was measured with.  Unless a line says otherwise, \`value\` is a median over
 
 - Commit \`$commit\`, $start to $end.
 - Load average before: $load_before; after: $load_after.
+- Scheduling: $sched_text.
 
 ## Machine (as the benchmarks read it)
 
@@ -146,11 +159,16 @@ AWK
   through ioasidd's shared view (`transport=ioasidd_view`, the fast path
   of docs/architecture.md) and over the socket (`ioasidd_socket`,
   `IOASID_NO_FASTPATH=1`), their ratio (`view_ratio_vs_embedded`);
-  single map and unmap calls back to back (`single_calls_per_s`)
-  embedded, through the request ring (`ioasidd_ring`) and the socket; one
-  call after 2 ms of quiet (`lone_call_ns`) and the daemon's CPU time per
-  such call (`daemon_cpu_per_lone_call_ns`, from /proc/PID/schedstat:
-  the price of its spin).
+  single map and unmap calls back to back (`single_calls_per_s`, of a
+  file the IOAS holds already) embedded, through the request ring
+  (`ioasidd_ring`) and the socket; one call `gap_us` after the end of the
+  previous one (`lone_call_ns`), the daemon's CPU time per such call
+  (`daemon_cpu_per_lone_call_ns`, its CPU clock over 200 ms of calls at
+  that pace) and as a share of the time (`daemon_cpu_pct`: the price of
+  its spin), and its CPU share while its client is silent
+  (`daemon_idle_cpu_pct`).  These run against the daemon with its
+  default spin and again against one started with `--ring-spin-us 0`
+  (`daemon_spin_us`).
 - **nested** (`bench/bench_nested.c`): two-stage translation on the
   simulated IOMMU (`stages=2`: a VT-d first-stage table of 4 KiB leaves
   in guest memory, each of its reads translated by stage 2) with IOTLB

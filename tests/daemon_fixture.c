@@ -138,7 +138,8 @@ static void exec_daemon(const struct daemon_fixture *d,
 	      "--backend", o->backend ? o->backend : "sim",
 	      "--config", d->config,
 	      "--log-level", o->log_level ? o->log_level : "info",
-	      (char *)NULL);
+	      o->ring_spin_us ? "--ring-spin-us" : (char *)NULL,
+	      o->ring_spin_us, (char *)NULL);
 	fprintf(stderr, "cannot run %s: %s\n", daemon_binary(),
 		strerror(errno));
 	_exit(127);

@@ -33,6 +33,7 @@ struct daemon_opts {
 	const char *log_level;		/* NULL: "info" */
 	bool socket_activation;		/* socket via LISTEN_FDS */
 	bool no_wait;			/* do not wait for the socket */
+	const char *ring_spin_us;	/* NULL: the default; --ring-spin-us */
 };
 
 /* Path of the ioasidd binary to run. */

@@ -182,6 +182,50 @@ static const struct ring_cqe *raw_cqe(struct raw_ring *rr, uint32_t i)
 	       i % RING_ENTRIES;
 }
 
+/*
+ * Both ends in one process: an error completion carries its message; a
+ * success writes only the entry's head (the message bytes stay as they
+ * were, stale) and the client reads an empty message for it.
+ */
+Test(ring, success_writes_only_the_head)
+{
+	unsigned char *base = aligned_alloc(4096, RING_SIZE);
+	struct ring_consumer rc;
+	struct ring_producer rp;
+	struct ring_sqe s = { .cmd = RING_CMD_UNMAP }, got;
+	struct ring_cqe c = { 0 }, out;
+	const struct ring_cqe *slot;
+
+	cr_assert_not_null(base);
+	memset(base, 0, RING_SIZE);
+	ring_consumer_init(&rc, base);
+	cr_assert_eq(ring_producer_init(&rp, base, RING_SIZE), 0);
+	/* the client's CPU word is a hint: garbage changes nothing */
+	((struct ring_header *)base)->client_cpu = 0xdeadbeef;
+	cr_assert_not(ring_consumer_same_cpu(&rc), "no CPU is 0xdeadbeef");
+	for (uint32_t i = 0; i <= RING_ENTRIES; i++) {
+		s.user_data = i + 1;
+		ring_submit(&rp, &s);
+		cr_assert_eq(ring_take(&rc, &got), 0);
+		cr_assert_eq(got.user_data, i + 1);
+		c.user_data = got.user_data;
+		c.result = i == 0 ? -ENOENT : 0;
+		snprintf(c.errmsg, sizeof(c.errmsg), i == 0 ? "nothing there" :
+			 "not to be written");
+		ring_complete(&rc, &c);
+		cr_assert_eq(ring_reap(&rp, &out), 0);
+		cr_assert_eq(out.user_data, i + 1);
+		cr_assert_eq(out.result, c.result);
+		cr_assert_str_eq(out.errmsg, i == 0 ? "nothing there" : "");
+	}
+	/* entry 0 served the error, then (RING_ENTRIES later) a success */
+	slot = (const struct ring_cqe *)(base + RING_CQ_OFF);
+	cr_assert_eq(slot->result, 0);
+	cr_assert_str_eq(slot->errmsg, "nothing there", "the success wrote "
+			 "its message: %s", slot->errmsg);
+	free(base);
+}
+
 Test(ring, scribbler_hurts_only_itself, .init = start, .fini = stop,
      .timeout = 120)
 {

@@ -4,6 +4,7 @@
  * Every word of shared memory is accessed with one atomic operation.
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include "proto/ring.h"
@@ -26,6 +27,31 @@ static struct ring_cqe *cqe_at(unsigned char *base, uint32_t i)
 	return (struct ring_cqe *)(base + RING_CQ_OFF) + (i % RING_ENTRIES);
 }
 
+/* Our CPU + 1, 0 if unknown (what the hints hold). */
+static uint32_t cpu_hint(void)
+{
+	int cpu = sched_getcpu();
+
+	return cpu < 0 ? 0 : (uint32_t)cpu + 1;
+}
+
+void ring_relax(bool same_cpu)
+{
+	if (same_cpu) {
+		sched_yield();
+		return;
+	}
+	for (int i = 0; i < 4; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#elif defined(__aarch64__)
+		__asm__ __volatile__("yield");
+#else
+		__asm__ __volatile__("" ::: "memory");
+#endif
+	}
+}
+
 /* ---- daemon -------------------------------------------------------------- */
 
 void ring_consumer_init(struct ring_consumer *rc, void *base)
@@ -45,6 +71,17 @@ void ring_break(struct ring_consumer *rc)
 	rc->broken = true;
 	__atomic_fetch_or(&hdr(rc->base)->flags, RING_BROKEN,
 			  __ATOMIC_SEQ_CST);
+}
+
+bool ring_consumer_same_cpu(struct ring_consumer *rc)
+{
+	struct ring_header *h = hdr(rc->base);
+	uint32_t me = cpu_hint(), peer;
+
+	if (LD(&h->daemon_cpu) != me)
+		ST(&h->daemon_cpu, me);
+	peer = LD(&h->client_cpu);	/* the client's word: only a hint */
+	return !me || !peer || peer == me;
 }
 
 bool ring_pending(const struct ring_consumer *rc)
@@ -100,7 +137,12 @@ void ring_complete(struct ring_consumer *rc, const struct ring_cqe *cqe)
 	ST(&c->out_id, cqe->out_id);
 	ST(&c->out_iova, cqe->out_iova);
 	ST(&c->out_bytes, cqe->out_bytes);
-	for (size_t i = 0; i < RING_ERRMSG / 8; i++)
+	/*
+	 * The message only with an error: a success writes the one cache
+	 * line of the entry's head, not the four more the client would
+	 * have to fetch from this CPU.
+	 */
+	for (size_t i = 0; cqe->result < 0 && i < RING_ERRMSG / 8; i++)
 		ST(&dst[i], src[i]);
 	rc->cq_tail++;
 	/* seq_cst against the client's cq_waiting store and cq_tail load */
@@ -178,8 +220,11 @@ int ring_reap(struct ring_producer *rp, struct ring_cqe *cqe)
 	cqe->out_id = LD(&c->out_id);
 	cqe->out_iova = LD(&c->out_iova);
 	cqe->out_bytes = LD(&c->out_bytes);
-	for (size_t i = 0; i < RING_ERRMSG / 8; i++)
+	/* the daemon writes the message with errors only */
+	for (size_t i = 0; cqe->result < 0 && i < RING_ERRMSG / 8; i++)
 		dst[i] = LD(&src[i]);
+	if (cqe->result >= 0)
+		cqe->errmsg[0] = '\0';
 	cqe->errmsg[RING_ERRMSG - 1] = '\0';
 	rp->cq_head++;
 	__atomic_store_n(&h->cq_head, rp->cq_head, __ATOMIC_RELEASE);
@@ -189,6 +234,17 @@ int ring_reap(struct ring_producer *rp, struct ring_cqe *cqe)
 uint32_t ring_flags(const struct ring_producer *rp)
 {
 	return __atomic_load_n(&hdr(rp->base)->flags, __ATOMIC_ACQUIRE);
+}
+
+bool ring_producer_same_cpu(struct ring_producer *rp)
+{
+	struct ring_header *h = hdr(rp->base);
+	uint32_t me = cpu_hint(), peer;
+
+	if (LD(&h->client_cpu) != me)
+		ST(&h->client_cpu, me);
+	peer = LD(&h->daemon_cpu);
+	return !me || !peer || peer == me;
 }
 
 void ring_set_waiting(struct ring_producer *rp, bool on)

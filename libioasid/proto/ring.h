@@ -30,13 +30,18 @@
  * sees the flag writes the doorbell (an eventfd it passed with
  * IOASID_CMD_RING).  Both sides store and then load with seq_cst
  * ordering, so either the daemon sees the request or the client sees the
- * flag (the same for cq_tail against cq_waiting).  A client waiting for its completion sets cq_waiting, looks
- * once more and sleeps in poll() on a second eventfd it passed (and on
- * its socket, for events and hang-ups); the daemon writes that eventfd
- * after posting when cq_waiting is set, and when the ring breaks.  Each
- * side spins a bounded time first (ioasidd --ring-spin-us, the client
- * RING_CLIENT_SPIN_NS), yielding the CPU as it spins, so a client and
- * daemon on one CPU take turns.
+ * flag (the same for cq_tail against cq_waiting).  A client waiting for
+ * its completion sets cq_waiting, looks once more and sleeps in poll() on
+ * a second eventfd it passed (and on its socket, for events and
+ * hang-ups); the daemon writes that eventfd after posting when cq_waiting
+ * is set, and when the ring breaks.  Each side spins a bounded time first
+ * (ioasidd --ring-spin-us, the client RING_CLIENT_SPIN_NS).  Each side
+ * says on which CPU it runs (daemon_cpu, client_cpu: hints, never
+ * trusted for anything else): while the other side is on the same CPU,
+ * or its CPU is unknown, the spinner yields the CPU between looks so the
+ * two take turns; on different CPUs it spins with the CPU's pause
+ * instruction and no system call, so a request or a completion is seen
+ * within a cache miss of its arrival.
  */
 #ifndef IOASID_PROTO_RING_H
 #define IOASID_PROTO_RING_H
@@ -71,13 +76,13 @@ struct ring_header {
 	uint32_t sq_head;
 	uint32_t cq_tail;
 	uint32_t flags;
-	uint32_t reserved1;
+	uint32_t daemon_cpu;		/* a hint: its CPU + 1, 0 unknown */
 	uint8_t pad1[48];
 	/* client-written, read once per use by the daemon */
 	uint32_t sq_tail;
 	uint32_t cq_head;
 	uint32_t cq_waiting;
-	uint32_t reserved2;
+	uint32_t client_cpu;		/* a hint: its CPU + 1, 0 unknown */
 	uint8_t pad2[48];
 };
 
@@ -95,7 +100,8 @@ struct ring_sqe {
 
 struct ring_cqe {
 	uint64_t user_data;
-	int32_t result;			/* 0 or a negative errno */
+	int32_t result;			/* 0 or a negative errno; errmsg */
+					/* is written only when negative */
 	uint32_t out_id;
 	uint64_t out_iova;
 	uint64_t out_bytes;
@@ -137,6 +143,14 @@ void ring_set_need_wakeup(struct ring_consumer *rc, bool on);
 void ring_break(struct ring_consumer *rc);
 /* Is a request published (a hint: ring_take() decides)? */
 bool ring_pending(const struct ring_consumer *rc);
+/* Say where the daemon runs now; is the client on this CPU (or unknown)? */
+bool ring_consumer_same_cpu(struct ring_consumer *rc);
+
+/*
+ * One turn of a spin waiting for the other side: sched_yield() when it
+ * may be on this CPU (@same_cpu), else a few pause instructions.
+ */
+void ring_relax(bool same_cpu);
 
 /* ---- the client's side --------------------------------------------------- */
 
@@ -158,5 +172,7 @@ int ring_reap(struct ring_producer *rp, struct ring_cqe *cqe);
 uint32_t ring_flags(const struct ring_producer *rp);
 /* cq_waiting: the client is about to sleep (seq_cst). */
 void ring_set_waiting(struct ring_producer *rp, bool on);
+/* Say where the client runs now; is the daemon on this CPU (or unknown)? */
+bool ring_producer_same_cpu(struct ring_producer *rp);
 
 #endif

@@ -844,6 +844,7 @@ static int ring_wait(struct remote *r, struct ring_cqe *c)
 		{ .fd = r->sock, .events = POLLIN },
 	};
 	uint64_t t0 = ring_now(), count;
+	bool same = ring_producer_same_cpu(&r->ring);
 
 	for (;;) {
 		if (ring_reap(&r->ring, c) == 0)
@@ -851,7 +852,8 @@ static int ring_wait(struct remote *r, struct ring_cqe *c)
 		if (ring_flags(&r->ring) & RING_BROKEN)
 			return -EPROTO;
 		if (ring_now() - t0 < RING_CLIENT_SPIN_NS) {
-			sched_yield();	/* a daemon on this CPU runs */
+			/* a daemon on this CPU runs; on another, no syscall */
+			ring_relax(same);
 			continue;
 		}
 		ring_set_waiting(&r->ring, true);
