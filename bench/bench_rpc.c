@@ -1031,7 +1031,6 @@ static void parse_args(int argc, char **argv)
 			iters = 2000;
 			seconds = 0.2;
 			socket_lookups = 1000;
-			idle_seconds = 2.0;
 			break;
 		default:
 			fprintf(stderr, "usage: bench_rpc [--runs N] "
