@@ -7,6 +7,7 @@
 #    SYM in its NAME section;
 #  - every name in the NAME section of a man3 page is its own page or has a
 #    link, so that "man NAME" finds it;
+#  - every *ioasid...*(N) reference of a page names a page there is;
 #  - every man/*.scd page builds with scdoc (skipped without scdoc), and the
 #    pages and .so links the build made are there and point at the right
 #    page (when the build made them).
@@ -75,6 +76,20 @@ while read -r name target rest; do
 	[ -f "$man/$target.3.scd" ] ||
 		err "man3-links: $name points at $target.3, which does not exist"
 done < "$links"
+
+# ---- every page of this project a page refers to exists --------------------------
+# (*ioasidctl*(8), not (1): a reader follows the reference)
+for page in "$man"/*.scd; do
+	for ref in $(grep -oE '\*(lib)?ioasid[a-z0-9_.-]*\*\([1-9]\)' "$page" |
+		     tr -d '*' | sort -u); do
+		checked=$((checked + 1))
+		n=${ref%(*} sec=${ref#*(}
+		sec=${sec%)}
+		[ -f "$man/$n.$sec.scd" ] && continue
+		[ "$sec" = 3 ] && [ -n "$(link_target "$n")" ] && continue
+		err "$(basename "$page") refers to $ref, which is no page"
+	done
+done
 
 # ---- the pages build ------------------------------------------------------------
 scdoc=${SCDOC:-$(command -v scdoc 2>/dev/null)}
