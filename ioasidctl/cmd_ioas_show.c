@@ -888,8 +888,19 @@ int cmd_ioas_show(struct ctl *ctl, int argc, char **argv)
 /* "ioasidctl show ioas N": the ip(8)-style spelling of "ioas show N". */
 int cmd_show(struct ctl *ctl, int argc, char **argv)
 {
+	static const char show_usage[] =
+		"Usage: ioasidctl show ioas IOAS [--svg FILE] [--json]\n"
+		"\n"
+		"The same as 'ioasidctl ioas show IOAS' (ip(8)'s word order):\n"
+		"draw the address space; see 'ioasidctl ioas show --help'.\n";
+
 	if (argc >= 2 && !strcmp(argv[1], "ioas"))
 		return cmd_ioas_show(ctl, argc - 1, argv + 1);
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+			  !strcmp(argv[1], "help"))) {
+		fputs(show_usage, stdout);
+		return EXIT_OK;
+	}
 	return ctl_usage(ctl, "show what? \"ioasidctl show ioas N\" draws an "
 			 "address space");
 }

@@ -251,15 +251,16 @@ static int session_drop(struct ctl *ctl, int argc, char **argv)
 }
 
 static const struct cmd session_cmds[] = {
-	{ "list", session_list, "named sessions: connected or lingering" },
+	{ "list", session_list, "every session: named or not, connected or lingering" },
 	{ "drop", session_drop, "tear a lingering session down now" },
 };
 
 static const char group_usage[] =
 	"Usage: ioasidctl session [list|drop NAME] [--json]\n"
 	"\n"
-	"Named sessions in ioasidd outlive the command that made them for the\n"
-	"policy's linger (ioasidd.conf(5)); 'ioasidctl --session NAME ...'\n"
+	"Every connection to ioasidd is a session (without a subcommand:\n"
+	"list them).  Named sessions outlive the command that made them for\n"
+	"the policy's linger (ioasidd.conf(5)); 'ioasidctl --session NAME ...'\n"
 	"builds and inspects one across commands.\n"
 	"\n"
 	"Subcommands:\n";

@@ -36,7 +36,7 @@ static const struct cmd commands[] = {
 	{ "dma", cmd_dma, "make a simulated device do DMA" },
 	{ "sim", cmd_sim, "print the topology (ioasid-topology(5)); hotplug" },
 	{ "batch", cmd_batch, "run subcommands from a file in one session" },
-	{ "session", cmd_session, "named sessions in ioasidd: list, drop" },
+	{ "session", cmd_session, "sessions in ioasidd: list them, drop a lingering one" },
 	{ "script", cmd_batch, "the same as batch" },
 };
 

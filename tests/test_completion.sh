@@ -32,6 +32,11 @@ cases=(
 	"ioasidctl --uri sim sim plug 0000:00:03|ioasidctl --uri sim sim plug 0000:00:03.0"
 	"ioasidctl ioas cr|ioasidctl ioas create"
 	"ioasidctl --js|ioasidctl --json"
+	"ioasidctl status --format prom|ioasidctl status --format prometheus"
+	"ioasidctl ioas show 1 --sv|ioasidctl ioas show 1 --svg"
+	"ioasidctl monitor --time mono|ioasidctl monitor --time monotonic"
+	"ioasidctl sho|ioasidctl show"
+	"ioasidctl show io|ioasidctl show ioas"
 )
 
 run_bash() {	# run_bash LABEL RCFILE
