@@ -154,8 +154,53 @@ static int scale(uint64_t whole, uint64_t frac, unsigned int frac_digits,
 
 static int one_size(const char *s, uint64_t *out);
 
-/* A size, or sizes joined by '+' as size_str() prints them (2M+4K). */
+static int sum_of_sizes(const char *s, uint64_t *out);
+
+/*
+ * A size, sizes joined by '+', or a size less sizes joined by '-', as
+ * size_str() prints them (2M+4K, 16E-512G, 4G-4K-1B: the first may be 16E
+ * itself, 2^64).
+ */
 int str_to_size(const char *s, uint64_t *out)
+{
+	const char *minus = s ? strchr(s, '-') : NULL;
+	char top[32], less[64];
+	uint64_t a, b;
+	size_t len;
+	int r;
+
+	if (!minus)
+		return sum_of_sizes(s, out);
+	len = (size_t)(minus - s);
+	if (!len || len >= sizeof(top) || memchr(s, '+', len) ||
+	    strchr(minus, '+') || strlen(minus + 1) >= sizeof(less))
+		return -EINVAL;
+	memcpy(top, s, len);
+	top[len] = '\0';
+	/* what follows is subtracted part by part: a sum of its parts */
+	snprintf(less, sizeof(less), "%s", minus + 1);
+	for (char *p = less; *p; p++)
+		if (*p == '-')
+			*p = '+';
+	r = sum_of_sizes(less, &b);
+	if (r < 0)
+		return r;
+	if (!b)
+		return -EINVAL;
+	if (!strcmp(top, "16E") || !strcasecmp(top, "16EiB")) {
+		*out = 0 - b;		/* 2^64 - b */
+		return 0;
+	}
+	r = one_size(top, &a);
+	if (r < 0)
+		return r;
+	if (b > a)
+		return -ERANGE;
+	*out = a - b;
+	return 0;
+}
+
+static int sum_of_sizes(const char *s, uint64_t *out)
 {
 	char buf[64], *part, *save = NULL;
 	uint64_t sum = 0, v;
@@ -209,36 +254,72 @@ static int one_size(const char *s, uint64_t *out)
 	return scale(whole, frac, nfrac, shift, out);
 }
 
-/*
- * Exact: the whole units of the largest unit that fits, then what is left
- * in smaller units, joined by '+' (2M+4K, 4K+1B).  A size that needs more
- * than three parts is given in bytes (so that a size never looks rounder
- * than it is, and every page counts).  str_to_size() reads all of them.
- */
-struct str32 size_str(uint64_t bytes)
+/* The parts of @bytes, largest unit first, joined by @sep; how many. */
+static int size_parts(uint64_t bytes, char sep, char *buf, size_t len,
+		      int max)
 {
-	struct str32 out;
 	size_t used = 0;
 	uint64_t left = bytes;
 	int parts = 0;
 
+	buf[0] = '\0';
 	for (int i = (int)sizeof(size_units) - 2; i >= -1 && left; i--) {
 		unsigned int shift = 10 * (unsigned int)(i + 1);
 		uint64_t n = left >> shift;
 
 		if (!n)
 			continue;
-		if (++parts > 3)
+		if (++parts > max)
 			break;
-		used += (size_t)snprintf(out.s + used, sizeof(out.s) - used,
-					 "%s%llu%c", used ? "+" : "",
+		used += (size_t)snprintf(buf + used, len - used, "%.*s%llu%c",
+					 used ? 1 : 0, &sep,
 					 (unsigned long long)n,
 					 i < 0 ? 'B' : size_units[i]);
 		left -= n << shift;
 	}
-	if (!bytes || parts > 3)
-		snprintf(out.s, sizeof(out.s), "%lluB",
-			 (unsigned long long)bytes);
+	return parts;
+}
+
+/*
+ * Exact: the whole units of the largest unit that fits, then what is left
+ * in smaller units, joined by '+' (2M+4K, 4K+1B).  A size that needs more
+ * than three parts is the next whole number of that largest unit less at
+ * most two parts, when that does it (16E-512G: from 512 GiB below the top
+ * of a 64-bit space to its end; 4G-4K-1B), else it is given in bytes
+ * (so that a size never looks rounder than it is, and every page counts).
+ * str_to_size() reads all of them.
+ */
+struct str32 size_str(uint64_t bytes)
+{
+	struct str32 out, rest;
+
+	if (!bytes || size_parts(bytes, '+', out.s, sizeof(out.s), 3) <= 3) {
+		if (!bytes)
+			snprintf(out.s, sizeof(out.s), "0B");
+		return out;
+	}
+	for (int i = (int)sizeof(size_units) - 2; i >= 0; i--) {
+		unsigned int shift = 10 * (unsigned int)(i + 1);
+		uint64_t n = bytes >> shift, up;
+
+		if (!n)
+			continue;
+		/* (n + 1) units, less bytes: modulo 2^64 when that is 16E */
+		up = (n + 1) << shift;
+		if (size_parts(up - bytes, '-', rest.s, sizeof(rest.s), 2) <= 2) {
+			/* at most "1024E-1023P-1023T": it fits */
+			char tmp[64];
+
+			snprintf(tmp, sizeof(tmp), "%llu%c-%s",
+				 (unsigned long long)(n + 1), size_units[i],
+				 rest.s);
+			memcpy(out.s, tmp, sizeof(out.s) - 1);
+			out.s[sizeof(out.s) - 1] = '\0';
+			return out;
+		}
+		break;
+	}
+	snprintf(out.s, sizeof(out.s), "%lluB", (unsigned long long)bytes);
 	return out;
 }
 

@@ -29,15 +29,19 @@ void mono_iso_time(uint64_t mono_ns, char *buf, size_t len);
 
 /*
  * "4096", "0x1000", "4K", "4KiB", "1.5M", "2G" (binary units K M G T P E,
- * either case): bytes.  0 or -EINVAL (not a size), -ERANGE (too big, or a
- * fraction that is not a whole number of bytes).
+ * either case), and what size_str() prints ("2M+4K", "16E-512G"): bytes.
+ * 0 or -EINVAL (not a size), -ERANGE (too big, or a fraction that is not
+ * a whole number of bytes).
  */
 int str_to_size(const char *s, uint64_t *out);
 /* Decimal or 0x-hex without suffix; 0 or -EINVAL / -ERANGE. */
 int str_to_u64(const char *s, uint64_t *out);
 int str_to_u32(const char *s, uint32_t *out);
 
-/* 2147483648 -> "2G", 1572864 -> "1.5M", 4096 -> "4K", 100 -> "100B". */
+/*
+ * Exact: 2147483648 -> "2G", 1572864 -> "1M+512K", 4097 -> "4K+1B",
+ * 2^64 - 2^39 -> "16E-512G", 1074794497 -> "1074794497B".
+ */
 struct str32 size_str(uint64_t bytes);
 /* "0x0000000000100000" (16 digits) or "0x100000" (short). */
 struct str32 hex_str(uint64_t v, bool wide);

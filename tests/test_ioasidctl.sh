@@ -335,7 +335,7 @@ t "ioas show: the drawing" 0 \
 t "ioas show: the ranges" 0 \
 	-o '^  0x0000000000200000  0x00000000003fffff  mapped +2M$' \
 	-o '^  0x00000000fee00000  0x00000000feefffff  reserved +1M$' \
-	-o '^  0x0000008000000000  0xffffffffffffffff  disallowed '
+	-o '^  0x0000008000000000  0xffffffffffffffff  disallowed +16E-512G$'
 t "ioas show: mappings, domains, devices" 0 \
 	-o '^  0x0000000040000000 +64K +r- +0x0 +/memfd:ioasidctl \(deleted\) \(memfd\)$' \
 	-o '^ +[0-9]+ +sim0 +enforced +yes +4K,2M,1G +1$' \

@@ -79,7 +79,10 @@ Test(size, format)
 		{ (1ULL << 30) - 4096, "1023M+1020K" }, { 2162688, "2M+64K" },
 		{ (1ULL << 30) + (1 << 20) + 4096, "1G+1M+4K" },
 		{ (1ULL << 30) + (1 << 20) + 4096 + 1, "1074794497B" },
-		{ UINT64_MAX, "18446744073709551615B" }, { 1ULL << 60, "1E" },
+		{ UINT64_MAX, "16E-1B" }, { 1ULL << 60, "1E" },
+		{ 0 - (1ULL << 39), "16E-512G" }, { 0 - (1ULL << 48), "15E+1023P+768T" },
+		{ (4ULL << 30) - 4096 - 1, "4G-4K-1B" },
+		{ (4ULL << 30) - (1 << 20) - 4096 - 1, "4293914623B" },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
@@ -106,6 +109,24 @@ Test(size, round_trip)
 	cr_assert_eq(str_to_size("+4K", &v), -EINVAL);
 	cr_assert_eq(str_to_size("2M++4K", &v), -EINVAL);
 	cr_assert_eq(str_to_size("15E+1E", &v), -ERANGE);
+	/* a size less one, as size_str() prints the top of a 64-bit space */
+	cr_assert_eq(str_to_size("16E-512G", &v), 0);
+	cr_assert_eq(v, 0 - (1ULL << 39));
+	cr_assert_eq(str_to_size("16E-1B", &v), 0);
+	cr_assert_eq(v, UINT64_MAX);
+	cr_assert_eq(str_to_size("4G-4K-1B", &v), 0, "less each part");
+	cr_assert_eq(v, (4ULL << 30) - 4096 - 1);
+	cr_assert_eq(str_to_size("4G-4K+1B", &v), -EINVAL, "no '+' after '-'");
+	cr_assert_eq(str_to_size("4G--4K", &v), -EINVAL);
+	cr_assert_eq(str_to_size("4K-8K", &v), -ERANGE);
+	cr_assert_eq(str_to_size("-4K", &v), -EINVAL);
+	cr_assert_eq(str_to_size("4K-", &v), -EINVAL);
+	cr_assert_eq(str_to_size("4K-0", &v), -EINVAL);
+	cr_assert_eq(str_to_size("1G+1M-4K", &v), -EINVAL);
+	for (uint64_t x = UINT64_MAX; x > (1ULL << 40); x -= x / 3 + 4095) {
+		cr_assert_eq(str_to_size(size_str(x).s, &v), 0, "%s", size_str(x).s);
+		cr_assert_eq(v, x, "%s", size_str(x).s);
+	}
 }
 
 Test(number, u32)
