@@ -115,8 +115,8 @@ static void usage(FILE *f)
 "\n"
 "  -s, --socket PATH        listen on PATH (default %s)\n"
 "  -b, --backend URI        auto (the default: iommufd or vfio-type1, as the\n"
-"                           host has), iommufd, vfio-type1, sim, sim:TOPOLOGY\n"
-"                           (default sim)\n"
+"                           host has; never the simulator), iommufd,\n"
+"                           vfio-type1, sim, sim:TOPOLOGY\n"
 "  -c, --config FILE        policy (default %s; a missing default\n"
 "                           file means built-in defaults)\n"
 "  -g, --socket-group GROUP group of the socket (overrides the config)\n"
@@ -173,7 +173,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 			o->log_level = parse_level(optarg);
 			if (o->log_level < 0) {
 				fprintf(stderr, "ioasidd: unknown log level "
-					"\"%s\"\n", optarg);
+					"\"%s\" (known: err, warning, notice, "
+					"info, debug)\n", optarg);
 				return -1;
 			}
 			break;
@@ -207,14 +208,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 			printf("ioasidd %s (protocol %d)\n", PACKAGE_VERSION,
 			       IOASID_PROTO_VERSION);
 			return 1;
-		default:
-			usage(stderr);
+		default:	/* getopt said which option, and why */
+			fprintf(stderr, "Try 'ioasidd --help'.\n");
 			return -1;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "ioasidd: unexpected argument \"%s\"\n",
-			argv[optind]);
+		fprintf(stderr, "ioasidd: unexpected argument \"%s\"\n"
+			"Try 'ioasidd --help'.\n", argv[optind]);
 		return -1;
 	}
 	return 0;
@@ -475,12 +476,18 @@ static int open_backend(const struct options *o, struct core **core)
 	}
 
 	if (!strncmp(uri, "unix:", 5)) {
-		say(LOG_ERR, "backend \"%s\" is not a local backend", uri);
+		say(LOG_ERR, "backend \"%s\" is not a local backend: ioasidd "
+		    "serves auto, iommufd, vfio-type1, sim or sim:TOPOLOGY",
+		    uri);
 		return -EINVAL;
 	}
 	daemon_log.priority = log_level;
 	r = core_new(&daemon_log, uri, core, errmsg, sizeof(errmsg));
-	if (r < 0)
+	if (r < 0 && strstr(errmsg, "unknown backend"))
+		say(LOG_ERR, "cannot open backend \"%s\": ioasidd serves auto "
+		    "(the host's), iommufd, vfio-type1, sim or sim:TOPOLOGY",
+		    uri);
+	else if (r < 0)
 		say(LOG_ERR, "cannot open backend \"%s\": %s", uri,
 		    errmsg[0] ? errmsg : strerror(-r));
 	return r;

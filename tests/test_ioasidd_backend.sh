@@ -47,6 +47,21 @@ check "/dev/iommu: iommufd is chosen first" grep -q 'backend iommufd (chosen' "$
 
 "$D" --help > "$tmp/log" 2>&1
 check "--help says auto is the default" grep -q 'auto (the default' "$tmp/log"
+check "--help names no other default backend" sh -c "! grep -q '(default sim)' '$tmp/log'"
+
+# an operator's typos: what ioasidd serves, and where the help is
+start "$tmp/empty" --backend simm
+check "an unknown backend: what ioasidd serves" \
+	grep -q 'cannot open backend "simm": ioasidd serves auto (the host.s), iommufd, vfio-type1, sim or sim:TOPOLOGY$' "$tmp/log"
+start "$tmp/empty" --backend unix:/run/x.sock
+check "a unix: URI is no backend for ioasidd" \
+	grep -q 'not a local backend: ioasidd serves auto' "$tmp/log"
+start "$tmp/empty" --backnd sim
+check "an unknown option: one line and where the help is" \
+	sh -c "[ \$(wc -l < '$tmp/log') = 2 ] && grep -q \"^Try 'ioasidd --help'.\\\$\" '$tmp/log'"
+start "$tmp/empty" --log-level loud
+check "an unknown log level lists the known ones" \
+	grep -q 'unknown log level "loud" (known: err, warning, notice, info, debug)' "$tmp/log"
 
 echo "1..$n"
 echo "$pass passed, $fail failed"
