@@ -338,6 +338,8 @@ int ctl_opt(struct ctl *ctl, int argc, char **argv, const char *shortopts,
 	else
 		snprintf(spec, sizeof(spec), ":%s", shortopts);
 	opterr = 0;
+	ctl->usage = usage;
+	ctl->argv = argv;
 	for (;;) {
 		c = getopt_long(argc, argv, spec, longopts, NULL);
 		switch (c) {
@@ -365,10 +367,25 @@ int ctl_opt_status(int opt)
 
 int ctl_nargs(struct ctl *ctl, int argc, int min, int max)
 {
+	const char *u = ctl->usage, *end;
 	int n = argc - optind;
 
+	/* the arguments it takes: the usage's first line */
+	if (u && !strncmp(u, "Usage: ", 7)) {
+		u += 7;
+		end = strchr(u, '\n');
+	} else {
+		u = NULL;
+		end = NULL;
+	}
+	if (n < min && u)
+		return ctl_usage(ctl, "too few arguments (%.*s)",
+				 (int)(end ? end - u : (long)strlen(u)), u);
 	if (n < min)
 		return ctl_usage(ctl, "too few arguments");
+	if (n > max && ctl->argv)
+		return ctl_usage(ctl, "unexpected argument '%s'",
+				 ctl->argv[optind + max]);
 	if (n > max)
 		return ctl_usage(ctl, "unexpected argument");
 	return EXIT_OK;

@@ -42,6 +42,9 @@ struct ctl {
 	bool observer;			/* sees every client's objects */
 	char observe_why[128];		/* why not, when the daemon said no */
 	char cmd[64];			/* "ioas create", for messages */
+	/* the running command's usage and arguments (ctl_opt()) */
+	const char *usage;
+	char **argv;
 	int err;			/* errno of the next message (0: none) */
 	/* the value a batch line "NAME=command ..." stores in NAME */
 	bool has_result;

@@ -133,6 +133,8 @@ int ctl_dispatch(struct ctl *ctl, const struct cmd *table, size_t n,
 int ctl_run(struct ctl *ctl, int argc, char **argv)
 {
 	ctl->cmd[0] = '\0';
+	ctl->usage = NULL;
+	ctl->argv = NULL;
 	ctl->has_result = false;
 	/* "--json COMMAND": the one global option a batch line may start with */
 	while (argc > 1 && !strcmp(argv[0], "--json")) {

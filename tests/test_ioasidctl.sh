@@ -153,9 +153,13 @@ t "option without its argument" 2 -e "option '--length' needs an argument"
 raw --uri
 t "--uri without URI" 2 -e "needs an argument"
 run ioas show
-t "missing argument" 2 -e 'ioas show: too few arguments'
+t "missing argument: what it takes" 2 \
+	-e '^ioasidctl: ioas show: too few arguments \(ioasidctl ioas show IOAS '
 run ioas show 1 2
-t "extra argument" 2 -e 'unexpected argument'
+t "extra argument: which" 2 -e "^ioasidctl: ioas show: unexpected argument '2'\$"
+printf 'attach 00:01.0\n' | batch
+t "batch: a missing argument says what it takes" 2 \
+	-e '^ioasidctl: line 1: attach: too few arguments \(ioasidctl attach DEVICE IOAS'
 run ioas show zero
 t "bad IOAS id" 2 -e "'zero' is not a valid IOAS id"
 run ioas show 0
