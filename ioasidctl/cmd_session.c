@@ -182,6 +182,18 @@ static void list_human(const struct ioasid_session_info *v, uint32_t nr)
 	}
 }
 
+/* Sessions are ioasidd's: say so for an embedded URI (exit 1). */
+static int need_daemon(struct ctl *ctl)
+{
+	if (ioasid_is_remote(ctl->ctx))
+		return EXIT_OK;
+	ctl->err = EOPNOTSUPP;
+	ctl_err(ctl, "%s: sessions are ioasidd's (--uri unix:PATH); %s runs "
+		"inside this ioasidctl, whose one session ends with the "
+		"command", ctl->cmd, ctl->uri);
+	return EXIT_FAIL;
+}
+
 static int session_list(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = { COMMON_OPTS, { 0 } };
@@ -191,7 +203,7 @@ static int session_list(struct ctl *ctl, int argc, char **argv)
 
 	while ((c = ctl_opt(ctl, argc, argv, "h", opts, list_usage)) != -1)
 		return ctl_opt_status(c);
-	r = ctl_nargs(ctl, argc, 0, 0) ?: ctl_open(ctl);
+	r = ctl_nargs(ctl, argc, 0, 0) ?: ctl_open(ctl) ?: need_daemon(ctl);
 	if (r)
 		return r;
 	r = ctl_list_sessions(ctl, &v, &nr);
@@ -231,7 +243,7 @@ static int session_drop(struct ctl *ctl, int argc, char **argv)
 	if (ctl->session && !strcmp(ctl->session, name))
 		return ctl_usage(ctl, "cannot drop session %s from inside it",
 				 name);
-	r = ctl_open(ctl);
+	r = ctl_open(ctl) ?: need_daemon(ctl);
 	if (r)
 		return r;
 	r = ioasid_session_drop(ctl->ctx, name);

@@ -296,6 +296,10 @@ if [ $daemon = no ]; then
 	printf 'ioas show 77\n' | batch
 	t "embedded batch: no such hint (the batch is one context)" 1 \
 		-e 'no IOAS 77' -E 'runs inside this ioasidctl'
+	run session list
+	t "embedded: session list says sessions are ioasidd's" 1 \
+		-e "^ioasidctl: session list: sessions are ioasidd's \(--uri unix:PATH\); sim runs inside this ioasidctl" \
+		-E 'ioasid_session_list:'
 else
 	run ioas show 4243
 	t "through ioasidd: no embedded hint" 1 -e 'no IOAS 4243' \
