@@ -41,8 +41,8 @@ static void print_human(const struct ctl *ctl, const struct ioasid_status *st)
 	printf("vms:        %u\n", st->nr_vms);
 	printf("mappings:   %llu (%s)\n", (unsigned long long)st->nr_mappings,
 	       size_str(st->bytes_mapped).s);
-	printf("lost:       %llu fault records, %llu events (this session's "
-	       "queues were full)\n", (unsigned long long)st->faults_lost,
+	printf("lost:       %llu fault records, %llu events (of this session, "
+	       "dropped when its queues were full)\n", (unsigned long long)st->faults_lost,
 	       (unsigned long long)st->events_lost);
 }
 

@@ -639,7 +639,7 @@ fi
 } > "$tmp/lost.batch"
 run batch "$tmp/lost.batch"
 t "events lost: status and monitor" 0 \
-	-o '^lost: +844 fault records, 76 events \(this session.s queues were full\)$' \
+	-o '^lost: +844 fault records, 76 events \(of this session, dropped when its queues were full\)$' \
 	-o '^events-lost 76 \(the queue was full; 76 in all\)$'
 if [ "$(grep -c ' fault device 0000:00:01\.0 ' "$tmp/out")" = 1024 ]; then
 	ok "monitor: the 1024 queued events"
