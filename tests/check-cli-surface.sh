@@ -7,8 +7,9 @@
 #    "ioasidctl CMD help" lists them) prints its usage on stdout, nothing
 #    on stderr, exit status 0;
 #  - the bash completion offers the command, each subcommand, and every
-#    --option its --help names (the completion function run on a command
-#    line, as bash runs it, without bash-completion);
+#    --option of its --help's synopsis and option list (the completion
+#    function run on a command line, as bash runs it, without
+#    bash-completion);
 #  - ioasidctl(8) has an entry for it: a line starting "*CMD*", and one
 #    naming "*CMD SUB*" (or "*CMD* [*SUB*]", the default subcommand).
 set -u
@@ -75,7 +76,10 @@ for c in $cmds; do
 				bad "ioasidctl(8) has no entry '*$c* *$s*'"
 		fi
 		offered=$(complete_line "ioasidctl $line --")
-		for o in $(grep -oE -- '--[a-z][a-z-]+' "$tmp/out" | sort -u); do
+		# the options of the synopsis (up to the first blank line) and
+		# of the option list (lines that start with one), not of prose
+		for o in $(awk 'NR == 1, /^$/ { print; next } /^ +(-[a-zA-Z], )?--[a-z]/' "$tmp/out" |
+			   grep -oE -- '--[a-z][a-z-]+' | sort -u); do
 			case $o in --help|--version) continue ;; esac
 			# global options are offered before the command
 			case " --uri --own --session --token-file " in *" $o "*) continue ;; esac
