@@ -7,7 +7,8 @@
 #      memfd mapped by fd + offset, two simulated devices, DMA checked in
 #      the memfd) and keep its state alive;
 #   3. show that state from outside with ioasidctl: status, devices, the
-#      address space drawn to scale, and the VM's coherency (WBINVD);
+#      address space drawn to scale, the VM's coherency (WBINVD), and
+#      the daemon's sessions (the VMM's and ioasidctl's own);
 #   4. stop the VMM (it tears down) and the daemon.
 set -euo pipefail
 
@@ -56,6 +57,7 @@ ioas=$("$build/ioasidctl/ioasidctl" --uri "unix:$sock" --json ioas list |
 	sed -n 's/.*"ioas": \([0-9]*\).*/\1/p' | head -n1)
 ctl ioas show "${ioas:-1}"
 ctl kvm
+ctl session list
 
 section "the VMM stops: its objects go with its session"
 kill -TERM "$vmm_pid"

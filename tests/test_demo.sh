@@ -26,7 +26,7 @@ sed -i 's/\x1b\[[0-9;]*m//g' "$out"
 # the line number of the first line matching RE after line FROM (0: none)
 at() { awk -v re="$2" -v from="$1" 'NR > from && $0 ~ re { print NR; exit }' "$out"; }
 
-for s in status devices iommus 'ioas show' kvm; do
+for s in status devices iommus 'ioas show' kvm 'session list'; do
 	[ "$(at 0 "^== ioasidctl $s")" ] && ok "section ioasidctl $s" ||
 		bad "section ioasidctl $s missing"
 done
@@ -68,6 +68,13 @@ else
 	echo "ok $((n + 1)) - the VM's verdicts # SKIP no /dev/kvm"
 	n=$((n + 1))
 fi
+# the VMM's session, unnamed, with what it holds, and ioasidctl's own
+grep -qE '^- +connected +[0-9]+ +[0-9]+ +[0-9]+ +- +- +1 +[12] +2 +[01] +vmm_flow\[[0-9]+\]$' "$out" &&
+	ok "session list: the VMM's session and what it holds" ||
+	bad "session list lacks the VMM's session"
+grep -qE '^- +connected .* ioasidctl\[[0-9]+\] \*$' "$out" &&
+	ok "session list: ioasidctl's own, marked" ||
+	bad "session list lacks ioasidctl's own session"
 [ "$(at "$stop" '^torn down$')" ] && ok "the VMM tears down" ||
 	bad "the stop lacks 'torn down'"
 last=$(at "$stop" '^ioas: +0$')
