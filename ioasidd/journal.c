@@ -39,6 +39,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,7 @@ struct journal {
 	struct j_file *files;
 	uint32_t nr_files, cap_files, next_file;
 	bool broken;
+	uint64_t test_records;		/* test_kill_point() */
 };
 
 static uint64_t fnv(const void *p, size_t len)
@@ -134,6 +136,20 @@ static uint64_t fnv(const void *p, size_t len)
 		h *= 0x100000001b3ULL;
 	}
 	return h;
+}
+
+/*
+ * Tests only: $IOASIDD_TEST_KILL_AFTER_RECORD=N makes the daemon SIGKILL
+ * itself right after its Nth change record of this start, before that
+ * change's reply leaves: the one moment a random kill almost never hits
+ * (tests/test_crash.c).
+ */
+static void test_kill_point(struct journal *j)
+{
+	const char *env = getenv("IOASIDD_TEST_KILL_AFTER_RECORD");
+
+	if (env && *env && ++j->test_records == strtoull(env, NULL, 10))
+		raise(SIGKILL);
 }
 
 /* ---- writing ------------------------------------------------------------- */
@@ -360,6 +376,7 @@ int journal_op(struct journal *j, struct session *s,
 	}
 	r = append(j, J_OP, core_session_id(s), 0, b, len);
 	free(b);
+	test_kill_point(j);
 	if (r == 0 && j->end > 4 * j->compacted_size &&
 	    j->end > J_MIN_COMPACT)
 		j->srv->compact_due = true;

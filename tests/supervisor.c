@@ -293,6 +293,19 @@ int sup_crash_restart(struct supervisor *s)
 	return spawn(s);
 }
 
+int sup_wait_exit(struct supervisor *s)
+{
+	struct pollfd p = { .fd = s->pidfd, .events = POLLIN };
+
+	if (s->pid <= 0)
+		return 0;
+	if (poll(&p, 1, GUARD_MS) != 1)
+		return -ETIMEDOUT;
+	reap(s);
+	sup_poll(s);
+	return 0;
+}
+
 int sup_restart(struct supervisor *s)
 {
 	reap(s);

@@ -56,6 +56,8 @@ int sup_start(struct supervisor *s, const char *config);
 void sup_kill(struct supervisor *s);
 /* sup_kill(), then a new start and READY=1. */
 int sup_crash_restart(struct supervisor *s);
+/* Wait for the daemon to exit by itself; 0, or -ETIMEDOUT. */
+int sup_wait_exit(struct supervisor *s);
 /* Start again after an exit the caller caused or saw (no kill). */
 int sup_restart(struct supervisor *s);
 /* SIGTERM; wait; the store is emptied (a clean stop flushes it). */

@@ -12,12 +12,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -531,4 +533,296 @@ Test(crash, a_named_context_resumes_its_session_on_its_own)
 	ioasid_unref(unnamed);
 	ioasid_unref(ctx);
 	close(memfd);
+}
+
+/* ---- under load: 20 crashes at random moments ---------------------------- */
+
+/*
+ * N clients, each with a named session, a restricted IOAS, a device and
+ * a memfd, run random maps, unmaps, cuts (a page out of a mapping),
+ * conversions, attaches and detaches and device DMA through ioasidd;
+ * each does the same, call for call, on an embedded simulated context
+ * of its own with a memfd of its own (its record of what was
+ * acknowledged): every result must be the same.  Meanwhile ioasidd is
+ * killed with SIGKILL 20 times, each after a random number of calls
+ * (seeded, printed: IOASID_TEST_SEED=N repeats a run), and started again
+ * by the supervisor; the clients resume on their own.  At the end each
+ * compares the daemon's state with its record: every page looked up,
+ * the IOAS's counters, DMA to every page, the memfds' bytes.
+ */
+#define LOAD_CLIENTS	3
+#define LOAD_CRASHES	20
+#define LOAD_SLOTS	16
+#define SLOT		(64 * 1024)
+#define PAGE		4096
+#define LOAD_BASE	0x10000000ull
+
+/* the built-in topology's devices in a group of their own, coherent */
+static const char *const load_devs[LOAD_CLIENTS] = {
+	"0000:00:01.0", "0000:00:02.0", "0000:00:03.0",
+};
+
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	return *x * 0x2545f4914f6cdd1dull;
+}
+
+struct pair {
+	struct ioasid_ctx *ctx[2];	/* ioasidd, the record */
+	uint32_t ioas[2], dev[2];
+	int memfd[2];
+	bool attached;
+	int id;
+	unsigned long calls;
+};
+
+/* Both results must agree; else say what differed and fail. */
+static bool same(struct pair *p, const char *what, int r0, int r1,
+		 uint64_t v0, uint64_t v1)
+{
+	if (r0 == r1 && v0 == v1)
+		return true;
+	fprintf(stderr, "client %d, call %lu (%s): ioasidd %d (%s) value "
+		"%llu, record %d value %llu\n", p->id, p->calls, what, r0,
+		r0 < 0 ? ioasid_last_error(p->ctx[0]) : "ok",
+		(unsigned long long)v0, r1, (unsigned long long)v1);
+	return false;
+}
+
+static bool one_call(struct pair *p, uint64_t *x)
+{
+	uint64_t slot = rnd(x) % LOAD_SLOTS, page = rnd(x) % (SLOT / PAGE);
+	uint64_t iova = LOAD_BASE + slot * SLOT, v[2] = { 0, 0 };
+	struct ioasid_iova_range range;
+	unsigned char buf[PAGE];
+	const char *what = "?";
+	int r[2] = { 0, 0 };
+	uint32_t conv;
+
+	p->calls++;
+	switch (rnd(x) % 6) {
+	case 0:
+		what = "map";
+		for (int k = 0; k < 2; k++) {
+			v[k] = iova;
+			r[k] = ioasid_map_file(p->ctx[k], p->ioas[k],
+					       p->memfd[k], slot * SLOT, SLOT,
+					       RW | IOASID_MAP_FIXED_IOVA, &v[k]);
+		}
+		break;
+	case 1:
+		what = "unmap";
+		for (int k = 0; k < 2; k++)
+			r[k] = ioasid_unmap(p->ctx[k], p->ioas[k], iova, SLOT,
+					    0, &v[k]);
+		break;
+	case 2:
+		what = "cut";
+		for (int k = 0; k < 2; k++)
+			r[k] = ioasid_unmap(p->ctx[k], p->ioas[k],
+					    iova + page * PAGE, PAGE, 0, &v[k]);
+		break;
+	case 3:
+		what = "convert";
+		range.start = iova + page * PAGE;
+		range.last = range.start + (1 + rnd(x) % 4) * PAGE - 1;
+		conv = rnd(x) & 1 ? IOASID_CONVERT_SHARED :
+				     IOASID_CONVERT_PRIVATE;
+		for (int k = 0; k < 2; k++)
+			r[k] = ioasid_convert(p->ctx[k], p->ioas[k], &range, 1,
+					      conv, &v[k]);
+		break;
+	case 4:
+		what = p->attached ? "detach" : "attach";
+		for (int k = 0; k < 2; k++)
+			r[k] = p->attached ?
+			       ioasid_device_detach(p->ctx[k], p->dev[k]) :
+			       ioasid_device_attach(p->ctx[k], p->dev[k],
+						    p->ioas[k], 0);
+		if (r[0] == 0 && r[1] == 0)
+			p->attached = !p->attached;
+		break;
+	case 5:
+		what = "dma";
+		memset(buf, (int)(p->calls & 0xff), sizeof(buf));
+		for (int k = 0; k < 2; k++)
+			r[k] = ioasid_device_dma(p->ctx[k], p->dev[k],
+						 iova + page * PAGE, buf,
+						 PAGE, IOASID_DMA_WRITE, &v[k]);
+		break;
+	}
+	return same(p, what, r[0], r[1], v[0], v[1]);
+}
+
+/* The daemon's state against the record, page by page. */
+static bool same_state(struct pair *p)
+{
+	struct ioasid_ioas_info info[2];
+	static unsigned char a[LOAD_SLOTS * SLOT], b[LOAD_SLOTS * SLOT];
+	unsigned char buf[PAGE];
+	bool ok = true;
+	int r[2];
+
+	for (uint64_t pg = 0; pg < LOAD_SLOTS * SLOT / PAGE && ok; pg++) {
+		uint64_t iova = LOAD_BASE + pg * PAGE, done[2] = { 0, 0 };
+		struct ioasid_mapping m[2] = {};
+
+		for (int k = 0; k < 2; k++)
+			r[k] = ioasid_lookup(p->ctx[k], p->ioas[k], iova,
+					     &m[k]);
+		ok = same(p, "lookup", r[0], r[1], m[0].iova, m[1].iova) &&
+		     same(p, "lookup length", 0, 0, m[0].length,
+			  m[1].length) &&
+		     same(p, "lookup offset", 0, 0, m[0].offset,
+			  m[1].offset);
+		if (!ok || !p->attached)
+			continue;
+		for (int k = 0; k < 2; k++)
+			r[k] = ioasid_device_dma(p->ctx[k], p->dev[k], iova,
+						 buf, PAGE, 0, &done[k]);
+		ok = same(p, "dma read", r[0], r[1], done[0], done[1]);
+	}
+	for (int k = 0; k < 2 && ok; k++)
+		r[k] = ioasid_ioas_get_info(p->ctx[k], p->ioas[k], &info[k]);
+	ok = ok && same(p, "info", r[0], r[1], 0, 0) &&
+	     same(p, "nr_mappings", 0, 0, info[0].nr_mappings,
+		  info[1].nr_mappings) &&
+	     same(p, "bytes_mapped", 0, 0, info[0].bytes_mapped,
+		  info[1].bytes_mapped) &&
+	     same(p, "bytes_shared", 0, 0, info[0].bytes_shared,
+		  info[1].bytes_shared) &&
+	     same(p, "nr_devices", 0, 0, info[0].nr_devices,
+		  info[1].nr_devices);
+	if (ok && (pread(p->memfd[0], a, sizeof(a), 0) != sizeof(a) ||
+		   pread(p->memfd[1], b, sizeof(b), 0) != sizeof(b) ||
+		   memcmp(a, b, sizeof(a)))) {
+		fprintf(stderr, "client %d: the memfds differ: a DMA landed "
+			"on one side only\n", p->id);
+		ok = false;
+	}
+	return ok;
+}
+
+static int load_client(int id, int tick, const volatile int *stop,
+		       uint64_t seed)
+{
+	struct pair p = { .id = id };
+	uint64_t x = seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(id + 1));
+	char name[16];
+
+	snprintf(name, sizeof(name), "load%d", id);
+	if (ioasid_new(s.uri, &p.ctx[0]) < 0 ||
+	    ioasid_session_name(p.ctx[0], name, NULL) < 0 ||
+	    ioasid_new("sim", &p.ctx[1]) < 0)
+		return 10;
+	for (int k = 0; k < 2; k++) {
+		p.memfd[k] = test_memfd(LOAD_SLOTS * SLOT);
+		if (ioasid_ioas_alloc(p.ctx[k], IOASID_IOAS_RESTRICTED,
+				      &p.ioas[k]) < 0 ||
+		    ioasid_device_bind(p.ctx[k], load_devs[id], -1,
+				       &p.dev[k]) < 0)
+			return 11;
+	}
+	while (!*stop) {
+		if (!one_call(&p, &x))
+			return 1;
+		if (write(tick, "x", 1) != 1)
+			return 12;
+	}
+	if (!same_state(&p))
+		return 2;
+	fprintf(stderr, "client %d: %lu calls, the state is the record's\n",
+		id, p.calls);
+	return 0;
+}
+
+/* Read @n ticks (calls done); false when the clients stopped. */
+static bool ticks(int fd, unsigned int n)
+{
+	char buf[64];
+
+	while (n) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		ssize_t got;
+
+		/* a bound for a hang, not a timing */
+		if (poll(&pf, 1, 30000) != 1)
+			return false;
+		got = read(fd, buf, n < sizeof(buf) ? n : sizeof(buf));
+		if (got <= 0)
+			return false;
+		n -= (unsigned int)got;
+	}
+	return true;
+}
+
+Test(crash, twenty_crashes_under_load_lose_nothing, .timeout = 300)
+{
+	const char *env = getenv("IOASID_TEST_SEED");
+	uint64_t seed = env ? strtoull(env, NULL, 0) :
+			(uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	volatile int *stop = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	uint64_t x = seed | 1;
+	pid_t pid[LOAD_CLIENTS];
+	int tick[2], status;
+	char drain[256];
+
+	fprintf(stderr, "load: seed %llu (IOASID_TEST_SEED=%llu repeats "
+		"this run)\n", (unsigned long long)seed,
+		(unsigned long long)seed);
+	cr_assert_neq((void *)stop, MAP_FAILED);
+	*stop = 0;
+	/* a bound for a slow machine, not a timing: restarts take ms */
+	setenv("IOASID_RECONNECT", "30", 1);
+	start();
+	cr_assert_eq(pipe(tick), 0);
+	for (int i = 0; i < LOAD_CLIENTS; i++) {
+		pid[i] = fork();
+		cr_assert_geq(pid[i], 0);
+		if (pid[i] == 0) {
+			close(tick[0]);
+			_exit(load_client(i, tick[1], stop, seed));
+		}
+	}
+	close(tick[1]);
+	/*
+	 * Every other crash, the daemon kills itself right after recording
+	 * its Nth change, before the reply leaves (a moment a kill from
+	 * outside hardly ever hits); the others come from here after N calls.
+	 */
+	for (int k = 0; k < LOAD_CRASHES; k++) {
+		unsigned int n = 1 + (unsigned int)(rnd(&x) % 80);
+		char num[16];
+
+		if (k & 1) {
+			cr_assert_eq(sup_wait_exit(&s), 0, "crash %d: the daemon "
+				     "kills itself", k);
+			unsetenv("IOASIDD_TEST_KILL_AFTER_RECORD");
+			cr_assert_eq(sup_restart(&s), 0, "restart %d", k + 1);
+			continue;
+		}
+		cr_assert(ticks(tick[0], n), "the clients go on (crash %d)", k);
+		snprintf(num, sizeof(num), "%u", 1 + (unsigned int)(rnd(&x) % 40));
+		setenv("IOASIDD_TEST_KILL_AFTER_RECORD", num, 1);
+		cr_assert_eq(sup_crash_restart(&s), 0, "restart %d", k + 1);
+	}
+	unsetenv("IOASIDD_TEST_KILL_AFTER_RECORD");
+	/* calls after the last restart too */
+	cr_assert(ticks(tick[0], 4 * LOAD_CLIENTS), "the clients go on");
+	*stop = 1;
+	while (read(tick[0], drain, sizeof(drain)) > 0)
+		;
+	for (int i = 0; i < LOAD_CLIENTS; i++) {
+		cr_assert_eq(waitpid(pid[i], &status, 0), pid[i]);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			  "client %d: status %d (seed %llu)", i,
+			  WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+			  (unsigned long long)seed);
+	}
+	cr_assert_eq(s.starts, LOAD_CRASHES + 1);
+	close(tick[0]);
 }

@@ -138,6 +138,7 @@ bool proto_cmd_changes_state(uint32_t cmd)
 	case IOASID_CMD_DEVICE_GET_FD:
 	case IOASID_CMD_FAULT_READ:
 	case IOASID_CMD_STATUS:
+	case IOASID_CMD_NESTED_LIST:
 	/* the data is in the files; the host's devices; dirty bits */
 	case IOASID_CMD_DEVICE_DMA:
 	case IOASID_CMD_SIM_HOTPLUG:

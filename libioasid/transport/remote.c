@@ -1351,7 +1351,8 @@ static int reclaim_once(struct remote *r, uint64_t deadline,
 		return op_fail(why, EPROTO, "ioasidd does not say which "
 			       "changes of the session it kept");
 	}
-	take_grant(r, buf, op.out_len, r->sess_name);
+	/* the token; the count is compared with ours by the caller */
+	memcpy(r->token, buf, sizeof(r->token));
 	memcpy(res, buf + IOASID_SESSION_TOKEN_LEN, sizeof(*res));
 	explicit_bzero(buf, sizeof(buf));
 	r->session_id = op.out_id;
