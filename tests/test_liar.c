@@ -601,6 +601,24 @@ Test(bytes, batch_mapped_more_entries_than_sent)
 	liar_stop(ctx);
 }
 
+/* A refusal that claims more invalidation entries done than were sent. */
+Test(bytes, nested_invalidated_more_entries_than_sent)
+{
+	struct ioasid_ctx *ctx = liar_start(lie_batch_count);
+	struct ioasid_nested_inval e[2] = {
+		{ .addr = 0, .npages = 1 },
+		{ .addr = 4096, .npages = 1 },
+	};
+	int32_t errors[2];
+	uint32_t nr = 2;
+	int r;
+
+	r = ioasid_nested_invalidate(ctx, 1, e, &nr, errors);
+	cr_assert(nr <= 2, "nr done became %u of 2 sent", nr);
+	expect_caught(ctx, r, "more entries invalidated");
+	liar_stop(ctx);
+}
+
 static void lie_error_with_data(struct raw *r, const struct proto_msg *req)
 {
 	(void)req;

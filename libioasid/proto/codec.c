@@ -885,6 +885,11 @@ static const char *check_reply_sizes(const struct proto_msg *m,
 	    get_u32(m->attr[IOASID_ATTR_OUT_ID]) >
 	    op->in_len / sizeof(struct ioasid_map_entry))
 		return "more entries mapped than sent";
+	if (op->cmd == IOASID_CMD_NESTED_INVALIDATE &&
+	    m->attr[IOASID_ATTR_OUT_ID] &&
+	    get_u32(m->attr[IOASID_ATTR_OUT_ID]) >
+	    op->in_len / sizeof(struct ioasid_nested_inval))
+		return "more entries invalidated than sent";
 	if ((op->cmd == IOASID_CMD_SESSION_NAME ||
 	     op->cmd == IOASID_CMD_SESSION_RECLAIM) && !err &&
 	    dlen != IOASID_SESSION_TOKEN_LEN &&
