@@ -282,6 +282,43 @@ Test(daemon, quotas_from_the_policy)
 	expect_clean_exit();
 }
 
+/*
+ * A nested table is an address space too: max-ioas counts it, so a
+ * client cannot make the daemon hold tables without bound.
+ */
+Test(daemon, nested_tables_count_against_max_ioas)
+{
+	struct ioasid_nested_vtd_s1 s1 = {
+		.pgtbl_addr = 0x1000, .addr_width = 48,
+	};
+	uint32_t parent, dev, n1, n2 = 0, other = 0;
+	struct ioasid_ctx *ctx;
+
+	restart_daemon(user_section("max-ioas = 2\n"
+				    "devices = 0000:00:01.0\n"));
+	ctx = remote_ctx();
+	cr_assert_eq(ioasid_ioas_alloc(ctx, IOASID_IOAS_NEST_PARENT, &parent),
+		     0);
+	cr_assert_eq(ioasid_device_bind(ctx, "0000:00:01.0", -1, &dev), 0,
+		     "%s", ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_nested_alloc(ctx, parent, dev, IOASID_NESTED_VTD_S1,
+					 &s1, sizeof(s1), 0, &n1), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_nested_alloc(ctx, parent, dev, IOASID_NESTED_VTD_S1,
+					 &s1, sizeof(s1), 0, &n2), -ENOSPC,
+		     "a third address space past max-ioas = 2");
+	cr_assert(strstr(ioasid_last_error(ctx), "quota"), "%s",
+		  ioasid_last_error(ctx));
+	cr_assert_eq(n2, 0);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &other), -ENOSPC,
+		     "the nested table holds the second place");
+	cr_assert_eq(ioasid_nested_destroy(ctx, n1), 0);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &other), 0,
+		     "a destroyed table gives its place back");
+	ioasid_unref(ctx);
+	expect_clean_exit();
+}
+
 /* Run @fn as uid/gid 65534 in a child; its exit code is the verdict. */
 static int as_nobody(int (*fn)(void))
 {

@@ -20,6 +20,7 @@ struct session {
 	char name[IOASID_NAME_MAX];
 	struct session_limits limits;
 	uint32_t nr_ioas;
+	uint32_t nr_nested;		/* nested tables: max_ioas counts them */
 	uint64_t nr_mappings;
 	uint64_t bytes_mapped;
 	uint32_t nr_vms;

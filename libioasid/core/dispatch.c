@@ -60,9 +60,10 @@ static int dispatch_ioas_alloc(struct session *s, struct ioas *unused,
 	struct ioas *ioas;
 	int r;
 
-	if (s->nr_ioas >= s->limits.max_ioas)
+	if ((uint64_t)s->nr_ioas + s->nr_nested >= s->limits.max_ioas)
 		return op_fail(op, ENOSPC, "quota of %u address spaces "
-			       "reached", s->limits.max_ioas);
+			       "(IOASes and nested tables) reached",
+			       s->limits.max_ioas);
 	r = ioas_create(s, op->flags, &ioas, op);
 	if (r < 0)
 		return r;

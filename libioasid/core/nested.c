@@ -101,6 +101,11 @@ static int check_alloc(struct session *s, struct ioas *parent,
 	if (op->flags)
 		return op_fail(op, EOPNOTSUPP, "unknown nested table flags 0x%x",
 			       op->flags);
+	/* a nested table is an address space too: max_ioas counts it */
+	if ((uint64_t)s->nr_ioas + s->nr_nested >= s->limits.max_ioas)
+		return op_fail(op, ENOSPC, "quota of %u address spaces "
+			       "(IOASes and nested tables) reached",
+			       s->limits.max_ioas);
 	if (!(parent->flags & IOASID_IOAS_NEST_PARENT))
 		return op_fail(op, EINVAL, "IOAS %u is not a nesting parent: "
 			       "allocate it with IOASID_IOAS_NEST_PARENT",
@@ -161,6 +166,7 @@ int nested_alloc(struct session *s, struct ioas *parent, struct ioasid_op *op)
 	n->next = core->nested;
 	core->nested = n;
 	parent->nr_nested++;
+	s->nr_nested++;
 	op->out_id = n->id;
 	return 0;
 }
@@ -180,6 +186,7 @@ static void nested_free(struct core *core, struct nested *n)
 		*p = n->next;
 	core_ops(core)->nested_free(n->be);
 	n->parent->nr_nested--;
+	n->owner->nr_nested--;
 	domain_put_parent(core, n->s2);
 	free(n);
 }
