@@ -63,6 +63,16 @@ start "$tmp/empty" --log-level loud
 check "an unknown log level lists the known ones" \
 	grep -q 'unknown log level "loud" (known: err, warning, notice, info, debug)' "$tmp/log"
 
+# every option --help names has its entry in ioasidd(8)
+"$D" --help > "$tmp/help" 2>&1
+missing=
+for o in $(grep -oE -- '--[a-z][a-z-]+' "$tmp/help" | sort -u); do
+	grep -q -- "^\*[^ ]*$o\*\|, \*$o\*" "${top_srcdir:-.}/man/ioasidd.8.scd" ||
+		missing="$missing $o"
+done
+echo "$missing" > "$tmp/log"
+check "ioasidd(8) has every option of --help" [ -z "$missing" ]
+
 echo "1..$n"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
