@@ -213,11 +213,15 @@ static int nested_create(struct ctl *ctl, int argc, char **argv)
 			return ctl_opt_status(c);
 		}
 	}
-	if (!have_root)
-		return ctl_usage(ctl, "--root GPA is required");
+	/* the arguments first: what is missing there is the likelier slip */
 	r = ctl_nargs(ctl, argc, 2, 2) ?:
-	    ctl_parse_id(ctl, "IOAS id", argv[optind], &ioas) ?:
-	    ctl_open(ctl) ?: ctl_bind(ctl, argv[optind + 1], &dev_id, &info);
+	    ctl_parse_id(ctl, "IOAS id", argv[optind], &ioas);
+	if (r)
+		return r;
+	if (!have_root)
+		return ctl_usage(ctl, "--root GPA is required (the guest-physical "
+				 "address of the table's root)");
+	r = ctl_open(ctl) ?: ctl_bind(ctl, argv[optind + 1], &dev_id, &info);
 	if (r)
 		return r;
 	r = ioasid_nested_alloc(ctl->ctx, ioas, dev_id, IOASID_NESTED_VTD_S1,

@@ -973,6 +973,9 @@ t "nested: create, attach, list, invalidate, destroy" 0 \
 	-e 'cannot destroy nested table 4242: no nested table 4242$' \
 	-e 'cannot invalidate nested table [0-9]+: entry 0: address 0x201 is not 4 KiB aligned$' \
 	-e 'nested create: --root GPA is required'
+run nested create abc 00:01.0
+t "nested create: a bad IOAS id before the missing --root" 2 \
+	-e "nested create: 'abc' is not a valid IOAS id" -E 'root GPA'
 batch --json <<'EOF'
 p=ioas create --nest-parent
 n=nested create $p 00:01.0 --root 0x1000 --width 57
