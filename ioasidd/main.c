@@ -116,7 +116,7 @@ static void usage(FILE *f)
 "  -s, --socket PATH        listen on PATH (default %s)\n"
 "  -b, --backend URI        auto (the default: iommufd or vfio-type1, as the\n"
 "                           host has; never the simulator), iommufd,\n"
-"                           vfio-type1, sim, sim:TOPOLOGY\n"
+"                           vfio-type1, sim, sim:TOPOLOGY, iommufd:mock[=N]\n"
 "  -c, --config FILE        policy (default %s; a missing default\n"
 "                           file means built-in defaults)\n"
 "  -g, --socket-group GROUP group of the socket (overrides the config)\n"
@@ -477,16 +477,16 @@ static int open_backend(const struct options *o, struct core **core)
 
 	if (!strncmp(uri, "unix:", 5)) {
 		say(LOG_ERR, "backend \"%s\" is not a local backend: ioasidd "
-		    "serves auto, iommufd, vfio-type1, sim or sim:TOPOLOGY",
-		    uri);
+		    "serves auto, iommufd, vfio-type1, sim, sim:TOPOLOGY or "
+		    "iommufd:mock", uri);
 		return -EINVAL;
 	}
 	daemon_log.priority = log_level;
 	r = core_new(&daemon_log, uri, core, errmsg, sizeof(errmsg));
 	if (r < 0 && strstr(errmsg, "unknown backend"))
 		say(LOG_ERR, "cannot open backend \"%s\": ioasidd serves auto "
-		    "(the host's), iommufd, vfio-type1, sim or sim:TOPOLOGY",
-		    uri);
+		    "(the host's), iommufd, vfio-type1, sim, sim:TOPOLOGY or "
+		    "iommufd:mock", uri);
 	else if (r < 0)
 		say(LOG_ERR, "cannot open backend \"%s\": %s", uri,
 		    errmsg[0] ? errmsg : strerror(-r));

@@ -52,7 +52,7 @@ check "--help names no other default backend" sh -c "! grep -q '(default sim)' '
 # an operator's typos: what ioasidd serves, and where the help is
 start "$tmp/empty" --backend simm
 check "an unknown backend: what ioasidd serves" \
-	grep -q 'cannot open backend "simm": ioasidd serves auto (the host.s), iommufd, vfio-type1, sim or sim:TOPOLOGY$' "$tmp/log"
+	grep -q 'cannot open backend "simm": ioasidd serves auto (the host.s), iommufd, vfio-type1, sim, sim:TOPOLOGY or iommufd:mock$' "$tmp/log"
 start "$tmp/empty" --backend unix:/run/x.sock
 check "a unix: URI is no backend for ioasidd" \
 	grep -q 'not a local backend: ioasidd serves auto' "$tmp/log"
