@@ -16,8 +16,8 @@ static const char usage[] =
 	"Make a simulated device (or a kernel mock device of iommufd:mock) do\n"
 	"DMA through its IOMMU: read LENGTH bytes at IOVA (the default; the\n"
 	"first bytes are printed in hex) or write them (--write, all set to\n"
-	"BYTE, default 0xa5).  A translation or\n"
-	"permission fault stops it, and queues a fault record and event.\n"
+	"BYTE, default 0xa5).  A translation or permission fault stops it,\n"
+	"and queues a fault record and event.\n"
 	"At most 64M at a time.\n"
 	"\n"
 	"  --no-snoop   set the No-Snoop attribute on the transfer\n";
