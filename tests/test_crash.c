@@ -826,3 +826,66 @@ Test(crash, twenty_crashes_under_load_lose_nothing, .timeout = 300)
 	cr_assert_eq(s.starts, LOAD_CRASHES + 1);
 	close(tick[0]);
 }
+
+/* ---- compaction ---------------------------------------------------------- */
+
+static off_t journal_size(void)
+{
+	struct stat st;
+
+	cr_assert_eq(fstat(sup_fd(&s, journal_name()), &st), 0);
+	return st.st_size;
+}
+
+/*
+ * Past 1 MiB (and four times its size after the last compaction) the
+ * journal is written anew without the sessions that ended; a crash after
+ * that rebuilds from the new one.
+ */
+Test(crash, a_grown_journal_is_compacted_and_still_rebuilds)
+{
+	int memfd = test_memfd(1 << 20);
+	struct ioasid_ctx *ctx, *gone;
+	const char *before;
+	uint32_t ioas;
+	struct held h;
+
+	start();
+	ctx = vmm("vm1", memfd, &h);
+	before = journal_name();
+	gone = connect_ctx();
+	cr_assert_eq(ioasid_ioas_alloc(gone, 0, &ioas), 0);
+	/* ~160 bytes a record: not quite 1 MiB of an unnamed session's */
+	for (int i = 0; i < 3200; i++) {
+		uint64_t iova = 1ull << 32;
+
+		cr_assert_eq(ioasid_map_file(gone, ioas, memfd, 0, 4096,
+					     RW | IOASID_MAP_FIXED_IOVA,
+					     &iova), 0, "%s",
+			     ioasid_last_error(gone));
+		cr_assert_eq(ioasid_unmap(gone, ioas, iova, 4096, 0, NULL), 0);
+	}
+	ioasid_unref(gone);	/* returns once its session is torn down */
+	cr_assert_str_eq(journal_name(), before, "not compacted yet");
+	/* vm1's changes take it past 1 MiB */
+	for (int i = 0; i < 200; i++) {
+		uint64_t iova = 2ull << 32;
+
+		cr_assert_eq(ioasid_map_file(ctx, h.ioas, memfd, 0, 4096,
+					     RW | IOASID_MAP_FIXED_IOVA,
+					     &iova), 0, "%s",
+			     ioasid_last_error(ctx));
+		cr_assert_eq(ioasid_unmap(ctx, h.ioas, iova, 4096, 0, NULL), 0);
+	}
+	/* one more round trip: the compaction after a batch is done */
+	cr_assert_eq(ioasid_ioas_get_info(ctx, h.ioas,
+					  &(struct ioasid_ioas_info){}), 0);
+	cr_assert_str_neq(journal_name(), before, "a new journal is stored");
+	cr_assert_lt(journal_size(), 256 << 10, "without the ended session");
+	cr_assert(sup_log_has(&s, "journal compacted"));
+
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	check_reclaimed(ctx, &h, memfd);
+	ioasid_unref(ctx);
+	close(memfd);
+}
