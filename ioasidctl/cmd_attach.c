@@ -6,31 +6,35 @@
 #include "ioasidctl.h"
 
 static const char attach_usage[] =
-	"Usage: ioasidctl attach DEVICE IOAS [--no-snoop-unused] [--json]\n"
+	"Usage: ioasidctl attach DEVICE IOAS [--pasid N] [--no-snoop-unused]\n"
+	"                        [--json]\n"
 	"\n"
 	"Attach a device (PCI name, e.g. 0000:00:03.0 or 00:03.0) to an\n"
 	"address space, binding it to this session first if needed.  The\n"
 	"device joins a domain of the IOAS that its IOMMU accepts and whose\n"
 	"coherency the IOAS's snoop mode asks for, or a new one.\n"
 	"\n"
+	"  --pasid N           attach only the DMA the device tags with PASID\n"
+	"                      N (1 .. 2^width-1; see PASIDS in 'devices')\n"
 	"  --no-snoop-unused   promise that the device will not issue\n"
 	"                      no-snoop DMA (honoured when policy trusts\n"
 	"                      this client's hints)\n";
 
 static const char replace_usage[] =
-	"Usage: ioasidctl replace DEVICE IOAS [--no-snoop-unused] [--json]\n"
+	"Usage: ioasidctl replace DEVICE IOAS [--pasid N] [--no-snoop-unused]\n"
+	"                         [--json]\n"
 	"\n"
-	"Move an attached device to another address space without a window\n"
-	"in which its DMA is not translated.  On failure it stays where it\n"
-	"was.\n";
+	"Move an attached device (or, --pasid, one of its PASIDs) to another\n"
+	"address space without a window in which its DMA is not translated.\n"
+	"On failure it stays where it was.\n";
 
 static const char detach_usage[] =
-	"Usage: ioasidctl detach DEVICE [--json]\n"
+	"Usage: ioasidctl detach DEVICE [--pasid N] [--json]\n"
 	"\n"
-	"Stop a device's DMA and take it out of its address space.  It stays\n"
-	"bound to this session.\n";
+	"Stop a device's DMA (or, --pasid, the DMA it tags with PASID N) and\n"
+	"take it out of its address space.  It stays bound to this session.\n";
 
-enum { OPT_HINT = 0x300 };
+enum { OPT_HINT = 0x300, OPT_PASID };
 
 /* The device's new state: one line, or its JSON object. */
 static int print_state(struct ctl *ctl, const char *verb,
@@ -64,29 +68,75 @@ static int print_state(struct ctl *ctl, const char *verb,
 
 typedef int (*attach_fn)(struct ioasid_ctx *ctx, uint32_t dev_id,
 			 uint32_t ioas_id, uint32_t flags);
+typedef int (*pasid_fn)(struct ioasid_ctx *ctx, uint32_t dev_id,
+			uint32_t pasid, uint32_t ioas_id, uint32_t flags);
+
+/* PASID 1 .. 2^32-1 (the library says what the device takes). */
+static int parse_pasid(struct ctl *ctl, const char *s, uint32_t *pasid)
+{
+	return ctl_parse_id(ctl, "PASID", s, pasid);
+}
+
+static int pasid_done(struct ctl *ctl, const char *verb,
+		      const struct ioasid_device_info *d, uint32_t pasid,
+		      uint32_t ioas)
+{
+	if (ctl->json)
+		return print_state(ctl, verb, d);
+	if (ioas)
+		printf("%s (dev %u) PASID %u %s IOAS %u\n", d->name, d->dev_id,
+		       pasid, verb, ioas);
+	else
+		printf("%s (dev %u) PASID %u %s\n", d->name, d->dev_id, pasid,
+		       verb);
+	return EXIT_OK;
+}
 
 static int attach_common(struct ctl *ctl, int argc, char **argv,
-			 const char *usage, attach_fn fn, const char *verb)
+			 const char *usage, attach_fn fn, pasid_fn pfn,
+			 const char *verb)
 {
 	static const struct option opts[] = {
 		COMMON_OPTS,
 		{ "no-snoop-unused", no_argument, NULL, OPT_HINT },
+		{ "pasid", required_argument, NULL, OPT_PASID },
 		{ 0 },
 	};
 	struct ioasid_device_info info;
-	uint32_t flags = 0, ioas, dev_id;
+	uint32_t flags = 0, ioas, dev_id, pasid = 0;
 	int c, r;
 
 	while ((c = ctl_opt(ctl, argc, argv, "h", opts, usage)) != -1) {
+		if (c == OPT_PASID) {
+			if (parse_pasid(ctl, optarg, &pasid))
+				return EXIT_USAGE;
+			continue;
+		}
 		if (c != OPT_HINT)
 			return ctl_opt_status(c);
 		flags |= IOASID_ATTACH_NO_SNOOP_UNUSED;
+	}
+	if (pasid && flags) {
+		ctl_err(ctl, "%s: --no-snoop-unused is for the device, not one "
+			"of its PASIDs", argv[0]);
+		return EXIT_USAGE;
 	}
 	r = ctl_nargs(ctl, argc, 2, 2) ?:
 	    ctl_parse_id(ctl, "IOAS id", argv[optind + 1], &ioas) ?:
 	    ctl_open(ctl) ?: ctl_bind(ctl, argv[optind], &dev_id, &info);
 	if (r)
 		return r;
+	if (pasid) {
+		r = pfn(ctl->ctx, dev_id, pasid, ioas, 0);
+		if (r < 0)
+			return ctl_fail(ctl, r, "%s %s PASID %u to IOAS %u",
+					argv[0], info.name, pasid, ioas);
+		r = ioasid_device_get_info(ctl->ctx, info.name, &info);
+		if (r < 0)
+			return ctl_fail(ctl, r, "device %s", info.name);
+		ctl_set_result(ctl, dev_id);
+		return pasid_done(ctl, verb, &info, pasid, ioas);
+	}
 	r = fn(ctl->ctx, dev_id, ioas, flags);
 	if (r < 0)
 		return ctl_fail(ctl, r, "%s %s to IOAS %u", argv[0],
@@ -101,24 +151,34 @@ static int attach_common(struct ctl *ctl, int argc, char **argv,
 int cmd_attach(struct ctl *ctl, int argc, char **argv)
 {
 	return attach_common(ctl, argc, argv, attach_usage,
-			     ioasid_device_attach, "attached to");
+			     ioasid_device_attach, ioasid_device_pasid_attach,
+			     "attached to");
 }
 
 int cmd_replace(struct ctl *ctl, int argc, char **argv)
 {
 	return attach_common(ctl, argc, argv, replace_usage,
-			     ioasid_device_replace, "moved to");
+			     ioasid_device_replace, ioasid_device_pasid_replace,
+			     "moved to");
 }
 
 int cmd_detach(struct ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = { COMMON_OPTS, { 0 } };
+	static const struct option opts[] = {
+		COMMON_OPTS,
+		{ "pasid", required_argument, NULL, OPT_PASID },
+		{ 0 },
+	};
 	struct ioasid_device_info info;
-	uint32_t ioas;
+	uint32_t ioas, pasid = 0;
 	int c, r;
 
-	while ((c = ctl_opt(ctl, argc, argv, "h", opts, detach_usage)) != -1)
-		return ctl_opt_status(c);
+	while ((c = ctl_opt(ctl, argc, argv, "h", opts, detach_usage)) != -1) {
+		if (c != OPT_PASID)
+			return ctl_opt_status(c);
+		if (parse_pasid(ctl, optarg, &pasid))
+			return EXIT_USAGE;
+	}
 	r = ctl_nargs(ctl, argc, 1, 1) ?: ctl_open(ctl) ?:
 	    ctl_device_info(ctl, argv[optind], &info);
 	if (r)
@@ -136,6 +196,16 @@ int cmd_detach(struct ctl *ctl, int argc, char **argv)
 			" (an embedded context starts empty: attach and detach "
 			"in one 'batch')");
 		return EXIT_FAIL;
+	}
+	if (pasid) {
+		r = ioasid_device_pasid_detach(ctl->ctx, info.dev_id, pasid);
+		if (r < 0)
+			return ctl_fail(ctl, r, "detach %s PASID %u", info.name,
+					pasid);
+		r = ioasid_device_get_info(ctl->ctx, info.name, &info);
+		if (r < 0)
+			return ctl_fail(ctl, r, "device %s", info.name);
+		return pasid_done(ctl, "detached", &info, pasid, 0);
 	}
 	ioas = info.ioas_id;
 	r = ioasid_device_detach(ctl->ctx, info.dev_id);

@@ -14,7 +14,8 @@ static const char usage[] =
 	"name, vendor:device, class, driver, IOMMU group and unit, what the\n"
 	"device can do, and its state in this session (bound, attached, on\n"
 	"which IOAS and domain, through which nested table, coherent or\n"
-	"not).  Through ioasidd, another\n"
+	"not), and its PASIDs: the width it has and how many are attached\n"
+	"(PASIDS, \"-\" without the capability).  Through ioasidd, another\n"
 	"client's bindings show only when the daemon lets ioasidctl observe.\n";
 
 #define CAP_MASK	0x3fU		/* bits 0-5: what the device is */
@@ -52,6 +53,10 @@ static void add_row(struct table *t, const struct ioasid_device_info *d)
 	id_cell(t, d->domain_id);
 	id_cell(t, d->nested_id);
 	id_cell(t, d->vm_id);
+	if (d->pasid_bits)
+		table_cell(t, "%u/%u-bit", d->nr_pasids, d->pasid_bits);
+	else
+		table_cell(t, "-");
 	table_cell(t, "%s", state);
 }
 
@@ -60,7 +65,7 @@ static int print_table(const struct ioasid_device_info *v, uint32_t nr,
 {
 	static const char *const hdr[] = {
 		"DEVICE", "ID", "CLASS", "DRIVER", ">GROUP", "IOMMU", "FLAGS",
-		">DEV", ">IOAS", ">DOMAIN", ">NESTED", ">VM", "STATE",
+		">DEV", ">IOAS", ">DOMAIN", ">NESTED", ">VM", ">PASIDS", "STATE",
 	};
 	struct table t;
 	int r;
@@ -101,6 +106,8 @@ void json_device(struct json *j, const struct ioasid_device_info *d)
 	json_id(j, "domain", d->domain_id);
 	json_id(j, "nested", d->nested_id);
 	json_id(j, "vm", d->vm_id);
+	json_u64(j, "pasid_bits", d->pasid_bits);
+	json_u64(j, "pasids", d->nr_pasids);
 	json_flag_words(j, "platform", d->platform, platform_names,
 			ARRAY_SIZE(platform_names));
 	json_obj_end(j);

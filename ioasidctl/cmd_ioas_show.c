@@ -65,6 +65,11 @@ struct view {
 	uint32_t nr_nested;
 	struct ioasid_device_info *devices;	/* all of them */
 	uint32_t nr_devices;
+	struct view_pasid {			/* device PASIDs on it */
+		uint32_t dev;			/* index in devices */
+		struct ioasid_pasid_info p;
+	} *pasids;
+	uint32_t nr_pasids;
 	struct segment *segs;
 	size_t nr_segs, cap_segs;
 	bool nomem;
@@ -78,6 +83,7 @@ static void view_free(struct view *v)
 	free(v->domains);
 	free(v->nested);
 	free(v->devices);
+	free(v->pasids);
 	free(v->segs);
 }
 
@@ -174,6 +180,37 @@ static int cmp_domain(const void *a, const void *b)
 	return x->domain_id < y->domain_id ? -1 : x->domain_id > y->domain_id;
 }
 
+/* The PASIDs of the devices (this session's, or an observer's all) on it. */
+static int get_pasids(struct ctl *ctl, struct view *v)
+{
+	struct ioasid_pasid_info p[64];
+
+	for (uint32_t i = 0; i < v->nr_devices; i++) {
+		const struct ioasid_device_info *d = &v->devices[i];
+		uint32_t nr = 64;
+		struct view_pasid *grown;
+		int r;
+
+		if (!d->dev_id || !d->nr_pasids)
+			continue;
+		r = ioasid_device_pasid_list(ctl->ctx, d->dev_id, p, &nr);
+		if (r == -ENOENT)
+			continue;	/* gone since, or not ours to see */
+		if (r < 0)
+			return r;
+		grown = realloc(v->pasids, (v->nr_pasids + nr) *
+					   sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		v->pasids = grown;
+		for (uint32_t k = 0; k < nr; k++)
+			if (p[k].ioas_id == v->id)
+				v->pasids[v->nr_pasids++] =
+					(struct view_pasid){ i, p[k] };
+	}
+	return 0;
+}
+
 static int gather(struct ctl *ctl, struct view *v)
 {
 	int r;
@@ -192,6 +229,8 @@ static int gather(struct ctl *ctl, struct view *v)
 		r = ctl_list_nested(ctl, v->id, &v->nested, &v->nr_nested);
 	if (r == 0)
 		r = ctl_list_devices(ctl, &v->devices, &v->nr_devices);
+	if (r == 0)
+		r = get_pasids(ctl, v);
 	if (r < 0)
 		return ctl_fail(ctl, r, "cannot read IOAS %u", v->id);
 	qsort(v->domains, v->nr_domains, sizeof(*v->domains), cmp_domain);
@@ -497,6 +536,31 @@ static int print_devices(const struct view *v)
 	return r;
 }
 
+static int print_pasids(const struct view *v)
+{
+	static const char *const hdr[] = {
+		"DEVICE", ">DEV", ">PASID", ">DOMAIN",
+	};
+	struct table t;
+	int r;
+
+	if (!v->nr_pasids)
+		return 0;
+	printf("\n  PASIDS\n");
+	table_init(&t, hdr, ARRAY_SIZE(hdr));
+	for (uint32_t i = 0; i < v->nr_pasids; i++) {
+		const struct ioasid_device_info *d = &v->devices[v->pasids[i].dev];
+
+		table_cell(&t, "%s", d->name);
+		table_cell(&t, "%u", d->dev_id);
+		table_cell(&t, "%u", v->pasids[i].p.pasid);
+		table_cell(&t, "%u", v->pasids[i].p.domain_id);
+	}
+	r = table_print(&t, stdout, "  ");
+	table_free(&t);
+	return r;
+}
+
 static int print_human(const struct view *v)
 {
 	print_summary(v);
@@ -504,7 +568,7 @@ static int print_human(const struct view *v)
 	printf("\n");
 	if (print_segments(v) < 0 || print_mappings(v) < 0 ||
 	    print_domains(v) < 0 || print_nested(v) < 0 ||
-	    print_devices(v) < 0)
+	    print_devices(v) < 0 || print_pasids(v) < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -823,6 +887,16 @@ static void print_json(const struct view *v)
 	json_mappings(&j, v);
 	json_domains(&j, v);
 	json_nested_array(&j, v->nested, v->nr_nested);
+	json_arr_begin(&j, "pasids");
+	for (uint32_t i = 0; i < v->nr_pasids; i++) {
+		json_obj_begin(&j, NULL);
+		json_str(&j, "device", v->devices[v->pasids[i].dev].name);
+		json_u64(&j, "dev_id", v->devices[v->pasids[i].dev].dev_id);
+		json_u64(&j, "pasid", v->pasids[i].p.pasid);
+		json_u64(&j, "domain", v->pasids[i].p.domain_id);
+		json_obj_end(&j);
+	}
+	json_arr_end(&j);
 	json_obj_end(&j);
 	json_finish(&j);
 }

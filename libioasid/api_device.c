@@ -196,6 +196,93 @@ IOASID_EXPORT int ioasid_device_detach(struct ioasid_ctx *ctx, uint32_t dev_id)
 	return attach_op(ctx, IOASID_CMD_DEVICE_DETACH, dev_id, 0, 0);
 }
 
+static int pasid_op(struct ioasid_ctx *ctx, uint32_t cmd, uint32_t dev_id,
+		    uint32_t pasid, uint32_t ioas_id, uint32_t flags)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, cmd);
+	op.dev_id = dev_id;
+	op.mode = pasid;
+	op.ioas_id = ioas_id;
+	op.flags = flags;
+	return api_call(ctx, &op);
+}
+
+/*
+ * ioasid_device_pasid_attach - attach a PASID of a bound device to an IOAS
+ * @pasid: 1 .. 2^pasid_bits - 1 (0 is the device's requests without a
+ *         PASID: ioasid_device_attach)
+ * @flags: 0
+ *
+ * DMA the device tags with @pasid then translates through a domain of
+ * the IOAS: an existing one of the class the IOAS's snoop mode asks for
+ * that the backend accepts for a PASID, else a new one.
+ * Errors: -ENOENT (device or IOAS), -EOPNOTSUPP (unknown flags; the
+ * backend cannot attach PASIDs; the device has no PASID capability or
+ * its IOMMU no PASID support; a device that cannot translate and an IOAS
+ * that is not identity), -EINVAL (PASID 0 or beyond the device's width;
+ * enforce mode on an IOMMU without snoop control), -EBUSY (the PASID is
+ * attached: use replace), -EPERM (a device that may do no-snoop DMA and
+ * a domain that would not enforce snooping), -ENOSPC (64 PASIDs of the
+ * device attached already), -ENOMEM.
+ */
+IOASID_EXPORT int ioasid_device_pasid_attach(struct ioasid_ctx *ctx,
+					     uint32_t dev_id, uint32_t pasid,
+					     uint32_t ioas_id, uint32_t flags)
+{
+	return pasid_op(ctx, IOASID_CMD_DEVICE_PASID_ATTACH, dev_id, pasid,
+			ioas_id, flags);
+}
+
+/*
+ * ioasid_device_pasid_replace - move an attached PASID to another IOAS
+ *
+ * Without a window in which the PASID's DMA is not translated.  Errors:
+ * as ioasid_device_pasid_attach(), but -EINVAL when the PASID is not
+ * attached (and never -EBUSY).  On failure the PASID stays where it was.
+ */
+IOASID_EXPORT int ioasid_device_pasid_replace(struct ioasid_ctx *ctx,
+					      uint32_t dev_id, uint32_t pasid,
+					      uint32_t ioas_id, uint32_t flags)
+{
+	return pasid_op(ctx, IOASID_CMD_DEVICE_PASID_REPLACE, dev_id, pasid,
+			ioas_id, flags);
+}
+
+/*
+ * ioasid_device_pasid_detach - block a PASID's DMA and leave its IOAS
+ *
+ * Errors: -ENOENT (device), -EOPNOTSUPP (as attach), -EINVAL (PASID 0,
+ * beyond the width, or not attached), or the backend's error with the
+ * PASID still attached.
+ */
+IOASID_EXPORT int ioasid_device_pasid_detach(struct ioasid_ctx *ctx,
+					     uint32_t dev_id, uint32_t pasid)
+{
+	return pasid_op(ctx, IOASID_CMD_DEVICE_PASID_DETACH, dev_id, pasid, 0,
+			0);
+}
+
+/*
+ * ioasid_device_pasid_list - the PASIDs of a bound device and where they
+ * are attached
+ *
+ * Errors: -EINVAL (NULL @nr, or NULL array with *@nr not 0), -ENOENT,
+ * -EMSGSIZE (*@nr set to the number needed).
+ */
+IOASID_EXPORT int ioasid_device_pasid_list(struct ioasid_ctx *ctx,
+					   uint32_t dev_id,
+					   struct ioasid_pasid_info *pasids,
+					   uint32_t *nr)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_DEVICE_PASID_LIST);
+	op.dev_id = dev_id;
+	return api_call_array(ctx, &op, pasids, sizeof(*pasids), nr);
+}
+
 /*
  * ioasid_domain_list - the hardware domains an IOAS is mirrored into
  *

@@ -11,32 +11,22 @@
 #include "ctx.h"
 #include "util/macros.h"
 
-/*
- * ioasid_device_dma - make a simulated device do DMA
- * @flags: IOASID_DMA_WRITE (device writes @buf to memory; else it reads
- *         memory into @buf), IOASID_DMA_NO_SNOOP
- * @done: out: bytes moved before a fault (may be NULL)
- *
- * Errors: -ENOENT, -EINVAL (NULL buffer), -EOPNOTSUPP (unknown flags, or
- * a backend whose devices are real), -EFAULT (translation fault, bus
- * error, group not viable: a fault record is queued), -EACCES
- * (permission fault: a fault record is queued).
- */
-IOASID_EXPORT int ioasid_device_dma(struct ioasid_ctx *ctx, uint32_t dev_id,
-				    uint64_t iova, void *buf, uint64_t length,
-				    uint32_t flags, uint64_t *done)
+static int dma_op(struct ioasid_ctx *ctx, uint32_t cmd, uint32_t dev_id,
+		  uint32_t pasid, uint64_t iova, void *buf, uint64_t length,
+		  uint32_t flags, uint64_t *done, const char *func)
 {
 	struct ioasid_op op;
 	int r;
 
 	if (!buf)
-		return api_reject(-EINVAL, __func__, "buf is NULL");
+		return api_reject(-EINVAL, func, "buf is NULL");
 	if (length > UINT32_MAX)
-		return api_reject(-EINVAL, __func__, "length %llu exceeds one "
+		return api_reject(-EINVAL, func, "length %llu exceeds one "
 				  "transfer (%u bytes)",
 				  (unsigned long long)length, UINT32_MAX);
-	ioasid_op_init(&op, IOASID_CMD_DEVICE_DMA);
+	ioasid_op_init(&op, cmd);
 	op.dev_id = dev_id;
+	op.mode = pasid;
 	op.iova = iova;
 	op.length = length;
 	op.flags = flags;
@@ -51,6 +41,43 @@ IOASID_EXPORT int ioasid_device_dma(struct ioasid_ctx *ctx, uint32_t dev_id,
 	if (done)
 		*done = op.out_bytes;
 	return r;
+}
+
+/*
+ * ioasid_device_dma - make a simulated (or iommufd:mock) device do DMA
+ * @flags: IOASID_DMA_WRITE (device writes @buf to memory; else it reads
+ *         memory into @buf), IOASID_DMA_NO_SNOOP
+ * @done: out: bytes moved before a fault (may be NULL)
+ *
+ * Errors: -ENOENT, -EINVAL (NULL buffer), -EOPNOTSUPP (unknown flags, or
+ * a backend whose devices are real), -EFAULT (translation fault, bus
+ * error, group not viable: a fault record is queued), -EACCES
+ * (permission fault: a fault record is queued).
+ */
+IOASID_EXPORT int ioasid_device_dma(struct ioasid_ctx *ctx, uint32_t dev_id,
+				    uint64_t iova, void *buf, uint64_t length,
+				    uint32_t flags, uint64_t *done)
+{
+	return dma_op(ctx, IOASID_CMD_DEVICE_DMA, dev_id, 0, iova, buf, length,
+		      flags, done, __func__);
+}
+
+/*
+ * ioasid_device_dma_pasid - ioasid_device_dma() tagged with @pasid
+ *
+ * Translated by the domain the device's @pasid is attached to
+ * (ioasid_device_pasid_attach); a PASID attached nowhere is blocked.
+ * Errors: those of ioasid_device_dma(), and -EINVAL (@pasid 0),
+ * -EOPNOTSUPP (a backend without PASID-tagged DMA).
+ */
+IOASID_EXPORT int ioasid_device_dma_pasid(struct ioasid_ctx *ctx,
+					  uint32_t dev_id, uint32_t pasid,
+					  uint64_t iova, void *buf,
+					  uint64_t length, uint32_t flags,
+					  uint64_t *done)
+{
+	return dma_op(ctx, IOASID_CMD_DEVICE_DMA_PASID, dev_id, pasid, iova,
+		      buf, length, flags, done, __func__);
 }
 
 /*

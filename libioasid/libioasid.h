@@ -180,6 +180,22 @@ int ioasid_device_detach(struct ioasid_ctx *ctx, uint32_t dev_id);
 int ioasid_device_get_fd(struct ioasid_ctx *ctx, uint32_t dev_id, int *fd);
 int ioasid_domain_list(struct ioasid_ctx *ctx, uint32_t ioas_id,
 		       struct ioasid_domain_info *domains, uint32_t *nr);
+/*
+ * PASIDs of a bound device (its PCIe PASID capability and its IOMMU's
+ * support required: ioasid_device_info.pasid_bits): each to a domain of
+ * an IOAS, as the device's own requests are with ioasid_device_attach.
+ * @flags: 0.
+ */
+int ioasid_device_pasid_attach(struct ioasid_ctx *ctx, uint32_t dev_id,
+			       uint32_t pasid, uint32_t ioas_id,
+			       uint32_t flags);
+int ioasid_device_pasid_replace(struct ioasid_ctx *ctx, uint32_t dev_id,
+				uint32_t pasid, uint32_t ioas_id,
+				uint32_t flags);
+int ioasid_device_pasid_detach(struct ioasid_ctx *ctx, uint32_t dev_id,
+			       uint32_t pasid);
+int ioasid_device_pasid_list(struct ioasid_ctx *ctx, uint32_t dev_id,
+			     struct ioasid_pasid_info *pasids, uint32_t *nr);
 
 /* ---- nested tables (stage 1 over a nest-parent IOAS) --------------------- */
 
@@ -244,6 +260,10 @@ int ioasid_set_observer(struct ioasid_ctx *ctx, int on);
 int ioasid_device_dma(struct ioasid_ctx *ctx, uint32_t dev_id, uint64_t iova,
 		      void *buf, uint64_t length, uint32_t flags,
 		      uint64_t *done);
+/* The same DMA tagged with @pasid (LIBIOASID_SIM_2). */
+int ioasid_device_dma_pasid(struct ioasid_ctx *ctx, uint32_t dev_id,
+			    uint32_t pasid, uint64_t iova, void *buf,
+			    uint64_t length, uint32_t flags, uint64_t *done);
 /* Unplug (0) or plug back (1) a simulated device. */
 int ioasid_sim_hotplug(struct ioasid_ctx *ctx, const char *name, int present);
 

@@ -25,7 +25,7 @@ for s in $names; do
 done
 # the simulator-only calls are in their own node, and only they
 sim=$(echo "$exported" | sed -n 's/@@LIBIOASID_SIM_[0-9_]*$//p' | sort | tr '\n' ' ')
-[ "$sim" = "ioasid_device_dma ioasid_sim_hotplug " ] || {
+[ "$sim" = "ioasid_device_dma ioasid_device_dma_pasid ioasid_sim_hotplug " ] || {
 	echo "FAIL: LIBIOASID_SIM_* holds \"$sim\", not the simulator-only calls"
 	exit 1
 }

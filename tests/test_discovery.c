@@ -513,6 +513,29 @@ Test(pcie, cardbus_list_starts_at_0x14)
 	cr_assert_eq(info.flags, IOASID_DEVICE_NO_SNOOP);
 }
 
+Test(pcie, pasid_extended_capability)
+{
+	struct cfg c;
+	struct pcie_config_info info;
+
+	cfg_pcie(&c, 0);
+	cfg_ext(&c, 0x100, 0x000f, 0x180);	/* ATS */
+	cfg_ext(&c, 0x180, 0x001b, 0);		/* PASID */
+	cfg_u16(&c, 0x184, 0x1406);		/* width 20, exec, priv */
+	info = walk(&c, 4096);
+	cr_assert_eq(info.pasid_offset, 0x180);
+	cr_assert_eq(info.pasid_bits, 20);
+	cr_assert_not(info.malformed);
+	/* a read that stops inside the capability gives no width */
+	info = walk(&c, 0x185);
+	cr_assert_eq(info.pasid_bits, 0);
+	/* none: 0 */
+	cfg_ext(&c, 0x180, 0x0003, 0);		/* DSN instead */
+	info = walk(&c, 4096);
+	cr_assert_eq(info.pasid_bits, 0);
+	cr_assert_eq(info.pasid_offset, 0);
+}
+
 Test(pcie, ats_extended_capability)
 {
 	struct cfg c;

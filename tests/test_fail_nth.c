@@ -589,6 +589,60 @@ Test(fail_nth, device_dma)
 	bind_attach(&F.dev, NIC, F.ioas);
 	FAIL_NTH(c_dma);
 }
+static int c_pasid_attach(struct fx *f)
+{
+	return ioasid_device_pasid_attach(f->ctx, f->dev, 5, f->ioas2, 0);
+}
+
+static int c_pasid_replace(struct fx *f)
+{
+	return ioasid_device_pasid_replace(f->ctx, f->dev, 5, f->ioas, 0);
+}
+
+static int c_pasid_detach(struct fx *f)
+{
+	return ioasid_device_pasid_detach(f->ctx, f->dev, 5);
+}
+
+static int c_pasid_list_dma(struct fx *f)
+{
+	struct ioasid_pasid_info p[4];
+	uint32_t nr = 4;
+	char buf[4096];
+	int r = ioasid_device_pasid_list(f->ctx, f->dev, p, &nr);
+
+	memset(buf, 0x5a, sizeof(buf));
+	if (r == 0)
+		r = ioasid_device_dma_pasid(f->ctx, f->dev, 5, 0x100000, buf,
+					    sizeof(buf), IOASID_DMA_WRITE,
+					    NULL);
+	return r;
+}
+
+/* GPU0 has PASIDs; its own requests on ioas, PASID 5 on ioas2 */
+Test(fail_nth, device_pasid_attach)
+{
+	bind_attach(&F.dev, GPU0, F.ioas);
+	FAIL_NTH(c_pasid_attach);
+}
+Test(fail_nth, device_pasid_replace)
+{
+	bind_attach(&F.dev, GPU0, F.ioas);
+	cr_assert_eq(c_pasid_attach(&F), 0);
+	FAIL_NTH(c_pasid_replace);
+}
+Test(fail_nth, device_pasid_detach)
+{
+	bind_attach(&F.dev, GPU0, F.ioas);
+	cr_assert_eq(c_pasid_attach(&F), 0);
+	FAIL_NTH(c_pasid_detach);
+}
+Test(fail_nth, device_pasid_list_dma)
+{
+	bind_attach(&F.dev, GPU0, F.ioas);
+	cr_assert_eq(ioasid_device_pasid_attach(F.ctx, F.dev, 5, F.ioas, 0), 0);
+	FAIL_NTH(c_pasid_list_dma);
+}
 Test(fail_nth, domain_list)
 {
 	bind_attach(&F.dev, NIC, F.ioas);

@@ -220,12 +220,14 @@ fi
 
 run devices
 t "devices table" 0 \
-	-o '^DEVICE +ID +CLASS +DRIVER +GROUP +IOMMU +FLAGS +DEV +IOAS +DOMAIN +NESTED +VM +STATE$' \
-	-o '^0000:01:00\.0 +1002:740f +038000 +vfio-pci-sim +4 +sim1 +no-snoop,translates,simulated +- +- +- +- +- +-$' \
+	-o '^DEVICE +ID +CLASS +DRIVER +GROUP +IOMMU +FLAGS +DEV +IOAS +DOMAIN +NESTED +VM +PASIDS +STATE$' \
+	-o '^0000:01:00\.0 +1002:740f +038000 +vfio-pci-sim +4 +sim1 +no-snoop,translates,simulated +- +- +- +- +- +- +-$' \
+	-o '^0000:00:03\.0 .* +0/20-bit +-$' \
 	-o '^0000:01:01\.0 .* simulated +-' \
 	-o '^0000:01:02\.0 .*no-snoop-unknown'
 run --json devices
 t "devices --json" 0 -J -j '.devices#' 7 -j '.devices[4].name' 0000:01:00.0 \
+	-j '.devices[3].pasid_bits' 20 -j '.devices[3].pasids' 0 \
 	-j '.devices[4].vendor' 1002 -j '.devices[4].flags[0]' no-snoop \
 	-j '.devices[4].group' 4 -j '.devices[4].dev_id' null \
 	-j '.devices[4].state#' 0
@@ -374,6 +376,33 @@ else
 fi
 
 # cutting a mapping in the middle leaves two pieces with their offsets
+batch <<'EOF'
+a=ioas create
+b=ioas create
+attach 00:03.0 $a
+attach 00:03.0 $b --pasid 5
+devices 00:03.0
+ioas show $b
+ioas show $b --json
+replace 00:03.0 $a --pasid 5
+ioas show $a
+detach 00:03.0 --pasid 5
+EOF
+t "PASIDs: attach --pasid, shown in devices and ioas show, replace, detach" 0 \
+	-o '^0000:00:03\.0 \(dev [0-9]+\) PASID 5 attached to IOAS [0-9]+$' \
+	-o '^0000:00:03\.0 .* +1/20-bit +' \
+	-o '^  PASIDS$' -o '^  0000:00:03\.0 +[0-9]+ +5 +[0-9]+$' \
+	-o '"pasid": 5' \
+	-o '^0000:00:03\.0 \(dev [0-9]+\) PASID 5 moved to IOAS [0-9]+$' \
+	-o '^0000:00:03\.0 \(dev [0-9]+\) PASID 5 detached$'
+batch <<'EOF'
+a=ioas create
+attach 00:01.0 $a --pasid 5
+EOF
+t "attach --pasid: a device without the capability" 1 \
+	-e 'no PASID capability'
+run attach 00:03.0 1 --pasid 0
+t "attach --pasid 0: usage" 2 -e "'0' is not a valid PASID"
 batch <<'EOF'
 a=ioas create
 map $a --memfd --length 1M --iova 0x100000

@@ -173,9 +173,27 @@ struct backend_ops {
 	/* The VFIO device fd for kvm-vfio, or -1 (simulated devices). */
 	int (*device_vfio_fd)(struct be_device *device);
 
-	/* Optional: device-initiated DMA (simulated devices only). */
+	/* Optional: device-initiated DMA (simulated and mock devices). */
 	int (*dma)(struct be_device *device, uint64_t iova, void *buf,
 		   uint64_t length, uint32_t flags, uint64_t *done);
+	/*
+	 * Optional PASIDs (core/pasid.c checks the PASID, the device's
+	 * capability and the unit's support first).  ->pasid_attach puts
+	 * @pasid of the device in @domain, or moves it there from its
+	 * current domain without a gap; -EINVAL: this domain is not
+	 * compatible, try another.  ->pasid_detach: DMA tagged with @pasid
+	 * is blocked when it returns.  ->dma_pasid: ->dma tagged with
+	 * @pasid, translated by that PASID's domain (blocked if none).
+	 * The core calls ->pasid_attach and ->pasid_detach with the
+	 * device's DMA excluded (its device lock), so a backend's table of
+	 * PASIDs needs no lock of its own against ->dma_pasid.
+	 */
+	int (*pasid_attach)(struct be_device *device, uint32_t pasid,
+			    struct be_domain *domain);
+	int (*pasid_detach)(struct be_device *device, uint32_t pasid);
+	int (*dma_pasid)(struct be_device *device, uint32_t pasid,
+			 uint64_t iova, void *buf, uint64_t length,
+			 uint32_t flags, uint64_t *done);
 	/* Optional: read (and clear) dirty bits, one bit per 4 KiB; bits
 	 * are ORed into @bitmap. */
 	int (*read_dirty)(struct be_domain *domain, uint64_t iova,

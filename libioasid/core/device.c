@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "core/pasid.h"
 #include "core/base.h"
 #include "core/device.h"
 #include "core/domain.h"
@@ -113,6 +114,7 @@ static void fill_info(struct session *s, const struct device *dev,
 	if (dev->kvm_file)
 		info->flags |= IOASID_DEVICE_KVM_FILE;
 	info->vm_id = dev->vm ? dev->vm->id : 0;
+	info->nr_pasids = dev->owner ? dev->nr_pasids : 0;
 	info->platform = platform_flags(dev);
 }
 
@@ -305,6 +307,7 @@ int device_bind(struct session *s, struct ioas *unused, struct ioasid_op *op)
 /* Cannot be refused (teardown, hotplug): what the backend keeps is logged. */
 static void unbind_device(struct core *core, struct device *dev)
 {
+	pasid_release_device(core, dev);
 	if (dev->ioas && domain_detach_device(core, dev, NULL) < 0)
 		err(core->log, "device %s stays attached in the kernel after "
 		    "its unbind", dev->inv->info.name);

@@ -45,6 +45,9 @@ struct device {
 	bool kvm_by_client;
 	/* its VFIO file is in its VM's kvm-vfio (FILE_ADD done, or by the client) */
 	bool kvm_file;
+	/* PASIDs attached (pasid.c), in no order */
+	struct pasid_att *pasids;
+	uint32_t nr_pasids;
 };
 
 /*

@@ -19,6 +19,7 @@
 #include "core/dispatch.h"
 #include "core/ioas.h"
 #include "core/nested.h"
+#include "core/pasid.h"
 #include "core/vm.h"
 #include "util/macros.h"
 
@@ -98,6 +99,9 @@ static int dispatch_ioas_destroy(struct session *s, struct ioas *ioas,
 	if (ioas->nr_nested)
 		return op_fail(op, EBUSY, "IOAS %u is the parent of %u nested "
 			       "table(s)", ioas->id, ioas->nr_nested);
+	if (ioas->nr_pasids)
+		return op_fail(op, EBUSY, "IOAS %u still has %u device "
+			       "PASID(s) attached", ioas->id, ioas->nr_pasids);
 	ioasid_op_init(&unmap, IOASID_CMD_UNMAP);
 	unmap.iova = 0;
 	unmap.length = UINT64_MAX;

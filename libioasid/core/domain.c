@@ -66,7 +66,7 @@ static const struct device *group_conflict(struct core *core,
 /* ---- attach ------------------------------------------------------------ */
 
 /* Which coherency class the device's domain in @ioas must have. */
-static int want_enforce(const struct device *dev, const struct ioas *ioas,
+int domain_want_enforce(const struct device *dev, const struct ioas *ioas,
 			bool *enforce, struct ioasid_op *op)
 {
 	bool can = dev->unit->info.flags & IOASID_IOMMU_SNOOP_CONTROL;
@@ -130,7 +130,7 @@ static void domain_release(struct core *core, struct domain *d)
 	free(d);
 }
 
-static void domain_put(struct core *core, struct domain *d)
+void domain_put(struct core *core, struct domain *d)
 {
 	d->nr_devices--;
 	domain_release(core, d);
@@ -143,6 +143,7 @@ static void domain_put(struct core *core, struct domain *d)
  */
 static int attach_existing(struct core *core, struct device *dev,
 			   struct ioas *ioas, bool enforce,
+			   const struct domain_join *join,
 			   struct domain **out, struct ioasid_op *op)
 {
 	int r;
@@ -150,7 +151,7 @@ static int attach_existing(struct core *core, struct device *dev,
 	for (struct domain *d = core->domains; d; d = d->next) {
 		if (d->ioas != ioas || d->enforce != enforce)
 			continue;
-		r = core_ops(core)->attach(dev->be, d->be);
+		r = join->fn(core, dev, d->be, join->arg);
 		if (r == 0) {
 			d->nr_devices++;
 			*out = d;
@@ -166,6 +167,7 @@ static int attach_existing(struct core *core, struct device *dev,
 /* A new backend domain for @ioas on the device's unit, with @dev in it. */
 static int be_domain_new(struct core *core, struct device *dev,
 			 struct ioas *ioas, bool enforce,
+			 const struct domain_join *join,
 			 struct be_domain **out)
 {
 	struct be_replay replay;
@@ -177,14 +179,15 @@ static int be_domain_new(struct core *core, struct device *dev,
 					 &replay, out);
 	if (r < 0)
 		return r;
-	r = core_ops(core)->attach(dev->be, *out);
+	r = join->fn(core, dev, *out, join->arg);
 	if (r < 0)
 		core_ops(core)->domain_free(*out);
 	return r;
 }
 
 static int attach_new(struct core *core, struct device *dev,
-		      struct ioas *ioas, bool enforce, struct domain **out,
+		      struct ioas *ioas, bool enforce,
+		      const struct domain_join *join, struct domain **out,
 		      struct ioasid_op *op)
 {
 	struct domain *d = calloc(1, sizeof(*d));
@@ -192,7 +195,7 @@ static int attach_new(struct core *core, struct device *dev,
 
 	if (!d)
 		return op_fail(op, ENOMEM, "out of memory");
-	r = be_domain_new(core, dev, ioas, enforce, &d->be);
+	r = be_domain_new(core, dev, ioas, enforce, join, &d->be);
 	if (r < 0) {
 		free(d);
 		return op_fail(op, -r, "cannot create a domain on %s for "
@@ -211,16 +214,31 @@ static int attach_new(struct core *core, struct device *dev,
 	return 0;
 }
 
+int domain_join_any(struct core *core, struct device *dev, struct ioas *ioas,
+		    bool enforce, const struct domain_join *join,
+		    struct domain **out, struct ioasid_op *op)
+{
+	int r = attach_existing(core, dev, ioas, enforce, join, out, op);
+
+	if (r <= 0)
+		return r;
+	return attach_new(core, dev, ioas, enforce, join, out, op);
+}
+
+static int join_rid(struct core *core, struct device *dev,
+		    struct be_domain *d, void *unused)
+{
+	return core_ops(core)->attach(dev->be, d);
+}
+
 /* Try the IOAS's domains of the right class; else create one. */
 static int attach_to_domain(struct core *core, struct device *dev,
 			    struct ioas *ioas, bool enforce,
 			    struct domain **out, struct ioasid_op *op)
 {
-	int r = attach_existing(core, dev, ioas, enforce, out, op);
+	static const struct domain_join rid = { .fn = join_rid };
 
-	if (r <= 0)
-		return r;
-	return attach_new(core, dev, ioas, enforce, out, op);
+	return domain_join_any(core, dev, ioas, enforce, &rid, out, op);
 }
 
 static int check_attach(struct session *s, struct device *dev,
@@ -317,7 +335,7 @@ static int join(struct session *s, struct device *dev, struct ioas *ioas,
 
 	r = check_attach(s, dev, ioas, op);
 	if (r == 0)
-		r = want_enforce(dev, ioas, &enforce, op);
+		r = domain_want_enforce(dev, ioas, &enforce, op);
 	if (r < 0)
 		return r;
 	hinted = (op->flags & IOASID_ATTACH_NO_SNOOP_UNUSED) &&
@@ -476,7 +494,7 @@ int domain_get_parent(struct session *s, struct device *dev,
 	struct domain *d;
 	int r;
 
-	r = want_enforce(dev, ioas, &enforce, op);
+	r = domain_want_enforce(dev, ioas, &enforce, op);
 	if (r < 0)
 		return r;
 	for (d = core->domains; d; d = d->next)

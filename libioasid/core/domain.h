@@ -63,6 +63,26 @@ void domain_put_parent(struct core *core, struct domain *d);
  */
 int domain_attach_nested(struct session *s, struct device *dev,
 			 struct nested *n, bool replace, struct ioasid_op *op);
+/*
+ * For attachments other than the device's own (its PASIDs): put @dev in
+ * a domain of @ioas of coherency class @enforce through @join->fn, which
+ * asks the backend (0, -EINVAL "incompatible: try another", -errno):
+ * an existing domain that takes it, else a new one (nr_devices counts
+ * every attachment).  0 and *@out, or -errno with the reason in @op.
+ */
+struct domain_join {
+	int (*fn)(struct core *core, struct device *dev, struct be_domain *d,
+		  void *arg);
+	void *arg;
+};
+int domain_join_any(struct core *core, struct device *dev, struct ioas *ioas,
+		    bool enforce, const struct domain_join *join,
+		    struct domain **out, struct ioasid_op *op);
+/* One attachment of @d less; the last frees it. */
+void domain_put(struct core *core, struct domain *d);
+/* The coherency class @dev needs in @ioas (its snoop mode). */
+int domain_want_enforce(const struct device *dev, const struct ioas *ioas,
+			bool *enforce, struct ioasid_op *op);
 int domain_dirty_read(struct session *s, struct ioas *ioas,
 		      struct ioasid_op *op);
 

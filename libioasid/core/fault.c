@@ -107,6 +107,12 @@ static int check_dma(struct core *core, struct ioasid_op *op, void **buf)
 		return op_fail(op, EOPNOTSUPP, "the %s backend cannot start "
 			       "DMA: only simulated devices can",
 			       core_ops(core)->name);
+	if (op->cmd == IOASID_CMD_DEVICE_DMA_PASID && !core_ops(core)->dma_pasid)
+		return op_fail(op, EOPNOTSUPP, "the %s backend cannot start "
+			       "DMA tagged with a PASID", core_ops(core)->name);
+	if (op->cmd == IOASID_CMD_DEVICE_DMA_PASID && op->mode == 0)
+		return op_fail(op, EINVAL, "PASID 0 stands for DMA without a "
+			       "PASID (ioasid_device_dma)");
 	if (!(op->flags & IOASID_DMA_WRITE)) {
 		if (op->out_cap < op->length)
 			return op_fail(op, EINVAL, "DMA buffer too small");
@@ -138,8 +144,13 @@ static int run_dma(struct session *s, struct device *dev, void *buf,
 			       "one IOAS before any may do DMA",
 			       dev->inv->info.group, dev->inv->info.name);
 	}
-	r = core_ops(s->core)->dma(dev->be, op->iova, buf, op->length,
-				   op->flags, done);
+	if (op->cmd == IOASID_CMD_DEVICE_DMA_PASID)
+		r = core_ops(s->core)->dma_pasid(dev->be, op->mode, op->iova,
+						 buf, op->length, op->flags,
+						 done);
+	else
+		r = core_ops(s->core)->dma(dev->be, op->iova, buf, op->length,
+					   op->flags, done);
 	if (r < 0)
 		op_fail(op, -r, "DMA fault at IOVA 0x%llx after %llu bytes",
 			(unsigned long long)(op->iova + *done),
@@ -159,6 +170,10 @@ int fault_dma(struct session *s, struct ioas *unused, struct ioasid_op *op)
 	r = check_dma(s->core, op, &buf);
 	if (r < 0)
 		return r;
+	if (op->cmd == IOASID_CMD_DEVICE_DMA_PASID && !dev->inv->info.pasid_bits)
+		return op_fail(op, EOPNOTSUPP, "device %s has no PASID "
+			       "capability: it tags no DMA with a PASID",
+			       dev->inv->info.name);
 	if (!(dev->inv->info.flags &
 	      (IOASID_DEVICE_SIMULATED | IOASID_DEVICE_MOCK)))
 		return op_fail(op, EOPNOTSUPP, "device %s is a real device: "

@@ -58,6 +58,7 @@ struct ioas {
 	struct ioasid_iova_range *blocked;
 	uint32_t nr_blocked;
 	uint32_t nr_devices;
+	uint32_t nr_pasids;		/* device PASIDs attached to it */
 	uint32_t nr_domains;
 	uint32_t nr_nested;		/* nested tables over it */
 	/* restricted IOAS: the shared pages (all others are private) */

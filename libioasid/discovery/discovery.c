@@ -424,6 +424,7 @@ static void read_config(const struct log_sink *log, const char *sysroot,
 	dev->info.flags |= cfg.flags;
 	dev->pcie_cap_offset = cfg.pcie_cap_offset;
 	dev->pcie_devctl = cfg.devctl;
+	dev->info.pasid_bits = cfg.pasid_bits;
 }
 
 /*

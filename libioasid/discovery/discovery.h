@@ -117,6 +117,8 @@ struct pcie_config_info {
 	uint16_t pcie_cap_offset;	/* 0: no PCI Express capability */
 	uint16_t devctl;		/* Device Control, when known */
 	uint16_t ats_offset;		/* 0: no ATS extended capability */
+	uint16_t pasid_offset;		/* 0: no PASID extended capability */
+	uint8_t pasid_bits;		/* its Max PASID Width */
 	bool malformed;			/* a pointer loop or out of range */
 };
 

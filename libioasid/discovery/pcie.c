@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * PCI config-space capability walk: is "Enable No Snoop" set, is there
- * ATS.  The bytes come from a sysfs `config` file, which may be short
+ * ATS, how wide are its PASIDs.  The bytes come from a sysfs `config` file, which may be short
  * (unprivileged readers see 64 bytes), recorded, or simply wrong, so
  * every offset is checked against the length and every list walk is
  * bounded by the number of slots it could visit.
@@ -97,7 +97,7 @@ static void walk_standard(const uint8_t *cfg, size_t len,
 		out->flags |= IOASID_DEVICE_NO_SNOOP_UNKNOWN;
 }
 
-/* Extended capabilities (PCIe only, 0x100 and up): look for ATS. */
+/* Extended capabilities (PCIe only, 0x100 and up): ATS, PASID. */
 static void walk_extended(const uint8_t *cfg, size_t len,
 			  struct pcie_config_info *out)
 {
@@ -118,6 +118,13 @@ static void walk_extended(const uint8_t *cfg, size_t len,
 		    !out->ats_offset) {
 			out->ats_offset = (uint16_t)pos;
 			out->flags |= IOASID_DEVICE_ATS;
+		}
+		/* PASID capability register: Max PASID Width, bits 12:8 */
+		if (PCI_EXT_CAP_ID(header) == PCI_EXT_CAP_ID_PASID &&
+		    !out->pasid_offset && pos + PCI_PASID_CAP + 2 <= len) {
+			out->pasid_offset = (uint16_t)pos;
+			out->pasid_bits = (cfg_u16(cfg, pos + PCI_PASID_CAP) >>
+					   8) & 0x1f;
 		}
 		pos = PCI_EXT_CAP_NEXT(header);
 		if (!pos)

@@ -18,7 +18,12 @@
  *     read-only mapping refuses a write (EACCES, a PERMISSION record);
  *     unmap, a cut inside a mapping, replace to another IOAS, detach
  *     (BLOCKED); unbind removes the kernel's device.
- *  4. Through a real ioasidd (--backend iommufd:mock): two clients, each
+ *  4. PASIDs: a mock device has 20-bit PASIDs behind a PASID-capable mock
+ *     IOMMU; attach (IOMMU_TEST_OP_PASID_ATTACH), replace, detach, each
+ *     checked with IOMMU_TEST_OP_PASID_CHECK_HWPT, and DMA tagged with
+ *     the PASID landing in that PASID's IOAS only.  A real device whose
+ *     IOMMU (QEMU's VT-d) gives it no PASIDs is refused with the reason.
+ *  5. Through a real ioasidd (--backend iommufd:mock): two clients, each
  *     its own mock device and iommufd; neither reaches the other's.
  *
  * Other suites that need mock devices (dirty tracking, nested tables,
@@ -106,9 +111,10 @@ static void suite_inventory(void)
 		if (!strcmp(units[i].name, "iommufd_mock"))
 			u = &units[i];
 	tap_ok(u && !strcmp(u->kind, "iommufd-mock") && u->nr_devices == 2 &&
-	       u->addr_width == 31 && !(u->flags & IOASID_IOMMU_PASID),
+	       u->addr_width == 31 && (u->flags & IOASID_IOMMU_PASID) &&
+	       !(u->flags & IOASID_IOMMU_NESTING),
 	       "unit iommufd_mock, kind iommufd-mock, 2 devices, 31-bit "
-	       "aperture, no capability the library cannot use (%s)",
+	       "aperture, PASIDs (usable), no nesting (not yet) (%s)",
 	       u ? u->kind : "missing");
 	r = ioasid_device_get_info(ctx, "mock0", &d);
 	tap_ok(r == 0 && (d.flags & IOASID_DEVICE_MOCK) &&
@@ -269,11 +275,108 @@ out:
 	close(m2);
 }
 
+/* PASID_CHECK_HWPT: @pasid of @dev is on @hwpt (0: attached nowhere). */
+static int pasid_on(uint32_t dev, uint32_t pasid, uint32_t hwpt)
+{
+	struct be_device *bd = kb_be_device(ctx, dev);
+	struct ifd_test_cmd c = {
+		.size = sizeof(c), .op = IFD_TEST_OP_PASID_CHECK_HWPT,
+		.pasid = { .pasid = pasid, .pt_id = hwpt },
+	};
+
+	if (!bd)
+		return -ENOENT;
+	c.id = iommufd_test_mock_stdev_id(bd);
+	if (ioctl(iommufd_test_device_iommufd(bd), IFD_TEST_CMD, &c) < 0)
+		return -errno;
+	return 0;
+}
+
+static int dma_pasid(uint32_t dev, uint32_t pasid, uint64_t iova, uint8_t v)
+{
+	uint8_t b[512];
+
+	memset(b, v, sizeof(b));
+	return ioasid_device_dma_pasid(ctx, dev, pasid, iova, b, sizeof(b),
+				       IOASID_DMA_WRITE, NULL);
+}
+
+static void suite_pasid(void)
+{
+	struct ioasid_device_info info;
+	uint32_t dev = 0, a = 0, b = 0, hwpt = 0;
+	uint64_t iova = IOVA;
+	int ma = kb_memfd(LEN, 0), mb = kb_memfd(LEN, 0), r;
+
+	r = ioasid_device_get_info(ctx, "mock1", &info);
+	tap_ok(r == 0 && info.pasid_bits == 20, "mock1: 20-bit PASIDs (%u)",
+	       info.pasid_bits);
+	if (!tap_ok(ioasid_device_bind(ctx, "mock1", -1, &dev) == 0 &&
+		    ioasid_ioas_alloc(ctx, 0, &a) == 0 &&
+		    ioasid_ioas_alloc(ctx, 0, &b) == 0 &&
+		    ioasid_map_file(ctx, a, ma, 0, LEN, IOASID_MAP_READ |
+				    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+				    &iova) == 0 &&
+		    (iova = IOVA, ioasid_map_file(ctx, b, mb, 0, LEN,
+						  IOASID_MAP_READ |
+						  IOASID_MAP_WRITE |
+						  IOASID_MAP_FIXED_IOVA,
+						  &iova) == 0) &&
+		    ioasid_device_attach(ctx, dev, a, 0) == 0,
+		    "mock1 bound and attached to IOAS A, B mapped alike (%s)",
+		    kb_err(ctx)))
+		goto out;
+	hwpt = iommufd_test_hwpt_id(kb_be_domain(ctx, dev));
+	/* not 1024: the mock fails every second attach of that one on
+	 * purpose (IOMMU_TEST_PASID_RESERVED) */
+	r = ioasid_device_pasid_attach(ctx, dev, 0x300, a, 0);
+	tap_ok(r == 0 && pasid_on(dev, 0x300, hwpt) == 0,
+	       "PASID 0x300 attached to A: the kernel has it on the device's "
+	       "HWPT %u (PASID_CHECK_HWPT) (%s)", hwpt, kb_err(ctx));
+	tap_ok(dma_pasid(dev, 0x300, IOVA + 0x1000, 0x41) == 0 &&
+	       kb_file_is(ma, 0x1000, 0x41, 512) && kb_file_is(mb, 0x1000, 0,
+							      512),
+	       "DMA tagged 0x300 lands in A's memfd (%s)", kb_err(ctx));
+	r = ioasid_device_pasid_replace(ctx, dev, 0x300, b, 0);
+	tap_ok(r == 0 && pasid_on(dev, 0x300, hwpt) == -EINVAL,
+	       "replaced to B: no longer on A's HWPT (%s)", kb_err(ctx));
+	tap_ok(dma_pasid(dev, 0x300, IOVA + 0x2000, 0x42) == 0 &&
+	       kb_file_is(mb, 0x2000, 0x42, 512) && kb_file_is(ma, 0x2000, 0,
+							      512),
+	       "DMA tagged 0x300 lands in B's memfd now, the device's own in "
+	       "A (%s)", kb_err(ctx));
+	dma_lands(dev, ma, IOVA + 0x3000, 0x3000, 6, "the device itself");
+	r = ioasid_device_pasid_detach(ctx, dev, 0x300);
+	tap_ok(r == 0 && pasid_on(dev, 0x300, 0) == 0 &&
+	       dma_pasid(dev, 0x300, IOVA, 1) == -EFAULT &&
+	       fault_is(dev, IOASID_FAULT_BLOCKED, IOVA),
+	       "detached: the kernel has it nowhere, tagged DMA is blocked "
+	       "(%s)", kb_err(ctx));
+	r = ioasid_device_pasid_attach(ctx, dev, 1u << 20, a, 0);
+	tap_ok(r == -EINVAL, "PASID 2^20: EINVAL (%s)", kb_err(ctx));
+	tap_ok(ioasid_device_pasid_attach(ctx, dev, 7, b, 0) == 0 &&
+	       ioasid_device_unbind(ctx, dev) == 0 &&
+	       ioasid_ioas_destroy(ctx, b) == 0,
+	       "unbind with a PASID attached detaches it: its IOAS can go "
+	       "(%s)", kb_err(ctx));
+	dev = 0;
+	b = 0;
+out:
+	if (dev)
+		ioasid_device_unbind(ctx, dev);
+	if (a)
+		ioasid_ioas_destroy(ctx, a);
+	if (b)
+		ioasid_ioas_destroy(ctx, b);
+	close(ma);
+	close(mb);
+}
+
 /* A real device of this inventory takes no DMA request. */
 static void suite_real_device(void)
 {
 	struct ioasid_device_info edu;
-	uint32_t dev;
+	uint32_t dev, ioas = 0;
 	uint8_t b[8];
 	int r;
 
@@ -292,6 +395,15 @@ static void suite_real_device(void)
 					  "device"),
 	       "%s (real, beside the mocks): DMA request refused, EOPNOTSUPP "
 	       "(%s)", edu.name, kb_err(ctx));
+	r = ioasid_ioas_alloc(ctx, 0, &ioas);
+	if (r == 0)
+		r = ioasid_device_pasid_attach(ctx, dev, 1, ioas, 0);
+	tap_ok(r == -EOPNOTSUPP && strstr(ioasid_last_error(ctx), "PASID"),
+	       "%s: PASID attach refused, EOPNOTSUPP (edu has no PASID "
+	       "capability, QEMU's VT-d no PASIDs) (%s)", edu.name,
+	       kb_err(ctx));
+	if (ioas)
+		ioasid_ioas_destroy(ctx, ioas);
 	ioasid_device_unbind(ctx, dev);
 }
 
@@ -390,6 +502,7 @@ int main(void)
 	suite_uris();
 	suite_inventory();
 	suite_dma();
+	suite_pasid();
 	suite_real_device();
 	ioasid_unref(ctx);
 	ctx = NULL;

@@ -214,6 +214,18 @@ struct ioasid_device_info {
 	/* the nested table it is attached to (ioas_id: its parent), or 0 */
 	__u32 nested_id;
 	__u32 __reserved;
+	/* PASIDs (0 from an older daemon) */
+	__u32 pasid_bits;	/* the device's PASID width (PCIe PASID
+				   capability, Max PASID Width); 0: none */
+	__u32 nr_pasids;	/* PASIDs attached now */
+};
+
+/* One PASID attachment of a device (ioasid_device_pasid_list). */
+struct ioasid_pasid_info {
+	__u32 size;
+	__u32 pasid;
+	__u32 ioas_id;
+	__u32 domain_id;
 };
 
 /* Flags of device attach / replace. */

@@ -47,6 +47,7 @@
 
 /* Flags of HWPT_ALLOC. */
 #define IFD_HWPT_ALLOC_DIRTY_TRACKING	(1u << 1)
+#define IFD_HWPT_ALLOC_PASID		(1u << 3)	/* 6.15: PASID-capable */
 
 /* GET_HW_INFO: out_data_type and out_capabilities. */
 #define IFD_HW_INFO_TYPE_NONE		0
@@ -223,15 +224,21 @@ struct kvfio_device_bind_iommufd {
 	uint32_t out_devid;
 };
 
+/* flags of ATTACH/DETACH_IOMMUFD_PT (6.15): the @pasid is given */
+#define KVFIO_DEVICE_ATTACH_PASID	(1u << 0)
+#define KVFIO_DEVICE_DETACH_PASID	(1u << 0)
+
 struct kvfio_device_attach_iommufd_pt {
 	uint32_t argsz;
 	uint32_t flags;
 	uint32_t pt_id;		/* in: IOAS or HWPT; out: HWPT used */
+	uint32_t pasid;		/* with KVFIO_DEVICE_ATTACH_PASID */
 };
 
 struct kvfio_device_detach_iommufd_pt {
 	uint32_t argsz;
 	uint32_t flags;
+	uint32_t pasid;		/* with KVFIO_DEVICE_DETACH_PASID */
 };
 
 /* VT-d extended capability: snoop control (SC). */

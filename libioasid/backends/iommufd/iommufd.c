@@ -94,6 +94,13 @@ struct be_domain {
 	bool dirty;			/* dirty tracking on */
 };
 
+/* A PASID of a device attached to a HWPT (and, mock, its DMA access). */
+struct ifd_pasid {
+	uint32_t pasid;
+	struct be_domain *domain;
+	int access_fd;			/* mock devices; -1 */
+};
+
 struct be_device {
 	struct backend *be;
 	struct be_tenant *tenant;	/* bound to its iommufd */
@@ -108,8 +115,12 @@ struct be_device {
 	uint64_t hw_caps;
 	uint64_t cap, ecap;		/* VT-d registers */
 	struct be_device *next;
+	uint8_t max_pasid_log2;		/* GET_HW_INFO: 0, no PASIDs */
+	struct ifd_pasid *pasids;	/* attached PASIDs, in no order */
+	uint32_t nr_pasids;
 	/* a mock device of the kernel's selftest driver ("iommufd:mock") */
 	bool mock;
+	uint32_t park_hwpt;		/* its PASID-capable HWPT on the park */
 	uint32_t core_id;		/* the core's dev_id, in fault records */
 	uint32_t stdev_id;		/* its selftest object */
 	int access_fd;			/* its DMA: an access on its IOAS */
@@ -702,7 +713,16 @@ static int hwpt_alloc(struct be_tenant *t, struct be_device *dev,
 		.size = sizeof(h), .dev_id = dev->dev_id, .pt_id = ioas->id,
 		.flags = dirty ? IFD_HWPT_ALLOC_DIRTY_TRACKING : 0,
 	};
-	int r = kioctl(t->fd, IFD_HWPT_ALLOC, &h);
+	int r;
+
+	/*
+	 * A device with PASIDs: every HWPT of it can take them (the kernel
+	 * refuses a PASID attach while the device itself is on a HWPT
+	 * allocated without IOMMU_HWPT_ALLOC_PASID, and the reverse).
+	 */
+	if (dev->max_pasid_log2)
+		h.flags |= IFD_HWPT_ALLOC_PASID;
+	r = kioctl(t->fd, IFD_HWPT_ALLOC, &h);
 
 	if (r == 0)
 		*hwpt_id = h.out_hwpt_id;
@@ -839,6 +859,7 @@ static void hw_info(struct backend *be, struct be_device *dev)
 	}
 	dev->hw_type = hi.out_data_type;
 	dev->hw_caps = hi.out_capabilities;
+	dev->max_pasid_log2 = hi.out_max_pasid_log2;
 	if (dev->hw_type != IFD_HW_INFO_TYPE_INTEL_VTD)
 		return;
 	dev->cap = vtd.cap_reg;
@@ -931,8 +952,7 @@ static int iommufd_detach(struct be_device *dev, char *why, size_t len)
 	int r;
 
 	if (dev->mock)
-		r = mock_attach(dev, dev->tenant->park_ioas,
-				dev->tenant->park_ioas);
+		r = mock_attach(dev, dev->park_hwpt, dev->tenant->park_ioas);
 	else
 		r = kioctl(dev->fd, KVFIO_DEVICE_DETACH_IOMMUFD_PT, &d);
 	if (r < 0) {
@@ -963,6 +983,10 @@ static void iommufd_device_close(struct be_device *dev)
 	 * Closing the cdev unbinds it.  A caller's fd stays bound (to this
 	 * iommufd, detached) until the caller closes it too.
 	 */
+	for (uint32_t i = 0; i < dev->nr_pasids; i++)
+		if (dev->pasids[i].access_fd >= 0)
+			close(dev->pasids[i].access_fd);
+	free(dev->pasids);
 	if (dev->mock)
 		mock_close(dev);
 	else if (dev->own_fd)
@@ -991,6 +1015,138 @@ static int iommufd_attach(struct be_device *dev, struct be_domain *d)
 static int iommufd_device_vfio_fd(struct be_device *dev)
 {
 	return dev->mock ? -1 : dev->fd;
+}
+
+/* ---- PASIDs -------------------------------------------------------------- */
+
+static struct ifd_pasid *find_pasid(struct be_device *dev, uint32_t pasid)
+{
+	for (uint32_t i = 0; i < dev->nr_pasids; i++)
+		if (dev->pasids[i].pasid == pasid)
+			return &dev->pasids[i];
+	return NULL;
+}
+
+static int mock_cmd(struct be_tenant *t, struct ifd_test_cmd *c);
+static int mock_pasid_access(struct be_device *dev, uint32_t ioas_id,
+			     int *fd);
+static int mock_access_move(struct be_device *dev, int fd, uint32_t ioas_id);
+
+/*
+ * The kernel attaches, and replaces without a gap: a real device with
+ * VFIO_DEVICE_ATTACH_IOMMUFD_PT and VFIO_DEVICE_ATTACH_PASID (6.15; it
+ * replaces a PASID already attached), a mock one with
+ * IOMMU_TEST_OP_PASID_ATTACH / _REPLACE, its DMA access following.
+ */
+static int kernel_pasid_attach(struct be_device *dev, uint32_t pasid,
+			       uint32_t hwpt, bool replace)
+{
+	struct kvfio_device_attach_iommufd_pt a = {
+		.argsz = sizeof(a), .flags = KVFIO_DEVICE_ATTACH_PASID,
+		.pt_id = hwpt, .pasid = pasid,
+	};
+	struct ifd_test_cmd c = {
+		.op = replace ? IFD_TEST_OP_PASID_REPLACE :
+				IFD_TEST_OP_PASID_ATTACH,
+		.id = dev->stdev_id, .pasid = { .pasid = pasid, .pt_id = hwpt },
+	};
+
+	if (dev->mock)
+		return mock_cmd(dev->tenant, &c);
+	return kioctl(dev->fd, KVFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+}
+
+static int kernel_pasid_detach(struct be_device *dev, uint32_t pasid)
+{
+	struct kvfio_device_detach_iommufd_pt d = {
+		.argsz = sizeof(d), .flags = KVFIO_DEVICE_DETACH_PASID,
+		.pasid = pasid,
+	};
+	struct ifd_test_cmd c = {
+		.op = IFD_TEST_OP_PASID_DETACH, .id = dev->stdev_id,
+		.pasid = { .pasid = pasid },
+	};
+
+	if (dev->mock)
+		return mock_cmd(dev->tenant, &c);
+	return kioctl(dev->fd, KVFIO_DEVICE_DETACH_IOMMUFD_PT, &d);
+}
+
+static int iommufd_pasid_attach(struct be_device *dev, uint32_t pasid,
+				struct be_domain *d)
+{
+	struct ifd_pasid *p = find_pasid(dev, pasid), *v;
+	int fd = -1, r;
+
+	if (!dev->max_pasid_log2) {
+		warn(dev->be->log, "iommufd: the kernel gives %s no PASIDs "
+		     "(IOMMU_GET_HW_INFO: out_max_pasid_log2 0)",
+		     dev->inv->info.name);
+		return -EOPNOTSUPP;
+	}
+	if (!p) {
+		v = realloc(dev->pasids, (dev->nr_pasids + 1) * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		dev->pasids = v;
+		if (dev->mock) {
+			r = mock_pasid_access(dev, d->ioas->id, &fd);
+			if (r < 0)
+				return r;
+		}
+	}
+	r = kernel_pasid_attach(dev, pasid, d->hwpt_id, p != NULL);
+	if (r == 0 && p && p->access_fd >= 0)
+		r = mock_access_move(dev, p->access_fd, d->ioas->id);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		return r;	/* EINVAL: incompatible, the core tries on */
+	}
+	if (!p) {
+		p = &dev->pasids[dev->nr_pasids++];
+		p->pasid = pasid;
+		p->access_fd = fd;
+	}
+	p->domain = d;
+	return 0;
+}
+
+static int iommufd_pasid_detach(struct be_device *dev, uint32_t pasid)
+{
+	struct ifd_pasid *p = find_pasid(dev, pasid);
+	int r;
+
+	if (!p)
+		return -ENOENT;
+	r = kernel_pasid_detach(dev, pasid);
+	if (r < 0) {
+		err(dev->be->log, "iommufd: detach of PASID %u of %s: %s", pasid,
+		    dev->inv->info.name, strerror(-r));
+		return r;
+	}
+	if (p->access_fd >= 0)
+		close(p->access_fd);
+	*p = dev->pasids[--dev->nr_pasids];
+	return 0;
+}
+
+static int mock_dma_via(struct be_device *dev, int access_fd, uint64_t iova,
+			void *buf, uint64_t length, uint32_t flags,
+			uint64_t *done, bool attached);
+
+static int iommufd_dma_pasid(struct be_device *dev, uint32_t pasid,
+			     uint64_t iova, void *buf, uint64_t length,
+			     uint32_t flags, uint64_t *done)
+{
+	struct ifd_pasid *p = find_pasid(dev, pasid);
+
+	*done = 0;
+	if (!dev->mock)
+		return -EOPNOTSUPP;
+	/* a PASID attached nowhere: the empty access of the device */
+	return mock_dma_via(dev, p ? p->access_fd : -1, iova, buf, length,
+			    flags, done, p != NULL);
 }
 
 /* ---- mock devices ("iommufd:mock") --------------------------------------- */
@@ -1032,7 +1188,7 @@ static int mock_inventory(struct backend *be, struct inventory *inv)
 	snprintf(u->info.name, sizeof(u->info.name), MOCK_UNIT);
 	snprintf(u->info.kind, sizeof(u->info.kind), "iommufd-mock");
 	/* capabilities: what the library can use of the mock IOMMU */
-	u->info.flags = IOASID_IOMMU_CAPS_KNOWN;
+	u->info.flags = IOASID_IOMMU_CAPS_KNOWN | IOASID_IOMMU_PASID;
 	u->info.page_sizes = SZ_4K;
 	u->info.addr_width = 31;	/* MOCK_APERTURE_LAST + 1 */
 	r = inventory_add_range(&u->reserved, &u->nr_reserved, 0,
@@ -1046,6 +1202,7 @@ static int mock_inventory(struct backend *be, struct inventory *inv)
 		snprintf(d->info.iommu, sizeof(d->info.iommu), MOCK_UNIT);
 		d->info.flags = IOASID_DEVICE_MOCK | IOASID_DEVICE_TRANSLATES;
 		d->info.group = MOCK_GROUP_BASE + i;
+		d->info.pasid_bits = IFD_MOCK_PASID_WIDTH;
 	}
 	if (r < 0)
 		goto fail;
@@ -1082,11 +1239,18 @@ static void park_put(struct be_tenant *t)
 	t->park_ioas = 0;
 }
 
+static int mock_replace(struct be_device *dev, uint32_t pt_id);
+
 static int mock_create(struct be_device *dev)
 {
 	struct be_tenant *t = dev->tenant;
 	struct ifd_test_cmd c = {
 		.op = IFD_TEST_OP_MOCK_DOMAIN_FLAGS, .id = t->park_ioas,
+		.mock_domain.dev_flags = IFD_MOCK_DEVICE_PASID,
+	};
+	struct ifd_hwpt_alloc h = {
+		.size = sizeof(h), .pt_id = t->park_ioas,
+		.flags = IFD_HWPT_ALLOC_PASID,
 	};
 	int r = mock_cmd(t, &c);
 
@@ -1097,6 +1261,25 @@ static int mock_create(struct be_device *dev)
 	}
 	dev->stdev_id = c.mock_domain.out_stdev_id;
 	dev->dev_id = c.mock_domain.out_idev_id;
+	/*
+	 * Parked on a PASID-capable HWPT of its own: the kernel's automatic
+	 * one is not, and a device whose PASIDs are attached may move only
+	 * between PASID-capable HWPTs.
+	 */
+	h.dev_id = dev->dev_id;
+	r = kioctl(t->fd, IFD_HWPT_ALLOC, &h);
+	if (r == 0) {
+		dev->park_hwpt = h.out_hwpt_id;
+		r = mock_replace(dev, dev->park_hwpt);
+		if (r < 0)
+			destroy_object(t, dev->park_hwpt, "HWPT");
+	}
+	if (r < 0) {
+		err(dev->be->log, "iommufd: a PASID-capable HWPT to park %s on: "
+		    "%s", dev->inv->info.name, strerror(-r));
+		destroy_object(t, dev->stdev_id, "mock device");
+		return r;
+	}
 	c = (struct ifd_test_cmd){
 		.op = IFD_TEST_OP_CREATE_ACCESS, .id = t->park_ioas,
 	};
@@ -1105,6 +1288,7 @@ static int mock_create(struct be_device *dev)
 		err(dev->be->log, "iommufd: IOMMU_TEST_OP_CREATE_ACCESS for %s: "
 		    "%s", dev->inv->info.name, strerror(-r));
 		destroy_object(t, dev->stdev_id, "mock device");
+		destroy_object(t, dev->park_hwpt, "HWPT");
 		return r;
 	}
 	dev->access_fd = (int)c.create_access.out_access_fd;
@@ -1134,6 +1318,7 @@ static void mock_close(struct be_device *dev)
 	close(dev->access_fd);
 	/* detaches, unbinds and removes the kernel's device */
 	destroy_object(dev->tenant, dev->stdev_id, "mock device");
+	destroy_object(dev->tenant, dev->park_hwpt, "HWPT");
 	park_put(dev->tenant);
 	pthread_mutex_destroy(&dev->fault_lock);
 }
@@ -1150,13 +1335,7 @@ static int mock_replace(struct be_device *dev, uint32_t pt_id)
 
 static int mock_access_on(struct be_device *dev, uint32_t ioas_id)
 {
-	struct ifd_test_cmd c = {
-		.op = IFD_TEST_OP_ACCESS_REPLACE_IOAS,
-		.id = (uint32_t)dev->access_fd,
-		.access_replace_ioas.ioas_id = ioas_id,
-	};
-
-	return mock_cmd(dev->tenant, &c);
+	return mock_access_move(dev, dev->access_fd, ioas_id);
 }
 
 /*
@@ -1165,8 +1344,7 @@ static int mock_access_on(struct be_device *dev, uint32_t ioas_id)
  */
 static int mock_attach(struct be_device *dev, uint32_t pt_id, uint32_t ioas_id)
 {
-	uint32_t old_pt = dev->domain ? dev->domain->hwpt_id :
-					dev->tenant->park_ioas;
+	uint32_t old_pt = dev->domain ? dev->domain->hwpt_id : dev->park_hwpt;
 	int r = mock_replace(dev, pt_id);
 
 	if (r < 0)
@@ -1215,22 +1393,26 @@ static void mock_fault(struct be_device *dev, uint64_t iova, uint32_t flags,
 }
 
 /*
- * A mock device's DMA: IOMMU_TEST_OP_ACCESS_RW through the IOAS it is
- * attached to, in pieces the driver takes (16 MiB).  A real device's DMA
- * is the device's own business: -EOPNOTSUPP.
+ * A mock device's DMA: IOMMU_TEST_OP_ACCESS_RW through access @access_fd,
+ * kept on the IOAS the device (or its PASID) is attached to, in pieces
+ * the driver takes (16 MiB); -1: attached nowhere, blocked.  A real
+ * device's DMA is the device's own business: -EOPNOTSUPP.
  */
-static int iommufd_dma(struct be_device *dev, uint64_t iova, void *buf,
-		       uint64_t length, uint32_t flags, uint64_t *done)
+static int mock_dma_via(struct be_device *dev, int access_fd, uint64_t iova,
+			void *buf, uint64_t length, uint32_t flags,
+			uint64_t *done, bool attached)
 {
 	*done = 0;
-	if (!dev->mock)
-		return -EOPNOTSUPP;
 	if (flags & IOASID_DMA_NO_SNOOP)
 		return -EOPNOTSUPP;	/* the mock has no such attribute */
+	if (access_fd < 0) {
+		mock_fault(dev, iova, flags, IOASID_FAULT_BLOCKED);
+		return -EFAULT;
+	}
 	while (*done < length) {
 		uint64_t n = length - *done;
 		struct ifd_test_cmd c = { .op = IFD_TEST_OP_ACCESS_RW,
-					  .id = (uint32_t)dev->access_fd };
+					  .id = (uint32_t)access_fd };
 		int r;
 
 		if (n > IFD_MOCK_ACCESS_RW_MAX)
@@ -1247,7 +1429,7 @@ static int iommufd_dma(struct be_device *dev, uint64_t iova, void *buf,
 			return -EACCES;
 		}
 		if (r == -ENOENT || r == -EINVAL || r == -EFAULT) {
-			mock_fault(dev, iova + *done, flags, dev->domain ?
+			mock_fault(dev, iova + *done, flags, attached ?
 				   IOASID_FAULT_NOT_PRESENT :
 				   IOASID_FAULT_BLOCKED);
 			return -EFAULT;
@@ -1257,6 +1439,40 @@ static int iommufd_dma(struct be_device *dev, uint64_t iova, void *buf,
 		*done += n;
 	}
 	return 0;
+}
+
+static int iommufd_dma(struct be_device *dev, uint64_t iova, void *buf,
+		       uint64_t length, uint32_t flags, uint64_t *done)
+{
+	*done = 0;
+	if (!dev->mock)
+		return -EOPNOTSUPP;
+	return mock_dma_via(dev, dev->access_fd, iova, buf, length, flags,
+			    done, dev->domain != NULL);
+}
+
+/* A DMA access for a PASID, on IOAS @ioas_id. */
+static int mock_pasid_access(struct be_device *dev, uint32_t ioas_id, int *fd)
+{
+	struct ifd_test_cmd c = {
+		.op = IFD_TEST_OP_CREATE_ACCESS, .id = ioas_id,
+	};
+	int r = mock_cmd(dev->tenant, &c);
+
+	if (r < 0)
+		return r;
+	*fd = (int)c.create_access.out_access_fd;
+	return 0;
+}
+
+static int mock_access_move(struct be_device *dev, int fd, uint32_t ioas_id)
+{
+	struct ifd_test_cmd c = {
+		.op = IFD_TEST_OP_ACCESS_REPLACE_IOAS, .id = (uint32_t)fd,
+		.access_replace_ioas.ioas_id = ioas_id,
+	};
+
+	return mock_cmd(dev->tenant, &c);
 }
 
 static int iommufd_read_faults(struct be_device *dev, struct ioasid_fault *out,
@@ -1358,6 +1574,9 @@ const struct backend_ops backend_iommufd = {
 	.device_vfio_fd = iommufd_device_vfio_fd,
 	.read_dirty = iommufd_read_dirty,
 	.dma = iommufd_dma,
+	.pasid_attach = iommufd_pasid_attach,
+	.pasid_detach = iommufd_pasid_detach,
+	.dma_pasid = iommufd_dma_pasid,
 	.read_faults = iommufd_read_faults,
 	.take_faults_lost = iommufd_take_faults_lost,
 	.hotplug_fd = iommufd_hotplug_fd,

@@ -52,12 +52,31 @@ struct be_ioas {
 	bool page_granular;	/* 4 KiB leaves only (IOASID_IOAS_PAGE_GRANULAR) */
 };
 
+/*
+ * One attached PASID: a DMA engine of its own (its own IOTLB, on its
+ * domain's invalidation list), so DMA tagged with the PASID translates
+ * through that domain and is tagged apart from the device's other DMA.
+ */
+struct sim_pasid {
+	uint32_t pasid;
+	struct sim_dev *dev;
+	struct be_domain *domain;
+	uint64_t overflows_taken;
+};
+
 struct be_device {
 	struct backend *be;
 	struct sim_dev *dev;
 	const struct inv_iommu *unit;
 	struct be_domain *domain;
 	struct be_nested *nested;	/* attached through it, or NULL */
+	uint32_t id;			/* the core's dev_id */
+	struct sim_pasid *pasids;	/* attached, in no order */
+	uint32_t nr_pasids;
+	struct sim_dev *no_pasid;	/* never attached: DMA of a PASID
+					   attached nowhere is blocked */
+	uint64_t no_pasid_taken;	/* of its log's drops, told */
+	uint64_t pasid_lost;		/* records of detached PASIDs */
 	uint64_t overflows_taken;	/* of the log's drops, told the core */
 	struct be_device *next;
 };
@@ -377,12 +396,18 @@ static int sim_device_open(struct backend *be, struct be_tenant *tenant,
 	if (inv->info.flags & IOASID_DEVICE_NO_SNOOP)
 		flags |= SIM_DEV_NO_SNOOP_CAPABLE;
 	r = sim_dev_create(dev_id, flags, 0, &dev->dev);
+	if (r == 0 && inv->info.pasid_bits) {
+		r = sim_dev_create(dev_id, flags, 16, &dev->no_pasid);
+		if (r < 0)
+			sim_dev_destroy(dev->dev);
+	}
 	if (r < 0) {
 		free(dev);
 		return r;
 	}
 	dev->be = be;
 	dev->unit = unit;
+	dev->id = dev_id;
 	dev->next = be->devices;
 	be->devices = dev;
 	*out = dev;
@@ -397,6 +422,10 @@ static void sim_device_close(struct be_device *dev)
 		p = &(*p)->next;
 	if (*p)
 		*p = dev->next;
+	for (uint32_t i = 0; i < dev->nr_pasids; i++)
+		sim_dev_destroy(dev->pasids[i].dev);
+	free(dev->pasids);
+	sim_dev_destroy(dev->no_pasid);
 	sim_dev_destroy(dev->dev);
 	free(dev);
 }
@@ -527,6 +556,91 @@ static uint32_t nested_id_of(const struct backend *be, uint32_t domid)
 	return 0;
 }
 
+static struct sim_pasid *find_pasid(struct be_device *dev, uint32_t pasid)
+{
+	for (uint32_t i = 0; i < dev->nr_pasids; i++)
+		if (dev->pasids[i].pasid == pasid)
+			return &dev->pasids[i];
+	return NULL;
+}
+
+static int sim_pasid_attach(struct be_device *dev, uint32_t pasid,
+			    struct be_domain *d)
+{
+	struct sim_pasid *p = find_pasid(dev, pasid), *v;
+	unsigned int flags = 0;
+	int r;
+
+	if (!compatible(dev, d))
+		return -EINVAL;
+	if (p) {
+		sim_dev_attach(p->dev, d->dom);	/* replaces without a gap */
+		p->domain = d;
+		return 0;
+	}
+	v = realloc(dev->pasids, (dev->nr_pasids + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	dev->pasids = v;
+	p = &v[dev->nr_pasids];
+	if (dev->dev->flags & SIM_DEV_NO_SNOOP_CAPABLE)
+		flags |= SIM_DEV_NO_SNOOP_CAPABLE;
+	r = sim_dev_create(dev->id, flags, 0, &p->dev);
+	if (r < 0)
+		return r;
+	p->pasid = pasid;
+	p->domain = d;
+	sim_dev_attach(p->dev, d->dom);
+	dev->nr_pasids++;
+	return 0;
+}
+
+static int sim_pasid_detach(struct be_device *dev, uint32_t pasid)
+{
+	struct sim_pasid *p = find_pasid(dev, pasid);
+	struct sim_dev_stats st;
+	struct sim_fault f;
+
+	if (!p)
+		return -ENOENT;
+	/* no DMA runs now (backend.h); what its log still holds is lost */
+	sim_dev_get_stats(p->dev, &st);
+	dev->pasid_lost += st.fault_overflows - p->overflows_taken;
+	while (sim_dev_read_faults(p->dev, &f, 1) == 1)
+		dev->pasid_lost++;
+	sim_dev_destroy(p->dev);
+	*p = dev->pasids[--dev->nr_pasids];
+	return 0;
+}
+
+static int sim_dma_on(struct sim_dev *sd, uint64_t iova, void *buf,
+		      uint64_t length, uint32_t flags, uint64_t *done)
+{
+	unsigned int sflags = flags & IOASID_DMA_NO_SNOOP ? SIM_DMA_NO_SNOOP : 0;
+	size_t moved = 0;
+	int r;
+
+	if (flags & IOASID_DMA_WRITE)
+		r = sim_dma_write(sd, iova, buf, length, sflags, &moved);
+	else
+		r = sim_dma_read(sd, iova, buf, length, sflags, &moved);
+	*done = moved;
+	return r;
+}
+
+/* A PASID attached nowhere: blocked, as the device itself detached. */
+static int sim_dma_pasid(struct be_device *dev, uint32_t pasid, uint64_t iova,
+			 void *buf, uint64_t length, uint32_t flags,
+			 uint64_t *done)
+{
+	struct sim_pasid *p = find_pasid(dev, pasid);
+
+	if (!dev->no_pasid)
+		return -EOPNOTSUPP;	/* the core checked the capability */
+	return sim_dma_on(p ? p->dev : dev->no_pasid, iova, buf, length, flags,
+			  done);
+}
+
 static int sim_device_vfio_fd(struct be_device *dev)
 {
 	return -1;
@@ -535,16 +649,7 @@ static int sim_device_vfio_fd(struct be_device *dev)
 static int sim_dma(struct be_device *dev, uint64_t iova, void *buf,
 		   uint64_t length, uint32_t flags, uint64_t *done)
 {
-	unsigned int sflags = flags & IOASID_DMA_NO_SNOOP ? SIM_DMA_NO_SNOOP : 0;
-	size_t moved = 0;
-	int r;
-
-	if (flags & IOASID_DMA_WRITE)
-		r = sim_dma_write(dev->dev, iova, buf, length, sflags, &moved);
-	else
-		r = sim_dma_read(dev->dev, iova, buf, length, sflags, &moved);
-	*done = moved;
-	return r;
+	return sim_dma_on(dev->dev, iova, buf, length, flags, done);
 }
 
 static int sim_read_dirty(struct be_domain *d, uint64_t iova, uint64_t length,
@@ -566,13 +671,14 @@ static uint32_t fault_reason(uint8_t reason)
 	}
 }
 
-static int sim_read_faults(struct be_device *dev, struct ioasid_fault *out,
-			   uint32_t cap, uint32_t *nr)
+/* The records of one engine (the device's own, or a PASID's). */
+static uint32_t read_engine(const struct backend *be, struct sim_dev *sd,
+			    struct ioasid_fault *out, uint32_t cap)
 {
 	struct sim_fault f;
 	uint32_t n = 0;
 
-	while (n < cap && sim_dev_read_faults(dev->dev, &f, 1) == 1) {
+	while (sd && n < cap && sim_dev_read_faults(sd, &f, 1) == 1) {
 		out[n++] = (struct ioasid_fault){
 			.size = sizeof(*out),
 			.flags = f.access == SIM_ACCESS_WRITE ?
@@ -586,22 +692,47 @@ static int sim_read_faults(struct be_device *dev, struct ioasid_fault *out,
 			out[n - 1].flags |= f.stage == 1 ? IOASID_FAULT_STAGE1 :
 							   IOASID_FAULT_STAGE2;
 			out[n - 1].stage_addr = f.stage_addr;
-			out[n - 1].nested_id = nested_id_of(dev->be,
-							    f.domain_id);
+			out[n - 1].nested_id = nested_id_of(be, f.domain_id);
 		}
 	}
+	return n;
+}
+
+static int sim_read_faults(struct be_device *dev, struct ioasid_fault *out,
+			   uint32_t cap, uint32_t *nr)
+{
+	uint32_t n = read_engine(dev->be, dev->dev, out, cap);
+
+	n += read_engine(dev->be, dev->no_pasid, out + n, cap - n);
+	for (uint32_t i = 0; i < dev->nr_pasids; i++)
+		n += read_engine(dev->be, dev->pasids[i].dev, out + n, cap - n);
 	*nr = n;
 	return 0;
 }
 
-static uint64_t sim_take_faults_lost(struct be_device *dev)
+static uint64_t overflows_since(struct sim_dev *sd, uint64_t *taken)
 {
 	struct sim_dev_stats st;
 	uint64_t n;
 
-	sim_dev_get_stats(dev->dev, &st);
-	n = st.fault_overflows - dev->overflows_taken;
-	dev->overflows_taken = st.fault_overflows;
+	if (!sd)
+		return 0;
+	sim_dev_get_stats(sd, &st);
+	n = st.fault_overflows - *taken;
+	*taken = st.fault_overflows;
+	return n;
+}
+
+static uint64_t sim_take_faults_lost(struct be_device *dev)
+{
+	uint64_t n = overflows_since(dev->dev, &dev->overflows_taken) +
+		     overflows_since(dev->no_pasid, &dev->no_pasid_taken) +
+		     dev->pasid_lost;
+
+	dev->pasid_lost = 0;
+	for (uint32_t i = 0; i < dev->nr_pasids; i++)
+		n += overflows_since(dev->pasids[i].dev,
+				     &dev->pasids[i].overflows_taken);
 	return n;
 }
 
@@ -643,6 +774,9 @@ const struct backend_ops backend_sim = {
 	.detach = sim_detach,
 	.device_vfio_fd = sim_device_vfio_fd,
 	.dma = sim_dma,
+	.pasid_attach = sim_pasid_attach,
+	.pasid_detach = sim_pasid_detach,
+	.dma_pasid = sim_dma_pasid,
 	.read_dirty = sim_read_dirty,
 	.read_faults = sim_read_faults,
 	.take_faults_lost = sim_take_faults_lost,

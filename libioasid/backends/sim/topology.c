@@ -45,7 +45,7 @@ const char topology_default[] =
 	"device 0000:00:02.0 vendor=0x15b3 device=0x101d class=0x020000 iommu=sim0 group=2 ats=yes\n"
 	"device 0000:00:02.1 vendor=0x15b3 device=0x101d class=0x020000 iommu=sim0 group=2 ats=yes\n"
 	"# A GPU with Enable No Snoop set, behind the unit that can enforce.\n"
-	"device 0000:00:03.0 vendor=0x10de device=0x2330 class=0x030200 iommu=sim0 group=3 no-snoop=yes ats=yes\n"
+	"device 0000:00:03.0 vendor=0x10de device=0x2330 class=0x030200 iommu=sim0 group=3 no-snoop=yes ats=yes pasid=20\n"
 	"# A GPU with Enable No Snoop set, behind the unit that cannot:\n"
 	"# its DMA can bypass CPU caches, so its VM needs WBINVD.\n"
 	"device 0000:01:00.0 vendor=0x1002 device=0x740f class=0x038000 iommu=sim1 group=4 no-snoop=yes\n"
@@ -379,14 +379,14 @@ static int parse_iommu(struct parser *p, char **tok, int ntok)
 
 enum {
 	DK_VENDOR, DK_DEVICE, DK_CLASS, DK_IOMMU, DK_GROUP, DK_NOSNOOP,
-	DK_TRANSLATES, DK_ATS, DK_RESV, DK_MAX
+	DK_TRANSLATES, DK_ATS, DK_RESV, DK_PASID, DK_MAX
 };
 static const char *const device_keys[DK_MAX] = {
 	[DK_VENDOR] = "vendor",		[DK_DEVICE] = "device",
 	[DK_CLASS] = "class",		[DK_IOMMU] = "iommu",
 	[DK_GROUP] = "group",		[DK_NOSNOOP] = "no-snoop",
 	[DK_TRANSLATES] = "translates",	[DK_ATS] = "ats",
-	[DK_RESV] = "reserved",
+	[DK_RESV] = "reserved",		[DK_PASID] = "pasid",
 };
 #define DK_REQUIRED ((1u << DK_VENDOR) | (1u << DK_DEVICE) | (1u << DK_IOMMU))
 
@@ -459,6 +459,10 @@ static int device_key(struct parser *p, struct inv_device *dev, int key,
 		return device_flag(p, dev, key, s, IOASID_DEVICE_TRANSLATES);
 	case DK_ATS:
 		return device_flag(p, dev, key, s, IOASID_DEVICE_ATS);
+	case DK_PASID:	/* the PASID capability's Max PASID Width */
+		ret = number_in(p, "pasid", s, 20, &v);
+		dev->info.pasid_bits = (uint32_t)v;
+		return ret;
 	default:
 		return ranges(p, s, &dev->reserved, &dev->nr_reserved);
 	}
