@@ -14,7 +14,8 @@
  *     hugetlbfs, guest_memfd and a restricted IOAS (page-granular
  *     conversions), and replace between IOASes.
  *  2. Coherency: the domain enforces iff the unit has snoop control, as
- *     IOMMU_GET_HW_INFO says; snoop modes "allow"/"enforce".
+ *     IOMMU_GET_HW_INFO says; snoop modes "allow"/"enforce".  Nested
+ *     translation: refused with a reason (QEMU's VT-d has no nesting).
  *  3. KVM: a VM bound, edu put in it (KVM_DEV_VFIO_FILE_ADD), kprobes on
  *     kvm_arch_[un]register_noncoherent_dma show the kernel's verdict;
  *     the library's verdict is compared with it.
@@ -1047,6 +1048,44 @@ static void suite_coherency(uint32_t ioas)
 	ioasid_ioas_destroy(ctx, other);
 }
 
+/* ---- nested translation --------------------------------------------------- */
+
+/*
+ * QEMU 7.2's VT-d has no nesting: a nested table for edu is refused with
+ * a reason (before the kernel when the unit does not advertise nesting,
+ * by IOMMU_HWPT_ALLOC otherwise), and nothing is left behind.
+ */
+static void suite_nested(void)
+{
+	struct ioasid_nested_vtd_s1 s1 = { .pgtbl_addr = 0x100000,
+					   .addr_width = 48 };
+	bool nesting = unit.flags & IOASID_IOMMU_NESTING;
+	uint32_t parent, nested = 0, nr = 0;
+	const char *why;
+	int r;
+
+	if (!tap_ok(ioasid_ioas_alloc(ctx, IOASID_IOAS_NEST_PARENT,
+				      &parent) == 0, "a nest-parent IOAS (%s)",
+		    kb_err(ctx)))
+		return;
+	r = ioasid_nested_alloc(ctx, parent, dev, IOASID_NESTED_VTD_S1, &s1,
+				sizeof(s1), 0, &nested);
+	why = kb_err(ctx);
+	tap_ok(r == -EOPNOTSUPP && nested == 0 && strcmp(why, "-"),
+	       "a VT-d stage-1 table over it for edu is refused on a unit "
+	       "%s nesting (%d: %s)", nesting ? "advertising" : "without",
+	       r, why);
+	if (!nesting)
+		tap_ok(strstr(why, "no nested translation") != NULL,
+		       "the reason names the missing capability");
+	tap_ok(ioasid_domain_list(ctx, parent, NULL, &nr) == 0 && nr == 0,
+	       "no HWPT left behind (%u)", nr);
+	if (r == 0)
+		ioasid_nested_destroy(ctx, nested);
+	tap_ok(ioasid_ioas_destroy(ctx, parent) == 0,
+	       "the parent is destroyed (%s)", kb_err(ctx));
+}
+
 /* ---- the VFIO file ------------------------------------------------------- */
 
 /* Does @fd refer to the character device @path? */
@@ -1809,6 +1848,7 @@ int main(void)
 	suite_restricted(ioas);
 	suite_storms(ioas);
 	suite_coherency(ioas);
+	suite_nested();
 	suite_vfio_fd();
 	suite_kvm();
 	edu_close(&edu);

@@ -39,6 +39,7 @@
 #define IFD_HWPT_SET_DIRTY_TRACKING	IFD_CMD(0x8b)
 #define IFD_HWPT_GET_DIRTY_BITMAP	IFD_CMD(0x8c)
 #define IFD_IOAS_MAP_FILE		IFD_CMD(0x8f)
+#define IFD_HWPT_INVALIDATE		IFD_CMD(0x8d)
 
 /* Flags of IOAS_MAP, IOAS_MAP_FILE and IOAS_COPY. */
 #define IFD_MAP_FIXED_IOVA		(1u << 0)
@@ -46,8 +47,17 @@
 #define IFD_MAP_READABLE		(1u << 2)
 
 /* Flags of HWPT_ALLOC. */
+#define IFD_HWPT_ALLOC_NEST_PARENT	(1u << 0)
 #define IFD_HWPT_ALLOC_DIRTY_TRACKING	(1u << 1)
 #define IFD_HWPT_ALLOC_PASID		(1u << 3)	/* 6.15: PASID-capable */
+
+/* HWPT_ALLOC data_type of a nested HWPT; HWPT_INVALIDATE data_type. */
+#define IFD_HWPT_DATA_VTD_S1		1
+#define IFD_HWPT_DATA_SELFTEST		0xdead
+#define IFD_HWPT_INVALIDATE_DATA_VTD_S1	0
+#define IFD_HWPT_INVALIDATE_DATA_SELFTEST 0xdeadbeef
+#define IFD_VTD_INV_FLAGS_LEAF		(1u << 0)
+#define IFD_TEST_INVALIDATE_FLAG_ALL	(1u << 0)
 
 /* GET_HW_INFO: out_data_type and out_capabilities. */
 #define IFD_HW_INFO_TYPE_NONE		0
@@ -169,6 +179,31 @@ struct ifd_hwpt_alloc {
 	uint64_t data_uptr;
 	uint32_t fault_id;
 	uint32_t reserved2;
+};
+
+/* HWPT_INVALIDATE: @entry_num in: entries, out: those done. */
+struct ifd_hwpt_invalidate {
+	uint32_t size;
+	uint32_t hwpt_id;
+	uint64_t data_uptr;
+	uint32_t data_type;
+	uint32_t entry_len;
+	uint32_t entry_num;
+	uint32_t reserved;
+};
+
+/* An entry of IFD_HWPT_INVALIDATE_DATA_VTD_S1 (npages ~0: everything). */
+struct ifd_vtd_s1_invalidate {
+	uint64_t addr;
+	uint64_t npages;
+	uint32_t flags;
+	uint32_t reserved;
+};
+
+/* An entry of IFD_HWPT_INVALIDATE_DATA_SELFTEST. */
+struct ifd_selftest_invalidate {
+	uint32_t flags;
+	uint32_t iotlb_id;
 };
 
 /* Driver data of GET_HW_INFO for Intel VT-d. */

@@ -75,6 +75,7 @@ struct be_ioas {
 	struct be_tenant *tenant;	/* the iommufd it lives in */
 	uint32_t id;			/* kernel IOAS */
 	bool page_granular;		/* IOMMU_OPTION_HUGE_PAGES 0: cuts split */
+	bool nest_parent;		/* its HWPTs: IOMMU_HWPT_ALLOC_NEST_PARENT */
 	struct kmap map;
 };
 
@@ -538,6 +539,7 @@ static int iommufd_ioas_alloc(struct backend *be, struct be_tenant *t,
 	ioas->be = be;
 	ioas->tenant = t;
 	ioas->id = a.out_ioas_id;
+	ioas->nest_parent = flags & IOASID_IOAS_NEST_PARENT;
 	/*
 	 * Page-granular (restricted IOASes always are): 4 KiB IOPTEs, so the
 	 * kernel can split its areas and every cut is one atomic call.  The
@@ -711,7 +713,8 @@ static int hwpt_alloc(struct be_tenant *t, struct be_device *dev,
 {
 	struct ifd_hwpt_alloc h = {
 		.size = sizeof(h), .dev_id = dev->dev_id, .pt_id = ioas->id,
-		.flags = dirty ? IFD_HWPT_ALLOC_DIRTY_TRACKING : 0,
+		.flags = (dirty ? IFD_HWPT_ALLOC_DIRTY_TRACKING : 0) |
+			 (ioas->nest_parent ? IFD_HWPT_ALLOC_NEST_PARENT : 0),
 	};
 	int r;
 
@@ -766,6 +769,10 @@ static int iommufd_domain_alloc(struct be_ioas *ioas,
 	dirty = dev->hw_caps & IFD_HW_CAP_DIRTY_TRACKING;
 	r = hwpt_alloc(ioas->tenant, dev, ioas, dirty, &d->hwpt_id);
 	if (r < 0) {
+		if (ioas->nest_parent)
+			err(be->log, "iommufd: the kernel refuses a nest-parent "
+			    "HWPT on %s: %s (no nesting on this IOMMU?)",
+			    unit->info.name, strerror(-r));
 		free(d);
 		return r;
 	}
@@ -1506,6 +1513,149 @@ static uint64_t iommufd_take_faults_lost(struct be_device *dev)
 	return n;
 }
 
+/* ---- nested HWPTs ------------------------------------------------------- */
+
+struct be_nested {
+	struct be_tenant *tenant;
+	struct be_domain *parent;
+	uint32_t hwpt_id;
+	uint32_t type;			/* enum ioasid_nested_type */
+};
+
+static int iommufd_nested_alloc(struct be_domain *parent,
+				struct be_device *dev, uint32_t type,
+				const void *data, uint32_t len,
+				uint32_t nested_id, struct be_nested **out,
+				char *why, size_t whylen)
+{
+	const struct ioasid_nested_selftest *st = data;
+	uint32_t iotlb = type == IOASID_NESTED_SELFTEST ? st->iotlb : 0;
+	struct ifd_hwpt_alloc h = {
+		.size = sizeof(h), .dev_id = dev->dev_id,
+		.pt_id = parent->hwpt_id,
+	};
+	struct be_nested *n;
+	int r;
+
+	if (!parent->ioas->nest_parent) {
+		snprintf(why, whylen, "the parent's HWPT is not a nest parent");
+		return -EINVAL;
+	}
+	if (type == IOASID_NESTED_VTD_S1) {
+		/* struct ioasid_nested_vtd_s1 is iommu_hwpt_vtd_s1 */
+		h.data_type = IFD_HWPT_DATA_VTD_S1;
+		h.data_len = len;
+		h.data_uptr = (uint64_t)(uintptr_t)data;
+	} else {
+		/* the kernel's struct iommu_hwpt_selftest is one __u32 */
+		h.data_type = IFD_HWPT_DATA_SELFTEST;
+		h.data_len = sizeof(iotlb);
+		h.data_uptr = (uint64_t)(uintptr_t)&iotlb;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	r = kioctl(dev->tenant->fd, IFD_HWPT_ALLOC, &h);
+	if (r < 0) {
+		snprintf(why, whylen, "IOMMU_HWPT_ALLOC of a nested HWPT (data "
+			 "type 0x%x) for %s: %s", h.data_type,
+			 dev->inv->info.name, strerror(-r));
+		free(n);
+		return r;
+	}
+	n->tenant = dev->tenant;
+	n->parent = parent;
+	n->hwpt_id = h.out_hwpt_id;
+	n->type = type;
+	dbg(dev->be->log, "iommufd: nested HWPT %u (table %u) over HWPT %u",
+	    n->hwpt_id, nested_id, parent->hwpt_id);
+	*out = n;
+	return 0;
+}
+
+static void iommufd_nested_free(struct be_nested *n)
+{
+	destroy_object(n->tenant, n->hwpt_id, "nested HWPT");
+	free(n);
+}
+
+static int iommufd_attach_nested(struct be_device *dev, struct be_nested *n)
+{
+	struct kvfio_device_attach_iommufd_pt a = {
+		.argsz = sizeof(a), .pt_id = n->hwpt_id,
+	};
+	int r = kioctl(dev->fd, KVFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+
+	if (r < 0)
+		return r;
+	dev->domain = n->parent;
+	return 0;
+}
+
+/* The kernel's entries for ours (the core checked them). */
+static void *inval_entries(const struct be_nested *n,
+			   const struct ioasid_nested_inval *v, uint32_t nr,
+			   uint32_t *type, uint32_t *len)
+{
+	struct ifd_selftest_invalidate *st;
+	struct ifd_vtd_s1_invalidate *vtd;
+	bool all;
+
+	if (n->type == IOASID_NESTED_SELFTEST) {
+		st = calloc(nr, sizeof(*st));
+		for (uint32_t i = 0; st && i < nr; i++) {
+			all = v[i].flags & IOASID_NESTED_INVAL_ALL;
+			st[i].flags = all ? IFD_TEST_INVALIDATE_FLAG_ALL : 0;
+			st[i].iotlb_id = all ? 0 : (uint32_t)v[i].addr;
+		}
+		*type = IFD_HWPT_INVALIDATE_DATA_SELFTEST;
+		*len = sizeof(*st);
+		return st;
+	}
+	vtd = calloc(nr, sizeof(*vtd));
+	for (uint32_t i = 0; vtd && i < nr; i++) {
+		all = v[i].flags & IOASID_NESTED_INVAL_ALL;
+		vtd[i].addr = all ? 0 : v[i].addr;
+		vtd[i].npages = all ? UINT64_MAX : v[i].npages;
+		vtd[i].flags = v[i].flags & IOASID_NESTED_INVAL_LEAF ?
+			       IFD_VTD_INV_FLAGS_LEAF : 0;
+	}
+	*type = IFD_HWPT_INVALIDATE_DATA_VTD_S1;
+	*len = sizeof(*vtd);
+	return vtd;
+}
+
+static int iommufd_nested_invalidate(struct be_nested *n,
+				     const struct ioasid_nested_inval *v,
+				     uint32_t nr, uint32_t *done, char *why,
+				     size_t whylen)
+{
+	struct ifd_hwpt_invalidate inv = {
+		.size = sizeof(inv), .hwpt_id = n->hwpt_id, .entry_num = nr,
+	};
+	void *entries = inval_entries(n, v, nr, &inv.data_type,
+				      &inv.entry_len);
+	int r;
+
+	*done = 0;
+	if (!entries)
+		return -ENOMEM;
+	inv.data_uptr = (uint64_t)(uintptr_t)entries;
+	r = kioctl(n->tenant->fd, IFD_HWPT_INVALIDATE, &inv);
+	free(entries);
+	/*
+	 * The kernel says how many it handled when an entry failed; when
+	 * it refused the call before any, entry_num may still read nr.
+	 */
+	*done = inv.entry_num < nr ? inv.entry_num : 0;
+	if (r < 0)
+		snprintf(why, whylen, "IOMMU_HWPT_INVALIDATE: %s",
+			 strerror(-r));
+	else
+		*done = nr;
+	return r;
+}
+
 /* ---- white-box test hooks (iommufd.h) ------------------------------------ */
 
 int iommufd_test_ioas_fd(const struct be_ioas *ioas)
@@ -1581,4 +1731,8 @@ const struct backend_ops backend_iommufd = {
 	.take_faults_lost = iommufd_take_faults_lost,
 	.hotplug_fd = iommufd_hotplug_fd,
 	.hotplug_read = iommufd_hotplug_read,
+	.nested_alloc = iommufd_nested_alloc,
+	.nested_free = iommufd_nested_free,
+	.attach_nested = iommufd_attach_nested,
+	.nested_invalidate = iommufd_nested_invalidate,
 };
