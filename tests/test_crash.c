@@ -889,3 +889,74 @@ Test(crash, a_grown_journal_is_compacted_and_still_rebuilds)
 	ioasid_unref(ctx);
 	close(memfd);
 }
+
+/* ---- nested tables --------------------------------------------------------- */
+
+/*
+ * A nested table and its attachment come back too: the guest's stage-1
+ * table is in the memfd (the store keeps it), the rebuilt table walks it.
+ * Guest memory at GPA 1M: root at 1M, then one table per level; GVA
+ * 0x200000 -> GPA 1M + 0x10000.
+ */
+Test(crash, a_nested_table_comes_back)
+{
+	const uint64_t gpa = 1 << 20, P_W_U = 7, data = 0x10000;
+	struct ioasid_nested_vtd_s1 s1 = { .pgtbl_addr = gpa,
+					   .addr_width = 48 };
+	uint64_t e[5] = {
+		(gpa + 0x1000) | P_W_U,		/* PML4[0] -> PDPT */
+		(gpa + 0x2000) | P_W_U,		/* PDPT[0] -> PD */
+		(gpa + 0x3000) | P_W_U,		/* PD[1] -> PT */
+		(gpa + data) | P_W_U,		/* PT[0] -> data */
+	};
+	struct ioasid_nested_info info;
+	struct ioasid_device_info di;
+	int memfd = test_memfd(1 << 20);
+	uint32_t nested = 0, nr = 1;
+	struct ioasid_ctx *ctx;
+	char buf[16] = "";
+	uint64_t done = 0;
+	struct held h;
+
+	cr_assert_eq(pwrite(memfd, &e[0], 8, 0), 8);
+	cr_assert_eq(pwrite(memfd, &e[1], 8, 0x1000), 8);
+	cr_assert_eq(pwrite(memfd, &e[2], 8, 0x2000 + 8), 8);
+	cr_assert_eq(pwrite(memfd, &e[3], 8, 0x3000), 8);
+	start();
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_name(ctx, "vm-nested", &nr), 0);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, IOASID_IOAS_NEST_PARENT,
+				       &h.ioas), 0);
+	h.iova = gpa;
+	cr_assert_eq(ioasid_map_file(ctx, h.ioas, memfd, 0, 1 << 20,
+				     RW | IOASID_MAP_FIXED_IOVA, &h.iova), 0);
+	cr_assert_eq(ioasid_device_bind(ctx, NIC, -1, &h.dev), 0);
+	cr_assert_eq(ioasid_nested_alloc(ctx, h.ioas, h.dev,
+					 IOASID_NESTED_VTD_S1, &s1, sizeof(s1),
+					 0, &nested), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_device_attach_nested(ctx, h.dev, nested, 0), 0);
+	cr_assert_eq(ioasid_session_token(ctx, h.token, sizeof(h.token)), 0);
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	ioasid_unref(ctx);
+
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm-nested", h.token), 0,
+		     "%s", ioasid_last_error(ctx));
+	nr = 1;
+	cr_assert_eq(ioasid_nested_list(ctx, h.ioas, &info, &nr), 0);
+	cr_assert_eq(nr, 1);
+	cr_assert_eq(info.nested_id, nested);
+	cr_assert_eq(info.pgtbl_addr, gpa);
+	cr_assert_eq(info.nr_devices, 1);
+	cr_assert_eq(ioasid_device_get_info(ctx, NIC, &di), 0);
+	cr_assert_eq(di.nested_id, nested);
+	cr_assert_eq(ioasid_device_dma(ctx, h.dev, 0x200000,
+				       (void *)"through stage 1", 16,
+				       IOASID_DMA_WRITE, &done), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(pread(memfd, buf, 16, data), 16);
+	cr_assert_str_eq(buf, "through stage 1");
+	ioasid_unref(ctx);
+	close(memfd);
+}
