@@ -364,6 +364,12 @@ void fastpath_after(struct fastpath *fp, const struct fastpath_req *req,
 	case IOASID_CMD_NESTED_ATTACH:
 	case IOASID_CMD_NESTED_INVALIDATE:
 	case IOASID_CMD_NESTED_LIST:
+	/* a device's PASIDs: attachments, not mappings */
+	case IOASID_CMD_DEVICE_PASID_ATTACH:
+	case IOASID_CMD_DEVICE_PASID_REPLACE:
+	case IOASID_CMD_DEVICE_PASID_DETACH:
+	case IOASID_CMD_DEVICE_PASID_LIST:
+	case IOASID_CMD_DEVICE_DMA_PASID:
 		return;
 	case IOASID_CMD_LOOKUP:
 	case IOASID_CMD_MAPPING_NEXT:
