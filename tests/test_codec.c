@@ -481,3 +481,22 @@ Test(codec, changes_state_is_what_the_core_changes)
 		cr_assert_not(proto_cmd_changes_state(not[i]), "%s does not",
 			      proto_cmd_name(not[i]));
 }
+
+/*
+ * Lists and infos only read: counted as changes, one in flight when the
+ * daemon dies would "resume" as a success with nothing in its buffer.
+ */
+Test(codec, no_list_or_info_changes_state)
+{
+	for (uint32_t cmd = 1; cmd < __IOASID_CMD_MAX; cmd++) {
+		const char *name = proto_cmd_policy(cmd) ?
+				   proto_cmd_name(cmd) : NULL;
+		size_t len = name ? strlen(name) : 0;
+
+		if (len < 5 || (strcmp(name + len - 5, "_LIST") &&
+				strcmp(name + len - 5, "_INFO")))
+			continue;
+		cr_assert_not(proto_cmd_changes_state(cmd), "%s only reads",
+			      name);
+	}
+}
