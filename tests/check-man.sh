@@ -8,6 +8,7 @@
 #  - every name in the NAME section of a man3 page is its own page or has a
 #    link, so that "man NAME" finds it;
 #  - every *ioasid...*(N) reference of a page names a page there is;
+#  - no NAME section has a line that scdoc reads as a list item;
 #  - every man/*.scd page builds with scdoc (skipped without scdoc), and the
 #    pages and .so links the build made are there and point at the right
 #    page (when the build made them).
@@ -68,6 +69,17 @@ for page in "$man"/*.3.scd; do
 		[ "$(link_target "$n")" = "$base" ] ||
 			err "$base.3 names $n, but man/man3-links has no '$n $base'"
 	done
+done
+
+# ---- every NAME section is one whatis entry ----------------------------------
+# ("name, name - what": a line that starts with "- " is a list item for
+# scdoc, and the built page's NAME then fails whatis and lintian)
+for page in "$man"/*.scd; do
+	checked=$((checked + 1))
+	awk '/^# NAME/ { on = 1; next } /^# / { on = 0 } on' "$page" |
+		grep -q '^[[:space:]]*- ' &&
+		err "$(basename "$page"): a NAME line starts with '- ' (a list" \
+		    "item for scdoc): end the line before it with ' -'"
 done
 
 # ---- every link points at a page --------------------------------------------
