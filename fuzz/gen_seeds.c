@@ -10,12 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <netlink/msg.h>
 
+#include "libioasid.h"
 #include "proto/codec.h"
+#include "proto/image.h"
+#include "util/crc32c.h"
 
 #define NIC	"0000:00:01.0"
 #define GiB	(1ULL << 30)
@@ -361,6 +365,79 @@ static void codec_seeds(void)
 	nlmsg_free(msg);
 }
 
+/* ---- the image target: exported contexts --------------------------------- */
+
+/* Write @ctx's image as seed @name: FD records zeroed (mode 1 fills them). */
+static void image_seed(const char *name, struct ioasid_ctx *ctx)
+{
+	static uint8_t buf[1 << 20];
+	struct image_header *h = (struct image_header *)(buf + 1);
+	size_t pos = sizeof(*h);
+	ssize_t len;
+	int memfd;
+
+	if (ioasid_ctx_export(ctx, &memfd) < 0) {
+		fprintf(stderr, "gen_seeds: %s\n", ioasid_last_error(ctx));
+		exit(1);
+	}
+	len = pread(memfd, buf + 1, sizeof(buf) - 1, 0);
+	if (len < (ssize_t)sizeof(*h))
+		exit(1);
+	ioasid_ctx_export_abandon(memfd);
+	close(memfd);
+	buf[0] = 1;
+	while (pos < h->size) {
+		struct image_record *r = (struct image_record *)(buf + 1 + pos);
+
+		if (r->type == IMAGE_REC_FD) {
+			memset(r + 1, 0, r->len);
+			r->crc = crc32c(0, r + 1, r->len);
+		}
+		pos += sizeof(*r) + ((r->len + 7) & ~7U);
+	}
+	h->records_crc = crc32c(0, buf + 1 + sizeof(*h), h->size - sizeof(*h));
+	h->crc = 0;
+	h->crc = crc32c(0, h, sizeof(*h));
+	write_file("image", name, buf, (size_t)len + 1);
+}
+
+static void image_seeds(void)
+{
+	struct ioasid_iova_range shared = { 0x201000, 0x202fff };
+	struct ioasid_iova_range allow = { 0x100000, 0xffffffff };
+	struct ioasid_ctx *ctx;
+	uint32_t a, b, dev;
+	uint64_t iova = 0x100000;
+	int ram = memfd_create("seed-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (ram < 0 || ftruncate(ram, 4 << 20) < 0 ||
+	    fcntl(ram, F_ADD_SEALS, F_SEAL_SHRINK) < 0 ||
+	    ioasid_new("sim", &ctx) < 0)
+		exit(1);
+	image_seed("empty", ctx);
+	if (ioasid_ioas_alloc(ctx, 0, &a) < 0 ||
+	    ioasid_allow_iovas(ctx, a, &allow, 1) < 0 ||
+	    ioasid_map_file(ctx, a, ram, 0, 1 << 20, IOASID_MAP_READ |
+			    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+			    &iova) < 0 ||
+	    ioasid_unmap(ctx, a, 0x140000, 0x1000, 0, NULL) < 0)
+		exit(1);
+	image_seed("mappings", ctx);
+	iova = 0x200000;
+	if (ioasid_ioas_alloc(ctx, IOASID_IOAS_RESTRICTED, &b) < 0 ||
+	    ioasid_map_file(ctx, b, ram, 1 << 20, 1 << 20, IOASID_MAP_READ |
+			    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+			    &iova) < 0 ||
+	    ioasid_convert(ctx, b, &shared, 1, IOASID_CONVERT_SHARED,
+			   NULL) < 0 ||
+	    ioasid_device_bind(ctx, "0000:00:01.0", -1, &dev) < 0 ||
+	    ioasid_device_attach(ctx, dev, b, 0) < 0)
+		exit(1);
+	image_seed("restricted-attached", ctx);
+	ioasid_unref(ctx);
+	close(ram);
+}
+
 int main(int argc, char **argv)
 {
 	char path[4096];
@@ -370,9 +447,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	outdir = argv[1];
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		snprintf(path, sizeof(path), "%s/%s", outdir,
-			 i ? "daemon" : "codec");
+			 i == 2 ? "image" : i ? "daemon" : "codec");
 		mkdir(outdir, 0755);
 		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
 			perror(path);
@@ -382,5 +459,6 @@ int main(int argc, char **argv)
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	codec_seeds();
 	daemon_seeds();
+	image_seeds();
 	return 0;
 }

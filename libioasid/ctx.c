@@ -155,6 +155,113 @@ IOASID_EXPORT int ioasid_new(const char *uri, struct ioasid_ctx **ctx)
 	return 0;
 }
 
+/*
+ * ioasid_ctx_export - the context's state as an image for a successor
+ * @memfd: out: a sealed memfd holding the image, without FD_CLOEXEC
+ *
+ * For a process that execs its next version (a VMM's live update): every
+ * IOAS with its flags, snoop mode and allowed ranges, every mapping (its
+ * file kept open without FD_CLOEXEC, its number in the image), the shared
+ * pages of each restricted IOAS, the bound devices and their attachments,
+ * the VMs and the event subscription.  Nothing in @ctx changes: it keeps
+ * working (and DMA keeps landing) until it is released.  The new image
+ * passes the number to ioasid_ctx_import(); a hand-over given up closes
+ * the kept files with ioasid_ctx_export_abandon().
+ *
+ * Returns 0; -EINVAL for a NULL argument; -EOPNOTSUPP for a context on
+ * ioasidd (its session is handed over by name and reclaim token,
+ * ioasid_session(3)), for the kernel backends (they cannot yet hand their
+ * kernel objects over) and for a mapping by address (ioasid_map_user(),
+ * whose memory does not survive exec); -ENOMEM; -EMFILE when the files
+ * cannot be kept open.
+ */
+IOASID_EXPORT int ioasid_ctx_export(struct ioasid_ctx *ctx, int *memfd)
+{
+	char errmsg[IOASID_ERRMSG_MAX] = "";
+	int r;
+
+	if (!ctx || !memfd)
+		return api_reject(-EINVAL, __func__, "%s is NULL",
+				  ctx ? "memfd" : "ctx");
+	if (!ctx->transport->export_image)
+		return api_reject(-EOPNOTSUPP, __func__, "a context on ioasidd "
+				  "is handed over by its session name and "
+				  "reclaim token (ioasid_session_name)");
+	r = ctx->transport->export_image(ctx->transport_priv, memfd, errmsg,
+					 sizeof(errmsg));
+	if (r < 0)
+		return api_reject(r, __func__, "%s",
+				  errmsg[0] ? errmsg : strerror(-r));
+	return 0;
+}
+
+/*
+ * ioasid_ctx_import - a context rebuilt from ioasid_ctx_export()'s image
+ * @memfd: the image (the caller keeps and closes it)
+ * @ctx: the new context, with one reference
+ *
+ * Creates the same backend, then replays the image: every object gets
+ * its old id, every mapping its IOVA, file, offset and access.  On
+ * success the files the image kept open are closed (the context holds
+ * its own references); on failure nothing is left built and they stay
+ * open (ioasid_ctx_export_abandon() closes them).
+ *
+ * Returns 0; -EINVAL for a NULL @ctx, a @memfd that is not an image, or
+ * an image of ioasidd (several sessions); -EPROTONOSUPPORT for an image
+ * of a newer format version; -EBADMSG for a truncated or corrupt image
+ * (a CRC, a record, a descriptor that was not inherited or is another
+ * file); -EFBIG beyond 1 GiB; -EPROTO when an object cannot get its old
+ * id back; -ENOMEM; or the error of the call that rebuilds a record (a
+ * device the backend no longer has: -ENOENT).  ioasid_last_error() names
+ * the record.
+ */
+IOASID_EXPORT int ioasid_ctx_import(int memfd, struct ioasid_ctx **ctx)
+{
+	const char *env = getenv("IOASID_LOG");
+	char errmsg[IOASID_ERRMSG_MAX] = "";
+	struct ioasid_ctx *c;
+	int r;
+
+	if (!ctx)
+		return api_reject(-EINVAL, __func__, "ctx is NULL");
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return api_reject(-ENOMEM, __func__, "out of memory");
+	c->refcount = 1;
+	c->log.fn = env ? log_stderr : log_null;
+	c->log.priority = env ? log_priority_from_env(env) : LOG_ERR;
+	c->transport = &transport_embedded;
+	r = c->transport->import_image(&c->log, memfd, &c->transport_priv,
+				       errmsg, sizeof(errmsg));
+	if (r < 0) {
+		free(c);
+		return api_reject(r, __func__, "%s",
+				  errmsg[0] ? errmsg : strerror(-r));
+	}
+	info(&c->log, "context %p imported (%s)", (void *)c,
+	     c->transport->backend_name(c->transport_priv));
+	*ctx = c;
+	return 0;
+}
+
+/*
+ * ioasid_ctx_export_abandon - close the files an exported image keeps
+ * open, when no successor will import it (the caller closes @memfd).
+ *
+ * Returns 0, or the errors of ioasid_ctx_import() about the image itself
+ * (-EINVAL, -EPROTONOSUPPORT, -EBADMSG, -EFBIG, -ENOMEM); then nothing is
+ * closed.
+ */
+IOASID_EXPORT int ioasid_ctx_export_abandon(int memfd)
+{
+	char errmsg[IOASID_ERRMSG_MAX] = "";
+	int r = embedded_image_abandon(memfd, errmsg, sizeof(errmsg));
+
+	if (r < 0)
+		return api_reject(r, __func__, "%s", errmsg);
+	return 0;
+}
+
 /* ioasid_ref - take a reference; returns @ctx (NULL stays NULL). */
 IOASID_EXPORT struct ioasid_ctx *ioasid_ref(struct ioasid_ctx *ctx)
 {

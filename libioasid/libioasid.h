@@ -90,6 +90,18 @@ int ioasid_session_list(struct ioasid_ctx *ctx,
 			struct ioasid_session_info *sessions, uint32_t *nr);
 int ioasid_session_drop(struct ioasid_ctx *ctx, const char *name);
 
+/* ---- handing a context to a successor across exec (embedded) --------- */
+
+/*
+ * The context's whole state as a sealed memfd (ioasid_ctx_export(3)): its
+ * descriptor and every file the state needs stay open without FD_CLOEXEC
+ * for the new program image, which rebuilds the context from it.
+ */
+int ioasid_ctx_export(struct ioasid_ctx *ctx, int *memfd);
+int ioasid_ctx_import(int memfd, struct ioasid_ctx **ctx);
+/* A hand-over given up: close the files an exported image kept open. */
+int ioasid_ctx_export_abandon(int memfd);
+
 /* ---- address spaces -------------------------------------------------- */
 
 int ioasid_ioas_alloc(struct ioasid_ctx *ctx, uint32_t flags,

@@ -237,6 +237,34 @@ Test(fail_nth, new)
 	fail_nth_from("c_new", c_new, 2);
 }
 
+/* Export, then import: each failure closes what it opened. */
+static int c_export_import(struct fx *f)
+{
+	struct ioasid_ctx *copy = NULL;
+	int fds = test_count_fds(), memfd = -1, r;
+
+	r = ioasid_ctx_export(f->ctx, &memfd);
+	if (r == 0) {
+		r = ioasid_ctx_import(memfd, &copy);
+		if (r < 0 && copy)
+			r = -EFAULT;	/* a failure must not hand one out */
+		if (r < 0)
+			ioasid_ctx_export_abandon(memfd);
+		close(memfd);
+	}
+	ioasid_unref(copy);
+	if (test_count_fds() != fds)
+		return -EBADFD;		/* a descriptor leaked */
+	return r;
+}
+
+Test(fail_nth, ctx_export_import)
+{
+	if (F.remote)
+		cr_skip_test("a context on ioasidd is not exported");
+	FAIL_NTH(c_export_import);
+}
+
 static int c_ioas_alloc(struct fx *f)
 {
 	return ioasid_ioas_alloc(f->ctx, 0, &f->scratch);

@@ -80,6 +80,13 @@ struct backend_ops {
 	const char *name;
 	/* ->unmap needs the whole pieces (kernel backends cannot cut) */
 	bool unmap_wants_pieces;
+	/*
+	 * A successor process rebuilds this backend's state by replaying
+	 * the ops of a state image (the simulator: nothing lives outside
+	 * the process); kernel backends would have to adopt their kernel
+	 * objects instead (core/export.c refuses them).
+	 */
+	bool replayable;
 
 	/* arg: what followed "name:" in the URI, or NULL. */
 	int (*open)(const struct log_sink *log, const char *arg,

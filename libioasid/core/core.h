@@ -103,6 +103,39 @@ int core_session_event_fd(const struct session *session);
 uint32_t core_next_id(struct core *core);
 void core_set_next_id(struct core *core, uint32_t id);
 
+/*
+ * The state image's side in the core (proto/image.h): core_session_export()
+ * calls @fn with each op that rebuilds @session (and, for an op that
+ * makes an object, the id it made), in the order to replay them, under
+ * the core's lock (@fn must not call the core).  0, or -errno with the
+ * reason in @why: -EOPNOTSUPP for a backend that cannot hand its kernel
+ * objects over (replayable false) or a mapping by address, or what @fn
+ * returned.
+ */
+struct core_ioas_counters {
+	uint32_t ioas_id;
+	uint32_t reserved;		/* 0 */
+	uint64_t nr_conversions, nr_faults;
+};
+/* One op (@c NULL), or an IOAS's monitoring counters (@op NULL), last. */
+typedef int (*core_export_fn)(void *arg, struct ioasid_op *op,
+			      uint32_t expect_id,
+			      const struct core_ioas_counters *c);
+int core_session_export(struct session *session, core_export_fn fn,
+			void *arg, struct ioasid_op *why);
+/*
+ * Run one op of an image for @session, making the object it creates get
+ * @expect_id (0: the op makes none): core_call()'s result, or -EPROTO
+ * when the op made another id (an attach that joined another domain).
+ */
+int core_replay(struct session *session, struct ioasid_op *op,
+		uint32_t expect_id);
+/* Put an IOAS's counters back (after its ops): 0 or -ENOENT. */
+int core_replay_counters(struct session *session,
+			 const struct core_ioas_counters *c);
+/* Give @session the id it had in another core (before its first op). */
+void core_session_set_id(struct session *session, uint32_t id);
+
 /* The devices the backend found: how many, and the name of number @i. */
 uint32_t core_nr_devices(const struct core *core);
 const char *core_device_name(const struct core *core, uint32_t i);

@@ -211,6 +211,35 @@ int sharedmap_for_each_run(const struct sharedmap *map, uint64_t iova,
 	return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int sharedmap_for_each_shared(const struct sharedmap *map,
+			      int (*fn)(void *arg, uint64_t iova,
+					uint64_t length),
+			      void *arg)
+{
+	struct leaf *l, *tmp;
+	uint64_t *idx, n = 0;
+	int r = 0;
+
+	idx = malloc(sizeof(*idx) * (map->nr_leaves + 1));
+	if (!idx)
+		return -ENOMEM;
+	HASH_ITER(hh, map->leaves, l, tmp)
+		idx[n++] = l->index;
+	qsort(idx, n, sizeof(*idx), cmp_u64);
+	for (uint64_t i = 0; i < n && r == 0; i++)
+		r = sharedmap_for_each_run(map, idx[i] << LEAF_SHIFT,
+					   1ULL << LEAF_SHIFT, true, fn, arg);
+	free(idx);
+	return r;
+}
+
 uint64_t sharedmap_mem_bytes(const struct sharedmap *map)
 {
 	return sizeof(*map) + map->nr_leaves * sizeof(struct leaf);

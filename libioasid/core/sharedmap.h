@@ -45,6 +45,15 @@ int sharedmap_for_each_run(const struct sharedmap *map, uint64_t iova,
 			   uint64_t length, bool shared,
 			   int (*fn)(void *arg, uint64_t iova, uint64_t length),
 			   void *arg);
+/*
+ * Call fn for each run of shared pages, in order, in time proportional to
+ * the memory the map uses (a run across a 1 GiB boundary comes in two).
+ * Stops at fn's first non-zero result; -ENOMEM.
+ */
+int sharedmap_for_each_shared(const struct sharedmap *map,
+			      int (*fn)(void *arg, uint64_t iova,
+					uint64_t length),
+			      void *arg);
 /* Bytes of memory the map uses; pages marked shared. */
 uint64_t sharedmap_mem_bytes(const struct sharedmap *map);
 uint64_t sharedmap_shared_pages(const struct sharedmap *map);

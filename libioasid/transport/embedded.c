@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Embedded transport: the core lives in this process, one session. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
 #include "core/core.h"
+#include "proto/codec.h"
+#include "proto/image.h"
 #include "transport/transport.h"
 #include "util/log.h"
 
@@ -14,6 +18,7 @@ struct embedded {
 	struct core *core;
 	struct session *session;
 	int epoll_fd;		/* the session's events + the hotplug source */
+	char *uri;		/* the core's, for a state image */
 };
 
 /* One descriptor for the caller's poll(): events queued or hotplug. */
@@ -34,33 +39,61 @@ static int make_event_fd(struct embedded *e)
 	return 0;
 }
 
-static int embedded_open(const struct log_sink *log, const char *uri,
-			 void **priv, char *errmsg, size_t errlen)
+/* The core and its one session, not yet the event fd. */
+static int embedded_core_new(const struct log_sink *log, const char *uri,
+			     struct embedded **out, char *errmsg,
+			     size_t errlen)
 {
 	struct embedded *e;
 	int r;
 
 	e = calloc(1, sizeof(*e));
-	if (!e)
+	if (!e || !(e->uri = strdup(uri))) {
+		free(e);
 		return -ENOMEM;
+	}
 	r = core_new(log, uri, &e->core, errmsg, errlen);
-	if (r < 0)
-		goto fail;
-	r = core_session_new(e->core, NULL, &e->session);
 	if (r == 0) {
-		r = make_event_fd(e);
+		r = core_session_new(e->core, NULL, &e->session);
 		if (r < 0)
-			core_session_free(e->session);
+			core_free(e->core);
 	}
 	if (r < 0) {
-		core_free(e->core);
+		free(e->uri);
+		free(e);
+		return r;
+	}
+	*out = e;
+	return 0;
+}
+
+static void embedded_free(struct embedded *e)
+{
+	core_session_free(e->session);
+	core_free(e->core);
+	free(e->uri);
+	free(e);
+}
+
+static int embedded_open(const struct log_sink *log, const char *uri,
+			 void **priv, char *errmsg, size_t errlen)
+{
+	struct embedded *e = NULL;
+	int r;
+
+	r = embedded_core_new(log, uri, &e, errmsg, errlen);
+	if (r < 0)
+		goto fail;
+	r = make_event_fd(e);
+	if (r < 0) {
+		embedded_free(e);
+		e = NULL;
 		goto fail;
 	}
 	*priv = e;
 	return 0;
 fail:
 	err(log, "cannot open %s: %s", uri, errmsg[0] ? errmsg : strerror(-r));
-	free(e);
 	return r;
 }
 
@@ -69,9 +102,7 @@ static void embedded_close(void *priv)
 	struct embedded *e = priv;
 
 	close(e->epoll_fd);
-	core_session_free(e->session);
-	core_free(e->core);
-	free(e);
+	embedded_free(e);
 }
 
 static int embedded_call(void *priv, struct ioasid_op *op)
@@ -111,6 +142,180 @@ struct core *embedded_transport_core(void *priv)
 	return e->core;
 }
 
+/* ---- the state image (proto/image.h) ---------------------------------- */
+
+static int put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
+		      const struct core_ioas_counters *c)
+{
+	struct image_writer *w = arg;
+
+	if (c) {
+		struct image_counters ic = {
+			.ioas_id = c->ioas_id,
+			.nr_conversions = c->nr_conversions,
+			.nr_faults = c->nr_faults,
+		};
+
+		return image_put(w, IMAGE_REC_COUNTERS, &ic, sizeof(ic));
+	}
+	return image_put_op(w, op, expect_id);
+}
+
+static int embedded_export(void *priv, int *memfd, char *errmsg,
+			   size_t errlen)
+{
+	struct embedded *e = priv;
+	struct image_session is = { .id = core_session_id(e->session) };
+	struct image_writer w;
+	struct ioasid_op why;
+	int r;
+
+	ioasid_op_init(&why, IOASID_CMD_UNSPEC);
+	image_writer_init(&w, true);
+	r = image_put_core(&w, e->uri);
+	if (r == 0)
+		r = image_put_session(&w, &is);
+	if (r == 0) {
+		r = core_session_export(e->session, put_export, &w, &why);
+		if (r < 0)
+			snprintf(errmsg, errlen, "%s", why.errmsg);
+	}
+	if (r == 0)
+		r = image_put_next_id(&w, core_next_id(e->core));
+	if (r == 0)
+		r = image_writer_finish(&w, memfd);
+	if (r < 0 && !errmsg[0])
+		snprintf(errmsg, errlen, "cannot write the state image: %s",
+			 strerror(-r));
+	image_writer_release(&w, r < 0);
+	return r;
+}
+
+static int refuse(char *msg, size_t len, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int refuse(char *msg, size_t len, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	op_failv(msg, len, err, fmt, ap);
+	va_end(ap);
+	return -err;
+}
+
+/* Replay @img's records into @e's session (@outbuf: PROTO_MAX_PAYLOAD). */
+static int replay(struct embedded *e, struct image *img, void *outbuf,
+		  char *errmsg, size_t errlen)
+{
+	struct image_rec rec;
+	uint32_t sessions = 0;
+	int r = 0;
+
+	while (r == 0 && image_next(img, &rec) > 0) {
+		struct ioasid_op op;
+		uint32_t expect, id;
+
+		switch (rec.type) {
+		case IMAGE_REC_CORE:
+		case IMAGE_REC_FD:
+			break;
+		case IMAGE_REC_SESSION:
+			if (sessions++)
+				return refuse(errmsg, errlen, EINVAL,
+						    "the image holds several "
+						    "sessions (ioasidd's)");
+			memcpy(&id, rec.payload, sizeof(id));
+			core_session_set_id(e->session, id);
+			break;
+		case IMAGE_REC_OP:
+			if (!sessions)
+				return refuse(errmsg, errlen, EBADMSG,
+						    "record %u: an op before "
+						    "any session", rec.index);
+			ioasid_op_init(&op, IOASID_CMD_UNSPEC);
+			r = image_op(img, &rec, &op, outbuf, &expect, errmsg,
+				     errlen);
+			if (r == 0)
+				r = core_replay(e->session, &op, expect);
+			if (r < 0 && !errmsg[0])
+				snprintf(errmsg, errlen, "record %u (%s): %s",
+					 rec.index, proto_cmd_name(op.cmd),
+					 op.errmsg);
+			break;
+		case IMAGE_REC_COUNTERS: {
+			struct core_ioas_counters c = { 0 };
+			struct image_counters ic;
+
+			memcpy(&ic, rec.payload, sizeof(ic));
+			c.ioas_id = ic.ioas_id;
+			c.nr_conversions = ic.nr_conversions;
+			c.nr_faults = ic.nr_faults;
+			r = core_replay_counters(e->session, &c);
+			if (r < 0)
+				snprintf(errmsg, errlen, "record %u: counters "
+					 "of IOAS %u, which it does not have",
+					 rec.index, c.ioas_id);
+			r = r < 0 ? -EBADMSG : 0;
+			break;
+		}
+		case IMAGE_REC_NEXT_ID:
+			memcpy(&id, rec.payload, sizeof(id));
+			core_set_next_id(e->core, id);
+			break;
+		default:
+			return refuse(errmsg, errlen, EINVAL,
+					    "record %u is ioasidd's (type "
+					    "0x%x): not a context's image",
+					    rec.index, rec.type);
+		}
+	}
+	return r;
+}
+
+static int embedded_import(const struct log_sink *log, int memfd,
+			   void **priv, char *errmsg, size_t errlen)
+{
+	struct embedded *e = NULL;
+	struct image *img;
+	void *outbuf;
+	int r;
+
+	r = image_read(memfd, &img, errmsg, errlen);
+	if (r < 0)
+		return r;
+	outbuf = malloc(PROTO_MAX_PAYLOAD);
+	r = outbuf ? embedded_core_new(log, img->uri, &e, errmsg, errlen) :
+		     -ENOMEM;
+	if (r == 0) {
+		r = replay(e, img, outbuf, errmsg, errlen);
+		if (r == 0)
+			r = make_event_fd(e);
+		if (r < 0)
+			embedded_free(e);
+	}
+	if (r == 0)
+		image_close_fds(img);	/* the core keeps its own */
+	image_free(img);
+	free(outbuf);
+	if (r < 0)
+		return r;
+	*priv = e;
+	return 0;
+}
+
+int embedded_image_abandon(int memfd, char *errmsg, size_t errlen)
+{
+	struct image *img;
+	int r = image_read(memfd, &img, errmsg, errlen);
+
+	if (r < 0)
+		return r;
+	image_close_fds(img);
+	image_free(img);
+	return 0;
+}
+
 const struct transport_ops transport_embedded = {
 	.name = "embedded",
 	.open = embedded_open,
@@ -119,4 +324,6 @@ const struct transport_ops transport_embedded = {
 	.backend_name = embedded_backend_name,
 	.event_fd = embedded_event_fd,
 	.event_read = embedded_event_read,
+	.export_image = embedded_export,
+	.import_image = embedded_import,
 };

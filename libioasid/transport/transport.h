@@ -33,7 +33,19 @@ struct transport_ops {
 	int (*event_fd)(void *priv);
 	/* Take one queued event: 0, or -EAGAIN when none. */
 	int (*event_read)(void *priv, struct ioasid_event *ev);
+	/*
+	 * Optional (embedded): the state image of the context in a new
+	 * sealed memfd, *memfd (proto/image.h); 0 or -errno and @errmsg.
+	 */
+	int (*export_image)(void *priv, int *memfd, char *errmsg,
+			    size_t errlen);
+	/* Optional (embedded): open from an image instead of a URI. */
+	int (*import_image)(const struct log_sink *log, int memfd, void **priv,
+			    char *errmsg, size_t errlen);
 };
+
+/* Close the descriptors a state image names: 0 or -errno (@errmsg). */
+int embedded_image_abandon(int memfd, char *errmsg, size_t errlen);
 
 struct core;
 /* The core behind an embedded transport's @priv (for tests). */

@@ -756,6 +756,7 @@ static int sim_simulate_hotplug(struct backend *be, const char *name,
 
 const struct backend_ops backend_sim = {
 	.name = "sim",
+	.replayable = true,
 	.open = sim_open,
 	.close = sim_close,
 	.describe = sim_describe,

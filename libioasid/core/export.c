@@ -1,0 +1,456 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A session as the ops that rebuild it (core_session_export()), and
+ * replaying them with the same ids (core_replay()): the core's side of
+ * the state image (proto/image.h has the format and the list of ops).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "core/base.h"
+#include "core/device.h"
+#include "core/domain.h"
+#include "core/ioas.h"
+#include "core/iova_tree.h"
+#include "core/sharedmap.h"
+#include "core/vm.h"
+#include "util/hash.h"
+#include "util/macros.h"
+
+/* Ranges per CONVERT op: what one codec attribute carries. */
+#define CONVERT_BATCH	4000
+
+struct export {
+	struct session *s;
+	core_export_fn emit;
+	void *arg;
+	struct ioasid_op *why;
+	struct ioasid_op op;
+	struct ioas *ioas;
+	struct ioasid_iova_range runs[CONVERT_BATCH];
+	uint32_t nr_runs;
+};
+
+static struct ioasid_op *op_new(struct export *x, uint32_t cmd)
+{
+	ioasid_op_init(&x->op, cmd);
+	return &x->op;
+}
+
+static int emit(struct export *x, uint32_t expect_id)
+{
+	int r = x->emit(x->arg, &x->op, expect_id, NULL);
+
+	if (r < 0 && x->why != &x->op)
+		snprintf(x->why->errmsg, sizeof(x->why->errmsg), "%s",
+			 x->op.errmsg[0] ? x->op.errmsg : strerror(-r));
+	return r;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The session's IOASes, in id order: *out (free it), *nr. */
+static int session_ioas_ids(struct session *s, uint32_t **out, uint32_t *nr)
+{
+	struct ioas *ioas, *tmp;
+	uint32_t n = 0, *ids;
+
+	ids = malloc(sizeof(*ids) * (HASH_COUNT(s->core->ioas_table) + 1));
+	if (!ids)
+		return -ENOMEM;
+	HASH_ITER(hh, s->core->ioas_table, ioas, tmp)
+		if (ioas->owner == s)
+			ids[n++] = ioas->id;
+	qsort(ids, n, sizeof(*ids), cmp_u32);
+	*out = ids;
+	*nr = n;
+	return 0;
+}
+
+static struct ioas *find_ioas(struct core *core, uint32_t id)
+{
+	struct ioas *ioas;
+
+	HASH_FIND(hh, core->ioas_table, &id, sizeof(id), ioas);
+	return ioas;
+}
+
+static int export_ioas(struct export *x, struct ioas *ioas)
+{
+	struct ioasid_op *op = op_new(x, IOASID_CMD_IOAS_ALLOC);
+	int r;
+
+	op->flags = ioas->flags;
+	r = emit(x, ioas->id);
+	if (r == 0 && ioas->snoop_mode != IOASID_SNOOP_AUTO) {
+		op = op_new(x, IOASID_CMD_IOAS_SET_SNOOP);
+		op->ioas_id = ioas->id;
+		op->mode = ioas->snoop_mode;
+		r = emit(x, 0);
+	}
+	if (r == 0 && ioas->nr_allowed) {
+		op = op_new(x, IOASID_CMD_ALLOW_IOVAS);
+		op->ioas_id = ioas->id;
+		op->in = ioas->allowed;
+		op->in_len = ioas->nr_allowed * (uint32_t)sizeof(*ioas->allowed);
+		r = emit(x, 0);
+	}
+	return r;
+}
+
+static int export_mappings(struct export *x, struct ioas *ioas)
+{
+	struct iova_tree_iter it;
+	struct iova_area a;
+	int r = 0;
+
+	iova_tree_iter_start(&it, ioas->tree, 0);
+	while (r == 0 && iova_tree_iter_next(&it, &a) == 0) {
+		struct file_ref *f = a.backing;
+		struct ioasid_op *op;
+
+		if (a.kind != IOVA_AREA_MAPPING)
+			continue;
+		if (!f)
+			return op_fail(x->why, EOPNOTSUPP, "IOAS %u maps "
+				       "0x%llx by address: only mappings of "
+				       "files can be handed over", ioas->id,
+				       (unsigned long long)a.iova);
+		op = op_new(x, IOASID_CMD_MAP_FILE);
+		op->ioas_id = ioas->id;
+		op->fd = f->fd;
+		op->offset = a.offset;
+		op->iova = a.iova;
+		op->length = a.length;
+		op->flags = (a.prot & (IOASID_MAP_READ | IOASID_MAP_WRITE)) |
+			    IOASID_MAP_FIXED_IOVA;
+		r = emit(x, f->id);
+	}
+	return r;
+}
+
+static int flush_runs(struct export *x)
+{
+	struct ioasid_op *op;
+
+	if (!x->nr_runs)
+		return 0;
+	op = op_new(x, IOASID_CMD_CONVERT);
+	op->ioas_id = x->ioas->id;
+	op->flags = IOASID_CONVERT_SHARED;
+	op->in = x->runs;
+	op->in_len = x->nr_runs * (uint32_t)sizeof(x->runs[0]);
+	x->nr_runs = 0;
+	return emit(x, 0);
+}
+
+static int shared_run(void *arg, uint64_t iova, uint64_t length)
+{
+	struct export *x = arg;
+
+	x->runs[x->nr_runs].start = iova;
+	x->runs[x->nr_runs].last = iova + length - 1;
+	if (++x->nr_runs < CONVERT_BATCH)
+		return 0;
+	return flush_runs(x);
+}
+
+/* A restricted IOAS's shared runs (every other page is private). */
+static int export_conversions(struct export *x, struct ioas *ioas)
+{
+	int r;
+
+	if (!ioas->shared)
+		return 0;
+	x->ioas = ioas;
+	x->nr_runs = 0;
+	r = sharedmap_for_each_shared(ioas->shared, shared_run, x);
+	if (r == -ENOMEM)
+		return op_fail(x->why, ENOMEM, "out of memory");
+	return r ? r : flush_runs(x);
+}
+
+static int export_counters(struct export *x, struct ioas *ioas)
+{
+	struct core_ioas_counters c = {
+		.ioas_id = ioas->id,
+		.nr_conversions = __atomic_load_n(&ioas->nr_conversions,
+						  __ATOMIC_RELAXED),
+		.nr_faults = __atomic_load_n(&ioas->nr_faults,
+					     __ATOMIC_RELAXED),
+	};
+	int r = x->emit(x->arg, NULL, 0, &c);
+
+	if (r < 0)
+		op_fail(x->why, -r, "cannot write IOAS %u's counters: %s",
+			ioas->id, strerror(-r));
+	return r;
+}
+
+static int cmp_attach(const void *a, const void *b)
+{
+	const struct device *x = *(const struct device *const *)a;
+	const struct device *y = *(const struct device *const *)b;
+
+	if (x->domain->id != y->domain->id)
+		return x->domain->id < y->domain->id ? -1 : 1;
+	return cmp_u32(&x->dev_id, &y->dev_id);
+}
+
+static int export_devices(struct export *x)
+{
+	struct core *core = x->s->core;
+	struct device **att;
+	uint32_t n = 0;
+	int r = 0;
+
+	att = calloc(core->nr_devices + 1, sizeof(*att));
+	if (!att)
+		return op_fail(x->why, ENOMEM, "out of memory");
+	/* binds in id order, so the ids come back in the same order */
+	for (uint32_t i = 0; i < core->nr_devices; i++)
+		if (core->devices[i].owner == x->s)
+			att[n++] = &core->devices[i];
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t j = i + 1; j < n; j++)
+			if (att[j]->dev_id < att[i]->dev_id) {
+				struct device *t = att[i];
+
+				att[i] = att[j];
+				att[j] = t;
+			}
+	for (uint32_t i = 0; i < n && r == 0; i++) {
+		struct ioasid_op *op = op_new(x, IOASID_CMD_DEVICE_BIND);
+
+		snprintf(op->name, sizeof(op->name), "%s",
+			 att[i]->inv->info.name);
+		op->fd = att[i]->vfio_fd;
+		r = emit(x, att[i]->dev_id);
+	}
+	/* attaches: a domain's first device makes it, in domain id order */
+	{
+		uint32_t k = 0;
+
+		for (uint32_t i = 0; i < n; i++)
+			if (att[i]->ioas && att[i]->domain)
+				att[k++] = att[i];
+		n = k;
+	}
+	qsort(att, n, sizeof(*att), cmp_attach);
+	for (uint32_t i = 0; i < n && r == 0; i++) {
+		struct ioasid_op *op = op_new(x, IOASID_CMD_DEVICE_ATTACH);
+
+		op->dev_id = att[i]->dev_id;
+		op->ioas_id = att[i]->ioas->id;
+		op->flags = att[i]->hinted ? IOASID_ATTACH_NO_SNOOP_UNUSED : 0;
+		r = emit(x, att[i]->domain->id);
+	}
+	free(att);
+	return r;
+}
+
+static int export_vms(struct export *x)
+{
+	struct core *core = x->s->core;
+	struct vm *vm, *tmp;
+	uint32_t *ids, n = 0;
+	int r = 0;
+
+	ids = malloc(sizeof(*ids) * (HASH_COUNT(core->vms) + 1));
+	if (!ids)
+		return op_fail(x->why, ENOMEM, "out of memory");
+	HASH_ITER(hh, core->vms, vm, tmp)
+		if (vm->owner == x->s)
+			ids[n++] = vm->id;
+	qsort(ids, n, sizeof(*ids), cmp_u32);
+	for (uint32_t i = 0; i < n && r == 0; i++) {
+		struct ioasid_op *op = op_new(x, IOASID_CMD_VM_BIND);
+
+		HASH_FIND(hh, core->vms, &ids[i], sizeof(ids[i]), vm);
+		op->fd = vm->kvm_fd;
+		op->fd2 = vm->kvm_vfio_fd;
+		op->flags = vm->flags & IOASID_VM_KVM_VFIO_CREATED;
+		r = emit(x, vm->id);
+		if (r == 0 && (vm->flags & IOASID_VM_FORBID_NONCOHERENT)) {
+			op = op_new(x, IOASID_CMD_VM_SET_POLICY);
+			op->vm_id = vm->id;
+			op->flags = IOASID_VM_FORBID_NONCOHERENT;
+			r = emit(x, 0);
+		}
+	}
+	free(ids);
+	for (uint32_t i = 0; i < core->nr_devices && r == 0; i++) {
+		struct device *dev = &core->devices[i];
+		struct ioasid_op *op;
+
+		if (dev->owner != x->s || !dev->vm)
+			continue;
+		op = op_new(x, IOASID_CMD_DEVICE_SET_VM);
+		op->dev_id = dev->dev_id;
+		op->vm_id = dev->vm->id;
+		op->flags = dev->kvm_by_client ?
+			    IOASID_SET_VM_CLIENT_REGISTERED : 0;
+		r = emit(x, 0);
+	}
+	return r;
+}
+
+static int export_session(struct export *x)
+{
+	struct session *s = x->s;
+	uint32_t *ids = NULL, nr = 0;
+	int r = 0;
+
+	if (!core_ops(s->core)->replayable)
+		return op_fail(x->why, EOPNOTSUPP, "the %s backend cannot "
+			       "hand its kernel objects over to another "
+			       "process yet", core_ops(s->core)->name);
+	if (s->event_groups) {
+		op_new(x, IOASID_CMD_SUBSCRIBE)->flags = s->event_groups;
+		r = emit(x, 0);
+	}
+	if (r == 0 && session_ioas_ids(s, &ids, &nr) < 0)
+		return op_fail(x->why, ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < nr && r == 0; i++)
+		r = export_ioas(x, find_ioas(s->core, ids[i]));
+	if (r == 0)
+		r = export_devices(x);
+	for (uint32_t i = 0; i < nr && r == 0; i++)
+		r = export_mappings(x, find_ioas(s->core, ids[i]));
+	for (uint32_t i = 0; i < nr && r == 0; i++)
+		r = export_conversions(x, find_ioas(s->core, ids[i]));
+	if (r == 0)
+		r = export_vms(x);
+	for (uint32_t i = 0; i < nr && r == 0; i++)
+		r = export_counters(x, find_ioas(s->core, ids[i]));
+	free(ids);
+	return r;
+}
+
+int core_session_export(struct session *s, core_export_fn fn, void *arg,
+			struct ioasid_op *why)
+{
+	struct export *x = calloc(1, sizeof(*x));
+	int r;
+
+	if (!x)
+		return op_fail(why, ENOMEM, "out of memory");
+	x->s = s;
+	x->emit = fn;
+	x->arg = arg;
+	x->why = why;
+	pthread_mutex_lock(&s->core->lock);
+	r = export_session(x);
+	pthread_mutex_unlock(&s->core->lock);
+	free(x);
+	return r;
+}
+
+int core_replay_counters(struct session *s, const struct core_ioas_counters *c)
+{
+	struct ioas *ioas;
+
+	pthread_mutex_lock(&s->core->lock);
+	ioas = find_ioas(s->core, c->ioas_id);
+	if (ioas && ioas->owner == s) {
+		__atomic_store_n(&ioas->nr_conversions, c->nr_conversions,
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&ioas->nr_faults, c->nr_faults,
+				 __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&s->core->lock);
+	return ioas && ioas->owner == s ? 0 : -ENOENT;
+}
+
+void core_session_set_id(struct session *s, uint32_t id)
+{
+	pthread_mutex_lock(&s->core->event_lock);
+	s->id = id;
+	if (id > s->core->next_session_id)
+		s->core->next_session_id = id;
+	pthread_mutex_unlock(&s->core->event_lock);
+}
+
+/* The id the replayed @op made, for checking against the image's. */
+static uint32_t made_id(struct session *s, const struct ioasid_op *op)
+{
+	struct ioas *ioas;
+	struct iova_area a;
+	struct device *dev;
+
+	switch (op->cmd) {
+	case IOASID_CMD_DEVICE_ATTACH:
+		dev = device_find_bound(s, op->dev_id);
+		return dev && dev->domain ? dev->domain->id : 0;
+	case IOASID_CMD_MAP_FILE:
+		ioas = find_ioas(s->core, op->ioas_id);
+		if (!ioas || iova_tree_lookup(ioas->tree, op->iova, &a) ||
+		    a.kind != IOVA_AREA_MAPPING || !a.backing)
+			return 0;
+		return ((struct file_ref *)a.backing)->id;
+	default:
+		return op->out_id;
+	}
+}
+
+/*
+ * Make the next id @op allocates @id: the core's counter, or for a map
+ * the IOAS's file table's (a file's id is its place in that table).
+ */
+static void force_id(struct session *s, const struct ioasid_op *op,
+		     uint32_t id, uint32_t *file_next)
+{
+	struct ioas *ioas;
+
+	pthread_mutex_lock(&s->core->lock);
+	if (op->cmd != IOASID_CMD_MAP_FILE) {
+		s->core->next_id = id - 1;
+	} else if ((ioas = find_ioas(s->core, op->ioas_id)) &&
+		   ioas->owner == s) {
+		*file_next = ioas->files.next_id;
+		ioas->files.next_id = id - 1;
+	}
+	pthread_mutex_unlock(&s->core->lock);
+}
+
+static void file_next_restore(struct session *s, const struct ioasid_op *op,
+			      uint32_t id, uint32_t file_next)
+{
+	struct ioas *ioas;
+
+	pthread_mutex_lock(&s->core->lock);
+	ioas = find_ioas(s->core, op->ioas_id);
+	if (ioas && ioas->owner == s)
+		ioas->files.next_id = max_t(uint32_t, file_next, id);
+	pthread_mutex_unlock(&s->core->lock);
+}
+
+int core_replay(struct session *s, struct ioasid_op *op, uint32_t expect_id)
+{
+	uint32_t got, file_next = 0;
+	int r;
+
+	if (expect_id == UINT32_MAX)
+		return op_fail(op, EINVAL, "id %u cannot be made", expect_id);
+	if (expect_id)
+		force_id(s, op, expect_id, &file_next);
+	r = core_call(s, op);
+	if (expect_id && op->cmd == IOASID_CMD_MAP_FILE)
+		file_next_restore(s, op, expect_id, file_next);
+	if (r < 0 || !expect_id)
+		return r;
+	got = made_id(s, op);
+	if (got != expect_id)
+		return op_fail(op, EPROTO, "%s made id %u, the image says %u",
+			       op->cmd == IOASID_CMD_DEVICE_ATTACH ? "the attach" :
+			       op->cmd == IOASID_CMD_MAP_FILE ? "the map" : "the op", got, expect_id);
+	return 0;
+}

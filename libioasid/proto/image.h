@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The state image: a core's state as a sequence of records in a file
+ * (a memfd), for a successor process to rebuild it (ioasid_ctx_export()
+ * and ioasid_ctx_import() embedded, ioasidd's live upgrade).
+ *
+ * Layout (host byte order: an image never leaves its host):
+ *
+ *   struct image_header   64 bytes at offset 0
+ *   records               from header_size to size, each a struct
+ *                         image_record, then len payload bytes, padded
+ *                         with zeros to 8 bytes
+ *
+ * The header says how many bytes are committed (size) and carries two
+ * CRC-32Cs (util/crc32c.h): one of the header itself (crc field 0), one
+ * of every record byte (records_crc, extended incrementally, so records
+ * can be appended: image_writer_flush()).  Each record carries the CRC of
+ * its payload too, so a reader can name the first bad one.
+ *
+ * Records (type; payload):
+ *
+ *   IMAGE_REC_CORE     the backend's URI ("sim", "sim:FILE"), NUL
+ *                      ended: the core to create.  First, exactly once.
+ *   IMAGE_REC_FD       struct image_fd: a descriptor the successor
+ *                      inherited (its number) and the file it must be
+ *                      (st_dev, st_ino); the n-th FD record is index n.
+ *   IMAGE_REC_SESSION  struct image_session: the records up to the next
+ *                      SESSION are this session's.
+ *   IMAGE_REC_OP       struct image_op, then one request message of the
+ *                      wire codec (proto/codec.h, the same strict parser
+ *                      that reads the socket), whose FD_INDEX/FD_INDEX2
+ *                      name the image_op's fd[0]/fd[1], indexes into the
+ *                      FD records.  Replayed in order into the current
+ *                      session; expect_id is the id the op created (a new
+ *                      IOAS, device, VM, or the domain an attach made),
+ *                      and the replay gives it that id again.
+ *   IMAGE_REC_COUNTERS struct image_counters: an IOAS's monitoring
+ *                      counters, after the ops that rebuilt it.
+ *   IMAGE_REC_NEXT_ID  u32: the core's id counter after everything.
+ *   0x100 - 0x1ff      ioasidd's own records (connections, tokens,
+ *                      rings: ioasidd/upgrade.c).
+ *   0x200 - 0x2ff      reserved for a journal of changes appended after
+ *                      the image (IMAGE_REC_OP records appended the same
+ *                      way replay in order too).
+ *
+ * Which ops describe a session (core_session_export(), core/core.c): per
+ * session SUBSCRIBE; per IOAS, in id order, IOAS_ALLOC (its flags),
+ * IOAS_SET_SNOOP, ALLOW_IOVAS; DEVICE_BIND per bound device; DEVICE_ATTACH
+ * per attached device (domains in id order); MAP_FILE per mapping piece
+ * (FIXED_IOVA); CONVERT (to shared) per restricted IOAS's shared runs;
+ * VM_BIND, VM_SET_POLICY, DEVICE_SET_VM.  Reserved ranges come back with
+ * the attaches that brought them.
+ *
+ * Version rules: IMAGE_VERSION grows when a record changes meaning; a
+ * reader refuses an image of a newer version (-EPROTONOSUPPORT) and reads
+ * every older one it knows.  Readers refuse unknown record types below
+ * 0x100 (-EBADMSG); each user says what it does with the ranges above.
+ *
+ * Reading is hostile by default: image_read() copies the file (nothing
+ * can change under the parser), then checks magic, version, sizes, both
+ * CRCs and every record's framing before the caller sees any record;
+ * records are parsed by their readers with the codec's checks.
+ */
+#ifndef IOASID_PROTO_IMAGE_H
+#define IOASID_PROTO_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "op/op.h"
+
+#define IMAGE_MAGIC		"IOASIDIM"
+#define IMAGE_VERSION		1
+/* The largest image a reader takes (-EFBIG beyond). */
+#define IMAGE_MAX_SIZE		(1ULL << 30)
+
+struct image_header {
+	char magic[8];			/* IMAGE_MAGIC, no NUL */
+	uint32_t version;
+	uint32_t header_size;		/* sizeof(struct image_header) */
+	uint64_t size;			/* committed bytes, header included */
+	uint32_t nr_records;
+	uint32_t flags;			/* 0 */
+	uint32_t crc;			/* of the header with crc = 0 */
+	uint32_t records_crc;		/* of bytes [header_size, size) */
+	uint8_t reserved[24];		/* 0 */
+};
+
+struct image_record {
+	uint16_t type;			/* enum image_rec_type */
+	uint16_t flags;			/* 0 */
+	uint32_t len;			/* payload bytes (before padding) */
+	uint32_t crc;			/* of the payload */
+	uint32_t reserved;		/* 0 */
+};
+
+enum image_rec_type {
+	IMAGE_REC_CORE = 1,
+	IMAGE_REC_FD = 2,
+	IMAGE_REC_SESSION = 3,
+	IMAGE_REC_OP = 4,
+	IMAGE_REC_NEXT_ID = 5,
+	IMAGE_REC_COUNTERS = 6,
+	IMAGE_REC_DAEMON_FIRST = 0x100,
+	IMAGE_REC_DAEMON_LAST = 0x1ff,
+	IMAGE_REC_JOURNAL_FIRST = 0x200,
+	IMAGE_REC_JOURNAL_LAST = 0x2ff,
+};
+
+struct image_fd {
+	int32_t fd;			/* its number in the successor */
+	uint32_t type;			/* st_mode & S_IFMT */
+	/*
+	 * fstat() of the file it must be.  Regular files (memfds, tmpfs,
+	 * hugetlbfs) are one record per file; others (KVM's anonymous
+	 * inodes, which all share one inode) one per descriptor.
+	 */
+	uint64_t dev, ino;
+};
+
+struct image_session {
+	uint32_t id;			/* the session's id in the old core */
+	uint32_t pid, uid;
+	uint32_t flags;			/* 0 */
+	char name[IOASID_NAME_MAX];	/* NUL ended, "" for none */
+};
+
+struct image_op {
+	uint32_t expect_id;		/* 0: the op creates nothing */
+	uint32_t nfds;			/* descriptors the message names */
+	uint32_t fd[2];			/* FD record indexes */
+	/* then the request message (struct nlmsghdr first) */
+};
+
+struct image_counters {
+	uint32_t ioas_id;
+	uint32_t reserved;		/* 0 */
+	uint64_t nr_conversions, nr_faults;
+};
+
+/* ---- writing -------------------------------------------------------- */
+
+struct image_writer {
+	uint8_t *buf;			/* records not yet flushed */
+	size_t len, cap;
+	uint32_t nr_records;		/* flushed and buffered */
+	/* the FD records so far (for dedup by file and for closing) */
+	struct image_fd *fds;
+	uint32_t nr_fds, cap_fds;
+	/*
+	 * true: each new file gets a descriptor of its own, without
+	 * FD_CLOEXEC, for a successor across exec (image_writer_release()
+	 * closes them when the hand-over is abandoned); false: the
+	 * descriptor's number as given.
+	 */
+	bool dup_fds;
+	/* the file being appended to (image_writer_flush()), -1 */
+	int memfd;
+	uint64_t flushed;		/* committed bytes of memfd */
+	uint32_t records_crc;
+};
+
+void image_writer_init(struct image_writer *w, bool dup_fds);
+/* Free the buffers; @close_fds: close the descriptors dup_fds made. */
+void image_writer_release(struct image_writer *w, bool close_fds);
+/* Append one record: 0, -ENOMEM, -E2BIG (payload over 4 GiB). */
+int image_put(struct image_writer *w, uint16_t type, const void *payload,
+	      uint32_t len);
+/*
+ * The index of @fd's file among the FD records, adding one (with a new
+ * descriptor when dup_fds) the first time the file is seen.  -errno.
+ */
+int image_put_fd(struct image_writer *w, int fd, uint32_t *index);
+int image_put_core(struct image_writer *w, const char *uri);
+int image_put_session(struct image_writer *w, const struct image_session *s);
+/*
+ * One op as an OP record (its descriptors become FD records): 0, or
+ * -errno with the reason in op->errmsg (what the codec refuses).
+ */
+int image_put_op(struct image_writer *w, struct ioasid_op *op,
+		 uint32_t expect_id);
+int image_put_next_id(struct image_writer *w, uint32_t next_id);
+/*
+ * Write what is buffered to @w->memfd (a new image when @w->memfd is -1:
+ * a memfd without FD_CLOEXEC, header first) and commit it in the header.
+ * Appending needs a file without write seals.  0 or -errno.
+ */
+int image_writer_flush(struct image_writer *w);
+/*
+ * Flush into a new memfd and seal it (no write, shrink, grow, nor further
+ * seals): *memfd is the caller's.  0 or -errno.
+ */
+int image_writer_finish(struct image_writer *w, int *memfd);
+
+/* ---- reading -------------------------------------------------------- */
+
+/* One record as image_next() returns it; payload points into the image. */
+struct image_rec {
+	uint16_t type;
+	uint32_t len;
+	const void *payload;
+	uint32_t index;			/* 0 for the first record */
+};
+
+struct image {
+	uint8_t *buf;			/* a private copy of the file */
+	size_t size;
+	uint32_t version;
+	uint32_t nr_records;
+	size_t pos;			/* image_next()'s cursor */
+	uint32_t next;			/* index of the next record */
+	struct image_fd *fd_table;	/* every FD record, in order */
+	uint32_t nr_fds;
+	const char *uri;		/* the CORE record */
+};
+
+/*
+ * image_read - copy and validate the image in @fd (read from offset 0)
+ *
+ * Returns 0 (free with image_free()), or: -EINVAL not an image (magic,
+ * header size); -EPROTONOSUPPORT a newer version; -EBADMSG truncated,
+ * a CRC that does not match, a record that overruns or is malformed, a
+ * missing or repeated CORE record, an FD record whose descriptor is not
+ * open or is another file; -EFBIG larger than IMAGE_MAX_SIZE; -ENOMEM;
+ * the errno of reading the file.  @why says which check failed.
+ */
+int image_read(int fd, struct image **img, char *why, size_t whylen);
+void image_free(struct image *img);
+/* The next record: 1, or 0 at the end. */
+int image_next(struct image *img, struct image_rec *rec);
+/* Back to the first record. */
+void image_rewind(struct image *img);
+/*
+ * Decode an OP record into @op (whose output buffer is @outbuf, at least
+ * PROTO_MAX_PAYLOAD bytes; op->in points into the image): 0, or -EBADMSG
+ * with the reason in @why.
+ */
+int image_op(const struct image *img, const struct image_rec *rec,
+	     struct ioasid_op *op, void *outbuf, uint32_t *expect_id,
+	     char *why, size_t whylen);
+/* Close every descriptor the FD records name (a hand-over given up). */
+void image_close_fds(const struct image *img);
+
+#endif

@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The state image (proto/image.h): ioasid_ctx_export() and
+ * ioasid_ctx_import() in one process (tests/test_handover.c does it
+ * across exec), and every way an image can be wrong.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+#include "proto/image.h"
+#include "snapshot.h"
+#include "util/crc32c.h"
+
+#define MiB (1ULL << 20)
+#define RW (IOASID_MAP_READ | IOASID_MAP_WRITE)
+#define FIXED IOASID_MAP_FIXED_IOVA
+#define NIC "0000:00:01.0"
+#define GPU "0000:00:03.0"
+
+struct state {
+	struct ioasid_ctx *ctx;
+	uint32_t plain, restr, spare, nic, gpu, vm;
+	int ram, ram2, kvm, vm_fd;
+};
+
+/*
+ * A context with something of everything: a freed IOAS (ids with a gap),
+ * an IOAS with allowed ranges and a snoop mode, mappings of two files cut
+ * in pieces, a restricted IOAS with shared runs, two devices attached.
+ */
+static void build(struct state *st)
+{
+	struct ioasid_iova_range allow = { 0x100000, 0x7fffffff };
+	struct ioasid_iova_range shared[2] = {
+		{ 0x201000, 0x203fff }, { 0x280000, 0x280fff },
+	};
+	uint64_t iova, converted;
+	uint32_t gone;
+
+	cr_assert_eq(ioasid_new("sim", &st->ctx), 0);
+	st->ram = test_memfd(4 * MiB);
+	st->ram2 = test_memfd(MiB);
+	cr_assert_eq(ioasid_ioas_alloc(st->ctx, 0, &gone), 0);
+	cr_assert_eq(ioasid_ioas_alloc(st->ctx, 0, &st->plain), 0);
+	cr_assert_eq(ioasid_ioas_destroy(st->ctx, gone), 0);
+	cr_assert_eq(ioasid_ioas_set_snoop_mode(st->ctx, st->plain,
+						IOASID_SNOOP_ENFORCE), 0);
+	cr_assert_eq(ioasid_allow_iovas(st->ctx, st->plain, &allow, 1), 0);
+	iova = 0x100000;
+	cr_assert_eq(ioasid_map_file(st->ctx, st->plain, st->ram, 0, 2 * MiB,
+				     RW | FIXED, &iova), 0);
+	/* a cut: the pieces keep file, offset and access */
+	cr_assert_eq(ioasid_unmap(st->ctx, st->plain, 0x180000, 0x3000, 0, NULL), 0);
+	iova = 0x400000;
+	cr_assert_eq(ioasid_map_file(st->ctx, st->plain, st->ram2, 0x1000,
+				     0x4000, IOASID_MAP_READ | FIXED, &iova),
+		     0);
+	cr_assert_eq(ioasid_ioas_alloc(st->ctx, 0, &st->spare), 0);
+	cr_assert_eq(ioasid_ioas_alloc(st->ctx, IOASID_IOAS_RESTRICTED,
+				       &st->restr), 0);
+	iova = 0x200000;
+	cr_assert_eq(ioasid_map_file(st->ctx, st->restr, st->ram, 2 * MiB,
+				     MiB, RW | FIXED, &iova), 0);
+	cr_assert_eq(ioasid_convert(st->ctx, st->restr, shared, 2,
+				    IOASID_CONVERT_SHARED, &converted), 0);
+	cr_assert_eq(ioasid_device_bind(st->ctx, NIC, -1, &st->nic), 0);
+	cr_assert_eq(ioasid_device_bind(st->ctx, GPU, -1, &st->gpu), 0);
+	cr_assert_eq(ioasid_device_attach(st->ctx, st->nic, st->restr, 0), 0,
+		     "%s", ioasid_last_error(st->ctx));
+	cr_assert_eq(ioasid_device_attach(st->ctx, st->gpu, st->plain, 0),
+		     0, "%s", ioasid_last_error(st->ctx));
+	cr_assert_eq(ioasid_event_subscribe(st->ctx, IOASID_EVENT_GROUP_DEVICE),
+		     0);
+	/* a VM, where the machine has KVM (its bookkeeping is carried) */
+	st->vm_fd = -1;
+	st->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (st->kvm >= 0)
+		st->vm_fd = ioctl(st->kvm, 0xAE01 /* KVM_CREATE_VM */, 0);
+	if (st->vm_fd >= 0) {
+		cr_assert_eq(ioasid_vm_bind(st->ctx, st->vm_fd, -1, &st->vm),
+			     0, "%s", ioasid_last_error(st->ctx));
+		cr_assert_eq(ioasid_vm_set_policy(st->ctx, st->vm,
+					IOASID_VM_FORBID_NONCOHERENT), 0);
+		cr_assert_eq(ioasid_device_set_vm(st->ctx, st->nic, st->vm), 0,
+			     "%s", ioasid_last_error(st->ctx));
+	}
+}
+
+static void teardown_state(struct state *st)
+{
+	ioasid_unref(st->ctx);
+	close(st->ram);
+	close(st->ram2);
+	if (st->vm_fd >= 0)
+		close(st->vm_fd);
+	if (st->kvm >= 0)
+		close(st->kvm);
+}
+
+static int export_ok(struct ioasid_ctx *ctx)
+{
+	int memfd = -1;
+
+	cr_assert_eq(ioasid_ctx_export(ctx, &memfd), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_geq(memfd, 0);
+	return memfd;
+}
+
+Test(image, round_trip_is_identical)
+{
+	struct snap before, after, again;
+	struct ioasid_ctx *copy = NULL;
+	struct state st;
+	uint8_t buf[4096], got[4096];
+	uint64_t done;
+	int memfd, seals;
+
+	build(&st);
+	snapshot_take(st.ctx, &before, SNAP_STATUS);
+	memfd = export_ok(st.ctx);
+	seals = fcntl(memfd, F_GET_SEALS);
+	cr_assert_eq(seals & (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW |
+			      F_SEAL_SEAL),
+		     F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+	cr_assert_eq(fcntl(memfd, F_GETFD) & FD_CLOEXEC, 0,
+		     "the image is for a successor across exec");
+	snapshot_take(st.ctx, &again, SNAP_STATUS);
+	cr_assert(snapshot_equal(&before, &again), "export changed nothing");
+
+	cr_assert_eq(ioasid_ctx_import(memfd, &copy), 0, "%s",
+		     ioasid_last_error(NULL));
+	snapshot_take(copy, &after, SNAP_STATUS);
+	cr_assert(snapshot_equal(&before, &after),
+		  "the imported context is the exported one");
+
+	/* DMA through the rebuilt page tables lands in the file */
+	memset(buf, 0x6b, sizeof(buf));
+	cr_assert_eq(ioasid_device_dma(copy, st.gpu, 0x100000, buf, 4096,
+				       IOASID_DMA_WRITE, &done), 0, "%s",
+		     ioasid_last_error(copy));
+	cr_assert_eq(pread(st.ram, got, 4096, 0), 4096);
+	cr_assert_arr_eq(got, buf, 4096);
+	/* the shared run of the restricted IOAS too, the private page not */
+	memset(buf, 0x2c, sizeof(buf));
+	cr_assert_eq(ioasid_device_dma(copy, st.nic, 0x202000, buf, 4096,
+				       IOASID_DMA_WRITE, &done), 0);
+	cr_assert_eq(pread(st.ram, got, 4096, 2 * MiB + 0x2000), 4096);
+	cr_assert_arr_eq(got, buf, 4096);
+	cr_assert_lt(ioasid_device_dma(copy, st.nic, 0x204000, buf, 4096,
+				       IOASID_DMA_WRITE, &done), 0,
+		     "a private page stays private");
+	/* the cut hole is still a hole */
+	cr_assert_lt(ioasid_device_dma(copy, st.gpu, 0x181000, buf, 4096,
+				       IOASID_DMA_WRITE, &done), 0);
+	/* new objects do not reuse an id */
+	{
+		uint32_t id;
+
+		cr_assert_eq(ioasid_ioas_alloc(copy, 0, &id), 0);
+		cr_assert_gt(id, st.gpu);
+	}
+	snapshot_free(&before);
+	snapshot_free(&after);
+	snapshot_free(&again);
+	ioasid_unref(copy);
+	close(memfd);
+	teardown_state(&st);
+}
+
+Test(image, import_closes_the_kept_files_abandon_too)
+{
+	struct ioasid_ctx *copy;
+	struct state st;
+	int memfd, fds;
+
+	build(&st);
+	fds = test_count_fds();
+	memfd = export_ok(st.ctx);
+	cr_assert_gt(test_count_fds(), fds + 1, "the files are kept open");
+	cr_assert_eq(ioasid_ctx_import(memfd, &copy), 0);
+	ioasid_unref(copy);
+	cr_assert_eq(test_count_fds(), fds + 1, "only the image is left");
+	close(memfd);
+
+	memfd = export_ok(st.ctx);
+	cr_assert_eq(ioasid_ctx_export_abandon(memfd), 0);
+	close(memfd);
+	cr_assert_eq(test_count_fds(), fds);
+	teardown_state(&st);
+}
+
+Test(image, empty_context)
+{
+	struct ioasid_ctx *ctx, *copy;
+	struct snap a, b;
+	int memfd;
+
+	cr_assert_eq(ioasid_new("sim", &ctx), 0);
+	snapshot_take(ctx, &a, SNAP_STATUS);
+	memfd = export_ok(ctx);
+	cr_assert_eq(ioasid_ctx_import(memfd, &copy), 0);
+	snapshot_take(copy, &b, SNAP_STATUS);
+	cr_assert(snapshot_equal(&a, &b));
+	snapshot_free(&a);
+	snapshot_free(&b);
+	ioasid_unref(copy);
+	ioasid_unref(ctx);
+	close(memfd);
+}
+
+Test(image, refusals)
+{
+	struct ioasid_ctx *ctx = test_ctx(), *copy = NULL;
+	int memfd = -1, fd = test_memfd(MiB);
+	uint32_t ioas;
+	uint64_t iova = 0;
+	void *p;
+
+	cr_assert_eq(ioasid_ctx_export(NULL, &memfd), -EINVAL);
+	cr_assert_eq(ioasid_ctx_export(ctx, NULL), -EINVAL);
+	cr_assert_eq(ioasid_ctx_import(fd, NULL), -EINVAL);
+	cr_assert_eq(ioasid_ctx_import(-1, &copy), -EBADF);
+	cr_assert_eq(ioasid_ctx_import(fd, &copy), -EINVAL, "not an image");
+	cr_assert_null(copy);
+	if (ioasid_is_remote(ctx)) {
+		cr_assert_eq(ioasid_ctx_export(ctx, &memfd), -EOPNOTSUPP);
+		cr_assert(strstr(ioasid_last_error(ctx), "session"));
+		goto out;
+	}
+	/* a mapping by address does not survive exec */
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &ioas), 0);
+	p = mmap(NULL, 8192, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	cr_assert_eq(ioasid_map_user(ctx, ioas, p, 8192, RW, &iova), 0);
+	cr_assert_eq(ioasid_ctx_export(ctx, &memfd), -EOPNOTSUPP);
+	cr_assert(strstr(ioasid_last_error(ctx), "by address"), "%s",
+		  ioasid_last_error(ctx));
+	cr_assert_eq(memfd, -1);
+	munmap(p, 8192);
+out:
+	close(fd);
+	ioasid_unref(ctx);
+}
+
+/* ---- hostile images -------------------------------------------------- */
+
+static size_t image_bytes(int memfd, uint8_t **out)
+{
+	struct stat st;
+	uint8_t *buf;
+
+	cr_assert_eq(fstat(memfd, &st), 0);
+	buf = malloc((size_t)st.st_size);
+	cr_assert_eq(pread(memfd, buf, (size_t)st.st_size, 0), st.st_size);
+	*out = buf;
+	return (size_t)st.st_size;
+}
+
+static int image_of(const uint8_t *buf, size_t len)
+{
+	int fd = memfd_create("test-image", MFD_CLOEXEC);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, buf, len), (ssize_t)len);
+	return fd;
+}
+
+static void fix_header_crc(uint8_t *buf)
+{
+	struct image_header *h = (struct image_header *)buf;
+
+	h->crc = 0;
+	h->crc = crc32c(0, h, sizeof(*h));
+}
+
+static void fix_records_crc(uint8_t *buf)
+{
+	struct image_header *h = (struct image_header *)buf;
+
+	h->records_crc = crc32c(0, buf + sizeof(*h), h->size - sizeof(*h));
+	fix_header_crc(buf);
+}
+
+/* Import @buf: the error it gives, and nothing was built. */
+static int import_bytes(const uint8_t *buf, size_t len)
+{
+	struct ioasid_ctx *copy = NULL;
+	int fd = image_of(buf, len), r;
+
+	r = ioasid_ctx_import(fd, &copy);
+	cr_assert_null(copy);
+	cr_assert_neq(ioasid_last_error(NULL)[0], '\0', "a reason");
+	close(fd);
+	return r;
+}
+
+/* The first record of @type: its header. */
+static struct image_record *find_record(uint8_t *buf, uint16_t type)
+{
+	struct image_header *h = (struct image_header *)buf;
+	size_t pos = sizeof(*h);
+
+	while (pos < h->size) {
+		struct image_record *r = (struct image_record *)(buf + pos);
+
+		if (r->type == type)
+			return r;
+		pos += sizeof(*r) + ((r->len + 7) & ~7U);
+	}
+	cr_assert_fail("no record of type %u", type);
+	return NULL;
+}
+
+static void fix_record_crc(uint8_t *buf, struct image_record *r)
+{
+	r->crc = crc32c(0, r + 1, r->len);
+	fix_records_crc(buf);
+}
+
+Test(image, hostile)
+{
+	struct image_header *h;
+	struct image_record *rec;
+	struct state st;
+	uint8_t *orig, *buf;
+	size_t len;
+	int memfd, fds;
+
+	build(&st);
+	memfd = export_ok(st.ctx);
+	len = image_bytes(memfd, &orig);
+	buf = malloc(len);
+	fds = test_count_fds();
+
+	/* sane: the copy imports */
+	{
+		struct ioasid_ctx *copy;
+		int fd = image_of(orig, len);
+
+		cr_assert_eq(ioasid_ctx_import(fd, &copy), 0, "%s",
+			     ioasid_last_error(NULL));
+		ioasid_unref(copy);
+		close(fd);
+		/* the import closed the kept files: export again */
+		close(memfd);
+		memfd = export_ok(st.ctx);
+		free(orig);
+		cr_assert_eq(image_bytes(memfd, &orig), len);
+		fds = test_count_fds();
+	}
+
+	/* truncated anywhere */
+	for (size_t cut = 0; cut < len; cut += len / 37 + 1) {
+		int r = import_bytes(orig, cut);
+
+		cr_assert(r == -EBADMSG || (cut == 0 && r == -EINVAL),
+			  "cut at %zu: %d", cut, r);
+	}
+	/* each byte flipped somewhere: refused, nothing built */
+	for (size_t i = 0; i < len; i += 13) {
+		memcpy(buf, orig, len);
+		buf[i] ^= 0x40;
+		cr_assert_lt(import_bytes(buf, len), 0, "byte %zu", i);
+	}
+	/* not an image */
+	memcpy(buf, orig, len);
+	buf[0] = 'X';
+	cr_assert_eq(import_bytes(buf, len), -EINVAL);
+	/* a newer version */
+	memcpy(buf, orig, len);
+	h = (struct image_header *)buf;
+	h->version = IMAGE_VERSION + 1;
+	fix_header_crc(buf);
+	cr_assert_eq(import_bytes(buf, len), -EPROTONOSUPPORT);
+	cr_assert(strstr(ioasid_last_error(NULL), "version"));
+	/* an unknown record type, CRCs right */
+	memcpy(buf, orig, len);
+	rec = find_record(buf, IMAGE_REC_NEXT_ID);
+	rec->type = 77;
+	fix_records_crc(buf);
+	cr_assert_eq(import_bytes(buf, len), -EBADMSG);
+	/* an ioasidd record in a context's image */
+	memcpy(buf, orig, len);
+	rec = find_record(buf, IMAGE_REC_NEXT_ID);
+	rec->type = IMAGE_REC_DAEMON_FIRST;
+	fix_records_crc(buf);
+	cr_assert_eq(import_bytes(buf, len), -EINVAL);
+	/* a descriptor that is another file */
+	memcpy(buf, orig, len);
+	rec = find_record(buf, IMAGE_REC_FD);
+	((struct image_fd *)(rec + 1))->fd = st.ram2 == 0 ? 1 : 0;
+	fix_record_crc(buf, rec);
+	cr_assert_eq(import_bytes(buf, len), -EBADMSG);
+	cr_assert(strstr(ioasid_last_error(NULL), "another file"), "%s",
+		  ioasid_last_error(NULL));
+	/* a descriptor that was not inherited */
+	memcpy(buf, orig, len);
+	rec = find_record(buf, IMAGE_REC_FD);
+	((struct image_fd *)(rec + 1))->fd = 1000000;
+	fix_record_crc(buf, rec);
+	cr_assert_eq(import_bytes(buf, len), -EBADMSG);
+	/* an op the codec refuses (its message cut short), CRCs right */
+	memcpy(buf, orig, len);
+	rec = find_record(buf, IMAGE_REC_OP);
+	((uint8_t *)(rec + 1))[sizeof(struct image_op)] ^= 0xff;
+	fix_record_crc(buf, rec);
+	cr_assert_eq(import_bytes(buf, len), -EBADMSG);
+	/* a device the backend does not have: the op's own error */
+	memcpy(buf, orig, len);
+	{
+		uint8_t *p = memmem(buf, len, NIC, strlen(NIC));
+
+		cr_assert(p);
+		p[strlen(NIC) - 1] = '7';
+		rec = NULL;
+		for (size_t pos = sizeof(*h); pos < len;) {
+			struct image_record *r =
+				(struct image_record *)(buf + pos);
+
+			if ((uint8_t *)r < p && p < (uint8_t *)(r + 1) + r->len)
+				rec = r;
+			pos += sizeof(*r) + ((r->len + 7) & ~7U);
+		}
+		cr_assert(rec);
+		fix_record_crc(buf, rec);
+	}
+	cr_assert_eq(import_bytes(buf, len), -ENOENT, "%s",
+		     ioasid_last_error(NULL));
+	cr_assert(strstr(ioasid_last_error(NULL), "DEVICE_BIND"), "%s",
+		  ioasid_last_error(NULL));
+	cr_assert_eq(test_count_fds(), fds, "a failed import leaks nothing");
+
+	free(buf);
+	free(orig);
+	cr_assert_eq(ioasid_ctx_export_abandon(memfd), 0);
+	close(memfd);
+	teardown_state(&st);
+}
