@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * ioasidctl --session NAME: keep state in ioasidd across commands, and
- * ioasidctl session list|drop.
+ * ioasidctl session list|drop, and ioasidctl daemon upgrade.
  *
  * --session NAME opens "unix:PATH?session=NAME&token-file=FILE": the
  * library reclaims the session when FILE holds its token, else names a
@@ -281,5 +281,67 @@ int cmd_session(struct ctl *ctl, int argc, char **argv)
 {
 	return ctl_dispatch_group(ctl, session_cmds, ARRAY_SIZE(session_cmds),
 				  "ioasidctl session", group_usage, "list",
+				  argc, argv);
+}
+
+/* ---- daemon upgrade ------------------------------------------------------ */
+
+static const char upgrade_usage[] =
+	"Usage: ioasidctl daemon upgrade [--binary PATH]\n"
+	"\n"
+	"Have ioasidd re-execute itself (or PATH) without a gap: every\n"
+	"connection and session carries over, clients see a delay at most\n"
+	"(ioasidd(8), LIVE UPGRADE).  Root only.  When the new binary cannot\n"
+	"take over, the old process keeps serving and this says why.\n";
+
+static int daemon_upgrade(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		COMMON_OPTS, { "binary", required_argument, NULL, 'b' }, { 0 }
+	};
+	const char *binary = NULL;
+	uint32_t pid = 0;
+	int c, r;
+
+	while ((c = ctl_opt(ctl, argc, argv, "hb:", opts, upgrade_usage)) !=
+	       -1) {
+		if (c != 'b')
+			return ctl_opt_status(c);
+		binary = optarg;
+	}
+	r = ctl_nargs(ctl, argc, 0, 0);
+	if (r)
+		return r;
+	r = ctl_open(ctl);
+	if (r)
+		return r;
+	r = ioasid_daemon_upgrade(ctl->ctx, binary, &pid);
+	if (r < 0)
+		return ctl_fail(ctl, r, "ioasidd was not upgraded");
+	if (ctl->json)
+		printf("{\"upgraded\":true,\"pid\":%u}\n", pid);
+	else
+		printf("ioasidd upgraded: pid %u serves\n", pid);
+	return EXIT_OK;
+}
+
+static const struct cmd daemon_cmds[] = {
+	{ "upgrade", daemon_upgrade, "re-execute ioasidd without a gap" },
+};
+
+static const char daemon_group_usage[] =
+	"Usage: ioasidctl daemon upgrade\n"
+	"\n"
+	"ioasidd itself.\n"
+	"\n"
+	"Subcommands:\n";
+
+int cmd_daemon(struct ctl *ctl, int argc, char **argv)
+{
+	/* never a default: an upgrade is asked for by name */
+	if (argc < 2)
+		return ctl_usage(ctl, "which daemon command? (upgrade)");
+	return ctl_dispatch_group(ctl, daemon_cmds, ARRAY_SIZE(daemon_cmds),
+				  "ioasidctl daemon", daemon_group_usage, NULL,
 				  argc, argv);
 }

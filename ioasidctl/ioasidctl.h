@@ -205,6 +205,7 @@ int nested_table(const struct ioasid_nested_info *v, uint32_t nr,
 		 const char *indent);
 void json_nested_array(struct json *j, const struct ioasid_nested_info *v,
 		       uint32_t nr);
+int cmd_daemon(struct ctl *ctl, int argc, char **argv);
 /*
  * --session: make ctl->uri name the session and its token file (an exit
  * status); after opening, refuse a session without linger.

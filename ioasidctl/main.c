@@ -37,6 +37,7 @@ static const struct cmd commands[] = {
 	{ "sim", cmd_sim, "print the topology (ioasid-topology(5)); hotplug" },
 	{ "batch", cmd_batch, "run subcommands from a file in one session" },
 	{ "session", cmd_session, "sessions in ioasidd: list them, drop a lingering one" },
+	{ "daemon", cmd_daemon, "ioasidd itself: upgrade (re-execute it)" },
 	{ "script", cmd_batch, "the same as batch" },
 };
 

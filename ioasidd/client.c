@@ -40,6 +40,7 @@
 #include <netlink/msg.h>
 
 #include "ioasidd.h"
+#include "proto/image.h"
 #include "proto/codec.h"
 #include "util/macros.h"
 
@@ -509,6 +510,36 @@ static int run_op(struct client *c, struct ioasid_op *op)
 	return r;
 }
 
+/*
+ * DAEMON_UPGRADE: root only.  On success the new process has taken this
+ * connection over and sends the reply; this one exits in upgrade_start().
+ */
+static int do_upgrade(struct client *c, struct ioasid_op *op, uint32_t seq)
+{
+	char binary[4096] = "", why[IOASID_ERRMSG_MAX] = "";
+	int r;
+
+	if (c->cred.uid != 0)
+		return op_fail(op, EPERM, "only root may upgrade ioasidd "
+			       "(uid %u asked)", c->cred.uid);
+	if (op->in_len) {
+		const char *p = op->in;
+
+		if (op->in_len > sizeof(binary) || p[op->in_len - 1] ||
+		    strlen(p) + 1 != op->in_len || !p[0])
+			return op_fail(op, EINVAL, "the binary's path must be "
+				       "one NUL-ended string under 4096 "
+				       "bytes");
+		memcpy(binary, p, op->in_len);
+	}
+	log_info(c->srv, "client %llu asks for an upgrade to %s",
+		 (unsigned long long)c->id, binary[0] ? binary :
+		 c->srv->self_exe);
+	r = upgrade_start(c->srv, binary[0] ? binary : NULL, c, seq, why,
+			  sizeof(why));
+	return op_fail(op, -r, "%s", why);
+}
+
 static void close_fds(int *fds, unsigned int nfds)
 {
 	for (unsigned int i = 0; i < nfds; i++)
@@ -557,7 +588,10 @@ static void serve(struct client *c, const struct proto_msg *m, int *fds,
 		return;
 	}
 	fastpath_before(&op, &req);
-	r = run_op(c, &op);
+	if (op.cmd == IOASID_CMD_DAEMON_UPGRADE)
+		r = do_upgrade(c, &op, m->seq);	/* returns only on failure */
+	else
+		r = run_op(c, &op);
 	/* the view says what the core says before the reply leaves */
 	fastpath_after(c->fastpath, &req, &op, r);
 	close_fds(fds, nfds);
@@ -814,6 +848,16 @@ static int judge(struct client *c)
 	return 0;
 }
 
+/* Into the server's list of clients. */
+static void client_link(struct server *srv, struct client *c)
+{
+	c->next = srv->clients;
+	if (srv->clients)
+		srv->clients->prev = c;
+	srv->clients = c;
+	srv->nr_clients++;
+}
+
 /* Takes @fd: on failure it is closed. */
 int client_new(struct server *srv, int fd, struct client **out)
 {
@@ -848,11 +892,7 @@ int client_new(struct server *srv, int fd, struct client **out)
 		client_free(c);
 		return r;
 	}
-	c->next = srv->clients;
-	if (srv->clients)
-		srv->clients->prev = c;
-	srv->clients = c;
-	srv->nr_clients++;
+	client_link(srv, c);
 	if (c->session)
 		log_info(srv, "client %llu: pid %d uid %u gid %u, policy [%s], "
 			 "session %u", (unsigned long long)c->id,
@@ -864,6 +904,299 @@ int client_new(struct server *srv, int fd, struct client **out)
 			 c->cred.uid, c->cred.gid, c->policy_label);
 	*out = c;
 	return 0;
+}
+
+/* ---- live upgrade (upgrade.c) -------------------------------------------- */
+
+/* IMAGE_REC_DAEMON_CLIENT: one connection. */
+struct client_image {
+	uint64_t id, nr_requests;
+	uint32_t fd;			/* FD record index of its socket */
+	uint32_t session_id;		/* 0: the policy denied it */
+	uint32_t linger_s;
+	int32_t deny_errno;
+	uint32_t close_after_send;
+	uint32_t has_ring;
+	char name[IOASID_NAME_MAX];
+	char hello[IOASID_NAME_MAX];
+	char policy_label[64];
+	char deny_why[160];
+	struct ring_image ring;
+};
+
+/* IMAGE_REC_DAEMON_PENDING: a message not sent yet; then its bytes. */
+struct pending_image {
+	uint64_t client_id;
+	int32_t fd;			/* FD record index, -1 */
+	uint32_t reserved;
+};
+
+void clients_quiesce(struct server *srv)
+{
+	for (struct client *c = srv->clients; c; c = c->next) {
+		if (c->out_head)
+			flush_pending(c);
+		forward_events(c, INT_MAX, true);
+	}
+}
+
+void clients_retire_views(struct server *srv)
+{
+	for (struct client *c = srv->clients; c; c = c->next)
+		if (c->fastpath)
+			fastpath_retire(c->fastpath);
+}
+
+static int export_pending(struct image_writer *w, const struct client *c)
+{
+	for (const struct outmsg *m = c->out_head; m; m = m->next) {
+		struct pending_image pi = { .client_id = c->id, .fd = -1 };
+		size_t len = sizeof(pi) + m->len;
+		unsigned char *buf;
+		uint32_t idx;
+		int r = 0;
+
+		if (m->fd >= 0) {
+			r = image_put_fd(w, m->fd, &idx);
+			pi.fd = (int32_t)idx;
+		}
+		buf = r == 0 ? malloc(len) : NULL;
+		if (!buf)
+			return r < 0 ? r : -ENOMEM;
+		memcpy(buf, &pi, sizeof(pi));
+		memcpy(buf + sizeof(pi), m->data, m->len);
+		r = image_put(w, IMAGE_REC_DAEMON_PENDING, buf, (uint32_t)len);
+		free(buf);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int clients_export(struct server *srv, struct image_writer *w)
+{
+	int r = 0;
+
+	for (struct client *c = srv->clients; c && r == 0; c = c->next) {
+		struct client_image ci = {
+			.id = c->id,
+			.nr_requests = c->nr_requests,
+			.session_id = c->session ?
+				      core_session_id(c->session) : 0,
+			.linger_s = c->linger_s,
+			.deny_errno = c->deny_errno,
+			.close_after_send = c->close_after_send,
+			.has_ring = c->ring != NULL,
+		};
+
+		if (c->dead)
+			continue;
+		snprintf(ci.name, sizeof(ci.name), "%s", c->name);
+		snprintf(ci.hello, sizeof(ci.hello), "%s", c->hello);
+		snprintf(ci.policy_label, sizeof(ci.policy_label), "%s",
+			 c->policy_label);
+		snprintf(ci.deny_why, sizeof(ci.deny_why), "%s", c->deny_why);
+		r = image_put_fd(w, c->fd, &ci.fd);
+		if (r == 0 && c->ring)
+			r = ring_export(c->ring, w, &ci.ring);
+		if (r == 0)
+			r = image_put(w, IMAGE_REC_DAEMON_CLIENT, &ci,
+				      sizeof(ci));
+		if (r == 0)
+			r = export_pending(w, c);
+	}
+	return r;
+}
+
+/* The session limits the policy gives the peer of @fd now. */
+static int adopt_judge(struct client *c)
+{
+	socklen_t len = sizeof(c->cred);
+	struct policy_result res;
+	gid_t *groups;
+	size_t nr;
+	int r;
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0)
+		return -errno;
+	r = peer_groups(c->fd, &groups, &nr);
+	if (r < 0)
+		return r;
+	policy_lookup(c->srv->policy, c->cred.uid, c->cred.gid, groups, nr,
+		      &res);
+	free(groups);
+	return open_session(c, &res);
+}
+
+static int adopt_one(struct server *srv, const struct client_image *ci,
+		     image_take_fn take, void *arg, char *why, size_t whylen)
+{
+	struct client *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	c->srv = srv;
+	c->id = ci->id;
+	c->nr_requests = ci->nr_requests;
+	c->linger_s = ci->linger_s;
+	c->deny_errno = ci->deny_errno;
+	c->close_after_send = ci->close_after_send;
+	memcpy(c->name, ci->name, sizeof(c->name));
+	memcpy(c->hello, ci->hello, sizeof(c->hello));
+	memcpy(c->policy_label, ci->policy_label, sizeof(c->policy_label));
+	memcpy(c->deny_why, ci->deny_why, sizeof(c->deny_why));
+	c->name[sizeof(c->name) - 1] = c->hello[sizeof(c->hello) - 1] = '\0';
+	c->policy_label[sizeof(c->policy_label) - 1] = '\0';
+	c->deny_why[sizeof(c->deny_why) - 1] = '\0';
+	c->fd = take(arg, ci->fd);
+	c->sock_w = (struct watch){ .kind = WATCH_CLIENT, .client = c,
+				    .fd = c->fd };
+	r = c->fd < 0 ? c->fd : 0;
+	if (r == 0 && ci->session_id) {
+		r = adopt_judge(c);
+		if (r == 0) {
+			core_session_set_id(c->session, ci->session_id);
+			core_session_set_owner(c->session,
+					       (uint32_t)c->cred.pid,
+					       c->cred.uid, c->name);
+		}
+	} else if (r == 0) {
+		socklen_t len = sizeof(c->cred);
+
+		r = getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &c->cred,
+			       &len) < 0 ? -errno : 0;
+	}
+	if (r == 0 && ci->has_ring) {
+		r = ring_adopt(srv, &ci->ring, take, arg, &c->ring);
+		if (r == 0) {
+			c->ring_w = (struct watch){ .kind = WATCH_RING,
+						    .client = c,
+						    .fd = ring_doorbell(c->ring) };
+			r = server_watch(srv, &c->ring_w, EPOLLIN);
+		}
+	}
+	if (r == 0)
+		r = server_watch(srv, &c->sock_w, EPOLLIN);
+	if (r < 0) {
+		snprintf(why, whylen, "cannot take over client %llu: %s",
+			 (unsigned long long)ci->id, strerror(-r));
+		server_unwatch(srv, &c->sock_w);
+		server_unwatch(srv, &c->ev_w);
+		server_unwatch(srv, &c->ring_w);
+		client_free(c);
+		return r;
+	}
+	client_link(srv, c);
+	if (c->id > srv->nr_accepted)
+		srv->nr_accepted = c->id;
+	return 0;
+}
+
+static struct client *find_client(struct server *srv, uint64_t id)
+{
+	for (struct client *c = srv->clients; c; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static int adopt_pending(struct server *srv, const struct image *img,
+			 const struct image_rec *rec, image_take_fn take,
+			 void *arg)
+{
+	struct pending_image pi;
+	struct client *c;
+	int fd = -1;
+
+	if (rec->len <= sizeof(pi))
+		return -EBADMSG;
+	memcpy(&pi, rec->payload, sizeof(pi));
+	c = find_client(srv, pi.client_id);
+	if (!c || pi.reserved)
+		return -EBADMSG;
+	if (pi.fd >= 0 && (fd = take(arg, (uint32_t)pi.fd)) < 0)
+		return fd;
+	keep_pending(c, (const unsigned char *)rec->payload + sizeof(pi),
+		     rec->len - sizeof(pi), fd);
+	(void)img;
+	return 0;
+}
+
+int clients_adopt(struct server *srv, struct image *img, image_take_fn take,
+		  void *arg, char *why, size_t whylen)
+{
+	struct image_rec rec;
+	int r = 0;
+
+	image_rewind(img);
+	while (r == 0 && image_next(img, &rec) > 0) {
+		struct client_image ci;
+
+		if (rec.type == IMAGE_REC_DAEMON_CLIENT) {
+			if (rec.len != sizeof(ci)) {
+				snprintf(why, whylen, "record %u: a client of "
+					 "%u bytes", rec.index, rec.len);
+				return -EBADMSG;
+			}
+			memcpy(&ci, rec.payload, sizeof(ci));
+			r = adopt_one(srv, &ci, take, arg, why, whylen);
+		} else if (rec.type == IMAGE_REC_DAEMON_PENDING) {
+			r = adopt_pending(srv, img, &rec, take, arg);
+			if (r < 0)
+				snprintf(why, whylen, "record %u: a pending "
+					 "message that names no client",
+					 rec.index);
+		}
+	}
+	return r;
+}
+
+uint64_t client_id(const struct client *c)
+{
+	return c->id;
+}
+
+void clients_for_each_session(struct server *srv,
+			      void (*fn)(void *arg, struct session *s),
+			      void *arg)
+{
+	for (struct client *c = srv->clients; c; c = c->next)
+		if (c->session && !c->dead)
+			fn(arg, c->session);
+}
+
+struct session *clients_find_session(struct server *srv, uint32_t id)
+{
+	for (struct client *c = srv->clients; c; c = c->next)
+		if (c->session && core_session_id(c->session) == id)
+			return c->session;
+	return NULL;
+}
+
+void client_set_named(struct server *srv, struct session *s, struct named *n)
+{
+	for (struct client *c = srv->clients; c; c = c->next)
+		if (c->session == s)
+			c->named = n;
+}
+
+void client_send_upgrade_reply(struct server *srv, uint64_t client_id,
+			       uint32_t seq)
+{
+	struct client *c = find_client(srv, client_id);
+	struct ioasid_op op;
+	struct nl_msg *msg;
+
+	if (!c)
+		return;		/* it went away meanwhile */
+	ioasid_op_init(&op, IOASID_CMD_DAEMON_UPGRADE);
+	op.out_id = (uint32_t)getpid();
+	if (proto_encode_reply(&op, 0, seq, &msg) < 0) {
+		client_kill(c, "out of memory for a reply");
+		return;
+	}
+	send_msg(c, msg, -1);
 }
 
 void client_who(const struct client *c, struct client_who *w)

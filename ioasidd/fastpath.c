@@ -79,6 +79,17 @@ void fastpath_free(struct fastpath *fp)
 	free(fp);
 }
 
+void fastpath_retire(struct fastpath *fp)
+{
+	for (uint32_t i = 0; i < fp->w.nr_slots; i++) {
+		if (view_slot_state(&fp->w, (int)i) == VIEW_SLOT_FREE)
+			continue;	/* not in the view: asked anyway */
+		view_write_begin(&fp->w, (int)i);
+		view_slot_off(&fp->w, (int)i);
+		view_write_end(&fp->w, (int)i);
+	}
+}
+
 int fastpath_fd(const struct fastpath *fp)
 {
 	return fp->w.fd;

@@ -13,6 +13,8 @@
  *   policy.c  ioasidd.conf
  *   fastpath.c  each client's shared view of its mappings (proto/view.h)
  *   ring.c    each client's request ring (proto/ring.h)
+ *   upgrade.c live upgrade: the state image of everything above, a
+ *             successor started with it, and the successor's adoption
  *   sd.c      sd_notify, socket activation and the fd store (libsystemd,
  *             optional)
  *   journal.c every acknowledged change, for a restart after a crash
@@ -31,6 +33,8 @@
 
 struct client;
 struct named;
+struct image;			/* proto/image.h */
+struct image_writer;
 struct nl_msg;
 
 /* What an epoll registration stands for. */
@@ -74,6 +78,15 @@ struct server {
 	uint64_t ring_spin_ns;		/* --ring-spin-us */
 	struct named *named;		/* named sessions (sessions.c) */
 	uint32_t nr_lingering;		/* of them, without a connection */
+	/* live upgrade (upgrade.c) */
+	const char *backend_uri;	/* the core's, for the image */
+	char backend_uri_buf[4096];	/* a successor's copy of it */
+	char *const *argv;		/* how it was started: the successor's */
+	char self_exe[4096];		/* the binary it was started from */
+	bool upgrading;			/* a successor is being started */
+	bool upgrade_signalled;		/* SIGUSR2: upgrade after this batch */
+	bool upgrade_adopted;		/* this process is a successor */
+	bool socket_created;		/* ours to unlink at the end */
 	/* one request is handled at a time: shared buffers */
 	unsigned char *rxbuf;		/* IOASID_MAX_MSG */
 	unsigned char *outbuf;		/* PROTO_MAX_PAYLOAD */
@@ -136,6 +149,8 @@ int fastpath_new(struct server *srv, struct session *session,
 		 const struct session_limits *limits, struct fastpath **out,
 		 char *why, size_t whylen);
 void fastpath_free(struct fastpath *fp);
+/* Turn every slot off for good: lookups go to the daemon (an upgrade). */
+void fastpath_retire(struct fastpath *fp);
 int fastpath_fd(const struct fastpath *fp);
 void fastpath_before(const struct ioasid_op *op, struct fastpath_req *req);
 void fastpath_after(struct fastpath *fp, const struct fastpath_req *req,
@@ -203,6 +218,71 @@ int sessions_restore(struct server *srv, const char *name, uint32_t uid,
 		     struct session *session, struct session_limits *limits);
 /* @op, a change (proto_cmd_changes_state()), succeeded on @n's session. */
 void sessions_changed(struct named *n, const struct ioasid_op *op);
+
+/*
+ * ring.c, client.c, sessions.c: their part of the state image.  A
+ * successor takes each descriptor the image names with @take (a copy of
+ * its own, or -errno).
+ */
+typedef int (*image_take_fn)(void *arg, uint32_t idx);
+struct ring_image {
+	uint32_t memfd, doorbell, done;	/* FD record indexes */
+	uint32_t sq_head, cq_tail;	/* the daemon's private indexes */
+	uint32_t broken;
+	int32_t files[RING_MAX_FILES];	/* FD record indexes, -1 */
+};
+int ring_export(const struct ring *rg, struct image_writer *w,
+		struct ring_image *ri);
+int ring_adopt(struct server *srv, const struct ring_image *ri,
+	       image_take_fn take, void *arg, struct ring **out);
+/* Every client (IMAGE_REC_DAEMON_CLIENT, _PENDING), in list order. */
+enum daemon_image_rec {
+	IMAGE_REC_DAEMON_STATE = 0x100,		/* struct upgrade_state */
+	IMAGE_REC_DAEMON_CLIENT = 0x101,	/* client.c */
+	IMAGE_REC_DAEMON_PENDING = 0x102,	/* client.c */
+	IMAGE_REC_DAEMON_NAMED = 0x103,		/* sessions.c */
+};
+int clients_export(struct server *srv, struct image_writer *w);
+/* Before: every queued event is sent or queued; after: views retired. */
+void clients_quiesce(struct server *srv);
+void clients_retire_views(struct server *srv);
+int clients_adopt(struct server *srv, struct image *img, image_take_fn take,
+		  void *arg, char *why, size_t whylen);
+/* The session (connected or lingering) that has @id, or NULL. */
+struct session *server_find_session(struct server *srv, uint32_t id);
+struct session *clients_find_session(struct server *srv, uint32_t id);
+uint64_t client_id(const struct client *c);
+void clients_for_each_session(struct server *srv,
+			      void (*fn)(void *arg, struct session *s),
+			      void *arg);
+/* server.c: the successor's listening socket, from the image. */
+int server_adopt_listen(struct server *srv, int fd);
+void client_set_named(struct server *srv, struct session *s,
+		      struct named *n);
+int sessions_export(struct server *srv, struct image_writer *w);
+int sessions_adopt(struct server *srv, struct image *img, char *why,
+		   size_t whylen);
+/* The lingering sessions, for the image (@fn for each). */
+void sessions_for_each_lingering(struct server *srv,
+				 void (*fn)(void *arg, struct session *s),
+				 void *arg);
+/* The reply the new process owes the client that asked for the upgrade. */
+void client_send_upgrade_reply(struct server *srv, uint64_t client_id,
+			       uint32_t seq);
+
+/*
+ * upgrade.c: DAEMON_UPGRADE and SIGUSR2.  upgrade_start() starts the
+ * successor with everything; 0 when it took over (this process then
+ * exits), else -errno with the reason and nothing changed.
+ */
+int upgrade_start(struct server *srv, const char *binary,
+		  const struct client *requester, uint32_t seq, char *why,
+		  size_t whylen);
+/* In main(): true when this process is a successor ($IOASIDD_UPGRADE). */
+bool upgrade_requested(void);
+/* The successor's side: 0 once it serves the predecessor's clients. */
+int upgrade_adopt(struct server *srv, struct core **core, char *why,
+		  size_t whylen);
 
 /*
  * sd.c: no-ops without libsystemd.  sd_take_fds() sorts what systemd

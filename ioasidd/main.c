@@ -432,6 +432,7 @@ static void block_signals(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -461,7 +462,8 @@ static const char *auto_backend(void)
 }
 
 /* The daemon owns the core itself; the core logs through daemon_log. */
-static int open_backend(const struct options *o, struct core **core)
+static int open_backend(const struct options *o, struct core **core,
+			const char **used)
 {
 	const char *uri = o->backend;
 	char errmsg[IOASID_ERRMSG_MAX] = "";
@@ -482,6 +484,7 @@ static int open_backend(const struct options *o, struct core **core)
 		return -EINVAL;
 	}
 	daemon_log.priority = log_level;
+	*used = uri;
 	r = core_new(&daemon_log, uri, core, errmsg, sizeof(errmsg));
 	if (r < 0 && strstr(errmsg, "unknown backend"))
 		say(LOG_ERR, "cannot open backend \"%s\": ioasidd serves auto "
@@ -573,20 +576,56 @@ static int start_journal(struct server *srv, struct sd_fds *sfds)
 	return 0;
 }
 
-static int serve(const struct options *o, struct core *core,
-		 struct policy *policy, int listen_fd, struct sd_fds *sfds)
+/* The binary we run from, for an upgrade that names none. */
+static void find_self(struct server *srv)
 {
+	const char *del = " (deleted)";
+	ssize_t n = readlink("/proc/self/exe", srv->self_exe,
+			     sizeof(srv->self_exe) - 1);
+	size_t len;
+
+	srv->self_exe[n > 0 ? n : 0] = '\0';
+	len = strlen(srv->self_exe);
+	/* replaced on disk since: the new file has the same name */
+	if (len > strlen(del) && !strcmp(srv->self_exe + len - strlen(del),
+					 del))
+		srv->self_exe[len - strlen(del)] = '\0';
+}
+
+/*
+ * Run the server; @core NULL: this process is a live upgrade's successor
+ * and takes the core, the socket and the clients over (upgrade.c), and
+ * *@core is the core it made.
+ */
+static int serve(const struct options *o, struct core **core,
+		 struct policy *policy, int listen_fd, char *const *argv,
+		 const char *backend_uri, bool *created, struct sd_fds *sfds)
+{
+	char status[128], why[IOASID_ERRMSG_MAX];
 	struct server srv;
-	char status[128];
 	int r;
 
-	r = server_init(&srv, core, &daemon_log, listen_fd, policy);
+	r = server_init(&srv, *core, &daemon_log, listen_fd, policy);
 	srv.config_path = o->config;
 	srv.config_missing_ok = !o->config_given;
 	srv.no_fastpath = o->no_fastpath;
+	srv.argv = argv;
+	srv.backend_uri = backend_uri;
+	srv.socket_created = *created;
+	find_self(&srv);
 	if (o->ring_spin_us >= 0)
 		srv.ring_spin_ns = (uint64_t)o->ring_spin_us * 1000;
-	if (r == 0)
+	if (r == 0 && !*core) {
+		r = upgrade_adopt(&srv, core, why, sizeof(why));
+		if (r < 0) {
+			/* the predecessor keeps serving: touch nothing */
+			say(LOG_ERR, "upgrade refused: %s", why);
+			_exit(EXIT_FAILURE);
+		}
+		*created = srv.socket_created;
+		srv.upgrade_adopted = true;
+	}
+	if (r == 0 && !srv.upgrade_adopted)
 		r = start_journal(&srv, sfds);
 	if (r < 0) {
 		say(LOG_ERR, "cannot set up the event loop: %s", strerror(-r));
@@ -617,6 +656,7 @@ int main(int argc, char **argv)
 	struct core *core = NULL;
 	struct policy *policy = NULL;
 	struct sd_fds sfds = { .listen_fd = -1 };
+	const char *uri = NULL;
 	bool created = false;
 	int fd = -1, r;
 
@@ -633,17 +673,24 @@ int main(int argc, char **argv)
 	block_signals();
 
 	r = load_policy(&o, &policy);
+	if (r == 0 && upgrade_requested()) {
+		/* a live upgrade's successor: core and socket come handed */
+		r = serve(&o, &core, policy, -1, argv, NULL, &created, &sfds);
+		policy = NULL;
+		goto out;
+	}
 	if (r == 0)
-		r = open_backend(&o, &core);
+		r = open_backend(&o, &core, &uri);
 	if (r == 0)
 		r = fd = get_socket(&o, policy, &created, &sfds);
 	if (r >= 0 && geteuid() == 0 && !o.keep_caps &&
 	    (r = drop_capabilities()) < 0)
 		say(LOG_ERR, "cannot drop capabilities: %s", strerror(-r));
 	if (r >= 0) {
-		r = serve(&o, core, policy, fd, &sfds);
+		r = serve(&o, &core, policy, fd, argv, uri, &created, &sfds);
 		policy = NULL;		/* serve() freed it */
 	}
+out:
 	sd_fds_release(&sfds);
 	close_fd(fd);
 	if (created)

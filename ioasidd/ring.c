@@ -24,10 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ioasidd.h"
+#include "proto/image.h"
 #include "proto/ring.h"
 #include "util/macros.h"
 
@@ -150,10 +152,74 @@ void ring_free(struct ring *rg)
 
 int ring_take_memfd(struct ring *rg)
 {
-	int fd = rg->memfd;
+	/* ours stays, for a successor (ioasidd/upgrade.c) */
+	return fcntl(rg->memfd, F_DUPFD_CLOEXEC, 0);
+}
 
-	rg->memfd = -1;		/* the mapping is all we keep */
-	return fd;
+int ring_export(const struct ring *rg, struct image_writer *w,
+		struct ring_image *ri)
+{
+	int r;
+
+	memset(ri, 0, sizeof(*ri));
+	ri->sq_head = rg->rc.sq_head;
+	ri->cq_tail = rg->rc.cq_tail;
+	ri->broken = rg->rc.broken;
+	r = image_put_fd(w, rg->memfd, &ri->memfd);
+	if (r == 0)
+		r = image_put_fd(w, rg->doorbell, &ri->doorbell);
+	if (r == 0)
+		r = image_put_fd(w, rg->done, &ri->done);
+	for (int i = 0; i < RING_MAX_FILES && r == 0; i++) {
+		ri->files[i] = -1;
+		if (rg->files[i] >= 0)
+			r = image_put_fd(w, rg->files[i],
+					 (uint32_t *)&ri->files[i]);
+	}
+	return r;
+}
+
+int ring_adopt(struct server *srv, const struct ring_image *ri,
+	       int (*take)(void *arg, uint32_t idx), void *arg,
+	       struct ring **out)
+{
+	struct ring *rg = calloc(1, sizeof(*rg));
+	struct stat st;
+	void *base;
+
+	if (!rg)
+		return -ENOMEM;
+	rg->srv = srv;
+	for (int i = 0; i < RING_MAX_FILES; i++)
+		rg->files[i] = -1;
+	rg->memfd = take(arg, ri->memfd);
+	rg->doorbell = take(arg, ri->doorbell);
+	rg->done = take(arg, ri->done);
+	for (int i = 0; i < RING_MAX_FILES; i++)
+		if (ri->files[i] >= 0)
+			rg->files[i] = take(arg, (uint32_t)ri->files[i]);
+	/* the predecessor's seals make every access safe; check them */
+	if (rg->memfd < 0 || rg->doorbell < 0 || rg->done < 0 ||
+	    fstat(rg->memfd, &st) < 0 || st.st_size != RING_SIZE ||
+	    (fcntl(rg->memfd, F_GET_SEALS) & (F_SEAL_SHRINK | F_SEAL_GROW)) !=
+	    (F_SEAL_SHRINK | F_SEAL_GROW) ||
+	    ri->sq_head - ri->cq_tail > RING_ENTRIES) {
+		ring_free(rg);
+		return -EBADMSG;
+	}
+	base = mmap(NULL, RING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		    rg->memfd, 0);
+	if (base == MAP_FAILED) {
+		ring_free(rg);
+		return -errno;
+	}
+	/* not ring_consumer_init(): the client's indexes stay as they are */
+	rg->rc.base = base;
+	rg->rc.sq_head = ri->sq_head;
+	rg->rc.cq_tail = ri->cq_tail;
+	rg->rc.broken = ri->broken;
+	*out = rg;
+	return 0;
 }
 
 int ring_doorbell(const struct ring *rg)

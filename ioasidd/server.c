@@ -4,7 +4,7 @@
  *
  *   - the listening socket (accept, SO_PEERCRED, policy -> a client),
  *   - a signalfd (SIGTERM/SIGINT: clean shutdown; SIGHUP: reload the
- *     policy for new clients),
+ *     policy for new clients; SIGUSR2: live upgrade, upgrade.c),
  *   - every client socket (one request per wakeup, for fairness),
  *   - every client session's event_fd (queued events become EVENT
  *     messages).
@@ -136,6 +136,11 @@ static void on_signal(struct server *srv)
 			reload_policy(srv);
 			continue;
 		}
+		if (si.ssi_signo == SIGUSR2) {
+			/* after this batch, once dead clients are reaped */
+			srv->upgrade_signalled = true;
+			continue;
+		}
 		log_info(srv, "%s: shutting down",
 			 strsignal((int)si.ssi_signo));
 		srv->stop = true;
@@ -192,6 +197,13 @@ int server_run(struct server *srv)
 		reap(srv);
 		if (srv->compact_due)
 			journal_compact(srv->journal);
+		if (srv->upgrade_signalled) {
+			char why[IOASID_ERRMSG_MAX];
+
+			srv->upgrade_signalled = false;
+			/* returns only when the upgrade failed (logged) */
+			upgrade_start(srv, NULL, NULL, 0, why, sizeof(why));
+		}
 	}
 	return 0;
 }
@@ -206,6 +218,7 @@ static int open_signalfd(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -1;
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -237,9 +250,17 @@ int server_init(struct server *srv, struct core *core,
 	srv->signal_w = (struct watch){ .kind = WATCH_SIGNAL,
 					.fd = srv->signal_fd };
 	if (server_watch(srv, &srv->signal_w, EPOLLIN) < 0 ||
-	    server_watch(srv, &srv->listen_w, EPOLLIN) < 0)
+	    (listen_fd >= 0 &&
+	     server_watch(srv, &srv->listen_w, EPOLLIN) < 0))
 		return -errno;
 	return sessions_init(srv);
+}
+
+int server_adopt_listen(struct server *srv, int fd)
+{
+	srv->listen_fd = fd;
+	srv->listen_w = (struct watch){ .kind = WATCH_LISTEN, .fd = fd };
+	return server_watch(srv, &srv->listen_w, EPOLLIN);
 }
 
 /* Disconnects every client (tearing their sessions down). */

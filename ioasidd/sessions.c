@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "ioasidd.h"
+#include "proto/image.h"
 #include "util/macros.h"
 
 struct named {
@@ -499,4 +500,155 @@ int sessions_drop(struct server *srv, uint32_t uid, struct ioasid_op *op)
 	free_lingering(srv, n, "was dropped");
 	arm_timer(srv);
 	return 0;
+}
+
+/* ---- live upgrade (upgrade.c) -------------------------------------------- */
+
+/* IMAGE_REC_DAEMON_NAMED: one named session. */
+struct named_image {
+	char name[IOASID_NAME_MAX];
+	uint32_t uid, linger_s;
+	uint32_t session_id;		/* the core session's (SESSION record) */
+	uint32_t lingering;
+	uint64_t deadline_ns;		/* CLOCK_MONOTONIC: one host */
+	uint64_t bad_tokens;
+	struct ioasid_session_resume resume;	/* changes counted */
+	unsigned char token[IOASID_SESSION_TOKEN_LEN];
+};
+
+int sessions_export(struct server *srv, struct image_writer *w)
+{
+	int r = 0;
+
+	for (struct named *n = srv->named; n && r == 0; n = n->next) {
+		struct named_image ni = {
+			.uid = n->uid,
+			.linger_s = n->linger_s,
+			.session_id = core_session_id(n->session),
+			.lingering = n->lingering,
+			.deadline_ns = n->deadline_ns,
+			.bad_tokens = n->bad_tokens,
+			.resume = n->resume,
+		};
+
+		snprintf(ni.name, sizeof(ni.name), "%s", n->name);
+		memcpy(ni.token, n->token, sizeof(ni.token));
+		r = image_put(w, IMAGE_REC_DAEMON_NAMED, &ni, sizeof(ni));
+		explicit_bzero(ni.token, sizeof(ni.token));
+	}
+	return r;
+}
+
+struct session *server_find_session(struct server *srv, uint32_t id)
+{
+	for (struct named *n = srv->named; n; n = n->next)
+		if (n->session && core_session_id(n->session) == id)
+			return n->session;
+	return clients_find_session(srv, id);
+}
+
+void sessions_for_each_lingering(struct server *srv,
+				 void (*fn)(void *arg, struct session *s),
+				 void *arg)
+{
+	for (struct named *n = srv->named; n; n = n->next)
+		if (n->lingering)
+			fn(arg, n->session);
+}
+
+/* A lingering session's limits, from the policy for its uid as it is now. */
+static int lingering_limits(struct server *srv, uint32_t uid,
+			    struct session_limits *limits)
+{
+	uint32_t nr = core_nr_devices(srv->core);
+	struct policy_result res;
+	const char **names;
+	int r;
+
+	policy_lookup(srv->policy, uid, (gid_t)-1, NULL, 0, &res);
+	names = calloc(nr + 1, sizeof(*names));
+	if (!names)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < nr; i++)
+		names[i] = core_device_name(srv->core, i);
+	r = policy_session_limits(&res, names, nr, limits);
+	free(names);
+	return r;
+}
+
+static int adopt_named(struct server *srv, const struct named_image *ni,
+		       char *why, size_t whylen)
+{
+	struct named *n;
+	int r;
+
+	if (ni->name[sizeof(ni->name) - 1] || !ni->name[0] ||
+	    ni->lingering > 1) {
+		snprintf(why, whylen, "a named session record is malformed");
+		return -EBADMSG;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	snprintf(n->name, sizeof(n->name), "%s", ni->name);
+	n->uid = ni->uid;
+	n->linger_s = ni->linger_s;
+	n->deadline_ns = ni->deadline_ns;
+	n->bad_tokens = ni->bad_tokens;
+	n->resume = ni->resume;
+	memcpy(n->token, ni->token, sizeof(n->token));
+	if (ni->lingering) {
+		r = lingering_limits(srv, n->uid, &n->limits);
+		if (r == 0)
+			r = core_session_new(srv->core, &n->limits,
+					     &n->session);
+		if (r < 0) {
+			policy_limits_release(&n->limits);
+			free(n);
+			snprintf(why, whylen, "cannot make lingering session "
+				 "\"%s\": %s", ni->name, strerror(-r));
+			return r;
+		}
+		core_session_set_id(n->session, ni->session_id);
+		core_session_set_owner(n->session, 0, n->uid, n->name);
+		n->lingering = true;
+		srv->nr_lingering++;
+	} else {
+		n->session = server_find_session(srv, ni->session_id);
+		if (!n->session) {
+			free(n);
+			snprintf(why, whylen, "named session \"%s\" has no "
+				 "connection in the image", ni->name);
+			return -EBADMSG;
+		}
+		client_set_named(srv, n->session, n);
+	}
+	n->next = srv->named;
+	srv->named = n;
+	return 0;
+}
+
+int sessions_adopt(struct server *srv, struct image *img, char *why,
+		   size_t whylen)
+{
+	struct image_rec rec;
+	int r = 0;
+
+	image_rewind(img);
+	while (r == 0 && image_next(img, &rec) > 0) {
+		struct named_image ni;
+
+		if (rec.type != IMAGE_REC_DAEMON_NAMED)
+			continue;
+		if (rec.len != sizeof(ni)) {
+			snprintf(why, whylen, "record %u: a named session of "
+				 "%u bytes", rec.index, rec.len);
+			return -EBADMSG;
+		}
+		memcpy(&ni, rec.payload, sizeof(ni));
+		r = adopt_named(srv, &ni, why, whylen);
+		explicit_bzero(ni.token, sizeof(ni.token));
+	}
+	arm_timer(srv);
+	return r;
 }

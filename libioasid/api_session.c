@@ -361,3 +361,44 @@ int ctx_open_session(struct ioasid_ctx *ctx, const char *query)
 		return api_fail(-EINVAL, "URI parameters without session=NAME");
 	return open_session(ctx, name, file);
 }
+
+/*
+ * ioasid_daemon_upgrade - have ioasidd re-execute itself (ioasidd(8), LIVE
+ * UPGRADE): @binary, or the binary it was started from when NULL; *@pid
+ * (may be NULL) is the new process's pid.  Every connection, this one
+ * too, and every session carry over; the call returns once the new
+ * process serves.
+ *
+ * Returns 0, -EINVAL (NULL @ctx, an empty or too long @binary),
+ * -EOPNOTSUPP for an embedded context, -EPERM unless the caller is root,
+ * -EBUSY while another upgrade runs, -EAGAIN while a client's connection
+ * is being torn down (ask again), -ENOEXEC when the new binary did not
+ * take over (it cannot be run, died, or refused the state: the old
+ * process keeps serving, ioasid_last_error() says why), -EPROTONOSUPPORT
+ * when it cannot read the state's format version, -ETIMEDOUT when it did
+ * not answer in time, -EOPNOTSUPP on a kernel backend, -ENOMEM.
+ */
+IOASID_EXPORT int ioasid_daemon_upgrade(struct ioasid_ctx *ctx,
+					const char *binary, uint32_t *pid)
+{
+	struct ioasid_op op;
+	int r = need_remote(__func__, ctx);
+
+	if (r < 0)
+		return r;
+	ioasid_op_init(&op, IOASID_CMD_DAEMON_UPGRADE);
+	if (binary) {
+		size_t len = strlen(binary);
+
+		if (!len || len >= 4096)
+			return api_reject(-EINVAL, __func__, "the binary's "
+					  "path is empty or longer than 4095 "
+					  "bytes");
+		op.in = binary;
+		op.in_len = (uint32_t)len + 1;
+	}
+	r = api_call(ctx, &op);
+	if (r == 0 && pid)
+		*pid = op.out_id;
+	return r;
+}

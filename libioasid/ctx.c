@@ -171,7 +171,8 @@ IOASID_EXPORT int ioasid_new(const char *uri, struct ioasid_ctx **ctx)
  * Returns 0; -EINVAL for a NULL argument; -EOPNOTSUPP for a context on
  * ioasidd (its session is handed over by name and reclaim token,
  * ioasid_session(3)), for the kernel backends (they cannot yet hand their
- * kernel objects over) and for a mapping by address (ioasid_map_user(),
+ * kernel objects over), for nested stage-1 tables and for a mapping by
+ * address (ioasid_map_user(),
  * whose memory does not survive exec); -ENOMEM; -EMFILE when the files
  * cannot be kept open.
  */

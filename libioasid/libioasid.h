@@ -89,6 +89,9 @@ int ioasid_session_reclaim(struct ioasid_ctx *ctx, const char *name,
 int ioasid_session_list(struct ioasid_ctx *ctx,
 			struct ioasid_session_info *sessions, uint32_t *nr);
 int ioasid_session_drop(struct ioasid_ctx *ctx, const char *name);
+/* Root: have ioasidd re-execute @binary (NULL: itself) without a gap. */
+int ioasid_daemon_upgrade(struct ioasid_ctx *ctx, const char *binary,
+			  uint32_t *pid);
 
 /* ---- handing a context to a successor across exec (embedded) --------- */
 

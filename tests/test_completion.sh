@@ -37,6 +37,8 @@ cases=(
 	"ioasidctl monitor --time mono|ioasidctl monitor --time monotonic"
 	"ioasidctl sho|ioasidctl show"
 	"ioasidctl show io|ioasidctl show ioas"
+	"ioasidctl daemon up|ioasidctl daemon upgrade"
+	"ioasidctl daemon upgrade --bin|ioasidctl daemon upgrade --binary"
 )
 
 run_bash() {	# run_bash LABEL RCFILE

@@ -72,6 +72,9 @@ static void build(struct state *st)
 				     MiB, RW | FIXED, &iova), 0);
 	cr_assert_eq(ioasid_convert(st->ctx, st->restr, shared, 2,
 				    IOASID_CONVERT_SHARED, &converted), 0);
+	/* a shared page whose mapping went: its state stays */
+	cr_assert_eq(ioasid_unmap(st->ctx, st->restr, 0x280000, 0x1000, 0,
+				  NULL), 0);
 	cr_assert_eq(ioasid_device_bind(st->ctx, NIC, -1, &st->nic), 0);
 	cr_assert_eq(ioasid_device_bind(st->ctx, GPU, -1, &st->gpu), 0);
 	cr_assert_eq(ioasid_device_attach(st->ctx, st->nic, st->restr, 0), 0,

@@ -62,6 +62,13 @@ struct core {
 	struct vm *vms;			/* uthash by id */
 	struct session *sessions;
 	uint32_t next_id;		/* shared id space for all objects */
+	/*
+	 * core_replay() runs an op of a state image: the op restores state
+	 * rather than asks for a change (a CONVERT may name unmapped pages,
+	 * whose shared state outlives their mapping).  Only importers,
+	 * before anyone else calls, set it.
+	 */
+	bool replaying;
 	uint32_t next_session_id;
 };
 

@@ -238,7 +238,9 @@ static int check_batch(struct ioas *ioas, const struct ioasid_iova_range *v,
 		    !IS_ALIGNED(v[i].last + 1, SZ_4K))
 			return op_fail(op, EINVAL, "range %u is not made of "
 				       "whole 4 KiB pages", i);
-		if (!range_mapped(ioas, v[i].start, v[i].last))
+		/* a state image replays shared pages that lost their map */
+		if (!ioas->core->replaying &&
+		    !range_mapped(ioas, v[i].start, v[i].last))
 			return op_fail(op, ENOENT, "range %u (IOVA 0x%llx-"
 				       "0x%llx) is not all mapped in IOAS %u: "
 				       "only mapped pages can be converted",

@@ -14,6 +14,7 @@
 #include "core/device.h"
 #include "core/domain.h"
 #include "core/ioas.h"
+#include "core/nested.h"
 #include "core/iova_tree.h"
 #include "core/sharedmap.h"
 #include "core/vm.h"
@@ -313,6 +314,19 @@ static int export_session(struct export *x)
 		return op_fail(x->why, EOPNOTSUPP, "the %s backend cannot "
 			       "hand its kernel objects over to another "
 			       "process yet", core_ops(s->core)->name);
+	for (struct nested *n = s->core->nested; n; n = n->next)
+		if (n->owner == s)
+			return op_fail(x->why, EOPNOTSUPP, "the session has "
+				       "nested stage-1 table %u: the state "
+				       "image does not carry nested tables "
+				       "yet", n->id);
+	for (uint32_t i = 0; i < s->core->nr_devices; i++)
+		if (s->core->devices[i].owner == s &&
+		    s->core->devices[i].nr_pasids)
+			return op_fail(x->why, EOPNOTSUPP, "device %s has PASID "
+				       "attachments: the state image does not "
+				       "carry them yet",
+				       s->core->devices[i].inv->info.name);
 	if (s->event_groups) {
 		op_new(x, IOASID_CMD_SUBSCRIBE)->flags = s->event_groups;
 		r = emit(x, 0);
@@ -442,7 +456,9 @@ int core_replay(struct session *s, struct ioasid_op *op, uint32_t expect_id)
 		return op_fail(op, EINVAL, "id %u cannot be made", expect_id);
 	if (expect_id)
 		force_id(s, op, expect_id, &file_next);
+	s->core->replaying = true;
 	r = core_call(s, op);
+	s->core->replaying = false;
 	if (expect_id && op->cmd == IOASID_CMD_MAP_FILE)
 		file_next_restore(s, op, expect_id, file_next);
 	if (r < 0 || !expect_id)

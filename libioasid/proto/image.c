@@ -155,6 +155,18 @@ int image_put_next_id(struct image_writer *w, uint32_t next_id)
 	return image_put(w, IMAGE_REC_NEXT_ID, &next_id, sizeof(next_id));
 }
 
+int image_put_counters(struct image_writer *w, uint32_t ioas_id,
+		       uint64_t nr_conversions, uint64_t nr_faults)
+{
+	struct image_counters ic = {
+		.ioas_id = ioas_id,
+		.nr_conversions = nr_conversions,
+		.nr_faults = nr_faults,
+	};
+
+	return image_put(w, IMAGE_REC_COUNTERS, &ic, sizeof(ic));
+}
+
 int image_put_op(struct image_writer *w, struct ioasid_op *op,
 		 uint32_t expect_id)
 {

@@ -181,6 +181,8 @@ int image_put_session(struct image_writer *w, const struct image_session *s);
 int image_put_op(struct image_writer *w, struct ioasid_op *op,
 		 uint32_t expect_id);
 int image_put_next_id(struct image_writer *w, uint32_t next_id);
+int image_put_counters(struct image_writer *w, uint32_t ioas_id,
+		       uint64_t nr_conversions, uint64_t nr_faults);
 /*
  * Write what is buffered to @w->memfd (a new image when @w->memfd is -1:
  * a memfd without FD_CLOEXEC, header first) and commit it in the header.

@@ -149,16 +149,9 @@ static int put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
 {
 	struct image_writer *w = arg;
 
-	if (c) {
-		struct image_counters ic = {
-			.ioas_id = c->ioas_id,
-			.nr_conversions = c->nr_conversions,
-			.nr_faults = c->nr_faults,
-		};
-
-		return image_put(w, IMAGE_REC_COUNTERS, &ic, sizeof(ic));
-	}
-	return image_put_op(w, op, expect_id);
+	return c ? image_put_counters(w, c->ioas_id, c->nr_conversions,
+				      c->nr_faults) :
+		   image_put_op(w, op, expect_id);
 }
 
 static int embedded_export(void *priv, int *memfd, char *errmsg,

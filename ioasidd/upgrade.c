@@ -1,0 +1,515 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Live upgrade: ioasidd re-executes a binary (its own, or a given one) on
+ * SIGUSR2 or DAEMON_UPGRADE without dropping a connection or a session.
+ *
+ * The predecessor, in its one thread (so no request is half run):
+ *   1. quiesces: sends what it can of each client's queued replies and
+ *      events; what does not fit stays queued and goes into the image;
+ *   2. writes the state image (proto/image.h): the core URI, this
+ *      file's state record, every connection (socket, its session's id,
+ *      its request ring with the daemon's private indexes, queued
+ *      messages: client.c), every named session with its token and
+ *      deadline (sessions.c), then each session's ops (core/export.c);
+ *   3. forks; the child clears FD_CLOEXEC on exactly the descriptors the
+ *      image names and execs the new binary with the same arguments and
+ *      IOASIDD_UPGRADE=IMAGE_FD,STATUS_FD;
+ *   4. waits (at most UPGRADE_TIMEOUT_MS) for the successor's verdict on
+ *      the status socket: "R" (it rebuilt everything and is ready), or
+ *      "F" with an errno and a reason, or nothing (it died).
+ *   On "R" it turns every shared view off (the successor cannot write
+ *   views: their memfds refuse new writable mappings), answers "G" and
+ *   exits at once, tearing nothing down: the successor holds every
+ *   descriptor.  On anything else it kills the child and goes on
+ *   serving as if nothing happened; nothing it had was touched.
+ *
+ * The successor reads the image with image_read() (a newer format
+ * version, a corrupt or truncated image: "F" and exit), creates its core
+ * on the same backend, adopts the listening socket and every connection
+ * (each client judged again by the policy from SO_PEERCRED), rebuilds
+ * every session by replaying its ops with their ids, maps each request
+ * ring again where the predecessor left it, says "R", waits for "G",
+ * answers the client that asked for the upgrade, and serves.  Requests a
+ * client sent meanwhile wait in its socket or ring and are served then:
+ * a client sees a delay, never an error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ioasidd.h"
+#include "proto/image.h"
+#include "proto/codec.h"
+#include "util/macros.h"
+
+#define UPGRADE_ENV		"IOASIDD_UPGRADE"
+#define UPGRADE_TIMEOUT_MS	60000
+
+extern char **environ;
+
+struct upgrade_state {
+	uint64_t nr_accepted;
+	uint64_t requester;		/* client id, 0: a signal asked */
+	uint32_t seq;			/* of the requester's DAEMON_UPGRADE */
+	uint32_t listen_fd;		/* FD record index */
+	uint32_t pid;			/* the predecessor's */
+	uint32_t socket_created;	/* it made the socket file (unlinks it) */
+};
+
+/* ---- the predecessor ----------------------------------------------------- */
+
+static int put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
+		      const struct core_ioas_counters *c)
+{
+	struct image_writer *w = arg;
+
+	return c ? image_put_counters(w, c->ioas_id, c->nr_conversions,
+				      c->nr_faults) :
+		   image_put_op(w, op, expect_id);
+}
+
+struct export_arg {
+	struct image_writer *w;
+	struct ioasid_op why;
+	int r;
+};
+
+static void export_session(void *arg, struct session *s)
+{
+	struct export_arg *x = arg;
+	struct core_session_usage u;
+	struct image_session is = { .id = core_session_id(s) };
+
+	if (x->r < 0)
+		return;
+	core_session_usage(s, &u);
+	is.pid = core_session_pid(s);
+	x->r = image_put_session(x->w, &is);
+	if (x->r == 0)
+		x->r = core_session_export(s, put_export, x->w, &x->why);
+	else
+		op_fail(&x->why, -x->r, "out of memory");
+}
+
+static int write_image(struct server *srv, const struct client *requester,
+		       uint32_t seq, struct image_writer *w, int *memfd,
+		       char *why, size_t whylen)
+{
+	struct upgrade_state st = {
+		.nr_accepted = srv->nr_accepted,
+		.requester = requester ? client_id(requester) : 0,
+		.seq = seq,
+		.pid = (uint32_t)getpid(),
+		.socket_created = srv->socket_created,
+	};
+	struct export_arg x = { .w = w };
+	int r;
+
+	ioasid_op_init(&x.why, IOASID_CMD_UNSPEC);
+	r = image_put_core(w, srv->backend_uri);
+	if (r == 0)
+		r = image_put_fd(w, srv->listen_fd, &st.listen_fd);
+	if (r == 0)
+		r = image_put(w, IMAGE_REC_DAEMON_STATE, &st, sizeof(st));
+	if (r == 0)
+		r = clients_export(srv, w);
+	if (r == 0)
+		r = sessions_export(srv, w);
+	if (r < 0) {
+		snprintf(why, whylen, "cannot write the state image: %s",
+			 strerror(-r));
+		return r;
+	}
+	clients_for_each_session(srv, export_session, &x);
+	sessions_for_each_lingering(srv, export_session, &x);
+	if (x.r < 0) {
+		snprintf(why, whylen, "%s", x.why.errmsg);
+		return x.r;
+	}
+	r = image_put_next_id(w, core_next_id(srv->core));
+	if (r == 0)
+		r = image_writer_finish(w, memfd);
+	if (r < 0)
+		snprintf(why, whylen, "cannot write the state image: %s",
+			 strerror(-r));
+	return r;
+}
+
+/* The environment for the successor: ours, with UPGRADE_ENV set. */
+static char **successor_env(int memfd, int status)
+{
+	size_t n = 0, k = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = calloc(n + 2, sizeof(*env));
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], UPGRADE_ENV "=",
+			    sizeof(UPGRADE_ENV)))
+			env[k++] = environ[i];
+	if (asprintf(&env[k], UPGRADE_ENV "=%d,%d", memfd, status) < 0) {
+		free(env);
+		return NULL;
+	}
+	return env;
+}
+
+/* The child: only async-signal-safe calls until exec. */
+static void exec_successor(const char *binary, char *const *argv,
+			   char **env, const struct image_writer *w,
+			   int memfd, int status)
+{
+	char msg[64];
+	int e, len;
+
+	for (uint32_t i = 0; i < w->nr_fds; i++)
+		fcntl(w->fds[i].fd, F_SETFD, 0);
+	fcntl(memfd, F_SETFD, 0);
+	fcntl(status, F_SETFD, 0);
+	execve(binary, argv, env);
+	e = errno;
+	len = snprintf(msg, sizeof(msg), "F%d:cannot execute it", e);
+	if (len > 0 && write(status, msg, (size_t)len) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+/* The successor's verdict: 0 ("R"), or -errno with @why. */
+static int await_verdict(int sock, pid_t pid, char *why, size_t whylen)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	char msg[IOASID_ERRMSG_MAX + 16];
+	ssize_t n;
+	int r, e;
+
+	do
+		r = poll(&p, 1, UPGRADE_TIMEOUT_MS);
+	while (r < 0 && errno == EINTR);
+	if (r == 0) {
+		snprintf(why, whylen, "the new ioasidd (pid %d) did not say "
+			 "it took over within %d s", (int)pid,
+			 UPGRADE_TIMEOUT_MS / 1000);
+		return -ETIMEDOUT;
+	}
+	n = read(sock, msg, sizeof(msg) - 1);
+	if (n <= 0) {
+		snprintf(why, whylen, "the new ioasidd (pid %d) exited "
+			 "before it took over", (int)pid);
+		return -ENOEXEC;
+	}
+	msg[n] = '\0';
+	if (msg[0] == 'R')
+		return 0;
+	if (msg[0] == 'F' && sscanf(msg + 1, "%d:", &e) == 1 && e > 0) {
+		const char *colon = strchr(msg, ':');
+
+		snprintf(why, whylen, "the new ioasidd refused: %s",
+			 colon ? colon + 1 : "?");
+		return e == EPROTONOSUPPORT ? -EPROTONOSUPPORT : -ENOEXEC;
+	}
+	snprintf(why, whylen, "the new ioasidd said something else than "
+		 "its verdict");
+	return -ENOEXEC;
+}
+
+int upgrade_start(struct server *srv, const char *binary,
+		  const struct client *requester, uint32_t seq, char *why,
+		  size_t whylen)
+{
+	struct image_writer w;
+	int memfd = -1, sv[2] = { -1, -1 }, r, status;
+	char **env = NULL;
+	pid_t pid;
+
+	if (srv->upgrading) {
+		snprintf(why, whylen, "an upgrade is already under way");
+		return -EBUSY;
+	}
+	if (srv->journal) {
+		snprintf(why, whylen, "a live upgrade with the crash journal "
+			 "on (a service manager's fd store) is not supported "
+			 "yet");
+		return -EOPNOTSUPP;
+	}
+	if (srv->dead) {
+		/* a connection that just went may leave a lingering session */
+		snprintf(why, whylen, "a client is being torn down right now; "
+			 "ask again");
+		return -EAGAIN;
+	}
+	if (!binary)
+		binary = srv->self_exe;
+	if (access(binary, X_OK) < 0) {
+		snprintf(why, whylen, "%s cannot be executed: %m", binary);
+		return -ENOEXEC;
+	}
+	srv->upgrading = true;
+	clients_quiesce(srv);
+	image_writer_init(&w, false);
+	r = write_image(srv, requester, seq, &w, &memfd, why, whylen);
+	if (r == 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				 sv) < 0) {
+		r = -errno;
+		snprintf(why, whylen, "no status socket: %m");
+	}
+	if (r == 0 && !(env = successor_env(memfd, sv[1]))) {
+		r = -ENOMEM;
+		snprintf(why, whylen, "out of memory");
+	}
+	if (r < 0)
+		goto out;
+	log_info(srv, "upgrade: starting %s", binary);
+	pid = fork();
+	if (pid == 0)
+		exec_successor(binary, srv->argv, env, &w, memfd, sv[1]);
+	if (pid < 0) {
+		r = -errno;
+		snprintf(why, whylen, "cannot fork: %m");
+		goto out;
+	}
+	close_fd(sv[1]);
+	r = await_verdict(sv[0], pid, why, whylen);
+	if (r == 0) {
+		/* from here the successor serves: never touch state again */
+		clients_retire_views(srv);
+		if (write(sv[0], "G", 1) != 1)
+			log_warn(srv, "upgrade: cannot tell pid %d to go: %m",
+				 (int)pid);
+		log_info(srv, "upgrade: pid %d took over; exiting",
+			   (int)pid);
+		_exit(EXIT_SUCCESS);
+	}
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	log_err(srv, "upgrade to %s failed, still serving: %s", binary, why);
+out:
+	if (env) {
+		for (size_t i = 0; env[i]; i++)
+			if (!strncmp(env[i], UPGRADE_ENV "=",
+				     sizeof(UPGRADE_ENV)))
+				free(env[i]);
+		free(env);
+	}
+	close_fd(sv[0]);
+	close_fd(sv[1]);
+	close_fd(memfd);
+	image_writer_release(&w, false);
+	srv->upgrading = false;
+	return r;
+}
+
+/* ---- the successor ------------------------------------------------------- */
+
+bool upgrade_requested(void)
+{
+	return getenv(UPGRADE_ENV) != NULL;
+}
+
+struct adopt {
+	struct image *img;
+};
+
+static int take_fd(void *arg, uint32_t idx)
+{
+	struct adopt *a = arg;
+
+	int fd;
+
+	if (idx >= a->img->nr_fds)
+		return -EBADMSG;
+	fd = fcntl(a->img->fd_table[idx].fd, F_DUPFD_CLOEXEC, 0);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Every SESSION's ops into the session of that id. */
+static int replay(struct server *srv, struct image *img, char *why,
+		  size_t whylen)
+{
+	struct session *s = NULL;
+	struct image_rec rec;
+	int r = 0;
+
+	image_rewind(img);
+	while (r == 0 && image_next(img, &rec) > 0) {
+		struct image_session is;
+		struct image_counters ic;
+		struct ioasid_op op;
+		uint32_t expect, id;
+
+		switch (rec.type) {
+		case IMAGE_REC_SESSION:
+			memcpy(&is, rec.payload, sizeof(is));
+			s = server_find_session(srv, is.id);
+			if (!s) {
+				snprintf(why, whylen, "record %u: session %u "
+					 "has no connection or name",
+					 rec.index, is.id);
+				return -EBADMSG;
+			}
+			break;
+		case IMAGE_REC_OP:
+			if (!s) {
+				snprintf(why, whylen, "record %u: an op before "
+					 "any session", rec.index);
+				return -EBADMSG;
+			}
+			ioasid_op_init(&op, IOASID_CMD_UNSPEC);
+			r = image_op(img, &rec, &op, srv->outbuf, &expect, why,
+				     whylen);
+			if (r == 0)
+				r = core_replay(s, &op, expect);
+			if (r < 0 && !why[0])
+				snprintf(why, whylen, "record %u (%s): %s",
+					 rec.index, proto_cmd_name(op.cmd),
+					 op.errmsg);
+			break;
+		case IMAGE_REC_COUNTERS: {
+			struct core_ioas_counters c = { 0 };
+
+			memcpy(&ic, rec.payload, sizeof(ic));
+			c.ioas_id = ic.ioas_id;
+			c.nr_conversions = ic.nr_conversions;
+			c.nr_faults = ic.nr_faults;
+			if (!s || core_replay_counters(s, &c) < 0) {
+				snprintf(why, whylen, "record %u: counters of "
+					 "an IOAS the session lacks",
+					 rec.index);
+				return -EBADMSG;
+			}
+			break;
+		}
+		case IMAGE_REC_NEXT_ID:
+			memcpy(&id, rec.payload, sizeof(id));
+			core_set_next_id(srv->core, id);
+			break;
+		}
+	}
+	return r;
+}
+
+static int read_state(struct image *img, struct upgrade_state *st, char *why,
+		      size_t whylen)
+{
+	struct image_rec rec;
+
+	image_rewind(img);
+	while (image_next(img, &rec) > 0) {
+		if (rec.type != IMAGE_REC_DAEMON_STATE)
+			continue;
+		if (rec.len != sizeof(*st))
+			break;
+		memcpy(st, rec.payload, sizeof(*st));
+		return st->socket_created > 1 ? -EBADMSG : 0;
+	}
+	snprintf(why, whylen, "the image has no daemon state: not ioasidd's");
+	return -EBADMSG;
+}
+
+static void say_verdict(int sock, int r, const char *why)
+{
+	char msg[IOASID_ERRMSG_MAX + 16];
+	int len = r == 0 ? snprintf(msg, sizeof(msg), "R") :
+		  snprintf(msg, sizeof(msg), "F%d:%s", -r, why);
+
+	if (len > 0 && write(sock, msg, (size_t)len) < 0)
+		return;
+}
+
+/* Wait for the predecessor's "G" (or its exit). */
+static void await_go(int sock)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	char c;
+
+	while (poll(&p, 1, UPGRADE_TIMEOUT_MS) < 0 && errno == EINTR)
+		;
+	if (read(sock, &c, 1) < 0)
+		return;
+}
+
+int upgrade_adopt(struct server *srv, struct core **core, char *why,
+		  size_t whylen)
+{
+	const char *env = getenv(UPGRADE_ENV);
+	struct upgrade_state st;
+	struct adopt a = { 0 };
+	int memfd = -1, sock = -1, listen_fd, r;
+
+	why[0] = '\0';
+	if (!env || sscanf(env, "%d,%d", &memfd, &sock) != 2 || memfd < 0 ||
+	    sock < 0) {
+		snprintf(why, whylen, "$" UPGRADE_ENV " is not IMAGE,STATUS");
+		return -EINVAL;
+	}
+	unsetenv(UPGRADE_ENV);
+	fcntl(memfd, F_SETFD, FD_CLOEXEC);
+	fcntl(sock, F_SETFD, FD_CLOEXEC);
+	r = image_read(memfd, &a.img, why, whylen);
+#ifdef IOASIDD_TEST_HOOKS
+	/* tests: pretend to be a build that reads only older images */
+	if (r == 0 && getenv("IOASIDD_TEST_IMAGE_MAX_VERSION") &&
+	    a.img->version >
+	    (uint32_t)atoi(getenv("IOASIDD_TEST_IMAGE_MAX_VERSION"))) {
+		snprintf(why, whylen, "the image is of version %u, this build "
+			 "reads up to %s", a.img->version,
+			 getenv("IOASIDD_TEST_IMAGE_MAX_VERSION"));
+		r = -EPROTONOSUPPORT;
+	}
+#endif
+	if (r == 0)
+		r = read_state(a.img, &st, why, whylen);
+	if (r == 0) {
+		r = core_new(srv->log, a.img->uri, core, why, whylen);
+		srv->core = *core;
+		snprintf(srv->backend_uri_buf, sizeof(srv->backend_uri_buf),
+			 "%s", a.img->uri);
+		srv->backend_uri = srv->backend_uri_buf;
+	}
+	if (r == 0) {
+		listen_fd = take_fd(&a, st.listen_fd);
+		r = listen_fd < 0 ? listen_fd : 0;
+		if (r == 0)
+			r = server_adopt_listen(srv, listen_fd);
+	}
+	if (r == 0)
+		r = clients_adopt(srv, a.img, take_fd, &a, why, whylen);
+	if (r == 0)
+		r = sessions_adopt(srv, a.img, why, whylen);
+	if (r == 0)
+		r = replay(srv, a.img, why, whylen);
+	if (r < 0) {
+		if (!why[0])
+			snprintf(why, whylen, "%s", strerror(-r));
+		say_verdict(sock, r, why);
+		if (a.img)
+			image_close_fds(a.img);
+		image_free(a.img);
+		close(memfd);
+		close(sock);
+		return r;
+	}
+	if (st.nr_accepted > srv->nr_accepted)
+		srv->nr_accepted = st.nr_accepted;
+	srv->socket_created = st.socket_created;
+	image_close_fds(a.img);		/* we hold our own copies */
+	image_free(a.img);
+	close(memfd);
+	say_verdict(sock, 0, "");
+	await_go(sock);
+	close(sock);
+	if (st.requester)
+		client_send_upgrade_reply(srv, st.requester, st.seq);
+	log_info(srv, "upgrade: took over from pid %u", st.pid);
+	return 0;
+}
