@@ -315,6 +315,13 @@ static int daemon_upgrade(struct ctl *ctl, int argc, char **argv)
 	r = ctl_open(ctl);
 	if (r)
 		return r;
+	if (!ioasid_is_remote(ctl->ctx)) {
+		ctl->err = EOPNOTSUPP;
+		ctl_err(ctl, "%s: %s runs inside this ioasidctl: there is no "
+			"ioasidd to upgrade (--uri unix:PATH)", ctl->cmd,
+			ctl->uri);
+		return EXIT_FAIL;
+	}
 	r = ioasid_daemon_upgrade(ctl->ctx, binary, &pid);
 	if (r < 0)
 		return ctl_fail(ctl, r, "ioasidd was not upgraded");

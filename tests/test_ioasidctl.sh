@@ -302,6 +302,10 @@ if [ $daemon = no ]; then
 	t "embedded: session list says sessions are ioasidd's" 1 \
 		-e "^ioasidctl: session list: sessions are ioasidd's \(--uri unix:PATH\); sim runs inside this ioasidctl" \
 		-E 'ioasid_session_list:'
+	run daemon upgrade
+	t "embedded: daemon upgrade says there is no ioasidd" 1 \
+		-e "^ioasidctl: daemon upgrade: sim runs inside this ioasidctl: there is no ioasidd to upgrade" \
+		-E 'have names and outlive'
 else
 	run ioas show 4243
 	t "through ioasidd: no embedded hint" 1 -e 'no IOAS 4243' \
