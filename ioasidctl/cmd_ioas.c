@@ -45,6 +45,9 @@ void json_ioas_fields(struct json *j, const struct ioasid_ioas_info *info)
 	json_u64(j, "bytes_pinned", info->bytes_pinned);
 	json_u64(j, "nr_conversions", info->nr_conversions);
 	json_u64(j, "nr_faults", info->nr_faults);
+	json_bool(j, "dirty_tracking", info->dirty_flags & IOASID_IOAS_DIRTY_ON);
+	json_bool(j, "dirty_fallback",
+		  info->dirty_flags & IOASID_IOAS_DIRTY_FALLBACK);
 }
 
 void json_owner_fields(struct json *j, uint32_t pid, uint32_t uid)

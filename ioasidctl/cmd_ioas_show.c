@@ -481,8 +481,8 @@ static int print_domains(const struct view *v)
 		table_cell(&t, "%s", d->iommu);
 		table_cell(&t, "%s", d->flags & IOASID_DOMAIN_ENFORCE_COHERENCY ?
 			   "enforced" : "not-enforced");
-		table_cell(&t, "%s", d->flags & IOASID_DOMAIN_DIRTY_TRACKING ?
-			   "yes" : "no");
+		table_cell(&t, "%s", d->flags & IOASID_DOMAIN_DIRTY_ON ? "on" :
+			   d->flags & IOASID_DOMAIN_DIRTY_TRACKING ? "yes" : "no");
 		table_cell(&t, "%s", sizes);
 		table_cell(&t, "%u", d->nr_devices);
 	}
@@ -857,6 +857,7 @@ static void json_domains(struct json *j, const struct view *v)
 			  d->flags & IOASID_DOMAIN_ENFORCE_COHERENCY);
 		json_bool(j, "dirty_tracking",
 			  d->flags & IOASID_DOMAIN_DIRTY_TRACKING);
+		json_bool(j, "dirty_on", d->flags & IOASID_DOMAIN_DIRTY_ON);
 		json_arr_begin(j, "page_sizes");
 		for (unsigned int bit = 0; bit < 64; bit++)
 			if (d->page_sizes & (1ULL << bit))

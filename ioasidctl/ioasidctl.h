@@ -197,6 +197,7 @@ int cmd_faults(struct ctl *ctl, int argc, char **argv);
 int cmd_sim(struct ctl *ctl, int argc, char **argv);
 int cmd_dma(struct ctl *ctl, int argc, char **argv);
 int cmd_convert(struct ctl *ctl, int argc, char **argv);
+int cmd_dirty(struct ctl *ctl, int argc, char **argv);
 int cmd_batch(struct ctl *ctl, int argc, char **argv);
 int cmd_session(struct ctl *ctl, int argc, char **argv);
 int cmd_nested(struct ctl *ctl, int argc, char **argv);

@@ -23,6 +23,7 @@ static const struct cmd commands[] = {
 	{ "show", cmd_show, "show ioas N: the same as ioas show N" },
 	{ "map", cmd_map, "map a file (or an inherited fd) into an IOAS" },
 	{ "unmap", cmd_unmap, "unmap a range, or everything, from an IOAS" },
+	{ "dirty", cmd_dirty, "dirty tracking of an IOAS: start, stop, read" },
 	{ "convert", cmd_convert, "make pages of a restricted IOAS private or "
 	  "shared" },
 	{ "attach", cmd_attach, "attach a device to an IOAS" },

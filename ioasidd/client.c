@@ -34,7 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <netlink/msg.h>
@@ -453,10 +455,64 @@ static int do_file_register(struct client *c, struct ioasid_op *op)
 	return 0;
 }
 
+/*
+ * A dirty bitmap in the client's memfd (DIRTY_READ, UNMAP with
+ * IOASID_UNMAP_GET_DIRTY and FD_INDEX): the core writes into our mapping
+ * of it, nothing comes back in the reply.  The memfd must be sealed
+ * against shrinking (else a client could make our writes fault) and hold
+ * the range's bitmap; it is mapped for this request only.
+ */
+static int run_with_bitmap_fd(struct client *c, struct ioasid_op *op)
+{
+	uint64_t need = (op->length / 4096 + 63) / 64 * 8;
+	void *saved = op->out;
+	struct stat st;
+	void *map;
+	int seals, r;
+
+	seals = fcntl(op->fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+		return op_fail(op, EINVAL, "the bitmap descriptor must be a "
+			       "memfd sealed against shrinking "
+			       "(F_SEAL_SHRINK)");
+	if ((fcntl(op->fd, F_GETFL) & O_ACCMODE) != O_RDWR ||
+	    (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+		return op_fail(op, EACCES, "the bitmap memfd must be open "
+			       "read-write and not sealed against writes");
+	if (fstat(op->fd, &st) < 0)
+		return op_fail(op, errno, "cannot stat the bitmap memfd: %m");
+	if (!need || need > UINT32_MAX)
+		return core_call(c->session, op);	/* the core says why */
+	if ((uint64_t)st.st_size < need)
+		return op_fail(op, EMSGSIZE, "the bitmap memfd has %lld bytes; "
+			       "the range needs %llu", (long long)st.st_size,
+			       (unsigned long long)need);
+	map = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_SHARED, op->fd, 0);
+	if (map == MAP_FAILED)
+		return op_fail(op, errno, "cannot map the bitmap memfd: %m");
+	op->out = map;
+	op->out_cap = (uint32_t)need;
+	r = core_call(c->session, op);
+	munmap(map, need);
+	op->out = saved;
+	op->out_len = 0;
+	return r;
+}
+
+static bool takes_bitmap_fd(const struct ioasid_op *op)
+{
+	return op->fd >= 0 && (op->cmd == IOASID_CMD_DIRTY_READ ||
+			       (op->cmd == IOASID_CMD_UNMAP &&
+				(op->flags & IOASID_UNMAP_GET_DIRTY)));
+}
+
 static int run_op(struct client *c, struct ioasid_op *op)
 {
 	struct journal_req jreq;
 	int r;
+
+	if (takes_bitmap_fd(op))
+		return run_with_bitmap_fd(c, op);
 
 	switch (op->cmd) {
 	case IOASID_CMD_HELLO:

@@ -187,11 +187,57 @@ IOASID_EXPORT int ioasid_unmap(struct ioasid_ctx *ctx, uint32_t ioas_id,
 	struct ioasid_op op;
 	int r;
 
+	if (flags & IOASID_UNMAP_GET_DIRTY)
+		return api_reject(-EINVAL, __func__, "IOASID_UNMAP_GET_DIRTY "
+				  "needs a bitmap: ioasid_unmap_get_dirty()");
 	ioasid_op_init(&op, IOASID_CMD_UNMAP);
 	op.ioas_id = ioas_id;
 	op.iova = iova;
 	op.length = length;
 	op.flags = flags;
+	r = api_call(ctx, &op);
+	if (r == 0 && unmapped)
+		*unmapped = op.out_bytes;
+	return r;
+}
+
+/*
+ * ioasid_unmap_get_dirty - unmap and return the dirty bits of what goes
+ * @bitmap: length / 4 KiB bits from @iova, zeroed, then set for every page
+ *	    a device wrote since the last read (and for every mapped page of
+ *	    a domain without tracking under IOASID_DIRTY_START_FALLBACK)
+ * @flags: IOASID_UNMAP_MISSING_OK
+ *
+ * On the simulator the bits are taken in the same step as the removal;
+ * on iommufd they are read just before it (a write in between is not
+ * reported).  Errors: as ioasid_unmap(), and -EINVAL (NULL bitmap; the
+ * whole IOAS; a bitmap over 4 GiB; tracking not started), -EOPNOTSUPP
+ * (the backend cannot: VFIO type1).
+ */
+IOASID_EXPORT int ioasid_unmap_get_dirty(struct ioasid_ctx *ctx,
+					 uint32_t ioas_id, uint64_t iova,
+					 uint64_t length, uint32_t flags,
+					 uint64_t *bitmap, uint64_t *unmapped)
+{
+	uint64_t words = (length / 4096 + 63) / 64;
+	struct ioasid_op op;
+	int r;
+
+	if (!bitmap)
+		return api_reject(-EINVAL, __func__, "bitmap is NULL");
+	if (words > UINT32_MAX / 8)
+		return api_reject(-EINVAL, __func__, "length %llu needs a "
+				  "bitmap larger than 4 GiB",
+				  (unsigned long long)length);
+	if (flags & IOASID_UNMAP_GET_DIRTY)
+		flags &= ~(uint32_t)IOASID_UNMAP_GET_DIRTY;
+	ioasid_op_init(&op, IOASID_CMD_UNMAP);
+	op.ioas_id = ioas_id;
+	op.iova = iova;
+	op.length = length;
+	op.flags = flags | IOASID_UNMAP_GET_DIRTY;
+	op.out = bitmap;
+	op.out_cap = (uint32_t)(words * 8);
 	r = api_call(ctx, &op);
 	if (r == 0 && unmapped)
 		*unmapped = op.out_bytes;
@@ -390,12 +436,48 @@ IOASID_EXPORT int ioasid_map_file_batch(struct ioasid_ctx *ctx,
 }
 
 /*
+ * ioasid_dirty_start - track the pages devices write through every domain
+ * of an IOAS, and through every domain it gets later
+ * @flags: IOASID_DIRTY_START_FALLBACK: a domain that cannot track reports
+ *	   all its mapped pages as dirty instead of refusing the start
+ *
+ * All or nothing.  Errors: -ENOENT, -EBUSY (already on), -EOPNOTSUPP
+ * (unknown flags; a domain cannot track and no fallback), or the
+ * backend's error.
+ */
+IOASID_EXPORT int ioasid_dirty_start(struct ioasid_ctx *ctx, uint32_t ioas_id,
+				     uint32_t flags)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_DIRTY_START);
+	op.ioas_id = ioas_id;
+	op.flags = flags;
+	return api_call(ctx, &op);
+}
+
+/*
+ * ioasid_dirty_stop - stop dirty tracking; nothing is recorded after it
+ *
+ * Errors: -ENOENT, -EINVAL (not started).
+ */
+IOASID_EXPORT int ioasid_dirty_stop(struct ioasid_ctx *ctx, uint32_t ioas_id)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_DIRTY_STOP);
+	op.ioas_id = ioas_id;
+	return api_call(ctx, &op);
+}
+
+/*
  * ioasid_dirty_read - which pages devices wrote since the last read
  * @bitmap: length / 4 KiB bits, zeroed and then set for dirty pages
  * @flags: IOASID_DIRTY_NO_CLEAR keeps the dirty state
  *
- * Errors: -EINVAL (NULL, empty or unaligned range), -EOVERFLOW, -ENOENT,
- * -EOPNOTSUPP (unknown flags; backend without dirty tracking).
+ * Errors: -EINVAL (NULL, empty or unaligned range; tracking not started),
+ * -EOVERFLOW, -ENOENT, -EMSGSIZE (bitmap too small), -EOPNOTSUPP
+ * (unknown flags).
  */
 IOASID_EXPORT int ioasid_dirty_read(struct ioasid_ctx *ctx, uint32_t ioas_id,
 				    uint64_t iova, uint64_t length,

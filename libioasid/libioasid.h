@@ -158,9 +158,19 @@ int ioasid_file_get_info(struct ioasid_ctx *ctx, uint32_t ioas_id,
 		ioasid_mapping_next(ctx, ioas_id,			\
 				    (m)->iova + (m)->length, (m)))
 
-/* Read (and clear) dirty bits: one bit per 4 KiB page from @iova. */
+/*
+ * Dirty tracking for live migration: start (every domain of the IOAS;
+ * @flags IOASID_DIRTY_START_FALLBACK), stop, read (and clear) one bit per
+ * 4 KiB page from @iova, and unmap returning the bits of what it removes.
+ */
+int ioasid_dirty_start(struct ioasid_ctx *ctx, uint32_t ioas_id,
+		       uint32_t flags);
+int ioasid_dirty_stop(struct ioasid_ctx *ctx, uint32_t ioas_id);
 int ioasid_dirty_read(struct ioasid_ctx *ctx, uint32_t ioas_id, uint64_t iova,
 		      uint64_t length, uint64_t *bitmap, uint32_t flags);
+int ioasid_unmap_get_dirty(struct ioasid_ctx *ctx, uint32_t ioas_id,
+			   uint64_t iova, uint64_t length, uint32_t flags,
+			   uint64_t *bitmap, uint64_t *unmapped);
 
 /* ---- confidential memory ----------------------------------------------- */
 

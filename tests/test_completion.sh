@@ -39,6 +39,11 @@ cases=(
 	"ioasidctl show io|ioasidctl show ioas"
 	"ioasidctl daemon up|ioasidctl daemon upgrade"
 	"ioasidctl daemon upgrade --bin|ioasidctl daemon upgrade --binary"
+	"ioasidctl dir|ioasidctl dirty"
+	"ioasidctl dirty st|ioasidctl dirty st"
+	"ioasidctl dirty re|ioasidctl dirty read"
+	"ioasidctl dirty read 1 --cl|ioasidctl dirty read 1 --clear"
+	"ioasidctl dirty start 1 --fa|ioasidctl dirty start 1 --fallback"
 )
 
 run_bash() {	# run_bash LABEL RCFILE

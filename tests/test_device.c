@@ -688,6 +688,9 @@ Test(dirty, dma_writes_set_bits)
 
 	cr_assert_eq(ioasid_map_file(ctx, ioas, fd, 0, MiB, RW | FIXED, &iova), 0);
 	cr_assert_eq(ioasid_device_attach(ctx, nic, ioas, 0), 0);
+	cr_assert_eq(ioasid_dirty_read(ctx, ioas, iova, MiB, bitmap, 0), -EINVAL,
+		     "not started");
+	cr_assert_eq(ioasid_dirty_start(ctx, ioas, 0), 0);
 	cr_assert_eq(ioasid_dirty_read(ctx, ioas, iova, MiB, bitmap, 0), 0);
 	cr_assert_eq(ioasid_device_dma(ctx, nic, iova + 5 * 4096, buf, 4096,
 				       IOASID_DMA_WRITE, &done), 0);
@@ -732,6 +735,7 @@ static unsigned int dirty_pages_after_one_write(uint32_t ioas_flags)
 			     (unsigned long long)dom.page_sizes);
 	else
 		cr_assert(dom.page_sizes & (2 * MiB));
+	cr_assert_eq(ioasid_dirty_start(ctx, ioas, 0), 0);
 	cr_assert_eq(ioasid_dirty_read(ctx, ioas, iova, 2 * MiB, bitmap, 0), 0);
 	cr_assert_eq(ioasid_device_dma(ctx, nic, iova + 7 * 4096, buf,
 				       sizeof(buf), IOASID_DMA_WRITE, &done), 0);

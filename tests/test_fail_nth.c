@@ -472,16 +472,44 @@ static int c_queries(struct fx *f)
 	return r;
 }
 
+/* With tracking on (the test starts it): a read, then an unmap of
+ * what it read, which changes the state only as the last step. */
 static int c_dirty(struct fx *f)
 {
 	uint64_t bitmap[16];
+	int r;
 
-	return ioasid_dirty_read(f->ctx, f->ioas, 0x100000, 4 * MiB, bitmap,
-				 0);
+	r = ioasid_dirty_read(f->ctx, f->ioas, 0x100000, 4 * MiB, bitmap, 0);
+	if (r == 0)
+		r = ioasid_unmap_get_dirty(f->ctx, f->ioas, 0x100000, 0x4000,
+					   0, bitmap, NULL);
+	return r;
+}
+
+static int c_dirty_start(struct fx *f)
+{
+	return ioasid_dirty_start(f->ctx, f->ioas, 0);
+}
+
+static int c_dirty_stop(struct fx *f)
+{
+	return ioasid_dirty_stop(f->ctx, f->ioas);
 }
 
 Test(fail_nth, queries) { FAIL_NTH(c_queries); }
-Test(fail_nth, dirty_read) { FAIL_NTH(c_dirty); }
+Test(fail_nth, dirty_read)
+{
+	cr_assert_eq(ioasid_dirty_start(F.ctx, F.ioas, 0), 0);
+	FAIL_NTH(c_dirty);
+}
+
+Test(fail_nth, dirty_start) { FAIL_NTH(c_dirty_start); }
+
+Test(fail_nth, dirty_stop)
+{
+	cr_assert_eq(ioasid_dirty_start(F.ctx, F.ioas, 0), 0);
+	FAIL_NTH(c_dirty_stop);
+}
 
 static int c_convert_shared(struct fx *f)
 {

@@ -116,7 +116,7 @@ t "ioasidctl help" 0 -o '^  ioas +list, show'
 raw --version
 t "ioasidctl --version" 0 -o '^ioasidctl [0-9]'
 for cmd in status devices iommus ioas map unmap attach detach replace kvm \
-	   monitor faults dma sim batch script session nested; do
+	   monitor faults dma sim batch script session nested dirty; do
 	raw "$cmd" --help
 	t "$cmd --help" 0 -o "^Usage: ioasidctl ($cmd|script|batch)" -E .
 done
@@ -930,6 +930,8 @@ kvm
 faults
 sim
 monitor
+dirty start \$a --fallback
+dirty read \$a
 EOF
 if [ "$rc" != 0 ]; then
 	not_ok "JSON walk: the batch ran" "status $rc"
@@ -1036,6 +1038,58 @@ nested destroy $n
 EOF
 t "nested destroy: devices attached" 1 \
 	-e 'nested table [0-9]+ still has 1 device\(s\) attached'
+# ---- dirty tracking: start, read, clear, stop (one session) -----------------
+
+batch --keep-going <<'EOF'
+a=ioas create
+map $a --memfd --length 1M --iova 0x100000
+attach 00:01.0 $a
+dirty read $a
+dirty start $a
+dma 00:01.0 0x105000 64 --write
+dma 00:01.0 0x108000 8K --write
+dirty read $a
+dirty read $a 0x100000+64K --clear
+dirty read $a
+dirty start $a
+dirty stop $a
+dirty read $a
+EOF
+t "dirty: start, read, read-and-clear, stop" 1 \
+	-e 'line 4: cannot read the dirty pages of IOAS [0-9]+: dirty tracking is not on' \
+	-o '^IOAS [0-9]+: dirty tracking on$' \
+	-o '^IOAS [0-9]+: 3 of 256 pages dirty in 0x100000-0x1fffff$' \
+	-o '^  0x105000-0x105fff  4K$' \
+	-o '^  0x108000-0x109fff  8K$' \
+	-o '^IOAS [0-9]+: 3 of 16 pages dirty in 0x100000-0x10ffff \(cleared\)$' \
+	-o '^IOAS [0-9]+: 0 of 256 pages dirty in 0x100000-0x1fffff$' \
+	-e 'line 11: cannot start dirty tracking of IOAS [0-9]+: dirty tracking is already on' \
+	-o '^IOAS [0-9]+: dirty tracking off$'
+batch --json <<'EOF'
+a=ioas create
+map $a --memfd --length 1M --iova 0x100000
+attach 00:01.0 $a
+dirty start $a
+dma 00:01.0 0x108000 8K --write
+dirty read $a --clear
+EOF
+t "dirty read --json" 0 -J
+"$JC" -d 5 .iova .length .pages .dirty_pages .cleared '.dirty[0].start' \
+	'.dirty[0].last' '.dirty[0].pages' < "$tmp/out" > "$tmp/vals" 2>&1
+[ "$(tr '\n' ' ' < "$tmp/vals")" = \
+  "1048576 1048576 256 2 true 1081344 1089535 2 " ] &&
+	ok "dirty read --json: decimal numbers, one run" ||
+	not_ok "dirty read --json: decimal numbers, one run" "$(tr '\n' ' ' < "$tmp/vals")"
+batch --keep-going <<'EOF'
+a=ioas create
+attach 00:01.0 $a
+attach 0000:01:02.0 $a
+dirty start $a
+dirty start $a --fallback
+EOF
+t "dirty start: all or nothing, --fallback" 1 \
+	-e 'line 4: cannot start dirty tracking of IOAS [0-9]+: domain [0-9]+ of IOAS [0-9]+ cannot track dirty pages' \
+	-o '^IOAS [0-9]+: dirty tracking on \(a domain cannot track: every mapped page reads as dirty\)$'
 
 # ---- messages: said once, near misses, --json errors ------------------------
 

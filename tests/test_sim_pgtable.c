@@ -20,6 +20,8 @@
 #define SZ_1G	SIM_SZ_1G
 #define ALL_SIZES (SZ_4K | SZ_2M | SZ_1G)
 #define RW	(SIM_PROT_READ | SIM_PROT_WRITE)
+/* a DMA write with dirty tracking on (A/D set) */
+#define WRITE_TRACKED	(SIM_ACCESS_WRITE | SIM_ACCESS_TRACK)
 #define HVA_BASE 0x100000000000ULL	/* 16 TiB: 1 GiB aligned, fake */
 
 static struct sim_pgtable *new_pgt(unsigned int aw, uint64_t mask,
@@ -228,7 +230,7 @@ Test(sim_pgtable, split_in_place)
 	cr_assert_eq(sim_pgtable_map(pgt, iova, SZ_1G, HVA_BASE, RW), 0);
 	cr_assert_eq(stats(pgt).leaves_1g, 1);
 	/* Dirty the 1 GiB leaf before the split: children inherit D. */
-	cr_assert_eq(sim_pgtable_translate(pgt, iova, SIM_ACCESS_WRITE, &x), 0);
+	cr_assert_eq(sim_pgtable_translate(pgt, iova, WRITE_TRACKED, &x), 0);
 	cr_assert(x.pte & SIM_PTE_D);
 
 	cr_assert_eq(sim_pgtable_unmap(pgt, hole, SZ_4K), (int64_t)SZ_4K);
@@ -279,8 +281,8 @@ Test(sim_pgtable, dirty_bits)
 	/* [0, 2M): one 2 MiB leaf; [2M, 2M+64K): 4 KiB leaves */
 	cr_assert_eq(sim_pgtable_map(pgt, 0, SZ_2M + 16 * SZ_4K, HVA_BASE, RW),
 		     0);
-	cr_assert_eq(sim_pgtable_translate(pgt, 5 * SZ_4K, SIM_ACCESS_READ,
-					   &x), 0);
+	cr_assert_eq(sim_pgtable_translate(pgt, 5 * SZ_4K, SIM_ACCESS_READ |
+					   SIM_ACCESS_TRACK, &x), 0);
 	cr_assert(x.pte & SIM_PTE_A);
 	cr_assert(!(x.pte & SIM_PTE_D));
 	memset(bm, 0, sizeof(bm));
@@ -290,9 +292,9 @@ Test(sim_pgtable, dirty_bits)
 		cr_assert_eq(bm[i], 0);
 
 	cr_assert_eq(sim_pgtable_translate(pgt, SZ_2M + 3 * SZ_4K,
-					   SIM_ACCESS_WRITE, &x), 0);
+					   WRITE_TRACKED, &x), 0);
 	cr_assert_eq(sim_pgtable_translate(pgt, 100 * SZ_4K,
-					   SIM_ACCESS_WRITE, &x), 0);
+					   WRITE_TRACKED, &x), 0);
 	/* NO_CLEAR: read twice, same answer. */
 	memset(bm, 0, sizeof(bm));
 	cr_assert_eq(sim_pgtable_read_and_clear_dirty(pgt, 0, SZ_2M +
@@ -321,10 +323,91 @@ Test(sim_pgtable, dirty_bits)
 	/* Permission is checked before A/D are set. */
 	cr_assert_eq(sim_pgtable_map(pgt, SZ_1G, SZ_4K, HVA_BASE,
 				     SIM_PROT_READ), 0);
-	cr_assert_eq(sim_pgtable_translate(pgt, SZ_1G, SIM_ACCESS_WRITE, &x),
+	cr_assert_eq(sim_pgtable_translate(pgt, SZ_1G, WRITE_TRACKED, &x),
 		     -EACCES);
 	cr_assert(!(x.pte & (SIM_PTE_A | SIM_PTE_D)));
 	cr_assert_eq(sim_pgtable_read_and_clear_dirty(pgt, 0, SZ_4K, NULL, 0),
+		     -EINVAL);
+	sim_pgtable_destroy(pgt);
+}
+
+/* Without dirty tracking a walk writes nothing into the table. */
+Test(sim_pgtable, untracked_walk_sets_no_bits)
+{
+	struct sim_pgtable *pgt = new_pgt(48, ALL_SIZES, 0);
+	uint64_t bm[8] = { 0 };
+	struct sim_xlate x;
+
+	cr_assert_eq(sim_pgtable_map(pgt, 0, SZ_2M, HVA_BASE, RW), 0);
+	cr_assert_eq(sim_pgtable_translate(pgt, 3 * SZ_4K, SIM_ACCESS_WRITE,
+					   &x), 0);
+	cr_assert_not(x.pte & (SIM_PTE_A | SIM_PTE_D));
+	cr_assert_eq(sim_pgtable_walk(pgt, 3 * SZ_4K, &x), 0);
+	cr_assert_not(x.pte & (SIM_PTE_A | SIM_PTE_D), "the leaf is clean");
+	cr_assert_eq(sim_pgtable_read_and_clear_dirty(pgt, 0, SZ_2M, bm, 0),
+		     0);
+	for (unsigned int i = 0; i < 8; i++)
+		cr_assert_eq(bm[i], 0);
+	/* DISCARD clears without a bitmap, and only so */
+	cr_assert_eq(sim_pgtable_read_and_clear_dirty(pgt, 0, SZ_2M, NULL,
+						      SIM_DIRTY_DISCARD), 0);
+	cr_assert_eq(sim_pgtable_read_and_clear_dirty(pgt, 0, SZ_2M, bm,
+						      SIM_DIRTY_DISCARD),
+		     -EINVAL);
+	sim_pgtable_destroy(pgt);
+}
+
+/*
+ * An unmap that collects dirty bits reports exactly the dirty pages it
+ * removes: a 4 KiB leaf, pieces of a split dirty 2 MiB leaf (all dirty),
+ * a whole table unlinked at once, and nothing clean.
+ */
+Test(sim_pgtable, unmap_dirty_reports_what_it_removes)
+{
+	struct sim_pgtable *pgt = new_pgt(48, ALL_SIZES, 0);
+	uint64_t base = SZ_1G, bm[2 * 512 / 64 + 1];
+	struct sim_xlate x;
+
+	/* [base, +2M): a 2 MiB leaf; [base+2M, +4M): 4 KiB leaves */
+	cr_assert_eq(sim_pgtable_map(pgt, base, SZ_2M, HVA_BASE, RW), 0);
+	for (uint64_t o = SZ_2M; o < 2 * SZ_2M; o += SZ_4K)
+		cr_assert_eq(sim_pgtable_map(pgt, base + o, SZ_4K,
+					     HVA_BASE + o, RW), 0);
+	cr_assert_eq(stats(pgt).leaves_4k, 512);
+	cr_assert_eq(sim_pgtable_translate(pgt, base + 9 * SZ_4K,
+					   WRITE_TRACKED, &x), 0);
+	/* cut 8 pages out of the dirty 2 MiB leaf: all 8 are dirty */
+	memset(bm, 0, sizeof(bm));
+	cr_assert_eq(sim_pgtable_unmap_dirty(pgt, base + 4 * SZ_4K,
+					     8 * SZ_4K, bm, base),
+		     (int64_t)(8 * SZ_4K));
+	cr_assert_eq(bm[0], 0xffULL << 4, "0x%llx",
+		     (unsigned long long)bm[0]);
+	/* the pieces left keep D: a read reports them */
+	cr_assert_eq(sim_pgtable_walk(pgt, base + 20 * SZ_4K, &x), 0);
+	cr_assert(x.pte & SIM_PTE_D);
+	/* a clean range reports nothing */
+	cr_assert_eq(sim_pgtable_read_and_clear_dirty(pgt, base, SZ_2M, NULL,
+						      SIM_DIRTY_DISCARD), 0);
+	memset(bm, 0, sizeof(bm));
+	cr_assert_eq(sim_pgtable_unmap_dirty(pgt, base + 100 * SZ_4K,
+					     SZ_4K, bm, base),
+		     (int64_t)SZ_4K);
+	for (unsigned int i = 0; i < sizeof(bm) / 8; i++)
+		cr_assert_eq(bm[i], 0);
+	/* one dirty 4 KiB page; its whole table goes at once */
+	cr_assert_eq(sim_pgtable_translate(pgt, base + SZ_2M + 3 * SZ_4K,
+					   WRITE_TRACKED, &x), 0);
+	memset(bm, 0, sizeof(bm));
+	cr_assert_eq(sim_pgtable_unmap_dirty(pgt, base + SZ_2M, SZ_2M, bm,
+					     base + SZ_2M), (int64_t)SZ_2M);
+	cr_assert_eq(x.level, 1);
+	cr_assert_eq(bm[0], 1ULL << 3, "0x%llx", (unsigned long long)bm[0]);
+	for (unsigned int i = 1; i < sizeof(bm) / 8; i++)
+		cr_assert_eq(bm[i], 0);
+	cr_assert_eq(sim_pgtable_unmap_dirty(pgt, base, SZ_4K, NULL, base),
+		     -EINVAL);
+	cr_assert_eq(sim_pgtable_unmap_dirty(pgt, base, SZ_4K, bm, base + 1),
 		     -EINVAL);
 	sim_pgtable_destroy(pgt);
 }

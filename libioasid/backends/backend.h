@@ -201,10 +201,29 @@ struct backend_ops {
 	int (*dma_pasid)(struct be_device *device, uint32_t pasid,
 			 uint64_t iova, void *buf, uint64_t length,
 			 uint32_t flags, uint64_t *done);
+	/*
+	 * Optional: turn the domain's dirty tracking on or off.  -EOPNOTSUPP
+	 * when its hardware cannot track (the core then refuses, or with the
+	 * caller's fallback treats every mapped page as dirty).  Domains are
+	 * created with tracking off; turning it on starts from clean.
+	 */
+	int (*set_dirty_tracking)(struct be_domain *domain, bool on);
 	/* Optional: read (and clear) dirty bits, one bit per 4 KiB; bits
-	 * are ORed into @bitmap. */
+	 * are ORed into @bitmap.  A dirty large IOPTE marks all its pages. */
 	int (*read_dirty)(struct be_domain *domain, uint64_t iova,
 			  uint64_t length, uint64_t *bitmap, bool clear);
+	/*
+	 * Optional: ->unmap that also ORs the tracking domains' dirty bits
+	 * of the range into @bitmap (bit i = page @bitmap_iova + i * 4 KiB,
+	 * @bitmap_iova <= @iova).
+	 * unmap_dirty_atomic: the bits are taken in the same step as the
+	 * removal (sim); otherwise a write between the read and the unmap
+	 * is not reported (iommufd: GET_DIRTY_BITMAP, then IOAS_UNMAP).
+	 */
+	int (*unmap_dirty)(struct be_ioas *ioas, uint64_t iova, uint64_t length,
+			   const struct be_piece *old, uint32_t nr_old,
+			   uint64_t *bitmap, uint64_t bitmap_iova);
+	bool unmap_dirty_atomic;
 	/* Optional: counters of a device's DMA (simulated devices). */
 	int (*device_stats)(struct be_device *device,
 			    uint64_t *snooped_bytes, uint64_t *noncoherent_bytes);

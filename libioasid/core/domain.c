@@ -126,6 +126,8 @@ static void domain_release(struct core *core, struct domain *d)
 	if (*p)
 		*p = d->next;
 	d->ioas->nr_domains--;
+	if (d->ioas->dirty_on && !d->tracking)
+		d->ioas->nr_untracked--;
 	core_ops(core)->domain_free(d->be);
 	free(d);
 }
@@ -164,24 +166,82 @@ static int attach_existing(struct core *core, struct device *dev,
 	return 1;
 }
 
-/* A new backend domain for @ioas on the device's unit, with @dev in it. */
+/* Whether a domain on @unit can track dirty pages at all. */
+static bool unit_tracks(struct core *core, const struct inv_iommu *unit)
+{
+	return core_ops(core)->set_dirty_tracking &&
+	       core_ops(core)->read_dirty &&
+	       (unit->info.flags & IOASID_IOMMU_DIRTY_TRACKING);
+}
+
+/*
+ * A new domain of an IOAS that tracks dirty pages tracks too: 0 with
+ * d->tracking set, 0 untracked under the fallback, -errno (reason in
+ * @op) when it cannot and the IOAS has no fallback.
+ */
+static int dirty_join(struct core *core, struct domain *d,
+		      const struct device *dev, struct ioas *ioas,
+		      struct ioasid_op *op)
+{
+	int r = -EOPNOTSUPP;
+
+	if (!ioas->dirty_on)
+		return 0;
+	if (unit_tracks(core, d->unit))
+		r = core_ops(core)->set_dirty_tracking(d->be, true);
+	if (r == 0) {
+		d->tracking = true;
+		return 0;
+	}
+	if (r == -EOPNOTSUPP && ioas->dirty_fallback) {
+		ioas->nr_untracked++;
+		return 0;
+	}
+	if (r == -EOPNOTSUPP)
+		return op_fail(op, EOPNOTSUPP, "device %s cannot join IOAS %u: "
+			       "the IOAS tracks dirty pages and IOMMU %s has no "
+			       "dirty tracking (start it with "
+			       "IOASID_DIRTY_START_FALLBACK to report such "
+			       "devices' pages as always dirty)",
+			       dev->inv->info.name, ioas->id,
+			       d->unit->info.name);
+	return op_fail(op, -r, "device %s cannot join IOAS %u: dirty tracking "
+		       "on its new domain failed: %s", dev->inv->info.name,
+		       ioas->id, strerror(-r));
+}
+
+/*
+ * A new backend domain for @ioas on the device's unit, tracking dirty
+ * pages if the IOAS does, with @dev in it (the attach comes last: a
+ * replace moves the device only into a domain that is complete).
+ */
 static int be_domain_new(struct core *core, struct device *dev,
-			 struct ioas *ioas, bool enforce,
-			 const struct domain_join *join,
-			 struct be_domain **out)
+			 struct ioas *ioas, struct domain *d,
+			 const struct domain_join *join, struct ioasid_op *op)
 {
 	struct be_replay replay;
 	int r;
 
 	ioas_replay(ioas, &replay);
-	r = core_ops(core)->domain_alloc(ioas->be, dev->unit, enforce ?
+	r = core_ops(core)->domain_alloc(ioas->be, dev->unit, d->enforce ?
 					 BE_DOMAIN_ENFORCE_COHERENCY : 0,
-					 &replay, out);
+					 &replay, &d->be);
 	if (r < 0)
-		return r;
-	r = join->fn(core, dev, *out, join->arg);
+		return op_fail(op, -r, "cannot create a domain on %s for "
+			       "device %s: %s", dev->unit->info.name,
+			       dev->inv->info.name, strerror(-r));
+	r = dirty_join(core, d, dev, ioas, op);
+	if (r == 0) {
+		r = join->fn(core, dev, d->be, join->arg);
+		if (r < 0)
+			op_fail(op, -r, "cannot create a domain on %s for "
+				"device %s: %s", dev->unit->info.name,
+				dev->inv->info.name, strerror(-r));
+		if (r < 0 && !d->tracking && ioas->dirty_on)
+			ioas->nr_untracked--;
+	}
 	if (r < 0)
-		core_ops(core)->domain_free(*out);
+		core_ops(core)->domain_free(d->be);
 	return r;
 }
 
@@ -195,12 +255,12 @@ static int attach_new(struct core *core, struct device *dev,
 
 	if (!d)
 		return op_fail(op, ENOMEM, "out of memory");
-	r = be_domain_new(core, dev, ioas, enforce, join, &d->be);
+	d->unit = dev->unit;
+	d->enforce = enforce;
+	r = be_domain_new(core, dev, ioas, d, join, op);
 	if (r < 0) {
 		free(d);
-		return op_fail(op, -r, "cannot create a domain on %s for "
-			       "device %s: %s", dev->unit->info.name,
-			       dev->inv->info.name, strerror(-r));
+		return r;
 	}
 	d->id = core_alloc_id(core);
 	d->ioas = ioas;
@@ -602,8 +662,10 @@ int domain_list(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 					      SZ_4K : d->unit->info.page_sizes,
 				.nr_devices = d->nr_devices,
 			};
-			if (d->unit->info.flags & IOASID_IOMMU_DIRTY_TRACKING)
+			if (unit_tracks(s->core, d->unit))
 				out[n].flags |= IOASID_DOMAIN_DIRTY_TRACKING;
+			if (d->tracking)
+				out[n].flags |= IOASID_DOMAIN_DIRTY_ON;
 			snprintf(out[n].iommu, sizeof(out[n].iommu), "%s",
 				 d->unit->info.name);
 		}
@@ -634,23 +696,103 @@ static int check_dirty_args(struct ioasid_op *op, uint64_t *bytes)
 }
 
 /*
- * Only units with dirty tracking can report dirty pages (the kernel
- * backends cannot ask the others; the simulated IOMMU follows the
- * topology's dirty-tracking= rather than always tracking).
+ * Turn every domain of @ioas on: 0, or -errno with every domain as it
+ * was (the ones turned on are turned off again).  Under the fallback a
+ * domain that cannot track stays off and is counted in nr_untracked.
  */
-static int check_dirty_tracking(struct core *core, const struct ioas *ioas,
-				struct ioasid_op *op)
+static int dirty_start_domains(struct core *core, struct ioas *ioas,
+			       bool fallback, uint32_t *untracked,
+			       struct ioasid_op *op)
 {
-	if (!core_ops(core)->read_dirty)
-		return op_fail(op, EOPNOTSUPP, "the %s backend does not track "
-			       "dirty pages", core_ops(core)->name);
-	for (struct domain *d = core->domains; d; d = d->next)
-		if (d->ioas == ioas &&
-		    !(d->unit->info.flags & IOASID_IOMMU_DIRTY_TRACKING))
-			return op_fail(op, EOPNOTSUPP, "domain %u on %s cannot "
-				       "track dirty pages: the IOMMU has no "
-				       "dirty tracking", d->id,
-				       d->unit->info.name);
+	struct domain *d, *undo;
+	int r = 0;
+
+	*untracked = 0;
+	for (d = core->domains; d; d = d->next) {
+		if (d->ioas != ioas)
+			continue;
+		r = unit_tracks(core, d->unit) ?
+		    core_ops(core)->set_dirty_tracking(d->be, true) :
+		    -EOPNOTSUPP;
+		if (r == 0) {
+			d->tracking = true;
+			continue;
+		}
+		if (r == -EOPNOTSUPP && fallback) {
+			++*untracked;
+			r = 0;
+			continue;
+		}
+		break;
+	}
+	if (r == 0)
+		return 0;
+	for (undo = core->domains; undo != d; undo = undo->next)
+		if (undo->ioas == ioas && undo->tracking) {
+			core_ops(core)->set_dirty_tracking(undo->be, false);
+			undo->tracking = false;
+		}
+	if (r == -EOPNOTSUPP)
+		return op_fail(op, EOPNOTSUPP, "domain %u of IOAS %u cannot "
+			       "track dirty pages: %s (nothing was started; "
+			       "IOASID_DIRTY_START_FALLBACK reports its pages "
+			       "as always dirty)", d->id, ioas->id,
+			       core_ops(core)->set_dirty_tracking ?
+			       "its IOMMU has no dirty tracking" :
+			       "the backend has none");
+	return op_fail(op, -r, "cannot start dirty tracking on domain %u of "
+		       "IOAS %u: %s (nothing was started)", d->id, ioas->id,
+		       strerror(-r));
+}
+
+int domain_dirty_start(struct session *s, struct ioas *ioas,
+		       struct ioasid_op *op)
+{
+	bool fallback = op->flags & IOASID_DIRTY_START_FALLBACK;
+	uint32_t untracked;
+	int r;
+
+	if (op->flags & ~(uint32_t)IOASID_DIRTY_START_FALLBACK)
+		return op_fail(op, EOPNOTSUPP, "unknown dirty start flags "
+			       "0x%x", op->flags);
+	if (ioas->dirty_on)
+		return op_fail(op, EBUSY, "dirty tracking is already on for "
+			       "IOAS %u (stop it first)", ioas->id);
+	r = dirty_start_domains(s->core, ioas, fallback, &untracked, op);
+	if (r < 0)
+		return r;
+	ioas->dirty_on = true;
+	ioas->dirty_fallback = fallback;
+	ioas->nr_untracked = untracked;
+	info(s->core->log, "IOAS %u: dirty tracking on%s", ioas->id,
+	     untracked ? " (some domains report every page dirty)" : "");
+	return 0;
+}
+
+int domain_dirty_stop(struct session *s, struct ioas *ioas,
+		      struct ioasid_op *op)
+{
+	struct core *core = s->core;
+	int r;
+
+	if (op->flags)
+		return op_fail(op, EOPNOTSUPP, "unknown dirty stop flags "
+			       "0x%x", op->flags);
+	if (!ioas->dirty_on)
+		return op_fail(op, EINVAL, "dirty tracking is not on for IOAS "
+			       "%u", ioas->id);
+	for (struct domain *d = core->domains; d; d = d->next) {
+		if (d->ioas != ioas || !d->tracking)
+			continue;
+		r = core_ops(core)->set_dirty_tracking(d->be, false);
+		if (r < 0)	/* it keeps tracking, nobody reads it */
+			warn(core->log, "IOAS %u: domain %u keeps tracking "
+			     "dirty pages: %s", ioas->id, d->id, strerror(-r));
+		d->tracking = false;
+	}
+	ioas->dirty_on = false;
+	ioas->dirty_fallback = false;
+	ioas->nr_untracked = 0;
 	return 0;
 }
 
@@ -663,18 +805,23 @@ int domain_dirty_read(struct session *s, struct ioas *ioas,
 	int r;
 
 	r = check_dirty_args(op, &bytes);
-	if (r == 0)
-		r = check_dirty_tracking(core, ioas, op);
 	if (r < 0)
 		return r;
+	if (!ioas->dirty_on)
+		return op_fail(op, EINVAL, "dirty tracking is not on for IOAS "
+			       "%u (ioasid_dirty_start() first)", ioas->id);
 	/* the bitmap is the OR of every domain's */
 	memset(op->out, 0, bytes);
 	for (struct domain *d = core->domains; d && r == 0; d = d->next) {
-		if (d->ioas != ioas)
+		if (d->ioas != ioas || !d->tracking)
 			continue;
 		any = true;
 		r = core_ops(core)->read_dirty(d->be, op->iova, op->length,
 					       op->out, clear);
+	}
+	if (r == 0 && ioas->nr_untracked) {
+		any = true;
+		r = ioas_mark_mapped(ioas, op->iova, op->length, op->out);
 	}
 	if (r < 0)
 		return op_fail(op, -r, "reading dirty bits failed: %s",

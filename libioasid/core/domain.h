@@ -30,6 +30,7 @@ struct domain {
 	struct be_domain *be;
 	uint32_t nr_devices;
 	uint32_t nr_nested;		/* nested tables over it (stage 2) */
+	bool tracking;			/* dirty tracking on in hardware */
 	struct domain *next;		/* in core->domains */
 };
 
@@ -84,6 +85,11 @@ void domain_put(struct core *core, struct domain *d);
 int domain_want_enforce(const struct device *dev, const struct ioas *ioas,
 			bool *enforce, struct ioasid_op *op);
 int domain_dirty_read(struct session *s, struct ioas *ioas,
+		      struct ioasid_op *op);
+/* Dirty tracking of every domain of the IOAS, and of those it gets. */
+int domain_dirty_start(struct session *s, struct ioas *ioas,
+		       struct ioasid_op *op);
+int domain_dirty_stop(struct session *s, struct ioas *ioas,
 		      struct ioasid_op *op);
 
 #endif

@@ -20,6 +20,7 @@
 #include "core/ioas.h"
 #include "core/iova_tree.h"
 #include "core/sharedmap.h"
+#include "util/bitmap.h"
 #include "util/log.h"
 #include "util/macros.h"
 
@@ -718,6 +719,72 @@ static bool cuts_one_in_two(struct ioas *ioas, uint64_t iova, uint64_t length)
 	       a.iova + (a.length - 1) > iova + (length - 1);
 }
 
+struct mark_ctx {
+	uint64_t iova;
+	uint64_t *bitmap;
+};
+
+static int mark_piece(void *arg, const struct iova_area *piece)
+{
+	const struct mark_ctx *m = arg;
+
+	bitmap_set_range(m->bitmap, (piece->iova - m->iova) / SZ_4K,
+			 piece->length / SZ_4K);
+	return 0;
+}
+
+int ioas_mark_mapped(struct ioas *ioas, uint64_t iova, uint64_t length,
+		     uint64_t *bitmap)
+{
+	struct mark_ctx m = { iova, bitmap };
+
+	return iova_tree_for_each_piece(ioas->tree, iova, length,
+					IOVA_TREE_MAPPINGS, mark_piece, &m);
+}
+
+/*
+ * Unmap with IOASID_UNMAP_GET_DIRTY: the checks before anything is
+ * touched.  The bitmap (op->out) has a bit per 4 KiB page from op->iova.
+ */
+static int check_unmap_dirty(struct ioas *ioas, struct ioasid_op *op)
+{
+	const struct backend_ops *ops = be_ops(ioas);
+	uint64_t bytes = bitmap_bytes_4k(op->length);
+
+	if (op->iova == 0 && op->length == UINT64_MAX)
+		return op_fail(op, EINVAL, "IOASID_UNMAP_GET_DIRTY needs a "
+			       "range, not all of IOAS %u", ioas->id);
+	if (!ioas->dirty_on)
+		return op_fail(op, EINVAL, "dirty tracking is not on for IOAS "
+			       "%u (ioasid_dirty_start() first)", ioas->id);
+	if (!op->out || bytes > op->out_cap)
+		return op_fail(op, EMSGSIZE, "the bitmap needs %llu bytes",
+			       (unsigned long long)bytes);
+	if (!ops->unmap_dirty && ioas->nr_domains > ioas->nr_untracked)
+		return op_fail(op, EOPNOTSUPP, "the %s backend cannot return "
+			       "the dirty bits of an unmap", ops->name);
+	return 0;
+}
+
+/* The backend's unmap, with the dirty bits when the caller wants them. */
+static int backend_unmap(struct ioas *ioas, uint64_t iova, uint64_t length,
+			 const struct be_piece *v, uint32_t nr,
+			 struct ioasid_op *op)
+{
+	const struct backend_ops *ops = be_ops(ioas);
+
+	if (!(op->flags & IOASID_UNMAP_GET_DIRTY))
+		return ops->unmap(ioas->be, iova, length, v, nr);
+	/* untracked domains (fallback): everything mapped is dirty */
+	if (ioas->nr_untracked &&
+	    ioas_mark_mapped(ioas, iova, length, op->out) < 0)
+		return -ENOMEM;
+	if (!ops->unmap_dirty)
+		return ops->unmap(ioas->be, iova, length, v, nr);
+	return ops->unmap_dirty(ioas->be, iova, length, v, nr, op->out,
+				op->iova);
+}
+
 static int unmap_range(struct ioas *ioas, uint64_t iova, uint64_t length,
 		       struct ioasid_op *op)
 {
@@ -753,7 +820,7 @@ static int unmap_range(struct ioas *ioas, uint64_t iova, uint64_t length,
 		return r;
 	}
 	span = p.last - p.first + 1;
-	r = be_ops(ioas)->unmap(ioas->be, p.first, span, p.v, p.nr);
+	r = backend_unmap(ioas, p.first, span, p.v, p.nr, op);
 	free(p.v);
 	if (r < 0)
 		return unmap_failed(ioas, r, op);
@@ -818,9 +885,19 @@ int ioas_unmap(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 {
 	int r;
 
-	if (op->flags & ~(uint32_t)IOASID_UNMAP_MISSING_OK)
+	if (op->flags & ~(uint32_t)(IOASID_UNMAP_MISSING_OK |
+				    IOASID_UNMAP_GET_DIRTY))
 		return op_fail(op, EOPNOTSUPP, "unknown unmap flags 0x%x",
 			       op->flags);
+	if (op->flags & IOASID_UNMAP_GET_DIRTY) {
+		r = check_range_args(op->iova, op->length, op);
+		if (r == 0)
+			r = check_unmap_dirty(ioas, op);
+		if (r < 0)
+			return r;
+		memset(op->out, 0, bitmap_bytes_4k(op->length));
+		op->out_len = (uint32_t)bitmap_bytes_4k(op->length);
+	}
 	/* iova 0, length U64_MAX: everything (as IOMMU_IOAS_UNMAP) */
 	if (op->iova == 0 && op->length == UINT64_MAX)
 		return unmap_all(ioas, op);
@@ -1581,6 +1658,11 @@ void ioas_fill_info(struct ioas *ioas, struct ioasid_ioas_info *info)
 		.owner_pid = ioas->owner->pid,
 		.owner_uid = ioas->owner->uid,
 		.owner_session = ioas->owner->id,
+		.dirty_flags = (ioas->dirty_on ? IOASID_IOAS_DIRTY_ON : 0) |
+			       (ioas->dirty_fallback ?
+				IOASID_IOAS_DIRTY_FALLBACK : 0) |
+			       (ioas->nr_untracked ?
+				IOASID_IOAS_DIRTY_UNTRACKED : 0),
 		.nr_conversions = __atomic_load_n(&ioas->nr_conversions,
 						  __ATOMIC_RELAXED),
 		.nr_faults = __atomic_load_n(&ioas->nr_faults,

@@ -61,6 +61,14 @@ struct ioas {
 	uint32_t nr_pasids;		/* device PASIDs attached to it */
 	uint32_t nr_domains;
 	uint32_t nr_nested;		/* nested tables over it */
+	/*
+	 * Dirty tracking (domain.c): started, with the caller's fallback,
+	 * and how many of its domains cannot track (with the fallback they
+	 * report every mapped page as dirty).
+	 */
+	bool dirty_on;
+	bool dirty_fallback;
+	uint32_t nr_untracked;
 	/* restricted IOAS: the shared pages (all others are private) */
 	struct sharedmap *shared;
 	/* monitoring: conversions done, DMA faults of its devices (atomic) */
@@ -79,6 +87,13 @@ int ioas_map_user(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 /* Many ranges of one file (struct ioasid_map_entry), all or nothing. */
 int ioas_map_batch(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 int ioas_unmap(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+/*
+ * Set the bits of @bitmap (bit i = page @iova + i * 4 KiB) of every page
+ * of [@iova, @iova + @length) that is mapped: what a domain without
+ * dirty tracking reports under the fallback.  0 or -ENOMEM.
+ */
+int ioas_mark_mapped(struct ioas *ioas, uint64_t iova, uint64_t length,
+		     uint64_t *bitmap);
 int ioas_copy(struct ioas *dst, struct ioas *src, struct ioasid_op *op);
 int ioas_iova_ranges(struct session *s, struct ioas *ioas,
 		     struct ioasid_op *op);

@@ -146,7 +146,14 @@ struct remote {
 		uint64_t used;
 	} files[RING_CLIENT_FILES];
 	uint64_t files_clock;
+	/* dirty bitmaps over one message (r->lock): bitmap_shared() */
+	int bm_fd;
+	void *bm_map;
+	size_t bm_size;
 };
+
+/* The bitmap memfd grows in steps of this (a 32 GiB guest's bitmap). */
+#define BITMAP_MEMFD_ROUND	((size_t)1 << 20)
 
 
 /* A view larger than this is not mapped (the daemon's are far smaller). */
@@ -525,49 +532,81 @@ static bool dma_needs_chunks(const struct ioasid_op *op)
 		       op->out_cap >= op->length && !op->in_len;
 }
 
-/* IOVA covered by one chunk of dirty bitmap: a bit per 4 KiB page. */
-#define DIRTY_CHUNK_IOVA	((uint64_t)PROTO_DMA_CHUNK * 8 * 4096)
-_Static_assert(DIRTY_CHUNK_IOVA % (64 * 4096) == 0, "whole bitmap words");
-
 /*
- * A dirty bitmap larger than one message (a 60 KiB bitmap covers 1.875
- * GiB of IOVA): one request per chunk of IOVA.  Only valid ranges are
- * split; anything the core would refuse goes as one request so the error
- * is the embedded one and nothing is read half.
+ * Dirty bitmaps larger than one message (60 KiB of bitmap covers 1.875
+ * GiB of IOVA; a 1 TiB guest needs 32 MiB) travel through shared memory:
+ * a memfd of this connection, sealed against shrinking, that the daemon
+ * maps and writes (ioasidd/client.c checks the seal and the size), then
+ * one copy into the caller's bitmap.  One request whatever the size, so
+ * an unmap that returns its dirty bits stays one step.
  */
-static bool dirty_needs_chunks(const struct ioasid_op *op)
+static bool bitmap_needs_memfd(const struct ioasid_op *op)
 {
-	return op->cmd == IOASID_CMD_DIRTY_READ &&
-	       op->out_cap > PROTO_MAX_PAYLOAD && op->length &&
-	       !(op->iova & 4095) && !(op->length & 4095) &&
-	       op->iova + (op->length - 1) >= op->iova &&
-	       (op->length / 4096 + 63) / 64 * 8 <= op->out_cap;
+	bool dirty_out = op->cmd == IOASID_CMD_DIRTY_READ ||
+			 (op->cmd == IOASID_CMD_UNMAP &&
+			  (op->flags & IOASID_UNMAP_GET_DIRTY));
+
+	return dirty_out && op->out && op->out_cap > PROTO_MAX_PAYLOAD;
 }
 
-static int dirty_chunked(struct remote *r, struct ioasid_op *op)
+/* The connection's bitmap memfd, at least @size bytes.  r->lock held. */
+static int bitmap_memfd(struct remote *r, size_t size, struct ioasid_op *op)
 {
-	uint64_t pos = 0, any = 0;
-	int ret = 0;
+	size_t want = (size + BITMAP_MEMFD_ROUND - 1) &
+		      ~(size_t)(BITMAP_MEMFD_ROUND - 1);
+	void *map;
+	int fd;
 
-	while (pos < op->length && ret == 0) {
-		uint64_t n = min_t(uint64_t, op->length - pos,
-				   DIRTY_CHUNK_IOVA);
-		struct ioasid_op sub = *op;
+	if (r->bm_fd >= 0 && r->bm_size >= size)
+		return 0;
+	fd = memfd_create("ioasid-dirty-bitmap", MFD_CLOEXEC |
+			  MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return op_fail(op, errno, "cannot make a memfd for the dirty "
+			       "bitmap: %m");
+	if (ftruncate(fd, (off_t)want) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+		int e = errno;
 
-		sub.iova = op->iova + pos;
-		sub.length = n;
-		/* chunks start on 64-page boundaries: whole bitmap words */
-		sub.out = (char *)op->out + pos / 4096 / 8;
-		sub.out_cap = (uint32_t)((n / 4096 + 63) / 64 * 8);
-		sub.out_bytes = sub.out_len = 0;
-		ret = locked_roundtrip(r, &sub);
-		if (ret < 0)
-			memcpy(op->errmsg, sub.errmsg, sizeof(op->errmsg));
-		any |= sub.out_bytes;
-		pos += n;
+		close(fd);
+		return op_fail(op, e, "cannot size or seal the dirty bitmap's "
+			       "memfd: %s", strerror(e));
 	}
-	op->out_bytes = any;
-	op->out_len = (uint32_t)((op->length / 4096 + 63) / 64 * 8);
+	map = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		int e = errno;
+
+		close(fd);
+		return op_fail(op, e, "cannot map the dirty bitmap's memfd: "
+			       "%s", strerror(e));
+	}
+	if (r->bm_map)
+		munmap(r->bm_map, r->bm_size);
+	close_fd(r->bm_fd);
+	r->bm_fd = fd;
+	r->bm_map = map;
+	r->bm_size = want;
+	return 0;
+}
+
+static int bitmap_shared(struct remote *r, struct ioasid_op *op)
+{
+	struct ioasid_op sub = *op;
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	ret = bitmap_memfd(r, op->out_cap, op);
+	if (ret == 0) {
+		sub.fd = r->bm_fd;
+		sub.out = r->bm_map;	/* a daemon sends no OUT_DATA here */
+		ret = roundtrip(r, &sub);
+		if (ret == 0)
+			memcpy(op->out, r->bm_map, op->out_cap);
+		op->out_bytes = sub.out_bytes;
+		op->out_len = ret == 0 ? op->out_cap : 0;
+		memcpy(op->errmsg, sub.errmsg, sizeof(op->errmsg));
+	}
+	pthread_mutex_unlock(&r->lock);
 	return ret;
 }
 
@@ -1044,8 +1083,12 @@ static int remote_call(void *priv, struct ioasid_op *op)
 		if (ret != -EAGAIN)
 			return ret;
 		break;
-	case IOASID_CMD_MAP_FILE:
 	case IOASID_CMD_UNMAP:
+		/* the ring carries no bitmap back */
+		if (op->flags & IOASID_UNMAP_GET_DIRTY)
+			break;
+		/* fall through */
+	case IOASID_CMD_MAP_FILE:
 	case IOASID_CMD_CONVERT:
 		if (!r->no_fastpath)
 			return ring_or_socket(r, op);
@@ -1067,8 +1110,8 @@ static int remote_call(void *priv, struct ioasid_op *op)
 	}
 	if (dma_needs_chunks(op))
 		return dma_chunked(r, op);
-	if (dirty_needs_chunks(op))
-		return dirty_chunked(r, op);
+	if (bitmap_needs_memfd(op))
+		return bitmap_shared(r, op);
 	return locked_roundtrip(r, op);
 }
 
@@ -1232,6 +1275,9 @@ static void remote_close(void *priv)
 		munmap(r->ring_map, RING_SIZE);
 	close_fd(r->ring_bell);
 	close_fd(r->ring_done);
+	if (r->bm_map)
+		munmap(r->bm_map, r->bm_size);
+	close_fd(r->bm_fd);
 	pthread_mutex_destroy(&r->lock);
 	explicit_bzero(r->token, sizeof(r->token));
 	free(r->events);
@@ -1453,6 +1499,7 @@ static int remote_open(const struct log_sink *log, const char *path,
 	r->open_err = errmsg;
 	r->open_errlen = errlen;
 	r->sock = r->event_efd = r->event_epfd = r->ring_bell = -1;
+	r->bm_fd = -1;
 	r->ring_done = -1;
 	r->no_fastpath = getenv("IOASID_NO_FASTPATH") &&
 			 strcmp(getenv("IOASID_NO_FASTPATH"), "0") != 0;

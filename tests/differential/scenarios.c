@@ -172,6 +172,18 @@ static void rec_ioas(struct diff_env *e, const char *key, uint32_t ioas)
 	    (unsigned long long)i.bytes_mapped, i.nr_devices, i.nr_domains);
 }
 
+static void rec_dirty_flags(struct diff_env *e, const char *key,
+			    uint32_t ioas)
+{
+	struct ioasid_ioas_info i;
+	int r = ioasid_ioas_get_info(e->ctx, ioas, &i);
+
+	if (r < 0)
+		rec(e, key, "%s", errname(r));
+	else
+		rec(e, key, "dirty_flags 0x%x", i.dirty_flags);
+}
+
 /* ---- scenario resources -------------------------------------------------- */
 
 static uint32_t new_ioas(struct diff_env *e, uint32_t flags)
@@ -1229,19 +1241,41 @@ static void s_convert_errors(struct diff_env *e)
 
 /* ==== scenarios: what only one backend can do ============================= */
 
+/*
+ * Dirty tracking where neither side can track (edu behind emulated VT-d;
+ * the topology's unit has no dirty-tracking=yes): the start is refused,
+ * the fallback reports every mapped page, in reads and in an unmap.
+ */
 static void s_dirty(struct diff_env *e)
 {
 	uint32_t a = new_ioas(e, 0);
 	uint64_t bitmap[1] = { 0 };
 
 	map_new(e, a, BASE, 4 * PG, NULL);
+	rc(e, "not_started", ioasid_dirty_read(e->ctx, a, BASE, 4 * PG,
+					       bitmap, 0));
+	rc(e, "start_no_domain", ioasid_dirty_start(e->ctx, a, 0));
 	rc(e, "no_domain", ioasid_dirty_read(e->ctx, a, BASE, 4 * PG, bitmap,
 					     0));
+	rec_hex(e, "no_domain_bits", bitmap[0]);
+	rc(e, "stop", ioasid_dirty_stop(e->ctx, a));
 	attach(e, a);
+	rc(e, "start", ioasid_dirty_start(e->ctx, a, 0));
+	rec_dirty_flags(e, "refused", a);
+	rc(e, "start_fallback", ioasid_dirty_start(e->ctx, a,
+						   IOASID_DIRTY_START_FALLBACK));
+	bitmap[0] = 0;
 	rc(e, "attached", ioasid_dirty_read(e->ctx, a, BASE, 4 * PG, bitmap,
 					    0));
+	rec_hex(e, "fallback_bits", bitmap[0]);
+	rec_dirty_flags(e, "fallback", a);
 	rc(e, "bad_flags", ioasid_dirty_read(e->ctx, a, BASE, 4 * PG, bitmap,
 					     0x10));
+	bitmap[0] = 0;
+	rc(e, "unmap_get_dirty", ioasid_unmap_get_dirty(e->ctx, a, BASE + PG,
+							PG, 0, bitmap, NULL));
+	rec_hex(e, "unmap_bits", bitmap[0]);
+	rc(e, "stop_fallback", ioasid_dirty_stop(e->ctx, a));
 }
 
 static void s_device_dma_api(struct diff_env *e)

@@ -33,6 +33,8 @@ enum ioasid_map_flags {
 enum ioasid_unmap_flags {
 	/* Nothing mapped in the range is success (0 bytes), not ENOENT. */
 	IOASID_UNMAP_MISSING_OK	= 1 << 0,
+	/* Return the dirty bits of what is removed (ioasid_unmap_get_dirty) */
+	IOASID_UNMAP_GET_DIRTY	= 1 << 1,
 };
 
 /* Flags of ioas_alloc and ioasid_ioas_info.flags. */
@@ -132,7 +134,15 @@ struct ioasid_ioas_info {
 	__u64 nr_faults;	/* DMA faults of its devices (simulated) */
 	__u64 bytes_pinned;	/* kernel backends: mapped into its domains */
 	__u32 owner_session;	/* the creating session's id */
-	__u32 __reserved;
+	__u32 dirty_flags;	/* enum ioasid_ioas_dirty_flags */
+};
+
+/* ioasid_ioas_info.dirty_flags: the IOAS's dirty tracking. */
+enum ioasid_ioas_dirty_flags {
+	IOASID_IOAS_DIRTY_ON		= 1 << 0, /* ioasid_dirty_start() */
+	IOASID_IOAS_DIRTY_FALLBACK	= 1 << 1, /* started with the fallback */
+	/* a domain cannot track: every mapped page reads as dirty */
+	IOASID_IOAS_DIRTY_UNTRACKED	= 1 << 2,
 };
 
 /* ---- IOMMUs, domains, devices --------------------------------------- */
@@ -160,7 +170,8 @@ struct ioasid_iommu_info {
 
 enum ioasid_domain_flags {
 	IOASID_DOMAIN_ENFORCE_COHERENCY	= 1 << 0,
-	IOASID_DOMAIN_DIRTY_TRACKING	= 1 << 1,
+	IOASID_DOMAIN_DIRTY_TRACKING	= 1 << 1, /* its IOMMU can track */
+	IOASID_DOMAIN_DIRTY_ON		= 1 << 2, /* tracking now */
 };
 
 struct ioasid_domain_info {
@@ -244,6 +255,16 @@ enum ioasid_dma_flags {
 /* Flags of dirty_read. */
 enum ioasid_dirty_flags {
 	IOASID_DIRTY_NO_CLEAR	= 1 << 0,
+};
+
+/* Flags of dirty_start. */
+enum ioasid_dirty_start_flags {
+	/*
+	 * A domain whose IOMMU cannot track does not refuse the start: it
+	 * reports every page mapped as dirty (what QEMU does for a device
+	 * without dirty tracking).
+	 */
+	IOASID_DIRTY_START_FALLBACK	= 1 << 0,
 };
 
 /* Flags of convert: exactly one of them. */

@@ -36,6 +36,7 @@
 #include "backends/filemap.h"
 #include "backends/kcommon/kcommon.h"
 #include "core/file.h"
+#include "util/bitmap.h"
 #include "util/log.h"
 #include "util/macros.h"
 
@@ -77,6 +78,7 @@ struct be_ioas {
 	bool page_granular;		/* IOMMU_OPTION_HUGE_PAGES 0: cuts split */
 	bool nest_parent;		/* its HWPTs: IOMMU_HWPT_ALLOC_NEST_PARENT */
 	struct kmap map;
+	struct be_domain *domains;	/* its HWPTs (unmap_dirty) */
 };
 
 /* Every mapping ioctl goes through here, so the trace is complete. */
@@ -92,7 +94,9 @@ struct be_domain {
 	const struct inv_iommu *unit;
 	uint32_t hwpt_id;
 	bool enforce;
+	bool can_track;			/* allocated with DIRTY_TRACKING */
 	bool dirty;			/* dirty tracking on */
+	struct be_domain *next;		/* in be_ioas.domains */
 };
 
 /* A PASID of a device attached to a HWPT (and, mock, its DMA access). */
@@ -765,7 +769,10 @@ static int iommufd_domain_alloc(struct be_ioas *ioas,
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
-	/* like the simulated IOMMU: track dirty pages wherever it can */
+	/*
+	 * Able to track wherever the IOMMU can (the kernel wants the flag
+	 * at allocation); off until the core starts it (->set_dirty_tracking)
+	 */
 	dirty = dev->hw_caps & IFD_HW_CAP_DIRTY_TRACKING;
 	r = hwpt_alloc(ioas->tenant, dev, ioas, dirty, &d->hwpt_id);
 	if (r < 0) {
@@ -776,48 +783,132 @@ static int iommufd_domain_alloc(struct be_ioas *ioas,
 		free(d);
 		return r;
 	}
-	if (dirty && set_dirty_tracking(ioas->tenant, d->hwpt_id, true) < 0)
-		dirty = false;
 	d->ioas = ioas;
 	d->unit = unit;
 	d->enforce = enforce;
-	d->dirty = dirty;
+	d->can_track = dirty;
+	d->next = ioas->domains;
+	ioas->domains = d;
 	dbg(be->log, "iommufd: HWPT %u on IOAS %u for %s (%s%s)", d->hwpt_id,
 	    ioas->id, unit->info.name, enforce ? "coherent" : "non-coherent",
-	    dirty ? ", dirty tracking" : "");
+	    dirty ? ", can track dirty pages" : "");
 	*out = d;
 	return 0;
 }
 
 static void iommufd_domain_free(struct be_domain *d)
 {
+	struct be_domain **p = &d->ioas->domains;
+
+	while (*p && *p != d)
+		p = &(*p)->next;
+	if (*p)
+		*p = d->next;
 	destroy_object(d->ioas->tenant, d->hwpt_id, "HWPT");
 	free(d);
 }
 
-static int iommufd_read_dirty(struct be_domain *d, uint64_t iova,
-			      uint64_t length, uint64_t *bitmap, bool clear)
+/* IOMMU_HWPT_SET_DIRTY_TRACKING; -EOPNOTSUPP where the IOMMU cannot. */
+static int iommufd_set_dirty_tracking(struct be_domain *d, bool on)
 {
-	uint64_t words = (length / SZ_4K + 63) / 64;
+	int r;
+
+	if (on && !d->can_track)
+		return -EOPNOTSUPP;
+	if (d->dirty == on)
+		return 0;
+	r = set_dirty_tracking(d->ioas->tenant, d->hwpt_id, on);
+	if (r == 0)
+		d->dirty = on;
+	return r;
+}
+
+/*
+ * IOMMU_HWPT_GET_DIRTY_BITMAP of one run of IOVA the kernel has mapped
+ * without a hole (it refuses ranges with holes), ORed into @bitmap
+ * whose bit 0 is @bitmap_iova.
+ */
+static int dirty_run(struct be_domain *d, uint64_t iova, uint64_t length,
+		     bool clear, uint64_t *bitmap, uint64_t bitmap_iova)
+{
+	uint64_t pages = length / SZ_4K;
 	struct ifd_hwpt_get_dirty_bitmap g = {
 		.size = sizeof(g), .hwpt_id = d->hwpt_id,
 		.flags = clear ? 0 : IFD_HWPT_GET_DIRTY_NO_CLEAR,
 		.iova = iova, .length = length, .page_size = SZ_4K,
 	};
-	uint64_t *tmp;
+	uint64_t *tmp = calloc((pages + 63) / 64, sizeof(*tmp));
 	int r;
 
-	if (!d->dirty)
-		return -EOPNOTSUPP;	/* the unit has no dirty tracking */
-	tmp = calloc(words, sizeof(*tmp));
 	if (!tmp)
 		return -ENOMEM;
 	g.data = (uint64_t)(uintptr_t)tmp;
 	r = kioctl(d->ioas->tenant->fd, IFD_HWPT_GET_DIRTY_BITMAP, &g);
-	for (uint64_t i = 0; r == 0 && i < words; i++)
-		bitmap[i] |= tmp[i];
+	if (r == 0)
+		bitmap_or_at(bitmap, (iova - bitmap_iova) / SZ_4K, tmp, pages);
 	free(tmp);
 	return r;
+}
+
+/* The dirty bits of what the kernel has mapped in [iova, iova+length). */
+static int dirty_range(struct be_domain *d, uint64_t iova, uint64_t length,
+		       bool clear, uint64_t *bitmap, uint64_t bitmap_iova)
+{
+	const struct kmap *m = &d->ioas->map;
+	uint64_t end = iova + length, lo = 0, hi = 0;
+	int r = 0;
+
+	if (!d->dirty)
+		return -EOPNOTSUPP;
+	for (size_t i = 0; i < m->nr && r == 0; i++) {
+		uint64_t s = m->v[i].iova, e = s + m->v[i].length;
+
+		if (e <= iova || s >= end)
+			continue;
+		s = s > iova ? s : iova;
+		e = e < end ? e : end;
+		if (hi == s) {		/* contiguous with the run */
+			hi = e;
+			continue;
+		}
+		if (hi > lo)
+			r = dirty_run(d, lo, hi - lo, clear, bitmap,
+				      bitmap_iova);
+		lo = s;
+		hi = e;
+	}
+	if (r == 0 && hi > lo)
+		r = dirty_run(d, lo, hi - lo, clear, bitmap, bitmap_iova);
+	return r;
+}
+
+static int iommufd_read_dirty(struct be_domain *d, uint64_t iova,
+			      uint64_t length, uint64_t *bitmap, bool clear)
+{
+	return dirty_range(d, iova, length, clear, bitmap, iova);
+}
+
+/*
+ * Not atomic: the kernel has no unmap that returns dirty bits, so each
+ * tracking HWPT's bits are read and cleared (IOMMU_HWPT_GET_DIRTY_BITMAP)
+ * and then the range is unmapped (IOMMU_IOAS_UNMAP).  A device write
+ * between the two is lost; the caller must have stopped the device's DMA
+ * to the range if that matters.
+ */
+static int iommufd_unmap_dirty(struct be_ioas *ioas, uint64_t iova,
+			       uint64_t length, const struct be_piece *old,
+			       uint32_t nr_old, uint64_t *bitmap,
+			       uint64_t bitmap_iova)
+{
+	int r = 0;
+
+	for (struct be_domain *d = ioas->domains; d && r == 0; d = d->next)
+		if (d->dirty)
+			r = dirty_range(d, iova, length, true, bitmap,
+					bitmap_iova);
+	if (r < 0)
+		return r;
+	return iommufd_unmap(ioas, iova, length, old, nr_old);
 }
 
 /* ---- devices ------------------------------------------------------------- */
@@ -1722,6 +1813,7 @@ const struct backend_ops backend_iommufd = {
 	.attach = iommufd_attach,
 	.detach = iommufd_detach,
 	.device_vfio_fd = iommufd_device_vfio_fd,
+	.set_dirty_tracking = iommufd_set_dirty_tracking,
 	.read_dirty = iommufd_read_dirty,
 	.dma = iommufd_dma,
 	.pasid_attach = iommufd_pasid_attach,
@@ -1729,6 +1821,8 @@ const struct backend_ops backend_iommufd = {
 	.dma_pasid = iommufd_dma_pasid,
 	.read_faults = iommufd_read_faults,
 	.take_faults_lost = iommufd_take_faults_lost,
+	.unmap_dirty = iommufd_unmap_dirty,
+	.unmap_dirty_atomic = false,
 	.hotplug_fd = iommufd_hotplug_fd,
 	.hotplug_read = iommufd_hotplug_read,
 	.nested_alloc = iommufd_nested_alloc,

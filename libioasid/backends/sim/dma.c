@@ -217,48 +217,61 @@ static unsigned int access_perm(unsigned int access)
 
 /*
  * IOTLB, then page walk on a miss.  Inside a read section.  Returns 0 or
- * an enum sim_fault_reason.  A write through an entry that did not set D
- * walks again so the leaf gets its dirty bit (as hardware does).
+ * an enum sim_fault_reason.  With dirty tracking on, a write through an
+ * entry that did not set D walks again so the leaf gets its dirty bit (as
+ * hardware does), and so does every write while a read-and-clear runs
+ * (iotlb.h); with tracking off nothing is walked or written for it.
  */
 static int dma_translate(struct dma_op *op, struct sim_domain *dom,
 			 uint64_t iova, struct sim_iotlb_hit *h)
 {
 	struct sim_iotlb *tlb = &op->dev->iotlb;
+	/* the D bits are stage 2's: a nested domain's parent's */
+	const struct sim_domain *s2 = dom->parent ? dom->parent : dom;
+	uint32_t state = __atomic_load_n(&s2->dirty_state, __ATOMIC_ACQUIRE);
 	bool write = op->access == SIM_ACCESS_WRITE;
+	bool track = write && (state & SIM_DOMAIN_TRACKING);
+	unsigned int access;
 	struct sim_xlate x;
 	uint64_t gen;
 	int ret;
 
 	/*
 	 * A hit without the permission walks again, as a hit that must set
-	 * D does: the walk says which stage refuses (nested domains).
+	 * D does: the walk says which stage refuses (nested domains).  A
+	 * nested domain's cached "D already set" is never trusted: the D
+	 * bit is the parent's, whose read-and-clear cannot flush this IOTLB.
 	 */
 	if (sim_iotlb_lookup(tlb, dom->id, iova, h) &&
-	    (h->flags & access_perm(op->access)) && (!write || h->dirty)) {
+	    (h->flags & access_perm(op->access)) &&
+	    (!track || (h->dirty && !(state & SIM_DOMAIN_CLEARING) &&
+			!dom->parent))) {
 		op->hits++;
 		return 0;
 	}
 	op->misses++;
 	gen = sim_iotlb_gen(tlb);
+	access = op->access | (state & SIM_DOMAIN_TRACKING ? SIM_ACCESS_TRACK :
+						   0);
 	if (dom->parent) {
 		struct sim_nested_fault nf;
 
-		ret = sim_nested_translate(dom, iova, op->access, &x, &nf);
+		ret = sim_nested_translate(dom, iova, access, &x, &nf);
 		if (ret) {
 			op->fault_stage = nf.stage;
 			op->fault_stage_addr = nf.addr;
 		}
 	} else {
-		ret = sim_pgtable_translate(dom->pgt, iova, op->access, &x);
+		ret = sim_pgtable_translate(dom->pgt, iova, access, &x);
 	}
 	if (ret)
 		return xlate_error_reason(ret);
-	sim_iotlb_fill(tlb, gen, dom->id, &x, write);
+	sim_iotlb_fill(tlb, gen, dom->id, &x, track);
 	h->iova = x.iova;
 	h->hva = x.hva;
 	h->size = x.size;
 	h->flags = x.pte;
-	h->dirty = write;
+	h->dirty = track;
 	return 0;
 }
 

@@ -377,6 +377,48 @@ int64_t sim_domain_unmap_batch(struct sim_domain *dom,
 	return ret < 0 ? ret : total;
 }
 
+static void set_dirty_state(struct sim_domain *dom, uint32_t state)
+{
+	__atomic_store_n(&dom->dirty_state, state, __ATOMIC_SEQ_CST);
+}
+
+/* Steps 1-3 of sim_domain_read_and_clear_dirty(); domain mutex held. */
+static int clear_dirty_locked(struct sim_domain *dom, uint64_t iova,
+			      uint64_t length, uint64_t *bitmap,
+			      unsigned int flags)
+{
+	uint32_t state = dom->dirty_state;
+	int ret;
+
+	if (state & SIM_DOMAIN_TRACKING) {
+		set_dirty_state(dom, state | SIM_DOMAIN_CLEARING);
+		sim_gp_synchronize();
+	}
+	ret = sim_pgtable_read_and_clear_dirty(dom->pgt, iova, length, bitmap,
+					       flags);
+	for (struct sim_iotlb_link *l = dom->iotlbs; l; l = l->next)
+		sim_iotlb_invalidate_range(l->tlb, iova, iova + length - 1);
+	set_dirty_state(dom, state);
+	sim_gp_synchronize();
+	return ret;
+}
+
+int sim_domain_set_dirty_tracking(struct sim_domain *dom, bool on)
+{
+	uint64_t top = 1ULL << sim_pgtable_addr_width(dom->pgt);
+
+	pthread_mutex_lock(&dom->lock);
+	if (!on) {
+		/* D bits left behind are cleared by the next start */
+		set_dirty_state(dom, 0);
+	} else if (!(dom->dirty_state & SIM_DOMAIN_TRACKING)) {
+		set_dirty_state(dom, SIM_DOMAIN_TRACKING);
+		clear_dirty_locked(dom, 0, top, NULL, SIM_DIRTY_DISCARD);
+	}
+	pthread_mutex_unlock(&dom->lock);
+	return 0;
+}
+
 int sim_domain_read_and_clear_dirty(struct sim_domain *dom, uint64_t iova,
 				    uint64_t length, uint64_t *bitmap,
 				    unsigned int flags)
@@ -384,9 +426,25 @@ int sim_domain_read_and_clear_dirty(struct sim_domain *dom, uint64_t iova,
 	int ret;
 
 	pthread_mutex_lock(&dom->lock);
-	ret = sim_pgtable_read_and_clear_dirty(dom->pgt, iova, length, bitmap,
-					       flags);
-	if (!ret && !(flags & SIM_DIRTY_NO_CLEAR))
+	if (flags & SIM_DIRTY_NO_CLEAR)
+		ret = sim_pgtable_read_and_clear_dirty(dom->pgt, iova, length,
+						       bitmap, flags);
+	else
+		ret = clear_dirty_locked(dom, iova, length, bitmap, flags);
+	pthread_mutex_unlock(&dom->lock);
+	return ret;
+}
+
+int64_t sim_domain_unmap_dirty(struct sim_domain *dom, uint64_t iova,
+			       uint64_t length, uint64_t *bitmap,
+			       uint64_t bitmap_iova)
+{
+	int64_t ret;
+
+	pthread_mutex_lock(&dom->lock);
+	ret = sim_pgtable_unmap_dirty(dom->pgt, iova, length, bitmap,
+				      bitmap_iova);
+	if (ret > 0)
 		flush_and_wait(dom, iova, length);
 	pthread_mutex_unlock(&dom->lock);
 	return ret;

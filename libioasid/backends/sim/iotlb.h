@@ -92,10 +92,15 @@ struct sim_iotlb_hit {
 /* sim_domain_create() flags */
 #define SIM_DOMAIN_ENFORCE_COHERENCY	SIM_PGT_ENFORCE_COHERENCY
 
+/* sim_domain.dirty_state bits (read by DMA without the lock) */
+#define SIM_DOMAIN_TRACKING	(1U << 0)	/* A/D set by DMA */
+#define SIM_DOMAIN_CLEARING	(1U << 1)	/* cached D marks untrusted */
+
 struct sim_domain {
 	struct sim_pgtable *pgt;	/* NULL for a nested domain */
 	uint32_t id;		/* tags IOTLB entries */
 	bool enforce_coherency;
+	uint32_t dirty_state;	/* SIM_DOMAIN_TRACKING | _CLEARING */
 	pthread_mutex_t lock;
 	struct sim_iotlb_link *iotlbs;	/* attached devices */
 	unsigned int nr_attached;
@@ -185,14 +190,41 @@ int64_t sim_domain_unmap_batch(struct sim_domain *dom,
 			       const struct sim_range *ranges, size_t nr);
 
 /*
- * Read (and clear, unless SIM_DIRTY_NO_CLEAR) dirty bits, then invalidate
- * IOTLBs and wait for in-flight DMA so that (a) every write that completed
- * before the return is either reported now or will set D again, and
- * (b) writes issued after the return set D again.
+ * Dirty tracking of the domain, off at creation (VT-d: SSADE).  Off, DMA
+ * writes nothing into the page table and never walks for a dirty bit: it
+ * costs nothing.  Turning it on clears every D bit, drops the cached
+ * translations and waits for DMA in flight, so that every write issued
+ * after the return is tracked.  Returns 0.
+ */
+int sim_domain_set_dirty_tracking(struct sim_domain *dom, bool on);
+
+/*
+ * Read (and clear, unless SIM_DIRTY_NO_CLEAR) dirty bits.  A write that
+ * races with the clear is reported now or in the next read, never lost:
+ *   1. SIM_DOMAIN_CLEARING is set and a grace period waits out DMA that
+ *      trusted a cached "D already set" mark; from now on every write
+ *      walks and sets D with a CAS before moving data;
+ *   2. D is read and cleared leaf by leaf (fetch-and: a D set after the
+ *      clear stays for the next read);
+ *   3. the IOTLBs drop the range (marks filled during 1-2 go), CLEARING
+ *      is cleared, and a second grace period waits until every write
+ *      whose D was reported has landed, so that a copy made after the
+ *      return sees its data.
+ * NO_CLEAR only reads (no grace period).
  */
 int sim_domain_read_and_clear_dirty(struct sim_domain *dom, uint64_t iova,
 				    uint64_t length, uint64_t *bitmap,
 				    unsigned int flags);
+
+/*
+ * sim_domain_unmap() that ORs the D bits of what it removes into @bitmap
+ * (sim_pgtable_unmap_dirty()), in the same step as the removal: every
+ * write that reached the range before is reported, none after can
+ * reach it.
+ */
+int64_t sim_domain_unmap_dirty(struct sim_domain *dom, uint64_t iova,
+			       uint64_t length, uint64_t *bitmap,
+			       uint64_t bitmap_iova);
 
 /* Writer-side walk (debug / tests). */
 int sim_domain_walk(struct sim_domain *dom, uint64_t iova,

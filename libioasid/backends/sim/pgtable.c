@@ -42,6 +42,8 @@
  */
 #include "pgtable.h"
 
+#include "util/bitmap.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -50,6 +52,16 @@
 #include <time.h>
 
 typedef uint64_t pte_t;
+
+struct dirty_ctx {
+	uint64_t iova;
+	uint64_t end;
+	uint64_t *bitmap;
+	unsigned int flags;
+};
+
+static void dirty_mark(const struct dirty_ctx *c, uint64_t base,
+		       uint64_t size);
 
 #define PTES_PER_TABLE		512
 #define TABLE_BYTES		(PTES_PER_TABLE * sizeof(pte_t))
@@ -75,6 +87,8 @@ struct sim_pgtable {
 	/* freed tables kept for reuse (never visible to walkers) */
 	pte_t *spare;
 	unsigned int nr_spare;
+	/* sim_pgtable_unmap_dirty(): where the removed leaves' D bits go */
+	const struct dirty_ctx *collect;
 };
 
 /* How many freed tables a page table keeps instead of freeing them. */
@@ -691,20 +705,36 @@ static pte_t split_leaf(struct sim_pgtable *pgt, struct pt_pool *pool,
 
 /* Retire a whole unlinked subtree; returns the bytes it mapped. */
 static uint64_t retire_subtree(struct sim_pgtable *pgt, pte_t *table,
-			       unsigned int level)
+			       unsigned int level, uint64_t addr)
 {
 	uint64_t bytes = 0;
 	unsigned int i;
 	pte_t e;
 
 	for (i = 0; i < PTES_PER_TABLE; i++) {
+		uint64_t at = addr + i * LEVEL_SIZE(level);
+
 		e = pte_read(&table[i]);
 		if (!pte_present(e))
 			continue;
-		if (pte_is_leaf(e, level))
+		if (pte_is_leaf(e, level)) {
+			/*
+			 * Collecting dirty bits: take the leaf with an
+			 * exchange, so a walker that still holds this slot
+			 * either set D before (reported) or finds it gone
+			 * (faults).  Walkers only read retired tables, and
+			 * a cleared PTE is what the unmap means anyway.
+			 */
+			if (pgt->collect)
+				dirty_mark(pgt->collect, at,
+					   __atomic_exchange_n(&table[i], 0,
+							       __ATOMIC_ACQ_REL) &
+					   SIM_PTE_D ? LEVEL_SIZE(level) : 0);
 			bytes += LEVEL_SIZE(level);
-		else
-			bytes += retire_subtree(pgt, pte_table(e), level - 1);
+		} else {
+			bytes += retire_subtree(pgt, pte_table(e), level - 1,
+						at);
+		}
 	}
 	retire_table(pgt, table);
 	return bytes;
@@ -753,7 +783,11 @@ static uint64_t unmap_level(struct sim_pgtable *pgt, struct pt_pool *pool,
 		if (pte_is_leaf(e, level)) {
 			if (covers_block(addr, next, level)) {
 				/* xchg: never lose A/D racing with DMA */
-				__atomic_exchange_n(slot, 0, __ATOMIC_ACQ_REL);
+				e = __atomic_exchange_n(slot, 0,
+							__ATOMIC_ACQ_REL);
+				if (pgt->collect && (e & SIM_PTE_D))
+					dirty_mark(pgt->collect, addr,
+						   LEVEL_SIZE(level));
 				bytes += LEVEL_SIZE(level);
 				continue;
 			}
@@ -764,7 +798,7 @@ static uint64_t unmap_level(struct sim_pgtable *pgt, struct pt_pool *pool,
 		child = pte_table(e);
 		if (covers_block(addr, next, level)) {
 			pte_publish(slot, 0);
-			bytes += retire_subtree(pgt, child, level - 1);
+			bytes += retire_subtree(pgt, child, level - 1, addr);
 			continue;
 		}
 		bytes += unmap_level(pgt, pool, child, level - 1, addr, next);
@@ -794,7 +828,9 @@ static bool unmap_one_leaf(struct sim_pgtable *pgt, uint64_t iova,
 	*cleared = false;
 	if (walk_slot(pgt, iova, &slot, &level, &e) || level != 1)
 		return false;
-	__atomic_exchange_n(slot, 0, __ATOMIC_ACQ_REL);	/* keep A/D races */
+	e = __atomic_exchange_n(slot, 0, __ATOMIC_ACQ_REL); /* keep A/D races */
+	if (pgt->collect && (e & SIM_PTE_D))
+		dirty_mark(pgt->collect, iova & ~(SIM_SZ_4K - 1), SIM_SZ_4K);
 	*cleared = true;
 	return !table_empty((pte_t *)((uintptr_t)slot & ~(TABLE_BYTES - 1)),
 			    pte_index(iova, 1));
@@ -886,7 +922,8 @@ int sim_pgtable_walk(struct sim_pgtable *pgt, uint64_t iova,
 int sim_pgtable_translate(struct sim_pgtable *pgt, uint64_t iova,
 			  unsigned int access, struct sim_xlate *x)
 {
-	pte_t need = 0, bits = SIM_PTE_A;
+	bool track = access & SIM_ACCESS_TRACK;
+	pte_t need = 0, bits = track ? SIM_PTE_A : 0;
 	unsigned int level;
 	pte_t *slot;
 	pte_t e, cur;
@@ -896,7 +933,8 @@ int sim_pgtable_translate(struct sim_pgtable *pgt, uint64_t iova,
 		need |= SIM_PTE_R;
 	if (access & SIM_ACCESS_WRITE) {
 		need |= SIM_PTE_W;
-		bits |= SIM_PTE_D;
+		if (track)
+			bits |= SIM_PTE_D;
 	}
 retry:
 	ret = walk_slot(pgt, iova, &slot, &level, &e);
@@ -927,42 +965,34 @@ retry:
 /* Dirty tracking                                                      */
 /* ------------------------------------------------------------------ */
 
-struct dirty_ctx {
-	uint64_t iova;
-	uint64_t end;
-	uint64_t *bitmap;
-	unsigned int flags;
-};
-
-static void bitmap_set_range(uint64_t *bitmap, uint64_t first, uint64_t n)
+/* The pages of [base, base+size) inside the context's range are dirty. */
+static void dirty_mark(const struct dirty_ctx *c, uint64_t base,
+		       uint64_t size)
 {
-	uint64_t bit = first, last = first + n;
+	uint64_t lo = base > c->iova ? base : c->iova;
+	uint64_t hi = base + size;
 
-	for (; bit < last && (bit & 63); bit++)
-		bitmap[bit / 64] |= 1ULL << (bit & 63);
-	for (; bit + 64 <= last; bit += 64)
-		bitmap[bit / 64] = ~0ULL;
-	for (; bit < last; bit++)
-		bitmap[bit / 64] |= 1ULL << (bit & 63);
+	hi = hi < c->end ? hi : c->end;
+	if (!size || lo >= hi || !c->bitmap)
+		return;
+	bitmap_set_range(c->bitmap, (lo - c->iova) >> SIM_PAGE_SHIFT,
+			 (hi - lo) >> SIM_PAGE_SHIFT);
 }
 
 static void dirty_leaf(const struct dirty_ctx *c, pte_t *slot, pte_t e,
 		       unsigned int level, uint64_t addr)
 {
 	uint64_t base = addr & ~(LEVEL_SIZE(level) - 1);
-	uint64_t lo = base > c->iova ? base : c->iova;
-	uint64_t hi = base + LEVEL_SIZE(level);
 
 	if (!(e & SIM_PTE_D))
 		return;
-	hi = hi < c->end ? hi : c->end;
-	bitmap_set_range(c->bitmap, (lo - c->iova) >> SIM_PAGE_SHIFT,
-			 (hi - lo) >> SIM_PAGE_SHIFT);
 	/* Clearing D of a leaf reaching outside the range would lose the
 	 * dirtiness of its outside pages: keep it (over-report). */
 	if (!(c->flags & SIM_DIRTY_NO_CLEAR) && base >= c->iova &&
 	    base + LEVEL_SIZE(level) <= c->end)
-		__atomic_fetch_and(slot, ~SIM_PTE_D, __ATOMIC_ACQ_REL);
+		e = __atomic_fetch_and(slot, ~SIM_PTE_D, __ATOMIC_ACQ_REL);
+	if (e & SIM_PTE_D)
+		dirty_mark(c, base, LEVEL_SIZE(level));
 }
 
 static void dirty_level(const struct dirty_ctx *c, pte_t *table,
@@ -998,10 +1028,29 @@ int sim_pgtable_read_and_clear_dirty(struct sim_pgtable *pgt, uint64_t iova,
 	ret = check_range(pgt, iova, length);
 	if (ret)
 		return ret;
-	if (!bitmap || (flags & ~SIM_DIRTY_NO_CLEAR))
+	if (flags & ~(SIM_DIRTY_NO_CLEAR | SIM_DIRTY_DISCARD) ||
+	    !bitmap != !!(flags & SIM_DIRTY_DISCARD) ||
+	    (flags & SIM_DIRTY_DISCARD && flags & SIM_DIRTY_NO_CLEAR))
 		return -EINVAL;
 	dirty_level(&c, pgt->root, pgt->levels, iova, c.end);
 	return 0;
+}
+
+int64_t sim_pgtable_unmap_dirty(struct sim_pgtable *pgt, uint64_t iova,
+				uint64_t length, uint64_t *bitmap,
+				uint64_t bitmap_iova)
+{
+	struct dirty_ctx c = {
+		.iova = bitmap_iova, .end = iova + length, .bitmap = bitmap,
+	};
+	int64_t ret;
+
+	if (!bitmap || bitmap_iova > iova || bitmap_iova & (SIM_SZ_4K - 1))
+		return -EINVAL;
+	pgt->collect = &c;
+	ret = sim_pgtable_unmap(pgt, iova, length);
+	pgt->collect = NULL;
+	return ret;
 }
 
 /* ------------------------------------------------------------------ */

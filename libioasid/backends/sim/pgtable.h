@@ -75,9 +75,17 @@
 /* Access types for sim_pgtable_translate(). */
 #define SIM_ACCESS_READ		(1U << 0)
 #define SIM_ACCESS_WRITE	(1U << 1)
+/*
+ * Dirty tracking is on in the domain (VT-d: SSADE in the PASID entry):
+ * the walk sets A, and D for a write.  Without it the walk writes
+ * nothing into the table, as hardware with A/D disabled.
+ */
+#define SIM_ACCESS_TRACK	(1U << 2)
 
 /* sim_pgtable_read_and_clear_dirty() flags */
 #define SIM_DIRTY_NO_CLEAR	(1U << 0)
+/* clear without reporting (bitmap must be NULL): tracking starts clean */
+#define SIM_DIRTY_DISCARD	(1U << 1)
 
 /* Retired table pages that make unmap synchronize and free by itself. */
 #define SIM_PGT_RECLAIM_BATCH	64
@@ -186,9 +194,10 @@ int sim_pgtable_walk(struct sim_pgtable *pgt, uint64_t iova,
 		     struct sim_xlate *x);
 
 /*
- * Walk for a DMA access, like hardware: check permission, then set A (and D
- * for a write) on the leaf with a CAS.  Returns 0, -ENOENT, -ERANGE, or
- * -EACCES (x is filled, bits untouched).
+ * Walk for a DMA access, like hardware: check permission, then, with
+ * SIM_ACCESS_TRACK, set A (and D for a write) on the leaf with a CAS
+ * (D is set before the caller moves any data).  Returns 0, -ENOENT,
+ * -ERANGE, or -EACCES (x is filled, bits untouched).
  */
 int sim_pgtable_translate(struct sim_pgtable *pgt, uint64_t iova,
 			  unsigned int access, struct sim_xlate *x);
@@ -205,6 +214,20 @@ int sim_pgtable_translate(struct sim_pgtable *pgt, uint64_t iova,
 int sim_pgtable_read_and_clear_dirty(struct sim_pgtable *pgt, uint64_t iova,
 				     uint64_t length, uint64_t *bitmap,
 				     unsigned int flags);
+
+/*
+ * sim_pgtable_unmap() that ORs into @bitmap (bit i = page @bitmap_iova +
+ * i * 4 KiB, @bitmap_iova <= @iova)
+ * the D bit of every leaf it removes, read by the same atomic exchange
+ * that removes it: a DMA write that got its translation before the
+ * removal set D first and is reported; one after it finds nothing
+ * mapped.  A dirty large leaf marks all its pages in the range (a split
+ * copies D to every piece).  Returns as sim_pgtable_unmap(), -EINVAL
+ * for a NULL bitmap or a bad @bitmap_iova.
+ */
+int64_t sim_pgtable_unmap_dirty(struct sim_pgtable *pgt, uint64_t iova,
+				uint64_t length, uint64_t *bitmap,
+				uint64_t bitmap_iova);
 
 /* Debug/accounting (writer side). */
 void sim_pgtable_stats(struct sim_pgtable *pgt, struct sim_pgt_stats *st);

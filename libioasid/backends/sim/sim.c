@@ -43,6 +43,7 @@ struct be_domain {
 	uint32_t addr_width;
 	uint64_t page_sizes;
 	bool enforce;
+	bool can_track;		/* the unit has dirty-tracking=yes */
 	struct be_domain *next;
 };
 
@@ -227,6 +228,22 @@ static int domain_unmap(struct be_domain *d, uint64_t iova, uint64_t length)
 	return r < 0 ? (int)r : 0;
 }
 
+/* domain_unmap() that collects the removed pages' dirty bits. */
+static int domain_unmap_dirty(struct be_domain *d, uint64_t iova,
+			      uint64_t length, uint64_t *bitmap,
+			      uint64_t bitmap_iova)
+{
+	uint64_t limit = domain_limit(d);
+	int64_t r;
+
+	if (iova >= limit)
+		return 0;
+	if (length > limit - iova)
+		length = limit - iova;
+	r = sim_domain_unmap_dirty(d->dom, iova, length, bitmap, bitmap_iova);
+	return r < 0 ? (int)r : 0;
+}
+
 static int sim_map(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 		   const struct be_backing *backing, uint32_t prot)
 {
@@ -258,6 +275,27 @@ static int sim_unmap(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 
 	for (struct be_domain *d = ioas->domains; d; d = d->next) {
 		int e = domain_unmap(d, iova, length);
+
+		if (e < 0 && r == 0)
+			r = e;
+	}
+	return r;
+}
+
+/*
+ * Each domain's pages leave with their dirty bits in one exchange per
+ * leaf (sim_pgtable_unmap_dirty()): atomic with the unmap.
+ */
+static int sim_unmap_dirty(struct be_ioas *ioas, uint64_t iova,
+			   uint64_t length, const struct be_piece *old,
+			   uint32_t nr_old, uint64_t *bitmap,
+			   uint64_t bitmap_iova)
+{
+	int r = 0;
+
+	for (struct be_domain *d = ioas->domains; d; d = d->next) {
+		int e = domain_unmap_dirty(d, iova, length, bitmap,
+					   bitmap_iova);
 
 		if (e < 0 && r == 0)
 			r = e;
@@ -348,6 +386,7 @@ static int sim_domain_alloc(struct be_ioas *ioas, const struct inv_iommu *unit,
 	}
 	d->addr_width = unit->info.addr_width;
 	d->page_sizes = sizes;
+	d->can_track = unit->info.flags & IOASID_IOMMU_DIRTY_TRACKING;
 	d->ioas = ioas;
 	/* a page-granular IOAS never gets large leaves, as on iommufd */
 	r = sim_domain_create(d->addr_width,
@@ -652,6 +691,13 @@ static int sim_dma(struct be_device *dev, uint64_t iova, void *buf,
 	return sim_dma_on(dev->dev, iova, buf, length, flags, done);
 }
 
+static int sim_set_dirty_tracking(struct be_domain *d, bool on)
+{
+	if (on && !d->can_track)
+		return -EOPNOTSUPP;
+	return sim_domain_set_dirty_tracking(d->dom, on);
+}
+
 static int sim_read_dirty(struct be_domain *d, uint64_t iova, uint64_t length,
 			  uint64_t *bitmap, bool clear)
 {
@@ -765,6 +811,8 @@ const struct backend_ops backend_sim = {
 	.ioas_free = sim_ioas_free,
 	.map = sim_map,
 	.unmap = sim_unmap,
+	.unmap_dirty = sim_unmap_dirty,
+	.unmap_dirty_atomic = true,
 	.hide_batch = sim_hide_batch,
 	.copy = sim_copy,
 	.domain_alloc = sim_domain_alloc,
@@ -778,6 +826,7 @@ const struct backend_ops backend_sim = {
 	.pasid_attach = sim_pasid_attach,
 	.pasid_detach = sim_pasid_detach,
 	.dma_pasid = sim_dma_pasid,
+	.set_dirty_tracking = sim_set_dirty_tracking,
 	.read_dirty = sim_read_dirty,
 	.read_faults = sim_read_faults,
 	.take_faults_lost = sim_take_faults_lost,
