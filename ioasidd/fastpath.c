@@ -346,6 +346,8 @@ void fastpath_after(struct fastpath *fp, const struct fastpath_req *req,
 	case IOASID_CMD_FILE_INFO:
 	case IOASID_CMD_CONVERT:	/* page states, not mappings */
 	case IOASID_CMD_DIRTY_READ:
+	case IOASID_CMD_DIRTY_START:	/* tracking state, not mappings */
+	case IOASID_CMD_DIRTY_STOP:
 	case IOASID_CMD_IOMMU_LIST:
 	case IOASID_CMD_DEVICE_LIST:
 	case IOASID_CMD_DEVICE_BIND:

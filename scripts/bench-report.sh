@@ -176,6 +176,16 @@ AWK
   them; nested invalidations per second of one page and of everything
   (`layer=sim`) and of one entry through the public API
   (`layer=api-embedded`).
+- **dirty** (`bench/bench_dirty.c`): a pre-copy migration's figures.
+  `read_clear_round_ms`: one read-and-clear of a whole 64 GiB guest (a
+  sparse memfd) after the simulated NIC wrote `writes_per_round` random
+  pages, embedded and through ioasidd (`mode`), with 4 KiB IOPTEs
+  (`leaf=4K`, a page-granular IOAS) and 1 GiB ones (each write marks
+  262,144 pages); `bitmap_bytes_per_round`: the 2 MiB bitmap a round moves
+  through ioasidd, by the connection's memfd (`via`); `dma_write_ns`:
+  simulated DMA writes with tracking never started, on, and stopped, with
+  IOTLB misses and hits, and `dirty_bits_set` after the passes with it
+  stopped: the cost of tracking while stopped is none.
 EOF
 } >"$tmp.md"
 mv "$tmp.md" "$out"
