@@ -732,14 +732,21 @@ static int dirty_start_domains(struct core *core, struct ioas *ioas,
 			core_ops(core)->set_dirty_tracking(undo->be, false);
 			undo->tracking = false;
 		}
+	if (r == -EOPNOTSUPP && !core_ops(core)->set_dirty_tracking)
+		return op_fail(op, EOPNOTSUPP, "domain %u of IOAS %u cannot "
+			       "track dirty pages: the %s backend has no dirty "
+			       "tracking (VFIO type1 knows only the pages it "
+			       "pinned, not what devices wrote); nothing was "
+			       "started; IOASID_DIRTY_START_FALLBACK reports "
+			       "every mapped page as dirty", d->id, ioas->id,
+			       core_ops(core)->name);
 	if (r == -EOPNOTSUPP)
 		return op_fail(op, EOPNOTSUPP, "domain %u of IOAS %u cannot "
-			       "track dirty pages: %s (nothing was started; "
+			       "track dirty pages: its IOMMU %s has no dirty "
+			       "tracking (nothing was started; "
 			       "IOASID_DIRTY_START_FALLBACK reports its pages "
 			       "as always dirty)", d->id, ioas->id,
-			       core_ops(core)->set_dirty_tracking ?
-			       "its IOMMU has no dirty tracking" :
-			       "the backend has none");
+			       d->unit->info.name);
 	return op_fail(op, -r, "cannot start dirty tracking on domain %u of "
 		       "IOAS %u: %s (nothing was started)", d->id, ioas->id,
 		       strerror(-r));
