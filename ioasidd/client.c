@@ -455,6 +455,8 @@ static int do_file_register(struct client *c, struct ioasid_op *op)
 	return 0;
 }
 
+static int run_core(struct client *c, struct ioasid_op *op);
+
 /*
  * A dirty bitmap in the client's memfd (DIRTY_READ, UNMAP with
  * IOASID_UNMAP_GET_DIRTY and FD_INDEX): the core writes into our mapping
@@ -482,7 +484,7 @@ static int run_with_bitmap_fd(struct client *c, struct ioasid_op *op)
 	if (fstat(op->fd, &st) < 0)
 		return op_fail(op, errno, "cannot stat the bitmap memfd: %m");
 	if (!need || need > UINT32_MAX)
-		return core_call(c->session, op);	/* the core says why */
+		return run_core(c, op);		/* the core says why */
 	if ((uint64_t)st.st_size < need)
 		return op_fail(op, EMSGSIZE, "the bitmap memfd has %lld bytes; "
 			       "the range needs %llu", (long long)st.st_size,
@@ -492,7 +494,7 @@ static int run_with_bitmap_fd(struct client *c, struct ioasid_op *op)
 		return op_fail(op, errno, "cannot map the bitmap memfd: %m");
 	op->out = map;
 	op->out_cap = (uint32_t)need;
-	r = core_call(c->session, op);
+	r = run_core(c, op);
 	munmap(map, need);
 	op->out = saved;
 	op->out_len = 0;
@@ -508,9 +510,6 @@ static bool takes_bitmap_fd(const struct ioasid_op *op)
 
 static int run_op(struct client *c, struct ioasid_op *op)
 {
-	struct journal_req jreq;
-	int r;
-
 	if (takes_bitmap_fd(op))
 		return run_with_bitmap_fd(c, op);
 
@@ -552,6 +551,15 @@ static int run_op(struct client *c, struct ioasid_op *op)
 		core_session_events_dropped(c->session, op->length);
 		return 0;
 	}
+	return run_core(c, op);
+}
+
+/* What the core runs: journaled and counted as the session's change. */
+static int run_core(struct client *c, struct ioasid_op *op)
+{
+	struct journal_req jreq;
+	int r;
+
 	/* recorded before the reply leaves (journal.c) */
 	if (c->srv->journal)
 		journal_before(c->srv->journal, op, &jreq);

@@ -336,6 +336,7 @@ int journal_op(struct journal *j, struct session *s,
 	       int result)
 {
 	const struct ioasid_op *op = &req->op;
+	bool unmap_dirty;
 	struct j_op *b;
 	size_t len;
 	int r;
@@ -362,10 +363,18 @@ int journal_op(struct journal *j, struct session *s,
 	memcpy(b->name, op->name, sizeof(b->name));
 	if (op->in_len)
 		memcpy(b + 1, op->in, op->in_len);
+	/*
+	 * An unmap that returned dirty bits replays as a plain unmap: the
+	 * bits went to the client, the descriptor was its bitmap memfd.
+	 */
+	unmap_dirty = op->cmd == IOASID_CMD_UNMAP &&
+		      (op->flags & IOASID_UNMAP_GET_DIRTY);
+	if (unmap_dirty)
+		b->flags &= ~(uint32_t)IOASID_UNMAP_GET_DIRTY;
 	for (int i = 0; i < 2; i++) {
 		int fd = i ? op->fd2 : op->fd;
 
-		if (fd < 0)
+		if (fd < 0 || unmap_dirty)
 			continue;
 		b->file[i] = file_ref(j, fd);
 		if (!b->file[i]) {
