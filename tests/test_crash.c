@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,6 +533,64 @@ Test(crash, a_named_context_resumes_its_session_on_its_own)
 	ioasid_unref(never);
 	ioasid_unref(unnamed);
 	ioasid_unref(ctx);
+	close(memfd);
+}
+
+/* ---- a change whose results fill a buffer, cut off by the crash -------- */
+
+struct dirty_call {
+	struct ioasid_ctx *ctx;
+	uint32_t ioas;
+	uint64_t iova, bitmap[4], unmapped;
+	int r;
+	char why[256];
+};
+
+static void *unmap_dirty(void *arg)
+{
+	struct dirty_call *c = arg;
+
+	c->r = ioasid_unmap_get_dirty(c->ctx, c->ioas, c->iova, 1 << 20, 0,
+				      c->bitmap, &c->unmapped);
+	snprintf(c->why, sizeof(c->why), "%s", ioasid_last_error(c->ctx));
+	return NULL;
+}
+
+/*
+ * The daemon records an unmap that returns its dirty bits and dies
+ * before its reply: the resumed call knows the unmap took effect, but the
+ * bits were never sent, so it must not return success over the caller's
+ * untouched bitmap (a migration would lose those pages).
+ */
+Test(crash, results_lost_with_the_reply_are_not_made_up)
+{
+	int memfd = test_memfd(1 << 20);
+	struct dirty_call c = { .r = 0 };
+	struct held h;
+	pthread_t t;
+
+	setenv("IOASID_RECONNECT", "30", 1);
+	start();
+	c.ctx = vmm("dirty", memfd, &h);
+	c.ioas = h.ioas;
+	c.iova = h.iova;
+	cr_assert_eq(ioasid_dirty_start(c.ctx, h.ioas, 0), 0, "%s",
+		     ioasid_last_error(c.ctx));
+	/* the next start kills itself right after its first change record */
+	setenv("IOASIDD_TEST_KILL_AFTER_RECORD", "1", 1);
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	unsetenv("IOASIDD_TEST_KILL_AFTER_RECORD");
+	memset(c.bitmap, 0x55, sizeof(c.bitmap));
+	cr_assert_eq(pthread_create(&t, NULL, unmap_dirty, &c), 0);
+	cr_assert_eq(sup_wait_exit(&s), 0, "the daemon kills itself after "
+		     "recording the unmap");
+	cr_assert_eq(sup_restart(&s), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(c.r, -ECONNRESET, "the unmap returned %d (%s), bitmap "
+		     "%#llx", c.r, c.why, (unsigned long long)c.bitmap[0]);
+	cr_assert(strstr(c.why, "results were lost"), "%s", c.why);
+	unsetenv("IOASID_RECONNECT");
+	ioasid_unref(c.ctx);
 	close(memfd);
 }
 

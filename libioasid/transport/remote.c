@@ -1465,6 +1465,12 @@ static int resume(struct remote *r, struct ioasid_op *op)
 					       "mapped, but its IOVAs were lost "
 					       "with the connection: look "
 					       "them up");
+			/* ioasidd recorded the ids, not the buffer's bytes */
+			if (op->out && op->out_cap)
+				return op_fail(op, ECONNRESET, "%s took effect, "
+					       "but its results were lost with "
+					       "the connection",
+					       proto_cmd_name(op->cmd));
 			op->out_id = res.last_out_id;
 			op->out_iova = res.last_out_iova;
 			op->out_bytes = res.last_out_bytes;
