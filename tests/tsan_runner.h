@@ -19,6 +19,7 @@
  * a forked child, assertions exit(1), skips exit(77).
  */
 #include <stdio.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 struct shim_test {
@@ -43,6 +44,8 @@ static struct shim_test *shim_tests, **shim_tail = &shim_tests;
 #define cr_assert_geq(a, b, ...) cr_assert((a) >= (b))
 #define cr_assert_leq(a, b, ...) cr_assert((a) <= (b))
 #define cr_assert_not_null(p, ...) cr_assert((p) != NULL)
+#define cr_assert_not(c, ...)    cr_assert(!(c))
+#define cr_assert_arr_eq(a, b, n, ...) cr_assert(memcmp((a), (b), (n)) == 0)
 #define cr_skip_test(...) do { fprintf(stderr, __VA_ARGS__);		\
 	fputc('\n', stderr); _exit(77); } while (0)
 int main(void)
