@@ -227,6 +227,25 @@ static int check_state_quota(struct ioas *ioas,
 	return 0;
 }
 
+/*
+ * A state image replays shared pages that lost their mapping, which no
+ * mapping vouches for: bound the session's conversion state while such a
+ * page is restored (the default max-conversion-state of ioasidd.conf), or
+ * a crafted image could make the importer allocate without limit.
+ */
+#define REPLAY_UNMAPPED_STATE	(64ULL << 20)
+
+static bool replay_unmapped_too_costly(struct ioas *ioas,
+				       const struct ioasid_iova_range *v)
+{
+	uint64_t used = ioas_session_state_bytes(ioas->owner);
+	uint64_t budget = used < REPLAY_UNMAPPED_STATE ?
+			  REPLAY_UNMAPPED_STATE - used : 0;
+
+	return sharedmap_reserve_cost(ioas->shared, v->start,
+				      v->last - v->start + 1, budget) > budget;
+}
+
 static int check_batch(struct ioas *ioas, const struct ioasid_iova_range *v,
 		       uint32_t nr, struct ioasid_op *op)
 {
@@ -238,14 +257,24 @@ static int check_batch(struct ioas *ioas, const struct ioasid_iova_range *v,
 		    !IS_ALIGNED(v[i].last + 1, SZ_4K))
 			return op_fail(op, EINVAL, "range %u is not made of "
 				       "whole 4 KiB pages", i);
-		/* a state image replays shared pages that lost their map */
-		if (!ioas->core->replaying &&
-		    !range_mapped(ioas, v[i].start, v[i].last))
+		if (range_mapped(ioas, v[i].start, v[i].last))
+			continue;
+		if (!ioas->core->replaying)
 			return op_fail(op, ENOENT, "range %u (IOVA 0x%llx-"
 				       "0x%llx) is not all mapped in IOAS %u: "
 				       "only mapped pages can be converted",
 				       i, (unsigned long long)v[i].start,
 				       (unsigned long long)v[i].last, ioas->id);
+		if (replay_unmapped_too_costly(ioas, &v[i]))
+			return op_fail(op, ENOSPC, "range %u (IOVA 0x%llx-"
+				       "0x%llx) has no mapping and would take "
+				       "the session past %llu bytes of "
+				       "conversion state; a state image may "
+				       "restore no more than that for pages "
+				       "without a mapping", i,
+				       (unsigned long long)v[i].start,
+				       (unsigned long long)v[i].last,
+				       (unsigned long long)REPLAY_UNMAPPED_STATE);
 	}
 	return 0;
 }
