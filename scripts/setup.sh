@@ -103,23 +103,23 @@ run_tests() {
 	fi
 	build
 	# 1. the whole suite on a plain build, then make distcheck
-	stage "make check" make -C build -j"$jobs" check
+	stage "make check" make -C build -j"$jobs" check VERBOSE=1
 	# 2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 	configure_in build-san --enable-asan --enable-ubsan --enable-werror
-	stage "ASan+UBSan make check" make -C build-san -j"$jobs" check
+	stage "ASan+UBSan make check" make -C build-san -j"$jobs" check VERBOSE=1
 	# 3. the lock-free simulated hardware under ThreadSanitizer (criterion
 	#    cannot run under TSan: these tests bring their own runner), and the
 	#    shared view's seqcount against a busy writer
 	configure_in build-tsan --enable-tsan --enable-werror
 	make -C build-tsan -j"$jobs"
-	stage "TSan" make -C build-tsan check TESTS="tests/test_sim_pgtable tests/test_sim_dma tests/test_view"
+	stage "TSan" make -C build-tsan check VERBOSE=1 TESTS="tests/test_sim_pgtable tests/test_sim_dma tests/test_view"
 	# 3b. a short smoke run of each fuzz target (libFuzzer, clang); a
 	#     crash is a bug: its input lands in build/fuzz/artifacts/
 	stage "fuzz smoke" make -C build fuzz FUZZ_SECONDS=25
 	# 4. the real Linux iommufd/VFIO stack in QEMU
 	stage "check-vm" make -C build check-vm
 	# 5. the release tarball builds and passes its own tests
-	stage "distcheck" make -C build -j"$jobs" distcheck
+	stage "distcheck" make -C build -j"$jobs" distcheck VERBOSE=1
 	# 6. the Debian packages: built from the tarball, lintian, installed
 	#    into a clean debootstrapped root, used, purged
 	stage "packages" "$top/scripts/check-packages.sh" build
