@@ -24,8 +24,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() {	# wait_for CONDITION-COMMAND... (up to 10 s)
-	for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done
+# wait_for PID CONDITION-COMMAND...: until the condition holds; fails at
+# once when PID (the process that makes it true) has died, and after 120 s
+# at the latest, so a slow machine only makes the demo slower
+wait_for() {
+	local pid=$1
+	shift
+	for _ in $(seq 1200); do
+		"$@" && return 0
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "demo: process $pid died before: $*" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
 	echo "demo: timed out waiting for: $*" >&2
 	return 1
 }
@@ -41,13 +53,13 @@ section "ioasidd on the simulated IOMMU (built-in topology), socket $sock"
 "$build/ioasidd/ioasidd" --socket "$sock" --backend sim --log-level notice \
 	2> "$dir/ioasidd.log" &
 daemon_pid=$!
-wait_for test -S "$sock"
+wait_for "$daemon_pid" test -S "$sock" || { cat "$dir/ioasidd.log"; exit 1; }
 echo "ioasidd running (pid $daemon_pid)"
 
 section "the example VMM flow, connected to ioasidd"
 "$build/examples/vmm_flow" --keep "unix:$sock" > "$dir/vmm.log" 2>&1 &
 vmm_pid=$!
-wait_for grep -q "holding the state" "$dir/vmm.log" || { cat "$dir/vmm.log"; exit 1; }
+wait_for "$vmm_pid" grep -q "holding the state" "$dir/vmm.log" || { cat "$dir/vmm.log"; exit 1; }
 cat "$dir/vmm.log"
 
 ctl status
