@@ -26,12 +26,20 @@
  *   lone_call_ns            one ioasid_unmap() (of nothing) gap_us after
  *                           the end of the previous call (target <= 10 us):
  *                           within the daemon's spin (daemon_spin_us) it
- *                           still looks at the ring, after it sleeps
+ *                           still looks at the ring, after it sleeps;
+ *                           gap_us 0, 50, 200, 2000, 20000 (--gaps);
+ *                           lone_call_p90_ns its 90th percentile
  *   daemon_cpu_per_lone_call_ns  CPU time ioasidd spent per lone call
  *                           (its CPU clock, over 200 ms of such calls):
  *                           what its bounded spin
  *                           after each burst costs; daemon_cpu_pct the
  *                           same as a share of the time between calls
+ *   client_sleeps_per_lone_call  the client's voluntary context switches
+ *                           per call (its getrusage): 0 when it found its
+ *                           completion while spinning, 1 when it slept
+ *                           and paid a second wakeup
+ *   daemon_sleeps_per_lone_call  the daemon's (/proc/PID/status): 1 when
+ *                           every call found it asleep
  *   daemon_idle_cpu_pct     ioasidd's CPU share over --idle-seconds after
  *                           one call, the client connected and silent
  *
@@ -47,7 +55,8 @@
  *
  * One JSON object per line; every figure is the median of --runs runs.
  * Usage: bench_rpc [--runs N] [--iters N] [--mappings N] [--lookups N]
- *                  [--idle-seconds S] [--only PART,...] [--quick]
+ *                  [--idle-seconds S] [--gaps US,...] [--only PART,...]
+ *                  [--quick]
  * PART: roundtrips, maps, lookups, calls, idle, concurrency.
  */
 #include <errno.h>
@@ -62,6 +71,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -749,6 +759,34 @@ static void quiet_for(uint64_t since, uint64_t gap_ns)
 		;
 }
 
+/* The caller's voluntary context switches: how often it slept. */
+static double my_sleeps(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru) < 0)
+		return -1;
+	return (double)ru.ru_nvcsw;
+}
+
+/* The daemon's, over all its threads: how often it went to sleep. */
+static double daemon_sleeps(void)
+{
+	char path[64], line[128];
+	double n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)dmn->pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "voluntary_ctxt_switches:", 24))
+			n += atof(line + 24);
+	fclose(f);
+	return n;
+}
+
 /* One lone call @gap_ns after @*end; its ns, *@end moved to its end. */
 static double lone_call(struct ioasid_ctx *ctx, uint32_t ioas,
 			uint64_t gap_ns, uint64_t *end)
@@ -764,15 +802,25 @@ static double lone_call(struct ioasid_ctx *ctx, uint32_t ioas,
 	return (double)(*end - t);
 }
 
+/* What lone calls at one gap cost: medians over a block of them. */
+struct lone {
+	double ns, p90_ns;	/* latency: median and 90th percentile */
+	double cpu_ns;		/* the daemon's CPU time per call */
+	double client_sleeps;	/* per call: the client slept for its result */
+	double daemon_sleeps;	/* per call: the daemon went back to epoll */
+};
+
 /*
- * Median ns of @nr lone calls, each @gap_ns after the end of the one
- * before; *@cpu_ns: the daemon's CPU time per call (its spin included),
- * over a further 200 ms of calls at that pace.
+ * @nr lone calls, each @gap_ns after the end of the one before (latency
+ * median and p90); then a further 200 ms of calls at that pace (at least
+ * @nr) for the daemon's CPU time and both sides' sleeps per call.  The
+ * quiet_for() of long gaps sleeps, so the client's own sleeps are
+ * counted around the call only.
  */
-static double lone_call_ns(struct ioasid_ctx *ctx, uint32_t ioas, int nr,
-			   uint64_t gap_ns, double *cpu_ns)
+static void lone_calls(struct ioasid_ctx *ctx, uint32_t ioas, int nr,
+		       uint64_t gap_ns, struct lone *out)
 {
-	double v[64], c0;
+	double v[64], c0, d0, cs = 0;
 	uint64_t end = now_ns();
 	int m = (int)(200000000 / (gap_ns + 5000));
 
@@ -784,10 +832,32 @@ static double lone_call_ns(struct ioasid_ctx *ctx, uint32_t ioas, int nr,
 	for (int i = 0; i < nr; i++)
 		v[i] = lone_call(ctx, ioas, gap_ns, &end);
 	c0 = daemon_cpu_ns();
-	for (int i = 0; i < m; i++)
-		lone_call(ctx, ioas, gap_ns, &end);
-	*cpu_ns = c0 < 0 ? -1 : (daemon_cpu_ns() - c0) / m;
-	return median(v, nr);
+	d0 = daemon_sleeps();
+	for (int i = 0; i < m; i++) {
+		double s0;
+
+		quiet_for(end, gap_ns);
+		s0 = my_sleeps();
+		lone_call(ctx, ioas, 0, &end);
+		cs += my_sleeps() - s0;
+	}
+	out->cpu_ns = c0 < 0 ? -1 : (daemon_cpu_ns() - c0) / m;
+	out->daemon_sleeps = d0 < 0 ? -1 : (daemon_sleeps() - d0) / m;
+	out->client_sleeps = cs / m;
+	qsort(v, (size_t)nr, sizeof(*v), cmp_double);
+	out->p90_ns = v[(nr * 9) / 10 < nr ? (nr * 9) / 10 : nr - 1];
+	out->ns = median(v, nr);
+}
+
+/* Median ns of @nr lone calls @gap_ns apart; *@cpu_ns as in lone_calls(). */
+static double lone_call_ns(struct ioasid_ctx *ctx, uint32_t ioas, int nr,
+			   uint64_t gap_ns, double *cpu_ns)
+{
+	struct lone l;
+
+	lone_calls(ctx, ioas, nr, gap_ns, &l);
+	*cpu_ns = l.cpu_ns;
+	return l.ns;
 }
 
 static void bench_lookups(void)
@@ -848,7 +918,9 @@ static void bench_lookups(void)
 
 /* ---- single calls and lone calls ---------------------------------------- */
 
-static const unsigned int gaps_us[] = { 5, 10, 20, 50, 200, 2000 };
+#define MAX_GAPS	16
+static unsigned int gaps_us[MAX_GAPS] = { 0, 50, 200, 2000, 20000 };
+static size_t nr_gaps = 5;
 
 /*
  * An IOAS holding one page of @fd (fd >= 0) for good, as a VMM's IOAS
@@ -907,10 +979,18 @@ static void bench_calls(void)
 	emit("single_calls_per_s", median(sr, runs), "1/s", extra);
 	emit("single_calls_per_s", median(ss, runs), "1/s",
 	     "\"transport\":\"ioasidd_socket\",\"calls\":\"map_file+unmap\"");
-	for (size_t g = 0; g < sizeof(gaps_us) / sizeof(gaps_us[0]); g++) {
+	for (size_t g = 0; g < nr_gaps; g++) {
+		double p90[MAX_RUNS], csl[MAX_RUNS], dsl[MAX_RUNS];
+
 		for (int i = 0; i < runs; i++) {
-			lr[i] = lone_call_ns(cv, iv, 32,
-					     gaps_us[g] * 1000ull, &cr[i]);
+			struct lone l;
+
+			lone_calls(cv, iv, 32, gaps_us[g] * 1000ull, &l);
+			lr[i] = l.ns;
+			p90[i] = l.p90_ns;
+			cr[i] = l.cpu_ns;
+			csl[i] = l.client_sleeps;
+			dsl[i] = l.daemon_sleeps;
 			pct[i] = 100.0 * cr[i] / (gaps_us[g] * 1000.0 + lr[i]);
 		}
 		snprintf(extra, sizeof(extra), "\"transport\":\"ioasidd_ring\","
@@ -919,9 +999,14 @@ static void bench_calls(void)
 			 gaps_us[g], daemon_spin_us,
 			 RING_CLIENT_SPIN_NS / 1000);
 		emit("lone_call_ns", median(lr, runs), "ns", extra);
+		emit("lone_call_p90_ns", median(p90, runs), "ns", extra);
 		emit("daemon_cpu_per_lone_call_ns", median(cr, runs), "ns",
 		     extra);
 		emit("daemon_cpu_pct", median(pct, runs), "%", extra);
+		emit("client_sleeps_per_lone_call", median(csl, runs), "1",
+		     extra);
+		emit("daemon_sleeps_per_lone_call", median(dsl, runs), "1",
+		     extra);
 	}
 	for (int i = 0; i < runs; i++)
 		lr[i] = lone_call_ns(cs, is, 32, 2000000, &cr[i]);
@@ -991,6 +1076,29 @@ static bool part(const char *name)
 	return !only;
 }
 
+/* --gaps 0,50,200: the lone calls' gaps in us. */
+static int parse_gaps(const char *arg)
+{
+	size_t n = 0;
+
+	for (const char *p = arg; *p; ) {
+		char *end;
+		unsigned long v;
+
+		if (n == MAX_GAPS || *p < '0' || *p > '9')
+			return -1;
+		v = strtoul(p, &end, 10);
+		if (v > 1000000 || (*end && *end != ','))
+			return -1;
+		gaps_us[n++] = (unsigned int)v;
+		p = *end ? end + 1 : end;
+	}
+	if (!n)
+		return -1;
+	nr_gaps = n;
+	return 0;
+}
+
 static void parse_args(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1001,11 +1109,12 @@ static void parse_args(int argc, char **argv)
 		{ "lookups", required_argument, NULL, 'l' },
 		{ "only", required_argument, NULL, 'o' },
 		{ "idle-seconds", required_argument, NULL, 's' },
+		{ "gaps", required_argument, NULL, 'g' },
 		{}
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "r:i:qn:l:o:s:", opts,
+	while ((c = getopt_long(argc, argv, "r:i:qn:l:o:s:g:", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'o':
@@ -1013,6 +1122,14 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 's':
 			idle_seconds = atof(optarg);
+			break;
+		case 'g':
+			if (parse_gaps(optarg) < 0) {
+				fprintf(stderr, "bench_rpc: --gaps wants up to "
+					"%d gaps in us (0 to 1000000), "
+					"comma-separated\n", MAX_GAPS);
+				exit(2);
+			}
 			break;
 		case 'n':
 			nr_lookup_maps = atoi(optarg);
@@ -1035,8 +1152,8 @@ static void parse_args(int argc, char **argv)
 		default:
 			fprintf(stderr, "usage: bench_rpc [--runs N] "
 				"[--iters N] [--mappings N] [--lookups N] "
-				"[--idle-seconds S] [--only PART,...] "
-				"[--quick]\n");
+				"[--idle-seconds S] [--gaps US,...] "
+				"[--only PART,...] [--quick]\n");
 			exit(2);
 		}
 	}

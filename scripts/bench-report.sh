@@ -161,11 +161,15 @@ AWK
   `IOASID_NO_FASTPATH=1`), their ratio (`view_ratio_vs_embedded`);
   single map and unmap calls back to back (`single_calls_per_s`, of a
   file the IOAS holds already) embedded, through the request ring
-  (`ioasidd_ring`) and the socket; one call `gap_us` after the end of the
-  previous one (`lone_call_ns`), the daemon's CPU time per such call
+  (`ioasidd_ring`) and the socket; one call `gap_us` (0, 50, 200, 2000,
+  20000; `--gaps`) after the end of the previous one (`lone_call_ns`,
+  median, and `lone_call_p90_ns`), the daemon's CPU time per such call
   (`daemon_cpu_per_lone_call_ns`, its CPU clock over 200 ms of calls at
   that pace) and as a share of the time (`daemon_cpu_pct`: the price of
-  its spin), and its CPU share while its client is silent
+  its spin), how often per call the client slept for its completion
+  (`client_sleeps_per_lone_call`, its voluntary context switches: a
+  second wakeup) and the daemon went back to sleep
+  (`daemon_sleeps_per_lone_call`), and its CPU share while its client is silent
   (`daemon_idle_cpu_pct`).  These run against the daemon with its
   default spin and again against one started with `--ring-spin-us 0`
   (`daemon_spin_us`).
