@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The iommufd backend's nested HWPTs: IOMMU_HWPT_ALLOC of a stage-1 table
+ * (VT-d or the selftest's) over a nest-parent HWPT, attach, and
+ * IOMMU_HWPT_INVALIDATE with the kernel's count of entries handled.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/iommufd/priv.h"
+
+/* ---- nested HWPTs ------------------------------------------------------- */
+
+struct be_nested {
+	struct be_tenant *tenant;
+	struct be_domain *parent;
+	uint32_t hwpt_id;
+	uint32_t type;			/* enum ioasid_nested_type */
+};
+
+int iommufd_nested_alloc(struct be_domain *parent,
+			 struct be_device *dev, uint32_t type,
+			 const void *data, uint32_t len,
+			 uint32_t nested_id, struct be_nested **out,
+			 char *why, size_t whylen)
+{
+	const struct ioasid_nested_selftest *st = data;
+	uint32_t iotlb = type == IOASID_NESTED_SELFTEST ? st->iotlb : 0;
+	struct ifd_hwpt_alloc h = {
+		.size = sizeof(h), .dev_id = dev->dev_id,
+		.pt_id = parent->hwpt_id,
+	};
+	struct be_nested *n;
+	int r;
+
+	if (!parent->ioas->nest_parent) {
+		snprintf(why, whylen, "the parent's HWPT is not a nest parent");
+		return -EINVAL;
+	}
+	if (type == IOASID_NESTED_VTD_S1) {
+		/* struct ioasid_nested_vtd_s1 is iommu_hwpt_vtd_s1 */
+		h.data_type = IFD_HWPT_DATA_VTD_S1;
+		h.data_len = len;
+		h.data_uptr = (uint64_t)(uintptr_t)data;
+	} else {
+		/* the kernel's struct iommu_hwpt_selftest is one __u32 */
+		h.data_type = IFD_HWPT_DATA_SELFTEST;
+		h.data_len = sizeof(iotlb);
+		h.data_uptr = (uint64_t)(uintptr_t)&iotlb;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	r = kioctl(dev->tenant->fd, IFD_HWPT_ALLOC, &h);
+	if (r < 0) {
+		snprintf(why, whylen, "IOMMU_HWPT_ALLOC of a nested HWPT (data "
+			 "type 0x%x) for %s: %s", h.data_type,
+			 dev->inv->info.name, strerror(-r));
+		free(n);
+		return r;
+	}
+	n->tenant = dev->tenant;
+	n->parent = parent;
+	n->hwpt_id = h.out_hwpt_id;
+	n->type = type;
+	dbg(dev->be->log, "iommufd: nested HWPT %u (table %u) over HWPT %u",
+	    n->hwpt_id, nested_id, parent->hwpt_id);
+	*out = n;
+	return 0;
+}
+
+void iommufd_nested_free(struct be_nested *n)
+{
+	iommufd_destroy(n->tenant, n->hwpt_id, "nested HWPT");
+	free(n);
+}
+
+int iommufd_attach_nested(struct be_device *dev, struct be_nested *n)
+{
+	struct kvfio_device_attach_iommufd_pt a = {
+		.argsz = sizeof(a), .pt_id = n->hwpt_id,
+	};
+	int r = kioctl(dev->fd, KVFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+
+	if (r < 0)
+		return r;
+	dev->domain = n->parent;
+	return 0;
+}
+
+/* The kernel's entries for ours (the core checked them). */
+static void *inval_entries(const struct be_nested *n,
+			   const struct ioasid_nested_inval *v, uint32_t nr,
+			   uint32_t *type, uint32_t *len)
+{
+	struct ifd_selftest_invalidate *st;
+	struct ifd_vtd_s1_invalidate *vtd;
+	bool all;
+
+	if (n->type == IOASID_NESTED_SELFTEST) {
+		st = calloc(nr, sizeof(*st));
+		for (uint32_t i = 0; st && i < nr; i++) {
+			all = v[i].flags & IOASID_NESTED_INVAL_ALL;
+			st[i].flags = all ? IFD_TEST_INVALIDATE_FLAG_ALL : 0;
+			st[i].iotlb_id = all ? 0 : (uint32_t)v[i].addr;
+		}
+		*type = IFD_HWPT_INVALIDATE_DATA_SELFTEST;
+		*len = sizeof(*st);
+		return st;
+	}
+	vtd = calloc(nr, sizeof(*vtd));
+	for (uint32_t i = 0; vtd && i < nr; i++) {
+		all = v[i].flags & IOASID_NESTED_INVAL_ALL;
+		vtd[i].addr = all ? 0 : v[i].addr;
+		vtd[i].npages = all ? UINT64_MAX : v[i].npages;
+		vtd[i].flags = v[i].flags & IOASID_NESTED_INVAL_LEAF ?
+			       IFD_VTD_INV_FLAGS_LEAF : 0;
+	}
+	*type = IFD_HWPT_INVALIDATE_DATA_VTD_S1;
+	*len = sizeof(*vtd);
+	return vtd;
+}
+
+int iommufd_nested_invalidate(struct be_nested *n,
+			      const struct ioasid_nested_inval *v,
+			      uint32_t nr, uint32_t *done, char *why,
+			      size_t whylen)
+{
+	struct ifd_hwpt_invalidate inv = {
+		.size = sizeof(inv), .hwpt_id = n->hwpt_id, .entry_num = nr,
+	};
+	void *entries = inval_entries(n, v, nr, &inv.data_type,
+				      &inv.entry_len);
+	int r;
+
+	*done = 0;
+	if (!entries)
+		return -ENOMEM;
+	inv.data_uptr = (uint64_t)(uintptr_t)entries;
+	r = kioctl(n->tenant->fd, IFD_HWPT_INVALIDATE, &inv);
+	free(entries);
+	/*
+	 * The kernel says how many it handled when an entry failed; when
+	 * it refused the call before any, entry_num may still read nr.
+	 */
+	*done = inv.entry_num < nr ? inv.entry_num : 0;
+	if (r < 0)
+		snprintf(why, whylen, "IOMMU_HWPT_INVALIDATE: %s",
+			 strerror(-r));
+	else
+		*done = nr;
+	return r;
+}
