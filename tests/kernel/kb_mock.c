@@ -23,7 +23,18 @@
  *     checked with IOMMU_TEST_OP_PASID_CHECK_HWPT, and DMA tagged with
  *     the PASID landing in that PASID's IOAS only.  A real device whose
  *     IOMMU (QEMU's VT-d) gives it no PASIDs is refused with the reason.
- *  5. Through a real ioasidd (--backend iommufd:mock): two clients, each
+ *  5. Dirty tracking: start on an IOAS with mock0 attached (the kernel's
+ *     HWPT tracks: IOMMU_TEST_OP_DIRTY is refused before and after),
+ *     bits set by the mock (IOMMU_TEST_OP_DIRTY) read exactly, without
+ *     and with clear (IOMMU_HWPT_GET_DIRTY_BITMAP), and returned by
+ *     ioasid_unmap_get_dirty; with edu (QEMU's VT-d: no tracking) in the
+ *     same IOAS the start is refused and changes nothing, the fallback
+ *     reports the mapped pages.
+ *  6. Nested: a selftest nested HWPT over a nest-parent HWPT, mock1
+ *     attached to it, its IOTLB slots invalidated one, several (a bad
+ *     one stopping the request, per-entry errors) and all, each checked
+ *     with IOMMU_TEST_OP_MD_CHECK_IOTLB; DMA through it.
+ *  7. Through a real ioasidd (--backend iommufd:mock): two clients, each
  *     its own mock device and iommufd; neither reaches the other's.
  *
  * Other suites that need mock devices (dirty tracking, nested tables,
@@ -112,9 +123,11 @@ static void suite_inventory(void)
 			u = &units[i];
 	tap_ok(u && !strcmp(u->kind, "iommufd-mock") && u->nr_devices == 2 &&
 	       u->addr_width == 31 && (u->flags & IOASID_IOMMU_PASID) &&
-	       !(u->flags & IOASID_IOMMU_NESTING),
+	       (u->flags & IOASID_IOMMU_DIRTY_TRACKING) &&
+	       (u->flags & IOASID_IOMMU_NESTING),
 	       "unit iommufd_mock, kind iommufd-mock, 2 devices, 31-bit "
-	       "aperture, PASIDs (usable), no nesting (not yet) (%s)",
+	       "aperture; PASIDs, dirty tracking and nesting, as the "
+	       "kernel's mock does them (probed at open) (%s)",
 	       u ? u->kind : "missing");
 	r = ioasid_device_get_info(ctx, "mock0", &d);
 	tap_ok(r == 0 && (d.flags & IOASID_DEVICE_MOCK) &&
@@ -372,6 +385,364 @@ out:
 	close(mb);
 }
 
+/* ---- dirty tracking on the mock's HWPTs ---------------------------------- */
+
+/* The kernel's iommufd and the HWPT of @dev's domain. */
+static int dev_hwpt(uint32_t dev, int *ifd, uint32_t *hwpt)
+{
+	struct be_device *bd = kb_be_device(ctx, dev);
+	struct be_domain *bdom = kb_be_domain(ctx, dev);
+
+	if (!bd || !bdom)
+		return -ENOENT;
+	*ifd = iommufd_test_device_iommufd(bd);
+	*hwpt = iommufd_test_hwpt_id(bdom);
+	return 0;
+}
+
+/*
+ * IOMMU_TEST_OP_DIRTY: the mock IOMMU sets the dirty bit of the IOPTE of
+ * each 4 KiB page of @bits (bit n: IOVA + n pages) in @dev's HWPT, as a
+ * device write would; -EINVAL when the HWPT is not tracking.  Returns the
+ * number of bits the kernel set, or -errno.
+ */
+static int mock_dirty(uint32_t dev, uint64_t bits)
+{
+	struct ifd_test_cmd c = {
+		.size = sizeof(c), .op = IFD_TEST_OP_DIRTY,
+		.dirty = { .iova = IOVA, .length = 64 * KB_PAGE,
+			   .page_size = KB_PAGE,
+			   .uptr = (uint64_t)(uintptr_t)&bits },
+	};
+	int ifd;
+
+	if (dev_hwpt(dev, &ifd, &c.id) < 0)
+		return -ENOENT;
+	if (ioctl(ifd, IFD_TEST_CMD, &c) < 0)
+		return -errno;
+	return (int)c.dirty.out_nr_dirty;
+}
+
+static uint64_t bits_of(const uint64_t *bm)
+{
+	return bm[0];
+}
+
+#define BIT(n)	(1ull << (n))
+
+static void suite_dirty(void)
+{
+	struct ifd_hw_info hi = { .size = sizeof(hi) };
+	struct ioasid_domain_info di[2];
+	struct ioasid_ioas_info ii;
+	uint32_t dev = 0, ioas = 0, nr = 2;
+	uint64_t iova = IOVA, bm[1] = { 0 }, unmapped = 0;
+	int m = kb_memfd(64 * KB_PAGE, 0), r, ifd = -1;
+	void *p = MAP_FAILED;
+	uint32_t hwpt = 0;
+
+	if (!tap_ok(ioasid_device_bind(ctx, "mock0", -1, &dev) == 0 &&
+		    ioasid_ioas_alloc(ctx, IOASID_IOAS_PAGE_GRANULAR,
+				      &ioas) == 0 &&
+		    ioasid_map_file(ctx, ioas, m, 0, 64 * KB_PAGE,
+				    IOASID_MAP_READ | IOASID_MAP_WRITE |
+				    IOASID_MAP_FIXED_IOVA, &iova) == 0 &&
+		    ioasid_device_attach(ctx, dev, ioas, 0) == 0 &&
+		    dev_hwpt(dev, &ifd, &hwpt) == 0,
+		    "dirty: mock0 attached to a page-granular IOAS with 64 "
+		    "pages mapped at 0x%llx (%s)", (unsigned long long)IOVA,
+		    kb_err(ctx)))
+		goto out;
+	hi.dev_id = iommufd_test_dev_id(kb_be_device(ctx, dev));
+	r = ioctl(ifd, IFD_GET_HW_INFO, &hi) < 0 ? -errno : 0;
+	tap_ok(r == 0 && (hi.out_capabilities & IFD_HW_CAP_DIRTY_TRACKING),
+	       "the kernel says the mock IOMMU tracks dirty pages "
+	       "(IOMMU_GET_HW_INFO: IOMMU_HW_CAP_DIRTY_TRACKING) (%d)", r);
+	r = ioasid_domain_list(ctx, ioas, di, &nr);
+	tap_ok(r == 0 && nr == 1 &&
+	       (di[0].flags & IOASID_DOMAIN_DIRTY_TRACKING) &&
+	       !(di[0].flags & IOASID_DOMAIN_DIRTY_ON),
+	       "its domain can track (allocated with "
+	       "IOMMU_HWPT_ALLOC_DIRTY_TRACKING), off until started (%s)",
+	       kb_err(ctx));
+	r = mock_dirty(dev, BIT(0));
+	tap_ok(r == -EINVAL, "before ioasid_dirty_start the kernel's HWPT is "
+	       "not tracking: IOMMU_TEST_OP_DIRTY refused, EINVAL (%d)", r);
+	r = ioasid_dirty_start(ctx, ioas, 0);
+	nr = 2;
+	tap_ok(r == 0 && ioasid_domain_list(ctx, ioas, di, &nr) == 0 &&
+	       (di[0].flags & IOASID_DOMAIN_DIRTY_ON) &&
+	       ioasid_ioas_get_info(ctx, ioas, &ii) == 0 &&
+	       ii.dirty_flags == IOASID_IOAS_DIRTY_ON,
+	       "ioasid_dirty_start: the domain tracks, the IOAS says DIRTY_ON "
+	       "only (%s)", kb_err(ctx));
+	r = ioasid_dirty_read(ctx, ioas, IOVA, 64 * KB_PAGE, bm, 0);
+	tap_ok(r == 0 && bits_of(bm) == 0, "started clean: nothing dirty "
+	       "(%s, 0x%llx)", kb_err(ctx), (unsigned long long)bits_of(bm));
+	r = mock_dirty(dev, BIT(1) | BIT(3) | BIT(8) | BIT(63));
+	tap_ok(r == 4, "the mock IOMMU marks pages 1, 3, 8 and 63 dirty in "
+	       "the HWPT (IOMMU_TEST_OP_DIRTY: %d set)", r);
+	bm[0] = ~0ull;
+	r = ioasid_dirty_read(ctx, ioas, IOVA, 64 * KB_PAGE, bm,
+			      IOASID_DIRTY_NO_CLEAR);
+	tap_ok(r == 0 && bits_of(bm) == (BIT(1) | BIT(3) | BIT(8) | BIT(63)),
+	       "read without clear (IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR): "
+	       "exactly those bits (0x%llx, %s)",
+	       (unsigned long long)bits_of(bm), kb_err(ctx));
+	r = ioasid_dirty_read(ctx, ioas, IOVA, 64 * KB_PAGE, bm, 0);
+	tap_ok(r == 0 && bits_of(bm) == (BIT(1) | BIT(3) | BIT(8) | BIT(63)),
+	       "they are still there: read and clear returns them (0x%llx)",
+	       (unsigned long long)bits_of(bm));
+	r = ioasid_dirty_read(ctx, ioas, IOVA, 64 * KB_PAGE, bm, 0);
+	tap_ok(r == 0 && bits_of(bm) == 0, "cleared in the kernel: the next "
+	       "read is empty (0x%llx)", (unsigned long long)bits_of(bm));
+	r = mock_dirty(dev, BIT(8) | BIT(9));
+	r = r == 2 ? ioasid_dirty_read(ctx, ioas, IOVA + 8 * KB_PAGE,
+				       KB_PAGE, bm, 0) : r;
+	tap_ok(r == 0 && bits_of(bm) == BIT(0), "a read of page 8 alone: bit "
+	       "0 of the caller's bitmap (0x%llx, %s)",
+	       (unsigned long long)bits_of(bm), kb_err(ctx));
+	r = ioasid_dirty_read(ctx, ioas, IOVA, 64 * KB_PAGE, bm, 0);
+	tap_ok(r == 0 && bits_of(bm) == BIT(9), "page 9 was left dirty by "
+	       "it (0x%llx)", (unsigned long long)bits_of(bm));
+
+	/* unmap returning the bits of what it removes */
+	r = mock_dirty(dev, BIT(2) | BIT(5) | BIT(6) | BIT(20));
+	bm[0] = ~0ull;
+	r = r == 4 ? ioasid_unmap_get_dirty(ctx, ioas, IOVA + 4 * KB_PAGE,
+					    4 * KB_PAGE, 0, bm, &unmapped) : r;
+	tap_ok(r == 0 && unmapped == 4 * KB_PAGE &&
+	       bits_of(bm) == (BIT(1) | BIT(2)),
+	       "ioasid_unmap_get_dirty of pages 4-7: 4 pages gone, the bits "
+	       "of 5 and 6 (0x%llx, %s)", (unsigned long long)bits_of(bm),
+	       kb_err(ctx));
+	p = mmap(NULL, 64 * KB_PAGE, PROT_READ, MAP_SHARED, m, 0);
+	tap_ok(p != MAP_FAILED &&
+	       check_map(dev, IOVA + 4 * KB_PAGE, KB_PAGE,
+			 (uint8_t *)p + 4 * KB_PAGE) < 0 &&
+	       check_map(dev, IOVA + 8 * KB_PAGE, KB_PAGE,
+			 (uint8_t *)p + 8 * KB_PAGE) == 0,
+	       "the unmapped pages are gone from the HWPT, the next one is "
+	       "there (CHECK_MAP)");
+	r = ioasid_dirty_read(ctx, ioas, IOVA, 64 * KB_PAGE, bm, 0);
+	tap_ok(r == 0 && bits_of(bm) == (BIT(2) | BIT(20)),
+	       "the dirty pages outside it stay dirty: 2 and 20 (0x%llx)",
+	       (unsigned long long)bits_of(bm));
+
+	r = ioasid_dirty_stop(ctx, ioas);
+	tap_ok(r == 0 && mock_dirty(dev, BIT(0)) == -EINVAL,
+	       "ioasid_dirty_stop: the kernel's HWPT stops tracking "
+	       "(IOMMU_TEST_OP_DIRTY: EINVAL) (%s)", kb_err(ctx));
+	r = ioasid_dirty_read(ctx, ioas, IOVA, 64 * KB_PAGE, bm, 0);
+	tap_ok(r == -EINVAL, "a read while stopped: EINVAL (%s)", kb_err(ctx));
+out:
+	if (p != MAP_FAILED)
+		munmap(p, 64 * KB_PAGE);
+	if (dev)
+		ioasid_device_unbind(ctx, dev);
+	if (ioas)
+		ioasid_ioas_destroy(ctx, ioas);
+	close(m);
+}
+
+/*
+ * edu behind QEMU's VT-d (no dirty tracking) beside a mock device in one
+ * IOAS: a start is refused with the reason and changes nothing (the mock
+ * HWPT is left not tracking, as the kernel says); the fallback reports
+ * edu's mapped pages as always dirty, ORed with the mock's real bits.
+ */
+static void suite_dirty_edu(void)
+{
+	struct ioasid_device_info info;
+	struct ioasid_ioas_info ii;
+	uint32_t dev = 0, edu = 0, ioas = 0;
+	uint64_t iova = IOVA, bm[1];
+	int m = kb_memfd(8 * KB_PAGE, 0), r;
+
+	if (kb_find_edu(ctx, &info) < 0) {
+		tap_skip("no edu device with a VFIO cdev", "dirty: edu refused");
+		close(m);
+		return;
+	}
+	if (!tap_ok(ioasid_device_bind(ctx, "mock0", -1, &dev) == 0 &&
+		    ioasid_device_bind(ctx, info.name, -1, &edu) == 0 &&
+		    ioasid_ioas_alloc(ctx, IOASID_IOAS_PAGE_GRANULAR,
+				      &ioas) == 0 &&
+		    ioasid_map_file(ctx, ioas, m, 0, 8 * KB_PAGE,
+				    IOASID_MAP_READ | IOASID_MAP_WRITE |
+				    IOASID_MAP_FIXED_IOVA, &iova) == 0 &&
+		    ioasid_device_attach(ctx, dev, ioas, 0) == 0 &&
+		    ioasid_device_attach(ctx, edu, ioas, 0) == 0,
+		    "dirty: mock0 and %s attached to one IOAS, 8 pages mapped "
+		    "(%s)", info.name, kb_err(ctx)))
+		goto out;
+	r = ioasid_dirty_start(ctx, ioas, 0);
+	tap_ok(r == -EOPNOTSUPP &&
+	       strstr(ioasid_last_error(ctx), "has no dirty tracking") &&
+	       strstr(ioasid_last_error(ctx), "nothing was started"),
+	       "start with %s's VT-d domain: EOPNOTSUPP, the reason names its "
+	       "IOMMU (%s)", info.name, kb_err(ctx));
+	r = mock_dirty(dev, BIT(0));
+	ii.dirty_flags = ~0u;
+	ioasid_ioas_get_info(ctx, ioas, &ii);
+	tap_ok(r == -EINVAL && ii.dirty_flags == 0, "nothing was started: "
+	       "the mock's HWPT is not tracking in the kernel (%d)", r);
+	r = ioasid_dirty_start(ctx, ioas, IOASID_DIRTY_START_FALLBACK);
+	if (r == 0)
+		r = ioasid_ioas_get_info(ctx, ioas, &ii);
+	tap_ok(r == 0 && ii.dirty_flags == (IOASID_IOAS_DIRTY_ON |
+				  IOASID_IOAS_DIRTY_FALLBACK |
+				  IOASID_IOAS_DIRTY_UNTRACKED),
+	       "with IOASID_DIRTY_START_FALLBACK: on, edu's domain untracked "
+	       "(dirty_flags 0x%x, %s)", ii.dirty_flags, kb_err(ctx));
+	tap_ok(mock_dirty(dev, BIT(1)) == 1, "the mock's HWPT tracks in the "
+	       "kernel (IOMMU_TEST_OP_DIRTY accepted)");
+	r = ioasid_dirty_read(ctx, ioas, IOVA, 16 * KB_PAGE, bm, 0);
+	tap_ok(r == 0 && bm[0] == 0xff, "every mapped page reads dirty "
+	       "(0x%llx), not the unmapped ones after them (%s)",
+	       (unsigned long long)bm[0], kb_err(ctx));
+	r = ioasid_dirty_read(ctx, ioas, IOVA, 16 * KB_PAGE, bm, 0);
+	tap_ok(r == 0 && bm[0] == 0xff, "and again in the next round "
+	       "(0x%llx)", (unsigned long long)bm[0]);
+	tap_ok(ioasid_dirty_stop(ctx, ioas) == 0 &&
+	       mock_dirty(dev, BIT(0)) == -EINVAL, "stop: the mock's HWPT "
+	       "stops tracking (%s)", kb_err(ctx));
+out:
+	if (dev)
+		ioasid_device_unbind(ctx, dev);
+	if (edu)
+		ioasid_device_unbind(ctx, edu);
+	if (ioas)
+		ioasid_ioas_destroy(ctx, ioas);
+	close(m);
+}
+
+/* ---- nested HWPTs on the mock -------------------------------------------- */
+
+/* IOMMU_TEST_OP_MD_CHECK_IOTLB: slot @slot of the nested HWPT holds @v. */
+static int iotlb_is(uint32_t dev, uint32_t slot, uint32_t v)
+{
+	struct be_device *bd = kb_be_device(ctx, dev);
+	struct ifd_test_cmd c = {
+		.size = sizeof(c), .op = IFD_TEST_OP_MD_CHECK_IOTLB,
+		.check_iotlb = { .id = slot, .iotlb = v },
+	};
+
+	if (!bd || !(c.id = iommufd_test_nested_hwpt_id(bd)))
+		return -ENOENT;
+	if (ioctl(iommufd_test_device_iommufd(bd), IFD_TEST_CMD, &c) < 0)
+		return -errno;
+	return 0;
+}
+
+static bool iotlb_all(uint32_t dev, const uint32_t v[4])
+{
+	for (uint32_t i = 0; i < 4; i++)
+		if (iotlb_is(dev, i, v[i]) < 0)
+			return false;
+	return true;
+}
+
+#define SLOT(n)	{ .addr = (n) * KB_PAGE, .npages = 1 }
+
+static void suite_nested(void)
+{
+	const uint32_t V = 0xbadbeef;
+	struct ioasid_nested_selftest st = { .iotlb = V };
+	struct ioasid_nested_inval one[] = { SLOT(1) };
+	struct ioasid_nested_inval bad[] = { SLOT(2), SLOT(9), SLOT(3) };
+	struct ioasid_nested_inval all[] = { { .flags =
+					       IOASID_NESTED_INVAL_ALL } };
+	struct ioasid_nested_info ni;
+	uint32_t dev = 0, parent = 0, plain = 0, nested = 0, nr;
+	uint64_t iova = IOVA;
+	int32_t errs[3];
+	int m = kb_memfd(LEN, 0), r;
+
+	if (!tap_ok(ioasid_device_bind(ctx, "mock1", -1, &dev) == 0 &&
+		    ioasid_ioas_alloc(ctx, IOASID_IOAS_NEST_PARENT,
+				      &parent) == 0 &&
+		    ioasid_ioas_alloc(ctx, 0, &plain) == 0 &&
+		    ioasid_map_file(ctx, parent, m, 0, LEN, IOASID_MAP_READ |
+				    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+				    &iova) == 0,
+		    "nested: mock1 bound, a nest-parent IOAS with a memfd "
+		    "mapped (%s)", kb_err(ctx)))
+		goto out;
+	r = ioasid_nested_alloc(ctx, plain, dev, IOASID_NESTED_SELFTEST, &st,
+				sizeof(st), 0, &nested);
+	tap_ok(r == -EINVAL && strstr(ioasid_last_error(ctx), "nesting "
+					 "parent"),
+	       "a nested table over an IOAS that is no nest parent: EINVAL "
+	       "(%s)", kb_err(ctx));
+	r = ioasid_nested_alloc(ctx, parent, dev, IOASID_NESTED_SELFTEST, &st,
+				sizeof(st), 0, &nested);
+	if (!tap_ok(r == 0 && nested, "ioasid_nested_alloc: a selftest "
+		    "nested HWPT (IOMMU_HWPT_DATA_SELFTEST, iotlb 0x%x) over "
+		    "the parent's nest-parent HWPT (%s)", V, kb_err(ctx)))
+		goto out;
+	r = ioasid_device_attach_nested(ctx, dev, nested, 0);
+	tap_ok(r == 0 && iommufd_test_nested_hwpt_id(kb_be_device(ctx, dev)),
+	       "the mock device attached to it (IOMMU_TEST_OP_MOCK_DOMAIN_"
+	       "REPLACE to the nested HWPT) (%s)", kb_err(ctx));
+	tap_ok(iotlb_all(dev, (const uint32_t[]){ V, V, V, V }),
+	       "the kernel's nested domain: all 4 IOTLB slots hold 0x%x "
+	       "(IOMMU_TEST_OP_MD_CHECK_IOTLB)", V);
+	tap_ok(iotlb_is(dev, 0, V + 1) == -EINVAL, "MD_CHECK_IOTLB tells a "
+	       "wrong value (EINVAL): the checks can fail");
+	dma_lands(dev, m, IOVA + 0x1000, 0x1000, 7, "nested");
+
+	nr = 1;
+	r = ioasid_nested_invalidate(ctx, nested, one, &nr, errs);
+	tap_ok(r == 0 && nr == 1 && errs[0] == 0 &&
+	       iotlb_all(dev, (const uint32_t[]){ V, 0, V, V }),
+	       "invalidate slot 1 (IOMMU_HWPT_INVALIDATE_DATA_SELFTEST): the "
+	       "kernel cleared slot 1 only (%s)", kb_err(ctx));
+	nr = 3;
+	r = ioasid_nested_invalidate(ctx, nested, bad, &nr, errs);
+	tap_ok(r == -EINVAL && nr == 1 && errs[0] == 0 &&
+	       errs[1] == -EINVAL && errs[2] == -ECANCELED &&
+	       iotlb_all(dev, (const uint32_t[]){ V, 0, 0, V }),
+	       "slots 2, 9 (no such slot), 3: the kernel did 2 and stopped "
+	       "at 9: done 1, errors 0 / EINVAL / ECANCELED, slot 3 kept "
+	       "(%d, done %u, %s)", r, nr, kb_err(ctx));
+	nr = 1;
+	r = ioasid_nested_invalidate(ctx, nested, all, &nr, errs);
+	tap_ok(r == 0 && nr == 1 &&
+	       iotlb_all(dev, (const uint32_t[]){ 0, 0, 0, 0 }),
+	       "invalidate all: every slot cleared (%s)", kb_err(ctx));
+	nr = 1;
+	r = ioasid_nested_list(ctx, parent, &ni, &nr);
+	tap_ok(r == 0 && nr == 1 && ni.nested_id == nested &&
+	       ni.type == IOASID_NESTED_SELFTEST && ni.nr_devices == 1 &&
+	       ni.nr_invalidations == 3,
+	       "ioasid_nested_list: the table, selftest type, 1 device, 3 "
+	       "entries processed (%llu, %s)",
+	       (unsigned long long)ni.nr_invalidations, kb_err(ctx));
+	r = ioasid_nested_destroy(ctx, nested);
+	tap_ok(r == -EBUSY, "destroy while the device is on it: EBUSY (%s)",
+	       kb_err(ctx));
+	r = ioasid_device_replace(ctx, dev, parent, 0);
+	tap_ok(r == 0 && !iommufd_test_nested_hwpt_id(kb_be_device(ctx, dev)),
+	       "replace onto the parent IOAS itself (%s)", kb_err(ctx));
+	dma_lands(dev, m, IOVA + 0x2000, 0x2000, 8, "on the parent");
+	r = ioasid_nested_destroy(ctx, nested);
+	tap_ok(r == 0, "then the nested table goes (%s)", kb_err(ctx));
+	nested = 0;
+out:
+	if (nested) {
+		ioasid_device_detach(ctx, dev);
+		ioasid_nested_destroy(ctx, nested);
+	}
+	if (dev)
+		ioasid_device_unbind(ctx, dev);
+	if (parent)
+		ioasid_ioas_destroy(ctx, parent);
+	if (plain)
+		ioasid_ioas_destroy(ctx, plain);
+	close(m);
+}
+
 /* A real device of this inventory takes no DMA request. */
 static void suite_real_device(void)
 {
@@ -503,6 +874,9 @@ int main(void)
 	suite_inventory();
 	suite_dma();
 	suite_pasid();
+	suite_dirty();
+	suite_dirty_edu();
+	suite_nested();
 	suite_real_device();
 	ioasid_unref(ctx);
 	ctx = NULL;

@@ -296,6 +296,7 @@ enum {
 	IFD_TEST_OP_ACCESS_REPLACE_IOAS = 11,
 	IFD_TEST_OP_MOCK_DOMAIN_FLAGS = 12,
 	IFD_TEST_OP_DIRTY = 13,
+	IFD_TEST_OP_MD_CHECK_IOTLB = 14,
 	IFD_TEST_OP_TRIGGER_IOPF = 15,
 	IFD_TEST_OP_PASID_ATTACH = 18,
 	IFD_TEST_OP_PASID_REPLACE = 19,
@@ -358,6 +359,10 @@ struct ifd_test_cmd {
 			uint64_t uptr;
 			uint64_t out_nr_dirty;
 		} dirty;
+		struct {
+			uint32_t id;		/* the slot */
+			uint32_t iotlb;		/* the value it must hold */
+		} check_iotlb;
 		struct {
 			uint32_t dev_id;
 			uint32_t pasid;

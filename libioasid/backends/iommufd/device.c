@@ -163,6 +163,7 @@ int iommufd_detach(struct be_device *dev, char *why, size_t len)
 		return r;	/* still attached, as the kernel says */
 	}
 	dev->domain = NULL;
+	dev->nested = NULL;
 	return 0;
 }
 
@@ -208,6 +209,7 @@ int iommufd_attach(struct be_device *dev, struct be_domain *d)
 	if (r < 0)
 		return r;	/* EINVAL: incompatible, the core tries on */
 	dev->domain = d;
+	dev->nested = NULL;
 	return 0;
 }
 

@@ -129,6 +129,7 @@ int iommufd_open(const struct log_sink *log, const char *arg,
 	int fd, r;
 
 	uint32_t nr_mock = 0;
+	bool mock_dirty = false, mock_nesting = false;
 
 	r = parse_arg(arg, &nr_mock, errmsg, errlen);
 	if (r < 0)
@@ -140,7 +141,9 @@ int iommufd_open(const struct log_sink *log, const char *arg,
 	r = probe(fd, errmsg, errlen);
 	if (r == 0 && nr_mock)
 		r = probe_mock(fd, errmsg, errlen);
-	close(fd);
+	if (r == 0 && nr_mock)
+		iommufd_mock_probe(fd, &mock_dirty, &mock_nesting);
+	close(fd);	/* and with it whatever the probes made */
 	if (r < 0)
 		return r;
 	be = calloc(1, sizeof(*be));
@@ -148,6 +151,8 @@ int iommufd_open(const struct log_sink *log, const char *arg,
 		return -ENOMEM;
 	be->log = log;
 	be->nr_mock = nr_mock;
+	be->mock_dirty = mock_dirty;
+	be->mock_nesting = mock_nesting;
 	snprintf(be->desc, sizeof(be->desc), IOMMUFD_PATH " (one per session%s)",
 		 nr_mock ? "; selftest mock devices" : "");
 	if (nr_mock)
@@ -306,6 +311,11 @@ uint64_t iommufd_test_nr_mappings(const struct be_ioas *ioas)
 uint32_t iommufd_test_mock_stdev_id(const struct be_device *device)
 {
 	return device->mock ? device->stdev_id : 0;
+}
+
+uint32_t iommufd_test_nested_hwpt_id(const struct be_device *device)
+{
+	return device->nested ? device->nested->hwpt_id : 0;
 }
 
 uint64_t iommufd_test_calls(const struct backend *be, enum iommufd_call c)

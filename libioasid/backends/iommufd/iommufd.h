@@ -46,6 +46,8 @@ uint32_t iommufd_test_hwpt_id(const struct be_domain *domain);
 uint32_t iommufd_test_dev_id(const struct be_device *device);
 /* A mock device's selftest object id ("iommufd:mock"), else 0. */
 uint32_t iommufd_test_mock_stdev_id(const struct be_device *device);
+/* The nested HWPT the device is attached to, else 0. */
+uint32_t iommufd_test_nested_hwpt_id(const struct be_device *device);
 /* How many kernel mappings the backend believes the IOAS has. */
 uint64_t iommufd_test_nr_mappings(const struct be_ioas *ioas);
 

@@ -40,6 +40,57 @@ int iommufd_mock_cmd(struct be_tenant *t, struct ifd_test_cmd *c)
 	return kioctl(t->fd, IFD_TEST_CMD, c);
 }
 
+/*
+ * What the kernel's mock IOMMU really does, asked once at open on a
+ * throwaway device in the probing iommufd (closing it destroys them all):
+ * dirty tracking when GET_HW_INFO says so and a HWPT allocated with
+ * IOMMU_HWPT_ALLOC_DIRTY_TRACKING starts tracking; nesting when a nested
+ * HWPT (IOMMU_HWPT_DATA_SELFTEST) can be had over a nest-parent one.
+ * The unit advertises only these (iommufd_mock_inventory).
+ */
+void iommufd_mock_probe(int fd, bool *dirty, bool *nesting)
+{
+	struct ifd_ioas_alloc a = { .size = sizeof(a) };
+	struct ifd_test_cmd c = { .size = sizeof(c),
+				  .op = IFD_TEST_OP_MOCK_DOMAIN };
+	struct ifd_hw_info hi = { .size = sizeof(hi) };
+	struct ifd_hwpt_alloc h = { .size = sizeof(h) };
+	struct ifd_hwpt_set_dirty_tracking s = {
+		.size = sizeof(s), .flags = IFD_HWPT_DIRTY_TRACKING_ENABLE,
+	};
+	uint32_t iotlb = 0;
+
+	*dirty = *nesting = false;
+	if (kioctl(fd, IFD_IOAS_ALLOC, &a) < 0)
+		return;
+	c.id = a.out_ioas_id;
+	if (kioctl(fd, IFD_TEST_CMD, &c) < 0)
+		return;
+	hi.dev_id = c.mock_domain.out_idev_id;
+	h.dev_id = c.mock_domain.out_idev_id;
+	h.pt_id = a.out_ioas_id;
+	h.flags = IFD_HWPT_ALLOC_DIRTY_TRACKING;
+	if (kioctl(fd, IFD_GET_HW_INFO, &hi) == 0 &&
+	    (hi.out_capabilities & IFD_HW_CAP_DIRTY_TRACKING) &&
+	    kioctl(fd, IFD_HWPT_ALLOC, &h) == 0) {
+		s.hwpt_id = h.out_hwpt_id;
+		*dirty = kioctl(fd, IFD_HWPT_SET_DIRTY_TRACKING, &s) == 0;
+	}
+	h = (struct ifd_hwpt_alloc){
+		.size = sizeof(h), .dev_id = c.mock_domain.out_idev_id,
+		.pt_id = a.out_ioas_id, .flags = IFD_HWPT_ALLOC_NEST_PARENT,
+	};
+	if (kioctl(fd, IFD_HWPT_ALLOC, &h) < 0)
+		return;
+	h = (struct ifd_hwpt_alloc){
+		.size = sizeof(h), .dev_id = c.mock_domain.out_idev_id,
+		.pt_id = h.out_hwpt_id, .data_type = IFD_HWPT_DATA_SELFTEST,
+		.data_len = sizeof(iotlb),
+		.data_uptr = (uint64_t)(uintptr_t)&iotlb,
+	};
+	*nesting = kioctl(fd, IFD_HWPT_ALLOC, &h) == 0;
+}
+
 int iommufd_mock_inventory(struct backend *be, struct inventory *inv)
 {
 	struct inv_iommu *u;
@@ -52,7 +103,9 @@ int iommufd_mock_inventory(struct backend *be, struct inventory *inv)
 	snprintf(u->info.name, sizeof(u->info.name), MOCK_UNIT);
 	snprintf(u->info.kind, sizeof(u->info.kind), "iommufd-mock");
 	/* capabilities: what the library can use of the mock IOMMU */
-	u->info.flags = IOASID_IOMMU_CAPS_KNOWN | IOASID_IOMMU_PASID;
+	u->info.flags = IOASID_IOMMU_CAPS_KNOWN | IOASID_IOMMU_PASID |
+			(be->mock_dirty ? IOASID_IOMMU_DIRTY_TRACKING : 0) |
+			(be->mock_nesting ? IOASID_IOMMU_NESTING : 0);
 	u->info.page_sizes = SZ_4K;
 	u->info.addr_width = 31;	/* MOCK_APERTURE_LAST + 1 */
 	r = inventory_add_range(&u->reserved, &u->nr_reserved, 0,
@@ -209,7 +262,8 @@ static int mock_access_on(struct be_device *dev, uint32_t ioas_id)
 int iommufd_mock_attach(struct be_device *dev, uint32_t pt_id,
 			uint32_t ioas_id)
 {
-	uint32_t old_pt = dev->domain ? dev->domain->hwpt_id : dev->park_hwpt;
+	uint32_t old_pt = dev->nested ? dev->nested->hwpt_id :
+			  dev->domain ? dev->domain->hwpt_id : dev->park_hwpt;
 	int r = mock_replace(dev, pt_id);
 
 	if (r < 0)

@@ -13,13 +13,6 @@
 
 /* ---- nested HWPTs ------------------------------------------------------- */
 
-struct be_nested {
-	struct be_tenant *tenant;
-	struct be_domain *parent;
-	uint32_t hwpt_id;
-	uint32_t type;			/* enum ioasid_nested_type */
-};
-
 int iommufd_nested_alloc(struct be_domain *parent,
 			 struct be_device *dev, uint32_t type,
 			 const void *data, uint32_t len,
@@ -77,16 +70,27 @@ void iommufd_nested_free(struct be_nested *n)
 	free(n);
 }
 
+/*
+ * Attach, or replace without a gap: a real device with
+ * VFIO_DEVICE_ATTACH_IOMMUFD_PT, a mock one with
+ * IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE (its DMA access goes to the parent
+ * IOAS: the mock's nested domain translates through its parent).
+ */
 int iommufd_attach_nested(struct be_device *dev, struct be_nested *n)
 {
 	struct kvfio_device_attach_iommufd_pt a = {
 		.argsz = sizeof(a), .pt_id = n->hwpt_id,
 	};
-	int r = kioctl(dev->fd, KVFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+	int r;
 
+	if (dev->mock)
+		r = iommufd_mock_attach(dev, n->hwpt_id, n->parent->ioas->id);
+	else
+		r = kioctl(dev->fd, KVFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
 	if (r < 0)
 		return r;
 	dev->domain = n->parent;
+	dev->nested = n;
 	return 0;
 }
 
@@ -104,7 +108,10 @@ static void *inval_entries(const struct be_nested *n,
 		for (uint32_t i = 0; st && i < nr; i++) {
 			all = v[i].flags & IOASID_NESTED_INVAL_ALL;
 			st[i].flags = all ? IFD_TEST_INVALIDATE_FLAG_ALL : 0;
-			st[i].iotlb_id = all ? 0 : (uint32_t)v[i].addr;
+			/* the slot is the page index: core entries are
+			 * 4 KiB aligned */
+			st[i].iotlb_id = all ? 0 :
+					 (uint32_t)(v[i].addr / SZ_4K);
 		}
 		*type = IFD_HWPT_INVALIDATE_DATA_SELFTEST;
 		*len = sizeof(*st);

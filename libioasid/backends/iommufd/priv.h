@@ -39,6 +39,8 @@ struct backend {
 	uint32_t nr_tenants;		/* open now */
 	bool no_map_file;		/* kernel before 6.13 */
 	uint32_t nr_mock;		/* "iommufd:mock[=N]": mock devices */
+	bool mock_dirty;		/* the kernel's mock tracks dirty pages */
+	bool mock_nesting;		/* and has nested (selftest) HWPTs */
 	struct khotplug hotplug;
 	char desc[IOASID_PATH_MAX];
 };
@@ -110,11 +112,20 @@ struct be_device {
 	uint32_t park_hwpt;		/* its PASID-capable HWPT on the park */
 	uint32_t core_id;		/* the core's dev_id, in fault records */
 	uint32_t stdev_id;		/* its selftest object */
+	struct be_nested *nested;	/* the nested HWPT it is on, or NULL */
 	int access_fd;			/* its DMA: an access on its IOAS */
 	pthread_mutex_t fault_lock;	/* ->dma runs beside everything */
 	struct ioasid_fault faults[MOCK_FAULTS];
 	uint32_t fault_head, fault_len;
 	uint64_t faults_lost;
+};
+
+/* A nested HWPT (nested.c) over a nest-parent HWPT. */
+struct be_nested {
+	struct be_tenant *tenant;
+	struct be_domain *parent;
+	uint32_t hwpt_id;
+	uint32_t type;			/* enum ioasid_nested_type */
 };
 
 /* iommufd.c */
@@ -198,6 +209,7 @@ int iommufd_nested_invalidate(struct be_nested *n,
  * the device and PASID code asks of a mock device.
  */
 int iommufd_mock_cmd(struct be_tenant *t, struct ifd_test_cmd *c);
+void iommufd_mock_probe(int fd, bool *dirty, bool *nesting);
 int iommufd_mock_inventory(struct backend *be, struct inventory *inv);
 int iommufd_mock_open(struct be_device *dev);
 void iommufd_mock_close(struct be_device *dev);
