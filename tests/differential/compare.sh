@@ -7,7 +7,10 @@
 # ($IOASID_VM_LOGS/check-snoop-{on,off}.log, between the rig's
 # "### BEGIN diff_guest" / "### END diff_guest"), diff_sim runs the same
 # scenarios on the simulated IOMMU with the matching topology
-# (edu-sc-{on,off}.topology), and every result key is compared.
+# (edu-sc-{on,off}.topology), and every result key is compared.  The
+# "mock_" keys come from diff_guest's second run, on iommufd:mock's mock0
+# (dirty tracking and nested tables on the kernel's mock IOMMU), matched
+# with diff_sim --mock on mock.topology.
 #
 # A key whose values differ fails the comparison unless deliberate.list
 # names it for that boot - and every entry there must also be explained in
@@ -76,6 +79,10 @@ for snoop in on off; do
 		continue
 	fi
 	"$sim" "$top_srcdir/tests/differential/edu-sc-$snoop.topology" "$simr" >/dev/null
+	# the mock scenarios (diff_guest's iommufd:mock run) against a sim
+	# unit that tracks and nests
+	"$sim" --mock "$top_srcdir/tests/differential/mock.topology" "$work/sim-mock.results" >/dev/null
+	cat "$work/sim-mock.results" >>"$simr"
 	if [ -n "$keep" ]; then
 		mkdir -p "$keep"
 		cp "$guest" "$simr" "$keep/"

@@ -8,6 +8,11 @@
  *   guest  backend "iommufd" on the tests/vm guest's real VT-d and edu
  *          (diff_guest.c, part of make check-vm);
  *
+ * and a second, short list (the "mock_" scenarios: dirty tracking and
+ * nested tables, which neither QEMU's VT-d nor the edu topology has) on
+ * "iommufd:mock"'s mock0 in the guest and on a sim unit that tracks and
+ * nests (mock.topology);
+ *
  * - each printing "DIFF <scenario>.<key> <value>" lines: return codes as
  * errno names, mapping lists, ranges, device and domain state, and data
  * checks of device DMA ("hit": the device's write landed / its read saw
@@ -42,6 +47,8 @@ struct diff_dma {
 	/* The device reads @len bytes at @iova into @out. */
 	void (*read)(struct diff_env *e, uint64_t iova, uint8_t *out,
 		     uint32_t len);
+	/* The device dirties the page at @iova (mock scenarios). */
+	void (*dirty)(struct diff_env *e, uint64_t iova);
 };
 
 struct diff_env {
@@ -64,6 +71,10 @@ struct diff_env {
 	uint32_t vm;
 	int vm_fds[2];
 	uint8_t seed;
+	/* mock scenarios: the nested table format of this side */
+	uint32_t nested_type;
+	const void *nested_data;
+	uint32_t nested_len;
 };
 
 /* Run every scenario; returns how many could not run (skips). */
@@ -72,6 +83,14 @@ int diff_run_all(struct diff_env *e, void (*ran)(struct diff_env *e,
 						 const char *skip));
 /* How many scenarios there are. */
 unsigned int diff_nr_scenarios(void);
+/*
+ * The scenarios of a unit that tracks dirty pages and nests (iommufd:mock
+ * against the sim's mock.topology), their keys prefixed "mock_".
+ */
+int diff_run_mock(struct diff_env *e, void (*ran)(struct diff_env *e,
+						  const char *name,
+						  const char *skip));
+unsigned int diff_nr_mock_scenarios(void);
 /* Find the edu(-like) device, 1234:11e8: 0 or -ENOENT. */
 int diff_find_device(struct ioasid_ctx *ctx, char *name, size_t len);
 

@@ -1337,6 +1337,126 @@ static void s_vm(struct diff_env *e)
 	e->vm = 0;
 }
 
+/* ==== scenarios of a tracking, nesting unit (iommufd:mock vs the sim) ===== */
+
+/*
+ * Dirty tracking where both sides track: the mock IOMMU behind
+ * "iommufd:mock" and a sim unit with dirty-tracking=yes (mock.topology).
+ * The device dirties pages through e->dma->dirty (the sim: a DMA write;
+ * the mock: IOMMU_TEST_OP_DIRTY, as its DMA writes no IOPTE).  The IOAS
+ * is page-granular: one 4 KiB IOPTE per page on both.
+ */
+static void s_mock_dirty(struct diff_env *e)
+{
+	uint32_t a = new_ioas(e, IOASID_IOAS_PAGE_GRANULAR);
+	uint64_t bm[1] = { 0 }, unmapped = 0;
+
+	rc(e, "map", map_new(e, a, BASE, 16 * PG, NULL));
+	rc(e, "attach", attach(e, a));
+	rc(e, "start", ioasid_dirty_start(e->ctx, a, 0));
+	rec_dirty_flags(e, "started", a);
+	rc(e, "again", ioasid_dirty_start(e->ctx, a, 0));
+	rc(e, "clean", ioasid_dirty_read(e->ctx, a, BASE, 16 * PG, bm, 0));
+	rec_hex(e, "clean_bits", bm[0]);
+	e->dma->dirty(e, BASE + 1 * PG);
+	e->dma->dirty(e, BASE + 3 * PG);
+	e->dma->dirty(e, BASE + 8 * PG);
+	rc(e, "no_clear", ioasid_dirty_read(e->ctx, a, BASE, 16 * PG, bm,
+					    IOASID_DIRTY_NO_CLEAR));
+	rec_hex(e, "no_clear_bits", bm[0]);
+	rc(e, "clear", ioasid_dirty_read(e->ctx, a, BASE, 16 * PG, bm, 0));
+	rec_hex(e, "clear_bits", bm[0]);
+	rc(e, "cleared", ioasid_dirty_read(e->ctx, a, BASE, 16 * PG, bm, 0));
+	rec_hex(e, "cleared_bits", bm[0]);
+	e->dma->dirty(e, BASE + 8 * PG);
+	e->dma->dirty(e, BASE + 9 * PG);
+	rc(e, "one_page", ioasid_dirty_read(e->ctx, a, BASE + 8 * PG, PG, bm,
+					    0));
+	rec_hex(e, "one_page_bits", bm[0]);
+	e->dma->dirty(e, BASE + 5 * PG);
+	e->dma->dirty(e, BASE + 6 * PG);
+	e->dma->dirty(e, BASE + 12 * PG);
+	bm[0] = 0;
+	rc(e, "unmap_get_dirty", ioasid_unmap_get_dirty(e->ctx, a, BASE + 4 * PG,
+							4 * PG, 0, bm,
+							&unmapped));
+	rec_hex(e, "unmap_bits", bm[0]);
+	rec_hex(e, "unmapped", unmapped);
+	rc(e, "after_unmap", ioasid_dirty_read(e->ctx, a, BASE, 16 * PG, bm,
+					       0));
+	rec_hex(e, "after_unmap_bits", bm[0]);
+	rc(e, "unaligned", ioasid_dirty_read(e->ctx, a, BASE + 1, PG, bm, 0));
+	rc(e, "stop", ioasid_dirty_stop(e->ctx, a));
+	rec_dirty_flags(e, "stopped", a);
+	rc(e, "stopped_read", ioasid_dirty_read(e->ctx, a, BASE, 16 * PG, bm,
+						0));
+	rc(e, "restart", ioasid_dirty_start(e->ctx, a, 0));
+	rc(e, "restarted", ioasid_dirty_read(e->ctx, a, BASE, 16 * PG, bm, 0));
+	rec_hex(e, "restarted_bits", bm[0]);
+	rc(e, "stop_again", ioasid_dirty_stop(e->ctx, a));
+}
+
+/*
+ * A nested table's life where both sides nest, in each one's format
+ * (e->nested_type: the sim's VT-d first stage, the mock's selftest data):
+ * what is recorded is what the core and the backends decide alike.
+ */
+static void s_mock_nested(struct diff_env *e)
+{
+	uint32_t parent = new_ioas(e, IOASID_IOAS_NEST_PARENT);
+	uint32_t plain = new_ioas(e, 0), n = 0, nr;
+	struct ioasid_nested_inval all = { .flags = IOASID_NESTED_INVAL_ALL };
+	struct ioasid_nested_inval page = { .addr = 0, .npages = 1 };
+	struct ioasid_nested_inval bad[3] = {
+		{ .addr = 0, .npages = 1 }, { .addr = 0x10, .npages = 1 },
+		{ .addr = 0, .npages = 1 },
+	};
+	struct ioasid_nested_info ni;
+	int32_t errs[3] = { 1, 1, 1 };
+
+	rc(e, "map", map_new(e, parent, BASE, 4 * PG, NULL));
+	rc(e, "not_parent", ioasid_nested_alloc(e->ctx, plain, e->dev,
+						e->nested_type, e->nested_data,
+						e->nested_len, 0, &n));
+	rc(e, "bad_flags", ioasid_nested_alloc(e->ctx, parent, e->dev,
+					       e->nested_type, e->nested_data,
+					       e->nested_len, 0x8, &n));
+	rc(e, "alloc", ioasid_nested_alloc(e->ctx, parent, e->dev,
+					   e->nested_type, e->nested_data,
+					   e->nested_len, 0, &n));
+	rc(e, "attach", ioasid_device_attach_nested(e->ctx, e->dev, n, 0));
+	rc(e, "attach_again", ioasid_device_attach_nested(e->ctx, e->dev, n,
+							  0));
+	nr = 1;
+	rc(e, "inval_all", ioasid_nested_invalidate(e->ctx, n, &all, &nr,
+						    errs));
+	rec(e, "inval_all_done", "%u %d", nr, errs[0]);
+	nr = 1;
+	rc(e, "inval_page", ioasid_nested_invalidate(e->ctx, n, &page, &nr,
+						     NULL));
+	rec(e, "inval_page_done", "%u", nr);
+	nr = 3;
+	rc(e, "inval_bad", ioasid_nested_invalidate(e->ctx, n, bad, &nr,
+						    errs));
+	rec(e, "inval_bad_done", "%u %s %s %s", nr, errname(errs[0]),
+	    errname(errs[1]), errname(errs[2]));
+	nr = 1;
+	rc(e, "list", ioasid_nested_list(e->ctx, parent, &ni, &nr));
+	rec(e, "listed", "nr %u devices %u invalidations %llu", nr,
+	    ni.nr_devices, (unsigned long long)ni.nr_invalidations);
+	rc(e, "destroy_busy", ioasid_nested_destroy(e->ctx, n));
+	rc(e, "replace_parent", ioasid_device_replace(e->ctx, e->dev, parent,
+						      0));
+	nr = 1;
+	ioasid_nested_list(e->ctx, parent, &ni, &nr);
+	rec(e, "left", "devices %u", ni.nr_devices);
+	rc(e, "replace_nested", ioasid_device_replace_nested(e->ctx, e->dev, n,
+							     0));
+	rc(e, "detach", ioasid_device_detach(e->ctx, e->dev));
+	rc(e, "destroy", ioasid_nested_destroy(e->ctx, n));
+	rc(e, "destroy_again", ioasid_nested_destroy(e->ctx, n));
+}
+
 /* ---- the list ------------------------------------------------------------ */
 
 struct scenario {
@@ -1370,6 +1490,10 @@ static const struct scenario scenarios[] = {
 };
 #define ARRAY_SIZE_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
 
+static const struct scenario mock_scenarios[] = {
+	{ "mock_dirty", s_mock_dirty }, { "mock_nested", s_mock_nested },
+};
+
 unsigned int diff_nr_scenarios(void)
 {
 	return ARRAY_SIZE_SCENARIOS;
@@ -1394,26 +1518,45 @@ static void teardown(struct diff_env *e)
 	e->vm_fds[0] = e->vm_fds[1] = -1;
 }
 
-int diff_run_all(struct diff_env *e, void (*ran)(struct diff_env *e,
-						 const char *name,
-						 const char *skip))
+static int run_list(struct diff_env *e, const struct scenario *list,
+		    size_t nr, void (*ran)(struct diff_env *e, const char *name,
+					   const char *skip))
 {
 	int skips = 0;
 
 	e->vm_fds[0] = e->vm_fds[1] = -1;
-	for (size_t i = 0; i < ARRAY_SIZE_SCENARIOS; i++) {
-		e->scenario = scenarios[i].name;
+	for (size_t i = 0; i < nr; i++) {
+		e->scenario = list[i].name;
 		e->skip = NULL;
-		scenarios[i].fn(e);
+		list[i].fn(e);
 		if (e->skip) {
 			rec(e, "skipped", "%s", e->skip);
 			skips++;
 		}
 		teardown(e);
 		if (ran)
-			ran(e, scenarios[i].name, e->skip);
+			ran(e, list[i].name, e->skip);
 	}
 	return skips;
+}
+
+int diff_run_all(struct diff_env *e, void (*ran)(struct diff_env *e,
+						 const char *name,
+						 const char *skip))
+{
+	return run_list(e, scenarios, ARRAY_SIZE_SCENARIOS, ran);
+}
+
+unsigned int diff_nr_mock_scenarios(void)
+{
+	return sizeof(mock_scenarios) / sizeof(mock_scenarios[0]);
+}
+
+int diff_run_mock(struct diff_env *e, void (*ran)(struct diff_env *e,
+						  const char *name,
+						  const char *skip))
+{
+	return run_list(e, mock_scenarios, diff_nr_mock_scenarios(), ran);
 }
 
 int diff_find_device(struct ioasid_ctx *ctx, char *name, size_t len)
