@@ -802,6 +802,58 @@ static int client_setup(struct client *cl, const char *uri, const char *name,
 	       ioasid_device_attach(cl->c, cl->dev, cl->ioas, 0) == 0 ? 0 : -1;
 }
 
+/* Dirty tracking and a nested table of the daemon's mock, per session. */
+static void remote_dirty_nested(struct client *a, struct client *b)
+{
+	struct ioasid_nested_selftest st = { .iotlb = 7 };
+	struct ioasid_nested_inval all = { .flags = IOASID_NESTED_INVAL_ALL };
+	struct ioasid_iommu_info u[4];
+	uint32_t nr = 4, parent = 0, n = 0, one = 1;
+	uint64_t bm[1] = { ~0ull }, iova = IOVA + LEN;
+	int32_t err = 1;
+	int r;
+
+	r = ioasid_iommu_list(a->c, u, &nr);
+	for (uint32_t i = 0; r == 0 && i < nr; i++)
+		if (!strcmp(u[i].name, "iommufd_mock"))
+			r = (u[i].flags & IOASID_IOMMU_DIRTY_TRACKING) &&
+			    (u[i].flags & IOASID_IOMMU_NESTING) ? 1 : -1;
+	tap_ok(r == 1, "through ioasidd the mock unit tracks dirty pages and "
+	       "nests (%d)", r);
+	r = ioasid_dirty_start(a->c, a->ioas, 0);
+	tap_ok(r == 0 && ioasid_dirty_read(a->c, a->ioas, IOVA, LEN, bm,
+					   0) == 0 && bm[0] == 0 &&
+	       ioasid_dirty_read(b->c, a->ioas, IOVA, LEN, bm, 0) == -ENOENT &&
+	       ioasid_dirty_stop(a->c, a->ioas) == 0,
+	       "A starts dirty tracking on the daemon's HWPT, reads it clean "
+	       "and stops; B cannot read A's IOAS (%s)", kb_err(a->c));
+	r = ioasid_ioas_alloc(a->c, IOASID_IOAS_NEST_PARENT, &parent);
+	if (r == 0)
+		r = ioasid_map_file(a->c, parent, a->mem, 0, LEN,
+				    IOASID_MAP_READ | IOASID_MAP_WRITE |
+				    IOASID_MAP_FIXED_IOVA, &iova);
+	if (r == 0)
+		r = ioasid_nested_alloc(a->c, parent, a->dev,
+					IOASID_NESTED_SELFTEST, &st,
+					sizeof(st), 0, &n);
+	if (r == 0)
+		r = ioasid_device_replace_nested(a->c, a->dev, n, 0);
+	if (r == 0)
+		r = ioasid_nested_invalidate(a->c, n, &all, &one, &err);
+	tap_ok(r == 0 && one == 1 && err == 0, "A: a selftest nested HWPT in "
+	       "the daemon over a nest parent, its device moved onto it, "
+	       "invalidated (%s)", kb_err(a->c));
+	one = 1;
+	r = ioasid_nested_invalidate(b->c, n, &all, &one, &err);
+	tap_ok(r == -ENOENT, "B cannot invalidate A's nested table: ENOENT "
+	       "(%d)", r);
+	tap_ok(ioasid_device_replace(a->c, a->dev, a->ioas, 0) == 0 &&
+	       ioasid_nested_destroy(a->c, n) == 0 &&
+	       ioasid_ioas_destroy(a->c, parent) == 0,
+	       "A moves its device back and destroys the table and its "
+	       "parent (%s)", kb_err(a->c));
+}
+
 static void suite_remote(void)
 {
 	struct daemon_opts o = { .backend = "iommufd:mock",
@@ -846,6 +898,7 @@ static void suite_remote(void)
 	       "(%d)", r);
 	r = ioasid_device_bind(b.c, "mock0", -1, &other);
 	tap_ok(r == -EBUSY, "B cannot bind A's mock0: EBUSY (%d)", r);
+	remote_dirty_nested(&a, &b);
 	if (a.c)
 		ioasid_unref(a.c);
 	if (b.c)
