@@ -106,3 +106,19 @@ bool test_find_session(struct ioasid_ctx *ctx, const char *name,
 	}
 	return false;
 }
+
+void test_dma_lands(struct ioasid_ctx *ctx, uint32_t dev_id, uint64_t iova,
+		    int memfd, uint64_t offset, const char *text)
+{
+	size_t len = strlen(text) + 1;
+	char buf[64] = "";
+	uint64_t done = 0;
+
+	cr_assert_lt(len, sizeof(buf));
+	cr_assert_eq(ioasid_device_dma(ctx, dev_id, iova, (void *)text, len,
+				       IOASID_DMA_WRITE, &done), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(done, len);
+	cr_assert_eq(pread(memfd, buf, len, (off_t)offset), (ssize_t)len);
+	cr_assert_str_eq(buf, text);
+}

@@ -24,6 +24,12 @@ struct ioasid_ctx *test_ctx_ioas(uint32_t *ioas_id);
  */
 bool test_find_session(struct ioasid_ctx *ctx, const char *name,
 		       struct ioasid_session_info *out);
+/*
+ * Device @dev_id writes @text (with its NUL, under 64 bytes) at @iova;
+ * it must land at @offset of @memfd (the IOVA maps it there).
+ */
+void test_dma_lands(struct ioasid_ctx *ctx, uint32_t dev_id, uint64_t iova,
+		    int memfd, uint64_t offset, const char *text);
 /* Number of open file descriptors of this process. */
 int test_count_fds(void);
 /*

@@ -103,8 +103,6 @@ static void check_mapped(struct ioasid_ctx *ctx, const struct held *h,
 {
 	struct ioasid_ioas_info info;
 	struct ioasid_mapping m;
-	char buf[16] = "";
-	uint64_t done = 0;
 
 	cr_assert_eq(ioasid_lookup(ctx, h->ioas, h->iova, &m), 0, "%s",
 		     ioasid_last_error(ctx));
@@ -113,13 +111,8 @@ static void check_mapped(struct ioasid_ctx *ctx, const struct held *h,
 	cr_assert_eq(ioasid_ioas_get_info(ctx, h->ioas, &info), 0, "%s",
 		     ioasid_last_error(ctx));
 	cr_assert_eq(info.nr_mappings, nr_mappings);
-	cr_assert_eq(ioasid_device_dma(ctx, h->dev, h->iova + 4096,
-				       (void *)"after the crash", 16,
-				       IOASID_DMA_WRITE, &done), 0, "%s",
-		     ioasid_last_error(ctx));
-	cr_assert_eq(done, 16);
-	cr_assert_eq(pread(memfd, buf, 16, 4096), 16);
-	cr_assert_str_eq(buf, "after the crash");
+	test_dma_lands(ctx, h->dev, h->iova + 4096, memfd, 4096,
+		       "after the crash");
 }
 
 static void check_reclaimed(struct ioasid_ctx *ctx, const struct held *h,

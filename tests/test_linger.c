@@ -170,8 +170,7 @@ Test(linger, session_survives_and_its_device_dma_lands_after_reclaim)
 	struct ioasid_mapping m;
 	uint32_t own;
 	struct ioasid_ctx *ctx, *watch;
-	char token2[IOASID_SESSION_TOKEN_HEX], buf[16] = "";
-	uint64_t done = 0;
+	char token2[IOASID_SESSION_TOKEN_HEX];
 	struct held h;
 
 	setup();
@@ -215,13 +214,8 @@ Test(linger, session_survives_and_its_device_dma_lands_after_reclaim)
 	cr_assert_eq(ioasid_ioas_get_info(ctx, h.ioas, &info), 0, "%s",
 		     ioasid_last_error(ctx));
 	cr_assert_eq(info.nr_mappings, 1);
-	cr_assert_eq(ioasid_device_dma(ctx, h.dev, h.iova + 4096,
-				       (void *)"after the crash", 16,
-				       IOASID_DMA_WRITE, &done), 0, "%s",
-		     ioasid_last_error(ctx));
-	cr_assert_eq(done, 16);
-	cr_assert_eq(pread(memfd, buf, 16, 4096), 16);
-	cr_assert_str_eq(buf, "after the crash");
+	test_dma_lands(ctx, h.dev, h.iova + 4096, memfd, 4096,
+		       "after the crash");
 	/* single use: a new token, and the session is connected again */
 	cr_assert_eq(ioasid_session_token(ctx, token2, sizeof(token2)), 0);
 	cr_assert_str_neq(token2, h.token);
