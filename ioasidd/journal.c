@@ -102,6 +102,8 @@ struct j_op {
 	uint32_t file[2];		/* f<N> of fd and fd2; 0: none */
 	/* then in_len bytes of input */
 };
+/* the input follows 8-aligned: the core reads 64-bit fields in place */
+_Static_assert(sizeof(struct j_op) % 8 == 0, "journal op record");
 
 /* A file in the store: what it is, to find it again. */
 struct j_file {
@@ -474,9 +476,10 @@ static int image_read(struct server *srv, int fd, const char *fdname,
 		return -EPROTO;
 	}
 	if (h->version < 1 || h->header_size < sizeof(*h) ||
-	    h->header_size > im->size) {
-		log_err(srv, "journal %s: bad header: nothing to rebuild",
-			fdname);
+	    h->header_size > im->size || h->header_size % 8) {
+		/* records are 8-aligned: their 64-bit fields are read in place */
+		log_err(srv, "journal %s: bad header (size %u): nothing to "
+			"rebuild", fdname, h->header_size);
 		return -EINVAL;
 	}
 	im->next_id = h->next_id;

@@ -247,6 +247,17 @@ static void newer_version(unsigned char *buf, size_t *len, uint32_t arg)
 	buf[8] = 2;
 }
 
+/* A header 4 bytes longer: every record 4 bytes off its alignment. */
+static void misaligning_header(unsigned char *buf, size_t *len, uint32_t arg)
+{
+	uint32_t size = HDR_SIZE + 4;
+
+	memmove(buf + HDR_SIZE + 4, buf + HDR_SIZE, *len - HDR_SIZE);
+	memset(buf + HDR_SIZE, 0, 4);
+	memcpy(buf + 12, &size, 4);
+	*len += 4;
+}
+
 /* Flip a byte in the next-to-last change of session @key. */
 static void damage_session(unsigned char *buf, size_t *len, uint32_t key)
 {
@@ -314,6 +325,23 @@ Test(crash, a_journal_from_a_newer_ioasidd_is_not_read)
 	ioasid_unref(ctx);
 	cr_assert(sup_log_has(&s, "version 2 is newer than this ioasidd "
 			      "reads (1)"), "the log says why");
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), -ENOENT);
+	ioasid_unref(ctx);
+	close(memfd);
+}
+
+Test(crash, a_header_that_misaligns_the_records_is_not_read)
+{
+	int memfd = test_memfd(1 << 20);
+	struct ioasid_ctx *ctx;
+	struct held h;
+
+	start();
+	ctx = vmm("vm1", memfd, &h);
+	crash_with(misaligning_header, 0);
+	ioasid_unref(ctx);
+	cr_assert(sup_log_has(&s, "bad header (size 68)"), "the log says why");
 	ctx = connect_ctx();
 	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), -ENOENT);
 	ioasid_unref(ctx);
