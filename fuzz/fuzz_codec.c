@@ -67,7 +67,7 @@ static void same_op(const struct ioasid_op *a, const struct ioasid_op *b)
 
 static void request(const uint8_t *pkt, size_t len, unsigned int nfds)
 {
-	static unsigned char outbuf[PROTO_MAX_PAYLOAD];
+	static uint64_t outbuf[PROTO_DECODE_BUF / 8];
 	struct ioasid_op op, again;
 	int efds[IOASID_MAX_FDS];
 	unsigned int enfds;

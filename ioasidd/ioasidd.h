@@ -89,7 +89,7 @@ struct server {
 	bool socket_created;		/* ours to unlink at the end */
 	/* one request is handled at a time: shared buffers */
 	unsigned char *rxbuf;		/* IOASID_MAX_MSG */
-	unsigned char *outbuf;		/* PROTO_MAX_PAYLOAD */
+	unsigned char *outbuf;		/* PROTO_DECODE_BUF */
 	/* crash survival (journal.c): NULL without an fd store */
 	struct journal *journal;
 	bool compact_due;

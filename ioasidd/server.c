@@ -243,7 +243,7 @@ int server_init(struct server *srv, struct core *core,
 	if (srv->signal_fd < 0)
 		return -errno;
 	srv->rxbuf = malloc(IOASID_MAX_MSG);
-	srv->outbuf = malloc(PROTO_MAX_PAYLOAD);
+	srv->outbuf = malloc(PROTO_DECODE_BUF);
 	if (!srv->rxbuf || !srv->outbuf)
 		return -ENOMEM;
 	srv->listen_w = (struct watch){ .kind = WATCH_LISTEN, .fd = listen_fd };

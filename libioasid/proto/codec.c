@@ -671,7 +671,8 @@ static void get_string(const struct nlattr *a, char *dst, size_t len)
 }
 
 static void decode_request_attr(uint32_t a, const struct nlattr *na,
-				const int *fds, struct ioasid_op *op)
+				const int *fds, struct ioasid_op *op,
+				unsigned char *aligned)
 {
 	switch (a) {
 	case IOASID_ATTR_IOAS_ID:   op->ioas_id = get_u32(na); break;
@@ -693,6 +694,10 @@ static void decode_request_attr(uint32_t a, const struct nlattr *na,
 	case IOASID_ATTR_DATA:
 		op->in = nla_data(na);
 		op->in_len = (uint32_t)nla_len(na);
+		if ((uintptr_t)op->in % 8) {
+			memcpy(aligned, op->in, op->in_len);
+			op->in = aligned;
+		}
 		break;
 	}
 }
@@ -704,7 +709,9 @@ void proto_decode_request(const struct proto_msg *m, const int *fds,
 	op->out = outbuf;
 	for (uint32_t a = 1; a < __IOASID_ATTR_MAX; a++)
 		if (m->attr[a])
-			decode_request_attr(a, m->attr[a], fds, op);
+			decode_request_attr(a, m->attr[a], fds, op,
+					    (unsigned char *)outbuf +
+					    PROTO_DECODE_BUF / 2);
 }
 
 /* ---- replies and events -------------------------------------------------- */

@@ -133,11 +133,21 @@ int proto_encode_request(struct ioasid_op *op, uint32_t seq,
 			 unsigned int *nfds);
 
 /*
+ * Room proto_decode_request() needs at @outbuf: 64 KiB for results (of
+ * which PROTO_MAX_PAYLOAD are used), then 64 KiB for an 8-aligned copy
+ * of the request's DATA (an attribute's length is 16 bits).
+ */
+#define PROTO_DECODE_BUF	(2u * (UINT16_MAX + 1u))
+
+/*
  * proto_decode_request - turn a parsed request into an op for core_call()
  * @fds: the descriptors received with it (indexed by FD_INDEX/FD_INDEX2)
- * @outbuf: room for results, at least PROTO_MAX_PAYLOAD bytes
+ * @outbuf: PROTO_DECODE_BUF bytes, 8-aligned (malloc's or uint64_t[])
  *
- * op->in points into the message; nothing is allocated.
+ * op->in points into the message when the data is 8-aligned there, else
+ * to a copy in @outbuf's second half: netlink aligns attributes to 4
+ * bytes only, and the core reads 64-bit fields of the arrays it is
+ * given.  Nothing is allocated.
  */
 void proto_decode_request(const struct proto_msg *m, const int *fds,
 			  struct ioasid_op *op, void *outbuf);

@@ -235,7 +235,7 @@ int image_next(struct image *img, struct image_rec *rec);
 void image_rewind(struct image *img);
 /*
  * Decode an OP record into @op (whose output buffer is @outbuf, at least
- * PROTO_MAX_PAYLOAD bytes; op->in points into the image): 0, or -EBADMSG
+ * PROTO_DECODE_BUF bytes: proto_decode_request()): 0, or -EBADMSG
  * with the reason in @why.
  */
 int image_op(const struct image *img, const struct image_rec *rec,

@@ -197,7 +197,7 @@ static int refuse(char *msg, size_t len, int err, const char *fmt, ...)
 	return -err;
 }
 
-/* Replay @img's records into @e's session (@outbuf: PROTO_MAX_PAYLOAD). */
+/* Replay @img's records into @e's session (@outbuf: PROTO_DECODE_BUF). */
 static int replay(struct embedded *e, struct image *img, void *outbuf,
 		  char *errmsg, size_t errlen)
 {
@@ -277,7 +277,7 @@ static int embedded_import(const struct log_sink *log, int memfd,
 	r = image_read(memfd, &img, errmsg, errlen);
 	if (r < 0)
 		return r;
-	outbuf = malloc(PROTO_MAX_PAYLOAD);
+	outbuf = malloc(PROTO_DECODE_BUF);
 	r = outbuf ? embedded_core_new(log, img->uri, &e, errmsg, errlen) :
 		     -ENOMEM;
 	if (r == 0) {
