@@ -855,7 +855,8 @@ int server_session_limits(struct server *srv, const struct policy_result *res,
 	return r;
 }
 
-static int open_session(struct client *c, const struct policy_result *res)
+static int open_session(struct client *c, const struct policy_result *res,
+			const gid_t *groups, size_t nr_groups)
 {
 	int r = server_session_limits(c->srv, res, &c->limits);
 
@@ -865,7 +866,7 @@ static int open_session(struct client *c, const struct policy_result *res)
 	if (r < 0)
 		return r;
 	journal_session_open(c->srv->journal, c->session, c->cred.uid,
-			     c->cred.gid);
+			     c->cred.gid, groups, nr_groups);
 	/* its name comes with HELLO */
 	core_session_set_owner(c->session, (uint32_t)c->cred.pid,
 			       c->cred.uid, "");
@@ -897,14 +898,15 @@ static int judge(struct client *c)
 		return r;
 	policy_lookup(c->srv->policy, c->cred.uid, c->cred.gid, groups, nr,
 		      &res);
-	free(groups);
 	snprintf(c->policy_label, sizeof(c->policy_label), "%s", res.label);
 	c->linger_s = (uint32_t)res.lim.linger;
 	if (res.allow) {
-		r = open_session(c, &res);
+		r = open_session(c, &res, groups, nr);
+		free(groups);
 		return r == -ENOMEM && !c->session ?
 		       deny_for_memory(c, "a new session") : r;
 	}
+	free(groups);
 	c->deny_errno = EACCES;
 	snprintf(c->deny_why, sizeof(c->deny_why), "uid %u is not allowed "
 		 "to use ioasidd (policy section [%s])", c->cred.uid,
@@ -1088,8 +1090,9 @@ static int adopt_judge(struct client *c)
 		return r;
 	policy_lookup(c->srv->policy, c->cred.uid, c->cred.gid, groups, nr,
 		      &res);
+	r = open_session(c, &res, groups, nr);
 	free(groups);
-	return open_session(c, &res);
+	return r;
 }
 
 static int adopt_one(struct server *srv, const struct client_image *ci,

@@ -328,7 +328,7 @@ int journal_start(struct journal *j, const int *fds, char **names,
 void journal_free(struct journal *j);
 void journal_compact(struct journal *j);
 void journal_session_open(struct journal *j, struct session *s, uint32_t uid,
-			  uint32_t gid);
+			  uint32_t gid, const gid_t *groups, size_t nr_groups);
 void journal_session_named(struct journal *j, struct session *s,
 			   const char *name, uint32_t linger_s,
 			   const unsigned char *token);

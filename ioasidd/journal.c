@@ -14,7 +14,11 @@
  * session that had not ended into a new core session, which then
  * lingers as if its client had disconnected at the crash.
  *
- * The format (version 1): a header, then records.  A record is a header
+ * The format (version 2; version 1 is read too): a header (its size a
+ * multiple of 8), then records.  A session's J_OPEN has its uid, gid
+ * and, since version 2, up to J_MAX_GROUPS supplementary groups, so the
+ * policy judges a rebuilt session as it judged its client (by a
+ * [group] section too).  A record is a header
  * with its total length and a checksum (FNV-1a 64 of everything after
  * the checksum), then its body; a record that reaches past the end of
  * the file is a write the crash cut short (never acknowledged) and is
@@ -52,10 +56,11 @@
 #include "util/macros.h"
 
 #define J_MAGIC		"IOASIDJ"	/* 8 bytes with its NUL */
-#define J_VERSION	1u
+#define J_VERSION	2u		/* 2: J_OPEN has the groups */
 #define R_MAGIC		0x4345524au	/* "JREC" */
 #define J_MIN_COMPACT	(1u << 20)
 #define J_MAX_FILES	4096u		/* FileDescriptorStoreMax= allows more */
+#define J_MAX_GROUPS	1024u		/* supplementary groups of a session */
 
 struct j_header {
 	char magic[8];
@@ -68,7 +73,7 @@ struct j_header {
 _Static_assert(sizeof(struct j_header) == 64, "journal header");
 
 enum j_type {
-	J_OPEN = 1,	/* a session began: uid, gid */
+	J_OPEN = 1,	/* a session began: uid, gid; count, groups (v2) */
 	J_NAME,		/* it was named: name, linger, token */
 	J_TOKEN,	/* it was reclaimed: its new token */
 	J_END,		/* it ended */
@@ -292,11 +297,36 @@ static uint32_t file_ref(struct journal *j, int fd)
 }
 
 void journal_session_open(struct journal *j, struct session *s, uint32_t uid,
-			  uint32_t gid)
+			  uint32_t gid, const gid_t *groups, size_t nr_groups)
 {
-	struct j_session b = { .uid = uid, .gid = gid };
+	uint32_t nr = nr_groups > J_MAX_GROUPS ? J_MAX_GROUPS :
+		      (uint32_t)nr_groups;
+	size_t len = sizeof(struct j_session) + sizeof(uint32_t) +
+		     nr * sizeof(uint32_t);
+	struct j_session *b;
+	uint32_t *g;
 
-	append(j, J_OPEN, core_session_id(s), 0, &b, sizeof(b));
+	if (!j || j->broken)
+		return;
+	if (nr < nr_groups)
+		log_warn(j->srv, "journal: uid %u has %zu supplementary "
+			 "groups; the journal keeps the first %u (a policy "
+			 "section for a later one does not apply to its "
+			 "session after a crash)", uid, nr_groups,
+			 J_MAX_GROUPS);
+	b = calloc(1, len);
+	if (!b) {
+		journal_off(j, "out of memory for a record");
+		return;
+	}
+	b->uid = uid;
+	b->gid = gid;
+	g = (uint32_t *)(b + 1);
+	g[0] = nr;
+	for (uint32_t i = 0; i < nr; i++)
+		g[1 + i] = groups[i];
+	append(j, J_OPEN, core_session_id(s), 0, b, len);
+	free(b);
 }
 
 void journal_session_named(struct journal *j, struct session *s,
@@ -410,6 +440,7 @@ struct j_image {
 	uint32_t *damaged_keys;		/* sessions with records after damage */
 	uint32_t nr_damaged;
 	uint32_t next_id;
+	uint32_t version;
 	uint64_t generation;
 };
 
@@ -483,6 +514,7 @@ static int image_read(struct server *srv, int fd, const char *fdname,
 		return -EINVAL;
 	}
 	im->next_id = h->next_id;
+	im->version = h->version;
 	im->generation = h->generation;
 	im->recs = calloc(im->size / sizeof(struct j_rec) + 1,
 			  sizeof(*im->recs));
@@ -631,6 +663,8 @@ static int rewrite(struct journal *j, const struct j_image *im,
 struct rebuilt {
 	uint32_t key;			/* in the journal */
 	struct j_session sess;
+	gid_t *groups;			/* supplementary, from J_OPEN */
+	uint32_t nr_groups;
 	bool named, ended, failed, opened, name_seen;
 	struct ioasid_session_resume resume;	/* changes since J_NAME */
 	struct session *session;
@@ -736,7 +770,8 @@ static int open_rebuilt(struct server *srv, struct rebuilt *b)
 	struct policy_result res;
 	int r;
 
-	policy_lookup(srv->policy, b->sess.uid, b->sess.gid, NULL, 0, &res);
+	policy_lookup(srv->policy, b->sess.uid, b->sess.gid, b->groups,
+		      b->nr_groups, &res);
 	if (!res.allow) {
 		fail_rebuild(srv, b, "the policy no longer allows uid %u",
 			     b->sess.uid);
@@ -752,6 +787,34 @@ static int open_rebuilt(struct server *srv, struct rebuilt *b)
 	}
 	core_session_set_owner(b->session, 0, b->sess.uid, b->sess.name);
 	return 0;
+}
+
+/* J_OPEN's supplementary groups (version 2), for the policy. */
+static void open_groups(struct server *srv, struct rebuilt *b,
+			const struct rec *rc)
+{
+	size_t at = sizeof(struct j_session);
+	uint32_t nr = body_u32(rc, at);
+
+	free(b->groups);
+	b->groups = NULL;
+	b->nr_groups = 0;
+	if (at + 4 + (size_t)nr * 4 > rc->body_len || nr > J_MAX_GROUPS) {
+		log_warn(srv, "journal: record %" PRIu64 " claims %u groups "
+			 "it lacks: the session is judged by uid and primary "
+			 "group only", rc->h->seq, nr);
+		return;
+	}
+	b->groups = calloc(nr + 1, sizeof(*b->groups));
+	if (!b->groups) {
+		log_warn(srv, "journal: out of memory for the groups of "
+			 "record %" PRIu64 ": the session is judged by uid "
+			 "and primary group only", rc->h->seq);
+		return;
+	}
+	for (uint32_t i = 0; i < nr; i++)
+		b->groups[i] = body_u32(rc, at + 4 + 4 * (size_t)i);
+	b->nr_groups = nr;
 }
 
 /* Replay @im; the sessions rebuilt linger.  Returns how many. */
@@ -786,6 +849,8 @@ static uint32_t rebuild(struct journal *j, const struct j_image *im)
 			b->opened = true;
 			b->sess.uid = s->uid;
 			b->sess.gid = s->gid;
+			if (im->version >= 2)
+				open_groups(srv, b, rc);
 			break;
 		case J_NAME:
 			b->named = true;
@@ -867,8 +932,10 @@ static uint32_t rebuild(struct journal *j, const struct j_image *im)
 	/* the rebuilt sessions, under their new ids */
 	if (rewrite(j, im, (const uint32_t (*)[2])keep, done) < 0)
 		journal_off(j, "cannot write the compacted journal");
-	for (uint32_t i = 0; i < nr; i++)
+	for (uint32_t i = 0; i < nr; i++) {
 		explicit_bzero(&rb[i].sess, sizeof(rb[i].sess));
+		free(rb[i].groups);
+	}
 	free(rb);
 	free(keep);
 	return done;

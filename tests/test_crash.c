@@ -244,7 +244,14 @@ static void truncate_header(unsigned char *buf, size_t *len, uint32_t arg)
 
 static void newer_version(unsigned char *buf, size_t *len, uint32_t arg)
 {
-	buf[8] = 2;
+	buf[8] = 3;
+}
+
+/* Version 1 (before J_OPEN had the groups): the same records, still read. */
+static void version_1(unsigned char *buf, size_t *len, uint32_t arg)
+{
+	cr_assert_eq(buf[8], 2, "this ioasidd writes version 2");
+	buf[8] = 1;
 }
 
 /* A header 4 bytes longer: every record 4 bytes off its alignment. */
@@ -323,10 +330,28 @@ Test(crash, a_journal_from_a_newer_ioasidd_is_not_read)
 	ctx = vmm("vm1", memfd, &h);
 	crash_with(newer_version, 0);
 	ioasid_unref(ctx);
-	cr_assert(sup_log_has(&s, "version 2 is newer than this ioasidd "
-			      "reads (1)"), "the log says why");
+	cr_assert(sup_log_has(&s, "version 3 is newer than this ioasidd "
+			      "reads (2)"), "the log says why");
 	ctx = connect_ctx();
 	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), -ENOENT);
+	ioasid_unref(ctx);
+	close(memfd);
+}
+
+Test(crash, a_journal_of_version_1_is_still_read)
+{
+	int memfd = test_memfd(1 << 20);
+	struct ioasid_ctx *ctx;
+	struct held h;
+
+	start();
+	ctx = vmm("vm1", memfd, &h);
+	crash_with(version_1, 0);
+	ioasid_unref(ctx);
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
+		     ioasid_last_error(ctx));
+	check_reclaimed(ctx, &h, memfd);
 	ioasid_unref(ctx);
 	close(memfd);
 }
@@ -424,6 +449,100 @@ Test(crash, a_file_the_store_lost_costs_its_session_only)
 {
 	one_of_two_lost(crash_losing_f1, 1, "session \"vm1\" of uid 0 not "
 			"rebuilt: file f1 (for MAP_FILE");
+}
+
+/* ---- supplementary groups ------------------------------------------------ */
+
+/* Only the supplementary group GROUP_OK lets nobody in. */
+#define GROUP_OK	4242
+#define GROUP_CONFIG \
+	"[daemon]\nsocket-mode = 0666\n" \
+	"[default]\nallow = no\n" \
+	"[user 0]\nlinger = 60\ndevices = all\nobserve = yes\n" \
+	"[group 4242]\nallow = yes\nlinger = 60\ndevices = none\n"
+
+/*
+ * As nobody with GROUP_OK among its supplementary groups: either make
+ * session "grp" with a mapping and write its token and IOAS to @out, or
+ * (@held set) reclaim it and find the mapping.  The exit status says which step
+ * failed.
+ */
+struct grp_held {
+	char token[IOASID_SESSION_TOKEN_HEX];
+	uint32_t ioas;
+};
+
+static int as_group_member(int out, const struct grp_held *held)
+{
+	struct grp_held h;
+	struct ioasid_ctx *ctx;
+	struct ioasid_mapping m;
+	uint32_t linger = 0;
+	uint64_t iova = 1 << 20;
+	gid_t g = GROUP_OK;
+	int memfd;
+
+	if (setgroups(1, &g) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
+	    setresuid(NOBODY, NOBODY, NOBODY) < 0)
+		return 100;
+	if (ioasid_new(s.uri, &ctx) < 0)
+		return 1;
+	if (held)
+		return ioasid_session_reclaim(ctx, "grp", held->token) < 0 ?
+		       2 : ioasid_lookup(ctx, held->ioas, iova, &m) < 0 ? 3 :
+		       m.length != 1 << 20 ? 4 : 0;
+	memfd = memfd_create("grp", MFD_CLOEXEC);
+	if (memfd < 0 || ftruncate(memfd, 1 << 20) < 0)
+		return 5;
+	if (ioasid_session_name(ctx, "grp", &linger) < 0 || linger != 60)
+		return 6;
+	if (ioasid_ioas_alloc(ctx, 0, &h.ioas) < 0)
+		return 7;
+	if (ioasid_map_file(ctx, h.ioas, memfd, 0, 1 << 20,
+			    RW | IOASID_MAP_FIXED_IOVA, &iova) < 0)
+		return 8;
+	if (ioasid_session_token(ctx, h.token, sizeof(h.token)) < 0 ||
+	    write(out, &h, sizeof(h)) != (ssize_t)sizeof(h))
+		return 9;
+	return 0;			/* exits: the session lingers */
+}
+
+static void run_as_group_member(int out, const struct grp_held *held)
+{
+	int status;
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(as_group_member(out, held));
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status));
+	cr_assert_eq(WEXITSTATUS(status), 0, "%s: step %d failed",
+		     held ? "reclaim" : "setup", WEXITSTATUS(status));
+}
+
+/*
+ * A session the policy lets in by a supplementary group only comes back
+ * after a crash: the journal keeps the groups, not just uid and gid.
+ */
+Test(crash, a_session_allowed_by_a_supplementary_group_comes_back)
+{
+	struct grp_held h;
+	int p[2];
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root: the client is nobody with a "
+			     "supplementary group (setgroups)");
+	cr_assert_eq(sup_start(&s, GROUP_CONFIG), 0, "ioasidd must start");
+	cr_assert_eq(pipe(p), 0);
+	run_as_group_member(p[1], NULL);
+	cr_assert_eq(read(p[0], &h, sizeof(h)), (ssize_t)sizeof(h));
+	close(p[0]);
+	close(p[1]);
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	cr_assert_not(sup_log_has(&s, "not rebuilt"), "the log: %s",
+		      "a session was lost");
+	run_as_group_member(-1, &h);
 }
 
 /* ---- tokens after a restart ---------------------------------------------- */
