@@ -380,6 +380,8 @@ Test(image, hostile)
 	memcpy(buf, orig, len);
 	buf[0] = 'X';
 	cr_assert_eq(import_bytes(buf, len), -EINVAL);
+	/* an embedded context's image is version 1: older readers take it */
+	cr_assert_eq(((const struct image_header *)orig)->version, 1);
 	/* a newer version */
 	memcpy(buf, orig, len);
 	h = (struct image_header *)buf;

@@ -27,6 +27,13 @@ void image_writer_init(struct image_writer *w, bool dup_fds)
 	memset(w, 0, sizeof(*w));
 	w->dup_fds = dup_fds;
 	w->memfd = -1;
+	w->version = 1;
+}
+
+void image_writer_need_version(struct image_writer *w, uint32_t version)
+{
+	if (version > w->version && version <= IMAGE_VERSION)
+		w->version = version;
 }
 
 void image_writer_release(struct image_writer *w, bool close_fds)
@@ -223,12 +230,13 @@ static int write_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
-static void header_fill(struct image_header *h, uint64_t size,
-			uint32_t nr_records, uint32_t records_crc)
+static void header_fill(struct image_header *h, uint32_t version,
+			uint64_t size, uint32_t nr_records,
+			uint32_t records_crc)
 {
 	memset(h, 0, sizeof(*h));
 	memcpy(h->magic, IMAGE_MAGIC, sizeof(h->magic));
-	h->version = IMAGE_VERSION;
+	h->version = version;
 	h->header_size = sizeof(*h);
 	h->size = size;
 	h->nr_records = nr_records;
@@ -255,7 +263,8 @@ int image_writer_flush(struct image_writer *w)
 	w->records_crc = crc32c(w->records_crc, w->buf, w->len);
 	w->flushed += w->len;
 	w->len = 0;
-	header_fill(&h, w->flushed, w->nr_records, w->records_crc);
+	header_fill(&h, w->version, w->flushed, w->nr_records,
+		    w->records_crc);
 	return write_all(w->memfd, &h, sizeof(h), 0);
 }
 

@@ -71,7 +71,13 @@
 #include "op/op.h"
 
 #define IMAGE_MAGIC		"IOASIDIM"
-#define IMAGE_VERSION		1
+/*
+ * The newest version this build reads.  A writer writes version 1 unless
+ * a record it wrote needs more (image_writer_need_version()): version 2
+ * is an ioasidd image that hands its crash journal over (an older
+ * successor would drop it while the fd store kept a stale one).
+ */
+#define IMAGE_VERSION		2
 /* The largest image a reader takes (-EFBIG beyond). */
 #define IMAGE_MAX_SIZE		(1ULL << 30)
 
@@ -159,9 +165,12 @@ struct image_writer {
 	int memfd;
 	uint64_t flushed;		/* committed bytes of memfd */
 	uint32_t records_crc;
+	uint32_t version;		/* the header's: 1 unless needed */
 };
 
 void image_writer_init(struct image_writer *w, bool dup_fds);
+/* A record written needs a reader of @version (at most IMAGE_VERSION). */
+void image_writer_need_version(struct image_writer *w, uint32_t version);
 /* Free the buffers; @close_fds: close the descriptors dup_fds made. */
 void image_writer_release(struct image_writer *w, bool close_fds);
 /* Append one record: 0, -ENOMEM, -E2BIG (payload over 4 GiB). */
