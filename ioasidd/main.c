@@ -664,6 +664,8 @@ int main(int argc, char **argv)
 	if (r)
 		return r > 0 ? EXIT_SUCCESS : 2;
 	log_level = o.log_level;
+	/* a live upgrade's successor makes no backend: set it here */
+	daemon_log.priority = log_level;
 	log_to_journal = getenv("JOURNAL_STREAM") != NULL;
 	signal(SIGPIPE, SIG_IGN);
 	/*
