@@ -72,6 +72,40 @@ static const char *field(const char *msg, const char *key, char *val,
 	return NULL;
 }
 
+/* Reap a main process that was replaced (MAINPID=) once it has exited. */
+static void reap_replaced(struct supervisor *s, bool wait)
+{
+	int status;
+
+	if (s->replaced > 0 &&
+	    waitpid(s->replaced, &status, wait ? 0 : WNOHANG) != 0)
+		s->replaced = -1;
+}
+
+/*
+ * MAINPID=@pid: as systemd, watch @pid as the main process from now on
+ * (a live upgrade's successor; we are the subreaper, so it becomes our
+ * child when its parent, the old main process, exits).
+ */
+static void follow(struct supervisor *s, pid_t pid)
+{
+	int fd;
+
+	if (pid <= 0 || pid == s->pid)
+		return;
+	fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0)
+		return;			/* gone already: nothing to follow */
+	reap_replaced(s, false);
+	/* back to the old one (a refused successor): that one was killed */
+	s->replaced = pid == s->replaced ? -1 : s->pid;
+	if (s->pidfd >= 0)
+		close(s->pidfd);
+	s->pid = pid;
+	s->pidfd = fd;
+	s->mainpid_changes++;
+}
+
 /* One notification: 1 when it said READY=1, 0 other, -EAGAIN none. */
 static int one_notification(struct supervisor *s)
 {
@@ -113,6 +147,8 @@ static int one_notification(struct supervisor *s)
 		close(fds[i]);
 	if (field(buf, "READY", v, sizeof(v)) && !strcmp(v, "1"))
 		ready = 1;
+	if (field(buf, "MAINPID", v, sizeof(v)))
+		follow(s, (pid_t)strtol(v, NULL, 10));
 	return ready;
 }
 
@@ -242,7 +278,10 @@ int sup_start(struct supervisor *s, const char *config)
 	FILE *f;
 
 	memset(s, 0, sizeof(*s));
-	s->pid = s->pidfd = s->notify_fd = -1;
+	s->pid = s->pidfd = s->notify_fd = s->replaced = -1;
+	/* as systemd: orphans of the service (an upgrade's successor) are ours */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		return -errno;
 	snprintf(s->dir, sizeof(s->dir), "/tmp/ioasidd-sup-XXXXXX");
 	if (!mkdtemp(s->dir) || chmod(s->dir, 0755) < 0)
 		return -errno;
@@ -268,10 +307,15 @@ int sup_start(struct supervisor *s, const char *config)
 
 static void reap(struct supervisor *s)
 {
+	struct pollfd p = { .fd = s->pidfd, .events = POLLIN };
 	int status;
 
 	if (s->pid <= 0)
 		return;
+	/* a followed main process may not be our child yet: its exit first */
+	while (poll(&p, 1, GUARD_MS) < 0 && errno == EINTR)
+		;
+	reap_replaced(s, true);
 	if (waitpid(s->pid, &status, 0) == s->pid)
 		s->last_status = exit_code(status);
 	s->pid = -1;
@@ -311,6 +355,23 @@ int sup_restart(struct supervisor *s)
 	reap(s);
 	sup_poll(s);
 	return spawn(s);
+}
+
+int sup_wait_mainpid(struct supervisor *s, pid_t old)
+{
+	struct pollfd p = { .fd = s->notify_fd, .events = POLLIN };
+
+	sup_poll(s);
+	while (s->pid == old) {
+		int r = poll(&p, 1, GUARD_MS);
+
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		sup_poll(s);
+	}
+	return 0;
 }
 
 int sup_stop(struct supervisor *s)

@@ -8,6 +8,9 @@
  *                  FDNAME= keeps the descriptors that came with it,
  *                  FDSTOREREMOVE=1 with FDNAME= drops every one of that
  *                  name;
+ *                  MAINPID= makes another process the one watched (a
+ *                  live upgrade's successor; as systemd, the test is
+ *                  the subreaper that inherits it);
  *   LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES
  *                  on every start the store's descriptors, from fd 3, in
  *                  the order they were stored, and their names.
@@ -47,6 +50,8 @@ struct supervisor {
 	struct sup_fd store[SUP_MAX_FDS];
 	unsigned int nr_store;
 	unsigned int starts;
+	unsigned int mainpid_changes;	/* MAINPID= of another process */
+	pid_t replaced;			/* the main process before, to reap */
 	int last_status;		/* as daemon_stop() counts it */
 };
 
@@ -60,6 +65,11 @@ int sup_crash_restart(struct supervisor *s);
 int sup_wait_exit(struct supervisor *s);
 /* Start again after an exit the caller caused or saw (no kill). */
 int sup_restart(struct supervisor *s);
+/*
+ * Wait until a MAINPID= names another process than @old (a live
+ * upgrade's successor took over); 0, or -ETIMEDOUT.
+ */
+int sup_wait_mainpid(struct supervisor *s, pid_t old);
 /* SIGTERM; wait; the store is emptied (a clean stop flushes it). */
 int sup_stop(struct supervisor *s);
 /* The stored descriptor named @name (the first), or -1. */
