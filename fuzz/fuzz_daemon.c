@@ -54,7 +54,7 @@ static struct log_sink sink = { .fn = quiet, .priority = -1 };
 
 /*
  * No service manager here, so no fd store and no journal (srv->journal
- * stays NULL); journal.c still links against these.
+ * stays NULL); journal.c and upgrade.c still link against these.
  */
 int sd_fdstore(const char *name, int fd)
 {
@@ -64,6 +64,12 @@ int sd_fdstore(const char *name, int fd)
 void sd_fdstore_remove(const char *name)
 {
 }
+
+/* upgrade.c's, likewise */
+void sd_mainpid(void)
+{
+}
+
 static struct policy *policy;
 
 static void init_policy(void)

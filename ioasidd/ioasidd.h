@@ -241,6 +241,7 @@ enum daemon_image_rec {
 	IMAGE_REC_DAEMON_CLIENT = 0x101,	/* client.c */
 	IMAGE_REC_DAEMON_PENDING = 0x102,	/* client.c */
 	IMAGE_REC_DAEMON_NAMED = 0x103,		/* sessions.c */
+	IMAGE_REC_DAEMON_JOURNAL = 0x104,	/* journal.c (image version 2) */
 };
 int clients_export(struct server *srv, struct image_writer *w);
 /* Before: every queued event is sent or queued; after: views retired. */
@@ -306,6 +307,8 @@ int sd_fdstore(const char *name, int fd);
 void sd_fdstore_remove(const char *name);
 void sd_ready(const char *status);
 void sd_stopping(void);
+/* MAINPID=this process (a live upgrade's successor takes over, or not) */
+void sd_mainpid(void);
 
 /*
  * journal.c: every change a session made, appended before its reply
@@ -326,6 +329,11 @@ int journal_new(struct server *srv, struct journal **out);
 int journal_start(struct journal *j, const int *fds, char **names,
 		  unsigned int n);
 void journal_free(struct journal *j);
+/* Live upgrade: the journal (its memfd, where it is) into the image. */
+int journal_export(struct journal *j, struct image_writer *w);
+/* The successor's journal from @img, or none (srv->journal NULL). */
+int journal_adopt(struct server *srv, struct image *img, image_take_fn take,
+		  void *arg, char *why, size_t whylen);
 void journal_compact(struct journal *j);
 void journal_session_open(struct journal *j, struct session *s, uint32_t uid,
 			  uint32_t gid, const gid_t *groups, size_t nr_groups);

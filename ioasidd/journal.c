@@ -53,6 +53,7 @@
 
 #include "ioasidd.h"
 #include "proto/codec.h"
+#include "proto/image.h"
 #include "util/macros.h"
 
 #define J_MAGIC		"IOASIDJ"	/* 8 bytes with its NUL */
@@ -463,7 +464,7 @@ static bool key_damaged(const struct j_image *im, uint32_t key)
 	return false;
 }
 
-static void image_free(struct j_image *im)
+static void jimage_free(struct j_image *im)
 {
 	if (im->map && im->map != MAP_FAILED)
 		munmap(im->map, im->size);
@@ -473,7 +474,7 @@ static void image_free(struct j_image *im)
 }
 
 /* Parse @fd; 0, or -errno with the reason logged (nothing usable). */
-static int image_read(struct server *srv, int fd, const char *fdname,
+static int jimage_read(struct server *srv, int fd, const char *fdname,
 		      struct j_image *im)
 {
 	const struct j_header *h;
@@ -988,8 +989,8 @@ int journal_start(struct journal *j, const int *fds, char **names,
 		    !strcmp(names[i], "journal.1")) {
 			struct j_image cand;
 
-			if (image_read(srv, fds[i], names[i], &cand) < 0) {
-				image_free(&cand);
+			if (jimage_read(srv, fds[i], names[i], &cand) < 0) {
+				jimage_free(&cand);
 				sd_fdstore_remove(names[i]);
 				close(fds[i]);
 				continue;
@@ -1006,12 +1007,12 @@ int journal_start(struct journal *j, const int *fds, char **names,
 				jfd = fds[i];
 				jname = names[i];
 			} else {
-				image_free(&cand);
+				jimage_free(&cand);
 				close(fds[i]);
 				if (strcmp(names[i], jname))
 					sd_fdstore_remove(names[i]);
 			}
-			image_free(&other);
+			jimage_free(&other);
 			continue;
 		}
 		log_warn(srv, "the fd store passed \"%s\", which ioasidd does "
@@ -1025,7 +1026,7 @@ int journal_start(struct journal *j, const int *fds, char **names,
 		log_info(srv, "journal: %u record(s) to replay", im.nr);
 		restored = rebuild(j, &im);
 		log_info(srv, "journal: %u session(s) rebuilt", restored);
-		image_free(&im);
+		jimage_free(&im);
 		r = j->broken ? -EIO : 0;
 	} else {
 		if (j->nr_files)
@@ -1051,14 +1052,14 @@ void journal_compact(struct journal *j)
 	srv->compact_due = false;
 	if (j->broken)
 		return;
-	if (image_read(srv, j->fd, "(current)", &im) < 0) {
-		image_free(&im);
+	if (jimage_read(srv, j->fd, "(current)", &im) < 0) {
+		jimage_free(&im);
 		journal_off(j, "cannot read it back to compact it");
 		return;
 	}
 	keep = calloc(im.nr + 1, sizeof(*keep));
 	if (!keep) {
-		image_free(&im);
+		jimage_free(&im);
 		return;			/* next time */
 	}
 	for (uint32_t i = 0; i < im.nr; i++) {
@@ -1084,7 +1085,7 @@ void journal_compact(struct journal *j)
 		log_info(srv, "journal compacted: %" PRIu64 " bytes, %u "
 			 "session(s)", j->end, nr);
 	free(keep);
-	image_free(&im);
+	jimage_free(&im);
 }
 
 void journal_free(struct journal *j)
@@ -1096,4 +1097,138 @@ void journal_free(struct journal *j)
 		close_fd(j->files[i].fd);
 	free(j->files);
 	free(j);
+}
+
+/* ---- live upgrade ---------------------------------------------------------- */
+
+/* IMAGE_REC_DAEMON_JOURNAL: where the journal is; then the file table. */
+struct journal_image {
+	uint64_t generation, end, compacted_size, seq;
+	uint32_t fd;			/* FD record index of the memfd */
+	uint32_t nr_files, next_file, reserved;
+};
+
+struct journal_file_image {
+	uint32_t id;
+	int32_t mode;
+	uint64_t dev, ino;
+};
+
+/*
+ * The successor appends to the very memfd at the very offset: the keys
+ * (session ids) and object ids are the same after an upgrade, and every
+ * file it names is in the store already.  A journal that is off is not
+ * handed over: crash survival stays off until the next start.
+ */
+int journal_export(struct journal *j, struct image_writer *w)
+{
+	struct journal_image ji;
+	struct journal_file_image *fi;
+	size_t len;
+	int r;
+
+	if (!j || j->broken)
+		return 0;
+	ji = (struct journal_image){
+		.generation = j->generation, .end = j->end,
+		.compacted_size = j->compacted_size, .seq = j->seq,
+		.nr_files = j->nr_files, .next_file = j->next_file,
+	};
+	r = image_put_fd(w, j->fd, &ji.fd);
+	if (r < 0)
+		return r;
+	len = sizeof(ji) + (size_t)j->nr_files * sizeof(*fi);
+	fi = calloc(1, len);
+	if (!fi)
+		return -ENOMEM;
+	memcpy(fi, &ji, sizeof(ji));
+	for (uint32_t i = 0; i < j->nr_files; i++) {
+		struct journal_file_image *f =
+			(struct journal_file_image *)((char *)fi +
+						      sizeof(ji)) + i;
+
+		f->id = j->files[i].id;
+		f->mode = j->files[i].mode;
+		f->dev = (uint64_t)j->files[i].dev;
+		f->ino = (uint64_t)j->files[i].ino;
+	}
+	image_writer_need_version(w, 2);
+	r = image_put(w, IMAGE_REC_DAEMON_JOURNAL, fi, (uint32_t)len);
+	free(fi);
+	return r;
+}
+
+int journal_adopt(struct server *srv, struct image *img, image_take_fn take,
+		  void *arg, char *why, size_t whylen)
+{
+	struct journal_image ji;
+	struct image_rec rec;
+	struct journal *j;
+	struct stat st;
+	bool found = false;
+	int fd, r;
+
+	image_rewind(img);
+	while (!found && image_next(img, &rec) > 0)
+		found = rec.type == IMAGE_REC_DAEMON_JOURNAL;
+	if (!found)
+		return 0;		/* the predecessor had none */
+	if (rec.len < sizeof(ji))
+		goto bad;
+	memcpy(&ji, rec.payload, sizeof(ji));
+	if (ji.nr_files > J_MAX_FILES ||
+	    rec.len != sizeof(ji) + ji.nr_files *
+		       sizeof(struct journal_file_image) ||
+	    ji.end < sizeof(struct j_header) || ji.end % 8)
+		goto bad;
+	fd = take(arg, ji.fd);
+	if (fd < 0) {
+		snprintf(why, whylen, "the journal's memfd: %s",
+			 strerror(-fd));
+		return fd;
+	}
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < ji.end) {
+		close(fd);
+		snprintf(why, whylen, "the journal's memfd is shorter than "
+			 "the %" PRIu64 " bytes the image says", ji.end);
+		return -EBADMSG;
+	}
+	r = journal_new(srv, &j);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	j->fd = fd;
+	j->generation = ji.generation;
+	j->end = ji.end;
+	j->compacted_size = ji.compacted_size;
+	j->seq = ji.seq;
+	j->next_file = ji.next_file ? ji.next_file : 1;
+	for (uint32_t i = 0; i < ji.nr_files; i++) {
+		struct journal_file_image fi;
+		struct j_file *f;
+
+		memcpy(&fi, (const char *)rec.payload + sizeof(ji) +
+		       i * sizeof(fi), sizeof(fi));
+		if (!fi.id || file_by_id(j, fi.id) || fi.id >= j->next_file) {
+			journal_free(j);
+			goto bad;
+		}
+		f = file_add(j, fi.id);
+		if (!f) {
+			journal_free(j);
+			return -ENOMEM;
+		}
+		f->mode = fi.mode;
+		f->dev = (dev_t)fi.dev;
+		f->ino = (ino_t)fi.ino;
+	}
+	srv->journal = j;
+	log_info(srv, "journal: taken over (%" PRIu64 " bytes, %u file(s))",
+		 j->end, j->nr_files);
+	return 0;
+bad:
+	snprintf(why, whylen, "record %u: the journal record is malformed",
+		 rec.index);
+	return -EBADMSG;
 }

@@ -133,6 +133,11 @@ void sd_stopping(void)
 	sd_notify(0, "STOPPING=1\nSTATUS=Shutting down");
 }
 
+void sd_mainpid(void)
+{
+	sd_notifyf(0, "MAINPID=%lu", (unsigned long)getpid());
+}
+
 #else /* !HAVE_LIBSYSTEMD */
 
 int sd_take_fds(struct sd_fds *out, char *errmsg, size_t errlen)
@@ -161,6 +166,10 @@ void sd_ready(const char *status)
 }
 
 void sd_stopping(void)
+{
+}
+
+void sd_mainpid(void)
 {
 }
 

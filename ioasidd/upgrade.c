@@ -122,6 +122,8 @@ static int write_image(struct server *srv, const struct client *requester,
 		r = clients_export(srv, w);
 	if (r == 0)
 		r = sessions_export(srv, w);
+	if (r == 0)
+		r = journal_export(srv->journal, w);
 	if (r < 0) {
 		snprintf(why, whylen, "cannot write the state image: %s",
 			 strerror(-r));
@@ -235,12 +237,6 @@ int upgrade_start(struct server *srv, const char *binary,
 		snprintf(why, whylen, "an upgrade is already under way");
 		return -EBUSY;
 	}
-	if (srv->journal) {
-		snprintf(why, whylen, "a live upgrade with the crash journal "
-			 "on (a service manager's fd store) is not supported "
-			 "yet");
-		return -EOPNOTSUPP;
-	}
 	if (srv->dead) {
 		/* a connection that just went may leave a lingering session */
 		snprintf(why, whylen, "a client is being torn down right now; "
@@ -292,6 +288,8 @@ int upgrade_start(struct server *srv, const char *binary,
 	kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	/* it may have said it was the main process: we are, again */
+	sd_mainpid();
 	log_err(srv, "upgrade to %s failed, still serving: %s", binary, why);
 out:
 	if (env) {
@@ -488,6 +486,8 @@ int upgrade_adopt(struct server *srv, struct core **core, char *why,
 		r = sessions_adopt(srv, a.img, why, whylen);
 	if (r == 0)
 		r = replay(srv, a.img, why, whylen);
+	if (r == 0)
+		r = journal_adopt(srv, a.img, take_fd, &a, why, whylen);
 	if (r < 0) {
 		if (!why[0])
 			snprintf(why, whylen, "%s", strerror(-r));
@@ -505,6 +505,11 @@ int upgrade_adopt(struct server *srv, struct core **core, char *why,
 	image_close_fds(a.img);		/* we hold our own copies */
 	image_free(a.img);
 	close(memfd);
+	/*
+	 * The service manager follows this process before the predecessor
+	 * exits (which it does on "G"): its exit is then not the service's.
+	 */
+	sd_mainpid();
 	say_verdict(sock, 0, "");
 	await_go(sock);
 	close(sock);

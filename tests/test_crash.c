@@ -27,6 +27,7 @@
 
 #include <libioasid.h>
 
+#include "daemon_fixture.h"
 #include "helpers.h"
 #include "supervisor.h"
 
@@ -1038,6 +1039,158 @@ Test(crash, twenty_crashes_under_load_lose_nothing, .timeout = 300)
 	}
 	cr_assert_eq(s.starts, LOAD_CRASHES + 1);
 	close(tick[0]);
+}
+
+/*
+ * Live upgrades with the journal on (ioasidd(8), LIVE UPGRADE): the same
+ * load, clients that do not ride anything out (IOASID_RECONNECT=0: a
+ * dropped connection fails their next call, and the client with it), and
+ * SIGUSR2 at seeded random moments.  The successor takes the journal
+ * over: a session named before the upgrades and one named after come
+ * back from a crash after them.
+ */
+#define LOAD_UPGRADES	6
+
+Test(crash, upgrades_under_load_fail_no_call_and_keep_the_journal,
+     .timeout = 300)
+{
+	const char *env = getenv("IOASID_TEST_SEED");
+	uint64_t seed = env ? strtoull(env, NULL, 0) :
+			(uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	volatile int *stop = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int memfd = test_memfd(1 << 20), memfd2 = test_memfd(1 << 20);
+	struct ioasid_ctx *before, *after;
+	uint64_t x = seed | 1;
+	pid_t pid[LOAD_CLIENTS];
+	int tick[2], ready[2], status;
+	struct held h1, h2;
+	char drain[256];
+
+	fprintf(stderr, "upgrades: seed %llu (IOASID_TEST_SEED=%llu repeats "
+		"this run)\n", (unsigned long long)seed,
+		(unsigned long long)seed);
+	cr_assert_neq((void *)stop, MAP_FAILED);
+	*stop = 0;
+	setenv("IOASID_RECONNECT", "0", 1);
+	/* sim1's devices may do non-coherent DMA: one for "before" */
+	cr_assert_eq(sup_start(&s, "[daemon]\nsocket-mode = 0666\n"
+			       "[user 0]\nlinger = 60\ndevices = all\n"
+			       "observe = yes\nallow-noncoherent = yes\n"), 0);
+	before = vmm_on("before", memfd, "0000:01:02.0", &h1);
+	cr_assert_eq(pipe(tick), 0);
+	cr_assert_eq(pipe(ready), 0);
+	for (int i = 0; i < LOAD_CLIENTS; i++) {
+		pid[i] = fork();
+		cr_assert_geq(pid[i], 0);
+		if (pid[i] == 0) {
+			close(tick[0]);
+			close(ready[0]);
+			_exit(load_client(i, ready[1], tick[1], stop, seed));
+		}
+	}
+	close(tick[1]);
+	close(ready[1]);
+	cr_assert(ticks(ready[0], LOAD_CLIENTS), "the clients set up");
+	close(ready[0]);
+	for (int k = 0; k < LOAD_UPGRADES; k++) {
+		pid_t old = s.pid;
+
+		cr_assert(ticks(tick[0], 1 + (unsigned int)(rnd(&x) % 60)),
+			  "the clients go on (upgrade %d)", k);
+		cr_assert_eq(kill(s.pid, SIGUSR2), 0);
+		cr_assert_eq(sup_wait_mainpid(&s, old), 0, "upgrade %d: a "
+			     "successor takes over", k);
+	}
+	cr_assert(ticks(tick[0], 4 * LOAD_CLIENTS), "the clients go on");
+	*stop = 1;
+	while (read(tick[0], drain, sizeof(drain)) > 0)
+		;
+	for (int i = 0; i < LOAD_CLIENTS; i++) {
+		cr_assert_eq(waitpid(pid[i], &status, 0), pid[i]);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			  "client %d: status %d (seed %llu)", i,
+			  WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+			  (unsigned long long)seed);
+	}
+	close(tick[0]);
+	cr_assert_eq(s.mainpid_changes, LOAD_UPGRADES);
+	cr_assert_eq(s.starts, 1, "no restart: upgrades only");
+	cr_assert(sup_log_has(&s, "journal: taken over"), "the log says so");
+	/* the one context that saw all of it goes on as if nothing happened */
+	check_mapped(before, &h1, memfd, 1);
+
+	/* a crash now: the successor's journal has every session */
+	after = connect_ctx();
+	cr_assert_eq(ioasid_session_drop(after, "load0"), 0, "%s",
+		     ioasid_last_error(after));
+	ioasid_unref(after);
+	after = vmm_on("after", memfd2, load_devs[0], &h2);
+	unsetenv("IOASID_RECONNECT");
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	ioasid_unref(before);
+	ioasid_unref(after);
+	before = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(before, "before", h1.token), 0,
+		     "%s", ioasid_last_error(before));
+	check_reclaimed(before, &h1, memfd);
+	after = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(after, "after", h2.token), 0,
+		     "%s", ioasid_last_error(after));
+	check_reclaimed(after, &h2, memfd2);
+	ioasid_unref(before);
+	ioasid_unref(after);
+	close(memfd);
+	close(memfd2);
+}
+
+/*
+ * An upgrade that hands the journal over writes image version 2; a
+ * binary that reads only version 1 refuses it, and the old process goes
+ * on serving, and journaling: a crash after that still rebuilds.
+ */
+Test(crash, a_successor_that_cannot_take_the_journal_refuses)
+{
+	int memfd = test_memfd(1 << 20);
+	struct ioasid_ctx *ctx;
+	char path[4096];
+	uint32_t newpid = 0;
+	struct held h;
+	pid_t old;
+
+	snprintf(path, sizeof(path), "%s", daemon_binary());
+	*strrchr(path, '/') = '\0';
+	*strrchr(path, '/') = '\0';
+	strncat(path, "/tests/ioasidd-failnth", sizeof(path) - strlen(path) - 1);
+	if (access(path, X_OK) < 0)
+		cr_skip_test("no %s", path);
+	setenv("IOASIDD", path, 1);
+	setenv("IOASIDD_TEST_IMAGE_MAX_VERSION", "1", 1);
+	start();
+	unsetenv("IOASIDD");
+	old = s.pid;
+	ctx = vmm("vm1", memfd, &h);
+	cr_assert_eq(ioasid_daemon_upgrade(ctx, NULL, &newpid),
+		     -EPROTONOSUPPORT, "%s", ioasid_last_error(ctx));
+	cr_assert(strstr(ioasid_last_error(ctx), "version 2"), "%s",
+		  ioasid_last_error(ctx));
+	unsetenv("IOASIDD_TEST_IMAGE_MAX_VERSION");
+	sup_poll(&s);
+	cr_assert_eq(s.pid, old, "the old process is the main one again");
+	/* it serves and journals on */
+	check_mapped(ctx, &h, memfd, 1);
+	cr_assert_eq(ioasid_map_file(ctx, h.ioas, memfd, 0, 4096,
+				     RW | IOASID_MAP_FIXED_IOVA,
+				     &(uint64_t){ 1 << 30 }), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	ioasid_unref(ctx);
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
+		     ioasid_last_error(ctx));
+	check_mapped(ctx, &h, memfd, 2);
+	ioasid_unref(ctx);
+	close(memfd);
 }
 
 /* ---- compaction ---------------------------------------------------------- */
