@@ -222,7 +222,7 @@ Test(iova_tree, new_errors)
 	bad = test_ops;
 	bad.node_cap = 3;
 	cr_assert_eq(iova_tree_new(&bad, &t), -EINVAL);
-	bad.node_cap = 65;
+	bad.node_cap = 129;
 	cr_assert_eq(iova_tree_new(&bad, &t), -EINVAL);
 	fa.fail_after = 0;
 	fa.live = 0;
@@ -932,12 +932,11 @@ Test(iova_tree, append_fill_fast_path)
  * ranges starting in a gap at the end of a subtree, or on an area of the
  * other kind, find their first piece further on.
  */
-Test(iova_tree, remove_many_pieces_one_pass)
+/* n two-page areas 4 pages apart, every third one BLOCKED */
+static void fill_every_third_blocked(struct iova_tree *t, struct bk *b,
+				     uint64_t n)
 {
-	struct iova_tree *t = new_tree_cap(4);
-	struct bk b = { 0 };
-	uint64_t i, n = 600, rm, first, last, want = 0, prev = 0;
-	int k, pieces = 0;
+	uint64_t i;
 
 	for (i = 0; i < n; i++) {
 		uint64_t s = (4 * i + 1) * PG;
@@ -945,8 +944,37 @@ Test(iova_tree, remove_many_pieces_one_pass)
 		if (i % 3 == 2)
 			cr_assert_eq(block(t, s, 2 * PG, 7), 0);
 		else
-			cr_assert_eq(map(t, s, 2 * PG, &b, i * PG), 0);
+			cr_assert_eq(map(t, s, 2 * PG, b, i * PG), 0);
 	}
+}
+
+/* after removing the mappings from inside area 12 to inside area 589 */
+static void expect_12_to_589_removed(struct iova_tree *t, struct bk *b,
+				     uint64_t last)
+{
+	uint64_t i;
+
+	expect_area(t, (4 * 12 + 1) * PG, (4 * 12 + 1) * PG, PG, b, 12 * PG);
+	expect_area(t, last + PG, last + PG, PG, b, 589 * PG + PG);
+	for (i = 13; i < 589; i++) {
+		struct iova_area a;
+		int r = iova_tree_lookup(t, (4 * i + 1) * PG, &a);
+
+		if (i % 3 == 2)
+			cr_assert(r == 0 && a.kind == IOVA_AREA_BLOCKED);
+		else
+			cr_assert_eq(r, -ENOENT);
+	}
+}
+
+Test(iova_tree, remove_many_pieces_one_pass)
+{
+	struct iova_tree *t = new_tree_cap(4);
+	struct bk b = { 0 };
+	uint64_t i, n = 600, rm, first, last, want = 0, prev = 0;
+	int k, pieces = 0;
+
+	fill_every_third_blocked(t, &b, n);
 	/*
 	 * Cap 4 and an ascending fill: leaf k holds areas 4k..4k+3. A range
 	 * starting in the gap after area 7, the end of leaf 1, finds area 9
@@ -977,17 +1005,7 @@ Test(iova_tree, remove_many_pieces_one_pass)
 		pieces++;
 	}
 	cr_assert_eq(pieces, 386, "%d pieces", pieces);
-	expect_area(t, (4 * 12 + 1) * PG, (4 * 12 + 1) * PG, PG, &b, 12 * PG);
-	expect_area(t, last + PG, last + PG, PG, &b, 589 * PG + PG);
-	for (i = 13; i < 589; i++) {
-		struct iova_area a;
-		int r = iova_tree_lookup(t, (4 * i + 1) * PG, &a);
-
-		if (i % 3 == 2)
-			cr_assert(r == 0 && a.kind == IOVA_AREA_BLOCKED);
-		else
-			cr_assert_eq(r, -ENOENT);
-	}
+	expect_12_to_589_removed(t, &b, last);
 	/* start on a BLOCKED area, remove mappings only */
 	cr_assert_eq(iova_tree_remove(t, (4 * 596 + 1) * PG, 12 * PG,
 				      IOVA_TREE_MAPPINGS, NULL, NULL, &rm), 0);
@@ -995,6 +1013,131 @@ Test(iova_tree, remove_many_pieces_one_pass)
 	cr_assert_eq(iova_tree_lookup(t, (4 * 596 + 1) * PG, NULL), 0);
 	free_tree(t);
 	cr_assert_eq(b.refs, 0);
+}
+
+struct walk_log {
+	int pieces;
+	int stop_at;		/* return 1 at this piece (0: never) */
+	uint64_t bytes;
+	uint64_t prev;
+	bool bad_whole;
+};
+
+static int walk_visit(void *ctx, const struct iova_area *piece,
+		      const struct iova_area *whole)
+{
+	struct walk_log *w = ctx;
+
+	w->pieces++;
+	w->bytes += piece->length;
+	/* the piece lies in its whole area, same file offsets */
+	if (whole->iova > piece->iova ||
+	    whole->iova + whole->length < piece->iova + piece->length ||
+	    whole->kind != piece->kind || whole->backing != piece->backing ||
+	    (piece->kind == IOVA_AREA_MAPPING &&
+	     whole->offset + (piece->iova - whole->iova) != piece->offset) ||
+	    piece->iova <= w->prev)
+		w->bad_whole = true;
+	w->prev = piece->iova;
+	return w->pieces == w->stop_at;
+}
+
+/*
+ * An unmap's walk (the pieces with their whole areas) and the removal
+ * that starts where the walk found the first piece: across many leaves,
+ * with BLOCKED areas skipped, a cut inside one mapping, a tree changed in
+ * between, and the errors.
+ */
+Test(iova_tree, walk_range_then_remove_walked)
+{
+	struct iova_tree *t = new_tree_cap(4), *t2 = NULL;
+	struct iova_tree_cursor cur;
+	struct walk_log w = { 0 };
+	struct bk b = { 0 }, big = { 0 };
+	uint64_t i, n = 600, rm, first, last, want = 0, before;
+	int k, pieces = 0;
+
+	cr_assert_eq(iova_tree_new(NULL, &t2), 0);
+	fill_every_third_blocked(t, &b, n);
+	/* from the second page of area 12 to the first page of area 589 */
+	first = (4 * 12 + 2) * PG;
+	last = (4 * 589 + 1) * PG;
+	for (i = 12; i <= 589; i++)
+		if (i % 3 != 2)
+			want += (i == 12 || i == 589) ? PG : 2 * PG;
+	cr_assert_eq(iova_tree_walk_range(t, first, last - first + PG,
+					  IOVA_TREE_MAPPINGS, walk_visit, &w,
+					  &cur), 0);
+	cr_assert_eq(w.pieces, 386, "%d pieces", w.pieces);
+	cr_assert_eq(w.bytes, want);
+	cr_assert_not(w.bad_whole);
+	nr_events = 0;
+	cr_assert_eq(iova_tree_remove_walked(t, &cur, on_unmapped, NULL, &rm),
+		     0);
+	cr_assert_eq(rm, want);
+	cr_assert_eq(iova_tree_validate(t), 0);
+	for (k = 0; k < nr_events && k < MAX_EVENTS; k++)
+		pieces += events[k].type == EV_UNMAPPED;
+	cr_assert_eq(pieces, 386, "%d pieces", pieces);
+	expect_12_to_589_removed(t, &b, last);
+
+	/* a cut inside one mapping: its whole area is seen, two remain */
+	cr_assert_eq(map(t, 1ULL << 40, 64 * PG, &big, 1000 * PG), 0);
+	before = iova_tree_count(t);
+	memset(&w, 0, sizeof(w));
+	cr_assert_eq(iova_tree_walk_range(t, (1ULL << 40) + 10 * PG, 3 * PG,
+					  IOVA_TREE_ALL, walk_visit, &w,
+					  &cur), 0);
+	cr_assert_eq(w.pieces, 1);
+	cr_assert_not(w.bad_whole);
+	cr_assert_eq(iova_tree_remove_walked(t, &cur, NULL, NULL, &rm), 0);
+	cr_assert_eq(rm, 3 * PG);
+	cr_assert_eq(iova_tree_count(t), before + 1);
+	expect_area(t, 1ULL << 40, 1ULL << 40, 10 * PG, &big, 1000 * PG);
+	expect_area(t, (1ULL << 40) + 13 * PG, (1ULL << 40) + 13 * PG,
+		    51 * PG, &big, 1013 * PG);
+
+	/* the tree changed between the walk and the removal */
+	cr_assert_eq(iova_tree_walk_range(t, (1ULL << 40) + 20 * PG, 2 * PG,
+					  IOVA_TREE_MAPPINGS, walk_visit, &w,
+					  &cur), 0);
+	cr_assert_eq(map(t, 1ULL << 41, PG, &b, 0), 0);
+	cr_assert_eq(iova_tree_remove(t, (1ULL << 40) + 13 * PG, PG,
+				      IOVA_TREE_ALL, NULL, NULL, &rm), 0);
+	cr_assert_eq(iova_tree_remove_walked(t, &cur, NULL, NULL, &rm), 0);
+	cr_assert_eq(rm, 2 * PG);
+	cr_assert_eq(iova_tree_lookup(t, (1ULL << 40) + 21 * PG, NULL),
+		     -ENOENT);
+	cr_assert_eq(iova_tree_lookup(t, (1ULL << 40) + 22 * PG, NULL), 0);
+	cr_assert_eq(iova_tree_validate(t), 0);
+
+	/* nothing there; a visitor that stops; errors */
+	cr_assert_eq(iova_tree_walk_range(t, 1ULL << 42, PG, IOVA_TREE_ALL,
+					  walk_visit, &w, &cur), 0);
+	rm = 1;
+	cr_assert_eq(iova_tree_remove_walked(t, &cur, NULL, NULL, &rm), 0);
+	cr_assert_eq(rm, 0);
+	memset(&w, 0, sizeof(w));
+	w.stop_at = 2;
+	cr_assert_eq(iova_tree_walk_range(t, 0, 1ULL << 40, IOVA_TREE_ALL,
+					  walk_visit, &w, &cur), 1);
+	cr_assert_eq(w.pieces, 2);
+	cr_assert_eq(iova_tree_remove_walked(t2, &cur, NULL, NULL, &rm),
+		     -EINVAL);
+	cr_assert_eq(iova_tree_walk_range(t, 0, PG, IOVA_TREE_ALL, NULL, &w,
+					  &cur), -EINVAL);
+	cr_assert_eq(iova_tree_walk_range(t, 0, PG, IOVA_TREE_ALL,
+					  walk_visit, &w, NULL), -EINVAL);
+	cr_assert_eq(iova_tree_walk_range(t, 1, PG, IOVA_TREE_ALL,
+					  walk_visit, &w, &cur), -EINVAL);
+	cr_assert_eq(iova_tree_walk_range(t, 0, PG, 0, walk_visit, &w, &cur),
+		     -EINVAL);
+	cr_assert_eq(iova_tree_remove_walked(t, NULL, NULL, NULL, &rm),
+		     -EINVAL);
+	iova_tree_free(t2);
+	free_tree(t);
+	cr_assert_eq(b.refs, 0);
+	cr_assert_eq(big.refs, 0);
 }
 
 Test(iova_tree, lookup_edges)
@@ -1131,6 +1274,94 @@ static double bytes_per_area(struct iova_tree *t)
 
 	iova_tree_stats(t, &st);
 	return (double)st.mem_bytes / (double)(st.nr_mappings + st.nr_blocked);
+}
+
+/*
+ * Without an allocator of the caller's, a large tree takes its nodes from
+ * its own 2 MiB chunks: fill, empty and refill one through many chunks
+ * (4 entries per node: ~25,000 nodes, chunks of 992), checking contents,
+ * references and that the chunks go back once empty.
+ */
+Test(iova_tree, arena_default_allocator)
+{
+	struct iova_tree_ops ops = { .get = bk_get, .put = bk_put,
+				     .node_cap = 4 };
+	uint64_t n = 50000, i, rm, mem_full, mem_rest;
+	uint64_t *v = malloc(n * sizeof(*v));
+	struct iova_tree_stats st;
+	struct iova_tree *t = NULL;
+	struct iova_area a;
+	struct bk b = { 0 };
+	int round;
+
+	cr_assert_not_null(v);
+	rng_state = 7;
+	for (i = 0; i < n; i++)
+		v[i] = i;
+	shuffle(v, n);
+	cr_assert_eq(iova_tree_new(&ops, &t), 0);
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < n; i++)
+			cr_assert_eq(map(t, (v[i] * 2 + 1) * PG, PG, &b,
+					 v[i] * PG), 0);
+		cr_assert_eq(iova_tree_validate(t), 0);
+		iova_tree_stats(t, &st);
+		/* nodes of 32 bytes per entry (4 KiB), chunks counted whole,
+		 * at most one of them unused */
+		cr_assert_geq(st.mem_bytes,
+			      (st.nr_leaves + st.nr_inner) * 32 * 128);
+		cr_assert_leq(st.mem_bytes,
+			      (st.nr_leaves + st.nr_inner + 16) * 4224 +
+			      2 * (2ULL << 20) + 4096,
+			      "%" PRIu64 " bytes for %" PRIu64 " nodes",
+			      st.mem_bytes, st.nr_leaves + st.nr_inner);
+		mem_full = st.mem_bytes;
+		for (i = 0; i < n; i++) {
+			cr_assert_eq(iova_tree_lookup(t, (i * 2 + 1) * PG + 123,
+						      &a), 0);
+			cr_assert_eq(a.iova, (i * 2 + 1) * PG);
+			cr_assert_eq(a.offset, i * PG);
+			cr_assert_eq(iova_tree_lookup(t, (i * 2 + 2) * PG, &a),
+				     -ENOENT);
+		}
+		/* cut one mapping in three: the tail needs a new node */
+		cr_assert_eq(iova_tree_remove(t, 3 * PG, PG, IOVA_TREE_ALL,
+					      NULL, NULL, &rm), 0);
+		cr_assert_eq(rm, PG);
+		cr_assert_eq(map(t, 3 * PG, PG, &b, PG), 0);
+		/* 95% out in random order */
+		shuffle(v, n);
+		for (i = 0; i < n * 19 / 20; i++) {
+			cr_assert_eq(iova_tree_remove(t, (v[i] * 2 + 1) * PG,
+						      PG, IOVA_TREE_ALL, NULL,
+						      NULL, &rm), 0);
+			cr_assert_eq(rm, PG);
+		}
+		cr_assert_eq(iova_tree_validate(t), 0);
+		iova_tree_stats(t, &st);
+		mem_rest = st.mem_bytes;
+		cr_log_info("arena round %d: %" PRIu64 " bytes full, %" PRIu64
+			    " after 95%% removed", round, mem_full, mem_rest);
+		/* a chunk goes back only when empty: no more than full */
+		cr_assert_leq(mem_rest, mem_full);
+		for (; i < n; i++)
+			cr_assert_eq(iova_tree_lookup(t, (v[i] * 2 + 1) * PG,
+						      &a), 0);
+		cr_assert_eq(iova_tree_remove_all(t, IOVA_TREE_ALL, NULL, NULL,
+						  &rm), 0);
+		cr_assert_eq(rm, n / 20 * PG);
+		cr_assert_eq(b.refs, 0);
+		cr_assert_eq(iova_tree_validate(t), 0);
+		/* emptied: one chunk is kept, the rest went back */
+		iova_tree_stats(t, &st);
+		cr_assert_leq(st.mem_bytes, (2ULL << 20) + 64 * 4224,
+			      "%" PRIu64 " bytes left in an empty tree (%"
+			      PRIu64 " leaves %" PRIu64 " inner, height %u)",
+			      st.mem_bytes, st.nr_leaves, st.nr_inner,
+			      st.height);
+	}
+	iova_tree_free(t);
+	free(v);
 }
 
 Test(iova_tree, memory_per_area_random_sequential_descending)

@@ -2,7 +2,7 @@
 /*
  * iova_tree - ordered set of non-overlapping IOVA areas of one IOAS.
  *
- * Layout: a B+tree. Leaves hold up to 64 areas as a key array (the first
+ * Layout: a B+tree. Leaves hold up to 128 areas as a key array (the first
  * IOVA of each area, searched on every descent) plus a payload array of
  * { last IOVA, file offset | kind | prot, backing or reason }: 32 bytes per
  * area. The file offset is page aligned, so its low 12 bits carry the prot
@@ -25,7 +25,12 @@
  * falls inside it and prefetches just those cache lines (prefetch_child()).
  *
  * A leaf maintains its own largest gap and BLOCKED count incrementally, so
- * its summary is O(1); an inner summary is O(node size). Summaries are
+ * its summary is O(1); so does an inner node for its gaps and kinds. Both
+ * count how many of their gaps have the largest size, so a change that
+ * shrinks one of them rescans the node only when it was the last one (a
+ * random fill of evenly spaced areas splits a largest gap at every
+ * insert); moving entries between siblings updates both from the entries
+ * moved. Summaries are
  * refreshed bottom-up along the modified path and the walk stops at the
  * first level whose summary did not change. Nodes are split unevenly when
  * an insert falls at the very end (or start) of a full node, so that
@@ -52,6 +57,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/mman.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TREE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TREE_ASAN 1
+#endif
+#endif
+#ifdef TREE_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n)	ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n)	ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POISON(p, n)	((void)(p), (void)(n))
+#define UNPOISON(p, n)	((void)(p), (void)(n))
+#endif
+
 #define PAGE_SZ		IOVA_TREE_PAGE_SIZE
 #define PAGE_MASK_LO	(PAGE_SZ - 1)
 
@@ -59,8 +82,8 @@
  * Array sizes. The fan-out actually used is t->cap (same for leaves and
  * inner nodes), LEAF_CAP unless a test asked for smaller nodes.
  */
-#define LEAF_CAP	64
-#define INNER_CAP	64
+#define LEAF_CAP	128
+#define INNER_CAP	128
 #define MIN_CAP		4
 #define MAX_HEIGHT	IOVA_TREE_MAX_HEIGHT
 
@@ -96,6 +119,8 @@ struct lpay {
 struct leaf {
 	uint16_t nr;
 	uint16_t nblk;		/* BLOCKED entries */
+	uint16_t nmax;		/* how many gaps are maxgap long */
+	uint8_t arena;		/* allocated from the tree's arena */
 	uint64_t maxgap;	/* largest gap between two entries */
 	uint64_t iova[LEAF_CAP];
 	struct lpay pay[LEAF_CAP];
@@ -115,6 +140,8 @@ struct islot {
 struct inner {
 	uint16_t nr;
 	uint16_t flags;
+	uint16_t nmax;		/* how many of its gaps are maxgap long */
+	uint8_t arena;		/* same place as in struct leaf */
 	uint64_t maxgap;
 	uint64_t start[INNER_CAP];
 	struct islot slot[INNER_CAP];
@@ -132,6 +159,32 @@ struct ent {
 	struct lpay p;
 };
 
+/*
+ * Node arena: without an allocator of the caller's, a tree past
+ * ARENA_MIN_NODES takes its nodes from 2 MiB aligned chunks asking for
+ * transparent huge pages, so that a descent through a large tree does not
+ * also miss the TLB at every level (with 4 KiB pages a tree of 16M areas
+ * spans 160,000 pages). Nodes are cache line aligned there. Small trees
+ * (most IOASes) stay on malloc: a chunk is 2 MiB.
+ */
+#define CHUNK_SZ	(2ULL << 20)
+#define CHUNK_HDR	64
+#define NODE_SZ		((sizeof(struct leaf) + 63) & ~(size_t)63)
+#define CHUNK_NODES	((uint32_t)((CHUNK_SZ - CHUNK_HDR) / NODE_SZ))
+#define ARENA_MIN_NODES	128
+
+struct chunk {
+	struct chunk *next;	/* chunks with a free node */
+	struct chunk *prev;
+	void *free;		/* freed nodes, chained through their start */
+	uint32_t used;		/* nodes handed out */
+	uint32_t carved;	/* nodes ever handed out (the rest untouched) */
+};
+
+_Static_assert(sizeof(struct leaf) == sizeof(struct inner),
+	       "one node size for the arena");
+_Static_assert(sizeof(struct chunk) <= CHUNK_HDR, "chunk header");
+
 struct iova_tree {
 	void *root;		/* NULL when empty */
 	int height;		/* levels; leaves are at level height - 1 */
@@ -148,6 +201,11 @@ struct iova_tree {
 	struct leaf *spare_leaf;
 	struct inner *spare_inner;	/* chained through slot[0].child */
 	int nr_spare_inner;
+	bool no_arena;		/* the caller allocates, or mmap failed */
+	struct chunk *partial;	/* chunks with a free node */
+	uint64_t nr_chunks;
+	uint64_t nr_empty;	/* chunks kept with no node in use */
+	uint64_t arena_nodes;	/* nodes in use from chunks */
 };
 
 /* Request of the free-range search */
@@ -392,6 +450,126 @@ static void mem_free(struct iova_tree *t, void *p, size_t sz)
 	t->mem -= sz;
 }
 
+static void chunk_unlink(struct iova_tree *t, struct chunk *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		t->partial = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+}
+
+static void chunk_push(struct iova_tree *t, struct chunk *c)
+{
+	c->prev = NULL;
+	c->next = t->partial;
+	if (c->next)
+		c->next->prev = c;
+	t->partial = c;
+}
+
+static struct chunk *chunk_new(struct iova_tree *t)
+{
+	uint8_t *m = mmap(NULL, 2 * CHUNK_SZ, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *a;
+	struct chunk *c;
+
+	if (m == MAP_FAILED)
+		return NULL;
+	/* keep the 2 MiB aligned middle: a huge page can back it */
+	a = (uint8_t *)(((uintptr_t)m + CHUNK_SZ - 1) &
+			~(uintptr_t)(CHUNK_SZ - 1));
+	if (a > m)
+		munmap(m, (size_t)(a - m));
+	munmap(a + CHUNK_SZ, (size_t)(m + CHUNK_SZ - a));
+#ifdef MADV_HUGEPAGE
+	madvise(a, CHUNK_SZ, MADV_HUGEPAGE);	/* a hint: may fail */
+#endif
+	POISON(a + CHUNK_HDR, CHUNK_SZ - CHUNK_HDR);
+	c = (struct chunk *)a;
+	memset(c, 0, sizeof(*c));
+	t->nr_chunks++;
+	t->nr_empty++;
+	chunk_push(t, c);
+	return c;
+}
+
+static void chunk_del(struct iova_tree *t, struct chunk *c)
+{
+	chunk_unlink(t, c);
+	UNPOISON(c, CHUNK_SZ);
+	munmap(c, CHUNK_SZ);
+	t->nr_chunks--;
+	t->nr_empty--;
+}
+
+/* A node of the tree (leaf or inner), from the arena when there is one */
+static void *node_alloc(struct iova_tree *t)
+{
+	struct chunk *c;
+	uint8_t *p;
+
+	if (t->no_arena || t->nr_leaves + t->nr_inner < ARENA_MIN_NODES) {
+		p = mem_alloc(t, sizeof(struct leaf));
+		if (p)
+			((struct leaf *)p)->arena = 0;
+		return p;
+	}
+	c = t->partial;
+	if (!c) {
+		c = chunk_new(t);
+		if (!c) {
+			t->no_arena = true;	/* no more tries: malloc */
+			return node_alloc(t);
+		}
+	}
+	if (c->free) {
+		p = c->free;
+		UNPOISON(p, NODE_SZ);
+		c->free = *(void **)p;
+	} else {
+		p = (uint8_t *)c + CHUNK_HDR + (size_t)c->carved++ * NODE_SZ;
+		UNPOISON(p, NODE_SZ);
+	}
+	if (!c->used++)
+		t->nr_empty--;
+	if (c->used == CHUNK_NODES)
+		chunk_unlink(t, c);
+	t->arena_nodes++;
+	t->mem += sizeof(struct leaf);
+	((struct leaf *)p)->arena = 1;
+	return p;
+}
+
+static void node_free(struct iova_tree *t, void *p)
+{
+	struct chunk *c;
+
+	if (!p)
+		return;
+	if (!((struct leaf *)p)->arena) {
+		mem_free(t, p, sizeof(struct leaf));
+		return;
+	}
+	c = (struct chunk *)((uintptr_t)p & ~(uintptr_t)(CHUNK_SZ - 1));
+	if (c->used == CHUNK_NODES)
+		chunk_push(t, c);
+	*(void **)p = c->free;
+	c->free = p;
+	POISON(p, NODE_SZ);
+	UNPOISON(p, sizeof(void *));
+	t->arena_nodes--;
+	t->mem -= sizeof(struct leaf);
+	if (--c->used)
+		return;
+	/* keep one empty chunk, against mmap churn at a boundary */
+	if (++t->nr_empty > 1)
+		chunk_del(t, c);
+}
+
 /*
  * Make sure the next insert cannot fail: it may split one node per level
  * and add a new root, so it needs one leaf and 'height' inner nodes.
@@ -401,12 +579,12 @@ static int tree_reserve(struct iova_tree *t)
 	if (t->height >= MAX_HEIGHT)
 		return -ENOMEM;	/* unreachable in practice: 2^23+ leaves */
 	if (!t->spare_leaf) {
-		t->spare_leaf = mem_alloc(t, sizeof(struct leaf));
+		t->spare_leaf = node_alloc(t);
 		if (!t->spare_leaf)
 			return -ENOMEM;
 	}
 	while (t->nr_spare_inner < t->height) {
-		struct inner *n = mem_alloc(t, sizeof(*n));
+		struct inner *n = node_alloc(t);
 
 		if (!n)
 			return -ENOMEM;
@@ -424,6 +602,7 @@ static struct leaf *take_leaf(struct iova_tree *t)
 	t->spare_leaf = NULL;
 	l->nr = 0;
 	l->nblk = 0;
+	l->nmax = 0;
 	l->maxgap = 0;
 	t->nr_leaves++;
 	return l;
@@ -437,6 +616,7 @@ static struct inner *take_inner(struct iova_tree *t)
 	t->nr_spare_inner--;
 	n->nr = 0;
 	n->flags = 0;
+	n->nmax = 0;
 	n->maxgap = 0;
 	t->nr_inner++;
 	return n;
@@ -449,7 +629,7 @@ static void drop_leaf(struct iova_tree *t, struct leaf *l)
 	if (!t->spare_leaf)
 		t->spare_leaf = l;
 	else
-		mem_free(t, l, sizeof(*l));
+		node_free(t, l);
 }
 
 static void drop_inner(struct iova_tree *t, struct inner *n)
@@ -460,7 +640,7 @@ static void drop_inner(struct iova_tree *t, struct inner *n)
 		t->spare_inner = n;
 		t->nr_spare_inner++;
 	} else {
-		mem_free(t, n, sizeof(*n));
+		node_free(t, n);
 	}
 }
 
@@ -473,10 +653,43 @@ static inline uint64_t leaf_gap(const struct leaf *l, int k)
 	return l->iova[k] - l->pay[k - 1].last - 1;
 }
 
-/* Largest gap before entries [from, to] (clamped to the leaf) */
-static uint64_t leaf_gaps(const struct leaf *l, int from, int to)
+/*
+ * A node's largest gap is kept with the number of its gaps of that size,
+ * so that losing one of them costs a rescan of the node only when it was
+ * the last (a random fill of evenly spaced areas has all gaps equal: each
+ * insert splits one of the largest). Remove gap @g from the count / add
+ * it; after a change the caller rescans when the count dropped to 0.
+ */
+static inline void maxgap_del(uint64_t *maxgap, uint16_t *nmax, uint64_t g)
 {
-	uint64_t gap = 0;
+	if (g == *maxgap)
+		(*nmax)--;
+}
+
+static inline void maxgap_add(uint64_t *maxgap, uint16_t *nmax, uint64_t g)
+{
+	if (g > *maxgap) {
+		*maxgap = g;
+		*nmax = 1;
+	} else if (g == *maxgap) {
+		(*nmax)++;
+	}
+}
+
+/* Rescan the largest gap of @l and how many gaps have that size */
+static void leaf_regaps(struct leaf *l)
+{
+	int k;
+
+	l->maxgap = 0;
+	l->nmax = 0;
+	for (k = 1; k < (int)l->nr; k++)
+		maxgap_add(&l->maxgap, &l->nmax, leaf_gap(l, k));
+}
+
+/* Add the gaps before entries [from, to] (clamped to the leaf) */
+static void leaf_add_gaps(struct leaf *l, int from, int to)
+{
 	int k;
 
 	if (from < 1)
@@ -484,8 +697,7 @@ static uint64_t leaf_gaps(const struct leaf *l, int from, int to)
 	if (to > (int)l->nr - 1)
 		to = (int)l->nr - 1;
 	for (k = from; k <= to; k++)
-		gap = max_u64(gap, leaf_gap(l, k));
-	return gap;
+		maxgap_add(&l->maxgap, &l->nmax, leaf_gap(l, k));
 }
 
 /* Full recomputation after bulk moves (splits, merges, balancing) */
@@ -496,7 +708,7 @@ static void leaf_recalc(struct leaf *l)
 	for (i = 0; i < (int)l->nr; i++)
 		nblk += !!(l->pay[i].offp & OFFP_BLOCKED);
 	l->nblk = (uint16_t)nblk;
-	l->maxgap = leaf_gaps(l, 1, l->nr - 1);
+	leaf_regaps(l);
 }
 
 /* Gap between children j - 1 and j */
@@ -508,16 +720,17 @@ static inline uint64_t inner_gap(const struct inner *n, int j)
 /* Full recomputation after slots were added, removed or moved */
 static void inner_recalc(struct inner *n)
 {
-	uint64_t gap = 0, fl = 0;
+	uint64_t fl = 0;
 	int j;
 
+	n->maxgap = 0;
+	n->nmax = 0;
 	for (j = 0; j < (int)n->nr; j++) {
-		gap = max_u64(gap, gap_of(n->slot[j].gapf));
+		maxgap_add(&n->maxgap, &n->nmax, gap_of(n->slot[j].gapf));
 		if (j)
-			gap = max_u64(gap, inner_gap(n, j));
+			maxgap_add(&n->maxgap, &n->nmax, inner_gap(n, j));
 		fl |= n->slot[j].gapf & GF_KINDS;
 	}
-	n->maxgap = gap;
 	n->flags = (uint16_t)fl;
 }
 
@@ -548,25 +761,53 @@ static void leaf_copy(struct leaf *d, int di, const struct leaf *s, int si,
 	memcpy(&d->pay[di], &s->pay[si], n * sizeof(d->pay[0]));
 }
 
-/* Even out two adjacent leaves, @a left of @b */
+static int leaf_count_blk(const struct leaf *l, int from, int n)
+{
+	int i, nblk = 0;
+
+	for (i = from; i < from + n; i++)
+		nblk += !!(l->pay[i].offp & OFFP_BLOCKED);
+	return nblk;
+}
+
+/*
+ * Even out two adjacent leaves, @a left of @b. The summaries follow the
+ * entries that move: the part of a leaf that stays is not read again.
+ */
 static void leaf_balance(struct leaf *a, struct leaf *b)
 {
 	int want = ((int)a->nr + (int)b->nr) / 2;
-	int k;
+	int k, x, nblk, anr = (int)a->nr;
 
-	if ((int)a->nr > want) {
-		k = (int)a->nr - want;
+	if (anr > want) {
+		/* a's tail goes to the front of b */
+		k = anr - want;
+		for (x = want > 1 ? want : 1; x < anr; x++)
+			maxgap_del(&a->maxgap, &a->nmax, leaf_gap(a, x));
+		nblk = leaf_count_blk(a, want, k);
 		leaf_open(b, 0, k);
 		leaf_copy(b, 0, a, want, k);
 		a->nr = want;
-	} else if ((int)a->nr < want) {
-		k = want - (int)a->nr;
-		leaf_copy(a, a->nr, b, 0, k);
+		a->nblk -= nblk;
+		b->nblk += nblk;
+		leaf_add_gaps(b, 1, k);
+	} else if (anr < want) {
+		/* b's head goes to the end of a */
+		k = want - anr;
+		for (x = 1; x <= k && x < (int)b->nr; x++)
+			maxgap_del(&b->maxgap, &b->nmax, leaf_gap(b, x));
+		nblk = leaf_count_blk(b, 0, k);
+		leaf_copy(a, anr, b, 0, k);
 		a->nr += k;
 		leaf_close(b, 0, k);
+		a->nblk += nblk;
+		b->nblk -= nblk;
+		leaf_add_gaps(a, anr, a->nr - 1);
 	}
-	leaf_recalc(a);
-	leaf_recalc(b);
+	if (!a->nmax)
+		leaf_regaps(a);
+	if (!b->nmax)
+		leaf_regaps(b);
 }
 
 static void inner_open(struct inner *n, int pos, int k)
@@ -694,15 +935,20 @@ static bool refresh(struct inner *p, int j, bool leafkid)
 	p->slot[j].gapf = s.gapf;
 	slot_gaps(p, j, new);
 	for (k = 0; k < 3; k++) {
-		if (new[k] < old[k] && old[k] == p->maxgap)
-			recalc = true;
+		/* the neighbour gaps exist only where there is a neighbour */
+		if ((k == 1 && j == 0) || (k == 2 && j + 1 == (int)p->nr))
+			continue;
+		maxgap_del(&p->maxgap, &p->nmax, old[k]);
 	}
-	if (recalc) {
+	for (k = 0; k < 3; k++) {
+		if ((k == 1 && j == 0) || (k == 2 && j + 1 == (int)p->nr))
+			continue;
+		maxgap_add(&p->maxgap, &p->nmax, new[k]);
+	}
+	if (recalc || !p->nmax) {
 		inner_recalc(p);
 		return true;
 	}
-	p->maxgap = max_u64(p->maxgap, max_u64(new[0],
-					       max_u64(new[1], new[2])));
 	p->flags |= s.gapf & GF_KINDS;
 	return true;
 }
@@ -737,18 +983,18 @@ static void leaf_insert(struct iova_tree *t, struct leaf *l,
 	struct leaf *n;
 
 	if ((int)l->nr < cap) {
-		/* the gap the new entry splits, if it was the largest */
-		bool was_max = pos > 0 && pos < (int)l->nr &&
-			       leaf_gap(l, pos) == l->maxgap;
+		/* the gap the new entry splits */
+		bool split = pos > 0 && pos < (int)l->nr;
+		uint64_t old = split ? leaf_gap(l, pos) : 0;
 
 		leaf_open(l, pos, 1);
 		leaf_set(l, pos, e);
 		l->nblk += !!(e->p.offp & OFFP_BLOCKED);
-		if (was_max)
-			l->maxgap = leaf_gaps(l, 1, l->nr - 1);
-		else
-			l->maxgap = max_u64(l->maxgap,
-					    leaf_gaps(l, pos, pos + 1));
+		if (split)
+			maxgap_del(&l->maxgap, &l->nmax, old);
+		leaf_add_gaps(l, pos, pos + 1);
+		if (!l->nmax)
+			leaf_regaps(l);
 		return;
 	}
 	n = take_leaf(t);
@@ -856,9 +1102,8 @@ static void inner_add(struct iova_tree *t, struct inner *p, int q, void *child,
 	if (!m && q == (int)p->nr - 1 && q > 0) {
 		/* an append (ascending fills): the summary only gains the new
 		 * slot's gaps and kinds */
-		p->maxgap = max_u64(p->maxgap,
-				    max_u64(gap_of(p->slot[q].gapf),
-					    inner_gap(p, q)));
+		maxgap_add(&p->maxgap, &p->nmax, gap_of(p->slot[q].gapf));
+		maxgap_add(&p->maxgap, &p->nmax, inner_gap(p, q));
 		p->flags |= (uint16_t)(p->slot[q].gapf & GF_KINDS);
 	} else if (!p_same) {
 		inner_recalc(p);
@@ -1238,10 +1483,21 @@ static void rebalance(struct iova_tree *t, struct inner *par, int j,
 	if ((int)(node_nr(a, leafkid) + node_nr(b, leafkid)) <= cap) {
 		if (leafkid) {
 			struct leaf *la = a, *lb = b;
+			int anr = (int)la->nr;
 
 			leaf_copy(la, la->nr, lb, 0, lb->nr);
 			la->nr += lb->nr;
-			leaf_recalc(la);
+			/* la gains lb's gaps and the one between them */
+			la->nblk += lb->nblk;
+			if (lb->nmax && lb->maxgap > la->maxgap) {
+				la->maxgap = lb->maxgap;
+				la->nmax = lb->nmax;
+			} else if (lb->nmax && lb->maxgap == la->maxgap) {
+				la->nmax += lb->nmax;
+			}
+			leaf_add_gaps(la, anr, anr);
+			if (!la->nmax)
+				leaf_regaps(la);
 			drop_leaf(t, lb);
 		} else {
 			struct inner *ia = a, *ib = b;
@@ -1264,6 +1520,20 @@ static void rebalance(struct iova_tree *t, struct inner *par, int j,
 	refresh(par, x + 1, leafkid);
 }
 
+/* Give back the reserve (an empty tree keeps no chunk busy with it) */
+static void drop_spares(struct iova_tree *t)
+{
+	node_free(t, t->spare_leaf);
+	t->spare_leaf = NULL;
+	while (t->spare_inner) {
+		struct inner *n = t->spare_inner;
+
+		t->spare_inner = n->slot[0].child;
+		node_free(t, n);
+	}
+	t->nr_spare_inner = 0;
+}
+
 static void shrink_root(struct iova_tree *t)
 {
 	while (t->height > 1) {
@@ -1280,6 +1550,8 @@ static void shrink_root(struct iova_tree *t)
 		t->root = NULL;
 		t->height = 0;
 	}
+	if (!t->root)
+		drop_spares(t);
 }
 
 static void fix_up(struct iova_tree *t, struct iova_tree_path *p)
@@ -1368,11 +1640,19 @@ static bool leaf_remove(struct iova_tree *t, struct iova_tree_path *p,
 	int r, w, i, nblk = 0;
 	struct leaf *l = path_leaf(t, p, &i);
 	int nr0 = (int)l->nr;
-	uint64_t seen = 0;
+	uint64_t seen = 0, prev = i > 0 ? l->pay[i - 1].last : 0;
 	struct ent e;
 
+	/*
+	 * The gaps before entries [i, r] are replaced by the gaps before the
+	 * entries [i, w] left there: take the old ones out of the largest-gap
+	 * count as they are read (the leaf is rewritten behind the reader).
+	 */
 	for (r = w = i; r < (int)l->nr && l->iova[r] <= rc->b; r++) {
 		leaf_get(l, r, &e);
+		if (r > 0)
+			maxgap_del(&l->maxgap, &l->nmax, e.iova - prev - 1);
+		prev = e.p.last;
 		seen = e.p.last;
 		if (!(ent_kind(e.p.offp) & rc->kinds)) {
 			leaf_set(l, w++, &e);
@@ -1396,17 +1676,14 @@ static bool leaf_remove(struct iova_tree *t, struct iova_tree_path *p,
 			nblk += !!(e.p.offp & OFFP_BLOCKED);
 		}
 	}
+	if (r > 0 && r < nr0)
+		maxgap_del(&l->maxgap, &l->nmax, l->iova[r] - prev - 1);
 	if (w < r)
 		leaf_close(l, w, r - w);
-	/*
-	 * Inside the leaf only the gaps around [i, w] changed, and they only
-	 * grew; but removing the first or last entry drops a gap entirely.
-	 */
 	l->nblk -= nblk;
-	if (i == 0 || r == nr0)
-		l->maxgap = leaf_gaps(l, 1, l->nr - 1);
-	else
-		l->maxgap = max_u64(l->maxgap, leaf_gaps(l, i, w));
+	leaf_add_gaps(l, i, w);
+	if (!l->nmax)
+		leaf_regaps(l);
 	if (r < nr0 || r == i || seen >= rc->b)
 		return true;
 	*next = seen + 1;
@@ -1430,16 +1707,25 @@ static void punch(struct iova_tree *t, struct iova_tree_path *p,
 	tail.iova = rc->b + 1;
 	if (!(e.p.offp & OFFP_BLOCKED))
 		tail.p.offp += rc->b + 1 - e.iova;
+	if (i + 1 < (int)l->nr)
+		maxgap_del(&l->maxgap, &l->nmax, leaf_gap(l, i + 1));
 	l->pay[i].last = rc->a - 1;
-	l->maxgap = max_u64(l->maxgap, leaf_gaps(l, i + 1, i + 1));
+	leaf_add_gaps(l, i + 1, i + 1);
+	if (!l->nmax)
+		leaf_regaps(l);
 	fix_up(t, p);
 	tree_insert_ent(t, &tail);
 	count_area(t, e.p.offp, 1, 0);
 }
 
-static int remove_range(struct iova_tree *t, uint64_t a, uint64_t b,
-			unsigned int kinds, iova_tree_unmapped_fn cb,
-			void *ctx, uint64_t *removed)
+/*
+ * @start: the path to the first piece, already found (by a walk of the
+ * range since which the tree did not change), or NULL to find it here.
+ */
+static int remove_range_from(struct iova_tree *t, uint64_t a, uint64_t b,
+			     unsigned int kinds, iova_tree_unmapped_fn cb,
+			     void *ctx, uint64_t *removed,
+			     const struct iova_tree_path *start)
 {
 	struct rm_ctx rc = { .a = a, .b = b, .kinds = kinds, .cb = cb,
 			     .ctx = ctx };
@@ -1450,7 +1736,9 @@ static int remove_range(struct iova_tree *t, uint64_t a, uint64_t b,
 
 	if (!kinds || (kinds & ~IOVA_TREE_ALL))
 		return -EINVAL;
-	if (!find_first_wr(t, a, b, kinds, &p, true))
+	if (start)
+		p = *start;
+	else if (!find_first_wr(t, a, b, kinds, &p, true))
 		goto out;
 	l = path_leaf(t, &p, &i);
 	if (l->iova[i] < a && l->pay[i].last > b) {
@@ -1473,6 +1761,13 @@ out:
 	if (removed)
 		*removed = pages_to_bytes_sat(rc.pages);
 	return 0;
+}
+
+static int remove_range(struct iova_tree *t, uint64_t a, uint64_t b,
+			unsigned int kinds, iova_tree_unmapped_fn cb,
+			void *ctx, uint64_t *removed)
+{
+	return remove_range_from(t, a, b, kinds, cb, ctx, removed, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1550,6 +1845,7 @@ int iova_tree_new(const struct iova_tree_ops *ops, struct iova_tree **out)
 		if (ops->node_cap)
 			tmp.cap = (int)ops->node_cap;
 		tmp.ops = *ops;
+		tmp.no_arena = ops->alloc != NULL;
 	}
 	t = mem_alloc(&tmp, sizeof(*t));
 	if (!t)
@@ -1570,12 +1866,12 @@ static void free_rec(struct iova_tree *t, void *node, int level)
 			if (!(l->pay[i].offp & OFFP_BLOCKED))
 				t->ops.put((void *)l->pay[i].data);
 		}
-		mem_free(t, l, sizeof(*l));
+		node_free(t, l);
 		return;
 	}
 	for (i = 0; i < (int)((struct inner *)node)->nr; i++)
 		free_rec(t, ((struct inner *)node)->slot[i].child, level + 1);
-	mem_free(t, node, sizeof(struct inner));
+	node_free(t, node);
 }
 
 void iova_tree_free(struct iova_tree *t)
@@ -1584,13 +1880,9 @@ void iova_tree_free(struct iova_tree *t)
 		return;
 	if (t->root)
 		free_rec(t, t->root, 0);
-	mem_free(t, t->spare_leaf, sizeof(struct leaf));
-	while (t->spare_inner) {
-		struct inner *n = t->spare_inner;
-
-		t->spare_inner = n->slot[0].child;
-		mem_free(t, n, sizeof(*n));
-	}
+	drop_spares(t);
+	while (t->partial)
+		chunk_del(t, t->partial);	/* the kept empty one */
 	if (t->ops.free)
 		t->ops.free(t->ops.alloc_ctx, t, sizeof(*t));
 	else
@@ -1701,12 +1993,18 @@ int iova_tree_remove_all(struct iova_tree *t, unsigned int kinds,
 	return remove_range(t, 0, UINT64_MAX, kinds, unmapped, ctx, removed);
 }
 
-int iova_tree_for_each_piece(const struct iova_tree *t, uint64_t iova,
-			     uint64_t length, unsigned int kinds,
-			     iova_tree_visit_fn fn, void *ctx)
+/*
+ * The walk of iova_tree_for_each_piece() (@fn) and iova_tree_walk_range()
+ * (@afn, which also gets the whole area): @cur, if not NULL, records the
+ * range and the path to its first piece.
+ */
+static int walk_range(const struct iova_tree *t, uint64_t iova,
+		      uint64_t length, unsigned int kinds,
+		      iova_tree_visit_fn fn, iova_tree_area_fn afn, void *ctx,
+		      struct iova_tree_cursor *cur)
 {
 	struct iova_tree_path p;
-	struct iova_area piece;
+	struct iova_area piece, whole;
 	struct leaf *l;
 	struct ent e;
 	uint64_t b, gen;
@@ -1716,8 +2014,20 @@ int iova_tree_for_each_piece(const struct iova_tree *t, uint64_t iova,
 		ret = check_kinds(kinds);
 	if (ret)
 		return ret;
+	if (cur) {
+		cur->tree = t;
+		cur->gen = t->gen;
+		cur->iova = iova;
+		cur->last = b;
+		cur->kinds = kinds;
+		cur->found = false;
+	}
 	if (!find_first(t, iova, b, kinds, &p))
 		return 0;
+	if (cur) {
+		cur->found = true;
+		cur->path = p;
+	}
 	for (;;) {
 		l = path_leaf(t, &p, &i);
 		leaf_get(l, i, &e);
@@ -1727,7 +2037,12 @@ int iova_tree_for_each_piece(const struct iova_tree *t, uint64_t iova,
 		if (ent_kind(e.p.offp) & kinds) {
 			piece_of(&e, max_u64(e.iova, iova),
 				 min_u64(e.p.last, b), &piece);
-			ret = fn(ctx, &piece);
+			if (afn) {
+				ent_to_area(&e, &whole);
+				ret = afn(ctx, &piece, &whole);
+			} else {
+				ret = fn(ctx, &piece);
+			}
 			if (ret)
 				return ret;
 		}
@@ -1748,6 +2063,42 @@ int iova_tree_for_each_piece(const struct iova_tree *t, uint64_t iova,
 			return 0;
 		}
 	}
+}
+
+int iova_tree_for_each_piece(const struct iova_tree *t, uint64_t iova,
+			     uint64_t length, unsigned int kinds,
+			     iova_tree_visit_fn fn, void *ctx)
+{
+	return walk_range(t, iova, length, kinds, fn, NULL, ctx, NULL);
+}
+
+int iova_tree_walk_range(const struct iova_tree *t, uint64_t iova,
+			 uint64_t length, unsigned int kinds,
+			 iova_tree_area_fn fn, void *ctx,
+			 struct iova_tree_cursor *cur)
+{
+	if (!fn || !cur)
+		return -EINVAL;
+	return walk_range(t, iova, length, kinds, NULL, fn, ctx, cur);
+}
+
+int iova_tree_remove_walked(struct iova_tree *t,
+			    const struct iova_tree_cursor *cur,
+			    iova_tree_unmapped_fn unmapped, void *ctx,
+			    uint64_t *removed)
+{
+	if (!cur || cur->tree != t)
+		return -EINVAL;
+	if (cur->gen != t->gen)	/* changed since: find the range again */
+		return remove_range(t, cur->iova, cur->last, cur->kinds,
+				    unmapped, ctx, removed);
+	if (!cur->found) {
+		if (removed)
+			*removed = 0;
+		return 0;
+	}
+	return remove_range_from(t, cur->iova, cur->last, cur->kinds,
+				 unmapped, ctx, removed, &cur->path);
 }
 
 int iova_tree_first_overlap(const struct iova_tree *t, uint64_t iova,
@@ -1810,7 +2161,9 @@ void iova_tree_stats(const struct iova_tree *t, struct iova_tree_stats *st)
 	st->nr_blocked = t->nr_blk;
 	st->bytes_mapped = pages_to_bytes_sat(t->pg_map);
 	st->bytes_blocked = pages_to_bytes_sat(t->pg_blk);
-	st->mem_bytes = t->mem;
+	/* the arena's chunks whole, not only the nodes in use */
+	st->mem_bytes = t->mem - t->arena_nodes * sizeof(struct leaf) +
+			t->nr_chunks * CHUNK_SZ;
 	st->height = (uint32_t)t->height;
 	st->nr_leaves = t->nr_leaves;
 	st->nr_inner = t->nr_inner;
@@ -1865,6 +2218,8 @@ struct vstate {
 static int val_leaf(const struct iova_tree *t, const struct leaf *l,
 		    struct vstate *vs)
 {
+	uint64_t gap;
+	uint16_t nmax;
 	int i, nblk;
 
 	if (l->nr < 1 || (int)l->nr > t->cap)
@@ -1891,7 +2246,11 @@ static int val_leaf(const struct iova_tree *t, const struct leaf *l,
 		}
 	}
 	vs->nr_leaves++;
-	if (l->maxgap != leaf_gaps(l, 1, l->nr - 1))
+	gap = 0;
+	nmax = 0;
+	for (i = 1; i < (int)l->nr; i++)
+		maxgap_add(&gap, &nmax, leaf_gap(l, i));
+	if (gap != l->maxgap || nmax != l->nmax)
 		return -EUCLEAN;
 	for (i = 0, nblk = 0; i < (int)l->nr; i++)
 		nblk += !!(l->pay[i].offp & OFFP_BLOCKED);
@@ -1906,6 +2265,7 @@ static int val_rec(const struct iova_tree *t, const void *node, int level,
 	const struct inner *n = node;
 	bool leafkid = level + 1 == t->height - 1;
 	uint64_t gap = 0, fl = 0;
+	uint16_t nmax = 0;
 	struct summ s;
 	int j, ret;
 
@@ -1921,12 +2281,12 @@ static int val_rec(const struct iova_tree *t, const void *node, int level,
 		if (s.start != n->start[j] || s.last != n->slot[j].last ||
 		    s.gapf != n->slot[j].gapf)
 			return -EUCLEAN;
-		gap = max_u64(gap, gap_of(n->slot[j].gapf));
+		maxgap_add(&gap, &nmax, gap_of(n->slot[j].gapf));
 		if (j)
-			gap = max_u64(gap, inner_gap(n, j));
+			maxgap_add(&gap, &nmax, inner_gap(n, j));
 		fl |= n->slot[j].gapf & GF_KINDS;
 	}
-	if (gap != n->maxgap || fl != n->flags)
+	if (gap != n->maxgap || nmax != n->nmax || fl != n->flags)
 		return -EUCLEAN;
 	vs->nr_inner++;
 	return 0;

@@ -60,10 +60,20 @@
  *  - Iterators are invalidated by any modification; iova_tree_iter_next()
  *    then returns -ESTALE instead of reading freed memory.
  *  - Memory (all node bytes / areas, iova_tree_stats().mem_bytes): ~33
- *    bytes per area after ascending/descending or allocator fills, ~39
- *    after random-order fills, below ~64 after heavy random deletion (nodes
+ *    bytes per area after ascending/descending or allocator fills, ~38
+ *    after random-order fills, below ~52 after heavy random deletion (nodes
  *    under half full are merged or borrowed from). No cap on the number of
  *    areas (the height limit of 24 is unreachable).
+ *  - Node memory without ops->alloc: a tree of more than 128 nodes (about
+ *    12,000 areas) takes further nodes from 2 MiB aligned chunks it maps
+ *    itself with madvise(MADV_HUGEPAGE), so that a large tree sits on
+ *    transparent huge pages where the system allows them (THP "madvise" or
+ *    "always"; with "never" they are plain pages). A chunk is unmapped when
+ *    its last node is freed (one empty chunk is kept); a tree that shrinks
+ *    keeps a chunk that still holds one node, so memory comes back only as
+ *    chunks empty, and all of it at iova_tree_free(). mem_bytes counts the
+ *    chunks whole. If mmap fails the tree falls back to malloc. With
+ *    ops->alloc every node comes from it, as before.
  *  - Speed: lookups interpolate where a key falls in each node, so they are
  *    fastest for regular layouts (guest RAM mapped page by page) and stay
  *    O(log n) otherwise. IOVA allocation is O(log n) through the gap
@@ -123,8 +133,8 @@ struct iova_tree_ops {
 	void (*free)(void *alloc_ctx, void *p, size_t size);
 	void *alloc_ctx;
 	/*
-	 * Testing only: entries per node, 4..64, to get deep trees from few
-	 * areas. 0 = the default (64), which is what production wants.
+	 * Testing only: entries per node, 4..128, to get deep trees from few
+	 * areas. 0 = the default (128), which is what production wants.
 	 */
 	unsigned int node_cap;
 };
@@ -207,6 +217,36 @@ int iova_tree_for_each_piece(const struct iova_tree *t, uint64_t iova,
 			     iova_tree_visit_fn fn, void *ctx);
 
 /*
+ * What iova_tree_remove() of the same range would remove, walked once so
+ * that the removal need not search for it again: @fn gets each piece (as
+ * iova_tree_for_each_piece() gives it) and the whole area it is cut from,
+ * in IOVA order; a non-zero return stops the walk and is returned. *@cur
+ * records the range and where its first piece is; then
+ * iova_tree_remove_walked() removes exactly those pieces, starting there
+ * without a descent when the tree has not changed since the walk (else
+ * it searches as iova_tree_remove() does). An IOAS unmap that looks at
+ * its pieces, unmaps them in hardware and then drops them from the tree
+ * thus descends once. 0, @fn's return value, -EINVAL (also NULL @fn or
+ * @cur), -EOVERFLOW. @fn must not modify the tree (if it does, the removal
+ * only loses its shortcut).
+ */
+struct iova_tree_cursor;
+typedef int (*iova_tree_area_fn)(void *ctx, const struct iova_area *piece,
+				 const struct iova_area *whole);
+int iova_tree_walk_range(const struct iova_tree *t, uint64_t iova,
+			 uint64_t length, unsigned int kinds,
+			 iova_tree_area_fn fn, void *ctx,
+			 struct iova_tree_cursor *cur);
+/*
+ * Remove what the walk into @cur covered (see iova_tree_remove() for the
+ * callbacks, *@removed and -ENOMEM). -EINVAL if @cur is another tree's.
+ */
+int iova_tree_remove_walked(struct iova_tree *t,
+			    const struct iova_tree_cursor *cur,
+			    iova_tree_unmapped_fn unmapped, void *ctx,
+			    uint64_t *removed);
+
+/*
  * Copy out the first area (lowest IOVA) of a kind in @kinds overlapping
  * [@iova, @iova + @length) (whole area, not clipped; @out may be NULL).
  * 0 if found, -ENOENT if the range is free of such areas, -EINVAL,
@@ -243,6 +283,17 @@ struct iova_tree_iter {
 	const struct iova_tree *tree;
 	uint64_t gen;
 	bool valid;
+	struct iova_tree_path path;
+};
+
+/* Filled by iova_tree_walk_range(); everything in here is private. */
+struct iova_tree_cursor {
+	const struct iova_tree *tree;
+	uint64_t gen;
+	uint64_t iova;
+	uint64_t last;
+	unsigned int kinds;
+	bool found;
 	struct iova_tree_path path;
 };
 
