@@ -597,18 +597,25 @@ struct unmap_plan {
 	struct ioas *ioas;
 	uint64_t first, last;		/* first and last byte mapped */
 	bool found;
+	bool cut_in_two;		/* the range is inside one mapping */
 	bool want_pieces;
 	struct be_piece *v;		/* whole areas, for the backend */
 	uint32_t nr, cap;
 };
 
-static int plan_piece(void *arg, const struct iova_area *piece)
+static int plan_piece(void *arg, const struct iova_area *piece,
+		      const struct iova_area *whole)
 {
 	struct unmap_plan *p = arg;
-	struct iova_area whole;
 
-	if (!p->found)
+	if (!p->found) {
 		p->first = piece->iova;
+		/* a piece short of its mapping at both ends is the whole
+		 * range: a hole inside one mapping leaves two */
+		p->cut_in_two = whole->iova < piece->iova &&
+				whole->iova + (whole->length - 1) >
+				piece->iova + (piece->length - 1);
+	}
 	p->found = true;
 	p->last = piece->iova + piece->length - 1;
 	if (!p->want_pieces)
@@ -622,13 +629,12 @@ static int plan_piece(void *arg, const struct iova_area *piece)
 		p->v = v;
 		p->cap = cap;
 	}
-	iova_tree_lookup(p->ioas->tree, piece->iova, &whole);
 	p->v[p->nr] = (struct be_piece){
-		.iova = whole.iova,
-		.length = whole.length,
-		.prot = whole.prot,
+		.iova = whole->iova,
+		.length = whole->length,
+		.prot = whole->prot,
 	};
-	ioas_area_backing(&whole, &p->v[p->nr].backing);
+	ioas_area_backing(whole, &p->v[p->nr].backing);
 	p->nr++;
 	return 0;
 }
@@ -705,20 +711,6 @@ plain:
 		       be_ops(ioas)->name, strerror(-r));
 }
 
-/*
- * Does unmapping [iova, iova+length) leave a piece of one mapping on each
- * side?  Only then is the count of mappings one higher afterwards (ends in
- * two different mappings trim both and create none).
- */
-static bool cuts_one_in_two(struct ioas *ioas, uint64_t iova, uint64_t length)
-{
-	struct iova_area a;
-
-	return iova_tree_lookup(ioas->tree, iova, &a) == 0 &&
-	       a.kind == IOVA_AREA_MAPPING && a.iova < iova &&
-	       a.iova + (a.length - 1) > iova + (length - 1);
-}
-
 struct mark_ctx {
 	uint64_t iova;
 	uint64_t *bitmap;
@@ -793,10 +785,12 @@ static int unmap_range(struct ioas *ioas, uint64_t iova, uint64_t length,
 		.want_pieces = be_ops(ioas)->unmap_wants_pieces,
 	};
 	uint64_t removed = 0, before = nr_mappings(ioas), span;
+	struct iova_tree_cursor cur;
 	int r;
 
-	r = iova_tree_for_each_piece(ioas->tree, iova, length,
-				     IOVA_TREE_MAPPINGS, plan_piece, &p);
+	/* one descent: the walk finds the pieces, the removal starts there */
+	r = iova_tree_walk_range(ioas->tree, iova, length, IOVA_TREE_MAPPINGS,
+				 plan_piece, &p, &cur);
 	if (r < 0) {
 		free(p.v);
 		return op_fail(op, -r, "cannot unmap: %s", strerror(-r));
@@ -812,9 +806,9 @@ static int unmap_range(struct ioas *ioas, uint64_t iova, uint64_t length,
 			       (unsigned long long)(iova + length - 1),
 			       ioas->id);
 	}
-	/* a hole inside one mapping leaves two: one mapping more */
-	r = cuts_one_in_two(ioas, iova, length) ?
-	    check_quota(ioas, 1, 0, op) : 0;
+	/* a hole inside one mapping leaves two: one mapping more (ends in
+	 * two different mappings trim both and create none) */
+	r = p.cut_in_two ? check_quota(ioas, 1, 0, op) : 0;
 	if (r < 0) {
 		free(p.v);
 		return r;
@@ -825,8 +819,7 @@ static int unmap_range(struct ioas *ioas, uint64_t iova, uint64_t length,
 	if (r < 0)
 		return unmap_failed(ioas, r, op);
 	pthread_rwlock_wrlock(&ioas->lock);
-	r = iova_tree_remove(ioas->tree, p.first, span, IOVA_TREE_MAPPINGS,
-			     NULL, NULL, &removed);
+	r = iova_tree_remove_walked(ioas->tree, &cur, NULL, NULL, &removed);
 	pthread_rwlock_unlock(&ioas->lock);
 	if (r < 0) {
 		restore_backend(ioas, p.first, span);
@@ -852,7 +845,7 @@ static int unmap_all(struct ioas *ioas, struct ioasid_op *op)
 	iova_tree_iter_start(&it, ioas->tree, 0);
 	while (r == 0 && iova_tree_iter_next(&it, &a) == 0)
 		if (a.kind == IOVA_AREA_MAPPING)
-			r = plan_piece(&p, &a);
+			r = plan_piece(&p, &a, &a);
 	if (r < 0) {
 		free(p.v);
 		return op_fail(op, ENOMEM, "out of memory");
