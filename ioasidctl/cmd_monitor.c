@@ -61,6 +61,8 @@ static const char *event_name(uint32_t type)
 		return "session-start";
 	case IOASID_EVENT_SESSION_END:
 		return "session-end";
+	case IOASID_EVENT_PAGE_RESPONSE:
+		return "page-response";
 	default:
 		return "unknown";
 	}

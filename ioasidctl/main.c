@@ -33,7 +33,7 @@ static const struct cmd commands[] = {
 	  "IOAS" },
 	{ "kvm", cmd_kvm, "VMs: WBINVD state and which devices cause it" },
 	{ "monitor", cmd_monitor, "print events as they happen" },
-	{ "faults", cmd_faults, "read and print queued DMA fault records" },
+	{ "faults", cmd_faults, "fault records; fault queues and page requests" },
 	{ "dma", cmd_dma, "make a simulated device do DMA" },
 	{ "sim", cmd_sim, "print the topology (ioasid-topology(5)); hotplug" },
 	{ "batch", cmd_batch, "run subcommands from a file in one session" },

@@ -532,6 +532,14 @@ static int run_op(struct client *c, struct ioasid_op *op)
 			       "memory of process %d: map a memfd or "
 			       "guest_memfd with MAP_FILE instead",
 			       (int)c->cred.pid);
+	case IOASID_CMD_DEVICE_DMA:
+	case IOASID_CMD_DEVICE_DMA_PASID:
+		if (op->flags & IOASID_DMA_PAGE_WAIT)
+			return op_fail(op, EOPNOTSUPP, "a DMA through ioasidd "
+				       "does not wait for its page request's "
+				       "answer (it would stall every client): "
+				       "retry it after -EINPROGRESS");
+		break;
 	case IOASID_CMD_EVENT_READ:
 		return op_fail(op, EOPNOTSUPP, "events arrive as EVENT "
 			       "messages; EVENT_READ is for embedded contexts");

@@ -383,6 +383,13 @@ void fastpath_after(struct fastpath *fp, const struct fastpath_req *req,
 	case IOASID_CMD_DEVICE_PASID_DETACH:
 	case IOASID_CMD_DEVICE_PASID_LIST:
 	case IOASID_CMD_DEVICE_DMA_PASID:
+	/* fault queues: page requests and their answers */
+	case IOASID_CMD_FAULT_QUEUE_ALLOC:
+	case IOASID_CMD_FAULT_QUEUE_DESTROY:
+	case IOASID_CMD_FAULT_QUEUE_READ:
+	case IOASID_CMD_FAULT_RESPOND:
+	case IOASID_CMD_FAULT_QUEUE_INFO:
+	case IOASID_CMD_FAULT_QUEUE_LIST:
 		return;
 	case IOASID_CMD_LOOKUP:
 	case IOASID_CMD_MAPPING_NEXT:

@@ -6,6 +6,7 @@
  * core (uapi/ioasid/ops.def names each command's handler).
  */
 #include <errno.h>
+#include <unistd.h>
 
 #include "ctx.h"
 #include "util/macros.h"
@@ -23,6 +24,133 @@ IOASID_EXPORT int ioasid_fault_read(struct ioasid_ctx *ctx,
 
 	ioasid_op_init(&op, IOASID_CMD_FAULT_READ);
 	return api_call_array(ctx, &op, faults, sizeof(*faults), nr);
+}
+
+/*
+ * ioasid_fault_queue_alloc - a queue for the page requests of the devices
+ * attached to @target_id (an IOAS or a nested table)
+ * @depth: records and outstanding requests at most (0: the default)
+ * @timeout_ms: an unanswered request then fails (0: the default)
+ * @fd: out: an eventfd the caller owns, readable while records wait
+ *
+ * Errors: -EINVAL (NULL out-parameter, depth or timeout too large),
+ * -ENOENT, -EEXIST (the target has one), -EOPNOTSUPP (flags, backend),
+ * -EMFILE, -ENOMEM.
+ */
+IOASID_EXPORT int ioasid_fault_queue_alloc(struct ioasid_ctx *ctx,
+					   uint32_t target_id, uint32_t depth,
+					   uint32_t timeout_ms, uint32_t flags,
+					   uint32_t *fault_id, int *fd)
+{
+	struct ioasid_op op;
+	int r;
+
+	if (!fault_id || !fd)
+		return api_reject(-EINVAL, __func__, "%s is NULL",
+				  fault_id ? "fd" : "fault_id");
+	ioasid_op_init(&op, IOASID_CMD_FAULT_QUEUE_ALLOC);
+	op.ioas_id = target_id;
+	op.mode = depth;
+	op.length = timeout_ms;
+	op.flags = flags;
+	r = api_call(ctx, &op);
+	if (r == 0 && op.out_fd < 0)
+		r = api_reject(-EPROTO, __func__, "the fault queue came "
+			       "without its descriptor");
+	if (r == 0) {
+		*fault_id = op.out_id;
+		*fd = op.out_fd;
+	} else {
+		close_fd(op.out_fd);
+	}
+	return r;
+}
+
+/*
+ * ioasid_fault_queue_destroy - free a fault queue
+ *
+ * Errors: -ENOENT, -EBUSY (devices are attached to its target).
+ */
+IOASID_EXPORT int ioasid_fault_queue_destroy(struct ioasid_ctx *ctx,
+					     uint32_t fault_id)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_FAULT_QUEUE_DESTROY);
+	op.ioas_id2 = fault_id;
+	return api_call(ctx, &op);
+}
+
+/*
+ * ioasid_fault_queue_read - take waiting page request records, oldest
+ * first (an overflow record first when requests were lost)
+ *
+ * Errors: -EINVAL (NULL, or no room for one record), -ENOENT.
+ */
+IOASID_EXPORT int ioasid_fault_queue_read(struct ioasid_ctx *ctx,
+					  uint32_t fault_id,
+					  struct ioasid_page_request *requests,
+					  uint32_t *nr)
+{
+	struct ioasid_op op;
+
+	if (nr && !*nr)
+		return api_reject(-EINVAL, __func__, "no room for one record");
+	ioasid_op_init(&op, IOASID_CMD_FAULT_QUEUE_READ);
+	op.ioas_id2 = fault_id;
+	return api_call_array(ctx, &op, requests, sizeof(*requests), nr);
+}
+
+/*
+ * ioasid_fault_respond - answer the page request @cookie of @fault_id
+ *
+ * Errors: -EINVAL (unknown code), -ENOENT (no such queue, or no such
+ * outstanding request), -EALREADY (answered already), -ETIMEDOUT (it
+ * timed out unanswered).  Nothing changes on error.
+ */
+IOASID_EXPORT int ioasid_fault_respond(struct ioasid_ctx *ctx,
+				       uint32_t fault_id, uint32_t cookie,
+				       uint32_t code)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_FAULT_RESPOND);
+	op.ioas_id2 = fault_id;
+	op.mode = cookie;
+	op.flags = code;
+	return api_call(ctx, &op);
+}
+
+/*
+ * ioasid_fault_queue_info - a fault queue's depth, counters and state
+ *
+ * Errors: -EINVAL, -ENOENT.
+ */
+IOASID_EXPORT int ioasid_fault_queue_info(struct ioasid_ctx *ctx,
+					  uint32_t fault_id,
+					  struct ioasid_fault_queue_info *info)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_FAULT_QUEUE_INFO);
+	op.ioas_id2 = fault_id;
+	return api_call_struct(ctx, &op, info, sizeof(*info));
+}
+
+/*
+ * ioasid_fault_queue_list - this client's fault queues (an observer's:
+ * everyone's)
+ *
+ * Errors: -EINVAL, -EMSGSIZE (*@nr set to how many there are).
+ */
+IOASID_EXPORT int ioasid_fault_queue_list(struct ioasid_ctx *ctx,
+					  struct ioasid_fault_queue_info *queues,
+					  uint32_t *nr)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_FAULT_QUEUE_LIST);
+	return api_call_array(ctx, &op, queues, sizeof(*queues), nr);
 }
 
 /*

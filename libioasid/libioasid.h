@@ -262,6 +262,29 @@ int ioasid_device_set_vm(struct ioasid_ctx *ctx, uint32_t dev_id,
 
 int ioasid_fault_read(struct ioasid_ctx *ctx, struct ioasid_fault *faults,
 		      uint32_t *nr);
+/*
+ * Recoverable faults (ioasid_fault_queue_alloc(3)): a fault queue of an
+ * IOAS or nested table takes its devices' page requests; *@fd (the
+ * caller's) polls readable while records wait.  @depth 0 and @timeout_ms
+ * 0 mean the defaults (IOASID_FAULT_QUEUE_DEPTH_DEFAULT, ..._TIMEOUT_...).
+ */
+int ioasid_fault_queue_alloc(struct ioasid_ctx *ctx, uint32_t target_id,
+			     uint32_t depth, uint32_t timeout_ms,
+			     uint32_t flags, uint32_t *fault_id, int *fd);
+int ioasid_fault_queue_destroy(struct ioasid_ctx *ctx, uint32_t fault_id);
+/* *@nr in: room, out: records taken (0: none waited). */
+int ioasid_fault_queue_read(struct ioasid_ctx *ctx, uint32_t fault_id,
+			    struct ioasid_page_request *requests,
+			    uint32_t *nr);
+/* @code: IOASID_PAGE_RESPONSE_SUCCESS or IOASID_PAGE_RESPONSE_INVALID. */
+int ioasid_fault_respond(struct ioasid_ctx *ctx, uint32_t fault_id,
+			 uint32_t cookie, uint32_t code);
+int ioasid_fault_queue_info(struct ioasid_ctx *ctx, uint32_t fault_id,
+			    struct ioasid_fault_queue_info *info);
+/* -EMSGSIZE with *nr set when too small. */
+int ioasid_fault_queue_list(struct ioasid_ctx *ctx,
+			    struct ioasid_fault_queue_info *queues,
+			    uint32_t *nr);
 /* @groups: IOASID_EVENT_GROUP_* bits (0 unsubscribes). */
 int ioasid_event_subscribe(struct ioasid_ctx *ctx, uint32_t groups);
 /* A descriptor that polls readable while events are queued. */

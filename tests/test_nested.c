@@ -698,3 +698,59 @@ Test(nested, other_context_cannot_touch_it)
 	ioasid_unref(other);
 	guest_teardown(&g);
 }
+
+/*
+ * A fault queue on the nested table takes its device's page requests,
+ * at stage 1 (the guest's table) and stage 2 (the parent) alike; the
+ * VMM has the guest fill its table, answers, and the device goes on.
+ */
+Test(nested, page_requests_go_to_the_tables_fault_queue)
+{
+	struct ioasid_page_request q[4];
+	struct ioasid_nested_inval all = {
+		.flags = IOASID_NESTED_INVAL_ALL,
+	};
+	struct guest g;
+	uint32_t fq, pfq, nr = 4, one = 1, id;
+	int fd, pfd;
+
+	guest_setup_nested(&g);
+	cr_assert_eq(ioasid_fault_queue_alloc(g.ctx, g.nested, 0, 0, 0, &fq,
+					      &fd), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	/* the parent's own queue does not see the table's devices */
+	cr_assert_eq(ioasid_fault_queue_alloc(g.ctx, g.ioas, 0, 0, 0, &pfq,
+					      &pfd), 0);
+	cr_assert_eq(dev_write(&g, GVA_HOLE, "x", 1), -EINPROGRESS, "%s",
+		     ioasid_last_error(g.ctx));
+	cr_assert_eq(dev_write(&g, GVA_OUTSIDE, "x", 1), -EINPROGRESS);
+	cr_assert_eq(ioasid_fault_queue_read(g.ctx, fq, q, &nr), 0);
+	cr_assert_eq(nr, 2);
+	cr_assert_eq(q[0].target_id, g.nested);
+	cr_assert_eq(q[0].addr, GVA_HOLE, "stage 1: the IOVA the device used");
+	cr_assert_eq(q[1].addr, GVA_OUTSIDE);
+	nr = 4;
+	cr_assert_eq(ioasid_fault_queue_read(g.ctx, pfq, q + 2, &nr), 0);
+	cr_assert_eq(nr, 0);
+	/* the guest maps the hole (a 2 MiB page), the VMM answers */
+	*entry(&g, PD, 3) = gpa(LARGE) | P | W | U | PS;
+	cr_assert_eq(ioasid_nested_invalidate(g.ctx, g.nested, &all, &one,
+					      NULL), 0);
+	cr_assert_eq(ioasid_fault_respond(g.ctx, fq, q[0].cookie,
+					  IOASID_PAGE_RESPONSE_SUCCESS), 0);
+	cr_assert_eq(dev_write(&g, GVA_HOLE, "y", 1), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	cr_assert_eq(g.mem[LARGE], 'y');
+	cr_assert_eq(ioasid_fault_respond(g.ctx, fq, q[1].cookie,
+					  IOASID_PAGE_RESPONSE_INVALID), 0);
+	cr_assert_eq(dev_write(&g, GVA_OUTSIDE, "x", 1), -EFAULT);
+	/* the queue goes with its table */
+	cr_assert_eq(ioasid_device_detach(g.ctx, g.dev), 0);
+	id = g.nested;
+	cr_assert_eq(ioasid_nested_destroy(g.ctx, id), 0);
+	cr_assert_eq(ioasid_fault_queue_destroy(g.ctx, fq), -ENOENT);
+	cr_assert_eq(ioasid_fault_queue_destroy(g.ctx, pfq), 0);
+	close(fd);
+	close(pfd);
+	guest_teardown(&g);
+}

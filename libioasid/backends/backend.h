@@ -76,6 +76,9 @@ enum be_domain_flags {
 	BE_DOMAIN_DIRTY_TRACKING	= 1 << 1,
 };
 
+/* ->dma flag beside enum ioasid_dma_flags: see ->dma. */
+#define BE_DMA_PAGE_REQUEST	(1u << 31)
+
 struct backend_ops {
 	const char *name;
 	/* ->unmap needs the whole pieces (kernel backends cannot cut) */
@@ -87,6 +90,11 @@ struct backend_ops {
 	 * objects instead (core/export.c refuses them).
 	 */
 	bool replayable;
+	/*
+	 * ->dma (and ->dma_pasid) take BE_DMA_PAGE_REQUEST: the device can
+	 * issue page requests (core/iopf.c queues them).
+	 */
+	bool dma_page_requests;
 
 	/* arg: what followed "name:" in the URI, or NULL. */
 	int (*open)(const struct log_sink *log, const char *arg,
@@ -180,7 +188,12 @@ struct backend_ops {
 	/* The VFIO device fd for kvm-vfio, or -1 (simulated devices). */
 	int (*device_vfio_fd)(struct be_device *device);
 
-	/* Optional: device-initiated DMA (simulated and mock devices). */
+	/*
+	 * Optional: device-initiated DMA (simulated and mock devices).  With
+	 * BE_DMA_PAGE_REQUEST in @flags, a translation that is not present
+	 * ends the DMA with -EAGAIN at *@done and leaves no fault record:
+	 * the core turns it into a page request.
+	 */
 	int (*dma)(struct be_device *device, uint64_t iova, void *buf,
 		   uint64_t length, uint32_t flags, uint64_t *done);
 	/*

@@ -59,6 +59,7 @@ struct core {
 	struct ioas *ioas_table;	/* uthash by id */
 	struct domain *domains;		/* list */
 	struct nested *nested;		/* list of nested tables */
+	struct fault_queue *fault_queues;	/* list (iopf.c) */
 	struct vm *vms;			/* uthash by id */
 	struct session *sessions;
 	uint32_t next_id;		/* shared id space for all objects */

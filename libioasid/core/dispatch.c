@@ -18,6 +18,7 @@
 #include "core/fault.h"
 #include "core/dispatch.h"
 #include "core/ioas.h"
+#include "core/iopf.h"
 #include "core/nested.h"
 #include "core/pasid.h"
 #include "core/vm.h"
@@ -106,6 +107,7 @@ static int dispatch_ioas_destroy(struct session *s, struct ioas *ioas,
 	unmap.iova = 0;
 	unmap.length = UINT64_MAX;
 	ioas_unmap(s, ioas, &unmap);	/* keeps the session's counters right */
+	iopf_target_gone(s->core, ioas->fq);
 	ioas_remove(s, ioas);
 	ioas_destroy(ioas);
 	return 0;
@@ -258,6 +260,7 @@ void dispatch_release_session(struct session *s)
 
 	devices_release_session(s->core, s);
 	vm_release_session(s->core, s);
+	iopf_release_session(s->core, s);
 	nested_release_session(s->core, s);
 	HASH_ITER(hh, s->core->ioas_table, ioas, tmp) {
 		if (ioas->owner != s)

@@ -11,6 +11,9 @@
 #include "core/device.h"
 #include "core/fault.h"
 #include "core/ioas.h"
+#include "core/iopf.h"
+#include "core/nested.h"
+#include "core/pasid.h"
 
 /* Queue a record for @s, the session that owns the device. */
 static void record_core_fault(struct session *s, const struct device *dev,
@@ -98,7 +101,8 @@ static void fault_event(struct session *s, const struct device *dev,
 /* The request, and where its data comes from or goes: 0 and *@buf. */
 static int check_dma(struct core *core, struct ioasid_op *op, void **buf)
 {
-	const uint32_t known = IOASID_DMA_WRITE | IOASID_DMA_NO_SNOOP;
+	const uint32_t known = IOASID_DMA_WRITE | IOASID_DMA_NO_SNOOP |
+			       IOASID_DMA_PAGE_WAIT;
 
 	if (op->flags & ~known)
 		return op_fail(op, EOPNOTSUPP, "unknown DMA flags 0x%x",
@@ -127,6 +131,79 @@ static int check_dma(struct core *core, struct ioasid_op *op, void **buf)
 	return 0;
 }
 
+/* The fault queue that takes @dev's page requests for this DMA, or NULL. */
+static struct fault_queue *dma_queue(struct core *core,
+				     const struct device *dev,
+				     const struct ioasid_op *op)
+{
+	struct ioas *ioas = dev->ioas;
+
+	if (!core_ops(core)->dma_page_requests)
+		return NULL;
+	if (op->cmd == IOASID_CMD_DEVICE_DMA_PASID) {
+		ioas = NULL;
+		for (uint32_t i = 0; i < dev->nr_pasids; i++)
+			if (dev->pasids[i].pasid == op->mode)
+				ioas = dev->pasids[i].ioas;
+	} else if (dev->nested) {
+		return __atomic_load_n(&dev->nested->fq, __ATOMIC_ACQUIRE);
+	}
+	return ioas ? __atomic_load_n(&ioas->fq, __ATOMIC_ACQUIRE) : NULL;
+}
+
+static int dma_once(struct session *s, struct device *dev, void *buf,
+		    uint64_t off, uint32_t flags, uint64_t *got,
+		    struct ioasid_op *op)
+{
+	if (op->cmd == IOASID_CMD_DEVICE_DMA_PASID)
+		return core_ops(s->core)->dma_pasid(dev->be, op->mode,
+						    op->iova + off,
+						    (char *)buf + off,
+						    op->length - off, flags,
+						    got);
+	return core_ops(s->core)->dma(dev->be, op->iova + off, (char *)buf + off,
+				      op->length - off, flags, got);
+}
+
+/*
+ * The DMA, page requests and retries included: a page that is not
+ * present on a target with a fault queue is asked for; answered success
+ * (waiting with IOASID_DMA_PAGE_WAIT), the device goes on from there.
+ */
+static int dma_with_requests(struct session *s, struct device *dev,
+			     void *buf, uint64_t *done, struct ioasid_op *op)
+{
+	bool wait = op->flags & IOASID_DMA_PAGE_WAIT;
+	uint32_t flags = op->flags & ~(uint32_t)IOASID_DMA_PAGE_WAIT;
+	struct fault_queue *fq;
+	uint64_t got, at;
+	int r;
+
+	for (;;) {
+		fq = dma_queue(s->core, dev, op);
+		got = 0;
+		r = dma_once(s, dev, buf, *done, fq ? flags | BE_DMA_PAGE_REQUEST :
+						      flags, &got, op);
+		*done += got;
+		if (r != -EAGAIN || !fq)
+			return r;
+		at = op->iova + *done;
+		if (dev->ioas && ioas_is_private(dev->ioas, at)) {
+			record_core_fault(s, dev, at, op->flags,
+					  IOASID_FAULT_PRIVATE);
+			return op_fail(op, EFAULT, "DMA fault at IOVA 0x%llx "
+				       "after %llu bytes: a private page",
+				       (unsigned long long)at,
+				       (unsigned long long)*done);
+		}
+		r = iopf_request(fq, dev, op->cmd == IOASID_CMD_DEVICE_DMA_PASID,
+				 op->mode, at, op->flags & IOASID_DMA_WRITE,
+				 wait, op);
+		if (r < 0)
+			return r;
+	}
+}
+
 /* The DMA itself, under the device's read lock (bind/unbind wait). */
 static int run_dma(struct session *s, struct device *dev, void *buf,
 		   uint64_t *done, struct ioasid_op *op)
@@ -144,14 +221,8 @@ static int run_dma(struct session *s, struct device *dev, void *buf,
 			       "one IOAS before any may do DMA",
 			       dev->inv->info.group, dev->inv->info.name);
 	}
-	if (op->cmd == IOASID_CMD_DEVICE_DMA_PASID)
-		r = core_ops(s->core)->dma_pasid(dev->be, op->mode, op->iova,
-						 buf, op->length, op->flags,
-						 done);
-	else
-		r = core_ops(s->core)->dma(dev->be, op->iova, buf, op->length,
-					   op->flags, done);
-	if (r < 0)
+	r = dma_with_requests(s, dev, buf, done, op);
+	if (r < 0 && !op->errmsg[0])
 		op_fail(op, -r, "DMA fault at IOVA 0x%llx after %llu bytes",
 			(unsigned long long)(op->iova + *done),
 			(unsigned long long)*done);
@@ -182,6 +253,13 @@ int fault_dma(struct session *s, struct ioas *unused, struct ioasid_op *op)
 			       dev->inv->info.name);
 	pthread_rwlock_rdlock(&dev->lock);
 	r = run_dma(s, dev, buf, &done, op);
+	if (r == -EINPROGRESS) {	/* a page request, not a fault */
+		pthread_rwlock_unlock(&dev->lock);
+		op->out_bytes = done;
+		if (!(op->flags & IOASID_DMA_WRITE))
+			op->out_len = (uint32_t)done;
+		return r;
+	}
 	if (r < 0 && r != -ENOENT && dev->ioas)	/* counted for monitoring */
 		__atomic_add_fetch(&dev->ioas->nr_faults, 1, __ATOMIC_RELAXED);
 	pthread_rwlock_unlock(&dev->lock);

@@ -40,6 +40,8 @@ struct ioas_reservation {
 	struct ioas_reservation *next;
 };
 
+struct fault_queue;
+
 struct ioas {
 	uint32_t id;
 	struct core *core;
@@ -61,6 +63,8 @@ struct ioas {
 	uint32_t nr_pasids;		/* device PASIDs attached to it */
 	uint32_t nr_domains;
 	uint32_t nr_nested;		/* nested tables over it */
+	/* its fault queue (iopf.c), NULL; read by DMA: atomic */
+	struct fault_queue *fq;
 	/*
 	 * Dirty tracking (domain.c): started, with the caller's fallback,
 	 * and how many of its domains cannot track (with the fallback they

@@ -14,6 +14,7 @@
 #include "core/device.h"
 #include "core/domain.h"
 #include "core/ioas.h"
+#include "core/iopf.h"
 #include "core/nested.h"
 #include "util/macros.h"
 
@@ -184,6 +185,7 @@ static void nested_free(struct core *core, struct nested *n)
 		p = &(*p)->next;
 	if (*p)
 		*p = n->next;
+	iopf_target_gone(core, n->fq);
 	core_ops(core)->nested_free(n->be);
 	n->parent->nr_nested--;
 	n->owner->nr_nested--;

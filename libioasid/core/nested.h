@@ -23,6 +23,7 @@
 struct ioas;
 struct domain;
 struct be_nested;
+struct fault_queue;
 
 struct nested {
 	uint32_t id;
@@ -34,6 +35,8 @@ struct nested {
 	struct ioasid_nested_vtd_s1 vtd;	/* VT-d: what the VMM gave */
 	uint32_t nr_devices;
 	uint64_t nr_invalidations;
+	/* its fault queue (iopf.c), NULL; read by DMA: atomic */
+	struct fault_queue *fq;
 	struct nested *next;		/* in core->nested */
 };
 

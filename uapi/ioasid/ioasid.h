@@ -250,6 +250,12 @@ enum ioasid_attach_flags {
 enum ioasid_dma_flags {
 	IOASID_DMA_WRITE	= 1 << 0, /* device writes memory (else reads) */
 	IOASID_DMA_NO_SNOOP	= 1 << 1, /* TLP No-Snoop attribute */
+	/*
+	 * With a fault queue on the target: wait for the page request's
+	 * answer (at most the queue's timeout) and go on, rather than
+	 * return -EINPROGRESS.  Embedded contexts only.
+	 */
+	IOASID_DMA_PAGE_WAIT	= 1 << 2,
 };
 
 /* Flags of dirty_read. */
@@ -432,6 +438,61 @@ struct ioasid_fault {
 	__u32 __reserved;
 };
 
+/*
+ * Recoverable faults (I/O page faults): a fault queue of an IOAS or a
+ * nested table takes the page requests of the devices attached to it
+ * (PCIe PRI-like: the device stalls until the request is answered).
+ */
+#define IOASID_FAULT_QUEUE_DEPTH_DEFAULT	256
+#define IOASID_FAULT_QUEUE_DEPTH_MAX		4096
+#define IOASID_FAULT_TIMEOUT_MS_DEFAULT		10000
+#define IOASID_FAULT_TIMEOUT_MS_MAX		60000
+
+enum ioasid_page_request_flags {
+	IOASID_PAGE_REQUEST_PASID	= 1 << 0, /* pasid is valid */
+	/*
+	 * Not a request: page requests were lost since the last such record
+	 * (the queue was full); lost says how many.  The devices saw those
+	 * requests fail.
+	 */
+	IOASID_PAGE_REQUEST_OVERFLOW	= 1 << 1,
+};
+
+struct ioasid_page_request {
+	__u32 size;
+	__u32 flags;		/* enum ioasid_page_request_flags */
+	__u32 fault_id;		/* the queue */
+	__u32 target_id;	/* its IOAS or nested table */
+	__u32 dev_id;
+	__u32 pasid;
+	__u64 addr;		/* the page (4 KiB aligned IOVA) */
+	__u32 perm;		/* IOASID_MAP_READ or IOASID_MAP_WRITE */
+	__u32 cookie;		/* what ioasid_fault_respond() names */
+	__u64 lost;		/* IOASID_PAGE_REQUEST_OVERFLOW only */
+	__u64 timestamp_ns;	/* CLOCK_MONOTONIC */
+};
+
+/* The answer to a page request (the values of iommufd's). */
+enum ioasid_page_response_code {
+	IOASID_PAGE_RESPONSE_SUCCESS	= 0, /* retry: the page is there */
+	IOASID_PAGE_RESPONSE_INVALID	= 1, /* fail the device's request */
+};
+
+struct ioasid_fault_queue_info {
+	__u32 size;
+	__u32 fault_id;
+	__u32 target_id;	/* IOAS or nested table */
+	__u32 depth;		/* records and outstanding requests, at most */
+	__u32 timeout_ms;	/* unanswered requests then fail */
+	__u32 queued;		/* records not read yet */
+	__u32 outstanding;	/* requests not answered yet (read or not) */
+	__u32 __reserved;
+	__u64 requests;		/* page requests queued */
+	__u64 responses;	/* answered */
+	__u64 lost;		/* dropped: the queue was full */
+	__u64 timeouts;		/* failed unanswered */
+};
+
 /* Event groups a client subscribes to (bit masks). */
 enum ioasid_event_group {
 	IOASID_EVENT_GROUP_FAULT	= 1 << 0,
@@ -449,6 +510,8 @@ enum ioasid_event_type {
 	IOASID_EVENT_DEVICE_COHERENCY	= 5, /* arg: 1 non-coherent */
 	IOASID_EVENT_SESSION_START	= 6, /* id: the session; name: its */
 	IOASID_EVENT_SESSION_END	= 7, /*   client's name, if known */
+	/* id: dev_id; iova: the page; arg: enum ioasid_page_response_code */
+	IOASID_EVENT_PAGE_RESPONSE	= 8,
 };
 
 struct ioasid_event {

@@ -359,7 +359,8 @@ static int dma_run(struct dma_op *op, uint64_t iova, size_t len,
 	int err = 0;
 
 	*done = 0;
-	if (flags & ~SIM_DMA_NO_SNOOP || (len && !op->buf))
+	if (flags & ~(SIM_DMA_NO_SNOOP | SIM_DMA_PAGE_REQUEST) ||
+	    (len && !op->buf))
 		return -EINVAL;
 	op->no_snoop = (flags & SIM_DMA_NO_SNOOP) &&
 		       (op->dev->flags & SIM_DEV_NO_SNOOP_CAPABLE);
@@ -370,7 +371,10 @@ static int dma_run(struct dma_op *op, uint64_t iova, size_t len,
 		off += n;
 	}
 	dma_account(op->dev, op);
-	if (err && op->fault_reason)
+	if (err && op->fault_reason == SIM_FAULT_NOT_PRESENT &&
+	    (flags & SIM_DMA_PAGE_REQUEST))
+		err = -EAGAIN;		/* a page request, not a fault */
+	else if (err && op->fault_reason)
 		record_fault(op->dev, op);
 	*done = off;
 	return err;

@@ -55,6 +55,11 @@
 
 /* sim_dma_read/write flags */
 #define SIM_DMA_NO_SNOOP	(1U << 0)	/* TLP No-Snoop attribute */
+/*
+ * A translation that is not present ends the DMA with -EAGAIN and no
+ * fault record: the device issues a page request instead (PRI).
+ */
+#define SIM_DMA_PAGE_REQUEST	(1U << 1)
 
 /* sim_dev_create flags */
 #define SIM_DEV_NO_SNOOP_CAPABLE (1U << 0)	/* PCIe DevCtl "Enable No Snoop" */

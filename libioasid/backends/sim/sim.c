@@ -655,7 +655,9 @@ static int sim_pasid_detach(struct be_device *dev, uint32_t pasid)
 static int sim_dma_on(struct sim_dev *sd, uint64_t iova, void *buf,
 		      uint64_t length, uint32_t flags, uint64_t *done)
 {
-	unsigned int sflags = flags & IOASID_DMA_NO_SNOOP ? SIM_DMA_NO_SNOOP : 0;
+	unsigned int sflags = (flags & IOASID_DMA_NO_SNOOP ? SIM_DMA_NO_SNOOP : 0) |
+			      (flags & BE_DMA_PAGE_REQUEST ?
+			       SIM_DMA_PAGE_REQUEST : 0);
 	size_t moved = 0;
 	int r;
 
@@ -803,6 +805,7 @@ static int sim_simulate_hotplug(struct backend *be, const char *name,
 const struct backend_ops backend_sim = {
 	.name = "sim",
 	.replayable = true,
+	.dma_page_requests = true,
 	.open = sim_open,
 	.close = sim_close,
 	.describe = sim_describe,

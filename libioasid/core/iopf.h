@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Recoverable faults (I/O page faults): a fault queue per IOAS or nested
+ * table takes the page requests of the devices attached to it, readable
+ * through an eventfd the VMM polls; the VMM answers each request by its
+ * cookie and the device retries (success) or fails (invalid).
+ *
+ * A queue belongs to its session and to one target; the target holds it
+ * (ioas->fq, nested->fq) and frees it when it goes.  Queue state is
+ * under the queue's own lock: DMA (without the core lock) queues
+ * requests while the VMM reads and answers them under the core lock.
+ * Memory is bounded: at most IOASID_FAULT_QUEUE_DEPTH_MAX records and
+ * outstanding requests per queue, one queue per target, and targets are
+ * under the session's max_ioas quota.
+ */
+#ifndef IOASID_CORE_IOPF_H
+#define IOASID_CORE_IOPF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/base.h"
+#include "op/op.h"
+
+struct fault_queue;
+struct device;
+
+int iopf_alloc(struct session *s, struct ioas *unused, struct ioasid_op *op);
+int iopf_destroy(struct session *s, struct ioas *unused, struct ioasid_op *op);
+int iopf_read(struct session *s, struct ioas *unused, struct ioasid_op *op);
+int iopf_respond(struct session *s, struct ioas *unused, struct ioasid_op *op);
+int iopf_info(struct session *s, struct ioas *unused, struct ioasid_op *op);
+int iopf_list(struct session *s, struct ioas *unused, struct ioasid_op *op);
+
+/*
+ * A DMA of @dev (PASID @pasid when @has_pasid) found @addr not present
+ * and its target has queue @fq: the page request.  Returns 0 when the
+ * request was answered success and the device retries now (only with
+ * @wait, which waits for the answer); -EINPROGRESS: outstanding, the
+ * device retries after the answer; -EFAULT: answered invalid, or lost
+ * (the queue is full); -ETIMEDOUT: unanswered in time.  Reason in @op.
+ * Runs without the core lock (DMA), under the device's read lock.
+ */
+int iopf_request(struct fault_queue *fq, const struct device *dev,
+		 bool has_pasid, uint32_t pasid, uint64_t addr, bool write,
+		 bool wait, struct ioasid_op *op);
+/* The target of @fq goes (IOAS or nested table destroyed): free it. */
+void iopf_target_gone(struct core *core, struct fault_queue *fq);
+/* Free @s's fault queues (before its IOASes and nested tables go). */
+void iopf_release_session(struct core *core, struct session *s);
+
+#endif
