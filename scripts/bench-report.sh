@@ -190,6 +190,15 @@ AWK
   simulated DMA writes with tracking never started, on, and stopped, with
   IOTLB misses and hits, and `dirty_bits_set` after the passes with it
   stopped: the cost of tracking while stopped is none.
+- **fault** (`bench/bench_fault.c`): a recoverable fault's round trip on
+  the simulated IOMMU (`roundtrip_ns`, median and p99): a DMA to a page
+  that is not mapped returns `-EINPROGRESS` with a page request on the
+  IOAS's fault queue, the handler polls its eventfd, reads the record,
+  maps the page (`map_ns` of it), answers success, and the retried DMA
+  completes; embedded and through ioasidd (`via`; the eventfd comes by
+  SCM_RIGHTS); `roundtrip_wait_ns`: per page of one DMA whose device
+  thread waits for each answer (`IOASID_DMA_PAGE_WAIT`, embedded only);
+  `dma_mapped_ns`: the same DMA to a mapped page, for scale.
 EOF
 } >"$tmp.md"
 mv "$tmp.md" "$out"
