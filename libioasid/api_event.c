@@ -182,16 +182,30 @@ IOASID_EXPORT int ioasid_event_get_fd(struct ioasid_ctx *ctx)
 /*
  * ioasid_event_read - take the oldest queued event
  *
- * Errors: -EINVAL, -EAGAIN (none queued), -ECONNRESET (daemon gone).
+ * Through ioasidd, a named session's context whose connection went
+ * regains it here as any call does (libioasid(3), RESUMING), blocking
+ * for up to $IOASID_RECONNECT seconds, then reads what came.
+ *
+ * Errors: -EINVAL, -EAGAIN (none queued), -ECONNRESET (daemon gone, not
+ * resumed), -EIO (it came back without acknowledged changes).
  */
 IOASID_EXPORT int ioasid_event_read(struct ioasid_ctx *ctx,
 				    struct ioasid_event *event)
 {
+	int r;
+
 	if (!ctx)
 		return api_reject(-EINVAL, __func__, "ctx is NULL");
 	if (!event)
 		return api_reject(-EINVAL, __func__, "event is NULL");
-	return ctx->transport->event_read(ctx->transport_priv, event);
+	r = ctx->transport->event_read(ctx->transport_priv, event);
+	if (r == -ECONNRESET)
+		return api_fail(r, "the connection to ioasidd is lost and was "
+				"not resumed (the context's log says why)");
+	if (r == -EIO)
+		return api_fail(r, "ioasidd came back without changes this "
+				"context had acknowledged: state was lost");
+	return r;
 }
 
 /*

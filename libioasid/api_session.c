@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "transport/transport.h"
 #include "util/macros.h"
+#include "util/tokenfile.h"
 
 static int need_remote(const char *fn, struct ioasid_ctx *ctx)
 {
@@ -37,17 +39,6 @@ static int set_session_name(const char *fn, struct ioasid_op *op,
 	if (api_set_name(op, name) < 0)
 		return api_reject(-EINVAL, fn, "%s", api_name_problem(name));
 	return 0;
-}
-
-static void token_to_hex(const unsigned char *t, char *hex)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (int i = 0; i < IOASID_SESSION_TOKEN_LEN; i++) {
-		hex[2 * i] = digits[t[i] >> 4];
-		hex[2 * i + 1] = digits[t[i] & 15];
-	}
-	hex[2 * IOASID_SESSION_TOKEN_LEN] = '\0';
 }
 
 static int hex_value(char c)
@@ -138,7 +129,7 @@ IOASID_EXPORT int ioasid_session_token(struct ioasid_ctx *ctx, char *token,
 	op.out_cap = sizeof(raw);
 	r = api_call(ctx, &op);
 	if (r == 0)
-		token_to_hex(raw, token);
+		token_hex(raw, IOASID_SESSION_TOKEN_LEN, token);
 	explicit_bzero(raw, sizeof(raw));
 	return r;
 }
@@ -262,37 +253,30 @@ static int read_token_file(const char *path, char *hex, size_t len)
 /* A new file beside @path, mode 0600, for the token to come. */
 static int make_temp(const char *path, char *tmp, size_t len)
 {
-	int fd;
+	int fd = token_file_temp(path, tmp, len);
 
-	if ((size_t)snprintf(tmp, len, "%s.XXXXXX", path) >= len)
-		return api_fail(-ENAMETOOLONG, "token file name %s is too long",
-				path);
-	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd == -ENAMETOOLONG)
+		return api_fail(fd, "token file name %s is too long", path);
 	if (fd < 0)
-		return api_fail(-errno, "cannot create a token file beside "
-				"%s: %m", path);
+		return api_fail(fd, "cannot create a token file beside %s: %s",
+				path, strerror(-fd));
 	return fd;
 }
 
 static int write_token(struct ioasid_ctx *ctx, int fd, const char *tmp,
 		       const char *path)
 {
-	char hex[IOASID_SESSION_TOKEN_HEX + 1];
-	size_t len;
+	char hex[IOASID_SESSION_TOKEN_HEX];
 	int r;
 
 	r = ioasid_session_token(ctx, hex, sizeof(hex));
 	if (r < 0)
 		return r;
-	len = strlen(hex);
-	hex[len++] = '\n';
-	r = write(fd, hex, len) == (ssize_t)len && fsync(fd) == 0 ? 0 : -errno;
+	r = token_file_commit(fd, tmp, path, hex);
 	explicit_bzero(hex, sizeof(hex));
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
 	if (r < 0)
-		return api_fail(r ? r : -EIO, "cannot write token file %s: %s",
-				path, strerror(r ? -r : EIO));
+		return api_fail(r, "cannot write token file %s: %s", path,
+				strerror(-r));
 	return 0;
 }
 
@@ -330,12 +314,16 @@ static int open_session(struct ioasid_ctx *ctx, const char *name,
 }
 
 /*
- * "session=NAME&token-file=FILE" after the '?' of a unix: URI: open the
- * session they name on the new context.
+ * "session=NAME&token-file=FILE&reconnect=SECONDS" after the '?' of a
+ * unix: URI: open the session they name on the new context, and tell the
+ * transport how long to dial again after a lost connection and which
+ * file to keep the token in when a resume gets a new one.
  */
 int ctx_open_session(struct ioasid_ctx *ctx, const char *query)
 {
 	char buf[4096], *save = NULL, *name = NULL, *file = NULL;
+	char *reconnect = NULL, why[IOASID_ERRMSG_MAX], *kept;
+	int r;
 
 	if (strlen(query) >= sizeof(buf))
 		return api_fail(-EINVAL, "URI parameters too long");
@@ -352,14 +340,33 @@ int ctx_open_session(struct ioasid_ctx *ctx, const char *query)
 			name = eq + 1;
 		else if (!strcmp(kv, "token-file") && !file)
 			file = eq + 1;
+		else if (!strcmp(kv, "reconnect") && !reconnect)
+			reconnect = eq + 1;
 		else
 			return api_fail(-EINVAL, "unknown or repeated URI "
 					"parameter \"%s\" (known: session, "
-					"token-file)", kv);
+					"token-file, reconnect)", kv);
 	}
-	if (!name)
+	if (!name && file)
+		return api_fail(-EINVAL, "URI parameter token-file without "
+				"session=NAME");
+	if (!name && !reconnect)
 		return api_fail(-EINVAL, "URI parameters without session=NAME");
-	return open_session(ctx, name, file);
+	r = remote_session_options(ctx->transport_priv, reconnect, NULL, why,
+				   sizeof(why));
+	if (r < 0)
+		return api_fail(r, "%s", why);
+	if (!name)
+		return 0;
+	r = open_session(ctx, name, file);
+	if (r < 0 || !file)
+		return r;
+	/* the file exists now: keep its full name, whatever the cwd becomes */
+	kept = realpath(file, NULL);
+	r = remote_session_options(ctx->transport_priv, NULL,
+				   kept ? kept : file, why, sizeof(why));
+	free(kept);
+	return r < 0 ? api_fail(r, "%s", why) : 0;
 }
 
 /*

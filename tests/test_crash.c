@@ -677,6 +677,103 @@ Test(crash, a_named_context_resumes_its_session_on_its_own)
 	close(memfd);
 }
 
+/* The token @file holds (without its newline) into @hex. */
+static void token_in(const char *file, char *hex, size_t len)
+{
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	cr_assert_geq(fd, 0, "%s: %m", file);
+	n = read(fd, hex, len - 1);
+	close(fd);
+	cr_assert_eq(n, IOASID_SESSION_TOKEN_HEX, "a token and its newline");
+	hex[n - 1] = '\0';
+}
+
+/*
+ * The URI says how long to dial again (reconnect=, over a disabling
+ * $IOASID_RECONNECT) and where the token lives (token-file=): the resume
+ * after a crash spends the token in the file, so the file gets the new
+ * one, and a successor process that opens the same URI reclaims with it.
+ */
+Test(crash, the_uri_resumes_and_keeps_the_token_file_current)
+{
+	char uri[512], file[256], before[80], after[80];
+	char now[IOASID_SESSION_TOKEN_HEX];
+	struct ioasid_ctx *ctx;
+	uint32_t ioas, ids[4], nr = 4;
+
+	start();
+	snprintf(file, sizeof(file), "%s/vm.token", s.dir);
+	snprintf(uri, sizeof(uri), "%s?session=tf&token-file=%s&reconnect=30",
+		 s.uri, file);
+	setenv("IOASID_RECONNECT", "0", 1);
+	cr_assert_eq(ioasid_new(uri, &ctx), 0, "%s", ioasid_last_error(NULL));
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &ioas), 0);
+	token_in(file, before, sizeof(before));
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	cr_assert_eq(ioasid_ioas_get_info(ctx, ioas,
+					  &(struct ioasid_ioas_info){}), 0,
+		     "resumed by the URI's reconnect=: %s",
+		     ioasid_last_error(ctx));
+	token_in(file, after, sizeof(after));
+	cr_assert_str_neq(before, after, "the file has the new token");
+	cr_assert_eq(ioasid_session_token(ctx, now, sizeof(now)), 0);
+	cr_assert_str_eq(after, now);
+	/* the successor process: the same URI, the file's token */
+	ioasid_unref(ctx);
+	cr_assert_eq(ioasid_new(uri, &ctx), 0, "%s", ioasid_last_error(NULL));
+	cr_assert_eq(ioasid_ioas_list(ctx, ids, &nr), 0);
+	cr_assert_eq(nr, 1);
+	cr_assert_eq(ids[0], ioas);
+	ioasid_unref(ctx);
+	/* reconnect= alone is fine, a bad one is refused */
+	snprintf(uri, sizeof(uri), "%s?reconnect=2.5", s.uri);
+	cr_assert_eq(ioasid_new(uri, &ctx), 0, "%s", ioasid_last_error(NULL));
+	ioasid_unref(ctx);
+	snprintf(uri, sizeof(uri), "%s?session=x&reconnect=3601", s.uri);
+	cr_assert_eq(ioasid_new(uri, &ctx), -EINVAL);
+	cr_assert(strstr(ioasid_last_error(NULL), "reconnect=3601"), "%s",
+		  ioasid_last_error(NULL));
+	ctx = connect_ctx();
+	cr_assert_not(test_find_session(ctx, "x", NULL), "nothing was named");
+	ioasid_unref(ctx);
+	unsetenv("IOASID_RECONNECT");
+}
+
+/*
+ * A context that only waits for events sees its connection go (its event
+ * fd polls readable) and regains its session in ioasid_event_read(),
+ * which then says -EAGAIN (nothing queued), not -ECONNRESET.
+ */
+Test(crash, event_read_resumes_by_itself)
+{
+	char t1[IOASID_SESSION_TOKEN_HEX], t2[IOASID_SESSION_TOKEN_HEX];
+	int memfd = test_memfd(1 << 20);
+	struct ioasid_ctx *ctx;
+	struct ioasid_event ev;
+	struct pollfd p;
+	struct held h;
+
+	start();
+	ctx = vmm("vm1", memfd, &h);
+	p.fd = ioasid_event_get_fd(ctx);
+	p.events = POLLIN;
+	cr_assert_geq(p.fd, 0);
+	cr_assert_eq(ioasid_event_read(ctx, &ev), -EAGAIN);
+	cr_assert_eq(ioasid_session_token(ctx, t1, sizeof(t1)), 0);
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	cr_assert_eq(poll(&p, 1, 30000), 1, "the lost connection wakes it");
+	cr_assert_eq(ioasid_event_read(ctx, &ev), -EAGAIN, "%s",
+		     ioasid_last_error(ctx));
+	/* it was event_read that reclaimed: the token is a new one */
+	cr_assert_eq(ioasid_session_token(ctx, t2, sizeof(t2)), 0);
+	cr_assert_str_neq(t1, t2);
+	check_mapped(ctx, &h, memfd, 1);
+	ioasid_unref(ctx);
+	close(memfd);
+}
+
 /* ---- a change whose results fill a buffer, cut off by the crash -------- */
 
 struct dirty_call {

@@ -82,6 +82,7 @@
 #include "transport/transport.h"
 #include "util/log.h"
 #include "util/macros.h"
+#include "util/tokenfile.h"
 
 #define EVENT_QUEUE_LEN	1024
 #define RING_CLIENT_FILES	32	/* the daemon keeps 64 */
@@ -112,6 +113,8 @@ struct remote {
 	char path[108];
 	char sess_name[IOASID_NAME_MAX];
 	uint32_t reconnect_ms;
+	/* the URI's token-file=: rewritten with each token a resume gets */
+	char *token_file;
 	bool resume_known;
 	uint64_t changes;
 	bool inflight;
@@ -1282,6 +1285,7 @@ static void remote_close(void *priv)
 	explicit_bzero(r->token, sizeof(r->token));
 	free(r->events);
 	free(r->rxbuf);
+	free(r->token_file);
 	free(r);
 }
 
@@ -1290,23 +1294,62 @@ static void remote_close(void *priv)
 #define RECONNECT_DEFAULT_MS	5000
 #define RECONNECT_MAX_MS	(3600 * 1000)
 
+/* Seconds (decimal, e.g. 2.5), 0 to 3600, into *@ms: 0 or -EINVAL. */
+static int parse_reconnect(const char *text, uint32_t *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(text, &end);
+	if (!*text || errno || *end || !(v >= 0) ||
+	    v * 1000 > RECONNECT_MAX_MS)
+		return -EINVAL;
+	*ms = (uint32_t)(v * 1000);
+	return 0;
+}
+
 /* $IOASID_RECONNECT: seconds (decimal, e.g. 2.5); 0 never. */
 static uint32_t reconnect_ms(const struct log_sink *log)
 {
 	const char *env = getenv("IOASID_RECONNECT");
-	char *end;
-	double v;
+	uint32_t ms;
 
 	if (!env || !*env)
 		return RECONNECT_DEFAULT_MS;
-	errno = 0;
-	v = strtod(env, &end);
-	if (errno || *end || v < 0 || v * 1000 > RECONNECT_MAX_MS) {
+	if (parse_reconnect(env, &ms) < 0) {
 		warn(log, "IOASID_RECONNECT=\"%s\" is not 0 to 3600 seconds: "
 		     "%u ms", env, RECONNECT_DEFAULT_MS);
 		return RECONNECT_DEFAULT_MS;
 	}
-	return (uint32_t)(v * 1000);
+	return ms;
+}
+
+int remote_session_options(void *priv, const char *reconnect,
+			   const char *token_file, char *why, size_t whylen)
+{
+	struct remote *r = priv;
+	char *file = NULL;
+	uint32_t ms = 0;
+
+	if (reconnect && parse_reconnect(reconnect, &ms) < 0) {
+		snprintf(why, whylen, "URI parameter reconnect=%s is not 0 to "
+			 "3600 seconds", reconnect);
+		return -EINVAL;
+	}
+	if (token_file && !(file = strdup(token_file))) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&r->lock);
+	if (reconnect)
+		r->reconnect_ms = ms;
+	if (token_file) {
+		free(r->token_file);
+		r->token_file = file;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return 0;
 }
 
 static uint64_t mono_ms(void)
@@ -1411,52 +1454,107 @@ static int reclaim_once(struct remote *r, uint64_t deadline,
 	return 0;
 }
 
+/* The new token into the URI's token-file=, if there is one. */
+static void rewrite_token_file(struct remote *r)
+{
+	char hex[IOASID_SESSION_TOKEN_HEX], tmp[4096];
+	int fd, ret;
+
+	if (!r->token_file)
+		return;
+	fd = token_file_temp(r->token_file, tmp, sizeof(tmp));
+	if (fd < 0) {
+		warn(r->log, "session \"%s\" resumed with a new token, but "
+		     "token file %s cannot be rewritten: %s", r->sess_name,
+		     r->token_file, strerror(-fd));
+		return;
+	}
+	token_hex(r->token, sizeof(r->token), hex);
+	ret = token_file_commit(fd, tmp, r->token_file, hex);
+	explicit_bzero(hex, sizeof(hex));
+	close(fd);
+	if (ret < 0) {
+		unlink(tmp);
+		warn(r->log, "session \"%s\" resumed with a new token, but "
+		     "token file %s cannot be rewritten: %s", r->sess_name,
+		     r->token_file, strerror(-ret));
+	}
+}
+
 /*
- * The connection was lost during @op (or before it): dial again for up
- * to r->reconnect_ms, reclaim the session, and finish @op: its change
- * took effect (the daemon counts one more: its results), or it did not
- * (sent again).  r->lock held.
+ * The connection is lost: dial again for up to r->reconnect_ms and
+ * reclaim the session; the daemon's count of its changes into *@res.
+ * 0, or -ECONNRESET with the reason in @op (the context stays broken).
+ * r->lock held.
  */
-static int resume(struct remote *r, struct ioasid_op *op)
+static int regain(struct remote *r, struct ioasid_session_resume *res,
+		  struct ioasid_op *op)
 {
 	uint64_t deadline = mono_ms() + r->reconnect_ms, wait = 1;
-	bool change = proto_cmd_changes_state(op->cmd);
-	struct ioasid_session_resume res;
 	struct ioasid_op why;
 	int ret;
 
 	ioasid_op_init(&why, op->cmd);
+	ret = reclaim_once(r, deadline, res, &why);
+	while (ret == -EAGAIN) {
+		uint64_t now = mono_ms();
+
+		if (now >= deadline)
+			break;
+		/* bounded back-off while nobody accepts */
+		poll(NULL, 0, (int)min_t(uint64_t, wait, deadline - now));
+		wait = min_t(uint64_t, 2 * wait, 100);
+		ret = reclaim_once(r, deadline, res, &why);
+	}
+	if (ret < 0) {
+		mark_broken(r, "lost, and not resumed");
+		r->resume_known = false;
+		if (ret == -EAGAIN)
+			return op_fail(op, ECONNRESET, "connection to ioasidd "
+				       "lost and not regained within %u ms",
+				       r->reconnect_ms);
+		return op_fail(op, ECONNRESET, "connection to ioasidd lost; "
+			       "session \"%s\" could not be reclaimed: %s",
+			       r->sess_name, why.errmsg);
+	}
+	info(r->log, "connection to ioasidd regained: session \"%s\" "
+	     "reclaimed, %llu change(s) recorded", r->sess_name,
+	     (unsigned long long)res->changes);
+	/* the reclaim spent the old token */
+	rewrite_token_file(r);
+	return 0;
+}
+
+/* ioasidd kept other than every acknowledged change: -EIO, broken. */
+static int changes_lost(struct remote *r, const struct ioasid_session_resume *res,
+			struct ioasid_op *op)
+{
+	mark_broken(r, "ioasidd lost changes");
+	r->resume_known = false;
+	return op_fail(op, EIO, "ioasidd kept %llu change(s) of session "
+		       "\"%s\", this context had %llu acknowledged: state was "
+		       "lost", (unsigned long long)res->changes, r->sess_name,
+		       (unsigned long long)r->changes);
+}
+
+/*
+ * The connection was lost during @op (or before it): regain it and
+ * finish @op: its change took effect (the daemon counts one more: its
+ * results), or it did not (sent again).  r->lock held.
+ */
+static int resume(struct remote *r, struct ioasid_op *op)
+{
+	bool change = proto_cmd_changes_state(op->cmd);
+	struct ioasid_session_resume res;
+	int ret;
+
 	for (;;) {
 		bool sent = r->inflight;
 
 		r->inflight = false;
-		ret = reclaim_once(r, deadline, &res, &why);
-		while (ret == -EAGAIN) {
-			uint64_t now = mono_ms();
-
-			if (now >= deadline)
-				break;
-			/* bounded back-off while nobody accepts */
-			poll(NULL, 0, (int)min_t(uint64_t, wait,
-						 deadline - now));
-			wait = min_t(uint64_t, 2 * wait, 100);
-			ret = reclaim_once(r, deadline, &res, &why);
-		}
-		if (ret < 0) {
-			mark_broken(r, "lost, and not resumed");
-			r->resume_known = false;
-			if (ret == -EAGAIN)
-				return op_fail(op, ECONNRESET, "connection to "
-					       "ioasidd lost and not regained "
-					       "within %u ms", r->reconnect_ms);
-			return op_fail(op, ECONNRESET, "connection to ioasidd "
-				       "lost; session \"%s\" could not be "
-				       "reclaimed: %s", r->sess_name,
-				       why.errmsg);
-		}
-		info(r->log, "connection to ioasidd regained: session \"%s\" "
-		     "reclaimed, %llu change(s) recorded", r->sess_name,
-		     (unsigned long long)res.changes);
+		ret = regain(r, &res, op);
+		if (ret < 0)
+			return ret;
 		if (sent && change && res.changes == r->changes + 1) {
 			/* it took effect before the connection went */
 			r->changes++;
@@ -1477,16 +1575,8 @@ static int resume(struct remote *r, struct ioasid_op *op)
 			op->out_len = 0;
 			return 0;
 		}
-		if (res.changes != r->changes) {
-			mark_broken(r, "ioasidd lost changes");
-			r->resume_known = false;
-			return op_fail(op, EIO, "ioasidd kept %llu change(s) of "
-				       "session \"%s\", this context had %llu "
-				       "acknowledged: state was lost",
-				       (unsigned long long)res.changes,
-				       r->sess_name,
-				       (unsigned long long)r->changes);
-		}
+		if (res.changes != r->changes)
+			return changes_lost(r, &res, op);
 		ret = roundtrip(r, op);
 		if (ret != -ECONNRESET || !r->broken)
 			return ret;
@@ -1582,6 +1672,26 @@ static int remote_event_read(void *priv, struct ioasid_event *ev)
 	pthread_mutex_lock(&r->lock);
 	drain_events(r);
 	ret = pop_event(r, ev);
+	/*
+	 * The connection went (the event fd polled readable for it): a
+	 * named session is regained here as by any call, and what the new
+	 * connection brought is read.
+	 */
+	if (ret == -EAGAIN && resumable(r)) {
+		struct ioasid_session_resume res;
+		struct ioasid_op why;
+
+		ioasid_op_init(&why, IOASID_CMD_EVENT_READ);
+		ret = regain(r, &res, &why);
+		if (ret == 0 && res.changes != r->changes)
+			ret = changes_lost(r, &res, &why);
+		if (ret == 0) {
+			drain_events(r);
+			ret = pop_event(r, ev);
+		} else {
+			warn(r->log, "%s", why.errmsg);
+		}
+	}
 	if (ret == -EAGAIN && r->broken)
 		ret = -ECONNRESET;
 	report_dropped(r);

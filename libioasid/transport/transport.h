@@ -56,6 +56,16 @@ struct core *embedded_transport_core(void *priv);
  */
 int remote_transport_send(void *priv, struct ioasid_op *op);
 
+/*
+ * The URI's session parameters (api_session.c): @reconnect, the seconds
+ * a lost connection is dialled again (as $IOASID_RECONNECT, which it
+ * overrides; NULL: unchanged), and @token_file (NULL: none), rewritten
+ * with the new token whenever a resume reclaims the session.  0, or
+ * -EINVAL / -ENOMEM with the reason in @why.
+ */
+int remote_session_options(void *priv, const char *reconnect,
+			   const char *token_file, char *why, size_t whylen);
+
 extern const struct transport_ops transport_embedded;
 extern const struct transport_ops transport_remote;
 
