@@ -251,6 +251,18 @@ Test(image, refusals)
 		  ioasid_last_error(ctx));
 	cr_assert_eq(memfd, -1);
 	munmap(p, 8192);
+	cr_assert_eq(ioasid_unmap(ctx, ioas, iova, 8192, 0, NULL), 0);
+	/* dirty bits not read yet would be lost: refused, naming the IOAS */
+	cr_assert_eq(ioasid_dirty_start(ctx, ioas, 0), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_ctx_export(ctx, &memfd), -EOPNOTSUPP);
+	cr_assert(strstr(ioasid_last_error(ctx), "tracks dirty pages"), "%s",
+		  ioasid_last_error(ctx));
+	cr_assert_eq(memfd, -1);
+	cr_assert_eq(ioasid_dirty_stop(ctx, ioas), 0);
+	cr_assert_eq(ioasid_ctx_export(ctx, &memfd), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_ctx_export_abandon(memfd), 0);
 out:
 	close(fd);
 	ioasid_unref(ctx);

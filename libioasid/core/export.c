@@ -86,8 +86,20 @@ static struct ioas *find_ioas(struct core *core, uint32_t id)
 
 static int export_ioas(struct export *x, struct ioas *ioas)
 {
-	struct ioasid_op *op = op_new(x, IOASID_CMD_IOAS_ALLOC);
+	struct ioasid_op *op;
 	int r;
+
+	/*
+	 * A successor would start tracking afresh: the bits of pages
+	 * written since the last read would be lost to a migration.
+	 */
+	if (ioas->dirty_on)
+		return op_fail(x->why, EOPNOTSUPP, "IOAS %u tracks dirty "
+			       "pages: the state image does not carry the "
+			       "bits not read yet (read them, stop tracking, "
+			       "export, and start again after the import)",
+			       ioas->id);
+	op = op_new(x, IOASID_CMD_IOAS_ALLOC);
 
 	op->flags = ioas->flags;
 	r = emit(x, ioas->id);
