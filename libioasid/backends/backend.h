@@ -76,6 +76,8 @@ enum be_domain_flags {
 	BE_DOMAIN_DIRTY_TRACKING	= 1 << 1,
 };
 
+struct be_fault;
+
 /* ->dma flag beside enum ioasid_dma_flags: see ->dma. */
 #define BE_DMA_PAGE_REQUEST	(1u << 31)
 
@@ -252,6 +254,24 @@ struct backend_ops {
 				bool present);
 	/* Optional: where the topology came from ("built-in", a path). */
 	const char *(*describe)(struct backend *be);
+	/*
+	 * Optional (kernel backends): a fault queue in the kernel for the
+	 * HWPTs of @ioas allocated from now on (iommufd: a FAULT object of
+	 * IOMMU_FAULT_QUEUE_ALLOC, HWPTs with IOMMU_HWPT_FAULT_ID_VALID).
+	 * *@fd: a new descriptor of the caller, readable while the kernel
+	 * holds page requests.  ->fault_read takes up to @cap of them
+	 * (dev_id: the core's ids; the kernel's cookies); ->fault_respond
+	 * answers one, -ENOENT when the kernel has no such request.
+	 */
+	int (*fault_alloc)(struct be_ioas *ioas, struct be_fault **fault,
+			   int *fd);
+	void (*fault_free)(struct be_fault *fault);
+	int (*fault_read)(struct be_fault *fault,
+			  struct ioasid_page_request *out, uint32_t cap,
+			  uint32_t *n);
+	int (*fault_respond)(struct be_fault *fault, uint32_t cookie,
+			     uint32_t code);
+
 	/* Optional: take up to @cap fault records of one device. */
 	int (*read_faults)(struct be_device *device,
 			   struct ioasid_fault *faults, uint32_t cap,

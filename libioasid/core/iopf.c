@@ -13,6 +13,11 @@
  * have the queue's depth.  A request that finds the table full is lost:
  * counted, reported by an overflow record at the next read, and the
  * device's DMA fails.
+ *
+ * On a kernel backend (iommufd) the kernel keeps the requests: the queue
+ * holds the backend's FAULT object (fq->be), whose fd is the one the VMM
+ * polls; reads and answers go to it, the cookies are the kernel's, and
+ * the ring and table here stay empty.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +72,8 @@ struct fault_queue {
 	uint32_t nr_reqs;
 	uint32_t next_cookie;
 	uint64_t requests, responses, lost, lost_unreported, timeouts;
+	struct be_fault *be;		/* kernel backends: the kernel's queue */
+	struct core *core;
 	struct fault_queue *next;	/* in core->fault_queues */
 };
 
@@ -265,6 +272,13 @@ int iopf_request(struct fault_queue *fq, const struct device *dev,
 	int ret;
 
 	addr &= PAGE_MASK_4K;
+	if (fq->be) {		/* the backend raised it in the kernel */
+		__atomic_add_fetch(&fq->requests, 1, __ATOMIC_RELAXED);
+		return op_fail(op, EINPROGRESS, "IOVA 0x%llx is not present: a "
+			       "page request is outstanding on fault queue %u "
+			       "(the kernel's); retry after the answer",
+			       (unsigned long long)addr, fq->id);
+	}
 	pthread_mutex_lock(&fq->lock);
 	reap(fq, now);
 	r = find_req(fq, dev->dev_id, has_pasid, pasid, addr);
@@ -311,6 +325,8 @@ static void queue_free(struct core *core, struct fault_queue *fq)
 		__atomic_store_n(&fq->nested->fq, NULL, __ATOMIC_RELEASE);
 	else
 		__atomic_store_n(&fq->ioas->fq, NULL, __ATOMIC_RELEASE);
+	if (fq->be)
+		core_ops(core)->fault_free(fq->be);
 	close(fq->efd);
 	pthread_cond_destroy(&fq->answered);
 	pthread_mutex_destroy(&fq->lock);
@@ -371,9 +387,37 @@ static int check_alloc(struct session *s, struct ioasid_op *op,
 	if (have)
 		return op_fail(op, EEXIST, "%u already has fault queue %u",
 			       op->ioas_id, have->id);
-	if (!core_ops(s->core)->dma_page_requests)
+	if (!core_ops(s->core)->dma_page_requests &&
+	    !core_ops(s->core)->fault_alloc)
 		return op_fail(op, EOPNOTSUPP, "the %s backend has no fault "
 			       "queues", core_ops(s->core)->name);
+	return 0;
+}
+
+/* A kernel backend's queue: the kernel's FAULT object and its fd. */
+static int kernel_queue(struct session *s, struct ioas *ioas,
+			struct nested *nested, struct fault_queue *fq,
+			struct ioasid_op *op)
+{
+	int r;
+
+	if (nested)
+		return op_fail(op, EOPNOTSUPP, "the %s backend has fault "
+			       "queues on IOASes only, not on nested tables",
+			       core_ops(s->core)->name);
+	if (ioas->nr_domains)
+		return op_fail(op, EBUSY, "IOAS %u has domains already: the "
+			       "kernel takes a fault queue when it allocates "
+			       "a HWPT, so give it the queue before attaching "
+			       "devices", ioas->id);
+	r = core_ops(s->core)->fault_alloc(ioas->be, &fq->be, &fq->efd);
+	if (r == -EOPNOTSUPP)
+		return op_fail(op, EOPNOTSUPP, "the kernel refuses a fault "
+			       "queue for IOAS %u (a nest-parent IOAS cannot "
+			       "have one)", ioas->id);
+	if (r < 0)
+		return op_fail(op, -r, "IOMMU_FAULT_QUEUE_ALLOC failed: %s",
+			       strerror(-r));
 	return 0;
 }
 
@@ -398,14 +442,32 @@ int iopf_alloc(struct session *s, struct ioas *unused, struct ioasid_op *op)
 				      IOASID_FAULT_TIMEOUT_MS_DEFAULT;
 	fq->ring = calloc(fq->depth, sizeof(*fq->ring));
 	fq->reqs = calloc(fq->depth, sizeof(*fq->reqs));
-	fq->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!fq->ring || !fq->reqs || fq->efd < 0) {
-		r = fq->efd < 0 ? errno : ENOMEM;
+	fq->efd = -1;
+	if (!fq->ring || !fq->reqs) {
+		r = ENOMEM;
 		goto fail;
+	}
+	if (core_ops(s->core)->fault_alloc) {
+		r = kernel_queue(s, ioas, nested, fq, op);
+		if (r < 0) {
+			free(fq->ring);
+			free(fq->reqs);
+			free(fq);
+			return r;
+		}
+	} else {
+		fq->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fq->efd < 0) {
+			r = errno;
+			goto fail;
+		}
 	}
 	fd = fcntl(fq->efd, F_DUPFD_CLOEXEC, 3);
 	if (fd < 0) {
 		r = errno;
+		if (fq->be)
+			core_ops(s->core)->fault_free(fq->be);
+		fq->be = NULL;
 		goto fail;
 	}
 	pthread_mutex_init(&fq->lock, NULL);
@@ -419,6 +481,7 @@ int iopf_alloc(struct session *s, struct ioas *unused, struct ioasid_op *op)
 	}
 	fq->id = core_alloc_id(s->core);
 	fq->owner = s;
+	fq->core = s->core;
 	fq->ioas = nested ? nested->parent : ioas;
 	fq->nested = nested;
 	fq->next = s->core->fault_queues;
@@ -467,6 +530,20 @@ int iopf_read(struct session *s, struct ioas *unused, struct ioasid_op *op)
 		return queue_not_found(op, op->ioas_id2);
 	if (!cap)
 		return op_fail(op, EINVAL, "no room for one record");
+	if (fq->be) {
+		int r = core_ops(s->core)->fault_read(fq->be, out, cap, &n);
+
+		if (r < 0)
+			return op_fail(op, -r, "cannot read the kernel's fault "
+				       "queue: %s", strerror(-r));
+		for (uint32_t i = 0; i < n; i++) {
+			out[i].fault_id = fq->id;
+			out[i].target_id = target_id(fq);
+			out[i].timestamp_ns = core_now_ns();
+		}
+		op->out_len = n * (uint32_t)sizeof(*out);
+		return 0;
+	}
 	pthread_mutex_lock(&fq->lock);
 	reap(fq, core_now_ns());
 	if (fq->lost_unreported) {
@@ -504,6 +581,21 @@ int iopf_respond(struct session *s, struct ioas *unused, struct ioasid_op *op)
 	    op->flags != IOASID_PAGE_RESPONSE_INVALID)
 		return op_fail(op, EINVAL, "response code %u is neither "
 			       "success (0) nor invalid (1)", op->flags);
+	if (fq->be) {
+		ret = op->mode ? core_ops(s->core)->fault_respond(fq->be,
+						op->mode, op->flags) : -ENOENT;
+		if (ret == -ENOENT)
+			return op_fail(op, ENOENT, "fault queue %u has no "
+				       "outstanding page request %u (the "
+				       "kernel's cookies)", fq->id, op->mode);
+		if (ret < 0)
+			return op_fail(op, -ret, "cannot answer page request "
+				       "%u: %s", op->mode, strerror(-ret));
+		fq->responses++;
+		ev.arg = op->flags;
+		core_emit_to(s, IOASID_EVENT_GROUP_FAULT, &ev);
+		return 0;
+	}
 	pthread_mutex_lock(&fq->lock);
 	reap(fq, core_now_ns());
 	r = op->mode ? find_cookie(fq, op->mode) : NULL;
@@ -554,6 +646,9 @@ static void fill_info(struct fault_queue *fq, struct ioasid_fault_queue_info *i)
 		.responses = fq->responses, .lost = fq->lost,
 		.timeouts = fq->timeouts,
 	};
+	if (fq->be)	/* the kernel's: what was asked and not answered */
+		i->outstanding = (uint32_t)(__atomic_load_n(&fq->requests,
+					    __ATOMIC_RELAXED) - fq->responses);
 	pthread_mutex_unlock(&fq->lock);
 }
 

@@ -40,6 +40,7 @@
 #define IFD_HWPT_GET_DIRTY_BITMAP	IFD_CMD(0x8c)
 #define IFD_IOAS_MAP_FILE		IFD_CMD(0x8f)
 #define IFD_HWPT_INVALIDATE		IFD_CMD(0x8d)
+#define IFD_FAULT_QUEUE_ALLOC		IFD_CMD(0x8e)	/* 6.11 */
 
 /* Flags of IOAS_MAP, IOAS_MAP_FILE and IOAS_COPY. */
 #define IFD_MAP_FIXED_IOVA		(1u << 0)
@@ -49,6 +50,7 @@
 /* Flags of HWPT_ALLOC. */
 #define IFD_HWPT_ALLOC_NEST_PARENT	(1u << 0)
 #define IFD_HWPT_ALLOC_DIRTY_TRACKING	(1u << 1)
+#define IFD_HWPT_FAULT_ID_VALID		(1u << 2)	/* 6.11: fault_id */
 #define IFD_HWPT_ALLOC_PASID		(1u << 3)	/* 6.15: PASID-capable */
 
 /* HWPT_ALLOC data_type of a nested HWPT; HWPT_INVALIDATE data_type. */
@@ -179,6 +181,39 @@ struct ifd_hwpt_alloc {
 	uint64_t data_uptr;
 	uint32_t fault_id;
 	uint32_t reserved2;
+};
+
+/* FAULT_QUEUE_ALLOC: struct iommu_fault_alloc */
+struct ifd_fault_alloc {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t out_fault_id;
+	uint32_t out_fault_fd;
+};
+
+/* What the fault fd reads: struct iommu_hwpt_pgfault */
+#define IFD_PGFAULT_FLAGS_PASID_VALID	(1u << 0)
+#define IFD_PGFAULT_FLAGS_LAST_PAGE	(1u << 1)
+#define IFD_PGFAULT_PERM_READ		(1u << 0)
+#define IFD_PGFAULT_PERM_WRITE		(1u << 1)
+struct ifd_hwpt_pgfault {
+	uint32_t flags;
+	uint32_t dev_id;
+	uint32_t pasid;
+	uint32_t grpid;
+	uint32_t perm;
+	uint32_t reserved;
+	uint64_t addr;
+	uint32_t length;
+	uint32_t cookie;
+};
+
+/* What it takes: struct iommu_hwpt_page_response */
+#define IFD_PAGE_RESP_SUCCESS		0
+#define IFD_PAGE_RESP_INVALID		1
+struct ifd_hwpt_page_response {
+	uint32_t cookie;
+	uint32_t code;
 };
 
 /* HWPT_INVALIDATE: @entry_num in: entries, out: those done. */

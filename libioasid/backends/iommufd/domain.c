@@ -83,6 +83,10 @@ static int hwpt_alloc(struct be_tenant *t, struct be_device *dev,
 	 */
 	if (dev->max_pasid_log2)
 		h.flags |= IFD_HWPT_ALLOC_PASID;
+	/* the IOAS's fault queue takes its devices' page requests */
+	h.fault_id = iommufd_fault_id(ioas);
+	if (h.fault_id)
+		h.flags |= IFD_HWPT_FAULT_ID_VALID;
 	r = kioctl(t->fd, IFD_HWPT_ALLOC, &h);
 
 	if (r == 0)
@@ -131,6 +135,7 @@ int iommufd_domain_alloc(struct be_ioas *ioas,
 	d->unit = unit;
 	d->enforce = enforce;
 	d->can_track = dirty;
+	d->fault = iommufd_fault_id(ioas) != 0;
 	d->next = ioas->domains;
 	ioas->domains = d;
 	dbg(be->log, "iommufd: HWPT %u on IOAS %u for %s (%s%s)", d->hwpt_id,

@@ -327,6 +327,8 @@ const struct backend_ops backend_iommufd = {
 	.name = "iommufd",
 	/* kcommon's record of kernel mappings replaces the core's pieces */
 	.unmap_wants_pieces = false,
+	/* mock devices raise page requests (IOMMU_TEST_OP_TRIGGER_IOPF) */
+	.dma_page_requests = true,
 	.open = iommufd_open,
 	.close = iommufd_close,
 	.tenant_open = iommufd_tenant_open,
@@ -363,4 +365,8 @@ const struct backend_ops backend_iommufd = {
 	.nested_free = iommufd_nested_free,
 	.attach_nested = iommufd_attach_nested,
 	.nested_invalidate = iommufd_nested_invalidate,
+	.fault_alloc = iommufd_fault_alloc,
+	.fault_free = iommufd_fault_free,
+	.fault_read = iommufd_fault_read,
+	.fault_respond = iommufd_fault_respond,
 };

@@ -319,8 +319,13 @@ static void mock_fault(struct be_device *dev, uint64_t iova, uint32_t flags,
  */
 int iommufd_mock_dma_via(struct be_device *dev, int access_fd, uint64_t iova,
 			 void *buf, uint64_t length, uint32_t flags,
-			 uint64_t *done, bool attached)
+			 uint64_t *done, struct be_domain *dom, bool has_pasid,
+			 uint32_t pasid)
 {
+	bool attached = dom != NULL;
+	bool pri = flags & BE_DMA_PAGE_REQUEST;
+
+	flags &= ~BE_DMA_PAGE_REQUEST;
 	*done = 0;
 	if (flags & IOASID_DMA_NO_SNOOP)
 		return -EOPNOTSUPP;	/* the mock has no such attribute */
@@ -347,6 +352,10 @@ int iommufd_mock_dma_via(struct be_device *dev, int access_fd, uint64_t iova,
 				   IOASID_FAULT_PERMISSION);
 			return -EACCES;
 		}
+		if ((r == -ENOENT || r == -EINVAL || r == -EFAULT) && pri &&
+		    iommufd_mock_page_request(dev, dom, has_pasid, pasid,
+					      iova + *done, flags) == 0)
+			return -EAGAIN;	/* a page request, not a fault */
 		if (r == -ENOENT || r == -EINVAL || r == -EFAULT) {
 			mock_fault(dev, iova + *done, flags, attached ?
 				   IOASID_FAULT_NOT_PRESENT :
@@ -367,7 +376,7 @@ int iommufd_dma(struct be_device *dev, uint64_t iova, void *buf,
 	if (!dev->mock)
 		return -EOPNOTSUPP;
 	return iommufd_mock_dma_via(dev, dev->access_fd, iova, buf, length,
-				    flags, done, dev->domain != NULL);
+				    flags, done, dev->domain, false, 0);
 }
 
 /* A DMA access for a PASID, on IOAS @ioas_id. */

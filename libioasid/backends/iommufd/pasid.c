@@ -133,5 +133,6 @@ int iommufd_dma_pasid(struct be_device *dev, uint32_t pasid,
 		return -EOPNOTSUPP;
 	/* a PASID attached nowhere: the empty access of the device */
 	return iommufd_mock_dma_via(dev, p ? p->access_fd : -1, iova, buf,
-				    length, flags, done, p != NULL);
+				    length, flags, done, p ? p->domain : NULL,
+				    true, pasid);
 }

@@ -63,6 +63,7 @@ struct be_ioas {
 	bool nest_parent;		/* its HWPTs: IOMMU_HWPT_ALLOC_NEST_PARENT */
 	struct kmap map;
 	struct be_domain *domains;	/* its HWPTs (unmap_dirty) */
+	struct be_fault *fault;		/* fault queue its HWPTs get (fault.c) */
 };
 
 /* Every mapping ioctl goes through here, so the trace is complete. */
@@ -80,6 +81,7 @@ struct be_domain {
 	bool enforce;
 	bool can_track;			/* allocated with DIRTY_TRACKING */
 	bool dirty;			/* dirty tracking on */
+	bool fault;			/* allocated with its IOAS's fault queue */
 	struct be_domain *next;		/* in be_ioas.domains */
 };
 
@@ -221,6 +223,21 @@ int iommufd_mock_pasid_access(struct be_device *dev, uint32_t ioas_id,
 int iommufd_mock_access_move(struct be_device *dev, int fd, uint32_t ioas_id);
 int iommufd_mock_dma_via(struct be_device *dev, int access_fd, uint64_t iova,
 			 void *buf, uint64_t length, uint32_t flags,
-			 uint64_t *done, bool attached);
+			 uint64_t *done, struct be_domain *dom, bool has_pasid,
+			 uint32_t pasid);
+
+/* fault.c: fault queues (IOMMU_FAULT_QUEUE_ALLOC) */
+int iommufd_fault_alloc(struct be_ioas *ioas, struct be_fault **out, int *fd);
+void iommufd_fault_free(struct be_fault *f);
+int iommufd_fault_read(struct be_fault *f, struct ioasid_page_request *out,
+		       uint32_t cap, uint32_t *n);
+int iommufd_fault_respond(struct be_fault *f, uint32_t cookie, uint32_t code);
+/* The FAULT object HWPTs of @ioas get, 0: none. */
+uint32_t iommufd_fault_id(const struct be_ioas *ioas);
+/* A mock device's page request at @iova on domain @d: 0 when raised,
+ * -ENOENT when @d takes none (then it is a fault). */
+int iommufd_mock_page_request(struct be_device *dev, struct be_domain *d,
+			      bool has_pasid, uint32_t pasid, uint64_t iova,
+			      uint32_t flags);
 
 #endif
