@@ -194,18 +194,27 @@ void iommufd_device_close(struct be_device *dev)
 	free(dev);
 }
 
-/* Attach, or replace the current HWPT without a gap (the kernel's replace). */
-int iommufd_attach(struct be_device *dev, struct be_domain *d)
+/*
+ * Attach to HWPT @pt_id (of IOAS @ioas_id), or replace the current one
+ * without a gap (the kernel's replace): a real device with
+ * VFIO_DEVICE_ATTACH_IOMMUFD_PT, a mock one with
+ * IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE, its DMA access moving to @ioas_id.
+ */
+int iommufd_attach_pt(struct be_device *dev, uint32_t pt_id, uint32_t ioas_id)
 {
 	struct kvfio_device_attach_iommufd_pt a = {
-		.argsz = sizeof(a), .pt_id = d->hwpt_id,
+		.argsz = sizeof(a), .pt_id = pt_id,
 	};
-	int r;
 
 	if (dev->mock)
-		r = iommufd_mock_attach(dev, d->hwpt_id, d->ioas->id);
-	else
-		r = kioctl(dev->fd, KVFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+		return iommufd_mock_attach(dev, pt_id, ioas_id);
+	return kioctl(dev->fd, KVFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+}
+
+int iommufd_attach(struct be_device *dev, struct be_domain *d)
+{
+	int r = iommufd_attach_pt(dev, d->hwpt_id, d->ioas->id);
+
 	if (r < 0)
 		return r;	/* EINVAL: incompatible, the core tries on */
 	dev->domain = d;

@@ -71,22 +71,14 @@ void iommufd_nested_free(struct be_nested *n)
 }
 
 /*
- * Attach, or replace without a gap: a real device with
- * VFIO_DEVICE_ATTACH_IOMMUFD_PT, a mock one with
- * IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE (its DMA access goes to the parent
- * IOAS: the mock's nested domain translates through its parent).
+ * Attach, or replace without a gap (a mock device's DMA access goes to
+ * the parent IOAS: the mock's nested domain translates through its
+ * parent).
  */
 int iommufd_attach_nested(struct be_device *dev, struct be_nested *n)
 {
-	struct kvfio_device_attach_iommufd_pt a = {
-		.argsz = sizeof(a), .pt_id = n->hwpt_id,
-	};
-	int r;
+	int r = iommufd_attach_pt(dev, n->hwpt_id, n->parent->ioas->id);
 
-	if (dev->mock)
-		r = iommufd_mock_attach(dev, n->hwpt_id, n->parent->ioas->id);
-	else
-		r = kioctl(dev->fd, KVFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
 	if (r < 0)
 		return r;
 	dev->domain = n->parent;

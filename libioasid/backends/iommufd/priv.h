@@ -180,6 +180,8 @@ int iommufd_device_open(struct backend *be, struct be_tenant *t,
 			int vfio_fd, struct be_device **out);
 void iommufd_device_close(struct be_device *dev);
 int iommufd_attach(struct be_device *dev, struct be_domain *d);
+/* device.c: attach/replace to any HWPT (domain or nested) */
+int iommufd_attach_pt(struct be_device *dev, uint32_t pt_id, uint32_t ioas_id);
 int iommufd_detach(struct be_device *dev, char *why, size_t len);
 int iommufd_device_vfio_fd(struct be_device *dev);
 /* pasid.c */
