@@ -66,13 +66,22 @@ struct upgrade_state {
 /* ---- the predecessor ----------------------------------------------------- */
 
 static int put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
-		      const struct core_ioas_counters *c)
+		      const struct core_ioas_counters *c,
+		      const struct ioasid_kobj *k)
 {
 	struct image_writer *w = arg;
+	int r;
 
-	return c ? image_put_counters(w, c->ioas_id, c->nr_conversions,
-				      c->nr_faults) :
-		   image_put_op(w, op, expect_id);
+	if (c)
+		return image_put_counters(w, c->ioas_id, c->nr_conversions,
+					  c->nr_faults);
+	/* iommufd: the kernel object the op made, for the successor */
+	if (k) {
+		r = image_put_kobj(w, k);
+		if (r < 0 || !op)
+			return r;
+	}
+	return image_put_op(w, op, expect_id);
 }
 
 struct export_arg {
@@ -330,12 +339,40 @@ static int take_fd(void *arg, uint32_t idx)
 	return fd < 0 ? -errno : fd;
 }
 
+/*
+ * After a session's last record: a kernel backend stops adopting and
+ * takes over the pinned-page accounting; what it could not take over (or
+ * had to make again) is logged.
+ */
+static void adopt_end(struct server *srv, struct session *s, bool *kernel)
+{
+	struct ioasid_op why;
+	int n;
+
+	if (!s || !*kernel)
+		return;
+	*kernel = false;
+	ioasid_op_init(&why, IOASID_CMD_UNSPEC);
+	n = core_adopt_end(s, &why);
+	if (n > 0)
+		log_warn(srv, "upgrade: session %u: %d kernel object(s) or "
+		    "mapping(s) made again or not taken over: %s",
+		    core_session_id(s), n, why.errmsg);
+	else if (n < 0)
+		log_warn(srv, "upgrade: session %u: %s",
+		    core_session_id(s), why.errmsg);
+	else
+		log_info(srv, "upgrade: session %u: every kernel object "
+			 "adopted", core_session_id(s));
+}
+
 /* Every SESSION's ops into the session of that id. */
 static int replay(struct server *srv, struct image *img, char *why,
 		  size_t whylen)
 {
 	struct session *s = NULL;
 	struct image_rec rec;
+	bool kernel = false;		/* s had kernel objects to adopt */
 	int r = 0;
 
 	image_rewind(img);
@@ -347,6 +384,7 @@ static int replay(struct server *srv, struct image *img, char *why,
 
 		switch (rec.type) {
 		case IMAGE_REC_SESSION:
+			adopt_end(srv, s, &kernel);
 			memcpy(&is, rec.payload, sizeof(is));
 			s = server_find_session(srv, is.id);
 			if (!s) {
@@ -387,12 +425,33 @@ static int replay(struct server *srv, struct image *img, char *why,
 			}
 			break;
 		}
+		case IMAGE_REC_KOBJ: {
+			struct ioasid_kobj k;
+
+			if (!s) {
+				snprintf(why, whylen, "record %u: a kernel "
+					 "object before any session",
+					 rec.index);
+				return -EBADMSG;
+			}
+			ioasid_op_init(&op, IOASID_CMD_UNSPEC);
+			r = image_kobj(img, &rec, &k, why, whylen);
+			if (r == 0)
+				r = core_adopt(s, &k, &op);
+			kernel = true;
+			if (r < 0 && !why[0])
+				snprintf(why, whylen, "record %u: %s",
+					 rec.index, op.errmsg);
+			break;
+		}
 		case IMAGE_REC_NEXT_ID:
 			memcpy(&id, rec.payload, sizeof(id));
 			core_set_next_id(srv->core, id);
 			break;
 		}
 	}
+	if (r == 0)
+		adopt_end(srv, s, &kernel);
 	return r;
 }
 

@@ -168,10 +168,14 @@ IOASID_EXPORT int ioasid_new(const char *uri, struct ioasid_ctx **ctx)
  * passes the number to ioasid_ctx_import(); a hand-over given up closes
  * the kept files with ioasid_ctx_export_abandon().
  *
+ * On iommufd the kernel objects are handed over, not described: the
+ * session's /dev/iommu, device cdevs and mapped files stay open across
+ * exec and the import adopts them (ioasid_ctx_export(3)).
+ *
  * Returns 0; -EINVAL for a NULL argument; -EOPNOTSUPP for a context on
  * ioasidd (its session is handed over by name and reclaim token,
- * ioasid_session(3)), for the kernel backends (they cannot yet hand their
- * kernel objects over), for nested stage-1 tables and for a mapping by
+ * ioasid_session(3)), for VFIO type1 (it cannot yet hand its container
+ * over), for nested stage-1 tables and for a mapping by
  * address (ioasid_map_user(),
  * whose memory does not survive exec); -ENOMEM; -EMFILE when the files
  * cannot be kept open.

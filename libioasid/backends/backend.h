@@ -71,6 +71,27 @@ struct be_replay {
 	void *ioas;
 };
 
+/*
+ * A kernel object a successor process adopts instead of re-creating it
+ * (->kobj, ->adopt): what the kernel knows it by and the descriptors that
+ * keep it alive.  iommufd: TENANT fd[0] its /dev/iommu; IOAS id[0] the
+ * kernel IOAS; DOMAIN id[0] the HWPT; DEVICE id[0] its dev_id, fd[0] its
+ * VFIO cdev (mock devices: id[1] selftest object, id[2] park HWPT, id[3]
+ * park IOAS, fd[0] its DMA access).  Unused ids are 0, fds -1.
+ */
+enum be_kobj_kind {
+	BE_KOBJ_TENANT = 1,
+	BE_KOBJ_IOAS,
+	BE_KOBJ_DOMAIN,
+	BE_KOBJ_DEVICE,
+};
+
+struct be_kobj {
+	uint32_t kind;			/* enum be_kobj_kind */
+	uint32_t id[4];
+	int fd[2];
+};
+
 enum be_domain_flags {
 	BE_DOMAIN_ENFORCE_COHERENCY	= 1 << 0,
 	BE_DOMAIN_DIRTY_TRACKING	= 1 << 1,
@@ -97,6 +118,24 @@ struct backend_ops {
 	 * issue page requests (core/iopf.c queues them).
 	 */
 	bool dma_page_requests;
+	/*
+	 * Kernel backends that can hand their objects over (iommufd):
+	 * ->kobj says what the object is in the kernel; in a successor,
+	 * ->adopt before the op that would create it makes the next
+	 * ->tenant_open/->ioas_alloc/->domain_alloc/->device_open take that
+	 * object over (checking that the kernel still has it) and the maps
+	 * and attaches that follow check the kernel's state instead of
+	 * changing it (re-doing what the kernel lost);
+	 * ->adopt_end ends that mode and moves pinned-page accounting to
+	 * the calling process.  @obj: a be_tenant, be_ioas, be_domain or
+	 * be_device by kind.  ->adopt_end returns the number of objects or
+	 * mappings it had to rebuild (0: all adopted) or -errno, with what
+	 * it could not take over in @why.
+	 */
+	int (*kobj)(const void *obj, uint32_t kind, struct be_kobj *out);
+	int (*adopt)(struct backend *be, struct be_tenant *tenant,
+		     const struct be_kobj *k);
+	int (*adopt_end)(struct be_tenant *tenant, char *why, size_t len);
 
 	/* arg: what followed "name:" in the URI, or NULL. */
 	int (*open)(const struct log_sink *log, const char *arg,

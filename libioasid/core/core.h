@@ -117,12 +117,32 @@ struct core_ioas_counters {
 	uint32_t reserved;		/* 0 */
 	uint64_t nr_conversions, nr_faults;
 };
-/* One op (@c NULL), or an IOAS's monitoring counters (@op NULL), last. */
+/*
+ * One op (@c NULL), or an IOAS's monitoring counters (@op NULL), last.
+ * Kernel backends that hand their objects over (iommufd) pass with an op
+ * that makes one the kernel object it is (@k, else NULL), for the
+ * successor to adopt (core_adopt()); and first, with @op and @c NULL,
+ * the session's own kernel descriptor (its iommufd) as @k alone.
+ */
 typedef int (*core_export_fn)(void *arg, struct ioasid_op *op,
 			      uint32_t expect_id,
-			      const struct core_ioas_counters *c);
+			      const struct core_ioas_counters *c,
+			      const struct ioasid_kobj *k);
 int core_session_export(struct session *session, core_export_fn fn,
 			void *arg, struct ioasid_op *why);
+/*
+ * A successor's side: before replaying the op an image gave @k with, the
+ * backend takes the kernel object over instead of making it again (the
+ * session's iommufd: at once).  0, or -errno with the reason in @why.
+ * core_adopt_end() after the session's last op: the backend stops
+ * adopting and moves pinned-page accounting to this process
+ * (IOMMU_IOAS_CHANGE_PROCESS); returns how many objects or mappings it
+ * had to make again (0: everything was adopted) with what in @why, or
+ * -errno.
+ */
+int core_adopt(struct session *session, const struct ioasid_kobj *k,
+	       struct ioasid_op *why);
+int core_adopt_end(struct session *session, struct ioasid_op *why);
 /*
  * Run one op of an image for @session, making the object it creates get
  * @expect_id (0: the op makes none): core_call()'s result, or -EPROTO

@@ -30,6 +30,7 @@ struct export {
 	void *arg;
 	struct ioasid_op *why;
 	struct ioasid_op op;
+	struct ioasid_kobj kobj;
 	struct ioas *ioas;
 	struct ioasid_iova_range runs[CONVERT_BATCH];
 	uint32_t nr_runs;
@@ -41,14 +42,34 @@ static struct ioasid_op *op_new(struct export *x, uint32_t cmd)
 	return &x->op;
 }
 
-static int emit(struct export *x, uint32_t expect_id)
+/* The kernel object behind @obj, for a backend that hands them over. */
+static const struct ioasid_kobj *kobj_of(struct export *x, const void *obj,
+					 uint32_t kind)
 {
-	int r = x->emit(x->arg, &x->op, expect_id, NULL);
+	const struct backend_ops *ops = core_ops(x->s->core);
+	struct be_kobj k;
+
+	if (!ops->kobj || !obj || ops->kobj(obj, kind, &k) < 0)
+		return NULL;
+	_Static_assert(sizeof(k) == sizeof(x->kobj), "be_kobj layout");
+	memcpy(&x->kobj, &k, sizeof(k));
+	return &x->kobj;
+}
+
+static int emit_k(struct export *x, uint32_t expect_id,
+		  const struct ioasid_kobj *k)
+{
+	int r = x->emit(x->arg, &x->op, expect_id, NULL, k);
 
 	if (r < 0 && x->why != &x->op)
 		snprintf(x->why->errmsg, sizeof(x->why->errmsg), "%s",
 			 x->op.errmsg[0] ? x->op.errmsg : strerror(-r));
 	return r;
+}
+
+static int emit(struct export *x, uint32_t expect_id)
+{
+	return emit_k(x, expect_id, NULL);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -102,7 +123,7 @@ static int export_ioas(struct export *x, struct ioas *ioas)
 	op = op_new(x, IOASID_CMD_IOAS_ALLOC);
 
 	op->flags = ioas->flags;
-	r = emit(x, ioas->id);
+	r = emit_k(x, ioas->id, kobj_of(x, ioas->be, BE_KOBJ_IOAS));
 	if (r == 0 && ioas->snoop_mode != IOASID_SNOOP_AUTO) {
 		op = op_new(x, IOASID_CMD_IOAS_SET_SNOOP);
 		op->ioas_id = ioas->id;
@@ -200,7 +221,7 @@ static int export_counters(struct export *x, struct ioas *ioas)
 		.nr_faults = __atomic_load_n(&ioas->nr_faults,
 					     __ATOMIC_RELAXED),
 	};
-	int r = x->emit(x->arg, NULL, 0, &c);
+	int r = x->emit(x->arg, NULL, 0, &c, NULL);
 
 	if (r < 0)
 		op_fail(x->why, -r, "cannot write IOAS %u's counters: %s",
@@ -246,7 +267,8 @@ static int export_devices(struct export *x)
 		snprintf(op->name, sizeof(op->name), "%s",
 			 att[i]->inv->info.name);
 		op->fd = att[i]->vfio_fd;
-		r = emit(x, att[i]->dev_id);
+		r = emit_k(x, att[i]->dev_id,
+			   kobj_of(x, att[i]->be, BE_KOBJ_DEVICE));
 	}
 	/* attaches: a domain's first device makes it, in domain id order */
 	{
@@ -264,7 +286,8 @@ static int export_devices(struct export *x)
 		op->dev_id = att[i]->dev_id;
 		op->ioas_id = att[i]->ioas->id;
 		op->flags = att[i]->hinted ? IOASID_ATTACH_NO_SNOOP_UNUSED : 0;
-		r = emit(x, att[i]->domain->id);
+		r = emit_k(x, att[i]->domain->id,
+			   kobj_of(x, att[i]->domain->be, BE_KOBJ_DOMAIN));
 	}
 	free(att);
 	return r;
@@ -322,10 +345,18 @@ static int export_session(struct export *x)
 	uint32_t *ids = NULL, nr = 0;
 	int r = 0;
 
-	if (!core_ops(s->core)->replayable)
+	if (!core_ops(s->core)->replayable && !core_ops(s->core)->kobj)
 		return op_fail(x->why, EOPNOTSUPP, "the %s backend cannot "
 			       "hand its kernel objects over to another "
-			       "process yet", core_ops(s->core)->name);
+			       "process yet (iommufd can)",
+			       core_ops(s->core)->name);
+	/* first: the session's own iommufd, where its objects live */
+	if (s->tenant && kobj_of(x, s->tenant, BE_KOBJ_TENANT)) {
+		r = x->emit(x->arg, NULL, 0, NULL, &x->kobj);
+		if (r < 0)
+			return op_fail(x->why, -r, "cannot keep the session's "
+				       "kernel descriptor: %s", strerror(-r));
+	}
 	for (struct nested *n = s->core->nested; n; n = n->next)
 		if (n->owner == s)
 			return op_fail(x->why, EOPNOTSUPP, "the session has "
@@ -481,4 +512,46 @@ int core_replay(struct session *s, struct ioasid_op *op, uint32_t expect_id)
 			       op->cmd == IOASID_CMD_DEVICE_ATTACH ? "the attach" :
 			       op->cmd == IOASID_CMD_MAP_FILE ? "the map" : "the op", got, expect_id);
 	return 0;
+}
+
+int core_adopt(struct session *s, const struct ioasid_kobj *k,
+	       struct ioasid_op *why)
+{
+	const struct backend_ops *ops = core_ops(s->core);
+	struct be_tenant *t;
+	struct be_kobj bk;
+	int r;
+
+	if (!ops->adopt)
+		return op_fail(why, EINVAL, "the %s backend has no kernel "
+			       "objects to adopt", ops->name);
+	if (k->kind < BE_KOBJ_TENANT || k->kind > BE_KOBJ_DEVICE)
+		return op_fail(why, EINVAL, "unknown kernel object kind %u",
+			       k->kind);
+	memcpy(&bk, k, sizeof(bk));
+	pthread_mutex_lock(&s->core->lock);
+	r = core_session_tenant(s, &t);
+	if (r == 0)
+		r = ops->adopt(s->core->be, t, &bk);
+	pthread_mutex_unlock(&s->core->lock);
+	if (r < 0)
+		return op_fail(why, -r, "cannot adopt the session's %s: %s",
+			       k->kind == BE_KOBJ_TENANT ? "iommufd" :
+			       "kernel object", strerror(-r));
+	return 0;
+}
+
+int core_adopt_end(struct session *s, struct ioasid_op *why)
+{
+	const struct backend_ops *ops = core_ops(s->core);
+	int r = 0;
+
+	if (!ops->adopt_end)
+		return 0;
+	pthread_mutex_lock(&s->core->lock);
+	if (s->tenant)
+		r = ops->adopt_end(s->tenant, why->errmsg,
+				   sizeof(why->errmsg));
+	pthread_mutex_unlock(&s->core->lock);
+	return r;
 }

@@ -71,6 +71,17 @@ static inline void ioasid_op_init(struct ioasid_op *op, uint32_t cmd)
 }
 
 /*
+ * A kernel object a state image hands to a successor, which adopts it
+ * instead of making it again (backends/backend.h's be_kobj, same layout):
+ * kind, the kernel's ids, the descriptors that keep it alive (-1: none).
+ */
+struct ioasid_kobj {
+	uint32_t kind;
+	uint32_t id[4];
+	int fd[2];
+};
+
+/*
  * The one error setter: write a printf-style reason into @msg and return
  * -errnum.  op_fail() writes into the op's errmsg (what the core, the
  * codec and the transports use); the API writes a caller's refusal into

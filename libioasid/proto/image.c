@@ -162,6 +162,23 @@ int image_put_next_id(struct image_writer *w, uint32_t next_id)
 	return image_put(w, IMAGE_REC_NEXT_ID, &next_id, sizeof(next_id));
 }
 
+int image_put_kobj(struct image_writer *w, const struct ioasid_kobj *k)
+{
+	struct image_kobj ik = { .kind = k->kind };
+	int r;
+
+	memcpy(ik.id, k->id, sizeof(ik.id));
+	for (unsigned int i = 0; i < 2; i++) {
+		if (k->fd[i] < 0)
+			continue;
+		r = image_put_fd(w, k->fd[i], &ik.fd[ik.nfds]);
+		if (r < 0)
+			return r;
+		ik.nfds++;
+	}
+	return image_put(w, IMAGE_REC_KOBJ, &ik, sizeof(ik));
+}
+
 int image_put_counters(struct image_writer *w, uint32_t ioas_id,
 		       uint64_t nr_conversions, uint64_t nr_faults)
 {
@@ -430,6 +447,11 @@ static int check_records(struct image *img, const struct image_header *h,
 			if (rec->len != sizeof(uint32_t))
 				goto size;
 			break;
+		case IMAGE_REC_KOBJ:
+			if (rec->len != sizeof(struct image_kobj) ||
+			    ((const struct image_kobj *)p)->nfds > 2)
+				goto size;
+			break;
 		case IMAGE_REC_COUNTERS:
 			if (rec->len != sizeof(struct image_counters) ||
 			    ((const struct image_counters *)p)->reserved)
@@ -594,6 +616,25 @@ int image_op(const struct image *img, const struct image_rec *rec,
 			    "request", rec->index, proto_cmd_name(m.cmd));
 	proto_decode_request(&m, fds, op, outbuf);
 	*expect_id = h.expect_id;
+	return 0;
+}
+
+int image_kobj(const struct image *img, const struct image_rec *rec,
+	       struct ioasid_kobj *k, char *why, size_t whylen)
+{
+	struct image_kobj ik;
+
+	memcpy(&ik, rec->payload, sizeof(ik));
+	k->kind = ik.kind;
+	memcpy(k->id, ik.id, sizeof(k->id));
+	k->fd[0] = k->fd[1] = -1;
+	for (uint32_t i = 0; i < ik.nfds; i++) {
+		if (ik.fd[i] >= img->nr_fds)
+			return fail(why, whylen, EBADMSG, "record %u names "
+				    "descriptor record %u of %u", rec->index,
+				    ik.fd[i], img->nr_fds);
+		k->fd[i] = img->fd_table[ik.fd[i]].fd;
+	}
 	return 0;
 }
 

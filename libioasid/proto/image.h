@@ -37,6 +37,12 @@
  *   IMAGE_REC_COUNTERS struct image_counters: an IOAS's monitoring
  *                      counters, after the ops that rebuilt it.
  *   IMAGE_REC_NEXT_ID  u32: the core's id counter after everything.
+ *   IMAGE_REC_KOBJ     struct image_kobj (kernel backends, iommufd): a
+ *                      kernel object the successor adopts instead of
+ *                      making it (op/op.h's ioasid_kobj, its descriptors
+ *                      as FD record indexes): the session's iommufd right
+ *                      after its SESSION record, else the object the next
+ *                      OP record makes (IOAS, device, the attach's HWPT).
  *   0x100 - 0x1ff      ioasidd's own records (connections, tokens,
  *                      rings: ioasidd/upgrade.c).
  *   0x200 - 0x2ff      reserved for a journal of changes appended after
@@ -108,6 +114,7 @@ enum image_rec_type {
 	IMAGE_REC_OP = 4,
 	IMAGE_REC_NEXT_ID = 5,
 	IMAGE_REC_COUNTERS = 6,
+	IMAGE_REC_KOBJ = 7,
 	IMAGE_REC_DAEMON_FIRST = 0x100,
 	IMAGE_REC_DAEMON_LAST = 0x1ff,
 	IMAGE_REC_JOURNAL_FIRST = 0x200,
@@ -137,6 +144,13 @@ struct image_op {
 	uint32_t nfds;			/* descriptors the message names */
 	uint32_t fd[2];			/* FD record indexes */
 	/* then the request message (struct nlmsghdr first) */
+};
+
+struct image_kobj {
+	uint32_t kind;			/* ioasid_kobj.kind */
+	uint32_t nfds;			/* 0..2 */
+	uint32_t id[4];
+	uint32_t fd[2];			/* FD record indexes */
 };
 
 struct image_counters {
@@ -190,6 +204,8 @@ int image_put_session(struct image_writer *w, const struct image_session *s);
 int image_put_op(struct image_writer *w, struct ioasid_op *op,
 		 uint32_t expect_id);
 int image_put_next_id(struct image_writer *w, uint32_t next_id);
+/* A kernel object as a KOBJ record (its descriptors become FD records). */
+int image_put_kobj(struct image_writer *w, const struct ioasid_kobj *k);
 int image_put_counters(struct image_writer *w, uint32_t ioas_id,
 		       uint64_t nr_conversions, uint64_t nr_faults);
 /*
@@ -250,6 +266,9 @@ void image_rewind(struct image *img);
 int image_op(const struct image *img, const struct image_rec *rec,
 	     struct ioasid_op *op, void *outbuf, uint32_t *expect_id,
 	     char *why, size_t whylen);
+/* Decode a KOBJ record, descriptors as inherited numbers: 0 or -EBADMSG. */
+int image_kobj(const struct image *img, const struct image_rec *rec,
+	       struct ioasid_kobj *k, char *why, size_t whylen);
 /* Close every descriptor the FD records name (a hand-over given up). */
 void image_close_fds(const struct image *img);
 

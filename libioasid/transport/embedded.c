@@ -145,13 +145,21 @@ struct core *embedded_transport_core(void *priv)
 /* ---- the state image (proto/image.h) ---------------------------------- */
 
 static int put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
-		      const struct core_ioas_counters *c)
+		      const struct core_ioas_counters *c,
+		      const struct ioasid_kobj *k)
 {
 	struct image_writer *w = arg;
+	int r;
 
-	return c ? image_put_counters(w, c->ioas_id, c->nr_conversions,
-				      c->nr_faults) :
-		   image_put_op(w, op, expect_id);
+	if (c)
+		return image_put_counters(w, c->ioas_id, c->nr_conversions,
+					  c->nr_faults);
+	if (k) {
+		r = image_put_kobj(w, k);
+		if (r < 0 || !op)
+			return r;
+	}
+	return image_put_op(w, op, expect_id);
 }
 
 static int embedded_export(void *priv, int *memfd, char *errmsg,
@@ -252,6 +260,22 @@ static int replay(struct embedded *e, struct image *img, void *outbuf,
 			r = r < 0 ? -EBADMSG : 0;
 			break;
 		}
+		case IMAGE_REC_KOBJ: {
+			struct ioasid_kobj k;
+
+			if (!sessions)
+				return refuse(errmsg, errlen, EBADMSG,
+					      "record %u: a kernel object "
+					      "before any session", rec.index);
+			ioasid_op_init(&op, IOASID_CMD_UNSPEC);
+			r = image_kobj(img, &rec, &k, errmsg, errlen);
+			if (r == 0)
+				r = core_adopt(e->session, &k, &op);
+			if (r < 0 && !errmsg[0])
+				snprintf(errmsg, errlen, "record %u: %s",
+					 rec.index, op.errmsg);
+			break;
+		}
 		case IMAGE_REC_NEXT_ID:
 			memcpy(&id, rec.payload, sizeof(id));
 			core_set_next_id(e->core, id);
@@ -264,6 +288,21 @@ static int replay(struct embedded *e, struct image *img, void *outbuf,
 		}
 	}
 	return r;
+}
+
+/* After a replay that adopted kernel objects: say what it could not. */
+static void adopted(const struct log_sink *log, struct embedded *e)
+{
+	struct ioasid_op why;
+	int n;
+
+	ioasid_op_init(&why, IOASID_CMD_UNSPEC);
+	n = core_adopt_end(e->session, &why);
+	if (n > 0)
+		warn(log, "import: %d kernel object(s) or mapping(s) made "
+		     "again or not taken over: %s", n, why.errmsg);
+	else if (n < 0)
+		warn(log, "import: %s", why.errmsg);
 }
 
 static int embedded_import(const struct log_sink *log, int memfd,
@@ -282,6 +321,8 @@ static int embedded_import(const struct log_sink *log, int memfd,
 		     -ENOMEM;
 	if (r == 0) {
 		r = replay(e, img, outbuf, errmsg, errlen);
+		if (r == 0)
+			adopted(log, e);
 		if (r == 0)
 			r = make_event_fd(e);
 		if (r < 0)

@@ -41,6 +41,7 @@
 #define IFD_IOAS_MAP_FILE		IFD_CMD(0x8f)
 #define IFD_HWPT_INVALIDATE		IFD_CMD(0x8d)
 #define IFD_FAULT_QUEUE_ALLOC		IFD_CMD(0x8e)	/* 6.11 */
+#define IFD_IOAS_CHANGE_PROCESS		IFD_CMD(0x92)	/* 6.13 */
 
 /* Flags of IOAS_MAP, IOAS_MAP_FILE and IOAS_COPY. */
 #define IFD_MAP_FIXED_IOVA		(1u << 0)
@@ -132,6 +133,11 @@ struct ifd_ioas_copy {
 	uint64_t length;
 	uint64_t dst_iova;
 	uint64_t src_iova;
+};
+
+struct ifd_ioas_change_process {
+	uint32_t size;
+	uint32_t reserved;	/* 0 */
 };
 
 /* IOMMU_OPTION: IOMMU_OPTION_HUGE_PAGES of an IOAS (val64 0: 4 KiB IOPTEs). */

@@ -112,6 +112,8 @@ int iommufd_device_open(struct backend *be, struct be_tenant *t,
 	dev->fd = vfio_fd;
 	dev->access_fd = -1;
 	dev->core_id = dev_id;
+	if (iommufd_adopt_device(t, dev))
+		goto bound;
 	if (inv->info.flags & IOASID_DEVICE_MOCK) {
 		/* the core passes no file for one */
 		r = iommufd_mock_open(dev);
@@ -173,7 +175,7 @@ void iommufd_device_close(struct be_device *dev)
 
 	char why[128];
 
-	if (dev->domain)
+	if (dev->domain && !dev->tenant->adopting)
 		iommufd_detach(dev, why, sizeof(why));	/* logged */
 	while (*p && *p != dev)
 		p = &(*p)->next;

@@ -102,7 +102,7 @@ int iommufd_domain_alloc(struct be_ioas *ioas,
 	struct backend *be = ioas->be;
 	struct be_device *dev = device_on(ioas->tenant, unit);
 	bool enforce = flags & BE_DOMAIN_ENFORCE_COHERENCY;
-	bool dirty;
+	bool dirty, adopted;
 	struct be_domain *d;
 	int r;
 
@@ -122,7 +122,10 @@ int iommufd_domain_alloc(struct be_ioas *ioas,
 	 * at allocation); off until the core starts it (->set_dirty_tracking)
 	 */
 	dirty = dev->hw_caps & IFD_HW_CAP_DIRTY_TRACKING;
-	r = hwpt_alloc(ioas->tenant, dev, ioas, dirty, &d->hwpt_id);
+	d->ioas = ioas;
+	adopted = iommufd_adopt_domain(ioas->tenant, d);
+	r = adopted ? 0 :
+	    hwpt_alloc(ioas->tenant, dev, ioas, dirty, &d->hwpt_id);
 	if (r < 0) {
 		if (ioas->nest_parent)
 			err(be->log, "iommufd: the kernel refuses a nest-parent "
@@ -138,8 +141,9 @@ int iommufd_domain_alloc(struct be_ioas *ioas,
 	d->fault = iommufd_fault_id(ioas) != 0;
 	d->next = ioas->domains;
 	ioas->domains = d;
-	dbg(be->log, "iommufd: HWPT %u on IOAS %u for %s (%s%s)", d->hwpt_id,
-	    ioas->id, unit->info.name, enforce ? "coherent" : "non-coherent",
+	dbg(be->log, "iommufd: %sHWPT %u on IOAS %u for %s (%s%s)",
+	    adopted ? "adopted " : "", d->hwpt_id, ioas->id, unit->info.name,
+	    enforce ? "coherent" : "non-coherent",
 	    dirty ? ", can track dirty pages" : "");
 	*out = d;
 	return 0;

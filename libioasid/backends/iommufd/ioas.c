@@ -54,6 +54,9 @@ static int kmap_do_map(void *arg, const struct kmap_entry *e)
 			 kprot(e->prot, IFD_MAP_READABLE, IFD_MAP_WRITEABLE);
 	int r;
 
+	if (ioas->adopted && ioas->tenant->adopting &&
+	    iommufd_adopt_map(ioas, e, flags) == 0)
+		return 0;
 	if (!by_file(ioas->be, &e->backing))
 		return map_by_address(ioas, e, flags);
 	r = map_by_file(ioas, e, flags);
@@ -71,6 +74,9 @@ static int kmap_do_map(void *arg, const struct kmap_entry *e)
 static int kmap_do_unmap(void *arg, uint64_t iova, uint64_t length)
 {
 	struct be_ioas *ioas = arg;
+
+	if (ioas->tenant->adopting)
+		return 0;	/* a hand-over given up: leave the kernel's */
 	struct ifd_ioas_unmap u = {
 		.size = sizeof(u), .ioas_id = ioas->id, .iova = iova,
 		.length = length,
@@ -172,15 +178,21 @@ int iommufd_ioas_alloc(struct backend *be, struct be_tenant *t,
 
 	if (!ioas)
 		return -ENOMEM;
+	ioas->be = be;
+	ioas->tenant = t;
+	ioas->nest_parent = flags & IOASID_IOAS_NEST_PARENT;
+	if (iommufd_adopt_ioas(t, ioas)) {
+		ioas->page_granular = flags & IOASID_IOAS_PAGE_GRANULAR;
+		ioas->map.kernel_cuts = ioas->page_granular;
+		*out = ioas;
+		return 0;
+	}
 	r = traced(t, IOMMUFD_CALL_IOAS_ALLOC, IFD_IOAS_ALLOC, &a);
 	if (r < 0) {
 		free(ioas);
 		return r;
 	}
-	ioas->be = be;
-	ioas->tenant = t;
 	ioas->id = a.out_ioas_id;
-	ioas->nest_parent = flags & IOASID_IOAS_NEST_PARENT;
 	/*
 	 * Page-granular (restricted IOASes always are): 4 KiB IOPTEs, so the
 	 * kernel can split its areas and every cut is one atomic call.  The

@@ -37,7 +37,12 @@
 void iommufd_destroy(struct be_tenant *t, uint32_t id, const char *what)
 {
 	struct ifd_destroy d = { .size = sizeof(d), .id = id };
-	int r = kioctl(t->fd, IFD_DESTROY, &d);
+	int r;
+
+	/* a hand-over given up leaves the predecessor's objects alone */
+	if (t->adopting)
+		return;
+	r = kioctl(t->fd, IFD_DESTROY, &d);
 
 	if (r < 0)
 		err(t->be->log, "iommufd: IOMMU_DESTROY of %s %u: %s", what, id,
@@ -62,7 +67,7 @@ static int open_error(int e, char *errmsg, size_t errlen)
  * iommufd before 6.6 has no IOMMU_GET_HW_INFO, IOMMU_HWPT_ALLOC nor VFIO
  * cdevs: ask for the hardware info of device id 0, which cannot exist.
  */
-static int probe(int fd, char *errmsg, size_t errlen)
+int iommufd_probe(int fd, char *errmsg, size_t errlen)
 {
 	struct ifd_hw_info hi = { .size = sizeof(hi) };
 	int r = kioctl(fd, IFD_GET_HW_INFO, &hi);
@@ -138,7 +143,7 @@ int iommufd_open(const struct log_sink *log, const char *arg,
 	fd = open(IOMMUFD_PATH, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return open_error(errno, errmsg, errlen);
-	r = probe(fd, errmsg, errlen);
+	r = iommufd_probe(fd, errmsg, errlen);
 	if (r == 0 && nr_mock)
 		r = probe_mock(fd, errmsg, errlen);
 	if (r == 0 && nr_mock)
@@ -369,4 +374,7 @@ const struct backend_ops backend_iommufd = {
 	.fault_free = iommufd_fault_free,
 	.fault_read = iommufd_fault_read,
 	.fault_respond = iommufd_fault_respond,
+	.kobj = iommufd_kobj,
+	.adopt = iommufd_adopt,
+	.adopt_end = iommufd_adopt_end,
 };

@@ -53,6 +53,16 @@ struct be_tenant {
 	/* mock devices: the empty IOAS a detached one is parked on */
 	uint32_t park_ioas;
 	uint32_t nr_parked;		/* mock devices using it */
+	/*
+	 * Adopting a predecessor's objects (->adopt until ->adopt_end,
+	 * adopt.c): the object the next allocation takes over, an empty IOAS
+	 * that IOMMU_IOAS_COPY checks mappings into, what had to be rebuilt.
+	 */
+	bool adopting;
+	struct be_kobj pending;
+	uint32_t check_ioas;
+	uint32_t nr_rebuilt;
+	char lost[256];			/* the first things not adopted */
 };
 
 struct be_ioas {
@@ -61,6 +71,7 @@ struct be_ioas {
 	uint32_t id;			/* kernel IOAS */
 	bool page_granular;		/* IOMMU_OPTION_HUGE_PAGES 0: cuts split */
 	bool nest_parent;		/* its HWPTs: IOMMU_HWPT_ALLOC_NEST_PARENT */
+	bool adopted;			/* a predecessor's: maps check first */
 	struct kmap map;
 	struct be_domain *domains;	/* its HWPTs (unmap_dirty) */
 	struct be_fault *fault;		/* fault queue its HWPTs get (fault.c) */
@@ -207,6 +218,24 @@ int iommufd_attach_nested(struct be_device *dev, struct be_nested *n);
 int iommufd_nested_invalidate(struct be_nested *n,
 			      const struct ioasid_nested_inval *v, uint32_t nr,
 			      uint32_t *done, char *why, size_t whylen);
+
+/*
+ * Hand-over to a successor (adopt.c): the seam's ->kobj, ->adopt and
+ * ->adopt_end, and what ioas.c, domain.c and device.c ask of it: take the
+ * pending kernel object over (true) or make a new one (false, counted
+ * when the kernel lost the announced one); check a mapping (0: it is
+ * there, nothing to map).
+ */
+int iommufd_kobj(const void *obj, uint32_t kind, struct be_kobj *out);
+int iommufd_adopt(struct backend *be, struct be_tenant *t,
+		  const struct be_kobj *k);
+int iommufd_adopt_end(struct be_tenant *t, char *why, size_t len);
+bool iommufd_adopt_ioas(struct be_tenant *t, struct be_ioas *ioas);
+bool iommufd_adopt_domain(struct be_tenant *t, struct be_domain *d);
+bool iommufd_adopt_device(struct be_tenant *t, struct be_device *dev);
+int iommufd_adopt_map(struct be_ioas *ioas, const struct kmap_entry *e,
+		      uint32_t flags);
+int iommufd_probe(int fd, char *errmsg, size_t errlen);
 
 /*
  * Mock devices (mock.c): the selftest driver's IOMMU_TEST_CMD, and what

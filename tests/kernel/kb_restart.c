@@ -1,0 +1,591 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * kb_restart - handing the iommufd backend's kernel objects to a
+ * successor process (tests/vm guest, the kernel's selftest mock devices):
+ *
+ *  1. A VMM's own re-exec, embedded (ioasid_ctx_export() + exec +
+ *     ioasid_ctx_import()): the successor has the same kernel IOAS, HWPT
+ *     and device (same kernel ids, no IOMMU_IOAS_ALLOC, no MAP_FILE: the
+ *     trace counts them), the mock domain's page table still maps the
+ *     memfd (IOMMU_TEST_OP_MD_CHECK_MAP), DMA written before the exec is
+ *     read back and new DMA lands, the pinned pages are charged to the
+ *     new image (IOMMU_IOAS_CHANGE_PROCESS: VmPin), and it maps, unmaps
+ *     and tears down as usual.
+ *  2. The kernel lost part of it (an IOAS destroyed, a mapping unmapped
+ *     behind the library's back after the export): the import still
+ *     succeeds, makes the IOAS and the mapping again (two MAP_FILE, a new
+ *     kernel IOAS id), DMA to the re-made mapping lands, the log names
+ *     what was made again.
+ *  3. An image whose iommufd was not inherited: -EBADMSG, nothing built.
+ *  4. Through a real ioasidd --backend iommufd:mock: a live upgrade
+ *     (ioasid_daemon_upgrade) adopts the client's HWPT (the successor's
+ *     log says so) and the client's next calls (DMA, map, unmap) work.
+ *
+ * The successor half runs in the exec'd image ("--successor ..."): it
+ * sends one line per check ("1 text" or "0 text") on an inherited pipe,
+ * and this program's first image prints them as TAP lines.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/capability.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "backends/iommufd/abi.h"
+#include "backends/iommufd/iommufd.h"
+#include "../daemon_fixture.h"
+#include "kbtest.h"
+
+#define IOVA	0x1000000ull	/* the mock IOMMU's aperture starts here */
+#define LEN	(16 * KB_PAGE)
+#define IOVA2	(IOVA + 2 * LEN)
+
+/* What the first image tells its successor (argv, decimal). */
+struct handover {
+	int image, pipe, mem, mem2;
+	uint32_t dev, ioas, ioas2;		/* the library's ids */
+	uint32_t k_ioas, k_hwpt, k_dev, k_ioas2;	/* the kernel's */
+	int scenario;				/* 1: whole, 2: damaged */
+};
+
+static int report_fd = -1;
+
+__attribute__((format(printf, 2, 3)))
+static void report(int ok, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	n = snprintf(line, sizeof(line), "%d ", ok);
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	for (char *p = line; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	strcat(line, "\n");
+	if (write(report_fd, line, strlen(line)) < 0)
+		_exit(3);
+}
+
+static int check_map(struct ioasid_ctx *ctx, uint32_t dev, uint64_t iova,
+		     uint64_t len, void *uptr)
+{
+	struct be_device *bd = kb_be_device(ctx, dev);
+	struct be_domain *bdom = kb_be_domain(ctx, dev);
+	struct ifd_test_cmd c = {
+		.size = sizeof(c), .op = IFD_TEST_OP_MD_CHECK_MAP,
+		.check_map = { .iova = iova, .length = len,
+			       .uptr = (uint64_t)(uintptr_t)uptr },
+	};
+
+	if (!bd || !bdom)
+		return -ENOENT;
+	c.id = iommufd_test_hwpt_id(bdom);
+	if (ioctl(iommufd_test_device_iommufd(bd), IFD_TEST_CMD, &c) < 0)
+		return -errno;
+	return 0;
+}
+
+static int dma(struct ioasid_ctx *ctx, uint32_t dev, uint64_t iova,
+	       void *buf, uint64_t len, bool write)
+{
+	uint64_t done = 0;
+
+	return ioasid_device_dma(ctx, dev, iova, buf, len,
+				 write ? IOASID_DMA_WRITE : 0, &done);
+}
+
+/* VmPin of this process, in kB; -1 unknown. */
+static long vm_pin_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+static bool file_contains(const char *path, const char *needle)
+{
+	char buf[16384];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	return strstr(buf, needle) != NULL;
+}
+
+/* ---- the successor (after exec) ----------------------------------------- */
+
+#define SUCC_LOG "/tmp/kb_restart.successor.log"
+
+static int successor(const struct handover *h)
+{
+	struct ioasid_ctx *ctx = NULL;
+	struct backend *be;
+	uint8_t out[1024], in[1024];
+	uint64_t iova = IOVA2;
+	long pin_before = vm_pin_kb(), pin_after;
+	void *p;
+	int r;
+
+	report_fd = h->pipe;
+	r = ioasid_ctx_import(h->image, &ctx);
+	report(r == 0, "scenario %d: the successor imports the context (%s)",
+	       h->scenario, r ? ioasid_last_error(NULL) : "ok");
+	close(h->image);
+	if (r < 0)
+		return 1;
+	be = kb_backend(ctx);
+	{
+		char logbuf[400] = "";
+		int lf = open(SUCC_LOG, O_RDONLY | O_CLOEXEC);
+
+		if (lf >= 0) {
+			ssize_t n = read(lf, logbuf, sizeof(logbuf) - 1);
+
+			logbuf[n > 0 ? n : 0] = 0;
+			close(lf);
+		}
+		if (logbuf[0])
+			report(2, "the import's log: %s", logbuf);
+	}
+	if (h->scenario == 1) {
+		report(iommufd_test_ioas_id(kb_be_ioas(ctx, h->ioas)) ==
+		       h->k_ioas && kb_be_domain(ctx, h->dev) &&
+		       iommufd_test_hwpt_id(kb_be_domain(ctx, h->dev)) ==
+		       h->k_hwpt &&
+		       iommufd_test_dev_id(kb_be_device(ctx, h->dev)) ==
+		       h->k_dev, "the same kernel IOAS %u, HWPT %u and "
+		       "device %u, adopted", h->k_ioas, h->k_hwpt, h->k_dev);
+		report(iommufd_test_calls(be, IOMMUFD_CALL_IOAS_ALLOC) == 0 &&
+		       iommufd_test_calls(be, IOMMUFD_CALL_MAP_FILE) == 0 &&
+		       iommufd_test_calls(be, IOMMUFD_CALL_MAP) == 0,
+		       "nothing made again: %llu IOMMU_IOAS_ALLOC, %llu "
+		       "MAP_FILE, %llu MAP (the mapping checked with %llu "
+		       "IOMMU_IOAS_COPY)",
+		       (unsigned long long)iommufd_test_calls(be,
+				IOMMUFD_CALL_IOAS_ALLOC),
+		       (unsigned long long)iommufd_test_calls(be,
+				IOMMUFD_CALL_MAP_FILE),
+		       (unsigned long long)iommufd_test_calls(be,
+				IOMMUFD_CALL_MAP),
+		       (unsigned long long)iommufd_test_calls(be,
+				IOMMUFD_CALL_COPY));
+		p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, h->mem,
+			 0);
+		report(p != MAP_FAILED &&
+		       check_map(ctx, h->dev, IOVA, LEN, p) == 0,
+		       "the mock domain still maps the memfd "
+		       "(IOMMU_TEST_OP_MD_CHECK_MAP)");
+		if (p != MAP_FAILED)
+			munmap(p, LEN);
+		pin_after = vm_pin_kb();
+		report(!file_contains(SUCC_LOG, "made again"),
+		       "the import logged nothing it could not take over");
+		report(pin_before == 0 &&
+		       pin_after >= (long)(LEN / 1024),
+		       "IOMMU_IOAS_CHANGE_PROCESS: the pinned pages are "
+		       "charged to the new image (VmPin %ld kB before the "
+		       "import, %ld kB after; %llu kB mapped)", pin_before,
+		       pin_after, (unsigned long long)(LEN / 1024));
+		kb_pattern(out, sizeof(out), 0x51);
+		r = dma(ctx, h->dev, IOVA + 0x200, in, sizeof(in), false);
+		report(r == 0 && !memcmp(in, out, sizeof(in)),
+		       "DMA reads back what the predecessor's device wrote "
+		       "(%s)", kb_err(ctx));
+	} else {
+		report(iommufd_test_calls(be, IOMMUFD_CALL_IOAS_ALLOC) == 1 &&
+		       iommufd_test_ioas_id(kb_be_ioas(ctx, h->ioas)) ==
+		       h->k_ioas, "the destroyed IOAS is made again (one "
+		       "IOMMU_IOAS_ALLOC: kernel IOAS %u), the other adopted "
+		       "(%u)", iommufd_test_ioas_id(kb_be_ioas(ctx, h->ioas2)),
+		       h->k_ioas);
+		report(iommufd_test_calls(be, IOMMUFD_CALL_MAP_FILE) == 2,
+		       "two mappings made again: the lost IOAS's and the one "
+		       "unmapped behind the library (%llu MAP_FILE)",
+		       (unsigned long long)iommufd_test_calls(be,
+				IOMMUFD_CALL_MAP_FILE));
+		report(file_contains(SUCC_LOG, "made again") &&
+		       file_contains(SUCC_LOG, "IOAS"),
+		       "the log names what was made again");
+		report(vm_pin_kb() >= (long)(LEN / 1024), "the pinned pages "
+		       "are charged to the new image (VmPin %ld kB)",
+		       vm_pin_kb());
+		kb_pattern(out, sizeof(out), 0x66);
+		r = dma(ctx, h->dev, IOVA + LEN, out, sizeof(out), true);
+		report(r == 0 && kb_file_equals(h->mem2, 0, out, sizeof(out)),
+		       "DMA into the re-made mapping lands in its memfd (%s)",
+		       kb_err(ctx));
+	}
+	kb_pattern(out, sizeof(out), 0x52);
+	r = dma(ctx, h->dev, IOVA + 0x800, out, sizeof(out), true);
+	report(r == 0 && kb_file_equals(h->mem, 0x800, out, sizeof(out)),
+	       "new DMA lands in the memfd (%s)", kb_err(ctx));
+	r = ioasid_map_file(ctx, h->ioas, h->mem, 0, KB_PAGE,
+			    IOASID_MAP_READ | IOASID_MAP_WRITE |
+			    IOASID_MAP_FIXED_IOVA, &iova);
+	if (r == 0)
+		r = ioasid_unmap(ctx, h->ioas, IOVA2, KB_PAGE, 0, NULL);
+	report(r == 0, "the successor maps and unmaps (%s)", kb_err(ctx));
+	ioasid_unref(ctx);
+	return 0;
+}
+
+/* ---- the predecessor ----------------------------------------------------- */
+
+static int raw_destroy(int ifd, uint32_t id)
+{
+	struct ifd_destroy d = { .size = sizeof(d), .id = id };
+
+	return ioctl(ifd, IFD_DESTROY, &d) < 0 ? -errno : 0;
+}
+
+static int raw_unmap(int ifd, uint32_t ioas, uint64_t iova, uint64_t len)
+{
+	struct ifd_ioas_unmap u = {
+		.size = sizeof(u), .ioas_id = ioas, .iova = iova,
+		.length = len,
+	};
+
+	return ioctl(ifd, IFD_IOAS_UNMAP, &u) < 0 ? -errno : 0;
+}
+
+/*
+ * Without CAP_IPC_LOCK (here and in the exec'd image), so that the
+ * kernel charges pinned pages to the process (IOPT_PAGES_ACCOUNT_USER:
+ * VmPin); with it, nothing is charged and nothing can be seen to move.
+ */
+static int drop_ipc_lock(void)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct data[2];
+	uint32_t bit = 1u << CAP_IPC_LOCK;
+
+	if (prctl(PR_CAPBSET_DROP, CAP_IPC_LOCK, 0, 0, 0) < 0 ||
+	    syscall(SYS_capget, &hdr, data) < 0)
+		return -errno;
+	data[0].effective &= ~bit;
+	data[0].permitted &= ~bit;
+	data[0].inheritable &= ~bit;
+	return syscall(SYS_capset, &hdr, data) < 0 ? -errno : 0;
+}
+
+/* In the forked child: build, export, (damage,) exec the successor. */
+static void predecessor(int scenario, int pipe_w, const char *self)
+{
+	struct ioasid_ctx *ctx;
+	struct handover h = { .pipe = pipe_w, .scenario = scenario };
+	uint64_t iova = IOVA, iova2 = IOVA + LEN, iova3 = IOVA;
+	uint8_t out[1024];
+	char a[16][24], *argv[18];
+	int r, ifd;
+
+	report_fd = pipe_w;
+	r = drop_ipc_lock();
+	report(r == 0, "scenario %d: CAP_IPC_LOCK dropped, so pinned pages "
+	       "are charged (%s)", scenario, strerror(-r));
+	h.mem = kb_memfd(LEN, 0);
+	h.mem2 = kb_memfd(LEN, 0);
+	r = kb_mock_ctx(&ctx);
+	if (r == 0)
+		r = ioasid_device_bind(ctx, "mock0", -1, &h.dev);
+	if (r == 0)
+		r = ioasid_ioas_alloc(ctx, 0, &h.ioas);
+	if (r == 0)
+		r = ioasid_map_file(ctx, h.ioas, h.mem, 0, LEN,
+				    IOASID_MAP_READ | IOASID_MAP_WRITE |
+				    IOASID_MAP_FIXED_IOVA, &iova);
+	if (r == 0 && scenario == 2)
+		r = ioasid_map_file(ctx, h.ioas, h.mem2, 0, LEN,
+				    IOASID_MAP_READ | IOASID_MAP_WRITE |
+				    IOASID_MAP_FIXED_IOVA, &iova2);
+	if (r == 0)
+		r = ioasid_device_attach(ctx, h.dev, h.ioas, 0);
+	if (r == 0)
+		r = ioasid_ioas_alloc(ctx, 0, &h.ioas2);
+	if (r == 0)
+		r = ioasid_map_file(ctx, h.ioas2, h.mem2, 0, LEN,
+				    IOASID_MAP_READ | IOASID_MAP_FIXED_IOVA,
+				    &iova3);
+	kb_pattern(out, sizeof(out), 0x51);
+	if (r == 0)
+		r = dma(ctx, h.dev, IOVA + 0x200, out, sizeof(out), true);
+	if (r == 0)
+		r = ioasid_ctx_export(ctx, &h.image);
+	report(r == 0, "scenario %d: a mock device bound, mapped, attached, "
+	       "DMA-ing; the context exported (%s)", scenario, kb_err(ctx));
+	if (r < 0)
+		_exit(1);
+	h.k_ioas = iommufd_test_ioas_id(kb_be_ioas(ctx, h.ioas));
+	h.k_ioas2 = iommufd_test_ioas_id(kb_be_ioas(ctx, h.ioas2));
+	h.k_hwpt = iommufd_test_hwpt_id(kb_be_domain(ctx, h.dev));
+	h.k_dev = iommufd_test_dev_id(kb_be_device(ctx, h.dev));
+	if (scenario == 2) {
+		ifd = iommufd_test_ioas_fd(kb_be_ioas(ctx, h.ioas));
+		r = raw_destroy(ifd, h.k_ioas2);
+		if (r == 0)
+			r = raw_unmap(ifd, h.k_ioas, IOVA + LEN, LEN);
+		report(r == 0, "behind the library: kernel IOAS %u destroyed, "
+		       "0x%llx+0x%llx of IOAS %u unmapped (%s)", h.k_ioas2,
+		       (unsigned long long)(IOVA + LEN),
+		       (unsigned long long)LEN, h.k_ioas, strerror(-r));
+	}
+	/* the successor's log, to find what it says */
+	r = open(SUCC_LOG, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (r >= 0) {
+		dup2(r, 2);
+		close(r);
+	}
+	setenv("IOASID_LOG", "warning", 1);
+	/* the memfds stay open across exec for the successor's checks */
+	fcntl(h.mem, F_SETFD, 0);
+	fcntl(h.mem2, F_SETFD, 0);
+	snprintf(a[0], sizeof(a[0]), "%d", h.image);
+	snprintf(a[1], sizeof(a[1]), "%d", h.pipe);
+	snprintf(a[2], sizeof(a[2]), "%d", h.mem);
+	snprintf(a[3], sizeof(a[3]), "%d", h.mem2);
+	snprintf(a[4], sizeof(a[4]), "%u", h.dev);
+	snprintf(a[5], sizeof(a[5]), "%u", h.ioas);
+	snprintf(a[6], sizeof(a[6]), "%u", h.ioas2);
+	snprintf(a[7], sizeof(a[7]), "%u", h.k_ioas);
+	snprintf(a[8], sizeof(a[8]), "%u", h.k_hwpt);
+	snprintf(a[9], sizeof(a[9]), "%u", h.k_dev);
+	snprintf(a[10], sizeof(a[10]), "%u", h.k_ioas2);
+	snprintf(a[11], sizeof(a[11]), "%d", h.scenario);
+	argv[0] = (char *)self;
+	argv[1] = (char *)"--successor";
+	for (int i = 0; i < 12; i++)
+		argv[2 + i] = a[i];
+	argv[14] = NULL;
+	/* exec without releasing ctx: its kernel objects go on */
+	execv("/proc/self/exe", argv);
+	report(0, "exec of the successor: %s", strerror(errno));
+	_exit(1);
+}
+
+/* Fork, let the child run @scenario across its exec, print its lines. */
+static void run_scenario(int scenario, const char *self)
+{
+	char buf[8192], *line, *save = NULL;
+	size_t len = 0;
+	int fds[2], status = 0, n = 0;
+	ssize_t got;
+	pid_t pid;
+
+	if (pipe(fds) < 0) {
+		tap_ok(0, "pipe: %s", strerror(errno));
+		return;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		predecessor(scenario, fds[1], self);
+		_exit(1);
+	}
+	close(fds[1]);
+	while (len < sizeof(buf) - 1 &&
+	       (got = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)got;
+	buf[len] = 0;
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	for (line = strtok_r(buf, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '2') {
+			printf("# %s\n", line + 2);
+			continue;
+		}
+		tap_ok(line[0] == '1', "%s", line + 2);
+		n++;
+	}
+	tap_ok(n > 1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "scenario %d: the successor reported %d checks and exited 0 "
+	       "(status 0x%x)", scenario, n, status);
+}
+
+/* An image that names an iommufd the successor did not inherit. */
+static void suite_missing_fd(void)
+{
+	struct ioasid_ctx *ctx, *ctx2 = NULL;
+	uint64_t iova = IOVA;
+	uint32_t dev, ioas;
+	int m = kb_memfd(LEN, 0), img = -1, r, victim;
+
+	r = kb_mock_ctx(&ctx);
+	if (r == 0)
+		r = ioasid_device_bind(ctx, "mock0", -1, &dev);
+	if (r == 0)
+		r = ioasid_ioas_alloc(ctx, 0, &ioas);
+	if (r == 0)
+		r = ioasid_map_file(ctx, ioas, m, 0, LEN, IOASID_MAP_READ |
+				    IOASID_MAP_FIXED_IOVA, &iova);
+	if (r == 0)
+		r = ioasid_ctx_export(ctx, &img);
+	if (!tap_ok(r == 0, "an exported context (%s)", kb_err(ctx)))
+		goto out;
+	/* the image's own copy of the iommufd: inheritable, /dev/iommu */
+	victim = -1;
+	for (int fd = 3; fd < 1024; fd++) {
+		char path[32], link[64];
+		ssize_t n;
+		int fl = fcntl(fd, F_GETFD);
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (fl < 0 || (fl & FD_CLOEXEC) || n <= 0)
+			continue;
+		link[n] = 0;
+		if (!strcmp(link, "/dev/iommu"))
+			victim = fd;
+	}
+	r = victim >= 0 ? close(victim) : -1;
+	r = r == 0 ? ioasid_ctx_import(img, &ctx2) : -EBADF;
+	tap_ok(r == -EBADMSG && !ctx2, "an image with a descriptor that was "
+	       "not inherited: EBADMSG, nothing built (%s)",
+	       ioasid_last_error(NULL));
+	ioasid_ctx_export_abandon(img);
+	close(img);
+out:
+	ioasid_unref(ctx);
+	close(m);
+}
+
+/* A live upgrade of ioasidd on iommufd:mock under a client. */
+static void suite_upgrade(void)
+{
+	struct daemon_opts o = { .backend = "iommufd:mock",
+				 .log_level = "debug" };
+	struct daemon_fixture d;
+	struct ioasid_ctx *c = NULL;
+	uint64_t iova = IOVA, iova2 = IOVA2;
+	uint8_t out[512], in[512];
+	uint32_t dev = 0, ioas = 0;
+	int m = kb_memfd(LEN, 0), r;
+	uint32_t pid = 0;
+
+	if (!getenv("IOASIDD") && access("/usr/sbin/ioasidd", X_OK) == 0)
+		setenv("IOASIDD", "/usr/sbin/ioasidd", 0);
+	if (access(daemon_binary(), X_OK) < 0) {
+		tap_skip("no ioasidd in this guest", "live upgrade on iommufd");
+		return;
+	}
+	if (getuid() != 0) {
+		tap_skip("only root may upgrade ioasidd", "live upgrade on "
+			 "iommufd");
+		return;
+	}
+	if (!tap_ok(daemon_start(&d, &o) == 0, "ioasidd --backend "
+		    "iommufd:mock started"))
+		return;
+	r = ioasid_new(d.uri, &c);
+	if (r == 0)
+		r = ioasid_device_bind(c, "mock0", -1, &dev);
+	if (r == 0)
+		r = ioasid_ioas_alloc(c, 0, &ioas);
+	if (r == 0)
+		r = ioasid_map_file(c, ioas, m, 0, LEN, IOASID_MAP_READ |
+				    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+				    &iova);
+	if (r == 0)
+		r = ioasid_device_attach(c, dev, ioas, 0);
+	kb_pattern(out, sizeof(out), 0x71);
+	if (r == 0)
+		r = dma(c, dev, IOVA + 0x100, out, sizeof(out), true);
+	if (!tap_ok(r == 0, "a client's mock device bound, mapped, attached "
+		    "and DMA-ing through ioasidd (%s)", r ? kb_err(c) : "ok"))
+		goto out;
+	r = ioasid_daemon_upgrade(c, NULL, &pid);
+	tap_ok(r == 0 && pid > 0, "ioasid_daemon_upgrade on iommufd: "
+	       "process %u serves (%s)", pid, r ? kb_err(c) : "ok");
+	tap_ok(file_contains(d.log, "adopted HWPT") &&
+	       file_contains(d.log, "every kernel object adopted") &&
+	       !file_contains(d.log, "made again"), "the successor adopted "
+	       "the kernel HWPT and made nothing again (its log)");
+	daemon_dump_log(&d, stdout);
+	r = dma(c, dev, IOVA + 0x100, in, sizeof(in), false);
+	tap_ok(r == 0 && !memcmp(in, out, sizeof(in)), "the client's next "
+	       "DMA reads what the device wrote before the upgrade (%s)",
+	       kb_err(c));
+	kb_pattern(out, sizeof(out), 0x72);
+	r = dma(c, dev, IOVA + 0x400, out, sizeof(out), true);
+	tap_ok(r == 0 && kb_file_equals(m, 0x400, out, sizeof(out)),
+	       "and new DMA lands (%s)", kb_err(c));
+	r = ioasid_map_file(c, ioas, m, 0, KB_PAGE, IOASID_MAP_READ |
+			    IOASID_MAP_FIXED_IOVA, &iova2);
+	if (r == 0)
+		r = ioasid_unmap(c, ioas, IOVA2, KB_PAGE, 0, NULL);
+	tap_ok(r == 0, "the client maps and unmaps after the upgrade (%s)",
+	       kb_err(c));
+out:
+	if (c)
+		ioasid_unref(c);
+	close(m);
+	tap_ok(daemon_stop(&d) == 0, "ioasidd stops cleanly after the "
+	       "upgrade");
+}
+
+int main(int argc, char **argv)
+{
+	struct ioasid_ctx *probe;
+	int r;
+
+	if (argc == 14 && !strcmp(argv[1], "--successor")) {
+		struct handover h = {
+			.image = atoi(argv[2]), .pipe = atoi(argv[3]),
+			.mem = atoi(argv[4]), .mem2 = atoi(argv[5]),
+			.dev = (uint32_t)strtoul(argv[6], NULL, 10),
+			.ioas = (uint32_t)strtoul(argv[7], NULL, 10),
+			.ioas2 = (uint32_t)strtoul(argv[8], NULL, 10),
+			.k_ioas = (uint32_t)strtoul(argv[9], NULL, 10),
+			.k_hwpt = (uint32_t)strtoul(argv[10], NULL, 10),
+			.k_dev = (uint32_t)strtoul(argv[11], NULL, 10),
+			.k_ioas2 = (uint32_t)strtoul(argv[12], NULL, 10),
+			.scenario = atoi(argv[13]),
+		};
+
+		return successor(&h);
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("TAP version 13\n");
+	r = kb_mock_ctx(&probe);
+	if (r == -EOPNOTSUPP || r == -ENODEV) {
+		printf("1..0 # SKIP %s\n", ioasid_last_error(NULL));
+		return 77;
+	}
+	if (!tap_ok(r == 0, "ioasid_new(\"iommufd:mock\") (%s)",
+		    r ? ioasid_last_error(NULL) : "ok"))
+		return tap_done();
+	ioasid_unref(probe);
+	run_scenario(1, argv[0]);
+	run_scenario(2, argv[0]);
+	suite_missing_fd();
+	suite_upgrade();
+	return tap_done();
+}
