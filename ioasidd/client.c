@@ -310,6 +310,7 @@ static int do_session_name(struct client *c, struct ioasid_op *op)
 	snprintf(c->name, sizeof(c->name), "%s", op->name);
 	journal_session_named(c->srv->journal, c->session, c->name,
 			      c->linger_s, op->out);
+	kstate_changed(c->srv, c->named, c->cred.gid);
 	core_session_set_owner(c->session, (uint32_t)c->cred.pid, c->cred.uid,
 			       c->name);
 	log_info(c->srv, "client %llu named its session \"%s\" (linger %u s)",
@@ -350,6 +351,7 @@ static int do_session_reclaim(struct client *c, struct ioasid_op *op)
 	fastpath_free(c->fastpath);
 	c->fastpath = NULL;
 	journal_session_end(c->srv->journal, c->session);
+	kstate_end(c->srv, c->session);
 	core_session_free(c->session);
 	policy_limits_release(&c->limits);
 	c->session = s;
@@ -363,6 +365,7 @@ static int do_session_reclaim(struct client *c, struct ioasid_op *op)
 				  .fd = core_session_event_fd(s) };
 	if (server_watch(c->srv, &c->ev_w, c->out_head ? 0 : EPOLLIN) < 0)
 		client_kill(c, "cannot watch the event queue");
+	kstate_changed(c->srv, c->named, c->cred.gid);	/* its new token */
 	return 0;
 }
 
@@ -575,8 +578,11 @@ static int run_core(struct client *c, struct ioasid_op *op)
 	if (c->srv->journal)
 		journal_op(c->srv->journal, c->session, &jreq, op, r);
 	/* counted for a client that resumes after a lost connection */
-	if (r >= 0 && c->named && proto_cmd_changes_state(op->cmd))
+	if (r >= 0 && c->named && proto_cmd_changes_state(op->cmd)) {
 		sessions_changed(c->named, op);
+		/* iommufd: stored before the reply leaves (kstate.c) */
+		kstate_changed(c->srv, c->named, c->cred.gid);
+	}
 	if (op->cmd == IOASID_CMD_STATUS && r == 0)
 		fix_status(c->srv, op);
 	return r;
@@ -1336,6 +1342,7 @@ void client_free(struct client *c)
 		c->session = NULL;
 	if (c->session) {
 		journal_session_end(c->srv->journal, c->session);
+		kstate_end(c->srv, c->session);
 		core_session_free(c->session);
 	}
 	policy_limits_release(&c->limits);

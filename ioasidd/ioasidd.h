@@ -93,6 +93,8 @@ struct server {
 	/* crash survival (journal.c): NULL without an fd store */
 	struct journal *journal;
 	bool compact_due;
+	/* crash survival on iommufd (kstate.c): NULL without an fd store */
+	struct kstate *kstate;
 };
 
 #define log_err(srv, ...)	err((srv)->log, __VA_ARGS__)
@@ -218,6 +220,17 @@ int sessions_restore(struct server *srv, const char *name, uint32_t uid,
 		     struct session *session, struct session_limits *limits);
 /* @op, a change (proto_cmd_changes_state()), succeeded on @n's session. */
 void sessions_changed(struct named *n, const struct ioasid_op *op);
+/* What kstate.c stores of a named session. */
+struct sessions_ident {
+	struct session *session;
+	const char *name;
+	uint32_t uid, linger_s;
+	unsigned char token[IOASID_SESSION_TOKEN_LEN];
+	struct ioasid_session_resume resume;
+};
+void sessions_ident(const struct named *n, struct sessions_ident *out);
+/* The named session whose core session has id @sid, or NULL. */
+struct named *sessions_find_by_session(struct server *srv, uint32_t sid);
 
 /*
  * ring.c, client.c, sessions.c: their part of the state image.  A
@@ -242,7 +255,12 @@ enum daemon_image_rec {
 	IMAGE_REC_DAEMON_PENDING = 0x102,	/* client.c */
 	IMAGE_REC_DAEMON_NAMED = 0x103,		/* sessions.c */
 	IMAGE_REC_DAEMON_JOURNAL = 0x104,	/* journal.c (image version 2) */
+	IMAGE_REC_DAEMON_KSTATE = 0x105,	/* kstate.c */
 };
+/* The state image's writer for core_session_export() (upgrade.c). */
+int daemon_put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
+		      const struct core_ioas_counters *c,
+		      const struct ioasid_kobj *k);
 int clients_export(struct server *srv, struct image_writer *w);
 /* Before: every queued event is sent or queued; after: views retired. */
 void clients_quiesce(struct server *srv);
@@ -349,5 +367,21 @@ void journal_before(struct journal *j, const struct ioasid_op *op,
 int journal_op(struct journal *j, struct session *s,
 	       const struct journal_req *req, const struct ioasid_op *res,
 	       int result);
+
+/*
+ * kstate.c: crash survival on iommufd: each named session's state image
+ * and the kernel descriptors it names in the fd store.  kstate_start()
+ * rebuilds what the store's descriptors @fds (@names) hold (logged) and
+ * turns it on; it takes the descriptors.  The others take a server whose
+ * kstate is NULL (off) and then do nothing.
+ */
+struct kstate;
+int kstate_start(struct server *srv, const int *fds, char **names,
+		 unsigned int n);
+void kstate_free(struct kstate *k);
+/* @n's session changed (or was named, or reclaimed): store it again. */
+void kstate_changed(struct server *srv, struct named *n, uint32_t gid);
+/* @s ended: its image and descriptors leave the store. */
+void kstate_end(struct server *srv, struct session *s);
 
 #endif

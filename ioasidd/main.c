@@ -553,11 +553,18 @@ static int start_journal(struct server *srv, struct sd_fds *sfds)
 
 	bool sim = !strcmp(core_backend_name(srv->core), "sim");
 
+	/* iommufd: the kernel objects themselves survive (kstate.c) */
+	if (sd_has_fdstore() && !strcmp(core_backend_name(srv->core),
+					"iommufd")) {
+		return kstate_start(srv, sfds->fds, sfds->names, sfds->nr);
+	}
 	if (!sd_has_fdstore() || !sim) {
 		if (sd_has_fdstore())
 			say(LOG_NOTICE, "no crash survival on backend %s: its "
 			    "kernel objects cannot be taken over yet (the "
-			    "simulated backend rebuilds from a journal)",
+			    "VFIO type1 container is not handed over; the "
+			    "simulated backend rebuilds from a journal, "
+			    "iommufd keeps its objects in the fd store)",
 			    core_backend_name(srv->core));
 		for (unsigned int i = 0; i < sfds->nr; i++) {
 			sd_fdstore_remove(sfds->names[i]);
@@ -640,6 +647,7 @@ static int serve(const struct options *o, struct core **core,
 	}
 	server_fini(&srv);
 	journal_free(srv.journal);
+	kstate_free(srv.kstate);
 	policy_free(srv.policy);	/* may have been reloaded */
 	return r;
 }

@@ -179,6 +179,7 @@ static void free_lingering(struct server *srv, struct named *n,
 	unlink_named(srv, n);
 	srv->nr_lingering--;
 	journal_session_end(srv->journal, n->session);
+	kstate_end(srv, n->session);
 	core_session_free(n->session);
 	policy_limits_release(&n->limits);
 	free(n);
@@ -353,6 +354,24 @@ void sessions_changed(struct named *n, const struct ioasid_op *op)
 	n->resume.last_out_id = op->out_id;
 	n->resume.last_out_iova = op->out_iova;
 	n->resume.last_out_bytes = op->out_bytes;
+}
+
+void sessions_ident(const struct named *n, struct sessions_ident *out)
+{
+	out->session = n->session;
+	out->name = n->name;
+	out->uid = n->uid;
+	out->linger_s = n->linger_s;
+	memcpy(out->token, n->token, sizeof(out->token));
+	out->resume = n->resume;
+}
+
+struct named *sessions_find_by_session(struct server *srv, uint32_t sid)
+{
+	for (struct named *n = srv->named; n; n = n->next)
+		if (n->session && core_session_id(n->session) == sid)
+			return n;
+	return NULL;
 }
 
 int sessions_restore(struct server *srv, const char *name, uint32_t uid,

@@ -65,7 +65,7 @@ struct upgrade_state {
 
 /* ---- the predecessor ----------------------------------------------------- */
 
-static int put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
+int daemon_put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
 		      const struct core_ioas_counters *c,
 		      const struct ioasid_kobj *k)
 {
@@ -102,7 +102,8 @@ static void export_session(void *arg, struct session *s)
 	is.pid = core_session_pid(s);
 	x->r = image_put_session(x->w, &is);
 	if (x->r == 0)
-		x->r = core_session_export(s, put_export, x->w, &x->why);
+		x->r = core_session_export(s, daemon_put_export, x->w,
+					    &x->why);
 	else
 		op_fail(&x->why, -x->r, "out of memory");
 }
@@ -245,6 +246,12 @@ int upgrade_start(struct server *srv, const char *binary,
 	if (srv->upgrading) {
 		snprintf(why, whylen, "an upgrade is already under way");
 		return -EBUSY;
+	}
+	if (srv->kstate) {
+		snprintf(why, whylen, "a live upgrade with crash survival on "
+			 "iommufd (a service manager's fd store) is not "
+			 "supported yet");
+		return -EOPNOTSUPP;
 	}
 	if (srv->dead) {
 		/* a connection that just went may leave a lingering session */

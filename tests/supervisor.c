@@ -202,7 +202,7 @@ static void exec_daemon(struct supervisor *s)
 	signal(SIGPIPE, SIG_DFL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	execl(daemon_binary(), "ioasidd", "--socket", s->sock, "--backend",
-	      "sim", "--config", s->config, "--log-level", "debug",
+	      s->backend ? s->backend : "sim", "--config", s->config, "--log-level", "debug",
 	      (char *)NULL);
 	_exit(127);
 }
@@ -273,11 +273,18 @@ static int spawn(struct supervisor *s)
 
 int sup_start(struct supervisor *s, const char *config)
 {
+	return sup_start_backend(s, config, "sim");
+}
+
+int sup_start_backend(struct supervisor *s, const char *config,
+		      const char *backend)
+{
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int buf = 4 << 20;
 	FILE *f;
 
 	memset(s, 0, sizeof(*s));
+	s->backend = backend;
 	s->pid = s->pidfd = s->notify_fd = s->replaced = -1;
 	/* as systemd: orphans of the service (an upgrade's successor) are ours */
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)

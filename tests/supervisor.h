@@ -53,10 +53,14 @@ struct supervisor {
 	unsigned int mainpid_changes;	/* MAINPID= of another process */
 	pid_t replaced;			/* the main process before, to reap */
 	int last_status;		/* as daemon_stop() counts it */
+	const char *backend;		/* --backend; "sim" */
 };
 
 /* Start ioasidd (sim backend) with @config; 0 once it said READY=1. */
 int sup_start(struct supervisor *s, const char *config);
+/* The same on backend @backend (e.g. "iommufd:mock"). */
+int sup_start_backend(struct supervisor *s, const char *config,
+		      const char *backend);
 /* SIGKILL, its exit and its last notifications; not started again. */
 void sup_kill(struct supervisor *s);
 /* sup_kill(), then a new start and READY=1. */

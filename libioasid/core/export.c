@@ -52,6 +52,11 @@ static const struct ioasid_kobj *kobj_of(struct export *x, const void *obj,
 	if (!ops->kobj || !obj || ops->kobj(obj, kind, &k) < 0)
 		return NULL;
 	_Static_assert(sizeof(k) == sizeof(x->kobj), "be_kobj layout");
+	_Static_assert((int)BE_KOBJ_TENANT == (int)IOASID_KOBJ_TENANT &&
+		       (int)BE_KOBJ_IOAS == (int)IOASID_KOBJ_IOAS &&
+		       (int)BE_KOBJ_DOMAIN == (int)IOASID_KOBJ_DOMAIN &&
+		       (int)BE_KOBJ_DEVICE == (int)IOASID_KOBJ_DEVICE,
+		       "kobj kinds");
 	memcpy(&x->kobj, &k, sizeof(k));
 	return &x->kobj;
 }

@@ -75,8 +75,15 @@ static inline void ioasid_op_init(struct ioasid_op *op, uint32_t cmd)
  * instead of making it again (backends/backend.h's be_kobj, same layout):
  * kind, the kernel's ids, the descriptors that keep it alive (-1: none).
  */
+enum ioasid_kobj_kind {
+	IOASID_KOBJ_TENANT = 1,		/* a session's iommufd */
+	IOASID_KOBJ_IOAS,
+	IOASID_KOBJ_DOMAIN,		/* a HWPT */
+	IOASID_KOBJ_DEVICE,
+};
+
 struct ioasid_kobj {
-	uint32_t kind;
+	uint32_t kind;			/* enum ioasid_kobj_kind */
 	uint32_t id[4];
 	int fd[2];
 };

@@ -478,7 +478,8 @@ size:
 				(img->buf + pos))->type);
 }
 
-static int collect_fds(struct image *img, char *why, size_t whylen)
+static int collect_fds(struct image *img, image_remap_fn remap, void *arg,
+		       char *why, size_t whylen)
 {
 	struct image_rec rec;
 	uint32_t i = 0;
@@ -493,6 +494,18 @@ static int collect_fds(struct image *img, char *why, size_t whylen)
 		if (rec.type != IMAGE_REC_FD)
 			continue;
 		memcpy(&img->fd_table[i], rec.payload, sizeof(struct image_fd));
+		if (remap) {
+			char ignored[8];
+
+			img->fd_table[i].fd = remap(arg, &img->fd_table[i]);
+			if (img->fd_table[i].fd >= 0 &&
+			    check_fd(&img->fd_table[i], i, ignored,
+				     sizeof(ignored)) < 0)
+				img->fd_table[i].fd = -1;
+			img->nr_missing += img->fd_table[i].fd < 0;
+			i++;
+			continue;
+		}
 		r = check_fd(&img->fd_table[i], i, why, whylen);
 		if (r < 0)
 			return r;
@@ -502,7 +515,8 @@ static int collect_fds(struct image *img, char *why, size_t whylen)
 	return 0;
 }
 
-int image_read(int fd, struct image **out, char *why, size_t whylen)
+int image_read_remap(int fd, struct image **out, image_remap_fn remap,
+		     void *arg, char *why, size_t whylen)
 {
 	struct image_header h;
 	struct image *img;
@@ -543,7 +557,7 @@ int image_read(int fd, struct image **out, char *why, size_t whylen)
 	}
 	if (r == 0) {
 		image_rewind(img);
-		r = collect_fds(img, why, whylen);
+		r = collect_fds(img, remap, arg, why, whylen);
 	}
 	if (r < 0) {
 		image_free(img);
@@ -551,6 +565,11 @@ int image_read(int fd, struct image **out, char *why, size_t whylen)
 	}
 	*out = img;
 	return 0;
+}
+
+int image_read(int fd, struct image **out, char *why, size_t whylen)
+{
+	return image_read_remap(fd, out, NULL, NULL, why, whylen);
 }
 
 void image_free(struct image *img)
@@ -641,5 +660,6 @@ int image_kobj(const struct image *img, const struct image_rec *rec,
 void image_close_fds(const struct image *img)
 {
 	for (uint32_t i = 0; i < img->nr_fds; i++)
-		close(img->fd_table[i].fd);
+		if (img->fd_table[i].fd >= 0)
+			close(img->fd_table[i].fd);
 }

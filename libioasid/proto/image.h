@@ -239,6 +239,7 @@ struct image {
 	uint32_t next;			/* index of the next record */
 	struct image_fd *fd_table;	/* every FD record, in order */
 	uint32_t nr_fds;
+	uint32_t nr_missing;		/* image_read_remap(): fd -1 */
 	const char *uri;		/* the CORE record */
 };
 
@@ -253,6 +254,18 @@ struct image {
  * the errno of reading the file.  @why says which check failed.
  */
 int image_read(int fd, struct image **img, char *why, size_t whylen);
+/*
+ * The same for an image whose descriptors were not inherited at their
+ * numbers (ioasidd's kernel state after a crash, from the fd store):
+ * @remap gives each FD record's descriptor in this process (the record
+ * says the writer's number, type and file), or -1 when there is none; a
+ * descriptor that is not the record's file counts as none.  Records
+ * without a descriptor keep fd -1 (nr_missing counts them); the ops that
+ * name them fail when replayed.  The descriptors stay the caller's.
+ */
+typedef int (*image_remap_fn)(void *arg, const struct image_fd *f);
+int image_read_remap(int fd, struct image **img, image_remap_fn remap,
+		     void *arg, char *why, size_t whylen);
 void image_free(struct image *img);
 /* The next record: 1, or 0 at the end. */
 int image_next(struct image *img, struct image_rec *rec);

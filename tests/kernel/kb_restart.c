@@ -34,6 +34,10 @@
 #include <linux/capability.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -43,6 +47,7 @@
 #include "backends/iommufd/abi.h"
 #include "backends/iommufd/iommufd.h"
 #include "../daemon_fixture.h"
+#include "../supervisor.h"
 #include "kbtest.h"
 
 #define IOVA	0x1000000ull	/* the mock IOMMU's aperture starts here */
@@ -551,6 +556,262 @@ out:
 	       "upgrade");
 }
 
+
+/* ---- a crash of ioasidd under a service manager -------------------------- */
+
+#define CRASH_CONF "[user 0]\nlinger = 60\ndevices = all\n"
+
+/* The first stored descriptor whose target (readlink) contains @what. */
+static int stored(const struct supervisor *s, const char *what, char *name,
+		  size_t len)
+{
+	for (unsigned int i = 0; i < s->nr_store; i++) {
+		char path[64], link[128];
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d",
+			 s->store[i].fd);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		if (strstr(link, what)) {
+			if (name)
+				snprintf(name, len, "%s", s->store[i].name);
+			return s->store[i].fd;
+		}
+	}
+	return -1;
+}
+
+static bool stored_image(const struct supervisor *s)
+{
+	for (unsigned int i = 0; i < s->nr_store; i++)
+		if (!strncmp(s->store[i].name, "kimg", 4))
+			return true;
+	return false;
+}
+
+/* The stored regular file of @size bytes, or -1. */
+static int stored_of_size(const struct supervisor *s, off_t size, char *name,
+			  size_t len)
+{
+	for (unsigned int i = 0; i < s->nr_store; i++) {
+		struct stat st;
+
+		if (fstat(s->store[i].fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_size == size && strncmp(s->store[i].name, "kimg", 4)) {
+			snprintf(name, len, "%s", s->store[i].name);
+			return s->store[i].fd;
+		}
+	}
+	return -1;
+}
+
+/* DMA by the mock device while ioasidd is down: its access, raw. */
+static int access_write(int ifd, int access, uint64_t iova, void *buf,
+			uint64_t len)
+{
+	struct ifd_test_cmd c = {
+		.size = sizeof(c), .op = IFD_TEST_OP_ACCESS_RW,
+		.id = (uint32_t)access,
+		.access_rw = { .iova = iova, .length = len,
+			       .uptr = (uint64_t)(uintptr_t)buf,
+			       .flags = IFD_MOCK_ACCESS_RW_WRITE },
+	};
+
+	return ioctl(ifd, IFD_TEST_CMD, &c) < 0 ? -errno : 0;
+}
+
+/* Destroy every IOAS of @ifd that nothing uses (ids 1..64): how many. */
+static int destroy_unused_ioases(int ifd)
+{
+	int n = 0;
+
+	for (uint32_t id = 1; id <= 64; id++) {
+		struct ifd_ioas_iova_ranges q = {
+			.size = sizeof(q), .ioas_id = id,
+		};
+
+		if (ioctl(ifd, IFD_IOAS_IOVA_RANGES, &q) < 0 &&
+		    errno != EMSGSIZE)
+			continue;
+		n += raw_destroy(ifd, id) == 0;
+	}
+	return n;
+}
+
+/*
+ * The service manager reads the daemon's notifications as they come (a
+ * datagram queue that fills blocks the daemon): while the client works,
+ * a thread does it; stopped around every other supervisor call.
+ */
+struct poller {
+	struct supervisor *s;
+	pthread_t thread;
+	int stop;			/* eventfd */
+	bool running;
+};
+
+static void *poll_loop(void *arg)
+{
+	struct poller *p = arg;
+
+	for (;;) {
+		struct pollfd f[2] = {
+			{ .fd = p->s->notify_fd, .events = POLLIN },
+			{ .fd = p->stop, .events = POLLIN },
+		};
+
+		if (poll(f, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (f[1].revents)
+			break;
+		if (f[0].revents)
+			sup_poll(p->s);
+	}
+	return NULL;
+}
+
+static void poller_start(struct poller *p, struct supervisor *s)
+{
+	p->s = s;
+	if (p->stop < 0)
+		p->stop = eventfd(0, EFD_CLOEXEC);
+	p->running = p->stop >= 0 &&
+		     pthread_create(&p->thread, NULL, poll_loop, p) == 0;
+}
+
+static void poller_stop(struct poller *p)
+{
+	uint64_t one = 1, v;
+
+	if (!p->running)
+		return;
+	if (write(p->stop, &one, sizeof(one)) == (ssize_t)sizeof(one))
+		pthread_join(p->thread, NULL);
+	if (read(p->stop, &v, sizeof(v)) < 0)
+		v = 0;
+	p->running = false;
+}
+
+static void suite_crash(void)
+{
+	struct poller pl = { .stop = -1 };
+	struct supervisor s;
+	struct ioasid_ctx *c = NULL;
+	uint64_t iova = IOVA, iova2 = IOVA, iova3 = IOVA2;
+	uint8_t out[512], in[512];
+	uint32_t dev = 0, ioas = 0, ioas2 = 0, linger = 0;
+	int m = kb_memfd(LEN, 0), m2 = kb_memfd(2 * LEN, 0x22), r, ifd, acc;
+	char name[256];
+
+	if (!getenv("IOASIDD") && access("/usr/sbin/ioasidd", X_OK) == 0)
+		setenv("IOASIDD", "/usr/sbin/ioasidd", 0);
+	if (access(daemon_binary(), X_OK) < 0) {
+		tap_skip("no ioasidd in this guest", "crash survival on "
+			 "iommufd");
+		return;
+	}
+	setenv("IOASID_RECONNECT", "30", 1);
+	if (!tap_ok(sup_start_backend(&s, CRASH_CONF, "iommufd:mock") == 0,
+		    "ioasidd --backend iommufd:mock under a service manager "
+		    "with an fd store (tests/supervisor.c)"))
+		return;
+	poller_start(&pl, &s);
+	r = ioasid_new(s.uri, &c);
+	if (r == 0)
+		r = ioasid_session_name(c, "vm1", &linger);
+	if (r == 0)
+		r = ioasid_device_bind(c, "mock0", -1, &dev);
+	if (r == 0)
+		r = ioasid_ioas_alloc(c, 0, &ioas);
+	if (r == 0)
+		r = ioasid_map_file(c, ioas, m, 0, LEN, IOASID_MAP_READ |
+				    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+				    &iova);
+	if (r == 0)
+		r = ioasid_device_attach(c, dev, ioas, 0);
+	if (r == 0)
+		r = ioasid_ioas_alloc(c, 0, &ioas2);
+	if (r == 0)
+		r = ioasid_map_file(c, ioas2, m2, 0, LEN, IOASID_MAP_READ |
+				    IOASID_MAP_FIXED_IOVA, &iova2);
+	kb_pattern(out, sizeof(out), 0x81);
+	if (r == 0)
+		r = dma(c, dev, IOVA + 0x100, out, sizeof(out), true);
+	if (!tap_ok(r == 0 && linger == 60, "a named session (linger %u s): "
+		    "mock0 bound, mapped, attached, DMA-ing; a second IOAS "
+		    "(%s)", linger, r ? kb_err(c) : "ok"))
+		goto out;
+
+	/* 1. kill -9: the kernel objects live on in the store */
+	poller_stop(&pl);
+	sup_kill(&s);
+	ifd = stored(&s, "/dev/iommu", NULL, 0);
+	acc = stored(&s, "access", NULL, 0);
+	tap_ok(ifd >= 0 && acc >= 0 && stored_image(&s), "killed (SIGKILL): the store "
+	       "holds the session's iommufd, its device's access and its "
+	       "state image");
+	kb_pattern(out, sizeof(out), 0x82);
+	r = ifd >= 0 && acc >= 0 ?
+	    access_write(ifd, acc, IOVA + 0x800, out, sizeof(out)) : -EBADF;
+	tap_ok(r == 0 && kb_file_equals(m, 0x800, out, sizeof(out)),
+	       "while ioasidd is down the device's DMA lands in the memfd "
+	       "(%s)", strerror(-r));
+	r = sup_crash_restart(&s);
+	poller_start(&pl, &s);
+	tap_ok(r == 0 && sup_log_has(&s, "kernel state: session \"vm1\" of "
+				     "uid 0 rebuilt") &&
+	       sup_log_has(&s, "0 record(s) failed, 0 made again") &&
+	       !sup_log_has(&s, "not taken over"),
+	       "restarted: the session rebuilt from the store, every kernel "
+	       "object adopted (the log)");
+	r = dma(c, dev, IOVA + 0x800, in, sizeof(in), false);
+	tap_ok(r == 0 && !memcmp(in, out, sizeof(in)), "the client "
+	       "reclaims on its own; its next DMA reads what landed while "
+	       "the daemon was down (%s)", kb_err(c));
+	r = ioasid_map_file(c, ioas, m, 0, KB_PAGE, IOASID_MAP_READ |
+			    IOASID_MAP_FIXED_IOVA, &iova3);
+	if (r == 0)
+		r = ioasid_unmap(c, ioas, IOVA2, KB_PAGE, 0, NULL);
+	tap_ok(r == 0, "the same IOAS maps and unmaps (%s)", kb_err(c));
+
+	/* 2. bad input: the kernel lost an IOAS, the store lost a file */
+	poller_stop(&pl);
+	sup_kill(&s);
+	ifd = stored(&s, "/dev/iommu", NULL, 0);
+	r = ifd >= 0 ? destroy_unused_ioases(ifd) : -1;
+	tap_ok(r == 1, "killed again; behind it, the kernel IOAS of the "
+	       "second IOAS destroyed (%d)", r);
+	r = stored_of_size(&s, 2 * LEN, name, sizeof(name)) >= 0 ?
+	    sup_drop(&s, name) : 0;
+	tap_ok(r == 1, "and its mapped file dropped from the store (%s)",
+	       name);
+	r = sup_crash_restart(&s);
+	poller_start(&pl, &s);
+	tap_ok(r == 0 && sup_log_has(&s, "not in the fd store") &&
+	       sup_log_has(&s, "1 record(s) failed, 1 made again") &&
+	       sup_log_has(&s, "not taken over: IOAS"), "the daemon starts anyway and "
+	       "logs the missing file and the IOAS it made again");
+	r = dma(c, dev, IOVA + 0x100, in, sizeof(in), false);
+	kb_pattern(out, sizeof(out), 0x81);
+	tap_ok(r == 0 && !memcmp(in, out, sizeof(in)), "the client reclaims "
+	       "what could be rebuilt: its device still reads its memory "
+	       "(%s)", kb_err(c));
+out:
+	if (c)
+		ioasid_unref(c);
+	poller_stop(&pl);
+	if (tap_failed)
+		sup_dump_log(&s, stdout);
+	close(m);
+	close(m2);
+	tap_ok(sup_stop(&s) == 0, "ioasidd stops cleanly");
+	if (pl.stop >= 0)
+		close(pl.stop);
+}
+
 int main(int argc, char **argv)
 {
 	struct ioasid_ctx *probe;
@@ -587,5 +848,6 @@ int main(int argc, char **argv)
 	run_scenario(2, argv[0]);
 	suite_missing_fd();
 	suite_upgrade();
+	suite_crash();
 	return tap_done();
 }

@@ -1,0 +1,606 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Crash survival on iommufd: each named session's state image, and the
+ * kernel descriptors it names, in the service manager's fd store.
+ *
+ * The simulated backend rebuilds from a journal of changes (journal.c).
+ * A kernel backend cannot: its IOASes, HWPTs and device bindings live in
+ * the kernel, as long as some process holds the session's /dev/iommu.
+ * So under a service manager (NOTIFY_SOCKET, built with libsystemd) on
+ * iommufd, after every change a named session makes (and when it is
+ * named or reclaimed), before the reply leaves, ioasidd writes the
+ * session's state image (proto/image.h, the one a live upgrade uses:
+ * ops plus KOBJ records naming the kernel objects) into a new sealed
+ * memfd and stores it as "kimg<SESSION>.<0|1>" (the other generation is
+ * removed after); every descriptor the image names that is not stored
+ * yet goes to the store as "k<SESSION>.<FD>" (FD: its number here): the
+ * session's iommufd, its devices' VFIO cdevs (mock devices: their access
+ * files), its mapped files, its KVM VMs.  Those a session no longer names
+ * leave the store; so does everything of a session that ends.  The
+ * kernel objects therefore outlive a crash: devices keep DMA-ing into the
+ * mapped pages while the daemon is down.
+ *
+ * After a crash the service manager passes them back.  kstate_start()
+ * reads each session's newest image whose records check, finds each of
+ * its descriptors by name (one the store lost, or that is another file,
+ * is missing: the ops that need it fail and are logged), and replays it
+ * into a new core session with the old ids: the backend adopts the
+ * kernel objects (checked against the kernel: IOMMU_IOAS_IOVA_RANGES,
+ * IOMMU_GET_HW_INFO, the attach as a replace by the same HWPT, each
+ * mapping with IOMMU_IOAS_COPY), makes again what the kernel lost, and
+ * takes the pinned-page accounting over (IOMMU_IOAS_CHANGE_PROCESS).
+ * The session then lingers as if its client had disconnected at the
+ * crash, until its token reclaims it.  The log says, per session, what
+ * was rebuilt, what failed, and what was made again; the daemon starts
+ * whatever it could not rebuild.  Then every session is stored again
+ * under its new id (the old names are removed first: the store keeps one
+ * copy of a file, whatever its names).
+ *
+ * The cost: a change rewrites the session's whole image (its mappings
+ * are records), so it grows with the session's size.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ioasidd.h"
+#include "proto/codec.h"
+#include "proto/image.h"
+#include "util/macros.h"
+
+/* The session's facts, first record after CORE. */
+struct ks_session_rec {
+	uint32_t uid, gid, linger_s, reserved;
+	uint64_t generation;
+	struct ioasid_session_resume resume;
+	char name[IOASID_NAME_MAX];
+	unsigned char token[IOASID_SESSION_TOKEN_LEN];
+};
+
+struct ks_fd {
+	int fd;				/* stored as k<sid>.<fd> */
+	uint64_t dev, ino;
+};
+
+struct ks_sess {
+	struct ks_sess *next;
+	uint32_t sid;
+	uint32_t gid;
+	uint64_t generation;		/* of its last image */
+	struct ks_fd *fds;
+	uint32_t nr_fds, cap_fds;
+};
+
+struct kstate {
+	struct server *srv;
+	struct ks_sess *list;
+	bool broken;			/* the store refused: off */
+};
+
+static struct ks_sess *find_sess(struct kstate *k, uint32_t sid)
+{
+	for (struct ks_sess *e = k->list; e; e = e->next)
+		if (e->sid == sid)
+			return e;
+	return NULL;
+}
+
+static void fd_name(char *buf, size_t len, uint32_t sid, int fd)
+{
+	snprintf(buf, len, "k%u.%d", sid, fd);
+}
+
+static void kstate_off(struct kstate *k, const char *why)
+{
+	if (k->broken)
+		return;
+	k->broken = true;
+	log_err(k->srv, "kernel state: %s: crash survival is off until the "
+		"next start", why);
+}
+
+static bool has_fd(const struct image_writer *w, const struct ks_fd *f)
+{
+	for (uint32_t i = 0; i < w->nr_fds; i++)
+		if (w->fds[i].fd == f->fd && w->fds[i].dev == f->dev &&
+		    w->fds[i].ino == f->ino)
+			return true;
+	return false;
+}
+
+/* Store what @w names and @e has not stored; drop what it no longer names. */
+static int sync_fds(struct kstate *k, struct ks_sess *e,
+		    const struct image_writer *w)
+{
+	char name[64];
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < e->nr_fds; i++) {
+		if (has_fd(w, &e->fds[i])) {
+			e->fds[n++] = e->fds[i];
+			continue;
+		}
+		fd_name(name, sizeof(name), e->sid, e->fds[i].fd);
+		sd_fdstore_remove(name);
+	}
+	e->nr_fds = n;
+	for (uint32_t i = 0; i < w->nr_fds; i++) {
+		struct ks_fd f = {
+			.fd = w->fds[i].fd, .dev = w->fds[i].dev,
+			.ino = w->fds[i].ino,
+		};
+		bool known = false;
+		int r;
+
+		for (uint32_t j = 0; j < e->nr_fds && !known; j++)
+			known = e->fds[j].fd == f.fd && e->fds[j].dev == f.dev &&
+				e->fds[j].ino == f.ino;
+		if (known)
+			continue;
+		if (e->nr_fds == e->cap_fds) {
+			uint32_t cap = e->cap_fds ? e->cap_fds * 2 : 8;
+			struct ks_fd *p = realloc(e->fds, cap * sizeof(*p));
+
+			if (!p)
+				return -ENOMEM;
+			e->fds = p;
+			e->cap_fds = cap;
+		}
+		fd_name(name, sizeof(name), e->sid, f.fd);
+		r = sd_fdstore(name, f.fd);
+		if (r < 0)
+			return r;
+		e->fds[e->nr_fds++] = f;
+	}
+	return 0;
+}
+
+static int write_session(struct kstate *k, struct ks_sess *e,
+			 const struct sessions_ident *id)
+{
+	struct server *srv = k->srv;
+	struct ks_session_rec rec = {
+		.uid = id->uid, .gid = e->gid, .linger_s = id->linger_s,
+		.generation = e->generation + 1, .resume = id->resume,
+	};
+	struct image_session is = { .id = e->sid, .uid = id->uid };
+	struct image_writer w;
+	struct ioasid_op why;
+	char name[64];
+	int memfd = -1, r;
+
+	snprintf(rec.name, sizeof(rec.name), "%s", id->name);
+	memcpy(rec.token, id->token, sizeof(rec.token));
+	ioasid_op_init(&why, IOASID_CMD_UNSPEC);
+	image_writer_init(&w, false);
+	r = image_put_core(&w, srv->backend_uri);
+	if (r == 0)
+		r = image_put(&w, IMAGE_REC_DAEMON_KSTATE, &rec, sizeof(rec));
+	if (r == 0)
+		r = image_put_session(&w, &is);
+	if (r == 0)
+		r = core_session_export(id->session, daemon_put_export, &w,
+					&why);
+	if (r == 0)
+		r = image_put_next_id(&w, core_next_id(srv->core));
+	if (r == 0)
+		r = image_writer_finish(&w, &memfd);
+	explicit_bzero(rec.token, sizeof(rec.token));
+	if (r == 0)
+		r = sync_fds(k, e, &w);
+	if (r == 0) {
+		snprintf(name, sizeof(name), "kimg%u.%u", e->sid,
+			 (unsigned int)(rec.generation & 1));
+		r = sd_fdstore(name, memfd);
+	}
+	if (r == 0) {
+		snprintf(name, sizeof(name), "kimg%u.%u", e->sid,
+			 (unsigned int)(~rec.generation & 1));
+		sd_fdstore_remove(name);
+		e->generation = rec.generation;
+	}
+	if (memfd >= 0)
+		close(memfd);
+	image_writer_release(&w, false);
+	if (r < 0)
+		log_err(srv, "kernel state: session \"%s\": %s", id->name,
+			why.errmsg[0] ? why.errmsg : strerror(-r));
+	return r;
+}
+
+void kstate_changed(struct server *srv, struct named *n, uint32_t gid)
+{
+	struct kstate *k = srv->kstate;
+	struct sessions_ident id;
+	struct ks_sess *e;
+
+	if (!k || k->broken || !n)
+		return;
+	sessions_ident(n, &id);
+	e = find_sess(k, core_session_id(id.session));
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e) {
+			kstate_off(k, "out of memory");
+			return;
+		}
+		e->sid = core_session_id(id.session);
+		e->gid = gid;
+		e->next = k->list;
+		k->list = e;
+	}
+	if (write_session(k, e, &id) < 0)
+		kstate_off(k, "a session's state could not be stored");
+	explicit_bzero(&id, sizeof(id));
+}
+
+static void forget(struct kstate *k, struct ks_sess *e)
+{
+	struct ks_sess **p = &k->list;
+	char name[64];
+
+	for (uint32_t i = 0; i < e->nr_fds; i++) {
+		fd_name(name, sizeof(name), e->sid, e->fds[i].fd);
+		sd_fdstore_remove(name);
+	}
+	for (unsigned int g = 0; g < 2; g++) {
+		snprintf(name, sizeof(name), "kimg%u.%u", e->sid, g);
+		sd_fdstore_remove(name);
+	}
+	while (*p && *p != e)
+		p = &(*p)->next;
+	if (*p)
+		*p = e->next;
+	free(e->fds);
+	free(e);
+}
+
+void kstate_end(struct server *srv, struct session *s)
+{
+	struct kstate *k = srv->kstate;
+	struct ks_sess *e;
+
+	if (k && s && (e = find_sess(k, core_session_id(s))))
+		forget(k, e);
+}
+
+/* ---- after a crash ------------------------------------------------------- */
+
+struct passed {
+	const int *fds;
+	char **names;
+	unsigned int n;
+	uint32_t sid;			/* the image being read */
+};
+
+/* "k<sid>.<fd>" and "kimg<sid>.<g>" */
+static bool parse_k(const char *name, const char *prefix, uint32_t *sid,
+		    long *num)
+{
+	size_t len = strlen(prefix);
+	char *end;
+	unsigned long s;
+	long v;
+
+	if (strncmp(name, prefix, len) || name[len] < '0' || name[len] > '9')
+		return false;
+	errno = 0;
+	s = strtoul(name + len, &end, 10);
+	if (errno || *end != '.' || !s || s > UINT32_MAX || end[1] < '0' ||
+	    end[1] > '9')
+		return false;
+	v = strtol(end + 1, &end, 10);
+	if (errno || *end || v < 0 || v > INT32_MAX)
+		return false;
+	*sid = (uint32_t)s;
+	*num = v;
+	return true;
+}
+
+static int remap(void *arg, const struct image_fd *f)
+{
+	const struct passed *p = arg;
+	uint32_t sid;
+	long num;
+
+	for (unsigned int i = 0; i < p->n; i++)
+		if (p->fds[i] >= 0 && parse_k(p->names[i], "k", &sid, &num) &&
+		    sid == p->sid && num == f->fd)
+			return p->fds[i];
+	return -1;
+}
+
+struct rebuild {
+	struct server *srv;
+	struct ks_session_rec rec;
+	struct session *session;
+	struct session_limits limits;
+	uint32_t failed, adopted_kobjs, next_id;
+	bool no_adopt;			/* its iommufd is gone */
+};
+
+static int open_session(struct rebuild *b)
+{
+	struct policy_result res;
+	int r;
+
+	policy_lookup(b->srv->policy, b->rec.uid, b->rec.gid, NULL, 0, &res);
+	if (!res.allow) {
+		log_err(b->srv, "kernel state: session \"%s\" of uid %u not "
+			"rebuilt: the policy no longer allows that user",
+			b->rec.name, b->rec.uid);
+		return -EACCES;
+	}
+	r = server_session_limits(b->srv, &res, &b->limits);
+	if (r == 0)
+		r = core_session_new(b->srv->core, &b->limits, &b->session);
+	if (r < 0) {
+		policy_limits_release(&b->limits);
+		log_err(b->srv, "kernel state: session \"%s\": cannot make a "
+			"session: %s", b->rec.name, strerror(-r));
+		return r;
+	}
+	core_session_set_owner(b->session, 0, b->rec.uid, b->rec.name);
+	return 0;
+}
+
+/* Replay @img into b->session, going on past what fails (logged). */
+static void replay(struct rebuild *b, struct image *img)
+{
+	struct server *srv = b->srv;
+	struct image_rec rec;
+	char why[IOASID_ERRMSG_MAX];
+
+	image_rewind(img);
+	while (image_next(img, &rec) > 0) {
+		struct ioasid_op op;
+		struct ioasid_kobj k;
+		uint32_t expect;
+		int r = 0;
+
+		why[0] = '\0';
+		ioasid_op_init(&op, IOASID_CMD_UNSPEC);
+		switch (rec.type) {
+		case IMAGE_REC_KOBJ:
+			r = image_kobj(img, &rec, &k, why, sizeof(why));
+			if (r == 0 && k.kind == IOASID_KOBJ_TENANT &&
+			    k.fd[0] < 0) {
+				snprintf(why, sizeof(why), "its iommufd is "
+					 "not in the fd store: its kernel "
+					 "objects are gone, made again");
+				b->no_adopt = true;
+				r = -EBADF;
+			} else if (r == 0 && !b->no_adopt) {
+				r = core_adopt(b->session, &k, &op);
+				b->adopted_kobjs++;
+			}
+			break;
+		case IMAGE_REC_OP:
+			r = image_op(img, &rec, &op, srv->outbuf, &expect, why,
+				     sizeof(why));
+			if (r == 0)
+				r = core_replay(b->session, &op, expect);
+			close_fd(op.out_fd);
+			break;
+		case IMAGE_REC_COUNTERS: {
+			struct core_ioas_counters c = { 0 };
+			struct image_counters ic;
+
+			memcpy(&ic, rec.payload, sizeof(ic));
+			c.ioas_id = ic.ioas_id;
+			c.nr_conversions = ic.nr_conversions;
+			c.nr_faults = ic.nr_faults;
+			core_replay_counters(b->session, &c);
+			break;
+		}
+		case IMAGE_REC_NEXT_ID:
+			memcpy(&b->next_id, rec.payload, sizeof(b->next_id));
+			break;
+		}
+		if (r < 0) {
+			b->failed++;
+			log_err(srv, "kernel state: session \"%s\": record %u "
+				"(%s): %s", b->rec.name, rec.index,
+				rec.type == IMAGE_REC_OP ?
+				proto_cmd_name(op.cmd) : "kernel object",
+				why[0] ? why : op.errmsg[0] ? op.errmsg :
+				strerror(-r));
+		}
+	}
+}
+
+/* The newest readable image of session @sid; NULL when none. */
+static struct image *newest(struct server *srv, struct passed *p,
+			    uint32_t sid, struct ks_session_rec *out)
+{
+	struct image *best = NULL;
+	uint64_t best_gen = 0;
+
+	p->sid = sid;
+	for (unsigned int i = 0; i < p->n; i++) {
+		char why[IOASID_ERRMSG_MAX];
+		struct ks_session_rec rec;
+		struct image_rec r;
+		struct image *img;
+		uint32_t s;
+		long g;
+		bool found = false;
+
+		if (p->fds[i] < 0 || !parse_k(p->names[i], "kimg", &s, &g) ||
+		    s != sid)
+			continue;
+		if (image_read_remap(p->fds[i], &img, remap, p, why,
+				     sizeof(why)) < 0) {
+			log_err(srv, "kernel state: %s cannot be read: %s",
+				p->names[i], why);
+			continue;
+		}
+		while (image_next(img, &r) > 0 && !found)
+			if (r.type == IMAGE_REC_DAEMON_KSTATE &&
+			    r.len == sizeof(rec)) {
+				memcpy(&rec, r.payload, sizeof(rec));
+				found = true;
+			}
+		if (!found || !img->uri || strcmp(img->uri, srv->backend_uri)) {
+			log_err(srv, "kernel state: %s is not a session of "
+				"this backend (%s)", p->names[i],
+				img->uri ? img->uri : "?");
+			image_free(img);
+			continue;
+		}
+		if (!best || rec.generation > best_gen) {
+			image_free(best);
+			best = img;
+			best_gen = rec.generation;
+			*out = rec;
+		} else {
+			image_free(img);
+		}
+	}
+	return best;
+}
+
+static uint32_t rebuild_all(struct kstate *k, struct passed *p,
+			    uint32_t *max_id)
+{
+	struct server *srv = k->srv;
+	uint32_t done = 0;
+
+	for (unsigned int i = 0; i < p->n; i++) {
+		struct rebuild b = { .srv = srv };
+		struct image *img;
+		struct ioasid_op why;
+		uint32_t sid;
+		long g;
+		int n, r;
+
+		if (p->fds[i] < 0 || !parse_k(p->names[i], "kimg", &sid, &g))
+			continue;
+		/* each session once: at its first image */
+		for (unsigned int j = 0; j < i; j++) {
+			uint32_t s2;
+			long g2;
+
+			if (parse_k(p->names[j], "kimg", &s2, &g2) &&
+			    s2 == sid)
+				sid = 0;
+		}
+		if (!sid || !(img = newest(srv, p, sid, &b.rec)))
+			continue;
+		b.rec.name[sizeof(b.rec.name) - 1] = '\0';
+		if (img->nr_missing)
+			log_err(srv, "kernel state: session \"%s\": %u "
+				"descriptor(s) it names are not in the fd "
+				"store (or are other files): what needs them "
+				"is not rebuilt", b.rec.name, img->nr_missing);
+		if (open_session(&b) < 0) {
+			image_free(img);
+			continue;
+		}
+		replay(&b, img);
+		image_free(img);
+		ioasid_op_init(&why, IOASID_CMD_UNSPEC);
+		n = core_adopt_end(b.session, &why);
+		if (n != 0)
+			log_warn(srv, "kernel state: session \"%s\": %d kernel "
+				 "object(s) or mapping(s) made again or not "
+				 "taken over: %s", b.rec.name, n, why.errmsg);
+		if (b.next_id > *max_id)
+			*max_id = b.next_id;
+		r = sessions_restore(srv, b.rec.name, b.rec.uid,
+				     b.rec.linger_s, b.rec.token, &b.rec.resume,
+				     b.session, &b.limits);
+		explicit_bzero(b.rec.token, sizeof(b.rec.token));
+		if (r < 0) {
+			log_err(srv, "kernel state: session \"%s\" not "
+				"rebuilt: %s", b.rec.name, strerror(-r));
+			core_session_free(b.session);
+			policy_limits_release(&b.limits);
+			continue;
+		}
+		log_info(srv, "kernel state: session \"%s\" of uid %u rebuilt "
+			 "(%u kernel object(s) adopted, %u record(s) failed, "
+			 "%d made again)", b.rec.name, b.rec.uid,
+			 b.adopted_kobjs, b.failed, n > 0 ? n : 0);
+		/* stored again below, under its new id */
+		{
+			struct ks_sess *e = calloc(1, sizeof(*e));
+
+			if (e) {
+				e->sid = core_session_id(b.session);
+				e->gid = b.rec.gid;
+				e->next = k->list;
+				k->list = e;
+			}
+		}
+		done++;
+	}
+	return done;
+}
+
+int kstate_start(struct server *srv, const int *fds, char **names,
+		 unsigned int n)
+{
+	struct kstate *k = calloc(1, sizeof(*k));
+	struct passed p = { .fds = fds, .names = names, .n = n };
+	uint32_t max_id = core_next_id(srv->core), done;
+
+	if (!k) {
+		for (unsigned int i = 0; i < n; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		return -ENOMEM;
+	}
+	k->srv = srv;
+	srv->kstate = k;
+	for (unsigned int i = 0; i < n; i++) {
+		uint32_t sid;
+		long v;
+
+		if (fds[i] >= 0 && !parse_k(names[i], "kimg", &sid, &v) &&
+		    !parse_k(names[i], "k", &sid, &v))
+			log_warn(srv, "the fd store passed \"%s\", which "
+				 "ioasidd does not know on this backend: "
+				 "closed", names[i]);
+	}
+	done = rebuild_all(k, &p, &max_id);
+	core_set_next_id(srv->core, max_id);
+	/* the old names go first: the store keeps one copy of a file */
+	for (unsigned int i = 0; i < n; i++) {
+		sd_fdstore_remove(names[i]);
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
+	for (struct ks_sess *e = k->list; e; e = e->next) {
+		struct named *nm = sessions_find_by_session(srv, e->sid);
+		struct sessions_ident id;
+
+		if (!nm)
+			continue;
+		sessions_ident(nm, &id);
+		if (write_session(k, e, &id) < 0)
+			kstate_off(k, "a rebuilt session could not be stored");
+		explicit_bzero(&id, sizeof(id));
+	}
+	if (n)
+		log_info(srv, "kernel state: %u session(s) rebuilt", done);
+	return 0;
+}
+
+void kstate_free(struct kstate *k)
+{
+	if (!k)
+		return;
+	while (k->list) {
+		struct ks_sess *e = k->list;
+
+		k->list = e->next;
+		free(e->fds);
+		free(e);
+	}
+	free(k);
+}
