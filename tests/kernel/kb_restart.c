@@ -36,7 +36,9 @@
 #include <sys/prctl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/klog.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
@@ -812,6 +814,229 @@ out:
 		close(pl.stop);
 }
 
+/* ---- a real device: edu DMA-ing in a loop across a crash and an upgrade - */
+
+#define EDU_XFER	1024u
+
+/* edu copies its buffer to page 1..15 of the memfd, each one checked. */
+struct dma_loop {
+	struct edu edu;
+	int mem;
+	const uint8_t *pat;
+	pthread_t thread;
+	int stop;			/* eventfd */
+	uint64_t done, bad;
+	bool running;
+};
+
+static void *dma_loop_run(void *arg)
+{
+	struct dma_loop *l = arg;
+	static const uint8_t zero[EDU_XFER];
+
+	for (uint64_t i = 0;; i++) {
+		struct pollfd f = { .fd = l->stop, .events = POLLIN };
+		uint64_t off = (1 + i % 15) * KB_PAGE;
+
+		if (poll(&f, 1, 0) > 0)
+			break;
+		if (pwrite(l->mem, zero, EDU_XFER, (off_t)off) != EDU_XFER ||
+		    edu_to_mem(&l->edu, 0, IOVA + off, EDU_XFER) < 0 ||
+		    !kb_file_equals(l->mem, off, l->pat, EDU_XFER))
+			l->bad++;
+		else
+			l->done++;
+	}
+	return NULL;
+}
+
+static void dma_loop_start(struct dma_loop *l)
+{
+	l->stop = eventfd(0, EFD_CLOEXEC);
+	l->running = l->stop >= 0 &&
+		     pthread_create(&l->thread, NULL, dma_loop_run, l) == 0;
+}
+
+static void dma_loop_stop(struct dma_loop *l)
+{
+	uint64_t one = 1;
+
+	if (l->running &&
+	    write(l->stop, &one, sizeof(one)) == (ssize_t)sizeof(one))
+		pthread_join(l->thread, NULL);
+	l->running = false;
+	if (l->stop >= 0)
+		close(l->stop);
+	l->stop = -1;
+}
+
+/* Bind edu through @uri, map a memfd, attach, open it here. */
+static int edu_client(const char *uri, const char *session, const char *edu,
+		      struct ioasid_ctx **c, struct dma_loop *l,
+		      uint8_t *pat)
+{
+	uint64_t iova = IOVA;
+	uint32_t dev, ioas, linger = 0;
+	int fd = -1, r;
+
+	l->mem = kb_memfd(LEN, 0);
+	kb_pattern(pat, EDU_XFER, 0x91);
+	r = ioasid_new(uri, c);
+	if (r == 0 && session)
+		r = ioasid_session_name(*c, session, &linger);
+	if (r == 0)
+		r = ioasid_device_bind(*c, edu, -1, &dev);
+	if (r == 0)
+		r = ioasid_ioas_alloc(*c, 0, &ioas);
+	if (r == 0)
+		r = ioasid_map_file(*c, ioas, l->mem, 0, LEN, IOASID_MAP_READ |
+				    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+				    &iova);
+	if (r == 0)
+		r = ioasid_device_attach(*c, dev, ioas, 0);
+	if (r == 0)
+		r = ioasid_device_get_fd(*c, dev, &fd);
+	if (r == 0)
+		r = edu_open(&l->edu, fd);
+	if (r == 0 && (pwrite(l->mem, pat, EDU_XFER, 0) != EDU_XFER ||
+		       edu_to_buf(&l->edu, IOVA, 0, EDU_XFER) < 0))
+		r = -EIO;
+	l->pat = pat;
+	return r;
+}
+
+/* A DMAR fault line in the kernel log after @marker? */
+static bool dmar_fault_after(const char *marker)
+{
+	static char buf[1 << 20];
+	int n = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf, sizeof(buf) - 1);
+	char *p;
+
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	p = strstr(buf, marker);
+	while (p && (p = strstr(p, "DMAR")))
+		if (strncmp(p, "DMAR: DRHD: handling fault", 26) == 0 ||
+		    strstr(p, "fault addr"))
+			return true;
+		else
+			p += 4;
+	return false;
+}
+
+static void suite_edu(void)
+{
+	struct ioasid_device_info info;
+	struct ioasid_ctx *probe = NULL, *c = NULL, *u = NULL;
+	struct dma_loop l = { .stop = -1 }, lu = { .stop = -1 };
+	struct daemon_opts o = { .backend = "iommufd", .log_level = "info" };
+	struct daemon_fixture d;
+	struct poller pl = { .stop = -1 };
+	struct supervisor s;
+	uint8_t pat[EDU_XFER], patu[EDU_XFER];
+	uint64_t before;
+	uint32_t pid = 0;
+	int r;
+
+	if (ioasid_new("iommufd", &probe) < 0 || kb_find_edu(probe, &info)) {
+		tap_skip("no edu device with a VFIO cdev", "edu across a "
+			 "crash and an upgrade of ioasidd");
+		if (probe)
+			ioasid_unref(probe);
+		return;
+	}
+	ioasid_unref(probe);
+	if (access(daemon_binary(), X_OK) < 0) {
+		tap_skip("no ioasidd in this guest", "edu across a crash");
+		return;
+	}
+
+	/* a crash */
+	if (!tap_ok(sup_start_backend(&s, CRASH_CONF "device-fds = yes\n",
+				      "iommufd") == 0,
+		    "ioasidd --backend iommufd under the service manager"))
+		return;
+	poller_start(&pl, &s);
+	r = edu_client(s.uri, "vm-edu", info.name, &c, &l, pat);
+	if (!tap_ok(r == 0, "a named session binds %s, maps a memfd, "
+		    "attaches it; its cdev here, BAR0 mapped (%s)", info.name,
+		    r ? kb_err(c) : "ok"))
+		goto crash_out;
+	kb_kmsg("kb_restart: edu across a crash");
+	dma_loop_start(&l);
+	poller_stop(&pl);
+	before = __atomic_load_n(&l.done, __ATOMIC_RELAXED);
+	sup_kill(&s);
+	/* as many transfers while it is down as it takes to see some */
+	while (__atomic_load_n(&l.done, __ATOMIC_RELAXED) < before + 8 &&
+	       !__atomic_load_n(&l.bad, __ATOMIC_RELAXED))
+		sched_yield();
+	tap_ok(!l.bad && l.done >= before + 8, "edu keeps DMA-ing into the "
+	       "mapped pages while ioasidd is dead (%llu transfers landed "
+	       "and checked, %llu wrong)", (unsigned long long)l.done,
+	       (unsigned long long)l.bad);
+	r = sup_crash_restart(&s);
+	poller_start(&pl, &s);
+	tap_ok(r == 0 && sup_log_has(&s, "kernel state: session \"vm-edu\"") &&
+	       sup_log_has(&s, "0 record(s) failed, 0 made again"),
+	       "restarted: the IOAS, HWPT and edu's binding adopted, nothing "
+	       "made again (the log)");
+	r = ioasid_get_status(c, &(struct ioasid_status){ 0 });
+	tap_ok(r == 0, "the client reclaims on its own (%s)", kb_err(c));
+	dma_loop_stop(&l);
+	tap_ok(!l.bad && !dmar_fault_after("kb_restart: edu across a crash"),
+	       "edu's DMA went on through the kill and the restart: %llu "
+	       "transfers, %llu wrong, no DMAR fault in the kernel log",
+	       (unsigned long long)l.done, (unsigned long long)l.bad);
+	edu_close(&l.edu);
+	close(l.edu.devfd);	/* else edu stays bound to that iommufd */
+crash_out:
+	if (c)
+		ioasid_unref(c);
+	poller_stop(&pl);
+	if (tap_failed)
+		sup_dump_log(&s, stdout);
+	close(l.mem);
+	tap_ok(sup_stop(&s) == 0, "ioasidd stops cleanly");
+	if (pl.stop >= 0)
+		close(pl.stop);
+
+	/* a live upgrade */
+	if (getuid() != 0 || daemon_start(&d, &o) < 0) {
+		tap_skip("cannot start ioasidd as root", "edu across an "
+			 "upgrade");
+		return;
+	}
+	r = edu_client(d.uri, NULL, info.name, &u, &lu, patu);
+	if (!tap_ok(r == 0, "edu through a plain ioasidd (%s)",
+		    r ? kb_err(u) : "ok"))
+		goto up_out;
+	kb_kmsg("kb_restart: edu across an upgrade");
+	dma_loop_start(&lu);
+	r = ioasid_daemon_upgrade(u, NULL, &pid);
+	before = __atomic_load_n(&lu.done, __ATOMIC_RELAXED);
+	while (__atomic_load_n(&lu.done, __ATOMIC_RELAXED) < before + 8 &&
+	       !__atomic_load_n(&lu.bad, __ATOMIC_RELAXED))
+		sched_yield();
+	dma_loop_stop(&lu);
+	tap_ok(r == 0 && file_contains(d.log, "every kernel object adopted") &&
+	       !lu.bad && !dmar_fault_after("kb_restart: edu across an "
+					     "upgrade"),
+	       "a live upgrade under edu's DMA loop: adopted, %llu transfers "
+	       "landed, %llu wrong, no DMAR fault (%s)",
+	       (unsigned long long)lu.done, (unsigned long long)lu.bad,
+	       r ? kb_err(u) : "ok");
+	edu_close(&lu.edu);
+	close(lu.edu.devfd);
+up_out:
+	if (u)
+		ioasid_unref(u);
+	close(lu.mem);
+	tap_ok(daemon_stop(&d) == 0, "ioasidd stops cleanly after the "
+	       "upgrade");
+}
+
 int main(int argc, char **argv)
 {
 	struct ioasid_ctx *probe;
@@ -849,5 +1074,6 @@ int main(int argc, char **argv)
 	suite_missing_fd();
 	suite_upgrade();
 	suite_crash();
+	suite_edu();
 	return tap_done();
 }
