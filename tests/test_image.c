@@ -224,8 +224,8 @@ Test(image, empty_context)
 Test(image, refusals)
 {
 	struct ioasid_ctx *ctx = test_ctx(), *copy = NULL;
-	int memfd = -1, fd = test_memfd(MiB);
-	uint32_t ioas;
+	int memfd = -1, fd = test_memfd(MiB), fqfd = -1;
+	uint32_t ioas, fq;
 	uint64_t iova = 0;
 	void *p;
 
@@ -260,6 +260,14 @@ Test(image, refusals)
 		  ioasid_last_error(ctx));
 	cr_assert_eq(memfd, -1);
 	cr_assert_eq(ioasid_dirty_stop(ctx, ioas), 0);
+	/* a fault queue likewise */
+	cr_assert_eq(ioasid_fault_queue_alloc(ctx, ioas, 0, 0, 0, &fq, &fqfd),
+		     0, "%s", ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_ctx_export(ctx, &memfd), -EOPNOTSUPP);
+	cr_assert(strstr(ioasid_last_error(ctx), "page fault queue"), "%s",
+		  ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_fault_queue_destroy(ctx, fq), 0);
+	close(fqfd);
 	cr_assert_eq(ioasid_ctx_export(ctx, &memfd), 0, "%s",
 		     ioasid_last_error(ctx));
 	cr_assert_eq(ioasid_ctx_export_abandon(memfd), 0);

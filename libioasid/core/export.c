@@ -125,6 +125,13 @@ static int export_ioas(struct export *x, struct ioas *ioas)
 			       "bits not read yet (read them, stop tracking, "
 			       "export, and start again after the import)",
 			       ioas->id);
+	/* its descriptor and the page requests waiting in it would be lost */
+	if (ioas->fq)
+		return op_fail(x->why, EOPNOTSUPP, "IOAS %u has an I/O page "
+			       "fault queue: the state image does not carry "
+			       "fault queues yet (destroy it, export, and "
+			       "allocate it again after the import)",
+			       ioas->id);
 	op = op_new(x, IOASID_CMD_IOAS_ALLOC);
 
 	op->flags = ioas->flags;
