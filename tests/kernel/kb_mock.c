@@ -60,24 +60,6 @@
 
 static struct ioasid_ctx *ctx;
 
-static int check_map(uint32_t dev, uint64_t iova, uint64_t len, void *uptr)
-{
-	struct be_device *bd = kb_be_device(ctx, dev);
-	struct be_domain *bdom = kb_be_domain(ctx, dev);
-	struct ifd_test_cmd c = {
-		.size = sizeof(c), .op = IFD_TEST_OP_MD_CHECK_MAP,
-		.check_map = { .iova = iova, .length = len,
-			       .uptr = (uint64_t)(uintptr_t)uptr },
-	};
-
-	if (!bd || !bdom)
-		return -ENOENT;
-	c.id = iommufd_test_hwpt_id(bdom);
-	if (ioctl(iommufd_test_device_iommufd(bd), IFD_TEST_CMD, &c) < 0)
-		return -errno;
-	return 0;
-}
-
 static void suite_uris(void)
 {
 	static const char *const bad[] = {
@@ -210,7 +192,8 @@ static void suite_dma(void)
 		    (unsigned long long)IOVA, kb_err(ctx)))
 		goto out;
 	p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
-	tap_ok(p != MAP_FAILED && check_map(dev, IOVA, LEN, p) == 0,
+	tap_ok(p != MAP_FAILED &&
+	       kb_mock_check_map(ctx, dev, IOVA, LEN, p) == 0,
 	       "the mock domain's page table maps 0x%llx+0x%llx to the "
 	       "memfd's pages (IOMMU_TEST_OP_MD_CHECK_MAP on the HWPT)",
 	       (unsigned long long)IOVA, (unsigned long long)LEN);
@@ -238,9 +221,9 @@ static void suite_dma(void)
 	dma_lands(dev, m, IOVA + 5 * KB_PAGE, 5 * KB_PAGE, 3, "after a cut");
 	dma_blocked(dev, IOVA + 4 * KB_PAGE, IOASID_FAULT_NOT_PRESENT,
 		    "the cut page");
-	tap_ok(check_map(dev, IOVA + 4 * KB_PAGE, KB_PAGE,
+	tap_ok(kb_mock_check_map(ctx, dev, IOVA + 4 * KB_PAGE, KB_PAGE,
 			 (uint8_t *)p + 4 * KB_PAGE) < 0 &&
-	       check_map(dev, IOVA + 5 * KB_PAGE, KB_PAGE,
+	       kb_mock_check_map(ctx, dev, IOVA + 5 * KB_PAGE, KB_PAGE,
 			 (uint8_t *)p + 5 * KB_PAGE) == 0,
 	       "CHECK_MAP: the cut page is gone from the HWPT, the next one "
 	       "is there");
@@ -518,9 +501,9 @@ static void suite_dirty(void)
 	       kb_err(ctx));
 	p = mmap(NULL, 64 * KB_PAGE, PROT_READ, MAP_SHARED, m, 0);
 	tap_ok(p != MAP_FAILED &&
-	       check_map(dev, IOVA + 4 * KB_PAGE, KB_PAGE,
+	       kb_mock_check_map(ctx, dev, IOVA + 4 * KB_PAGE, KB_PAGE,
 			 (uint8_t *)p + 4 * KB_PAGE) < 0 &&
-	       check_map(dev, IOVA + 8 * KB_PAGE, KB_PAGE,
+	       kb_mock_check_map(ctx, dev, IOVA + 8 * KB_PAGE, KB_PAGE,
 			 (uint8_t *)p + 8 * KB_PAGE) == 0,
 	       "the unmapped pages are gone from the HWPT, the next one is "
 	       "there (CHECK_MAP)");

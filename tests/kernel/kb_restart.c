@@ -85,25 +85,6 @@ static void report(int ok, const char *fmt, ...)
 		_exit(3);
 }
 
-static int check_map(struct ioasid_ctx *ctx, uint32_t dev, uint64_t iova,
-		     uint64_t len, void *uptr)
-{
-	struct be_device *bd = kb_be_device(ctx, dev);
-	struct be_domain *bdom = kb_be_domain(ctx, dev);
-	struct ifd_test_cmd c = {
-		.size = sizeof(c), .op = IFD_TEST_OP_MD_CHECK_MAP,
-		.check_map = { .iova = iova, .length = len,
-			       .uptr = (uint64_t)(uintptr_t)uptr },
-	};
-
-	if (!bd || !bdom)
-		return -ENOENT;
-	c.id = iommufd_test_hwpt_id(bdom);
-	if (ioctl(iommufd_test_device_iommufd(bd), IFD_TEST_CMD, &c) < 0)
-		return -errno;
-	return 0;
-}
-
 static int dma(struct ioasid_ctx *ctx, uint32_t dev, uint64_t iova,
 	       void *buf, uint64_t len, bool write)
 {
@@ -205,7 +186,7 @@ static int successor(const struct handover *h)
 		p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, h->mem,
 			 0);
 		report(p != MAP_FAILED &&
-		       check_map(ctx, h->dev, IOVA, LEN, p) == 0,
+		       kb_mock_check_map(ctx, h->dev, IOVA, LEN, p) == 0,
 		       "the mock domain still maps the memfd "
 		       "(IOMMU_TEST_OP_MD_CHECK_MAP)");
 		if (p != MAP_FAILED)

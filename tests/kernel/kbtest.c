@@ -14,6 +14,8 @@
 #include <linux/vfio.h>
 
 #include "backends/backend.h"
+#include "backends/iommufd/abi.h"
+#include "backends/iommufd/iommufd.h"
 #include "core/base.h"
 #include "core/device.h"
 #include "core/domain.h"
@@ -514,4 +516,23 @@ int kb_mock_device(struct ioasid_ctx *ctx, struct ioasid_device_info *info)
 			return 0;
 		}
 	return -ENOENT;
+}
+
+int kb_mock_check_map(struct ioasid_ctx *ctx, uint32_t dev, uint64_t iova,
+		      uint64_t len, void *uptr)
+{
+	struct be_device *bd = kb_be_device(ctx, dev);
+	struct be_domain *bdom = kb_be_domain(ctx, dev);
+	struct ifd_test_cmd c = {
+		.size = sizeof(c), .op = IFD_TEST_OP_MD_CHECK_MAP,
+		.check_map = { .iova = iova, .length = len,
+			       .uptr = (uint64_t)(uintptr_t)uptr },
+	};
+
+	if (!bd || !bdom)
+		return -ENOENT;
+	c.id = iommufd_test_hwpt_id(bdom);
+	if (ioctl(iommufd_test_device_iommufd(bd), IFD_TEST_CMD, &c) < 0)
+		return -errno;
+	return 0;
 }

@@ -117,6 +117,11 @@ void kb_kprobes_remove(void);
  */
 int kb_mock_ctx(struct ioasid_ctx **ctx);
 int kb_mock_device(struct ioasid_ctx *ctx, struct ioasid_device_info *info);
+/* IOMMU_TEST_OP_MD_CHECK_MAP on the HWPT mock device DEV is attached to:
+ * 0 when [IOVA, IOVA + LEN) maps the pages at UPTR; -errno otherwise
+ * (-ENOENT: DEV is no attached device of CTX's backend). */
+int kb_mock_check_map(struct ioasid_ctx *ctx, uint32_t dev, uint64_t iova,
+		      uint64_t len, void *uptr);
 
 /* White box: backend objects behind the library's ids (embedded ctx). */
 struct backend;
