@@ -390,6 +390,13 @@ void fastpath_after(struct fastpath *fp, const struct fastpath_req *req,
 	case IOASID_CMD_FAULT_RESPOND:
 	case IOASID_CMD_FAULT_QUEUE_INFO:
 	case IOASID_CMD_FAULT_QUEUE_LIST:
+	/* vIOMMUs: objects over a nest-parent IOAS, not its mappings */
+	case IOASID_CMD_VIOMMU_ALLOC:
+	case IOASID_CMD_VIOMMU_DESTROY:
+	case IOASID_CMD_VDEVICE_ALLOC:
+	case IOASID_CMD_VIOMMU_NESTED_ALLOC:
+	case IOASID_CMD_VIOMMU_INVALIDATE:
+	case IOASID_CMD_VIOMMU_LIST:
 		return;
 	case IOASID_CMD_LOOKUP:
 	case IOASID_CMD_MAPPING_NEXT:

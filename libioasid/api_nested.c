@@ -27,8 +27,8 @@
  * -E2BIG (non-zero bytes past the structure), -ENOENT (IOAS or device),
  * -EOPNOTSUPP (unknown @type, flags or reserved bits; the backend or the
  * device's IOMMU has no nesting, or not in this format), -ENOSPC (the
- * session's max-ioas quota, which counts IOASes and nested tables
- * together), -ENOMEM.
+ * session's max-ioas quota, which counts IOASes, nested tables and
+ * vIOMMUs together), -ENOMEM.
  */
 IOASID_EXPORT int ioasid_nested_alloc(struct ioasid_ctx *ctx, uint32_t ioas_id,
 				      uint32_t dev_id, uint32_t type,

@@ -239,6 +239,30 @@ int ioasid_nested_invalidate(struct ioasid_ctx *ctx, uint32_t nested_id,
 int ioasid_nested_list(struct ioasid_ctx *ctx, uint32_t ioas_id,
 		       struct ioasid_nested_info *tables, uint32_t *nr);
 
+/* ---- vIOMMUs (a VM's slice of an IOMMU over a nest-parent IOAS) ---------- */
+
+int ioasid_viommu_alloc(struct ioasid_ctx *ctx, uint32_t ioas_id,
+			uint32_t dev_id, uint32_t type, uint32_t flags,
+			uint32_t *viommu_id);
+int ioasid_viommu_destroy(struct ioasid_ctx *ctx, uint32_t viommu_id);
+int ioasid_vdevice_alloc(struct ioasid_ctx *ctx, uint32_t viommu_id,
+			 uint32_t dev_id, uint64_t virt_id,
+			 uint32_t *vdevice_id);
+int ioasid_vdevice_destroy(struct ioasid_ctx *ctx, uint32_t vdevice_id);
+/* A nested table on the vIOMMU: as ioasid_nested_alloc() on its parent. */
+int ioasid_viommu_nested_alloc(struct ioasid_ctx *ctx, uint32_t viommu_id,
+			       uint32_t dev_id, uint32_t type,
+			       const void *data, uint32_t len, uint32_t flags,
+			       uint32_t *nested_id);
+/* @nr: in the entries, out those done; @errors: NULL or one per entry. */
+int ioasid_viommu_invalidate(struct ioasid_ctx *ctx, uint32_t viommu_id,
+			     const struct ioasid_viommu_inval *entries,
+			     uint32_t *nr, int32_t *errors);
+int ioasid_viommu_list(struct ioasid_ctx *ctx, uint32_t ioas_id,
+		       struct ioasid_viommu_info *viommus, uint32_t *nr);
+int ioasid_vdevice_list(struct ioasid_ctx *ctx, uint32_t ioas_id,
+			struct ioasid_vdevice_info *vdevices, uint32_t *nr);
+
 /* ---- KVM ---------------------------------------------------------------- */
 
 /*

@@ -319,6 +319,37 @@ Test(daemon, nested_tables_count_against_max_ioas)
 	expect_clean_exit();
 }
 
+/* A vIOMMU is held state too: max-ioas counts it with IOASes. */
+Test(daemon, viommus_count_against_max_ioas)
+{
+	uint32_t parent, dev, v1, v2 = 0, other = 0;
+	struct ioasid_ctx *ctx;
+
+	restart_daemon(user_section("max-ioas = 2\n"
+				    "devices = 0000:00:01.0\n"));
+	ctx = remote_ctx();
+	cr_assert_eq(ioasid_ioas_alloc(ctx, IOASID_IOAS_NEST_PARENT, &parent),
+		     0);
+	cr_assert_eq(ioasid_device_bind(ctx, "0000:00:01.0", -1, &dev), 0,
+		     "%s", ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_viommu_alloc(ctx, parent, dev, IOASID_VIOMMU_SIM,
+					 0, &v1), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_viommu_alloc(ctx, parent, dev, IOASID_VIOMMU_SIM,
+					 0, &v2), -ENOSPC,
+		     "a third address space past max-ioas = 2");
+	cr_assert(strstr(ioasid_last_error(ctx), "vIOMMUs"), "%s",
+		  ioasid_last_error(ctx));
+	cr_assert_eq(v2, 0);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &other), -ENOSPC,
+		     "the vIOMMU holds the second place");
+	cr_assert_eq(ioasid_viommu_destroy(ctx, v1), 0);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &other), 0,
+		     "a destroyed vIOMMU gives its place back");
+	ioasid_unref(ctx);
+	expect_clean_exit();
+}
+
 /* Run @fn as uid/gid 65534 in a child; its exit code is the verdict. */
 static int as_nobody(int (*fn)(void))
 {

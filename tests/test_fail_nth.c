@@ -995,3 +995,83 @@ Test(fail_nth, nested_invalidate)
 	cr_assert_eq(c_attach_nested(&F), 0);
 	FAIL_NTH(c_nested_invalidate);
 }
+
+/* ---- vIOMMUs ------------------------------------------------------------------ */
+
+static uint32_t viommu, vdevice;
+
+static int c_viommu_alloc(struct fx *f)
+{
+	return ioasid_viommu_alloc(f->ctx, nest_parent, f->dev,
+				   IOASID_VIOMMU_SIM, 0, &viommu);
+}
+
+static int c_vdevice_alloc(struct fx *f)
+{
+	return ioasid_vdevice_alloc(f->ctx, viommu, f->dev, 0x100, &vdevice);
+}
+
+static int c_viommu_nested_alloc(struct fx *f)
+{
+	struct ioasid_nested_vtd_s1 s1 = {
+		.pgtbl_addr = 0x100000, .addr_width = 48,
+	};
+
+	return ioasid_viommu_nested_alloc(f->ctx, viommu, f->dev,
+					  IOASID_NESTED_VTD_S1, &s1,
+					  sizeof(s1), 0, &nested);
+}
+
+static int c_viommu_invalidate(struct fx *f)
+{
+	struct ioasid_viommu_inval v[2] = {
+		{ .virt_id = 0x100, .addr = 0x1000, .npages = 4 },
+		{ .virt_id = 0x100, .flags = IOASID_VIOMMU_INVAL_ALL },
+	};
+	uint32_t nr = 2;
+
+	return ioasid_viommu_invalidate(f->ctx, viommu, v, &nr, NULL);
+}
+
+static int c_viommu_list(struct fx *f)
+{
+	struct ioasid_viommu_info info[2];
+	struct ioasid_vdevice_info vd[2];
+	uint32_t nr = 2;
+	int r;
+
+	r = ioasid_viommu_list(f->ctx, nest_parent, info, &nr);
+	if (r < 0)
+		return r;
+	nr = 2;
+	return ioasid_vdevice_list(f->ctx, nest_parent, vd, &nr);
+}
+
+Test(fail_nth, viommu_alloc)
+{
+	nest_setup();
+	FAIL_NTH(c_viommu_alloc);
+}
+
+Test(fail_nth, vdevice_alloc)
+{
+	nest_setup();
+	cr_assert_eq(c_viommu_alloc(&F), 0);
+	FAIL_NTH(c_vdevice_alloc);
+}
+
+Test(fail_nth, viommu_nested_alloc)
+{
+	nest_setup();
+	cr_assert_eq(c_viommu_alloc(&F), 0);
+	FAIL_NTH(c_viommu_nested_alloc);
+}
+
+Test(fail_nth, viommu_invalidate_and_list)
+{
+	nest_setup();
+	cr_assert_eq(c_viommu_alloc(&F), 0);
+	cr_assert_eq(c_vdevice_alloc(&F), 0);
+	FAIL_NTH(c_viommu_invalidate);
+	FAIL_NTH(c_viommu_list);
+}

@@ -15,6 +15,8 @@
  *              a simulated device), attached to at most one domain.
  *   be_nested  a nested (stage-1) table over a domain of a nest-parent
  *              IOAS (iommufd: a nested HWPT), in the vendor's format.
+ *   be_viommu  a vIOMMU over such a domain (iommufd: IOMMU_VIOMMU_ALLOC),
+ *              be_vdevice a device's virtual ID on it (IOMMU_VDEVICE_ALLOC).
  *
  * Who calls: only core/ (base.c, core.c, dispatch.c, ioas.c, convert.c,
  * device.c, domain.c, fault.c, vm.c); docs/architecture.md's layer table
@@ -45,6 +47,8 @@ struct be_domain;
 struct be_device;
 struct be_tenant;
 struct be_nested;
+struct be_viommu;
+struct be_vdevice;
 struct file_ref;
 
 /* What a range of IOVA points at. */
@@ -345,6 +349,38 @@ struct backend_ops {
 	 */
 	int (*nested_invalidate)(struct be_nested *nested,
 				 const struct ioasid_nested_inval *v,
+				 uint32_t nr, uint32_t *done, char *why,
+				 size_t whylen);
+
+	/*
+	 * Optional: vIOMMUs.  A vIOMMU of @type over @parent (a domain of a
+	 * nest-parent IOAS) on the IOMMU of @device (the core checked the
+	 * type is known; the backend refuses one the unit has not, with the
+	 * reason in @why); vDEVICEs give a device a virtual ID on
+	 * it (the core checked the device is behind the same IOMMU, has no
+	 * other vDEVICE and the ID is unused); nested tables on it are
+	 * ->nested_alloc's, tied to it.  ->viommu_invalidate does each entry
+	 * in order (the core checked their fields for the type) and stops
+	 * at the first that fails: *@done the entries done, 0 or that
+	 * entry's -errno (reason in @why).  The core frees the vIOMMU only
+	 * after its vDEVICEs and nested tables.
+	 */
+	int (*viommu_alloc)(struct be_domain *parent, struct be_device *device,
+			    uint32_t type, struct be_viommu **viommu,
+			    char *why, size_t whylen);
+	void (*viommu_free)(struct be_viommu *viommu);
+	int (*vdevice_alloc)(struct be_viommu *viommu, struct be_device *device,
+			     uint64_t virt_id, struct be_vdevice **vdevice,
+			     char *why, size_t whylen);
+	void (*vdevice_free)(struct be_vdevice *vdevice);
+	int (*viommu_nested_alloc)(struct be_viommu *viommu,
+				   struct be_device *device, uint32_t type,
+				   const void *data, uint32_t len,
+				   uint32_t nested_id,
+				   struct be_nested **nested, char *why,
+				   size_t whylen);
+	int (*viommu_invalidate)(struct be_viommu *viommu,
+				 const struct ioasid_viommu_inval *v,
 				 uint32_t nr, uint32_t *done, char *why,
 				 size_t whylen);
 };

@@ -13,6 +13,17 @@
 #include "backends/backend.h"
 #include "core/base.h"
 
+int core_space_quota(struct session *s, struct ioasid_op *op)
+{
+	uint64_t n = (uint64_t)s->nr_ioas + s->nr_nested + s->nr_viommus;
+
+	if (n >= s->limits.max_ioas)
+		return op_fail(op, ENOSPC, "quota of %u address spaces "
+			       "(IOASes, nested tables and vIOMMUs) reached",
+			       s->limits.max_ioas);
+	return 0;
+}
+
 uint32_t core_alloc_id(struct core *core)
 {
 	if (++core->next_id == 0)

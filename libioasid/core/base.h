@@ -21,6 +21,7 @@ struct session {
 	struct session_limits limits;
 	uint32_t nr_ioas;
 	uint32_t nr_nested;		/* nested tables: max_ioas counts them */
+	uint32_t nr_viommus;		/* vIOMMUs: max_ioas counts them */
 	uint64_t nr_mappings;
 	uint64_t bytes_mapped;
 	uint32_t nr_vms;
@@ -59,6 +60,7 @@ struct core {
 	struct ioas *ioas_table;	/* uthash by id */
 	struct domain *domains;		/* list */
 	struct nested *nested;		/* list of nested tables */
+	struct viommu *viommus;		/* list (viommu.c) */
 	struct fault_queue *fault_queues;	/* list (iopf.c) */
 	struct vm *vms;			/* uthash by id */
 	struct session *sessions;
@@ -79,6 +81,12 @@ static inline const struct backend_ops *core_ops(const struct core *core)
 	return core->be_ops;
 }
 
+/*
+ * Whether @s may make one more address-space object: max_ioas counts
+ * IOASes, nested tables and vIOMMUs together.  0, or -ENOSPC with the
+ * reason in @op.
+ */
+int core_space_quota(struct session *s, struct ioasid_op *op);
 /* Allocate a fresh object id (never 0). */
 uint32_t core_alloc_id(struct core *core);
 /* Queue an event to every session subscribed to @group (any thread). */

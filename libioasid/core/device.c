@@ -18,6 +18,7 @@
 #include "core/device.h"
 #include "core/domain.h"
 #include "core/nested.h"
+#include "core/viommu.h"
 #include "core/fault.h"
 #include "core/ioas.h"
 #include "core/vm.h"
@@ -307,6 +308,7 @@ int device_bind(struct session *s, struct ioas *unused, struct ioasid_op *op)
 /* Cannot be refused (teardown, hotplug): what the backend keeps is logged. */
 static void unbind_device(struct core *core, struct device *dev)
 {
+	viommu_device_gone(core, dev);
 	pasid_release_device(core, dev);
 	if (dev->ioas && domain_detach_device(core, dev, NULL) < 0)
 		err(core->log, "device %s stays attached in the kernel after "

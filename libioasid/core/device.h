@@ -34,6 +34,7 @@ struct device {
 	struct ioas *ioas;
 	struct domain *domain;
 	struct nested *nested;		/* attached through it (nested.h) */
+	struct vdevice *vdev;		/* its vDEVICE (viommu.h), NULL */
 	struct vm *vm;
 	bool hinted;			/* trusted "no no-snoop" hint */
 	bool removed;			/* hot-unplugged */

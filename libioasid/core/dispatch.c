@@ -21,6 +21,7 @@
 #include "core/iopf.h"
 #include "core/nested.h"
 #include "core/pasid.h"
+#include "core/viommu.h"
 #include "core/vm.h"
 #include "util/macros.h"
 
@@ -62,10 +63,9 @@ static int dispatch_ioas_alloc(struct session *s, struct ioas *unused,
 	struct ioas *ioas;
 	int r;
 
-	if ((uint64_t)s->nr_ioas + s->nr_nested >= s->limits.max_ioas)
-		return op_fail(op, ENOSPC, "quota of %u address spaces "
-			       "(IOASes and nested tables) reached",
-			       s->limits.max_ioas);
+	r = core_space_quota(s, op);
+	if (r < 0)
+		return r;
 	r = ioas_create(s, op->flags, &ioas, op);
 	if (r < 0)
 		return r;
@@ -103,6 +103,9 @@ static int dispatch_ioas_destroy(struct session *s, struct ioas *ioas,
 	if (ioas->nr_pasids)
 		return op_fail(op, EBUSY, "IOAS %u still has %u device "
 			       "PASID(s) attached", ioas->id, ioas->nr_pasids);
+	if (ioas->nr_viommus)
+		return op_fail(op, EBUSY, "IOAS %u is the parent of %u "
+			       "vIOMMU(s)", ioas->id, ioas->nr_viommus);
 	ioasid_op_init(&unmap, IOASID_CMD_UNMAP);
 	unmap.iova = 0;
 	unmap.length = UINT64_MAX;
@@ -262,6 +265,7 @@ void dispatch_release_session(struct session *s)
 	vm_release_session(s->core, s);
 	iopf_release_session(s->core, s);
 	nested_release_session(s->core, s);
+	viommu_release_session(s->core, s);
 	HASH_ITER(hh, s->core->ioas_table, ioas, tmp) {
 		if (ioas->owner != s)
 			continue;

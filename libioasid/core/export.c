@@ -15,6 +15,7 @@
 #include "core/domain.h"
 #include "core/ioas.h"
 #include "core/nested.h"
+#include "core/viommu.h"
 #include "core/iova_tree.h"
 #include "core/sharedmap.h"
 #include "core/vm.h"
@@ -375,6 +376,12 @@ static int export_session(struct export *x)
 				       "nested stage-1 table %u: the state "
 				       "image does not carry nested tables "
 				       "yet", n->id);
+	for (struct viommu *v = s->core->viommus; v; v = v->next)
+		if (v->owner == s)
+			return op_fail(x->why, EOPNOTSUPP, "the session has "
+				       "vIOMMU %u: the state image does not "
+				       "carry vIOMMUs or their vDEVICEs yet",
+				       v->id);
 	for (uint32_t i = 0; i < s->core->nr_devices; i++)
 		if (s->core->devices[i].owner == s &&
 		    s->core->devices[i].nr_pasids)

@@ -63,6 +63,7 @@ struct ioas {
 	uint32_t nr_pasids;		/* device PASIDs attached to it */
 	uint32_t nr_domains;
 	uint32_t nr_nested;		/* nested tables over it */
+	uint32_t nr_viommus;		/* vIOMMUs over it */
 	/* its fault queue (iopf.c), NULL; read by DMA: atomic */
 	struct fault_queue *fq;
 	/*

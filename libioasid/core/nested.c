@@ -16,6 +16,7 @@
 #include "core/ioas.h"
 #include "core/iopf.h"
 #include "core/nested.h"
+#include "core/viommu.h"
 #include "util/macros.h"
 
 /* Most entries one invalidation request may carry. */
@@ -98,15 +99,15 @@ static int check_alloc(struct session *s, struct ioas *parent,
 		       struct device *dev, struct ioasid_op *op)
 {
 	struct core *core = s->core;
+	int r;
 
 	if (op->flags)
 		return op_fail(op, EOPNOTSUPP, "unknown nested table flags 0x%x",
 			       op->flags);
 	/* a nested table is an address space too: max_ioas counts it */
-	if ((uint64_t)s->nr_ioas + s->nr_nested >= s->limits.max_ioas)
-		return op_fail(op, ENOSPC, "quota of %u address spaces "
-			       "(IOASes and nested tables) reached",
-			       s->limits.max_ioas);
+	r = core_space_quota(s, op);
+	if (r < 0)
+		return r;
 	if (!(parent->flags & IOASID_IOAS_NEST_PARENT))
 		return op_fail(op, EINVAL, "IOAS %u is not a nesting parent: "
 			       "allocate it with IOASID_IOAS_NEST_PARENT",
@@ -123,9 +124,38 @@ static int check_alloc(struct session *s, struct ioas *parent,
 	return 0;
 }
 
-int nested_alloc(struct session *s, struct ioas *parent, struct ioasid_op *op)
+/* On vIOMMU @v: its stage 2, held once more; else the parent's domain. */
+static int get_s2(struct session *s, struct device *dev, struct ioas *parent,
+		  struct viommu *v, struct domain **s2, struct ioasid_op *op)
 {
-	struct device *dev = device_find_bound(s, op->dev_id);
+	if (!v)
+		return domain_get_parent(s, dev, parent, s2, op);
+	v->s2->nr_nested++;
+	*s2 = v->s2;
+	return 0;
+}
+
+static int be_alloc(struct core *core, struct nested *n, struct device *dev,
+		    const void *data, struct ioasid_op *op, char *why,
+		    size_t whylen)
+{
+	if (n->viommu)
+		return core_ops(core)->viommu_nested_alloc(n->viommu->be,
+							   dev->be, op->mode,
+							   data,
+							   data_size(op->mode),
+							   n->id, &n->be, why,
+							   whylen);
+	return core_ops(core)->nested_alloc(n->s2->be, dev->be, op->mode, data,
+					    data_size(op->mode), n->id, &n->be,
+					    why, whylen);
+}
+
+/* A nested table over @parent, on vIOMMU @v or none (checks done). */
+static int nested_create(struct session *s, struct ioas *parent,
+			 struct device *dev, struct viommu *v,
+			 struct ioasid_op *op)
+{
 	union {
 		struct ioasid_nested_vtd_s1 vtd;
 		struct ioasid_nested_selftest st;
@@ -135,23 +165,20 @@ int nested_alloc(struct session *s, struct ioas *parent, struct ioasid_op *op)
 	struct nested *n;
 	int r;
 
-	r = check_alloc(s, parent, dev, op);
-	if (r == 0)
-		r = check_data(op, &data);
+	r = check_data(op, &data);
 	if (r < 0)
 		return r;
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return op_fail(op, ENOMEM, "out of memory");
-	r = domain_get_parent(s, dev, parent, &n->s2, op);
+	r = get_s2(s, dev, parent, v, &n->s2, op);
 	if (r < 0) {
 		free(n);
 		return r;
 	}
 	n->id = core_alloc_id(core);
-	r = core_ops(core)->nested_alloc(n->s2->be, dev->be, op->mode, &data,
-					 data_size(op->mode), n->id, &n->be,
-					 why, sizeof(why));
+	n->viommu = v;
+	r = be_alloc(core, n, dev, &data, op, why, sizeof(why));
 	if (r < 0) {
 		domain_put_parent(core, n->s2);
 		free(n);
@@ -168,8 +195,43 @@ int nested_alloc(struct session *s, struct ioas *parent, struct ioasid_op *op)
 	core->nested = n;
 	parent->nr_nested++;
 	s->nr_nested++;
+	if (v)
+		v->nr_nested++;
 	op->out_id = n->id;
 	return 0;
+}
+
+int nested_alloc(struct session *s, struct ioas *parent, struct ioasid_op *op)
+{
+	struct device *dev = device_find_bound(s, op->dev_id);
+	int r;
+
+	r = check_alloc(s, parent, dev, op);
+	if (r < 0)
+		return r;
+	return nested_create(s, parent, dev, NULL, op);
+}
+
+int nested_alloc_viommu(struct session *s, struct ioas *unused,
+			struct ioasid_op *op)
+{
+	struct viommu *v = viommu_find(s, op->ioas_id2);
+	struct device *dev = device_find_bound(s, op->dev_id);
+	int r;
+
+	if (!v)
+		return op_fail(op, ENOENT, "no vIOMMU %u", op->ioas_id2);
+	r = check_alloc(s, v->parent, dev, op);
+	if (r < 0)
+		return r;
+	if (dev->unit != v->unit)
+		return op_fail(op, EINVAL, "device %s is behind IOMMU %s, "
+			       "vIOMMU %u slices %s", dev->inv->info.name,
+			       dev->unit->info.name, v->id, v->unit->info.name);
+	if (!core_ops(s->core)->viommu_nested_alloc)
+		return op_fail(op, EOPNOTSUPP, "the %s backend has no nested "
+			       "tables on vIOMMUs", core_ops(s->core)->name);
+	return nested_create(s, v->parent, dev, v, op);
 }
 
 static int nested_not_found(struct ioasid_op *op, uint32_t id)
@@ -189,6 +251,8 @@ static void nested_free(struct core *core, struct nested *n)
 	core_ops(core)->nested_free(n->be);
 	n->parent->nr_nested--;
 	n->owner->nr_nested--;
+	if (n->viommu)
+		n->viommu->nr_nested--;
 	domain_put_parent(core, n->s2);
 	free(n);
 }
@@ -223,6 +287,10 @@ int nested_attach(struct session *s, struct ioas *unused,
 	if (op->flags & ~known)
 		return op_fail(op, EOPNOTSUPP, "unknown attach flags 0x%x",
 			       op->flags & ~known);
+	if (n->viommu && !viommu_vdevice_of(n->viommu, dev))
+		return op_fail(op, ENOENT, "device %s has no vDEVICE on vIOMMU "
+			       "%u, which nested table %u is on",
+			       dev->inv->info.name, n->viommu->id, n->id);
 	replace = op->flags & IOASID_NESTED_ATTACH_REPLACE;
 	op->flags &= ~(uint32_t)IOASID_NESTED_ATTACH_REPLACE;
 	return domain_attach_nested(s, dev, n, replace, op);

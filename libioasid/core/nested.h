@@ -24,6 +24,7 @@ struct ioas;
 struct domain;
 struct be_nested;
 struct fault_queue;
+struct viommu;
 
 struct nested {
 	uint32_t id;
@@ -31,6 +32,7 @@ struct nested {
 	struct ioas *parent;
 	struct domain *s2;		/* the parent's domain under it */
 	struct be_nested *be;
+	struct viommu *viommu;		/* allocated on it, or NULL */
 	uint32_t type;			/* enum ioasid_nested_type */
 	struct ioasid_nested_vtd_s1 vtd;	/* VT-d: what the VMM gave */
 	uint32_t nr_devices;
@@ -50,6 +52,9 @@ static inline struct nested *nested_find(struct session *s, uint32_t id)
 }
 
 int nested_alloc(struct session *s, struct ioas *parent, struct ioasid_op *op);
+/* NESTED_ALLOC on the vIOMMU IOAS_ID2 (over its parent, for its IOMMU). */
+int nested_alloc_viommu(struct session *s, struct ioas *unused,
+			struct ioasid_op *op);
 int nested_destroy(struct session *s, struct ioas *unused,
 		   struct ioasid_op *op);
 int nested_attach(struct session *s, struct ioas *unused,

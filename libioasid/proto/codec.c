@@ -140,9 +140,11 @@ bool proto_cmd_changes_state(uint32_t cmd)
 	case IOASID_CMD_STATUS:
 	case IOASID_CMD_NESTED_LIST:
 	case IOASID_CMD_DEVICE_PASID_LIST:
+	case IOASID_CMD_VIOMMU_LIST:
 	/* the data is in the files; the host's devices; dirty bits; a
 	 * nested table's caches (nothing of them outlives a restart) */
 	case IOASID_CMD_NESTED_INVALIDATE:
+	case IOASID_CMD_VIOMMU_INVALIDATE:
 	case IOASID_CMD_DEVICE_DMA:
 	case IOASID_CMD_DEVICE_DMA_PASID:
 	case IOASID_CMD_SIM_HOTPLUG:

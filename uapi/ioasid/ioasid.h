@@ -362,6 +362,74 @@ struct ioasid_nested_info {
 	char iommu[IOASID_NAME_MAX];
 };
 
+/* ---- vIOMMUs and their virtual devices -------------------------------- */
+
+/* What a vIOMMU is: whose slice of the IOMMU it models. */
+enum ioasid_viommu_type {
+	/*
+	 * The simulated IOMMU's: nested VT-d first-stage tables on it, and
+	 * invalidation of a device's IOTLB named by its virtual ID.
+	 */
+	IOASID_VIOMMU_SIM	= 1,
+	/*
+	 * The kernel's selftest mock IOMMU (iommufd's
+	 * IOMMU_VIOMMU_TYPE_SELFTEST): nested selftest tables on it, and
+	 * invalidation of a mock device's four cache entries.
+	 */
+	IOASID_VIOMMU_SELFTEST	= 2,
+};
+
+/* What ioasid_viommu_destroy() and ioasid_vdevice_destroy() free. */
+enum ioasid_viommu_object {
+	IOASID_VIOMMU_OBJ_VIOMMU	= 0,
+	IOASID_VIOMMU_OBJ_VDEVICE	= 1,
+};
+
+/* Flags of struct ioasid_viommu_inval. */
+enum ioasid_viommu_inval_flags {
+	/* all of the device's cache (no range, no cache_id) */
+	IOASID_VIOMMU_INVAL_ALL	= 1 << 0,
+};
+
+/*
+ * One invalidation request through a vIOMMU: the caches of the device
+ * whose virtual ID on the vIOMMU is @virt_id.  IOASID_VIOMMU_SIM: its
+ * IOTLB's entries for the 4 KiB pages [addr, addr + npages * 4096), or
+ * all of them (@cache_id 0).  IOASID_VIOMMU_SELFTEST: the mock device's
+ * cache entry @cache_id (0-3), or all four (@addr, @npages 0; @virt_id
+ * below 2^32).
+ */
+struct ioasid_viommu_inval {
+	__u64 virt_id;
+	__u64 addr;
+	__u64 npages;
+	__u32 flags;		/* enum ioasid_viommu_inval_flags */
+	__u32 cache_id;
+};
+
+struct ioasid_viommu_info {
+	__u32 size;
+	__u32 flags;		/* 0 */
+	__u32 viommu_id;
+	__u32 ioas_id;		/* the nest-parent IOAS */
+	__u32 domain_id;	/* the parent's stage-2 domain it holds */
+	__u32 type;		/* enum ioasid_viommu_type */
+	__u32 nr_vdevices;
+	__u32 nr_nested;	/* nested tables allocated on it */
+	__u64 nr_invalidations;	/* entries processed */
+	char iommu[IOASID_NAME_MAX];
+};
+
+struct ioasid_vdevice_info {
+	__u32 size;
+	__u32 flags;		/* 0 */
+	__u32 vdevice_id;
+	__u32 viommu_id;
+	__u32 dev_id;
+	__u32 __reserved;
+	__u64 virt_id;		/* the device's ID as the guest sees it */
+};
+
 /* ---- KVM and coherency ---------------------------------------------- */
 
 enum ioasid_vm_flags {

@@ -16,6 +16,7 @@
 #include "backends/filemap.h"
 #include "backends/sim/guarded_copy.h"
 #include "backends/sim/nested.h"
+#include "backends/sim/pgtable.h"
 #include "backends/sim/topology.h"
 #include "util/log.h"
 #include "util/macros.h"
@@ -587,6 +588,142 @@ static int sim_nested_inval(struct be_nested *n,
 	return 0;
 }
 
+/* ---- vIOMMUs ------------------------------------------------------------ */
+
+/*
+ * A vIOMMU of the simulated IOMMU: its parent domain (every nested table
+ * on it is over that), its unit, and the virtual IDs it gives devices,
+ * which its invalidations name devices by.
+ */
+struct be_viommu {
+	struct be_domain *parent;
+	const struct inv_iommu *unit;
+	struct be_vdevice *vdevices;
+};
+
+struct be_vdevice {
+	struct be_viommu *viommu;
+	struct be_device *dev;
+	uint64_t virt_id;
+	struct be_vdevice *next;
+};
+
+static int sim_viommu_alloc(struct be_domain *parent, struct be_device *dev,
+			    uint32_t type, struct be_viommu **out, char *why,
+			    size_t whylen)
+{
+	struct be_viommu *v;
+
+	if (type != IOASID_VIOMMU_SIM) {
+		snprintf(why, whylen, "the simulated IOMMU has vIOMMUs of type "
+			 "%u (IOASID_VIOMMU_SIM) only, not %u",
+			 IOASID_VIOMMU_SIM, type);
+		return -EOPNOTSUPP;
+	}
+	if (!compatible(dev, parent)) {
+		snprintf(why, whylen, "the parent's domain was made for "
+			 "another IOMMU than the device's");
+		return -EINVAL;
+	}
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->parent = parent;
+	v->unit = dev->unit;
+	*out = v;
+	return 0;
+}
+
+static void sim_viommu_free(struct be_viommu *v)
+{
+	free(v);
+}
+
+static int sim_vdevice_alloc(struct be_viommu *v, struct be_device *dev,
+			     uint64_t virt_id, struct be_vdevice **out,
+			     char *why, size_t whylen)
+{
+	struct be_vdevice *vd;
+
+	if (dev->unit != v->unit) {
+		snprintf(why, whylen, "the device is behind another IOMMU "
+			 "than the vIOMMU's");
+		return -EINVAL;
+	}
+	vd = calloc(1, sizeof(*vd));
+	if (!vd)
+		return -ENOMEM;
+	vd->viommu = v;
+	vd->dev = dev;
+	vd->virt_id = virt_id;
+	vd->next = v->vdevices;
+	v->vdevices = vd;
+	*out = vd;
+	return 0;
+}
+
+static void sim_vdevice_free(struct be_vdevice *vd)
+{
+	struct be_vdevice **p = &vd->viommu->vdevices;
+
+	while (*p && *p != vd)
+		p = &(*p)->next;
+	if (*p)
+		*p = vd->next;
+	free(vd);
+}
+
+static int sim_viommu_nested_alloc(struct be_viommu *v, struct be_device *dev,
+				   uint32_t type, const void *data,
+				   uint32_t len, uint32_t nested_id,
+				   struct be_nested **out, char *why,
+				   size_t whylen)
+{
+	if (dev->unit != v->unit) {
+		snprintf(why, whylen, "the device is behind another IOMMU "
+			 "than the vIOMMU's");
+		return -EINVAL;
+	}
+	return sim_nested_alloc(v->parent, dev, type, data, len, nested_id,
+				out, why, whylen);
+}
+
+/* Drop [start, last] from every IOTLB of @dev: its own, its PASIDs'. */
+static void drop_device_iotlb(struct be_device *dev, uint64_t start,
+			      uint64_t last)
+{
+	sim_iotlb_invalidate_range(&dev->dev->iotlb, start, last);
+	for (uint32_t i = 0; i < dev->nr_pasids; i++)
+		sim_iotlb_invalidate_range(&dev->pasids[i].dev->iotlb, start,
+					   last);
+	/* DMA that still holds an old translation finishes first */
+	sim_gp_synchronize();
+}
+
+static int sim_viommu_inval(struct be_viommu *v,
+			    const struct ioasid_viommu_inval *e, uint32_t nr,
+			    uint32_t *done, char *why, size_t whylen)
+{
+	for (*done = 0; *done < nr; (*done)++, e++) {
+		struct be_vdevice *vd = v->vdevices;
+
+		while (vd && vd->virt_id != e->virt_id)
+			vd = vd->next;
+		if (!vd) {
+			snprintf(why, whylen, "no device has virtual ID 0x%llx "
+				 "on this vIOMMU",
+				 (unsigned long long)e->virt_id);
+			return -EINVAL;
+		}
+		if (e->flags & IOASID_VIOMMU_INVAL_ALL)
+			drop_device_iotlb(vd->dev, 0, UINT64_MAX);
+		else
+			drop_device_iotlb(vd->dev, e->addr,
+					  e->addr + (e->npages << 12) - 1);
+	}
+	return 0;
+}
+
 static uint32_t nested_id_of(const struct backend *be, uint32_t domid)
 {
 	for (const struct be_nested *n = be->nested; n; n = n->next)
@@ -839,4 +976,10 @@ const struct backend_ops backend_sim = {
 	.nested_free = sim_nested_free,
 	.attach_nested = sim_attach_nested,
 	.nested_invalidate = sim_nested_inval,
+	.viommu_alloc = sim_viommu_alloc,
+	.viommu_free = sim_viommu_free,
+	.vdevice_alloc = sim_vdevice_alloc,
+	.vdevice_free = sim_vdevice_free,
+	.viommu_nested_alloc = sim_viommu_nested_alloc,
+	.viommu_invalidate = sim_viommu_inval,
 };
