@@ -41,6 +41,8 @@
 #define IFD_IOAS_MAP_FILE		IFD_CMD(0x8f)
 #define IFD_HWPT_INVALIDATE		IFD_CMD(0x8d)
 #define IFD_FAULT_QUEUE_ALLOC		IFD_CMD(0x8e)	/* 6.11 */
+#define IFD_VIOMMU_ALLOC		IFD_CMD(0x90)	/* 6.13 */
+#define IFD_VDEVICE_ALLOC		IFD_CMD(0x91)	/* 6.13 */
 #define IFD_IOAS_CHANGE_PROCESS		IFD_CMD(0x92)	/* 6.13 */
 
 /* Flags of IOAS_MAP, IOAS_MAP_FILE and IOAS_COPY. */
@@ -247,6 +249,33 @@ struct ifd_selftest_invalidate {
 	uint32_t iotlb_id;
 };
 
+/*
+ * VIOMMU_ALLOC: a vIOMMU of @type over nest-parent HWPT @hwpt_id, on the
+ * IOMMU of @dev_id (6.13).  @data_len/@data_uptr, a type's own data,
+ * came later: zero here, which a kernel with the shorter structure
+ * accepts (a zero tail).
+ */
+struct ifd_viommu_alloc {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t type;
+	uint32_t dev_id;
+	uint32_t hwpt_id;
+	uint32_t out_viommu_id;
+	uint32_t data_len;
+	uint32_t reserved;
+	uint64_t data_uptr;
+};
+
+/* VDEVICE_ALLOC: device @dev_id known as @virt_id on vIOMMU @viommu_id. */
+struct ifd_vdevice_alloc {
+	uint32_t size;
+	uint32_t viommu_id;
+	uint32_t dev_id;
+	uint32_t out_vdevice_id;
+	uint64_t virt_id;
+};
+
 /* Driver data of GET_HW_INFO for Intel VT-d. */
 struct ifd_hw_info_vtd {
 	uint32_t flags;
@@ -339,6 +368,7 @@ enum {
 	IFD_TEST_OP_DIRTY = 13,
 	IFD_TEST_OP_MD_CHECK_IOTLB = 14,
 	IFD_TEST_OP_TRIGGER_IOPF = 15,
+	IFD_TEST_OP_DEV_CHECK_CACHE = 16,
 	IFD_TEST_OP_PASID_ATTACH = 18,
 	IFD_TEST_OP_PASID_REPLACE = 19,
 	IFD_TEST_OP_PASID_DETACH = 20,
@@ -357,6 +387,23 @@ enum {
 #define IFD_MOCK_ACCESS_RW_MAX		(16ull << 20)
 /* GET_HW_INFO type of a mock device. */
 #define IFD_HW_INFO_TYPE_SELFTEST	0xfeedbeef
+/*
+ * The mock's vIOMMU (IOMMU_VIOMMU_TYPE_SELFTEST) and its invalidation
+ * (IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST, entries of struct
+ * iommu_viommu_invalidate_selftest): a mock device's cache entries
+ * 0..IFD_MOCK_DEV_CACHE_NUM - 1, named through the vDEVICE's virtual ID,
+ * hold IFD_MOCK_DEV_CACHE_DEFAULT until invalidated (then 0).
+ */
+#define IFD_VIOMMU_TYPE_SELFTEST	0xdeadbeef
+#define IFD_VIOMMU_INVALIDATE_DATA_SELFTEST 0xdeadbeef
+#define IFD_MOCK_DEV_CACHE_NUM		4
+#define IFD_MOCK_DEV_CACHE_DEFAULT	0xbaddad
+
+struct ifd_viommu_invalidate_selftest {
+	uint32_t flags;		/* IFD_TEST_INVALIDATE_FLAG_ALL */
+	uint32_t vdev_id;	/* the virtual ID */
+	uint32_t cache_id;
+};
 
 struct ifd_test_cmd {
 	uint32_t size;
@@ -404,6 +451,10 @@ struct ifd_test_cmd {
 			uint32_t id;		/* the slot */
 			uint32_t iotlb;		/* the value it must hold */
 		} check_iotlb;
+		struct {
+			uint32_t id;		/* the cache entry */
+			uint32_t cache;		/* the value it must hold */
+		} check_dev_cache;		/* .id: the device's dev_id */
 		struct {
 			uint32_t dev_id;
 			uint32_t pasid;

@@ -135,6 +135,8 @@ int iommufd_open(const struct log_sink *log, const char *arg,
 
 	uint32_t nr_mock = 0;
 	bool mock_dirty = false, mock_nesting = false;
+	char viommu_why[128] = "not probed";
+	int mock_viommu = -EOPNOTSUPP;
 
 	r = parse_arg(arg, &nr_mock, errmsg, errlen);
 	if (r < 0)
@@ -148,6 +150,9 @@ int iommufd_open(const struct log_sink *log, const char *arg,
 		r = probe_mock(fd, errmsg, errlen);
 	if (r == 0 && nr_mock)
 		iommufd_mock_probe(fd, &mock_dirty, &mock_nesting);
+	if (r == 0 && nr_mock)
+		mock_viommu = iommufd_mock_probe_viommu(fd, viommu_why,
+							sizeof(viommu_why));
 	close(fd);	/* and with it whatever the probes made */
 	if (r < 0)
 		return r;
@@ -158,12 +163,18 @@ int iommufd_open(const struct log_sink *log, const char *arg,
 	be->nr_mock = nr_mock;
 	be->mock_dirty = mock_dirty;
 	be->mock_nesting = mock_nesting;
+	be->mock_viommu = mock_viommu;
+	snprintf(be->mock_viommu_why, sizeof(be->mock_viommu_why), "%s",
+		 viommu_why);
 	snprintf(be->desc, sizeof(be->desc), IOMMUFD_PATH " (one per session%s)",
 		 nr_mock ? "; selftest mock devices" : "");
 	if (nr_mock)
 		warn(log, "iommufd: offering %u mock device(s) of the kernel's "
 		     "selftest driver (CONFIG_IOMMUFD_TEST): for tests only",
 		     nr_mock);
+	if (nr_mock && mock_viommu < 0)
+		notice(log, "iommufd: the kernel's mock IOMMU has no vIOMMUs "
+		       "(%s)", viommu_why);
 	*out = be;
 	return 0;
 }
@@ -370,6 +381,12 @@ const struct backend_ops backend_iommufd = {
 	.nested_free = iommufd_nested_free,
 	.attach_nested = iommufd_attach_nested,
 	.nested_invalidate = iommufd_nested_invalidate,
+	.viommu_alloc = iommufd_viommu_alloc,
+	.viommu_free = iommufd_viommu_free,
+	.vdevice_alloc = iommufd_vdevice_alloc,
+	.vdevice_free = iommufd_vdevice_free,
+	.viommu_nested_alloc = iommufd_viommu_nested_alloc,
+	.viommu_invalidate = iommufd_viommu_invalidate,
 	.fault_alloc = iommufd_fault_alloc,
 	.fault_free = iommufd_fault_free,
 	.fault_read = iommufd_fault_read,

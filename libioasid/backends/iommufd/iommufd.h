@@ -17,6 +17,8 @@ struct backend;
 struct be_ioas;
 struct be_domain;
 struct be_device;
+struct be_viommu;
+struct be_vdevice;
 
 /*
  * The backend's trace: how many of each mapping ioctl it issued since it
@@ -48,6 +50,9 @@ uint32_t iommufd_test_dev_id(const struct be_device *device);
 uint32_t iommufd_test_mock_stdev_id(const struct be_device *device);
 /* The nested HWPT the device is attached to, else 0. */
 uint32_t iommufd_test_nested_hwpt_id(const struct be_device *device);
+/* The kernel's ids of a vIOMMU and of a vDEVICE (viommu.c). */
+uint32_t iommufd_test_viommu_id(const struct be_viommu *viommu);
+uint32_t iommufd_test_vdevice_id(const struct be_vdevice *vdevice);
 /* How many kernel mappings the backend believes the IOAS has. */
 uint64_t iommufd_test_nr_mappings(const struct be_ioas *ioas);
 

@@ -13,17 +13,20 @@
 
 /* ---- nested HWPTs ------------------------------------------------------- */
 
-int iommufd_nested_alloc(struct be_domain *parent,
-			 struct be_device *dev, uint32_t type,
-			 const void *data, uint32_t len,
-			 uint32_t nested_id, struct be_nested **out,
-			 char *why, size_t whylen)
+/*
+ * A nested HWPT over @parent, allocated on @pt_id: the parent's HWPT, or
+ * a vIOMMU over it (viommu.c), which the kernel then ties the table to.
+ */
+int iommufd_nested_make(struct be_domain *parent, uint32_t pt_id,
+			struct be_device *dev, uint32_t type,
+			const void *data, uint32_t len,
+			uint32_t nested_id, struct be_nested **out,
+			char *why, size_t whylen)
 {
 	const struct ioasid_nested_selftest *st = data;
 	uint32_t iotlb = type == IOASID_NESTED_SELFTEST ? st->iotlb : 0;
 	struct ifd_hwpt_alloc h = {
-		.size = sizeof(h), .dev_id = dev->dev_id,
-		.pt_id = parent->hwpt_id,
+		.size = sizeof(h), .dev_id = dev->dev_id, .pt_id = pt_id,
 	};
 	struct be_nested *n;
 	int r;
@@ -58,10 +61,20 @@ int iommufd_nested_alloc(struct be_domain *parent,
 	n->parent = parent;
 	n->hwpt_id = h.out_hwpt_id;
 	n->type = type;
-	dbg(dev->be->log, "iommufd: nested HWPT %u (table %u) over HWPT %u",
-	    n->hwpt_id, nested_id, parent->hwpt_id);
+	dbg(dev->be->log, "iommufd: nested HWPT %u (table %u) on %u, over "
+	    "HWPT %u", n->hwpt_id, nested_id, pt_id, parent->hwpt_id);
 	*out = n;
 	return 0;
+}
+
+int iommufd_nested_alloc(struct be_domain *parent,
+			 struct be_device *dev, uint32_t type,
+			 const void *data, uint32_t len,
+			 uint32_t nested_id, struct be_nested **out,
+			 char *why, size_t whylen)
+{
+	return iommufd_nested_make(parent, parent->hwpt_id, dev, type, data,
+				   len, nested_id, out, why, whylen);
 }
 
 void iommufd_nested_free(struct be_nested *n)

@@ -41,6 +41,9 @@ struct backend {
 	uint32_t nr_mock;		/* "iommufd:mock[=N]": mock devices */
 	bool mock_dirty;		/* the kernel's mock tracks dirty pages */
 	bool mock_nesting;		/* and has nested (selftest) HWPTs */
+	/* and vIOMMUs (viommu.c): 0, or why not (the probe's -errno) */
+	int mock_viommu;
+	char mock_viommu_why[128];
 	struct khotplug hotplug;
 	char desc[IOASID_PATH_MAX];
 };
@@ -209,6 +212,11 @@ int iommufd_read_faults(struct be_device *dev, struct ioasid_fault *out,
 			uint32_t cap, uint32_t *nr);
 uint64_t iommufd_take_faults_lost(struct be_device *dev);
 /* nested.c */
+int iommufd_nested_make(struct be_domain *parent, uint32_t pt_id,
+			struct be_device *dev, uint32_t type,
+			const void *data, uint32_t len,
+			uint32_t nested_id, struct be_nested **out,
+			char *why, size_t whylen);
 int iommufd_nested_alloc(struct be_domain *parent, struct be_device *dev,
 			 uint32_t type, const void *data, uint32_t len,
 			 uint32_t nested_id, struct be_nested **out, char *why,
@@ -218,6 +226,28 @@ int iommufd_attach_nested(struct be_device *dev, struct be_nested *n);
 int iommufd_nested_invalidate(struct be_nested *n,
 			      const struct ioasid_nested_inval *v, uint32_t nr,
 			      uint32_t *done, char *why, size_t whylen);
+/* viommu.c: vIOMMUs and vDEVICEs (mock devices: the selftest type) */
+int iommufd_viommu_alloc(struct be_domain *parent, struct be_device *dev,
+			 uint32_t type, struct be_viommu **out, char *why,
+			 size_t whylen);
+void iommufd_viommu_free(struct be_viommu *v);
+int iommufd_vdevice_alloc(struct be_viommu *v, struct be_device *dev,
+			  uint64_t virt_id, struct be_vdevice **out, char *why,
+			  size_t whylen);
+void iommufd_vdevice_free(struct be_vdevice *vd);
+int iommufd_viommu_nested_alloc(struct be_viommu *v, struct be_device *dev,
+				uint32_t type, const void *data, uint32_t len,
+				uint32_t nested_id, struct be_nested **out,
+				char *why, size_t whylen);
+int iommufd_viommu_invalidate(struct be_viommu *v,
+			      const struct ioasid_viommu_inval *e, uint32_t nr,
+			      uint32_t *done, char *why, size_t whylen);
+/*
+ * At open, on the probing iommufd: does the kernel's mock IOMMU give a
+ * vIOMMU, a vDEVICE on it, a nested HWPT on it and take its invalidation
+ * type?  0, or -errno with what failed in @why.
+ */
+int iommufd_mock_probe_viommu(int fd, char *why, size_t whylen);
 
 /*
  * Hand-over to a successor (adopt.c): the seam's ->kobj, ->adopt and
