@@ -28,11 +28,16 @@
  *     first, unbind with a vDEVICE, the session's end with everything
  *     alive): each IOMMU_DESTROY succeeds (no error logged), and the
  *     kernel's objects are gone.
- *  5. A real device (edu behind QEMU's VT-d): refused with the reason.
+ *  5. A real device (edu behind QEMU's VT-d): refused with the reason,
+ *     by the core (no nesting) and by the backend itself.
+ *  6. Through a real ioasidd (--backend iommufd:mock): a client's vIOMMU
+ *     in the daemon's iommufd, invalidation errors carried back, another
+ *     client reaching none of it.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <syslog.h>
@@ -44,6 +49,7 @@
 #include "core/base.h"
 #include "core/viommu.h"
 #include "ctx.h"
+#include "../daemon_fixture.h"
 #include "kbtest.h"
 
 #define IOVA	0x1000000ull	/* the mock IOMMU's aperture starts here */
@@ -531,11 +537,18 @@ static void suite_session_end(void)
 	       errors);
 }
 
-/* 5: a real device. */
+/*
+ * 5: a real device.  QEMU's VT-d has no nesting, so the core refuses
+ * first; the backend's own refusal is asked directly, over a mock's
+ * nest-parent domain.
+ */
 static void suite_real_device(void)
 {
 	struct ioasid_device_info edu;
-	uint32_t dev = 0, parent = 0, v = 0;
+	struct be_viommu *bv = NULL;
+	struct be_domain *bdom;
+	uint32_t dev = 0, parent = 0, v = 0, mock = 0;
+	char why[256] = "";
 	int r;
 
 	if (kb_find_edu(ctx, &edu) < 0) {
@@ -554,9 +567,101 @@ static void suite_real_device(void)
 					IOASID_VIOMMU_SELFTEST, 0, &v);
 	tap_ok(r == -EOPNOTSUPP, "%s behind QEMU's VT-d: no vIOMMU, "
 	       "EOPNOTSUPP with the reason (%s)", edu.name, kb_err(ctx));
+	r = ioasid_device_bind(ctx, "mock0", -1, &mock);
+	if (r == 0)
+		r = ioasid_device_attach(ctx, mock, parent, 0);
+	bdom = kb_be_domain(ctx, mock);
+	if (r == 0 && bdom) {
+		r = backend_iommufd.viommu_alloc(bdom, kb_be_device(ctx, dev),
+						 IOASID_VIOMMU_SELFTEST, &bv,
+						 why, sizeof(why));
+		tap_ok(r == -EOPNOTSUPP && strstr(why, "selftest mock") &&
+		       strstr(why, edu.name), "the backend itself refuses "
+		       "a real device the selftest type: EOPNOTSUPP (%s)",
+		       why);
+		if (r == 0)
+			backend_iommufd.viommu_free(bv);
+	} else {
+		tap_ok(0, "mock0 on the nest-parent IOAS (%s)", kb_err(ctx));
+	}
+	if (mock)
+		ioasid_device_unbind(ctx, mock);
 	if (parent)
 		ioasid_ioas_destroy(ctx, parent);
 	ioasid_device_unbind(ctx, dev);
+}
+
+/* ---- through ioasidd ----------------------------------------------------- */
+
+static void remote_client(struct daemon_fixture *d, struct ioasid_ctx **c,
+			  uint32_t *dev, const char *name)
+{
+	if (ioasid_new(d->uri, c) < 0 ||
+	    ioasid_device_bind(*c, name, -1, dev) < 0)
+		*dev = 0;
+}
+
+static void suite_remote(void)
+{
+	struct daemon_opts o = { .backend = "iommufd:mock",
+				 .log_level = "info" };
+	struct ioasid_nested_selftest st = { .iotlb = ITLB };
+	struct ioasid_viommu_inval e[] = { ENTRY(V0, 1), ENTRY(0x99, 0) };
+	struct ioasid_ctx *a = NULL, *b = NULL;
+	struct daemon_fixture d;
+	uint32_t da = 0, db = 0, parent = 0, v = 0, vd = 0, n = 0, nr, x;
+	int32_t errs[2];
+	int r;
+
+	if (!getenv("IOASIDD") && access("/usr/sbin/ioasidd", X_OK) == 0)
+		setenv("IOASIDD", "/usr/sbin/ioasidd", 0);
+	if (access(daemon_binary(), X_OK) < 0) {
+		tap_skip("no ioasidd in this guest", "through ioasidd");
+		return;
+	}
+	if (!tap_ok(daemon_start(&d, &o) == 0, "ioasidd --backend "
+		    "iommufd:mock started"))
+		return;
+	remote_client(&d, &a, &da, "mock0");
+	remote_client(&d, &b, &db, "mock1");
+	r = da && db ? 0 : -1;
+	if (r == 0)
+		r = ioasid_ioas_alloc(a, IOASID_IOAS_NEST_PARENT, &parent);
+	if (r == 0)
+		r = ioasid_viommu_alloc(a, parent, da, IOASID_VIOMMU_SELFTEST,
+					0, &v);
+	if (r == 0)
+		r = ioasid_vdevice_alloc(a, v, da, V0, &vd);
+	if (r == 0)
+		r = ioasid_viommu_nested_alloc(a, v, da,
+					       IOASID_NESTED_SELFTEST, &st,
+					       sizeof(st), 0, &n);
+	if (r == 0)
+		r = ioasid_device_attach_nested(a, da, n, 0);
+	tap_ok(r == 0, "client A, in the daemon's iommufd: a vIOMMU, mock0's "
+	       "vDEVICE, a nested HWPT on the vIOMMU, mock0 on it (%s)",
+	       a ? kb_err(a) : "-");
+	nr = 2;
+	r = a ? ioasid_viommu_invalidate(a, v, e, &nr, errs) : -1;
+	tap_ok(r == -EINVAL && nr == 1 && errs[0] == 0 && errs[1] == -EINVAL,
+	       "A invalidates through it: entry 0 done, a wrong virtual ID "
+	       "EINVAL, the errors carried back (%d, %u)", r, nr);
+	nr = 1;
+	tap_ok(b && ioasid_viommu_invalidate(b, v, e, &nr, errs) == -ENOENT &&
+	       ioasid_vdevice_alloc(b, v, db, V1, &x) == -ENOENT &&
+	       ioasid_viommu_destroy(b, v) == -ENOENT,
+	       "client B reaches none of A's vIOMMU: ENOENT");
+	tap_ok(a && ioasid_device_detach(a, da) == 0 &&
+	       ioasid_nested_destroy(a, n) == 0 &&
+	       ioasid_vdevice_destroy(a, vd) == 0 &&
+	       ioasid_viommu_destroy(a, v) == 0 &&
+	       ioasid_ioas_destroy(a, parent) == 0,
+	       "A takes it all down (%s)", a ? kb_err(a) : "-");
+	if (a)
+		ioasid_unref(a);
+	if (b)
+		ioasid_unref(b);
+	tap_ok(daemon_stop(&d) == 0, "ioasidd stops cleanly");
 }
 
 int main(void)
@@ -588,5 +693,7 @@ int main(void)
 	suite_session_end();
 	suite_real_device();
 	ioasid_unref(ctx);
+	ctx = NULL;
+	suite_remote();
 	return tap_done();
 }
