@@ -75,6 +75,8 @@ struct diff_env {
 	uint32_t nested_type;
 	const void *nested_data;
 	uint32_t nested_len;
+	/* and its vIOMMU type (the sim's, the mock's selftest one) */
+	uint32_t viommu_type;
 };
 
 /* Run every scenario; returns how many could not run (skips). */

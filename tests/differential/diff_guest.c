@@ -127,6 +127,7 @@ static void run_mock(const struct diff_env *edu_env)
 		.out = stdout, .stage_fd = edu_env->stage_fd,
 		.nested_type = IOASID_NESTED_SELFTEST, .nested_data = &mock_st,
 		.nested_len = sizeof(mock_st),
+		.viommu_type = IOASID_VIOMMU_SELFTEST,
 	};
 	int r = kb_mock_ctx(&e.ctx);
 

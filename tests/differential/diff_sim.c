@@ -77,7 +77,8 @@ static int run(const char *topology, const char *results, bool mock)
 	struct diff_env e = { .backend = "sim", .dma = &sim_dma, .prefix = "",
 			      .nested_type = IOASID_NESTED_VTD_S1,
 			      .nested_data = &sim_s1,
-			      .nested_len = sizeof(sim_s1) };
+			      .nested_len = sizeof(sim_s1),
+			      .viommu_type = IOASID_VIOMMU_SIM };
 	struct ioasid_device_info d;
 	uint32_t nr = 1;
 	char uri[512];

@@ -1457,6 +1457,87 @@ static void s_mock_nested(struct diff_env *e)
 	rc(e, "destroy_again", ioasid_nested_destroy(e->ctx, n));
 }
 
+/*
+ * A vIOMMU's life where both sides have one, each of its own type
+ * (e->viommu_type) with nested tables in its format: only entries both
+ * types read alike (a device's whole cache by virtual ID) and refusals
+ * the core decides (unknown virtual ID, a range a selftest vIOMMU does
+ * not take and the sim refuses unaligned) are recorded.
+ */
+static void s_mock_viommu(struct diff_env *e)
+{
+	const uint32_t other = e->viommu_type == IOASID_VIOMMU_SIM ?
+			       IOASID_VIOMMU_SELFTEST : IOASID_VIOMMU_SIM;
+	uint32_t parent = new_ioas(e, IOASID_IOAS_NEST_PARENT);
+	uint32_t plain = new_ioas(e, 0), v = 0, vd = 0, x = 0, n = 0, nr;
+	struct ioasid_viommu_inval all = {
+		.virt_id = 0x10, .flags = IOASID_VIOMMU_INVAL_ALL,
+	};
+	struct ioasid_viommu_inval bad[3] = {
+		all, { .virt_id = 0x99, .flags = IOASID_VIOMMU_INVAL_ALL }, all,
+	};
+	struct ioasid_viommu_inval range = {
+		.virt_id = 0x10, .addr = 0x10, .npages = 1,
+	};
+	struct ioasid_viommu_info vi = { 0 };
+	struct ioasid_vdevice_info vdi = { 0 };
+	int32_t errs[3] = { 1, 1, 1 };
+
+	rc(e, "map", map_new(e, parent, BASE, 4 * PG, NULL));
+	rc(e, "not_parent", ioasid_viommu_alloc(e->ctx, plain, e->dev,
+						e->viommu_type, 0, &x));
+	rc(e, "bad_flags", ioasid_viommu_alloc(e->ctx, parent, e->dev,
+					       e->viommu_type, 0x8, &x));
+	rc(e, "bad_type", ioasid_viommu_alloc(e->ctx, parent, e->dev, 77, 0,
+					      &x));
+	rc(e, "other_type", ioasid_viommu_alloc(e->ctx, parent, e->dev, other,
+						0, &x));
+	rc(e, "alloc", ioasid_viommu_alloc(e->ctx, parent, e->dev,
+					   e->viommu_type, 0, &v));
+	rc(e, "nested_alloc",
+	   ioasid_viommu_nested_alloc(e->ctx, v, e->dev, e->nested_type,
+				      e->nested_data, e->nested_len, 0, &n));
+	rc(e, "attach_no_vdevice", ioasid_device_attach_nested(e->ctx, e->dev,
+							       n, 0));
+	rc(e, "vdevice", ioasid_vdevice_alloc(e->ctx, v, e->dev, 0x10, &vd));
+	rc(e, "vdevice_again", ioasid_vdevice_alloc(e->ctx, v, e->dev, 0x11,
+						    &x));
+	rc(e, "attach", ioasid_device_attach_nested(e->ctx, e->dev, n, 0));
+	nr = 1;
+	rc(e, "inval_all", ioasid_viommu_invalidate(e->ctx, v, &all, &nr,
+						    errs));
+	rec(e, "inval_all_done", "%u %d", nr, errs[0]);
+	nr = 3;
+	rc(e, "inval_bad", ioasid_viommu_invalidate(e->ctx, v, bad, &nr,
+						    errs));
+	rec(e, "inval_bad_done", "%u %s %s %s", nr, errname(errs[0]),
+	    errname(errs[1]), errname(errs[2]));
+	nr = 1;
+	rc(e, "inval_range", ioasid_viommu_invalidate(e->ctx, v, &range, &nr,
+						      NULL));
+	rec(e, "inval_range_done", "%u", nr);
+	nr = 1;
+	rc(e, "list", ioasid_viommu_list(e->ctx, parent, &vi, &nr));
+	rec(e, "listed", "nr %u vdevices %u nested %u invalidations %llu", nr,
+	    vi.nr_vdevices, vi.nr_nested,
+	    (unsigned long long)vi.nr_invalidations);
+	nr = 1;
+	rc(e, "vdevices", ioasid_vdevice_list(e->ctx, parent, &vdi, &nr));
+	rec(e, "vdevices_listed", "nr %u virt 0x%llx", nr,
+	    (unsigned long long)vdi.virt_id);
+	rc(e, "destroy_busy", ioasid_viommu_destroy(e->ctx, v));
+	rc(e, "parent_busy", ioasid_ioas_destroy(e->ctx, parent));
+	rc(e, "vdevice_destroy", ioasid_vdevice_destroy(e->ctx, vd));
+	nr = 1;
+	rc(e, "inval_gone", ioasid_viommu_invalidate(e->ctx, v, &all, &nr,
+						     NULL));
+	rc(e, "destroy_nested_left", ioasid_viommu_destroy(e->ctx, v));
+	rc(e, "detach", ioasid_device_detach(e->ctx, e->dev));
+	rc(e, "nested_destroy", ioasid_nested_destroy(e->ctx, n));
+	rc(e, "destroy", ioasid_viommu_destroy(e->ctx, v));
+	rc(e, "destroy_again", ioasid_viommu_destroy(e->ctx, v));
+}
+
 /* ---- the list ------------------------------------------------------------ */
 
 struct scenario {
@@ -1492,6 +1573,7 @@ static const struct scenario scenarios[] = {
 
 static const struct scenario mock_scenarios[] = {
 	{ "mock_dirty", s_mock_dirty }, { "mock_nested", s_mock_nested },
+	{ "mock_viommu", s_mock_viommu },
 };
 
 unsigned int diff_nr_scenarios(void)
