@@ -8,8 +8,9 @@
  *   guest  backend "iommufd" on the tests/vm guest's real VT-d and edu
  *          (diff_guest.c, part of make check-vm);
  *
- * and a second, short list (the "mock_" scenarios: dirty tracking and
- * nested tables, which neither QEMU's VT-d nor the edu topology has) on
+ * and a second, short list (the "mock_" scenarios: dirty tracking,
+ * nested tables and vIOMMUs, which neither QEMU's VT-d nor the edu
+ * topology has) on
  * "iommufd:mock"'s mock0 in the guest and on a sim unit that tracks and
  * nests (mock.topology);
  *

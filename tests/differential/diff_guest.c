@@ -10,10 +10,11 @@
  * device write is: data -> staging page -> buffer -> IOVA, and a device
  * read: IOVA -> buffer -> staging page (diff.h).
  *
- * Then the mock scenarios on "iommufd:mock"'s mock0 (dirty tracking and
- * nested tables, which QEMU's VT-d lacks): its DMA is the library's
- * (an in-kernel access), and the page it dirties is marked by the mock
- * IOMMU itself (IOMMU_TEST_OP_DIRTY on the device's HWPT).
+ * Then the mock scenarios on "iommufd:mock"'s mock0 (dirty tracking,
+ * nested tables and a selftest vIOMMU, which QEMU's VT-d lacks): its DMA
+ * is the library's (an in-kernel access), and the page it dirties is
+ * marked by the mock IOMMU itself (IOMMU_TEST_OP_DIRTY on the device's
+ * HWPT).
  */
 #include <errno.h>
 #include <fcntl.h>
