@@ -63,6 +63,10 @@ struct view {
 	uint32_t nr_domains;
 	struct ioasid_nested_info *nested;	/* tables over it */
 	uint32_t nr_nested;
+	struct ioasid_viommu_info *viommus;	/* vIOMMUs over it */
+	uint32_t nr_viommus;
+	struct ioasid_vdevice_info *vdevices;	/* of those vIOMMUs */
+	uint32_t nr_vdevices;
 	struct ioasid_device_info *devices;	/* all of them */
 	uint32_t nr_devices;
 	struct view_pasid {			/* device PASIDs on it */
@@ -82,6 +86,8 @@ static void view_free(struct view *v)
 	free(v->files);
 	free(v->domains);
 	free(v->nested);
+	free(v->viommus);
+	free(v->vdevices);
 	free(v->devices);
 	free(v->pasids);
 	free(v->segs);
@@ -227,6 +233,11 @@ static int gather(struct ctl *ctl, struct view *v)
 		r = ctl_list_domains(ctl, v->id, &v->domains, &v->nr_domains);
 	if (r == 0)
 		r = ctl_list_nested(ctl, v->id, &v->nested, &v->nr_nested);
+	if (r == 0)
+		r = ctl_list_viommus(ctl, v->id, &v->viommus, &v->nr_viommus);
+	if (r == 0)
+		r = ctl_list_vdevices(ctl, v->id, &v->vdevices,
+				      &v->nr_vdevices);
 	if (r == 0)
 		r = ctl_list_devices(ctl, &v->devices, &v->nr_devices);
 	if (r == 0)
@@ -499,6 +510,20 @@ static int print_nested(const struct view *v)
 	return nested_table(v->nested, v->nr_nested, "  ");
 }
 
+static int print_viommus(const struct view *v)
+{
+	if (!v->nr_viommus)
+		return 0;
+	printf("\n  VIOMMUS\n");
+	if (viommu_table(v->viommus, v->nr_viommus, "  ") < 0)
+		return -ENOMEM;
+	if (!v->nr_vdevices)
+		return 0;
+	printf("\n  VDEVICES\n");
+	return vdevice_table(v->vdevices, v->nr_vdevices, v->devices,
+			     v->nr_devices, "  ");
+}
+
 static int print_devices(const struct view *v)
 {
 	static const char *const hdr[] = {
@@ -568,6 +593,7 @@ static int print_human(const struct view *v)
 	printf("\n");
 	if (print_segments(v) < 0 || print_mappings(v) < 0 ||
 	    print_domains(v) < 0 || print_nested(v) < 0 ||
+	    print_viommus(v) < 0 ||
 	    print_devices(v) < 0 || print_pasids(v) < 0)
 		return -ENOMEM;
 	return 0;
@@ -888,6 +914,9 @@ static void print_json(const struct view *v)
 	json_mappings(&j, v);
 	json_domains(&j, v);
 	json_nested_array(&j, v->nested, v->nr_nested);
+	json_viommu_array(&j, v->viommus, v->nr_viommus);
+	json_vdevice_array(&j, v->vdevices, v->nr_vdevices, v->devices,
+			   v->nr_devices);
 	json_arr_begin(&j, "pasids");
 	for (uint32_t i = 0; i < v->nr_pasids; i++) {
 		json_obj_begin(&j, NULL);

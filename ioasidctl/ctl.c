@@ -543,6 +543,16 @@ static int nested_fn(struct ctl *ctl, uint32_t arg, void *v, uint32_t *nr)
 	return ioasid_nested_list(ctl->ctx, arg, v, nr);
 }
 
+static int viommus_fn(struct ctl *ctl, uint32_t arg, void *v, uint32_t *nr)
+{
+	return ioasid_viommu_list(ctl->ctx, arg, v, nr);
+}
+
+static int vdevices_fn(struct ctl *ctl, uint32_t arg, void *v, uint32_t *nr)
+{
+	return ioasid_vdevice_list(ctl->ctx, arg, v, nr);
+}
+
 static int vms_fn(struct ctl *ctl, uint32_t arg, void *v, uint32_t *nr)
 {
 	return ioasid_vm_list(ctl->ctx, v, nr);
@@ -580,6 +590,19 @@ int ctl_list_nested(struct ctl *ctl, uint32_t ioas_id,
 		    struct ioasid_nested_info **v, uint32_t *nr)
 {
 	return list_all(ctl, nested_fn, ioas_id, sizeof(**v), (void **)v, nr);
+}
+
+int ctl_list_viommus(struct ctl *ctl, uint32_t ioas_id,
+		     struct ioasid_viommu_info **v, uint32_t *nr)
+{
+	return list_all(ctl, viommus_fn, ioas_id, sizeof(**v), (void **)v, nr);
+}
+
+int ctl_list_vdevices(struct ctl *ctl, uint32_t ioas_id,
+		      struct ioasid_vdevice_info **v, uint32_t *nr)
+{
+	return list_all(ctl, vdevices_fn, ioas_id, sizeof(**v), (void **)v,
+			nr);
 }
 
 int ctl_list_vms(struct ctl *ctl, uint32_t **ids, uint32_t *nr)

@@ -153,6 +153,11 @@ int ctl_list_domains(struct ctl *ctl, uint32_t ioas_id,
 int ctl_list_vms(struct ctl *ctl, uint32_t **ids, uint32_t *nr);
 int ctl_list_nested(struct ctl *ctl, uint32_t ioas_id,
 		    struct ioasid_nested_info **v, uint32_t *nr);
+/* The vIOMMUs over an IOAS; the vDEVICEs of every vIOMMU over it. */
+int ctl_list_viommus(struct ctl *ctl, uint32_t ioas_id,
+		     struct ioasid_viommu_info **v, uint32_t *nr);
+int ctl_list_vdevices(struct ctl *ctl, uint32_t ioas_id,
+		      struct ioasid_vdevice_info **v, uint32_t *nr);
 
 /* ---- words for flags ----------------------------------------------------- */
 
@@ -206,6 +211,22 @@ int nested_table(const struct ioasid_nested_info *v, uint32_t nr,
 		 const char *indent);
 void json_nested_array(struct json *j, const struct ioasid_nested_info *v,
 		       uint32_t nr);
+int cmd_viommu(struct ctl *ctl, int argc, char **argv);
+int cmd_vdevice(struct ctl *ctl, int argc, char **argv);
+/*
+ * vIOMMUs and vDEVICEs as tables (@indent before each line; vDEVICEs with
+ * the names of @devs) or JSON arrays.
+ */
+int viommu_table(const struct ioasid_viommu_info *v, uint32_t nr,
+		 const char *indent);
+void json_viommu_array(struct json *j, const struct ioasid_viommu_info *v,
+		       uint32_t nr);
+int vdevice_table(const struct ioasid_vdevice_info *v, uint32_t nr,
+		  const struct ioasid_device_info *devs, uint32_t nr_devs,
+		  const char *indent);
+void json_vdevice_array(struct json *j, const struct ioasid_vdevice_info *v,
+			uint32_t nr, const struct ioasid_device_info *devs,
+			uint32_t nr_devs);
 int cmd_daemon(struct ctl *ctl, int argc, char **argv);
 /*
  * --session: make ctl->uri name the session and its token file (an exit

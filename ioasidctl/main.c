@@ -31,6 +31,9 @@ static const struct cmd commands[] = {
 	{ "replace", cmd_replace, "move an attached device to another IOAS" },
 	{ "nested", cmd_nested, "nested (stage-1) tables over a nest-parent "
 	  "IOAS" },
+	{ "viommu", cmd_viommu, "vIOMMUs over a nest-parent IOAS: create, "
+	  "invalidate" },
+	{ "vdevice", cmd_vdevice, "virtual IDs of devices on a vIOMMU" },
 	{ "kvm", cmd_kvm, "VMs: WBINVD state and which devices cause it" },
 	{ "monitor", cmd_monitor, "print events as they happen" },
 	{ "faults", cmd_faults, "fault records; fault queues and page requests" },
