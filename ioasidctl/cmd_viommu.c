@@ -442,9 +442,12 @@ static const char inval_usage[] =
 
 #define MAX_ENTRIES 4096
 
+/* How an entry was written, for its row of the table. */
+enum entry_form { FORM_ALL, FORM_RANGE, FORM_CACHE };
+
 /* "VIRT_ID", "VIRT_ID:ADDR:NPAGES" or "VIRT_ID:cache=N" into @e. */
 static int parse_entry(struct ctl *ctl, const char *arg,
-		       struct ioasid_viommu_inval *e)
+		       struct ioasid_viommu_inval *e, unsigned char *form)
 {
 	char buf[128], *rest, *np;
 	uint64_t v, addr, npages;
@@ -463,6 +466,7 @@ static int parse_entry(struct ctl *ctl, const char *arg,
 	e->virt_id = v;
 	if (!rest) {
 		e->flags = IOASID_VIOMMU_INVAL_ALL;
+		*form = FORM_ALL;
 		return EXIT_OK;
 	}
 	if (!strncmp(rest, "cache=", 6)) {
@@ -471,6 +475,7 @@ static int parse_entry(struct ctl *ctl, const char *arg,
 					 "a valid cache entry number", rest + 6,
 					 arg);
 		e->cache_id = (uint32_t)v;
+		*form = FORM_CACHE;
 		return EXIT_OK;
 	}
 	np = strchr(rest, ':');
@@ -483,16 +488,17 @@ static int parse_entry(struct ctl *ctl, const char *arg,
 				 "ADDR:NPAGES", arg, rest, np);
 	e->addr = addr;
 	e->npages = npages;
+	*form = FORM_RANGE;
 	return EXIT_OK;
 }
 
 /* What an entry asks for, for the table. */
-static void entry_what(const struct ioasid_viommu_inval *e, char *buf,
-		       size_t len)
+static void entry_what(const struct ioasid_viommu_inval *e,
+		       unsigned char form, char *buf, size_t len)
 {
-	if (e->flags & IOASID_VIOMMU_INVAL_ALL)
+	if (form == FORM_ALL)
 		snprintf(buf, len, "all");
-	else if (e->npages || e->addr)
+	else if (form == FORM_RANGE)
 		snprintf(buf, len, "%s+%llu pages", hex_str(e->addr, false).s,
 			 (unsigned long long)e->npages);
 	else
@@ -501,7 +507,7 @@ static void entry_what(const struct ioasid_viommu_inval *e, char *buf,
 
 
 static int print_entries(uint32_t viommu, const struct ioasid_viommu_inval *e,
-			 uint32_t nr, uint32_t done, const int32_t *errors,
+			 const unsigned char *form, uint32_t nr, uint32_t done, const int32_t *errors,
 			 bool json)
 {
 	static const char *const hdr[] = {
@@ -543,7 +549,7 @@ static int print_entries(uint32_t viommu, const struct ioasid_viommu_inval *e,
 	printf("vIOMMU %u: %u of %u entries done\n", viommu, done, nr);
 	table_init(&t, hdr, ARRAY_SIZE(hdr));
 	for (uint32_t i = 0; i < nr; i++) {
-		entry_what(&e[i], what, sizeof(what));
+		entry_what(&e[i], form[i], what, sizeof(what));
 		table_cell(&t, "%u", i);
 		table_cell(&t, "%s", hex_str(e[i].virt_id, false).s);
 		table_cell(&t, "%s", what);
@@ -568,68 +574,69 @@ static int viommu_invalidate_cmd(struct ctl *ctl, int argc, char **argv)
 		{ 0 },
 	};
 	struct ioasid_viommu_inval *e = NULL;
+	unsigned char *form = NULL;
 	uint32_t viommu, nr = 0, done;
 	int32_t *errors = NULL;
-	int c, r, status;
+	int c, r = EXIT_OK;
 
-	while ((c = ctl_opt(ctl, argc, argv, "h", opts, inval_usage)) != -1) {
+	while (r == EXIT_OK &&
+	       (c = ctl_opt(ctl, argc, argv, "h", opts, inval_usage)) != -1) {
 		if (c != OPT_DEVICE_CACHE) {
+			/* --help (0) or a usage error */
+			free(form);
 			free(e);
 			return ctl_opt_status(c);
 		}
 		if (nr == MAX_ENTRIES) {
-			free(e);
-			return ctl_usage(ctl, "more than %u --device-cache "
-					 "entries", MAX_ENTRIES);
+			r = ctl_usage(ctl, "more than %u --device-cache entries",
+				      MAX_ENTRIES);
+			break;
 		}
 		if (!(nr & 15)) {
-			void *bigger = realloc(e, (nr + 16) * sizeof(*e));
+			void *more_e = realloc(e, (nr + 16) * sizeof(*e));
+			void *more_form;
 
-			if (!bigger) {
-				free(e);
-				return ctl_syserr(ctl, ENOMEM, "entries");
+			if (more_e)
+				e = more_e;
+			more_form = more_e ? realloc(form, nr + 16) : NULL;
+			if (!more_form) {
+				r = ctl_syserr(ctl, ENOMEM, "entries");
+				break;
 			}
-			e = bigger;
+			form = more_form;
 		}
-		r = parse_entry(ctl, optarg, &e[nr]);
-		if (r) {
-			free(e);
-			return r;
-		}
+		r = parse_entry(ctl, optarg, &e[nr], &form[nr]);
 		nr++;
 	}
-	r = ctl_nargs(ctl, argc, 1, 1) ?:
-	    ctl_parse_id(ctl, "vIOMMU id", argv[optind], &viommu);
-	if (r == 0 && !nr)
+	if (r == EXIT_OK)
+		r = ctl_nargs(ctl, argc, 1, 1) ?:
+		    ctl_parse_id(ctl, "vIOMMU id", argv[optind], &viommu);
+	if (r == EXIT_OK && !nr)
 		r = ctl_usage(ctl, "--device-cache ENTRY is required (the "
 			      "virtual ID of the device whose cache to drop)");
-	if (r == 0)
+	if (r == EXIT_OK)
 		r = ctl_open(ctl);
-	if (r) {
-		free(e);
-		return r;
-	}
-	errors = malloc(nr * sizeof(*errors));
-	if (!errors) {
-		free(e);
-		return ctl_syserr(ctl, ENOMEM, "entries");
-	}
+	if (r == EXIT_OK && !(errors = malloc(nr * sizeof(*errors))))
+		r = ctl_syserr(ctl, ENOMEM, "entries");
+	if (r != EXIT_OK)
+		goto out;
 	/* left as 1 where the library says nothing about an entry */
 	for (uint32_t i = 0; i < nr; i++)
 		errors[i] = 1;
 	done = nr;
-	r = ioasid_viommu_invalidate(ctl->ctx, viommu, e, &done, errors);
-	status = EXIT_OK;
+	c = ioasid_viommu_invalidate(ctl->ctx, viommu, e, &done, errors);
 	/* the entries' results, unless the request as a whole was refused */
-	if ((r == 0 || (done < nr && errors[done] == r)) &&
-	    print_entries(viommu, e, nr, done, errors, ctl->json) < 0)
-		status = ctl_syserr(ctl, ENOMEM, "viommu invalidate");
-	if (r < 0)
-		status = ctl_fail(ctl, r, "cannot invalidate through vIOMMU %u",
-				  viommu);
+	if ((c == 0 || (done < nr && errors[done] == c)) &&
+	    print_entries(viommu, e, form, nr, done, errors, ctl->json) < 0)
+		r = ctl_syserr(ctl, ENOMEM, "viommu invalidate");
+	if (c < 0)
+		r = ctl_fail(ctl, c, "cannot invalidate through vIOMMU %u",
+			     viommu);
+out:
 	free(errors);
+	free(form);
 	free(e);
-	return status;
+	return r;
 }
 
 /* ---- viommu destroy ------------------------------------------------------------ */

@@ -44,6 +44,15 @@ cases=(
 	"ioasidctl dirty re|ioasidctl dirty read"
 	"ioasidctl dirty read 1 --cl|ioasidctl dirty read 1 --clear"
 	"ioasidctl dirty start 1 --fa|ioasidctl dirty start 1 --fallback"
+	"ioasidctl vi|ioasidctl viommu"
+	"ioasidctl viommu inv|ioasidctl viommu invalidate"
+	"ioasidctl viommu invalidate 4 --dev|ioasidctl viommu invalidate 4 --device-cache"
+	"ioasidctl viommu create 1 00:01.0 --type sel|ioasidctl viommu create 1 00:01.0 --type selftest"
+	"ioasidctl --uri sim viommu create 1 0000:00:03|ioasidctl --uri sim viommu create 1 0000:00:03.0"
+	"ioasidctl viommu nested 4 00:01.0 --ro|ioasidctl viommu nested 4 00:01.0 --root"
+	"ioasidctl vd|ioasidctl vdevice"
+	"ioasidctl vdevice cr|ioasidctl vdevice create"
+	"ioasidctl --uri sim vdevice create 4 0000:00:03|ioasidctl --uri sim vdevice create 4 0000:00:03.0"
 )
 
 run_bash() {	# run_bash LABEL RCFILE

@@ -116,7 +116,8 @@ t "ioasidctl help" 0 -o '^  ioas +list, show'
 raw --version
 t "ioasidctl --version" 0 -o '^ioasidctl [0-9]'
 for cmd in status devices iommus ioas map unmap attach detach replace kvm \
-	   monitor faults dma sim batch script session nested dirty; do
+	   monitor faults dma sim batch script session nested dirty viommu \
+	   vdevice; do
 	raw "$cmd" --help
 	t "$cmd --help" 0 -o "^Usage: ioasidctl ($cmd|script|batch)" -E .
 done
@@ -1038,6 +1039,221 @@ nested destroy $n
 EOF
 t "nested destroy: devices attached" 1 \
 	-e 'nested table [0-9]+ still has 1 device\(s\) attached'
+# ---- vIOMMUs and vDEVICEs ------------------------------------------------------
+
+for sub in list create nested invalidate destroy; do
+	raw viommu "$sub" --help
+	t "viommu $sub --help" 0 -o "^Usage: ioasidctl viommu $sub" -E .
+done
+for sub in list create destroy; do
+	raw vdevice "$sub" --help
+	t "vdevice $sub --help" 0 -o "^Usage: ioasidctl vdevice $sub" -E .
+done
+raw help viommu invalidate
+t "help viommu invalidate" 0 -o '^Usage: ioasidctl viommu invalidate' \
+	-o 'VIRT_ID:ADDR:NPAGES' -o 'VIRT_ID:cache=N'
+# a vIOMMU, two vDEVICEs, a table on it, device caches dropped by virtual
+# ID; every refusal leaves the lists as they were
+batch <<'EOF'
+p=ioas create --nest-parent
+map $p --memfd --length 2M --iova 0x40000000
+v=viommu create $p 00:01.0
+viommu list $p
+d=vdevice create $v 00:01.0 0x100
+g=vdevice create $v 00:03.0 0x200
+-vdevice create $v 00:03.0 0x300
+-vdevice create $v 00:02.0 0x100
+-vdevice create $v 01:00.0 0x500
+-vdevice create 4242 00:02.0 0x600
+vdevice list $v
+n=viommu nested $v 00:01.0 --root 0x40000000
+-nested attach 00:02.0 $n
+nested attach 00:01.0 $n
+viommu invalidate $v --device-cache 0x100 --device-cache 0x200:0x200000:4
+-viommu invalidate $v --device-cache 0x100 --device-cache 0x999 --device-cache 0x200
+-viommu invalidate $v --device-cache 0x100:0x201:1
+-viommu invalidate $v --device-cache 0x100:cache=1
+-viommu invalidate 4242 --device-cache 0x100
+-viommu destroy $v
+-vdevice destroy 4242
+-viommu destroy 4242
+-viommu destroy $d
+viommu list
+ioas show $p
+vdevice list
+EOF
+t "viommu: create, vdevice, nested, invalidate, list" 0 \
+	-o '^vIOMMU [0-9]+ \(sim\) created over IOAS [0-9]+ for sim0, domain [0-9]+$' \
+	-o '^VIOMMU +TYPE +IOMMU +IOAS +DOMAIN +VDEVICES +NESTED +INVALIDATIONS$' \
+	-o '^ +[0-9]+ +sim +sim0 +[0-9]+ +[0-9]+ +0 +0 +0$' \
+	-o '^vDEVICE [0-9]+ created: 0000:00:01\.0 \(dev [0-9]+\) is 0x100 on vIOMMU [0-9]+$' \
+	-o '^vDEVICE [0-9]+ created: 0000:00:03\.0 \(dev [0-9]+\) is 0x200 on vIOMMU [0-9]+$' \
+	-o '^VDEVICE +VIOMMU +DEVICE +DEV +VIRT_ID$' \
+	-o '^ +[0-9]+ +[0-9]+ +0000:00:03\.0 +[0-9]+ +0x200$' \
+	-o '^nested table [0-9]+ created on vIOMMU [0-9]+ over IOAS [0-9]+ for sim0 \(root 0x40000000, 48-bit\)$' \
+	-o '^0000:00:01\.0 \(dev [0-9]+\) attached to nested table [0-9]+ over IOAS [0-9]+' \
+	-o '^vIOMMU [0-9]+: 2 of 2 entries done$' \
+	-o '^ +ENTRY +VIRT_ID +WHAT +RESULT$' \
+	-o '^ +0 +0x100 +all +done$' \
+	-o '^ +1 +0x200 +0x200000\+4 pages +done$' \
+	-o '^vIOMMU [0-9]+: 1 of 3 entries done$' \
+	-o '^ +1 +0x999 +all +failed \(EINVAL\)$' \
+	-o '^ +2 +0x200 +all +not tried$' \
+	-o '^ +0 +0x100 +0x201\+1 pages +failed \(EINVAL\)$' \
+	-o '^ +0 +0x100 +cache 1 +failed \(EINVAL\)$' \
+	-o '^ +[0-9]+ +sim +sim0 +[0-9]+ +[0-9]+ +2 +1 +3$' \
+	-o '^  VIOMMUS$' -o '^  VDEVICES$' \
+	-o '^   +[0-9]+ +sim +sim0 +[0-9]+ +[0-9]+ +2 +1 +3$' \
+	-o '^   +[0-9]+ +[0-9]+ +0000:00:01\.0 +[0-9]+ +0x100$' \
+	-O '0x300|0x500|0x600' \
+	-e 'cannot give 0000:00:03\.0 virtual ID 0x300 on vIOMMU [0-9]+: device 0000:00:03\.0 already has vDEVICE [0-9]+ \(on vIOMMU [0-9]+\)$' \
+	-e 'cannot give 0000:00:02\.0 virtual ID 0x100 on vIOMMU [0-9]+: .*0x100' \
+	-e 'cannot give 0000:01:00\.0 virtual ID 0x500 on vIOMMU [0-9]+: .*sim1' \
+	-e 'cannot give 0000:00:02\.0 virtual ID 0x600 on vIOMMU 4242: no vIOMMU 4242$' \
+	-e 'attach 0000:00:02\.0 to nested table [0-9]+: .*vDEVICE' \
+	-e 'cannot invalidate through vIOMMU [0-9]+: entry 1: no device has virtual ID 0x999 on vIOMMU [0-9]+$' \
+	-e 'cannot invalidate through vIOMMU [0-9]+: entry 0: address 0x201 is not 4 KiB aligned$' \
+	-e 'cannot invalidate through vIOMMU [0-9]+: entry 0: cache_id 1: ' \
+	-e 'cannot invalidate through vIOMMU 4242: no vIOMMU 4242$' \
+	-e 'cannot destroy vIOMMU [0-9]+: vIOMMU [0-9]+ still has 2 vDEVICE\(s\) and 1 nested table\(s\)$' \
+	-e 'cannot destroy vDEVICE 4242: no vDEVICE 4242$' \
+	-e 'cannot destroy vIOMMU 4242: no vIOMMU 4242$' \
+	-e 'cannot destroy vIOMMU [0-9]+: no vIOMMU [0-9]+$'
+# a refused request prints no entry table
+grep -c '^vIOMMU [0-9]*: [0-9]* of' "$tmp/out" > "$tmp/vals"
+[ "$(cat "$tmp/vals")" = 4 ] && ok "viommu invalidate: entry tables only for entries tried" ||
+	not_ok "viommu invalidate: entry tables only for entries tried" "$(cat "$tmp/vals") tables"
+# the teardown in order, and what destroy refuses on the way
+batch <<'EOF'
+p=ioas create --nest-parent
+v=viommu create $p 00:01.0
+d=vdevice create $v 00:01.0 0x100
+n=viommu nested $v 00:01.0 --root 0x1000
+nested attach 00:01.0 $n
+vdevice destroy $d
+-vdevice destroy $d
+replace 00:01.0 $p
+nested destroy $n
+detach 00:01.0
+-ioas destroy $p
+viommu list $p
+viommu destroy $v
+viommu list $p
+vdevice list
+d=vdevice create $v 00:01.0 0x100
+EOF
+t "viommu: teardown order" 1 \
+	-o '^vDEVICE [0-9]+ destroyed$' \
+	-o '^ +[0-9]+ +sim +sim0 +[0-9]+ +[0-9]+ +0 +0 +0$' \
+	-o '^vIOMMU [0-9]+ destroyed$' \
+	-o '^no vIOMMUs$' -o '^no vDEVICEs$' \
+	-e 'cannot destroy IOAS [0-9]+: .*vIOMMU' \
+	-e 'cannot destroy vDEVICE [0-9]+: no vDEVICE [0-9]+$' \
+	-e 'line 16: cannot give 0000:00:01\.0 virtual ID 0x100 on vIOMMU [0-9]+: no vIOMMU [0-9]+$'
+batch <<'EOF'
+p=ioas create --nest-parent
+viommu create $p 01:00.0
+EOF
+t "viommu create: an IOMMU without nesting" 1 \
+	-e 'cannot create a sim vIOMMU over IOAS [0-9]+ for 0000:01:00\.0: IOMMU sim1 of device 0000:01:00\.0 has no nested translation$'
+batch <<'EOF'
+p=ioas create --nest-parent
+viommu create $p 00:01.0 --type selftest
+EOF
+t "viommu create: a type the backend has not" 1 \
+	-e 'cannot create a selftest vIOMMU over IOAS [0-9]+ for 0000:00:01\.0: .*IOASID_VIOMMU_SIM'
+batch <<'EOF'
+a=ioas create
+viommu create $a 00:01.0
+EOF
+t "viommu create: not a nesting parent" 1 \
+	-e 'cannot create a sim vIOMMU over IOAS [0-9]+ for 0000:00:01\.0: .*nest'
+batch <<'EOF'
+p=ioas create --nest-parent
+v=viommu create $p 00:01.0
+viommu nested $v 00:03.0
+EOF
+t "viommu nested: --root is required" 2 \
+	-e 'viommu nested: --root GPA is required'
+batch <<'EOF'
+p=ioas create --nest-parent
+v=viommu create $p 00:01.0
+vdevice list 4242
+EOF
+t "vdevice list: an unknown vIOMMU" 1 -e 'vdevice list: no vIOMMU 4242$|^ioasidctl: line 3: no vIOMMU 4242$'
+# usage errors: exit 2, before anything is opened
+for args in "viommu create 1" "viommu create x 00:01.0" \
+	    "viommu create 1 00:01.0 --type vtd" "viommu destroy" \
+	    "viommu destroy 0" "viommu nested 1 00:01.0 --root 0x1000 --width 40" \
+	    "viommu invalidate 1" "viommu invalidate 1 --device-cache x" \
+	    "viommu invalidate 1 --device-cache 0x100:0x1000" \
+	    "viommu invalidate 1 --device-cache 0x100:cache=y" \
+	    "vdevice create 1 00:01.0" "vdevice create 1 00:01.0 zz" \
+	    "vdevice destroy" "vdevice list 1 2" "viommu frob"; do
+	run $args
+	t "usage: $args" 2 -e '^ioasidctl: viommu|^ioasidctl: vdevice|is not a command of ioasidctl viommu'
+done
+run viommu invalidate 1
+t "viommu invalidate: says what is missing" 2 -e '--device-cache ENTRY is required'
+run vdevice create 1 00:01.0 zz
+t "vdevice create: says what is wrong" 2 -e "'zz' is not a valid virtual ID"
+run viommu create 1 00:01.0 --type vtd
+t "viommu create: names the types" 2 -e "'vtd' is not a vIOMMU type \(sim or selftest\)"
+run --json viommu destroy 4242
+t "viommu destroy --json: an error object" 1 \
+	-e '^\{"error":\{"errno":2,"name":"ENOENT","message":"cannot destroy vIOMMU 4242: no vIOMMU 4242"\}\}$'
+batch --json <<'EOF'
+p=ioas create --nest-parent
+v=viommu create $p 00:01.0
+d=vdevice create $v 00:01.0 0x100
+n=viommu nested $v 00:01.0 --root 0x1000 --width 57
+viommu invalidate $v --device-cache 0x100 --device-cache 0x100:0x2000:2
+viommu list $p
+vdevice list $v
+ioas show $p
+-viommu invalidate $v --device-cache 0x100 --device-cache 0x7
+vdevice destroy $d
+nested destroy $n
+viommu destroy $v
+EOF
+t "viommu --json" 0 -J -e '"name":"EINVAL".*entry 1: no device has virtual ID 0x7'
+"$JC" -n < "$tmp/out" > "$tmp/vals"
+[ "$(cat "$tmp/vals")" = 12 ] && ok "viommu --json: one document per command, the failed invalidation's too" ||
+	not_ok "viommu --json: one document per command, the failed invalidation's too" "$(cat "$tmp/vals") documents"
+jv() {	# jv DOC PATH...: the values, on one line
+	d=$1
+	shift
+	"$JC" -d "$d" "$@" < "$tmp/out" 2>&1 | tr '\n' ' '
+}
+v=$(jv 1 .viommu)
+p=$(jv 0 .ioas)
+check_json() {	# check_json NAME GOT WANT
+	[ "$2" = "$3" ] && ok "$1" || not_ok "$1" "'$2', expected '$3'"
+}
+check_json "viommu create --json" "$(jv 1 .viommu .ioas .type .iommu .domain)" \
+	"$v$p""sim sim0 $(jv 5 .viommus[0].domain)"
+check_json "vdevice create --json" "$(jv 2 .viommu .device .virt_id)" \
+	"$v""0000:00:01.0 256 "
+check_json "viommu nested --json" "$(jv 3 .viommu .ioas .iommu .pgtbl_addr .addr_width)" \
+	"$v$p""sim0 4096 57 "
+check_json "viommu invalidate --json" "$(jv 4 .viommu .done .entries# \
+	.entries[0].virt_id .entries[0].all .entries[0].result .entries[0].error \
+	.entries[1].all .entries[1].addr .entries[1].npages .entries[1].cache_id)" \
+	"$v""2 2 256 true done null false 8192 2 0 "
+check_json "viommu list --json" "$(jv 5 .viommus# .viommus[0].viommu \
+	.viommus[0].ioas .viommus[0].type .viommus[0].iommu \
+	.viommus[0].nr_vdevices .viommus[0].nr_nested .viommus[0].nr_invalidations)" \
+	"1 $v$p""sim sim0 1 1 2 "
+check_json "vdevice list --json" "$(jv 6 .vdevices# .vdevices[0].viommu \
+	.vdevices[0].device .vdevices[0].virt_id)" "1 $v""0000:00:01.0 256 "
+check_json "ioas show --json: viommus[], vdevices[]" "$(jv 7 .viommus# \
+	.viommus[0].viommu .vdevices# .vdevices[0].virt_id .nested#)" \
+	"1 $v""1 256 1 "
+check_json "viommu invalidate --json: a failed entry" "$(jv 8 .done \
+	.entries[0].result .entries[1].result .entries[1].error)" \
+	"1 done failed EINVAL "
+check_json "vdevice destroy, viommu destroy --json" \
+	"$(jv 9 .destroyed)$(jv 11 .viommu .destroyed)" "true $v""true "
 # ---- dirty tracking: start, read, clear, stop (one session) -----------------
 
 batch --keep-going <<'EOF'
@@ -1369,6 +1585,68 @@ else
 	t "--session after a drop: a new, empty session" 0 -O "^ +$ioas "
 	raw --uri "$L" session list
 	t "session list: the new s1" 0 -o '^s1 +lingering .* +0 +0 +0 +0 +-$'
+	# vIOMMUs kept by a named session between one-shot commands
+	S3="--uri $L --session s3"
+	raw $S3 ioas create --nest-parent
+	t "--session: a nest-parent for a vIOMMU" 0 -o '^IOAS [0-9]+ created'
+	vp=$(sed -n 's/^IOAS \([0-9]*\) created.*/\1/p' "$tmp/out")
+	raw $S3 viommu create "$vp" 00:02.0
+	t "--session: viommu create" 0 \
+		-o "^vIOMMU [0-9]+ \\(sim\\) created over IOAS $vp for sim0, domain [0-9]+\$"
+	vv=$(sed -n 's/^vIOMMU \([0-9]*\) .*/\1/p' "$tmp/out")
+	raw $S3 vdevice create "$vv" 00:02.0 0x10
+	t "--session: vdevice create" 0 \
+		-o "^vDEVICE [0-9]+ created: 0000:00:02\\.0 \\(dev [0-9]+\\) is 0x10 on vIOMMU $vv\$"
+	vd=$(sed -n 's/^vDEVICE \([0-9]*\) .*/\1/p' "$tmp/out")
+	raw $S3 vdevice create "$vv" 00:02.0 0x11
+	t "--session: a second vDEVICE for a device" 1 \
+		-e "cannot give 0000:00:02\\.0 virtual ID 0x11 on vIOMMU $vv: device 0000:00:02\\.0 already has vDEVICE $vd \\(on vIOMMU $vv\\)\$"
+	raw $S3 vdevice create "$vv" 00:02.1 0x10
+	t "--session: a virtual ID taken" 1 -e 'virtual ID 0x10 is taken'
+	raw $S3 vdevice create 4242 00:02.1 0x12
+	t "--session: vdevice create on an unknown vIOMMU" 1 -e 'no vIOMMU 4242$'
+	raw $S3 vdevice create "$vv" 00:02.1
+	t "--session: vdevice create without a virtual ID" 2 \
+		-e 'vdevice create: expected 3 arguments|vdevice create: .*argument'
+	raw $S3 --json vdevice list "$vv"
+	t "--session: the refusals left one vDEVICE" 0 -J -j '.vdevices#' 1 \
+		-j .vdevices[0].vdevice "$vd" -j .vdevices[0].virt_id 16 \
+		-j .vdevices[0].device 0000:00:02.0
+	raw $S3 viommu nested "$vv" 00:02.0 --root 0x1000
+	t "--session: viommu nested" 0 -o "^nested table [0-9]+ created on vIOMMU $vv over IOAS $vp for sim0"
+	vn=$(sed -n 's/^nested table \([0-9]*\) .*/\1/p' "$tmp/out")
+	raw $S3 nested attach 00:02.0 "$vn"
+	t "--session: attach with the vDEVICE" 0
+	raw $S3 viommu invalidate "$vv" --device-cache 0x10 --device-cache 0x10:0x0:1
+	t "--session: viommu invalidate" 0 -o "^vIOMMU $vv: 2 of 2 entries done\$"
+	raw $S3 viommu invalidate "$vv" --device-cache 0x11
+	t "--session: invalidate an unknown virtual ID" 1 \
+		-o '^ +0 +0x11 +all +failed \(EINVAL\)$' \
+		-e "entry 0: no device has virtual ID 0x11 on vIOMMU $vv\$"
+	raw $S3 viommu destroy "$vv"
+	t "--session: viommu destroy while in use" 1 -e 'still has 1 vDEVICE'
+	raw $S3 --json viommu list "$vp"
+	t "--session: the vIOMMU as it was" 0 -J -j '.viommus#' 1 \
+		-j .viommus[0].viommu "$vv" -j .viommus[0].nr_vdevices 1 \
+		-j .viommus[0].nr_nested 1 -j .viommus[0].nr_invalidations 2
+	raw $S3 ioas show "$vp"
+	t "--session: ioas show lists the vIOMMU and vDEVICE" 0 -o '^  VIOMMUS$' \
+		-o "^ +$vv +sim +sim0 +$vp +[0-9]+ +1 +1 +2\$" \
+		-o "^ +$vd +$vv +0000:00:02\\.0 +[0-9]+ +0x10\$"
+	raw $S3 vdevice destroy "$vd"
+	t "--session: vdevice destroy" 0 -o "^vDEVICE $vd destroyed\$"
+	raw $S3 vdevice destroy "$vd"
+	t "--session: vdevice destroy twice" 1 -e "no vDEVICE $vd\$"
+	raw $S3 detach 00:02.0
+	t "--session: detach from the table" 0
+	raw $S3 nested destroy "$vn"
+	t "--session: nested destroy" 0
+	raw $S3 viommu destroy "$vv"
+	t "--session: viommu destroy" 0 -o "^vIOMMU $vv destroyed\$"
+	raw $S3 viommu list "$vp"
+	t "--session: no vIOMMUs left" 0 -o '^no vIOMMUs$'
+	raw --uri "$L" session drop s3
+	t "session drop s3" 0
 	kill $lpid
 	wait $lpid
 	lstatus=$?
