@@ -505,10 +505,10 @@ static void entry_what(const struct ioasid_viommu_inval *e,
 		snprintf(buf, len, "cache %u", e->cache_id);
 }
 
-
+/* Each entry and its result (@errors: the library's, one per entry). */
 static int print_entries(uint32_t viommu, const struct ioasid_viommu_inval *e,
-			 const unsigned char *form, uint32_t nr, uint32_t done, const int32_t *errors,
-			 bool json)
+			 const unsigned char *form, uint32_t nr, uint32_t done,
+			 const int32_t *errors, bool json)
 {
 	static const char *const hdr[] = {
 		">ENTRY", ">VIRT_ID", "WHAT", "RESULT",

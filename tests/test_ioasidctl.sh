@@ -1156,6 +1156,12 @@ viommu create $p 01:00.0
 EOF
 t "viommu create: an IOMMU without nesting" 1 \
 	-e 'cannot create a sim vIOMMU over IOAS [0-9]+ for 0000:01:00\.0: IOMMU sim1 of device 0000:01:00\.0 has no nested translation$'
+batch --json <<'EOF'
+p=ioas create --nest-parent
+viommu create $p 01:00.0
+EOF
+t "viommu create --json: EOPNOTSUPP, saying why" 1 \
+	-e '^\{"error":\{"errno":95,"name":"EOPNOTSUPP","line":2,"message":"cannot create a sim vIOMMU over IOAS [0-9]+ for 0000:01:00\.0: IOMMU sim1 of device 0000:01:00\.0 has no nested translation"\}\}$'
 batch <<'EOF'
 p=ioas create --nest-parent
 viommu create $p 00:01.0 --type selftest
