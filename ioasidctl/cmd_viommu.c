@@ -37,7 +37,7 @@ static const char *dev_name(const struct ioasid_device_info *d, uint32_t nr,
 	return "-";
 }
 
-/* ---- tables and JSON (also for ioas show) --------------------------------- */
+/* ---- tables and JSON (also for ioas show) -------------------------------- */
 
 static void json_viommu(struct json *j, const struct ioasid_viommu_info *v)
 {
@@ -134,7 +134,7 @@ int vdevice_table(const struct ioasid_vdevice_info *v, uint32_t nr,
 	return r;
 }
 
-/* ---- gathering --------------------------------------------------------------- */
+/* ---- gathering ----------------------------------------------------------- */
 
 /* Appends the @nr_one entries of @one (freed) to *@v, *@nr. */
 static int append(void **v, uint32_t *nr, void *one, uint32_t nr_one,
@@ -204,7 +204,7 @@ static int find_viommu(struct ctl *ctl, uint32_t id,
 	return r;
 }
 
-/* ---- viommu list --------------------------------------------------------------- */
+/* ---- viommu list --------------------------------------------------------- */
 
 static const char viommu_group_usage[] =
 	"Usage: ioasidctl viommu [list|create|nested|invalidate|destroy] ...\n"
@@ -261,7 +261,7 @@ static int viommu_list_cmd(struct ctl *ctl, int argc, char **argv)
 	return status;
 }
 
-/* ---- viommu create ------------------------------------------------------------- */
+/* ---- viommu create ------------------------------------------------------- */
 
 static const char create_usage[] =
 	"Usage: ioasidctl viommu create IOAS DEVICE [--type sim|selftest]\n"
@@ -331,7 +331,7 @@ static int viommu_create_cmd(struct ctl *ctl, int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* ---- viommu nested ------------------------------------------------------------- */
+/* ---- viommu nested ------------------------------------------------------- */
 
 static const char nested_usage[] =
 	"Usage: ioasidctl viommu nested VIOMMU DEVICE --root GPA\n"
@@ -424,7 +424,7 @@ static int viommu_nested_cmd(struct ctl *ctl, int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* ---- viommu invalidate --------------------------------------------------------- */
+/* ---- viommu invalidate --------------------------------------------------- */
 
 static const char inval_usage[] =
 	"Usage: ioasidctl viommu invalidate VIOMMU --device-cache ENTRY...\n"
@@ -639,7 +639,7 @@ out:
 	return r;
 }
 
-/* ---- viommu destroy ------------------------------------------------------------ */
+/* ---- viommu destroy ------------------------------------------------------ */
 
 static const char destroy_usage[] =
 	"Usage: ioasidctl viommu destroy VIOMMU [--json]\n"
@@ -679,7 +679,8 @@ static int viommu_destroy_cmd(struct ctl *ctl, int argc, char **argv)
 
 static const struct cmd viommu_cmds[] = {
 	{ "list", viommu_list_cmd, "list the vIOMMUs over an IOAS" },
-	{ "create", viommu_create_cmd, "create a vIOMMU over a nest-parent IOAS" },
+	{ "create", viommu_create_cmd,
+	  "create a vIOMMU over a nest-parent IOAS" },
 	{ "nested", viommu_nested_cmd, "create a nested table on a vIOMMU" },
 	{ "invalidate", viommu_invalidate_cmd,
 	  "drop device caches by virtual ID" },
@@ -689,11 +690,11 @@ static const struct cmd viommu_cmds[] = {
 int cmd_viommu(struct ctl *ctl, int argc, char **argv)
 {
 	return ctl_dispatch_group(ctl, viommu_cmds, ARRAY_SIZE(viommu_cmds),
-				  "ioasidctl viommu", viommu_group_usage, "list",
-				  argc, argv);
+				  "ioasidctl viommu", viommu_group_usage,
+				  "list", argc, argv);
 }
 
-/* ---- vdevice list -------------------------------------------------------------- */
+/* ---- vdevice list -------------------------------------------------------- */
 
 static const char vdevice_group_usage[] =
 	"Usage: ioasidctl vdevice [list|create|destroy] ...\n"
@@ -779,7 +780,7 @@ static int vdevice_list_cmd(struct ctl *ctl, int argc, char **argv)
 	return status;
 }
 
-/* ---- vdevice create ------------------------------------------------------------ */
+/* ---- vdevice create ------------------------------------------------------ */
 
 static const char vcreate_usage[] =
 	"Usage: ioasidctl vdevice create VIOMMU DEVICE VIRT_ID [--json]\n"
@@ -818,7 +819,8 @@ static int vdevice_create_cmd(struct ctl *ctl, int argc, char **argv)
 	ctl_set_result(ctl, id);
 	if (!ctl->json) {
 		printf("vDEVICE %u created: %s (dev %u) is %s on vIOMMU %u\n",
-		       id, info.name, dev_id, hex_str(virt_id, false).s, viommu);
+		       id, info.name, dev_id, hex_str(virt_id, false).s,
+		       viommu);
 		return EXIT_OK;
 	}
 	json_init(&j, stdout, true);
@@ -833,7 +835,7 @@ static int vdevice_create_cmd(struct ctl *ctl, int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* ---- vdevice destroy ----------------------------------------------------------- */
+/* ---- vdevice destroy ----------------------------------------------------- */
 
 static const char vdestroy_usage[] =
 	"Usage: ioasidctl vdevice destroy VDEVICE [--json]\n"
