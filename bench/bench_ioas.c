@@ -11,8 +11,11 @@
  *    "lookup_order":"random","reps":3}
  * pattern is the order of the maps and unmaps; lookups always go in a
  * random order of their own.  Medians of --reps runs (default 3).  Sizes
- * 65536 and 1048576, with and without a device; --quick: 65536 only,
- * --full adds 16777216 (without a device, one run).
+ * 65536 and 1048576, with and without a device, each repetition the two
+ * side by side; then map_device_ratio and unmap_device_ratio ("unit":
+ * "ratio", domain "sim"): with a device over without, the median of the
+ * per-repetition ratios.  --quick: 65536 only, --full adds 16777216
+ * (without a device, one run).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -39,11 +42,14 @@
 static void emit(const char *metric, double value, const char *unit,
 		 uint64_t n, const char *pattern, const char *domain, int reps)
 {
-	printf("{\"bench\":\"ioas\",\"metric\":\"%s\",\"value\":%.1f,"
+	/* ratios to two places, times to a tenth of a nanosecond */
+	int places = strcmp(unit, "ratio") ? 1 : 2;
+
+	printf("{\"bench\":\"ioas\",\"metric\":\"%s\",\"value\":%.*f,"
 	       "\"unit\":\"%s\",\"n\":%llu,\"pattern\":\"%s\",\"layer\":\"api\","
 	       "\"domain\":\"%s\",\"lookup_order\":\"random\",\"reps\":%d}\n",
-	       metric, value, unit, (unsigned long long)n, pattern, domain,
-	       reps);
+	       metric, places, value, unit, (unsigned long long)n, pattern,
+	       domain, reps);
 	fflush(stdout);
 }
 
@@ -122,26 +128,56 @@ out:
 	return r;
 }
 
-static int measure(uint64_t n, int random, int with_domain, int reps)
-{
+struct series {
 	double map[16], lookup[16], unmap[16];
+};
+
+static void emit_series(struct series *v, uint64_t n, const char *pattern,
+			const char *domain, int reps)
+{
+	emit("map_ns", median(v->map, reps), "ns", n, pattern, domain, reps);
+	emit("lookup_ns", median(v->lookup, reps), "ns", n, pattern, domain,
+	     reps);
+	emit("unmap_ns", median(v->unmap, reps), "ns", n, pattern, domain,
+	     reps);
+}
+
+/*
+ * @pairs: each repetition runs without a device and then with one, side by
+ * side, so the ratios (median of the per-repetition ratios) compare runs
+ * that saw the same machine.
+ */
+static int measure(uint64_t n, int random, int pairs, int reps)
+{
 	const char *pattern = random ? "random" : "sequential";
-	const char *domain = with_domain ? "sim" : "none";
+	struct series v[2];
+	double map_ratio[16], unmap_ratio[16];
 	struct run run;
 
 	for (int i = 0; i < reps; i++) {
-		if (one_run(n, random, with_domain, &run) < 0) {
-			fprintf(stderr, "bench_ioas: run n=%llu failed\n",
-				(unsigned long long)n);
-			return -1;
+		for (int dom = 0; dom <= pairs; dom++) {
+			if (one_run(n, random, dom, &run) < 0) {
+				fprintf(stderr, "bench_ioas: run n=%llu "
+					"failed\n", (unsigned long long)n);
+				return -1;
+			}
+			v[dom].map[i] = run.map;
+			v[dom].lookup[i] = run.lookup;
+			v[dom].unmap[i] = run.unmap;
 		}
-		map[i] = run.map;
-		lookup[i] = run.lookup;
-		unmap[i] = run.unmap;
+		if (pairs) {
+			map_ratio[i] = v[1].map[i] / v[0].map[i];
+			unmap_ratio[i] = v[1].unmap[i] / v[0].unmap[i];
+		}
 	}
-	emit("map_ns", median(map, reps), "ns", n, pattern, domain, reps);
-	emit("lookup_ns", median(lookup, reps), "ns", n, pattern, domain, reps);
-	emit("unmap_ns", median(unmap, reps), "ns", n, pattern, domain, reps);
+	emit_series(&v[0], n, pattern, "none", reps);
+	if (!pairs)
+		return 0;
+	emit_series(&v[1], n, pattern, "sim", reps);
+	emit("map_device_ratio", median(map_ratio, reps), "ratio", n, pattern,
+	     "sim", reps);
+	emit("unmap_device_ratio", median(unmap_ratio, reps), "ratio", n,
+	     pattern, "sim", reps);
 	return 0;
 }
 
@@ -158,12 +194,8 @@ int main(int argc, char **argv)
 		o.reps = 3;
 	for (int s = 0; s < o.sizes; s++)
 		for (int random = 0; random < 2; random++)
-			if (measure(bench_sizes[s], random, 0,
+			if (measure(bench_sizes[s], random, s < 2,
 				    s == 2 ? 1 : o.reps))
-				return 1;
-	for (int s = 0; s < o.sizes && s < 2; s++)
-		for (int random = 0; random < 2; random++)
-			if (measure(bench_sizes[s], random, 1, o.reps))
 				return 1;
 	return 0;
 }

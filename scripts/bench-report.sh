@@ -139,7 +139,9 @@ AWK
   device (`domain=none`) and with one attached (`domain=sim`: every map and
   unmap also programs the page table and invalidates the IOTLB).
   `pattern` is the order of maps and unmaps; lookups go in a random order
-  of their own.
+  of their own.  Each repetition runs the two side by side;
+  `map_device_ratio` and `unmap_device_ratio` are the medians of their
+  per-repetition ratios (with a device over without).
 - **iova_tree** (`bench/bench_iova_tree.c`): the IOVA tree alone
   (`libioasid/core/iova_tree.c`), same sizes and orders, plus split storm,
   allocation, and `dram_latency_ns`: one dependent load in a buffer of

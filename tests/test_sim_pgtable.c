@@ -439,6 +439,62 @@ Test(sim_pgtable, teardown_and_churn_bounded)
 	sim_pgtable_destroy(pgt);
 }
 
+/*
+ * A large table takes its pages from 2 MiB chunks (pt_arena.h): no more
+ * chunks than its pages need beyond the first PT_ARENA_SMALL, none kept
+ * once it is empty, and a refill never maps more than the peak did.
+ */
+static uint64_t chunks_for(uint64_t tables)
+{
+	return tables <= 64 ? 0 : (tables - 64 + 511) / 512;
+}
+
+static void map_strided(struct sim_pgtable *pgt, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)	/* a leaf table each */
+		cr_assert_eq(sim_pgtable_map(pgt, (uint64_t)i * SZ_2M, SZ_4K,
+					     HVA_BASE, RW), 0);
+}
+
+static void unmap_strided(struct sim_pgtable *pgt, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		cr_assert_eq(sim_pgtable_unmap(pgt, (uint64_t)i * SZ_2M, SZ_4K),
+			     (int64_t)SZ_4K);
+	sim_gp_synchronize();
+	sim_pgtable_reclaim(pgt);
+}
+
+Test(sim_pgtable, large_table_pages_from_chunks)
+{
+	struct sim_pgtable *pgt = new_pgt(48, ALL_SIZES, 0);
+	struct sim_pgt_stats st;
+	uint64_t peak;
+
+	map_strided(pgt, 20);
+	cr_assert_eq(stats(pgt).chunks, 0, "a small table maps no chunk");
+	unmap_strided(pgt, 20);
+
+	map_strided(pgt, 1200);
+	st = stats(pgt);
+	cr_assert_gt(st.tables, 1200);
+	cr_assert_eq(st.chunks, chunks_for(st.tables), "%lu tables, %lu chunks",
+		     (unsigned long)st.tables, (unsigned long)st.chunks);
+	peak = st.chunks;
+	for (unsigned int i = 0; i < 1200; i += 97)
+		expect_leaf(pgt, (uint64_t)i * SZ_2M, 1, HVA_BASE);
+
+	unmap_strided(pgt, 1200);
+	st = stats(pgt);
+	cr_assert_eq(st.tables, 1);
+	/* at most the chunk of the few freed tables kept for reuse */
+	cr_assert_leq(st.chunks, 1, "empty chunks must be unmapped");
+
+	map_strided(pgt, 1200);
+	cr_assert_leq(stats(pgt).chunks, peak, "a refill must reuse chunks");
+	sim_pgtable_destroy(pgt);	/* ASan: every page and chunk back */
+}
+
 Test(sim_pgtable, enomem_all_or_nothing)
 {
 	struct sim_pgtable *pgt;

@@ -41,6 +41,7 @@
  * synchronize (the new, unmapped state).
  */
 #include "pgtable.h"
+#include "pt_arena.h"
 
 #include "util/bitmap.h"
 
@@ -87,6 +88,7 @@ struct sim_pgtable {
 	/* freed tables kept for reuse (never visible to walkers) */
 	pte_t *spare;
 	unsigned int nr_spare;
+	struct pt_arena arena;	/* where every table's page comes from */
 	/* sim_pgtable_unmap_dirty(): where the removed leaves' D bits go */
 	const struct dirty_ctx *collect;
 };
@@ -318,7 +320,7 @@ static bool alloc_allowed(struct sim_pgtable *pgt)
 static void table_free(struct sim_pgtable *pgt, pte_t *t)
 {
 	if (pgt->nr_spare >= SPARE_TABLES) {
-		free(t);
+		pt_arena_free(&pgt->arena, t);
 		return;
 	}
 	t[0] = (pte_t)(uintptr_t)pgt->spare;
@@ -332,7 +334,7 @@ static void spare_release(struct sim_pgtable *pgt)
 
 	while ((t = pgt->spare)) {
 		pgt->spare = (pte_t *)(uintptr_t)t[0];
-		free(t);
+		pt_arena_free(&pgt->arena, t);
 	}
 	pgt->nr_spare = 0;
 }
@@ -350,11 +352,11 @@ static pte_t *table_alloc(struct sim_pgtable *pgt)
 		memset(t, 0, TABLE_BYTES);
 		return t;
 	}
-	t = aligned_alloc(TABLE_BYTES, TABLE_BYTES);
+	t = pt_arena_alloc(&pgt->arena);
 	if (!t)
 		return NULL;
 	if ((uintptr_t)t & ~SIM_PTE_ADDR_MASK) {
-		free(t);
+		pt_arena_free(&pgt->arena, t);
 		return NULL;
 	}
 	memset(t, 0, TABLE_BYTES);
@@ -488,6 +490,7 @@ int sim_pgtable_create(unsigned int addr_width, uint64_t pgsize_mask,
 	pgt->fail_after = -1;
 	pgt->root = table_alloc(pgt);
 	if (!pgt->root) {
+		pt_arena_destroy(&pgt->arena);
 		free(pgt);
 		return -ENOMEM;
 	}
@@ -501,7 +504,8 @@ int sim_pgtable_create(unsigned int addr_width, uint64_t pgsize_mask,
 	return 0;
 }
 
-static void free_subtree(pte_t *table, unsigned int level)
+static void free_subtree(struct sim_pgtable *pgt, pte_t *table,
+			 unsigned int level)
 {
 	unsigned int i;
 	pte_t e;
@@ -509,9 +513,9 @@ static void free_subtree(pte_t *table, unsigned int level)
 	for (i = 0; level > 1 && i < PTES_PER_TABLE; i++) {
 		e = table[i];
 		if (pte_present(e) && !pte_is_leaf(e, level))
-			free_subtree(pte_table(e), level - 1);
+			free_subtree(pgt, pte_table(e), level - 1);
 	}
-	free(table);
+	pt_arena_free(&pgt->arena, table);
 }
 
 void sim_pgtable_destroy(struct sim_pgtable *pgt)
@@ -521,8 +525,9 @@ void sim_pgtable_destroy(struct sim_pgtable *pgt)
 	/* Let any straggling walker leave before its tables go away. */
 	sim_gp_synchronize();
 	sim_pgtable_reclaim(pgt);
-	free_subtree(pgt->root, pgt->levels);
+	free_subtree(pgt, pgt->root, pgt->levels);
 	spare_release(pgt);
+	pt_arena_destroy(&pgt->arena);
 	free(pgt->retired);
 	free(pgt);
 }
@@ -1089,6 +1094,7 @@ void sim_pgtable_stats(struct sim_pgtable *pgt, struct sim_pgt_stats *st)
 	st->tables = pgt->nr_tables;
 	st->pending = pgt->nr_retired;
 	st->splits = pgt->splits;
+	st->chunks = pt_arena_chunks(&pgt->arena);
 	stats_level(st, pgt->root, pgt->levels);
 }
 

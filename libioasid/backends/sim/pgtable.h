@@ -134,6 +134,7 @@ struct sim_pgt_stats {
 	uint64_t leaves_1g;
 	uint64_t mapped_bytes;
 	uint64_t splits;	/* large leaves split by unmap so far */
+	uint64_t chunks;	/* 2 MiB chunks the table pages come from */
 };
 
 /*
