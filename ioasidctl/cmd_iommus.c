@@ -11,7 +11,8 @@ static const char usage[] =
 	"\n"
 	"List the IOMMU units: kind, whether they can force DMA to snoop\n"
 	"(snoop control), page sizes, input address width, dirty tracking,\n"
-	"nesting, PASID support and how many devices sit behind each.\n";
+	"nesting, vIOMMUs, PASID support and how many devices sit behind\n"
+	"each.\n";
 
 static const char *yes_no(uint32_t flags, uint32_t bit)
 {
@@ -32,6 +33,7 @@ static void add_row(struct table *t, const struct ioasid_iommu_info *u)
 	table_cell(t, "%u", u->addr_width);
 	table_cell(t, "%s", yes_no(u->flags, IOASID_IOMMU_DIRTY_TRACKING));
 	table_cell(t, "%s", yes_no(u->flags, IOASID_IOMMU_NESTING));
+	table_cell(t, "%s", yes_no(u->flags, IOASID_IOMMU_VIOMMU));
 	table_cell(t, "%s", yes_no(u->flags, IOASID_IOMMU_PASID));
 	table_cell(t, "%u", u->nr_devices);
 }
@@ -40,7 +42,7 @@ static int print_table(const struct ioasid_iommu_info *v, uint32_t nr)
 {
 	static const char *const hdr[] = {
 		"IOMMU", "KIND", "SNOOP-CONTROL", "PAGE-SIZES", ">ADDR-BITS",
-		"DIRTY", "NESTING", "PASID", ">DEVICES",
+		"DIRTY", "NESTING", "VIOMMU", "PASID", ">DEVICES",
 	};
 	struct table t;
 	int r;
@@ -71,6 +73,7 @@ void json_iommu(struct json *j, const struct ioasid_iommu_info *u)
 	json_cap(j, "snoop_control", u->flags, IOASID_IOMMU_SNOOP_CONTROL);
 	json_cap(j, "dirty_tracking", u->flags, IOASID_IOMMU_DIRTY_TRACKING);
 	json_cap(j, "nesting", u->flags, IOASID_IOMMU_NESTING);
+	json_cap(j, "viommu", u->flags, IOASID_IOMMU_VIOMMU);
 	json_cap(j, "pasid", u->flags, IOASID_IOMMU_PASID);
 	json_bool(j, "simulated", u->flags & IOASID_IOMMU_SIMULATED);
 	json_arr_begin(j, "page_sizes");

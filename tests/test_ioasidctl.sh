@@ -239,10 +239,11 @@ t "devices: unknown device" 1 -e 'no device 0000:99:00.0'
 
 run iommus
 t "iommus table" 0 -o '^IOMMU +KIND +SNOOP-CONTROL +PAGE-SIZES' \
-	-o '^sim0 +sim +yes +4K,2M,1G +48 +yes +yes +yes +4$' \
-	-o '^sim1 +sim +no +4K,2M +39 +no +no +no +3$'
+	-o '^sim0 +sim +yes +4K,2M,1G +48 +yes +yes +yes +yes +4$' \
+	-o '^sim1 +sim +no +4K,2M +39 +no +no +no +no +3$'
 run iommus --json
 t "iommus --json" 0 -J -j '.iommus#' 2 -j '.iommus[1].snoop_control' false \
+	-j '.iommus[0].viommu' true -j '.iommus[1].viommu' false \
 	-j '.iommus[0].page_sizes[2]' 1073741824 -j '.iommus[1].addr_width' 39
 
 run sim

@@ -61,7 +61,8 @@ Test(default_topology, units)
 	cr_assert_eq(u->info.flags,
 		     IOASID_IOMMU_SIMULATED | IOASID_IOMMU_CAPS_KNOWN |
 		     IOASID_IOMMU_SNOOP_CONTROL | IOASID_IOMMU_DIRTY_TRACKING |
-		     IOASID_IOMMU_NESTING | IOASID_IOMMU_PASID);
+		     IOASID_IOMMU_NESTING | IOASID_IOMMU_VIOMMU |
+		     IOASID_IOMMU_PASID);
 	cr_assert_eq(u->info.page_sizes, SZ_4K | SZ_2M | SZ_1G);
 	cr_assert_eq(u->info.addr_width, 48);
 	cr_assert_eq(u->info.cap, 0);

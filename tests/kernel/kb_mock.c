@@ -106,9 +106,10 @@ static void suite_inventory(void)
 	tap_ok(u && !strcmp(u->kind, "iommufd-mock") && u->nr_devices == 2 &&
 	       u->addr_width == 31 && (u->flags & IOASID_IOMMU_PASID) &&
 	       (u->flags & IOASID_IOMMU_DIRTY_TRACKING) &&
-	       (u->flags & IOASID_IOMMU_NESTING),
+	       (u->flags & IOASID_IOMMU_NESTING) &&
+	       (u->flags & IOASID_IOMMU_VIOMMU),
 	       "unit iommufd_mock, kind iommufd-mock, 2 devices, 31-bit "
-	       "aperture; PASIDs, dirty tracking and nesting, as the "
+	       "aperture; PASIDs, dirty tracking, nesting and vIOMMUs, as the "
 	       "kernel's mock does them (probed at open) (%s)",
 	       u ? u->kind : "missing");
 	r = ioasid_device_get_info(ctx, "mock0", &d);

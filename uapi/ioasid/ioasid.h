@@ -154,6 +154,7 @@ enum ioasid_iommu_flags {
 	IOASID_IOMMU_NESTING		= 1 << 3, /* nested tables (ioasid_nested_alloc) */
 	IOASID_IOMMU_PASID		= 1 << 4,
 	IOASID_IOMMU_SIMULATED		= 1 << 5,
+	IOASID_IOMMU_VIOMMU		= 1 << 6, /* vIOMMUs (ioasid_viommu_alloc) */
 };
 
 struct ioasid_iommu_info {

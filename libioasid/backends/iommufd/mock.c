@@ -105,7 +105,9 @@ int iommufd_mock_inventory(struct backend *be, struct inventory *inv)
 	/* capabilities: what the library can use of the mock IOMMU */
 	u->info.flags = IOASID_IOMMU_CAPS_KNOWN | IOASID_IOMMU_PASID |
 			(be->mock_dirty ? IOASID_IOMMU_DIRTY_TRACKING : 0) |
-			(be->mock_nesting ? IOASID_IOMMU_NESTING : 0);
+			(be->mock_nesting ? IOASID_IOMMU_NESTING : 0) |
+			(be->mock_nesting && be->mock_viommu == 0 ?
+			 IOASID_IOMMU_VIOMMU : 0);
 	u->info.page_sizes = SZ_4K;
 	u->info.addr_width = 31;	/* MOCK_APERTURE_LAST + 1 */
 	r = inventory_add_range(&u->reserved, &u->nr_reserved, 0,

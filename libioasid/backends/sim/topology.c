@@ -363,6 +363,9 @@ static int parse_iommu(struct parser *p, char **tok, int ntok)
 
 		ret = key < 0 ? key : iommu_key(p, &unit, key, value);
 	}
+	/* the simulator's vIOMMUs need nothing but nested translation */
+	if (unit.info.flags & IOASID_IOMMU_NESTING)
+		unit.info.flags |= IOASID_IOMMU_VIOMMU;
 	if (!ret)
 		ret = iommu_check(p, &unit);
 	if (!ret)
