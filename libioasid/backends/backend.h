@@ -299,15 +299,24 @@ struct backend_ops {
 	const char *(*describe)(struct backend *be);
 	/*
 	 * Optional (kernel backends): a fault queue in the kernel for the
-	 * HWPTs of @ioas allocated from now on (iommufd: a FAULT object of
-	 * IOMMU_FAULT_QUEUE_ALLOC, HWPTs with IOMMU_HWPT_FAULT_ID_VALID).
+	 * HWPTs of @ioas (@nested NULL) or for nested table @nested (@ioas:
+	 * its parent); iommufd: a FAULT object of IOMMU_FAULT_QUEUE_ALLOC,
+	 * HWPTs with IOMMU_HWPT_FAULT_ID_VALID.  Tables that exist already
+	 * are replaced by ones that carry it, their devices and PASIDs moved
+	 * over without a gap, mappings kept; all or nothing (-errno, reason
+	 * in @why: every device where it was, the old tables kept).
 	 * *@fd: a new descriptor of the caller, readable while the kernel
 	 * holds page requests.  ->fault_read takes up to @cap of them
 	 * (dev_id: the core's ids; the kernel's cookies); ->fault_respond
 	 * answers one, -ENOENT when the kernel has no such request.
+	 * ->fault_unhook, before ->fault_free of a queue whose target stays
+	 * (nothing attached to it): its tables stop carrying the queue, all
+	 * or nothing as above.  ->fault_free alone: the target goes too.
 	 */
-	int (*fault_alloc)(struct be_ioas *ioas, struct be_fault **fault,
-			   int *fd);
+	int (*fault_alloc)(struct be_ioas *ioas, struct be_nested *nested,
+			   struct be_fault **fault, int *fd, char *why,
+			   size_t whylen);
+	int (*fault_unhook)(struct be_fault *fault, char *why, size_t whylen);
 	void (*fault_free)(struct be_fault *fault);
 	int (*fault_read)(struct be_fault *fault,
 			  struct ioasid_page_request *out, uint32_t cap,

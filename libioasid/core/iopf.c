@@ -394,30 +394,28 @@ static int check_alloc(struct session *s, struct ioasid_op *op,
 	return 0;
 }
 
-/* A kernel backend's queue: the kernel's FAULT object and its fd. */
+/*
+ * A kernel backend's queue: the kernel's FAULT object and its fd.  The
+ * target's tables that exist already (its devices attached) are
+ * replaced by ones that carry it, all or nothing (the backend).
+ */
 static int kernel_queue(struct session *s, struct ioas *ioas,
 			struct nested *nested, struct fault_queue *fq,
 			struct ioasid_op *op)
 {
+	char why[IOASID_ERRMSG_MAX] = "";
+	uint32_t target = nested ? nested->id : ioas->id;
 	int r;
 
-	if (nested)
-		return op_fail(op, EOPNOTSUPP, "the %s backend has fault "
-			       "queues on IOASes only, not on nested tables",
-			       core_ops(s->core)->name);
-	if (ioas->nr_domains)
-		return op_fail(op, EBUSY, "IOAS %u has domains already: the "
-			       "kernel takes a fault queue when it allocates "
-			       "a HWPT, so give it the queue before attaching "
-			       "devices", ioas->id);
-	r = core_ops(s->core)->fault_alloc(ioas->be, &fq->be, &fq->efd);
-	if (r == -EOPNOTSUPP)
-		return op_fail(op, EOPNOTSUPP, "the kernel refuses a fault "
-			       "queue for IOAS %u (a nest-parent IOAS cannot "
-			       "have one)", ioas->id);
+	r = core_ops(s->core)->fault_alloc(nested ? nested->parent->be :
+						    ioas->be,
+					   nested ? nested->be : NULL,
+					   &fq->be, &fq->efd, why,
+					   sizeof(why));
 	if (r < 0)
-		return op_fail(op, -r, "IOMMU_FAULT_QUEUE_ALLOC failed: %s",
-			       strerror(-r));
+		return op_fail(op, -r, "cannot give %s %u a fault queue in "
+			       "the kernel: %s", nested ? "nested table" :
+			       "IOAS", target, why[0] ? why : strerror(-r));
 	return 0;
 }
 
@@ -516,6 +514,15 @@ int iopf_destroy(struct session *s, struct ioas *unused, struct ioasid_op *op)
 		return op_fail(op, EBUSY, "fault queue %u: %u device(s) or "
 			       "PASID(s) are still attached to %u", fq->id, n,
 			       target_id(fq));
+	if (fq->be && core_ops(s->core)->fault_unhook) {
+		char why[IOASID_ERRMSG_MAX] = "";
+		int r = core_ops(s->core)->fault_unhook(fq->be, why,
+							sizeof(why));
+
+		if (r < 0)
+			return op_fail(op, -r, "fault queue %u stays: %s",
+				       fq->id, why[0] ? why : strerror(-r));
+	}
 	queue_free(s->core, fq);
 	return 0;
 }

@@ -15,8 +15,8 @@
  * A device bound to @t behind @unit: HWPT_ALLOC needs one (of the same
  * iommufd) to pick the driver.
  */
-static struct be_device *device_on(struct be_tenant *t,
-				   const struct inv_iommu *unit)
+struct be_device *iommufd_device_on(struct be_tenant *t,
+				    const struct inv_iommu *unit)
 {
 	for (struct be_device *d = t->devices; d; d = d->next)
 		if (d->unit == unit)
@@ -67,7 +67,8 @@ static int check_coherency(struct backend *be, const struct be_device *dev,
 }
 
 static int hwpt_alloc(struct be_tenant *t, struct be_device *dev,
-		      struct be_ioas *ioas, bool dirty, uint32_t *hwpt_id)
+		      struct be_ioas *ioas, bool dirty, uint32_t fault_id,
+		      uint32_t *hwpt_id)
 {
 	struct ifd_hwpt_alloc h = {
 		.size = sizeof(h), .dev_id = dev->dev_id, .pt_id = ioas->id,
@@ -84,7 +85,7 @@ static int hwpt_alloc(struct be_tenant *t, struct be_device *dev,
 	if (dev->max_pasid_log2)
 		h.flags |= IFD_HWPT_ALLOC_PASID;
 	/* the IOAS's fault queue takes its devices' page requests */
-	h.fault_id = iommufd_fault_id(ioas);
+	h.fault_id = fault_id;
 	if (h.fault_id)
 		h.flags |= IFD_HWPT_FAULT_ID_VALID;
 	r = kioctl(t->fd, IFD_HWPT_ALLOC, &h);
@@ -100,7 +101,7 @@ int iommufd_domain_alloc(struct be_ioas *ioas,
 			 struct be_domain **out)
 {
 	struct backend *be = ioas->be;
-	struct be_device *dev = device_on(ioas->tenant, unit);
+	struct be_device *dev = iommufd_device_on(ioas->tenant, unit);
 	bool enforce = flags & BE_DOMAIN_ENFORCE_COHERENCY;
 	bool dirty, adopted;
 	struct be_domain *d;
@@ -125,7 +126,8 @@ int iommufd_domain_alloc(struct be_ioas *ioas,
 	d->ioas = ioas;
 	adopted = iommufd_adopt_domain(ioas->tenant, d);
 	r = adopted ? 0 :
-	    hwpt_alloc(ioas->tenant, dev, ioas, dirty, &d->hwpt_id);
+	    hwpt_alloc(ioas->tenant, dev, ioas, dirty, iommufd_fault_id(ioas),
+		       &d->hwpt_id);
 	if (r < 0) {
 		if (ioas->nest_parent)
 			err(be->log, "iommufd: the kernel refuses a nest-parent "
@@ -147,6 +149,21 @@ int iommufd_domain_alloc(struct be_ioas *ioas,
 	    dirty ? ", can track dirty pages" : "");
 	*out = d;
 	return 0;
+}
+
+/*
+ * A HWPT to replace @d's (fault.c): the same IOAS, whose mappings the
+ * kernel gives it, and flags, carrying FAULT @fault_id instead.
+ */
+int iommufd_domain_hwpt(struct be_domain *d, uint32_t fault_id,
+			uint32_t *hwpt_id)
+{
+	struct be_device *dev = iommufd_device_on(d->ioas->tenant, d->unit);
+
+	if (!dev)
+		return -ENODEV;
+	return hwpt_alloc(d->ioas->tenant, dev, d->ioas, d->can_track,
+			  fault_id, hwpt_id);
 }
 
 void iommufd_domain_free(struct be_domain *d)

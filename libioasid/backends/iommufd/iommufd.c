@@ -334,6 +334,13 @@ uint32_t iommufd_test_nested_hwpt_id(const struct be_device *device)
 	return device->nested ? device->nested->hwpt_id : 0;
 }
 
+void iommufd_test_refault_fail(struct backend *be, bool bad_fault_id,
+			       uint32_t fail_move)
+{
+	be->refault_bad_fault_id = bad_fault_id;
+	be->refault_fail_move = fail_move;
+}
+
 uint64_t iommufd_test_calls(const struct backend *be, enum iommufd_call c)
 {
 	return c < IOMMUFD_CALL_NR ? be->calls[c] : 0;
@@ -388,6 +395,7 @@ const struct backend_ops backend_iommufd = {
 	.viommu_nested_alloc = iommufd_viommu_nested_alloc,
 	.viommu_invalidate = iommufd_viommu_invalidate,
 	.fault_alloc = iommufd_fault_alloc,
+	.fault_unhook = iommufd_fault_unhook,
 	.fault_free = iommufd_fault_free,
 	.fault_read = iommufd_fault_read,
 	.fault_respond = iommufd_fault_respond,

@@ -11,6 +11,7 @@
 #ifndef IOASID_BACKEND_IOMMUFD_H
 #define IOASID_BACKEND_IOMMUFD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct backend;
@@ -53,6 +54,15 @@ uint32_t iommufd_test_nested_hwpt_id(const struct be_device *device);
 /* The kernel's ids of a vIOMMU and of a vDEVICE (viommu.c). */
 uint32_t iommufd_test_viommu_id(const struct be_viommu *viommu);
 uint32_t iommufd_test_vdevice_id(const struct be_vdevice *vdevice);
+/*
+ * The next replacement of a target's HWPTs for a fault queue goes wrong
+ * on purpose, so that a test sees the kernel refuse and everything put
+ * back: @bad_fault_id, the new HWPTs name a FAULT object that does not
+ * exist (IOMMU_HWPT_ALLOC: ENOENT); else move number @fail_move (1: the
+ * first) names no HWPT (the replace: ENOENT).  Cleared once used.
+ */
+void iommufd_test_refault_fail(struct backend *be, bool bad_fault_id,
+			       uint32_t fail_move);
 /* How many kernel mappings the backend believes the IOAS has. */
 uint64_t iommufd_test_nr_mappings(const struct be_ioas *ioas);
 

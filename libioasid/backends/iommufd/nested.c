@@ -14,6 +14,27 @@
 /* ---- nested HWPTs ------------------------------------------------------- */
 
 /*
+ * IOMMU_HWPT_ALLOC of @n's request (its object, its vendor data) for
+ * @dev, with FAULT @fault_id (0: none).
+ */
+int iommufd_nested_hwpt(struct be_nested *n, struct be_device *dev,
+			uint32_t fault_id, uint32_t *hwpt_id)
+{
+	struct ifd_hwpt_alloc h = {
+		.size = sizeof(h), .dev_id = dev->dev_id, .pt_id = n->pt_id,
+		.flags = fault_id ? IFD_HWPT_FAULT_ID_VALID : 0,
+		.fault_id = fault_id, .data_type = n->data_type,
+		.data_len = n->data_len,
+		.data_uptr = (uint64_t)(uintptr_t)n->data,
+	};
+	int r = kioctl(dev->tenant->fd, IFD_HWPT_ALLOC, &h);
+
+	if (r == 0)
+		*hwpt_id = h.out_hwpt_id;
+	return r;
+}
+
+/*
  * A nested HWPT over @parent, allocated on @pt_id: the parent's HWPT, or
  * a vIOMMU over it (viommu.c), which the kernel then ties the table to.
  */
@@ -25,9 +46,6 @@ int iommufd_nested_make(struct be_domain *parent, uint32_t pt_id,
 {
 	const struct ioasid_nested_selftest *st = data;
 	uint32_t iotlb = type == IOASID_NESTED_SELFTEST ? st->iotlb : 0;
-	struct ifd_hwpt_alloc h = {
-		.size = sizeof(h), .dev_id = dev->dev_id, .pt_id = pt_id,
-	};
 	struct be_nested *n;
 	int r;
 
@@ -35,31 +53,35 @@ int iommufd_nested_make(struct be_domain *parent, uint32_t pt_id,
 		snprintf(why, whylen, "the parent's HWPT is not a nest parent");
 		return -EINVAL;
 	}
-	if (type == IOASID_NESTED_VTD_S1) {
-		/* struct ioasid_nested_vtd_s1 is iommu_hwpt_vtd_s1 */
-		h.data_type = IFD_HWPT_DATA_VTD_S1;
-		h.data_len = len;
-		h.data_uptr = (uint64_t)(uintptr_t)data;
-	} else {
-		/* the kernel's struct iommu_hwpt_selftest is one __u32 */
-		h.data_type = IFD_HWPT_DATA_SELFTEST;
-		h.data_len = sizeof(iotlb);
-		h.data_uptr = (uint64_t)(uintptr_t)&iotlb;
-	}
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
-	r = kioctl(dev->tenant->fd, IFD_HWPT_ALLOC, &h);
+	n->pt_id = pt_id;
+	if (type == IOASID_NESTED_VTD_S1) {
+		/* struct ioasid_nested_vtd_s1 is iommu_hwpt_vtd_s1 */
+		n->data_type = IFD_HWPT_DATA_VTD_S1;
+		n->data_len = len;
+		if (len > sizeof(n->data)) {
+			free(n);
+			return -EINVAL;
+		}
+		memcpy(n->data, data, len);
+	} else {
+		/* the kernel's struct iommu_hwpt_selftest is one __u32 */
+		n->data_type = IFD_HWPT_DATA_SELFTEST;
+		n->data_len = sizeof(iotlb);
+		memcpy(n->data, &iotlb, sizeof(iotlb));
+	}
+	r = iommufd_nested_hwpt(n, dev, 0, &n->hwpt_id);
 	if (r < 0) {
 		snprintf(why, whylen, "IOMMU_HWPT_ALLOC of a nested HWPT (data "
-			 "type 0x%x) for %s: %s", h.data_type,
+			 "type 0x%x) for %s: %s", n->data_type,
 			 dev->inv->info.name, strerror(-r));
 		free(n);
 		return r;
 	}
 	n->tenant = dev->tenant;
 	n->parent = parent;
-	n->hwpt_id = h.out_hwpt_id;
 	n->type = type;
 	dbg(dev->be->log, "iommufd: nested HWPT %u (table %u) on %u, over "
 	    "HWPT %u", n->hwpt_id, nested_id, pt_id, parent->hwpt_id);
@@ -80,6 +102,9 @@ int iommufd_nested_alloc(struct be_domain *parent,
 void iommufd_nested_free(struct be_nested *n)
 {
 	iommufd_destroy(n->tenant, n->hwpt_id, "nested HWPT");
+	/* a queue freed with its table (fault.c): its FAULT goes after */
+	if (n->dead_fault)
+		iommufd_destroy(n->tenant, n->dead_fault, "FAULT");
 	free(n);
 }
 

@@ -102,6 +102,12 @@ int iommufd_pasid_attach(struct be_device *dev, uint32_t pasid,
 	return 0;
 }
 
+int iommufd_pasid_move(struct be_device *dev, uint32_t pasid,
+		       uint32_t hwpt_id)
+{
+	return kernel_pasid_attach(dev, pasid, hwpt_id, true);
+}
+
 int iommufd_pasid_detach(struct be_device *dev, uint32_t pasid)
 {
 	struct ifd_pasid *p = find_pasid(dev, pasid);

@@ -44,6 +44,9 @@ struct backend {
 	/* and vIOMMUs (viommu.c): 0, or why not (the probe's -errno) */
 	int mock_viommu;
 	char mock_viommu_why[128];
+	/* iommufd_test_refault_fail(): the next replacement goes wrong */
+	bool refault_bad_fault_id;
+	uint32_t refault_fail_move;
 	struct khotplug hotplug;
 	char desc[IOASID_PATH_MAX];
 };
@@ -142,6 +145,16 @@ struct be_nested {
 	struct be_domain *parent;
 	uint32_t hwpt_id;
 	uint32_t type;			/* enum ioasid_nested_type */
+	/*
+	 * What IOMMU_HWPT_ALLOC was given, so that a HWPT with or without
+	 * a fault queue can replace it (fault.c): the object it goes over,
+	 * the vendor data.
+	 */
+	uint32_t pt_id;
+	uint32_t data_type, data_len;
+	uint8_t data[32];
+	struct be_fault *fault;		/* the queue its HWPT carries */
+	uint32_t dead_fault;		/* a freed queue's FAULT it still holds */
 };
 
 /* iommufd.c */
@@ -211,12 +224,24 @@ int iommufd_dma(struct be_device *dev, uint64_t iova, void *buf,
 int iommufd_read_faults(struct be_device *dev, struct ioasid_fault *out,
 			uint32_t cap, uint32_t *nr);
 uint64_t iommufd_take_faults_lost(struct be_device *dev);
+/* domain.c: a HWPT like @d's, carrying FAULT @fault_id (0: none) */
+int iommufd_domain_hwpt(struct be_domain *d, uint32_t fault_id,
+			uint32_t *hwpt_id);
+/* a device of @t behind @unit (HWPT_ALLOC needs one), or NULL */
+struct be_device *iommufd_device_on(struct be_tenant *t,
+				    const struct inv_iommu *unit);
+/* pasid.c: move a PASID already attached to HWPT @hwpt_id, no gap */
+int iommufd_pasid_move(struct be_device *dev, uint32_t pasid,
+		       uint32_t hwpt_id);
 /* nested.c */
 int iommufd_nested_make(struct be_domain *parent, uint32_t pt_id,
 			struct be_device *dev, uint32_t type,
 			const void *data, uint32_t len,
 			uint32_t nested_id, struct be_nested **out,
 			char *why, size_t whylen);
+/* a HWPT like @n's for @dev, carrying FAULT @fault_id (0: none) */
+int iommufd_nested_hwpt(struct be_nested *n, struct be_device *dev,
+			uint32_t fault_id, uint32_t *hwpt_id);
 int iommufd_nested_alloc(struct be_domain *parent, struct be_device *dev,
 			 uint32_t type, const void *data, uint32_t len,
 			 uint32_t nested_id, struct be_nested **out, char *why,
@@ -288,7 +313,10 @@ int iommufd_mock_dma_via(struct be_device *dev, int access_fd, uint64_t iova,
 			 uint32_t pasid);
 
 /* fault.c: fault queues (IOMMU_FAULT_QUEUE_ALLOC) */
-int iommufd_fault_alloc(struct be_ioas *ioas, struct be_fault **out, int *fd);
+int iommufd_fault_alloc(struct be_ioas *ioas, struct be_nested *nested,
+			struct be_fault **out, int *fd, char *why,
+			size_t whylen);
+int iommufd_fault_unhook(struct be_fault *f, char *why, size_t whylen);
 void iommufd_fault_free(struct be_fault *f);
 int iommufd_fault_read(struct be_fault *f, struct ioasid_page_request *out,
 		       uint32_t cap, uint32_t *n);
