@@ -13,8 +13,20 @@
  * struct iommu_hwpt_page_response with the kernel's cookie, and the
  * device's retried DMA lands.  Then the refusals: a cookie the kernel
  * does not know (ENOENT, from the kernel's EINVAL), answered twice, a
- * queue for an IOAS that has a HWPT already (EBUSY), a nest-parent IOAS
- * (EOPNOTSUPP), a nested table (EOPNOTSUPP).
+ * nest-parent IOAS (EOPNOTSUPP).
+ *
+ * A queue on a nested table: the nested HWPT is replaced by one with
+ * IOMMU_HWPT_FAULT_ID_VALID, the attached device moved to it
+ * (IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE), the old one destroyed; the round
+ * trip through it; destroyed, the table's HWPT is replaced again by one
+ * without the id.  A queue added to an IOAS whose devices and a PASID
+ * are attached: their HWPT is replaced the same way, every attachment
+ * moved (the kernel's IOMMU_DESTROY and PASID_CHECK_HWPT say where they
+ * are), the mappings kept (MD_CHECK_MAP).  And the failure paths, made
+ * to happen by iommufd_test_refault_fail(): the kernel refusing the new
+ * HWPT (a FAULT id it has not) and refusing the second move (after the
+ * first was done): each leaves every device and the PASID on the old
+ * HWPT with its mappings, and no queue.
  */
 #include <errno.h>
 #include <poll.h>
@@ -23,6 +35,11 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include "backends/iommufd/abi.h"
+#include "backends/iommufd/iommufd.h"
 #include "kbtest.h"
 
 #define IOVA	0x1000000ull	/* the mock IOMMU's aperture starts here */
@@ -114,15 +131,289 @@ static void suite_round_trip(void)
 	tap_ok(ioasid_device_detach(ctx, dev) == 0 &&
 	       ioasid_fault_queue_destroy(ctx, fq) == 0,
 	       "detached: the queue goes (%s)", kb_err(ctx));
-	/* an IOAS whose HWPT exists already: the kernel took no fault id */
-	tap_ok(ioasid_device_attach(ctx, dev, ioas, 0) == 0 &&
-	       ioasid_fault_queue_alloc(ctx, ioas, 0, 0, 0, &ofq, &ofd) ==
-	       -EBUSY, "an IOAS with a HWPT already: EBUSY (%s)", kb_err(ctx));
+	tap_ok(iommufd_test_dead_faults(kb_be_ioas(ctx, ioas)) == 1,
+	       "its FAULT object waits: the kernel refuses IOMMU_DESTROY "
+	       "while our descriptor of it is open");
+	close(fd);
+	fd = -1;
+	r = ioasid_fault_queue_alloc(ctx, ioas, 0, 0, 0, &ofq, &ofd);
+	tap_ok(r == 0 && iommufd_test_dead_faults(kb_be_ioas(ctx, ioas)) == 0,
+	       "descriptor closed: the next queue's allocation destroys it "
+	       "(%d, %s)", r, kb_err(ctx));
+	if (r == 0) {
+		ioasid_fault_queue_destroy(ctx, ofq);
+		close(ofd);
+	}
 out:
 	if (fd >= 0)
 		close(fd);
 	if (dev)
 		ioasid_device_unbind(ctx, dev);
+	if (ioas)
+		ioasid_ioas_destroy(ctx, ioas);
+	close(m);
+}
+
+/* IOMMU_DESTROY of kernel object @id in @dev's iommufd: 0 or -errno. */
+static int kdestroy(uint32_t dev, uint32_t id)
+{
+	struct ifd_destroy d = { .size = sizeof(d), .id = id };
+	struct be_device *bd = kb_be_device(ctx, dev);
+
+	if (!bd)
+		return -ENOENT;
+	return ioctl(iommufd_test_device_iommufd(bd), IFD_DESTROY, &d) < 0 ?
+	       -errno : 0;
+}
+
+/* The kernel HWPT the device is attached to (its nested one first). */
+static uint32_t hwpt_of(uint32_t dev)
+{
+	struct be_device *bd = kb_be_device(ctx, dev);
+	struct be_domain *bdom = kb_be_domain(ctx, dev);
+
+	if (bd && iommufd_test_nested_hwpt_id(bd))
+		return iommufd_test_nested_hwpt_id(bd);
+	return bdom ? iommufd_test_hwpt_id(bdom) : 0;
+}
+
+/* PASID_CHECK_HWPT: @pasid of @dev is on HWPT @hwpt. */
+static bool pasid_on(uint32_t dev, uint32_t pasid, uint32_t hwpt)
+{
+	struct be_device *bd = kb_be_device(ctx, dev);
+	struct ifd_test_cmd c = {
+		.size = sizeof(c), .op = IFD_TEST_OP_PASID_CHECK_HWPT,
+		.id = bd ? iommufd_test_mock_stdev_id(bd) : 0,
+		.pasid = { .pasid = pasid, .pt_id = hwpt },
+	};
+
+	return bd && ioctl(iommufd_test_device_iommufd(bd), IFD_TEST_CMD,
+			   &c) == 0;
+}
+
+static int dma(uint32_t dev, uint64_t iova, uint8_t seed)
+{
+	uint8_t b[64];
+	uint64_t done = 0;
+
+	kb_pattern(b, sizeof(b), seed);
+	return ioasid_device_dma(ctx, dev, iova, b, sizeof(b),
+				 IOASID_DMA_WRITE, &done);
+}
+
+static bool dma_lands(uint32_t dev, int m, uint64_t iova, uint8_t seed)
+{
+	uint8_t b[64];
+
+	kb_pattern(b, sizeof(b), seed);
+	return dma(dev, iova, seed) == 0 &&
+	       kb_file_equals(m, iova - IOVA, b, sizeof(b));
+}
+
+/*
+ * A DMA to unmapped @iova raises a page request on queue @fq (target
+ * @target), read from its fd; the page is mapped and the answer written;
+ * the kernel has taken it (a second answer: ENOENT), the retry lands.
+ */
+static void round_trip(const char *what, uint32_t dev, uint32_t map_on,
+		       uint32_t target, uint32_t fq, int fd, int m,
+		       uint64_t iova)
+{
+	struct ioasid_page_request q[4];
+	uint32_t nr = 4;
+	uint64_t at = iova;
+	int r = dma(dev, iova, 3);
+
+	tap_ok(r == -EINPROGRESS, "%s: a DMA to an unmapped page: a page "
+	       "request in the kernel (%d, %s)", what, r, kb_err(ctx));
+	tap_ok(readable(fd, 5000), "%s: the fault fd polls readable", what);
+	r = ioasid_fault_queue_read(ctx, fq, q, &nr);
+	if (!tap_ok(r == 0 && nr == 1 && q[0].dev_id == dev &&
+		    q[0].addr == iova && q[0].fault_id == fq &&
+		    q[0].target_id == target,
+		    "%s: the kernel's record: our device, the page, queue %u, "
+		    "target %u (%d, nr %u, target %u)", what, fq, target, r,
+		    nr, nr ? q[0].target_id : 0))
+		return;
+	tap_ok(ioasid_map_file(ctx, map_on, m, iova - IOVA, PG, RW, &at) == 0 &&
+	       ioasid_fault_respond(ctx, fq, q[0].cookie,
+				    IOASID_PAGE_RESPONSE_SUCCESS) == 0,
+	       "%s: the page mapped, answered success (%s)", what, kb_err(ctx));
+	r = ioasid_fault_respond(ctx, fq, q[0].cookie,
+				 IOASID_PAGE_RESPONSE_SUCCESS);
+	tap_ok(r == -ENOENT, "%s: the kernel took the answer: its cookie is "
+	       "gone (ENOENT, %d)", what, r);
+	tap_ok(dma_lands(dev, m, iova, 4), "%s: the retried DMA lands (%s)",
+	       what, kb_err(ctx));
+}
+
+static void suite_nested(void)
+{
+	struct ioasid_nested_selftest st = { .iotlb = 0 };
+	uint32_t dev = 0, parent = 0, nested = 0, fq = 0, old, now;
+	uint64_t iova = IOVA, done = 0;
+	int m = kb_memfd(LEN, 0), fd = -1, r;
+	uint8_t out[64];
+
+	if (!tap_ok(ioasid_device_bind(ctx, "mock0", -1, &dev) == 0 &&
+		    ioasid_ioas_alloc(ctx, IOASID_IOAS_NEST_PARENT,
+				      &parent) == 0 &&
+		    ioasid_map_file(ctx, parent, m, 0, PG, RW, &iova) == 0,
+		    "nested: mock0 bound, a nest-parent IOAS with page 0 mapped "
+		    "(%s)", kb_err(ctx)))
+		goto out;
+	r = ioasid_nested_alloc(ctx, parent, dev, IOASID_NESTED_SELFTEST, &st,
+				sizeof(st), 0, &nested);
+	if (r == -EOPNOTSUPP) {
+		tap_skip(kb_err(ctx), "nested: the kernel's mock has no "
+			 "nested HWPTs");
+		goto out;
+	}
+	if (!tap_ok(r == 0 && ioasid_device_attach_nested(ctx, dev, nested,
+							   0) == 0,
+		    "nested: a selftest nested table, mock0 attached to it (%s)",
+		    kb_err(ctx)))
+		goto out;
+	old = hwpt_of(dev);
+	r = dma(dev, IOVA + 2 * PG, 1);
+	tap_ok(r == -EFAULT, "nested, no queue yet: a DMA to an unmapped page "
+	       "is a fault (%d)", r);
+	r = ioasid_fault_queue_alloc(ctx, nested, 0, 0, 0, &fq, &fd);
+	if (!tap_ok(r == 0 && fd >= 0, "a fault queue on the nested table "
+		    "while mock0 is attached (%d, %s)", r, kb_err(ctx)))
+		goto out;
+	now = hwpt_of(dev);
+	tap_ok(now && now != old && kdestroy(dev, old) == -ENOENT &&
+	       kdestroy(dev, now) == -EBUSY,
+	       "a new nested HWPT (%u, IOMMU_HWPT_FAULT_ID_VALID) holds the "
+	       "device, the kernel says (IOMMU_DESTROY: EBUSY); the old one "
+	       "(%u) is gone (ENOENT)", now, old);
+	tap_ok(dma_lands(dev, m, IOVA + 0x100, 5), "the mapping stays: a DMA "
+	       "to page 0 through the new nested HWPT lands (%s)", kb_err(ctx));
+	round_trip("nested", dev, parent, nested, fq, fd, m, IOVA + 2 * PG);
+	tap_ok(ioasid_fault_queue_destroy(ctx, fq) == -EBUSY,
+	       "nested: destroy while mock0 is on the table: EBUSY");
+	r = ioasid_device_detach(ctx, dev);
+	r = r ? r : ioasid_fault_queue_destroy(ctx, fq);
+	tap_ok(r == 0, "detached, the queue goes (%d, %s)", r, kb_err(ctx));
+	if (!r)
+		fq = 0;
+	r = ioasid_device_attach_nested(ctx, dev, nested, 0);
+	tap_ok(r == 0 && hwpt_of(dev) != now && kdestroy(dev, now) == -ENOENT,
+	       "the table's HWPT was replaced by one without the fault id "
+	       "(%u, the queue's %u gone) (%s)", hwpt_of(dev), now,
+	       kb_err(ctx));
+	kb_pattern(out, sizeof(out), 6);
+	r = ioasid_device_dma(ctx, dev, IOVA + 5 * PG, out, sizeof(out),
+			      IOASID_DMA_WRITE, &done);
+	tap_ok(r == -EFAULT, "no queue any more: a DMA to an unmapped page "
+	       "is a fault again (%d)", r);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (dev)
+		ioasid_device_unbind(ctx, dev);
+	if (nested)
+		ioasid_nested_destroy(ctx, nested);
+	if (parent)
+		ioasid_ioas_destroy(ctx, parent);
+	close(m);
+}
+
+#define PASID	0x42
+
+/* mock0, mock1 and mock1's PASID on HWPT @hwpt, the mapping there. */
+static bool all_on(uint32_t d0, uint32_t d1, uint32_t hwpt, void *p)
+{
+	return hwpt_of(d0) == hwpt && hwpt_of(d1) == hwpt &&
+	       pasid_on(d1, PASID, hwpt) && kdestroy(d0, hwpt) == -EBUSY &&
+	       kb_mock_check_map(ctx, d0, IOVA, PG, p) == 0;
+}
+
+/* No queue: the allocation failed, everything where it was. */
+static void nothing_moved(const char *what, uint32_t d0, uint32_t d1,
+			  uint32_t old, void *p, int m)
+{
+	struct ioasid_fault_queue_info qi;
+	uint32_t nr = 1;
+	int r;
+
+	tap_ok(all_on(d0, d1, old, p), "%s: mock0, mock1 and its PASID are "
+	       "on the old HWPT %u as the kernel says, page 0 mapped there",
+	       what, old);
+	r = ioasid_fault_queue_list(ctx, &qi, &nr);
+	tap_ok(r == 0 && nr == 0, "%s: no queue (%d, %u)", what, r, nr);
+	tap_ok(dma_lands(d0, m, IOVA + 0x200, 9) && dma(d1, IOVA + 3 * PG,
+							 1) == -EFAULT,
+	       "%s: mock0's DMA lands, an unmapped page is a fault (%s)", what,
+	       kb_err(ctx));
+}
+
+static void suite_late(void)
+{
+	uint32_t d0 = 0, d1 = 0, ioas = 0, fq = 0, old, now;
+	uint64_t iova = IOVA;
+	int m = kb_memfd(LEN, 0), fd = -1, r;
+	void *p = MAP_FAILED;
+
+	if (!tap_ok(ioasid_device_bind(ctx, "mock0", -1, &d0) == 0 &&
+		    ioasid_device_bind(ctx, "mock1", -1, &d1) == 0 &&
+		    ioasid_ioas_alloc(ctx, 0, &ioas) == 0 &&
+		    ioasid_map_file(ctx, ioas, m, 0, PG, RW, &iova) == 0 &&
+		    ioasid_device_attach(ctx, d0, ioas, 0) == 0 &&
+		    ioasid_device_attach(ctx, d1, ioas, 0) == 0 &&
+		    ioasid_device_pasid_attach(ctx, d1, PASID, ioas, 0) == 0,
+		    "late: mock0 and mock1 attached to an IOAS, mock1's PASID "
+		    "0x%x too, page 0 mapped (%s)", PASID, kb_err(ctx)))
+		goto out;
+	p = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
+	old = hwpt_of(d0);
+	if (!tap_ok(p != MAP_FAILED && all_on(d0, d1, old, p),
+		    "all three on one HWPT (%u), page 0 mapped there", old))
+		goto out;
+
+	iommufd_test_refault_fail(kb_backend(ctx), true, 0);
+	r = ioasid_fault_queue_alloc(ctx, ioas, 0, 0, 0, &fq, &fd);
+	tap_ok(r == -ENOENT && strstr(ioasid_last_error(ctx), "HWPT_ALLOC"),
+	       "the kernel refuses the new HWPT (a FAULT id it has not): "
+	       "ENOENT (%d, %s)", r, kb_err(ctx));
+	nothing_moved("refused HWPT", d0, d1, old, p, m);
+
+	iommufd_test_refault_fail(kb_backend(ctx), false, 2);
+	r = ioasid_fault_queue_alloc(ctx, ioas, 0, 0, 0, &fq, &fd);
+	tap_ok(r == -ENOENT && strstr(ioasid_last_error(ctx), "refused to "
+					 "move"),
+	       "the kernel refuses the second move, after the first: ENOENT "
+	       "(%d, %s)", r, kb_err(ctx));
+	nothing_moved("refused move", d0, d1, old, p, m);
+
+	r = ioasid_fault_queue_alloc(ctx, ioas, 0, 0, 0, &fq, &fd);
+	if (!tap_ok(r == 0 && fd >= 0, "a fault queue on the IOAS while "
+		    "three attachments are on it (%d, %s)", r, kb_err(ctx)))
+		goto out;
+	now = hwpt_of(d0);
+	tap_ok(now != old && all_on(d0, d1, now, p) &&
+	       kdestroy(d0, old) == -ENOENT,
+	       "all three moved to a new HWPT (%u, the kernel says), the "
+	       "mapping there (MD_CHECK_MAP); the old one (%u) is gone", now,
+	       old);
+	round_trip("late, mock1", d1, ioas, ioas, fq, fd, m, IOVA + 3 * PG);
+	tap_ok(dma_lands(d0, m, IOVA + 0x300, 11), "mock0's DMA lands too "
+	       "(%s)", kb_err(ctx));
+	tap_ok(ioasid_device_detach(ctx, d0) == 0 &&
+	       ioasid_device_detach(ctx, d1) == 0 &&
+	       ioasid_device_pasid_detach(ctx, d1, PASID) == 0 &&
+	       ioasid_fault_queue_destroy(ctx, fq) == 0,
+	       "late: detached, the queue goes (%s)", kb_err(ctx));
+out:
+	if (p != MAP_FAILED)
+		munmap(p, PG);
+	if (fd >= 0)
+		close(fd);
+	if (d0)
+		ioasid_device_unbind(ctx, d0);
+	if (d1)
+		ioasid_device_unbind(ctx, d1);
 	if (ioas)
 		ioasid_ioas_destroy(ctx, ioas);
 	close(m);
@@ -144,6 +435,8 @@ int main(void)
 		return tap_done();
 	kb_log_to_tap(ctx, LOG_NOTICE);
 	suite_round_trip();
+	suite_nested();
+	suite_late();
 	ioasid_unref(ctx);
 	return tap_done();
 }

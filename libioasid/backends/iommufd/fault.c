@@ -294,6 +294,44 @@ static int refault(struct be_tenant *t, struct be_ioas *ioas,
 
 /* ---- the queues ---------------------------------------------------------- */
 
+static int destroy_quiet(struct be_tenant *t, uint32_t id)
+{
+	struct ifd_destroy d = { .size = sizeof(d), .id = id };
+
+	return kioctl(t->fd, IFD_DESTROY, &d);
+}
+
+/* The FAULT objects the kernel let go since: forgotten. */
+static void reap_dead(struct be_tenant *t)
+{
+	uint32_t i = 0;
+
+	while (i < t->nr_dead_faults) {
+		if (destroy_quiet(t, t->dead_faults[i]) == -EBUSY)
+			i++;
+		else
+			t->dead_faults[i] = t->dead_faults[--t->nr_dead_faults];
+	}
+}
+
+void iommufd_fault_bury(struct be_tenant *t, uint32_t id)
+{
+	uint32_t *v;
+
+	/* a hand-over given up leaves the predecessor's objects alone */
+	if (t->adopting || destroy_quiet(t, id) != -EBUSY)
+		return;
+	v = realloc(t->dead_faults, (t->nr_dead_faults + 1) * sizeof(*v));
+	if (!v) {
+		/* it goes with the session's iommufd */
+		dbg(t->be->log, "iommufd: FAULT %u kept until the session "
+		    "ends", id);
+		return;
+	}
+	t->dead_faults = v;
+	t->dead_faults[t->nr_dead_faults++] = id;
+}
+
 int iommufd_fault_alloc(struct be_ioas *ioas, struct be_nested *nested,
 			struct be_fault **out, int *fd, char *why,
 			size_t whylen)
@@ -309,6 +347,7 @@ int iommufd_fault_alloc(struct be_ioas *ioas, struct be_nested *nested,
 	}
 	if (nested ? nested->fault != NULL : ioas->fault != NULL)
 		return -EEXIST;
+	reap_dead(ioas->tenant);
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
@@ -343,7 +382,7 @@ int iommufd_fault_alloc(struct be_ioas *ioas, struct be_nested *nested,
 	return 0;
 fail:
 	close(f->fd);
-	iommufd_destroy(ioas->tenant, f->id, "FAULT");
+	iommufd_fault_bury(ioas->tenant, f->id);
 	free(f);
 	return r;
 }
@@ -387,8 +426,9 @@ void iommufd_fault_free(struct be_fault *f)
 	}
 	if (!f->nested && f->ioas->fault == f)
 		f->ioas->fault = NULL;
-	/* refused while a HWPT holds it: it goes with the session's iommufd */
-	iommufd_destroy(t, f->id, "FAULT");
+	/* the caller's descriptor may still be open: then later */
+	reap_dead(t);
+	iommufd_fault_bury(t, f->id);
 	free(f);
 }
 

@@ -223,7 +223,8 @@ void iommufd_tenant_close(struct be_tenant *t)
 		err(t->be->log, "iommufd: a session's iommufd closed with "
 		    "devices still bound");
 	t->be->nr_tenants--;
-	close(t->fd);
+	close(t->fd);			/* with it whatever is left */
+	free(t->dead_faults);
 	free(t);
 }
 
@@ -332,6 +333,11 @@ uint32_t iommufd_test_mock_stdev_id(const struct be_device *device)
 uint32_t iommufd_test_nested_hwpt_id(const struct be_device *device)
 {
 	return device->nested ? device->nested->hwpt_id : 0;
+}
+
+uint32_t iommufd_test_dead_faults(const struct be_ioas *ioas)
+{
+	return ioas->tenant->nr_dead_faults;
 }
 
 void iommufd_test_refault_fail(struct backend *be, bool bad_fault_id,

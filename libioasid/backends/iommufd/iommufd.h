@@ -63,6 +63,11 @@ uint32_t iommufd_test_vdevice_id(const struct be_vdevice *vdevice);
  */
 void iommufd_test_refault_fail(struct backend *be, bool bad_fault_id,
 			       uint32_t fail_move);
+/*
+ * FAULT objects of freed queues in the IOAS's iommufd that the kernel
+ * has not destroyed yet (a descriptor of one was open).
+ */
+uint32_t iommufd_test_dead_faults(const struct be_ioas *ioas);
 /* How many kernel mappings the backend believes the IOAS has. */
 uint64_t iommufd_test_nr_mappings(const struct be_ioas *ioas);
 

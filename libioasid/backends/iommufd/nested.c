@@ -104,7 +104,7 @@ void iommufd_nested_free(struct be_nested *n)
 	iommufd_destroy(n->tenant, n->hwpt_id, "nested HWPT");
 	/* a queue freed with its table (fault.c): its FAULT goes after */
 	if (n->dead_fault)
-		iommufd_destroy(n->tenant, n->dead_fault, "FAULT");
+		iommufd_fault_bury(n->tenant, n->dead_fault);
 	free(n);
 }
 

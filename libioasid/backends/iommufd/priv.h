@@ -60,6 +60,13 @@ struct be_tenant {
 	uint32_t park_ioas;
 	uint32_t nr_parked;		/* mock devices using it */
 	/*
+	 * FAULT objects of freed queues the kernel would not destroy yet:
+	 * it refuses while a descriptor of one is open (the caller's) or a
+	 * HWPT holds it; tried again with each queue allocated or freed.
+	 */
+	uint32_t *dead_faults;
+	uint32_t nr_dead_faults;
+	/*
 	 * Adopting a predecessor's objects (->adopt until ->adopt_end,
 	 * adopt.c): the object the next allocation takes over, an empty IOAS
 	 * that IOMMU_IOAS_COPY checks mappings into, what had to be rebuilt.
@@ -318,6 +325,8 @@ int iommufd_fault_alloc(struct be_ioas *ioas, struct be_nested *nested,
 			size_t whylen);
 int iommufd_fault_unhook(struct be_fault *f, char *why, size_t whylen);
 void iommufd_fault_free(struct be_fault *f);
+/* IOMMU_DESTROY of FAULT @id now, or later (be_tenant.dead_faults). */
+void iommufd_fault_bury(struct be_tenant *t, uint32_t id);
 int iommufd_fault_read(struct be_fault *f, struct ioasid_page_request *out,
 		       uint32_t cap, uint32_t *n);
 int iommufd_fault_respond(struct be_fault *f, uint32_t cookie, uint32_t code);
