@@ -177,7 +177,10 @@ static uint32_t hwpt_of(uint32_t dev)
 	return bdom ? iommufd_test_hwpt_id(bdom) : 0;
 }
 
-/* PASID_CHECK_HWPT: @pasid of @dev is on HWPT @hwpt. */
+/*
+ * PASID_CHECK_HWPT: @pasid of @dev is on HWPT @hwpt, as the kernel's
+ * attach handle says (PASID 0, IOMMU_NO_PASID: the device itself).
+ */
 static bool pasid_on(uint32_t dev, uint32_t pasid, uint32_t hwpt)
 {
 	struct be_device *bd = kb_be_device(ctx, dev);
@@ -275,6 +278,10 @@ static void suite_nested(void)
 		    kb_err(ctx)))
 		goto out;
 	old = hwpt_of(dev);
+	tap_ok(pasid_on(dev, 0, old) &&
+	       !pasid_on(dev, 0, iommufd_test_hwpt_id(kb_be_domain(ctx, dev))),
+	       "the kernel's attach handle of mock0 is nested HWPT %u, not "
+	       "its parent (PASID_CHECK_HWPT with IOMMU_NO_PASID)", old);
 	r = dma(dev, IOVA + 2 * PG, 1);
 	tap_ok(r == -EFAULT, "nested, no queue yet: a DMA to an unmapped page "
 	       "is a fault (%d)", r);
@@ -284,7 +291,7 @@ static void suite_nested(void)
 		goto out;
 	now = hwpt_of(dev);
 	tap_ok(now && now != old && kdestroy(dev, old) == -ENOENT &&
-	       kdestroy(dev, now) == -EBUSY,
+	       pasid_on(dev, 0, now) && kdestroy(dev, now) == -EBUSY,
 	       "a new nested HWPT (%u, IOMMU_HWPT_FAULT_ID_VALID) holds the "
 	       "device, the kernel says (IOMMU_DESTROY: EBUSY); the old one "
 	       "(%u) is gone (ENOENT)", now, old);
@@ -299,7 +306,8 @@ static void suite_nested(void)
 	if (!r)
 		fq = 0;
 	r = ioasid_device_attach_nested(ctx, dev, nested, 0);
-	tap_ok(r == 0 && hwpt_of(dev) != now && kdestroy(dev, now) == -ENOENT,
+	tap_ok(r == 0 && hwpt_of(dev) != now && pasid_on(dev, 0, hwpt_of(dev)) &&
+	       kdestroy(dev, now) == -ENOENT,
 	       "the table's HWPT was replaced by one without the fault id "
 	       "(%u, the queue's %u gone) (%s)", hwpt_of(dev), now,
 	       kb_err(ctx));
@@ -326,6 +334,7 @@ out:
 static bool all_on(uint32_t d0, uint32_t d1, uint32_t hwpt, void *p)
 {
 	return hwpt_of(d0) == hwpt && hwpt_of(d1) == hwpt &&
+	       pasid_on(d0, 0, hwpt) && pasid_on(d1, 0, hwpt) &&
 	       pasid_on(d1, PASID, hwpt) && kdestroy(d0, hwpt) == -EBUSY &&
 	       kb_mock_check_map(ctx, d0, IOVA, PG, p) == 0;
 }
