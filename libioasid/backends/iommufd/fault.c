@@ -284,9 +284,11 @@ static int refault(struct be_tenant *t, struct be_ioas *ioas,
 	if (r == -ENOMEM && !why[0])
 		snprintf(why, whylen, "out of memory");
 	if (r == 0 && rf.nr_swaps)
-		dbg(t->be->log, "iommufd: %u HWPT(s) replaced, %u attachment(s) "
-		    "moved, to %s FAULT %u", rf.nr_swaps, rf.nr_moves,
-		    fault_id ? "take" : "leave", fault_id);
+		dbg(t->be->log, "iommufd: %u HWPT(s) replaced by ones %s "
+		    "FAULT %u, %u attachment(s) moved", rf.nr_swaps,
+		    fault_id ? "with" : "without", fault_id ? fault_id :
+		    nested && nested->fault ? nested->fault->id :
+		    ioas->fault ? ioas->fault->id : 0, rf.nr_moves);
 	free(rf.swaps);
 	free(rf.moves);
 	return r;
