@@ -19,7 +19,8 @@
  * IOMMU_HWPT_FAULT_ID_VALID, the attached device moved to it
  * (IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE), the old one destroyed; the round
  * trip through it; destroyed, the table's HWPT is replaced again by one
- * without the id.  A queue added to an IOAS whose devices and a PASID
+ * without the id (and when the kernel refuses that one, the queue stays
+ * and works).  A queue added to an IOAS whose devices and a PASID
  * are attached: their HWPT is replaced the same way, every attachment
  * moved (the kernel's IOMMU_DESTROY and PASID_CHECK_HWPT say where they
  * are), the mappings kept (MD_CHECK_MAP).  And the failure paths, made
@@ -316,6 +317,29 @@ static void suite_nested(void)
 	round_trip("nested", dev, parent, nested, fq, fd, m, IOVA + 2 * PG);
 	tap_ok(ioasid_fault_queue_destroy(ctx, fq) == -EBUSY,
 	       "nested: destroy while mock0 is on the table: EBUSY");
+	tap_ok(ioasid_device_detach(ctx, dev) == 0, "nested: mock0 detached "
+	       "(%s)", kb_err(ctx));
+	iommufd_test_refault_fail(kb_backend(ctx), true, 0);
+	r = ioasid_fault_queue_destroy(ctx, fq);
+	tap_ok(r == -ENOENT && strstr(ioasid_last_error(ctx), "stays"),
+	       "the kernel refuses the HWPT without the fault id: the queue "
+	       "stays (%d, %s)", r, kb_err(ctx));
+	r = ioasid_device_attach_nested(ctx, dev, nested, 0);
+	tap_ok(r == 0 && hwpt_of(dev) == now && pasid_on(dev, 0, now) &&
+	       dma(dev, IOVA + 4 * PG, 1) == -EINPROGRESS && readable(fd, 5000),
+	       "and works: mock0 back on HWPT %u, a page request reaches "
+	       "the fd (%d, %s)", now, r, kb_err(ctx));
+	{
+		struct ioasid_page_request q[2];
+		uint32_t nr = 2;
+		int rr = ioasid_fault_queue_read(ctx, fq, q, &nr);
+
+		rr = rr ? rr : nr != 1 ? -EIO :
+		     ioasid_fault_respond(ctx, fq, q[0].cookie,
+					  IOASID_PAGE_RESPONSE_INVALID);
+		tap_ok(rr == 0, "read (%u record) and answered invalid (%d, "
+		       "%s)", nr, rr, kb_err(ctx));
+	}
 	r = ioasid_device_detach(ctx, dev);
 	r = r ? r : ioasid_fault_queue_destroy(ctx, fq);
 	tap_ok(r == 0, "detached, the queue goes (%d, %s)", r, kb_err(ctx));

@@ -178,7 +178,7 @@ static uint32_t fault_id_for_test(struct refault *rf)
 {
 	struct backend *be = rf->t->be;
 
-	if (rf->fault_id && be->refault_bad_fault_id) {
+	if (be->refault_bad_fault_id) {
 		be->refault_bad_fault_id = false;
 		return UINT32_MAX;	/* no such FAULT: ENOENT */
 	}

@@ -55,11 +55,12 @@ uint32_t iommufd_test_nested_hwpt_id(const struct be_device *device);
 uint32_t iommufd_test_viommu_id(const struct be_viommu *viommu);
 uint32_t iommufd_test_vdevice_id(const struct be_vdevice *vdevice);
 /*
- * The next replacement of a target's HWPTs for a fault queue goes wrong
- * on purpose, so that a test sees the kernel refuse and everything put
- * back: @bad_fault_id, the new HWPTs name a FAULT object that does not
- * exist (IOMMU_HWPT_ALLOC: ENOENT); else move number @fail_move (1: the
- * first) names no HWPT (the replace: ENOENT).  Cleared once used.
+ * The next replacement of a target's HWPTs for a fault queue (given or
+ * taken away) goes wrong on purpose, so that a test sees the kernel
+ * refuse and everything put back: @bad_fault_id, the new HWPTs name a
+ * FAULT object that does not exist (IOMMU_HWPT_ALLOC: ENOENT); else move
+ * number @fail_move (1: the first) names no HWPT (the replace: ENOENT).
+ * Cleared once used.
  */
 void iommufd_test_refault_fail(struct backend *be, bool bad_fault_id,
 			       uint32_t fail_move);
