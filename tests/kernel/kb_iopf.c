@@ -30,11 +30,15 @@
  * lost): each leaves every device and the PASID on the old HWPT with
  * its mappings, and no queue.  A freed queue's FAULT object, which the
  * kernel keeps while our descriptor of it is open, goes at the next
- * queue's allocation once it is closed.
+ * queue's allocation once it is closed.  Through ioasidd: a queue added
+ * to a client's IOAS and to its nested table with its device attached,
+ * the kernel's fault fd passed over the socket, the round trip; another
+ * client sees none of it.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
@@ -45,6 +49,7 @@
 
 #include "backends/iommufd/abi.h"
 #include "backends/iommufd/iommufd.h"
+#include "../daemon_fixture.h"
 #include "kbtest.h"
 
 #define IOVA	0x1000000ull	/* the mock IOMMU's aperture starts here */
@@ -484,6 +489,102 @@ out:
 	close(m);
 }
 
+/* ---- through ioasidd ----------------------------------------------------- */
+
+/* The round trips above, on the daemon's objects (@c: a client). */
+static void remote_queues(struct ioasid_ctx *c, struct ioasid_ctx *other,
+			  int m)
+{
+	struct ioasid_nested_selftest st = { .iotlb = 0 };
+	struct ioasid_ctx *embedded = ctx;
+	uint32_t dev = 0, ioas = 0, parent = 0, nested = 0, fq = 0, nfq = 0;
+	uint32_t nr = 1;
+	uint64_t iova = IOVA;
+	int fd = -1, nfd = -1, r;
+	struct ioasid_page_request q;
+
+	ctx = c;		/* the helpers' context */
+	if (!tap_ok(ioasid_device_bind(c, "mock0", -1, &dev) == 0 &&
+		    ioasid_ioas_alloc(c, 0, &ioas) == 0 &&
+		    ioasid_map_file(c, ioas, m, 0, PG, RW, &iova) == 0 &&
+		    ioasid_device_attach(c, dev, ioas, 0) == 0,
+		    "ioasidd: client A's mock0 attached to its IOAS, page 0 "
+		    "mapped (%s)", kb_err(c)))
+		goto out;
+	r = ioasid_fault_queue_alloc(c, ioas, 0, 0, 0, &fq, &fd);
+	if (!tap_ok(r == 0 && fd >= 0, "ioasidd: a queue added to the IOAS "
+		    "with mock0 attached, the kernel's fd passed (%d, %s)", r,
+		    kb_err(c)))
+		goto out;
+	tap_ok(dma_lands(dev, m, IOVA + 0x80, 12), "ioasidd: the mapping "
+	       "stays (%s)", kb_err(c));
+	round_trip("ioasidd, IOAS", dev, ioas, ioas, fq, fd, m, IOVA + 6 * PG);
+	r = ioasid_fault_queue_read(other, fq, &q, &nr);
+	tap_ok(r == -ENOENT, "ioasidd: client B cannot read A's queue: ENOENT "
+	       "(%d)", r);
+	iova = IOVA;
+	r = ioasid_ioas_alloc(c, IOASID_IOAS_NEST_PARENT, &parent);
+	r = r ? r : ioasid_map_file(c, parent, m, 0, PG, RW, &iova);
+	r = r ? r : ioasid_nested_alloc(c, parent, dev, IOASID_NESTED_SELFTEST,
+					&st, sizeof(st), 0, &nested);
+	r = r ? r : ioasid_device_replace_nested(c, dev, nested, 0);
+	r = r ? r : ioasid_fault_queue_alloc(c, nested, 0, 0, 0, &nfq, &nfd);
+	if (!tap_ok(r == 0 && nfd >= 0, "ioasidd: mock0 moved onto a nested "
+		    "table, a queue added to the table (%d, %s)", r, kb_err(c)))
+		goto out;
+	round_trip("ioasidd, nested", dev, parent, nested, nfq, nfd, m,
+		   IOVA + 7 * PG);
+	tap_ok(ioasid_device_detach(c, dev) == 0 &&
+	       ioasid_fault_queue_destroy(c, nfq) == 0 &&
+	       ioasid_fault_queue_destroy(c, fq) == 0,
+	       "ioasidd: detached, both queues go (%s)", kb_err(c));
+out:
+	ctx = embedded;
+	if (fd >= 0)
+		close(fd);
+	if (nfd >= 0)
+		close(nfd);
+	if (dev)
+		ioasid_device_unbind(c, dev);
+	if (nested)
+		ioasid_nested_destroy(c, nested);
+	if (parent)
+		ioasid_ioas_destroy(c, parent);
+	if (ioas)
+		ioasid_ioas_destroy(c, ioas);
+}
+
+static void suite_remote(void)
+{
+	struct daemon_opts o = { .backend = "iommufd:mock",
+				 .log_level = "info" };
+	struct ioasid_ctx *a = NULL, *b = NULL;
+	struct daemon_fixture d;
+	int m = kb_memfd(LEN, 0);
+
+	if (!getenv("IOASIDD") && access("/usr/sbin/ioasidd", X_OK) == 0)
+		setenv("IOASIDD", "/usr/sbin/ioasidd", 0);
+	if (access(daemon_binary(), X_OK) < 0) {
+		tap_skip("no ioasidd in this guest", "through ioasidd");
+		close(m);
+		return;
+	}
+	if (!tap_ok(daemon_start(&d, &o) == 0, "ioasidd --backend "
+		    "iommufd:mock started")) {
+		close(m);
+		return;
+	}
+	if (tap_ok(ioasid_new(d.uri, &a) == 0 && ioasid_new(d.uri, &b) == 0,
+		   "clients A and B connected"))
+		remote_queues(a, b, m);
+	if (a)
+		ioasid_unref(a);
+	if (b)
+		ioasid_unref(b);
+	close(m);
+	tap_ok(daemon_stop(&d) == 0, "ioasidd stops cleanly");
+}
+
 int main(void)
 {
 	int r;
@@ -502,6 +603,7 @@ int main(void)
 	suite_round_trip();
 	suite_nested();
 	suite_late();
+	suite_remote();
 	ioasid_unref(ctx);
 	return tap_done();
 }
