@@ -489,6 +489,75 @@ out:
 	close(m);
 }
 
+/*
+ * A refusal of the real kernel: VT-d enables I/O page faults on a
+ * device that joins a HWPT with a fault queue, and edu has no PRI
+ * (intel_iommu_enable_iopf: ENODEV), so the replace is refused and edu
+ * stays on its HWPT, DMA working.  (edu alone: a mock device and a VT-d
+ * one in one IOAS of the same coherency class make the core offer the
+ * mock device the VT-d HWPT, which Linux 7.3's IOMMU_TEST_OP_MOCK_
+ * DOMAIN_REPLACE does not refuse but oopses on.)
+ */
+static void suite_edu(void)
+{
+	struct ioasid_device_info info;
+	uint32_t edu = 0, ioas = 0, fq = 0, old;
+	struct edu e = { 0 };
+	uint64_t iova = IOVA;
+	int m = kb_memfd(LEN, 0), fd = -1, efd = -1, r;
+	uint8_t pat[64];
+
+	if (kb_find_edu(ctx, &info) < 0) {
+		tap_skip("no edu device in this guest", "edu refuses a queue");
+		close(m);
+		return;
+	}
+	if (!tap_ok(ioasid_device_bind(ctx, info.name, -1, &edu) == 0 &&
+		    ioasid_ioas_alloc(ctx, 0, &ioas) == 0 &&
+		    ioasid_map_file(ctx, ioas, m, 0, PG, RW, &iova) == 0 &&
+		    ioasid_device_attach(ctx, edu, ioas, 0) == 0 &&
+		    ioasid_device_get_fd(ctx, edu, &efd) == 0 &&
+		    edu_open(&e, efd) == 0,
+		    "edu (VT-d, no PRI) attached to an IOAS, page 0 mapped (%s)",
+		    kb_err(ctx)))
+		goto out;
+	old = hwpt_of(edu);
+	kb_pattern(pat, sizeof(pat), 12);
+	if (pwrite(m, pat, sizeof(pat), 0) != (ssize_t)sizeof(pat))
+		pat[0] ^= 1;
+	tap_ok(edu_to_buf(&e, IOVA, 0, sizeof(pat)) == 0 &&
+	       edu_to_mem(&e, 0, IOVA + 0x400, sizeof(pat)) == 0 &&
+	       kb_file_equals(m, 0x400, pat, sizeof(pat)),
+	       "edu copies within page 0 (%s)", kb_err(ctx));
+	r = ioasid_fault_queue_alloc(ctx, ioas, 0, 0, 0, &fq, &fd);
+	tap_ok(r == -ENODEV && strstr(ioasid_last_error(ctx), info.name),
+	       "a queue: VT-d refuses edu on a HWPT with one (no PRI to "
+	       "enable): ENODEV (%d, %s)", r, kb_err(ctx));
+	tap_ok(hwpt_of(edu) == old && kdestroy(edu, old) == -EBUSY,
+	       "edu is on its old HWPT %u, the kernel says (IOMMU_DESTROY: "
+	       "EBUSY)", old);
+	kb_pattern(pat, sizeof(pat), 13);
+	if (pwrite(m, pat, sizeof(pat), 0) != (ssize_t)sizeof(pat))
+		pat[0] ^= 1;
+	tap_ok(edu_to_buf(&e, IOVA, 0, sizeof(pat)) == 0 &&
+	       edu_to_mem(&e, 0, IOVA + 0x800, sizeof(pat)) == 0 &&
+	       kb_file_equals(m, 0x800, pat, sizeof(pat)),
+	       "edu copies within page 0 through it: the mapping is there "
+	       "(%s)", kb_err(ctx));
+out:
+	if (e.bar0)
+		edu_close(&e);
+	if (efd >= 0)
+		close(efd);
+	if (fd >= 0)
+		close(fd);
+	if (edu)
+		ioasid_device_unbind(ctx, edu);
+	if (ioas)
+		ioasid_ioas_destroy(ctx, ioas);
+	close(m);
+}
+
 /* ---- through ioasidd ----------------------------------------------------- */
 
 /* The round trips above, on the daemon's objects (@c: a client). */
@@ -603,6 +672,7 @@ int main(void)
 	suite_round_trip();
 	suite_nested();
 	suite_late();
+	suite_edu();
 	suite_remote();
 	ioasid_unref(ctx);
 	return tap_done();

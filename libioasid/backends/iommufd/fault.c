@@ -127,6 +127,32 @@ static int move_to(struct refault *rf, const struct move *m,
 	return iommufd_attach_pt(m->dev, hwpt_id, m->ioas_id);
 }
 
+/*
+ * The device whose move the kernel refused is on its old HWPT as far as
+ * iommufd goes, and a well-behaved driver left it there; VT-d's
+ * intel_iommu_attach_device() (Linux 7.3) blocks translation before the
+ * checks that refuse (a device without PRI on a HWPT with a fault
+ * queue), and the IOMMU core does not put the failing device back.  So
+ * on VT-d the device is attached to its old HWPT afresh (detach, then
+ * attach: DMA in between is blocked, as it was since the refusal).
+ */
+static void put_back_refused(struct refault *rf, const struct move *m)
+{
+	struct kvfio_device_detach_iommufd_pt d = { .argsz = sizeof(d) };
+	struct kvfio_device_attach_iommufd_pt a = {
+		.argsz = sizeof(a), .pt_id = m->to->old_id,
+	};
+
+	if (m->has_pasid || m->dev->mock ||
+	    m->dev->hw_type != IFD_HW_INFO_TYPE_INTEL_VTD)
+		return;
+	if (kioctl(m->dev->fd, KVFIO_DEVICE_DETACH_IOMMUFD_PT, &d) < 0 ||
+	    kioctl(m->dev->fd, KVFIO_DEVICE_ATTACH_IOMMUFD_PT, &a) < 0)
+		err(rf->t->be->log, "iommufd: %s could not be attached to "
+		    "HWPT %u again after the refused move: it may be blocked",
+		    m->dev->inv->info.name, m->to->old_id);
+}
+
 static void destroy_new(struct refault *rf, uint32_t nr)
 {
 	for (uint32_t i = 0; i < nr; i++)
@@ -155,6 +181,7 @@ static int swap_all(struct refault *rf)
 		snprintf(rf->why, rf->whylen, "the kernel refused to move %s%s "
 			 "to the new HWPT: %s", m->dev->inv->info.name,
 			 m->has_pasid ? "'s PASID" : "", strerror(-r));
+		put_back_refused(rf, m);
 		while (done--) {
 			m = &rf->moves[done];
 			if (move_to(rf, m, m->to->old_id, false) < 0)
