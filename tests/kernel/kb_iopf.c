@@ -28,7 +28,9 @@
  * HWPT (a FAULT id it has not) and refusing the second move (after the
  * first was done), and dirty tracking on (EBUSY, its bits would be
  * lost): each leaves every device and the PASID on the old HWPT with
- * its mappings, and no queue.  A freed queue's FAULT object, which the
+ * its mappings, and no queue; so does VT-d's own refusal of edu (no
+ * PRI) on a HWPT with a queue, edu's DMA working after.  A freed
+ * queue's FAULT object, which the
  * kernel keeps while our descriptor of it is open, goes at the next
  * queue's allocation once it is closed.  Through ioasidd: a queue added
  * to a client's IOAS and to its nested table with its device attached,
@@ -493,7 +495,10 @@ out:
  * A refusal of the real kernel: VT-d enables I/O page faults on a
  * device that joins a HWPT with a fault queue, and edu has no PRI
  * (intel_iommu_enable_iopf: ENODEV), so the replace is refused and edu
- * stays on its HWPT, DMA working.  (edu alone: a mock device and a VT-d
+ * stays on its HWPT, DMA working: the driver blocked edu before it
+ * refused, and the backend attaches it to that HWPT again (without,
+ * edu's next DMA faults: "Present bit in context entry is clear").
+ * (edu alone: a mock device and a VT-d
  * one in one IOAS of the same coherency class make the core offer the
  * mock device the VT-d HWPT, which Linux 7.3's IOMMU_TEST_OP_MOCK_
  * DOMAIN_REPLACE does not refuse but oopses on.)
