@@ -20,7 +20,7 @@
  * (IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE), the old one destroyed; the round
  * trip through it; destroyed, the table's HWPT is replaced again by one
  * without the id (and when the kernel refuses that one, the queue stays
- * and works).  A queue added to an IOAS whose devices and a PASID
+ * and works); the same for a nested table on a vIOMMU.  A queue added to an IOAS whose devices and a PASID
  * are attached: their HWPT is replaced the same way, every attachment
  * moved (the kernel's IOMMU_DESTROY and PASID_CHECK_HWPT say where they
  * are), the mappings kept (MD_CHECK_MAP).  And the failure paths, made
@@ -375,6 +375,81 @@ out:
 	close(m);
 }
 
+/*
+ * A nested table on a vIOMMU (IOMMU_HWPT_ALLOC on the vIOMMU): its
+ * queue replaces the HWPT on the vIOMMU too, the device (with its
+ * vDEVICE) moved; the round trip; destroyed, replaced back.
+ */
+static void suite_viommu(void)
+{
+	struct ioasid_nested_selftest st = { .iotlb = 0 };
+	uint32_t dev = 0, parent = 0, v = 0, vd = 0, nested = 0, fq = 0;
+	uint32_t old, now;
+	uint64_t iova = IOVA;
+	int m = kb_memfd(LEN, 0), fd = -1, r;
+
+	if (!tap_ok(ioasid_device_bind(ctx, "mock0", -1, &dev) == 0 &&
+		    ioasid_ioas_alloc(ctx, IOASID_IOAS_NEST_PARENT,
+				      &parent) == 0 &&
+		    ioasid_map_file(ctx, parent, m, 0, PG, RW, &iova) == 0,
+		    "vIOMMU: mock0 bound, a nest-parent IOAS with page 0 mapped "
+		    "(%s)", kb_err(ctx)))
+		goto out;
+	r = ioasid_viommu_alloc(ctx, parent, dev, IOASID_VIOMMU_SELFTEST, 0,
+				&v);
+	if (r == -EOPNOTSUPP) {
+		tap_skip(kb_err(ctx), "vIOMMU: the kernel's mock has none");
+		goto out;
+	}
+	r = r ? r : ioasid_vdevice_alloc(ctx, v, dev, 0x99, &vd);
+	r = r ? r : ioasid_viommu_nested_alloc(ctx, v, dev,
+					       IOASID_NESTED_SELFTEST, &st,
+					       sizeof(st), 0, &nested);
+	r = r ? r : ioasid_device_attach_nested(ctx, dev, nested, 0);
+	if (!tap_ok(r == 0, "vIOMMU: a selftest vIOMMU, mock0's vDEVICE, a "
+		    "nested table on it, mock0 attached (%d, %s)", r,
+		    kb_err(ctx)))
+		goto out;
+	old = hwpt_of(dev);
+	r = ioasid_fault_queue_alloc(ctx, nested, 0, 0, 0, &fq, &fd);
+	now = hwpt_of(dev);
+	tap_ok(r == 0 && now != old && pasid_on(dev, 0, now) &&
+	       kdestroy(dev, old) == -ENOENT,
+	       "vIOMMU: a queue on the table: a new HWPT on the vIOMMU (%u) "
+	       "holds mock0, the old one (%u) is gone (%d, %s)", now, old, r,
+	       kb_err(ctx));
+	if (r < 0)
+		goto out;
+	round_trip("vIOMMU", dev, parent, nested, fq, fd, m, IOVA + 2 * PG);
+	r = ioasid_device_detach(ctx, dev);
+	r = r ? r : ioasid_fault_queue_destroy(ctx, fq);
+	r = r ? r : ioasid_device_attach_nested(ctx, dev, nested, 0);
+	tap_ok(r == 0 && hwpt_of(dev) != now && pasid_on(dev, 0, hwpt_of(dev)) &&
+	       kdestroy(dev, now) == -ENOENT,
+	       "vIOMMU: the queue destroyed, the table's HWPT replaced by one "
+	       "without it on the vIOMMU (%d, %s)", r, kb_err(ctx));
+	if (r == 0)
+		fq = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (dev)
+		ioasid_device_detach(ctx, dev);
+	if (fq)
+		ioasid_fault_queue_destroy(ctx, fq);
+	if (nested)
+		ioasid_nested_destroy(ctx, nested);
+	if (vd)
+		ioasid_vdevice_destroy(ctx, vd);
+	if (v)
+		ioasid_viommu_destroy(ctx, v);
+	if (dev)
+		ioasid_device_unbind(ctx, dev);
+	if (parent)
+		ioasid_ioas_destroy(ctx, parent);
+	close(m);
+}
+
 #define PASID	0x42
 
 /* mock0, mock1 and mock1's PASID on HWPT @hwpt, the mapping there. */
@@ -676,6 +751,7 @@ int main(void)
 	kb_log_to_tap(ctx, LOG_NOTICE);
 	suite_round_trip();
 	suite_nested();
+	suite_viommu();
 	suite_late();
 	suite_edu();
 	suite_remote();
