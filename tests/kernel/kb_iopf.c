@@ -652,7 +652,7 @@ static void remote_queues(struct ioasid_ctx *c, struct ioasid_ctx *other,
 	int fd = -1, nfd = -1, r;
 	struct ioasid_page_request q;
 
-	ctx = c;		/* the helpers' context */
+	ctx = c;		/* what round_trip() and dma() use */
 	if (!tap_ok(ioasid_device_bind(c, "mock0", -1, &dev) == 0 &&
 		    ioasid_ioas_alloc(c, 0, &ioas) == 0 &&
 		    ioasid_map_file(c, ioas, m, 0, PG, RW, &iova) == 0 &&
