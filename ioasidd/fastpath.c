@@ -383,6 +383,7 @@ void fastpath_after(struct fastpath *fp, const struct fastpath_req *req,
 	case IOASID_CMD_DEVICE_PASID_DETACH:
 	case IOASID_CMD_DEVICE_PASID_LIST:
 	case IOASID_CMD_DEVICE_DMA_PASID:
+	case IOASID_CMD_DEVICE_PASID_ATTACH_NESTED:
 	/* fault queues: page requests and their answers */
 	case IOASID_CMD_FAULT_QUEUE_ALLOC:
 	case IOASID_CMD_FAULT_QUEUE_DESTROY:

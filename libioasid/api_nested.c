@@ -125,6 +125,77 @@ IOASID_EXPORT int ioasid_device_replace_nested(struct ioasid_ctx *ctx,
 			     flags | IOASID_NESTED_ATTACH_REPLACE);
 }
 
+static int pasid_nested(struct ioasid_ctx *ctx, uint32_t dev_id,
+			uint32_t pasid, uint32_t nested_id, uint32_t flags)
+{
+	struct ioasid_op op;
+
+	ioasid_op_init(&op, IOASID_CMD_DEVICE_PASID_ATTACH_NESTED);
+	op.dev_id = dev_id;
+	op.mode = pasid;
+	op.ioas_id2 = nested_id;
+	op.flags = flags;
+	return api_call(ctx, &op);
+}
+
+/*
+ * ioasid_device_pasid_attach_nested - attach a PASID of a bound device to
+ * a nested table
+ * @pasid: 1 .. 2^pasid_bits - 1, as for ioasid_device_pasid_attach()
+ * @flags: 0
+ *
+ * DMA the device tags with @pasid goes through both stages: the guest's
+ * stage-1 table, then the parent IOAS.  The PASID holds the table (no
+ * destroy while it is there) and its stage-2 domain; it is on the
+ * parent as far as the IOAS is concerned (ioasid_device_pasid_list()
+ * says both).  ioasid_device_pasid_detach() takes it off.  Errors:
+ * -ENOENT (device or table not this session's; a table on a vIOMMU
+ * and a device without a vDEVICE there), -EOPNOTSUPP (unknown flags;
+ * the backend cannot attach PASIDs to nested tables; the device has no
+ * PASID capability or its IOMMU no PASID support), -EINVAL (PASID 0 or
+ * beyond the device's width; the table was made for another IOMMU; its
+ * stage-2 domain's coherency is not what the parent's snoop mode asks
+ * now), -EBUSY (the PASID is attached: use replace), -EPERM (a device
+ * that may do no-snoop DMA and a stage 2 that does not enforce
+ * snooping), -ENOSPC (64 PASIDs of the device attached already),
+ * -ENOMEM, or the kernel's error.
+ */
+IOASID_EXPORT int ioasid_device_pasid_attach_nested(struct ioasid_ctx *ctx,
+						    uint32_t dev_id,
+						    uint32_t pasid,
+						    uint32_t nested_id,
+						    uint32_t flags)
+{
+	if (flags & IOASID_NESTED_ATTACH_REPLACE)
+		return api_reject(-EOPNOTSUPP, __func__, "flags 0x%x: use "
+				  "ioasid_device_pasid_replace_nested()",
+				  flags);
+	return pasid_nested(ctx, dev_id, pasid, nested_id, flags);
+}
+
+/*
+ * ioasid_device_pasid_replace_nested - move an attached PASID to a nested
+ * table
+ *
+ * From an IOAS (the parent or another) or another nested table, without
+ * a window in which its DMA is not translated;
+ * ioasid_device_pasid_replace() moves it back to an IOAS.  Errors: as
+ * ioasid_device_pasid_attach_nested(), but -EINVAL when the PASID is
+ * not attached (and never -EBUSY).  On failure it stays where it was.
+ */
+IOASID_EXPORT int ioasid_device_pasid_replace_nested(struct ioasid_ctx *ctx,
+						     uint32_t dev_id,
+						     uint32_t pasid,
+						     uint32_t nested_id,
+						     uint32_t flags)
+{
+	if (flags & IOASID_NESTED_ATTACH_REPLACE)
+		return api_reject(-EOPNOTSUPP, __func__, "unknown flags 0x%x",
+				  flags);
+	return pasid_nested(ctx, dev_id, pasid, nested_id,
+			    flags | IOASID_NESTED_ATTACH_REPLACE);
+}
+
 /*
  * ioasid_nested_invalidate - drop a nested table's cached translations
  * @entries: *@nr requests (a range of its IOVAs, or everything)

@@ -232,6 +232,13 @@ int ioasid_device_attach_nested(struct ioasid_ctx *ctx, uint32_t dev_id,
 				uint32_t nested_id, uint32_t flags);
 int ioasid_device_replace_nested(struct ioasid_ctx *ctx, uint32_t dev_id,
 				 uint32_t nested_id, uint32_t flags);
+/* A PASID of the device on a nested table (detach, list: as for an IOAS). */
+int ioasid_device_pasid_attach_nested(struct ioasid_ctx *ctx, uint32_t dev_id,
+				      uint32_t pasid, uint32_t nested_id,
+				      uint32_t flags);
+int ioasid_device_pasid_replace_nested(struct ioasid_ctx *ctx,
+				       uint32_t dev_id, uint32_t pasid,
+				       uint32_t nested_id, uint32_t flags);
 /* @nr: in the entries, out those done; @errors: NULL or one per entry. */
 int ioasid_nested_invalidate(struct ioasid_ctx *ctx, uint32_t nested_id,
 			     const struct ioasid_nested_inval *entries,

@@ -352,6 +352,15 @@ struct backend_ops {
 	int (*attach_nested)(struct be_device *device,
 			     struct be_nested *nested);
 	/*
+	 * Optional: ->pasid_attach for a nested table: @pasid of the device
+	 * on @nested (the core checked it is on the device's IOMMU), or
+	 * moved there from where it is without a gap; ->pasid_detach and
+	 * ->dma_pasid as for a domain, DMA translating through both stages.
+	 * Called with the device's DMA excluded, as ->pasid_attach.
+	 */
+	int (*pasid_attach_nested)(struct be_device *device, uint32_t pasid,
+				   struct be_nested *nested);
+	/*
 	 * Invalidate the nested table's caches for each entry in order;
 	 * stop at the first that fails.  *@done: the entries done.  0 or
 	 * the failing entry's -errno (reason in @why).

@@ -142,9 +142,14 @@ static struct fault_queue *dma_queue(struct core *core,
 		return NULL;
 	if (op->cmd == IOASID_CMD_DEVICE_DMA_PASID) {
 		ioas = NULL;
-		for (uint32_t i = 0; i < dev->nr_pasids; i++)
-			if (dev->pasids[i].pasid == op->mode)
-				ioas = dev->pasids[i].ioas;
+		for (uint32_t i = 0; i < dev->nr_pasids; i++) {
+			if (dev->pasids[i].pasid != op->mode)
+				continue;
+			if (dev->pasids[i].nested)	/* the table's queue */
+				return __atomic_load_n(&dev->pasids[i].nested->fq,
+						       __ATOMIC_ACQUIRE);
+			ioas = dev->pasids[i].ioas;
+		}
 	} else if (dev->nested) {
 		return __atomic_load_n(&dev->nested->fq, __ATOMIC_ACQUIRE);
 	}

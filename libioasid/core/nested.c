@@ -267,6 +267,9 @@ int nested_destroy(struct session *s, struct ioas *unused,
 	if (n->nr_devices)
 		return op_fail(op, EBUSY, "nested table %u still has %u "
 			       "device(s) attached", n->id, n->nr_devices);
+	if (n->nr_pasids)
+		return op_fail(op, EBUSY, "nested table %u still has %u device "
+			       "PASID(s) attached", n->id, n->nr_pasids);
 	nested_free(s->core, n);
 	return 0;
 }

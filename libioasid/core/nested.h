@@ -10,7 +10,8 @@
  * attached to it is on the parent IOAS as far as the IOAS is concerned
  * (reserved regions, groups, coherency: dev->ioas is the parent,
  * dev->domain the stage-2 domain) and has dev->nested set; domain.c
- * attaches and detaches it, this module owns the tables.
+ * attaches and detaches it, this module owns the tables.  A device's
+ * PASID on it (pasid.c) holds it too: nr_pasids.
  */
 #ifndef IOASID_CORE_NESTED_H
 #define IOASID_CORE_NESTED_H
@@ -36,6 +37,7 @@ struct nested {
 	uint32_t type;			/* enum ioasid_nested_type */
 	struct ioasid_nested_vtd_s1 vtd;	/* VT-d: what the VMM gave */
 	uint32_t nr_devices;
+	uint32_t nr_pasids;		/* device PASIDs on it (pasid.c) */
 	uint64_t nr_invalidations;
 	/* its fault queue (iopf.c), NULL; read by DMA: atomic */
 	struct fault_queue *fq;

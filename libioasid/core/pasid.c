@@ -7,7 +7,10 @@
  * an existing one of the coherency class the IOAS's snoop mode asks for
  * that the backend accepts for the PASID, else a new one; it holds the
  * domain (nr_devices counts attachments) and the IOAS (nr_pasids: no
- * destroy while one is attached).  A device that may do no-snoop DMA
+ * destroy while one is attached).  On a nested table the PASID holds
+ * the table (nr_pasids: no destroy while one is attached) and its
+ * stage-2 domain, and counts on the parent IOAS.  A device that may do
+ * no-snoop DMA
  * gets PASIDs only in domains that enforce snooping, so the coherency
  * verdict (coherency.c) stays the one of its own attachment.
  */
@@ -21,7 +24,9 @@
 #include "core/device.h"
 #include "core/domain.h"
 #include "core/ioas.h"
+#include "core/nested.h"
 #include "core/pasid.h"
+#include "core/viommu.h"
 #include "util/log.h"
 
 static struct pasid_att *find_att(struct device *dev, uint32_t pasid)
@@ -125,20 +130,59 @@ static int pasid_join(struct session *s, struct device *dev, uint32_t pasid,
 static int pasid_device(struct session *s, struct ioasid_op *op,
 			struct device **dev)
 {
+	uint32_t known = op->cmd == IOASID_CMD_DEVICE_PASID_ATTACH_NESTED ?
+			 IOASID_NESTED_ATTACH_REPLACE : 0;
+
 	*dev = device_find_bound(s, op->dev_id);
 	if (!*dev)
 		return device_not_bound(op, op->dev_id);
-	if (op->cmd != IOASID_CMD_DEVICE_PASID_DETACH && op->flags)
+	if (op->cmd != IOASID_CMD_DEVICE_PASID_DETACH && (op->flags & ~known))
 		return op_fail(op, EOPNOTSUPP, "unknown PASID attach flags "
-			       "0x%x", op->flags);
+			       "0x%x", op->flags & ~known);
 	return check_pasid(s->core, *dev, op->mode, op);
+}
+
+/* What attachment @att holds: its IOAS, its domain, its nested table. */
+static void att_release(struct core *core, struct pasid_att *att)
+{
+	att->ioas->nr_pasids--;
+	if (att->nested)
+		att->nested->nr_pasids--;
+	domain_put(core, att->domain);
+}
+
+/* Room for one more PASID of @dev (first: after the backend, no failing). */
+static int att_room(struct device *dev, struct ioasid_op *op)
+{
+	struct pasid_att *v;
+
+	if (dev->nr_pasids >= PASID_MAX_PER_DEVICE)
+		return op_fail(op, ENOSPC, "device %s has %u PASIDs attached, "
+			       "the most one device may have", dev->inv->info.name,
+			       dev->nr_pasids);
+	v = realloc(dev->pasids, (dev->nr_pasids + 1) * sizeof(*v));
+	if (!v)
+		return op_fail(op, ENOMEM, "out of memory");
+	dev->pasids = v;
+	return 0;
+}
+
+static const char *att_where(const struct pasid_att *att, char *buf,
+			     size_t len)
+{
+	if (att->nested)
+		snprintf(buf, len, "nested table %u", att->nested->id);
+	else
+		snprintf(buf, len, "IOAS %u", att->ioas->id);
+	return buf;
 }
 
 int pasid_attach(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 {
-	struct pasid_att *v, *att;
+	struct pasid_att *att;
 	struct domain *d = NULL;
 	struct device *dev;
+	char where[48];
 	int r = pasid_device(s, op, &dev);
 
 	if (r < 0)
@@ -146,17 +190,13 @@ int pasid_attach(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 	att = find_att(dev, op->mode);
 	if (att)
 		return op_fail(op, EBUSY, "PASID %u of device %s is already "
-			       "attached to IOAS %u (use replace)", op->mode,
-			       dev->inv->info.name, att->ioas->id);
-	if (dev->nr_pasids >= PASID_MAX_PER_DEVICE)
-		return op_fail(op, ENOSPC, "device %s has %u PASIDs attached, "
-			       "the most one device may have", dev->inv->info.name,
-			       dev->nr_pasids);
+			       "attached to %s (use replace)", op->mode,
+			       dev->inv->info.name,
+			       att_where(att, where, sizeof(where)));
 	/* room first: after the backend's attach nothing may fail */
-	v = realloc(dev->pasids, (dev->nr_pasids + 1) * sizeof(*v));
-	if (!v)
-		return op_fail(op, ENOMEM, "out of memory");
-	dev->pasids = v;
+	r = att_room(dev, op);
+	if (r < 0)
+		return r;
 	r = pasid_join(s, dev, op->mode, ioas, &d, op);
 	if (r < 0)
 		return r;
@@ -183,27 +223,139 @@ int pasid_replace(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 		return op_fail(op, EINVAL, "PASID %u of device %s is not "
 			       "attached: nothing to replace", op->mode,
 			       dev->inv->info.name);
-	if (att->ioas == ioas)
+	/* from a nested table to its parent itself is a move too */
+	if (att->ioas == ioas && !att->nested)
 		return 0;
 	/* the backend moves the PASID without a window */
 	r = pasid_join(s, dev, op->mode, ioas, &d, op);
 	if (r < 0)
 		return r;
-	att->ioas->nr_pasids--;
-	domain_put(s->core, att->domain);
-	att->ioas = ioas;
-	att->domain = d;
+	att_release(s->core, att);
+	*att = (struct pasid_att){
+		.pasid = op->mode, .ioas = ioas, .domain = d,
+	};
 	ioas->nr_pasids++;
 	info(s->core->log, "device %s PASID %u moved to IOAS %u domain %u",
 	     dev->inv->info.name, op->mode, ioas->id, d->id);
 	return 0;
 }
 
+/* The backend's nested attach excludes the device's DMA (backend.h). */
+static int be_pasid_attach_nested(struct core *core, struct device *dev,
+				  uint32_t pasid, struct nested *n)
+{
+	int r;
+
+	pthread_rwlock_wrlock(&dev->lock);
+	r = core_ops(core)->pasid_attach_nested(dev->be, pasid, n->be);
+	pthread_rwlock_unlock(&dev->lock);
+	return r;
+}
+
+/* May @dev's PASIDs use nested table @n at all (nothing changes). */
+static int check_nested(struct core *core, const struct device *dev,
+			const struct nested *n, struct ioasid_op *op)
+{
+	bool enforce = false;
+	int r;
+
+	if (!core_ops(core)->pasid_attach_nested)
+		return op_fail(op, EOPNOTSUPP, "the %s backend cannot attach "
+			       "PASIDs to nested tables", core_ops(core)->name);
+	if (n->viommu && !viommu_vdevice_of(n->viommu, dev))
+		return op_fail(op, ENOENT, "device %s has no vDEVICE on vIOMMU "
+			       "%u, which nested table %u is on",
+			       dev->inv->info.name, n->viommu->id, n->id);
+	if (n->s2->unit != dev->unit)
+		return op_fail(op, EINVAL, "device %s cannot use nested table "
+			       "%u: it was made for IOMMU %s, the device is "
+			       "behind %s", dev->inv->info.name, n->id,
+			       n->s2->unit->info.name, dev->unit->info.name);
+	r = pasid_enforce(dev, n->parent, &enforce, op);
+	if (r < 0)
+		return r;
+	if (n->s2->enforce != enforce)
+		return op_fail(op, EINVAL, "nested table %u: its stage-2 domain "
+			       "%u %s cache coherency and IOAS %u's snoop mode "
+			       "now asks otherwise", n->id, n->s2->id,
+			       n->s2->enforce ? "enforces" : "does not enforce",
+			       n->parent->id);
+	return 0;
+}
+
+/* Put the PASID on @n (checked): 0, else nothing changed. */
+static int join_nested(struct core *core, struct device *dev, uint32_t pasid,
+		       struct nested *n, struct ioasid_op *op)
+{
+	int r = be_pasid_attach_nested(core, dev, pasid, n);
+
+	if (r == -EINVAL)
+		return op_fail(op, EINVAL, "device %s cannot put PASID %u on "
+			       "nested table %u: the IOMMU refused the table "
+			       "for it", dev->inv->info.name, pasid, n->id);
+	if (r < 0)
+		return op_fail(op, -r, "attaching PASID %u of device %s to "
+			       "nested table %u failed: %s", pasid,
+			       dev->inv->info.name, n->id, strerror(-r));
+	n->s2->nr_devices++;
+	n->nr_pasids++;
+	n->parent->nr_pasids++;
+	return 0;
+}
+
+int pasid_attach_nested(struct session *s, struct ioas *unused,
+			struct ioasid_op *op)
+{
+	bool replace = op->flags & IOASID_NESTED_ATTACH_REPLACE;
+	struct pasid_att *att;
+	struct device *dev;
+	struct nested *n;
+	char where[48];
+	int r = pasid_device(s, op, &dev);
+
+	if (r < 0)
+		return r;
+	n = nested_find(s, op->ioas_id2);
+	if (!n)
+		return op_fail(op, ENOENT, "no nested table %u", op->ioas_id2);
+	att = find_att(dev, op->mode);
+	if (!replace && att)
+		return op_fail(op, EBUSY, "PASID %u of device %s is already "
+			       "attached to %s (use replace)", op->mode,
+			       dev->inv->info.name,
+			       att_where(att, where, sizeof(where)));
+	if (replace && !att)
+		return op_fail(op, EINVAL, "PASID %u of device %s is not "
+			       "attached: nothing to replace", op->mode,
+			       dev->inv->info.name);
+	if (att && att->nested == n)
+		return 0;
+	r = check_nested(s->core, dev, n, op);
+	if (r == 0 && !att)
+		r = att_room(dev, op);
+	/* the backend moves an attached PASID without a window */
+	if (r == 0)
+		r = join_nested(s->core, dev, op->mode, n, op);
+	if (r < 0)
+		return r;
+	if (att)
+		att_release(s->core, att);
+	else
+		att = &dev->pasids[dev->nr_pasids++];
+	*att = (struct pasid_att){
+		.pasid = op->mode, .ioas = n->parent, .domain = n->s2,
+		.nested = n,
+	};
+	info(s->core->log, "device %s PASID %u on nested table %u (IOAS %u "
+	     "domain %u)", dev->inv->info.name, op->mode, n->id,
+	     n->parent->id, n->s2->id);
+	return 0;
+}
+
 static void drop_att(struct core *core, struct device *dev,
 		     struct pasid_att *att)
 {
-	att->ioas->nr_pasids--;
-	domain_put(core, att->domain);
+	att_release(core, att);
 	*att = dev->pasids[--dev->nr_pasids];
 }
 
@@ -211,6 +363,7 @@ int pasid_detach(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	struct pasid_att *att;
 	struct device *dev;
+	char where[48];
 	int r = pasid_device(s, op, &dev);
 
 	if (r < 0)
@@ -222,9 +375,10 @@ int pasid_detach(struct session *s, struct ioas *unused, struct ioasid_op *op)
 	r = be_pasid_detach(s->core, dev, op->mode);
 	if (r < 0)
 		return op_fail(op, -r, "PASID %u of device %s stays attached "
-			       "to IOAS %u: the backend could not detach it: "
-			       "%s", op->mode, dev->inv->info.name,
-			       att->ioas->id, strerror(-r));
+			       "to %s: the backend could not detach it: %s",
+			       op->mode, dev->inv->info.name,
+			       att_where(att, where, sizeof(where)),
+			       strerror(-r));
 	drop_att(s->core, dev, att);
 	return 0;
 }
@@ -248,6 +402,8 @@ int pasid_list(struct session *s, struct ioas *unused, struct ioasid_op *op)
 			.pasid = dev->pasids[i].pasid,
 			.ioas_id = dev->pasids[i].ioas->id,
 			.domain_id = dev->pasids[i].domain->id,
+			.nested_id = dev->pasids[i].nested ?
+				     dev->pasids[i].nested->id : 0,
 		};
 	return op_out_array(op, dev->nr_pasids, sizeof(*out));
 }

@@ -236,8 +236,11 @@ struct ioasid_device_info {
 struct ioasid_pasid_info {
 	__u32 size;
 	__u32 pasid;
-	__u32 ioas_id;
-	__u32 domain_id;
+	__u32 ioas_id;		/* on a nested table: its parent */
+	__u32 domain_id;	/* on a nested table: its stage-2 domain */
+	/* the nested table it is attached to (ioas_id: its parent), or 0 */
+	__u32 nested_id;
+	__u32 __reserved;
 };
 
 /* Flags of device attach / replace. */

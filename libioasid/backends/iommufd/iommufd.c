@@ -347,6 +347,19 @@ void iommufd_test_refault_fail(struct backend *be, bool bad_fault_id,
 	be->refault_fail_move = fail_move;
 }
 
+uint32_t iommufd_test_pasid_hwpt_id(const struct be_device *device,
+				    uint32_t pasid)
+{
+	for (uint32_t i = 0; i < device->nr_pasids; i++) {
+		const struct ifd_pasid *p = &device->pasids[i];
+
+		if (p->pasid == pasid)
+			return p->nested ? p->nested->hwpt_id :
+					   p->domain->hwpt_id;
+	}
+	return 0;
+}
+
 uint64_t iommufd_test_calls(const struct backend *be, enum iommufd_call c)
 {
 	return c < IOMMUFD_CALL_NR ? be->calls[c] : 0;
@@ -382,6 +395,7 @@ const struct backend_ops backend_iommufd = {
 	.read_dirty = iommufd_read_dirty,
 	.dma = iommufd_dma,
 	.pasid_attach = iommufd_pasid_attach,
+	.pasid_attach_nested = iommufd_pasid_attach_nested,
 	.pasid_detach = iommufd_pasid_detach,
 	.dma_pasid = iommufd_dma_pasid,
 	.read_faults = iommufd_read_faults,

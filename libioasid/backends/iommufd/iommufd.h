@@ -69,6 +69,9 @@ void iommufd_test_refault_fail(struct backend *be, bool bad_fault_id,
  * has not destroyed yet (a descriptor of one was open).
  */
 uint32_t iommufd_test_dead_faults(const struct be_ioas *ioas);
+/* The HWPT (paging or nested) PASID @pasid of the device is on, else 0. */
+uint32_t iommufd_test_pasid_hwpt_id(const struct be_device *device,
+				    uint32_t pasid);
 /* How many kernel mappings the backend believes the IOAS has. */
 uint64_t iommufd_test_nr_mappings(const struct be_ioas *ioas);
 

@@ -15,14 +15,17 @@
 
 /*
  * IOMMU_HWPT_ALLOC of @n's request (its object, its vendor data) for
- * @dev, with FAULT @fault_id (0: none).
+ * @dev, with FAULT @fault_id (0: none).  A device with PASIDs gets it
+ * PASID-capable, as its paging HWPTs are, so its PASIDs may go on it and
+ * its own requests move there beside PASIDs attached elsewhere.
  */
 int iommufd_nested_hwpt(struct be_nested *n, struct be_device *dev,
 			uint32_t fault_id, uint32_t *hwpt_id)
 {
 	struct ifd_hwpt_alloc h = {
 		.size = sizeof(h), .dev_id = dev->dev_id, .pt_id = n->pt_id,
-		.flags = fault_id ? IFD_HWPT_FAULT_ID_VALID : 0,
+		.flags = (fault_id ? IFD_HWPT_FAULT_ID_VALID : 0) |
+			 (dev->max_pasid_log2 ? IFD_HWPT_ALLOC_PASID : 0),
 		.fault_id = fault_id, .data_type = n->data_type,
 		.data_len = n->data_len,
 		.data_uptr = (uint64_t)(uintptr_t)n->data,

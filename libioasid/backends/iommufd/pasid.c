@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The iommufd backend's PASIDs: a device's PASIDs attached to HWPTs
- * (VFIO_DEVICE_ATTACH_IOMMUFD_PT with a PASID, or the mock's
+ * The iommufd backend's PASIDs: a device's PASIDs attached to HWPTs,
+ * paging or nested (VFIO_DEVICE_ATTACH_IOMMUFD_PT with a PASID, or the mock's
  * IOMMU_TEST_OP_PASID_*), and PASID-tagged mock DMA.
  */
 #include <errno.h>
@@ -62,8 +62,13 @@ static int kernel_pasid_detach(struct be_device *dev, uint32_t pasid)
 	return kioctl(dev->fd, KVFIO_DEVICE_DETACH_IOMMUFD_PT, &d);
 }
 
-int iommufd_pasid_attach(struct be_device *dev, uint32_t pasid,
-			 struct be_domain *d)
+/*
+ * @pasid on HWPT @hwpt: a domain's (@d) or a nested HWPT's (@n, over @d);
+ * a mock device's DMA access for it goes to @d's IOAS (the mock's nested
+ * domain translates through its parent).
+ */
+static int pasid_on(struct be_device *dev, uint32_t pasid,
+		    struct be_domain *d, struct be_nested *n, uint32_t hwpt)
 {
 	struct ifd_pasid *p = find_pasid(dev, pasid), *v;
 	int fd = -1, r;
@@ -85,7 +90,7 @@ int iommufd_pasid_attach(struct be_device *dev, uint32_t pasid,
 				return r;
 		}
 	}
-	r = kernel_pasid_attach(dev, pasid, d->hwpt_id, p != NULL);
+	r = kernel_pasid_attach(dev, pasid, hwpt, p != NULL);
 	if (r == 0 && p && p->access_fd >= 0)
 		r = iommufd_mock_access_move(dev, p->access_fd, d->ioas->id);
 	if (r < 0) {
@@ -99,7 +104,21 @@ int iommufd_pasid_attach(struct be_device *dev, uint32_t pasid,
 		p->access_fd = fd;
 	}
 	p->domain = d;
+	p->nested = n;
 	return 0;
+}
+
+int iommufd_pasid_attach(struct be_device *dev, uint32_t pasid,
+			 struct be_domain *d)
+{
+	return pasid_on(dev, pasid, d, NULL, d->hwpt_id);
+}
+
+/* The nested HWPT was allocated PASID-capable (nested.c) for such devices. */
+int iommufd_pasid_attach_nested(struct be_device *dev, uint32_t pasid,
+				struct be_nested *n)
+{
+	return pasid_on(dev, pasid, n->parent, n, n->hwpt_id);
 }
 
 int iommufd_pasid_move(struct be_device *dev, uint32_t pasid,

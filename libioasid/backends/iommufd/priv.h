@@ -112,7 +112,8 @@ struct be_domain {
 /* A PASID of a device attached to a HWPT (and, mock, its DMA access). */
 struct ifd_pasid {
 	uint32_t pasid;
-	struct be_domain *domain;
+	struct be_domain *domain;	/* on a nested HWPT: its parent */
+	struct be_nested *nested;	/* the nested HWPT it is on, or NULL */
 	int access_fd;			/* mock devices; -1 */
 };
 
@@ -221,6 +222,8 @@ int iommufd_device_vfio_fd(struct be_device *dev);
 /* pasid.c */
 int iommufd_pasid_attach(struct be_device *dev, uint32_t pasid,
 			 struct be_domain *d);
+int iommufd_pasid_attach_nested(struct be_device *dev, uint32_t pasid,
+				struct be_nested *n);
 int iommufd_pasid_detach(struct be_device *dev, uint32_t pasid);
 int iommufd_dma_pasid(struct be_device *dev, uint32_t pasid, uint64_t iova,
 		      void *buf, uint64_t length, uint32_t flags,

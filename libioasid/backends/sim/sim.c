@@ -62,7 +62,8 @@ struct be_ioas {
 struct sim_pasid {
 	uint32_t pasid;
 	struct sim_dev *dev;
-	struct be_domain *domain;
+	struct be_domain *domain;	/* on a nested table: its parent */
+	struct be_nested *nested;	/* attached through it, or NULL */
 	uint64_t overflows_taken;
 };
 
@@ -740,8 +741,13 @@ static struct sim_pasid *find_pasid(struct be_device *dev, uint32_t pasid)
 	return NULL;
 }
 
-static int sim_pasid_attach(struct be_device *dev, uint32_t pasid,
-			    struct be_domain *d)
+/*
+ * @pasid's engine on @dom: a domain's (@d) or a nested table's (@n, over
+ * @d); the two-stage walk is the engine's (dma.c) for a nested domain.
+ */
+static int pasid_on(struct be_device *dev, uint32_t pasid,
+		    struct be_domain *d, struct be_nested *n,
+		    struct sim_domain *dom)
 {
 	struct sim_pasid *p = find_pasid(dev, pasid), *v;
 	unsigned int flags = 0;
@@ -750,8 +756,9 @@ static int sim_pasid_attach(struct be_device *dev, uint32_t pasid,
 	if (!compatible(dev, d))
 		return -EINVAL;
 	if (p) {
-		sim_dev_attach(p->dev, d->dom);	/* replaces without a gap */
+		sim_dev_attach(p->dev, dom);	/* replaces without a gap */
 		p->domain = d;
+		p->nested = n;
 		return 0;
 	}
 	v = realloc(dev->pasids, (dev->nr_pasids + 1) * sizeof(*v));
@@ -766,9 +773,22 @@ static int sim_pasid_attach(struct be_device *dev, uint32_t pasid,
 		return r;
 	p->pasid = pasid;
 	p->domain = d;
-	sim_dev_attach(p->dev, d->dom);
+	p->nested = n;
+	sim_dev_attach(p->dev, dom);
 	dev->nr_pasids++;
 	return 0;
+}
+
+static int sim_pasid_attach(struct be_device *dev, uint32_t pasid,
+			    struct be_domain *d)
+{
+	return pasid_on(dev, pasid, d, NULL, d->dom);
+}
+
+static int sim_pasid_attach_nested(struct be_device *dev, uint32_t pasid,
+				   struct be_nested *n)
+{
+	return pasid_on(dev, pasid, n->parent, n, n->dom);
 }
 
 static int sim_pasid_detach(struct be_device *dev, uint32_t pasid)
@@ -964,6 +984,7 @@ const struct backend_ops backend_sim = {
 	.device_vfio_fd = sim_device_vfio_fd,
 	.dma = sim_dma,
 	.pasid_attach = sim_pasid_attach,
+	.pasid_attach_nested = sim_pasid_attach_nested,
 	.pasid_detach = sim_pasid_detach,
 	.dma_pasid = sim_dma_pasid,
 	.set_dirty_tracking = sim_set_dirty_tracking,
