@@ -29,6 +29,7 @@
 #define NIC "0000:00:01.0"		/* sim0 (nesting), group 1 */
 #define GPU0 "0000:00:03.0"		/* sim0, group 3 */
 #define GPU1 "0000:01:00.0"		/* sim1: no nesting */
+/* GPU0 has 20-bit PASIDs (sim0 supports them), and may do no-snoop DMA */
 
 /* x86-64 paging bits of a VT-d first-stage entry */
 #define P (1ULL << 0)
@@ -116,8 +117,16 @@ static int alloc_s1(struct guest *g, uint64_t root, uint32_t *id)
 				   id);
 }
 
+static void guest_setup_dev(struct guest *g, const char *name);
+
 /* Guest memory in a nest-parent IOAS and the NIC bound, not attached. */
 static void guest_setup(struct guest *g)
+{
+	guest_setup_dev(g, NIC);
+}
+
+/* ... and device @name bound instead. */
+static void guest_setup_dev(struct guest *g, const char *name)
 {
 	uint64_t iova;
 
@@ -140,7 +149,7 @@ static void guest_setup(struct guest *g)
 				     MEM_SIZE - TABLES_SIZE, RW | FIXED,
 				     &iova), 0, "%s",
 		     ioasid_last_error(g->ctx));
-	g->dev = bind(g->ctx, NIC);
+	g->dev = bind(g->ctx, name);
 }
 
 /* ... and a nested table over it with the NIC attached. */
@@ -752,5 +761,385 @@ Test(nested, page_requests_go_to_the_tables_fault_queue)
 	cr_assert_eq(ioasid_fault_queue_destroy(g.ctx, pfq), 0);
 	close(fd);
 	close(pfd);
+	guest_teardown(&g);
+}
+
+/* ---- a device's PASID on a nested table -------------------------------------- */
+
+#define PASID 5
+
+/* GPU0 bound, a nested table for it, PASID 5 not attached yet. */
+static void pasid_setup(struct guest *g)
+{
+	guest_setup_dev(g, GPU0);
+	cr_assert_eq(alloc_s1(g, gpa(PML4), &g->nested), 0, "%s",
+		     ioasid_last_error(g->ctx));
+}
+
+static int pasid_write(struct guest *g, uint32_t pasid, uint64_t iova,
+		       const void *buf, uint64_t len)
+{
+	uint64_t done = 0;
+
+	return ioasid_device_dma_pasid(g->ctx, g->dev, pasid, iova, (void *)buf,
+				       len, IOASID_DMA_WRITE, &done);
+}
+
+static void pasid_lands(struct guest *g, uint32_t pasid, uint64_t iova,
+			uint64_t off, uint32_t seed)
+{
+	uint8_t buf[4096];
+
+	pattern(buf, sizeof(buf), seed);
+	cr_assert_eq(pasid_write(g, pasid, iova, buf, sizeof(buf)), 0,
+		     "PASID %u DMA to 0x%llx: %s", pasid,
+		     (unsigned long long)iova, ioasid_last_error(g->ctx));
+	cr_assert_eq(memcmp(g->mem + off, buf, sizeof(buf)), 0,
+		     "PASID %u DMA to 0x%llx did not land at GPA 0x%llx",
+		     pasid, (unsigned long long)iova,
+		     (unsigned long long)gpa(off));
+}
+
+static void drain_faults(struct guest *g)
+{
+	struct ioasid_fault f[8];
+	uint32_t nr = 8;
+
+	while (ioasid_fault_read(g->ctx, f, &nr) == 0 && nr)
+		nr = 8;
+}
+
+static void expect_refused(struct guest *g, int r, int want, const char *text)
+{
+	cr_assert_eq(r, -want, "got %d (%s), want -%d", r,
+		     ioasid_last_error(g->ctx), want);
+	cr_assert(strstr(ioasid_last_error(g->ctx), text), "\"%s\" lacks \"%s\"",
+		  ioasid_last_error(g->ctx), text);
+}
+
+/* The one PASID attachment of the device. */
+static struct ioasid_pasid_info one_pasid(struct guest *g)
+{
+	struct ioasid_pasid_info p[4];
+	uint32_t nr = 4;
+
+	cr_assert_eq(ioasid_device_pasid_list(g->ctx, g->dev, p, &nr), 0, "%s",
+		     ioasid_last_error(g->ctx));
+	cr_assert_eq(nr, 1, "%u PASIDs", nr);
+	cr_assert_eq(p[0].size, sizeof(p[0]));
+	return p[0];
+}
+
+Test(nested_pasid, dma_goes_through_both_stages)
+{
+	struct ioasid_pasid_info p;
+	struct ioasid_device_info d;
+	struct ioasid_nested_info ni;
+	struct guest g;
+	uint32_t nr = 1;
+
+	pasid_setup(&g);
+	cr_assert_eq(ioasid_device_pasid_attach_nested(g.ctx, g.dev, PASID,
+						       g.nested, 0), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	/* stage 1 picks the page, stage 2 the memory */
+	pasid_lands(&g, PASID, GVA, PAGE_A, 1);
+	pasid_lands(&g, PASID, GVA + 4096, PAGE_B, 2);
+	pasid_lands(&g, PASID, GVA_LARGE + 8192, LARGE + 8192, 3);
+	/* the device's own requests are attached nowhere: blocked */
+	drain_faults(&g);
+	cr_assert_eq(dev_write(&g, GVA, "x", 1), -EFAULT);
+	cr_assert_eq(one_fault(&g).reason, IOASID_FAULT_BLOCKED);
+	/* where it is, as the device's own attachment would say */
+	p = one_pasid(&g);
+	cr_assert_eq(p.pasid, PASID);
+	cr_assert_eq(p.nested_id, g.nested);
+	cr_assert_eq(p.ioas_id, g.ioas, "the parent");
+	cr_assert_eq(ioasid_nested_list(g.ctx, g.ioas, &ni, &nr), 0);
+	cr_assert_eq(p.domain_id, ni.domain_id, "the stage-2 domain");
+	cr_assert_eq(ni.nr_devices, 0, "a PASID is no attached device");
+	cr_assert_eq(ioasid_device_get_info(g.ctx, GPU0, &d), 0);
+	cr_assert_eq(d.nr_pasids, 1);
+	cr_assert_eq(d.ioas_id, 0);
+	guest_teardown(&g);
+}
+
+Test(nested_pasid, stale_until_invalidated)
+{
+	struct guest g;
+
+	pasid_setup(&g);
+	cr_assert_eq(ioasid_device_pasid_attach_nested(g.ctx, g.dev, PASID,
+						       g.nested, 0), 0);
+	pasid_lands(&g, PASID, GVA, PAGE_A, 1);
+	*entry(&g, PT, 0) = gpa(PAGE_C) | P | W | U;
+	pasid_lands(&g, PASID, GVA, PAGE_A, 2);	/* the PASID's IOTLB */
+	invalidate_range(&g, GVA, 1);
+	pasid_lands(&g, PASID, GVA, PAGE_C, 3);
+	guest_teardown(&g);
+}
+
+Test(nested_pasid, faults_name_the_stage)
+{
+	struct guest g;
+
+	pasid_setup(&g);
+	cr_assert_eq(ioasid_device_pasid_attach_nested(g.ctx, g.dev, PASID,
+						       g.nested, 0), 0);
+	drain_faults(&g);
+	cr_assert_eq(pasid_write(&g, PASID, GVA_HOLE, "x", 1), -EFAULT);
+	expect_fault(&g, IOASID_FAULT_STAGE1, IOASID_FAULT_NOT_PRESENT,
+		     GVA_HOLE, GVA_HOLE);
+	cr_assert_eq(pasid_write(&g, PASID, GVA_RO, "x", 1), -EACCES);
+	expect_fault(&g, IOASID_FAULT_STAGE1, IOASID_FAULT_PERMISSION, GVA_RO,
+		     GVA_RO);
+	cr_assert_eq(pasid_write(&g, PASID, GVA_OUTSIDE, "x", 1), -EFAULT);
+	expect_fault(&g, IOASID_FAULT_STAGE2, IOASID_FAULT_NOT_PRESENT,
+		     GVA_OUTSIDE, GPA_UNMAPPED);
+	/* another PASID, attached nowhere: blocked, no stage */
+	cr_assert_eq(pasid_write(&g, PASID + 1, GVA, "x", 1), -EFAULT);
+	{
+		struct ioasid_fault f = one_fault(&g);
+
+		cr_assert_eq(f.reason, IOASID_FAULT_BLOCKED);
+		cr_assert_eq(f.nested_id, 0);
+	}
+	guest_teardown(&g);
+}
+
+Test(nested_pasid, replace_between_ioas_and_nested)
+{
+	struct guest g;
+	uint32_t other = 0;
+
+	pasid_setup(&g);
+	/* on the parent itself first: IOVA is the GPA */
+	cr_assert_eq(ioasid_device_pasid_attach(g.ctx, g.dev, PASID, g.ioas,
+						0), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	pasid_lands(&g, PASID, gpa(PAGE_B), PAGE_B, 1);
+	cr_assert_eq(one_pasid(&g).nested_id, 0);
+	cr_assert_eq(ioasid_device_pasid_replace_nested(g.ctx, g.dev, PASID,
+							g.nested, 0), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	pasid_lands(&g, PASID, GVA, PAGE_A, 2);
+	cr_assert_eq(one_pasid(&g).nested_id, g.nested);
+	cr_assert_eq(ioasid_device_pasid_replace_nested(g.ctx, g.dev, PASID,
+							g.nested, 0), 0,
+		     "to where it is: nothing to do");
+	/* to another nested table (its root: the PD page, 4 levels down
+	 * to PAGE_A's table through other entries) */
+	*entry(&g, PD, 0) = gpa(PT) | P | W | U;
+	cr_assert_eq(alloc_s1(&g, gpa(PML4), &other), 0);
+	cr_assert_eq(ioasid_device_pasid_replace_nested(g.ctx, g.dev, PASID,
+							other, 0), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	cr_assert_eq(one_pasid(&g).nested_id, other);
+	pasid_lands(&g, PASID, 0x1000, PAGE_B, 3);	/* PD[0] -> PT[1] */
+	/* the first table is free again, the second is held */
+	cr_assert_eq(ioasid_nested_destroy(g.ctx, g.nested), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	expect_refused(&g, ioasid_nested_destroy(g.ctx, other), EBUSY,
+		       "PASID");
+	/* back to the parent IOAS: a move, not a no-op */
+	cr_assert_eq(ioasid_device_pasid_replace(g.ctx, g.dev, PASID, g.ioas,
+						 0), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	cr_assert_eq(one_pasid(&g).nested_id, 0);
+	pasid_lands(&g, PASID, gpa(PAGE_C), PAGE_C, 4);
+	cr_assert_eq(ioasid_nested_destroy(g.ctx, other), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	guest_teardown(&g);
+}
+
+Test(nested_pasid, detach_and_unbind_free_the_table)
+{
+	struct guest g;
+	uint32_t nr = 0;
+
+	pasid_setup(&g);
+	cr_assert_eq(ioasid_device_pasid_attach_nested(g.ctx, g.dev, PASID,
+						       g.nested, 0), 0);
+	expect_refused(&g, ioasid_nested_destroy(g.ctx, g.nested), EBUSY,
+		       "PASID");
+	cr_assert_eq(ioasid_device_pasid_detach(g.ctx, g.dev, PASID), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	drain_faults(&g);
+	cr_assert_eq(pasid_write(&g, PASID, GVA, "x", 1), -EFAULT,
+		     "detached: blocked");
+	cr_assert_eq(one_fault(&g).reason, IOASID_FAULT_BLOCKED);
+	cr_assert_eq(ioasid_device_pasid_list(g.ctx, g.dev, NULL, &nr), 0);
+	cr_assert_eq(nr, 0);
+	expect_refused(&g, ioasid_device_pasid_detach(g.ctx, g.dev, PASID),
+		       EINVAL, "not attached");
+	/* unbinding the device takes its PASID off the table first */
+	cr_assert_eq(ioasid_device_pasid_attach_nested(g.ctx, g.dev, PASID,
+						       g.nested, 0), 0);
+	cr_assert_eq(ioasid_device_unbind(g.ctx, g.dev), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	cr_assert_eq(ioasid_nested_destroy(g.ctx, g.nested), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	cr_assert_eq(ioasid_ioas_destroy(g.ctx, g.ioas), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	guest_teardown(&g);
+}
+
+Test(nested_pasid, refusals_change_nothing)
+{
+	struct guest g;
+	uint32_t nic, other = 0, nr = 0;
+
+	pasid_setup(&g);
+	expect_refused(&g, ioasid_device_pasid_attach_nested(g.ctx, g.dev, 0,
+							     g.nested, 0),
+		       EINVAL, "PASID 0");
+	expect_refused(&g, ioasid_device_pasid_attach_nested(g.ctx, g.dev,
+							     1u << 20,
+							     g.nested, 0),
+		       EINVAL, "20-bit PASID width");
+	expect_refused(&g, ioasid_device_pasid_attach_nested(g.ctx, g.dev,
+							     PASID, g.nested,
+							     8),
+		       EOPNOTSUPP, "unknown PASID attach flags");
+	expect_refused(&g, ioasid_device_pasid_attach_nested(
+				   g.ctx, g.dev, PASID, g.nested,
+				   IOASID_NESTED_ATTACH_REPLACE),
+		       EOPNOTSUPP, "ioasid_device_pasid_replace_nested");
+	expect_refused(&g, ioasid_device_pasid_replace_nested(
+				   g.ctx, g.dev, PASID, g.nested,
+				   IOASID_NESTED_ATTACH_REPLACE),
+		       EOPNOTSUPP, "unknown flags");
+	expect_refused(&g, ioasid_device_pasid_attach_nested(g.ctx, g.dev,
+							     PASID, 999999, 0),
+		       ENOENT, "no nested table");
+	expect_refused(&g, ioasid_device_pasid_attach_nested(g.ctx, 999999,
+							     PASID, g.nested,
+							     0),
+		       ENOENT, "999999");
+	expect_refused(&g, ioasid_device_pasid_replace_nested(g.ctx, g.dev,
+							      PASID, g.nested,
+							      0),
+		       EINVAL, "not attached");
+	/* an IOAS id is not a nested table id */
+	expect_refused(&g, ioasid_device_pasid_attach_nested(g.ctx, g.dev,
+							     PASID, g.ioas, 0),
+		       ENOENT, "no nested table");
+	nic = bind(g.ctx, NIC);
+	expect_refused(&g, ioasid_device_pasid_attach_nested(g.ctx, nic, PASID,
+							     g.nested, 0),
+		       EOPNOTSUPP, "no PASID capability");
+	/* a no-snoop device's PASIDs stay on snoop-enforcing stage 2s */
+	{
+		struct ioasid_nested_vtd_s1 s1 = s1_at(gpa(PML4));
+		uint32_t loose = 0, n = 0;
+
+		cr_assert_eq(ioasid_ioas_alloc(g.ctx, IOASID_IOAS_NEST_PARENT,
+					       &loose), 0);
+		cr_assert_eq(ioasid_ioas_set_snoop_mode(g.ctx, loose,
+							IOASID_SNOOP_ALLOW),
+			     0, "%s", ioasid_last_error(g.ctx));
+		cr_assert_eq(ioasid_nested_alloc(g.ctx, loose, g.dev,
+						 IOASID_NESTED_VTD_S1, &s1,
+						 sizeof(s1), 0, &n), 0, "%s",
+			     ioasid_last_error(g.ctx));
+		expect_refused(&g, ioasid_device_pasid_attach_nested(
+					   g.ctx, g.dev, PASID, n, 0),
+			       EPERM, "no-snoop");
+		cr_assert_eq(ioasid_nested_destroy(g.ctx, n), 0);
+	}
+	cr_assert_eq(ioasid_device_pasid_list(g.ctx, g.dev, NULL, &nr), 0);
+	cr_assert_eq(nr, 0, "nothing attached by any of it");
+	/* attached: a second attach is refused, to anything */
+	cr_assert_eq(ioasid_device_pasid_attach_nested(g.ctx, g.dev, PASID,
+						       g.nested, 0), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	cr_assert_eq(alloc_s1(&g, gpa(PML4), &other), 0);
+	expect_refused(&g, ioasid_device_pasid_attach_nested(g.ctx, g.dev,
+							     PASID, other, 0),
+		       EBUSY, "use replace");
+	expect_refused(&g, ioasid_device_pasid_attach(g.ctx, g.dev, PASID,
+						      g.ioas, 0),
+		       EBUSY, "nested table");
+	cr_assert_eq(one_pasid(&g).nested_id, g.nested, "still there");
+	pasid_lands(&g, PASID, GVA, PAGE_A, 1);
+	guest_teardown(&g);
+}
+
+Test(nested_pasid, the_table_of_another_session_is_not_found)
+{
+	struct ioasid_ctx *b = test_ctx();
+	struct guest g;
+
+	pasid_setup(&g);
+	/* A's device and table, named by another session */
+	cr_assert_eq(ioasid_device_pasid_attach_nested(b, g.dev, PASID,
+						       g.nested, 0), -ENOENT);
+	ioasid_unref(b);
+	guest_teardown(&g);
+}
+
+/*
+ * A table made for one IOMMU, a PASID-capable device behind another: a
+ * topology of two such units (embedded: the daemon's topology is the
+ * built-in one, where only sim0 has both).
+ */
+static const char two_units[] =
+	"iommu u0 snoop-control=yes page-sizes=4K,2M,1G address-width=48 nesting=yes pasid=yes\n"
+	"iommu u1 snoop-control=yes page-sizes=4K,2M,1G address-width=48 nesting=yes pasid=yes\n"
+	"device 0000:00:01.0 vendor=0x8086 device=0x1572 class=0x020000 iommu=u0 group=1 pasid=20\n"
+	"device 0000:00:02.0 vendor=0x8086 device=0x1572 class=0x020000 iommu=u1 group=2 pasid=20\n";
+
+Test(nested_pasid, a_table_of_another_iommu_is_refused)
+{
+	struct ioasid_nested_vtd_s1 s1 = s1_at(GPA_BASE);
+	char path[] = "/tmp/ioasid-pasidnest-XXXXXX", uri[64];
+	uint32_t ioas = 0, d0 = 0, d1 = 0, n = 0, nr = 0;
+	struct ioasid_ctx *ctx;
+	int fd = mkstemp(path);
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, two_units, sizeof(two_units) - 1),
+		     (ssize_t)sizeof(two_units) - 1);
+	close(fd);
+	snprintf(uri, sizeof(uri), "sim:%s", path);
+	cr_assert_eq(ioasid_new(uri, &ctx), 0, "%s", ioasid_last_error(NULL));
+	unlink(path);
+	cr_assert_eq(ioasid_device_bind(ctx, "0000:00:01.0", -1, &d0), 0);
+	cr_assert_eq(ioasid_device_bind(ctx, "0000:00:02.0", -1, &d1), 0);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, IOASID_IOAS_NEST_PARENT, &ioas), 0);
+	cr_assert_eq(ioasid_nested_alloc(ctx, ioas, d0, IOASID_NESTED_VTD_S1,
+					 &s1, sizeof(s1), 0, &n), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_device_pasid_attach_nested(ctx, d1, PASID, n, 0),
+		     -EINVAL);
+	cr_assert(strstr(ioasid_last_error(ctx), "made for IOMMU u0"), "%s",
+		  ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_device_pasid_list(ctx, d1, NULL, &nr), 0);
+	cr_assert_eq(nr, 0);
+	cr_assert_eq(ioasid_device_pasid_attach_nested(ctx, d0, PASID, n, 0),
+		     0, "%s", ioasid_last_error(ctx));
+	ioasid_unref(ctx);
+}
+
+/* The state image carries no nested tables: still refused, by name. */
+Test(nested_pasid, export_refuses_it_by_name)
+{
+	struct guest g;
+	char want[64];
+	int fd = -1;
+
+	pasid_setup(&g);
+	if (ioasid_is_remote(g.ctx)) {
+		guest_teardown(&g);
+		cr_skip_test("ioasid_ctx_export is an embedded context's");
+	}
+	cr_assert_eq(ioasid_device_pasid_attach_nested(g.ctx, g.dev, PASID,
+						       g.nested, 0), 0);
+	cr_assert_eq(ioasid_ctx_export(g.ctx, &fd), -EOPNOTSUPP);
+	snprintf(want, sizeof(want), "nested stage-1 table %u", g.nested);
+	cr_assert(strstr(ioasid_last_error(g.ctx), want), "%s",
+		  ioasid_last_error(g.ctx));
+	cr_assert_eq(fd, -1);
+	cr_assert_eq(one_pasid(&g).nested_id, g.nested, "nothing changed");
 	guest_teardown(&g);
 }
