@@ -58,7 +58,8 @@ IOASID_EXPORT int ioasid_nested_alloc(struct ioasid_ctx *ctx, uint32_t ioas_id,
 /*
  * ioasid_nested_destroy - free a nested table
  *
- * Errors: -ENOENT (not this context's), -EBUSY (devices attached).
+ * Errors: -ENOENT (not this context's), -EBUSY (devices, or devices'
+ * PASIDs, attached).
  */
 IOASID_EXPORT int ioasid_nested_destroy(struct ioasid_ctx *ctx,
 					uint32_t nested_id)

@@ -914,8 +914,8 @@ Test(fail_nth, copy_into_fresh_ioas)
 
 static uint32_t nest_parent, nested;
 
-/* A nest parent with guest memory mapped, the NIC bound. */
-static void nest_setup(void)
+/* A nest parent with guest memory mapped, device @name bound. */
+static void nest_setup_dev(const char *name)
 {
 	uint64_t iova = 0x100000;
 
@@ -923,7 +923,13 @@ static void nest_setup(void)
 				       &nest_parent), 0);
 	cr_assert_eq(ioasid_map_file(F.ctx, nest_parent, F.fd, 0, 4 * MiB,
 				     RW | FIXED, &iova), 0);
-	bind_attach(&F.dev, NIC, 0);
+	bind_attach(&F.dev, name, 0);
+}
+
+/* ... the NIC. */
+static void nest_setup(void)
+{
+	nest_setup_dev(NIC);
 }
 
 static int c_nested_alloc(struct fx *f)
@@ -994,6 +1000,52 @@ Test(fail_nth, nested_invalidate)
 	cr_assert_eq(c_nested_alloc(&F), 0);
 	cr_assert_eq(c_attach_nested(&F), 0);
 	FAIL_NTH(c_nested_invalidate);
+}
+
+static int c_pasid_attach_nested(struct fx *f)
+{
+	return ioasid_device_pasid_attach_nested(f->ctx, f->dev, 5, nested, 0);
+}
+
+static int c_pasid_replace_nested(struct fx *f)
+{
+	return ioasid_device_pasid_replace_nested(f->ctx, f->dev, 5, nested,
+						  0);
+}
+
+/* GPU0 (PASIDs) and a nested table made for it */
+Test(fail_nth, device_pasid_attach_nested)
+{
+	nest_setup_dev(GPU0);
+	cr_assert_eq(c_nested_alloc(&F), 0);
+	FAIL_NTH(c_pasid_attach_nested);
+}
+
+/* from the parent IOAS itself to the table over it */
+Test(fail_nth, device_pasid_replace_nested)
+{
+	nest_setup_dev(GPU0);
+	cr_assert_eq(c_nested_alloc(&F), 0);
+	cr_assert_eq(ioasid_device_pasid_attach(F.ctx, F.dev, 5, nest_parent,
+						0), 0);
+	FAIL_NTH(c_pasid_replace_nested);
+}
+
+/* from the table back to an IOAS, and off it */
+Test(fail_nth, device_pasid_replace_from_nested)
+{
+	nest_setup_dev(GPU0);
+	cr_assert_eq(c_nested_alloc(&F), 0);
+	cr_assert_eq(c_pasid_attach_nested(&F), 0);
+	FAIL_NTH(c_pasid_replace);
+}
+
+Test(fail_nth, device_pasid_detach_nested)
+{
+	nest_setup_dev(GPU0);
+	cr_assert_eq(c_nested_alloc(&F), 0);
+	cr_assert_eq(c_pasid_attach_nested(&F), 0);
+	FAIL_NTH(c_pasid_detach);
 }
 
 /* ---- vIOMMUs ------------------------------------------------------------------ */
