@@ -564,7 +564,7 @@ static int print_devices(const struct view *v)
 static int print_pasids(const struct view *v)
 {
 	static const char *const hdr[] = {
-		"DEVICE", ">DEV", ">PASID", ">DOMAIN",
+		"DEVICE", ">DEV", ">PASID", ">DOMAIN", ">NESTED",
 	};
 	struct table t;
 	int r;
@@ -580,6 +580,10 @@ static int print_pasids(const struct view *v)
 		table_cell(&t, "%u", d->dev_id);
 		table_cell(&t, "%u", v->pasids[i].p.pasid);
 		table_cell(&t, "%u", v->pasids[i].p.domain_id);
+		if (v->pasids[i].p.nested_id)
+			table_cell(&t, "%u", v->pasids[i].p.nested_id);
+		else
+			table_cell(&t, "-");
 	}
 	r = table_print(&t, stdout, "  ");
 	table_free(&t);
@@ -924,6 +928,7 @@ static void print_json(const struct view *v)
 		json_u64(&j, "dev_id", v->devices[v->pasids[i].dev].dev_id);
 		json_u64(&j, "pasid", v->pasids[i].p.pasid);
 		json_u64(&j, "domain", v->pasids[i].p.domain_id);
+		json_id(&j, "nested", v->pasids[i].p.nested_id);
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);

@@ -251,28 +251,40 @@ static int nested_create(struct ctl *ctl, int argc, char **argv)
 /* ---- attach ---------------------------------------------------------------- */
 
 static const char attach_usage[] =
-	"Usage: ioasidctl nested attach DEVICE NESTED [--replace] [--json]\n"
+	"Usage: ioasidctl nested attach DEVICE NESTED [--pasid N] [--replace]\n"
+	"                               [--json]\n"
 	"\n"
 	"Attach a device (bound to this session first if needed) to a nested\n"
 	"table: its DMA addresses go through the table, then through the\n"
 	"parent address space.  --replace moves an attached device there\n"
-	"without a window; 'ioasidctl replace DEVICE IOAS' moves it back.\n";
+	"without a window; 'ioasidctl replace DEVICE IOAS' moves it back.\n"
+	"\n"
+	"  --pasid N   attach only the DMA the device tags with PASID N\n"
+	"              (--replace: move that PASID there; 'ioasidctl replace\n"
+	"              DEVICE IOAS --pasid N' moves it back, 'ioasidctl\n"
+	"              detach DEVICE --pasid N' takes it off)\n";
 
 static int nested_attach_cmd(struct ctl *ctl, int argc, char **argv)
 {
-	enum { OPT_REPLACE = 0x300 };
+	enum { OPT_REPLACE = 0x300, OPT_PASID };
 	static const struct option opts[] = {
 		COMMON_OPTS,
 		{ "replace", no_argument, NULL, OPT_REPLACE },
+		{ "pasid", required_argument, NULL, OPT_PASID },
 		{ 0 },
 	};
 	struct ioasid_device_info info;
-	uint32_t nested, dev_id;
+	uint32_t nested, dev_id, pasid = 0;
 	bool replace = false;
 	struct json j;
 	int c, r;
 
 	while ((c = ctl_opt(ctl, argc, argv, "h", opts, attach_usage)) != -1) {
+		if (c == OPT_PASID) {
+			if (ctl_parse_id(ctl, "PASID", optarg, &pasid))
+				return EXIT_USAGE;
+			continue;
+		}
 		if (c != OPT_REPLACE)
 			return ctl_opt_status(c);
 		replace = true;
@@ -282,8 +294,22 @@ static int nested_attach_cmd(struct ctl *ctl, int argc, char **argv)
 	    ctl_open(ctl) ?: ctl_bind(ctl, argv[optind], &dev_id, &info);
 	if (r)
 		return r;
-	r = replace ? ioasid_device_replace_nested(ctl->ctx, dev_id, nested, 0) :
-		      ioasid_device_attach_nested(ctl->ctx, dev_id, nested, 0);
+	if (pasid)
+		r = replace ? ioasid_device_pasid_replace_nested(ctl->ctx, dev_id,
+								 pasid, nested,
+								 0) :
+			      ioasid_device_pasid_attach_nested(ctl->ctx, dev_id,
+								pasid, nested,
+								0);
+	else
+		r = replace ? ioasid_device_replace_nested(ctl->ctx, dev_id,
+							   nested, 0) :
+			      ioasid_device_attach_nested(ctl->ctx, dev_id,
+							  nested, 0);
+	if (r < 0 && pasid)
+		return ctl_fail(ctl, r, "%s %s PASID %u to nested table %u",
+				replace ? "replace" : "attach", info.name,
+				pasid, nested);
 	if (r < 0)
 		return ctl_fail(ctl, r, "%s %s to nested table %u",
 				replace ? "replace" : "attach", info.name,
@@ -296,6 +322,12 @@ static int nested_attach_cmd(struct ctl *ctl, int argc, char **argv)
 		json_init(&j, stdout, true);
 		json_device(&j, &info);
 		json_finish(&j);
+		return EXIT_OK;
+	}
+	if (pasid) {
+		printf("%s (dev %u) PASID %u %s nested table %u\n", info.name,
+		       info.dev_id, pasid, replace ? "moved to" : "attached to",
+		       nested);
 		return EXIT_OK;
 	}
 	printf("%s (dev %u) %s nested table %u over IOAS %u, domain %u on "

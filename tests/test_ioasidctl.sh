@@ -397,7 +397,7 @@ EOF
 t "PASIDs: attach --pasid, shown in devices and ioas show, replace, detach" 0 \
 	-o '^0000:00:03\.0 \(dev [0-9]+\) PASID 5 attached to IOAS [0-9]+$' \
 	-o '^0000:00:03\.0 .* +1/20-bit +' \
-	-o '^  PASIDS$' -o '^  0000:00:03\.0 +[0-9]+ +5 +[0-9]+$' \
+	-o '^  PASIDS$' -o '^  0000:00:03\.0 +[0-9]+ +5 +[0-9]+ +-$' \
 	-o '"pasid": 5' \
 	-o '^0000:00:03\.0 \(dev [0-9]+\) PASID 5 moved to IOAS [0-9]+$' \
 	-o '^0000:00:03\.0 \(dev [0-9]+\) PASID 5 detached$'
@@ -1010,6 +1010,47 @@ t "nested: create, attach, list, invalidate, destroy" 0 \
 	-e 'cannot destroy nested table 4242: no nested table 4242$' \
 	-e 'cannot invalidate nested table [0-9]+: entry 0: address 0x201 is not 4 KiB aligned$' \
 	-e 'nested create: --root GPA is required'
+# a PASID on a nested table: ioas show of the parent names the table
+batch -x <<'EOF'
+p=ioas create --nest-parent
+map $p --memfd --length 2M --iova 0x40000000
+n=nested create $p 00:03.0 --root 0x40000000
+nested attach 00:03.0 $n --pasid 7
+devices 00:03.0
+ioas show $p
+-nested destroy $n
+-nested attach 00:03.0 $n --pasid 7
+replace 00:03.0 $p --pasid 7
+nested attach 00:03.0 $n --pasid 7 --replace
+detach 00:03.0 --pasid 7
+nested destroy $n
+EOF
+t "nested attach --pasid: shown, busy, moved, detached" 0 \
+	-o '^0000:00:03\.0 \(dev [0-9]+\) PASID 7 attached to nested table [0-9]+$' \
+	-o '^0000:00:03\.0 .* +1/20-bit +' \
+	-o '^  PASIDS$' \
+	-o '^  DEVICE +DEV +PASID +DOMAIN +NESTED$' \
+	-o '^  0000:00:03\.0 +[0-9]+ +7 +[0-9]+ +[0-9]+$' \
+	-e 'cannot destroy nested table [0-9]+: nested table [0-9]+ still has 1 device PASID\(s\) attached$' \
+	-e 'PASID 7 of device 0000:00:03\.0 is already attached to nested table [0-9]+ \(use replace\)$' \
+	-o '^0000:00:03\.0 \(dev [0-9]+\) PASID 7 moved to IOAS [0-9]+$' \
+	-o '^0000:00:03\.0 \(dev [0-9]+\) PASID 7 moved to nested table [0-9]+$' \
+	-o '^0000:00:03\.0 \(dev [0-9]+\) PASID 7 detached$' \
+	-o '^nested table [0-9]+ destroyed$'
+batch --json <<'EOF'
+p=ioas create --nest-parent
+n=nested create $p 00:03.0 --root 0x1000
+nested attach 00:03.0 $n --pasid 7
+ioas show $p
+EOF
+t "nested attach --pasid --json" 0 -J
+"$JC" -d 1 '.nested' < "$tmp/out" > "$tmp/vals" 2>&1
+"$JC" -d 3 '.pasids[0].pasid' '.pasids[0].nested' '.pasids#' \
+	< "$tmp/out" >> "$tmp/vals" 2>&1
+set -- $(cat "$tmp/vals")
+[ "$#" = 4 ] && [ "$2" = 7 ] && [ "$3" = "$1" ] && [ "$4" = 1 ] &&
+	ok "ioas show --json: the PASID's nested table" ||
+	not_ok "ioas show --json: the PASID's nested table" "$(cat "$tmp/vals")"
 run nested create abc 00:01.0
 t "nested create: a bad IOAS id before the missing --root" 2 \
 	-e "nested create: 'abc' is not a valid IOAS id" -E 'root GPA'
