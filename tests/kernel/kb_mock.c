@@ -34,7 +34,12 @@
  *     attached to it, its IOTLB slots invalidated one, several (a bad
  *     one stopping the request, per-entry errors) and all, each checked
  *     with IOMMU_TEST_OP_MD_CHECK_IOTLB; DMA through it.
- *  7. Through a real ioasidd (--backend iommufd:mock): two clients, each
+ *  7. A PASID on a nested HWPT: attached (IOMMU_TEST_OP_PASID_ATTACH with
+ *     the nested HWPT, allocated IOMMU_HWPT_ALLOC_PASID), checked with
+ *     PASID_CHECK_HWPT against the HWPT the device itself then joins on
+ *     the same table; DMA tagged with it in the parent's memfd; the table
+ *     held; replace to an IOAS and back, detach.
+ *  8. Through a real ioasidd (--backend iommufd:mock): two clients, each
  *     its own mock device and iommufd; neither reaches the other's.
  *
  * Other suites that need mock devices (dirty tracking, nested tables,
@@ -727,6 +732,108 @@ out:
 	close(m);
 }
 
+/* ---- a PASID on a nested HWPT ---------------------------------------------- */
+
+static void suite_pasid_nested(void)
+{
+	struct ioasid_nested_selftest st = { .iotlb = 0x5a5a };
+	const uint32_t PASID = 0x400;
+	struct ioasid_pasid_info p;
+	uint32_t dev = 0, parent = 0, plain = 0, nested = 0, hwpt = 0, own = 0;
+	uint32_t nr = 1;
+	uint64_t iova = IOVA;
+	int m = kb_memfd(LEN, 0), mp = kb_memfd(LEN, 0), r;
+
+	if (!tap_ok(ioasid_device_bind(ctx, "mock1", -1, &dev) == 0 &&
+		    ioasid_ioas_alloc(ctx, IOASID_IOAS_NEST_PARENT,
+				      &parent) == 0 &&
+		    ioasid_ioas_alloc(ctx, 0, &plain) == 0 &&
+		    ioasid_map_file(ctx, parent, m, 0, LEN, IOASID_MAP_READ |
+				    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+				    &iova) == 0 &&
+		    (iova = IOVA, ioasid_map_file(ctx, plain, mp, 0, LEN,
+						  IOASID_MAP_READ |
+						  IOASID_MAP_WRITE |
+						  IOASID_MAP_FIXED_IOVA,
+						  &iova) == 0) &&
+		    ioasid_device_attach(ctx, dev, plain, 0) == 0 &&
+		    ioasid_nested_alloc(ctx, parent, dev,
+					IOASID_NESTED_SELFTEST, &st,
+					sizeof(st), 0, &nested) == 0,
+		    "PASID on nested: mock1 on a plain IOAS, a selftest nested "
+		    "table over a nest parent, both with a memfd (%s)",
+		    kb_err(ctx)))
+		goto out;
+	own = iommufd_test_hwpt_id(kb_be_domain(ctx, dev));
+	r = ioasid_device_pasid_attach_nested(ctx, dev, PASID, nested, 0);
+	hwpt = iommufd_test_pasid_hwpt_id(kb_be_device(ctx, dev), PASID);
+	tap_ok(r == 0 && hwpt && hwpt != own && pasid_on(dev, PASID, hwpt) == 0 &&
+	       pasid_on(dev, PASID, own) == -EINVAL,
+	       "PASID 0x%x attached to the nested table: the kernel has it on "
+	       "HWPT %u, not on the device's own %u (PASID_CHECK_HWPT) (%s)",
+	       PASID, hwpt, own, kb_err(ctx));
+	tap_ok(dma_pasid(dev, PASID, IOVA + 0x1000, 0x51) == 0 &&
+	       kb_file_is(m, 0x1000, 0x51, 512) &&
+	       kb_file_is(mp, 0x1000, 0, 512),
+	       "DMA tagged 0x%x lands in the parent's memfd (the mock's stage "
+	       "1 passes addresses through), not the plain IOAS's (%s)", PASID,
+	       kb_err(ctx));
+	r = ioasid_device_pasid_list(ctx, dev, &p, &nr);
+	tap_ok(r == 0 && nr == 1 && p.pasid == PASID && p.nested_id == nested &&
+	       p.ioas_id == parent,
+	       "ioasid_device_pasid_list: PASID 0x%x on nested table %u over "
+	       "IOAS %u (%s)", p.pasid, p.nested_id, p.ioas_id, kb_err(ctx));
+	r = ioasid_nested_destroy(ctx, nested);
+	tap_ok(r == -EBUSY && strstr(ioasid_last_error(ctx), "PASID"),
+	       "the table is held: destroy EBUSY (%s)", kb_err(ctx));
+	/* the same table for the device itself: the HWPT it joins is that */
+	r = ioasid_device_replace_nested(ctx, dev, nested, 0);
+	tap_ok(r == 0 &&
+	       iommufd_test_nested_hwpt_id(kb_be_device(ctx, dev)) == hwpt,
+	       "the device itself moved to the table joins HWPT %u too: the "
+	       "PASID is on the nested HWPT (PASID-capable, so the move with a "
+	       "PASID attached is allowed) (%s)", hwpt, kb_err(ctx));
+	r = ioasid_device_replace(ctx, dev, plain, 0);
+	own = iommufd_test_hwpt_id(kb_be_domain(ctx, dev));
+	tap_ok(r == 0 && pasid_on(dev, PASID, hwpt) == 0,
+	       "the device back on the plain IOAS, the PASID stays (%s)",
+	       kb_err(ctx));
+	r = ioasid_device_pasid_replace(ctx, dev, PASID, plain, 0);
+	tap_ok(r == 0 && pasid_on(dev, PASID, hwpt) == -EINVAL &&
+	       pasid_on(dev, PASID, own) == 0 &&
+	       dma_pasid(dev, PASID, IOVA + 0x2000, 0x52) == 0 &&
+	       kb_file_is(mp, 0x2000, 0x52, 512) &&
+	       kb_file_is(m, 0x2000, 0, 512),
+	       "replaced to the plain IOAS: on its HWPT, DMA in its memfd (%s)",
+	       kb_err(ctx));
+	r = ioasid_device_pasid_replace_nested(ctx, dev, PASID, nested, 0);
+	tap_ok(r == 0 && pasid_on(dev, PASID, hwpt) == 0 &&
+	       dma_pasid(dev, PASID, IOVA + 0x3000, 0x53) == 0 &&
+	       kb_file_is(m, 0x3000, 0x53, 512),
+	       "replaced back to the nested table (IOMMU_TEST_OP_PASID_REPLACE) "
+	       "(%s)", kb_err(ctx));
+	r = ioasid_device_pasid_detach(ctx, dev, PASID);
+	tap_ok(r == 0 && pasid_on(dev, PASID, 0) == 0 &&
+	       dma_pasid(dev, PASID, IOVA, 1) == -EFAULT &&
+	       fault_is(dev, IOASID_FAULT_BLOCKED, IOVA),
+	       "detached: the kernel has it nowhere, tagged DMA is blocked "
+	       "(%s)", kb_err(ctx));
+	r = ioasid_nested_destroy(ctx, nested);
+	tap_ok(r == 0, "then the nested table goes (%s)", kb_err(ctx));
+	nested = 0;
+out:
+	if (dev)
+		ioasid_device_unbind(ctx, dev);
+	if (nested)
+		ioasid_nested_destroy(ctx, nested);
+	if (parent)
+		ioasid_ioas_destroy(ctx, parent);
+	if (plain)
+		ioasid_ioas_destroy(ctx, plain);
+	close(m);
+	close(mp);
+}
+
 /* A real device of this inventory takes no DMA request. */
 static void suite_real_device(void)
 {
@@ -914,6 +1021,7 @@ int main(void)
 	suite_dirty();
 	suite_dirty_edu();
 	suite_nested();
+	suite_pasid_nested();
 	suite_real_device();
 	ioasid_unref(ctx);
 	ctx = NULL;
