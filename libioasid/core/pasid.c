@@ -10,9 +10,8 @@
  * destroy while one is attached).  On a nested table the PASID holds
  * the table (nr_pasids: no destroy while one is attached) and its
  * stage-2 domain, and counts on the parent IOAS.  A device that may do
- * no-snoop DMA
- * gets PASIDs only in domains that enforce snooping, so the coherency
- * verdict (coherency.c) stays the one of its own attachment.
+ * no-snoop DMA gets PASIDs only in domains that enforce snooping, so the
+ * coherency verdict (coherency.c) stays the one of its own attachment.
  */
 #include <errno.h>
 #include <stdio.h>
