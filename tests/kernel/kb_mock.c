@@ -737,7 +737,7 @@ out:
 static void suite_pasid_nested(void)
 {
 	struct ioasid_nested_selftest st = { .iotlb = 0x5a5a };
-	const uint32_t PASID = 0x400;
+	const uint32_t PASID = 0x500;	/* not 1024 (suite_pasid) */
 	struct ioasid_pasid_info p;
 	uint32_t dev = 0, parent = 0, plain = 0, nested = 0, hwpt = 0, own = 0;
 	uint32_t nr = 1;
