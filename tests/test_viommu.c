@@ -277,6 +277,55 @@ Test(viommu, attach_needs_a_vdevice_on_the_viommu)
 	guest_teardown(&g);
 }
 
+/* GPU0's PASID on a table on the vIOMMU: as the device, only with its vDEVICE. */
+static void pasid_lands(struct guest *g, uint32_t pasid, uint64_t iova,
+			uint64_t off, uint8_t seed)
+{
+	uint8_t buf[4096];
+
+	memset(buf, seed, sizeof(buf));
+	cr_assert_eq(ioasid_device_dma_pasid(g->ctx, g->gpu, pasid, iova, buf,
+					     sizeof(buf), IOASID_DMA_WRITE,
+					     NULL), 0, "%s",
+		     ioasid_last_error(g->ctx));
+	cr_assert_eq(memcmp(g->mem + off, buf, sizeof(buf)), 0,
+		     "PASID %u DMA to 0x%llx did not land at 0x%llx", pasid,
+		     (unsigned long long)iova, (unsigned long long)off);
+}
+
+Test(viommu, pasid_needs_a_vdevice_and_follows_its_invalidation)
+{
+	uint32_t vgpu = 0;
+	struct guest g;
+
+	guest_setup_attached(&g);
+	cr_assert_eq(ioasid_device_pasid_attach_nested(g.ctx, g.gpu, 5,
+						       g.nested, 0), -ENOENT);
+	cr_assert(strstr(ioasid_last_error(g.ctx), "vDEVICE"), "%s",
+		  ioasid_last_error(g.ctx));
+	cr_assert_eq(ioasid_vdevice_alloc(g.ctx, g.viommu, g.gpu, GPU_VID,
+					  &vgpu), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	cr_assert_eq(ioasid_device_pasid_attach_nested(g.ctx, g.gpu, 5,
+						       g.nested, 0), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	pasid_lands(&g, 5, GVA, PAGE_A, 1);
+	*entry(&g, PT, 0) = gpa(PAGE_C) | P | W | U;
+	pasid_lands(&g, 5, GVA, PAGE_A, 2);	/* cached: stale */
+	/* the NIC's cache: not the GPU's PASID */
+	cr_assert_eq(inval(&g, (struct ioasid_viommu_inval){
+			.virt_id = NIC_VID,
+			.flags = IOASID_VIOMMU_INVAL_ALL }), 0);
+	pasid_lands(&g, 5, GVA, PAGE_A, 3);
+	cr_assert_eq(inval(&g, (struct ioasid_viommu_inval){
+			.virt_id = GPU_VID,
+			.flags = IOASID_VIOMMU_INVAL_ALL }), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	pasid_lands(&g, 5, GVA, PAGE_C, 4);	/* fresh */
+	cr_assert_eq(ioasid_device_pasid_detach(g.ctx, g.gpu, 5), 0);
+	guest_teardown(&g);
+}
+
 /* ---- refusals ------------------------------------------------------------------ */
 
 Test(viommu, alloc_refusals)
