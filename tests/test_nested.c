@@ -1143,3 +1143,47 @@ Test(nested_pasid, export_refuses_it_by_name)
 	cr_assert_eq(one_pasid(&g).nested_id, g.nested, "nothing changed");
 	guest_teardown(&g);
 }
+
+/* A PASID on a table with a fault queue: its page requests go there. */
+Test(nested_pasid, page_requests_go_to_the_tables_fault_queue)
+{
+	struct ioasid_nested_inval all = { .flags = IOASID_NESTED_INVAL_ALL };
+	struct ioasid_page_request q[4];
+	uint32_t fq, pfq, nr = 4, one = 1;
+	struct guest g;
+	int fd, pfd;
+
+	pasid_setup(&g);
+	cr_assert_eq(ioasid_device_pasid_attach_nested(g.ctx, g.dev, PASID,
+						       g.nested, 0), 0);
+	cr_assert_eq(ioasid_fault_queue_alloc(g.ctx, g.nested, 0, 0, 0, &fq,
+					      &fd), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	cr_assert_eq(ioasid_fault_queue_alloc(g.ctx, g.ioas, 0, 0, 0, &pfq,
+					      &pfd), 0);
+	cr_assert_eq(pasid_write(&g, PASID, GVA_HOLE, "x", 1), -EINPROGRESS,
+		     "%s", ioasid_last_error(g.ctx));
+	cr_assert_eq(ioasid_fault_queue_read(g.ctx, fq, q, &nr), 0);
+	cr_assert_eq(nr, 1, "%u requests on the table's queue", nr);
+	cr_assert_eq(q[0].target_id, g.nested);
+	cr_assert_eq(q[0].dev_id, g.dev);
+	cr_assert(q[0].flags & IOASID_PAGE_REQUEST_PASID);
+	cr_assert_eq(q[0].pasid, PASID);
+	cr_assert_eq(q[0].addr, GVA_HOLE);
+	nr = 4;
+	cr_assert_eq(ioasid_fault_queue_read(g.ctx, pfq, q + 1, &nr), 0);
+	cr_assert_eq(nr, 0, "none on the parent's");
+	*entry(&g, PD, 3) = gpa(LARGE) | P | W | U | PS;
+	cr_assert_eq(ioasid_nested_invalidate(g.ctx, g.nested, &all, &one,
+					      NULL), 0);
+	cr_assert_eq(ioasid_fault_respond(g.ctx, fq, q[0].cookie,
+					  IOASID_PAGE_RESPONSE_SUCCESS), 0);
+	cr_assert_eq(pasid_write(&g, PASID, GVA_HOLE, "y", 1), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	cr_assert_eq(g.mem[LARGE], 'y');
+	cr_assert_eq(ioasid_device_pasid_detach(g.ctx, g.dev, PASID), 0);
+	cr_assert_eq(ioasid_fault_queue_destroy(g.ctx, pfq), 0);
+	close(fd);
+	close(pfd);
+	guest_teardown(&g);
+}
