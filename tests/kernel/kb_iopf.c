@@ -567,6 +567,95 @@ out:
 }
 
 /*
+ * mock1's own requests on a plain IOAS, its PASID on a nested table: a
+ * queue added to the table later moves the PASID to the table's new
+ * HWPT (the device stays where it is), and a DMA tagged with the PASID
+ * to an unmapped page is a page request on the table's queue.
+ */
+static void suite_nested_pasid(void)
+{
+	struct ioasid_nested_selftest st = { .iotlb = 0 };
+	struct be_device *bd;
+	uint32_t dev = 0, parent = 0, plain = 0, nested = 0, fq = 0;
+	uint32_t own, old, now;
+	uint64_t iova = IOVA, done = 0;
+	int m = kb_memfd(LEN, 0), fd = -1, r;
+	uint8_t b[64];
+
+	r = ioasid_device_bind(ctx, "mock1", -1, &dev);
+	r = r ? r : ioasid_ioas_alloc(ctx, IOASID_IOAS_NEST_PARENT, &parent);
+	r = r ? r : ioasid_ioas_alloc(ctx, 0, &plain);
+	r = r ? r : ioasid_map_file(ctx, parent, m, 0, PG, RW, &iova);
+	r = r ? r : ioasid_device_attach(ctx, dev, plain, 0);
+	r = r ? r : ioasid_nested_alloc(ctx, parent, dev,
+					IOASID_NESTED_SELFTEST, &st,
+					sizeof(st), 0, &nested);
+	if (r == -EOPNOTSUPP) {
+		tap_skip(kb_err(ctx), "nested PASID: the kernel's mock has no "
+			 "nested HWPTs");
+		goto out;
+	}
+	r = r ? r : ioasid_device_pasid_attach_nested(ctx, dev, PASID, nested,
+						      0);
+	if (!tap_ok(r == 0, "nested PASID: mock1 on a plain IOAS, its PASID "
+		    "0x%x on a selftest nested table (%d, %s)", PASID, r,
+		    kb_err(ctx)))
+		goto out;
+	bd = kb_be_device(ctx, dev);
+	own = hwpt_of(dev);
+	old = iommufd_test_pasid_hwpt_id(bd, PASID);
+	r = ioasid_fault_queue_alloc(ctx, nested, 0, 0, 0, &fq, &fd);
+	if (!tap_ok(r == 0 && fd >= 0, "a queue on the nested table while the "
+		    "PASID is on it (%d, %s)", r, kb_err(ctx)))
+		goto out;
+	now = iommufd_test_pasid_hwpt_id(bd, PASID);
+	tap_ok(now && now != old && pasid_on(dev, PASID, now) &&
+	       kdestroy(dev, old) == -ENOENT && hwpt_of(dev) == own &&
+	       pasid_on(dev, 0, own),
+	       "the PASID moved to the table's new HWPT %u (the old %u gone), "
+	       "the device itself stays on HWPT %u, the kernel says", now,
+	       old, own);
+	kb_pattern(b, sizeof(b), 7);
+	r = ioasid_device_dma_pasid(ctx, dev, PASID, IOVA + 2 * PG, b,
+				    sizeof(b), IOASID_DMA_WRITE, &done);
+	tap_ok(r == -EINPROGRESS && readable(fd, 5000),
+	       "a DMA tagged 0x%x to an unmapped page: a page request on the "
+	       "table's queue (%d, %s)", PASID, r, kb_err(ctx));
+	{
+		struct ioasid_page_request q[2];
+		uint32_t nr = 2;
+
+		r = ioasid_fault_queue_read(ctx, fq, q, &nr);
+		tap_ok(r == 0 && nr == 1 && q[0].dev_id == dev &&
+		       q[0].target_id == nested &&
+		       q[0].addr == IOVA + 2 * PG,
+		       "the record: mock1, the nested table, the page (%d, nr "
+		       "%u)", r, nr);
+		if (r == 0 && nr == 1)
+			ioasid_fault_respond(ctx, fq, q[0].cookie,
+					     IOASID_PAGE_RESPONSE_INVALID);
+	}
+	r = ioasid_device_dma(ctx, dev, IOVA + 2 * PG, b, sizeof(b),
+			      IOASID_DMA_WRITE, &done);
+	tap_ok(r == -EFAULT, "the device's own DMA (plain IOAS, no queue) to "
+	       "an unmapped page is still a fault (%d)", r);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (dev)
+		ioasid_device_unbind(ctx, dev);
+	if (fq)
+		ioasid_fault_queue_destroy(ctx, fq);
+	if (nested)
+		ioasid_nested_destroy(ctx, nested);
+	if (plain)
+		ioasid_ioas_destroy(ctx, plain);
+	if (parent)
+		ioasid_ioas_destroy(ctx, parent);
+	close(m);
+}
+
+/*
  * A refusal of the real kernel: VT-d enables I/O page faults on a
  * device that joins a HWPT with a fault queue, and edu has no PRI
  * (intel_iommu_enable_iopf: ENODEV), so the replace is refused and edu
@@ -753,6 +842,7 @@ int main(void)
 	suite_nested();
 	suite_viommu();
 	suite_late();
+	suite_nested_pasid();
 	suite_edu();
 	suite_remote();
 	ioasid_unref(ctx);

@@ -103,7 +103,9 @@ static int collect_ioas(struct refault *rf, struct be_ioas *ioas)
 		if (sw)
 			r = add_move(rf, dev, false, 0, ioas->id, sw);
 		for (uint32_t i = 0; !r && i < dev->nr_pasids; i++) {
-			sw = swap_of(rf, dev->pasids[i].domain);
+			/* a PASID on a nested table stays on its HWPT */
+			sw = dev->pasids[i].nested ? NULL :
+			     swap_of(rf, dev->pasids[i].domain);
 			if (sw)
 				r = add_move(rf, dev, true,
 					     dev->pasids[i].pasid, ioas->id,
@@ -270,11 +272,19 @@ static int refault_nested(struct refault *rf, struct be_nested *n)
 	};
 	for (struct be_device *dev = rf->t->devices; dev && !r;
 	     dev = dev->next) {
-		if (dev->nested != n)
-			continue;
-		alloc_dev = dev;
-		r = add_move(rf, dev, false, 0, n->parent->ioas->id,
-			     &rf->swaps[0]);
+		if (dev->nested == n) {
+			alloc_dev = dev;
+			r = add_move(rf, dev, false, 0, n->parent->ioas->id,
+				     &rf->swaps[0]);
+		}
+		/* and its PASIDs on the table */
+		for (uint32_t i = 0; !r && i < dev->nr_pasids; i++) {
+			if (dev->pasids[i].nested != n)
+				continue;
+			alloc_dev = alloc_dev ? alloc_dev : dev;
+			r = add_move(rf, dev, true, dev->pasids[i].pasid,
+				     n->parent->ioas->id, &rf->swaps[0]);
+		}
 	}
 	if (r < 0)
 		return r;
@@ -518,8 +528,10 @@ int iommufd_mock_page_request(struct be_device *dev, struct be_domain *d,
 			      uint32_t flags)
 {
 	struct ifd_test_cmd c = { .op = IFD_TEST_OP_TRIGGER_IOPF };
-	bool queue = !has_pasid && dev->nested ? dev->nested->fault != NULL :
-		     d && d->ioas->fault && d->fault;
+	const struct be_nested *n = has_pasid ?
+				    iommufd_pasid_nested(dev, pasid) :
+				    dev->nested;
+	bool queue = n ? n->fault != NULL : d && d->ioas->fault && d->fault;
 
 	if (!queue)
 		return -ENOENT;		/* no queue: a fault */

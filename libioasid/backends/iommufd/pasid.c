@@ -121,6 +121,14 @@ int iommufd_pasid_attach_nested(struct be_device *dev, uint32_t pasid,
 	return pasid_on(dev, pasid, n->parent, n, n->hwpt_id);
 }
 
+const struct be_nested *iommufd_pasid_nested(struct be_device *dev,
+					    uint32_t pasid)
+{
+	const struct ifd_pasid *p = find_pasid(dev, pasid);
+
+	return p ? p->nested : NULL;
+}
+
 int iommufd_pasid_move(struct be_device *dev, uint32_t pasid,
 		       uint32_t hwpt_id)
 {

@@ -243,6 +243,9 @@ struct be_device *iommufd_device_on(struct be_tenant *t,
 /* pasid.c: move a PASID already attached to HWPT @hwpt_id, no gap */
 int iommufd_pasid_move(struct be_device *dev, uint32_t pasid,
 		       uint32_t hwpt_id);
+/* pasid.c: the nested table PASID @pasid of @dev is on, else NULL */
+const struct be_nested *iommufd_pasid_nested(struct be_device *dev,
+					    uint32_t pasid);
 /* nested.c */
 int iommufd_nested_make(struct be_domain *parent, uint32_t pt_id,
 			struct be_device *dev, uint32_t type,
