@@ -16,11 +16,17 @@
  *                       refuses waiting DMA)
  *   map_ns              of roundtrip_ns, the handler's 4 KiB map alone
  *                       (median): the rest is the fault machinery
+ *   step_ns             each step of roundtrip_ns, median ("step"):
+ *                       fault_dma (the DMA that raises the request),
+ *                       poll (until the queue's eventfd is readable),
+ *                       read, map, respond, retry_dma
  *   dma_mapped_ns       for scale: the same 64-byte DMA to a mapped page
  *
  * "via":"embedded" (a "sim" context) and "via":"ioasidd" (a real ioasidd
  * started for the run, $IOASIDD or the build tree's; the eventfd comes
- * over SCM_RIGHTS and every call is a round trip to the daemon).
+ * over SCM_RIGHTS and every call is a round trip to the daemon), the
+ * latter twice, pinned: "placement":"one_cpu" (the benchmark and ioasidd
+ * on CPU 0) and "two_cpus" (ioasidd on CPU 1).
  * --quick: 512 pages per repetition (default 4096); --reps N (default 3).
  */
 #define _GNU_SOURCE 1
@@ -37,6 +43,7 @@
 #include <libioasid.h>
 
 #include "bench.h"
+#include "bench_pin.h"
 #include "../tests/daemon_fixture.h"
 
 #define PG 4096ull
@@ -96,49 +103,84 @@ static void unmap_all(struct rig *r)
 		die(r->ctx, "unmap_all", ret);
 }
 
-/* Wait for a record, map its page, answer success; the page index.
- * *@map_ns (may be NULL): the map's time. */
-static uint64_t handle_one(struct rig *r, double *map_ns)
+/* The steps of one round trip, timed each (step_ns). */
+enum step { S_FAULT, S_POLL, S_READ, S_MAP, S_RESPOND, S_RETRY, S_NR };
+static const char *const step_name[S_NR] = {
+	[S_FAULT] = "fault_dma", [S_POLL] = "poll", [S_READ] = "read",
+	[S_MAP] = "map", [S_RESPOND] = "respond", [S_RETRY] = "retry_dma",
+};
+
+/* Time since *t0, which moves to now. */
+static double lap(double *t0)
 {
-	double t0;
+	double now = bench_now_ns(), d = now - *t0;
+
+	*t0 = now;
+	return d;
+}
+
+/* Wait for a record, map its page, answer success; the page index.
+ * @steps (may be NULL): the S_POLL..S_RESPOND times. */
+static uint64_t handle_one(struct rig *r, double *steps)
+{
+	double t0 = bench_now_ns(), dummy[S_NR];
 	struct ioasid_page_request q;
 	struct pollfd p = { .fd = r->fd, .events = POLLIN };
 	uint32_t nr;
 	uint64_t iova;
 	int ret;
 
+	if (!steps)
+		steps = dummy;
+	steps[S_POLL] = steps[S_READ] = 0;
 	for (;;) {
 		if (poll(&p, 1, 10000) != 1)
 			die(r->ctx, "poll: no page request", -ETIMEDOUT);
+		steps[S_POLL] += lap(&t0);
 		nr = 1;
 		ret = ioasid_fault_queue_read(r->ctx, r->fq, &q, &nr);
 		if (ret < 0)
 			die(r->ctx, "fault_queue_read", ret);
+		steps[S_READ] += lap(&t0);
 		if (nr == 1 && !(q.flags & IOASID_PAGE_REQUEST_OVERFLOW))
 			break;
 	}
 	iova = q.addr;
-	t0 = bench_now_ns();
 	ret = ioasid_map_file(r->ctx, r->ioas, r->mem, q.addr - IOVA, PG, RW,
 			      &iova);
 	if (ret < 0)
 		die(r->ctx, "map_file", ret);
-	if (map_ns)
-		*map_ns = bench_now_ns() - t0;
+	steps[S_MAP] = lap(&t0);
 	ret = ioasid_fault_respond(r->ctx, r->fq, q.cookie,
 				   IOASID_PAGE_RESPONSE_SUCCESS);
 	if (ret < 0)
 		die(r->ctx, "fault_respond", ret);
+	steps[S_RESPOND] = lap(&t0);
 	return (q.addr - IOVA) / PG;
 }
+
+/* "any" (embedded: unpinned), "one_cpu" or "two_cpus" (place()) */
+static const char *placement = "any";
 
 static void emit(const char *via, const char *metric, double v,
 		 const char *stat, uint64_t pages, int reps)
 {
 	printf("{\"bench\":\"fault\",\"metric\":\"%s\",\"value\":%.0f,"
 	       "\"unit\":\"ns\",\"stat\":\"%s\",\"via\":\"%s\","
-	       "\"pages\":%llu,\"reps\":%d,\"backend\":\"sim\"}\n", metric,
-	       v, stat, via, (unsigned long long)pages, reps);
+	       "\"placement\":\"%s\",\"pages\":%llu,\"reps\":%d,"
+	       "\"backend\":\"sim\"}\n", metric, v, stat, via, placement,
+	       (unsigned long long)pages, reps);
+	fflush(stdout);
+}
+
+static void emit_step(const char *via, enum step st, double v, uint64_t pages,
+		      int reps)
+{
+	printf("{\"bench\":\"fault\",\"metric\":\"step_ns\",\"value\":%.0f,"
+	       "\"unit\":\"ns\",\"stat\":\"median\",\"step\":\"%s\","
+	       "\"via\":\"%s\",\"placement\":\"%s\",\"pages\":%llu,"
+	       "\"reps\":%d,\"backend\":\"sim\"}\n", v, step_name[st], via,
+	       placement, (unsigned long long)pages, reps);
 	fflush(stdout);
 }
 
@@ -147,30 +189,35 @@ static void bench_roundtrip(const char *via, const char *uri, uint64_t pages,
 {
 	double *t = calloc(pages * reps, sizeof(*t));
 	double *m = calloc(pages * reps, sizeof(*m));
-	double *mp = calloc(pages * reps, sizeof(*mp));
+	double *sp = calloc(pages * reps * S_NR, sizeof(*sp)), t1;
+	double *col = calloc(pages * reps, sizeof(*col));
 	uint8_t buf[64] = { 1 };
 	struct rig r;
 	uint64_t k = 0, done;
 	int ret;
 
-	if (!t || !m || !mp)
+	if (!t || !m || !sp || !col)
 		die(NULL, "calloc", -ENOMEM);
 	rig_up(&r, uri, pages);
 	for (int rep = 0; rep < reps; rep++) {
 		for (uint64_t i = 0; i < pages; i++, k++) {
-			double t0 = bench_now_ns();
+			double t0 = bench_now_ns(), *s = &sp[k * S_NR];
 
+			t1 = t0;
 			ret = ioasid_device_dma(r.ctx, r.dev, IOVA + i * PG,
 						buf, sizeof(buf),
 						IOASID_DMA_WRITE, &done);
 			if (ret != -EINPROGRESS)
 				die(r.ctx, "first DMA", ret);
-			handle_one(&r, &mp[k]);
+			s[S_FAULT] = lap(&t1);
+			handle_one(&r, s);
+			t1 = bench_now_ns();
 			ret = ioasid_device_dma(r.ctx, r.dev, IOVA + i * PG,
 						buf, sizeof(buf),
 						IOASID_DMA_WRITE, &done);
 			if (ret < 0)
 				die(r.ctx, "retried DMA", ret);
+			s[S_RETRY] = lap(&t1);
 			t[k] = bench_now_ns() - t0;
 			t0 = bench_now_ns();
 			ret = ioasid_device_dma(r.ctx, r.dev, IOVA + i * PG,
@@ -185,11 +232,19 @@ static void bench_roundtrip(const char *via, const char *uri, uint64_t pages,
 	emit(via, "roundtrip_ns", bench_median(t, (int)k), "median", pages,
 	     reps);
 	emit(via, "roundtrip_ns", t[(k * 99) / 100], "p99", pages, reps);
-	emit(via, "map_ns", bench_median(mp, (int)k), "median", pages, reps);
+	for (int st = 0; st < S_NR; st++) {
+		for (uint64_t j = 0; j < k; j++)
+			col[j] = sp[j * S_NR + st];
+		if (st == S_MAP)
+			emit(via, "map_ns", bench_median(col, (int)k),
+			     "median", pages, reps);
+		emit_step(via, st, bench_median(col, (int)k), pages, reps);
+	}
 	emit(via, "dma_mapped_ns", bench_median(m, (int)k), "median", pages,
 	     reps);
 	rig_down(&r);
-	free(mp);
+	free(sp);
+	free(col);
 	free(t);
 	free(m);
 }
@@ -243,6 +298,26 @@ static void bench_wait(const char *via, const char *uri, uint64_t pages,
 	free(t);
 }
 
+/*
+ * two == 0: the benchmark and ioasidd on CPU 0; two == 1: the benchmark
+ * on CPU 0, ioasidd on CPU 1.  -1 when it cannot be done (said why).
+ */
+static int place(pid_t daemon, int two)
+{
+	if (two && sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+		fprintf(stderr, "bench_fault: one CPU online, no two_cpus "
+			"placement\n");
+		return -1;
+	}
+	if (bench_pin_task(0, 0) < 0 || bench_pin_process(daemon, two) < 0) {
+		fprintf(stderr, "bench_fault: sched_setaffinity: %s\n",
+			strerror(errno));
+		return -1;
+	}
+	placement = two ? "two_cpus" : "one_cpu";
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon_opts o = { .log_level = "warning" };
@@ -266,6 +341,8 @@ int main(int argc, char **argv)
 			"figures\n", daemon_binary());
 		return 1;
 	}
-	bench_roundtrip("ioasidd", dmn.uri, pages, reps);
+	for (int two = 0; two < 2; two++)
+		if (place(dmn.pid, two) == 0)
+			bench_roundtrip("ioasidd", dmn.uri, pages, reps);
 	return daemon_stop(&dmn) ? 1 : 0;
 }

@@ -62,7 +62,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -82,6 +81,7 @@
 #include <netlink/msg.h>
 
 #include "../tests/daemon_fixture.h"
+#include "bench_pin.h"
 #include "libioasid.h"
 #include "proto/codec.h"
 #include "proto/ring.h"
@@ -135,40 +135,6 @@ static void die(const char *what)
 
 /* ---- placement ----------------------------------------------------------- */
 
-/* Pin task tid (0: the caller) to cpu, or to every CPU when cpu < 0. */
-static int pin_task(pid_t tid, int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	if (cpu >= 0)
-		CPU_SET(cpu, &set);
-	else
-		for (int c = 0; c < CPU_SETSIZE; c++)
-			CPU_SET(c, &set);
-	return sched_setaffinity(tid, sizeof(set), &set);
-}
-
-/* Every thread of process pid. */
-static int pin_process(pid_t pid, int cpu)
-{
-	char path[64];
-	struct dirent *d;
-	DIR *dir;
-	int r = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	dir = opendir(path);
-	if (!dir)
-		return pin_task(pid, cpu);
-	while ((d = readdir(dir)))
-		if (d->d_name[0] != '.' &&
-		    pin_task((pid_t)atoi(d->d_name), cpu) < 0)
-			r = -1;
-	closedir(dir);
-	return r;
-}
-
 /* two == 0: everything on CPU 0; two == 1: client on 0, peers on 1. */
 static int place(int two)
 {
@@ -181,7 +147,8 @@ static int place(int two)
 	}
 	peer_cpu = two;
 	placement = two ? "two_cpus" : "one_cpu";
-	if (pin_task(0, 0) < 0 || pin_process(dmn->pid, peer_cpu) < 0) {
+	if (bench_pin_task(0, 0) < 0 ||
+	    bench_pin_process(dmn->pid, peer_cpu) < 0) {
 		fprintf(stderr, "bench_rpc: sched_setaffinity: %s\n",
 			strerror(errno));
 		return -1;
@@ -193,8 +160,8 @@ static void unplace(void)
 {
 	peer_cpu = -1;
 	placement = "any";
-	pin_task(0, -1);
-	pin_process(dmn->pid, -1);
+	bench_pin_task(0, -1);
+	bench_pin_process(dmn->pid, -1);
 }
 
 /* ---- message sizes of a small request ------------------------------------ */
@@ -267,7 +234,7 @@ static void raw_open(struct pingpong *p, size_t req, size_t rep)
 	if (p->child == 0) {
 		close(sv[0]);
 		if (peer_cpu >= 0)
-			pin_task(0, peer_cpu);
+			bench_pin_task(0, peer_cpu);
 		echo_child(sv[1], rep);
 	}
 	close(sv[1]);

@@ -200,7 +200,10 @@ AWK
   completes; embedded and through ioasidd (`via`; the eventfd comes by
   SCM_RIGHTS); `roundtrip_wait_ns`: per page of one DMA whose device
   thread waits for each answer (`IOASID_DMA_PAGE_WAIT`, embedded only);
-  `dma_mapped_ns`: the same DMA to a mapped page, for scale.
+  `dma_mapped_ns`: the same DMA to a mapped page, for scale; `step_ns`:
+  each step's median (`step`: fault_dma, poll, read, map, respond,
+  retry_dma).  Through ioasidd twice, pinned (`placement`: one_cpu, the
+  benchmark and ioasidd on CPU 0; two_cpus, ioasidd on CPU 1).
 EOF
 } >"$tmp.md"
 mv "$tmp.md" "$out"
