@@ -606,6 +606,61 @@ out:
 	close(m);
 }
 
+/*
+ * edu attached first, then mock0 and a PASID of mock0, to one IOAS: the
+ * core offers the mock device edu's VT-d HWPT first when both are in one
+ * coherency class (snoop control off); the backend must say incompatible
+ * without asking the kernel (Linux 7.3 oopses), and the mock device gets
+ * a HWPT of its own IOMMU.
+ */
+static void suite_mixed_units(void)
+{
+	struct ioasid_domain_info d[4];
+	struct ioasid_device_info info;
+	uint32_t dev = 0, edu = 0, ioas = 0, nr = 4;
+	uint64_t iova = IOVA;
+	int m = kb_memfd(4 * KB_PAGE, 0), r;
+	bool two_units;
+
+	if (kb_find_edu(ctx, &info) < 0) {
+		tap_skip("no edu device with a VFIO cdev", "mixed units: mock0 "
+			 "after edu in one IOAS");
+		close(m);
+		return;
+	}
+	r = ioasid_device_bind(ctx, info.name, -1, &edu);
+	r = r ? r : ioasid_device_bind(ctx, "mock0", -1, &dev);
+	r = r ? r : ioasid_ioas_alloc(ctx, 0, &ioas);
+	r = r ? r : ioasid_map_file(ctx, ioas, m, 0, 4 * KB_PAGE,
+				    IOASID_MAP_READ | IOASID_MAP_WRITE |
+				    IOASID_MAP_FIXED_IOVA, &iova);
+	r = r ? r : ioasid_device_attach(ctx, edu, ioas, 0);
+	if (!tap_ok(r == 0, "mixed units: %s attached to an IOAS first (%d, "
+		    "%s)", info.name, r, kb_err(ctx)))
+		goto out;
+	r = ioasid_device_attach(ctx, dev, ioas, 0);
+	r = r ? r : ioasid_device_pasid_attach(ctx, dev, 0x77, ioas, 0);
+	r = r ? r : ioasid_domain_list(ctx, ioas, d, &nr);
+	two_units = nr == 2 && strcmp(d[0].iommu, d[1].iommu) != 0 &&
+		    (!strcmp(d[0].iommu, "iommufd_mock") ||
+		     !strcmp(d[1].iommu, "iommufd_mock"));
+	tap_ok(r == 0 && two_units, "then mock0 and its PASID 0x77: a domain "
+	       "of the mock IOMMU beside %s's, not %s's HWPT (%d, %u domains, "
+	       "%s)", info.name, info.name, r, nr, kb_err(ctx));
+	tap_ok(dma_pasid(dev, 0x77, IOVA + KB_PAGE, 0x3c) == 0 &&
+	       kb_file_is(m, KB_PAGE, 0x3c, 512),
+	       "mock0's DMA tagged 0x77 lands in the IOAS's memfd (%s)",
+	       kb_err(ctx));
+out:
+	if (dev)
+		ioasid_device_unbind(ctx, dev);
+	if (edu)
+		ioasid_device_unbind(ctx, edu);
+	if (ioas)
+		ioasid_ioas_destroy(ctx, ioas);
+	close(m);
+}
+
 /* ---- nested HWPTs on the mock -------------------------------------------- */
 
 /* IOMMU_TEST_OP_MD_CHECK_IOTLB: slot @slot of the nested HWPT holds @v. */
@@ -1020,6 +1075,7 @@ int main(void)
 	suite_pasid();
 	suite_dirty();
 	suite_dirty_edu();
+	suite_mixed_units();
 	suite_nested();
 	suite_pasid_nested();
 	suite_real_device();

@@ -213,10 +213,25 @@ int iommufd_attach_pt(struct be_device *dev, uint32_t pt_id, uint32_t ioas_id)
 	return kioctl(dev->fd, KVFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
 }
 
+/*
+ * A mock device and a real IOMMU's HWPT, or a real device and the mock's:
+ * incompatible, without asking the kernel.  Linux 7.3 does not refuse a
+ * mock device offered a VT-d HWPT (the core offers every domain of the
+ * IOAS's coherency class in turn): it oopses.
+ */
+bool iommufd_crosses_mock(const struct be_device *dev,
+			  const struct be_domain *d)
+{
+	return dev->mock != !strcmp(d->unit->info.kind, MOCK_KIND);
+}
+
 int iommufd_attach(struct be_device *dev, struct be_domain *d)
 {
-	int r = iommufd_attach_pt(dev, d->hwpt_id, d->ioas->id);
+	int r;
 
+	if (iommufd_crosses_mock(dev, d))
+		return -EINVAL;	/* incompatible: the core tries on */
+	r = iommufd_attach_pt(dev, d->hwpt_id, d->ioas->id);
 	if (r < 0)
 		return r;	/* EINVAL: incompatible, the core tries on */
 	dev->domain = d;

@@ -101,7 +101,7 @@ int iommufd_mock_inventory(struct backend *be, struct inventory *inv)
 	if (r < 0)
 		goto fail;
 	snprintf(u->info.name, sizeof(u->info.name), MOCK_UNIT);
-	snprintf(u->info.kind, sizeof(u->info.kind), "iommufd-mock");
+	snprintf(u->info.kind, sizeof(u->info.kind), MOCK_KIND);
 	/* capabilities: what the library can use of the mock IOMMU */
 	u->info.flags = IOASID_IOMMU_CAPS_KNOWN | IOASID_IOMMU_PASID |
 			(be->mock_dirty ? IOASID_IOMMU_DIRTY_TRACKING : 0) |

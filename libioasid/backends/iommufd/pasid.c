@@ -111,6 +111,8 @@ static int pasid_on(struct be_device *dev, uint32_t pasid,
 int iommufd_pasid_attach(struct be_device *dev, uint32_t pasid,
 			 struct be_domain *d)
 {
+	if (iommufd_crosses_mock(dev, d))
+		return -EINVAL;	/* incompatible: the core tries on */
 	return pasid_on(dev, pasid, d, NULL, d->hwpt_id);
 }
 

@@ -25,6 +25,7 @@
 #define IOMMUFD_PATH "/dev/iommu"
 /* "iommufd:mock": the selftest driver's mock devices (mock.c) */
 #define MOCK_UNIT	"iommufd_mock"
+#define MOCK_KIND	"iommufd-mock"
 #define MOCK_MAX	16
 #define MOCK_DEFAULT	2
 #define MOCK_GROUP_BASE	0x80000000u	/* not sysfs groups: one each */
@@ -215,6 +216,9 @@ int iommufd_device_open(struct backend *be, struct be_tenant *t,
 			int vfio_fd, struct be_device **out);
 void iommufd_device_close(struct be_device *dev);
 int iommufd_attach(struct be_device *dev, struct be_domain *d);
+/* device.c: a mock device and a real HWPT, or the reverse (never tried) */
+bool iommufd_crosses_mock(const struct be_device *dev,
+			  const struct be_domain *d);
 /* device.c: attach/replace to any HWPT (domain or nested) */
 int iommufd_attach_pt(struct be_device *dev, uint32_t pt_id, uint32_t ioas_id);
 int iommufd_detach(struct be_device *dev, char *why, size_t len);
