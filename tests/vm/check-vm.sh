@@ -3,15 +3,21 @@
 #
 # build-kernel.sh -> build-guest.sh -> mkinitrd.sh -> run.sh with VT-d
 # snoop-control=on and =off (and, with --selftests or IOASID_VM_SELFTESTS=1,
-# the kernel's iommufd selftests).
+# the kernel's iommufd selftests; with --systemd-prog, a third boot with
+# systemd as PID 1).
 #
-# Usage: check-vm.sh [--selftests] [--add SRC=DEST]... [PROG...]
+# Usage: check-vm.sh [--selftests] [--add SRC=DEST]... [--systemd-prog PROG]...
+#                    [--systemd-add SRC=DEST]... [PROG...]
 #   PROG...      extra guest test programs (static, or dynamic with their
 #                libraries collected by ldd) run in both boots after the
 #                rig's own tests/vm/guest programs; also IOASID_VM_PROGS
 #                (space-separated)
 #   --add S=D    also put file S at D in the guest (not run; an executable
 #                brings its libraries), e.g. ioasidd for the programs
+#   --systemd-prog P  a program for the systemd boot (mkinitrd.sh --systemd,
+#                snoop-control=on): only P runs there, after the rig checks
+#   --systemd-add S=D a file for the systemd boot only (units, the daemon
+#                where the unit's ExecStart= names it)
 # Environment: V=1 (copy the guest console to stdout), IOASID_VM_OFFLINE=1
 #   (never fetch/build a kernel: skip unless cached or shared), QEMU,
 #   SHARED_VM_DIR, IOASID_VM_CACHE, IOASID_VM_LOGS (the boots' logs,
@@ -26,11 +32,13 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 selftests=${IOASID_VM_SELFTESTS:-0}
-progs=() adds=()
+progs=() adds=() sd_progs=() sd_adds=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--selftests) selftests=1 ;;
 	--add) [ $# -ge 2 ] || die "--add needs SRC=DEST"; adds+=(--add "$2"); shift ;;
+	--systemd-prog) [ $# -ge 2 ] || die "--systemd-prog needs PROG"; sd_progs+=("$2"); shift ;;
+	--systemd-add) [ $# -ge 2 ] || die "--systemd-add needs SRC=DEST"; sd_adds+=(--add "$2"); shift ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	-*) die "unknown option $1" ;;
 	*) progs+=("$1") ;;
@@ -80,6 +88,17 @@ step "guest programs" "$t"
 t=$SECONDS
 initrd=$run_dir/initrd-check.cpio.gz
 "$vm_dir/mkinitrd.sh" -o "$initrd" "${adds[@]}" -- "${guest[@]}" "${progs[@]}"
+sd_initrd="" sd_skip=""
+if [ "${#sd_progs[@]}" -gt 0 ]; then
+	sd_initrd=$run_dir/initrd-systemd.cpio.gz
+	rc=0
+	"$vm_dir/mkinitrd.sh" -o "$sd_initrd" --systemd "${sd_adds[@]}" -- "${sd_progs[@]}" || rc=$?
+	case $rc in
+	0) ;;
+	77) sd_skip="no systemd to put in the guest"; sd_initrd="" ;;
+	*) die "mkinitrd.sh --systemd failed ($rc)" ;;
+	esac
+fi
 step "initramfs" "$t"
 
 # 4. boots
@@ -111,6 +130,22 @@ for snoop in on off; do
 	*) failed+=("snoop=$snoop") ;;
 	esac
 done
+if [ -n "$sd_initrd" ]; then
+	t=$SECONDS
+	rc=0
+	"$vm_dir/run.sh" "${quiet[@]}" --kernel "$KERNEL_IMAGE" --initrd "$sd_initrd" --snoop on \
+		--log "$IOASID_VM_LOGS/check-systemd.log" || rc=$?
+	tally "$IOASID_VM_LOGS/check-systemd.log"
+	step "boot+tests systemd" "$t"
+	case $rc in
+	0) ;;
+	77) skipped+=(systemd) ;;
+	*) failed+=(systemd) ;;
+	esac
+elif [ -n "$sd_skip" ]; then
+	echo "check-vm: systemd boot skipped: $sd_skip"
+	tot_s=$((tot_s + ${#sd_progs[@]}))
+fi
 if [ "$selftests" = 1 ]; then
 	t=$SECONDS
 	rc=0

@@ -2,7 +2,8 @@
 # mkinitrd.sh - build the rig's initramfs: static busybox, tests/vm/init as
 # /init, and the given test programs (run in the given order by /init).
 #
-# Usage: mkinitrd.sh -o OUT.cpio.gz [--add SRC=DEST]... [--xfail FILE] PROG...
+# Usage: mkinitrd.sh -o OUT.cpio.gz [--add SRC=DEST]... [--xfail FILE]
+#                    [--systemd] PROG...
 #   PROG          an executable (static, dynamic - its shared libraries are
 #                 collected with ldd - or a #!/bin/sh script); installed as
 #                 /tests/<basename>
@@ -10,20 +11,27 @@
 #                 or programs the tests start: an executable's shared
 #                 libraries come along)
 #   --xfail FILE  list of known-failing case names (see tests/vm/init)
+#   --systemd     also the host's systemd (PID 1, journald, systemctl,
+#                 journalctl, their libraries), the special units it needs
+#                 and tests/vm/systemd/*: /init then execs systemd, which
+#                 starts ioasid-vm-tests.service, which runs /init again
+#                 for the tests (see tests/vm/README.md, "systemd boot")
 # Environment: BUSYBOX (default: busybox from PATH; must be static,
-#   Debian's busybox-static), IOASID_VM_CACHE (scratch space).
-# Exit status: 0 ok, 77 no static busybox, 1 error.
+#   Debian's busybox-static), SYSTEMD_LIB (default /lib/systemd),
+#   IOASID_VM_CACHE (scratch space).
+# Exit status: 0 ok, 77 no static busybox (or, --systemd, no systemd), 1 error.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-out="" progs=() adds=()
+out="" progs=() adds=() systemd=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	-o) out=$2; shift 2 ;;
 	--add) adds+=("$2"); shift 2 ;;
 	--xfail) adds+=("$2=/tests/xfail"); shift 2 ;;
+	--systemd) systemd=1; shift ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	--) shift; progs+=("$@"); break ;;
 	-*) die "unknown option $1" ;;
@@ -38,21 +46,21 @@ if ldd "$bb" >/dev/null 2>&1; then
 	skip "$bb is dynamically linked (apt-get install busybox-static)"
 fi
 for t in cpio gzip; do command -v "$t" >/dev/null || skip "$t not found"; done
+sd_lib=${SYSTEMD_LIB:-/lib/systemd}
+if [ "$systemd" = 1 ]; then
+	for f in "$sd_lib/systemd" "$sd_lib/systemd-journald" "$sd_lib/system/basic.target"; do
+		[ -e "$f" ] || skip "no $f (apt-get install systemd)"
+	done
+	for t in systemctl journalctl; do
+		command -v "$t" >/dev/null || skip "$t not found (apt-get install systemd)"
+	done
+fi
 
 mkdir -p "$IOASID_VM_CACHE/tmp"
 stage=$(mktemp -d "$IOASID_VM_CACHE/tmp/initrd.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 
 mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc,tests,lib,lib64}
-cp "$bb" "$stage/bin/busybox"
-# Applet links, e.g. "usr/bin/awk" -> /bin/busybox.
-"$bb" --list-full | while read -r applet; do
-	[ -e "$stage/$applet" ] || ln -s /bin/busybox "$stage/$applet"
-done
-[ -e "$stage/bin/sh" ] || die "busybox has no sh applet"
-install -m 0755 "$vm_dir/init" "$stage/init"
-echo 'root:x:0:0:root:/tmp:/bin/sh' >"$stage/etc/passwd"
-echo 'root:x:0:' >"$stage/etc/group"
 
 # copy_libs FILE: the shared libraries FILE needs, at the same paths.
 copy_libs() {
@@ -67,6 +75,56 @@ copy_libs() {
 		cp -L "$lib" "$stage$lib"
 	done
 }
+
+cp "$bb" "$stage/bin/busybox"
+# Applet links, e.g. "usr/bin/awk" -> /bin/busybox.
+"$bb" --list-full | while read -r applet; do
+	[ -e "$stage/$applet" ] || ln -s /bin/busybox "$stage/$applet"
+done
+[ -e "$stage/bin/sh" ] || die "busybox has no sh applet"
+install -m 0755 "$vm_dir/init" "$stage/init"
+echo 'root:x:0:0:root:/tmp:/bin/sh' >"$stage/etc/passwd"
+echo 'root:x:0:' >"$stage/etc/group"
+
+if [ "$systemd" = 1 ]; then
+	# PID 1 and what the tests use of it; no udev, no generators: the
+	# guest has no disks, and the rig's /init binds the devices.
+	for f in "$sd_lib/systemd" "$sd_lib/systemd-journald" \
+		"$(command -v systemctl)" "$(command -v journalctl)"; do
+		d=$f
+		case $f in */systemctl | */journalctl) d=/usr/bin/${f##*/} ;; esac
+		mkdir -p "$stage$(dirname "$d")"
+		rm -f "$stage$d"
+		cp -L "$f" "$stage$d"
+		copy_libs "$f"
+	done
+	# The special units the default dependencies name (their .wants
+	# directories stay behind), journald's, and the rig's own.
+	u=$stage/lib/systemd/system
+	mkdir -p "$u"
+	for f in basic.target sysinit.target sockets.target timers.target \
+		paths.target slices.target local-fs.target swap.target \
+		shutdown.target umount.target final.target multi-user.target \
+		network.target \
+		systemd-journald.service systemd-journald.socket \
+		systemd-journald-dev-log.socket; do
+		cp "$sd_lib/system/$f" "$u/$f"
+	done
+	cp "$vm_dir"/systemd/* "$u/"
+	ln -s ioasid-vm.target "$u/default.target"
+	# journald from the start, as Debian enables it (ioasidd's log)
+	mkdir -p "$u/sockets.target.wants" "$u/sysinit.target.wants"
+	for f in systemd-journald.socket systemd-journald-dev-log.socket; do
+		ln -s "../$f" "$u/sockets.target.wants/$f"
+	done
+	ln -s ../systemd-journald.service "$u/sysinit.target.wants/systemd-journald.service"
+	mkdir -p "$stage/etc/systemd/system" "$stage/var/tmp" "$stage/run" \
+		"$stage/var/log/journal"
+	# the groups the shipped units name (ioasidd.socket: SocketGroup=kvm)
+	printf '%s\n' 'kvm:x:101:' 'systemd-journal:x:102:' >>"$stage/etc/group"
+	printf '%s\n' 'ID=ioasid-vm' 'NAME="ioasid VM rig"' >"$stage/etc/os-release"
+	echo 5f0c6ee1e3b14b2a9d0c2a0b51f0e7a1 >"$stage/etc/machine-id"
+fi
 
 : >"$stage/tests/list"
 for p in "${progs[@]}"; do
