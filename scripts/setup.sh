@@ -20,7 +20,7 @@ packages=(
 	libnl-3-dev libudev-dev uthash-dev libsystemd-dev
 	libcriterion-dev scdoc umockdev libumockdev-dev man-db bash-completion
 	libxml2-utils librsvg2-bin
-	qemu-system-x86 busybox-static cpio xz-utils
+	qemu-system-x86 busybox-static cpio xz-utils systemd
 	clang libclang-rt-14-dev
 	dpkg-dev debhelper lintian debootstrap
 )
