@@ -154,6 +154,48 @@ static int write_image(struct server *srv, const struct client *requester,
 	return r;
 }
 
+/*
+ * After the image: a backend whose kernel objects remember our addresses
+ * (vfio-type1) forgets them now, so that the successor can register its
+ * own; on a failed upgrade every session gets them back.
+ */
+struct handover_arg {
+	bool begin;
+	int r;
+	struct ioasid_op why;
+};
+
+static void handover_session(void *arg, struct session *s)
+{
+	struct handover_arg *h = arg;
+	int r;
+
+	if (h->begin && h->r < 0)
+		return;
+	r = h->begin ? core_handover_begin(s, &h->why) :
+		       core_handover_cancel(s, &h->why);
+	if (r < 0 && h->r >= 0)
+		h->r = r;
+}
+
+static int handover_all(struct server *srv, bool begin, char *why,
+			size_t whylen)
+{
+	struct handover_arg h = { .begin = begin };
+
+	ioasid_op_init(&h.why, IOASID_CMD_UNSPEC);
+	clients_for_each_session(srv, handover_session, &h);
+	sessions_for_each_lingering(srv, handover_session, &h);
+	if (h.r < 0 && begin) {
+		snprintf(why, whylen, "%s", h.why.errmsg);
+		handover_all(srv, false, NULL, 0);	/* those begun */
+	} else if (h.r < 0) {
+		log_err(srv, "upgrade: a session keeps no addresses for its "
+			"mappings: %s", h.why.errmsg);
+	}
+	return h.r < 0 ? h.r : 0;
+}
+
 /* The environment for the successor: ours, with UPGRADE_ENV set. */
 static char **successor_env(int memfd, int status)
 {
@@ -241,6 +283,7 @@ int upgrade_start(struct server *srv, const char *binary,
 	struct image_writer w;
 	int memfd = -1, sv[2] = { -1, -1 }, r, status;
 	char **env = NULL;
+	bool begun = false;
 	pid_t pid;
 
 	if (srv->upgrading) {
@@ -269,6 +312,10 @@ int upgrade_start(struct server *srv, const char *binary,
 	clients_quiesce(srv);
 	image_writer_init(&w, false);
 	r = write_image(srv, requester, seq, &w, &memfd, why, whylen);
+	if (r == 0) {
+		r = handover_all(srv, true, why, whylen);
+		begun = r == 0;
+	}
 	if (r == 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
 				 sv) < 0) {
 		r = -errno;
@@ -308,6 +355,8 @@ int upgrade_start(struct server *srv, const char *binary,
 	sd_mainpid();
 	log_err(srv, "upgrade to %s failed, still serving: %s", binary, why);
 out:
+	if (begun)
+		handover_all(srv, false, NULL, 0);
 	if (env) {
 		for (size_t i = 0; env[i]; i++)
 			if (!strncmp(env[i], UPGRADE_ENV "=",

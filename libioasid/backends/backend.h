@@ -81,7 +81,9 @@ struct be_replay {
  * keep it alive.  iommufd: TENANT fd[0] its /dev/iommu; IOAS id[0] the
  * kernel IOAS; DOMAIN id[0] the HWPT; DEVICE id[0] its dev_id, fd[0] its
  * VFIO cdev (mock devices: id[1] selftest object, id[2] park HWPT, id[3]
- * park IOAS, fd[0] its DMA access).  Unused ids are 0, fds -1.
+ * park IOAS, fd[0] its DMA access).  vfio-type1: IOAS fd[0] the
+ * container; DEVICE fd[0] its group (no TENANT or DOMAIN records).
+ * Unused ids are 0, fds -1.
  */
 enum be_kobj_kind {
 	BE_KOBJ_TENANT = 1,
@@ -123,7 +125,8 @@ struct backend_ops {
 	 */
 	bool dma_page_requests;
 	/*
-	 * Kernel backends that can hand their objects over (iommufd):
+	 * Kernel backends that can hand their objects over (iommufd,
+	 * vfio-type1):
 	 * ->kobj says what the object is in the kernel; in a successor,
 	 * ->adopt before the op that would create it makes the next
 	 * ->tenant_open/->ioas_alloc/->domain_alloc/->device_open take that
@@ -140,6 +143,20 @@ struct backend_ops {
 	int (*adopt)(struct backend *be, struct be_tenant *tenant,
 		     const struct be_kobj *k);
 	int (*adopt_end)(struct be_tenant *tenant, char *why, size_t len);
+	/*
+	 * Optional, for backends whose kernel objects remember this
+	 * process's addresses (vfio-type1): ->handover_begin, after the
+	 * image is written, makes the kernel forget them while it keeps
+	 * the pinned pages and the IOMMU mappings (the devices' DMA goes
+	 * on), so that a successor can register its own; until then the
+	 * tenant's mappings and attachments cannot change (-EBUSY).
+	 * ->handover_cancel gives this process its addresses back (a
+	 * hand-over given up).  Both: 0 or -errno with the reason in @why;
+	 * a failed ->handover_begin leaves nothing changed.
+	 */
+	int (*handover_begin)(struct be_tenant *tenant, char *why, size_t len);
+	int (*handover_cancel)(struct be_tenant *tenant, char *why,
+			       size_t len);
 
 	/* arg: what followed "name:" in the URI, or NULL. */
 	int (*open)(const struct log_sink *log, const char *arg,

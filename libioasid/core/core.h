@@ -144,6 +144,18 @@ int core_adopt(struct session *session, const struct ioasid_kobj *k,
 	       struct ioasid_op *why);
 int core_adopt_end(struct session *session, struct ioasid_op *why);
 /*
+ * The predecessor's side, after its image is written: a backend whose
+ * kernel objects remember this process's addresses (vfio-type1) makes
+ * the kernel forget them, DMA going on, so that the successor can
+ * register its own (backend_ops ->handover_begin); until
+ * core_handover_cancel() gives them back (a hand-over given up) the
+ * session's mappings cannot change.  core_handover_begin(): 1 when it
+ * began one, 0 when the backend needs none; core_handover_cancel(): 0;
+ * both -errno with the reason in @why.
+ */
+int core_handover_begin(struct session *session, struct ioasid_op *why);
+int core_handover_cancel(struct session *session, struct ioasid_op *why);
+/*
  * Run one op of an image for @session, making the object it creates get
  * @expect_id (0: the op makes none): core_call()'s result, or -EPROTO
  * when the op made another id (an attach that joined another domain).

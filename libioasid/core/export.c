@@ -361,7 +361,7 @@ static int export_session(struct export *x)
 	if (!core_ops(s->core)->replayable && !core_ops(s->core)->kobj)
 		return op_fail(x->why, EOPNOTSUPP, "the %s backend cannot "
 			       "hand its kernel objects over to another "
-			       "process yet (iommufd can)",
+			       "process yet (iommufd and vfio-type1 can)",
 			       core_ops(s->core)->name);
 	/* first: the session's own iommufd, where its objects live */
 	if (s->tenant && kobj_of(x, s->tenant, BE_KOBJ_TENANT)) {
@@ -573,4 +573,38 @@ int core_adopt_end(struct session *s, struct ioasid_op *why)
 				   sizeof(why->errmsg));
 	pthread_mutex_unlock(&s->core->lock);
 	return r;
+}
+
+/* ->handover_begin or ->handover_cancel on the session's tenant. */
+static int handover(struct session *s, bool begin, struct ioasid_op *why)
+{
+	const struct backend_ops *ops = core_ops(s->core);
+	int (*fn)(struct be_tenant *, char *, size_t) =
+		begin ? ops->handover_begin : ops->handover_cancel;
+	int r = 0;
+
+	if (!fn)
+		return 0;
+	why->errmsg[0] = 0;
+	pthread_mutex_lock(&s->core->lock);
+	if (s->tenant) {
+		r = fn(s->tenant, why->errmsg, sizeof(why->errmsg));
+		if (r == 0 && begin)
+			r = 1;
+	}
+	pthread_mutex_unlock(&s->core->lock);
+	if (r < 0 && !why->errmsg[0])
+		snprintf(why->errmsg, sizeof(why->errmsg), "%s",
+			 strerror(-r));
+	return r;
+}
+
+int core_handover_begin(struct session *s, struct ioasid_op *why)
+{
+	return handover(s, true, why);
+}
+
+int core_handover_cancel(struct session *s, struct ioasid_op *why)
+{
+	return handover(s, false, why);
 }

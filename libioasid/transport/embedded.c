@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Embedded transport: the core lives in this process, one session. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -19,7 +21,33 @@ struct embedded {
 	struct session *session;
 	int epoll_fd;		/* the session's events + the hotplug source */
 	char *uri;		/* the core's, for a state image */
+	/*
+	 * Exported with a hand-over begun in the kernel (vfio-type1: the
+	 * addresses forgotten, core_handover_begin()): the image's memfd,
+	 * which ioasid_ctx_export_abandon() is given to give them back.
+	 */
+	bool handing_over;
+	dev_t image_dev;
+	ino_t image_ino;
+	struct embedded *next_handing_over;
 };
+
+/* The contexts of this process with a hand-over begun (embedded_export). */
+static pthread_mutex_t handing_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct embedded *handing_over;
+
+static void handing_over_drop(struct embedded *e)
+{
+	struct embedded **p;
+
+	pthread_mutex_lock(&handing_lock);
+	for (p = &handing_over; *p && *p != e; p = &(*p)->next_handing_over)
+		;
+	if (*p)
+		*p = e->next_handing_over;
+	e->handing_over = false;
+	pthread_mutex_unlock(&handing_lock);
+}
 
 /* One descriptor for the caller's poll(): events queued or hotplug. */
 static int make_event_fd(struct embedded *e)
@@ -69,6 +97,8 @@ static int embedded_core_new(const struct log_sink *log, const char *uri,
 
 static void embedded_free(struct embedded *e)
 {
+	if (e->handing_over)
+		handing_over_drop(e);
 	core_session_free(e->session);
 	core_free(e->core);
 	free(e->uri);
@@ -169,6 +199,8 @@ static int embedded_export(void *priv, int *memfd, char *errmsg,
 	struct image_session is = { .id = core_session_id(e->session) };
 	struct image_writer w;
 	struct ioasid_op why;
+	bool begun = false;
+	struct stat st;
 	int r;
 
 	ioasid_op_init(&why, IOASID_CMD_UNSPEC);
@@ -183,12 +215,42 @@ static int embedded_export(void *priv, int *memfd, char *errmsg,
 	}
 	if (r == 0)
 		r = image_put_next_id(&w, core_next_id(e->core));
+	if (r == 0 && e->handing_over) {
+		snprintf(errmsg, errlen, "a hand-over of this context is "
+			 "already under way (ioasid_ctx_export_abandon() "
+			 "gives it up)");
+		r = -EBUSY;
+	}
+	if (r == 0) {
+		r = core_handover_begin(e->session, &why);
+		if (r < 0)
+			snprintf(errmsg, errlen, "%s", why.errmsg);
+		begun = r > 0;
+		r = r < 0 ? r : 0;
+	}
 	if (r == 0)
 		r = image_writer_finish(&w, memfd);
+	if (r == 0 && begun && fstat(*memfd, &st) < 0)
+		r = -errno;
 	if (r < 0 && !errmsg[0])
 		snprintf(errmsg, errlen, "cannot write the state image: %s",
 			 strerror(-r));
+	if (r < 0 && begun && core_handover_cancel(e->session, &why) < 0) {
+		size_t n = strlen(errmsg);
+
+		snprintf(errmsg + n, errlen - n, "; and the context keeps no "
+			 "addresses: %s", why.errmsg);
+	}
 	image_writer_release(&w, r < 0);
+	if (r == 0 && begun) {
+		e->image_dev = st.st_dev;
+		e->image_ino = st.st_ino;
+		pthread_mutex_lock(&handing_lock);
+		e->handing_over = true;
+		e->next_handing_over = handing_over;
+		handing_over = e;
+		pthread_mutex_unlock(&handing_lock);
+	}
 	return r;
 }
 
@@ -338,13 +400,39 @@ static int embedded_import(const struct log_sink *log, int memfd,
 	return 0;
 }
 
+/*
+ * The context of this process whose hand-over the image in @memfd began
+ * gets its addresses back (vfio-type1); then the image's files close.
+ */
 int embedded_image_abandon(int memfd, char *errmsg, size_t errlen)
 {
+	struct embedded *e = NULL;
+	struct ioasid_op why;
 	struct image *img;
+	struct stat st;
 	int r = image_read(memfd, &img, errmsg, errlen);
 
 	if (r < 0)
 		return r;
+	if (fstat(memfd, &st) == 0) {
+		pthread_mutex_lock(&handing_lock);
+		for (e = handing_over; e; e = e->next_handing_over)
+			if (e->image_dev == st.st_dev &&
+			    e->image_ino == st.st_ino)
+				break;
+		pthread_mutex_unlock(&handing_lock);
+	}
+	if (e) {
+		ioasid_op_init(&why, IOASID_CMD_UNSPEC);
+		r = core_handover_cancel(e->session, &why);
+		if (r < 0) {
+			snprintf(errmsg, errlen, "cannot give the context its "
+				 "mappings back: %s", why.errmsg);
+			image_free(img);
+			return r;
+		}
+		handing_over_drop(e);
+	}
 	image_close_fds(img);
 	image_free(img);
 	return 0;

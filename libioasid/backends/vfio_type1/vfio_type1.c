@@ -31,6 +31,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,8 @@ struct vt1_group {
 	unsigned int attached;		/* of those, attached */
 	struct be_ioas *container;	/* the container it is in, or NULL */
 	bool enforce;			/* the class it joined with */
+	/* adopted from a predecessor already in a container (the hand-over, below) */
+	bool in_kernel_container;
 	struct vt1_group *next;
 };
 
@@ -70,10 +73,29 @@ struct backend {
 	char desc[IOASID_PATH_MAX];
 };
 
+/*
+ * A session's containers, and what handing them over needs (the hand-over, below):
+ * while adopting a predecessor's, the object the next allocation takes
+ * over and what the kernel had lost.
+ */
+struct be_tenant {
+	struct backend *be;
+	struct be_ioas *ioases;
+	bool adopting;
+	struct be_kobj pending;
+	unsigned int nr_rebuilt;
+	char lost[256];
+};
+
 struct be_ioas {
 	struct backend *be;
+	struct be_tenant *tenant;
+	struct be_ioas *next;		/* in the tenant's list */
 	int fd;				/* the container */
 	bool live;			/* VFIO_SET_IOMMU done */
+	bool adopted;			/* a predecessor's: maps take over */
+	/* hand-over begun: the kernel forgot our addresses (-EBUSY) */
+	bool frozen;
 	unsigned int nr_groups, nr_enforcing;
 	struct kmap map;
 	/* VFIO_IOMMU_GET_INFO at the last VFIO_SET_IOMMU */
@@ -231,6 +253,9 @@ static int vt1_hotplug_read(struct backend *be, char *name, size_t len,
 
 /* ---- kernel mappings ----------------------------------------------------- */
 
+static int adopt_map(struct be_ioas *ioas, const struct kmap_entry *e,
+		     uint64_t hva);
+
 static int kmap_do_map(void *arg, const struct kmap_entry *e)
 {
 	struct be_ioas *ioas = arg;
@@ -248,6 +273,9 @@ static int kmap_do_map(void *arg, const struct kmap_entry *e)
 	r = filemap_hva(&e->backing, e->length, &hva);
 	if (r < 0 || !ioas->live)
 		return r;
+	if (ioas->adopted && ioas->tenant && ioas->tenant->adopting &&
+	    adopt_map(ioas, e, hva) == 0)
+		return 0;
 	m.vaddr = hva;
 	return kioctl(ioas->fd, VFIO_IOMMU_MAP_DMA, &m);
 }
@@ -283,23 +311,31 @@ static const struct kmap_ops vt1_kmap_ops = {
 
 /* ---- address spaces (containers) ----------------------------------------- */
 
+static bool adopt_container(struct be_tenant *t, struct be_ioas *ioas);
+
 static int vt1_ioas_alloc(struct backend *be, struct be_tenant *tenant,
 			  uint32_t flags, struct be_ioas **out)
 {
 	struct be_ioas *ioas = calloc(1, sizeof(*ioas));
 
-	(void)tenant;		/* every container is its own kernel object */
 	if (!ioas)
 		return -ENOMEM;
-	ioas->fd = open(CONTAINER_PATH, O_RDWR | O_CLOEXEC);
+	ioas->be = be;
+	ioas->dma_avail = -1;
+	/* every container is its own kernel object: a predecessor's, or new */
+	if (!adopt_container(tenant, ioas))
+		ioas->fd = open(CONTAINER_PATH, O_RDWR | O_CLOEXEC);
 	if (ioas->fd < 0) {
 		int r = -errno;
 
 		free(ioas);
 		return r;
 	}
-	ioas->be = be;
-	ioas->dma_avail = -1;
+	ioas->tenant = tenant;
+	if (tenant) {
+		ioas->next = tenant->ioases;
+		tenant->ioases = ioas;
+	}
 	/*
 	 * iommufd's emulation cuts, so restricted containers are mapped by
 	 * runs there; real type1 maps them page by page, so that
@@ -315,6 +351,14 @@ static int vt1_ioas_alloc(struct backend *be, struct be_tenant *tenant,
 static void vt1_ioas_free(struct be_ioas *ioas)
 {
 	/* groups have left (the core detached every device): nothing mapped */
+	if (ioas->tenant) {
+		struct be_ioas **p = &ioas->tenant->ioases;
+
+		while (*p && *p != ioas)
+			p = &(*p)->next;
+		if (*p)
+			*p = ioas->next;
+	}
 	close(ioas->fd);
 	kmap_release(&ioas->map);
 	free(ioas->ranges);
@@ -324,6 +368,8 @@ static void vt1_ioas_free(struct be_ioas *ioas)
 static int vt1_map(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 		   const struct be_backing *backing, uint32_t prot)
 {
+	if (ioas->frozen)
+		return -EBUSY;
 	return kmap_map(&ioas->map, &vt1_kmap_ops, ioas, iova, length, backing,
 			prot);
 }
@@ -331,6 +377,8 @@ static int vt1_map(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 static int vt1_unmap(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 		     const struct be_piece *old, uint32_t nr_old)
 {
+	if (ioas->frozen)
+		return -EBUSY;
 	return kmap_unmap(&ioas->map, &vt1_kmap_ops, ioas, iova, length);
 }
 
@@ -343,7 +391,7 @@ static size_t vt1_take_lost(struct be_ioas *ioas,
 static int vt1_hide_batch(struct be_ioas *ioas,
 			  const struct ioasid_iova_range *runs, uint32_t nr)
 {
-	int r = 0;
+	int r = ioas->frozen ? -EBUSY : 0;
 
 	for (uint32_t i = 0; i < nr && r == 0; i++)
 		r = kmap_unmap(&ioas->map, &vt1_kmap_ops, ioas, runs[i].start,
@@ -518,8 +566,23 @@ static int group_leave(struct backend *be, struct vt1_group *g, char *why,
 static int group_join(struct backend *be, struct vt1_group *g,
 		      struct be_ioas *ioas, bool enforce)
 {
-	int r = kioctl(g->fd, VFIO_GROUP_SET_CONTAINER, &ioas->fd);
+	int r;
 
+	/*
+	 * A predecessor's group already in the adopted container: the
+	 * kernel says only that it is in one (VFIO_GROUP_SET_CONTAINER
+	 * answers EINVAL whichever), so it is taken as the image says.
+	 */
+	if (g->in_kernel_container && ioas->adopted && ioas->live) {
+		g->in_kernel_container = false;
+		g->container = ioas;
+		g->enforce = enforce;
+		ioas->nr_groups++;
+		if (enforce)
+			ioas->nr_enforcing++;
+		return 0;
+	}
+	r = kioctl(g->fd, VFIO_GROUP_SET_CONTAINER, &ioas->fd);
 	if (r < 0)
 		return r;
 	g->container = ioas;
@@ -595,7 +658,8 @@ static struct vt1_group *find_group(struct backend *be, uint32_t number)
 	return g;
 }
 
-static int check_viable(struct backend *be, int fd, uint32_t number)
+static int check_viable(struct backend *be, int fd, uint32_t number,
+			bool *in_container)
 {
 	struct vfio_group_status st = { .argsz = sizeof(st) };
 	int r = kioctl(fd, VFIO_GROUP_GET_STATUS, &st);
@@ -607,14 +671,19 @@ static int check_viable(struct backend *be, int fd, uint32_t number)
 		     "device in it must be bound to a VFIO driver", number);
 		return -EBUSY;
 	}
+	*in_container = st.flags & VFIO_GROUP_FLAGS_CONTAINER_SET;
 	return 0;
 }
 
-static int group_get(struct backend *be, const struct inv_device *inv,
-		     int vfio_fd, struct vt1_group **out)
+static int adopt_group(struct be_tenant *t, const struct inv_device *inv,
+		       int *fd);
+
+static int group_get(struct backend *be, struct be_tenant *t,
+		     const struct inv_device *inv, int vfio_fd,
+		     struct vt1_group **out)
 {
 	struct vt1_group *g = find_group(be, inv->info.group);
-	int r;
+	int r, adopted = -1;
 
 	if (g) {
 		g->refs++;
@@ -626,6 +695,15 @@ static int group_get(struct backend *be, const struct inv_device *inv,
 		return -ENOMEM;
 	g->number = inv->info.group;
 	g->fd = vfio_fd;
+	/* a predecessor's group: its descriptor (the kernel opens one only) */
+	if (adopt_group(t, inv, &adopted)) {
+		if (g->fd >= 0) {
+			close(adopted);	/* the core's own is the same file */
+		} else {
+			g->fd = adopted;
+			g->own_fd = true;
+		}
+	}
 	if (g->fd < 0) {
 		g->fd = open(inv->group_dev_path, O_RDWR | O_CLOEXEC);
 		if (g->fd < 0) {
@@ -639,13 +717,15 @@ static int group_get(struct backend *be, const struct inv_device *inv,
 		}
 		g->own_fd = true;
 	}
-	r = check_viable(be, g->fd, g->number);
+	r = check_viable(be, g->fd, g->number, &g->in_kernel_container);
 	if (r < 0) {
 		if (g->own_fd)
 			close(g->fd);
 		free(g);
 		return r;
 	}
+	if (adopted < 0)
+		g->in_kernel_container = false;	/* not a predecessor's */
 	g->refs = 1;
 	g->next = be->groups;
 	be->groups = g;
@@ -687,7 +767,7 @@ static int vt1_device_open(struct backend *be, struct be_tenant *tenant,
 
 	if (!dev)
 		return -ENOMEM;
-	r = group_get(be, inv, vfio_fd, &dev->group);
+	r = group_get(be, tenant, inv, vfio_fd, &dev->group);
 	if (r < 0) {
 		free(dev);
 		return r;
@@ -710,6 +790,11 @@ static int vt1_detach(struct be_device *dev, char *why, size_t len)
 	struct vt1_group *g = dev->group;
 	int r;
 
+	if (g->container && g->container->frozen) {
+		snprintf(why, len, "a hand-over of VFIO group %u's container "
+			 "is under way", g->number);
+		return -EBUSY;
+	}
 	if (g->attached == 1 && g->container) {
 		r = group_leave(dev->be, g, why, len);
 		if (r < 0)
@@ -746,6 +831,8 @@ static int vt1_attach(struct be_device *dev, struct be_domain *d)
 	struct be_ioas *old = g->container;
 	int r;
 
+	if ((old && old->frozen) || d->ioas->frozen)
+		return -EBUSY;		/* a hand-over is under way */
 	if (old == d->ioas) {
 		if (g->enforce != d->enforce)
 			return -EINVAL;	/* not the class it is in */
@@ -779,6 +866,306 @@ static int vt1_device_vfio_fd(struct be_device *dev)
 {
 	/* kvm-vfio takes the group, as QEMU passes it */
 	return dev->group->fd;
+}
+
+/* ---- hand-over: a successor takes the containers over --------------------- */
+
+/*
+ * The kernel's containers live as long as their files are open, in
+ * whichever process, and keep their IOMMU mappings and pinned pages; but
+ * type1 knows each mapping by the address it was mapped from, in the
+ * process that mapped it.  So the predecessor, after writing its image,
+ * makes the kernel forget its addresses (->handover_begin:
+ * VFIO_IOMMU_UNMAP_DMA with VFIO_DMA_UNMAP_FLAG_VADDR |
+ * VFIO_DMA_UNMAP_FLAG_ALL; the pages stay pinned and mapped, so the
+ * devices' DMA goes on; only the kernel's own accesses to them, mdev
+ * pinning and new attaches, wait or are refused), and the successor,
+ * given the container and group descriptors, maps the same files and
+ * registers each mapping with its own address (VFIO_IOMMU_MAP_DMA with
+ * VFIO_DMA_MAP_FLAG_VADDR: same IOVA and size, else the kernel refuses;
+ * it also moves the locked-memory charge to the caller).  That
+ * registration is the check that the kernel still has the mapping: ENOENT
+ * (it has none there) makes it again; a mapping whose address the kernel
+ * still holds (a predecessor that could not forget it: a crash) is made
+ * to forget it first.  What was made again is counted and logged; nothing
+ * is ever unmapped.  A hand-over given up gives the predecessor its
+ * addresses back the same way (->handover_cancel).
+ */
+
+static void note_lost(struct be_tenant *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void note_lost(struct be_tenant *t, const char *fmt, ...)
+{
+	size_t len = strlen(t->lost);
+	va_list ap;
+
+	t->nr_rebuilt++;
+	if (len + 2 >= sizeof(t->lost))
+		return;
+	if (len)
+		t->lost[len++] = ';', t->lost[len++] = ' ';
+	t->lost[len] = 0;
+	va_start(ap, fmt);
+	vsnprintf(t->lost + len, sizeof(t->lost) - len, fmt, ap);
+	va_end(ap);
+}
+
+static int vt1_tenant_open(struct backend *be, struct be_tenant **out)
+{
+	struct be_tenant *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	t->be = be;
+	*out = t;
+	return 0;
+}
+
+static void vt1_tenant_close(struct be_tenant *t)
+{
+	free(t);
+}
+
+static int vt1_kobj(const void *obj, uint32_t kind, struct be_kobj *out)
+{
+	*out = (struct be_kobj){ .kind = kind, .fd = { -1, -1 } };
+	switch (kind) {
+	case BE_KOBJ_IOAS:
+		out->fd[0] = ((const struct be_ioas *)obj)->fd;
+		return 0;
+	case BE_KOBJ_DEVICE:
+		out->fd[0] = ((const struct be_device *)obj)->group->fd;
+		return 0;
+	}
+	return -EINVAL;		/* no session file; domains are implicit */
+}
+
+static int vt1_adopt(struct backend *be, struct be_tenant *t,
+		     const struct be_kobj *k)
+{
+	(void)be;
+	if (!t)
+		return -EINVAL;
+	if (k->kind != BE_KOBJ_IOAS && k->kind != BE_KOBJ_DEVICE)
+		return -EINVAL;
+	if (k->fd[0] < 0)
+		return -EBADF;
+	t->adopting = true;
+	t->pending = *k;
+	return 0;
+}
+
+static bool take_pending(struct be_tenant *t, uint32_t kind,
+			 struct be_kobj *k)
+{
+	if (!t || !t->adopting || t->pending.kind != kind)
+		return false;
+	*k = t->pending;
+	t->pending.kind = 0;
+	return true;
+}
+
+/* The predecessor's container, if the image announced one. */
+static bool adopt_container(struct be_tenant *t, struct be_ioas *ioas)
+{
+	struct be_kobj k;
+	int fd;
+
+	if (!take_pending(t, BE_KOBJ_IOAS, &k))
+		return false;
+	fd = fcntl(k.fd[0], F_DUPFD_CLOEXEC, 3);
+	if (fd < 0 || ioctl(fd, VFIO_GET_API_VERSION) != VFIO_API_VERSION) {
+		note_lost(t, "a container descriptor that is not one");
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	ioas->fd = fd;
+	ioas->adopted = true;
+	/* an IOMMU set up: GET_INFO answers (else no group was in it) */
+	if (get_info(ioas) == 0)
+		ioas->live = true;
+	return true;
+}
+
+/* The predecessor's group descriptor in *@fd (ours), if announced. */
+static int adopt_group(struct be_tenant *t, const struct inv_device *inv,
+		       int *fd)
+{
+	struct be_kobj k;
+
+	if (!take_pending(t, BE_KOBJ_DEVICE, &k))
+		return 0;
+	*fd = fcntl(k.fd[0], F_DUPFD_CLOEXEC, 3);
+	if (*fd < 0) {
+		note_lost(t, "group of %s: %s", inv->info.name,
+			  strerror(errno));
+		return 0;
+	}
+	return 1;
+}
+
+static int set_vaddr(int fd, const struct kmap_entry *e, uint64_t hva)
+{
+	struct vfio_iommu_type1_dma_map m = {
+		.argsz = sizeof(m), .flags = VFIO_DMA_MAP_FLAG_VADDR,
+		.iova = e->iova, .size = e->length, .vaddr = hva,
+	};
+
+	return kioctl(fd, VFIO_IOMMU_MAP_DMA, &m);
+}
+
+static int forget_vaddr(int fd, uint64_t iova, uint64_t length)
+{
+	struct vfio_iommu_type1_dma_unmap u = {
+		.argsz = sizeof(u), .flags = VFIO_DMA_UNMAP_FLAG_VADDR,
+		.iova = iova, .size = length,
+	};
+
+	return kioctl(fd, VFIO_IOMMU_UNMAP_DMA, &u);
+}
+
+/*
+ * Register our address for a kernel mapping of exactly @e's range:
+ * 0, -ENOENT (the kernel has none there), or another -errno (it has
+ * another layout there).
+ */
+static int take_mapping(int fd, const struct kmap_entry *e, uint64_t hva)
+{
+	int r = set_vaddr(fd, e, hva);
+
+	/* EINVAL: its address is still known, or another layout */
+	if (r == -EINVAL && forget_vaddr(fd, e->iova, e->length) == 0) {
+		r = set_vaddr(fd, e, hva);
+		if (r < 0)
+			return r;
+	}
+	return r;
+}
+
+/* 0: taken over; <0: the caller maps it again (counted, logged). */
+static int adopt_map(struct be_ioas *ioas, const struct kmap_entry *e,
+		     uint64_t hva)
+{
+	int r = take_mapping(ioas->fd, e, hva);
+
+	if (r < 0)
+		note_lost(ioas->tenant, "container mapping 0x%llx+0x%llx: %s",
+			  (unsigned long long)e->iova,
+			  (unsigned long long)e->length, r == -ENOENT ?
+			  "not in the kernel" : strerror(-r));
+	return r;
+}
+
+static int vt1_adopt_end(struct be_tenant *t, char *why, size_t len)
+{
+	int r;
+
+	if (!t->adopting)
+		return 0;
+	t->adopting = false;
+	t->pending.kind = 0;
+	snprintf(why, len, "%s", t->lost);
+	r = (int)t->nr_rebuilt;
+	t->nr_rebuilt = 0;
+	t->lost[0] = 0;
+	return r;
+}
+
+/* Give @ioas's kernel mappings our addresses back (a hand-over given up). */
+static int thaw(struct be_ioas *ioas, char *why, size_t len)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < ioas->map.nr; i++) {
+		const struct kmap_entry *e = &ioas->map.v[i];
+		uint64_t hva;
+		int q = filemap_hva(&e->backing, e->length, &hva);
+
+		if (q == 0)
+			q = take_mapping(ioas->fd, e, hva);
+		if (q < 0 && r == 0) {
+			snprintf(why, len, "container mapping 0x%llx+0x%llx "
+				 "keeps no address: %s",
+				 (unsigned long long)e->iova,
+				 (unsigned long long)e->length, strerror(-q));
+			r = q;
+		}
+	}
+	if (r == 0)
+		ioas->frozen = false;
+	return r;
+}
+
+static int vt1_handover_cancel(struct be_tenant *t, char *why, size_t len)
+{
+	int r = 0;
+
+	for (struct be_ioas *ioas = t->ioases; ioas; ioas = ioas->next)
+		if (ioas->frozen) {
+			int q = thaw(ioas, why, len);
+
+			r = r < 0 ? r : q;
+		}
+	if (r == 0)
+		info(t->be->log, "vfio-type1: hand-over given up: the "
+		     "containers' mappings have this process's addresses "
+		     "again");
+	return r;
+}
+
+static int vt1_handover_begin(struct be_tenant *t, char *why, size_t len)
+{
+	struct vfio_iommu_type1_dma_unmap u = {
+		.argsz = sizeof(u),
+		.flags = VFIO_DMA_UNMAP_FLAG_VADDR | VFIO_DMA_UNMAP_FLAG_ALL,
+	};
+	struct be_ioas *ioas;
+	unsigned int n = 0;
+	int r = 0;
+
+	for (ioas = t->ioases; ioas && r == 0; ioas = ioas->next) {
+		if (ioas->frozen) {
+			snprintf(why, len, "a hand-over of this session is "
+				 "already under way");
+			r = -EBUSY;
+		} else if (ioas->live &&
+			   ioctl(ioas->fd, VFIO_CHECK_EXTENSION,
+				 VFIO_UPDATE_VADDR) != 1) {
+			snprintf(why, len, "this kernel's VFIO type1 cannot "
+				 "give a container's mappings new addresses "
+				 "(no VFIO_UPDATE_VADDR: an mdev in the "
+				 "container, or iommufd's emulation)");
+			r = -EOPNOTSUPP;
+		}
+	}
+	for (ioas = t->ioases; ioas && r == 0; ioas = ioas->next) {
+		/* without an IOMMU the kernel has no mappings (the record) */
+		if (ioas->live) {
+			r = kioctl(ioas->fd, VFIO_IOMMU_UNMAP_DMA, &u);
+			if (r < 0) {
+				snprintf(why, len, "the kernel keeps this "
+					 "process's addresses for a container "
+					 "(VFIO_IOMMU_UNMAP_DMA with "
+					 "VFIO_DMA_UNMAP_FLAG_VADDR: %s)",
+					 strerror(-r));
+				break;
+			}
+		}
+		ioas->frozen = true;
+		n += (unsigned int)ioas->map.nr;
+	}
+	if (r < 0) {
+		char ignored[8];
+
+		vt1_handover_cancel(t, ignored, sizeof(ignored));
+		return r;
+	}
+	info(t->be->log, "vfio-type1: hand-over begun: the kernel forgot "
+	     "this process's addresses of %u container mapping(s); DMA goes "
+	     "on", n);
+	return 0;
 }
 
 /* ---- white-box test hooks (vfio_type1.h) --------------------------------- */
@@ -828,6 +1215,8 @@ const struct backend_ops backend_vfio_type1 = {
 	.close = vt1_close,
 	.describe = vt1_describe,
 	.inventory = vt1_inventory,
+	.tenant_open = vt1_tenant_open,
+	.tenant_close = vt1_tenant_close,
 	.ioas_alloc = vt1_ioas_alloc,
 	.ioas_free = vt1_ioas_free,
 	.map = vt1_map,
@@ -841,6 +1230,11 @@ const struct backend_ops backend_vfio_type1 = {
 	.attach = vt1_attach,
 	.detach = vt1_detach,
 	.device_vfio_fd = vt1_device_vfio_fd,
+	.kobj = vt1_kobj,
+	.adopt = vt1_adopt,
+	.adopt_end = vt1_adopt_end,
+	.handover_begin = vt1_handover_begin,
+	.handover_cancel = vt1_handover_cancel,
 	.hotplug_fd = vt1_hotplug_fd,
 	.hotplug_read = vt1_hotplug_read,
 };
