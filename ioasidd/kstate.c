@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Crash survival on iommufd: each named session's state image, and the
- * kernel descriptors it names, in the service manager's fd store.
+ * Crash survival on iommufd and vfio-type1: each named session's state
+ * image, and the kernel descriptors it names, in the service manager's fd
+ * store (vfio-type1: the containers and groups instead of the session's
+ * iommufd and cdevs; after the crash the backend makes the kernel forget
+ * the dead daemon's addresses of each mapping and registers its own,
+ * VFIO_DMA_UNMAP_FLAG_VADDR then VFIO_DMA_MAP_FLAG_VADDR, which also
+ * moves the locked-memory charge).
  *
  * The simulated backend rebuilds from a journal of changes (journal.c).
  * A kernel backend cannot: its IOASes, HWPTs and device bindings live in

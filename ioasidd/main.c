@@ -553,19 +553,19 @@ static int start_journal(struct server *srv, struct sd_fds *sfds)
 
 	bool sim = !strcmp(core_backend_name(srv->core), "sim");
 
-	/* iommufd: the kernel objects themselves survive (kstate.c) */
-	if (sd_has_fdstore() && !strcmp(core_backend_name(srv->core),
-					"iommufd")) {
+	/* iommufd, vfio-type1: the kernel objects survive (kstate.c) */
+	if (sd_has_fdstore() &&
+	    (!strcmp(core_backend_name(srv->core), "iommufd") ||
+	     !strcmp(core_backend_name(srv->core), "vfio-type1"))) {
 		return kstate_start(srv, sfds->fds, sfds->names, sfds->nr);
 	}
 	if (!sd_has_fdstore() || !sim) {
 		if (sd_has_fdstore())
 			say(LOG_NOTICE, "no crash survival on backend %s: its "
-			    "kernel objects cannot be taken over yet (the "
-			    "VFIO type1 container is not handed over; the "
+			    "kernel objects cannot be taken over (the "
 			    "simulated backend rebuilds from a journal, "
-			    "iommufd keeps its objects in the fd store)",
-			    core_backend_name(srv->core));
+			    "iommufd and vfio-type1 keep their objects in "
+			    "the fd store)", core_backend_name(srv->core));
 		for (unsigned int i = 0; i < sfds->nr; i++) {
 			sd_fdstore_remove(sfds->names[i]);
 			close(sfds->fds[i]);

@@ -292,8 +292,8 @@ int upgrade_start(struct server *srv, const char *binary,
 	}
 	if (srv->kstate) {
 		snprintf(why, whylen, "a live upgrade with crash survival on "
-			 "iommufd (a service manager's fd store) is not "
-			 "supported yet");
+			 "a kernel backend (a service manager's fd store) is "
+			 "not supported yet");
 		return -EOPNOTSUPP;
 	}
 	if (srv->dead) {

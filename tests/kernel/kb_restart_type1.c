@@ -19,7 +19,12 @@
  *     maps and exports as before.
  *  4. Through a real ioasidd --backend vfio-type1: a live upgrade under
  *     edu's DMA loop: adopted, every transfer lands, and the client maps
- *     and unmaps afterwards.
+ *     and unmaps afterwards; an upgrade to a binary that fails gives the
+ *     daemon its addresses back (it maps, and the client goes on).
+ *  5. The same daemon under a service manager with an fd store: kill -9
+ *     under edu's DMA loop, restart: the container adopted from the
+ *     store (the dead daemon's addresses replaced), nothing made again,
+ *     every transfer lands, the client reclaims and maps.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +46,7 @@
 
 #include "backends/vfio_type1/vfio_type1.h"
 #include "../daemon_fixture.h"
+#include "../supervisor.h"
 #include "kbtest.h"
 
 #define IOVA	0x4000000ull
@@ -528,6 +534,8 @@ static void suite_upgrade(const char *edu)
 	uint64_t one = 1;
 	int group = -1, devfd = -1, r;
 
+	if (!getenv("IOASIDD") && access("/usr/sbin/ioasidd", X_OK) == 0)
+		setenv("IOASIDD", "/usr/sbin/ioasidd", 0);
 	if (access(daemon_binary(), X_OK) < 0 || getuid() != 0 ||
 	    daemon_start(&d, &o) < 0) {
 		tap_skip("no ioasidd in this guest, or not root", "edu across "
@@ -591,6 +599,22 @@ static void suite_upgrade(const char *edu)
 		r = ioasid_unmap(c, ioas, IOVA3, KB_PAGE, 0, NULL);
 	tap_ok(r == 0, "after the upgrade the client maps a page, edu DMAs "
 	       "into it, the client unmaps it (%s)", kb_err(c));
+	r = ioasid_daemon_upgrade(c, "/bin/false", &pid);
+	tap_ok(r < 0 && file_contains(d.log, "hand-over given up"),
+	       "an upgrade to a binary that fails is refused (%s) and the "
+	       "daemon takes its addresses back (its log)", kb_err(c));
+	iova3 = IOVA3;
+	r = ioasid_map_file(c, ioas, l.mem, 0, KB_PAGE, IOASID_MAP_READ |
+			    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA, &iova3);
+	if (r == 0)
+		r = edu_to_mem(&l.edu, 0, IOVA3 + 0x300, XFER);
+	if (r == 0 && !kb_file_equals(l.mem, 0x300, pat, XFER))
+		r = -EIO;
+	if (r == 0)
+		r = ioasid_unmap(c, ioas, IOVA3, KB_PAGE, 0, NULL);
+	tap_ok(r == 0 && !transfers(&l.edu, l.mem, pat, 2, &l.done),
+	       "and serves on: a map, DMA into it and an unmap work (%s)",
+	       kb_err(c));
 	edu_close(&l.edu);
 out:
 	if (l.stop >= 0)
@@ -604,6 +628,169 @@ out:
 	close(l.mem);
 	tap_ok(daemon_stop(&d) == 0, "ioasidd stops cleanly after the "
 	       "upgrade");
+}
+
+/* ---- through ioasidd under a service manager: kill -9 and restart -------- */
+
+#define CRASH_CONF "[user 0]\nlinger = 60\ndevices = all\ndevice-fds = yes\n"
+
+/* The service manager's notifications, read while the client works. */
+struct poller {
+	struct supervisor *s;
+	pthread_t thread;
+	int stop;			/* eventfd */
+	bool running;
+};
+
+static void *poll_loop(void *arg)
+{
+	struct poller *p = arg;
+
+	for (;;) {
+		struct pollfd f[2] = {
+			{ .fd = p->s->notify_fd, .events = POLLIN },
+			{ .fd = p->stop, .events = POLLIN },
+		};
+
+		if (poll(f, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (f[1].revents)
+			break;
+		if (f[0].revents)
+			sup_poll(p->s);
+	}
+	return NULL;
+}
+
+static void poller_start(struct poller *p, struct supervisor *s)
+{
+	p->s = s;
+	if (p->stop < 0)
+		p->stop = eventfd(0, EFD_CLOEXEC);
+	p->running = p->stop >= 0 &&
+		     pthread_create(&p->thread, NULL, poll_loop, p) == 0;
+}
+
+static void poller_stop(struct poller *p)
+{
+	uint64_t one = 1, v;
+
+	if (!p->running)
+		return;
+	if (write(p->stop, &one, sizeof(one)) == (ssize_t)sizeof(one))
+		pthread_join(p->thread, NULL);
+	if (read(p->stop, &v, sizeof(v)) < 0)
+		v = 0;
+	p->running = false;
+}
+
+static void suite_crash(const char *edu)
+{
+	struct ioasid_ctx *c = NULL;
+	struct supervisor s;
+	struct poller pl = { .stop = -1 };
+	struct dma_loop l = { .stop = -1 };
+	uint8_t pat[XFER];
+	uint64_t iova = IOVA, iova3 = IOVA3, one = 1;
+	uint32_t dev, ioas, linger = 0;
+	unsigned int before;
+	int group = -1, devfd = -1, r;
+
+	if (!getenv("IOASIDD") && access("/usr/sbin/ioasidd", X_OK) == 0)
+		setenv("IOASIDD", "/usr/sbin/ioasidd", 0);
+	if (access(daemon_binary(), X_OK) < 0) {
+		tap_skip("no ioasidd in this guest", "edu across a crash of "
+			 "ioasidd --backend vfio-type1");
+		return;
+	}
+	if (!tap_ok(sup_start_backend(&s, CRASH_CONF, "vfio-type1") == 0,
+		    "ioasidd --backend vfio-type1 under a service manager "
+		    "with an fd store"))
+		return;
+	poller_start(&pl, &s);
+	kb_pattern(pat, XFER, 0x91);
+	l.pat = pat;
+	l.mem = kb_memfd(LEN, 0);
+	r = ioasid_new(s.uri, &c);
+	if (r == 0)
+		r = ioasid_session_name(c, "vm-type1", &linger);
+	if (r == 0)
+		r = ioasid_device_bind(c, edu, -1, &dev);
+	if (r == 0)
+		r = ioasid_ioas_alloc(c, 0, &ioas);
+	if (r == 0)
+		r = ioasid_map_file(c, ioas, l.mem, 0, LEN, IOASID_MAP_READ |
+				    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+				    &iova);
+	if (r == 0)
+		r = ioasid_device_attach(c, dev, ioas, 0);
+	if (r == 0)
+		r = ioasid_device_get_fd(c, dev, &group);
+	if (r == 0) {
+		devfd = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, edu);
+		r = devfd < 0 ? -errno : edu_open(&l.edu, devfd);
+	}
+	if (r == 0 && (pwrite(l.mem, pat, XFER, 0) != XFER ||
+		       edu_to_buf(&l.edu, IOVA, 0, XFER) < 0))
+		r = -EIO;
+	if (!tap_ok(r == 0, "a named session binds edu, maps a memfd, "
+		    "attaches; its device fd here (%s)", r ? kb_err(c) : "ok"))
+		goto out;
+	kb_kmsg("kb_restart_type1: edu across a crash");
+	l.stop = eventfd(0, EFD_CLOEXEC);
+	l.running = l.stop >= 0 &&
+		    pthread_create(&l.thread, NULL, dma_loop_run, &l) == 0;
+	poller_stop(&pl);
+	before = __atomic_load_n(&l.done, __ATOMIC_RELAXED);
+	sup_kill(&s);
+	while (l.running &&
+	       __atomic_load_n(&l.done, __ATOMIC_RELAXED) < before + 4 &&
+	       !__atomic_load_n(&l.bad, __ATOMIC_RELAXED))
+		sched_yield();
+	tap_ok(!l.bad && l.done >= before + 4, "edu keeps DMA-ing while "
+	       "ioasidd is dead (%u transfers landed, %u wrong)", l.done,
+	       l.bad);
+	r = sup_crash_restart(&s);
+	poller_start(&pl, &s);
+	tap_ok(r == 0 && sup_log_has(&s, "kernel state: session \"vm-type1\"")
+	       && sup_log_has(&s, "0 record(s) failed, 0 made again"),
+	       "restarted: the container and edu's group adopted from the fd "
+	       "store, nothing made again (the log)");
+	r = ioasid_get_status(c, &(struct ioasid_status){ 0 });
+	tap_ok(r == 0, "the client reclaims on its own (%s)", kb_err(c));
+	if (l.running && write(l.stop, &one, sizeof(one)) == sizeof(one))
+		pthread_join(l.thread, NULL);
+	tap_ok(!l.bad && !dmar_fault_after("kb_restart_type1: edu across a "
+					   "crash"),
+	       "edu's DMA went on through the kill and the restart: %u "
+	       "transfers, %u wrong, no DMAR fault", l.done, l.bad);
+	r = ioasid_map_file(c, ioas, l.mem, 0, KB_PAGE, IOASID_MAP_READ |
+			    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA, &iova3);
+	if (r == 0)
+		r = edu_to_mem(&l.edu, 0, IOVA3 + 0x200, XFER);
+	if (r == 0 && !kb_file_equals(l.mem, 0x200, pat, XFER))
+		r = -EIO;
+	if (r == 0)
+		r = ioasid_unmap(c, ioas, IOVA3, KB_PAGE, 0, NULL);
+	tap_ok(r == 0, "after the restart the client maps a page, edu DMAs "
+	       "into it, the client unmaps it (%s)", kb_err(c));
+	edu_close(&l.edu);
+out:
+	if (l.stop >= 0)
+		close(l.stop);
+	if (devfd >= 0)
+		close(devfd);
+	if (group >= 0)
+		close(group);
+	if (c)
+		ioasid_unref(c);
+	poller_stop(&pl);
+	if (tap_failed)
+		sup_dump_log(&s, stdout);
+	close(l.mem);
+	tap_ok(sup_stop(&s) == 0, "ioasidd stops cleanly");
+	if (pl.stop >= 0)
+		close(pl.stop);
 }
 
 int main(int argc, char **argv)
@@ -641,5 +828,6 @@ int main(int argc, char **argv)
 	run_scenario(info.name, 2, argv[0]);
 	suite_abandon(info.name);
 	suite_upgrade(info.name);
+	suite_crash(info.name);
 	return tap_done();
 }
