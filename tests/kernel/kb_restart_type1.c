@@ -615,6 +615,10 @@ static void suite_upgrade(const char *edu)
 	tap_ok(r == 0 && !transfers(&l.edu, l.mem, pat, 2, &l.done),
 	       "and serves on: a map, DMA into it and an unmap work (%s)",
 	       kb_err(c));
+	/* only mappings with this daemon's addresses can be handed again */
+	r = ioasid_daemon_upgrade(c, NULL, &pid);
+	tap_ok(r == 0 && !transfers(&l.edu, l.mem, pat, 2, &l.done),
+	       "and a second upgrade succeeds, DMA landing (%s)", kb_err(c));
 	edu_close(&l.edu);
 out:
 	if (l.stop >= 0)

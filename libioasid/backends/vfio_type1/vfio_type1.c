@@ -1145,11 +1145,12 @@ static int vt1_handover_begin(struct be_tenant *t, char *why, size_t len)
 		if (ioas->live) {
 			r = kioctl(ioas->fd, VFIO_IOMMU_UNMAP_DMA, &u);
 			if (r < 0) {
-				snprintf(why, len, "the kernel keeps this "
-					 "process's addresses for a container "
-					 "(VFIO_IOMMU_UNMAP_DMA with "
-					 "VFIO_DMA_UNMAP_FLAG_VADDR: %s)",
-					 strerror(-r));
+				snprintf(why, len, "the kernel cannot forget "
+					 "this process's addresses for a "
+					 "container (VFIO_IOMMU_UNMAP_DMA with "
+					 "VFIO_DMA_UNMAP_FLAG_VADDR: %s%s)",
+					 strerror(-r), r == -EINVAL ? ": some "
+					 "are forgotten already" : "");
 				break;
 			}
 		}
