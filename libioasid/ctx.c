@@ -170,15 +170,18 @@ IOASID_EXPORT int ioasid_new(const char *uri, struct ioasid_ctx **ctx)
  *
  * On iommufd the kernel objects are handed over, not described: the
  * session's /dev/iommu, device cdevs and mapped files stay open across
- * exec and the import adopts them (ioasid_ctx_export(3)).
+ * exec and the import adopts them (ioasid_ctx_export(3)).  On VFIO type1
+ * the containers and groups likewise, and the export also makes the
+ * kernel forget this process's addresses of the mappings: @ctx then
+ * refuses changes (-EBUSY) until the exec or the abandon.
  *
  * Returns 0; -EINVAL for a NULL argument; -EOPNOTSUPP for a context on
  * ioasidd (its session is handed over by name and reclaim token,
- * ioasid_session(3)), for VFIO type1 (it cannot yet hand its container
- * over), for nested stage-1 tables and for a mapping by
+ * ioasid_session(3)), for a VFIO type1 container without
+ * VFIO_UPDATE_VADDR, for nested stage-1 tables and for a mapping by
  * address (ioasid_map_user(),
- * whose memory does not survive exec); -ENOMEM; -EMFILE when the files
- * cannot be kept open.
+ * whose memory does not survive exec); -EBUSY for a type1 hand-over
+ * already under way; -ENOMEM; -EMFILE when the files cannot be kept open.
  */
 IOASID_EXPORT int ioasid_ctx_export(struct ioasid_ctx *ctx, int *memfd)
 {
@@ -253,8 +256,12 @@ IOASID_EXPORT int ioasid_ctx_import(int memfd, struct ioasid_ctx **ctx)
  * ioasid_ctx_export_abandon - close the files an exported image keeps
  * open, when no successor will import it (the caller closes @memfd).
  *
+ * On VFIO type1 the context of this process that made the image first
+ * gets its addresses back (ioasid_ctx_export(3)).
+ *
  * Returns 0, or the errors of ioasid_ctx_import() about the image itself
- * (-EINVAL, -EPROTONOSUPPORT, -EBADMSG, -EFBIG, -ENOMEM); then nothing is
+ * (-EINVAL, -EPROTONOSUPPORT, -EBADMSG, -EFBIG, -ENOMEM), or -errno when
+ * the kernel refuses a type1 mapping its address back; then nothing is
  * closed.
  */
 IOASID_EXPORT int ioasid_ctx_export_abandon(int memfd)
