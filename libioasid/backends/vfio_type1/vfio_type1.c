@@ -59,7 +59,7 @@ struct vt1_group {
 	unsigned int attached;		/* of those, attached */
 	struct be_ioas *container;	/* the container it is in, or NULL */
 	bool enforce;			/* the class it joined with */
-	/* adopted from a predecessor already in a container (the hand-over, below) */
+	/* a predecessor's, already in a container (the hand-over, below) */
 	bool in_kernel_container;
 	struct vt1_group *next;
 };
@@ -74,7 +74,7 @@ struct backend {
 };
 
 /*
- * A session's containers, and what handing them over needs (the hand-over, below):
+ * A session's containers, and what handing them over needs (below):
  * while adopting a predecessor's, the object the next allocation takes
  * over and what the kernel had lost.
  */
@@ -675,8 +675,8 @@ static int check_viable(struct backend *be, int fd, uint32_t number,
 	return 0;
 }
 
-static int adopt_group(struct be_tenant *t, const struct inv_device *inv,
-		       int *fd);
+static void adopt_group(struct be_tenant *t, const struct inv_device *inv,
+			int *fd);
 
 static int group_get(struct backend *be, struct be_tenant *t,
 		     const struct inv_device *inv, int vfio_fd,
@@ -685,7 +685,11 @@ static int group_get(struct backend *be, struct be_tenant *t,
 	struct vt1_group *g = find_group(be, inv->info.group);
 	int r, adopted = -1;
 
+	/* a predecessor's group: its descriptor (the kernel opens one only) */
+	adopt_group(t, inv, &adopted);
 	if (g) {
+		if (adopted >= 0)
+			close(adopted);	/* a group-mate's: the same file */
 		g->refs++;
 		*out = g;
 		return 0;
@@ -695,8 +699,7 @@ static int group_get(struct backend *be, struct be_tenant *t,
 		return -ENOMEM;
 	g->number = inv->info.group;
 	g->fd = vfio_fd;
-	/* a predecessor's group: its descriptor (the kernel opens one only) */
-	if (adopt_group(t, inv, &adopted)) {
+	if (adopted >= 0) {
 		if (g->fd >= 0) {
 			close(adopted);	/* the core's own is the same file */
 		} else {
@@ -868,7 +871,7 @@ static int vt1_device_vfio_fd(struct be_device *dev)
 	return dev->group->fd;
 }
 
-/* ---- hand-over: a successor takes the containers over --------------------- */
+/* ---- hand-over: a successor takes the containers over -------------------- */
 
 /*
  * The kernel's containers live as long as their files are open, in
@@ -990,20 +993,17 @@ static bool adopt_container(struct be_tenant *t, struct be_ioas *ioas)
 }
 
 /* The predecessor's group descriptor in *@fd (ours), if announced. */
-static int adopt_group(struct be_tenant *t, const struct inv_device *inv,
-		       int *fd)
+static void adopt_group(struct be_tenant *t, const struct inv_device *inv,
+			int *fd)
 {
 	struct be_kobj k;
 
 	if (!take_pending(t, BE_KOBJ_DEVICE, &k))
-		return 0;
+		return;
 	*fd = fcntl(k.fd[0], F_DUPFD_CLOEXEC, 3);
-	if (*fd < 0) {
+	if (*fd < 0)
 		note_lost(t, "group of %s: %s", inv->info.name,
 			  strerror(errno));
-		return 0;
-	}
-	return 1;
 }
 
 static int set_vaddr(int fd, const struct kmap_entry *e, uint64_t hva)
