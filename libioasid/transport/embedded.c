@@ -36,17 +36,16 @@ struct embedded {
 static pthread_mutex_t handing_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct embedded *handing_over;
 
-static void handing_over_drop(struct embedded *e)
+/* handing_lock held */
+static void handing_over_unlink(struct embedded *e)
 {
 	struct embedded **p;
 
-	pthread_mutex_lock(&handing_lock);
 	for (p = &handing_over; *p && *p != e; p = &(*p)->next_handing_over)
 		;
 	if (*p)
 		*p = e->next_handing_over;
 	e->handing_over = false;
-	pthread_mutex_unlock(&handing_lock);
 }
 
 /* One descriptor for the caller's poll(): events queued or hotplug. */
@@ -97,8 +96,10 @@ static int embedded_core_new(const struct log_sink *log, const char *uri,
 
 static void embedded_free(struct embedded *e)
 {
+	pthread_mutex_lock(&handing_lock);
 	if (e->handing_over)
-		handing_over_drop(e);
+		handing_over_unlink(e);
+	pthread_mutex_unlock(&handing_lock);
 	core_session_free(e->session);
 	core_free(e->core);
 	free(e->uri);
@@ -199,7 +200,7 @@ static int embedded_export(void *priv, int *memfd, char *errmsg,
 	struct image_session is = { .id = core_session_id(e->session) };
 	struct image_writer w;
 	struct ioasid_op why;
-	bool begun = false;
+	bool begun = false, busy;
 	struct stat st;
 	int r;
 
@@ -215,7 +216,10 @@ static int embedded_export(void *priv, int *memfd, char *errmsg,
 	}
 	if (r == 0)
 		r = image_put_next_id(&w, core_next_id(e->core));
-	if (r == 0 && e->handing_over) {
+	pthread_mutex_lock(&handing_lock);
+	busy = e->handing_over;
+	pthread_mutex_unlock(&handing_lock);
+	if (r == 0 && busy) {
 		snprintf(errmsg, errlen, "a hand-over of this context is "
 			 "already under way (ioasid_ctx_export_abandon() "
 			 "gives it up)");
@@ -414,25 +418,26 @@ int embedded_image_abandon(int memfd, char *errmsg, size_t errlen)
 
 	if (r < 0)
 		return r;
-	if (fstat(memfd, &st) == 0) {
-		pthread_mutex_lock(&handing_lock);
+	/* held throughout: the context cannot be freed meanwhile */
+	pthread_mutex_lock(&handing_lock);
+	if (fstat(memfd, &st) == 0)
 		for (e = handing_over; e; e = e->next_handing_over)
 			if (e->image_dev == st.st_dev &&
 			    e->image_ino == st.st_ino)
 				break;
-		pthread_mutex_unlock(&handing_lock);
-	}
 	if (e) {
 		ioasid_op_init(&why, IOASID_CMD_UNSPEC);
 		r = core_handover_cancel(e->session, &why);
 		if (r < 0) {
+			pthread_mutex_unlock(&handing_lock);
 			snprintf(errmsg, errlen, "cannot give the context its "
 				 "mappings back: %s", why.errmsg);
 			image_free(img);
 			return r;
 		}
-		handing_over_drop(e);
+		handing_over_unlink(e);
 	}
+	pthread_mutex_unlock(&handing_lock);
 	image_close_fds(img);
 	image_free(img);
 	return 0;

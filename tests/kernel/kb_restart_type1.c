@@ -432,8 +432,9 @@ static void suite_abandon(const char *edu)
 	struct ioasid_ctx *ctx = NULL;
 	uint8_t pat[XFER];
 	uint64_t iova = IOVA3;
+	uint64_t iova2 = IOVA;
 	unsigned int done = 0, bad;
-	uint32_t dev, ioas;
+	uint32_t dev, ioas, ioas2;
 	struct edu e;
 	int mem = kb_memfd(LEN, 0), mem2 = kb_memfd(LEN, 0), devfd = -1;
 	int image = -1, cfd, r;
@@ -445,8 +446,15 @@ static void suite_abandon(const char *edu)
 		    r ? kb_err(ctx) : "ok"))
 		goto out;
 	cfd = vfio_type1_test_container_fd(kb_be_ioas(ctx, ioas));
-	r = ioasid_ctx_export(ctx, &image);
-	tap_ok(r == 0, "abandon: exported (%s)", kb_err(ctx));
+	/* and a container no group is in (no IOMMU: only the record) */
+	r = ioasid_ioas_alloc(ctx, 0, &ioas2);
+	if (r == 0)
+		r = ioasid_map_file(ctx, ioas2, mem2, 0, LEN, IOASID_MAP_READ |
+				    IOASID_MAP_FIXED_IOVA, &iova2);
+	if (r == 0)
+		r = ioasid_ctx_export(ctx, &image);
+	tap_ok(r == 0, "abandon: exported, with a second container no group "
+	       "is in (%s)", kb_err(ctx));
 	va = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0);
 	/* the kernel has no address for it: registering one is accepted */
 	r = raw_set_vaddr(cfd, IOVA, LEN, va);

@@ -1078,7 +1078,8 @@ static int thaw(struct be_ioas *ioas, char *why, size_t len)
 {
 	int r = 0;
 
-	for (size_t i = 0; i < ioas->map.nr; i++) {
+	/* without an IOMMU the kernel has no mappings (the record) */
+	for (size_t i = 0; ioas->live && i < ioas->map.nr; i++) {
 		const struct kmap_entry *e = &ioas->map.v[i];
 		uint64_t hva;
 		int q = filemap_hva(&e->backing, e->length, &hva);
