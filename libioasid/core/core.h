@@ -109,8 +109,8 @@ void core_set_next_id(struct core *core, uint32_t id);
  * makes an object, the id it made), in the order to replay them, under
  * the core's lock (@fn must not call the core).  0, or -errno with the
  * reason in @why: -EOPNOTSUPP for a backend that cannot hand its kernel
- * objects over (replayable false) or a mapping by address, or what @fn
- * returned.
+ * objects over (neither replayable nor ->kobj) or a mapping by address,
+ * or what @fn returned.
  */
 struct core_ioas_counters {
 	uint32_t ioas_id;
@@ -119,10 +119,11 @@ struct core_ioas_counters {
 };
 /*
  * One op (@c NULL), or an IOAS's monitoring counters (@op NULL), last.
- * Kernel backends that hand their objects over (iommufd) pass with an op
- * that makes one the kernel object it is (@k, else NULL), for the
- * successor to adopt (core_adopt()); and first, with @op and @c NULL,
- * the session's own kernel descriptor (its iommufd) as @k alone.
+ * Kernel backends that hand their objects over (iommufd, vfio-type1)
+ * pass with an op that makes one the kernel object it is (@k, else
+ * NULL), for the successor to adopt (core_adopt()); and first, with @op
+ * and @c NULL, the session's own kernel descriptor (iommufd's) as @k
+ * alone.
  */
 typedef int (*core_export_fn)(void *arg, struct ioasid_op *op,
 			      uint32_t expect_id,
