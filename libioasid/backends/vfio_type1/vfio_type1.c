@@ -61,6 +61,8 @@ struct vt1_group {
 	bool enforce;			/* the class it joined with */
 	/* a predecessor's, already in a container (the hand-over, below) */
 	bool in_kernel_container;
+	/* taken over from a predecessor by this tenant (its descriptor) */
+	struct be_tenant *adopted_by;
 	struct vt1_group *next;
 };
 
@@ -118,6 +120,15 @@ struct be_device {
 	struct vt1_group *group;
 	struct be_domain *domain;
 };
+
+/*
+ * A failed import: the predecessor's group stays in its container, which
+ * keeps its mappings, for another try (the image's descriptors keep both).
+ */
+static bool still_adopting(const struct vt1_group *g)
+{
+	return g->adopted_by && g->adopted_by->adopting;
+}
 
 /* ---- open ---------------------------------------------------------------- */
 
@@ -289,6 +300,8 @@ static int kmap_do_unmap(void *arg, uint64_t iova, uint64_t length)
 
 	if (!ioas->live)
 		return 0;
+	if (ioas->adopted && ioas->tenant && ioas->tenant->adopting)
+		return 0;	/* an import undoing itself: leave the kernel's */
 	return kioctl(ioas->fd, VFIO_IOMMU_UNMAP_DMA, &u);
 }
 
@@ -700,6 +713,7 @@ static int group_get(struct backend *be, struct be_tenant *t,
 	g->number = inv->info.group;
 	g->fd = vfio_fd;
 	if (adopted >= 0) {
+		g->adopted_by = t;
 		if (g->fd >= 0) {
 			close(adopted);	/* the core's own is the same file */
 		} else {
@@ -742,7 +756,7 @@ static void group_put(struct backend *be, struct vt1_group *g)
 
 	if (--g->refs)
 		return;
-	if (g->container)
+	if (g->container && !still_adopting(g))
 		group_leave(be, g, NULL, 0);	/* logged */
 	while (*p && *p != g)
 		p = &(*p)->next;
@@ -798,7 +812,7 @@ static int vt1_detach(struct be_device *dev, char *why, size_t len)
 			 "is under way", g->number);
 		return -EBUSY;
 	}
-	if (g->attached == 1 && g->container) {
+	if (g->attached == 1 && g->container && !still_adopting(g)) {
 		r = group_leave(dev->be, g, why, len);
 		if (r < 0)
 			return r;
@@ -814,7 +828,8 @@ static void vt1_device_close(struct be_device *dev)
 	char why[256];
 
 	/* closing cannot be refused: what remains is logged */
-	if (dev->domain && vt1_detach(dev, why, sizeof(why)) < 0) {
+	if (dev->domain && !still_adopting(dev->group) &&
+	    vt1_detach(dev, why, sizeof(why)) < 0) {
 		err(dev->be->log, "vfio-type1: %s", why);
 		dev->domain = NULL;
 		dev->group->attached--;
