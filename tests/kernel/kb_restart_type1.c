@@ -17,14 +17,15 @@
  *  3. The kernel has another mapping there (half of it, mapped behind the
  *     library): the import fails, naming it, and leaves the container
  *     alone (no device fd open, the group still gives it: DMA lands).
- *  3. A hand-over given up (ioasid_ctx_export_abandon()): the process gets
+ *  4. A hand-over given up (ioasid_ctx_export_abandon()): the process gets
  *     its addresses back (the kernel accepts forgetting them again), and
- *     maps and exports as before.
- *  4. Through a real ioasidd --backend vfio-type1: a live upgrade under
+ *     maps and exports as before; also with a container no group is in.
+ *  5. Through a real ioasidd --backend vfio-type1: a live upgrade under
  *     edu's DMA loop: adopted, every transfer lands, and the client maps
  *     and unmaps afterwards; an upgrade to a binary that fails gives the
- *     daemon its addresses back (it maps, and the client goes on).
- *  5. The same daemon under a service manager with an fd store: kill -9
+ *     daemon its addresses back (it maps, the client goes on, and a
+ *     second upgrade succeeds).
+ *  6. The same daemon under a service manager with an fd store: kill -9
  *     under edu's DMA loop, restart: the container adopted from the
  *     store (the dead daemon's addresses replaced), nothing made again,
  *     every transfer lands, the client reclaims and maps.
