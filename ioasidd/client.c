@@ -346,6 +346,8 @@ static int do_session_reclaim(struct client *c, struct ioasid_op *op)
 	if (r < 0)
 		return r;
 	journal_session_token(c->srv->journal, s, op->out);
+	if (c->srv->journal)
+		journal_test_kill_after_token();
 	server_unwatch(c->srv, &c->ev_w);
 	/* the old session's view goes; VIEW makes one of the new session */
 	fastpath_free(c->fastpath);
@@ -513,6 +515,12 @@ static bool takes_bitmap_fd(const struct ioasid_op *op)
 
 static int run_op(struct client *c, struct ioasid_op *op)
 {
+	const unsigned char *token;
+
+	/* a request after the reclaim: its reply (the new token) arrived */
+	token = c->named ? sessions_token_delivered(c->named) : NULL;
+	if (token && c->srv->journal)	/* the same token again: delivered */
+		journal_session_token(c->srv->journal, c->session, token);
 	if (takes_bitmap_fd(op))
 		return run_with_bitmap_fd(c, op);
 

@@ -193,9 +193,19 @@ int sessions_name(struct server *srv, uint32_t uid, uint32_t linger_s,
 /* The lingering session op->name of @uid, if op->in is its token. */
 int sessions_reclaim_check(struct server *srv, uint32_t uid,
 			   struct ioasid_op *op, struct named **out);
-/* Hand @n's session and limits over; a new token goes in the reply. */
+/*
+ * Hand @n's session and limits over; a new token goes in the reply.  The
+ * token presented stays good for a reclaim until
+ * sessions_token_delivered(): the reply may never reach the client.
+ */
 int sessions_take(struct server *srv, struct named *n, struct ioasid_op *op,
 		  struct session **session, struct session_limits *limits);
+/*
+ * @n's client sent a request after its reclaim: it has the new token, the
+ * one it presented is spent.  The token, for the journal to say so, when
+ * that was still open; else NULL.
+ */
+const unsigned char *sessions_token_delivered(struct named *n);
 /*
  * @n's connection is gone: true when its session lingers (it took
  * @limits), false when @n is forgotten and the caller frees the session.
@@ -212,10 +222,13 @@ int sessions_list(struct server *srv, uint32_t uid, bool all,
 int sessions_drop(struct server *srv, uint32_t uid, struct ioasid_op *op);
 /*
  * A session the journal rebuilt after a crash: it lingers for @linger_s
- * from now, reclaimable with @token.  Takes @session and @limits.
+ * from now, reclaimable with @token, or with @prev_token (NULL: none)
+ * when the journal ends with a reclaim whose reply may have been lost.
+ * Takes @session and @limits.
  */
 int sessions_restore(struct server *srv, const char *name, uint32_t uid,
 		     uint32_t linger_s, const unsigned char *token,
+		     const unsigned char *prev_token,
 		     const struct ioasid_session_resume *resume,
 		     struct session *session, struct session_limits *limits);
 /* @op, a change (proto_cmd_changes_state()), succeeded on @n's session. */
@@ -360,6 +373,11 @@ void journal_session_named(struct journal *j, struct session *s,
 			   const unsigned char *token);
 void journal_session_token(struct journal *j, struct session *s,
 			   const unsigned char *token);
+/*
+ * Tests only: with $IOASIDD_TEST_KILL_AFTER_TOKEN set, SIGKILL right after
+ * a reclaim's new token is journaled, before its reply leaves.
+ */
+void journal_test_kill_after_token(void);
 void journal_session_end(struct journal *j, struct session *s);
 void journal_before(struct journal *j, const struct ioasid_op *op,
 		    struct journal_req *req);

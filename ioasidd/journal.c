@@ -76,7 +76,7 @@ _Static_assert(sizeof(struct j_header) == 64, "journal header");
 enum j_type {
 	J_OPEN = 1,	/* a session began: uid, gid; count, groups (v2) */
 	J_NAME,		/* it was named: name, linger, token */
-	J_TOKEN,	/* it was reclaimed: its new token */
+	J_TOKEN,	/* reclaimed: its new token (the same again: delivered) */
 	J_END,		/* it ended */
 	J_OP,		/* a change it made */
 };
@@ -350,6 +350,14 @@ void journal_session_token(struct journal *j, struct session *s,
 	memcpy(b.token, token, sizeof(b.token));
 	append(j, J_TOKEN, core_session_id(s), 0, &b, sizeof(b));
 	explicit_bzero(&b, sizeof(b));
+}
+
+void journal_test_kill_after_token(void)
+{
+	const char *env = getenv("IOASIDD_TEST_KILL_AFTER_TOKEN");
+
+	if (env && *env)
+		raise(SIGKILL);
 }
 
 void journal_session_end(struct journal *j, struct session *s)
@@ -667,6 +675,13 @@ struct rebuilt {
 	gid_t *groups;			/* supplementary, from J_OPEN */
 	uint32_t nr_groups;
 	bool named, ended, failed, opened, name_seen;
+	/*
+	 * The token a reclaim spent, while no change of the session follows
+	 * its J_TOKEN: the reply with the new one may have died with the
+	 * daemon, so either is taken (sessions.c).
+	 */
+	unsigned char prev_token[IOASID_SESSION_TOKEN_LEN];
+	bool prev_ok;
 	struct ioasid_session_resume resume;	/* changes since J_NAME */
 	struct session *session;
 	struct session_limits limits;
@@ -859,14 +874,21 @@ static uint32_t rebuild(struct journal *j, const struct j_image *im)
 			b->sess.name[sizeof(b->sess.name) - 1] = '\0';
 			b->sess.linger_s = s->linger_s;
 			memcpy(b->sess.token, s->token, sizeof(s->token));
+			b->prev_ok = false;
 			break;
 		case J_TOKEN:
+			/* the token it has again: the new one was delivered */
+			b->prev_ok = memcmp(b->sess.token, s->token,
+					    sizeof(s->token)) != 0;
+			memcpy(b->prev_token, b->sess.token,
+			       sizeof(b->prev_token));
 			memcpy(b->sess.token, s->token, sizeof(s->token));
 			break;
 		case J_END:
 			b->ended = true;
 			break;
 		case J_OP:
+			b->prev_ok = false;	/* its client had the token */
 			if (rc->body_len >= sizeof(struct j_op) &&
 			    body_u32(rc, offsetof(struct j_op,
 						  next_id_after)) > max_id)
@@ -920,7 +942,9 @@ static uint32_t rebuild(struct journal *j, const struct j_image *im)
 			continue;
 		r = sessions_restore(srv, b->sess.name, b->sess.uid,
 				     b->sess.linger_s, b->sess.token,
+				     b->prev_ok ? b->prev_token : NULL,
 				     &b->resume, b->session, &b->limits);
+		explicit_bzero(b->prev_token, sizeof(b->prev_token));
 		if (r < 0) {
 			fail_rebuild(srv, b, "%s", strerror(-r));
 			continue;

@@ -517,7 +517,8 @@ static uint32_t rebuild_all(struct kstate *k, struct passed *p,
 		if (b.next_id > *max_id)
 			*max_id = b.next_id;
 		r = sessions_restore(srv, b.rec.name, b.rec.uid,
-				     b.rec.linger_s, b.rec.token, &b.rec.resume,
+				     b.rec.linger_s, b.rec.token, NULL,
+				     &b.rec.resume,
 				     b.session, &b.limits);
 		explicit_bzero(b.rec.token, sizeof(b.rec.token));
 		if (r < 0) {

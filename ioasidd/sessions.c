@@ -43,6 +43,15 @@ struct named {
 	uint32_t uid;
 	uint32_t linger_s;
 	unsigned char token[IOASID_SESSION_TOKEN_LEN];
+	/*
+	 * The token its last reclaim spent, still taken while the reclaimer
+	 * may not have its new one: that reply can be lost with the
+	 * connection or with the daemon (the new token is journaled first).
+	 * Forgotten at the reclaimer's next request, which proves the reply
+	 * arrived (a client waits for each reply).
+	 */
+	unsigned char prev_token[IOASID_SESSION_TOKEN_LEN];
+	bool prev_ok;
 	struct session *session;	/* connected: the client's */
 	bool lingering;
 	uint64_t bad_tokens;		/* wrong tokens presented */
@@ -288,7 +297,11 @@ int sessions_reclaim_check(struct server *srv, uint32_t uid,
 		return op_fail(op, EBUSY, "session \"%s\" is still connected: "
 			       "only a session whose connection is gone can be "
 			       "reclaimed", op->name);
-	if (!token_equal(n->token, op->in)) {
+	if (n->prev_ok && token_equal(n->prev_token, op->in)) {
+		log_info(srv, "session \"%s\" of uid %u reclaimed with the "
+			 "token its last reclaim spent: that reclaim's reply "
+			 "did not reach its client", n->name, uid);
+	} else if (!token_equal(n->token, op->in)) {
 		/* logged, but a client retrying in a loop cannot flood it */
 		n->bad_tokens++;
 		if (!(n->bad_tokens & (n->bad_tokens - 1)))
@@ -312,6 +325,9 @@ int sessions_take(struct server *srv, struct named *n, struct ioasid_op *op,
 	if (r < 0)
 		return op_fail(op, -r, "cannot draw a token: %s",
 			       strerror(-r));
+	/* the token presented is the one the reclaimer surely holds */
+	memcpy(n->prev_token, op->in, sizeof(n->prev_token));
+	n->prev_ok = true;
 	memcpy(n->token, fresh, sizeof(fresh));
 	explicit_bzero(fresh, sizeof(fresh));
 	n->lingering = false;
@@ -322,6 +338,15 @@ int sessions_take(struct server *srv, struct named *n, struct ioasid_op *op,
 	arm_timer(srv);
 	log_info(srv, "session \"%s\" of uid %u reclaimed", n->name, n->uid);
 	return grant(n, op);
+}
+
+const unsigned char *sessions_token_delivered(struct named *n)
+{
+	if (!n->prev_ok)
+		return NULL;
+	n->prev_ok = false;
+	explicit_bzero(n->prev_token, sizeof(n->prev_token));
+	return n->token;
 }
 
 bool sessions_disconnected(struct server *srv, struct named *n,
@@ -376,6 +401,7 @@ struct named *sessions_find_by_session(struct server *srv, uint32_t sid)
 
 int sessions_restore(struct server *srv, const char *name, uint32_t uid,
 		     uint32_t linger_s, const unsigned char *token,
+		     const unsigned char *prev_token,
 		     const struct ioasid_session_resume *resume,
 		     struct session *session, struct session_limits *limits)
 {
@@ -390,6 +416,10 @@ int sessions_restore(struct server *srv, const char *name, uint32_t uid,
 	n->uid = uid;
 	n->linger_s = linger_s;
 	memcpy(n->token, token, sizeof(n->token));
+	if (prev_token) {
+		memcpy(n->prev_token, prev_token, sizeof(n->prev_token));
+		n->prev_ok = true;
+	}
 	n->resume = *resume;
 	n->session = session;
 	n->lingering = true;

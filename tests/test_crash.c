@@ -601,6 +601,8 @@ Test(crash, a_rebuilt_session_goes_to_its_token_only)
 	snprintf(old, sizeof(old), "%s", root_held.token);
 	cr_assert_eq(ioasid_session_token(ctx, root_held.token,
 					  sizeof(root_held.token)), 0);
+	/* its requests show it has the new token: the old one is spent */
+	check_reclaimed(ctx, &root_held, memfd);
 
 	/* connected: nobody takes it, not even with the current token */
 	ctx2 = connect_ctx();
@@ -616,6 +618,55 @@ Test(crash, a_rebuilt_session_goes_to_its_token_only)
 	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", root_held.token), 0,
 		     "%s", ioasid_last_error(ctx));
 	check_reclaimed(ctx, &root_held, memfd);
+	ioasid_unref(ctx);
+	close(memfd);
+}
+
+/*
+ * A reclaim whose reply (the new token) died with the daemon, which had
+ * journaled the new token first: the token the client still holds takes
+ * the session again.  Once the reclaimer has made a request it has the
+ * new one, and the old token is spent, across a crash too.
+ */
+Test(crash, a_reclaim_whose_reply_was_lost_takes_the_old_token_again)
+{
+	int memfd = test_memfd(1 << 20);
+	char old[IOASID_SESSION_TOKEN_HEX];
+	struct ioasid_ctx *ctx;
+	struct held h;
+	int r;
+
+	start();
+	ctx = vmm("vm1", memfd, &h);
+	/* the next start dies right after journaling a reclaim's token */
+	setenv("IOASIDD_TEST_KILL_AFTER_TOKEN", "1", 1);
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	unsetenv("IOASIDD_TEST_KILL_AFTER_TOKEN");
+	ioasid_unref(ctx);
+	ctx = connect_ctx();
+	r = ioasid_session_reclaim(ctx, "vm1", h.token);
+	cr_assert_lt(r, 0, "the daemon died before its reply: %d", r);
+	cr_assert_eq(sup_wait_exit(&s), 0);
+	cr_assert_eq(sup_restart(&s), 0);
+	ioasid_unref(ctx);
+
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert(sup_log_has(&s, "reply did not reach its client"));
+	snprintf(old, sizeof(old), "%s", h.token);
+	cr_assert_eq(ioasid_session_token(ctx, h.token, sizeof(h.token)), 0);
+	cr_assert_str_neq(old, h.token);
+	check_reclaimed(ctx, &h, memfd);
+
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	ioasid_unref(ctx);
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", old), -EACCES,
+		     "the old token is spent once the new one was used");
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
+		     ioasid_last_error(ctx));
+	check_reclaimed(ctx, &h, memfd);
 	ioasid_unref(ctx);
 	close(memfd);
 }
@@ -900,10 +951,14 @@ static bool one_call(struct pair *p, uint64_t *x)
 	uint32_t conv;
 
 	p->calls++;
+	/*
+	 * The record first, ioasidd last: ioasid_last_error() is per thread,
+	 * so same() then quotes the daemon's reason, not the record's.
+	 */
 	switch (rnd(x) % 6) {
 	case 0:
 		what = "map";
-		for (int k = 0; k < 2; k++) {
+		for (int k = 1; k >= 0; k--) {
 			v[k] = iova;
 			r[k] = ioasid_map_file(p->ctx[k], p->ioas[k],
 					       p->memfd[k], slot * SLOT, SLOT,
@@ -912,13 +967,13 @@ static bool one_call(struct pair *p, uint64_t *x)
 		break;
 	case 1:
 		what = "unmap";
-		for (int k = 0; k < 2; k++)
+		for (int k = 1; k >= 0; k--)
 			r[k] = ioasid_unmap(p->ctx[k], p->ioas[k], iova, SLOT,
 					    0, &v[k]);
 		break;
 	case 2:
 		what = "cut";
-		for (int k = 0; k < 2; k++)
+		for (int k = 1; k >= 0; k--)
 			r[k] = ioasid_unmap(p->ctx[k], p->ioas[k],
 					    iova + page * PAGE, PAGE, 0, &v[k]);
 		break;
@@ -928,13 +983,13 @@ static bool one_call(struct pair *p, uint64_t *x)
 		range.last = range.start + (1 + rnd(x) % 4) * PAGE - 1;
 		conv = rnd(x) & 1 ? IOASID_CONVERT_SHARED :
 				     IOASID_CONVERT_PRIVATE;
-		for (int k = 0; k < 2; k++)
+		for (int k = 1; k >= 0; k--)
 			r[k] = ioasid_convert(p->ctx[k], p->ioas[k], &range, 1,
 					      conv, &v[k]);
 		break;
 	case 4:
 		what = p->attached ? "detach" : "attach";
-		for (int k = 0; k < 2; k++)
+		for (int k = 1; k >= 0; k--)
 			r[k] = p->attached ?
 			       ioasid_device_detach(p->ctx[k], p->dev[k]) :
 			       ioasid_device_attach(p->ctx[k], p->dev[k],
@@ -945,7 +1000,7 @@ static bool one_call(struct pair *p, uint64_t *x)
 	case 5:
 		what = "dma";
 		memset(buf, (int)(p->calls & 0xff), sizeof(buf));
-		for (int k = 0; k < 2; k++)
+		for (int k = 1; k >= 0; k--)
 			r[k] = ioasid_device_dma(p->ctx[k], p->dev[k],
 						 iova + page * PAGE, buf,
 						 PAGE, IOASID_DMA_WRITE, &v[k]);
