@@ -235,8 +235,7 @@ static int load_buffer(int memfd, uint64_t file_off, uint64_t via,
  * cleared the previous one ("compression of faults").  If none shows,
  * wait out both once (the rate limit's window; the handler meanwhile
  * clears the record) and retry.  Memory untouched is the assertion; the
- * message, when VT-d dropped even the retry's, is a skip with the reason
- * (kb_fault_logged()).
+ * message is reported as a diagnostic (kb_fault_logged()).
  */
 static void blocked_write(const char *what, int memfd, uint64_t off,
 			  uint64_t iova, uint8_t fill)

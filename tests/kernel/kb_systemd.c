@@ -702,16 +702,18 @@ static void suite_linger(const char *edu)
 	edu_to_mem(&l.edu, 0, IOVA + 8 * KB_PAGE, EDU_XFER);
 	tap_ok(r == 0 && kb_file_equals(l.mem, 8 * KB_PAGE, in, EDU_XFER),
 	       "linger: edu's DMA no longer lands in the memfd");
-	end = now() + 30;
+	/*
+	 * The check above is the proof; the kernel's fault message is only
+	 * a diagnostic (VT-d rate-limits it and drops repeats).
+	 */
+	end = now() + 5;
 	while (!dmar_fault_after("kb_systemd: after the linger") &&
 	       now() < end)
 		usleep(50000);
-	if (dmar_fault_after("kb_systemd: after the linger"))
-		tap_ok(1, "linger: the DMA was blocked by the IOMMU (a DMAR "
-		       "fault in the kernel log)");
-	else
-		tap_skip("the kernel dropped the fault message (rate limit)",
-			 "linger: a DMAR fault in the kernel log");
+	tap_diag("linger: %s", dmar_fault_after("kb_systemd: after the "
+						 "linger") ?
+		 "a DMAR fault in the kernel log" :
+		 "no DMAR fault message in the kernel log (rate limit)");
 	edu_close(&l.edu);
 out:
 	if (v.devfd >= 0)

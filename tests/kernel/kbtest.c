@@ -368,16 +368,17 @@ bool kb_klog_contains(const char *needle)
 	return hit;
 }
 
+/*
+ * Whether the kernel logged the fault: a diagnostic, not a check (the
+ * caller's check is the memory the DMA did not reach).  VT-d drops a
+ * fault while one of the same device is still recorded, and rate-limits
+ * the messages, so its absence proves nothing either.
+ */
 void kb_fault_logged(bool seen, const char *what, uint64_t iova)
 {
-	if (seen)
-		tap_ok(true, "%s: DMAR fault at 0x%llx in the kernel log", what,
-		       (unsigned long long)iova);
-	else
-		tap_skip("not logged after a retry: VT-d drops a fault while "
-			 "one of the same device is still recorded (see the "
-			 "klog lines above)", "%s: DMAR fault at 0x%llx in the "
-			 "kernel log", what, (unsigned long long)iova);
+	tap_diag("%s: %s at 0x%llx in the kernel log", what,
+		 seen ? "a DMAR fault" : "no DMAR fault message (dropped: "
+		 "see the klog lines above)", (unsigned long long)iova);
 }
 
 bool kb_dmar_fault_after(const char *marker, uint64_t iova, int wait_ms)

@@ -88,8 +88,8 @@ bool kb_dmar_fault_after(const char *marker, uint64_t iova, int wait_ms);
 #define KB_FAULT_FIRST_MS	2000
 #define KB_FAULT_RETRY_MS	30000
 /*
- * TAP for the fault message of a blocked write: a pass when it was seen,
- * else a skip with the reason.  The blocking itself is what memory shows
+ * A TAP diagnostic for the fault message of a blocked write, seen or not:
+ * never a pass or a skip.  The blocking itself is what memory shows
  * (untouched); the message is the kernel's report of it, and VT-d does
  * not report every fault: it keeps one record per pending fault and
  * drops ("compresses") a new one of a device with a record not yet
