@@ -57,15 +57,6 @@ static int read_all(struct ctl *ctl, struct fault_list *l)
 	return 0;
 }
 
-static const char *dev_name(const struct ioasid_device_info *d, uint32_t nr,
-			    uint32_t dev_id)
-{
-	for (uint32_t i = 0; i < nr; i++)
-		if (d[i].dev_id == dev_id)
-			return d[i].name;
-	return "?";
-}
-
 static const char *access_str(const struct ioasid_fault *f)
 {
 	return f->flags & IOASID_MAP_WRITE ? "write" : "read";
@@ -111,7 +102,8 @@ static int print_table(const struct fault_list *l,
 		else
 			mono_iso_time(f->timestamp_ns, when, sizeof(when));
 		table_cell(&t, "%s", when);
-		table_cell(&t, "%s", dev_name(d, nd, f->dev_id));
+		table_cell(&t, "%s",
+			   ctl_name_of_device(d, nd, f->dev_id, "?"));
 		table_cell(&t, "%u", f->dev_id);
 		table_cell(&t, "%s", access_str(f));
 		table_cell(&t, "%s", hex_str(f->iova, true).s);
@@ -145,7 +137,8 @@ static void print_json(const struct fault_list *l,
 		json_obj_begin(&j, NULL);
 		json_str(&j, "time", when);
 		json_u64(&j, "timestamp_ns", f->timestamp_ns);
-		json_str(&j, "device", dev_name(d, nd, f->dev_id));
+		json_str(&j, "device",
+			 ctl_name_of_device(d, nd, f->dev_id, "?"));
 		json_u64(&j, "dev_id", f->dev_id);
 		json_str(&j, "access", access_str(f));
 		json_u64(&j, "iova", f->iova);

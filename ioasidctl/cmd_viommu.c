@@ -28,15 +28,6 @@ static const char *type_name(uint32_t type)
 	return "unknown";
 }
 
-static const char *dev_name(const struct ioasid_device_info *d, uint32_t nr,
-			    uint32_t dev_id)
-{
-	for (uint32_t i = 0; i < nr; i++)
-		if (d[i].dev_id == dev_id)
-			return d[i].name;
-	return "-";
-}
-
 /* ---- tables and JSON (also for ioas show) -------------------------------- */
 
 static void json_viommu(struct json *j, const struct ioasid_viommu_info *v)
@@ -95,7 +86,8 @@ void json_vdevice_array(struct json *j, const struct ioasid_vdevice_info *v,
 {
 	json_arr_begin(j, "vdevices");
 	for (uint32_t i = 0; i < nr; i++) {
-		const char *name = dev_name(devs, nr_devs, v[i].dev_id);
+		const char *name = ctl_name_of_device(devs, nr_devs,
+						      v[i].dev_id, "-");
 
 		json_obj_begin(j, NULL);
 		json_u64(j, "vdevice", v[i].vdevice_id);
@@ -125,7 +117,8 @@ int vdevice_table(const struct ioasid_vdevice_info *v, uint32_t nr,
 	for (uint32_t i = 0; i < nr; i++) {
 		table_cell(&t, "%u", v[i].vdevice_id);
 		table_cell(&t, "%u", v[i].viommu_id);
-		table_cell(&t, "%s", dev_name(devs, nr_devs, v[i].dev_id));
+		table_cell(&t, "%s", ctl_name_of_device(devs, nr_devs,
+							    v[i].dev_id, "-"));
 		table_cell(&t, "%u", v[i].dev_id);
 		table_cell(&t, "%s", hex_str(v[i].virt_id, false).s);
 	}

@@ -563,6 +563,15 @@ static int sessions_fn(struct ctl *ctl, uint32_t arg, void *v, uint32_t *nr)
 	return ioasid_session_list(ctl->ctx, v, nr);
 }
 
+const char *ctl_name_of_device(const struct ioasid_device_info *d,
+			       uint32_t nr, uint32_t dev_id, const char *none)
+{
+	for (uint32_t i = 0; i < nr; i++)
+		if (d[i].dev_id == dev_id)
+			return d[i].name;
+	return none;
+}
+
 int ctl_list_devices(struct ctl *ctl, struct ioasid_device_info **v,
 		     uint32_t *nr)
 {

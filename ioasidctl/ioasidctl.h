@@ -142,6 +142,9 @@ int ctl_bind(struct ctl *ctl, const char *arg, uint32_t *dev_id,
 
 int ctl_list_devices(struct ctl *ctl, struct ioasid_device_info **v,
 		     uint32_t *nr);
+/* The name of device @dev_id in @d (@nr entries), else @none. */
+const char *ctl_name_of_device(const struct ioasid_device_info *d,
+			       uint32_t nr, uint32_t dev_id, const char *none);
 int ctl_list_iommus(struct ctl *ctl, struct ioasid_iommu_info **v,
 		    uint32_t *nr);
 int ctl_list_ioas(struct ctl *ctl, uint32_t **ids, uint32_t *nr);

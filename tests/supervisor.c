@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -455,4 +456,46 @@ void sup_dump_log(const struct supervisor *s, FILE *f)
 	while (fgets(line, sizeof(line), in))
 		fprintf(f, "ioasidd: %s", line);
 	fclose(in);
+}
+
+static void *poller_loop(void *arg)
+{
+	struct sup_poller *p = arg;
+
+	for (;;) {
+		struct pollfd f[2] = {
+			{ .fd = p->s->notify_fd, .events = POLLIN },
+			{ .fd = p->stop, .events = POLLIN },
+		};
+
+		if (poll(f, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (f[1].revents)
+			break;
+		if (f[0].revents)
+			sup_poll(p->s);
+	}
+	return NULL;
+}
+
+void sup_poller_start(struct sup_poller *p, struct supervisor *s)
+{
+	p->s = s;
+	if (p->stop < 0)
+		p->stop = eventfd(0, EFD_CLOEXEC);
+	p->running = p->stop >= 0 &&
+		     pthread_create(&p->thread, NULL, poller_loop, p) == 0;
+}
+
+void sup_poller_stop(struct sup_poller *p)
+{
+	uint64_t one = 1, v;
+
+	if (!p->running)
+		return;
+	if (write(p->stop, &one, sizeof(one)) == (ssize_t)sizeof(one))
+		pthread_join(p->thread, NULL);
+	if (read(p->stop, &v, sizeof(v)) < 0)
+		v = 0;
+	p->running = false;
 }

@@ -26,6 +26,7 @@
 #ifndef IOASID_TESTS_SUPERVISOR_H
 #define IOASID_TESTS_SUPERVISOR_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -84,6 +85,20 @@ int sup_drop(struct supervisor *s, const char *name);
 int sup_replace(struct supervisor *s, const char *name, int fd);
 /* Read pending notifications without waiting. */
 void sup_poll(struct supervisor *s);
+/*
+ * The service manager reads the daemon's notifications as they come (a
+ * datagram queue that fills blocks the daemon): while a client works, a
+ * thread does it; stopped around every other supervisor call.  Start
+ * with .stop = -1.
+ */
+struct sup_poller {
+	struct supervisor *s;
+	pthread_t thread;
+	int stop;			/* eventfd */
+	bool running;
+};
+void sup_poller_start(struct sup_poller *p, struct supervisor *s);
+void sup_poller_stop(struct sup_poller *p);
 /* Whether the daemon's log has a line containing @text. */
 bool sup_log_has(const struct supervisor *s, const char *text);
 void sup_dump_log(const struct supervisor *s, FILE *f);

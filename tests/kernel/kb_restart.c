@@ -624,63 +624,9 @@ static int destroy_unused_ioases(int ifd)
 	return n;
 }
 
-/*
- * The service manager reads the daemon's notifications as they come (a
- * datagram queue that fills blocks the daemon): while the client works,
- * a thread does it; stopped around every other supervisor call.
- */
-struct poller {
-	struct supervisor *s;
-	pthread_t thread;
-	int stop;			/* eventfd */
-	bool running;
-};
-
-static void *poll_loop(void *arg)
-{
-	struct poller *p = arg;
-
-	for (;;) {
-		struct pollfd f[2] = {
-			{ .fd = p->s->notify_fd, .events = POLLIN },
-			{ .fd = p->stop, .events = POLLIN },
-		};
-
-		if (poll(f, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (f[1].revents)
-			break;
-		if (f[0].revents)
-			sup_poll(p->s);
-	}
-	return NULL;
-}
-
-static void poller_start(struct poller *p, struct supervisor *s)
-{
-	p->s = s;
-	if (p->stop < 0)
-		p->stop = eventfd(0, EFD_CLOEXEC);
-	p->running = p->stop >= 0 &&
-		     pthread_create(&p->thread, NULL, poll_loop, p) == 0;
-}
-
-static void poller_stop(struct poller *p)
-{
-	uint64_t one = 1, v;
-
-	if (!p->running)
-		return;
-	if (write(p->stop, &one, sizeof(one)) == (ssize_t)sizeof(one))
-		pthread_join(p->thread, NULL);
-	if (read(p->stop, &v, sizeof(v)) < 0)
-		v = 0;
-	p->running = false;
-}
-
 static void suite_crash(void)
 {
-	struct poller pl = { .stop = -1 };
+	struct sup_poller pl = { .stop = -1 };
 	struct supervisor s;
 	struct ioasid_ctx *c = NULL;
 	uint64_t iova = IOVA, iova2 = IOVA, iova3 = IOVA2;
@@ -701,7 +647,7 @@ static void suite_crash(void)
 		    "ioasidd --backend iommufd:mock under a service manager "
 		    "with an fd store (tests/supervisor.c)"))
 		return;
-	poller_start(&pl, &s);
+	sup_poller_start(&pl, &s);
 	r = ioasid_new(s.uri, &c);
 	if (r == 0)
 		r = ioasid_session_name(c, "vm1", &linger);
@@ -729,7 +675,7 @@ static void suite_crash(void)
 		goto out;
 
 	/* 1. kill -9: the kernel objects live on in the store */
-	poller_stop(&pl);
+	sup_poller_stop(&pl);
 	sup_kill(&s);
 	ifd = stored(&s, "/dev/iommu", NULL, 0);
 	acc = stored(&s, "access", NULL, 0);
@@ -743,7 +689,7 @@ static void suite_crash(void)
 	       "while ioasidd is down the device's DMA lands in the memfd "
 	       "(%s)", strerror(-r));
 	r = sup_crash_restart(&s);
-	poller_start(&pl, &s);
+	sup_poller_start(&pl, &s);
 	tap_ok(r == 0 && sup_log_has(&s, "kernel state: session \"vm1\" of "
 				     "uid 0 rebuilt") &&
 	       sup_log_has(&s, "0 record(s) failed, 0 made again") &&
@@ -761,7 +707,7 @@ static void suite_crash(void)
 	tap_ok(r == 0, "the same IOAS maps and unmaps (%s)", kb_err(c));
 
 	/* 2. bad input: the kernel lost an IOAS, the store lost a file */
-	poller_stop(&pl);
+	sup_poller_stop(&pl);
 	sup_kill(&s);
 	ifd = stored(&s, "/dev/iommu", NULL, 0);
 	r = ifd >= 0 ? destroy_unused_ioases(ifd) : -1;
@@ -772,7 +718,7 @@ static void suite_crash(void)
 	tap_ok(r == 1, "and its mapped file dropped from the store (%s)",
 	       name);
 	r = sup_crash_restart(&s);
-	poller_start(&pl, &s);
+	sup_poller_start(&pl, &s);
 	tap_ok(r == 0 && sup_log_has(&s, "not in the fd store") &&
 	       sup_log_has(&s, "1 record(s) failed, 1 made again") &&
 	       sup_log_has(&s, "not taken over: IOAS"), "the daemon starts anyway and "
@@ -785,7 +731,7 @@ static void suite_crash(void)
 out:
 	if (c)
 		ioasid_unref(c);
-	poller_stop(&pl);
+	sup_poller_stop(&pl);
 	if (tap_failed)
 		sup_dump_log(&s, stdout);
 	close(m);
@@ -913,7 +859,7 @@ static void suite_edu(void)
 	struct dma_loop l = { .stop = -1 }, lu = { .stop = -1 };
 	struct daemon_opts o = { .backend = "iommufd", .log_level = "info" };
 	struct daemon_fixture d;
-	struct poller pl = { .stop = -1 };
+	struct sup_poller pl = { .stop = -1 };
 	struct supervisor s;
 	uint8_t pat[EDU_XFER], patu[EDU_XFER];
 	uint64_t before;
@@ -938,7 +884,7 @@ static void suite_edu(void)
 				      "iommufd") == 0,
 		    "ioasidd --backend iommufd under the service manager"))
 		return;
-	poller_start(&pl, &s);
+	sup_poller_start(&pl, &s);
 	r = edu_client(s.uri, "vm-edu", info.name, &c, &l, pat);
 	if (!tap_ok(r == 0, "a named session binds %s, maps a memfd, "
 		    "attaches it; its cdev here, BAR0 mapped (%s)", info.name,
@@ -946,7 +892,7 @@ static void suite_edu(void)
 		goto crash_out;
 	kb_kmsg("kb_restart: edu across a crash");
 	dma_loop_start(&l);
-	poller_stop(&pl);
+	sup_poller_stop(&pl);
 	before = __atomic_load_n(&l.done, __ATOMIC_RELAXED);
 	sup_kill(&s);
 	/* as many transfers while it is down as it takes to see some */
@@ -958,7 +904,7 @@ static void suite_edu(void)
 	       "and checked, %llu wrong)", (unsigned long long)l.done,
 	       (unsigned long long)l.bad);
 	r = sup_crash_restart(&s);
-	poller_start(&pl, &s);
+	sup_poller_start(&pl, &s);
 	tap_ok(r == 0 && sup_log_has(&s, "kernel state: session \"vm-edu\"") &&
 	       sup_log_has(&s, "0 record(s) failed, 0 made again"),
 	       "restarted: the IOAS, HWPT and edu's binding adopted, nothing "
@@ -975,7 +921,7 @@ static void suite_edu(void)
 crash_out:
 	if (c)
 		ioasid_unref(c);
-	poller_stop(&pl);
+	sup_poller_stop(&pl);
 	if (tap_failed)
 		sup_dump_log(&s, stdout);
 	close(l.mem);

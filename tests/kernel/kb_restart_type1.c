@@ -709,61 +709,11 @@ out:
 
 #define CRASH_CONF "[user 0]\nlinger = 60\ndevices = all\ndevice-fds = yes\n"
 
-/* The service manager's notifications, read while the client works. */
-struct poller {
-	struct supervisor *s;
-	pthread_t thread;
-	int stop;			/* eventfd */
-	bool running;
-};
-
-static void *poll_loop(void *arg)
-{
-	struct poller *p = arg;
-
-	for (;;) {
-		struct pollfd f[2] = {
-			{ .fd = p->s->notify_fd, .events = POLLIN },
-			{ .fd = p->stop, .events = POLLIN },
-		};
-
-		if (poll(f, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (f[1].revents)
-			break;
-		if (f[0].revents)
-			sup_poll(p->s);
-	}
-	return NULL;
-}
-
-static void poller_start(struct poller *p, struct supervisor *s)
-{
-	p->s = s;
-	if (p->stop < 0)
-		p->stop = eventfd(0, EFD_CLOEXEC);
-	p->running = p->stop >= 0 &&
-		     pthread_create(&p->thread, NULL, poll_loop, p) == 0;
-}
-
-static void poller_stop(struct poller *p)
-{
-	uint64_t one = 1, v;
-
-	if (!p->running)
-		return;
-	if (write(p->stop, &one, sizeof(one)) == (ssize_t)sizeof(one))
-		pthread_join(p->thread, NULL);
-	if (read(p->stop, &v, sizeof(v)) < 0)
-		v = 0;
-	p->running = false;
-}
-
 static void suite_crash(const char *edu)
 {
 	struct ioasid_ctx *c = NULL;
 	struct supervisor s;
-	struct poller pl = { .stop = -1 };
+	struct sup_poller pl = { .stop = -1 };
 	struct dma_loop l = { .stop = -1 };
 	uint8_t pat[XFER];
 	uint64_t iova = IOVA, iova3 = IOVA3, one = 1;
@@ -782,7 +732,7 @@ static void suite_crash(const char *edu)
 		    "ioasidd --backend vfio-type1 under a service manager "
 		    "with an fd store"))
 		return;
-	poller_start(&pl, &s);
+	sup_poller_start(&pl, &s);
 	kb_pattern(pat, XFER, 0x91);
 	l.pat = pat;
 	l.mem = kb_memfd(LEN, 0);
@@ -815,7 +765,7 @@ static void suite_crash(const char *edu)
 	l.stop = eventfd(0, EFD_CLOEXEC);
 	l.running = l.stop >= 0 &&
 		    pthread_create(&l.thread, NULL, dma_loop_run, &l) == 0;
-	poller_stop(&pl);
+	sup_poller_stop(&pl);
 	before = __atomic_load_n(&l.done, __ATOMIC_RELAXED);
 	sup_kill(&s);
 	while (l.running &&
@@ -826,7 +776,7 @@ static void suite_crash(const char *edu)
 	       "ioasidd is dead (%u transfers landed, %u wrong)", l.done,
 	       l.bad);
 	r = sup_crash_restart(&s);
-	poller_start(&pl, &s);
+	sup_poller_start(&pl, &s);
 	tap_ok(r == 0 && sup_log_has(&s, "kernel state: session \"vm-type1\"")
 	       && sup_log_has(&s, "0 record(s) failed, 0 made again"),
 	       "restarted: the container and edu's group adopted from the fd "
@@ -859,7 +809,7 @@ out:
 		close(group);
 	if (c)
 		ioasid_unref(c);
-	poller_stop(&pl);
+	sup_poller_stop(&pl);
 	if (tap_failed)
 		sup_dump_log(&s, stdout);
 	close(l.mem);
