@@ -832,26 +832,6 @@ static int edu_client(const char *uri, const char *session, const char *edu,
 	return r;
 }
 
-/* A DMAR fault line in the kernel log after @marker? */
-static bool dmar_fault_after(const char *marker)
-{
-	static char buf[1 << 20];
-	int n = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf, sizeof(buf) - 1);
-	char *p;
-
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	p = strstr(buf, marker);
-	while (p && (p = strstr(p, "DMAR")))
-		if (strncmp(p, "DMAR: DRHD: handling fault", 26) == 0 ||
-		    strstr(p, "fault addr"))
-			return true;
-		else
-			p += 4;
-	return false;
-}
-
 static void suite_edu(void)
 {
 	struct ioasid_device_info info;
@@ -912,7 +892,8 @@ static void suite_edu(void)
 	r = ioasid_get_status(c, &(struct ioasid_status){ 0 });
 	tap_ok(r == 0, "the client reclaims on its own (%s)", kb_err(c));
 	dma_loop_stop(&l);
-	tap_ok(!l.bad && !dmar_fault_after("kb_restart: edu across a crash"),
+	tap_ok(!l.bad &&
+	       !kb_any_dmar_fault_after("kb_restart: edu across a crash"),
 	       "edu's DMA went on through the kill and the restart: %llu "
 	       "transfers, %llu wrong, no DMAR fault in the kernel log",
 	       (unsigned long long)l.done, (unsigned long long)l.bad);
@@ -948,7 +929,7 @@ crash_out:
 		sched_yield();
 	dma_loop_stop(&lu);
 	tap_ok(r == 0 && file_contains(d.log, "every kernel object adopted") &&
-	       !lu.bad && !dmar_fault_after("kb_restart: edu across an "
+	       !lu.bad && !kb_any_dmar_fault_after("kb_restart: edu across an "
 					     "upgrade"),
 	       "a live upgrade under edu's DMA loop: adopted, %llu transfers "
 	       "landed, %llu wrong, no DMAR fault (%s)",

@@ -112,26 +112,6 @@ static long vm_lck_kb(void)
 	return kb;
 }
 
-/* A DMAR fault line in the kernel log after @marker? */
-static bool dmar_fault_after(const char *marker)
-{
-	static char buf[1 << 20];
-	int n = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf, sizeof(buf) - 1);
-	char *p;
-
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	p = strstr(buf, marker);
-	while (p && (p = strstr(p, "DMAR")))
-		if (strncmp(p, "DMAR: DRHD: handling fault", 26) == 0 ||
-		    strstr(p, "fault addr"))
-			return true;
-		else
-			p += 4;
-	return false;
-}
-
 /*
  * @n transfers of edu's buffer (the pattern, loaded once) to pages
  * 1..15 of the memfd at IOVA, each checked: the number wrong.
@@ -310,7 +290,8 @@ static int successor(struct handover *h)
 		r = ioasid_unmap(ctx, h->ioas, IOVA3, KB_PAGE, 0, NULL);
 	report(r == 0, "the successor maps a new page, edu DMAs into it, "
 	       "it unmaps it (%s)", kb_err(ctx));
-	report(!dmar_fault_after(MARK), "no DMAR fault in the kernel log "
+	report(!kb_any_dmar_fault_after(MARK),
+	       "no DMAR fault in the kernel log "
 	       "since the predecessor started");
 	edu_close(&e);
 	close(h->devfd);
@@ -592,6 +573,38 @@ static void *dma_loop_run(void *arg)
 	return NULL;
 }
 
+/*
+ * Through ioasidd (@c): @edu bound, an IOAS with l->mem mapped at IOVA,
+ * edu attached; its device fd opened here from the group the daemon
+ * passes, and one transfer of l->pat through it.  0 or -errno.
+ */
+static int edu_through_daemon(struct ioasid_ctx *c, const char *edu,
+			      struct dma_loop *l, uint32_t *dev,
+			      uint32_t *ioas, int *group, int *devfd)
+{
+	uint64_t iova = IOVA;
+	int r = ioasid_device_bind(c, edu, -1, dev);
+
+	if (r == 0)
+		r = ioasid_ioas_alloc(c, 0, ioas);
+	if (r == 0)
+		r = ioasid_map_file(c, *ioas, l->mem, 0, LEN, IOASID_MAP_READ |
+				    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+				    &iova);
+	if (r == 0)
+		r = ioasid_device_attach(c, *dev, *ioas, 0);
+	if (r == 0)
+		r = ioasid_device_get_fd(c, *dev, group);
+	if (r == 0) {
+		*devfd = ioctl(*group, VFIO_GROUP_GET_DEVICE_FD, edu);
+		r = *devfd < 0 ? -errno : edu_open(&l->edu, *devfd);
+	}
+	if (r == 0 && (pwrite(l->mem, l->pat, XFER, 0) != XFER ||
+		       edu_to_buf(&l->edu, IOVA, 0, XFER) < 0))
+		r = -EIO;
+	return r;
+}
+
 static void suite_upgrade(const char *edu)
 {
 	struct daemon_opts o = { .backend = "vfio-type1", .log_level = "info" };
@@ -599,7 +612,7 @@ static void suite_upgrade(const char *edu)
 	struct daemon_fixture d;
 	struct dma_loop l = { .stop = -1 };
 	uint8_t pat[XFER];
-	uint64_t iova = IOVA, iova3 = IOVA3;
+	uint64_t iova3 = IOVA3;
 	uint32_t dev, ioas, pid = 0;
 	unsigned int before;
 	uint64_t one = 1;
@@ -618,24 +631,7 @@ static void suite_upgrade(const char *edu)
 	l.mem = kb_memfd(LEN, 0);
 	r = ioasid_new(d.uri, &c);
 	if (r == 0)
-		r = ioasid_device_bind(c, edu, -1, &dev);
-	if (r == 0)
-		r = ioasid_ioas_alloc(c, 0, &ioas);
-	if (r == 0)
-		r = ioasid_map_file(c, ioas, l.mem, 0, LEN, IOASID_MAP_READ |
-				    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
-				    &iova);
-	if (r == 0)
-		r = ioasid_device_attach(c, dev, ioas, 0);
-	if (r == 0)
-		r = ioasid_device_get_fd(c, dev, &group);
-	if (r == 0) {
-		devfd = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, edu);
-		r = devfd < 0 ? -errno : edu_open(&l.edu, devfd);
-	}
-	if (r == 0 && (pwrite(l.mem, pat, XFER, 0) != XFER ||
-		       edu_to_buf(&l.edu, IOVA, 0, XFER) < 0))
-		r = -EIO;
+		r = edu_through_daemon(c, edu, &l, &dev, &ioas, &group, &devfd);
 	if (!tap_ok(r == 0, "edu through ioasidd --backend vfio-type1: the "
 		    "group passed, its device fd here, a memfd mapped (%s)",
 		    r ? kb_err(c) : "ok"))
@@ -654,7 +650,8 @@ static void suite_upgrade(const char *edu)
 		pthread_join(l.thread, NULL);
 	tap_ok(r == 0 && file_contains(d.log, "every kernel object adopted") &&
 	       !l.bad && l.done >= before + 4 &&
-	       !dmar_fault_after("kb_restart_type1: edu across an upgrade"),
+	       !kb_any_dmar_fault_after("kb_restart_type1: edu across an "
+					"upgrade"),
 	       "a live upgrade under edu's DMA loop: the container adopted "
 	       "(pid %u), %u transfers landed, %u wrong, no DMAR fault (%s)",
 	       pid, l.done, l.bad, r ? kb_err(c) : "ok");
@@ -716,7 +713,7 @@ static void suite_crash(const char *edu)
 	struct sup_poller pl = { .stop = -1 };
 	struct dma_loop l = { .stop = -1 };
 	uint8_t pat[XFER];
-	uint64_t iova = IOVA, iova3 = IOVA3, one = 1;
+	uint64_t iova3 = IOVA3, one = 1;
 	uint32_t dev, ioas, linger = 0;
 	unsigned int before;
 	int group = -1, devfd = -1, r;
@@ -740,24 +737,7 @@ static void suite_crash(const char *edu)
 	if (r == 0)
 		r = ioasid_session_name(c, "vm-type1", &linger);
 	if (r == 0)
-		r = ioasid_device_bind(c, edu, -1, &dev);
-	if (r == 0)
-		r = ioasid_ioas_alloc(c, 0, &ioas);
-	if (r == 0)
-		r = ioasid_map_file(c, ioas, l.mem, 0, LEN, IOASID_MAP_READ |
-				    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
-				    &iova);
-	if (r == 0)
-		r = ioasid_device_attach(c, dev, ioas, 0);
-	if (r == 0)
-		r = ioasid_device_get_fd(c, dev, &group);
-	if (r == 0) {
-		devfd = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, edu);
-		r = devfd < 0 ? -errno : edu_open(&l.edu, devfd);
-	}
-	if (r == 0 && (pwrite(l.mem, pat, XFER, 0) != XFER ||
-		       edu_to_buf(&l.edu, IOVA, 0, XFER) < 0))
-		r = -EIO;
+		r = edu_through_daemon(c, edu, &l, &dev, &ioas, &group, &devfd);
 	if (!tap_ok(r == 0, "a named session binds edu, maps a memfd, "
 		    "attaches; its device fd here (%s)", r ? kb_err(c) : "ok"))
 		goto out;
@@ -785,7 +765,8 @@ static void suite_crash(const char *edu)
 	tap_ok(r == 0, "the client reclaims on its own (%s)", kb_err(c));
 	if (l.running && write(l.stop, &one, sizeof(one)) == sizeof(one))
 		pthread_join(l.thread, NULL);
-	tap_ok(!l.bad && !dmar_fault_after("kb_restart_type1: edu across a "
+	tap_ok(!l.bad &&
+	       !kb_any_dmar_fault_after("kb_restart_type1: edu across a "
 					   "crash"),
 	       "edu's DMA went on through the kill and the restart: %u "
 	       "transfers, %u wrong, no DMAR fault", l.done, l.bad);

@@ -437,26 +437,6 @@ static int edu_prime(struct dma_loop *l, int devfd, uint8_t *pat)
 	return r;
 }
 
-/* A DMAR fault line in the kernel log after @marker? */
-static bool dmar_fault_after(const char *marker)
-{
-	static char buf[1 << 20];
-	int n = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf, sizeof(buf) - 1);
-	char *p;
-
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	p = strstr(buf, marker);
-	while (p && (p = strstr(p, "DMAR")))
-		if (strncmp(p, "DMAR: DRHD: handling fault", 26) == 0 ||
-		    strstr(p, "fault addr"))
-			return true;
-		else
-			p += 4;
-	return false;
-}
-
 static void suite_edu_crash(const char *edu)
 {
 	struct ioasid_ctx *c = NULL;
@@ -519,7 +499,8 @@ static void suite_edu_crash(const char *edu)
 	       "on (EOPNOTSUPP, ioasidd(8)); the same process serves on "
 	       "(%d)", r);
 	dma_loop_stop(&l);
-	tap_ok(!l.bad && !dmar_fault_after("kb_systemd: edu across a crash"),
+	tap_ok(!l.bad &&
+	       !kb_any_dmar_fault_after("kb_systemd: edu across a crash"),
 	       "iommufd: edu's DMA through the kill, the restart and the "
 	       "reclaim: %llu transfers, %llu wrong, no DMAR fault in the "
 	       "kernel log", (unsigned long long)l.done,
@@ -707,10 +688,10 @@ static void suite_linger(const char *edu)
 	 * a diagnostic (VT-d rate-limits it and drops repeats).
 	 */
 	end = now() + 5;
-	while (!dmar_fault_after("kb_systemd: after the linger") &&
+	while (!kb_any_dmar_fault_after("kb_systemd: after the linger") &&
 	       now() < end)
 		usleep(50000);
-	tap_diag("linger: %s", dmar_fault_after("kb_systemd: after the "
+	tap_diag("linger: %s", kb_any_dmar_fault_after("kb_systemd: after the "
 						 "linger") ?
 		 "a DMAR fault in the kernel log" :
 		 "no DMAR fault message in the kernel log (rate limit)");

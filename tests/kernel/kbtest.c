@@ -381,6 +381,21 @@ void kb_fault_logged(bool seen, const char *what, uint64_t iova)
 		 "see the klog lines above)", (unsigned long long)iova);
 }
 
+bool kb_any_dmar_fault_after(const char *marker)
+{
+	char *buf = klog_text();
+	char *p = buf ? strstr(buf, marker) : NULL;
+	bool hit = false;
+
+	while (p && (p = strstr(p, "DMAR")) && !hit) {
+		hit = strncmp(p, "DMAR: DRHD: handling fault", 26) == 0 ||
+		      strstr(p, "fault addr") != NULL;
+		p += 4;
+	}
+	free(buf);
+	return hit;
+}
+
 bool kb_dmar_fault_after(const char *marker, uint64_t iova, int wait_ms)
 {
 	double deadline = now() + wait_ms / 1e3;

@@ -97,6 +97,8 @@ bool kb_dmar_fault_after(const char *marker, uint64_t iova, int wait_ms);
  * late on a loaded host.
  */
 void kb_fault_logged(bool seen, const char *what, uint64_t iova);
+/* Any DMAR fault line in the kernel log after the line with @marker? */
+bool kb_any_dmar_fault_after(const char *marker);
 /* edu finishes a transfer in ~100 ms of virtual time; a hang, not a wait */
 #define KB_EDU_DEADLINE_S	60.0
 
