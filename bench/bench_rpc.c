@@ -28,7 +28,15 @@
  *                           within the daemon's spin (daemon_spin_us) it
  *                           still looks at the ring, after it sleeps;
  *                           gap_us 0, 50, 200, 2000, 20000 (--gaps);
- *                           lone_call_p90_ns its 90th percentile
+ *                           lone_call_p90_ns its 90th percentile;
+ *                           transport "raw_eventfd": the same calls
+ *                           between two bare processes, an echo that
+ *                           sleeps in read() on an eventfd and a client
+ *                           that waits as the library does, the floor of
+ *                           any server that sleeps when idle, measured in
+ *                           turn with ioasidd's in each run;
+ *                           lone_call_ratio_vs_raw the median of the
+ *                           per-run ratios
  *   daemon_cpu_per_lone_call_ns  CPU time ioasidd spent per lone call
  *                           (its CPU clock, over 200 ms of such calls):
  *                           what its bounded spin
@@ -62,6 +70,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -69,6 +78,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -816,6 +826,107 @@ static void lone_calls(struct ioasid_ctx *ctx, uint32_t ioas, int nr,
 	out->ns = median(v, nr);
 }
 
+/*
+ * The floor under a lone call: the same pattern between two bare
+ * processes.  The echo process sleeps in read() on one eventfd and
+ * answers on another, as a daemon that sleeps when idle must; the client
+ * waits for the answer as the library waits for a completion (spinning
+ * RING_CLIENT_SPIN_NS, yielding the CPU when the echo process shares it,
+ * then sleeping in poll()).  Whatever a lone call costs beyond this is
+ * ioasidd's and the library's own.
+ */
+static inline void cpu_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+struct raw_lone {
+	int req, rep;		/* eventfds: client -> echo, echo -> client */
+	pid_t child;
+};
+
+static void raw_lone_echo(int req, int rep)
+{
+	uint64_t v;
+
+	while (read(req, &v, sizeof(v)) == (ssize_t)sizeof(v))
+		if (write(rep, &v, sizeof(v)) != (ssize_t)sizeof(v))
+			break;
+	_exit(0);
+}
+
+static void raw_lone_open(struct raw_lone *rl)
+{
+	rl->req = eventfd(0, EFD_CLOEXEC);
+	rl->rep = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (rl->req < 0 || rl->rep < 0)
+		die("eventfd");
+	rl->child = fork();
+	if (rl->child < 0)
+		die("fork");
+	if (rl->child == 0) {
+		if (peer_cpu >= 0)
+			bench_pin_task(0, peer_cpu);
+		raw_lone_echo(rl->req, rl->rep);
+	}
+}
+
+static void raw_lone_close(struct raw_lone *rl)
+{
+	kill(rl->child, SIGTERM);
+	waitpid(rl->child, NULL, 0);
+	close(rl->req);
+	close(rl->rep);
+}
+
+static void raw_lone_wait(struct raw_lone *rl)
+{
+	uint64_t v, until = now_ns() + RING_CLIENT_SPIN_NS;
+	struct pollfd pfd = { .fd = rl->rep, .events = POLLIN };
+
+	while (read(rl->rep, &v, sizeof(v)) < 0) {
+		if (errno != EAGAIN)
+			die("eventfd read");
+		if (now_ns() < until) {
+			if (peer_cpu == 0)
+				sched_yield();
+			else
+				cpu_pause();
+			continue;
+		}
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			die("poll");
+	}
+}
+
+/* Median (and 90th percentile) ns of @nr raw lone calls @gap_ns apart. */
+static double raw_lone_calls(struct raw_lone *rl, int nr, uint64_t gap_ns,
+			     double *p90)
+{
+	uint64_t one = 1, end = now_ns(), t;
+	double v[64];
+
+	if (nr > 64)
+		nr = 64;
+	for (int i = -1; i < nr; i++) {
+		quiet_for(end, i < 0 ? 0 : gap_ns);
+		t = now_ns();
+		if (write(rl->req, &one, sizeof(one)) != (ssize_t)sizeof(one))
+			die("eventfd write");
+		raw_lone_wait(rl);
+		end = now_ns();
+		if (i >= 0)
+			v[i] = (double)(end - t);
+	}
+	qsort(v, (size_t)nr, sizeof(*v), cmp_double);
+	*p90 = v[(nr * 9) / 10 < nr ? (nr * 9) / 10 : nr - 1];
+	return median(v, nr);
+}
+
 /* Median ns of @nr lone calls @gap_ns apart; *@cpu_ns as in lone_calls(). */
 static double lone_call_ns(struct ioasid_ctx *ctx, uint32_t ioas, int nr,
 			   uint64_t gap_ns, double *cpu_ns)
@@ -918,6 +1029,7 @@ static void bench_calls(void)
 	double se[MAX_RUNS], sr[MAX_RUNS], ss[MAX_RUNS];
 	double lr[MAX_RUNS], cr[MAX_RUNS], pct[MAX_RUNS];
 	struct ioasid_ctx *ce, *cv, *cs;
+	struct raw_lone rl;
 	uint32_t ie, iv, is;
 	char extra[256];
 	int fd;
@@ -946,13 +1058,19 @@ static void bench_calls(void)
 	emit("single_calls_per_s", median(sr, runs), "1/s", extra);
 	emit("single_calls_per_s", median(ss, runs), "1/s",
 	     "\"transport\":\"ioasidd_socket\",\"calls\":\"map_file+unmap\"");
+	raw_lone_open(&rl);
 	for (size_t g = 0; g < nr_gaps; g++) {
 		double p90[MAX_RUNS], csl[MAX_RUNS], dsl[MAX_RUNS];
+		double rawr[MAX_RUNS], rawp90[MAX_RUNS], ratio[MAX_RUNS];
 
 		for (int i = 0; i < runs; i++) {
 			struct lone l;
 
+			/* the floor and the call in the same run, in turn */
+			rawr[i] = raw_lone_calls(&rl, 32, gaps_us[g] * 1000ull,
+						 &rawp90[i]);
 			lone_calls(cv, iv, 32, gaps_us[g] * 1000ull, &l);
+			ratio[i] = l.ns / rawr[i];
 			lr[i] = l.ns;
 			p90[i] = l.p90_ns;
 			cr[i] = l.cpu_ns;
@@ -974,7 +1092,15 @@ static void bench_calls(void)
 		     extra);
 		emit("daemon_sleeps_per_lone_call", median(dsl, runs), "1",
 		     extra);
+		emit("lone_call_ratio_vs_raw", median(ratio, runs), "x",
+		     extra);
+		snprintf(extra, sizeof(extra), "\"transport\":\"raw_eventfd\","
+			 "\"gap_us\":%u,\"client_spin_us\":%u", gaps_us[g],
+			 RING_CLIENT_SPIN_NS / 1000);
+		emit("lone_call_ns", median(rawr, runs), "ns", extra);
+		emit("lone_call_p90_ns", median(rawp90, runs), "ns", extra);
 	}
+	raw_lone_close(&rl);
 	for (int i = 0; i < runs; i++)
 		lr[i] = lone_call_ns(cs, is, 32, 2000000, &cr[i]);
 	emit("lone_call_ns", median(lr, runs), "ns",

@@ -172,7 +172,12 @@ AWK
   (`client_sleeps_per_lone_call`, its voluntary context switches: a
   second wakeup) and the daemon went back to sleep
   (`daemon_sleeps_per_lone_call`), and its CPU share while its client is silent
-  (`daemon_idle_cpu_pct`).  These run against the daemon with its
+  (`daemon_idle_cpu_pct`).  Beside each gap, the floor under a lone call:
+  the same calls between two bare processes, an echo that sleeps in
+  `read()` on an eventfd and answers on another, and a client that waits
+  as the library does (`transport=raw_eventfd`), measured in turn with
+  ioasidd's in each run; `lone_call_ratio_vs_raw` is the median of the
+  per-run ratios.  These run against the daemon with its
   default spin and again against one started with `--ring-spin-us 0`
   (`daemon_spin_us`).
 - **nested** (`bench/bench_nested.c`): two-stage translation on the
