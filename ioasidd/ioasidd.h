@@ -110,6 +110,8 @@ void server_fini(struct server *srv);
 /* Register @w (for w->fd) or change what it waits for; 0 or -errno. */
 int server_watch(struct server *srv, struct watch *w, uint32_t events);
 void server_unwatch(struct server *srv, struct watch *w);
+/* Is a watched descriptor ready (without taking its event)? */
+bool server_has_work(const struct server *srv);
 
 /* client.c */
 /* The limits a session of verdict @res gets (the caller releases them). */

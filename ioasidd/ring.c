@@ -11,7 +11,11 @@
  * up to RING_SPIN_ADAPT times that: adapt_spin()), then asks for the
  * doorbell and goes back to epoll.  Between looks it yields the CPU when
  * the client may be on its CPU, else spins on the pause instruction
- * (ring_relax()).  One wakeup serves at most RING_BUDGET requests; then
+ * (ring_relax()).  The spin ends early when anything else the daemon
+ * watches is ready (server_has_work(): another client's request, this
+ * client's own socket, a timer): the daemon is single-threaded, and a
+ * spin that ran on would hold every other request back by up to the
+ * longest spin.  One wakeup serves at most RING_BUDGET requests; then
  * the daemon rings its own doorbell and lets the other clients go first.
  * While the client's socket has replies or events it did not read, its
  * ring is not served either (@stop; as the socket's requests are not).
@@ -36,6 +40,8 @@
 #define RING_BUDGET	1024
 /* The adaptive spin goes up to this many times --ring-spin-us. */
 #define RING_SPIN_ADAPT	8
+/* While it spins, the daemon looks at its other work this often. */
+#define RING_PEEK_NS	2000
 
 struct ring {
 	struct server *srv;
@@ -369,7 +375,7 @@ static void adapt_spin(struct ring *rg, uint64_t now)
 int ring_serve(struct ring *rg, int (*run)(void *, struct ioasid_op *),
 	       bool (*stop)(void *), void *arg)
 {
-	uint64_t spin, until, now = now_ns();
+	uint64_t spin, until, peek, now = now_ns();
 	int budget = RING_BUDGET, r;
 	uint64_t count;
 	bool same;
@@ -404,8 +410,15 @@ int ring_serve(struct ring *rg, int (*run)(void *, struct ioasid_op *),
 		same = ring_consumer_same_cpu(&rg->rc);
 		rg->idle_since = now_ns();
 		until = rg->idle_since + spin;
-		while (!ring_pending(&rg->rc) && now_ns() < until)
+		peek = rg->idle_since + RING_PEEK_NS;
+		while (!ring_pending(&rg->rc) && (now = now_ns()) < until) {
+			if (now >= peek) {
+				if (server_has_work(rg->srv))
+					break;
+				peek = now + RING_PEEK_NS;
+			}
 			ring_relax(same);
+		}
 		if (ring_pending(&rg->rc))
 			continue;
 		/* asleep from here: a request now must ring the doorbell */

@@ -14,6 +14,7 @@
  * them.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,18 @@ void server_unwatch(struct server *srv, struct watch *w)
 	if (epoll_ctl(srv->epfd, EPOLL_CTL_DEL, w->fd, NULL) < 0)
 		log_warn(srv, "cannot stop watching fd %d: %m", w->fd);
 	w->added = false;
+}
+
+/*
+ * Is anything the daemon watches ready now?  poll() on the epoll
+ * descriptor says so without taking the events (they are level-triggered
+ * and stay for the next epoll_wait()).
+ */
+bool server_has_work(const struct server *srv)
+{
+	struct pollfd p = { .fd = srv->epfd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
 }
 
 /* ---- accepting ----------------------------------------------------------- */

@@ -352,6 +352,43 @@ Test(ring, scribbler_hurts_only_itself, .init = start, .fini = stop,
 }
 
 /* Maps, unmaps and conversions through the ring give the socket's answers. */
+/*
+ * While the daemon spins on one client's ring it still serves the others.
+ * With a spin of a second (adapting up to eight), forty socket calls of
+ * another client, each right after a ring call, would each wait behind
+ * the spin, forty seconds or more; the timeout is twenty.
+ */
+static void start_long_spin(void)
+{
+	struct daemon_opts o = { .ring_spin_us = "1000000" };
+
+	cr_assert_eq(daemon_start(&d, &o), 0, "ioasidd must start");
+}
+
+Test(ring, a_spinning_daemon_still_serves_other_clients,
+     .init = start_long_spin, .fini = stop, .timeout = 20)
+{
+	struct ioasid_ioas_info info;
+	struct ioasid_ctx *ring, *sock;
+	uint32_t ir, is;
+
+	cr_assert_eq(ioasid_new(d.uri, &ring), 0);
+	setenv("IOASID_NO_FASTPATH", "1", 1);
+	cr_assert_eq(ioasid_new(d.uri, &sock), 0);
+	unsetenv("IOASID_NO_FASTPATH");
+	cr_assert_eq(ioasid_ioas_alloc(ring, 0, &ir), 0);
+	cr_assert_eq(ioasid_ioas_alloc(sock, 0, &is), 0);
+	for (int i = 0; i < 40; i++) {
+		cr_assert_eq(ioasid_unmap(ring, ir, 1ULL << 40, PG,
+					  IOASID_UNMAP_MISSING_OK, NULL), 0,
+			     "%s", ioasid_last_error(ring));
+		cr_assert_eq(ioasid_ioas_get_info(sock, is, &info), 0,
+			     "%s", ioasid_last_error(sock));
+	}
+	ioasid_unref(ring);
+	ioasid_unref(sock);
+}
+
 Test(ring, same_answers_as_the_socket, .init = start, .fini = stop,
      .timeout = 120)
 {
