@@ -162,78 +162,144 @@ static int nested_list_cmd(struct ctl *ctl, int argc, char **argv)
 	return status;
 }
 
+/* ---- stage-1 data (create, and viommu nested) ----------------------------- */
+
+int nested_data_opt(struct ctl *ctl, int c, const char *arg,
+		    struct nested_data *d)
+{
+	uint64_t v;
+	int r;
+
+	if ((c == OPT_NESTED_SELFTEST && d->type == IOASID_NESTED_VTD_S1) ||
+	    (c != OPT_NESTED_SELFTEST && d->type == IOASID_NESTED_SELFTEST))
+		return ctl_usage(ctl, "--selftest is the mock's table, --root "
+				 "and --width a VT-d one's: not both");
+	switch (c) {
+	case OPT_NESTED_ROOT:
+		r = ctl_parse_size(ctl, "root address", arg, &v);
+		if (r)
+			return r;
+		d->type = IOASID_NESTED_VTD_S1;
+		d->u.vtd.pgtbl_addr = v;
+		return 0;
+	case OPT_NESTED_WIDTH:
+		r = ctl_parse_size(ctl, "width", arg, &v);
+		if (r)
+			return r;
+		if (v != 48 && v != 57)
+			return ctl_usage(ctl, "width %s is not 48 or 57", arg);
+		d->u.vtd.addr_width = (uint32_t)v;
+		d->have_width = true;
+		return 0;
+	case OPT_NESTED_SELFTEST:
+		r = ctl_parse_size(ctl, "IOTLB value", arg, &v);
+		if (r)
+			return r;
+		if (v > UINT32_MAX)
+			return ctl_usage(ctl, "IOTLB value %s does not fit in "
+					 "32 bits", arg);
+		d->type = IOASID_NESTED_SELFTEST;
+		d->u.selftest.iotlb = (uint32_t)v;
+		return 0;
+	}
+	return ctl_usage(ctl, "option %d is not a nested table's", c);
+}
+
+int nested_data_done(struct ctl *ctl, struct nested_data *d)
+{
+	if (!d->type)
+		return ctl_usage(ctl, "--root GPA is required (the guest-"
+				 "physical address of the table's root), or "
+				 "--selftest IOTLB for the kernel's selftest "
+				 "mock IOMMU");
+	if (d->type == IOASID_NESTED_VTD_S1 && !d->have_width)
+		d->u.vtd.addr_width = 48;
+	return 0;
+}
+
+size_t nested_data_size(const struct nested_data *d)
+{
+	return d->type == IOASID_NESTED_SELFTEST ? sizeof(d->u.selftest) :
+						    sizeof(d->u.vtd);
+}
+
+void nested_data_print(FILE *f, const struct nested_data *d)
+{
+	if (d->type == IOASID_NESTED_SELFTEST)
+		fprintf(f, " (selftest, IOTLB 0x%x)", d->u.selftest.iotlb);
+	else
+		fprintf(f, " (root 0x%llx, %u-bit)",
+			(unsigned long long)d->u.vtd.pgtbl_addr,
+			d->u.vtd.addr_width);
+}
+
+void nested_data_json(struct json *j, const struct nested_data *d)
+{
+	json_str(j, "type", type_name(d->type));
+	if (d->type == IOASID_NESTED_SELFTEST) {
+		json_u64(j, "iotlb", d->u.selftest.iotlb);
+		return;
+	}
+	json_u64(j, "pgtbl_addr", d->u.vtd.pgtbl_addr);
+	json_u64(j, "addr_width", d->u.vtd.addr_width);
+}
+
 /* ---- create -------------------------------------------------------------- */
 
 static const char create_usage[] =
 	"Usage: ioasidctl nested create IOAS DEVICE --root GPA [--width 48|57]\n"
 	"                              [--json]\n"
+	"       ioasidctl nested create IOAS DEVICE --selftest IOTLB [--json]\n"
 	"\n"
 	"Create a VT-d first-stage table over a nest-parent address space for\n"
 	"the IOMMU of DEVICE (bound to this session first if needed) and\n"
 	"print its id.  GPA is the guest-physical address of the table's\n"
 	"root, an IOVA of the parent; --width is its input width (48: 4\n"
-	"levels, the default; 57: 5 levels).\n";
+	"levels, the default; 57: 5 levels).  --selftest makes the kernel's\n"
+	"selftest mock IOMMU's table instead (iommufd with the mock devices,\n"
+	"the context iommufd:mock): IOTLB is the value its IOTLB slots start\n"
+	"with.\n";
 
 static int nested_create(struct ctl *ctl, int argc, char **argv)
 {
-	enum { OPT_ROOT = 0x300, OPT_WIDTH };
 	static const struct option opts[] = {
 		COMMON_OPTS,
-		{ "root", required_argument, NULL, OPT_ROOT },
-		{ "width", required_argument, NULL, OPT_WIDTH },
+		NESTED_DATA_OPTS,
 		{ 0 },
 	};
-	struct ioasid_nested_vtd_s1 s1 = { .addr_width = 48 };
+	struct nested_data nd = { 0 };
 	struct ioasid_device_info info;
 	uint32_t ioas, dev_id, id = 0;
-	bool have_root = false;
-	uint64_t v;
 	struct json j;
 	int c, r;
 
 	while ((c = ctl_opt(ctl, argc, argv, "h", opts, create_usage)) != -1) {
-		switch (c) {
-		case OPT_ROOT:
-			r = ctl_parse_size(ctl, "root address", optarg, &v);
-			if (r)
-				return r;
-			s1.pgtbl_addr = v;
-			have_root = true;
-			break;
-		case OPT_WIDTH:
-			r = ctl_parse_size(ctl, "width", optarg, &v);
-			if (r)
-				return r;
-			if (v != 48 && v != 57)
-				return ctl_usage(ctl, "width %s is not 48 or "
-						 "57", optarg);
-			s1.addr_width = (uint32_t)v;
-			break;
-		default:
+		if (c < OPT_NESTED_ROOT || c > OPT_NESTED_SELFTEST)
 			return ctl_opt_status(c);
-		}
+		r = nested_data_opt(ctl, c, optarg, &nd);
+		if (r)
+			return r;
 	}
 	/* the arguments first: what is missing there is the likelier slip */
 	r = ctl_nargs(ctl, argc, 2, 2) ?:
-	    ctl_parse_id(ctl, "IOAS id", argv[optind], &ioas);
+	    ctl_parse_id(ctl, "IOAS id", argv[optind], &ioas) ?:
+	    nested_data_done(ctl, &nd);
 	if (r)
 		return r;
-	if (!have_root)
-		return ctl_usage(ctl, "--root GPA is required (the guest-physical "
-				 "address of the table's root)");
 	r = ctl_open(ctl) ?: ctl_bind(ctl, argv[optind + 1], &dev_id, &info);
 	if (r)
 		return r;
-	r = ioasid_nested_alloc(ctl->ctx, ioas, dev_id, IOASID_NESTED_VTD_S1,
-				&s1, sizeof(s1), 0, &id);
+	r = ioasid_nested_alloc(ctl->ctx, ioas, dev_id, nd.type, &nd.u,
+				nested_data_size(&nd), 0, &id);
 	if (r < 0)
 		return ctl_fail(ctl, r, "cannot create a nested table over IOAS "
 				"%u for %s", ioas, info.name);
 	ctl_set_result(ctl, id);
 	if (!ctl->json) {
-		printf("nested table %u created over IOAS %u for %s (root "
-		       "0x%llx, %u-bit)\n", id, ioas, info.iommu,
-		       (unsigned long long)s1.pgtbl_addr, s1.addr_width);
+		printf("nested table %u created over IOAS %u for %s", id, ioas,
+		       info.iommu);
+		nested_data_print(stdout, &nd);
+		putchar('\n');
 		return EXIT_OK;
 	}
 	json_init(&j, stdout, true);
@@ -241,8 +307,7 @@ static int nested_create(struct ctl *ctl, int argc, char **argv)
 	json_u64(&j, "nested", id);
 	json_u64(&j, "ioas", ioas);
 	json_str(&j, "iommu", info.iommu);
-	json_u64(&j, "pgtbl_addr", s1.pgtbl_addr);
-	json_u64(&j, "addr_width", s1.addr_width);
+	nested_data_json(&j, &nd);
 	json_obj_end(&j);
 	json_finish(&j);
 	return EXIT_OK;

@@ -329,68 +329,51 @@ static int viommu_create_cmd(struct ctl *ctl, int argc, char **argv)
 static const char nested_usage[] =
 	"Usage: ioasidctl viommu nested VIOMMU DEVICE --root GPA\n"
 	"                               [--width 48|57] [--json]\n"
+	"       ioasidctl viommu nested VIOMMU DEVICE --selftest IOTLB [--json]\n"
 	"\n"
 	"Create a VT-d first-stage table on a vIOMMU (over its parent\n"
 	"address space) for DEVICE (bound to this session first if needed)\n"
 	"and print its id, as 'ioasidctl nested create' does over an IOAS.\n"
 	"GPA is the guest-physical address of the table's root, an IOVA of\n"
 	"the parent; --width is its input width (48: 4 levels, the default;\n"
-	"57: 5 levels).  A device attaches to it ('ioasidctl nested attach')\n"
-	"only with a vDEVICE on the vIOMMU ('ioasidctl vdevice create').\n";
+	"57: 5 levels).  --selftest makes the kernel's selftest mock IOMMU's\n"
+	"table instead (a selftest vIOMMU): IOTLB is the value its IOTLB\n"
+	"slots start with.  A device attaches to it ('ioasidctl nested\n"
+	"attach') only with a vDEVICE on the vIOMMU ('ioasidctl vdevice\n"
+	"create').\n";
 
 static int viommu_nested_cmd(struct ctl *ctl, int argc, char **argv)
 {
-	enum { OPT_ROOT = 0x300, OPT_WIDTH };
 	static const struct option opts[] = {
 		COMMON_OPTS,
-		{ "root", required_argument, NULL, OPT_ROOT },
-		{ "width", required_argument, NULL, OPT_WIDTH },
+		NESTED_DATA_OPTS,
 		{ 0 },
 	};
-	struct ioasid_nested_vtd_s1 s1 = { .addr_width = 48 };
 	struct ioasid_viommu_info vi = { 0 };
+	struct nested_data nd = { 0 };
 	struct ioasid_device_info info;
 	uint32_t viommu, dev_id, id = 0;
-	bool have_root = false, have_info;
-	uint64_t v;
+	bool have_info;
 	struct json j;
 	int c, r;
 
 	while ((c = ctl_opt(ctl, argc, argv, "h", opts, nested_usage)) != -1) {
-		switch (c) {
-		case OPT_ROOT:
-			r = ctl_parse_size(ctl, "root address", optarg, &v);
-			if (r)
-				return r;
-			s1.pgtbl_addr = v;
-			have_root = true;
-			break;
-		case OPT_WIDTH:
-			r = ctl_parse_size(ctl, "width", optarg, &v);
-			if (r)
-				return r;
-			if (v != 48 && v != 57)
-				return ctl_usage(ctl, "width %s is not 48 or "
-						 "57", optarg);
-			s1.addr_width = (uint32_t)v;
-			break;
-		default:
+		if (c < OPT_NESTED_ROOT || c > OPT_NESTED_SELFTEST)
 			return ctl_opt_status(c);
-		}
+		r = nested_data_opt(ctl, c, optarg, &nd);
+		if (r)
+			return r;
 	}
 	r = ctl_nargs(ctl, argc, 2, 2) ?:
-	    ctl_parse_id(ctl, "vIOMMU id", argv[optind], &viommu);
+	    ctl_parse_id(ctl, "vIOMMU id", argv[optind], &viommu) ?:
+	    nested_data_done(ctl, &nd);
 	if (r)
 		return r;
-	if (!have_root)
-		return ctl_usage(ctl, "--root GPA is required (the guest-physical "
-				 "address of the table's root)");
 	r = ctl_open(ctl) ?: ctl_bind(ctl, argv[optind + 1], &dev_id, &info);
 	if (r)
 		return r;
-	r = ioasid_viommu_nested_alloc(ctl->ctx, viommu, dev_id,
-				       IOASID_NESTED_VTD_S1, &s1, sizeof(s1), 0,
-				       &id);
+	r = ioasid_viommu_nested_alloc(ctl->ctx, viommu, dev_id, nd.type,
+				       &nd.u, nested_data_size(&nd), 0, &id);
 	if (r < 0)
 		return ctl_fail(ctl, r, "cannot create a nested table on vIOMMU "
 				"%u for %s", viommu, info.name);
@@ -400,8 +383,9 @@ static int viommu_nested_cmd(struct ctl *ctl, int argc, char **argv)
 		printf("nested table %u created on vIOMMU %u", id, viommu);
 		if (have_info)
 			printf(" over IOAS %u", vi.ioas_id);
-		printf(" for %s (root 0x%llx, %u-bit)\n", info.iommu,
-		       (unsigned long long)s1.pgtbl_addr, s1.addr_width);
+		printf(" for %s", info.iommu);
+		nested_data_print(stdout, &nd);
+		putchar('\n');
 		return EXIT_OK;
 	}
 	json_init(&j, stdout, true);
@@ -410,8 +394,7 @@ static int viommu_nested_cmd(struct ctl *ctl, int argc, char **argv)
 	json_u64(&j, "viommu", viommu);
 	json_id(&j, "ioas", have_info ? vi.ioas_id : 0);
 	json_str(&j, "iommu", info.iommu);
-	json_u64(&j, "pgtbl_addr", s1.pgtbl_addr);
-	json_u64(&j, "addr_width", s1.addr_width);
+	nested_data_json(&j, &nd);
 	json_obj_end(&j);
 	json_finish(&j);
 	return EXIT_OK;

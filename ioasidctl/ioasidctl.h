@@ -214,6 +214,34 @@ int nested_table(const struct ioasid_nested_info *v, uint32_t nr,
 		 const char *indent);
 void json_nested_array(struct json *j, const struct ioasid_nested_info *v,
 		       uint32_t nr);
+/*
+ * The stage-1 data of a new nested table, from the options of 'nested
+ * create' and 'viommu nested' (NESTED_DATA_OPTS): a VT-d first-stage
+ * table (--root GPA [--width 48|57]) or the kernel's selftest mock's
+ * (--selftest IOTLB).
+ */
+struct nested_data {
+	uint32_t type;			/* enum ioasid_nested_type; 0: none */
+	bool have_width;
+	union {
+		struct ioasid_nested_vtd_s1 vtd;
+		struct ioasid_nested_selftest selftest;
+	} u;
+};
+enum { OPT_NESTED_ROOT = 0x380, OPT_NESTED_WIDTH, OPT_NESTED_SELFTEST };
+#define NESTED_DATA_OPTS \
+	{ "root", required_argument, NULL, OPT_NESTED_ROOT }, \
+	{ "width", required_argument, NULL, OPT_NESTED_WIDTH }, \
+	{ "selftest", required_argument, NULL, OPT_NESTED_SELFTEST }
+/* Take option @c (one of NESTED_DATA_OPTS): 0, or the exit status. */
+int nested_data_opt(struct ctl *ctl, int c, const char *arg,
+		    struct nested_data *d);
+/* After the options: one kind given, and whole; 0 or the exit status. */
+int nested_data_done(struct ctl *ctl, struct nested_data *d);
+size_t nested_data_size(const struct nested_data *d);
+/* " (root 0x..., 48-bit)" or " (selftest, IOTLB 0x...)" into @f. */
+void nested_data_print(FILE *f, const struct nested_data *d);
+void nested_data_json(struct json *j, const struct nested_data *d);
 int cmd_viommu(struct ctl *ctl, int argc, char **argv);
 int cmd_vdevice(struct ctl *ctl, int argc, char **argv);
 /*

@@ -1067,6 +1067,22 @@ t "nested --json" 0 -J
 [ "$(tr '\n' ' ' < "$tmp/vals")" = "57 4096 vtd-s1 " ] &&
 	ok "nested list --json: width, root, type" ||
 	not_ok "nested list --json: width, root, type" "$(cat "$tmp/vals")"
+# --selftest: the mock's table; the sim refuses it by type, both commands
+batch <<'EOF'
+p=ioas create --nest-parent
+v=viommu create $p 00:01.0
+-nested create $p 00:01.0 --selftest 0x1234
+viommu nested $v 00:01.0 --selftest 7
+EOF
+t "nested create / viommu nested --selftest: the sim names the type" 1 \
+	-e 'cannot create a nested table over IOAS [0-9]+ for 0000:00:01\.0: .*VT-d first-stage tables only \(type 2\)$' \
+	-e 'cannot create a nested table on vIOMMU [0-9]+ for 0000:00:01\.0: .*VT-d first-stage tables only \(type 2\)$'
+run nested create 1 00:01.0 --root 0x1000 --selftest 1
+t "nested create: --root and --selftest together" 2 \
+	-e 'nested create: --selftest is the mock.s table, --root and --width a VT-d one.s: not both'
+run viommu nested 1 00:01.0 --selftest 0x100000000
+t "viommu nested: a --selftest value over 32 bits" 2 \
+	-e 'viommu nested: IOTLB value 0x100000000 does not fit in 32 bits'
 batch <<'EOF'
 a=ioas create
 nested create $a 00:01.0 --root 0x1000
@@ -1222,7 +1238,7 @@ v=viommu create $p 00:01.0
 viommu nested $v 00:03.0
 EOF
 t "viommu nested: --root is required" 2 \
-	-e 'viommu nested: --root GPA is required'
+	-e 'viommu nested: --root GPA is required .*, or --selftest IOTLB'
 batch <<'EOF'
 p=ioas create --nest-parent
 v=viommu create $p 00:01.0

@@ -35,11 +35,14 @@
  *     client reaching none of it.
  */
 #include <errno.h>
+#include <regex.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -664,6 +667,109 @@ static void suite_remote(void)
 	tap_ok(daemon_stop(&d) == 0, "ioasidd stops cleanly");
 }
 
+/* ---- ioasidctl ----------------------------------------------------------- */
+
+/*
+ * The command line against the kernel's mock: a batch on iommufd:mock
+ * (one process, one iommufd) makes a selftest vIOMMU, a vDEVICE, a
+ * nested table on the vIOMMU and one over the IOAS with --selftest, and
+ * lists them: ioasidctl's own output, matched line by line.
+ */
+static const char ctl_script[] =
+	"p=ioas create --nest-parent\n"
+	"map $p --memfd --length 2M --iova 0x1000000\n"
+	"v=viommu create $p mock0 --type selftest\n"
+	"vdevice create $v mock0 0x10\n"
+	"n=viommu nested $v mock0 --selftest 0x1234\n"
+	"nested attach mock0 $n\n"
+	"nested list $p\n"
+	"detach mock0\n"
+	"nested destroy $n\n"
+	"m=nested create $p mock1 --selftest 0x99\n"
+	"nested destroy $m\n";
+
+static const char *const ctl_expect[] = {
+	"^vIOMMU [0-9]+ \\(selftest\\) created over IOAS [0-9]+ for "
+	"iommufd_mock, domain [0-9]+$",
+	"^nested table [0-9]+ created on vIOMMU [0-9]+ over IOAS [0-9]+ for "
+	"iommufd_mock \\(selftest, IOTLB 0x1234\\)$",
+	"^mock0 \\(dev [0-9]+\\) attached to nested table [0-9]+",
+	"^ +[0-9]+ +selftest +iommufd_mock +[0-9]+ ",
+	"^nested table [0-9]+ created over IOAS [0-9]+ for iommufd_mock "
+	"\\(selftest, IOTLB 0x99\\)$",
+};
+
+/* Run @argv with @in on its stdin; its stdout and stderr in @out. */
+static int run_ctl(char *const argv[], const char *in, char *out, size_t len)
+{
+	int pin[2], pout[2], status;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe(pin) < 0 || pipe(pout) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		dup2(pin[0], 0);
+		dup2(pout[1], 1);
+		dup2(pout[1], 2);
+		close(pin[1]);
+		close(pout[0]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(pin[0]);
+	close(pout[1]);
+	if (write(pin[1], in, strlen(in)) < 0)
+		perror("write");
+	close(pin[1]);
+	while (got + 1 < len && (n = read(pout[0], out + got,
+					  len - 1 - got)) > 0)
+		got += (size_t)n;
+	out[got] = 0;
+	close(pout[0]);
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static bool has_line(const char *text, const char *pattern)
+{
+	regex_t re;
+	bool found;
+
+	if (regcomp(&re, pattern, REG_EXTENDED | REG_NEWLINE | REG_NOSUB))
+		return false;
+	found = regexec(&re, text, 0, NULL, 0) == 0;
+	regfree(&re);
+	return found;
+}
+
+static void suite_ctl(void)
+{
+	char *argv[] = { "/usr/bin/ioasidctl", "--uri", "iommufd:mock=2",
+			 "batch", "-", NULL };
+	static char out[16384];
+	bool all = true;
+	int rc;
+
+	if (access(argv[0], X_OK) < 0) {
+		tap_skip("no ioasidctl in this guest", "ioasidctl --selftest");
+		return;
+	}
+	rc = run_ctl(argv, ctl_script, out, sizeof(out));
+	all &= tap_ok(rc == 0, "ioasidctl batch on iommufd:mock: a selftest "
+		      "vIOMMU, a vDEVICE, nested tables by --selftest (exit "
+		      "%d)", rc);
+	for (size_t i = 0; i < sizeof(ctl_expect) / sizeof(*ctl_expect); i++)
+		all &= tap_ok(has_line(out, ctl_expect[i]), "ioasidctl says: "
+			      "%s", ctl_expect[i]);
+	if (!all)	/* what it said, as TAP diagnostics */
+		for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n"))
+			printf("# %s\n", l);
+}
+
 int main(void)
 {
 	struct env e;
@@ -695,5 +801,6 @@ int main(void)
 	ioasid_unref(ctx);
 	ctx = NULL;
 	suite_remote();
+	suite_ctl();
 	return tap_done();
 }
