@@ -352,6 +352,18 @@ Test(ring, scribbler_hurts_only_itself, .init = start, .fini = stop,
 }
 
 /* Maps, unmaps and conversions through the ring give the socket's answers. */
+/* A client on the ring and one on the socket only, an IOAS each. */
+static void two_clients(struct ioasid_ctx **ring, uint32_t *ir,
+			struct ioasid_ctx **sock, uint32_t *is)
+{
+	cr_assert_eq(ioasid_new(d.uri, ring), 0);
+	setenv("IOASID_NO_FASTPATH", "1", 1);
+	cr_assert_eq(ioasid_new(d.uri, sock), 0);
+	unsetenv("IOASID_NO_FASTPATH");
+	cr_assert_eq(ioasid_ioas_alloc(*ring, 0, ir), 0);
+	cr_assert_eq(ioasid_ioas_alloc(*sock, 0, is), 0);
+}
+
 /*
  * While the daemon spins on one client's ring it still serves the others.
  * With a spin of a second (adapting up to eight), forty socket calls of
@@ -372,12 +384,7 @@ Test(ring, a_spinning_daemon_still_serves_other_clients,
 	struct ioasid_ctx *ring, *sock;
 	uint32_t ir, is;
 
-	cr_assert_eq(ioasid_new(d.uri, &ring), 0);
-	setenv("IOASID_NO_FASTPATH", "1", 1);
-	cr_assert_eq(ioasid_new(d.uri, &sock), 0);
-	unsetenv("IOASID_NO_FASTPATH");
-	cr_assert_eq(ioasid_ioas_alloc(ring, 0, &ir), 0);
-	cr_assert_eq(ioasid_ioas_alloc(sock, 0, &is), 0);
+	two_clients(&ring, &ir, &sock, &is);
 	for (int i = 0; i < 40; i++) {
 		cr_assert_eq(ioasid_unmap(ring, ir, 1ULL << 40, PG,
 					  IOASID_UNMAP_MISSING_OK, NULL), 0,
@@ -398,12 +405,7 @@ Test(ring, same_answers_as_the_socket, .init = start, .fini = stop,
 	uint32_t ir, is;
 	int rr, rs;
 
-	cr_assert_eq(ioasid_new(d.uri, &ring), 0);
-	setenv("IOASID_NO_FASTPATH", "1", 1);
-	cr_assert_eq(ioasid_new(d.uri, &sock), 0);
-	unsetenv("IOASID_NO_FASTPATH");
-	cr_assert_eq(ioasid_ioas_alloc(ring, 0, &ir), 0);
-	cr_assert_eq(ioasid_ioas_alloc(sock, 0, &is), 0);
+	two_clients(&ring, &ir, &sock, &is);
 	for (uint64_t i = 0; i < 200; i++) {
 		uint64_t len = (1 + i % 3) * PG, off = (i % 7) * PG;
 		uint32_t fl = IOASID_MAP_READ |
