@@ -16,6 +16,35 @@ static void put(struct snap *s, const char *what, int r, const void *p,
 	fputc('\n', s->f);
 }
 
+static int cmp_pasid(const void *a, const void *b)
+{
+	const struct ioasid_pasid_info *x = a, *y = b;
+
+	return x->pasid < y->pasid ? -1 : x->pasid > y->pasid;
+}
+
+/* A nest-parent IOAS's nested tables, vIOMMUs and vDEVICEs. */
+static void snap_nesting(struct snap *s, struct ioasid_ctx *ctx, uint32_t id)
+{
+	struct ioasid_nested_info tables[16];
+	struct ioasid_viommu_info viommus[16];
+	struct ioasid_vdevice_info vdevs[16];
+	uint32_t nr = 16;
+	int r;
+
+	memset(tables, 0, sizeof(tables));
+	memset(viommus, 0, sizeof(viommus));
+	memset(vdevs, 0, sizeof(vdevs));
+	r = ioasid_nested_list(ctx, id, tables, &nr);
+	put(s, "nested", r, tables, nr * sizeof(tables[0]));
+	nr = 16;
+	r = ioasid_viommu_list(ctx, id, viommus, &nr);
+	put(s, "viommus", r, viommus, nr * sizeof(viommus[0]));
+	nr = 16;
+	r = ioasid_vdevice_list(ctx, id, vdevs, &nr);
+	put(s, "vdevices", r, vdevs, nr * sizeof(vdevs[0]));
+}
+
 static void snap_ioas(struct snap *s, struct ioasid_ctx *ctx, uint32_t id)
 {
 	struct ioasid_ioas_info info = { 0 };
@@ -34,6 +63,7 @@ static void snap_ioas(struct snap *s, struct ioasid_ctx *ctx, uint32_t id)
 	nr = 16;
 	r = ioasid_domain_list(ctx, id, doms, &nr);
 	put(s, "domains", r, doms, nr * sizeof(doms[0]));
+	snap_nesting(s, ctx, id);
 	for (int i = 0; i < 100000; i++) {
 		struct ioasid_file_info fi = { 0 };
 
@@ -71,6 +101,20 @@ void snapshot_take(struct ioasid_ctx *ctx, struct snap *s, unsigned int flags)
 	nr = 64;
 	r = ioasid_device_list(ctx, devs, &nr);
 	put(s, "devices", r, devs, nr * sizeof(devs[0]));
+	for (uint32_t i = 0; r == 0 && i < nr; i++) {
+		struct ioasid_pasid_info pasids[16];
+		uint32_t np = 16;
+		int rp;
+
+		if (!devs[i].dev_id)
+			continue;
+		memset(pasids, 0, sizeof(pasids));
+		rp = ioasid_device_pasid_list(ctx, devs[i].dev_id, pasids, &np);
+		/* the library lists them in no order */
+		if (rp == 0)
+			qsort(pasids, np, sizeof(pasids[0]), cmp_pasid);
+		put(s, "pasids", rp, pasids, np * sizeof(pasids[0]));
+	}
 	nr = 256;
 	r = ioasid_vm_list(ctx, ids, &nr);
 	put(s, "vm_list", r, ids, nr * sizeof(ids[0]));

@@ -19,6 +19,7 @@
 #include <criterion/criterion.h>
 
 #include "helpers.h"
+#include "snapshot.h"
 
 #define KiB (1ULL << 10)
 #define MiB (1ULL << 20)
@@ -1121,11 +1122,44 @@ Test(nested_pasid, a_table_of_another_iommu_is_refused)
 	ioasid_unref(ctx);
 }
 
-/* The state image carries no nested tables: still refused, by name. */
-Test(nested_pasid, export_refuses_it_by_name)
+/* DMA by @dev of @ctx (with @pasid, 0: none) to @iova lands at @off. */
+static void ctx_lands(struct guest *g, struct ioasid_ctx *ctx, uint32_t dev,
+		      uint32_t pasid, uint64_t iova, uint64_t off,
+		      uint32_t seed)
 {
+	uint8_t buf[4096];
+	uint64_t done = 0;
+	int r;
+
+	pattern(buf, sizeof(buf), seed);
+	if (pasid)
+		r = ioasid_device_dma_pasid(ctx, dev, pasid, iova, buf,
+					    sizeof(buf), IOASID_DMA_WRITE,
+					    &done);
+	else
+		r = ioasid_device_dma(ctx, dev, iova, buf, sizeof(buf),
+				      IOASID_DMA_WRITE, &done);
+	cr_assert_eq(r, 0, "device %u PASID %u DMA to 0x%llx: %s", dev, pasid,
+		     (unsigned long long)iova, ioasid_last_error(ctx));
+	cr_assert_eq(memcmp(g->mem + off, buf, sizeof(buf)), 0,
+		     "device %u PASID %u DMA to 0x%llx did not land at GPA "
+		     "0x%llx", dev, pasid, (unsigned long long)iova,
+		     (unsigned long long)gpa(off));
+}
+
+/*
+ * The state image carries nested tables, the devices and PASIDs on them
+ * and PASIDs on IOASes: the imported context has them with their ids,
+ * DMA goes through both stages as before, and invalidation works.
+ */
+Test(nested_pasid, export_carries_it)
+{
+	struct ioasid_nested_inval e = { .addr = GVA, .npages = 1 };
+	struct ioasid_ctx *copy = NULL;
+	struct snap before, after;
+	uint32_t nic, gone, second, nr = 1, id;
+	int32_t err = 1;
 	struct guest g;
-	char want[64];
 	int fd = -1;
 
 	pasid_setup(&g);
@@ -1133,14 +1167,88 @@ Test(nested_pasid, export_refuses_it_by_name)
 		guest_teardown(&g);
 		cr_skip_test("ioasid_ctx_export is an embedded context's");
 	}
+	/* a gap in the ids, a second table, the NIC on the first */
+	cr_assert_eq(alloc_s1(&g, gpa(PML4), &gone), 0);
+	cr_assert_eq(ioasid_nested_destroy(g.ctx, gone), 0);
+	cr_assert_eq(alloc_s1(&g, gpa(PML4), &second), 0);
+	nic = bind(g.ctx, NIC);
+	cr_assert_eq(ioasid_device_attach_nested(g.ctx, nic, g.nested, 0), 0,
+		     "%s", ioasid_last_error(g.ctx));
 	cr_assert_eq(ioasid_device_pasid_attach_nested(g.ctx, g.dev, PASID,
 						       g.nested, 0), 0);
+	cr_assert_eq(ioasid_device_pasid_attach_nested(g.ctx, g.dev, PASID + 1,
+						       second, 0), 0);
+	cr_assert_eq(ioasid_device_pasid_attach(g.ctx, g.dev, PASID + 2,
+						g.ioas, 0), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	snapshot_take(g.ctx, &before, SNAP_STATUS);
+	cr_assert_eq(ioasid_ctx_export(g.ctx, &fd), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	cr_assert_eq(ioasid_ctx_import(fd, &copy), 0, "%s",
+		     ioasid_last_error(NULL));
+	snapshot_take(copy, &after, SNAP_STATUS);
+	cr_assert(snapshot_equal(&before, &after),
+		  "the imported context has the same tables, PASIDs and ids");
+
+	/* through stage 1 and 2 of the copy's tables */
+	ctx_lands(&g, copy, nic, 0, GVA, PAGE_A, 1);
+	ctx_lands(&g, copy, g.dev, PASID, GVA + 4096, PAGE_B, 2);
+	ctx_lands(&g, copy, g.dev, PASID + 1, GVA_LARGE, LARGE, 3);
+	ctx_lands(&g, copy, g.dev, PASID + 2, gpa(PAGE_C), PAGE_C, 4);
+	/* its IOTLB keeps a stale entry until the copy invalidates it */
+	*entry(&g, PT, 0) = gpa(PAGE_C) | P | W | U;
+	ctx_lands(&g, copy, nic, 0, GVA, PAGE_A, 5);
+	cr_assert_eq(ioasid_nested_invalidate(copy, g.nested, &e, &nr, &err),
+		     0, "%s", ioasid_last_error(copy));
+	cr_assert_eq(err, 0);
+	ctx_lands(&g, copy, nic, 0, GVA, PAGE_C, 6);
+	/* the tables go as any would, and ids are not reused */
+	cr_assert_eq(ioasid_device_pasid_detach(copy, g.dev, PASID + 1), 0);
+	cr_assert_eq(ioasid_nested_destroy(copy, second), 0, "%s",
+		     ioasid_last_error(copy));
+	cr_assert_eq(ioasid_nested_destroy(copy, g.nested), -EBUSY);
+	cr_assert_eq(ioasid_ioas_alloc(copy, 0, &id), 0);
+	cr_assert_gt(id, nic);
+	snapshot_free(&before);
+	snapshot_free(&after);
+	ioasid_unref(copy);
+	close(fd);
+	guest_teardown(&g);
+}
+
+/*
+ * A table whose stage-2 domain outlived the table that made it, with
+ * nothing else making it first: the replay could not give the domain
+ * its id, so the export is refused, naming both.
+ */
+Test(nested, export_refuses_an_orphaned_stage2_id)
+{
+	uint32_t first, second;
+	struct guest g;
+	char want[64];
+	int fd = -1;
+
+	guest_setup(&g);
+	if (ioasid_is_remote(g.ctx)) {
+		guest_teardown(&g);
+		cr_skip_test("ioasid_ctx_export is an embedded context's");
+	}
+	cr_assert_eq(alloc_s1(&g, gpa(PML4), &first), 0);
+	cr_assert_eq(alloc_s1(&g, gpa(PML4), &second), 0);
+	cr_assert_eq(ioasid_nested_destroy(g.ctx, first), 0);
 	cr_assert_eq(ioasid_ctx_export(g.ctx, &fd), -EOPNOTSUPP);
-	snprintf(want, sizeof(want), "nested stage-1 table %u", g.nested);
+	snprintf(want, sizeof(want), "nested table %u: its stage-2 domain %u",
+		 second, first - 1);
 	cr_assert(strstr(ioasid_last_error(g.ctx), want), "%s",
 		  ioasid_last_error(g.ctx));
 	cr_assert_eq(fd, -1);
-	cr_assert_eq(one_pasid(&g).nested_id, g.nested, "nothing changed");
+	/* with the device on the parent, the attach makes the domain first */
+	cr_assert_eq(ioasid_device_attach(g.ctx, g.dev, g.ioas, 0), 0,
+		     "%s", ioasid_last_error(g.ctx));
+	cr_assert_eq(ioasid_ctx_export(g.ctx, &fd), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	cr_assert_eq(ioasid_ctx_export_abandon(fd), 0);
+	close(fd);
 	guest_teardown(&g);
 }
 

@@ -72,6 +72,13 @@ struct core {
 	 * before anyone else calls, set it.
 	 */
 	bool replaying;
+	/*
+	 * core_replay() of an op that makes a nested table or a vIOMMU:
+	 * the id a stage-2 domain the op makes takes (the one just before
+	 * the op's own object, as when the two were made in one go), and
+	 * 0 once taken or otherwise (core/export.c).
+	 */
+	uint32_t replay_domain_id;
 	uint32_t next_session_id;
 };
 

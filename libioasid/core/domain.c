@@ -575,7 +575,12 @@ int domain_get_parent(struct session *s, struct device *dev,
 				       "of IOAS %u on %s: %s", ioas->id,
 				       dev->unit->info.name, strerror(-r));
 		}
-		d->id = core_alloc_id(core);
+		if (core->replay_domain_id) {
+			d->id = core->replay_domain_id;
+			core->replay_domain_id = 0;
+		} else {
+			d->id = core_alloc_id(core);
+		}
 		d->ioas = ioas;
 		d->unit = dev->unit;
 		d->enforce = enforce;

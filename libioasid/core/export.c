@@ -15,6 +15,7 @@
 #include "core/domain.h"
 #include "core/ioas.h"
 #include "core/nested.h"
+#include "core/pasid.h"
 #include "core/viommu.h"
 #include "core/iova_tree.h"
 #include "core/sharedmap.h"
@@ -287,8 +288,9 @@ static int export_devices(struct export *x)
 	{
 		uint32_t k = 0;
 
+		/* on a nested table: after the table (export_nesting()) */
 		for (uint32_t i = 0; i < n; i++)
-			if (att[i]->ioas && att[i]->domain)
+			if (att[i]->ioas && att[i]->domain && !att[i]->nested)
 				att[k++] = att[i];
 		n = k;
 	}
@@ -304,6 +306,320 @@ static int export_devices(struct export *x)
 	}
 	free(att);
 	return r;
+}
+
+/* The session's bound devices, in id order: *out (free it), *nr. */
+static int session_devices(struct export *x, struct device ***out,
+			   uint32_t *nr)
+{
+	struct core *core = x->s->core;
+	struct device **v;
+	uint32_t n = 0;
+
+	v = calloc(core->nr_devices + 1, sizeof(*v));
+	if (!v)
+		return op_fail(x->why, ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < core->nr_devices; i++)
+		if (core->devices[i].owner == x->s)
+			v[n++] = &core->devices[i];
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t j = i + 1; j < n; j++)
+			if (v[j]->dev_id < v[i]->dev_id) {
+				struct device *t = v[i];
+
+				v[i] = v[j];
+				v[j] = t;
+			}
+	*out = v;
+	*nr = n;
+	return 0;
+}
+
+struct pasid_ref {
+	struct device *dev;
+	const struct pasid_att *att;
+};
+
+static int cmp_pasid_ref(const void *a, const void *b)
+{
+	const struct pasid_ref *x = a, *y = b;
+
+	if (x->att->domain->id != y->att->domain->id)
+		return x->att->domain->id < y->att->domain->id ? -1 : 1;
+	if (x->dev->dev_id != y->dev->dev_id)
+		return x->dev->dev_id < y->dev->dev_id ? -1 : 1;
+	return cmp_u32(&x->att->pasid, &y->att->pasid);
+}
+
+/*
+ * The PASIDs attached to IOASes (@nested false) or to nested tables
+ * (true): an attach each, the IOASes' in domain id order with the domain
+ * as the id they make (as DEVICE_ATTACH), before any nested table, so
+ * that a domain they share with one exists when the table comes.
+ */
+static int export_pasids(struct export *x, bool nested)
+{
+	struct pasid_ref *refs;
+	struct device **devs;
+	uint32_t nr_devs, n = 0, total = 0;
+	int r;
+
+	r = session_devices(x, &devs, &nr_devs);
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < nr_devs; i++)
+		total += devs[i]->nr_pasids;
+	refs = calloc(total + 1, sizeof(*refs));
+	if (!refs) {
+		free(devs);
+		return op_fail(x->why, ENOMEM, "out of memory");
+	}
+	for (uint32_t i = 0; i < nr_devs; i++)
+		for (uint32_t j = 0; j < devs[i]->nr_pasids; j++)
+			if (!devs[i]->pasids[j].nested == !nested)
+				refs[n++] = (struct pasid_ref){
+					devs[i], &devs[i]->pasids[j],
+				};
+	qsort(refs, n, sizeof(*refs), cmp_pasid_ref);
+	for (uint32_t i = 0; i < n && r == 0; i++) {
+		const struct pasid_att *att = refs[i].att;
+		struct ioasid_op *op;
+
+		if (nested) {
+			op = op_new(x, IOASID_CMD_DEVICE_PASID_ATTACH_NESTED);
+			op->ioas_id2 = att->nested->id;
+		} else {
+			op = op_new(x, IOASID_CMD_DEVICE_PASID_ATTACH);
+			op->ioas_id = att->ioas->id;
+		}
+		op->dev_id = refs[i].dev->dev_id;
+		op->mode = att->pasid;
+		r = emit(x, nested ? 0 : att->domain->id);
+	}
+	free(refs);
+	free(devs);
+	return r;
+}
+
+/*
+ * The device a nested table or vIOMMU is allocated for again: the one it
+ * was, else another of the session's behind @unit.
+ */
+static struct device *alloc_device(struct export *x, uint32_t dev_id,
+				   const struct inv_iommu *unit)
+{
+	struct device *dev = device_find_bound(x->s, dev_id);
+	struct core *core = x->s->core;
+
+	if (dev && dev->unit == unit)
+		return dev;
+	for (uint32_t i = 0; i < core->nr_devices; i++)
+		if (core->devices[i].owner == x->s &&
+		    core->devices[i].unit == unit)
+			return &core->devices[i];
+	return NULL;
+}
+
+/* Is @d made by an op emitted before the nesting object @id's? */
+static bool domain_made_before(struct export *x, const struct domain *d,
+			       uint32_t id)
+{
+	struct core *core = x->s->core;
+
+	for (uint32_t i = 0; i < core->nr_devices; i++) {
+		const struct device *dev = &core->devices[i];
+
+		if (dev->owner != x->s)
+			continue;
+		if (dev->domain == d && !dev->nested)
+			return true;
+		for (uint32_t j = 0; j < dev->nr_pasids; j++)
+			if (dev->pasids[j].domain == d &&
+			    !dev->pasids[j].nested)
+				return true;
+	}
+	for (struct nested *n = core->nested; n; n = n->next)
+		if (n->owner == x->s && n->s2 == d && n->id < id)
+			return true;
+	for (struct viommu *v = core->viommus; v; v = v->next)
+		if (v->owner == x->s && v->s2 == d && v->id < id)
+			return true;
+	return false;
+}
+
+/*
+ * The replay makes stage-2 domain @d with object @id when no earlier op
+ * did: it gets the id before @id (core->replay_domain_id), which must be
+ * the one it has.
+ */
+static int check_s2(struct export *x, const struct domain *d, uint32_t id,
+		    const char *what)
+{
+	if (d->id == id - 1 || domain_made_before(x, d, id))
+		return 0;
+	return op_fail(x->why, EOPNOTSUPP, "%s %u: its stage-2 domain %u was "
+		       "made for an object since destroyed, and no device or "
+		       "PASID attachment makes it before %s %u: the state "
+		       "image cannot give it that id again (attach a device "
+		       "of IOAS %u, export, and detach it after the import)",
+		       what, id, d->id, what, id, d->ioas->id);
+}
+
+static int export_viommu(struct export *x, const struct viommu *v)
+{
+	struct device *dev = alloc_device(x, v->dev_id, v->unit);
+	struct ioasid_op *op;
+	int r;
+
+	if (!dev)
+		return op_fail(x->why, EOPNOTSUPP, "vIOMMU %u: the session "
+			       "has no device behind IOMMU %s to allocate it "
+			       "for again", v->id, v->unit->info.name);
+	r = check_s2(x, v->s2, v->id, "vIOMMU");
+	if (r < 0)
+		return r;
+	op = op_new(x, IOASID_CMD_VIOMMU_ALLOC);
+	op->ioas_id = v->parent->id;
+	op->dev_id = dev->dev_id;
+	op->mode = v->type;
+	return emit(x, v->id);
+}
+
+static int export_vdevice(struct export *x, const struct vdevice *vd)
+{
+	struct ioasid_op *op = op_new(x, IOASID_CMD_VDEVICE_ALLOC);
+
+	op->ioas_id2 = vd->viommu->id;
+	op->dev_id = vd->dev->dev_id;
+	op->offset = vd->virt_id;
+	return emit(x, vd->id);
+}
+
+static int export_nested(struct export *x, const struct nested *n)
+{
+	const struct inv_iommu *unit = n->viommu ? n->viommu->unit :
+				       n->s2->unit;
+	struct device *dev = alloc_device(x, n->dev_id, unit);
+	struct ioasid_op *op;
+	int r;
+
+	/* its descriptor and the page requests waiting in it would be lost */
+	if (n->fq)
+		return op_fail(x->why, EOPNOTSUPP, "nested table %u has an I/O "
+			       "page fault queue: the state image does not "
+			       "carry fault queues yet (destroy it, export, and "
+			       "allocate it again after the import)", n->id);
+	if (!dev)
+		return op_fail(x->why, EOPNOTSUPP, "nested table %u: the "
+			       "session has no device behind IOMMU %s to "
+			       "allocate it for again", n->id,
+			       unit->info.name);
+	if (!n->viommu) {
+		r = check_s2(x, n->s2, n->id, "nested table");
+		if (r < 0)
+			return r;
+		op = op_new(x, IOASID_CMD_NESTED_ALLOC);
+		op->ioas_id = n->parent->id;
+	} else {
+		op = op_new(x, IOASID_CMD_VIOMMU_NESTED_ALLOC);
+		op->ioas_id2 = n->viommu->id;
+	}
+	op->dev_id = dev->dev_id;
+	op->mode = n->type;
+	if (n->type == IOASID_NESTED_VTD_S1) {
+		op->in = &n->vtd;
+		op->in_len = sizeof(n->vtd);
+	} else {
+		op->in = &n->st;
+		op->in_len = sizeof(n->st);
+	}
+	return emit(x, n->id);
+}
+
+/* One of the session's vIOMMUs, vDEVICEs or nested tables. */
+struct nest_obj {
+	uint32_t id;
+	const struct viommu *viommu;
+	const struct vdevice *vdev;
+	const struct nested *nested;
+};
+
+static int cmp_nest_obj(const void *a, const void *b)
+{
+	return cmp_u32(&((const struct nest_obj *)a)->id,
+		       &((const struct nest_obj *)b)->id);
+}
+
+static int nest_objs(struct export *x, struct nest_obj **out, uint32_t *nr)
+{
+	struct core *core = x->s->core;
+	struct nest_obj *v;
+	uint32_t n = 0, total = 1;
+
+	for (struct viommu *vi = core->viommus; vi; vi = vi->next)
+		total += 1 + vi->nr_vdevices;
+	for (struct nested *ne = core->nested; ne; ne = ne->next)
+		total++;
+	v = calloc(total, sizeof(*v));
+	if (!v)
+		return op_fail(x->why, ENOMEM, "out of memory");
+	for (struct viommu *vi = core->viommus; vi; vi = vi->next) {
+		if (vi->owner != x->s)
+			continue;
+		v[n++] = (struct nest_obj){ .id = vi->id, .viommu = vi };
+		for (struct vdevice *vd = vi->vdevices; vd; vd = vd->next)
+			v[n++] = (struct nest_obj){ .id = vd->id, .vdev = vd };
+	}
+	for (struct nested *ne = core->nested; ne; ne = ne->next)
+		if (ne->owner == x->s)
+			v[n++] = (struct nest_obj){ .id = ne->id, .nested = ne };
+	qsort(v, n, sizeof(*v), cmp_nest_obj);
+	*out = v;
+	*nr = n;
+	return 0;
+}
+
+/*
+ * vIOMMUs, vDEVICEs and nested tables in id order (each made after what
+ * it needs: a vDEVICE after its vIOMMU, a table after the vIOMMU it is
+ * on), then the devices and PASIDs attached to the tables.
+ */
+static int export_nesting(struct export *x)
+{
+	struct device **devs = NULL;
+	struct nest_obj *objs = NULL;
+	uint32_t nr = 0, nr_devs = 0;
+	int r;
+
+	r = nest_objs(x, &objs, &nr);
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < nr && r == 0; i++) {
+		if (objs[i].viommu)
+			r = export_viommu(x, objs[i].viommu);
+		else if (objs[i].vdev)
+			r = export_vdevice(x, objs[i].vdev);
+		else
+			r = export_nested(x, objs[i].nested);
+	}
+	free(objs);
+	if (r == 0)
+		r = session_devices(x, &devs, &nr_devs);
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; r == 0 && i < nr_devs; i++) {
+		struct ioasid_op *op;
+
+		if (!devs[i]->nested)
+			continue;
+		op = op_new(x, IOASID_CMD_NESTED_ATTACH);
+		op->dev_id = devs[i]->dev_id;
+		op->ioas_id2 = devs[i]->nested->id;
+		op->flags = devs[i]->hinted ? IOASID_ATTACH_NO_SNOOP_UNUSED : 0;
+		r = emit(x, 0);
+	}
+	free(devs);
+	return r ? r : export_pasids(x, true);
 }
 
 static int export_vms(struct export *x)
@@ -352,6 +668,43 @@ static int export_vms(struct export *x)
 	return r;
 }
 
+/*
+ * What a kernel backend cannot hand over yet: it would have to adopt
+ * the nested HWPTs, vIOMMUs and vDEVICEs and check the PASID attachments
+ * in the iommufd it hands over, which it does not do (->kobj knows
+ * IOASes, HWPTs of IOASes and devices only).  A replayable backend (the
+ * simulator) makes them again.
+ */
+static int check_nesting(struct export *x)
+{
+	struct session *s = x->s;
+	const char *be = core_ops(s->core)->name;
+
+	if (core_ops(s->core)->replayable)
+		return 0;
+	for (struct nested *n = s->core->nested; n; n = n->next)
+		if (n->owner == s)
+			return op_fail(x->why, EOPNOTSUPP, "the session has "
+				       "nested stage-1 table %u: the %s "
+				       "backend does not hand nested HWPTs "
+				       "over yet (the simulator does)", n->id,
+				       be);
+	for (struct viommu *v = s->core->viommus; v; v = v->next)
+		if (v->owner == s)
+			return op_fail(x->why, EOPNOTSUPP, "the session has "
+				       "vIOMMU %u: the %s backend does not hand "
+				       "vIOMMUs or their vDEVICEs over yet (the "
+				       "simulator does)", v->id, be);
+	for (uint32_t i = 0; i < s->core->nr_devices; i++)
+		if (s->core->devices[i].owner == s &&
+		    s->core->devices[i].nr_pasids)
+			return op_fail(x->why, EOPNOTSUPP, "device %s has PASID "
+				       "attachments: the %s backend does not "
+				       "hand them over yet (the simulator does)",
+				       s->core->devices[i].inv->info.name, be);
+	return 0;
+}
+
 static int export_session(struct export *x)
 {
 	struct session *s = x->s;
@@ -370,25 +723,9 @@ static int export_session(struct export *x)
 			return op_fail(x->why, -r, "cannot keep the session's "
 				       "kernel descriptor: %s", strerror(-r));
 	}
-	for (struct nested *n = s->core->nested; n; n = n->next)
-		if (n->owner == s)
-			return op_fail(x->why, EOPNOTSUPP, "the session has "
-				       "nested stage-1 table %u: the state "
-				       "image does not carry nested tables "
-				       "yet", n->id);
-	for (struct viommu *v = s->core->viommus; v; v = v->next)
-		if (v->owner == s)
-			return op_fail(x->why, EOPNOTSUPP, "the session has "
-				       "vIOMMU %u: the state image does not "
-				       "carry vIOMMUs or their vDEVICEs yet",
-				       v->id);
-	for (uint32_t i = 0; i < s->core->nr_devices; i++)
-		if (s->core->devices[i].owner == s &&
-		    s->core->devices[i].nr_pasids)
-			return op_fail(x->why, EOPNOTSUPP, "device %s has PASID "
-				       "attachments: the state image does not "
-				       "carry them yet",
-				       s->core->devices[i].inv->info.name);
+	r = check_nesting(x);
+	if (r < 0)
+		return r;
 	if (s->event_groups) {
 		op_new(x, IOASID_CMD_SUBSCRIBE)->flags = s->event_groups;
 		r = emit(x, 0);
@@ -403,6 +740,10 @@ static int export_session(struct export *x)
 		r = export_mappings(x, find_ioas(s->core, ids[i]));
 	for (uint32_t i = 0; i < nr && r == 0; i++)
 		r = export_conversions(x, find_ioas(s->core, ids[i]));
+	if (r == 0)
+		r = export_pasids(x, false);
+	if (r == 0)
+		r = export_nesting(x);
 	if (r == 0)
 		r = export_vms(x);
 	for (uint32_t i = 0; i < nr && r == 0; i++)
@@ -466,6 +807,12 @@ static uint32_t made_id(struct session *s, const struct ioasid_op *op)
 	case IOASID_CMD_DEVICE_ATTACH:
 		dev = device_find_bound(s, op->dev_id);
 		return dev && dev->domain ? dev->domain->id : 0;
+	case IOASID_CMD_DEVICE_PASID_ATTACH:
+		dev = device_find_bound(s, op->dev_id);
+		for (uint32_t i = 0; dev && i < dev->nr_pasids; i++)
+			if (dev->pasids[i].pasid == op->mode)
+				return dev->pasids[i].domain->id;
+		return 0;
 	case IOASID_CMD_MAP_FILE:
 		ioas = find_ioas(s->core, op->ioas_id);
 		if (!ioas || iova_tree_lookup(ioas->tree, op->iova, &a) ||
@@ -519,7 +866,12 @@ int core_replay(struct session *s, struct ioasid_op *op, uint32_t expect_id)
 	if (expect_id)
 		force_id(s, op, expect_id, &file_next);
 	s->core->replaying = true;
+	/* a stage-2 domain these make takes the id before theirs */
+	if (expect_id > 1 && (op->cmd == IOASID_CMD_NESTED_ALLOC ||
+			      op->cmd == IOASID_CMD_VIOMMU_ALLOC))
+		s->core->replay_domain_id = expect_id - 1;
 	r = core_call(s, op);
+	s->core->replay_domain_id = 0;
 	s->core->replaying = false;
 	if (expect_id && op->cmd == IOASID_CMD_MAP_FILE)
 		file_next_restore(s, op, expect_id, file_next);

@@ -189,8 +189,11 @@ static int nested_create(struct session *s, struct ioas *parent,
 	n->owner = s;
 	n->parent = parent;
 	n->type = op->mode;
+	n->dev_id = dev->dev_id;
 	if (op->mode == IOASID_NESTED_VTD_S1)
 		n->vtd = data.vtd;
+	else
+		n->st = data.st;
 	n->next = core->nested;
 	core->nested = n;
 	parent->nr_nested++;

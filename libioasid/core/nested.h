@@ -36,6 +36,8 @@ struct nested {
 	struct viommu *viommu;		/* allocated on it, or NULL */
 	uint32_t type;			/* enum ioasid_nested_type */
 	struct ioasid_nested_vtd_s1 vtd;	/* VT-d: what the VMM gave */
+	struct ioasid_nested_selftest st;	/* selftest: likewise */
+	uint32_t dev_id;		/* the device it was allocated for */
 	uint32_t nr_devices;
 	uint32_t nr_pasids;		/* device PASIDs on it (pasid.c) */
 	uint64_t nr_invalidations;

@@ -86,6 +86,7 @@ int viommu_alloc(struct session *s, struct ioas *parent, struct ioasid_op *op)
 	v->parent = parent;
 	v->unit = dev->unit;
 	v->type = op->mode;
+	v->dev_id = dev->dev_id;
 	v->next = core->viommus;
 	core->viommus = v;
 	parent->nr_viommus++;

@@ -42,6 +42,7 @@ struct viommu {
 	const struct inv_iommu *unit;
 	struct be_viommu *be;
 	uint32_t type;			/* enum ioasid_viommu_type */
+	uint32_t dev_id;		/* the device it was allocated for */
 	struct vdevice *vdevices;
 	uint32_t nr_vdevices;
 	uint32_t nr_nested;		/* nested tables on it */

@@ -766,6 +766,7 @@ static int pasid_on(struct be_device *dev, uint32_t pasid,
 		return -ENOMEM;
 	dev->pasids = v;
 	p = &v[dev->nr_pasids];
+	memset(p, 0, sizeof(*p));	/* overflows_taken starts at 0 */
 	if (dev->dev->flags & SIM_DEV_NO_SNOOP_CAPABLE)
 		flags |= SIM_DEV_NO_SNOOP_CAPABLE;
 	r = sim_dev_create(dev->id, flags, 0, &p->dev);
