@@ -1127,3 +1127,34 @@ Test(fail_nth, viommu_invalidate_and_list)
 	FAIL_NTH(c_viommu_invalidate);
 	FAIL_NTH(c_viommu_list);
 }
+
+/* ---- the state image with nested tables, PASIDs and vIOMMUs -------------- */
+
+/* a table with the device on it, PASIDs on it and on its parent */
+Test(fail_nth, ctx_export_import_nested)
+{
+	if (F.remote)
+		cr_skip_test("a context on ioasidd is not exported");
+	nest_setup_dev(GPU0);
+	cr_assert_eq(c_nested_alloc(&F), 0);
+	cr_assert_eq(c_attach_nested(&F), 0, "%s", ioasid_last_error(F.ctx));
+	cr_assert_eq(c_pasid_attach_nested(&F), 0, "%s",
+		     ioasid_last_error(F.ctx));
+	cr_assert_eq(ioasid_device_pasid_attach(F.ctx, F.dev, 6, nest_parent,
+						0), 0, "%s",
+		     ioasid_last_error(F.ctx));
+	FAIL_NTH(c_export_import);
+}
+
+/* a vIOMMU, its vDEVICE, a table on it with the device attached */
+Test(fail_nth, ctx_export_import_viommu)
+{
+	if (F.remote)
+		cr_skip_test("a context on ioasidd is not exported");
+	nest_setup();
+	cr_assert_eq(c_viommu_alloc(&F), 0);
+	cr_assert_eq(c_vdevice_alloc(&F), 0);
+	cr_assert_eq(c_viommu_nested_alloc(&F), 0);
+	cr_assert_eq(c_attach_nested(&F), 0, "%s", ioasid_last_error(F.ctx));
+	FAIL_NTH(c_export_import);
+}

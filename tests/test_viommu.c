@@ -21,6 +21,7 @@
 #include <criterion/criterion.h>
 
 #include "helpers.h"
+#include "snapshot.h"
 
 #define KiB (1ULL << 10)
 #define MiB (1ULL << 20)
@@ -562,22 +563,66 @@ Test(viommu, other_context_cannot_name_it)
 	guest_teardown(&g);
 }
 
-/* The state image cannot carry a vIOMMU: the export says which. */
-Test(viommu, export_is_refused_naming_it)
+/*
+ * The state image carries the vIOMMU, its vDEVICEs, the table on it and
+ * what is attached there: the imported context has them with their ids,
+ * DMA goes through the table as before, and an invalidation through the
+ * copy's vIOMMU still names the device by its virtual ID.
+ */
+Test(viommu, export_carries_it)
 {
+	struct ioasid_ctx *orig, *copy = NULL;
+	struct ioasid_vdevice_info vd[2];
+	struct snap before, after;
+	uint32_t vgpu = 0, nr = 2, id;
 	struct guest g;
 	int fd = -1;
-	char want[64];
 
-	guest_setup(&g);
+	guest_setup_attached(&g);
 	if (ioasid_is_remote(g.ctx)) {
 		guest_teardown(&g);
 		cr_skip_test("ioasid_ctx_export is an embedded context's");
 	}
-	cr_assert_eq(ioasid_ctx_export(g.ctx, &fd), -EOPNOTSUPP);
-	snprintf(want, sizeof(want), "vIOMMU %u", g.viommu);
-	cr_assert(strstr(ioasid_last_error(g.ctx), want), "%s",
-		  ioasid_last_error(g.ctx));
-	cr_assert_eq(fd, -1);
+	cr_assert_eq(ioasid_vdevice_alloc(g.ctx, g.viommu, g.gpu, GPU_VID,
+					  &vgpu), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	cr_assert_eq(ioasid_device_pasid_attach_nested(g.ctx, g.gpu, 5,
+						       g.nested, 0), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	snapshot_take(g.ctx, &before, SNAP_STATUS);
+	cr_assert_eq(ioasid_ctx_export(g.ctx, &fd), 0, "%s",
+		     ioasid_last_error(g.ctx));
+	cr_assert_eq(ioasid_ctx_import(fd, &copy), 0, "%s",
+		     ioasid_last_error(NULL));
+	snapshot_take(copy, &after, SNAP_STATUS);
+	cr_assert(snapshot_equal(&before, &after),
+		  "the imported context has the same vIOMMU, vDEVICEs, table "
+		  "and ids");
+	cr_assert_eq(ioasid_vdevice_list(copy, g.ioas, vd, &nr), 0);
+	cr_assert_eq(nr, 2);
+
+	orig = g.ctx;
+	g.ctx = copy;
+	write_and_check(&g, g.nic, GVA, PAGE_A, 1);
+	pasid_lands(&g, 5, GVA + 4096, PAGE_B, 2);
+	/* stale in the copy's device IOTLB until its vIOMMU invalidates */
+	*entry(&g, PT, 0) = gpa(PAGE_C) | P | W | U;
+	write_and_check(&g, g.nic, GVA, PAGE_A, 3);
+	cr_assert_eq(inval(&g, (struct ioasid_viommu_inval){
+			.virt_id = NIC_VID, .addr = GVA, .npages = 1 }), 0,
+		     "%s", ioasid_last_error(copy));
+	write_and_check(&g, g.nic, GVA, PAGE_C, 4);
+	/* a virtual ID stays taken; a vDEVICE goes as any would */
+	cr_assert_eq(ioasid_vdevice_alloc(copy, g.viommu, g.gpu, NIC_VID, &id),
+		     -EEXIST);
+	cr_assert_eq(ioasid_device_pasid_detach(copy, g.gpu, 5), 0);
+	cr_assert_eq(ioasid_vdevice_destroy(copy, vgpu), 0, "%s",
+		     ioasid_last_error(copy));
+	cr_assert_eq(ioasid_viommu_destroy(copy, g.viommu), -EBUSY);
+	g.ctx = orig;
+	snapshot_free(&before);
+	snapshot_free(&after);
+	ioasid_unref(copy);
+	close(fd);
 	guest_teardown(&g);
 }
