@@ -397,6 +397,7 @@ static void replay(struct rebuild *b, struct image *img)
 
 			memcpy(&ic, rec.payload, sizeof(ic));
 			c.ioas_id = ic.ioas_id;
+			c.kind = ic.kind;
 			c.nr_conversions = ic.nr_conversions;
 			c.nr_faults = ic.nr_faults;
 			core_replay_counters(b->session, &c);

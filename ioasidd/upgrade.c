@@ -73,7 +73,8 @@ int daemon_put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
 	int r;
 
 	if (c)
-		return image_put_counters(w, c->ioas_id, c->nr_conversions,
+		return image_put_counters(w, c->kind, c->ioas_id,
+					  c->nr_conversions,
 					  c->nr_faults);
 	/* iommufd: the kernel object the op made, for the successor */
 	if (k) {
@@ -471,11 +472,12 @@ static int replay(struct server *srv, struct image *img, char *why,
 
 			memcpy(&ic, rec.payload, sizeof(ic));
 			c.ioas_id = ic.ioas_id;
+			c.kind = ic.kind;
 			c.nr_conversions = ic.nr_conversions;
 			c.nr_faults = ic.nr_faults;
 			if (!s || core_replay_counters(s, &c) < 0) {
 				snprintf(why, whylen, "record %u: counters of "
-					 "an IOAS the session lacks",
+					 "an object the session lacks",
 					 rec.index);
 				return -EBADMSG;
 			}

@@ -122,3 +122,138 @@ void test_dma_lands(struct ioasid_ctx *ctx, uint32_t dev_id, uint64_t iova,
 	cr_assert_eq(pread(memfd, buf, len, (off_t)offset), (ssize_t)len);
 	cr_assert_str_eq(buf, text);
 }
+
+/* ---- test_nesting ----------------------------------------------------- */
+
+#define TN_PWU		7ULL		/* present, writable, user */
+#define TN_PAGE_A	0x10000ULL
+#define TN_PAGE_B	0x11000ULL
+#define TN_PAGE_C	0x12000ULL
+#define TN_PT		0x3000ULL
+
+static void tn_entry(int memfd, uint64_t off, uint64_t value)
+{
+	cr_assert_eq(pwrite(memfd, &value, 8, (off_t)off), 8);
+}
+
+static void tn_ok(struct ioasid_ctx *ctx, int r, const char *what)
+{
+	cr_assert_eq(r, 0, "%s: %d (%s)", what, r, ioasid_last_error(ctx));
+}
+
+void test_nesting_build(struct ioasid_ctx *ctx, int memfd,
+			struct test_nesting *t)
+{
+	const uint64_t gpa = TEST_NESTING_GPA;
+	struct ioasid_nested_vtd_s1 s1 = { .pgtbl_addr = gpa,
+					   .addr_width = 48 };
+	uint64_t iova = gpa;
+
+	memset(t, 0, sizeof(*t));
+	tn_entry(memfd, 0, (gpa + 0x1000) | TN_PWU);	/* PML4[0] */
+	tn_entry(memfd, 0x1000, (gpa + 0x2000) | TN_PWU);	/* PDPT[0] */
+	tn_entry(memfd, 0x2000 + 8, (gpa + TN_PT) | TN_PWU);	/* PD[1] */
+	tn_entry(memfd, TN_PT, (gpa + TN_PAGE_A) | TN_PWU);
+	tn_entry(memfd, TN_PT + 8, (gpa + TN_PAGE_B) | TN_PWU);
+	tn_ok(ctx, ioasid_ioas_alloc(ctx, IOASID_IOAS_NEST_PARENT, &t->ioas),
+	      "nest parent");
+	tn_ok(ctx, ioasid_map_file(ctx, t->ioas, memfd, 0, 1 << 20,
+				   IOASID_MAP_READ | IOASID_MAP_WRITE |
+				   IOASID_MAP_FIXED_IOVA, &iova), "map");
+	tn_ok(ctx, ioasid_device_bind(ctx, "0000:00:01.0", -1, &t->nic),
+	      "bind the NIC");
+	tn_ok(ctx, ioasid_device_bind(ctx, "0000:00:03.0", -1, &t->gpu),
+	      "bind GPU0");
+	tn_ok(ctx, ioasid_viommu_alloc(ctx, t->ioas, t->nic, IOASID_VIOMMU_SIM,
+				       0, &t->viommu), "vIOMMU");
+	tn_ok(ctx, ioasid_vdevice_alloc(ctx, t->viommu, t->nic, 0x100,
+					&t->vnic), "the NIC's vDEVICE");
+	tn_ok(ctx, ioasid_vdevice_alloc(ctx, t->viommu, t->gpu, 0x200,
+					&t->vgpu), "GPU0's vDEVICE");
+	tn_ok(ctx, ioasid_viommu_nested_alloc(ctx, t->viommu, t->nic,
+					      IOASID_NESTED_VTD_S1, &s1,
+					      sizeof(s1), 0, &t->vtable),
+	      "a table on the vIOMMU");
+	tn_ok(ctx, ioasid_device_attach_nested(ctx, t->nic, t->vtable, 0),
+	      "the NIC on it");
+	tn_ok(ctx, ioasid_device_pasid_attach_nested(ctx, t->gpu, 5,
+						     t->vtable, 0),
+	      "GPU0's PASID 5 on it");
+	tn_ok(ctx, ioasid_nested_alloc(ctx, t->ioas, t->gpu,
+				       IOASID_NESTED_VTD_S1, &s1, sizeof(s1),
+				       0, &t->table), "a plain table");
+	tn_ok(ctx, ioasid_device_pasid_attach_nested(ctx, t->gpu, 6, t->table,
+						     0), "GPU0's PASID 6 on it");
+	tn_ok(ctx, ioasid_device_pasid_attach(ctx, t->gpu, 7, t->ioas, 0),
+	      "GPU0's PASID 7 on the parent");
+}
+
+/* Device @dev (PASID @pasid, 0: none) writes @seed's page at @iova. */
+static void tn_lands(struct ioasid_ctx *ctx, int memfd, uint32_t dev,
+		     uint32_t pasid, uint64_t iova, uint64_t off, int seed,
+		     const char *what)
+{
+	uint8_t buf[4096], got[4096];
+	uint64_t done = 0;
+	int r;
+
+	memset(buf, seed, sizeof(buf));
+	if (pasid)
+		r = ioasid_device_dma_pasid(ctx, dev, pasid, iova, buf,
+					    sizeof(buf), IOASID_DMA_WRITE,
+					    &done);
+	else
+		r = ioasid_device_dma(ctx, dev, iova, buf, sizeof(buf),
+				      IOASID_DMA_WRITE, &done);
+	cr_assert_eq(r, 0, "%s: device %u PASID %u DMA to 0x%llx: %s", what,
+		     dev, pasid, (unsigned long long)iova,
+		     ioasid_last_error(ctx));
+	cr_assert_eq(pread(memfd, got, sizeof(got), (off_t)off),
+		     (ssize_t)sizeof(got));
+	cr_assert_eq(memcmp(got, buf, sizeof(buf)), 0, "%s: device %u PASID %u "
+		     "DMA to 0x%llx did not land at 0x%llx of the memfd", what,
+		     dev, pasid, (unsigned long long)iova,
+		     (unsigned long long)off);
+}
+
+void test_nesting_check(struct ioasid_ctx *ctx, int memfd,
+			const struct test_nesting *t, const char *what)
+{
+	const uint64_t gva = TEST_NESTING_GVA, gpa = TEST_NESTING_GPA;
+	struct ioasid_viommu_inval vi = { .virt_id = 0x100, .addr = gva,
+					  .npages = 1 };
+	struct ioasid_nested_inval ni = { .addr = gva, .npages = 1 };
+	uint32_t nr = 1;
+	int32_t err = 1;
+
+	tn_lands(ctx, memfd, t->nic, 0, gva, TN_PAGE_A, 1, what);
+	tn_lands(ctx, memfd, t->gpu, 5, gva + 4096, TN_PAGE_B, 2, what);
+	tn_lands(ctx, memfd, t->gpu, 6, gva, TN_PAGE_A, 3, what);
+	tn_lands(ctx, memfd, t->gpu, 7, gpa + TN_PAGE_C, TN_PAGE_C, 4, what);
+	/* the guest moves the page without telling the IOMMU: stale */
+	tn_entry(memfd, TN_PT, (gpa + TN_PAGE_C) | TN_PWU);
+	tn_lands(ctx, memfd, t->nic, 0, gva, TN_PAGE_A, 5, what);
+	tn_lands(ctx, memfd, t->gpu, 6, gva, TN_PAGE_A, 6, what);
+	tn_ok(ctx, ioasid_viommu_invalidate(ctx, t->viommu, &vi, &nr, &err),
+	      "invalidate through the vIOMMU");
+	cr_assert_eq(err, 0);
+	tn_lands(ctx, memfd, t->nic, 0, gva, TN_PAGE_C, 7, what);
+	nr = 1;
+	tn_ok(ctx, ioasid_nested_invalidate(ctx, t->table, &ni, &nr, &err),
+	      "invalidate the plain table");
+	cr_assert_eq(err, 0);
+	tn_lands(ctx, memfd, t->gpu, 6, gva, TN_PAGE_C, 8, what);
+	/* back as it was, every cache told */
+	tn_entry(memfd, TN_PT, (gpa + TN_PAGE_A) | TN_PWU);
+	nr = 1;
+	tn_ok(ctx, ioasid_viommu_invalidate(ctx, t->viommu, &vi, &nr, &err),
+	      "invalidate through the vIOMMU");
+	nr = 1;
+	tn_ok(ctx, ioasid_nested_invalidate(ctx, t->table, &ni, &nr, &err),
+	      "invalidate the plain table");
+	/* the GPU's PASID 5 cache on the vIOMMU: by its virtual ID */
+	vi.virt_id = 0x200;
+	nr = 1;
+	tn_ok(ctx, ioasid_viommu_invalidate(ctx, t->viommu, &vi, &nr, &err),
+	      "invalidate GPU0 through the vIOMMU");
+}

@@ -30,6 +30,30 @@ bool test_find_session(struct ioasid_ctx *ctx, const char *name,
  */
 void test_dma_lands(struct ioasid_ctx *ctx, uint32_t dev_id, uint64_t iova,
 		    int memfd, uint64_t offset, const char *text);
+/*
+ * A guest with everything nesting has, in @ctx on the built-in sim
+ * topology: a nest-parent IOAS mapping @memfd (1 MiB, its first pages a
+ * VT-d stage-1 table: GVA 0x200000 -> page 0x10000, 0x201000 -> 0x11000,
+ * at GPA 1 MiB), the NIC and GPU0 bound; a vIOMMU with a vDEVICE for
+ * each, a table on it with the NIC attached and GPU0's PASID 5; a plain
+ * table with GPU0's PASID 6; GPU0's PASID 7 on the parent itself.
+ */
+struct test_nesting {
+	uint32_t ioas, nic, gpu, viommu, vnic, vgpu, vtable, table;
+};
+#define TEST_NESTING_GPA	(1ULL << 20)
+#define TEST_NESTING_GVA	0x200000ULL
+void test_nesting_build(struct ioasid_ctx *ctx, int memfd,
+			struct test_nesting *t);
+/*
+ * The guest of @t works in @ctx: DMA through each table (device and
+ * PASIDs) lands in @memfd, the PASID on the parent too, and the NIC's
+ * stale IOTLB entry goes with an invalidation through the vIOMMU, GPU0's
+ * with one of the plain table (the stage-1 tables are changed and put
+ * back).  @what names the moment in the messages.
+ */
+void test_nesting_check(struct ioasid_ctx *ctx, int memfd,
+			const struct test_nesting *t, const char *what);
 /* Number of open file descriptors of this process. */
 int test_count_fds(void);
 /*

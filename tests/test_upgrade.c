@@ -377,6 +377,40 @@ Test(upgrade, newer_image_version_refused, .timeout = 120)
 	stop();
 }
 
+/*
+ * A session with nested tables, PASIDs, a vIOMMU and its vDEVICEs: the
+ * successor rebuilds them with their ids (the snapshot is the same), DMA
+ * goes through both stages as before, and invalidation still works.
+ */
+Test(upgrade, nested_tables_pasids_and_viommus_come_through,
+     .timeout = 120)
+{
+	int memfd = test_memfd(1 << 20);
+	struct snap before, after;
+	struct test_nesting t;
+	struct ioasid_ctx *ctx;
+
+	start(NULL);
+	cr_assert_eq(ioasid_new(d.uri, &ctx), 0);
+	test_nesting_build(ctx, memfd, &t);
+	test_nesting_check(ctx, memfd, &t, "before the upgrade");
+	snapshot_take(ctx, &before, 0);
+	cr_assert_eq(upgrade(ctx, NULL), 0, "%s", ioasid_last_error(ctx));
+	snapshot_take(ctx, &after, 0);
+	cr_assert(snapshot_equal(&before, &after),
+		  "the successor has the same tables, PASIDs, vIOMMU, "
+		  "vDEVICEs and ids");
+	test_nesting_check(ctx, memfd, &t, "after the upgrade");
+	/* and a second time: the successor's own image carries them too */
+	cr_assert_eq(upgrade(ctx, NULL), 0, "%s", ioasid_last_error(ctx));
+	test_nesting_check(ctx, memfd, &t, "after the second upgrade");
+	snapshot_free(&before);
+	snapshot_free(&after);
+	ioasid_unref(ctx);
+	close(memfd);
+	stop();
+}
+
 /* Our child (we are the subreaper) that is not @old: the successor. */
 static pid_t find_successor(pid_t old)
 {

@@ -112,9 +112,16 @@ void core_set_next_id(struct core *core, uint32_t id);
  * objects over (neither replayable nor ->kobj) or a mapping by address,
  * or what @fn returned.
  */
+/* Whose counters (the image's enum image_counters_kind has the same). */
+enum core_counters_kind {
+	CORE_COUNTERS_IOAS = 0,
+	CORE_COUNTERS_NESTED = 1,	/* nr_conversions: nr_invalidations */
+	CORE_COUNTERS_VIOMMU = 2,	/* likewise */
+};
+
 struct core_ioas_counters {
-	uint32_t ioas_id;
-	uint32_t reserved;		/* 0 */
+	uint32_t ioas_id;		/* or the nested table's, the vIOMMU's */
+	uint32_t kind;			/* enum core_counters_kind */
 	uint64_t nr_conversions, nr_faults;
 };
 /*
@@ -163,7 +170,10 @@ int core_handover_cancel(struct session *session, struct ioasid_op *why);
  */
 int core_replay(struct session *session, struct ioasid_op *op,
 		uint32_t expect_id);
-/* Put an IOAS's counters back (after its ops): 0 or -ENOENT. */
+/*
+ * Put an IOAS's, nested table's or vIOMMU's counters back (after its
+ * ops): 0 or -ENOENT.
+ */
 int core_replay_counters(struct session *session,
 			 const struct core_ioas_counters *c);
 /* Give @session the id it had in another core (before its first op). */

@@ -243,6 +243,38 @@ static int export_counters(struct export *x, struct ioas *ioas)
 	return r;
 }
 
+static int put_nest_counters(struct export *x, uint32_t kind, uint32_t id,
+			     uint64_t nr_invalidations)
+{
+	struct core_ioas_counters c = {
+		.ioas_id = id, .kind = kind,
+		.nr_conversions = nr_invalidations,
+	};
+	int r = x->emit(x->arg, NULL, 0, &c, NULL);
+
+	if (r < 0)
+		op_fail(x->why, -r, "cannot write the counters of %s %u: %s",
+			kind == CORE_COUNTERS_NESTED ? "nested table" :
+			"vIOMMU", id, strerror(-r));
+	return r;
+}
+
+/* Each nested table's and vIOMMU's invalidations (after their ops). */
+static int export_nest_counters(struct export *x)
+{
+	int r = 0;
+
+	for (struct nested *n = x->s->core->nested; n && r == 0; n = n->next)
+		if (n->owner == x->s)
+			r = put_nest_counters(x, CORE_COUNTERS_NESTED, n->id,
+					      n->nr_invalidations);
+	for (struct viommu *v = x->s->core->viommus; v && r == 0; v = v->next)
+		if (v->owner == x->s)
+			r = put_nest_counters(x, CORE_COUNTERS_VIOMMU, v->id,
+					      v->nr_invalidations);
+	return r;
+}
+
 static int cmp_attach(const void *a, const void *b)
 {
 	const struct device *x = *(const struct device *const *)a;
@@ -748,6 +780,8 @@ static int export_session(struct export *x)
 		r = export_vms(x);
 	for (uint32_t i = 0; i < nr && r == 0; i++)
 		r = export_counters(x, find_ioas(s->core, ids[i]));
+	if (r == 0)
+		r = export_nest_counters(x);
 	free(ids);
 	return r;
 }
@@ -771,10 +805,38 @@ int core_session_export(struct session *s, core_export_fn fn, void *arg,
 	return r;
 }
 
+/* A nested table's or vIOMMU's invalidations: 0, or -ENOENT. */
+static int replay_nest_counters(struct session *s,
+				const struct core_ioas_counters *c)
+{
+	struct nested *n;
+	struct viommu *v;
+
+	if (c->kind == CORE_COUNTERS_NESTED) {
+		n = nested_find(s, c->ioas_id);
+		if (!n)
+			return -ENOENT;
+		n->nr_invalidations = c->nr_conversions;
+		return 0;
+	}
+	v = c->kind == CORE_COUNTERS_VIOMMU ? viommu_find(s, c->ioas_id) : NULL;
+	if (!v)
+		return -ENOENT;
+	v->nr_invalidations = c->nr_conversions;
+	return 0;
+}
+
 int core_replay_counters(struct session *s, const struct core_ioas_counters *c)
 {
 	struct ioas *ioas;
+	int r;
 
+	if (c->kind != CORE_COUNTERS_IOAS) {
+		pthread_mutex_lock(&s->core->lock);
+		r = replay_nest_counters(s, c);
+		pthread_mutex_unlock(&s->core->lock);
+		return r;
+	}
 	pthread_mutex_lock(&s->core->lock);
 	ioas = find_ioas(s->core, c->ioas_id);
 	if (ioas && ioas->owner == s) {

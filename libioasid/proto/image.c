@@ -179,16 +179,36 @@ int image_put_kobj(struct image_writer *w, const struct ioasid_kobj *k)
 	return image_put(w, IMAGE_REC_KOBJ, &ik, sizeof(ik));
 }
 
-int image_put_counters(struct image_writer *w, uint32_t ioas_id,
+int image_put_counters(struct image_writer *w, uint32_t kind, uint32_t ioas_id,
 		       uint64_t nr_conversions, uint64_t nr_faults)
 {
 	struct image_counters ic = {
 		.ioas_id = ioas_id,
+		.kind = kind,
 		.nr_conversions = nr_conversions,
 		.nr_faults = nr_faults,
 	};
 
+	if (kind != IMAGE_COUNTERS_IOAS)
+		image_writer_need_version(w, 3);
 	return image_put(w, IMAGE_REC_COUNTERS, &ic, sizeof(ic));
+}
+
+/* Ops whose replay only a reader of version 3 does right. */
+static bool op_needs_v3(uint32_t cmd)
+{
+	switch (cmd) {
+	case IOASID_CMD_NESTED_ALLOC:
+	case IOASID_CMD_NESTED_ATTACH:
+	case IOASID_CMD_VIOMMU_ALLOC:
+	case IOASID_CMD_VDEVICE_ALLOC:
+	case IOASID_CMD_VIOMMU_NESTED_ALLOC:
+	case IOASID_CMD_DEVICE_PASID_ATTACH:
+	case IOASID_CMD_DEVICE_PASID_ATTACH_NESTED:
+		return true;
+	default:
+		return false;
+	}
 }
 
 int image_put_op(struct image_writer *w, struct ioasid_op *op,
@@ -224,6 +244,8 @@ int image_put_op(struct image_writer *w, struct ioasid_op *op,
 		memcpy(p, &hdr, sizeof(hdr));
 		memcpy(p + sizeof(hdr), data, len);
 		record_end(w);
+		if (op_needs_v3(op->cmd))
+			image_writer_need_version(w, 3);
 	}
 	nlmsg_free(msg);
 	return r;
@@ -454,7 +476,8 @@ static int check_records(struct image *img, const struct image_header *h,
 			break;
 		case IMAGE_REC_COUNTERS:
 			if (rec->len != sizeof(struct image_counters) ||
-			    ((const struct image_counters *)p)->reserved)
+			    ((const struct image_counters *)p)->kind >
+			    IMAGE_COUNTERS_VIOMMU)
 				goto size;
 			break;
 		default:

@@ -35,7 +35,9 @@
  *                      IOAS, device, VM, or the domain an attach made),
  *                      and the replay gives it that id again.
  *   IMAGE_REC_COUNTERS struct image_counters: an IOAS's monitoring
- *                      counters, after the ops that rebuilt it.
+ *                      counters, after the ops that rebuilt it; since
+ *                      version 3 a nested table's or vIOMMU's too (its
+ *                      invalidations).
  *   IMAGE_REC_NEXT_ID  u32: the core's id counter after everything.
  *   IMAGE_REC_KOBJ     struct image_kobj (kernel backends, iommufd): a
  *                      kernel object the successor adopts instead of
@@ -52,9 +54,13 @@
  * Which ops describe a session (core_session_export(), core/core.c): per
  * session SUBSCRIBE; per IOAS, in id order, IOAS_ALLOC (its flags),
  * IOAS_SET_SNOOP, ALLOW_IOVAS; DEVICE_BIND per bound device; DEVICE_ATTACH
- * per attached device (domains in id order); MAP_FILE per mapping piece
- * (FIXED_IOVA); CONVERT (to shared) per restricted IOAS's shared runs;
- * VM_BIND, VM_SET_POLICY, DEVICE_SET_VM.  Reserved ranges come back with
+ * per device attached to an IOAS (domains in id order); MAP_FILE per
+ * mapping piece (FIXED_IOVA); CONVERT (to shared) per restricted IOAS's
+ * shared runs; DEVICE_PASID_ATTACH per PASID on an IOAS (expect_id its
+ * domain; domains in id order); VIOMMU_ALLOC, VDEVICE_ALLOC, NESTED_ALLOC
+ * and VIOMMU_NESTED_ALLOC in id order (each after what it needs);
+ * NESTED_ATTACH per device on a nested table; DEVICE_PASID_ATTACH_NESTED
+ * per PASID on one; VM_BIND, VM_SET_POLICY, DEVICE_SET_VM.  Reserved ranges come back with
  * the attaches that brought them.
  *
  * Version rules: IMAGE_VERSION grows when a record changes meaning; a
@@ -81,9 +87,14 @@
  * The newest version this build reads.  A writer writes version 1 unless
  * a record it wrote needs more (image_writer_need_version()): version 2
  * is an ioasidd image that hands its crash journal over (an older
- * successor would drop it while the fd store kept a stale one).
+ * successor would drop it while the fd store kept a stale one); version
+ * 3 has the ops of nested tables, vIOMMUs, vDEVICEs and PASIDs and their
+ * counters (image_put_op() and image_put_counters() ask for it): their
+ * replay gives the stage-2 domain a NESTED_ALLOC or VIOMMU_ALLOC makes
+ * the id before the op's own, and a PASID attach's expect_id is its
+ * domain, which an older reader does not know.
  */
-#define IMAGE_VERSION		2
+#define IMAGE_VERSION		3
 /* The largest image a reader takes (-EFBIG beyond). */
 #define IMAGE_MAX_SIZE		(1ULL << 30)
 
@@ -153,9 +164,16 @@ struct image_kobj {
 	uint32_t fd[2];			/* FD record indexes */
 };
 
+/* Whose counters a COUNTERS record has (version 3; before: IOAS only). */
+enum image_counters_kind {
+	IMAGE_COUNTERS_IOAS = 0,	/* nr_conversions, nr_faults */
+	IMAGE_COUNTERS_NESTED = 1,	/* nr_conversions: nr_invalidations */
+	IMAGE_COUNTERS_VIOMMU = 2,	/* likewise; nr_faults 0 */
+};
+
 struct image_counters {
-	uint32_t ioas_id;
-	uint32_t reserved;		/* 0 */
+	uint32_t ioas_id;		/* or the nested table's, the vIOMMU's */
+	uint32_t kind;			/* enum image_counters_kind */
 	uint64_t nr_conversions, nr_faults;
 };
 
@@ -206,7 +224,8 @@ int image_put_op(struct image_writer *w, struct ioasid_op *op,
 int image_put_next_id(struct image_writer *w, uint32_t next_id);
 /* A kernel object as a KOBJ record (its descriptors become FD records). */
 int image_put_kobj(struct image_writer *w, const struct ioasid_kobj *k);
-int image_put_counters(struct image_writer *w, uint32_t ioas_id,
+/* @kind: enum image_counters_kind (not IOAS: the image is version 3). */
+int image_put_counters(struct image_writer *w, uint32_t kind, uint32_t ioas_id,
 		       uint64_t nr_conversions, uint64_t nr_faults);
 /*
  * Write what is buffered to @w->memfd (a new image when @w->memfd is -1:

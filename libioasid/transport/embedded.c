@@ -183,7 +183,8 @@ static int put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
 	int r;
 
 	if (c)
-		return image_put_counters(w, c->ioas_id, c->nr_conversions,
+		return image_put_counters(w, c->kind, c->ioas_id,
+					  c->nr_conversions,
 					  c->nr_faults);
 	if (k) {
 		r = image_put_kobj(w, k);
@@ -316,12 +317,13 @@ static int replay(struct embedded *e, struct image *img, void *outbuf,
 
 			memcpy(&ic, rec.payload, sizeof(ic));
 			c.ioas_id = ic.ioas_id;
+			c.kind = ic.kind;
 			c.nr_conversions = ic.nr_conversions;
 			c.nr_faults = ic.nr_faults;
 			r = core_replay_counters(e->session, &c);
 			if (r < 0)
 				snprintf(errmsg, errlen, "record %u: counters "
-					 "of IOAS %u, which it does not have",
+					 "of object %u, which it does not have",
 					 rec.index, c.ioas_id);
 			r = r < 0 ? -EBADMSG : 0;
 			break;
