@@ -29,6 +29,7 @@
 
 #include "daemon_fixture.h"
 #include "helpers.h"
+#include "snapshot.h"
 #include "supervisor.h"
 
 #define NIC	"0000:00:01.0"		/* built-in sim topology */
@@ -1475,6 +1476,65 @@ Test(crash, a_nested_table_comes_back)
 		     ioasid_last_error(ctx));
 	cr_assert_eq(pread(memfd, buf, 16, data), 16);
 	cr_assert_str_eq(buf, "through stage 1");
+	ioasid_unref(ctx);
+	close(memfd);
+}
+
+/*
+ * Everything nesting has (tests/helpers.c's test_nesting: a vIOMMU with
+ * two vDEVICEs, a table on it with the NIC and a PASID, a plain table
+ * with a PASID, a PASID on the parent) comes back with its ids, works,
+ * and survives a second crash; a live upgrade in between hands it over
+ * too (the image of version 3 and the journal).  The invalidation
+ * counters are not journaled (ioasidd(8)): the snapshot is taken before
+ * any invalidation.
+ */
+Test(crash, nested_tables_pasids_and_viommus_come_back)
+{
+	int memfd = test_memfd(1 << 20);
+	char token[IOASID_SESSION_TOKEN_HEX];
+	struct snap before, after;
+	struct test_nesting t;
+	struct ioasid_ctx *ctx;
+	uint32_t linger = 0;
+	pid_t old;
+
+	start();
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_name(ctx, "vm-nesting", &linger), 0);
+	test_nesting_build(ctx, memfd, &t);
+	snapshot_take(ctx, &before, 0);
+	cr_assert_eq(ioasid_session_token(ctx, token, sizeof(token)), 0);
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	ioasid_unref(ctx);
+
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm-nesting", token), 0,
+		     "%s", ioasid_last_error(ctx));
+	snapshot_take(ctx, &after, 0);
+	cr_assert(snapshot_equal(&before, &after),
+		  "the rebuilt session has the same tables, PASIDs, vIOMMU, "
+		  "vDEVICEs and ids");
+	test_nesting_check(ctx, memfd, &t, "after the crash");
+
+	/* a live upgrade: the image carries them, the journal goes on */
+	old = s.pid;
+	cr_assert_eq(kill(s.pid, SIGUSR2), 0);
+	cr_assert_eq(sup_wait_mainpid(&s, old), 0, "the upgrade is done");
+	test_nesting_check(ctx, memfd, &t, "after the upgrade");
+	cr_assert_eq(ioasid_session_token(ctx, token, sizeof(token)), 0);
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	ioasid_unref(ctx);
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm-nesting", token), 0,
+		     "%s", ioasid_last_error(ctx));
+	snapshot_free(&after);
+	snapshot_take(ctx, &after, 0);
+	cr_assert(snapshot_equal(&before, &after), "again after the upgrade "
+		  "and a second crash");
+	test_nesting_check(ctx, memfd, &t, "after the second crash");
+	snapshot_free(&before);
+	snapshot_free(&after);
 	ioasid_unref(ctx);
 	close(memfd);
 }
