@@ -81,15 +81,21 @@ struct be_replay {
  * keep it alive.  iommufd: TENANT fd[0] its /dev/iommu; IOAS id[0] the
  * kernel IOAS; DOMAIN id[0] the HWPT; DEVICE id[0] its dev_id, fd[0] its
  * VFIO cdev (mock devices: id[1] selftest object, id[2] park HWPT, id[3]
- * park IOAS, fd[0] its DMA access).  vfio-type1: IOAS fd[0] the
- * container; DEVICE fd[0] its group (no TENANT or DOMAIN records).
- * Unused ids are 0, fds -1.
+ * park IOAS, fd[0] its DMA access); NESTED id[0] the nested HWPT;
+ * VIOMMU id[0] the vIOMMU; VDEVICE id[0] the vDEVICE.  vfio-type1: IOAS
+ * fd[0] the container; DEVICE fd[0] its group (no TENANT or DOMAIN
+ * records).  Unused ids are 0, fds -1.  A backend that says -EINVAL for a
+ * kind cannot hand such objects over (core/export.c refuses them).
  */
 enum be_kobj_kind {
 	BE_KOBJ_TENANT = 1,
 	BE_KOBJ_IOAS,
 	BE_KOBJ_DOMAIN,
 	BE_KOBJ_DEVICE,
+	BE_KOBJ_NESTED,		/* be_nested */
+	BE_KOBJ_VIOMMU,		/* be_viommu */
+	BE_KOBJ_VDEVICE,	/* be_vdevice */
+	BE_KOBJ_LAST = BE_KOBJ_VDEVICE,
 };
 
 struct be_kobj {
@@ -137,7 +143,10 @@ struct backend_ops {
 	 * the calling process.  @obj: a be_tenant, be_ioas, be_domain or
 	 * be_device by kind.  ->adopt_end returns the number of objects or
 	 * mappings it had to rebuild (0: all adopted) or -errno, with what
-	 * it could not take over in @why.
+	 * it could not take over in @why.  Several objects may be announced
+	 * before one op (a NESTED_ALLOC that makes its stage-2 domain: the
+	 * DOMAIN and the NESTED), one of each kind; each allocation takes
+	 * the one of its kind.
 	 */
 	int (*kobj)(const void *obj, uint32_t kind, struct be_kobj *out);
 	int (*adopt)(struct backend *be, struct be_tenant *tenant,

@@ -57,7 +57,10 @@ static const struct ioasid_kobj *kobj_of(struct export *x, const void *obj,
 	_Static_assert((int)BE_KOBJ_TENANT == (int)IOASID_KOBJ_TENANT &&
 		       (int)BE_KOBJ_IOAS == (int)IOASID_KOBJ_IOAS &&
 		       (int)BE_KOBJ_DOMAIN == (int)IOASID_KOBJ_DOMAIN &&
-		       (int)BE_KOBJ_DEVICE == (int)IOASID_KOBJ_DEVICE,
+		       (int)BE_KOBJ_DEVICE == (int)IOASID_KOBJ_DEVICE &&
+		       (int)BE_KOBJ_NESTED == (int)IOASID_KOBJ_NESTED &&
+		       (int)BE_KOBJ_VIOMMU == (int)IOASID_KOBJ_VIOMMU &&
+		       (int)BE_KOBJ_VDEVICE == (int)IOASID_KOBJ_VDEVICE,
 		       "kobj kinds");
 	memcpy(&x->kobj, &k, sizeof(k));
 	return &x->kobj;
@@ -426,7 +429,12 @@ static int export_pasids(struct export *x, bool nested)
 		}
 		op->dev_id = refs[i].dev->dev_id;
 		op->mode = att->pasid;
-		r = emit(x, nested ? 0 : att->domain->id);
+		if (nested)
+			r = emit(x, 0);
+		else
+			r = emit_k(x, att->domain->id,
+				   kobj_of(x, att->domain->be,
+					   BE_KOBJ_DOMAIN));
 	}
 	free(refs);
 	free(devs);
@@ -497,6 +505,28 @@ static int check_s2(struct export *x, const struct domain *d, uint32_t id,
 		       what, id, d->id, what, id, d->ioas->id);
 }
 
+/*
+ * Kernel backends: the stage-2 HWPT the next op makes (when no earlier
+ * op did), announced before the op's own object.
+ */
+static int emit_s2_kobj(struct export *x, const struct domain *d,
+			uint32_t id)
+{
+	const struct ioasid_kobj *k;
+	int r;
+
+	if (domain_made_before(x, d, id))
+		return 0;
+	k = kobj_of(x, d->be, BE_KOBJ_DOMAIN);
+	if (!k)
+		return 0;
+	r = x->emit(x->arg, NULL, 0, NULL, k);
+	if (r < 0)
+		return op_fail(x->why, -r, "cannot keep the HWPT of stage-2 "
+			       "domain %u: %s", d->id, strerror(-r));
+	return 0;
+}
+
 static int export_viommu(struct export *x, const struct viommu *v)
 {
 	struct device *dev = alloc_device(x, v->dev_id, v->unit);
@@ -510,11 +540,14 @@ static int export_viommu(struct export *x, const struct viommu *v)
 	r = check_s2(x, v->s2, v->id, "vIOMMU");
 	if (r < 0)
 		return r;
+	r = emit_s2_kobj(x, v->s2, v->id);
+	if (r < 0)
+		return r;
 	op = op_new(x, IOASID_CMD_VIOMMU_ALLOC);
 	op->ioas_id = v->parent->id;
 	op->dev_id = dev->dev_id;
 	op->mode = v->type;
-	return emit(x, v->id);
+	return emit_k(x, v->id, kobj_of(x, v->be, BE_KOBJ_VIOMMU));
 }
 
 static int export_vdevice(struct export *x, const struct vdevice *vd)
@@ -524,7 +557,7 @@ static int export_vdevice(struct export *x, const struct vdevice *vd)
 	op->ioas_id2 = vd->viommu->id;
 	op->dev_id = vd->dev->dev_id;
 	op->offset = vd->virt_id;
-	return emit(x, vd->id);
+	return emit_k(x, vd->id, kobj_of(x, vd->be, BE_KOBJ_VDEVICE));
 }
 
 static int export_nested(struct export *x, const struct nested *n)
@@ -548,6 +581,8 @@ static int export_nested(struct export *x, const struct nested *n)
 			       unit->info.name);
 	if (!n->viommu) {
 		r = check_s2(x, n->s2, n->id, "nested table");
+		if (r == 0)
+			r = emit_s2_kobj(x, n->s2, n->id);
 		if (r < 0)
 			return r;
 		op = op_new(x, IOASID_CMD_NESTED_ALLOC);
@@ -565,7 +600,7 @@ static int export_nested(struct export *x, const struct nested *n)
 		op->in = &n->st;
 		op->in_len = sizeof(n->st);
 	}
-	return emit(x, n->id);
+	return emit_k(x, n->id, kobj_of(x, n->be, BE_KOBJ_NESTED));
 }
 
 /* One of the session's vIOMMUs, vDEVICEs or nested tables. */
@@ -701,11 +736,10 @@ static int export_vms(struct export *x)
 }
 
 /*
- * What a kernel backend cannot hand over yet: it would have to adopt
- * the nested HWPTs, vIOMMUs and vDEVICEs and check the PASID attachments
- * in the iommufd it hands over, which it does not do (->kobj knows
- * IOASes, HWPTs of IOASes and devices only).  A replayable backend (the
- * simulator) makes them again.
+ * What a kernel backend cannot hand over: a nested table, vIOMMU or
+ * vDEVICE whose kernel object its ->kobj does not name (iommufd names
+ * them; vfio-type1 has none).  A replayable backend (the simulator)
+ * makes everything again.
  */
 static int check_nesting(struct export *x)
 {
@@ -715,25 +749,25 @@ static int check_nesting(struct export *x)
 	if (core_ops(s->core)->replayable)
 		return 0;
 	for (struct nested *n = s->core->nested; n; n = n->next)
-		if (n->owner == s)
+		if (n->owner == s && !kobj_of(x, n->be, BE_KOBJ_NESTED))
 			return op_fail(x->why, EOPNOTSUPP, "the session has "
 				       "nested stage-1 table %u: the %s "
-				       "backend does not hand nested HWPTs "
-				       "over yet (the simulator does)", n->id,
-				       be);
-	for (struct viommu *v = s->core->viommus; v; v = v->next)
-		if (v->owner == s)
+				       "backend cannot hand its kernel object "
+				       "over", n->id, be);
+	for (struct viommu *v = s->core->viommus; v; v = v->next) {
+		if (v->owner != s)
+			continue;
+		if (!kobj_of(x, v->be, BE_KOBJ_VIOMMU))
 			return op_fail(x->why, EOPNOTSUPP, "the session has "
-				       "vIOMMU %u: the %s backend does not hand "
-				       "vIOMMUs or their vDEVICEs over yet (the "
-				       "simulator does)", v->id, be);
-	for (uint32_t i = 0; i < s->core->nr_devices; i++)
-		if (s->core->devices[i].owner == s &&
-		    s->core->devices[i].nr_pasids)
-			return op_fail(x->why, EOPNOTSUPP, "device %s has PASID "
-				       "attachments: the %s backend does not "
-				       "hand them over yet (the simulator does)",
-				       s->core->devices[i].inv->info.name, be);
+				       "vIOMMU %u: the %s backend cannot hand "
+				       "its kernel object over", v->id, be);
+		for (struct vdevice *vd = v->vdevices; vd; vd = vd->next)
+			if (!kobj_of(x, vd->be, BE_KOBJ_VDEVICE))
+				return op_fail(x->why, EOPNOTSUPP, "the session "
+					       "has vDEVICE %u: the %s backend "
+					       "cannot hand its kernel object "
+					       "over", vd->id, be);
+	}
 	return 0;
 }
 
@@ -958,7 +992,7 @@ int core_adopt(struct session *s, const struct ioasid_kobj *k,
 	if (!ops->adopt)
 		return op_fail(why, EINVAL, "the %s backend has no kernel "
 			       "objects to adopt", ops->name);
-	if (k->kind < BE_KOBJ_TENANT || k->kind > BE_KOBJ_DEVICE)
+	if (k->kind < BE_KOBJ_TENANT || k->kind > BE_KOBJ_LAST)
 		return op_fail(why, EINVAL, "unknown kernel object kind %u",
 			       k->kind);
 	memcpy(&bk, k, sizeof(bk));

@@ -80,6 +80,9 @@ enum ioasid_kobj_kind {
 	IOASID_KOBJ_IOAS,
 	IOASID_KOBJ_DOMAIN,		/* a HWPT */
 	IOASID_KOBJ_DEVICE,
+	IOASID_KOBJ_NESTED,		/* a nested HWPT */
+	IOASID_KOBJ_VIOMMU,
+	IOASID_KOBJ_VDEVICE,
 };
 
 struct ioasid_kobj {

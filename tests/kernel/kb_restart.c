@@ -17,6 +17,13 @@
  *     kernel IOAS id), DMA to the re-made mapping lands, the log names
  *     what was made again.
  *  3. An image whose iommufd was not inherited: -EBADMSG, nothing built.
+ *  3a. Nesting, embedded across exec: a vIOMMU with a vDEVICE and a
+ *     nested HWPT on it (mock0 attached), a nested HWPT over the parent
+ *     with mock1's PASID on it, a PASID on the parent: the successor has
+ *     the same kernel vIOMMU, vDEVICE and nested HWPTs (adopted: a slot
+ *     invalidated before the exec is still clear, IOMMU_TEST_OP_MD_CHECK_
+ *     IOTLB, which a HWPT made again would not be), nothing made again,
+ *     and invalidates through both.
  *  4. Through a real ioasidd --backend iommufd:mock: a live upgrade
  *     (ioasid_daemon_upgrade) adopts the client's HWPT (the successor's
  *     log says so) and the client's next calls (DMA, map, unmap) work.
@@ -48,6 +55,9 @@
 
 #include "backends/iommufd/abi.h"
 #include "backends/iommufd/iommufd.h"
+#include "core/base.h"
+#include "core/viommu.h"
+#include "ctx.h"
 #include "../daemon_fixture.h"
 #include "../supervisor.h"
 #include "kbtest.h"
@@ -377,6 +387,8 @@ static void predecessor(int scenario, int pipe_w, const char *self)
 	_exit(1);
 }
 
+static void nest_predecessor(int pipe_w, const char *self);
+
 /* Fork, let the child run @scenario across its exec, print its lines. */
 static void run_scenario(int scenario, const char *self)
 {
@@ -394,7 +406,10 @@ static void run_scenario(int scenario, const char *self)
 	pid = fork();
 	if (pid == 0) {
 		close(fds[0]);
-		predecessor(scenario, fds[1], self);
+		if (scenario == 3)
+			nest_predecessor(fds[1], self);
+		else
+			predecessor(scenario, fds[1], self);
 		_exit(1);
 	}
 	close(fds[1]);
@@ -416,6 +431,217 @@ static void run_scenario(int scenario, const char *self)
 	tap_ok(n > 1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	       "scenario %d: the successor reported %d checks and exited 0 "
 	       "(status 0x%x)", scenario, n, status);
+}
+
+/* ---- nesting across exec ------------------------------------------------- */
+
+#define NEST_ITLB	0xbadbeef	/* the nested HWPTs' IOTLB value */
+#define NEST_VID	0x20ull
+#define NEST_PASID	5u
+
+/* What the nesting scenario's first image tells its successor. */
+struct nest_handover {
+	int image, pipe, mem;
+	uint32_t d0, d1, viommu, vdev, n1, n2;	/* the library's ids */
+	uint32_t k_viommu, k_vdev, k_n1, k_n2;	/* the kernel's */
+};
+
+static struct viommu *core_viommu(struct ioasid_ctx *c, uint32_t id)
+{
+	struct core *core = embedded_core(c);
+
+	for (struct viommu *v = core ? core->viommus : NULL; v; v = v->next)
+		if (v->id == id)
+			return v;
+	return NULL;
+}
+
+static uint32_t k_viommu(struct ioasid_ctx *c, uint32_t id)
+{
+	struct viommu *v = core_viommu(c, id);
+
+	return v ? iommufd_test_viommu_id(v->be) : 0;
+}
+
+static uint32_t k_vdevice(struct ioasid_ctx *c, uint32_t viommu, uint32_t id)
+{
+	struct viommu *v = core_viommu(c, viommu);
+
+	for (struct vdevice *vd = v ? v->vdevices : NULL; vd; vd = vd->next)
+		if (vd->id == id)
+			return iommufd_test_vdevice_id(vd->be);
+	return 0;
+}
+
+/* IOMMU_TEST_OP_MD_CHECK_IOTLB: slot @slot of nested HWPT @hwpt is @v. */
+static int k_iotlb_is(struct ioasid_ctx *c, uint32_t dev, uint32_t hwpt,
+		      uint32_t slot, uint32_t v)
+{
+	struct be_device *bd = kb_be_device(c, dev);
+	struct ifd_test_cmd cmd = {
+		.size = sizeof(cmd), .op = IFD_TEST_OP_MD_CHECK_IOTLB,
+		.id = hwpt, .check_iotlb = { .id = slot, .iotlb = v },
+	};
+
+	if (!bd || !hwpt)
+		return -ENOENT;
+	return ioctl(iommufd_test_device_iommufd(bd), IFD_TEST_CMD, &cmd) < 0 ?
+	       -errno : 0;
+}
+
+static int inval_slot(struct ioasid_ctx *c, uint32_t nested, uint32_t slot)
+{
+	struct ioasid_nested_inval e = { .addr = slot * KB_PAGE, .npages = 1 };
+	uint32_t nr = 1;
+
+	return ioasid_nested_invalidate(c, nested, &e, &nr, NULL);
+}
+
+static int nest_successor(const struct nest_handover *h)
+{
+	struct ioasid_viommu_inval vi = { .virt_id = NEST_VID, .cache_id = 1 };
+	struct ioasid_ctx *ctx = NULL;
+	uint8_t out[1024], in[1024];
+	uint32_t n1, n2, nr = 1;
+	int r;
+
+	report_fd = h->pipe;
+	r = ioasid_ctx_import(h->image, &ctx);
+	report(r == 0, "nesting: the successor imports the context (%s)",
+	       r ? ioasid_last_error(NULL) : "ok");
+	close(h->image);
+	if (r < 0)
+		return 1;
+	n1 = iommufd_test_nested_hwpt_id(kb_be_device(ctx, h->d0));
+	n2 = iommufd_test_pasid_hwpt_id(kb_be_device(ctx, h->d1), NEST_PASID);
+	report(k_viommu(ctx, h->viommu) == h->k_viommu &&
+	       k_vdevice(ctx, h->viommu, h->vdev) == h->k_vdev,
+	       "the same kernel vIOMMU %u and vDEVICE %u (%u, %u)",
+	       h->k_viommu, h->k_vdev, k_viommu(ctx, h->viommu),
+	       k_vdevice(ctx, h->viommu, h->vdev));
+	report(n1 == h->k_n1 && n2 == h->k_n2, "the same nested HWPTs: %u "
+	       "(on the vIOMMU, mock0 attached) and %u (mock1's PASID %u on "
+	       "it); the successor's: %u, %u", h->k_n1, h->k_n2, NEST_PASID,
+	       n1, n2);
+	report(!file_contains(SUCC_LOG, "made again"),
+	       "the import logged nothing it could not take over");
+	report(k_iotlb_is(ctx, h->d0, n1, 0, NEST_ITLB) == 0 &&
+	       k_iotlb_is(ctx, h->d1, n2, 1, 0) == 0 &&
+	       k_iotlb_is(ctx, h->d1, n2, 2, NEST_ITLB) == 0,
+	       "the kernel's tables are the predecessor's: the slot it "
+	       "invalidated is still clear (IOMMU_TEST_OP_MD_CHECK_IOTLB)");
+	kb_pattern(out, sizeof(out), 0x5a);
+	r = dma(ctx, h->d0, IOVA + 0x200, in, sizeof(in), false);
+	report(r == 0 && !memcmp(in, out, sizeof(in)), "mock0 on the table "
+	       "on the vIOMMU reads back what the predecessor's DMA wrote "
+	       "(%s)", kb_err(ctx));
+	r = inval_slot(ctx, h->n2, 2);
+	report(r == 0 && k_iotlb_is(ctx, h->d1, n2, 2, 0) == 0,
+	       "the successor invalidates the adopted nested HWPT (%s)",
+	       kb_err(ctx));
+	r = ioasid_viommu_invalidate(ctx, h->viommu, &vi, &nr, NULL);
+	report(r == 0 && nr == 1, "and through the adopted vIOMMU (%s)",
+	       kb_err(ctx));
+	r = ioasid_device_pasid_detach(ctx, h->d1, NEST_PASID);
+	if (r == 0)
+		r = ioasid_nested_destroy(ctx, h->n2);
+	report(r == 0, "the successor detaches the PASID and destroys its "
+	       "table (%s)", kb_err(ctx));
+	ioasid_unref(ctx);
+	return 0;
+}
+
+static void nest_predecessor(int pipe_w, const char *self)
+{
+	struct ioasid_nested_selftest st = { .iotlb = NEST_ITLB };
+	struct nest_handover h = { .pipe = pipe_w };
+	struct ioasid_ctx *ctx;
+	uint64_t iova = IOVA;
+	uint8_t out[1024];
+	char a[13][24], *argv[16];
+	uint32_t ioas = 0;
+	int r;
+
+	report_fd = pipe_w;
+	h.mem = kb_memfd(LEN, 0);
+	r = kb_mock_ctx(&ctx);
+	if (r == 0)
+		r = ioasid_device_bind(ctx, "mock0", -1, &h.d0);
+	if (r == 0)
+		r = ioasid_device_bind(ctx, "mock1", -1, &h.d1);
+	if (r == 0)
+		r = ioasid_ioas_alloc(ctx, IOASID_IOAS_NEST_PARENT, &ioas);
+	if (r == 0)
+		r = ioasid_map_file(ctx, ioas, h.mem, 0, LEN,
+				    IOASID_MAP_READ | IOASID_MAP_WRITE |
+				    IOASID_MAP_FIXED_IOVA, &iova);
+	if (r == 0)
+		r = ioasid_viommu_alloc(ctx, ioas, h.d0,
+					IOASID_VIOMMU_SELFTEST, 0, &h.viommu);
+	if (r == 0)
+		r = ioasid_vdevice_alloc(ctx, h.viommu, h.d0, NEST_VID,
+					 &h.vdev);
+	if (r == 0)
+		r = ioasid_viommu_nested_alloc(ctx, h.viommu, h.d0,
+					       IOASID_NESTED_SELFTEST, &st,
+					       sizeof(st), 0, &h.n1);
+	if (r == 0)
+		r = ioasid_device_attach_nested(ctx, h.d0, h.n1, 0);
+	if (r == 0)
+		r = ioasid_nested_alloc(ctx, ioas, h.d1,
+					IOASID_NESTED_SELFTEST, &st,
+					sizeof(st), 0, &h.n2);
+	if (r == 0)
+		r = ioasid_device_attach(ctx, h.d1, ioas, 0);
+	if (r == 0)
+		r = ioasid_device_pasid_attach_nested(ctx, h.d1, NEST_PASID,
+						      h.n2, 0);
+	if (r == 0)
+		r = ioasid_device_pasid_attach(ctx, h.d1, NEST_PASID + 1, ioas,
+					       0);
+	if (r == 0)
+		r = inval_slot(ctx, h.n2, 1);
+	kb_pattern(out, sizeof(out), 0x5a);
+	if (r == 0)
+		r = dma(ctx, h.d0, IOVA + 0x200, out, sizeof(out), true);
+	if (r == 0)
+		r = ioasid_ctx_export(ctx, &h.image);
+	report(r == 0, "nesting: a vIOMMU, its vDEVICE, a nested HWPT on it "
+	       "with mock0, one over the parent with mock1's PASID %u, a "
+	       "PASID on the parent; the context exported (%s)", NEST_PASID,
+	       kb_err(ctx));
+	if (r < 0)
+		_exit(1);
+	h.k_viommu = k_viommu(ctx, h.viommu);
+	h.k_vdev = k_vdevice(ctx, h.viommu, h.vdev);
+	h.k_n1 = iommufd_test_nested_hwpt_id(kb_be_device(ctx, h.d0));
+	h.k_n2 = iommufd_test_pasid_hwpt_id(kb_be_device(ctx, h.d1),
+					    NEST_PASID);
+	r = open(SUCC_LOG, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (r >= 0) {
+		dup2(r, 2);
+		close(r);
+	}
+	setenv("IOASID_LOG", "warning", 1);
+	fcntl(h.mem, F_SETFD, 0);
+	{
+		const uint32_t v[] = {
+			(uint32_t)h.image, (uint32_t)h.pipe, (uint32_t)h.mem,
+			h.d0, h.d1, h.viommu, h.vdev, h.n1, h.n2, h.k_viommu,
+			h.k_vdev, h.k_n1, h.k_n2,
+		};
+
+		for (int i = 0; i < 13; i++)
+			snprintf(a[i], sizeof(a[i]), "%u", v[i]);
+	}
+	argv[0] = (char *)self;
+	argv[1] = (char *)"--nest-successor";
+	for (int i = 0; i < 13; i++)
+		argv[2 + i] = a[i];
+	argv[15] = NULL;
+	execv("/proc/self/exe", argv);
+	report(0, "exec of the successor: %s", strerror(errno));
+	_exit(1);
 }
 
 /* An image that names an iommufd the successor did not inherit. */
@@ -966,6 +1192,20 @@ int main(int argc, char **argv)
 
 		return successor(&h);
 	}
+	if (argc == 15 && !strcmp(argv[1], "--nest-successor")) {
+		uint32_t v[13];
+		struct nest_handover h;
+
+		for (int i = 0; i < 13; i++)
+			v[i] = (uint32_t)strtoul(argv[2 + i], NULL, 10);
+		h = (struct nest_handover){
+			.image = (int)v[0], .pipe = (int)v[1], .mem = (int)v[2],
+			.d0 = v[3], .d1 = v[4], .viommu = v[5], .vdev = v[6],
+			.n1 = v[7], .n2 = v[8], .k_viommu = v[9],
+			.k_vdev = v[10], .k_n1 = v[11], .k_n2 = v[12],
+		};
+		return nest_successor(&h);
+	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("TAP version 13\n");
 	r = kb_mock_ctx(&probe);
@@ -979,6 +1219,7 @@ int main(int argc, char **argv)
 	ioasid_unref(probe);
 	run_scenario(1, argv[0]);
 	run_scenario(2, argv[0]);
+	run_scenario(3, argv[0]);
 	suite_missing_fd();
 	suite_upgrade();
 	suite_crash();

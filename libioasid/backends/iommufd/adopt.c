@@ -25,9 +25,13 @@
  * IOAS, IOMMU_GET_HW_INFO for a device, the attach itself for a HWPT: a
  * replace by the same HWPT changes nothing), and each mapping is checked
  * with IOMMU_IOAS_COPY into an empty IOAS (it fails unless the range is
- * wholly mapped; an IOAS without HWPTs pins nothing).  What the kernel no
- * longer has is made again and counted; nothing is ever unmapped, so the
- * devices' DMA goes on.
+ * wholly mapped; an IOAS without HWPTs pins nothing).  A nested HWPT and
+ * a vIOMMU are checked with an IOMMU_HWPT_INVALIDATE of no entries (the
+ * kernel looks the object up and its driver checks the data type), a
+ * vDEVICE with the IOMMU_VDEVICE_ALLOC it would take (EEXIST: the device
+ * still has one there), a PASID by its attach (a replace by the same
+ * HWPT, pasid.c).  What the kernel no longer has is made again and
+ * counted; nothing is ever unmapped, so the devices' DMA goes on.
  */
 
 static void note_lost(struct be_tenant *t, const char *fmt, ...)
@@ -62,6 +66,15 @@ int iommufd_kobj(const void *obj, uint32_t kind, struct be_kobj *out)
 	case BE_KOBJ_DOMAIN:
 		out->id[0] = ((const struct be_domain *)obj)->hwpt_id;
 		return 0;
+	case BE_KOBJ_NESTED:
+		out->id[0] = ((const struct be_nested *)obj)->hwpt_id;
+		return 0;
+	case BE_KOBJ_VIOMMU:
+		out->id[0] = iommufd_test_viommu_id(obj);
+		return 0;
+	case BE_KOBJ_VDEVICE:
+		out->id[0] = iommufd_test_vdevice_id(obj);
+		return 0;
 	case BE_KOBJ_DEVICE: {
 		const struct be_device *dev = obj;
 
@@ -86,9 +99,11 @@ int iommufd_adopt(struct backend *be, struct be_tenant *t,
 	int fd;
 
 	(void)be;
+	if (k->kind < BE_KOBJ_TENANT || k->kind > BE_KOBJ_LAST)
+		return -EINVAL;
 	t->adopting = true;
 	if (k->kind != BE_KOBJ_TENANT) {
-		t->pending = *k;
+		t->pending[k->kind] = *k;
 		return 0;
 	}
 	if (t->devices || t->nr_parked)
@@ -109,11 +124,86 @@ int iommufd_adopt(struct backend *be, struct be_tenant *t,
 static bool take_pending(struct be_tenant *t, uint32_t kind,
 			 struct be_kobj *k)
 {
-	if (!t || !t->adopting || t->pending.kind != kind)
+	if (!t || !t->adopting || t->pending[kind].kind != kind)
 		return false;
-	*k = t->pending;
-	t->pending.kind = 0;
+	*k = t->pending[kind];
+	t->pending[kind].kind = 0;
 	return true;
+}
+
+/* Does the kernel still have nested HWPT or vIOMMU @id (no entries)? */
+static int check_invalidate(struct be_tenant *t, uint32_t id,
+			    uint32_t data_type)
+{
+	struct ifd_hwpt_invalidate inv = {
+		.size = sizeof(inv), .hwpt_id = id, .data_type = data_type,
+	};
+
+	return kioctl(t->fd, IFD_HWPT_INVALIDATE, &inv);
+}
+
+bool iommufd_adopt_nested(struct be_tenant *t, struct be_nested *n)
+{
+	uint32_t type = n->type == IOASID_NESTED_SELFTEST ?
+			IFD_HWPT_INVALIDATE_DATA_SELFTEST :
+			IFD_HWPT_INVALIDATE_DATA_VTD_S1;
+	struct be_kobj k;
+	int r;
+
+	if (!take_pending(t, BE_KOBJ_NESTED, &k) || !k.id[0])
+		return false;
+	r = check_invalidate(t, k.id[0], type);
+	if (r < 0) {
+		note_lost(t, "nested HWPT %u: %s", k.id[0], strerror(-r));
+		return false;
+	}
+	n->hwpt_id = k.id[0];
+	return true;
+}
+
+bool iommufd_adopt_viommu(struct be_tenant *t, uint32_t *viommu_id)
+{
+	struct be_kobj k;
+	int r;
+
+	if (!take_pending(t, BE_KOBJ_VIOMMU, &k) || !k.id[0])
+		return false;
+	r = check_invalidate(t, k.id[0], IFD_VIOMMU_INVALIDATE_DATA_SELFTEST);
+	if (r < 0) {
+		note_lost(t, "vIOMMU %u: %s", k.id[0], strerror(-r));
+		return false;
+	}
+	*viommu_id = k.id[0];
+	return true;
+}
+
+bool iommufd_adopt_vdevice(struct be_tenant *t, uint32_t viommu_id,
+			   uint32_t dev_id, uint64_t virt_id, uint32_t *id)
+{
+	struct ifd_vdevice_alloc a = {
+		.size = sizeof(a), .viommu_id = viommu_id, .dev_id = dev_id,
+		.virt_id = virt_id,
+	};
+	struct be_kobj k;
+	int r;
+
+	if (!take_pending(t, BE_KOBJ_VDEVICE, &k) || !k.id[0])
+		return false;
+	/* the kernel gives a device one vDEVICE: EEXIST, it still has it */
+	r = kioctl(t->fd, IFD_VDEVICE_ALLOC, &a);
+	if (r == -EEXIST) {
+		*id = k.id[0];
+		return true;
+	}
+	if (r == 0) {
+		/* it had lost it: this one is the new one, counted */
+		note_lost(t, "vDEVICE %u: gone, made again", k.id[0]);
+		*id = a.out_vdevice_id;
+		return true;
+	}
+	note_lost(t, "vDEVICE %u: IOMMU_VDEVICE_ALLOC: %s", k.id[0],
+		  strerror(-r));
+	return false;
 }
 
 bool iommufd_adopt_ioas(struct be_tenant *t, struct be_ioas *ioas)
@@ -237,7 +327,7 @@ int iommufd_adopt_end(struct be_tenant *t, char *why, size_t len)
 	if (!t->adopting)
 		return 0;
 	t->adopting = false;
-	t->pending.kind = 0;
+	memset(t->pending, 0, sizeof(t->pending));
 	if (t->check_ioas)
 		iommufd_destroy(t, t->check_ioas, "IOAS (hand-over check)");
 	t->check_ioas = 0;

@@ -75,7 +75,10 @@ int iommufd_nested_make(struct be_domain *parent, uint32_t pt_id,
 		n->data_len = sizeof(iotlb);
 		memcpy(n->data, &iotlb, sizeof(iotlb));
 	}
-	r = iommufd_nested_hwpt(n, dev, 0, &n->hwpt_id);
+	n->type = type;
+	/* a successor's: the predecessor's HWPT, if the kernel has it */
+	r = iommufd_adopt_nested(dev->tenant, n) ? 0 :
+	    iommufd_nested_hwpt(n, dev, 0, &n->hwpt_id);
 	if (r < 0) {
 		snprintf(why, whylen, "IOMMU_HWPT_ALLOC of a nested HWPT (data "
 			 "type 0x%x) for %s: %s", n->data_type,

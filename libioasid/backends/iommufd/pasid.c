@@ -90,7 +90,18 @@ static int pasid_on(struct be_device *dev, uint32_t pasid,
 				return r;
 		}
 	}
-	r = kernel_pasid_attach(dev, pasid, hwpt, p != NULL);
+	/*
+	 * A successor's attach of a PASID the predecessor attached: a
+	 * replace by the same HWPT (a real device's attach replaces anyway);
+	 * one the kernel no longer has attached is attached again.
+	 */
+	if (!p && dev->mock && dev->tenant->adopting) {
+		r = kernel_pasid_attach(dev, pasid, hwpt, true);
+		if (r < 0)
+			r = kernel_pasid_attach(dev, pasid, hwpt, false);
+	} else {
+		r = kernel_pasid_attach(dev, pasid, hwpt, p != NULL);
+	}
 	if (r == 0 && p && p->access_fd >= 0)
 		r = iommufd_mock_access_move(dev, p->access_fd, d->ioas->id);
 	if (r < 0) {

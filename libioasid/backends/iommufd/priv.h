@@ -69,11 +69,12 @@ struct be_tenant {
 	uint32_t nr_dead_faults;
 	/*
 	 * Adopting a predecessor's objects (->adopt until ->adopt_end,
-	 * adopt.c): the object the next allocation takes over, an empty IOAS
-	 * that IOMMU_IOAS_COPY checks mappings into, what had to be rebuilt.
+	 * adopt.c): the object of each kind the next allocation of that
+	 * kind takes over (kind 0: none), an empty IOAS that
+	 * IOMMU_IOAS_COPY checks mappings into, what had to be rebuilt.
 	 */
 	bool adopting;
-	struct be_kobj pending;
+	struct be_kobj pending[BE_KOBJ_LAST + 1];
 	uint32_t check_ioas;
 	uint32_t nr_rebuilt;
 	char lost[256];			/* the first things not adopted */
@@ -305,6 +306,15 @@ int iommufd_adopt_end(struct be_tenant *t, char *why, size_t len);
 bool iommufd_adopt_ioas(struct be_tenant *t, struct be_ioas *ioas);
 bool iommufd_adopt_domain(struct be_tenant *t, struct be_domain *d);
 bool iommufd_adopt_device(struct be_tenant *t, struct be_device *dev);
+/* nested.c, viommu.c: the announced HWPT, vIOMMU, vDEVICE (*id). */
+bool iommufd_adopt_nested(struct be_tenant *t, struct be_nested *n);
+bool iommufd_adopt_viommu(struct be_tenant *t, uint32_t *viommu_id);
+/*
+ * A vDEVICE of @dev_id on @viommu_id as @virt_id: true with *id the
+ * announced one when the kernel still has it, else false (make one).
+ */
+bool iommufd_adopt_vdevice(struct be_tenant *t, uint32_t viommu_id,
+			   uint32_t dev_id, uint64_t virt_id, uint32_t *id);
 int iommufd_adopt_map(struct be_ioas *ioas, const struct kmap_entry *e,
 		      uint32_t flags);
 int iommufd_probe(int fd, char *errmsg, size_t errlen);

@@ -114,7 +114,8 @@ int iommufd_viommu_alloc(struct be_domain *parent, struct be_device *dev,
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	r = viommu_make(dev->tenant->fd, dev->dev_id, parent->hwpt_id,
+	r = iommufd_adopt_viommu(dev->tenant, &v->viommu_id) ? 0 :
+	    viommu_make(dev->tenant->fd, dev->dev_id, parent->hwpt_id,
 			&v->viommu_id);
 	if (r < 0) {
 		snprintf(why, whylen, "IOMMU_VIOMMU_ALLOC (selftest type) over "
@@ -153,7 +154,9 @@ int iommufd_vdevice_alloc(struct be_viommu *v, struct be_device *dev,
 	vd = calloc(1, sizeof(*vd));
 	if (!vd)
 		return -ENOMEM;
-	r = vdevice_make(v->tenant->fd, v->viommu_id, dev->dev_id, virt_id,
+	r = iommufd_adopt_vdevice(v->tenant, v->viommu_id, dev->dev_id,
+				  virt_id, &vd->vdevice_id) ? 0 :
+	    vdevice_make(v->tenant->fd, v->viommu_id, dev->dev_id, virt_id,
 			 &vd->vdevice_id);
 	if (r < 0) {
 		snprintf(why, whylen, "IOMMU_VDEVICE_ALLOC of %s as 0x%llx on "
