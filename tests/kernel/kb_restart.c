@@ -443,6 +443,7 @@ static void run_scenario(int scenario, const char *self)
 struct nest_handover {
 	int image, pipe, mem;
 	uint32_t d0, d1, viommu, vdev, n1, n2;	/* the library's ids */
+	uint32_t ioas;				/* the nest parent (not sent) */
 	uint32_t k_viommu, k_vdev, k_n1, k_n2;	/* the kernel's */
 };
 
@@ -551,22 +552,24 @@ static int nest_successor(const struct nest_handover *h)
 	return 0;
 }
 
-static void nest_predecessor(int pipe_w, const char *self)
+/*
+ * In @ctx (embedded or through ioasidd): mock0 and mock1, a nest parent
+ * mapping h->mem, a vIOMMU with mock0's vDEVICE, a nested HWPT on it with
+ * mock0 attached, one over the parent with mock1's PASID, mock1 on the
+ * parent with a PASID there too; slot 1 of the second table invalidated,
+ * mock0's DMA of pattern 0x5a at IOVA + 0x200.  0 or the first error.
+ */
+static int nest_build(struct ioasid_ctx *ctx, struct nest_handover *hp)
 {
 	struct ioasid_nested_selftest st = { .iotlb = NEST_ITLB };
-	struct nest_handover h = { .pipe = pipe_w };
-	struct ioasid_ctx *ctx;
+	struct nest_handover h = *hp;
 	uint64_t iova = IOVA;
 	uint8_t out[1024];
-	char a[13][24], *argv[16];
 	uint32_t ioas = 0;
 	int r;
 
-	report_fd = pipe_w;
-	h.mem = kb_memfd(LEN, 0);
-	r = kb_mock_ctx(&ctx);
-	if (r == 0)
-		r = ioasid_device_bind(ctx, "mock0", -1, &h.d0);
+	r = ioasid_device_bind(ctx, "mock0", -1, &h.d0);
+	h.ioas = 0;
 	if (r == 0)
 		r = ioasid_device_bind(ctx, "mock1", -1, &h.d1);
 	if (r == 0)
@@ -604,6 +607,79 @@ static void nest_predecessor(int pipe_w, const char *self)
 	kb_pattern(out, sizeof(out), 0x5a);
 	if (r == 0)
 		r = dma(ctx, h.d0, IOVA + 0x200, out, sizeof(out), true);
+	h.ioas = ioas;
+	*hp = h;
+	return r;
+}
+
+/* What a client sees of the nesting state, for comparing. */
+struct nest_view {
+	struct ioasid_nested_info tables[4];
+	struct ioasid_viommu_info viommus[2];
+	struct ioasid_vdevice_info vdevs[2];
+	struct ioasid_pasid_info pasids[4];
+	uint32_t nr[4];
+	int r;
+};
+
+static void nest_look(struct ioasid_ctx *c, const struct nest_handover *h,
+		      struct nest_view *v, bool no_counters)
+{
+	memset(v, 0, sizeof(*v));
+	v->nr[0] = 4, v->nr[1] = 2, v->nr[2] = 2, v->nr[3] = 4;
+	v->r = ioasid_nested_list(c, h->ioas, v->tables, &v->nr[0]);
+	if (v->r == 0)
+		v->r = ioasid_viommu_list(c, h->ioas, v->viommus, &v->nr[1]);
+	if (v->r == 0)
+		v->r = ioasid_vdevice_list(c, h->ioas, v->vdevs, &v->nr[2]);
+	if (v->r == 0)
+		v->r = ioasid_device_pasid_list(c, h->d1, v->pasids, &v->nr[3]);
+	/* sorted by PASID: the library lists them in no order */
+	if (v->nr[3] == 2 && v->pasids[0].pasid > v->pasids[1].pasid) {
+		struct ioasid_pasid_info t = v->pasids[0];
+
+		v->pasids[0] = v->pasids[1];
+		v->pasids[1] = t;
+	}
+	for (uint32_t i = 0; no_counters && i < 4; i++)
+		v->tables[i].nr_invalidations = 0;
+	for (uint32_t i = 0; no_counters && i < 2; i++)
+		v->viommus[i].nr_invalidations = 0;
+}
+
+/* Through @c: invalidation works on both tables' kinds, DMA reads back. */
+static void nest_works(struct ioasid_ctx *c, const struct nest_handover *h,
+		       const char *when)
+{
+	struct ioasid_viommu_inval vi = { .virt_id = NEST_VID, .cache_id = 1 };
+	uint8_t out[1024], in[1024];
+	uint32_t nr = 1;
+	int r;
+
+	r = inval_slot(c, h->n2, 2);
+	if (r == 0)
+		r = ioasid_viommu_invalidate(c, h->viommu, &vi, &nr, NULL);
+	tap_ok(r == 0, "%s: the client invalidates the nested table and "
+	       "through the vIOMMU (%s)", when, r ? kb_err(c) : "ok");
+	kb_pattern(out, sizeof(out), 0x5a);
+	r = dma(c, h->d0, IOVA + 0x200, in, sizeof(in), false);
+	tap_ok(r == 0 && !memcmp(in, out, sizeof(in)), "%s: mock0 on the "
+	       "table on the vIOMMU reads back what it wrote (%s)", when,
+	       r ? kb_err(c) : "ok");
+}
+
+static void nest_predecessor(int pipe_w, const char *self)
+{
+	struct nest_handover h = { .pipe = pipe_w };
+	struct ioasid_ctx *ctx;
+	char a[13][24], *argv[16];
+	int r;
+
+	report_fd = pipe_w;
+	h.mem = kb_memfd(LEN, 0);
+	r = kb_mock_ctx(&ctx);
+	if (r == 0)
+		r = nest_build(ctx, &h);
 	if (r == 0)
 		r = ioasid_ctx_export(ctx, &h.image);
 	report(r == 0, "nesting: a vIOMMU, its vDEVICE, a nested HWPT on it "
@@ -967,6 +1043,107 @@ out:
 		close(pl.stop);
 }
 
+/*
+ * Nesting through ioasidd on iommufd:mock: a live upgrade adopts the
+ * client's vIOMMU, vDEVICE, nested HWPTs and PASIDs (its log, and the
+ * client sees the same tables, counters and all); then, under a service
+ * manager, a kill -9 and restart rebuild them from the stored image (its
+ * counters are those of the session's last change: an invalidation is
+ * none, so they are not compared).
+ */
+static void suite_daemon_nesting(void)
+{
+	struct daemon_opts o = { .backend = "iommufd:mock",
+				 .log_level = "debug" };
+	struct sup_poller pl = { .stop = -1 };
+	struct nest_view before, after;
+	struct daemon_fixture d;
+	struct supervisor s;
+	struct nest_handover h = { 0 };
+	struct ioasid_ctx *c = NULL;
+	uint32_t pid = 0, linger = 0;
+	int r;
+
+	if (!getenv("IOASIDD") && access("/usr/sbin/ioasidd", X_OK) == 0)
+		setenv("IOASIDD", "/usr/sbin/ioasidd", 0);
+	if (access(daemon_binary(), X_OK) < 0 || getuid() != 0) {
+		tap_skip("no ioasidd in this guest, or not root",
+			 "nesting through ioasidd on iommufd");
+		return;
+	}
+	/* 1. a live upgrade */
+	if (!tap_ok(daemon_start(&d, &o) == 0, "nesting: ioasidd --backend "
+		    "iommufd:mock started"))
+		return;
+	h.mem = kb_memfd(LEN, 0);
+	r = ioasid_new(d.uri, &c);
+	if (r == 0)
+		r = nest_build(c, &h);
+	tap_ok(r == 0, "nesting through ioasidd: a vIOMMU, its vDEVICE, two "
+	       "nested HWPTs, PASIDs on a table and on the parent (%s)",
+	       r ? kb_err(c) : "ok");
+	nest_look(c, &h, &before, false);
+	r = r ? r : ioasid_daemon_upgrade(c, NULL, &pid);
+	tap_ok(r == 0 && pid > 0, "nesting: ioasid_daemon_upgrade on iommufd "
+	       "(%s)", r ? kb_err(c) : "ok");
+	tap_ok(file_contains(d.log, "every kernel object adopted") &&
+	       !file_contains(d.log, "made again"), "nesting: the successor "
+	       "adopted every kernel object and made nothing again (its log)");
+	nest_look(c, &h, &after, false);
+	tap_ok(before.r == 0 && after.r == 0 &&
+	       !memcmp(&before, &after, sizeof(before)) && after.nr[0] == 2 &&
+	       after.nr[3] == 2, "nesting: the client sees the same tables, "
+	       "vIOMMU, vDEVICE and PASIDs after the upgrade, counters too");
+	nest_works(c, &h, "after the upgrade");
+	if (tap_failed)
+		daemon_dump_log(&d, stdout);
+	ioasid_unref(c);
+	c = NULL;
+	close(h.mem);
+	tap_ok(daemon_stop(&d) == 0, "ioasidd stops cleanly");
+
+	/* 2. a crash under a service manager */
+	setenv("IOASID_RECONNECT", "30", 1);
+	if (!tap_ok(sup_start_backend(&s, CRASH_CONF, "iommufd:mock") == 0,
+		    "nesting: ioasidd --backend iommufd:mock under a service "
+		    "manager with an fd store"))
+		return;
+	sup_poller_start(&pl, &s);
+	h = (struct nest_handover){ .mem = kb_memfd(LEN, 0) };
+	r = ioasid_new(s.uri, &c);
+	if (r == 0)
+		r = ioasid_session_name(c, "vm-nest", &linger);
+	if (r == 0)
+		r = nest_build(c, &h);
+	tap_ok(r == 0, "nesting: the same in a named session (%s)",
+	       r ? kb_err(c) : "ok");
+	nest_look(c, &h, &before, true);
+	sup_poller_stop(&pl);
+	sup_kill(&s);
+	r = sup_crash_restart(&s);
+	sup_poller_start(&pl, &s);
+	tap_ok(r == 0 && sup_log_has(&s, "kernel state: session \"vm-nest\" "
+				     "of uid 0 rebuilt") &&
+	       sup_log_has(&s, "0 record(s) failed, 0 made again") &&
+	       !sup_log_has(&s, "not taken over"), "nesting: killed and "
+	       "restarted, the session rebuilt from the store with every "
+	       "kernel object adopted (the log)");
+	nest_look(c, &h, &after, true);
+	tap_ok(after.r == 0 && !memcmp(&before, &after, sizeof(before)),
+	       "nesting: the client resumes and sees the same tables, "
+	       "vIOMMU, vDEVICE and PASIDs (%s)", after.r ? kb_err(c) : "ok");
+	nest_works(c, &h, "after the crash");
+	if (c)
+		ioasid_unref(c);
+	sup_poller_stop(&pl);
+	if (tap_failed)
+		sup_dump_log(&s, stdout);
+	close(h.mem);
+	tap_ok(sup_stop(&s) == 0, "ioasidd stops cleanly");
+	if (pl.stop >= 0)
+		close(pl.stop);
+}
+
 /* ---- a real device: edu DMA-ing in a loop across a crash and an upgrade - */
 
 #define EDU_XFER	1024u
@@ -1223,6 +1400,7 @@ int main(int argc, char **argv)
 	suite_missing_fd();
 	suite_upgrade();
 	suite_crash();
+	suite_daemon_nesting();
 	suite_edu();
 	return tap_done();
 }
