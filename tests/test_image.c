@@ -464,6 +464,32 @@ Test(image, hostile)
 		     ioasid_last_error(NULL));
 	cr_assert(strstr(ioasid_last_error(NULL), "DEVICE_BIND"), "%s",
 		  ioasid_last_error(NULL));
+	/* two objects given one id: refused after the second op */
+	memcpy(buf, orig, len);
+	{
+		struct image_op *first = NULL, *second = NULL;
+
+		for (size_t pos = sizeof(*h); pos < len && !second;) {
+			struct image_record *r =
+				(struct image_record *)(buf + pos);
+			struct image_op *o = (struct image_op *)(r + 1);
+
+			if (r->type == IMAGE_REC_OP && o->expect_id) {
+				if (!first)
+					first = o;
+				else if (o->expect_id != first->expect_id)
+					second = o, rec = r;
+			}
+			pos += sizeof(*r) + ((r->len + 7) & ~7U);
+		}
+		cr_assert(second, "two ops that make objects");
+		second->expect_id = first->expect_id;
+		fix_record_crc(buf, rec);
+	}
+	cr_assert_eq(import_bytes(buf, len), -EEXIST, "%s",
+		     ioasid_last_error(NULL));
+	cr_assert(strstr(ioasid_last_error(NULL), "another one holds"), "%s",
+		  ioasid_last_error(NULL));
 	cr_assert_eq(test_count_fds(), fds, "a failed import leaks nothing");
 
 	free(buf);

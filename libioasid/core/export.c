@@ -14,6 +14,7 @@
 #include "core/device.h"
 #include "core/domain.h"
 #include "core/ioas.h"
+#include "core/iopf.h"
 #include "core/nested.h"
 #include "core/pasid.h"
 #include "core/viommu.h"
@@ -952,9 +953,54 @@ static void file_next_restore(struct session *s, const struct ioasid_op *op,
 	pthread_mutex_unlock(&s->core->lock);
 }
 
+/* How many live objects, of any kind and any session, hold @id. */
+static uint32_t id_holders(struct core *core, uint32_t id)
+{
+	uint32_t n = iopf_id_holders(core, id);
+
+	for (struct ioas *i = core->ioas_table; i; i = i->hh.next)
+		n += i->id == id;
+	for (struct vm *vm = core->vms; vm; vm = vm->hh.next)
+		n += vm->id == id;
+	for (const struct domain *d = core->domains; d; d = d->next)
+		n += d->id == id;
+	for (const struct nested *t = core->nested; t; t = t->next)
+		n += t->id == id;
+	for (const struct viommu *v = core->viommus; v; v = v->next) {
+		n += v->id == id;
+		for (const struct vdevice *vd = v->vdevices; vd; vd = vd->next)
+			n += vd->id == id;
+	}
+	for (uint32_t i = 0; i < core->nr_devices; i++)
+		n += core->devices[i].owner && core->devices[i].dev_id == id;
+	return n;
+}
+
+/*
+ * After a replayed op: an id the image forced (the op's, or the stage-2
+ * domain's a nested table or vIOMMU made) that another object held
+ * already.  A hostile or damaged image could do it; two objects with one
+ * id would be unreachable or confused for each other.
+ */
+static int check_unique(struct session *s, struct ioasid_op *op,
+			uint32_t id, uint32_t domain_id)
+{
+	uint32_t n;
+
+	pthread_mutex_lock(&s->core->lock);
+	n = op->cmd == IOASID_CMD_MAP_FILE ? 1 : id_holders(s->core, id);
+	if (n <= 1 && domain_id)
+		n = id_holders(s->core, domain_id), id = domain_id;
+	pthread_mutex_unlock(&s->core->lock);
+	if (n > 1)
+		return op_fail(op, EEXIST, "the image gives id %u to an object "
+			       "that another one holds", id);
+	return 0;
+}
+
 int core_replay(struct session *s, struct ioasid_op *op, uint32_t expect_id)
 {
-	uint32_t got, file_next = 0;
+	uint32_t got, file_next = 0, domain_id = 0;
 	int r;
 
 	if (expect_id == UINT32_MAX)
@@ -965,7 +1011,7 @@ int core_replay(struct session *s, struct ioasid_op *op, uint32_t expect_id)
 	/* a stage-2 domain these make takes the id before theirs */
 	if (expect_id > 1 && (op->cmd == IOASID_CMD_NESTED_ALLOC ||
 			      op->cmd == IOASID_CMD_VIOMMU_ALLOC))
-		s->core->replay_domain_id = expect_id - 1;
+		s->core->replay_domain_id = domain_id = expect_id - 1;
 	r = core_call(s, op);
 	s->core->replay_domain_id = 0;
 	s->core->replaying = false;
@@ -978,7 +1024,7 @@ int core_replay(struct session *s, struct ioasid_op *op, uint32_t expect_id)
 		return op_fail(op, EPROTO, "%s made id %u, the image says %u",
 			       op->cmd == IOASID_CMD_DEVICE_ATTACH ? "the attach" :
 			       op->cmd == IOASID_CMD_MAP_FILE ? "the map" : "the op", got, expect_id);
-	return 0;
+	return check_unique(s, op, expect_id, domain_id);
 }
 
 int core_adopt(struct session *s, const struct ioasid_kobj *k,

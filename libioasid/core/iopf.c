@@ -91,6 +91,16 @@ static struct fault_queue *find_queue(struct session *s, uint32_t id)
 	return NULL;
 }
 
+uint32_t iopf_id_holders(const struct core *core, uint32_t id)
+{
+	uint32_t n = 0;
+
+	for (const struct fault_queue *fq = core->fault_queues; fq;
+	     fq = fq->next)
+		n += fq->id == id;
+	return n;
+}
+
 static int queue_not_found(struct ioasid_op *op, uint32_t id)
 {
 	return op_fail(op, ENOENT, "no fault queue %u", id);

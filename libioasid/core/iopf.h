@@ -46,6 +46,8 @@ int iopf_request(struct fault_queue *fq, const struct device *dev,
 		 bool wait, struct ioasid_op *op);
 /* The target of @fq goes (IOAS or nested table destroyed): free it. */
 void iopf_target_gone(struct core *core, struct fault_queue *fq);
+/* How many fault queues, of any session, have id @id (core lock held)? */
+uint32_t iopf_id_holders(const struct core *core, uint32_t id);
 /* Free @s's fault queues (before its IOASes and nested tables go). */
 void iopf_release_session(struct core *core, struct session *s);
 
