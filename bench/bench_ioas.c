@@ -15,7 +15,9 @@
  * side by side; then map_device_ratio and unmap_device_ratio ("unit":
  * "ratio", domain "sim"): with a device over without, the median of the
  * per-repetition ratios.  --quick: 65536 only, --full adds 16777216
- * (without a device, one run).
+ * (without a device, one run).  --n N runs that one size only (with the
+ * device side), --pattern sequential|random that one order only; e.g.
+ * --n 1048576 --pattern random for the 1M random-order ratios alone.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -181,20 +183,56 @@ static int measure(uint64_t n, int random, int pairs, int reps)
 	return 0;
 }
 
+static void usage(const char *prog)
+{
+	fprintf(stderr, "usage: %s [--quick | --full] [--reps N] [--n N] "
+		"[--pattern sequential|random]\n", prog);
+	exit(2);
+}
+
 int main(int argc, char **argv)
 {
+	char **rest = calloc((size_t)argc + 1, sizeof(*rest));
+	int only_pattern = -1, nrest = 0;
 	struct bench_opts o;
+	uint64_t only_n = 0;
 
-	if (bench_parse(argc, argv, &o) != argc) {
-		fprintf(stderr, "usage: %s [--quick | --full] [--reps N]\n",
-			argv[0]);
-		return 2;
+	if (!rest)
+		return 1;
+	/* take out --n and --pattern; bench_parse() reads the rest */
+	rest[nrest++] = argv[0];
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--n") && i + 1 < argc) {
+			char *end;
+
+			only_n = strtoull(argv[++i], &end, 0);
+			if (*end || only_n < 1 || only_n > bench_sizes[2])
+				usage(argv[0]);
+		} else if (!strcmp(argv[i], "--pattern") && i + 1 < argc) {
+			i++;
+			if (!strcmp(argv[i], "sequential"))
+				only_pattern = 0;
+			else if (!strcmp(argv[i], "random"))
+				only_pattern = 1;
+			else
+				usage(argv[0]);
+		} else {
+			rest[nrest++] = argv[i];
+		}
 	}
+	if (bench_parse(nrest, rest, &o) != nrest)
+		usage(argv[0]);
+	free(rest);
 	if (!o.reps)
 		o.reps = 3;
-	for (int s = 0; s < o.sizes; s++)
+	for (int random = 0; only_n && random < 2; random++)
+		if ((only_pattern < 0 || only_pattern == random) &&
+		    measure(only_n, random, 1, o.reps))
+			return 1;
+	for (int s = 0; !only_n && s < o.sizes; s++)
 		for (int random = 0; random < 2; random++)
-			if (measure(bench_sizes[s], random, s < 2,
+			if ((only_pattern < 0 || only_pattern == random) &&
+			    measure(bench_sizes[s], random, s < 2,
 				    s == 2 ? 1 : o.reps))
 				return 1;
 	return 0;
