@@ -428,6 +428,7 @@ Test(sim_pgtable, teardown_and_churn_bounded)
 				     (int64_t)SZ_4K);
 		st = stats(pgt);
 		cr_assert_eq(st.tables, 1, "empty tables must be unlinked");
+		cr_assert_eq(st.bad_counts, 0);
 		cr_assert_lt(st.pending, SIM_PGT_RECLAIM_BATCH + 8,
 			     "retired pages must be freed");
 	}
@@ -436,6 +437,53 @@ Test(sim_pgtable, teardown_and_churn_bounded)
 		cr_assert_eq(sim_pgtable_map(pgt, (uint64_t)i * SZ_1G + SZ_4K *
 					     (i + 1), SZ_2M, HVA_BASE, RW), 0);
 	cr_assert_gt(stats(pgt).tables, 64);
+	sim_pgtable_destroy(pgt);
+}
+
+/*
+ * Leaf tables emptied in random order, one 4 KiB page at a time (every
+ * other page mapped, as bench_ioas does): each table goes exactly when its
+ * last page does, and not one unmap earlier, which is what the count of
+ * present entries in the entry above a table decides.
+ */
+Test(sim_pgtable, random_order_unmap_unlinks_each_table_last)
+{
+	enum { TABLES = 8, PER = 256, N = TABLES * PER };
+	struct sim_pgtable *pgt = new_pgt(48, ALL_SIZES, 0);
+	unsigned int left[TABLES], ord[N], i, j, t, live = TABLES;
+	struct sim_pgt_stats st;
+
+	for (i = 0; i < N; i++) {
+		ord[i] = i;
+		cr_assert_eq(sim_pgtable_map(pgt, (uint64_t)i * 2 * SZ_4K, SZ_4K,
+					     HVA_BASE + (uint64_t)i * SZ_4K,
+					     RW), 0);
+	}
+	/* 8 leaf tables + one each of level 2 and 3 + the root */
+	cr_assert_eq(stats(pgt).tables, TABLES + 3);
+	srand(99);
+	for (i = N - 1; i > 0; i--) {
+		j = (unsigned int)rand() % (i + 1);
+		t = ord[i], ord[i] = ord[j], ord[j] = t;
+	}
+	for (t = 0; t < TABLES; t++)
+		left[t] = PER;
+	for (i = 0; i < N; i++) {
+		t = ord[i] / PER;
+		cr_assert_eq(sim_pgtable_unmap(pgt, (uint64_t)ord[i] * 2 * SZ_4K,
+					       SZ_4K), (int64_t)SZ_4K);
+		live -= --left[t] == 0;
+		st = stats(pgt);
+		cr_assert_eq(st.bad_counts, 0, "unmap %u", i);
+		cr_assert_eq(st.leaves_4k, N - i - 1);
+		cr_assert_eq(st.tables, live ? live + 3 : 1, "unmap %u: %u "
+			     "leaf tables hold pages", i, live);
+		if (i % 97 == 0)
+			for (j = i + 1; j < N; j++)
+				expect_leaf(pgt, (uint64_t)ord[j] * 2 * SZ_4K,
+					    1, HVA_BASE + (uint64_t)ord[j] *
+					    SZ_4K);
+	}
 	sim_pgtable_destroy(pgt);
 }
 
@@ -619,6 +667,7 @@ Test(sim_pgtable, randomized_vs_reference, .timeout = 120)
 {
 	struct sim_pgtable *pgt = new_pgt(39, ALL_SIZES, 0);
 	struct ref r = { .pte = calloc(R_PAGES, sizeof(uint64_t)) };
+	struct sim_pgt_stats st;
 	uint64_t first, n, hva, prot, i, cnt;
 	int64_t bytes;
 	unsigned int op;
@@ -654,8 +703,10 @@ Test(sim_pgtable, randomized_vs_reference, .timeout = 120)
 			r.present -= cnt;
 			cr_assert_eq(bytes, (int64_t)(cnt << 12), "op %u", op);
 		}
-		cr_assert_eq(stats(pgt).mapped_bytes, r.present << 12,
-			     "op %u", op);
+		st = stats(pgt);
+		cr_assert_eq(st.mapped_bytes, r.present << 12, "op %u", op);
+		cr_assert_eq(st.bad_counts, 0, "op %u: a table's count of "
+			     "present entries is wrong", op);
 		ref_check_range(pgt, &r, first, n > 2048 ? 2048 : n);
 		if (op % 1000 == 999)
 			for (i = 0; i < R_PAGES; i++)

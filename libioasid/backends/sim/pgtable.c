@@ -30,6 +30,15 @@
  *    are freed by sim_pgtable_reclaim() (sim_domain calls it after the
  *    grace period it needs for IOTLB invalidation anyway) or by unmap
  *    itself once SIM_PGT_RECLAIM_BATCH pages are pending.
+ *  - Whether a table is empty: the entry that points to a table holds,
+ *    in bits 52..61 (ignored by the VT-d walk of a non-leaf second-stage
+ *    entry, and masked off by ours), how many entries of that table are
+ *    present.  Only the writer reads or changes it, with the same
+ *    release stores that publish the entry, so walkers see the same
+ *    pointer and permissions as before.  An unmap learns that a table
+ *    has emptied from the entry it just walked through, in a cache line
+ *    it has already read, instead of reading the table's other entries
+ *    (which, for pages unmapped in random order, are cache misses).
  *
  * Grace periods: a process-wide registry of per-thread reader records,
  * each holding 0 (quiescent) or the global counter value read at entry.
@@ -72,6 +81,9 @@ static void dirty_mark(const struct dirty_ctx *c, uint64_t base,
 #define PTE_PERM_BITS		(SIM_PTE_R | SIM_PTE_W)
 #define PTE_LEAF_FLAGS		(SIM_PTE_R | SIM_PTE_W | SIM_PTE_SNP | \
 				 SIM_PTE_A | SIM_PTE_D)
+/* In an entry pointing to a table: that table's present entries, 0..512. */
+#define PTE_COUNT_SHIFT		52
+#define PTE_COUNT_MASK		(0x3ffULL << PTE_COUNT_SHIFT)
 
 struct sim_pgtable {
 	pte_t *root;
@@ -277,6 +289,28 @@ static inline pte_t *pte_table(pte_t e)
 static inline pte_t table_pte(pte_t *table)
 {
 	return (pte_t)(uintptr_t)table | SIM_PTE_R | SIM_PTE_W;
+}
+
+/* Present entries of the table that table entry e points to. */
+static inline unsigned int pte_count(pte_t e)
+{
+	return (unsigned int)((e & PTE_COUNT_MASK) >> PTE_COUNT_SHIFT);
+}
+
+/*
+ * Writer side: @delta entries of the table that *@pslot points to became
+ * present (or, negative, not present).  @pslot NULL: the root, which has
+ * no entry pointing to it and is never unlinked.
+ */
+static inline void count_add(pte_t *pslot, int delta)
+{
+	pte_t e;
+
+	if (!pslot || !delta)
+		return;
+	e = pte_read(pslot);
+	pte_publish(pslot, (e & ~PTE_COUNT_MASK) |
+			   ((pte_t)(pte_count(e) + delta) << PTE_COUNT_SHIFT));
 }
 
 static inline unsigned int pte_index(uint64_t iova, unsigned int level)
@@ -585,25 +619,30 @@ static pte_t leaf_pte(const struct map_ctx *c, unsigned int level,
 /*
  * One routine for both passes so the dry run counts exactly the tables the
  * live pass takes.  In the dry run `table` is NULL for tables that do not
- * exist yet.
+ * exist yet.  @pslot: the entry pointing to @table (NULL for the root),
+ * whose count the entries made present here are added to.
  */
-static int map_level(struct map_ctx *c, pte_t *table, unsigned int level,
-		     uint64_t addr, uint64_t end)
+static int map_level(struct map_ctx *c, pte_t *table, pte_t *pslot,
+		     unsigned int level, uint64_t addr, uint64_t end)
 {
 	uint64_t next;
 	pte_t *slot, *child;
 	pte_t e;
-	int ret;
+	int ret = 0, added = 0;
 
 	for (; addr < end; addr = next) {
 		next = block_end(addr, level, end);
 		slot = table ? &table[pte_index(addr, level)] : NULL;
 		e = slot ? pte_read(slot) : 0;
-		if (pte_present(e) && pte_is_leaf(e, level))
-			return -EEXIST;
+		if (pte_present(e) && pte_is_leaf(e, level)) {
+			ret = -EEXIST;
+			break;
+		}
 		if (!pte_present(e) && can_use_leaf(c, level, addr)) {
-			if (c->pool)
+			if (c->pool) {
 				pte_publish(slot, leaf_pte(c, level, addr));
+				added++;
+			}
 			continue;
 		}
 		child = pte_present(e) ? pte_table(e) : NULL;
@@ -611,15 +650,19 @@ static int map_level(struct map_ctx *c, pte_t *table, unsigned int level,
 			c->need++;
 		} else if (!child) {
 			child = pool_take(c->pgt, c->pool);
-			if (!child)
-				return -ENOMEM;	/* dry run miscounted */
+			if (!child) {
+				ret = -ENOMEM;	/* dry run miscounted */
+				break;
+			}
 			pte_publish(slot, table_pte(child));
+			added++;
 		}
-		ret = map_level(c, child, level - 1, addr, next);
+		ret = map_level(c, child, slot, level - 1, addr, next);
 		if (ret)
-			return ret;
+			break;
 	}
-	return 0;
+	count_add(pslot, added);
+	return ret;
 }
 
 int sim_pgtable_map(struct sim_pgtable *pgt, uint64_t iova, uint64_t length,
@@ -641,14 +684,14 @@ int sim_pgtable_map(struct sim_pgtable *pgt, uint64_t iova, uint64_t length,
 	c.end = iova + length;
 	c.leaf_bits = prot | pgt->leaf_extra;
 
-	ret = map_level(&c, pgt->root, pgt->levels, iova, c.end);
+	ret = map_level(&c, pgt->root, NULL, pgt->levels, iova, c.end);
 	if (ret)
 		return ret;
 	ret = pool_fill(pgt, &pool, c.need);
 	if (ret)
 		return ret;
 	c.pool = &pool;
-	ret = map_level(&c, pgt->root, pgt->levels, iova, c.end);
+	ret = map_level(&c, pgt->root, NULL, pgt->levels, iova, c.end);
 	pool_release(pgt, &pool);
 	return ret;
 }
@@ -698,7 +741,7 @@ static pte_t split_leaf(struct sim_pgtable *pgt, struct pt_pool *pool,
 
 	if (!t)
 		return 0;	/* cannot happen: pool sized by splits_at() */
-	new = table_pte(t);
+	new = table_pte(t) | (pte_t)PTES_PER_TABLE << PTE_COUNT_SHIFT;
 	do {
 		fill_split(t, old, level);
 	} while (!__atomic_compare_exchange_n(slot, &old, new, false,
@@ -745,38 +788,14 @@ static uint64_t retire_subtree(struct sim_pgtable *pgt, pte_t *table,
 	return bytes;
 }
 
-static bool pte_slot_present(pte_t *table, unsigned int i)
-{
-	return pte_present(__atomic_load_n(&table[i % PTES_PER_TABLE],
-					   __ATOMIC_RELAXED));
-}
-
-/*
- * Whether a table has no present entry, looking outward from slot near
- * (the one just cleared): while a table is being emptied page by page,
- * in either direction or at random, a present neighbour is usually close,
- * so the test costs a few loads instead of a scan of 512 entries per page.
- * The whole table is read only when it really is empty.
- */
-static bool table_empty(pte_t *table, unsigned int near)
-{
-	unsigned int d;
-
-	if (pte_slot_present(table, near))
-		return false;
-	for (d = 1; d <= PTES_PER_TABLE / 2; d++)
-		if (pte_slot_present(table, near + d) ||
-		    pte_slot_present(table, near + PTES_PER_TABLE - d))
-			return false;
-	return true;
-}
-
+/* @pslot: the entry pointing to @table (NULL for the root). */
 static uint64_t unmap_level(struct sim_pgtable *pgt, struct pt_pool *pool,
-			    pte_t *table, unsigned int level,
+			    pte_t *table, pte_t *pslot, unsigned int level,
 			    uint64_t addr, uint64_t end)
 {
 	uint64_t next, bytes = 0;
 	pte_t *slot, *child;
+	int removed = 0;
 	pte_t e;
 
 	for (; addr < end; addr = next) {
@@ -794,6 +813,7 @@ static uint64_t unmap_level(struct sim_pgtable *pgt, struct pt_pool *pool,
 					dirty_mark(pgt->collect, addr,
 						   LEVEL_SIZE(level));
 				bytes += LEVEL_SIZE(level);
+				removed++;
 				continue;
 			}
 			e = split_leaf(pgt, pool, slot, level);
@@ -804,14 +824,18 @@ static uint64_t unmap_level(struct sim_pgtable *pgt, struct pt_pool *pool,
 		if (covers_block(addr, next, level)) {
 			pte_publish(slot, 0);
 			bytes += retire_subtree(pgt, child, level - 1, addr);
+			removed++;
 			continue;
 		}
-		bytes += unmap_level(pgt, pool, child, level - 1, addr, next);
-		if (table_empty(child, pte_index(addr, level - 1))) {
+		bytes += unmap_level(pgt, pool, child, slot, level - 1, addr,
+				     next);
+		if (!pte_count(pte_read(slot))) {
 			pte_publish(slot, 0);
 			retire_table(pgt, child);
+			removed++;
 		}
 	}
+	count_add(pslot, -removed);
 	return bytes;
 }
 
@@ -822,23 +846,24 @@ static uint64_t unmap_level(struct sim_pgtable *pgt, struct pt_pool *pool,
  * must be unlinked (*cleared tells whether the leaf is already gone).
  */
 static int walk_slot(struct sim_pgtable *pgt, uint64_t iova, pte_t **slotp,
-		     unsigned int *levelp, pte_t *ep);
+		     pte_t **parentp, unsigned int *levelp, pte_t *ep);
 
 static bool unmap_one_leaf(struct sim_pgtable *pgt, uint64_t iova,
 			   bool *cleared)
 {
 	unsigned int level;
-	pte_t *slot, e;
+	pte_t *slot, *parent, e;
 
 	*cleared = false;
-	if (walk_slot(pgt, iova, &slot, &level, &e) || level != 1)
+	if (walk_slot(pgt, iova, &slot, &parent, &level, &e) || level != 1)
 		return false;
 	e = __atomic_exchange_n(slot, 0, __ATOMIC_ACQ_REL); /* keep A/D races */
 	if (pgt->collect && (e & SIM_PTE_D))
 		dirty_mark(pgt->collect, iova & ~(SIM_SZ_4K - 1), SIM_SZ_4K);
 	*cleared = true;
-	return !table_empty((pte_t *)((uintptr_t)slot & ~(TABLE_BYTES - 1)),
-			    pte_index(iova, 1));
+	/* a level-1 table always has a parent: there are >= 3 levels */
+	count_add(parent, -1);
+	return pte_count(pte_read(parent)) != 0;
 }
 
 int64_t sim_pgtable_unmap(struct sim_pgtable *pgt, uint64_t iova,
@@ -858,7 +883,7 @@ int64_t sim_pgtable_unmap(struct sim_pgtable *pgt, uint64_t iova,
 				    splits_at(pgt, iova + length));
 	if (ret)
 		return ret;
-	bytes = unmap_level(pgt, &pool, pgt->root, pgt->levels, iova,
+	bytes = unmap_level(pgt, &pool, pgt->root, NULL, pgt->levels, iova,
 			    iova + length);
 	if (cleared)	/* the fast path took the leaf, this unlinked its table */
 		bytes = SIM_SZ_4K;
@@ -874,10 +899,11 @@ int64_t sim_pgtable_unmap(struct sim_pgtable *pgt, uint64_t iova,
 /* Walk / translate                                                    */
 /* ------------------------------------------------------------------ */
 
+/* @parentp: the entry pointing to the leaf's table (NULL: the root's). */
 static int walk_slot(struct sim_pgtable *pgt, uint64_t iova, pte_t **slotp,
-		     unsigned int *levelp, pte_t *ep)
+		     pte_t **parentp, unsigned int *levelp, pte_t *ep)
 {
-	pte_t *table = pgt->root;
+	pte_t *table = pgt->root, *parent = NULL;
 	unsigned int level;
 	pte_t *slot;
 	pte_t e;
@@ -891,10 +917,12 @@ static int walk_slot(struct sim_pgtable *pgt, uint64_t iova, pte_t **slotp,
 			return -ENOENT;
 		if (pte_is_leaf(e, level)) {
 			*slotp = slot;
+			*parentp = parent;
 			*levelp = level;
 			*ep = e;
 			return 0;
 		}
+		parent = slot;
 		table = pte_table(e);
 	}
 	return -ENOENT;
@@ -914,11 +942,11 @@ int sim_pgtable_walk(struct sim_pgtable *pgt, uint64_t iova,
 		     struct sim_xlate *x)
 {
 	unsigned int level;
-	pte_t *slot;
+	pte_t *slot, *parent;
 	pte_t e;
 	int ret;
 
-	ret = walk_slot(pgt, iova, &slot, &level, &e);
+	ret = walk_slot(pgt, iova, &slot, &parent, &level, &e);
 	if (!ret)
 		fill_xlate(x, iova, e, level);
 	return ret;
@@ -930,7 +958,7 @@ int sim_pgtable_translate(struct sim_pgtable *pgt, uint64_t iova,
 	bool track = access & SIM_ACCESS_TRACK;
 	pte_t need = 0, bits = track ? SIM_PTE_A : 0;
 	unsigned int level;
-	pte_t *slot;
+	pte_t *slot, *parent;
 	pte_t e, cur;
 	int ret;
 
@@ -942,7 +970,7 @@ int sim_pgtable_translate(struct sim_pgtable *pgt, uint64_t iova,
 			bits |= SIM_PTE_D;
 	}
 retry:
-	ret = walk_slot(pgt, iova, &slot, &level, &e);
+	ret = walk_slot(pgt, iova, &slot, &parent, &level, &e);
 	if (ret)
 		return ret;
 	fill_xlate(x, iova, e, level);
@@ -1062,18 +1090,20 @@ int64_t sim_pgtable_unmap_dirty(struct sim_pgtable *pgt, uint64_t iova,
 /* Debug / accounting                                                  */
 /* ------------------------------------------------------------------ */
 
+/* @pslot: the entry pointing to @table (NULL for the root). */
 static void stats_level(struct sim_pgt_stats *st, pte_t *table,
-			unsigned int level)
+			pte_t *pslot, unsigned int level)
 {
-	unsigned int i;
+	unsigned int i, present = 0;
 	pte_t e;
 
 	for (i = 0; i < PTES_PER_TABLE; i++) {
 		e = pte_read(&table[i]);
 		if (!pte_present(e))
 			continue;
+		present++;
 		if (!pte_is_leaf(e, level)) {
-			stats_level(st, pte_table(e), level - 1);
+			stats_level(st, pte_table(e), &table[i], level - 1);
 			continue;
 		}
 		st->mapped_bytes += LEVEL_SIZE(level);
@@ -1084,6 +1114,8 @@ static void stats_level(struct sim_pgt_stats *st, pte_t *table,
 		else
 			st->leaves_1g++;
 	}
+	if (pslot && pte_count(pte_read(pslot)) != present)
+		st->bad_counts++;
 }
 
 void sim_pgtable_stats(struct sim_pgtable *pgt, struct sim_pgt_stats *st)
@@ -1095,7 +1127,7 @@ void sim_pgtable_stats(struct sim_pgtable *pgt, struct sim_pgt_stats *st)
 	st->pending = pgt->nr_retired;
 	st->splits = pgt->splits;
 	st->chunks = pt_arena_chunks(&pgt->arena);
-	stats_level(st, pgt->root, pgt->levels);
+	stats_level(st, pgt->root, NULL, pgt->levels);
 }
 
 unsigned int sim_pgtable_levels(const struct sim_pgtable *pgt)

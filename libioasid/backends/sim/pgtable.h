@@ -20,6 +20,9 @@
  * is used only when iova AND hva are both aligned to its size and the
  * remaining length covers it; otherwise the range falls back to smaller
  * leaves, so any 4 KiB-aligned hva works.
+ * Bits 52..61 of an entry that points to a table (ignored by the walk)
+ * count the present entries of that table: the writer's bookkeeping for
+ * unlinking tables that unmap empties (pgtable.c).
  *
  * Locking rules
  * -------------
@@ -135,6 +138,9 @@ struct sim_pgt_stats {
 	uint64_t mapped_bytes;
 	uint64_t splits;	/* large leaves split by unmap so far */
 	uint64_t chunks;	/* 2 MiB chunks the table pages come from */
+	/* tables whose count of present entries (kept in the entry that
+	 * points to them, pgtable.c) is wrong: always 0 */
+	uint64_t bad_counts;
 };
 
 /*
