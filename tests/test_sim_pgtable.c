@@ -488,6 +488,39 @@ Test(sim_pgtable, random_order_unmap_unlinks_each_table_last)
 }
 
 /*
+ * sim_pgtable_prefetch() is a hint: wherever it is pointed (a 4 KiB leaf,
+ * a large leaf, a hole, a missing table, past the address width) the
+ * table translates and counts as before, and no A/D bit appears.
+ */
+Test(sim_pgtable, prefetch_changes_nothing)
+{
+	struct sim_pgtable *pgt = new_pgt(39, ALL_SIZES, 0);
+	const uint64_t at[] = { 0, SZ_4K, 2 * SZ_4K, SZ_2M, SZ_2M + SZ_4K,
+				SZ_1G, SZ_1G + 5 * SZ_2M, 7 * SZ_1G,
+				1ULL << 39, UINT64_MAX & ~(SZ_4K - 1) };
+	struct sim_pgt_stats before, after;
+	struct sim_xlate x;
+
+	cr_assert_eq(sim_pgtable_map(pgt, 0, 2 * SZ_4K, HVA_BASE, RW), 0);
+	cr_assert_eq(sim_pgtable_map(pgt, SZ_2M, SZ_2M, HVA_BASE, RW), 0);
+	cr_assert_eq(sim_pgtable_map(pgt, SZ_1G, SZ_1G, HVA_BASE, RW), 0);
+	before = stats(pgt);
+	for (unsigned int i = 0; i < sizeof(at) / sizeof(at[0]); i++)
+		sim_pgtable_prefetch(pgt, at[i]);
+	after = stats(pgt);
+	cr_assert_eq(memcmp(&before, &after, sizeof(before)), 0);
+	cr_assert_eq(after.bad_counts, 0);
+	expect_leaf(pgt, SZ_4K, 1, HVA_BASE + SZ_4K);
+	expect_leaf(pgt, SZ_2M + SZ_4K, 2, HVA_BASE + SZ_4K);
+	expect_leaf(pgt, SZ_1G + 5 * SZ_2M, 3, HVA_BASE + 5 * SZ_2M);
+	cr_assert_eq(sim_pgtable_walk(pgt, 2 * SZ_4K, &x), -ENOENT);
+	cr_assert_eq(sim_pgtable_walk(pgt, 0, &x), 0);
+	cr_assert_eq(x.pte & (SIM_PTE_A | SIM_PTE_D), 0);
+	cr_assert_eq(sim_pgtable_unmap(pgt, SZ_4K, SZ_4K), (int64_t)SZ_4K);
+	sim_pgtable_destroy(pgt);
+}
+
+/*
  * A large table takes its pages from 2 MiB chunks (pt_arena.h): no more
  * chunks than its pages need beyond the first PT_ARENA_SMALL, none kept
  * once it is empty, and a refill never maps more than the peak did.

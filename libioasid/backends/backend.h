@@ -205,6 +205,14 @@ struct backend_ops {
 	int (*unmap)(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 		     const struct be_piece *old, uint32_t nr_old);
 	/*
+	 * Optional hint, before the core looks up what an unmap at @iova
+	 * removes (and then calls ->unmap): start loading what ->unmap
+	 * reads first (the simulator: the page-table entry), so that its
+	 * cache misses overlap with those of the core's own lookup.
+	 * Changes nothing; no ->unmap need follow.
+	 */
+	void (*unmap_prefetch)(struct be_ioas *ioas, uint64_t iova);
+	/*
 	 * Optional, after a failed ->unmap: the ranges the hardware lost
 	 * anyway (a composed cut whose kept pieces could be put back neither
 	 * cut nor whole), up to @cap into @out; returns how many it stored

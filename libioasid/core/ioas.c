@@ -788,6 +788,8 @@ static int unmap_range(struct ioas *ioas, uint64_t iova, uint64_t length,
 	struct iova_tree_cursor cur;
 	int r;
 
+	if (be_ops(ioas)->unmap_prefetch)
+		be_ops(ioas)->unmap_prefetch(ioas->be, iova);
 	/* one descent: the walk finds the pieces, the removal starts there */
 	r = iova_tree_walk_range(ioas->tree, iova, length, IOVA_TREE_MAPPINGS,
 				 plan_piece, &p, &cur);

@@ -450,6 +450,12 @@ int64_t sim_domain_unmap_dirty(struct sim_domain *dom, uint64_t iova,
 	return ret;
 }
 
+void sim_domain_prefetch(struct sim_domain *dom, uint64_t iova)
+{
+	if (dom->pgt)
+		sim_pgtable_prefetch(dom->pgt, iova);
+}
+
 int sim_domain_walk(struct sim_domain *dom, uint64_t iova,
 		    struct sim_xlate *x)
 {

@@ -226,6 +226,12 @@ int64_t sim_domain_unmap_dirty(struct sim_domain *dom, uint64_t iova,
 			       uint64_t length, uint64_t *bitmap,
 			       uint64_t bitmap_iova);
 
+/*
+ * sim_pgtable_prefetch() of the domain's table, without its mutex: a hint
+ * before a sim_domain_unmap() at @iova.
+ */
+void sim_domain_prefetch(struct sim_domain *dom, uint64_t iova);
+
 /* Writer-side walk (debug / tests). */
 int sim_domain_walk(struct sim_domain *dom, uint64_t iova,
 		    struct sim_xlate *x);

@@ -938,6 +938,27 @@ static void fill_xlate(struct sim_xlate *x, uint64_t iova, pte_t e,
 	x->level = level;
 }
 
+void sim_pgtable_prefetch(struct sim_pgtable *pgt, uint64_t iova)
+{
+	pte_t *table = pgt->root;
+	unsigned int level;
+	pte_t e;
+
+	if (iova >> pgt->addr_width)
+		return;
+	sim_gp_read_lock();	/* the tables stay while it reads them */
+	for (level = pgt->levels; level > 1; level--) {
+		e = pte_read(&table[pte_index(iova, level)]);
+		if (!pte_present(e) || pte_is_leaf(e, level))
+			break;
+		table = pte_table(e);
+	}
+	/* the entry of the lowest table reached: the leaf, or where it
+	 * would be; a prefetch never faults and changes no state */
+	__builtin_prefetch(&table[pte_index(iova, level)], 1, 3);
+	sim_gp_read_unlock();
+}
+
 int sim_pgtable_walk(struct sim_pgtable *pgt, uint64_t iova,
 		     struct sim_xlate *x)
 {

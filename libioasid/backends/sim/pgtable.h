@@ -201,6 +201,16 @@ int sim_pgtable_walk(struct sim_pgtable *pgt, uint64_t iova,
 		     struct sim_xlate *x);
 
 /*
+ * Start loading the entry that translates @iova into the cache, for
+ * writing (an unmap of @iova is about to clear it), so that the miss
+ * overlaps with whatever the caller does before the unmap.  Walks the
+ * upper levels like sim_pgtable_walk() inside a read section of its own:
+ * any thread, no lock.  Changes nothing; beyond the address width or
+ * where nothing is mapped it does nothing (or loads an entry that is 0).
+ */
+void sim_pgtable_prefetch(struct sim_pgtable *pgt, uint64_t iova);
+
+/*
  * Walk for a DMA access, like hardware: check permission, then, with
  * SIM_ACCESS_TRACK, set A (and D for a write) on the leaf with a CAS
  * (D is set before the caller moves any data).  Returns 0, -ENOENT,

@@ -270,6 +270,14 @@ static int sim_map(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 	return r;
 }
 
+/* Every domain's leaf entry for @iova on its way into the cache. */
+static void sim_unmap_prefetch(struct be_ioas *ioas, uint64_t iova)
+{
+	for (struct be_domain *d = ioas->domains; d; d = d->next)
+		if (iova < domain_limit(d))
+			sim_domain_prefetch(d->dom, iova);
+}
+
 static int sim_unmap(struct be_ioas *ioas, uint64_t iova, uint64_t length,
 		     const struct be_piece *old, uint32_t nr_old)
 {
@@ -972,6 +980,7 @@ const struct backend_ops backend_sim = {
 	.ioas_free = sim_ioas_free,
 	.map = sim_map,
 	.unmap = sim_unmap,
+	.unmap_prefetch = sim_unmap_prefetch,
 	.unmap_dirty = sim_unmap_dirty,
 	.unmap_dirty_atomic = true,
 	.hide_batch = sim_hide_batch,
