@@ -271,6 +271,7 @@ enum daemon_image_rec {
 	IMAGE_REC_DAEMON_NAMED = 0x103,		/* sessions.c */
 	IMAGE_REC_DAEMON_JOURNAL = 0x104,	/* journal.c (image version 2) */
 	IMAGE_REC_DAEMON_KSTATE = 0x105,	/* kstate.c */
+	IMAGE_REC_DAEMON_KSTATE_UP = 0x106,	/* kstate.c (image version 4) */
 };
 /* The state image's writer for core_session_export() (upgrade.c). */
 int daemon_put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
@@ -403,5 +404,16 @@ void kstate_free(struct kstate *k);
 void kstate_changed(struct server *srv, struct named *n, uint32_t gid);
 /* @s ended: its image and descriptors leave the store. */
 void kstate_end(struct server *srv, struct session *s);
+/*
+ * Live upgrade: the store's entries into the image (none when off); the
+ * successor takes them (srv->kstate, or NULL when the image has none)
+ * before it says it is ready, and once it serves kstate_resume() stores
+ * each session's image again, keeping the predecessor's entries under
+ * their names (the log says how many).
+ */
+int kstate_export(const struct kstate *k, struct image_writer *w);
+int kstate_adopt(struct server *srv, struct image *img, char *why,
+		 size_t whylen);
+void kstate_resume(struct server *srv);
 
 #endif

@@ -67,7 +67,9 @@ struct ks_session_rec {
 };
 
 struct ks_fd {
-	int fd;				/* stored as k<sid>.<fd> */
+	int fd;				/* ours; -1: not known yet */
+	int32_t key;			/* stored as k<sid>.<key> */
+	int32_t from;			/* while writing: its old entry, -1 */
 	uint64_t dev, ino;
 };
 
@@ -76,6 +78,14 @@ struct ks_sess {
 	uint32_t sid;
 	uint32_t gid;
 	uint64_t generation;		/* of its last image */
+	struct ks_fd *fds;
+	uint32_t nr_fds, cap_fds;
+	uint32_t found;			/* entries whose fd became known */
+};
+
+/* An image being written: the FD records so far, as stored. */
+struct ks_write {
+	const struct ks_sess *e;
 	struct ks_fd *fds;
 	uint32_t nr_fds, cap_fds;
 };
@@ -94,9 +104,9 @@ static struct ks_sess *find_sess(struct kstate *k, uint32_t sid)
 	return NULL;
 }
 
-static void fd_name(char *buf, size_t len, uint32_t sid, int fd)
+static void fd_name(char *buf, size_t len, uint32_t sid, int32_t key)
 {
-	snprintf(buf, len, "k%u.%d", sid, fd);
+	snprintf(buf, len, "k%u.%d", sid, key);
 }
 
 static void kstate_off(struct kstate *k, const char *why)
@@ -108,60 +118,123 @@ static void kstate_off(struct kstate *k, const char *why)
 		"next start", why);
 }
 
-static bool has_fd(const struct image_writer *w, const struct ks_fd *f)
+static bool same_file(const struct ks_fd *a, const struct image_fd *f)
 {
-	for (uint32_t i = 0; i < w->nr_fds; i++)
-		if (w->fds[i].fd == f->fd && w->fds[i].dev == f->dev &&
-		    w->fds[i].ino == f->ino)
+	return a->dev == f->dev && a->ino == f->ino;
+}
+
+static bool key_taken(const struct ks_write *x, int32_t key)
+{
+	for (uint32_t i = 0; i < x->e->nr_fds; i++)
+		if (x->e->fds[i].key == key)
+			return true;
+	for (uint32_t i = 0; i < x->nr_fds; i++)
+		if (x->fds[i].key == key)
 			return true;
 	return false;
 }
 
-/* Store what @w names and @e has not stored; drop what it no longer names. */
-static int sync_fds(struct kstate *k, struct ks_sess *e,
-		    const struct image_writer *w)
+/*
+ * The number an FD record of the image says: the key of the store
+ * entry that holds the descriptor (image_writer.number).  In a fresh
+ * process a key is the descriptor's number; a live upgrade's successor
+ * holds the same files under other numbers and keeps the keys its
+ * predecessor stored them under (the fd store keeps one copy of a file,
+ * so a name cannot move to a new entry without a moment where no entry
+ * holds it): an entry whose descriptor is not known yet (fd -1) is the
+ * first of the same file (st_dev, st_ino) not taken by an earlier record.
+ */
+static int32_t number_fd(void *arg, const struct image_fd *f)
+{
+	struct ks_write *x = arg;
+	const struct ks_sess *e = x->e;
+	struct ks_fd n = {
+		.fd = f->fd, .key = f->fd, .from = -1,
+		.dev = f->dev, .ino = f->ino,
+	};
+	bool found = false;
+
+	for (uint32_t i = 0; i < x->nr_fds; i++)
+		if (x->fds[i].fd == f->fd && same_file(&x->fds[i], f))
+			return x->fds[i].key;
+	for (uint32_t i = 0; i < e->nr_fds && !found; i++)
+		if (e->fds[i].fd == f->fd && same_file(&e->fds[i], f)) {
+			n.key = e->fds[i].key;
+			n.from = (int32_t)i;
+			found = true;
+		}
+	for (uint32_t i = 0; i < e->nr_fds && !found; i++) {
+		bool used = false;
+
+		if (e->fds[i].fd >= 0 || !same_file(&e->fds[i], f))
+			continue;
+		for (uint32_t j = 0; j < x->nr_fds && !used; j++)
+			used = x->fds[j].from == (int32_t)i;
+		if (used)
+			continue;
+		n.key = e->fds[i].key;
+		n.from = (int32_t)i;
+		found = true;
+	}
+	while (!found && key_taken(x, n.key)) {
+		if (n.key == INT32_MAX)
+			return -EMFILE;
+		n.key++;
+	}
+	if (x->nr_fds == x->cap_fds) {
+		uint32_t cap = x->cap_fds ? x->cap_fds * 2 : 8;
+		struct ks_fd *p = realloc(x->fds, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		x->fds = p;
+		x->cap_fds = cap;
+	}
+	x->fds[x->nr_fds++] = n;
+	return n.key;
+}
+
+/*
+ * Store what @x names that @e has not stored; drop what it no longer
+ * names; @x's entries become @e's.
+ */
+static int sync_fds(struct ks_sess *e, struct ks_write *x)
 {
 	char name[64];
-	uint32_t n = 0;
+	uint32_t n;
+	int r = 0;
 
 	for (uint32_t i = 0; i < e->nr_fds; i++) {
-		if (has_fd(w, &e->fds[i])) {
-			e->fds[n++] = e->fds[i];
+		bool kept = false;
+
+		for (uint32_t j = 0; j < x->nr_fds && !kept; j++)
+			kept = x->fds[j].from == (int32_t)i;
+		e->found += kept && e->fds[i].fd < 0;
+		if (kept)
 			continue;
-		}
-		fd_name(name, sizeof(name), e->sid, e->fds[i].fd);
+		fd_name(name, sizeof(name), e->sid, e->fds[i].key);
 		sd_fdstore_remove(name);
 	}
-	e->nr_fds = n;
-	for (uint32_t i = 0; i < w->nr_fds; i++) {
-		struct ks_fd f = {
-			.fd = w->fds[i].fd, .dev = w->fds[i].dev,
-			.ino = w->fds[i].ino,
-		};
-		bool known = false;
-		int r;
-
-		for (uint32_t j = 0; j < e->nr_fds && !known; j++)
-			known = e->fds[j].fd == f.fd && e->fds[j].dev == f.dev &&
-				e->fds[j].ino == f.ino;
-		if (known)
+	for (uint32_t i = 0; i < x->nr_fds && r == 0; i++) {
+		if (x->fds[i].from >= 0)
 			continue;
-		if (e->nr_fds == e->cap_fds) {
-			uint32_t cap = e->cap_fds ? e->cap_fds * 2 : 8;
-			struct ks_fd *p = realloc(e->fds, cap * sizeof(*p));
-
-			if (!p)
-				return -ENOMEM;
-			e->fds = p;
-			e->cap_fds = cap;
-		}
-		fd_name(name, sizeof(name), e->sid, f.fd);
-		r = sd_fdstore(name, f.fd);
-		if (r < 0)
-			return r;
-		e->fds[e->nr_fds++] = f;
+		fd_name(name, sizeof(name), e->sid, x->fds[i].key);
+		r = sd_fdstore(name, x->fds[i].fd);
+		if (r == 0)
+			continue;
+		/* refused: @e keeps what is stored, to remove it with @e */
+		n = i;
+		for (uint32_t j = i + 1; j < x->nr_fds; j++)
+			if (x->fds[j].from >= 0)
+				x->fds[n++] = x->fds[j];
+		x->nr_fds = n;
 	}
-	return 0;
+	free(e->fds);
+	e->fds = x->fds;
+	e->nr_fds = x->nr_fds;
+	e->cap_fds = x->cap_fds;
+	x->fds = NULL;
+	return r;
 }
 
 static int write_session(struct kstate *k, struct ks_sess *e,
@@ -174,6 +247,7 @@ static int write_session(struct kstate *k, struct ks_sess *e,
 	};
 	struct image_session is = { .id = e->sid, .uid = id->uid };
 	struct image_writer w;
+	struct ks_write x = { .e = e };
 	struct ioasid_op why;
 	char name[64];
 	int memfd = -1, r;
@@ -182,6 +256,8 @@ static int write_session(struct kstate *k, struct ks_sess *e,
 	memcpy(rec.token, id->token, sizeof(rec.token));
 	ioasid_op_init(&why, IOASID_CMD_UNSPEC);
 	image_writer_init(&w, false);
+	w.number = number_fd;
+	w.number_arg = &x;
 	r = image_put_core(&w, srv->backend_uri);
 	if (r == 0)
 		r = image_put(&w, IMAGE_REC_DAEMON_KSTATE, &rec, sizeof(rec));
@@ -196,7 +272,7 @@ static int write_session(struct kstate *k, struct ks_sess *e,
 		r = image_writer_finish(&w, &memfd);
 	explicit_bzero(rec.token, sizeof(rec.token));
 	if (r == 0)
-		r = sync_fds(k, e, &w);
+		r = sync_fds(e, &x);
 	if (r == 0) {
 		snprintf(name, sizeof(name), "kimg%u.%u", e->sid,
 			 (unsigned int)(rec.generation & 1));
@@ -210,6 +286,7 @@ static int write_session(struct kstate *k, struct ks_sess *e,
 	}
 	if (memfd >= 0)
 		close(memfd);
+	free(x.fds);
 	image_writer_release(&w, false);
 	if (r < 0)
 		log_err(srv, "kernel state: session \"%s\": %s", id->name,
@@ -249,7 +326,7 @@ static void forget(struct kstate *k, struct ks_sess *e)
 	char name[64];
 
 	for (uint32_t i = 0; i < e->nr_fds; i++) {
-		fd_name(name, sizeof(name), e->sid, e->fds[i].fd);
+		fd_name(name, sizeof(name), e->sid, e->fds[i].key);
 		sd_fdstore_remove(name);
 	}
 	for (unsigned int g = 0; g < 2; g++) {
@@ -271,6 +348,188 @@ void kstate_end(struct server *srv, struct session *s)
 
 	if (k && s && (e = find_sess(k, core_session_id(s))))
 		forget(k, e);
+}
+
+/* ---- live upgrade -------------------------------------------------------- */
+
+/*
+ * IMAGE_REC_DAEMON_KSTATE_UP (image version 4): the sessions' store
+ * entries, for the successor to go on with them: a ks_up, then per
+ * session a ks_up_sess and its ks_up_fds.
+ */
+struct ks_up {
+	uint32_t nr_sessions, reserved;
+};
+
+struct ks_up_sess {
+	uint32_t sid, gid;
+	uint64_t generation;
+	uint32_t nr_fds, reserved;
+};
+
+struct ks_up_fd {
+	int32_t key;
+	uint32_t reserved;
+	uint64_t dev, ino;
+};
+
+/* The ks_state is not handed over when it is off: it stays off. */
+int kstate_export(const struct kstate *k, struct image_writer *w)
+{
+	struct ks_up up = { 0 };
+	size_t len = sizeof(up);
+	char *buf, *p;
+	int r;
+
+	if (!k || k->broken)
+		return 0;
+	for (const struct ks_sess *e = k->list; e; e = e->next) {
+		up.nr_sessions++;
+		len += sizeof(struct ks_up_sess) +
+		       (size_t)e->nr_fds * sizeof(struct ks_up_fd);
+	}
+	if (len > UINT32_MAX)
+		return -E2BIG;
+	buf = p = calloc(1, len);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(p, &up, sizeof(up));
+	p += sizeof(up);
+	for (const struct ks_sess *e = k->list; e; e = e->next) {
+		struct ks_up_sess us = {
+			.sid = e->sid, .gid = e->gid,
+			.generation = e->generation, .nr_fds = e->nr_fds,
+		};
+
+		memcpy(p, &us, sizeof(us));
+		p += sizeof(us);
+		for (uint32_t i = 0; i < e->nr_fds; i++) {
+			struct ks_up_fd uf = {
+				.key = e->fds[i].key, .dev = e->fds[i].dev,
+				.ino = e->fds[i].ino,
+			};
+
+			memcpy(p, &uf, sizeof(uf));
+			p += sizeof(uf);
+		}
+	}
+	/* an older successor would not go on with the store's entries */
+	image_writer_need_version(w, 4);
+	r = image_put(w, IMAGE_REC_DAEMON_KSTATE_UP, buf, (uint32_t)len);
+	free(buf);
+	return r;
+}
+
+int kstate_adopt(struct server *srv, struct image *img, char *why,
+		 size_t whylen)
+{
+	struct image_rec rec;
+	struct kstate *k;
+	struct ks_up up;
+	const char *p, *end;
+	bool found = false;
+
+	image_rewind(img);
+	while (!found && image_next(img, &rec) > 0)
+		found = rec.type == IMAGE_REC_DAEMON_KSTATE_UP;
+	if (!found)
+		return 0;		/* the predecessor had none */
+	if (rec.len < sizeof(up))
+		goto bad;
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	k->srv = srv;
+	p = rec.payload;
+	end = p + rec.len;
+	memcpy(&up, p, sizeof(up));
+	p += sizeof(up);
+	for (uint32_t i = 0; i < up.nr_sessions; i++) {
+		struct ks_up_sess us;
+		struct ks_sess *e;
+
+		if ((size_t)(end - p) < sizeof(us))
+			goto bad_free;
+		memcpy(&us, p, sizeof(us));
+		p += sizeof(us);
+		if ((size_t)(end - p) / sizeof(struct ks_up_fd) < us.nr_fds ||
+		    !us.sid || find_sess(k, us.sid))
+			goto bad_free;
+		if (!sessions_find_by_session(srv, us.sid)) {
+			snprintf(why, whylen, "record %u: the kernel state of "
+				 "session %u, which is not a named session",
+				 rec.index, us.sid);
+			kstate_free(k);
+			return -EBADMSG;
+		}
+		e = calloc(1, sizeof(*e));
+		if (e && us.nr_fds)
+			e->fds = calloc(us.nr_fds, sizeof(*e->fds));
+		if (!e || (us.nr_fds && !e->fds)) {
+			free(e);
+			kstate_free(k);
+			return -ENOMEM;
+		}
+		e->sid = us.sid;
+		e->gid = us.gid;
+		e->generation = us.generation;
+		e->nr_fds = e->cap_fds = us.nr_fds;
+		e->next = k->list;
+		k->list = e;
+		for (uint32_t j = 0; j < us.nr_fds; j++) {
+			struct ks_up_fd uf;
+
+			memcpy(&uf, p, sizeof(uf));
+			p += sizeof(uf);
+			if (uf.key < 0)
+				goto bad_free;
+			/* our descriptor of it: found at the next image */
+			e->fds[j] = (struct ks_fd){
+				.fd = -1, .key = uf.key, .from = -1,
+				.dev = uf.dev, .ino = uf.ino,
+			};
+		}
+	}
+	if (p != end)
+		goto bad_free;
+	srv->kstate = k;
+	return 0;
+bad_free:
+	kstate_free(k);
+bad:
+	snprintf(why, whylen, "record %u: the kernel state record is "
+		 "malformed", rec.index);
+	return -EBADMSG;
+}
+
+void kstate_resume(struct server *srv)
+{
+	struct kstate *k = srv->kstate;
+	uint32_t nr = 0, kept = 0, had = 0;
+
+	if (!k)
+		return;
+	for (struct ks_sess *e = k->list; e && !k->broken; e = e->next) {
+		struct named *nm = sessions_find_by_session(srv, e->sid);
+		struct sessions_ident id;
+		if (!nm)
+			continue;
+		sessions_ident(nm, &id);
+		had += e->nr_fds;
+		e->found = 0;
+		if (write_session(k, e, &id) < 0)
+			kstate_off(k, "a session's state could not be stored "
+				   "after the upgrade");
+		explicit_bzero(&id, sizeof(id));
+		kept += e->found;
+		nr++;
+	}
+	if (kept < had)
+		log_warn(srv, "kernel state: %u of the %u descriptor(s) the "
+			 "predecessor stored are not this process's: they "
+			 "left the store", had - kept, had);
+	log_info(srv, "kernel state: taken over (%u session(s), %u stored "
+		 "descriptor(s) kept under their names)", nr, kept);
 }
 
 /* ---- after a crash ------------------------------------------------------- */

@@ -135,6 +135,8 @@ static int write_image(struct server *srv, const struct client *requester,
 		r = sessions_export(srv, w);
 	if (r == 0)
 		r = journal_export(srv->journal, w);
+	if (r == 0)
+		r = kstate_export(srv->kstate, w);
 	if (r < 0) {
 		snprintf(why, whylen, "cannot write the state image: %s",
 			 strerror(-r));
@@ -290,12 +292,6 @@ int upgrade_start(struct server *srv, const char *binary,
 	if (srv->upgrading) {
 		snprintf(why, whylen, "an upgrade is already under way");
 		return -EBUSY;
-	}
-	if (srv->kstate) {
-		snprintf(why, whylen, "a live upgrade with crash survival on "
-			 "a kernel backend (a service manager's fd store) is "
-			 "not supported yet");
-		return -EOPNOTSUPP;
 	}
 	if (srv->dead) {
 		/* a connection that just went may leave a lingering session */
@@ -605,6 +601,8 @@ int upgrade_adopt(struct server *srv, struct core **core, char *why,
 		r = replay(srv, a.img, why, whylen);
 	if (r == 0)
 		r = journal_adopt(srv, a.img, take_fd, &a, why, whylen);
+	if (r == 0)
+		r = kstate_adopt(srv, a.img, why, whylen);
 	if (r < 0) {
 		if (!why[0])
 			snprintf(why, whylen, "%s", strerror(-r));
@@ -630,6 +628,8 @@ int upgrade_adopt(struct server *srv, struct core **core, char *why,
 	say_verdict(sock, 0, "");
 	await_go(sock);
 	close(sock);
+	/* only now: until "G" the store is the predecessor's */
+	kstate_resume(srv);
 	if (st.requester)
 		client_send_upgrade_reply(srv, st.requester, st.seq);
 	log_info(srv, "upgrade: took over from pid %u", st.pid);

@@ -19,6 +19,22 @@
 #include "supervisor.h"
 
 #define GUARD_MS	30000
+#define KCMP_FILE_	0		/* <linux/kcmp.h>'s KCMP_FILE */
+
+/*
+ * Whether @a and @b are the same open file, as systemd's fd store tells
+ * (same_fd(): kcmp(2)); false where kcmp is not there.
+ */
+static bool same_open_file(int a, int b)
+{
+#ifdef SYS_kcmp
+	pid_t self = getpid();
+
+	return syscall(SYS_kcmp, self, self, KCMP_FILE_, a, b) == 0;
+#else
+	return false;
+#endif
+}
 
 static void put_fd(struct supervisor *s, int fd, const char *name)
 {
@@ -26,6 +42,12 @@ static void put_fd(struct supervisor *s, int fd, const char *name)
 		close(fd);
 		return;
 	}
+	/* as systemd: a file stored already keeps its name, once */
+	for (unsigned int i = 0; i < s->nr_store; i++)
+		if (same_open_file(s->store[i].fd, fd)) {
+			close(fd);
+			return;
+		}
 	s->store[s->nr_store].fd = fd;
 	snprintf(s->store[s->nr_store].name,
 		 sizeof(s->store[s->nr_store].name), "%s", name);

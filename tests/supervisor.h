@@ -5,7 +5,9 @@
  * the same protocols (sd_notify(3), sd_listen_fds(3)):
  *
  *   NOTIFY_SOCKET  a datagram socket; READY=1 ends a start, FDSTORE=1 with
- *                  FDNAME= keeps the descriptors that came with it,
+ *                  FDNAME= keeps the descriptors that came with it
+ *                  (as systemd, one that is an open file the store
+ *                  holds already is dropped: that one keeps its name),
  *                  FDSTOREREMOVE=1 with FDNAME= drops every one of that
  *                  name;
  *                  MAINPID= makes another process the one watched (a

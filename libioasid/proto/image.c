@@ -106,7 +106,7 @@ int image_put(struct image_writer *w, uint16_t type, const void *payload,
 
 int image_put_fd(struct image_writer *w, int fd, uint32_t *index)
 {
-	struct image_fd rec = { 0 };
+	struct image_fd rec = { 0 }, said;
 	struct stat st;
 	int r;
 
@@ -136,7 +136,14 @@ int image_put_fd(struct image_writer *w, int fd, uint32_t *index)
 	rec.fd = w->dup_fds ? fcntl(fd, F_DUPFD, 3) : fd;
 	if (rec.fd < 0)
 		return -errno;
-	r = image_put(w, IMAGE_REC_FD, &rec, sizeof(rec));
+	said = rec;
+	r = 0;
+	if (w->number) {
+		said.fd = w->number(w->number_arg, &rec);
+		r = said.fd < 0 ? said.fd : 0;
+	}
+	if (r == 0)
+		r = image_put(w, IMAGE_REC_FD, &said, sizeof(said));
 	if (r < 0) {
 		if (w->dup_fds)
 			close(rec.fd);

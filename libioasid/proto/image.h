@@ -92,9 +92,11 @@
  * counters (image_put_op() and image_put_counters() ask for it): their
  * replay gives the stage-2 domain a NESTED_ALLOC or VIOMMU_ALLOC makes
  * the id before the op's own, and a PASID attach's expect_id is its
- * domain, which an older reader does not know.
+ * domain, which an older reader does not know; version 4 is an ioasidd
+ * image that hands its kernel state's fd store entries over (as with
+ * version 2: an older successor would leave them to nobody).
  */
-#define IMAGE_VERSION		3
+#define IMAGE_VERSION		4
 /* The largest image a reader takes (-EFBIG beyond). */
 #define IMAGE_MAX_SIZE		(1ULL << 30)
 
@@ -179,6 +181,9 @@ struct image_counters {
 
 /* ---- writing -------------------------------------------------------- */
 
+/* @f: the descriptor's own number, type and file. */
+typedef int32_t (*image_number_fn)(void *arg, const struct image_fd *f);
+
 struct image_writer {
 	uint8_t *buf;			/* records not yet flushed */
 	size_t len, cap;
@@ -193,6 +198,14 @@ struct image_writer {
 	 * descriptor's number as given.
 	 */
 	bool dup_fds;
+	/*
+	 * NULL, or the number an FD record says for a descriptor instead of
+	 * its own (ioasidd's kernel state: the name it has in the fd store,
+	 * which a live upgrade's successor keeps); -errno fails the record.
+	 * fds[] keep the descriptors' own numbers.
+	 */
+	image_number_fn number;
+	void *number_arg;
 	/* the file being appended to (image_writer_flush()), -1 */
 	int memfd;
 	uint64_t flushed;		/* committed bytes of memfd */
