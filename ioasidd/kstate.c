@@ -455,13 +455,6 @@ int kstate_adopt(struct server *srv, struct image *img, char *why,
 		if ((size_t)(end - p) / sizeof(struct ks_up_fd) < us.nr_fds ||
 		    !us.sid || find_sess(k, us.sid))
 			goto bad_free;
-		if (!sessions_find_by_session(srv, us.sid)) {
-			snprintf(why, whylen, "record %u: the kernel state of "
-				 "session %u, which is not a named session",
-				 rec.index, us.sid);
-			kstate_free(k);
-			return -EBADMSG;
-		}
 		e = calloc(1, sizeof(*e));
 		if (e && us.nr_fds)
 			e->fds = calloc(us.nr_fds, sizeof(*e->fds));
@@ -509,11 +502,18 @@ void kstate_resume(struct server *srv)
 
 	if (!k)
 		return;
-	for (struct ks_sess *e = k->list; e && !k->broken; e = e->next) {
+	for (struct ks_sess *e = k->list, *next; e && !k->broken; e = next) {
 		struct named *nm = sessions_find_by_session(srv, e->sid);
 		struct sessions_ident id;
-		if (!nm)
+
+		next = e->next;
+		if (!nm) {
+			log_warn(srv, "kernel state: session %u is not a named "
+				 "session here: its entries leave the store",
+				 e->sid);
+			forget(k, e);
 			continue;
+		}
 		sessions_ident(nm, &id);
 		had += e->nr_fds;
 		e->found = 0;

@@ -456,16 +456,40 @@ int sup_replace(struct supervisor *s, const char *name, int fd)
 
 bool sup_log_has(const struct supervisor *s, const char *text)
 {
+	return sup_log_count(s, text) > 0;
+}
+
+unsigned int sup_log_count(const struct supervisor *s, const char *text)
+{
 	char line[2048];
-	bool found = false;
+	unsigned int n = 0;
 	FILE *f = fopen(s->log, "re");
 
 	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, text) != NULL;
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, text) != NULL;
 	fclose(f);
-	return found;
+	return n;
+}
+
+void sup_store_names(const struct supervisor *s, const char *skip,
+		     char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (unsigned int i = 0; i < s->nr_store && n + 1 < len; i++) {
+		int w;
+
+		if (skip && !strncmp(s->store[i].name, skip, strlen(skip)))
+			continue;
+		w = snprintf(buf + n, len - n, "%s%s", n ? " " : "",
+			     s->store[i].name);
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
 }
 
 void sup_dump_log(const struct supervisor *s, FILE *f)

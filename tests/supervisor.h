@@ -103,6 +103,14 @@ void sup_poller_start(struct sup_poller *p, struct supervisor *s);
 void sup_poller_stop(struct sup_poller *p);
 /* Whether the daemon's log has a line containing @text. */
 bool sup_log_has(const struct supervisor *s, const char *text);
+/* How many of the daemon's log lines contain @text. */
+unsigned int sup_log_count(const struct supervisor *s, const char *text);
+/*
+ * The store's names in order, space-separated, but those starting with
+ * @skip (NULL: none); cut at @len.
+ */
+void sup_store_names(const struct supervisor *s, const char *skip,
+		     char *buf, size_t len);
 void sup_dump_log(const struct supervisor *s, FILE *f);
 
 #endif

@@ -27,6 +27,13 @@
  *  4. Through a real ioasidd --backend iommufd:mock: a live upgrade
  *     (ioasid_daemon_upgrade) adopts the client's HWPT (the successor's
  *     log says so) and the client's next calls (DMA, map, unmap) work.
+ *  5. The same under a service manager with an fd store (crash survival,
+ *     ioasidd/kstate.c): kill -9, the device's DMA while the daemon is
+ *     down, restart and reclaim; a live upgrade there, which goes on with
+ *     the same store entries under the same names, then kill -9 of the
+ *     successor and a restart from what it stored; then what the kernel
+ *     or the store lost.
+ *  6. edu DMA-ing in a loop across a crash and across a live upgrade.
  *
  * The successor half runs in the exec'd image ("--successor ..."): it
  * sends one line per check ("1 text" or "0 text") on an inherited pipe,
@@ -933,9 +940,11 @@ static void suite_crash(void)
 	struct ioasid_ctx *c = NULL;
 	uint64_t iova = IOVA, iova2 = IOVA, iova3 = IOVA2;
 	uint8_t out[512], in[512];
-	uint32_t dev = 0, ioas = 0, ioas2 = 0, linger = 0;
+	uint32_t dev = 0, ioas = 0, ioas2 = 0, linger = 0, pid = 0;
 	int m = kb_memfd(LEN, 0), m2 = kb_memfd(2 * LEN, 0x22), r, ifd, acc;
-	char name[256];
+	char name[256], names[1024], names2[1024];
+	unsigned int rebuilt;
+	pid_t old;
 
 	if (!getenv("IOASIDD") && access("/usr/sbin/ioasidd", X_OK) == 0)
 		setenv("IOASIDD", "/usr/sbin/ioasidd", 0);
@@ -1008,7 +1017,66 @@ static void suite_crash(void)
 		r = ioasid_unmap(c, ioas, IOVA2, KB_PAGE, 0, NULL);
 	tap_ok(r == 0, "the same IOAS maps and unmaps (%s)", kb_err(c));
 
-	/* 2. bad input: the kernel lost an IOAS, the store lost a file */
+	/*
+	 * 2. a live upgrade while the store holds it all, then kill -9 of
+	 * the successor: the store's entries are the same ones, under the
+	 * same names (the store keeps one copy of a file), and they hold
+	 * what the successor stored
+	 */
+	sup_poller_stop(&pl);
+	sup_store_names(&s, "kimg", names, sizeof(names));
+	old = s.pid;
+	sup_poller_start(&pl, &s);
+	r = ioasid_daemon_upgrade(c, NULL, &pid);
+	sup_poller_stop(&pl);
+	if (r == 0)
+		r = sup_wait_mainpid(&s, old);
+	sup_store_names(&s, "kimg", names2, sizeof(names2));
+	tap_ok(r == 0 && s.pid != old &&
+	       sup_log_has(&s, "every kernel object adopted") &&
+	       sup_log_has(&s, "kernel state: taken over (1 session(s)") &&
+	       !sup_log_has(&s, "left the store") && stored_image(&s) &&
+	       !strcmp(names, names2), "a live upgrade with crash survival "
+	       "on: the successor (pid %u) adopted everything and goes on "
+	       "with the store's entries under their names (%s; before: %s)",
+	       pid, names2, names);
+	sup_poller_start(&pl, &s);
+	r = dma(c, dev, IOVA + 0x800, in, sizeof(in), false);
+	tap_ok(r == 0 && !memcmp(in, out, sizeof(in)), "after the upgrade "
+	       "the client's DMA reads what it read before (%s)", kb_err(c));
+	iova3 = IOVA2;
+	r = ioasid_map_file(c, ioas, m, 0, KB_PAGE, IOASID_MAP_READ |
+			    IOASID_MAP_FIXED_IOVA, &iova3);
+	if (r == 0)
+		r = ioasid_unmap(c, ioas, IOVA2, KB_PAGE, 0, NULL);
+	tap_ok(r == 0, "and maps and unmaps: the successor stores its "
+	       "changes (%s)", kb_err(c));
+	sup_poller_stop(&pl);
+	rebuilt = sup_log_count(&s, "0 record(s) failed, 0 made again");
+	sup_kill(&s);
+	ifd = stored(&s, "/dev/iommu", NULL, 0);
+	acc = stored(&s, "access", NULL, 0);
+	kb_pattern(out, sizeof(out), 0x83);
+	r = ifd >= 0 && acc >= 0 ?
+	    access_write(ifd, acc, IOVA + 0x800, out, sizeof(out)) : -EBADF;
+	tap_ok(r == 0 && kb_file_equals(m, 0x800, out, sizeof(out)),
+	       "kill -9 of the successor: the store holds the session's "
+	       "iommufd and its device's access; the device's DMA lands "
+	       "while ioasidd is down (%s)", strerror(-r));
+	r = sup_crash_restart(&s);
+	sup_poller_start(&pl, &s);
+	tap_ok(r == 0 && sup_log_count(&s, "0 record(s) failed, 0 made "
+				       "again") == rebuilt + 1 &&
+	       !sup_log_has(&s, "not taken over") &&
+	       !sup_log_has(&s, "not in the fd store"),
+	       "restarted: the session rebuilt from what the successor "
+	       "stored, every kernel object adopted (the log)");
+	r = dma(c, dev, IOVA + 0x800, in, sizeof(in), false);
+	tap_ok(r == 0 && !memcmp(in, out, sizeof(in)), "the client "
+	       "reclaims on its own; its DMA reads what landed while the "
+	       "successor was dead (%s)", kb_err(c));
+
+	/* 3. bad input: the kernel lost an IOAS, the store lost a file */
 	sup_poller_stop(&pl);
 	sup_kill(&s);
 	ifd = stored(&s, "/dev/iommu", NULL, 0);

@@ -28,7 +28,11 @@
  *  6. The same daemon under a service manager with an fd store: kill -9
  *     under edu's DMA loop, restart: the container adopted from the
  *     store (the dead daemon's addresses replaced), nothing made again,
- *     every transfer lands, the client reclaims and maps.
+ *     every transfer lands, the client reclaims and maps;
+ *     then a live upgrade there under the DMA loop (the successor goes
+ *     on with the store's entries under their names) and kill -9 of the
+ *     successor: restarted from what it stored, nothing made again, no
+ *     transfer wrong, no DMAR fault.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -573,6 +577,36 @@ static void *dma_loop_run(void *arg)
 	return NULL;
 }
 
+static void dma_loop_start(struct dma_loop *l)
+{
+	if (l->stop >= 0)
+		close(l->stop);
+	l->stop = eventfd(0, EFD_CLOEXEC);
+	l->running = l->stop >= 0 &&
+		     pthread_create(&l->thread, NULL, dma_loop_run, l) == 0;
+}
+
+static void dma_loop_stop(struct dma_loop *l)
+{
+	uint64_t one = 1;
+
+	if (l->running && write(l->stop, &one, sizeof(one)) == sizeof(one))
+		pthread_join(l->thread, NULL);
+	l->running = false;
+}
+
+/* Wait for @n transfers more than @from (or a wrong one): true if done. */
+static bool dma_progress(struct dma_loop *l, unsigned int from,
+			 unsigned int n)
+{
+	while (l->running &&
+	       __atomic_load_n(&l->done, __ATOMIC_RELAXED) < from + n &&
+	       !__atomic_load_n(&l->bad, __ATOMIC_RELAXED))
+		sched_yield();
+	return __atomic_load_n(&l->done, __ATOMIC_RELAXED) >= from + n &&
+	       !__atomic_load_n(&l->bad, __ATOMIC_RELAXED);
+}
+
 /*
  * Through ioasidd (@c): @edu bound, an IOAS with l->mem mapped at IOVA,
  * edu attached; its device fd opened here from the group the daemon
@@ -713,10 +747,13 @@ static void suite_crash(const char *edu)
 	struct sup_poller pl = { .stop = -1 };
 	struct dma_loop l = { .stop = -1 };
 	uint8_t pat[XFER];
-	uint64_t iova3 = IOVA3, one = 1;
-	uint32_t dev, ioas, linger = 0;
-	unsigned int before;
+	uint64_t iova3 = IOVA3;
+	uint32_t dev, ioas, linger = 0, pid = 0;
+	unsigned int before, rebuilt;
+	char names[1024], names2[1024];
 	int group = -1, devfd = -1, r;
+	pid_t old;
+	bool ok;
 
 	if (!getenv("IOASIDD") && access("/usr/sbin/ioasidd", X_OK) == 0)
 		setenv("IOASIDD", "/usr/sbin/ioasidd", 0);
@@ -742,17 +779,11 @@ static void suite_crash(const char *edu)
 		    "attaches; its device fd here (%s)", r ? kb_err(c) : "ok"))
 		goto out;
 	kb_kmsg("kb_restart_type1: edu across a crash");
-	l.stop = eventfd(0, EFD_CLOEXEC);
-	l.running = l.stop >= 0 &&
-		    pthread_create(&l.thread, NULL, dma_loop_run, &l) == 0;
+	dma_loop_start(&l);
 	sup_poller_stop(&pl);
 	before = __atomic_load_n(&l.done, __ATOMIC_RELAXED);
 	sup_kill(&s);
-	while (l.running &&
-	       __atomic_load_n(&l.done, __ATOMIC_RELAXED) < before + 4 &&
-	       !__atomic_load_n(&l.bad, __ATOMIC_RELAXED))
-		sched_yield();
-	tap_ok(!l.bad && l.done >= before + 4, "edu keeps DMA-ing while "
+	tap_ok(dma_progress(&l, before, 4), "edu keeps DMA-ing while "
 	       "ioasidd is dead (%u transfers landed, %u wrong)", l.done,
 	       l.bad);
 	r = sup_crash_restart(&s);
@@ -763,8 +794,7 @@ static void suite_crash(const char *edu)
 	       "store, nothing made again (the log)");
 	r = ioasid_get_status(c, &(struct ioasid_status){ 0 });
 	tap_ok(r == 0, "the client reclaims on its own (%s)", kb_err(c));
-	if (l.running && write(l.stop, &one, sizeof(one)) == sizeof(one))
-		pthread_join(l.thread, NULL);
+	dma_loop_stop(&l);
 	tap_ok(!l.bad &&
 	       !kb_any_dmar_fault_after("kb_restart_type1: edu across a "
 					   "crash"),
@@ -780,6 +810,59 @@ static void suite_crash(const char *edu)
 		r = ioasid_unmap(c, ioas, IOVA3, KB_PAGE, 0, NULL);
 	tap_ok(r == 0, "after the restart the client maps a page, edu DMAs "
 	       "into it, the client unmaps it (%s)", kb_err(c));
+
+	/* a live upgrade there, then kill -9 of the successor */
+	sup_poller_stop(&pl);
+	sup_store_names(&s, "kimg", names, sizeof(names));
+	old = s.pid;
+	sup_poller_start(&pl, &s);
+	kb_kmsg("kb_restart_type1: edu across an upgrade and a crash");
+	dma_loop_start(&l);
+	before = __atomic_load_n(&l.done, __ATOMIC_RELAXED);
+	r = ioasid_daemon_upgrade(c, NULL, &pid);
+	ok = dma_progress(&l, before, 4);
+	sup_poller_stop(&pl);
+	if (r == 0)
+		r = sup_wait_mainpid(&s, old);
+	sup_store_names(&s, "kimg", names2, sizeof(names2));
+	tap_ok(r == 0 && ok && s.pid != old &&
+	       sup_log_has(&s, "kernel state: taken over (1 session(s)") &&
+	       !sup_log_has(&s, "left the store") && !strcmp(names, names2),
+	       "a live upgrade with the fd store under edu's DMA loop: the "
+	       "successor (pid %u) goes on with the store's entries under "
+	       "their names (%s); %u transfers, %u wrong (%s)", pid, names2,
+	       l.done, l.bad, r ? kb_err(c) : "ok");
+	rebuilt = sup_log_count(&s, "0 record(s) failed, 0 made again");
+	before = __atomic_load_n(&l.done, __ATOMIC_RELAXED);
+	sup_kill(&s);
+	tap_ok(dma_progress(&l, before, 4), "kill -9 of the successor: edu "
+	       "keeps DMA-ing (%u transfers, %u wrong)", l.done, l.bad);
+	r = sup_crash_restart(&s);
+	sup_poller_start(&pl, &s);
+	tap_ok(r == 0 && sup_log_count(&s, "0 record(s) failed, 0 made "
+				       "again") == rebuilt + 1,
+	       "restarted: the container and edu's group adopted from what "
+	       "the successor stored, nothing made again (the log)");
+	r = ioasid_get_status(c, &(struct ioasid_status){ 0 });
+	tap_ok(r == 0, "the client reclaims on its own (%s)", kb_err(c));
+	dma_loop_stop(&l);
+	tap_ok(!l.bad &&
+	       !kb_any_dmar_fault_after("kb_restart_type1: edu across an "
+					   "upgrade and a crash"),
+	       "edu's DMA went on through the upgrade, the kill and the "
+	       "restart: %u transfers, %u wrong, no DMAR fault", l.done,
+	       l.bad);
+	iova3 = IOVA3;
+	r = ioasid_map_file(c, ioas, l.mem, 0, KB_PAGE, IOASID_MAP_READ |
+			    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA, &iova3);
+	if (r == 0)
+		r = edu_to_mem(&l.edu, 0, IOVA3 + 0x300, XFER);
+	if (r == 0 && !kb_file_equals(l.mem, 0x300, pat, XFER))
+		r = -EIO;
+	if (r == 0)
+		r = ioasid_unmap(c, ioas, IOVA3, KB_PAGE, 0, NULL);
+	tap_ok(r == 0, "and the client maps a page, edu DMAs into it, the "
+	       "client unmaps it (%s)", kb_err(c));
 	edu_close(&l.edu);
 out:
 	if (l.stop >= 0)

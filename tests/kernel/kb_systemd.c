@@ -21,8 +21,13 @@
  *  3. iommufd with edu: edu DMA-ing into the memfd in a loop through
  *     kill -9, the restart and the reclaim: every transfer checked, 0
  *     wrong, no DMAR fault; the same IOAS, mapping and HWPT (the log:
- *     nothing made again); then SIGUSR2 is refused while crash survival
- *     is on (ioasidd(8)) and the daemon stays the same process, serving.
+ *     nothing made again); then SIGUSR2, a live upgrade while crash
+ *     survival is on, the client calling on meanwhile: systemd follows
+ *     the successor (no restart), every kernel object adopted, the fd
+ *     store's entries taken over (as many as before), 0 failed calls,
+ *     the same IOAS; then kill -9 of the successor: restarted from what
+ *     it stored, nothing made again, the client reclaims; edu's DMA
+ *     checked throughout: 0 wrong, no DMAR fault.
  *  4. iommufd with edu, linger: a VMM process names its session and is
  *     killed; edu keeps DMA-ing (its cdev held here); a new process with
  *     the token takes the session over; a second VMM killed and never
@@ -150,6 +155,24 @@ static bool log_has(const char *needle)
 	buf[n] = 0;
 	pclose(p);
 	return strstr(buf, needle) != NULL;
+}
+
+/* How many lines of ioasidd's log (this boot) contain @needle. */
+static unsigned int log_count(const char *needle)
+{
+	static char buf[1 << 20];
+	FILE *p = popen("journalctl -b -u " UNIT " -o cat --no-pager", "r");
+	unsigned int count = 0;
+	size_t n;
+
+	if (!p)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, p);
+	buf[n] = 0;
+	pclose(p);
+	for (const char *q = buf; (q = strstr(q, needle)); q += strlen(needle))
+		count++;
+	return count;
 }
 
 static void dump_log(void)
@@ -444,8 +467,10 @@ static void suite_edu_crash(const char *edu)
 	struct dma_loop l = { .stop = -1, .mem = kb_memfd(LEN, 0) };
 	uint8_t pat[EDU_XFER];
 	uint64_t before, killed, down;
-	uint32_t ioas = 0, pid_up = 0;
-	long pid, pid2;
+	uint32_t ioas = 0;
+	unsigned int calls = 0, failed = 0, rebuilt;
+	long pid, pid2, nstore;
+	double end;
 	int fd = -1, r;
 	bool ok;
 
@@ -491,20 +516,71 @@ static void suite_edu_crash(const char *edu)
 	tap_ok(dma_progress(&l, before, 4), "iommufd: edu's DMA goes on "
 	       "after the reclaim");
 
-	/* an upgrade is refused here; the daemon goes on */
-	r = ioasid_daemon_upgrade(c, NULL, &pid_up);
-	tap_ok(r == -EOPNOTSUPP && prop("MainPID") == pid2 && active() &&
-	       ioasid_lookup(c, ioas, IOVA, &m) == 0,
-	       "iommufd: a live upgrade is refused while crash survival is "
-	       "on (EOPNOTSUPP, ioasidd(8)); the same process serves on "
-	       "(%d)", r);
+	/*
+	 * A live upgrade by SIGUSR2 while the client calls on: the
+	 * successor goes on with the fd store's entries (kstate.c)
+	 */
+	nstore = prop("NFileDescriptorStore");
+	rebuilt = log_count("0 record(s) failed, 0 made again");
+	before = __atomic_load_n(&l.done, __ATOMIC_RELAXED);
+	r = sh("systemctl kill -s USR2 --kill-who=main " UNIT);
+	end = now() + WAIT_S;
+	while (r == 0 && (pid = prop("MainPID")) == pid2 && now() < end) {
+		calls++;
+		failed += ioasid_lookup(c, ioas, IOVA, &m) != 0;
+	}
+	pid = wait_new_main(pid2);
+	for (int i = 0; i < 4; i++) {
+		calls++;
+		failed += ioasid_lookup(c, ioas, IOVA, &m) != 0;
+	}
+	tap_ok(r == 0 && pid > 0 && prop("NRestarts") == 1 && active() &&
+	       log_has("upgrade: took over from pid") &&
+	       log_has("every kernel object adopted") &&
+	       log_has("kernel state: taken over (1 session(s)") &&
+	       !log_has("left the store"),
+	       "iommufd: SIGUSR2, a live upgrade with crash survival on: the "
+	       "successor (MainPID %ld, was %ld, no restart) adopted every "
+	       "kernel object and goes on with the fd store's entries (the "
+	       "log)", pid, pid2);
+	tap_ok(failed == 0 && ioasid_lookup(c, ioas, IOVA, &m) == 0 &&
+	       m.iova == IOVA && m.length == LEN,
+	       "iommufd: the client called on through the upgrade: %u "
+	       "calls, %u failed; the same IOAS %u maps the memfd", calls,
+	       failed, ioas);
+	tap_ok(dma_progress(&l, before, 8) &&
+	       prop("NFileDescriptorStore") == nstore, "iommufd: edu's DMA "
+	       "lands through the upgrade (%llu transfers, %llu wrong); the "
+	       "fd store holds as many descriptors as before (%ld, was %ld)",
+	       (unsigned long long)l.done, (unsigned long long)l.bad,
+	       prop("NFileDescriptorStore"), nstore);
+
+	/* then a crash of the successor: what it stored brings it back */
+	before = __atomic_load_n(&l.done, __ATOMIC_RELAXED);
+	r = kill_main();
+	pid2 = wait_new_main(pid);
+	tap_ok(r == 0 && pid2 > 0 && prop("NRestarts") == 2 &&
+	       dma_progress(&l, before, 8) &&
+	       log_count("0 record(s) failed, 0 made again") == rebuilt + 1,
+	       "iommufd: kill -9 of the successor: systemd restarted it (pid "
+	       "%ld); the session rebuilt from what the successor stored, "
+	       "nothing made again (the log); edu DMA-ing meanwhile", pid2);
+	r = ioasid_lookup(c, ioas, IOVA, &m);
+	if (r == 0)
+		r = ioasid_get_status(c, &(struct ioasid_status){ 0 });
+	tap_ok(r == 0 && m.iova == IOVA && m.length == LEN, "iommufd: the "
+	       "client reclaims on its own: the same IOAS %u maps the memfd, "
+	       "its next call succeeds (%s)", ioas, r ? kb_err(c) : "ok");
+	before = __atomic_load_n(&l.done, __ATOMIC_RELAXED);
+	tap_ok(dma_progress(&l, before, 4), "iommufd: edu's DMA goes on "
+	       "after the second reclaim");
 	dma_loop_stop(&l);
 	tap_ok(!l.bad &&
 	       !kb_any_dmar_fault_after("kb_systemd: edu across a crash"),
-	       "iommufd: edu's DMA through the kill, the restart and the "
-	       "reclaim: %llu transfers, %llu wrong, no DMAR fault in the "
-	       "kernel log", (unsigned long long)l.done,
-	       (unsigned long long)l.bad);
+	       "iommufd: edu's DMA through the kill, the restart, the "
+	       "upgrade, the second kill and restart: %llu transfers, %llu "
+	       "wrong, no DMAR fault in the kernel log",
+	       (unsigned long long)l.done, (unsigned long long)l.bad);
 	edu_close(&l.edu);
 out:
 	if (fd >= 0)
