@@ -835,8 +835,9 @@ static void suite_crash(const char *edu)
 	rebuilt = sup_log_count(&s, "0 record(s) failed, 0 made again");
 	before = __atomic_load_n(&l.done, __ATOMIC_RELAXED);
 	sup_kill(&s);
-	tap_ok(dma_progress(&l, before, 4), "kill -9 of the successor: edu "
-	       "keeps DMA-ing (%u transfers, %u wrong)", l.done, l.bad);
+	ok = dma_progress(&l, before, 4);
+	tap_ok(ok, "kill -9 of the successor: edu keeps DMA-ing (%u "
+	       "transfers, %u wrong)", l.done, l.bad);
 	r = sup_crash_restart(&s);
 	sup_poller_start(&pl, &s);
 	tap_ok(r == 0 && sup_log_count(&s, "0 record(s) failed, 0 made "

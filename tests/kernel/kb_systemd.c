@@ -422,6 +422,66 @@ static bool dma_progress(struct dma_loop *l, uint64_t from, uint64_t n)
 	       !__atomic_load_n(&l->bad, __ATOMIC_RELAXED);
 }
 
+/* A second client calling the daemon in a loop (a load on it). */
+struct caller {
+	struct ioasid_ctx *c;
+	pthread_t thread;
+	int stop;			/* eventfd */
+	unsigned int calls, failed;
+	bool running;
+};
+
+static void *caller_run(void *arg)
+{
+	struct caller *k = arg;
+
+	for (;;) {
+		struct pollfd f = { .fd = k->stop, .events = POLLIN };
+		struct ioasid_status st;
+		int r;
+
+		if (poll(&f, 1, 0) > 0)
+			break;
+		r = ioasid_get_status(k->c, &st);
+		__atomic_add_fetch(&k->calls, 1, __ATOMIC_RELAXED);
+		if (r < 0)
+			__atomic_add_fetch(&k->failed, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static int caller_start(struct caller *k)
+{
+	int r = ioasid_new(URI, &k->c);
+
+	k->stop = r == 0 ? eventfd(0, EFD_CLOEXEC) : -1;
+	k->running = k->stop >= 0 &&
+		     pthread_create(&k->thread, NULL, caller_run, k) == 0;
+	return k->running ? 0 : r < 0 ? r : -EIO;
+}
+
+/* Stop it once it made @n more calls than @from (or failed one). */
+static void caller_stop(struct caller *k, unsigned int from, unsigned int n)
+{
+	double end = now() + WAIT_S;
+	uint64_t one = 1;
+
+	while (k->running && now() < end &&
+	       __atomic_load_n(&k->calls, __ATOMIC_RELAXED) < from + n &&
+	       !__atomic_load_n(&k->failed, __ATOMIC_RELAXED))
+		sched_yield();
+	if (k->running &&
+	    write(k->stop, &one, sizeof(one)) == (ssize_t)sizeof(one))
+		pthread_join(k->thread, NULL);
+	k->running = false;
+	if (k->stop >= 0)
+		close(k->stop);
+	k->stop = -1;
+	if (k->c)
+		ioasid_unref(k->c);
+	k->c = NULL;
+}
+
 /* A session that binds edu, maps @mem at IOVA, attaches; its cdev in @fd. */
 static int edu_session(struct ioasid_ctx **c, const char *uri,
 		       const char *name, const char *edu, int mem,
@@ -468,6 +528,7 @@ static void suite_edu_crash(const char *edu)
 	uint8_t pat[EDU_XFER];
 	uint64_t before, killed, down;
 	uint32_t ioas = 0;
+	struct caller load = { .stop = -1 };
 	unsigned int calls = 0, failed = 0, rebuilt;
 	long pid, pid2, nstore;
 	double end;
@@ -523,7 +584,9 @@ static void suite_edu_crash(const char *edu)
 	nstore = prop("NFileDescriptorStore");
 	rebuilt = log_count("0 record(s) failed, 0 made again");
 	before = __atomic_load_n(&l.done, __ATOMIC_RELAXED);
-	r = sh("systemctl kill -s USR2 --kill-who=main " UNIT);
+	r = caller_start(&load);
+	if (r == 0)
+		r = sh("systemctl kill -s USR2 --kill-who=main " UNIT);
 	end = now() + WAIT_S;
 	while (r == 0 && (pid = prop("MainPID")) == pid2 && now() < end) {
 		calls++;
@@ -534,6 +597,8 @@ static void suite_edu_crash(const char *edu)
 		calls++;
 		failed += ioasid_lookup(c, ioas, IOVA, &m) != 0;
 	}
+	caller_stop(&load, __atomic_load_n(&load.calls, __ATOMIC_RELAXED),
+		    16);
 	tap_ok(r == 0 && pid > 0 && prop("NRestarts") == 1 && active() &&
 	       log_has("upgrade: took over from pid") &&
 	       log_has("every kernel object adopted") &&
@@ -543,11 +608,13 @@ static void suite_edu_crash(const char *edu)
 	       "successor (MainPID %ld, was %ld, no restart) adopted every "
 	       "kernel object and goes on with the fd store's entries (the "
 	       "log)", pid, pid2);
-	tap_ok(failed == 0 && ioasid_lookup(c, ioas, IOVA, &m) == 0 &&
+	tap_ok(failed == 0 && load.calls > 16 && load.failed == 0 &&
+	       ioasid_lookup(c, ioas, IOVA, &m) == 0 &&
 	       m.iova == IOVA && m.length == LEN,
-	       "iommufd: the client called on through the upgrade: %u "
-	       "calls, %u failed; the same IOAS %u maps the memfd", calls,
-	       failed, ioas);
+	       "iommufd: the clients called on through the upgrade: %u "
+	       "lookups, %u failed; a second client's loop %u calls, %u "
+	       "failed; the same IOAS %u maps the memfd", calls, failed,
+	       load.calls, load.failed, ioas);
 	tap_ok(dma_progress(&l, before, 8) &&
 	       prop("NFileDescriptorStore") == nstore, "iommufd: edu's DMA "
 	       "lands through the upgrade (%llu transfers, %llu wrong); the "
