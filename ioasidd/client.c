@@ -368,6 +368,8 @@ static int do_session_reclaim(struct client *c, struct ioasid_op *op)
 	if (server_watch(c->srv, &c->ev_w, c->out_head ? 0 : EPOLLIN) < 0)
 		client_kill(c, "cannot watch the event queue");
 	kstate_changed(c->srv, c->named, c->cred.gid);	/* its new token */
+	if (c->srv->kstate)
+		journal_test_kill_after_token();
 	return 0;
 }
 
@@ -521,6 +523,8 @@ static int run_op(struct client *c, struct ioasid_op *op)
 	token = c->named ? sessions_token_delivered(c->named) : NULL;
 	if (token && c->srv->journal)	/* the same token again: delivered */
 		journal_session_token(c->srv->journal, c->session, token);
+	if (token)			/* stored without the old one */
+		kstate_changed(c->srv, c->named, c->cred.gid);
 	if (takes_bitmap_fd(op))
 		return run_with_bitmap_fd(c, op);
 

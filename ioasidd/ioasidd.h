@@ -241,6 +241,9 @@ struct sessions_ident {
 	const char *name;
 	uint32_t uid, linger_s;
 	unsigned char token[IOASID_SESSION_TOKEN_LEN];
+	/* the token its last reclaim presented, until the reply is known */
+	bool prev_ok;
+	unsigned char prev_token[IOASID_SESSION_TOKEN_LEN];
 	struct ioasid_session_resume resume;
 };
 void sessions_ident(const struct named *n, struct sessions_ident *out);
@@ -272,6 +275,7 @@ enum daemon_image_rec {
 	IMAGE_REC_DAEMON_JOURNAL = 0x104,	/* journal.c (image version 2) */
 	IMAGE_REC_DAEMON_KSTATE = 0x105,	/* kstate.c */
 	IMAGE_REC_DAEMON_KSTATE_UP = 0x106,	/* kstate.c (image version 4) */
+	IMAGE_REC_DAEMON_KSTATE_PREV = 0x107,	/* kstate.c */
 };
 /* The state image's writer for core_session_export() (upgrade.c). */
 int daemon_put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
@@ -378,7 +382,8 @@ void journal_session_token(struct journal *j, struct session *s,
 			   const unsigned char *token);
 /*
  * Tests only: with $IOASIDD_TEST_KILL_AFTER_TOKEN set, SIGKILL right after
- * a reclaim's new token is journaled, before its reply leaves.
+ * a reclaim's new token is journaled (or stored, kstate.c), before its
+ * reply leaves.
  */
 void journal_test_kill_after_token(void);
 void journal_session_end(struct journal *j, struct session *s);

@@ -261,6 +261,10 @@ static int write_session(struct kstate *k, struct ks_sess *e,
 	r = image_put_core(&w, srv->backend_uri);
 	if (r == 0)
 		r = image_put(&w, IMAGE_REC_DAEMON_KSTATE, &rec, sizeof(rec));
+	/* a reclaim whose reply may be lost: its token is good too */
+	if (r == 0 && id->prev_ok)
+		r = image_put(&w, IMAGE_REC_DAEMON_KSTATE_PREV,
+			      id->prev_token, sizeof(id->prev_token));
 	if (r == 0)
 		r = image_put_session(&w, &is);
 	if (r == 0)
@@ -585,6 +589,8 @@ struct rebuild {
 	struct session_limits limits;
 	uint32_t failed, adopted_kobjs, next_id;
 	bool no_adopt;			/* its iommufd is gone */
+	bool prev_ok;			/* prev_token: a reclaim's, reply lost? */
+	unsigned char prev_token[IOASID_SESSION_TOKEN_LEN];
 };
 
 static int open_session(struct rebuild *b)
@@ -678,9 +684,13 @@ static void replay(struct rebuild *b, struct image *img)
 	}
 }
 
-/* The newest readable image of session @sid; NULL when none. */
+/*
+ * The newest readable image of session @sid; NULL when none.  *@prev_ok:
+ * it has the token of a reclaim whose reply may be lost, in @prev.
+ */
 static struct image *newest(struct server *srv, struct passed *p,
-			    uint32_t sid, struct ks_session_rec *out)
+			    uint32_t sid, struct ks_session_rec *out,
+			    bool *prev_ok, unsigned char *prev)
 {
 	struct image *best = NULL;
 	uint64_t best_gen = 0;
@@ -691,9 +701,10 @@ static struct image *newest(struct server *srv, struct passed *p,
 		struct ks_session_rec rec;
 		struct image_rec r;
 		struct image *img;
+		unsigned char tok[IOASID_SESSION_TOKEN_LEN] = { 0 };
 		uint32_t s;
 		long g;
-		bool found = false;
+		bool found = false, has_prev = false;
 
 		if (p->fds[i] < 0 || !parse_k(p->names[i], "kimg", &s, &g) ||
 		    s != sid)
@@ -704,17 +715,23 @@ static struct image *newest(struct server *srv, struct passed *p,
 				p->names[i], why);
 			continue;
 		}
-		while (image_next(img, &r) > 0 && !found)
-			if (r.type == IMAGE_REC_DAEMON_KSTATE &&
+		while (image_next(img, &r) > 0) {
+			if (r.type == IMAGE_REC_DAEMON_KSTATE && !found &&
 			    r.len == sizeof(rec)) {
 				memcpy(&rec, r.payload, sizeof(rec));
 				found = true;
+			} else if (r.type == IMAGE_REC_DAEMON_KSTATE_PREV &&
+				   r.len == sizeof(tok)) {
+				memcpy(tok, r.payload, sizeof(tok));
+				has_prev = true;
 			}
+		}
 		if (!found || !img->uri || strcmp(img->uri, srv->backend_uri)) {
 			log_err(srv, "kernel state: %s is not a session of "
 				"this backend (%s)", p->names[i],
 				img->uri ? img->uri : "?");
 			image_free(img);
+			explicit_bzero(tok, sizeof(tok));
 			continue;
 		}
 		if (!best || rec.generation > best_gen) {
@@ -722,9 +739,13 @@ static struct image *newest(struct server *srv, struct passed *p,
 			best = img;
 			best_gen = rec.generation;
 			*out = rec;
+			*prev_ok = has_prev;
+			memcpy(prev, tok, sizeof(tok));
 		} else {
 			image_free(img);
 		}
+		explicit_bzero(tok, sizeof(tok));
+		explicit_bzero(&rec, sizeof(rec));
 	}
 	return best;
 }
@@ -754,7 +775,8 @@ static uint32_t rebuild_all(struct kstate *k, struct passed *p,
 			    s2 == sid)
 				sid = 0;
 		}
-		if (!sid || !(img = newest(srv, p, sid, &b.rec)))
+		if (!sid || !(img = newest(srv, p, sid, &b.rec, &b.prev_ok,
+					   b.prev_token)))
 			continue;
 		b.rec.name[sizeof(b.rec.name) - 1] = '\0';
 		if (img->nr_missing)
@@ -777,10 +799,12 @@ static uint32_t rebuild_all(struct kstate *k, struct passed *p,
 		if (b.next_id > *max_id)
 			*max_id = b.next_id;
 		r = sessions_restore(srv, b.rec.name, b.rec.uid,
-				     b.rec.linger_s, b.rec.token, NULL,
+				     b.rec.linger_s, b.rec.token,
+				     b.prev_ok ? b.prev_token : NULL,
 				     &b.rec.resume,
 				     b.session, &b.limits);
 		explicit_bzero(b.rec.token, sizeof(b.rec.token));
+		explicit_bzero(b.prev_token, sizeof(b.prev_token));
 		if (r < 0) {
 			log_err(srv, "kernel state: session \"%s\" not "
 				"rebuilt: %s", b.rec.name, strerror(-r));

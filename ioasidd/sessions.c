@@ -388,6 +388,12 @@ void sessions_ident(const struct named *n, struct sessions_ident *out)
 	out->uid = n->uid;
 	out->linger_s = n->linger_s;
 	memcpy(out->token, n->token, sizeof(out->token));
+	out->prev_ok = n->prev_ok;
+	if (n->prev_ok)
+		memcpy(out->prev_token, n->prev_token,
+		       sizeof(out->prev_token));
+	else
+		memset(out->prev_token, 0, sizeof(out->prev_token));
 	out->resume = n->resume;
 }
 

@@ -32,7 +32,10 @@
  *     down, restart and reclaim; a live upgrade there, which goes on with
  *     the same store entries under the same names, then kill -9 of the
  *     successor and a restart from what it stored; then what the kernel
- *     or the store lost.
+ *     or the store lost; then a reclaim whose reply is lost with the
+ *     daemon (it dies right after storing the new token): the token
+ *     presented is good after the restart, spent once the reclaimer's
+ *     next request showed the reply arrived.
  *  6. edu DMA-ing in a loop across a crash and across a live upgrade.
  *
  * The successor half runs in the exec'd image ("--successor ..."): it
@@ -943,7 +946,9 @@ static void suite_crash(void)
 	uint32_t dev = 0, ioas = 0, ioas2 = 0, linger = 0, pid = 0;
 	int m = kb_memfd(LEN, 0), m2 = kb_memfd(2 * LEN, 0x22), r, ifd, acc;
 	char name[256], names[1024], names2[1024];
+	char tok[IOASID_SESSION_TOKEN_HEX], spent[IOASID_SESSION_TOKEN_HEX];
 	unsigned int rebuilt;
+	int r2, r3;
 	pid_t old;
 
 	if (!getenv("IOASIDD") && access("/usr/sbin/ioasidd", X_OK) == 0)
@@ -1098,6 +1103,67 @@ static void suite_crash(void)
 	tap_ok(r == 0 && !memcmp(in, out, sizeof(in)), "the client reclaims "
 	       "what could be rebuilt: its device still reads its memory "
 	       "(%s)", kb_err(c));
+
+	/*
+	 * 4. a reclaim whose reply was lost with the daemon: it dies right
+	 * after storing the reclaim's new token; the token that reclaim
+	 * presented is good after the restart, until the reclaimer's next
+	 * request shows the reply arrived
+	 */
+	r = ioasid_session_token(c, tok, sizeof(tok));
+	ioasid_unref(c);
+	c = NULL;
+	setenv("IOASID_RECONNECT", "0", 1);
+	sup_poller_stop(&pl);
+	setenv("IOASIDD_TEST_KILL_AFTER_TOKEN", "1", 1);
+	if (r == 0)
+		r = sup_crash_restart(&s);
+	unsetenv("IOASIDD_TEST_KILL_AFTER_TOKEN");
+	sup_poller_start(&pl, &s);
+	if (r == 0)
+		r = ioasid_new(s.uri, &c);
+	r2 = r == 0 ? ioasid_session_reclaim(c, "vm1", tok) : r;
+	sup_poller_stop(&pl);
+	r3 = sup_wait_exit(&s);
+	tap_ok(r == 0 && r2 < 0 && r3 == 0, "a reclaim after a restart: "
+	       "the daemon dies after storing the new token, before its "
+	       "reply (IOASIDD_TEST_KILL_AFTER_TOKEN): the reclaim fails "
+	       "(%d)", r2);
+	if (c)
+		ioasid_unref(c);
+	c = NULL;
+	r = sup_restart(&s);
+	sup_poller_start(&pl, &s);
+	if (r == 0)
+		r = ioasid_new(s.uri, &c);
+	if (r == 0)
+		r = ioasid_session_reclaim(c, "vm1", tok);
+	tap_ok(r == 0 && sup_log_has(&s, "reply did not reach its client"),
+	       "restarted: the token that reclaim presented reclaims the "
+	       "session again (the log: its reply did not reach its "
+	       "client) (%s)", r ? kb_err(c) : "ok");
+	snprintf(spent, sizeof(spent), "%s", tok);
+	if (r == 0)
+		r = ioasid_session_token(c, tok, sizeof(tok));
+	if (r == 0)
+		r = dma(c, dev, IOVA + 0x100, in, sizeof(in), false);
+	tap_ok(r == 0 && strcmp(spent, tok) && !memcmp(in, out, sizeof(in)),
+	       "a new token; the next request (its device reads its memory) "
+	       "shows the reply arrived (%s)", r ? kb_err(c) : "ok");
+	sup_poller_stop(&pl);
+	r = sup_crash_restart(&s);
+	sup_poller_start(&pl, &s);
+	if (c)
+		ioasid_unref(c);
+	c = NULL;
+	if (r == 0)
+		r = ioasid_new(s.uri, &c);
+	r2 = r == 0 ? ioasid_session_reclaim(c, "vm1", spent) : r;
+	r3 = r == 0 ? ioasid_session_reclaim(c, "vm1", tok) : r;
+	tap_ok(r2 == -EACCES && r3 == 0, "after the next crash the old token "
+	       "is spent (%d) and the new one reclaims (%s)", r2,
+	       r3 ? kb_err(c) : "ok");
+	setenv("IOASID_RECONNECT", "30", 1);
 out:
 	if (c)
 		ioasid_unref(c);
