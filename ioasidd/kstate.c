@@ -18,7 +18,8 @@
  * ops plus KOBJ records naming the kernel objects) into a new sealed
  * memfd and stores it as "kimg<SESSION>.<0|1>" (the other generation is
  * removed after); every descriptor the image names that is not stored
- * yet goes to the store as "k<SESSION>.<FD>" (FD: its number here): the
+ * yet goes to the store as "k<SESSION>.<KEY>" (KEY: its number in the
+ * process that stored it, what the image's FD records say for it): the
  * session's iommufd, its devices' VFIO cdevs (mock devices: their access
  * files), its mapped files, its KVM VMs.  Those a session no longer names
  * leave the store; so does everything of a session that ends.  The
@@ -40,6 +41,17 @@
  * whatever it could not rebuild.  Then every session is stored again
  * under its new id (the old names are removed first: the store keeps one
  * copy of a file, whatever its names).
+ *
+ * A live upgrade hands the entries over (kstate_export(), the state
+ * image's IMAGE_REC_DAEMON_KSTATE_UP): the successor keeps every entry
+ * under its name, since the store keeps one copy of a file and a name
+ * could only move through a moment where no entry holds the file.  Its
+ * descriptors have other numbers: at its first image (kstate_resume(),
+ * once the predecessor was told to go, so that the store has one writer
+ * at a time) each FD record finds the handed entry of the same file and
+ * says its key (number_fd()).  A session's image also names the token
+ * its last reclaim presented (IMAGE_REC_DAEMON_KSTATE_PREV) until the
+ * reclaimer's next request shows the reply arrived.
  *
  * The cost: a change rewrites the session's whole image (its mappings
  * are records), so it grows with the session's size.

@@ -29,6 +29,8 @@
  * (each client judged again by the policy from SO_PEERCRED), rebuilds
  * every session by replaying its ops with their ids, maps each request
  * ring again where the predecessor left it, says "R", waits for "G",
+ * goes on with the crash journal or the kernel state's fd store entries
+ * (journal.c, kstate.c: it writes the store only from here on),
  * answers the client that asked for the upgrade, and serves.  Requests a
  * client sent meanwhile wait in its socket or ring and are served then:
  * a client sees a delay, never an error.
