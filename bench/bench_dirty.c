@@ -18,7 +18,9 @@
  *                           4 KiB pages (IOTLB misses: every write walks)
  *                           or into 64 pages over and over (hits), with
  *                           tracking never started, on, and stopped again;
- *                           median over `reps` passes.
+ *                           median over `reps` passes, the three taking
+ *                           turns; dma_write_ratio_vs_never: on or stopped
+ *                           over never, the median of the turns' ratios.
  *   dirty_bits_set          D bits in the page table after the passes with
  *                           tracking stopped (cleared first) and never
  *                           started: none.
@@ -52,6 +54,7 @@
 #define PAGE		4096ULL
 #define NIC		"0000:00:01.0"
 
+#define MAX_REPS 16
 static int rounds = 5, writes_per_round = 1024, reps = 9;
 
 static int fail(struct ioasid_ctx *ctx, const char *what, int r)
@@ -208,58 +211,84 @@ static uint64_t dirty_bits(struct simdev *s)
 	return popcount(bm, SIM_PAGES / 64);
 }
 
+static void simdev_free(struct simdev *s)
+{
+	sim_dev_destroy(s->dev);
+	sim_domain_destroy(s->dom);
+	munmap(s->mem, SIM_PAGES * PAGE);
+}
+
+enum { NEVER, ON, STOPPED, NR_STATES };
+
 /*
- * Each state on a fresh domain: "never" as made; "on" started, a
- * read-and-clear between passes (a pre-copy round); "stopped" started,
- * written, cleared and stopped before the passes, so every D bit counted
- * afterwards was set while stopped.
+ * The three states side by side, each on a domain of its own: "never"
+ * as made; "on" started, a read-and-clear before each pass (a pre-copy
+ * round); "stopped" started, written, cleared and stopped before the
+ * passes, so every D bit counted afterwards was set while stopped.  The
+ * passes take turns (never, on, stopped, never, ...), so a change of the
+ * machine's load falls on all three; the ratios are the medians of the
+ * per-turn ratios.
  */
-static void tracking_cost(void)
+static void tracking_cost_of(bool hot)
 {
 	static const char *const states[] = { "never", "on", "stopped" };
-	double v[16];
+	struct simdev s[NR_STATES];
+	double v[NR_STATES][MAX_REPS], ratio[NR_STATES][MAX_REPS];
 
-	for (int hot = 0; hot < 2; hot++) {
-		for (int st = 0; st < 3; st++) {
-			struct simdev s;
-
-			sim_setup(&s);
-			if (st > 0)
-				sim_domain_set_dirty_tracking(s.dom, true);
-			pass(&s, hot);		/* warm */
-			if (st == 2) {
-				sim_domain_read_and_clear_dirty(s.dom, SIM_IOVA,
-						SIM_PAGES * PAGE, NULL,
-						SIM_DIRTY_DISCARD);
-				sim_domain_set_dirty_tracking(s.dom, false);
-			}
-			for (int k = 0; k < reps; k++) {
-				if (st == 1)	/* a pre-copy round */
-					sim_domain_read_and_clear_dirty(
-						s.dom, SIM_IOVA,
-						SIM_PAGES * PAGE, NULL,
-						SIM_DIRTY_DISCARD);
-				v[k] = pass(&s, hot);
-			}
-			printf("{\"bench\":\"dirty\",\"metric\":\"dma_write_ns\","
-			       "\"value\":%.1f,\"unit\":\"ns\",\"tracking\":"
-			       "\"%s\",\"iotlb\":\"%s\",\"pages\":%d,"
-			       "\"bytes_per_write\":8,\"reps\":%d}\n",
-			       bench_median(v, reps), states[st],
-			       hot ? "hits" : "misses",
-			       hot ? HOT_PAGES : SIM_PAGES, reps);
-			if (st != 1)
-				printf("{\"bench\":\"dirty\",\"metric\":"
-				       "\"dirty_bits_set\",\"value\":%llu,"
-				       "\"unit\":\"pages\",\"tracking\":\"%s\","
-				       "\"iotlb\":\"%s\"}\n",
-				       (unsigned long long)dirty_bits(&s),
-				       states[st], hot ? "hits" : "misses");
-			sim_dev_destroy(s.dev);
-			sim_domain_destroy(s.dom);
-			munmap(s.mem, SIM_PAGES * PAGE);
+	for (int st = 0; st < NR_STATES; st++) {
+		sim_setup(&s[st]);
+		if (st != NEVER)
+			sim_domain_set_dirty_tracking(s[st].dom, true);
+		pass(&s[st], hot);		/* warm */
+		if (st == STOPPED) {
+			sim_domain_read_and_clear_dirty(s[st].dom, SIM_IOVA,
+					SIM_PAGES * PAGE, NULL,
+					SIM_DIRTY_DISCARD);
+			sim_domain_set_dirty_tracking(s[st].dom, false);
 		}
 	}
+	for (int k = 0; k < reps; k++) {
+		for (int st = 0; st < NR_STATES; st++) {
+			if (st == ON)	/* a pre-copy round */
+				sim_domain_read_and_clear_dirty(s[st].dom,
+						SIM_IOVA, SIM_PAGES * PAGE,
+						NULL, SIM_DIRTY_DISCARD);
+			v[st][k] = pass(&s[st], hot);
+		}
+		for (int st = 0; st < NR_STATES; st++)
+			ratio[st][k] = v[st][k] / v[NEVER][k];
+	}
+	for (int st = 0; st < NR_STATES; st++) {
+		printf("{\"bench\":\"dirty\",\"metric\":\"dma_write_ns\","
+		       "\"value\":%.1f,\"unit\":\"ns\",\"tracking\":"
+		       "\"%s\",\"iotlb\":\"%s\",\"pages\":%d,"
+		       "\"bytes_per_write\":8,\"reps\":%d}\n",
+		       bench_median(v[st], reps), states[st],
+		       hot ? "hits" : "misses",
+		       hot ? HOT_PAGES : SIM_PAGES, reps);
+		if (st != NEVER)
+			printf("{\"bench\":\"dirty\",\"metric\":"
+			       "\"dma_write_ratio_vs_never\",\"value\":%.3f,"
+			       "\"unit\":\"x\",\"tracking\":\"%s\","
+			       "\"iotlb\":\"%s\",\"reps\":%d}\n",
+			       bench_median(ratio[st], reps), states[st],
+			       hot ? "hits" : "misses", reps);
+		if (st != ON)
+			printf("{\"bench\":\"dirty\",\"metric\":"
+			       "\"dirty_bits_set\",\"value\":%llu,"
+			       "\"unit\":\"pages\",\"tracking\":\"%s\","
+			       "\"iotlb\":\"%s\"}\n",
+			       (unsigned long long)dirty_bits(&s[st]),
+			       states[st], hot ? "hits" : "misses");
+	}
+	for (int st = 0; st < NR_STATES; st++)
+		simdev_free(&s[st]);
+}
+
+static void tracking_cost(void)
+{
+	tracking_cost_of(false);
+	tracking_cost_of(true);
 }
 
 /* ---- the daemon ----------------------------------------------------------- */
@@ -321,6 +350,11 @@ int main(int argc, char **argv)
 	}
 	if (o.reps)
 		reps = rounds = o.reps;
+	if (reps > MAX_REPS) {
+		fprintf(stderr, "bench_dirty: --reps %d: at most %d\n", reps,
+			MAX_REPS);
+		return 2;
+	}
 	tracking_cost();
 	r = run_rounds("sim", "embedded", true) ||
 	    run_rounds("sim", "embedded", false);

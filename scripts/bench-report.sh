@@ -195,8 +195,10 @@ AWK
   262,144 pages); `bitmap_bytes_per_round`: the 2 MiB bitmap a round moves
   through ioasidd, by the connection's memfd (`via`); `dma_write_ns`:
   simulated DMA writes with tracking never started, on, and stopped, with
-  IOTLB misses and hits, and `dirty_bits_set` after the passes with it
-  stopped: the cost of tracking while stopped is none.
+  IOTLB misses and hits, the three domains' passes taking turns;
+  `dma_write_ratio_vs_never`, on or stopped over never, the median of the
+  turns' ratios (1 within the noise: tracking while stopped costs
+  nothing); and `dirty_bits_set` after the passes with it stopped.
 - **fault** (`bench/bench_fault.c`): a recoverable fault's round trip on
   the simulated IOMMU (`roundtrip_ns`, median and p99): a DMA to a page
   that is not mapped returns `-EINPROGRESS` with a page request on the
