@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "../libioasid/core/iova_tree.h"
 
@@ -1362,6 +1363,141 @@ Test(iova_tree, arena_default_allocator)
 	}
 	iova_tree_free(t);
 	free(v);
+}
+
+/*
+ * The arena's own allocation failing: this program is linked with
+ * -Wl,--wrap=mmap,--wrap=malloc (Makefile.am), so that a test can make
+ * the tree's chunk mappings, and then malloc too, run out.  Unarmed, both
+ * pass straight through.
+ */
+void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd,
+		  off_t off);
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd,
+		  off_t off);
+void *__real_malloc(size_t size);
+void *__wrap_malloc(size_t size);
+
+static bool fail_mmap, fail_malloc;
+static unsigned long mmap_refused;
+
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd,
+		  off_t off)
+{
+	if (fail_mmap) {
+		mmap_refused++;
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	return __real_mmap(addr, len, prot, flags, fd, off);
+}
+
+void *__wrap_malloc(size_t size)
+{
+	if (fail_malloc) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __real_malloc(size);
+}
+
+/* Insert 4 KiB mappings at odd pages from *@next on until one fails. */
+static int fill_until_error(struct iova_tree *t, struct bk *b, uint64_t *next,
+			    uint64_t max)
+{
+	int ret = 0;
+
+	while (!ret && *next < max) {
+		ret = map(t, (*next * 2 + 1) * PG, PG, b, *next * PG);
+		if (!ret)
+			(*next)++;
+	}
+	return ret;
+}
+
+static void expect_filled(struct iova_tree *t, uint64_t n)
+{
+	struct iova_area a;
+	uint64_t i;
+
+	cr_assert_eq(iova_tree_validate(t), 0);
+	cr_assert_eq(iova_tree_count(t), n);
+	for (i = 0; i < n; i++) {
+		cr_assert_eq(iova_tree_lookup(t, (i * 2 + 1) * PG + 7, &a), 0);
+		cr_assert_eq(a.offset, i * PG);
+	}
+	cr_assert_eq(iova_tree_lookup(t, (n * 2 + 1) * PG, &a), -ENOENT);
+}
+
+/*
+ * No chunk to be had: a tree past the arena threshold takes its nodes from
+ * malloc instead, silently, and chunks are not counted in mem_bytes.
+ */
+Test(iova_tree, arena_mmap_fails_malloc_instead)
+{
+	struct iova_tree_ops ops = { .get = bk_get, .put = bk_put,
+				     .node_cap = 4 };
+	struct iova_tree_stats st;
+	struct iova_tree *t = NULL;
+	struct bk b = { 0 };
+	uint64_t n = 0, nodes, rm;
+
+	cr_assert_eq(iova_tree_new(&ops, &t), 0);
+	fail_mmap = true;
+	cr_assert_eq(fill_until_error(t, &b, &n, 2000), 0);
+	fail_mmap = false;
+	cr_assert_gt(mmap_refused, 0, "the arena was never asked for");
+	expect_filled(t, n);
+	iova_tree_stats(t, &st);
+	nodes = st.nr_leaves + st.nr_inner;
+	cr_assert_gt(nodes, 300);
+	/* the nodes (4 KiB each) and a small reserve, no 2 MiB chunk */
+	cr_assert_leq(st.mem_bytes, (nodes + 32) * 4224,
+		      "%" PRIu64 " bytes for %" PRIu64 " nodes", st.mem_bytes,
+		      nodes);
+	cr_assert_eq(iova_tree_remove_all(t, IOVA_TREE_ALL, NULL, NULL, &rm),
+		     0);
+	cr_assert_eq(rm, n * PG);
+	cr_assert_eq(b.refs, 0);
+	iova_tree_free(t);
+}
+
+/*
+ * A tree on the arena whose next chunk cannot be mapped and whose malloc
+ * fallback fails too: -ENOMEM, contents and references unchanged, and the
+ * tree goes on once memory is back.
+ */
+Test(iova_tree, arena_out_of_memory_unchanged)
+{
+	struct iova_tree_ops ops = { .get = bk_get, .put = bk_put,
+				     .node_cap = 4 };
+	struct iova_tree_stats st;
+	struct iova_tree *t = NULL;
+	struct bk b = { 0 };
+	uint64_t n = 0, mapped, rm;
+	int refs;
+
+	cr_assert_eq(iova_tree_new(&ops, &t), 0);
+	cr_assert_eq(fill_until_error(t, &b, &n, 1000), 0);
+	iova_tree_stats(t, &st);
+	cr_assert_geq(st.mem_bytes, 2ULL << 20, "no chunk after %" PRIu64
+		      " nodes", st.nr_leaves + st.nr_inner);
+	/* a chunk holds ~500 nodes: this many 4-entry nodes need another */
+	fail_mmap = fail_malloc = true;
+	mapped = n;
+	refs = b.refs;
+	cr_assert_eq(fill_until_error(t, &b, &n, 100000), -ENOMEM);
+	fail_mmap = fail_malloc = false;
+	cr_assert_gt(n, mapped, "the chunk had no free node left");
+	cr_assert_eq(b.refs, refs + (int)(n - mapped));
+	expect_filled(t, n);
+	cr_assert_eq(fill_until_error(t, &b, &n, n + 2000), 0);
+	expect_filled(t, n);
+	cr_assert_eq(iova_tree_remove_all(t, IOVA_TREE_ALL, NULL, NULL, &rm),
+		     0);
+	cr_assert_eq(rm, n * PG);
+	cr_assert_eq(b.refs, 0);
+	iova_tree_free(t);
 }
 
 Test(iova_tree, memory_per_area_random_sequential_descending)
