@@ -18,7 +18,12 @@
  *   map_ns             insert n 4 KiB mappings (fixed IOVA), per insert
  *   bytes_per_mapping  all node memory the tree accounts / n
  *   heap_bytes_per_mapping  malloc's own view (mallinfo2), chunk overhead
- *                      included
+ *                      included; a tree past 128 nodes takes the rest of
+ *                      its nodes from 2 MiB chunks it maps itself, which
+ *                      malloc does not see: from 65536 on this is only
+ *                      the first 128 nodes and the tree itself, and
+ *                      bytes_per_mapping (the chunks counted whole) is the
+ *                      figure for the node memory
  *   lookup_ns          n lookups, independent (throughput), per lookup
  *   lookup_latency_ns  n lookups, each depending on the previous result
  *   unmap_ns           remove each of the n mappings, per removal
