@@ -226,8 +226,9 @@ enum { NEVER, ON, STOPPED, NR_STATES };
  * round); "stopped" started, written, cleared and stopped before the
  * passes, so every D bit counted afterwards was set while stopped.  The
  * passes take turns (never, on, stopped, never, ...), so a change of the
- * machine's load falls on all three; the ratios are the medians of the
- * per-turn ratios.
+ * machine's load falls on all three, and each turn starts with the next
+ * state, so that no place in the turn favours one; the ratios are the
+ * medians of the per-turn ratios.
  */
 static void tracking_cost_of(bool hot)
 {
@@ -248,7 +249,9 @@ static void tracking_cost_of(bool hot)
 		}
 	}
 	for (int k = 0; k < reps; k++) {
-		for (int st = 0; st < NR_STATES; st++) {
+		/* each turn starts with another state: no order favours one */
+		for (int i = 0, st = k % NR_STATES; i < NR_STATES;
+		     i++, st = (st + 1) % NR_STATES) {
 			if (st == ON)	/* a pre-copy round */
 				sim_domain_read_and_clear_dirty(s[st].dom,
 						SIM_IOVA, SIM_PAGES * PAGE,
