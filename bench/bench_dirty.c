@@ -18,8 +18,8 @@
  *                           4 KiB pages (IOTLB misses: every write walks)
  *                           or into 64 pages over and over (hits), with
  *                           tracking never started, on, and stopped again;
- *                           median over `reps` passes, the three taking
- *                           turns; dma_write_ratio_vs_never: on or stopped
+ *                           median over `reps` passes (at least 15), the
+ *                           three taking turns; dma_write_ratio_vs_never: on or stopped
  *                           over never, the median of the turns' ratios.
  *   dirty_bits_set          D bits in the page table after the passes with
  *                           tracking stopped (cleared first) and never
@@ -54,7 +54,9 @@
 #define PAGE		4096ULL
 #define NIC		"0000:00:01.0"
 
-#define MAX_REPS 16
+#define MAX_REPS 32
+/* tracking_cost(): passes are a millisecond or two; take enough turns */
+#define MIN_TURNS 15
 static int rounds = 5, writes_per_round = 1024, reps = 9;
 
 static int fail(struct ioasid_ctx *ctx, const char *what, int r)
@@ -233,6 +235,7 @@ enum { NEVER, ON, STOPPED, NR_STATES };
 static void tracking_cost_of(bool hot)
 {
 	static const char *const states[] = { "never", "on", "stopped" };
+	int turns = reps > MIN_TURNS ? reps : MIN_TURNS;
 	struct simdev s[NR_STATES];
 	double v[NR_STATES][MAX_REPS], ratio[NR_STATES][MAX_REPS];
 
@@ -248,7 +251,7 @@ static void tracking_cost_of(bool hot)
 			sim_domain_set_dirty_tracking(s[st].dom, false);
 		}
 	}
-	for (int k = 0; k < reps; k++) {
+	for (int k = 0; k < turns; k++) {
 		/* each turn starts with another state: no order favours one */
 		for (int i = 0, st = k % NR_STATES; i < NR_STATES;
 		     i++, st = (st + 1) % NR_STATES) {
@@ -266,16 +269,16 @@ static void tracking_cost_of(bool hot)
 		       "\"value\":%.1f,\"unit\":\"ns\",\"tracking\":"
 		       "\"%s\",\"iotlb\":\"%s\",\"pages\":%d,"
 		       "\"bytes_per_write\":8,\"reps\":%d}\n",
-		       bench_median(v[st], reps), states[st],
+		       bench_median(v[st], turns), states[st],
 		       hot ? "hits" : "misses",
-		       hot ? HOT_PAGES : SIM_PAGES, reps);
+		       hot ? HOT_PAGES : SIM_PAGES, turns);
 		if (st != NEVER)
 			printf("{\"bench\":\"dirty\",\"metric\":"
 			       "\"dma_write_ratio_vs_never\",\"value\":%.3f,"
 			       "\"unit\":\"x\",\"tracking\":\"%s\","
 			       "\"iotlb\":\"%s\",\"reps\":%d}\n",
-			       bench_median(ratio[st], reps), states[st],
-			       hot ? "hits" : "misses", reps);
+			       bench_median(ratio[st], turns), states[st],
+			       hot ? "hits" : "misses", turns);
 		if (st != ON)
 			printf("{\"bench\":\"dirty\",\"metric\":"
 			       "\"dirty_bits_set\",\"value\":%llu,"
