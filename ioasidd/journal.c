@@ -57,7 +57,7 @@
 #include "util/macros.h"
 
 #define J_MAGIC		"IOASIDJ"	/* 8 bytes with its NUL */
-#define J_VERSION	2u		/* 2: J_OPEN has the groups */
+#define J_VERSION	3u		/* 3: a live session's state; 2: groups */
 #define R_MAGIC		0x4345524au	/* "JREC" */
 #define J_MIN_COMPACT	(1u << 20)
 #define J_MAX_FILES	4096u		/* FileDescriptorStoreMax= allows more */
@@ -79,6 +79,22 @@ enum j_type {
 	J_TOKEN,	/* reclaimed: its new token (the same again: delivered) */
 	J_END,		/* it ended */
 	J_OP,		/* a change it made */
+	/* version 3: a compacted session, its state instead of its history */
+	J_BASE,		/* after J_OPEN and J_NAME: token, resume counts */
+	J_STATE,	/* an op of its state (out_id: the id it makes) */
+	J_COUNTERS,	/* an object's counters, after the J_STATE records */
+	J_FILES,	/* an IOAS's next file id: struct j_files */
+};
+
+struct j_files {
+	uint32_t ioas_id, next_file_id;
+};
+
+/* J_BASE: what the records before the compaction said of the session. */
+struct j_base {
+	uint32_t prev_ok, reserved;	/* struct rebuilt's prev_ok */
+	unsigned char prev_token[IOASID_SESSION_TOKEN_LEN];
+	struct ioasid_session_resume resume;
 };
 
 struct j_rec {
@@ -131,6 +147,8 @@ struct journal {
 	struct j_file *files;
 	uint32_t nr_files, cap_files, next_file;
 	bool broken;
+	uint32_t states;		/* sessions compacted to their state */
+	bool compacting;		/* journal_compact() (the kill points) */
 	uint64_t test_records;		/* test_kill_point() */
 };
 
@@ -602,33 +620,200 @@ static uint32_t body_u32(const struct rec *r, size_t off)
 	return v;
 }
 
-/*
- * Rewrite the journal with the records of the sessions in @keep (old key
- * -> new key pairs), store it, then drop the old one.
- */
-static int rewrite(struct journal *j, const struct j_image *im,
-		   const uint32_t (*keep)[2], uint32_t nr_keep)
+/* A session as the records before a compaction leave it. */
+struct j_meta {
+	const struct rec *open, *name;	/* the last J_OPEN, J_NAME */
+	unsigned char token[IOASID_SESSION_TOKEN_LEN];
+	struct j_base base;
+};
+
+/* @key's J_OPEN, name, token, spent token and resume counts in @im. */
+static void session_meta(const struct j_image *im, uint32_t key,
+			 struct j_meta *m)
 {
-	uint64_t end, gen = j->generation + 1;
-	char name[16];
-	int fd, r = 0;
+	bool name_seen = false;
 
-	fd = new_memfd(j, gen, &end);
-	if (fd < 0)
-		return fd;
-	for (uint32_t i = 0; i < j->nr_files; i++)
-		j->files[i].used = false;
-	j->seq = 0;
-	for (uint32_t i = 0; im && i < im->nr && r == 0; i++) {
+	memset(m, 0, sizeof(*m));
+	for (uint32_t i = 0; i < im->nr; i++) {
 		const struct rec *rc = &im->recs[i];
-		uint32_t key = 0;
+		const struct j_session *js = rc->body;
+		const struct j_op *o = rc->body;
 
-		for (uint32_t k = 0; k < nr_keep; k++)
-			if (keep[k][0] == rc->h->key)
-				key = keep[k][1];
-		if (!key)
+		if (rc->h->key != key)
 			continue;
-		if (rc->h->type == J_OP) {
+		switch (rc->h->type) {
+		case J_OPEN:
+			m->open = rc;
+			break;
+		case J_NAME:
+			if (rc->body_len < sizeof(*js))
+				break;
+			m->name = rc;
+			name_seen = true;
+			memcpy(m->token, js->token, sizeof(m->token));
+			m->base.prev_ok = 0;
+			break;
+		case J_TOKEN:
+			if (rc->body_len < sizeof(*js))
+				break;
+			m->base.prev_ok = memcmp(m->token, js->token,
+						 sizeof(m->token)) != 0;
+			memcpy(m->base.prev_token, m->token,
+			       sizeof(m->base.prev_token));
+			memcpy(m->token, js->token, sizeof(m->token));
+			break;
+		case J_OP:
+			m->base.prev_ok = 0;
+			if (!name_seen || rc->body_len < sizeof(*o))
+				break;
+			m->base.resume.changes++;
+			m->base.resume.last_out_id = o->out_id;
+			m->base.resume.last_out_iova = o->out_iova;
+			m->base.resume.last_out_bytes = o->out_bytes;
+			break;
+		case J_BASE:
+			if (rc->body_len >= sizeof(m->base))
+				memcpy(&m->base, rc->body, sizeof(m->base));
+			break;
+		}
+	}
+}
+
+/* Where core_session_export() writes a session's J_STATE records. */
+struct state_put {
+	struct journal *j;
+	int fd;
+	uint64_t *end;
+	uint32_t key;
+	uint32_t *ioas, nr_ioas, cap_ioas;	/* the IOASes it made */
+};
+
+static int put_state(void *arg, struct ioasid_op *op, uint32_t expect_id,
+		     const struct core_ioas_counters *c,
+		     const struct ioasid_kobj *k)
+{
+	struct state_put *p = arg;
+	struct j_op *b;
+	size_t len;
+	int r;
+
+	if (k)
+		return -EOPNOTSUPP;	/* kernel objects: not journaled */
+	if (c)
+		return put(p->j, p->fd, p->end, J_COUNTERS, p->key, 0, c,
+			   sizeof(*c));
+	if (op->cmd == IOASID_CMD_IOAS_ALLOC) {
+		if (p->nr_ioas == p->cap_ioas) {
+			uint32_t cap = p->cap_ioas ? 2 * p->cap_ioas : 8;
+			uint32_t *v = realloc(p->ioas, cap * sizeof(*v));
+
+			if (!v)
+				return -ENOMEM;
+			p->ioas = v;
+			p->cap_ioas = cap;
+		}
+		p->ioas[p->nr_ioas++] = expect_id;
+	}
+	len = sizeof(*b) + op->in_len;
+	b = calloc(1, len);
+	if (!b)
+		return -ENOMEM;
+	*b = (struct j_op){
+		.cmd = op->cmd, .ioas_id = op->ioas_id,
+		.ioas_id2 = op->ioas_id2, .dev_id = op->dev_id,
+		.vm_id = op->vm_id, .file_id = op->file_id,
+		.flags = op->flags, .mode = op->mode, .iova = op->iova,
+		.length = op->length, .offset = op->offset,
+		.out_id = expect_id, .in_len = op->in_len,
+	};
+	memcpy(b->name, op->name, sizeof(b->name));
+	if (op->in_len)
+		memcpy(b + 1, op->in, op->in_len);
+	for (int i = 0; i < 2; i++) {
+		int fd = i ? op->fd2 : op->fd;
+		struct j_file *jf;
+
+		if (fd < 0)
+			continue;
+		b->file[i] = file_ref(p->j, fd);
+		jf = file_by_id(p->j, b->file[i]);
+		if (!jf) {
+			free(b);
+			return -ENOSPC;
+		}
+		jf->used = true;
+	}
+	r = put(p->j, p->fd, p->end, J_STATE, p->key, 0, b, len);
+	free(b);
+	return r;
+}
+
+/*
+ * Session @key of @im as its live session @s (under @new_key) is now:
+ * its J_OPEN, its name with the token it has, a J_BASE, then the ops
+ * that make its state (core_session_export()).  -errno when the state
+ * cannot be described (the caller keeps the history instead).
+ */
+static int put_session_state(struct journal *j, int fd, uint64_t *end,
+			     const struct j_image *im, uint32_t key,
+			     uint32_t new_key, struct session *s)
+{
+	struct state_put p = { .j = j, .fd = fd, .end = end, .key = new_key };
+	struct j_session name;
+	struct ioasid_op why;
+	struct j_meta m;
+	int r;
+
+	session_meta(im, key, &m);
+	if (!m.open)
+		return -ENOENT;
+	r = put(j, fd, end, J_OPEN, new_key, 0, m.open->body,
+		m.open->body_len);
+	if (r == 0 && m.name) {
+		memcpy(&name, m.name->body, sizeof(name));
+		memcpy(name.token, m.token, sizeof(name.token));
+		r = put(j, fd, end, J_NAME, new_key, 0, &name, sizeof(name));
+		explicit_bzero(&name, sizeof(name));
+	}
+	if (r == 0)
+		r = put(j, fd, end, J_BASE, new_key, 0, &m.base,
+			sizeof(m.base));
+	explicit_bzero(&m, sizeof(m));
+	if (r < 0)
+		return r;
+	ioasid_op_init(&why, IOASID_CMD_UNSPEC);
+	r = core_session_export(s, put_state, &p, &why);
+	/* then each IOAS's file id counter (the ops give the files theirs) */
+	for (uint32_t i = 0; r == 0 && i < p.nr_ioas; i++) {
+		struct j_files jf = { .ioas_id = p.ioas[i] };
+
+		r = core_ioas_next_file_id(s, jf.ioas_id, &jf.next_file_id);
+		if (r == 0)
+			r = put(j, fd, end, J_FILES, new_key, 0, &jf,
+				sizeof(jf));
+	}
+	free(p.ioas);
+	if (r < 0)
+		log_info(j->srv, "journal: session %u keeps its history: its "
+			 "state cannot be written as such: %s", new_key,
+			 why.errmsg[0] ? why.errmsg : strerror(-r));
+	return r;
+}
+
+/* @key's records in @im, under @new_key, as they are. */
+static int put_history(struct journal *j, int fd, uint64_t *end,
+		       const struct j_image *im, uint32_t key,
+		       uint32_t new_key)
+{
+	int r = 0;
+
+	for (uint32_t i = 0; i < im->nr && r == 0; i++) {
+		const struct rec *rc = &im->recs[i];
+
+		if (rc->h->key != key)
+			continue;
+		if ((rc->h->type == J_OP || rc->h->type == J_STATE) &&
+		    rc->body_len >= sizeof(struct j_op)) {
 			const struct j_op *o = rc->body;
 
 			for (int f = 0; f < 2; f++) {
@@ -638,9 +823,66 @@ static int rewrite(struct journal *j, const struct j_image *im,
 					jf->used = true;
 			}
 		}
-		r = put(j, fd, &end, rc->h->type, key, rc->h->nfiles, rc->body,
-			rc->body_len);
+		r = put(j, fd, end, rc->h->type, new_key, rc->h->nfiles,
+			rc->body, rc->body_len);
 	}
+	return r;
+}
+
+/*
+ * Tests only: $IOASIDD_TEST_KILL_IN_COMPACTION=written makes the daemon
+ * SIGKILL itself when the journal it compacts as it grew is written anew
+ * but not yet stored, =stored when it is stored and the old one not yet
+ * removed.
+ */
+static void test_kill_in_compaction(const struct journal *j,
+				    const char *when)
+{
+	const char *env = getenv("IOASIDD_TEST_KILL_IN_COMPACTION");
+
+	if (j->compacting && env && !strcmp(env, when))
+		raise(SIGKILL);
+}
+
+/*
+ * Rewrite the journal with the sessions in @keep (old key -> new key
+ * pairs): each live one as its state (put_session_state()), one whose
+ * state cannot be written so, or that is not live, as its records;
+ * store it, then drop the old one.
+ */
+static int rewrite(struct journal *j, const struct j_image *im,
+		   const uint32_t (*keep)[2], uint32_t nr_keep)
+{
+	uint64_t end, gen = j->generation + 1;
+	uint32_t states = 0;
+	char name[16];
+	int fd, r = 0;
+
+	fd = new_memfd(j, gen, &end);
+	if (fd < 0)
+		return fd;
+	for (uint32_t i = 0; i < j->nr_files; i++)
+		j->files[i].used = false;
+	j->seq = 0;
+	for (uint32_t k = 0; im && k < nr_keep && r == 0; k++) {
+		struct session *s = server_find_session(j->srv, keep[k][1]);
+		uint64_t start = end, seq = j->seq;
+
+		if (s && put_session_state(j, fd, &end, im, keep[k][0],
+					   keep[k][1], s) == 0) {
+			states++;
+			continue;
+		}
+		/* what was written of it goes: its history instead */
+		end = start;
+		j->seq = seq;
+		r = put_history(j, fd, &end, im, keep[k][0], keep[k][1]);
+	}
+	/* nothing of a rolled-back session's state past the end */
+	if (r == 0 && ftruncate(fd, (off_t)end) < 0)
+		r = -errno;
+	if (r == 0)
+		test_kill_in_compaction(j, "written");
 	snprintf(name, sizeof(name), "journal.%u", (unsigned int)(gen & 1));
 	if (r == 0)
 		r = sd_fdstore(name, fd);
@@ -648,12 +890,14 @@ static int rewrite(struct journal *j, const struct j_image *im,
 		close(fd);
 		return r;
 	}
+	test_kill_in_compaction(j, "stored");
 	/* the new one is in the store: the old one may go */
 	sd_fdstore_remove(gen & 1 ? "journal.0" : "journal.1");
 	close_fd(j->fd);
 	j->fd = fd;
 	j->end = j->compacted_size = end;
 	j->generation = gen;
+	j->states = states;
 	for (uint32_t i = 0; i < j->nr_files;) {
 		if (j->files[i].used) {
 			i++;
@@ -765,6 +1009,17 @@ static void replay(struct journal *j, struct rebuilt *b, const struct rec *rc)
 		}
 		*(f ? &op.fd2 : &op.fd) = jf->fd;
 	}
+	if (rc->h->type == J_STATE) {
+		/* an op of the compacted state: it makes the id it had */
+		r = core_replay(b->session, &op, o->out_id);
+		close_fd(op.out_fd);
+		if (r < 0)
+			fail_rebuild(srv, b, "%s (state record %" PRIu64 ") "
+				     "failed again: %s",
+				     proto_cmd_name(o->cmd), rc->h->seq,
+				     op.errmsg);
+		return;
+	}
 	core_set_next_id(srv->core, o->next_id_before);
 	r = core_call(b->session, &op);
 	close_fd(op.out_fd);
@@ -779,6 +1034,40 @@ static void replay(struct journal *j, struct rebuilt *b, const struct rec *rc)
 		fail_rebuild(srv, b, "%s (record %" PRIu64 ") gave another "
 			     "result (id %u, not %u)", proto_cmd_name(o->cmd),
 			     rc->h->seq, op.out_id, o->out_id);
+}
+
+static void replay_counters(struct server *srv, struct rebuilt *b,
+			    const struct rec *rc)
+{
+	struct core_ioas_counters c;
+
+	if (rc->body_len < sizeof(c)) {
+		fail_rebuild(srv, b, "record %" PRIu64 " is malformed",
+			     rc->h->seq);
+		return;
+	}
+	memcpy(&c, rc->body, sizeof(c));
+	if (core_replay_counters(b->session, &c) < 0)
+		fail_rebuild(srv, b, "record %" PRIu64 ": counters of an "
+			     "object the session lacks", rc->h->seq);
+}
+
+static void replay_files(struct server *srv, struct rebuilt *b,
+			 const struct rec *rc)
+{
+	struct j_files jf;
+
+	if (rc->body_len < sizeof(jf)) {
+		fail_rebuild(srv, b, "record %" PRIu64 " is malformed",
+			     rc->h->seq);
+		return;
+	}
+	memcpy(&jf, rc->body, sizeof(jf));
+	if (core_set_ioas_next_file_id(b->session, jf.ioas_id,
+				       jf.next_file_id) < 0)
+		fail_rebuild(srv, b, "record %" PRIu64 ": file id %u of IOAS "
+			     "%u does not fit what it has", rc->h->seq,
+			     jf.next_file_id, jf.ioas_id);
 }
 
 static int open_rebuilt(struct server *srv, struct rebuilt *b)
@@ -857,8 +1146,8 @@ static uint32_t rebuild(struct journal *j, const struct j_image *im)
 			b = &rb[nr++];
 			b->key = rc->h->key;
 		}
-		if (rc->h->type != J_OP && rc->body_len < sizeof(*s) &&
-		    rc->h->type != J_END)
+		if ((rc->h->type == J_OPEN || rc->h->type == J_NAME ||
+		     rc->h->type == J_TOKEN) && rc->body_len < sizeof(*s))
 			continue;
 		switch (rc->h->type) {
 		case J_OPEN:
@@ -886,6 +1175,16 @@ static uint32_t rebuild(struct journal *j, const struct j_image *im)
 			break;
 		case J_END:
 			b->ended = true;
+			break;
+		case J_BASE:
+			/* what the compacted records said of the token */
+			if (rc->body_len >= sizeof(struct j_base)) {
+				const struct j_base *jb = rc->body;
+
+				b->prev_ok = jb->prev_ok != 0;
+				memcpy(b->prev_token, jb->prev_token,
+				       sizeof(b->prev_token));
+			}
 			break;
 		case J_OP:
 			b->prev_ok = false;	/* its client had the token */
@@ -921,6 +1220,17 @@ static uint32_t rebuild(struct journal *j, const struct j_image *im)
 			continue;
 		if (rc->h->type == J_NAME)
 			b->name_seen = true;
+		if (rc->h->type == J_BASE &&
+		    rc->body_len >= sizeof(struct j_base))
+			memcpy(&b->resume,
+			       &((const struct j_base *)rc->body)->resume,
+			       sizeof(b->resume));
+		if (rc->h->type == J_COUNTERS)
+			replay_counters(srv, b, rc);
+		if (rc->h->type == J_FILES)
+			replay_files(srv, b, rc);
+		if (rc->h->type == J_STATE)
+			replay(j, b, rc);
 		if (rc->h->type != J_OP)
 			continue;
 		replay(j, b, rc);
@@ -1072,6 +1382,7 @@ void journal_compact(struct journal *j)
 	struct server *srv = j->srv;
 	struct j_image im;
 	uint32_t (*keep)[2] = NULL, nr = 0;
+	int r;
 
 	srv->compact_due = false;
 	if (j->broken)
@@ -1103,11 +1414,15 @@ void journal_compact(struct journal *j)
 			nr++;
 		}
 	}
-	if (rewrite(j, &im, (const uint32_t (*)[2])keep, nr) < 0)
+	j->compacting = true;
+	r = rewrite(j, &im, (const uint32_t (*)[2])keep, nr);
+	j->compacting = false;
+	if (r < 0)
 		journal_off(j, "cannot write the compacted journal");
 	else
 		log_info(srv, "journal compacted: %" PRIu64 " bytes, %u "
-			 "session(s)", j->end, nr);
+			 "session(s), %u as their state", j->end, nr,
+			 j->states);
 	free(keep);
 	jimage_free(&im);
 }

@@ -246,14 +246,18 @@ static void truncate_header(unsigned char *buf, size_t *len, uint32_t arg)
 
 static void newer_version(unsigned char *buf, size_t *len, uint32_t arg)
 {
-	buf[8] = 3;
+	buf[8] = 4;
 }
 
-/* Version 1 (before J_OPEN had the groups): the same records, still read. */
-static void version_1(unsigned char *buf, size_t *len, uint32_t arg)
+/*
+ * Version @arg: 1 (before J_OPEN had the groups), 2 (before compaction
+ * wrote a session's state): a journal not compacted yet has the same
+ * records, still read.
+ */
+static void old_version(unsigned char *buf, size_t *len, uint32_t arg)
 {
-	cr_assert_eq(buf[8], 2, "this ioasidd writes version 2");
-	buf[8] = 1;
+	cr_assert_eq(buf[8], 3, "this ioasidd writes version 3");
+	buf[8] = (unsigned char)arg;
 }
 
 /* A header 4 bytes longer: every record 4 bytes off its alignment. */
@@ -332,15 +336,15 @@ Test(crash, a_journal_from_a_newer_ioasidd_is_not_read)
 	ctx = vmm("vm1", memfd, &h);
 	crash_with(newer_version, 0);
 	ioasid_unref(ctx);
-	cr_assert(sup_log_has(&s, "version 3 is newer than this ioasidd "
-			      "reads (2)"), "the log says why");
+	cr_assert(sup_log_has(&s, "version 4 is newer than this ioasidd "
+			      "reads (3)"), "the log says why");
 	ctx = connect_ctx();
 	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), -ENOENT);
 	ioasid_unref(ctx);
 	close(memfd);
 }
 
-Test(crash, a_journal_of_version_1_is_still_read)
+static void old_version_read(uint32_t version)
 {
 	int memfd = test_memfd(1 << 20);
 	struct ioasid_ctx *ctx;
@@ -348,7 +352,7 @@ Test(crash, a_journal_of_version_1_is_still_read)
 
 	start();
 	ctx = vmm("vm1", memfd, &h);
-	crash_with(version_1, 0);
+	crash_with(old_version, version);
 	ioasid_unref(ctx);
 	ctx = connect_ctx();
 	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
@@ -356,6 +360,16 @@ Test(crash, a_journal_of_version_1_is_still_read)
 	check_reclaimed(ctx, &h, memfd);
 	ioasid_unref(ctx);
 	close(memfd);
+}
+
+Test(crash, a_journal_of_version_1_is_still_read)
+{
+	old_version_read(1);
+}
+
+Test(crash, a_journal_of_version_2_is_still_read)
+{
+	old_version_read(2);
 }
 
 Test(crash, a_header_that_misaligns_the_records_is_not_read)
@@ -1407,6 +1421,147 @@ Test(crash, a_grown_journal_is_compacted_and_still_rebuilds)
 	check_reclaimed(ctx, &h, memfd);
 	ioasid_unref(ctx);
 	close(memfd);
+}
+
+/*
+ * A VMM that maps and unmaps for ever (a guest vIOMMU: one map and one
+ * unmap per DMA buffer): compaction writes each live session as its
+ * state, not its history, so the journal after it is about the size of
+ * the state, however many changes came before; a crash after that
+ * rebuilds the very same session, ids and file ids included.
+ */
+#define CYCLES		200000
+#define LIVE_MAPS	4
+
+static void map_unmap(struct ioasid_ctx *ctx, uint32_t ioas, int memfd)
+{
+	uint64_t iova = 2ull << 32;
+
+	cr_assert_eq(ioasid_map_file(ctx, ioas, memfd, 0, 4096,
+				     RW | IOASID_MAP_FIXED_IOVA, &iova), 0,
+		     "%s", ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_unmap(ctx, ioas, iova, 4096, 0, NULL), 0);
+}
+
+Test(crash, a_session_that_maps_for_ever_compacts_to_its_state,
+     .timeout = 600)
+{
+	int memfd = test_memfd(1 << 20), memfd2 = test_memfd(1 << 20);
+	struct sup_poller poller = { .stop = -1 };
+	struct snap before, after;
+	struct ioasid_ctx *ctx;
+	const char *name;
+	struct held h;
+	off_t size;
+
+	start();
+	ctx = vmm("vm1", memfd, &h);
+	for (int i = 1; i < LIVE_MAPS; i++) {
+		uint64_t iova = (uint64_t)(4 + i) << 20;
+
+		cr_assert_eq(ioasid_map_file(ctx, h.ioas, memfd2, 0, 1 << 20,
+					     RW | IOASID_MAP_FIXED_IOVA,
+					     &iova), 0, "%s",
+			     ioasid_last_error(ctx));
+	}
+	/* the store's notifications are read as they come */
+	sup_poller_start(&poller, &s);
+	for (int i = 0; i < CYCLES; i++)
+		map_unmap(ctx, h.ioas, memfd);
+	sup_poller_stop(&poller);
+	/* on until the next compaction: right after it, only the state */
+	name = journal_name();
+	for (int i = 0; !strcmp(journal_name(), name); i++) {
+		cr_assert_lt(i, 20000, "no compaction within 1 MiB");
+		map_unmap(ctx, h.ioas, memfd);
+		/* a round trip: the compaction after the batch is done */
+		cr_assert_eq(ioasid_ioas_get_info(ctx, h.ioas,
+					&(struct ioasid_ioas_info){}), 0);
+	}
+	size = journal_size();
+	cr_assert_lt(size, 4096 + 512 * LIVE_MAPS, "%lld bytes after %d "
+		     "changes: the journal is the size of the state, not "
+		     "of the history", (long long)size, 2 * CYCLES);
+	cr_assert(sup_log_has(&s, "1 as their state"), "compacted as state");
+	/* the files the state names are still stored, the others are not */
+	sup_poll(&s);
+	snapshot_take(ctx, &before, 0);
+	cr_assert_eq(ioasid_session_token(ctx, h.token, sizeof(h.token)), 0);
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	ioasid_unref(ctx);
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
+		     ioasid_last_error(ctx));
+	snapshot_take(ctx, &after, 0);
+	cr_assert(snapshot_equal(&before, &after), "the same session after "
+		  "the crash");
+	check_mapped(ctx, &h, memfd, LIVE_MAPS);
+	/* a new file gets the id it would have had: the counter came back */
+	map_unmap(ctx, h.ioas, memfd);
+	snapshot_free(&before);
+	snapshot_free(&after);
+	ioasid_unref(ctx);
+	close(memfd);
+	close(memfd2);
+}
+
+/*
+ * A crash in the middle of a compaction (ioasidd kills itself when the
+ * new journal is written but not stored, or stored with the old one not
+ * yet removed): one whole journal is left, and it rebuilds the session.
+ */
+static void crash_in_compaction(const char *when)
+{
+	int memfd = test_memfd(1 << 20);
+	struct snap before, after;
+	struct ioasid_ctx *ctx;
+	struct held h;
+	int r = 0;
+
+	setenv("IOASIDD_TEST_KILL_IN_COMPACTION", when, 1);
+	setenv("IOASID_RECONNECT", "0", 1);
+	start();
+	unsetenv("IOASIDD_TEST_KILL_IN_COMPACTION");
+	ctx = vmm("vm1", memfd, &h);
+	snapshot_take(ctx, &before, 0);
+	cr_assert_eq(ioasid_session_token(ctx, h.token, sizeof(h.token)), 0);
+	/* past 1 MiB the compaction comes, and the daemon dies in it */
+	for (int i = 0; r == 0; i++) {
+		uint64_t iova = 2ull << 32;
+
+		cr_assert_lt(i, 20000, "no compaction within 1 MiB");
+		r = ioasid_map_file(ctx, h.ioas, memfd, 0, 4096,
+				    RW | IOASID_MAP_FIXED_IOVA, &iova);
+		if (r == 0)
+			r = ioasid_unmap(ctx, h.ioas, iova, 4096, 0, NULL);
+	}
+	cr_assert_eq(sup_wait_exit(&s), 0, "the daemon kills itself (%s)",
+		     when);
+	unsetenv("IOASID_RECONNECT");
+	cr_assert_eq(sup_restart(&s), 0);
+	cr_assert(sup_log_has(&s, "journal: 1 session(s) rebuilt"));
+	ioasid_unref(ctx);
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
+		     ioasid_last_error(ctx));
+	snapshot_take(ctx, &after, 0);
+	cr_assert(snapshot_equal(&before, &after), "the same session after "
+		  "a crash in the compaction (%s)", when);
+	check_reclaimed(ctx, &h, memfd);
+	snapshot_free(&before);
+	snapshot_free(&after);
+	ioasid_unref(ctx);
+	close(memfd);
+}
+
+Test(crash, a_crash_before_the_compacted_journal_is_stored)
+{
+	crash_in_compaction("written");
+}
+
+Test(crash, a_crash_before_the_old_journal_is_removed)
+{
+	crash_in_compaction("stored");
 }
 
 /* ---- nested tables --------------------------------------------------------- */

@@ -176,6 +176,16 @@ int core_replay(struct session *session, struct ioasid_op *op,
  */
 int core_replay_counters(struct session *session,
 			 const struct core_ioas_counters *c);
+/*
+ * An IOAS's file table counter (a new file's id is one more), which the
+ * ops of an image do not give back: ioasidd's journal keeps it.  0, or
+ * -ENOENT when @session has no IOAS @ioas_id; setting it below a file
+ * the IOAS has: -EINVAL.
+ */
+int core_ioas_next_file_id(struct session *session, uint32_t ioas_id,
+			   uint32_t *next);
+int core_set_ioas_next_file_id(struct session *session, uint32_t ioas_id,
+			       uint32_t next);
 /* Give @session the id it had in another core (before its first op). */
 void core_session_set_id(struct session *session, uint32_t id);
 
