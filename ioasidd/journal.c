@@ -14,8 +14,8 @@
  * session that had not ended into a new core session, which then
  * lingers as if its client had disconnected at the crash.
  *
- * The format (version 2; version 1 is read too): a header (its size a
- * multiple of 8), then records.  A session's J_OPEN has its uid, gid
+ * The format (version 3; versions 1 and 2 are read too): a header (its
+ * size a multiple of 8), then records.  A session's J_OPEN has its uid, gid
  * and, since version 2, up to J_MAX_GROUPS supplementary groups, so the
  * policy judges a rebuilt session as it judged its client (by a
  * [group] section too).  A record is a header
@@ -33,12 +33,22 @@
  * that does not give the recorded result ends that session's rebuild:
  * the session is torn down and named in the log; the others go on.
  *
- * Compaction (journal_compact()): a new memfd with only the records of
+ * Compaction (journal_compact(), rewrite()): a new memfd with only the
  * sessions still alive, re-keyed to their current ids, stored under the
  * other name before the old one is removed, so a crash at any moment
- * leaves one whole journal in the store.  It runs after every restore
- * and when the journal has grown past four times its size after the
- * last compaction.  Files no kept record names leave the store.
+ * leaves one whole journal in the store.  Since version 3 a live
+ * session is written as its state, not its history: its J_OPEN, its
+ * J_NAME with the token it has, a J_BASE (the token a reclaim spent,
+ * the resume counts), then the ops core_session_export() gives for it as
+ * J_STATE records (replayed by core_replay(), which makes each object
+ * with the id it had), its counters (J_COUNTERS) and each IOAS's file id
+ * counter (J_FILES); its later changes follow as J_OP records.  So the
+ * journal's size after a compaction is that of the live state, however
+ * many changes came before.  A session whose state cannot be written so
+ * (dirty tracking, a fault queue) keeps its records as they were.  It
+ * runs after every restore and when the journal has grown past four
+ * times its size after the last compaction.  Files no kept record names
+ * leave the store.
  */
 #include <errno.h>
 #include <fcntl.h>
