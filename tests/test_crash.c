@@ -1433,21 +1433,41 @@ Test(crash, a_grown_journal_is_compacted_and_still_rebuilds)
 #define CYCLES		200000
 #define LIVE_MAPS	4
 
-static void map_unmap(struct ioasid_ctx *ctx, uint32_t ioas, int memfd)
+/* A map and its unmap; the file id the map gave (a new one each time). */
+static uint32_t map_unmap(struct ioasid_ctx *ctx, uint32_t ioas, int memfd)
 {
 	uint64_t iova = 2ull << 32;
+	struct ioasid_mapping m = { .file_id = 0 };
 
 	cr_assert_eq(ioasid_map_file(ctx, ioas, memfd, 0, 4096,
 				     RW | IOASID_MAP_FIXED_IOVA, &iova), 0,
 		     "%s", ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_lookup(ctx, ioas, iova, &m), 0);
 	cr_assert_eq(ioasid_unmap(ctx, ioas, iova, 4096, 0, NULL), 0);
+	return m.file_id;
+}
+
+/* How many files the store holds (f<N>). */
+static unsigned int stored_files(void)
+{
+	char names[4096], *save = NULL;
+	unsigned int n = 0;
+
+	sup_poll(&s);
+	sup_store_names(&s, NULL, names, sizeof(names));
+	for (char *w = strtok_r(names, " ", &save); w;
+	     w = strtok_r(NULL, " ", &save))
+		n += w[0] == 'f';
+	return n;
 }
 
 Test(crash, a_session_that_maps_for_ever_compacts_to_its_state,
      .timeout = 600)
 {
 	int memfd = test_memfd(1 << 20), memfd2 = test_memfd(1 << 20);
+	int cycled = test_memfd(1 << 20);
 	struct sup_poller poller = { .stop = -1 };
+	uint32_t file_id;
 	struct snap before, after;
 	struct ioasid_ctx *ctx;
 	const char *name;
@@ -1467,12 +1487,12 @@ Test(crash, a_session_that_maps_for_ever_compacts_to_its_state,
 	/* the store's notifications are read as they come */
 	sup_poller_start(&poller, &s);
 	for (int i = 0; i < CYCLES; i++)
-		map_unmap(ctx, h.ioas, memfd);
+		map_unmap(ctx, h.ioas, cycled);
 	sup_poller_stop(&poller);
 	/* on until the next compaction: right after it, only the state */
 	name = journal_name();
 	for (int i = 0; i < 20000 && !strcmp(journal_name(), name); i++) {
-		map_unmap(ctx, h.ioas, memfd);
+		map_unmap(ctx, h.ioas, cycled);
 		/* a round trip: the compaction after the batch is done */
 		cr_assert_eq(ioasid_ioas_get_info(ctx, h.ioas,
 					&(struct ioasid_ioas_info){}), 0);
@@ -1483,8 +1503,10 @@ Test(crash, a_session_that_maps_for_ever_compacts_to_its_state,
 		     "of the history", (long long)size, 2 * CYCLES);
 	cr_assert_str_neq(journal_name(), name, "compacted within 1 MiB");
 	cr_assert(sup_log_has(&s, "1 as their state"), "compacted as state");
-	/* the files the state names are still stored, the others are not */
-	sup_poll(&s);
+	/* the files the state names are still stored, the cycled one not */
+	cr_assert_eq(stored_files(), 2, "the mapped files only");
+	/* the next new file's id, as the crash must leave it */
+	file_id = map_unmap(ctx, h.ioas, cycled);
 	snapshot_take(ctx, &before, 0);
 	cr_assert_eq(ioasid_session_token(ctx, h.token, sizeof(h.token)), 0);
 	cr_assert_eq(sup_crash_restart(&s), 0);
@@ -1497,12 +1519,13 @@ Test(crash, a_session_that_maps_for_ever_compacts_to_its_state,
 		  "the crash");
 	check_mapped(ctx, &h, memfd, LIVE_MAPS);
 	/* a new file gets the id it would have had: the counter came back */
-	map_unmap(ctx, h.ioas, memfd);
+	cr_assert_eq(map_unmap(ctx, h.ioas, cycled), file_id + 1);
 	snapshot_free(&before);
 	snapshot_free(&after);
 	ioasid_unref(ctx);
 	close(memfd);
 	close(memfd2);
+	close(cycled);
 }
 
 /*
