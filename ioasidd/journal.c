@@ -687,6 +687,10 @@ static void session_meta(const struct j_image *im, uint32_t key,
 			break;
 		}
 	}
+	/* a spent token no reclaim can take any more is not written again */
+	if (!m->base.prev_ok)
+		explicit_bzero(m->base.prev_token,
+			       sizeof(m->base.prev_token));
 }
 
 /* Where core_session_export() writes a session's J_STATE records. */
