@@ -1463,8 +1463,7 @@ static unsigned int stored_files(char *names, size_t len)
 	return n;
 }
 
-Test(crash, a_session_that_maps_for_ever_compacts_to_its_state,
-     .timeout = 600)
+Test(crash, a_session_that_maps_for_ever_compacts_to_its_state)
 {
 	int memfd = test_memfd(1 << 20), memfd2 = test_memfd(1 << 20);
 	int cycled = test_memfd(1 << 20);
