@@ -2,6 +2,7 @@
 /* The state a session sees, as bytes (see snapshot.h). */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -142,4 +143,25 @@ void snapshot_free(struct snap *s)
 	free(s->buf);
 	s->buf = NULL;
 	s->len = 0;
+}
+
+struct ioasid_ctx *snapshot_export_import(struct ioasid_ctx *ctx,
+					  const char *what)
+{
+	struct ioasid_ctx *copy = NULL;
+	struct snap before, after;
+	int fd = -1;
+
+	snapshot_take(ctx, &before, SNAP_STATUS);
+	cr_assert_eq(ioasid_ctx_export(ctx, &fd), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_ctx_import(fd, &copy), 0, "%s",
+		     ioasid_last_error(NULL));
+	close(fd);
+	snapshot_take(copy, &after, SNAP_STATUS);
+	cr_assert(snapshot_equal(&before, &after), "the imported context "
+		  "has the same %s", what);
+	snapshot_free(&before);
+	snapshot_free(&after);
+	return copy;
 }

@@ -27,5 +27,11 @@ enum snap_flags {
 void snapshot_take(struct ioasid_ctx *ctx, struct snap *s, unsigned int flags);
 bool snapshot_equal(const struct snap *a, const struct snap *b);
 void snapshot_free(struct snap *s);
+/*
+ * Export @ctx and import the image: the new context, asserted to have
+ * @ctx's snapshot (SNAP_STATUS), @what saying what that means.
+ */
+struct ioasid_ctx *snapshot_export_import(struct ioasid_ctx *ctx,
+					  const char *what);
 
 #endif

@@ -1155,12 +1155,10 @@ static void ctx_lands(struct guest *g, struct ioasid_ctx *ctx, uint32_t dev,
 Test(nested_pasid, export_carries_it)
 {
 	struct ioasid_nested_inval e = { .addr = GVA, .npages = 1 };
-	struct ioasid_ctx *copy = NULL;
-	struct snap before, after;
 	uint32_t nic, gone, second, nr = 1, id;
+	struct ioasid_ctx *copy;
 	int32_t err = 1;
 	struct guest g;
-	int fd = -1;
 
 	pasid_setup(&g);
 	if (ioasid_is_remote(g.ctx)) {
@@ -1181,14 +1179,7 @@ Test(nested_pasid, export_carries_it)
 	cr_assert_eq(ioasid_device_pasid_attach(g.ctx, g.dev, PASID + 2,
 						g.ioas, 0), 0, "%s",
 		     ioasid_last_error(g.ctx));
-	snapshot_take(g.ctx, &before, SNAP_STATUS);
-	cr_assert_eq(ioasid_ctx_export(g.ctx, &fd), 0, "%s",
-		     ioasid_last_error(g.ctx));
-	cr_assert_eq(ioasid_ctx_import(fd, &copy), 0, "%s",
-		     ioasid_last_error(NULL));
-	snapshot_take(copy, &after, SNAP_STATUS);
-	cr_assert(snapshot_equal(&before, &after),
-		  "the imported context has the same tables, PASIDs and ids");
+	copy = snapshot_export_import(g.ctx, "tables, PASIDs and ids");
 
 	/* through stage 1 and 2 of the copy's tables */
 	ctx_lands(&g, copy, nic, 0, GVA, PAGE_A, 1);
@@ -1209,10 +1200,7 @@ Test(nested_pasid, export_carries_it)
 	cr_assert_eq(ioasid_nested_destroy(copy, g.nested), -EBUSY);
 	cr_assert_eq(ioasid_ioas_alloc(copy, 0, &id), 0);
 	cr_assert_gt(id, nic);
-	snapshot_free(&before);
-	snapshot_free(&after);
 	ioasid_unref(copy);
-	close(fd);
 	guest_teardown(&g);
 }
 

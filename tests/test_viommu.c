@@ -571,12 +571,10 @@ Test(viommu, other_context_cannot_name_it)
  */
 Test(viommu, export_carries_it)
 {
-	struct ioasid_ctx *orig, *copy = NULL;
+	struct ioasid_ctx *orig, *copy;
 	struct ioasid_vdevice_info vd[2];
-	struct snap before, after;
 	uint32_t vgpu = 0, nr = 2, id;
 	struct guest g;
-	int fd = -1;
 
 	guest_setup_attached(&g);
 	if (ioasid_is_remote(g.ctx)) {
@@ -589,15 +587,8 @@ Test(viommu, export_carries_it)
 	cr_assert_eq(ioasid_device_pasid_attach_nested(g.ctx, g.gpu, 5,
 						       g.nested, 0), 0, "%s",
 		     ioasid_last_error(g.ctx));
-	snapshot_take(g.ctx, &before, SNAP_STATUS);
-	cr_assert_eq(ioasid_ctx_export(g.ctx, &fd), 0, "%s",
-		     ioasid_last_error(g.ctx));
-	cr_assert_eq(ioasid_ctx_import(fd, &copy), 0, "%s",
-		     ioasid_last_error(NULL));
-	snapshot_take(copy, &after, SNAP_STATUS);
-	cr_assert(snapshot_equal(&before, &after),
-		  "the imported context has the same vIOMMU, vDEVICEs, table "
-		  "and ids");
+	copy = snapshot_export_import(g.ctx, "vIOMMU, vDEVICEs, table and "
+				      "ids");
 	cr_assert_eq(ioasid_vdevice_list(copy, g.ioas, vd, &nr), 0);
 	cr_assert_eq(nr, 2);
 
@@ -620,9 +611,6 @@ Test(viommu, export_carries_it)
 		     ioasid_last_error(copy));
 	cr_assert_eq(ioasid_viommu_destroy(copy, g.viommu), -EBUSY);
 	g.ctx = orig;
-	snapshot_free(&before);
-	snapshot_free(&after);
 	ioasid_unref(copy);
-	close(fd);
 	guest_teardown(&g);
 }

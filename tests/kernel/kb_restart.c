@@ -457,26 +457,9 @@ struct nest_handover {
 	uint32_t k_viommu, k_vdev, k_n1, k_n2;	/* the kernel's */
 };
 
-static struct viommu *core_viommu(struct ioasid_ctx *c, uint32_t id)
-{
-	struct core *core = embedded_core(c);
-
-	for (struct viommu *v = core ? core->viommus : NULL; v; v = v->next)
-		if (v->id == id)
-			return v;
-	return NULL;
-}
-
-static uint32_t k_viommu(struct ioasid_ctx *c, uint32_t id)
-{
-	struct viommu *v = core_viommu(c, id);
-
-	return v ? iommufd_test_viommu_id(v->be) : 0;
-}
-
 static uint32_t k_vdevice(struct ioasid_ctx *c, uint32_t viommu, uint32_t id)
 {
-	struct viommu *v = core_viommu(c, viommu);
+	struct viommu *v = kb_core_viommu(c, viommu);
 
 	for (struct vdevice *vd = v ? v->vdevices : NULL; vd; vd = vd->next)
 		if (vd->id == id)
@@ -525,10 +508,10 @@ static int nest_successor(const struct nest_handover *h)
 		return 1;
 	n1 = iommufd_test_nested_hwpt_id(kb_be_device(ctx, h->d0));
 	n2 = iommufd_test_pasid_hwpt_id(kb_be_device(ctx, h->d1), NEST_PASID);
-	report(k_viommu(ctx, h->viommu) == h->k_viommu &&
+	report(kb_k_viommu(ctx, h->viommu) == h->k_viommu &&
 	       k_vdevice(ctx, h->viommu, h->vdev) == h->k_vdev,
 	       "the same kernel vIOMMU %u and vDEVICE %u (%u, %u)",
-	       h->k_viommu, h->k_vdev, k_viommu(ctx, h->viommu),
+	       h->k_viommu, h->k_vdev, kb_k_viommu(ctx, h->viommu),
 	       k_vdevice(ctx, h->viommu, h->vdev));
 	report(n1 == h->k_n1 && n2 == h->k_n2, "the same nested HWPTs: %u "
 	       "(on the vIOMMU, mock0 attached) and %u (mock1's PASID %u on "
@@ -698,7 +681,7 @@ static void nest_predecessor(int pipe_w, const char *self)
 	       kb_err(ctx));
 	if (r < 0)
 		_exit(1);
-	h.k_viommu = k_viommu(ctx, h.viommu);
+	h.k_viommu = kb_k_viommu(ctx, h.viommu);
 	h.k_vdev = k_vdevice(ctx, h.viommu, h.vdev);
 	h.k_n1 = iommufd_test_nested_hwpt_id(kb_be_device(ctx, h.d0));
 	h.k_n2 = iommufd_test_pasid_hwpt_id(kb_be_device(ctx, h.d1),

@@ -81,23 +81,6 @@ static void log_fn(void *data, int priority, const char *file, int line,
 
 /* ---- white box: the kernel's ids ----------------------------------------- */
 
-static struct viommu *core_viommu(struct ioasid_ctx *c, uint32_t id)
-{
-	struct core *core = embedded_core(c);
-
-	for (struct viommu *v = core ? core->viommus : NULL; v; v = v->next)
-		if (v->id == id)
-			return v;
-	return NULL;
-}
-
-static uint32_t kviommu(struct ioasid_ctx *c, uint32_t id)
-{
-	struct viommu *v = core_viommu(c, id);
-
-	return v ? iommufd_test_viommu_id(v->be) : 0;
-}
-
 static int kfd(struct ioasid_ctx *c, uint32_t dev)
 {
 	struct be_device *bd = kb_be_device(c, dev);
@@ -261,7 +244,7 @@ static void suite_invalidate(struct env *e, uint32_t *out_v,
 	       "it has (%s)", kb_err(ctx));
 	r = ioasid_viommu_alloc(ctx, e->parent, d[0], IOASID_VIOMMU_SELFTEST,
 				0, &v);
-	kv = kviommu(ctx, v);
+	kv = kb_k_viommu(ctx, v);
 	if (!tap_ok(r == 0 && v && kv, "IOMMU_VIOMMU_ALLOC (selftest type) "
 		    "over the parent's nest-parent HWPT: vIOMMU %u, kernel id "
 		    "%u (%s)", v, kv, kb_err(ctx)))
@@ -346,8 +329,9 @@ static void suite_invalidate(struct env *e, uint32_t *out_v,
 	       CACHES(d[0], 0, D, 0, D), "unknown flags: EOPNOTSUPP, nothing "
 	       "done (%s)", kb_err(ctx));
 	/* the kernel's own count: the backend without the core's checks */
-	r = backend_iommufd.viommu_invalidate(core_viommu(ctx, v)->be, be_bad,
-					      3, &done, why, sizeof(why));
+	r = backend_iommufd.viommu_invalidate(kb_core_viommu(ctx, v)->be,
+					      be_bad, 3, &done, why,
+					      sizeof(why));
 	tap_ok(r == -EINVAL && done == 1 && CACHES(d[0], 0, 0, 0, D),
 	       "the kernel refusing entry 1 (cache 7) of 3: the backend says "
 	       "done 1 (entry_num) and EINVAL; entry 0 done (cache 1 "
@@ -371,7 +355,7 @@ static void suite_nested(struct env *e, uint32_t v, uint32_t vd[2])
 	struct ioasid_viommu_inval all0[] = { ALL(V0) };
 	struct ifd_viommu_invalidate_selftest raw0 = { .vdev_id = V0 };
 	struct be_device *bd;
-	uint32_t *d = e->dev, n = 0, nr, kv = kviommu(ctx, v), done, x;
+	uint32_t *d = e->dev, n = 0, nr, kv = kb_k_viommu(ctx, v), done, x;
 	uint8_t out[512];
 	int32_t err;
 	int r, fd = kfd(ctx, d[0]);
@@ -473,7 +457,7 @@ static void suite_orders(struct env *e)
 					       sizeof(st), 0, &n);
 	if (r == 0)
 		r = ioasid_device_attach_nested(ctx, d[0], n, 0);
-	kv = kviommu(ctx, v);
+	kv = kb_k_viommu(ctx, v);
 	if (!tap_ok(r == 0, "again: vIOMMU, vDEVICE, nested table, mock0 "
 		    "attached (%s)", kb_err(ctx)))
 		return;
@@ -492,7 +476,7 @@ static void suite_orders(struct env *e)
 				0, &v);
 	if (r == 0)
 		r = ioasid_vdevice_alloc(ctx, v, d[1], V1, &vd);
-	kv = kviommu(ctx, v);
+	kv = kb_k_viommu(ctx, v);
 	if (!tap_ok(r == 0, "a vIOMMU, mock1's vDEVICE (%s)", kb_err(ctx)))
 		return;
 	r = ioasid_device_unbind(ctx, d[1]);

@@ -20,6 +20,7 @@
 #include "core/device.h"
 #include "core/domain.h"
 #include "core/ioas.h"
+#include "core/viommu.h"
 #include "ctx.h"
 #include "kbtest.h"
 
@@ -486,6 +487,23 @@ struct be_ioas *kb_be_ioas(struct ioasid_ctx *ctx, uint32_t ioas_id)
 		HASH_FIND(hh, core->ioas_table, &ioas_id, sizeof(ioas_id),
 			  ioas);
 	return ioas ? ioas->be : NULL;
+}
+
+struct viommu *kb_core_viommu(struct ioasid_ctx *ctx, uint32_t id)
+{
+	struct core *core = embedded_core(ctx);
+
+	for (struct viommu *v = core ? core->viommus : NULL; v; v = v->next)
+		if (v->id == id)
+			return v;
+	return NULL;
+}
+
+uint32_t kb_k_viommu(struct ioasid_ctx *ctx, uint32_t id)
+{
+	struct viommu *v = kb_core_viommu(ctx, id);
+
+	return v ? iommufd_test_viommu_id(v->be) : 0;
 }
 
 static struct device *find_device(struct ioasid_ctx *ctx, uint32_t dev_id)

@@ -135,5 +135,9 @@ struct be_ioas *kb_be_ioas(struct ioasid_ctx *ctx, uint32_t ioas_id);
 struct be_device *kb_be_device(struct ioasid_ctx *ctx, uint32_t dev_id);
 /* The backend domain a device is attached through, or NULL. */
 struct be_domain *kb_be_domain(struct ioasid_ctx *ctx, uint32_t dev_id);
+/* The core's vIOMMU @id, and the kernel's id of it (iommufd; 0: none). */
+struct viommu;
+struct viommu *kb_core_viommu(struct ioasid_ctx *ctx, uint32_t id);
+uint32_t kb_k_viommu(struct ioasid_ctx *ctx, uint32_t id);
 
 #endif
