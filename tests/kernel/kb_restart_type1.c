@@ -171,6 +171,27 @@ static int raw_set_vaddr(int cfd, uint64_t iova, uint64_t len, void *va)
 
 /* ---- the successor (the exec'd image) ------------------------------------ */
 
+/*
+ * Map a page of @mem at IOVA3, have edu DMA the pattern to @off in it,
+ * check it landed, unmap: 0 or the first error (-EIO: it did not land).
+ */
+static int map_dma_unmap(struct ioasid_ctx *c, uint32_t ioas, struct edu *e,
+			 int mem, const uint8_t *pat, uint64_t off)
+{
+	uint64_t iova = IOVA3;
+	int r;
+
+	r = ioasid_map_file(c, ioas, mem, 0, KB_PAGE, IOASID_MAP_READ |
+			    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA, &iova);
+	if (r == 0)
+		r = edu_to_mem(e, 0, IOVA3 + off, XFER);
+	if (r == 0 && !kb_file_equals(mem, off, pat, XFER))
+		r = -EIO;
+	if (r == 0)
+		r = ioasid_unmap(c, ioas, IOVA3, KB_PAGE, 0, NULL);
+	return r;
+}
+
 struct handover {
 	int image, pipe, mem, mem2, devfd;
 	uint32_t dev, ioas;
@@ -646,7 +667,6 @@ static void suite_upgrade(const char *edu)
 	struct daemon_fixture d;
 	struct dma_loop l = { .stop = -1 };
 	uint8_t pat[XFER];
-	uint64_t iova3 = IOVA3;
 	uint32_t dev, ioas, pid = 0;
 	unsigned int before;
 	uint64_t one = 1;
@@ -691,29 +711,14 @@ static void suite_upgrade(const char *edu)
 	       pid, l.done, l.bad, r ? kb_err(c) : "ok");
 	tap_ok(file_contains(d.log, "hand-over begun"), "the predecessor "
 	       "made the kernel forget its addresses (its log)");
-	r = ioasid_map_file(c, ioas, l.mem, 0, KB_PAGE, IOASID_MAP_READ |
-			    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA, &iova3);
-	if (r == 0)
-		r = edu_to_mem(&l.edu, 0, IOVA3 + 0x200, XFER);
-	if (r == 0 && !kb_file_equals(l.mem, 0x200, pat, XFER))
-		r = -EIO;
-	if (r == 0)
-		r = ioasid_unmap(c, ioas, IOVA3, KB_PAGE, 0, NULL);
+	r = map_dma_unmap(c, ioas, &l.edu, l.mem, pat, 0x200);
 	tap_ok(r == 0, "after the upgrade the client maps a page, edu DMAs "
 	       "into it, the client unmaps it (%s)", kb_err(c));
 	r = ioasid_daemon_upgrade(c, "/bin/false", &pid);
 	tap_ok(r < 0 && file_contains(d.log, "hand-over given up"),
 	       "an upgrade to a binary that fails is refused (%s) and the "
 	       "daemon takes its addresses back (its log)", kb_err(c));
-	iova3 = IOVA3;
-	r = ioasid_map_file(c, ioas, l.mem, 0, KB_PAGE, IOASID_MAP_READ |
-			    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA, &iova3);
-	if (r == 0)
-		r = edu_to_mem(&l.edu, 0, IOVA3 + 0x300, XFER);
-	if (r == 0 && !kb_file_equals(l.mem, 0x300, pat, XFER))
-		r = -EIO;
-	if (r == 0)
-		r = ioasid_unmap(c, ioas, IOVA3, KB_PAGE, 0, NULL);
+	r = map_dma_unmap(c, ioas, &l.edu, l.mem, pat, 0x300);
 	tap_ok(r == 0 && !transfers(&l.edu, l.mem, pat, 2, &l.done),
 	       "and serves on: a map, DMA into it and an unmap work (%s)",
 	       kb_err(c));
@@ -747,7 +752,6 @@ static void suite_crash(const char *edu)
 	struct sup_poller pl = { .stop = -1 };
 	struct dma_loop l = { .stop = -1 };
 	uint8_t pat[XFER];
-	uint64_t iova3 = IOVA3;
 	uint32_t dev, ioas, linger = 0, pid = 0;
 	unsigned int before, rebuilt;
 	char names[1024], names2[1024];
@@ -800,14 +804,7 @@ static void suite_crash(const char *edu)
 					   "crash"),
 	       "edu's DMA went on through the kill and the restart: %u "
 	       "transfers, %u wrong, no DMAR fault", l.done, l.bad);
-	r = ioasid_map_file(c, ioas, l.mem, 0, KB_PAGE, IOASID_MAP_READ |
-			    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA, &iova3);
-	if (r == 0)
-		r = edu_to_mem(&l.edu, 0, IOVA3 + 0x200, XFER);
-	if (r == 0 && !kb_file_equals(l.mem, 0x200, pat, XFER))
-		r = -EIO;
-	if (r == 0)
-		r = ioasid_unmap(c, ioas, IOVA3, KB_PAGE, 0, NULL);
+	r = map_dma_unmap(c, ioas, &l.edu, l.mem, pat, 0x200);
 	tap_ok(r == 0, "after the restart the client maps a page, edu DMAs "
 	       "into it, the client unmaps it (%s)", kb_err(c));
 
@@ -853,15 +850,7 @@ static void suite_crash(const char *edu)
 	       "edu's DMA went on through the upgrade, the kill and the "
 	       "restart: %u transfers, %u wrong, no DMAR fault", l.done,
 	       l.bad);
-	iova3 = IOVA3;
-	r = ioasid_map_file(c, ioas, l.mem, 0, KB_PAGE, IOASID_MAP_READ |
-			    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA, &iova3);
-	if (r == 0)
-		r = edu_to_mem(&l.edu, 0, IOVA3 + 0x300, XFER);
-	if (r == 0 && !kb_file_equals(l.mem, 0x300, pat, XFER))
-		r = -EIO;
-	if (r == 0)
-		r = ioasid_unmap(c, ioas, IOVA3, KB_PAGE, 0, NULL);
+	r = map_dma_unmap(c, ioas, &l.edu, l.mem, pat, 0x300);
 	tap_ok(r == 0, "and the client maps a page, edu DMAs into it, the "
 	       "client unmaps it (%s)", kb_err(c));
 	edu_close(&l.edu);
