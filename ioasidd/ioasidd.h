@@ -276,6 +276,12 @@ enum daemon_image_rec {
 	IMAGE_REC_DAEMON_KSTATE = 0x105,	/* kstate.c */
 	IMAGE_REC_DAEMON_KSTATE_UP = 0x106,	/* kstate.c (image version 4) */
 	IMAGE_REC_DAEMON_KSTATE_PREV = 0x107,	/* kstate.c */
+	IMAGE_REC_DAEMON_FILE_ID = 0x108,	/* struct upgrade_file_id */
+	IMAGE_REC_DAEMON_SESSION_ID = 0x109,	/* u32: the session counter */
+};
+/* An IOAS's file id counter, after its session's ops (upgrade.c). */
+struct upgrade_file_id {
+	uint32_t ioas_id, next_file_id;
 };
 /* The state image's writer for core_session_export() (upgrade.c). */
 int daemon_put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,

@@ -10,7 +10,9 @@
  *      file's state record, every connection (socket, its session's id,
  *      its request ring with the daemon's private indexes, queued
  *      messages: client.c), every named session with its token and
- *      deadline (sessions.c), then each session's ops (core/export.c);
+ *      deadline (sessions.c), then each session's ops (core/export.c)
+ *      and each of its IOASes' file id counter, then the core's id
+ *      and session counters;
  *   3. forks; the child clears FD_CLOEXEC on exactly the descriptors the
  *      image names and execs the new binary with the same arguments and
  *      IOASIDD_UPGRADE=IMAGE_FD,STATUS_FD;
@@ -91,7 +93,46 @@ struct export_arg {
 	struct image_writer *w;
 	struct ioasid_op why;
 	int r;
+	uint32_t *ioas, nr_ioas;	/* the session's, for their file ids */
 };
+
+/* daemon_put_export(), noting each IOAS (its counters come once, last). */
+static int put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
+		      const struct core_ioas_counters *c,
+		      const struct ioasid_kobj *k)
+{
+	struct export_arg *x = arg;
+	uint32_t *p;
+
+	if (c && c->kind == CORE_COUNTERS_IOAS) {
+		p = realloc(x->ioas, (x->nr_ioas + 1) * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		x->ioas = p;
+		x->ioas[x->nr_ioas++] = c->ioas_id;
+	}
+	return daemon_put_export(x->w, op, expect_id, c, k);
+}
+
+/*
+ * Each IOAS's file id counter, which the ops do not give back (a file
+ * that went took its id along), after all of them.
+ */
+static int put_file_ids(struct export_arg *x, struct session *s)
+{
+	int r = 0;
+
+	for (uint32_t i = 0; r == 0 && i < x->nr_ioas; i++) {
+		struct upgrade_file_id fi = { .ioas_id = x->ioas[i] };
+
+		r = core_ioas_next_file_id(s, fi.ioas_id, &fi.next_file_id);
+		if (r == 0)
+			r = image_put(x->w, IMAGE_REC_DAEMON_FILE_ID, &fi,
+				      sizeof(fi));
+	}
+	x->nr_ioas = 0;
+	return r;
+}
 
 static void export_session(void *arg, struct session *s)
 {
@@ -105,10 +146,15 @@ static void export_session(void *arg, struct session *s)
 	is.pid = core_session_pid(s);
 	x->r = image_put_session(x->w, &is);
 	if (x->r == 0)
-		x->r = core_session_export(s, daemon_put_export, x->w,
-					    &x->why);
+		x->r = core_session_export(s, put_export, x, &x->why);
 	else
 		op_fail(&x->why, -x->r, "out of memory");
+	if (x->r == 0) {
+		x->r = put_file_ids(x, s);
+		if (x->r < 0)
+			op_fail(&x->why, -x->r, "cannot write IOAS file id "
+				"counters: %s", strerror(-x->r));
+	}
 }
 
 static int write_image(struct server *srv, const struct client *requester,
@@ -146,11 +192,18 @@ static int write_image(struct server *srv, const struct client *requester,
 	}
 	clients_for_each_session(srv, export_session, &x);
 	sessions_for_each_lingering(srv, export_session, &x);
+	free(x.ioas);
 	if (x.r < 0) {
 		snprintf(why, whylen, "%s", x.why.errmsg);
 		return x.r;
 	}
 	r = image_put_next_id(w, core_next_id(srv->core));
+	if (r == 0) {
+		uint32_t sid = core_next_session_id(srv->core);
+
+		r = image_put(w, IMAGE_REC_DAEMON_SESSION_ID, &sid,
+			      sizeof(sid));
+	}
 	if (r == 0)
 		r = image_writer_finish(w, memfd);
 	if (r < 0)
@@ -421,6 +474,28 @@ static void adopt_end(struct server *srv, struct session *s, bool *kernel)
 			 "adopted", core_session_id(s));
 }
 
+/* An IOAS's file id counter, after the ops of session @s. */
+static int replay_file_id(struct session *s, const struct image_rec *rec,
+			  char *why, size_t whylen)
+{
+	struct upgrade_file_id fi;
+
+	if (!s || rec->len != sizeof(fi)) {
+		snprintf(why, whylen, "record %u: a file id counter %s",
+			 rec->index, s ? "of a wrong size" :
+			 "before any session");
+		return -EBADMSG;
+	}
+	memcpy(&fi, rec->payload, sizeof(fi));
+	if (core_set_ioas_next_file_id(s, fi.ioas_id, fi.next_file_id) < 0) {
+		snprintf(why, whylen, "record %u: file id %u of IOAS %u does "
+			 "not fit what the session has", rec->index,
+			 fi.next_file_id, fi.ioas_id);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 /* Every SESSION's ops into the session of that id. */
 static int replay(struct server *srv, struct image *img, char *why,
 		  size_t whylen)
@@ -503,6 +578,19 @@ static int replay(struct server *srv, struct image *img, char *why,
 		case IMAGE_REC_NEXT_ID:
 			memcpy(&id, rec.payload, sizeof(id));
 			core_set_next_id(srv->core, id);
+			break;
+		case IMAGE_REC_DAEMON_FILE_ID:
+			r = replay_file_id(s, &rec, why, whylen);
+			break;
+		case IMAGE_REC_DAEMON_SESSION_ID:
+			if (rec.len != sizeof(id)) {
+				snprintf(why, whylen, "record %u: a session "
+					 "counter of %u bytes", rec.index,
+					 rec.len);
+				return -EBADMSG;
+			}
+			memcpy(&id, rec.payload, sizeof(id));
+			core_set_next_session_id(srv->core, id);
 			break;
 		}
 	}

@@ -411,6 +411,44 @@ Test(upgrade, nested_tables_pasids_and_viommus_come_through,
 	stop();
 }
 
+/* A map and its unmap in @ioas; the file id the map gave. */
+static uint32_t map_unmap_file(struct ioasid_ctx *ctx, uint32_t ioas,
+			       int memfd)
+{
+	struct ioasid_mapping m = { .file_id = 0 };
+	uint64_t iova = BASE;
+
+	cr_assert_eq(ioasid_map_file(ctx, ioas, memfd, 0, PG, RW | FIXED,
+				     &iova), 0, "%s", ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_lookup(ctx, ioas, iova, &m), 0);
+	cr_assert_eq(ioasid_unmap(ctx, ioas, iova, PG, 0, NULL), 0);
+	return m.file_id;
+}
+
+/*
+ * The ops of the image give each mapped file its id, but an IOAS whose
+ * files went keeps counting: the successor's next file gets the id the
+ * predecessor's would have, not one a file had before.
+ */
+Test(upgrade, the_file_id_counter_comes_through, .timeout = 120)
+{
+	int memfd = test_memfd(1 << 20), memfd2 = test_memfd(1 << 20);
+	struct ioasid_ctx *ctx;
+	uint32_t ioas, first;
+
+	start(NULL);
+	cr_assert_eq(ioasid_new(d.uri, &ctx), 0);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &ioas), 0);
+	first = map_unmap_file(ctx, ioas, memfd);
+	cr_assert_eq(upgrade(ctx, NULL), 0, "%s", ioasid_last_error(ctx));
+	cr_assert_eq(map_unmap_file(ctx, ioas, memfd2), first + 1,
+		     "the next file id, as without the upgrade");
+	ioasid_unref(ctx);
+	close(memfd);
+	close(memfd2);
+	stop();
+}
+
 /* Our child (we are the subreaper) that is not @old: the successor. */
 static pid_t find_successor(pid_t old)
 {

@@ -290,6 +290,24 @@ void core_set_next_id(struct core *core, uint32_t id)
 	pthread_mutex_unlock(&core->lock);
 }
 
+uint32_t core_next_session_id(struct core *core)
+{
+	uint32_t id;
+
+	pthread_mutex_lock(&core->lock);
+	id = core->next_session_id;
+	pthread_mutex_unlock(&core->lock);
+	return id;
+}
+
+void core_set_next_session_id(struct core *core, uint32_t id)
+{
+	pthread_mutex_lock(&core->lock);
+	if (id > core->next_session_id)
+		core->next_session_id = id;
+	pthread_mutex_unlock(&core->lock);
+}
+
 int core_session_event_fd(const struct session *s)
 {
 	return s->event_fd;

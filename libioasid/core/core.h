@@ -102,6 +102,14 @@ int core_session_event_fd(const struct session *session);
  */
 uint32_t core_next_id(struct core *core);
 void core_set_next_id(struct core *core, uint32_t id);
+/*
+ * Likewise the session counter (a new session's id is one more): a live
+ * upgrade's successor takes it over, so that it never gives a new
+ * session the id of one that ended (ioasidd's journal keys sessions by
+ * it).  Setting it never takes it back below what it is.
+ */
+uint32_t core_next_session_id(struct core *core);
+void core_set_next_session_id(struct core *core, uint32_t id);
 
 /*
  * The state image's side in the core (proto/image.h): core_session_export()
