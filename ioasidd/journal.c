@@ -59,7 +59,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include "ioasidd.h"
 #include "proto/codec.h"
@@ -143,8 +147,13 @@ struct j_file {
 	dev_t dev;
 	ino_t ino;
 	int mode;			/* O_ACCMODE */
-	int fd;				/* only while restoring; else -1 */
+	/*
+	 * while restoring, else -1; always, for a file its inode does not
+	 * name (inode_is_the_file()): to tell it apart (is_file())
+	 */
+	int fd;
 	bool used;			/* named by a kept record (compaction) */
+	bool by_inode;			/* inode_is_the_file() */
 };
 
 struct journal {
@@ -292,6 +301,46 @@ static struct j_file *file_add(struct journal *j, uint32_t id)
 	return f;
 }
 
+/*
+ * Whether (st_dev, st_ino) names @fd's file: a regular file's inode is its
+ * content, but every KVM VM and kvm-vfio device is one anonymous inode,
+ * and a character device's inode is shared by each open of it.
+ */
+static bool inode_is_the_file(int fd, const struct stat *st)
+{
+	struct statfs sf;
+
+	return S_ISREG(st->st_mode) && fstatfs(fd, &sf) == 0 &&
+	       sf.f_type != ANON_INODE_FS_MAGIC;
+}
+
+/* Whether @a and @b are one open file (kcmp(2)), as the fd store tells. */
+static bool same_open_file(int a, int b)
+{
+#ifdef SYS_kcmp
+	pid_t self = getpid();
+
+	return a >= 0 && b >= 0 &&
+	       syscall(SYS_kcmp, self, self, 0 /* KCMP_FILE */, a, b) == 0;
+#else
+	return false;
+#endif
+}
+
+/*
+ * Whether @f is @fd's file: by its inode where that names it, else by
+ * the journal's own descriptor of it (kept for that: a KVM VM of one
+ * session is not another's, though both are the one inode).
+ */
+static bool is_file(const struct j_file *f, int fd, const struct stat *st,
+		    int mode, bool by_inode)
+{
+	if (by_inode)
+		return f->dev == st->st_dev && f->ino == st->st_ino &&
+		       f->mode == mode;
+	return same_open_file(f->fd, fd);
+}
+
 /* The store's name for @fd, storing it once; 0 when it cannot. */
 static uint32_t file_ref(struct journal *j, int fd)
 {
@@ -299,14 +348,15 @@ static uint32_t file_ref(struct journal *j, int fd)
 	struct j_file *f;
 	struct stat st;
 	int mode = fcntl(fd, F_GETFL);
+	bool by_inode;
 
 	if (fd < 0 || mode < 0 || fstat(fd, &st) < 0)
 		return 0;
 	mode &= O_ACCMODE;
+	by_inode = inode_is_the_file(fd, &st);
 	for (uint32_t i = 0; i < j->nr_files; i++) {
 		f = &j->files[i];
-		if (f->dev == st.st_dev && f->ino == st.st_ino &&
-		    f->mode == mode)
+		if (is_file(f, fd, &st, mode, by_inode))
 			return f->id;
 	}
 	if (j->nr_files >= J_MAX_FILES)
@@ -317,8 +367,14 @@ static uint32_t file_ref(struct journal *j, int fd)
 	f->dev = st.st_dev;
 	f->ino = st.st_ino;
 	f->mode = mode;
+	f->by_inode = by_inode;
+	if (!by_inode && (f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+		j->nr_files--;
+		return 0;
+	}
 	snprintf(name, sizeof(name), "f%u", f->id);
 	if (sd_fdstore(name, fd) < 0) {
+		close_fd(f->fd);
 		j->nr_files--;
 		return 0;
 	}
@@ -1331,6 +1387,7 @@ int journal_start(struct journal *j, const int *fds, char **names,
 			f->dev = st.st_dev;
 			f->ino = st.st_ino;
 			f->mode = mode & O_ACCMODE;
+			f->by_inode = inode_is_the_file(fds[i], &st);
 			continue;
 		}
 		if (!strcmp(names[i], "journal.0") ||
@@ -1385,9 +1442,13 @@ int journal_start(struct journal *j, const int *fds, char **names,
 		if (r < 0)
 			journal_off(j, "cannot store a new journal");
 	}
-	/* what is left of the store's files is the core's now (dups) */
+	/*
+	 * what is left of the store's files is the core's now (dups); we
+	 * keep those their inode does not name, to tell them apart
+	 */
 	for (uint32_t i = 0; i < j->nr_files; i++)
-		close_fd(j->files[i].fd);
+		if (j->files[i].by_inode)
+			close_fd(j->files[i].fd);
 	return r;
 }
 
@@ -1466,6 +1527,11 @@ struct journal_file_image {
 	int32_t mode;
 	uint64_t dev, ino;
 };
+/*
+ * Then, one per file, the FD record index of the journal's own descriptor
+ * of it (j_file.fd), or J_NO_FD; an image without them is read too.
+ */
+#define J_NO_FD	UINT32_MAX
 
 /*
  * The successor appends to the very memfd at the very offset: the keys
@@ -1477,6 +1543,7 @@ int journal_export(struct journal *j, struct image_writer *w)
 {
 	struct journal_image ji;
 	struct journal_file_image *fi;
+	uint32_t *fdi;
 	size_t len;
 	int r;
 
@@ -1490,12 +1557,14 @@ int journal_export(struct journal *j, struct image_writer *w)
 	r = image_put_fd(w, j->fd, &ji.fd);
 	if (r < 0)
 		return r;
-	len = sizeof(ji) + (size_t)j->nr_files * sizeof(*fi);
+	len = sizeof(ji) + (size_t)j->nr_files * (sizeof(*fi) + sizeof(*fdi));
 	fi = calloc(1, len);
 	if (!fi)
 		return -ENOMEM;
 	memcpy(fi, &ji, sizeof(ji));
-	for (uint32_t i = 0; i < j->nr_files; i++) {
+	fdi = (uint32_t *)((char *)fi + sizeof(ji) +
+			   (size_t)j->nr_files * sizeof(*fi));
+	for (uint32_t i = 0; i < j->nr_files && r == 0; i++) {
 		struct journal_file_image *f =
 			(struct journal_file_image *)((char *)fi +
 						      sizeof(ji)) + i;
@@ -1504,11 +1573,34 @@ int journal_export(struct journal *j, struct image_writer *w)
 		f->mode = j->files[i].mode;
 		f->dev = (uint64_t)j->files[i].dev;
 		f->ino = (uint64_t)j->files[i].ino;
+		fdi[i] = J_NO_FD;
+		if (j->files[i].fd >= 0)
+			r = image_put_fd(w, j->files[i].fd, &fdi[i]);
+	}
+	if (r < 0) {
+		free(fi);
+		return r;
 	}
 	image_writer_need_version(w, 2);
 	r = image_put(w, IMAGE_REC_DAEMON_JOURNAL, fi, (uint32_t)len);
 	free(fi);
 	return r;
+}
+
+/* The journal's own descriptor of @f, if the predecessor had one. */
+static int adopt_file_fd(struct j_file *f, const char *fdi, uint32_t i,
+			 image_take_fn take, void *arg)
+{
+	uint32_t idx;
+
+	memcpy(&idx, fdi + i * sizeof(idx), sizeof(idx));
+	if (idx == J_NO_FD)
+		return 0;
+	f->fd = take(arg, idx);
+	if (f->fd < 0)
+		return f->fd;
+	f->by_inode = false;
+	return 0;
 }
 
 int journal_adopt(struct server *srv, struct image *img, image_take_fn take,
@@ -1518,6 +1610,8 @@ int journal_adopt(struct server *srv, struct image *img, image_take_fn take,
 	struct image_rec rec;
 	struct journal *j;
 	struct stat st;
+	const char *fdi;
+	size_t files_len;
 	bool found = false;
 	int fd, r;
 
@@ -1529,10 +1623,14 @@ int journal_adopt(struct server *srv, struct image *img, image_take_fn take,
 	if (rec.len < sizeof(ji))
 		goto bad;
 	memcpy(&ji, rec.payload, sizeof(ji));
-	if (ji.nr_files > J_MAX_FILES ||
-	    rec.len != sizeof(ji) + ji.nr_files *
-		       sizeof(struct journal_file_image) ||
-	    ji.end < sizeof(struct j_header) || ji.end % 8)
+	if (ji.nr_files > J_MAX_FILES || ji.end < sizeof(struct j_header) ||
+	    ji.end % 8)
+		goto bad;
+	files_len = sizeof(ji) + ji.nr_files * sizeof(struct journal_file_image);
+	fdi = (const char *)rec.payload + files_len;
+	if (rec.len == files_len)
+		fdi = NULL;		/* before the descriptors */
+	else if (rec.len != files_len + ji.nr_files * sizeof(uint32_t))
 		goto bad;
 	fd = take(arg, ji.fd);
 	if (fd < 0) {
@@ -1575,6 +1673,14 @@ int journal_adopt(struct server *srv, struct image *img, image_take_fn take,
 		f->mode = fi.mode;
 		f->dev = (dev_t)fi.dev;
 		f->ino = (ino_t)fi.ino;
+		f->by_inode = true;
+		r = fdi ? adopt_file_fd(f, fdi, i, take, arg) : 0;
+		if (r < 0) {
+			journal_free(j);
+			snprintf(why, whylen, "the journal's file f%u: %s",
+				 fi.id, strerror(-r));
+			return r;
+		}
 	}
 	srv->journal = j;
 	log_info(srv, "journal: taken over (%" PRIu64 " bytes, %u file(s))",

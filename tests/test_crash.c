@@ -9,6 +9,7 @@
  * a newer ioasidd, or whose files the store lost - each named in the
  * log, while the daemon starts with the rest.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -17,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1726,4 +1729,126 @@ Test(crash, nested_tables_pasids_and_viommus_come_back)
 	snapshot_free(&after);
 	ioasid_unref(ctx);
 	close(memfd);
+}
+
+/* ---- KVM VMs ------------------------------------------------------------- */
+
+/*
+ * Every KVM VM and kvm-vfio device is the one anonymous inode: each must
+ * come back to the session that bound it, not to the first stored file
+ * of that inode.
+ */
+struct held_vm {
+	struct ioasid_ctx *ctx;
+	char token[IOASID_SESSION_TOKEN_HEX];
+	int vm_fd;
+	uint32_t vm;
+};
+
+static int new_kvm_vm(void)
+{
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm = -1;
+
+	if (kvm >= 0) {
+		vm = ioctl(kvm, 0xAE01 /* KVM_CREATE_VM */, 0);
+		close(kvm);
+	}
+	if (vm < 0)
+		cr_skip_test("no KVM VM: /dev/kvm is missing or refused");
+	return vm;
+}
+
+/* Whether the daemon holds our open file @fd (kcmp(2): root only). */
+static bool daemon_holds(int fd)
+{
+	char path[64];
+	struct dirent *de;
+	bool found = false;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)s.pid);
+	dir = opendir(path);
+	cr_assert_not_null(dir, "%s: %m", path);
+	while (!found && (de = readdir(dir)))
+		found = de->d_name[0] != '.' &&
+			syscall(SYS_kcmp, s.pid, getpid(), 0 /* KCMP_FILE */,
+				atoi(de->d_name), fd) == 0;
+	closedir(dir);
+	return found;
+}
+
+/* How many of the store's entries are our open file @fd. */
+static unsigned int stored_times(int fd)
+{
+	unsigned int n = 0;
+
+	sup_poll(&s);
+	for (unsigned int i = 0; i < s.nr_store; i++)
+		n += syscall(SYS_kcmp, getpid(), getpid(), 0 /* KCMP_FILE */,
+			     s.store[i].fd, fd) == 0;
+	return n;
+}
+
+static void vm_session(const char *name, struct held_vm *h)
+{
+	uint32_t linger = 0;
+
+	h->ctx = connect_ctx();
+	h->vm_fd = new_kvm_vm();
+	cr_assert_eq(ioasid_session_name(h->ctx, name, &linger), 0, "%s",
+		     ioasid_last_error(h->ctx));
+	cr_assert_eq(ioasid_vm_bind(h->ctx, h->vm_fd, -1, &h->vm), 0, "%s",
+		     ioasid_last_error(h->ctx));
+	cr_assert_eq(ioasid_session_token(h->ctx, h->token,
+					  sizeof(h->token)), 0);
+	cr_assert(daemon_holds(h->vm_fd), "%s: the daemon holds its VM",
+		  name);
+}
+
+static void vm_reclaim(const char *name, struct held_vm *h)
+{
+	struct ioasid_vm_info info;
+	uint32_t ids[4], nr = 4;
+
+	ioasid_unref(h->ctx);
+	h->ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(h->ctx, name, h->token), 0,
+		     "%s: %s", name, ioasid_last_error(h->ctx));
+	cr_assert_eq(ioasid_session_token(h->ctx, h->token,
+					  sizeof(h->token)), 0);
+	cr_assert_eq(ioasid_vm_list(h->ctx, ids, &nr), 0);
+	cr_assert_eq(nr, 1, "%s: its VM came back", name);
+	cr_assert_eq(ids[0], h->vm);
+	cr_assert_eq(ioasid_vm_get_info(h->ctx, h->vm, &info), 0, "%s",
+		     ioasid_last_error(h->ctx));
+	cr_assert(daemon_holds(h->vm_fd), "%s: the daemon holds its VM",
+		  name);
+}
+
+Test(crash, each_session_gets_its_own_kvm_vm_back)
+{
+	struct held_vm a, b;
+	pid_t old;
+
+	if (geteuid() != 0)
+		cr_skip_test("kcmp(2) of the daemon's files needs root");
+	start();
+	vm_session("vmA", &a);
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	vm_reclaim("vmA", &a);
+	/* a live upgrade: the successor journals the next VM */
+	old = s.pid;
+	cr_assert_eq(kill(s.pid, SIGUSR2), 0);
+	cr_assert_eq(sup_wait_mainpid(&s, old), 0, "the upgrade is done");
+	vm_session("vmB", &b);
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	vm_reclaim("vmA", &a);
+	vm_reclaim("vmB", &b);
+	/* each VM has its own entry: not one for both (the one inode) */
+	cr_assert_eq(stored_times(a.vm_fd), 1, "A's VM is stored, once");
+	cr_assert_eq(stored_times(b.vm_fd), 1, "B's VM is stored, once");
+	ioasid_unref(a.ctx);
+	ioasid_unref(b.ctx);
+	close(a.vm_fd);
+	close(b.vm_fd);
 }
