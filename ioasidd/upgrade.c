@@ -30,9 +30,13 @@
  * on the same backend, adopts the listening socket and every connection
  * (each client judged again by the policy from SO_PEERCRED), rebuilds
  * every session by replaying its ops with their ids, maps each request
- * ring again where the predecessor left it, says "R", waits for "G",
- * goes on with the crash journal or the kernel state's fd store entries
- * (journal.c, kstate.c: it writes the store only from here on),
+ * ring again where the predecessor left it, says "R", waits for "G"
+ * (the predecessor's exit without it: it may have died before it turned
+ * the views off, so this one exits too, and the service manager's
+ * restart rebuilds from the journal or the store, untouched since the
+ * image), goes on with the crash journal or the kernel state's fd
+ * store entries (journal.c, kstate.c: it writes the store only from
+ * here on),
  * answers the client that asked for the upgrade, and serves.  Requests a
  * client sent meanwhile wait in its socket or ring and are served then:
  * a client sees a delay, never an error.
@@ -66,6 +70,21 @@ struct upgrade_state {
 	uint32_t pid;			/* the predecessor's */
 	uint32_t socket_created;	/* it made the socket file (unlinks it) */
 };
+
+/*
+ * Tests only: $IOASIDD_TEST_KILL_IN_UPGRADE=WHO:WHEN makes the daemon
+ * SIGKILL itself at that step of the handover (tests/test_crash.c):
+ * old:image (written, nothing forked), old:ready (the successor said
+ * "R", no "G" yet), new:read (the image read), new:adopted (every session
+ * rebuilt, nothing said), new:ready ("R" said), new:go ("G" heard).
+ */
+static void test_kill_in_upgrade(const char *when)
+{
+	const char *env = getenv("IOASIDD_TEST_KILL_IN_UPGRADE");
+
+	if (env && !strcmp(env, when))
+		raise(SIGKILL);
+}
 
 /* ---- the predecessor ----------------------------------------------------- */
 
@@ -379,6 +398,7 @@ int upgrade_start(struct server *srv, const char *binary,
 	}
 	if (r < 0)
 		goto out;
+	test_kill_in_upgrade("old:image");
 	log_info(srv, "upgrade: starting %s", binary);
 	pid = fork();
 	if (pid == 0)
@@ -391,6 +411,7 @@ int upgrade_start(struct server *srv, const char *binary,
 	close_fd(sv[1]);
 	r = await_verdict(sv[0], pid, why, whylen);
 	if (r == 0) {
+		test_kill_in_upgrade("old:ready");
 		/* from here the successor serves: never touch state again */
 		clients_retire_views(srv);
 		if (write(sv[0], "G", 1) != 1)
@@ -627,16 +648,23 @@ static void say_verdict(int sock, int r, const char *why)
 		return;
 }
 
-/* Wait for the predecessor's "G" (or its exit). */
-static void await_go(int sock)
+/*
+ * Wait for the predecessor's "G"; false when it exited without saying
+ * it: it may have died before it switched the clients' shared views off,
+ * which this process cannot write (a client would read stale lookups).
+ */
+static bool await_go(int sock)
 {
 	struct pollfd p = { .fd = sock, .events = POLLIN };
+	ssize_t n;
 	char c;
 
 	while (poll(&p, 1, UPGRADE_TIMEOUT_MS) < 0 && errno == EINTR)
 		;
-	if (read(sock, &c, 1) < 0)
-		return;
+	do
+		n = read(sock, &c, 1);
+	while (n < 0 && errno == EINTR);
+	return n == 1 && c == 'G';
 }
 
 int upgrade_adopt(struct server *srv, struct core **core, char *why,
@@ -657,6 +685,8 @@ int upgrade_adopt(struct server *srv, struct core **core, char *why,
 	fcntl(memfd, F_SETFD, FD_CLOEXEC);
 	fcntl(sock, F_SETFD, FD_CLOEXEC);
 	r = image_read(memfd, &a.img, why, whylen);
+	if (r == 0)
+		test_kill_in_upgrade("new:read");
 #ifdef IOASIDD_TEST_HOOKS
 	/* tests: pretend to be a build that reads only older images */
 	if (r == 0 && getenv("IOASIDD_TEST_IMAGE_MAX_VERSION") &&
@@ -714,10 +744,22 @@ int upgrade_adopt(struct server *srv, struct core **core, char *why,
 	 * The service manager follows this process before the predecessor
 	 * exits (which it does on "G"): its exit is then not the service's.
 	 */
+	test_kill_in_upgrade("new:adopted");
 	sd_mainpid();
 	say_verdict(sock, 0, "");
-	await_go(sock);
+	test_kill_in_upgrade("new:ready");
+	if (!await_go(sock)) {
+		/*
+		 * The service manager follows us: our exit is the service's,
+		 * and a restart rebuilds from the journal or the fd store,
+		 * which nobody wrote since the image.
+		 */
+		snprintf(why, whylen, "pid %u exited before it let this "
+			 "process go", st.pid);
+		return -ECONNABORTED;
+	}
 	close(sock);
+	test_kill_in_upgrade("new:go");
 	/* only now: until "G" the store is the predecessor's */
 	kstate_resume(srv);
 	if (st.requester)

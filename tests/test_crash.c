@@ -1852,3 +1852,138 @@ Test(crash, each_session_gets_its_own_kvm_vm_back)
 	close(a.vm_fd);
 	close(b.vm_fd);
 }
+
+/* ---- a kill inside the upgrade window ------------------------------------ */
+
+/*
+ * Each step of the live upgrade's handover, the old or the new process
+ * SIGKILLed there ($IOASIDD_TEST_KILL_IN_UPGRADE, upgrade.c): the old one
+ * serves on (the new one died before it said it was ready), or both are
+ * gone and the service manager's restart rebuilds from the journal.
+ * Either way both sessions (the one that asked for the upgrade and one
+ * that did not) come back with every acknowledged change, and what each
+ * client reads afterwards (its shared view too) is what it did.
+ */
+struct upgrade_vmm {
+	const char *name;
+	struct ioasid_ctx *ctx;
+	int memfd;
+	struct held h;
+};
+
+static const uint64_t second_iova = 1 << 30;
+
+static void upgrade_vmm_on(struct upgrade_vmm *v, const char *name,
+			   const char *dev)
+{
+	uint64_t iova = second_iova;
+
+	v->name = name;
+	v->memfd = test_memfd(1 << 20);
+	/* a dropped connection fails the call: the test restarts */
+	setenv("IOASID_RECONNECT", "0", 1);
+	v->ctx = vmm_on(name, v->memfd, dev, &v->h);
+	unsetenv("IOASID_RECONNECT");
+	cr_assert_eq(ioasid_map_file(v->ctx, v->h.ioas, v->memfd, 0, 4096,
+				     RW | IOASID_MAP_FIXED_IOVA, &iova), 0,
+		     "%s", ioasid_last_error(v->ctx));
+	/* the first lookup: the old process makes the view, with it */
+	cr_assert_eq(ioasid_lookup(v->ctx, v->h.ioas, second_iova,
+				   &(struct ioasid_mapping){ 0 }), 0);
+}
+
+static void upgrade_vmm_reclaim(struct upgrade_vmm *v, const char *when)
+{
+	ioasid_unref(v->ctx);
+	v->ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(v->ctx, v->name, v->h.token), 0,
+		     "%s: %s: %s", when, v->name, ioasid_last_error(v->ctx));
+}
+
+/* Both mappings, then the second's unmap seen as made (no stale view). */
+static void upgrade_vmm_check(struct upgrade_vmm *v, const char *when)
+{
+	struct ioasid_mapping m;
+
+	check_mapped(v->ctx, &v->h, v->memfd, 2);
+	cr_assert_eq(ioasid_lookup(v->ctx, v->h.ioas, second_iova, &m), 0,
+		     "%s: %s: %s", when, v->name, ioasid_last_error(v->ctx));
+	cr_assert_eq(ioasid_unmap(v->ctx, v->h.ioas, second_iova, 4096, 0,
+				  NULL), 0, "%s: %s: %s", when, v->name,
+		     ioasid_last_error(v->ctx));
+	cr_assert_eq(ioasid_lookup(v->ctx, v->h.ioas, second_iova, &m),
+		     -ENOENT, "%s: %s: the unmap is seen", when, v->name);
+	check_mapped(v->ctx, &v->h, v->memfd, 1);
+	cr_assert_eq(ioasid_session_token(v->ctx, v->h.token,
+					  sizeof(v->h.token)), 0);
+}
+
+static void kill_in_upgrade(const char *when, bool old_serves)
+{
+	struct upgrade_vmm v[2];
+	uint32_t newpid = 0;
+	pid_t old;
+
+	setenv("IOASIDD_TEST_KILL_IN_UPGRADE", when, 1);
+	start();
+	unsetenv("IOASIDD_TEST_KILL_IN_UPGRADE");
+	old = s.pid;
+	upgrade_vmm_on(&v[0], "asks", NIC);
+	upgrade_vmm_on(&v[1], "other", NIC2);
+	cr_assert_neq(ioasid_daemon_upgrade(v[0].ctx, NULL, &newpid), 0,
+		      "%s: the upgrade does not succeed", when);
+	if (old_serves) {
+		sup_poll(&s);
+		cr_assert_eq(s.pid, old, "%s: the old process serves", when);
+		cr_assert(sup_log_has(&s, "still serving"), "%s", when);
+	} else {
+		/* the old one, then whoever it had handed over to */
+		do {
+			old = s.pid;
+			sup_poll(&s);
+			cr_assert_eq(sup_wait_exit(&s), 0, "%s: exits", when);
+		} while (s.pid > 0 && s.pid != old);
+		cr_assert_eq(sup_restart(&s), 0, "%s: restarts", when);
+		for (int i = 0; i < 2; i++)
+			upgrade_vmm_reclaim(&v[i], when);
+	}
+	for (int i = 0; i < 2; i++)
+		upgrade_vmm_check(&v[i], when);
+	/* and the journal goes on: a crash now rebuilds that */
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	for (int i = 0; i < 2; i++) {
+		upgrade_vmm_reclaim(&v[i], when);
+		check_reclaimed(v[i].ctx, &v[i].h, v[i].memfd);
+		ioasid_unref(v[i].ctx);
+		close(v[i].memfd);
+	}
+}
+Test(crash, the_old_one_killed_once_the_image_is_written)
+{
+	kill_in_upgrade("old:image", false);
+}
+
+Test(crash, the_old_one_killed_once_the_new_one_is_ready)
+{
+	kill_in_upgrade("old:ready", false);
+}
+
+Test(crash, the_new_one_killed_once_it_read_the_image)
+{
+	kill_in_upgrade("new:read", true);
+}
+
+Test(crash, the_new_one_killed_once_it_rebuilt_everything)
+{
+	kill_in_upgrade("new:adopted", true);
+}
+
+Test(crash, the_new_one_killed_once_it_said_it_is_ready)
+{
+	kill_in_upgrade("new:ready", false);
+}
+
+Test(crash, the_new_one_killed_once_it_was_let_go)
+{
+	kill_in_upgrade("new:go", false);
+}
