@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,6 +27,19 @@ int test_memfd(uint64_t size)
 
 	cr_assert(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) == 0, "seal");
 	return fd;
+}
+
+int test_kvm_vm(void)
+{
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm = -1;
+
+	if (kvm >= 0) {
+		vm = ioctl(kvm, 0xAE01 /* KVM_CREATE_VM */, 0);
+		close(kvm);
+	}
+	if (vm < 0)
+		cr_skip_test("no KVM VM: /dev/kvm is missing or refused");
+	return vm;
 }
 
 struct ioasid_ctx *test_ctx(void)

@@ -14,6 +14,8 @@
 int test_memfd(uint64_t size);
 /* A memfd without the seal. */
 int test_memfd_unsealed(uint64_t size);
+/* A new KVM VM's fd; skips the test when /dev/kvm cannot make one. */
+int test_kvm_vm(void);
 /* Context for $IOASID_TEST_URI, or "sim" when unset. */
 struct ioasid_ctx *test_ctx(void);
 /* A context and one IOAS in it. */

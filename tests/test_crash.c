@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1745,19 +1744,6 @@ struct held_vm {
 	uint32_t vm;
 };
 
-static int new_kvm_vm(void)
-{
-	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm = -1;
-
-	if (kvm >= 0) {
-		vm = ioctl(kvm, 0xAE01 /* KVM_CREATE_VM */, 0);
-		close(kvm);
-	}
-	if (vm < 0)
-		cr_skip_test("no KVM VM: /dev/kvm is missing or refused");
-	return vm;
-}
-
 /* Whether the daemon holds our open file @fd (kcmp(2): root only). */
 static bool daemon_holds(int fd)
 {
@@ -1794,7 +1780,7 @@ static void vm_session(const char *name, struct held_vm *h)
 	uint32_t linger = 0;
 
 	h->ctx = connect_ctx();
-	h->vm_fd = new_kvm_vm();
+	h->vm_fd = test_kvm_vm();
 	cr_assert_eq(ioasid_session_name(h->ctx, name, &linger), 0, "%s",
 		     ioasid_last_error(h->ctx));
 	cr_assert_eq(ioasid_vm_bind(h->ctx, h->vm_fd, -1, &h->vm), 0, "%s",

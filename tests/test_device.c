@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -856,19 +855,6 @@ Test(vfio_fd, unknown_and_foreign_devices)
 	ioasid_unref(a);
 }
 
-static int new_vm_fd(void)
-{
-	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm = -1;
-
-	if (kvm >= 0) {
-		vm = ioctl(kvm, 0xAE01 /* KVM_CREATE_VM */, 0);
-		close(kvm);
-	}
-	if (vm < 0)
-		cr_skip_test("no KVM VM: /dev/kvm is missing or refused");
-	return vm;
-}
-
 static struct ioasid_vm_info vm_of(struct ioasid_ctx *ctx, uint32_t vm)
 {
 	struct ioasid_vm_info info;
@@ -885,7 +871,7 @@ static struct ioasid_vm_info vm_of(struct ioasid_ctx *ctx, uint32_t vm)
  */
 Test(vfio_fd, simulated_device_in_vms)
 {
-	int vm_fd = new_vm_fd(), vm2_fd = new_vm_fd();
+	int vm_fd = test_kvm_vm(), vm2_fd = test_kvm_vm();
 	int before = test_count_fds();
 	struct ioasid_ctx *ctx = test_ctx();
 	int with_ctx = test_count_fds();
@@ -944,7 +930,7 @@ Test(vfio_fd, simulated_device_in_vms)
 /* A VM the context still holds when it goes away leaves nothing open. */
 Test(vfio_fd, context_release_closes_what_vms_kept)
 {
-	int vm_fd = new_vm_fd(), before = test_count_fds();
+	int vm_fd = test_kvm_vm(), before = test_count_fds();
 	struct ioasid_ctx *ctx = test_ctx();
 	uint32_t dev, vm;
 
