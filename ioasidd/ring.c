@@ -50,6 +50,9 @@ struct ring {
 	int doorbell;			/* the client's eventfd: requests */
 	int done;			/* another: completions, when waited */
 	int files[RING_MAX_FILES];	/* registered: ours, or -1 */
+	/* what the core would look up of each at every map; valid: seen */
+	struct ioasid_fd_ident idents[RING_MAX_FILES];
+	bool ident_seen[RING_MAX_FILES];
 	uint64_t served;
 	uint64_t spin_ns;		/* this ring's spin now (adaptive) */
 	uint64_t idle_since;		/* last look that found it empty */
@@ -185,6 +188,29 @@ int ring_export(const struct ring *rg, struct image_writer *w,
 	return r;
 }
 
+/*
+ * Our descriptor @fd is registered file @i: what the core checks of it at
+ * every map, seen once.  We hold @fd, so its inode and access mode stay
+ * (the client shares the open file description, but F_SETFL changes
+ * neither, nor O_PATH); seals and size, which can change, the core still
+ * looks after.  A file we cannot look at now gets no identity: the core
+ * then looks itself, and says what is wrong.
+ */
+static void ring_file_keep(struct ring *rg, int i, int fd)
+{
+	struct stat st;
+	int flags;
+
+	rg->files[i] = fd;
+	rg->ident_seen[i] = fd >= 0 && fstat(fd, &st) == 0 &&
+			    (flags = fcntl(fd, F_GETFL)) >= 0;
+	if (rg->ident_seen[i])
+		rg->idents[i] = (struct ioasid_fd_ident){
+			.dev = st.st_dev, .ino = st.st_ino,
+			.flags = flags & (O_ACCMODE | O_PATH),
+		};
+}
+
 int ring_adopt(struct server *srv, const struct ring_image *ri,
 	       int (*take)(void *arg, uint32_t idx), void *arg,
 	       struct ring **out)
@@ -203,7 +229,7 @@ int ring_adopt(struct server *srv, const struct ring_image *ri,
 	rg->done = take(arg, ri->done);
 	for (int i = 0; i < RING_MAX_FILES; i++)
 		if (ri->files[i] >= 0)
-			rg->files[i] = take(arg, (uint32_t)ri->files[i]);
+			ring_file_keep(rg, i, take(arg, (uint32_t)ri->files[i]));
 	/* the predecessor's seals make every access safe; check them */
 	if (rg->memfd < 0 || rg->doorbell < 0 || rg->done < 0 ||
 	    fstat(rg->memfd, &st) < 0 || st.st_size != RING_SIZE ||
@@ -236,11 +262,14 @@ int ring_doorbell(const struct ring *rg)
 int ring_file_register(struct ring *rg, int fd, uint32_t *id)
 {
 	for (int i = 0; i < RING_MAX_FILES; i++) {
+		int ours;
+
 		if (rg->files[i] >= 0)
 			continue;
-		rg->files[i] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-		if (rg->files[i] < 0)
+		ours = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (ours < 0)
 			return -errno;
+		ring_file_keep(rg, i, ours);
 		*id = (uint32_t)i + 1;
 		return 0;
 	}
@@ -252,6 +281,7 @@ int ring_file_unregister(struct ring *rg, uint32_t id)
 	if (!id || id > RING_MAX_FILES || rg->files[id - 1] < 0)
 		return -ENOENT;
 	close_fd(rg->files[id - 1]);
+	rg->ident_seen[id - 1] = false;
 	return 0;
 }
 
@@ -267,6 +297,8 @@ static int to_op(struct ring *rg, const struct ring_sqe *s,
 				       "which is not registered", s->file);
 		ioasid_op_init(op, IOASID_CMD_MAP_FILE);
 		op->fd = rg->files[s->file - 1];
+		if (rg->ident_seen[s->file - 1])
+			op->fd_ident = &rg->idents[s->file - 1];
 		op->offset = s->offset;
 		break;
 	case RING_CMD_UNMAP:

@@ -351,6 +351,111 @@ Test(ring, scribbler_hurts_only_itself, .init = start, .fini = stop,
 	ioasid_unref(good);
 }
 
+/* One request through @rr, answered: its result (message in @why). */
+static int raw_ring_one(struct raw_ring *rr, struct ring_sqe s,
+			char *why, size_t len)
+{
+	uint32_t at = rr->h->cq_tail;
+
+	s.user_data = at + 1;
+	raw_ring_push(rr, &s, 1);
+	cr_assert_not(rr->h->flags & RING_BROKEN);
+	cr_assert_eq(raw_cqe(rr, at)->user_data, at + 1);
+	snprintf(why, len, "%s", raw_cqe(rr, at)->errmsg);
+	rr->h->cq_head = rr->h->cq_tail;
+	return raw_cqe(rr, at)->result;
+}
+
+static struct ring_sqe ring_map(uint32_t ioas, uint32_t file, uint64_t iova,
+				uint64_t offset, uint32_t prot)
+{
+	return (struct ring_sqe){ .cmd = RING_CMD_MAP_FILE, .file = file,
+		.ioas_id = ioas, .iova = iova, .offset = offset,
+		.length = PG, .flags = prot | IOASID_MAP_FIXED_IOVA };
+}
+
+/*
+ * The daemon looks at a registered file once, not at every map: what it
+ * checks there must still hold.  A read-only descriptor of a file the
+ * IOAS holds read-write is refused a writable mapping; a file that shrank
+ * is checked against its new size, one that grew (sealed against
+ * shrinking) against that; a write seal added later refuses the next
+ * writable mapping.
+ */
+Test(ring, registered_files_keep_their_checks, .init = start, .fini = stop,
+     .timeout = 120)
+{
+	const uint32_t RW = IOASID_MAP_READ | IOASID_MAP_WRITE;
+	int rw = test_memfd_unsealed(4 * PG), grows = test_memfd(PG), ro;
+	uint32_t ioas, f_rw, f_ro, f_grows;
+	struct raw_ring rr;
+	struct ioasid_op op;
+	char path[64], why[RING_ERRMSG];
+	struct raw c;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", rw);
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(ro, 0);
+	raw_open(&c);
+	ioasid_op_init(&op, IOASID_CMD_HELLO);
+	cr_assert_eq(raw_call(&c, &op), 0);
+	ioasid_op_init(&op, IOASID_CMD_IOAS_ALLOC);
+	cr_assert_eq(raw_call(&c, &op), 0);
+	ioas = op.out_id;
+	raw_ring_open(&c, &rr);
+	ioasid_op_init(&op, IOASID_CMD_FILE_REGISTER);
+	op.fd = rw;
+	cr_assert_eq(raw_call(&c, &op), 0, "%s", op.errmsg);
+	f_rw = op.out_id;
+	ioasid_op_init(&op, IOASID_CMD_FILE_REGISTER);
+	op.fd = ro;
+	cr_assert_eq(raw_call(&c, &op), 0, "%s", op.errmsg);
+	f_ro = op.out_id;
+	ioasid_op_init(&op, IOASID_CMD_FILE_REGISTER);
+	op.fd = grows;
+	cr_assert_eq(raw_call(&c, &op), 0, "%s", op.errmsg);
+	f_grows = op.out_id;
+
+	cr_assert_eq(raw_ring_one(&rr, ring_map(ioas, f_rw, 0x10000, 0, RW),
+				  why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(raw_ring_one(&rr, ring_map(ioas, f_ro, 0x20000, 0, RW),
+				  why, sizeof(why)), -EACCES,
+		     "a read-only descriptor of a held file: %s", why);
+	cr_assert_eq(raw_ring_one(&rr, ring_map(ioas, f_ro, 0x20000, 0,
+						IOASID_MAP_READ),
+				  why, sizeof(why)), 0, "%s", why);
+
+	cr_assert_eq(ftruncate(rw, PG), 0);
+	cr_assert_eq(raw_ring_one(&rr, ring_map(ioas, f_rw, 0x30000, 2 * PG,
+						IOASID_MAP_READ),
+				  why, sizeof(why)), -EINVAL,
+		     "beyond the end of a file that shrank: %s", why);
+
+	cr_assert_eq(fcntl(rw, F_ADD_SEALS, F_SEAL_FUTURE_WRITE), 0);
+	cr_assert_eq(raw_ring_one(&rr, ring_map(ioas, f_rw, 0x30000, 0, RW),
+				  why, sizeof(why)), -EACCES,
+		     "a seal added after the last writable map: %s", why);
+	cr_assert_eq(raw_ring_one(&rr, ring_map(ioas, f_rw, 0x30000, 0,
+						IOASID_MAP_READ),
+				  why, sizeof(why)), 0, "%s", why);
+
+	cr_assert_eq(raw_ring_one(&rr, ring_map(ioas, f_grows, 0x40000, 0,
+						RW), why, sizeof(why)), 0,
+		     "%s", why);
+	cr_assert_eq(raw_ring_one(&rr, ring_map(ioas, f_grows, 0x50000,
+						2 * PG, RW),
+				  why, sizeof(why)), -EINVAL, "%s", why);
+	cr_assert_eq(ftruncate(grows, 4 * PG), 0);
+	cr_assert_eq(raw_ring_one(&rr, ring_map(ioas, f_grows, 0x50000,
+						2 * PG, RW),
+				  why, sizeof(why)), 0,
+		     "within the size the file grew to: %s", why);
+	close(ro);
+	close(rw);
+	close(grows);
+	close(c.s);
+}
+
 /* Maps, unmaps and conversions through the ring give the socket's answers. */
 /* A client on the ring and one on the socket only, an IOAS each. */
 static void two_clients(struct ioasid_ctx **ring, uint32_t *ir,

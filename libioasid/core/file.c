@@ -2,6 +2,7 @@
 /* Backing files: classification, checks and de-duplication by inode. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,20 +90,38 @@ static int check_access(int accmode, uint32_t prot, const char *name,
 	return 0;
 }
 
-int file_check_write_seals(int fd, uint32_t prot, const char *name,
+/*
+ * The file's seals.  They only grow, so a value with F_SEAL_SEAL (no more
+ * can come; what a file that takes no seals gets too) or with a write seal
+ * (what the write check asks about) is the answer for good; any other is
+ * read again.
+ */
+static int file_seals(struct file_ref *f)
+{
+	int seals;
+
+	if (f->seals & (F_SEAL_SEAL | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))
+		return f->seals;
+	seals = fcntl(f->fd, F_GET_SEALS);
+	/* EINVAL: a file that cannot take seals, now or later */
+	f->seals = seals < 0 ? F_SEAL_SEAL : seals;
+	return f->seals;
+}
+
+int file_check_write_seals(struct file_ref *f, uint32_t prot,
 			   struct ioasid_op *op)
 {
 	int seals;
 
 	if (!(prot & IOASID_MAP_WRITE))
 		return 0;
-	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || !(seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
-		return 0;	/* EINVAL: a file that has no seals */
+	seals = file_seals(f);
+	if (!(seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+		return 0;
 	return op_fail(op, EACCES,
 		       "%s is sealed against writing (%s) and cannot be "
 		       "mapped writable: devices would write what write() "
-		       "may not", name,
+		       "may not", f->name,
 		       seals & F_SEAL_WRITE ? "F_SEAL_WRITE" :
 					      "F_SEAL_FUTURE_WRITE");
 }
@@ -185,47 +204,121 @@ fail:
 }
 
 /*
- * Every call pays one fstat() (identity and size) and, for a file already
- * held, one fcntl(F_GETFL) (this descriptor's access mode): about 150 + 70
- * ns on the machine of docs/benchmarks.md.  They cannot be cached by fd
- * number: the number is the caller's, and close() + open() (in any thread,
- * or a new SCM_RIGHTS descriptor in ioasidd) reuse it for another file
- * between two calls.  A cache would need a per-call proof that the number
- * still names the open file description the core holds; the only one,
- * kcmp(KCMP_FILE) against the core's duplicate, measured 260-300 ns there,
- * more than the two calls it would replace, and needs CONFIG_KCMP.  Nor can
- * fstat() alone do: the same inode may now be open read-only through this
- * descriptor while the held description is read-write, and the read-only
- * descriptor must still be refused a writable mapping (EACCES).
+ * The size to check [@offset, @offset + @length) against: @st's (from the
+ * caller's fstat()), or for a file sealed against shrinking the size seen
+ * after the seal when that covers the range (it cannot have shrunk since),
+ * else fstat() now.  Records that size for the next call.
  */
-int file_lookup_or_add(struct file_table *t, int fd, uint64_t offset,
-		       uint64_t length, uint32_t prot, struct file_ref **file,
-		       struct ioasid_op *op)
+static int file_size_for(struct file_ref *f, int fd, const struct stat *st,
+			 uint64_t offset, uint64_t length, uint64_t *size,
+			 struct ioasid_op *op)
+{
+	bool shrink_sealed = f->seals & F_SEAL_SHRINK;
+	struct stat now;
+
+	if (!st) {
+		if (!shrink_sealed)
+			shrink_sealed = file_seals(f) & F_SEAL_SHRINK;
+		if (shrink_sealed && offset + length >= offset &&
+		    offset + length <= f->size_floor) {
+			*size = f->size_floor;
+			return 0;
+		}
+		if (fstat(fd, &now) < 0)
+			return op_fail(op, EBADF, "fd %d is not an open file",
+				       fd);
+		st = &now;
+	}
+	*size = (uint64_t)st->st_size;
+	/* the seal was seen before this size: it stays a lower bound */
+	if (shrink_sealed)
+		f->size_floor = *size;
+	return 0;
+}
+
+/*
+ * @fd's file in @t, and its lasting flags (F_GETFL & (O_ACCMODE | O_PATH)).
+ * From @known when the caller has it, else one fstat() (left in @st, with
+ * *@have_st) and, for a file already held, one fcntl(F_GETFL).
+ */
+static int file_of_fd(struct file_table *t, int fd,
+		      const struct ioasid_fd_ident *known, struct stat *st,
+		      bool *have_st, struct file_ref **file, int *flags,
+		      struct ioasid_op *op)
 {
 	struct file_key key;
 	struct file_ref *f;
-	struct stat st;
-	int flags, r;
+	int r;
 
-	if (fd < 0 || fstat(fd, &st) < 0)
+	*have_st = !known;
+	if (fd < 0 || (!known && fstat(fd, st) < 0))
 		return op_fail(op, EBADF, "fd %d is not an open file", fd);
-	key = (struct file_key){ .dev = st.st_dev, .ino = st.st_ino };
+	key = known ? (struct file_key){ .dev = known->dev,
+					 .ino = known->ino } :
+		      (struct file_key){ .dev = st->st_dev,
+					 .ino = st->st_ino };
 	HASH_FIND(hh, t->by_key, &key, sizeof(key), f);
 	if (f) {
 		/* Same inode, but this fd may have a narrower access mode. */
-		flags = fcntl(fd, F_GETFL);
-		r = check_access(flags & O_ACCMODE, prot, f->name, op);
-	} else {
-		r = file_new(t, fd, &st, &f, op);
-		if (r < 0)
-			return r;
-		r = check_access(f->accmode, prot, f->name, op);
+		*flags = known ? known->flags : fcntl(fd, F_GETFL);
+		if (*flags < 0)
+			return op_fail(op, EBADF, "fd %d is not open", fd);
+		if (*flags & O_PATH)
+			return op_fail(op, EBADF, "fd %d is an O_PATH "
+				       "descriptor", fd);
+		*file = f;
+		return 0;
 	}
-	/* seals only grow: looked at on every map, not kept */
+	if (known && fstat(fd, st) < 0)
+		return op_fail(op, EBADF, "fd %d is not an open file", fd);
+	*have_st = true;
+	r = file_new(t, fd, st, file, op);
 	if (r == 0)
-		r = file_check_write_seals(fd, prot, f->name, op);
+		*flags = (*file)->accmode;
+	return r;
+}
+
+/*
+ * Without @known, every call pays one fstat() (identity and size) and,
+ * for a file already held, one fcntl(F_GETFL) (this descriptor's access
+ * mode): 600-650 + 250-330 ns on a 2-vCPU KVM guest with the mitigations
+ * on (2026-12-03).  They cannot be cached by fd number: the number is
+ * the caller's, and close() + open() (in any thread) reuse it for another
+ * file between two calls.  A cache would need a per-call proof that the
+ * number still names the open file description the core holds; the only
+ * one, kcmp(KCMP_FILE) against the core's duplicate, measured 720-790 ns
+ * there, more than the two calls it would replace, and needs CONFIG_KCMP.
+ * Nor can fstat() alone do: the same inode may now be open read-only
+ * through this descriptor while the held description is read-write, and
+ * the read-only descriptor must still be refused a writable mapping
+ * (EACCES).  A caller that holds the descriptor itself (ioasidd's ring
+ * files) passes what it saw once as @known, and a file held and sealed
+ * against shrinking needs neither call (file_size_for()).
+ * The write seals are read only until they can no longer change
+ * (file_seals()).
+ */
+int file_lookup_or_add(struct file_table *t, int fd,
+		       const struct ioasid_fd_ident *known, uint64_t offset,
+		       uint64_t length, uint32_t prot, struct file_ref **file,
+		       struct ioasid_op *op)
+{
+	struct file_ref *f = NULL;
+	uint64_t size = 0;
+	struct stat st;
+	bool have_st;
+	int flags = 0, r;
+
+	r = file_of_fd(t, fd, known, &st, &have_st, &f, &flags, op);
+	if (r < 0)
+		return r;
+	r = check_access(flags & O_ACCMODE, prot, f->name, op);
 	if (r == 0)
-		r = check_range(f, (uint64_t)st.st_size, offset, length, op);
+		r = file_check_write_seals(f, prot, op);
+	if (r == 0)
+		r = file_size_for(f, fd, have_st ? &st : NULL, offset, length,
+				  &size, op);
+	if (r == 0)
+		r = check_range(f, size, offset, length, op);
 	if (r < 0) {
 		file_drop_unused(f);
 		return r;
@@ -296,6 +389,8 @@ int file_import(struct file_table *t, struct file_ref *src,
 	f->table = t;
 	f->kind = src->kind;
 	f->accmode = src->accmode;
+	f->seals = src->seals;		/* the inode's, as is the floor */
+	f->size_floor = src->size_floor;
 	f->page_size = src->page_size;
 	memcpy(f->name, src->name, sizeof(f->name));
 	if (file_insert(t, f, op) < 0) {

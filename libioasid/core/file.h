@@ -15,9 +15,11 @@
  * A file sealed against writing (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE) is
  * mapped readable only: write() refuses, so must DMA (the kernel's
  * IOMMU_IOAS_MAP_FILE does not look at seals; the backends that map by
- * address map such a file PROT_READ, backends/filemap.c).  The seals are read at every map and copy, never kept:
- * a seal added after a writable mapping leaves that mapping (as it leaves
- * mmap(2)'s writable mappings) but no new one is writable.
+ * address map such a file PROT_READ, backends/filemap.c).  The seals are
+ * read at every map and copy until they cannot change any more (F_SEAL_SEAL,
+ * or a write seal seen): a seal added after a writable mapping leaves that
+ * mapping (as it leaves mmap(2)'s writable mappings) but no new one is
+ * writable.
  */
 #ifndef IOASID_CORE_FILE_H
 #define IOASID_CORE_FILE_H
@@ -41,6 +43,8 @@ struct file_ref {
 	uint32_t kind;			/* enum ioasid_file_kind */
 	int fd;				/* our own reference */
 	int accmode;			/* O_RDONLY / O_WRONLY / O_RDWR */
+	int seals;			/* last seen (file.c: file_seals()) */
+	uint64_t size_floor;		/* with F_SEAL_SHRINK: size at least */
 	uint64_t page_size;
 	uint64_t uses;			/* mapping pieces */
 	char name[IOASID_PATH_MAX];
@@ -59,17 +63,20 @@ struct file_table {
 
 /*
  * Find or create the file_ref for @fd; checks kind, access against
- * @prot (open mode and write seals), seals, alignment of offset/length to the file's page size and
- * that [offset, offset+length) is inside the file.  Does not take a use.
+ * @prot (open mode and write seals), alignment of offset/length to the
+ * file's page size and that [offset, offset+length) is inside the file.
+ * @known: what the caller knows for sure of @fd (op->fd_ident), or NULL.
+ * Does not take a use.
  */
-int file_lookup_or_add(struct file_table *t, int fd, uint64_t offset,
+int file_lookup_or_add(struct file_table *t, int fd,
+		       const struct ioasid_fd_ident *known, uint64_t offset,
 		       uint64_t length, uint32_t prot, struct file_ref **file,
 		       struct ioasid_op *op);
 /*
- * -EACCES with a reason when @prot asks for writing and the file of @fd
- * (named @name) is sealed against it; 0 otherwise.
+ * -EACCES with a reason when @prot asks for writing and @file is sealed
+ * against it; 0 otherwise.
  */
-int file_check_write_seals(int fd, uint32_t prot, const char *name,
+int file_check_write_seals(struct file_ref *file, uint32_t prot,
 			   struct ioasid_op *op);
 /* Current size of the file (it may have changed since mapping). */
 int file_size(const struct file_ref *file, uint64_t *size);

@@ -375,8 +375,8 @@ int ioas_map_file(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 		r = check_quota(ioas, 1, op->length, op);
 	if (r < 0)
 		return r;
-	r = file_lookup_or_add(&ioas->files, op->fd, op->offset, op->length,
-			       op->flags & PROT_FLAGS, &file, op);
+	r = file_lookup_or_add(&ioas->files, op->fd, op->fd_ident, op->offset,
+			       op->length, op->flags & PROT_FLAGS, &file, op);
 	if (r < 0)
 		return r;
 	file_get(file);
@@ -991,7 +991,7 @@ int ioas_map_batch(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 	if (!iovas)
 		return op_fail(op, ENOMEM, "out of memory");
 	/* one look at the file (kind, seals, access, size) for the batch */
-	r = file_lookup_or_add(&ioas->files, op->fd, lo, hi - lo,
+	r = file_lookup_or_add(&ioas->files, op->fd, op->fd_ident, lo, hi - lo,
 			       op->flags & PROT_FLAGS, &file, op);
 	if (r < 0)
 		goto out;
@@ -1045,8 +1045,7 @@ static int copy_check(void *arg, const struct iova_area *piece)
 			       (unsigned long long)piece->iova);
 	/* sealed since it was mapped: the copy is a new writable mapping */
 	if (piece->backing) {
-		const struct file_ref *f = piece->backing;
-		int r = file_check_write_seals(f->fd, c->prot, f->name, c->op);
+		int r = file_check_write_seals(piece->backing, c->prot, c->op);
 
 		if (r < 0)
 			return r;

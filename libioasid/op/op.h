@@ -22,6 +22,20 @@
 
 #define IOASID_ERRMSG_MAX 256
 
+/*
+ * What fstat() and fcntl(F_GETFL) would say of op->fd, from a caller that
+ * holds that descriptor itself and looked once (ioasidd's registered ring
+ * files): an open file keeps its inode and its access mode for good, and
+ * F_SETFL cannot add or drop O_PATH.  The core then skips both calls for a
+ * file it holds.  Only code in the process sets it; nothing decoded from a
+ * message does.
+ */
+struct ioasid_fd_ident {
+	uint64_t dev;
+	uint64_t ino;
+	int flags;			/* F_GETFL & (O_ACCMODE | O_PATH) */
+};
+
 struct ioasid_op {
 	uint32_t cmd;			/* enum ioasid_cmd */
 
@@ -38,6 +52,7 @@ struct ioasid_op {
 	uint64_t offset;
 	int fd;				/* -1 when absent; the caller owns it */
 	int fd2;
+	const struct ioasid_fd_ident *fd_ident;	/* of fd; NULL: unknown */
 	char name[IOASID_NAME_MAX];
 	const void *in;			/* variable-size input (ranges, data) */
 	uint32_t in_len;
