@@ -758,6 +758,20 @@ struct state_put {
 	uint32_t *ioas, nr_ioas, cap_ioas;	/* the IOASes it made */
 };
 
+/*
+ * A fault queue is the devices' runtime state: its requests change with
+ * every DMA and answer, which the journal does not record, so a state
+ * written now would come back stale after a crash (answered requests
+ * outstanding again).  Its session keeps its history (no queue: a crash
+ * loses the queue, as before); a live upgrade carries it whole.
+ */
+static int journal_refuse_fault_queue(struct ioasid_op *op)
+{
+	snprintf(op->errmsg, sizeof(op->errmsg), "fault queue on %u: the "
+		 "journal does not follow its page requests", op->ioas_id);
+	return -EOPNOTSUPP;
+}
+
 static int put_state(void *arg, struct ioasid_op *op, uint32_t expect_id,
 		     const struct core_ioas_counters *c,
 		     const struct ioasid_kobj *k)
@@ -769,6 +783,8 @@ static int put_state(void *arg, struct ioasid_op *op, uint32_t expect_id,
 
 	if (k)
 		return -EOPNOTSUPP;	/* kernel objects: not journaled */
+	if (op && op->cmd == IOASID_CMD_FAULT_QUEUE_ALLOC)
+		return journal_refuse_fault_queue(op);
 	if (c)
 		return put(p->j, p->fd, p->end, J_COUNTERS, p->key, 0, c,
 			   sizeof(*c));

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -15,6 +17,7 @@
 
 #include <criterion/criterion.h>
 
+#include "ctx.h"
 #include "helpers.h"
 #include "proto/image.h"
 #include "snapshot.h"
@@ -260,20 +263,162 @@ Test(image, refusals)
 		  ioasid_last_error(ctx));
 	cr_assert_eq(memfd, -1);
 	cr_assert_eq(ioasid_dirty_stop(ctx, ioas), 0);
-	/* a fault queue likewise */
+	/* a fault queue is carried (image, fault_queue_carried) */
 	cr_assert_eq(ioasid_fault_queue_alloc(ctx, ioas, 0, 0, 0, &fq, &fqfd),
 		     0, "%s", ioasid_last_error(ctx));
-	cr_assert_eq(ioasid_ctx_export(ctx, &memfd), -EOPNOTSUPP);
-	cr_assert(strstr(ioasid_last_error(ctx), "page fault queue"), "%s",
-		  ioasid_last_error(ctx));
-	cr_assert_eq(ioasid_fault_queue_destroy(ctx, fq), 0);
-	close(fqfd);
 	cr_assert_eq(ioasid_ctx_export(ctx, &memfd), 0, "%s",
 		     ioasid_last_error(ctx));
 	cr_assert_eq(ioasid_ctx_export_abandon(memfd), 0);
+	close(fqfd);
 out:
 	close(fd);
 	ioasid_unref(ctx);
+}
+
+/* ---- fault queues ----------------------------------------------------- */
+
+#define FQ_IOVA 0x100000ull
+
+struct fq_rig {
+	struct ioasid_ctx *ctx;
+	uint32_t dev, ioas, fq;
+	int mem, efd;
+};
+
+/* Page 0 at FQ_IOVA mapped, the next ones not: DMA there asks. */
+static void fq_rig_up(struct fq_rig *r)
+{
+	uint64_t iova = FQ_IOVA;
+
+	cr_assert_eq(ioasid_new("sim", &r->ctx), 0);
+	r->mem = test_memfd(4 * 4096);
+	cr_assert_eq(ioasid_device_bind(r->ctx, NIC, -1, &r->dev), 0);
+	cr_assert_eq(ioasid_ioas_alloc(r->ctx, 0, &r->ioas), 0);
+	cr_assert_eq(ioasid_map_file(r->ctx, r->ioas, r->mem, 0, 4096,
+				     RW | FIXED, &iova), 0);
+	cr_assert_eq(ioasid_device_attach(r->ctx, r->dev, r->ioas, 0), 0);
+	cr_assert_eq(ioasid_fault_queue_alloc(r->ctx, r->ioas, 8, 60000, 0,
+					      &r->fq, &r->efd), 0, "%s",
+		     ioasid_last_error(r->ctx));
+}
+
+static int fq_write(struct ioasid_ctx *ctx, uint32_t dev, uint64_t pg,
+		    uint8_t v)
+{
+	uint8_t buf[4096];
+	uint64_t done;
+
+	memset(buf, v, sizeof(buf));
+	return ioasid_device_dma(ctx, dev, FQ_IOVA + pg * 4096, buf, 4096,
+				 IOASID_DMA_WRITE, &done);
+}
+
+static bool fd_readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/*
+ * Page requests outstanding and records not read yet cross the
+ * hand-over: the successor gives the unread records, takes the answers
+ * to the ones read before (their cookies), the devices' retries
+ * complete, and the VMM's eventfd is the one that signals.
+ */
+Test(image, fault_queue_carried)
+{
+	struct ioasid_fault_queue_info info;
+	struct ioasid_page_request q[4];
+	struct ioasid_ctx *copy = NULL;
+	struct fq_rig r;
+	uint32_t nr = 1, early;
+	uint64_t iova;
+	int memfd;
+
+	fq_rig_up(&r);
+	cr_assert_eq(fq_write(r.ctx, r.dev, 1, 0x11), -EINPROGRESS);
+	cr_assert_eq(fq_write(r.ctx, r.dev, 2, 0x22), -EINPROGRESS);
+	cr_assert_eq(ioasid_fault_queue_read(r.ctx, r.fq, q, &nr), 0);
+	cr_assert_eq(nr, 1);
+	cr_assert_eq(q[0].addr, FQ_IOVA + 4096);
+	early = q[0].cookie;
+
+	memfd = export_ok(r.ctx);
+	cr_assert_eq(ioasid_ctx_import(memfd, &copy), 0, "%s",
+		     ioasid_last_error(NULL));
+	close(memfd);
+	ioasid_unref(r.ctx);		/* the predecessor is gone */
+
+	cr_assert(fd_readable(r.efd), "the VMM's eventfd signals the record "
+		  "that waits");
+	cr_assert_eq(ioasid_fault_queue_info(copy, r.fq, &info), 0, "%s",
+		     ioasid_last_error(copy));
+	cr_assert_eq(info.depth, 8);
+	cr_assert_eq(info.timeout_ms, 60000);
+	cr_assert_eq(info.target_id, r.ioas);
+	cr_assert_eq(info.outstanding, 2);
+	cr_assert_eq(info.queued, 1);
+	cr_assert_eq(info.requests, 2);
+	nr = 4;
+	cr_assert_eq(ioasid_fault_queue_read(copy, r.fq, q, &nr), 0);
+	cr_assert_eq(nr, 1, "the record not read yet, only it");
+	cr_assert_eq(q[0].addr, FQ_IOVA + 2 * 4096);
+	cr_assert_eq(q[0].fault_id, r.fq);
+	cr_assert_eq(q[0].dev_id, r.dev);
+	cr_assert_neq(q[0].cookie, early);
+	cr_assert(!fd_readable(r.efd), "nothing waits any more");
+
+	/* the VMM maps the pages and answers both, one by its old cookie */
+	for (uint64_t pg = 1; pg <= 2; pg++) {
+		iova = FQ_IOVA + pg * 4096;
+		cr_assert_eq(ioasid_map_file(copy, r.ioas, r.mem, pg * 4096,
+					     4096, RW | FIXED, &iova), 0);
+	}
+	cr_assert_eq(ioasid_fault_respond(copy, r.fq, early,
+					  IOASID_PAGE_RESPONSE_SUCCESS), 0,
+		     "%s", ioasid_last_error(copy));
+	cr_assert_eq(ioasid_fault_respond(copy, r.fq, q[0].cookie,
+					  IOASID_PAGE_RESPONSE_SUCCESS), 0,
+		     "%s", ioasid_last_error(copy));
+	cr_assert_eq(fq_write(copy, r.dev, 1, 0x11), 0, "%s",
+		     ioasid_last_error(copy));
+	cr_assert_eq(fq_write(copy, r.dev, 2, 0x22), 0, "%s",
+		     ioasid_last_error(copy));
+	{
+		uint8_t b[2];
+
+		cr_assert_eq(pread(r.mem, &b[0], 1, 4096), 1);
+		cr_assert_eq(pread(r.mem, &b[1], 1, 2 * 4096), 1);
+		cr_assert_eq(b[0], 0x11);
+		cr_assert_eq(b[1], 0x22);
+	}
+	/* new requests go on with the same queue and eventfd */
+	cr_assert_eq(fq_write(copy, r.dev, 3, 0x33), -EINPROGRESS);
+	cr_assert(fd_readable(r.efd));
+	cr_assert_eq(ioasid_fault_queue_destroy(copy, r.fq), -EBUSY);
+	ioasid_unref(copy);
+	close(r.efd);
+	close(r.mem);
+}
+
+/* A client cannot hand a queue a descriptor or a state of its own. */
+Test(image, fault_queue_state_only_from_an_image)
+{
+	struct ioasid_ctx *ctx;
+	struct ioasid_op op;
+	uint32_t ioas;
+	int efd = eventfd(0, EFD_CLOEXEC);
+
+	cr_assert_eq(ioasid_new("sim", &ctx), 0);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &ioas), 0);
+	ioasid_op_init(&op, IOASID_CMD_FAULT_QUEUE_ALLOC);
+	op.ioas_id = ioas;
+	op.fd = efd;
+	cr_assert_eq(ctx_call(ctx, &op), -EINVAL);
+	cr_assert(strstr(op.errmsg, "state image"), "%s", op.errmsg);
+	ioasid_unref(ctx);
+	close(efd);
 }
 
 /* ---- hostile images -------------------------------------------------- */
@@ -497,4 +642,96 @@ Test(image, hostile)
 	cr_assert_eq(ioasid_ctx_export_abandon(memfd), 0);
 	close(memfd);
 	teardown_state(&st);
+}
+
+/* The record whose payload holds @p. */
+static struct image_record *record_holding(uint8_t *buf, size_t len,
+					   const uint8_t *p)
+{
+	struct image_record *rec = NULL;
+
+	for (size_t pos = sizeof(struct image_header); pos < len;) {
+		struct image_record *r = (struct image_record *)(buf + pos);
+
+		if ((uint8_t *)r < p && p < (uint8_t *)(r + 1) + r->len)
+			rec = r;
+		pos += sizeof(*r) + ((r->len + 7) & ~7U);
+	}
+	cr_assert(rec);
+	return rec;
+}
+
+/*
+ * A queue's carried state that lies (core/iopf.c's struct carried_queue,
+ * 56 bytes, then 40-byte requests): refused, naming what, nothing built.
+ */
+Test(image, hostile_fault_queue)
+{
+	static const struct {
+		size_t off, size;
+		uint64_t value;
+		const char *why;
+	} lies[] = {
+		{ 0, 4, 7, "version 7" },
+		{ 4, 4, 17, "17 requests" },
+		{ 4, 4, 1, "1 requests" },
+		{ 56 + 4, 4, 999, "no bound device 999" },
+		{ 56 + 12, 1, 9, "unknown state 9" },
+		{ 56 + 13, 1, 0x80, "unknown flags" },
+		{ 56 + 24, 8, 1ULL << 62, "exceed the timeout" },
+		{ 56 + 40 + 14, 2, 8, "beyond the depth" },
+		{ 56 + 40, 4, 0, "bad cookie" },
+	};
+	const uint32_t head[4] = { 1, 2, 2, 0 };
+	struct ioasid_page_request q;
+	struct fq_rig r;
+	uint8_t *orig, *buf, *at = NULL;
+	uint32_t nr = 1;
+	size_t len;
+	int memfd, fds;
+
+	fq_rig_up(&r);
+	cr_assert_eq(fq_write(r.ctx, r.dev, 1, 1), -EINPROGRESS);
+	cr_assert_eq(fq_write(r.ctx, r.dev, 2, 2), -EINPROGRESS);
+	cr_assert_eq(ioasid_fault_queue_read(r.ctx, r.fq, &q, &nr), 0);
+	memfd = export_ok(r.ctx);
+	len = image_bytes(memfd, &orig);
+	buf = malloc(len);
+	for (size_t i = 0; i + sizeof(head) <= len && !at; i += 4)
+		if (!memcmp(orig + i, head, sizeof(head)))
+			at = orig + i;
+	cr_assert(at, "the queue's state is in the image");
+	fds = test_count_fds();
+	for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+		uint8_t *p;
+
+		memcpy(buf, orig, len);
+		p = buf + (at - orig) + lies[i].off;
+		memcpy(p, &lies[i].value, lies[i].size);	/* little end */
+		fix_record_crc(buf, record_holding(buf, len, p));
+		cr_assert_eq(import_bytes(buf, len), -EBADMSG, "lie %zu: %s",
+			     i, ioasid_last_error(NULL));
+		cr_assert(strstr(ioasid_last_error(NULL), lies[i].why),
+			  "lie %zu: \"%s\" lacks \"%s\"", i,
+			  ioasid_last_error(NULL), lies[i].why);
+		cr_assert(strstr(ioasid_last_error(NULL), "FAULT_QUEUE_ALLOC"),
+			  "%s", ioasid_last_error(NULL));
+	}
+	cr_assert_eq(test_count_fds(), fds, "a failed import leaks nothing");
+	/* the image as it was still imports */
+	{
+		struct ioasid_ctx *copy;
+		int fd = image_of(orig, len);
+
+		cr_assert_eq(ioasid_ctx_import(fd, &copy), 0, "%s",
+			     ioasid_last_error(NULL));
+		ioasid_unref(copy);
+		close(fd);
+	}
+	free(buf);
+	free(orig);
+	close(memfd);
+	ioasid_unref(r.ctx);
+	close(r.efd);
+	close(r.mem);
 }

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -446,6 +447,89 @@ Test(upgrade, the_file_id_counter_comes_through, .timeout = 120)
 	ioasid_unref(ctx);
 	close(memfd);
 	close(memfd2);
+	stop();
+}
+
+static int fq_write(struct ioasid_ctx *ctx, uint32_t dev, uint64_t pg,
+		    uint8_t v)
+{
+	uint8_t buf[PG];
+	uint64_t done;
+
+	memset(buf, v, sizeof(buf));
+	return ioasid_device_dma(ctx, dev, BASE + pg * PG, buf, PG,
+				 IOASID_DMA_WRITE, &done);
+}
+
+static bool fd_readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/*
+ * A fault queue comes through: the page requests outstanding, the
+ * records not read yet, the cookies the VMM holds, and the eventfd it
+ * got over the socket, which the successor signals.
+ */
+Test(upgrade, fault_queue_comes_through, .timeout = 120)
+{
+	struct ioasid_page_request q[4];
+	uint32_t dev, ioas, fq, nr = 1, early;
+	int ram = test_memfd(4 * PG), efd;
+	struct ioasid_ctx *ctx;
+	uint64_t iova = BASE;
+	uint8_t b;
+
+	start(NULL);
+	cr_assert_eq(ioasid_new(d.uri, &ctx), 0);
+	cr_assert_eq(ioasid_device_bind(ctx, devices[0], -1, &dev), 0);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &ioas), 0);
+	cr_assert_eq(ioasid_map_file(ctx, ioas, ram, 0, PG, RW | FIXED,
+				     &iova), 0);
+	cr_assert_eq(ioasid_device_attach(ctx, dev, ioas, 0), 0);
+	cr_assert_eq(ioasid_fault_queue_alloc(ctx, ioas, 8, 60000, 0, &fq,
+					      &efd), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(fq_write(ctx, dev, 1, 0x11), -EINPROGRESS);
+	cr_assert_eq(fq_write(ctx, dev, 2, 0x22), -EINPROGRESS);
+	cr_assert_eq(ioasid_fault_queue_read(ctx, fq, q, &nr), 0);
+	cr_assert_eq(nr, 1);
+	early = q[0].cookie;
+
+	cr_assert_eq(upgrade(ctx, NULL), 0, "%s", ioasid_last_error(ctx));
+	cr_assert(fd_readable(efd), "the eventfd the client holds signals");
+	nr = 4;
+	cr_assert_eq(ioasid_fault_queue_read(ctx, fq, q, &nr), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(nr, 1, "the record not read yet");
+	cr_assert_eq(q[0].addr, BASE + 2 * PG);
+	cr_assert(!fd_readable(efd));
+	/* a second upgrade carries what the successor has */
+	cr_assert_eq(upgrade(ctx, NULL), 0, "%s", ioasid_last_error(ctx));
+	for (uint64_t pg = 1; pg <= 2; pg++) {
+		iova = BASE + pg * PG;
+		cr_assert_eq(ioasid_map_file(ctx, ioas, ram, pg * PG, PG,
+					     RW | FIXED, &iova), 0);
+	}
+	cr_assert_eq(ioasid_fault_respond(ctx, fq, early,
+					  IOASID_PAGE_RESPONSE_SUCCESS), 0,
+		     "%s", ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_fault_respond(ctx, fq, q[0].cookie,
+					  IOASID_PAGE_RESPONSE_SUCCESS), 0,
+		     "%s", ioasid_last_error(ctx));
+	cr_assert_eq(fq_write(ctx, dev, 1, 0x11), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(fq_write(ctx, dev, 2, 0x22), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(pread(ram, &b, 1, 2 * PG), 1);
+	cr_assert_eq(b, 0x22, "the device's DMA completed");
+	cr_assert_eq(fq_write(ctx, dev, 3, 0x33), -EINPROGRESS);
+	cr_assert(fd_readable(efd), "and new requests signal it");
+	ioasid_unref(ctx);
+	close(efd);
+	close(ram);
 	stop();
 }
 

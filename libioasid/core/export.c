@@ -131,13 +131,6 @@ static int export_ioas(struct export *x, struct ioas *ioas)
 			       "bits not read yet (read them, stop tracking, "
 			       "export, and start again after the import)",
 			       ioas->id);
-	/* its descriptor and the page requests waiting in it would be lost */
-	if (ioas->fq)
-		return op_fail(x->why, EOPNOTSUPP, "IOAS %u has an I/O page "
-			       "fault queue: the state image does not carry "
-			       "fault queues yet (destroy it, export, and "
-			       "allocate it again after the import)",
-			       ioas->id);
 	op = op_new(x, IOASID_CMD_IOAS_ALLOC);
 
 	op->flags = ioas->flags;
@@ -569,12 +562,6 @@ static int export_nested(struct export *x, const struct nested *n)
 	struct ioasid_op *op;
 	int r;
 
-	/* its descriptor and the page requests waiting in it would be lost */
-	if (n->fq)
-		return op_fail(x->why, EOPNOTSUPP, "nested table %u has an I/O "
-			       "page fault queue: the state image does not "
-			       "carry fault queues yet (destroy it, export, and "
-			       "allocate it again after the import)", n->id);
 	if (!dev)
 		return op_fail(x->why, EOPNOTSUPP, "nested table %u: the "
 			       "session has no device behind IOMMU %s to "
@@ -736,6 +723,21 @@ static int export_vms(struct export *x)
 	return r;
 }
 
+static int emit_fault_queue(void *arg, struct ioasid_op *op,
+			    uint32_t expect_id)
+{
+	struct export *x = arg;
+
+	x->op = *op;
+	return emit(x, expect_id);
+}
+
+/* After the VMs: a queue's carried requests name bound devices. */
+static int export_fault_queues(struct export *x)
+{
+	return iopf_export(x->s, emit_fault_queue, x, x->why);
+}
+
 /*
  * What a kernel backend cannot hand over: a nested table, vIOMMU or
  * vDEVICE whose kernel object its ->kobj does not name (iommufd names
@@ -813,6 +815,8 @@ static int export_session(struct export *x)
 		r = export_nesting(x);
 	if (r == 0)
 		r = export_vms(x);
+	if (r == 0)
+		r = export_fault_queues(x);
 	for (uint32_t i = 0; i < nr && r == 0; i++)
 		r = export_counters(x, find_ioas(s->core, ids[i]));
 	if (r == 0)

@@ -22,6 +22,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -429,6 +431,33 @@ static int kernel_queue(struct session *s, struct ioas *ioas,
 	return 0;
 }
 
+/* @fq, made, becomes the target's: its id, lock, place in the core. */
+static void queue_link(struct session *s, struct ioas *ioas,
+		       struct nested *nested, struct fault_queue *fq)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&fq->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&fq->answered, &ca);
+	pthread_condattr_destroy(&ca);
+	fq->id = core_alloc_id(s->core);
+	fq->owner = s;
+	fq->core = s->core;
+	fq->ioas = nested ? nested->parent : ioas;
+	fq->nested = nested;
+	fq->next = s->core->fault_queues;
+	s->core->fault_queues = fq;
+	if (nested)
+		__atomic_store_n(&nested->fq, fq, __ATOMIC_RELEASE);
+	else
+		__atomic_store_n(&ioas->fq, fq, __ATOMIC_RELEASE);
+}
+
+static int iopf_alloc_carried(struct session *s, struct ioas *ioas,
+			      struct nested *nested, struct ioasid_op *op);
+
 int iopf_alloc(struct session *s, struct ioas *unused, struct ioasid_op *op)
 {
 	struct nested *nested = NULL;
@@ -442,6 +471,8 @@ int iopf_alloc(struct session *s, struct ioas *unused, struct ioasid_op *op)
 	r = check_alloc(s, op, nested ? nested->fq : ioas->fq);
 	if (r < 0)
 		return r;
+	if (op->fd >= 0 || op->in_len)
+		return iopf_alloc_carried(s, ioas, nested, op);
 	fq = calloc(1, sizeof(*fq));
 	if (!fq)
 		return op_fail(op, ENOMEM, "out of memory");
@@ -478,26 +509,7 @@ int iopf_alloc(struct session *s, struct ioas *unused, struct ioasid_op *op)
 		fq->be = NULL;
 		goto fail;
 	}
-	pthread_mutex_init(&fq->lock, NULL);
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&fq->answered, &ca);
-		pthread_condattr_destroy(&ca);
-	}
-	fq->id = core_alloc_id(s->core);
-	fq->owner = s;
-	fq->core = s->core;
-	fq->ioas = nested ? nested->parent : ioas;
-	fq->nested = nested;
-	fq->next = s->core->fault_queues;
-	s->core->fault_queues = fq;
-	if (nested)
-		__atomic_store_n(&nested->fq, fq, __ATOMIC_RELEASE);
-	else
-		__atomic_store_n(&ioas->fq, fq, __ATOMIC_RELEASE);
+	queue_link(s, ioas, nested, fq);
 	op->out_id = fq->id;
 	op->out_fd = fd;
 	return 0;
@@ -694,4 +706,394 @@ int iopf_list(struct session *s, struct ioas *unused, struct ioasid_op *op)
 		n++;
 	}
 	return op_out_array(op, n, sizeof(*out));
+}
+
+/*
+ * ---- a queue in the state image (core/export.c) ----------------------
+ *
+ * A queue travels as its FAULT_QUEUE_ALLOC op (expect_id its id), with
+ * its eventfd as FD_INDEX - the same open file, so the descriptors the
+ * VMM holds stay the ones that signal - and, as DATA, its requests and
+ * the records not read yet: a struct carried_queue, then nr struct
+ * carried_req.  A deadline travels as the time it had left: the
+ * successor's clock starts that much again at the import, so a request
+ * never times out sooner than it would have (the hand-over's own time
+ * is added to it).  Requests a DMA waited for travel without the waiter
+ * (it was the predecessor's thread); the device sees the answer at its
+ * next DMA at that page, as for any other.  Only a replay (s->core->
+ * replaying) may hand a queue a descriptor or a state.
+ */
+#define CARRIED_VERSION		1
+#define CARRIED_HAS_PASID	0x1
+#define CARRIED_WRITE		0x2
+#define CARRIED_QUEUED		0x4	/* a record of it waits, at ring_pos */
+#define CARRIED_FLAGS		0x7
+#define REQ_RECORD_ONLY		0xff	/* its record waits, it went */
+#define RING_POS_NONE		0xffff
+
+struct carried_queue {
+	uint32_t version;		/* CARRIED_VERSION */
+	uint32_t nr;			/* struct carried_req that follow */
+	uint32_t next_cookie;
+	uint32_t reserved;		/* 0 */
+	uint64_t requests, responses, lost, lost_unreported, timeouts;
+};
+
+struct carried_req {
+	uint32_t cookie;
+	uint32_t dev_id;
+	uint32_t pasid;
+	uint8_t state;			/* enum req_state, REQ_RECORD_ONLY */
+	uint8_t flags;			/* CARRIED_* */
+	uint16_t ring_pos;		/* with CARRIED_QUEUED */
+	uint64_t addr;
+	uint64_t remaining_ns;		/* of its deadline */
+	uint64_t timestamp_ns;		/* of its record */
+};
+
+/*
+ * What one op's DATA holds (a codec attribute: under 64 KiB), about 1600
+ * requests and records: more does not travel (iopf_export()).
+ */
+#define CARRIED_MAX_BYTES	(64 * 1024 - 512)
+#define CARRIED_MAX_REQS \
+	((CARRIED_MAX_BYTES - sizeof(struct carried_queue)) / \
+	 sizeof(struct carried_req))
+
+static struct carried_req carry_req(const struct page_req *r, uint64_t now)
+{
+	return (struct carried_req){
+		.cookie = r->cookie, .dev_id = r->dev_id, .pasid = r->pasid,
+		.state = r->state, .ring_pos = RING_POS_NONE, .addr = r->addr,
+		.flags = (r->has_pasid ? CARRIED_HAS_PASID : 0) |
+			 (r->write ? CARRIED_WRITE : 0),
+		.remaining_ns = r->deadline_ns > now ? r->deadline_ns - now : 0,
+	};
+}
+
+/* The ring's record @pos on its request's entry, or on one of its own. */
+static void carry_record(struct carried_req *v, uint32_t *nr, uint32_t pos,
+			 const struct ioasid_page_request *rec)
+{
+	struct carried_req *e = NULL;
+
+	for (uint32_t i = 0; i < *nr && !e; i++)
+		if (v[i].cookie == rec->cookie && v[i].state !=
+		    REQ_RECORD_ONLY && !(v[i].flags & CARRIED_QUEUED))
+			e = &v[i];
+	if (!e) {
+		e = &v[(*nr)++];
+		*e = (struct carried_req){
+			.cookie = rec->cookie, .dev_id = rec->dev_id,
+			.pasid = rec->pasid, .state = REQ_RECORD_ONLY,
+			.addr = rec->addr,
+			.flags = (rec->flags & IOASID_PAGE_REQUEST_PASID ?
+				  CARRIED_HAS_PASID : 0) |
+				 (rec->perm & IOASID_MAP_WRITE ?
+				  CARRIED_WRITE : 0),
+		};
+	}
+	e->flags |= CARRIED_QUEUED;
+	e->ring_pos = (uint16_t)pos;
+	e->timestamp_ns = rec->timestamp_ns;
+}
+
+/* @fq's carried state (lock held): *buf (free it), *len. */
+static int carry_queue(struct fault_queue *fq, void **buf, uint32_t *len)
+{
+	uint64_t now = core_now_ns();
+	struct carried_queue *h;
+	struct carried_req *v;
+	uint32_t nr = 0;
+
+	reap(fq, now);
+	h = calloc(1, sizeof(*h) + (fq->nr_reqs + fq->len) * sizeof(*v));
+	if (!h)
+		return -ENOMEM;
+	v = (struct carried_req *)(h + 1);
+	for (uint32_t i = 0; i < fq->nr_reqs; i++)
+		v[nr++] = carry_req(&fq->reqs[i], now);
+	for (uint32_t i = 0; i < fq->len; i++)
+		carry_record(v, &nr, i, &fq->ring[(fq->head + i) % fq->depth]);
+	*h = (struct carried_queue){
+		.version = CARRIED_VERSION, .nr = nr,
+		.next_cookie = fq->next_cookie, .requests = fq->requests,
+		.responses = fq->responses, .lost = fq->lost,
+		.lost_unreported = fq->lost_unreported,
+		.timeouts = fq->timeouts,
+	};
+	*buf = h;
+	*len = (uint32_t)(sizeof(*h) + nr * sizeof(*v));
+	return nr > CARRIED_MAX_REQS ? -E2BIG : 0;
+}
+
+static int cmp_queue_id(const void *a, const void *b)
+{
+	const struct fault_queue *x = *(struct fault_queue *const *)a;
+	const struct fault_queue *y = *(struct fault_queue *const *)b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* One queue's op: FAULT_QUEUE_ALLOC with its eventfd and state. */
+static int export_queue(struct fault_queue *fq, iopf_emit_fn emit,
+			void *arg, struct ioasid_op *why)
+{
+	struct ioasid_op op;
+	void *state = NULL;
+	uint32_t len = 0;
+	int r;
+
+	if (fq->be)
+		return op_fail(why, EOPNOTSUPP, "fault queue %u is the "
+			       "kernel's: the state image does not carry a "
+			       "kernel backend's fault queues yet (destroy "
+			       "it, export, and allocate it again after the "
+			       "import)", fq->id);
+	pthread_mutex_lock(&fq->lock);
+	r = carry_queue(fq, &state, &len);
+	pthread_mutex_unlock(&fq->lock);
+	if (r == -E2BIG)
+		r = op_fail(why, E2BIG, "fault queue %u holds more page "
+			    "requests and records than a state image carries "
+			    "(%zu): read and answer some first", fq->id,
+			    CARRIED_MAX_REQS);
+	else if (r < 0)
+		r = op_fail(why, -r, "out of memory");
+	if (r == 0) {
+		ioasid_op_init(&op, IOASID_CMD_FAULT_QUEUE_ALLOC);
+		op.ioas_id = target_id(fq);
+		op.mode = fq->depth;
+		op.length = fq->timeout_ms;
+		op.fd = fq->efd;
+		op.in = state;
+		op.in_len = len;
+		r = emit(arg, &op, fq->id);
+	}
+	free(state);
+	return r;
+}
+
+int iopf_export(struct session *s, iopf_emit_fn emit, void *arg,
+		struct ioasid_op *why)
+{
+	struct fault_queue **v;
+	uint32_t n = 0;
+	int r = 0;
+
+	for (struct fault_queue *fq = s->core->fault_queues; fq; fq = fq->next)
+		n += fq->owner == s;
+	if (!n)
+		return 0;
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return op_fail(why, ENOMEM, "out of memory");
+	n = 0;
+	for (struct fault_queue *fq = s->core->fault_queues; fq; fq = fq->next)
+		if (fq->owner == s)
+			v[n++] = fq;
+	qsort(v, n, sizeof(*v), cmp_queue_id);
+	for (uint32_t i = 0; i < n && r == 0; i++)
+		r = export_queue(v[i], emit, arg, why);
+	free(v);
+	return r;
+}
+
+static int bad_state(struct ioasid_op *op, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int bad_state(struct ioasid_op *op, const char *fmt, ...)
+{
+	char msg[IOASID_ERRMSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return op_fail(op, EBADMSG, "the fault queue's carried state: %s",
+		       msg);
+}
+
+static int check_carried_req(struct session *s, const struct fault_queue *fq,
+			     const struct carried_req *c, struct ioasid_op *op)
+{
+	if (c->state > REQ_TIMEDOUT && c->state != REQ_RECORD_ONLY)
+		return bad_state(op, "request %u: unknown state %u",
+				 c->cookie, c->state);
+	if (c->flags & ~CARRIED_FLAGS)
+		return bad_state(op, "request %u: unknown flags 0x%x",
+				 c->cookie, c->flags);
+	if (c->state == REQ_RECORD_ONLY && !(c->flags & CARRIED_QUEUED))
+		return bad_state(op, "request %u: neither outstanding nor "
+				 "waiting to be read", c->cookie);
+	if (!c->cookie || (c->addr & ~PAGE_MASK_4K) ||
+	    (!(c->flags & CARRIED_HAS_PASID) && c->pasid))
+		return bad_state(op, "request %u: bad cookie, address or "
+				 "PASID", c->cookie);
+	if (c->remaining_ns > fq->timeout_ms * 1000000ULL)
+		return bad_state(op, "request %u: %llu ns left exceed the "
+				 "timeout (%u ms)", c->cookie,
+				 (unsigned long long)c->remaining_ns,
+				 fq->timeout_ms);
+	if (!device_find_bound(s, c->dev_id))
+		return bad_state(op, "request %u: no bound device %u",
+				 c->cookie, c->dev_id);
+	return 0;
+}
+
+/* Entry @c into @fq's table and ring (checked: room, unique places). */
+static int restore_req(struct fault_queue *fq, const struct carried_req *c,
+		       uint64_t now, struct ioasid_op *op)
+{
+	bool pasid = c->flags & CARRIED_HAS_PASID;
+
+	if (c->state != REQ_RECORD_ONLY) {
+		if (fq->nr_reqs == fq->depth)
+			return bad_state(op, "more requests than its depth "
+					 "(%u)", fq->depth);
+		if (find_cookie(fq, c->cookie))
+			return bad_state(op, "cookie %u twice", c->cookie);
+		fq->reqs[fq->nr_reqs++] = (struct page_req){
+			.cookie = c->cookie, .dev_id = c->dev_id,
+			.pasid = c->pasid, .has_pasid = pasid,
+			.write = c->flags & CARRIED_WRITE, .state = c->state,
+			.addr = c->addr, .deadline_ns = now + c->remaining_ns,
+		};
+	}
+	if (!(c->flags & CARRIED_QUEUED))
+		return 0;
+	if (c->ring_pos >= fq->depth || fq->ring[c->ring_pos].size)
+		return bad_state(op, "request %u: record place %u is taken "
+				 "or beyond the depth (%u)", c->cookie,
+				 c->ring_pos, fq->depth);
+	fq->ring[c->ring_pos] = (struct ioasid_page_request){
+		.size = sizeof(struct ioasid_page_request),
+		.flags = pasid ? IOASID_PAGE_REQUEST_PASID : 0,
+		.dev_id = c->dev_id, .pasid = c->pasid, .addr = c->addr,
+		.perm = c->flags & CARRIED_WRITE ? IOASID_MAP_WRITE :
+						   IOASID_MAP_READ,
+		.cookie = c->cookie, .timestamp_ns = c->timestamp_ns,
+	};
+	fq->len++;
+	return 0;
+}
+
+/* @op's DATA into @fq (made, empty, not linked yet). */
+static int restore_queue(struct session *s, struct fault_queue *fq,
+			 struct ioasid_op *op)
+{
+	const uint8_t *in = op->in;
+	struct carried_queue h;
+	struct carried_req c;
+	uint64_t now = core_now_ns();
+	int r = 0;
+
+	if (!op->in_len)
+		return 0;
+	if (op->in_len < sizeof(h))
+		return bad_state(op, "%u bytes, not a header", op->in_len);
+	memcpy(&h, in, sizeof(h));
+	if (h.version != CARRIED_VERSION || h.reserved)
+		return bad_state(op, "version %u, not %u", h.version,
+				 CARRIED_VERSION);
+	if (h.nr > 2 * fq->depth ||
+	    op->in_len != sizeof(h) + h.nr * sizeof(c))
+		return bad_state(op, "%u requests in %u bytes (depth %u)",
+				 h.nr, op->in_len, fq->depth);
+	if (h.lost_unreported > h.lost)
+		return bad_state(op, "%llu lost unreported of %llu lost",
+				 (unsigned long long)h.lost_unreported,
+				 (unsigned long long)h.lost);
+	for (uint32_t i = 0; i < h.nr && r == 0; i++) {
+		memcpy(&c, in + sizeof(h) + i * sizeof(c), sizeof(c));
+		r = check_carried_req(s, fq, &c, op);
+		if (r == 0)
+			r = restore_req(fq, &c, now, op);
+	}
+	/* places 0 .. len-1, each once: the ring as it was, oldest first */
+	for (uint32_t i = 0; r == 0 && i < fq->len; i++)
+		if (!fq->ring[i].size)
+			r = bad_state(op, "record place %u is empty", i);
+	fq->next_cookie = h.next_cookie;
+	fq->requests = h.requests;
+	fq->responses = h.responses;
+	fq->lost = h.lost;
+	fq->lost_unreported = h.lost_unreported;
+	fq->timeouts = h.timeouts;
+	return r;
+}
+
+/* The eventfd the image hands over (FD_INDEX), or a new one. */
+static int carried_eventfd(int fd, struct ioasid_op *op)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	if (fd < 0) {
+		fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		return fd < 0 ? op_fail(op, errno, "eventfd: %s",
+					strerror(errno)) : fd;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0 || (link[n] = 0, strcmp(link, "anon_inode:[eventfd]")))
+		return op_fail(op, EINVAL, "the fault queue's descriptor %d "
+			       "is not an eventfd", fd);
+	fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		return op_fail(op, e, "cannot keep the fault queue's "
+			       "eventfd: %s", strerror(e));
+	}
+	return fd;
+}
+
+/* A replayed FAULT_QUEUE_ALLOC with the image's eventfd and state. */
+static int iopf_alloc_carried(struct session *s, struct ioas *ioas,
+			      struct nested *nested, struct ioasid_op *op)
+{
+	struct fault_queue *fq;
+	int r;
+
+	if (!s->core->replaying)
+		return op_fail(op, EINVAL, "a fault queue's descriptor and "
+			       "state come from a state image only");
+	if (core_ops(s->core)->fault_alloc)
+		return op_fail(op, EOPNOTSUPP, "the %s backend's fault queues "
+			       "are the kernel's: an image cannot carry "
+			       "them", core_ops(s->core)->name);
+	fq = calloc(1, sizeof(*fq));
+	if (!fq)
+		return op_fail(op, ENOMEM, "out of memory");
+	fq->depth = op->mode ? op->mode : IOASID_FAULT_QUEUE_DEPTH_DEFAULT;
+	fq->timeout_ms = op->length ? (uint32_t)op->length :
+				      IOASID_FAULT_TIMEOUT_MS_DEFAULT;
+	fq->ring = calloc(fq->depth, sizeof(*fq->ring));
+	fq->reqs = calloc(fq->depth, sizeof(*fq->reqs));
+	fq->efd = -1;
+	r = fq->ring && fq->reqs ? 0 : op_fail(op, ENOMEM, "out of memory");
+	if (r == 0)
+		r = restore_queue(s, fq, op);
+	if (r == 0)
+		r = fq->efd = carried_eventfd(op->fd, op);
+	if (r < 0) {
+		free(fq->ring);
+		free(fq->reqs);
+		free(fq);
+		return r;
+	}
+	queue_link(s, ioas, nested, fq);
+	for (uint32_t i = 0; i < fq->len; i++) {
+		fq->ring[i].fault_id = fq->id;
+		fq->ring[i].target_id = target_id(fq);
+	}
+	drain_signal(fq);	/* what the predecessor signalled: again */
+	if (fq->len || fq->lost_unreported)
+		signal_records(fq);
+	op->out_id = fq->id;
+	op->out_fd = -1;	/* the VMM's descriptors are the image's */
+	return 0;
 }

@@ -48,6 +48,18 @@ int iopf_request(struct fault_queue *fq, const struct device *dev,
 void iopf_target_gone(struct core *core, struct fault_queue *fq);
 /* How many fault queues, of any session, have id @id (core lock held)? */
 uint32_t iopf_id_holders(const struct core *core, uint32_t id);
+/*
+ * @s's fault queues for the state image (core lock held), in id order:
+ * each as the FAULT_QUEUE_ALLOC op that makes it again, given to @emit
+ * with its id; the op carries the queue's eventfd (FD) and its requests
+ * and unread records (DATA), which only a replay takes.  A kernel
+ * backend's queue is refused (-EOPNOTSUPP), so is a state bigger than
+ * one op carries (-E2BIG).  Reason in @why.
+ */
+typedef int (*iopf_emit_fn)(void *arg, struct ioasid_op *op,
+			    uint32_t expect_id);
+int iopf_export(struct session *s, iopf_emit_fn emit, void *arg,
+		struct ioasid_op *why);
 /* Free @s's fault queues (before its IOASes and nested tables go). */
 void iopf_release_session(struct core *core, struct session *s);
 

@@ -253,6 +253,8 @@ int image_put_op(struct image_writer *w, struct ioasid_op *op,
 		record_end(w);
 		if (op_needs_v3(op->cmd))
 			image_writer_need_version(w, 3);
+		if (op->cmd == IOASID_CMD_FAULT_QUEUE_ALLOC)
+			image_writer_need_version(w, 5);
 	}
 	nlmsg_free(msg);
 	return r;

@@ -60,7 +60,10 @@
  * domain; domains in id order); VIOMMU_ALLOC, VDEVICE_ALLOC, NESTED_ALLOC
  * and VIOMMU_NESTED_ALLOC in id order (each after what it needs);
  * NESTED_ATTACH per device on a nested table; DEVICE_PASID_ATTACH_NESTED
- * per PASID on one; VM_BIND, VM_SET_POLICY, DEVICE_SET_VM.  Reserved ranges come back with
+ * per PASID on one; VM_BIND, VM_SET_POLICY, DEVICE_SET_VM; then
+ * FAULT_QUEUE_ALLOC per fault queue in id order (expect_id the queue;
+ * FD_INDEX its eventfd; DATA its page requests and unread records,
+ * core/iopf.c's struct carried_queue: the simulator's queues only).  Reserved ranges come back with
  * the attaches that brought them.
  *
  * Version rules: IMAGE_VERSION grows when a record changes meaning; a
@@ -94,9 +97,12 @@
  * the id before the op's own, and a PASID attach's expect_id is its
  * domain, which an older reader does not know; version 4 is an ioasidd
  * image that hands its kernel state's fd store entries over (as with
- * version 2: an older successor would leave them to nobody).
+ * version 2: an older successor would leave them to nobody); version 5
+ * has fault queues (FAULT_QUEUE_ALLOC with the queue's eventfd and its
+ * carried requests and records, core/iopf.c), which an older reader
+ * would refuse record by record, or make empty with a new eventfd.
  */
-#define IMAGE_VERSION		4
+#define IMAGE_VERSION		5
 /* The largest image a reader takes (-EFBIG beyond). */
 #define IMAGE_MAX_SIZE		(1ULL << 30)
 
