@@ -1205,6 +1205,50 @@ Test(nested_pasid, export_carries_it)
 }
 
 /*
+ * A nested table's fault queue crosses the hand-over with a PASID's page
+ * request outstanding: the copy gives its record (the table, the PASID),
+ * takes the answer, and the device's retry lands where the guest mapped.
+ */
+Test(nested_pasid, table_fault_queue_is_carried)
+{
+	struct ioasid_nested_inval all = { .flags = IOASID_NESTED_INVAL_ALL };
+	struct ioasid_page_request q[4];
+	struct ioasid_ctx *copy;
+	uint32_t fq, nr = 4, one = 1;
+	struct guest g;
+	int fd;
+
+	pasid_setup(&g);
+	if (ioasid_is_remote(g.ctx)) {
+		guest_teardown(&g);
+		cr_skip_test("ioasid_ctx_export is an embedded context's");
+	}
+	cr_assert_eq(ioasid_device_pasid_attach_nested(g.ctx, g.dev, PASID,
+						       g.nested, 0), 0);
+	cr_assert_eq(ioasid_fault_queue_alloc(g.ctx, g.nested, 0, 0, 0, &fq,
+					      &fd), 0);
+	cr_assert_eq(pasid_write(&g, PASID, GVA_HOLE, "x", 1), -EINPROGRESS);
+	copy = snapshot_export_import(g.ctx, "a table with a fault queue");
+	cr_assert_eq(ioasid_fault_queue_read(copy, fq, q, &nr), 0, "%s",
+		     ioasid_last_error(copy));
+	cr_assert_eq(nr, 1);
+	cr_assert_eq(q[0].target_id, g.nested);
+	cr_assert(q[0].flags & IOASID_PAGE_REQUEST_PASID);
+	cr_assert_eq(q[0].pasid, PASID);
+	cr_assert_eq(q[0].addr, GVA_HOLE);
+	*entry(&g, PD, 3) = gpa(LARGE) | P | W | U | PS;
+	cr_assert_eq(ioasid_nested_invalidate(copy, g.nested, &all, &one,
+					      NULL), 0);
+	cr_assert_eq(ioasid_fault_respond(copy, fq, q[0].cookie,
+					  IOASID_PAGE_RESPONSE_SUCCESS), 0,
+		     "%s", ioasid_last_error(copy));
+	ctx_lands(&g, copy, g.dev, PASID, GVA_HOLE, LARGE, 9);
+	ioasid_unref(copy);
+	close(fd);
+	guest_teardown(&g);
+}
+
+/*
  * A table whose stage-2 domain outlived the table that made it, with
  * nothing else making it first: the replay could not give the domain
  * its id, so the export is refused, naming both.
