@@ -460,6 +460,18 @@ static void fix_records_crc(uint8_t *buf)
 	fix_header_crc(buf);
 }
 
+/* @buf imports. */
+static void import_ok(const uint8_t *buf, size_t len)
+{
+	struct ioasid_ctx *copy;
+	int fd = image_of(buf, len);
+
+	cr_assert_eq(ioasid_ctx_import(fd, &copy), 0, "%s",
+		     ioasid_last_error(NULL));
+	ioasid_unref(copy);
+	close(fd);
+}
+
 /* Import @buf: the error it gives, and nothing was built. */
 static int import_bytes(const uint8_t *buf, size_t len)
 {
@@ -513,13 +525,7 @@ Test(image, hostile)
 
 	/* sane: the copy imports */
 	{
-		struct ioasid_ctx *copy;
-		int fd = image_of(orig, len);
-
-		cr_assert_eq(ioasid_ctx_import(fd, &copy), 0, "%s",
-			     ioasid_last_error(NULL));
-		ioasid_unref(copy);
-		close(fd);
+		import_ok(orig, len);
 		/* the import closed the kept files: export again */
 		close(memfd);
 		memfd = export_ok(st.ctx);
@@ -718,16 +724,7 @@ Test(image, hostile_fault_queue)
 			  "%s", ioasid_last_error(NULL));
 	}
 	cr_assert_eq(test_count_fds(), fds, "a failed import leaks nothing");
-	/* the image as it was still imports */
-	{
-		struct ioasid_ctx *copy;
-		int fd = image_of(orig, len);
-
-		cr_assert_eq(ioasid_ctx_import(fd, &copy), 0, "%s",
-			     ioasid_last_error(NULL));
-		ioasid_unref(copy);
-		close(fd);
-	}
+	import_ok(orig, len);	/* the image as it was still imports */
 	free(buf);
 	free(orig);
 	close(memfd);

@@ -431,6 +431,34 @@ static int kernel_queue(struct session *s, struct ioas *ioas,
 	return 0;
 }
 
+/* A queue queue_new() made that nobody got (no descriptor yet). */
+static void queue_discard(struct fault_queue *fq)
+{
+	free(fq->ring);
+	free(fq->reqs);
+	free(fq);
+}
+
+/* A queue of @op's depth and timeout, empty, not anyone's yet; or NULL. */
+static struct fault_queue *queue_new(const struct ioasid_op *op)
+{
+	struct fault_queue *fq = calloc(1, sizeof(*fq));
+
+	if (!fq)
+		return NULL;
+	fq->depth = op->mode ? op->mode : IOASID_FAULT_QUEUE_DEPTH_DEFAULT;
+	fq->timeout_ms = op->length ? (uint32_t)op->length :
+				      IOASID_FAULT_TIMEOUT_MS_DEFAULT;
+	fq->ring = calloc(fq->depth, sizeof(*fq->ring));
+	fq->reqs = calloc(fq->depth, sizeof(*fq->reqs));
+	fq->efd = -1;
+	if (!fq->ring || !fq->reqs) {
+		queue_discard(fq);
+		return NULL;
+	}
+	return fq;
+}
+
 /* @fq, made, becomes the target's: its id, lock, place in the core. */
 static void queue_link(struct session *s, struct ioas *ioas,
 		       struct nested *nested, struct fault_queue *fq)
@@ -473,25 +501,13 @@ int iopf_alloc(struct session *s, struct ioas *unused, struct ioasid_op *op)
 		return r;
 	if (op->fd >= 0 || op->in_len)
 		return iopf_alloc_carried(s, ioas, nested, op);
-	fq = calloc(1, sizeof(*fq));
+	fq = queue_new(op);
 	if (!fq)
 		return op_fail(op, ENOMEM, "out of memory");
-	fq->depth = op->mode ? op->mode : IOASID_FAULT_QUEUE_DEPTH_DEFAULT;
-	fq->timeout_ms = op->length ? (uint32_t)op->length :
-				      IOASID_FAULT_TIMEOUT_MS_DEFAULT;
-	fq->ring = calloc(fq->depth, sizeof(*fq->ring));
-	fq->reqs = calloc(fq->depth, sizeof(*fq->reqs));
-	fq->efd = -1;
-	if (!fq->ring || !fq->reqs) {
-		r = ENOMEM;
-		goto fail;
-	}
 	if (core_ops(s->core)->fault_alloc) {
 		r = kernel_queue(s, ioas, nested, fq, op);
 		if (r < 0) {
-			free(fq->ring);
-			free(fq->reqs);
-			free(fq);
+			queue_discard(fq);
 			return r;
 		}
 	} else {
@@ -516,9 +532,7 @@ int iopf_alloc(struct session *s, struct ioas *unused, struct ioasid_op *op)
 fail:
 	if (fq->efd >= 0)
 		close(fq->efd);
-	free(fq->ring);
-	free(fq->reqs);
-	free(fq);
+	queue_discard(fq);
 	return op_fail(op, r, "cannot allocate the fault queue: %s",
 		       strerror(r));
 }
@@ -1065,24 +1079,14 @@ static int iopf_alloc_carried(struct session *s, struct ioas *ioas,
 		return op_fail(op, EOPNOTSUPP, "the %s backend's fault queues "
 			       "are the kernel's: an image cannot carry "
 			       "them", core_ops(s->core)->name);
-	fq = calloc(1, sizeof(*fq));
+	fq = queue_new(op);
 	if (!fq)
 		return op_fail(op, ENOMEM, "out of memory");
-	fq->depth = op->mode ? op->mode : IOASID_FAULT_QUEUE_DEPTH_DEFAULT;
-	fq->timeout_ms = op->length ? (uint32_t)op->length :
-				      IOASID_FAULT_TIMEOUT_MS_DEFAULT;
-	fq->ring = calloc(fq->depth, sizeof(*fq->ring));
-	fq->reqs = calloc(fq->depth, sizeof(*fq->reqs));
-	fq->efd = -1;
-	r = fq->ring && fq->reqs ? 0 : op_fail(op, ENOMEM, "out of memory");
-	if (r == 0)
-		r = restore_queue(s, fq, op);
+	r = restore_queue(s, fq, op);
 	if (r == 0)
 		r = fq->efd = carried_eventfd(op->fd, op);
 	if (r < 0) {
-		free(fq->ring);
-		free(fq->reqs);
-		free(fq);
+		queue_discard(fq);
 		return r;
 	}
 	queue_link(s, ioas, nested, fq);
