@@ -175,6 +175,63 @@ Test(crash, a_named_session_comes_back_whole_and_lingers)
 	close(memfd);
 }
 
+/*
+ * A crash loses a session's fault queues (the journal does not follow
+ * page requests; a live upgrade carries them), nothing else of it: the
+ * session comes back whole and the VMM allocates its queue again.
+ */
+Test(crash, a_fault_queue_is_lost_its_session_is_not)
+{
+	struct ioasid_fault_queue_info fi;
+	int memfd = test_memfd(1 << 20), efd;
+	struct ioasid_ctx *ctx;
+	uint32_t fq;
+	struct held h;
+
+	start();
+	ctx = vmm("vm1", memfd, &h);
+	cr_assert_eq(ioasid_fault_queue_alloc(ctx, h.ioas, 0, 0, 0, &fq,
+					      &efd), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	ioasid_unref(ctx);
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
+		     ioasid_last_error(ctx));
+	check_reclaimed(ctx, &h, memfd);
+	cr_assert_eq(ioasid_fault_queue_info(ctx, fq, &fi), -ENOENT);
+	close(efd);
+	cr_assert_eq(ioasid_fault_queue_alloc(ctx, h.ioas, 0, 0, 0, &fq,
+					      &efd), 0, "%s",
+		     ioasid_last_error(ctx));
+	/* the journal grows past 1 MiB and compacts: with a queue, the
+	 * session keeps its history (the log says why) */
+	for (int i = 0; !sup_log_has(&s, "the journal does not follow its "
+				     "page requests"); i++) {
+		cr_assert_lt(i, 100, "no compaction");
+		for (int k = 0; k < 100; k++) {
+			uint64_t iova = 4ull << 20;
+
+			cr_assert_eq(ioasid_map_file(ctx, h.ioas, memfd, 0,
+						     4096, RW |
+						     IOASID_MAP_FIXED_IOVA,
+						     &iova), 0);
+			cr_assert_eq(ioasid_unmap(ctx, h.ioas, iova, 4096, 0,
+						  NULL), 0);
+		}
+	}
+	ioasid_session_token(ctx, h.token, sizeof(h.token));
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	ioasid_unref(ctx);
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
+		     ioasid_last_error(ctx));
+	check_reclaimed(ctx, &h, memfd);
+	ioasid_unref(ctx);
+	close(efd);
+	close(memfd);
+}
+
 /* ---- the journal as the store hands it back ------------------------------ */
 
 /* The stored journal's name: journal.0 or journal.1. */
