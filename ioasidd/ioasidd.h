@@ -35,6 +35,7 @@ struct client;
 struct named;
 struct image;			/* proto/image.h */
 struct image_writer;
+struct image_rec;
 struct nl_msg;
 
 /* What an epoll registration stands for. */
@@ -286,7 +287,11 @@ struct upgrade_file_id {
 /* The state image's writer for core_session_export() (upgrade.c). */
 int daemon_put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
 		      const struct core_ioas_counters *c,
-		      const struct ioasid_kobj *k);
+		      const struct ioasid_kobj *k,
+		      const struct core_dirty_bits *dirty);
+/* An image's DIRTY record into @s (upgrade.c): 0, or -errno and @why. */
+int daemon_replay_dirty(struct session *s, const struct image_rec *rec,
+			char *why, size_t whylen);
 int clients_export(struct server *srv, struct image_writer *w);
 /* Before: every queued event is sent or queued; after: views retired. */
 void clients_quiesce(struct server *srv);

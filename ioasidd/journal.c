@@ -14,7 +14,7 @@
  * session that had not ended into a new core session, which then
  * lingers as if its client had disconnected at the crash.
  *
- * The format (version 3; versions 1 and 2 are read too): a header (its
+ * The format (version 4; versions 1 to 3 are read too): a header (its
  * size a multiple of 8), then records.  A session's J_OPEN has its uid, gid
  * and, since version 2, up to J_MAX_GROUPS supplementary groups, so the
  * policy judges a rebuilt session as it judged its client (by a
@@ -41,11 +41,15 @@
  * J_NAME with the token it has, a J_BASE (the token a reclaim spent,
  * the resume counts), then the ops core_session_export() gives for it as
  * J_STATE records (replayed by core_replay(), which makes each object
- * with the id it had), its counters (J_COUNTERS) and each IOAS's file id
- * counter (J_FILES); its later changes follow as J_OP records.  So the
- * journal's size after a compaction is that of the live state, however
- * many changes came before.  A session whose state cannot be written so
- * (dirty tracking, a fault queue) keeps its records as they were.  It
+ * with the id it had), since version 4 the dirty pages not read yet of
+ * each IOAS that tracks them (J_DIRTY, after its DIRTY_START), its
+ * counters (J_COUNTERS) and each IOAS's file id counter (J_FILES); its
+ * later changes follow as J_OP records.  So the journal's size after a
+ * compaction is that of the live state, however many changes came
+ * before.  Device DMA and dirty reads are not changes: the dirty pages
+ * a crash brings back are those of the last compaction.  A session
+ * whose state cannot be written so (a fault queue) keeps its records as
+ * they were.  It
  * runs after every restore and when the journal has grown past four
  * times its size after the last compaction.  Files no kept record names
  * leave the store.
@@ -71,7 +75,8 @@
 #include "util/macros.h"
 
 #define J_MAGIC		"IOASIDJ"	/* 8 bytes with its NUL */
-#define J_VERSION	3u		/* 3: a live session's state; 2: groups */
+/* 4: dirty pages; 3: a live session's state; 2: groups */
+#define J_VERSION	4u
 #define R_MAGIC		0x4345524au	/* "JREC" */
 #define J_MIN_COMPACT	(1u << 20)
 #define J_MAX_FILES	4096u		/* FileDescriptorStoreMax= allows more */
@@ -98,6 +103,13 @@ enum j_type {
 	J_STATE,	/* an op of its state (out_id: the id it makes) */
 	J_COUNTERS,	/* an object's counters, after the J_STATE records */
 	J_FILES,	/* an IOAS's next file id: struct j_files */
+	/* version 4 */
+	J_DIRTY,	/* a domain's dirty pages: struct j_dirty, the runs */
+};
+
+struct j_dirty {
+	uint32_t ioas_id, domain_id, nr_runs, reserved;
+	/* then nr_runs struct ioasid_iova_range */
 };
 
 struct j_files {
@@ -772,9 +784,30 @@ static int journal_refuse_fault_queue(struct ioasid_op *op)
 	return -EOPNOTSUPP;
 }
 
+/* A domain's dirty pages as a J_DIRTY record. */
+static int put_dirty(struct state_put *p, const struct core_dirty_bits *d)
+{
+	struct j_dirty h = {
+		.ioas_id = d->ioas_id, .domain_id = d->domain_id,
+		.nr_runs = d->nr_runs,
+	};
+	size_t runs = sizeof(d->runs[0]) * d->nr_runs;
+	unsigned char *b = malloc(sizeof(h) + runs);
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	memcpy(b, &h, sizeof(h));
+	memcpy(b + sizeof(h), d->runs, runs);
+	r = put(p->j, p->fd, p->end, J_DIRTY, p->key, 0, b, sizeof(h) + runs);
+	free(b);
+	return r;
+}
+
 static int put_state(void *arg, struct ioasid_op *op, uint32_t expect_id,
 		     const struct core_ioas_counters *c,
-		     const struct ioasid_kobj *k)
+		     const struct ioasid_kobj *k,
+		     const struct core_dirty_bits *dirty)
 {
 	struct state_put *p = arg;
 	struct j_op *b;
@@ -785,6 +818,8 @@ static int put_state(void *arg, struct ioasid_op *op, uint32_t expect_id,
 		return -EOPNOTSUPP;	/* kernel objects: not journaled */
 	if (op && op->cmd == IOASID_CMD_FAULT_QUEUE_ALLOC)
 		return journal_refuse_fault_queue(op);
+	if (dirty)
+		return put_dirty(p, dirty);
 	if (c)
 		return put(p->j, p->fd, p->end, J_COUNTERS, p->key, 0, c,
 			   sizeof(*c));
@@ -1156,6 +1191,41 @@ static void replay_files(struct server *srv, struct rebuilt *b,
 			     jf.next_file_id, jf.ioas_id);
 }
 
+static void replay_dirty(struct server *srv, struct rebuilt *b,
+			 const struct rec *rc)
+{
+	struct ioasid_iova_range *runs;
+	struct ioasid_op why;
+	struct j_dirty h;
+
+	if (rc->body_len < sizeof(h)) {
+		fail_rebuild(srv, b, "record %" PRIu64 " is malformed",
+			     rc->h->seq);
+		return;
+	}
+	memcpy(&h, rc->body, sizeof(h));
+	if (h.reserved || !h.nr_runs || h.nr_runs > CORE_DIRTY_MAX_RUNS ||
+	    rc->body_len - sizeof(h) != (uint64_t)h.nr_runs * sizeof(*runs)) {
+		fail_rebuild(srv, b, "record %" PRIu64 " is malformed (%u "
+			     "dirty runs)", rc->h->seq, h.nr_runs);
+		return;
+	}
+	runs = malloc(sizeof(*runs) * h.nr_runs);
+	if (!runs) {
+		fail_rebuild(srv, b, "out of memory");
+		return;
+	}
+	memcpy(runs, (const unsigned char *)rc->body + sizeof(h),
+	       sizeof(*runs) * h.nr_runs);
+	ioasid_op_init(&why, IOASID_CMD_UNSPEC);
+	if (core_replay_dirty(b->session, &(struct core_dirty_bits){
+		.ioas_id = h.ioas_id, .domain_id = h.domain_id,
+		.nr_runs = h.nr_runs, .runs = runs }, &why) < 0)
+		fail_rebuild(srv, b, "record %" PRIu64 ": %s", rc->h->seq,
+			     why.errmsg);
+	free(runs);
+}
+
 static int open_rebuilt(struct server *srv, struct rebuilt *b)
 {
 	struct policy_result res;
@@ -1315,6 +1385,8 @@ static uint32_t rebuild(struct journal *j, const struct j_image *im)
 			replay_counters(srv, b, rc);
 		if (rc->h->type == J_FILES)
 			replay_files(srv, b, rc);
+		if (rc->h->type == J_DIRTY)
+			replay_dirty(srv, b, rc);
 		if (rc->h->type == J_STATE)
 			replay(j, b, rc);
 		if (rc->h->type != J_OP)

@@ -683,13 +683,19 @@ static void replay(struct rebuild *b, struct image *img)
 		case IMAGE_REC_NEXT_ID:
 			memcpy(&b->next_id, rec.payload, sizeof(b->next_id));
 			break;
+		case IMAGE_REC_DIRTY:	/* a kernel backend's refuse them */
+			r = daemon_replay_dirty(b->session, &rec, why,
+						sizeof(why));
+			break;
 		}
 		if (r < 0) {
 			b->failed++;
 			log_err(srv, "kernel state: session \"%s\": record %u "
 				"(%s): %s", b->rec.name, rec.index,
 				rec.type == IMAGE_REC_OP ?
-				proto_cmd_name(op.cmd) : "kernel object",
+				proto_cmd_name(op.cmd) :
+				rec.type == IMAGE_REC_DIRTY ? "dirty pages" :
+				"kernel object",
 				why[0] ? why : op.errmsg[0] ? op.errmsg :
 				strerror(-r));
 		}

@@ -90,11 +90,16 @@ static void test_kill_in_upgrade(const char *when)
 
 int daemon_put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
 		      const struct core_ioas_counters *c,
-		      const struct ioasid_kobj *k)
+		      const struct ioasid_kobj *k,
+		      const struct core_dirty_bits *dirty)
 {
 	struct image_writer *w = arg;
 	int r;
 
+	/* the simulator's bits not read yet */
+	if (dirty)
+		return image_put_dirty(w, dirty->ioas_id, dirty->domain_id,
+				       dirty->runs, dirty->nr_runs);
 	if (c)
 		return image_put_counters(w, c->kind, c->ioas_id,
 					  c->nr_conversions,
@@ -108,6 +113,28 @@ int daemon_put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
 	return image_put_op(w, op, expect_id);
 }
 
+int daemon_replay_dirty(struct session *s, const struct image_rec *rec,
+			char *why, size_t whylen)
+{
+	struct ioasid_iova_range *runs;
+	struct image_dirty id;
+	struct ioasid_op op;
+	int r;
+
+	if (image_dirty(rec, &id, &runs) < 0) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	ioasid_op_init(&op, IOASID_CMD_UNSPEC);
+	r = core_replay_dirty(s, &(struct core_dirty_bits){
+		.ioas_id = id.ioas_id, .domain_id = id.domain_id,
+		.nr_runs = id.nr_runs, .runs = runs }, &op);
+	free(runs);
+	if (r < 0)
+		snprintf(why, whylen, "record %u: %s", rec->index, op.errmsg);
+	return r;
+}
+
 struct export_arg {
 	struct image_writer *w;
 	struct ioasid_op why;
@@ -118,7 +145,8 @@ struct export_arg {
 /* daemon_put_export(), noting each IOAS (its counters come once, last). */
 static int put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
 		      const struct core_ioas_counters *c,
-		      const struct ioasid_kobj *k)
+		      const struct ioasid_kobj *k,
+		      const struct core_dirty_bits *dirty)
 {
 	struct export_arg *x = arg;
 	uint32_t *p;
@@ -130,7 +158,7 @@ static int put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
 		x->ioas = p;
 		x->ioas[x->nr_ioas++] = c->ioas_id;
 	}
-	return daemon_put_export(x->w, op, expect_id, c, k);
+	return daemon_put_export(x->w, op, expect_id, c, k, dirty);
 }
 
 /*
@@ -612,6 +640,14 @@ static int replay(struct server *srv, struct image *img, char *why,
 			}
 			memcpy(&id, rec.payload, sizeof(id));
 			core_set_next_session_id(srv->core, id);
+			break;
+		case IMAGE_REC_DIRTY:
+			if (!s) {
+				snprintf(why, whylen, "record %u: dirty pages "
+					 "before any session", rec.index);
+				return -EBADMSG;
+			}
+			r = daemon_replay_dirty(s, &rec, why, whylen);
 			break;
 		}
 	}

@@ -255,14 +255,6 @@ Test(image, refusals)
 	cr_assert_eq(memfd, -1);
 	munmap(p, 8192);
 	cr_assert_eq(ioasid_unmap(ctx, ioas, iova, 8192, 0, NULL), 0);
-	/* dirty bits not read yet would be lost: refused, naming the IOAS */
-	cr_assert_eq(ioasid_dirty_start(ctx, ioas, 0), 0, "%s",
-		     ioasid_last_error(ctx));
-	cr_assert_eq(ioasid_ctx_export(ctx, &memfd), -EOPNOTSUPP);
-	cr_assert(strstr(ioasid_last_error(ctx), "tracks dirty pages"), "%s",
-		  ioasid_last_error(ctx));
-	cr_assert_eq(memfd, -1);
-	cr_assert_eq(ioasid_dirty_stop(ctx, ioas), 0);
 	/* a fault queue is carried (image, fault_queue_carried) */
 	cr_assert_eq(ioasid_fault_queue_alloc(ctx, ioas, 0, 0, 0, &fq, &fqfd),
 		     0, "%s", ioasid_last_error(ctx));
@@ -731,4 +723,287 @@ Test(image, hostile_fault_queue)
 	ioasid_unref(r.ctx);
 	close(r.efd);
 	close(r.mem);
+}
+
+/* ---- dirty tracking --------------------------------------------------- */
+
+#define NVME "0000:01:02.0"	/* sim1: no dirty tracking */
+#define DIRTY_IOVA 0x400000ULL	/* 2 MiB aligned: 2 MiB leaves */
+#define DIRTY_LEN (8 * MiB)
+
+struct dirty_state {
+	struct ioasid_ctx *ctx;
+	uint32_t ioas, fallback, nic, gpu, nvme;
+	int ram;
+	char topo[40];			/* the image names it: kept till the end */
+};
+
+static void dirty_teardown(struct dirty_state *st)
+{
+	ioasid_unref(st->ctx);
+	close(st->ram);
+	unlink(st->topo);
+}
+
+static void dirty_dma(struct ioasid_ctx *ctx, uint32_t dev, uint64_t iova)
+{
+	uint8_t buf[64];
+	uint64_t done = 0;
+
+	memset(buf, 0x3c, sizeof(buf));
+	cr_assert_eq(ioasid_device_dma(ctx, dev, iova, buf, sizeof(buf),
+				       IOASID_DMA_WRITE, &done), 0, "%s",
+		     ioasid_last_error(ctx));
+}
+
+/*
+ * Dirty tracking on two IOASes: one whose two domains (the NIC's and the
+ * GPU's, on two IOMMUs whose tables differ) track, with 4 KiB and 2 MiB leaves, pages
+ * written by both and some read (cleared) since; one under the fallback
+ * whose only domain cannot track.
+ */
+static void dirty_build(struct dirty_state *st)
+{
+	uint64_t iova = DIRTY_IOVA, bm[DIRTY_LEN / 4096 / 64];
+
+	static const char topo[] =
+		"iommu sim0 page-sizes=4K,2M address-width=48 "
+		"dirty-tracking=yes\n"
+		"iommu sim1 page-sizes=4K,2M address-width=39\n"
+		"iommu sim2 page-sizes=4K,2M address-width=40 "
+		"dirty-tracking=yes\n"
+		"device " NIC " vendor=0x8086 device=0x1572 class=0x020000 iommu=sim0 group=1\n"
+		"device " GPU " vendor=0x10de device=0x2330 class=0x030200 iommu=sim2 group=3\n"
+		"device " NVME " vendor=0x8086 device=0x0a54 class=0x010802 iommu=sim1 group=6\n";
+	char uri[64];
+	int fd;
+
+	snprintf(st->topo, sizeof(st->topo), "/tmp/test_image_topo.XXXXXX");
+	fd = mkstemp(st->topo);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, topo, strlen(topo)), (ssize_t)strlen(topo));
+	close(fd);
+	snprintf(uri, sizeof(uri), "sim:%s", st->topo);
+	cr_assert_eq(ioasid_new(uri, &st->ctx), 0, "%s",
+		     ioasid_last_error(NULL));
+	st->ram = test_memfd(6 * MiB);
+	cr_assert_eq(ioasid_ioas_alloc(st->ctx, 0, &st->ioas), 0);
+	/* 2 MiB leaves, then 4 KiB ones (a piece not 2 MiB aligned) */
+	cr_assert_eq(ioasid_map_file(st->ctx, st->ioas, st->ram, 0, 4 * MiB,
+				     RW | FIXED, &iova), 0);
+	iova = DIRTY_IOVA + 5 * MiB + 0x3000;
+	cr_assert_eq(ioasid_map_file(st->ctx, st->ioas, st->ram, 4 * MiB,
+				     MiB, RW | FIXED, &iova), 0);
+	cr_assert_eq(ioasid_device_bind(st->ctx, NIC, -1, &st->nic), 0);
+	cr_assert_eq(ioasid_device_bind(st->ctx, GPU, -1, &st->gpu), 0);
+	cr_assert_eq(ioasid_device_bind(st->ctx, NVME, -1, &st->nvme), 0);
+	cr_assert_eq(ioasid_device_attach(st->ctx, st->nic, st->ioas, 0), 0,
+		     "%s", ioasid_last_error(st->ctx));
+	cr_assert_eq(ioasid_device_attach(st->ctx, st->gpu, st->ioas, 0), 0,
+		     "%s", ioasid_last_error(st->ctx));
+	cr_assert_eq(ioasid_dirty_start(st->ctx, st->ioas, 0), 0, "%s",
+		     ioasid_last_error(st->ctx));
+	dirty_dma(st->ctx, st->nic, DIRTY_IOVA + 0x1000);
+	dirty_dma(st->ctx, st->gpu, DIRTY_IOVA + 2 * MiB + 0x7000);
+	dirty_dma(st->ctx, st->nic, DIRTY_IOVA + 5 * MiB + 0x4000);
+	dirty_dma(st->ctx, st->gpu, DIRTY_IOVA + 5 * MiB + 0x9000);
+	/* read and cleared: the page written before is clean again */
+	cr_assert_eq(ioasid_dirty_read(st->ctx, st->ioas, DIRTY_IOVA + 5 * MiB,
+				       MiB, bm, 0), 0);
+	dirty_dma(st->ctx, st->nic, DIRTY_IOVA + 5 * MiB + 0x20000);
+	dirty_dma(st->ctx, st->gpu, DIRTY_IOVA + 5 * MiB + 0xf0000);
+
+	cr_assert_eq(ioasid_ioas_alloc(st->ctx, 0, &st->fallback), 0);
+	iova = 0x100000;
+	cr_assert_eq(ioasid_map_file(st->ctx, st->fallback, st->ram, 0, MiB,
+				     RW | FIXED, &iova), 0);
+	cr_assert_eq(ioasid_device_attach(st->ctx, st->nvme, st->fallback, 0),
+		     0, "%s", ioasid_last_error(st->ctx));
+	cr_assert_eq(ioasid_dirty_start(st->ctx, st->fallback,
+					IOASID_DIRTY_START_FALLBACK), 0);
+}
+
+/* @ioas's bitmap of [DIRTY_IOVA, +DIRTY_LEN) (@flags: NO_CLEAR or 0). */
+static void dirty_bitmap(struct ioasid_ctx *ctx, uint32_t ioas,
+			 uint32_t flags, uint64_t *bm)
+{
+	cr_assert_eq(ioasid_dirty_read(ctx, ioas, DIRTY_IOVA, DIRTY_LEN, bm,
+				       flags), 0, "%s", ioasid_last_error(ctx));
+}
+
+static unsigned int bits_set(const uint64_t *bm, size_t words)
+{
+	unsigned int n = 0;
+
+	for (size_t i = 0; i < words; i++)
+		n += (unsigned int)__builtin_popcountll(bm[i]);
+	return n;
+}
+
+#define DIRTY_WORDS (DIRTY_LEN / 4096 / 64)
+
+/*
+ * The bits not read yet come back exactly, domain by domain (a detach
+ * takes its domain's along), tracking stays on as it was, and the copy
+ * tracks on.
+ */
+Test(image, dirty_pages_survive_the_round_trip)
+{
+	uint64_t want[DIRTY_WORDS], got[DIRTY_WORDS];
+	struct ioasid_ctx *copy = NULL;
+	struct dirty_state st;
+	struct snap before, after;
+	struct ioasid_domain_info dom[4];
+	uint32_t nr = 4;
+	int memfd;
+
+	dirty_build(&st);
+	cr_assert_eq(ioasid_domain_list(st.ctx, st.ioas, dom, &nr), 0);
+	cr_assert_eq(nr, 2, "the NIC and the GPU have a domain each");
+	dirty_bitmap(st.ctx, st.ioas, IOASID_DIRTY_NO_CLEAR, want);
+	/* a 2 MiB leaf each (512 pages), then one page of each 4 KiB leaf */
+	cr_assert_eq(bits_set(want, DIRTY_WORDS), 2 * 512 + 2, "%u",
+		     bits_set(want, DIRTY_WORDS));
+	snapshot_take(st.ctx, &before, SNAP_STATUS);
+	memfd = export_ok(st.ctx);
+	{
+		struct image_header h;
+
+		cr_assert_eq(pread(memfd, &h, sizeof(h), 0), sizeof(h));
+		cr_assert_eq(h.version, 5, "dirty tracking: version 5");
+	}
+	cr_assert_eq(ioasid_ctx_import(memfd, &copy), 0, "%s",
+		     ioasid_last_error(NULL));
+	snapshot_take(copy, &after, SNAP_STATUS);
+	cr_assert(snapshot_equal(&before, &after), "tracking as it was");
+
+	dirty_bitmap(copy, st.ioas, IOASID_DIRTY_NO_CLEAR, got);
+	cr_assert_arr_eq(got, want, sizeof(want), "the bits not read yet");
+	/* the GPU's domain goes with its bits, in both */
+	cr_assert_eq(ioasid_device_detach(st.ctx, st.gpu), 0);
+	cr_assert_eq(ioasid_device_detach(copy, st.gpu), 0);
+	dirty_bitmap(st.ctx, st.ioas, 0, want);
+	dirty_bitmap(copy, st.ioas, 0, got);
+	cr_assert_arr_eq(got, want, sizeof(want), "the NIC's domain's bits");
+	cr_assert_eq(bits_set(got, DIRTY_WORDS), 512 + 1);
+	/* read and cleared, then written: as the original does */
+	dirty_dma(st.ctx, st.nic, DIRTY_IOVA + 5 * MiB + 0x30000);
+	dirty_dma(copy, st.nic, DIRTY_IOVA + 5 * MiB + 0x30000);
+	dirty_bitmap(st.ctx, st.ioas, 0, want);
+	dirty_bitmap(copy, st.ioas, 0, got);
+	cr_assert_arr_eq(got, want, sizeof(want));
+	cr_assert_eq(bits_set(got, DIRTY_WORDS), 1);
+	/* the fallback's untracked domain: every mapped page, as before */
+	cr_assert_eq(ioasid_dirty_read(copy, st.fallback, 0x100000, MiB, got,
+				       0), 0);
+	cr_assert_eq(bits_set(got, MiB / 4096 / 64), 256);
+	snapshot_free(&before);
+	snapshot_free(&after);
+	ioasid_unref(copy);
+	close(memfd);
+	dirty_teardown(&st);
+}
+
+/* The DIRTY record of @buf (the first), and its runs. */
+static struct image_dirty *dirty_record(uint8_t *buf, struct image_record **rec,
+					struct ioasid_iova_range **runs)
+{
+	struct image_dirty *d;
+
+	*rec = find_record(buf, IMAGE_REC_DIRTY);
+	d = (struct image_dirty *)(*rec + 1);
+	*runs = (struct ioasid_iova_range *)(d + 1);
+	return d;
+}
+
+/* A DIRTY record that lies: refused with a reason, nothing built. */
+Test(image, hostile_dirty_pages)
+{
+	struct ioasid_iova_range *runs;
+	struct image_record *rec;
+	struct image_dirty *d;
+	struct dirty_state st;
+	uint8_t *orig, *buf;
+	size_t len;
+	int memfd, fds;
+
+	dirty_build(&st);
+	memfd = export_ok(st.ctx);
+	len = image_bytes(memfd, &orig);
+	buf = malloc(len);
+	fds = test_count_fds();
+	memcpy(buf, orig, len);
+	d = dirty_record(buf, &rec, &runs);
+	cr_assert_geq(d->nr_runs, 2, "%u", d->nr_runs);
+
+#define EXPECT_REFUSED(err, needle) do { \
+		fix_record_crc(buf, rec); \
+		cr_assert_eq(import_bytes(buf, len), err, "%s", \
+			     ioasid_last_error(NULL)); \
+		cr_assert(strstr(ioasid_last_error(NULL), needle), "%s", \
+			  ioasid_last_error(NULL)); \
+		memcpy(buf, orig, len); \
+		d = dirty_record(buf, &rec, &runs); \
+	} while (0)
+
+	/* its size and count: the reader refuses before any replay */
+	d->nr_runs++;
+	EXPECT_REFUSED(-EBADMSG, "wrong size");
+	d->nr_runs = 0;
+	EXPECT_REFUSED(-EBADMSG, "wrong size");
+	d->reserved = 1;
+	EXPECT_REFUSED(-EBADMSG, "wrong size");
+	/* runs out of order, overlapping, not of pages, unmapped */
+	runs[1] = runs[0];
+	EXPECT_REFUSED(-EINVAL, "after the one before");
+	runs[0].start += 1;
+	EXPECT_REFUSED(-EINVAL, "not of whole pages");
+	runs[0].last = runs[0].start - 1;
+	EXPECT_REFUSED(-EINVAL, "not of whole pages");
+	runs[0].start = 0x1000;
+	runs[0].last = 0x1fff;
+	EXPECT_REFUSED(-EINVAL, "not all mapped");
+	runs[d->nr_runs - 1].last = DIRTY_IOVA + 64 * MiB - 1;
+	EXPECT_REFUSED(-EINVAL, "not all mapped");
+	/* another domain, another IOAS, an IOAS without tracking */
+	d->domain_id = 9999;
+	EXPECT_REFUSED(-ENOENT, "domain 9999");
+	/* (the fallback IOAS's DIRTY_START comes after this record) */
+	d->ioas_id = st.fallback;
+	EXPECT_REFUSED(-EINVAL, "does not track");
+	d->ioas_id = 9999;
+	EXPECT_REFUSED(-ENOENT, "IOAS 9999");
+	/* before the DIRTY_START of its IOAS: its tracking is off */
+	{
+		struct image_header *h = (struct image_header *)buf;
+		uint8_t *start = NULL, *p = buf + sizeof(*h);
+		size_t reclen = sizeof(*rec) + ((rec->len + 7) & ~7U);
+
+		while (p < (uint8_t *)rec) {
+			struct image_record *r = (struct image_record *)p;
+			size_t n = sizeof(*r) + ((r->len + 7) & ~7U);
+
+			/* the last op before it: its IOAS's DIRTY_START */
+			if (r->type == IMAGE_REC_OP)
+				start = p;
+			p += n;
+		}
+		cr_assert(start);
+		/* move the DIRTY record before that op */
+		memmove(start + reclen, start, (size_t)((uint8_t *)rec - start));
+		memcpy(start, orig + ((uint8_t *)rec - buf), reclen);
+		fix_records_crc(buf);
+		cr_assert_eq(import_bytes(buf, len), -EINVAL, "%s",
+			     ioasid_last_error(NULL));
+		cr_assert(strstr(ioasid_last_error(NULL), "does not track"),
+			  "%s", ioasid_last_error(NULL));
+	}
+	cr_assert_eq(test_count_fds(), fds, "a failed import leaks nothing");
+#undef EXPECT_REFUSED
+	free(buf);
+	free(orig);
+	cr_assert_eq(ioasid_ctx_export_abandon(memfd), 0);
+	close(memfd);
+	dirty_teardown(&st);
 }

@@ -305,6 +305,15 @@ struct backend_ops {
 	int (*read_dirty)(struct be_domain *domain, uint64_t iova,
 			  uint64_t length, uint64_t *bitmap, bool clear);
 	/*
+	 * Optional, a replayable backend's (the bits live in this process):
+	 * make the pages of [iova, iova+length) of a tracking domain dirty
+	 * again, as a state image had them (core_replay_dirty()); a large
+	 * IOPTE becomes dirty as a whole.  A kernel backend has none: its
+	 * objects keep their bits across a hand-over.
+	 */
+	int (*mark_dirty)(struct be_domain *domain, uint64_t iova,
+			  uint64_t length);
+	/*
 	 * Optional: ->unmap that also ORs the tracking domains' dirty bits
 	 * of the range into @bitmap (bit i = page @bitmap_iova + i * 4 KiB,
 	 * @bitmap_iova <= @iova).

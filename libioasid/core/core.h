@@ -133,7 +133,24 @@ struct core_ioas_counters {
 	uint64_t nr_conversions, nr_faults;
 };
 /*
- * One op (@c NULL), or an IOAS's monitoring counters (@op NULL), last.
+ * A tracking domain's dirty pages not read yet, on a backend whose bits
+ * live in this process (the simulator's page tables; a kernel backend's
+ * stay in its kernel objects): runs of 4 KiB pages, [start, last] each,
+ * in IOVA order, disjoint, every page mapped; at most CORE_DIRTY_MAX_RUNS
+ * a record (an IOAS's pages may take several).
+ */
+#define CORE_DIRTY_MAX_RUNS	4000
+
+struct core_dirty_bits {
+	uint32_t ioas_id, domain_id;
+	uint32_t nr_runs;
+	const struct ioasid_iova_range *runs;
+};
+/*
+ * One op (@c and @dirty NULL), an IOAS's monitoring counters (@op NULL),
+ * last, or a domain's dirty pages (@dirty; @op, @c, @k NULL), after the
+ * DIRTY_START of its IOAS, which comes after every op that makes the
+ * IOAS's domains and mappings.
  * Kernel backends that hand their objects over (iommufd, vfio-type1)
  * pass with an op that makes one the kernel object it is (@k, else
  * NULL), for the successor to adopt (core_adopt()); and first, with @op
@@ -143,7 +160,8 @@ struct core_ioas_counters {
 typedef int (*core_export_fn)(void *arg, struct ioasid_op *op,
 			      uint32_t expect_id,
 			      const struct core_ioas_counters *c,
-			      const struct ioasid_kobj *k);
+			      const struct ioasid_kobj *k,
+			      const struct core_dirty_bits *dirty);
 int core_session_export(struct session *session, core_export_fn fn,
 			void *arg, struct ioasid_op *why);
 /*
@@ -184,6 +202,18 @@ int core_replay(struct session *session, struct ioasid_op *op,
  */
 int core_replay_counters(struct session *session,
 			 const struct core_ioas_counters *c);
+/*
+ * Make a domain's pages dirty again as an image had them (after the
+ * DIRTY_START of its IOAS): everything checked before a bit is set (the
+ * session's IOAS, tracking, its domain, tracking too, the runs in order,
+ * aligned, mapped, at most CORE_DIRTY_MAX_RUNS), then the backend's
+ * ->mark_dirty.  0, or -errno with the reason in @why: -ENOENT no such
+ * IOAS or tracking domain, -EINVAL tracking off or a bad run,
+ * -EOPNOTSUPP a backend without ->mark_dirty.
+ */
+int core_replay_dirty(struct session *session,
+		      const struct core_dirty_bits *dirty,
+		      struct ioasid_op *why);
 /*
  * An IOAS's file table counter (a new file's id is one more), which the
  * ops of an image do not give back: ioasidd's journal keeps it.  0, or

@@ -26,6 +26,10 @@
 
 /* Ranges per CONVERT op: what one codec attribute carries. */
 #define CONVERT_BATCH	4000
+/* Pages of a dirty bitmap read at a time (128 MiB: 4 KiB of bits). */
+#define DIRTY_CHUNK_PAGES	32768u
+
+_Static_assert(CORE_DIRTY_MAX_RUNS <= CONVERT_BATCH, "dirty runs buffer");
 
 struct export {
 	struct session *s;
@@ -37,6 +41,9 @@ struct export {
 	struct ioas *ioas;
 	struct ioasid_iova_range runs[CONVERT_BATCH];
 	uint32_t nr_runs;
+	/* export_dirty_bits(): one chunk's bits, the domain being read */
+	uint64_t bitmap[DIRTY_CHUNK_PAGES / 64];
+	const struct domain *domain;
 };
 
 static struct ioasid_op *op_new(struct export *x, uint32_t cmd)
@@ -70,7 +77,7 @@ static const struct ioasid_kobj *kobj_of(struct export *x, const void *obj,
 static int emit_k(struct export *x, uint32_t expect_id,
 		  const struct ioasid_kobj *k)
 {
-	int r = x->emit(x->arg, &x->op, expect_id, NULL, k);
+	int r = x->emit(x->arg, &x->op, expect_id, NULL, k, NULL);
 
 	if (r < 0 && x->why != &x->op)
 		snprintf(x->why->errmsg, sizeof(x->why->errmsg), "%s",
@@ -121,16 +128,6 @@ static int export_ioas(struct export *x, struct ioas *ioas)
 	struct ioasid_op *op;
 	int r;
 
-	/*
-	 * A successor would start tracking afresh: the bits of pages
-	 * written since the last read would be lost to a migration.
-	 */
-	if (ioas->dirty_on)
-		return op_fail(x->why, EOPNOTSUPP, "IOAS %u tracks dirty "
-			       "pages: the state image does not carry the "
-			       "bits not read yet (read them, stop tracking, "
-			       "export, and start again after the import)",
-			       ioas->id);
 	op = op_new(x, IOASID_CMD_IOAS_ALLOC);
 
 	op->flags = ioas->flags;
@@ -232,7 +229,7 @@ static int export_counters(struct export *x, struct ioas *ioas)
 		.nr_faults = __atomic_load_n(&ioas->nr_faults,
 					     __ATOMIC_RELAXED),
 	};
-	int r = x->emit(x->arg, NULL, 0, &c, NULL);
+	int r = x->emit(x->arg, NULL, 0, &c, NULL, NULL);
 
 	if (r < 0)
 		op_fail(x->why, -r, "cannot write IOAS %u's counters: %s",
@@ -247,7 +244,7 @@ static int put_nest_counters(struct export *x, uint32_t kind, uint32_t id,
 		.ioas_id = id, .kind = kind,
 		.nr_conversions = nr_invalidations,
 	};
-	int r = x->emit(x->arg, NULL, 0, &c, NULL);
+	int r = x->emit(x->arg, NULL, 0, &c, NULL, NULL);
 
 	if (r < 0)
 		op_fail(x->why, -r, "cannot write the counters of %s %u: %s",
@@ -269,6 +266,123 @@ static int export_nest_counters(struct export *x)
 		if (v->owner == x->s)
 			r = put_nest_counters(x, CORE_COUNTERS_VIOMMU, v->id,
 					      v->nr_invalidations);
+	return r;
+}
+
+/* ---- dirty tracking: on, and the bits not read yet ------------------- */
+
+static int flush_dirty_runs(struct export *x)
+{
+	struct core_dirty_bits d = {
+		.ioas_id = x->ioas->id, .domain_id = x->domain->id,
+		.nr_runs = x->nr_runs, .runs = x->runs,
+	};
+	int r;
+
+	if (!x->nr_runs)
+		return 0;
+	x->nr_runs = 0;
+	r = x->emit(x->arg, NULL, 0, NULL, NULL, &d);
+	if (r < 0)
+		op_fail(x->why, -r, "cannot write the dirty pages of domain "
+			"%u of IOAS %u: %s", d.domain_id, d.ioas_id,
+			strerror(-r));
+	return r;
+}
+
+/* Page @iova is dirty: extend the last run, or start one. */
+static int dirty_page(struct export *x, uint64_t iova)
+{
+	if (x->nr_runs && x->runs[x->nr_runs - 1].last + 1 == iova) {
+		x->runs[x->nr_runs - 1].last = iova + SZ_4K - 1;
+		return 0;
+	}
+	if (x->nr_runs == CORE_DIRTY_MAX_RUNS) {
+		int r = flush_dirty_runs(x);
+
+		if (r < 0)
+			return r;
+	}
+	x->runs[x->nr_runs++] = (struct ioasid_iova_range){
+		iova, iova + SZ_4K - 1 };
+	return 0;
+}
+
+/* One mapping of the IOAS: its dirty pages in the domain, kept. */
+static int dirty_area(struct export *x, const struct iova_area *a)
+{
+	const struct backend_ops *ops = core_ops(x->s->core);
+	uint64_t done = 0;
+	int r = 0;
+
+	while (r == 0 && done < a->length) {
+		uint64_t len = min_t(uint64_t, a->length - done,
+				     (uint64_t)DIRTY_CHUNK_PAGES * SZ_4K);
+		uint64_t iova = a->iova + done;
+
+		memset(x->bitmap, 0, sizeof(x->bitmap));
+		r = ops->read_dirty(x->domain->be, iova, len, x->bitmap,
+				    false);
+		if (r < 0)
+			return op_fail(x->why, -r, "cannot read the dirty bits "
+				       "of domain %u of IOAS %u: %s",
+				       x->domain->id, x->ioas->id,
+				       strerror(-r));
+		for (uint64_t p = 0; r == 0 && p < len / SZ_4K; p++)
+			if (x->bitmap[p / 64] & (1ULL << (p % 64)))
+				r = dirty_page(x, iova + p * SZ_4K);
+		done += len;
+	}
+	return r;
+}
+
+/*
+ * A replayable backend's bits (in this process, the simulator's page
+ * tables): each tracking domain's pages, read without clearing.  A
+ * kernel backend's stay in the objects the successor adopts.
+ */
+static int export_dirty_bits(struct export *x, struct ioas *ioas)
+{
+	struct iova_tree_iter it;
+	struct iova_area a;
+	int r = 0;
+
+	x->ioas = ioas;
+	for (const struct domain *d = x->s->core->domains; d && r == 0;
+	     d = d->next) {
+		if (d->ioas != ioas || !d->tracking)
+			continue;
+		x->domain = d;
+		x->nr_runs = 0;
+		iova_tree_iter_start(&it, ioas->tree, 0);
+		while (r == 0 && iova_tree_iter_next(&it, &a) == 0)
+			if (a.kind == IOVA_AREA_MAPPING)
+				r = dirty_area(x, &a);
+		if (r == 0)
+			r = flush_dirty_runs(x);
+	}
+	return r;
+}
+
+/*
+ * An IOAS that tracks dirty pages: DIRTY_START (the fallback as it was)
+ * once its domains and mappings are there, which turns each domain on
+ * as it was (the ones whose IOMMU can; the others count as untracked),
+ * then the bits not read yet.
+ */
+static int export_dirty(struct export *x, struct ioas *ioas)
+{
+	struct ioasid_op *op;
+	int r;
+
+	if (!ioas->dirty_on)
+		return 0;
+	op = op_new(x, IOASID_CMD_DIRTY_START);
+	op->ioas_id = ioas->id;
+	op->flags = ioas->dirty_fallback ? IOASID_DIRTY_START_FALLBACK : 0;
+	r = emit(x, 0);
+	if (r == 0 && core_ops(x->s->core)->replayable)
+		r = export_dirty_bits(x, ioas);
 	return r;
 }
 
@@ -514,7 +628,7 @@ static int emit_s2_kobj(struct export *x, const struct domain *d,
 	k = kobj_of(x, d->be, BE_KOBJ_DOMAIN);
 	if (!k)
 		return 0;
-	r = x->emit(x->arg, NULL, 0, NULL, k);
+	r = x->emit(x->arg, NULL, 0, NULL, k, NULL);
 	if (r < 0)
 		return op_fail(x->why, -r, "cannot keep the HWPT of stage-2 "
 			       "domain %u: %s", d->id, strerror(-r));
@@ -787,7 +901,7 @@ static int export_session(struct export *x)
 			       core_ops(s->core)->name);
 	/* first: the session's own iommufd, where its objects live */
 	if (s->tenant && kobj_of(x, s->tenant, BE_KOBJ_TENANT)) {
-		r = x->emit(x->arg, NULL, 0, NULL, &x->kobj);
+		r = x->emit(x->arg, NULL, 0, NULL, &x->kobj, NULL);
 		if (r < 0)
 			return op_fail(x->why, -r, "cannot keep the session's "
 				       "kernel descriptor: %s", strerror(-r));
@@ -817,6 +931,8 @@ static int export_session(struct export *x)
 		r = export_vms(x);
 	if (r == 0)
 		r = export_fault_queues(x);
+	for (uint32_t i = 0; i < nr && r == 0; i++)
+		r = export_dirty(x, find_ioas(s->core, ids[i]));
 	for (uint32_t i = 0; i < nr && r == 0; i++)
 		r = export_counters(x, find_ioas(s->core, ids[i]));
 	if (r == 0)
@@ -886,6 +1002,92 @@ int core_replay_counters(struct session *s, const struct core_ioas_counters *c)
 	}
 	pthread_mutex_unlock(&s->core->lock);
 	return ioas && ioas->owner == s ? 0 : -ENOENT;
+}
+
+/* Add up the mapped bytes of a run (check_dirty_runs()). */
+static int count_mapped(void *arg, const struct iova_area *a)
+{
+	*(uint64_t *)arg += a->length;
+	return 0;
+}
+
+/* The runs of an image's dirty record: 0, or -EINVAL with the reason. */
+static int check_dirty_runs(struct ioas *ioas, const struct core_dirty_bits *d,
+			    struct ioasid_op *why)
+{
+	if (!d->nr_runs || d->nr_runs > CORE_DIRTY_MAX_RUNS || !d->runs)
+		return op_fail(why, EINVAL, "a dirty record of %u runs (1 to "
+			       "%u)", d->nr_runs, CORE_DIRTY_MAX_RUNS);
+	for (uint32_t i = 0; i < d->nr_runs; i++) {
+		const struct ioasid_iova_range *run = &d->runs[i];
+		uint64_t mapped = 0;
+
+		if (!IS_ALIGNED(run->start | (run->last + 1), SZ_4K) ||
+		    run->last < run->start || run->last == UINT64_MAX ||
+		    (i && run->start <= d->runs[i - 1].last))
+			return op_fail(why, EINVAL, "dirty run %u [0x%llx, "
+				       "0x%llx] is not of whole pages after "
+				       "the one before", i,
+				       (unsigned long long)run->start,
+				       (unsigned long long)run->last);
+		if (iova_tree_for_each_piece(ioas->tree, run->start,
+					     run->last - run->start + 1,
+					     IOVA_TREE_MAPPINGS, count_mapped,
+					     &mapped) < 0 ||
+		    mapped != run->last - run->start + 1)
+			return op_fail(why, EINVAL, "dirty run %u [0x%llx, "
+				       "0x%llx] is not all mapped in IOAS %u",
+				       i, (unsigned long long)run->start,
+				       (unsigned long long)run->last, ioas->id);
+	}
+	return 0;
+}
+
+/* The IOAS's tracking domain a dirty record names: 0 and *out, -errno. */
+static int dirty_domain(struct session *s, const struct core_dirty_bits *d,
+			struct domain **out, struct ioasid_op *why)
+{
+	struct ioas *ioas = find_ioas(s->core, d->ioas_id);
+
+	if (!ioas || ioas->owner != s)
+		return op_fail(why, ENOENT, "dirty pages of IOAS %u, which "
+			       "the session does not have", d->ioas_id);
+	if (!ioas->dirty_on)
+		return op_fail(why, EINVAL, "dirty pages of IOAS %u, which "
+			       "does not track them", d->ioas_id);
+	for (struct domain *dom = s->core->domains; dom; dom = dom->next)
+		if (dom->id == d->domain_id && dom->ioas == ioas &&
+		    dom->tracking) {
+			*out = dom;
+			return check_dirty_runs(ioas, d, why);
+		}
+	return op_fail(why, ENOENT, "dirty pages of domain %u, which IOAS %u "
+		       "has not or which does not track", d->domain_id,
+		       d->ioas_id);
+}
+
+int core_replay_dirty(struct session *s, const struct core_dirty_bits *d,
+		      struct ioasid_op *why)
+{
+	const struct backend_ops *ops = core_ops(s->core);
+	struct domain *dom = NULL;
+	int r;
+
+	if (!ops->mark_dirty)
+		return op_fail(why, EOPNOTSUPP, "the %s backend keeps dirty "
+			       "bits in its kernel objects: an image carries "
+			       "none for it", ops->name);
+	pthread_mutex_lock(&s->core->lock);
+	r = dirty_domain(s, d, &dom, why);
+	for (uint32_t i = 0; r == 0 && i < d->nr_runs; i++) {
+		r = ops->mark_dirty(dom->be, d->runs[i].start,
+				    d->runs[i].last - d->runs[i].start + 1);
+		if (r < 0)
+			op_fail(why, -r, "cannot mark domain %u's pages "
+				"dirty: %s", dom->id, strerror(-r));
+	}
+	pthread_mutex_unlock(&s->core->lock);
+	return r;
 }
 
 int core_ioas_next_file_id(struct session *s, uint32_t ioas_id,

@@ -201,6 +201,30 @@ int image_put_counters(struct image_writer *w, uint32_t kind, uint32_t ioas_id,
 	return image_put(w, IMAGE_REC_COUNTERS, &ic, sizeof(ic));
 }
 
+int image_put_dirty(struct image_writer *w, uint32_t ioas_id,
+		    uint32_t domain_id,
+		    const struct ioasid_iova_range *runs, uint32_t nr_runs)
+{
+	struct image_dirty d = {
+		.ioas_id = ioas_id, .domain_id = domain_id,
+		.nr_runs = nr_runs,
+	};
+	size_t len = sizeof(runs[0]) * nr_runs;
+	uint8_t *p;
+	int r;
+
+	if (!nr_runs || nr_runs > IMAGE_DIRTY_MAX_RUNS)
+		return -EINVAL;
+	r = record_begin(w, IMAGE_REC_DIRTY, (uint32_t)(sizeof(d) + len), &p);
+	if (r < 0)
+		return r;
+	memcpy(p, &d, sizeof(d));
+	memcpy(p + sizeof(d), runs, len);
+	record_end(w);
+	image_writer_need_version(w, 5);
+	return 0;
+}
+
 /* Ops whose replay only a reader of version 3 does right. */
 static bool op_needs_v3(uint32_t cmd)
 {
@@ -253,7 +277,10 @@ int image_put_op(struct image_writer *w, struct ioasid_op *op,
 		record_end(w);
 		if (op_needs_v3(op->cmd))
 			image_writer_need_version(w, 3);
-		if (op->cmd == IOASID_CMD_FAULT_QUEUE_ALLOC)
+		/* an older reader would drop a queue's requests or start
+		 * tracking afresh */
+		if (op->cmd == IOASID_CMD_FAULT_QUEUE_ALLOC ||
+		    op->cmd == IOASID_CMD_DIRTY_START)
 			image_writer_need_version(w, 5);
 	}
 	nlmsg_free(msg);
@@ -419,6 +446,19 @@ static int check_fd(const struct image_fd *f, uint32_t index, char *why,
 	return 0;
 }
 
+/* A DIRTY record: its header, then exactly nr_runs runs (1 to the most). */
+static bool dirty_size_ok(const uint8_t *p, uint32_t len)
+{
+	struct image_dirty d;
+
+	if (len < sizeof(d))
+		return false;
+	memcpy(&d, p, sizeof(d));
+	return !d.reserved && d.nr_runs && d.nr_runs <= IMAGE_DIRTY_MAX_RUNS &&
+	       len - sizeof(d) ==
+	       (uint64_t)d.nr_runs * sizeof(struct ioasid_iova_range);
+}
+
 /* Every record's framing, CRC and fixed-size payloads; the FD table. */
 static int check_records(struct image *img, const struct image_header *h,
 			 char *why, size_t whylen)
@@ -487,6 +527,10 @@ static int check_records(struct image *img, const struct image_header *h,
 			if (rec->len != sizeof(struct image_counters) ||
 			    ((const struct image_counters *)p)->kind >
 			    IMAGE_COUNTERS_VIOMMU)
+				goto size;
+			break;
+		case IMAGE_REC_DIRTY:
+			if (!dirty_size_ok(p, rec->len))
 				goto size;
 			break;
 		default:
@@ -686,6 +730,18 @@ int image_kobj(const struct image *img, const struct image_rec *rec,
 				    ik.fd[i], img->nr_fds);
 		k->fd[i] = img->fd_table[ik.fd[i]].fd;
 	}
+	return 0;
+}
+
+int image_dirty(const struct image_rec *rec, struct image_dirty *d,
+		struct ioasid_iova_range **runs)
+{
+	memcpy(d, rec->payload, sizeof(*d));
+	*runs = malloc(sizeof(**runs) * d->nr_runs);
+	if (!*runs)
+		return -ENOMEM;
+	memcpy(*runs, (const uint8_t *)rec->payload + sizeof(*d),
+	       sizeof(**runs) * d->nr_runs);
 	return 0;
 }
 

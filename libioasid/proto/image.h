@@ -38,6 +38,12 @@
  *                      counters, after the ops that rebuilt it; since
  *                      version 3 a nested table's or vIOMMU's too (its
  *                      invalidations).
+ *   IMAGE_REC_DIRTY    struct image_dirty, then nr_runs struct
+ *                      ioasid_iova_range (version 5): a tracking domain's
+ *                      dirty pages not read yet, on a backend whose bits
+ *                      live in the process (the simulator), after the
+ *                      DIRTY_START op of its IOAS; runs of 4 KiB pages in
+ *                      IOVA order, 1 to IMAGE_DIRTY_MAX_RUNS a record.
  *   IMAGE_REC_NEXT_ID  u32: the core's id counter after everything.
  *   IMAGE_REC_KOBJ     struct image_kobj (kernel backends, iommufd): a
  *                      kernel object the successor adopts instead of
@@ -63,8 +69,9 @@
  * per PASID on one; VM_BIND, VM_SET_POLICY, DEVICE_SET_VM; then
  * FAULT_QUEUE_ALLOC per fault queue in id order (expect_id the queue;
  * FD_INDEX its eventfd; DATA its page requests and unread records,
- * core/iopf.c's struct carried_queue: the simulator's queues only).  Reserved ranges come back with
- * the attaches that brought them.
+ * core/iopf.c's struct carried_queue: the simulator's queues only); then
+ * DIRTY_START per IOAS that tracks dirty pages, with its DIRTY records.
+ * Reserved ranges come back with the attaches that brought them.
  *
  * Version rules: IMAGE_VERSION grows when a record changes meaning; a
  * reader refuses an image of a newer version (-EPROTONOSUPPORT) and reads
@@ -100,7 +107,10 @@
  * version 2: an older successor would leave them to nobody); version 5
  * has fault queues (FAULT_QUEUE_ALLOC with the queue's eventfd and its
  * carried requests and records, core/iopf.c), which an older reader
- * would refuse record by record, or make empty with a new eventfd.
+ * would refuse record by record, or make empty with a new eventfd, and
+ * dirty tracking (DIRTY_START ops and DIRTY records: an older reader
+ * would drop the bits, or on iommufd start the adopted HWPTs afresh,
+ * which clears theirs).
  */
 #define IMAGE_VERSION		5
 /* The largest image a reader takes (-EFBIG beyond). */
@@ -134,6 +144,7 @@ enum image_rec_type {
 	IMAGE_REC_NEXT_ID = 5,
 	IMAGE_REC_COUNTERS = 6,
 	IMAGE_REC_KOBJ = 7,
+	IMAGE_REC_DIRTY = 8,
 	IMAGE_REC_DAEMON_FIRST = 0x100,
 	IMAGE_REC_DAEMON_LAST = 0x1ff,
 	IMAGE_REC_JOURNAL_FIRST = 0x200,
@@ -183,6 +194,15 @@ struct image_counters {
 	uint32_t ioas_id;		/* or the nested table's, the vIOMMU's */
 	uint32_t kind;			/* enum image_counters_kind */
 	uint64_t nr_conversions, nr_faults;
+};
+
+/* Runs a DIRTY record carries at most (core.h's CORE_DIRTY_MAX_RUNS). */
+#define IMAGE_DIRTY_MAX_RUNS	4000u
+
+struct image_dirty {
+	uint32_t ioas_id, domain_id;
+	uint32_t nr_runs;		/* struct ioasid_iova_range after */
+	uint32_t reserved;		/* 0 */
 };
 
 /* ---- writing -------------------------------------------------------- */
@@ -246,6 +266,10 @@ int image_put_kobj(struct image_writer *w, const struct ioasid_kobj *k);
 /* @kind: enum image_counters_kind (not IOAS: the image is version 3). */
 int image_put_counters(struct image_writer *w, uint32_t kind, uint32_t ioas_id,
 		       uint64_t nr_conversions, uint64_t nr_faults);
+/* A domain's dirty pages as a DIRTY record (the image is version 5). */
+int image_put_dirty(struct image_writer *w, uint32_t ioas_id,
+		    uint32_t domain_id,
+		    const struct ioasid_iova_range *runs, uint32_t nr_runs);
 /*
  * Write what is buffered to @w->memfd (a new image when @w->memfd is -1:
  * a memfd without FD_CLOEXEC, header first) and commit it in the header.
@@ -320,6 +344,14 @@ int image_op(const struct image *img, const struct image_rec *rec,
 /* Decode a KOBJ record, descriptors as inherited numbers: 0 or -EBADMSG. */
 int image_kobj(const struct image *img, const struct image_rec *rec,
 	       struct ioasid_kobj *k, char *why, size_t whylen);
+/*
+ * A DIRTY record's header and its runs (pointing into the image, not
+ * aligned for direct use: *runs is a copy the caller frees): 0, -ENOMEM.
+ * Its size and count were checked by image_read(); the core checks the
+ * runs themselves (core_replay_dirty()).
+ */
+int image_dirty(const struct image_rec *rec, struct image_dirty *d,
+		struct ioasid_iova_range **runs);
 /* Close every descriptor the FD records name (a hand-over given up). */
 void image_close_fds(const struct image *img);
 

@@ -175,13 +175,19 @@ struct core *embedded_transport_core(void *priv)
 
 /* ---- the state image (proto/image.h) ---------------------------------- */
 
+_Static_assert(CORE_DIRTY_MAX_RUNS == IMAGE_DIRTY_MAX_RUNS, "dirty runs");
+
 static int put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
 		      const struct core_ioas_counters *c,
-		      const struct ioasid_kobj *k)
+		      const struct ioasid_kobj *k,
+		      const struct core_dirty_bits *d)
 {
 	struct image_writer *w = arg;
 	int r;
 
+	if (d)
+		return image_put_dirty(w, d->ioas_id, d->domain_id, d->runs,
+				       d->nr_runs);
 	if (c)
 		return image_put_counters(w, c->kind, c->ioas_id,
 					  c->nr_conversions,
@@ -272,6 +278,28 @@ static int refuse(char *msg, size_t len, int err, const char *fmt, ...)
 	return -err;
 }
 
+/* A DIRTY record's pages into @e's session. */
+static int replay_dirty(struct embedded *e, const struct image_rec *rec,
+			char *errmsg, size_t errlen)
+{
+	struct ioasid_iova_range *runs;
+	struct image_dirty id;
+	struct ioasid_op why;
+	int r;
+
+	if (image_dirty(rec, &id, &runs) < 0)
+		return refuse(errmsg, errlen, ENOMEM, "out of memory");
+	ioasid_op_init(&why, IOASID_CMD_UNSPEC);
+	r = core_replay_dirty(e->session, &(struct core_dirty_bits){
+		.ioas_id = id.ioas_id, .domain_id = id.domain_id,
+		.nr_runs = id.nr_runs, .runs = runs }, &why);
+	free(runs);
+	if (r < 0)
+		snprintf(errmsg, errlen, "record %u: %s", rec->index,
+			 why.errmsg);
+	return r;
+}
+
 /* Replay @img's records into @e's session (@outbuf: PROTO_DECODE_BUF). */
 static int replay(struct embedded *e, struct image *img, void *outbuf,
 		  char *errmsg, size_t errlen)
@@ -347,6 +375,13 @@ static int replay(struct embedded *e, struct image *img, void *outbuf,
 		case IMAGE_REC_NEXT_ID:
 			memcpy(&id, rec.payload, sizeof(id));
 			core_set_next_id(e->core, id);
+			break;
+		case IMAGE_REC_DIRTY:
+			if (!sessions)
+				return refuse(errmsg, errlen, EBADMSG,
+					      "record %u: dirty pages before "
+					      "any session", rec.index);
+			r = replay_dirty(e, &rec, errmsg, errlen);
 			break;
 		default:
 			return refuse(errmsg, errlen, EINVAL,

@@ -65,6 +65,8 @@ int iommufd_kobj(const void *obj, uint32_t kind, struct be_kobj *out)
 		return 0;
 	case BE_KOBJ_DOMAIN:
 		out->id[0] = ((const struct be_domain *)obj)->hwpt_id;
+		out->id[1] = ((const struct be_domain *)obj)->dirty ?
+			     IOMMUFD_KOBJ_DOMAIN_DIRTY : 0;
 		return 0;
 	case BE_KOBJ_NESTED:
 		out->id[0] = ((const struct be_nested *)obj)->hwpt_id;
@@ -233,6 +235,11 @@ bool iommufd_adopt_domain(struct be_tenant *t, struct be_domain *d)
 		return false;
 	/* checked by the attach that follows (a replace by itself) */
 	d->hwpt_id = k.id[0];
+	/*
+	 * Tracking already: the DIRTY_START replayed after it leaves the
+	 * HWPT as it is (turning it on again would clear its bits).
+	 */
+	d->dirty = k.id[1] & IOMMUFD_KOBJ_DOMAIN_DIRTY;
 	return true;
 }
 

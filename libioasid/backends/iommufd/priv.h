@@ -100,6 +100,9 @@ static inline int traced(struct be_tenant *t, enum iommufd_call c,
 	return kioctl(t->fd, req, arg);
 }
 
+/* A HWPT's be_kobj id[1] (0 in images before dirty tracking was kept). */
+#define IOMMUFD_KOBJ_DOMAIN_DIRTY	(1u << 0)	/* tracking on */
+
 struct be_domain {
 	struct be_ioas *ioas;
 	const struct inv_iommu *unit;

@@ -435,6 +435,17 @@ int sim_domain_read_and_clear_dirty(struct sim_domain *dom, uint64_t iova,
 	return ret;
 }
 
+int sim_domain_mark_dirty(struct sim_domain *dom, uint64_t iova,
+			  uint64_t length)
+{
+	int ret;
+
+	pthread_mutex_lock(&dom->lock);
+	ret = sim_pgtable_mark_dirty(dom->pgt, iova, length);
+	pthread_mutex_unlock(&dom->lock);
+	return ret;
+}
+
 int64_t sim_domain_unmap_dirty(struct sim_domain *dom, uint64_t iova,
 			       uint64_t length, uint64_t *bitmap,
 			       uint64_t bitmap_iova)

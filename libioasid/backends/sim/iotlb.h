@@ -217,6 +217,13 @@ int sim_domain_read_and_clear_dirty(struct sim_domain *dom, uint64_t iova,
 				    unsigned int flags);
 
 /*
+ * sim_pgtable_mark_dirty() under the domain's lock.  An IOTLB entry
+ * that cached "D not set" only makes the next write walk again.
+ */
+int sim_domain_mark_dirty(struct sim_domain *dom, uint64_t iova,
+			  uint64_t length);
+
+/*
  * sim_domain_unmap() that ORs the D bits of what it removes into @bitmap
  * (sim_pgtable_unmap_dirty()), in the same step as the removal: every
  * write that reached the range before is reported, none after can

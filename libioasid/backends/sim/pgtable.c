@@ -1090,6 +1090,38 @@ int sim_pgtable_read_and_clear_dirty(struct sim_pgtable *pgt, uint64_t iova,
 	return 0;
 }
 
+/* Set D on every present leaf of [addr, end) (their whole leaf). */
+static void mark_level(pte_t *table, unsigned int level, uint64_t addr,
+		       uint64_t end)
+{
+	uint64_t next;
+	pte_t *slot;
+	pte_t e;
+
+	for (; addr < end; addr = next) {
+		next = block_end(addr, level, end);
+		slot = &table[pte_index(addr, level)];
+		e = pte_read(slot);
+		if (!pte_present(e))
+			continue;
+		if (pte_is_leaf(e, level))
+			__atomic_fetch_or(slot, SIM_PTE_D, __ATOMIC_ACQ_REL);
+		else
+			mark_level(pte_table(e), level - 1, addr, next);
+	}
+}
+
+int sim_pgtable_mark_dirty(struct sim_pgtable *pgt, uint64_t iova,
+			   uint64_t length)
+{
+	int ret = check_range(pgt, iova, length);
+
+	if (ret)
+		return ret;
+	mark_level(pgt->root, pgt->levels, iova, iova + length);
+	return 0;
+}
+
 int64_t sim_pgtable_unmap_dirty(struct sim_pgtable *pgt, uint64_t iova,
 				uint64_t length, uint64_t *bitmap,
 				uint64_t bitmap_iova)

@@ -233,6 +233,15 @@ int sim_pgtable_read_and_clear_dirty(struct sim_pgtable *pgt, uint64_t iova,
 				     unsigned int flags);
 
 /*
+ * Set D on every present leaf of [iova, iova+length) again (a state
+ * image's dirty pages, after tracking started): a large leaf becomes
+ * dirty as a whole, as a write into it would make it.  Holes are
+ * skipped.  Returns 0, -EINVAL, -ERANGE.
+ */
+int sim_pgtable_mark_dirty(struct sim_pgtable *pgt, uint64_t iova,
+			   uint64_t length);
+
+/*
  * sim_pgtable_unmap() that ORs into @bitmap (bit i = page @bitmap_iova +
  * i * 4 KiB, @bitmap_iova <= @iova)
  * the D bit of every leaf it removes, read by the same atomic exchange

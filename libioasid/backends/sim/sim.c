@@ -873,6 +873,12 @@ static int sim_read_dirty(struct be_domain *d, uint64_t iova, uint64_t length,
 					       clear ? 0 : SIM_DIRTY_NO_CLEAR);
 }
 
+static int sim_mark_dirty(struct be_domain *d, uint64_t iova,
+			  uint64_t length)
+{
+	return sim_domain_mark_dirty(d->dom, iova, length);
+}
+
 static uint32_t fault_reason(uint8_t reason)
 {
 	switch (reason) {
@@ -999,6 +1005,7 @@ const struct backend_ops backend_sim = {
 	.dma_pasid = sim_dma_pasid,
 	.set_dirty_tracking = sim_set_dirty_tracking,
 	.read_dirty = sim_read_dirty,
+	.mark_dirty = sim_mark_dirty,
 	.read_faults = sim_read_faults,
 	.take_faults_lost = sim_take_faults_lost,
 	.device_stats = sim_device_stats,
