@@ -7,6 +7,7 @@
  * then no call failed and each client's state is its record.  A binary
  * that cannot take over, and one that cannot read the image's version,
  * leave the old daemon serving with everything; only root may ask.
+ * Dirty tracking comes through with the pages not read yet.
  *
  * No sleeps: the main thread waits for the clients' progress counters.
  */
@@ -409,6 +410,84 @@ Test(upgrade, nested_tables_pasids_and_viommus_come_through,
 	snapshot_free(&after);
 	ioasid_unref(ctx);
 	close(memfd);
+	stop();
+}
+
+#define DIRTY_IOVA	0x400000ULL	/* 2 MiB aligned: 2 MiB leaves */
+#define DIRTY_LEN	(8ULL << 20)
+#define DIRTY_WORDS	(DIRTY_LEN / PG / 64)
+
+static void dirty_write(struct ioasid_ctx *ctx, uint32_t dev, uint64_t iova)
+{
+	uint8_t buf[64] = { 0x77 };
+	uint64_t done = 0;
+
+	cr_assert_eq(ioasid_device_dma(ctx, dev, iova, buf, sizeof(buf),
+				       IOASID_DMA_WRITE, &done), 0, "%s",
+		     ioasid_last_error(ctx));
+}
+
+static void dirty_bits(struct ioasid_ctx *ctx, uint32_t ioas, uint32_t flags,
+		       uint64_t *bm)
+{
+	cr_assert_eq(ioasid_dirty_read(ctx, ioas, DIRTY_IOVA, DIRTY_LEN, bm,
+				       flags), 0, "%s", ioasid_last_error(ctx));
+}
+
+/*
+ * Dirty tracking through two upgrades: still on, and a read gives
+ * exactly the pages written and not read yet (2 MiB leaves and 4 KiB
+ * ones, some read and cleared before), then tracks on.
+ */
+Test(upgrade, dirty_pages_come_through, .timeout = 120)
+{
+	uint64_t want[DIRTY_WORDS], got[DIRTY_WORDS], iova = DIRTY_IOVA;
+	struct ioasid_ctx *ctx;
+	uint32_t ioas, nic;
+	unsigned int n = 0;
+	int ram = test_memfd(6 << 20);
+
+	start(NULL);
+	cr_assert_eq(ioasid_new(d.uri, &ctx), 0);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &ioas), 0);
+	cr_assert_eq(ioasid_map_file(ctx, ioas, ram, 0, 4 << 20, RW | FIXED,
+				     &iova), 0);
+	iova = DIRTY_IOVA + (5 << 20) + 0x3000;
+	cr_assert_eq(ioasid_map_file(ctx, ioas, ram, 4 << 20, 1 << 20,
+				     RW | FIXED, &iova), 0);
+	cr_assert_eq(ioasid_device_bind(ctx, devices[0], -1, &nic), 0);
+	cr_assert_eq(ioasid_device_attach(ctx, nic, ioas, 0), 0);
+	cr_assert_eq(ioasid_dirty_start(ctx, ioas, 0), 0, "%s",
+		     ioasid_last_error(ctx));
+	dirty_write(ctx, nic, DIRTY_IOVA + 0x1000);
+	dirty_write(ctx, nic, DIRTY_IOVA + (5 << 20) + 0x4000);
+	dirty_bits(ctx, ioas, 0, got);	/* read: clean again */
+	dirty_write(ctx, nic, DIRTY_IOVA + (2 << 20) + 0x5000);
+	dirty_write(ctx, nic, DIRTY_IOVA + (5 << 20) + 0x20000);
+	dirty_write(ctx, nic, DIRTY_IOVA + (5 << 20) + 0x21000);
+	dirty_bits(ctx, ioas, IOASID_DIRTY_NO_CLEAR, want);
+	for (size_t i = 0; i < DIRTY_WORDS; i++)
+		n += (unsigned int)__builtin_popcountll(want[i]);
+	cr_assert_eq(n, 512 + 2, "a 2 MiB leaf and two 4 KiB pages: %u", n);
+	for (int round = 0; round < 2; round++) {
+		cr_assert_eq(upgrade(ctx, NULL), 0, "%s",
+			     ioasid_last_error(ctx));
+		dirty_bits(ctx, ioas, IOASID_DIRTY_NO_CLEAR, got);
+		cr_assert_arr_eq(got, want, sizeof(want), "upgrade %d: the "
+				 "pages not read yet", round + 1);
+	}
+	dirty_bits(ctx, ioas, 0, got);
+	cr_assert_arr_eq(got, want, sizeof(want));
+	dirty_bits(ctx, ioas, 0, got);
+	memset(want, 0, sizeof(want));
+	cr_assert_arr_eq(got, want, sizeof(want), "read: all clean");
+	dirty_write(ctx, nic, DIRTY_IOVA + (5 << 20) + 0x40000);
+	dirty_bits(ctx, ioas, 0, got);
+	want[((5 << 20) + 0x40000) / PG / 64] =
+		1ULL << (((5 << 20) + 0x40000) / PG % 64);
+	cr_assert_arr_eq(got, want, sizeof(want), "and it tracks on");
+	ioasid_unref(ctx);
+	close(ram);
 	stop();
 }
 
