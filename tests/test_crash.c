@@ -1592,6 +1592,85 @@ Test(crash, a_session_that_maps_for_ever_compacts_to_its_state)
 }
 
 /*
+ * Dirty tracking in a compacted journal (version 4): the session is
+ * written as its state, with the pages not read yet at the compaction
+ * (J_DIRTY); a crash right after it brings tracking back on with exactly
+ * those pages (a 2 MiB leaf and 4 KiB pages, one read and cleared
+ * before).  Device DMA and reads are not changes: those after the last
+ * compaction are not journaled (ioasidd(8), CRASH SURVIVAL).
+ */
+Test(crash, dirty_pages_come_back_from_a_compacted_journal, .timeout = 120)
+{
+	int memfd = test_memfd(1 << 20), ram = test_memfd(4 << 20);
+	int cycled = test_memfd(1 << 20);
+	uint64_t want[32] = { 0 }, got[32], iova = 4 << 20;
+	struct ioasid_ctx *ctx;
+	const char *name;
+	unsigned int n = 0;
+	uint32_t flags;
+	struct held h;
+
+	start();
+	ctx = vmm("vm-dirty", memfd, &h);
+	/* 2 MiB aligned: 2 MiB leaves; then 4 KiB ones */
+	cr_assert_eq(ioasid_map_file(ctx, h.ioas, ram, 0, 2 << 20,
+				     RW | IOASID_MAP_FIXED_IOVA, &iova), 0);
+	cr_assert_eq(ioasid_dirty_start(ctx, h.ioas, 0), 0, "%s",
+		     ioasid_last_error(ctx));
+	test_dma_lands(ctx, h.dev, h.iova + 0x2000, memfd, 0x2000, "a write");
+	cr_assert_eq(ioasid_dirty_read(ctx, h.ioas, 0, 8 << 20, got, 0), 0);
+	test_dma_lands(ctx, h.dev, h.iova + 0x5000, memfd, 0x5000, "a write");
+	test_dma_lands(ctx, h.dev, h.iova + 0x9000, memfd, 0x9000, "a write");
+	test_dma_lands(ctx, h.dev, (4 << 20) + 0x3000, ram, 0x3000, "a write");
+	cr_assert_eq(ioasid_dirty_read(ctx, h.ioas, 0, 8 << 20, want,
+				       IOASID_DIRTY_NO_CLEAR), 0);
+	for (size_t i = 0; i < 32; i++)
+		n += (unsigned int)__builtin_popcountll(want[i]);
+	memset(got, 0, sizeof(got));
+	cr_assert_eq(n, 2 + 512, "%u dirty pages", n);
+	/* changes until a compaction, none of them in the tracked range */
+	name = journal_name();
+	for (int i = 0; i < 20000 && !strcmp(journal_name(), name); i++) {
+		map_unmap(ctx, h.ioas, cycled);
+		cr_assert_eq(ioasid_ioas_get_info(ctx, h.ioas,
+					&(struct ioasid_ioas_info){}), 0);
+	}
+	cr_assert_str_neq(journal_name(), name, "compacted within 1 MiB");
+	cr_assert(sup_log_has(&s, "1 as their state"), "compacted as state, "
+		  "not kept as its history");
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	ioasid_unref(ctx);
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm-dirty", h.token), 0, "%s",
+		     ioasid_last_error(ctx));
+	{
+		struct ioasid_ioas_info info;
+
+		cr_assert_eq(ioasid_ioas_get_info(ctx, h.ioas, &info), 0);
+		flags = info.dirty_flags;
+	}
+	cr_assert_eq(flags, IOASID_IOAS_DIRTY_ON, "tracking is on again");
+	cr_assert_eq(ioasid_dirty_read(ctx, h.ioas, 0, 8 << 20, got,
+				       IOASID_DIRTY_NO_CLEAR), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_arr_eq(got, want, sizeof(want), "the pages not read yet");
+	/* the compaction after the restore wrote them again: a second crash */
+	cr_assert_eq(ioasid_session_token(ctx, h.token, sizeof(h.token)), 0);
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	ioasid_unref(ctx);
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm-dirty", h.token), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_dirty_read(ctx, h.ioas, 0, 8 << 20, got, 0), 0,
+		     "%s", ioasid_last_error(ctx));
+	cr_assert_arr_eq(got, want, sizeof(want), "after a second crash");
+	ioasid_unref(ctx);
+	close(memfd);
+	close(ram);
+	close(cycled);
+}
+
+/*
  * A crash in the middle of a compaction (ioasidd kills itself when the
  * new journal is written but not stored, or stored with the old one not
  * yet removed): one whole journal is left, and it rebuilds the session.
