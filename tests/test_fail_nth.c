@@ -511,6 +511,24 @@ Test(fail_nth, dirty_stop)
 	FAIL_NTH(c_dirty_stop);
 }
 
+/* tracking on with pages written: the image's DIRTY record */
+Test(fail_nth, ctx_export_import_dirty)
+{
+	uint8_t buf[64] = { 1 };
+	uint64_t done;
+
+	if (F.remote)
+		cr_skip_test("a context on ioasidd is not exported");
+	bind_attach(&F.dev, NIC, F.ioas);
+	cr_assert_eq(ioasid_dirty_start(F.ctx, F.ioas, 0), 0);
+	for (uint64_t iova = 0x101000; iova < 0x500000; iova += 0x81000)
+		cr_assert_eq(ioasid_device_dma(F.ctx, F.dev, iova, buf,
+					       sizeof(buf), IOASID_DMA_WRITE,
+					       &done), 0, "%s",
+			     ioasid_last_error(F.ctx));
+	FAIL_NTH(c_export_import);
+}
+
 static int c_convert_shared(struct fx *f)
 {
 	struct ioasid_iova_range r[2] = { { 0x1000, 0x3fff },
