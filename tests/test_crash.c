@@ -305,17 +305,17 @@ static void truncate_header(unsigned char *buf, size_t *len, uint32_t arg)
 
 static void newer_version(unsigned char *buf, size_t *len, uint32_t arg)
 {
-	buf[8] = 4;
+	buf[8] = 5;
 }
 
 /*
  * Version @arg: 1 (before J_OPEN had the groups), 2 (before compaction
- * wrote a session's state): a journal not compacted yet has the same
- * records, still read.
+ * wrote a session's state), 3 (before J_DIRTY): a journal not compacted
+ * yet has the same records, still read.
  */
 static void old_version(unsigned char *buf, size_t *len, uint32_t arg)
 {
-	cr_assert_eq(buf[8], 3, "this ioasidd writes version 3");
+	cr_assert_eq(buf[8], 4, "this ioasidd writes version 4");
 	buf[8] = (unsigned char)arg;
 }
 
@@ -395,8 +395,8 @@ Test(crash, a_journal_from_a_newer_ioasidd_is_not_read)
 	ctx = vmm("vm1", memfd, &h);
 	crash_with(newer_version, 0);
 	ioasid_unref(ctx);
-	cr_assert(sup_log_has(&s, "version 4 is newer than this ioasidd "
-			      "reads (3)"), "the log says why");
+	cr_assert(sup_log_has(&s, "version 5 is newer than this ioasidd "
+			      "reads (4)"), "the log says why");
 	ctx = connect_ctx();
 	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), -ENOENT);
 	ioasid_unref(ctx);
@@ -429,6 +429,11 @@ Test(crash, a_journal_of_version_1_is_still_read)
 Test(crash, a_journal_of_version_2_is_still_read)
 {
 	old_version_read(2);
+}
+
+Test(crash, a_journal_of_version_3_is_still_read)
+{
+	old_version_read(3);
 }
 
 Test(crash, a_header_that_misaligns_the_records_is_not_read)
