@@ -389,27 +389,10 @@ static int dev_hwpt(uint32_t dev, int *ifd, uint32_t *hwpt)
 	return 0;
 }
 
-/*
- * IOMMU_TEST_OP_DIRTY: the mock IOMMU sets the dirty bit of the IOPTE of
- * each 4 KiB page of @bits (bit n: IOVA + n pages) in @dev's HWPT, as a
- * device write would; -EINVAL when the HWPT is not tracking.  Returns the
- * number of bits the kernel set, or -errno.
- */
+/* kb_mock_dirty() at IOVA (bit n: IOVA + n pages). */
 static int mock_dirty(uint32_t dev, uint64_t bits)
 {
-	struct ifd_test_cmd c = {
-		.size = sizeof(c), .op = IFD_TEST_OP_DIRTY,
-		.dirty = { .iova = IOVA, .length = 64 * KB_PAGE,
-			   .page_size = KB_PAGE,
-			   .uptr = (uint64_t)(uintptr_t)&bits },
-	};
-	int ifd;
-
-	if (dev_hwpt(dev, &ifd, &c.id) < 0)
-		return -ENOENT;
-	if (ioctl(ifd, IFD_TEST_CMD, &c) < 0)
-		return -errno;
-	return (int)c.dirty.out_nr_dirty;
+	return kb_mock_dirty(ctx, dev, IOVA, bits);
 }
 
 static uint64_t bits_of(const uint64_t *bm)

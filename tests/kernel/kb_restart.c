@@ -10,7 +10,10 @@
  *     memfd (IOMMU_TEST_OP_MD_CHECK_MAP), DMA written before the exec is
  *     read back and new DMA lands, the pinned pages are charged to the
  *     new image (IOMMU_IOAS_CHANGE_PROCESS: VmPin), and it maps, unmaps
- *     and tears down as usual.
+ *     and tears down as usual.  Where the mock IOMMU tracks dirty pages,
+ *     tracking is on: the HWPT is adopted tracking (never started again,
+ *     which would clear the kernel's bits) and a read returns exactly the
+ *     pages marked dirty before the exec.
  *  2. The kernel lost part of it (an IOAS destroyed, a mapping unmapped
  *     behind the library's back after the export): the import still
  *     succeeds, makes the IOAS and the mapping again (two MAP_FILE, a new
@@ -82,7 +85,11 @@ struct handover {
 	uint32_t dev, ioas, ioas2;		/* the library's ids */
 	uint32_t k_ioas, k_hwpt, k_dev, k_ioas2;	/* the kernel's */
 	int scenario;				/* 1: whole, 2: damaged */
+	int dirty;		/* 1: tracking on, pages DIRTY_BITS dirty */
 };
+
+/* Scenario 1's dirty pages (bit n: IOVA + n pages; LEN is 16 pages). */
+#define DIRTY_BITS	((1ull << 1) | (1ull << 3) | (1ull << 8) | (1ull << 15))
 
 static int report_fd = -1;
 
@@ -149,6 +156,37 @@ static bool file_contains(const char *path, const char *needle)
 /* ---- the successor (after exec) ----------------------------------------- */
 
 #define SUCC_LOG "/tmp/kb_restart.successor.log"
+
+/* Scenario 1 with tracking: on, with exactly the predecessor's bits. */
+static void successor_dirty(struct ioasid_ctx *ctx, const struct handover *h)
+{
+	struct ioasid_ioas_info ii;
+	uint64_t bm[1] = { ~0ull };
+	int r;
+
+	r = ioasid_ioas_get_info(ctx, h->ioas, &ii);
+	report(r == 0 && ii.dirty_flags == IOASID_IOAS_DIRTY_ON &&
+	       iommufd_test_calls(kb_backend(ctx),
+				  IOMMUFD_CALL_SET_DIRTY) == 0,
+	       "dirty tracking is on, the HWPT adopted tracking (%llu "
+	       "IOMMU_HWPT_SET_DIRTY_TRACKING) (%s)",
+	       (unsigned long long)iommufd_test_calls(kb_backend(ctx),
+						      IOMMUFD_CALL_SET_DIRTY),
+	       kb_err(ctx));
+	r = ioasid_dirty_read(ctx, h->ioas, IOVA, LEN, bm,
+			      IOASID_DIRTY_NO_CLEAR);
+	report(r == 0 && bm[0] == DIRTY_BITS, "the pages marked dirty before "
+	       "the exec read dirty after it, no other (0x%llx, %s)",
+	       (unsigned long long)bm[0], kb_err(ctx));
+	r = ioasid_dirty_read(ctx, h->ioas, IOVA, LEN, bm, 0);
+	r = r ? r : ioasid_dirty_read(ctx, h->ioas, IOVA, LEN, bm, 0);
+	report(r == 0 && bm[0] == 0, "read and cleared: the next read is "
+	       "empty (0x%llx, %s)", (unsigned long long)bm[0], kb_err(ctx));
+	r = kb_mock_dirty(ctx, h->dev, IOVA, 1ull << 4);
+	r = r == 1 ? ioasid_dirty_read(ctx, h->ioas, IOVA, LEN, bm, 0) : r;
+	report(r == 0 && bm[0] == 1ull << 4, "and it tracks on (0x%llx, %d)",
+	       (unsigned long long)bm[0], r);
+}
 
 static int successor(const struct handover *h)
 {
@@ -225,6 +263,8 @@ static int successor(const struct handover *h)
 		report(r == 0 && !memcmp(in, out, sizeof(in)),
 		       "DMA reads back what the predecessor's device wrote "
 		       "(%s)", kb_err(ctx));
+		if (h->dirty)
+			successor_dirty(ctx, h);
 	} else {
 		report(iommufd_test_calls(be, IOMMUFD_CALL_IOAS_ALLOC) == 1 &&
 		       iommufd_test_ioas_id(kb_be_ioas(ctx, h->ioas)) ==
@@ -344,6 +384,19 @@ static void predecessor(int scenario, int pipe_w, const char *self)
 	kb_pattern(out, sizeof(out), 0x51);
 	if (r == 0)
 		r = dma(ctx, h.dev, IOVA + 0x200, out, sizeof(out), true);
+	if (r == 0 && scenario == 1) {
+		/* where the mock tracks: on, pages dirty at the export */
+		r = ioasid_dirty_start(ctx, h.ioas, 0);
+		h.dirty = r == 0;
+		if (r == 0)
+			r = kb_mock_dirty(ctx, h.dev, IOVA, DIRTY_BITS) == 4 ?
+			    0 : -EIO;
+		else if (r == -EOPNOTSUPP)
+			r = 0;
+		report(r == 0, "scenario 1: dirty tracking %s (%s)",
+		       h.dirty ? "on, 4 pages marked dirty" :
+		       "refused: the mock IOMMU cannot track", kb_err(ctx));
+	}
 	if (r == 0)
 		r = ioasid_ctx_export(ctx, &h.image);
 	report(r == 0, "scenario %d: a mock device bound, mapped, attached, "
@@ -386,11 +439,12 @@ static void predecessor(int scenario, int pipe_w, const char *self)
 	snprintf(a[9], sizeof(a[9]), "%u", h.k_dev);
 	snprintf(a[10], sizeof(a[10]), "%u", h.k_ioas2);
 	snprintf(a[11], sizeof(a[11]), "%d", h.scenario);
+	snprintf(a[12], sizeof(a[12]), "%d", h.dirty);
 	argv[0] = (char *)self;
 	argv[1] = (char *)"--successor";
-	for (int i = 0; i < 12; i++)
+	for (int i = 0; i < 13; i++)
 		argv[2 + i] = a[i];
-	argv[14] = NULL;
+	argv[15] = NULL;
 	/* exec without releasing ctx: its kernel objects go on */
 	execv("/proc/self/exe", argv);
 	report(0, "exec of the successor: %s", strerror(errno));
@@ -1470,7 +1524,7 @@ int main(int argc, char **argv)
 	struct ioasid_ctx *probe;
 	int r;
 
-	if (argc == 14 && !strcmp(argv[1], "--successor")) {
+	if (argc == 15 && !strcmp(argv[1], "--successor")) {
 		struct handover h = {
 			.image = atoi(argv[2]), .pipe = atoi(argv[3]),
 			.mem = atoi(argv[4]), .mem2 = atoi(argv[5]),
@@ -1482,6 +1536,7 @@ int main(int argc, char **argv)
 			.k_dev = (uint32_t)strtoul(argv[11], NULL, 10),
 			.k_ioas2 = (uint32_t)strtoul(argv[12], NULL, 10),
 			.scenario = atoi(argv[13]),
+			.dirty = atoi(argv[14]),
 		};
 
 		return successor(&h);

@@ -552,6 +552,26 @@ int kb_mock_device(struct ioasid_ctx *ctx, struct ioasid_device_info *info)
 	return -ENOENT;
 }
 
+int kb_mock_dirty(struct ioasid_ctx *ctx, uint32_t dev, uint64_t iova,
+		  uint64_t bits)
+{
+	struct be_device *bd = kb_be_device(ctx, dev);
+	struct be_domain *bdom = kb_be_domain(ctx, dev);
+	struct ifd_test_cmd c = {
+		.size = sizeof(c), .op = IFD_TEST_OP_DIRTY,
+		.dirty = { .iova = iova, .length = 64 * KB_PAGE,
+			   .page_size = KB_PAGE,
+			   .uptr = (uint64_t)(uintptr_t)&bits },
+	};
+
+	if (!bd || !bdom)
+		return -ENOENT;
+	c.id = iommufd_test_hwpt_id(bdom);
+	if (ioctl(iommufd_test_device_iommufd(bd), IFD_TEST_CMD, &c) < 0)
+		return -errno;
+	return (int)c.dirty.out_nr_dirty;
+}
+
 int kb_mock_check_map(struct ioasid_ctx *ctx, uint32_t dev, uint64_t iova,
 		      uint64_t len, void *uptr)
 {

@@ -124,6 +124,12 @@ int kb_mock_device(struct ioasid_ctx *ctx, struct ioasid_device_info *info);
  * (-ENOENT: DEV is no attached device of CTX's backend). */
 int kb_mock_check_map(struct ioasid_ctx *ctx, uint32_t dev, uint64_t iova,
 		      uint64_t len, void *uptr);
+/* IOMMU_TEST_OP_DIRTY: the mock IOMMU sets the dirty bit of the IOPTE of
+ * each 4 KiB page of BITS (bit n: IOVA + n pages, 64 pages) in the HWPT
+ * DEV is attached to, as a device write would; the number of bits the
+ * kernel set, -EINVAL when the HWPT is not tracking, -errno. */
+int kb_mock_dirty(struct ioasid_ctx *ctx, uint32_t dev, uint64_t iova,
+		  uint64_t bits);
 
 /* White box: backend objects behind the library's ids (embedded ctx). */
 struct backend;

@@ -18,7 +18,8 @@ static int set_dirty_tracking(struct be_tenant *t, uint32_t hwpt_id, bool on)
 		.flags = on ? IFD_HWPT_DIRTY_TRACKING_ENABLE : 0,
 	};
 
-	return kioctl(t->fd, IFD_HWPT_SET_DIRTY_TRACKING, &s);
+	return traced(t, IOMMUFD_CALL_SET_DIRTY, IFD_HWPT_SET_DIRTY_TRACKING,
+		      &s);
 }
 
 /* IOMMU_HWPT_SET_DIRTY_TRACKING; -EOPNOTSUPP where the IOMMU cannot. */
