@@ -18,6 +18,7 @@
  *   sd.c      sd_notify, socket activation and the fd store (libsystemd,
  *             optional)
  *   journal.c every acknowledged change, for a restart after a crash
+ *   fileid.c  how the fd store's files are told apart (inode or kcmp(2))
  */
 #ifndef IOASIDD_H
 #define IOASIDD_H
@@ -360,6 +361,17 @@ void sd_stopping(void);
 void sd_mainpid(void);
 
 /*
+ * fileid.c: how the fd store's files are told apart (journal.c,
+ * kstate.c): whether (st_dev, st_ino) names @fd's file (a regular file,
+ * not an anonymous inode: every KVM VM and kvm-vfio device is the one
+ * anonymous inode, a character device's inode is each open's); else
+ * whether @a and @b are one open file (kcmp(2)).
+ */
+struct stat;
+bool inode_is_the_file(int fd, const struct stat *st);
+bool same_open_file(int a, int b);
+
+/*
  * journal.c: every change a session made, appended before its reply
  * leaves.  Every function takes a NULL journal (no fd store) and then
  * does nothing.
@@ -428,8 +440,8 @@ void kstate_end(struct server *srv, struct session *s);
  * their names (the log says how many).
  */
 int kstate_export(const struct kstate *k, struct image_writer *w);
-int kstate_adopt(struct server *srv, struct image *img, char *why,
-		 size_t whylen);
+int kstate_adopt(struct server *srv, struct image *img, image_take_fn take,
+		 void *arg, char *why, size_t whylen);
 void kstate_resume(struct server *srv);
 
 #endif

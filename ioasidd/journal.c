@@ -63,11 +63,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/vfs.h>
 #include <unistd.h>
-
-#include <linux/magic.h>
 
 #include "ioasidd.h"
 #include "proto/codec.h"
@@ -311,32 +307,6 @@ static struct j_file *file_add(struct journal *j, uint32_t id)
 	if (id >= j->next_file)
 		j->next_file = id + 1;
 	return f;
-}
-
-/*
- * Whether (st_dev, st_ino) names @fd's file: a regular file's inode is its
- * content, but every KVM VM and kvm-vfio device is one anonymous inode,
- * and a character device's inode is shared by each open of it.
- */
-static bool inode_is_the_file(int fd, const struct stat *st)
-{
-	struct statfs sf;
-
-	return S_ISREG(st->st_mode) && fstatfs(fd, &sf) == 0 &&
-	       sf.f_type != ANON_INODE_FS_MAGIC;
-}
-
-/* Whether @a and @b are one open file (kcmp(2)), as the fd store tells. */
-static bool same_open_file(int a, int b)
-{
-#ifdef SYS_kcmp
-	pid_t self = getpid();
-
-	return a >= 0 && b >= 0 &&
-	       syscall(SYS_kcmp, self, self, 0 /* KCMP_FILE */, a, b) == 0;
-#else
-	return false;
-#endif
 }
 
 /*

@@ -49,9 +49,12 @@
  * descriptors have other numbers: at its first image (kstate_resume(),
  * once the predecessor was told to go, so that the store has one writer
  * at a time) each FD record finds the handed entry of the same file and
- * says its key (number_fd()).  A session's image also names the token
- * its last reclaim presented (IMAGE_REC_DAEMON_KSTATE_PREV) until the
- * reclaimer's next request shows the reply arrived.
+ * says its key (number_fd()): a regular file by its inode, any other
+ * (every KVM VM and kvm-vfio device is the one anonymous inode) as the
+ * open file whose descriptor the predecessor handed over with it.  A
+ * session's image also names the token its last reclaim presented
+ * (IMAGE_REC_DAEMON_KSTATE_PREV) until the reclaimer's next request shows
+ * the reply arrived.
  *
  * The cost: a change rewrites the session's whole image (its mappings
  * are records), so it grows with the session's size.
@@ -62,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ioasidd.h"
@@ -83,6 +87,12 @@ struct ks_fd {
 	int32_t key;			/* stored as k<sid>.<key> */
 	int32_t from;			/* while writing: its old entry, -1 */
 	uint64_t dev, ino;
+	/*
+	 * a live upgrade's successor, until fd is known: the predecessor's
+	 * descriptor of a file its inode does not name, to tell it apart
+	 * (ours, else -1)
+	 */
+	int handed;
 };
 
 struct ks_sess {
@@ -135,6 +145,27 @@ static bool same_file(const struct ks_fd *a, const struct image_fd *f)
 	return a->dev == f->dev && a->ino == f->ino;
 }
 
+/*
+ * Whether @a, whose descriptor is not known yet, is @f: as the open file
+ * the predecessor handed over where it did (every KVM VM and kvm-vfio
+ * device is the one anonymous inode), else by its inode.
+ */
+static bool is_handed_file(const struct ks_fd *a, const struct image_fd *f)
+{
+	if (a->handed >= 0)
+		return same_open_file(a->handed, f->fd);
+	return same_file(a, f);
+}
+
+static void close_handed(struct ks_fd *fds, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (fds[i].handed >= 0) {
+			close(fds[i].handed);
+			fds[i].handed = -1;
+		}
+}
+
 static bool key_taken(const struct ks_write *x, int32_t key)
 {
 	for (uint32_t i = 0; i < x->e->nr_fds; i++)
@@ -154,7 +185,9 @@ static bool key_taken(const struct ks_write *x, int32_t key)
  * predecessor stored them under (the fd store keeps one copy of a file,
  * so a name cannot move to a new entry without a moment where no entry
  * holds it): an entry whose descriptor is not known yet (fd -1) is the
- * first of the same file (st_dev, st_ino) not taken by an earlier record.
+ * first of the same file not taken by an earlier record (is_handed_file():
+ * the same open file where the predecessor handed it, else the same
+ * st_dev, st_ino).
  */
 static int32_t number_fd(void *arg, const struct image_fd *f)
 {
@@ -162,7 +195,7 @@ static int32_t number_fd(void *arg, const struct image_fd *f)
 	const struct ks_sess *e = x->e;
 	struct ks_fd n = {
 		.fd = f->fd, .key = f->fd, .from = -1,
-		.dev = f->dev, .ino = f->ino,
+		.dev = f->dev, .ino = f->ino, .handed = -1,
 	};
 	bool found = false;
 
@@ -178,7 +211,7 @@ static int32_t number_fd(void *arg, const struct image_fd *f)
 	for (uint32_t i = 0; i < e->nr_fds && !found; i++) {
 		bool used = false;
 
-		if (e->fds[i].fd >= 0 || !same_file(&e->fds[i], f))
+		if (e->fds[i].fd >= 0 || !is_handed_file(&e->fds[i], f))
 			continue;
 		for (uint32_t j = 0; j < x->nr_fds && !used; j++)
 			used = x->fds[j].from == (int32_t)i;
@@ -241,6 +274,7 @@ static int sync_fds(struct ks_sess *e, struct ks_write *x)
 				x->fds[n++] = x->fds[j];
 		x->nr_fds = n;
 	}
+	close_handed(e->fds, e->nr_fds);
 	free(e->fds);
 	e->fds = x->fds;
 	e->nr_fds = x->nr_fds;
@@ -353,6 +387,7 @@ static void forget(struct kstate *k, struct ks_sess *e)
 		p = &(*p)->next;
 	if (*p)
 		*p = e->next;
+	close_handed(e->fds, e->nr_fds);
 	free(e->fds);
 	free(e);
 }
@@ -385,9 +420,39 @@ struct ks_up_sess {
 
 struct ks_up_fd {
 	int32_t key;
-	uint32_t reserved;
+	/*
+	 * the FD record index + 1 of our descriptor of a file its inode does
+	 * not name (inode_is_the_file()), else 0 (and before it: matched
+	 * by its inode)
+	 */
+	uint32_t handed;
 	uint64_t dev, ino;
 };
+
+/*
+ * @a's descriptor for the successor to tell it apart, if it needs one and
+ * this kernel has kcmp(2) (CONFIG_KCMP) to tell it with.
+ */
+static int put_handed(struct image_writer *w, const struct ks_fd *a,
+		      uint32_t *handed)
+{
+	struct stat st;
+	uint32_t idx;
+	int r;
+
+	*handed = 0;
+	if (a->fd < 0 || fstat(a->fd, &st) < 0 ||
+	    (uint64_t)st.st_dev != a->dev || (uint64_t)st.st_ino != a->ino ||
+	    inode_is_the_file(a->fd, &st) ||
+	    !same_open_file(a->fd, a->fd))	/* no kcmp(2): by inode */
+		return 0;
+	r = image_put_fd(w, a->fd, &idx);
+	if (r == 0 && idx == UINT32_MAX)
+		r = -E2BIG;
+	if (r == 0)
+		*handed = idx + 1;
+	return r;
+}
 
 /* The ks_state is not handed over when it is off: it stays off. */
 int kstate_export(const struct kstate *k, struct image_writer *w)
@@ -395,7 +460,7 @@ int kstate_export(const struct kstate *k, struct image_writer *w)
 	struct ks_up up = { 0 };
 	size_t len = sizeof(up);
 	char *buf, *p;
-	int r;
+	int r = 0;
 
 	if (!k || k->broken)
 		return 0;
@@ -419,15 +484,20 @@ int kstate_export(const struct kstate *k, struct image_writer *w)
 
 		memcpy(p, &us, sizeof(us));
 		p += sizeof(us);
-		for (uint32_t i = 0; i < e->nr_fds; i++) {
+		for (uint32_t i = 0; i < e->nr_fds && r == 0; i++) {
 			struct ks_up_fd uf = {
 				.key = e->fds[i].key, .dev = e->fds[i].dev,
 				.ino = e->fds[i].ino,
 			};
 
+			r = put_handed(w, &e->fds[i], &uf.handed);
 			memcpy(p, &uf, sizeof(uf));
 			p += sizeof(uf);
 		}
+	}
+	if (r < 0) {
+		free(buf);
+		return r;
 	}
 	/* an older successor would not go on with the store's entries */
 	image_writer_need_version(w, 4);
@@ -436,8 +506,8 @@ int kstate_export(const struct kstate *k, struct image_writer *w)
 	return r;
 }
 
-int kstate_adopt(struct server *srv, struct image *img, char *why,
-		 size_t whylen)
+int kstate_adopt(struct server *srv, struct image *img, image_take_fn take,
+		 void *arg, char *why, size_t whylen)
 {
 	struct image_rec rec;
 	struct kstate *k;
@@ -485,8 +555,11 @@ int kstate_adopt(struct server *srv, struct image *img, char *why,
 		e->nr_fds = e->cap_fds = us.nr_fds;
 		e->next = k->list;
 		k->list = e;
+		for (uint32_t j = 0; j < us.nr_fds; j++)
+			e->fds[j].handed = -1;
 		for (uint32_t j = 0; j < us.nr_fds; j++) {
 			struct ks_up_fd uf;
+			int r;
 
 			memcpy(&uf, p, sizeof(uf));
 			p += sizeof(uf);
@@ -495,8 +568,17 @@ int kstate_adopt(struct server *srv, struct image *img, char *why,
 			/* our descriptor of it: found at the next image */
 			e->fds[j] = (struct ks_fd){
 				.fd = -1, .key = uf.key, .from = -1,
-				.dev = uf.dev, .ino = uf.ino,
+				.dev = uf.dev, .ino = uf.ino, .handed = -1,
 			};
+			r = uf.handed ? take(arg, uf.handed - 1) : -1;
+			if (uf.handed && r < 0) {
+				kstate_free(k);
+				snprintf(why, whylen, "the kernel state's "
+					 "descriptor k%u.%d: %s", us.sid,
+					 uf.key, strerror(-r));
+				return r;
+			}
+			e->fds[j].handed = r;
 		}
 	}
 	if (p != end)
@@ -907,6 +989,7 @@ void kstate_free(struct kstate *k)
 		struct ks_sess *e = k->list;
 
 		k->list = e->next;
+		close_handed(e->fds, e->nr_fds);
 		free(e->fds);
 		free(e);
 	}

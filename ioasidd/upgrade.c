@@ -758,7 +758,7 @@ int upgrade_adopt(struct server *srv, struct core **core, char *why,
 	if (r == 0)
 		r = journal_adopt(srv, a.img, take_fd, &a, why, whylen);
 	if (r == 0)
-		r = kstate_adopt(srv, a.img, why, whylen);
+		r = kstate_adopt(srv, a.img, take_fd, &a, why, whylen);
 	if (r < 0) {
 		if (!why[0])
 			snprintf(why, whylen, "%s", strerror(-r));
