@@ -199,7 +199,7 @@ int ring_export(const struct ring *rg, struct image_writer *w,
 static void ring_file_keep(struct ring *rg, int i, int fd)
 {
 	struct stat st;
-	int flags;
+	int flags = 0;
 
 	rg->files[i] = fd;
 	rg->ident_seen[i] = fd >= 0 && fstat(fd, &st) == 0 &&
