@@ -125,6 +125,29 @@ static void check_reclaimed(struct ioasid_ctx *ctx, const struct held *h,
 	check_mapped(ctx, h, memfd, 1);
 }
 
+/* @name reclaimed with its token on @ctx, and all of it is there. */
+static void reclaim_checked(struct ioasid_ctx *ctx, const char *name,
+			    const struct held *h, int memfd)
+{
+	cr_assert_eq(ioasid_session_reclaim(ctx, name, h->token), 0,
+		     "reclaim %s: %s", name, ioasid_last_error(ctx));
+	check_reclaimed(ctx, h, memfd);
+}
+
+/* The daemon crashes and restarts; a new connection takes @name back. */
+static struct ioasid_ctx *crash_and_reclaim(struct ioasid_ctx *old,
+					    const char *name,
+					    const struct held *h, int memfd)
+{
+	struct ioasid_ctx *ctx;
+
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	ioasid_unref(old);
+	ctx = connect_ctx();
+	reclaim_checked(ctx, name, h, memfd);
+	return ctx;
+}
+
 TestSuite(crash, .fini = fini, .timeout = 120);
 
 Test(crash, a_named_session_comes_back_whole_and_lingers)
@@ -152,9 +175,7 @@ Test(crash, a_named_session_comes_back_whole_and_lingers)
 	cr_assert_eq(si.nr_ioas, 1);
 	cr_assert_eq(si.nr_mappings, 1);
 	cr_assert_eq(si.nr_devices, 1);
-	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
-		     ioasid_last_error(ctx));
-	check_reclaimed(ctx, &h, memfd);
+	reclaim_checked(ctx, "vm1", &h, memfd);
 	/* the ids go on after the rebuilt ones: nothing is named twice */
 	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &other), 0);
 	cr_assert_gt(other, h.ioas);
@@ -162,12 +183,7 @@ Test(crash, a_named_session_comes_back_whole_and_lingers)
 
 	/* twice: the rebuilt journal is itself one a restart reads */
 	ioasid_session_token(ctx, h.token, sizeof(h.token));
-	cr_assert_eq(sup_crash_restart(&s), 0);
-	ioasid_unref(ctx);
-	ctx = connect_ctx();
-	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
-		     ioasid_last_error(ctx));
-	check_reclaimed(ctx, &h, memfd);
+	ctx = crash_and_reclaim(ctx, "vm1", &h, memfd);
 	cr_assert_eq(ioasid_ioas_get_info(ctx, other,
 					  &(struct ioasid_ioas_info){}), 0,
 		     "an IOAS made after the first restart is kept too");
@@ -193,12 +209,7 @@ Test(crash, a_fault_queue_is_lost_its_session_is_not)
 	cr_assert_eq(ioasid_fault_queue_alloc(ctx, h.ioas, 0, 0, 0, &fq,
 					      &efd), 0, "%s",
 		     ioasid_last_error(ctx));
-	cr_assert_eq(sup_crash_restart(&s), 0);
-	ioasid_unref(ctx);
-	ctx = connect_ctx();
-	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
-		     ioasid_last_error(ctx));
-	check_reclaimed(ctx, &h, memfd);
+	ctx = crash_and_reclaim(ctx, "vm1", &h, memfd);
 	cr_assert_eq(ioasid_fault_queue_info(ctx, fq, &fi), -ENOENT);
 	close(efd);
 	cr_assert_eq(ioasid_fault_queue_alloc(ctx, h.ioas, 0, 0, 0, &fq,
@@ -221,12 +232,7 @@ Test(crash, a_fault_queue_is_lost_its_session_is_not)
 		}
 	}
 	ioasid_session_token(ctx, h.token, sizeof(h.token));
-	cr_assert_eq(sup_crash_restart(&s), 0);
-	ioasid_unref(ctx);
-	ctx = connect_ctx();
-	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
-		     ioasid_last_error(ctx));
-	check_reclaimed(ctx, &h, memfd);
+	ctx = crash_and_reclaim(ctx, "vm1", &h, memfd);
 	ioasid_unref(ctx);
 	close(efd);
 	close(memfd);
@@ -375,12 +381,7 @@ Test(crash, a_truncated_journal_starts_an_empty_daemon)
 	/* and a new journal works: a session made now survives a crash */
 	ioasid_unref(ctx);
 	ctx = vmm("vm2", memfd, &h);
-	cr_assert_eq(sup_crash_restart(&s), 0);
-	ioasid_unref(ctx);
-	ctx = connect_ctx();
-	cr_assert_eq(ioasid_session_reclaim(ctx, "vm2", h.token), 0, "%s",
-		     ioasid_last_error(ctx));
-	check_reclaimed(ctx, &h, memfd);
+	ctx = crash_and_reclaim(ctx, "vm2", &h, memfd);
 	ioasid_unref(ctx);
 	close(memfd);
 }
@@ -414,9 +415,7 @@ static void old_version_read(uint32_t version)
 	crash_with(old_version, version);
 	ioasid_unref(ctx);
 	ctx = connect_ctx();
-	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
-		     ioasid_last_error(ctx));
-	check_reclaimed(ctx, &h, memfd);
+	reclaim_checked(ctx, "vm1", &h, memfd);
 	ioasid_unref(ctx);
 	close(memfd);
 }
@@ -465,9 +464,7 @@ Test(crash, a_write_the_crash_cut_short_is_ignored)
 	ioasid_unref(ctx);
 	cr_assert_not(sup_log_has(&s, "damaged"));
 	ctx = connect_ctx();
-	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
-		     ioasid_last_error(ctx));
-	check_reclaimed(ctx, &h, memfd);
+	reclaim_checked(ctx, "vm1", &h, memfd);
 	ioasid_unref(ctx);
 	close(memfd);
 }
@@ -743,9 +740,7 @@ Test(crash, a_reclaim_whose_reply_was_lost_takes_the_old_token_again)
 	ctx = connect_ctx();
 	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", old), -EACCES,
 		     "the old token is spent once the new one was used");
-	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
-		     ioasid_last_error(ctx));
-	check_reclaimed(ctx, &h, memfd);
+	reclaim_checked(ctx, "vm1", &h, memfd);
 	ioasid_unref(ctx);
 	close(memfd);
 }
