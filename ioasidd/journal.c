@@ -46,8 +46,10 @@
  * counters (J_COUNTERS) and each IOAS's file id counter (J_FILES); its
  * later changes follow as J_OP records.  So the journal's size after a
  * compaction is that of the live state, however many changes came
- * before.  Device DMA and dirty reads are not changes: the dirty pages
- * a crash brings back are those of the last compaction.  A session
+ * before.  Device DMA and dirty reads are not changes, but each page a
+ * DMA write makes dirty is a J_DIRTY record (journal_dirtied()): a crash
+ * brings every dirty page back, and those read since the last
+ * compaction too.  A session
  * whose state cannot be written so (a fault queue) keeps its records as
  * they were.  It
  * runs after every restore and when the journal has grown past four
@@ -177,6 +179,11 @@ struct journal {
 	uint32_t states;		/* sessions compacted to their state */
 	bool compacting;		/* journal_compact() (the kill points) */
 	uint64_t test_records;		/* test_kill_point() */
+	/* pages DMA made dirty, not appended yet (dirty_flush()) */
+	bool dirty_pending;
+	uint32_t dirty_key;
+	struct j_dirty dirty_h;
+	struct ioasid_iova_range dirty_run;
 };
 
 static uint64_t fnv(const void *p, size_t len)
@@ -279,6 +286,50 @@ static int append(struct journal *j, enum j_type type, uint32_t key,
 		journal_off(j, why);
 	}
 	return r;
+}
+
+/*
+ * Pages a DMA write made dirty (core_set_dirtied()): a J_DIRTY record
+ * before the DMA's reply leaves (journal_op() flushes), so a crash
+ * brings every bit back; a run that continues the one waiting grows it.
+ * A read that clears bits is not journaled: after a crash the pages read
+ * since the last compaction are dirty again (a page copied once more),
+ * never one lost.
+ */
+static void dirty_flush(struct journal *j)
+{
+	unsigned char b[sizeof(j->dirty_h) + sizeof(j->dirty_run)];
+
+	if (!j->dirty_pending)
+		return;
+	j->dirty_pending = false;
+	memcpy(b, &j->dirty_h, sizeof(j->dirty_h));
+	memcpy(b + sizeof(j->dirty_h), &j->dirty_run, sizeof(j->dirty_run));
+	append(j, J_DIRTY, j->dirty_key, 0, b, sizeof(b));
+}
+
+static void journal_dirtied(void *arg, struct session *owner,
+			    const struct core_dirty_bits *d)
+{
+	struct journal *j = arg;
+	uint32_t key = core_session_id(owner);
+
+	if (j->broken || d->nr_runs != 1)
+		return;
+	if (j->dirty_pending && j->dirty_key == key &&
+	    j->dirty_h.ioas_id == d->ioas_id &&
+	    j->dirty_h.domain_id == d->domain_id &&
+	    j->dirty_run.last + 1 == d->runs[0].start) {
+		j->dirty_run.last = d->runs[0].last;
+		return;
+	}
+	dirty_flush(j);
+	j->dirty_pending = true;
+	j->dirty_key = key;
+	j->dirty_h = (struct j_dirty){ .ioas_id = d->ioas_id,
+				       .domain_id = d->domain_id,
+				       .nr_runs = 1 };
+	j->dirty_run = d->runs[0];
 }
 
 static struct j_file *file_by_id(struct journal *j, uint32_t id)
@@ -448,6 +499,8 @@ int journal_op(struct journal *j, struct session *s,
 	size_t len;
 	int r;
 
+	if (j)
+		dirty_flush(j);	/* what the op's DMA made dirty, first */
 	if (!j || j->broken || result < 0 || !proto_cmd_changes_state(op->cmd))
 		return 0;
 	len = sizeof(*b) + op->in_len;
@@ -635,6 +688,7 @@ int journal_new(struct server *srv, struct journal **out)
 	j->srv = srv;
 	j->fd = -1;
 	j->next_file = 1;
+	core_set_dirtied(srv->core, journal_dirtied, j);
 	*out = j;
 	return 0;
 }
@@ -1518,6 +1572,7 @@ void journal_compact(struct journal *j)
 	int r;
 
 	srv->compact_due = false;
+	dirty_flush(j);
 	if (j->broken)
 		return;
 	if (jimage_read(srv, j->fd, "(current)", &im) < 0) {
@@ -1564,6 +1619,7 @@ void journal_free(struct journal *j)
 {
 	if (!j)
 		return;
+	core_set_dirtied(j->srv->core, NULL, NULL);
 	close_fd(j->fd);
 	for (uint32_t i = 0; i < j->nr_files; i++)
 		close_fd(j->files[i].fd);
@@ -1605,6 +1661,8 @@ int journal_export(struct journal *j, struct image_writer *w)
 	size_t len;
 	int r;
 
+	if (j)
+		dirty_flush(j);
 	if (!j || j->broken)
 		return 0;
 	ji = (struct journal_image){

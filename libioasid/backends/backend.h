@@ -314,6 +314,18 @@ struct backend_ops {
 	int (*mark_dirty)(struct be_domain *domain, uint64_t iova,
 			  uint64_t length);
 	/*
+	 * Optional, a replayable backend's: from now on, each time a DMA
+	 * write makes a clean page (or large IOPTE) of @domain dirty, call
+	 * @fn(@cookie, its IOVA, its size) from the DMA's thread before the
+	 * data moves (the core journals it: a rebuilt domain has the bits
+	 * back).  Bits marked (->mark_dirty) are not told.  Set once, right
+	 * after ->domain_alloc, before any DMA.
+	 */
+	void (*set_dirtied)(struct be_domain *domain,
+			    void (*fn)(void *cookie, uint64_t iova,
+				       uint64_t size),
+			    void *cookie);
+	/*
 	 * Optional: ->unmap that also ORs the tracking domains' dirty bits
 	 * of the range into @bitmap (bit i = page @bitmap_iova + i * 4 KiB,
 	 * @bitmap_iova <= @iova).

@@ -80,6 +80,9 @@ struct core {
 	 */
 	uint32_t replay_domain_id;
 	uint32_t next_session_id;
+	/* core_set_dirtied(): told of the pages DMA writes make dirty */
+	core_dirtied_fn dirtied;
+	void *dirtied_arg;
 };
 
 /* The backend's operations (backends/backend.h has the struct). */

@@ -322,3 +322,9 @@ const char *core_device_name(const struct core *core, uint32_t i)
 {
 	return i < core->inv.nr_devices ? core->inv.devices[i].info.name : NULL;
 }
+
+void core_set_dirtied(struct core *core, core_dirtied_fn fn, void *arg)
+{
+	core->dirtied_arg = arg;
+	__atomic_store_n(&core->dirtied, fn, __ATOMIC_RELEASE);
+}

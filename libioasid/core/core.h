@@ -215,6 +215,20 @@ int core_replay_dirty(struct session *session,
 		      const struct core_dirty_bits *dirty,
 		      struct ioasid_op *why);
 /*
+ * Be told of each page (or large IOPTE) a DMA write makes dirty on a
+ * tracking domain, on a backend whose bits live in this process (the
+ * simulator's ->set_dirtied; a kernel backend's bits outlive the
+ * process in its kernel objects): @fn(@arg, the domain's session, its
+ * pages as core_replay_dirty() takes them, one run).  Only a clean page
+ * becoming dirty is told, from the DMA's thread, before its data moves
+ * and before its request returns; @fn must not call into the core.
+ * ioasidd journals them, so a crash keeps every bit (journal.c).  NULL
+ * stops it.
+ */
+typedef void (*core_dirtied_fn)(void *arg, struct session *owner,
+				const struct core_dirty_bits *pages);
+void core_set_dirtied(struct core *core, core_dirtied_fn fn, void *arg);
+/*
  * An IOAS's file table counter (a new file's id is one more), which the
  * ops of an image do not give back: ioasidd's journal keeps it.  0, or
  * -ENOENT when @session has no IOAS @ioas_id; setting it below a file

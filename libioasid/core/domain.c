@@ -215,6 +215,32 @@ static int dirty_join(struct core *core, struct domain *d,
  * pages if the IOAS does, with @dev in it (the attach comes last: a
  * replace moves the device only into a domain that is complete).
  */
+/*
+ * The backend's ->set_dirtied hook of domain @cookie: a DMA write made
+ * [iova, iova+size) dirty; whoever core_set_dirtied() named hears it
+ * as the domain's dirty pages (a state image's J_DIRTY, in ioasidd).
+ * The DMA holds its device's read lock, so the domain and its IOAS
+ * stay while this runs.
+ */
+static void domain_dirtied(void *cookie, uint64_t iova, uint64_t size)
+{
+	const struct domain *d = cookie;
+	struct core *core = d->ioas->core;
+	core_dirtied_fn fn = __atomic_load_n(&core->dirtied, __ATOMIC_ACQUIRE);
+	struct ioasid_iova_range run = { iova, iova + size - 1 };
+
+	if (fn)
+		fn(core->dirtied_arg, d->ioas->owner, &(struct core_dirty_bits){
+			.ioas_id = d->ioas->id, .domain_id = d->id,
+			.nr_runs = 1, .runs = &run });
+}
+
+static void hear_dirtied(struct core *core, struct domain *d)
+{
+	if (core_ops(core)->set_dirtied)
+		core_ops(core)->set_dirtied(d->be, domain_dirtied, d);
+}
+
 static int be_domain_new(struct core *core, struct device *dev,
 			 struct ioas *ioas, struct domain *d,
 			 const struct domain_join *join, struct ioasid_op *op)
@@ -230,6 +256,7 @@ static int be_domain_new(struct core *core, struct device *dev,
 		return op_fail(op, -r, "cannot create a domain on %s for "
 			       "device %s: %s", dev->unit->info.name,
 			       dev->inv->info.name, strerror(-r));
+	hear_dirtied(core, d);
 	r = dirty_join(core, d, dev, ioas, op);
 	if (r == 0) {
 		r = join->fn(core, dev, d->be, join->arg);
@@ -575,6 +602,7 @@ int domain_get_parent(struct session *s, struct device *dev,
 				       "of IOAS %u on %s: %s", ioas->id,
 				       dev->unit->info.name, strerror(-r));
 		}
+		hear_dirtied(core, d);
 		if (core->replay_domain_id) {
 			d->id = core->replay_domain_id;
 			core->replay_domain_id = 0;

@@ -103,6 +103,9 @@ struct sim_pgtable {
 	struct pt_arena arena;	/* where every table's page comes from */
 	/* sim_pgtable_unmap_dirty(): where the removed leaves' D bits go */
 	const struct dirty_ctx *collect;
+	/* sim_pgtable_set_dirtied(): told of each leaf a write made dirty */
+	sim_dirtied_fn *dirtied;
+	void *dirtied_cookie;
 };
 
 /* How many freed tables a page table keeps instead of freeing them. */
@@ -973,6 +976,13 @@ int sim_pgtable_walk(struct sim_pgtable *pgt, uint64_t iova,
 	return ret;
 }
 
+void sim_pgtable_set_dirtied(struct sim_pgtable *pgt, sim_dirtied_fn *fn,
+			     void *cookie)
+{
+	pgt->dirtied_cookie = cookie;
+	pgt->dirtied = fn;
+}
+
 int sim_pgtable_translate(struct sim_pgtable *pgt, uint64_t iova,
 			  unsigned int access, struct sim_xlate *x)
 {
@@ -1002,6 +1012,9 @@ retry:
 		if (__atomic_compare_exchange_n(slot, &cur, e | bits, false,
 						__ATOMIC_ACQ_REL,
 						__ATOMIC_ACQUIRE)) {
+			if ((bits & ~e & SIM_PTE_D) && pgt->dirtied)
+				pgt->dirtied(pgt->dirtied_cookie, x->iova,
+					     x->size);
 			e |= bits;
 			break;
 		}

@@ -220,6 +220,17 @@ int sim_pgtable_translate(struct sim_pgtable *pgt, uint64_t iova,
 			  unsigned int access, struct sim_xlate *x);
 
 /*
+ * Who hears of a leaf whose D bit a DMA write set (clean to dirty, in
+ * sim_pgtable_translate(): @fn(@cookie, leaf's IOVA, leaf's size), from
+ * the DMA's thread, inside its read section).  Marking (a state image's
+ * pages) and splits (D copied to the pieces) are not heard.  NULL: no one.
+ * Set before any DMA can use the table, or from the thread that runs it.
+ */
+typedef void sim_dirtied_fn(void *cookie, uint64_t iova, uint64_t size);
+void sim_pgtable_set_dirtied(struct sim_pgtable *pgt, sim_dirtied_fn *fn,
+			     void *cookie);
+
+/*
  * Report dirty pages of [iova, iova+length) into bitmap (bit i = page at
  * iova + i * 4 KiB, 64-bit words, caller-zeroed or not: only set bits are
  * written) and clear D unless SIM_DIRTY_NO_CLEAR.  A dirty large leaf sets

@@ -879,6 +879,15 @@ static int sim_mark_dirty(struct be_domain *d, uint64_t iova,
 	return sim_domain_mark_dirty(d->dom, iova, length);
 }
 
+static void sim_set_dirtied(struct be_domain *d,
+			    void (*fn)(void *cookie, uint64_t iova,
+				       uint64_t size),
+			    void *cookie)
+{
+	if (d->dom->pgt)
+		sim_pgtable_set_dirtied(d->dom->pgt, fn, cookie);
+}
+
 static uint32_t fault_reason(uint8_t reason)
 {
 	switch (reason) {
@@ -1006,6 +1015,7 @@ const struct backend_ops backend_sim = {
 	.set_dirty_tracking = sim_set_dirty_tracking,
 	.read_dirty = sim_read_dirty,
 	.mark_dirty = sim_mark_dirty,
+	.set_dirtied = sim_set_dirtied,
 	.read_faults = sim_read_faults,
 	.take_faults_lost = sim_take_faults_lost,
 	.device_stats = sim_device_stats,
