@@ -14,7 +14,7 @@
  * session that had not ended into a new core session, which then
  * lingers as if its client had disconnected at the crash.
  *
- * The format (version 4; versions 1 to 3 are read too): a header (its
+ * The format (version 5; versions 1 to 4 are read too): a header (its
  * size a multiple of 8), then records.  A session's J_OPEN has its uid, gid
  * and, since version 2, up to J_MAX_GROUPS supplementary groups, so the
  * policy judges a rebuilt session as it judged its client (by a
@@ -49,9 +49,11 @@
  * before.  Device DMA and dirty reads are not changes, but each page a
  * DMA write makes dirty is a J_DIRTY record (journal_dirtied()): a crash
  * brings every dirty page back, and those read since the last
- * compaction too.  A session
- * whose state cannot be written so (a fault queue) keeps its records as
- * they were.  It
+ * compaction too.  A fault queue's allocation is a J_OP with its
+ * eventfd, and after any op but a read each queue the op changed is a
+ * J_FAULTQ record of its whole state (since version 5; an answer's is
+ * that change).  A session whose state cannot be written so (a queue
+ * too big for an op) keeps its records as they were.  It
  * runs after every restore and when the journal has grown past four
  * times its size after the last compaction.  Files no kept record names
  * leave the store.
@@ -73,8 +75,8 @@
 #include "util/macros.h"
 
 #define J_MAGIC		"IOASIDJ"	/* 8 bytes with its NUL */
-/* 4: dirty pages; 3: a live session's state; 2: groups */
-#define J_VERSION	4u
+/* 5: fault queues; 4: dirty pages; 3: a live session's state; 2: groups */
+#define J_VERSION	5u
 #define R_MAGIC		0x4345524au	/* "JREC" */
 #define J_MIN_COMPACT	(1u << 20)
 #define J_MAX_FILES	4096u		/* FileDescriptorStoreMax= allows more */
@@ -103,7 +105,16 @@ enum j_type {
 	J_FILES,	/* an IOAS's next file id: struct j_files */
 	/* version 4 */
 	J_DIRTY,	/* a domain's dirty pages: struct j_dirty, the runs */
+	/* version 5 */
+	J_FAULTQ,	/* a fault queue's state: struct j_faultq, the state */
 };
+
+/* J_FAULTQ: what a queue holds now (core_fault_queues_changed()) */
+struct j_faultq {
+	uint32_t fault_id;
+	uint32_t flags;			/* J_FAULTQ_* */
+};
+#define J_FAULTQ_ANSWER	0x1	/* written for a FAULT_RESPOND: a change */
 
 struct j_dirty {
 	uint32_t ioas_id, domain_id, nr_runs, reserved;
@@ -489,6 +500,51 @@ void journal_before(struct journal *j, const struct ioasid_op *op,
 	req->next_id = j && !j->broken ? core_next_id(j->srv->core) : 0;
 }
 
+struct faultq_put {
+	struct journal *j;
+	uint32_t key, answered;		/* the queue a FAULT_RESPOND answered */
+};
+
+static int put_faultq(void *arg, uint32_t fault_id, const void *state,
+		      uint32_t len)
+{
+	struct faultq_put *p = arg;
+	struct j_faultq h = {
+		.fault_id = fault_id,
+		.flags = fault_id == p->answered ? J_FAULTQ_ANSWER : 0,
+	};
+	unsigned char *b = malloc(sizeof(h) + len);
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	memcpy(b, &h, sizeof(h));
+	memcpy(b + sizeof(h), state, len);
+	r = append(p->j, J_FAULTQ, p->key, 0, b, sizeof(h) + len);
+	free(b);
+	if (h.flags & J_FAULTQ_ANSWER)
+		test_kill_point(p->j);
+	return r;
+}
+
+/*
+ * The fault queues of @s an op changed, each as a J_FAULTQ of what it
+ * holds now, before the op's reply leaves (the simulator's: a page
+ * request a DMA raised, an answer, a timeout).  @answered: the queue
+ * a FAULT_RESPOND answered, whose record is that change (counted as
+ * one: its client resumes by it).
+ */
+static int journal_fault_queues(struct journal *j, struct session *s,
+				uint32_t answered)
+{
+	struct faultq_put p = { j, core_session_id(s), answered };
+	int r = core_fault_queues_changed(s, put_faultq, &p);
+
+	if (r == -ENOMEM)
+		journal_off(j, "out of memory for a fault queue's record");
+	return 0;
+}
+
 int journal_op(struct journal *j, struct session *s,
 	       const struct journal_req *req, const struct ioasid_op *res,
 	       int result)
@@ -501,7 +557,14 @@ int journal_op(struct journal *j, struct session *s,
 
 	if (j)
 		dirty_flush(j);	/* what the op's DMA made dirty, first */
-	if (!j || j->broken || result < 0 || !proto_cmd_changes_state(op->cmd))
+	if (!j || j->broken)
+		return 0;
+	if (op->cmd == IOASID_CMD_FAULT_RESPOND && result >= 0)
+		return journal_fault_queues(j, s, op->ioas_id2);
+	/* a read a crash cut off is read again: its records stay unread */
+	if (op->cmd != IOASID_CMD_FAULT_QUEUE_READ)
+		journal_fault_queues(j, s, 0);
+	if (result < 0 || !proto_cmd_changes_state(op->cmd))
 		return 0;
 	len = sizeof(*b) + op->in_len;
 	b = calloc(1, len);
@@ -534,6 +597,9 @@ int journal_op(struct journal *j, struct session *s,
 	for (int i = 0; i < 2; i++) {
 		int fd = i ? op->fd2 : op->fd;
 
+		/* the eventfd ioasidd made: the one the VMM holds */
+		if (op->cmd == IOASID_CMD_FAULT_QUEUE_ALLOC)
+			fd = i ? -1 : res->out_fd;
 		if (fd < 0 || unmap_dirty)
 			continue;
 		b->file[i] = file_ref(j, fd);
@@ -773,6 +839,19 @@ static void session_meta(const struct j_image *im, uint32_t key,
 			m->base.resume.last_out_iova = o->out_iova;
 			m->base.resume.last_out_bytes = o->out_bytes;
 			break;
+		case J_FAULTQ:		/* an answer is a change */
+			if (rc->body_len < sizeof(struct j_faultq) ||
+			    !(((const struct j_faultq *)rc->body)->flags &
+			      J_FAULTQ_ANSWER))
+				break;
+			m->base.prev_ok = 0;
+			if (!name_seen)
+				break;
+			m->base.resume.changes++;
+			m->base.resume.last_out_id = 0;
+			m->base.resume.last_out_iova = 0;
+			m->base.resume.last_out_bytes = 0;
+			break;
 		case J_BASE:
 			if (rc->body_len >= sizeof(m->base))
 				memcpy(&m->base, rc->body, sizeof(m->base));
@@ -793,20 +872,6 @@ struct state_put {
 	uint32_t key;
 	uint32_t *ioas, nr_ioas, cap_ioas;	/* the IOASes it made */
 };
-
-/*
- * A fault queue is the devices' runtime state: its requests change with
- * every DMA and answer, which the journal does not record, so a state
- * written now would come back stale after a crash (answered requests
- * outstanding again).  Its session keeps its history (no queue: a crash
- * loses the queue, as before); a live upgrade carries it whole.
- */
-static int journal_refuse_fault_queue(struct ioasid_op *op)
-{
-	snprintf(op->errmsg, sizeof(op->errmsg), "fault queue on %u: the "
-		 "journal does not follow its page requests", op->ioas_id);
-	return -EOPNOTSUPP;
-}
 
 /* A domain's dirty pages as a J_DIRTY record. */
 static int put_dirty(struct state_put *p, const struct core_dirty_bits *d)
@@ -840,8 +905,6 @@ static int put_state(void *arg, struct ioasid_op *op, uint32_t expect_id,
 
 	if (k)
 		return -EOPNOTSUPP;	/* kernel objects: not journaled */
-	if (op && op->cmd == IOASID_CMD_FAULT_QUEUE_ALLOC)
-		return journal_refuse_fault_queue(op);
 	if (dirty)
 		return put_dirty(p, dirty);
 	if (c)
@@ -1166,7 +1229,11 @@ static void replay(struct journal *j, struct rebuilt *b, const struct rec *rc)
 		return;
 	}
 	core_set_next_id(srv->core, o->next_id_before);
-	r = core_call(b->session, &op);
+	/* a fault queue's eventfd is the VMM's: as a state image has it */
+	if (o->cmd == IOASID_CMD_FAULT_QUEUE_ALLOC && op.fd >= 0)
+		r = core_replay(b->session, &op, o->out_id);
+	else
+		r = core_call(b->session, &op);
 	close_fd(op.out_fd);
 	if (r < 0) {
 		fail_rebuild(srv, b, "%s (record %" PRIu64 ") failed again: "
@@ -1248,6 +1315,36 @@ static void replay_dirty(struct server *srv, struct rebuilt *b,
 		fail_rebuild(srv, b, "record %" PRIu64 ": %s", rc->h->seq,
 			     why.errmsg);
 	free(runs);
+}
+
+/* A fault queue's state again; true for an answer (a change counted). */
+static bool replay_faultq(struct server *srv, struct rebuilt *b,
+			  const struct rec *rc)
+{
+	struct ioasid_op why;
+	struct j_faultq h;
+
+	if (rc->body_len < sizeof(h) ||
+	    rc->body_len - sizeof(h) > UINT32_MAX) {
+		fail_rebuild(srv, b, "record %" PRIu64 " is malformed",
+			     rc->h->seq);
+		return false;
+	}
+	memcpy(&h, rc->body, sizeof(h));
+	if (h.flags & ~(uint32_t)J_FAULTQ_ANSWER) {
+		fail_rebuild(srv, b, "record %" PRIu64 " has unknown flags "
+			     "0x%x", rc->h->seq, h.flags);
+		return false;
+	}
+	if (core_replay_fault_state(b->session, h.fault_id,
+				    (const unsigned char *)rc->body + sizeof(h),
+				    (uint32_t)(rc->body_len - sizeof(h)),
+				    &why) < 0) {
+		fail_rebuild(srv, b, "record %" PRIu64 ": %s", rc->h->seq,
+			     why.errmsg);
+		return false;
+	}
+	return h.flags & J_FAULTQ_ANSWER;
 }
 
 static int open_rebuilt(struct server *srv, struct rebuilt *b)
@@ -1413,6 +1510,13 @@ static uint32_t rebuild(struct journal *j, const struct j_image *im)
 			replay_dirty(srv, b, rc);
 		if (rc->h->type == J_STATE)
 			replay(j, b, rc);
+		if (rc->h->type == J_FAULTQ && replay_faultq(srv, b, rc) &&
+		    b->name_seen && !b->failed) {
+			b->resume.changes++;	/* a FAULT_RESPOND */
+			b->resume.last_out_id = 0;
+			b->resume.last_out_iova = 0;
+			b->resume.last_out_bytes = 0;
+		}
 		if (rc->h->type != J_OP)
 			continue;
 		replay(j, b, rc);

@@ -192,14 +192,56 @@ Test(crash, a_named_session_comes_back_whole_and_lingers)
 }
 
 /*
- * A crash loses a session's fault queues (the journal does not follow
- * page requests; a live upgrade carries them), nothing else of it: the
- * session comes back whole and the VMM allocates its queue again.
+ * A fault queue survives a crash: its id, its eventfd (the very one the
+ * VMM polls), its page requests and the records not read yet, each
+ * journaled (J_FAULTQ) before the reply of the DMA that raised it or the
+ * answer that settled it.  A record read since is read again (a read is
+ * not journaled: one a crash cut off would lose its records).
  */
-Test(crash, a_fault_queue_is_lost_its_session_is_not)
+static const char *journal_name(void);
+
+static int dma_to(struct ioasid_ctx *ctx, const struct held *h, uint64_t iova)
 {
+	char buf[16] = "page request";
+
+	return ioasid_device_dma(ctx, h->dev, iova, buf, sizeof(buf),
+				 IOASID_DMA_WRITE, NULL);
+}
+
+static struct ioasid_page_request read_one(struct ioasid_ctx *ctx,
+					   uint32_t fq, int efd)
+{
+	struct ioasid_page_request rec;
+	struct pollfd p = { .fd = efd, .events = POLLIN };
+	uint32_t nr = 1;
+
+	cr_assert_eq(poll(&p, 1, 0), 1, "the VMM's eventfd says one waits");
+	cr_assert_eq(ioasid_fault_queue_read(ctx, fq, &rec, &nr), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(nr, 1);
+	return rec;
+}
+
+/* After a reclaim: its new token, then a crash and a reclaim again. */
+static struct ioasid_ctx *crash_again(struct ioasid_ctx *ctx, struct held *h,
+				      int memfd, uint64_t nr_mappings)
+{
+	cr_assert_eq(ioasid_session_token(ctx, h->token, sizeof(h->token)), 0);
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	ioasid_unref(ctx);
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h->token), 0, "%s",
+		     ioasid_last_error(ctx));
+	check_mapped(ctx, h, memfd, nr_mappings);
+	return ctx;
+}
+
+Test(crash, a_fault_queue_survives_a_crash_with_its_requests)
+{
+	uint64_t at = 16ull << 20, at2 = 20ull << 20, iova;
+	int memfd = test_memfd(1 << 20), page = test_memfd(4096), efd;
+	struct ioasid_page_request rec, again;
 	struct ioasid_fault_queue_info fi;
-	int memfd = test_memfd(1 << 20), efd;
 	struct ioasid_ctx *ctx;
 	uint32_t fq;
 	struct held h;
@@ -209,17 +251,79 @@ Test(crash, a_fault_queue_is_lost_its_session_is_not)
 	cr_assert_eq(ioasid_fault_queue_alloc(ctx, h.ioas, 0, 0, 0, &fq,
 					      &efd), 0, "%s",
 		     ioasid_last_error(ctx));
+	cr_assert_eq(dma_to(ctx, &h, at), -EINPROGRESS, "%s",
+		     ioasid_last_error(ctx));
 	ctx = crash_and_reclaim(ctx, "vm1", &h, memfd);
-	cr_assert_eq(ioasid_fault_queue_info(ctx, fq, &fi), -ENOENT);
+	cr_assert_eq(ioasid_fault_queue_info(ctx, fq, &fi), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(fi.queued, 1, "the record not read yet");
+	cr_assert_eq(fi.outstanding, 1, "the request not answered yet");
+	cr_assert_eq(fi.requests, 1);
+	rec = read_one(ctx, fq, efd);
+	cr_assert_eq(rec.addr, at);
+	cr_assert_eq(rec.fault_id, fq);
+	/* read, not answered: after a crash it is read again */
+	ctx = crash_again(ctx, &h, memfd, 1);
+	again = read_one(ctx, fq, efd);
+	cr_assert_eq(again.cookie, rec.cookie, "the same request");
+	cr_assert_eq(again.addr, at);
+	/* answered after the page is there: the device's DMA goes through */
+	iova = at;
+	cr_assert_eq(ioasid_map_file(ctx, h.ioas, page, 0, 4096,
+				     RW | IOASID_MAP_FIXED_IOVA, &iova), 0);
+	cr_assert_eq(ioasid_fault_respond(ctx, fq, rec.cookie,
+					  IOASID_PAGE_RESPONSE_SUCCESS), 0,
+		     "%s", ioasid_last_error(ctx));
+	ctx = crash_again(ctx, &h, memfd, 2);
+	cr_assert_eq(ioasid_fault_respond(ctx, fq, rec.cookie,
+					  IOASID_PAGE_RESPONSE_SUCCESS),
+		     -ENOENT, "answered before the crash: answered for good");
+	cr_assert_eq(dma_to(ctx, &h, at), 0, "%s", ioasid_last_error(ctx));
+	/* a new request after the crash does not take an old cookie */
+	cr_assert_eq(dma_to(ctx, &h, at2), -EINPROGRESS);
+	again = read_one(ctx, fq, efd);
+	cr_assert_neq(again.cookie, rec.cookie, "cookies are not reused");
+	cr_assert_eq(ioasid_fault_respond(ctx, fq, again.cookie,
+					  IOASID_PAGE_RESPONSE_INVALID), 0);
+	ctx = crash_again(ctx, &h, memfd, 2);
+	cr_assert_eq(dma_to(ctx, &h, at2), -EFAULT, "answered invalid "
+		     "before the crash, the device sees it after");
+	/* destroyed (its target without devices), it stays destroyed */
+	cr_assert_eq(ioasid_device_detach(ctx, h.dev), 0);
+	cr_assert_eq(ioasid_fault_queue_destroy(ctx, fq), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_device_attach(ctx, h.dev, h.ioas, 0), 0);
 	close(efd);
+	ctx = crash_again(ctx, &h, memfd, 2);
+	cr_assert_eq(ioasid_fault_queue_info(ctx, fq, &fi), -ENOENT);
+	ioasid_unref(ctx);
+	close(page);
+	close(memfd);
+}
+
+/*
+ * Compacted with a fault queue: the session is written as its state, the
+ * queue as a state image carries it (FAULT_QUEUE_ALLOC with its eventfd
+ * and requests), and a crash after it brings the request back.
+ */
+Test(crash, a_fault_queue_survives_a_compaction)
+{
+	int memfd = test_memfd(1 << 20), efd;
+	struct ioasid_page_request rec;
+	struct ioasid_fault_queue_info fi;
+	struct ioasid_ctx *ctx;
+	const char *name;
+	uint32_t fq;
+	struct held h;
+
+	start();
+	ctx = vmm("vm1", memfd, &h);
 	cr_assert_eq(ioasid_fault_queue_alloc(ctx, h.ioas, 0, 0, 0, &fq,
 					      &efd), 0, "%s",
 		     ioasid_last_error(ctx));
-	/* the journal grows past 1 MiB and compacts: with a queue, the
-	 * session keeps its history (the log says why) */
-	for (int i = 0; !sup_log_has(&s, "the journal does not follow its "
-				     "page requests"); i++) {
-		cr_assert_lt(i, 100, "no compaction");
+	cr_assert_eq(dma_to(ctx, &h, 16ull << 20), -EINPROGRESS);
+	name = journal_name();
+	for (int i = 0; i < 100 && !strcmp(journal_name(), name); i++)
 		for (int k = 0; k < 100; k++) {
 			uint64_t iova = 4ull << 20;
 
@@ -230,9 +334,14 @@ Test(crash, a_fault_queue_is_lost_its_session_is_not)
 			cr_assert_eq(ioasid_unmap(ctx, h.ioas, iova, 4096, 0,
 						  NULL), 0);
 		}
-	}
-	ioasid_session_token(ctx, h.token, sizeof(h.token));
+	cr_assert_str_neq(journal_name(), name, "compacted");
+	cr_assert(sup_log_has(&s, "1 as their state"), "as its state");
 	ctx = crash_and_reclaim(ctx, "vm1", &h, memfd);
+	cr_assert_eq(ioasid_fault_queue_info(ctx, fq, &fi), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(fi.outstanding, 1);
+	rec = read_one(ctx, fq, efd);
+	cr_assert_eq(rec.addr, 16ull << 20);
 	ioasid_unref(ctx);
 	close(efd);
 	close(memfd);
@@ -311,17 +420,18 @@ static void truncate_header(unsigned char *buf, size_t *len, uint32_t arg)
 
 static void newer_version(unsigned char *buf, size_t *len, uint32_t arg)
 {
-	buf[8] = 5;
+	buf[8] = 6;
 }
 
 /*
  * Version @arg: 1 (before J_OPEN had the groups), 2 (before compaction
- * wrote a session's state), 3 (before J_DIRTY): a journal not compacted
+ * wrote a session's state), 3 (before J_DIRTY), 4 (before J_FAULTQ): a
+ * journal not compacted
  * yet has the same records, still read.
  */
 static void old_version(unsigned char *buf, size_t *len, uint32_t arg)
 {
-	cr_assert_eq(buf[8], 4, "this ioasidd writes version 4");
+	cr_assert_eq(buf[8], 5, "this ioasidd writes version 5");
 	buf[8] = (unsigned char)arg;
 }
 
@@ -396,8 +506,8 @@ Test(crash, a_journal_from_a_newer_ioasidd_is_not_read)
 	ctx = vmm("vm1", memfd, &h);
 	crash_with(newer_version, 0);
 	ioasid_unref(ctx);
-	cr_assert(sup_log_has(&s, "version 5 is newer than this ioasidd "
-			      "reads (4)"), "the log says why");
+	cr_assert(sup_log_has(&s, "version 6 is newer than this ioasidd "
+			      "reads (5)"), "the log says why");
 	ctx = connect_ctx();
 	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), -ENOENT);
 	ioasid_unref(ctx);
@@ -433,6 +543,11 @@ Test(crash, a_journal_of_version_2_is_still_read)
 Test(crash, a_journal_of_version_3_is_still_read)
 {
 	old_version_read(3);
+}
+
+Test(crash, a_journal_of_version_4_is_still_read)
+{
+	old_version_read(4);
 }
 
 Test(crash, a_header_that_misaligns_the_records_is_not_read)
@@ -954,6 +1069,112 @@ Test(crash, results_lost_with_the_reply_are_not_made_up)
 	cr_assert(strstr(c.why, "results were lost"), "%s", c.why);
 	unsetenv("IOASID_RECONNECT");
 	ioasid_unref(c.ctx);
+	close(memfd);
+}
+
+struct fault_call {
+	struct ioasid_ctx *ctx;
+	uint32_t ioas, fq, cookie;
+	int efd, r;
+	char why[256];
+};
+
+static void *alloc_queue(void *arg)
+{
+	struct fault_call *c = arg;
+
+	c->fq = 0;
+	c->efd = -1;
+	c->r = ioasid_fault_queue_alloc(c->ctx, c->ioas, 0, 0, 0, &c->fq,
+					&c->efd);
+	snprintf(c->why, sizeof(c->why), "%s", ioasid_last_error(c->ctx));
+	return NULL;
+}
+
+static void *answer(void *arg)
+{
+	struct fault_call *c = arg;
+
+	c->r = ioasid_fault_respond(c->ctx, c->fq, c->cookie,
+				    IOASID_PAGE_RESPONSE_INVALID);
+	snprintf(c->why, sizeof(c->why), "%s", ioasid_last_error(c->ctx));
+	return NULL;
+}
+
+/* The next start kills itself after its first change record: @fn's. */
+static void cut_off(struct fault_call *c, void *(*fn)(void *))
+{
+	pthread_t t;
+
+	setenv("IOASIDD_TEST_KILL_AFTER_RECORD", "1", 1);
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	unsetenv("IOASIDD_TEST_KILL_AFTER_RECORD");
+	cr_assert_eq(pthread_create(&t, NULL, fn, c), 0);
+	cr_assert_eq(sup_wait_exit(&s), 0, "the daemon kills itself after "
+		     "recording the call");
+	cr_assert_eq(sup_restart(&s), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+}
+
+/*
+ * A fault queue's allocation and an answer, each recorded and cut off
+ * before its reply: the answer resumes as given (it was), the allocation
+ * fails with ECONNRESET and the queue's id, since its eventfd never
+ * reached the VMM; the queue is there to destroy.
+ */
+Test(crash, fault_queue_calls_cut_off_by_a_crash_resume)
+{
+	int memfd = test_memfd(1 << 20);
+	struct ioasid_page_request rec;
+	struct ioasid_fault_queue_info fi;
+	struct fault_call c = { .r = 0 };
+	struct held h;
+	uint32_t fq;
+	int efd;
+
+	setenv("IOASID_RECONNECT", "30", 1);
+	start();
+	c.ctx = vmm("vm1", memfd, &h);
+	c.ioas = h.ioas;
+	cut_off(&c, alloc_queue);
+	cr_assert_eq(c.r, -ECONNRESET, "the allocation returned %d (%s)", c.r,
+		     c.why);
+	cr_assert(strstr(c.why, "eventfd was lost"), "%s", c.why);
+	cr_assert_eq(c.fq, 0, "out-parameters untouched on error");
+	{
+		uint32_t nr = 1;
+
+		cr_assert_eq(ioasid_fault_queue_list(c.ctx, &fi, &nr), 0);
+		cr_assert_eq(nr, 1, "the queue was made");
+		cr_assert_eq(fi.target_id, h.ioas);
+		c.fq = fi.fault_id;
+	}
+	{
+		char named[64];
+
+		snprintf(named, sizeof(named), "fault queue %u was made",
+			 c.fq);
+		cr_assert(strstr(c.why, named), "%s", c.why);
+	}
+	cr_assert_eq(ioasid_device_detach(c.ctx, h.dev), 0);
+	cr_assert_eq(ioasid_fault_queue_destroy(c.ctx, c.fq), 0);
+	cr_assert_eq(ioasid_device_attach(c.ctx, h.dev, h.ioas, 0), 0);
+	cr_assert_eq(ioasid_fault_queue_alloc(c.ctx, h.ioas, 0, 0, 0, &fq,
+					      &efd), 0, "%s",
+		     ioasid_last_error(c.ctx));
+	cr_assert_eq(dma_to(c.ctx, &h, 16ull << 20), -EINPROGRESS);
+	rec = read_one(c.ctx, fq, efd);
+	c.fq = fq;
+	c.cookie = rec.cookie;
+	cut_off(&c, answer);
+	cr_assert_eq(c.r, 0, "the answer resumed as given: %s", c.why);
+	cr_assert_eq(dma_to(c.ctx, &h, 16ull << 20), -EFAULT, "the device "
+		     "sees the answer");
+	cr_assert_eq(ioasid_fault_queue_info(c.ctx, fq, &fi), 0);
+	cr_assert_eq(fi.responses, 1, "answered once");
+	unsetenv("IOASID_RECONNECT");
+	ioasid_unref(c.ctx);
+	close(efd);
 	close(memfd);
 }
 

@@ -225,6 +225,30 @@ int core_replay_dirty(struct session *session,
  * ioasidd journals them, so a crash keeps every bit (journal.c).  NULL
  * stops it.
  */
+/*
+ * A fault queue's requests and records in ioasidd's journal, on a
+ * backend whose queues live in this process (the simulator's; a kernel
+ * backend's are the kernel's and never given): @emit(@arg, the queue's
+ * id, its state, its length) for each queue of @session whose requests,
+ * records or counters changed since it was last given, the state as a
+ * state image's FAULT_QUEUE_ALLOC carries it (iopf.c, struct
+ * carried_queue; not bounded by an op's size here).  0, or what @emit
+ * returned.
+ */
+typedef int (*core_fault_state_fn)(void *arg, uint32_t fault_id,
+				   const void *state, uint32_t len);
+int core_fault_queues_changed(struct session *session,
+			      core_fault_state_fn emit, void *arg);
+/*
+ * Put such a state back into @session's fault queue @fault_id (made by
+ * its FAULT_QUEUE_ALLOC, replayed): every request and record checked as
+ * an import checks them before any replaces the queue's.  0, or -errno
+ * with the reason in @why (-ENOENT no such queue, -EBADMSG a bad state);
+ * nothing changed on error.
+ */
+int core_replay_fault_state(struct session *session, uint32_t fault_id,
+			    const void *state, uint32_t len,
+			    struct ioasid_op *why);
 typedef void (*core_dirtied_fn)(void *arg, struct session *owner,
 				const struct core_dirty_bits *pages);
 void core_set_dirtied(struct core *core, core_dirtied_fn fn, void *arg);

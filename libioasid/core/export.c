@@ -1090,6 +1090,19 @@ int core_replay_dirty(struct session *s, const struct core_dirty_bits *d,
 	return r;
 }
 
+int core_fault_queues_changed(struct session *s, core_fault_state_fn fn,
+			      void *arg)
+{
+	return iopf_journal_changed(s, fn, arg);
+}
+
+int core_replay_fault_state(struct session *s, uint32_t fault_id,
+			    const void *state, uint32_t len,
+			    struct ioasid_op *why)
+{
+	return iopf_journal_replay(s, fault_id, state, len, why);
+}
+
 int core_ioas_next_file_id(struct session *s, uint32_t ioas_id,
 			   uint32_t *next)
 {

@@ -74,6 +74,8 @@ struct fault_queue {
 	uint32_t nr_reqs;
 	uint32_t next_cookie;
 	uint64_t requests, responses, lost, lost_unreported, timeouts;
+	/* each change of the above (core_fault_queues_changed()) */
+	uint64_t gen, journaled_gen;
 	struct be_fault *be;		/* kernel backends: the kernel's queue */
 	struct core *core;
 	struct fault_queue *next;	/* in core->fault_queues */
@@ -130,6 +132,7 @@ static void drain_signal(struct fault_queue *fq)
 static void req_remove(struct fault_queue *fq, struct page_req *r)
 {
 	*r = fq->reqs[--fq->nr_reqs];
+	fq->gen++;
 }
 
 /* Time out what waited too long, drop answers nobody came for. */
@@ -145,6 +148,7 @@ static void reap(struct fault_queue *fq, uint64_t now)
 			continue;
 		}
 		if (r->state == REQ_PENDING) {
+			fq->gen++;
 			r->state = REQ_TIMEDOUT;
 			r->deadline_ns = now + fq->timeout_ms * 1000000ULL;
 			fq->timeouts++;
@@ -190,6 +194,7 @@ static struct page_req *queue_request(struct fault_queue *fq,
 {
 	struct page_req *r;
 
+	fq->gen++;
 	if (fq->nr_reqs == fq->depth || fq->len == fq->depth) {
 		fq->lost++;
 		if (!fq->lost_unreported++)
@@ -589,6 +594,8 @@ int iopf_read(struct session *s, struct ioas *unused, struct ioasid_op *op)
 	}
 	pthread_mutex_lock(&fq->lock);
 	reap(fq, core_now_ns());
+	if (fq->lost_unreported || fq->len)
+		fq->gen++;
 	if (fq->lost_unreported) {
 		out[n++] = (struct ioasid_page_request){
 			.size = sizeof(*out),
@@ -657,6 +664,7 @@ int iopf_respond(struct session *s, struct ioas *unused, struct ioasid_op *op)
 		ev.iova = r->addr;
 		ev.arg = op->flags;
 		fq->responses++;
+		fq->gen++;
 		if (op->flags == IOASID_PAGE_RESPONSE_SUCCESS && !r->waiters) {
 			req_remove(fq, r);	/* the device just retries */
 		} else {
@@ -1065,6 +1073,21 @@ static int carried_eventfd(int fd, struct ioasid_op *op)
 	return fd;
 }
 
+/*
+ * Restored records name @fq; its eventfd says they wait (or that the
+ * requests lost are not reported yet), as its predecessor's did.
+ */
+static void carried_in(struct fault_queue *fq)
+{
+	for (uint32_t i = 0; i < fq->len; i++) {
+		fq->ring[i].fault_id = fq->id;
+		fq->ring[i].target_id = target_id(fq);
+	}
+	drain_signal(fq);	/* what the predecessor signalled: again */
+	if (fq->len || fq->lost_unreported)
+		signal_records(fq);
+}
+
 /* A replayed FAULT_QUEUE_ALLOC with the image's eventfd and state. */
 static int iopf_alloc_carried(struct session *s, struct ioas *ioas,
 			      struct nested *nested, struct ioasid_op *op)
@@ -1090,14 +1113,100 @@ static int iopf_alloc_carried(struct session *s, struct ioas *ioas,
 		return r;
 	}
 	queue_link(s, ioas, nested, fq);
-	for (uint32_t i = 0; i < fq->len; i++) {
-		fq->ring[i].fault_id = fq->id;
-		fq->ring[i].target_id = target_id(fq);
-	}
-	drain_signal(fq);	/* what the predecessor signalled: again */
-	if (fq->len || fq->lost_unreported)
-		signal_records(fq);
+	carried_in(fq);
 	op->out_id = fq->id;
 	op->out_fd = -1;	/* the VMM's descriptors are the image's */
 	return 0;
+}
+
+/* ---- a queue in ioasidd's journal (core.h: core_fault_queues_changed) -- */
+
+int iopf_journal_changed(struct session *s, core_fault_state_fn emit,
+			 void *arg)
+{
+	int r = 0;
+
+	/* ops are serialised: no queue now, none made under our feet */
+	if (!__atomic_load_n(&s->core->fault_queues, __ATOMIC_RELAXED))
+		return 0;
+	pthread_mutex_lock(&s->core->lock);
+	for (struct fault_queue *fq = s->core->fault_queues; fq && r == 0;
+	     fq = fq->next) {
+		void *state = NULL;
+		uint32_t len = 0;
+
+		if (fq->owner != s || fq->be ||
+		    __atomic_load_n(&fq->gen, __ATOMIC_RELAXED) ==
+		    fq->journaled_gen)
+			continue;
+		pthread_mutex_lock(&fq->lock);
+		r = carry_queue(fq, &state, &len);
+		fq->journaled_gen = fq->gen;
+		pthread_mutex_unlock(&fq->lock);
+		if (r == -E2BIG)	/* too big for an op's DATA only */
+			r = 0;
+		if (r == 0)
+			r = emit(arg, fq->id, state, len);
+		free(state);
+	}
+	pthread_mutex_unlock(&s->core->lock);
+	return r;
+}
+
+/* @from's requests, records and counters become @fq's (both locked). */
+static void take_state(struct fault_queue *fq, struct fault_queue *from)
+{
+	struct ioasid_page_request *ring = fq->ring;
+	struct page_req *reqs = fq->reqs;
+
+	fq->ring = from->ring;
+	fq->reqs = from->reqs;
+	from->ring = ring;
+	from->reqs = reqs;
+	fq->head = 0;
+	fq->len = from->len;
+	fq->nr_reqs = from->nr_reqs;
+	fq->next_cookie = from->next_cookie;
+	fq->requests = from->requests;
+	fq->responses = from->responses;
+	fq->lost = from->lost;
+	fq->lost_unreported = from->lost_unreported;
+	fq->timeouts = from->timeouts;
+}
+
+int iopf_journal_replay(struct session *s, uint32_t fault_id,
+			const void *state, uint32_t len, struct ioasid_op *why)
+{
+	struct fault_queue *fq, *tmp = NULL;
+	int r;
+
+	pthread_mutex_lock(&s->core->lock);
+	fq = find_queue(s, fault_id);
+	if (!fq || fq->be) {
+		r = op_fail(why, ENOENT, "no fault queue %u of this "
+			    "simulated backend's session", fault_id);
+		goto out;
+	}
+	ioasid_op_init(why, IOASID_CMD_FAULT_QUEUE_ALLOC);
+	why->mode = fq->depth;
+	why->length = fq->timeout_ms;
+	why->in = state;
+	why->in_len = len;
+	tmp = queue_new(why);
+	r = tmp ? restore_queue(s, tmp, why) :
+		  op_fail(why, ENOMEM, "out of memory");
+	if (r == 0 && !len)
+		r = bad_state(why, "empty");
+	if (r == 0) {
+		pthread_mutex_lock(&fq->lock);
+		take_state(fq, tmp);
+		carried_in(fq);
+		fq->journaled_gen = ++fq->gen;
+		pthread_mutex_unlock(&fq->lock);
+	}
+	if (tmp)
+		queue_discard(tmp);
+out:
+	pthread_mutex_unlock(&s->core->lock);
+	return r;
 }

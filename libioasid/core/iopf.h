@@ -60,6 +60,11 @@ typedef int (*iopf_emit_fn)(void *arg, struct ioasid_op *op,
 			    uint32_t expect_id);
 int iopf_export(struct session *s, iopf_emit_fn emit, void *arg,
 		struct ioasid_op *why);
+/* core_fault_queues_changed(), core_replay_fault_state() (core.h) */
+int iopf_journal_changed(struct session *s, core_fault_state_fn emit,
+			 void *arg);
+int iopf_journal_replay(struct session *s, uint32_t fault_id,
+			const void *state, uint32_t len, struct ioasid_op *why);
 /* Free @s's fault queues (before its IOASes and nested tables go). */
 void iopf_release_session(struct core *core, struct session *s);
 

@@ -149,12 +149,10 @@ bool proto_cmd_changes_state(uint32_t cmd)
 	case IOASID_CMD_DEVICE_DMA_PASID:
 	case IOASID_CMD_SIM_HOTPLUG:
 	case IOASID_CMD_DIRTY_READ:
-	/* fault queues: the devices' runtime state, not kept (a restart
-	 * loses them: ioasid_fault_queue_alloc(3)) */
-	case IOASID_CMD_FAULT_QUEUE_ALLOC:
-	case IOASID_CMD_FAULT_QUEUE_DESTROY:
+	/* a fault queue's records: a read that a crash cut off is read
+	 * again (ioasidd's journal keeps them unread); allocating a queue,
+	 * destroying it and answering its requests are changes */
 	case IOASID_CMD_FAULT_QUEUE_READ:
-	case IOASID_CMD_FAULT_RESPOND:
 	case IOASID_CMD_FAULT_QUEUE_INFO:
 	case IOASID_CMD_FAULT_QUEUE_LIST:
 		return false;

@@ -1563,6 +1563,14 @@ static int resume(struct remote *r, struct ioasid_op *op)
 					       "mapped, but its IOVAs were lost "
 					       "with the connection: look "
 					       "them up");
+			if (op->cmd == IOASID_CMD_FAULT_QUEUE_ALLOC) {
+				op->out_id = res.last_out_id;
+				return op_fail(op, ECONNRESET, "fault queue %u "
+					       "was made, but its eventfd was "
+					       "lost with the connection: "
+					       "destroy it and allocate it "
+					       "again", res.last_out_id);
+			}
 			/* ioasidd recorded the ids, not the buffer's bytes */
 			if (op->out && op->out_cap)
 				return op_fail(op, ECONNRESET, "%s took effect, "
