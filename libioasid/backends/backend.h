@@ -82,7 +82,9 @@ struct be_replay {
  * kernel IOAS; DOMAIN id[0] the HWPT; DEVICE id[0] its dev_id, fd[0] its
  * VFIO cdev (mock devices: id[1] selftest object, id[2] park HWPT, id[3]
  * park IOAS, fd[0] its DMA access); NESTED id[0] the nested HWPT;
- * VIOMMU id[0] the vIOMMU; VDEVICE id[0] the vDEVICE.  vfio-type1: IOAS
+ * VIOMMU id[0] the vIOMMU; VDEVICE id[0] the vDEVICE; FAULT id[0] the
+ * FAULT object of a fault queue (its fd travels as the queue's op's
+ * descriptor).  vfio-type1: IOAS
  * fd[0] the container; DEVICE fd[0] its group (no TENANT or DOMAIN
  * records).  Unused ids are 0, fds -1.  A backend that says -EINVAL for a
  * kind cannot hand such objects over (core/export.c refuses them).
@@ -95,7 +97,8 @@ enum be_kobj_kind {
 	BE_KOBJ_NESTED,		/* be_nested */
 	BE_KOBJ_VIOMMU,		/* be_viommu */
 	BE_KOBJ_VDEVICE,	/* be_vdevice */
-	BE_KOBJ_LAST = BE_KOBJ_VDEVICE,
+	BE_KOBJ_FAULT,		/* be_fault */
+	BE_KOBJ_LAST = BE_KOBJ_FAULT,
 };
 
 struct be_kobj {
@@ -371,6 +374,18 @@ struct backend_ops {
 	int (*fault_alloc)(struct be_ioas *ioas, struct be_nested *nested,
 			   struct be_fault **fault, int *fd, char *why,
 			   size_t whylen);
+	/*
+	 * Optional (kernel backends that hand their queues over): in a
+	 * successor's replay, take over the predecessor's queue of @ioas
+	 * (or @nested) that ->adopt announced (BE_KOBJ_FAULT): @carried_fd
+	 * is its fd from the state image (the caller's, not kept), checked
+	 * to be one; *@fd a descriptor of it for the core.  The target's
+	 * HWPTs that carry it keep it; any that does not is replaced by
+	 * one that does.  On failure nothing is kept, with why in @why.
+	 */
+	int (*fault_adopt)(struct be_ioas *ioas, struct be_nested *nested,
+			   int carried_fd, struct be_fault **fault, int *fd,
+			   char *why, size_t whylen);
 	int (*fault_unhook)(struct be_fault *fault, char *why, size_t whylen);
 	void (*fault_free)(struct be_fault *fault);
 	int (*fault_read)(struct be_fault *fault,

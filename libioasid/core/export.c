@@ -68,7 +68,8 @@ static const struct ioasid_kobj *kobj_of(struct export *x, const void *obj,
 		       (int)BE_KOBJ_DEVICE == (int)IOASID_KOBJ_DEVICE &&
 		       (int)BE_KOBJ_NESTED == (int)IOASID_KOBJ_NESTED &&
 		       (int)BE_KOBJ_VIOMMU == (int)IOASID_KOBJ_VIOMMU &&
-		       (int)BE_KOBJ_VDEVICE == (int)IOASID_KOBJ_VDEVICE,
+		       (int)BE_KOBJ_VDEVICE == (int)IOASID_KOBJ_VDEVICE &&
+		       (int)BE_KOBJ_FAULT == (int)IOASID_KOBJ_FAULT,
 		       "kobj kinds");
 	memcpy(&x->kobj, &k, sizeof(k));
 	return &x->kobj;
@@ -838,12 +839,14 @@ static int export_vms(struct export *x)
 }
 
 static int emit_fault_queue(void *arg, struct ioasid_op *op,
-			    uint32_t expect_id)
+			    uint32_t expect_id, const struct ioasid_kobj *k)
 {
 	struct export *x = arg;
 
 	x->op = *op;
-	return emit(x, expect_id);
+	if (k)
+		x->kobj = *k;
+	return emit_k(x, expect_id, k ? &x->kobj : NULL);
 }
 
 /* After the VMs: a queue's carried requests name bound devices. */

@@ -744,6 +744,14 @@ int iopf_list(struct session *s, struct ioas *unused, struct ioasid_op *op)
  * (it was the predecessor's thread); the device sees the answer at its
  * next DMA at that page, as for any other.  Only a replay (s->core->
  * replaying) may hand a queue a descriptor or a state.
+ *
+ * A kernel backend's queue (iommufd) keeps its requests in the kernel:
+ * the op's descriptor is the kernel's fault fd (the same open file, so
+ * the requests not read yet and the cookies of those read stay valid,
+ * and the VMM's descriptors of it too), a KOBJ record before the op
+ * names the FAULT object, and DATA carries the counters and no request
+ * (one is refused).  The successor's backend adopts the object
+ * (->fault_adopt), checking the fd and the id with the kernel.
  */
 #define CARRIED_VERSION		1
 #define CARRIED_HAS_PASID	0x1
@@ -866,12 +874,21 @@ static int export_queue(struct fault_queue *fq, iopf_emit_fn emit,
 	uint32_t len = 0;
 	int r;
 
-	if (fq->be)
-		return op_fail(why, EOPNOTSUPP, "fault queue %u is the "
-			       "kernel's: the state image does not carry a "
-			       "kernel backend's fault queues yet (destroy "
-			       "it, export, and allocate it again after the "
-			       "import)", fq->id);
+	const struct backend_ops *ops = core_ops(fq->core);
+	struct ioasid_kobj k;
+	struct be_kobj bk;
+
+	if (fq->be) {
+		if (!ops->kobj || !ops->fault_adopt ||
+		    ops->kobj(fq->be, BE_KOBJ_FAULT, &bk) < 0)
+			return op_fail(why, EOPNOTSUPP, "fault queue %u is the "
+				       "kernel's: the %s backend cannot hand "
+				       "it over (destroy it, export, and "
+				       "allocate it again after the import)",
+				       fq->id, ops->name);
+		_Static_assert(sizeof(bk) == sizeof(k), "be_kobj layout");
+		memcpy(&k, &bk, sizeof(k));
+	}
 	pthread_mutex_lock(&fq->lock);
 	r = carry_queue(fq, &state, &len);
 	pthread_mutex_unlock(&fq->lock);
@@ -890,7 +907,7 @@ static int export_queue(struct fault_queue *fq, iopf_emit_fn emit,
 		op.fd = fq->efd;
 		op.in = state;
 		op.in_len = len;
-		r = emit(arg, &op, fq->id);
+		r = emit(arg, &op, fq->id, fq->be ? &k : NULL);
 	}
 	free(state);
 	return r;
@@ -1088,6 +1105,53 @@ static void carried_in(struct fault_queue *fq)
 		signal_records(fq);
 }
 
+/*
+ * A replayed FAULT_QUEUE_ALLOC of a kernel backend: the predecessor's
+ * FAULT object and its fd (FD_INDEX), adopted; DATA its counters.
+ */
+static int adopt_kernel_queue(struct session *s, struct ioas *ioas,
+			      struct nested *nested, struct ioasid_op *op)
+{
+	const struct backend_ops *ops = core_ops(s->core);
+	char why[IOASID_ERRMSG_MAX] = "";
+	uint32_t target = nested ? nested->id : ioas->id;
+	struct fault_queue *fq;
+	int r;
+
+	if (!ops->fault_adopt)
+		return op_fail(op, EOPNOTSUPP, "the %s backend's fault queues "
+			       "are the kernel's: it cannot take one over",
+			       ops->name);
+	if (op->fd < 0)
+		return op_fail(op, EINVAL, "the kernel's fault queue on %u "
+			       "comes without its fault fd", target);
+	fq = queue_new(op);
+	if (!fq)
+		return op_fail(op, ENOMEM, "out of memory");
+	r = restore_queue(s, fq, op);
+	if (r == 0 && (fq->nr_reqs || fq->len))
+		r = bad_state(op, "%u requests and %u records: a kernel "
+			      "queue's are the kernel's, the image carries "
+			      "none", fq->nr_reqs, fq->len);
+	if (r < 0) {
+		queue_discard(fq);
+		return r;
+	}
+	r = ops->fault_adopt(nested ? nested->parent->be : ioas->be,
+			     nested ? nested->be : NULL, op->fd, &fq->be,
+			     &fq->efd, why, sizeof(why));
+	if (r < 0) {
+		queue_discard(fq);
+		return op_fail(op, -r, "cannot take the kernel's fault queue "
+			       "on %s %u over: %s", nested ? "nested table" :
+			       "IOAS", target, why[0] ? why : strerror(-r));
+	}
+	queue_link(s, ioas, nested, fq);
+	op->out_id = fq->id;
+	op->out_fd = -1;	/* the VMM's descriptors are the image's */
+	return 0;
+}
+
 /* A replayed FAULT_QUEUE_ALLOC with the image's eventfd and state. */
 static int iopf_alloc_carried(struct session *s, struct ioas *ioas,
 			      struct nested *nested, struct ioasid_op *op)
@@ -1099,9 +1163,7 @@ static int iopf_alloc_carried(struct session *s, struct ioas *ioas,
 		return op_fail(op, EINVAL, "a fault queue's descriptor and "
 			       "state come from a state image only");
 	if (core_ops(s->core)->fault_alloc)
-		return op_fail(op, EOPNOTSUPP, "the %s backend's fault queues "
-			       "are the kernel's: an image cannot carry "
-			       "them", core_ops(s->core)->name);
+		return adopt_kernel_queue(s, ioas, nested, op);
 	fq = queue_new(op);
 	if (!fq)
 		return op_fail(op, ENOMEM, "out of memory");

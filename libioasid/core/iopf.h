@@ -53,11 +53,14 @@ uint32_t iopf_id_holders(const struct core *core, uint32_t id);
  * each as the FAULT_QUEUE_ALLOC op that makes it again, given to @emit
  * with its id; the op carries the queue's eventfd (FD) and its requests
  * and unread records (DATA), which only a replay takes.  A kernel
- * backend's queue is refused (-EOPNOTSUPP), so is a state bigger than
- * one op carries (-E2BIG).  Reason in @why.
+ * backend's queue comes with its kernel object (@k, a KOBJ record
+ * before the op; the op's descriptor is the kernel's fault fd, its DATA
+ * the counters only: the requests are the kernel's); a backend whose
+ * ->kobj cannot name it is refused (-EOPNOTSUPP), so is a state bigger
+ * than one op carries (-E2BIG).  Reason in @why.
  */
 typedef int (*iopf_emit_fn)(void *arg, struct ioasid_op *op,
-			    uint32_t expect_id);
+			    uint32_t expect_id, const struct ioasid_kobj *k);
 int iopf_export(struct session *s, iopf_emit_fn emit, void *arg,
 		struct ioasid_op *why);
 /* core_fault_queues_changed(), core_replay_fault_state() (core.h) */

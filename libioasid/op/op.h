@@ -98,6 +98,7 @@ enum ioasid_kobj_kind {
 	IOASID_KOBJ_NESTED,		/* a nested HWPT */
 	IOASID_KOBJ_VIOMMU,
 	IOASID_KOBJ_VDEVICE,
+	IOASID_KOBJ_FAULT,		/* a fault queue's FAULT object */
 };
 
 struct ioasid_kobj {

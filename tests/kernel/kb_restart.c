@@ -462,6 +462,7 @@ static void predecessor(int scenario, int pipe_w, const char *self)
 }
 
 static void nest_predecessor(int pipe_w, const char *self);
+static void fault_predecessor(int pipe_w, const char *self);
 
 /* Fork, let the child run @scenario across its exec, print its lines. */
 static void run_scenario(int scenario, const char *self)
@@ -482,6 +483,8 @@ static void run_scenario(int scenario, const char *self)
 		close(fds[0]);
 		if (scenario == 3)
 			nest_predecessor(fds[1], self);
+		else if (scenario == 4)
+			fault_predecessor(fds[1], self);
 		else
 			predecessor(scenario, fds[1], self);
 		_exit(1);
@@ -777,6 +780,248 @@ static void nest_predecessor(int pipe_w, const char *self)
 	_exit(1);
 }
 
+/* ---- a fault queue across exec ------------------------------------------ */
+
+#define FQ_PAGE	(IOVA + 2 * KB_PAGE)	/* not mapped at the export */
+#define FQ_PAGE2	(IOVA + 5 * KB_PAGE)	/* a request after the import */
+
+/* What the fault queue scenario's first image tells its successor. */
+struct fault_handover {
+	int image, pipe, mem, fd;	/* fd: the VMM's own fault fd */
+	uint32_t dev, ioas, fq, k_hwpt;
+};
+
+static bool readable(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+/* A page request at @iova: read (one, ours), page mapped, answered. */
+static void fault_round_trip(struct ioasid_ctx *ctx, uint32_t dev,
+			     uint32_t ioas, uint32_t fq, int mem, uint64_t iova,
+			     const char *when)
+{
+	struct ioasid_page_request q[4];
+	uint64_t at = iova;
+	uint8_t out[256];
+	uint32_t nr = 4;
+	int r;
+
+	r = ioasid_fault_queue_read(ctx, fq, q, &nr);
+	report(r == 0 && nr == 1 && q[0].dev_id == dev && q[0].addr == iova &&
+	       (q[0].perm & IOASID_MAP_WRITE) && q[0].fault_id == fq,
+	       "%s: ioasid_fault_queue_read gives the page request (nr %u, "
+	       "dev %u, addr 0x%llx, cookie %u, %s)", when, nr, q[0].dev_id,
+	       (unsigned long long)q[0].addr, q[0].cookie, kb_err(ctx));
+	if (r < 0 || nr != 1)
+		return;
+	r = ioasid_map_file(ctx, ioas, mem, iova - IOVA, KB_PAGE,
+			    IOASID_MAP_READ | IOASID_MAP_WRITE |
+			    IOASID_MAP_FIXED_IOVA, &at);
+	r = r ? r : ioasid_fault_respond(ctx, fq, q[0].cookie,
+					 IOASID_PAGE_RESPONSE_SUCCESS);
+	report(r == 0, "%s: the page mapped, the kernel's cookie %u answered "
+	       "(%s)", when, q[0].cookie, kb_err(ctx));
+	kb_pattern(out, sizeof(out), (uint8_t)(iova >> 12));
+	r = dma(ctx, dev, iova + 0x80, out, sizeof(out), true);
+	report(r == 0 && kb_file_equals(mem, iova - IOVA + 0x80, out,
+					sizeof(out)),
+	       "%s: the device's retried DMA lands in the page (%d, %s)",
+	       when, r, kb_err(ctx));
+}
+
+static int fault_successor(const struct fault_handover *h)
+{
+	struct ioasid_fault_queue_info info;
+	struct ioasid_ctx *ctx = NULL;
+	uint8_t out[64];
+	int r;
+
+	report_fd = h->pipe;
+	r = ioasid_ctx_import(h->image, &ctx);
+	report(r == 0, "fault queue: the successor imports the context (%s)",
+	       r ? ioasid_last_error(NULL) : "ok");
+	close(h->image);
+	if (r < 0)
+		return 1;
+	report(kb_be_domain(ctx, h->dev) &&
+	       iommufd_test_hwpt_id(kb_be_domain(ctx, h->dev)) == h->k_hwpt &&
+	       !file_contains(SUCC_LOG, "made again"),
+	       "the same HWPT %u, adopted with its fault id (no replace, "
+	       "nothing made again)", h->k_hwpt);
+	r = ioasid_fault_queue_info(ctx, h->fq, &info);
+	report(r == 0 && info.requests == 1 && info.responses == 0 &&
+	       info.outstanding == 1, "fault queue %u is there, its counters "
+	       "carried: %llu request(s), %llu response(s), %u outstanding "
+	       "(%s)", h->fq, (unsigned long long)info.requests,
+	       (unsigned long long)info.responses, info.outstanding,
+	       kb_err(ctx));
+	report(readable(h->fd, 5000), "the fault fd the VMM kept across the "
+	       "exec polls readable: the request raised before it waits");
+	fault_round_trip(ctx, h->dev, h->ioas, h->fq, h->mem, FQ_PAGE,
+			 "after the exec");
+	kb_pattern(out, sizeof(out), 9);
+	r = dma(ctx, h->dev, FQ_PAGE2, out, sizeof(out), true);
+	report(r == -EINPROGRESS && readable(h->fd, 5000), "a DMA to another "
+	       "unmapped page raises a page request on the adopted HWPT (%d, "
+	       "%s)", r, kb_err(ctx));
+	if (r == -EINPROGRESS)
+		fault_round_trip(ctx, h->dev, h->ioas, h->fq, h->mem,
+				 FQ_PAGE2, "a request after the exec");
+	r = ioasid_device_detach(ctx, h->dev);
+	r = r ? r : ioasid_fault_queue_destroy(ctx, h->fq);
+	report(r == 0, "detached, the fault queue destroyed (%s)",
+	       kb_err(ctx));
+	close(h->fd);
+	ioasid_unref(ctx);
+	return 0;
+}
+
+static void fault_predecessor(int pipe_w, const char *self)
+{
+	struct fault_handover h = { .pipe = pipe_w, .fd = -1 };
+	struct ioasid_ctx *ctx;
+	uint64_t iova = IOVA, done = 0;
+	char a[9][24], *argv[12];
+	uint8_t out[64];
+	int r;
+
+	report_fd = pipe_w;
+	h.mem = kb_memfd(LEN, 0);
+	r = kb_mock_ctx(&ctx);
+	if (r == 0)
+		r = ioasid_device_bind(ctx, "mock0", -1, &h.dev);
+	if (r == 0)
+		r = ioasid_ioas_alloc(ctx, 0, &h.ioas);
+	if (r == 0)
+		r = ioasid_map_file(ctx, h.ioas, h.mem, 0, KB_PAGE,
+				    IOASID_MAP_READ | IOASID_MAP_WRITE |
+				    IOASID_MAP_FIXED_IOVA, &iova);
+	if (r == 0)
+		r = ioasid_fault_queue_alloc(ctx, h.ioas, 0, 0, 0, &h.fq,
+					     &h.fd);
+	if (r == 0)
+		r = ioasid_device_attach(ctx, h.dev, h.ioas, 0);
+	kb_pattern(out, sizeof(out), 8);
+	if (r == 0) {
+		r = ioasid_device_dma(ctx, h.dev, FQ_PAGE, out, sizeof(out),
+				      IOASID_DMA_WRITE, &done);
+		r = r == -EINPROGRESS && readable(h.fd, 5000) ? 0 :
+		    r ? r : -EIO;
+	}
+	report(r == 0, "fault queue: mock0 attached to an IOAS with a fault "
+	       "queue, a DMA to an unmapped page raised a page request, not "
+	       "read (%s)", kb_err(ctx));
+	if (r == 0)
+		r = ioasid_ctx_export(ctx, &h.image);
+	report(r == 0, "fault queue: the context exported with its kernel "
+	       "fault queue (%s)", kb_err(ctx));
+	if (r < 0)
+		_exit(1);
+	h.k_hwpt = iommufd_test_hwpt_id(kb_be_domain(ctx, h.dev));
+	r = open(SUCC_LOG, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (r >= 0) {
+		dup2(r, 2);
+		close(r);
+	}
+	setenv("IOASID_LOG", "warning", 1);
+	fcntl(h.mem, F_SETFD, 0);
+	fcntl(h.fd, F_SETFD, 0);
+	{
+		const uint32_t v[] = {
+			(uint32_t)h.image, (uint32_t)h.pipe, (uint32_t)h.mem,
+			(uint32_t)h.fd, h.dev, h.ioas, h.fq, h.k_hwpt,
+		};
+
+		for (int i = 0; i < 8; i++)
+			snprintf(a[i], sizeof(a[i]), "%u", v[i]);
+	}
+	argv[0] = (char *)self;
+	argv[1] = (char *)"--fault-successor";
+	for (int i = 0; i < 8; i++)
+		argv[2 + i] = a[i];
+	argv[10] = NULL;
+	/* exec without releasing ctx: the FAULT object and its fd go on */
+	execv("/proc/self/exe", argv);
+	report(0, "exec of the successor: %s", strerror(errno));
+	_exit(1);
+}
+
+/*
+ * An image whose fault queue's descriptor is not a fault fd: an eventfd
+ * in its place (the same anonymous inode, so the image's own check of
+ * the descriptor passes).  The import is refused, naming it, nothing is
+ * built, and the exporter's queue still works.
+ */
+static void suite_fault_fd_hostile(void)
+{
+	struct ioasid_ctx *ctx, *ctx2 = NULL;
+	struct ioasid_page_request q[2];
+	uint32_t dev = 0, ioas = 0, fq = 0, nr = 2;
+	uint64_t iova = IOVA, done = 0;
+	int m = kb_memfd(LEN, 0), img = -1, fd = -1, victim = -1, efd, r;
+	uint8_t out[64];
+
+	r = kb_mock_ctx(&ctx);
+	if (r == 0)
+		r = ioasid_device_bind(ctx, "mock0", -1, &dev);
+	if (r == 0)
+		r = ioasid_ioas_alloc(ctx, 0, &ioas);
+	if (r == 0)
+		r = ioasid_map_file(ctx, ioas, m, 0, KB_PAGE, IOASID_MAP_READ |
+				    IOASID_MAP_FIXED_IOVA, &iova);
+	if (r == 0)
+		r = ioasid_fault_queue_alloc(ctx, ioas, 0, 0, 0, &fq, &fd);
+	if (r == 0)
+		r = ioasid_device_attach(ctx, dev, ioas, 0);
+	if (r == 0)
+		r = ioasid_ctx_export(ctx, &img);
+	if (!tap_ok(r == 0, "an exported context with a kernel fault queue "
+		    "(%s)", kb_err(ctx)))
+		goto out;
+	/* the image's copy of the fault fd: the inheritable one */
+	for (int i = 3; i < 1024; i++) {
+		char path[32], link[64];
+		int fl = fcntl(i, F_GETFD);
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", i);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (fl < 0 || (fl & FD_CLOEXEC) || n <= 0)
+			continue;
+		link[n] = 0;
+		if (!strcmp(link, "anon_inode:[iommufd-pgfault]"))
+			victim = i;
+	}
+	efd = eventfd(0, 0);
+	r = victim >= 0 && efd >= 0 && dup2(efd, victim) == victim ? 0 : -1;
+	if (efd >= 0)
+		close(efd);
+	r = r == 0 ? ioasid_ctx_import(img, &ctx2) : -EBADF;
+	tap_ok(r < 0 && !ctx2 && strstr(ioasid_last_error(NULL),
+					"not a fault fd"),
+	       "an image whose fault fd is an eventfd: refused, nothing built "
+	       "(%d, %s)", r, ioasid_last_error(NULL));
+	kb_pattern(out, sizeof(out), 3);
+	r = ioasid_device_dma(ctx, dev, IOVA + 3 * KB_PAGE, out, sizeof(out),
+			      IOASID_DMA_WRITE, &done);
+	tap_ok(r == -EINPROGRESS && readable(fd, 5000) &&
+	       ioasid_fault_queue_read(ctx, fq, q, &nr) == 0 && nr == 1 &&
+	       ioasid_fault_respond(ctx, fq, q[0].cookie,
+				    IOASID_PAGE_RESPONSE_INVALID) == 0,
+	       "the exporter's fault queue still raises, reads and answers "
+	       "(%d, %s)", r, kb_err(ctx));
+	ioasid_ctx_export_abandon(img);
+	close(img);
+out:
+	if (fd >= 0)
+		close(fd);
+	ioasid_unref(ctx);
+	close(m);
+}
+
 /* An image that names an iommufd the successor did not inherit. */
 static void suite_missing_fd(void)
 {
@@ -824,7 +1069,13 @@ out:
 	close(m);
 }
 
-/* A live upgrade of ioasidd on iommufd:mock under a client. */
+/* Beyond the client's mapping: its fault queue's page request. */
+#define UPG_FQ_PAGE	(IOVA + LEN + 4 * KB_PAGE)
+
+/*
+ * A live upgrade of ioasidd on iommufd:mock under a client, whose IOAS
+ * has a fault queue with a page request the client reads after it.
+ */
 static void suite_upgrade(void)
 {
 	struct daemon_opts o = { .backend = "iommufd:mock",
@@ -833,8 +1084,8 @@ static void suite_upgrade(void)
 	struct ioasid_ctx *c = NULL;
 	uint64_t iova = IOVA, iova2 = IOVA2;
 	uint8_t out[512], in[512];
-	uint32_t dev = 0, ioas = 0;
-	int m = kb_memfd(LEN, 0), r;
+	uint32_t dev = 0, ioas = 0, fq = 0;
+	int m = kb_memfd(LEN, 0), ffd = -1, r;
 	uint32_t pid = 0;
 
 	if (!getenv("IOASIDD") && access("/usr/sbin/ioasidd", X_OK) == 0)
@@ -868,14 +1119,53 @@ static void suite_upgrade(void)
 	if (!tap_ok(r == 0, "a client's mock device bound, mapped, attached "
 		    "and DMA-ing through ioasidd (%s)", r ? kb_err(c) : "ok"))
 		goto out;
+	/* a fault queue, with a page request raised and not read */
+	r = ioasid_fault_queue_alloc(c, ioas, 0, 0, 0, &fq, &ffd);
+	if (r == 0) {
+		uint64_t done = 0;
+
+		r = ioasid_device_dma(c, dev, UPG_FQ_PAGE, out, 64,
+				      IOASID_DMA_WRITE, &done);
+		r = r == -EINPROGRESS && readable(ffd, 5000) ? 0 :
+		    r ? r : -EIO;
+	}
+	tap_ok(r == 0, "a fault queue on the client's IOAS, a page request "
+	       "raised, not read (%s)", kb_err(c));
 	r = ioasid_daemon_upgrade(c, NULL, &pid);
 	tap_ok(r == 0 && pid > 0, "ioasid_daemon_upgrade on iommufd: "
 	       "process %u serves (%s)", pid, r ? kb_err(c) : "ok");
 	tap_ok(file_contains(d.log, "adopted HWPT") &&
+	       file_contains(d.log, "adopted FAULT") &&
 	       file_contains(d.log, "every kernel object adopted") &&
 	       !file_contains(d.log, "made again"), "the successor adopted "
-	       "the kernel HWPT and made nothing again (its log)");
+	       "the kernel HWPT and FAULT and made nothing again (its log)");
 	daemon_dump_log(&d, stdout);
+	if (ffd >= 0) {
+		struct ioasid_page_request q[2];
+		uint64_t at = UPG_FQ_PAGE;
+		uint32_t nr = 2;
+
+		tap_ok(readable(ffd, 5000), "the client's fault fd polls "
+		       "readable after the upgrade");
+		r = ioasid_fault_queue_read(c, fq, q, &nr);
+		tap_ok(r == 0 && nr == 1 && q[0].dev_id == dev &&
+		       q[0].addr == UPG_FQ_PAGE, "the client reads the page "
+		       "request raised before the upgrade (nr %u, addr 0x%llx, "
+		       "%s)", nr, (unsigned long long)q[0].addr, kb_err(c));
+		r = r || nr != 1 ? -EIO :
+		    ioasid_map_file(c, ioas, m, 0, KB_PAGE, IOASID_MAP_READ |
+				    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
+				    &at);
+		r = r ? r : ioasid_fault_respond(c, fq, q[0].cookie,
+						 IOASID_PAGE_RESPONSE_SUCCESS);
+		kb_pattern(in, 64, 0x73);
+		r = r ? r : dma(c, dev, UPG_FQ_PAGE + 0x40, in, 64, true);
+		tap_ok(r == 0 && kb_file_equals(m, 0x40, in, 64), "mapped, "
+		       "answered with the kernel's cookie: the retried DMA "
+		       "lands (%s)", kb_err(c));
+		r = ioasid_unmap(c, ioas, UPG_FQ_PAGE, KB_PAGE, 0, NULL);
+		tap_ok(r == 0, "the page unmapped again (%s)", kb_err(c));
+	}
 	r = dma(c, dev, IOVA + 0x100, in, sizeof(in), false);
 	tap_ok(r == 0 && !memcmp(in, out, sizeof(in)), "the client's next "
 	       "DMA reads what the device wrote before the upgrade (%s)",
@@ -891,6 +1181,8 @@ static void suite_upgrade(void)
 	tap_ok(r == 0, "the client maps and unmaps after the upgrade (%s)",
 	       kb_err(c));
 out:
+	if (ffd >= 0)
+		close(ffd);
 	if (c)
 		ioasid_unref(c);
 	close(m);
@@ -1565,6 +1857,17 @@ int main(int argc, char **argv)
 		};
 		return nest_successor(&h);
 	}
+	if (argc == 10 && !strcmp(argv[1], "--fault-successor")) {
+		uint32_t v[8];
+
+		for (int i = 0; i < 8; i++)
+			v[i] = (uint32_t)strtoul(argv[2 + i], NULL, 10);
+		return fault_successor(&(struct fault_handover){
+			.image = (int)v[0], .pipe = (int)v[1],
+			.mem = (int)v[2], .fd = (int)v[3], .dev = v[4],
+			.ioas = v[5], .fq = v[6], .k_hwpt = v[7],
+		});
+	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("TAP version 13\n");
 	r = kb_mock_ctx(&probe);
@@ -1579,7 +1882,9 @@ int main(int argc, char **argv)
 	run_scenario(1, argv[0]);
 	run_scenario(2, argv[0]);
 	run_scenario(3, argv[0]);
+	run_scenario(4, argv[0]);
 	suite_missing_fd();
+	suite_fault_fd_hostile();
 	suite_upgrade();
 	suite_crash();
 	suite_daemon_nesting();

@@ -34,13 +34,12 @@
  * counted; nothing is ever unmapped, so the devices' DMA goes on.
  */
 
-static void note_lost(struct be_tenant *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+static void vnote_lost(struct be_tenant *t, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
-static void note_lost(struct be_tenant *t, const char *fmt, ...)
+static void vnote_lost(struct be_tenant *t, const char *fmt, va_list ap)
 {
 	size_t len = strlen(t->lost);
-	va_list ap;
 
 	t->nr_rebuilt++;
 	if (len + 2 >= sizeof(t->lost))
@@ -48,8 +47,27 @@ static void note_lost(struct be_tenant *t, const char *fmt, ...)
 	if (len)
 		t->lost[len++] = ';', t->lost[len++] = ' ';
 	t->lost[len] = 0;
-	va_start(ap, fmt);
 	vsnprintf(t->lost + len, sizeof(t->lost) - len, fmt, ap);
+}
+
+static void note_lost(struct be_tenant *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void note_lost(struct be_tenant *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vnote_lost(t, fmt, ap);
+	va_end(ap);
+}
+
+void iommufd_adopt_lost(struct be_tenant *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vnote_lost(t, fmt, ap);
 	va_end(ap);
 }
 
@@ -63,13 +81,28 @@ int iommufd_kobj(const void *obj, uint32_t kind, struct be_kobj *out)
 	case BE_KOBJ_IOAS:
 		out->id[0] = ((const struct be_ioas *)obj)->id;
 		return 0;
-	case BE_KOBJ_DOMAIN:
-		out->id[0] = ((const struct be_domain *)obj)->hwpt_id;
-		out->id[1] = ((const struct be_domain *)obj)->dirty ?
-			     IOMMUFD_KOBJ_DOMAIN_DIRTY : 0;
+	case BE_KOBJ_DOMAIN: {
+		const struct be_domain *d = obj;
+
+		out->id[0] = d->hwpt_id;
+		out->id[1] = d->dirty ? IOMMUFD_KOBJ_DOMAIN_DIRTY : 0;
+		/* the FAULT object it was allocated with */
+		if (d->fault && iommufd_fault_id(d->ioas)) {
+			out->id[1] |= IOMMUFD_KOBJ_DOMAIN_FAULT;
+			out->id[2] = iommufd_fault_id(d->ioas);
+		}
 		return 0;
-	case BE_KOBJ_NESTED:
-		out->id[0] = ((const struct be_nested *)obj)->hwpt_id;
+	}
+	case BE_KOBJ_NESTED: {
+		const struct be_nested *n = obj;
+
+		out->id[0] = n->hwpt_id;
+		/* the FAULT object its HWPT carries */
+		out->id[1] = n->fault ? iommufd_fault_kobj_id(n->fault) : 0;
+		return 0;
+	}
+	case BE_KOBJ_FAULT:
+		out->id[0] = iommufd_fault_kobj_id(obj);
 		return 0;
 	case BE_KOBJ_VIOMMU:
 		out->id[0] = iommufd_test_viommu_id(obj);
@@ -133,6 +166,12 @@ static bool take_pending(struct be_tenant *t, uint32_t kind,
 	return true;
 }
 
+bool iommufd_adopt_take(struct be_tenant *t, uint32_t kind,
+			struct be_kobj *k)
+{
+	return take_pending(t, kind, k);
+}
+
 /* Does the kernel still have nested HWPT or vIOMMU @id (no entries)? */
 static int check_invalidate(struct be_tenant *t, uint32_t id,
 			    uint32_t data_type)
@@ -160,6 +199,7 @@ bool iommufd_adopt_nested(struct be_tenant *t, struct be_nested *n)
 		return false;
 	}
 	n->hwpt_id = k.id[0];
+	n->adopted_fault = k.id[1];	/* ->fault_adopt checks it */
 	return true;
 }
 
@@ -240,6 +280,8 @@ bool iommufd_adopt_domain(struct be_tenant *t, struct be_domain *d)
 	 * HWPT as it is (turning it on again would clear its bits).
 	 */
 	d->dirty = k.id[1] & IOMMUFD_KOBJ_DOMAIN_DIRTY;
+	/* with a fault queue: its FAULT_QUEUE_ALLOC, later, checks it */
+	d->adopted_fault = k.id[1] & IOMMUFD_KOBJ_DOMAIN_FAULT ? k.id[2] : 0;
 	return true;
 }
 

@@ -431,6 +431,160 @@ uint32_t iommufd_fault_id(const struct be_ioas *ioas)
 	return ioas->fault ? ioas->fault->id : 0;
 }
 
+uint32_t iommufd_fault_kobj_id(const struct be_fault *f)
+{
+	return f->id;
+}
+
+/* ---- a predecessor's queue (ioasid_ctx_import, ioasidd's upgrade) ------- */
+
+/*
+ * The kernel names the fd of every FAULT object "[iommufd-pgfault]"
+ * (anon_inode_getfile()); an eventfd or another anonymous file shares
+ * its inode, so the name is what tells them apart.
+ */
+static int check_fault_fd(int fd, char *why, size_t whylen)
+{
+	static const char want[] = "anon_inode:[iommufd-pgfault]";
+	char path[64], link[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0) {
+		snprintf(why, whylen, "its descriptor %d: %s", fd,
+			 strerror(errno));
+		return -EBADF;
+	}
+	link[n] = 0;
+	if (strcmp(link, want)) {
+		snprintf(why, whylen, "its descriptor %d is %s, not a fault "
+			 "fd (%s)", fd, link, want);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Does the kernel have FAULT @id in this iommufd?  It answers no lookup
+ * of it but the one IOMMU_HWPT_ALLOC makes (ENOENT unless the id is a
+ * FAULT object): a HWPT like one of the target's with it, destroyed
+ * again.  A target without HWPTs is not asked (its first attach is).
+ * Which fd belongs to which FAULT object the kernel does not say.
+ */
+static int check_fault_id(struct be_ioas *ioas, struct be_nested *nested,
+			  uint32_t id, char *why, size_t whylen)
+{
+	struct be_tenant *t = ioas->tenant;
+	struct be_device *dev = NULL;
+	uint32_t hwpt = 0;
+	int r = 0;
+
+	if (nested) {
+		for (dev = t->devices; dev && dev->nested != nested;
+		     dev = dev->next)
+			;
+		if (!dev)
+			dev = iommufd_device_on(t, nested->parent->unit);
+		r = dev ? iommufd_nested_hwpt(nested, dev, id, &hwpt) : 0;
+	} else if (ioas->domains) {
+		r = iommufd_domain_hwpt(ioas->domains, id, &hwpt);
+	}
+	if (r < 0) {
+		snprintf(why, whylen, "FAULT %u: IOMMU_HWPT_ALLOC with it: %s "
+			 "(no such fault object in the session's iommufd?)",
+			 id, strerror(-r));
+		return r;
+	}
+	/* iommufd_destroy() leaves everything alone while adopting */
+	if (hwpt && destroy_quiet(t, hwpt) < 0)
+		dbg(t->be->log, "iommufd: HWPT %u (hand-over check) stays "
+		    "until the session ends", hwpt);
+	return 0;
+}
+
+/* Do the target's HWPTs carry FAULT @id (adopted with it)? */
+static bool hwpts_carry(struct be_ioas *ioas, struct be_nested *nested,
+			uint32_t id)
+{
+	if (nested)
+		return nested->adopted_fault == id;
+	for (struct be_domain *d = ioas->domains; d; d = d->next)
+		if (d->adopted_fault != id)
+			return false;
+	return true;
+}
+
+int iommufd_fault_adopt(struct be_ioas *ioas, struct be_nested *nested,
+			int carried_fd, struct be_fault **out, int *fd,
+			char *why, size_t whylen)
+{
+	struct be_tenant *t = ioas->tenant;
+	struct be_fault *f;
+	struct be_kobj k;
+	int r;
+
+	if (!iommufd_adopt_take(t, BE_KOBJ_FAULT, &k) || !k.id[0]) {
+		snprintf(why, whylen, "the image names no kernel FAULT object "
+			 "for it");
+		return -EINVAL;
+	}
+	if (nested ? nested->fault != NULL : ioas->fault != NULL)
+		return -EEXIST;
+	r = check_fault_fd(carried_fd, why, whylen);
+	if (r == 0)
+		r = check_fault_id(ioas, nested, k.id[0], why, whylen);
+	if (r < 0)
+		return r;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	*f = (struct be_fault){
+		.ioas = ioas, .nested = nested, .id = k.id[0],
+		.fd = fcntl(carried_fd, F_DUPFD_CLOEXEC, 3),
+	};
+	*fd = -1;
+	if (f->fd < 0 ||
+	    fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) | O_NONBLOCK) < 0 ||
+	    (*fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+		r = -errno;
+		snprintf(why, whylen, "the fault fd: %s", strerror(-r));
+		goto fail;
+	}
+	if (!hwpts_carry(ioas, nested, f->id)) {
+		/*
+		 * One was made again, without it: replaced by ones with it
+		 * (the old ones stay until the session ends: nothing is
+		 * destroyed while adopting, so that a replay given up
+		 * leaves the predecessor's objects as they were).
+		 */
+		r = refault(t, ioas, nested, f->id, why, whylen);
+		if (r < 0)
+			goto fail;
+		iommufd_adopt_lost(t, "FAULT %u: the HWPTs made again got it "
+				   "by a replace", f->id);
+	}
+	if (nested) {
+		nested->fault = f;
+	} else {
+		ioas->fault = f;
+		for (struct be_domain *d = ioas->domains; d; d = d->next)
+			d->fault = true;
+	}
+	dbg(t->be->log, "iommufd: adopted FAULT %u of %s %u", f->id,
+	    nested ? "nested HWPT" : "IOAS",
+	    nested ? nested->hwpt_id : ioas->id);
+	*out = f;
+	return 0;
+fail:
+	if (*fd >= 0)
+		close(*fd);
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f);		/* the predecessor's object: left alone */
+	return r;
+}
+
 /*
  * The target stays: its HWPTs are replaced by ones without the fault id
  * (the core checked nothing is attached to it; an IOAS then has none),

@@ -415,6 +415,7 @@ const struct backend_ops backend_iommufd = {
 	.viommu_nested_alloc = iommufd_viommu_nested_alloc,
 	.viommu_invalidate = iommufd_viommu_invalidate,
 	.fault_alloc = iommufd_fault_alloc,
+	.fault_adopt = iommufd_fault_adopt,
 	.fault_unhook = iommufd_fault_unhook,
 	.fault_free = iommufd_fault_free,
 	.fault_read = iommufd_fault_read,

@@ -102,6 +102,8 @@ static inline int traced(struct be_tenant *t, enum iommufd_call c,
 
 /* A HWPT's be_kobj id[1] (0 in images before dirty tracking was kept). */
 #define IOMMUFD_KOBJ_DOMAIN_DIRTY	(1u << 0)	/* tracking on */
+/* allocated with its IOAS's fault queue: id[2] is the FAULT object */
+#define IOMMUFD_KOBJ_DOMAIN_FAULT	(1u << 1)
 
 struct be_domain {
 	struct be_ioas *ioas;
@@ -111,6 +113,8 @@ struct be_domain {
 	bool can_track;			/* allocated with DIRTY_TRACKING */
 	bool dirty;			/* dirty tracking on */
 	bool fault;			/* allocated with its IOAS's fault queue */
+	/* adopted: the FAULT object the predecessor's HWPT carries, or 0 */
+	uint32_t adopted_fault;
 	struct be_domain *next;		/* in be_ioas.domains */
 };
 
@@ -168,6 +172,7 @@ struct be_nested {
 	uint8_t data[32];
 	struct be_fault *fault;		/* the queue its HWPT carries */
 	uint32_t dead_fault;		/* a freed queue's FAULT it still holds */
+	uint32_t adopted_fault;		/* as be_domain's (kobj id[1]) */
 };
 
 /* iommufd.c */
@@ -320,6 +325,11 @@ bool iommufd_adopt_vdevice(struct be_tenant *t, uint32_t viommu_id,
 			   uint32_t dev_id, uint64_t virt_id, uint32_t *id);
 int iommufd_adopt_map(struct be_ioas *ioas, const struct kmap_entry *e,
 		      uint32_t flags);
+/* fault.c: the announced object of @kind (true), taken; what was lost */
+bool iommufd_adopt_take(struct be_tenant *t, uint32_t kind,
+			struct be_kobj *k);
+void iommufd_adopt_lost(struct be_tenant *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 int iommufd_probe(int fd, char *errmsg, size_t errlen);
 
 /*
@@ -346,8 +356,13 @@ int iommufd_mock_dma_via(struct be_device *dev, int access_fd, uint64_t iova,
 int iommufd_fault_alloc(struct be_ioas *ioas, struct be_nested *nested,
 			struct be_fault **out, int *fd, char *why,
 			size_t whylen);
+int iommufd_fault_adopt(struct be_ioas *ioas, struct be_nested *nested,
+			int carried_fd, struct be_fault **out, int *fd,
+			char *why, size_t whylen);
 int iommufd_fault_unhook(struct be_fault *f, char *why, size_t whylen);
 void iommufd_fault_free(struct be_fault *f);
+/* The FAULT object of queue @f (its be_kobj). */
+uint32_t iommufd_fault_kobj_id(const struct be_fault *f);
 /* IOMMU_DESTROY of FAULT @id now, or later (be_tenant.dead_faults). */
 void iommufd_fault_bury(struct be_tenant *t, uint32_t id);
 int iommufd_fault_read(struct be_fault *f, struct ioasid_page_request *out,
