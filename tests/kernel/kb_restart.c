@@ -979,7 +979,7 @@ static void suite_fault_fd_hostile(void)
 	if (r == 0)
 		r = ioasid_ctx_export(ctx, &img);
 	if (!tap_ok(r == 0, "an exported context with a kernel fault queue "
-		    "(%s)", kb_err(ctx)))
+		    "(%s)", r ? kb_err(ctx) : "ok"))
 		goto out;
 	/* the image's copy of the fault fd: the inheritable one */
 	for (int i = 3; i < 1024; i++) {

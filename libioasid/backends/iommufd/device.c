@@ -151,7 +151,14 @@ int iommufd_detach(struct be_device *dev, char *why, size_t len)
 	struct kvfio_device_detach_iommufd_pt d = { .argsz = sizeof(d) };
 	int r;
 
-	if (dev->mock)
+	/*
+	 * A replay given up (its core freed before ->adopt_end) leaves the
+	 * predecessor's device where it is: a mock one parked would take
+	 * the predecessor's HWPT, and its fault queue, from it.
+	 */
+	if (dev->tenant->adopting)
+		r = 0;
+	else if (dev->mock)
 		r = iommufd_mock_attach(dev, dev->park_hwpt,
 					dev->tenant->park_ioas);
 	else

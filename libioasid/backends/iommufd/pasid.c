@@ -155,7 +155,8 @@ int iommufd_pasid_detach(struct be_device *dev, uint32_t pasid)
 
 	if (!p)
 		return -ENOENT;
-	r = kernel_pasid_detach(dev, pasid);
+	/* a replay given up: the predecessor's PASID stays (as detach) */
+	r = dev->tenant->adopting ? 0 : kernel_pasid_detach(dev, pasid);
 	if (r < 0) {
 		err(dev->be->log, "iommufd: detach of PASID %u of %s: %s", pasid,
 		    dev->inv->info.name, strerror(-r));
