@@ -47,6 +47,7 @@
  * with kb_mock_device() (kbtest.h).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -515,6 +516,194 @@ out:
 	if (ioas)
 		ioasid_ioas_destroy(ctx, ioas);
 	close(m);
+}
+
+/*
+ * ---- dirty granularity: a mark reads dirty over its whole IOPTE ----------
+ *
+ * An IOAS that is not page-granular lets iommufd map pages of a file that
+ * happen to be physically contiguous with one larger IOPTE (the mock's
+ * AMDv1 format has every power-of-two size), and the kernel reports dirty
+ * per IOPTE.  The pages' PFNs (/proc/self/pagemap, root) bound what one
+ * mark may read dirty.
+ */
+#define GRANULE_PAGES	16u
+#define PAGEMAP_PFN	((1ull << 55) - 1)
+#define SHMEM_THP	"/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+
+/* The PFN of each of the first @n pages of @fd; 0, or -errno. */
+static int file_pfns(int fd, unsigned int n, uint64_t *pfn)
+{
+	volatile const uint8_t *p;
+	int pm, r = 0;
+
+	p = mmap(NULL, n * KB_PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (pm < 0)
+		r = -errno;
+	for (unsigned int i = 0; r == 0 && i < n; i++) {
+		off_t at = (off_t)(((uintptr_t)p / KB_PAGE + i) * 8);
+		uint64_t e = 0;
+
+		(void)p[i * KB_PAGE];	/* mapped in this process */
+		if (pread(pm, &e, sizeof(e), at) != (ssize_t)sizeof(e))
+			r = -EIO;
+		else if (!(e >> 63) || !(e & PAGEMAP_PFN))
+			r = -EPERM;	/* not present, or PFNs hidden */
+		else
+			pfn[i] = e & PAGEMAP_PFN;
+	}
+	if (pm >= 0)
+		close(pm);
+	munmap((void *)p, n * KB_PAGE);
+	return r;
+}
+
+/*
+ * The most a mark on page @i may read dirty: the largest naturally
+ * aligned block around it whose pages run on from an equally aligned PFN
+ * (no IOPTE over page @i can reach past it).
+ */
+static uint64_t iopte_bound(const uint64_t *pfn, unsigned int n,
+			    unsigned int i)
+{
+	uint64_t bound = BIT(i);
+
+	for (unsigned int sz = 2; sz <= n && sz < 64; sz *= 2) {
+		unsigned int s = i & ~(sz - 1);
+		bool run = pfn[s] % sz == 0;
+
+		for (unsigned int j = 1; run && j < sz; j++)
+			run = pfn[s + j] == pfn[s] + j;
+		if (!run)
+			break;
+		bound = (BIT(sz) - 1) << s;
+	}
+	return bound;
+}
+
+/* @m mapped at IOVA in a new (not page-granular) IOAS, mock0 tracking. */
+static int granule_rig(int m, uint32_t *dev, uint32_t *ioas)
+{
+	uint64_t iova = IOVA;
+	int r;
+
+	r = ioasid_device_bind(ctx, "mock0", -1, dev);
+	r = r ? r : ioasid_ioas_alloc(ctx, 0, ioas);
+	r = r ? r : ioasid_map_file(ctx, *ioas, m, 0, GRANULE_PAGES * KB_PAGE,
+				    IOASID_MAP_READ | IOASID_MAP_WRITE |
+				    IOASID_MAP_FIXED_IOVA, &iova);
+	r = r ? r : ioasid_device_attach(ctx, *dev, *ioas, 0);
+	return r ? r : ioasid_dirty_start(ctx, *ioas, 0);
+}
+
+static void granule_unrig(uint32_t dev, uint32_t ioas)
+{
+	if (dev)
+		ioasid_device_unbind(ctx, dev);
+	if (ioas)
+		ioasid_ioas_destroy(ctx, ioas);
+}
+
+/* Order-0 pages of a plain memfd: whatever contiguity chance gave. */
+static void granule_chance(void)
+{
+	const uint64_t marked = BIT(1) | BIT(3) | BIT(8) | BIT(15);
+	uint64_t pfn[GRANULE_PAGES], bound = 0, bm[1] = { 0 };
+	uint32_t dev = 0, ioas = 0;
+	int m = kb_memfd(GRANULE_PAGES * KB_PAGE, 0), r;
+
+	r = m < 0 ? -EIO : granule_rig(m, &dev, &ioas);
+	r = r ? r : file_pfns(m, GRANULE_PAGES, pfn);
+	r = r ? r : (mock_dirty(dev, marked) == 4 ? 0 : -EIO);
+	r = r ? r : ioasid_dirty_read(ctx, ioas, IOVA, GRANULE_PAGES * KB_PAGE,
+				      bm, IOASID_DIRTY_NO_CLEAR);
+	for (unsigned int i = 0; r == 0 && i < GRANULE_PAGES; i++)
+		if (marked & BIT(i))
+			bound |= iopte_bound(pfn, GRANULE_PAGES, i);
+	tap_ok(r == 0 && (bm[0] & marked) == marked && !(bm[0] & ~bound),
+	       "dirty granularity, a plain memfd in an IOAS that is not "
+	       "page-granular: pages 1, 3, 8, 15 marked read 0x%llx, none "
+	       "lost and none outside their pages' physically contiguous "
+	       "runs (at most 0x%llx) (%s)", (unsigned long long)bm[0],
+	       (unsigned long long)bound, r ? strerror(-r) : "ok");
+	granule_unrig(dev, ioas);
+	if (m >= 0)
+		close(m);
+}
+
+/* The word in brackets of a sysfs choice ("always [never] ..."). */
+static int thp_get(char *word, size_t len)
+{
+	char buf[128], *a, *b;
+	FILE *f = fopen(SHMEM_THP, "re");
+	bool ok = f && fgets(buf, sizeof(buf), f);
+
+	if (f)
+		fclose(f);
+	a = ok ? strchr(buf, '[') : NULL;
+	b = a ? strchr(a, ']') : NULL;
+	if (!b || (size_t)(b - a) > len)
+		return -ENOENT;
+	snprintf(word, len, "%.*s", (int)(b - a - 1), a + 1);
+	return 0;
+}
+
+static int thp_set(const char *word)
+{
+	FILE *f = fopen(SHMEM_THP, "we");
+	int r = f && fputs(word, f) >= 0 ? 0 : -EIO;
+
+	if (f && fclose(f))
+		r = -EIO;
+	return r;
+}
+
+/* A memfd made in one huge folio: one mark reads the whole 64 KiB IOPTE. */
+static void granule_forced(void)
+{
+	uint64_t pfn[GRANULE_PAGES], bm[1] = { 0 };
+	uint32_t dev = 0, ioas = 0;
+	char was[32];
+	int m = -1, r;
+	bool run;
+
+	if (thp_get(was, sizeof(was)) < 0 || thp_set("always") < 0) {
+		tap_skip("no writable " SHMEM_THP, "dirty granularity, one huge "
+			 "folio");
+		return;
+	}
+	m = kb_memfd(GRANULE_PAGES * KB_PAGE, 0);
+	thp_set(was);
+	r = m < 0 ? -EIO : file_pfns(m, GRANULE_PAGES, pfn);
+	run = r == 0 && iopte_bound(pfn, GRANULE_PAGES, 0) ==
+		BIT(GRANULE_PAGES) - 1;
+	if (!run) {
+		tap_skip("the memfd's pages did not get one aligned physical "
+			 "run", "dirty granularity, one huge folio (%s)",
+			 r ? strerror(-r) : "ok");
+		goto out;
+	}
+	r = granule_rig(m, &dev, &ioas);
+	r = r ? r : (mock_dirty(dev, BIT(1)) == 1 ? 0 : -EIO);
+	r = r ? r : ioasid_dirty_read(ctx, ioas, IOVA, GRANULE_PAGES * KB_PAGE,
+				      bm, 0);
+	tap_ok(r == 0 && bm[0] == BIT(GRANULE_PAGES) - 1, "dirty granularity, "
+	       "a memfd in one huge folio (shmem_enabled always): page 1 "
+	       "marked, its 64 KiB IOPTE reads dirty whole (0x%llx, %s)",
+	       (unsigned long long)bm[0], r ? strerror(-r) : "ok");
+out:
+	granule_unrig(dev, ioas);
+	if (m >= 0)
+		close(m);
+}
+
+static void suite_dirty_granule(void)
+{
+	granule_chance();
+	granule_forced();
 }
 
 /*
@@ -1057,6 +1246,7 @@ int main(void)
 	suite_dma();
 	suite_pasid();
 	suite_dirty();
+	suite_dirty_granule();
 	suite_dirty_edu();
 	suite_mixed_units();
 	suite_nested();
