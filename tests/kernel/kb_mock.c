@@ -47,8 +47,8 @@
  * with kb_mock_device() (kbtest.h).
  */
 #include <errno.h>
-#include <stdbool.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -584,27 +584,34 @@ static uint64_t iopte_bound(const uint64_t *pfn, unsigned int n,
 	return bound;
 }
 
-/* @m mapped at IOVA in a new (not page-granular) IOAS, mock0 tracking. */
-static int granule_rig(int m, uint32_t *dev, uint32_t *ioas)
+/*
+ * @m mapped at IOVA in a new IOAS (not page-granular), mock0 attached and
+ * tracking: the PFNs of its pages once pinned, then the pages of @marked
+ * marked dirty in the HWPT and read back into @bm.  Torn down after.
+ */
+static int granule_read(int m, uint64_t marked, uint64_t *pfn, uint64_t *bm)
 {
+	uint32_t dev = 0, ioas = 0;
 	uint64_t iova = IOVA;
 	int r;
 
-	r = ioasid_device_bind(ctx, "mock0", -1, dev);
-	r = r ? r : ioasid_ioas_alloc(ctx, 0, ioas);
-	r = r ? r : ioasid_map_file(ctx, *ioas, m, 0, GRANULE_PAGES * KB_PAGE,
+	r = ioasid_device_bind(ctx, "mock0", -1, &dev);
+	r = r ? r : ioasid_ioas_alloc(ctx, 0, &ioas);
+	r = r ? r : ioasid_map_file(ctx, ioas, m, 0, GRANULE_PAGES * KB_PAGE,
 				    IOASID_MAP_READ | IOASID_MAP_WRITE |
 				    IOASID_MAP_FIXED_IOVA, &iova);
-	r = r ? r : ioasid_device_attach(ctx, *dev, *ioas, 0);
-	return r ? r : ioasid_dirty_start(ctx, *ioas, 0);
-}
-
-static void granule_unrig(uint32_t dev, uint32_t ioas)
-{
+	r = r ? r : ioasid_device_attach(ctx, dev, ioas, 0);
+	r = r ? r : ioasid_dirty_start(ctx, ioas, 0);
+	r = r ? r : file_pfns(m, GRANULE_PAGES, pfn);
+	r = r ? r : (mock_dirty(dev, marked) == __builtin_popcountll(marked) ?
+		     0 : -EIO);
+	r = r ? r : ioasid_dirty_read(ctx, ioas, IOVA, GRANULE_PAGES * KB_PAGE,
+				      bm, 0);
 	if (dev)
 		ioasid_device_unbind(ctx, dev);
 	if (ioas)
 		ioasid_ioas_destroy(ctx, ioas);
+	return r;
 }
 
 /* Order-0 pages of a plain memfd: whatever contiguity chance gave. */
@@ -612,14 +619,9 @@ static void granule_chance(void)
 {
 	const uint64_t marked = BIT(1) | BIT(3) | BIT(8) | BIT(15);
 	uint64_t pfn[GRANULE_PAGES], bound = 0, bm[1] = { 0 };
-	uint32_t dev = 0, ioas = 0;
 	int m = kb_memfd(GRANULE_PAGES * KB_PAGE, 0), r;
 
-	r = m < 0 ? -EIO : granule_rig(m, &dev, &ioas);
-	r = r ? r : file_pfns(m, GRANULE_PAGES, pfn);
-	r = r ? r : (mock_dirty(dev, marked) == 4 ? 0 : -EIO);
-	r = r ? r : ioasid_dirty_read(ctx, ioas, IOVA, GRANULE_PAGES * KB_PAGE,
-				      bm, IOASID_DIRTY_NO_CLEAR);
+	r = m < 0 ? -EIO : granule_read(m, marked, pfn, bm);
 	for (unsigned int i = 0; r == 0 && i < GRANULE_PAGES; i++)
 		if (marked & BIT(i))
 			bound |= iopte_bound(pfn, GRANULE_PAGES, i);
@@ -629,7 +631,6 @@ static void granule_chance(void)
 	       "lost and none outside their pages' physically contiguous "
 	       "runs (at most 0x%llx) (%s)", (unsigned long long)bm[0],
 	       (unsigned long long)bound, r ? strerror(-r) : "ok");
-	granule_unrig(dev, ioas);
 	if (m >= 0)
 		close(m);
 }
@@ -665,10 +666,8 @@ static int thp_set(const char *word)
 static void granule_forced(void)
 {
 	uint64_t pfn[GRANULE_PAGES], bm[1] = { 0 };
-	uint32_t dev = 0, ioas = 0;
 	char was[32];
-	int m = -1, r;
-	bool run;
+	int m, r;
 
 	if (thp_get(was, sizeof(was)) < 0 || thp_set("always") < 0) {
 		tap_skip("no writable " SHMEM_THP, "dirty granularity, one huge "
@@ -676,26 +675,19 @@ static void granule_forced(void)
 		return;
 	}
 	m = kb_memfd(GRANULE_PAGES * KB_PAGE, 0);
-	thp_set(was);
-	r = m < 0 ? -EIO : file_pfns(m, GRANULE_PAGES, pfn);
-	run = r == 0 && iopte_bound(pfn, GRANULE_PAGES, 0) ==
-		BIT(GRANULE_PAGES) - 1;
-	if (!run) {
+	if (thp_set(was) < 0)
+		tap_diag("%s left at \"always\" (was \"%s\")", SHMEM_THP, was);
+	r = m < 0 ? -EIO : granule_read(m, BIT(1), pfn, bm);
+	if (r == 0 && iopte_bound(pfn, GRANULE_PAGES, 0) !=
+	    BIT(GRANULE_PAGES) - 1)
 		tap_skip("the memfd's pages did not get one aligned physical "
-			 "run", "dirty granularity, one huge folio (%s)",
-			 r ? strerror(-r) : "ok");
-		goto out;
-	}
-	r = granule_rig(m, &dev, &ioas);
-	r = r ? r : (mock_dirty(dev, BIT(1)) == 1 ? 0 : -EIO);
-	r = r ? r : ioasid_dirty_read(ctx, ioas, IOVA, GRANULE_PAGES * KB_PAGE,
-				      bm, 0);
-	tap_ok(r == 0 && bm[0] == BIT(GRANULE_PAGES) - 1, "dirty granularity, "
-	       "a memfd in one huge folio (shmem_enabled always): page 1 "
-	       "marked, its 64 KiB IOPTE reads dirty whole (0x%llx, %s)",
-	       (unsigned long long)bm[0], r ? strerror(-r) : "ok");
-out:
-	granule_unrig(dev, ioas);
+			 "run", "dirty granularity, one huge folio");
+	else
+		tap_ok(r == 0 && bm[0] == BIT(GRANULE_PAGES) - 1,
+		       "dirty granularity, a memfd in one huge folio "
+		       "(shmem_enabled always): page 1 marked, its 64 KiB "
+		       "IOPTE reads dirty whole (0x%llx, %s)",
+		       (unsigned long long)bm[0], r ? strerror(-r) : "ok");
 	if (m >= 0)
 		close(m);
 }
