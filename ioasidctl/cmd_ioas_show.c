@@ -443,7 +443,8 @@ static void mapping_cells(struct table *t, const struct view *v,
 	if (m->flags & IOASID_MAPPING_USER)
 		table_cell(t, "(user memory)");
 	else if (f)
-		table_cell(t, "%s (%s)", f->name, file_kind_name(f->kind));
+		table_cell(t, "%s (%s, file %u)", f->name,
+			   file_kind_name(f->kind), m->file_id);
 	else
 		table_cell(t, "file %u", m->file_id);
 }

@@ -14,12 +14,16 @@ static const char usage[] =
 	"Usage: ioasidctl map IOAS FILE [OPTIONS]\n"
 	"       ioasidctl map IOAS --fd N [OPTIONS]\n"
 	"       ioasidctl map IOAS --memfd --length L [OPTIONS]\n"
+	"       ioasidctl map IOAS --file-id F --length L [OPTIONS]\n"
 	"\n"
 	"Map part of a file into an address space and print where.\n"
 	"FILE is opened by ioasidctl; --fd N maps a descriptor ioasidctl\n"
 	"inherited (ioasidctl map 1 --fd 3 --length 2G 3</dev/shm/ram);\n"
-	"--memfd maps a new sealed memfd of --length bytes.  The file must\n"
-	"be memfd, tmpfs, hugetlbfs or guest_memfd.\n"
+	"--memfd maps a new sealed memfd of --length bytes; --file-id F\n"
+	"maps more of the file IOAS holds as F (ioas show gives each\n"
+	"mapping's file id; in a session kept with --session).  The file\n"
+	"must be memfd, tmpfs,\n"
+	"hugetlbfs or guest_memfd.\n"
 	"\n"
 	"  --offset O     where in the file to start (default 0)\n"
 	"  --length L     how much to map (default: up to the end of FILE)\n"
@@ -29,13 +33,17 @@ static const char usage[] =
 	"\n"
 	"Sizes: bytes, 0x hex or K/M/G/T suffixes (4K, 2M, 1.5G).\n";
 
-enum { OPT_FD = 0x300, OPT_MEMFD, OPT_OFFSET, OPT_LENGTH, OPT_IOVA, OPT_PROT };
+enum {
+	OPT_FD = 0x300, OPT_MEMFD, OPT_FILE_ID, OPT_OFFSET, OPT_LENGTH,
+	OPT_IOVA, OPT_PROT,
+};
 
 struct map_args {
 	uint32_t ioas;
 	const char *path;
 	int fd;				/* --fd, else -1 */
 	bool memfd;
+	uint32_t file_id;		/* --file-id, else 0 */
 	uint64_t offset, length, iova;
 	bool has_length, has_iova;
 	uint32_t prot;
@@ -68,6 +76,8 @@ static int parse_opt(struct ctl *ctl, int c, struct map_args *a)
 	case OPT_MEMFD:
 		a->memfd = true;
 		return EXIT_OK;
+	case OPT_FILE_ID:
+		return ctl_parse_id(ctl, "file id", optarg, &a->file_id);
 	case OPT_OFFSET:
 		return ctl_parse_size(ctl, "offset", optarg, &a->offset);
 	case OPT_LENGTH:
@@ -90,6 +100,7 @@ static int parse_args(struct ctl *ctl, int argc, char **argv,
 		COMMON_OPTS,
 		{ "fd", required_argument, NULL, OPT_FD },
 		{ "memfd", no_argument, NULL, OPT_MEMFD },
+		{ "file-id", required_argument, NULL, OPT_FILE_ID },
 		{ "offset", required_argument, NULL, OPT_OFFSET },
 		{ "length", required_argument, NULL, OPT_LENGTH },
 		{ "iova", required_argument, NULL, OPT_IOVA },
@@ -108,12 +119,14 @@ static int parse_args(struct ctl *ctl, int argc, char **argv,
 	if (r)
 		return r;
 	a->path = optind + 1 < argc ? argv[optind + 1] : NULL;
-	sources = !!a->path + (a->fd >= 0) + a->memfd;
+	sources = !!a->path + (a->fd >= 0) + a->memfd + !!a->file_id;
 	if (sources != 1)
-		return ctl_usage(ctl, "give exactly one of FILE, --fd N and "
-				 "--memfd");
+		return ctl_usage(ctl, "give exactly one of FILE, --fd N, "
+				 "--memfd and --file-id F");
 	if (a->memfd && !a->has_length)
 		return ctl_usage(ctl, "--memfd needs --length");
+	if (a->file_id && !a->has_length)
+		return ctl_usage(ctl, "--file-id needs --length");
 	return EXIT_OK;
 }
 
@@ -190,9 +203,17 @@ static void print_result(struct ctl *ctl, const struct map_args *a,
 			 uint64_t iova)
 {
 	const char *what = a->path ? a->path : a->memfd ? "a new memfd" :
-			   "the inherited fd";
+			   a->file_id ? "the IOAS's file" : "the inherited fd";
 	struct json j;
 
+	if (!ctl->json && a->file_id) {
+		printf("mapped %s of file %u (offset %s) at IOVA %s-%s in IOAS "
+		       "%u (%s)\n", size_str(a->length).s, a->file_id,
+		       hex_str(a->offset, false).s, hex_str(iova, false).s,
+		       hex_str(iova + (a->length - 1), false).s, a->ioas,
+		       prot_str(a->prot));
+		return;
+	}
 	if (!ctl->json) {
 		printf("mapped %s of %s at IOVA %s-%s in IOAS %u (%s)\n",
 		       size_str(a->length).s, what, hex_str(iova, false).s,
@@ -209,6 +230,8 @@ static void print_result(struct ctl *ctl, const struct map_args *a,
 	json_str(&j, "prot", prot_str(a->prot));
 	if (a->path)
 		json_str(&j, "file", a->path);
+	else if (a->file_id)
+		json_u64(&j, "file_id", a->file_id);
 	else if (a->fd >= 0)
 		json_u64(&j, "fd", (uint64_t)a->fd);
 	else
@@ -233,13 +256,18 @@ int cmd_map(struct ctl *ctl, int argc, char **argv)
 	r = r ?: ctl_open(ctl);
 	if (r)
 		return r;
-	r = open_backing(ctl, &a, &fd) ?: default_length(ctl, &a, fd);
+	if (!a.file_id)
+		r = open_backing(ctl, &a, &fd) ?: default_length(ctl, &a, fd);
 	if (r)
 		goto out;
 	flags = a.prot | (a.has_iova ? IOASID_MAP_FIXED_IOVA : 0);
 	iova = a.iova;
-	r = ioasid_map_file(ctl->ctx, a.ioas, fd, a.offset, a.length, flags,
-			    &iova);
+	if (a.file_id)
+		r = ioasid_map_file_id(ctl->ctx, a.ioas, a.file_id, a.offset,
+				       a.length, flags, &iova);
+	else
+		r = ioasid_map_file(ctl->ctx, a.ioas, fd, a.offset, a.length,
+				    flags, &iova);
 	if (r < 0) {
 		r = ctl_fail(ctl, r, "cannot map %s into IOAS %u",
 			     size_str(a.length).s, a.ioas);

@@ -421,6 +421,7 @@ void fastpath_after(struct fastpath *fp, const struct fastpath_req *req,
 			fp->observing = req->flags & 1;
 		return;
 	case IOASID_CMD_MAP_FILE:
+	case IOASID_CMD_MAP_FILE_ID:
 		if (result == 0)
 			resync_range(fp, req->ioas_id, op->out_iova,
 				     req->length);

@@ -301,6 +301,11 @@ static int to_op(struct ring *rg, const struct ring_sqe *s,
 			op->fd_ident = &rg->idents[s->file - 1];
 		op->offset = s->offset;
 		break;
+	case RING_CMD_MAP_FILE_ID:
+		ioasid_op_init(op, IOASID_CMD_MAP_FILE_ID);
+		op->file_id = s->file;
+		op->offset = s->offset;
+		break;
 	case RING_CMD_UNMAP:
 		ioasid_op_init(op, IOASID_CMD_UNMAP);
 		break;

@@ -139,6 +139,42 @@ IOASID_EXPORT int ioasid_map_file(struct ioasid_ctx *ctx, uint32_t ioas_id,
 }
 
 /*
+ * ioasid_map_file_id - map more of a file the IOAS holds, by its file id
+ * @file_id: as the IOAS's mappings name it (struct ioasid_mapping's
+ *           file_id, ioasid_file_get_info()); held while a mapping uses it
+ * @offset, @length, @flags, @iova: as ioasid_map_file()'s
+ *
+ * No descriptor, and no system call to learn the file again: the IOAS's
+ * own reference is mapped, with its access mode (the descriptor's the
+ * file was first mapped with).  Seals and size are checked as at any map.
+ * Errors: as ioasid_map_file() without -EBADF; -ENOENT also when the IOAS
+ * holds no file @file_id (the last mapping of it was unmapped, or it is
+ * another IOAS's).
+ */
+IOASID_EXPORT int ioasid_map_file_id(struct ioasid_ctx *ctx, uint32_t ioas_id,
+				     uint32_t file_id, uint64_t offset,
+				     uint64_t length, uint32_t flags,
+				     uint64_t *iova)
+{
+	struct ioasid_op op;
+	int r;
+
+	if (!iova)
+		return api_reject(-EINVAL, __func__, "iova is NULL");
+	ioasid_op_init(&op, IOASID_CMD_MAP_FILE_ID);
+	op.ioas_id = ioas_id;
+	op.file_id = file_id;
+	op.offset = offset;
+	op.length = length;
+	op.flags = flags;
+	op.iova = *iova;
+	r = api_call(ctx, &op);
+	if (r == 0)
+		*iova = op.out_iova;
+	return r;
+}
+
+/*
  * ioasid_map_user - map host virtual memory into an IOAS (legacy path)
  *
  * The memory must stay mapped until it is unmapped from the IOAS.  Only

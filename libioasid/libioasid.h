@@ -120,6 +120,10 @@ int ioasid_ioas_list(struct ioasid_ctx *ctx, uint32_t *ids, uint32_t *nr);
 int ioasid_map_file(struct ioasid_ctx *ctx, uint32_t ioas_id, int fd,
 		    uint64_t offset, uint64_t length, uint32_t flags,
 		    uint64_t *iova);
+/* More of a file the IOAS holds (its file_id), with no descriptor. */
+int ioasid_map_file_id(struct ioasid_ctx *ctx, uint32_t ioas_id,
+		       uint32_t file_id, uint64_t offset, uint64_t length,
+		       uint32_t flags, uint64_t *iova);
 int ioasid_map_user(struct ioasid_ctx *ctx, uint32_t ioas_id, void *vaddr,
 		    uint64_t length, uint32_t flags, uint64_t *iova);
 /* At most what one ioasidd message carries (64 KiB of entries). */

@@ -192,6 +192,53 @@ Test(crash, a_named_session_comes_back_whole_and_lingers)
 }
 
 /*
+ * A map by file id (no descriptor: the journal stores no file for it) is
+ * replayed by that id, which the rebuilt IOAS gives the same file: the
+ * mapping is there after two crashes, DMA lands in the memfd through it,
+ * and the id still maps more.
+ */
+Test(crash, a_map_by_file_id_comes_back)
+{
+	int memfd = test_memfd(1 << 20);
+	uint64_t iova = 16 << 20;
+	struct ioasid_mapping m;
+	struct ioasid_ctx *ctx;
+	uint32_t file_id;
+	struct held h;
+
+	start();
+	ctx = vmm("vm1", memfd, &h);
+	cr_assert_eq(ioasid_lookup(ctx, h.ioas, h.iova, &m), 0);
+	file_id = m.file_id;
+	cr_assert_eq(ioasid_map_file_id(ctx, h.ioas, file_id, 8192, 4096,
+					RW | IOASID_MAP_FIXED_IOVA, &iova), 0,
+		     "%s", ioasid_last_error(ctx));
+	for (int round = 0; round < 2; round++) {
+		cr_assert_eq(sup_crash_restart(&s), 0);
+		ioasid_unref(ctx);
+		ctx = connect_ctx();
+		cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0,
+			     "%s", ioasid_last_error(ctx));
+		check_mapped(ctx, &h, memfd, 2);
+		cr_assert_eq(ioasid_lookup(ctx, h.ioas, 16 << 20, &m), 0,
+			     "the map by id came back: %s",
+			     ioasid_last_error(ctx));
+		cr_assert_eq(m.file_id, file_id);
+		cr_assert_eq(m.offset, 8192);
+		test_dma_lands(ctx, h.dev, 16 << 20, memfd, 8192,
+			       "through the map by id");
+		cr_assert_eq(ioasid_session_token(ctx, h.token,
+						  sizeof(h.token)), 0);
+	}
+	iova = 32 << 20;
+	cr_assert_eq(ioasid_map_file_id(ctx, h.ioas, file_id, 0, 4096,
+					RW | IOASID_MAP_FIXED_IOVA, &iova), 0,
+		     "%s", ioasid_last_error(ctx));
+	ioasid_unref(ctx);
+	close(memfd);
+}
+
+/*
  * A fault queue survives a crash: its id, its eventfd (the very one the
  * VMM polls), its page requests and the records not read yet, each
  * journaled (J_FAULTQ) before the reply of the DMA that raised it or the

@@ -179,6 +179,87 @@ Test(map, same_inode_is_one_file)
 	ioasid_unref(ctx);
 }
 
+/*
+ * ioasid_map_file_id: more of a file the IOAS holds, by the id its
+ * mappings report, with the descriptor closed; the held reference's
+ * access (a read-only first map stays read-only), seals and size still
+ * checked; an id the IOAS does not hold (never, another IOAS's, or after
+ * the last mapping of it went) is ENOENT and maps nothing.
+ */
+Test(map, by_file_id)
+{
+	uint32_t ioas, other;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int fd = test_memfd_unsealed(16 * 4096), ro;
+	struct ioasid_mapping m;
+	uint64_t iova = 0x200000, before;
+	uint32_t id, ro_id;
+	char path[64];
+
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &other), 0);
+	cr_assert_eq(map_fixed(ctx, ioas, fd, 0, 4096, 0x100000, RW), 0);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x100000, &m), 0);
+	id = m.file_id;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(ro, 0);
+	close(fd);
+	cr_assert_eq(ioasid_map_file_id(ctx, ioas, id, 4 * 4096, 2 * 4096,
+					RW | FIXED, &iova), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(iova, 0x200000);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x201000, &m), 0);
+	cr_assert_eq(m.file_id, id, "the same file");
+	cr_assert_eq(m.offset, 4 * 4096);
+	cr_assert_eq(m.length, 2 * 4096);
+	cr_assert_eq(m.flags & RW, RW);
+	iova = 0;
+	cr_assert_eq(ioasid_map_file_id(ctx, ioas, id, 8 * 4096, 4096,
+					IOASID_MAP_READ, &iova), 0);
+	cr_assert_neq(iova, 0, "an IOVA chosen");
+
+	/* refusals change nothing */
+	before = nr_mappings(ctx, ioas);
+	iova = 0x300000;
+	cr_assert_eq(ioasid_map_file_id(ctx, ioas, id + 100, 0, 4096,
+					RW | FIXED, &iova), -ENOENT);
+	cr_assert(strstr(ioasid_last_error(ctx), "holds no file"), "%s",
+		  ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_map_file_id(ctx, other, id, 0, 4096, RW | FIXED,
+					&iova), -ENOENT, "another IOAS's");
+	cr_assert_eq(ioasid_map_file_id(ctx, ioas, id, 16 * 4096, 4096,
+					RW | FIXED, &iova), -EINVAL,
+		     "beyond the file's end");
+	cr_assert_eq(ioasid_map_file_id(ctx, ioas, id, 0, 4096, RW | FIXED,
+					NULL), -EINVAL);
+	cr_assert_eq(ioasid_map_file_id(ctx, ioas, id, 0, 4096,
+					RW | FIXED | (1U << 30), &iova),
+		     -EOPNOTSUPP);
+	cr_assert_eq(ioasid_map_file_id(ctx, ioas, id, 0, 4096, RW | FIXED,
+					&(uint64_t){ 0x100000 }), -EEXIST);
+	cr_assert_eq(iova, 0x300000, "untouched on error");
+	cr_assert_eq(nr_mappings(ctx, ioas), before);
+
+	/* a file first mapped read-only is held read-only */
+	cr_assert_eq(map_fixed(ctx, other, ro, 0, 4096, 0x100000,
+			       IOASID_MAP_READ), 0);
+	cr_assert_eq(ioasid_lookup(ctx, other, 0x100000, &m), 0);
+	ro_id = m.file_id;
+	cr_assert_eq(ioasid_map_file_id(ctx, other, ro_id, 4096, 4096,
+					RW | FIXED, &iova), -EACCES);
+	cr_assert_eq(ioasid_map_file_id(ctx, other, ro_id, 4096, 4096,
+					IOASID_MAP_READ | FIXED, &iova), 0);
+
+	/* the last mapping of it gone, the id names nothing */
+	cr_assert_eq(ioasid_unmap_all(ctx, ioas, NULL), 0);
+	iova = 0x100000;
+	cr_assert_eq(ioasid_map_file_id(ctx, ioas, id, 0, 4096, RW | FIXED,
+					&iova), -ENOENT);
+	cr_assert_eq(nr_mappings(ctx, ioas), 0);
+	close(ro);
+	ioasid_unref(ctx);
+}
+
 Test(map, allocated_iova_is_aligned_and_never_zero)
 {
 	uint32_t ioas;

@@ -168,9 +168,15 @@ t "IOAS id 0" 2 -e "'0' is not a valid IOAS id"
 run ioas create --snoop sometimes
 t "bad snoop mode" 2 -e "snoop mode 'sometimes' is not auto, enforce or allow"
 run map 1
-t "map without a source" 2 -e 'exactly one of FILE, --fd N and --memfd'
+t "map without a source" 2 -e 'exactly one of FILE, --fd N, --memfd and --file-id F'
 run map 1 --memfd
 t "map --memfd without --length" 2 -e '--memfd needs --length'
+run map 1 --file-id 1
+t "map --file-id without --length" 2 -e '--file-id needs --length'
+run map 1 --file-id 0 --length 4K
+t "map --file-id 0" 2 -e "'0' is not a valid file id"
+run map 1 --file-id 1 --memfd --length 4K
+t "map --file-id with another source" 2 -e 'exactly one of FILE'
 run map 1 --memfd --length 2Q
 t "bad size" 2 -e "'2Q' is not a valid length"
 run map 1 --memfd --length 1.0000001K
@@ -353,10 +359,29 @@ t "ioas show: the ranges" 0 \
 	-o '^  0x00000000fee00000  0x00000000feefffff  reserved +1M$' \
 	-o '^  0x0000008000000000  0xffffffffffffffff  disallowed +16E-512G$'
 t "ioas show: mappings, domains, devices" 0 \
-	-o '^  0x0000000040000000 +64K +r- +0x0 +/memfd:ioasidctl \(deleted\) \(memfd\)$' \
+	-o '^  0x0000000040000000 +64K +r- +0x0 +/memfd:ioasidctl \(deleted\) \(memfd, file 2\)$' \
 	-o '^ +[0-9]+ +sim0 +enforced +yes +4K,2M,1G +1$' \
 	-o '^ +[0-9]+ +sim1 +not-enforced +no +4K,2M +1$' \
 	-o '^  0000:01:00\.0 +[0-9]+ +[0-9]+ +- +no +iova,access-platform$'
+
+# more of a file the IOAS holds, by its id, and only of what it has
+batch -x <<'EOF'
+a=ioas create
+map $a --memfd --length 64K --iova 0x40000000 --prot r
+map $a --file-id 1 --offset 0x1000 --length 8K --iova 0x50000000 --prot r
+map $a --file-id 1 --length 4K --json --prot r
+map $a --file-id 1 --offset 64K --length 4K
+EOF
+t "map --file-id: more of a held file, inside it" 1 \
+	-o '^mapped 8K of file 1 \(offset 0x1000\) at IOVA 0x50000000-0x50001fff in IOAS [0-9]+ \(r-\)$' \
+	-o '"file_id": 1' \
+	-e 'cannot map 4K into IOAS [0-9]+: .*beyond'
+batch <<'EOF'
+a=ioas create
+map $a --file-id 3 --length 4K
+EOF
+t "map --file-id: an id the IOAS does not hold" 1 -e 'IOAS [0-9]+ holds no file 3'
+
 
 batch --json <<'EOF'
 a=ioas create
@@ -531,7 +556,7 @@ EOF
 		-o "^mapped 1M of $f at IOVA 0x200000-0x2fffff" \
 		-o '^mapped 2M of the inherited fd at IOVA ' \
 		-o "^mapped 4M of $f at IOVA" \
-		-o "^  0x0000000000200000 +1M +rw +0x100000 +$f \(tmpfs\)$"
+		-o "^  0x0000000000200000 +1M +rw +0x100000 +$f \(tmpfs, file 1\)$"
 	"$CTL" --uri "$URI" --json batch "$tmp/files.batch" > "$tmp/out" 2> "$tmp/err" 3< "$f"
 	rc=$?
 	t "JSON escapes file names" 0 -J -o '\\"q\\"\\tx\\ufffd-'

@@ -393,6 +393,34 @@ int ioas_map_file(struct session *s, struct ioas *ioas, struct ioasid_op *op)
 }
 
 /*
+ * The file's identity and access mode are those of the IOAS's own
+ * reference, known since it was taken: no fstat() or fcntl() learns them
+ * again (file.c: file_lookup_or_add()).  Its seals and size are checked
+ * as at any map.  The access is the reference's, that is the descriptor's
+ * the file was first mapped with: the session gave it then.
+ */
+int ioas_map_file_id(struct session *s, struct ioas *ioas,
+		     struct ioasid_op *op)
+{
+	struct file_ref *f = file_find_id(&ioas->files, op->file_id);
+	struct ioasid_fd_ident held;
+	int r;
+
+	if (!f)
+		return op_fail(op, ENOENT, "IOAS %u holds no file %u (a file "
+			       "is held while a mapping uses it)", ioas->id,
+			       op->file_id);
+	held = (struct ioasid_fd_ident){ .dev = f->key.dev, .ino = f->key.ino,
+					 .flags = f->accmode };
+	op->fd = f->fd;
+	op->fd_ident = &held;
+	r = ioas_map_file(s, ioas, op);
+	op->fd = -1;
+	op->fd_ident = NULL;
+	return r;
+}
+
+/*
  * One line of /proc/self/maps: "start-end perms ...".  Returns false for a
  * line that does not parse (the range check then fails closed).
  */

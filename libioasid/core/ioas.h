@@ -88,6 +88,9 @@ int ioas_create(struct session *s, uint32_t flags, struct ioas **ioas,
 void ioas_destroy(struct ioas *ioas);
 
 int ioas_map_file(struct session *s, struct ioas *ioas, struct ioasid_op *op);
+/* MAP_FILE_ID: more of a file the IOAS holds, through its own reference. */
+int ioas_map_file_id(struct session *s, struct ioas *ioas,
+		     struct ioasid_op *op);
 int ioas_map_user(struct session *s, struct ioas *ioas, struct ioasid_op *op);
 /* Many ranges of one file (struct ioasid_map_entry), all or nothing. */
 int ioas_map_batch(struct session *s, struct ioas *ioas, struct ioasid_op *op);

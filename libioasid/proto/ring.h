@@ -67,6 +67,7 @@
 #define RING_CMD_MAP_FILE	20u	/* file = registered file number */
 #define RING_CMD_UNMAP		22u
 #define RING_CMD_CONVERT	30u	/* one range: iova, length */
+#define RING_CMD_MAP_FILE_ID	32u	/* file = the IOAS's file id */
 
 struct ring_header {
 	/* set by the daemon before it passes the ring */

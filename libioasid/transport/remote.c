@@ -949,6 +949,9 @@ static int ring_call(struct remote *r, struct ioasid_op *op)
 	if (op->cmd == IOASID_CMD_MAP_FILE &&
 	    ring_file(r, op->fd, &s.file) < 0)
 		return -EAGAIN;
+	/* the IOAS's own file: nothing of ours to look at */
+	if (op->cmd == IOASID_CMD_MAP_FILE_ID)
+		s.file = op->file_id;
 	s.user_data = ++r->ring_seq;
 	r->inflight = true;
 	if (ring_submit(&r->ring, &s) &&
@@ -1092,6 +1095,7 @@ static int remote_call(void *priv, struct ioasid_op *op)
 			break;
 		/* fall through */
 	case IOASID_CMD_MAP_FILE:
+	case IOASID_CMD_MAP_FILE_ID:
 	case IOASID_CMD_CONVERT:
 		if (!r->no_fastpath)
 			return ring_or_socket(r, op);
