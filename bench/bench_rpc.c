@@ -702,6 +702,27 @@ static double single_calls_per_s(struct ioasid_ctx *ctx, uint32_t ioas,
 	return 2e9 * nr / (double)(now_ns() - t0);
 }
 
+/* The same, mapping by the file id of the page calls_ioas() holds. */
+static double single_calls_by_id_per_s(struct ioasid_ctx *ctx, uint32_t ioas,
+				       int nr)
+{
+	struct ioasid_mapping m;
+	uint64_t t0, iova;
+
+	if (ioasid_lookup(ctx, ioas, 1ULL << 40, &m) < 0)
+		die("LOOKUP");
+	t0 = now_ns();
+	for (int i = 0; i < nr; i++) {
+		iova = 1ULL << 44;
+		if (ioasid_map_file_id(ctx, ioas, m.file_id, 0, PG,
+				       IOASID_MAP_READ | IOASID_MAP_FIXED_IOVA,
+				       &iova) < 0 ||
+		    ioasid_unmap(ctx, ioas, iova, PG, 0, NULL) < 0)
+			die("MAP_FILE_ID/UNMAP");
+	}
+	return 2e9 * nr / (double)(now_ns() - t0);
+}
+
 /*
  * ioasidd's CPU time so far, ns (-1 if unknown): its process CPU clock.
  * The kernel brings a running thread's share up to date at its next tick
@@ -1019,7 +1040,10 @@ static uint32_t calls_ioas(struct ioasid_ctx *ctx, int fd)
 
 /*
  * Map and unmap calls back to back, embedded, through the ring and over
- * the socket, of one page of a file the IOAS holds already; then lone calls through the ring after gaps of gaps_us (the
+ * the socket, of one page of a file the IOAS holds already, by its
+ * descriptor (map_file) and by its file id (map_file_id: no fstat() and
+ * fcntl() of the descriptor), in turn in each run; then lone calls
+ * through the ring after gaps of gaps_us (the
  * daemon spins --ring-spin-us after its last request, the client
  * RING_CLIENT_SPIN_NS while it waits), with the daemon's CPU time per call
  * and as a share of the time; and over the socket after 2 ms.
@@ -1027,6 +1051,7 @@ static uint32_t calls_ioas(struct ioasid_ctx *ctx, int fd)
 static void bench_calls(void)
 {
 	double se[MAX_RUNS], sr[MAX_RUNS], ss[MAX_RUNS];
+	double ide[MAX_RUNS], idr[MAX_RUNS], ids[MAX_RUNS];
 	double lr[MAX_RUNS], cr[MAX_RUNS], pct[MAX_RUNS];
 	struct ioasid_ctx *ce, *cv, *cs;
 	struct raw_lone rl;
@@ -1049,6 +1074,10 @@ static void bench_calls(void)
 		se[i] = single_calls_per_s(ce, ie, fd, iters);
 		sr[i] = single_calls_per_s(cv, iv, fd, iters);
 		ss[i] = single_calls_per_s(cs, is, fd, socket_lookups / 4 + 1);
+		ide[i] = single_calls_by_id_per_s(ce, ie, iters);
+		idr[i] = single_calls_by_id_per_s(cv, iv, iters);
+		ids[i] = single_calls_by_id_per_s(cs, is,
+						  socket_lookups / 4 + 1);
 	}
 	emit("single_calls_per_s", median(se, runs), "1/s",
 	     "\"transport\":\"embedded\",\"calls\":\"map_file+unmap\"");
@@ -1058,6 +1087,15 @@ static void bench_calls(void)
 	emit("single_calls_per_s", median(sr, runs), "1/s", extra);
 	emit("single_calls_per_s", median(ss, runs), "1/s",
 	     "\"transport\":\"ioasidd_socket\",\"calls\":\"map_file+unmap\"");
+	emit("single_calls_per_s", median(ide, runs), "1/s",
+	     "\"transport\":\"embedded\",\"calls\":\"map_file_id+unmap\"");
+	snprintf(extra, sizeof(extra), "\"transport\":\"ioasidd_ring\","
+		 "\"calls\":\"map_file_id+unmap\",\"target\":1e6,"
+		 "\"daemon_spin_us\":%u", daemon_spin_us);
+	emit("single_calls_per_s", median(idr, runs), "1/s", extra);
+	emit("single_calls_per_s", median(ids, runs), "1/s",
+	     "\"transport\":\"ioasidd_socket\","
+	     "\"calls\":\"map_file_id+unmap\"");
 	raw_lone_open(&rl);
 	for (size_t g = 0; g < nr_gaps; g++) {
 		double p90[MAX_RUNS], csl[MAX_RUNS], dsl[MAX_RUNS];
