@@ -239,6 +239,66 @@ Test(crash, a_map_by_file_id_comes_back)
 }
 
 /*
+ * Maps of new files that failed (beyond the file, an IOVA taken) are not
+ * journaled and took no file id, so after a crash every file has the id
+ * it had, and a map by id made before it still maps the file it named:
+ * DMA through it lands in that file, not in the one after it.
+ */
+Test(crash, file_ids_survive_failed_maps)
+{
+	int a = test_memfd(1 << 20), x = test_memfd(1 << 20);
+	int b = test_memfd(1 << 20), c = test_memfd(1 << 20);
+	struct ioasid_mapping m;
+	struct ioasid_ctx *ctx;
+	uint32_t idb, idc;
+	uint64_t iova;
+	struct held h;
+
+	start();
+	ctx = vmm("vm1", a, &h);
+	iova = 4 << 20;
+	cr_assert_eq(ioasid_map_file(ctx, h.ioas, x, 2 << 20, 4096,
+				     RW | IOASID_MAP_FIXED_IOVA, &iova),
+		     -EINVAL);
+	iova = h.iova;
+	cr_assert_eq(ioasid_map_file(ctx, h.ioas, x, 0, 4096,
+				     RW | IOASID_MAP_FIXED_IOVA, &iova),
+		     -EEXIST);
+	iova = 8 << 20;
+	cr_assert_eq(ioasid_map_file(ctx, h.ioas, b, 0, 4096,
+				     RW | IOASID_MAP_FIXED_IOVA, &iova), 0);
+	iova = 12 << 20;
+	cr_assert_eq(ioasid_map_file(ctx, h.ioas, c, 0, 4096,
+				     RW | IOASID_MAP_FIXED_IOVA, &iova), 0);
+	cr_assert_eq(ioasid_lookup(ctx, h.ioas, 8 << 20, &m), 0);
+	idb = m.file_id;
+	cr_assert_eq(ioasid_lookup(ctx, h.ioas, 12 << 20, &m), 0);
+	idc = m.file_id;
+	iova = 16 << 20;
+	cr_assert_eq(ioasid_map_file_id(ctx, h.ioas, idb, 4096, 4096,
+					RW | IOASID_MAP_FIXED_IOVA, &iova), 0,
+		     "%s", ioasid_last_error(ctx));
+	cr_assert_eq(sup_crash_restart(&s), 0);
+	ioasid_unref(ctx);
+	ctx = connect_ctx();
+	cr_assert_eq(ioasid_session_reclaim(ctx, "vm1", h.token), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_lookup(ctx, h.ioas, 8 << 20, &m), 0);
+	cr_assert_eq(m.file_id, idb, "B's id %u, before the crash %u",
+		     m.file_id, idb);
+	cr_assert_eq(ioasid_lookup(ctx, h.ioas, 12 << 20, &m), 0);
+	cr_assert_eq(m.file_id, idc);
+	cr_assert_eq(ioasid_lookup(ctx, h.ioas, 16 << 20, &m), 0);
+	cr_assert_eq(m.file_id, idb, "the map by id maps B again");
+	test_dma_lands(ctx, h.dev, 16 << 20, b, 4096, "into B");
+	ioasid_unref(ctx);
+	close(a);
+	close(x);
+	close(b);
+	close(c);
+}
+
+/*
  * A fault queue survives a crash: its id, its eventfd (the very one the
  * VMM polls), its page requests and the records not read yet, each
  * journaled (J_FAULTQ) before the reply of the DMA that raised it or the

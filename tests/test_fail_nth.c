@@ -388,6 +388,24 @@ Test(fail_nth, map_file_new_file)
 	FAIL_NTH(c_map_new_file);
 }
 Test(fail_nth, map_file_batch) { FAIL_NTH(c_map_batch); }
+
+static uint32_t held_file_id;	/* F.fd's id in F.ioas */
+
+static int c_map_file_id(struct fx *f)
+{
+	uint64_t iova = 0;
+
+	return ioasid_map_file_id(f->ctx, f->ioas, held_file_id, 8 * MiB,
+				  2 * MiB, RW, &iova);
+}
+Test(fail_nth, map_file_id)
+{
+	struct ioasid_mapping m;
+
+	cr_assert_eq(ioasid_lookup(F.ctx, F.ioas, 0x100000, &m), 0);
+	held_file_id = m.file_id;
+	FAIL_NTH(c_map_file_id);
+}
 Test(fail_nth, map_user) { FAIL_NTH(c_map_user); }
 
 static int c_unmap_cut(struct fx *f)

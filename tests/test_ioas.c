@@ -260,6 +260,45 @@ Test(map, by_file_id)
 	ioasid_unref(ctx);
 }
 
+/*
+ * A map that fails takes no file id, whatever failed (the file's range,
+ * an IOVA taken): the next file gets the id after the last one mapped,
+ * as a replay of the maps that succeeded gives it (the crash journal).
+ */
+Test(map, a_failed_map_takes_no_file_id)
+{
+	uint32_t ioas;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&ioas);
+	int a = test_memfd(4 * 4096), x = test_memfd(4 * 4096);
+	int b = test_memfd(4 * 4096);
+	struct ioasid_mapping m;
+	uint64_t iova;
+	uint32_t ida;
+
+	cr_assert_eq(map_fixed(ctx, ioas, a, 0, 4096, 0x100000, RW), 0);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x100000, &m), 0);
+	ida = m.file_id;
+	cr_assert_eq(map_fixed(ctx, ioas, x, 8 * 4096, 4096, 0x200000, RW),
+		     -EINVAL, "beyond the file's end");
+	cr_assert_eq(map_fixed(ctx, ioas, x, 0, 4096, 0x100000, RW), -EEXIST);
+	iova = 0x300000;
+	cr_assert_eq(ioasid_map_file_batch(ctx, ioas, x,
+					   (struct ioasid_map_entry[]){
+						{ 0x300000, 0, 4096 },
+						{ 0x100000, 4096, 4096 } },
+					   2, RW | FIXED, NULL), -EEXIST,
+		     "a batch undone");
+	cr_assert_eq(map_fixed(ctx, ioas, b, 0, 4096, 0x400000, RW), 0);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x400000, &m), 0);
+	cr_assert_eq(m.file_id, ida + 1, "file %u after %u: the failures "
+		     "took no id", m.file_id, ida);
+	(void)iova;
+	close(a);
+	close(x);
+	close(b);
+	ioasid_unref(ctx);
+}
+
 Test(map, allocated_iova_is_aligned_and_never_zero)
 {
 	uint32_t ioas;

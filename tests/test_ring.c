@@ -351,6 +351,65 @@ Test(ring, scribbler_hurts_only_itself, .init = start, .fini = stop,
 	ioasid_unref(good);
 }
 
+/*
+ * A map by file id through the ring names files of the request's IOAS
+ * only: another session's IOAS, an IOAS of ours with no such file, ids 0
+ * and UINT32_MAX are ENOENT, and nothing is mapped anywhere.
+ */
+Test(ring, map_file_id_names_only_its_ioas_files, .init = start,
+     .fini = stop, .timeout = 120)
+{
+	const uint32_t RW = IOASID_MAP_READ | IOASID_MAP_WRITE |
+			    IOASID_MAP_FIXED_IOVA;
+	struct ioasid_ctx *good;
+	struct ioasid_mapping m;
+	struct ioasid_op op;
+	struct raw_ring rr;
+	struct ring_sqe s[4];
+	uint32_t good_ioas, mine, first;
+	uint64_t iova = 0x40000000;
+	int fd = test_memfd(16 * PG);
+	struct raw c;
+
+	cr_assert_eq(ioasid_new(d.uri, &good), 0);
+	cr_assert_eq(ioasid_ioas_alloc(good, 0, &good_ioas), 0);
+	cr_assert_eq(ioasid_map_file(good, good_ioas, fd, 0, 4 * PG, RW,
+				     &iova), 0, "%s", ioasid_last_error(good));
+	cr_assert_eq(ioasid_lookup(good, good_ioas, iova, &m), 0);
+	raw_open(&c);
+	ioasid_op_init(&op, IOASID_CMD_HELLO);
+	cr_assert_eq(raw_call(&c, &op), 0);
+	ioasid_op_init(&op, IOASID_CMD_IOAS_ALLOC);
+	cr_assert_eq(raw_call(&c, &op), 0);
+	mine = op.out_id;
+	raw_ring_open(&c, &rr);
+	for (uint32_t i = 0; i < 4; i++)
+		s[i] = (struct ring_sqe){ .cmd = RING_CMD_MAP_FILE_ID,
+			.file = i == 2 ? 0 : i == 3 ? UINT32_MAX : m.file_id,
+			.ioas_id = i == 0 ? good_ioas : mine,
+			.iova = 0x80000000, .length = PG, .flags = RW,
+			.user_data = i + 1 };
+	first = rr.h->cq_tail;
+	raw_ring_push(&rr, s, 4);
+	for (uint32_t i = 0; i < 4; i++)
+		cr_assert_eq(raw_cqe(&rr, first + i)->result, -ENOENT,
+			     "request %u: %d (%s)", i,
+			     raw_cqe(&rr, first + i)->result,
+			     raw_cqe(&rr, first + i)->errmsg);
+	cr_assert_not(rr.h->flags & RING_BROKEN);
+	cr_assert_eq(ioasid_lookup(good, good_ioas, 0x80000000, &m), -ENOENT);
+	ioasid_op_init(&op, IOASID_CMD_LOOKUP);
+	op.ioas_id = mine;
+	op.iova = 0x80000000;
+	cr_assert_eq(raw_call(&c, &op), -ENOENT, "nothing mapped in ours");
+	close(c.s);
+	munmap(rr.base, RING_SIZE);
+	close(rr.bell);
+	close(rr.done);
+	close(fd);
+	ioasid_unref(good);
+}
+
 /* One request through @rr, answered: its result (message in @why). */
 static int raw_ring_one(struct raw_ring *rr, struct ring_sqe s,
 			char *why, size_t len)

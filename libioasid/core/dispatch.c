@@ -226,14 +226,22 @@ static int run(struct session *s, const struct command *c,
 	       struct ioasid_op *op)
 {
 	struct ioas *ioas = NULL;
+	uint32_t mark = 0;
+	int r;
 
 	if (c->flags & NEEDS_IOAS) {
 		ioas = c->flags & READ_ONLY ? find_ioas_to_read(s, op->ioas_id) :
 					      find_ioas(s, op->ioas_id);
 		if (!ioas)
 			return op_fail(op, ENOENT, "no IOAS %u", op->ioas_id);
+		mark = ioas->files.next_id;
 	}
-	return c->fn(s, ioas, op);
+	r = c->fn(s, ioas, op);
+	/* a map, batch or copy that failed takes no file id (file.h) */
+	if (r < 0 && ioas && !(c->flags & (READ_ONLY | CONCURRENT)) &&
+	    op->cmd != IOASID_CMD_IOAS_DESTROY)
+		file_ids_rollback(&ioas->files, mark);
+	return r;
 }
 
 /* The core's single entry: which handler, under which lock. */

@@ -402,6 +402,18 @@ int file_import(struct file_table *t, struct file_ref *src,
 	return 0;
 }
 
+void file_ids_rollback(struct file_table *t, uint32_t mark)
+{
+	struct file_ref *f, *tmp;
+
+	if (t->next_id == mark)
+		return;
+	HASH_ITER(hh_id, t->by_id, f, tmp)
+		if (f->id > mark)
+			return;
+	t->next_id = mark;
+}
+
 struct file_ref *file_find_id(struct file_table *t, uint32_t id)
 {
 	struct file_ref *f;

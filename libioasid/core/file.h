@@ -89,6 +89,14 @@ void file_drop_unused(struct file_ref *file);
 int file_import(struct file_table *t, struct file_ref *src,
 		struct file_ref **file, struct ioasid_op *op);
 struct file_ref *file_find_id(struct file_table *t, uint32_t id);
+/*
+ * After an op that failed: give back the ids it took (@mark: next_id
+ * before it), unless a file it made is still there.  A failed op then
+ * leaves the counter as it found it, so replaying only the ops that
+ * succeeded (the crash journal, a resumed call) gives every file the id
+ * it had.
+ */
+void file_ids_rollback(struct file_table *t, uint32_t mark);
 void file_table_release(struct file_table *t);
 void file_fill_info(const struct file_ref *file, struct ioasid_file_info *i);
 

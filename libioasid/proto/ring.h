@@ -20,7 +20,9 @@
  *     copied out word by word before anything looks at it (no TOCTOU);
  *   - a request only names what the session may name anyway: IOAS ids
  *     checked by the core, and files by their number in the client's own
- *     table of registered files (IOASID_CMD_FILE_REGISTER).
+ *     table of registered files (IOASID_CMD_FILE_REGISTER), or for
+ *     MAP_FILE_ID by their id in the request's IOAS, which the core looks
+ *     up in that IOAS's own table.
  *
  * A broken ring is the client's own loss: the daemon sets RING_BROKEN,
  * stops reading it and serves the client over the socket as before.

@@ -920,7 +920,9 @@ static int ring_wait(struct remote *r, struct ring_cqe *c)
 }
 
 /*
- * MAP_FILE, UNMAP or a one-range CONVERT through the ring; -EAGAIN: it
+ * MAP_FILE, MAP_FILE_ID, UNMAP or a one-range CONVERT through the ring
+ * (MAP_FILE_ID names the IOAS's file by its id: nothing to register or
+ * look at here); -EAGAIN: it
  * goes over the socket instead.  r->lock held.
  */
 static int ring_call(struct remote *r, struct ioasid_op *op)
