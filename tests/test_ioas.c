@@ -865,6 +865,60 @@ Test(unmap, all)
 
 /* ---- copy ---------------------------------------------------------------------- */
 
+/*
+ * A copy to a fixed range that is not free fails before anything goes
+ * in, and what the destination had stays, in the library and in the
+ * backend: its mapping is found, a device attached to it still writes
+ * its file, and it unmaps and maps again.  Both ways of copying: one
+ * backend call (the simulator's ->copy) and piece by piece (into a
+ * restricted IOAS).
+ */
+static void copy_over_a_mapping(uint32_t dst_flags)
+{
+	uint32_t a, b, dev;
+	struct ioasid_ctx *ctx = test_ctx_ioas(&a);
+	int fd = test_memfd(MiB), fd2 = test_memfd(MiB);
+	struct ioasid_mapping m;
+	uint64_t dst = 0x200000, unmapped;
+
+	cr_assert_eq(ioasid_ioas_alloc(ctx, dst_flags, &b), 0);
+	cr_assert_eq(map_fixed(ctx, a, fd, 0, 4096, 0x100000, RW), 0);
+	cr_assert_eq(map_fixed(ctx, a, fd, 4096, 4096, 0x101000, RW), 0);
+	cr_assert_eq(map_fixed(ctx, b, fd2, 0, 4096, 0x201000, RW), 0);
+	if (dst_flags & IOASID_IOAS_RESTRICTED) {
+		struct ioasid_iova_range all = { 0x201000, 0x201fff };
+
+		cr_assert_eq(ioasid_convert(ctx, b, &all, 1,
+					    IOASID_CONVERT_SHARED, NULL), 0, "%s",
+			     ioasid_last_error(ctx));
+	}
+	cr_assert_eq(ioasid_device_bind(ctx, "0000:00:01.0", -1, &dev), 0);
+	cr_assert_eq(ioasid_device_attach(ctx, dev, b, 0), 0, "%s",
+		     ioasid_last_error(ctx));
+	cr_assert_eq(ioasid_copy(ctx, b, a, 0x100000, 2 * 4096, RW | FIXED,
+				 &dst), -EEXIST);
+	cr_assert_eq(dst, 0x200000, "untouched on error");
+	cr_assert_eq(nr_mappings(ctx, b), 1, "the mapping that was there "
+		     "stays");
+	cr_assert_eq(ioasid_lookup(ctx, b, 0x201000, &m), 0);
+	cr_assert_eq(ioasid_lookup(ctx, b, 0x200000, &m), -ENOENT,
+		     "nothing of the copy went in");
+	test_dma_lands(ctx, dev, 0x201000, fd2, 0, "still fd2's");
+	cr_assert_eq(ioasid_unmap(ctx, b, 0x201000, 4096, 0, &unmapped), 0,
+		     "%s", ioasid_last_error(ctx));
+	cr_assert_eq(map_fixed(ctx, b, fd2, 0, 4096, 0x201000, RW), 0,
+		     "the backend has it no more: %s", ioasid_last_error(ctx));
+	close(fd);
+	close(fd2);
+	ioasid_unref(ctx);
+}
+
+Test(copy, a_fixed_copy_over_a_mapping_changes_nothing)
+{
+	copy_over_a_mapping(0);
+	copy_over_a_mapping(IOASID_IOAS_RESTRICTED);
+}
+
 Test(copy, shares_backing)
 {
 	uint32_t a, b;

@@ -1221,7 +1221,27 @@ int ioas_copy(struct ioas *dst, struct ioas *src, struct ioasid_op *op)
 
 	/* Choose the destination range: allocate it as a whole. */
 	c.dst_iova = op->iova;
-	if (!(op->flags & IOASID_MAP_FIXED_IOVA)) {
+	if (op->flags & IOASID_MAP_FIXED_IOVA) {
+		/*
+		 * Free as a whole, before anything goes in: the undo below
+		 * removes the whole range, which must then hold only the
+		 * copy's pieces (an undo over a mapping that was there would
+		 * drop it from the tree and leave it in the backend).
+		 */
+		r = iova_tree_first_overlap(dst->tree, c.dst_iova, op->length,
+					    IOVA_TREE_MAPPINGS |
+					    IOVA_TREE_BLOCKED, &range);
+		if (r == 0)
+			return tree_error(dst, range.kind == IOVA_AREA_BLOCKED ?
+					  -EADDRINUSE : -EEXIST,
+					  &(struct iova_area){
+						.iova = c.dst_iova,
+						.length = op->length }, op);
+		if (r != -ENOENT)
+			return tree_error(dst, r, &(struct iova_area){
+						.iova = c.dst_iova,
+						.length = op->length }, op);
+	} else {
 		r = iova_tree_find_free(dst->tree, 0, UINT64_MAX, op->length,
 					alloc_alignment(op->offset, op->length),
 					&c.dst_iova);
