@@ -754,11 +754,12 @@ static void replay(struct rebuild *b, struct image *img)
 			struct core_ioas_counters c = { 0 };
 			struct image_counters ic;
 
-			memcpy(&ic, rec.payload, sizeof(ic));
+			image_counters_of(&rec, &ic);
 			c.ioas_id = ic.ioas_id;
 			c.kind = ic.kind;
 			c.nr_conversions = ic.nr_conversions;
 			c.nr_faults = ic.nr_faults;
+			c.next_file_id = ic.next_file_id;
 			core_replay_counters(b->session, &c);
 			break;
 		}

@@ -103,7 +103,7 @@ int daemon_put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
 	if (c)
 		return image_put_counters(w, c->kind, c->ioas_id,
 					  c->nr_conversions,
-					  c->nr_faults);
+					  c->nr_faults, c->next_file_id);
 	/* iommufd: the kernel object the op made, for the successor */
 	if (k) {
 		r = image_put_kobj(w, k);
@@ -592,11 +592,12 @@ static int replay(struct server *srv, struct image *img, char *why,
 		case IMAGE_REC_COUNTERS: {
 			struct core_ioas_counters c = { 0 };
 
-			memcpy(&ic, rec.payload, sizeof(ic));
+			image_counters_of(&rec, &ic);
 			c.ioas_id = ic.ioas_id;
 			c.kind = ic.kind;
 			c.nr_conversions = ic.nr_conversions;
 			c.nr_faults = ic.nr_faults;
+			c.next_file_id = ic.next_file_id;
 			if (!s || core_replay_counters(s, &c) < 0) {
 				snprintf(why, whylen, "record %u: counters of "
 					 "an object the session lacks",

@@ -500,6 +500,93 @@ static void fix_record_crc(uint8_t *buf, struct image_record *r)
 	fix_records_crc(buf);
 }
 
+/*
+ * An IOAS's file id counter comes through: a file that went took its id
+ * along, so the imported context gives a new file the next id, never
+ * that one, and ioasid_map_file_id() of the old id stays ENOENT.  The
+ * image is then version 6 (without such a gap it stays at 1).  A counter
+ * below a live file's id is refused, nothing built.
+ */
+Test(image, the_file_id_counter_comes_through)
+{
+	struct ioasid_ctx *ctx, *copy = NULL;
+	int x = test_memfd(MiB), y = test_memfd(MiB), w = test_memfd(MiB);
+	int z = test_memfd(MiB);
+	struct ioasid_mapping m;
+	struct image_record *rec;
+	struct image_counters *ic;
+	uint64_t iova = 0x400000;
+	uint8_t *orig;
+	uint32_t ioas, idy, idw;
+	size_t len;
+	int memfd;
+
+	cr_assert_eq(ioasid_new("sim", &ctx), 0);
+	cr_assert_eq(ioasid_ioas_alloc(ctx, 0, &ioas), 0);
+	cr_assert_eq(ioasid_map_file(ctx, ioas, x, 0, 4096, IOASID_MAP_READ |
+				     IOASID_MAP_FIXED_IOVA,
+				     &(uint64_t){ 0x100000 }), 0);
+	cr_assert_eq(ioasid_map_file(ctx, ioas, y, 0, 4096, IOASID_MAP_READ |
+				     IOASID_MAP_FIXED_IOVA,
+				     &(uint64_t){ 0x200000 }), 0);
+	cr_assert_eq(ioasid_map_file(ctx, ioas, w, 0, 4096, IOASID_MAP_READ |
+				     IOASID_MAP_FIXED_IOVA,
+				     &(uint64_t){ 0x300000 }), 0);
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x200000, &m), 0);
+	idy = m.file_id;
+	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x300000, &m), 0);
+	idw = m.file_id;
+	memfd = export_ok(ctx);
+	len = image_bytes(memfd, &orig);
+	cr_assert_eq(((const struct image_header *)orig)->version, 1,
+		     "no gap: version 1");
+	free(orig);
+	ioasid_ctx_export_abandon(memfd);
+	close(memfd);
+	/* the newest file goes, and its id with it */
+	cr_assert_eq(ioasid_unmap(ctx, ioas, 0x300000, 4096, 0, NULL), 0);
+	memfd = export_ok(ctx);
+	len = image_bytes(memfd, &orig);
+	cr_assert_eq(((const struct image_header *)orig)->version, 6);
+
+	/* a counter below a live file's id: refused, nothing built */
+	{
+		uint8_t *buf = malloc(len);
+
+		memcpy(buf, orig, len);
+		rec = find_record(buf, IMAGE_REC_COUNTERS);
+		ic = (struct image_counters *)(rec + 1);
+		cr_assert_eq(rec->len, sizeof(*ic));
+		cr_assert_eq(ic->next_file_id, idw);
+		ic->next_file_id = idy - 1;
+		fix_record_crc(buf, rec);
+		cr_assert_eq(import_bytes(buf, len), -EBADMSG);
+		cr_assert(strstr(ioasid_last_error(NULL), "file id counter"),
+			  "%s", ioasid_last_error(NULL));
+		free(buf);
+	}
+
+	cr_assert_eq(ioasid_ctx_import(memfd, &copy), 0, "%s",
+		     ioasid_last_error(NULL));
+	cr_assert_eq(ioasid_map_file_id(copy, ioas, idw, 0, 4096,
+					IOASID_MAP_READ | IOASID_MAP_FIXED_IOVA,
+					&iova), -ENOENT, "the old id names "
+		     "nothing");
+	cr_assert_eq(ioasid_map_file(copy, ioas, z, 0, 4096, IOASID_MAP_READ |
+				     IOASID_MAP_FIXED_IOVA, &iova), 0);
+	cr_assert_eq(ioasid_lookup(copy, ioas, 0x400000, &m), 0);
+	cr_assert_eq(m.file_id, idw + 1, "file %u: not %u again", m.file_id,
+		     idw);
+	free(orig);
+	close(memfd);
+	ioasid_unref(copy);
+	ioasid_unref(ctx);
+	close(x);
+	close(y);
+	close(w);
+	close(z);
+}
+
 Test(image, hostile)
 {
 	struct image_header *h;

@@ -131,6 +131,12 @@ struct core_ioas_counters {
 	uint32_t ioas_id;		/* or the nested table's, the vIOMMU's */
 	uint32_t kind;			/* enum core_counters_kind */
 	uint64_t nr_conversions, nr_faults;
+	/*
+	 * An IOAS's file id counter where a file that went took its id
+	 * along (it is above every live file's), else 0; a replay never
+	 * lets it below a file the IOAS has (-EINVAL).
+	 */
+	uint32_t next_file_id;
 };
 /*
  * A tracking domain's dirty pages not read yet, on a backend whose bits

@@ -229,6 +229,7 @@ static int export_counters(struct export *x, struct ioas *ioas)
 						  __ATOMIC_RELAXED),
 		.nr_faults = __atomic_load_n(&ioas->nr_faults,
 					     __ATOMIC_RELAXED),
+		.next_file_id = file_ids_gap(&ioas->files),
 	};
 	int r = x->emit(x->arg, NULL, 0, &c, NULL, NULL);
 
@@ -987,7 +988,7 @@ static int replay_nest_counters(struct session *s,
 int core_replay_counters(struct session *s, const struct core_ioas_counters *c)
 {
 	struct ioas *ioas;
-	int r;
+	int r = 0;
 
 	if (c->kind != CORE_COUNTERS_IOAS) {
 		pthread_mutex_lock(&s->core->lock);
@@ -1002,9 +1003,11 @@ int core_replay_counters(struct session *s, const struct core_ioas_counters *c)
 				 __ATOMIC_RELAXED);
 		__atomic_store_n(&ioas->nr_faults, c->nr_faults,
 				 __ATOMIC_RELAXED);
+		if (c->next_file_id)
+			r = file_ids_set(&ioas->files, c->next_file_id);
 	}
 	pthread_mutex_unlock(&s->core->lock);
-	return ioas && ioas->owner == s ? 0 : -ENOENT;
+	return ioas && ioas->owner == s ? r : -ENOENT;
 }
 
 /* Add up the mapped bytes of a run (check_dirty_runs()). */

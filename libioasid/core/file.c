@@ -414,6 +414,30 @@ void file_ids_rollback(struct file_table *t, uint32_t mark)
 	t->next_id = mark;
 }
 
+static uint32_t highest_id(const struct file_table *t)
+{
+	const struct file_ref *f, *tmp;
+	uint32_t max = 0;
+
+	HASH_ITER(hh_id, t->by_id, f, tmp)
+		if (f->id > max)
+			max = f->id;
+	return max;
+}
+
+uint32_t file_ids_gap(const struct file_table *t)
+{
+	return t->next_id > highest_id(t) ? t->next_id : 0;
+}
+
+int file_ids_set(struct file_table *t, uint32_t next)
+{
+	if (next < highest_id(t))
+		return -EINVAL;
+	t->next_id = next;
+	return 0;
+}
+
 struct file_ref *file_find_id(struct file_table *t, uint32_t id)
 {
 	struct file_ref *f;

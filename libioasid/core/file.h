@@ -97,6 +97,11 @@ struct file_ref *file_find_id(struct file_table *t, uint32_t id);
  * it had.
  */
 void file_ids_rollback(struct file_table *t, uint32_t mark);
+/* The counter where it is above every live file's id (a state image
+ * carries it then), else 0. */
+uint32_t file_ids_gap(const struct file_table *t);
+/* Set the counter to @next: 0, or -EINVAL below a live file's id. */
+int file_ids_set(struct file_table *t, uint32_t next);
 void file_table_release(struct file_table *t);
 void file_fill_info(const struct file_ref *file, struct ioasid_file_info *i);
 

@@ -187,18 +187,30 @@ int image_put_kobj(struct image_writer *w, const struct ioasid_kobj *k)
 }
 
 int image_put_counters(struct image_writer *w, uint32_t kind, uint32_t ioas_id,
-		       uint64_t nr_conversions, uint64_t nr_faults)
+		       uint64_t nr_conversions, uint64_t nr_faults,
+		       uint32_t next_file_id)
 {
 	struct image_counters ic = {
 		.ioas_id = ioas_id,
 		.kind = kind,
 		.nr_conversions = nr_conversions,
 		.nr_faults = nr_faults,
+		.next_file_id = next_file_id,
 	};
 
 	if (kind != IMAGE_COUNTERS_IOAS)
 		image_writer_need_version(w, 3);
-	return image_put(w, IMAGE_REC_COUNTERS, &ic, sizeof(ic));
+	if (next_file_id)
+		image_writer_need_version(w, 6);
+	return image_put(w, IMAGE_REC_COUNTERS, &ic,
+			 next_file_id ? sizeof(ic) : IMAGE_COUNTERS_V5_SIZE);
+}
+
+void image_counters_of(const struct image_rec *rec, struct image_counters *ic)
+{
+	memset(ic, 0, sizeof(*ic));
+	memcpy(ic, rec->payload, rec->len < sizeof(*ic) ? rec->len :
+						       sizeof(*ic));
 }
 
 int image_put_dirty(struct image_writer *w, uint32_t ioas_id,
@@ -524,7 +536,13 @@ static int check_records(struct image *img, const struct image_header *h,
 				goto size;
 			break;
 		case IMAGE_REC_COUNTERS:
-			if (rec->len != sizeof(struct image_counters) ||
+			/* the longer one only of an IOAS, in version 6 */
+			if ((rec->len != IMAGE_COUNTERS_V5_SIZE &&
+			     (rec->len != sizeof(struct image_counters) ||
+			      h->version < 6 ||
+			      ((const struct image_counters *)p)->kind !=
+			      IMAGE_COUNTERS_IOAS ||
+			      ((const struct image_counters *)p)->reserved)) ||
 			    ((const struct image_counters *)p)->kind >
 			    IMAGE_COUNTERS_VIOMMU)
 				goto size;

@@ -110,9 +110,13 @@
  * would refuse record by record, or make empty with a new eventfd, and
  * dirty tracking (DIRTY_START ops and DIRTY records: an older reader
  * would drop the bits, or on iommufd start the adopted HWPTs afresh,
- * which clears theirs).
+ * which clears theirs); version 6 has an IOAS's COUNTERS record carry
+ * its file id counter where a file that went took its id along (a
+ * longer record, which an older reader refuses by its size; without it
+ * a new file could get the id of one that went, and
+ * ioasid_map_file_id() an old id map it).
  */
-#define IMAGE_VERSION		5
+#define IMAGE_VERSION		6
 /* The largest image a reader takes (-EFBIG beyond). */
 #define IMAGE_MAX_SIZE		(1ULL << 30)
 
@@ -194,7 +198,12 @@ struct image_counters {
 	uint32_t ioas_id;		/* or the nested table's, the vIOMMU's */
 	uint32_t kind;			/* enum image_counters_kind */
 	uint64_t nr_conversions, nr_faults;
+	/* version 6, in a longer record: an IOAS's file id counter */
+	uint32_t next_file_id;		/* 0: the highest live file's id */
+	uint32_t reserved;
 };
+/* The record's length before version 6 (no next_file_id). */
+#define IMAGE_COUNTERS_V5_SIZE	24u
 
 /* Runs a DIRTY record carries at most (core.h's CORE_DIRTY_MAX_RUNS). */
 #define IMAGE_DIRTY_MAX_RUNS	4000u
@@ -263,9 +272,15 @@ int image_put_op(struct image_writer *w, struct ioasid_op *op,
 int image_put_next_id(struct image_writer *w, uint32_t next_id);
 /* A kernel object as a KOBJ record (its descriptors become FD records). */
 int image_put_kobj(struct image_writer *w, const struct ioasid_kobj *k);
-/* @kind: enum image_counters_kind (not IOAS: the image is version 3). */
+/*
+ * @kind: enum image_counters_kind (not IOAS: the image is version 3);
+ * @next_file_id: an IOAS's file id counter where it is above every live
+ * file's id (a file that went took its id along), else 0 (then the
+ * record is as version 5 wrote it; with one, the image is version 6).
+ */
 int image_put_counters(struct image_writer *w, uint32_t kind, uint32_t ioas_id,
-		       uint64_t nr_conversions, uint64_t nr_faults);
+		       uint64_t nr_conversions, uint64_t nr_faults,
+		       uint32_t next_file_id);
 /* A domain's dirty pages as a DIRTY record (the image is version 5). */
 int image_put_dirty(struct image_writer *w, uint32_t ioas_id,
 		    uint32_t domain_id,
@@ -331,6 +346,8 @@ int image_read_remap(int fd, struct image **img, image_remap_fn remap,
 void image_free(struct image *img);
 /* The next record: 1, or 0 at the end. */
 int image_next(struct image *img, struct image_rec *rec);
+/* A COUNTERS record @rec (checked by image_read()), either length. */
+void image_counters_of(const struct image_rec *rec, struct image_counters *ic);
 /* Back to the first record. */
 void image_rewind(struct image *img);
 /*

@@ -191,7 +191,7 @@ static int put_export(void *arg, struct ioasid_op *op, uint32_t expect_id,
 	if (c)
 		return image_put_counters(w, c->kind, c->ioas_id,
 					  c->nr_conversions,
-					  c->nr_faults);
+					  c->nr_faults, c->next_file_id);
 	if (k) {
 		r = image_put_kobj(w, k);
 		if (r < 0 || !op)
@@ -343,16 +343,19 @@ static int replay(struct embedded *e, struct image *img, void *outbuf,
 			struct core_ioas_counters c = { 0 };
 			struct image_counters ic;
 
-			memcpy(&ic, rec.payload, sizeof(ic));
+			image_counters_of(&rec, &ic);
 			c.ioas_id = ic.ioas_id;
 			c.kind = ic.kind;
 			c.nr_conversions = ic.nr_conversions;
 			c.nr_faults = ic.nr_faults;
+			c.next_file_id = ic.next_file_id;
 			r = core_replay_counters(e->session, &c);
 			if (r < 0)
-				snprintf(errmsg, errlen, "record %u: counters "
-					 "of object %u, which it does not have",
-					 rec.index, c.ioas_id);
+				snprintf(errmsg, errlen, "record %u: %s %u",
+					 rec.index, r == -EINVAL ?
+					 "a file id counter below a file of "
+					 "IOAS" : "counters of an object it "
+					 "does not have:", c.ioas_id);
 			r = r < 0 ? -EBADMSG : 0;
 			break;
 		}
