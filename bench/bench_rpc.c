@@ -1038,6 +1038,24 @@ static uint32_t calls_ioas(struct ioasid_ctx *ctx, int fd)
 	return ioas;
 }
 
+/* The medians of single calls @calls, embedded, the ring, the socket. */
+static void emit_single_calls(const char *calls, double *emb, double *ring,
+			      double *sock)
+{
+	char extra[256];
+
+	snprintf(extra, sizeof(extra), "\"transport\":\"embedded\","
+		 "\"calls\":\"%s\"", calls);
+	emit("single_calls_per_s", median(emb, runs), "1/s", extra);
+	snprintf(extra, sizeof(extra), "\"transport\":\"ioasidd_ring\","
+		 "\"calls\":\"%s\",\"target\":1e6,\"daemon_spin_us\":%u",
+		 calls, daemon_spin_us);
+	emit("single_calls_per_s", median(ring, runs), "1/s", extra);
+	snprintf(extra, sizeof(extra), "\"transport\":\"ioasidd_socket\","
+		 "\"calls\":\"%s\"", calls);
+	emit("single_calls_per_s", median(sock, runs), "1/s", extra);
+}
+
 /*
  * Map and unmap calls back to back, embedded, through the ring and over
  * the socket, of one page of a file the IOAS holds already, by its
@@ -1079,23 +1097,8 @@ static void bench_calls(void)
 		ids[i] = single_calls_by_id_per_s(cs, is,
 						  socket_lookups / 4 + 1);
 	}
-	emit("single_calls_per_s", median(se, runs), "1/s",
-	     "\"transport\":\"embedded\",\"calls\":\"map_file+unmap\"");
-	snprintf(extra, sizeof(extra), "\"transport\":\"ioasidd_ring\","
-		 "\"calls\":\"map_file+unmap\",\"target\":1e6,"
-		 "\"daemon_spin_us\":%u", daemon_spin_us);
-	emit("single_calls_per_s", median(sr, runs), "1/s", extra);
-	emit("single_calls_per_s", median(ss, runs), "1/s",
-	     "\"transport\":\"ioasidd_socket\",\"calls\":\"map_file+unmap\"");
-	emit("single_calls_per_s", median(ide, runs), "1/s",
-	     "\"transport\":\"embedded\",\"calls\":\"map_file_id+unmap\"");
-	snprintf(extra, sizeof(extra), "\"transport\":\"ioasidd_ring\","
-		 "\"calls\":\"map_file_id+unmap\",\"target\":1e6,"
-		 "\"daemon_spin_us\":%u", daemon_spin_us);
-	emit("single_calls_per_s", median(idr, runs), "1/s", extra);
-	emit("single_calls_per_s", median(ids, runs), "1/s",
-	     "\"transport\":\"ioasidd_socket\","
-	     "\"calls\":\"map_file_id+unmap\"");
+	emit_single_calls("map_file+unmap", se, sr, ss);
+	emit_single_calls("map_file_id+unmap", ide, idr, ids);
 	raw_lone_open(&rl);
 	for (size_t g = 0; g < nr_gaps; g++) {
 		double p90[MAX_RUNS], csl[MAX_RUNS], dsl[MAX_RUNS];

@@ -121,21 +121,14 @@ IOASID_EXPORT int ioasid_map_file(struct ioasid_ctx *ctx, uint32_t ioas_id,
 				  uint32_t flags, uint64_t *iova)
 {
 	struct ioasid_op op;
-	int r;
 
-	if (!iova)
-		return api_reject(-EINVAL, __func__, "iova is NULL");
 	ioasid_op_init(&op, IOASID_CMD_MAP_FILE);
 	op.ioas_id = ioas_id;
 	op.fd = fd;
 	op.offset = offset;
 	op.length = length;
 	op.flags = flags;
-	op.iova = *iova;
-	r = api_call(ctx, &op);
-	if (r == 0)
-		*iova = op.out_iova;
-	return r;
+	return api_call_iova(ctx, &op, iova, "iova");
 }
 
 /*
@@ -157,21 +150,14 @@ IOASID_EXPORT int ioasid_map_file_id(struct ioasid_ctx *ctx, uint32_t ioas_id,
 				     uint64_t *iova)
 {
 	struct ioasid_op op;
-	int r;
 
-	if (!iova)
-		return api_reject(-EINVAL, __func__, "iova is NULL");
 	ioasid_op_init(&op, IOASID_CMD_MAP_FILE_ID);
 	op.ioas_id = ioas_id;
 	op.file_id = file_id;
 	op.offset = offset;
 	op.length = length;
 	op.flags = flags;
-	op.iova = *iova;
-	r = api_call(ctx, &op);
-	if (r == 0)
-		*iova = op.out_iova;
-	return r;
+	return api_call_iova(ctx, &op, iova, "iova");
 }
 
 /*
@@ -189,20 +175,13 @@ IOASID_EXPORT int ioasid_map_user(struct ioasid_ctx *ctx, uint32_t ioas_id,
 				  uint64_t *iova)
 {
 	struct ioasid_op op;
-	int r;
 
-	if (!iova)
-		return api_reject(-EINVAL, __func__, "iova is NULL");
 	ioasid_op_init(&op, IOASID_CMD_MAP_USER);
 	op.ioas_id = ioas_id;
 	op.offset = (uint64_t)(uintptr_t)vaddr;
 	op.length = length;
 	op.flags = flags;
-	op.iova = *iova;
-	r = api_call(ctx, &op);
-	if (r == 0)
-		*iova = op.out_iova;
-	return r;
+	return api_call_iova(ctx, &op, iova, "iova");
 }
 
 /*
@@ -308,21 +287,14 @@ IOASID_EXPORT int ioasid_copy(struct ioasid_ctx *ctx, uint32_t dst_ioas_id,
 			      uint64_t *dst_iova)
 {
 	struct ioasid_op op;
-	int r;
 
-	if (!dst_iova)
-		return api_reject(-EINVAL, __func__, "dst_iova is NULL");
 	ioasid_op_init(&op, IOASID_CMD_COPY);
 	op.ioas_id = dst_ioas_id;
 	op.ioas_id2 = src_ioas_id;
 	op.offset = src_iova;
 	op.length = length;
 	op.flags = flags;
-	op.iova = *dst_iova;
-	r = api_call(ctx, &op);
-	if (r == 0)
-		*dst_iova = op.out_iova;
-	return r;
+	return api_call_iova(ctx, &op, dst_iova, "dst_iova");
 }
 
 /*

@@ -381,6 +381,20 @@ int api_call_fn(const char *fn, struct ioasid_ctx *ctx, struct ioasid_op *op)
 	return ctx_call(ctx, op);
 }
 
+int api_call_iova_fn(const char *fn, struct ioasid_ctx *ctx,
+		     struct ioasid_op *op, uint64_t *iova, const char *name)
+{
+	int r;
+
+	if (!iova)
+		return api_reject(-EINVAL, fn, "%s is NULL", name);
+	op->iova = *iova;
+	r = api_call_fn(fn, ctx, op);
+	if (r == 0)
+		*iova = op->out_iova;
+	return r;
+}
+
 int api_call_struct_fn(const char *fn, struct ioasid_ctx *ctx,
 		       struct ioasid_op *op, void *out, uint32_t size)
 {

@@ -43,6 +43,13 @@ int api_call_array_fn(const char *fn, struct ioasid_ctx *ctx,
 		      struct ioasid_op *op, void *array, uint32_t elem_size,
 		      uint32_t *nr);
 #define api_call_array(...)	api_call_array_fn(__func__, __VA_ARGS__)
+/*
+ * ... or where it mapped: *@iova goes in as op->iova and op->out_iova
+ * comes back on success (@name: the argument's, for the refusal).
+ */
+int api_call_iova_fn(const char *fn, struct ioasid_ctx *ctx,
+		     struct ioasid_op *op, uint64_t *iova, const char *name);
+#define api_call_iova(...)	api_call_iova_fn(__func__, __VA_ARGS__)
 /* Copy a device name into @op: -EINVAL when NULL, empty or too long. */
 int api_set_name(struct ioasid_op *op, const char *name);
 /* Why api_set_name() refused @name. */

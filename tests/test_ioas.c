@@ -272,7 +272,6 @@ Test(map, a_failed_map_takes_no_file_id)
 	int a = test_memfd(4 * 4096), x = test_memfd(4 * 4096);
 	int b = test_memfd(4 * 4096);
 	struct ioasid_mapping m;
-	uint64_t iova;
 	uint32_t ida;
 
 	cr_assert_eq(map_fixed(ctx, ioas, a, 0, 4096, 0x100000, RW), 0);
@@ -281,7 +280,6 @@ Test(map, a_failed_map_takes_no_file_id)
 	cr_assert_eq(map_fixed(ctx, ioas, x, 8 * 4096, 4096, 0x200000, RW),
 		     -EINVAL, "beyond the file's end");
 	cr_assert_eq(map_fixed(ctx, ioas, x, 0, 4096, 0x100000, RW), -EEXIST);
-	iova = 0x300000;
 	cr_assert_eq(ioasid_map_file_batch(ctx, ioas, x,
 					   (struct ioasid_map_entry[]){
 						{ 0x300000, 0, 4096 },
@@ -292,7 +290,6 @@ Test(map, a_failed_map_takes_no_file_id)
 	cr_assert_eq(ioasid_lookup(ctx, ioas, 0x400000, &m), 0);
 	cr_assert_eq(m.file_id, ida + 1, "file %u after %u: the failures "
 		     "took no id", m.file_id, ida);
-	(void)iova;
 	close(a);
 	close(x);
 	close(b);

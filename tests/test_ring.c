@@ -109,11 +109,33 @@ static int raw_call(struct raw *c, struct ioasid_op *op)
 	return r;
 }
 
+/* A raw client with a session (HELLO) and an IOAS of its own: its id. */
+static uint32_t raw_session(struct raw *c)
+{
+	struct ioasid_op op;
+
+	raw_open(c);
+	ioasid_op_init(&op, IOASID_CMD_HELLO);
+	cr_assert_eq(raw_call(c, &op), 0);
+	ioasid_op_init(&op, IOASID_CMD_IOAS_ALLOC);
+	cr_assert_eq(raw_call(c, &op), 0);
+	return op.out_id;
+}
+
 struct raw_ring {
 	unsigned char *base;
 	struct ring_header *h;
 	int bell, done;
 };
+
+/* The client's end: its socket and its ring, unmapped. */
+static void raw_ring_close(struct raw *c, struct raw_ring *rr)
+{
+	close(c->s);
+	munmap(rr->base, RING_SIZE);
+	close(rr->bell);
+	close(rr->done);
+}
 
 static void raw_ring_open(struct raw *c, struct raw_ring *rr)
 {
@@ -246,12 +268,7 @@ Test(ring, scribbler_hurts_only_itself, .init = start, .fini = stop,
 				     IOASID_MAP_READ | IOASID_MAP_FIXED_IOVA,
 				     &iova), 0, "%s", ioasid_last_error(good));
 
-	raw_open(&c);
-	ioasid_op_init(&op, IOASID_CMD_HELLO);
-	cr_assert_eq(raw_call(&c, &op), 0);
-	ioasid_op_init(&op, IOASID_CMD_IOAS_ALLOC);
-	cr_assert_eq(raw_call(&c, &op), 0);
-	mine = op.out_id;
+	mine = raw_session(&c);
 	raw_ring_open(&c, &rr);
 	ioasid_op_init(&op, IOASID_CMD_FILE_REGISTER);
 	op.fd = fd;
@@ -343,10 +360,7 @@ Test(ring, scribbler_hurts_only_itself, .init = start, .fini = stop,
 	cr_assert_eq(unmapped, PG);
 	cr_assert_eq(ioasid_lookup(good, good_ioas, iova + PG, &m), 0);
 	cr_assert_eq(m.iova, iova + PG);
-	close(c.s);
-	munmap(rr.base, RING_SIZE);
-	close(rr.bell);
-	close(rr.done);
+	raw_ring_close(&c, &rr);
 	close(fd);
 	ioasid_unref(good);
 }
@@ -376,12 +390,7 @@ Test(ring, map_file_id_names_only_its_ioas_files, .init = start,
 	cr_assert_eq(ioasid_map_file(good, good_ioas, fd, 0, 4 * PG, RW,
 				     &iova), 0, "%s", ioasid_last_error(good));
 	cr_assert_eq(ioasid_lookup(good, good_ioas, iova, &m), 0);
-	raw_open(&c);
-	ioasid_op_init(&op, IOASID_CMD_HELLO);
-	cr_assert_eq(raw_call(&c, &op), 0);
-	ioasid_op_init(&op, IOASID_CMD_IOAS_ALLOC);
-	cr_assert_eq(raw_call(&c, &op), 0);
-	mine = op.out_id;
+	mine = raw_session(&c);
 	raw_ring_open(&c, &rr);
 	for (uint32_t i = 0; i < 4; i++)
 		s[i] = (struct ring_sqe){ .cmd = RING_CMD_MAP_FILE_ID,
@@ -401,11 +410,10 @@ Test(ring, map_file_id_names_only_its_ioas_files, .init = start,
 	ioasid_op_init(&op, IOASID_CMD_LOOKUP);
 	op.ioas_id = mine;
 	op.iova = 0x80000000;
+	op.out = &m;
+	op.out_cap = sizeof(m);
 	cr_assert_eq(raw_call(&c, &op), -ENOENT, "nothing mapped in ours");
-	close(c.s);
-	munmap(rr.base, RING_SIZE);
-	close(rr.bell);
-	close(rr.done);
+	raw_ring_close(&c, &rr);
 	close(fd);
 	ioasid_unref(good);
 }
@@ -455,12 +463,7 @@ Test(ring, registered_files_keep_their_checks, .init = start, .fini = stop,
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", rw);
 	ro = open(path, O_RDONLY | O_CLOEXEC);
 	cr_assert_geq(ro, 0);
-	raw_open(&c);
-	ioasid_op_init(&op, IOASID_CMD_HELLO);
-	cr_assert_eq(raw_call(&c, &op), 0);
-	ioasid_op_init(&op, IOASID_CMD_IOAS_ALLOC);
-	cr_assert_eq(raw_call(&c, &op), 0);
-	ioas = op.out_id;
+	ioas = raw_session(&c);
 	raw_ring_open(&c, &rr);
 	ioasid_op_init(&op, IOASID_CMD_FILE_REGISTER);
 	op.fd = rw;

@@ -237,9 +237,11 @@ static int run(struct session *s, const struct command *c,
 		mark = ioas->files.next_id;
 	}
 	r = c->fn(s, ioas, op);
-	/* a map, batch or copy that failed takes no file id (file.h) */
-	if (r < 0 && ioas && !(c->flags & (READ_ONLY | CONCURRENT)) &&
-	    op->cmd != IOASID_CMD_IOAS_DESTROY)
+	/*
+	 * A map, batch or copy that failed takes no file id (file.h).  Not
+	 * without core->lock: a map beside it may have taken one.
+	 */
+	if (r < 0 && ioas && !(c->flags & CONCURRENT))
 		file_ids_rollback(&ioas->files, mark);
 	return r;
 }

@@ -1126,20 +1126,13 @@ int core_set_ioas_next_file_id(struct session *s, uint32_t ioas_id,
 			       uint32_t next)
 {
 	struct ioas *ioas;
-	struct file_ref *f, *tmp;
 	int r = -ENOENT;
 
 	pthread_mutex_lock(&s->core->lock);
 	ioas = find_ioas(s->core, ioas_id);
-	if (ioas && ioas->owner == s) {
-		r = 0;
-		/* never below a file it has: the next map would reuse an id */
-		HASH_ITER(hh_id, ioas->files.by_id, f, tmp)
-			if (f->id > next)
-				r = -EINVAL;
-		if (r == 0)
-			ioas->files.next_id = next;
-	}
+	/* never below a file it has: the next map would reuse an id */
+	if (ioas && ioas->owner == s)
+		r = file_ids_set(&ioas->files, next);
 	pthread_mutex_unlock(&s->core->lock);
 	return r;
 }

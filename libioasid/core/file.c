@@ -402,18 +402,6 @@ int file_import(struct file_table *t, struct file_ref *src,
 	return 0;
 }
 
-void file_ids_rollback(struct file_table *t, uint32_t mark)
-{
-	struct file_ref *f, *tmp;
-
-	if (t->next_id == mark)
-		return;
-	HASH_ITER(hh_id, t->by_id, f, tmp)
-		if (f->id > mark)
-			return;
-	t->next_id = mark;
-}
-
 static uint32_t highest_id(const struct file_table *t)
 {
 	const struct file_ref *f, *tmp;
@@ -423,6 +411,12 @@ static uint32_t highest_id(const struct file_table *t)
 		if (f->id > max)
 			max = f->id;
 	return max;
+}
+
+void file_ids_rollback(struct file_table *t, uint32_t mark)
+{
+	if (t->next_id != mark && highest_id(t) <= mark)
+		t->next_id = mark;
 }
 
 uint32_t file_ids_gap(const struct file_table *t)

@@ -837,11 +837,75 @@ static void fault_round_trip(struct ioasid_ctx *ctx, uint32_t dev,
 	       when, r, kb_err(ctx));
 }
 
+/*
+ * After @event ("the exec", "the crash"): the request raised before it
+ * polls readable on the VMM's own fault fd @fd and is served, a new one
+ * on the adopted queue too; then the device is detached and the queue
+ * destroyed.
+ */
+static void fault_queue_goes_on(struct ioasid_ctx *ctx, uint32_t dev,
+				uint32_t ioas, uint32_t fq, int mem, int fd,
+				const char *event)
+{
+	char after[64], later[64];
+	uint8_t out[64];
+	int r;
+
+	snprintf(after, sizeof(after), "after %s", event);
+	snprintf(later, sizeof(later), "a request after %s", event);
+	report(readable(fd, 5000), "the fault fd the VMM kept across %s "
+	       "polls readable: the request raised before it waits", event);
+	fault_round_trip(ctx, dev, ioas, fq, mem, FQ_PAGE, after);
+	kb_pattern(out, sizeof(out), 9);
+	r = dma(ctx, dev, FQ_PAGE2, out, sizeof(out), true);
+	report(r == -EINPROGRESS && readable(fd, 5000), "a DMA to another "
+	       "unmapped page raises a page request on the adopted queue "
+	       "(%d, %s)", r, kb_err(ctx));
+	if (r == -EINPROGRESS)
+		fault_round_trip(ctx, dev, ioas, fq, mem, FQ_PAGE2, later);
+	r = ioasid_device_detach(ctx, dev);
+	r = r ? r : ioasid_fault_queue_destroy(ctx, fq);
+	report(r == 0, "detached, the fault queue destroyed (%s)",
+	       kb_err(ctx));
+}
+
+/*
+ * mock0 bound and attached to an IOAS holding @mem's first page, with a
+ * fault queue (*@fq, the VMM's fault fd *@fd); a DMA to an unmapped page
+ * raised a page request, not read: 0, or -errno.
+ */
+static int fault_pending(struct ioasid_ctx *ctx, int mem, uint32_t *dev,
+			 uint32_t *ioas, uint32_t *fq, int *fd)
+{
+	uint64_t iova = IOVA, done = 0;
+	uint8_t out[64];
+	int r;
+
+	r = ioasid_device_bind(ctx, "mock0", -1, dev);
+	if (r == 0)
+		r = ioasid_ioas_alloc(ctx, 0, ioas);
+	if (r == 0)
+		r = ioasid_map_file(ctx, *ioas, mem, 0, KB_PAGE,
+				    IOASID_MAP_READ | IOASID_MAP_WRITE |
+				    IOASID_MAP_FIXED_IOVA, &iova);
+	if (r == 0)
+		r = ioasid_fault_queue_alloc(ctx, *ioas, 0, 0, 0, fq, fd);
+	if (r == 0)
+		r = ioasid_device_attach(ctx, *dev, *ioas, 0);
+	kb_pattern(out, sizeof(out), 8);
+	if (r == 0) {
+		r = ioasid_device_dma(ctx, *dev, FQ_PAGE, out, sizeof(out),
+				      IOASID_DMA_WRITE, &done);
+		r = r == -EINPROGRESS && readable(*fd, 5000) ? 0 :
+		    r ? r : -EIO;
+	}
+	return r;
+}
+
 static int fault_successor(const struct fault_handover *h)
 {
 	struct ioasid_fault_queue_info info;
 	struct ioasid_ctx *ctx = NULL;
-	uint8_t out[64];
 	int r;
 
 	report_fd = h->pipe;
@@ -863,22 +927,8 @@ static int fault_successor(const struct fault_handover *h)
 	       "(%s)", h->fq, (unsigned long long)info.requests,
 	       (unsigned long long)info.responses, info.outstanding,
 	       kb_err(ctx));
-	report(readable(h->fd, 5000), "the fault fd the VMM kept across the "
-	       "exec polls readable: the request raised before it waits");
-	fault_round_trip(ctx, h->dev, h->ioas, h->fq, h->mem, FQ_PAGE,
-			 "after the exec");
-	kb_pattern(out, sizeof(out), 9);
-	r = dma(ctx, h->dev, FQ_PAGE2, out, sizeof(out), true);
-	report(r == -EINPROGRESS && readable(h->fd, 5000), "a DMA to another "
-	       "unmapped page raises a page request on the adopted HWPT (%d, "
-	       "%s)", r, kb_err(ctx));
-	if (r == -EINPROGRESS)
-		fault_round_trip(ctx, h->dev, h->ioas, h->fq, h->mem,
-				 FQ_PAGE2, "a request after the exec");
-	r = ioasid_device_detach(ctx, h->dev);
-	r = r ? r : ioasid_fault_queue_destroy(ctx, h->fq);
-	report(r == 0, "detached, the fault queue destroyed (%s)",
-	       kb_err(ctx));
+	fault_queue_goes_on(ctx, h->dev, h->ioas, h->fq, h->mem, h->fd,
+			    "the exec");
 	close(h->fd);
 	ioasid_unref(ctx);
 	return 0;
@@ -888,34 +938,14 @@ static void fault_predecessor(int pipe_w, const char *self)
 {
 	struct fault_handover h = { .pipe = pipe_w, .fd = -1 };
 	struct ioasid_ctx *ctx;
-	uint64_t iova = IOVA, done = 0;
 	char a[9][24], *argv[12];
-	uint8_t out[64];
 	int r;
 
 	report_fd = pipe_w;
 	h.mem = kb_memfd(LEN, 0);
 	r = kb_mock_ctx(&ctx);
 	if (r == 0)
-		r = ioasid_device_bind(ctx, "mock0", -1, &h.dev);
-	if (r == 0)
-		r = ioasid_ioas_alloc(ctx, 0, &h.ioas);
-	if (r == 0)
-		r = ioasid_map_file(ctx, h.ioas, h.mem, 0, KB_PAGE,
-				    IOASID_MAP_READ | IOASID_MAP_WRITE |
-				    IOASID_MAP_FIXED_IOVA, &iova);
-	if (r == 0)
-		r = ioasid_fault_queue_alloc(ctx, h.ioas, 0, 0, 0, &h.fq,
-					     &h.fd);
-	if (r == 0)
-		r = ioasid_device_attach(ctx, h.dev, h.ioas, 0);
-	kb_pattern(out, sizeof(out), 8);
-	if (r == 0) {
-		r = ioasid_device_dma(ctx, h.dev, FQ_PAGE, out, sizeof(out),
-				      IOASID_DMA_WRITE, &done);
-		r = r == -EINPROGRESS && readable(h.fd, 5000) ? 0 :
-		    r ? r : -EIO;
-	}
+		r = fault_pending(ctx, h.mem, &h.dev, &h.ioas, &h.fq, &h.fd);
 	report(r == 0, "fault queue: mock0 attached to an IOAS with a fault "
 	       "queue, a DMA to an unmapped page raised a page request, not "
 	       "read (%s)", kb_err(ctx));
@@ -1280,6 +1310,51 @@ static int destroy_unused_ioases(int ifd)
 	return n;
 }
 
+/*
+ * ioasidd --backend iommufd:mock under tests/supervisor.c's service
+ * manager with an fd store, polled by @pl; false (said) when it cannot
+ * be had.  @what names the suite.
+ */
+static bool crash_rig_start(struct supervisor *s, struct sup_poller *pl,
+			    const char *what)
+{
+	if (!getenv("IOASIDD") && access("/usr/sbin/ioasidd", X_OK) == 0)
+		setenv("IOASIDD", "/usr/sbin/ioasidd", 0);
+	if (access(daemon_binary(), X_OK) < 0) {
+		tap_skip("no ioasidd in this guest", "%s", what);
+		return false;
+	}
+	setenv("IOASID_RECONNECT", "30", 1);
+	if (!tap_ok(sup_start_backend(s, CRASH_CONF, "iommufd:mock") == 0,
+		    "%s: ioasidd --backend iommufd:mock under a service "
+		    "manager with an fd store (tests/supervisor.c)", what))
+		return false;
+	sup_poller_start(pl, s);
+	return true;
+}
+
+/*
+ * kill -9 of the supervised daemon and its restart from the store; true
+ * when its log says session @name was rebuilt with every kernel object
+ * adopted and nothing made again.
+ */
+static bool killed_and_rebuilt(struct supervisor *s, struct sup_poller *pl,
+			       const char *name)
+{
+	char rebuilt[128];
+	int r;
+
+	snprintf(rebuilt, sizeof(rebuilt), "kernel state: session \"%s\" "
+		 "of uid 0 rebuilt", name);
+	sup_poller_stop(pl);
+	sup_kill(s);
+	r = sup_crash_restart(s);
+	sup_poller_start(pl, s);
+	return r == 0 && sup_log_has(s, rebuilt) &&
+	       sup_log_has(s, "0 record(s) failed, 0 made again") &&
+	       !sup_log_has(s, "not taken over");
+}
+
 static void suite_crash(void)
 {
 	struct sup_poller pl = { .stop = -1 };
@@ -1295,19 +1370,8 @@ static void suite_crash(void)
 	int r2, r3;
 	pid_t old;
 
-	if (!getenv("IOASIDD") && access("/usr/sbin/ioasidd", X_OK) == 0)
-		setenv("IOASIDD", "/usr/sbin/ioasidd", 0);
-	if (access(daemon_binary(), X_OK) < 0) {
-		tap_skip("no ioasidd in this guest", "crash survival on "
-			 "iommufd");
+	if (!crash_rig_start(&s, &pl, "crash survival on iommufd"))
 		return;
-	}
-	setenv("IOASID_RECONNECT", "30", 1);
-	if (!tap_ok(sup_start_backend(&s, CRASH_CONF, "iommufd:mock") == 0,
-		    "ioasidd --backend iommufd:mock under a service manager "
-		    "with an fd store (tests/supervisor.c)"))
-		return;
-	sup_poller_start(&pl, &s);
 	r = ioasid_new(s.uri, &c);
 	if (r == 0)
 		r = ioasid_session_name(c, "vm1", &linger);
@@ -1536,58 +1600,21 @@ static void suite_crash_fault(void)
 	struct supervisor s;
 	struct ioasid_ctx *c = NULL;
 	uint32_t dev = 0, ioas = 0, fq = 0, linger = 0;
-	uint64_t iova = IOVA, done = 0;
 	int m = kb_memfd(LEN, 0), ffd = -1, r;
-	uint8_t out[64];
 
-	if (!getenv("IOASIDD") && access("/usr/sbin/ioasidd", X_OK) == 0)
-		setenv("IOASIDD", "/usr/sbin/ioasidd", 0);
-	if (access(daemon_binary(), X_OK) < 0) {
-		tap_skip("no ioasidd in this guest", "an iommufd fault queue "
-			 "through a crash");
+	if (!crash_rig_start(&s, &pl, "fault queue crash"))
 		return;
-	}
-	setenv("IOASID_RECONNECT", "30", 1);
-	if (!tap_ok(sup_start_backend(&s, CRASH_CONF, "iommufd:mock") == 0,
-		    "fault queue crash: ioasidd --backend iommufd:mock under "
-		    "a service manager with an fd store"))
-		return;
-	sup_poller_start(&pl, &s);
 	r = ioasid_new(s.uri, &c);
 	if (r == 0)
 		r = ioasid_session_name(c, "vmf", &linger);
 	if (r == 0)
-		r = ioasid_device_bind(c, "mock0", -1, &dev);
-	if (r == 0)
-		r = ioasid_ioas_alloc(c, 0, &ioas);
-	if (r == 0)
-		r = ioasid_map_file(c, ioas, m, 0, KB_PAGE, IOASID_MAP_READ |
-				    IOASID_MAP_WRITE | IOASID_MAP_FIXED_IOVA,
-				    &iova);
-	if (r == 0)
-		r = ioasid_fault_queue_alloc(c, ioas, 0, 0, 0, &fq, &ffd);
-	if (r == 0)
-		r = ioasid_device_attach(c, dev, ioas, 0);
-	kb_pattern(out, sizeof(out), 8);
-	if (r == 0) {
-		r = ioasid_device_dma(c, dev, FQ_PAGE, out, sizeof(out),
-				      IOASID_DMA_WRITE, &done);
-		r = r == -EINPROGRESS && readable(ffd, 5000) ? 0 :
-		    r ? r : -EIO;
-	}
+		r = fault_pending(c, m, &dev, &ioas, &fq, &ffd);
 	if (!tap_ok(r == 0, "fault queue crash: a named session, mock0 on "
 		    "an IOAS with a fault queue, a DMA to an unmapped page "
 		    "raised a page request, not read (%s)", kb_err(c)))
 		goto out;
 
-	sup_poller_stop(&pl);
-	sup_kill(&s);
-	r = sup_crash_restart(&s);
-	sup_poller_start(&pl, &s);
-	tap_ok(r == 0 && sup_log_has(&s, "kernel state: session \"vmf\" of "
-				     "uid 0 rebuilt") &&
-	       sup_log_has(&s, "0 record(s) failed, 0 made again") &&
-	       !sup_log_has(&s, "not taken over") &&
+	tap_ok(killed_and_rebuilt(&s, &pl, "vmf") &&
 	       !sup_log_has(&s, "not in the fd store"),
 	       "fault queue crash: killed (SIGKILL) and restarted, the "
 	       "session rebuilt from the store, every kernel object adopted "
@@ -1595,21 +1622,7 @@ static void suite_crash_fault(void)
 	r = ioasid_fault_queue_info(c, fq, &info);
 	tap_ok(r == 0, "the client reclaims on its own; fault queue %u is "
 	       "there (%s)", fq, kb_err(c));
-	tap_ok(readable(ffd, 5000), "the fault fd the VMM kept polls "
-	       "readable: the request raised before the crash waits");
-	fault_round_trip(c, dev, ioas, fq, m, FQ_PAGE, "after the crash");
-	kb_pattern(out, sizeof(out), 9);
-	r = dma(c, dev, FQ_PAGE2, out, sizeof(out), true);
-	tap_ok(r == -EINPROGRESS && readable(ffd, 5000), "a DMA to another "
-	       "unmapped page raises a page request on the adopted queue "
-	       "(%d, %s)", r, kb_err(c));
-	if (r == -EINPROGRESS)
-		fault_round_trip(c, dev, ioas, fq, m, FQ_PAGE2,
-				 "a request after the crash");
-	r = ioasid_device_detach(c, dev);
-	r = r ? r : ioasid_fault_queue_destroy(c, fq);
-	tap_ok(r == 0, "detached, the fault queue destroyed (%s)",
-	       kb_err(c));
+	fault_queue_goes_on(c, dev, ioas, fq, m, ffd, "the crash");
 out:
 	if (c)
 		ioasid_unref(c);
@@ -1699,14 +1712,7 @@ static void suite_daemon_nesting(void)
 	tap_ok(r == 0, "nesting: the same in a named session (%s)",
 	       r ? kb_err(c) : "ok");
 	nest_look(c, &h, &before, true);
-	sup_poller_stop(&pl);
-	sup_kill(&s);
-	r = sup_crash_restart(&s);
-	sup_poller_start(&pl, &s);
-	tap_ok(r == 0 && sup_log_has(&s, "kernel state: session \"vm-nest\" "
-				     "of uid 0 rebuilt") &&
-	       sup_log_has(&s, "0 record(s) failed, 0 made again") &&
-	       !sup_log_has(&s, "not taken over"), "nesting: killed and "
+	tap_ok(killed_and_rebuilt(&s, &pl, "vm-nest"), "nesting: killed and "
 	       "restarted, the session rebuilt from the store with every "
 	       "kernel object adopted (the log)");
 	nest_look(c, &h, &after, true);
